@@ -1,0 +1,5 @@
+import sys
+
+from cellauto.cli import main
+
+sys.exit(main())

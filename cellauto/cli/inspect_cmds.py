@@ -1,0 +1,170 @@
+"""``cellauto runs | show | verify | export``: read the journal, never write it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from cellauto.cli.progress import format_duration, iso
+from cellauto.records import Journal, Record, RecordKind, export_run, verify_all, verify_run
+
+DEFAULT_DB = "cellauto.db"
+
+
+def add_parsers(sub: Any) -> None:
+    def db(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--db", default=DEFAULT_DB, help=f"journal file (default ./{DEFAULT_DB})")
+
+    p = sub.add_parser("runs", help="list runs", description="One line per run.")
+    db(p)
+    p.set_defaults(handler=runs_command)
+
+    p = sub.add_parser(
+        "show",
+        help="a run's timeline",
+        description="Steps, checks, deviations and state changes of one run.",
+    )
+    p.add_argument("run_id", metavar="RUN_ID", help="run id or a unique prefix of it")
+    p.add_argument("--all", action="store_true", help="also instrument commands and readings")
+    db(p)
+    p.set_defaults(handler=show_command)
+
+    p = sub.add_parser(
+        "verify",
+        help="check hash chains",
+        description="Recompute the hash chains; exit 1 naming the first broken record.",
+    )
+    p.add_argument("run_id", nargs="?", metavar="RUN_ID")
+    db(p)
+    p.set_defaults(handler=verify_command)
+
+    p = sub.add_parser(
+        "export",
+        help="export a run",
+        description="One CSV per record kind plus the full record as JSON.",
+    )
+    p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR")
+    db(p)
+    p.set_defaults(handler=export_command)
+
+
+def _open(args: argparse.Namespace) -> Journal:
+    return Journal(args.db, create=False)
+
+
+def runs_command(args: argparse.Namespace) -> int:
+    with _open(args) as journal:
+        summaries = journal.runs()
+    if not summaries:
+        print(f"no runs in {args.db}")
+        return 0
+    print(
+        f"{'RUN ID':<14}{'PROTOCOL':<24}{'VERSION':<10}{'STATE':<12}{'STARTED (process)':<21}"
+        f"DURATION"
+    )
+    for s in summaries:
+        print(
+            f"{s.run_id[:12]:<14}{(s.protocol_name or '?')[:23]:<24}"
+            f"{(s.protocol_version or '?')[:9]:<10}{s.state:<12}"
+            f"{iso(s.started_process_time_s):<21}{format_duration(s.duration_s)}"
+        )
+    return 0
+
+
+def _describe(record: Record) -> str | None:
+    p = record.payload
+    kind = record.kind
+    if kind is RecordKind.RUN_STARTED:
+        return (
+            f"run started: {p.get('protocol_name')} {p.get('protocol_version')} "
+            f"(source sha256 {str(p.get('protocol_source_sha256'))[:12]}…) on line "
+            f"{p.get('line')} by {p.get('operator')}; parameters "
+            f"{json.dumps(p.get('parameters'), sort_keys=True)}"
+        )
+    if kind is RecordKind.STEP_STARTED:
+        return f"step {p['index'] + 1} started: {' / '.join(p['path'])}"
+    if kind is RecordKind.STEP_COMPLETED:
+        return f"step {p['step']} completed in {format_duration(p['duration_s'])}"
+    if kind is RecordKind.STEP_FAILED:
+        return f"step {p['step']} FAILED: {p['error_type']}: {p['error']}"
+    if kind is RecordKind.CHECK_RESULT:
+        verdict = "pass" if p.get("passed") else "FAIL"
+        if "spec" in p:
+            spec = p["spec"]
+            limits = " ".join(f"{k} {spec[k]:g}" for k in ("min", "max") if spec.get(k) is not None)
+            return f"check {p['check']}: {p['value']:g} {spec.get('unit', '')} [{limits}] {verdict}"
+        return (
+            f"check {p['check']}: observed {p.get('observed')!r} expected "
+            f"{p.get('expected')!r} {verdict}"
+        )
+    if kind is RecordKind.DEVIATION:
+        return f"DEVIATION ({p['policy']}): {p['description']}"
+    if kind is RecordKind.STATE_CHANGE:
+        return f"state {p['from_state']} -> {p['to_state']} ({p['cause']})"
+    if kind is RecordKind.COMMAND:
+        verdict = "accepted" if p["accepted"] else f"REFUSED: {p.get('refusal')}"
+        return f"command {p['command']} by {p['by']} in {p['state']}: {verdict}"
+    if kind is RecordKind.ALARM:
+        return f"ALARM {p['severity']} ({p['source']}): {p['message']}"
+    if kind is RecordKind.OPERATOR_ACTION:
+        return f"operator {p.get('operator')}: {p.get('action')} {p.get('detail', '')}"
+    if kind is RecordKind.RUN_ENDED:
+        return f"run ended {p['final_state']} ({p['exit_status']}): {p['reason']}"
+    return None
+
+
+def _describe_io(record: Record) -> str:
+    p = record.payload
+    if record.kind is RecordKind.INSTRUMENT_COMMAND:
+        return f"  > {p['instrument']}.{p['method']}({json.dumps(p['arguments'])})"
+    if record.kind is RecordKind.INSTRUMENT_RESPONSE:
+        result = p.get("result") if p.get("ok") else p.get("error")
+        return f"  < {p['instrument']}.{p['method']}: {json.dumps(result)}"
+    return f"  = {p.get('instrument')}.{p.get('method')}: {json.dumps(p.get('value'))}"
+
+
+def show_command(args: argparse.Namespace) -> int:
+    with _open(args) as journal:
+        run_id = journal.resolve_run_id(args.run_id)
+        records = journal.records(run_id)
+    print(f"run {run_id}: {len(records)} records")
+    for record in records:
+        text = _describe(record)
+        if text is None:
+            if not args.all:
+                continue
+            text = _describe_io(record)
+        print(f"{record.seq:>6}  {iso(record.process_time_s)}  {text}")
+    return 0
+
+
+def verify_command(args: argparse.Namespace) -> int:
+    with _open(args) as journal:
+        if args.run_id:
+            reports = [verify_run(journal, journal.resolve_run_id(args.run_id))]
+        else:
+            reports = verify_all(journal)
+    broken = 0
+    for report in reports:
+        if report.intact:
+            print(f"run {report.run_id}: intact, {report.records} records, head {report.head_hash}")
+        else:
+            broken += 1
+            print(
+                f"run {report.run_id}: BROKEN at record {report.first_broken_seq}: {report.reason}"
+            )
+    if not reports:
+        print(f"no runs in {args.db}")
+    return 1 if broken else 0
+
+
+def export_command(args: argparse.Namespace) -> int:
+    with _open(args) as journal:
+        run_id = journal.resolve_run_id(args.run_id)
+        files = export_run(journal, run_id, args.out)
+    for file in files:
+        print(file)
+    return 0

@@ -1,0 +1,98 @@
+"""Live progress of a run: a status line on a terminal, plain lines otherwise."""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from cellauto.protocols.definition import Protocol
+from cellauto.records import RecordKind
+
+
+def format_duration(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    days, rest = divmod(round(seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours:02d}h{minutes:02d}m"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s"
+
+
+def iso(process_time_s: float) -> str:
+    return datetime.fromtimestamp(process_time_s, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+class Progress:
+    """Observer of a run's records that tells the operator what is happening."""
+
+    def __init__(self, protocol: Protocol, out: TextIO | None = None) -> None:
+        self.out = out or sys.stdout
+        self.live = self.out.isatty()
+        self.protocol = protocol
+        self.total = len(protocol.steps)
+        self.start_s: float | None = None
+        self._last_draw = 0.0
+        self._step_index = 0
+        self._status = ""
+
+    def _remaining_h(self, index: int) -> float:
+        return sum(s.expected_duration_h for s in self.protocol.steps[index:])
+
+    def _line(self, text: str) -> None:
+        if self.live and self._status:
+            self.out.write("\r\x1b[K")
+        self.out.write(text + "\n")
+        if self.live and self._status:
+            self.out.write(self._status)
+        self.out.flush()
+
+    def _draw(self, now_s: float, force: bool = False) -> None:
+        if not self.live or self.start_s is None:
+            return
+        wall = time.monotonic()
+        if not force and wall - self._last_draw < 0.1:
+            return
+        self._last_draw = wall
+        step = self.protocol.steps[min(self._step_index, self.total - 1)].name
+        self._status = (
+            f"[{self._step_index + 1}/{self.total}] {step}  "
+            f"process time {format_duration(now_s - self.start_s)}  "
+            f"est. remaining {format_duration(self._remaining_h(self._step_index) * 3600)}"
+        )
+        self.out.write("\r\x1b[K" + self._status)
+        self.out.flush()
+
+    def __call__(self, kind: RecordKind, payload: dict[str, Any], now_s: float) -> None:
+        if kind is RecordKind.RUN_STARTED:
+            self.start_s = now_s
+            self._line(
+                f"{iso(now_s)}  start {self.protocol.name} {self.protocol.version}: "
+                f"{self.total} steps, est. {format_duration(self._remaining_h(0) * 3600)}"
+            )
+        elif kind is RecordKind.STEP_STARTED:
+            self._step_index = int(payload["index"])
+            elapsed = now_s - (self.start_s or now_s)
+            remaining = self._remaining_h(self._step_index) * 3600
+            self._line(
+                f"{iso(now_s)}  step {self._step_index + 1}/{self.total} "
+                f"{' / '.join(payload['path'])}  (t+{format_duration(elapsed)}, "
+                f"est. remaining {format_duration(remaining)})"
+            )
+        elif kind is RecordKind.STEP_FAILED:
+            self._line(f"{iso(now_s)}  step {payload['step']} FAILED: {payload['error']}")
+        elif kind is RecordKind.DEVIATION:
+            self._line(f"{iso(now_s)}  DEVIATION ({payload['policy']}): {payload['description']}")
+        elif kind is RecordKind.STATE_CHANGE:
+            self._line(f"{iso(now_s)}  state {payload['from_state']} -> {payload['to_state']}")
+        elif kind is RecordKind.ALARM:
+            self._line(f"{iso(now_s)}  ALARM {payload['severity']}: {payload['message']}")
+        elif kind is RecordKind.RUN_ENDED:
+            self._status = ""
+            if self.live:
+                self.out.write("\r\x1b[K")
+        self._draw(now_s, force=kind is RecordKind.STEP_STARTED)

@@ -1,0 +1,145 @@
+"""``cellauto run``: execute a protocol (on the simulated line with --sim)."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from cellauto.cli.progress import Progress, format_duration
+from cellauto.clock import Clock, virtual_loop_factory
+from cellauto.errors import BadInputError
+from cellauto.protocols import Command, Runner, State, load_protocol
+from cellauto.protocols.execution import Execution, RunOutcome
+from cellauto.protocols.params import build_params, load_params_file, parse_param_assignments
+from cellauto.records import Journal, RecordKind
+from cellauto.sim import build_sim_line, starting_materials
+
+DEFAULT_DB = "cellauto.db"
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("run", help="run a protocol", description="Run a protocol file.")
+    p.add_argument("protocol_file", metavar="PROTOCOL_FILE")
+    p.add_argument("--sim", action="store_true", help="on the simulated line, in virtual time")
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set one parameter (repeatable); VALUE is JSON or a plain string",
+    )
+    p.add_argument("--params", type=Path, metavar="FILE.json", help="parameters from JSON")
+    p.add_argument("--db", default=DEFAULT_DB, help=f"journal file (default ./{DEFAULT_DB})")
+    p.add_argument("--seed", type=int, default=None, help="seed of the simulation")
+    p.add_argument("--operator", default=None, help="who starts the run (default: login name)")
+    p.add_argument(
+        "--on-hold",
+        choices=["prompt", "restart", "stop", "abort"],
+        default=None,
+        help="what to do when the run is Held: ask (default on a terminal), or "
+        "restart / stop / abort by itself (default without a terminal: stop)",
+    )
+    p.set_defaults(handler=run_command)
+
+
+def _operator(args: argparse.Namespace) -> str:
+    if args.operator:
+        return str(args.operator)
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "operator"
+
+
+class _HoldHandler:
+    """Answers a Held run: asks the operator, or applies --on-hold."""
+
+    def __init__(self, mode: str, operator: str) -> None:
+        self.mode = mode
+        self.operator = operator
+        self.execution: Execution | None = None
+        self.task_group: anyio.abc.TaskGroup | None = None
+
+    def __call__(self, kind: RecordKind, payload: dict[str, Any], now_s: float) -> None:
+        if kind is RecordKind.STATE_CHANGE and payload["to_state"] == State.HELD.value:
+            assert self.task_group is not None
+            self.task_group.start_soon(self._decide)
+
+    async def _decide(self) -> None:
+        execution = self.execution
+        assert execution is not None
+        if self.mode == "prompt":
+            while execution.state is State.HELD:
+                answer = await anyio.to_thread.run_sync(
+                    input, "run is Held — type restart, stop or abort: "
+                )
+                choice = answer.strip().lower()
+                if choice in ("restart", "stop", "abort"):
+                    execution.command(
+                        Command(choice.capitalize()),
+                        by=self.operator,
+                        reason="operator decision at the console",
+                    )
+                    return
+            return
+        execution.command(
+            Command(self.mode.capitalize()),
+            by=f"cli --on-hold {self.mode}",
+            reason="unattended run: --on-hold policy",
+        )
+
+
+def run_command(args: argparse.Namespace) -> int:
+    protocol = load_protocol(args.protocol_file)
+    values: dict[str, Any] = {}
+    if args.params:
+        values.update(load_params_file(args.params))
+    values.update(parse_param_assignments(args.param))
+    params = build_params(protocol.params, values)
+    if not args.sim:
+        raise BadInputError(
+            "no line to run on: pass --sim to run on the simulated line "
+            "(instrument lines configured in a file are not available yet)"
+        )
+    needed = protocol.equipment()
+    mode = args.on_hold or ("prompt" if sys.stdin.isatty() else "stop")
+    operator = _operator(args)
+
+    async def main() -> RunOutcome:
+        clock = Clock()
+        line, _world = build_sim_line(
+            needed,
+            clock=clock,
+            seed=args.seed,
+            materials=starting_materials(protocol.inputs, params),
+        )
+        line.provide(needed, protocol=protocol.name)  # refuse before the journal opens
+        with Journal(args.db) as journal:
+            runner = Runner(journal)
+            progress = Progress(protocol)
+            holds = _HoldHandler(mode, operator)
+            runner.observers.extend([progress, holds])
+            execution = runner.prepare(protocol, line, params, seed=args.seed, operator=operator)
+            holds.execution = execution
+            print(f"run {execution.run_id}", flush=True)
+            async with anyio.create_task_group() as tg:
+                holds.task_group = tg
+                outcome = await execution.execute(by=operator)
+                execution.close()
+                tg.cancel_scope.cancel()
+            return outcome
+
+    wall = time.perf_counter()
+    outcome = anyio.run(main, backend_options={"loop_factory": virtual_loop_factory})
+    print(
+        f"run {outcome.run_id} ended {outcome.state.value} ({outcome.exit_status}): "
+        f"{outcome.reason}; {outcome.records} records in "
+        f"{format_duration(time.perf_counter() - wall)} wall"
+    )
+    return 0 if outcome.exit_status == "complete" else 1

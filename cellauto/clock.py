@@ -1,0 +1,144 @@
+"""One clock for the runner, the instruments and the simulators.
+
+On the line, process time is real time. In simulation an asyncio event loop with a
+virtual clock (:class:`VirtualTimeEventLoop`) is used: whenever every task is
+waiting on a timer and no I/O is ready, the loop jumps straight to the next timer
+(discrete-event simulation), so ``anyio.sleep(86_400)`` returns at once while
+``loop.time()`` advances by a day. Nothing in a protocol or an instrument knows
+which clock it runs on: they sleep with anyio and read time through :class:`Clock`.
+
+Timers, ``anyio.fail_after`` and ``move_on_after`` all follow the virtual clock,
+because asyncio and anyio read ``loop.time()``. Real I/O is still served: before
+time jumps, the loop polls its selector without blocking, and when nothing at all
+is scheduled it blocks on real I/O (a thread finishing, an operator typing). Code
+that waits on real work while timers are pending (a thread, a socket to another
+process) marks that span with :meth:`VirtualTimeEventLoop.real_time` so that
+virtual time does not run ahead of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import selectors
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+__all__ = ["Clock", "VirtualTimeEventLoop", "is_virtual", "virtual_loop_factory"]
+
+
+class _FastForwardSelector(selectors.BaseSelector):
+    """A selector that turns 'block for N seconds' into 'advance virtual time by N'."""
+
+    def __init__(self, inner: selectors.BaseSelector, loop_ref: list[VirtualTimeEventLoop]):
+        self._inner = inner
+        self._loop_ref = loop_ref
+
+    def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        return self._inner.register(fileobj, events, data)
+
+    def unregister(self, fileobj: Any) -> selectors.SelectorKey:
+        return self._inner.unregister(fileobj)
+
+    def modify(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        return self._inner.modify(fileobj, events, data)
+
+    def get_key(self, fileobj: Any) -> selectors.SelectorKey:
+        return self._inner.get_key(fileobj)
+
+    def get_map(self) -> Any:
+        return self._inner.get_map()
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        loop = self._loop_ref[0]
+        if timeout is not None and timeout <= 0:
+            return self._inner.select(0)
+        if loop._real_time_depth:
+            # Someone waits on real work: let real time pass, capped, and keep
+            # virtual time in step with it.
+            started = time.monotonic()
+            events = self._inner.select(timeout)
+            loop._virtual_now += time.monotonic() - started
+            return events
+        events = self._inner.select(0)
+        if events:
+            return events
+        if timeout is None:
+            # Nothing scheduled at all: only real I/O can wake us.
+            return self._inner.select(None)
+        loop._virtual_now += timeout
+        return []
+
+
+class VirtualTimeEventLoop(asyncio.SelectorEventLoop):
+    """An asyncio loop whose ``time()`` is virtual and jumps ahead when all tasks wait."""
+
+    def __init__(self) -> None:
+        ref: list[VirtualTimeEventLoop] = []
+        super().__init__(selector=_FastForwardSelector(selectors.DefaultSelector(), ref))
+        ref.append(self)
+        self._virtual_now = 0.0
+        self._real_time_depth = 0
+
+    def time(self) -> float:
+        return self._virtual_now
+
+    @contextmanager
+    def real_time(self) -> Iterator[None]:
+        """Within this block virtual time advances only as fast as real time."""
+        self._real_time_depth += 1
+        try:
+            yield
+        finally:
+            self._real_time_depth -= 1
+
+
+def virtual_loop_factory() -> asyncio.AbstractEventLoop:
+    """Loop factory for ``anyio.run(..., backend_options={"loop_factory": ...})``."""
+    return VirtualTimeEventLoop()
+
+
+def is_virtual() -> bool:
+    """True when the running event loop keeps virtual time."""
+    return isinstance(asyncio.get_running_loop(), VirtualTimeEventLoop)
+
+
+class Clock:
+    """Process time for records and schedules, read from the running event loop.
+
+    ``origin`` fixes the process time at which the clock was created; by default it is
+    the current wall time on a real loop. On a virtual loop the default origin is the
+    wall time at creation too, unless given (tests and reproducible simulations pass
+    one). Process time then advances with ``loop.time()``.
+    """
+
+    def __init__(self, origin: datetime | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self.virtual = isinstance(loop, VirtualTimeEventLoop)
+        if origin is not None and origin.tzinfo is None:
+            raise ValueError("Clock origin must be timezone-aware (e.g. datetime(..., tzinfo=UTC))")
+        origin_s = origin.timestamp() if origin is not None else time.time()
+        self._offset_s = origin_s - loop.time()
+
+    def now_s(self) -> float:
+        """Process time as epoch seconds (virtual in simulation)."""
+        return self._offset_s + self._loop.time()
+
+    def now(self) -> datetime:
+        """Process time as an aware UTC datetime."""
+        return datetime.fromtimestamp(self.now_s(), tz=UTC)
+
+    def monotonic(self) -> float:
+        """Seconds on the loop's monotonic clock (virtual in simulation)."""
+        return self._loop.time()
+
+    @staticmethod
+    def wall_time_ns() -> int:
+        """Wall time, always real, as epoch nanoseconds."""
+        return time.time_ns()

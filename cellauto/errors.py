@@ -1,0 +1,64 @@
+"""The exception hierarchy: every cellauto error is a :class:`CellautoError`.
+
+Each message names what was wrong, where (step, instrument, field) and what to do.
+"""
+
+from __future__ import annotations
+
+
+class CellautoError(Exception):
+    """Root of every error cellauto raises on purpose."""
+
+
+class BadInputError(CellautoError):
+    """Input refused before anything was written (parameters, files, line, CLI)."""
+
+
+class ProtocolDefinitionError(BadInputError):
+    """A protocol module is malformed: missing object, bad step signature, duplicate step."""
+
+
+class ParameterError(BadInputError):
+    """A protocol parameter is unknown, missing or outside its bounds."""
+
+
+class EquipmentError(BadInputError):
+    """The line lacks equipment a protocol needs, or has it with the wrong interface."""
+
+
+class StateCommandError(CellautoError):
+    """An ISA-88 command is not allowed in the run's current state."""
+
+    def __init__(self, command: str, state: str, allowed: list[str]) -> None:
+        self.command = command
+        self.state = state
+        self.allowed = allowed
+        allowed_text = ", ".join(allowed) if allowed else "none"
+        super().__init__(
+            f"command {command!r} is not allowed in state {state!r}; "
+            f"allowed in {state!r}: {allowed_text}"
+        )
+
+
+class JournalError(CellautoError):
+    """The run journal cannot be opened, written or read."""
+
+
+class RunNotFoundError(JournalError):
+    """No run with that id (or id prefix) is in the journal."""
+
+
+class InstrumentError(CellautoError):
+    """An instrument refused a command, failed, or is unreachable."""
+
+
+class OutOfRangeError(InstrumentError, ValueError):
+    """A command argument lies outside the instrument's limits; the message names the limit."""
+
+
+class IdentityMismatchError(CellautoError):
+    """A chain-of-identity check failed: the scanned id does not match the expected one."""
+
+
+class StepError(CellautoError):
+    """A protocol step failed; wraps the original error with the step's name."""

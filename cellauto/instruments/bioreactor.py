@@ -1,0 +1,70 @@
+"""Bioreactor: setpoints, process values, seeding, feeding and sampling."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import AsyncIterator
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cellauto.instruments.base import Instrument, command, query, stream
+from cellauto.instruments.materials import Sample
+
+
+class Setpoints(BaseModel):
+    """Control targets; ``None`` leaves a setpoint unchanged."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    temperature_c: float | None = None
+    ph: float | None = None
+    dissolved_oxygen_pct: float | None = None
+    rocking_rate_rpm: float | None = None
+    rocking_angle_deg: float | None = None
+    perfusion_rate_ml_per_day: float | None = None
+
+
+class ProcessValues(BaseModel):
+    """Measured process values at one instant."""
+
+    model_config = ConfigDict(frozen=True)
+
+    temperature_c: float
+    ph: float
+    dissolved_oxygen_pct: float
+    culture_volume_ml: float = Field(ge=0)
+    process_time_s: float
+
+
+class Bioreactor(Instrument):
+    interface_name = "Bioreactor"
+
+    @command
+    @abstractmethod
+    async def set_setpoints(self, setpoints: Setpoints) -> Setpoints:
+        """Apply setpoints; returns all setpoints now in force."""
+
+    @command
+    @abstractmethod
+    async def seed(self, source_container_id: str, volume_ml: float, medium_ml: float) -> float:
+        """Transfer cells from a container and add medium; returns the culture volume (mL)."""
+
+    @command
+    @abstractmethod
+    async def feed(self, medium_ml: float) -> float:
+        """Add fresh medium; returns the culture volume (mL)."""
+
+    @command
+    @abstractmethod
+    async def draw_sample(self, volume_ml: float) -> Sample:
+        """Draw a sample aseptically from the culture."""
+
+    @query
+    @abstractmethod
+    async def read_process_values(self) -> ProcessValues:
+        """Current process values."""
+
+    @stream
+    @abstractmethod
+    def process_values(self, interval_s: float) -> AsyncIterator[ProcessValues]:
+        """Process values every ``interval_s`` seconds of process time."""

@@ -1,0 +1,49 @@
+"""A line: the named set of instrument instances a protocol runs against."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from cellauto.errors import EquipmentError
+from cellauto.instruments.base import Instrument
+
+__all__ = ["Line"]
+
+
+class Line:
+    """Named instruments, e.g. ``{"counter": SimCellCounter(...), ...}``."""
+
+    def __init__(self, name: str, equipment: Mapping[str, Instrument], *, simulated: bool = False):
+        for key, instrument in equipment.items():
+            if not isinstance(instrument, Instrument):
+                raise EquipmentError(
+                    f"line {name!r}: equipment {key!r} is {instrument!r}, not an instrument"
+                )
+        self.name = name
+        self.equipment = dict(equipment)
+        self.simulated = simulated
+
+    def __repr__(self) -> str:
+        return f"<Line {self.name}: {', '.join(self.equipment)}>"
+
+    def provide(self, needed: Mapping[str, type[Instrument]], *, protocol: str) -> None:
+        """Refuse, before anything is written, a line lacking what ``needed`` names."""
+        problems = []
+        for key, interface in needed.items():
+            instrument = self.equipment.get(key)
+            if instrument is None:
+                problems.append(f"missing {key!r} ({interface.__name__})")
+            elif not isinstance(instrument, interface):
+                problems.append(
+                    f"{key!r} is a {type(instrument).__name__}, not a {interface.__name__}"
+                )
+        if problems:
+            have = (
+                ", ".join(f"{k} ({type(v).__name__})" for k, v in self.equipment.items())
+                or "nothing"
+            )
+            raise EquipmentError(
+                f"protocol {protocol!r} cannot run on line {self.name!r}: "
+                + "; ".join(problems)
+                + f". The line has: {have}"
+            )

@@ -1,0 +1,28 @@
+"""The protocol runner: authoring API, ISA-88 states, execution and loading."""
+
+from cellauto.protocols.context import Run
+from cellauto.protocols.definition import MaterialInput, Protocol, ResumePolicy, StepDefinition
+from cellauto.protocols.execution import Execution, RunOutcome
+from cellauto.protocols.loader import load_protocol
+from cellauto.protocols.params import Params
+from cellauto.protocols.runner import Runner
+from cellauto.protocols.spec import CheckPolicy, CheckResult, Spec
+from cellauto.protocols.states import Command, State
+
+__all__ = [
+    "CheckPolicy",
+    "CheckResult",
+    "Command",
+    "Execution",
+    "MaterialInput",
+    "Params",
+    "Protocol",
+    "ResumePolicy",
+    "Run",
+    "RunOutcome",
+    "Runner",
+    "Spec",
+    "State",
+    "StepDefinition",
+    "load_protocol",
+]

@@ -1,0 +1,147 @@
+"""The run context a step receives: parameters, checks, identity, time and alarms."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from cellauto.errors import IdentityMismatchError, ProtocolDefinitionError
+from cellauto.protocols.spec import CheckPolicy, CheckResult, Spec
+from cellauto.records import RecordKind
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from cellauto.protocols.execution import Execution
+    from cellauto.protocols.params import Params
+    from cellauto.protocols.recording import RecordedInstrument
+
+__all__ = ["ChainOfIdentity", "Run"]
+
+
+class RunAborted(BaseException):
+    """Raised inside a step to abort the run (a failed check or identity with abort policy).
+
+    A BaseException so that a protocol's ``except Exception`` cannot swallow it.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ChainOfIdentity:
+    """Chain-of-identity checks: what was scanned must match what was ordered."""
+
+    def __init__(self, run: Run) -> None:
+        self._run = run
+
+    def expect(self, observed: Any, expected: str, *, what: str = "chain of identity") -> None:
+        """Record the comparison; a mismatch is a deviation and aborts the run."""
+        observed_text = str(getattr(observed, "data", observed))
+        passed = observed_text == expected
+        execution = self._run._execution
+        step = execution.current_step_name
+        execution.record(
+            RecordKind.CHECK_RESULT,
+            {
+                "step": step,
+                "check": what,
+                "observed": observed_text,
+                "expected": expected,
+                "passed": passed,
+                "policy": CheckPolicy.ABORT.value,
+            },
+        )
+        if not passed:
+            reason = (
+                f"step {step!r}: {what} mismatch — scanned {observed_text!r}, "
+                f"expected {expected!r}; the material must not be processed"
+            )
+            execution.deviation(step, what, reason, CheckPolicy.ABORT)
+            raise RunAborted(str(IdentityMismatchError(reason)))
+
+
+class Run:
+    """What a step sees of its run. Equipment arrives as the step's other arguments."""
+
+    def __init__(self, execution: Execution) -> None:
+        self._execution = execution
+        self.identity = ChainOfIdentity(self)
+
+    @property
+    def run_id(self) -> str:
+        return self._execution.run_id
+
+    @property
+    def params(self) -> Params:
+        return self._execution.params
+
+    @property
+    def equipment(self) -> dict[str, RecordedInstrument]:
+        return self._execution.equipment
+
+    @property
+    def step(self) -> str | None:
+        return self._execution.current_step_name
+
+    def now(self) -> datetime:
+        """Process time (virtual in simulation)."""
+        return self._execution.clock.now()
+
+    async def sleep(self, *, hours: float = 0, minutes: float = 0, seconds: float = 0) -> None:
+        """Let process time pass (instantly in simulation)."""
+        await anyio.sleep(hours * 3600 + minutes * 60 + seconds)
+
+    async def hold_point(self) -> None:
+        """Wait here while the run is held; stop here when a Stop was commanded."""
+        await self._execution.hold_point()
+
+    def check(self, name: str, value: float, spec: Spec | None = None) -> CheckResult:
+        """Compare ``value`` with the step's declared spec ``name`` (or ``spec``).
+
+        A failure records a Deviation, then holds (the run enters Held at its next
+        hold point: the next instrument command or step), continues, or aborts, as
+        the spec's policy says.
+        """
+        execution = self._execution
+        step = execution.current_step
+        step_name = step.name if step else "(no step)"
+        if spec is None:
+            declared = step.checks if step else {}
+            spec = declared.get(name)
+            if spec is None:
+                raise ProtocolDefinitionError(
+                    f"step {step_name!r}: check {name!r} has no spec; declare it in "
+                    f"@protocol.step(checks={{{name!r}: Spec(...)}}) or pass spec=. "
+                    f"Declared: {', '.join(declared) or 'none'}"
+                )
+        result = CheckResult(
+            step=step_name, check=name, value=float(value), spec=spec, passed=spec.accepts(value)
+        )
+        execution.record(
+            RecordKind.CHECK_RESULT,
+            {
+                "step": step_name,
+                "check": name,
+                "value": result.value,
+                "passed": result.passed,
+                "spec": spec.model_dump(mode="json"),
+                "policy": spec.policy.value,
+            },
+        )
+        if not result.passed:
+            unit = f" {spec.unit}" if spec.unit else ""
+            reason = (
+                f"step {step_name!r}: {name} = {result.value:g}{unit} is outside "
+                f"specification {spec.describe()}"
+            )
+            execution.deviation(step_name, name, reason, spec.policy, value=result.value)
+            if spec.policy is CheckPolicy.ABORT:
+                raise RunAborted(reason)
+        return result
+
+    def alarm(self, message: str, *, severity: str = "warning") -> None:
+        """Raise an alarm for the operators; it is recorded."""
+        self._execution.alarm(message, severity=severity, source=self.step or "run")

@@ -1,0 +1,206 @@
+"""How a protocol is written: a :class:`Protocol` object and its steps.
+
+A step is a plain async function. Its first parameter receives the
+:class:`~cellauto.protocols.context.Run`; every other parameter is equipment,
+looked up on the line by the parameter's name and checked against its annotation
+(an instrument interface), as pytest does with fixtures. The function's name and
+docstring become the step's wording in the batch record.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Awaitable, Callable
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cellauto.errors import ProtocolDefinitionError
+from cellauto.instruments.base import Instrument
+from cellauto.protocols.params import Params
+from cellauto.protocols.spec import CheckPolicy, Spec
+
+__all__ = ["MaterialInput", "Protocol", "ResumePolicy", "StepDefinition"]
+
+StepFunction = Callable[..., Awaitable[Any]]
+
+
+class ResumePolicy(StrEnum):
+    """How a step may be resumed after a controller crash."""
+
+    RERUN = "rerun"  # safe to run again from the start
+    RECONCILE = "reconcile"  # ask the instrument what it did, then continue or wait
+    OPERATOR = "operator"  # hold and let an operator decide
+
+
+class MaterialInput(BaseModel):
+    """A starting material the procedure receives, identified by a parameter's value.
+
+    ``MaterialInput("apheresis bag", identity_param="coi")``: the bag's label must
+    carry the chain-of-identity id given as the ``coi`` parameter. Simulated lines
+    place such a labelled container on the line.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    identity_param: str
+    description: str = ""
+
+
+class StepDefinition(BaseModel):
+    """One step (an ISA-88 phase) and what it declares."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    name: str
+    function: StepFunction = Field(exclude=True)
+    description: str = ""
+    unit_procedure: str | None = None
+    operation: str | None = None
+    equipment: dict[str, type[Instrument]] = Field(default_factory=dict, exclude=True)
+    checks: dict[str, Spec] = Field(default_factory=dict)
+    resume: ResumePolicy = ResumePolicy.OPERATOR
+    max_duration_h: float | None = Field(None, gt=0)
+    max_hold_h: float | None = Field(None, gt=0)
+    expected_duration_h: float = Field(0.0, ge=0)
+    on_timeout: CheckPolicy = CheckPolicy.HOLD
+
+    @property
+    def path(self) -> list[str]:
+        """ISA-88 path: unit procedure, operation, phase (omitting absent levels)."""
+        return [p for p in (self.unit_procedure, self.operation, self.name) if p]
+
+
+class Protocol:
+    """A named, versioned procedure with typed parameters and ordered steps."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        version: str,
+        params: type[Params] = Params,
+        description: str = "",
+        inputs: list[MaterialInput] | None = None,
+    ) -> None:
+        if not name or not version:
+            raise ProtocolDefinitionError("a Protocol needs a non-empty name and version")
+        if not (isinstance(params, type) and issubclass(params, Params)):
+            raise ProtocolDefinitionError(
+                f"protocol {name!r}: params must be a subclass of cellauto.Params, got {params!r}"
+            )
+        self.name = name
+        self.version = version
+        self.params = params
+        self.description = description
+        self.inputs = list(inputs or [])
+        for material in self.inputs:
+            if material.identity_param not in params.model_fields:
+                raise ProtocolDefinitionError(
+                    f"protocol {name!r}: input {material.name!r} names identity_param "
+                    f"{material.identity_param!r}, which is not a parameter; parameters: "
+                    + ", ".join(params.model_fields)
+                )
+        self.steps: list[StepDefinition] = []
+        self.source_file: str | None = None
+        self.source_sha256: str | None = None
+
+    def __repr__(self) -> str:
+        return f"<Protocol {self.name} {self.version}: {len(self.steps)} steps>"
+
+    def step(
+        self,
+        func: StepFunction | None = None,
+        *,
+        name: str | None = None,
+        unit_procedure: str | None = None,
+        operation: str | None = None,
+        checks: dict[str, Spec] | None = None,
+        resume: ResumePolicy | str = ResumePolicy.OPERATOR,
+        max_duration_h: float | None = None,
+        max_hold_h: float | None = None,
+        expected_duration_h: float | None = None,
+        on_timeout: CheckPolicy | str = CheckPolicy.HOLD,
+    ) -> Any:
+        """Register an async function as the next step. Usable bare or with options."""
+
+        def register(function: StepFunction) -> StepFunction:
+            step_name = name or function.__name__
+            if not inspect.iscoroutinefunction(function):
+                raise ProtocolDefinitionError(
+                    f"protocol {self.name!r} step {step_name!r}: a step must be 'async def'"
+                )
+            if any(s.name == step_name for s in self.steps):
+                raise ProtocolDefinitionError(
+                    f"protocol {self.name!r}: step {step_name!r} is defined twice"
+                )
+            try:
+                definition = StepDefinition(
+                    name=step_name,
+                    function=function,
+                    description=inspect.cleandoc(function.__doc__ or ""),
+                    unit_procedure=unit_procedure,
+                    operation=operation,
+                    equipment=_equipment_of(self.name, step_name, function),
+                    checks=dict(checks or {}),
+                    resume=ResumePolicy(resume),
+                    max_duration_h=max_duration_h,
+                    max_hold_h=max_hold_h,
+                    expected_duration_h=(
+                        expected_duration_h
+                        if expected_duration_h is not None
+                        else (max_duration_h or 0.0)
+                    ),
+                    on_timeout=CheckPolicy(on_timeout),
+                )
+            except ValueError as exc:
+                raise ProtocolDefinitionError(
+                    f"protocol {self.name!r} step {step_name!r}: {exc}"
+                ) from None
+            self.steps.append(definition)
+            return function
+
+        if func is not None:
+            return register(func)
+        return register
+
+    def equipment(self) -> dict[str, type[Instrument]]:
+        """Every piece of equipment the steps need: name -> interface."""
+        needed: dict[str, type[Instrument]] = {}
+        for step in self.steps:
+            for eq_name, interface in step.equipment.items():
+                known = needed.setdefault(eq_name, interface)
+                if known is not interface:
+                    raise ProtocolDefinitionError(
+                        f"protocol {self.name!r}: equipment {eq_name!r} is a "
+                        f"{known.__name__} in one step and a {interface.__name__} in step "
+                        f"{step.name!r}; use one interface per equipment name"
+                    )
+        return needed
+
+    def expected_duration_h(self) -> float:
+        return sum(s.expected_duration_h for s in self.steps)
+
+
+def _equipment_of(protocol: str, step: str, function: StepFunction) -> dict[str, type[Instrument]]:
+    where = f"protocol {protocol!r} step {step!r}"
+    params = list(inspect.signature(function).parameters.values())
+    if not params:
+        raise ProtocolDefinitionError(f"{where}: the first parameter must receive the run")
+    try:
+        hints = typing.get_type_hints(function)
+    except Exception as exc:
+        raise ProtocolDefinitionError(f"{where}: cannot resolve annotations: {exc}") from None
+    equipment: dict[str, type[Instrument]] = {}
+    for param in params[1:]:
+        interface = hints.get(param.name)
+        if not (isinstance(interface, type) and issubclass(interface, Instrument)):
+            raise ProtocolDefinitionError(
+                f"{where}: parameter {param.name!r} must be annotated with an instrument "
+                f"interface (e.g. CellCounter), got {interface!r}"
+            )
+        equipment[param.name] = interface
+    return equipment

@@ -1,0 +1,100 @@
+"""Typed protocol parameters and their validation from CLI strings and JSON files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from cellauto.errors import ParameterError
+
+__all__ = ["Params", "build_params", "parse_param_assignments"]
+
+
+class Params(BaseModel):
+    """Base of a protocol's parameters: a pydantic model with defaults and bounds.
+
+    Unknown keys are refused; values are frozen once the run starts.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+def _allowed(model: type[BaseModel], field: str) -> str:
+    info = model.model_fields.get(field)
+    if info is None:
+        return "known parameters: " + ", ".join(model.model_fields)
+    bounds = []
+    for meta in info.metadata:
+        for attr, sign in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
+            value = getattr(meta, attr, None)
+            if value is not None:
+                bounds.append(f"{sign} {value}")
+        for attr, label in (("min_length", "min length"), ("max_length", "max length")):
+            value = getattr(meta, attr, None)
+            if value is not None:
+                bounds.append(f"{label} {value}")
+        pattern = getattr(meta, "pattern", None)
+        if pattern:
+            bounds.append(f"matching {pattern}")
+    annotation = getattr(info.annotation, "__name__", str(info.annotation))
+    text = f"type {annotation}"
+    if bounds:
+        text += ", " + " and ".join(bounds)
+    return text
+
+
+def _describe(model: type[BaseModel], error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        field = ".".join(str(p) for p in item["loc"]) or "(parameters)"
+        top = str(item["loc"][0]) if item["loc"] else ""
+        if item["type"] == "extra_forbidden":
+            lines.append(
+                f"unknown parameter {field!r}; known parameters: {', '.join(model.model_fields)}"
+            )
+            continue
+        given = item.get("input")
+        given_text = "" if item["type"] == "missing" else f" (got {given!r})"
+        lines.append(
+            f"parameter {field!r}: {item['msg']}{given_text}; allowed: {_allowed(model, top)}"
+        )
+    return "; ".join(lines)
+
+
+def parse_param_assignments(assignments: list[str]) -> dict[str, Any]:
+    """Turn ``["KEY=VALUE", ...]`` into a dict; values are JSON when they parse as JSON."""
+    values: dict[str, Any] = {}
+    for item in assignments:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ParameterError(f"--param {item!r} is not KEY=VALUE (e.g. --param culture_days=7)")
+        try:
+            values[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            values[key] = raw
+    return values
+
+
+def load_params_file(path: Path) -> dict[str, Any]:
+    """Read a JSON object of parameters; refuses anything else with the file named."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ParameterError(f"--params file {str(path)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ParameterError(f"--params file {str(path)!r} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ParameterError(f"--params file {str(path)!r} must hold a JSON object of parameters")
+    return data
+
+
+def build_params(model: type[Params], values: dict[str, Any]) -> Params:
+    """Validate ``values`` against ``model``; ParameterError names each bad field."""
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        raise ParameterError(_describe(model, exc)) from None

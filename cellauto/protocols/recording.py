@@ -1,0 +1,164 @@
+"""The instrument boundary: every call a step makes to an instrument is recorded here.
+
+Steps never receive the instrument itself but a :class:`RecordedInstrument` that
+forwards each interface method and journals it, so the protocol author writes no
+logging code:
+
+* ``@command`` methods wait at a hold point first (no new physical action while the
+  run is holding), then journal the intent *durably* before the instrument is
+  touched, then journal the response (or the error) with its duration;
+* ``@query`` methods journal their result as a reading;
+* ``@stream`` methods journal every item they yield as a reading.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from cellauto.instruments.base import CallKind, Instrument, call_kind
+from cellauto.protocols.jsonable import to_jsonable
+from cellauto.records import RecordKind
+
+if TYPE_CHECKING:
+    from cellauto.protocols.execution import Execution
+
+__all__ = ["RecordedInstrument"]
+
+
+def _error_payload(exc: BaseException) -> dict[str, str]:
+    return {"type": type(exc).__name__, "message": str(exc)}
+
+
+class RecordedInstrument:
+    """A stand-in for one instrument of the line that records every call."""
+
+    def __init__(self, name: str, instrument: Instrument, execution: Execution) -> None:
+        self._name = name
+        self._instrument = instrument
+        self._execution = execution
+        self.identity = instrument.identity
+
+    def __repr__(self) -> str:
+        return f"<recorded {self._name}: {self._instrument!r}>"
+
+    @property
+    def unwrapped(self) -> Instrument:
+        """The instrument itself (calls on it are not recorded)."""
+        return self._instrument
+
+    def __getattr__(self, attr: str) -> Any:
+        target = getattr(self._instrument, attr)
+        kind = call_kind(type(self._instrument), attr)
+        if kind is None or not callable(target):
+            return target
+        if kind is CallKind.STREAM:
+            wrapper: Any = self._wrap_stream(attr, target)
+        else:
+            wrapper = self._wrap_call(attr, target, kind)
+        self.__dict__[attr] = wrapper  # cache: later lookups skip __getattr__
+        return wrapper
+
+    def _arguments(self, method: Callable[..., Any], args: Any, kwargs: Any) -> dict[str, Any]:
+        try:
+            bound = inspect.signature(method).bind(*args, **kwargs)
+        except TypeError:
+            return {"args": to_jsonable(list(args)), "kwargs": to_jsonable(kwargs)}
+        return {k: to_jsonable(v) for k, v in bound.arguments.items()}
+
+    def _wrap_call(
+        self, method_name: str, method: Callable[..., Awaitable[Any]], kind: CallKind
+    ) -> Callable[..., Awaitable[Any]]:
+        execution = self._execution
+        name = self._name
+
+        async def recorded(*args: Any, **kwargs: Any) -> Any:
+            if kind is CallKind.COMMAND:
+                await execution.hold_point()
+            arguments = self._arguments(method, args, kwargs)
+            step = execution.current_step_name
+            clock = execution.clock
+            command_seq = None
+            if kind is CallKind.COMMAND:
+                command_seq = execution.record(
+                    RecordKind.INSTRUMENT_COMMAND,
+                    {
+                        "instrument": name,
+                        "method": method_name,
+                        "arguments": arguments,
+                        "step": step,
+                    },
+                    durable=True,
+                )
+            started = clock.monotonic()
+            try:
+                result = await method(*args, **kwargs)
+            except BaseException as exc:
+                execution.record(
+                    RecordKind.INSTRUMENT_RESPONSE,
+                    {
+                        "instrument": name,
+                        "method": method_name,
+                        "command_seq": command_seq,
+                        "arguments": arguments,
+                        "step": step,
+                        "ok": False,
+                        "error": _error_payload(exc),
+                        "duration_s": clock.monotonic() - started,
+                    },
+                )
+                raise
+            if kind is CallKind.COMMAND:
+                execution.record(
+                    RecordKind.INSTRUMENT_RESPONSE,
+                    {
+                        "instrument": name,
+                        "method": method_name,
+                        "command_seq": command_seq,
+                        "step": step,
+                        "ok": True,
+                        "result": to_jsonable(result),
+                        "duration_s": clock.monotonic() - started,
+                    },
+                )
+            else:
+                execution.record(
+                    RecordKind.READING,
+                    {
+                        "instrument": name,
+                        "method": method_name,
+                        "arguments": arguments,
+                        "step": step,
+                        "value": to_jsonable(result),
+                    },
+                )
+            return result
+
+        recorded.__name__ = method_name
+        recorded.__doc__ = method.__doc__
+        return recorded
+
+    def _wrap_stream(
+        self, method_name: str, method: Callable[..., AsyncIterator[Any]]
+    ) -> Callable[..., AsyncIterator[Any]]:
+        execution = self._execution
+        name = self._name
+
+        async def recorded(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+            arguments = self._arguments(method, args, kwargs)
+            async for item in method(*args, **kwargs):
+                execution.record(
+                    RecordKind.READING,
+                    {
+                        "instrument": name,
+                        "method": method_name,
+                        "arguments": arguments,
+                        "step": execution.current_step_name,
+                        "value": to_jsonable(item),
+                    },
+                )
+                yield item
+
+        recorded.__name__ = method_name
+        return recorded

@@ -1,0 +1,109 @@
+"""Export one run's record: a CSV per record kind, and the full record as JSON.
+
+``<kind>.csv`` columns: ``seq, kind, process_time, wall_time`` (ISO 8601, UTC,
+microseconds), then the union of the payload keys of that kind's records (sorted;
+a key that clashes with a fixed column is written ``payload.<key>``), then
+``prev_hash, hash``. Strings are written as they are, None and missing keys as an
+empty cell, anything else (numbers, booleans, lists, objects) as compact JSON.
+
+``run.json``: ``{"run_id", "records": [...], "chain": {...}}`` - every record with
+all its fields (the body's fields, its hash, and the times as ISO 8601 strings)
+and the :class:`~cellauto.records.verify.ChainReport`. From it alone a reader can
+recompute each hash: the body is the record's ``run_id, seq, kind,
+process_time_s, wall_time_ns, prev_hash, payload`` in the canonical form of
+:mod:`cellauto.records.canonical`.
+
+Identical records give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from cellauto.records.kinds import RecordKind
+from cellauto.records.models import Record
+from cellauto.records.verify import verify_run
+
+if TYPE_CHECKING:
+    from cellauto.records.journal import Journal
+
+__all__ = ["export_run"]
+
+_log = logging.getLogger(__name__)
+_LEADING = ("seq", "kind", "process_time", "wall_time")
+_TRAILING = ("prev_hash", "hash")
+_FIXED = frozenset(_LEADING + _TRAILING)
+
+
+def export_run(journal: Journal, run_id: str, out_dir: Path) -> list[Path]:
+    """Write ``<kind>.csv`` for each kind present and ``run.json``; return their paths."""
+    report = verify_run(journal, run_id)
+    if not report.intact:
+        _log.warning("exporting run %s whose chain is broken: %s", run_id, report.reason)
+    records = journal.records(run_id)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    by_kind: dict[RecordKind, list[Record]] = {}
+    for record in records:
+        by_kind.setdefault(record.kind, []).append(record)
+    paths = [
+        _write_csv(out_dir / f"{kind.value}.csv", by_kind[kind])
+        for kind in RecordKind
+        if kind in by_kind
+    ]
+    document = {
+        "run_id": run_id,
+        "records": [_record_json(record) for record in records],
+        "chain": report.model_dump(mode="json"),
+    }
+    json_path = out_dir / "run.json"
+    json_path.write_bytes(
+        orjson.dumps(document, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n"
+    )
+    paths.append(json_path)
+    return paths
+
+
+def _record_json(record: Record) -> dict[str, Any]:
+    data = record.model_dump(mode="json")
+    data["process_time"] = record.process_time.isoformat(timespec="microseconds")
+    data["wall_time"] = record.wall_time.isoformat(timespec="microseconds")
+    return data
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _write_csv(path: Path, records: list[Record]) -> Path:
+    keys = sorted({key for record in records for key in record.payload})
+    header = [
+        *_LEADING,
+        *(f"payload.{key}" if key in _FIXED else key for key in keys),
+        *_TRAILING,
+    ]
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for record in records:
+            writer.writerow(
+                [
+                    record.seq,
+                    record.kind.value,
+                    record.process_time.isoformat(timespec="microseconds"),
+                    record.wall_time.isoformat(timespec="microseconds"),
+                    *(_cell(record.payload.get(key)) for key in keys),
+                    record.prev_hash,
+                    record.hash,
+                ]
+            )
+    return path

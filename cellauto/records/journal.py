@@ -1,0 +1,249 @@
+"""The run journal: append-only, hash-chained records of every run, in one SQLite file.
+
+A :class:`Journal` is one SQLite file in WAL mode (``synchronous=NORMAL``). Each run
+writes through a :class:`RunJournal`, which numbers its records 0, 1, 2, ... and
+chains them: every record's hash covers its body, and the body holds the previous
+record's hash (see :mod:`cellauto.records.canonical`). :meth:`RunJournal.seal`
+stores the last seq and head hash of a finished run, so that a truncated tail or a
+record added later is detected (:mod:`cellauto.records.verify`).
+
+Durability (group commit)
+    ``append`` puts the record in an in-memory buffer shared by all runs of the
+    journal. The buffer is written in one transaction (``executemany``) at a
+    *flush*, which happens:
+
+    a. at once, with an fsync, when ``append(..., durable=True)``: the commit uses
+       ``PRAGMA synchronous=FULL`` (then back to NORMAL), so the record - and every
+       record buffered before it - is on disk before ``append`` returns. Record an
+       intended physical action (a pump start, a transfer) durably *before* doing
+       it; if ``append`` raises, do not perform the action;
+    b. at the end of the current event-loop tick: the first ``append`` in a tick,
+       when an asyncio loop is running in this thread, schedules one
+       ``loop.call_soon(flush)``. Records are on disk (in the WAL, without fsync)
+       before any other callback or task runs, i.e. by the time the appending task
+       has awaited anything;
+    c. when the buffer holds 1,000 records;
+    d. before every read (``records``, ``runs``, ``resolve_run_id``, verify,
+       export), on ``seal`` (with an fsync) and on ``close``.
+
+    So a crash of the process can lose only the records appended in the loop tick
+    in which it died, before any await; a crash of the machine (power loss) can
+    also lose the WAL commits made since the last fsync, never a durable record.
+    Without a running loop (scripts, the CLI) records stay buffered until one of
+    (a), (c) or (d).
+
+    A failed flush raises :class:`~cellauto.errors.JournalError` and keeps the
+    buffered records, in order, to be written by the next flush; a failed
+    end-of-tick flush is logged (it cannot raise into the loop) and the next
+    append in a later tick schedules another. Nothing already appended is dropped.
+
+A journal is used from one thread (the event loop's).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import time
+from asyncio import AbstractEventLoop
+from asyncio import _get_running_loop as _running_loop
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+
+from cellauto.errors import JournalError, RunNotFoundError
+from cellauto.records import _sqlite, _summary
+from cellauto.records.kinds import GENESIS_HASH, RecordKind, kind_value
+from cellauto.records.models import Record, RunSummary
+from cellauto.records.run_journal import RunJournal
+
+__all__ = ["FLUSH_THRESHOLD", "Journal", "RunJournal"]
+
+FLUSH_THRESHOLD = 1000
+"""Buffered records that trigger a flush from ``append``."""
+
+_log = logging.getLogger(__name__)
+_Row = tuple[str, int, str, float, int, str, str, str]
+
+
+class Journal:
+    """One journal file holding the records of many runs.
+
+    ``create=False`` refuses to create a missing file (read-only commands use it).
+    ``timeout_s`` is how long a write waits for another connection's lock.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, create: bool = True, timeout_s: float = 5.0
+    ) -> None:
+        self._path = Path(path)
+        self._conn: sqlite3.Connection | None = _sqlite.connect(
+            self._path, create=create, timeout_s=timeout_s
+        )
+        self._buffer: list[_Row] = []
+        self._open_runs: dict[str, RunJournal] = {}
+        self._tick_loop: AbstractEventLoop | None = None  # loop with a flush scheduled
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    # -- writing ---------------------------------------------------------------
+
+    def begin_run(self, run_id: str, process_clock: Callable[[], float]) -> RunJournal:
+        """Start the record of a new run; its first record gets seq 0."""
+        if not isinstance(run_id, str) or not run_id:
+            raise JournalError(f"run id must be a non-empty string, not {run_id!r}")
+        conn = self._read()
+        if run_id in self._open_runs or _sqlite.has_run(conn, run_id):
+            raise JournalError(
+                f"run {run_id!r} already has records in {self._path}; "
+                "use resume_run to continue it, or start the run under a new id"
+            )
+        return self._open(run_id, process_clock, 0, GENESIS_HASH)
+
+    def resume_run(self, run_id: str, process_clock: Callable[[], float]) -> RunJournal:
+        """Continue the chain of an existing, unsealed run (e.g. after a crash)."""
+        conn = self._read()
+        if run_id in self._open_runs:
+            raise JournalError(f"run {run_id!r} is already open for writing in this journal")
+        if _sqlite.seal_of(conn, run_id) is not None:
+            raise JournalError(f"run {run_id!r} is sealed; a sealed run takes no more records")
+        last = _sqlite.edge_row(conn, run_id, last=True)
+        if last is None:
+            raise RunNotFoundError(f"no run {run_id!r} in {self._path}; nothing to resume")
+        return self._open(run_id, process_clock, last.seq + 1, last.hash)
+
+    def _open(
+        self, run_id: str, clock: Callable[[], float], next_seq: int, head: str
+    ) -> RunJournal:
+        run = RunJournal(self, run_id, clock, next_seq, head)
+        self._open_runs[run_id] = run
+        return run
+
+    def flush(self) -> None:
+        """Write the buffered records now (one transaction, no fsync)."""
+        self._commit(durable=False)
+
+    def _commit(self, *, durable: bool, seal: tuple[str, int, str, int] | None = None) -> None:
+        conn = self._conn
+        if conn is None:
+            raise JournalError(f"journal {self._path} is closed")
+        buffer = self._buffer
+        if not buffer and seal is None:
+            return
+        try:
+            if durable:
+                conn.execute("PRAGMA synchronous=FULL")
+            try:
+                conn.execute("BEGIN")
+                conn.executemany(_sqlite.INSERT_RECORD, buffer)
+                if seal is not None:
+                    conn.execute(_sqlite.INSERT_SEAL, seal)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            finally:
+                if durable:
+                    conn.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.Error as exc:
+            raise JournalError(
+                f"cannot write {len(buffer)} records to journal {self._path}: {exc}; they are "
+                "kept in memory and written by the next flush (check disk space and locks)"
+            ) from exc
+        buffer.clear()
+
+    def _tick_flush(self) -> None:
+        self._tick_loop = None
+        if self._conn is None or not self._buffer:
+            return
+        try:
+            self.flush()
+        except JournalError:
+            _log.exception("end-of-tick journal flush failed; records stay buffered")
+
+    def _after_append(self, durable: bool) -> None:
+        if durable:
+            self._commit(durable=True)
+        elif len(self._buffer) >= FLUSH_THRESHOLD:
+            self._commit(durable=False)
+        else:
+            loop = _running_loop()
+            if loop is not None and loop is not self._tick_loop:
+                self._tick_loop = loop
+                loop.call_soon(self._tick_flush)
+
+    def _sealed(self, run: RunJournal) -> None:
+        self._commit(
+            durable=True, seal=(run.run_id, run.next_seq - 1, run.head_hash, time.time_ns())
+        )
+        del self._open_runs[run.run_id]
+
+    # -- reading ---------------------------------------------------------------
+
+    def _read(self) -> sqlite3.Connection:
+        """Flush, then return the connection for a read (package-internal)."""
+        self.flush()
+        conn = self._conn
+        if conn is None:  # unreachable: flush raises on a closed journal
+            raise JournalError(f"journal {self._path} is closed")
+        return conn
+
+    def runs(self) -> list[RunSummary]:
+        """Every run in the journal, ordered by start."""
+        return _summary.summarize_all(self._read())
+
+    def resolve_run_id(self, prefix: str) -> str:
+        """Return the run id equal to ``prefix``, or the only one starting with it."""
+        conn = self._read()
+        if not prefix:
+            raise RunNotFoundError("empty run id; give a run id or a unique prefix of one")
+        candidates: list[str] = []
+        for run_id in _sqlite.run_ids(conn, prefix):
+            if run_id == prefix:
+                return run_id
+            candidates.append(run_id)
+        if len(candidates) == 1:
+            return candidates[0]
+        if not candidates:
+            raise RunNotFoundError(f"no run id starts with {prefix!r} in {self._path}")
+        shown = ", ".join(candidates[:10]) + (", ..." if len(candidates) > 10 else "")
+        raise RunNotFoundError(
+            f"run id prefix {prefix!r} is ambiguous: {len(candidates)} runs match "
+            f"({shown}); give more characters"
+        )
+
+    def records(self, run_id: str, kinds: set[RecordKind] | None = None) -> list[Record]:
+        """A run's records in seq order, optionally only those of the given kinds."""
+        conn = self._read()
+        if not _sqlite.has_run(conn, run_id):
+            raise RunNotFoundError(f"no run {run_id!r} in {self._path}")
+        wanted = None if kinds is None else sorted(kind_value(k) for k in kinds)
+        return [Record.from_row(run_id, row) for row in _sqlite.stored_rows(conn, run_id, wanted)]
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def close(self) -> None:
+        """Flush and close. If the flush fails, the journal stays open (records kept)."""
+        if self._conn is None:
+            return
+        self.flush()
+        self._conn.close()
+        self._conn = None
+        for run in self._open_runs.values():
+            run._writable = False
+        self._open_runs.clear()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,46 @@
+"""The kinds of record a run journal holds, and the hash that starts every chain."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from types import MappingProxyType
+
+from cellauto.errors import JournalError
+
+__all__ = ["GENESIS_HASH", "KIND_VALUES", "RecordKind", "kind_value"]
+
+GENESIS_HASH = "0" * 64
+"""The ``prev_hash`` of a run's first record (seq 0)."""
+
+
+class RecordKind(StrEnum):
+    """What a journal record describes; the value is stored in the ``kind`` column."""
+
+    RUN_STARTED = "run_started"
+    STEP_STARTED = "step_started"
+    STEP_COMPLETED = "step_completed"
+    STEP_FAILED = "step_failed"
+    INSTRUMENT_COMMAND = "instrument_command"
+    INSTRUMENT_RESPONSE = "instrument_response"
+    READING = "reading"
+    CHECK_RESULT = "check_result"
+    DEVIATION = "deviation"
+    STATE_CHANGE = "state_change"
+    COMMAND = "command"
+    OPERATOR_ACTION = "operator_action"
+    ALARM = "alarm"
+    RUN_ENDED = "run_ended"
+
+
+KIND_VALUES: Mapping[object, str] = MappingProxyType({kind: kind.value for kind in RecordKind})
+"""Each kind (member or its string value, they hash alike) to its plain string value."""
+
+
+def kind_value(kind: object) -> str:
+    """Return the plain string value of a record kind; JournalError if it is not one."""
+    value = KIND_VALUES.get(kind)
+    if value is None:
+        known = ", ".join(KIND_VALUES.values())
+        raise JournalError(f"unknown record kind {kind!r}; known kinds: {known}")
+    return value

@@ -1,0 +1,105 @@
+"""The writer of one run's hash chain (see :mod:`cellauto.records.journal`)."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from cellauto.errors import JournalError
+from cellauto.records.canonical import record_body
+from cellauto.records.kinds import KIND_VALUES, RecordKind, kind_value
+
+if TYPE_CHECKING:
+    from cellauto.records.journal import Journal
+
+__all__ = ["RunJournal"]
+
+_sha256 = hashlib.sha256
+_time_ns = time.time_ns
+
+
+class RunJournal:
+    """The writer of one run's chain; get one from :meth:`Journal.begin_run`."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        run_id: str,
+        process_clock: Callable[[], float],
+        next_seq: int,
+        head_hash: str,
+    ) -> None:
+        self._journal = journal
+        self._buffer = journal._buffer
+        self._run_id = run_id
+        self._clock = process_clock
+        self._next_seq = next_seq
+        self._head = head_hash
+        self._writable = True
+
+    @property
+    def run_id(self) -> str:
+        return self._run_id
+
+    @property
+    def next_seq(self) -> int:
+        return self._next_seq
+
+    @property
+    def head_hash(self) -> str:
+        """Hash of the last appended record (the genesis hash before the first)."""
+        return self._head
+
+    def append(
+        self, kind: RecordKind, payload: dict[str, Any], *, durable: bool = False
+    ) -> tuple[int, str]:
+        """Append one record; return its (seq, hash). See the module doc for durability."""
+        kind_value = KIND_VALUES.get(kind)
+        if kind_value is None or not self._writable or not isinstance(payload, dict):
+            self._refuse(kind, payload)
+        seq = self._next_seq
+        prev = self._head
+        process_time_s = float(self._clock())
+        wall_time_ns = _time_ns()
+        body = record_body(
+            self._run_id, seq, kind_value, process_time_s, wall_time_ns, prev, payload
+        )
+        digest = _sha256(body).hexdigest()
+        self._buffer.append(
+            (
+                self._run_id,
+                seq,
+                kind_value,
+                process_time_s,
+                wall_time_ns,
+                body.decode(),
+                prev,
+                digest,
+            )
+        )
+        self._next_seq = seq + 1
+        self._head = digest
+        self._journal._after_append(durable)
+        return seq, digest
+
+    def _refuse(self, kind: object, payload: object) -> NoReturn:
+        where = f"run {self._run_id!r} record {self._next_seq}"
+        try:
+            kind_value(kind)
+        except JournalError as exc:
+            raise JournalError(f"{where}: {exc}") from None
+        if not self._writable:
+            raise JournalError(f"{where}: the run is sealed or its journal is closed")
+        raise JournalError(f"{where}: payload must be a dict, not {type(payload).__name__}")
+
+    def seal(self) -> str:
+        """Flush, store the run's last seq and head hash durably, and return the head hash."""
+        if not self._writable:
+            raise JournalError(f"run {self._run_id!r} is already sealed or its journal is closed")
+        if self._next_seq == 0:
+            raise JournalError(f"run {self._run_id!r} has no records; append before sealing")
+        self._journal._sealed(self)
+        self._writable = False
+        return self._head

@@ -1,0 +1,236 @@
+"""Verify a run's hash chain and name the first record that was tampered with.
+
+For each stored row of a run, in seq order, the verifier checks that:
+
+1. seqs are contiguous from 0 (a gap means deleted records), and no record lies
+   beyond the sealed last seq (added after the seal);
+2. sha256 of the stored body equals the stored hash (else the record was edited);
+3. the body is a JSON object with exactly the seven body keys, in canonical form
+   (re-serializing it gives the same bytes);
+4. the body's ``prev_hash`` is the previous record's hash (the genesis hash for
+   seq 0). When it is not, the verifier looks at the rest of the run to say why:
+   the record chains to an earlier record (records were inserted), to a later one
+   (reordered), its body carries another seq (renumbered after a deletion or an
+   insertion), another record chains to the previous one (this record is out of
+   place), or else the previous record was edited and its hash recomputed;
+5. the body's run_id, seq, kind, process_time_s, wall_time_ns and prev_hash equal
+   the row's columns;
+
+and at the end, for a sealed run, that the chain ends exactly at the sealed last
+seq with the sealed head hash (a deleted tail). The first problem found is
+reported; an unsealed run's deleted or rewritten tail cannot be detected, which is
+why finished runs are sealed.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict
+
+from cellauto.errors import RunNotFoundError
+from cellauto.records import _sqlite
+from cellauto.records._sqlite import Seal, StoredRow
+from cellauto.records.canonical import canonical_bytes, record_hash
+from cellauto.records.kinds import GENESIS_HASH, KIND_VALUES
+
+if TYPE_CHECKING:
+    from cellauto.records.journal import Journal
+
+__all__ = ["ChainReport", "verify_all", "verify_run"]
+
+_BODY_KEYS = frozenset(
+    ("run_id", "seq", "kind", "process_time_s", "wall_time_ns", "prev_hash", "payload")
+)
+_COLUMNS = ("run_id", "seq", "kind", "process_time_s", "wall_time_ns", "prev_hash")
+_Problem = tuple[int, str]
+
+
+class ChainReport(BaseModel):
+    """The result of verifying one run's chain."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    intact: bool
+    records: int
+    """Rows stored for the run."""
+    first_broken_seq: int | None
+    """The first record that was changed, removed or added; None when intact."""
+    reason: str | None
+    """What is wrong with that record, in words; None when intact."""
+    head_hash: str | None
+    """Hash of the last stored record; None if the run has no records."""
+    sealed: bool
+
+
+def verify_run(journal: Journal, run_id: str) -> ChainReport:
+    """Verify one run (exact id; see :meth:`Journal.resolve_run_id` for prefixes)."""
+    conn = journal._read()
+    seal = _sqlite.seal_of(conn, run_id)
+    checker = _Checker(conn, run_id, seal)
+    count = 0
+    prev: StoredRow | None = None
+    problem: _Problem | None = None
+    for row in _sqlite.stored_rows(conn, run_id):
+        count += 1
+        if problem is None:
+            problem = checker.check(row, prev)
+        prev = row
+    if count == 0 and seal is None:
+        raise RunNotFoundError(f"no run {run_id!r} in {journal.path}")
+    if problem is None and seal is not None:
+        problem = _check_seal(prev, seal)
+    return ChainReport(
+        run_id=run_id,
+        intact=problem is None,
+        records=count,
+        first_broken_seq=None if problem is None else problem[0],
+        reason=None if problem is None else problem[1],
+        head_hash=None if prev is None else prev.hash,
+        sealed=seal is not None,
+    )
+
+
+def verify_all(journal: Journal) -> list[ChainReport]:
+    """Verify every run in the journal (sealed runs with no records left included)."""
+    conn = journal._read()
+    run_ids = set(_sqlite.run_ids(conn)) | set(_sqlite.sealed_run_ids(conn))
+    return [verify_run(journal, run_id) for run_id in sorted(run_ids)]
+
+
+def _name(seq: int, kind: object) -> str:
+    return f"record {seq} ({kind})"
+
+
+def _check_seal(last: StoredRow | None, seal: Seal) -> _Problem | None:
+    sealed_at = seal.last_seq
+    if last is None:
+        return 0, f"the run was sealed at record {sealed_at} but has no records: all were deleted"
+    if last.seq < sealed_at:
+        first = last.seq + 1
+        return first, (
+            f"records {first} to {sealed_at} are missing: the run was sealed at record "
+            f"{sealed_at} — its last records were deleted"
+        )
+    if last.hash != seal.head_hash:
+        return last.seq, (
+            f"{_name(last.seq, last.kind)}: its hash does not match the sealed head hash — "
+            "the last record was replaced"
+        )
+    return None
+
+
+class _Checker:
+    """Checks one row against its predecessor; looks further only to explain a break."""
+
+    def __init__(self, conn: sqlite3.Connection, run_id: str, seal: Seal | None) -> None:
+        self._conn = conn
+        self._run_id = run_id
+        self._sealed_at = None if seal is None else seal.last_seq
+
+    def check(self, row: StoredRow, prev: StoredRow | None) -> _Problem | None:
+        expected = 0 if prev is None else prev.seq + 1
+        name = _name(row.seq, row.kind)
+        sealed_at = self._sealed_at
+        if row.seq != expected and (sealed_at is None or expected <= sealed_at):
+            if row.seq < expected:
+                return row.seq, f"{name}: seq {row.seq} is not a journal seq (seqs start at 0)"
+            if expected == 0:
+                return 0, f"record 0 is missing: the stored records start at {row.seq}"
+            return expected, (
+                f"record {expected} is missing: the stored records jump from {expected - 1} "
+                f"to {row.seq} — records were deleted"
+            )
+        if sealed_at is not None and row.seq > sealed_at:
+            return row.seq, f"{name} was added after the run was sealed at record {sealed_at}"
+        if not isinstance(row.body, str) or record_hash(row.body.encode()) != row.hash:
+            return (
+                row.seq,
+                f"{name}: stored hash does not match its content — the record was edited",
+            )
+        body = _parse(row.body)
+        if body is None:
+            return row.seq, f"{name}: the stored body is not a record body — the record was edited"
+        if canonical_bytes(body) != row.body.encode():
+            return row.seq, f"{name}: the stored body is not in canonical form — it was rewritten"
+        expected_prev = GENESIS_HASH if prev is None else prev.hash
+        if body["prev_hash"] != expected_prev:
+            return self._explain_break(row, body, prev)
+        return self._check_columns(row, body)
+
+    def _explain_break(
+        self, row: StoredRow, body: dict[str, Any], prev: StoredRow | None
+    ) -> _Problem:
+        name = _name(row.seq, row.kind)
+        linked = [s for s in self._seqs("hash", str(body["prev_hash"])) if s != row.seq]
+        if linked and linked[0] < row.seq - 1:
+            first = linked[0] + 1
+            return first, (
+                f"record {first} was inserted: record {row.seq} chains to record {linked[0]}, "
+                f"so records {first} to {row.seq - 1} are not part of the original chain"
+            )
+        if linked and linked[0] > row.seq:
+            return row.seq, (
+                f"{name} is out of order: it chains to record {linked[0]} — records were reordered"
+            )
+        problem = self._check_seq(row, body)
+        if problem is not None:
+            return problem
+        if prev is None:
+            return 0, f"{name}: it does not start from the genesis hash — the record was replaced"
+        if [s for s in self._seqs("prev_hash", prev.hash) if s != row.seq]:
+            return row.seq, (
+                f"{name} is out of place: another record follows record {prev.seq} in the chain "
+                "— records were reordered or replaced"
+            )
+        return prev.seq, (
+            f"{_name(prev.seq, prev.kind)} was changed after record {row.seq} was written: "
+            f"record {row.seq} chains to a different hash — the record was edited and its hash "
+            "recomputed"
+        )
+
+    def _check_seq(self, row: StoredRow, body: dict[str, Any]) -> _Problem | None:
+        if body["seq"] == row.seq:
+            return None
+        why = (
+            "earlier records were deleted and the rest renumbered"
+            if isinstance(body["seq"], int) and body["seq"] > row.seq
+            else "a record was inserted or records were reordered"
+        )
+        return row.seq, (
+            f"{_name(row.seq, row.kind)}: stored as seq {row.seq} but its body says seq "
+            f"{body['seq']!r} — {why}"
+        )
+
+    def _check_columns(self, row: StoredRow, body: dict[str, Any]) -> _Problem | None:
+        problem = self._check_seq(row, body)
+        if problem is not None:
+            return problem
+        columns = {"run_id": self._run_id, **row._asdict()}
+        for column in _COLUMNS:
+            if body[column] != columns[column]:
+                return row.seq, (
+                    f"{_name(row.seq, row.kind)}: column {column} is {columns[column]!r} but the "
+                    f"hashed body says {body[column]!r} — the row was edited"
+                )
+        if KIND_VALUES.get(body["kind"]) is None:
+            return row.seq, f"{_name(row.seq, row.kind)}: {body['kind']!r} is not a record kind"
+        return None
+
+    def _seqs(self, column: str, value: str) -> list[int]:
+        return _sqlite.seqs_where(self._conn, self._run_id, column, value)
+
+
+def _parse(body: str) -> dict[str, Any] | None:
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(parsed, dict) or parsed.keys() != _BODY_KEYS:
+        return None
+    if not isinstance(parsed["payload"], dict) or not isinstance(parsed["prev_hash"], str):
+        return None
+    return parsed

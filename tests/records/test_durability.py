@@ -1,0 +1,168 @@
+"""When records reach the disk: durable appends, end-of-tick flushes, failed flushes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import pytest
+
+from cellauto.errors import JournalError
+from cellauto.records import FLUSH_THRESHOLD, Journal, RecordKind, verify_run
+
+MakeClock = Callable[..., Any]
+
+
+def _stored(path: Path) -> int:
+    """Records visible to an independent connection (what survives a crash)."""
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("SELECT count(*) FROM records").fetchone()[0]
+    finally:
+        conn.close()
+
+
+@contextmanager
+def _write_lock(path: Path) -> Iterator[None]:
+    """Hold the database's write lock from another connection."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        conn.execute("ROLLBACK")
+        conn.close()
+
+
+def test_durable_append_is_on_disk_when_it_returns(
+    journal: Journal, journal_path: Path, make_clock: MakeClock
+) -> None:
+    run = journal.begin_run("run-a", make_clock())
+    run.append(RecordKind.READING, {"v": 1})
+    assert _stored(journal_path) == 0  # buffered: no loop, no durability asked
+    run.append(RecordKind.INSTRUMENT_COMMAND, {"method": "start_pump"}, durable=True)
+    assert _stored(journal_path) == 2  # the buffered record went with it, in order
+
+
+def test_buffer_is_flushed_at_the_threshold(
+    journal: Journal, journal_path: Path, make_clock: MakeClock
+) -> None:
+    run = journal.begin_run("run-a", make_clock())
+    for i in range(FLUSH_THRESHOLD - 1):
+        run.append(RecordKind.READING, {"i": i})
+    assert _stored(journal_path) == 0
+    run.append(RecordKind.READING, {"i": FLUSH_THRESHOLD})
+    assert _stored(journal_path) == FLUSH_THRESHOLD
+
+
+def test_reads_and_close_flush(journal_path: Path, make_clock: MakeClock) -> None:
+    journal = Journal(journal_path)
+    run = journal.begin_run("run-a", make_clock())
+    run.append(RecordKind.READING, {"v": 1})
+    assert len(journal.records("run-a")) == 1
+    run.append(RecordKind.READING, {"v": 2})
+    journal.close()
+    assert _stored(journal_path) == 2
+
+
+def test_append_in_a_loop_tick_is_on_disk_after_one_yield(
+    journal: Journal, journal_path: Path, make_clock: MakeClock
+) -> None:
+    run = journal.begin_run("run-a", make_clock())
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        with mock.patch.object(loop, "call_soon", wraps=loop.call_soon) as call_soon:
+
+            def flushes_scheduled() -> int:
+                calls = call_soon.call_args_list
+                return sum(1 for c in calls if c.args[0] == journal._tick_flush)
+
+            for i in range(10):
+                run.append(RecordKind.READING, {"i": i})
+            assert flushes_scheduled() == 1  # one flush per tick, not one per record
+            assert _stored(journal_path) == 0
+            await asyncio.sleep(0)
+            assert _stored(journal_path) == 10
+            run.append(RecordKind.READING, {"i": 10})  # a new tick schedules a new flush
+            assert flushes_scheduled() == 2
+        await asyncio.sleep(0)
+        assert _stored(journal_path) == 11
+
+    asyncio.run(main())
+
+
+def test_each_event_loop_gets_its_own_tick_flush(
+    journal: Journal, journal_path: Path, make_clock: MakeClock
+) -> None:
+    run = journal.begin_run("run-a", make_clock())
+    dying = asyncio.new_event_loop()
+
+    def append_and_stop() -> None:
+        run.append(RecordKind.READING, {"v": 1})
+        dying.stop()  # the loop ends before its scheduled flush runs
+
+    dying.call_soon(append_and_stop)
+    dying.run_forever()
+    dying.close()
+    assert _stored(journal_path) == 0
+
+    async def append_and_yield() -> None:
+        run.append(RecordKind.READING, {"v": 2})
+        await asyncio.sleep(0)
+        assert _stored(journal_path) == 2  # the new loop got its own flush
+
+    asyncio.run(append_and_yield())
+
+
+def test_failed_flush_raises_and_keeps_the_records(
+    journal_path: Path, make_clock: MakeClock
+) -> None:
+    with Journal(journal_path, timeout_s=0.05) as journal:
+        run = journal.begin_run("run-a", make_clock())
+        run.append(RecordKind.READING, {"v": 1})
+        with _write_lock(journal_path):
+            with pytest.raises(JournalError, match="kept in memory"):
+                run.append(RecordKind.INSTRUMENT_COMMAND, {"method": "start"}, durable=True)
+            with pytest.raises(JournalError, match="cannot write 2 records"):
+                journal.flush()
+            run.append(RecordKind.READING, {"v": 3})
+        assert _stored(journal_path) == 0
+        journal.flush()
+        assert _stored(journal_path) == 3
+        assert [r.seq for r in journal.records("run-a")] == [0, 1, 2]
+        assert verify_run(journal, "run-a").intact
+
+
+def test_failed_tick_flush_is_logged_and_retried(
+    journal_path: Path, make_clock: MakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def main(journal: Journal) -> None:
+        run = journal.begin_run("run-a", make_clock())
+        with _write_lock(journal_path), caplog.at_level(logging.ERROR):
+            run.append(RecordKind.READING, {"v": 1})
+            await asyncio.sleep(0)
+        assert "end-of-tick journal flush failed" in caplog.text
+        assert _stored(journal_path) == 0
+        run.append(RecordKind.READING, {"v": 2})
+        await asyncio.sleep(0)
+        assert _stored(journal_path) == 2
+
+    with Journal(journal_path, timeout_s=0.05) as journal:
+        asyncio.run(main(journal))
+
+
+def test_failed_close_keeps_the_journal_open(journal_path: Path, make_clock: MakeClock) -> None:
+    journal = Journal(journal_path, timeout_s=0.05)
+    run = journal.begin_run("run-a", make_clock())
+    run.append(RecordKind.READING, {"v": 1})
+    with _write_lock(journal_path), pytest.raises(JournalError):
+        journal.close()
+    journal.close()
+    assert _stored(journal_path) == 1
