@@ -56,12 +56,9 @@ from cellauto.errors import JournalError, RunNotFoundError
 from cellauto.records import _sqlite, _summary
 from cellauto.records.kinds import GENESIS_HASH, RecordKind, kind_value
 from cellauto.records.models import Record, RunSummary
-from cellauto.records.run_journal import RunJournal
+from cellauto.records.run_journal import FLUSH_THRESHOLD, RunJournal
 
 __all__ = ["FLUSH_THRESHOLD", "Journal", "RunJournal"]
-
-FLUSH_THRESHOLD = 1000
-"""Buffered records that trigger a flush from ``append``."""
 
 _log = logging.getLogger(__name__)
 _Row = tuple[str, int, str, float, int, str, str, str]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from asyncio import _get_running_loop as _running_loop
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -14,7 +15,10 @@ from cellauto.records.kinds import KIND_VALUES, RecordKind, kind_value
 if TYPE_CHECKING:
     from cellauto.records.journal import Journal
 
-__all__ = ["RunJournal"]
+__all__ = ["FLUSH_THRESHOLD", "RunJournal"]
+
+FLUSH_THRESHOLD = 1000
+"""Buffered records that make ``append`` flush."""
 
 _sha256 = hashlib.sha256
 _time_ns = time.time_ns
@@ -56,22 +60,23 @@ class RunJournal:
         self, kind: RecordKind, payload: dict[str, Any], *, durable: bool = False
     ) -> tuple[int, str]:
         """Append one record; return its (seq, hash). See the module doc for durability."""
-        kind_value = KIND_VALUES.get(kind)
-        if kind_value is None or not self._writable or not isinstance(payload, dict):
+        kind_text = KIND_VALUES.get(kind)
+        if kind_text is None or not self._writable or not isinstance(payload, dict):
             self._refuse(kind, payload)
         seq = self._next_seq
         prev = self._head
         process_time_s = float(self._clock())
         wall_time_ns = _time_ns()
         body = record_body(
-            self._run_id, seq, kind_value, process_time_s, wall_time_ns, prev, payload
+            self._run_id, seq, kind_text, process_time_s, wall_time_ns, prev, payload
         )
         digest = _sha256(body).hexdigest()
-        self._buffer.append(
+        buffer = self._buffer
+        buffer.append(
             (
                 self._run_id,
                 seq,
-                kind_value,
+                kind_text,
                 process_time_s,
                 wall_time_ns,
                 body.decode(),
@@ -81,7 +86,8 @@ class RunJournal:
         )
         self._next_seq = seq + 1
         self._head = digest
-        self._journal._after_append(durable)
+        if durable or len(buffer) >= FLUSH_THRESHOLD or _running_loop() is not None:
+            self._journal._after_append(durable)  # flush now, or at the end of this tick
         return seq, digest
 
     def _refuse(self, kind: object, payload: object) -> NoReturn:

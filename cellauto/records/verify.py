@@ -12,7 +12,8 @@ For each stored row of a run, in seq order, the verifier checks that:
    the record chains to an earlier record (records were inserted), to a later one
    (reordered), its body carries another seq (renumbered after a deletion or an
    insertion), another record chains to the previous one (this record is out of
-   place), or else the previous record was edited and its hash recomputed;
+   place), or else the previous record was edited and its hash recomputed (which
+   cannot be told apart from its successor removed and all later records rewritten);
 5. the body's run_id, seq, kind, process_time_s, wall_time_ns and prev_hash equal
    the row's columns;
 
@@ -111,9 +112,12 @@ def _check_seal(last: StoredRow | None, seal: Seal) -> _Problem | None:
         return 0, f"the run was sealed at record {sealed_at} but has no records: all were deleted"
     if last.seq < sealed_at:
         first = last.seq + 1
+        missing = (
+            f"record {first} is" if first == sealed_at else f"records {first} to {sealed_at} are"
+        )
         return first, (
-            f"records {first} to {sealed_at} are missing: the run was sealed at record "
-            f"{sealed_at} — its last records were deleted"
+            f"{missing} missing: the run was sealed at record {sealed_at} — its last "
+            "records were deleted"
         )
     if last.hash != seal.head_hash:
         return last.seq, (
@@ -179,17 +183,19 @@ class _Checker:
         problem = self._check_seq(row, body)
         if problem is not None:
             return problem
+        expected_prev = GENESIS_HASH if prev is None else prev.hash
+        if [s for s in self._seqs("prev_hash", expected_prev) if s != row.seq]:
+            after = "starts the chain" if prev is None else f"follows record {prev.seq}"
+            return row.seq, (
+                f"{name} is out of place: another record {after} — records were reordered "
+                "or replaced"
+            )
         if prev is None:
             return 0, f"{name}: it does not start from the genesis hash — the record was replaced"
-        if [s for s in self._seqs("prev_hash", prev.hash) if s != row.seq]:
-            return row.seq, (
-                f"{name} is out of place: another record follows record {prev.seq} in the chain "
-                "— records were reordered or replaced"
-            )
         return prev.seq, (
             f"{_name(prev.seq, prev.kind)} was changed after record {row.seq} was written: "
             f"record {row.seq} chains to a different hash — the record was edited and its hash "
-            "recomputed"
+            f"recomputed (or the record that followed it was removed and the rest rewritten)"
         )
 
     def _check_seq(self, row: StoredRow, body: dict[str, Any]) -> _Problem | None:

@@ -49,7 +49,9 @@ def test_append_and_read_back(journal: Journal, make_clock: Callable[..., Any]) 
     assert records[0].wall_time.tzinfo is not None
 
 
-def test_hash_chain_covers_the_canonical_body(journal: Journal, make_clock: Callable[..., Any]) -> None:
+def test_hash_chain_covers_the_canonical_body(
+    journal: Journal, make_clock: Callable[..., Any]
+) -> None:
     run = journal.begin_run("run-a", make_clock())
     for i in range(5):
         run.append(RecordKind.READING, {"i": i, "nested": {"b": [1, 2.5], "a": None}})
@@ -71,7 +73,9 @@ def test_hash_chain_covers_the_canonical_body(journal: Journal, make_clock: Call
         prev = record.hash
 
 
-def test_body_column_holds_the_exact_hashed_text(journal: Journal, journal_path: Path, make_clock: Callable[..., Any]) -> None:
+def test_body_column_holds_the_exact_hashed_text(
+    journal: Journal, journal_path: Path, make_clock: Callable[..., Any]
+) -> None:
     run = journal.begin_run("run-a", make_clock())
     run.append(RecordKind.COMMAND, {"command": "start", "by": "operator é"})
     journal.flush()
@@ -90,7 +94,11 @@ def test_kinds_filter(journal: Journal, make_clock: Callable[..., Any]) -> None:
     run.append(RecordKind.ALARM, {"text": "high"})
     run.append(RecordKind.READING, {"v": 2})
     readings = journal.records("run-a", kinds={RecordKind.READING, RecordKind.ALARM})
-    assert [(r.seq, r.kind.value) for r in readings] == [(1, "reading"), (2, "alarm"), (3, "reading")]
+    assert [(r.seq, r.kind.value) for r in readings] == [
+        (1, "reading"),
+        (2, "alarm"),
+        (3, "reading"),
+    ]
 
 
 def test_refused_appends_change_nothing(journal: Journal, make_clock: Callable[..., Any]) -> None:
@@ -113,7 +121,9 @@ def test_plain_string_kind_is_accepted(journal: Journal, make_clock: Callable[..
     assert journal.records("run-a")[0].kind is RecordKind.READING
 
 
-def test_nan_and_infinity_are_not_silently_null(journal: Journal, make_clock: Callable[..., Any]) -> None:
+def test_nan_and_infinity_are_not_silently_null(
+    journal: Journal, make_clock: Callable[..., Any]
+) -> None:
     run = journal.begin_run("run-a", make_clock())
     payload = {"nan": math.nan, "inf": math.inf, "ninf": -math.inf, "none": None, "ok": [1.5]}
     run.append(RecordKind.READING, {"value": payload})
@@ -129,14 +139,18 @@ def test_nan_and_infinity_are_not_silently_null(journal: Journal, make_clock: Ca
     assert canonical_bytes({"x": (math.nan,)}) == b'{"x":["NaN"]}'
 
 
-def test_non_finite_process_time_is_refused(journal: Journal, make_clock: Callable[..., Any]) -> None:
+def test_non_finite_process_time_is_refused(
+    journal: Journal, make_clock: Callable[..., Any]
+) -> None:
     run = journal.begin_run("run-a", lambda: math.nan)
     with pytest.raises(JournalError, match="process clock returned nan"):
         run.append(RecordKind.READING, {"v": 1})
     assert run.next_seq == 0
 
 
-def test_begin_run_refuses_an_existing_run(journal: Journal, make_clock: Callable[..., Any]) -> None:
+def test_begin_run_refuses_an_existing_run(
+    journal: Journal, make_clock: Callable[..., Any]
+) -> None:
     run = journal.begin_run("run-a", make_clock())
     with pytest.raises(JournalError, match="already has records"):
         journal.begin_run("run-a", make_clock())  # open, nothing written yet
@@ -241,7 +255,9 @@ def test_open_refuses_a_foreign_sqlite_file(tmp_path: Path) -> None:
         Journal(other, create=False)
 
 
-def test_journal_is_in_wal_mode(journal: Journal, journal_path: Path, make_clock: Callable[..., Any]) -> None:
+def test_journal_is_in_wal_mode(
+    journal: Journal, journal_path: Path, make_clock: Callable[..., Any]
+) -> None:
     import sqlite3
 
     with sqlite3.connect(journal_path) as conn:

@@ -1,0 +1,82 @@
+"""The virtual clock: time jumps when every task waits; timeouts follow it."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import anyio
+import pytest
+
+from cellauto.clock import Clock, VirtualTimeEventLoop, is_virtual, virtual_loop_factory
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_sleep_advances_virtual_time_only() -> None:
+    clock = Clock(datetime(2026, 3, 1, tzinfo=UTC))
+    wall = time.monotonic()
+    await anyio.sleep(7 * 86400)
+    assert clock.now() == datetime(2026, 3, 8, tzinfo=UTC)
+    assert time.monotonic() - wall < 60  # not a speed test: it simply did not really wait
+    assert is_virtual()
+
+
+async def test_concurrent_sleepers_wake_in_time_order() -> None:
+    order: list[tuple[str, float]] = []
+
+    async def sleeper(name: str, seconds: float) -> None:
+        await anyio.sleep(seconds)
+        order.append((name, anyio.current_time()))
+
+    start = anyio.current_time()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sleeper, "day", 86400)
+        tg.start_soon(sleeper, "hour", 3600)
+        tg.start_soon(sleeper, "minute", 60)
+    assert [name for name, _ in order] == ["minute", "hour", "day"]
+    assert [t - start for _, t in order] == pytest.approx([60, 3600, 86400])
+
+
+async def test_timeouts_follow_virtual_time() -> None:
+    start = anyio.current_time()
+    with anyio.move_on_after(3600) as scope:
+        await anyio.sleep(86400)
+    assert scope.cancelled_caught
+    assert anyio.current_time() - start == pytest.approx(3600)
+
+
+async def test_real_work_in_a_thread_is_not_overtaken() -> None:
+    loop = VirtualTimeEventLoop  # type of the running loop, for the context manager
+    import asyncio
+
+    running = asyncio.get_running_loop()
+    assert isinstance(running, loop)
+    start = anyio.current_time()
+
+    async def far_timer() -> None:
+        await anyio.sleep(86400)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(far_timer)
+        with running.real_time():
+            await anyio.to_thread.run_sync(time.sleep, 0.05)
+        assert anyio.current_time() - start < 60  # the day did not pass during the thread
+        tg.cancel_scope.cancel()
+
+
+def test_clock_origin_must_be_aware() -> None:
+    async def main() -> None:
+        with pytest.raises(ValueError, match="timezone-aware"):
+            Clock(datetime(2026, 1, 1))
+
+    anyio.run(main, backend_options={"loop_factory": virtual_loop_factory})
+
+
+def test_real_clock_tracks_wall_time() -> None:
+    async def main() -> None:
+        clock = Clock()
+        assert not clock.virtual
+        assert abs(clock.now_s() - time.time()) < 5
+
+    anyio.run(main)
