@@ -8,8 +8,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench_journal  # noqa: E402
-import bench_runner  # noqa: E402
+import bench_journal
+import bench_runner
 
 
 def main() -> int:

@@ -70,7 +70,6 @@ def test_same_seed_same_readings(tmp_path: Path) -> None:
     """Two runs, each on a fresh virtual loop, give the same values to the last digit."""
 
     async def one(folder: Path) -> list[object]:
-        folder.mkdir()
         outcome, journal = await run_demo(folder, seed=5)
         with journal:
             return [
@@ -80,6 +79,8 @@ def test_same_seed_same_readings(tmp_path: Path) -> None:
             ]
 
     options = {"loop_factory": virtual_loop_factory}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
     first = anyio.run(one, tmp_path / "a", backend_options=options)
     second = anyio.run(one, tmp_path / "b", backend_options=options)
     assert first == second and len(first) > 10

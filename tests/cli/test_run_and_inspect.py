@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -11,6 +12,8 @@ from cellauto.records import Journal, RecordKind
 from tests.cli.conftest import DEMO, Cli, journal_records, run_demo, run_id_of
 
 STEPS = ("receive_material", "seed_culture", "expand", "harvest")
+# "    14  2026-01-05 08:00:00    > bioreactor.draw_sample(...)": an instrument line
+IO_LINE = re.compile(r"^ *\d+  \d{4}-\d\d-\d\d \d\d:\d\d:\d\d    [<>=] \w+\.\w+")
 
 
 def test_run_prints_its_id_first_and_completes(cli: Cli, tmp_path: Path) -> None:
@@ -77,7 +80,7 @@ def test_show_prints_the_timeline(cli: Cli, tmp_path: Path) -> None:
     assert "state Running -> Complete" in text
     assert "run ended Complete (complete)" in text
     # instrument traffic only with --all
-    assert not any(line[28:30] in ("> ", "< ", "= ") for line in result.lines[1:])
+    assert not [line for line in result.lines if IO_LINE.match(line)]
     assert "bioreactor.seed" not in text
 
 
@@ -90,6 +93,9 @@ def test_show_all_adds_instrument_calls(cli: Cli, tmp_path: Path) -> None:
 
     assert result.code == 0, result.err
     assert len(result.lines) == 1 + len(records)  # every record, one line each
+    io_kinds = {RecordKind.INSTRUMENT_COMMAND, RecordKind.INSTRUMENT_RESPONSE, RecordKind.READING}
+    io_lines = [line for line in result.lines if IO_LINE.match(line)]
+    assert len(io_lines) == sum(r.kind in io_kinds for r in records) > 0
     text = result.out
     assert "  > bioreactor.seed(" in text
     assert "  < bioreactor.seed: 500.0" in text
