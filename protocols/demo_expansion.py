@@ -59,7 +59,7 @@ async def seed_culture(run: Run, bioreactor: Bioreactor) -> None:
     unit_procedure="Expansion",
     resume="reconcile",
     max_duration_h=14 * 24 + 12,
-    expected_duration_h=7 * 24,
+    expected_duration_h=lambda params: params.culture_days * 24,
     checks={"daily viability": Spec(min=70, unit="%", policy="hold")},
 )
 async def expand(run: Run, bioreactor: Bioreactor, counter: CellCounter) -> None:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from cellauto.protocols.definition import Protocol
+from cellauto.protocols.params import Params
 from cellauto.records import RecordKind
 
 
@@ -30,18 +31,19 @@ def iso(process_time_s: float) -> str:
 class Progress:
     """Observer of a run's records that tells the operator what is happening."""
 
-    def __init__(self, protocol: Protocol, out: TextIO | None = None) -> None:
+    def __init__(self, protocol: Protocol, params: Params, out: TextIO | None = None) -> None:
         self.out = out or sys.stdout
         self.live = self.out.isatty()
         self.protocol = protocol
         self.total = len(protocol.steps)
+        self.estimates_h = protocol.estimate_h(params)
         self.start_s: float | None = None
         self._last_draw = 0.0
         self._step_index = 0
         self._status = ""
 
     def _remaining_h(self, index: int) -> float:
-        return sum(s.expected_duration_h for s in self.protocol.steps[index:])
+        return sum(self.estimates_h[index:])
 
     def _line(self, text: str) -> None:
         if self.live and self._status:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -17,6 +19,7 @@ from cellauto.errors import BadInputError
 from cellauto.protocols import Command, Runner, State, load_protocol
 from cellauto.protocols.execution import Execution, RunOutcome
 from cellauto.protocols.params import build_params, load_params_file, parse_param_assignments
+from cellauto.protocols.states import ACTIVE_STATES
 from cellauto.records import Journal, RecordKind
 from cellauto.sim import build_sim_line, starting_materials
 
@@ -95,6 +98,22 @@ class _HoldHandler:
         )
 
 
+async def _abort_on_signal(execution: Execution) -> None:
+    """Ctrl-C or SIGTERM aborts the run in order: recorded, ended, sealed."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            name = signal.Signals(signum).name
+            if execution.state in ACTIVE_STATES:
+                execution.command(
+                    Command.ABORT,
+                    by=f"signal {name}",
+                    reason="the controlling process was asked to end",
+                )
+                print(f"\n{name}: aborting the run (recorded); send again to abort harder")
+            else:
+                raise KeyboardInterrupt
+
+
 def run_command(args: argparse.Namespace) -> int:
     protocol = load_protocol(args.protocol_file)
     values: dict[str, Any] = {}
@@ -122,7 +141,7 @@ def run_command(args: argparse.Namespace) -> int:
         line.provide(needed, protocol=protocol.name)  # refuse before the journal opens
         with Journal(args.db) as journal:
             runner = Runner(journal)
-            progress = Progress(protocol)
+            progress = Progress(protocol, params)
             holds = _HoldHandler(mode, operator)
             runner.observers.extend([progress, holds])
             execution = runner.prepare(protocol, line, params, seed=args.seed, operator=operator)
@@ -130,6 +149,7 @@ def run_command(args: argparse.Namespace) -> int:
             print(f"run {execution.run_id}", flush=True)
             async with anyio.create_task_group() as tg:
                 holds.task_group = tg
+                tg.start_soon(_abort_on_signal, execution)
                 outcome = await execution.execute(by=operator)
                 execution.close()
                 tg.cancel_scope.cancel()
@@ -137,9 +157,13 @@ def run_command(args: argparse.Namespace) -> int:
 
     wall = time.perf_counter()
     outcome = anyio.run(main, backend_options={"loop_factory": virtual_loop_factory})
-    print(
-        f"run {outcome.run_id} ended {outcome.state.value} ({outcome.exit_status}): "
-        f"{outcome.reason}; {outcome.records} records in "
-        f"{format_duration(time.perf_counter() - wall)} wall"
-    )
-    return 0 if outcome.exit_status == "complete" else 1
+    code = 0 if outcome.exit_status == "complete" else 1
+    try:
+        print(
+            f"run {outcome.run_id} ended {outcome.state.value} ({outcome.exit_status}): "
+            f"{outcome.reason}; {outcome.records} records in "
+            f"{format_duration(time.perf_counter() - wall)} wall"
+        )
+    except BrokenPipeError:  # the reader went away (e.g. `| head`); the run is recorded
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return code

@@ -65,8 +65,14 @@ class StepDefinition(BaseModel):
     resume: ResumePolicy = ResumePolicy.OPERATOR
     max_duration_h: float | None = Field(None, gt=0)
     max_hold_h: float | None = Field(None, gt=0)
-    expected_duration_h: float = Field(0.0, ge=0)
+    expected_duration_h: float | Callable[[Any], float] = Field(0.0, exclude=True)
     on_timeout: CheckPolicy = CheckPolicy.HOLD
+
+    def estimate_h(self, params: Params) -> float:
+        """Expected duration for these parameters (a number, or a function of params)."""
+        value = self.expected_duration_h
+        hours = value(params) if callable(value) else value
+        return max(0.0, float(hours))
 
     @property
     def path(self) -> list[str]:
@@ -122,7 +128,7 @@ class Protocol:
         resume: ResumePolicy | str = ResumePolicy.OPERATOR,
         max_duration_h: float | None = None,
         max_hold_h: float | None = None,
-        expected_duration_h: float | None = None,
+        expected_duration_h: float | Callable[[Any], float] | None = None,
         on_timeout: CheckPolicy | str = CheckPolicy.HOLD,
     ) -> Any:
         """Register an async function as the next step. Usable bare or with options."""
@@ -181,8 +187,9 @@ class Protocol:
                     )
         return needed
 
-    def expected_duration_h(self) -> float:
-        return sum(s.expected_duration_h for s in self.steps)
+    def estimate_h(self, params: Params) -> list[float]:
+        """Expected duration of each step, in hours, for these parameters."""
+        return [step.estimate_h(params) for step in self.steps]
 
 
 def _equipment_of(protocol: str, step: str, function: StepFunction) -> dict[str, type[Instrument]]:

@@ -109,8 +109,12 @@ class Execution:
         seq, _ = self._journal.append(kind, payload, durable=durable)
         if self._observers:
             now = self.clock.now_s()
-            for observer in self._observers:
-                observer(kind, payload, now)
+            for observer in list(self._observers):
+                try:
+                    observer(kind, payload, now)
+                except Exception:  # a display must never disturb the batch
+                    logger.exception("run %s: observer %r failed; detached", self.run_id, observer)
+                    self._observers.remove(observer)
         return seq
 
     def deviation(

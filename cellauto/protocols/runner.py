@@ -105,7 +105,7 @@ class Runner:
                     "resume": s.resume.value,
                     "max_duration_h": s.max_duration_h,
                     "max_hold_h": s.max_hold_h,
-                    "expected_duration_h": s.expected_duration_h,
+                    "expected_duration_h": s.estimate_h(params),
                     "checks": {k: v.model_dump(mode="json") for k, v in s.checks.items()},
                 }
                 for s in protocol.steps
@@ -132,7 +132,7 @@ class Runner:
             clock=clock,
             instruments=instruments,
             run_started=run_started,
-            observers=self.observers,
+            observers=list(self.observers),
         )
 
     async def run(

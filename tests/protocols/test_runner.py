@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -311,3 +313,52 @@ def test_protocol_definition_errors_name_the_step() -> None:
     protocol.step(once)
     with pytest.raises(ProtocolDefinitionError, match="'once' is defined twice"):
         protocol.step(once)
+
+
+async def test_a_failing_observer_never_disturbs_the_run(journal: Journal) -> None:
+    def broken_display(kind: object, payload: object, now: float) -> None:
+        raise BrokenPipeError("display went away")
+
+    async def only(run: Run, probe: Probe) -> None:
+        await probe.read()
+
+    runner = Runner(journal, clock_origin=ORIGIN)
+    runner.observers.append(broken_display)
+    outcome = await runner.run(one_step(only), Line("t", {"probe": Probe()}))
+    assert outcome.exit_status == "complete"
+
+
+class Witness(Instrument):
+    """Looks into the journal file, from another connection, while it acts."""
+
+    interface_name = "Witness"
+
+    def __init__(self, db: Path) -> None:
+        super().__init__(InstrumentIdentity(vendor="t", model="W", serial="W-1", firmware="1"))
+        self.db = db
+        self.seen: list[tuple[str, str]] = []
+
+    @command
+    async def dispense(self, volume_ml: float) -> float:
+        with sqlite3.connect(self.db) as other:
+            self.seen = other.execute(
+                "SELECT kind, body FROM records ORDER BY seq DESC LIMIT 1"
+            ).fetchall()
+        return volume_ml
+
+
+async def test_intent_is_on_disk_before_the_instrument_acts(tmp_path: Path) -> None:
+    db = tmp_path / "j.db"
+    witness = Witness(db)
+
+    async def only(run: Run, witness: Witness) -> None:
+        await witness.dispense(12.5)
+
+    with Journal(db) as journal:
+        outcome = await Runner(journal, clock_origin=ORIGIN).run(
+            one_step(only), Line("t", {"witness": witness})
+        )
+    assert outcome.exit_status == "complete"
+    ((kind, body),) = witness.seen
+    assert kind == "instrument_command"
+    assert '"volume_ml":12.5' in body and '"method":"dispense"' in body
