@@ -40,10 +40,15 @@ class Progress:
         self.start_s: float | None = None
         self._last_draw = 0.0
         self._step_index = 0
+        self._step_start_s: float | None = None
         self._status = ""
 
-    def _remaining_h(self, index: int) -> float:
-        return sum(self.estimates_h[index:])
+    def _remaining_h(self, index: int, now_s: float | None = None) -> float:
+        """Estimated hours left: the rest of step ``index`` and every step after it."""
+        current = self.estimates_h[index] if index < self.total else 0.0
+        if now_s is not None and self._step_start_s is not None:
+            current = max(0.0, current - (now_s - self._step_start_s) / 3600)
+        return current + sum(self.estimates_h[index + 1 :])
 
     def _line(self, text: str) -> None:
         if self.live and self._status:
@@ -64,7 +69,7 @@ class Progress:
         self._status = (
             f"[{self._step_index + 1}/{self.total}] {step}  "
             f"process time {format_duration(now_s - self.start_s)}  "
-            f"est. remaining {format_duration(self._remaining_h(self._step_index) * 3600)}"
+            f"est. remaining {format_duration(self._remaining_h(self._step_index, now_s) * 3600)}"
         )
         self.out.write("\r\x1b[K" + self._status)
         self.out.flush()
@@ -78,6 +83,7 @@ class Progress:
             )
         elif kind is RecordKind.STEP_STARTED:
             self._step_index = int(payload["index"])
+            self._step_start_s = now_s
             elapsed = now_s - (self.start_s or now_s)
             remaining = self._remaining_h(self._step_index) * 3600
             self._line(
