@@ -20,13 +20,13 @@ def main() -> int:
     for row in bench_journal.run(quick=args.quick):
         target = ""
         if row["case"] == "cellauto append":
-            target = "≥ 0.5× raw, ≥ 50k/s"
+            target = "≥ 0.5x raw, ≥ 50k/s"
         rows.append(
             {
                 "case": f"journal: {row['case']} ({row['records']:,} records)",
                 "value": f"{row['records_per_s']:,.0f} rec/s",
                 "target": target,
-                "detail": f"{row['ratio_to_raw']:.2f}× raw",
+                "detail": f"{row['ratio_to_raw']:.2f}x raw",
             }
         )
     rows.extend(bench_runner.run(quick=args.quick))
