@@ -62,13 +62,14 @@ def runs_command(args: argparse.Namespace) -> int:
         print(f"no runs in {args.db}")
         return 0
     print(
-        f"{'RUN ID':<14}{'PROTOCOL':<24}{'VERSION':<10}{'STATE':<12}{'STARTED (process)':<21}"
+        f"{'RUN ID':<14}{'PROTOCOL':<24}{'VERSION':<10}{'STATE':<16}{'STARTED (process)':<21}"
         f"DURATION"
     )
     for s in summaries:
         print(
             f"{s.run_id[:12]:<14}{(s.protocol_name or '?')[:23]:<24}"
-            f"{(s.protocol_version or '?')[:9]:<10}{s.state:<12}"
+            f"{(s.protocol_version or '?')[:9]:<10}"
+            f"{s.state if s.sealed else s.state + ' (open)':<16}"
             f"{iso(s.started_process_time_s):<21}{format_duration(s.duration_s)}"
         )
     return 0
@@ -150,7 +151,11 @@ def verify_command(args: argparse.Namespace) -> int:
     broken = 0
     for report in reports:
         if report.intact:
-            print(f"run {report.run_id}: intact, {report.records} records, head {report.head_hash}")
+            closed = "sealed" if report.sealed else "not sealed (still open, or interrupted)"
+            print(
+                f"run {report.run_id}: intact, {report.records} records, {closed}, "
+                f"head {report.head_hash}"
+            )
         else:
             broken += 1
             print(
