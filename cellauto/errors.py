@@ -44,7 +44,11 @@ class JournalError(CellautoError):
     """The run journal cannot be opened, written or read."""
 
 
-class RunNotFoundError(JournalError):
+class JournalNotFoundError(JournalError, BadInputError):
+    """No journal file where one was named (read-only commands never create one)."""
+
+
+class RunNotFoundError(JournalError, BadInputError):
     """No run with that id (or id prefix) is in the journal."""
 
 

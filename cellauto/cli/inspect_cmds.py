@@ -75,6 +75,11 @@ def runs_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _number(value: Any) -> str:
+    """A recorded number for reading; non-finite values come back as text ("NaN")."""
+    return f"{value:g}" if isinstance(value, int | float) else str(value)
+
+
 def _describe(record: Record) -> str | None:
     p = record.payload
     kind = record.kind
@@ -95,8 +100,11 @@ def _describe(record: Record) -> str | None:
         verdict = "pass" if p.get("passed") else "FAIL"
         if "spec" in p:
             spec = p["spec"]
-            limits = " ".join(f"{k} {spec[k]:g}" for k in ("min", "max") if spec.get(k) is not None)
-            return f"check {p['check']}: {p['value']:g} {spec.get('unit', '')} [{limits}] {verdict}"
+            limits = " ".join(
+                f"{k} {_number(spec[k])}" for k in ("min", "max") if spec.get(k) is not None
+            )
+            value = _number(p["value"])
+            return f"check {p['check']}: {value} {spec.get('unit', '')} [{limits}] {verdict}"
         return (
             f"check {p['check']}: observed {p.get('observed')!r} expected "
             f"{p.get('expected')!r} {verdict}"

@@ -119,7 +119,7 @@ def run_command(args: argparse.Namespace) -> int:
     values: dict[str, Any] = {}
     if args.params:
         values.update(load_params_file(args.params))
-    values.update(parse_param_assignments(args.param))
+    values.update(parse_param_assignments(args.param, protocol.params))
     params = build_params(protocol.params, values)
     if not args.sim:
         raise BadInputError(

@@ -64,14 +64,25 @@ def _describe(model: type[BaseModel], error: ValidationError) -> str:
     return "; ".join(lines)
 
 
-def parse_param_assignments(assignments: list[str]) -> dict[str, Any]:
-    """Turn ``["KEY=VALUE", ...]`` into a dict; values are JSON when they parse as JSON."""
+def parse_param_assignments(
+    assignments: list[str], model: type[BaseModel] | None = None
+) -> dict[str, Any]:
+    """Turn ``["KEY=VALUE", ...]`` into a dict.
+
+    A value for a text parameter of ``model`` is taken as written (so a numeric
+    chain-of-identity id stays text); any other value is read as JSON when it parses
+    as JSON (numbers, booleans, lists) and as text otherwise.
+    """
     values: dict[str, Any] = {}
     for item in assignments:
         key, sep, raw = item.partition("=")
         key = key.strip()
         if not sep or not key:
             raise ParameterError(f"--param {item!r} is not KEY=VALUE (e.g. --param culture_days=7)")
+        field = model.model_fields.get(key) if model is not None else None
+        if field is not None and field.annotation is str:
+            values[key] = raw
+            continue
         try:
             values[key] = json.loads(raw)
         except json.JSONDecodeError:

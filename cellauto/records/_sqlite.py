@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from cellauto.errors import JournalError
+from cellauto.errors import JournalError, JournalNotFoundError
 
 SCHEMA_VERSION = 1
 
@@ -57,7 +57,7 @@ class Seal(NamedTuple):
 def connect(path: Path, *, create: bool, timeout_s: float) -> sqlite3.Connection:
     """Open (and with ``create``, create) the journal at ``path``, in WAL mode."""
     if not create and not path.is_file():
-        raise JournalError(
+        raise JournalNotFoundError(
             f"no journal at {path}; check the path (a journal is created when a run starts)"
         )
     uri = f"{path.resolve().as_uri()}?mode={'rwc' if create else 'rw'}"

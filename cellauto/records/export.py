@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from cellauto.errors import BadInputError
 from cellauto.records.kinds import RecordKind
 from cellauto.records.models import Record
 from cellauto.records.verify import verify_run
@@ -42,11 +43,15 @@ _FIXED = frozenset(_LEADING + _TRAILING)
 
 def export_run(journal: Journal, run_id: str, out_dir: Path) -> list[Path]:
     """Write ``<kind>.csv`` for each kind present and ``run.json``; return their paths."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise BadInputError(
+            f"--out {str(out_dir)!r} is a file, not a folder; name a new or existing folder"
+        )
     report = verify_run(journal, run_id)
     if not report.intact:
         _log.warning("exporting run %s whose chain is broken: %s", run_id, report.reason)
     records = journal.records(run_id)
-    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     by_kind: dict[RecordKind, list[Record]] = {}
     for record in records:

@@ -117,7 +117,8 @@ def test_verify_says_intact(cli: Cli, tmp_path: Path) -> None:
     for result in (everything, one):
         assert result.code == 0, result.out + result.err
         assert result.lines == [
-            f"run {run_id}: intact, {count} records, head {result.lines[0].rsplit(' ', 1)[1]}"
+            f"run {run_id}: intact, {count} records, sealed, "
+            f"head {result.lines[0].rsplit(' ', 1)[1]}"
         ]
     head = journal_records(db, run_id)[-1].hash
     assert everything.out.strip().endswith(f"head {head}")
