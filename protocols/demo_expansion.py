@@ -6,7 +6,7 @@ A small protocol that shows the authoring API end to end on the simulated line.
 from __future__ import annotations
 
 from cellauto import Field, MaterialInput, Params, Protocol, Run, Spec
-from cellauto.instruments import BarcodeScanner, Bioreactor, CellCounter, Setpoints
+from cellauto.instruments import BarcodeScanner, Bioreactor, CellCounter, Reagent, Setpoints
 
 
 class ExpansionParams(Params):
@@ -42,7 +42,7 @@ async def receive_material(run: Run, scanner: BarcodeScanner) -> None:
     unit_procedure="Expansion", resume="reconcile", max_hold_h=4, expected_duration_h=0.5
 )
 async def seed_culture(run: Run, bioreactor: Bioreactor) -> None:
-    """Bring the bag to 37 °C and seed it with the product and fresh medium."""
+    """Bring the bag to 37 °C, seed it with the product and medium, and activate the T cells."""
     await bioreactor.set_setpoints(
         Setpoints(
             temperature_c=37.0,
@@ -53,6 +53,7 @@ async def seed_culture(run: Run, bioreactor: Bioreactor) -> None:
         )
     )
     await bioreactor.seed("starting material bag", run.params.seed_volume_ml, run.params.medium_ml)
+    await bioreactor.add_reagent(Reagent(name="TransAct", kind="activation", volume_ml=10.0))
 
 
 @protocol.step(

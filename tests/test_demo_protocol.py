@@ -57,13 +57,13 @@ async def test_wrong_label_aborts_before_any_processing(tmp_path: Path) -> None:
     values = protocol.params()
     materials = starting_materials(protocol.inputs, values)
     materials[0].label = "W999926ZZZZZZ"  # another patient's bag
-    line, world = build_sim_line(protocol.equipment(), clock=Clock(), seed=1, materials=materials)
+    line, sim = build_sim_line(protocol.equipment(), clock=Clock(), seed=1, materials=materials)
     with Journal(tmp_path / "j.db") as journal:
         outcome = await Runner(journal).run(protocol, line, values)
         assert outcome.exit_status == "aborted"
         commands = [r for r in journal.records(outcome.run_id) if r.kind == "instrument_command"]
         assert commands == []  # nothing was done to the material
-    assert world.containers["starting material bag"].volume_ml == 100.0
+    assert sim.world.containers["starting material bag"].volume_ml == 100.0
 
 
 def test_same_seed_same_readings(tmp_path: Path) -> None:

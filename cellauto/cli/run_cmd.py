@@ -132,7 +132,7 @@ def run_command(args: argparse.Namespace) -> int:
 
     async def main() -> RunOutcome:
         clock = Clock()
-        line, _world = build_sim_line(
+        line, _sim = build_sim_line(
             needed,
             clock=clock,
             seed=args.seed,

@@ -5,11 +5,18 @@ from cellauto.instruments.base import (
     Instrument,
     InstrumentIdentity,
     command,
+    composite,
     query,
     require_range,
     stream,
 )
-from cellauto.instruments.bioreactor import Bioreactor, ProcessValues, Setpoints
+from cellauto.instruments.bioreactor import (
+    Bioreactor,
+    HarvestResult,
+    ProcessValues,
+    Reagent,
+    Setpoints,
+)
 from cellauto.instruments.cell_counter import CellCount, CellCounter
 from cellauto.instruments.line import Line
 from cellauto.instruments.materials import Sample
@@ -19,14 +26,17 @@ __all__ = [
     "Bioreactor",
     "CellCount",
     "CellCounter",
+    "HarvestResult",
     "Instrument",
     "InstrumentIdentity",
     "Line",
     "ProcessValues",
+    "Reagent",
     "Sample",
     "Scan",
     "Setpoints",
     "command",
+    "composite",
     "query",
     "require_range",
     "stream",

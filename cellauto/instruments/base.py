@@ -25,6 +25,7 @@ __all__ = [
     "InstrumentIdentity",
     "call_kind",
     "command",
+    "composite",
     "query",
     "require_range",
     "stream",
@@ -38,6 +39,7 @@ class CallKind(StrEnum):
     COMMAND = "command"
     QUERY = "query"
     STREAM = "stream"
+    COMPOSITE = "composite"
 
 
 def command(func: F) -> F:
@@ -55,6 +57,16 @@ def query(func: F) -> F:
 def stream(func: F) -> F:
     """Mark an interface method returning an async iterator of readings."""
     setattr(func, _MARK, CallKind.STREAM)
+    return func
+
+
+def composite(func: F) -> F:
+    """Mark a concrete interface method built from other interface methods.
+
+    At the recording boundary it runs with ``self`` bound to the recorder, so each
+    command and query it makes is recorded (e.g. ``CellProcessor.run_program``).
+    """
+    setattr(func, _MARK, CallKind.COMPOSITE)
     return func
 
 

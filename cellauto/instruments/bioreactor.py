@@ -1,14 +1,21 @@
-"""Bioreactor: setpoints, process values, seeding, feeding and sampling."""
+"""Bioreactor: setpoints, process values, seeding, reagents, feeding, sampling, harvest.
+
+Modelled on a rocking-bag bioreactor controller (a LADS functional unit with
+temperature, pH, dissolved-oxygen, rocker and pump control functions).
+"""
 
 from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import AsyncIterator
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from cellauto.instruments.base import Instrument, command, query, stream
 from cellauto.instruments.materials import Sample
+
+__all__ = ["Bioreactor", "HarvestResult", "ProcessValues", "Reagent", "Setpoints"]
 
 
 class Setpoints(BaseModel):
@@ -24,6 +31,19 @@ class Setpoints(BaseModel):
     perfusion_rate_ml_per_day: float | None = None
 
 
+class Reagent(BaseModel):
+    """Something added to the culture: an activator, a viral vector, a cytokine."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1, description='e.g. "TransAct", "CAR lentiviral vector"')
+    kind: Literal["activation", "vector", "cytokine"]
+    volume_ml: float = Field(gt=0, le=100)
+    lot: str = ""
+    target_cells: Literal["T", "NK"] = "T"
+    moi: float | None = Field(None, gt=0, le=50, description="vector: multiplicity of infection")
+
+
 class ProcessValues(BaseModel):
     """Measured process values at one instant."""
 
@@ -33,7 +53,20 @@ class ProcessValues(BaseModel):
     ph: float
     dissolved_oxygen_pct: float
     culture_volume_ml: float = Field(ge=0)
+    glucose_mmol_per_l: float
+    lactate_mmol_per_l: float
+    perfusion_rate_ml_per_day: float = Field(ge=0)
+    rocking_rate_rpm: float = Field(ge=0)
     process_time_s: float
+
+
+class HarvestResult(BaseModel):
+    """The culture moved out of the bag."""
+
+    model_config = ConfigDict(frozen=True)
+
+    container_id: str
+    volume_ml: float
 
 
 class Bioreactor(Instrument):
@@ -51,6 +84,11 @@ class Bioreactor(Instrument):
 
     @command
     @abstractmethod
+    async def add_reagent(self, reagent: Reagent) -> float:
+        """Add an activator, a vector or a cytokine; returns the culture volume (mL)."""
+
+    @command
+    @abstractmethod
     async def feed(self, medium_ml: float) -> float:
         """Add fresh medium; returns the culture volume (mL)."""
 
@@ -58,6 +96,11 @@ class Bioreactor(Instrument):
     @abstractmethod
     async def draw_sample(self, volume_ml: float) -> Sample:
         """Draw a sample aseptically from the culture."""
+
+    @command
+    @abstractmethod
+    async def harvest(self, target_container_id: str) -> HarvestResult:
+        """Move the whole culture into a new container."""
 
     @query
     @abstractmethod

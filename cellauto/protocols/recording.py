@@ -53,8 +53,11 @@ class RecordedInstrument:
         kind = call_kind(type(self._instrument), attr)
         if kind is None or not callable(target):
             return target
-        if kind is CallKind.STREAM:
-            wrapper: Any = self._wrap_stream(attr, target)
+        if kind is CallKind.COMPOSITE:
+            # run the interface's own code with self = this recorder
+            wrapper: Any = getattr(type(self._instrument), attr).__get__(self)
+        elif kind is CallKind.STREAM:
+            wrapper = self._wrap_stream(attr, target)
         else:
             wrapper = self._wrap_call(attr, target, kind)
         self.__dict__[attr] = wrapper  # cache: later lookups skip __getattr__

@@ -1,9 +1,17 @@
-"""A T-cell culture: logistic growth after an activation lag, with death when overgrown.
+"""Cell expansion in a bioreactor bag: growth, metabolism and death.
 
-dX/dt = mu * X * (1 - X / X_max) once the lag is over, mu = ln 2 / doubling time;
-viable cells die at a first-order rate that rises when the culture exceeds its
-carrying capacity. Figures default to PROCESS.md (lag 1-2 days, doubling ~36 h,
-up to ~1e7 cells/mL in a rocking bag) and are parameters.
+Expanding cells (T cells after CD3/CD28 activation, or NK cells after cytokine
+activation) grow after a lag with Monod kinetics on glucose, inhibited by lactate,
+and logistic saturation at the bag's carrying capacity (PROCESS.md):
+
+    mu  = mu_max * Glc / (Ks + Glc) * Ki / (Ki + Lac) * f(T),   mu_max = ln 2 / t_d
+    dX/dt = mu * X * (1 - X_total / X_max) - k_d * X
+    q_glc = mu_growth / Y + m          (mmol per cell per hour)
+    dLac  = 1.8 * glucose used
+
+Other cells decline slowly. Viable cells die at a base rate, faster when starved of
+glucose, overgrown, too warm, or contaminated. Perfusion exchanges medium (cells are
+retained). All rates are per hour; all figures are :class:`CultureModel` parameters.
 """
 
 from __future__ import annotations
@@ -12,74 +20,138 @@ import math
 
 from pydantic import BaseModel, Field
 
+from cellauto.sim.material import Container
+
+__all__ = ["Culture", "CultureModel"]
+
 
 class CultureModel(BaseModel):
-    """Kinetic parameters of a culture (all rates per hour)."""
+    """Kinetic and metabolic parameters (defaults: PROCESS.md, assumed where marked)."""
 
-    lag_h: float = Field(24.0, ge=0)
-    doubling_time_h: float = Field(36.0, gt=0)
-    max_viable_cells_per_ml: float = Field(1e7, gt=0)
-    death_rate_per_h: float = Field(0.002, ge=0)
+    lag_h: float = Field(30.0, ge=0, description="after activation (1-2 days)")
+    doubling_time_h: float = Field(30.0, gt=0, description="at full glucose, no lactate")
+    max_viable_cells_per_ml: float = Field(1.0e7, gt=0, description="rocking bag")
+    death_rate_per_h: float = Field(0.0008, ge=0)
+    starvation_death_rate_per_h: float = Field(0.01, ge=0, description="k_d when starved")
+    starvation_glucose_mmol_per_l: float = Field(0.5, ge=0)
     overgrowth_death_rate_per_h: float = Field(0.02, ge=0)
+    other_cells_death_rate_per_h: float = Field(0.008, ge=0, description="non-expanding cells")
+    glucose_ks_mmol_per_l: float = Field(0.8, gt=0, description="assumed")
+    lactate_ki_mmol_per_l: float = Field(35.0, gt=0, description="assumed")
+    yield_cells_per_mmol_glucose: float = Field(3.5e8, gt=0, description="assumed")
+    maintenance_mmol_per_cell_h: float = Field(1.0e-11, ge=0, description="assumed")
+    lactate_per_glucose: float = Field(1.8, ge=0, le=2.0)
+    medium_glucose_mmol_per_l: float = Field(17.5, gt=0, description="assumed medium")
+    optimum_temperature_c: float = 37.0
+    step_h: float = Field(0.25, gt=0, le=1.0, description="integration step")
 
 
 class Culture:
-    """Cells in a volume of medium, advanced lazily to the time it is looked at."""
+    """The contents of one bag, advanced lazily to the time it is looked at."""
 
-    def __init__(
-        self,
-        viable_cells: float,
-        dead_cells: float,
-        volume_ml: float,
-        start_h: float,
-        model: CultureModel | None = None,
-    ) -> None:
+    def __init__(self, cells: Container, now_h: float, model: CultureModel | None = None):
         self.model = model or CultureModel()
-        self.viable_cells = viable_cells
-        self.dead_cells = dead_cells
-        self.volume_ml = volume_ml
-        self._seeded_h = start_h
-        self._now_h = start_h
-
-    @property
-    def viable_cells_per_ml(self) -> float:
-        return self.viable_cells / self.volume_ml if self.volume_ml > 0 else 0.0
-
-    @property
-    def viability_pct(self) -> float:
-        total = self.viable_cells + self.dead_cells
-        return 100.0 * self.viable_cells / total if total > 0 else 0.0
-
-    def advance_to(self, now_h: float) -> None:
-        """Integrate from the last time looked at to ``now_h`` (exact logistic solution)."""
-        if now_h <= self._now_h:
-            return
-        m = self.model
-        growth_from = max(self._now_h, self._seeded_h + m.lag_h)
-        if now_h > growth_from and self.volume_ml > 0 and self.viable_cells > 0:
-            dt = now_h - growth_from
-            mu = math.log(2) / m.doubling_time_h
-            k = m.max_viable_cells_per_ml
-            x0 = self.viable_cells_per_ml
-            x = k / (1 + (k / x0 - 1) * math.exp(-mu * dt))
-            self.viable_cells = x * self.volume_ml
-        dt_total = now_h - self._now_h
-        death = m.death_rate_per_h
-        if self.viable_cells_per_ml > 0.9 * m.max_viable_cells_per_ml:
-            death += m.overgrowth_death_rate_per_h
-        dying = self.viable_cells * (1 - math.exp(-death * dt_total))
-        self.viable_cells -= dying
-        self.dead_cells += dying
+        self.cells = cells
+        self.glucose_mmol_per_l = self.model.medium_glucose_mmol_per_l
+        self.lactate_mmol_per_l = 0.0
+        self.temperature_c = 37.0
+        self.perfusion_ml_per_h = 0.0
+        self.activated_at_h: float | None = None
+        self.expanding: str = "T"
+        self.extra_death_rate_per_h = 0.0
+        self.temperature_offset_c: list[tuple[float, float, float]] = []  # (from, to, delta)
+        self.contaminated_from_h: float | None = None
+        self.contamination_death_rate_per_h = 0.0
         self._now_h = now_h
 
-    def add_medium(self, volume_ml: float) -> None:
-        self.volume_ml += volume_ml
+    # -- inputs --------------------------------------------------------------------------
+    def activate(self, now_h: float, target: str) -> None:
+        self.advance_to(now_h)
+        if self.activated_at_h is None:
+            self.activated_at_h = now_h
+            self.expanding = target
 
-    def remove(self, volume_ml: float) -> tuple[float, float]:
-        """Take ``volume_ml`` out; returns (viable, dead) cells removed."""
-        fraction = min(1.0, volume_ml / self.volume_ml) if self.volume_ml > 0 else 0.0
-        viable, dead = self.viable_cells * fraction, self.dead_cells * fraction
-        self.viable_cells -= viable
-        self.dead_cells -= dead
-        self.volume_ml -= volume_ml * (fraction if fraction < 1 else 1)
-        return viable, dead
+    def add_medium(self, volume_ml: float, now_h: float) -> None:
+        self.advance_to(now_h)
+        c = self.cells
+        total = c.volume_ml + volume_ml
+        self.glucose_mmol_per_l = (
+            self.glucose_mmol_per_l * c.volume_ml + self.model.medium_glucose_mmol_per_l * volume_ml
+        ) / total
+        self.lactate_mmol_per_l = self.lactate_mmol_per_l * c.volume_ml / total
+        c.volume_ml = total
+
+    def actual_temperature_c(self, at_h: float) -> float:
+        offset = sum(d for start, end, d in self.temperature_offset_c if start <= at_h < end)
+        return self.temperature_c + offset
+
+    # -- dynamics ------------------------------------------------------------------------
+    def advance_to(self, now_h: float) -> None:
+        """Integrate from the last time looked at to ``now_h``."""
+        while self._now_h < now_h - 1e-12:
+            dt = min(self.model.step_h, now_h - self._now_h)
+            self._step(self._now_h, dt)
+            self._now_h += dt
+
+    def _growth_rate(self, at_h: float, temperature_c: float) -> float:
+        m = self.model
+        if self.activated_at_h is None or at_h < self.activated_at_h + m.lag_h:
+            return 0.0
+        glc, lac = max(self.glucose_mmol_per_l, 0.0), self.lactate_mmol_per_l
+        mu = math.log(2) / m.doubling_time_h
+        mu *= glc / (m.glucose_ks_mmol_per_l + glc) * m.lactate_ki_mmol_per_l
+        mu /= m.lactate_ki_mmol_per_l + lac
+        # no growth below 30 °C, full at the optimum
+        warmth = (temperature_c - 30.0) / (m.optimum_temperature_c - 30.0)
+        return mu * min(max(warmth, 0.0), 1.0)
+
+    def _step(self, at_h: float, dt: float) -> None:
+        m, c = self.model, self.cells
+        if c.volume_ml <= 0 or c.viable_cells <= 0:
+            return
+        attr = "nk_fraction" if self.expanding == "NK" else "t_cell_fraction"
+        expanding = c.viable_cells * getattr(c, attr)
+        others = c.viable_cells - expanding
+        density = (c.viable_cells) / c.volume_ml
+        temperature = self.actual_temperature_c(at_h)
+        mu = self._growth_rate(at_h, temperature)
+        room = 1.0 - density / m.max_viable_cells_per_ml
+        grown = mu * expanding * max(room, 0.0) * dt
+        kd = m.death_rate_per_h + self.extra_death_rate_per_h
+        if self.glucose_mmol_per_l < m.starvation_glucose_mmol_per_l:
+            kd += m.starvation_death_rate_per_h
+        if room < 0:
+            kd += m.overgrowth_death_rate_per_h
+        if temperature > 39.0:
+            kd += 0.02 * (temperature - 39.0)
+        if self.contaminated_from_h is not None and at_h >= self.contaminated_from_h:
+            kd += self.contamination_death_rate_per_h
+        dying_expanding = expanding * (1 - math.exp(-kd * dt))
+        dying_others = others * (1 - math.exp(-(kd + m.other_cells_death_rate_per_h) * dt))
+        expanding += grown - dying_expanding
+        others -= dying_others
+        # metabolism (mmol/L): uptake by every viable cell, growth-linked for expanding ones
+        per_ml = 1000.0 / c.volume_ml  # cells in the bag -> per litre
+        used = (grown / m.yield_cells_per_mmol_glucose) * per_ml
+        used += m.maintenance_mmol_per_cell_h * (expanding + others) * dt * per_ml
+        used = min(used, max(self.glucose_mmol_per_l, 0.0))
+        self.glucose_mmol_per_l -= used
+        self.lactate_mmol_per_l += m.lactate_per_glucose * used
+        if self.perfusion_ml_per_h > 0:
+            share = min(1.0, self.perfusion_ml_per_h * dt / c.volume_ml)
+            self.glucose_mmol_per_l += share * (
+                m.medium_glucose_mmol_per_l - self.glucose_mmol_per_l
+            )
+            self.lactate_mmol_per_l -= share * self.lactate_mmol_per_l
+        # write back; phenotype shares follow who grew and who died
+        other_attr = "t_cell_fraction" if attr == "nk_fraction" else "nk_fraction"
+        others_before = c.viable_cells - c.viable_cells * getattr(c, attr)
+        other_kind_cells = c.viable_cells * getattr(c, other_attr)
+        if others_before > 0:
+            other_kind_cells *= others / others_before
+        total = expanding + others
+        c.dead_cells += dying_expanding + dying_others
+        c.viable_cells = total
+        if total > 0:
+            setattr(c, attr, expanding / total)
+            setattr(c, other_attr, min(other_kind_cells / total, 1.0 - expanding / total))

@@ -1,24 +1,81 @@
-"""Build a simulated line for whatever equipment a protocol asks for."""
+"""The simulated process line: every simulated instrument, one world, one seed."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from cellauto.clock import Clock
 from cellauto.errors import EquipmentError
-from cellauto.instruments.barcode_scanner import BarcodeScanner
 from cellauto.instruments.base import Instrument
-from cellauto.instruments.bioreactor import Bioreactor
-from cellauto.instruments.cell_counter import CellCounter
 from cellauto.instruments.line import Line
 from cellauto.protocols.definition import MaterialInput
 from cellauto.protocols.params import Params
-from cellauto.sim.instruments import SimBarcodeScanner, SimBioreactor, SimCellCounter
-from cellauto.sim.world import Container, SimWorld
+from cellauto.sim.base import SimInstrument
+from cellauto.sim.bioreactor import SimBioreactor
+from cellauto.sim.counter import SimCellCounter
+from cellauto.sim.faults import Fault
+from cellauto.sim.material import Container
+from cellauto.sim.scanner import SimBarcodeScanner
+from cellauto.sim.world import SimWorld
 
-__all__ = ["SIMULATED_INTERFACES", "build_sim_line", "starting_materials"]
+__all__ = ["SIMULATORS", "SimLine", "build_sim_line", "starting_materials"]
 
-SIMULATED_INTERFACES = (BarcodeScanner, CellCounter, Bioreactor)
+Factory = Callable[[SimWorld, str], SimInstrument]
+
+#: Simulated instrument classes; each serves the interfaces it implements.
+SIMULATORS: list[type[SimInstrument]] = [SimBarcodeScanner, SimCellCounter, SimBioreactor]
+
+
+class SimLine:
+    """A simulated line: instruments created on demand, one per equipment name.
+
+    ``line_for(protocol.equipment())`` gives the :class:`Line` a protocol runs on;
+    ``inject("bioreactor", Contamination(at_h=120))`` arms a fault on the instrument
+    behind an equipment name.
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        seed: int | None = None,
+        materials: list[Container] | None = None,
+        name: str = "sim",
+    ) -> None:
+        self.world = SimWorld(clock, seed=seed)
+        self.name = name
+        self.equipment: dict[str, SimInstrument] = {}
+        for container in materials or []:
+            self.world.add_container(container)
+
+    def _create(self, key: str, interface: type[Instrument], index: int) -> SimInstrument:
+        for simulator in SIMULATORS:
+            if issubclass(simulator, interface):
+                prefix = "".join(ch for ch in simulator.__name__[3:] if ch.isupper())
+                return simulator(self.world, f"{prefix}-{index:04d}")  # type: ignore[call-arg]
+        supported = ", ".join(
+            sorted({base.__name__ for s in SIMULATORS for base in s.__mro__[2:3]})
+        )
+        raise EquipmentError(
+            f"no simulated instrument for {key!r} ({interface.__name__}); "
+            f"simulated interfaces: {supported}"
+        )
+
+    def line_for(self, needed: Mapping[str, type[Instrument]]) -> Line:
+        """The line for a protocol's equipment (instruments made once per name)."""
+        for index, (key, interface) in enumerate(sorted(needed.items()), start=1):
+            if key not in self.equipment:
+                self.equipment[key] = self._create(key, interface, index)
+        return Line(self.name, dict(self.equipment), simulated=True)  # type: ignore[arg-type]
+
+    def inject(self, equipment: str, fault: Fault) -> None:
+        """Arm ``fault`` on the instrument behind ``equipment``."""
+        try:
+            instrument = self.equipment[equipment]
+        except KeyError:
+            known = ", ".join(self.equipment) or "none yet (call line_for first)"
+            raise EquipmentError(f"no simulated equipment {equipment!r}; known: {known}") from None
+        instrument.inject(fault)
 
 
 def build_sim_line(
@@ -28,34 +85,10 @@ def build_sim_line(
     seed: int | None = None,
     materials: list[Container] | None = None,
     name: str = "sim",
-) -> tuple[Line, SimWorld]:
-    """A simulated instrument for each needed name, sharing one world and seed.
-
-    ``materials`` are the containers on the line at the start (e.g. the labelled
-    starting-material bag). Counters are created first so bioreactors hand samples
-    to them.
-    """
-    world = SimWorld(clock, seed=seed)
-    for container in materials or []:
-        world.add_container(container)
-    equipment: dict[str, Instrument] = {}
-    counter: SimCellCounter | None = None
-    order = sorted(needed.items(), key=lambda item: not issubclass(item[1], CellCounter))
-    for index, (key, interface) in enumerate(order, start=1):
-        if issubclass(interface, CellCounter):
-            counter = SimCellCounter(world, serial=f"CC-{index:04d}")
-            equipment[key] = counter
-        elif issubclass(interface, Bioreactor):
-            equipment[key] = SimBioreactor(world, counter, serial=f"BR-{index:04d}")
-        elif issubclass(interface, BarcodeScanner):
-            equipment[key] = SimBarcodeScanner(world, serial=f"SCN-{index:04d}")
-        else:
-            supported = ", ".join(i.__name__ for i in SIMULATED_INTERFACES)
-            raise EquipmentError(
-                f"no simulated instrument for {key!r} ({interface.__name__}); "
-                f"simulated interfaces: {supported}"
-            )
-    return Line(name, equipment, simulated=True), world
+) -> tuple[Line, SimLine]:
+    """A simulated line for ``needed``; returns the Line and the SimLine behind it."""
+    sim = SimLine(clock=clock, seed=seed, materials=materials, name=name)
+    return sim.line_for(needed), sim
 
 
 def starting_materials(

@@ -1,37 +1,21 @@
-"""The simulated world: containers of cells, samples, labels, one random generator.
+"""The simulated world: containers, samples, one clock and one random generator.
 
-Simulated instruments act on this shared material state, so a sample a bioreactor
-draws is the sample a counter counts. One seeded numpy generator drives all noise:
-the same seed gives the same run.
+Simulated instruments act on this shared material state, so the sample a
+bioreactor draws is the sample a counter counts. One seeded numpy generator per
+instrument (spawned from the world's seed) drives all noise: the same seed gives
+the same run, whatever order concurrent instruments are used in.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 
 from cellauto.clock import Clock
 from cellauto.errors import InstrumentError
+from cellauto.instruments.materials import Sample
+from cellauto.sim.material import Container
 
-
-@dataclass
-class Container:
-    """A bag, tube or vessel with cells in it (counts of cells, volume in mL)."""
-
-    container_id: str
-    viable_cells: float
-    dead_cells: float
-    volume_ml: float
-    label: str = ""
-
-    @property
-    def viable_cells_per_ml(self) -> float:
-        return self.viable_cells / self.volume_ml if self.volume_ml > 0 else 0.0
-
-    @property
-    def total_cells_per_ml(self) -> float:
-        return (self.viable_cells + self.dead_cells) / self.volume_ml if self.volume_ml else 0.0
+__all__ = ["Container", "SimWorld"]
 
 
 class SimWorld:
@@ -40,14 +24,28 @@ class SimWorld:
     def __init__(self, clock: Clock, *, seed: int | None = None) -> None:
         self.clock = clock
         self.seed = seed
-        self.rng = np.random.default_rng(seed)
+        self._seed_sequence = np.random.SeedSequence(seed)
+        self.rng = self.spawn_rng()
         self.containers: dict[str, Container] = {}
+        self.samples: dict[str, Container] = {}
         self._sample_counter = 0
+        self.start_h = self.now_h()
+
+    def spawn_rng(self) -> np.random.Generator:
+        """An independent generator for one instrument (deterministic given the seed)."""
+        return np.random.default_rng(self._seed_sequence.spawn(1)[0])
 
     def now_h(self) -> float:
+        """Process hours on the loop clock."""
         return self.clock.monotonic() / 3600.0
 
+    def elapsed_h(self) -> float:
+        """Process hours since the world started (the time base of faults)."""
+        return self.now_h() - self.start_h
+
     def add_container(self, container: Container) -> Container:
+        if container.container_id in self.containers:
+            raise InstrumentError(f"simulated line: container {container.container_id!r} exists")
         self.containers[container.container_id] = container
         return container
 
@@ -60,6 +58,23 @@ class SimWorld:
                 f"{where}: no container {container_id!r} on the line; known: {known}"
             ) from None
 
-    def next_sample_id(self, prefix: str) -> str:
+    def draw_sample(self, source: Container, volume_ml: float, *, prefix: str) -> Sample:
+        """Take a sample from ``source`` into a tube the analysers can find by its id."""
         self._sample_counter += 1
-        return f"{prefix}-S{self._sample_counter:04d}"
+        sample_id = f"{prefix}-S{self._sample_counter:04d}"
+        self.samples[sample_id] = source.take(volume_ml, sample_id)
+        return Sample(
+            sample_id=sample_id,
+            source_container_id=source.container_id,
+            volume_ml=volume_ml,
+            drawn_at_process_time_s=self.clock.now_s(),
+        )
+
+    def sample(self, sample: Sample, *, where: str) -> Container:
+        try:
+            return self.samples[sample.sample_id]
+        except KeyError:
+            raise InstrumentError(
+                f"{where}: sample {sample.sample_id!r} is not on the line; "
+                "draw it from a container first"
+            ) from None

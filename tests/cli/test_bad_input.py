@@ -124,7 +124,7 @@ CASES: dict[str, tuple[Build, tuple[str, ...]]] = {
     ),
     "equipment of a narrower interface": (
         _protocol("fancy.py", FANCY_COUNTER_PROTOCOL),
-        ("fancy-count", "'counter'", "SimCellCounter", "not a FancyCounter"),
+        ("'counter'", "FancyCounter", "no simulated instrument", "CellCounter"),
     ),
     "run without --sim": (lambda d: ["run", DEMO], ("--sim",)),
 }

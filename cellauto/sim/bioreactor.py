@@ -1,0 +1,234 @@
+"""Simulated rocking-bag bioreactor with a living culture inside."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator
+
+import anyio
+from pydantic import BaseModel, Field
+
+from cellauto.errors import InstrumentError
+from cellauto.instruments.base import require_range
+from cellauto.instruments.bioreactor import (
+    Bioreactor,
+    HarvestResult,
+    ProcessValues,
+    Reagent,
+    Setpoints,
+)
+from cellauto.instruments.materials import Sample
+from cellauto.sim.base import SimInstrument, sim_identity
+from cellauto.sim.culture import Culture, CultureModel
+from cellauto.sim.faults import Contamination, Fault, TemperatureExcursion
+from cellauto.sim.world import SimWorld
+
+__all__ = ["SimBioreactor", "TransductionModel"]
+
+LIMITS: dict[str, tuple[float, float, str]] = {
+    "temperature_c": (4.0, 40.0, "°C"),
+    "ph": (6.0, 8.0, ""),
+    "dissolved_oxygen_pct": (0.0, 100.0, "%"),
+    "rocking_rate_rpm": (0.0, 40.0, "rpm"),
+    "rocking_angle_deg": (0.0, 12.0, "°"),
+    "perfusion_rate_ml_per_day": (0.0, 5000.0, "mL/day"),
+}
+
+
+class TransductionModel(BaseModel):
+    """Lentiviral transduction: efficiency = max * (1 - exp(-MOI / scale)) (37 % at MOI 5)."""
+
+    max_efficiency: float = Field(0.8, gt=0, le=1)
+    moi_scale: float = Field(8.0, gt=0)
+    efficiency_rsd: float = Field(0.15, ge=0)
+    min_activation_h: float = Field(18.0, ge=0, description="activated at least this long")
+    unactivated_factor: float = Field(0.15, ge=0, le=1)
+
+
+class SimBioreactor(SimInstrument, Bioreactor):
+    """A 1 L rocking bag: setpoints, seeding, reagents, feeds, perfusion, sampling."""
+
+    MAX_VOLUME_ML = 1000.0
+
+    def __init__(
+        self,
+        world: SimWorld,
+        serial: str = "BR-0001",
+        *,
+        model: CultureModel | None = None,
+        transduction: TransductionModel | None = None,
+    ) -> None:
+        super().__init__(world, sim_identity("SimWave 1L", serial))
+        self.model = model or CultureModel()
+        self.transduction = transduction or TransductionModel()
+        self.culture: Culture | None = None
+        self.setpoints = Setpoints(
+            temperature_c=20.0,
+            ph=7.2,
+            dissolved_oxygen_pct=40.0,
+            rocking_rate_rpm=0.0,
+            rocking_angle_deg=0.0,
+            perfusion_rate_ml_per_day=0.0,
+        )
+        self._pending: list[Fault] = []
+
+    # -- faults ----------------------------------------------------------------------
+    def inject_process_fault(self, fault: Fault) -> None:
+        if not isinstance(fault, TemperatureExcursion | Contamination):
+            super().inject_process_fault(fault)
+        self._pending.append(fault)
+        self._apply_pending()
+
+    def _apply_pending(self) -> None:
+        if self.culture is None:
+            return
+        start_h = self.world.start_h
+        for fault in self._pending:
+            at = start_h + (fault.at_h if fault.at_h is not None else self.world.elapsed_h())
+            if isinstance(fault, TemperatureExcursion):
+                self.culture.temperature_offset_c.append((at, at + fault.duration_h, fault.delta_c))
+            elif isinstance(fault, Contamination):
+                self.culture.contaminated_from_h = at
+                self.culture.contamination_death_rate_per_h = fault.death_rate_per_h
+                self.culture.cells.contaminated = True
+        self._pending.clear()
+
+    # -- helpers ---------------------------------------------------------------------
+    def _culture(self) -> Culture:
+        if self.culture is None:
+            raise InstrumentError(f"{self.where}: no culture; seed the bag first")
+        self.culture.advance_to(self.world.now_h())
+        return self.culture
+
+    def _room_ml(self) -> float:
+        return self.MAX_VOLUME_ML - (self.culture.cells.volume_ml if self.culture else 0.0)
+
+    # -- interface -------------------------------------------------------------------
+    async def set_setpoints(self, setpoints: Setpoints) -> Setpoints:
+        self.guard("set_setpoints", command=True)
+        changes = setpoints.model_dump(exclude_none=True)
+        for field, value in changes.items():
+            low, high, unit = LIMITS[field]
+            require_range(self, field, value, low=low, high=high, unit=unit)
+        await anyio.sleep(1.0)
+        if self.culture is not None:
+            self.culture.advance_to(self.world.now_h())
+        self.setpoints = self.setpoints.model_copy(update=changes)
+        if self.culture is not None:
+            self._apply_setpoints(self.culture)
+        return self.setpoints
+
+    def _apply_setpoints(self, culture: Culture) -> None:
+        culture.temperature_c = float(self.setpoints.temperature_c or 20.0)
+        culture.perfusion_ml_per_h = float(self.setpoints.perfusion_rate_ml_per_day or 0.0) / 24
+
+    async def seed(self, source_container_id: str, volume_ml: float, medium_ml: float) -> float:
+        self.guard("seed", command=True)
+        source = self.world.container(source_container_id, where=self.where)
+        if self.culture is not None:
+            raise InstrumentError(f"{self.where}: the bag is already seeded; harvest it first")
+        require_range(self, "volume_ml", volume_ml, low=0.1, high=source.volume_ml, unit="mL")
+        require_range(
+            self, "medium_ml", medium_ml, low=0.0, high=self.MAX_VOLUME_ML - volume_ml, unit="mL"
+        )
+        await anyio.sleep(600.0)
+        cells = source.take(volume_ml, f"{self.identity.serial} culture")
+        cells.volume_ml += medium_ml
+        self.culture = Culture(cells, self.world.now_h(), self.model)
+        self._apply_setpoints(self.culture)
+        self._apply_pending()
+        return cells.volume_ml
+
+    async def add_reagent(self, reagent: Reagent) -> float:
+        self.guard("add_reagent", command=True)
+        culture = self._culture()
+        require_range(
+            self, "volume_ml", reagent.volume_ml, low=0.0, high=self._room_ml(), unit="mL"
+        )
+        if reagent.kind == "vector" and reagent.moi is None:
+            raise InstrumentError(f"{self.where}: vector {reagent.name!r} needs an MOI")
+        await anyio.sleep(120.0)
+        now_h = self.world.now_h()
+        culture.advance_to(now_h)
+        cells = culture.cells
+        cells.volume_ml += reagent.volume_ml
+        if reagent.kind == "activation":
+            culture.activate(now_h, reagent.target_cells)
+        elif reagent.kind == "vector":
+            efficiency = self._transduction_efficiency(culture, float(reagent.moi or 0), now_h)
+            cells.car_fraction = 1 - (1 - cells.car_fraction) * (1 - efficiency)
+            if efficiency > 0:
+                lam = -math.log(1 - min(efficiency, 0.999))
+                cells.vector_copies_per_cell = lam / (1 - math.exp(-lam))
+        return cells.volume_ml
+
+    def _transduction_efficiency(self, culture: Culture, moi: float, now_h: float) -> float:
+        t = self.transduction
+        efficiency = t.max_efficiency * (1 - math.exp(-moi / t.moi_scale))
+        efficiency *= float(self.rng.lognormal(0.0, t.efficiency_rsd))
+        activated = culture.activated_at_h
+        if activated is None or now_h - activated < t.min_activation_h:
+            efficiency *= t.unactivated_factor
+        return min(max(efficiency, 0.0), 0.95)
+
+    async def feed(self, medium_ml: float) -> float:
+        self.guard("feed", command=True)
+        culture = self._culture()
+        require_range(self, "medium_ml", medium_ml, low=0.1, high=self._room_ml(), unit="mL")
+        await anyio.sleep(300.0)
+        culture.add_medium(medium_ml, self.world.now_h())
+        return culture.cells.volume_ml
+
+    async def draw_sample(self, volume_ml: float) -> Sample:
+        self.guard("draw_sample", command=True)
+        culture = self._culture()
+        require_range(self, "volume_ml", volume_ml, low=0.1, high=5.0, unit="mL")
+        await anyio.sleep(60.0)
+        culture.advance_to(self.world.now_h())
+        return self.world.draw_sample(culture.cells, volume_ml, prefix=self.identity.serial)
+
+    async def harvest(self, target_container_id: str) -> HarvestResult:
+        self.guard("harvest", command=True)
+        culture = self._culture()
+        if target_container_id in self.world.containers:
+            raise InstrumentError(f"{self.where}: container {target_container_id!r} exists")
+        await anyio.sleep(1800.0)
+        culture.advance_to(self.world.now_h())
+        cells = culture.cells.take(culture.cells.volume_ml, target_container_id)
+        self.world.add_container(cells)
+        self.culture = None
+        return HarvestResult(container_id=target_container_id, volume_ml=cells.volume_ml)
+
+    async def read_process_values(self) -> ProcessValues:
+        self.guard("read_process_values", command=False)
+        sp = self.setpoints
+        culture = self.culture
+        if culture is not None:
+            culture.advance_to(self.world.now_h())
+        temperature = (
+            culture.actual_temperature_c(self.world.now_h()) if culture else sp.temperature_c
+        )
+        noise = self.rng.normal(0.0, 1.0, size=5)
+        return ProcessValues(
+            temperature_c=self.measured("temperature_c", float(temperature or 0) + 0.05 * noise[0]),
+            ph=self.measured("ph", float(sp.ph or 7.2) + 0.01 * noise[1]),
+            dissolved_oxygen_pct=self.measured(
+                "dissolved_oxygen_pct", float(sp.dissolved_oxygen_pct or 0.0) + 0.5 * noise[2]
+            ),
+            culture_volume_ml=culture.cells.volume_ml if culture else 0.0,
+            glucose_mmol_per_l=max(
+                0.0, (culture.glucose_mmol_per_l if culture else 0.0) + 0.1 * noise[3]
+            ),
+            lactate_mmol_per_l=max(
+                0.0, (culture.lactate_mmol_per_l if culture else 0.0) + 0.1 * noise[4]
+            ),
+            perfusion_rate_ml_per_day=float(sp.perfusion_rate_ml_per_day or 0.0),
+            rocking_rate_rpm=float(sp.rocking_rate_rpm or 0.0),
+            process_time_s=self.world.clock.now_s(),
+        )
+
+    async def process_values(self, interval_s: float) -> AsyncIterator[ProcessValues]:
+        require_range(self, "interval_s", interval_s, low=1.0, unit="s")
+        while True:
+            yield await self.read_process_values()
+            await anyio.sleep(interval_s)

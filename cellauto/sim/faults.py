@@ -1,0 +1,147 @@
+"""Fault injection for simulated instruments.
+
+Faults are pydantic models handed to :meth:`SimInstrument.inject` (or
+``SimLine.inject(name, fault)``). Each takes effect at ``at_h`` hours of process
+time after the simulated world started (``None``: at once) and is evaluated lazily
+when the instrument is next used, so no background task is needed and a fault
+lands at the same process time whatever the wall clock does.
+
+Generic faults (every simulated instrument): :class:`Disconnect`,
+:class:`CommandFailure`, :class:`SensorDrift`. Process faults, accepted only by the
+instruments they concern: :class:`TemperatureExcursion` and :class:`Contamination`
+(bioreactor), :class:`LN2LevelDrop` (cryostorage), :class:`PowerLoss` (controlled-rate
+freezer). An instrument refuses a fault it cannot suffer with a clear error.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cellauto.errors import InstrumentError
+
+__all__ = [
+    "CommandFailure",
+    "Contamination",
+    "Disconnect",
+    "Fault",
+    "FaultState",
+    "LN2LevelDrop",
+    "PowerLoss",
+    "SensorDrift",
+    "TemperatureExcursion",
+]
+
+
+class _Fault(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    at_h: float | None = Field(None, ge=0, description="process hours after the world started")
+
+
+class Disconnect(_Fault):
+    """The instrument does not answer for ``duration_h`` hours."""
+
+    kind: Literal["disconnect"] = "disconnect"
+    duration_h: float = Field(1.0, gt=0)
+
+
+class CommandFailure(_Fault):
+    """The next ``count`` commands (not queries) fail with ``message``."""
+
+    kind: Literal["command_failure"] = "command_failure"
+    count: int = Field(1, ge=1)
+    message: str = "simulated command failure"
+
+
+class SensorDrift(_Fault):
+    """A measured value drifts by ``rate_per_h`` (its own unit per hour) from ``at_h``."""
+
+    kind: Literal["sensor_drift"] = "sensor_drift"
+    field: str
+    rate_per_h: float
+
+
+class TemperatureExcursion(_Fault):
+    """The culture temperature departs by ``delta_c`` for ``duration_h`` hours."""
+
+    kind: Literal["temperature_excursion"] = "temperature_excursion"
+    delta_c: float = 5.0
+    duration_h: float = Field(2.0, gt=0)
+
+
+class Contamination(_Fault):
+    """The culture is contaminated: viability collapses within about a day."""
+
+    kind: Literal["contamination"] = "contamination"
+    death_rate_per_h: float = Field(0.15, gt=0)
+
+
+class LN2LevelDrop(_Fault):
+    """The LN2 level drops by ``drop_pct`` points (a leak, a failed fill)."""
+
+    kind: Literal["ln2_level_drop"] = "ln2_level_drop"
+    drop_pct: float = Field(60.0, gt=0, le=100)
+    disable_autofill: bool = True
+
+
+class PowerLoss(_Fault):
+    """Power is lost for ``duration_min`` minutes; the chamber warms meanwhile."""
+
+    kind: Literal["power_loss"] = "power_loss"
+    duration_min: float = Field(20.0, gt=0)
+
+
+Fault = Annotated[
+    Disconnect
+    | CommandFailure
+    | SensorDrift
+    | TemperatureExcursion
+    | Contamination
+    | LN2LevelDrop
+    | PowerLoss,
+    Field(discriminator="kind"),
+]
+
+
+class FaultState:
+    """The generic faults armed on one simulated instrument."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.disconnects: list[tuple[float, float]] = []  # (from_h, until_h)
+        self.failures: list[tuple[float, int, str]] = []  # (from_h, remaining, message)
+        self.drifts: dict[str, tuple[float, float]] = {}  # field -> (from_h, rate_per_h)
+
+    def arm(self, fault: _Fault, now_h: float) -> bool:
+        """Arm a generic fault; returns False for a process fault (the instrument's job)."""
+        start = now_h if fault.at_h is None else fault.at_h
+        if isinstance(fault, Disconnect):
+            self.disconnects.append((start, start + fault.duration_h))
+        elif isinstance(fault, CommandFailure):
+            self.failures.append((start, fault.count, fault.message))
+        elif isinstance(fault, SensorDrift):
+            self.drifts[fault.field] = (start, fault.rate_per_h)
+        else:
+            return False
+        return True
+
+    def check(self, now_h: float, *, method: str, is_command: bool) -> None:
+        """Raise InstrumentError when the instrument is disconnected or fails commands."""
+        for start, until in self.disconnects:
+            if start <= now_h < until:
+                raise InstrumentError(
+                    f"{self.where}: no answer to {method} — instrument disconnected "
+                    f"(simulated outage until process hour {until:.2f})"
+                )
+        if not is_command:
+            return
+        for index, (start, remaining, message) in enumerate(self.failures):
+            if start <= now_h and remaining > 0:
+                self.failures[index] = (start, remaining - 1, message)
+                raise InstrumentError(f"{self.where}: {method} failed: {message}")
+
+    def drifted(self, field: str, value: float, now_h: float) -> float:
+        start, rate = self.drifts.get(field, (0.0, 0.0))
+        return value + rate * max(0.0, now_h - start) if rate else value

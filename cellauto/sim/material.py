@@ -1,0 +1,96 @@
+"""Simulated material: containers holding cells (with phenotype) and medium.
+
+A :class:`Container` is a bag, tube or vessel. Its cells are counted (viable and
+dead) with the phenotype shares a flow cytometer reports: the CD3+ share of viable
+cells, the CD4+ share of T cells (the rest CD8+), the CAR+ share of T cells. Moving
+liquid moves a proportional share of everything in it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+
+@dataclass
+class Container:
+    """Cells and medium in one container (counts of cells, volumes in mL)."""
+
+    container_id: str
+    viable_cells: float = 0.0
+    dead_cells: float = 0.0
+    volume_ml: float = 0.0
+    label: str = ""
+    t_cell_fraction: float = 0.6
+    cd4_fraction: float = 0.6
+    car_fraction: float = 0.0
+    nk_fraction: float = 0.1
+    dmso_pct: float = 0.0
+    vector_copies_per_cell: float = 0.0
+    contaminated: bool = False
+    history: list[str] = field(default_factory=list)
+
+    @property
+    def viable_cells_per_ml(self) -> float:
+        return self.viable_cells / self.volume_ml if self.volume_ml > 0 else 0.0
+
+    @property
+    def total_cells_per_ml(self) -> float:
+        total = self.viable_cells + self.dead_cells
+        return total / self.volume_ml if self.volume_ml > 0 else 0.0
+
+    @property
+    def viability_pct(self) -> float:
+        total = self.viable_cells + self.dead_cells
+        return 100.0 * self.viable_cells / total if total > 0 else 0.0
+
+    def take(self, volume_ml: float, new_id: str) -> Container:
+        """Remove ``volume_ml`` (well mixed) into a new container named ``new_id``."""
+        volume_ml = min(volume_ml, self.volume_ml)
+        share = volume_ml / self.volume_ml if self.volume_ml > 0 else 0.0
+        part = replace(
+            self,
+            container_id=new_id,
+            viable_cells=self.viable_cells * share,
+            dead_cells=self.dead_cells * share,
+            volume_ml=volume_ml,
+            label="",
+            history=[*self.history, f"from {self.container_id}"],
+        )
+        self.viable_cells -= part.viable_cells
+        self.dead_cells -= part.dead_cells
+        self.volume_ml -= volume_ml
+        return part
+
+    def add(self, other: Container) -> None:
+        """Pour ``other`` in; phenotype shares mix weighted by cells."""
+        total_viable = self.viable_cells + other.viable_cells
+
+        def mix(mine: float, theirs: float, w_mine: float, w_theirs: float) -> float:
+            weight = w_mine + w_theirs
+            return (mine * w_mine + theirs * w_theirs) / weight if weight > 0 else mine
+
+        t_mine = self.viable_cells * self.t_cell_fraction
+        t_theirs = other.viable_cells * other.t_cell_fraction
+        self.cd4_fraction = mix(self.cd4_fraction, other.cd4_fraction, t_mine, t_theirs)
+        self.car_fraction = mix(self.car_fraction, other.car_fraction, t_mine, t_theirs)
+        self.vector_copies_per_cell = mix(
+            self.vector_copies_per_cell, other.vector_copies_per_cell, t_mine, t_theirs
+        )
+        self.t_cell_fraction = mix(
+            self.t_cell_fraction, other.t_cell_fraction, self.viable_cells, other.viable_cells
+        )
+        self.nk_fraction = mix(
+            self.nk_fraction, other.nk_fraction, self.viable_cells, other.viable_cells
+        )
+        self.dmso_pct = mix(self.dmso_pct, other.dmso_pct, self.volume_ml, other.volume_ml)
+        self.viable_cells = total_viable
+        self.dead_cells += other.dead_cells
+        self.volume_ml += other.volume_ml
+        self.contaminated = self.contaminated or other.contaminated
+        other.viable_cells = other.dead_cells = other.volume_ml = 0.0
+
+    def kill(self, fraction: float) -> None:
+        """Move ``fraction`` of the viable cells to dead."""
+        dying = self.viable_cells * min(max(fraction, 0.0), 1.0)
+        self.viable_cells -= dying
+        self.dead_cells += dying
