@@ -41,6 +41,7 @@ class Progress:
         self._last_draw = 0.0
         self._step_index = 0
         self._step_start_s: float | None = None
+        self.closed = False
         self._status = ""
 
     def _remaining_h(self, index: int, now_s: float | None = None) -> float:
@@ -50,13 +51,19 @@ class Progress:
             current = max(0.0, current - (now_s - self._step_start_s) / 3600)
         return current + sum(self.estimates_h[index + 1 :])
 
+    def _write(self, text: str) -> None:
+        if self.closed:
+            return
+        try:
+            self.out.write(text)
+            self.out.flush()
+        except (BrokenPipeError, ValueError):  # the reader went away: keep running, quietly
+            self.closed = True
+
     def _line(self, text: str) -> None:
-        if self.live and self._status:
-            self.out.write("\r\x1b[K")
-        self.out.write(text + "\n")
-        if self.live and self._status:
-            self.out.write(self._status)
-        self.out.flush()
+        clear = "\r\x1b[K" if self.live and self._status else ""
+        status = self._status if self.live else ""
+        self._write(f"{clear}{text}\n{status}")
 
     def _draw(self, now_s: float, force: bool = False) -> None:
         if not self.live or self.start_s is None:
@@ -71,8 +78,7 @@ class Progress:
             f"process time {format_duration(now_s - self.start_s)}  "
             f"est. remaining {format_duration(self._remaining_h(self._step_index, now_s) * 3600)}"
         )
-        self.out.write("\r\x1b[K" + self._status)
-        self.out.flush()
+        self._write("\r\x1b[K" + self._status)
 
     def __call__(self, kind: RecordKind, payload: dict[str, Any], now_s: float) -> None:
         if kind is RecordKind.RUN_STARTED:
@@ -102,5 +108,5 @@ class Progress:
         elif kind is RecordKind.RUN_ENDED:
             self._status = ""
             if self.live:
-                self.out.write("\r\x1b[K")
+                self._write("\r\x1b[K")
         self._draw(now_s, force=kind is RecordKind.STEP_STARTED)

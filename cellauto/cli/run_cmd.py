@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,17 @@ from cellauto.records import Journal, RecordKind
 from cellauto.sim import build_sim_line, starting_materials
 
 DEFAULT_DB = "cellauto.db"
+DEFAULT_SIM_START = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+
+
+def _parse_start(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 time (e.g. 2026-03-02T08:00:00Z)"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def add_parser(sub: Any) -> None:
@@ -39,7 +51,21 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--params", type=Path, metavar="FILE.json", help="parameters from JSON")
     p.add_argument("--db", default=DEFAULT_DB, help=f"journal file (default ./{DEFAULT_DB})")
-    p.add_argument("--seed", type=int, default=None, help="seed of the simulation")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed of the simulation; a seeded simulated run is reproducible: the same "
+        "inputs give the same run id and a byte-identical record in a fresh journal",
+    )
+    p.add_argument(
+        "--start",
+        type=_parse_start,
+        default=None,
+        metavar="ISO8601",
+        help=f"process time at which a simulated run starts (default: now; with --seed "
+        f"{DEFAULT_SIM_START.isoformat()} so that the record is reproducible)",
+    )
     p.add_argument("--operator", default=None, help="who starts the run (default: login name)")
     p.add_argument(
         "--on-hold",
@@ -130,8 +156,11 @@ def run_command(args: argparse.Namespace) -> int:
     mode = args.on_hold or ("prompt" if sys.stdin.isatty() else "stop")
     operator = _operator(args)
 
+    reproducible = args.seed is not None
+    origin = args.start or (DEFAULT_SIM_START if reproducible else None)
+
     async def main() -> RunOutcome:
-        clock = Clock()
+        clock = Clock(origin)
         line, _sim = build_sim_line(
             needed,
             clock=clock,
@@ -140,7 +169,7 @@ def run_command(args: argparse.Namespace) -> int:
         )
         line.provide(needed, protocol=protocol.name)  # refuse before the journal opens
         with Journal(args.db) as journal:
-            runner = Runner(journal)
+            runner = Runner(journal, clock_origin=origin, reproducible=reproducible)
             progress = Progress(protocol, params)
             holds = _HoldHandler(mode, operator)
             runner.observers.extend([progress, holds])

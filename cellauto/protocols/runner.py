@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import json
 import platform
 import uuid
 from datetime import datetime
@@ -63,12 +64,31 @@ def _source_sha256(protocol: Protocol) -> tuple[str | None, str | None]:
     return file, hashlib.sha256(Path(file).read_bytes()).hexdigest()
 
 
-class Runner:
-    """Prepares and executes protocol runs, recording them in one journal."""
+_RUN_NAMESPACE = uuid.UUID("6f1f3c8e-2b9a-5d7e-9c41-0a8f4e6b2d17")
 
-    def __init__(self, journal: Journal, *, clock_origin: datetime | None = None) -> None:
+
+class Runner:
+    """Prepares and executes protocol runs, recording them in one journal.
+
+    ``reproducible=True`` (simulation with a seed) makes a run's record a pure
+    function of its inputs: the run id is derived from protocol, parameters, seed,
+    start time and the journal's run count, and records carry the simulated time as
+    their wall time too (run_started says so). Two fresh journals then hold
+    byte-identical records of the same simulated run.
+    """
+
+    def __init__(
+        self,
+        journal: Journal,
+        *,
+        clock_origin: datetime | None = None,
+        reproducible: bool = False,
+    ) -> None:
+        if reproducible and clock_origin is None:
+            raise ValueError("a reproducible run needs a fixed clock_origin")
         self.journal = journal
         self.clock_origin = clock_origin
+        self.reproducible = reproducible
         self.observers: list[Observer] = []
 
     def prepare(
@@ -88,8 +108,9 @@ class Runner:
             params = build_params(protocol.params, params.model_dump())
         needed = protocol.equipment()
         line.provide(needed, protocol=protocol.name)
-        run_id = run_id or uuid.uuid4().hex
         source_file, source_sha = _source_sha256(protocol)
+        if run_id is None:
+            run_id = self._new_run_id(protocol, params, source_sha, seed, line.name)
         instruments = {name: line.equipment[name] for name in needed}
         run_started = {
             "run_id": run_id,
@@ -112,6 +133,7 @@ class Runner:
             ],
             "line": line.name,
             "simulated": line.simulated,
+            "wall_clock": "process time (reproducible simulation)" if self.reproducible else "real",
             "seed": seed,
             "operator": operator,
             "instruments": {
@@ -124,16 +146,43 @@ class Runner:
             "package_versions": package_versions(),
         }
         clock = Clock(self.clock_origin)
+        wall_clock_ns = (lambda: round(clock.now_s() * 1e9)) if self.reproducible else None
         return Execution(
             run_id=run_id,
             protocol=protocol,
             params=params,
-            journal=self.journal.begin_run(run_id, clock.now_s),
+            journal=self.journal.begin_run(run_id, clock.now_s, wall_clock_ns),
             clock=clock,
             instruments=instruments,
             run_started=run_started,
             observers=list(self.observers),
         )
+
+    def _new_run_id(
+        self,
+        protocol: Protocol,
+        params: Params,
+        source_sha: str | None,
+        seed: int | None,
+        line: str,
+    ) -> str:
+        if not self.reproducible:
+            return uuid.uuid4().hex
+        assert self.clock_origin is not None
+        inputs = json.dumps(
+            [
+                protocol.name,
+                protocol.version,
+                source_sha,
+                params.model_dump(mode="json"),
+                seed,
+                self.clock_origin.isoformat(),
+                line,
+                len(self.journal.runs()),
+            ],
+            sort_keys=True,
+        )
+        return uuid.uuid5(_RUN_NAMESPACE, inputs).hex
 
     async def run(
         self,

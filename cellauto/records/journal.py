@@ -88,7 +88,12 @@ class Journal:
 
     # -- writing ---------------------------------------------------------------
 
-    def begin_run(self, run_id: str, process_clock: Callable[[], float]) -> RunJournal:
+    def begin_run(
+        self,
+        run_id: str,
+        process_clock: Callable[[], float],
+        wall_clock_ns: Callable[[], int] | None = None,
+    ) -> RunJournal:
         """Start the record of a new run; its first record gets seq 0."""
         if not isinstance(run_id, str) or not run_id:
             raise JournalError(f"run id must be a non-empty string, not {run_id!r}")
@@ -98,9 +103,14 @@ class Journal:
                 f"run {run_id!r} already has records in {self._path}; "
                 "use resume_run to continue it, or start the run under a new id"
             )
-        return self._open(run_id, process_clock, 0, GENESIS_HASH)
+        return self._open(run_id, process_clock, 0, GENESIS_HASH, wall_clock_ns)
 
-    def resume_run(self, run_id: str, process_clock: Callable[[], float]) -> RunJournal:
+    def resume_run(
+        self,
+        run_id: str,
+        process_clock: Callable[[], float],
+        wall_clock_ns: Callable[[], int] | None = None,
+    ) -> RunJournal:
         """Continue the chain of an existing, unsealed run (e.g. after a crash)."""
         conn = self._read()
         if run_id in self._open_runs:
@@ -110,12 +120,17 @@ class Journal:
         last = _sqlite.edge_row(conn, run_id, last=True)
         if last is None:
             raise RunNotFoundError(f"no run {run_id!r} in {self._path}; nothing to resume")
-        return self._open(run_id, process_clock, last.seq + 1, last.hash)
+        return self._open(run_id, process_clock, last.seq + 1, last.hash, wall_clock_ns)
 
     def _open(
-        self, run_id: str, clock: Callable[[], float], next_seq: int, head: str
+        self,
+        run_id: str,
+        clock: Callable[[], float],
+        next_seq: int,
+        head: str,
+        wall_clock_ns: Callable[[], int] | None,
     ) -> RunJournal:
-        run = RunJournal(self, run_id, clock, next_seq, head)
+        run = RunJournal(self, run_id, clock, next_seq, head, wall_clock_ns)
         self._open_runs[run_id] = run
         return run
 

@@ -34,8 +34,10 @@ class RunJournal:
         process_clock: Callable[[], float],
         next_seq: int,
         head_hash: str,
+        wall_clock_ns: Callable[[], int] | None = None,
     ) -> None:
         self._journal = journal
+        self._wall_clock_ns = wall_clock_ns  # None: real wall time (time.time_ns)
         self._buffer = journal._buffer
         self._run_id = run_id
         self._clock = process_clock
@@ -66,7 +68,7 @@ class RunJournal:
         seq = self._next_seq
         prev = self._head
         process_time_s = float(self._clock())
-        wall_time_ns = _time_ns()
+        wall_time_ns = _time_ns() if self._wall_clock_ns is None else self._wall_clock_ns()
         body = record_body(
             self._run_id, seq, kind_text, process_time_s, wall_time_ns, prev, payload
         )
