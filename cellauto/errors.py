@@ -48,6 +48,10 @@ class JournalNotFoundError(JournalError, BadInputError):
     """No journal file where one was named (read-only commands never create one)."""
 
 
+class JournalOpenError(JournalError, BadInputError):
+    """The named journal cannot be used: a missing folder, not a cellauto journal, wrong version."""
+
+
 class RunNotFoundError(JournalError, BadInputError):
     """No run with that id (or id prefix) is in the journal."""
 

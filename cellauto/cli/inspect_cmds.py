@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -158,16 +159,27 @@ def verify_command(args: argparse.Namespace) -> int:
             reports = verify_all(journal)
     broken = 0
     for report in reports:
-        if report.intact:
-            closed = "sealed" if report.sealed else "not sealed (still open, or interrupted)"
+        if not report.intact:
+            broken += 1
             print(
-                f"run {report.run_id}: intact, {report.records} records, {closed}, "
+                f"run {report.run_id}: BROKEN at record {report.first_broken_seq}: {report.reason}"
+            )
+        elif report.sealed:
+            print(
+                f"run {report.run_id}: intact, {report.records} records, sealed, "
                 f"head {report.head_hash}"
+            )
+        elif report.ended:
+            print(
+                f"run {report.run_id}: intact, {report.records} records, ended but not "
+                f"sealed, head {report.head_hash}"
             )
         else:
             broken += 1
             print(
-                f"run {report.run_id}: BROKEN at record {report.first_broken_seq}: {report.reason}"
+                f"run {report.run_id}: INCOMPLETE: intact up to record {report.records - 1}, "
+                "but the run neither ended nor was sealed — it is running now, was "
+                "interrupted, or its end was cut off"
             )
     if not reports:
         print(f"no runs in {args.db}")
@@ -177,7 +189,15 @@ def verify_command(args: argparse.Namespace) -> int:
 def export_command(args: argparse.Namespace) -> int:
     with _open(args) as journal:
         run_id = journal.resolve_run_id(args.run_id)
+        report = verify_run(journal, run_id)
         files = export_run(journal, run_id, args.out)
     for file in files:
         print(file)
+    if not report.intact:
+        print(
+            f"cellauto: warning: run {run_id} is exported but its chain is BROKEN at record "
+            f"{report.first_broken_seq}: {report.reason}",
+            file=sys.stderr,
+        )
+        return 1
     return 0

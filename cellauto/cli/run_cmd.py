@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
-import signal
 import sys
 import time
 from datetime import UTC, datetime
@@ -14,14 +13,15 @@ from typing import Any
 
 import anyio
 
+from cellauto.cli.console import HoldConsole, abort_on_signal
 from cellauto.cli.progress import Progress, format_duration
 from cellauto.clock import Clock, virtual_loop_factory
 from cellauto.errors import BadInputError
-from cellauto.protocols import Command, Runner, State, load_protocol
-from cellauto.protocols.execution import Execution, RunOutcome
+from cellauto.protocols import Runner, load_protocol
+from cellauto.protocols.execution import RunOutcome
 from cellauto.protocols.params import build_params, load_params_file, parse_param_assignments
-from cellauto.protocols.states import ACTIVE_STATES
-from cellauto.records import Journal, RecordKind
+from cellauto.protocols.runner import validate_request
+from cellauto.records import Journal
 from cellauto.sim import build_sim_line, starting_materials
 
 DEFAULT_DB = "cellauto.db"
@@ -86,60 +86,6 @@ def _operator(args: argparse.Namespace) -> str:
         return "operator"
 
 
-class _HoldHandler:
-    """Answers a Held run: asks the operator, or applies --on-hold."""
-
-    def __init__(self, mode: str, operator: str) -> None:
-        self.mode = mode
-        self.operator = operator
-        self.execution: Execution | None = None
-        self.task_group: anyio.abc.TaskGroup | None = None
-
-    def __call__(self, kind: RecordKind, payload: dict[str, Any], now_s: float) -> None:
-        if kind is RecordKind.STATE_CHANGE and payload["to_state"] == State.HELD.value:
-            assert self.task_group is not None
-            self.task_group.start_soon(self._decide)
-
-    async def _decide(self) -> None:
-        execution = self.execution
-        assert execution is not None
-        if self.mode == "prompt":
-            while execution.state is State.HELD:
-                answer = await anyio.to_thread.run_sync(
-                    input, "run is Held — type restart, stop or abort: "
-                )
-                choice = answer.strip().lower()
-                if choice in ("restart", "stop", "abort"):
-                    execution.command(
-                        Command(choice.capitalize()),
-                        by=self.operator,
-                        reason="operator decision at the console",
-                    )
-                    return
-            return
-        execution.command(
-            Command(self.mode.capitalize()),
-            by=f"cli --on-hold {self.mode}",
-            reason="unattended run: --on-hold policy",
-        )
-
-
-async def _abort_on_signal(execution: Execution) -> None:
-    """Ctrl-C or SIGTERM aborts the run in order: recorded, ended, sealed."""
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for signum in signals:
-            name = signal.Signals(signum).name
-            if execution.state in ACTIVE_STATES:
-                execution.command(
-                    Command.ABORT,
-                    by=f"signal {name}",
-                    reason="the controlling process was asked to end",
-                )
-                print(f"\n{name}: aborting the run (recorded); send again to abort harder")
-            else:
-                raise KeyboardInterrupt
-
-
 def run_command(args: argparse.Namespace) -> int:
     protocol = load_protocol(args.protocol_file)
     values: dict[str, Any] = {}
@@ -167,18 +113,18 @@ def run_command(args: argparse.Namespace) -> int:
             seed=args.seed,
             materials=starting_materials(protocol.inputs, params),
         )
-        line.provide(needed, protocol=protocol.name)  # refuse before the journal opens
+        validate_request(protocol, line, params)  # refuse before the journal is opened
         with Journal(args.db) as journal:
             runner = Runner(journal, clock_origin=origin, reproducible=reproducible)
             progress = Progress(protocol, params)
-            holds = _HoldHandler(mode, operator)
+            holds = HoldConsole(mode, operator)
             runner.observers.extend([progress, holds])
             execution = runner.prepare(protocol, line, params, seed=args.seed, operator=operator)
             holds.execution = execution
             print(f"run {execution.run_id}", flush=True)
             async with anyio.create_task_group() as tg:
                 holds.task_group = tg
-                tg.start_soon(_abort_on_signal, execution)
+                tg.start_soon(abort_on_signal, execution)
                 outcome = await execution.execute(by=operator)
                 execution.close()
                 tg.cancel_scope.cancel()

@@ -71,8 +71,14 @@ class StepDefinition(BaseModel):
     def estimate_h(self, params: Params) -> float:
         """Expected duration for these parameters (a number, or a function of params)."""
         value = self.expected_duration_h
-        hours = value(params) if callable(value) else value
-        return max(0.0, float(hours))
+        try:
+            hours = float(value(params) if callable(value) else value)
+        except Exception as exc:
+            raise ProtocolDefinitionError(
+                f"step {self.name!r}: expected_duration_h could not be computed from the "
+                f"parameters: {type(exc).__name__}: {exc}"
+            ) from None
+        return max(0.0, hours)
 
     @property
     def path(self) -> list[str]:

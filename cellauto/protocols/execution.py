@@ -37,12 +37,12 @@ from cellauto.protocols.recording import RecordedInstrument
 from cellauto.protocols.spec import CheckPolicy
 from cellauto.protocols.states import (
     AUTOMATIC,
-    FINAL_STATES,
     Command,
     State,
     allowed_commands,
     next_state,
 )
+from cellauto.protocols.watchdogs import watch_duration, watch_hold
 from cellauto.records import RecordKind, RunJournal
 
 __all__ = ["Execution", "RunOutcome"]
@@ -92,7 +92,6 @@ class Execution:
         self.state = State.IDLE
         self._state_changed = anyio.Event()
         self.current_step: StepDefinition | None = None
-        self.current_step_name: str | None = None
         self.completed_steps = 0
         self._procedure_scope: anyio.CancelScope | None = None
         self._watchdogs: anyio.abc.TaskGroup | None = None
@@ -102,6 +101,10 @@ class Execution:
             for name, instrument in instruments.items()
         }
         self.context = Run(self)
+
+    @property
+    def current_step_name(self) -> str | None:
+        return self.current_step.name if self.current_step else None
 
     # -- records ---------------------------------------------------------------------
     def record(self, kind: RecordKind, payload: dict[str, Any], *, durable: bool = False) -> int:
@@ -120,7 +123,7 @@ class Execution:
     def deviation(
         self, step: str | None, check: str, description: str, policy: CheckPolicy, **extra: Any
     ) -> None:
-        """Record a Deviation and apply its policy (hold here; abort is the caller's)."""
+        """Record a Deviation and apply a hold policy (abort is the caller's to raise)."""
         self.record(
             RecordKind.DEVIATION,
             {
@@ -156,57 +159,44 @@ class Execution:
         event, self._state_changed = self._state_changed, anyio.Event()
         event.set()
 
+    def _record_command(
+        self, command: Command, by: str, reason: str, refusal: str | None = None
+    ) -> None:
+        payload: dict[str, Any] = {
+            "command": command.value,
+            "state": self.state.value,
+            "accepted": refusal is None,
+            "by": by,
+            "reason": reason,
+        }
+        if refusal is not None:
+            payload["refusal"] = refusal
+        self.record(RecordKind.COMMAND, payload)
+
     def _transition(self, command: Command, *, by: str, reason: str = "") -> State:
         try:
             new = next_state(self.state, command)
         except StateCommandError as exc:
-            self.record(
-                RecordKind.COMMAND,
-                {
-                    "command": command.value,
-                    "state": self.state.value,
-                    "accepted": False,
-                    "by": by,
-                    "reason": reason,
-                    "refusal": str(exc),
-                },
-            )
+            self._record_command(command, by, reason, refusal=str(exc))
             raise
-        self.record(
-            RecordKind.COMMAND,
-            {
-                "command": command.value,
-                "state": self.state.value,
-                "accepted": True,
-                "by": by,
-                "reason": reason,
-            },
-        )
+        self._record_command(command, by, reason)
         self._set_state(new, f"{command.value} by {by}" + (f": {reason}" if reason else ""))
         return new
 
     def command(self, command: Command | str, *, by: str, reason: str = "") -> State:
-        """Apply an ISA-88 command; refused commands raise StateCommandError (and are journaled)."""
+        """Apply an ISA-88 command; refused commands raise StateCommandError (and are journaled).
+
+        Before :meth:`execute` nothing may be written, so a command then is refused
+        without a record. A run starts once, through :meth:`execute`; after Reset the
+        run is over (a new batch is a new run), so Start is always refused here.
+        """
         command = Command(command)
-        if command is Command.START:
-            # A run starts once, through execute(); a reset run is over and a new
-            # batch is a new run (prepare it), so Start is refused here and journaled.
-            exc = StateCommandError(
-                command.value,
-                self.state.value,
-                [c.value for c in allowed_commands(self.state) if c is not Command.START],
-            )
+        if not self._started or command is Command.START:
+            allowed = [c.value for c in allowed_commands(self.state) if c is not Command.START]
+            exc = StateCommandError(command.value, self.state.value, allowed)
             if self._started:
-                self.record(
-                    RecordKind.COMMAND,
-                    {
-                        "command": command.value,
-                        "state": self.state.value,
-                        "accepted": False,
-                        "by": by,
-                        "reason": reason,
-                        "refusal": f"{exc}; start a new run with Runner.prepare().execute()",
-                    },
+                self._record_command(
+                    command, by, reason, refusal=f"{exc}; start a new run with Runner.prepare()"
                 )
             raise exc
         new = self._transition(command, by=by, reason=reason)
@@ -255,30 +245,15 @@ class Execution:
         self._started = True
         self.record(RecordKind.RUN_STARTED, self._run_started, durable=True)
         self._transition(Command.START, by=by)
-        exit_status, reason = "complete", "procedure complete"
         async with anyio.create_task_group() as watchdogs:
             self._watchdogs = watchdogs
-            with anyio.CancelScope() as scope:
-                self._procedure_scope = scope
-                try:
-                    await self._procedure()
-                except RunStopped:
-                    exit_status, reason = "stopped", "stopped by command"
-                except RunAborted as exc:
-                    exit_status, reason = "aborted", exc.reason
-                    if self.state not in (State.ABORTING, State.ABORTED):
-                        self._transition(Command.ABORT, by=RUNNER, reason=exc.reason)
-                except Exception as exc:  # a step failed: recorded, then the run aborts
-                    exit_status, reason = "failed", f"{type(exc).__name__}: {exc}"
-                    if self.state not in (State.ABORTING, State.ABORTED):
-                        self._transition(Command.ABORT, by=RUNNER, reason=reason)
-            if scope.cancelled_caught and exit_status == "complete":
-                exit_status, reason = "aborted", "aborted by command"
+            exit_status, reason = await self._run_procedure()
+            # Settle the final state before anything else can run: a command that
+            # arrives from here on meets Complete, Stopped or Aborted.
+            self._procedure_scope = None
+            self.current_step = None
+            self._complete_acting_state("procedure ended")
             watchdogs.cancel_scope.cancel()
-        self._procedure_scope = None
-        self.current_step = None
-        self.current_step_name = None
-        self._complete_acting_state("procedure ended")
         final = self.record(
             RecordKind.RUN_ENDED,
             {
@@ -297,50 +272,52 @@ class Execution:
             records=final + 1,
         )
 
+    async def _run_procedure(self) -> tuple[str, str]:
+        """The procedure in its cancel scope; returns (exit status, reason)."""
+        cancelled = anyio.get_cancelled_exc_class()
+        with anyio.CancelScope() as scope:
+            self._procedure_scope = scope
+            try:
+                await self._procedure()
+            except RunStopped:
+                return "stopped", "stopped by command"
+            except RunAborted as exc:
+                self._abort_from_inside(exc.reason)
+                return "aborted", exc.reason
+            except cancelled:
+                raise
+            except BaseException as exc:  # a step failed (even by sys.exit): recorded, aborted
+                reason = f"{type(exc).__name__}: {exc}"
+                self._abort_from_inside(reason)
+                return "failed", reason
+        if scope.cancelled_caught:
+            return "aborted", "aborted by command"
+        return "complete", "procedure complete"
+
+    def _abort_from_inside(self, reason: str) -> None:
+        if self.state not in (State.ABORTING, State.ABORTED):
+            self._transition(Command.ABORT, by=RUNNER, reason=reason)
+
     async def _procedure(self) -> None:
-        previous: StepDefinition | None = None
         for index, step in enumerate(self.protocol.steps):
             await self.hold_point()
-            await self._run_step(index, step, previous)
-            previous = step
+            await self._run_step(index, step)
         await self.hold_point()
 
-    async def _run_step(
-        self, index: int, step: StepDefinition, previous: StepDefinition | None
-    ) -> None:
+    async def _run_step(self, index: int, step: StepDefinition) -> None:
         self.current_step = step
-        self.current_step_name = step.name
         self.record(
             RecordKind.STEP_STARTED,
             {"step": step.name, "index": index, "path": step.path, "resume": step.resume.value},
         )
         started = self.clock.monotonic()
-        watchdog = self._start_duration_watchdog(step) if step.max_duration_h else None
+        assert self._watchdogs is not None
+        watchdog = watch_duration(self, self._watchdogs, step) if step.max_duration_h else None
         kwargs = {name: self.equipment[name] for name in step.equipment}
         try:
             await step.function(self.context, **kwargs)
         except BaseException as exc:
-            outcome = "stopped" if isinstance(exc, RunStopped) else type(exc).__name__
-            message = str(exc) or outcome
-            if isinstance(exc, anyio.get_cancelled_exc_class()):
-                message = "cancelled by Abort"
-            self.record(
-                RecordKind.STEP_FAILED,
-                {
-                    "step": step.name,
-                    "index": index,
-                    "error_type": outcome,
-                    "error": message,
-                    "duration_s": self.clock.monotonic() - started,
-                },
-                durable=True,
-            )
-            if isinstance(exc, Exception):
-                self.alarm(
-                    f"step {step.name!r} failed: {type(exc).__name__}: {exc}",
-                    severity="critical",
-                    source=step.name,
-                )
+            self._record_step_failure(index, step, exc, self.clock.monotonic() - started)
             raise
         finally:
             if watchdog is not None:
@@ -351,48 +328,32 @@ class Execution:
             {"step": step.name, "index": index, "duration_s": self.clock.monotonic() - started},
         )
         if step.max_hold_h:
-            self._start_hold_watchdog(step)
+            watch_hold(self, self._watchdogs, step)
 
-    # -- watchdogs ---------------------------------------------------------------------
-    def _start_duration_watchdog(self, step: StepDefinition) -> anyio.CancelScope:
-        scope = anyio.CancelScope()
-        assert self._watchdogs is not None and step.max_duration_h is not None
-
-        async def watch() -> None:
-            with scope:
-                await anyio.sleep(step.max_duration_h * 3600)
-                reason = (
-                    f"step {step.name!r} exceeded its maximum duration of {step.max_duration_h:g} h"
-                )
-                self.alarm(reason, severity="major", source=step.name)
-                self.deviation(step.name, "max duration", reason, step.on_timeout)
-                if step.on_timeout is CheckPolicy.ABORT and self.state not in FINAL_STATES:
-                    self.command(Command.ABORT, by=RUNNER, reason=reason)
-
-        self._watchdogs.start_soon(watch)
-        return scope
-
-    def _start_hold_watchdog(self, step: StepDefinition) -> None:
-        assert self._watchdogs is not None and step.max_hold_h is not None
-        next_index = self.completed_steps
-
-        async def watch() -> None:
-            await anyio.sleep(step.max_hold_h * 3600)
-            if self.completed_steps == next_index and self.current_step is step:
-                reason = (
-                    f"the next step did not start within {step.max_hold_h:g} h of "
-                    f"{step.name!r} (maximum hold time)"
-                )
-                self.alarm(reason, severity="major", source=step.name)
-                self.record(
-                    RecordKind.DEVIATION,
-                    {
-                        "step": step.name,
-                        "check": "max hold",
-                        "description": reason,
-                        "policy": CheckPolicy.HOLD.value,
-                    },
-                    durable=True,
-                )
-
-        self._watchdogs.start_soon(watch)
+    def _record_step_failure(
+        self, index: int, step: StepDefinition, exc: BaseException, duration_s: float
+    ) -> None:
+        cancelled = anyio.get_cancelled_exc_class()
+        if isinstance(exc, RunStopped):
+            error_type, message = "stopped", "stopped by command"
+        elif isinstance(exc, cancelled):
+            error_type, message = "cancelled", "cancelled by Abort"
+        else:
+            error_type, message = type(exc).__name__, str(exc) or type(exc).__name__
+        self.record(
+            RecordKind.STEP_FAILED,
+            {
+                "step": step.name,
+                "index": index,
+                "error_type": error_type,
+                "error": message,
+                "duration_s": duration_s,
+            },
+            durable=True,
+        )
+        if not isinstance(exc, RunStopped | RunAborted | cancelled):
+            self.alarm(
+                f"step {step.name!r} failed: {error_type}: {message}",
+                severity="critical",
+                source=step.name,
+            )

@@ -33,7 +33,8 @@ def load_protocol(path: str | Path) -> Protocol:
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     try:
-        spec.loader.exec_module(module)
+        # run exactly the bytes that were hashed (the file could change in between)
+        exec(compile(source, str(file), "exec"), module.__dict__)
     except ProtocolDefinitionError as exc:
         sys.modules.pop(module_name, None)
         raise ProtocolDefinitionError(f"{file}: {exc}") from None

@@ -26,7 +26,7 @@ from cellauto.protocols.execution import Execution, Observer, RunOutcome
 from cellauto.protocols.params import Params, build_params
 from cellauto.records import Journal
 
-__all__ = ["Runner"]
+__all__ = ["Runner", "validate_request"]
 
 _PACKAGES = (
     "cellauto",
@@ -67,6 +67,23 @@ def _source_sha256(protocol: Protocol) -> tuple[str | None, str | None]:
 _RUN_NAMESPACE = uuid.UUID("6f1f3c8e-2b9a-5d7e-9c41-0a8f4e6b2d17")
 
 
+def validate_request(
+    protocol: Protocol, line: Line, params: Params | dict[str, Any] | None
+) -> Params:
+    """Everything a run request can be refused for, checked without writing anything.
+
+    Parameters against their model, the line against the equipment the steps need,
+    and the steps' duration estimates (which may be functions of the parameters).
+    """
+    if not isinstance(params, Params):
+        params = build_params(protocol.params, dict(params or {}))
+    elif not isinstance(params, protocol.params):
+        params = build_params(protocol.params, params.model_dump())
+    line.provide(protocol.equipment(), protocol=protocol.name)
+    protocol.estimate_h(params)
+    return params
+
+
 class Runner:
     """Prepares and executes protocol runs, recording them in one journal.
 
@@ -102,12 +119,8 @@ class Runner:
         run_id: str | None = None,
     ) -> Execution:
         """Validate everything and return an Execution; nothing is written yet."""
-        if not isinstance(params, Params):
-            params = build_params(protocol.params, dict(params or {}))
-        elif not isinstance(params, protocol.params):
-            params = build_params(protocol.params, params.model_dump())
+        params = validate_request(protocol, line, params)
         needed = protocol.equipment()
-        line.provide(needed, protocol=protocol.name)
         source_file, source_sha = _source_sha256(protocol)
         if run_id is None:
             run_id = self._new_run_id(protocol, params, source_sha, seed, line.name)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from cellauto.errors import JournalError, JournalNotFoundError
+from cellauto.errors import JournalError, JournalNotFoundError, JournalOpenError
 
 SCHEMA_VERSION = 1
 
@@ -64,7 +64,9 @@ def connect(path: Path, *, create: bool, timeout_s: float) -> sqlite3.Connection
     try:
         conn = sqlite3.connect(uri, uri=True, timeout=timeout_s, isolation_level=None)
     except sqlite3.Error as exc:
-        raise JournalError(f"cannot open journal {path}: {exc}") from exc
+        raise JournalOpenError(
+            f"cannot open journal {path}: {exc} (does its folder exist and may it be written?)"
+        ) from exc
     try:
         _prepare(conn, path)
     except BaseException:
@@ -77,7 +79,7 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
     try:
         tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
         if tables and "meta" not in tables:
-            raise JournalError(f"{path} is an SQLite file but not a cellauto journal")
+            raise JournalOpenError(f"{path} is an SQLite file but not a cellauto journal")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         if not tables:
@@ -87,10 +89,11 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
             )
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     except sqlite3.Error as exc:
-        raise JournalError(f"cannot open journal {path}: {exc}") from exc
+        error = JournalError if "locked" in str(exc) else JournalOpenError
+        raise error(f"cannot open journal {path}: {exc}") from exc
     if row is None or row[0] != str(SCHEMA_VERSION):
         found = "none" if row is None else row[0]
-        raise JournalError(
+        raise JournalOpenError(
             f"journal {path} has schema version {found}; this cellauto reads version "
             f"{SCHEMA_VERSION}: open it with the cellauto release that wrote it"
         )

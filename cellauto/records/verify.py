@@ -65,6 +65,8 @@ class ChainReport(BaseModel):
     head_hash: str | None
     """Hash of the last stored record; None if the run has no records."""
     sealed: bool
+    ended: bool = False
+    """The last stored record is the run's run_ended record."""
 
 
 def verify_run(journal: Journal, run_id: str) -> ChainReport:
@@ -92,6 +94,7 @@ def verify_run(journal: Journal, run_id: str) -> ChainReport:
         reason=None if problem is None else problem[1],
         head_hash=None if prev is None else prev.hash,
         sealed=seal is not None,
+        ended=prev is not None and prev.kind == "run_ended",
     )
 
 

@@ -1,0 +1,118 @@
+"""Edges of a run found in review: late commands, odd failures, nothing before start."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+
+import anyio
+import pytest
+
+from cellauto import Protocol, Run
+from cellauto.errors import StateCommandError
+from cellauto.instruments import Line
+from cellauto.protocols import Runner, State
+from cellauto.records import Journal
+from tests.protocols.harness import ORIGIN
+
+pytestmark = pytest.mark.anyio
+
+CONSISTENT = {"complete": State.COMPLETE, "stopped": State.STOPPED, "aborted": State.ABORTED}
+
+
+@pytest.mark.parametrize("command", ["Hold", "Stop", "Abort"])
+async def test_a_command_as_the_run_finishes_never_contradicts_the_outcome(
+    journal: Journal, command: str
+) -> None:
+    last_step_done = anyio.Event()
+    protocol = Protocol("late", version="1")
+
+    @protocol.step
+    async def only(run: Run) -> None:
+        last_step_done.set()
+
+    ex = Runner(journal, clock_origin=ORIGIN).prepare(protocol, Line("t", {}))
+    results = []
+
+    async def late_operator() -> None:
+        await last_step_done.wait()
+        with contextlib.suppress(StateCommandError):
+            ex.command(command, by="operator")
+        if ex.state is State.HELD:  # the hold landed in time: let the run finish
+            ex.command("Abort", by="operator")
+
+    async def execute() -> None:
+        results.append(await ex.execute())
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(execute)
+        tg.start_soon(late_operator)
+    (outcome,) = results
+    assert CONSISTENT[outcome.exit_status] is outcome.state is ex.state
+    ended = next(r for r in journal.records(ex.run_id) if r.kind == "run_ended")
+    assert CONSISTENT[ended.payload["exit_status"]].value == ended.payload["final_state"]
+
+
+async def test_sys_exit_in_a_step_fails_that_run_only(journal: Journal) -> None:
+    bad = Protocol("bad", version="1")
+
+    @bad.step
+    async def quits(run: Run) -> None:
+        sys.exit(3)
+
+    good = Protocol("good", version="1")
+
+    @good.step
+    async def waits(run: Run) -> None:
+        await run.sleep(hours=2)
+
+    runner = Runner(journal, clock_origin=ORIGIN)
+    outcomes = {}
+
+    async def one(protocol: Protocol) -> None:
+        outcomes[protocol.name] = await runner.run(protocol, Line("t", {}))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(one, bad)
+        tg.start_soon(one, good)
+    assert outcomes["bad"].exit_status == "failed" and "SystemExit" in outcomes["bad"].reason
+    assert outcomes["good"].exit_status == "complete"
+
+
+async def test_a_command_before_the_run_starts_writes_nothing(journal: Journal) -> None:
+    protocol = Protocol("p", version="1")
+
+    @protocol.step
+    async def only(run: Run) -> None:
+        pass
+
+    ex = Runner(journal, clock_origin=ORIGIN).prepare(protocol, Line("t", {}))
+    with pytest.raises(StateCommandError, match="'Hold' is not allowed in state 'Idle'"):
+        ex.command("Hold", by="operator")
+    assert journal.runs() == []
+    outcome = await ex.execute()
+    assert journal.records(ex.run_id)[0].kind == "run_started"
+    assert outcome.exit_status == "complete"
+
+
+async def test_durable_records_are_committed_with_fsync(journal: Journal) -> None:
+    """The intent of a physical action is committed under synchronous=FULL."""
+    statements: list[str] = []
+    real = journal._conn
+
+    class Spy:
+        def __getattr__(self, name: str) -> object:
+            return getattr(real, name)
+
+        def execute(self, sql: str, *args: object) -> object:
+            statements.append(sql)
+            return real.execute(sql, *args)
+
+    journal._conn = Spy()  # type: ignore[assignment]
+    run = journal.begin_run("r", lambda: 0.0)
+    run.append("reading", {"x": 1})
+    run.append("instrument_command", {"x": 2}, durable=True)
+    journal._conn = real
+    full = statements.index("PRAGMA synchronous=FULL")
+    assert statements[full + 1 : full + 3] == ["BEGIN", "COMMIT"]
+    assert statements[full + 3] == "PRAGMA synchronous=NORMAL"
