@@ -12,31 +12,37 @@ import bench_journal
 import bench_runner
 
 
+def _met(ok: object) -> str:
+    return "" if ok is None else ("yes" if ok else "NO")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     args = parser.parse_args()
     rows: list[dict[str, object]] = []
     for row in bench_journal.run(quick=args.quick):
-        target = ""
+        target, ok = "", None
         if row["case"] == "cellauto append":
             target = "≥ 0.5x raw, ≥ 50k/s"
+            ok = row["ratio_to_raw"] >= 0.5 and row["records_per_s"] >= 50_000
         rows.append(
             {
                 "case": f"journal: {row['case']} ({row['records']:,} records)",
                 "value": f"{row['records_per_s']:,.0f} rec/s",
                 "target": target,
                 "detail": f"{row['ratio_to_raw']:.2f}x raw",
+                "ok": ok,
             }
         )
     rows.extend(bench_runner.run(quick=args.quick))
     width = max(len(str(r.get("case", ""))) for r in rows)
-    print(f"{'benchmark':<{width}}  {'result':>16}  {'target':<16} detail")
+    print(f"{'benchmark':<{width}}  {'result':>16}  {'target':<20} met  detail")
     print("-" * (width + 60))
     for row in rows:
         print(
             f"{row.get('case', ''):<{width}}  {row.get('value', ''):>16}  "
-            f"{row.get('target', ''):<16} {row.get('detail', '')}"
+            f"{row.get('target', ''):<20} {_met(row.get('ok')):<4} {row.get('detail', '')}"
         )
     return 0
 
