@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -37,10 +38,29 @@ class ChainOfIdentity:
     def __init__(self, run: Run) -> None:
         self._run = run
 
-    def expect(self, observed: Any, expected: str, *, what: str = "chain of identity") -> None:
-        """Record the comparison; a mismatch is a deviation and aborts the run."""
-        observed_text = str(getattr(observed, "data", observed))
-        passed = observed_text == expected
+    def expect(
+        self,
+        observed: Any,
+        expected: str,
+        *,
+        what: str = "chain of identity",
+        decode: Callable[[str], str] | None = None,
+    ) -> None:
+        """Record the comparison; a mismatch (or an unreadable label) is a deviation and aborts.
+
+        ``decode`` turns scanned barcode data into the identifier (e.g.
+        :func:`cellauto.identity.parse_coi_barcode`, which also checks the check
+        character).
+        """
+        scanned = str(getattr(observed, "data", observed))
+        problem = None
+        identifier = scanned
+        if decode is not None:
+            try:
+                identifier = decode(scanned)
+            except (IdentityMismatchError, ValueError) as exc:
+                problem = str(exc)
+        passed = problem is None and identifier == expected
         execution = self._run._execution
         step = execution.current_step_name
         execution.record(
@@ -48,19 +68,20 @@ class ChainOfIdentity:
             {
                 "step": step,
                 "check": what,
-                "observed": observed_text,
+                "observed": scanned,
+                "identifier": identifier if problem is None else None,
                 "expected": expected,
                 "passed": passed,
                 "policy": CheckPolicy.ABORT.value,
             },
         )
         if not passed:
+            detail = problem or f"scanned {identifier!r}, expected {expected!r}"
             reason = (
-                f"step {step!r}: {what} mismatch — scanned {observed_text!r}, "
-                f"expected {expected!r}; the material must not be processed"
+                f"step {step!r}: {what} mismatch — {detail}; the material must not be processed"
             )
             execution.deviation(step, what, reason, CheckPolicy.ABORT)
-            raise RunAborted(str(IdentityMismatchError(reason)))
+            raise RunAborted(reason)
 
 
 class Run:

@@ -13,7 +13,7 @@ import inspect
 import typing
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -43,11 +43,18 @@ class MaterialInput(BaseModel):
     place such a labelled container on the line.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
     name: str
     identity_param: str
     description: str = ""
+    material: Literal["apheresis", "pbmc", "nk_cells", "t_cells"] = "t_cells"
+    label: Callable[[str], str] | None = Field(
+        None, exclude=True, description="prints the identifier as on the label (barcode data)"
+    )
+
+    def label_data(self, identifier: str) -> str:
+        return self.label(identifier) if self.label else identifier
 
 
 class StepDefinition(BaseModel):

@@ -18,7 +18,13 @@ from cellauto.sim.material import Container
 from cellauto.sim.scanner import SimBarcodeScanner
 from cellauto.sim.world import SimWorld
 
-__all__ = ["SIMULATORS", "SimLine", "build_sim_line", "starting_materials"]
+__all__ = [
+    "MATERIAL_PRESETS",
+    "SIMULATORS",
+    "SimLine",
+    "build_sim_line",
+    "starting_materials",
+]
 
 Factory = Callable[[SimWorld, str], SimInstrument]
 
@@ -91,23 +97,61 @@ def build_sim_line(
     return sim.line_for(needed), sim
 
 
-def starting_materials(
-    inputs: list[MaterialInput],
-    params: Params,
-    *,
-    viable_cells: float = 1.0e9,
-    viability_pct: float = 95.0,
-    volume_ml: float = 100.0,
-) -> list[Container]:
+#: What arrives at the line, by kind of starting material (PROCESS.md figures).
+MATERIAL_PRESETS: dict[str, dict[str, float]] = {
+    # leukapheresis: ~1e9-1e10 white cells, about half T cells
+    "apheresis": {
+        "viable_cells": 5.0e9,
+        "viability_pct": 97.0,
+        "volume_ml": 250.0,
+        "t_cell_fraction": 0.55,
+        "nk_fraction": 0.10,
+        "cd4_fraction": 0.62,
+    },
+    "pbmc": {
+        "viable_cells": 1.0e9,
+        "viability_pct": 95.0,
+        "volume_ml": 100.0,
+        "t_cell_fraction": 0.60,
+        "nk_fraction": 0.10,
+        "cd4_fraction": 0.60,
+    },
+    "nk_cells": {
+        "viable_cells": 2.0e8,
+        "viability_pct": 94.0,
+        "volume_ml": 50.0,
+        "t_cell_fraction": 0.02,
+        "nk_fraction": 0.92,
+        "cd4_fraction": 0.6,
+    },
+    "t_cells": {
+        "viable_cells": 1.0e9,
+        "viability_pct": 95.0,
+        "volume_ml": 100.0,
+        "t_cell_fraction": 0.60,
+        "nk_fraction": 0.10,
+        "cd4_fraction": 0.60,
+    },
+}
+
+
+def starting_materials(inputs: list[MaterialInput], params: Params) -> list[Container]:
     """A labelled container for each declared input, as it would arrive at the line."""
-    dead = viable_cells * (100.0 - viability_pct) / viability_pct
-    return [
-        Container(
-            container_id=material.name,
-            viable_cells=viable_cells,
-            dead_cells=dead,
-            volume_ml=volume_ml,
-            label=str(getattr(params, material.identity_param)),
+    containers = []
+    for material in inputs:
+        preset = MATERIAL_PRESETS[material.material]
+        viable = preset["viable_cells"]
+        viability = preset["viability_pct"]
+        containers.append(
+            Container(
+                container_id=material.name,
+                viable_cells=viable,
+                dead_cells=viable * (100.0 - viability) / viability,
+                volume_ml=preset["volume_ml"],
+                t_cell_fraction=preset["t_cell_fraction"],
+                nk_fraction=preset["nk_fraction"],
+                cd4_fraction=preset["cd4_fraction"],
+                label=material.label_data(str(getattr(params, material.identity_param))),
+            )
         )
-        for material in inputs
-    ]
+    return containers
