@@ -121,6 +121,9 @@ def _describe(record: Record) -> str | None:
         return f"ALARM {p['severity']} ({p['source']}): {p['message']}"
     if kind is RecordKind.OPERATOR_ACTION:
         return f"operator {p.get('operator')}: {p.get('action')} {p.get('detail', '')}"
+    if kind is RecordKind.BATCH_VALUE:
+        unit = f" {p['unit']}" if p.get("unit") else ""
+        return f"value {p['name']} = {_number(p['value'])}{unit}"
     if kind is RecordKind.RUN_ENDED:
         return f"run ended {p['final_state']} ({p['exit_status']}): {p['reason']}"
     return None

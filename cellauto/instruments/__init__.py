@@ -18,6 +18,15 @@ from cellauto.instruments.bioreactor import (
     Setpoints,
 )
 from cellauto.instruments.cell_counter import CellCount, CellCounter
+from cellauto.instruments.cell_processor import (
+    CellProcessor,
+    ProgramInputs,
+    ProgramParameter,
+    ProgramResult,
+    ProgramStatus,
+    ProgramTemplate,
+)
+from cellauto.instruments.flow_cytometer import FlowCytometer, Immunophenotype
 from cellauto.instruments.line import Line
 from cellauto.instruments.materials import Sample
 
@@ -26,11 +35,19 @@ __all__ = [
     "Bioreactor",
     "CellCount",
     "CellCounter",
+    "CellProcessor",
+    "FlowCytometer",
     "HarvestResult",
+    "Immunophenotype",
     "Instrument",
     "InstrumentIdentity",
     "Line",
     "ProcessValues",
+    "ProgramInputs",
+    "ProgramParameter",
+    "ProgramResult",
+    "ProgramStatus",
+    "ProgramTemplate",
     "Reagent",
     "Sample",
     "Scan",

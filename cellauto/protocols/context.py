@@ -163,6 +163,28 @@ class Run:
                 raise RunAborted(reason)
         return result
 
+    def set_value(self, name: str, value: Any, *, unit: str = "") -> None:
+        """Record a value of the batch (a volume, a computed dose) for later steps.
+
+        It is journaled (so a resumed run and QA see it) and read with :meth:`value`.
+        """
+        execution = self._execution
+        execution.record(
+            RecordKind.BATCH_VALUE,
+            {"step": execution.current_step_name, "name": name, "value": value, "unit": unit},
+        )
+        execution.values[name] = value
+
+    def value(self, name: str) -> Any:
+        """A value an earlier step recorded with :meth:`set_value`."""
+        values = self._execution.values
+        if name not in values:
+            raise ProtocolDefinitionError(
+                f"step {self.step!r}: no batch value {name!r} was recorded before; "
+                f"recorded: {', '.join(values) or 'none'}"
+            )
+        return values[name]
+
     def alarm(self, message: str, *, severity: str = "warning") -> None:
         """Raise an alarm for the operators; it is recorded."""
         self._execution.alarm(message, severity=severity, source=self.step or "run")

@@ -93,6 +93,7 @@ class Execution:
         self._state_changed = anyio.Event()
         self.current_step: StepDefinition | None = None
         self.completed_steps = 0
+        self.values: dict[str, Any] = {}
         self._procedure_scope: anyio.CancelScope | None = None
         self._watchdogs: anyio.abc.TaskGroup | None = None
         self._started = False

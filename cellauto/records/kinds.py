@@ -29,6 +29,7 @@ class RecordKind(StrEnum):
     STATE_CHANGE = "state_change"
     COMMAND = "command"
     OPERATOR_ACTION = "operator_action"
+    BATCH_VALUE = "batch_value"
     ALARM = "alarm"
     RUN_ENDED = "run_ended"
 

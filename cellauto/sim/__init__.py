@@ -3,6 +3,7 @@
 from cellauto.sim.bioreactor import SimBioreactor, TransductionModel
 from cellauto.sim.counter import SimCellCounter
 from cellauto.sim.culture import Culture, CultureModel
+from cellauto.sim.cytometer import SimFlowCytometer
 from cellauto.sim.faults import (
     CommandFailure,
     Contamination,
@@ -15,6 +16,7 @@ from cellauto.sim.faults import (
 )
 from cellauto.sim.line import SimLine, build_sim_line, starting_materials
 from cellauto.sim.material import Container
+from cellauto.sim.processor import SimCellProcessor
 from cellauto.sim.scanner import SimBarcodeScanner
 from cellauto.sim.world import SimWorld
 
@@ -32,6 +34,8 @@ __all__ = [
     "SimBarcodeScanner",
     "SimBioreactor",
     "SimCellCounter",
+    "SimCellProcessor",
+    "SimFlowCytometer",
     "SimLine",
     "SimWorld",
     "TemperatureExcursion",

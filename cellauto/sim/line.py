@@ -13,8 +13,10 @@ from cellauto.protocols.params import Params
 from cellauto.sim.base import SimInstrument
 from cellauto.sim.bioreactor import SimBioreactor
 from cellauto.sim.counter import SimCellCounter
+from cellauto.sim.cytometer import SimFlowCytometer
 from cellauto.sim.faults import Fault
 from cellauto.sim.material import Container
+from cellauto.sim.processor import SimCellProcessor
 from cellauto.sim.scanner import SimBarcodeScanner
 from cellauto.sim.world import SimWorld
 
@@ -29,7 +31,13 @@ __all__ = [
 Factory = Callable[[SimWorld, str], SimInstrument]
 
 #: Simulated instrument classes; each serves the interfaces it implements.
-SIMULATORS: list[type[SimInstrument]] = [SimBarcodeScanner, SimCellCounter, SimBioreactor]
+SIMULATORS: list[type[SimInstrument]] = [
+    SimBarcodeScanner,
+    SimCellCounter,
+    SimBioreactor,
+    SimCellProcessor,
+    SimFlowCytometer,
+]
 
 
 class SimLine:
