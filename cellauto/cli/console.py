@@ -1,7 +1,7 @@
 """The operator console of ``cellauto run``: answers a Held run and turns signals into Abort.
 
-Neither task may ever disturb the run it serves: every failure here is reported
-and the run goes on (or, for a Held run without an answer, is stopped in order).
+Neither may ever disturb the run it serves: every failure here is reported and the
+run goes on (or, for a Held run without an answer, is stopped in order).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import logging
 import signal
 import sys
 from collections.abc import Iterator
-from typing import Any
 
 import anyio
 
@@ -20,8 +19,8 @@ from cellauto.clock import VirtualTimeEventLoop
 from cellauto.errors import StateCommandError
 from cellauto.protocols import Command, State
 from cellauto.protocols.execution import Execution
+from cellauto.protocols.responder import HoldResponder
 from cellauto.protocols.states import ACTIVE_STATES
-from cellauto.records import RecordKind
 
 __all__ = ["HoldConsole", "abort_on_signal"]
 
@@ -39,39 +38,17 @@ def _real_time() -> Iterator[None]:
         yield
 
 
-class HoldConsole:
-    """Observer that answers each Held state: asks the operator, or applies --on-hold."""
+class HoldConsole(HoldResponder):
+    """Answers each Held state: asks the operator (``prompt``) or applies --on-hold."""
 
     def __init__(self, mode: str, operator: str) -> None:
-        self.mode = mode
+        unattended = None if mode == "prompt" else mode.capitalize()
+        super().__init__(unattended, by=f"cli --on-hold {mode}", reason="--on-hold policy")
         self.operator = operator
-        self.execution: Execution | None = None
-        self.task_group: anyio.abc.TaskGroup | None = None
 
-    def __call__(self, kind: RecordKind, payload: dict[str, Any], now_s: float) -> None:
-        if kind is RecordKind.STATE_CHANGE and payload["to_state"] == State.HELD.value:
-            assert self.task_group is not None
-            self.task_group.start_soon(self._answer)
-
-    async def _answer(self) -> None:
-        execution = self.execution
-        assert execution is not None
-        try:
-            command, by, reason = await self._decide(execution)
-            if execution.state is State.HELD:
-                execution.command(command, by=by, reason=reason)
-        except StateCommandError as exc:  # the state moved on meanwhile; nothing to do
-            logger.info("hold answer not applied: %s", exc)
-        except Exception:
-            logger.exception("the hold console failed; the run stays Held")
-
-    async def _decide(self, execution: Execution) -> tuple[Command, str, str]:
-        if self.mode != "prompt":
-            return (
-                Command(self.mode.capitalize()),
-                f"cli --on-hold {self.mode}",
-                "unattended run: --on-hold policy",
-            )
+    async def decide(self, execution: Execution) -> tuple[Command, str, str] | None:
+        if self.command is not None:
+            return await super().decide(execution)
         while execution.state is State.HELD:
             try:
                 with _real_time():
@@ -84,7 +61,7 @@ class HoldConsole:
             if choice in ("restart", "stop", "abort"):
                 return Command(choice.capitalize()), self.operator, "operator at the console"
             print("please type restart, stop or abort", file=sys.stderr)
-        raise StateCommandError("answer", execution.state.value, [])
+        return None
 
 
 async def abort_on_signal(execution: Execution) -> None:

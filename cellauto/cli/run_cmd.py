@@ -20,12 +20,11 @@ from cellauto.errors import BadInputError
 from cellauto.protocols import Runner, load_protocol
 from cellauto.protocols.execution import RunOutcome
 from cellauto.protocols.params import build_params, load_params_file, parse_param_assignments
-from cellauto.protocols.runner import validate_request
 from cellauto.records import Journal
-from cellauto.sim import build_sim_line, starting_materials
+from cellauto.sim import sim_line_for_protocol
+from cellauto.sim.simulate import DEFAULT_SIM_START
 
 DEFAULT_DB = "cellauto.db"
-DEFAULT_SIM_START = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 
 
 def _parse_start(text: str) -> datetime:
@@ -98,7 +97,6 @@ def run_command(args: argparse.Namespace) -> int:
             "no line to run on: pass --sim to run on the simulated line "
             "(instrument lines configured in a file are not available yet)"
         )
-    needed = protocol.equipment()
     mode = args.on_hold or ("prompt" if sys.stdin.isatty() else "stop")
     operator = _operator(args)
 
@@ -107,23 +105,20 @@ def run_command(args: argparse.Namespace) -> int:
 
     async def main() -> RunOutcome:
         clock = Clock(origin)
-        line, _sim = build_sim_line(
-            needed,
-            clock=clock,
-            seed=args.seed,
-            materials=starting_materials(protocol.inputs, params),
-        )
-        validate_request(protocol, line, params)  # refuse before the journal is opened
+        # validated against the line before the journal is opened: bad input writes nothing
+        sim = sim_line_for_protocol(protocol, params, clock=clock, seed=args.seed)
+        assert sim.line is not None
         with Journal(args.db) as journal:
             runner = Runner(journal, clock_origin=origin, reproducible=reproducible)
             progress = Progress(protocol, params)
             holds = HoldConsole(mode, operator)
             runner.observers.extend([progress, holds])
-            execution = runner.prepare(protocol, line, params, seed=args.seed, operator=operator)
-            holds.execution = execution
+            execution = runner.prepare(
+                protocol, sim.line, params, seed=args.seed, operator=operator
+            )
             print(f"run {execution.run_id}", flush=True)
             async with anyio.create_task_group() as tg:
-                holds.task_group = tg
+                holds.bind(execution, tg)
                 tg.start_soon(abort_on_signal, execution)
                 outcome = await execution.execute(by=operator)
                 execution.close()

@@ -26,6 +26,22 @@ from cellauto.instruments.cell_processor import (
     ProgramStatus,
     ProgramTemplate,
 )
+from cellauto.instruments.controlled_rate_freezer import (
+    ControlledRateFreezer,
+    FreezeProfile,
+    FreezeResult,
+    FreezerReading,
+    FreezerStatus,
+    Hold,
+    Ramp,
+    standard_freeze_profile,
+)
+from cellauto.instruments.cryo_storage import (
+    CryoStorage,
+    StorageConditions,
+    StoragePosition,
+    StoredItem,
+)
 from cellauto.instruments.flow_cytometer import FlowCytometer, Immunophenotype
 from cellauto.instruments.line import Line
 from cellauto.instruments.materials import Sample
@@ -36,8 +52,15 @@ __all__ = [
     "CellCount",
     "CellCounter",
     "CellProcessor",
+    "ControlledRateFreezer",
+    "CryoStorage",
     "FlowCytometer",
+    "FreezeProfile",
+    "FreezeResult",
+    "FreezerReading",
+    "FreezerStatus",
     "HarvestResult",
+    "Hold",
     "Immunophenotype",
     "Instrument",
     "InstrumentIdentity",
@@ -48,13 +71,18 @@ __all__ = [
     "ProgramResult",
     "ProgramStatus",
     "ProgramTemplate",
+    "Ramp",
     "Reagent",
     "Sample",
     "Scan",
     "Setpoints",
+    "StorageConditions",
+    "StoragePosition",
+    "StoredItem",
     "command",
     "composite",
     "query",
     "require_range",
+    "standard_freeze_profile",
     "stream",
 ]

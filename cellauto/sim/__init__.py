@@ -14,10 +14,18 @@ from cellauto.sim.faults import (
     SensorDrift,
     TemperatureExcursion,
 )
-from cellauto.sim.line import SimLine, build_sim_line, starting_materials
+from cellauto.sim.freezer import FreezeQuality, FreezerModel, SimControlledRateFreezer
+from cellauto.sim.line import (
+    SimLine,
+    build_sim_line,
+    sim_line_for_protocol,
+    starting_materials,
+)
 from cellauto.sim.material import Container
 from cellauto.sim.processor import SimCellProcessor
 from cellauto.sim.scanner import SimBarcodeScanner
+from cellauto.sim.simulate import SimulatedRun, simulate, simulate_async
+from cellauto.sim.storage import SimCryoStorage, StorageModel
 from cellauto.sim.world import SimWorld
 
 __all__ = [
@@ -28,6 +36,8 @@ __all__ = [
     "CultureModel",
     "Disconnect",
     "Fault",
+    "FreezeQuality",
+    "FreezerModel",
     "LN2LevelDrop",
     "PowerLoss",
     "SensorDrift",
@@ -35,11 +45,18 @@ __all__ = [
     "SimBioreactor",
     "SimCellCounter",
     "SimCellProcessor",
+    "SimControlledRateFreezer",
+    "SimCryoStorage",
     "SimFlowCytometer",
     "SimLine",
     "SimWorld",
+    "SimulatedRun",
+    "StorageModel",
     "TemperatureExcursion",
     "TransductionModel",
     "build_sim_line",
+    "sim_line_for_protocol",
+    "simulate",
+    "simulate_async",
     "starting_materials",
 ]

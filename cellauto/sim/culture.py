@@ -28,8 +28,8 @@ __all__ = ["Culture", "CultureModel"]
 class CultureModel(BaseModel):
     """Kinetic and metabolic parameters (defaults: PROCESS.md, assumed where marked)."""
 
-    lag_h: float = Field(30.0, ge=0, description="after activation (1-2 days)")
-    doubling_time_h: float = Field(30.0, gt=0, description="at full glucose, no lactate")
+    lag_h: float = Field(28.0, ge=0, description="after activation (1-2 days)")
+    doubling_time_h: float = Field(26.0, gt=0, description="at full glucose, no lactate")
     max_viable_cells_per_ml: float = Field(1.0e7, gt=0, description="rocking bag")
     death_rate_per_h: float = Field(0.0008, ge=0)
     starvation_death_rate_per_h: float = Field(0.01, ge=0, description="k_d when starved")

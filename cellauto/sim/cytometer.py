@@ -28,6 +28,10 @@ MIN_SAMPLE_CELLS = 1e5
 _FIELDS = ("viable_pct", "cd3_pct", "cd4_pct", "cd8_pct", "car_pct", "cd56_pct")
 
 
+#: Staining panels the simulated cytometer has validated (each reports every marker).
+PANELS = ("CAR-T release", "CAR in-process", "T-cell purity", "NK phenotype")
+
+
 class SimFlowCytometer(SimInstrument, FlowCytometer):
     """Stains and acquires a sample; acquires half its cells, at most ``target_events``."""
 
@@ -40,7 +44,7 @@ class SimFlowCytometer(SimInstrument, FlowCytometer):
         double_negative_fraction: float = 0.02,
         bias_sd_pct: float = 0.5,
         seconds_per_sample: float = 1200.0,
-        panels: tuple[str, ...] = ("CAR-T release",),
+        panels: tuple[str, ...] = PANELS,
     ) -> None:
         super().__init__(world, sim_identity("SimFlow 6C", serial))
         self.target_events = target_events

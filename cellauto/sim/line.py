@@ -8,16 +8,19 @@ from cellauto.clock import Clock
 from cellauto.errors import EquipmentError
 from cellauto.instruments.base import Instrument
 from cellauto.instruments.line import Line
-from cellauto.protocols.definition import MaterialInput
+from cellauto.protocols.definition import MaterialInput, Protocol
 from cellauto.protocols.params import Params
+from cellauto.protocols.runner import validate_request
 from cellauto.sim.base import SimInstrument
 from cellauto.sim.bioreactor import SimBioreactor
 from cellauto.sim.counter import SimCellCounter
 from cellauto.sim.cytometer import SimFlowCytometer
 from cellauto.sim.faults import Fault
+from cellauto.sim.freezer import SimControlledRateFreezer
 from cellauto.sim.material import Container
 from cellauto.sim.processor import SimCellProcessor
 from cellauto.sim.scanner import SimBarcodeScanner
+from cellauto.sim.storage import SimCryoStorage
 from cellauto.sim.world import SimWorld
 
 __all__ = [
@@ -25,6 +28,7 @@ __all__ = [
     "SIMULATORS",
     "SimLine",
     "build_sim_line",
+    "sim_line_for_protocol",
     "starting_materials",
 ]
 
@@ -37,6 +41,8 @@ SIMULATORS: list[type[SimInstrument]] = [
     SimBioreactor,
     SimCellProcessor,
     SimFlowCytometer,
+    SimControlledRateFreezer,
+    SimCryoStorage,
 ]
 
 
@@ -59,6 +65,7 @@ class SimLine:
         self.world = SimWorld(clock, seed=seed)
         self.name = name
         self.equipment: dict[str, SimInstrument] = {}
+        self.line: Line | None = None
         for container in materials or []:
             self.world.add_container(container)
 
@@ -80,7 +87,8 @@ class SimLine:
         for index, (key, interface) in enumerate(sorted(needed.items()), start=1):
             if key not in self.equipment:
                 self.equipment[key] = self._create(key, interface, index)
-        return Line(self.name, dict(self.equipment), simulated=True)  # type: ignore[arg-type]
+        self.line = Line(self.name, dict(self.equipment), simulated=True)  # type: ignore[arg-type]
+        return self.line
 
     def inject(self, equipment: str, fault: Fault) -> None:
         """Arm ``fault`` on the instrument behind ``equipment``."""
@@ -141,6 +149,26 @@ MATERIAL_PRESETS: dict[str, dict[str, float]] = {
         "cd4_fraction": 0.60,
     },
 }
+
+
+def sim_line_for_protocol(
+    protocol: Protocol,
+    params: Params,
+    *,
+    clock: Clock,
+    seed: int | None = None,
+    name: str = "sim",
+) -> SimLine:
+    """The simulated line a protocol runs on, with its labelled starting materials.
+
+    The run request is validated against it (parameters, equipment, estimates), so
+    nothing needs to be opened or written before a request is known to be good.
+    """
+    sim = SimLine(
+        clock=clock, seed=seed, materials=starting_materials(protocol.inputs, params), name=name
+    )
+    validate_request(protocol, sim.line_for(protocol.equipment()), params)
+    return sim
 
 
 def starting_materials(inputs: list[MaterialInput], params: Params) -> list[Container]:

@@ -50,7 +50,10 @@ def _p(
 
 
 _VOLUME = _p("output_volume_ml", "mL", 100.0, 20.0, 300.0)
-_WASH = _p("final_volume_ml", "mL", 20.0, 10.0, 200.0)
+_WASH = [
+    _p("final_volume_ml", "mL", 20.0, 10.0, 200.0),
+    _p("input_volume_ml", "mL", None, 1.0, None, text="default: all of the source"),
+]
 _FILL = [
     _p("product_volume_ml", "mL", None, 0.1, None, text="default: all of the source"),
     _p("final_volume_ml", "mL", None, 10.0, 500.0, text="default: least reaching dmso_pct"),
@@ -61,7 +64,7 @@ _ENRICH_TEXT = "Magnetic enrichment of {} T cells; non-target and most dead cell
 _CATALOG = {  # template id: name, typical hours, parameters, description
     "CD4CD8_ENRICHMENT": ("CD4/CD8 enrichment", 4.5, [_VOLUME], _ENRICH_TEXT.format("CD4+/CD8+")),
     "CD3_ENRICHMENT": ("CD3 enrichment", 4.0, [_VOLUME], _ENRICH_TEXT.format("CD3+")),
-    "WASH_CONCENTRATE": ("Wash and concentrate", 1.5, [_WASH], "Up to 4e9 cells, into ~20 mL."),
+    "WASH_CONCENTRATE": ("Wash and concentrate", 1.5, _WASH, "Up to 4e9 cells, into ~20 mL."),
     "FORMULATE_FILL": ("Formulate and fill", 0.75, _FILL, "Cryoprotectant to DMSO %; 1-4 bags."),
 }
 PROGRAM_TEMPLATES: dict[str, ProgramTemplate] = {
@@ -204,6 +207,9 @@ class SimCellProcessor(SimInstrument, CellProcessor):
         params = template.resolve_parameters(self, inputs.parameters)
         cells = source.viable_cells + source.dead_cells
         if template.template_id == "WASH_CONCENTRATE":
+            taken = params.setdefault("input_volume_ml", source.volume_ml)
+            require_range(self, "input_volume_ml", taken, low=1.0, high=source.volume_ml, unit="mL")
+            cells *= taken / source.volume_ml if source.volume_ml > 0 else 0.0
             require_range(self, "input cells", cells, low=0, high=WASH_CAPACITY_CELLS, unit="cells")
         if template.template_id == "FORMULATE_FILL":
             if params["bag_count"] != int(params["bag_count"]):
@@ -228,7 +234,7 @@ class SimCellProcessor(SimInstrument, CellProcessor):
         self, tid: str, source: Container, params: dict[str, float], out_ids: list[str]
     ) -> tuple[Container, list[Container]]:
         """Take the input and draw the outcome (the outputs enter the world at the end)."""
-        volume = params.get("product_volume_ml", source.volume_ml)
+        volume = params.get("product_volume_ml", params.get("input_volume_ml", source.volume_ml))
         material = source.take(volume, f"{self.identity.serial} in-process")
         m, rng = material, self.rng
         if tid in _PURITY:

@@ -1,0 +1,430 @@
+"""Simulated controlled-rate freezer: a lumped thermal model of chamber and product bag.
+
+Integrated lazily (no background task) in fixed 5 s steps from the run's start whenever
+the instrument is looked at. The setpoint follows the profile, the chamber follows it with
+a first-order lag; without power (:class:`PowerLoss`) the profile stops and the chamber
+warms towards ambient. The probe is in the first container, a bag pre-equilibrated at the
+start temperature, lagging the chamber by ``sample_time_constant_min`` x (volume /
+``reference_volume_ml``) ** ``volume_exponent``. It supercools to a seeded nucleation
+temperature, then ice grows towards T = freezing_point / (1 - freezable_fraction x
+released), releasing latent heat (J/mL: proportional to volume) within about
+``ice_growth_time_constant_min`` while the chamber pulls heat out in proportion to the
+chamber-sample difference: the sample warms towards the freezing point and plateaus; a
+colder chamber then (heat-of-fusion compensation) lowers the rise and shortens the
+plateau. At the end each container gets a :class:`FreezeQuality` in ``frozen``: a
+post-thaw viability factor (0.74 for a good curve) lowered by the deviation of the rate
+from nucleation to -20 °C from -1 °C/min, a rise above 1 °C, outages and rewarming.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import anyio
+from pydantic import BaseModel, ConfigDict, Field
+
+from cellauto.errors import InstrumentError
+from cellauto.instruments.base import require_range
+from cellauto.instruments.controlled_rate_freezer import (
+    ControlledRateFreezer,
+    FreezeProfile,
+    FreezeResult,
+    FreezerReading,
+    FreezerState,
+    FreezerStatus,
+    Ramp,
+)
+from cellauto.sim.base import SimInstrument, sim_identity
+from cellauto.sim.faults import Fault, PowerLoss
+from cellauto.sim.world import SimWorld
+
+__all__ = ["FreezeQuality", "FreezerModel", "SimControlledRateFreezer"]
+
+log = logging.getLogger(__name__)
+
+STEP_MIN = 5.0 / 60.0
+
+
+class FreezerModel(BaseModel):
+    """Thermal and quality parameters of the simulated freezer and its bags."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    chamber_time_constant_min: float = Field(1.0, gt=0)
+    sample_time_constant_min: float = Field(6.0, gt=0)
+    reference_volume_ml: float = Field(20.0, gt=0)
+    volume_exponent: float = Field(0.5, ge=0)
+    freezing_point_c: float = Field(-3.0, lt=0)
+    nucleation_min_c: float = -8.0
+    nucleation_max_c: float = -5.0
+    latent_heat_j_per_ml: float = Field(300.0, gt=0)
+    heat_capacity_j_per_ml_c: float = Field(3.8, gt=0)
+    freezable_fraction: float = Field(0.9, gt=0, lt=1)
+    ice_growth_time_constant_min: float = Field(0.5, gt=0)
+    ambient_c: float = 20.0
+    power_loss_warming_c_per_min: float = Field(1.0, ge=0)
+    chamber_noise_c: float = Field(0.1, ge=0)
+    sample_noise_c: float = Field(0.05, ge=0)
+    good_curve_viability_factor: float = Field(0.74, gt=0, le=1)
+    target_rate_c_per_min: float = Field(-1.0, lt=0)
+    rate_window_end_c: float = -20.0
+    rate_penalty_per_octave: float = Field(0.12, ge=0)
+    rise_allowance_c: float = Field(1.0, ge=0)
+    rise_penalty_per_c: float = Field(0.03, ge=0)
+    interruption_penalty: float = Field(0.02, ge=0, le=1)
+    rewarming_penalty_per_c: float = Field(0.015, ge=0)
+    rewarming_limit_c: float = -60.0
+
+
+class FreezeQuality(BaseModel):
+    """What a frozen container keeps of its curve, for a post-thaw model."""
+
+    model_config = ConfigDict(frozen=True)
+
+    container_id: str
+    viability_factor: float = Field(ge=0, le=1, description="post-thaw / pre-freeze viability")
+    max_rewarming_c: float = Field(ge=0, description="rewarming after an outage")
+    frozen_at_process_time_s: float
+    result: FreezeResult
+
+
+@dataclass
+class _Curve:
+    """Features of the sample curve, gathered step by step (times in run minutes)."""
+
+    nucleation: tuple[float, float] | None = None  # (min, °C)
+    peak_c: float = -math.inf
+    window_end: tuple[float, float] | None = None  # (min, °C) on reaching the window end
+    powered: bool = True
+    interruptions: int = 0
+    rewarm_ref_c: float | None = None  # lowest sample °C since an outage after nucleation
+    max_rewarming_c: float = 0.0
+    rewarm_peak_c: float | None = None  # highest °C when rewarmed above the limit
+
+    @property
+    def rise_c(self) -> float:
+        return max(0.0, self.peak_c - self.nucleation[1]) if self.nucleation else 0.0
+
+    @property
+    def rate_c_per_min(self) -> float | None:
+        """Mean sample rate from nucleation down to the rate window's end."""
+        if self.nucleation is None or self.window_end is None:
+            return None
+        span = max(self.window_end[0] - self.nucleation[0], STEP_MIN)
+        return (self.window_end[1] - self.nucleation[1]) / span
+
+    def observe(
+        self, t_min: float, sample_c: float, phase: str, powered: bool, m: FreezerModel
+    ) -> None:
+        if not powered and self.powered:
+            self.interruptions += 1
+            if self.nucleation is not None and self.rewarm_ref_c is None:
+                self.rewarm_ref_c = sample_c
+        self.powered = powered
+        if self.nucleation is None and phase == "freezing":
+            self.nucleation, self.peak_c = (t_min, sample_c), sample_c
+        elif self.nucleation is not None and self.window_end is None:
+            self.peak_c = max(self.peak_c, sample_c)
+            if sample_c <= m.rate_window_end_c:
+                self.window_end = (t_min, sample_c)
+        if self.rewarm_ref_c is not None:
+            self.rewarm_ref_c = min(self.rewarm_ref_c, sample_c)
+            self.max_rewarming_c = max(self.max_rewarming_c, sample_c - self.rewarm_ref_c)
+            if sample_c - self.rewarm_ref_c > 0.5 and sample_c > m.rewarming_limit_c:
+                self.rewarm_peak_c = max(self.rewarm_peak_c or -math.inf, sample_c)
+
+
+@dataclass
+class _Run:
+    """One run: the profile position and the chamber and sample temperatures."""
+
+    profile: FreezeProfile
+    container_ids: list[str]
+    start_h: float
+    start_s: float
+    sample_tau_min: float
+    nucleation_at_c: float
+    setpoint_c: float
+    chamber_c: float
+    sample_c: float
+    steps: int = 0
+    segment: int = 0
+    hold_min: float = 0.0
+    phase: str = "liquid"  # liquid, freezing, solid
+    released: float = 0.0  # share of the latent heat released
+    curve: _Curve = field(default_factory=_Curve)
+
+    @property
+    def t_min(self) -> float:
+        return self.steps * STEP_MIN
+
+    @property
+    def ended(self) -> bool:
+        return self.segment >= len(self.profile.segments)
+
+    @property
+    def segment_index(self) -> int:
+        return min(self.segment, len(self.profile.segments) - 1)
+
+    def describe(self) -> str:
+        n = len(self.profile.segments)
+        return f"{self.profile.name!r}, segment {self.segment_index + 1}/{n}, {self.t_min:.0f} min"
+
+    def step(self, m: FreezerModel, powered: bool) -> None:
+        if powered:
+            self._follow_profile(STEP_MIN)
+            lag = -math.expm1(-STEP_MIN / m.chamber_time_constant_min)
+            self.chamber_c += (self.setpoint_c - self.chamber_c) * lag
+        elif self.chamber_c < m.ambient_c:
+            warmed = self.chamber_c + m.power_loss_warming_c_per_min * STEP_MIN
+            self.chamber_c = min(m.ambient_c, warmed)
+        self._sample_step(m)
+        self.steps += 1
+        self.curve.observe(self.t_min, self.sample_c, self.phase, powered, m)
+
+    def _follow_profile(self, dt_min: float) -> None:
+        while dt_min > 1e-12 and not self.ended:
+            segment = self.profile.segments[self.segment]
+            if isinstance(segment, Ramp):
+                rate = segment.rate_c_per_min
+                need = max(0.0, (segment.end_temperature_c - self.setpoint_c) / rate)
+                used = min(dt_min, need)
+                self.setpoint_c += rate * used
+            else:
+                need = segment.duration_min - self.hold_min
+                used = min(dt_min, need)
+                self.hold_min += used
+            dt_min -= used
+            if used >= need - 1e-12:
+                if isinstance(segment, Ramp):
+                    self.setpoint_c = segment.end_temperature_c
+                self.segment, self.hold_min = self.segment + 1, 0.0
+
+    def _sample_step(self, m: FreezerModel) -> None:
+        solid_below_c = m.freezing_point_c / (1 - m.freezable_fraction)
+        if self.phase != "freezing":
+            lag = -math.expm1(-STEP_MIN / self.sample_tau_min)
+            self.sample_c += (self.chamber_c - self.sample_c) * lag
+            if self.phase == "liquid" and self.sample_c <= self.nucleation_at_c:
+                self.phase = "freezing"
+            elif self.phase == "solid" and self.sample_c > solid_below_c:
+                self.phase = "freezing"  # melting back
+            return
+        latent_c = m.latent_heat_j_per_ml / m.heat_capacity_j_per_ml_c
+        equilibrium_c = m.freezing_point_c / (1 - m.freezable_fraction * self.released)
+        release = (equilibrium_c - self.sample_c) / m.ice_growth_time_constant_min
+        pull = (self.chamber_c - self.sample_c) / self.sample_tau_min
+        self.sample_c += (release + pull) * STEP_MIN
+        self.released = min(1.0, max(0.0, self.released + release * STEP_MIN / latent_c))
+        if self.released >= 1.0:
+            self.phase = "solid"
+
+
+class SimControlledRateFreezer(SimInstrument, ControlledRateFreezer):
+    """A controlled-rate freezer with a lumped chamber + bag model (see the module)."""
+
+    def __init__(
+        self, world: SimWorld, serial: str = "CRF-0001", *, model: FreezerModel | None = None
+    ) -> None:
+        super().__init__(world, sim_identity("SimFreeze CRF", serial))
+        self.model = model or FreezerModel()
+        #: Quality of every container frozen here, by container id (for a post-thaw model).
+        self.frozen: dict[str, FreezeQuality] = {}
+        self._sensor_rng = self.rng.spawn(1)[0]
+        self._profile: FreezeProfile | None = None
+        self._state: FreezerState = "idle"
+        self._run: _Run | None = None
+        self._result: FreezeResult | None = None
+        self._outages_h: list[tuple[float, float]] = []
+
+    def inject_process_fault(self, fault: Fault) -> None:
+        if not isinstance(fault, PowerLoss):
+            super().inject_process_fault(fault)
+            return
+        self._advance()
+        start_h = self.world.elapsed_h() if fault.at_h is None else fault.at_h
+        self._outages_h.append((start_h, start_h + fault.duration_min / 60.0))
+        log.info("%s: power loss armed at process hour %.3f", self.where, start_h)
+
+    async def load_profile(self, profile: FreezeProfile) -> FreezerStatus:
+        self.guard("load_profile", command=True)
+        self._advance()
+        if self._state == "running":
+            raise InstrumentError(
+                f"{self.where}: cannot load profile {profile.name!r} during a run "
+                f"({self._run.describe() if self._run else ''}); wait for it to end"
+            )
+        checks = [("start_temperature_c", profile.start_temperature_c)] + [
+            (f"segments[{index}].end_temperature_c", segment.end_temperature_c)
+            for index, segment in enumerate(profile.segments)
+            if isinstance(segment, Ramp)
+        ]
+        for name, value in checks:
+            low, high = self.CHAMBER_MIN_C, self.CHAMBER_MAX_C
+            require_range(self, name, value, low=low, high=high, unit="°C")
+        await anyio.sleep(1.0)
+        self._profile, self._state, self._run, self._result = profile, "loaded", None, None
+        log.info("%s: profile %r loaded", self.where, profile.name)
+        return self._status()
+
+    async def start(self, container_ids: list[str]) -> FreezerStatus:
+        self.guard("start", command=True)
+        self._advance()
+        if self._state == "running":
+            run = self._run.describe() if self._run else ""
+            raise InstrumentError(f"{self.where}: already running {run}; wait for it to end")
+        if self._profile is None:
+            raise InstrumentError(f"{self.where}: no profile loaded; call load_profile first")
+        if not container_ids or len(set(container_ids)) != len(container_ids):
+            raise InstrumentError(
+                f"{self.where}: container_ids {container_ids} must name each container once"
+            )
+        probe, *_ = [self.world.container(cid, where=self.where) for cid in container_ids]
+        if probe.volume_ml <= 0:
+            raise InstrumentError(f"{self.where}: container {probe.container_id!r} is empty")
+        await anyio.sleep(2.0)
+        m, profile = self.model, self._profile
+        scale = (probe.volume_ml / m.reference_volume_ml) ** m.volume_exponent
+        t0 = profile.start_temperature_c
+        self._run = _Run(
+            profile=profile,
+            container_ids=list(container_ids),
+            start_h=self.world.elapsed_h(),
+            start_s=self.world.clock.now_s(),
+            sample_tau_min=m.sample_time_constant_min * scale,
+            nucleation_at_c=float(self.rng.uniform(m.nucleation_min_c, m.nucleation_max_c)),
+            setpoint_c=t0,
+            chamber_c=t0,
+            sample_c=t0,
+        )
+        self._result, self._state = None, "running"
+        log.info("%s: run of %r started with %s", self.where, profile.name, container_ids)
+        return self._status()
+
+    async def status(self) -> FreezerStatus:
+        self.guard("status", command=False)
+        self._advance()
+        return self._status()
+
+    async def temperatures(self, interval_s: float) -> AsyncIterator[FreezerReading]:
+        self.guard("temperatures", command=False)
+        require_range(self, "interval_s", interval_s, low=1.0, unit="s")
+        if self._state == "idle":
+            raise InstrumentError(f"{self.where}: no profile loaded; no run to report")
+        while True:
+            self.guard("temperatures", command=False)
+            self._advance()
+            yield self._reading()
+            if self._state in ("complete", "failed"):
+                return
+            await anyio.sleep(interval_s)
+
+    async def result(self) -> FreezeResult:
+        self.guard("result", command=False)
+        self._advance()
+        if self._result is None:
+            detail = f"running {self._run.describe()}" if self._run else self._state
+            raise InstrumentError(f"{self.where}: no finished run yet ({detail})")
+        return self._result
+
+    def _advance(self) -> None:
+        run = self._run
+        if run is None or self._state != "running":
+            return
+        now_min = (self.world.elapsed_h() - run.start_h) * 60.0
+        while not run.ended and run.t_min + STEP_MIN <= now_min + 1e-9:
+            t_h = run.start_h + run.t_min / 60.0
+            run.step(self.model, not any(a <= t_h < b for a, b in self._outages_h))
+        if run.ended:
+            self._finish(run)
+
+    def _finish(self, run: _Run) -> None:
+        m, curve = self.model, run.curve
+        end_h = run.start_h + run.t_min / 60.0
+        final_c = self.faults.drifted("sample_temperature_c", run.sample_c, end_h)
+        failed = curve.rewarm_peak_c is not None
+        if failed:
+            message = (
+                f"power was lost {curve.interruptions} time(s) after the phase change and the "
+                f"sample warmed to {curve.rewarm_peak_c:.1f} °C, above the "
+                f"{m.rewarming_limit_c:g} °C limit; assess the product before storage"
+            )
+        elif curve.nucleation is None:
+            message = f"no phase change detected: the sample ended unfrozen at {final_c:.1f} °C"
+        else:
+            message = (
+                f"profile {run.profile.name!r} complete: nucleation at {curve.nucleation[1]:.1f}"
+                f" °C, latent-heat rise {curve.rise_c:.1f} °C, {curve.interruptions} power "
+                f"interruption(s); sample at {final_c:.1f} °C"
+            )
+        self._result = FreezeResult(
+            end_state="failed" if failed else "complete",
+            profile_name=run.profile.name,
+            container_ids=run.container_ids,
+            final_sample_temperature_c=final_c,
+            phase_change_detected=curve.nucleation is not None,
+            phase_change_process_time_s=(
+                run.start_s + curve.nucleation[0] * 60.0 if curve.nucleation else None
+            ),
+            phase_change_temperature_c=curve.nucleation[1] if curve.nucleation else None,
+            max_latent_heat_rise_c=curve.rise_c,
+            cooling_rate_through_phase_change_c_per_min=curve.rate_c_per_min,
+            power_interruptions=curve.interruptions,
+            message=message,
+        )
+        self._state = self._result.end_state
+        log.log(logging.WARNING if failed else logging.INFO, "%s: %s", self.where, message)
+        if curve.nucleation is None:
+            return
+        factor = self._viability_factor(curve)
+        for cid in run.container_ids:
+            self.frozen[cid] = FreezeQuality(
+                container_id=cid,
+                viability_factor=factor,
+                max_rewarming_c=curve.max_rewarming_c,
+                frozen_at_process_time_s=run.start_s + run.t_min * 60.0,
+                result=self._result,
+            )
+            if (container := self.world.containers.get(cid)) is not None:
+                container.history.append(f"frozen in {self.where}: {message}")
+
+    def _viability_factor(self, curve: _Curve) -> float:
+        m, rate = self.model, curve.rate_c_per_min
+        factor = m.good_curve_viability_factor
+        if rate is None:
+            factor *= 0.5  # never got through the phase change
+        else:
+            octaves = abs(math.log2(rate / m.target_rate_c_per_min))
+            factor *= 1 - min(0.5, m.rate_penalty_per_octave * octaves)
+        factor *= 1 - min(0.5, m.rise_penalty_per_c * max(0.0, curve.rise_c - m.rise_allowance_c))
+        factor *= (1 - m.interruption_penalty) ** curve.interruptions
+        return factor * (1 - min(0.6, m.rewarming_penalty_per_c * curve.max_rewarming_c))
+
+    def _status(self) -> FreezerStatus:
+        run = self._run
+        return FreezerStatus(
+            state=self._state,
+            segment_index=run.segment_index if run else None,
+            elapsed_min=run.t_min if run else 0.0,
+            loaded_container_ids=list(run.container_ids) if run else [],
+        )
+
+    def _reading(self) -> FreezerReading:
+        run, m, noise = self._run, self.model, self._sensor_rng
+        if run is None:
+            chamber = sample = self._profile.start_temperature_c if self._profile else m.ambient_c
+            at_s, segment = self.world.clock.now_s(), None
+        else:
+            chamber, sample = run.chamber_c, run.sample_c
+            at_s, segment = run.start_s + run.t_min * 60.0, run.segment_index
+        chamber += float(noise.normal(0.0, m.chamber_noise_c))
+        sample += float(noise.normal(0.0, m.sample_noise_c))
+        return FreezerReading(
+            chamber_temperature_c=self.measured("chamber_temperature_c", chamber),
+            sample_temperature_c=self.measured("sample_temperature_c", sample),
+            segment_index=segment,
+            process_time_s=at_s,
+        )

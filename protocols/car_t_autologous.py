@@ -1,0 +1,356 @@
+"""Autologous CAR-T: apheresis receipt to cryostorage.
+
+Receipt with a chain-of-identity scan, CD4/CD8 enrichment, activation, lentiviral
+transduction, expansion with daily counts and density-driven feeding and perfusion,
+harvest, wash and concentrate, formulation to a CAR+ viable dose computed from
+patient weight, controlled-rate freezing and storage in vapour-phase LN2. Default
+specifications from PROCESS.md.
+"""
+
+from __future__ import annotations
+
+from cellauto import Field, MaterialInput, Params, Protocol, Run, Spec
+from cellauto.identity import coi_barcode, parse_coi_barcode
+from cellauto.instruments import (
+    BarcodeScanner,
+    Bioreactor,
+    CellCounter,
+    Reagent,
+    Setpoints,
+)
+from cellauto.instruments.cell_processor import CellProcessor, ProgramInputs
+from cellauto.instruments.controlled_rate_freezer import (
+    ControlledRateFreezer,
+    FreezeProfile,
+    Hold,
+    Ramp,
+)
+from cellauto.instruments.cryo_storage import CryoStorage, StoragePosition
+from cellauto.instruments.flow_cytometer import FlowCytometer
+
+
+class CarTParams(Params):
+    coi: str = Field(
+        "W123426A1B2C3",
+        pattern=r"^[A-Z0-9]{5}[0-9]{2}[A-Z0-9]{6}$",
+        description="ISBT 128 chain-of-identity id of this patient's therapy",
+    )
+    patient_weight_kg: float = Field(70.0, gt=0, le=250, description="for the dose")
+    dose_car_t_per_kg: float = Field(2.0e6, gt=0, le=1e8, description="CAR+ viable T cells/kg")
+    max_dose_car_t: float = Field(2.0e8, gt=0, description="label maximum per infusion")
+    expansion_days: int = Field(9, ge=7, le=12, description="days from activation to harvest")
+    moi: float = Field(5.0, ge=1, le=20, description="lentiviral multiplicity of infection")
+    seed_viable_cells: float = Field(1.0e8, ge=1e7, le=1e9, description="cells put in the bag")
+    seed_volume_ml: float = Field(300.0, ge=50, le=500)
+    max_culture_volume_ml: float = Field(1000.0, ge=300, le=1000)
+    perfusion_from_cells_per_ml: float = Field(2.0e6, gt=0, description="PROCESS.md")
+    wash_final_volume_ml: float = Field(50.0, ge=10, le=200)
+    final_volume_ml: float = Field(70.0, ge=20, le=250, description="infusion bag volume")
+    dmso_pct: float = Field(7.5, ge=5, le=10)
+
+
+protocol = Protocol(
+    "car-t-autologous",
+    version="1.0.0",
+    params=CarTParams,
+    description=__doc__ or "",
+    inputs=[
+        MaterialInput(
+            name="apheresis bag",
+            identity_param="coi",
+            material="apheresis",
+            label=coi_barcode,
+            description="fresh leukapheresis product, ISBT 128 chain-of-identity label",
+        )
+    ],
+)
+
+DAY_H = 24.0
+
+
+def car_t_per_ml(viable_per_ml: float, cd3_pct: float, car_pct: float) -> float:
+    """CAR+ viable T cells per mL (CAR+ is a share of CD3+ T cells)."""
+    return viable_per_ml * cd3_pct / 100.0 * car_pct / 100.0
+
+
+# -- Receipt -------------------------------------------------------------------------------
+@protocol.step(
+    unit_procedure="Receipt",
+    resume="rerun",
+    max_hold_h=24,
+    expected_duration_h=0.2,
+    checks={"apheresis viability": Spec(min=80, unit="%")},
+)
+async def receive_apheresis(
+    run: Run, scanner: BarcodeScanner, processor: CellProcessor, counter: CellCounter
+) -> None:
+    """Scan the apheresis bag: its chain-of-identity id must match this order; count it."""
+    label = await scanner.scan("apheresis bag")
+    run.identity.expect(label, run.params.coi, decode=parse_coi_barcode)
+    count = await counter.count(await processor.draw_sample("apheresis bag", 1.0))
+    run.check("apheresis viability", count.viability_pct)
+
+
+# -- Selection -----------------------------------------------------------------------------
+@protocol.step(
+    unit_procedure="Selection",
+    resume="reconcile",
+    max_duration_h=8,
+    max_hold_h=6,
+    expected_duration_h=5,
+    checks={
+        "viability after enrichment": Spec(min=70, unit="%"),
+        "CD3+ after enrichment": Spec(min=80, unit="%"),
+    },
+)
+async def enrich_cd4_cd8(
+    run: Run, processor: CellProcessor, counter: CellCounter, cytometer: FlowCytometer
+) -> None:
+    """Enrich CD4+ and CD8+ T cells on the closed processor; check viability and purity."""
+    await processor.run_program(
+        "CD4CD8_ENRICHMENT",
+        ProgramInputs(source_container_id="apheresis bag", output_container_id="enriched product"),
+        supervisory_task_id=f"{run.run_id}:enrich",
+    )
+    count = await counter.count(await processor.draw_sample("enriched product", 1.0))
+    run.check("viability after enrichment", count.viability_pct)
+    phenotype = await cytometer.immunophenotype(
+        await processor.draw_sample("enriched product", 0.5), panel="T-cell purity"
+    )
+    run.check("CD3+ after enrichment", phenotype.cd3_pct)
+
+
+# -- Activation and transduction -------------------------------------------------------------
+@protocol.step(
+    unit_procedure="Culture", operation="Activation", resume="operator", expected_duration_h=0.5
+)
+async def activate(
+    run: Run, bioreactor: Bioreactor, counter: CellCounter, processor: CellProcessor
+) -> None:
+    """Seed the bag with the enriched T cells at 37 °C and activate them (day 0)."""
+    p = run.params
+    await bioreactor.set_setpoints(
+        Setpoints(
+            temperature_c=37.0,
+            ph=7.2,
+            dissolved_oxygen_pct=40.0,
+            rocking_rate_rpm=10.0,
+            rocking_angle_deg=6.0,
+            perfusion_rate_ml_per_day=0.0,
+        )
+    )
+    count = await counter.count(await processor.draw_sample("enriched product", 0.5))
+    volume_ml = min(p.seed_viable_cells / count.viable_cells_per_ml, p.seed_volume_ml - 10)
+    await bioreactor.seed("enriched product", volume_ml, p.seed_volume_ml - volume_ml)
+    await bioreactor.add_reagent(
+        Reagent(name="CD3/CD28 activator", kind="activation", volume_ml=3.0)
+    )
+
+
+@protocol.step(
+    unit_procedure="Culture",
+    operation="Transduction",
+    resume="operator",
+    max_hold_h=30,
+    expected_duration_h=24,
+)
+async def transduce(run: Run, bioreactor: Bioreactor) -> None:
+    """On day 1, add the CAR lentiviral vector at the set MOI."""
+    await run.sleep(hours=DAY_H - 0.5)
+    await bioreactor.add_reagent(
+        Reagent(name="CAR lentiviral vector", kind="vector", volume_ml=5.0, moi=run.params.moi)
+    )
+
+
+# -- Expansion -----------------------------------------------------------------------------
+@protocol.step(
+    unit_procedure="Culture",
+    operation="Expansion",
+    resume="reconcile",
+    max_duration_h=12 * DAY_H + 12,
+    expected_duration_h=lambda p: (p.expansion_days - 1) * DAY_H,
+    checks={
+        "daily viability": Spec(min=70, unit="%"),
+        "CAR+ on day 5": Spec(min=5, unit="% of CD3+"),
+        "glucose": Spec(min=2, unit="mmol/L", policy="continue"),
+    },
+)
+async def expand(
+    run: Run, bioreactor: Bioreactor, counter: CellCounter, cytometer: FlowCytometer
+) -> None:
+    """Count daily; double the volume up to the bag's limit, then perfuse by density."""
+    p = run.params
+    for day in range(2, p.expansion_days + 1):
+        await run.sleep(hours=DAY_H)
+        count = await counter.count(await bioreactor.draw_sample(1.0))
+        run.check("daily viability", count.viability_pct)
+        values = await bioreactor.read_process_values()
+        run.check("glucose", values.glucose_mmol_per_l)
+        if day == 5:
+            phenotype = await cytometer.immunophenotype(
+                await bioreactor.draw_sample(1.0), panel="CAR in-process"
+            )
+            run.check("CAR+ on day 5", phenotype.car_pct)
+        density = count.viable_cells_per_ml
+        room_ml = p.max_culture_volume_ml - values.culture_volume_ml
+        if room_ml > 10 and density > 0.8e6:
+            await bioreactor.feed(min(values.culture_volume_ml, room_ml))
+        elif room_ml <= 10 and density >= p.perfusion_from_cells_per_ml:
+            # one bag volume a day per 2e6 cells/mL, capped at 4 volumes a day
+            volumes = min(density / p.perfusion_from_cells_per_ml, 4.0)
+            rate = round(volumes * values.culture_volume_ml, -1)
+            await bioreactor.set_setpoints(Setpoints(perfusion_rate_ml_per_day=rate))
+
+
+# -- Harvest -------------------------------------------------------------------------------
+@protocol.step(unit_procedure="Harvest", resume="operator", max_hold_h=4, expected_duration_h=0.6)
+async def harvest(run: Run, bioreactor: Bioreactor) -> None:
+    """Stop perfusion and rocking, and drain the culture into the harvest bag."""
+    await bioreactor.set_setpoints(Setpoints(perfusion_rate_ml_per_day=0, rocking_rate_rpm=0))
+    result = await bioreactor.harvest("harvest bag")
+    run.set_value("harvest volume", result.volume_ml, unit="mL")
+
+
+@protocol.step(
+    unit_procedure="Harvest",
+    resume="reconcile",
+    max_duration_h=3,
+    max_hold_h=2,
+    expected_duration_h=1.8,
+    checks={
+        "viability after wash": Spec(min=80, unit="%"),
+        "wash recovery": Spec(min=70, unit="%", policy="continue"),
+    },
+)
+async def wash_concentrate(run: Run, processor: CellProcessor, counter: CellCounter) -> None:
+    """Wash and concentrate the harvest; check viability and recovery."""
+    before = await counter.count(await processor.draw_sample("harvest bag", 1.0))
+    result = await processor.run_program(
+        "WASH_CONCENTRATE",
+        ProgramInputs(
+            source_container_id="harvest bag",
+            output_container_id="washed product",
+            parameters={"final_volume_ml": run.params.wash_final_volume_ml},
+        ),
+        supervisory_task_id=f"{run.run_id}:wash",
+    )
+    after = await counter.count(await processor.draw_sample("washed product", 0.5))
+    run.check("viability after wash", after.viability_pct)
+    input_viable = before.viable_cells_per_ml * run.value("harvest volume")
+    output_viable = after.viable_cells_per_ml * result.output_volume_ml
+    run.check("wash recovery", 100.0 * output_viable / max(input_viable, 1.0))
+
+
+# -- Formulation -----------------------------------------------------------------------------
+@protocol.step(
+    unit_procedure="Formulation",
+    resume="operator",
+    max_duration_h=3,
+    max_hold_h=1,  # cells in DMSO wait at most an hour for the freezer
+    expected_duration_h=1.5,
+    checks={
+        "dose available": Spec(min=100, unit="% of target dose"),
+        "dose": Spec(min=80, max=120, unit="% of target dose"),
+        "viability at release": Spec(min=80, unit="%"),
+        "CD3+ at release": Spec(min=80, unit="%"),
+        "CAR+ at release": Spec(min=10, unit="% of CD3+"),
+    },
+)
+async def formulate(
+    run: Run, processor: CellProcessor, counter: CellCounter, cytometer: FlowCytometer
+) -> None:
+    """Compute the dose from patient weight, formulate into cryoprotectant and fill the bag."""
+    p = run.params
+    count = await counter.count(await processor.draw_sample("washed product", 0.5))
+    phenotype = await cytometer.immunophenotype(
+        await processor.draw_sample("washed product", 0.5), panel="CAR-T release"
+    )
+    car_per_ml = car_t_per_ml(count.viable_cells_per_ml, phenotype.cd3_pct, phenotype.car_pct)
+    target = min(p.dose_car_t_per_kg * p.patient_weight_kg, p.max_dose_car_t)
+    available_ml = run.params.wash_final_volume_ml - 2.5  # less what QC has drawn
+    run.set_value("target dose", target, unit="CAR+ viable T cells")
+    run.check("dose available", 100.0 * car_per_ml * available_ml / target)
+    product_ml = min(target / car_per_ml, available_ml)
+    run.set_value("product volume", product_ml, unit="mL")
+    await processor.run_program(
+        "FORMULATE_FILL",
+        ProgramInputs(
+            source_container_id="washed product",
+            output_container_id="final product",
+            parameters={
+                "product_volume_ml": product_ml,
+                "final_volume_ml": p.final_volume_ml,
+                "dmso_pct": p.dmso_pct,
+                "bag_count": 1,
+            },
+        ),
+        supervisory_task_id=f"{run.run_id}:formulate",
+    )
+    final = await counter.count(await processor.draw_sample("final product", 1.0))
+    release = await cytometer.immunophenotype(
+        await processor.draw_sample("final product", 1.0), panel="CAR-T release"
+    )
+    bag_ml = p.final_volume_ml - 2.0
+    dose = car_t_per_ml(final.viable_cells_per_ml, release.cd3_pct, release.car_pct) * bag_ml
+    run.set_value("dose", dose, unit="CAR+ viable T cells")
+    run.check("dose", 100.0 * dose / target)
+    run.check("viability at release", final.viability_pct)
+    run.check("CD3+ at release", release.cd3_pct)
+    run.check("CAR+ at release", release.car_pct)
+
+
+# -- Cryopreservation ------------------------------------------------------------------------
+STANDARD_PROFILE = FreezeProfile(
+    name="CAR-T -1 °C/min with heat-of-fusion compensation",
+    start_temperature_c=4.0,
+    segments=[
+        Hold(duration_min=10),
+        Ramp(rate_c_per_min=-1.0, end_temperature_c=-5.0),
+        Ramp(rate_c_per_min=-25.0, end_temperature_c=-50.0),  # absorb the latent heat
+        Ramp(rate_c_per_min=10.0, end_temperature_c=-15.0),
+        Ramp(rate_c_per_min=-1.0, end_temperature_c=-45.0),
+        Ramp(rate_c_per_min=-10.0, end_temperature_c=-90.0),
+        Hold(duration_min=30),  # the bag follows the chamber with a lag
+    ],
+)
+
+
+@protocol.step(
+    unit_procedure="Cryopreservation",
+    resume="reconcile",
+    max_duration_h=4,
+    max_hold_h=2,
+    expected_duration_h=2,
+    checks={
+        "freeze completed": Spec(min=1, description="1 = the profile ran to its end"),
+        "phase change detected": Spec(min=1),
+        "cooling rate through phase change": Spec(min=-3.0, max=-0.3, unit="°C/min"),
+        "final sample temperature": Spec(max=-80, unit="°C"),
+    },
+)
+async def freeze(run: Run, freezer: ControlledRateFreezer) -> None:
+    """Freeze the bag at -1 °C/min with heat-of-fusion compensation, then to -90 °C."""
+    result = await freezer.run_profile(STANDARD_PROFILE, ["final product"])
+    run.check("freeze completed", 1.0 if result.end_state == "complete" else 0.0)
+    run.check("phase change detected", 1.0 if result.phase_change_detected else 0.0)
+    if result.cooling_rate_through_phase_change_c_per_min is not None:
+        run.check(
+            "cooling rate through phase change",
+            result.cooling_rate_through_phase_change_c_per_min,
+        )
+    run.check("final sample temperature", result.final_sample_temperature_c)
+
+
+@protocol.step(
+    unit_procedure="Cryopreservation",
+    resume="reconcile",
+    expected_duration_h=0.2,
+    checks={"storage temperature": Spec(max=-150, unit="°C")},
+)
+async def store(run: Run, storage: CryoStorage) -> None:
+    """Move the frozen bag into vapour-phase LN2 below -150 °C and confirm the inventory."""
+    conditions = await storage.conditions()
+    run.check("storage temperature", conditions.temperature_c)
+    await storage.store("final product", StoragePosition(rack="A", box=1, slot=1))
+    stored = {item.container_id for item in await storage.inventory()}
+    run.check("bag in inventory", 1.0 if "final product" in stored else 0.0, Spec(min=1))

@@ -1,0 +1,195 @@
+"""Allogeneic-ready NK-cell expansion: cytokine-driven, no selection, no gene transfer.
+
+A CD56-enriched NK-cell product is received, expanded for two weeks in a rocking
+bag with IL-2/IL-15, washed, dosed by viable NK cells per kg, frozen and stored. A
+different process from CAR-T on the same API and the same line: other materials,
+other activation, other release specifications (NK purity, residual T cells).
+"""
+
+from __future__ import annotations
+
+from cellauto import Field, MaterialInput, Params, Protocol, Run, Spec
+from cellauto.identity import coi_barcode, parse_coi_barcode
+from cellauto.instruments import (
+    BarcodeScanner,
+    Bioreactor,
+    CellCounter,
+    CellProcessor,
+    FlowCytometer,
+    ProgramInputs,
+    Reagent,
+    Setpoints,
+)
+from cellauto.instruments.controlled_rate_freezer import (
+    ControlledRateFreezer,
+    FreezeProfile,
+    Hold,
+    Ramp,
+)
+from cellauto.instruments.cryo_storage import CryoStorage, StoragePosition
+
+
+class NkParams(Params):
+    coi: str = Field("N987626Q7R8S9", pattern=r"^[A-Z0-9]{5}[0-9]{2}[A-Z0-9]{6}$")
+    patient_weight_kg: float = Field(70.0, gt=0, le=250)
+    dose_nk_per_kg: float = Field(1.0e7, gt=0, le=1e9, description="viable NK cells/kg")
+    culture_days: int = Field(14, ge=10, le=21)
+    feed_ml: float = Field(200.0, gt=0, le=500)
+    final_volume_ml: float = Field(100.0, ge=20, le=250)
+
+
+protocol = Protocol(
+    "nk-expansion",
+    version="1.0.0",
+    params=NkParams,
+    description=__doc__ or "",
+    inputs=[
+        MaterialInput(
+            name="NK cell product",
+            identity_param="coi",
+            material="nk_cells",
+            label=coi_barcode,
+        )
+    ],
+)
+
+
+@protocol.step(unit_procedure="Receipt", resume="rerun", expected_duration_h=0.1)
+async def receive(run: Run, scanner: BarcodeScanner) -> None:
+    """Scan the NK-cell product bag; its chain-of-identity id must match the order."""
+    label = await scanner.scan("NK cell product")
+    run.identity.expect(label, run.params.coi, decode=parse_coi_barcode)
+
+
+@protocol.step(unit_procedure="Culture", resume="operator", max_hold_h=12, expected_duration_h=0.3)
+async def seed_and_stimulate(run: Run, bioreactor: Bioreactor) -> None:
+    """Seed the whole product with medium and stimulate the NK cells with IL-2 and IL-15."""
+    await bioreactor.set_setpoints(
+        Setpoints(
+            temperature_c=37.0,
+            ph=7.3,
+            dissolved_oxygen_pct=40.0,
+            rocking_rate_rpm=8.0,
+            rocking_angle_deg=6.0,
+        )
+    )
+    await bioreactor.seed("NK cell product", 49.0, 250.0)
+    await bioreactor.add_reagent(
+        Reagent(name="IL-2 + IL-15", kind="activation", volume_ml=2.0, target_cells="NK")
+    )
+
+
+@protocol.step(
+    unit_procedure="Culture",
+    resume="reconcile",
+    max_duration_h=22 * 24,
+    expected_duration_h=lambda p: p.culture_days * 24,
+    checks={
+        "viability": Spec(min=75, unit="%"),
+        "glucose": Spec(min=2, unit="mmol/L", policy="continue"),
+    },
+)
+async def expand(run: Run, bioreactor: Bioreactor, counter: CellCounter) -> None:
+    """Every two days: count; feed cytokine medium while the bag has room, then perfuse."""
+    for _ in range(run.params.culture_days // 2):
+        await run.sleep(hours=48)
+        count = await counter.count(await bioreactor.draw_sample(1.0))
+        run.check("viability", count.viability_pct)
+        values = await bioreactor.read_process_values()
+        run.check("glucose", values.glucose_mmol_per_l)
+        if values.culture_volume_ml + run.params.feed_ml <= 1000:
+            await bioreactor.feed(run.params.feed_ml)
+        else:  # full bag: exchange medium, one volume a day per 2e6 NK cells/mL
+            rate = values.culture_volume_ml * min(count.viable_cells_per_ml / 2e6, 4.0)
+            await bioreactor.set_setpoints(Setpoints(perfusion_rate_ml_per_day=round(rate, -1)))
+
+
+@protocol.step(
+    unit_procedure="Harvest",
+    resume="operator",
+    expected_duration_h=2.5,
+    checks={
+        "NK cells (CD56+CD3-)": Spec(min=80, unit="% of viable"),
+        "residual T cells (CD3+)": Spec(max=5, unit="% of viable"),
+        "viability at release": Spec(min=70, unit="%"),
+        "dose": Spec(min=80, max=120, unit="% of target dose"),
+    },
+)
+async def harvest_and_formulate(
+    run: Run,
+    bioreactor: Bioreactor,
+    processor: CellProcessor,
+    counter: CellCounter,
+    cytometer: FlowCytometer,
+) -> None:
+    """Harvest, wash, check NK purity and residual T cells, and fill the dose."""
+    p = run.params
+    harvested = await bioreactor.harvest("NK harvest")
+    count = await counter.count(await processor.draw_sample("NK harvest", 1.0))
+    # wash what the dose and QC need (twice the dose, within the washer's 4e9 cells)
+    wanted_cells = min(3 * p.dose_nk_per_kg * p.patient_weight_kg, 3.5e9)
+    input_ml = min(wanted_cells / count.total_cells_per_ml, harvested.volume_ml - 1.0)
+    run.set_value("washed harvest volume", input_ml, unit="mL")
+    await processor.run_program(
+        "WASH_CONCENTRATE",
+        ProgramInputs(
+            source_container_id="NK harvest",
+            output_container_id="NK washed",
+            parameters={"final_volume_ml": 50.0, "input_volume_ml": input_ml},
+        ),
+        supervisory_task_id=f"{run.run_id}:wash",
+    )
+    phenotype = await cytometer.immunophenotype(
+        await processor.draw_sample("NK washed", 0.5), panel="NK phenotype"
+    )
+    run.check("NK cells (CD56+CD3-)", phenotype.cd56_pct)
+    run.check("residual T cells (CD3+)", phenotype.cd3_pct)
+    count = await counter.count(await processor.draw_sample("NK washed", 0.5))
+    nk_per_ml = count.viable_cells_per_ml * phenotype.cd56_pct / 100
+    target = p.dose_nk_per_kg * p.patient_weight_kg
+    product_ml = min(target / nk_per_ml, 48.0)
+    await processor.run_program(
+        "FORMULATE_FILL",
+        ProgramInputs(
+            source_container_id="NK washed",
+            output_container_id="NK final product",
+            parameters={
+                "product_volume_ml": product_ml,
+                "final_volume_ml": p.final_volume_ml,
+                "dmso_pct": 5.0,
+            },
+        ),
+        supervisory_task_id=f"{run.run_id}:formulate",
+    )
+    final = await counter.count(await processor.draw_sample("NK final product", 1.0))
+    run.check("viability at release", final.viability_pct)
+    dose = final.viable_cells_per_ml * phenotype.cd56_pct / 100 * (p.final_volume_ml - 1.0)
+    run.set_value("dose", dose, unit="viable NK cells")
+    run.check("dose", 100 * dose / target)
+
+
+@protocol.step(
+    unit_procedure="Cryopreservation",
+    resume="reconcile",
+    max_hold_h=1,
+    expected_duration_h=2.5,
+    checks={
+        "final sample temperature": Spec(max=-80, unit="°C"),
+        "storage temperature": Spec(max=-150, unit="°C"),
+    },
+)
+async def freeze_and_store(run: Run, freezer: ControlledRateFreezer, storage: CryoStorage) -> None:
+    """Freeze at -1 °C/min (uncompensated; NK bags are small) and store below -150 °C."""
+    profile = FreezeProfile(
+        name="NK -1 °C/min",
+        segments=[
+            Ramp(rate_c_per_min=-1.0, end_temperature_c=-50.0),
+            Ramp(rate_c_per_min=-10.0, end_temperature_c=-90.0),
+            Hold(duration_min=30),
+        ],
+    )
+    result = await freezer.run_profile(profile, ["NK final product"])
+    run.check("final sample temperature", result.final_sample_temperature_c)
+    conditions = await storage.conditions()
+    run.check("storage temperature", conditions.temperature_c)
+    await storage.store("NK final product", StoragePosition(rack="B", box=1, slot=1))
