@@ -9,6 +9,8 @@ specifications from PROCESS.md.
 
 from __future__ import annotations
 
+import anyio
+
 from cellauto import Field, MaterialInput, Params, Protocol, Run, Spec
 from cellauto.identity import coi_barcode, parse_coi_barcode
 from cellauto.instruments import (
@@ -21,9 +23,7 @@ from cellauto.instruments import (
 from cellauto.instruments.cell_processor import CellProcessor, ProgramInputs
 from cellauto.instruments.controlled_rate_freezer import (
     ControlledRateFreezer,
-    FreezeProfile,
-    Hold,
-    Ramp,
+    standard_freeze_profile,
 )
 from cellauto.instruments.cryo_storage import CryoStorage, StoragePosition
 from cellauto.instruments.flow_cytometer import FlowCytometer
@@ -66,6 +66,7 @@ protocol = Protocol(
 )
 
 DAY_H = 24.0
+CULTURE_TEMPERATURE = Spec(min=36.0, max=38.0, unit="°C", description="culture temperature")
 
 
 def car_t_per_ml(viable_per_ml: float, cd3_pct: float, car_pct: float) -> float:
@@ -142,6 +143,7 @@ async def activate(
     count = await counter.count(await processor.draw_sample("enriched product", 0.5))
     volume_ml = min(p.seed_viable_cells / count.viable_cells_per_ml, p.seed_volume_ml - 10)
     await bioreactor.seed("enriched product", volume_ml, p.seed_volume_ml - volume_ml)
+    run.set_value("seeded viable cells", volume_ml * count.viable_cells_per_ml, unit="cells")
     await bioreactor.add_reagent(
         Reagent(name="CD3/CD28 activator", kind="activation", volume_ml=3.0)
     )
@@ -178,7 +180,29 @@ async def transduce(run: Run, bioreactor: Bioreactor) -> None:
 async def expand(
     run: Run, bioreactor: Bioreactor, counter: CellCounter, cytometer: FlowCytometer
 ) -> None:
-    """Count daily; double the volume up to the bag's limit, then perfuse by density."""
+    """Count daily; double the volume up to the bag's limit, then perfuse by density.
+
+    The culture temperature is watched every 15 minutes throughout.
+    """
+    async with anyio.create_task_group() as watch:
+        watch.start_soon(watch_temperature, run, bioreactor)
+        await _expand_daily(run, bioreactor, counter, cytometer)
+        watch.cancel_scope.cancel()
+
+
+async def watch_temperature(run: Run, bioreactor: Bioreactor) -> None:
+    """A temperature outside 36-38 °C is a deviation (once per excursion)."""
+    inside = True
+    async for values in bioreactor.process_values(interval_s=900):
+        if CULTURE_TEMPERATURE.accepts(values.temperature_c) != inside:
+            inside = not inside
+            if not inside:
+                run.check("culture temperature", values.temperature_c, CULTURE_TEMPERATURE)
+
+
+async def _expand_daily(
+    run: Run, bioreactor: Bioreactor, counter: CellCounter, cytometer: FlowCytometer
+) -> None:
     p = run.params
     for day in range(2, p.expansion_days + 1):
         await run.sleep(hours=DAY_H)
@@ -237,6 +261,8 @@ async def wash_concentrate(run: Run, processor: CellProcessor, counter: CellCoun
     after = await counter.count(await processor.draw_sample("washed product", 0.5))
     run.check("viability after wash", after.viability_pct)
     input_viable = before.viable_cells_per_ml * run.value("harvest volume")
+    run.set_value("harvest viable cells", input_viable, unit="cells")
+    run.set_value("fold expansion", input_viable / run.value("seeded viable cells"))
     output_viable = after.viable_cells_per_ml * result.output_volume_ml
     run.check("wash recovery", 100.0 * output_viable / max(input_viable, 1.0))
 
@@ -300,19 +326,8 @@ async def formulate(
 
 
 # -- Cryopreservation ------------------------------------------------------------------------
-STANDARD_PROFILE = FreezeProfile(
-    name="CAR-T -1 °C/min with heat-of-fusion compensation",
-    start_temperature_c=4.0,
-    segments=[
-        Hold(duration_min=10),
-        Ramp(rate_c_per_min=-1.0, end_temperature_c=-5.0),
-        Ramp(rate_c_per_min=-25.0, end_temperature_c=-50.0),  # absorb the latent heat
-        Ramp(rate_c_per_min=10.0, end_temperature_c=-15.0),
-        Ramp(rate_c_per_min=-1.0, end_temperature_c=-45.0),
-        Ramp(rate_c_per_min=-10.0, end_temperature_c=-90.0),
-        Hold(duration_min=30),  # the bag follows the chamber with a lag
-    ],
-)
+#: -1 °C/min from +4 °C with heat-of-fusion compensation, then -10 °C/min to -90 °C.
+STANDARD_PROFILE = standard_freeze_profile(heat_of_fusion_compensation=True, final_hold_min=30)
 
 
 @protocol.step(

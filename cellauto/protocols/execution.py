@@ -53,6 +53,33 @@ Observer = Callable[[RecordKind, dict[str, Any], float], None]
 RUNNER = "runner"
 
 
+def primary_exception(exc: BaseException) -> BaseException:
+    """The exception that matters in what a step raised.
+
+    A step that runs its own task group raises an exception group; the run acts on
+    an abort or stop signal first, then on the first real error, and only then on a
+    cancellation.
+    """
+    if not isinstance(exc, BaseExceptionGroup):
+        return exc
+    leaves: list[BaseException] = []
+
+    def collect(group: BaseExceptionGroup) -> None:
+        for inner in group.exceptions:
+            if isinstance(inner, BaseExceptionGroup):
+                collect(inner)
+            else:
+                leaves.append(inner)
+
+    collect(exc)
+    cancelled = anyio.get_cancelled_exc_class()
+    for wanted in (RunAborted, RunStopped):
+        for leaf in leaves:
+            if isinstance(leaf, wanted):
+                return leaf
+    return next((leaf for leaf in leaves if not isinstance(leaf, cancelled)), leaves[0])
+
+
 class RunStopped(BaseException):
     """Raised at a hold point after a Stop command; protocol code cannot swallow it."""
 
@@ -318,8 +345,11 @@ class Execution:
         try:
             await step.function(self.context, **kwargs)
         except BaseException as exc:
-            self._record_step_failure(index, step, exc, self.clock.monotonic() - started)
-            raise
+            primary = primary_exception(exc)
+            self._record_step_failure(index, step, primary, self.clock.monotonic() - started)
+            if primary is exc or isinstance(primary, anyio.get_cancelled_exc_class()):
+                raise
+            raise primary from exc  # a step's own task group wrapped it: unwrap
         finally:
             if watchdog is not None:
                 watchdog.cancel()

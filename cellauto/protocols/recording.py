@@ -150,18 +150,34 @@ class RecordedInstrument:
 
         async def recorded(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
             arguments = self._arguments(method, args, kwargs)
-            async for item in method(*args, **kwargs):
+            try:
+                async for item in method(*args, **kwargs):
+                    execution.record(
+                        RecordKind.READING,
+                        {
+                            "instrument": name,
+                            "method": method_name,
+                            "arguments": arguments,
+                            "step": execution.current_step_name,
+                            "value": to_jsonable(item),
+                        },
+                    )
+                    yield item
+            except Exception as exc:
                 execution.record(
-                    RecordKind.READING,
+                    RecordKind.INSTRUMENT_RESPONSE,
                     {
                         "instrument": name,
                         "method": method_name,
+                        "command_seq": None,
                         "arguments": arguments,
                         "step": execution.current_step_name,
-                        "value": to_jsonable(item),
+                        "ok": False,
+                        "error": _error_payload(exc),
+                        "duration_s": 0.0,
                     },
                 )
-                yield item
+                raise
 
         recorded.__name__ = method_name
         return recorded

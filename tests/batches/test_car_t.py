@@ -1,0 +1,119 @@
+"""The autologous CAR-T protocol on the simulated line: results in range, faults handled.
+
+These tests use the ``cellauto_sim`` fixture that cellauto's pytest plugin provides
+to protocol authors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from cellauto.sim import (
+    CommandFailure,
+    Contamination,
+    Disconnect,
+    LN2LevelDrop,
+    PowerLoss,
+    SensorDrift,
+    SimulatedRun,
+    TemperatureExcursion,
+)
+
+CAR_T = Path(__file__).resolve().parents[2] / "protocols" / "car_t_autologous.py"
+Sim = Callable[..., SimulatedRun]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_a_batch_completes_within_published_ranges(cellauto_sim: Sim, seed: int) -> None:
+    run = cellauto_sim(CAR_T, seed=seed)
+    assert run.exit_status == "complete", run.outcome.reason
+    assert run.deviations == [] or all(d["policy"] == "continue" for d in run.deviations)
+    values = run.values
+    assert 10 <= values["fold expansion"] <= 500  # PROCESS.md: 30-fold to 500-fold
+    assert 0.8 <= values["dose"] / values["target dose"] <= 1.2
+    assert values["target dose"] == pytest.approx(2e6 * 70)
+    assert run.check("viability at release")["value"] >= 80
+    assert 20 <= run.check("CAR+ at release")["value"] <= 80  # 20-80 % CAR+
+    assert run.check("CD3+ at release")["value"] >= 80
+    assert -1.6 <= run.check("cooling rate through phase change")["value"] <= -0.6
+    assert run.check("final sample temperature")["value"] <= -80
+    assert run.check("storage temperature")["value"] <= -150
+    assert 9 <= run.duration_h / 24 <= 10
+    freezer = run.sim.equipment["freezer"]
+    assert 0.65 <= freezer.frozen["final product"].viability_factor <= 0.76  # post-thaw ~70-75 %
+    stored = run.sim.equipment["storage"]
+    assert "final product" in {item.container_id for item in stored._items.values()}
+
+
+def test_dose_follows_patient_weight(cellauto_sim: Sim) -> None:
+    light = cellauto_sim(CAR_T, seed=5, params={"patient_weight_kg": 40})
+    heavy = cellauto_sim(CAR_T, seed=5, params={"patient_weight_kg": 150})
+    assert light.values["target dose"] == pytest.approx(8e7)
+    assert heavy.values["target dose"] == pytest.approx(2e8)  # capped at the label maximum
+    assert light.values["product volume"] < heavy.values["product volume"]
+
+
+def test_contamination_holds_the_batch_at_the_daily_count(cellauto_sim: Sim) -> None:
+    run = cellauto_sim(CAR_T, seed=1, faults={"bioreactor": [Contamination(at_h=80)]})
+    assert run.exit_status == "stopped"  # held, then stopped by the unattended policy
+    (deviation,) = run.deviations
+    assert deviation["check"] == "daily viability" and deviation["policy"] == "hold"
+    assert run.states[-3:] == ["Held", "Stopping", "Stopped"]
+    assert "formulate" not in {s["step"] for s in run.of_kind("step_started")}
+
+
+def test_temperature_excursion_is_caught_by_the_watch(cellauto_sim: Sim) -> None:
+    fault = TemperatureExcursion(at_h=100, delta_c=4.0, duration_h=3)
+    run = cellauto_sim(CAR_T, seed=1, faults={"bioreactor": [fault]}, on_hold="restart")
+    assert run.exit_status == "complete"
+    (deviation,) = run.deviations
+    assert deviation["check"] == "culture temperature"
+    assert "Held" in run.states and "Restarting" in run.states
+    assert 40 <= run.check("culture temperature")["value"] <= 42
+
+
+def test_counter_drift_shows_as_a_viability_deviation(cellauto_sim: Sim) -> None:
+    drift = SensorDrift(at_h=30, field="viability_pct", rate_per_h=-0.2)
+    run = cellauto_sim(CAR_T, seed=1, faults={"counter": [drift]})
+    assert run.exit_status == "stopped"
+    assert run.deviations[0]["check"] == "daily viability"
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [Disconnect(at_h=47.9, duration_h=1.0), CommandFailure(at_h=47.9, message="pump fault")],
+    ids=["disconnect", "command failure"],
+)
+def test_an_instrument_failure_fails_the_batch_with_an_alarm(cellauto_sim: Sim, fault) -> None:
+    run = cellauto_sim(CAR_T, seed=1, faults={"bioreactor": [fault]})
+    assert run.exit_status == "failed" and run.outcome.state == "Aborted"
+    alarm = run.of_kind("alarm")[-1]
+    assert alarm["severity"] == "critical" and "Bioreactor" in alarm["message"]
+    failed = [r for r in run.of_kind("instrument_response") if not r["ok"]]
+    assert failed[0]["instrument"] == "bioreactor" and failed[0]["error"]["type"] == (
+        "InstrumentError"
+    )
+
+
+def test_power_loss_during_the_freeze_fails_the_freeze_check(cellauto_sim: Sim) -> None:
+    ok = cellauto_sim(CAR_T, seed=1)
+    freeze_started_h = next(
+        r.process_time_s
+        for r in ok.records
+        if r.kind == "step_started" and r.payload["step"] == "freeze"
+    )
+    at_h = (freeze_started_h - ok.records[0].process_time_s) / 3600 + 0.9
+    run = cellauto_sim(CAR_T, seed=1, faults={"freezer": [PowerLoss(at_h=at_h, duration_min=45)]})
+    assert run.exit_status == "stopped"
+    assert run.deviations[0]["check"] == "freeze completed"
+
+
+def test_an_ln2_drop_stops_the_bag_going_into_warm_storage(cellauto_sim: Sim) -> None:
+    run = cellauto_sim(CAR_T, seed=1, faults={"storage": [LN2LevelDrop(at_h=100, drop_pct=80)]})
+    assert run.exit_status == "stopped"
+    deviation = run.deviations[0]
+    assert deviation["check"] == "storage temperature"
+    assert not any(r["method"] == "store" for r in run.of_kind("instrument_command"))
