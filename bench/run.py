@@ -8,6 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_batches
 import bench_journal
 import bench_runner
 
@@ -36,6 +37,7 @@ def main() -> int:
             }
         )
     rows.extend(bench_runner.run(quick=args.quick))
+    rows.extend(bench_batches.run(quick=args.quick))
     width = max(len(str(r.get("case", ""))) for r in rows)
     print(f"{'benchmark':<{width}}  {'result':>16}  {'target':<20} met  detail")
     print("-" * (width + 60))
