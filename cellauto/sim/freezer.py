@@ -21,10 +21,8 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 
 import anyio
-from pydantic import BaseModel, ConfigDict, Field
 
 from cellauto.errors import InstrumentError
 from cellauto.instruments.base import require_range
@@ -39,188 +37,12 @@ from cellauto.instruments.controlled_rate_freezer import (
 )
 from cellauto.sim.base import SimInstrument, sim_identity
 from cellauto.sim.faults import Fault, PowerLoss
+from cellauto.sim.freezer_model import STEP_MIN, FreezeCurve, FreezeQuality, FreezerModel, FreezeRun
 from cellauto.sim.world import SimWorld
 
 __all__ = ["FreezeQuality", "FreezerModel", "SimControlledRateFreezer"]
 
 log = logging.getLogger(__name__)
-
-STEP_MIN = 5.0 / 60.0
-
-
-class FreezerModel(BaseModel):
-    """Thermal and quality parameters of the simulated freezer and its bags."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    chamber_time_constant_min: float = Field(1.0, gt=0)
-    sample_time_constant_min: float = Field(6.0, gt=0)
-    reference_volume_ml: float = Field(20.0, gt=0)
-    volume_exponent: float = Field(0.5, ge=0)
-    freezing_point_c: float = Field(-3.0, lt=0)
-    nucleation_min_c: float = -8.0
-    nucleation_max_c: float = -5.0
-    latent_heat_j_per_ml: float = Field(300.0, gt=0)
-    heat_capacity_j_per_ml_c: float = Field(3.8, gt=0)
-    freezable_fraction: float = Field(0.9, gt=0, lt=1)
-    ice_growth_time_constant_min: float = Field(0.5, gt=0)
-    ambient_c: float = 20.0
-    power_loss_warming_c_per_min: float = Field(1.0, ge=0)
-    chamber_noise_c: float = Field(0.1, ge=0)
-    sample_noise_c: float = Field(0.05, ge=0)
-    good_curve_viability_factor: float = Field(0.74, gt=0, le=1)
-    target_rate_c_per_min: float = Field(-1.0, lt=0)
-    rate_window_end_c: float = -20.0
-    rate_penalty_per_octave: float = Field(0.12, ge=0)
-    rise_allowance_c: float = Field(1.0, ge=0)
-    rise_penalty_per_c: float = Field(0.03, ge=0)
-    interruption_penalty: float = Field(0.02, ge=0, le=1)
-    rewarming_penalty_per_c: float = Field(0.015, ge=0)
-    rewarming_limit_c: float = -60.0
-
-
-class FreezeQuality(BaseModel):
-    """What a frozen container keeps of its curve, for a post-thaw model."""
-
-    model_config = ConfigDict(frozen=True)
-
-    container_id: str
-    viability_factor: float = Field(ge=0, le=1, description="post-thaw / pre-freeze viability")
-    max_rewarming_c: float = Field(ge=0, description="rewarming after an outage")
-    frozen_at_process_time_s: float
-    result: FreezeResult
-
-
-@dataclass
-class _Curve:
-    """Features of the sample curve, gathered step by step (times in run minutes)."""
-
-    nucleation: tuple[float, float] | None = None  # (min, °C)
-    peak_c: float = -math.inf
-    window_end: tuple[float, float] | None = None  # (min, °C) on reaching the window end
-    powered: bool = True
-    interruptions: int = 0
-    rewarm_ref_c: float | None = None  # lowest sample °C since an outage after nucleation
-    max_rewarming_c: float = 0.0
-    rewarm_peak_c: float | None = None  # highest °C when rewarmed above the limit
-
-    @property
-    def rise_c(self) -> float:
-        return max(0.0, self.peak_c - self.nucleation[1]) if self.nucleation else 0.0
-
-    @property
-    def rate_c_per_min(self) -> float | None:
-        """Mean sample rate from nucleation down to the rate window's end."""
-        if self.nucleation is None or self.window_end is None:
-            return None
-        span = max(self.window_end[0] - self.nucleation[0], STEP_MIN)
-        return (self.window_end[1] - self.nucleation[1]) / span
-
-    def observe(
-        self, t_min: float, sample_c: float, phase: str, powered: bool, m: FreezerModel
-    ) -> None:
-        if not powered and self.powered:
-            self.interruptions += 1
-            if self.nucleation is not None and self.rewarm_ref_c is None:
-                self.rewarm_ref_c = sample_c
-        self.powered = powered
-        if self.nucleation is None and phase == "freezing":
-            self.nucleation, self.peak_c = (t_min, sample_c), sample_c
-        elif self.nucleation is not None and self.window_end is None:
-            self.peak_c = max(self.peak_c, sample_c)
-            if sample_c <= m.rate_window_end_c:
-                self.window_end = (t_min, sample_c)
-        if self.rewarm_ref_c is not None:
-            self.rewarm_ref_c = min(self.rewarm_ref_c, sample_c)
-            self.max_rewarming_c = max(self.max_rewarming_c, sample_c - self.rewarm_ref_c)
-            if sample_c - self.rewarm_ref_c > 0.5 and sample_c > m.rewarming_limit_c:
-                self.rewarm_peak_c = max(self.rewarm_peak_c or -math.inf, sample_c)
-
-
-@dataclass
-class _Run:
-    """One run: the profile position and the chamber and sample temperatures."""
-
-    profile: FreezeProfile
-    container_ids: list[str]
-    start_h: float
-    start_s: float
-    sample_tau_min: float
-    nucleation_at_c: float
-    setpoint_c: float
-    chamber_c: float
-    sample_c: float
-    steps: int = 0
-    segment: int = 0
-    hold_min: float = 0.0
-    phase: str = "liquid"  # liquid, freezing, solid
-    released: float = 0.0  # share of the latent heat released
-    curve: _Curve = field(default_factory=_Curve)
-
-    @property
-    def t_min(self) -> float:
-        return self.steps * STEP_MIN
-
-    @property
-    def ended(self) -> bool:
-        return self.segment >= len(self.profile.segments)
-
-    @property
-    def segment_index(self) -> int:
-        return min(self.segment, len(self.profile.segments) - 1)
-
-    def describe(self) -> str:
-        n = len(self.profile.segments)
-        return f"{self.profile.name!r}, segment {self.segment_index + 1}/{n}, {self.t_min:.0f} min"
-
-    def step(self, m: FreezerModel, powered: bool) -> None:
-        if powered:
-            self._follow_profile(STEP_MIN)
-            lag = -math.expm1(-STEP_MIN / m.chamber_time_constant_min)
-            self.chamber_c += (self.setpoint_c - self.chamber_c) * lag
-        elif self.chamber_c < m.ambient_c:
-            warmed = self.chamber_c + m.power_loss_warming_c_per_min * STEP_MIN
-            self.chamber_c = min(m.ambient_c, warmed)
-        self._sample_step(m)
-        self.steps += 1
-        self.curve.observe(self.t_min, self.sample_c, self.phase, powered, m)
-
-    def _follow_profile(self, dt_min: float) -> None:
-        while dt_min > 1e-12 and not self.ended:
-            segment = self.profile.segments[self.segment]
-            if isinstance(segment, Ramp):
-                rate = segment.rate_c_per_min
-                need = max(0.0, (segment.end_temperature_c - self.setpoint_c) / rate)
-                used = min(dt_min, need)
-                self.setpoint_c += rate * used
-            else:
-                need = segment.duration_min - self.hold_min
-                used = min(dt_min, need)
-                self.hold_min += used
-            dt_min -= used
-            if used >= need - 1e-12:
-                if isinstance(segment, Ramp):
-                    self.setpoint_c = segment.end_temperature_c
-                self.segment, self.hold_min = self.segment + 1, 0.0
-
-    def _sample_step(self, m: FreezerModel) -> None:
-        solid_below_c = m.freezing_point_c / (1 - m.freezable_fraction)
-        if self.phase != "freezing":
-            lag = -math.expm1(-STEP_MIN / self.sample_tau_min)
-            self.sample_c += (self.chamber_c - self.sample_c) * lag
-            if self.phase == "liquid" and self.sample_c <= self.nucleation_at_c:
-                self.phase = "freezing"
-            elif self.phase == "solid" and self.sample_c > solid_below_c:
-                self.phase = "freezing"  # melting back
-            return
-        latent_c = m.latent_heat_j_per_ml / m.heat_capacity_j_per_ml_c
-        equilibrium_c = m.freezing_point_c / (1 - m.freezable_fraction * self.released)
-        release = (equilibrium_c - self.sample_c) / m.ice_growth_time_constant_min
-        pull = (self.chamber_c - self.sample_c) / self.sample_tau_min
-        self.sample_c += (release + pull) * STEP_MIN
-        self.released = min(1.0, max(0.0, self.released + release * STEP_MIN / latent_c))
-        if self.released >= 1.0:
-            self.phase = "solid"
 
 
 class SimControlledRateFreezer(SimInstrument, ControlledRateFreezer):
@@ -236,7 +58,7 @@ class SimControlledRateFreezer(SimInstrument, ControlledRateFreezer):
         self._sensor_rng = self.rng.spawn(1)[0]
         self._profile: FreezeProfile | None = None
         self._state: FreezerState = "idle"
-        self._run: _Run | None = None
+        self._run: FreezeRun | None = None
         self._result: FreezeResult | None = None
         self._outages_h: list[tuple[float, float]] = []
 
@@ -289,7 +111,7 @@ class SimControlledRateFreezer(SimInstrument, ControlledRateFreezer):
         m, profile = self.model, self._profile
         scale = (probe.volume_ml / m.reference_volume_ml) ** m.volume_exponent
         t0 = profile.start_temperature_c
-        self._run = _Run(
+        self._run = FreezeRun(
             profile=profile,
             container_ids=list(container_ids),
             start_h=self.world.elapsed_h(),
@@ -341,7 +163,7 @@ class SimControlledRateFreezer(SimInstrument, ControlledRateFreezer):
         if run.ended:
             self._finish(run)
 
-    def _finish(self, run: _Run) -> None:
+    def _finish(self, run: FreezeRun) -> None:
         m, curve = self.model, run.curve
         end_h = run.start_h + run.t_min / 60.0
         final_c = self.faults.drifted("sample_temperature_c", run.sample_c, end_h)
@@ -391,7 +213,7 @@ class SimControlledRateFreezer(SimInstrument, ControlledRateFreezer):
             if (container := self.world.containers.get(cid)) is not None:
                 container.history.append(f"frozen in {self.where}: {message}")
 
-    def _viability_factor(self, curve: _Curve) -> float:
+    def _viability_factor(self, curve: FreezeCurve) -> float:
         m, rate = self.model, curve.rate_c_per_min
         factor = m.good_curve_viability_factor
         if rate is None:
