@@ -10,10 +10,23 @@ which clock it runs on: they sleep with anyio and read time through :class:`Cloc
 Timers, ``anyio.fail_after`` and ``move_on_after`` all follow the virtual clock,
 because asyncio and anyio read ``loop.time()``. Real I/O is still served: before
 time jumps, the loop polls its selector without blocking, and when nothing at all
-is scheduled it blocks on real I/O (a thread finishing, an operator typing). Code
-that waits on real work while timers are pending (a thread, a socket to another
-process) marks that span with :meth:`VirtualTimeEventLoop.real_time` so that
-virtual time does not run ahead of it.
+is scheduled it blocks on real I/O (a thread finishing, an operator typing).
+
+Work outside the loop. Time may only jump when nothing outside the loop is still
+working on something the loop waits for. Two counters keep that account:
+
+* :meth:`VirtualTimeEventLoop.awaiting_outside` — a task here waits for work done
+  elsewhere: a request to an instrument over a socket or in a thread;
+* :meth:`VirtualTimeEventLoop.serving_outside` — a request that arrived from
+  outside is being served by a task here (a simulated instrument behind a server).
+
+Time jumps only while ``awaiting <= serving``: every request we wait for has
+reached a server on this loop, where it may itself wait in virtual time (a counter
+taking 90 s to count). A simulated line served over real sockets in this process
+therefore runs as fast as in-process, and deterministically, while the network
+round trips themselves take the real time they take. Until then the loop waits on
+real I/O and lets virtual time follow real time. :meth:`real_time` is the blunt
+form: no jumping at all inside it (an operator thinking).
 """
 
 from __future__ import annotations
@@ -26,7 +39,14 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["Clock", "VirtualTimeEventLoop", "is_virtual", "virtual_loop_factory"]
+__all__ = [
+    "Clock",
+    "VirtualTimeEventLoop",
+    "awaiting_outside",
+    "is_virtual",
+    "serving_outside",
+    "virtual_loop_factory",
+]
 
 
 class _FastForwardSelector(selectors.BaseSelector):
@@ -58,7 +78,7 @@ class _FastForwardSelector(selectors.BaseSelector):
         loop = self._loop_ref[0]
         if timeout is not None and timeout <= 0:
             return self._inner.select(0)
-        if loop._real_time_depth:
+        if not loop.may_jump():
             # Someone waits on real work: let real time pass, capped, and keep
             # virtual time in step with it.
             started = time.monotonic()
@@ -84,9 +104,33 @@ class VirtualTimeEventLoop(asyncio.SelectorEventLoop):
         ref.append(self)
         self._virtual_now = 0.0
         self._real_time_depth = 0
+        self._awaiting = 0
+        self._serving = 0
 
     def time(self) -> float:
         return self._virtual_now
+
+    def may_jump(self) -> bool:
+        """Whether virtual time may jump now (nothing outside is working for us)."""
+        return self._real_time_depth == 0 and self._awaiting <= self._serving
+
+    @contextmanager
+    def awaiting_outside(self) -> Iterator[None]:
+        """A task here waits for work done outside the loop (a socket, a thread)."""
+        self._awaiting += 1
+        try:
+            yield
+        finally:
+            self._awaiting -= 1
+
+    @contextmanager
+    def serving_outside(self) -> Iterator[None]:
+        """A request from outside the loop is being served here."""
+        self._serving += 1
+        try:
+            yield
+        finally:
+            self._serving -= 1
 
     @contextmanager
     def real_time(self) -> Iterator[None]:
@@ -101,6 +145,28 @@ class VirtualTimeEventLoop(asyncio.SelectorEventLoop):
 def virtual_loop_factory() -> asyncio.AbstractEventLoop:
     """Loop factory for ``anyio.run(..., backend_options={"loop_factory": ...})``."""
     return VirtualTimeEventLoop()
+
+
+@contextmanager
+def awaiting_outside() -> Iterator[None]:
+    """On a virtual loop, :meth:`VirtualTimeEventLoop.awaiting_outside`; else nothing."""
+    loop = asyncio.get_running_loop()
+    if isinstance(loop, VirtualTimeEventLoop):
+        with loop.awaiting_outside():
+            yield
+    else:
+        yield
+
+
+@contextmanager
+def serving_outside() -> Iterator[None]:
+    """On a virtual loop, :meth:`VirtualTimeEventLoop.serving_outside`; else nothing."""
+    loop = asyncio.get_running_loop()
+    if isinstance(loop, VirtualTimeEventLoop):
+        with loop.serving_outside():
+            yield
+    else:
+        yield
 
 
 def is_virtual() -> bool:

@@ -80,3 +80,40 @@ def test_real_clock_tracks_wall_time() -> None:
         assert abs(clock.now_s() - time.time()) < 5
 
     anyio.run(main)
+
+
+async def test_time_waits_for_a_request_in_flight_then_jumps_while_it_is_served() -> None:
+    """A client awaiting a server on this loop: no jump until the server has the request."""
+    import socket
+
+    from cellauto.clock import awaiting_outside, serving_outside
+
+    start = anyio.current_time()
+
+    async def serve(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            await stream.receive()
+            with serving_outside():
+                await anyio.sleep(90)  # the instrument takes 90 s of process time
+                await stream.send(b"done")
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+
+    def blocking_client() -> bytes:
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(b"count")
+            return sock.recv(16)
+
+    async def far_timer() -> None:
+        await anyio.sleep(86400)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, serve)
+        tg.start_soon(far_timer)
+        with awaiting_outside():
+            reply = await anyio.to_thread.run_sync(blocking_client)
+        elapsed = anyio.current_time() - start
+        tg.cancel_scope.cancel()
+    assert reply == b"done"
+    assert 90 <= elapsed < 120  # the served 90 s passed; the far timer did not fire
