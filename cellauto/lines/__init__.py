@@ -1,0 +1,5 @@
+"""Lines: configuration of which adapter serves each equipment name."""
+
+from cellauto.lines.config import EquipmentConfig, LineConfig, SimulationConfig, load_line_config
+
+__all__ = ["EquipmentConfig", "LineConfig", "SimulationConfig", "load_line_config"]

@@ -1,0 +1,127 @@
+"""Line configuration: which adapter and endpoint stands behind each equipment name.
+
+A line is described in TOML::
+
+    name = "suite-3"
+
+    [equipment.bioreactor]
+    adapter = "opcua"
+    endpoint = "opc.tcp://127.0.0.1:4840/cellauto/bioreactor"
+    credentials = "env:CELLAUTO_BIOREACTOR"     # a reference, never the secret
+
+    [equipment.counter]
+    adapter = "visa"
+    endpoint = "TCPIP0::127.0.0.1::5025::SOCKET"
+
+    [equipment.scanner]
+    adapter = "sim"                             # in-process simulated instrument
+
+    [simulation]
+    serve = true    # serve the simulated instruments on loopback, in this process
+    seed = 1
+
+Credentials are references (``env:VAR`` or ``file:PATH``) resolved when the adapter
+connects; the journal records the reference's kind only, never its value.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from cellauto.errors import BadInputError
+
+__all__ = ["EquipmentConfig", "LineConfig", "SimulationConfig", "load_line_config"]
+
+Adapter = Literal["sim", "visa", "opcua", "pylabrobot"]
+
+
+class EquipmentConfig(BaseModel):
+    """One piece of equipment: how it is reached."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    adapter: Adapter
+    endpoint: str | None = Field(None, description="VISA resource, opc.tcp:// URL, ...")
+    credentials: str | None = Field(None, description="env:VAR or file:PATH, never a secret")
+    security: str | None = Field(None, description='e.g. "Basic256Sha256,SignAndEncrypt"')
+    certificate: str | None = None
+    private_key: str | None = None
+    timeout_s: float = Field(5.0, gt=0, le=600)
+
+    @field_validator("credentials")
+    @classmethod
+    def _is_reference(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("env:", "file:")):
+            raise ValueError(
+                "credentials must be a reference, 'env:VARIABLE' or 'file:PATH' — "
+                "never the user name or password itself"
+            )
+        return value
+
+    def resolve_credentials(self) -> tuple[str, str] | None:
+        """(user, password) from the reference: 'user:password' in the variable or file."""
+        if self.credentials is None:
+            return None
+        kind, _, where = self.credentials.partition(":")
+        if kind == "env":
+            text = os.environ.get(where)
+            if text is None:
+                raise BadInputError(f"credentials: environment variable {where!r} is not set")
+        else:
+            try:
+                text = Path(where).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise BadInputError(f"credentials: cannot read {where!r}: {exc}") from None
+        user, sep, password = text.partition(":")
+        if not sep or not user:
+            raise BadInputError(f"credentials {self.credentials!r} must hold 'user:password'")
+        return user, password
+
+    def for_record(self) -> dict[str, object]:
+        """What the journal may hold about this equipment (no secrets)."""
+        return {
+            "adapter": self.adapter,
+            "endpoint": self.endpoint,
+            "security": self.security,
+            "credentials": self.credentials.split(":", 1)[0] if self.credentials else None,
+        }
+
+
+class SimulationConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    serve: bool = Field(False, description="serve the simulated line on loopback in-process")
+    seed: int | None = None
+
+
+class LineConfig(BaseModel):
+    """A named line: equipment names to adapters and endpoints."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1)
+    equipment: dict[str, EquipmentConfig] = Field(min_length=1)
+    simulation: SimulationConfig = SimulationConfig()
+
+
+def load_line_config(path: str | Path) -> LineConfig:
+    """Read and validate a line TOML file; BadInputError names the file and the field."""
+    file = Path(path)
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BadInputError(f"line file {str(file)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise BadInputError(f"line file {str(file)!r} is not valid TOML: {exc}") from None
+    try:
+        return LineConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise BadInputError(f"line file {str(file)!r}: {problems}") from None
