@@ -12,10 +12,12 @@ from __future__ import annotations
 import anyio
 
 from cellauto import Field, MaterialInput, Params, Protocol, Run, Spec
+from cellauto.errors import InstrumentError
 from cellauto.identity import coi_barcode, parse_coi_barcode
 from cellauto.instruments import (
     BarcodeScanner,
     Bioreactor,
+    CellCount,
     CellCounter,
     Reagent,
     Setpoints,
@@ -44,9 +46,9 @@ class CarTParams(Params):
     seed_volume_ml: float = Field(300.0, ge=50, le=500)
     max_culture_volume_ml: float = Field(1000.0, ge=300, le=1000)
     perfusion_from_cells_per_ml: float = Field(2.0e6, gt=0, description="PROCESS.md")
-    wash_final_volume_ml: float = Field(50.0, ge=10, le=200)
-    final_volume_ml: float = Field(70.0, ge=20, le=250, description="infusion bag volume")
-    dmso_pct: float = Field(7.5, ge=5, le=10)
+    wash_final_volume_ml: float = Field(20.0, ge=10, le=200, description="PROCESS.md: ~20 mL")
+    final_volume_ml: float = Field(70.0, ge=20, le=100, description="infusion bag volume")
+    dmso_pct: float = Field(7.5, ge=5, le=9, description="final DMSO from CryoStor CS10")
 
 
 protocol = Protocol(
@@ -66,6 +68,9 @@ protocol = Protocol(
 )
 
 DAY_H = 24.0
+WASH_LOAD_CELLS = 3.6e9  # the washer's capacity is 4e9 cells; keep a margin for counting
+CRYOPROTECTANT_DMSO_PCT = 10.0  # CryoStor CS10
+QC_VOLUME_ML = 2.0  # drawn from the filled bag for release testing
 CULTURE_TEMPERATURE = Spec(min=36.0, max=38.0, unit="°C", description="culture temperature")
 
 
@@ -191,13 +196,34 @@ async def expand(
 
 
 async def watch_temperature(run: Run, bioreactor: Bioreactor) -> None:
-    """A temperature outside 36-38 °C is a deviation (once per excursion)."""
+    """A temperature outside 36-38 °C is a deviation (once per excursion).
+
+    A lost connection is an alarm (a gap in the record), and the watch resumes.
+    """
     inside = True
-    async for values in bioreactor.process_values(interval_s=900):
-        if CULTURE_TEMPERATURE.accepts(values.temperature_c) != inside:
-            inside = not inside
-            if not inside:
-                run.check("culture temperature", values.temperature_c, CULTURE_TEMPERATURE)
+    while True:
+        try:
+            async for values in bioreactor.process_values(interval_s=900):
+                if CULTURE_TEMPERATURE.accepts(values.temperature_c) != inside:
+                    inside = not inside
+                    if not inside:
+                        run.check("culture temperature", values.temperature_c, CULTURE_TEMPERATURE)
+        except InstrumentError as exc:
+            run.alarm(f"temperature watch lost the bioreactor ({exc}); retrying in 15 min")
+            await run.sleep(minutes=15)
+
+
+async def _daily_count(run: Run, bioreactor: Bioreactor, counter: CellCounter) -> CellCount:
+    """Sample and count; a lost instrument is retried three times, 30 min apart."""
+    for attempt in range(1, 5):
+        try:
+            return await counter.count(await bioreactor.draw_sample(1.0))
+        except InstrumentError as exc:
+            if attempt == 4:
+                raise
+            run.alarm(f"daily count failed ({exc}); retry {attempt} of 3 in 30 min")
+            await run.sleep(minutes=30)
+    raise AssertionError("unreachable")
 
 
 async def _expand_daily(
@@ -206,7 +232,7 @@ async def _expand_daily(
     p = run.params
     for day in range(2, p.expansion_days + 1):
         await run.sleep(hours=DAY_H)
-        count = await counter.count(await bioreactor.draw_sample(1.0))
+        count = await _daily_count(run, bioreactor, counter)
         run.check("daily viability", count.viability_pct)
         values = await bioreactor.read_process_values()
         run.check("glucose", values.glucose_mmol_per_l)
@@ -249,20 +275,30 @@ async def harvest(run: Run, bioreactor: Bioreactor) -> None:
 async def wash_concentrate(run: Run, processor: CellProcessor, counter: CellCounter) -> None:
     """Wash and concentrate the harvest; check viability and recovery."""
     before = await counter.count(await processor.draw_sample("harvest bag", 1.0))
+    harvest_ml = run.value("harvest volume") - 1.0
+    run.set_value("harvest viable cells", before.viable_cells_per_ml * harvest_ml, unit="cells")
+    run.set_value(
+        "fold expansion",
+        before.viable_cells_per_ml * harvest_ml / run.value("seeded viable cells"),
+    )
+    # the washer takes at most 4e9 cells: wash what the dose and QC need, within that
+    wash_ml = min(harvest_ml, WASH_LOAD_CELLS / before.total_cells_per_ml)
+    run.set_value("washed harvest volume", wash_ml, unit="mL")
     result = await processor.run_program(
         "WASH_CONCENTRATE",
         ProgramInputs(
             source_container_id="harvest bag",
             output_container_id="washed product",
-            parameters={"final_volume_ml": run.params.wash_final_volume_ml},
+            parameters={
+                "final_volume_ml": run.params.wash_final_volume_ml,
+                "input_volume_ml": wash_ml,
+            },
         ),
         supervisory_task_id=f"{run.run_id}:wash",
     )
     after = await counter.count(await processor.draw_sample("washed product", 0.5))
     run.check("viability after wash", after.viability_pct)
-    input_viable = before.viable_cells_per_ml * run.value("harvest volume")
-    run.set_value("harvest viable cells", input_viable, unit="cells")
-    run.set_value("fold expansion", input_viable / run.value("seeded viable cells"))
+    input_viable = before.viable_cells_per_ml * wash_ml
     output_viable = after.viable_cells_per_ml * result.output_volume_ml
     run.check("wash recovery", 100.0 * output_viable / max(input_viable, 1.0))
 
@@ -293,12 +329,19 @@ async def formulate(
     )
     car_per_ml = car_t_per_ml(count.viable_cells_per_ml, phenotype.cd3_pct, phenotype.car_pct)
     target = min(p.dose_car_t_per_kg * p.patient_weight_kg, p.max_dose_car_t)
-    available_ml = run.params.wash_final_volume_ml - 2.5  # less what QC has drawn
     run.set_value("target dose", target, unit="CAR+ viable T cells")
-    run.check("dose available", 100.0 * car_per_ml * available_ml / target)
-    product_ml = min(target / car_per_ml, available_ml)
+    # the infusion bag delivers its volume less the QC draw and a ~1.5 % hold-up in the
+    # tubing; the product may fill at most the share the cryoprotectant leaves free
+    delivered_share = (p.final_volume_ml * 0.985 - QC_VOLUME_ML) / (p.final_volume_ml * 0.985)
+    max_product_ml = min(
+        p.wash_final_volume_ml - 2.5,  # what is left after QC samples
+        p.final_volume_ml * (1.0 - p.dmso_pct / CRYOPROTECTANT_DMSO_PCT),
+    )
+    needed_ml = target / car_per_ml / delivered_share
+    run.check("dose available", 100.0 * max_product_ml / needed_ml)
+    product_ml = min(needed_ml, max_product_ml)
     run.set_value("product volume", product_ml, unit="mL")
-    await processor.run_program(
+    filled = await processor.run_program(
         "FORMULATE_FILL",
         ProgramInputs(
             source_container_id="washed product",
@@ -312,11 +355,12 @@ async def formulate(
         ),
         supervisory_task_id=f"{run.run_id}:formulate",
     )
-    final = await counter.count(await processor.draw_sample("final product", 1.0))
+    final = await counter.count(await processor.draw_sample("final product", QC_VOLUME_ML / 2))
     release = await cytometer.immunophenotype(
-        await processor.draw_sample("final product", 1.0), panel="CAR-T release"
+        await processor.draw_sample("final product", QC_VOLUME_ML / 2), panel="CAR-T release"
     )
-    bag_ml = p.final_volume_ml - 2.0
+    bag_ml = filled.output_volume_ml - QC_VOLUME_ML
+    run.set_value("infusion volume", bag_ml, unit="mL")
     dose = car_t_per_ml(final.viable_cells_per_ml, release.cd3_pct, release.car_pct) * bag_ml
     run.set_value("dose", dose, unit="CAR+ viable T cells")
     run.check("dose", 100.0 * dose / target)
@@ -327,7 +371,7 @@ async def formulate(
 
 # -- Cryopreservation ------------------------------------------------------------------------
 #: -1 °C/min from +4 °C with heat-of-fusion compensation, then -10 °C/min to -90 °C.
-STANDARD_PROFILE = standard_freeze_profile(heat_of_fusion_compensation=True, final_hold_min=30)
+STANDARD_PROFILE = standard_freeze_profile(heat_of_fusion_compensation=True, final_hold_min=45)
 
 
 @protocol.step(
@@ -341,11 +385,20 @@ STANDARD_PROFILE = standard_freeze_profile(heat_of_fusion_compensation=True, fin
         "phase change detected": Spec(min=1),
         "cooling rate through phase change": Spec(min=-3.0, max=-0.3, unit="°C/min"),
         "final sample temperature": Spec(max=-80, unit="°C"),
+        "power interruptions": Spec(max=0),
     },
 )
 async def freeze(run: Run, freezer: ControlledRateFreezer) -> None:
-    """Freeze the bag at -1 °C/min with heat-of-fusion compensation, then to -90 °C."""
-    result = await freezer.run_profile(STANDARD_PROFILE, ["final product"])
+    """Freeze the bag at -1 °C/min with heat-of-fusion compensation, then to -90 °C.
+
+    Chamber and sample temperatures are recorded every minute for the batch record.
+    """
+    await freezer.load_profile(STANDARD_PROFILE)
+    await freezer.start(["final product"])
+    async for _reading in freezer.temperatures(interval_s=60):
+        pass  # every reading is recorded at the instrument boundary; the stream ends with the run
+    result = await freezer.result()
+    run.check("power interruptions", float(result.power_interruptions))
     run.check("freeze completed", 1.0 if result.end_state == "complete" else 0.0)
     run.check("phase change detected", 1.0 if result.phase_change_detected else 0.0)
     if result.cooling_rate_through_phase_change_c_per_min is not None:

@@ -130,7 +130,7 @@ class Runner:
             "protocol_name": protocol.name,
             "protocol_version": protocol.version,
             "protocol_source_sha256": source_sha,
-            "protocol_file": source_file,
+            "protocol_file": Path(source_file).name if source_file else None,
             "parameters": params.model_dump(mode="json"),
             "steps": [
                 {

@@ -6,7 +6,7 @@ from typing import Any
 
 from cellauto.errors import InstrumentError
 from cellauto.instruments.base import InstrumentIdentity
-from cellauto.sim.faults import Fault, FaultState
+from cellauto.sim.faults import Fault, FaultState, SensorDrift
 from cellauto.sim.world import SimWorld
 
 __all__ = ["SIM_FIRMWARE", "SIM_VENDOR", "SimInstrument", "sim_identity"]
@@ -25,6 +25,8 @@ class SimInstrument:
     """Mixin placed before the interface: ``class SimX(SimInstrument, X)``."""
 
     interface_name: str
+    #: Measured values a SensorDrift fault may act on (the names ``measured`` is given).
+    DRIFT_FIELDS: frozenset[str] = frozenset()
 
     def __init__(self, world: SimWorld, identity: InstrumentIdentity, **kwargs: Any) -> None:
         super().__init__(identity, **kwargs)  # type: ignore[call-arg]
@@ -38,6 +40,11 @@ class SimInstrument:
 
     def inject(self, fault: Fault) -> None:
         """Arm a fault (see :mod:`cellauto.sim.faults`)."""
+        if isinstance(fault, SensorDrift) and fault.field not in self.DRIFT_FIELDS:
+            fields = ", ".join(sorted(self.DRIFT_FIELDS)) or "none"
+            raise InstrumentError(
+                f"{self.where}: no sensor {fault.field!r} can drift; drifting sensors: {fields}"
+            )
         if not self.faults.arm(fault, self.world.elapsed_h()):
             self.inject_process_fault(fault)
 

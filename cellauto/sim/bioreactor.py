@@ -48,6 +48,8 @@ class TransductionModel(BaseModel):
 class SimBioreactor(SimInstrument, Bioreactor):
     """A 1 L rocking bag: setpoints, seeding, reagents, feeds, perfusion, sampling."""
 
+    DRIFT_FIELDS = frozenset({"temperature_c", "ph", "dissolved_oxygen_pct", "glucose_mmol_per_l"})
+
     MAX_VOLUME_ML = 1000.0
 
     def __init__(
@@ -217,7 +219,11 @@ class SimBioreactor(SimInstrument, Bioreactor):
             ),
             culture_volume_ml=culture.cells.volume_ml if culture else 0.0,
             glucose_mmol_per_l=max(
-                0.0, (culture.glucose_mmol_per_l if culture else 0.0) + 0.1 * noise[3]
+                0.0,
+                self.measured(
+                    "glucose_mmol_per_l",
+                    (culture.glucose_mmol_per_l if culture else 0.0) + 0.1 * noise[3],
+                ),
             ),
             lactate_mmol_per_l=max(
                 0.0, (culture.lactate_mmol_per_l if culture else 0.0) + 0.1 * noise[4]

@@ -15,6 +15,8 @@ __all__ = ["SimCellCounter"]
 class SimCellCounter(SimInstrument, CellCounter):
     """Counts trypan-blue-stained cells; precision as PROCESS.md gives it."""
 
+    DRIFT_FIELDS = frozenset({"viability_pct", "total_cells_per_ml"})
+
     def __init__(
         self,
         world: SimWorld,
@@ -34,7 +36,7 @@ class SimCellCounter(SimInstrument, CellCounter):
         content = self.world.sample(sample, where=self.where)
         await anyio.sleep(self.seconds_per_sample)
         noise = max(0.0, float(self.rng.normal(1.0, self.count_rsd)))
-        total = content.total_cells_per_ml * noise
+        total = self.measured("total_cells_per_ml", content.total_cells_per_ml * noise)
         viability = content.viability_pct + float(self.rng.normal(0.0, self.viability_sd_pct))
         viability = min(100.0, max(0.0, self.measured("viability_pct", viability)))
         return CellCount(

@@ -29,12 +29,15 @@ class CultureModel(BaseModel):
     """Kinetic and metabolic parameters (defaults: PROCESS.md, assumed where marked)."""
 
     lag_h: float = Field(28.0, ge=0, description="after activation (1-2 days)")
-    doubling_time_h: float = Field(26.0, gt=0, description="at full glucose, no lactate")
+    doubling_time_h: float = Field(24.0, gt=0, description="at full glucose, no lactate")
     max_viable_cells_per_ml: float = Field(1.0e7, gt=0, description="rocking bag")
     death_rate_per_h: float = Field(0.0008, ge=0)
     starvation_death_rate_per_h: float = Field(0.01, ge=0, description="k_d when starved")
     starvation_glucose_mmol_per_l: float = Field(0.5, ge=0)
-    overgrowth_death_rate_per_h: float = Field(0.02, ge=0)
+    overgrowth_death_rate_per_h: float = Field(0.02, ge=0, description="at carrying capacity")
+    crowding_from_fraction: float = Field(
+        0.85, gt=0, lt=1, description="death rises from this share of the carrying capacity"
+    )
     other_cells_death_rate_per_h: float = Field(0.008, ge=0, description="non-expanding cells")
     glucose_ks_mmol_per_l: float = Field(0.8, gt=0, description="assumed")
     lactate_ki_mmol_per_l: float = Field(35.0, gt=0, description="assumed")
@@ -120,8 +123,10 @@ class Culture:
         kd = m.death_rate_per_h + self.extra_death_rate_per_h
         if self.glucose_mmol_per_l < m.starvation_glucose_mmol_per_l:
             kd += m.starvation_death_rate_per_h
-        if room < 0:
-            kd += m.overgrowth_death_rate_per_h
+        crowding = density / m.max_viable_cells_per_ml
+        if crowding > m.crowding_from_fraction:  # overgrown: death rises towards capacity
+            excess = (crowding - m.crowding_from_fraction) / (1 - m.crowding_from_fraction)
+            kd += m.overgrowth_death_rate_per_h * min(excess, 2.0)
         if temperature > 39.0:
             kd += 0.02 * (temperature - 39.0)
         if self.contaminated_from_h is not None and at_h >= self.contaminated_from_h:

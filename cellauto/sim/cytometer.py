@@ -35,6 +35,8 @@ PANELS = ("CAR-T release", "CAR in-process", "T-cell purity", "NK phenotype")
 class SimFlowCytometer(SimInstrument, FlowCytometer):
     """Stains and acquires a sample; acquires half its cells, at most ``target_events``."""
 
+    DRIFT_FIELDS = frozenset(_FIELDS)
+
     def __init__(
         self,
         world: SimWorld,

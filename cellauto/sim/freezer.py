@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 class SimControlledRateFreezer(SimInstrument, ControlledRateFreezer):
     """A controlled-rate freezer with a lumped chamber + bag model (see the module)."""
 
+    DRIFT_FIELDS = frozenset({"chamber_temperature_c", "sample_temperature_c"})
+
     def __init__(
         self, world: SimWorld, serial: str = "CRF-0001", *, model: FreezerModel | None = None
     ) -> None:

@@ -256,8 +256,11 @@ class SimCellProcessor(SimInstrument, CellProcessor):
                 volume_ml=keep * params["final_volume_ml"],
                 dmso_pct=params["dmso_pct"],
             )
+        # Cells that died in processing are carried into the output as dead cells; they
+        # come from the input cells that were not recovered, so cells are conserved:
+        # viable recovery stays the published figure, viability drops by drop_pct points.
         drop_pct, viability = _normal(rng, 2.0, 0.5, 1.0, 3.0), out.viability_pct
-        if out.viable_cells > 0 and viability > drop_pct:  # some recovered cells died
+        if out.viable_cells > 0 and viability > drop_pct:
             out.dead_cells = out.viable_cells * 100.0 / (viability - drop_pct) - out.viable_cells
         per_bag_ml = out.volume_ml / len(out_ids)
         outputs = [out.take(per_bag_ml, bag) for bag in out_ids]

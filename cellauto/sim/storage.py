@@ -89,6 +89,8 @@ class StorageModel(BaseModel):
 class SimCryoStorage(SimInstrument, CryoStorage):
     """A vapour-phase LN2 freezer with autofill (see the module for the model)."""
 
+    DRIFT_FIELDS = frozenset({"temperature_c", "ln2_level_pct"})
+
     def __init__(
         self, world: SimWorld, serial: str = "LN2-0001", *, model: StorageModel | None = None
     ) -> None:

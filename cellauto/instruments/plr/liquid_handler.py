@@ -1,0 +1,303 @@
+"""PlrLiquidHandler: the LiquidHandler interface on a PyLabRobot 0.2.2 liquid handler.
+
+Wraps ``pylabrobot.liquid_handling.LiquidHandler`` with a backend (default:
+PyLabRobot's chatterbox simulation backend, logging instead of printing) and a deck
+it builds (:class:`DeckLayout`). PyLabRobot is asyncio-native and is called directly.
+
+Guarantees, on top of PyLabRobot:
+
+* volume and tip tracking are on (see :mod:`._globals` for what that means globally);
+* a volume ≤ 0, NaN or infinite is refused before PyLabRobot sees it (0.2.2 accepts
+  negative volumes), as are over-draws, over-fills, unknown containers and a lack of
+  tips;
+* every command is all or nothing: a failure at any step (backend error, PyLabRobot
+  validation, cancellation) writes the volume and tip trackers back to their state
+  before the command (:mod:`._transaction`) and raises an InstrumentError naming the
+  step that failed;
+* ``vols`` are always passed as lists; one channel does the work; commands run one at
+  a time.
+
+On real hardware a failed transfer may leave a tip on the channel; the trackers then
+show the state before the command and the operator must clear the head.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Awaitable, Iterable
+from typing import Any
+
+import anyio
+from pylabrobot.liquid_handling import LiquidHandler as PlrFrontend
+from pylabrobot.liquid_handling.backends.backend import LiquidHandlerBackend
+
+from cellauto.errors import InstrumentError, OutOfRangeError
+from cellauto.instruments.base import InstrumentIdentity
+from cellauto.instruments.liquid_handler import LiquidHandler, Transfer
+from cellauto.instruments.plr._backend import LoggingChatterboxBackend
+from cellauto.instruments.plr._deck import ContainerSpec, DeckLayout
+from cellauto.instruments.plr._globals import (
+    enable_tracking,
+    pylabrobot_version,
+    require_tracking,
+    route_pylabrobot_logging,
+)
+from cellauto.instruments.plr._transaction import TrackerSnapshot
+
+__all__ = ["PlrLiquidHandler", "plr_identity", "split_volume"]
+
+logger = logging.getLogger(__name__)
+
+_TOLERANCE_UL = 1e-6  # PyLabRobot's own tolerance on tracker volumes
+
+
+def plr_identity(backend: LiquidHandlerBackend, serial: str) -> InstrumentIdentity:
+    """Vendor PyLabRobot, model = the backend's PyLabRobot class, firmware = its version."""
+    model = next(
+        (k.__name__ for k in type(backend).__mro__ if k.__module__.startswith("pylabrobot.")),
+        type(backend).__name__,
+    )
+    return InstrumentIdentity(
+        vendor="PyLabRobot",
+        model=model,
+        serial=serial,
+        firmware=pylabrobot_version(),
+        adapter="pylabrobot",
+    )
+
+
+def split_volume(volume_ul: float, capacity_ul: float) -> list[float]:
+    """Full tips then the rest: 2500 µL with 1000 µL tips -> [1000, 1000, 500]."""
+    full, rest = divmod(volume_ul, capacity_ul)
+    parts = [capacity_ul] * int(full)
+    if not parts:
+        return [volume_ul]
+    if rest > _TOLERANCE_UL:
+        parts.append(rest)
+    else:
+        parts[-1] += rest  # a rounding crumb rides with the last full tip
+    return parts
+
+
+class _StepFailed(Exception):
+    def __init__(self, step: str, cause: BaseException) -> None:
+        super().__init__(step)
+        self.step = step
+        self.cause = cause
+
+
+class PlrLiquidHandler(LiquidHandler):
+    """A PyLabRobot liquid handler whose containers are named by our container ids."""
+
+    def __init__(
+        self,
+        identity: InstrumentIdentity | None = None,
+        *,
+        containers: Iterable[ContainerSpec] = (),
+        backend: LiquidHandlerBackend | None = None,
+        serial: str = "PLR-0001",
+        tip_racks: int = 2,
+        channel: int = 0,
+    ) -> None:
+        backend = backend if backend is not None else LoggingChatterboxBackend()
+        super().__init__(identity if identity is not None else plr_identity(backend, serial))
+        enable_tracking()
+        route_pylabrobot_logging()
+        self.layout = DeckLayout(tip_racks=tip_racks)
+        self.plr = PlrFrontend(backend=backend, deck=self.layout.deck)
+        self.channel = channel
+        self._lock = anyio.Lock()
+        for spec in containers:
+            self.layout.load(spec)
+
+    @property
+    def where(self) -> str:
+        return f"{self.interface_name} {self.identity.serial}"
+
+    # -- set-up (line configuration, not recorded commands) ----------------------------
+
+    async def setup(self) -> None:
+        """Connect the backend (done on the first command when not called)."""
+        if not self.plr.setup_finished:
+            await self.plr.setup()
+
+    async def stop(self) -> None:
+        if self.plr.setup_finished:
+            await self.plr.stop()
+
+    def load_container(self, spec: ContainerSpec) -> None:
+        """Place a container on the deck (an operator loading a bag or a tube)."""
+        self.layout.load(spec)
+
+    def reload_tips(self) -> None:
+        """Fresh tip racks were loaded."""
+        self.layout.reload_tips()
+
+    @property
+    def tip_capacity_ul(self) -> float:
+        return self.layout.tip_capacity_ul()
+
+    # -- the interface ------------------------------------------------------------------
+
+    async def transfer(
+        self, source_container_id: str, destination_container_id: str, volume_ul: float
+    ) -> Transfer:
+        (done,) = await self._run(
+            "transfer", source_container_id, [destination_container_id], volume_ul, "volume_ul"
+        )
+        return done
+
+    async def aliquot(
+        self, source_container_id: str, destination_container_ids: list[str], volume_ul_each: float
+    ) -> list[Transfer]:
+        return await self._run(
+            "aliquot",
+            source_container_id,
+            list(destination_container_ids),
+            volume_ul_each,
+            "volume_ul_each",
+        )
+
+    async def volume(self, container_id: str) -> float:
+        return float(self.layout.get(container_id, where=self.where).tracker.volume)
+
+    async def containers(self) -> dict[str, float]:
+        return {cid: float(c.tracker.volume) for cid, c in self.layout.containers.items()}
+
+    async def tips_remaining(self) -> int:
+        return self.layout.tips_remaining()
+
+    # -- hooks for a simulated line (no-ops here) ------------------------------------------
+
+    def _begin(self, source_id: str, destination_ids: list[str]) -> None:
+        """Before the trackers are snapshot: bring the deck in step with the world."""
+
+    async def _after_aspirate(self, source_id: str, volume_ul: float) -> None:
+        """After each aspirate PyLabRobot committed."""
+
+    async def _after_dispense(self, destination_id: str, volume_ul: float) -> None:
+        """After each dispense PyLabRobot committed (one aspirate/dispense cycle done)."""
+
+    def _abort(self) -> None:
+        """After the trackers were restored: undo whatever ``_begin`` and the cycles did."""
+
+    # -- one all-or-nothing command -------------------------------------------------------
+
+    def _require_volume(self, field: str, value: float) -> None:
+        if not isinstance(value, int | float) or not math.isfinite(value):
+            raise OutOfRangeError(
+                f"{self.where}: {field} {value!r} is not a finite number of µL; "
+                "give a volume above the limit 0 µL"
+            )
+        if value <= 0:
+            raise OutOfRangeError(
+                f"{self.where}: {field} {value:g} µL is not above the limit 0 µL; "
+                "a volume must be > 0 µL"
+            )
+
+    async def _run(
+        self, method: str, source_id: str, destination_ids: list[str], volume_ul: float, field: str
+    ) -> list[Transfer]:
+        self._require_volume(field, volume_ul)
+        if not destination_ids:
+            raise InstrumentError(f"{self.where}: {method} needs at least one destination")
+        if len(set(destination_ids)) != len(destination_ids):
+            raise InstrumentError(
+                f"{self.where}: {method} names a destination twice: {destination_ids}"
+            )
+        if source_id in destination_ids:
+            raise InstrumentError(f"{self.where}: {method} from {source_id!r} into itself")
+        label = f"{method} {source_id} -> {', '.join(destination_ids)} ({volume_ul:g} µL"
+        label += " each)" if method == "aliquot" else ")"
+        async with self._lock:
+            await self.setup()
+            require_tracking(self.where)
+            snapshot: TrackerSnapshot | None = None
+            try:
+                self._begin(source_id, destination_ids)
+                snapshot = TrackerSnapshot.take(self.plr)
+                self._validate(source_id, destination_ids, volume_ul)
+                done = [await self._move(source_id, d, volume_ul) for d in destination_ids]
+            except BaseException as exc:
+                if snapshot is not None:
+                    snapshot.restore()
+                self._abort()
+                if isinstance(exc, _StepFailed):
+                    logger.error("%s: %s failed at %s; trackers restored", self.where, label, exc)
+                    raise InstrumentError(
+                        f"{self.where}: {label} failed at {exc.step}: "
+                        f"{type(exc.cause).__name__}: {exc.cause}; volume and tip trackers "
+                        f"were restored to their state before the {method}"
+                    ) from exc.cause
+                raise
+        logger.info("%s: %s done with %d tip(s)", self.where, label, len(done))
+        return done
+
+    def _validate(self, source_id: str, destination_ids: list[str], volume_ul: float) -> None:
+        source = self.layout.get(source_id, where=self.where)
+        destinations = [self.layout.get(d, where=self.where) for d in destination_ids]
+        total = volume_ul * len(destinations)
+        held = source.tracker.get_used_volume()
+        if total - held > _TOLERANCE_UL:
+            raise OutOfRangeError(
+                f"{self.where}: {total:g} µL is above what {source_id!r} holds, the limit "
+                f"{held:g} µL; draw at most {held:g} µL"
+            )
+        for destination in destinations:
+            free = destination.tracker.get_free_volume()
+            if volume_ul - free > _TOLERANCE_UL:
+                raise OutOfRangeError(
+                    f"{self.where}: {volume_ul:g} µL is above the room left in "
+                    f"{destination.name!r}, the limit {free:g} µL (capacity "
+                    f"{destination.max_volume:g} µL)"
+                )
+        left = self.layout.tips_remaining()
+        if left < len(destinations):
+            raise InstrumentError(
+                f"{self.where}: needs {len(destinations)} fresh tip(s), {left} left; "
+                "load fresh tip racks (reload_tips)"
+            )
+        if self.plr.head[self.channel].has_tip:
+            raise InstrumentError(
+                f"{self.where}: channel {self.channel} still holds a tip; clear the head first"
+            )
+
+    async def _step(self, step: str, operation: Awaitable[Any]) -> None:
+        try:
+            await operation
+        except Exception as exc:
+            raise _StepFailed(step, exc) from exc
+
+    async def _move(self, source_id: str, destination_id: str, volume_ul: float) -> Transfer:
+        source = self.layout.get(source_id, where=self.where)
+        destination = self.layout.get(destination_id, where=self.where)
+        channels = [self.channel]
+        spot = self.layout.next_tip_spot()
+        if spot is None:  # _validate counted the tips; a backend may still disagree
+            raise _StepFailed("pick up tip", InstrumentError("no tip left"))
+        tip_id = self.layout.spot_id(spot)
+        await self._step(f"pick up tip {tip_id}", self.plr.pick_up_tips([spot], channels))
+        parts = split_volume(volume_ul, self.tip_capacity_ul)
+        for cycle, part in enumerate(parts, start=1):
+            of = f"(cycle {cycle} of {len(parts)})"
+            await self._step(
+                f"aspirate {part:g} µL from {source_id} {of}",
+                self.plr.aspirate([source], vols=[part], use_channels=channels),
+            )
+            await self._after_aspirate(source_id, part)
+            await self._step(
+                f"dispense {part:g} µL into {destination_id} {of}",
+                self.plr.dispense([destination], vols=[part], use_channels=channels),
+            )
+            await self._after_dispense(destination_id, part)
+        await self._step(f"discard tip {tip_id}", self.plr.discard_tips(use_channels=channels))
+        return Transfer(
+            source_container_id=source_id,
+            destination_container_id=destination_id,
+            volume_ul=volume_ul,
+            tips_used=[tip_id],
+            cycles=len(parts),
+            source_volume_after_ul=max(0.0, float(source.tracker.volume)),
+            destination_volume_after_ul=float(destination.tracker.volume),
+        )
