@@ -12,6 +12,7 @@ from cellauto.instruments.base import (
 )
 from cellauto.instruments.bioreactor import (
     Bioreactor,
+    CultureVolume,
     HarvestResult,
     ProcessValues,
     Reagent,
@@ -54,6 +55,7 @@ __all__ = [
     "CellProcessor",
     "ControlledRateFreezer",
     "CryoStorage",
+    "CultureVolume",
     "FlowCytometer",
     "FreezeProfile",
     "FreezeResult",

@@ -15,7 +15,25 @@ from pydantic import BaseModel, ConfigDict, Field
 from cellauto.instruments.base import Instrument, command, query, stream
 from cellauto.instruments.materials import Sample
 
-__all__ = ["Bioreactor", "HarvestResult", "ProcessValues", "Reagent", "Setpoints"]
+__all__ = [
+    "SETPOINT_LIMITS",
+    "Bioreactor",
+    "CultureVolume",
+    "HarvestResult",
+    "ProcessValues",
+    "Reagent",
+    "Setpoints",
+]
+
+#: Controller limits of each setpoint: (low, high, unit). Commands outside are refused.
+SETPOINT_LIMITS: dict[str, tuple[float, float, str]] = {
+    "temperature_c": (4.0, 40.0, "°C"),
+    "ph": (6.0, 8.0, ""),
+    "dissolved_oxygen_pct": (0.0, 100.0, "%"),
+    "rocking_rate_rpm": (0.0, 40.0, "rpm"),
+    "rocking_angle_deg": (0.0, 12.0, "°"),
+    "perfusion_rate_ml_per_day": (0.0, 5000.0, "mL/day"),
+}
 
 
 class Setpoints(BaseModel):
@@ -60,6 +78,14 @@ class ProcessValues(BaseModel):
     process_time_s: float
 
 
+class CultureVolume(BaseModel):
+    """The bag's contents after an addition."""
+
+    model_config = ConfigDict(frozen=True)
+
+    culture_volume_ml: float = Field(ge=0)
+
+
 class HarvestResult(BaseModel):
     """The culture moved out of the bag."""
 
@@ -79,18 +105,20 @@ class Bioreactor(Instrument):
 
     @command
     @abstractmethod
-    async def seed(self, source_container_id: str, volume_ml: float, medium_ml: float) -> float:
-        """Transfer cells from a container and add medium; returns the culture volume (mL)."""
+    async def seed(
+        self, source_container_id: str, volume_ml: float, medium_ml: float
+    ) -> CultureVolume:
+        """Transfer cells from a container and add medium."""
 
     @command
     @abstractmethod
-    async def add_reagent(self, reagent: Reagent) -> float:
-        """Add an activator, a vector or a cytokine; returns the culture volume (mL)."""
+    async def add_reagent(self, reagent: Reagent) -> CultureVolume:
+        """Add an activator, a vector or a cytokine."""
 
     @command
     @abstractmethod
-    async def feed(self, medium_ml: float) -> float:
-        """Add fresh medium; returns the culture volume (mL)."""
+    async def feed(self, medium_ml: float) -> CultureVolume:
+        """Add fresh medium."""
 
     @command
     @abstractmethod

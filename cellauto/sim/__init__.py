@@ -15,20 +15,17 @@ from cellauto.sim.faults import (
     TemperatureExcursion,
 )
 from cellauto.sim.freezer import FreezeQuality, FreezerModel, SimControlledRateFreezer
-from cellauto.sim.line import (
-    SimLine,
-    build_sim_line,
-    sim_line_for_protocol,
-    starting_materials,
-)
+from cellauto.sim.line import SimLine, build_sim_line, sim_line_for_protocol
 from cellauto.sim.material import Container
 from cellauto.sim.processor import SimCellProcessor
 from cellauto.sim.scanner import SimBarcodeScanner
 from cellauto.sim.simulate import SimulatedRun, simulate, simulate_async
+from cellauto.sim.starting_material import MATERIAL_PRESETS, starting_materials
 from cellauto.sim.storage import SimCryoStorage, StorageModel
 from cellauto.sim.world import SimWorld
 
 __all__ = [
+    "MATERIAL_PRESETS",
     "CommandFailure",
     "Container",
     "Contamination",

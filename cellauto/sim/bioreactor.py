@@ -11,7 +11,9 @@ from pydantic import BaseModel, Field
 from cellauto.errors import InstrumentError
 from cellauto.instruments.base import require_range
 from cellauto.instruments.bioreactor import (
+    SETPOINT_LIMITS,
     Bioreactor,
+    CultureVolume,
     HarvestResult,
     ProcessValues,
     Reagent,
@@ -24,15 +26,6 @@ from cellauto.sim.faults import Contamination, Fault, TemperatureExcursion
 from cellauto.sim.world import SimWorld
 
 __all__ = ["SimBioreactor", "TransductionModel"]
-
-LIMITS: dict[str, tuple[float, float, str]] = {
-    "temperature_c": (4.0, 40.0, "°C"),
-    "ph": (6.0, 8.0, ""),
-    "dissolved_oxygen_pct": (0.0, 100.0, "%"),
-    "rocking_rate_rpm": (0.0, 40.0, "rpm"),
-    "rocking_angle_deg": (0.0, 12.0, "°"),
-    "perfusion_rate_ml_per_day": (0.0, 5000.0, "mL/day"),
-}
 
 
 class TransductionModel(BaseModel):
@@ -110,7 +103,7 @@ class SimBioreactor(SimInstrument, Bioreactor):
         self.guard("set_setpoints", command=True)
         changes = setpoints.model_dump(exclude_none=True)
         for field, value in changes.items():
-            low, high, unit = LIMITS[field]
+            low, high, unit = SETPOINT_LIMITS[field]
             require_range(self, field, value, low=low, high=high, unit=unit)
         await anyio.sleep(1.0)
         if self.culture is not None:
@@ -124,7 +117,9 @@ class SimBioreactor(SimInstrument, Bioreactor):
         culture.temperature_c = float(self.setpoints.temperature_c or 20.0)
         culture.perfusion_ml_per_h = float(self.setpoints.perfusion_rate_ml_per_day or 0.0) / 24
 
-    async def seed(self, source_container_id: str, volume_ml: float, medium_ml: float) -> float:
+    async def seed(
+        self, source_container_id: str, volume_ml: float, medium_ml: float
+    ) -> CultureVolume:
         self.guard("seed", command=True)
         source = self.world.container(source_container_id, where=self.where)
         if self.culture is not None:
@@ -139,9 +134,9 @@ class SimBioreactor(SimInstrument, Bioreactor):
         self.culture = Culture(cells, self.world.now_h(), self.model)
         self._apply_setpoints(self.culture)
         self._apply_pending()
-        return cells.volume_ml
+        return CultureVolume(culture_volume_ml=cells.volume_ml)
 
-    async def add_reagent(self, reagent: Reagent) -> float:
+    async def add_reagent(self, reagent: Reagent) -> CultureVolume:
         self.guard("add_reagent", command=True)
         culture = self._culture()
         require_range(
@@ -162,7 +157,7 @@ class SimBioreactor(SimInstrument, Bioreactor):
             if efficiency > 0:
                 lam = -math.log(1 - min(efficiency, 0.999))
                 cells.vector_copies_per_cell = lam / (1 - math.exp(-lam))
-        return cells.volume_ml
+        return CultureVolume(culture_volume_ml=cells.volume_ml)
 
     def _transduction_efficiency(self, culture: Culture, moi: float, now_h: float) -> float:
         t = self.transduction
@@ -173,13 +168,13 @@ class SimBioreactor(SimInstrument, Bioreactor):
             efficiency *= t.unactivated_factor
         return min(max(efficiency, 0.0), 0.95)
 
-    async def feed(self, medium_ml: float) -> float:
+    async def feed(self, medium_ml: float) -> CultureVolume:
         self.guard("feed", command=True)
         culture = self._culture()
         require_range(self, "medium_ml", medium_ml, low=0.1, high=self._room_ml(), unit="mL")
         await anyio.sleep(300.0)
         culture.add_medium(medium_ml, self.world.now_h())
-        return culture.cells.volume_ml
+        return CultureVolume(culture_volume_ml=culture.cells.volume_ml)
 
     async def draw_sample(self, volume_ml: float) -> Sample:
         self.guard("draw_sample", command=True)

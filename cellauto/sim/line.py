@@ -8,7 +8,7 @@ from cellauto.clock import Clock
 from cellauto.errors import EquipmentError
 from cellauto.instruments.base import Instrument
 from cellauto.instruments.line import Line
-from cellauto.protocols.definition import MaterialInput, Protocol
+from cellauto.protocols.definition import Protocol
 from cellauto.protocols.params import Params
 from cellauto.protocols.runner import validate_request
 from cellauto.sim.base import SimInstrument
@@ -20,17 +20,11 @@ from cellauto.sim.freezer import SimControlledRateFreezer
 from cellauto.sim.material import Container
 from cellauto.sim.processor import SimCellProcessor
 from cellauto.sim.scanner import SimBarcodeScanner
+from cellauto.sim.starting_material import starting_materials
 from cellauto.sim.storage import SimCryoStorage
 from cellauto.sim.world import SimWorld
 
-__all__ = [
-    "MATERIAL_PRESETS",
-    "SIMULATORS",
-    "SimLine",
-    "build_sim_line",
-    "sim_line_for_protocol",
-    "starting_materials",
-]
+__all__ = ["SIMULATORS", "SimLine", "build_sim_line", "sim_line_for_protocol"]
 
 Factory = Callable[[SimWorld, str], SimInstrument]
 
@@ -113,44 +107,6 @@ def build_sim_line(
     return sim.line_for(needed), sim
 
 
-#: What arrives at the line, by kind of starting material (PROCESS.md figures).
-MATERIAL_PRESETS: dict[str, dict[str, float]] = {
-    # leukapheresis: ~1e9-1e10 white cells, about half T cells
-    "apheresis": {
-        "viable_cells": 5.0e9,
-        "viability_pct": 97.0,
-        "volume_ml": 250.0,
-        "t_cell_fraction": 0.55,
-        "nk_fraction": 0.10,
-        "cd4_fraction": 0.62,
-    },
-    "pbmc": {
-        "viable_cells": 1.0e9,
-        "viability_pct": 95.0,
-        "volume_ml": 100.0,
-        "t_cell_fraction": 0.60,
-        "nk_fraction": 0.10,
-        "cd4_fraction": 0.60,
-    },
-    "nk_cells": {
-        "viable_cells": 2.0e8,
-        "viability_pct": 94.0,
-        "volume_ml": 50.0,
-        "t_cell_fraction": 0.02,
-        "nk_fraction": 0.92,
-        "cd4_fraction": 0.6,
-    },
-    "t_cells": {
-        "viable_cells": 1.0e9,
-        "viability_pct": 95.0,
-        "volume_ml": 100.0,
-        "t_cell_fraction": 0.60,
-        "nk_fraction": 0.10,
-        "cd4_fraction": 0.60,
-    },
-}
-
-
 def sim_line_for_protocol(
     protocol: Protocol,
     params: Params,
@@ -169,25 +125,3 @@ def sim_line_for_protocol(
     )
     validate_request(protocol, sim.line_for(protocol.equipment()), params)
     return sim
-
-
-def starting_materials(inputs: list[MaterialInput], params: Params) -> list[Container]:
-    """A labelled container for each declared input, as it would arrive at the line."""
-    containers = []
-    for material in inputs:
-        preset = MATERIAL_PRESETS[material.material]
-        viable = preset["viable_cells"]
-        viability = preset["viability_pct"]
-        containers.append(
-            Container(
-                container_id=material.name,
-                viable_cells=viable,
-                dead_cells=viable * (100.0 - viability) / viability,
-                volume_ml=preset["volume_ml"],
-                t_cell_fraction=preset["t_cell_fraction"],
-                nk_fraction=preset["nk_fraction"],
-                cd4_fraction=preset["cd4_fraction"],
-                label=material.label_data(str(getattr(params, material.identity_param))),
-            )
-        )
-    return containers

@@ -98,7 +98,7 @@ def test_show_all_adds_instrument_calls(cli: Cli, tmp_path: Path) -> None:
     assert len(io_lines) == sum(r.kind in io_kinds for r in records) > 0
     text = result.out
     assert "  > bioreactor.seed(" in text
-    assert "  < bioreactor.seed: 500.0" in text
+    assert '  < bioreactor.seed: {"culture_volume_ml": 500.0}' in text
     assert "  > counter.count(" in text
     assert "  = scanner.scan:" in text
     assert "check daily viability:" in text

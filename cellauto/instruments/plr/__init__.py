@@ -16,7 +16,8 @@ from cellauto.instruments.plr._globals import (
     route_pylabrobot_logging,
 )
 from cellauto.instruments.plr._transaction import TrackerSnapshot
-from cellauto.instruments.plr.liquid_handler import PlrLiquidHandler, plr_identity, split_volume
+from cellauto.instruments.plr._volumes import require_volume, split_volume
+from cellauto.instruments.plr.liquid_handler import PlrLiquidHandler, plr_identity
 
 __all__ = [
     "PLR_LOGGER",
@@ -28,6 +29,7 @@ __all__ = [
     "enable_tracking",
     "plr_identity",
     "require_tracking",
+    "require_volume",
     "route_pylabrobot_logging",
     "split_volume",
 ]

@@ -99,6 +99,8 @@ class DeckLayout:
             rack = tip_rack_factory(f"tips_{index + 1}")
             self.deck.assign_child_resource(rack, location=self._place(index, y=440.0))
             self.tip_racks.append(rack)
+        tip = self.tip_racks[0].get_item(0).get_tip()
+        self._tip_capacity_ul = float(tip.nominal_volume or tip.maximal_volume)
         self.containers: dict[str, Container] = {}
         self._tube_racks: list[TubeRack] = []
         self._bags = 0
@@ -165,8 +167,7 @@ class DeckLayout:
 
     def tip_capacity_ul(self) -> float:
         """The working (nominal) volume of the loaded tips."""
-        tip = self.tip_racks[0].get_item(0).make_tip()
-        return float(tip.nominal_volume or tip.maximal_volume)
+        return self._tip_capacity_ul
 
     @staticmethod
     def spot_id(spot: TipSpot) -> str:

@@ -17,14 +17,13 @@ Guarantees, on top of PyLabRobot:
 * ``vols`` are always passed as lists; one channel does the work; commands run one at
   a time.
 
-On real hardware a failed transfer may leave a tip on the channel; the trackers then
-show the state before the command and the operator must clear the head.
+On real hardware a failed transfer may leave a tip on the channel while the trackers
+show the state before the command: the operator must clear the head.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Awaitable, Iterable
 from typing import Any
 
@@ -44,12 +43,11 @@ from cellauto.instruments.plr._globals import (
     route_pylabrobot_logging,
 )
 from cellauto.instruments.plr._transaction import TrackerSnapshot
+from cellauto.instruments.plr._volumes import TOLERANCE_UL, require_volume, split_volume
 
-__all__ = ["PlrLiquidHandler", "plr_identity", "split_volume"]
+__all__ = ["PlrLiquidHandler", "plr_identity"]
 
 logger = logging.getLogger(__name__)
-
-_TOLERANCE_UL = 1e-6  # PyLabRobot's own tolerance on tracker volumes
 
 
 def plr_identity(backend: LiquidHandlerBackend, serial: str) -> InstrumentIdentity:
@@ -65,19 +63,6 @@ def plr_identity(backend: LiquidHandlerBackend, serial: str) -> InstrumentIdenti
         firmware=pylabrobot_version(),
         adapter="pylabrobot",
     )
-
-
-def split_volume(volume_ul: float, capacity_ul: float) -> list[float]:
-    """Full tips then the rest: 2500 µL with 1000 µL tips -> [1000, 1000, 500]."""
-    full, rest = divmod(volume_ul, capacity_ul)
-    parts = [capacity_ul] * int(full)
-    if not parts:
-        return [volume_ul]
-    if rest > _TOLERANCE_UL:
-        parts.append(rest)
-    else:
-        parts[-1] += rest  # a rounding crumb rides with the last full tip
-    return parts
 
 
 class _StepFailed(Exception):
@@ -184,22 +169,10 @@ class PlrLiquidHandler(LiquidHandler):
 
     # -- one all-or-nothing command -------------------------------------------------------
 
-    def _require_volume(self, field: str, value: float) -> None:
-        if not isinstance(value, int | float) or not math.isfinite(value):
-            raise OutOfRangeError(
-                f"{self.where}: {field} {value!r} is not a finite number of µL; "
-                "give a volume above the limit 0 µL"
-            )
-        if value <= 0:
-            raise OutOfRangeError(
-                f"{self.where}: {field} {value:g} µL is not above the limit 0 µL; "
-                "a volume must be > 0 µL"
-            )
-
     async def _run(
         self, method: str, source_id: str, destination_ids: list[str], volume_ul: float, field: str
     ) -> list[Transfer]:
-        self._require_volume(field, volume_ul)
+        volume_ul = require_volume(self.where, field, volume_ul)
         if not destination_ids:
             raise InstrumentError(f"{self.where}: {method} needs at least one destination")
         if len(set(destination_ids)) != len(destination_ids):
@@ -239,14 +212,14 @@ class PlrLiquidHandler(LiquidHandler):
         destinations = [self.layout.get(d, where=self.where) for d in destination_ids]
         total = volume_ul * len(destinations)
         held = source.tracker.get_used_volume()
-        if total - held > _TOLERANCE_UL:
+        if total - held > TOLERANCE_UL:
             raise OutOfRangeError(
                 f"{self.where}: {total:g} µL is above what {source_id!r} holds, the limit "
                 f"{held:g} µL; draw at most {held:g} µL"
             )
         for destination in destinations:
             free = destination.tracker.get_free_volume()
-            if volume_ul - free > _TOLERANCE_UL:
+            if volume_ul - free > TOLERANCE_UL:
                 raise OutOfRangeError(
                     f"{self.where}: {volume_ul:g} µL is above the room left in "
                     f"{destination.name!r}, the limit {free:g} µL (capacity "

@@ -1,0 +1,33 @@
+"""VISA/SCPI adapters: instruments reached through pyvisa (pyvisa-py backend by default).
+
+The command set is documented in ``docs/scpi.md``. Every adapter is created by an async
+factory that opens the session and reads ``*IDN?``::
+
+    counter = await VisaCellCounter.connect("TCPIP0::127.0.0.1::5025::SOCKET")
+    count = await counter.count(sample)
+    await counter.aclose()
+
+Blocking pyvisa calls run in one worker thread per session (:mod:`._thread`); replies
+are parsed strictly (:mod:`.scpi_reply`): a garbled or partial reply raises
+:class:`ScpiReplyError`, never returns a wrong number.
+"""
+
+from cellauto.instruments.visa.counter import VisaCellCounter
+from cellauto.instruments.visa.errors import (
+    ScpiInstrumentError,
+    ScpiOutOfRangeError,
+    ScpiReplyError,
+    VisaConnectionError,
+)
+from cellauto.instruments.visa.freezer import VisaControlledRateFreezer
+from cellauto.instruments.visa.session import VisaSession
+
+__all__ = [
+    "ScpiInstrumentError",
+    "ScpiOutOfRangeError",
+    "ScpiReplyError",
+    "VisaCellCounter",
+    "VisaConnectionError",
+    "VisaControlledRateFreezer",
+    "VisaSession",
+]
