@@ -45,6 +45,7 @@ from cellauto.instruments.cryo_storage import (
 )
 from cellauto.instruments.flow_cytometer import FlowCytometer, Immunophenotype
 from cellauto.instruments.line import Line
+from cellauto.instruments.liquid_handler import LiquidHandler, Transfer
 from cellauto.instruments.materials import Sample
 
 __all__ = [
@@ -67,6 +68,7 @@ __all__ = [
     "Instrument",
     "InstrumentIdentity",
     "Line",
+    "LiquidHandler",
     "ProcessValues",
     "ProgramInputs",
     "ProgramParameter",
@@ -81,6 +83,7 @@ __all__ = [
     "StorageConditions",
     "StoragePosition",
     "StoredItem",
+    "Transfer",
     "command",
     "composite",
     "query",

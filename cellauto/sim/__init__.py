@@ -57,3 +57,12 @@ __all__ = [
     "simulate_async",
     "starting_materials",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``SimLiquidHandler`` is imported on first use (PyLabRobot takes ~0.3 s to import)."""
+    if name == "SimLiquidHandler":
+        from cellauto.sim.liquid_handler import SimLiquidHandler
+
+        return SimLiquidHandler
+    raise AttributeError(f"module 'cellauto.sim' has no attribute {name!r}")

@@ -40,6 +40,13 @@ SIMULATORS: list[type[SimInstrument]] = [
 ]
 
 
+def simulators() -> list[type[SimInstrument]]:
+    """Every simulated instrument class (PyLabRobot's is imported on first use: it is slow)."""
+    from cellauto.sim.liquid_handler import SimLiquidHandler
+
+    return [*SIMULATORS, SimLiquidHandler]
+
+
 class SimLine:
     """A simulated line: instruments created on demand, one per equipment name.
 
@@ -64,13 +71,11 @@ class SimLine:
             self.world.add_container(container)
 
     def _create(self, key: str, interface: type[Instrument], index: int) -> SimInstrument:
-        for simulator in SIMULATORS:
+        for simulator in simulators():
             if issubclass(simulator, interface):
                 prefix = "".join(ch for ch in simulator.__name__[3:] if ch.isupper())
                 return simulator(self.world, f"{prefix}-{index:04d}")  # type: ignore[call-arg]
-        supported = ", ".join(
-            sorted({base.__name__ for s in SIMULATORS for base in s.__mro__[2:3]})
-        )
+        supported = ", ".join(sorted(s.interface_name for s in simulators()))
         raise EquipmentError(
             f"no simulated instrument for {key!r} ({interface.__name__}); "
             f"simulated interfaces: {supported}"
