@@ -117,3 +117,17 @@ async def test_time_waits_for_a_request_in_flight_then_jumps_while_it_is_served(
         tg.cancel_scope.cancel()
     assert reply == b"done"
     assert 90 <= elapsed < 120  # the served 90 s passed; the far timer did not fire
+
+
+def test_a_scaled_clock_runs_faster_than_real_time() -> None:
+    from cellauto.clock import scaled_loop_factory
+
+    async def main() -> tuple[float, float]:
+        wall = time.monotonic()
+        start = anyio.current_time()
+        await anyio.sleep(360)  # six minutes at 3600x: about 0.1 s of real time
+        return anyio.current_time() - start, time.monotonic() - wall
+
+    simulated, real = anyio.run(main, backend_options={"loop_factory": scaled_loop_factory(3600)})
+    assert simulated >= 360
+    assert real < 5  # not a speed test: it did not wait six real minutes
