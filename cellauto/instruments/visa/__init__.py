@@ -12,6 +12,7 @@ are parsed strictly (:mod:`.scpi_reply`): a garbled or partial reply raises
 :class:`ScpiReplyError`, never returns a wrong number.
 """
 
+from cellauto.instruments.visa._adapter import VisaAdapter
 from cellauto.instruments.visa.counter import VisaCellCounter
 from cellauto.instruments.visa.errors import (
     ScpiInstrumentError,
@@ -20,14 +21,18 @@ from cellauto.instruments.visa.errors import (
     VisaConnectionError,
 )
 from cellauto.instruments.visa.freezer import VisaControlledRateFreezer
+from cellauto.instruments.visa.registry import VISA_ADAPTERS, connect_visa
 from cellauto.instruments.visa.session import VisaSession
 
 __all__ = [
+    "VISA_ADAPTERS",
     "ScpiInstrumentError",
     "ScpiOutOfRangeError",
     "ScpiReplyError",
+    "VisaAdapter",
     "VisaCellCounter",
     "VisaConnectionError",
     "VisaControlledRateFreezer",
     "VisaSession",
+    "connect_visa",
 ]

@@ -17,6 +17,8 @@ Rules (docs/scpi.md, "Controller rules"):
 from __future__ import annotations
 
 import logging
+import re
+import weakref
 from collections.abc import Callable
 from functools import partial
 from typing import TypeVar
@@ -41,6 +43,9 @@ T = TypeVar("T")
 #: More entries than any error queue holds (ours: 10, then -350 "Queue overflow").
 _MAX_ERROR_READS = 32
 _ERROR_QUERY = "SYST:ERR?"
+_CLEARS_ON_READ = re.compile(
+    r":?(SYST(EM)?:ERR(OR)?(:NEXT)?|\*ESR|STAT(US)?:OPER(ATION)?(:EVEN(T)?)?)\?", re.IGNORECASE
+)
 
 
 class VisaSession:
@@ -58,6 +63,8 @@ class VisaSession:
         self.retried = 0
         self._connection = Connection(resource_name, timeout_s=timeout_s, backend=backend)
         self._thread = SessionThread(f"visa {resource_name}")
+        # a session dropped without aclose() still lets its thread end
+        weakref.finalize(self, self._thread.stop)
 
     @classmethod
     async def open(
@@ -82,9 +89,14 @@ class VisaSession:
         return await self.query("*IDN?", parse_idn)
 
     async def query(self, message: str, parse: Callable[[str], T], *, idempotent: bool = True) -> T:
-        """Send ``message`` and return its reply parsed by ``parse`` (see the module)."""
+        """Send ``message`` and return its reply parsed by ``parse`` (see the module).
+
+        Reads that clear what they read (``SYST:ERR?``, ``*ESR?``, ``STAT:OPER[:EVEN]?``)
+        are never repeated, whatever ``idempotent`` says.
+        """
         payload = _payload(message)
-        attempts = 1 + (self.retries if idempotent else 0)
+        repeatable = idempotent and _CLEARS_ON_READ.fullmatch(message.strip()) is None
+        attempts = 1 + (self.retries if repeatable else 0)
         for attempt in range(1, attempts + 1):
             try:
                 (raw,) = await self._thread.run(partial(self._connection.transact, payload, 1))
@@ -109,6 +121,8 @@ class VisaSession:
 
     async def command(self, message: str) -> None:
         """Send a command (never repeated) and raise the errors it left in the queue."""
+        if message.split(maxsplit=1)[0].endswith("?"):
+            raise ValueError(f"{message!r} is a query: use VisaSession.query")
         payload = _payload(message) + _payload(_ERROR_QUERY)
         try:
             (raw,) = await self._thread.run(partial(self._connection.transact, payload, 1))

@@ -1,0 +1,161 @@
+"""SCPI for a :class:`SimCellCounter` (docs/scpi.md, "Cell counter").
+
+``SAMPle:ID`` selects a sample the simulated world knows by its id, ``INITiate`` starts
+the count as a task on the server (overlapped: the command returns at once and status
+queries are answered meanwhile), ``FETCh?`` returns the last result.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import anyio
+
+from cellauto.errors import InstrumentError
+from cellauto.instruments.cell_counter import CellCount
+from cellauto.instruments.materials import Sample
+from cellauto.instruments.visa.scpi_format import format_real, quote
+from cellauto.sim.counter import SimCellCounter
+from cellauto.sim.scpi.device import ScpiDevice
+from cellauto.sim.scpi.errors import ScpiError
+from cellauto.sim.scpi.program import Args, HeaderTable
+
+__all__ = ["MEASURING", "CounterScpi", "format_count"]
+
+log = logging.getLogger(__name__)
+
+#: STATus:OPERation bit 4: a count is in progress.
+MEASURING = 1 << 4
+
+
+def format_count(count: CellCount) -> str:
+    """The nine-field ``FETCh?`` record."""
+    return ",".join(
+        [
+            quote(count.sample_id),
+            format_real(count.total_cells_per_ml),
+            format_real(count.viable_cells_per_ml),
+            format_real(count.viability_pct),
+            format_real(count.mean_diameter_um),
+            format_real(count.dilution),
+            quote(count.operator),
+            format_real(count.counted_at_process_time_s),
+            quote(count.instrument_serial),
+        ]
+    )
+
+
+class CounterScpi(ScpiDevice):
+    """Serves a simulated cell counter."""
+
+    def __init__(self, counter: SimCellCounter) -> None:
+        self.counter = counter
+        self._sample_id: str | None = None
+        self._operator = "system"
+        self._result: CellCount | None = None
+        self._running: anyio.CancelScope | None = None
+        self._finished = anyio.Event()
+        self._finished.set()
+        super().__init__(counter.identity)
+
+    def register(self, table: HeaderTable) -> None:
+        table.add("SAMPle:ID", self._select)
+        table.add("SAMPle:ID?", self._selected)
+        table.add("SAMPle:OPERator", self._set_operator)
+        table.add("SAMPle:OPERator?", self._get_operator)
+        table.add("INITiate", self._initiate)
+        table.add("INITiate:IMMediate", self._initiate)
+        table.add("ABORt", self._abort)
+        table.add("FETCh?", self._fetch)
+
+    async def operation_condition(self) -> int:
+        return MEASURING if self._running is not None else 0
+
+    async def operations_pending(self) -> bool:
+        return self._running is not None
+
+    async def wait_operations(self) -> None:
+        await self._finished.wait()
+
+    def reset(self) -> None:
+        self._stop()
+        self._sample_id, self._operator, self._result = None, "system", None
+
+    async def _select(self, args: Args) -> None:
+        args.expect(1)
+        sample_id = args.string(0, "sample id")
+        if sample_id not in self.counter.world.samples:
+            raise ScpiError(110, f"{sample_id!r} is not on the line")
+        self._sample_id = sample_id
+
+    async def _selected(self, args: Args) -> str:
+        args.expect(0)
+        return quote(self._sample_id or "")
+
+    async def _set_operator(self, args: Args) -> None:
+        args.expect(1)
+        operator = args.string(0, "operator")
+        if not operator:
+            raise ScpiError(-224, "the operator name is empty")
+        self._operator = operator
+
+    async def _get_operator(self, args: Args) -> str:
+        args.expect(0)
+        return quote(self._operator)
+
+    async def _initiate(self, args: Args) -> None:
+        args.expect(0)
+        if self._running is not None:
+            raise ScpiError(101, "a count is in progress; wait for it or send ABORt")
+        if self._sample_id is None:
+            raise ScpiError(111, "select the sample with SAMPle:ID first")
+        sample = self._sample(self._sample_id)
+        self._result = None
+        self._running, self._finished = anyio.CancelScope(), anyio.Event()
+        self.operation_started(MEASURING)
+        self.task_group.start_soon(self._count, sample, self._operator, self._running)
+
+    async def _count(self, sample: Sample, operator: str, scope: anyio.CancelScope) -> None:
+        try:
+            with scope:
+                self._result = await self.counter.count(sample, operator=operator)
+        except InstrumentError as exc:
+            self.push_error(112, str(exc))
+        except Exception as exc:  # a simulator bug must not take the server down
+            log.exception("%s: count of %r failed", self.counter.where, sample.sample_id)
+            self.push_error(112, f"internal error: {exc!r}")
+        finally:
+            if self._running is scope:
+                self._running = None
+                self._finished.set()
+        if scope.cancelled_caught:
+            log.info("%s: count of %r aborted", self.counter.where, sample.sample_id)
+
+    async def _abort(self, args: Args) -> None:
+        args.expect(0)
+        self._stop()
+
+    def _stop(self) -> None:
+        if self._running is not None:
+            self._running.cancel()
+            self._running = None
+            self._finished.set()
+
+    async def _fetch(self, args: Args) -> str:
+        args.expect(0)
+        if self._running is not None:
+            raise ScpiError(102, "a count is in progress")
+        if self._result is None:
+            raise ScpiError(102, "no count since the last INITiate or *RST")
+        return format_count(self._result)
+
+    def _sample(self, sample_id: str) -> Sample:
+        world = self.counter.world
+        tube = world.samples[sample_id]
+        origin = tube.history[-1].removeprefix("from ") if tube.history else "unknown"
+        return Sample(
+            sample_id=sample_id,
+            source_container_id=origin or "unknown",
+            volume_ml=max(tube.volume_ml, 1e-9),
+            drawn_at_process_time_s=world.clock.now_s(),
+        )

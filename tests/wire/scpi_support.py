@@ -1,0 +1,113 @@
+"""Helpers of the SCPI/VISA tests: simulated worlds, a raw client, a scripted fake server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import anyio
+from anyio.abc import SocketAttribute, SocketStream
+from anyio.streams.buffered import BufferedByteReceiveStream
+
+from cellauto.clock import Clock, awaiting_outside
+from cellauto.instruments.materials import Sample
+from cellauto.sim.counter import SimCellCounter
+from cellauto.sim.freezer import SimControlledRateFreezer
+from cellauto.sim.material import Container
+from cellauto.sim.world import SimWorld
+
+ORIGIN = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+
+
+def make_world(seed: int = 7) -> tuple[SimWorld, Sample]:
+    """A world with one product bag and one sample drawn from it."""
+    world = SimWorld(Clock(ORIGIN), seed=seed)
+    bag = world.add_container(
+        Container("BAG-1", viable_cells=2e9, dead_cells=1e8, volume_ml=100.0, dmso_pct=7.5)
+    )
+    world.add_container(Container("BAG-2", viable_cells=2e9, dead_cells=1e8, volume_ml=100.0))
+    return world, world.draw_sample(bag, 0.5, prefix="P")
+
+
+def make_counter(seed: int = 7) -> tuple[SimCellCounter, Sample]:
+    world, sample = make_world(seed)
+    return SimCellCounter(world), sample
+
+
+def make_freezer(seed: int = 7) -> SimControlledRateFreezer:
+    world, _ = make_world(seed)
+    return SimControlledRateFreezer(world)
+
+
+async def ask(port: int, message: bytes, *, replies: int = 1) -> list[bytes]:
+    """Send ``message`` on a fresh connection and read ``replies`` lines (raw, with \\n)."""
+    with awaiting_outside():
+        async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+            await stream.send(message)
+            reader = BufferedByteReceiveStream(stream)
+            return [await reader.receive_until(b"\n", 65536) + b"\n" for _ in range(replies)]
+
+
+#: A scripted reply: bytes are sent as they are, None sends nothing, CLOSE hangs up.
+CLOSE = b"<close>"
+Reply = bytes | None
+
+
+@dataclass
+class FakeInstrument:
+    """A raw TCP 'instrument' answering from a script, recording every line it gets.
+
+    ``script`` maps a message (without \\n) to the replies for its successive arrivals;
+    the last one repeats. ``*IDN?``, ``*CLS`` and ``SYST:ERR?`` answer sanely unless
+    scripted. Anything else unscripted gets no reply.
+    """
+
+    script: dict[str, list[Reply]] = field(default_factory=dict)
+    received: list[str] = field(default_factory=list)
+    port: int = 0
+
+    def __post_init__(self) -> None:
+        defaults: dict[str, list[Reply]] = {
+            "*IDN?": [b"fake-vendor,FakeModel,F-0001,1.0\n"],
+            "*CLS": [None],
+            "SYST:ERR?": [b'0,"No error"\n'],
+        }
+        self.script = {**defaults, **self.script}
+
+    def count(self, message: str) -> int:
+        return self.received.count(message)
+
+    async def _serve(self, stream: SocketStream) -> None:
+        reader = BufferedByteReceiveStream(stream)
+        async with stream:
+            while True:
+                try:
+                    line = (await reader.receive_until(b"\n", 65536)).decode()
+                except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError):
+                    return
+                self.received.append(line)
+                replies = self.script.get(line, [None])
+                reply = replies.pop(0) if len(replies) > 1 else replies[0]
+                if reply == CLOSE:
+                    return
+                if reply is not None:
+                    await stream.send(reply)
+
+
+@asynccontextmanager
+async def fake_instrument(script: dict[str, list[Reply]]) -> AsyncIterator[FakeInstrument]:
+    fake = FakeInstrument(script)
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    fake.port = listener.extra(SocketAttribute.local_port)
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, fake._serve, tg)
+        try:
+            yield fake
+        finally:
+            tg.cancel_scope.cancel()
+
+
+def resource(port: int) -> str:
+    return f"TCPIP0::127.0.0.1::{port}::SOCKET"
