@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from cellauto import __version__
-from cellauto.cli import inspect_cmds, run_cmd
+from cellauto.cli import inspect_cmds, run_cmd, sim_cmd
 from cellauto.errors import BadInputError, CellautoError
 
 __all__ = ["main"]
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run_cmd.add_parser(sub)
     inspect_cmds.add_parsers(sub)
+    sim_cmd.add_parser(sub)
     return parser
 
 

@@ -7,6 +7,7 @@ import getpass
 import os
 import sys
 import time
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,13 +16,17 @@ import anyio
 
 from cellauto.cli.console import HoldConsole, abort_on_signal
 from cellauto.cli.progress import Progress, format_duration
-from cellauto.clock import Clock, virtual_loop_factory
+from cellauto.clock import Clock, scaled_loop_factory, virtual_loop_factory
 from cellauto.errors import BadInputError
+from cellauto.instruments.line import Line
+from cellauto.lines import load_line_config
+from cellauto.lines.wire import open_line, serve_simulated
 from cellauto.protocols import Runner, load_protocol
 from cellauto.protocols.execution import RunOutcome
 from cellauto.protocols.params import build_params, load_params_file, parse_param_assignments
+from cellauto.protocols.runner import validate_request
 from cellauto.records import Journal
-from cellauto.sim import sim_line_for_protocol
+from cellauto.sim import SimLine, sim_line_for_protocol, starting_materials
 from cellauto.sim.simulate import DEFAULT_SIM_START
 
 DEFAULT_DB = "cellauto.db"
@@ -41,6 +46,12 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser("run", help="run a protocol", description="Run a protocol file.")
     p.add_argument("protocol_file", metavar="PROTOCOL_FILE")
     p.add_argument("--sim", action="store_true", help="on the simulated line, in virtual time")
+    p.add_argument(
+        "--line",
+        type=Path,
+        metavar="LINE.toml",
+        help="on the line this file describes: adapters and endpoints per equipment",
+    )
     p.add_argument(
         "--param",
         action="append",
@@ -92,41 +103,74 @@ def run_command(args: argparse.Namespace) -> int:
         values.update(load_params_file(args.params))
     values.update(parse_param_assignments(args.param, protocol.params))
     params = build_params(protocol.params, values)
-    if not args.sim:
+    line_config = load_line_config(args.line) if args.line else None
+    if args.sim and line_config is not None:
+        raise BadInputError("give either --sim or --line LINE.toml, not both")
+    if not args.sim and line_config is None:
         raise BadInputError(
-            "no line to run on: pass --sim to run on the simulated line "
-            "(instrument lines configured in a file are not available yet)"
+            "no line to run on: pass --sim (the simulated line, in process) or "
+            "--line LINE.toml (instruments over OPC UA, VISA, PyLabRobot)"
         )
     mode = args.on_hold or ("prompt" if sys.stdin.isatty() else "stop")
     operator = _operator(args)
-
-    reproducible = args.seed is not None
+    simulated = args.sim or (line_config is not None and line_config.simulation.serve)
+    seed = args.seed
+    if seed is None and line_config is not None:
+        seed = line_config.simulation.seed
+    reproducible = simulated and seed is not None
     origin = args.start or (DEFAULT_SIM_START if reproducible else None)
+    if simulated:
+        loop_factory = virtual_loop_factory
+    else:
+        assert line_config is not None
+        speed = line_config.simulation.speed
+        loop_factory = scaled_loop_factory(speed) if speed != 1.0 else None
+
+    async def open_run_line(stack: AsyncExitStack, clock: Clock) -> Line:
+        """The line, validated against the request before the journal is opened."""
+        if line_config is None:
+            sim = sim_line_for_protocol(protocol, params, clock=clock, seed=seed)
+            assert sim.line is not None
+            return sim.line
+        needed = protocol.equipment()
+        sim = None
+        endpoints: dict[str, str] = {}
+        if line_config.simulation.serve:
+            sim = SimLine(
+                clock=clock,
+                seed=seed,
+                materials=starting_materials(protocol.inputs, params),
+                name=line_config.name,
+            )
+            endpoints = await serve_simulated(line_config, sim, needed, stack)
+            for name, endpoint in endpoints.items():
+                print(f"serving {name} at {endpoint}", flush=True)
+        line = await open_line(line_config, needed, stack, sim=sim, endpoints=endpoints)
+        validate_request(protocol, line, params)
+        return line
 
     async def main() -> RunOutcome:
         clock = Clock(origin)
-        # validated against the line before the journal is opened: bad input writes nothing
-        sim = sim_line_for_protocol(protocol, params, clock=clock, seed=args.seed)
-        assert sim.line is not None
-        with Journal(args.db) as journal:
-            runner = Runner(journal, clock_origin=origin, reproducible=reproducible)
-            progress = Progress(protocol, params)
-            holds = HoldConsole(mode, operator)
-            runner.observers.extend([progress, holds])
-            execution = runner.prepare(
-                protocol, sim.line, params, seed=args.seed, operator=operator
-            )
-            print(f"run {execution.run_id}", flush=True)
-            async with anyio.create_task_group() as tg:
-                holds.bind(execution, tg)
-                tg.start_soon(abort_on_signal, execution)
-                outcome = await execution.execute(by=operator)
-                execution.close()
-                tg.cancel_scope.cancel()
-            return outcome
+        async with AsyncExitStack() as stack:
+            line = await open_run_line(stack, clock)
+            with Journal(args.db) as journal:
+                runner = Runner(journal, clock_origin=origin, reproducible=reproducible)
+                progress = Progress(protocol, params)
+                holds = HoldConsole(mode, operator)
+                runner.observers.extend([progress, holds])
+                execution = runner.prepare(protocol, line, params, seed=seed, operator=operator)
+                print(f"run {execution.run_id}", flush=True)
+                async with anyio.create_task_group() as tg:
+                    holds.bind(execution, tg)
+                    tg.start_soon(abort_on_signal, execution)
+                    outcome = await execution.execute(by=operator)
+                    execution.close()
+                    tg.cancel_scope.cancel()
+                return outcome
 
     wall = time.perf_counter()
-    outcome = anyio.run(main, backend_options={"loop_factory": virtual_loop_factory})
+    options = {"loop_factory": loop_factory} if loop_factory else {}
+    outcome = anyio.run(main, backend_options=options)
     code = 0 if outcome.exit_status == "complete" else 1
     try:
         print(

@@ -1,5 +1,17 @@
 """Lines: configuration of which adapter serves each equipment name."""
 
-from cellauto.lines.config import EquipmentConfig, LineConfig, SimulationConfig, load_line_config
+from cellauto.lines.config import (
+    EquipmentConfig,
+    LineConfig,
+    MaterialConfig,
+    SimulationConfig,
+    load_line_config,
+)
 
-__all__ = ["EquipmentConfig", "LineConfig", "SimulationConfig", "load_line_config"]
+__all__ = [
+    "EquipmentConfig",
+    "LineConfig",
+    "MaterialConfig",
+    "SimulationConfig",
+    "load_line_config",
+]

@@ -35,7 +35,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from cellauto.errors import BadInputError
 
-__all__ = ["EquipmentConfig", "LineConfig", "SimulationConfig", "load_line_config"]
+__all__ = [
+    "EquipmentConfig",
+    "LineConfig",
+    "MaterialConfig",
+    "SimulationConfig",
+    "load_line_config",
+]
 
 Adapter = Literal["sim", "visa", "opcua", "pylabrobot"]
 
@@ -46,6 +52,9 @@ class EquipmentConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     adapter: Adapter
+    interface: str | None = Field(
+        None, description="instrument class served here, e.g. CellCounter (for sim serve)"
+    )
     endpoint: str | None = Field(None, description="VISA resource, opc.tcp:// URL, ...")
     credentials: str | None = Field(None, description="env:VAR or file:PATH, never a secret")
     security: str | None = Field(None, description='e.g. "Basic256Sha256,SignAndEncrypt"')
@@ -92,11 +101,25 @@ class EquipmentConfig(BaseModel):
         }
 
 
+class MaterialConfig(BaseModel):
+    """A labelled starting material on a simulated line (for ``cellauto sim serve``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    container_id: str = Field(min_length=1)
+    material: Literal["apheresis", "pbmc", "nk_cells", "t_cells"] = "apheresis"
+    label: str = ""
+
+
 class SimulationConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     serve: bool = Field(False, description="serve the simulated line on loopback in-process")
     seed: int | None = None
+    speed: float = Field(
+        1.0, gt=0, le=1e6, description="process time per real second when served to others"
+    )
+    materials: list[MaterialConfig] = Field(default_factory=list)
 
 
 class LineConfig(BaseModel):

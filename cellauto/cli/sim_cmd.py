@@ -1,0 +1,103 @@
+"""``cellauto sim serve``: serve the simulated line to standard clients on loopback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from cellauto.clock import Clock, scaled_loop_factory
+from cellauto.errors import BadInputError
+from cellauto.lines import LineConfig, load_line_config
+from cellauto.lines.wire import INTERFACES, serve_simulated
+from cellauto.sim import SimLine
+from cellauto.sim.material import Container
+from cellauto.sim.starting_material import MATERIAL_PRESETS
+
+DEFAULT_LINE = Path(__file__).resolve().parents[2] / "lines" / "sim-serve.toml"
+
+
+def add_parser(sub: Any) -> None:
+    sim = sub.add_parser("sim", help="the simulated line", description="The simulated line.")
+    sim_sub = sim.add_subparsers(dest="sim_command", required=True)
+    p = sim_sub.add_parser(
+        "serve",
+        help="serve simulated instruments on loopback",
+        description="Serve each wire-protocol instrument of LINE.toml (SCPI, OPC UA) on "
+        "127.0.0.1 for standard clients; prints the endpoints; runs until Ctrl-C.",
+    )
+    p.add_argument("line", nargs="?", type=Path, metavar="LINE.toml")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=None,
+        help="process seconds per real second (default: the line file's, else 1)",
+    )
+    p.add_argument("--for-s", type=float, default=None, help="stop after this many real seconds")
+    p.set_defaults(handler=serve_command)
+
+
+def _needed(config: LineConfig) -> dict[str, Any]:
+    needed = {}
+    for name, equipment in config.equipment.items():
+        if equipment.adapter not in ("visa", "opcua"):
+            continue
+        if equipment.interface not in INTERFACES:
+            raise BadInputError(
+                f"equipment {name!r}: interface {equipment.interface!r} is needed to serve it; "
+                f"one of: {', '.join(sorted(INTERFACES))}"
+            )
+        needed[name] = INTERFACES[equipment.interface]
+    if not needed:
+        raise BadInputError(f"line {config.name!r} has no visa or opcua equipment to serve")
+    return needed
+
+
+def _materials(config: LineConfig) -> list[Container]:
+    made = []
+    for material in config.simulation.materials:
+        preset = MATERIAL_PRESETS[material.material]
+        viable = preset["viable_cells"]
+        made.append(
+            Container(
+                container_id=material.container_id,
+                viable_cells=viable,
+                dead_cells=viable * (100 - preset["viability_pct"]) / preset["viability_pct"],
+                volume_ml=preset["volume_ml"],
+                t_cell_fraction=preset["t_cell_fraction"],
+                nk_fraction=preset["nk_fraction"],
+                cd4_fraction=preset["cd4_fraction"],
+                label=material.label,
+            )
+        )
+    return made
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    config = load_line_config(args.line or DEFAULT_LINE)
+    needed = _needed(config)
+    speed = args.speed if args.speed is not None else config.simulation.speed
+    if not speed > 0:
+        raise BadInputError(f"--speed must be positive, got {speed}")
+    seed = args.seed if args.seed is not None else config.simulation.seed
+
+    async def main() -> None:
+        clock = Clock()
+        sim = SimLine(clock=clock, seed=seed, materials=_materials(config), name=config.name)
+        async with AsyncExitStack() as stack:
+            endpoints = await serve_simulated(config, sim, needed, stack)
+            print(json.dumps({"line": config.name, "speed": speed, "endpoints": endpoints}))
+            print(f"serving {len(endpoints)} instruments; Ctrl-C to stop", flush=True)
+            with anyio.move_on_after(args.for_s * speed if args.for_s else float("inf")):
+                with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                    async for _signal in signals:
+                        break
+
+    anyio.run(main, backend_options={"loop_factory": scaled_loop_factory(speed)})
+    return 0

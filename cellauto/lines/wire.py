@@ -1,0 +1,151 @@
+"""Open a configured line: serve simulated instruments on loopback, connect adapters.
+
+:func:`serve_simulated` starts, for each equipment of a simulated line whose adapter
+speaks a wire protocol, a server for the simulated instrument behind it (SCPI over
+TCP for ``visa``; OPC UA for ``opcua``) and returns the endpoints actually bound.
+:func:`open_line` connects the adapter for each piece of equipment a protocol needs
+and returns the :class:`~cellauto.instruments.line.Line`. Both register their
+cleanup on an :class:`~contextlib.AsyncExitStack` the caller owns.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from contextlib import AsyncExitStack
+
+from cellauto.errors import BadInputError, EquipmentError
+from cellauto.instruments import (
+    BarcodeScanner,
+    Bioreactor,
+    CellCounter,
+    CellProcessor,
+    ControlledRateFreezer,
+    CryoStorage,
+    FlowCytometer,
+    LiquidHandler,
+)
+from cellauto.instruments.base import Instrument
+from cellauto.instruments.line import Line
+from cellauto.lines.config import EquipmentConfig, LineConfig
+from cellauto.sim.line import SimLine
+
+__all__ = ["INTERFACES", "open_line", "serve_simulated"]
+
+#: Instrument interfaces by name, as a line file names them.
+INTERFACES: dict[str, type[Instrument]] = {
+    cls.interface_name: cls
+    for cls in (
+        BarcodeScanner,
+        Bioreactor,
+        CellCounter,
+        CellProcessor,
+        ControlledRateFreezer,
+        CryoStorage,
+        FlowCytometer,
+        LiquidHandler,
+    )
+}
+
+_VISA_PORT = re.compile(r"^TCPIP0?::127\.0\.0\.1::(\d+)::SOCKET$")
+
+
+def _port(config: EquipmentConfig, name: str) -> int:
+    endpoint = config.endpoint or ""
+    match = _VISA_PORT.match(endpoint)
+    if config.adapter == "visa" and match:
+        return int(match.group(1))
+    if config.adapter == "opcua":
+        found = re.match(r"^opc\.tcp://127\.0\.0\.1:(\d+)(/.*)?$", endpoint)
+        if found:
+            return int(found.group(1))
+    raise BadInputError(
+        f"equipment {name!r}: a simulated {config.adapter} instrument is served on loopback; "
+        f"endpoint {endpoint!r} must be TCPIP0::127.0.0.1::PORT::SOCKET (visa) or "
+        "opc.tcp://127.0.0.1:PORT/... (opcua); PORT 0 picks a free port"
+    )
+
+
+async def serve_simulated(
+    config: LineConfig,
+    sim: SimLine,
+    needed: Mapping[str, type[Instrument]],
+    stack: AsyncExitStack,
+) -> dict[str, str]:
+    """Serve each wire-protocol equipment of ``needed`` from ``sim``; name -> endpoint."""
+    sim.line_for(needed)
+    endpoints: dict[str, str] = {}
+    for name in needed:
+        equipment = config.equipment.get(name)
+        if equipment is None or equipment.adapter not in ("visa", "opcua"):
+            continue
+        port = _port(equipment, name)
+        instrument = sim.equipment[name]
+        if equipment.adapter == "visa":
+            from cellauto.sim.scpi import scpi_device, serve_scpi
+
+            server = await stack.enter_async_context(serve_scpi(scpi_device(instrument), port=port))
+            endpoints[name] = server.resource_name
+        else:
+            endpoints[name] = await _serve_opcua(instrument, port, stack)
+    return endpoints
+
+
+async def _serve_opcua(instrument: Instrument, port: int, stack: AsyncExitStack) -> str:
+    raise EquipmentError(
+        f"{instrument.interface_name}: the OPC UA server is not available in this version; "
+        'use adapter = "sim" for it'
+    )
+
+
+async def _connect_opcua(
+    name: str, interface: type[Instrument], config: EquipmentConfig, stack: AsyncExitStack
+) -> Instrument:
+    raise EquipmentError(
+        f"equipment {name!r}: OPC UA adapters are not available in this version; "
+        'use adapter = "sim" for it'
+    )
+
+
+async def open_line(
+    config: LineConfig,
+    needed: Mapping[str, type[Instrument]],
+    stack: AsyncExitStack,
+    *,
+    sim: SimLine | None = None,
+    endpoints: Mapping[str, str] | None = None,
+) -> Line:
+    """Connect an adapter for each piece of equipment ``needed``; refuse what is missing."""
+    missing = [name for name in needed if name not in config.equipment]
+    if missing:
+        raise EquipmentError(
+            f"line {config.name!r} has no equipment {', '.join(map(repr, missing))}; "
+            f"it has: {', '.join(config.equipment)}"
+        )
+    equipment: dict[str, Instrument] = {}
+    for name, interface in needed.items():
+        item = config.equipment[name]
+        endpoint = (endpoints or {}).get(name, item.endpoint)
+        if item.adapter == "sim" or (item.adapter == "pylabrobot" and sim is not None):
+            if sim is None:
+                raise BadInputError(
+                    f'equipment {name!r} is simulated (adapter = "sim") but the line is not: '
+                    "set [simulation] serve = true"
+                )
+            sim.line_for({name: interface})
+            equipment[name] = sim.equipment[name]
+        elif item.adapter == "visa":
+            from cellauto.instruments.visa import connect_visa
+
+            if not endpoint:
+                raise BadInputError(f"equipment {name!r}: a VISA resource name is required")
+            adapter = await connect_visa(interface, endpoint, timeout_s=item.timeout_s)
+            stack.push_async_callback(adapter.aclose)
+            equipment[name] = adapter
+        elif item.adapter == "opcua":
+            equipment[name] = await _connect_opcua(name, interface, item, stack)
+        else:  # pylabrobot on its own simulation backend
+            from cellauto.instruments.plr import PlrLiquidHandler
+
+            equipment[name] = PlrLiquidHandler(serial=endpoint or name)
+    return Line(config.name, equipment, simulated=sim is not None)

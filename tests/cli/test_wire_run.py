@@ -1,0 +1,76 @@
+"""The CAR-T protocol over the wire: SCPI-served counter and freezer, same results."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pyvisa
+
+from cellauto.records import Journal
+from tests.cli.conftest import Cli, run_id_of
+
+ROOT = Path(__file__).resolve().parents[2]
+CAR_T = ROOT / "protocols" / "car_t_autologous.py"
+WIRE_LINE = ROOT / "lines" / "sim-wire.toml"
+
+
+def _values(db: Path, run_id: str) -> dict[str, float]:
+    with Journal(db, create=False) as journal:
+        records = journal.records(run_id)
+    return {r.payload["name"]: r.payload["value"] for r in records if r.kind == "batch_value"}
+
+
+def test_car_t_over_the_wire_matches_the_in_process_run(cli: Cli, tmp_path: Path) -> None:
+    wire_db, local_db = tmp_path / "wire.db", tmp_path / "local.db"
+    wire = cli("run", CAR_T, "--line", WIRE_LINE, "--db", wire_db)
+    assert wire.code == 0, wire.err
+    assert "serving counter at TCPIP0::127.0.0.1::" in wire.out
+    local = cli("run", CAR_T, "--sim", "--seed", "7", "--db", local_db)
+    assert local.code == 0
+    over_wire, in_process = (
+        _values(wire_db, run_id_of_line(wire)),
+        _values(local_db, run_id_of(local)),
+    )
+    assert over_wire.keys() == in_process.keys()
+    for name, value in in_process.items():  # real round trips nudge virtual time by ms
+        assert abs(over_wire[name] - value) <= 1e-5 * abs(value) + 1e-9, name
+    with Journal(wire_db, create=False) as journal:
+        started = journal.records(run_id_of_line(wire))[0].payload
+    assert started["instruments"]["counter"]["adapter"] == "visa"
+    assert started["instruments"]["bioreactor"]["adapter"] == "in-process"
+
+
+def run_id_of_line(result) -> str:  # type: ignore[no-untyped-def]
+    line = next(line for line in result.lines if line.startswith("run "))
+    return line.split()[1]
+
+
+def test_sim_serve_answers_a_plain_pyvisa_session(tmp_path: Path) -> None:
+    line = tmp_path / "serve.toml"
+    line.write_text(
+        'name = "t"\n[simulation]\nspeed = 60\n'
+        '[equipment.counter]\nadapter = "visa"\ninterface = "CellCounter"\n'
+        'endpoint = "TCPIP0::127.0.0.1::0::SOCKET"\n',
+        encoding="utf-8",
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-m", "cellauto", "sim", "serve", str(line), "--for-s", "20"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        endpoints = json.loads(server.stdout.readline())["endpoints"]
+        manager = pyvisa.ResourceManager("@py")
+        session = manager.open_resource(
+            endpoints["counter"], read_termination="\n", write_termination="\n", timeout=5000
+        )
+        assert session.query("*IDN?").startswith("cellauto-sim,SimCount")
+        assert session.query("SYST:ERR?").startswith("0,")
+        session.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
