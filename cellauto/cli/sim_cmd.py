@@ -17,7 +17,7 @@ from cellauto.lines import LineConfig, load_line_config
 from cellauto.lines.wire import INTERFACES, serve_simulated
 from cellauto.sim import SimLine
 from cellauto.sim.material import Container
-from cellauto.sim.starting_material import MATERIAL_PRESETS
+from cellauto.sim.starting_material import material_container
 
 DEFAULT_LINE = Path(__file__).resolve().parents[2] / "lines" / "sim-serve.toml"
 
@@ -60,23 +60,9 @@ def _needed(config: LineConfig) -> dict[str, Any]:
 
 
 def _materials(config: LineConfig) -> list[Container]:
-    made = []
-    for material in config.simulation.materials:
-        preset = MATERIAL_PRESETS[material.material]
-        viable = preset["viable_cells"]
-        made.append(
-            Container(
-                container_id=material.container_id,
-                viable_cells=viable,
-                dead_cells=viable * (100 - preset["viability_pct"]) / preset["viability_pct"],
-                volume_ml=preset["volume_ml"],
-                t_cell_fraction=preset["t_cell_fraction"],
-                nk_fraction=preset["nk_fraction"],
-                cd4_fraction=preset["cd4_fraction"],
-                label=material.label,
-            )
-        )
-    return made
+    return [
+        material_container(m.container_id, m.material, m.label) for m in config.simulation.materials
+    ]
 
 
 def serve_command(args: argparse.Namespace) -> int:

@@ -6,7 +6,7 @@ from cellauto.protocols.definition import MaterialInput
 from cellauto.protocols.params import Params
 from cellauto.sim.material import Container
 
-__all__ = ["MATERIAL_PRESETS", "starting_materials"]
+__all__ = ["MATERIAL_PRESETS", "material_container", "starting_materials"]
 
 
 #: What arrives at the line, by kind of starting material (PROCESS.md figures).
@@ -47,23 +47,30 @@ MATERIAL_PRESETS: dict[str, dict[str, float]] = {
 }
 
 
+def material_container(container_id: str, material: str, label: str = "") -> Container:
+    """A container of ``material`` (a MATERIAL_PRESETS kind) as it arrives, labelled."""
+    preset = MATERIAL_PRESETS[material]
+    viable = preset["viable_cells"]
+    viability = preset["viability_pct"]
+    return Container(
+        container_id=container_id,
+        viable_cells=viable,
+        dead_cells=viable * (100.0 - viability) / viability,
+        volume_ml=preset["volume_ml"],
+        t_cell_fraction=preset["t_cell_fraction"],
+        nk_fraction=preset["nk_fraction"],
+        cd4_fraction=preset["cd4_fraction"],
+        label=label,
+    )
+
+
 def starting_materials(inputs: list[MaterialInput], params: Params) -> list[Container]:
     """A labelled container for each declared input, as it would arrive at the line."""
-    containers = []
-    for material in inputs:
-        preset = MATERIAL_PRESETS[material.material]
-        viable = preset["viable_cells"]
-        viability = preset["viability_pct"]
-        containers.append(
-            Container(
-                container_id=material.name,
-                viable_cells=viable,
-                dead_cells=viable * (100.0 - viability) / viability,
-                volume_ml=preset["volume_ml"],
-                t_cell_fraction=preset["t_cell_fraction"],
-                nk_fraction=preset["nk_fraction"],
-                cd4_fraction=preset["cd4_fraction"],
-                label=material.label_data(str(getattr(params, material.identity_param))),
-            )
+    return [
+        material_container(
+            material.name,
+            material.material,
+            material.label_data(str(getattr(params, material.identity_param))),
         )
-    return containers
+        for material in inputs
+    ]
