@@ -20,12 +20,12 @@ from cellauto.clock import Clock, scaled_loop_factory, virtual_loop_factory
 from cellauto.errors import BadInputError
 from cellauto.instruments.line import Line
 from cellauto.lines import load_line_config
-from cellauto.lines.wire import open_line, serve_simulated
+from cellauto.lines.wire import GapRecorder, open_line, serve_simulated
 from cellauto.protocols import Runner, load_protocol
 from cellauto.protocols.execution import RunOutcome
 from cellauto.protocols.params import build_params, load_params_file, parse_param_assignments
 from cellauto.protocols.runner import validate_request
-from cellauto.records import Journal
+from cellauto.records import Journal, RecordKind
 from cellauto.sim import SimLine, sim_line_for_protocol, starting_materials
 from cellauto.sim.simulate import DEFAULT_SIM_START
 
@@ -126,6 +126,8 @@ def run_command(args: argparse.Namespace) -> int:
         speed = line_config.simulation.speed
         loop_factory = scaled_loop_factory(speed) if speed != 1.0 else None
 
+    gaps = GapRecorder()
+
     async def open_run_line(stack: AsyncExitStack, clock: Clock) -> Line:
         """The line, validated against the request before the journal is opened."""
         if line_config is None:
@@ -145,7 +147,7 @@ def run_command(args: argparse.Namespace) -> int:
             endpoints = await serve_simulated(line_config, sim, needed, stack)
             for name, endpoint in endpoints.items():
                 print(f"serving {name} at {endpoint}", flush=True)
-        line = await open_line(line_config, needed, stack, sim=sim, endpoints=endpoints)
+        line = await open_line(line_config, needed, stack, sim=sim, endpoints=endpoints, gaps=gaps)
         validate_request(protocol, line, params)
         return line
 
@@ -159,6 +161,16 @@ def run_command(args: argparse.Namespace) -> int:
                 holds = HoldConsole(mode, operator)
                 runner.observers.extend([progress, holds])
                 execution = runner.prepare(protocol, line, params, seed=seed, operator=operator)
+                gaps.sink = lambda name, started, ended, reason: execution.record(
+                    RecordKind.ALARM,
+                    {
+                        "source": name,
+                        "severity": "major",
+                        "message": f"connection to {name} lost: {reason}",
+                        "gap_started_process_time_s": started,
+                        "gap_ended_process_time_s": ended,
+                    },
+                )
                 print(f"run {execution.run_id}", flush=True)
                 async with anyio.create_task_group() as tg:
                     holds.bind(execution, tg)

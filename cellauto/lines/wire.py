@@ -10,10 +10,12 @@ cleanup on an :class:`~contextlib.AsyncExitStack` the caller owns.
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 
+from cellauto.clock import Clock
 from cellauto.errors import BadInputError, EquipmentError
 from cellauto.instruments import (
     BarcodeScanner,
@@ -30,7 +32,9 @@ from cellauto.instruments.line import Line
 from cellauto.lines.config import EquipmentConfig, LineConfig
 from cellauto.sim.line import SimLine
 
-__all__ = ["INTERFACES", "open_line", "serve_simulated"]
+__all__ = ["INTERFACES", "GapRecorder", "open_line", "serve_simulated"]
+
+log = logging.getLogger(__name__)
 
 #: Instrument interfaces by name, as a line file names them.
 INTERFACES: dict[str, type[Instrument]] = {
@@ -92,19 +96,74 @@ async def serve_simulated(
 
 
 async def _serve_opcua(instrument: Instrument, port: int, stack: AsyncExitStack) -> str:
-    raise EquipmentError(
-        f"{instrument.interface_name}: the OPC UA server is not available in this version; "
-        'use adapter = "sim" for it'
-    )
+    from cellauto.sim.bioreactor import SimBioreactor
+    from cellauto.sim.opcua import free_port, serve_bioreactor, serve_processor
+    from cellauto.sim.processor import SimCellProcessor
+
+    port = port or free_port()
+    if isinstance(instrument, SimBioreactor):
+        server = await stack.enter_async_context(serve_bioreactor(instrument, port=port))
+    elif isinstance(instrument, SimCellProcessor):
+        server = await stack.enter_async_context(serve_processor(instrument, port=port))
+    else:
+        raise EquipmentError(
+            f"{instrument.interface_name}: no OPC UA server for it; OPC UA serves the "
+            "Bioreactor and the CellProcessor (the others: visa or sim)"
+        )
+    return str(server.url)
+
+
+class GapRecorder:
+    """Where an adapter reports a connection outage; the run journals it as an alarm."""
+
+    def __init__(self) -> None:
+        self.sink: Callable[[str, float, float, str], None] | None = None
+
+    def for_equipment(self, name: str) -> Callable[[float, float, str], None]:
+        def on_gap(started_s: float, ended_s: float, reason: str) -> None:
+            if self.sink is not None:
+                self.sink(name, started_s, ended_s, reason)
+            else:
+                log.warning("%s: connection gap %.0f..%.0f s: %s", name, started_s, ended_s, reason)
+
+        return on_gap
 
 
 async def _connect_opcua(
-    name: str, interface: type[Instrument], config: EquipmentConfig, stack: AsyncExitStack
+    name: str,
+    interface: type[Instrument],
+    config: EquipmentConfig,
+    endpoint: str | None,
+    stack: AsyncExitStack,
+    gaps: GapRecorder,
 ) -> Instrument:
-    raise EquipmentError(
-        f"equipment {name!r}: OPC UA adapters are not available in this version; "
-        'use adapter = "sim" for it'
-    )
+    from cellauto.instruments.opcua import OpcUaBioreactor, OpcUaCellProcessor
+
+    if not endpoint:
+        raise BadInputError(f"equipment {name!r}: an opc.tcp:// endpoint is required")
+    options: dict[str, object] = {
+        "timeout_s": config.timeout_s,
+        "clock": Clock(),
+        "on_gap": gaps.for_equipment(name),
+    }
+    credentials = config.resolve_credentials()
+    if credentials is not None:
+        options["user"], options["password"] = credentials
+    if config.security:
+        options["security"] = config.security.split(",")[0]
+        options["certificate"] = config.certificate
+        options["private_key"] = config.private_key
+    if issubclass(interface, Bioreactor):
+        adapter: Instrument = await OpcUaBioreactor.connect(endpoint, **options)
+    elif issubclass(interface, CellProcessor):
+        adapter = await OpcUaCellProcessor.connect(endpoint, **options)
+    else:
+        raise EquipmentError(
+            f"equipment {name!r}: no OPC UA adapter for {interface.__name__}; "
+            "OPC UA adapters: Bioreactor, CellProcessor"
+        )
+    stack.push_async_callback(adapter.aclose)  # type: ignore[attr-defined]
+    return adapter
 
 
 async def open_line(
@@ -114,6 +173,7 @@ async def open_line(
     *,
     sim: SimLine | None = None,
     endpoints: Mapping[str, str] | None = None,
+    gaps: GapRecorder | None = None,
 ) -> Line:
     """Connect an adapter for each piece of equipment ``needed``; refuse what is missing."""
     missing = [name for name in needed if name not in config.equipment]
@@ -122,6 +182,7 @@ async def open_line(
             f"line {config.name!r} has no equipment {', '.join(map(repr, missing))}; "
             f"it has: {', '.join(config.equipment)}"
         )
+    gaps = gaps or GapRecorder()
     equipment: dict[str, Instrument] = {}
     for name, interface in needed.items():
         item = config.equipment[name]
@@ -143,7 +204,7 @@ async def open_line(
             stack.push_async_callback(adapter.aclose)
             equipment[name] = adapter
         elif item.adapter == "opcua":
-            equipment[name] = await _connect_opcua(name, interface, item, stack)
+            equipment[name] = await _connect_opcua(name, interface, item, endpoint, stack, gaps)
         else:  # pylabrobot on its own simulation backend
             from cellauto.instruments.plr import PlrLiquidHandler
 

@@ -57,6 +57,9 @@ class SimBioreactor(SimInstrument, Bioreactor):
         self.model = model or CultureModel()
         self.transduction = transduction or TransductionModel()
         self.culture: Culture | None = None
+        # the process's own randomness (vector lot, transduction) is a stream of its own,
+        # so how often the sensors are read never changes what happens to the cells
+        self.process_rng = world.spawn_rng()
         self.setpoints = Setpoints(
             temperature_c=20.0,
             ph=7.2,
@@ -162,7 +165,7 @@ class SimBioreactor(SimInstrument, Bioreactor):
     def _transduction_efficiency(self, culture: Culture, moi: float, now_h: float) -> float:
         t = self.transduction
         efficiency = t.max_efficiency * (1 - math.exp(-moi / t.moi_scale))
-        efficiency *= float(self.rng.lognormal(0.0, t.efficiency_rsd))
+        efficiency *= float(self.process_rng.lognormal(0.0, t.efficiency_rsd))
         activated = culture.activated_at_h
         if activated is None or now_h - activated < t.min_activation_h:
             efficiency *= t.unactivated_factor
