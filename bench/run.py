@@ -10,6 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_batches
 import bench_journal
+import bench_opcua
 import bench_runner
 import bench_scpi
 
@@ -40,6 +41,7 @@ def main() -> int:
     rows.extend(bench_runner.run(quick=args.quick))
     rows.extend(bench_batches.run(quick=args.quick))
     rows.extend(bench_scpi.run(quick=args.quick))
+    rows.extend(bench_opcua.run(quick=args.quick))
     width = max(len(str(r.get("case", ""))) for r in rows)
     print(f"{'benchmark':<{width}}  {'result':>16}  {'target':<20} met  detail")
     print("-" * (width + 60))

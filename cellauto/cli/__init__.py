@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from cellauto import __version__
-from cellauto.cli import inspect_cmds, run_cmd, sim_cmd
+from cellauto.cli import certs_cmd, inspect_cmds, run_cmd, sim_cmd
 from cellauto.errors import BadInputError, CellautoError
 
 __all__ = ["main"]
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_cmd.add_parser(sub)
     inspect_cmds.add_parsers(sub)
     sim_cmd.add_parser(sub)
+    certs_cmd.add_parser(sub)
     return parser
 
 

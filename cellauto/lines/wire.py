@@ -102,7 +102,10 @@ async def _serve_opcua(instrument: Instrument, port: int, stack: AsyncExitStack)
 
     port = port or free_port()
     if isinstance(instrument, SimBioreactor):
-        server = await stack.enter_async_context(serve_bioreactor(instrument, port=port))
+        # sampling only on request keeps the served culture's numbers those of in-process
+        server = await stack.enter_async_context(
+            serve_bioreactor(instrument, port=port, sample_interval_s=None)
+        )
     elif isinstance(instrument, SimCellProcessor):
         server = await stack.enter_async_context(serve_processor(instrument, port=port))
     else:
@@ -136,6 +139,8 @@ async def _connect_opcua(
     endpoint: str | None,
     stack: AsyncExitStack,
     gaps: GapRecorder,
+    *,
+    simulated: bool,
 ) -> Instrument:
     from cellauto.instruments.opcua import OpcUaBioreactor, OpcUaCellProcessor
 
@@ -154,6 +159,8 @@ async def _connect_opcua(
         options["certificate"] = config.certificate
         options["private_key"] = config.private_key
     if issubclass(interface, Bioreactor):
+        if simulated:  # read on demand: the same numbers as the in-process instrument
+            options["max_age_s"] = 0.0
         adapter: Instrument = await OpcUaBioreactor.connect(endpoint, **options)
     elif issubclass(interface, CellProcessor):
         adapter = await OpcUaCellProcessor.connect(endpoint, **options)
@@ -204,7 +211,9 @@ async def open_line(
             stack.push_async_callback(adapter.aclose)
             equipment[name] = adapter
         elif item.adapter == "opcua":
-            equipment[name] = await _connect_opcua(name, interface, item, endpoint, stack, gaps)
+            equipment[name] = await _connect_opcua(
+                name, interface, item, endpoint, stack, gaps, simulated=sim is not None
+            )
         else:  # pylabrobot on its own simulation backend
             from cellauto.instruments.plr import PlrLiquidHandler
 

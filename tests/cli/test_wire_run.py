@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import pyvisa
 
 from cellauto.records import Journal
@@ -15,6 +16,7 @@ from tests.cli.conftest import Cli, run_id_of
 ROOT = Path(__file__).resolve().parents[2]
 CAR_T = ROOT / "protocols" / "car_t_autologous.py"
 WIRE_LINE = ROOT / "lines" / "sim-wire.toml"
+OPCUA_LINE = ROOT / "lines" / "sim-opcua.toml"
 
 
 def _values(db: Path, run_id: str) -> dict[str, float]:
@@ -23,9 +25,12 @@ def _values(db: Path, run_id: str) -> dict[str, float]:
     return {r.payload["name"]: r.payload["value"] for r in records if r.kind == "batch_value"}
 
 
-def test_car_t_over_the_wire_matches_the_in_process_run(cli: Cli, tmp_path: Path) -> None:
+@pytest.mark.parametrize("line", [WIRE_LINE, OPCUA_LINE], ids=["scpi", "opcua+scpi"])
+def test_car_t_over_the_wire_matches_the_in_process_run(
+    cli: Cli, tmp_path: Path, line: Path
+) -> None:
     wire_db, local_db = tmp_path / "wire.db", tmp_path / "local.db"
-    wire = cli("run", CAR_T, "--line", WIRE_LINE, "--db", wire_db)
+    wire = cli("run", CAR_T, "--line", line, "--db", wire_db)
     assert wire.code == 0, wire.err
     assert "serving counter at TCPIP0::127.0.0.1::" in wire.out
     local = cli("run", CAR_T, "--sim", "--seed", "7", "--db", local_db)
@@ -40,7 +45,8 @@ def test_car_t_over_the_wire_matches_the_in_process_run(cli: Cli, tmp_path: Path
     with Journal(wire_db, create=False) as journal:
         started = journal.records(run_id_of_line(wire))[0].payload
     assert started["instruments"]["counter"]["adapter"] == "visa"
-    assert started["instruments"]["bioreactor"]["adapter"] == "in-process"
+    expected = "opcua" if line == OPCUA_LINE else "in-process"
+    assert started["instruments"]["bioreactor"]["adapter"] == expected
 
 
 def run_id_of_line(result) -> str:  # type: ignore[no-untyped-def]

@@ -1,0 +1,245 @@
+"""OpcUaBioreactor: the Bioreactor interface over OPC UA (LADS), asyncua client.
+
+::
+
+    bioreactor = await OpcUaBioreactor.connect("opc.tcp://host:4840/...", clock=clock,
+                                               on_gap=journal_gap)
+    async with bioreactor:
+        await bioreactor.set_setpoints(Setpoints(temperature_c=37.0))
+
+Commands (setpoints, seeding, reagents, feeding, sampling, harvest) are device
+operations (:mod:`.operations`): started by one method call, their outcome awaited
+from a subscription, resent safely after a lost reply. Setpoints are checked against
+:data:`SETPOINT_LIMITS` before anything is sent.
+
+**Freshness of readings.** The adapter subscribes to the device's ``ProcessValues``
+snapshot (all process values of one sample, written at once). ``read_process_values``
+returns that snapshot when it was measured *after the adapter's last command ended*
+and is younger than ``max_age_s`` of process time; otherwise it asks the device to
+sample now (``SampleProcessValues``, one round trip), which also refreshes the
+snapshot for every subscriber. ``max_age_s=0`` always samples: the numbers are then
+those of the in-process instrument for the same seed (serve with
+``sample_interval_s=None``). The snapshot carries the process time it was measured
+at. ``clock`` must be the line's process clock (the simulated world's clock in
+simulation; by default a wall-time clock made at connect).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, Literal
+
+import anyio
+from asyncua import ua
+from pydantic import SecretStr
+
+from cellauto.clock import Clock
+from cellauto.instruments.base import require_range
+from cellauto.instruments.bioreactor import (
+    SETPOINT_LIMITS,
+    Bioreactor,
+    CultureVolume,
+    HarvestResult,
+    ProcessValues,
+    Reagent,
+    Setpoints,
+)
+from cellauto.instruments.materials import Sample
+from cellauto.instruments.opcua.connection import ConnectionGap, GapCallback
+from cellauto.instruments.opcua.lads import BIOREACTOR_CONTROL_FUNCTIONS
+from cellauto.instruments.opcua.link import DeviceLink, LinkOptions
+
+__all__ = ["OpcUaBioreactor"]
+
+log = logging.getLogger(__name__)
+
+_COMMANDS = ("SetSetpoints", "Seed", "AddReagent", "Feed", "DrawSample", "Harvest")
+_PATHS = {
+    "ProcessValues": "own:ProcessValues",
+    "SampleProcessValues": "own:Commands/own:SampleProcessValues",
+    **{name: f"own:Commands/own:{name}" for name in _COMMANDS},
+    **{
+        f"{f.browse_name}/{v}": f"lads:FunctionSet/own:{f.browse_name}/lads:{v}"
+        for f in BIOREACTOR_CONTROL_FUNCTIONS
+        for v in ("CurrentValue", "TargetValue")
+    },
+}
+_SETPOINT_ORDER = (
+    "temperature_c",
+    "ph",
+    "dissolved_oxygen_pct",
+    "rocking_rate_rpm",
+    "rocking_angle_deg",
+    "perfusion_rate_ml_per_day",
+)
+
+
+def _double(value: float | None) -> ua.Variant:
+    return ua.Variant(math.nan if value is None else float(value), ua.VariantType.Double)
+
+
+def _text(value: str) -> ua.Variant:
+    return ua.Variant(str(value), ua.VariantType.String)
+
+
+class OpcUaBioreactor(Bioreactor):
+    """A LADS bioreactor reached over OPC UA (create with :meth:`connect`)."""
+
+    def __init__(self, link: DeviceLink, *, max_age_s: float) -> None:
+        super().__init__(link.nodes.identity)
+        self._link = link
+        self.max_age_s = max_age_s
+        self._latest: ProcessValues | None = None
+        self._commands_ended_s = -math.inf
+
+    @classmethod
+    async def connect(
+        cls,
+        url: str,
+        *,
+        security: Literal["none", "Basic256Sha256"] = "none",
+        certificate: Path | str | None = None,
+        private_key: Path | str | None = None,
+        server_certificate: Path | str | None = None,
+        user: str | None = None,
+        password: str | None = None,
+        timeout_s: float = 10.0,
+        clock: Clock | None = None,
+        on_gap: GapCallback | None = None,
+        reconnect_max_delay_s: float = 10.0,
+        poll_interval_s: float = 60.0,
+        retry_within_s: float = 60.0,
+        outage_limit_s: float = 3600.0,
+        device: str | None = None,
+        unit: str | None = None,
+        max_age_s: float = 600.0,
+    ) -> OpcUaBioreactor:
+        """Connect, resolve the device's nodes and subscribe to its process values.
+
+        ``security="Basic256Sha256"`` (SignAndEncrypt) needs ``certificate`` and
+        ``private_key``; ``server_certificate`` pins the server. ``clock``: the line's
+        process clock. ``on_gap(started_process_time_s, ended_process_time_s, reason)``
+        is told of every outage. ``max_age_s``: see the freshness rule above. The rest:
+        :class:`~cellauto.instruments.opcua.link.LinkOptions`.
+        """
+        if not max_age_s >= 0:
+            raise ValueError(f"max_age_s {max_age_s:g} s must be >= 0")
+        options = LinkOptions(
+            url=url, security=security, certificate=certificate, private_key=private_key,
+            server_certificate=server_certificate, user=user,
+            password=SecretStr(password) if password is not None else None,
+            timeout_s=timeout_s, reconnect_max_delay_s=reconnect_max_delay_s,
+            poll_interval_s=poll_interval_s, retry_within_s=retry_within_s,
+            outage_limit_s=outage_limit_s, device=device, unit=unit,
+        )  # fmt: skip
+        link = await DeviceLink.open(
+            cls.interface_name, _PATHS, options, clock=clock, on_gap=on_gap
+        )
+        adapter = cls(link, max_age_s=max_age_s)
+        try:
+            await link.conn.subscribe([link.nodes["ProcessValues"]], adapter._snapshot)
+        except BaseException:
+            await link.aclose()
+            raise
+        return adapter
+
+    async def aclose(self) -> None:
+        await self._link.aclose()
+
+    async def __aenter__(self) -> OpcUaBioreactor:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    @property
+    def gaps(self) -> list[ConnectionGap]:
+        """Connection outages so far (also reported to ``on_gap``)."""
+        return self._link.gaps
+
+    # -- readings -----------------------------------------------------------------------
+    def _snapshot(self, node_id: ua.NodeId, value: Any, data: ua.DataValue) -> None:
+        if not value:
+            return
+        try:
+            self._keep(ProcessValues.model_validate_json(value))
+        except ValueError as exc:
+            log.warning("%s: unreadable ProcessValues notification: %s", self._link.conn.where, exc)
+
+    def _keep(self, values: ProcessValues) -> None:
+        if self._latest is None or values.process_time_s >= self._latest.process_time_s:
+            self._latest = values
+
+    def _fresh(self) -> ProcessValues | None:
+        latest = self._latest
+        if latest is None or latest.process_time_s < self._commands_ended_s:
+            return None
+        age_s = self._link.conn.clock.now_s() - latest.process_time_s
+        return latest if age_s < self.max_age_s else None
+
+    async def read_process_values(self) -> ProcessValues:
+        fresh = self._fresh()
+        if fresh is not None:
+            return fresh
+        nodes = self._link.nodes
+        (text,) = await self._link.conn.call(
+            nodes["Commands"], nodes["SampleProcessValues"], [], "read_process_values"
+        )
+        values = ProcessValues.model_validate_json(text)
+        self._keep(values)
+        return values
+
+    async def process_values(self, interval_s: float) -> AsyncIterator[ProcessValues]:
+        require_range(self, "interval_s", interval_s, low=1.0, unit="s")
+        while True:
+            yield await self.read_process_values()
+            await anyio.sleep(interval_s)
+
+    async def read_current_value(self, function: str) -> float:
+        """One control function's CurrentValue (e.g. "TemperatureController"), one read."""
+        node = self._link.nodes.nodes.get(f"{function}/CurrentValue")
+        if node is None:
+            known = ", ".join(f.browse_name for f in BIOREACTOR_CONTROL_FUNCTIONS)
+            raise ValueError(f"{self.interface_name} {self.identity.serial}: no {function!r}; "
+                             f"control functions: {known}")  # fmt: skip
+        return float(await self._link.conn.read_value(node, f"read {function} CurrentValue"))
+
+    # -- commands -----------------------------------------------------------------------
+    async def _run(self, command: str, args: list[ua.Variant], what: str) -> Any:
+        result = await self._link.operations.run(self._link.nodes[command], args, what)
+        self._commands_ended_s = self._link.conn.clock.now_s()
+        return result
+
+    async def set_setpoints(self, setpoints: Setpoints) -> Setpoints:
+        for field, value in setpoints.model_dump(exclude_none=True).items():
+            low, high, unit = SETPOINT_LIMITS[field]
+            require_range(self, field, value, low=low, high=high, unit=unit)
+        args = [_double(getattr(setpoints, field)) for field in _SETPOINT_ORDER]
+        return Setpoints.model_validate(await self._run("SetSetpoints", args, "set_setpoints"))
+
+    async def seed(
+        self, source_container_id: str, volume_ml: float, medium_ml: float
+    ) -> CultureVolume:
+        args = [_text(source_container_id), _double(volume_ml), _double(medium_ml)]
+        return CultureVolume.model_validate(await self._run("Seed", args, "seed"))
+
+    async def add_reagent(self, reagent: Reagent) -> CultureVolume:
+        args = [
+            _text(reagent.name), _text(reagent.kind), _double(reagent.volume_ml),
+            _text(reagent.lot), _text(reagent.target_cells), _double(reagent.moi),
+        ]  # fmt: skip
+        return CultureVolume.model_validate(await self._run("AddReagent", args, "add_reagent"))
+
+    async def feed(self, medium_ml: float) -> CultureVolume:
+        return CultureVolume.model_validate(await self._run("Feed", [_double(medium_ml)], "feed"))
+
+    async def draw_sample(self, volume_ml: float) -> Sample:
+        result = await self._run("DrawSample", [_double(volume_ml)], "draw_sample")
+        return Sample.model_validate(result)
+
+    async def harvest(self, target_container_id: str) -> HarvestResult:
+        result = await self._run("Harvest", [_text(target_container_id)], "harvest")
+        return HarvestResult.model_validate(result)

@@ -1,0 +1,210 @@
+"""OpcUaCellProcessor: the CellProcessor interface over OPC UA (LADS ProgramManager).
+
+``start_program`` calls LADS ``StartProgram(ProgramTemplateId, Properties,
+SupervisoryJobId, SupervisoryTaskId, Samples)``: ``Properties`` carry the source and
+output container ids and the parameters (as exact decimal text), ``Samples`` the
+source container. It returns the DeviceProgramRunId at once; the program runs on the
+device. The SupervisoryTaskId is the idempotency key: when the reply is lost, the
+adapter sends the same start again once reconnected and gets the same run id; a
+caller may do the same. Status, results and aborts are exact answers of the device
+(``Commands/GetProgramStatus``, ...); the templates are read from
+``ProgramTemplateSet`` (one read); sampling is a device operation.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from asyncua import ua
+from pydantic import SecretStr
+
+from cellauto.clock import Clock
+from cellauto.instruments.cell_processor import (
+    CellProcessor,
+    ProgramInputs,
+    ProgramParameter,
+    ProgramResult,
+    ProgramStatus,
+    ProgramTemplate,
+)
+from cellauto.instruments.materials import Sample
+from cellauto.instruments.opcua.connection import ConnectionGap, GapCallback
+from cellauto.instruments.opcua.lads import KEY_VALUE_ENCODING_ID, SAMPLE_INFO_ENCODING_ID
+from cellauto.instruments.opcua.link import DeviceLink, LinkOptions
+from cellauto.instruments.opcua.operations import call_idempotent
+from cellauto.instruments.opcua.resolve import browse_children, translate_paths
+from cellauto.instruments.opcua.wire import SampleInfoType, encode_key_values, encode_samples
+
+__all__ = ["OpcUaCellProcessor"]
+
+_QUERIES = ("GetProgramStatus", "GetActiveProgram", "GetProgramResult", "AbortProgram")
+_PATHS = {
+    "FunctionalUnitState": "lads:FunctionalUnitState",
+    "StartProgram": "lads:FunctionalUnitState/lads:StartProgram",
+    "ProgramTemplateSet": "lads:ProgramManager/lads:ProgramTemplateSet",
+    "DrawSample": "own:Commands/own:DrawSample",
+    **{name: f"own:Commands/own:{name}" for name in _QUERIES},
+}
+_TEMPLATE_FIELDS = {
+    "template_id": "lads:DeviceTemplateId",
+    "name": "own:Name",
+    "description": "lads:Description",
+    "typical_duration_h": "own:TypicalDurationH",
+    "parameters": "own:Parameters",
+}
+
+
+def _text(value: str) -> ua.Variant:
+    return ua.Variant(str(value), ua.VariantType.String)
+
+
+class OpcUaCellProcessor(CellProcessor):
+    """A LADS cell processor reached over OPC UA (create with :meth:`connect`)."""
+
+    def __init__(
+        self, link: DeviceLink, templates: list[dict[str, ua.NodeId]], job_id: str
+    ) -> None:
+        super().__init__(link.nodes.identity)
+        self._link = link
+        self._templates = templates
+        self.supervisory_job_id = job_id
+        lads = link.nodes.namespaces["lads"]
+        self._key_value_id = ua.NodeId(KEY_VALUE_ENCODING_ID, lads)
+        self._sample_info_id = ua.NodeId(SAMPLE_INFO_ENCODING_ID, lads)
+
+    @classmethod
+    async def connect(
+        cls,
+        url: str,
+        *,
+        security: Literal["none", "Basic256Sha256"] = "none",
+        certificate: Path | str | None = None,
+        private_key: Path | str | None = None,
+        server_certificate: Path | str | None = None,
+        user: str | None = None,
+        password: str | None = None,
+        timeout_s: float = 10.0,
+        clock: Clock | None = None,
+        on_gap: GapCallback | None = None,
+        reconnect_max_delay_s: float = 10.0,
+        poll_interval_s: float = 60.0,
+        retry_within_s: float = 60.0,
+        outage_limit_s: float = 3600.0,
+        device: str | None = None,
+        unit: str | None = None,
+        supervisory_job_id: str = "",
+    ) -> OpcUaCellProcessor:
+        """Connect and resolve the device's nodes (options as for OpcUaBioreactor).
+
+        ``supervisory_job_id`` is sent with every StartProgram (e.g. the batch id).
+        """
+        options = LinkOptions(
+            url=url, security=security, certificate=certificate, private_key=private_key,
+            server_certificate=server_certificate, user=user,
+            password=SecretStr(password) if password is not None else None,
+            timeout_s=timeout_s, reconnect_max_delay_s=reconnect_max_delay_s,
+            poll_interval_s=poll_interval_s, retry_within_s=retry_within_s,
+            outage_limit_s=outage_limit_s, device=device, unit=unit,
+        )  # fmt: skip
+        link = await DeviceLink.open(
+            cls.interface_name, _PATHS, options, clock=clock, on_gap=on_gap
+        )
+        try:
+            conn, ns = link.conn, link.nodes.namespaces
+            names = await browse_children(conn, link.nodes["ProgramTemplateSet"])
+            templates = []
+            for node in names.values():
+                templates.append(await translate_paths(conn, node, _TEMPLATE_FIELDS, ns))
+        except BaseException:
+            await link.aclose()
+            raise
+        return cls(link, templates, supervisory_job_id)
+
+    async def aclose(self) -> None:
+        await self._link.aclose()
+
+    async def __aenter__(self) -> OpcUaCellProcessor:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    @property
+    def gaps(self) -> list[ConnectionGap]:
+        """Connection outages so far (also reported to ``on_gap``)."""
+        return self._link.gaps
+
+    async def _query(self, name: str, args: list[ua.Variant], what: str) -> str:
+        nodes = self._link.nodes
+        (text,) = await self._link.conn.call(nodes["Commands"], nodes[name], args, what)
+        return str(text)
+
+    async def programs(self) -> list[ProgramTemplate]:
+        fields = list(_TEMPLATE_FIELDS)
+        node_ids = [template[field] for template in self._templates for field in fields]
+        values = iter(await self._link.conn.read_data(node_ids, "programs"))
+        found = []
+        for _ in self._templates:
+            raw = {field: next(values).Value.Value for field in fields}
+            raw["description"] = raw["description"].Text
+            parameters = [ProgramParameter.model_validate(p) for p in json.loads(raw["parameters"])]
+            found.append(ProgramTemplate.model_validate({**raw, "parameters": parameters}))
+        return found
+
+    async def start_program(
+        self, template_id: str, inputs: ProgramInputs, supervisory_task_id: str
+    ) -> str:
+        properties = {
+            "SourceContainerId": inputs.source_container_id,
+            "OutputContainerId": inputs.output_container_id,
+            **{name: repr(float(value)) for name, value in inputs.parameters.items()},
+        }
+        source = SampleInfoType(inputs.source_container_id, "", "source", "")
+        args = [
+            _text(template_id),
+            encode_key_values(properties, self._key_value_id),
+            _text(self.supervisory_job_id),
+            _text(supervisory_task_id),
+            encode_samples([source], self._sample_info_id),
+        ]
+        nodes = self._link.nodes
+        (run_id,) = await call_idempotent(
+            self._link.conn, nodes["FunctionalUnitState"], nodes["StartProgram"], args,
+            "start_program", retry_within_s=self._link.options.retry_within_s,
+            key=supervisory_task_id,
+        )  # fmt: skip
+        return str(run_id)
+
+    async def program_status(self, device_program_run_id: str) -> ProgramStatus:
+        text = await self._query(
+            "GetProgramStatus", [_text(device_program_run_id)], "program_status"
+        )
+        return ProgramStatus.model_validate_json(text)
+
+    async def active_program(self) -> ProgramStatus | None:
+        text = await self._query("GetActiveProgram", [], "active_program")
+        return ProgramStatus.model_validate_json(text) if text else None
+
+    async def program_result(self, device_program_run_id: str) -> ProgramResult:
+        text = await self._query(
+            "GetProgramResult", [_text(device_program_run_id)], "program_result"
+        )
+        return ProgramResult.model_validate_json(text)
+
+    async def abort_program(self, device_program_run_id: str) -> ProgramStatus:
+        nodes = self._link.nodes
+        (text,) = await call_idempotent(
+            self._link.conn, nodes["Commands"], nodes["AbortProgram"],
+            [_text(device_program_run_id)], "abort_program",
+            retry_within_s=self._link.options.retry_within_s, key=device_program_run_id,
+        )  # fmt: skip
+        return ProgramStatus.model_validate_json(text)
+
+    async def draw_sample(self, container_id: str, volume_ml: float) -> Sample:
+        args = [_text(container_id), ua.Variant(float(volume_ml), ua.VariantType.Double)]
+        result = await self._link.operations.run(
+            self._link.nodes["DrawSample"], args, "draw_sample"
+        )
+        return Sample.model_validate(result)
