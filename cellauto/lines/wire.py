@@ -14,6 +14,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
+from typing import Any
 
 from cellauto.clock import Clock
 from cellauto.errors import BadInputError, EquipmentError
@@ -75,8 +76,13 @@ async def serve_simulated(
     sim: SimLine,
     needed: Mapping[str, type[Instrument]],
     stack: AsyncExitStack,
+    servers: dict[str, object] | None = None,
 ) -> dict[str, str]:
-    """Serve each wire-protocol equipment of ``needed`` from ``sim``; name -> endpoint."""
+    """Serve each wire-protocol equipment of ``needed`` from ``sim``; name -> endpoint.
+
+    ``servers``, when given, receives the server object of each equipment (tests use it
+    to cut or restart a connection).
+    """
     sim.line_for(needed)
     endpoints: dict[str, str] = {}
     for name in needed:
@@ -91,11 +97,14 @@ async def serve_simulated(
             server = await stack.enter_async_context(serve_scpi(scpi_device(instrument), port=port))
             endpoints[name] = server.resource_name
         else:
-            endpoints[name] = await _serve_opcua(instrument, port, stack)
+            server = await _serve_opcua(instrument, port, stack)
+            endpoints[name] = str(server.url)
+        if servers is not None:
+            servers[name] = server
     return endpoints
 
 
-async def _serve_opcua(instrument: Instrument, port: int, stack: AsyncExitStack) -> str:
+async def _serve_opcua(instrument: Instrument, port: int, stack: AsyncExitStack) -> Any:
     from cellauto.sim.bioreactor import SimBioreactor
     from cellauto.sim.opcua import free_port, serve_bioreactor, serve_processor
     from cellauto.sim.processor import SimCellProcessor
@@ -113,7 +122,7 @@ async def _serve_opcua(instrument: Instrument, port: int, stack: AsyncExitStack)
             f"{instrument.interface_name}: no OPC UA server for it; OPC UA serves the "
             "Bioreactor and the CellProcessor (the others: visa or sim)"
         )
-    return str(server.url)
+    return server
 
 
 class GapRecorder:
