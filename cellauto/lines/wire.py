@@ -150,6 +150,7 @@ async def _connect_opcua(
     gaps: GapRecorder,
     *,
     simulated: bool,
+    clock: Clock | None,
 ) -> Instrument:
     from cellauto.instruments.opcua import OpcUaBioreactor, OpcUaCellProcessor
 
@@ -157,7 +158,7 @@ async def _connect_opcua(
         raise BadInputError(f"equipment {name!r}: an opc.tcp:// endpoint is required")
     options: dict[str, object] = {
         "timeout_s": config.timeout_s,
-        "clock": Clock(),
+        "clock": clock or Clock(),  # process time of the gaps it reports
         "on_gap": gaps.for_equipment(name),
     }
     credentials = config.resolve_credentials()
@@ -190,6 +191,7 @@ async def open_line(
     sim: SimLine | None = None,
     endpoints: Mapping[str, str] | None = None,
     gaps: GapRecorder | None = None,
+    clock: Clock | None = None,
 ) -> Line:
     """Connect an adapter for each piece of equipment ``needed``; refuse what is missing."""
     missing = [name for name in needed if name not in config.equipment]
@@ -221,7 +223,14 @@ async def open_line(
             equipment[name] = adapter
         elif item.adapter == "opcua":
             equipment[name] = await _connect_opcua(
-                name, interface, item, endpoint, stack, gaps, simulated=sim is not None
+                name,
+                interface,
+                item,
+                endpoint,
+                stack,
+                gaps,
+                simulated=sim is not None,
+                clock=clock or (sim.world.clock if sim is not None else None),
             )
         else:  # pylabrobot on its own simulation backend
             from cellauto.instruments.plr import PlrLiquidHandler

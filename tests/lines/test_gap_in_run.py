@@ -1,0 +1,85 @@
+"""A CAR-T run over OPC UA survives a bioreactor server restart; the gap is in its journal."""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from cellauto.clock import Clock
+from cellauto.lines import load_line_config
+from cellauto.lines.wire import GapRecorder, open_line, serve_simulated
+from cellauto.protocols import Runner, load_protocol
+from cellauto.records import Journal, RecordKind
+from cellauto.sim import SimLine, starting_materials
+from cellauto.sim.opcua import BioreactorServer
+from cellauto.sim.simulate import DEFAULT_SIM_START
+
+pytestmark = pytest.mark.anyio
+ROOT = Path(__file__).resolve().parents[2]
+OUTAGE_S = 1800.0
+
+
+async def test_a_server_restart_mid_batch_is_a_journaled_gap(tmp_path: Path) -> None:
+    config = load_line_config(ROOT / "lines" / "sim-opcua.toml")
+    protocol = load_protocol(ROOT / "protocols" / "car_t_autologous.py")
+    params = protocol.params()
+    sim = SimLine(
+        clock=Clock(DEFAULT_SIM_START),
+        seed=7,
+        materials=starting_materials(protocol.inputs, params),
+    )
+    servers: dict[str, Any] = {}
+    gaps = GapRecorder()
+    async with AsyncExitStack() as stack:
+        needed = protocol.equipment()
+        endpoints = await serve_simulated(config, sim, needed, stack, servers)
+        line = await open_line(config, needed, stack, sim=sim, endpoints=endpoints, gaps=gaps)
+        with Journal(tmp_path / "j.db") as journal:
+            runner = Runner(journal, clock_origin=DEFAULT_SIM_START, reproducible=True)
+            execution = runner.prepare(protocol, line, params, seed=7)
+            gaps.sink = lambda name, started, ended, reason: execution.record(
+                RecordKind.ALARM,
+                {
+                    "source": name,
+                    "severity": "major",
+                    "message": reason,
+                    "gap_started_process_time_s": started,
+                    "gap_ended_process_time_s": ended,
+                },
+            )
+
+            async def restart_on_day_three() -> None:
+                await anyio.sleep(3 * 86400)
+                old = servers["bioreactor"]
+                await old.stop()
+                await anyio.sleep(OUTAGE_S)
+                new = BioreactorServer(
+                    sim.equipment["bioreactor"], sample_interval_s=None, port=old.port
+                )
+                await new.start()
+                stack.push_async_callback(new.stop)
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(restart_on_day_three)
+                outcome = await execution.execute()
+                execution.close()
+            records = journal.records(execution.run_id)
+    assert outcome.exit_status == "complete", outcome.reason
+    gap_alarms = [
+        r.payload
+        for r in records
+        if r.kind == "alarm" and "gap_started_process_time_s" in r.payload
+    ]
+    assert [g["source"] for g in gap_alarms] == ["bioreactor"]
+    gap = gap_alarms[0]
+    assert (
+        OUTAGE_S
+        <= gap["gap_ended_process_time_s"] - gap["gap_started_process_time_s"]
+        < 2 * OUTAGE_S
+    )
+    day_three = DEFAULT_SIM_START.timestamp() + 3 * 86400
+    assert 0 <= gap["gap_started_process_time_s"] - day_three < 600  # noticed within minutes
