@@ -25,7 +25,7 @@ from cellauto.protocols import Runner, load_protocol
 from cellauto.protocols.execution import RunOutcome
 from cellauto.protocols.params import build_params, load_params_file, parse_param_assignments
 from cellauto.protocols.runner import validate_request
-from cellauto.records import Journal, RecordKind
+from cellauto.records import Journal
 from cellauto.sim import SimLine, sim_line_for_protocol, starting_materials
 from cellauto.sim.simulate import DEFAULT_SIM_START
 
@@ -161,16 +161,7 @@ def run_command(args: argparse.Namespace) -> int:
                 holds = HoldConsole(mode, operator)
                 runner.observers.extend([progress, holds])
                 execution = runner.prepare(protocol, line, params, seed=seed, operator=operator)
-                gaps.sink = lambda name, started, ended, reason: execution.record(
-                    RecordKind.ALARM,
-                    {
-                        "source": name,
-                        "severity": "major",
-                        "message": f"connection to {name} lost: {reason}",
-                        "gap_started_process_time_s": started,
-                        "gap_ended_process_time_s": ended,
-                    },
-                )
+                gaps.journal_to(execution)
                 print(f"run {execution.run_id}", flush=True)
                 async with anyio.create_task_group() as tg:
                     holds.bind(execution, tg)

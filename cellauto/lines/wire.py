@@ -31,6 +31,8 @@ from cellauto.instruments import (
 from cellauto.instruments.base import Instrument
 from cellauto.instruments.line import Line
 from cellauto.lines.config import EquipmentConfig, LineConfig
+from cellauto.protocols.execution import Execution
+from cellauto.records import RecordKind
 from cellauto.sim.line import SimLine
 
 __all__ = ["INTERFACES", "GapRecorder", "open_line", "serve_simulated"]
@@ -130,6 +132,23 @@ class GapRecorder:
 
     def __init__(self) -> None:
         self.sink: Callable[[str, float, float, str], None] | None = None
+
+    def journal_to(self, execution: Execution) -> None:
+        """Record every gap from now on in ``execution``'s journal as a major alarm."""
+
+        def record(name: str, started_s: float, ended_s: float, reason: str) -> None:
+            execution.record(
+                RecordKind.ALARM,
+                {
+                    "source": name,
+                    "severity": "major",
+                    "message": f"connection to {name} lost: {reason}",
+                    "gap_started_process_time_s": started_s,
+                    "gap_ended_process_time_s": ended_s,
+                },
+            )
+
+        self.sink = record
 
     def for_equipment(self, name: str) -> Callable[[float, float, str], None]:
         def on_gap(started_s: float, ended_s: float, reason: str) -> None:

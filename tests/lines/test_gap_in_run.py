@@ -13,7 +13,7 @@ from cellauto.clock import Clock
 from cellauto.lines import load_line_config
 from cellauto.lines.wire import GapRecorder, open_line, serve_simulated
 from cellauto.protocols import Runner, load_protocol
-from cellauto.records import Journal, RecordKind
+from cellauto.records import Journal
 from cellauto.sim import SimLine, starting_materials
 from cellauto.sim.opcua import BioreactorServer
 from cellauto.sim.simulate import DEFAULT_SIM_START
@@ -41,16 +41,7 @@ async def test_a_server_restart_mid_batch_is_a_journaled_gap(tmp_path: Path) -> 
         with Journal(tmp_path / "j.db") as journal:
             runner = Runner(journal, clock_origin=DEFAULT_SIM_START, reproducible=True)
             execution = runner.prepare(protocol, line, params, seed=7)
-            gaps.sink = lambda name, started, ended, reason: execution.record(
-                RecordKind.ALARM,
-                {
-                    "source": name,
-                    "severity": "major",
-                    "message": reason,
-                    "gap_started_process_time_s": started,
-                    "gap_ended_process_time_s": ended,
-                },
-            )
+            gaps.journal_to(execution)
 
             async def restart_on_day_three() -> None:
                 await anyio.sleep(3 * 86400)
