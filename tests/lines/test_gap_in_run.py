@@ -68,9 +68,7 @@ async def test_a_server_restart_mid_batch_is_a_journaled_gap(tmp_path: Path) -> 
     assert [g["source"] for g in gap_alarms] == ["bioreactor"]
     gap = gap_alarms[0]
     assert (
-        OUTAGE_S
-        <= gap["gap_ended_process_time_s"] - gap["gap_started_process_time_s"]
-        < 6 * 3600
+        OUTAGE_S <= gap["gap_ended_process_time_s"] - gap["gap_started_process_time_s"] < 6 * 3600
     )
     day_three = DEFAULT_SIM_START.timestamp() + 3 * 86400
     # noticed after the cut, within hours: how soon depends on real time (reconnect attempts
