@@ -6,12 +6,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Literal
 
 import anyio
+import anyio.from_thread
 from anyio.abc import SocketAttribute, SocketStream
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from cellauto.clock import Clock, awaiting_outside
+from cellauto.clock import Clock, awaiting_outside, serving_outside
 from cellauto.instruments.materials import Sample
 from cellauto.sim.counter import SimCellCounter
 from cellauto.sim.freezer import SimControlledRateFreezer
@@ -52,7 +54,20 @@ async def ask(port: int, message: bytes, *, replies: int = 1) -> list[bytes]:
 
 #: A scripted reply: bytes are sent as they are, None sends nothing, CLOSE hangs up.
 CLOSE = b"<close>"
-Reply = bytes | None
+
+
+@dataclass(frozen=True)
+class Delayed:
+    """``reply`` sent after ``after_s`` seconds of the serving loop's clock."""
+
+    after_s: float
+    reply: bytes
+
+
+Reply = bytes | Delayed | None
+#: Where a fake instrument is served: on the test's own event loop, or on a loop in
+#: another thread (an instrument that answers while the test's loop is busy).
+Host = Literal["loop", "thread"]
 
 
 @dataclass
@@ -88,16 +103,45 @@ class FakeInstrument:
                 except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError):
                     return
                 self.received.append(line)
-                replies = self.script.get(line, [None])
-                reply = replies.pop(0) if len(replies) > 1 else replies[0]
-                if reply == CLOSE:
-                    return
-                if reply is not None:
-                    await stream.send(reply)
+                with serving_outside():  # as the simulators' servers do
+                    if not await self._answer(stream, line):
+                        return
+
+    async def _answer(self, stream: SocketStream, line: str) -> bool:
+        """Send the scripted reply to ``line``; False once the connection is to end."""
+        replies = self.script.get(line, [None])
+        reply = replies.pop(0) if len(replies) > 1 else replies[0]
+        if isinstance(reply, Delayed):
+            await anyio.sleep(reply.after_s)
+            reply = reply.reply
+        if reply == CLOSE:
+            return False
+        if reply is not None:
+            try:
+                await stream.send(reply)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                return False  # the client gave up and hung up first
+        return True
 
 
 @asynccontextmanager
-async def fake_instrument(script: dict[str, list[Reply]]) -> AsyncIterator[FakeInstrument]:
+async def fake_instrument(
+    script: dict[str, list[Reply]], host: Host = "loop"
+) -> AsyncIterator[FakeInstrument]:
+    """A :class:`FakeInstrument` served on ``host`` for the duration of the block."""
+    if host == "loop":
+        async with _served(script) as fake:
+            yield fake
+        return
+    with (
+        anyio.from_thread.start_blocking_portal() as portal,
+        portal.wrap_async_context_manager(_served(script)) as fake,
+    ):
+        yield fake
+
+
+@asynccontextmanager
+async def _served(script: dict[str, list[Reply]]) -> AsyncIterator[FakeInstrument]:
     fake = FakeInstrument(script)
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
     fake.port = listener.extra(SocketAttribute.local_port)

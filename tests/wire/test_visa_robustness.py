@@ -1,4 +1,9 @@
-"""Garbled, partial and missing replies: a clear error, never a number; retries only for reads."""
+"""Garbled, partial and missing replies: a clear error, never a number; retries only for reads.
+
+Every test runs twice: with the fake instrument on the test's own event loop (the
+session waits for it on the loop) and on a loop in another thread (it answers while
+the session spins, as a real instrument does).
+"""
 
 from __future__ import annotations
 
@@ -12,9 +17,15 @@ from cellauto.instruments.visa import (
     VisaSession,
 )
 from cellauto.instruments.visa.scpi_reply import parse_real
-from tests.wire.scpi_support import CLOSE, fake_instrument, resource
+from tests.wire.scpi_support import CLOSE, Host, fake_instrument, resource
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=["loop", "thread"])
+def host(request: pytest.FixtureRequest) -> Host:
+    return request.param
+
 
 TEMP = "MEAS:TEMP:CHAM?"
 
@@ -35,8 +46,10 @@ async def _session(port: int, *, timeout_s: float = 1.0, retries: int = 2) -> Vi
         (b"\n", "empty reply and no error in the queue"),
     ],
 )
-async def test_a_garbled_reply_raises_after_the_retries(reply: bytes, problem: str) -> None:
-    async with fake_instrument({TEMP: [reply]}) as fake:
+async def test_a_garbled_reply_raises_after_the_retries(
+    reply: bytes, problem: str, host: Host
+) -> None:
+    async with fake_instrument({TEMP: [reply]}, host) as fake:
         session = await _session(fake.port)
         try:
             with pytest.raises(ScpiReplyError, match=problem) as caught:
@@ -49,8 +62,8 @@ async def test_a_garbled_reply_raises_after_the_retries(reply: bytes, problem: s
     assert "(reply to 'MEAS:TEMP:CHAM?')" in str(caught.value)
 
 
-async def test_a_partial_line_times_out_and_is_never_a_number() -> None:
-    async with fake_instrument({TEMP: [b"-45.2"]}) as fake:
+async def test_a_partial_line_times_out_and_is_never_a_number(host: Host) -> None:
+    async with fake_instrument({TEMP: [b"-45.2"]}, host) as fake:
         session = await _session(fake.port, timeout_s=0.1, retries=1)
         try:
             with pytest.raises(VisaConnectionError, match="no complete reply"):
@@ -60,9 +73,9 @@ async def test_a_partial_line_times_out_and_is_never_a_number() -> None:
     assert fake.count(TEMP) == 2
 
 
-async def test_an_idempotent_query_is_retried_on_a_new_session() -> None:
+async def test_an_idempotent_query_is_retried_on_a_new_session(host: Host) -> None:
     script = {TEMP: [b"-45.", CLOSE, b"-4x\n", b"-45.25\n"]}  # cut, hang up, garbage, good
-    async with fake_instrument(script) as fake:
+    async with fake_instrument(script, host) as fake:
         session = await _session(fake.port, timeout_s=0.1, retries=3)
         try:
             assert await session.query(TEMP, parse_real) == -45.25
@@ -72,13 +85,13 @@ async def test_an_idempotent_query_is_retried_on_a_new_session() -> None:
     assert session.retried == 3
 
 
-async def test_a_command_is_never_repeated_even_when_unconfirmed() -> None:
+async def test_a_command_is_never_repeated_even_when_unconfirmed(host: Host) -> None:
     script = {
         'INIT "BAG-1"': [None],
         "SYST:ERR?": [b"garbage\n", b'0,"No error"\n'],
         TEMP: [b"-45.25\n"],
     }
-    async with fake_instrument(script) as fake:
+    async with fake_instrument(script, host) as fake:
         session = await _session(fake.port)
         try:
             with pytest.raises(VisaConnectionError, match="may or may not have been carried out"):
@@ -90,8 +103,8 @@ async def test_a_command_is_never_repeated_even_when_unconfirmed() -> None:
     assert fake.count("SYST:ERR?") == 1  # the queue read is never repeated either
 
 
-async def test_a_hang_up_after_a_command_is_not_a_success() -> None:
-    async with fake_instrument({"PROF:LOAD": [CLOSE]}) as fake:
+async def test_a_hang_up_after_a_command_is_not_a_success(host: Host) -> None:
+    async with fake_instrument({"PROF:LOAD": [CLOSE]}, host) as fake:
         session = await _session(fake.port, timeout_s=0.1)
         try:
             with pytest.raises(VisaConnectionError, match="'PROF:LOAD' was sent but not confirmed"):
@@ -101,9 +114,9 @@ async def test_a_hang_up_after_a_command_is_not_a_success() -> None:
     assert fake.count("PROF:LOAD") == 1
 
 
-async def test_a_refused_query_raises_the_queued_error_without_retry() -> None:
+async def test_a_refused_query_raises_the_queued_error_without_retry(host: Host) -> None:
     script = {"FETC?": [b"\n"], "SYST:ERR?": [b'102,"No result available"\n', b'0,"No error"\n']}
-    async with fake_instrument(script) as fake:
+    async with fake_instrument(script, host) as fake:
         session = await _session(fake.port)
         try:
             with pytest.raises(ScpiInstrumentError, match='102,"No result available"'):
@@ -125,9 +138,9 @@ async def test_a_refused_query_raises_the_queued_error_without_retry() -> None:
     ],
 )
 async def test_a_status_record_that_does_not_fit_the_model_is_refused(
-    reply: bytes, problem: str
+    reply: bytes, problem: str, host: Host
 ) -> None:
-    async with fake_instrument({"PROG:STAT?": [reply]}) as fake:
+    async with fake_instrument({"PROG:STAT?": [reply]}, host) as fake:
         freezer = await VisaControlledRateFreezer.connect(resource(fake.port), retries=0)
         try:
             with pytest.raises(ScpiReplyError, match=problem) as caught:
@@ -139,8 +152,8 @@ async def test_a_status_record_that_does_not_fit_the_model_is_refused(
 
 
 @pytest.mark.parametrize("message", ["*ESR?", "SYST:ERR?", "syst:error:next?", "STAT:OPER?"])
-async def test_reads_that_clear_are_never_repeated(message: str) -> None:
-    async with fake_instrument({message: [b"garbage\n"]}) as fake:
+async def test_reads_that_clear_are_never_repeated(message: str, host: Host) -> None:
+    async with fake_instrument({message: [b"garbage\n"]}, host) as fake:
         session = await _session(fake.port)
         try:
             with pytest.raises(ScpiReplyError):

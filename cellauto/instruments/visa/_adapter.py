@@ -31,16 +31,20 @@ class VisaAdapter(Instrument):
         timeout_s: float = 5.0,
         retries: int = 2,
         backend: str = "@py",
+        spin_s: float = 200e-6,
         **options: Any,
     ) -> Self:
         """Open ``resource_name``, read ``*IDN?`` into the identity and clear the status.
 
         ``backend`` is pyvisa's: ``@py`` (pyvisa-py, the default) or ``<file.yaml>@sim``
         (pyvisa-sim). ``timeout_s`` bounds every round trip; idempotent queries are tried
-        ``1 + retries`` times. ``options`` go to the adapter (e.g. ``poll_interval_s``).
+        ``1 + retries`` times. ``spin_s`` is how long a reply is polled for on the event
+        loop's thread before the wait moves to the session's thread (see
+        :mod:`cellauto.instruments.visa.session`). ``options`` go to the adapter (e.g.
+        ``poll_interval_s``).
         """
         session = await VisaSession.open(
-            resource_name, timeout_s=timeout_s, retries=retries, backend=backend
+            resource_name, timeout_s=timeout_s, retries=retries, backend=backend, spin_s=spin_s
         )
         try:
             vendor, model, serial, firmware = await session.identify()

@@ -1,4 +1,4 @@
-"""The blocking half of a VISA session: pyvisa calls, run only in the session's thread.
+"""The blocking half of a VISA session: pyvisa calls on one session, one at a time.
 
 A transaction writes one program message and reads the reply lines it expects, raw,
 so that :mod:`scpi_reply` can judge them (pyvisa's ``read`` would strip, decode and
@@ -6,12 +6,27 @@ warn instead of refusing). Before writing, bytes left over from an earlier excha
 or a connection the instrument closed, are detected (pyvisa-py socket sessions) and
 the session is reopened, so that a late or extra reply can never be taken for the
 answer to a new question.
+
+Two ways to run a transaction (the session chooses, see :mod:`.session`):
+
+* :meth:`Connection.transact` blocks until the reply or the timeout; it runs in the
+  session's worker thread, never on the event loop;
+* on a pyvisa-py socket session, pieces that never block, for the event loop's thread:
+  :meth:`Connection.start_inline` writes the request when nothing is pending and the
+  socket has room; :meth:`Connection.reply_state` tells, without waiting, whether a
+  complete reply line is there (looking at the socket with ``MSG_PEEK``);
+  :meth:`Connection.spin` polls it for a short budget; :meth:`Connection.take_reply`
+  reads the line once it is complete (pyvisa's read then returns at once) or raises.
+  The loop watches :meth:`Connection.fileno` between looks.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
+import select
 import socket
+import time
 from typing import Any
 
 import pyvisa
@@ -20,11 +35,24 @@ from pyvisa.errors import VisaIOError
 
 from cellauto.instruments.visa.errors import ScpiReplyError, VisaConnectionError
 
-__all__ = ["Connection"]
+__all__ = ["Connection", "Reply"]
 
 log = logging.getLogger(__name__)
 
 _TERMINATION = "\n"
+_LINE_END = b"\n"
+#: As much as pyvisa-py reads per ``recv``: a reply line seen within it is read whole.
+_PEEK_BYTES = 4096
+_CAN_WRITE = select.POLLOUT
+_TO_READ = select.POLLIN | select.POLLHUP | select.POLLERR
+
+
+class Reply(enum.Enum):
+    """Where the reply to a request written by :meth:`Connection.start_inline` stands."""
+
+    READY = "a complete reply line is there"
+    WAITING = "not complete yet"
+    CLOSED = "the instrument hung up (or the connection failed) before completing it"
 
 
 class Connection:
@@ -36,6 +64,10 @@ class Connection:
         self.backend = backend
         self._manager: pyvisa.ResourceManager | None = None
         self._resource: Any = None
+        #: pyvisa-py's session behind the resource, its socket and a poller on it.
+        self._session: Any = None
+        self._socket: socket.socket | None = None
+        self._poller: select.poll | None = None
 
     def open(self) -> None:
         """Open (or reopen) the session; VisaConnectionError if the instrument is not there."""
@@ -56,12 +88,18 @@ class Connection:
                 f"cannot open VISA resource {self.resource_name!r} with backend "
                 f"{self.backend!r}: {exc}; check that the instrument is on and the address"
             ) from exc
+        self._session = getattr(self._resource.visalib, "sessions", {}).get(self._resource.session)
+        sock = getattr(self._session, "interface", None)
+        if isinstance(sock, socket.socket):
+            self._socket = sock
+            self._poller = select.poll()
+            self._poller.register(sock, select.POLLIN | select.POLLOUT)
 
     def transact(self, payload: bytes, replies: int) -> list[bytes]:
-        """Write ``payload`` and read ``replies`` raw reply lines."""
+        """Write ``payload`` and read ``replies`` raw reply lines (blocking)."""
         if self._resource is None:
             self.open()
-        stale, closed = self._leftovers()
+        stale, closed = self._leftovers() if self._may_have_leftovers() else (b"", False)
         if stale or closed:
             log.warning(
                 "%s: %s before writing %r; reopening the session",
@@ -70,8 +108,65 @@ class Connection:
                 payload,
             )
             self.open()
+        self._write(payload)
+        return self.finish(payload, replies)
+
+    def start_inline(self, payload: bytes) -> bool:
+        """Write ``payload`` from the caller's thread if that cannot block; False if not.
+
+        Only on an open pyvisa-py socket session with nothing pending (no left-over
+        bytes, no hang-up) and room to write; otherwise nothing is written and the whole
+        transaction belongs in :meth:`transact` (which reopens a stale session).
+        """
+        poller = self._poller
+        if poller is None or self._resource is None:
+            return False
+        if self._session._pending_buffer or _events(poller) != _CAN_WRITE:
+            return False
+        self._write(payload)
+        return True
+
+    def fileno(self) -> int:
+        """The socket to watch for the reply (after :meth:`start_inline` returned True)."""
+        if self._socket is None:
+            raise VisaConnectionError(f"{self.resource_name}: the session is closed")
+        return self._socket.fileno()
+
+    def reply_state(self) -> Reply:
+        """Whether a complete reply line can be read now without waiting."""
+        if _LINE_END in self._session._pending_buffer:
+            return Reply.READY
+        events = _events(self._poller)
+        if not events & _TO_READ:
+            return Reply.WAITING
+        peeked, ended = _peek(self._socket)
+        if _LINE_END in peeked:
+            return Reply.READY
+        if ended or events & (select.POLLHUP | select.POLLERR):
+            return Reply.CLOSED
+        return Reply.WAITING  # part of a line so far
+
+    def spin(self, budget_s: float) -> Reply:
+        """Poll, without sleeping, for up to ``budget_s`` until the reply is no longer awaited."""
+        deadline = time.perf_counter() + budget_s
+        while (state := self.reply_state()) is Reply.WAITING and time.perf_counter() < deadline:
+            pass
+        return state
+
+    def take_reply(self, payload: bytes, state: Reply) -> bytes:
+        """The reply line when ``state`` is READY (read without waiting); else the error."""
+        if state is Reply.READY:
+            return self.finish(payload, 1)[0]
+        self.close_resource()
+        if state is Reply.CLOSED:
+            raise VisaConnectionError(
+                f"the instrument closed the connection before completing its reply to {payload!r}"
+            )
+        raise VisaConnectionError(f"no complete reply to {payload!r} within {self.timeout_s:g} s")
+
+    def finish(self, payload: bytes, replies: int) -> list[bytes]:
+        """Read the ``replies`` lines answering ``payload`` (already written)."""
         try:
-            self._resource.write_raw(payload)
             lines = [self._resource.read_raw() for _ in range(replies)]
         except VisaIOError as exc:
             self.close_resource()
@@ -83,30 +178,41 @@ class Connection:
         except OSError as exc:
             self.close_resource()
             raise VisaConnectionError(f"connection lost on {payload!r}: {exc}") from exc
-        extra, _ = self._leftovers()
-        if extra:
-            self.close_resource()
-            raise ScpiReplyError(f"more than one line (then {extra[:80]!r})", lines[-1])
+        if self._may_have_leftovers():
+            extra, _ = self._leftovers()
+            if extra:
+                self.close_resource()
+                raise ScpiReplyError(f"more than one line (then {extra[:80]!r})", lines[-1])
         return lines
+
+    def _write(self, payload: bytes) -> None:
+        try:
+            self._resource.write_raw(payload)
+        except VisaIOError as exc:
+            self.close_resource()
+            raise VisaConnectionError(f"VISA I/O error writing {payload!r}: {exc}") from exc
+        except OSError as exc:
+            self.close_resource()
+            raise VisaConnectionError(f"connection lost writing {payload!r}: {exc}") from exc
+
+    def _may_have_leftovers(self) -> bool:
+        """A cheap first look: False only when nothing at all can be waiting."""
+        if self._poller is None:
+            return True
+        return bool(self._session._pending_buffer) or bool(_events(self._poller) & _TO_READ)
 
     def _leftovers(self) -> tuple[bytes, bool]:
         """Bytes already received but not read, and whether the peer closed (pyvisa-py)."""
-        session = getattr(self._resource.visalib, "sessions", {}).get(self._resource.session)
-        pending = getattr(session, "_pending_buffer", None)
+        pending = getattr(self._session, "_pending_buffer", None)
         stale = bytes(pending) if pending else b""
-        sock = getattr(session, "interface", None)
-        if not isinstance(sock, socket.socket):
+        if self._socket is None:
             return stale, False
-        try:
-            peeked = sock.recv(4096, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-        except (BlockingIOError, InterruptedError):
-            return stale, False
-        except OSError:
-            return stale, True
-        return stale + peeked, not peeked
+        peeked, ended = _peek(self._socket)
+        return stale + peeked, ended
 
     def close_resource(self) -> None:
         resource, self._resource = self._resource, None
+        self._session = self._socket = self._poller = None
         if resource is not None:
             try:
                 resource.close()
@@ -121,3 +227,20 @@ class Connection:
                 manager.close()
             except Exception as exc:
                 log.debug("%s: error closing the resource manager: %s", self.resource_name, exc)
+
+
+def _events(poller: select.poll) -> int:
+    """The socket's ready events now, without waiting (0 when none)."""
+    ready = poller.poll(0)
+    return ready[0][1] if ready else 0
+
+
+def _peek(sock: socket.socket) -> tuple[bytes, bool]:
+    """What the socket holds, left in place, and whether the connection has ended."""
+    try:
+        peeked = sock.recv(_PEEK_BYTES, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except (BlockingIOError, InterruptedError):
+        return b"", False
+    except OSError:  # reset by the peer
+        return b"", True
+    return peeked, not peeked

@@ -1,12 +1,13 @@
 """One worker thread per VISA session: blocking pyvisa calls, off the event loop, in order.
 
-pyvisa is blocking and a session is not safe to share between threads. Each session
-gets its own thread that runs one job at a time (a job is a whole transaction: write,
-then read the reply), so a reply always goes to the request that asked for it, even
-when the awaiting task is cancelled midway (the job still completes; only its result
-is dropped). While a job runs the awaiting task is inside
-:func:`cellauto.clock.awaiting_outside`, so virtual time does not jump past a request
-in flight.
+pyvisa is blocking and a session is not safe to use from two threads at once. Each
+session gets its own thread that runs one job at a time (a job is a whole
+transaction, or the rest of one begun on the loop's thread, see :mod:`.session`), so
+a reply always goes to the request that asked for it, even when the awaiting task is
+cancelled midway (the job still completes; only its result is dropped). The loop's
+thread touches the session only while :attr:`SessionThread.idle`. While a job runs the
+awaiting task is inside :func:`cellauto.clock.awaiting_outside`, so virtual time does
+not jump past a request in flight.
 
 Chosen by measurement (``bench/bench_scpi.py``, 2 vCPU): the hop loop -> thread ->
 loop alone costs 25-35 µs here against 55-70 µs for a one-worker
@@ -44,7 +45,14 @@ class SessionThread:
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._work, name=name, daemon=True)
         self._closed = False
+        #: Jobs submitted and not yet settled on the loop (cancelled awaits included).
+        self._outstanding = 0
         self._thread.start()
+
+    @property
+    def idle(self) -> bool:
+        """No job is queued or running: the session may be used from the loop's thread."""
+        return self._outstanding == 0
 
     async def run(self, job: Callable[[], T]) -> T:
         """Run ``job`` in the thread and return its result (or raise its exception)."""
@@ -52,6 +60,7 @@ class SessionThread:
             raise InstrumentError(f"{self.name}: the session is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
+        self._outstanding += 1
         with awaiting_outside():
             self._jobs.put((job, loop, future))
             return await future
@@ -73,26 +82,27 @@ class SessionThread:
             try:
                 result = job()
             except BaseException as exc:  # handed to the awaiting task, never lost here
-                _deliver(loop, future, None, exc)
+                self._deliver(loop, future, None, exc)
             else:
-                _deliver(loop, future, result, None)
+                self._deliver(loop, future, result, None)
 
+    def _deliver(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        future: asyncio.Future[Any],
+        result: Any,
+        exc: BaseException | None,
+    ) -> None:
+        def settle() -> None:
+            self._outstanding -= 1
+            if future.done():  # the awaiting task was cancelled: drop the outcome
+                return
+            if exc is not None:
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
 
-def _deliver(
-    loop: asyncio.AbstractEventLoop,
-    future: asyncio.Future[Any],
-    result: Any,
-    exc: BaseException | None,
-) -> None:
-    def settle() -> None:
-        if future.done():  # the awaiting task was cancelled: drop the outcome
-            return
-        if exc is not None:
-            future.set_exception(exc)
-        else:
-            future.set_result(result)
-
-    try:
-        loop.call_soon_threadsafe(settle)
-    except RuntimeError:  # the loop is closed: nobody is waiting any more
-        log.debug("event loop closed before a VISA job finished; result dropped")
+        try:
+            loop.call_soon_threadsafe(settle)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            log.debug("event loop closed before a VISA job finished; result dropped")
