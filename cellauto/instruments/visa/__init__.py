@@ -7,8 +7,9 @@ factory that opens the session and reads ``*IDN?``::
     count = await counter.count(sample)
     await counter.aclose()
 
-Blocking pyvisa calls run in one worker thread per session (:mod:`._thread`); replies
-are parsed strictly (:mod:`.scpi_reply`): a garbled or partial reply raises
+No wait for an instrument blocks the event loop (:mod:`.session`: a short spin, then
+the loop's selector; a worker thread per session for what can block); replies are
+parsed strictly (:mod:`.scpi_reply`): a garbled or partial reply raises
 :class:`ScpiReplyError`, never returns a wrong number.
 """
 

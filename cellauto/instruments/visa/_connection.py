@@ -13,11 +13,13 @@ Two ways to run a transaction (the session chooses, see :mod:`.session`):
   session's worker thread, never on the event loop;
 * on a pyvisa-py socket session, pieces that never block, for the event loop's thread:
   :meth:`Connection.start_inline` writes the request when nothing is pending and the
-  socket has room; :meth:`Connection.reply_state` tells, without waiting, whether a
-  complete reply line is there (looking at the socket with ``MSG_PEEK``);
-  :meth:`Connection.spin` polls it for a short budget; :meth:`Connection.take_reply`
-  reads the line once it is complete (pyvisa's read then returns at once) or raises.
-  The loop watches :meth:`Connection.fileno` between looks.
+  socket has room; :meth:`Connection.reply_state` takes in, without waiting, what has
+  arrived (into pyvisa-py's own read buffer) and tells whether a complete reply line
+  is there; :meth:`Connection.spin` polls it for a short budget;
+  :meth:`Connection.take_reply` has pyvisa read the line once it is complete (from
+  its buffer, at once) or raises. The loop watches :meth:`Connection.fileno` between
+  looks. Sessions of another backend, or a pyvisa-py without that buffer, use
+  :meth:`Connection.transact` only.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from pyvisa import constants
 from pyvisa.errors import VisaIOError
 
 from cellauto.instruments.visa.errors import ScpiReplyError, VisaConnectionError
+from cellauto.instruments.visa.scpi_reply import MAX_REPLY_BYTES
 
 __all__ = ["Connection", "Reply"]
 
@@ -41,8 +44,9 @@ log = logging.getLogger(__name__)
 
 _TERMINATION = "\n"
 _LINE_END = b"\n"
-#: As much as pyvisa-py reads per ``recv``: a reply line seen within it is read whole.
+#: As much as pyvisa-py reads per ``recv`` (and as much as is looked at for stale bytes).
 _PEEK_BYTES = 4096
+_RECEIVE_BYTES = 4096
 _CAN_WRITE = select.POLLOUT
 _TO_READ = select.POLLIN | select.POLLHUP | select.POLLERR
 
@@ -90,7 +94,8 @@ class Connection:
             ) from exc
         self._session = getattr(self._resource.visalib, "sessions", {}).get(self._resource.session)
         sock = getattr(self._session, "interface", None)
-        if isinstance(sock, socket.socket):
+        buffer = getattr(self._session, "_pending_buffer", None)
+        if isinstance(sock, socket.socket) and isinstance(buffer, bytearray):
             self._socket = sock
             self._poller = select.poll()
             self._poller.register(sock, select.POLLIN | select.POLLOUT)
@@ -133,18 +138,39 @@ class Connection:
         return self._socket.fileno()
 
     def reply_state(self) -> Reply:
-        """Whether a complete reply line can be read now without waiting."""
-        if _LINE_END in self._session._pending_buffer:
+        """Whether a complete reply line can be read now, taking in what has arrived.
+
+        Bytes waiting on the socket are received, without waiting, into pyvisa-py's
+        read buffer, the very buffer its ``read`` consumes first: pyvisa then frames
+        the reply from it at once, and no byte is read twice or lost.
+        """
+        pending = self._session._pending_buffer
+        if _LINE_END in pending:
             return Reply.READY
         events = _events(self._poller)
         if not events & _TO_READ:
             return Reply.WAITING
-        peeked, ended = _peek(self._socket)
-        if _LINE_END in peeked:
+        if not self._receive(pending):
+            return Reply.CLOSED
+        if _LINE_END in pending:
             return Reply.READY
-        if ended or events & (select.POLLHUP | select.POLLERR):
+        if len(pending) > MAX_REPLY_BYTES:
+            self.close_resource()
+            raise ScpiReplyError(f"more than {MAX_REPLY_BYTES} bytes without a line end", b"")
+        if events & (select.POLLHUP | select.POLLERR):
             return Reply.CLOSED
         return Reply.WAITING  # part of a line so far
+
+    def _receive(self, pending: bytearray) -> bool:
+        """Append what the socket holds to ``pending``; False if the connection has ended."""
+        try:
+            received = self._socket.recv(_RECEIVE_BYTES, socket.MSG_DONTWAIT)  # type: ignore[union-attr]
+        except (BlockingIOError, InterruptedError):
+            return True
+        except OSError:  # reset by the peer
+            return False
+        pending += received
+        return bool(received)
 
     def spin(self, budget_s: float) -> Reply:
         """Poll, without sleeping, for up to ``budget_s`` until the reply is no longer awaited."""
@@ -154,20 +180,38 @@ class Connection:
         return state
 
     def take_reply(self, payload: bytes, state: Reply) -> bytes:
-        """The reply line when ``state`` is READY (read without waiting); else the error."""
-        if state is Reply.READY:
-            return self.finish(payload, 1)[0]
-        self.close_resource()
-        if state is Reply.CLOSED:
+        """The reply line when ``state`` is READY (framed by pyvisa from its buffer); else
+        the error. Bytes after the line (a second line) make the reply garbled."""
+        if state is not Reply.READY:
+            self.close_resource()
+            if state is Reply.CLOSED:
+                raise VisaConnectionError(
+                    "the instrument closed the connection before completing its reply to "
+                    f"{payload!r}"
+                )
             raise VisaConnectionError(
-                f"the instrument closed the connection before completing its reply to {payload!r}"
+                f"no complete reply to {payload!r} within {self.timeout_s:g} s"
             )
-        raise VisaConnectionError(f"no complete reply to {payload!r} within {self.timeout_s:g} s")
+        line = self._read_lines(payload, 1)[0]
+        extra = self._session._pending_buffer
+        if extra:
+            self.close_resource()
+            raise ScpiReplyError(f"more than one line (then {bytes(extra[:80])!r})", line)
+        return line
 
     def finish(self, payload: bytes, replies: int) -> list[bytes]:
-        """Read the ``replies`` lines answering ``payload`` (already written)."""
+        """Read the ``replies`` lines answering ``payload`` (already written), blocking."""
+        lines = self._read_lines(payload, replies)
+        if self._may_have_leftovers():
+            extra, _ = self._leftovers()
+            if extra:
+                self.close_resource()
+                raise ScpiReplyError(f"more than one line (then {extra[:80]!r})", lines[-1])
+        return lines
+
+    def _read_lines(self, payload: bytes, replies: int) -> list[bytes]:
         try:
-            lines = [self._resource.read_raw() for _ in range(replies)]
+            return [self._resource.read_raw() for _ in range(replies)]
         except VisaIOError as exc:
             self.close_resource()
             if exc.error_code == constants.StatusCode.error_timeout:
@@ -178,12 +222,6 @@ class Connection:
         except OSError as exc:
             self.close_resource()
             raise VisaConnectionError(f"connection lost on {payload!r}: {exc}") from exc
-        if self._may_have_leftovers():
-            extra, _ = self._leftovers()
-            if extra:
-                self.close_resource()
-                raise ScpiReplyError(f"more than one line (then {extra[:80]!r})", lines[-1])
-        return lines
 
     def _write(self, payload: bytes) -> None:
         try:

@@ -49,7 +49,7 @@ import re
 import time
 import weakref
 from collections.abc import Callable
-from functools import partial
+from functools import lru_cache, partial
 from typing import TypeVar
 
 from cellauto.clock import awaiting_outside
@@ -148,7 +148,7 @@ class VisaSession:
         are never repeated, whatever ``idempotent`` says.
         """
         payload = _payload(message)
-        repeatable = idempotent and _CLEARS_ON_READ.fullmatch(message.strip()) is None
+        repeatable = idempotent and not _clears_on_read(message)
         attempts = 1 + (self.retries if repeatable else 0)
         for attempt in range(1, attempts + 1):
             try:
@@ -310,6 +310,12 @@ async def _readable(loop: asyncio.AbstractEventLoop, fd: int, timeout_s: float) 
     finally:
         timer.cancel()
         loop.remove_reader(fd)
+
+
+@lru_cache(maxsize=1024)
+def _clears_on_read(message: str) -> bool:
+    """Whether reading ``message`` removes what it reads (so it is never repeated)."""
+    return _CLEARS_ON_READ.fullmatch(message.strip()) is not None
 
 
 def _payload(message: str) -> bytes:
