@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import anyio
 import pytest
 
-from cellauto.instruments.visa import VisaSession
+from cellauto.instruments.visa import VisaSession, _connection
 from cellauto.instruments.visa.scpi_reply import parse_real
 from cellauto.instruments.visa.session import _SpinPolicy
 from tests.wire.scpi_support import Delayed, fake_instrument, resource
@@ -107,3 +109,32 @@ def test_a_spin_budget_outside_0_to_10_ms_is_refused(spin_s: float) -> None:
         VisaSession(
             "TCPIP0::127.0.0.1::1::SOCKET", timeout_s=1.0, retries=0, backend="@py", spin_s=spin_s
         )
+
+
+async def test_without_poll_every_exchange_runs_in_the_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_connection, "_CAN_POLL", False)  # as on Windows
+    async with fake_instrument({TEMP: [b"-45.25\n"]}, "thread") as fake:
+        session = await VisaSession.open(resource(fake.port))
+        try:
+            assert await session.query(TEMP, parse_real) == -45.25
+        finally:
+            await session.aclose()
+    assert (session.replies_spun, session.replies_awaited, session.replies_threaded) == (0, 0, 1)
+
+
+async def test_a_loop_that_cannot_watch_sockets_hands_the_wait_to_the_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_add_reader(*args: object) -> None:
+        raise NotImplementedError  # as Windows' proactor loop
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "add_reader", no_add_reader)
+    async with fake_instrument({TEMP: [Delayed(0.05, b"-45.25\n")]}, "thread") as fake:
+        session = await VisaSession.open(resource(fake.port), spin_s=0)
+        try:
+            assert await session.query(TEMP, parse_real) == -45.25
+        finally:
+            await session.aclose()
+    assert (session.replies_awaited, session.replies_threaded) == (0, 1)

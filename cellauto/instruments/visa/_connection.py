@@ -47,8 +47,12 @@ _LINE_END = b"\n"
 #: As much as pyvisa-py reads per ``recv`` (and as much as is looked at for stale bytes).
 _PEEK_BYTES = 4096
 _RECEIVE_BYTES = 4096
-_CAN_WRITE = select.POLLOUT
-_TO_READ = select.POLLIN | select.POLLHUP | select.POLLERR
+#: ``select.poll`` is missing on Windows: there every exchange runs in the worker thread.
+_CAN_POLL = hasattr(select, "poll")
+_CAN_WRITE = getattr(select, "POLLOUT", 4)
+_TO_READ = (
+    getattr(select, "POLLIN", 1) | getattr(select, "POLLHUP", 16) | getattr(select, "POLLERR", 8)
+)
 
 
 class Reply(enum.Enum):
@@ -95,7 +99,7 @@ class Connection:
         self._session = getattr(self._resource.visalib, "sessions", {}).get(self._resource.session)
         sock = getattr(self._session, "interface", None)
         buffer = getattr(self._session, "_pending_buffer", None)
-        if isinstance(sock, socket.socket) and isinstance(buffer, bytearray):
+        if _CAN_POLL and isinstance(sock, socket.socket) and isinstance(buffer, bytearray):
             self._socket = sock
             self._poller = select.poll()
             self._poller.register(sock, select.POLLIN | select.POLLOUT)

@@ -219,8 +219,8 @@ class VisaSession:
                     if remaining_s <= 0:
                         break
                     readable = await _readable(loop, connection.fileno(), remaining_s)
-                    if not readable and time.monotonic() < deadline:
-                        break  # the loop's clock ran ahead of real time
+                    if readable is None or (not readable and time.monotonic() < deadline):
+                        break  # no add_reader on this loop, or its clock ran ahead
         except BaseException:  # cancelled: a late reply must never answer another request
             connection.close_resource()
             raise
@@ -295,15 +295,19 @@ class _SpinPolicy:
         self._skip = min(2 ** (self._misses - 1) - 1, _MAX_SKIP)
 
 
-async def _readable(loop: asyncio.AbstractEventLoop, fd: int, timeout_s: float) -> bool:
-    """True when ``fd`` becomes readable, False when ``timeout_s`` of loop time passes first."""
+async def _readable(loop: asyncio.AbstractEventLoop, fd: int, timeout_s: float) -> bool | None:
+    """True when ``fd`` becomes readable, False when ``timeout_s`` of loop time passes
+    first, None at once on a loop that cannot watch sockets (Windows' proactor loop)."""
     woken: asyncio.Future[bool] = loop.create_future()
 
     def wake(readable: bool) -> None:
         if not woken.done():
             woken.set_result(readable)
 
-    loop.add_reader(fd, wake, True)
+    try:
+        loop.add_reader(fd, wake, True)
+    except NotImplementedError:
+        return None
     timer = loop.call_later(timeout_s, wake, False)
     try:
         return await woken
