@@ -70,3 +70,7 @@ class IdentityMismatchError(CellautoError):
 
 class StepError(CellautoError):
     """A protocol step failed; wraps the original error with the step's name."""
+
+
+class ResumeError(BadInputError):
+    """A run cannot be resumed as asked (ended, unknown, or its protocol or line changed)."""

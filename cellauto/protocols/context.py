@@ -10,11 +10,12 @@ import anyio
 from cellauto.errors import IdentityMismatchError, ProtocolDefinitionError
 from cellauto.protocols.spec import CheckPolicy, CheckResult, Spec
 from cellauto.records import RecordKind
+from cellauto.records.models import utc_from_epoch_s
 
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from cellauto.protocols.execution import Execution
+    from cellauto.protocols.execution import Execution, ResumedStep
     from cellauto.protocols.params import Params
     from cellauto.protocols.recording import RecordedInstrument
 
@@ -114,6 +115,34 @@ class Run:
     async def sleep(self, *, hours: float = 0, minutes: float = 0, seconds: float = 0) -> None:
         """Let process time pass (instantly in simulation)."""
         await anyio.sleep(hours * 3600 + minutes * 60 + seconds)
+
+    async def sleep_until(self, when: datetime) -> None:
+        """Wait until process time ``when``; at once if it has passed (e.g. after a resume)."""
+        if when.tzinfo is None:
+            raise ValueError(f"sleep_until needs a timezone-aware time, not {when!r}")
+        await anyio.sleep(max(0.0, when.timestamp() - self._execution.clock.now_s()))
+
+    @property
+    def step_started(self) -> datetime:
+        """When the current step first started (its first attempt, if it was resumed)."""
+        started = self._execution.step_started_s
+        if started is None:
+            raise ProtocolDefinitionError("step_started is only known inside a step")
+        return utc_from_epoch_s(started)
+
+    @property
+    def resumed(self) -> ResumedStep | None:
+        """Set while a step interrupted by a controller crash runs again; else None.
+
+        A step whose policy is ``reconcile`` uses it to find out what its interrupted
+        attempt already did (the batch values it recorded, the instrument's own state,
+        :attr:`ResumedStep.in_doubt` commands) and to carry on from there.
+        """
+        return self._execution.resumed
+
+    def value_or(self, name: str, default: Any) -> Any:
+        """A batch value recorded earlier in the run, or ``default`` if none was."""
+        return self._execution.values.get(name, default)
 
     async def hold_point(self) -> None:
         """Wait here while the run is held; stop here when a Stop was commanded."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import anyio
@@ -31,9 +32,10 @@ from pydantic import BaseModel
 from cellauto.clock import Clock
 from cellauto.errors import StateCommandError
 from cellauto.protocols.context import Run, RunAborted
-from cellauto.protocols.definition import Protocol, StepDefinition
+from cellauto.protocols.definition import Protocol, ResumePolicy, StepDefinition
 from cellauto.protocols.params import Params
 from cellauto.protocols.recording import RecordedInstrument
+from cellauto.protocols.resume import InDoubtCommand, ResumePlan
 from cellauto.protocols.spec import CheckPolicy
 from cellauto.protocols.states import (
     AUTOMATIC,
@@ -44,8 +46,9 @@ from cellauto.protocols.states import (
 )
 from cellauto.protocols.watchdogs import watch_duration, watch_hold
 from cellauto.records import RecordKind, RunJournal
+from cellauto.records.models import utc_from_epoch_s
 
-__all__ = ["Execution", "RunOutcome"]
+__all__ = ["Execution", "ResumedStep", "RunOutcome"]
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +87,25 @@ class RunStopped(BaseException):
     """Raised at a hold point after a Stop command; protocol code cannot swallow it."""
 
 
+#: A run found in (or on its way to) a final state on resume: its exit status.
+_ENDED_BY_STATE = {
+    State.COMPLETE: "complete",
+    State.STOPPING: "stopped",
+    State.STOPPED: "stopped",
+    State.ABORTING: "aborted",
+    State.ABORTED: "aborted",
+}
+
+
+class ResumedStep(BaseModel):
+    """What a step run again after a controller crash learns of its interrupted attempt."""
+
+    attempt: int
+    first_started: datetime
+    in_doubt: list[InDoubtCommand]
+    downtime_s: float
+
+
 class RunOutcome(BaseModel):
     """How a run ended."""
 
@@ -108,6 +130,7 @@ class Execution:
         instruments: dict[str, Any],
         run_started: dict[str, Any],
         observers: list[Observer],
+        resume: ResumePlan | None = None,
     ) -> None:
         self.run_id = run_id
         self.protocol = protocol
@@ -121,6 +144,12 @@ class Execution:
         self.current_step: StepDefinition | None = None
         self.completed_steps = 0
         self.values: dict[str, Any] = {}
+        #: After a controller crash: what the journal said (see :mod:`.resume`).
+        self.resume_plan = resume
+        #: While the step that was interrupted runs again: how it was interrupted.
+        self.resumed: ResumedStep | None = None
+        #: Process time (epoch s) at which the current step first started.
+        self.step_started_s: float | None = None
         self._procedure_scope: anyio.CancelScope | None = None
         self._watchdogs: anyio.abc.TaskGroup | None = None
         self._started = False
@@ -271,11 +300,15 @@ class Execution:
         if self._started:
             raise RuntimeError(f"run {self.run_id} was already executed")
         self._started = True
-        self.record(RecordKind.RUN_STARTED, self._run_started, durable=True)
-        self._transition(Command.START, by=by)
+        ended: tuple[str, str] | None = None
+        if self.resume_plan is None:
+            self.record(RecordKind.RUN_STARTED, self._run_started, durable=True)
+            self._transition(Command.START, by=by)
+        else:
+            ended = self._resume(self.resume_plan, by=by)
         async with anyio.create_task_group() as watchdogs:
             self._watchdogs = watchdogs
-            exit_status, reason = await self._run_procedure()
+            exit_status, reason = ended or await self._run_procedure()
             # Settle the final state before anything else can run: a command that
             # arrives from here on meets Complete, Stopped or Aborted.
             self._procedure_scope = None
@@ -326,18 +359,110 @@ class Execution:
         if self.state not in (State.ABORTING, State.ABORTED):
             self._transition(Command.ABORT, by=RUNNER, reason=reason)
 
+    def _resume(self, plan: ResumePlan, *, by: str) -> tuple[str, str] | None:
+        """Take the run up where the journal left it; (exit status, reason) if it had ended."""
+        self.state = plan.state
+        self.values = dict(plan.values)
+        self.completed_steps = len(plan.completed_steps)
+        steps = self.protocol.steps
+        interrupted = plan.interrupted_step
+        downtime_s = max(0.0, self.clock.now_s() - plan.last_process_time_s)
+        self.record(
+            RecordKind.RUN_RESUMED,
+            {
+                "resumed_by": by,
+                "state": plan.state.value,
+                "last_seq": plan.last_seq,
+                "downtime_s": downtime_s,
+                "completed_steps": [steps[i].name for i in plan.completed_steps],
+                "interrupted_step": steps[interrupted].name if interrupted is not None else None,
+                "resume_policy": steps[interrupted].resume.value
+                if interrupted is not None
+                else None,
+                "in_doubt_commands": [c.model_dump(mode="json") for c in plan.in_doubt],
+                "instruments": self._run_started["instruments"],
+            },
+            durable=True,
+        )
+        self.alarm(
+            f"the controller was down for {downtime_s / 60:.0f} min; run resumed in state "
+            f"{plan.state.value}"
+            + (
+                f", step {steps[interrupted].name!r} was in progress"
+                if interrupted is not None
+                else ""
+            )
+            + (f", {len(plan.in_doubt)} instrument command(s) in doubt" if plan.in_doubt else ""),
+            severity="critical" if plan.in_doubt else "warning",
+        )
+        ended = _ENDED_BY_STATE.get(plan.state)
+        if ended is not None:  # it had (nearly) ended: record how
+            self._complete_acting_state("resumed after the controller stopped")
+            return ended, f"the run had reached {plan.state.value} when the controller stopped"
+        if plan.state is State.IDLE:
+            self._transition(Command.START, by=by)
+        return None
+
     async def _procedure(self) -> None:
+        plan = self.resume_plan
+        first = 0 if plan is None else plan.next_step
         for index, step in enumerate(self.protocol.steps):
+            if index < first or (plan is not None and index in plan.completed_steps):
+                continue
             await self.hold_point()
-            await self._run_step(index, step)
+            if plan is not None and index == plan.interrupted_step:
+                await self._rerun_interrupted(index, step, plan)
+            else:
+                await self._run_step(index, step)
         await self.hold_point()
 
-    async def _run_step(self, index: int, step: StepDefinition) -> None:
-        self.current_step = step
-        self.record(
-            RecordKind.STEP_STARTED,
-            {"step": step.name, "index": index, "path": step.path, "resume": step.resume.value},
+    async def _rerun_interrupted(self, index: int, step: StepDefinition, plan: ResumePlan) -> None:
+        """The step in progress at the crash, by its resume policy."""
+        if step.resume is ResumePolicy.OPERATOR and self.state in (State.RUNNING, State.RESTARTING):
+            doubts = "; ".join(f"{c.instrument}.{c.method} (#{c.seq})" for c in plan.in_doubt)
+            self._transition(
+                Command.HOLD,
+                by=RUNNER,
+                reason=f"step {step.name!r} was in progress when the controller stopped"
+                + (f"; in doubt: {doubts}" if doubts else "")
+                + "; check the equipment, then Restart to run the step again, or Stop or Abort",
+            )
+            await self.hold_point()
+        self.resumed = ResumedStep(
+            attempt=plan.attempts + 1,
+            first_started=utc_from_epoch_s(plan.interrupted_step_started_s or self.clock.now_s()),
+            in_doubt=plan.in_doubt,
+            downtime_s=max(0.0, self.clock.now_s() - plan.last_process_time_s),
         )
+        try:
+            await self._run_step(
+                index,
+                step,
+                attempt=plan.attempts + 1,
+                first_started_s=plan.interrupted_step_started_s,
+            )
+        finally:
+            self.resumed = None
+
+    async def _run_step(
+        self,
+        index: int,
+        step: StepDefinition,
+        *,
+        attempt: int = 1,
+        first_started_s: float | None = None,
+    ) -> None:
+        self.current_step = step
+        self.step_started_s = first_started_s if first_started_s is not None else self.clock.now_s()
+        started_payload: dict[str, Any] = {
+            "step": step.name,
+            "index": index,
+            "path": step.path,
+            "resume": step.resume.value,
+        }
+        if attempt > 1:
+            started_payload["attempt"] = attempt
+        self.record(RecordKind.STEP_STARTED, started_payload)
         started = self.clock.monotonic()
         assert self._watchdogs is not None
         watchdog = watch_duration(self, self._watchdogs, step) if step.max_duration_h else None

@@ -20,11 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from cellauto.clock import Clock
+from cellauto.errors import ResumeError
 from cellauto.instruments.line import Line
 from cellauto.protocols.definition import Protocol
 from cellauto.protocols.execution import Execution, Observer, RunOutcome
 from cellauto.protocols.params import Params, build_params
+from cellauto.protocols.resume import check_resumable, plan_resume
 from cellauto.records import Journal
+from cellauto.records.models import utc_from_epoch_s
 
 __all__ = ["Runner", "validate_request"]
 
@@ -196,6 +199,57 @@ class Runner:
             sort_keys=True,
         )
         return uuid.uuid5(_RUN_NAMESPACE, inputs).hex
+
+    def resume(
+        self,
+        protocol: Protocol,
+        line: Line,
+        run_id: str,
+        *,
+        clock: Clock | None = None,
+    ) -> Execution:
+        """Prepare the resumption of a run its controller left unended (nothing written yet).
+
+        The run continues under its own id, parameters and record chain; see
+        :mod:`cellauto.protocols.resume` for what is refused and
+        :class:`~cellauto.protocols.definition.ResumePolicy` for the step that was in
+        progress. ``clock`` defaults to real time on a real line; on a simulated line it
+        continues from the run's last record.
+        """
+        plan = plan_resume(self.journal.records(run_id))
+        params = validate_request(protocol, line, plan.run_started.get("parameters", {}))
+        needed = protocol.equipment()
+        instruments = {name: line.equipment[name] for name in needed}
+        _, source_sha = _source_sha256(protocol)
+        identities = {
+            name: instrument.identity.model_dump(mode="json")
+            for name, instrument in instruments.items()
+        }
+        check_resumable(plan, protocol, source_sha, identities)
+        if clock is None:
+            origin = (
+                None if self.clock_origin is None else utc_from_epoch_s(plan.last_process_time_s)
+            )
+            clock = Clock(origin)
+        if clock.now_s() < plan.last_process_time_s:
+            raise ResumeError(
+                f"run {run_id}: the clock reads {clock.now().isoformat()}, before the run's last "
+                f"record ({utc_from_epoch_s(plan.last_process_time_s).isoformat()}); "
+                "check the controller's time"
+            )
+        reproducible = bool(plan.run_started.get("wall_clock", "").startswith("process time"))
+        wall_clock_ns = (lambda: round(clock.now_s() * 1e9)) if reproducible else None
+        return Execution(
+            run_id=run_id,
+            protocol=protocol,
+            params=params,
+            journal=self.journal.resume_run(run_id, clock.now_s, wall_clock_ns),
+            clock=clock,
+            instruments=instruments,
+            run_started=plan.run_started,
+            observers=list(self.observers),
+            resume=plan,
+        )
 
     async def run(
         self,

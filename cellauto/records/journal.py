@@ -249,6 +249,20 @@ class Journal:
             run._writable = False
         self._open_runs.clear()
 
+    def abandon(self) -> None:
+        """Close as a crashing process would: records not yet committed are lost.
+
+        For crash tests (see ``Runner.resume``): what was committed stays, durable
+        records always are; the runs still open take no more records.
+        """
+        conn, self._conn = self._conn, None
+        self._buffer.clear()
+        for run in self._open_runs.values():
+            run._writable = False
+        self._open_runs.clear()
+        if conn is not None:
+            conn.close()
+
     def __enter__(self) -> Journal:
         return self
 

@@ -31,6 +31,7 @@ class RecordKind(StrEnum):
     OPERATOR_ACTION = "operator_action"
     BATCH_VALUE = "batch_value"
     ALARM = "alarm"
+    RUN_RESUMED = "run_resumed"
     RUN_ENDED = "run_ended"
 
 

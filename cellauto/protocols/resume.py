@@ -1,0 +1,173 @@
+"""Resuming a run after a controller crash: what its journal says was going on.
+
+A controller that crashes leaves the run's record unsealed: no ``run_ended``. The
+instruments carry on (a bioreactor keeps its culture, a freezer its profile). To
+resume, :func:`plan_resume` reads the record back: the steps completed, the step in
+progress and since when, the instrument commands whose intent was journaled but
+whose outcome was not (they may or may not have been carried out), the batch values
+recorded so far and the ISA-88 state. :func:`check_resumable` then refuses what
+cannot be resumed safely: an ended run, another protocol (name, version or source),
+a line whose instruments are not the ones the run started with.
+
+What happens to the step in progress is the step's ``resume`` policy (see
+:class:`cellauto.protocols.definition.ResumePolicy`), applied by
+:class:`cellauto.protocols.execution.Execution`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from cellauto.errors import ResumeError
+from cellauto.protocols.definition import Protocol
+from cellauto.protocols.states import State
+from cellauto.records import Record, RecordKind
+
+__all__ = ["InDoubtCommand", "ResumePlan", "check_resumable", "plan_resume"]
+
+
+class InDoubtCommand(BaseModel):
+    """An instrument command journaled as intended, with no outcome journaled."""
+
+    model_config = ConfigDict(frozen=True)
+
+    seq: int
+    instrument: str
+    method: str
+    arguments: dict[str, Any]
+
+
+class ResumePlan(BaseModel):
+    """What a run's journal says about where it stopped."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    run_started: dict[str, Any]
+    state: State
+    completed_steps: list[int]
+    #: Index of the step in progress at the crash (None: between steps).
+    interrupted_step: int | None
+    #: Process time (epoch s) at which the step in progress first started.
+    interrupted_step_started_s: float | None
+    #: How many times the step in progress has been started (resumes included).
+    attempts: int
+    in_doubt: list[InDoubtCommand]
+    values: dict[str, Any]
+    last_seq: int
+    last_process_time_s: float
+    resumes: int
+
+    @property
+    def next_step(self) -> int:
+        """Index of the first step that has not completed."""
+        done = set(self.completed_steps)
+        return next((i for i in range(len(self.run_started["steps"])) if i not in done), -1)
+
+
+def plan_resume(records: list[Record]) -> ResumePlan:
+    """Read a run's records (in seq order) into a :class:`ResumePlan`; ResumeError if ended."""
+    if not records or records[0].kind is not RecordKind.RUN_STARTED:
+        raise ResumeError("the run's record does not begin with run_started; it cannot be resumed")
+    run_id = records[0].run_id
+    state = State.IDLE
+    completed: list[int] = []
+    interrupted: int | None = None
+    interrupted_started: float | None = None
+    attempts = 0
+    commands: dict[int, InDoubtCommand] = {}
+    values: dict[str, Any] = {}
+    resumes = 0
+    for record in records:
+        body, kind = record.payload, record.kind
+        if kind is RecordKind.RUN_ENDED:
+            raise ResumeError(
+                f"run {run_id} has ended ({body.get('exit_status')}, {body.get('final_state')}); "
+                "an ended run cannot be resumed: start a new run"
+            )
+        if kind is RecordKind.STATE_CHANGE:
+            state = State(body["to_state"])
+        elif kind is RecordKind.STEP_STARTED:
+            if body["index"] != interrupted:
+                interrupted, interrupted_started, attempts = body["index"], None, 0
+                commands = {}
+            if interrupted_started is None:
+                interrupted_started = record.process_time_s
+            attempts += 1
+        elif kind in (RecordKind.STEP_COMPLETED, RecordKind.STEP_FAILED):
+            if kind is RecordKind.STEP_COMPLETED:
+                completed.append(body["index"])
+            interrupted, interrupted_started, attempts, commands = None, None, 0, {}
+        elif kind is RecordKind.INSTRUMENT_COMMAND:
+            commands[record.seq] = InDoubtCommand(
+                seq=record.seq,
+                instrument=body["instrument"],
+                method=body["method"],
+                arguments=body["arguments"],
+            )
+        elif kind is RecordKind.INSTRUMENT_RESPONSE:
+            commands.pop(body.get("command_seq"), None)
+        elif kind is RecordKind.BATCH_VALUE:
+            values[body["name"]] = body["value"]
+        elif kind is RecordKind.RUN_RESUMED:
+            resumes += 1
+    last = records[-1]
+    return ResumePlan(
+        run_id=run_id,
+        run_started=records[0].payload,
+        state=state,
+        completed_steps=completed,
+        interrupted_step=interrupted,
+        interrupted_step_started_s=interrupted_started,
+        attempts=attempts,
+        in_doubt=list(commands.values()),
+        values=values,
+        last_seq=last.seq,
+        last_process_time_s=last.process_time_s,
+        resumes=resumes,
+    )
+
+
+def check_resumable(
+    plan: ResumePlan,
+    protocol: Protocol,
+    source_sha256: str | None,
+    identities: dict[str, dict[str, Any]],
+) -> None:
+    """Refuse (ResumeError) a resume under another protocol or other instruments.
+
+    ``identities`` are the identities of the line's instruments now, by equipment name,
+    as recorded in run_started.
+    """
+    started = plan.run_started
+    recorded = (
+        started.get("protocol_name"),
+        started.get("protocol_version"),
+        started.get("protocol_source_sha256"),
+    )
+    now = (protocol.name, protocol.version, source_sha256)
+    for what, before, after in zip(
+        ("name", "version", "source SHA-256"), recorded, now, strict=True
+    ):
+        if before != after:
+            raise ResumeError(
+                f"run {plan.run_id} was started with protocol {what} {before!r}, not {after!r}; "
+                "a batch cannot change its procedure midway: resume it with the protocol file "
+                "it started with"
+            )
+    for name, before in started.get("instruments", {}).items():
+        after = identities.get(name)
+        if after is None:
+            raise ResumeError(
+                f"run {plan.run_id} needs its {name!r} ({before.get('interface')}); "
+                "the line has none"
+            )
+        for field in ("vendor", "model", "serial"):
+            if before.get(field) != after.get(field):
+                raise ResumeError(
+                    f"run {plan.run_id}: {name!r} is {after.get(field)!r} ({field}) where the "
+                    f"run started with {before.get(field)!r}; a batch resumes on the "
+                    "instruments holding its material"
+                )
