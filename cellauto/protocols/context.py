@@ -15,9 +15,10 @@ from cellauto.records.models import utc_from_epoch_s
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from cellauto.protocols.execution import Execution, ResumedStep
+    from cellauto.protocols.execution import Execution
     from cellauto.protocols.params import Params
     from cellauto.protocols.recording import RecordedInstrument
+    from cellauto.protocols.resume import ResumedStep
 
 __all__ = ["ChainOfIdentity", "Run"]
 

@@ -23,19 +23,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 import anyio
-from pydantic import BaseModel
 
 from cellauto.clock import Clock
 from cellauto.errors import StateCommandError
 from cellauto.protocols.context import Run, RunAborted
 from cellauto.protocols.definition import Protocol, ResumePolicy, StepDefinition
+from cellauto.protocols.outcome import RunOutcome, RunStopped, primary_exception
 from cellauto.protocols.params import Params
 from cellauto.protocols.recording import RecordedInstrument
-from cellauto.protocols.resume import InDoubtCommand, ResumePlan
+from cellauto.protocols.resume import ENDED_BY_STATE, ResumedStep, ResumePlan
 from cellauto.protocols.spec import CheckPolicy
 from cellauto.protocols.states import (
     AUTOMATIC,
@@ -48,72 +47,12 @@ from cellauto.protocols.watchdogs import watch_duration, watch_hold
 from cellauto.records import RecordKind, RunJournal
 from cellauto.records.models import utc_from_epoch_s
 
-__all__ = ["Execution", "ResumedStep", "RunOutcome"]
+__all__ = ["Execution", "RunOutcome"]
 
 logger = logging.getLogger(__name__)
 
 Observer = Callable[[RecordKind, dict[str, Any], float], None]
 RUNNER = "runner"
-
-
-def primary_exception(exc: BaseException) -> BaseException:
-    """The exception that matters in what a step raised.
-
-    A step that runs its own task group raises an exception group; the run acts on
-    an abort or stop signal first, then on the first real error, and only then on a
-    cancellation.
-    """
-    if not isinstance(exc, BaseExceptionGroup):
-        return exc
-    leaves: list[BaseException] = []
-
-    def collect(group: BaseExceptionGroup) -> None:
-        for inner in group.exceptions:
-            if isinstance(inner, BaseExceptionGroup):
-                collect(inner)
-            else:
-                leaves.append(inner)
-
-    collect(exc)
-    cancelled = anyio.get_cancelled_exc_class()
-    for wanted in (RunAborted, RunStopped):
-        for leaf in leaves:
-            if isinstance(leaf, wanted):
-                return leaf
-    return next((leaf for leaf in leaves if not isinstance(leaf, cancelled)), leaves[0])
-
-
-class RunStopped(BaseException):
-    """Raised at a hold point after a Stop command; protocol code cannot swallow it."""
-
-
-#: A run found in (or on its way to) a final state on resume: its exit status.
-_ENDED_BY_STATE = {
-    State.COMPLETE: "complete",
-    State.STOPPING: "stopped",
-    State.STOPPED: "stopped",
-    State.ABORTING: "aborted",
-    State.ABORTED: "aborted",
-}
-
-
-class ResumedStep(BaseModel):
-    """What a step run again after a controller crash learns of its interrupted attempt."""
-
-    attempt: int
-    first_started: datetime
-    in_doubt: list[InDoubtCommand]
-    downtime_s: float
-
-
-class RunOutcome(BaseModel):
-    """How a run ended."""
-
-    run_id: str
-    state: State
-    exit_status: str  # complete | stopped | aborted | failed
-    reason: str
-    records: int
 
 
 class Execution:
@@ -395,7 +334,7 @@ class Execution:
             + (f", {len(plan.in_doubt)} instrument command(s) in doubt" if plan.in_doubt else ""),
             severity="critical" if plan.in_doubt else "warning",
         )
-        ended = _ENDED_BY_STATE.get(plan.state)
+        ended = ENDED_BY_STATE.get(plan.state)
         if ended is not None:  # it had (nearly) ended: record how
             self._complete_acting_state("resumed after the controller stopped")
             return ended, f"the run had reached {plan.state.value} when the controller stopped"

@@ -16,6 +16,7 @@ What happens to the step in progress is the step's ``resume`` policy (see
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -25,7 +26,23 @@ from cellauto.protocols.definition import Protocol
 from cellauto.protocols.states import State
 from cellauto.records import Record, RecordKind
 
-__all__ = ["InDoubtCommand", "ResumePlan", "check_resumable", "plan_resume"]
+__all__ = [
+    "ENDED_BY_STATE",
+    "InDoubtCommand",
+    "ResumePlan",
+    "ResumedStep",
+    "check_resumable",
+    "plan_resume",
+]
+
+#: A run found in (or on its way to) a final state on resume: its exit status.
+ENDED_BY_STATE = {
+    State.COMPLETE: "complete",
+    State.STOPPING: "stopped",
+    State.STOPPED: "stopped",
+    State.ABORTING: "aborted",
+    State.ABORTED: "aborted",
+}
 
 
 class InDoubtCommand(BaseModel):
@@ -37,6 +54,15 @@ class InDoubtCommand(BaseModel):
     instrument: str
     method: str
     arguments: dict[str, Any]
+
+
+class ResumedStep(BaseModel):
+    """What a step run again after a controller crash learns of its interrupted attempt."""
+
+    attempt: int
+    first_started: datetime
+    in_doubt: list[InDoubtCommand]
+    downtime_s: float
 
 
 class ResumePlan(BaseModel):
