@@ -9,6 +9,8 @@ specifications from PROCESS.md.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import anyio
 
 from cellauto import Field, MaterialInput, Params, Protocol, Run, Spec
@@ -163,10 +165,13 @@ async def activate(
 )
 async def transduce(run: Run, bioreactor: Bioreactor) -> None:
     """On day 1, add the CAR lentiviral vector at the set MOI."""
-    await run.sleep(hours=DAY_H - 0.5)
+    if run.value_or("vector added", False):
+        return  # resumed after the addition: nothing left to do
+    await run.sleep_until(run.step_started + timedelta(hours=DAY_H - 0.5))
     await bioreactor.add_reagent(
         Reagent(name="CAR lentiviral vector", kind="vector", volume_ml=5.0, moi=run.params.moi)
     )
+    run.set_value("vector added", True)
 
 
 # -- Expansion -----------------------------------------------------------------------------
@@ -229,9 +234,15 @@ async def _daily_count(run: Run, bioreactor: Bioreactor, counter: CellCounter) -
 async def _expand_daily(
     run: Run, bioreactor: Bioreactor, counter: CellCounter, cytometer: FlowCytometer
 ) -> None:
+    """Day 2 to the last day, each a day after the step's start; after a controller crash
+    the days recorded as done are not repeated and a feed already given is not given
+    again (the bioreactor's volume tells)."""
     p = run.params
-    for day in range(2, p.expansion_days + 1):
-        await run.sleep(hours=DAY_H)
+    for day in range(run.value_or("expansion day done", 1) + 1, p.expansion_days + 1):
+        await run.sleep_until(run.step_started + timedelta(hours=DAY_H * (day - 1)))
+        if await _fed_before_the_crash(run, bioreactor, day):
+            run.set_value("expansion day done", day)
+            continue
         count = await _daily_count(run, bioreactor, counter)
         run.check("daily viability", count.viability_pct)
         values = await bioreactor.read_process_values()
@@ -244,12 +255,25 @@ async def _expand_daily(
         density = count.viable_cells_per_ml
         room_ml = p.max_culture_volume_ml - values.culture_volume_ml
         if room_ml > 10 and density > 0.8e6:
-            await bioreactor.feed(min(values.culture_volume_ml, room_ml))
+            feed_ml = min(values.culture_volume_ml, room_ml)
+            run.set_value("feed day", day)
+            run.set_value("volume before feed", values.culture_volume_ml, unit="mL")
+            run.set_value("feed volume", feed_ml, unit="mL")
+            await bioreactor.feed(feed_ml)
         elif room_ml <= 10 and density >= p.perfusion_from_cells_per_ml:
             # one bag volume a day per 2e6 cells/mL, capped at 4 volumes a day
             volumes = min(density / p.perfusion_from_cells_per_ml, 4.0)
             rate = round(volumes * values.culture_volume_ml, -1)
             await bioreactor.set_setpoints(Setpoints(perfusion_rate_ml_per_day=rate))
+        run.set_value("expansion day done", day)
+
+
+async def _fed_before_the_crash(run: Run, bioreactor: Bioreactor, day: int) -> bool:
+    """On a resumed day whose feed was decided: whether the bioreactor took it."""
+    if run.resumed is None or run.value_or("feed day", None) != day:
+        return False
+    volume_ml = (await bioreactor.read_process_values()).culture_volume_ml
+    return volume_ml >= run.value("volume before feed") + run.value("feed volume") / 2
 
 
 # -- Harvest -------------------------------------------------------------------------------
@@ -393,8 +417,10 @@ async def freeze(run: Run, freezer: ControlledRateFreezer) -> None:
 
     Chamber and sample temperatures are recorded every minute for the batch record.
     """
-    await freezer.load_profile(STANDARD_PROFILE)
-    await freezer.start(["final product"])
+    state = (await freezer.status()).state if run.resumed is not None else "idle"
+    if state not in ("running", "complete"):  # resumed before the start: start it
+        await freezer.load_profile(STANDARD_PROFILE)
+        await freezer.start(["final product"])
     async for _reading in freezer.temperatures(interval_s=60):
         pass  # every reading is recorded at the instrument boundary; the stream ends with the run
     result = await freezer.result()

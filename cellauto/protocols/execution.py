@@ -305,26 +305,30 @@ class Execution:
         self.completed_steps = len(plan.completed_steps)
         steps = self.protocol.steps
         interrupted = plan.interrupted_step
-        downtime_s = max(0.0, self.clock.now_s() - plan.last_process_time_s)
+        silent_s = max(0.0, self.clock.now_s() - plan.last_process_time_s)
         self.record(
             RecordKind.RUN_RESUMED,
             {
                 "resumed_by": by,
                 "state": plan.state.value,
                 "last_seq": plan.last_seq,
-                "downtime_s": downtime_s,
+                "since_last_record_s": silent_s,
                 "completed_steps": [steps[i].name for i in plan.completed_steps],
                 "interrupted_step": steps[interrupted].name if interrupted is not None else None,
                 "resume_policy": steps[interrupted].resume.value
                 if interrupted is not None
                 else None,
                 "in_doubt_commands": [c.model_dump(mode="json") for c in plan.in_doubt],
-                "instruments": self._run_started["instruments"],
+                "instruments": {
+                    name: recorded.unwrapped.identity.model_dump(mode="json")
+                    for name, recorded in self.equipment.items()
+                },
             },
             durable=True,
         )
         self.alarm(
-            f"the controller was down for {downtime_s / 60:.0f} min; run resumed in state "
+            f"run resumed after a controller restart, {silent_s / 60:.0f} min after its last "
+            f"record, in state "
             f"{plan.state.value}"
             + (
                 f", step {steps[interrupted].name!r} was in progress"
@@ -371,7 +375,7 @@ class Execution:
             attempt=plan.attempts + 1,
             first_started=utc_from_epoch_s(plan.interrupted_step_started_s or self.clock.now_s()),
             in_doubt=plan.in_doubt,
-            downtime_s=max(0.0, self.clock.now_s() - plan.last_process_time_s),
+            since_last_record_s=max(0.0, self.clock.now_s() - plan.last_process_time_s),
         )
         try:
             await self._run_step(

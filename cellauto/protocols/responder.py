@@ -37,7 +37,10 @@ class HoldResponder:
         self.task_group = task_group
 
     def __call__(self, kind: RecordKind, payload: dict[str, Any], now_s: float) -> None:
-        if kind is RecordKind.STATE_CHANGE and payload["to_state"] == State.HELD.value:
+        held = State.HELD.value
+        if (kind is RecordKind.STATE_CHANGE and payload["to_state"] == held) or (
+            kind is RecordKind.RUN_RESUMED and payload["state"] == held  # held at the crash
+        ):
             if self.task_group is None:
                 raise RuntimeError("HoldResponder.bind() was not called before the run started")
             self.task_group.start_soon(self._answer)

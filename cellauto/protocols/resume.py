@@ -62,7 +62,8 @@ class ResumedStep(BaseModel):
     attempt: int
     first_started: datetime
     in_doubt: list[InDoubtCommand]
-    downtime_s: float
+    #: Process time from the run's last record before the crash to the resume.
+    since_last_record_s: float
 
 
 class ResumePlan(BaseModel):

@@ -18,8 +18,9 @@ from typing import Any
 import anyio
 
 from cellauto.clock import Clock, virtual_loop_factory
+from cellauto.errors import JournalError
 from cellauto.protocols.definition import Protocol
-from cellauto.protocols.execution import Observer, RunOutcome
+from cellauto.protocols.execution import Execution, Observer, RunOutcome
 from cellauto.protocols.loader import load_protocol
 from cellauto.protocols.params import Params, build_params
 from cellauto.protocols.responder import HoldResponder
@@ -95,35 +96,92 @@ async def simulate_async(
     db: str | Path | None = None,
     start: datetime = DEFAULT_SIM_START,
     observers: Sequence[Observer] = (),
+    crashes: Sequence[float] = (),
+    downtime_h: float = 1.0,
 ) -> SimulatedRun:
     """:func:`simulate` for code already running on a (virtual-time) event loop."""
     if not isinstance(protocol, Protocol):
         protocol = load_protocol(protocol)
     if not isinstance(params, Params):
         params = build_params(protocol.params, dict(params or {}))
-    sim = sim_line_for_protocol(protocol, params, clock=Clock(start), seed=seed)
+    crash_times_h = sorted(crashes)
+    if (crash_times_h and crash_times_h[0] <= 0) or downtime_h < 0:
+        raise ValueError(
+            f"crash times must be > 0 h and downtime_h >= 0, not {crash_times_h}, {downtime_h}"
+        )
+    clock = Clock(start)
+    sim = sim_line_for_protocol(protocol, params, clock=clock, seed=seed)
     for equipment, armed in (faults or {}).items():
         for fault in armed:
             sim.inject(equipment, fault)
     assert sim.line is not None
+    responder = HoldResponder(
+        on_hold.capitalize() if on_hold else None,
+        by=f"simulate(on_hold={on_hold!r})",
+        reason="unattended simulation",
+    )
+
+    def runner_on(journal: Journal) -> Runner:
+        runner = Runner(journal, clock_origin=start, reproducible=True)
+        runner.observers.extend([*observers, responder])
+        return runner
+
     with tempfile.TemporaryDirectory(prefix="cellauto-sim-") as tmp:
         path = Path(db) if db is not None else Path(tmp) / "journal.db"
-        with Journal(path) as journal:
-            runner = Runner(journal, clock_origin=start, reproducible=True)
-            responder = HoldResponder(
-                on_hold.capitalize() if on_hold else None,
-                by=f"simulate(on_hold={on_hold!r})",
-                reason="unattended simulation",
+        journal = Journal(path)
+        try:
+            execution = runner_on(journal).prepare(
+                protocol, sim.line, params, seed=seed, operator="sim"
             )
-            runner.observers.extend([*observers, responder])
-            execution = runner.prepare(protocol, sim.line, params, seed=seed, operator="sim")
-            async with anyio.create_task_group() as tg:
-                responder.bind(execution, tg)
-                outcome = await execution.execute()
-                execution.close()
-                tg.cancel_scope.cancel()
+            outcome = None
+            for crash_h in crash_times_h:
+                crash_at_s = start.timestamp() + crash_h * 3600
+                outcome = await _execute(execution, responder, journal, crash_at_s)
+                if outcome is not None:  # it ended before this crash
+                    break
+                await anyio.sleep(downtime_h * 3600)  # the controller is down; the line is not
+                journal = Journal(path)
+                execution = runner_on(journal).resume(
+                    protocol, sim.line, execution.run_id, clock=clock
+                )
+            if outcome is None:
+                outcome = await _execute(execution, responder, journal, None)
+            assert outcome is not None
+            execution.close()
             records = journal.records(execution.run_id)
+        finally:
+            journal.close()
     return SimulatedRun(outcome, records, sim, path, params)
+
+
+async def _execute(
+    execution: Execution, responder: HoldResponder, journal: Journal, crash_at_s: float | None
+) -> RunOutcome | None:
+    """Execute to the end, or until the controller 'crashes' at process time ``crash_at_s``."""
+    outcomes: list[RunOutcome] = []
+    ended = anyio.Event()
+
+    async def execute() -> None:
+        try:
+            outcomes.append(await execution.execute())
+        except* JournalError:
+            if crash_at_s is None:
+                raise  # a real journal failure, not a simulated crash
+        finally:
+            ended.set()
+
+    async with anyio.create_task_group() as tg:
+        responder.bind(execution, tg)
+        if crash_at_s is None:
+            await execute()
+        else:
+            tg.start_soon(execute)
+            with anyio.move_on_after(max(0.0, crash_at_s - execution.clock.now_s())):
+                await ended.wait()
+            if not outcomes:
+                journal.abandon()  # what a dying process leaves: uncommitted records lost
+        tg.cancel_scope.cancel()
+    return outcomes[0] if outcomes else None
 
 
 def simulate(protocol: Protocol | str | Path, **options: Any) -> SimulatedRun:
@@ -132,7 +190,11 @@ def simulate(protocol: Protocol | str | Path, **options: Any) -> SimulatedRun:
     Options: ``params`` (dict or Params), ``seed`` (default 0; runs are reproducible),
     ``faults`` ({equipment name: [Fault, ...]}), ``on_hold`` ("stop" (default),
     "restart", "abort" or None to leave a Held run waiting), ``db`` (keep the journal
-    at this path; default a temporary file), ``start`` (process time of the start).
+    at this path; default a temporary file), ``start`` (process time of the start),
+    ``crashes`` (process hours after the start at which the controller dies, losing
+    what it had not committed; each time the run is resumed with
+    :meth:`~cellauto.protocols.runner.Runner.resume` after ``downtime_h`` hours, while
+    the simulated line carries on).
     """
 
     async def main() -> SimulatedRun:

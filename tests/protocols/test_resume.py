@@ -138,7 +138,7 @@ async def test_a_run_crashed_mid_step_resumes_where_its_journal_says(tmp_path: P
     assert resumed_record["resume_policy"] == "reconcile"
     assert resumed_record["completed_steps"] == ["prime"]
     assert [c["method"] for c in resumed_record["in_doubt_commands"]] == ["pump"]
-    assert resumed_record["downtime_s"] == pytest.approx(1800 + 0.5 * PORTION_S)
+    assert resumed_record["since_last_record_s"] == pytest.approx(1800 + 0.5 * PORTION_S)
     values = {v["name"]: v["value"] for v in kinds(journal, first.run_id, RecordKind.BATCH_VALUE)}
     assert values["resumed attempt"] == 2
     assert values["total ml"] == 41.0
