@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from cellauto import __version__
-from cellauto.cli import certs_cmd, inspect_cmds, run_cmd, sim_cmd
+from cellauto.cli import certs_cmd, inspect_cmds, resume_cmd, run_cmd, sim_cmd
 from cellauto.errors import BadInputError, CellautoError
 
 __all__ = ["main"]
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run_cmd.add_parser(sub)
+    resume_cmd.add_parser(sub)
     inspect_cmds.add_parsers(sub)
     sim_cmd.add_parser(sub)
     certs_cmd.add_parser(sub)

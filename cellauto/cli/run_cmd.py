@@ -87,13 +87,30 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(handler=run_command)
 
 
-def _operator(args: argparse.Namespace) -> str:
-    if args.operator:
-        return str(args.operator)
+def operator_name(given: str | None) -> str:
+    """Who acts: as given, else the login name."""
+    if given:
+        return given
     try:
         return getpass.getuser()
     except Exception:
         return "operator"
+
+
+def on_hold_mode(given: str | None) -> str:
+    """What answers a Held run: as given, else the console on a terminal, else stop."""
+    return given or ("prompt" if sys.stdin.isatty() else "stop")
+
+
+def print_outcome(outcome: RunOutcome, wall: str) -> None:
+    """The closing line of ``run`` and ``resume``."""
+    try:
+        print(
+            f"run {outcome.run_id} ended {outcome.state.value} ({outcome.exit_status}): "
+            f"{outcome.reason}; {outcome.records} records in {wall} wall"
+        )
+    except BrokenPipeError:  # the reader went away (e.g. `| head`); the run is recorded
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -111,8 +128,8 @@ def run_command(args: argparse.Namespace) -> int:
             "no line to run on: pass --sim (the simulated line, in process) or "
             "--line LINE.toml (instruments over OPC UA, VISA, PyLabRobot)"
         )
-    mode = args.on_hold or ("prompt" if sys.stdin.isatty() else "stop")
-    operator = _operator(args)
+    mode = on_hold_mode(args.on_hold)
+    operator = operator_name(args.operator)
     simulated = args.sim or (line_config is not None and line_config.simulation.serve)
     seed = args.seed
     if seed is None and line_config is not None:
@@ -174,13 +191,5 @@ def run_command(args: argparse.Namespace) -> int:
     wall = time.perf_counter()
     options = {"loop_factory": loop_factory} if loop_factory else {}
     outcome = anyio.run(main, backend_options=options)
-    code = 0 if outcome.exit_status == "complete" else 1
-    try:
-        print(
-            f"run {outcome.run_id} ended {outcome.state.value} ({outcome.exit_status}): "
-            f"{outcome.reason}; {outcome.records} records in "
-            f"{format_duration(time.perf_counter() - wall)} wall"
-        )
-    except BrokenPipeError:  # the reader went away (e.g. `| head`); the run is recorded
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    return code
+    print_outcome(outcome, format_duration(time.perf_counter() - wall))
+    return 0 if outcome.exit_status == "complete" else 1

@@ -213,8 +213,9 @@ class Runner:
         The run continues under its own id, parameters and record chain; see
         :mod:`cellauto.protocols.resume` for what is refused and
         :class:`~cellauto.protocols.definition.ResumePolicy` for the step that was in
-        progress. ``clock`` defaults to real time on a real line; on a simulated line it
-        continues from the run's last record.
+        progress. ``clock`` is the run's clock from here on: on a real line ``Clock()``
+        (real time); by default (simulated or time-scaled lines) process time continues
+        from the run's last record.
         """
         plan = plan_resume(self.journal.records(run_id))
         params = validate_request(protocol, line, plan.run_started.get("parameters", {}))
@@ -227,10 +228,7 @@ class Runner:
         }
         check_resumable(plan, protocol, source_sha, identities)
         if clock is None:
-            origin = (
-                None if self.clock_origin is None else utc_from_epoch_s(plan.last_process_time_s)
-            )
-            clock = Clock(origin)
+            clock = Clock(utc_from_epoch_s(plan.last_process_time_s))
         if clock.now_s() < plan.last_process_time_s:
             raise ResumeError(
                 f"run {run_id}: the clock reads {clock.now().isoformat()}, before the run's last "

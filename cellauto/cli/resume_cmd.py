@@ -1,0 +1,92 @@
+"""``cellauto resume``: continue a run its controller left unended (after a crash)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from cellauto.cli.console import HoldConsole, abort_on_signal
+from cellauto.cli.progress import format_duration
+from cellauto.cli.run_cmd import DEFAULT_DB, on_hold_mode, operator_name, print_outcome
+from cellauto.clock import Clock, scaled_loop_factory
+from cellauto.errors import BadInputError
+from cellauto.lines import load_line_config
+from cellauto.lines.wire import GapRecorder, open_line
+from cellauto.protocols import Runner, load_protocol
+from cellauto.protocols.execution import RunOutcome
+from cellauto.records import Journal
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "resume",
+        help="resume a run after a controller crash",
+        description="Resume RUN_ID, which its controller left unended, on the line it ran "
+        "on: steps completed are not run again; the step in progress follows its resume "
+        "policy (rerun, reconcile, or hold for an operator).",
+    )
+    p.add_argument("protocol_file", metavar="PROTOCOL_FILE", help="the file the run started with")
+    p.add_argument("run_id", metavar="RUN_ID", help="the run id, or a unique prefix of it")
+    p.add_argument(
+        "--line", type=Path, required=True, metavar="LINE.toml", help="the line the run is on"
+    )
+    p.add_argument("--db", default=DEFAULT_DB, help=f"journal file (default ./{DEFAULT_DB})")
+    p.add_argument("--operator", default=None, help="who resumes the run (default: login name)")
+    p.add_argument(
+        "--on-hold",
+        choices=["prompt", "restart", "stop", "abort"],
+        default=None,
+        help="what to do when the run is Held (as for `cellauto run`)",
+    )
+    p.set_defaults(handler=resume_command)
+
+
+def resume_command(args: argparse.Namespace) -> int:
+    protocol = load_protocol(args.protocol_file)
+    line_config = load_line_config(args.line)
+    if line_config.simulation.serve:
+        raise BadInputError(
+            f"line {line_config.name!r} is simulated inside the controller's own process, and "
+            "that simulation ended with it: there is nothing to resume on. Serve the simulated "
+            "line apart (`cellauto sim serve LINE.toml`) to rehearse a crash over the wire, or "
+            "use simulate(..., crashes=[...]) in a test"
+        )
+    if not Path(args.db).exists():
+        raise BadInputError(f"no journal {args.db!r}: give the --db the run was recorded in")
+    mode = on_hold_mode(args.on_hold)
+    operator = operator_name(args.operator)
+    speed = line_config.simulation.speed
+    loop_factory = scaled_loop_factory(speed) if speed != 1.0 else None
+    gaps = GapRecorder()
+
+    async def main() -> RunOutcome:
+        with Journal(args.db, create=False) as journal:
+            run_id = journal.resolve_run_id(args.run_id)
+            async with AsyncExitStack() as stack:
+                line = await open_line(line_config, protocol.equipment(), stack, gaps=gaps)
+                runner = Runner(journal)
+                holds = HoldConsole(mode, operator)
+                runner.observers.append(holds)
+                # real time on a real line; on a time-scaled one, on from the last record
+                clock = Clock() if speed == 1.0 else None
+                execution = runner.resume(protocol, line, run_id, clock=clock)
+                gaps.journal_to(execution)
+                print(f"resuming run {run_id}", flush=True)
+                async with anyio.create_task_group() as tg:
+                    holds.bind(execution, tg)
+                    tg.start_soon(abort_on_signal, execution)
+                    outcome = await execution.execute(by=operator)
+                    execution.close()
+                    tg.cancel_scope.cancel()
+                return outcome
+
+    wall = time.perf_counter()
+    options = {"loop_factory": loop_factory} if loop_factory else {}
+    outcome = anyio.run(main, backend_options=options)
+    print_outcome(outcome, format_duration(time.perf_counter() - wall))
+    return 0 if outcome.exit_status == "complete" else 1
