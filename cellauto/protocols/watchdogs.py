@@ -19,14 +19,19 @@ __all__ = ["watch_duration", "watch_hold"]
 def watch_duration(
     execution: Execution, task_group: anyio.abc.TaskGroup, step: StepDefinition
 ) -> anyio.CancelScope:
-    """Raise a deviation if ``step`` runs past ``max_duration_h``; cancel the scope at its end."""
+    """Raise a deviation if ``step`` runs past ``max_duration_h``; cancel the scope at its end.
+
+    The limit counts from the step's first start (before a controller crash, if any).
+    """
     scope = anyio.CancelScope()
     limit_h = step.max_duration_h
     assert limit_h is not None
+    started_s = execution.step_started_s
+    elapsed_s = 0.0 if started_s is None else execution.clock.now_s() - started_s
 
     async def watch() -> None:
         with scope:
-            await anyio.sleep(limit_h * 3600)
+            await anyio.sleep(max(0.0, limit_h * 3600 - elapsed_s))
             reason = f"step {step.name!r} exceeded its maximum duration of {limit_h:g} h"
             execution.alarm(reason, severity="major", source=step.name)
             execution.deviation(step.name, "max duration", reason, step.on_timeout)

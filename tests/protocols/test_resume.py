@@ -309,3 +309,28 @@ def test_an_ended_or_unknown_run_is_not_resumed(tmp_path: Path) -> None:
             runner.resume(make_protocol(), line, run_id)
         with pytest.raises(RunNotFoundError):
             runner.resume(make_protocol(), line, "no-such-run")
+
+
+async def test_a_resumed_step_s_maximum_duration_counts_from_its_first_start(
+    tmp_path: Path,
+) -> None:
+    protocol = Protocol("limited", version="1")
+
+    @protocol.step(resume="rerun", max_duration_h=1, on_timeout="continue")
+    async def slow(run: Run, pump: Pump) -> None:
+        await pump.pump(1.0)  # 10 minutes
+        await run.sleep(minutes=40)
+
+    controller = Controller(tmp_path / "j.db", Pump())
+    first = controller.runner.prepare(protocol, controller.line)
+    await controller.crash_after(first, 30 * 60)
+    await anyio.sleep(20 * 60)
+    controller.restart()
+    resumed = controller.runner.resume(protocol, controller.line, first.run_id, clock=first.clock)
+    await finish(resumed)
+    (deviation,) = kinds(controller.journal, first.run_id, RecordKind.DEVIATION)
+    assert deviation["check"] == "max duration"
+    # first start + 1 h, i.e. 10 min into the second attempt (not 1 h into it)
+    (started, *_) = controller.journal.records(first.run_id, {RecordKind.STEP_STARTED})
+    (record,) = controller.journal.records(first.run_id, {RecordKind.DEVIATION})
+    assert record.process_time_s - started.process_time_s == pytest.approx(3600)
