@@ -20,6 +20,7 @@ from cellauto.lines.wire import GapRecorder, open_line
 from cellauto.protocols import Runner, load_protocol
 from cellauto.protocols.execution import RunOutcome
 from cellauto.records import Journal
+from cellauto.records.models import utc_from_epoch_s
 
 
 def add_parser(sub: Any) -> None:
@@ -72,9 +73,9 @@ def resume_command(args: argparse.Namespace) -> int:
                 runner = Runner(journal)
                 holds = HoldConsole(mode, operator)
                 runner.observers.append(holds)
-                # real time on a real line; on a time-scaled one, on from the last record
-                clock = Clock() if speed == 1.0 else None
-                execution = runner.resume(protocol, line, run_id, clock=clock)
+                execution = runner.resume(
+                    protocol, line, run_id, clock=_line_clock(journal, run_id, speed)
+                )
                 gaps.journal_to(execution)
                 print(f"resuming run {run_id}", flush=True)
                 async with anyio.create_task_group() as tg:
@@ -90,3 +91,14 @@ def resume_command(args: argparse.Namespace) -> int:
     outcome = anyio.run(main, backend_options=options)
     print_outcome(outcome, format_duration(time.perf_counter() - wall))
     return 0 if outcome.exit_status == "complete" else 1
+
+
+def _line_clock(journal: Journal, run_id: str, speed: float) -> Clock:
+    """Real time on a real line; on a line running ``speed`` times faster than real time,
+    the run's last record's process time plus the real time since, times ``speed`` (the
+    served line ran on while the controller was down)."""
+    if speed == 1.0:
+        return Clock()
+    last = journal.records(run_id)[-1]
+    behind_s = max(0.0, (time.time_ns() - last.wall_time_ns) / 1e9) * speed
+    return Clock(utc_from_epoch_s(last.process_time_s + behind_s))

@@ -34,7 +34,7 @@ from cellauto.protocols.definition import Protocol, ResumePolicy, StepDefinition
 from cellauto.protocols.outcome import RunOutcome, RunStopped, primary_exception
 from cellauto.protocols.params import Params
 from cellauto.protocols.recording import RecordedInstrument
-from cellauto.protocols.resume import ENDED_BY_STATE, ResumedStep, ResumePlan
+from cellauto.protocols.resume import ENDED_BY_STATE, ResumedStep, ResumePlan, ending_of
 from cellauto.protocols.spec import CheckPolicy
 from cellauto.protocols.states import (
     AUTOMATIC,
@@ -338,6 +338,12 @@ class Execution:
             + (f", {len(plan.in_doubt)} instrument command(s) in doubt" if plan.in_doubt else ""),
             severity="critical" if plan.in_doubt else "warning",
         )
+        if plan.failed_step is not None:  # a step had failed: the run was ending
+            exit_status, reason = ending_of(plan.failed_step)
+            if exit_status == "failed" and self.state not in (State.ABORTING, State.ABORTED):
+                self._transition(Command.ABORT, by=RUNNER, reason=reason)
+            self._complete_acting_state("resumed after the controller stopped")
+            return exit_status, reason
         ended = ENDED_BY_STATE.get(plan.state)
         if ended is not None:  # it had (nearly) ended: record how
             self._complete_acting_state("resumed after the controller stopped")
@@ -349,19 +355,42 @@ class Execution:
     async def _procedure(self) -> None:
         plan = self.resume_plan
         first = 0 if plan is None else plan.next_step
+        if plan is not None:
+            self._rearm_hold_watch(plan)
+        held_at_resume = plan is not None and plan.state in (State.HOLDING, State.HELD)
         for index, step in enumerate(self.protocol.steps):
             if index < first or (plan is not None and index in plan.completed_steps):
                 continue
             await self.hold_point()
             if plan is not None and index == plan.interrupted_step:
-                await self._rerun_interrupted(index, step, plan)
+                await self._rerun_interrupted(index, step, plan, restarted=held_at_resume)
             else:
                 await self._run_step(index, step)
         await self.hold_point()
 
-    async def _rerun_interrupted(self, index: int, step: StepDefinition, plan: ResumePlan) -> None:
-        """The step in progress at the crash, by its resume policy."""
-        if step.resume is ResumePolicy.OPERATOR and self.state in (State.RUNNING, State.RESTARTING):
+    def _rearm_hold_watch(self, plan: ResumePlan) -> None:
+        """Between steps at the crash: the last completed step's maximum hold still runs."""
+        if plan.interrupted_step is not None or not plan.completed_steps:
+            return
+        step = self.protocol.steps[plan.completed_steps[-1]]
+        if step.max_hold_h and plan.last_completed_s is not None and self._watchdogs is not None:
+            self.current_step = step
+            elapsed_s = self.clock.now_s() - plan.last_completed_s
+            watch_hold(self, self._watchdogs, step, elapsed_s=elapsed_s)
+
+    async def _rerun_interrupted(
+        self, index: int, step: StepDefinition, plan: ResumePlan, *, restarted: bool
+    ) -> None:
+        """The step in progress at the crash, by its resume policy.
+
+        ``restarted``: the run was Held at the crash and an operator has restarted it,
+        which is the decision an ``operator`` step asks for.
+        """
+        if (
+            step.resume is ResumePolicy.OPERATOR
+            and not restarted
+            and self.state in (State.RUNNING, State.RESTARTING)
+        ):
             doubts = "; ".join(f"{c.instrument}.{c.method} (#{c.seq})" for c in plan.in_doubt)
             self._transition(
                 Command.HOLD,

@@ -32,6 +32,7 @@ __all__ = [
     "ResumePlan",
     "ResumedStep",
     "check_resumable",
+    "ending_of",
     "plan_resume",
 ]
 
@@ -54,6 +55,9 @@ class InDoubtCommand(BaseModel):
     instrument: str
     method: str
     arguments: dict[str, Any]
+    #: The attempt of the step that sent it (earlier attempts' stay listed: a later
+    #: attempt may have died before it could reconcile them).
+    attempt: int = 1
 
 
 class ResumedStep(BaseModel):
@@ -86,6 +90,11 @@ class ResumePlan(BaseModel):
     last_seq: int
     last_process_time_s: float
     resumes: int
+    #: Process time (epoch s) at which the last completed step completed.
+    last_completed_s: float | None = None
+    #: The step_failed record of a step that failed just before the crash (the run was
+    #: on its way to its end): the resumed run ends as that failure says.
+    failed_step: dict[str, Any] | None = None
 
     @property
     def next_step(self) -> int:
@@ -107,6 +116,8 @@ def plan_resume(records: list[Record]) -> ResumePlan:
     commands: dict[int, InDoubtCommand] = {}
     values: dict[str, Any] = {}
     resumes = 0
+    last_completed: float | None = None
+    failed: dict[str, Any] | None = None
     for record in records:
         body, kind = record.payload, record.kind
         if kind is RecordKind.RUN_ENDED:
@@ -117,6 +128,7 @@ def plan_resume(records: list[Record]) -> ResumePlan:
         if kind is RecordKind.STATE_CHANGE:
             state = State(body["to_state"])
         elif kind is RecordKind.STEP_STARTED:
+            failed = None
             if body["index"] != interrupted:
                 interrupted, interrupted_started, attempts = body["index"], None, 0
                 commands = {}
@@ -126,6 +138,9 @@ def plan_resume(records: list[Record]) -> ResumePlan:
         elif kind in (RecordKind.STEP_COMPLETED, RecordKind.STEP_FAILED):
             if kind is RecordKind.STEP_COMPLETED:
                 completed.append(body["index"])
+                last_completed = record.process_time_s
+            else:
+                failed = body
             interrupted, interrupted_started, attempts, commands = None, None, 0, {}
         elif kind is RecordKind.INSTRUMENT_COMMAND:
             commands[record.seq] = InDoubtCommand(
@@ -133,6 +148,7 @@ def plan_resume(records: list[Record]) -> ResumePlan:
                 instrument=body["instrument"],
                 method=body["method"],
                 arguments=body["arguments"],
+                attempt=attempts,
             )
         elif kind is RecordKind.INSTRUMENT_RESPONSE:
             commands.pop(body.get("command_seq"), None)
@@ -154,7 +170,20 @@ def plan_resume(records: list[Record]) -> ResumePlan:
         last_seq=last.seq,
         last_process_time_s=last.process_time_s,
         resumes=resumes,
+        last_completed_s=last_completed,
+        failed_step=failed,
     )
+
+
+def ending_of(failed: dict[str, Any]) -> tuple[str, str]:
+    """(exit status, reason) of a run whose step failed as ``failed`` (step_failed) says."""
+    if failed["error_type"] == "stopped":
+        return "stopped", "stopped by command"
+    if failed["error_type"] == "cancelled":
+        return "aborted", "aborted by command"
+    if failed["error_type"] == "RunAborted":  # a check or the protocol aborted the run
+        return "aborted", str(failed["error"])
+    return "failed", f"{failed['error_type']}: {failed['error']}"
 
 
 def check_resumable(

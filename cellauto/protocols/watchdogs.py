@@ -42,14 +42,21 @@ def watch_duration(
     return scope
 
 
-def watch_hold(execution: Execution, task_group: anyio.abc.TaskGroup, step: StepDefinition) -> None:
-    """Raise a deviation if the step after ``step`` has not started within ``max_hold_h``."""
+def watch_hold(
+    execution: Execution,
+    task_group: anyio.abc.TaskGroup,
+    step: StepDefinition,
+    *,
+    elapsed_s: float = 0.0,
+) -> None:
+    """Raise a deviation if the step after ``step`` has not started within ``max_hold_h``
+    (``elapsed_s`` of it already gone, e.g. before a controller crash)."""
     limit_h = step.max_hold_h
     assert limit_h is not None
     next_index = execution.completed_steps
 
     async def watch() -> None:
-        await anyio.sleep(limit_h * 3600)
+        await anyio.sleep(max(0.0, limit_h * 3600 - elapsed_s))
         if execution.completed_steps == next_index and execution.current_step is step:
             reason = (
                 f"the next step did not start within {limit_h:g} h of {step.name!r} "

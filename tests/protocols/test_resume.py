@@ -334,3 +334,102 @@ async def test_a_resumed_step_s_maximum_duration_counts_from_its_first_start(
     (started, *_) = controller.journal.records(first.run_id, {RecordKind.STEP_STARTED})
     (record,) = controller.journal.records(first.run_id, {RecordKind.DEVIATION})
     assert record.process_time_s - started.process_time_s == pytest.approx(3600)
+
+
+def failing_protocol() -> Protocol:
+    protocol = Protocol("failing", version="1")
+
+    @protocol.step(resume="rerun")
+    async def prime(run: Run, pump: Pump) -> None:
+        await pump.pump(1.0)
+
+    @protocol.step(resume="operator")
+    async def dose(run: Run, pump: Pump) -> None:
+        await pump.pump(5.0)
+        raise RuntimeError("bag leak detected")
+
+    return protocol
+
+
+@pytest.mark.parametrize("dies_in", ["_abort_from_inside", "_complete_acting_state"])
+async def test_a_run_whose_step_failed_just_before_the_crash_ends_failed_on_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dies_in: str
+) -> None:
+    pump = Pump()
+    controller = Controller(tmp_path / "j.db", pump)
+    first = controller.runner.prepare(failing_protocol(), controller.line)
+    original = getattr(Execution, dies_in)
+
+    def die(self: Execution, *args: object, **kwargs: object) -> None:
+        if dies_in == "_complete_acting_state" and self.state is not State.ABORTING:
+            return original(self, *args, **kwargs)
+        controller.journal.abandon()
+        raise JournalError("the controller dies here")
+
+    monkeypatch.setattr(Execution, dies_in, die)
+    try:
+        await first.execute()
+    except* JournalError:
+        pass
+    monkeypatch.setattr(Execution, dies_in, original)
+    controller.restart()
+    outcome = await finish(controller.resume(first.run_id, first, failing_protocol()))
+    assert (outcome.exit_status, outcome.state) == ("failed", State.ABORTED)
+    assert outcome.reason == "RuntimeError: bag leak detected"
+    assert pump.commands == 2  # the failed step is not run again
+    started = kinds(controller.journal, first.run_id, RecordKind.STEP_STARTED)
+    assert [s["step"] for s in started] == ["prime", "dose"]
+
+
+async def test_a_maximum_hold_between_steps_still_runs_after_a_resume(tmp_path: Path) -> None:
+    protocol = Protocol("hold-limited", version="1")
+
+    @protocol.step(resume="rerun", max_hold_h=1)
+    async def fill(run: Run, pump: Pump) -> None:
+        await pump.pump(1.0)
+
+    @protocol.step(resume="rerun")
+    async def seal(run: Run, pump: Pump) -> None:
+        await pump.total_ml()
+
+    controller = Controller(tmp_path / "j.db", Pump())
+    first = controller.runner.prepare(protocol, controller.line)
+
+    async def hold_during_fill() -> None:
+        await anyio.sleep(60)
+        first.command(Command.HOLD, by="operator jd")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(hold_during_fill)
+        await controller.crash_after(first, 30 * 60)  # held after fill, 20 min into the hold
+    controller.restart()
+    resumed = controller.runner.resume(protocol, controller.line, first.run_id, clock=first.clock)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(finish, resumed)
+        await anyio.sleep(3 * 3600)
+        resumed.command(Command.RESTART, by="operator jd")
+    (completed, *_) = controller.journal.records(first.run_id, {RecordKind.STEP_COMPLETED})
+    (deviation,) = controller.journal.records(first.run_id, {RecordKind.DEVIATION})
+    assert deviation.payload["check"] == "max hold"
+    assert deviation.process_time_s - completed.process_time_s == pytest.approx(3600)
+
+
+async def test_an_operator_step_resumed_while_held_needs_one_restart(tmp_path: Path) -> None:
+    controller = Controller(tmp_path / "j.db", Pump())
+    first = controller.runner.prepare(make_protocol("operator"), controller.line)
+
+    async def hold_during_transfer() -> None:
+        await anyio.sleep(PORTION_S + 100)
+        first.command(Command.HOLD, by="operator jd")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(hold_during_transfer)
+        await controller.crash_after(first, 4 * PORTION_S)  # held inside transfer
+    controller.restart()
+    resumed = controller.resume(first.run_id, first, make_protocol("operator"))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(finish, resumed)
+        await anyio.sleep(600)
+        resumed.command(Command.RESTART, by="operator jd", reason="bag checked")
+        await anyio.sleep(6 * PORTION_S)
+        assert resumed.state is State.COMPLETE

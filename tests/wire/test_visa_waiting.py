@@ -138,3 +138,29 @@ async def test_a_loop_that_cannot_watch_sockets_hands_the_wait_to_the_thread(
         finally:
             await session.aclose()
     assert (session.replies_awaited, session.replies_threaded) == (0, 1)
+
+
+async def test_closing_waits_for_the_reply_in_flight() -> None:
+    async with fake_instrument({TEMP: [Delayed(0.2, b"-45.25\n")]}, "thread") as fake:
+        session = await VisaSession.open(resource(fake.port), timeout_s=2.0, spin_s=0)
+        values: list[float] = []
+
+        async def ask() -> None:
+            values.append(await session.query(TEMP, parse_real))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(ask)
+            await anyio.sleep(0.05)  # the query waits on the loop
+            await session.aclose()  # waits for it, then closes
+    assert values == [-45.25]
+
+
+async def test_a_long_request_is_written_from_the_thread_never_the_loop() -> None:
+    long_message = "PROF:NAME " + '"' + "x" * 2000 + '"'
+    async with fake_instrument({long_message: [b"1\n"]}, "thread") as fake:
+        session = await VisaSession.open(resource(fake.port))
+        try:
+            assert await session.query(long_message, int) == 1
+        finally:
+            await session.aclose()
+    assert (session.replies_spun, session.replies_awaited, session.replies_threaded) == (0, 0, 1)

@@ -47,6 +47,9 @@ _LINE_END = b"\n"
 #: As much as pyvisa-py reads per ``recv`` (and as much as is looked at for stale bytes).
 _PEEK_BYTES = 4096
 _RECEIVE_BYTES = 4096
+#: Larger requests are written from the worker thread: a socket that reports room to
+#: write (POLLOUT) takes this much at once, so the loop's thread never waits on a send.
+_INLINE_MAX_BYTES = 1024
 #: ``select.poll`` is missing on Windows: there every exchange runs in the worker thread.
 _CAN_POLL = hasattr(select, "poll")
 _CAN_WRITE = getattr(select, "POLLOUT", 4)
@@ -128,7 +131,7 @@ class Connection:
         transaction belongs in :meth:`transact` (which reopens a stale session).
         """
         poller = self._poller
-        if poller is None or self._resource is None:
+        if poller is None or self._resource is None or len(payload) > _INLINE_MAX_BYTES:
             return False
         if self._session._pending_buffer or _events(poller) != _CAN_WRITE:
             return False

@@ -52,6 +52,8 @@ from collections.abc import Callable
 from functools import lru_cache, partial
 from typing import TypeVar
 
+import anyio
+
 from cellauto.clock import awaiting_outside
 from cellauto.errors import InstrumentError
 from cellauto.instruments.visa._connection import Connection, Reply
@@ -260,9 +262,12 @@ class VisaSession:
             raise _instrument_error(self.where, query, errors)
 
     async def aclose(self) -> None:
-        """Close the session and end its thread."""
+        """Close the session and end its thread, after the transaction in progress (if
+        any) has ended: a wait for a reply is never cut from under it."""
         try:
-            await self._thread.run(self._connection.close)
+            with anyio.CancelScope(shield=True):
+                async with self._lock:
+                    await self._thread.run(self._connection.close)
         except Exception as exc:
             log.debug("%s: error while closing: %s", self.where, exc)
         finally:
