@@ -124,9 +124,27 @@ def _describe(record: Record) -> str | None:
     if kind is RecordKind.BATCH_VALUE:
         unit = f" {p['unit']}" if p.get("unit") else ""
         return f"value {p['name']} = {_number(p['value'])}{unit}"
+    if kind is RecordKind.RUN_RESUMED:
+        return _describe_resume(p)
     if kind is RecordKind.RUN_ENDED:
         return f"run ended {p['final_state']} ({p['exit_status']}): {p['reason']}"
     return None
+
+
+def _describe_resume(p: dict[str, Any]) -> str:
+    where = (
+        f"step {p['interrupted_step']} in progress ({p['resume_policy']})"
+        if p.get("interrupted_step")
+        else "between steps"
+    )
+    doubts = ", ".join(
+        f"{c['instrument']}.{c['method']} #{c['seq']}" for c in p.get("in_doubt_commands", [])
+    )
+    return (
+        f"RUN RESUMED by {p['resumed_by']} after a controller restart, "
+        f"{format_duration(p['since_last_record_s'])} after the last record: {p['state']}, "
+        f"{where}" + (f"; in doubt: {doubts}" if doubts else "")
+    )
 
 
 def _describe_io(record: Record) -> str:

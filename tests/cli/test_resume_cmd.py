@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -135,3 +136,23 @@ def test_a_resume_that_cannot_be_is_refused_with_exit_2(
     assert result.code == 2
     assert message in result.err
     assert not (tmp_path / "none.db").exists()
+
+
+def test_a_resumed_run_reads_back_in_show_verify_and_export(cli: Cli, tmp_path: Path) -> None:
+    from cellauto.sim import simulate
+
+    db = tmp_path / "j.db"
+    car_t = Path(__file__).resolve().parents[2] / "protocols" / "car_t_autologous.py"
+    run = simulate(car_t, seed=3, crashes=[100.0], downtime_h=2, db=db)
+    run_id = run.outcome.run_id
+    shown = cli("show", run_id[:10], "--db", db)
+    assert shown.code == 0
+    assert re.search(
+        r"RUN RESUMED by runner after a controller restart, 2h0\dm after the last record: "
+        r"Running, step expand in progress \(reconcile\)",
+        shown.out,
+    )
+    assert cli("verify", run_id, "--db", db).code == 0
+    exported = cli("export", run_id, "--out", tmp_path / "out", "--db", db)
+    assert exported.code == 0
+    assert (tmp_path / "out" / "run_resumed.csv").exists()
