@@ -323,6 +323,11 @@ class Execution:
                     name: recorded.unwrapped.identity.model_dump(mode="json")
                     for name, recorded in self.equipment.items()
                 },
+                "instrument_errors_at_connect": {
+                    name: [list(error) for error in errors]
+                    for name, recorded in self.equipment.items()
+                    if (errors := getattr(recorded.unwrapped, "errors_at_connect", None))
+                },
             },
             durable=True,
         )

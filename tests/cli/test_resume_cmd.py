@@ -109,6 +109,7 @@ def test_a_killed_controller_resumes_and_the_freeze_is_not_started_twice(
         report = verify_run(journal, run_id)
     assert len(starts) == 1
     assert resume.payload["interrupted_step"] == "freeze"
+    assert resume.payload["instrument_errors_at_connect"] == {}  # the freezer's queue was empty
     assert values["end state"] == "complete"
     assert report.intact and report.sealed and report.ended
 

@@ -163,3 +163,12 @@ async def test_reads_that_clear_are_never_repeated(message: str, host: Host) -> 
         finally:
             await session.aclose()
     assert fake.count(message) == 1
+
+
+async def test_the_error_queue_found_at_connect_is_kept_then_cleared(host: Host) -> None:
+    script = {"SYST:ERR?": [b'-222,"Data out of range"\n', b'0,"No error"\n']}
+    async with fake_instrument(script, host) as fake:
+        freezer = await VisaControlledRateFreezer.connect(resource(fake.port))
+        await freezer.aclose()
+    assert freezer.errors_at_connect == [(-222, "Data out of range")]
+    assert fake.received[:4] == ["*IDN?", "SYST:ERR?", "SYST:ERR?", "*CLS"]

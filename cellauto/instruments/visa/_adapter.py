@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -15,6 +16,8 @@ __all__ = ["VisaAdapter", "reply_model"]
 
 M = TypeVar("M", bound=BaseModel)
 
+log = logging.getLogger(__name__)
+
 
 class VisaAdapter(Instrument):
     """Base of the VISA adapters: ``session`` is the :class:`VisaSession` behind them."""
@@ -22,6 +25,10 @@ class VisaAdapter(Instrument):
     def __init__(self, session: VisaSession, identity: InstrumentIdentity) -> None:
         super().__init__(identity)
         self.session = session
+        #: What the instrument's error queue held when this controller connected (read,
+        #: then cleared with ``*CLS``): after a controller crash, evidence of what
+        #: happened meanwhile; a resumed run journals it.
+        self.errors_at_connect: list[tuple[int, str]] = []
 
     @classmethod
     async def connect(
@@ -53,6 +60,11 @@ class VisaAdapter(Instrument):
             )
             session.where = f"{cls.interface_name} {serial} at {resource_name}"
             instrument = cls(session, identity, **options)
+            instrument.errors_at_connect = await session.read_errors()
+            if instrument.errors_at_connect:
+                log.warning(
+                    "%s: error queue at connect: %s", session.where, instrument.errors_at_connect
+                )
             await session.command("*CLS")
         except BaseException:
             await session.aclose()
