@@ -137,23 +137,35 @@ async def activate(
 ) -> None:
     """Seed the bag with the enriched T cells at 37 °C and activate them (day 0)."""
     p = run.params
-    await bioreactor.set_setpoints(
-        Setpoints(
-            temperature_c=37.0,
-            ph=7.2,
-            dissolved_oxygen_pct=40.0,
-            rocking_rate_rpm=10.0,
-            rocking_angle_deg=6.0,
-            perfusion_rate_ml_per_day=0.0,
+    if not await _has_culture(run, bioreactor):  # after a crash: never seed twice
+        await bioreactor.set_setpoints(
+            Setpoints(
+                temperature_c=37.0,
+                ph=7.2,
+                dissolved_oxygen_pct=40.0,
+                rocking_rate_rpm=10.0,
+                rocking_angle_deg=6.0,
+                perfusion_rate_ml_per_day=0.0,
+            )
         )
-    )
-    count = await counter.count(await processor.draw_sample("enriched product", 0.5))
-    volume_ml = min(p.seed_viable_cells / count.viable_cells_per_ml, p.seed_volume_ml - 10)
-    await bioreactor.seed("enriched product", volume_ml, p.seed_volume_ml - volume_ml)
-    run.set_value("seeded viable cells", volume_ml * count.viable_cells_per_ml, unit="cells")
-    await bioreactor.add_reagent(
-        Reagent(name="CD3/CD28 activator", kind="activation", volume_ml=3.0)
-    )
+        count = await counter.count(await processor.draw_sample("enriched product", 0.5))
+        volume_ml = min(p.seed_viable_cells / count.viable_cells_per_ml, p.seed_volume_ml - 10)
+        # recorded before the seed, so it is committed with the seed's intent
+        run.set_value("seeded viable cells", volume_ml * count.viable_cells_per_ml, unit="cells")
+        await bioreactor.seed("enriched product", volume_ml, p.seed_volume_ml - volume_ml)
+    if not run.value_or("activator added", False):
+        await bioreactor.add_reagent(
+            Reagent(name="CD3/CD28 activator", kind="activation", volume_ml=3.0)
+        )
+        run.set_value("activator added", True)
+
+
+async def _has_culture(run: Run, bioreactor: Bioreactor) -> bool:
+    """In a step run again after a controller crash: whether the bag already holds a
+    culture (the bioreactor knows); on a first attempt False, without asking."""
+    if run.resumed is None:
+        return False
+    return (await bioreactor.read_process_values()).culture_volume_ml > 0
 
 
 @protocol.step(
@@ -234,14 +246,14 @@ async def _daily_count(run: Run, bioreactor: Bioreactor, counter: CellCounter) -
 async def _expand_daily(
     run: Run, bioreactor: Bioreactor, counter: CellCounter, cytometer: FlowCytometer
 ) -> None:
-    """Day 2 to the last day, each a day after the step's start; after a controller crash
-    the days recorded as done are not repeated and a feed already given is not given
-    again (the bioreactor's volume tells)."""
+    """Day 2 to the last day, each a day after the step's start (``run.every``: after a
+    controller crash the days done are not repeated); a feed already given before a crash
+    is not given again (the bioreactor's volume tells)."""
     p = run.params
-    for day in range(run.value_or("expansion day done", 1) + 1, p.expansion_days + 1):
-        await run.sleep_until(run.step_started + timedelta(hours=DAY_H * (day - 1)))
+    days = run.every(hours=DAY_H, times=p.expansion_days - 1, checkpoint="expansion days done")
+    async for done in days:
+        day = done + 1  # the step starts on day 1
         if await _fed_before_the_crash(run, bioreactor, day):
-            run.set_value("expansion day done", day)
             continue
         count = await _daily_count(run, bioreactor, counter)
         run.check("daily viability", count.viability_pct)
@@ -265,7 +277,6 @@ async def _expand_daily(
             volumes = min(density / p.perfusion_from_cells_per_ml, 4.0)
             rate = round(volumes * values.culture_volume_ml, -1)
             await bioreactor.set_setpoints(Setpoints(perfusion_rate_ml_per_day=rate))
-        run.set_value("expansion day done", day)
 
 
 async def _fed_before_the_crash(run: Run, bioreactor: Bioreactor, day: int) -> bool:
@@ -280,7 +291,13 @@ async def _fed_before_the_crash(run: Run, bioreactor: Bioreactor, day: int) -> b
 @protocol.step(unit_procedure="Harvest", resume="operator", max_hold_h=4, expected_duration_h=0.6)
 async def harvest(run: Run, bioreactor: Bioreactor) -> None:
     """Stop perfusion and rocking, and drain the culture into the harvest bag."""
+    if run.resumed is not None and not await _has_culture(run, bioreactor):
+        # harvested before the crash: its report may have been lost, the volume was not
+        run.set_value("harvest volume", run.value("culture volume at harvest"), unit="mL")
+        return
     await bioreactor.set_setpoints(Setpoints(perfusion_rate_ml_per_day=0, rocking_rate_rpm=0))
+    volume_ml = (await bioreactor.read_process_values()).culture_volume_ml
+    run.set_value("culture volume at harvest", volume_ml, unit="mL")
     result = await bioreactor.harvest("harvest bag")
     run.set_value("harvest volume", result.volume_ml, unit="mL")
 
@@ -297,17 +314,27 @@ async def harvest(run: Run, bioreactor: Bioreactor) -> None:
     },
 )
 async def wash_concentrate(run: Run, processor: CellProcessor, counter: CellCounter) -> None:
-    """Wash and concentrate the harvest; check viability and recovery."""
-    before = await counter.count(await processor.draw_sample("harvest bag", 1.0))
-    harvest_ml = run.value("harvest volume") - 1.0
-    run.set_value("harvest viable cells", before.viable_cells_per_ml * harvest_ml, unit="cells")
-    run.set_value(
-        "fold expansion",
-        before.viable_cells_per_ml * harvest_ml / run.value("seeded viable cells"),
-    )
-    # the washer takes at most 4e9 cells: wash what the dose and QC need, within that
-    wash_ml = min(harvest_ml, WASH_LOAD_CELLS / before.total_cells_per_ml)
-    run.set_value("washed harvest volume", wash_ml, unit="mL")
+    """Wash and concentrate the harvest; check viability and recovery.
+
+    What is washed is decided once: a step run again after a crash re-attaches to the
+    same program with the same inputs.
+    """
+    if run.value_or("washed harvest volume", None) is None:
+        before = await counter.count(await processor.draw_sample("harvest bag", 1.0))
+        harvest_ml = run.value("harvest volume") - 1.0
+        viable_per_ml = before.viable_cells_per_ml
+        run.set_value("harvest viable cells", viable_per_ml * harvest_ml, unit="cells")
+        run.set_value(
+            "fold expansion", viable_per_ml * harvest_ml / run.value("seeded viable cells")
+        )
+        run.set_value("harvest viable cells per mL", viable_per_ml, unit="cells/mL")
+        # the washer takes at most 4e9 cells: wash what the dose and QC need, within that
+        run.set_value(
+            "washed harvest volume",
+            min(harvest_ml, WASH_LOAD_CELLS / before.total_cells_per_ml),
+            unit="mL",
+        )
+    wash_ml = run.value("washed harvest volume")
     result = await processor.run_program(
         "WASH_CONCENTRATE",
         ProgramInputs(
@@ -322,7 +349,7 @@ async def wash_concentrate(run: Run, processor: CellProcessor, counter: CellCoun
     )
     after = await counter.count(await processor.draw_sample("washed product", 0.5))
     run.check("viability after wash", after.viability_pct)
-    input_viable = before.viable_cells_per_ml * wash_ml
+    input_viable = run.value("harvest viable cells per mL") * wash_ml
     output_viable = after.viable_cells_per_ml * result.output_volume_ml
     run.check("wash recovery", 100.0 * output_viable / max(input_viable, 1.0))
 
@@ -345,33 +372,21 @@ async def wash_concentrate(run: Run, processor: CellProcessor, counter: CellCoun
 async def formulate(
     run: Run, processor: CellProcessor, counter: CellCounter, cytometer: FlowCytometer
 ) -> None:
-    """Compute the dose from patient weight, formulate into cryoprotectant and fill the bag."""
+    """Compute the dose from patient weight, formulate into cryoprotectant and fill the bag.
+
+    The product volume is decided once: a step run again after a crash fills the same.
+    """
     p = run.params
-    count = await counter.count(await processor.draw_sample("washed product", 0.5))
-    phenotype = await cytometer.immunophenotype(
-        await processor.draw_sample("washed product", 0.5), panel="CAR-T release"
-    )
-    car_per_ml = car_t_per_ml(count.viable_cells_per_ml, phenotype.cd3_pct, phenotype.car_pct)
     target = min(p.dose_car_t_per_kg * p.patient_weight_kg, p.max_dose_car_t)
-    run.set_value("target dose", target, unit="CAR+ viable T cells")
-    # the infusion bag delivers its volume less the QC draw and a ~1.5 % hold-up in the
-    # tubing; the product may fill at most the share the cryoprotectant leaves free
-    delivered_share = (p.final_volume_ml * 0.985 - QC_VOLUME_ML) / (p.final_volume_ml * 0.985)
-    max_product_ml = min(
-        p.wash_final_volume_ml - 2.5,  # what is left after QC samples
-        p.final_volume_ml * (1.0 - p.dmso_pct / CRYOPROTECTANT_DMSO_PCT),
-    )
-    needed_ml = target / car_per_ml / delivered_share
-    run.check("dose available", 100.0 * max_product_ml / needed_ml)
-    product_ml = min(needed_ml, max_product_ml)
-    run.set_value("product volume", product_ml, unit="mL")
+    if run.value_or("product volume", None) is None:
+        await _decide_product_volume(run, processor, counter, cytometer, target)
     filled = await processor.run_program(
         "FORMULATE_FILL",
         ProgramInputs(
             source_container_id="washed product",
             output_container_id="final product",
             parameters={
-                "product_volume_ml": product_ml,
+                "product_volume_ml": run.value("product volume"),
                 "final_volume_ml": p.final_volume_ml,
                 "dmso_pct": p.dmso_pct,
                 "bag_count": 1,
@@ -391,6 +406,33 @@ async def formulate(
     run.check("viability at release", final.viability_pct)
     run.check("CD3+ at release", release.cd3_pct)
     run.check("CAR+ at release", release.car_pct)
+
+
+async def _decide_product_volume(
+    run: Run,
+    processor: CellProcessor,
+    counter: CellCounter,
+    cytometer: FlowCytometer,
+    target: float,
+) -> None:
+    """The product volume for the target dose, from the washed product's count and CAR+."""
+    p = run.params
+    count = await counter.count(await processor.draw_sample("washed product", 0.5))
+    phenotype = await cytometer.immunophenotype(
+        await processor.draw_sample("washed product", 0.5), panel="CAR-T release"
+    )
+    car_per_ml = car_t_per_ml(count.viable_cells_per_ml, phenotype.cd3_pct, phenotype.car_pct)
+    run.set_value("target dose", target, unit="CAR+ viable T cells")
+    # the infusion bag delivers its volume less the QC draw and a ~1.5 % hold-up in the
+    # tubing; the product may fill at most the share the cryoprotectant leaves free
+    delivered_share = (p.final_volume_ml * 0.985 - QC_VOLUME_ML) / (p.final_volume_ml * 0.985)
+    max_product_ml = min(
+        p.wash_final_volume_ml - 2.5,  # what is left after QC samples
+        p.final_volume_ml * (1.0 - p.dmso_pct / CRYOPROTECTANT_DMSO_PCT),
+    )
+    needed_ml = target / car_per_ml / delivered_share
+    run.check("dose available", 100.0 * max_product_ml / needed_ml)
+    run.set_value("product volume", min(needed_ml, max_product_ml), unit="mL")
 
 
 # -- Cryopreservation ------------------------------------------------------------------------

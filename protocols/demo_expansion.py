@@ -42,18 +42,28 @@ async def receive_material(run: Run, scanner: BarcodeScanner) -> None:
     unit_procedure="Expansion", resume="reconcile", max_hold_h=4, expected_duration_h=0.5
 )
 async def seed_culture(run: Run, bioreactor: Bioreactor) -> None:
-    """Bring the bag to 37 °C, seed it with the product and medium, and activate the T cells."""
-    await bioreactor.set_setpoints(
-        Setpoints(
-            temperature_c=37.0,
-            ph=7.2,
-            dissolved_oxygen_pct=40.0,
-            rocking_rate_rpm=10.0,
-            rocking_angle_deg=6.0,
+    """Bring the bag to 37 °C, seed it with the product and medium, and activate the T cells.
+
+    Run again after a controller crash (``reconcile``), it asks the bioreactor whether
+    the bag was seeded, and activates once.
+    """
+    resumed = run.resumed is not None
+    if not resumed or (await bioreactor.read_process_values()).culture_volume_ml <= 0:
+        await bioreactor.set_setpoints(
+            Setpoints(
+                temperature_c=37.0,
+                ph=7.2,
+                dissolved_oxygen_pct=40.0,
+                rocking_rate_rpm=10.0,
+                rocking_angle_deg=6.0,
+            )
         )
-    )
-    await bioreactor.seed("starting material bag", run.params.seed_volume_ml, run.params.medium_ml)
-    await bioreactor.add_reagent(Reagent(name="TransAct", kind="activation", volume_ml=10.0))
+        await bioreactor.seed(
+            "starting material bag", run.params.seed_volume_ml, run.params.medium_ml
+        )
+    if not run.value_or("activated", False):
+        await bioreactor.add_reagent(Reagent(name="TransAct", kind="activation", volume_ml=10.0))
+        run.set_value("activated", True)
 
 
 @protocol.step(
@@ -64,9 +74,13 @@ async def seed_culture(run: Run, bioreactor: Bioreactor) -> None:
     checks={"daily viability": Spec(min=70, unit="%", policy="hold")},
 )
 async def expand(run: Run, bioreactor: Bioreactor, counter: CellCounter) -> None:
-    """Expand for the set number of days: count daily and feed when the culture is dense."""
-    for _day in range(run.params.culture_days):
-        await run.sleep(hours=24)
+    """Expand for the set number of days: count daily and feed when the culture is dense.
+
+    ``run.every`` keeps the daily schedule from the step's first start and, after a
+    controller crash, does not repeat the days done.
+    """
+    days = run.every(hours=24, times=run.params.culture_days, checkpoint="culture days done")
+    async for _day in days:
         count = await counter.count(await bioreactor.draw_sample(0.5))
         run.check("daily viability", count.viability_pct)
         volume = (await bioreactor.read_process_values()).culture_volume_ml

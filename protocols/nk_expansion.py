@@ -63,20 +63,27 @@ async def receive(run: Run, scanner: BarcodeScanner) -> None:
 
 @protocol.step(unit_procedure="Culture", resume="operator", max_hold_h=12, expected_duration_h=0.3)
 async def seed_and_stimulate(run: Run, bioreactor: Bioreactor) -> None:
-    """Seed the whole product with medium and stimulate the NK cells with IL-2 and IL-15."""
-    await bioreactor.set_setpoints(
-        Setpoints(
-            temperature_c=37.0,
-            ph=7.3,
-            dissolved_oxygen_pct=40.0,
-            rocking_rate_rpm=8.0,
-            rocking_angle_deg=6.0,
+    """Seed the whole product with medium and stimulate the NK cells with IL-2 and IL-15.
+
+    Run again after a controller crash, it seeds only an empty bag and stimulates once.
+    """
+    resumed = run.resumed is not None
+    if not resumed or (await bioreactor.read_process_values()).culture_volume_ml <= 0:
+        await bioreactor.set_setpoints(
+            Setpoints(
+                temperature_c=37.0,
+                ph=7.3,
+                dissolved_oxygen_pct=40.0,
+                rocking_rate_rpm=8.0,
+                rocking_angle_deg=6.0,
+            )
         )
-    )
-    await bioreactor.seed("NK cell product", 49.0, 250.0)
-    await bioreactor.add_reagent(
-        Reagent(name="IL-2 + IL-15", kind="activation", volume_ml=2.0, target_cells="NK")
-    )
+        await bioreactor.seed("NK cell product", 49.0, 250.0)
+    if not run.value_or("stimulated", False):
+        await bioreactor.add_reagent(
+            Reagent(name="IL-2 + IL-15", kind="activation", volume_ml=2.0, target_cells="NK")
+        )
+        run.set_value("stimulated", True)
 
 
 @protocol.step(
@@ -91,8 +98,8 @@ async def seed_and_stimulate(run: Run, bioreactor: Bioreactor) -> None:
 )
 async def expand(run: Run, bioreactor: Bioreactor, counter: CellCounter) -> None:
     """Every two days: count; feed cytokine medium while the bag has room, then perfuse."""
-    for _ in range(run.params.culture_days // 2):
-        await run.sleep(hours=48)
+    periods = run.every(hours=48, times=run.params.culture_days // 2, checkpoint="periods done")
+    async for _period in periods:
         count = await counter.count(await bioreactor.draw_sample(1.0))
         run.check("viability", count.viability_pct)
         values = await bioreactor.read_process_values()
@@ -122,14 +129,15 @@ async def harvest_and_formulate(
     counter: CellCounter,
     cytometer: FlowCytometer,
 ) -> None:
-    """Harvest, wash, check NK purity and residual T cells, and fill the dose."""
+    """Harvest, wash, check NK purity and residual T cells, and fill the dose.
+
+    Run again after a controller crash, it harvests only a bag that still holds the
+    culture and re-attaches to the wash and fill programs with the inputs decided first.
+    """
     p = run.params
-    harvested = await bioreactor.harvest("NK harvest")
-    count = await counter.count(await processor.draw_sample("NK harvest", 1.0))
-    # wash what the dose and QC need (twice the dose, within the washer's 4e9 cells)
-    wanted_cells = min(3 * p.dose_nk_per_kg * p.patient_weight_kg, 3.5e9)
-    input_ml = min(wanted_cells / count.total_cells_per_ml, harvested.volume_ml - 1.0)
-    run.set_value("washed harvest volume", input_ml, unit="mL")
+    if run.value_or("washed harvest volume", None) is None:
+        await _harvest_and_decide_wash(run, bioreactor, processor, counter)
+    input_ml = run.value("washed harvest volume")
     await processor.run_program(
         "WASH_CONCENTRATE",
         ProgramInputs(
@@ -144,10 +152,12 @@ async def harvest_and_formulate(
     )
     run.check("NK cells (CD56+CD3-)", phenotype.cd56_pct)
     run.check("residual T cells (CD3+)", phenotype.cd3_pct)
-    count = await counter.count(await processor.draw_sample("NK washed", 0.5))
-    nk_per_ml = count.viable_cells_per_ml * phenotype.cd56_pct / 100
     target = p.dose_nk_per_kg * p.patient_weight_kg
-    product_ml = min(target / nk_per_ml, 48.0)
+    if run.value_or("product volume", None) is None:
+        count = await counter.count(await processor.draw_sample("NK washed", 0.5))
+        nk_per_ml = count.viable_cells_per_ml * phenotype.cd56_pct / 100
+        run.set_value("product volume", min(target / nk_per_ml, 48.0), unit="mL")
+    product_ml = run.value("product volume")
     await processor.run_program(
         "FORMULATE_FILL",
         ProgramInputs(
@@ -188,8 +198,33 @@ async def freeze_and_store(run: Run, freezer: ControlledRateFreezer, storage: Cr
             Hold(duration_min=30),
         ],
     )
-    result = await freezer.run_profile(profile, ["NK final product"])
+    state = (await freezer.status()).state if run.resumed is not None else "idle"
+    if state in ("running", "complete"):  # resumed after the start: follow that freeze
+        async for _reading in freezer.temperatures(interval_s=60):
+            pass
+        result = await freezer.result()
+    else:
+        result = await freezer.run_profile(profile, ["NK final product"])
     run.check("final sample temperature", result.final_sample_temperature_c)
     conditions = await storage.conditions()
     run.check("storage temperature", conditions.temperature_c)
-    await storage.store("NK final product", StoragePosition(rack="B", box=1, slot=1))
+    stored = {item.container_id for item in await storage.inventory()}
+    if "NK final product" not in stored:  # not stored before a crash
+        await storage.store("NK final product", StoragePosition(rack="B", box=1, slot=1))
+
+
+async def _harvest_and_decide_wash(
+    run: Run, bioreactor: Bioreactor, processor: CellProcessor, counter: CellCounter
+) -> None:
+    """Harvest (unless done before a crash) and decide the volume to wash."""
+    p = run.params
+    volume_ml = (await bioreactor.read_process_values()).culture_volume_ml
+    if volume_ml > 0:  # not harvested yet
+        run.set_value("culture volume at harvest", volume_ml, unit="mL")
+        await bioreactor.harvest("NK harvest")
+    harvest_ml = run.value("culture volume at harvest")
+    count = await counter.count(await processor.draw_sample("NK harvest", 1.0))
+    # wash what the dose and QC need (twice the dose, within the washer's 4e9 cells)
+    wanted_cells = min(3 * p.dose_nk_per_kg * p.patient_weight_kg, 3.5e9)
+    input_ml = min(wanted_cells / count.total_cells_per_ml, harvest_ml - 1.0)
+    run.set_value("washed harvest volume", input_ml, unit="mL")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -122,6 +123,27 @@ class Run:
         if when.tzinfo is None:
             raise ValueError(f"sleep_until needs a timezone-aware time, not {when!r}")
         await anyio.sleep(max(0.0, when.timestamp() - self._execution.clock.now_s()))
+
+    async def every(self, *, hours: float, times: int, checkpoint: str) -> AsyncIterator[int]:
+        """Yield 1, 2, ... ``times``, the k-th at ``k * hours`` after the step's first start.
+
+        Resume-safe by construction: when the body of an iteration has run, ``k`` is
+        recorded as the batch value ``checkpoint``; a step run again after a controller
+        crash skips the iterations recorded and keeps the original schedule. (An
+        iteration interrupted midway runs again: its body checks what it had done,
+        e.g. with :attr:`resumed`.)::
+
+            async for day in run.every(hours=24, times=7, checkpoint="culture days done"):
+                count = await counter.count(await bioreactor.draw_sample(0.5))
+        """
+        if hours <= 0 or times < 0:
+            raise ProtocolDefinitionError(
+                f"every() needs hours > 0 and times >= 0, not {hours}, {times}"
+            )
+        for k in range(int(self.value_or(checkpoint, 0)) + 1, times + 1):
+            await self.sleep_until(self.step_started + timedelta(hours=hours * k))
+            yield k
+            self.set_value(checkpoint, k)
 
     @property
     def step_started(self) -> datetime:
