@@ -31,6 +31,7 @@ from cellauto.instruments.controlled_rate_freezer import (
 )
 from cellauto.instruments.cryo_storage import CryoStorage, StoragePosition
 from cellauto.instruments.flow_cytometer import FlowCytometer
+from cellauto.protocols.reconcile import add_once, feed_once
 
 
 class CarTParams(Params):
@@ -153,11 +154,9 @@ async def activate(
         # recorded before the seed, so it is committed with the seed's intent
         run.set_value("seeded viable cells", volume_ml * count.viable_cells_per_ml, unit="cells")
         await bioreactor.seed("enriched product", volume_ml, p.seed_volume_ml - volume_ml)
-    if not run.value_or("activator added", False):
-        await bioreactor.add_reagent(
-            Reagent(name="CD3/CD28 activator", kind="activation", volume_ml=3.0)
-        )
-        run.set_value("activator added", True)
+    await add_once(
+        run, bioreactor, Reagent(name="CD3/CD28 activator", kind="activation", volume_ml=3.0)
+    )
 
 
 async def _has_culture(run: Run, bioreactor: Bioreactor) -> bool:
@@ -176,14 +175,10 @@ async def _has_culture(run: Run, bioreactor: Bioreactor) -> bool:
     expected_duration_h=24,
 )
 async def transduce(run: Run, bioreactor: Bioreactor) -> None:
-    """On day 1, add the CAR lentiviral vector at the set MOI."""
-    if run.value_or("vector added", False):
-        return  # resumed after the addition: nothing left to do
+    """On day 1, add the CAR lentiviral vector at the set MOI (once, whatever crashes)."""
     await run.sleep_until(run.step_started + timedelta(hours=DAY_H - 0.5))
-    await bioreactor.add_reagent(
-        Reagent(name="CAR lentiviral vector", kind="vector", volume_ml=5.0, moi=run.params.moi)
-    )
-    run.set_value("vector added", True)
+    vector = Reagent(name="CAR lentiviral vector", kind="vector", volume_ml=5.0, moi=run.params.moi)
+    await add_once(run, bioreactor, vector)
 
 
 # -- Expansion -----------------------------------------------------------------------------
@@ -248,13 +243,11 @@ async def _expand_daily(
 ) -> None:
     """Day 2 to the last day, each a day after the step's start (``run.every``: after a
     controller crash the days done are not repeated); a feed already given before a crash
-    is not given again (the bioreactor's volume tells)."""
+    is not given again (``feed_once``: the bioreactor's volume tells)."""
     p = run.params
     days = run.every(hours=DAY_H, times=p.expansion_days - 1, checkpoint="expansion days done")
     async for done in days:
         day = done + 1  # the step starts on day 1
-        if await _fed_before_the_crash(run, bioreactor, day):
-            continue
         count = await _daily_count(run, bioreactor, counter)
         run.check("daily viability", count.viability_pct)
         values = await bioreactor.read_process_values()
@@ -268,23 +261,12 @@ async def _expand_daily(
         room_ml = p.max_culture_volume_ml - values.culture_volume_ml
         if room_ml > 10 and density > 0.8e6:
             feed_ml = min(values.culture_volume_ml, room_ml)
-            run.set_value("feed day", day)
-            run.set_value("volume before feed", values.culture_volume_ml, unit="mL")
-            run.set_value("feed volume", feed_ml, unit="mL")
-            await bioreactor.feed(feed_ml)
+            await feed_once(run, bioreactor, feed_ml, key=f"feed day {day}")
         elif room_ml <= 10 and density >= p.perfusion_from_cells_per_ml:
             # one bag volume a day per 2e6 cells/mL, capped at 4 volumes a day
             volumes = min(density / p.perfusion_from_cells_per_ml, 4.0)
             rate = round(volumes * values.culture_volume_ml, -1)
             await bioreactor.set_setpoints(Setpoints(perfusion_rate_ml_per_day=rate))
-
-
-async def _fed_before_the_crash(run: Run, bioreactor: Bioreactor, day: int) -> bool:
-    """On a resumed day whose feed was decided: whether the bioreactor took it."""
-    if run.resumed is None or run.value_or("feed day", None) != day:
-        return False
-    volume_ml = (await bioreactor.read_process_values()).culture_volume_ml
-    return volume_ml >= run.value("volume before feed") + run.value("feed volume") / 2
 
 
 # -- Harvest -------------------------------------------------------------------------------
@@ -487,6 +469,7 @@ async def store(run: Run, storage: CryoStorage) -> None:
     """Move the frozen bag into vapour-phase LN2 below -150 °C and confirm the inventory."""
     conditions = await storage.conditions()
     run.check("storage temperature", conditions.temperature_c)
-    await storage.store("final product", StoragePosition(rack="A", box=1, slot=1))
+    if "final product" not in {item.container_id for item in await storage.inventory()}:
+        await storage.store("final product", StoragePosition(rack="A", box=1, slot=1))
     stored = {item.container_id for item in await storage.inventory()}
     run.check("bag in inventory", 1.0 if "final product" in stored else 0.0, Spec(min=1))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from cellauto import Field, MaterialInput, Params, Protocol, Run, Spec
 from cellauto.instruments import BarcodeScanner, Bioreactor, CellCounter, Reagent, Setpoints
+from cellauto.protocols.reconcile import add_once, feed_once
 
 
 class ExpansionParams(Params):
@@ -61,9 +62,7 @@ async def seed_culture(run: Run, bioreactor: Bioreactor) -> None:
         await bioreactor.seed(
             "starting material bag", run.params.seed_volume_ml, run.params.medium_ml
         )
-    if not run.value_or("activated", False):
-        await bioreactor.add_reagent(Reagent(name="TransAct", kind="activation", volume_ml=10.0))
-        run.set_value("activated", True)
+    await add_once(run, bioreactor, Reagent(name="TransAct", kind="activation", volume_ml=10.0))
 
 
 @protocol.step(
@@ -80,13 +79,15 @@ async def expand(run: Run, bioreactor: Bioreactor, counter: CellCounter) -> None
     controller crash, does not repeat the days done.
     """
     days = run.every(hours=24, times=run.params.culture_days, checkpoint="culture days done")
-    async for _day in days:
+    async for day in days:
         count = await counter.count(await bioreactor.draw_sample(0.5))
         run.check("daily viability", count.viability_pct)
         volume = (await bioreactor.read_process_values()).culture_volume_ml
         room_ml = 1000.0 - volume
         if count.viable_cells_per_ml > run.params.feed_above_cells_per_ml and room_ml > 1:
-            await bioreactor.feed(min(run.params.feed_ml, room_ml))
+            await feed_once(
+                run, bioreactor, min(run.params.feed_ml, room_ml), key=f"feed day {day}"
+            )
 
 
 @protocol.step(

@@ -27,6 +27,7 @@ from cellauto.instruments.controlled_rate_freezer import (
     Ramp,
 )
 from cellauto.instruments.cryo_storage import CryoStorage, StoragePosition
+from cellauto.protocols.reconcile import add_once, feed_once
 
 
 class NkParams(Params):
@@ -79,11 +80,11 @@ async def seed_and_stimulate(run: Run, bioreactor: Bioreactor) -> None:
             )
         )
         await bioreactor.seed("NK cell product", 49.0, 250.0)
-    if not run.value_or("stimulated", False):
-        await bioreactor.add_reagent(
-            Reagent(name="IL-2 + IL-15", kind="activation", volume_ml=2.0, target_cells="NK")
-        )
-        run.set_value("stimulated", True)
+    await add_once(
+        run,
+        bioreactor,
+        Reagent(name="IL-2 + IL-15", kind="activation", volume_ml=2.0, target_cells="NK"),
+    )
 
 
 @protocol.step(
@@ -99,13 +100,13 @@ async def seed_and_stimulate(run: Run, bioreactor: Bioreactor) -> None:
 async def expand(run: Run, bioreactor: Bioreactor, counter: CellCounter) -> None:
     """Every two days: count; feed cytokine medium while the bag has room, then perfuse."""
     periods = run.every(hours=48, times=run.params.culture_days // 2, checkpoint="periods done")
-    async for _period in periods:
+    async for period in periods:
         count = await counter.count(await bioreactor.draw_sample(1.0))
         run.check("viability", count.viability_pct)
         values = await bioreactor.read_process_values()
         run.check("glucose", values.glucose_mmol_per_l)
         if values.culture_volume_ml + run.params.feed_ml <= 1000:
-            await bioreactor.feed(run.params.feed_ml)
+            await feed_once(run, bioreactor, run.params.feed_ml, key=f"feed {period}")
         else:  # full bag: exchange medium, one volume a day per 2e6 NK cells/mL
             rate = values.culture_volume_ml * min(count.viable_cells_per_ml / 2e6, 4.0)
             await bioreactor.set_setpoints(Setpoints(perfusion_rate_ml_per_day=round(rate, -1)))

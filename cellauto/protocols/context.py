@@ -128,10 +128,12 @@ class Run:
         """Yield 1, 2, ... ``times``, the k-th at ``k * hours`` after the step's first start.
 
         Resume-safe by construction: when the body of an iteration has run, ``k`` is
-        recorded as the batch value ``checkpoint``; a step run again after a controller
-        crash skips the iterations recorded and keeps the original schedule. (An
-        iteration interrupted midway runs again: its body checks what it had done,
-        e.g. with :attr:`resumed`.)::
+        recorded as the batch value ``checkpoint`` (a name unique in the protocol); a
+        step run again after a controller crash skips the iterations recorded and keeps
+        the original schedule. An iteration interrupted midway runs again: its body
+        checks what it had done (e.g. :func:`cellauto.protocols.reconcile.feed_once`).
+        Iterations missed while the controller was down are not run in a burst: each one
+        overtaken by the next is recorded as missed, with an alarm, and the latest runs::
 
             async for day in run.every(hours=24, times=7, checkpoint="culture days done"):
                 count = await counter.count(await bioreactor.draw_sample(0.5))
@@ -140,8 +142,17 @@ class Run:
             raise ProtocolDefinitionError(
                 f"every() needs hours > 0 and times >= 0, not {hours}, {times}"
             )
+        period = timedelta(hours=hours)
         for k in range(int(self.value_or(checkpoint, 0)) + 1, times + 1):
-            await self.sleep_until(self.step_started + timedelta(hours=hours * k))
+            due = self.step_started + period * k
+            if k < times and self.now() >= due + period:  # the next one is due too
+                self.alarm(
+                    f"{checkpoint}: iteration {k} of {times}, due {due.isoformat()}, was "
+                    "missed while the controller was down"
+                )
+                self.set_value(checkpoint, k)
+                continue
+            await self.sleep_until(due)
             yield k
             self.set_value(checkpoint, k)
 

@@ -433,3 +433,39 @@ async def test_an_operator_step_resumed_while_held_needs_one_restart(tmp_path: P
         resumed.command(Command.RESTART, by="operator jd", reason="bag checked")
         await anyio.sleep(6 * PORTION_S)
         assert resumed.state is State.COMPLETE
+
+
+async def test_every_keeps_its_schedule_across_a_crash_and_skips_what_was_missed(
+    tmp_path: Path,
+) -> None:
+    ran: list[tuple[int, float]] = []
+
+    def hourly_protocol() -> Protocol:
+        protocol = Protocol("hourly", version="1")
+
+        @protocol.step(resume="reconcile")
+        async def sample(run: Run, pump: Pump) -> None:
+            async for k in run.every(hours=1, times=5, checkpoint="samples done"):
+                ran.append((k, (run.now() - run.step_started).total_seconds() / 3600))
+                await pump.total_ml()
+
+        return protocol
+
+    controller = Controller(tmp_path / "j.db", Pump())
+    first = controller.runner.prepare(hourly_protocol(), controller.line)
+    await controller.crash_after(first, 1.5 * 3600)  # after sample 1
+    await anyio.sleep(3 * 3600)  # down until 4.5 h: samples 2 and 3 are missed
+    controller.restart()
+    resumed = controller.runner.resume(
+        hourly_protocol(), controller.line, first.run_id, clock=first.clock
+    )
+    assert (await finish(resumed)).exit_status == "complete"
+    assert ran == [(1, 1.0), (4, pytest.approx(4.5)), (5, 5.0)]  # 4 at once, 5 on time
+    alarms = [a["message"] for a in kinds(controller.journal, first.run_id, RecordKind.ALARM)]
+    assert sum("was missed while the controller was down" in a for a in alarms) == 2
+    values = [
+        v["value"]
+        for v in kinds(controller.journal, first.run_id, RecordKind.BATCH_VALUE)
+        if v["name"] == "samples done"
+    ]
+    assert values == [1, 2, 3, 4, 5]

@@ -1,0 +1,64 @@
+"""Additions to a culture that a step run again after a controller crash never repeats.
+
+A bag's culture volume is the bioreactor's own evidence of an addition: before adding,
+the volume is recorded as a batch value (it is committed together with the addition's
+intent, which is fsync'd before the command is sent); a step run again after a crash
+compares the bag's volume now with it. An addition found done is not repeated, even if
+its reply was lost in the crash; one not found is made. Perfusion exchanges medium
+without changing the volume, so the comparison holds while it runs.
+
+    await add_once(run, bioreactor, Reagent(name="CAR vector", kind="vector", volume_ml=5))
+    await feed_once(run, bioreactor, 250.0, key=f"feed day {day}")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from cellauto.instruments.bioreactor import Bioreactor, Reagent
+from cellauto.protocols.context import Run
+
+__all__ = ["add_once", "feed_once"]
+
+
+async def add_once(run: Run, bioreactor: Bioreactor, reagent: Reagent, *, key: str = "") -> bool:
+    """Add ``reagent`` unless it was added before a crash; True if added now.
+
+    ``key`` names the addition among the run's batch values (default: the reagent's name).
+    """
+    return await _once(
+        run,
+        bioreactor,
+        key or reagent.name,
+        reagent.volume_ml,
+        lambda: bioreactor.add_reagent(reagent),
+    )
+
+
+async def feed_once(run: Run, bioreactor: Bioreactor, volume_ml: float, *, key: str) -> bool:
+    """Feed ``volume_ml`` of medium unless this feed (``key``, e.g. "feed day 3") was given
+    before a crash; True if fed now."""
+    return await _once(run, bioreactor, key, volume_ml, lambda: bioreactor.feed(volume_ml))
+
+
+async def _once(
+    run: Run,
+    bioreactor: Bioreactor,
+    key: str,
+    added_ml: float,
+    act: Callable[[], Awaitable[object]],
+) -> bool:
+    done_key, before_key = f"{key}: done", f"{key}: culture volume before"
+    if run.value_or(done_key, False):
+        return False
+    before_ml = run.value_or(before_key, None)
+    if run.resumed is not None and before_ml is not None:
+        now_ml = (await bioreactor.read_process_values()).culture_volume_ml
+        if now_ml >= before_ml + added_ml / 2:  # done before the crash; its reply was lost
+            run.set_value(done_key, True)
+            return False
+    volume_ml = (await bioreactor.read_process_values()).culture_volume_ml
+    run.set_value(before_key, volume_ml, unit="mL")
+    await act()
+    run.set_value(done_key, True)
+    return True
