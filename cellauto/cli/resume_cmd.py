@@ -8,11 +8,14 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
-import anyio
-
-from cellauto.cli.console import HoldConsole, abort_on_signal
-from cellauto.cli.progress import format_duration
-from cellauto.cli.run_cmd import DEFAULT_DB, on_hold_mode, operator_name, print_outcome
+from cellauto.cli.console import HoldConsole
+from cellauto.cli.run_cmd import (
+    DEFAULT_DB,
+    execute_attended,
+    on_hold_mode,
+    operator_name,
+    run_and_report,
+)
 from cellauto.clock import Clock, scaled_loop_factory
 from cellauto.errors import BadInputError
 from cellauto.lines import load_line_config
@@ -78,19 +81,9 @@ def resume_command(args: argparse.Namespace) -> int:
                 )
                 gaps.journal_to(execution)
                 print(f"resuming run {run_id}", flush=True)
-                async with anyio.create_task_group() as tg:
-                    holds.bind(execution, tg)
-                    tg.start_soon(abort_on_signal, execution)
-                    outcome = await execution.execute(by=operator)
-                    execution.close()
-                    tg.cancel_scope.cancel()
-                return outcome
+                return await execute_attended(execution, holds, operator)
 
-    wall = time.perf_counter()
-    options = {"loop_factory": loop_factory} if loop_factory else {}
-    outcome = anyio.run(main, backend_options=options)
-    print_outcome(outcome, format_duration(time.perf_counter() - wall))
-    return 0 if outcome.exit_status == "complete" else 1
+    return run_and_report(main, loop_factory)
 
 
 def _line_clock(journal: Journal, run_id: str, speed: float) -> Clock:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import getpass
 import os
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +24,7 @@ from cellauto.instruments.line import Line
 from cellauto.lines import load_line_config
 from cellauto.lines.wire import GapRecorder, open_line, serve_simulated
 from cellauto.protocols import Runner, load_protocol
-from cellauto.protocols.execution import RunOutcome
+from cellauto.protocols.execution import Execution, RunOutcome
 from cellauto.protocols.params import build_params, load_params_file, parse_param_assignments
 from cellauto.protocols.runner import validate_request
 from cellauto.records import Journal
@@ -180,14 +182,27 @@ def run_command(args: argparse.Namespace) -> int:
                 execution = runner.prepare(protocol, line, params, seed=seed, operator=operator)
                 gaps.journal_to(execution)
                 print(f"run {execution.run_id}", flush=True)
-                async with anyio.create_task_group() as tg:
-                    holds.bind(execution, tg)
-                    tg.start_soon(abort_on_signal, execution)
-                    outcome = await execution.execute(by=operator)
-                    execution.close()
-                    tg.cancel_scope.cancel()
-                return outcome
+                return await execute_attended(execution, holds, operator)
 
+    return run_and_report(main, loop_factory)
+
+
+async def execute_attended(execution: Execution, holds: HoldConsole, operator: str) -> RunOutcome:
+    """Execute to the end with the hold console answering and Ctrl-C/SIGTERM aborting."""
+    async with anyio.create_task_group() as tg:
+        holds.bind(execution, tg)
+        tg.start_soon(abort_on_signal, execution)
+        outcome = await execution.execute(by=operator)
+        execution.close()
+        tg.cancel_scope.cancel()
+    return outcome
+
+
+def run_and_report(
+    main: Callable[[], Awaitable[RunOutcome]],
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None,
+) -> int:
+    """Run ``main`` on the given loop, print how the run ended, return the exit code."""
     wall = time.perf_counter()
     options = {"loop_factory": loop_factory} if loop_factory else {}
     outcome = anyio.run(main, backend_options=options)

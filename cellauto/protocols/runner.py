@@ -13,6 +13,7 @@ import inspect
 import json
 import platform
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from functools import cache
 from importlib import metadata
@@ -65,6 +66,11 @@ def _source_sha256(protocol: Protocol) -> tuple[str | None, str | None]:
     if file is None:
         return None, None
     return file, hashlib.sha256(Path(file).read_bytes()).hexdigest()
+
+
+def _wall_clock(clock: Clock, reproducible: bool) -> Callable[[], int] | None:
+    """Records' wall time: process time in a reproducible simulation, else real (None)."""
+    return (lambda: round(clock.now_s() * 1e9)) if reproducible else None
 
 
 _RUN_NAMESPACE = uuid.UUID("6f1f3c8e-2b9a-5d7e-9c41-0a8f4e6b2d17")
@@ -162,12 +168,12 @@ class Runner:
             "package_versions": package_versions(),
         }
         clock = Clock(self.clock_origin)
-        wall_clock_ns = (lambda: round(clock.now_s() * 1e9)) if self.reproducible else None
+        journal = self.journal.begin_run(run_id, clock.now_s, _wall_clock(clock, self.reproducible))
         return Execution(
             run_id=run_id,
             protocol=protocol,
             params=params,
-            journal=self.journal.begin_run(run_id, clock.now_s, wall_clock_ns),
+            journal=journal,
             clock=clock,
             instruments=instruments,
             run_started=run_started,
@@ -235,13 +241,13 @@ class Runner:
                 f"record ({utc_from_epoch_s(plan.last_process_time_s).isoformat()}); "
                 "check the controller's time"
             )
-        reproducible = bool(plan.run_started.get("wall_clock", "").startswith("process time"))
-        wall_clock_ns = (lambda: round(clock.now_s() * 1e9)) if reproducible else None
+        reproducible = str(plan.run_started.get("wall_clock", "")).startswith("process time")
+        journal = self.journal.resume_run(run_id, clock.now_s, _wall_clock(clock, reproducible))
         return Execution(
             run_id=run_id,
             protocol=protocol,
             params=params,
-            journal=self.journal.resume_run(run_id, clock.now_s, wall_clock_ns),
+            journal=journal,
             clock=clock,
             instruments=instruments,
             run_started=plan.run_started,
