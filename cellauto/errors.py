@@ -60,6 +60,11 @@ class InstrumentError(CellautoError):
     """An instrument refused a command, failed, or is unreachable."""
 
 
+class OutcomeUnknownError(InstrumentError):
+    """A command was sent but the connection failed before its reply: it may or may not
+    have been carried out (a resumed run lists it as in doubt)."""
+
+
 class OutOfRangeError(InstrumentError, ValueError):
     """A command argument lies outside the instrument's limits; the message names the limit."""
 

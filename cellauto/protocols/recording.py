@@ -17,6 +17,7 @@ import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from cellauto.errors import OutcomeUnknownError
 from cellauto.instruments.base import CallKind, Instrument, call_kind
 from cellauto.protocols.jsonable import to_jsonable
 from cellauto.records import RecordKind
@@ -108,6 +109,8 @@ class RecordedInstrument:
                         "step": step,
                         "ok": False,
                         "error": _error_payload(exc),
+                        # sent, but whether it was carried out is unknown: still in doubt
+                        "outcome_unknown": isinstance(exc, OutcomeUnknownError),
                         "duration_s": clock.monotonic() - started,
                     },
                 )

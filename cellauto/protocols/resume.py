@@ -150,7 +150,7 @@ def plan_resume(records: list[Record]) -> ResumePlan:
                 arguments=body["arguments"],
                 attempt=attempts,
             )
-        elif kind is RecordKind.INSTRUMENT_RESPONSE:
+        elif kind is RecordKind.INSTRUMENT_RESPONSE and not body.get("outcome_unknown"):
             commands.pop(body.get("command_seq"), None)
         elif kind is RecordKind.BATCH_VALUE:
             values[body["name"]] = body["value"]

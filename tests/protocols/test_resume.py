@@ -8,7 +8,7 @@ import anyio
 import pytest
 
 from cellauto import Protocol, Run
-from cellauto.errors import JournalError, ResumeError, RunNotFoundError
+from cellauto.errors import JournalError, OutcomeUnknownError, ResumeError, RunNotFoundError
 from cellauto.instruments import Instrument, InstrumentIdentity, Line, command, query
 from cellauto.protocols import Command, Runner, State
 from cellauto.protocols.execution import Execution, RunOutcome
@@ -40,6 +40,14 @@ class Pump(Instrument):
     @query
     async def total_ml(self) -> float:
         return self.pumped_ml
+
+
+class ShakyPump(Pump):
+    """A pump whose line priming is sent but never confirmed."""
+
+    @command
+    async def prime_line(self) -> None:
+        raise OutcomeUnknownError("pump P-1: sent, but the connection dropped")
 
 
 def make_protocol(transfer_policy: str = "reconcile", version: str = "1") -> Protocol:
@@ -469,3 +477,26 @@ async def test_every_keeps_its_schedule_across_a_crash_and_skips_what_was_missed
         if v["name"] == "samples done"
     ]
     assert values == [1, 2, 3, 4, 5]
+
+
+async def test_a_command_whose_outcome_was_unknown_stays_in_doubt_after_a_crash(
+    tmp_path: Path,
+) -> None:
+    protocol = Protocol("shaky", version="1")
+
+    @protocol.step(resume="reconcile")
+    async def transfer(run: Run, pump: ShakyPump) -> None:
+        try:
+            await pump.prime_line()
+        except OutcomeUnknownError as exc:
+            run.alarm(f"line priming in doubt ({exc}); going on")
+        await pump.pump(10.0)
+
+    pump = ShakyPump()
+    controller = Controller(tmp_path / "j.db", pump)
+    first = controller.runner.prepare(protocol, controller.line)
+    await controller.crash_after(first, PORTION_S / 2)  # during the pump
+    controller.restart()
+    resumed = controller.runner.resume(protocol, controller.line, first.run_id, clock=first.clock)
+    assert resumed.resume_plan is not None
+    assert [c.method for c in resumed.resume_plan.in_doubt] == ["prime_line", "pump"]

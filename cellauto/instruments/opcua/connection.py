@@ -29,7 +29,7 @@ from asyncua.client.ua_client import UaClientState
 from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
 
 from cellauto.clock import Clock, VirtualTimeEventLoop, awaiting_outside, is_virtual
-from cellauto.errors import InstrumentError
+from cellauto.errors import InstrumentError, OutcomeUnknownError
 from cellauto.instruments.opcua.outages import (
     ConnectionGap,
     GapCallback,
@@ -57,7 +57,7 @@ class OpcUaDisconnectedError(InstrumentError):
     """The connection is down (reconnecting); the request was not sent."""
 
 
-class OpcUaConnectionLostError(InstrumentError):
+class OpcUaConnectionLostError(OutcomeUnknownError):
     """The connection dropped while a request was in flight: its outcome is unknown."""
 
 

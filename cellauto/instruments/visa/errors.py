@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from cellauto.errors import InstrumentError, OutOfRangeError
+from cellauto.errors import InstrumentError, OutcomeUnknownError, OutOfRangeError
 
 __all__ = [
     "ScpiInstrumentError",
     "ScpiOutOfRangeError",
     "ScpiReplyError",
+    "VisaCommandUnconfirmedError",
     "VisaConnectionError",
     "quote_reply",
 ]
@@ -59,3 +60,7 @@ class ScpiOutOfRangeError(ScpiInstrumentError, OutOfRangeError):
 
 class VisaConnectionError(InstrumentError):
     """No (complete) reply in time, or the session could not be opened or was lost."""
+
+
+class VisaCommandUnconfirmedError(VisaConnectionError, OutcomeUnknownError):
+    """A command was sent and its confirmation could not be read."""

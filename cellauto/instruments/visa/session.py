@@ -62,6 +62,7 @@ from cellauto.instruments.visa.errors import (
     ScpiInstrumentError,
     ScpiOutOfRangeError,
     ScpiReplyError,
+    VisaCommandUnconfirmedError,
     VisaConnectionError,
 )
 from cellauto.instruments.visa.scpi_reply import parse_error_entry, parse_idn, reply_text
@@ -186,7 +187,7 @@ class VisaSession:
                 errors += await self._drain_errors()
         except (ScpiReplyError, VisaConnectionError) as exc:
             await self._thread.run(self._connection.close_resource)
-            raise VisaConnectionError(
+            raise VisaCommandUnconfirmedError(
                 f"{self.where}: {message!r} was sent but not confirmed ({exc}); it may or may "
                 "not have been carried out: check the instrument's state before repeating it"
             ) from exc
