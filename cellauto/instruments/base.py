@@ -99,6 +99,10 @@ class Instrument:
 
     def __init__(self, identity: InstrumentIdentity) -> None:
         self.identity = identity
+        #: Errors the instrument held when this controller connected (e.g. an SCPI error
+        #: queue, read then cleared): after a controller crash, evidence of what happened
+        #: meanwhile; a resumed run journals it.
+        self.errors_at_connect: list[tuple[int, str]] = []
 
     def __repr__(self) -> str:
         ident = self.identity

@@ -34,7 +34,7 @@ from cellauto.protocols.definition import Protocol, ResumePolicy, StepDefinition
 from cellauto.protocols.outcome import RunOutcome, RunStopped, primary_exception
 from cellauto.protocols.params import Params
 from cellauto.protocols.recording import RecordedInstrument
-from cellauto.protocols.resume import ENDED_BY_STATE, ResumedStep, ResumePlan, ending_of
+from cellauto.protocols.resume import ResumedStep, ResumePlan
 from cellauto.protocols.spec import CheckPolicy
 from cellauto.protocols.states import (
     AUTOMATIC,
@@ -45,7 +45,6 @@ from cellauto.protocols.states import (
 )
 from cellauto.protocols.watchdogs import watch_duration, watch_hold
 from cellauto.records import RecordKind, RunJournal
-from cellauto.records.models import utc_from_epoch_s
 
 __all__ = ["Execution", "RunOutcome"]
 
@@ -303,56 +302,18 @@ class Execution:
         self.state = plan.state
         self.values = dict(plan.values)
         self.completed_steps = len(plan.completed_steps)
-        steps = self.protocol.steps
-        interrupted = plan.interrupted_step
-        silent_s = max(0.0, self.clock.now_s() - plan.last_process_time_s)
+        steps, now_s = self.protocol.steps, self.clock.now_s()
+        instruments = {name: recorded.unwrapped for name, recorded in self.equipment.items()}
         self.record(
-            RecordKind.RUN_RESUMED,
-            {
-                "resumed_by": by,
-                "state": plan.state.value,
-                "last_seq": plan.last_seq,
-                "since_last_record_s": silent_s,
-                "completed_steps": [steps[i].name for i in plan.completed_steps],
-                "interrupted_step": steps[interrupted].name if interrupted is not None else None,
-                "resume_policy": steps[interrupted].resume.value
-                if interrupted is not None
-                else None,
-                "in_doubt_commands": [c.model_dump(mode="json") for c in plan.in_doubt],
-                "instruments": {
-                    name: recorded.unwrapped.identity.model_dump(mode="json")
-                    for name, recorded in self.equipment.items()
-                },
-                "instrument_errors_at_connect": {
-                    name: [list(error) for error in errors]
-                    for name, recorded in self.equipment.items()
-                    if (errors := getattr(recorded.unwrapped, "errors_at_connect", None))
-                },
-            },
-            durable=True,
+            RecordKind.RUN_RESUMED, plan.record(steps, by, now_s, instruments), durable=True
         )
-        self.alarm(
-            f"run resumed after a controller restart, {silent_s / 60:.0f} min after its last "
-            f"record, in state "
-            f"{plan.state.value}"
-            + (
-                f", step {steps[interrupted].name!r} was in progress"
-                if interrupted is not None
-                else ""
-            )
-            + (f", {len(plan.in_doubt)} instrument command(s) in doubt" if plan.in_doubt else ""),
-            severity="critical" if plan.in_doubt else "warning",
-        )
-        if plan.failed_step is not None:  # a step had failed: the run was ending
-            exit_status, reason = ending_of(plan.failed_step)
-            if exit_status == "failed" and self.state not in (State.ABORTING, State.ABORTED):
-                self._transition(Command.ABORT, by=RUNNER, reason=reason)
+        self.alarm(plan.alarm(steps, now_s), severity="critical" if plan.in_doubt else "warning")
+        ending = plan.ending()
+        if ending is not None:  # it was on its way to its end: record how
+            if ending[0] == "failed":
+                self._abort_from_inside(ending[1])
             self._complete_acting_state("resumed after the controller stopped")
-            return exit_status, reason
-        ended = ENDED_BY_STATE.get(plan.state)
-        if ended is not None:  # it had (nearly) ended: record how
-            self._complete_acting_state("resumed after the controller stopped")
-            return ended, f"the run had reached {plan.state.value} when the controller stopped"
+            return ending
         if plan.state is State.IDLE:
             self._transition(Command.START, by=by)
         return None
@@ -396,21 +357,9 @@ class Execution:
             and not restarted
             and self.state in (State.RUNNING, State.RESTARTING)
         ):
-            doubts = "; ".join(f"{c.instrument}.{c.method} (#{c.seq})" for c in plan.in_doubt)
-            self._transition(
-                Command.HOLD,
-                by=RUNNER,
-                reason=f"step {step.name!r} was in progress when the controller stopped"
-                + (f"; in doubt: {doubts}" if doubts else "")
-                + "; check the equipment, then Restart to run the step again, or Stop or Abort",
-            )
+            self._transition(Command.HOLD, by=RUNNER, reason=plan.operator_hold_reason(step))
             await self.hold_point()
-        self.resumed = ResumedStep(
-            attempt=plan.attempts + 1,
-            first_started=utc_from_epoch_s(plan.interrupted_step_started_s or self.clock.now_s()),
-            in_doubt=plan.in_doubt,
-            since_last_record_s=max(0.0, self.clock.now_s() - plan.last_process_time_s),
-        )
+        self.resumed = plan.resumed_step(self.clock.now_s())
         try:
             await self._run_step(
                 index,

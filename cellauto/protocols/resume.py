@@ -16,28 +16,25 @@ What happens to the step in progress is the step's ``resume`` policy (see
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from cellauto.errors import ResumeError
-from cellauto.protocols.definition import Protocol
+from cellauto.instruments.base import Instrument
+from cellauto.protocols.definition import Protocol, StepDefinition
 from cellauto.protocols.states import State
 from cellauto.records import Record, RecordKind
+from cellauto.records.models import utc_from_epoch_s
 
-__all__ = [
-    "ENDED_BY_STATE",
-    "InDoubtCommand",
-    "ResumePlan",
-    "ResumedStep",
-    "check_resumable",
-    "ending_of",
-    "plan_resume",
-]
+__all__ = ["InDoubtCommand", "ResumePlan", "ResumedStep", "check_resumable", "plan_resume"]
+
+Instruments = Mapping[str, Instrument]
 
 #: A run found in (or on its way to) a final state on resume: its exit status.
-ENDED_BY_STATE = {
+_ENDED_BY_STATE = {
     State.COMPLETE: "complete",
     State.STOPPING: "stopped",
     State.STOPPED: "stopped",
@@ -101,6 +98,73 @@ class ResumePlan(BaseModel):
         """Index of the first step that has not completed."""
         done = set(self.completed_steps)
         return next((i for i in range(len(self.run_started["steps"])) if i not in done), -1)
+
+    def ending(self) -> tuple[str, str] | None:
+        """(exit status, reason) if the run was on its way to its end at the crash."""
+        if self.failed_step is not None:
+            return _ending_of(self.failed_step)
+        ended = _ENDED_BY_STATE.get(self.state)
+        if ended is None:
+            return None
+        return ended, f"the run had reached {self.state.value} when the controller stopped"
+
+    def record(
+        self, steps: Sequence[StepDefinition], by: str, now_s: float, instruments: Instruments
+    ) -> dict[str, Any]:
+        """The body of the ``run_resumed`` record."""
+        interrupted = steps[self.interrupted_step] if self.interrupted_step is not None else None
+        return {
+            "resumed_by": by,
+            "state": self.state.value,
+            "last_seq": self.last_seq,
+            "since_last_record_s": self.since_last_record_s(now_s),
+            "completed_steps": [steps[i].name for i in self.completed_steps],
+            "interrupted_step": interrupted.name if interrupted else None,
+            "resume_policy": interrupted.resume.value if interrupted else None,
+            "in_doubt_commands": [c.model_dump(mode="json") for c in self.in_doubt],
+            "instruments": {
+                name: instrument.identity.model_dump(mode="json")
+                for name, instrument in instruments.items()
+            },
+            "instrument_errors_at_connect": {
+                name: [list(error) for error in instrument.errors_at_connect]
+                for name, instrument in instruments.items()
+                if instrument.errors_at_connect
+            },
+        }
+
+    def alarm(self, steps: Sequence[StepDefinition], now_s: float) -> str:
+        """The alarm raised on resume, for the operators."""
+        text = (
+            f"run resumed after a controller restart, {self.since_last_record_s(now_s) / 60:.0f} "
+            f"min after its last record, in state {self.state.value}"
+        )
+        if self.interrupted_step is not None:
+            text += f", step {steps[self.interrupted_step].name!r} was in progress"
+        if self.in_doubt:
+            text += f", {len(self.in_doubt)} instrument command(s) in doubt"
+        return text
+
+    def operator_hold_reason(self, step: StepDefinition) -> str:
+        """Why an ``operator`` step in progress at the crash holds the run."""
+        doubts = "; ".join(f"{c.instrument}.{c.method} (#{c.seq})" for c in self.in_doubt)
+        return (
+            f"step {step.name!r} was in progress when the controller stopped"
+            + (f"; in doubt: {doubts}" if doubts else "")
+            + "; check the equipment, then Restart to run the step again, or Stop or Abort"
+        )
+
+    def resumed_step(self, now_s: float) -> ResumedStep:
+        """What the interrupted step, run again, learns of its interrupted attempt."""
+        return ResumedStep(
+            attempt=self.attempts + 1,
+            first_started=utc_from_epoch_s(self.interrupted_step_started_s or now_s),
+            in_doubt=self.in_doubt,
+            since_last_record_s=self.since_last_record_s(now_s),
+        )
+
+    def since_last_record_s(self, now_s: float) -> float:
+        return max(0.0, now_s - self.last_process_time_s)
 
 
 def plan_resume(records: list[Record]) -> ResumePlan:
@@ -175,7 +239,7 @@ def plan_resume(records: list[Record]) -> ResumePlan:
     )
 
 
-def ending_of(failed: dict[str, Any]) -> tuple[str, str]:
+def _ending_of(failed: dict[str, Any]) -> tuple[str, str]:
     """(exit status, reason) of a run whose step failed as ``failed`` (step_failed) says."""
     if failed["error_type"] == "stopped":
         return "stopped", "stopped by command"

@@ -25,10 +25,6 @@ class VisaAdapter(Instrument):
     def __init__(self, session: VisaSession, identity: InstrumentIdentity) -> None:
         super().__init__(identity)
         self.session = session
-        #: What the instrument's error queue held when this controller connected (read,
-        #: then cleared with ``*CLS``): after a controller crash, evidence of what
-        #: happened meanwhile; a resumed run journals it.
-        self.errors_at_connect: list[tuple[int, str]] = []
 
     @classmethod
     async def connect(
