@@ -4,23 +4,34 @@ Protocol authors import what they need from here::
 
     from cellauto import Field, Params, Protocol, Run, Spec
     from cellauto.instruments import Bioreactor, CellCounter
+
+The protocol API is imported on first use (PEP 562), so that ``import cellauto.records``
+or the ``cellauto`` command line does not pay for the runner, pydantic and the instrument
+interfaces they do not need.
 """
 
-from pydantic import Field
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
 
 from cellauto.errors import CellautoError
-from cellauto.protocols import (
-    CheckPolicy,
-    Command,
-    MaterialInput,
-    Params,
-    Protocol,
-    ResumePolicy,
-    Run,
-    Runner,
-    Spec,
-    State,
-)
+
+if TYPE_CHECKING:
+    from pydantic import Field
+
+    from cellauto.protocols import (
+        CheckPolicy,
+        Command,
+        MaterialInput,
+        Params,
+        Protocol,
+        ResumePolicy,
+        Run,
+        Runner,
+        Spec,
+        State,
+    )
 
 __version__ = "0.1.0"
 
@@ -39,3 +50,38 @@ __all__ = [
     "State",
     "__version__",
 ]
+
+_LAZY = {
+    "Field": "pydantic",
+    **dict.fromkeys(
+        (
+            "CheckPolicy",
+            "Command",
+            "MaterialInput",
+            "Params",
+            "Protocol",
+            "ResumePolicy",
+            "Run",
+            "Runner",
+            "Spec",
+            "State",
+        ),
+        "cellauto.protocols",
+    ),
+}
+
+
+if not TYPE_CHECKING:  # type checkers see the imports above, and no catch-all attribute
+
+    def __getattr__(name: str) -> object:
+        """Import a public name of the protocol API on first use, then keep it here."""
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module 'cellauto' has no attribute {name!r}")
+        value = getattr(import_module(module), name)
+        globals()[name] = value
+        return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
