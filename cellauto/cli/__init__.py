@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from importlib import import_module
 
 from cellauto import __version__
-from cellauto.cli import certs_cmd, inspect_cmds, resume_cmd, run_cmd, sim_cmd
 from cellauto.errors import BadInputError, CellautoError
 
 __all__ = ["main"]
@@ -23,22 +23,57 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_BAD_INPUT)
 
 
-def build_parser() -> argparse.ArgumentParser:
+# The command modules in the order their commands are listed: (module in cellauto.cli,
+# the function that adds its parsers, {command: the help line that module gives it}).
+# A command module is imported only when its command is chosen (importing `run_cmd`
+# imports the simulators and numpy), so the help lines are repeated here for
+# `cellauto --help`; tests/cli/test_startup.py checks them against the modules.
+_COMMAND_MODULES: tuple[tuple[str, str, dict[str, str]], ...] = (
+    ("run_cmd", "add_parser", {"run": "run a protocol"}),
+    ("resume_cmd", "add_parser", {"resume": "resume a run after a controller crash"}),
+    (
+        "inspect_cmds",
+        "add_parsers",
+        {
+            "runs": "list runs",
+            "show": "a run's timeline",
+            "verify": "check hash chains",
+            "export": "export a run",
+        },
+    ),
+    ("sim_cmd", "add_parser", {"sim": "the simulated line"}),
+    ("certs_cmd", "add_parser", {"certs": "OPC UA certificates"}),
+)
+
+
+def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentParser:
+    """The parser with every command's arguments, or only those of ``commands``: the
+    others are placeholders with their name and help line (enough for ``--help``)."""
     parser = _Parser(prog="cellauto", description=__doc__)
     parser.add_argument("--version", action="version", version=f"cellauto {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    run_cmd.add_parser(sub)
-    resume_cmd.add_parser(sub)
-    inspect_cmds.add_parsers(sub)
-    sim_cmd.add_parser(sub)
-    certs_cmd.add_parser(sub)
+    wanted = None if commands is None else set(commands)
+    for module, add_parsers, helps in _COMMAND_MODULES:
+        if wanted is None or not wanted.isdisjoint(helps):
+            getattr(import_module(f"cellauto.cli.{module}"), add_parsers)(sub)
+        else:
+            for name, help_line in helps.items():
+                sub.add_parser(name, help=help_line, add_help=False)
     return parser
 
 
+def _parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse in two passes: which command (no command module imported; ``--help``,
+    ``--version`` and errors before the command end here, as with the full parser),
+    then that command's own arguments, importing its module only."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    chosen, _rest = build_parser(commands=()).parse_known_args(argv)
+    return build_parser(commands={chosen.command}).parse_args(argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.ERROR,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -5,11 +5,13 @@ from __future__ import annotations
 import sys
 import time
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from cellauto.protocols.definition import Protocol
-from cellauto.protocols.params import Params
 from cellauto.records import RecordKind
+
+if TYPE_CHECKING:
+    from cellauto.protocols.definition import Protocol
+    from cellauto.protocols.params import Params
 
 
 def format_duration(seconds: float) -> str:
