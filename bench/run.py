@@ -13,6 +13,7 @@ import bench_journal
 import bench_opcua
 import bench_runner
 import bench_scpi
+import bench_startup
 
 
 def _met(ok: object) -> str:
@@ -42,6 +43,7 @@ def main() -> int:
     rows.extend(bench_batches.run(quick=args.quick))
     rows.extend(bench_scpi.run(quick=args.quick))
     rows.extend(bench_opcua.run(quick=args.quick))
+    rows.extend(bench_startup.run(quick=args.quick))
     width = max(len(str(r.get("case", ""))) for r in rows)
     print(f"{'benchmark':<{width}}  {'result':>16}  {'target':<20} met  detail")
     print("-" * (width + 60))
