@@ -91,7 +91,7 @@ def car_t_per_ml(viable_per_ml: float, cd3_pct: float, car_pct: float) -> float:
     checks={"apheresis viability": Spec(min=80, unit="%")},
 )
 async def receive_apheresis(
-    run: Run, scanner: BarcodeScanner, processor: CellProcessor, counter: CellCounter
+    run: Run[CarTParams], scanner: BarcodeScanner, processor: CellProcessor, counter: CellCounter
 ) -> None:
     """Scan the apheresis bag: its chain-of-identity id must match this order; count it."""
     label = await scanner.scan("apheresis bag")
@@ -113,7 +113,7 @@ async def receive_apheresis(
     },
 )
 async def enrich_cd4_cd8(
-    run: Run, processor: CellProcessor, counter: CellCounter, cytometer: FlowCytometer
+    run: Run[CarTParams], processor: CellProcessor, counter: CellCounter, cytometer: FlowCytometer
 ) -> None:
     """Enrich CD4+ and CD8+ T cells on the closed processor; check viability and purity."""
     await processor.run_program(
@@ -134,7 +134,7 @@ async def enrich_cd4_cd8(
     unit_procedure="Culture", operation="Activation", resume="operator", expected_duration_h=0.5
 )
 async def activate(
-    run: Run, bioreactor: Bioreactor, counter: CellCounter, processor: CellProcessor
+    run: Run[CarTParams], bioreactor: Bioreactor, counter: CellCounter, processor: CellProcessor
 ) -> None:
     """Seed the bag with the enriched T cells at 37 °C and activate them (day 0)."""
     p = run.params
@@ -159,7 +159,7 @@ async def activate(
     )
 
 
-async def _has_culture(run: Run, bioreactor: Bioreactor) -> bool:
+async def _has_culture(run: Run[CarTParams], bioreactor: Bioreactor) -> bool:
     """In a step run again after a controller crash: whether the bag already holds a
     culture (the bioreactor knows); on a first attempt False, without asking."""
     if run.resumed is None:
@@ -174,7 +174,7 @@ async def _has_culture(run: Run, bioreactor: Bioreactor) -> bool:
     max_hold_h=30,
     expected_duration_h=24,
 )
-async def transduce(run: Run, bioreactor: Bioreactor) -> None:
+async def transduce(run: Run[CarTParams], bioreactor: Bioreactor) -> None:
     """On day 1, add the CAR lentiviral vector at the set MOI (once, whatever crashes)."""
     await run.sleep_until(run.step_started + timedelta(hours=DAY_H - 0.5))
     vector = Reagent(name="CAR lentiviral vector", kind="vector", volume_ml=5.0, moi=run.params.moi)
@@ -195,7 +195,7 @@ async def transduce(run: Run, bioreactor: Bioreactor) -> None:
     },
 )
 async def expand(
-    run: Run, bioreactor: Bioreactor, counter: CellCounter, cytometer: FlowCytometer
+    run: Run[CarTParams], bioreactor: Bioreactor, counter: CellCounter, cytometer: FlowCytometer
 ) -> None:
     """Count daily; double the volume up to the bag's limit, then perfuse by density.
 
@@ -207,7 +207,7 @@ async def expand(
         watch.cancel_scope.cancel()
 
 
-async def watch_temperature(run: Run, bioreactor: Bioreactor) -> None:
+async def watch_temperature(run: Run[CarTParams], bioreactor: Bioreactor) -> None:
     """A temperature outside 36-38 °C is a deviation (once per excursion).
 
     A lost connection is an alarm (a gap in the record), and the watch resumes.
@@ -225,7 +225,9 @@ async def watch_temperature(run: Run, bioreactor: Bioreactor) -> None:
             await run.sleep(minutes=15)
 
 
-async def _daily_count(run: Run, bioreactor: Bioreactor, counter: CellCounter) -> CellCount:
+async def _daily_count(
+    run: Run[CarTParams], bioreactor: Bioreactor, counter: CellCounter
+) -> CellCount:
     """Sample and count; a lost instrument is retried three times, 30 min apart."""
     for attempt in range(1, 5):
         try:
@@ -239,7 +241,7 @@ async def _daily_count(run: Run, bioreactor: Bioreactor, counter: CellCounter) -
 
 
 async def _expand_daily(
-    run: Run, bioreactor: Bioreactor, counter: CellCounter, cytometer: FlowCytometer
+    run: Run[CarTParams], bioreactor: Bioreactor, counter: CellCounter, cytometer: FlowCytometer
 ) -> None:
     """Day 2 to the last day, each a day after the step's start (``run.every``: after a
     controller crash the days done are not repeated); a feed already given before a crash
@@ -271,7 +273,7 @@ async def _expand_daily(
 
 # -- Harvest -------------------------------------------------------------------------------
 @protocol.step(unit_procedure="Harvest", resume="operator", max_hold_h=4, expected_duration_h=0.6)
-async def harvest(run: Run, bioreactor: Bioreactor) -> None:
+async def harvest(run: Run[CarTParams], bioreactor: Bioreactor) -> None:
     """Stop perfusion and rocking, and drain the culture into the harvest bag."""
     if run.resumed is not None and not await _has_culture(run, bioreactor):
         # harvested before the crash: its report may have been lost, the volume was not
@@ -295,7 +297,9 @@ async def harvest(run: Run, bioreactor: Bioreactor) -> None:
         "wash recovery": Spec(min=70, unit="%", policy="continue"),
     },
 )
-async def wash_concentrate(run: Run, processor: CellProcessor, counter: CellCounter) -> None:
+async def wash_concentrate(
+    run: Run[CarTParams], processor: CellProcessor, counter: CellCounter
+) -> None:
     """Wash and concentrate the harvest; check viability and recovery.
 
     What is washed is decided once: a step run again after a crash re-attaches to the
@@ -352,7 +356,7 @@ async def wash_concentrate(run: Run, processor: CellProcessor, counter: CellCoun
     },
 )
 async def formulate(
-    run: Run, processor: CellProcessor, counter: CellCounter, cytometer: FlowCytometer
+    run: Run[CarTParams], processor: CellProcessor, counter: CellCounter, cytometer: FlowCytometer
 ) -> None:
     """Compute the dose from patient weight, formulate into cryoprotectant and fill the bag.
 
@@ -391,7 +395,7 @@ async def formulate(
 
 
 async def _decide_product_volume(
-    run: Run,
+    run: Run[CarTParams],
     processor: CellProcessor,
     counter: CellCounter,
     cytometer: FlowCytometer,
@@ -436,7 +440,7 @@ STANDARD_PROFILE = standard_freeze_profile(heat_of_fusion_compensation=True, fin
         "power interruptions": Spec(max=0),
     },
 )
-async def freeze(run: Run, freezer: ControlledRateFreezer) -> None:
+async def freeze(run: Run[CarTParams], freezer: ControlledRateFreezer) -> None:
     """Freeze the bag at -1 °C/min with heat-of-fusion compensation, then to -90 °C.
 
     Chamber and sample temperatures are recorded every minute for the batch record.
@@ -465,7 +469,7 @@ async def freeze(run: Run, freezer: ControlledRateFreezer) -> None:
     expected_duration_h=0.2,
     checks={"storage temperature": Spec(max=-150, unit="°C")},
 )
-async def store(run: Run, storage: CryoStorage) -> None:
+async def store(run: Run[CarTParams], storage: CryoStorage) -> None:
     """Move the frozen bag into vapour-phase LN2 below -150 °C and confirm the inventory."""
     conditions = await storage.conditions()
     run.check("storage temperature", conditions.temperature_c)

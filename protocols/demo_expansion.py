@@ -33,7 +33,7 @@ protocol = Protocol(
 
 
 @protocol.step(unit_procedure="Receipt", resume="rerun", expected_duration_h=0.1)
-async def receive_material(run: Run, scanner: BarcodeScanner) -> None:
+async def receive_material(run: Run[ExpansionParams], scanner: BarcodeScanner) -> None:
     """Scan the starting-material bag; its chain-of-identity id must match the order."""
     label = await scanner.scan("starting material bag")
     run.identity.expect(label, run.params.coi)
@@ -42,7 +42,7 @@ async def receive_material(run: Run, scanner: BarcodeScanner) -> None:
 @protocol.step(
     unit_procedure="Expansion", resume="reconcile", max_hold_h=4, expected_duration_h=0.5
 )
-async def seed_culture(run: Run, bioreactor: Bioreactor) -> None:
+async def seed_culture(run: Run[ExpansionParams], bioreactor: Bioreactor) -> None:
     """Bring the bag to 37 °C, seed it with the product and medium, and activate the T cells.
 
     Run again after a controller crash (``reconcile``), it asks the bioreactor whether
@@ -72,7 +72,7 @@ async def seed_culture(run: Run, bioreactor: Bioreactor) -> None:
     expected_duration_h=lambda params: params.culture_days * 24,
     checks={"daily viability": Spec(min=70, unit="%", policy="hold")},
 )
-async def expand(run: Run, bioreactor: Bioreactor, counter: CellCounter) -> None:
+async def expand(run: Run[ExpansionParams], bioreactor: Bioreactor, counter: CellCounter) -> None:
     """Expand for the set number of days: count daily and feed when the culture is dense.
 
     ``run.every`` keeps the daily schedule from the step's first start and, after a
@@ -99,7 +99,7 @@ async def expand(run: Run, bioreactor: Bioreactor, counter: CellCounter) -> None
         "total viable cells": Spec(min=5e8, unit="cells"),
     },
 )
-async def harvest(run: Run, bioreactor: Bioreactor, counter: CellCounter) -> None:
+async def harvest(run: Run[ExpansionParams], bioreactor: Bioreactor, counter: CellCounter) -> None:
     """Count the final culture and check viability and yield against specification."""
     count = await counter.count(await bioreactor.draw_sample(0.5))
     volume = (await bioreactor.read_process_values()).culture_volume_ml

@@ -56,14 +56,14 @@ protocol = Protocol(
 
 
 @protocol.step(unit_procedure="Receipt", resume="rerun", expected_duration_h=0.1)
-async def receive(run: Run, scanner: BarcodeScanner) -> None:
+async def receive(run: Run[NkParams], scanner: BarcodeScanner) -> None:
     """Scan the NK-cell product bag; its chain-of-identity id must match the order."""
     label = await scanner.scan("NK cell product")
     run.identity.expect(label, run.params.coi, decode=parse_coi_barcode)
 
 
 @protocol.step(unit_procedure="Culture", resume="operator", max_hold_h=12, expected_duration_h=0.3)
-async def seed_and_stimulate(run: Run, bioreactor: Bioreactor) -> None:
+async def seed_and_stimulate(run: Run[NkParams], bioreactor: Bioreactor) -> None:
     """Seed the whole product with medium and stimulate the NK cells with IL-2 and IL-15.
 
     Run again after a controller crash, it seeds only an empty bag and stimulates once.
@@ -97,7 +97,7 @@ async def seed_and_stimulate(run: Run, bioreactor: Bioreactor) -> None:
         "glucose": Spec(min=2, unit="mmol/L", policy="continue"),
     },
 )
-async def expand(run: Run, bioreactor: Bioreactor, counter: CellCounter) -> None:
+async def expand(run: Run[NkParams], bioreactor: Bioreactor, counter: CellCounter) -> None:
     """Every two days: count; feed cytokine medium while the bag has room, then perfuse."""
     periods = run.every(hours=48, times=run.params.culture_days // 2, checkpoint="periods done")
     async for period in periods:
@@ -124,7 +124,7 @@ async def expand(run: Run, bioreactor: Bioreactor, counter: CellCounter) -> None
     },
 )
 async def harvest_and_formulate(
-    run: Run,
+    run: Run[NkParams],
     bioreactor: Bioreactor,
     processor: CellProcessor,
     counter: CellCounter,
@@ -189,7 +189,9 @@ async def harvest_and_formulate(
         "storage temperature": Spec(max=-150, unit="°C"),
     },
 )
-async def freeze_and_store(run: Run, freezer: ControlledRateFreezer, storage: CryoStorage) -> None:
+async def freeze_and_store(
+    run: Run[NkParams], freezer: ControlledRateFreezer, storage: CryoStorage
+) -> None:
     """Freeze at -1 °C/min (uncompensated; NK bags are small) and store below -150 °C."""
     profile = FreezeProfile(
         name="NK -1 °C/min",
@@ -215,7 +217,7 @@ async def freeze_and_store(run: Run, freezer: ControlledRateFreezer, storage: Cr
 
 
 async def _harvest_and_decide_wash(
-    run: Run, bioreactor: Bioreactor, processor: CellProcessor, counter: CellCounter
+    run: Run[NkParams], bioreactor: Bioreactor, processor: CellProcessor, counter: CellCounter
 ) -> None:
     """Harvest (unless done before a crash) and decide the volume to wash."""
     p = run.params

@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Collection, Sequence
 from importlib import import_module
+from typing import NoReturn
 
 from cellauto import __version__
 from cellauto.errors import BadInputError, CellautoError
@@ -17,7 +18,7 @@ EXIT_OK, EXIT_NOT_OK, EXIT_BAD_INPUT = 0, 1, 2
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse would exit 2 too; keep one style
+    def error(self, message: str) -> NoReturn:  # argparse would exit 2 too; keep one style
         self.print_usage(sys.stderr)
         print(f"cellauto: error: {message}", file=sys.stderr)
         raise SystemExit(EXIT_BAD_INPUT)

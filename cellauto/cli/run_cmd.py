@@ -138,6 +138,7 @@ def run_command(args: argparse.Namespace) -> int:
         seed = line_config.simulation.seed
     reproducible = simulated and seed is not None
     origin = args.start or (DEFAULT_SIM_START if reproducible else None)
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None
     if simulated:
         loop_factory = virtual_loop_factory
     else:
@@ -149,6 +150,7 @@ def run_command(args: argparse.Namespace) -> int:
 
     async def open_run_line(stack: AsyncExitStack, clock: Clock) -> Line:
         """The line, validated against the request before the journal is opened."""
+        sim: SimLine | None
         if line_config is None:
             sim = sim_line_for_protocol(protocol, params, clock=clock, seed=seed)
             assert sim.line is not None

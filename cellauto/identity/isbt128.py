@@ -46,7 +46,7 @@ def check_value(identifier: str) -> int:
     validate_identifier(identifier)
     length = len(identifier)
     total = sum(
-        _ALPHABET.index(char) * 2 ** (length - position) for position, char in enumerate(identifier)
+        _ALPHABET.index(char) << (length - position) for position, char in enumerate(identifier)
     )
     return (38 - total % 37) % 37
 

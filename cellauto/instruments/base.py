@@ -75,7 +75,8 @@ def call_kind(cls: type, name: str) -> CallKind | None:
     for klass in cls.__mro__:
         member = klass.__dict__.get(name)
         if member is not None and hasattr(member, _MARK):
-            return getattr(member, _MARK)
+            kind: CallKind = getattr(member, _MARK)
+            return kind
     return None
 
 

@@ -14,7 +14,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cellauto.clock import Clock
 from cellauto.errors import BadInputError, EquipmentError
@@ -34,6 +34,10 @@ from cellauto.lines.config import EquipmentConfig, LineConfig
 from cellauto.protocols.execution import Execution
 from cellauto.records import RecordKind
 from cellauto.sim.line import SimLine
+
+if TYPE_CHECKING:
+    from cellauto.sim.opcua.device import DeviceServer
+    from cellauto.sim.scpi.server import ScpiServer
 
 __all__ = ["INTERFACES", "GapRecorder", "open_line", "serve_simulated"]
 
@@ -93,6 +97,7 @@ async def serve_simulated(
             continue
         port = _port(equipment, name)
         instrument = sim.equipment[name]
+        server: ScpiServer | DeviceServer
         if equipment.adapter == "visa":
             from cellauto.sim.scpi import scpi_device, serve_scpi
 
@@ -106,12 +111,13 @@ async def serve_simulated(
     return endpoints
 
 
-async def _serve_opcua(instrument: Instrument, port: int, stack: AsyncExitStack) -> Any:
+async def _serve_opcua(instrument: Instrument, port: int, stack: AsyncExitStack) -> DeviceServer:
     from cellauto.sim.bioreactor import SimBioreactor
     from cellauto.sim.opcua import free_port, serve_bioreactor, serve_processor
     from cellauto.sim.processor import SimCellProcessor
 
     port = port or free_port()
+    server: DeviceServer
     if isinstance(instrument, SimBioreactor):
         # sampling only on request keeps the served culture's numbers those of in-process
         server = await stack.enter_async_context(
@@ -175,7 +181,7 @@ async def _connect_opcua(
 
     if not endpoint:
         raise BadInputError(f"equipment {name!r}: an opc.tcp:// endpoint is required")
-    options: dict[str, object] = {
+    options: dict[str, Any] = {
         "timeout_s": config.timeout_s,
         "clock": clock or Clock(),  # process time of the gaps it reports
         "on_gap": gaps.for_equipment(name),

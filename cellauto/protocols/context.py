@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, cast
 
 import anyio
 
 from cellauto.errors import IdentityMismatchError, ProtocolDefinitionError
+from cellauto.protocols.params import ParamsT
 from cellauto.protocols.spec import CheckPolicy, CheckResult, Spec
 from cellauto.records import RecordKind
 from cellauto.records.models import utc_from_epoch_s
@@ -17,7 +18,6 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from cellauto.protocols.execution import Execution
-    from cellauto.protocols.params import Params
     from cellauto.protocols.recording import RecordedInstrument
     from cellauto.protocols.resume import ResumedStep
 
@@ -87,8 +87,12 @@ class ChainOfIdentity:
             raise RunAborted(reason)
 
 
-class Run:
-    """What a step sees of its run. Equipment arrives as the step's other arguments."""
+class Run(Generic[ParamsT]):
+    """What a step sees of its run. Equipment arrives as the step's other arguments.
+
+    Generic in the protocol's parameters: a step annotated ``run: Run[CarTParams]``
+    sees ``run.params`` as a ``CarTParams``; a bare ``Run`` is a ``Run[Params]``.
+    """
 
     def __init__(self, execution: Execution) -> None:
         self._execution = execution
@@ -99,8 +103,10 @@ class Run:
         return self._execution.run_id
 
     @property
-    def params(self) -> Params:
-        return self._execution.params
+    def params(self) -> ParamsT:
+        # The execution validated its params with this protocol's model (build_params),
+        # the model the step's Run[...] names: Protocol[P].step accepts only such steps.
+        return cast("ParamsT", self._execution.params)
 
     @property
     def equipment(self) -> dict[str, RecordedInstrument]:

@@ -10,21 +10,41 @@ docstring become the step's wording in the batch record.
 from __future__ import annotations
 
 import inspect
+import types
 import typing
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from enum import StrEnum
-from typing import Any, Literal
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Concatenate,
+    Generic,
+    Literal,
+    ParamSpec,
+    TypeVar,
+    cast,
+    overload,
+)
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from cellauto.errors import ProtocolDefinitionError
 from cellauto.instruments.base import Instrument
-from cellauto.protocols.params import Params
+from cellauto.protocols.params import Params, ParamsT
 from cellauto.protocols.spec import CheckPolicy, Spec
+
+if TYPE_CHECKING:
+    from cellauto.protocols.context import Run
 
 __all__ = ["MaterialInput", "Protocol", "ResumePolicy", "StepDefinition"]
 
 StepFunction = Callable[..., Awaitable[Any]]
+
+_P = TypeVar("_P", bound=Params)
+_Equipment = ParamSpec("_Equipment")
+_Result = TypeVar("_Result")
+_Step = Callable[Concatenate["Run[_P]", _Equipment], Coroutine[Any, Any, _Result]]
+"""A step of a ``Protocol[P]``: ``async def step(run: Run[P], <equipment>...)``."""
 
 
 class ResumePolicy(StrEnum):
@@ -93,8 +113,34 @@ class StepDefinition(BaseModel):
         return [p for p in (self.unit_procedure, self.operation, self.name) if p]
 
 
-class Protocol:
-    """A named, versioned procedure with typed parameters and ordered steps."""
+class Protocol(Generic[ParamsT]):
+    """A named, versioned procedure with typed parameters and ordered steps.
+
+    Generic in its parameters model: ``Protocol("car-t", version="1", params=CarTParams)``
+    is a ``Protocol[CarTParams]``, whose steps take a ``Run[CarTParams]`` (or a bare
+    ``Run``, if they read no protocol-specific parameter).
+    """
+
+    @overload
+    def __init__(
+        self: Protocol[Params],
+        name: str,
+        *,
+        version: str,
+        description: str = "",
+        inputs: list[MaterialInput] | None = None,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self,
+        name: str,
+        *,
+        version: str,
+        params: type[ParamsT],
+        description: str = "",
+        inputs: list[MaterialInput] | None = None,
+    ) -> None: ...
 
     def __init__(
         self,
@@ -113,7 +159,8 @@ class Protocol:
             )
         self.name = name
         self.version = version
-        self.params = params
+        # The overloads tie ParamsT to ``params`` (Params when it is not given).
+        self.params = cast("type[ParamsT]", params)
         self.description = description
         self.inputs = list(inputs or [])
         for material in self.inputs:
@@ -130,6 +177,26 @@ class Protocol:
     def __repr__(self) -> str:
         return f"<Protocol {self.name} {self.version}: {len(self.steps)} steps>"
 
+    @overload
+    def step(
+        self, func: _Step[ParamsT, _Equipment, _Result], /
+    ) -> _Step[ParamsT, _Equipment, _Result]: ...
+
+    @overload
+    def step(
+        self,
+        *,
+        name: str | None = None,
+        unit_procedure: str | None = None,
+        operation: str | None = None,
+        checks: dict[str, Spec] | None = None,
+        resume: ResumePolicy | str = ResumePolicy.OPERATOR,
+        max_duration_h: float | None = None,
+        max_hold_h: float | None = None,
+        expected_duration_h: float | Callable[[ParamsT], float] | None = None,
+        on_timeout: CheckPolicy | str = CheckPolicy.HOLD,
+    ) -> Callable[[_Step[ParamsT, _Equipment, _Result]], _Step[ParamsT, _Equipment, _Result]]: ...
+
     def step(
         self,
         func: StepFunction | None = None,
@@ -143,7 +210,7 @@ class Protocol:
         max_hold_h: float | None = None,
         expected_duration_h: float | Callable[[Any], float] | None = None,
         on_timeout: CheckPolicy | str = CheckPolicy.HOLD,
-    ) -> Any:
+    ) -> Callable[..., Any]:
         """Register an async function as the next step. Usable bare or with options."""
 
         def register(function: StepFunction) -> StepFunction:
@@ -211,7 +278,7 @@ def _equipment_of(protocol: str, step: str, function: StepFunction) -> dict[str,
     if not params:
         raise ProtocolDefinitionError(f"{where}: the first parameter must receive the run")
     try:
-        hints = typing.get_type_hints(function)
+        hints = _equipment_hints(function, {param.name for param in params[1:]})
     except Exception as exc:
         raise ProtocolDefinitionError(f"{where}: cannot resolve annotations: {exc}") from None
     equipment: dict[str, type[Instrument]] = {}
@@ -224,3 +291,15 @@ def _equipment_of(protocol: str, step: str, function: StepFunction) -> dict[str,
             )
         equipment[param.name] = interface
     return equipment
+
+
+def _equipment_hints(function: StepFunction, names: set[str]) -> dict[str, Any]:
+    """The annotations of the parameters ``names``, resolved as ``typing.get_type_hints`` does.
+
+    Only those: the run's annotation (``Run[CarTParams]``, perhaps a string naming a
+    params class local to a test function) is for the type checker and never evaluated.
+    """
+    annotations = {k: v for k, v in inspect.get_annotations(function).items() if k in names}
+    holder = types.SimpleNamespace(__annotations__=annotations)
+    namespace = getattr(inspect.unwrap(function), "__globals__", {})
+    return typing.get_type_hints(holder, globalns=namespace)

@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+from typing_extensions import TypeVar
 
 from cellauto.errors import ParameterError
 
-__all__ = ["Params", "build_params", "parse_param_assignments"]
+__all__ = ["Params", "ParamsT", "build_params", "parse_param_assignments"]
 
 
 class Params(BaseModel):
@@ -20,6 +21,14 @@ class Params(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+ParamsT = TypeVar("ParamsT", bound=Params, covariant=True, default=Params)
+"""A protocol's parameters model, for ``Protocol[P]`` and ``Run[P]``.
+
+Covariant, so a ``Run[CarTParams]`` is a ``Run`` (``Run[Params]``) to helpers that
+read no protocol-specific parameter; bare ``Run`` and ``Protocol`` mean ``[Params]``.
+"""
 
 
 def _allowed(model: type[BaseModel], field: str) -> str:

@@ -215,7 +215,8 @@ def plan_resume(records: list[Record]) -> ResumePlan:
                 attempt=attempts,
             )
         elif kind is RecordKind.INSTRUMENT_RESPONSE and not body.get("outcome_unknown"):
-            commands.pop(body.get("command_seq"), None)
+            if (command_seq := body.get("command_seq")) is not None:
+                commands.pop(command_seq, None)
         elif kind is RecordKind.BATCH_VALUE:
             values[body["name"]] = body["value"]
         elif kind is RecordKind.RUN_RESUMED:
@@ -278,16 +279,16 @@ def check_resumable(
                 "it started with"
             )
     for name, before in started.get("instruments", {}).items():
-        after = identities.get(name)
-        if after is None:
+        current = identities.get(name)
+        if current is None:
             raise ResumeError(
                 f"run {plan.run_id} needs its {name!r} ({before.get('interface')}); "
                 "the line has none"
             )
         for field in ("vendor", "model", "serial"):
-            if before.get(field) != after.get(field):
+            if before.get(field) != current.get(field):
                 raise ResumeError(
-                    f"run {plan.run_id}: {name!r} is {after.get(field)!r} ({field}) where the "
+                    f"run {plan.run_id}: {name!r} is {current.get(field)!r} ({field}) where the "
                     f"run started with {before.get(field)!r}; a batch resumes on the "
                     "instruments holding its material"
                 )

@@ -166,7 +166,9 @@ def stored_rows(
 
 
 def count_rows(conn: sqlite3.Connection, run_id: str) -> int:
-    return conn.execute("SELECT count(*) FROM records WHERE run_id = ?", (run_id,)).fetchone()[0]
+    return int(
+        conn.execute("SELECT count(*) FROM records WHERE run_id = ?", (run_id,)).fetchone()[0]
+    )
 
 
 def seqs_where(conn: sqlite3.Connection, run_id: str, column: str, value: str) -> list[int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from cellauto.errors import InstrumentError
-from cellauto.instruments.base import InstrumentIdentity
+from cellauto.instruments.base import Instrument, InstrumentIdentity
 from cellauto.sim.faults import Fault, FaultState, SensorDrift
 from cellauto.sim.world import SimWorld
 
@@ -21,15 +21,18 @@ def sim_identity(model: str, serial: str) -> InstrumentIdentity:
     )
 
 
-class SimInstrument:
-    """Mixin placed before the interface: ``class SimX(SimInstrument, X)``."""
+class SimInstrument(Instrument):
+    """Mixin placed before the interface: ``class SimX(SimInstrument, X)``.
 
-    interface_name: str
+    An :class:`Instrument` itself, so that a simulator is typed as the instrument it
+    is; ``X`` comes after it in the MRO and provides the interface and its name.
+    """
+
     #: Measured values a SensorDrift fault may act on (the names ``measured`` is given).
     DRIFT_FIELDS: frozenset[str] = frozenset()
 
     def __init__(self, world: SimWorld, identity: InstrumentIdentity, **kwargs: Any) -> None:
-        super().__init__(identity, **kwargs)  # type: ignore[call-arg]
+        super().__init__(identity, **kwargs)
         self.world = world
         self.rng = world.spawn_rng()
         self.faults = FaultState(f"{self.interface_name} {identity.serial}")

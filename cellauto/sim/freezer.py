@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 import anyio
 
@@ -133,7 +133,7 @@ class SimControlledRateFreezer(SimInstrument, ControlledRateFreezer):
         self._advance()
         return self._status()
 
-    async def temperatures(self, interval_s: float) -> AsyncIterator[FreezerReading]:
+    async def temperatures(self, interval_s: float) -> AsyncGenerator[FreezerReading, None]:
         self.guard("temperatures", command=False)
         require_range(self, "interval_s", interval_s, low=1.0, unit="s")
         if self._state == "idle":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import cast
 
 from cellauto.clock import Clock
 from cellauto.errors import EquipmentError
@@ -74,7 +75,8 @@ class SimLine:
         for simulator in simulators():
             if issubclass(simulator, interface):
                 prefix = "".join(ch for ch in simulator.__name__[3:] if ch.isupper())
-                return simulator(self.world, f"{prefix}-{index:04d}")  # type: ignore[call-arg]
+                make = cast(Factory, simulator)  # every simulator is Sim*(world, serial)
+                return make(self.world, f"{prefix}-{index:04d}")
         supported = ", ".join(sorted(s.interface_name for s in simulators()))
         raise EquipmentError(
             f"no simulated instrument for {key!r} ({interface.__name__}); "
@@ -86,7 +88,7 @@ class SimLine:
         for index, (key, interface) in enumerate(sorted(needed.items()), start=1):
             if key not in self.equipment:
                 self.equipment[key] = self._create(key, interface, index)
-        self.line = Line(self.name, dict(self.equipment), simulated=True)  # type: ignore[arg-type]
+        self.line = Line(self.name, dict(self.equipment), simulated=True)
         return self.line
 
     def inject(self, equipment: str, fault: Fault) -> None:

@@ -315,6 +315,27 @@ def test_protocol_definition_errors_name_the_step() -> None:
         protocol.step(once)
 
 
+async def test_a_step_typed_with_its_protocols_params_runs(journal: Journal) -> None:
+    """``run: Run[DoseParams]`` (a string here, naming a class local to this test) is for
+    the type checker: the runner resolves only the equipment annotations."""
+
+    class DoseParams(Params):
+        dose_ml: float = 2.5
+
+    protocol = Protocol("typed", version="1", params=DoseParams)
+    seen: list[float] = []
+
+    @protocol.step
+    async def dose(run: Run[DoseParams], probe: Probe) -> None:
+        seen.append(run.params.dose_ml + await probe.read())
+
+    assert protocol.steps[0].equipment == {"probe": Probe}
+    outcome = await Runner(journal, clock_origin=ORIGIN).run(
+        protocol, Line("t", {"probe": Probe()}), {"dose_ml": 1.0}
+    )
+    assert outcome.exit_status == "complete" and seen == [6.0]
+
+
 async def test_a_failing_observer_never_disturbs_the_run(journal: Journal) -> None:
     def broken_display(kind: object, payload: object, now: float) -> None:
         raise BrokenPipeError("display went away")

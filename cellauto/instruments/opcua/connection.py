@@ -30,6 +30,7 @@ from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
 
 from cellauto.clock import Clock, VirtualTimeEventLoop, awaiting_outside, is_virtual
 from cellauto.errors import InstrumentError, OutcomeUnknownError
+from cellauto.instruments.opcua import _ua
 from cellauto.instruments.opcua.outages import (
     ConnectionGap,
     GapCallback,
@@ -150,7 +151,7 @@ class OpcUaConnection:
         except (*_LOST, ua.UaError, ValueError) as exc:
             raise InstrumentError(self._refusal(exc)) from exc
         self._namespaces = await self.read_value(
-            ua.NodeId(ua.ObjectIds.Server_NamespaceArray), "read the namespace array"
+            _ua.node_id(ua.ObjectIds.Server_NamespaceArray), "read the namespace array"
         )
         self.outages.start()
 
@@ -194,7 +195,7 @@ class OpcUaConnection:
         return self.outages.gaps
 
     async def _check_namespaces(self) -> None:
-        names = await self.read_value(ua.NodeId(ua.ObjectIds.Server_NamespaceArray), "check")
+        names = await self.read_value(_ua.node_id(ua.ObjectIds.Server_NamespaceArray), "check")
         if names != self._namespaces:
             log.error("%s: the server's namespaces changed: %s", self.where, names)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from asyncua import ua
 from pydantic import SecretStr
@@ -30,6 +30,7 @@ from cellauto.instruments.cell_processor import (
     ProgramTemplate,
 )
 from cellauto.instruments.materials import Sample
+from cellauto.instruments.opcua import _ua
 from cellauto.instruments.opcua.connection import ConnectionGap, GapCallback
 from cellauto.instruments.opcua.lads import KEY_VALUE_ENCODING_ID, SAMPLE_INFO_ENCODING_ID
 from cellauto.instruments.opcua.link import DeviceLink, LinkOptions
@@ -71,8 +72,8 @@ class OpcUaCellProcessor(CellProcessor):
         self._templates = templates
         self.supervisory_job_id = job_id
         lads = link.nodes.namespaces["lads"]
-        self._key_value_id = ua.NodeId(KEY_VALUE_ENCODING_ID, lads)
-        self._sample_info_id = ua.NodeId(SAMPLE_INFO_ENCODING_ID, lads)
+        self._key_value_id = _ua.node_id(KEY_VALUE_ENCODING_ID, lads)
+        self._sample_info_id = _ua.node_id(SAMPLE_INFO_ENCODING_ID, lads)
 
     @classmethod
     async def connect(
@@ -147,7 +148,10 @@ class OpcUaCellProcessor(CellProcessor):
         values = iter(await self._link.conn.read_data(node_ids, "programs"))
         found = []
         for _ in self._templates:
-            raw = {field: next(values).Value.Value for field in fields}
+            variants = {field: next(values).Value for field in fields}
+            raw: dict[str, Any] = {
+                field: v.Value if v is not None else None for field, v in variants.items()
+            }
             raw["description"] = raw["description"].Text
             parameters = [ProgramParameter.model_validate(p) for p in json.loads(raw["parameters"])]
             found.append(ProgramTemplate.model_validate({**raw, "parameters": parameters}))
@@ -161,7 +165,8 @@ class OpcUaCellProcessor(CellProcessor):
             "OutputContainerId": inputs.output_container_id,
             **{name: repr(float(value)) for name, value in inputs.parameters.items()},
         }
-        source = SampleInfoType(inputs.source_container_id, "", "source", "")
+        # Fields annotated with asyncua's codec marker ua.String, given plain str (as asyncua does).
+        source = SampleInfoType(inputs.source_container_id, "", "source", "")  # type: ignore[arg-type]
         args = [
             _text(template_id),
             encode_key_values(properties, self._key_value_id),

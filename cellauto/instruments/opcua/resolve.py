@@ -19,12 +19,13 @@ from asyncua import ua
 from cellauto.clock import awaiting_outside
 from cellauto.errors import InstrumentError
 from cellauto.instruments.base import InstrumentIdentity
+from cellauto.instruments.opcua import _ua
 from cellauto.instruments.opcua.connection import OpcUaConnection
 from cellauto.instruments.opcua.lads import CELLAUTO_URI, DI_URI, LADS_URI
 
 __all__ = ["DeviceNodes", "browse_children", "resolve_device", "translate_paths"]
 
-_HIERARCHICAL = ua.NodeId(ua.ObjectIds.HierarchicalReferences)
+_HIERARCHICAL = _ua.node_id(ua.ObjectIds.HierarchicalReferences)
 
 
 @dataclass(frozen=True)
@@ -59,8 +60,8 @@ async def translate_paths(
                 Elements=[
                     ua.RelativePathElement(
                         ReferenceTypeId=_HIERARCHICAL,
-                        IsInverse=False,
-                        IncludeSubtypes=True,
+                        IsInverse=False,  # type: ignore[arg-type]  # bool for codec marker ua.Boolean
+                        IncludeSubtypes=True,  # type: ignore[arg-type]
                         TargetName=name,
                     )
                     for name in _qualified(path, ns)
@@ -124,14 +125,14 @@ async def resolve_device(
 ) -> DeviceNodes:
     """Find the device and unit, read its DI identity and translate ``unit_paths``."""
     names: list[str] = await conn.read_value(
-        ua.NodeId(ua.ObjectIds.Server_NamespaceArray), "read the namespace array"
+        _ua.node_id(ua.ObjectIds.Server_NamespaceArray), "read the namespace array"
     )
     missing = [uri for uri in (CELLAUTO_URI, DI_URI, LADS_URI) if uri not in names]
     if missing:
         raise InstrumentError(f"{conn.where}: {conn.url} has no namespace {', '.join(missing)}")
     ns = {"ua": 0, "own": names.index(CELLAUTO_URI), "di": names.index(DI_URI)}
     ns["lads"] = names.index(LADS_URI)
-    objects = ua.NodeId(ua.ObjectIds.ObjectsFolder)
+    objects = _ua.node_id(ua.ObjectIds.ObjectsFolder)
     device_set = (await translate_paths(conn, objects, {"set": "di:DeviceSet"}, ns))["set"]
     device_id = _pick(await browse_children(conn, device_set), device, "device", conn.where)
     unit_set = (await translate_paths(conn, device_id, {"set": "lads:FunctionalUnitSet"}, ns))[

@@ -22,6 +22,7 @@ from typing import Literal
 from asyncua import ua
 
 from cellauto.errors import InstrumentError, OutOfRangeError
+from cellauto.instruments.opcua import _ua
 
 __all__ = [
     "ErrorKind",
@@ -54,13 +55,14 @@ def error_kind(exc: BaseException) -> ErrorKind | None:
 
 
 def status_for(kind: ErrorKind | None) -> ua.StatusCode:
-    return ua.StatusCode(_CODES.get(kind or "", ua.StatusCodes.BadInternalError))
+    return _ua.status_code(_CODES.get(kind or "", ua.StatusCodes.BadInternalError))
 
 
 def refusal(exc: BaseException, inputs: int) -> ua.CallMethodResult:
     """The call result refusing a method call because ``exc`` was raised."""
     status = status_for(error_kind(exc))
-    info = ua.DiagnosticInfo(AdditionalInfo=str(exc) or type(exc).__name__)
+    message = str(exc) or type(exc).__name__
+    info = ua.DiagnosticInfo(AdditionalInfo=message)  # type: ignore[arg-type]  # codec marker ua.String
     return ua.CallMethodResult(
         StatusCode=status,
         InputArgumentResults=[ua.StatusCode() for _ in range(inputs)],
@@ -72,7 +74,7 @@ def message_of(result: ua.CallMethodResult) -> str | None:
     """The message a refusal carries, if any."""
     for info in result.InputArgumentDiagnosticInfos or []:
         if info is not None and info.AdditionalInfo:
-            return info.AdditionalInfo
+            return str(info.AdditionalInfo)
     return None
 
 
@@ -81,7 +83,7 @@ def error_for(
 ) -> InstrumentError:
     """The exception for a Bad status; ``message`` (the instrument's own) wins if given."""
     value = code.value if isinstance(code, ua.StatusCode) else code
-    name = ua.StatusCode(value).name
+    name = _ua.status_code(value).name
     text = message or f"{where}: {what} refused by the device with {name}"
     if value in (ua.StatusCodes.BadOutOfRange, ua.StatusCodes.BadInvalidArgument):
         return OutOfRangeError(text)

@@ -14,8 +14,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, fields
+from typing import Any, Literal, TypeVar
 
 from asyncua import ua
 from asyncua.common.utils import Buffer
@@ -56,13 +56,18 @@ class SampleInfoType:
 
 
 def _encode(items: Iterable[Any], encoding_id: ua.NodeId) -> ua.Variant:
-    objects = [ua.ExtensionObject(TypeId=encoding_id, Body=struct_to_binary(i)) for i in items]
+    objects = [
+        ua.ExtensionObject(TypeId=encoding_id, Body=struct_to_binary(i))  # type: ignore[arg-type]  # bytes for the codec marker ua.ByteString
+        for i in items
+    ]
     return ua.Variant(objects, ua.VariantType.ExtensionObject, is_array=True)
 
 
 def encode_key_values(pairs: Mapping[str, str], encoding_id: ua.NodeId) -> ua.Variant:
     """A KeyValueType[] Variant for ``pairs`` (order kept)."""
-    return _encode((KeyValueType(k, v) for k, v in pairs.items()), encoding_id)
+    # Fields annotated with asyncua's codec marker ua.String, given plain str (as asyncua does).
+    items = (KeyValueType(k, v) for k, v in pairs.items())  # type: ignore[arg-type]
+    return _encode(items, encoding_id)
 
 
 def encode_samples(samples: Iterable[SampleInfoType], encoding_id: ua.NodeId) -> ua.Variant:
@@ -70,14 +75,17 @@ def encode_samples(samples: Iterable[SampleInfoType], encoding_id: ua.NodeId) ->
     return _encode(samples, encoding_id)
 
 
-def _decode(values: Any, cls: type) -> list[Any]:
+_Struct = TypeVar("_Struct", KeyValueType, SampleInfoType)
+
+
+def _decode(values: Any, cls: type[_Struct]) -> list[_Struct]:
     decoded = []
     for value in values or []:
         if isinstance(value, ua.ExtensionObject):
             if value.Body is None:
                 raise ValueError(f"empty {cls.__name__} in the argument list")
             value = struct_from_binary(cls, Buffer(value.Body))
-        names = cls.__dataclass_fields__
+        names = [field.name for field in fields(cls)]
         if not all(hasattr(value, name) for name in names):
             raise ValueError(f"expected {cls.__name__}, got {type(value).__name__}")
         decoded.append(cls(*(getattr(value, name) for name in names)))

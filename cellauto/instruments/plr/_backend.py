@@ -42,7 +42,7 @@ def _ops(ops: list[Any], channels: list[int], *, volumes: bool) -> str:
     return "; ".join(parts)
 
 
-class LoggingChatterboxBackend(LiquidHandlerChatterboxBackend):
+class LoggingChatterboxBackend(LiquidHandlerChatterboxBackend):  # type: ignore[misc]  # untyped base
     """The device-free simulation backend of PyLabRobot 0.2.2, quiet on stdout."""
 
     def __init__(self, num_channels: int = 1) -> None:

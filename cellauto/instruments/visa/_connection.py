@@ -151,6 +151,8 @@ class Connection:
         read buffer, the very buffer its ``read`` consumes first: pyvisa then frames
         the reply from it at once, and no byte is read twice or lost.
         """
+        if self._poller is None:
+            raise VisaConnectionError(f"{self.resource_name}: the session is closed")
         pending = self._session._pending_buffer
         if _LINE_END in pending:
             return Reply.READY

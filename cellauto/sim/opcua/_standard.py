@@ -46,7 +46,8 @@ class _Template:
         space = AddressSpace()
         from asyncua.server.standard_address_space import standard_address_space
 
-        standard_address_space.fill_address_space(NodeManagementService(space))
+        service = NodeManagementService(space)
+        standard_address_space.fill_address_space(service)  # type: ignore[no-untyped-call]  # generated
         self.nodes: dict[ua.NodeId, NodeData] = dict(space._nodes)
         self.mutable = [nid for nid, node in self.nodes.items() if self._is_mutable(node)]
         values = [self.nodes[nid].attributes[_VALUE].value for nid in self.mutable]
@@ -63,7 +64,11 @@ class _Template:
         nodes: dict[ua.NodeId, NodeData] = {}
         for nid, source in self.nodes.items():
             node = NodeData(nid)
-            node.attributes = {a: AttributeValue(v.value) for a, v in source.attributes.items()}
+            node.attributes = {
+                # AttributeValue.value is DataValue | None; asyncua's __init__ says DataValue.
+                a: AttributeValue(v.value)  # type: ignore[arg-type]
+                for a, v in source.attributes.items()
+            }
             node.references = list(source.references)
             nodes[nid] = node
         for nid, value in zip(self.mutable, pickle.loads(self.blob), strict=True):

@@ -43,6 +43,7 @@ from asyncua import ua
 
 from cellauto.errors import InstrumentError
 from cellauto.instruments.bioreactor import SETPOINT_LIMITS, ProcessValues, Reagent, Setpoints
+from cellauto.instruments.opcua import _ua
 from cellauto.instruments.opcua.lads import (
     BIOREACTOR_CONTROL_FUNCTIONS,
     BIOREACTOR_SENSOR_FUNCTIONS,
@@ -110,18 +111,21 @@ class BioreactorServer(DeviceServer):
                 path, ua.QualifiedName("IsEnabled", ns.lads), True, ua.VariantType.Boolean,
                 prop=True,
             )  # fmt: skip
-            units = {"unit_id": function.unit_id, "unit": function.unit}
+            eu_id, eu = function.unit_id, function.unit
             if function.setpoint is None:
-                builder.add_analog(path, ua.QualifiedName("SensorValue", ns.lads), 0.0, **units)
+                builder.add_analog(
+                    path, ua.QualifiedName("SensorValue", ns.lads), 0.0, unit_id=eu_id, unit=eu
+                )
                 continue
             low, high, _ = SETPOINT_LIMITS[function.setpoint]
             builder.add_analog(
-                path, ua.QualifiedName("CurrentValue", ns.lads), 0.0, **units, eu_range=(low, high)
-            )
+                path, ua.QualifiedName("CurrentValue", ns.lads), 0.0,
+                unit_id=eu_id, unit=eu, eu_range=(low, high),
+            )  # fmt: skip
             target = builder.add_analog(
                 path, ua.QualifiedName("TargetValue", ns.lads),
                 float(getattr(self.sim.setpoints, function.setpoint) or 0.0),
-                **units, eu_range=(low, high), writable=True,
+                unit_id=eu_id, unit=eu, eu_range=(low, high), writable=True,
             )  # fmt: skip
             self.guard_write(target, self._target_guard(function))
             state = builder.add_object(path, ua.QualifiedName("ControlFunctionState", ns.lads))
@@ -147,8 +151,8 @@ class BioreactorServer(DeviceServer):
             name: str, kind: str, volume_ml: float, lot: str, target: str, moi: float
         ) -> Callable[[], Awaitable[Any]]:
             return lambda: sim.add_reagent(
-                Reagent(name=name, kind=kind, volume_ml=volume_ml, lot=lot,  # type: ignore[arg-type]
-                        target_cells=target, moi=_given(moi))  # type: ignore[arg-type]
+                Reagent(name=name, kind=kind, volume_ml=volume_ml, lot=lot,
+                        target_cells=target, moi=_given(moi))
             )  # fmt: skip
 
         setpoint_args = [
@@ -191,7 +195,7 @@ class BioreactorServer(DeviceServer):
         await super().started()
         if self.sample_interval_s is None:
             waiting = ua.DataValue(
-                StatusCode=ua.StatusCode(ua.StatusCodes.BadWaitingForInitialData)
+                StatusCode=_ua.status_code(ua.StatusCodes.BadWaitingForInitialData)
             )
             for function in (*BIOREACTOR_CONTROL_FUNCTIONS, *BIOREACTOR_SENSOR_FUNCTIONS):
                 name = "SensorValue" if function.setpoint is None else "CurrentValue"
@@ -235,9 +239,9 @@ class BioreactorServer(DeviceServer):
         async def guard(data: ua.DataValue) -> ua.StatusCode:
             value = data.Value.Value if data.Value is not None else None
             if not isinstance(value, float) or math.isnan(value):
-                return ua.StatusCode(ua.StatusCodes.BadTypeMismatch)
+                return _ua.status_code(ua.StatusCodes.BadTypeMismatch)
             if not low <= value <= high:
-                return ua.StatusCode(ua.StatusCodes.BadOutOfRange)
+                return _ua.status_code(ua.StatusCodes.BadOutOfRange)
             self._writes += 1
             operation_id = f"write-{function.browse_name}-{self._writes}"
             try:
@@ -247,7 +251,7 @@ class BioreactorServer(DeviceServer):
                 )  # fmt: skip
             except InstrumentError as exc:
                 log.info("%s: TargetValue %s refused: %s", self.where, function.browse_name, exc)
-                return ua.StatusCode(ua.StatusCodes.BadInvalidState)
+                return _ua.status_code(ua.StatusCodes.BadInvalidState)
             return ua.StatusCode()
 
         return guard

@@ -16,6 +16,7 @@ from asyncua import Server, ua
 from asyncua.common.manage_nodes import create_data_type, create_encoding
 from asyncua.common.structures104 import new_struct_field
 
+from cellauto.instruments.opcua import _ua
 from cellauto.instruments.opcua.lads import (
     KEY_VALUE_ENCODING_ID,
     KEY_VALUE_TYPE_ID,
@@ -49,7 +50,7 @@ def argument(
     name: str, vtype: ua.VariantType | ua.NodeId, description: str = "", *, array: bool = False
 ) -> ua.Argument:
     """A method argument (ua.Argument) with a name, a data type and a description."""
-    datatype = vtype if isinstance(vtype, ua.NodeId) else ua.NodeId(vtype.value)
+    datatype = vtype if isinstance(vtype, ua.NodeId) else _ua.node_id(vtype.value)
     return ua.Argument(
         Name=name,
         DataType=datatype,
@@ -70,7 +71,7 @@ class SpaceBuilder:
         self._callbacks: list[tuple[ua.NodeId, Callable[..., Any]]] = []
 
     def node_id(self, path: str) -> ua.NodeId:
-        return ua.NodeId(path, self.ns.own)
+        return _ua.node_id(path, self.ns.own)
 
     def _child(
         self, parent: str | ua.NodeId, name: ua.QualifiedName, path: str | None
@@ -96,12 +97,12 @@ class SpaceBuilder:
         self._items.append(
             ua.AddNodesItem(
                 ParentNodeId=parent_id,
-                ReferenceTypeId=ua.NodeId(reference),
+                ReferenceTypeId=_ua.node_id(reference),
                 RequestedNewNodeId=self.node_id(path),
                 BrowseName=name,
                 NodeClass=node_class,
                 NodeAttributes=attributes,
-                TypeDefinition=ua.NodeId(typedef) if typedef else ua.NodeId(),
+                TypeDefinition=_ua.node_id(typedef) if typedef else ua.NodeId(),
             )
         )
         return path
@@ -150,9 +151,10 @@ class SpaceBuilder:
             access |= ua.AccessLevel.CurrentWrite.mask
         attributes = ua.VariableAttributes(
             Value=ua.Variant(value, vtype, is_array=array),
-            DataType=datatype or ua.NodeId(vtype.value),
+            DataType=datatype or _ua.node_id(vtype.value),
             ValueRank=1 if array else -1,
-            ArrayDimensions=[0] if array else None,
+            # None encodes as a null array, as before; asyncua's annotation omits it.
+            ArrayDimensions=[0] if array else None,  # type: ignore[arg-type]
             AccessLevel=access,
             UserAccessLevel=access,
             Description=ua.LocalizedText(description),
@@ -193,12 +195,12 @@ class SpaceBuilder:
         )
         eu = ua.QualifiedName("EngineeringUnits", 0)
         self.add_variable(path, eu, units, ua.VariantType.ExtensionObject, prop=True,
-                          datatype=ua.NodeId(_OID.EUInformation))  # fmt: skip
+                          datatype=_ua.node_id(_OID.EUInformation))  # fmt: skip
         if eu_range is not None:
             low, high = eu_range
             self.add_variable(
                 path, ua.QualifiedName("EURange", 0), ua.Range(Low=low, High=high),
-                ua.VariantType.ExtensionObject, prop=True, datatype=ua.NodeId(_OID.Range),
+                ua.VariantType.ExtensionObject, prop=True, datatype=_ua.node_id(_OID.Range),
             )  # fmt: skip
         return path
 
@@ -223,7 +225,7 @@ class SpaceBuilder:
             if arguments:
                 self.add_variable(
                     path, ua.QualifiedName(label, 0), arguments, ua.VariantType.ExtensionObject,
-                    prop=True, datatype=ua.NodeId(_OID.Argument), array=True,
+                    prop=True, datatype=_ua.node_id(_OID.Argument), array=True,
                 )  # fmt: skip
         self._callbacks.append((self.node_id(path), callback))
         return path
@@ -233,7 +235,7 @@ class SpaceBuilder:
         self._references.append(
             ua.AddReferencesItem(
                 SourceNodeId=self.node_id(source),
-                ReferenceTypeId=ua.NodeId(_OID.Organizes),
+                ReferenceTypeId=_ua.node_id(_OID.Organizes),
                 IsForward=True,
                 TargetNodeId=target,
                 TargetNodeClass=ua.NodeClass.Method,
@@ -272,10 +274,10 @@ async def add_lads_data_types(server: Server, ns: Namespaces) -> None:
         ),
     ):
         data_type = await create_data_type(
-            structure, ua.NodeId(type_id, ns.lads), ua.QualifiedName(name, ns.lads)
+            structure, _ua.node_id(type_id, ns.lads), ua.QualifiedName(name, ns.lads)
         )
         encoding = await create_encoding(
-            data_type, ua.NodeId(encoding_id, ns.lads), ua.QualifiedName("Default Binary", 0)
+            data_type, _ua.node_id(encoding_id, ns.lads), ua.QualifiedName("Default Binary", 0)
         )
         definition = ua.StructureDefinition(
             DefaultEncodingId=encoding.nodeid,

@@ -33,6 +33,7 @@ from asyncua import ua
 
 from cellauto.errors import InstrumentError
 from cellauto.instruments.cell_processor import ProgramInputs, ProgramStatus
+from cellauto.instruments.opcua import _ua
 from cellauto.instruments.opcua.lads import KEY_VALUE_TYPE_ID, SAMPLE_INFO_TYPE_ID, FunctionalState
 from cellauto.instruments.opcua.wire import decode_key_values, decode_samples
 from cellauto.sim.opcua.builder import SpaceBuilder, argument
@@ -92,12 +93,12 @@ class ProcessorServer(DeviceServer):
             state, ua.QualifiedName("StartProgram", ns.lads), self.handler(self._start, 5),
             [
                 argument("ProgramTemplateId", _S, "a template of ProgramTemplateSet"),
-                argument("Properties", ua.NodeId(KEY_VALUE_TYPE_ID, ns.lads),
+                argument("Properties", _ua.node_id(KEY_VALUE_TYPE_ID, ns.lads),
                          "SourceContainerId, OutputContainerId and numeric parameters",
                          array=True),
                 argument("SupervisoryJobId", _S),
                 argument("SupervisoryTaskId", _S, "idempotency key: a repeat starts nothing"),
-                argument("Samples", ua.NodeId(SAMPLE_INFO_TYPE_ID, ns.lads), array=True),
+                argument("Samples", _ua.node_id(SAMPLE_INFO_TYPE_ID, ns.lads), array=True),
             ],
             [argument("DeviceProgramRunId", _S)],
             description="Start a program; returns its run id at once",

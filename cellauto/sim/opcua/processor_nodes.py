@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from asyncua import ua
 
 from cellauto.instruments.cell_processor import ProgramResult, ProgramStatus, ProgramTemplate
+from cellauto.instruments.opcua import _ua
 from cellauto.instruments.opcua.lads import (
     KEY_VALUE_ENCODING_ID,
     KEY_VALUE_TYPE_ID,
@@ -25,7 +26,7 @@ __all__ = ["ACTIVE_PROGRAM_VARIABLES", "add_program_manager", "add_result"]
 
 _S, _D = ua.VariantType.String, ua.VariantType.Double
 _TEXT = ua.VariantType.LocalizedText
-_DURATION = ua.NodeId(ua.ObjectIds.Duration)
+_DURATION = _ua.node_id(ua.ObjectIds.Duration)
 
 #: ActiveProgram variables: (browse name, LADS name?, initial value, variant type).
 ACTIVE_PROGRAM_VARIABLES: tuple[tuple[str, bool, Any, ua.VariantType], ...] = (
@@ -91,7 +92,7 @@ def add_result(
         result_set, ua.QualifiedName(result.device_program_run_id, ns.own),
         description=result.message,
     )  # fmt: skip
-    key_values = encode_key_values(request.properties, ua.NodeId(KEY_VALUE_ENCODING_ID, ns.lads))
+    key_values = encode_key_values(request.properties, _ua.node_id(KEY_VALUE_ENCODING_ID, ns.lads))
     samples = encode_samples(request.samples, ua.NodeId(SAMPLE_INFO_ENCODING_ID, ns.lads))  # type: ignore[arg-type]
     for name, value, vtype in (
         ("DeviceProgramRunId", result.device_program_run_id, _S),
@@ -108,7 +109,7 @@ def add_result(
     ):
         builder.add_variable(
             path, ua.QualifiedName(name, ns.lads), variant.Value, ua.VariantType.ExtensionObject,
-            datatype=ua.NodeId(type_id, ns.lads), array=True,
+            datatype=_ua.node_id(type_id, ns.lads), array=True,
         )  # fmt: skip
     builder.add_variable(path, ua.QualifiedName("TemplateId", ns.own), result.template_id, _S)
     builder.add_variable(

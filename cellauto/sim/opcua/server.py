@@ -31,6 +31,7 @@ from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.crypto.security_policies import SecurityPolicyNone
 
 from cellauto.clock import VirtualTimeEventLoop, is_virtual, serving_outside
+from cellauto.instruments.opcua import _ua
 from cellauto.instruments.opcua.status import error_kind, refusal
 from cellauto.sim.base import SimInstrument
 from cellauto.sim.opcua._standard import use_standard_template
@@ -59,7 +60,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 #: What a client may ask on an unsecured channel of a secured server: discovery only.
 _DISCOVERY = frozenset(
-    ua.NodeId(i)
+    _ua.node_id(i)
     for i in (
         ua.ObjectIds.GetEndpointsRequest_Encoding_DefaultBinary,
         ua.ObjectIds.FindServersRequest_Encoding_DefaultBinary,
@@ -240,7 +241,7 @@ class SimOpcUaServer:
     def node_id(self, path: str) -> ua.NodeId:
         if self.ns is None:
             raise RuntimeError(f"{self.where}: the OPC UA server is not started")
-        return ua.NodeId(path, self.ns.own)
+        return _ua.node_id(path, self.ns.own)
 
     async def write(
         self, path: str, value: Any, vtype: ua.VariantType, *, at: datetime | None = None
@@ -249,7 +250,11 @@ class SimOpcUaServer:
         if self.server is None:
             return
         stamp = at or self.sim.world.clock.now()
-        data = ua.DataValue(ua.Variant(value, vtype), SourceTimestamp=stamp, ServerTimestamp=stamp)
+        data = ua.DataValue(
+            ua.Variant(value, vtype),
+            SourceTimestamp=stamp,  # type: ignore[arg-type]  # datetime for codec marker ua.DateTime
+            ServerTimestamp=stamp,  # type: ignore[arg-type]
+        )
         await self.server.write_attribute_value(self.node_id(path), data)
 
     def handler(self, function: Handler, inputs: int) -> Callable[..., Awaitable[Any]]:
@@ -261,7 +266,7 @@ class SimOpcUaServer:
                 code = ua.StatusCodes.BadArgumentsMissing
                 if len(args) > inputs:
                     code = ua.StatusCodes.BadTooManyArguments
-                return ua.StatusCode(code)
+                return _ua.status_code(code)
             with serving_outside():
                 try:
                     outputs = await function(*(arg.Value for arg in args))

@@ -27,6 +27,7 @@ from typing import Any
 from asyncua import ua
 
 from cellauto.instruments.base import InstrumentIdentity
+from cellauto.instruments.opcua import _ua
 from cellauto.instruments.opcua.lads import FunctionalState
 from cellauto.instruments.opcua.wire import COMMANDS
 from cellauto.sim.opcua.builder import SpaceBuilder, argument
@@ -82,7 +83,7 @@ def add_device(
     """The skeleton above; ``get_operation`` is the GetOperation method callback."""
     ns = builder.ns
     device_set = builder.add_object(
-        ua.NodeId(ua.ObjectIds.ObjectsFolder), ua.QualifiedName("DeviceSet", ns.di),
+        _ua.node_id(ua.ObjectIds.ObjectsFolder), ua.QualifiedName("DeviceSet", ns.di),
         folder=True, organizes=True,
     )  # fmt: skip
     device = builder.add_object(

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
-from anyio.abc import SocketAttribute, SocketListener, SocketStream
+from anyio.abc import Listener, SocketAttribute, SocketStream
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from cellauto.clock import serving_outside
@@ -34,7 +34,7 @@ MAX_MESSAGE_BYTES = 65_536
 class ScpiServer:
     """A running server: where it listens and how many clients are connected."""
 
-    def __init__(self, device: ScpiDevice, listener: SocketListener) -> None:
+    def __init__(self, device: ScpiDevice, listener: Listener[SocketStream]) -> None:
         self.device = device
         self.host: str = listener.extra(SocketAttribute.local_address)[0]
         self.port: int = listener.extra(SocketAttribute.local_port)
