@@ -11,18 +11,18 @@ from cellauto.clock import virtual_loop_factory
 from cellauto.records import Journal
 
 
-@pytest.fixture(autouse=True)
-def signing_key_path(
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-) -> Path:
+@pytest.fixture(autouse=True, scope="session")
+def signing_key_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Every test signs with a key under a temp folder, never in the real home.
 
-    One key per test session (made on first use), so that session-scoped journal
-    fixtures and the tests that read them agree on it; CLI subprocesses inherit it.
+    Session-scoped (and set up before any other fixture), so that session-scoped
+    journal fixtures and the tests that read them agree on the key; CLI
+    subprocesses inherit the environment variable.
     """
     path = tmp_path_factory.getbasetemp() / "signing-key" / "journal.key"
-    monkeypatch.setenv("CELLAUTO_SIGNING_KEY", str(path))
-    return path
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CELLAUTO_SIGNING_KEY", str(path))
+        yield path
 
 
 @pytest.fixture

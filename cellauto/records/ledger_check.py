@@ -287,6 +287,15 @@ def _check_head(
     head = _sqlite.ledger_head(conn)
     last = walker.last_seq
     if head is None:
+        if not walker.hashes and _sqlite.stored_public_key(conn) is not None:
+            return [
+                LedgerProblem(
+                    0,
+                    None,
+                    "the ledger is empty, but the journal holds the public key written with "
+                    "its first entry: every entry and the head were deleted",
+                )
+            ]
         if walker.hashes:
             return [LedgerProblem(last, None, "the signed ledger head is missing: it was deleted")]
         return []
