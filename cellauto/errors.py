@@ -52,6 +52,16 @@ class JournalOpenError(JournalError, BadInputError):
     """The named journal cannot be used: a missing folder, not a cellauto journal, wrong version."""
 
 
+class JournalDamagedError(JournalOpenError):
+    """The journal file is damaged (fails SQLite's integrity check) or is not a database;
+    it is refused before anything is written to it."""
+
+
+class SigningKeyError(JournalError, BadInputError):
+    """The journal's signing key (or the public key to verify with) cannot be read,
+    created, or is not the key the journal is signed with."""
+
+
 class RunNotFoundError(JournalError, BadInputError):
     """No run with that id (or id prefix) is in the journal."""
 

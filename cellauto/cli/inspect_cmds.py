@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from cellauto.cli.progress import format_duration, iso
-from cellauto.records import Journal, Record, RecordKind, export_run, verify_all, verify_run
+from cellauto.records import Journal, Record, RecordKind, export_run, verify_journal, verify_run
+from cellauto.records.ledger_check import LedgerCheck
 
 DEFAULT_DB = "cellauto.db"
 
@@ -34,10 +35,25 @@ def add_parsers(sub: Any) -> None:
 
     p = sub.add_parser(
         "verify",
-        help="check hash chains",
-        description="Recompute the hash chains; exit 1 naming the first broken record.",
+        help="check hash chains, the signed ledger and seals",
+        description="Recompute every run's hash chain and check it against the journal's "
+        "signed ledger (run begun, anchors, seals); exit 1 naming the first broken record "
+        "or ledger entry. Prints the ledger head: keep it elsewhere and pass it with --head "
+        "later to detect the file being rolled back to an older copy.",
     )
     p.add_argument("run_id", nargs="?", metavar="RUN_ID")
+    p.add_argument(
+        "--public-key",
+        type=Path,
+        metavar="PATH",
+        help="the trusted public key (.pub) to check signatures with (default: the .pub "
+        "beside the signing key, $CELLAUTO_SIGNING_KEY.pub)",
+    )
+    p.add_argument(
+        "--head",
+        metavar="HASH",
+        help="a ledger head printed by an earlier verify: it must still be in the ledger",
+    )
     db(p)
     p.set_defaults(handler=verify_command)
 
@@ -174,37 +190,50 @@ def show_command(args: argparse.Namespace) -> int:
 
 def verify_command(args: argparse.Namespace) -> int:
     with _open(args) as journal:
+        report = verify_journal(journal, public_key=args.public_key, head=args.head)
         if args.run_id:
-            reports = [verify_run(journal, journal.resolve_run_id(args.run_id))]
+            run_id = journal.resolve_run_id(args.run_id)
+            runs = [r for r in report.runs if r.run_id == run_id]
         else:
-            reports = verify_all(journal)
+            runs = report.runs
     broken = 0
-    for report in reports:
-        if not report.intact:
+    for run in runs:
+        if not run.intact:
             broken += 1
-            print(
-                f"run {report.run_id}: BROKEN at record {report.first_broken_seq}: {report.reason}"
-            )
-        elif report.sealed:
-            print(
-                f"run {report.run_id}: intact, {report.records} records, sealed, "
-                f"head {report.head_hash}"
-            )
-        elif report.ended:
-            print(
-                f"run {report.run_id}: intact, {report.records} records, ended but not "
-                f"sealed, head {report.head_hash}"
-            )
+            print(f"run {run.run_id}: BROKEN at record {run.first_broken_seq}: {run.reason}")
+        elif run.sealed:
+            print(f"run {run.run_id}: intact, {run.records} records, sealed, head {run.head_hash}")
         else:
             broken += 1
             print(
-                f"run {report.run_id}: INCOMPLETE: intact up to record {report.records - 1}, "
-                "but the run neither ended nor was sealed — it is running now, was "
-                "interrupted, or its end was cut off"
+                f"run {run.run_id}: INCOMPLETE: intact up to record {run.records - 1} (signed "
+                f"up to record {run.anchored_seq}), but the run neither ended nor was sealed — "
+                "it is running now, was interrupted, or its end was cut off"
             )
-    if not reports:
+    if not report.runs:
         print(f"no runs in {args.db}")
+    broken += _print_ledger(report.ledger)
     return 1 if broken else 0
+
+
+def _print_ledger(ledger: LedgerCheck) -> int:
+    """Print the ledger's verdict and the key used; return 1 if the ledger is broken."""
+    for problem in ledger.problems:
+        print(f"ledger: BROKEN at entry {problem.entry_seq}: {problem.reason}")
+    if ledger.intact:
+        print(f"ledger: intact, {ledger.entries} entries, head {ledger.head_hash}")
+    key = ledger.key
+    if key.external:
+        print(f"signatures checked with the public key {key.fingerprint} from {key.source}")
+    elif key.hex is not None:
+        print(
+            f"warning: signatures checked only with the journal's own copy of its public key "
+            f"({key.fingerprint}): someone who can edit the file could have replaced it; pass "
+            "--public-key with the .pub kept beside the signing key",
+            file=sys.stderr,
+        )
+        print(f"signatures checked with the journal's own copy of its public key {key.fingerprint}")
+    return 0 if ledger.intact else 1
 
 
 def export_command(args: argparse.Namespace) -> int:

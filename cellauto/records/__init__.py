@@ -14,23 +14,35 @@ from cellauto.records.canonical import canonical_bytes, record_body, record_hash
 from cellauto.records.export import export_run
 from cellauto.records.journal import FLUSH_THRESHOLD, Journal
 from cellauto.records.kinds import GENESIS_HASH, RecordKind
+from cellauto.records.ledger import AnchorPolicy
 from cellauto.records.models import Record, RunSummary
 from cellauto.records.run_journal import RunJournal
-from cellauto.records.verify import ChainReport, verify_all, verify_run
+from cellauto.records.signing import Signer
+from cellauto.records.verify import (
+    ChainReport,
+    JournalReport,
+    verify_all,
+    verify_journal,
+    verify_run,
+)
 
 __all__ = [
     "FLUSH_THRESHOLD",
     "GENESIS_HASH",
+    "AnchorPolicy",
     "ChainReport",
     "Journal",
+    "JournalReport",
     "Record",
     "RecordKind",
     "RunJournal",
     "RunSummary",
+    "Signer",
     "canonical_bytes",
     "export_run",
     "record_body",
     "record_hash",
     "verify_all",
+    "verify_journal",
     "verify_run",
 ]

@@ -7,9 +7,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from cellauto.errors import JournalError, JournalNotFoundError, JournalOpenError
+from cellauto.errors import (
+    JournalDamagedError,
+    JournalError,
+    JournalNotFoundError,
+    JournalOpenError,
+)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: the signed ledger (tables ``ledger`` and ``ledger_head``) replaced the ``seals`` table."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -18,8 +24,14 @@ CREATE TABLE IF NOT EXISTS records (
     body TEXT, prev_hash TEXT, hash TEXT,
     PRIMARY KEY (run_id, seq)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS seals (
-    run_id TEXT PRIMARY KEY, last_seq INTEGER, head_hash TEXT, sealed_wall_time_ns INTEGER
+CREATE TABLE IF NOT EXISTS ledger (
+    seq INTEGER PRIMARY KEY, kind TEXT, run_id TEXT, run_seq INTEGER, run_hash TEXT,
+    wall_time_ns INTEGER, sealed_wall_time_ns INTEGER, prev_hash TEXT, body TEXT, hash TEXT,
+    signature TEXT
+);
+CREATE INDEX IF NOT EXISTS ledger_by_run ON ledger (run_id, kind, seq);
+CREATE TABLE IF NOT EXISTS ledger_head (
+    id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER, hash TEXT, signature TEXT
 );
 """
 
@@ -27,9 +39,15 @@ INSERT_RECORD = (
     "INSERT INTO records (run_id, seq, kind, process_time_s, wall_time_ns, body, prev_hash, hash)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
-INSERT_SEAL = (
-    "INSERT INTO seals (run_id, last_seq, head_hash, sealed_wall_time_ns) VALUES (?, ?, ?, ?)"
+INSERT_LEDGER = (
+    "INSERT INTO ledger (seq, kind, run_id, run_seq, run_hash, wall_time_ns,"
+    " sealed_wall_time_ns, prev_hash, body, hash, signature)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+PUT_LEDGER_HEAD = (
+    "INSERT OR REPLACE INTO ledger_head (id, seq, hash, signature) VALUES (1, ?, ?, ?)"
+)
+PUT_PUBLIC_KEY = "INSERT OR IGNORE INTO meta (key, value) VALUES ('public_key', ?)"
 
 _ROW_COLUMNS = "seq, kind, process_time_s, wall_time_ns, body, prev_hash, hash"
 
@@ -47,15 +65,44 @@ class StoredRow(NamedTuple):
 
 
 class Seal(NamedTuple):
-    """One row of the ``seals`` table."""
+    """A run's ``run_sealed`` ledger entry, as stored (nothing checked)."""
 
     last_seq: int
     head_hash: str
     sealed_wall_time_ns: int
 
 
+class LedgerRow(NamedTuple):
+    """One row of the ``ledger`` table, as stored (nothing checked)."""
+
+    seq: int
+    kind: str
+    run_id: str
+    run_seq: int
+    run_hash: str
+    wall_time_ns: int
+    sealed_wall_time_ns: int | None
+    prev_hash: str
+    body: str
+    hash: str
+    signature: str
+
+
+class LedgerHead(NamedTuple):
+    """The ``ledger_head`` row: the last entry's seq and hash, signed."""
+
+    seq: int
+    hash: str
+    signature: str
+
+
 def connect(path: Path, *, create: bool, timeout_s: float) -> sqlite3.Connection:
-    """Open (and with ``create``, create) the journal at ``path``, in WAL mode."""
+    """Open (and with ``create``, create) the journal at ``path``, in WAL mode.
+
+    An existing file is checked first (``PRAGMA quick_check``), before any statement
+    that could write to it: a damaged file, or one that is not a database, is refused
+    with :class:`JournalDamagedError` and left as it was.
+    """
     if not create and not path.is_file():
         raise JournalNotFoundError(
             f"no journal at {path}; check the path (a journal is created when a run starts)"
@@ -75,7 +122,28 @@ def connect(path: Path, *, create: bool, timeout_s: float) -> sqlite3.Connection
     return conn
 
 
+def _check_intact(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse a damaged file before anything writes to it (reads only)."""
+    try:
+        problems = [row[0] for row in conn.execute("PRAGMA quick_check(5)")]
+    except sqlite3.DatabaseError as exc:
+        if "not a database" in str(exc) or "malformed" in str(exc):
+            problems = [str(exc)]
+        elif "locked" in str(exc):
+            raise JournalError(f"cannot open journal {path}: {exc}") from exc
+        else:
+            raise JournalOpenError(f"cannot open journal {path}: {exc}") from exc
+    if problems != ["ok"]:
+        what = "; ".join(str(p) for p in problems)
+        raise JournalDamagedError(
+            f"journal {path} is damaged or is not an SQLite database ({what}); nothing was "
+            "written to it. Keep the file as it is for investigation and restore the "
+            "journal from its backup (cellauto verify --head checks a restored copy)"
+        )
+
+
 def _prepare(conn: sqlite3.Connection, path: Path) -> None:
+    _check_intact(conn, path)
     try:
         tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
         if tables and "meta" not in tables:
@@ -95,7 +163,9 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
         found = "none" if row is None else row[0]
         raise JournalOpenError(
             f"journal {path} has schema version {found}; this cellauto reads version "
-            f"{SCHEMA_VERSION}: open it with the cellauto release that wrote it"
+            f"{SCHEMA_VERSION} (version 2 added the signed ledger of seals and anchors): "
+            "read and verify it with the cellauto release that wrote it, and record new "
+            "runs in a new journal file"
         )
 
 
@@ -111,20 +181,70 @@ def run_ids(conn: sqlite3.Connection, prefix: str = "") -> Iterator[str]:
         ).fetchone()
 
 
-def sealed_run_ids(conn: sqlite3.Connection) -> list[str]:
-    return [run_id for (run_id,) in conn.execute("SELECT run_id FROM seals ORDER BY run_id")]
+def ledger_run_ids(conn: sqlite3.Connection) -> list[str]:
+    """The distinct run ids named by ledger entries."""
+    query = "SELECT DISTINCT run_id FROM ledger ORDER BY run_id"
+    return [run_id for (run_id,) in conn.execute(query)]
 
 
 def has_run(conn: sqlite3.Connection, run_id: str) -> bool:
-    query = "SELECT 1 FROM records WHERE run_id = ? UNION ALL SELECT 1 FROM seals WHERE run_id = ?"
+    query = "SELECT 1 FROM records WHERE run_id = ? UNION ALL SELECT 1 FROM ledger WHERE run_id = ?"
     return conn.execute(query, (run_id, run_id)).fetchone() is not None
 
 
 def seal_of(conn: sqlite3.Connection, run_id: str) -> Seal | None:
+    """The run's stored ``run_sealed`` ledger entry (unverified), or None."""
     row = conn.execute(
-        "SELECT last_seq, head_hash, sealed_wall_time_ns FROM seals WHERE run_id = ?", (run_id,)
+        "SELECT run_seq, run_hash, sealed_wall_time_ns FROM ledger"
+        " WHERE run_id = ? AND kind = 'run_sealed' ORDER BY seq DESC LIMIT 1",
+        (run_id,),
     ).fetchone()
     return None if row is None else Seal(*row)
+
+
+def last_anchored_seq(conn: sqlite3.Connection, run_id: str) -> int | None:
+    """The highest record seq a stored ledger entry of the run covers (unverified)."""
+    row = conn.execute("SELECT max(run_seq) FROM ledger WHERE run_id = ?", (run_id,)).fetchone()
+    return None if row is None else row[0]
+
+
+_LEDGER_COLUMNS = (
+    "seq, kind, run_id, run_seq, run_hash, wall_time_ns, sealed_wall_time_ns, prev_hash,"
+    " body, hash, signature"
+)
+
+
+def ledger_rows(conn: sqlite3.Connection) -> Iterator[LedgerRow]:
+    for row in conn.execute(f"SELECT {_LEDGER_COLUMNS} FROM ledger ORDER BY seq"):
+        yield LedgerRow(*row)
+
+
+def last_ledger_row(conn: sqlite3.Connection) -> LedgerRow | None:
+    row = conn.execute(f"SELECT {_LEDGER_COLUMNS} FROM ledger ORDER BY seq DESC LIMIT 1").fetchone()
+    return None if row is None else LedgerRow(*row)
+
+
+def ledger_head(conn: sqlite3.Connection) -> LedgerHead | None:
+    row = conn.execute("SELECT seq, hash, signature FROM ledger_head WHERE id = 1").fetchone()
+    return None if row is None else LedgerHead(*row)
+
+
+def stored_public_key(conn: sqlite3.Connection) -> str | None:
+    """The journal's own copy of its public key (hex), or None."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'public_key'").fetchone()
+    return None if row is None else str(row[0])
+
+
+def hashes_at(conn: sqlite3.Connection, run_id: str, seqs: list[int]) -> dict[int, str]:
+    """The stored hash of each of the run's records at ``seqs`` (absent seqs left out)."""
+    found: dict[int, str] = {}
+    for seq in seqs:
+        row = conn.execute(
+            "SELECT hash FROM records WHERE run_id = ? AND seq = ?", (run_id, seq)
+        ).fetchone()
+        if row is not None:
+            found[seq] = row[0]
+    return found
 
 
 def edge_row(conn: sqlite3.Connection, run_id: str, *, last: bool) -> StoredRow | None:

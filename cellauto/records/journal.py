@@ -3,9 +3,20 @@
 A :class:`Journal` is one SQLite file in WAL mode (``synchronous=NORMAL``). Each run
 writes through a :class:`RunJournal`, which numbers its records 0, 1, 2, ... and
 chains them: every record's hash covers its body, and the body holds the previous
-record's hash (see :mod:`cellauto.records.canonical`). :meth:`RunJournal.seal`
-stores the last seq and head hash of a finished run, so that a truncated tail or a
-record added later is detected (:mod:`cellauto.records.verify`).
+record's hash (see :mod:`cellauto.records.canonical`). Each run is also tied to the
+journal's signed ledger (:mod:`cellauto.records.ledger`): a ``run_begun`` entry for
+its record 0, an ``anchor`` every N records or M minutes, and on
+:meth:`RunJournal.seal` a ``run_sealed`` entry with its last seq, head hash and wall
+time, so that a deleted run, a cut tail, a deleted seal or a rewritten chain is
+detected (:mod:`cellauto.records.verify`) by anyone without the signing key.
+
+Signing key
+    ``Journal(path, signing_key=...)`` takes a :class:`~cellauto.records.signing.Signer`
+    or the path of a key file; by default the key is
+    :func:`~cellauto.records.signing.default_key_path` (``$CELLAUTO_SIGNING_KEY``, else
+    ``~/.config/cellauto/signing.key``), created on first use. It is loaded when a run
+    is begun or resumed, never by a journal that is only read. A journal holds
+    entries signed by one key: a writer with another key is refused.
 
 Durability (group commit)
     ``append`` puts the record in an in-memory buffer shared by all runs of the
@@ -25,6 +36,11 @@ Durability (group commit)
     c. when the buffer holds 1,000 records;
     d. before every read (``records``, ``runs``, ``resolve_run_id``, verify,
        export), on ``seal`` (with an fsync) and on ``close``.
+
+    The ledger entries due (see :mod:`cellauto.records.anchors`) are written in the
+    same transaction as the records they cover, with one signature each and one
+    for the ledger head: no record is ever signed on its own. ``close`` anchors
+    every open run's unanchored tail.
 
     So a crash of the process can lose only the records appended in the loop tick
     in which it died, before any await; a crash of the machine (power loss) can
@@ -52,13 +68,16 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
-from cellauto.errors import JournalError, RunNotFoundError
+from cellauto.errors import JournalError, RunNotFoundError, SigningKeyError
 from cellauto.records import _sqlite, _summary
+from cellauto.records.anchors import AnchorSchedule
 from cellauto.records.kinds import GENESIS_HASH, RecordKind, kind_value
+from cellauto.records.ledger import AnchorPolicy, LedgerEvent, LedgerKind, LedgerWriter
 from cellauto.records.models import Record, RunSummary
 from cellauto.records.run_journal import FLUSH_THRESHOLD, RunJournal
+from cellauto.records.signing import Signer
 
-__all__ = ["FLUSH_THRESHOLD", "Journal", "RunJournal"]
+__all__ = ["FLUSH_THRESHOLD", "AnchorPolicy", "Journal", "RunJournal"]
 
 _log = logging.getLogger(__name__)
 _Row = tuple[str, int, str, float, int, str, str, str]
@@ -69,10 +88,18 @@ class Journal:
 
     ``create=False`` refuses to create a missing file (read-only commands use it).
     ``timeout_s`` is how long a write waits for another connection's lock.
+    ``signing_key`` (a :class:`Signer` or a key file path; default: see the module
+    doc) signs the ledger; ``anchors`` sets how often running runs are anchored.
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], *, create: bool = True, timeout_s: float = 5.0
+        self,
+        path: str | os.PathLike[str],
+        *,
+        create: bool = True,
+        timeout_s: float = 5.0,
+        signing_key: Signer | str | os.PathLike[str] | None = None,
+        anchors: AnchorPolicy | None = None,
     ) -> None:
         self._path = Path(path)
         self._conn: sqlite3.Connection | None = _sqlite.connect(
@@ -81,6 +108,9 @@ class Journal:
         self._buffer: list[_Row] = []
         self._open_runs: dict[str, RunJournal] = {}
         self._tick_loop: AbstractEventLoop | None = None  # loop with a flush scheduled
+        self._signing_key = signing_key
+        self._ledger: LedgerWriter | None = None  # made by the first begin/resume
+        self._schedule = AnchorSchedule(anchors or AnchorPolicy())
 
     @property
     def path(self) -> Path:
@@ -103,7 +133,8 @@ class Journal:
                 f"run {run_id!r} already has records in {self._path}; "
                 "use resume_run to continue it, or start the run under a new id"
             )
-        return self._open(run_id, process_clock, 0, GENESIS_HASH, wall_clock_ns)
+        self._ledger_writer(conn)
+        return self._open(run_id, process_clock, 0, GENESIS_HASH, wall_clock_ns, -1)
 
     def resume_run(
         self,
@@ -120,7 +151,15 @@ class Journal:
         last = _sqlite.edge_row(conn, run_id, last=True)
         if last is None:
             raise RunNotFoundError(f"no run {run_id!r} in {self._path}; nothing to resume")
-        return self._open(run_id, process_clock, last.seq + 1, last.hash, wall_clock_ns)
+        anchored = _sqlite.last_anchored_seq(conn, run_id)
+        if anchored is None:
+            raise JournalError(
+                f"run {run_id!r} in {self._path} has no entry in the journal's ledger; run "
+                "`cellauto verify` on the journal: its records were not written by cellauto "
+                "or its ledger was changed"
+            )
+        self._ledger_writer(conn)
+        return self._open(run_id, process_clock, last.seq + 1, last.hash, wall_clock_ns, anchored)
 
     def _open(
         self,
@@ -129,30 +168,60 @@ class Journal:
         next_seq: int,
         head: str,
         wall_clock_ns: Callable[[], int] | None,
+        anchored_seq: int,
     ) -> RunJournal:
-        run = RunJournal(self, run_id, clock, next_seq, head, wall_clock_ns)
+        run = RunJournal(self, run_id, clock, next_seq, head, wall_clock_ns, anchored_seq)
         self._open_runs[run_id] = run
         return run
+
+    def _ledger_writer(self, conn: sqlite3.Connection) -> LedgerWriter:
+        """The ledger writer, loading the signing key on first use (before any write)."""
+        if self._ledger is not None:
+            return self._ledger
+        key = self._signing_key
+        signer = key if isinstance(key, Signer) else Signer.load_or_create(_key_path(key))
+        stored = _sqlite.stored_public_key(conn)
+        if stored is not None and stored != signer.public.hex:
+            raise SigningKeyError(
+                f"journal {self._path} is signed by another key than {signer.public.source} "
+                f"(this key's fingerprint is {signer.public.fingerprint}); write to it with "
+                "the key that signs it (CELLAUTO_SIGNING_KEY), or start a new journal"
+            )
+        self._ledger = LedgerWriter(_sqlite.last_ledger_row(conn), signer)
+        return self._ledger
 
     def flush(self) -> None:
         """Write the buffered records now (one transaction, no fsync)."""
         self._commit(durable=False)
 
-    def _commit(self, *, durable: bool, seal: tuple[str, int, str, int] | None = None) -> None:
+    def _commit(
+        self, *, durable: bool, seal: LedgerEvent | None = None, anchor_all: bool = False
+    ) -> None:
         conn = self._conn
         if conn is None:
             raise JournalError(f"journal {self._path} is closed")
         buffer = self._buffer
-        if not buffer and seal is None:
+        if not buffer and seal is None and not anchor_all:
             return
+        events = self._schedule.events(everything=anchor_all)
+        if seal is not None:
+            events.append(seal)
+        if not buffer and not events:
+            return
+        ledger = self._ledger
+        if events and ledger is None:  # unreachable: runs are begun through the ledger
+            raise JournalError(f"journal {self._path}: ledger entries due but no signing key")
+        prepared = ledger.prepare(events) if ledger is not None and events else None
         try:
             if durable:
                 conn.execute("PRAGMA synchronous=FULL")
             try:
                 conn.execute("BEGIN")
                 conn.executemany(_sqlite.INSERT_RECORD, buffer)
-                if seal is not None:
-                    conn.execute(_sqlite.INSERT_SEAL, seal)
+                if prepared is not None and ledger is not None:
+                    conn.executemany(_sqlite.INSERT_LEDGER, prepared.rows)
+                    conn.execute(_sqlite.PUT_LEDGER_HEAD, prepared.head)
+                    conn.execute(_sqlite.PUT_PUBLIC_KEY, (ledger.signer.public.hex,))
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -167,6 +236,9 @@ class Journal:
                 "kept in memory and written by the next flush (check disk space and locks)"
             ) from exc
         buffer.clear()
+        if prepared is not None and ledger is not None:
+            ledger.committed(prepared)
+            self._schedule.written(events, self._open_runs)
 
     def _tick_flush(self) -> None:
         self._tick_loop = None
@@ -189,9 +261,23 @@ class Journal:
                 loop.call_soon(self._tick_flush)
 
     def _sealed(self, run: RunJournal) -> None:
-        self._commit(
-            durable=True, seal=(run.run_id, run.next_seq - 1, run.head_hash, time.time_ns())
+        conn = self._read()
+        last = _sqlite.edge_row(conn, run.run_id, last=True)
+        clock = run._wall_clock_ns
+        now_ns = time.time_ns() if clock is None else clock()
+        seal = LedgerEvent(
+            LedgerKind.RUN_SEALED,
+            run.run_id,
+            run.next_seq - 1,
+            run.head_hash,
+            max(now_ns, last.wall_time_ns if last is not None else 0),
         )
+        self._schedule.forget(run.run_id)
+        try:
+            self._commit(durable=True, seal=seal)
+        except BaseException:
+            run.anchor_watermark = run.anchored_seq  # the next append schedules it again
+            raise
         del self._open_runs[run.run_id]
 
     # -- reading ---------------------------------------------------------------
@@ -242,7 +328,7 @@ class Journal:
         """Flush and close. If the flush fails, the journal stays open (records kept)."""
         if self._conn is None:
             return
-        self.flush()
+        self._commit(durable=False, anchor_all=True)
         self._conn.close()
         self._conn = None
         for run in self._open_runs.values():
@@ -257,6 +343,7 @@ class Journal:
         """
         conn, self._conn = self._conn, None
         self._buffer.clear()
+        self._schedule.clear()
         for run in self._open_runs.values():
             run._writable = False
         self._open_runs.clear()
@@ -273,3 +360,7 @@ class Journal:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _key_path(key: str | os.PathLike[str] | None) -> Path | None:
+    return None if key is None else Path(key)

@@ -35,6 +35,7 @@ class RunJournal:
         next_seq: int,
         head_hash: str,
         wall_clock_ns: Callable[[], int] | None = None,
+        anchored_seq: int = -1,
     ) -> None:
         self._journal = journal
         self._wall_clock_ns = wall_clock_ns  # None: real wall time (time.time_ns)
@@ -44,6 +45,11 @@ class RunJournal:
         self._next_seq = next_seq
         self._head = head_hash
         self._writable = True
+        self._schedule = journal._schedule
+        self.anchored_seq = anchored_seq
+        """The last record of this run covered by a ledger entry (-1: none yet)."""
+        self.anchor_watermark = anchored_seq
+        """``append`` tells the anchor schedule about a record whose seq passes this."""
 
     @property
     def run_id(self) -> str:
@@ -88,6 +94,8 @@ class RunJournal:
         )
         self._next_seq = seq + 1
         self._head = digest
+        if seq > self.anchor_watermark:  # record 0, first after an anchor, or an anchor due
+            self._schedule.note(self, seq, digest)
         if durable or len(buffer) >= FLUSH_THRESHOLD or _running_loop() is not None:
             self._journal._after_append(durable)  # flush now, or at the end of this tick
         return seq, digest

@@ -17,10 +17,21 @@ For each stored row of a run, in seq order, the verifier checks that:
 5. the body's run_id, seq, kind, process_time_s, wall_time_ns and prev_hash equal
    the row's columns;
 
-and at the end, for a sealed run, that the chain ends exactly at the sealed last
-seq with the sealed head hash (a deleted tail). The first problem found is
-reported; an unsealed run's deleted or rewritten tail cannot be detected, which is
-why finished runs are sealed.
+and then, against the entries of the journal's signed ledger that verify with the
+trusted public key (:mod:`cellauto.records.ledger_check`):
+
+6. the run has a ``run_begun`` entry with the hash of its record 0 (else the run
+   was inserted, or its entries deleted);
+7. every anchor's and the seal's record exists and has the anchored hash (else the
+   tail was cut, or the chain was rewritten after the last good anchor);
+8. a sealed run ends exactly at its sealed record, sealed no earlier than its last
+   record's wall time; a run whose last record is ``run_ended`` has a seal;
+9. no ledger entry that names the run is forged, edited or out of its chain.
+
+The first problem found is reported. What an attacker without the signing key can
+still do unnoticed: cut or rewrite the records of a run that is not sealed after
+its last anchor (at most :class:`~cellauto.records.ledger.AnchorPolicy` records or
+minutes), or put back an older copy of the whole file (``--head`` catches that).
 """
 
 from __future__ import annotations
@@ -33,14 +44,17 @@ from pydantic import BaseModel, ConfigDict
 
 from cellauto.errors import RunNotFoundError
 from cellauto.records import _sqlite
-from cellauto.records._sqlite import Seal, StoredRow
+from cellauto.records._sqlite import StoredRow
 from cellauto.records.canonical import canonical_bytes, record_hash
 from cellauto.records.kinds import GENESIS_HASH, KIND_VALUES
+from cellauto.records.ledger_check import LedgerCheck, RunMarks, check_ledger
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from cellauto.records.journal import Journal
 
-__all__ = ["ChainReport", "verify_all", "verify_run"]
+__all__ = ["ChainReport", "JournalReport", "verify_all", "verify_journal", "verify_run"]
 
 _BODY_KEYS = frozenset(
     ("run_id", "seq", "kind", "process_time_s", "wall_time_ns", "prev_hash", "payload")
@@ -65,15 +79,43 @@ class ChainReport(BaseModel):
     head_hash: str | None
     """Hash of the last stored record; None if the run has no records."""
     sealed: bool
+    """The run has a seal in the ledger that verifies."""
     ended: bool = False
     """The last stored record is the run's run_ended record."""
+    anchored_seq: int | None = None
+    """The last record covered by a verified ledger entry (begun, anchor or seal)."""
 
 
-def verify_run(journal: Journal, run_id: str) -> ChainReport:
-    """Verify one run (exact id; see :meth:`Journal.resolve_run_id` for prefixes)."""
+class JournalReport(BaseModel):
+    """Every run of a journal, and its ledger."""
+
+    model_config = ConfigDict(frozen=True)
+
+    runs: list[ChainReport]
+    ledger: LedgerCheck
+
+    @property
+    def intact(self) -> bool:
+        return self.ledger.intact and all(r.intact for r in self.runs)
+
+
+def verify_run(
+    journal: Journal,
+    run_id: str,
+    *,
+    public_key: Path | None = None,
+    ledger: LedgerCheck | None = None,
+) -> ChainReport:
+    """Verify one run (exact id; see :meth:`Journal.resolve_run_id` for prefixes).
+
+    ``public_key``: the trusted ``.pub`` file (default: beside the default signing
+    key, else the journal's own copy); ``ledger``: a ledger check already made.
+    """
     conn = journal._read()
-    seal = _sqlite.seal_of(conn, run_id)
-    checker = _Checker(conn, run_id, seal)
+    if ledger is None:
+        ledger = check_ledger(conn, public_key)
+    marks = ledger.marks_of(run_id)
+    checker = _Checker(conn, run_id, None if marks.sealed is None else marks.sealed.run_seq)
     count = 0
     prev: StoredRow | None = None
     problem: _Problem | None = None
@@ -82,10 +124,13 @@ def verify_run(journal: Journal, run_id: str) -> ChainReport:
         if problem is None:
             problem = checker.check(row, prev)
         prev = row
-    if count == 0 and seal is None:
+    if count == 0 and marks.begun is None and not marks.anchors and not ledger.problems_of(run_id):
         raise RunNotFoundError(f"no run {run_id!r} in {journal.path}")
-    if problem is None and seal is not None:
-        problem = _check_seal(prev, seal)
+    if problem is None:
+        problem = _check_ledger_of(ledger, run_id, marks)
+    if problem is None:
+        problem = _check_marks(conn, run_id, prev, marks)
+    covered = [m.run_seq for m in (marks.begun, *marks.anchors) if m is not None]
     return ChainReport(
         run_id=run_id,
         intact=problem is None,
@@ -93,39 +138,111 @@ def verify_run(journal: Journal, run_id: str) -> ChainReport:
         first_broken_seq=None if problem is None else problem[0],
         reason=None if problem is None else problem[1],
         head_hash=None if prev is None else prev.hash,
-        sealed=seal is not None,
+        sealed=marks.sealed is not None,
         ended=prev is not None and prev.kind == "run_ended",
+        anchored_seq=max(covered) if covered else None,
     )
 
 
-def verify_all(journal: Journal) -> list[ChainReport]:
-    """Verify every run in the journal (sealed runs with no records left included)."""
+def verify_journal(
+    journal: Journal, *, public_key: Path | None = None, head: str | None = None
+) -> JournalReport:
+    """Verify the ledger and every run (runs named only by the ledger included).
+
+    ``head``: a ledger head hash kept outside the file; the ledger must contain it.
+    """
     conn = journal._read()
-    run_ids = set(_sqlite.run_ids(conn)) | set(_sqlite.sealed_run_ids(conn))
-    return [verify_run(journal, run_id) for run_id in sorted(run_ids)]
+    ledger = check_ledger(conn, public_key, head)
+    run_ids = set(_sqlite.run_ids(conn)) | set(ledger.marks)
+    run_ids |= {p.run_id for p in ledger.problems if p.run_id is not None}
+    runs = [verify_run(journal, run_id, ledger=ledger) for run_id in sorted(run_ids)]
+    return JournalReport(runs=runs, ledger=ledger)
+
+
+def verify_all(journal: Journal, *, public_key: Path | None = None) -> list[ChainReport]:
+    """Verify every run in the journal (see :func:`verify_journal` for the ledger too)."""
+    return verify_journal(journal, public_key=public_key).runs
 
 
 def _name(seq: int, kind: object) -> str:
     return f"record {seq} ({kind})"
 
 
-def _check_seal(last: StoredRow | None, seal: Seal) -> _Problem | None:
-    sealed_at = seal.last_seq
-    if last is None:
-        return 0, f"the run was sealed at record {sealed_at} but has no records: all were deleted"
-    if last.seq < sealed_at:
-        first = last.seq + 1
-        missing = (
-            f"record {first} is" if first == sealed_at else f"records {first} to {sealed_at} are"
-        )
+def _check_ledger_of(ledger: LedgerCheck, run_id: str, marks: RunMarks) -> _Problem | None:
+    """A ledger entry naming this run is forged, edited or out of the ledger's chain."""
+    for problem in ledger.problems_of(run_id):
+        trusted = [m.run_seq for m in (marks.begun, *marks.anchors) if m is not None]
+        before = [
+            seq
+            for seq in trusted
+            if seq < (1 << 62 if problem.run_seq is None else problem.run_seq)
+        ]
+        first = max(before) + 1 if before else 0
         return first, (
-            f"{missing} missing: the run was sealed at record {sealed_at} — its last "
-            "records were deleted"
+            f"{problem.reason}; the records after record {first - 1} are not covered by a "
+            "valid signature"
+            if first
+            else problem.reason
         )
-    if last.hash != seal.head_hash:
+    return None
+
+
+def _check_marks(
+    conn: sqlite3.Connection, run_id: str, last: StoredRow | None, marks: RunMarks
+) -> _Problem | None:
+    """Hold the run's records against its verified ledger entries (begun, anchors, seal)."""
+    if marks.begun is None:
+        return 0, (
+            f"run {run_id} has no verified 'run begun' entry in the ledger: its records were "
+            "inserted by someone without the signing key, or its ledger entries were deleted"
+        )
+    wanted = sorted({m.run_seq for m in (marks.begun, *marks.anchors)})
+    stored = _sqlite.hashes_at(conn, run_id, wanted)
+    covered = -1
+    for mark in (marks.begun, *marks.anchors):
+        what = "sealed" if mark.sealed_wall_time_ns is not None else "anchored"
+        if mark.kind.value == "run_begun":
+            what = "begun"
+        if mark.run_seq not in stored:
+            last_seq = -1 if last is None else last.seq
+            if last_seq < 0:
+                return 0, (
+                    f"the run was {what} at record {mark.run_seq} (ledger entry "
+                    f"{mark.entry_seq}) but has no records: all were deleted"
+                )
+            first = last_seq + 1
+            missing = (
+                f"record {first} is"
+                if first == mark.run_seq
+                else f"records {first} to {mark.run_seq} are"
+            )
+            return first, (
+                f"{missing} missing: the run was {what} at record {mark.run_seq} (ledger "
+                f"entry {mark.entry_seq}) — its last records were deleted"
+            )
+        if stored[mark.run_seq] != mark.run_hash:
+            first = covered + 1
+            return first, (
+                f"record {mark.run_seq}'s hash is not the one {what} in ledger entry "
+                f"{mark.entry_seq}: a record from {first} to {mark.run_seq} was changed and the "
+                "chain after it recomputed (or records were deleted or inserted and the rest "
+                "rewritten)"
+            )
+        covered = max(covered, mark.run_seq)
+    sealed = marks.sealed
+    if (
+        last is not None
+        and sealed is not None
+        and (sealed.sealed_wall_time_ns or 0) < last.wall_time_ns
+    ):
         return last.seq, (
-            f"{_name(last.seq, last.kind)}: its hash does not match the sealed head hash — "
-            "the last record was replaced"
+            f"{_name(last.seq, last.kind)}: the run's seal (ledger entry "
+            f"{sealed.entry_seq}) is dated before this record's wall time"
+        )
+    if last is not None and sealed is None and last.kind == "run_ended":
+        return last.seq, (
+            f"{_name(last.seq, last.kind)}: the run ended but has no verified seal in the "
+            "ledger — its seal was deleted, or its writer stopped between the end and the seal"
         )
     return None
 
@@ -133,10 +250,10 @@ def _check_seal(last: StoredRow | None, seal: Seal) -> _Problem | None:
 class _Checker:
     """Checks one row against its predecessor; looks further only to explain a break."""
 
-    def __init__(self, conn: sqlite3.Connection, run_id: str, seal: Seal | None) -> None:
+    def __init__(self, conn: sqlite3.Connection, run_id: str, sealed_at: int | None) -> None:
         self._conn = conn
         self._run_id = run_id
-        self._sealed_at = None if seal is None else seal.last_seq
+        self._sealed_at = sealed_at
 
     def check(self, row: StoredRow, prev: StoredRow | None) -> _Problem | None:
         expected = 0 if prev is None else prev.seq + 1

@@ -86,7 +86,7 @@ def db_files(db: Path) -> dict[str, bytes]:
 
 
 def db_rows(db: Path, scratch: Path) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of records and seals, read from a copy (reading must not touch ``db``)."""
+    """Every row of records and the ledger, read from a copy (reading must not touch ``db``)."""
     scratch.mkdir(parents=True, exist_ok=True)
     copy = scratch / db.name
     for name, data in db_files(db).items():
@@ -95,7 +95,7 @@ def db_rows(db: Path, scratch: Path) -> dict[str, list[tuple[Any, ...]]]:
     try:
         return {
             table: conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
-            for table in ("records", "seals")
+            for table in ("records", "ledger", "ledger_head")
         }
     finally:
         conn.close()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from cellauto.records import Journal
 from tests.cli.conftest import DEMO, Cli, journal_records, run_id_of, write_protocol
 
 WATCHED_HOLD = """
@@ -115,13 +116,10 @@ def test_an_unusable_db_is_bad_input(cli: Cli, tmp_path: Path, where: str) -> No
 
 def test_verify_flags_a_run_that_never_ended(cli: Cli, tmp_path: Path) -> None:
     db = tmp_path / "x.db"
-    run_id = run_id_of(cli("run", DEMO, "--sim", "--seed", "1", "--db", db))
-    with sqlite3.connect(db) as conn:  # cut the end off and drop the seal with it
-        conn.execute("DELETE FROM seals")
-        conn.execute(
-            "DELETE FROM records WHERE run_id = ? AND seq > "
-            "(SELECT max(seq) - 5 FROM records WHERE run_id = ?)",
-            (run_id, run_id),
-        )
+    with Journal(db) as journal:  # a controller that stopped mid-run (its tail anchored)
+        run = journal.begin_run("stopped-run", lambda: 0.0)
+        for i in range(5):
+            run.append("reading", {"i": i})
     result = cli("verify", "--db", db)
     assert result.code == 1 and "INCOMPLETE" in result.out
+    assert "signed up to record 4" in result.out

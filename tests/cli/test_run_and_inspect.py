@@ -116,12 +116,15 @@ def test_verify_says_intact(cli: Cli, tmp_path: Path) -> None:
 
     for result in (everything, one):
         assert result.code == 0, result.out + result.err
-        assert result.lines == [
+        assert result.lines[0] == (
             f"run {run_id}: intact, {count} records, sealed, "
             f"head {result.lines[0].rsplit(' ', 1)[1]}"
-        ]
+        )
+        assert result.lines[1].startswith("ledger: intact, 2 entries, head ")
+        assert result.lines[2].startswith("signatures checked with the public key ")
+        assert len(result.lines) == 3
     head = journal_records(db, run_id)[-1].hash
-    assert everything.out.strip().endswith(f"head {head}")
+    assert everything.lines[0].endswith(f"head {head}")
 
 
 def test_export_writes_a_csv_per_kind_and_run_json(cli: Cli, tmp_path: Path) -> None:

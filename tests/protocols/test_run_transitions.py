@@ -60,6 +60,7 @@ async def test_command_in_state(journal: Journal, state: State, command: Command
             ex.command("Abort", by="test")
         await harness.settle()
         tg.cancel_scope.cancel()
+    ex.close()  # the seal: a run that ended without one does not verify
     assert verify_run(journal, ex.run_id).intact
 
 

@@ -262,7 +262,8 @@ def test_journal_is_in_wal_mode(
 
     with sqlite3.connect(journal_path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("SELECT value FROM meta").fetchone()[0] == "1"
+        query = "SELECT value FROM meta WHERE key = 'schema_version'"
+        assert conn.execute(query).fetchone()[0] == "2"
 
 
 def test_closed_journal_refuses_writes(journal_path: Path, make_clock: Callable[..., Any]) -> None:

@@ -16,6 +16,7 @@ import pytest
 
 from cellauto.errors import RunNotFoundError
 from cellauto.records import (
+    AnchorPolicy,
     Journal,
     RecordKind,
     canonical_bytes,
@@ -167,8 +168,8 @@ CASES: list[tuple[str, Tamper, str, int, str]] = [
             c, SEALED, 9, {**_body(c, SEALED, 9), "payload": {"exit_status": "x"}}, rehash=True
         ),
         SEALED,
-        9,
-        "does not match the sealed head hash",
+        1,  # anchored at record 0 (begun) only: the change lies in records 1 to 9
+        "record 9's hash is not the one sealed in ledger entry",
     ),
     (
         "edited last record of an open run",
@@ -362,10 +363,26 @@ def test_deleting_every_record_of_a_sealed_run(db: sqlite3.Connection, journal_p
     assert "all were deleted" in (report.reason or "")
 
 
-def test_an_unsealed_tail_is_not_protected(db: sqlite3.Connection, journal_path: Path) -> None:
-    """Why runs are sealed: dropping the last records of an open run leaves a valid chain."""
-    _delete(db, OPEN, N - 1)
-    assert _verify(journal_path, OPEN)[0]
+def test_an_unsealed_tail_after_its_last_anchor_is_not_protected(
+    journal_path: Path, make_clock: Callable[..., Any]
+) -> None:
+    """The window: records committed after a run's last anchor, its writer gone (crash)."""
+    journal = Journal(journal_path, anchors=AnchorPolicy(every_records=4))
+    run = journal.begin_run("crashed", make_clock())
+    for i in range(7):  # anchors at 0 (begun) and 4; records 5 and 6 unanchored
+        run.append(RecordKind.READING, {"i": i})
+        if i == 4:
+            journal.flush()  # the anchor covers what is committed with it
+    journal.flush()
+    journal.abandon()
+    with sqlite3.connect(journal_path) as conn:
+        _delete(conn, "crashed", 6)
+    assert _verify(journal_path, "crashed")[0]
+    with sqlite3.connect(journal_path) as conn:
+        _delete(conn, "crashed", 5)
+        _delete(conn, "crashed", 4)
+    intact, seq, reason = _verify(journal_path, "crashed")
+    assert (intact, seq) == (False, 4) and "anchored at record 4" in reason
 
 
 def test_verify_unknown_run(journal: Journal) -> None:
