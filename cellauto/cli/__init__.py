@@ -38,7 +38,7 @@ _COMMAND_MODULES: tuple[tuple[str, str, dict[str, str]], ...] = (
         {
             "runs": "list runs",
             "show": "a run's timeline",
-            "verify": "check hash chains",
+            "verify": "check hash chains, the signed ledger and seals",
             "export": "export a run",
         },
     ),
