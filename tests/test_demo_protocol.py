@@ -37,7 +37,7 @@ async def test_demo_completes_with_results_in_range(tmp_path: Path) -> None:
     with journal:
         assert outcome.exit_status == "complete"
         checks = {
-            r.payload["check"]: r.payload
+            r.payload.check: r.payload
             for r in journal.records(outcome.run_id)
             if r.kind == "check_result"
         }
@@ -73,7 +73,7 @@ def test_same_seed_same_readings(tmp_path: Path) -> None:
         outcome, journal = await run_demo(folder, seed=5)
         with journal:
             return [
-                r.payload.get("value")
+                r.payload.value
                 for r in journal.records(outcome.run_id)
                 if r.kind in ("check_result", "reading")
             ]

@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 from cellauto.errors import JournalError, JournalNotFoundError, JournalOpenError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;

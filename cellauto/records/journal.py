@@ -81,6 +81,7 @@ class Journal:
         self._buffer: list[_Row] = []
         self._open_runs: dict[str, RunJournal] = {}
         self._tick_loop: AbstractEventLoop | None = None  # loop with a flush scheduled
+        self._run_count: int | None = None  # counted once, then kept by begin_run
 
     @property
     def path(self) -> Path:
@@ -103,7 +104,10 @@ class Journal:
                 f"run {run_id!r} already has records in {self._path}; "
                 "use resume_run to continue it, or start the run under a new id"
             )
-        return self._open(run_id, process_clock, 0, GENESIS_HASH, wall_clock_ns)
+        count = self.run_count()
+        opened = self._open(run_id, process_clock, 0, GENESIS_HASH, wall_clock_ns)
+        self._run_count = count + 1
+        return opened
 
     def resume_run(
         self,
@@ -207,6 +211,16 @@ class Journal:
     def runs(self) -> list[RunSummary]:
         """Every run in the journal, ordered by start."""
         return _summary.summarize_all(self._read())
+
+    def run_count(self) -> int:
+        """How many runs the journal holds (begun in this process or before).
+
+        Counted once (one index seek per run), then kept up to date by
+        :meth:`begin_run`, so a reproducible run id costs O(1) however many runs there are.
+        """
+        if self._run_count is None:
+            self._run_count = sum(1 for _ in _sqlite.run_ids(self._read()))
+        return self._run_count
 
     def resolve_run_id(self, prefix: str) -> str:
         """Return the run id equal to ``prefix``, or the only one starting with it."""

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from cellauto.records import payloads as rec
 from cellauto.sim import (
     CommandFailure,
     Contamination,
@@ -62,7 +63,7 @@ def test_contamination_holds_the_batch_at_the_daily_count(cellauto_sim: Sim) -> 
     (deviation,) = run.deviations
     assert deviation["check"] == "daily viability" and deviation["policy"] == "hold"
     assert run.states[-3:] == ["Held", "Stopping", "Stopped"]
-    assert "formulate" not in {s["step"] for s in run.of_kind("step_started")}
+    assert "formulate" not in {s["step"] for s in run.of_kind(rec.StepStarted)}
 
 
 def test_temperature_excursion_is_caught_by_the_watch(cellauto_sim: Sim) -> None:
@@ -87,9 +88,9 @@ def test_a_short_outage_is_ridden_out_with_alarms(cellauto_sim: Sim) -> None:
     outage = Disconnect(at_h=52.5, duration_h=1.5)  # across the day-2 count
     run = cellauto_sim(CAR_T, seed=1, faults={"bioreactor": [outage]})
     assert run.exit_status == "complete"
-    alarms = [a["message"] for a in run.of_kind("alarm")]
+    alarms = [a["message"] for a in run.of_kind(rec.Alarm)]
     assert alarms and all("disconnected" in a for a in alarms)
-    failed = [r for r in run.of_kind("instrument_response") if not r["ok"]]
+    failed = [r for r in run.of_kind(rec.InstrumentResponse) if not r["ok"]]
     assert failed and all(r["instrument"] == "bioreactor" for r in failed)
 
 
@@ -101,7 +102,7 @@ def test_a_short_outage_is_ridden_out_with_alarms(cellauto_sim: Sim) -> None:
 def test_a_lasting_instrument_failure_fails_the_batch(cellauto_sim: Sim, fault) -> None:
     run = cellauto_sim(CAR_T, seed=1, faults={"bioreactor": [fault]})
     assert run.exit_status == "failed" and run.outcome.state == "Aborted"
-    alarm = run.of_kind("alarm")[-1]
+    alarm = run.of_kind(rec.Alarm)[-1]
     assert alarm["severity"] == "critical" and "Bioreactor" in alarm["message"]
 
 
@@ -125,7 +126,7 @@ def _freeze_start_h(cellauto_sim: Sim) -> float:
     started = next(
         r.process_time_s
         for r in ok.records
-        if r.kind == "step_started" and r.payload["step"] == "freeze"
+        if r.kind == "step_started" and r.payload.step == "freeze"
     )
     return (started - ok.records[0].process_time_s) / 3600
 
@@ -138,7 +139,7 @@ def test_power_loss_during_the_freeze_is_a_deviation(
     run = cellauto_sim(CAR_T, seed=1, faults={"freezer": [fault]})
     assert run.exit_status == "stopped"
     assert {d["check"] for d in run.deviations} & {"freeze completed", "power interruptions"}
-    curve = [r for r in run.of_kind("reading") if r["method"] == "temperatures"]
+    curve = [r for r in run.of_kind(rec.Reading) if r["method"] == "temperatures"]
     assert len(curve) > 60  # the freeze curve is in the record
 
 
@@ -147,4 +148,4 @@ def test_an_ln2_drop_stops_the_bag_going_into_warm_storage(cellauto_sim: Sim) ->
     assert run.exit_status == "stopped"
     deviation = run.deviations[0]
     assert deviation["check"] == "storage temperature"
-    assert not any(r["method"] == "store" for r in run.of_kind("instrument_command"))
+    assert not any(r["method"] == "store" for r in run.of_kind(rec.InstrumentCommand))

@@ -46,10 +46,10 @@ def test_virtual_time_waits_for_the_operator(
     result = cli("run", write_protocol(tmp_path, "p.py", WATCHED_HOLD), "--sim", "--db", db)
     assert result.code == 0, result.err
     records = journal_records(db, run_id_of(result))
-    checks = [r.payload["check"] for r in records if r.kind == "deviation"]
+    checks = [r.payload.check for r in records if r.kind == "deviation"]
     assert checks == ["x"]  # no "max duration" deviation: virtual time did not race
-    held = next(r for r in records if r.kind == "state_change" and r.payload["to_state"] == "Held")
-    restart = next(r for r in records if r.kind == "command" and r.payload["command"] == "Restart")
+    held = next(r for r in records if r.kind == "state_change" and r.payload.to_state == "Held")
+    restart = next(r for r in records if r.kind == "command" and r.payload.command == "Restart")
     assert restart.process_time_s - held.process_time_s < 60
 
 
@@ -65,7 +65,7 @@ def test_end_of_input_at_the_prompt_stops_the_run_in_order(
     result = cli("run", write_protocol(tmp_path, "p.py", WATCHED_HOLD), "--sim", "--db", db)
     assert result.code == 1
     records = journal_records(db, run_id_of(result))
-    assert records[-1].kind == "run_ended" and records[-1].payload["exit_status"] == "stopped"
+    assert records[-1].kind == "run_ended" and records[-1].payload.exit_status == "stopped"
     assert cli("verify", "--db", db).code == 0
 
 

@@ -48,7 +48,7 @@ def test_python_m_cellauto_runs_and_verifies(cli: Cli, tmp_path: Path) -> None:
 
     def checks(db: Path, run_id: str) -> list[object]:
         return [
-            r.payload.get("value", r.payload.get("observed"))
+            r.payload.get("value", r.payload.observed)
             for r in journal_records(db, run_id)
             if r.kind is RecordKind.CHECK_RESULT
         ]

@@ -164,7 +164,7 @@ def test_same_seed_gives_the_same_check_values(cli: Cli, tmp_path: Path) -> None
 
     def checks(run_id: str) -> list[tuple[str, float]]:
         return [
-            (r.payload["check"], r.payload["value"])
+            (r.payload.check, r.payload.value)
             for r in journal_records(db, run_id)
             if r.kind is RecordKind.CHECK_RESULT and "value" in r.payload
         ]

@@ -22,7 +22,7 @@ OPCUA_LINE = ROOT / "lines" / "sim-opcua.toml"
 def _values(db: Path, run_id: str) -> dict[str, float]:
     with Journal(db, create=False) as journal:
         records = journal.records(run_id)
-    return {r.payload["name"]: r.payload["value"] for r in records if r.kind == "batch_value"}
+    return {r.payload.name: r.payload.value for r in records if r.kind == "batch_value"}
 
 
 @pytest.mark.parametrize("line", [WIRE_LINE, OPCUA_LINE], ids=["scpi", "opcua+scpi"])

@@ -418,7 +418,7 @@ async def test_a_maximum_hold_between_steps_still_runs_after_a_resume(tmp_path: 
         resumed.command(Command.RESTART, by="operator jd")
     (completed, *_) = controller.journal.records(first.run_id, {RecordKind.STEP_COMPLETED})
     (deviation,) = controller.journal.records(first.run_id, {RecordKind.DEVIATION})
-    assert deviation.payload["check"] == "max hold"
+    assert deviation.payload.check == "max hold"
     assert deviation.process_time_s - completed.process_time_s == pytest.approx(3600)
 
 

@@ -155,7 +155,7 @@ async def test_instrument_boundary_records_commands_queries_and_streams(journal:
     )
     assert outcome.exit_status == "complete"
     records = journal.records(outcome.run_id)
-    io = [(r.kind.value, r.payload.get("method")) for r in records if "instrument" in r.payload]
+    io = [(r.kind.value, r.payload.method) for r in records if "instrument" in r.payload]
     assert io == [
         ("instrument_command", "open"),
         ("instrument_response", "open"),
@@ -166,8 +166,8 @@ async def test_instrument_boundary_records_commands_queries_and_streams(journal:
     ]
     command_record = next(r for r in records if r.kind == "instrument_command")
     response = next(r for r in records if r.kind == "instrument_response")
-    assert response.payload["command_seq"] == command_record.seq
-    assert response.payload["duration_s"] == pytest.approx(1.0)
+    assert response.payload.command_seq == command_record.seq
+    assert response.payload.duration_s == pytest.approx(1.0)
     started = kinds(journal, outcome.run_id, "run_started")[0]
     assert started["instruments"]["probe"] == {
         "interface": "Probe",

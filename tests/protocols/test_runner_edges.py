@@ -50,7 +50,7 @@ async def test_a_command_as_the_run_finishes_never_contradicts_the_outcome(
     (outcome,) = results
     assert CONSISTENT[outcome.exit_status] is outcome.state is ex.state
     ended = next(r for r in journal.records(ex.run_id) if r.kind == "run_ended")
-    assert CONSISTENT[ended.payload["exit_status"]].value == ended.payload["final_state"]
+    assert CONSISTENT[ended.payload.exit_status].value == ended.payload.final_state
 
 
 async def test_sys_exit_in_a_step_fails_that_run_only(journal: Journal) -> None:

@@ -128,7 +128,7 @@ def test_nan_and_infinity_are_not_silently_null(
     payload = {"nan": math.nan, "inf": math.inf, "ninf": -math.inf, "none": None, "ok": [1.5]}
     run.append(RecordKind.READING, {"value": payload})
     record = journal.records("run-a")[0]
-    assert record.payload["value"] == {
+    assert record.payload.value == {
         "nan": "NaN",
         "inf": "Infinity",
         "ninf": "-Infinity",
