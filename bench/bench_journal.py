@@ -32,20 +32,24 @@ from pathlib import Path
 from typing import Any
 
 try:
-    from cellauto.records import Journal, RecordKind
+    from cellauto.records import Journal
     from cellauto.records._sqlite import INSERT_RECORD
+    from cellauto.records.payloads import InstrumentCommand, Reading
 except ModuleNotFoundError:  # run as a script from a source checkout
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from cellauto.records import Journal, RecordKind
+    from cellauto.records import Journal
     from cellauto.records._sqlite import INSERT_RECORD
+    from cellauto.records.payloads import InstrumentCommand, Reading
 
-PAYLOAD = {
+FIELDS: dict[str, Any] = {
     "instrument": "bioreactor",
     "method": "read_temperature",
-    "value": {"temperature_c": 37.02},
+    "arguments": {},
+    "step": "expand",
 }
+VALUE = {"temperature_c": 37.02}
 RUN_ID = "20260101T000000-car-t-0001"
 BATCH = 1000
 REPETITIONS = 5
@@ -67,9 +71,8 @@ def _cellauto_append(n: int) -> Callable[[Path], float]:
             start = time.perf_counter()
             run = journal.begin_run(RUN_ID, _Clock())
             append = run.append
-            kind = RecordKind.READING
-            for _ in range(n):
-                append(kind, PAYLOAD)
+            for _ in range(n):  # a payload model per record, as the runner builds them
+                append(Reading(**FIELDS, value=VALUE))
             journal.flush()
             return time.perf_counter() - start
 
@@ -81,7 +84,7 @@ def _cellauto_asyncio(n: int, per_tick: int = 100) -> Callable[[Path], float]:
         start = time.perf_counter()
         run = journal.begin_run(RUN_ID, _Clock())
         for i in range(n):
-            run.append(RecordKind.READING, PAYLOAD)
+            run.append(Reading(**FIELDS, value=VALUE))
             if i % per_tick == per_tick - 1:
                 await asyncio.sleep(0)
         journal.flush()
@@ -100,7 +103,7 @@ def _cellauto_durable(n: int) -> Callable[[Path], float]:
             start = time.perf_counter()
             run = journal.begin_run(RUN_ID, _Clock())
             for _ in range(n):
-                run.append(RecordKind.INSTRUMENT_COMMAND, PAYLOAD, durable=True)
+                run.append(InstrumentCommand(**FIELDS), durable=True)
             return time.perf_counter() - start
 
     return once

@@ -11,6 +11,7 @@ import pytest
 from cellauto.clock import Clock, virtual_loop_factory
 from cellauto.protocols import Runner, load_protocol
 from cellauto.records import Journal, verify_run
+from cellauto.records import payloads as rec
 from cellauto.sim import build_sim_line, starting_materials
 
 pytestmark = pytest.mark.anyio
@@ -36,15 +37,13 @@ async def test_demo_completes_with_results_in_range(tmp_path: Path) -> None:
     outcome, journal = await run_demo(tmp_path, seed=11)
     with journal:
         assert outcome.exit_status == "complete"
-        checks = {
-            r.payload["check"]: r.payload
-            for r in journal.records(outcome.run_id)
-            if r.kind == "check_result"
-        }
-        assert checks["chain of identity"]["passed"] is True
-        assert checks["viability at harvest"]["passed"] is True
+        records = journal.records(outcome.run_id)
+        checks = {r.payload.check: r.payload for r in records if r.kind == "check_result"}
+        (identity,) = [r.payload for r in records if isinstance(r.payload, rec.IdentityCheck)]
+        assert identity.check == "chain of identity" and identity.passed is True
+        assert checks["viability at harvest"].passed is True
         seeded = 1e9 * 50 / 100  # half the bag
-        fold = checks["total viable cells"]["value"] / seeded
+        fold = checks["total viable cells"].value / seeded
         assert 2 < fold < 30  # a week of expansion, lag included
         records = journal.records(outcome.run_id)
         days = (records[-1].process_time_s - records[0].process_time_s) / 86400
@@ -73,7 +72,7 @@ def test_same_seed_same_readings(tmp_path: Path) -> None:
         outcome, journal = await run_demo(folder, seed=5)
         with journal:
             return [
-                r.payload.get("value")
+                r.payload.value
                 for r in journal.records(outcome.run_id)
                 if r.kind in ("check_result", "reading")
             ]

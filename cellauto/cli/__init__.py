@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Collection, Sequence
 from importlib import import_module
@@ -90,6 +91,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cellauto: interrupted", file=sys.stderr)
         return EXIT_NOT_OK
+    except BrokenPipeError:  # the reader went away (``cellauto show ... | head``): quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush cannot fail
+        return EXIT_OK
 
 
 if __name__ == "__main__":

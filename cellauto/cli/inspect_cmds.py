@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from cellauto.cli.progress import format_duration, iso
-from cellauto.records import Journal, Record, RecordKind, export_run, verify_journal, verify_run
+from cellauto.records import Journal, export_run, verify_journal, verify_run
 from cellauto.records.ledger_check import LedgerCheck
+from cellauto.records.wording import describe, describe_io, format_duration, iso
 
 DEFAULT_DB = "cellauto.db"
 
@@ -92,99 +91,29 @@ def runs_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _number(value: Any) -> str:
-    """A recorded number for reading; non-finite values come back as text ("NaN")."""
-    return f"{value:g}" if isinstance(value, int | float) else str(value)
-
-
-def _describe(record: Record) -> str | None:
-    p = record.payload
-    kind = record.kind
-    if kind is RecordKind.RUN_STARTED:
-        return (
-            f"run started: {p.get('protocol_name')} {p.get('protocol_version')} "
-            f"(source sha256 {str(p.get('protocol_source_sha256'))[:12]}…) on line "
-            f"{p.get('line')} by {p.get('operator')}; parameters "
-            f"{json.dumps(p.get('parameters'), sort_keys=True)}"
-        )
-    if kind is RecordKind.STEP_STARTED:
-        return f"step {p['index'] + 1} started: {' / '.join(p['path'])}"
-    if kind is RecordKind.STEP_COMPLETED:
-        return f"step {p['step']} completed in {format_duration(p['duration_s'])}"
-    if kind is RecordKind.STEP_FAILED:
-        return f"step {p['step']} FAILED: {p['error_type']}: {p['error']}"
-    if kind is RecordKind.CHECK_RESULT:
-        verdict = "pass" if p.get("passed") else "FAIL"
-        if "spec" in p:
-            spec = p["spec"]
-            limits = " ".join(
-                f"{k} {_number(spec[k])}" for k in ("min", "max") if spec.get(k) is not None
-            )
-            value = _number(p["value"])
-            return f"check {p['check']}: {value} {spec.get('unit', '')} [{limits}] {verdict}"
-        return (
-            f"check {p['check']}: observed {p.get('observed')!r} expected "
-            f"{p.get('expected')!r} {verdict}"
-        )
-    if kind is RecordKind.DEVIATION:
-        return f"DEVIATION ({p['policy']}): {p['description']}"
-    if kind is RecordKind.STATE_CHANGE:
-        return f"state {p['from_state']} -> {p['to_state']} ({p['cause']})"
-    if kind is RecordKind.COMMAND:
-        verdict = "accepted" if p["accepted"] else f"REFUSED: {p.get('refusal')}"
-        return f"command {p['command']} by {p['by']} in {p['state']}: {verdict}"
-    if kind is RecordKind.ALARM:
-        return f"ALARM {p['severity']} ({p['source']}): {p['message']}"
-    if kind is RecordKind.OPERATOR_ACTION:
-        return f"operator {p.get('operator')}: {p.get('action')} {p.get('detail', '')}"
-    if kind is RecordKind.BATCH_VALUE:
-        unit = f" {p['unit']}" if p.get("unit") else ""
-        return f"value {p['name']} = {_number(p['value'])}{unit}"
-    if kind is RecordKind.RUN_RESUMED:
-        return _describe_resume(p)
-    if kind is RecordKind.RUN_ENDED:
-        return f"run ended {p['final_state']} ({p['exit_status']}): {p['reason']}"
-    return None
-
-
-def _describe_resume(p: dict[str, Any]) -> str:
-    where = (
-        f"step {p['interrupted_step']} in progress ({p['resume_policy']})"
-        if p.get("interrupted_step")
-        else "between steps"
-    )
-    doubts = ", ".join(
-        f"{c['instrument']}.{c['method']} #{c['seq']}" for c in p.get("in_doubt_commands", [])
-    )
-    return (
-        f"RUN RESUMED by {p['resumed_by']} after a controller restart, "
-        f"{format_duration(p['since_last_record_s'])} after the last record: {p['state']}, "
-        f"{where}" + (f"; in doubt: {doubts}" if doubts else "")
-    )
-
-
-def _describe_io(record: Record) -> str:
-    p = record.payload
-    if record.kind is RecordKind.INSTRUMENT_COMMAND:
-        return f"  > {p['instrument']}.{p['method']}({json.dumps(p['arguments'])})"
-    if record.kind is RecordKind.INSTRUMENT_RESPONSE:
-        result = p.get("result") if p.get("ok") else p.get("error")
-        return f"  < {p['instrument']}.{p['method']}: {json.dumps(result)}"
-    return f"  = {p.get('instrument')}.{p.get('method')}: {json.dumps(p.get('value'))}"
-
-
 def show_command(args: argparse.Namespace) -> int:
     with _open(args) as journal:
         run_id = journal.resolve_run_id(args.run_id)
         records = journal.records(run_id)
     print(f"run {run_id}: {len(records)} records")
+    disagreeing = 0
     for record in records:
-        text = _describe(record)
+        text = describe(record)
+        if record.payload.verdict_problem() is not None:
+            disagreeing += 1
         if text is None:
             if not args.all:
                 continue
-            text = _describe_io(record)
+            text = describe_io(record)
         print(f"{record.seq:>6}  {iso(record.process_time_s)}  {text}")
+    if disagreeing:
+        print(
+            f"cellauto: warning: run {run_id}: {disagreeing} record(s) carry a verdict that "
+            "their own values contradict (shown above as RECORD DISAGREES): the record was "
+            "altered; run cellauto verify",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

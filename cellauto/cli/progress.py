@@ -4,30 +4,16 @@ from __future__ import annotations
 
 import sys
 import time
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from cellauto.records import RecordKind
+from cellauto.records import payloads as rec
+from cellauto.records.wording import format_duration, iso
 
 if TYPE_CHECKING:
     from cellauto.protocols.definition import Protocol
     from cellauto.protocols.params import Params
 
-
-def format_duration(seconds: float) -> str:
-    seconds = max(0.0, seconds)
-    days, rest = divmod(round(seconds), 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours:02d}h{minutes:02d}m"
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    return f"{minutes}m{secs:02d}s"
-
-
-def iso(process_time_s: float) -> str:
-    return datetime.fromtimestamp(process_time_s, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+__all__ = ["Progress", "format_duration", "iso"]
 
 
 class Progress:
@@ -82,33 +68,35 @@ class Progress:
         )
         self._write("\r\x1b[K" + self._status)
 
-    def __call__(self, kind: RecordKind, payload: dict[str, Any], now_s: float) -> None:
-        if kind is RecordKind.RUN_STARTED:
-            self.start_s = now_s
-            self._line(
-                f"{iso(now_s)}  start {self.protocol.name} {self.protocol.version}: "
-                f"{self.total} steps, est. {format_duration(self._remaining_h(0) * 3600)}"
-            )
-        elif kind is RecordKind.STEP_STARTED:
-            self._step_index = int(payload["index"])
-            self._step_start_s = now_s
-            elapsed = now_s - (self.start_s or now_s)
-            remaining = self._remaining_h(self._step_index) * 3600
-            self._line(
-                f"{iso(now_s)}  step {self._step_index + 1}/{self.total} "
-                f"{' / '.join(payload['path'])}  (t+{format_duration(elapsed)}, "
-                f"est. remaining {format_duration(remaining)})"
-            )
-        elif kind is RecordKind.STEP_FAILED:
-            self._line(f"{iso(now_s)}  step {payload['step']} FAILED: {payload['error']}")
-        elif kind is RecordKind.DEVIATION:
-            self._line(f"{iso(now_s)}  DEVIATION ({payload['policy']}): {payload['description']}")
-        elif kind is RecordKind.STATE_CHANGE:
-            self._line(f"{iso(now_s)}  state {payload['from_state']} -> {payload['to_state']}")
-        elif kind is RecordKind.ALARM:
-            self._line(f"{iso(now_s)}  ALARM {payload['severity']}: {payload['message']}")
-        elif kind is RecordKind.RUN_ENDED:
-            self._status = ""
-            if self.live:
-                self._write("\r\x1b[K")
-        self._draw(now_s, force=kind is RecordKind.STEP_STARTED)
+    def __call__(self, payload: rec.Payload, now_s: float) -> None:
+        p = payload
+        match p:
+            case rec.RunStarted():
+                self.start_s = now_s
+                self._line(
+                    f"{iso(now_s)}  start {self.protocol.name} {self.protocol.version}: "
+                    f"{self.total} steps, est. {format_duration(self._remaining_h(0) * 3600)}"
+                )
+            case rec.StepStarted():
+                self._step_index = p.index
+                self._step_start_s = now_s
+                elapsed = now_s - (self.start_s or now_s)
+                remaining = self._remaining_h(self._step_index) * 3600
+                self._line(
+                    f"{iso(now_s)}  step {self._step_index + 1}/{self.total} "
+                    f"{' / '.join(p.path)}  (t+{format_duration(elapsed)}, "
+                    f"est. remaining {format_duration(remaining)})"
+                )
+            case rec.StepFailed():
+                self._line(f"{iso(now_s)}  step {p.step} FAILED: {p.error}")
+            case rec.Deviation():
+                self._line(f"{iso(now_s)}  DEVIATION ({p.policy.value}): {p.description}")
+            case rec.StateChange():
+                self._line(f"{iso(now_s)}  state {p.from_state} -> {p.to_state}")
+            case rec.Alarm():
+                self._line(f"{iso(now_s)}  ALARM {p.severity}: {p.message}")
+            case rec.RunEnded():
+                self._status = ""
+                if self.live:
+                    self._write("\r\x1b[K")
+        self._draw(now_s, force=isinstance(p, rec.StepStarted))

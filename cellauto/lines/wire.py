@@ -32,7 +32,7 @@ from cellauto.instruments.base import Instrument
 from cellauto.instruments.line import Line
 from cellauto.lines.config import EquipmentConfig, LineConfig
 from cellauto.protocols.execution import Execution
-from cellauto.records import RecordKind
+from cellauto.records.payloads import Alarm
 from cellauto.sim.line import SimLine
 
 if TYPE_CHECKING:
@@ -144,14 +144,13 @@ class GapRecorder:
 
         def record(name: str, started_s: float, ended_s: float, reason: str) -> None:
             execution.record(
-                RecordKind.ALARM,
-                {
-                    "source": name,
-                    "severity": "major",
-                    "message": f"connection to {name} lost: {reason}",
-                    "gap_started_process_time_s": started_s,
-                    "gap_ended_process_time_s": ended_s,
-                },
+                Alarm(
+                    source=name,
+                    severity="major",
+                    message=f"connection to {name} lost: {reason}",
+                    gap_started_process_time_s=started_s,
+                    gap_ended_process_time_s=ended_s,
+                )
             )
 
         self.sink = record

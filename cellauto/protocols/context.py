@@ -10,9 +10,10 @@ import anyio
 
 from cellauto.errors import IdentityMismatchError, ProtocolDefinitionError
 from cellauto.protocols.params import ParamsT
-from cellauto.protocols.spec import CheckPolicy, CheckResult, Spec
-from cellauto.records import RecordKind
+from cellauto.records import payloads as rec
 from cellauto.records.models import utc_from_epoch_s
+from cellauto.records.payloads import CheckResult
+from cellauto.records.spec import CheckPolicy, Spec
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -67,16 +68,15 @@ class ChainOfIdentity:
         execution = self._run._execution
         step = execution.current_step_name
         execution.record(
-            RecordKind.CHECK_RESULT,
-            {
-                "step": step,
-                "check": what,
-                "observed": scanned,
-                "identifier": identifier if problem is None else None,
-                "expected": expected,
-                "passed": passed,
-                "policy": CheckPolicy.ABORT.value,
-            },
+            rec.IdentityCheck(
+                step=step,
+                check=what,
+                observed=scanned,
+                identifier=identifier if problem is None else None,
+                expected=expected,
+                passed=passed,
+                problem=problem,
+            )
         )
         if not passed:
             detail = problem or f"scanned {identifier!r}, expected {expected!r}"
@@ -134,7 +134,7 @@ class Run(Generic[ParamsT]):
         """Yield 1, 2, ... ``times``, the k-th at ``k * hours`` after the step's first start.
 
         Resume-safe by construction: when the body of an iteration has run, ``k`` is
-        recorded as the batch value ``checkpoint`` (a name unique in the protocol); a
+        recorded as the checkpoint ``checkpoint`` (a name unique in the protocol); a
         step run again after a controller crash skips the iterations recorded and keeps
         the original schedule. An iteration interrupted midway runs again: its body
         checks what it had done (e.g. :func:`cellauto.protocols.reconcile.feed_once`).
@@ -149,18 +149,18 @@ class Run(Generic[ParamsT]):
                 f"every() needs hours > 0 and times >= 0, not {hours}, {times}"
             )
         period = timedelta(hours=hours)
-        for k in range(int(self.value_or(checkpoint, 0)) + 1, times + 1):
+        for k in range(int(self.checkpoint_or(checkpoint, 0)) + 1, times + 1):
             due = self.step_started + period * k
             if k < times and self.now() >= due + period:  # the next one is due too
                 self.alarm(
                     f"{checkpoint}: iteration {k} of {times}, due {due.isoformat()}, was "
                     "missed while the controller was down"
                 )
-                self.set_value(checkpoint, k)
+                self.set_checkpoint(checkpoint, k)
                 continue
             await self.sleep_until(due)
             yield k
-            self.set_value(checkpoint, k)
+            self.set_checkpoint(checkpoint, k)
 
     @property
     def step_started(self) -> datetime:
@@ -210,17 +210,7 @@ class Run(Generic[ParamsT]):
         result = CheckResult(
             step=step_name, check=name, value=float(value), spec=spec, passed=spec.accepts(value)
         )
-        execution.record(
-            RecordKind.CHECK_RESULT,
-            {
-                "step": step_name,
-                "check": name,
-                "value": result.value,
-                "passed": result.passed,
-                "spec": spec.model_dump(mode="json"),
-                "policy": spec.policy.value,
-            },
-        )
+        execution.record(result)
         if not result.passed:
             unit = f" {spec.unit}" if spec.unit else ""
             reason = (
@@ -239,10 +229,24 @@ class Run(Generic[ParamsT]):
         """
         execution = self._execution
         execution.record(
-            RecordKind.BATCH_VALUE,
-            {"step": execution.current_step_name, "name": name, "value": value, "unit": unit},
+            rec.BatchValue(step=execution.current_step_name, name=name, value=value, unit=unit)
         )
         execution.values[name] = value
+
+    def set_checkpoint(self, name: str, value: Any) -> None:
+        """Record how far the step got (resume bookkeeping, not a value of the batch).
+
+        A step run again after a controller crash reads it with :meth:`checkpoint_or`
+        to skip what was done. Checkpoints are journaled under their own record kind,
+        so the batch values a reviewer reads hold only quantities of the batch.
+        """
+        execution = self._execution
+        execution.record(rec.Checkpoint(step=execution.current_step_name, name=name, value=value))
+        execution.checkpoints[name] = value
+
+    def checkpoint_or(self, name: str, default: Any) -> Any:
+        """A checkpoint recorded earlier in the run (before a crash too), or ``default``."""
+        return self._execution.checkpoints.get(name, default)
 
     def value(self, name: str) -> Any:
         """A value an earlier step recorded with :meth:`set_value`."""

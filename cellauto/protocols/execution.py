@@ -44,13 +44,15 @@ from cellauto.protocols.states import (
     next_state,
 )
 from cellauto.protocols.watchdogs import watch_duration, watch_hold
-from cellauto.records import RecordKind, RunJournal
+from cellauto.records import RunJournal
+from cellauto.records import payloads as rec
 
 __all__ = ["Execution", "RunOutcome"]
 
 logger = logging.getLogger(__name__)
 
-Observer = Callable[[RecordKind, dict[str, Any], float], None]
+Observer = Callable[[rec.Payload, float], None]
+"""Called with each record's payload as it is journaled, and the process time (epoch s)."""
 RUNNER = "runner"
 
 
@@ -66,7 +68,7 @@ class Execution:
         journal: RunJournal,
         clock: Clock,
         instruments: dict[str, Any],
-        run_started: dict[str, Any],
+        run_started: rec.RunStarted,
         observers: list[Observer],
         resume: ResumePlan | None = None,
     ) -> None:
@@ -82,6 +84,8 @@ class Execution:
         self.current_step: StepDefinition | None = None
         self.completed_steps = 0
         self.values: dict[str, Any] = {}
+        #: Resume bookkeeping (run.every iterations done, additions made), by name.
+        self.checkpoints: dict[str, Any] = {}
         #: After a controller crash: what the journal said (see :mod:`.resume`).
         self.resume_plan = resume
         #: While the step that was interrupted runs again: how it was interrupted.
@@ -102,32 +106,33 @@ class Execution:
         return self.current_step.name if self.current_step else None
 
     # -- records ---------------------------------------------------------------------
-    def record(self, kind: RecordKind, payload: dict[str, Any], *, durable: bool = False) -> int:
+    def record(self, payload: rec.Payload, *, durable: bool = False) -> int:
         """Journal one record of this run; returns its sequence number."""
-        seq, _ = self._journal.append(kind, payload, durable=durable)
+        seq, _ = self._journal.append(payload, durable=durable)
         if self._observers:
             now = self.clock.now_s()
             for observer in list(self._observers):
                 try:
-                    observer(kind, payload, now)
+                    observer(payload, now)
                 except Exception:  # a display must never disturb the batch
                     logger.exception("run %s: observer %r failed; detached", self.run_id, observer)
                     self._observers.remove(observer)
         return seq
 
     def deviation(
-        self, step: str | None, check: str, description: str, policy: CheckPolicy, **extra: Any
+        self,
+        step: str | None,
+        check: str,
+        description: str,
+        policy: CheckPolicy,
+        *,
+        value: float | None = None,
     ) -> None:
         """Record a Deviation and apply a hold policy (abort is the caller's to raise)."""
         self.record(
-            RecordKind.DEVIATION,
-            {
-                "step": step,
-                "check": check,
-                "description": description,
-                "policy": policy.value,
-                **extra,
-            },
+            rec.Deviation(
+                step=step, check=check, description=description, policy=policy, value=value
+            ),
             durable=True,
         )
         logger.warning("run %s deviation: %s", self.run_id, description)
@@ -135,20 +140,16 @@ class Execution:
             self._transition(Command.HOLD, by=RUNNER, reason=f"deviation: {description}")
 
     def alarm(self, message: str, *, severity: str = "warning", source: str = "run") -> None:
-        self.record(RecordKind.ALARM, {"source": source, "severity": severity, "message": message})
+        self.record(rec.Alarm(source=source, severity=severity, message=message))
         logger.warning("run %s alarm (%s): %s", self.run_id, severity, message)
 
     # -- state machine -----------------------------------------------------------------
     def _set_state(self, new: State, cause: str) -> None:
         old, self.state = self.state, new
         self.record(
-            RecordKind.STATE_CHANGE,
-            {
-                "from_state": old.value,
-                "to_state": new.value,
-                "cause": cause,
-                "step": self.current_step_name,
-            },
+            rec.StateChange(
+                from_state=old.value, to_state=new.value, cause=cause, step=self.current_step_name
+            ),
             durable=True,
         )
         event, self._state_changed = self._state_changed, anyio.Event()
@@ -157,16 +158,16 @@ class Execution:
     def _record_command(
         self, command: Command, by: str, reason: str, refusal: str | None = None
     ) -> None:
-        payload: dict[str, Any] = {
-            "command": command.value,
-            "state": self.state.value,
-            "accepted": refusal is None,
-            "by": by,
-            "reason": reason,
-        }
-        if refusal is not None:
-            payload["refusal"] = refusal
-        self.record(RecordKind.COMMAND, payload)
+        self.record(
+            rec.Command(
+                command=command.value,
+                state=self.state.value,
+                accepted=refusal is None,
+                by=by,
+                reason=reason,
+                refusal=refusal,
+            )
+        )
 
     def _transition(self, command: Command, *, by: str, reason: str = "") -> State:
         try:
@@ -240,7 +241,7 @@ class Execution:
         self._started = True
         ended: tuple[str, str] | None = None
         if self.resume_plan is None:
-            self.record(RecordKind.RUN_STARTED, self._run_started, durable=True)
+            self.record(self._run_started, durable=True)
             self._transition(Command.START, by=by)
         else:
             ended = self._resume(self.resume_plan, by=by)
@@ -254,13 +255,12 @@ class Execution:
             self._complete_acting_state("procedure ended")
             watchdogs.cancel_scope.cancel()
         final = self.record(
-            RecordKind.RUN_ENDED,
-            {
-                "exit_status": exit_status,
-                "final_state": self.state.value,
-                "reason": reason,
-                "completed_steps": self.completed_steps,
-            },
+            rec.RunEnded(
+                exit_status=exit_status,
+                final_state=self.state.value,
+                reason=reason,
+                completed_steps=self.completed_steps,
+            ),
             durable=True,
         )
         return RunOutcome(
@@ -301,12 +301,11 @@ class Execution:
         """Take the run up where the journal left it; (exit status, reason) if it had ended."""
         self.state = plan.state
         self.values = dict(plan.values)
+        self.checkpoints = dict(plan.checkpoints)
         self.completed_steps = len(plan.completed_steps)
         steps, now_s = self.protocol.steps, self.clock.now_s()
         instruments = {name: recorded.unwrapped for name, recorded in self.equipment.items()}
-        self.record(
-            RecordKind.RUN_RESUMED, plan.record(steps, by, now_s, instruments), durable=True
-        )
+        self.record(plan.record(steps, by, now_s, instruments), durable=True)
         self.alarm(plan.alarm(steps, now_s), severity="critical" if plan.in_doubt else "warning")
         ending = plan.ending()
         if ending is not None:  # it was on its way to its end: record how
@@ -380,15 +379,15 @@ class Execution:
     ) -> None:
         self.current_step = step
         self.step_started_s = first_started_s if first_started_s is not None else self.clock.now_s()
-        started_payload: dict[str, Any] = {
-            "step": step.name,
-            "index": index,
-            "path": step.path,
-            "resume": step.resume.value,
-        }
-        if attempt > 1:
-            started_payload["attempt"] = attempt
-        self.record(RecordKind.STEP_STARTED, started_payload)
+        self.record(
+            rec.StepStarted(
+                step=step.name,
+                index=index,
+                path=step.path,
+                resume=step.resume.value,
+                attempt=attempt,
+            )
+        )
         started = self.clock.monotonic()
         assert self._watchdogs is not None
         watchdog = watch_duration(self, self._watchdogs, step) if step.max_duration_h else None
@@ -406,8 +405,9 @@ class Execution:
                 watchdog.cancel()
         self.completed_steps += 1
         self.record(
-            RecordKind.STEP_COMPLETED,
-            {"step": step.name, "index": index, "duration_s": self.clock.monotonic() - started},
+            rec.StepCompleted(
+                step=step.name, index=index, duration_s=self.clock.monotonic() - started
+            )
         )
         if step.max_hold_h:
             watch_hold(self, self._watchdogs, step)
@@ -423,14 +423,13 @@ class Execution:
         else:
             error_type, message = type(exc).__name__, str(exc) or type(exc).__name__
         self.record(
-            RecordKind.STEP_FAILED,
-            {
-                "step": step.name,
-                "index": index,
-                "error_type": error_type,
-                "error": message,
-                "duration_s": duration_s,
-            },
+            rec.StepFailed(
+                step=step.name,
+                index=index,
+                error_type=error_type,
+                error=message,
+                duration_s=duration_s,
+            ),
             durable=True,
         )
         if not isinstance(exc, RunStopped | RunAborted | cancelled):

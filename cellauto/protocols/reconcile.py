@@ -1,7 +1,7 @@
 """Additions to a culture that a step run again after a controller crash never repeats.
 
 A bag's culture volume is the bioreactor's own evidence of an addition: before adding,
-the volume is recorded as a batch value (it is committed together with the addition's
+the volume (mL) is recorded as a checkpoint (it is committed together with the addition's
 intent, which is fsync'd before the command is sent); a step run again after a crash
 compares the bag's volume now with it. An addition found done is not repeated, even if
 its reply was lost in the crash; one not found is made. Perfusion exchanges medium
@@ -24,7 +24,7 @@ __all__ = ["add_once", "feed_once"]
 async def add_once(run: Run, bioreactor: Bioreactor, reagent: Reagent, *, key: str = "") -> bool:
     """Add ``reagent`` unless it was added before a crash; True if added now.
 
-    ``key`` names the addition among the run's batch values (default: the reagent's name).
+    ``key`` names the addition among the run's checkpoints (default: the reagent's name).
     """
     return await _once(
         run,
@@ -49,16 +49,16 @@ async def _once(
     act: Callable[[], Awaitable[object]],
 ) -> bool:
     done_key, before_key = f"{key}: done", f"{key}: culture volume before"
-    if run.value_or(done_key, False):
+    if run.checkpoint_or(done_key, False):
         return False
-    before_ml = run.value_or(before_key, None)
+    before_ml = run.checkpoint_or(before_key, None)
     if run.resumed is not None and before_ml is not None:
         now_ml = (await bioreactor.read_process_values()).culture_volume_ml
         if now_ml >= before_ml + added_ml / 2:  # done before the crash; its reply was lost
-            run.set_value(done_key, True)
+            run.set_checkpoint(done_key, True)
             return False
     volume_ml = (await bioreactor.read_process_values()).culture_volume_ml
-    run.set_value(before_key, volume_ml, unit="mL")
+    run.set_checkpoint(before_key, volume_ml)
     await act()
-    run.set_value(done_key, True)
+    run.set_checkpoint(done_key, True)
     return True

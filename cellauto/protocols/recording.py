@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from cellauto.errors import OutcomeUnknownError
 from cellauto.instruments.base import CallKind, Instrument, call_kind
 from cellauto.protocols.jsonable import to_jsonable
-from cellauto.records import RecordKind
+from cellauto.records import payloads as rec
 
 if TYPE_CHECKING:
     from cellauto.protocols.execution import Execution
@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 __all__ = ["RecordedInstrument"]
 
 
-def _error_payload(exc: BaseException) -> dict[str, str]:
-    return {"type": type(exc).__name__, "message": str(exc)}
+def _error_info(exc: BaseException) -> rec.ErrorInfo:
+    return rec.ErrorInfo(type=type(exc).__name__, message=str(exc))
 
 
 class RecordedInstrument:
@@ -86,13 +86,9 @@ class RecordedInstrument:
             command_seq = None
             if kind is CallKind.COMMAND:
                 command_seq = execution.record(
-                    RecordKind.INSTRUMENT_COMMAND,
-                    {
-                        "instrument": name,
-                        "method": method_name,
-                        "arguments": arguments,
-                        "step": step,
-                    },
+                    rec.InstrumentCommand(
+                        instrument=name, method=method_name, arguments=arguments, step=step
+                    ),
                     durable=True,
                 )
             started = clock.monotonic()
@@ -100,44 +96,41 @@ class RecordedInstrument:
                 result = await method(*args, **kwargs)
             except BaseException as exc:
                 execution.record(
-                    RecordKind.INSTRUMENT_RESPONSE,
-                    {
-                        "instrument": name,
-                        "method": method_name,
-                        "command_seq": command_seq,
-                        "arguments": arguments,
-                        "step": step,
-                        "ok": False,
-                        "error": _error_payload(exc),
+                    rec.InstrumentResponse(
+                        instrument=name,
+                        method=method_name,
+                        command_seq=command_seq,
+                        arguments=arguments,
+                        step=step,
+                        ok=False,
+                        error=_error_info(exc),
                         # sent, but whether it was carried out is unknown: still in doubt
-                        "outcome_unknown": isinstance(exc, OutcomeUnknownError),
-                        "duration_s": clock.monotonic() - started,
-                    },
+                        outcome_unknown=isinstance(exc, OutcomeUnknownError),
+                        duration_s=clock.monotonic() - started,
+                    )
                 )
                 raise
             if kind is CallKind.COMMAND:
                 execution.record(
-                    RecordKind.INSTRUMENT_RESPONSE,
-                    {
-                        "instrument": name,
-                        "method": method_name,
-                        "command_seq": command_seq,
-                        "step": step,
-                        "ok": True,
-                        "result": to_jsonable(result),
-                        "duration_s": clock.monotonic() - started,
-                    },
+                    rec.InstrumentResponse(
+                        instrument=name,
+                        method=method_name,
+                        command_seq=command_seq,
+                        step=step,
+                        ok=True,
+                        result=to_jsonable(result),
+                        duration_s=clock.monotonic() - started,
+                    )
                 )
             else:
                 execution.record(
-                    RecordKind.READING,
-                    {
-                        "instrument": name,
-                        "method": method_name,
-                        "arguments": arguments,
-                        "step": step,
-                        "value": to_jsonable(result),
-                    },
+                    rec.Reading(
+                        instrument=name,
+                        method=method_name,
+                        arguments=arguments,
+                        step=step,
+                        value=to_jsonable(result),
+                    )
                 )
             return result
 
@@ -156,29 +149,27 @@ class RecordedInstrument:
             try:
                 async for item in method(*args, **kwargs):
                     execution.record(
-                        RecordKind.READING,
-                        {
-                            "instrument": name,
-                            "method": method_name,
-                            "arguments": arguments,
-                            "step": execution.current_step_name,
-                            "value": to_jsonable(item),
-                        },
+                        rec.Reading(
+                            instrument=name,
+                            method=method_name,
+                            arguments=arguments,
+                            step=execution.current_step_name,
+                            value=to_jsonable(item),
+                        )
                     )
                     yield item
             except Exception as exc:
                 execution.record(
-                    RecordKind.INSTRUMENT_RESPONSE,
-                    {
-                        "instrument": name,
-                        "method": method_name,
-                        "command_seq": None,
-                        "arguments": arguments,
-                        "step": execution.current_step_name,
-                        "ok": False,
-                        "error": _error_payload(exc),
-                        "duration_s": 0.0,
-                    },
+                    rec.InstrumentResponse(
+                        instrument=name,
+                        method=method_name,
+                        command_seq=None,
+                        arguments=arguments,
+                        step=execution.current_step_name,
+                        ok=False,
+                        error=_error_info(exc),
+                        duration_s=0.0,
+                    )
                 )
                 raise
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import anyio
 
 from cellauto.errors import StateCommandError
 from cellauto.protocols.execution import Execution
 from cellauto.protocols.states import Command, State
-from cellauto.records import RecordKind
+from cellauto.records.payloads import Payload, RunResumed, StateChange
 
 __all__ = ["HoldResponder"]
 
@@ -36,10 +35,10 @@ class HoldResponder:
         self.execution = execution
         self.task_group = task_group
 
-    def __call__(self, kind: RecordKind, payload: dict[str, Any], now_s: float) -> None:
+    def __call__(self, payload: Payload, now_s: float) -> None:
         held = State.HELD.value
-        if (kind is RecordKind.STATE_CHANGE and payload["to_state"] == held) or (
-            kind is RecordKind.RUN_RESUMED and payload["state"] == held  # held at the crash
+        if (isinstance(payload, StateChange) and payload.to_state == held) or (
+            isinstance(payload, RunResumed) and payload.state == held  # held at the crash
         ):
             if self.task_group is None:
                 raise RuntimeError("HoldResponder.bind() was not called before the run started")

@@ -26,8 +26,10 @@ from cellauto.errors import ResumeError
 from cellauto.instruments.base import Instrument
 from cellauto.protocols.definition import Protocol, StepDefinition
 from cellauto.protocols.states import State
-from cellauto.records import Record, RecordKind
+from cellauto.records import Record
+from cellauto.records import payloads as rec
 from cellauto.records.models import utc_from_epoch_s
+from cellauto.records.payloads import InDoubtCommand
 
 __all__ = ["InDoubtCommand", "ResumePlan", "ResumedStep", "check_resumable", "plan_resume"]
 
@@ -41,20 +43,6 @@ _ENDED_BY_STATE = {
     State.ABORTING: "aborted",
     State.ABORTED: "aborted",
 }
-
-
-class InDoubtCommand(BaseModel):
-    """An instrument command journaled as intended, with no outcome journaled."""
-
-    model_config = ConfigDict(frozen=True)
-
-    seq: int
-    instrument: str
-    method: str
-    arguments: dict[str, Any]
-    #: The attempt of the step that sent it (earlier attempts' stay listed: a later
-    #: attempt may have died before it could reconcile them).
-    attempt: int = 1
 
 
 class ResumedStep(BaseModel):
@@ -73,7 +61,7 @@ class ResumePlan(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     run_id: str
-    run_started: dict[str, Any]
+    run_started: rec.RunStarted
     state: State
     completed_steps: list[int]
     #: Index of the step in progress at the crash (None: between steps).
@@ -84,6 +72,7 @@ class ResumePlan(BaseModel):
     attempts: int
     in_doubt: list[InDoubtCommand]
     values: dict[str, Any]
+    checkpoints: dict[str, Any]
     last_seq: int
     last_process_time_s: float
     resumes: int
@@ -91,13 +80,13 @@ class ResumePlan(BaseModel):
     last_completed_s: float | None = None
     #: The step_failed record of a step that failed just before the crash (the run was
     #: on its way to its end): the resumed run ends as that failure says.
-    failed_step: dict[str, Any] | None = None
+    failed_step: rec.StepFailed | None = None
 
     @property
     def next_step(self) -> int:
         """Index of the first step that has not completed."""
         done = set(self.completed_steps)
-        return next((i for i in range(len(self.run_started["steps"])) if i not in done), -1)
+        return next((i for i in range(len(self.run_started.steps)) if i not in done), -1)
 
     def ending(self) -> tuple[str, str] | None:
         """(exit status, reason) if the run was on its way to its end at the crash."""
@@ -110,28 +99,28 @@ class ResumePlan(BaseModel):
 
     def record(
         self, steps: Sequence[StepDefinition], by: str, now_s: float, instruments: Instruments
-    ) -> dict[str, Any]:
-        """The body of the ``run_resumed`` record."""
+    ) -> rec.RunResumed:
+        """The ``run_resumed`` record."""
         interrupted = steps[self.interrupted_step] if self.interrupted_step is not None else None
-        return {
-            "resumed_by": by,
-            "state": self.state.value,
-            "last_seq": self.last_seq,
-            "since_last_record_s": self.since_last_record_s(now_s),
-            "completed_steps": [steps[i].name for i in self.completed_steps],
-            "interrupted_step": interrupted.name if interrupted else None,
-            "resume_policy": interrupted.resume.value if interrupted else None,
-            "in_doubt_commands": [c.model_dump(mode="json") for c in self.in_doubt],
-            "instruments": {
-                name: instrument.identity.model_dump(mode="json")
+        return rec.RunResumed(
+            resumed_by=by,
+            state=self.state.value,
+            last_seq=self.last_seq,
+            since_last_record_s=self.since_last_record_s(now_s),
+            completed_steps=[steps[i].name for i in self.completed_steps],
+            interrupted_step=interrupted.name if interrupted else None,
+            resume_policy=interrupted.resume.value if interrupted else None,
+            in_doubt_commands=self.in_doubt,
+            instruments={
+                name: rec.EquipmentIdentity(**instrument.identity.model_dump())
                 for name, instrument in instruments.items()
             },
-            "instrument_errors_at_connect": {
-                name: [list(error) for error in instrument.errors_at_connect]
+            instrument_errors_at_connect={
+                name: list(instrument.errors_at_connect)
                 for name, instrument in instruments.items()
                 if instrument.errors_at_connect
             },
-        }
+        )
 
     def alarm(self, steps: Sequence[StepDefinition], now_s: float) -> str:
         """The alarm raised on resume, for the operators."""
@@ -169,7 +158,8 @@ class ResumePlan(BaseModel):
 
 def plan_resume(records: list[Record]) -> ResumePlan:
     """Read a run's records (in seq order) into a :class:`ResumePlan`; ResumeError if ended."""
-    if not records or records[0].kind is not RecordKind.RUN_STARTED:
+    first = records[0].payload if records else None
+    if not isinstance(first, rec.RunStarted):
         raise ResumeError("the run's record does not begin with run_started; it cannot be resumed")
     run_id = records[0].run_id
     state = State.IDLE
@@ -179,52 +169,55 @@ def plan_resume(records: list[Record]) -> ResumePlan:
     attempts = 0
     commands: dict[int, InDoubtCommand] = {}
     values: dict[str, Any] = {}
+    checkpoints: dict[str, Any] = {}
     resumes = 0
     last_completed: float | None = None
-    failed: dict[str, Any] | None = None
+    failed: rec.StepFailed | None = None
     for record in records:
-        body, kind = record.payload, record.kind
-        if kind is RecordKind.RUN_ENDED:
+        body = record.payload
+        if isinstance(body, rec.RunEnded):
             raise ResumeError(
-                f"run {run_id} has ended ({body.get('exit_status')}, {body.get('final_state')}); "
+                f"run {run_id} has ended ({body.exit_status}, {body.final_state}); "
                 "an ended run cannot be resumed: start a new run"
             )
-        if kind is RecordKind.STATE_CHANGE:
-            state = State(body["to_state"])
-        elif kind is RecordKind.STEP_STARTED:
+        if isinstance(body, rec.StateChange):
+            state = State(body.to_state)
+        elif isinstance(body, rec.StepStarted):
             failed = None
-            if body["index"] != interrupted:
-                interrupted, interrupted_started, attempts = body["index"], None, 0
+            if body.index != interrupted:
+                interrupted, interrupted_started, attempts = body.index, None, 0
                 commands = {}
             if interrupted_started is None:
                 interrupted_started = record.process_time_s
             attempts += 1
-        elif kind in (RecordKind.STEP_COMPLETED, RecordKind.STEP_FAILED):
-            if kind is RecordKind.STEP_COMPLETED:
-                completed.append(body["index"])
+        elif isinstance(body, rec.StepCompleted | rec.StepFailed):
+            if isinstance(body, rec.StepCompleted):
+                completed.append(body.index)
                 last_completed = record.process_time_s
             else:
                 failed = body
             interrupted, interrupted_started, attempts, commands = None, None, 0, {}
-        elif kind is RecordKind.INSTRUMENT_COMMAND:
+        elif isinstance(body, rec.InstrumentCommand):
             commands[record.seq] = InDoubtCommand(
                 seq=record.seq,
-                instrument=body["instrument"],
-                method=body["method"],
-                arguments=body["arguments"],
+                instrument=body.instrument,
+                method=body.method,
+                arguments=body.arguments,
                 attempt=attempts,
             )
-        elif kind is RecordKind.INSTRUMENT_RESPONSE and not body.get("outcome_unknown"):
-            if (command_seq := body.get("command_seq")) is not None:
-                commands.pop(command_seq, None)
-        elif kind is RecordKind.BATCH_VALUE:
-            values[body["name"]] = body["value"]
-        elif kind is RecordKind.RUN_RESUMED:
+        elif isinstance(body, rec.InstrumentResponse) and not body.outcome_unknown:
+            if body.command_seq is not None:
+                commands.pop(body.command_seq, None)
+        elif isinstance(body, rec.BatchValue):
+            values[body.name] = body.value
+        elif isinstance(body, rec.Checkpoint):
+            checkpoints[body.name] = body.value
+        elif isinstance(body, rec.RunResumed):
             resumes += 1
     last = records[-1]
     return ResumePlan(
         run_id=run_id,
-        run_started=records[0].payload,
+        run_started=first,
         state=state,
         completed_steps=completed,
         interrupted_step=interrupted,
@@ -232,6 +225,7 @@ def plan_resume(records: list[Record]) -> ResumePlan:
         attempts=attempts,
         in_doubt=list(commands.values()),
         values=values,
+        checkpoints=checkpoints,
         last_seq=last.seq,
         last_process_time_s=last.process_time_s,
         resumes=resumes,
@@ -240,22 +234,22 @@ def plan_resume(records: list[Record]) -> ResumePlan:
     )
 
 
-def _ending_of(failed: dict[str, Any]) -> tuple[str, str]:
+def _ending_of(failed: rec.StepFailed) -> tuple[str, str]:
     """(exit status, reason) of a run whose step failed as ``failed`` (step_failed) says."""
-    if failed["error_type"] == "stopped":
+    if failed.error_type == "stopped":
         return "stopped", "stopped by command"
-    if failed["error_type"] == "cancelled":
+    if failed.error_type == "cancelled":
         return "aborted", "aborted by command"
-    if failed["error_type"] == "RunAborted":  # a check or the protocol aborted the run
-        return "aborted", str(failed["error"])
-    return "failed", f"{failed['error_type']}: {failed['error']}"
+    if failed.error_type == "RunAborted":  # a check or the protocol aborted the run
+        return "aborted", failed.error
+    return "failed", f"{failed.error_type}: {failed.error}"
 
 
 def check_resumable(
     plan: ResumePlan,
     protocol: Protocol,
     source_sha256: str | None,
-    identities: dict[str, dict[str, Any]],
+    identities: Mapping[str, rec.EquipmentIdentity],
 ) -> None:
     """Refuse (ResumeError) a resume under another protocol or other instruments.
 
@@ -264,9 +258,9 @@ def check_resumable(
     """
     started = plan.run_started
     recorded = (
-        started.get("protocol_name"),
-        started.get("protocol_version"),
-        started.get("protocol_source_sha256"),
+        started.protocol_name,
+        started.protocol_version,
+        started.protocol_source_sha256,
     )
     now = (protocol.name, protocol.version, source_sha256)
     for what, before, after in zip(
@@ -278,17 +272,16 @@ def check_resumable(
                 "a batch cannot change its procedure midway: resume it with the protocol file "
                 "it started with"
             )
-    for name, before in started.get("instruments", {}).items():
+    for name, was in started.instruments.items():
         current = identities.get(name)
         if current is None:
             raise ResumeError(
-                f"run {plan.run_id} needs its {name!r} ({before.get('interface')}); "
-                "the line has none"
+                f"run {plan.run_id} needs its {name!r} ({was.interface}); the line has none"
             )
         for field in ("vendor", "model", "serial"):
-            if before.get(field) != current.get(field):
+            if getattr(was, field) != getattr(current, field):
                 raise ResumeError(
-                    f"run {plan.run_id}: {name!r} is {current.get(field)!r} ({field}) where the "
-                    f"run started with {before.get(field)!r}; a batch resumes on the "
+                    f"run {plan.run_id}: {name!r} is {getattr(current, field)!r} ({field}) where "
+                    f"the run started with {getattr(was, field)!r}; a batch resumes on the "
                     "instruments holding its material"
                 )

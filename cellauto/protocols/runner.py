@@ -22,12 +22,14 @@ from typing import Any
 
 from cellauto.clock import Clock
 from cellauto.errors import ResumeError
+from cellauto.instruments.base import Instrument
 from cellauto.instruments.line import Line
 from cellauto.protocols.definition import Protocol
 from cellauto.protocols.execution import Execution, Observer, RunOutcome
 from cellauto.protocols.params import Params, build_params
 from cellauto.protocols.resume import check_resumable, plan_resume
 from cellauto.records import Journal
+from cellauto.records import payloads as rec
 from cellauto.records.models import utc_from_epoch_s
 
 __all__ = ["Runner", "validate_request"]
@@ -66,6 +68,10 @@ def _source_sha256(protocol: Protocol) -> tuple[str | None, str | None]:
     if file is None:
         return None, None
     return file, hashlib.sha256(Path(file).read_bytes()).hexdigest()
+
+
+def _identity(instrument: Instrument, interface: str | None = None) -> rec.EquipmentIdentity:
+    return rec.EquipmentIdentity(**instrument.identity.model_dump(), interface=interface)
 
 
 def _wall_clock(clock: Clock, reproducible: bool) -> Callable[[], int] | None:
@@ -134,39 +140,36 @@ class Runner:
         if run_id is None:
             run_id = self._new_run_id(protocol, params, source_sha, seed, line.name)
         instruments = {name: line.equipment[name] for name in needed}
-        run_started = {
-            "run_id": run_id,
-            "protocol_name": protocol.name,
-            "protocol_version": protocol.version,
-            "protocol_source_sha256": source_sha,
-            "protocol_file": Path(source_file).name if source_file else None,
-            "parameters": params.model_dump(mode="json"),
-            "steps": [
-                {
-                    "name": s.name,
-                    "path": s.path,
-                    "resume": s.resume.value,
-                    "max_duration_h": s.max_duration_h,
-                    "max_hold_h": s.max_hold_h,
-                    "expected_duration_h": s.estimate_h(params),
-                    "checks": {k: v.model_dump(mode="json") for k, v in s.checks.items()},
-                }
+        run_started = rec.RunStarted(
+            run_id=run_id,
+            protocol_name=protocol.name,
+            protocol_version=protocol.version,
+            protocol_source_sha256=source_sha,
+            protocol_file=Path(source_file).name if source_file else None,
+            parameters=params.model_dump(mode="json"),
+            steps=[
+                rec.StepPlan(
+                    name=s.name,
+                    path=s.path,
+                    resume=s.resume.value,
+                    max_duration_h=s.max_duration_h,
+                    max_hold_h=s.max_hold_h,
+                    expected_duration_h=s.estimate_h(params),
+                    checks=s.checks,
+                )
                 for s in protocol.steps
             ],
-            "line": line.name,
-            "simulated": line.simulated,
-            "wall_clock": "process time (reproducible simulation)" if self.reproducible else "real",
-            "seed": seed,
-            "operator": operator,
-            "instruments": {
-                name: {
-                    "interface": needed[name].__name__,
-                    **instrument.identity.model_dump(mode="json"),
-                }
+            line=line.name,
+            simulated=line.simulated,
+            wall_clock="process time (reproducible simulation)" if self.reproducible else "real",
+            seed=seed,
+            operator=operator,
+            instruments={
+                name: _identity(instrument, interface=needed[name].__name__)
                 for name, instrument in instruments.items()
             },
-            "package_versions": package_versions(),
-        }
+            package_versions=package_versions(),
+        )
         clock = Clock(self.clock_origin)
         journal = self.journal.begin_run(run_id, clock.now_s, _wall_clock(clock, self.reproducible))
         return Execution(
@@ -200,7 +203,7 @@ class Runner:
                 seed,
                 self.clock_origin.isoformat(),
                 line,
-                len(self.journal.runs()),
+                self.journal.run_count(),
             ],
             sort_keys=True,
         )
@@ -224,14 +227,11 @@ class Runner:
         from the run's last record.
         """
         plan = plan_resume(self.journal.records(run_id))
-        params = validate_request(protocol, line, plan.run_started.get("parameters", {}))
+        params = validate_request(protocol, line, plan.run_started.parameters)
         needed = protocol.equipment()
         instruments = {name: line.equipment[name] for name in needed}
         _, source_sha = _source_sha256(protocol)
-        identities = {
-            name: instrument.identity.model_dump(mode="json")
-            for name, instrument in instruments.items()
-        }
+        identities = {name: _identity(instrument) for name, instrument in instruments.items()}
         check_resumable(plan, protocol, source_sha, identities)
         if clock is None:
             clock = Clock(utc_from_epoch_s(plan.last_process_time_s))
@@ -241,7 +241,7 @@ class Runner:
                 f"record ({utc_from_epoch_s(plan.last_process_time_s).isoformat()}); "
                 "check the controller's time"
             )
-        reproducible = str(plan.run_started.get("wall_clock", "")).startswith("process time")
+        reproducible = plan.run_started.wall_clock.startswith("process time")
         journal = self.journal.resume_run(run_id, clock.now_s, _wall_clock(clock, reproducible))
         return Execution(
             run_id=run_id,

@@ -15,7 +15,8 @@ from cellauto.errors import (
 )
 
 SCHEMA_VERSION = 2
-"""2: the signed ledger (tables ``ledger`` and ``ledger_head``) replaced the ``seals`` table."""
+"""2: the signed ledger (tables ``ledger`` and ``ledger_head``) replaced the ``seals`` table;
+one pydantic payload model per record kind (``identity_check`` and ``checkpoint`` added)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;

@@ -4,30 +4,28 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from typing import Any
+from typing import TypeVar
 
-import orjson
-
+from cellauto.errors import JournalError
 from cellauto.records import _sqlite
 from cellauto.records.kinds import RecordKind
-from cellauto.records.models import RunSummary
+from cellauto.records.models import Record, RunSummary
+from cellauto.records.payloads import Payload, RunEnded, RunStarted, StateChange
+
+_P = TypeVar("_P", bound=Payload)
 
 _log = logging.getLogger(__name__)
 
 
-def _payload(row: _sqlite.StoredRow | None, run_id: str) -> dict[str, Any]:
+def _payload(row: _sqlite.StoredRow | None, run_id: str, kind: type[_P]) -> _P | None:
     if row is None:
-        return {}
+        return None
     try:
-        payload = orjson.loads(row.body)["payload"]
-    except (orjson.JSONDecodeError, TypeError, KeyError):
+        payload = Record.from_row(run_id, row).payload
+    except JournalError:
         _log.warning("run %s record %d has an unreadable body; run verify", run_id, row.seq)
-        return {}
-    return payload if isinstance(payload, dict) else {}
-
-
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
+        return None
+    return payload if isinstance(payload, kind) else None
 
 
 def summarize(conn: sqlite3.Connection, run_id: str) -> RunSummary | None:
@@ -36,16 +34,17 @@ def summarize(conn: sqlite3.Connection, run_id: str) -> RunSummary | None:
     last = _sqlite.edge_row(conn, run_id, last=True)
     if first is None or last is None:
         return None
-    started = _payload(first, run_id) if first.kind == RecordKind.RUN_STARTED else {}
+    started = _payload(first, run_id, RunStarted)
     state_row = _sqlite.last_row_of_kind(conn, run_id, RecordKind.STATE_CHANGE.value)
-    state = _payload(state_row, run_id).get("to_state") if state_row is not None else None
+    state = _payload(state_row, run_id, StateChange)
     ended_row = _sqlite.last_row_of_kind(conn, run_id, RecordKind.RUN_ENDED.value)
+    ended = _payload(ended_row, run_id, RunEnded)
     return RunSummary(
         run_id=run_id,
-        protocol_name=_text(started.get("protocol_name")),
-        protocol_version=_text(started.get("protocol_version")),
-        state=_text(state) or "Idle",
-        exit_status=_text(_payload(ended_row, run_id).get("exit_status")),
+        protocol_name=started.protocol_name if started else None,
+        protocol_version=started.protocol_version if started else None,
+        state=state.to_state if state else "Idle",
+        exit_status=ended.exit_status if ended else None,
         started_process_time_s=first.process_time_s,
         started_wall_time_ns=first.wall_time_ns,
         duration_s=last.process_time_s - first.process_time_s,

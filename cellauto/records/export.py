@@ -1,14 +1,17 @@
 """Export one run's record: a CSV per record kind, and the full record as JSON.
 
 ``<kind>.csv`` columns: ``seq, kind, process_time, wall_time`` (ISO 8601, UTC,
-microseconds), then the union of the payload keys of that kind's records (sorted;
-a key that clashes with a fixed column is written ``payload.<key>``), then
-``prev_hash, hash``. Strings are written as they are, None and missing keys as an
-empty cell, anything else (numbers, booleans, lists, objects) as compact JSON.
+microseconds), then the fields of that kind's payload model (sorted; a field that
+clashes with a fixed column is written ``payload.<key>``), then, for kinds that carry
+a verdict (checks), ``recomputed_passed`` and ``verdict_problem`` (the verdict
+recomputed from the recorded value and spec, and why the stored flag disagrees with
+it, if it does), then ``prev_hash, hash``. Strings are written as they are, None as
+an empty cell, anything else (numbers, booleans, lists, objects) as compact JSON.
 
 ``run.json``: ``{"run_id", "records": [...], "chain": {...}}`` - every record with
-all its fields (the body's fields, its hash, and the times as ISO 8601 strings)
-and the :class:`~cellauto.records.verify.ChainReport`. From it alone a reader can
+all its fields (the body's fields, its hash, and the times as ISO 8601 strings;
+checks also ``recomputed_passed`` and ``verdict_problem``) and the
+:class:`~cellauto.records.verify.ChainReport`. From it alone a reader can
 recompute each hash: the body is the record's ``run_id, seq, kind,
 process_time_s, wall_time_ns, prev_hash, payload`` in the canonical form of
 :mod:`cellauto.records.canonical`.
@@ -28,6 +31,7 @@ import orjson
 from cellauto.errors import BadInputError
 from cellauto.records.kinds import RecordKind
 from cellauto.records.models import Record
+from cellauto.records.payloads import CheckResult, IdentityCheck, Payload
 from cellauto.records.verify import verify_run
 
 if TYPE_CHECKING:
@@ -74,10 +78,21 @@ def export_run(journal: Journal, run_id: str, out_dir: Path) -> list[Path]:
     return paths
 
 
+def _derived(payload: Payload) -> dict[str, Any]:
+    """What a reader recomputes from the record (a check's verdict), by column."""
+    if isinstance(payload, CheckResult | IdentityCheck):
+        return {
+            "recomputed_passed": payload.recomputed,
+            "verdict_problem": payload.verdict_problem(),
+        }
+    return {}
+
+
 def _record_json(record: Record) -> dict[str, Any]:
     data = record.model_dump(mode="json")
     data["process_time"] = record.process_time.isoformat(timespec="microseconds")
     data["wall_time"] = record.wall_time.isoformat(timespec="microseconds")
+    data.update(_derived(record.payload))
     return data
 
 
@@ -90,23 +105,28 @@ def _cell(value: Any) -> str:
 
 
 def _write_csv(path: Path, records: list[Record]) -> Path:
-    keys = sorted({key for record in records for key in record.payload})
+    rows = [record.payload.model_dump(mode="json") for record in records]
+    keys = sorted({key for row in rows for key in row})
+    derived = [_derived(record.payload) for record in records]
+    extra = list(derived[0]) if derived else []
     header = [
         *_LEADING,
         *(f"payload.{key}" if key in _FIXED else key for key in keys),
+        *extra,
         *_TRAILING,
     ]
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
-        for record in records:
+        for record, row, more in zip(records, rows, derived, strict=True):
             writer.writerow(
                 [
                     record.seq,
                     record.kind.value,
                     record.process_time.isoformat(timespec="microseconds"),
                     record.wall_time.isoformat(timespec="microseconds"),
-                    *(_cell(record.payload.get(key)) for key in keys),
+                    *(_cell(row.get(key)) for key in keys),
+                    *(_cell(more.get(key)) for key in extra),
                     record.prev_hash,
                     record.hash,
                 ]

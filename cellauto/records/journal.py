@@ -111,6 +111,7 @@ class Journal:
         self._signing_key = signing_key
         self._ledger: LedgerWriter | None = None  # made by the first begin/resume
         self._schedule = AnchorSchedule(anchors or AnchorPolicy())
+        self._run_count: int | None = None  # counted once, then kept by begin_run
 
     @property
     def path(self) -> Path:
@@ -134,7 +135,10 @@ class Journal:
                 "use resume_run to continue it, or start the run under a new id"
             )
         self._ledger_writer(conn)
-        return self._open(run_id, process_clock, 0, GENESIS_HASH, wall_clock_ns, -1)
+        count = self.run_count()
+        opened = self._open(run_id, process_clock, 0, GENESIS_HASH, wall_clock_ns, -1)
+        self._run_count = count + 1
+        return opened
 
     def resume_run(
         self,
@@ -293,6 +297,16 @@ class Journal:
     def runs(self) -> list[RunSummary]:
         """Every run in the journal, ordered by start."""
         return _summary.summarize_all(self._read())
+
+    def run_count(self) -> int:
+        """How many runs the journal holds (begun in this process or before).
+
+        Counted once (one index seek per run), then kept up to date by
+        :meth:`begin_run`, so a reproducible run id costs O(1) however many runs there are.
+        """
+        if self._run_count is None:
+            self._run_count = sum(1 for _ in _sqlite.run_ids(self._read()))
+        return self._run_count
 
     def resolve_run_id(self, prefix: str) -> str:
         """Return the run id equal to ``prefix``, or the only one starting with it."""

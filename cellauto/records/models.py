@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, SerializeAsAny, ValidationError
 
 from cellauto.errors import JournalError
 from cellauto.records._sqlite import StoredRow
 from cellauto.records.kinds import RecordKind
+from cellauto.records.payloads import PAYLOAD_TYPES, Payload
 
 __all__ = ["Record", "RunSummary", "utc_from_epoch_ns", "utc_from_epoch_s"]
 
@@ -40,25 +40,26 @@ class Record(BaseModel):
     """``time.time_ns()`` when the record was appended."""
     prev_hash: str
     hash: str
-    payload: dict[str, Any]
-    """The record's data; non-finite floats read back as "NaN", "Infinity", "-Infinity"."""
+    payload: SerializeAsAny[Payload]
+    """The record's data: the payload model of its kind (:mod:`cellauto.records.payloads`)."""
 
     @classmethod
     def from_row(cls, run_id: str, row: StoredRow) -> Record:
         """Build a record from a stored row: the columns, and the payload of its body."""
         try:
-            payload = orjson.loads(row.body)["payload"]
+            kind = RecordKind(row.kind)
+            payload = PAYLOAD_TYPES[kind].model_validate(orjson.loads(row.body)["payload"])
             return cls(
                 run_id=run_id,
                 seq=row.seq,
-                kind=row.kind,
+                kind=kind,
                 process_time_s=row.process_time_s,
                 wall_time_ns=row.wall_time_ns,
                 prev_hash=row.prev_hash,
                 hash=row.hash,
                 payload=payload,
             )
-        except (orjson.JSONDecodeError, ValidationError, TypeError, KeyError) as exc:
+        except (orjson.JSONDecodeError, ValidationError, TypeError, KeyError, ValueError) as exc:
             raise JournalError(
                 f"run {run_id!r} record {row.seq} ({row.kind}) cannot be read: {exc}; "
                 "verify the run's chain"

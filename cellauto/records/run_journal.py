@@ -6,11 +6,11 @@ import hashlib
 import time
 from asyncio import _get_running_loop as _running_loop
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from cellauto.errors import JournalError
 from cellauto.records.canonical import record_body
-from cellauto.records.kinds import KIND_VALUES, RecordKind, kind_value
+from cellauto.records.payloads import Payload
 
 if TYPE_CHECKING:
     from cellauto.records.journal import Journal
@@ -64,19 +64,20 @@ class RunJournal:
         """Hash of the last appended record (the genesis hash before the first)."""
         return self._head
 
-    def append(
-        self, kind: RecordKind, payload: dict[str, Any], *, durable: bool = False
-    ) -> tuple[int, str]:
-        """Append one record; return its (seq, hash). See the module doc for durability."""
-        kind_text = KIND_VALUES.get(kind)
-        if kind_text is None or not self._writable or not isinstance(payload, dict):
-            self._refuse(kind, payload)
+    def append(self, payload: Payload, *, durable: bool = False) -> tuple[int, str]:
+        """Append one record; return its (seq, hash). See the module doc for durability.
+
+        The record's kind is the payload model's (:mod:`cellauto.records.payloads`).
+        """
+        if not self._writable or not isinstance(payload, Payload):
+            self._refuse(payload)
+        kind_text = payload.kind.value
         seq = self._next_seq
         prev = self._head
         process_time_s = float(self._clock())
         wall_time_ns = _time_ns() if self._wall_clock_ns is None else self._wall_clock_ns()
         body = record_body(
-            self._run_id, seq, kind_text, process_time_s, wall_time_ns, prev, payload
+            self._run_id, seq, kind_text, process_time_s, wall_time_ns, prev, payload.__dict__
         )
         digest = _sha256(body).hexdigest()
         buffer = self._buffer
@@ -100,15 +101,14 @@ class RunJournal:
             self._journal._after_append(durable)  # flush now, or at the end of this tick
         return seq, digest
 
-    def _refuse(self, kind: object, payload: object) -> NoReturn:
+    def _refuse(self, payload: object) -> NoReturn:
         where = f"run {self._run_id!r} record {self._next_seq}"
-        try:
-            kind_value(kind)
-        except JournalError as exc:
-            raise JournalError(f"{where}: {exc}") from None
         if not self._writable:
             raise JournalError(f"{where}: the run is sealed or its journal is closed")
-        raise JournalError(f"{where}: payload must be a dict, not {type(payload).__name__}")
+        raise JournalError(
+            f"{where}: a record is one of the payload models of cellauto.records.payloads, "
+            f"not {type(payload).__name__}"
+        )
 
     def seal(self) -> str:
         """Flush, store the run's last seq and head hash durably, and return the head hash."""

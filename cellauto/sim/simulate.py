@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 
@@ -25,9 +25,12 @@ from cellauto.protocols.loader import load_protocol
 from cellauto.protocols.params import Params, build_params
 from cellauto.protocols.responder import HoldResponder
 from cellauto.protocols.runner import Runner
-from cellauto.records import Journal, Record, RecordKind
+from cellauto.records import Journal, Record
+from cellauto.records import payloads as rec
 from cellauto.sim.faults import Fault
 from cellauto.sim.line import SimLine, sim_line_for_protocol
+
+_P = TypeVar("_P", bound=rec.Payload)
 
 __all__ = ["DEFAULT_SIM_START", "SimulatedRun", "simulate", "simulate_async"]
 
@@ -44,42 +47,57 @@ class SimulatedRun:
     sim: SimLine
     journal_path: Path
     params: Params
-    _by_kind: dict[str, list[dict[str, Any]]] = field(default_factory=dict, repr=False)
+    _by_kind: dict[type[rec.Payload], list[rec.Payload]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         for record in self.records:
-            self._by_kind.setdefault(record.kind.value, []).append(record.payload)
+            self._by_kind.setdefault(type(record.payload), []).append(record.payload)
 
     @property
     def exit_status(self) -> str:
         return self.outcome.exit_status
 
-    def of_kind(self, kind: RecordKind | str) -> list[dict[str, Any]]:
-        return list(self._by_kind.get(RecordKind(kind).value, []))
+    def of_kind(self, kind: type[_P]) -> list[_P]:
+        """Every payload of one record kind, in order: ``run.of_kind(Alarm)``."""
+        return [p for p in self._by_kind.get(kind, []) if isinstance(p, kind)]
 
-    def checks(self, name: str) -> list[dict[str, Any]]:
+    def checks(self, name: str) -> list[rec.CheckResult]:
         """Every result of the check called ``name``, in order."""
-        return [c for c in self.of_kind(RecordKind.CHECK_RESULT) if c["check"] == name]
+        return [c for c in self.of_kind(rec.CheckResult) if c.check == name]
 
-    def check(self, name: str) -> dict[str, Any]:
+    def check(self, name: str) -> rec.CheckResult:
         """The last result of the check called ``name``."""
         results = self.checks(name)
         if not results:
-            known = sorted({c["check"] for c in self.of_kind(RecordKind.CHECK_RESULT)})
+            known = sorted({c.check for c in self.of_kind(rec.CheckResult)})
             raise KeyError(f"no check {name!r} was recorded; recorded: {', '.join(known)}")
         return results[-1]
 
     @property
-    def deviations(self) -> list[dict[str, Any]]:
-        return self.of_kind(RecordKind.DEVIATION)
+    def identity_checks(self) -> list[rec.IdentityCheck]:
+        return self.of_kind(rec.IdentityCheck)
+
+    @property
+    def deviations(self) -> list[rec.Deviation]:
+        return self.of_kind(rec.Deviation)
+
+    @property
+    def alarms(self) -> list[rec.Alarm]:
+        return self.of_kind(rec.Alarm)
 
     @property
     def states(self) -> list[str]:
-        return [s["to_state"] for s in self.of_kind(RecordKind.STATE_CHANGE)]
+        return [s.to_state for s in self.of_kind(rec.StateChange)]
 
     @property
     def values(self) -> dict[str, Any]:
-        return {v["name"]: v["value"] for v in self.of_kind(RecordKind.BATCH_VALUE)}
+        """The batch values, by name (the last one recorded under each name)."""
+        return {v.name: v.value for v in self.of_kind(rec.BatchValue)}
+
+    @property
+    def checkpoints(self) -> dict[str, Any]:
+        """Resume bookkeeping (``run.every`` iterations, additions made), by name."""
+        return {c.name: c.value for c in self.of_kind(rec.Checkpoint)}
 
     @property
     def duration_h(self) -> float:

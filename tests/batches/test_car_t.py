@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from cellauto.records import payloads as rec
 from cellauto.sim import (
     CommandFailure,
     Contamination,
@@ -30,17 +31,17 @@ Sim = Callable[..., SimulatedRun]
 def test_a_batch_completes_within_published_ranges(cellauto_sim: Sim, seed: int) -> None:
     run = cellauto_sim(CAR_T, seed=seed)
     assert run.exit_status == "complete", run.outcome.reason
-    assert run.deviations == [] or all(d["policy"] == "continue" for d in run.deviations)
+    assert run.deviations == [] or all(d.policy == "continue" for d in run.deviations)
     values = run.values
     assert 30 <= values["fold expansion"] <= 500  # PROCESS.md: 30-fold to 500-fold
     assert 0.8 <= values["dose"] / values["target dose"] <= 1.2
     assert values["target dose"] == pytest.approx(2e6 * 70)
-    assert run.check("viability at release")["value"] >= 80
-    assert 20 <= run.check("CAR+ at release")["value"] <= 80  # 20-80 % CAR+
-    assert run.check("CD3+ at release")["value"] >= 80
-    assert -1.6 <= run.check("cooling rate through phase change")["value"] <= -0.6
-    assert run.check("final sample temperature")["value"] <= -80
-    assert run.check("storage temperature")["value"] <= -150
+    assert run.check("viability at release").value >= 80
+    assert 20 <= run.check("CAR+ at release").value <= 80  # 20-80 % CAR+
+    assert run.check("CD3+ at release").value >= 80
+    assert -1.6 <= run.check("cooling rate through phase change").value <= -0.6
+    assert run.check("final sample temperature").value <= -80
+    assert run.check("storage temperature").value <= -150
     assert 9 <= run.duration_h / 24 <= 10
     freezer = run.sim.equipment["freezer"]
     assert 0.65 <= freezer.frozen["final product"].viability_factor <= 0.76  # post-thaw ~70-75 %
@@ -60,9 +61,9 @@ def test_contamination_holds_the_batch_at_the_daily_count(cellauto_sim: Sim) -> 
     run = cellauto_sim(CAR_T, seed=1, faults={"bioreactor": [Contamination(at_h=80)]})
     assert run.exit_status == "stopped"  # held, then stopped by the unattended policy
     (deviation,) = run.deviations
-    assert deviation["check"] == "daily viability" and deviation["policy"] == "hold"
+    assert deviation.check == "daily viability" and deviation.policy == "hold"
     assert run.states[-3:] == ["Held", "Stopping", "Stopped"]
-    assert "formulate" not in {s["step"] for s in run.of_kind("step_started")}
+    assert "formulate" not in {s.step for s in run.of_kind(rec.StepStarted)}
 
 
 def test_temperature_excursion_is_caught_by_the_watch(cellauto_sim: Sim) -> None:
@@ -70,16 +71,16 @@ def test_temperature_excursion_is_caught_by_the_watch(cellauto_sim: Sim) -> None
     run = cellauto_sim(CAR_T, seed=1, faults={"bioreactor": [fault]}, on_hold="restart")
     assert run.exit_status == "complete"
     (deviation,) = run.deviations
-    assert deviation["check"] == "culture temperature"
+    assert deviation.check == "culture temperature"
     assert "Held" in run.states and "Restarting" in run.states
-    assert 40 <= run.check("culture temperature")["value"] <= 42
+    assert 40 <= run.check("culture temperature").value <= 42
 
 
 def test_counter_drift_shows_as_a_viability_deviation(cellauto_sim: Sim) -> None:
     drift = SensorDrift(at_h=30, field="viability_pct", rate_per_h=-0.2)
     run = cellauto_sim(CAR_T, seed=1, faults={"counter": [drift]})
     assert run.exit_status == "stopped"
-    assert run.deviations[0]["check"] == "daily viability"
+    assert run.deviations[0].check == "daily viability"
 
 
 def test_a_short_outage_is_ridden_out_with_alarms(cellauto_sim: Sim) -> None:
@@ -87,10 +88,10 @@ def test_a_short_outage_is_ridden_out_with_alarms(cellauto_sim: Sim) -> None:
     outage = Disconnect(at_h=52.5, duration_h=1.5)  # across the day-2 count
     run = cellauto_sim(CAR_T, seed=1, faults={"bioreactor": [outage]})
     assert run.exit_status == "complete"
-    alarms = [a["message"] for a in run.of_kind("alarm")]
+    alarms = [a.message for a in run.of_kind(rec.Alarm)]
     assert alarms and all("disconnected" in a for a in alarms)
-    failed = [r for r in run.of_kind("instrument_response") if not r["ok"]]
-    assert failed and all(r["instrument"] == "bioreactor" for r in failed)
+    failed = [r for r in run.of_kind(rec.InstrumentResponse) if not r.ok]
+    assert failed and all(r.instrument == "bioreactor" for r in failed)
 
 
 @pytest.mark.parametrize(
@@ -101,8 +102,8 @@ def test_a_short_outage_is_ridden_out_with_alarms(cellauto_sim: Sim) -> None:
 def test_a_lasting_instrument_failure_fails_the_batch(cellauto_sim: Sim, fault) -> None:
     run = cellauto_sim(CAR_T, seed=1, faults={"bioreactor": [fault]})
     assert run.exit_status == "failed" and run.outcome.state == "Aborted"
-    alarm = run.of_kind("alarm")[-1]
-    assert alarm["severity"] == "critical" and "Bioreactor" in alarm["message"]
+    alarm = run.of_kind(rec.Alarm)[-1]
+    assert alarm.severity == "critical" and "Bioreactor" in alarm.message
 
 
 @pytest.mark.parametrize(("days", "low", "high"), [(7, 12, 40), (12, 50, 200)])
@@ -125,7 +126,7 @@ def _freeze_start_h(cellauto_sim: Sim) -> float:
     started = next(
         r.process_time_s
         for r in ok.records
-        if r.kind == "step_started" and r.payload["step"] == "freeze"
+        if r.kind == "step_started" and r.payload.step == "freeze"
     )
     return (started - ok.records[0].process_time_s) / 3600
 
@@ -137,8 +138,8 @@ def test_power_loss_during_the_freeze_is_a_deviation(
     fault = PowerLoss(at_h=_freeze_start_h(cellauto_sim) + after_h, duration_min=minutes)
     run = cellauto_sim(CAR_T, seed=1, faults={"freezer": [fault]})
     assert run.exit_status == "stopped"
-    assert {d["check"] for d in run.deviations} & {"freeze completed", "power interruptions"}
-    curve = [r for r in run.of_kind("reading") if r["method"] == "temperatures"]
+    assert {d.check for d in run.deviations} & {"freeze completed", "power interruptions"}
+    curve = [r for r in run.of_kind(rec.Reading) if r.method == "temperatures"]
     assert len(curve) > 60  # the freeze curve is in the record
 
 
@@ -146,5 +147,5 @@ def test_an_ln2_drop_stops_the_bag_going_into_warm_storage(cellauto_sim: Sim) ->
     run = cellauto_sim(CAR_T, seed=1, faults={"storage": [LN2LevelDrop(at_h=100, drop_pct=80)]})
     assert run.exit_status == "stopped"
     deviation = run.deviations[0]
-    assert deviation["check"] == "storage temperature"
-    assert not any(r["method"] == "store" for r in run.of_kind("instrument_command"))
+    assert deviation.check == "storage temperature"
+    assert not any(r.method == "store" for r in run.of_kind(rec.InstrumentCommand))

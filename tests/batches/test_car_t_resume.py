@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from cellauto.records import Journal, verify_run
+from cellauto.records import payloads as rec
 from cellauto.sim import SimulatedRun
 
 CAR_T = Path(__file__).resolve().parents[2] / "protocols" / "car_t_autologous.py"
@@ -23,7 +24,7 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> SimulatedRun:
 
 
 def _commands(run: SimulatedRun, method: str) -> list[dict]:
-    return [c for c in run.of_kind("instrument_command") if c["method"] == method]
+    return [c for c in run.of_kind(rec.InstrumentCommand) if c.method == method]
 
 
 @pytest.mark.parametrize(
@@ -41,18 +42,18 @@ def test_the_batch_completes_after_controller_crashes_with_the_same_product(
 ) -> None:
     run = cellauto_sim(CAR_T, seed=SEED, crashes=crashes, downtime_h=2, on_hold="restart")
     assert run.exit_status == "complete", run.outcome.reason
-    resumed = run.of_kind("run_resumed")
-    assert [r["interrupted_step"] for r in resumed] == interrupted
+    resumed = run.of_kind(rec.RunResumed)
+    assert [r.interrupted_step for r in resumed] == interrupted
     # no physical action twice: each bag fed at most once a day, the vector and the
     # activator added once, one freeze, the program of each step started once
-    feed_days = [v["name"] for v in run.of_kind("batch_value") if v["name"].endswith(": done")]
+    feed_days = [c.name for c in run.of_kind(rec.Checkpoint) if c.name.endswith(": done")]
     feed_days = [name for name in feed_days if name.startswith("feed day")]
     assert (
         len(_commands(run, "feed")) == len(set(feed_days)) == len(_commands(uninterrupted, "feed"))
     )
     assert len(_commands(run, "add_reagent")) == 2
     assert len(_commands(run, "start")) == 1  # the freezer
-    programs = {c["arguments"]["supervisory_task_id"] for c in _commands(run, "start_program")}
+    programs = {c.arguments["supervisory_task_id"] for c in _commands(run, "start_program")}
     assert len(programs) == 3  # enrich, wash, formulate: re-attached, never restarted
     # the same product, within the noise of the extra QC samples a resumed step draws
     for name in ("fold expansion", "dose", "infusion volume"):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from cellauto.records import payloads as rec
 from cellauto.sim import SimulatedRun, simulate
 
 PROTOCOLS = Path(__file__).resolve().parents[2] / "protocols"
@@ -30,13 +31,13 @@ def _physical_actions(run: SimulatedRun) -> Counter[str]:
     that completed counts what was done to the material.
     """
     actions: Counter[str] = Counter()
-    for response in run.of_kind("instrument_response"):
-        if response["ok"] and response["method"] in PHYSICAL:
-            actions[f"{response['instrument']}.{response['method']}"] += 1
+    for response in run.of_kind(rec.InstrumentResponse):
+        if response.ok and response.method in PHYSICAL:
+            actions[f"{response.instrument}.{response.method}"] += 1
     programs = {
-        c["arguments"]["supervisory_task_id"]
-        for c in run.of_kind("instrument_command")
-        if c["method"] == "start_program"
+        c.arguments["supervisory_task_id"]
+        for c in run.of_kind(rec.InstrumentCommand)
+        if c.method == "start_program"
     }
     actions["programs"] = len(programs)
     return actions
@@ -48,12 +49,12 @@ def _step_midpoints(run: SimulatedRun) -> list[tuple[str | None, float]]:
     middles: list[tuple[str | None, float]] = []
     for record in run.records:
         if record.kind == "step_started":
-            started[record.payload["step"]] = record.process_time_s
+            started[record.payload.step] = record.process_time_s
         elif record.kind == "step_completed":
-            begin = started[record.payload["step"]]
+            begin = started[record.payload.step]
             if record.process_time_s - begin >= 120:  # long enough to crash inside
                 middles.append(
-                    (record.payload["step"], ((begin + record.process_time_s) / 2 - t0) / 3600)
+                    (record.payload.step, ((begin + record.process_time_s) / 2 - t0) / 3600)
                 )
     return middles
 
@@ -66,8 +67,8 @@ def _just_after_each_action(run: SimulatedRun) -> list[tuple[str | None, float]]
         (None, (r.process_time_s + 1.0 - t0) / 3600)
         for r in run.records
         if r.kind == "instrument_response"
-        and r.payload["ok"]
-        and r.payload["method"] in PHYSICAL | {"start_program"}
+        and r.payload.ok
+        and r.payload.method in PHYSICAL | {"start_program"}
     ]
 
 
@@ -87,7 +88,7 @@ def test_a_crash_in_the_middle_of_any_step_or_after_any_action_is_survived(
     baseline = simulate(PROTOCOLS / protocol, seed=SEED)
     run = simulate(PROTOCOLS / protocol, seed=SEED, crashes=[at_h], downtime_h=1, on_hold="restart")
     assert run.exit_status == "complete", run.outcome.reason
-    resumed = [r["interrupted_step"] for r in run.of_kind("run_resumed")]
+    resumed = [r.interrupted_step for r in run.of_kind(rec.RunResumed)]
     if step is not None:  # halfway through a step
         assert resumed == [step]
     assert _physical_actions(run) == _physical_actions(baseline)

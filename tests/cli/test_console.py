@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from cellauto.records import Journal
+from cellauto.records import payloads as rec
 from tests.cli.conftest import DEMO, Cli, journal_records, run_id_of, write_protocol
 
 WATCHED_HOLD = """
@@ -47,10 +48,10 @@ def test_virtual_time_waits_for_the_operator(
     result = cli("run", write_protocol(tmp_path, "p.py", WATCHED_HOLD), "--sim", "--db", db)
     assert result.code == 0, result.err
     records = journal_records(db, run_id_of(result))
-    checks = [r.payload["check"] for r in records if r.kind == "deviation"]
+    checks = [r.payload.check for r in records if r.kind == "deviation"]
     assert checks == ["x"]  # no "max duration" deviation: virtual time did not race
-    held = next(r for r in records if r.kind == "state_change" and r.payload["to_state"] == "Held")
-    restart = next(r for r in records if r.kind == "command" and r.payload["command"] == "Restart")
+    held = next(r for r in records if r.kind == "state_change" and r.payload.to_state == "Held")
+    restart = next(r for r in records if r.kind == "command" and r.payload.command == "Restart")
     assert restart.process_time_s - held.process_time_s < 60
 
 
@@ -66,7 +67,7 @@ def test_end_of_input_at_the_prompt_stops_the_run_in_order(
     result = cli("run", write_protocol(tmp_path, "p.py", WATCHED_HOLD), "--sim", "--db", db)
     assert result.code == 1
     records = journal_records(db, run_id_of(result))
-    assert records[-1].kind == "run_ended" and records[-1].payload["exit_status"] == "stopped"
+    assert records[-1].kind == "run_ended" and records[-1].payload.exit_status == "stopped"
     assert cli("verify", "--db", db).code == 0
 
 
@@ -119,7 +120,9 @@ def test_verify_flags_a_run_that_never_ended(cli: Cli, tmp_path: Path) -> None:
     with Journal(db) as journal:  # a controller that stopped mid-run (its tail anchored)
         run = journal.begin_run("stopped-run", lambda: 0.0)
         for i in range(5):
-            run.append("reading", {"i": i})
+            run.append(
+                rec.Reading(instrument="probe", method="read", arguments={}, step=None, value=i)
+            )
     result = cli("verify", "--db", db)
     assert result.code == 1 and "INCOMPLETE" in result.out
     assert "signed up to record 4" in result.out

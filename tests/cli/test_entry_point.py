@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cellauto import __version__
-from cellauto.records import RecordKind
+from cellauto.records import payloads as rec
 from tests.cli.conftest import DEMO, Cli, journal_records, run_demo
 
 
@@ -48,9 +48,9 @@ def test_python_m_cellauto_runs_and_verifies(cli: Cli, tmp_path: Path) -> None:
 
     def checks(db: Path, run_id: str) -> list[object]:
         return [
-            r.payload.get("value", r.payload.get("observed"))
+            r.payload.value if isinstance(r.payload, rec.CheckResult) else r.payload.observed
             for r in journal_records(db, run_id)
-            if r.kind is RecordKind.CHECK_RESULT
+            if isinstance(r.payload, rec.CheckResult | rec.IdentityCheck)
         ]
 
     assert checks(db, run_id) == checks(local_db, local)

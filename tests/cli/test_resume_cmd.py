@@ -99,17 +99,17 @@ def test_a_killed_controller_resumes_and_the_freeze_is_not_started_twice(
         starts = [
             r
             for r in journal.records(run_id, {RecordKind.INSTRUMENT_COMMAND})
-            if r.payload["method"] == "start"
+            if r.payload.method == "start"
         ]
         (resume,) = journal.records(run_id, {RecordKind.RUN_RESUMED})
         values = {
-            r.payload["name"]: r.payload["value"]
+            r.payload.name: r.payload.value
             for r in journal.records(run_id, {RecordKind.BATCH_VALUE})
         }
         report = verify_run(journal, run_id)
     assert len(starts) == 1
-    assert resume.payload["interrupted_step"] == "freeze"
-    assert resume.payload["instrument_errors_at_connect"] == {}  # the freezer's queue was empty
+    assert resume.payload.interrupted_step == "freeze"
+    assert resume.payload.instrument_errors_at_connect == {}  # the freezer's queue was empty
     assert values["end state"] == "complete"
     assert report.intact and report.sealed and report.ended
 

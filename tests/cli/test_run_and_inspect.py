@@ -9,11 +9,12 @@ from collections import Counter
 from pathlib import Path
 
 from cellauto.records import Journal, RecordKind
+from cellauto.records import payloads as rec
 from tests.cli.conftest import DEMO, Cli, journal_records, run_demo, run_id_of
 
 STEPS = ("receive_material", "seed_culture", "expand", "harvest")
 # "    14  2026-01-05 08:00:00    > bioreactor.draw_sample(...)": an instrument line
-IO_LINE = re.compile(r"^ *\d+  \d{4}-\d\d-\d\d \d\d:\d\d:\d\d    [<>=] \w+\.\w+")
+IO_LINE = re.compile(r"^ *\d+  \d{4}-\d\d-\d\d \d\d:\d\d:\d\d    ([<>=] \w+\.\w+|· checkpoint )")
 
 
 def test_run_prints_its_id_first_and_completes(cli: Cli, tmp_path: Path) -> None:
@@ -93,12 +94,17 @@ def test_show_all_adds_instrument_calls(cli: Cli, tmp_path: Path) -> None:
 
     assert result.code == 0, result.err
     assert len(result.lines) == 1 + len(records)  # every record, one line each
-    io_kinds = {RecordKind.INSTRUMENT_COMMAND, RecordKind.INSTRUMENT_RESPONSE, RecordKind.READING}
+    io_kinds = {
+        RecordKind.INSTRUMENT_COMMAND,
+        RecordKind.INSTRUMENT_RESPONSE,
+        RecordKind.READING,
+        RecordKind.CHECKPOINT,
+    }
     io_lines = [line for line in result.lines if IO_LINE.match(line)]
     assert len(io_lines) == sum(r.kind in io_kinds for r in records) > 0
     text = result.out
     assert "  > bioreactor.seed(" in text
-    assert '  < bioreactor.seed: {"culture_volume_ml": 500.0}' in text
+    assert '  < bioreactor.seed: {"culture_volume_ml":500.0}' in text
     assert "  > counter.count(" in text
     assert "  = scanner.scan:" in text
     assert "check daily viability:" in text
@@ -167,9 +173,9 @@ def test_same_seed_gives_the_same_check_values(cli: Cli, tmp_path: Path) -> None
 
     def checks(run_id: str) -> list[tuple[str, float]]:
         return [
-            (r.payload["check"], r.payload["value"])
+            (r.payload.check, r.payload.value)
             for r in journal_records(db, run_id)
-            if r.kind is RecordKind.CHECK_RESULT and "value" in r.payload
+            if isinstance(r.payload, rec.CheckResult)
         ]
 
     assert first != second

@@ -72,17 +72,13 @@ def _runs_row(cli: Cli, db: Path, run_id: str) -> list[str]:
 
 def _states(db: Path, run_id: str) -> list[str]:
     return [
-        r.payload["to_state"]
-        for r in journal_records(db, run_id)
-        if r.kind is RecordKind.STATE_CHANGE
+        r.payload.to_state for r in journal_records(db, run_id) if r.kind is RecordKind.STATE_CHANGE
     ]
 
 
 def _steps_completed(db: Path, run_id: str) -> list[str]:
     return [
-        r.payload["step"]
-        for r in journal_records(db, run_id)
-        if r.kind is RecordKind.STEP_COMPLETED
+        r.payload.step for r in journal_records(db, run_id) if r.kind is RecordKind.STEP_COMPLETED
     ]
 
 
@@ -93,8 +89,8 @@ def test_failed_abort_check_exits_1_and_run_is_aborted(cli: Cli, tmp_path: Path)
     assert _runs_row(cli, db, run_id)[1:4] == ["abort-on-fail", "0.1", "Aborted"]
     records = journal_records(db, run_id)
     deviations = [r for r in records if r.kind is RecordKind.DEVIATION]
-    assert len(deviations) == 1 and deviations[0].payload["policy"] == "abort"
-    assert records[-1].payload["exit_status"] == "aborted"
+    assert len(deviations) == 1 and deviations[0].payload.policy == "abort"
+    assert records[-1].payload.exit_status == "aborted"
     assert _steps_completed(db, run_id) == []
     assert cli("verify", "--db", db).code == 0  # an aborted run is still an intact record
 
@@ -106,7 +102,7 @@ def test_held_run_with_on_hold_stop_exits_1_and_is_stopped(cli: Cli, tmp_path: P
     assert _runs_row(cli, db, run_id)[1:4] == ["hold-on-fail", "0.2", "Stopped"]
     assert _states(db, run_id) == ["Running", "Holding", "Held", "Stopping", "Stopped"]
     assert _steps_completed(db, run_id) == ["measure"]  # the next step never started
-    assert journal_records(db, run_id)[-1].payload["exit_status"] == "stopped"
+    assert journal_records(db, run_id)[-1].payload.exit_status == "stopped"
 
 
 def test_held_run_with_on_hold_abort_exits_1_and_is_aborted(cli: Cli, tmp_path: Path) -> None:
@@ -124,7 +120,7 @@ def test_held_run_with_on_hold_restart_completes(cli: Cli, tmp_path: Path) -> No
     assert _runs_row(cli, db, run_id)[3] == "Complete"
     records = journal_records(db, run_id)
     (deviation,) = [r for r in records if r.kind is RecordKind.DEVIATION]
-    assert deviation.payload["check"] == "x" and deviation.payload["policy"] == "hold"
+    assert deviation.payload.check == "x" and deviation.payload.policy == "hold"
     assert _states(db, run_id) == [
         "Running",
         "Holding",
@@ -134,9 +130,9 @@ def test_held_run_with_on_hold_restart_completes(cli: Cli, tmp_path: Path) -> No
         "Complete",
     ]
     restart = [
-        r for r in records if r.kind is RecordKind.COMMAND and r.payload["command"] == "Restart"
+        r for r in records if r.kind is RecordKind.COMMAND and r.payload.command == "Restart"
     ]
-    assert [r.payload["by"] for r in restart] == ["cli --on-hold restart"]
+    assert [r.payload.by for r in restart] == ["cli --on-hold restart"]
     assert _steps_completed(db, run_id) == ["measure", "after"]
     show = cli("show", run_id, "--db", db)
     assert "DEVIATION (hold)" in show.out
@@ -179,9 +175,9 @@ def test_on_a_terminal_the_operator_decides(
     restart = [
         r
         for r in journal_records(db, run_id)
-        if r.kind is RecordKind.COMMAND and r.payload["command"] == "Restart"
+        if r.kind is RecordKind.COMMAND and r.payload.command == "Restart"
     ]
-    assert [r.payload["by"] for r in restart] == ["tester"]
+    assert [r.payload.by for r in restart] == ["tester"]
     assert _states(db, run_id)[-1] == "Complete"
 
 

@@ -22,7 +22,7 @@ OPCUA_LINE = ROOT / "lines" / "sim-opcua.toml"
 def _values(db: Path, run_id: str) -> dict[str, float]:
     with Journal(db, create=False) as journal:
         records = journal.records(run_id)
-    return {r.payload["name"]: r.payload["value"] for r in records if r.kind == "batch_value"}
+    return {r.payload.name: r.payload.value for r in records if r.kind == "batch_value"}
 
 
 @pytest.mark.parametrize("line", [WIRE_LINE, OPCUA_LINE], ids=["scpi", "opcua+scpi"])
@@ -44,9 +44,9 @@ def test_car_t_over_the_wire_matches_the_in_process_run(
         assert abs(over_wire[name] - value) <= 1e-5 * abs(value) + 1e-9, name
     with Journal(wire_db, create=False) as journal:
         started = journal.records(run_id_of_line(wire))[0].payload
-    assert started["instruments"]["counter"]["adapter"] == "visa"
+    assert started.instruments["counter"].adapter == "visa"
     expected = "opcua" if line == OPCUA_LINE else "in-process"
-    assert started["instruments"]["bioreactor"]["adapter"] == expected
+    assert started.instruments["bioreactor"].adapter == expected
 
 
 def run_id_of_line(result) -> str:  # type: ignore[no-untyped-def]

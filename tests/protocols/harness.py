@@ -109,7 +109,7 @@ class Harness:
 
     def states(self) -> list[str]:
         return [
-            r.payload["to_state"]
+            r.payload.to_state
             for r in self.journal.records(self.execution.run_id)
             if r.kind == "state_change"
         ]

@@ -14,19 +14,16 @@ pytestmark = pytest.mark.anyio
 
 
 class FakeRun:
-    """The part of a Run the helpers use: batch values and whether the step resumed."""
+    """The part of a Run the helpers use: checkpoints and whether the step resumed."""
 
     def __init__(self, values: dict[str, Any] | None = None, resumed: bool = False) -> None:
-        self.values = dict(values or {})
+        self.values = dict(values or {})  # the checkpoints
         self.resumed = object() if resumed else None
 
-    def value_or(self, name: str, default: Any) -> Any:
+    def checkpoint_or(self, name: str, default: Any) -> Any:
         return self.values.get(name, default)
 
-    def value(self, name: str) -> Any:
-        return self.values[name]
-
-    def set_value(self, name: str, value: Any, *, unit: str = "") -> None:
+    def set_checkpoint(self, name: str, value: Any) -> None:
         self.values[name] = value
 
 

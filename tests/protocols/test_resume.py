@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -119,7 +120,7 @@ async def finish(execution: Execution) -> RunOutcome:
     return outcome
 
 
-def kinds(journal: Journal, run_id: str, kind: RecordKind) -> list[dict]:
+def kinds(journal: Journal, run_id: str, kind: RecordKind) -> list[Any]:
     return [r.payload for r in journal.records(run_id, {kind})]
 
 
@@ -142,16 +143,16 @@ async def test_a_run_crashed_mid_step_resumes_where_its_journal_says(tmp_path: P
     assert pump.commands == 6
     journal = controller.journal
     (resumed_record,) = kinds(journal, first.run_id, RecordKind.RUN_RESUMED)
-    assert resumed_record["interrupted_step"] == "transfer"
-    assert resumed_record["resume_policy"] == "reconcile"
-    assert resumed_record["completed_steps"] == ["prime"]
-    assert [c["method"] for c in resumed_record["in_doubt_commands"]] == ["pump"]
-    assert resumed_record["since_last_record_s"] == pytest.approx(1800 + 0.5 * PORTION_S)
-    values = {v["name"]: v["value"] for v in kinds(journal, first.run_id, RecordKind.BATCH_VALUE)}
+    assert resumed_record.interrupted_step == "transfer"
+    assert resumed_record.resume_policy == "reconcile"
+    assert resumed_record.completed_steps == ["prime"]
+    assert [c.method for c in resumed_record.in_doubt_commands] == ["pump"]
+    assert resumed_record.since_last_record_s == pytest.approx(1800 + 0.5 * PORTION_S)
+    values = {v.name: v.value for v in kinds(journal, first.run_id, RecordKind.BATCH_VALUE)}
     assert values["resumed attempt"] == 2
     assert values["total ml"] == 41.0
     started = kinds(journal, first.run_id, RecordKind.STEP_STARTED)
-    assert [(s["step"], s.get("attempt", 1)) for s in started] == [
+    assert [(s.step, s.attempt) for s in started] == [
         ("prime", 1),
         ("transfer", 1),
         ("transfer", 2),
@@ -198,9 +199,9 @@ async def test_an_operator_step_resumes_held_and_runs_again_on_restart(tmp_path:
     holds = [
         c
         for c in kinds(controller.journal, first.run_id, RecordKind.COMMAND)
-        if c["command"] == "Hold"
+        if c.command == "Hold"
     ]
-    assert "in doubt: pump.pump" in holds[-1]["reason"]
+    assert "in doubt: pump.pump" in holds[-1].reason
 
 
 async def test_a_crash_between_steps_resumes_at_the_next_step(tmp_path: Path) -> None:
@@ -226,7 +227,7 @@ async def test_a_crash_between_steps_resumes_at_the_next_step(tmp_path: Path) ->
         resumed.command(Command.RESTART, by="operator jd")
     assert pump.commands == 5  # prime once, four portions
     (ended,) = kinds(controller.journal, first.run_id, RecordKind.RUN_ENDED)
-    assert ended["exit_status"] == "complete"
+    assert ended.exit_status == "complete"
 
 
 async def test_a_run_held_at_the_crash_stays_held(tmp_path: Path) -> None:
@@ -247,7 +248,7 @@ async def test_a_run_held_at_the_crash_stays_held(tmp_path: Path) -> None:
         await anyio.sleep(3600)
         assert resumed.state is State.HELD
         resumed.command(Command.STOP, by="operator jd")
-    assert kinds(controller.journal, first.run_id, RecordKind.RUN_ENDED)[0]["exit_status"] == (
+    assert kinds(controller.journal, first.run_id, RecordKind.RUN_ENDED)[0].exit_status == (
         "stopped"
     )
 
@@ -337,7 +338,7 @@ async def test_a_resumed_step_s_maximum_duration_counts_from_its_first_start(
     resumed = controller.runner.resume(protocol, controller.line, first.run_id, clock=first.clock)
     await finish(resumed)
     (deviation,) = kinds(controller.journal, first.run_id, RecordKind.DEVIATION)
-    assert deviation["check"] == "max duration"
+    assert deviation.check == "max duration"
     # first start + 1 h, i.e. 10 min into the second attempt (not 1 h into it)
     (started, *_) = controller.journal.records(first.run_id, {RecordKind.STEP_STARTED})
     (record,) = controller.journal.records(first.run_id, {RecordKind.DEVIATION})
@@ -386,7 +387,7 @@ async def test_a_run_whose_step_failed_just_before_the_crash_ends_failed_on_resu
     assert outcome.reason == "RuntimeError: bag leak detected"
     assert pump.commands == 2  # the failed step is not run again
     started = kinds(controller.journal, first.run_id, RecordKind.STEP_STARTED)
-    assert [s["step"] for s in started] == ["prime", "dose"]
+    assert [s.step for s in started] == ["prime", "dose"]
 
 
 async def test_a_maximum_hold_between_steps_still_runs_after_a_resume(tmp_path: Path) -> None:
@@ -418,7 +419,7 @@ async def test_a_maximum_hold_between_steps_still_runs_after_a_resume(tmp_path: 
         resumed.command(Command.RESTART, by="operator jd")
     (completed, *_) = controller.journal.records(first.run_id, {RecordKind.STEP_COMPLETED})
     (deviation,) = controller.journal.records(first.run_id, {RecordKind.DEVIATION})
-    assert deviation.payload["check"] == "max hold"
+    assert deviation.payload.check == "max hold"
     assert deviation.process_time_s - completed.process_time_s == pytest.approx(3600)
 
 
@@ -469,12 +470,12 @@ async def test_every_keeps_its_schedule_across_a_crash_and_skips_what_was_missed
     )
     assert (await finish(resumed)).exit_status == "complete"
     assert ran == [(1, 1.0), (4, pytest.approx(4.5)), (5, 5.0)]  # 4 at once, 5 on time
-    alarms = [a["message"] for a in kinds(controller.journal, first.run_id, RecordKind.ALARM)]
+    alarms = [a.message for a in kinds(controller.journal, first.run_id, RecordKind.ALARM)]
     assert sum("was missed while the controller was down" in a for a in alarms) == 2
     values = [
-        v["value"]
-        for v in kinds(controller.journal, first.run_id, RecordKind.BATCH_VALUE)
-        if v["name"] == "samples done"
+        v.value
+        for v in kinds(controller.journal, first.run_id, RecordKind.CHECKPOINT)
+        if v.name == "samples done"
     ]
     assert values == [1, 2, 3, 4, 5]
 

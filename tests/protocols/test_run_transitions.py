@@ -51,8 +51,8 @@ async def test_command_in_state(journal: Journal, state: State, command: Command
             assert ex.command(command, by="test") is expected
         journal.flush()
         commands = [r for r in journal.records(ex.run_id)[before:] if r.kind == "command"]
-        assert commands[0].payload["command"] == command.value
-        assert commands[0].payload["accepted"] is (expected is not None)
+        assert commands[0].payload.command == command.value
+        assert commands[0].payload.accepted is (expected is not None)
         # let the run finish whatever it was doing, then close it
         harness.gate.set()
         await harness.settle()

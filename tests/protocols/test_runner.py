@@ -15,6 +15,7 @@ from cellauto.errors import EquipmentError, ParameterError, ProtocolDefinitionEr
 from cellauto.instruments import Instrument, InstrumentIdentity, Line, command, query, stream
 from cellauto.protocols import Runner, State
 from cellauto.records import Journal, verify_run
+from cellauto.records import payloads as rec
 from tests.protocols.harness import ORIGIN, Valve
 
 pytestmark = pytest.mark.anyio
@@ -44,7 +45,7 @@ class Probe(Instrument):
             yield self.value + i
 
 
-def kinds(journal: Journal, run_id: str, kind: str) -> list[dict[str, Any]]:
+def kinds(journal: Journal, run_id: str, kind: str) -> list[Any]:
     return [r.payload for r in journal.records(run_id) if r.kind == kind]
 
 
@@ -74,8 +75,8 @@ async def test_failed_check_with_hold_policy_holds_before_the_next_command(
         await anyio.sleep(10)
     assert ex.state is State.COMPLETE and valve.opened == 1
     (deviation,) = kinds(journal, ex.run_id, "deviation")
-    assert deviation["policy"] == "hold" and "pressure = 9 bar" in deviation["description"]
-    assert "<= 5 bar" in deviation["description"]
+    assert deviation.policy == "hold" and "pressure = 9 bar" in deviation.description
+    assert "<= 5 bar" in deviation.description
 
 
 @pytest.mark.parametrize(
@@ -96,7 +97,7 @@ async def test_failed_check_policy(
     assert outcome.exit_status == exit_status and outcome.state is final
     assert reached_end == ([False] if policy == "continue" else [])
     (check,) = kinds(journal, outcome.run_id, "check_result")
-    assert check["passed"] is False and check["spec"]["min"] == 70
+    assert check.passed is False and check.spec.min == 70
     assert len(kinds(journal, outcome.run_id, "deviation")) == 1
 
 
@@ -124,7 +125,7 @@ async def test_identity_mismatch_aborts(journal: Journal) -> None:
 
     outcome = await Runner(journal, clock_origin=ORIGIN).run(one_step(only), Line("t", {}))
     assert outcome.exit_status == "aborted" and outcome.state is State.ABORTED
-    assert "mismatch" in kinds(journal, outcome.run_id, "deviation")[0]["description"]
+    assert "mismatch" in kinds(journal, outcome.run_id, "deviation")[0].description
 
 
 async def test_step_error_is_recorded_and_fails_the_run(journal: Journal) -> None:
@@ -137,10 +138,10 @@ async def test_step_error_is_recorded_and_fails_the_run(journal: Journal) -> Non
     assert outcome.exit_status == "failed" and outcome.state is State.ABORTED
     assert "probe broke" in outcome.reason
     (response,) = kinds(journal, outcome.run_id, "instrument_response")
-    assert response["ok"] is False and response["error"]["type"] == "RuntimeError"
+    assert response.ok is False and response.error.type == "RuntimeError"
     (failed,) = kinds(journal, outcome.run_id, "step_failed")
-    assert failed["step"] == "only"
-    assert kinds(journal, outcome.run_id, "alarm")[0]["severity"] == "critical"
+    assert failed.step == "only"
+    assert kinds(journal, outcome.run_id, "alarm")[0].severity == "critical"
 
 
 async def test_instrument_boundary_records_commands_queries_and_streams(journal: Journal) -> None:
@@ -155,7 +156,11 @@ async def test_instrument_boundary_records_commands_queries_and_streams(journal:
     )
     assert outcome.exit_status == "complete"
     records = journal.records(outcome.run_id)
-    io = [(r.kind.value, r.payload.get("method")) for r in records if "instrument" in r.payload]
+    io = [
+        (r.kind.value, r.payload.method)
+        for r in records
+        if isinstance(r.payload, rec.InstrumentCommand | rec.InstrumentResponse | rec.Reading)
+    ]
     assert io == [
         ("instrument_command", "open"),
         ("instrument_response", "open"),
@@ -166,10 +171,10 @@ async def test_instrument_boundary_records_commands_queries_and_streams(journal:
     ]
     command_record = next(r for r in records if r.kind == "instrument_command")
     response = next(r for r in records if r.kind == "instrument_response")
-    assert response.payload["command_seq"] == command_record.seq
-    assert response.payload["duration_s"] == pytest.approx(1.0)
+    assert response.payload.command_seq == command_record.seq
+    assert response.payload.duration_s == pytest.approx(1.0)
     started = kinds(journal, outcome.run_id, "run_started")[0]
-    assert started["instruments"]["probe"] == {
+    assert started.instruments["probe"].model_dump() == {
         "interface": "Probe",
         "vendor": "test",
         "model": "P",
@@ -196,7 +201,7 @@ async def test_max_duration_raises_a_deviation_and_holds(journal: Journal) -> No
         assert ex.state is State.HELD and valve.opened == 0
         ex.command("Abort", by="qa")
     (deviation,) = kinds(journal, ex.run_id, "deviation")
-    assert deviation["check"] == "max duration" and "2 h" in deviation["description"]
+    assert deviation.check == "max duration" and "2 h" in deviation.description
 
 
 async def test_max_hold_between_steps_is_a_deviation(journal: Journal) -> None:
@@ -217,7 +222,7 @@ async def test_max_hold_between_steps_is_a_deviation(journal: Journal) -> None:
         assert ex.state is State.HELD
         ex.command("Restart", by="qa")
     assert ex.state is State.COMPLETE
-    checks = [d["check"] for d in kinds(journal, ex.run_id, "deviation")]
+    checks = [d.check for d in kinds(journal, ex.run_id, "deviation")]
     assert checks == ["x", "max hold"]
 
 

@@ -12,8 +12,9 @@ from cellauto import Protocol, Run
 from cellauto.errors import StateCommandError
 from cellauto.instruments import Line
 from cellauto.protocols import Runner, State
-from cellauto.records import Journal
+from cellauto.records import Journal, RecordKind
 from tests.protocols.harness import ORIGIN
+from tests.records.factory import payload_of
 
 pytestmark = pytest.mark.anyio
 
@@ -50,7 +51,7 @@ async def test_a_command_as_the_run_finishes_never_contradicts_the_outcome(
     (outcome,) = results
     assert CONSISTENT[outcome.exit_status] is outcome.state is ex.state
     ended = next(r for r in journal.records(ex.run_id) if r.kind == "run_ended")
-    assert CONSISTENT[ended.payload["exit_status"]].value == ended.payload["final_state"]
+    assert CONSISTENT[ended.payload.exit_status].value == ended.payload.final_state
 
 
 async def test_sys_exit_in_a_step_fails_that_run_only(journal: Journal) -> None:
@@ -110,8 +111,8 @@ async def test_durable_records_are_committed_with_fsync(journal: Journal) -> Non
 
     journal._conn = Spy()  # type: ignore[assignment]
     run = journal.begin_run("r", lambda: 0.0)
-    run.append("reading", {"x": 1})
-    run.append("instrument_command", {"x": 2}, durable=True)
+    run.append(payload_of(RecordKind.READING, {"x": 1}))
+    run.append(payload_of(RecordKind.INSTRUMENT_COMMAND, {"method": "open"}), durable=True)
     journal._conn = real
     full = statements.index("PRAGMA synchronous=FULL")
     normal = statements.index("PRAGMA synchronous=NORMAL", full)

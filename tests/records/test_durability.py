@@ -15,6 +15,7 @@ import pytest
 
 from cellauto.errors import JournalError
 from cellauto.records import FLUSH_THRESHOLD, Journal, RecordKind, verify_run
+from tests.records.factory import payload_of
 
 MakeClock = Callable[..., Any]
 
@@ -44,9 +45,9 @@ def test_durable_append_is_on_disk_when_it_returns(
     journal: Journal, journal_path: Path, make_clock: MakeClock
 ) -> None:
     run = journal.begin_run("run-a", make_clock())
-    run.append(RecordKind.READING, {"v": 1})
+    run.append(payload_of(RecordKind.READING, {"v": 1}))
     assert _stored(journal_path) == 0  # buffered: no loop, no durability asked
-    run.append(RecordKind.INSTRUMENT_COMMAND, {"method": "start_pump"}, durable=True)
+    run.append(payload_of(RecordKind.INSTRUMENT_COMMAND, {"method": "start_pump"}), durable=True)
     assert _stored(journal_path) == 2  # the buffered record went with it, in order
 
 
@@ -55,18 +56,18 @@ def test_buffer_is_flushed_at_the_threshold(
 ) -> None:
     run = journal.begin_run("run-a", make_clock())
     for i in range(FLUSH_THRESHOLD - 1):
-        run.append(RecordKind.READING, {"i": i})
+        run.append(payload_of(RecordKind.READING, {"i": i}))
     assert _stored(journal_path) == 0
-    run.append(RecordKind.READING, {"i": FLUSH_THRESHOLD})
+    run.append(payload_of(RecordKind.READING, {"i": FLUSH_THRESHOLD}))
     assert _stored(journal_path) == FLUSH_THRESHOLD
 
 
 def test_reads_and_close_flush(journal_path: Path, make_clock: MakeClock) -> None:
     journal = Journal(journal_path)
     run = journal.begin_run("run-a", make_clock())
-    run.append(RecordKind.READING, {"v": 1})
+    run.append(payload_of(RecordKind.READING, {"v": 1}))
     assert len(journal.records("run-a")) == 1
-    run.append(RecordKind.READING, {"v": 2})
+    run.append(payload_of(RecordKind.READING, {"v": 2}))
     journal.close()
     assert _stored(journal_path) == 2
 
@@ -85,12 +86,14 @@ def test_append_in_a_loop_tick_is_on_disk_after_one_yield(
                 return sum(1 for c in calls if c.args[0] == journal._tick_flush)
 
             for i in range(10):
-                run.append(RecordKind.READING, {"i": i})
+                run.append(payload_of(RecordKind.READING, {"i": i}))
             assert flushes_scheduled() == 1  # one flush per tick, not one per record
             assert _stored(journal_path) == 0
             await asyncio.sleep(0)
             assert _stored(journal_path) == 10
-            run.append(RecordKind.READING, {"i": 10})  # a new tick schedules a new flush
+            run.append(
+                payload_of(RecordKind.READING, {"i": 10})
+            )  # a new tick schedules a new flush
             assert flushes_scheduled() == 2
         await asyncio.sleep(0)
         assert _stored(journal_path) == 11
@@ -105,7 +108,7 @@ def test_each_event_loop_gets_its_own_tick_flush(
     dying = asyncio.new_event_loop()
 
     def append_and_stop() -> None:
-        run.append(RecordKind.READING, {"v": 1})
+        run.append(payload_of(RecordKind.READING, {"v": 1}))
         dying.stop()  # the loop ends before its scheduled flush runs
 
     dying.call_soon(append_and_stop)
@@ -114,7 +117,7 @@ def test_each_event_loop_gets_its_own_tick_flush(
     assert _stored(journal_path) == 0
 
     async def append_and_yield() -> None:
-        run.append(RecordKind.READING, {"v": 2})
+        run.append(payload_of(RecordKind.READING, {"v": 2}))
         await asyncio.sleep(0)
         assert _stored(journal_path) == 2  # the new loop got its own flush
 
@@ -126,13 +129,15 @@ def test_failed_flush_raises_and_keeps_the_records(
 ) -> None:
     with Journal(journal_path, timeout_s=0.05) as journal:
         run = journal.begin_run("run-a", make_clock())
-        run.append(RecordKind.READING, {"v": 1})
+        run.append(payload_of(RecordKind.READING, {"v": 1}))
         with _write_lock(journal_path):
             with pytest.raises(JournalError, match="kept in memory"):
-                run.append(RecordKind.INSTRUMENT_COMMAND, {"method": "start"}, durable=True)
+                run.append(
+                    payload_of(RecordKind.INSTRUMENT_COMMAND, {"method": "start"}), durable=True
+                )
             with pytest.raises(JournalError, match="cannot write 2 records"):
                 journal.flush()
-            run.append(RecordKind.READING, {"v": 3})
+            run.append(payload_of(RecordKind.READING, {"v": 3}))
         assert _stored(journal_path) == 0
         journal.flush()
         assert _stored(journal_path) == 3
@@ -146,11 +151,11 @@ def test_failed_tick_flush_is_logged_and_retried(
     async def main(journal: Journal) -> None:
         run = journal.begin_run("run-a", make_clock())
         with _write_lock(journal_path), caplog.at_level(logging.ERROR):
-            run.append(RecordKind.READING, {"v": 1})
+            run.append(payload_of(RecordKind.READING, {"v": 1}))
             await asyncio.sleep(0)
         assert "end-of-tick journal flush failed" in caplog.text
         assert _stored(journal_path) == 0
-        run.append(RecordKind.READING, {"v": 2})
+        run.append(payload_of(RecordKind.READING, {"v": 2}))
         await asyncio.sleep(0)
         assert _stored(journal_path) == 2
 
@@ -161,7 +166,7 @@ def test_failed_tick_flush_is_logged_and_retried(
 def test_failed_close_keeps_the_journal_open(journal_path: Path, make_clock: MakeClock) -> None:
     journal = Journal(journal_path, timeout_s=0.05)
     run = journal.begin_run("run-a", make_clock())
-    run.append(RecordKind.READING, {"v": 1})
+    run.append(payload_of(RecordKind.READING, {"v": 1}))
     with _write_lock(journal_path), pytest.raises(JournalError):
         journal.close()
     journal.close()

@@ -14,20 +14,34 @@ import pytest
 
 from cellauto.errors import RunNotFoundError
 from cellauto.records import Journal, RecordKind, export_run
+from cellauto.records import payloads as rec
+from tests.records.factory import payload_of
 
 
 def _write_run(path: Path, make_clock: Callable[..., Any]) -> None:
     with Journal(path) as journal:
         run = journal.begin_run("run-x", make_clock())
-        run.append(RecordKind.RUN_STARTED, {"protocol_name": "car-t", "protocol_version": "1.0"})
-        run.append(RecordKind.STATE_CHANGE, {"from_state": "Idle", "to_state": "Running"})
         run.append(
-            RecordKind.READING,
-            {"instrument": "bioreactor", "method": "read", "value": {"temperature_c": 37.02}},
+            payload_of(
+                RecordKind.RUN_STARTED, {"protocol_name": "car-t", "protocol_version": "1.0"}
+            )
         )
-        run.append(RecordKind.READING, {"instrument": "counter", "viability_pct": math.nan})
-        run.append(RecordKind.CHECK_RESULT, {"name": "viability", "passed": True, "hash": "x"})
-        run.append(RecordKind.RUN_ENDED, {"exit_status": "success"})
+        run.append(
+            payload_of(RecordKind.STATE_CHANGE, {"from_state": "Idle", "to_state": "Running"})
+        )
+        run.append(payload_of(RecordKind.READING, {"temperature_c": 37.02}))
+        run.append(
+            rec.Reading(
+                instrument="counter",
+                method="count",
+                arguments={"sample": "s1"},
+                step="count",
+                value={"viability_pct": math.nan},
+            )
+        )
+        # a stored verdict its own value and spec contradict (min 80 %)
+        run.append(payload_of(RecordKind.CHECK_RESULT, {"value": 79.0, "passed": True}))
+        run.append(payload_of(RecordKind.RUN_ENDED, {"exit_status": "success"}))
         run.seal()
 
 
@@ -60,10 +74,11 @@ def test_export_writes_csv_per_kind_and_run_json(
         "kind",
         "process_time",
         "wall_time",
+        "arguments",
         "instrument",
         "method",
+        "step",
         "value",
-        "viability_pct",
         "prev_hash",
         "hash",
     ]
@@ -71,10 +86,13 @@ def test_export_writes_csv_per_kind_and_run_json(
     assert first["seq"] == "2"
     assert first["process_time"] == "2026-01-01T00:00:01.000000+00:00"
     assert first["wall_time"] == "2026-01-01T00:00:00.002000+00:00"
-    assert first["value"] == '{"temperature_c":37.02}'
-    assert (first["viability_pct"], second["method"], second["viability_pct"]) == ("", "", "NaN")
+    assert (first["value"], first["step"]) == ('{"temperature_c":37.02}', "")
+    assert (second["arguments"], second["value"]) == ('{"sample":"s1"}', '{"viability_pct":"NaN"}')
     (check,) = _rows(out / "check_result.csv")
-    assert (check["passed"], check["payload.hash"], len(check["hash"])) == ("true", "x", 64)
+    assert (check["value"], check["passed"], len(check["hash"])) == ("79.0", "true", 64)
+    # the verdict is recomputed from value and spec, and the disagreement named
+    assert check["recomputed_passed"] == "false"
+    assert "stored verdict says pass but 79 fails >= 80 %" in check["verdict_problem"]
 
     document = orjson.loads((out / "run.json").read_bytes())
     assert document["run_id"] == "run-x"

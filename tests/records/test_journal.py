@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 import pytest
+from pydantic import ValidationError
 
 from cellauto.errors import JournalError, RunNotFoundError
 from cellauto.records import (
@@ -20,6 +21,8 @@ from cellauto.records import (
     record_body,
     verify_run,
 )
+from cellauto.records import payloads as rec
+from tests.records.factory import payload_of
 
 START_S = 1_767_225_600.0  # conftest's start: 2026-01-01T00:00:00Z
 
@@ -31,10 +34,15 @@ def _started(protocol: str = "car-t-autologous", version: str = "1.0.0") -> dict
 def test_append_and_read_back(journal: Journal, make_clock: Callable[..., Any]) -> None:
     run = journal.begin_run("run-a", make_clock())
     assert (run.run_id, run.next_seq, run.head_hash) == ("run-a", 0, GENESIS_HASH)
-    seq0, hash0 = run.append(RecordKind.RUN_STARTED, _started())
-    seq1, hash1 = run.append(
-        RecordKind.READING, {"instrument": "bioreactor", "value": {"temperature_c": 37.02}}
+    seq0, hash0 = run.append(payload_of(RecordKind.RUN_STARTED, _started()))
+    reading = rec.Reading(
+        instrument="bioreactor",
+        method="read_process_values",
+        arguments={},
+        step=None,
+        value={"temperature_c": 37.02},
     )
+    seq1, hash1 = run.append(reading)
     assert (seq0, seq1) == (0, 1)
     assert (run.next_seq, run.head_hash) == (2, hash1)
 
@@ -42,7 +50,8 @@ def test_append_and_read_back(journal: Journal, make_clock: Callable[..., Any]) 
     assert [r.seq for r in records] == [0, 1]
     assert [r.kind for r in records] == [RecordKind.RUN_STARTED, RecordKind.READING]
     assert [r.hash for r in records] == [hash0, hash1]
-    assert records[1].payload == {"instrument": "bioreactor", "value": {"temperature_c": 37.02}}
+    assert records[1].payload == reading  # read back as the model it was written as
+    assert type(records[0].payload) is rec.RunStarted
     assert records[0].process_time_s == START_S
     assert records[1].process_time_s == START_S + 0.5
     assert records[0].process_time.isoformat() == "2026-01-01T00:00:00+00:00"
@@ -54,7 +63,7 @@ def test_hash_chain_covers_the_canonical_body(
 ) -> None:
     run = journal.begin_run("run-a", make_clock())
     for i in range(5):
-        run.append(RecordKind.READING, {"i": i, "nested": {"b": [1, 2.5], "a": None}})
+        run.append(payload_of(RecordKind.READING, {"i": i, "nested": {"b": [1, 2.5], "a": None}}))
     records = journal.records("run-a")
     prev = GENESIS_HASH
     for record in records:
@@ -65,7 +74,7 @@ def test_hash_chain_covers_the_canonical_body(
             record.process_time_s,
             record.wall_time_ns,
             record.prev_hash,
-            record.payload,
+            record.payload.model_dump(mode="json"),
         )
         assert record.prev_hash == prev
         assert record.hash == hashlib.sha256(body).hexdigest()
@@ -77,7 +86,7 @@ def test_body_column_holds_the_exact_hashed_text(
     journal: Journal, journal_path: Path, make_clock: Callable[..., Any]
 ) -> None:
     run = journal.begin_run("run-a", make_clock())
-    run.append(RecordKind.COMMAND, {"command": "start", "by": "operator é"})
+    run.append(payload_of(RecordKind.COMMAND, {"command": "start", "by": "operator é"}))
     journal.flush()
     import sqlite3
 
@@ -89,10 +98,10 @@ def test_body_column_holds_the_exact_hashed_text(
 
 def test_kinds_filter(journal: Journal, make_clock: Callable[..., Any]) -> None:
     run = journal.begin_run("run-a", make_clock())
-    run.append(RecordKind.RUN_STARTED, _started())
-    run.append(RecordKind.READING, {"v": 1})
-    run.append(RecordKind.ALARM, {"text": "high"})
-    run.append(RecordKind.READING, {"v": 2})
+    run.append(payload_of(RecordKind.RUN_STARTED, _started()))
+    run.append(payload_of(RecordKind.READING, {"v": 1}))
+    run.append(payload_of(RecordKind.ALARM, {"text": "high"}))
+    run.append(payload_of(RecordKind.READING, {"v": 2}))
     readings = journal.records("run-a", kinds={RecordKind.READING, RecordKind.ALARM})
     assert [(r.seq, r.kind.value) for r in readings] == [
         (1, "reading"),
@@ -103,22 +112,23 @@ def test_kinds_filter(journal: Journal, make_clock: Callable[..., Any]) -> None:
 
 def test_refused_appends_change_nothing(journal: Journal, make_clock: Callable[..., Any]) -> None:
     run = journal.begin_run("run-a", make_clock())
-    run.append(RecordKind.RUN_STARTED, _started())
-    with pytest.raises(JournalError, match="unknown record kind 'nonsense'"):
-        run.append("nonsense", {})  # type: ignore[arg-type]
-    with pytest.raises(JournalError, match="payload must be a dict"):
-        run.append(RecordKind.READING, [1, 2])  # type: ignore[arg-type]
+    run.append(payload_of(RecordKind.RUN_STARTED, _started()))
+    with pytest.raises(JournalError, match=r"payload models of .*, not str"):
+        run.append("nonsense")  # type: ignore[arg-type]
+    with pytest.raises(JournalError, match="not dict"):
+        run.append({"kind": "reading", "value": 1})  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="temperature_c"):  # refused by its model
+        rec.StateChange(from_state="Idle", to_state="Running", cause="", temperature_c=37)  # type: ignore[call-arg]
     with pytest.raises(JournalError, match="cannot be serialized"):
-        run.append(RecordKind.READING, {"x": object()})
+        run.append(payload_of(RecordKind.READING, {"x": object()}))
     assert run.next_seq == 1
     assert len(journal.records("run-a")) == 1
     assert verify_run(journal, "run-a").intact
 
 
-def test_plain_string_kind_is_accepted(journal: Journal, make_clock: Callable[..., Any]) -> None:
-    run = journal.begin_run("run-a", make_clock())
-    run.append("reading", {"v": 1})  # type: ignore[arg-type]
-    assert journal.records("run-a")[0].kind is RecordKind.READING
+def test_each_kind_has_one_payload_model() -> None:
+    assert set(rec.PAYLOAD_TYPES) == set(RecordKind)
+    assert all(model.kind is kind for kind, model in rec.PAYLOAD_TYPES.items())
 
 
 def test_nan_and_infinity_are_not_silently_null(
@@ -126,9 +136,9 @@ def test_nan_and_infinity_are_not_silently_null(
 ) -> None:
     run = journal.begin_run("run-a", make_clock())
     payload = {"nan": math.nan, "inf": math.inf, "ninf": -math.inf, "none": None, "ok": [1.5]}
-    run.append(RecordKind.READING, {"value": payload})
+    run.append(payload_of(RecordKind.READING, payload))
     record = journal.records("run-a")[0]
-    assert record.payload["value"] == {
+    assert record.payload.value == {
         "nan": "NaN",
         "inf": "Infinity",
         "ninf": "-Infinity",
@@ -144,7 +154,7 @@ def test_non_finite_process_time_is_refused(
 ) -> None:
     run = journal.begin_run("run-a", lambda: math.nan)
     with pytest.raises(JournalError, match="process clock returned nan"):
-        run.append(RecordKind.READING, {"v": 1})
+        run.append(payload_of(RecordKind.READING, {"v": 1}))
     assert run.next_seq == 0
 
 
@@ -154,7 +164,7 @@ def test_begin_run_refuses_an_existing_run(
     run = journal.begin_run("run-a", make_clock())
     with pytest.raises(JournalError, match="already has records"):
         journal.begin_run("run-a", make_clock())  # open, nothing written yet
-    run.append(RecordKind.RUN_STARTED, _started())
+    run.append(payload_of(RecordKind.RUN_STARTED, _started()))
     run.seal()
     with pytest.raises(JournalError, match="use resume_run"):
         journal.begin_run("run-a", make_clock())
@@ -163,12 +173,12 @@ def test_begin_run_refuses_an_existing_run(
 def test_resume_run_continues_the_chain(journal_path: Path, make_clock: Callable[..., Any]) -> None:
     with Journal(journal_path) as journal:
         run = journal.begin_run("run-a", make_clock())
-        run.append(RecordKind.RUN_STARTED, _started())
-        _, head = run.append(RecordKind.READING, {"v": 1})
+        run.append(payload_of(RecordKind.RUN_STARTED, _started()))
+        _, head = run.append(payload_of(RecordKind.READING, {"v": 1}))
     with Journal(journal_path, create=False) as journal:
         resumed = journal.resume_run("run-a", make_clock(START_S + 100))
         assert (resumed.next_seq, resumed.head_hash) == (2, head)
-        seq, _ = resumed.append(RecordKind.READING, {"v": 2})
+        seq, _ = resumed.append(payload_of(RecordKind.READING, {"v": 2}))
         assert seq == 2
         with pytest.raises(JournalError, match="already open"):
             journal.resume_run("run-a", make_clock())
@@ -184,24 +194,26 @@ def test_seal(journal: Journal, make_clock: Callable[..., Any]) -> None:
     run = journal.begin_run("run-a", make_clock())
     with pytest.raises(JournalError, match="no records"):
         run.seal()
-    _, head = run.append(RecordKind.RUN_STARTED, _started())
+    _, head = run.append(payload_of(RecordKind.RUN_STARTED, _started()))
     assert run.seal() == head
     with pytest.raises(JournalError, match="sealed"):
-        run.append(RecordKind.READING, {"v": 1})
+        run.append(payload_of(RecordKind.READING, {"v": 1}))
     with pytest.raises(JournalError, match="already sealed"):
         run.seal()
 
 
 def test_runs_summary(journal: Journal, make_clock: Callable[..., Any]) -> None:
     first = journal.begin_run("run-b", make_clock(START_S, 60.0))
-    first.append(RecordKind.RUN_STARTED, _started("car-t", "1.0.0"))
-    first.append(RecordKind.STATE_CHANGE, {"from_state": "Idle", "to_state": "Running"})
-    first.append(RecordKind.READING, {"v": 1})
-    first.append(RecordKind.STATE_CHANGE, {"from_state": "Running", "to_state": "Complete"})
-    first.append(RecordKind.RUN_ENDED, {"exit_status": "success"})
+    first.append(payload_of(RecordKind.RUN_STARTED, _started("car-t", "1.0.0")))
+    first.append(payload_of(RecordKind.STATE_CHANGE, {"from_state": "Idle", "to_state": "Running"}))
+    first.append(payload_of(RecordKind.READING, {"v": 1}))
+    first.append(
+        payload_of(RecordKind.STATE_CHANGE, {"from_state": "Running", "to_state": "Complete"})
+    )
+    first.append(payload_of(RecordKind.RUN_ENDED, {"exit_status": "success"}))
     first.seal()
     second = journal.begin_run("run-a", make_clock(START_S + 10))
-    second.append(RecordKind.RUN_STARTED, _started("nk", "2.1"))
+    second.append(payload_of(RecordKind.RUN_STARTED, _started("nk", "2.1")))
 
     runs = journal.runs()
     assert [r.run_id for r in runs] == ["run-b", "run-a"]  # ordered by start
@@ -216,7 +228,9 @@ def test_runs_summary(journal: Journal, make_clock: Callable[..., Any]) -> None:
 
 def test_resolve_run_id(journal: Journal, make_clock: Callable[..., Any]) -> None:
     for run_id in ("20260101-abc", "20260101-abd", "20260102-x", "run-1", "run-10"):
-        journal.begin_run(run_id, make_clock()).append(RecordKind.RUN_STARTED, _started())
+        journal.begin_run(run_id, make_clock()).append(
+            payload_of(RecordKind.RUN_STARTED, _started())
+        )
     assert journal.resolve_run_id("20260102") == "20260102-x"
     assert journal.resolve_run_id("20260101-abc") == "20260101-abc"
     assert journal.resolve_run_id("run-1") == "run-1"  # exact beats prefix of run-10
@@ -269,10 +283,10 @@ def test_journal_is_in_wal_mode(
 def test_closed_journal_refuses_writes(journal_path: Path, make_clock: Callable[..., Any]) -> None:
     journal = Journal(journal_path)
     run = journal.begin_run("run-a", make_clock())
-    run.append(RecordKind.RUN_STARTED, _started())
+    run.append(payload_of(RecordKind.RUN_STARTED, _started()))
     journal.close()
     journal.close()  # idempotent
     with pytest.raises(JournalError, match="closed"):
-        run.append(RecordKind.READING, {"v": 1})
+        run.append(payload_of(RecordKind.READING, {"v": 1}))
     with Journal(journal_path, create=False) as reopened:
         assert len(reopened.records("run-a")) == 1

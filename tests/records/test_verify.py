@@ -25,6 +25,7 @@ from cellauto.records import (
     verify_all,
     verify_run,
 )
+from tests.records.factory import payload_of
 
 N = 10  # records per run; record 0 is run_started, 9 run_ended (sealed run)
 SEALED, OPEN = "run-sealed", "run-open"
@@ -35,14 +36,18 @@ def db(journal_path: Path, make_clock: Callable[..., Any]) -> Iterator[sqlite3.C
     """A journal with a sealed and an unsealed run; yields a raw connection to tamper."""
     with Journal(journal_path) as journal:
         sealed = journal.begin_run(SEALED, make_clock())
-        sealed.append(RecordKind.RUN_STARTED, {"protocol_name": "p", "protocol_version": "1"})
+        sealed.append(
+            payload_of(RecordKind.RUN_STARTED, {"protocol_name": "p", "protocol_version": "1"})
+        )
         for i in range(1, N - 1):
-            sealed.append(RecordKind.READING, {"i": i, "value": {"temperature_c": 37.0}})
-        sealed.append(RecordKind.RUN_ENDED, {"exit_status": "success"})
+            sealed.append(
+                payload_of(RecordKind.READING, {"i": i, "value": {"temperature_c": 37.0}})
+            )
+        sealed.append(payload_of(RecordKind.RUN_ENDED, {"exit_status": "success"}))
         sealed.seal()
         unsealed = journal.begin_run(OPEN, make_clock())
         for i in range(N):
-            unsealed.append(RecordKind.READING, {"i": i})
+            unsealed.append(payload_of(RecordKind.READING, {"i": i}))
     conn = sqlite3.connect(journal_path, isolation_level=None)
     yield conn
     conn.close()
@@ -370,7 +375,7 @@ def test_an_unsealed_tail_after_its_last_anchor_is_not_protected(
     journal = Journal(journal_path, anchors=AnchorPolicy(every_records=4))
     run = journal.begin_run("crashed", make_clock())
     for i in range(7):  # anchors at 0 (begun) and 4; records 5 and 6 unanchored
-        run.append(RecordKind.READING, {"i": i})
+        run.append(payload_of(RecordKind.READING, {"i": i}))
         if i == 4:
             journal.flush()  # the anchor covers what is committed with it
     journal.flush()

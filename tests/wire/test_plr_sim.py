@@ -177,15 +177,13 @@ async def test_the_journal_records_source_and_destination_ids(tmp_path: Path) ->
         assert outcome.exit_status == "complete", outcome.reason
         records = journal.records(outcome.run_id)
     commands = [r.payload for r in records if r.kind == "instrument_command"]
-    assert commands[0]["arguments"] == {
+    assert commands[0].arguments == {
         "source_container_id": "culture",
         "destination_container_id": "count-vial-1",
         "volume_ul": 500,
     }
-    assert commands[1]["arguments"]["destination_container_ids"] == ["qc-1", "qc-2"]
+    assert commands[1].arguments["destination_container_ids"] == ["qc-1", "qc-2"]
     responses = [r.payload for r in records if r.kind == "instrument_response"]
-    assert responses[0]["ok"] and responses[0]["result"]["destination_container_id"] == (
-        "count-vial-1"
-    )
-    assert [t["destination_container_id"] for t in responses[1]["result"]] == ["qc-1", "qc-2"]
-    assert responses[1]["result"][0]["source_container_id"] == "culture"
+    assert responses[0].ok and responses[0].result["destination_container_id"] == ("count-vial-1")
+    assert [t["destination_container_id"] for t in responses[1].result] == ["qc-1", "qc-2"]
+    assert responses[1].result[0]["source_container_id"] == "culture"

@@ -1,0 +1,404 @@
+"""One pydantic model per record kind: the payload a record carries.
+
+Every writer builds one of these models, so a record is validated before it is
+written; every reader (resume, show, export, the pytest plugin, observers) gets the
+same model back from :attr:`cellauto.records.models.Record.payload`, so nothing reads
+a record by string key. A payload's fields are its keys in the hashed body (see
+:mod:`cellauto.records.canonical`); changing a field is a new journal schema version.
+
+Some records carry a verdict that can be recomputed from what else they hold (a
+check's ``passed`` from its value and spec). Readers show the recomputed verdict and
+flag a stored one that disagrees: see :meth:`Payload.verdict_problem`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cellauto.records.kinds import RecordKind
+from cellauto.records.spec import CheckPolicy, Spec
+
+__all__ = [
+    "PAYLOAD_TYPES",
+    "Alarm",
+    "BatchValue",
+    "CheckResult",
+    "Checkpoint",
+    "Command",
+    "Deviation",
+    "EquipmentIdentity",
+    "ErrorInfo",
+    "IdentityCheck",
+    "InDoubtCommand",
+    "InstrumentCommand",
+    "InstrumentResponse",
+    "OperatorAction",
+    "Payload",
+    "Reading",
+    "RunEnded",
+    "RunResumed",
+    "RunStarted",
+    "StateChange",
+    "StepCompleted",
+    "StepFailed",
+    "StepPlan",
+    "StepStarted",
+]
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+
+class Payload(BaseModel):
+    """Base of every record payload; ``kind`` is the record kind it is written as."""
+
+    model_config = _FROZEN
+    kind: ClassVar[RecordKind]
+
+    def verdict_problem(self) -> str | None:
+        """Why a stored verdict disagrees with the one recomputed from the record; or None."""
+        return None
+
+
+# -- parts ------------------------------------------------------------------------------
+class EquipmentIdentity(BaseModel):
+    """Who an instrument was when the record was written."""
+
+    model_config = _FROZEN
+
+    vendor: str
+    model: str
+    serial: str
+    firmware: str
+    adapter: str = "in-process"
+    interface: str | None = None
+    """The interface it stood for in the run (``Bioreactor``, ...); run_started only."""
+
+
+class StepPlan(BaseModel):
+    """A step as the run was started with it (run_started lists them all)."""
+
+    model_config = _FROZEN
+
+    name: str
+    path: list[str]
+    resume: str
+    max_duration_h: float | None
+    max_hold_h: float | None
+    expected_duration_h: float
+    checks: dict[str, Spec]
+
+
+class ErrorInfo(BaseModel):
+    """An exception, for the record."""
+
+    model_config = _FROZEN
+
+    type: str
+    message: str
+
+
+class InDoubtCommand(BaseModel):
+    """An instrument command journaled as intended, with no outcome journaled."""
+
+    model_config = _FROZEN
+
+    seq: int
+    instrument: str
+    method: str
+    arguments: dict[str, Any]
+    attempt: int = 1
+    """The attempt of the step that sent it (earlier attempts' stay listed: a later
+    attempt may have died before it could reconcile them)."""
+
+
+# -- the run ----------------------------------------------------------------------------
+class RunStarted(Payload):
+    """Record 0 of every run: what is run, with what, where and by whom."""
+
+    kind: ClassVar[RecordKind] = RecordKind.RUN_STARTED
+
+    run_id: str
+    protocol_name: str
+    protocol_version: str
+    protocol_source_sha256: str | None
+    protocol_file: str | None
+    parameters: dict[str, Any]
+    steps: list[StepPlan]
+    line: str
+    simulated: bool
+    wall_clock: str
+    """"real", or "process time (reproducible simulation)" when records' wall time is
+    the simulated time."""
+    seed: int | None
+    operator: str
+    instruments: dict[str, EquipmentIdentity]
+    package_versions: dict[str, str]
+
+
+class RunResumed(Payload):
+    """A controller took the run up again after the one running it stopped."""
+
+    kind: ClassVar[RecordKind] = RecordKind.RUN_RESUMED
+
+    resumed_by: str
+    state: str
+    last_seq: int
+    since_last_record_s: float
+    completed_steps: list[str]
+    interrupted_step: str | None
+    resume_policy: str | None
+    in_doubt_commands: list[InDoubtCommand]
+    instruments: dict[str, EquipmentIdentity]
+    instrument_errors_at_connect: dict[str, list[tuple[int, str]]]
+
+
+class RunEnded(Payload):
+    """The run reached a final state; nothing but the seal follows."""
+
+    kind: ClassVar[RecordKind] = RecordKind.RUN_ENDED
+
+    exit_status: str
+    final_state: str
+    reason: str
+    completed_steps: int
+
+
+class StateChange(Payload):
+    """An ISA-88 state transition."""
+
+    kind: ClassVar[RecordKind] = RecordKind.STATE_CHANGE
+
+    from_state: str
+    to_state: str
+    cause: str
+    step: str | None
+
+
+class Command(Payload):
+    """An ISA-88 command, accepted or refused."""
+
+    kind: ClassVar[RecordKind] = RecordKind.COMMAND
+
+    command: str
+    state: str
+    """The state the command met."""
+    accepted: bool
+    by: str
+    reason: str
+    refusal: str | None = None
+
+
+# -- steps ------------------------------------------------------------------------------
+class StepStarted(Payload):
+    kind: ClassVar[RecordKind] = RecordKind.STEP_STARTED
+
+    step: str
+    index: int
+    path: list[str]
+    resume: str
+    attempt: int = 1
+    """2 and more: the step runs again after a controller crash."""
+
+
+class StepCompleted(Payload):
+    kind: ClassVar[RecordKind] = RecordKind.STEP_COMPLETED
+
+    step: str
+    index: int
+    duration_s: float
+
+
+class StepFailed(Payload):
+    kind: ClassVar[RecordKind] = RecordKind.STEP_FAILED
+
+    step: str
+    index: int
+    error_type: str
+    """The exception's type name; "stopped" or "cancelled" for a Stop or an Abort."""
+    error: str
+    duration_s: float
+
+
+# -- instruments ------------------------------------------------------------------------
+class InstrumentCommand(Payload):
+    """The intent of a physical action, written durably before the instrument is told."""
+
+    kind: ClassVar[RecordKind] = RecordKind.INSTRUMENT_COMMAND
+
+    instrument: str
+    method: str
+    arguments: dict[str, Any]
+    step: str | None
+
+
+class InstrumentResponse(Payload):
+    """How a command ended (or how a query or stream failed)."""
+
+    kind: ClassVar[RecordKind] = RecordKind.INSTRUMENT_RESPONSE
+
+    instrument: str
+    method: str
+    command_seq: int | None
+    """The seq of the command record it answers; None for a failed query or stream."""
+    step: str | None
+    ok: bool
+    result: Any = None
+    error: ErrorInfo | None = None
+    outcome_unknown: bool = False
+    """Sent, but whether it was carried out is unknown: the command stays in doubt."""
+    arguments: dict[str, Any] | None = None
+    """With a failure: the arguments of the failed call."""
+    duration_s: float
+
+
+class Reading(Payload):
+    """What a query returned, or one item of a stream."""
+
+    kind: ClassVar[RecordKind] = RecordKind.READING
+
+    instrument: str
+    method: str
+    arguments: dict[str, Any]
+    step: str | None
+    value: Any
+
+
+# -- checks and what follows them -------------------------------------------------------
+class CheckResult(Payload):
+    """An in-process check of a value against its specification."""
+
+    kind: ClassVar[RecordKind] = RecordKind.CHECK_RESULT
+
+    step: str
+    check: str
+    value: float
+    spec: Spec
+    passed: bool
+    """The verdict the runner acted on; readers recompute it (:attr:`recomputed`)."""
+
+    @property
+    def recomputed(self) -> bool:
+        """The verdict recomputed from ``value`` and ``spec``."""
+        return self.spec.accepts(self.value)
+
+    def verdict_problem(self) -> str | None:
+        if self.passed == self.recomputed:
+            return None
+        stored = "pass" if self.passed else "fail"
+        actual = "passes" if self.recomputed else "fails"
+        return (
+            f"the stored verdict says {stored} but {self.value:g} {actual} {self.spec.describe()}"
+        )
+
+
+class IdentityCheck(Payload):
+    """A chain-of-identity check: what was scanned against what was ordered."""
+
+    kind: ClassVar[RecordKind] = RecordKind.IDENTITY_CHECK
+
+    step: str | None
+    check: str
+    observed: str
+    """The label data as scanned."""
+    identifier: str | None
+    """The identifier decoded from it; None if it could not be decoded."""
+    expected: str
+    passed: bool
+    problem: str | None = None
+    """Why the label could not be decoded (e.g. a wrong check character)."""
+
+    @property
+    def recomputed(self) -> bool:
+        return self.problem is None and self.identifier == self.expected
+
+    def verdict_problem(self) -> str | None:
+        if self.passed == self.recomputed:
+            return None
+        stored = "match" if self.passed else "mismatch"
+        return (
+            f"the stored verdict says {stored} but identifier {self.identifier!r} "
+            f"{'matches' if self.recomputed else 'does not match'} {self.expected!r}"
+        )
+
+
+class Deviation(Payload):
+    """A departure from the procedure or a specification, and the policy applied."""
+
+    kind: ClassVar[RecordKind] = RecordKind.DEVIATION
+
+    step: str | None
+    check: str
+    description: str
+    policy: CheckPolicy
+    value: float | None = None
+
+
+class Alarm(Payload):
+    """Something the operators must know of now."""
+
+    kind: ClassVar[RecordKind] = RecordKind.ALARM
+
+    source: str
+    severity: str
+    message: str
+    gap_started_process_time_s: float | None = None
+    """For a lost connection: when the gap began (process time, epoch s)."""
+    gap_ended_process_time_s: float | None = None
+
+
+class OperatorAction(Payload):
+    kind: ClassVar[RecordKind] = RecordKind.OPERATOR_ACTION
+
+    operator: str
+    action: str
+    detail: str = ""
+
+
+# -- values -----------------------------------------------------------------------------
+class BatchValue(Payload):
+    """A quantity of the batch (a volume, a computed dose), for later steps and review."""
+
+    kind: ClassVar[RecordKind] = RecordKind.BATCH_VALUE
+
+    step: str | None
+    name: str
+    value: Any
+    unit: str = ""
+
+
+class Checkpoint(Payload):
+    """Resume bookkeeping (an iteration done, an addition made), kept out of batch values."""
+
+    kind: ClassVar[RecordKind] = RecordKind.CHECKPOINT
+
+    step: str | None
+    name: str
+    value: Any = Field(description="JSON-like; read back by a resumed step")
+
+
+PAYLOAD_TYPES: dict[RecordKind, type[Payload]] = {
+    cls.kind: cls
+    for cls in (
+        RunStarted,
+        RunResumed,
+        RunEnded,
+        StateChange,
+        Command,
+        StepStarted,
+        StepCompleted,
+        StepFailed,
+        InstrumentCommand,
+        InstrumentResponse,
+        Reading,
+        CheckResult,
+        IdentityCheck,
+        Deviation,
+        Alarm,
+        OperatorAction,
+        BatchValue,
+        Checkpoint,
+    )
+}
+"""The payload model of each record kind."""
