@@ -271,3 +271,43 @@ def test_only_the_journals_own_key_is_said(
     result = cli("verify", "--db", demo_db)
     assert result.code == 0
     assert "only with the journal's own copy of its public key" in result.err
+
+
+def test_a_check_value_rewritten_below_its_spec_shows_as_failed(
+    cli: Cli, demo_db: Path, tmp_path: Path
+) -> None:
+    """A viability edited to 79 % against [min 80], its stored "pass" kept, the chain and
+    ledger rewritten: show and export recompute the verdict and say the record disagrees."""
+    run_id = only_run_id(demo_db)
+    conn = sqlite3.connect(demo_db, isolation_level=None)
+    try:
+        seq, body = conn.execute(
+            "SELECT seq, body FROM records WHERE run_id = ? AND kind = 'check_result'"
+            " AND body LIKE '%\"min\":80%' ORDER BY seq LIMIT 1",
+            (run_id,),
+        ).fetchone()
+        parsed = orjson.loads(body)
+        assert parsed["payload"]["passed"] is True
+        parsed["payload"]["value"] = 79.0
+        text = canonical_bytes(parsed)
+        conn.execute(
+            "UPDATE records SET body = ?, hash = ? WHERE run_id = ? AND seq = ?",
+            (text.decode(), _sha(text), run_id, seq),
+        )
+        _rewrite_records(conn, run_id, seq + 1)
+        _rewrite_ledger(conn, run_id)
+    finally:
+        conn.close()
+
+    shown = cli("show", run_id, "--db", demo_db)
+    assert shown.code == 1
+    (line,) = [line for line in shown.lines if line.lstrip().startswith(f"{seq} ")]
+    assert "79 % [min 80] FAIL [RECORD DISAGREES: the stored verdict says pass" in line
+    assert "record(s) carry a verdict that their own values contradict" in shown.err
+
+    assert cli("export", run_id, "--out", tmp_path / "out", "--db", demo_db).code == 1
+    rows = (tmp_path / "out" / "check_result.csv").read_text().splitlines()
+    (row,) = [r for r in rows if r.startswith(f"{seq},")]
+    assert ",79.0," in row and ",false,the stored verdict says pass but 79 fails >= 80 %," in row
+
+    assert cli("verify", "--db", demo_db).code == 1  # and the signatures give it away
