@@ -40,14 +40,15 @@ import sqlite3
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from cellauto.errors import RunNotFoundError
 from cellauto.records import _sqlite
 from cellauto.records._sqlite import StoredRow
 from cellauto.records.canonical import canonical_bytes, record_hash
-from cellauto.records.kinds import GENESIS_HASH, KIND_VALUES
+from cellauto.records.kinds import GENESIS_HASH, KIND_VALUES, RecordKind
 from cellauto.records.ledger_check import LedgerCheck, RunMarks, check_ledger
+from cellauto.records.payloads import PAYLOAD_TYPES
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -56,9 +57,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ChainReport", "JournalReport", "verify_all", "verify_journal", "verify_run"]
 
-_BODY_KEYS = frozenset(
-    ("run_id", "seq", "kind", "process_time_s", "wall_time_ns", "prev_hash", "payload")
-)
 _COLUMNS = ("run_id", "seq", "kind", "process_time_s", "wall_time_ns", "prev_hash")
 _Problem = tuple[int, str]
 
@@ -275,21 +273,20 @@ class _Checker:
                 row.seq,
                 f"{name}: stored hash does not match its content — the record was edited",
             )
-        body = _parse(row.body)
-        if body is None:
+        parsed = _parse(row.body)
+        if parsed is None:
             return row.seq, f"{name}: the stored body is not a record body — the record was edited"
-        if canonical_bytes(body) != row.body.encode():
+        raw, body = parsed
+        if canonical_bytes(raw) != row.body.encode():
             return row.seq, f"{name}: the stored body is not in canonical form — it was rewritten"
         expected_prev = GENESIS_HASH if prev is None else prev.hash
-        if body["prev_hash"] != expected_prev:
+        if body.prev_hash != expected_prev:
             return self._explain_break(row, body, prev)
-        return self._check_columns(row, body)
+        return self._check_columns(row, body) or _check_payload(row, body)
 
-    def _explain_break(
-        self, row: StoredRow, body: dict[str, Any], prev: StoredRow | None
-    ) -> _Problem:
+    def _explain_break(self, row: StoredRow, body: _Envelope, prev: StoredRow | None) -> _Problem:
         name = _name(row.seq, row.kind)
-        linked = [s for s in self._seqs("hash", str(body["prev_hash"])) if s != row.seq]
+        linked = [s for s in self._seqs("hash", body.prev_hash) if s != row.seq]
         if linked and linked[0] < row.seq - 1:
             first = linked[0] + 1
             return first, (
@@ -318,45 +315,72 @@ class _Checker:
             f"recomputed (or the record that followed it was removed and the rest rewritten)"
         )
 
-    def _check_seq(self, row: StoredRow, body: dict[str, Any]) -> _Problem | None:
-        if body["seq"] == row.seq:
+    def _check_seq(self, row: StoredRow, body: _Envelope) -> _Problem | None:
+        if body.seq == row.seq:
             return None
         why = (
             "earlier records were deleted and the rest renumbered"
-            if isinstance(body["seq"], int) and body["seq"] > row.seq
+            if body.seq > row.seq
             else "a record was inserted or records were reordered"
         )
         return row.seq, (
             f"{_name(row.seq, row.kind)}: stored as seq {row.seq} but its body says seq "
-            f"{body['seq']!r} — {why}"
+            f"{body.seq!r} — {why}"
         )
 
-    def _check_columns(self, row: StoredRow, body: dict[str, Any]) -> _Problem | None:
+    def _check_columns(self, row: StoredRow, body: _Envelope) -> _Problem | None:
         problem = self._check_seq(row, body)
         if problem is not None:
             return problem
         columns = {"run_id": self._run_id, **row._asdict()}
         for column in _COLUMNS:
-            if body[column] != columns[column]:
+            hashed = getattr(body, column)
+            if hashed != columns[column]:
                 return row.seq, (
                     f"{_name(row.seq, row.kind)}: column {column} is {columns[column]!r} but the "
-                    f"hashed body says {body[column]!r} — the row was edited"
+                    f"hashed body says {hashed!r} — the row was edited"
                 )
-        if KIND_VALUES.get(body["kind"]) is None:
-            return row.seq, f"{_name(row.seq, row.kind)}: {body['kind']!r} is not a record kind"
+        if KIND_VALUES.get(body.kind) is None:
+            return row.seq, f"{_name(row.seq, row.kind)}: {body.kind!r} is not a record kind"
         return None
 
     def _seqs(self, column: str, value: str) -> list[int]:
         return _sqlite.seqs_where(self._conn, self._run_id, column, value)
 
 
-def _parse(body: str) -> dict[str, Any] | None:
+class _Envelope(BaseModel):
+    """A record body as stored: the seven hashed fields, types checked, nothing coerced."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    run_id: str
+    seq: int
+    kind: str
+    process_time_s: float
+    wall_time_ns: int
+    prev_hash: str
+    payload: dict[str, Any]
+
+
+def _parse(body: str) -> tuple[dict[str, Any], _Envelope] | None:
+    """The body as parsed JSON (for the canonical-form check) and as an envelope."""
     try:
         parsed = orjson.loads(body)
-    except orjson.JSONDecodeError:
+        return parsed, _Envelope.model_validate(parsed)
+    except (orjson.JSONDecodeError, ValidationError):
         return None
-    if not isinstance(parsed, dict) or parsed.keys() != _BODY_KEYS:
-        return None
-    if not isinstance(parsed["payload"], dict) or not isinstance(parsed["prev_hash"], str):
-        return None
-    return parsed
+
+
+def _check_payload(row: StoredRow, body: _Envelope) -> _Problem | None:
+    """The payload must be its kind's model: a journal is never misread."""
+    try:
+        PAYLOAD_TYPES[RecordKind(body.kind)].model_validate(body.payload)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "payload"
+        return row.seq, (
+            f"{_name(row.seq, row.kind)}: its payload is not a valid {body.kind} record "
+            f"({where}: {first['msg']}) — it was written by something other than this "
+            "cellauto, or edited"
+        )
+    return None

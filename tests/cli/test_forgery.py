@@ -84,7 +84,9 @@ def _edit_record(conn: sqlite3.Connection, run_id: str, seq: int) -> None:
         "SELECT body FROM records WHERE run_id = ? AND seq = ?", (run_id, seq)
     ).fetchone()[0]
     parsed = orjson.loads(body)
-    parsed["payload"]["tampered"] = True
+    payload = parsed["payload"]  # a change that keeps the record valid: only hashes tell
+    field = next(key for key, value in sorted(payload.items()) if isinstance(value, str))
+    payload[field] += " (edited)"
     text = canonical_bytes(parsed)
     conn.execute(
         "UPDATE records SET body = ?, hash = ? WHERE run_id = ? AND seq = ?",

@@ -82,9 +82,13 @@ def _store_body(
         )
 
 
+def _with_payload(body: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    return {**body, "payload": {**body["payload"], **fields}}
+
+
 def _edit_payload(conn: sqlite3.Connection, run_id: str, seq: int, *, rehash: bool) -> None:
     body = _body(conn, run_id, seq)
-    body["payload"]["i"] = 999
+    body["payload"]["value"]["i"] = 999  # still a valid reading: only the chain tells
     _store_body(conn, run_id, seq, body, rehash=rehash)
 
 
@@ -110,7 +114,8 @@ def _rewrite_seq_fields(conn: sqlite3.Connection, run_id: str, seqs: range) -> N
 def _insert_forged(conn: sqlite3.Connection, run_id: str, seq: int) -> None:
     """Insert a self-consistent record at ``seq`` chained to the record before it."""
     prev = _hash(conn, run_id, seq - 1)
-    body = record_body(run_id, seq, "reading", 1.0, 1, prev, {"forged": True})
+    forged = payload_of(RecordKind.READING, {"forged": True}).model_dump(mode="json")
+    body = record_body(run_id, seq, "reading", 1.0, 1, prev, forged)
     conn.execute(
         "INSERT INTO records VALUES (?, ?, 'reading', 1.0, 1, ?, ?, ?)",
         (run_id, seq, body.decode(), prev, record_hash(body)),
@@ -170,7 +175,7 @@ CASES: list[tuple[str, Tamper, str, int, str]] = [
     (
         "edited last record of a sealed run, hash recomputed",
         lambda c: _store_body(
-            c, SEALED, 9, {**_body(c, SEALED, 9), "payload": {"exit_status": "x"}}, rehash=True
+            c, SEALED, 9, _with_payload(_body(c, SEALED, 9), exit_status="x"), rehash=True
         ),
         SEALED,
         1,  # anchored at record 0 (begun) only: the change lies in records 1 to 9
@@ -393,3 +398,14 @@ def test_an_unsealed_tail_after_its_last_anchor_is_not_protected(
 def test_verify_unknown_run(journal: Journal) -> None:
     with pytest.raises(RunNotFoundError, match="no run 'ghost'"):
         verify_run(journal, "ghost")
+
+
+def test_a_payload_that_is_not_its_kinds_model_is_named(
+    db: sqlite3.Connection, journal_path: Path
+) -> None:
+    body = _body(db, SEALED, 3)
+    body["payload"]["temperature_c"] = 37.0  # a field no reading has
+    _store_body(db, SEALED, 3, body, rehash=True)
+    intact, seq, reason = _verify(journal_path, SEALED)
+    assert (intact, seq) == (False, 3)
+    assert "payload is not a valid reading record (temperature_c: Extra inputs" in reason
