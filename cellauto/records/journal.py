@@ -58,6 +58,7 @@ A journal is used from one thread (the event loop's).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sqlite3
@@ -70,6 +71,7 @@ from types import TracebackType
 
 from cellauto.errors import JournalError, RunNotFoundError, SigningKeyError
 from cellauto.records import _sqlite, _summary
+from cellauto.records._writer import AsyncWaiter, SyncWaiter, Waiter, Writer
 from cellauto.records.anchors import AnchorSchedule
 from cellauto.records.kinds import GENESIS_HASH, RecordKind, kind_value
 from cellauto.records.ledger import AnchorPolicy, LedgerEvent, LedgerKind, LedgerWriter
@@ -77,7 +79,10 @@ from cellauto.records.models import Record, RunSummary
 from cellauto.records.run_journal import FLUSH_THRESHOLD, RunJournal
 from cellauto.records.signing import Signer
 
-__all__ = ["FLUSH_THRESHOLD", "AnchorPolicy", "Journal", "RunJournal"]
+__all__ = ["COMMIT_WINDOW_S", "FLUSH_THRESHOLD", "AnchorPolicy", "Journal", "RunJournal"]
+
+COMMIT_WINDOW_S = 0.005
+"""How long the writer thread gathers records nobody waits for before committing them."""
 
 _log = logging.getLogger(__name__)
 _Row = tuple[str, int, str, float, int, str, str, str]
@@ -100,12 +105,17 @@ class Journal:
         timeout_s: float = 5.0,
         signing_key: Signer | str | os.PathLike[str] | None = None,
         anchors: AnchorPolicy | None = None,
+        window_s: float = COMMIT_WINDOW_S,
     ) -> None:
         self._path = Path(path)
         self._conn: sqlite3.Connection | None = _sqlite.connect(
             self._path, create=create, timeout_s=timeout_s
         )
+        self._timeout_s = timeout_s
+        self._window_s = window_s
+        self._writer: Writer | None = None  # started by the first write
         self._buffer: list[_Row] = []
+        self._tick_durable: asyncio.Future[None] | None = None  # durable waiters this tick
         self._open_runs: dict[str, RunJournal] = {}
         self._tick_loop: AbstractEventLoop | None = None  # loop with a flush scheduled
         self._signing_key = signing_key
@@ -195,69 +205,107 @@ class Journal:
         return self._ledger
 
     def flush(self) -> None:
-        """Write the buffered records now (one transaction, no fsync)."""
-        self._commit(durable=False)
+        """Write everything appended so far; return once it is committed (no fsync)."""
+        self._barrier(durable=False)
 
-    def _commit(
-        self, *, durable: bool, seal: LedgerEvent | None = None, anchor_all: bool = False
-    ) -> None:
-        conn = self._conn
-        if conn is None:
+    def sync(self) -> None:
+        """Like :meth:`flush`, and fsync: everything appended so far is on disk."""
+        self._barrier(durable=True)
+
+    def _writer_thread(self) -> Writer:
+        writer = self._writer
+        if writer is None:
+            if self._conn is None:
+                raise JournalError(f"journal {self._path} is closed")
+            writer = self._writer = Writer(
+                self._path, timeout_s=self._timeout_s, window_s=self._window_s
+            )
+        return writer
+
+    def _handoff(
+        self,
+        *,
+        durable: bool = False,
+        urgent: bool = False,
+        waiter: Waiter | None = None,
+        seal: LedgerEvent | None = None,
+        anchor_all: bool = False,
+    ) -> bool:
+        """Hand the buffered records (and the ledger entries due) to the writer thread.
+
+        Returns False when there was nothing to hand over and nothing to wait for.
+        """
+        if self._conn is None:
             raise JournalError(f"journal {self._path} is closed")
         buffer = self._buffer
-        if not buffer and seal is None and not anchor_all:
-            return
-        events = self._schedule.events(everything=anchor_all)
+        events = self._schedule.events(everything=anchor_all) if self._ledger else []
         if seal is not None:
             events.append(seal)
-        if not buffer and not events:
-            return
-        ledger = self._ledger
-        if events and ledger is None:  # unreachable: runs are begun through the ledger
-            raise JournalError(f"journal {self._path}: ledger entries due but no signing key")
-        prepared = ledger.prepare(events) if ledger is not None and events else None
-        try:
-            if durable:
-                conn.execute("PRAGMA synchronous=FULL")
-            try:
-                conn.execute("BEGIN")
-                conn.executemany(_sqlite.INSERT_RECORD, buffer)
-                if prepared is not None and ledger is not None:
-                    conn.executemany(_sqlite.INSERT_LEDGER, prepared.rows)
-                    conn.execute(_sqlite.PUT_LEDGER_HEAD, prepared.head)
-                    conn.execute(_sqlite.PUT_PUBLIC_KEY, (ledger.signer.public.hex,))
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            finally:
-                if durable:
-                    conn.execute("PRAGMA synchronous=NORMAL")
-        except sqlite3.Error as exc:
-            raise JournalError(
-                f"cannot write {len(buffer)} records to journal {self._path}: {exc}; they are "
-                "kept in memory and written by the next flush (check disk space and locks)"
-            ) from exc
+        if not buffer and not events and waiter is None:
+            return False
+        writer = self._writer_thread()
+        rows = buffer.copy()
+        writer.submit(rows, events, self._ledger, durable=durable, urgent=urgent, waiter=waiter)
         buffer.clear()
-        if prepared is not None and ledger is not None:
-            ledger.committed(prepared)
+        if events:  # they will be written (a failed commit is retried): not due again
             self._schedule.written(events, self._open_runs)
+        return True
+
+    def _barrier(
+        self, *, durable: bool, seal: LedgerEvent | None = None, anchor_all: bool = False
+    ) -> None:
+        """Hand over the buffer and block until it (and all before it) is committed."""
+        if self._conn is None:
+            raise JournalError(f"journal {self._path} is closed")
+        if self._writer is None and not self._buffer and seal is None and not anchor_all:
+            return  # nothing was ever written: no thread needed (read-only use)
+        waiter = SyncWaiter()
+        self._handoff(durable=durable, urgent=True, waiter=waiter, seal=seal, anchor_all=anchor_all)
+        self._writer_thread().wait(waiter)
+
+    async def wait_durable(self) -> None:
+        """Wait (without blocking the loop) until every record appended so far is on disk.
+
+        The durable appends of all runs in one loop tick share one commit and one fsync;
+        those made while it runs share the next (group fsync).
+        """
+        loop = _running_loop()
+        if loop is None:  # unreachable from a coroutine
+            raise JournalError("wait_durable needs a running event loop")
+        future = self._tick_durable
+        if future is None or self._tick_loop is not loop:
+            future = self._tick_durable = loop.create_future()
+            if self._tick_loop is not loop:
+                self._tick_loop = loop
+                loop.call_soon(self._tick_flush)
+        await asyncio.shield(future)
 
     def _tick_flush(self) -> None:
         self._tick_loop = None
-        if self._conn is None or not self._buffer:
+        future, self._tick_durable = self._tick_durable, None
+        if self._conn is None:
+            if future is not None and not future.done():
+                future.set_exception(JournalError(f"journal {self._path} was closed"))
             return
+        waiter = None
+        if future is not None:
+            waiter = AsyncWaiter(asyncio.get_running_loop(), future)
         try:
-            self.flush()
-        except JournalError:
-            _log.exception("end-of-tick journal flush failed; records stay buffered")
+            self._handoff(durable=waiter is not None, urgent=waiter is not None, waiter=waiter)
+        except JournalError as exc:
+            if future is not None and not future.done():
+                future.set_exception(exc)
+            else:
+                _log.exception("end-of-tick journal hand-off failed; records stay buffered")
 
     def _after_append(self, durable: bool) -> None:
         if durable:
-            self._commit(durable=True)
+            self._barrier(durable=True)
         elif len(self._buffer) >= FLUSH_THRESHOLD:
-            self._commit(durable=False)
+            if _running_loop() is None:
+                self._barrier(durable=False)
+            else:
+                self._handoff()
         else:
             loop = _running_loop()
             if loop is not None and loop is not self._tick_loop:
@@ -277,12 +325,9 @@ class Journal:
             max(now_ns, last.wall_time_ns if last is not None else 0),
         )
         self._schedule.forget(run.run_id)
-        try:
-            self._commit(durable=True, seal=seal)
-        except BaseException:
-            run.anchor_watermark = run.anchored_seq  # the next append schedules it again
-            raise
         del self._open_runs[run.run_id]
+        run._writable = False  # the seal is queued: even if its commit fails, it is kept
+        self._barrier(durable=True, seal=seal)
 
     # -- reading ---------------------------------------------------------------
 
@@ -339,10 +384,16 @@ class Journal:
     # -- lifecycle -------------------------------------------------------------
 
     def close(self) -> None:
-        """Flush and close. If the flush fails, the journal stays open (records kept)."""
+        """Flush (anchoring every open run's tail) and close.
+
+        If the flush fails, the journal stays open and keeps the records.
+        """
         if self._conn is None:
             return
-        self._commit(durable=False, anchor_all=True)
+        self._barrier(durable=False, anchor_all=True)
+        if self._writer is not None:
+            self._writer.stop()
+            self._writer = None
         self._conn.close()
         self._conn = None
         for run in self._open_runs.values():
@@ -350,10 +401,13 @@ class Journal:
         self._open_runs.clear()
 
     def abandon(self) -> None:
-        """Close as a crashing process would: records not yet committed are lost.
+        """Close as a crashing process would: records not yet handed over are lost.
 
-        For crash tests (see ``Runner.resume``): what was committed stays, durable
-        records always are; the runs still open take no more records.
+        For crash tests (see ``Runner.resume``): the records of the current loop tick
+        are dropped; what the writer thread already holds is committed first (as if the
+        process died just after that commit), so that a test's outcome never depends on
+        thread timing. Durable records always survive; the runs still open take no more
+        records.
         """
         conn, self._conn = self._conn, None
         self._buffer.clear()
@@ -361,6 +415,9 @@ class Journal:
         for run in self._open_runs.values():
             run._writable = False
         self._open_runs.clear()
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.stop()
         if conn is not None:
             conn.close()
 

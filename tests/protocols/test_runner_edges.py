@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import sys
 
 import anyio
@@ -12,7 +13,7 @@ from cellauto import Protocol, Run
 from cellauto.errors import StateCommandError
 from cellauto.instruments import Line
 from cellauto.protocols import Runner, State
-from cellauto.records import Journal, RecordKind
+from cellauto.records import Journal, RecordKind, _sqlite
 from tests.protocols.harness import ORIGIN
 from tests.records.factory import payload_of
 
@@ -96,24 +97,28 @@ async def test_a_command_before_the_run_starts_writes_nothing(journal: Journal) 
     assert outcome.exit_status == "complete"
 
 
-async def test_durable_records_are_committed_with_fsync(journal: Journal) -> None:
-    """The intent of a physical action is committed under synchronous=FULL."""
+async def test_durable_records_are_committed_with_fsync(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The intent of a physical action is committed under synchronous=FULL (writer thread)."""
     statements: list[str] = []
-    real = journal._conn
+    connect = _sqlite.connect_writer
 
     class Spy:
+        def __init__(self, real: sqlite3.Connection) -> None:
+            self._real = real
+
         def __getattr__(self, name: str) -> object:
-            return getattr(real, name)
+            return getattr(self._real, name)
 
         def execute(self, sql: str, *args: object) -> object:
             statements.append(sql)
-            return real.execute(sql, *args)
+            return self._real.execute(sql, *args)
 
-    journal._conn = Spy()  # type: ignore[assignment]
+    monkeypatch.setattr(_sqlite, "connect_writer", lambda *a, **k: Spy(connect(*a, **k)))
     run = journal.begin_run("r", lambda: 0.0)
     run.append(payload_of(RecordKind.READING, {"x": 1}))
-    run.append(payload_of(RecordKind.INSTRUMENT_COMMAND, {"method": "open"}), durable=True)
-    journal._conn = real
+    await run.append_durable(payload_of(RecordKind.INSTRUMENT_COMMAND, {"method": "open"}))
     full = statements.index("PRAGMA synchronous=FULL")
     normal = statements.index("PRAGMA synchronous=NORMAL", full)
     assert statements[full + 1] == "BEGIN" and statements[normal - 1] == "COMMIT"
