@@ -27,6 +27,7 @@ Failures
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sqlite3
@@ -67,10 +68,8 @@ class AsyncWaiter:
         self.loop, self.future = loop, future
 
     def settle(self, error: JournalError | None) -> None:
-        try:
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
             self.loop.call_soon_threadsafe(_settle_future, self.future, error)
-        except RuntimeError:  # the loop is closed: nobody waits any more
-            pass
 
 
 def _settle_future(future: asyncio.Future[None], error: JournalError | None) -> None:
