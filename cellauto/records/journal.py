@@ -18,42 +18,58 @@ Signing key
     is begun or resumed, never by a journal that is only read. A journal holds
     entries signed by one key: a writer with another key is refused.
 
-Durability (group commit)
-    ``append`` puts the record in an in-memory buffer shared by all runs of the
-    journal. The buffer is written in one transaction (``executemany``) at a
-    *flush*, which happens:
+Durability (a writer thread, group commit, group fsync)
+    ``append`` numbers, chains and hashes the record at once and puts it in an
+    in-memory buffer shared by all runs of the journal. Every commit is made by the
+    journal's writer thread (:mod:`cellauto.records._writer`, started by the first
+    write, with its own connection), so the event loop never waits on SQLite. The
+    buffer is *handed over* to it (one list, under a lock):
 
-    a. at once, with an fsync, when ``append(..., durable=True)``: the commit uses
-       ``PRAGMA synchronous=FULL`` (then back to NORMAL), so the record - and every
-       record buffered before it - is on disk before ``append`` returns. Record an
-       intended physical action (a pump start, a transfer) durably *before* doing
-       it; if ``append`` raises, do not perform the action;
-    b. at the end of the current event-loop tick: the first ``append`` in a tick,
+    a. at the end of the current event-loop tick: the first ``append`` in a tick,
        when an asyncio loop is running in this thread, schedules one
-       ``loop.call_soon(flush)``. Records are on disk (in the WAL, without fsync)
-       before any other callback or task runs, i.e. by the time the appending task
-       has awaited anything;
-    c. when the buffer holds 1,000 records;
-    d. before every read (``records``, ``runs``, ``resolve_run_id``, verify,
-       export), on ``seal`` (with an fsync) and on ``close``.
+       ``loop.call_soon``. The writer commits what it was handed once the commit
+       window (``window_s``, 5 ms) of the oldest batch closes, or at once for an
+       urgent batch; every batch pending then goes in one transaction;
+    b. when the buffer holds 1,000 records (without a running loop: and waits);
+    c. by ``await run.append_durable(payload)`` (in the tick's hand-off, urgent): it
+       returns once the record - and every record appended before it - is committed
+       under ``PRAGMA synchronous=FULL`` (fsync'd). The durable appends of every run
+       in the same loop tick share that one commit and fsync, and those made while it
+       runs share the next (group fsync). Record an intended physical action this way
+       *before* doing it; if it raises, do not perform the action;
+    d. by ``append(..., durable=True)``, the blocking form of (c) for scripts and
+       code that cannot await (a cancelled step, an operator's command): it returns
+       once the record is fsync'd, blocking the thread meanwhile;
+    e. before every read (``records``, ``runs``, ``resolve_run_id``, verify,
+       export) and on ``flush``, which wait until everything appended before them is
+       committed; on ``seal`` (with an fsync), ``sync`` (fsync) and ``close``.
 
-    The ledger entries due (see :mod:`cellauto.records.anchors`) are written in the
-    same transaction as the records they cover, with one signature each and one
-    for the ledger head: no record is ever signed on its own. ``close`` anchors
-    every open run's unanchored tail.
+    The ledger entries due (see :mod:`cellauto.records.anchors`) are handed over
+    with the records they cover and written in the same transaction, with one
+    signature each and one for the ledger head: no record is ever signed on its own.
+    ``close`` anchors every open run's unanchored tail.
 
-    So a crash of the process can lose only the records appended in the loop tick
-    in which it died, before any await; a crash of the machine (power loss) can
-    also lose the WAL commits made since the last fsync, never a durable record.
-    Without a running loop (scripts, the CLI) records stay buffered until one of
-    (a), (c) or (d).
+    So a crash of the process can lose only the records of the loop tick in which it
+    died and those of the last commit window (a few ms); a crash of the machine
+    (power loss) can also lose the commits made since the last fsync, never a durable
+    record. Without a running loop (scripts, the CLI) records stay buffered until
+    (b), (d) or (e).
 
-    A failed flush raises :class:`~cellauto.errors.JournalError` and keeps the
-    buffered records, in order, to be written by the next flush; a failed
-    end-of-tick flush is logged (it cannot raise into the loop) and the next
-    append in a later tick schedules another. Nothing already appended is dropped.
+    A failed commit keeps its records (and ledger entries), in order, at the head of
+    the writer's queue, to be written by the next commit: nothing handed over is
+    dropped. A durable appender, a flush or a read waiting for it gets
+    :class:`~cellauto.errors.JournalError`; a failure nobody waits for is logged, and
+    the next hand-off tries again. A seal whose commit fails raises, and stays queued
+    (the run takes no more records).
 
-A journal is used from one thread (the event loop's).
+Layout
+    Records are stored in append order (a rowid table) and found by the
+    ``(run_id, seq)`` unique index, and the WAL is checkpointed every 32 MB: with
+    many runs appending at once, the earlier layout (clustered by run) rewrote a
+    half-full page per run per commit (see ``bench/bench_journal_load.py``).
+
+A journal is used from one thread (the event loop's); only its writer thread works
+beside it.
 """
 
 from __future__ import annotations
@@ -121,6 +137,7 @@ class Journal:
         self._signing_key = signing_key
         self._ledger: LedgerWriter | None = None  # made by the first begin/resume
         self._schedule = AnchorSchedule(anchors or AnchorPolicy())
+        self._begun_here: set[str] = set()  # run ids begun by this Journal object
         self._run_count: int | None = None  # counted once, then kept by begin_run
 
     @property
@@ -138,8 +155,8 @@ class Journal:
         """Start the record of a new run; its first record gets seq 0."""
         if not isinstance(run_id, str) or not run_id:
             raise JournalError(f"run id must be a non-empty string, not {run_id!r}")
-        conn = self._read()
-        if run_id in self._open_runs or _sqlite.has_run(conn, run_id):
+        conn = self._connection()  # no flush: runs begun here are known without the file
+        if run_id in self._begun_here or _sqlite.has_run(conn, run_id):
             raise JournalError(
                 f"run {run_id!r} already has records in {self._path}; "
                 "use resume_run to continue it, or start the run under a new id"
@@ -148,6 +165,7 @@ class Journal:
         count = self.run_count()
         opened = self._open(run_id, process_clock, 0, GENESIS_HASH, wall_clock_ns, -1)
         self._run_count = count + 1
+        self._begun_here.add(run_id)
         return opened
 
     def resume_run(
@@ -330,6 +348,12 @@ class Journal:
         self._barrier(durable=True, seal=seal)
 
     # -- reading ---------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        conn = self._conn
+        if conn is None:
+            raise JournalError(f"journal {self._path} is closed")
+        return conn
 
     def _read(self) -> sqlite3.Connection:
         """Flush, then return the connection for a read (package-internal)."""
