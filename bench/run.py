@@ -10,6 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_batches
 import bench_journal
+import bench_journal_load
 import bench_opcua
 import bench_runner
 import bench_scpi
@@ -36,6 +37,27 @@ def main() -> int:
                 "value": f"{row['records_per_s']:,.0f} rec/s",
                 "target": target,
                 "detail": f"{row['ratio_to_raw']:.2f}x raw",
+                "ok": ok,
+            }
+        )
+    for row in bench_journal_load.run(quick=args.quick):
+        target, ok, detail = "", None, f"{row.get('ratio', 1.0):.2f}x raw"
+        if row["case"].startswith("real shape") and "cellauto" in row["case"]:
+            target, ok = "≥ 0.5x raw", row["ratio"] >= 0.5
+        if row["case"].startswith("durable") and "cellauto" in row["case"]:
+            target, ok = "≥ 5x raw", row["ratio"] >= 5
+            detail += f", {row['fsyncs']} fsyncs"
+        if "amplification" in row:
+            detail += (
+                f", {row['commits']} commits, {row['bytes_per_record']:,.0f} B written/rec,"
+                f" amplification {row['amplification']:.2f}x"
+            )
+        rows.append(
+            {
+                "case": f"journal load: {row['case']} ({row['records']:,} records)",
+                "value": f"{row['records'] / row['seconds']:,.0f} rec/s",
+                "target": target,
+                "detail": detail,
                 "ok": ok,
             }
         )

@@ -47,6 +47,7 @@ __all__ = [
     "is_virtual",
     "scaled_loop_factory",
     "serving_outside",
+    "time_paused",
     "virtual_loop_factory",
 ]
 
@@ -80,6 +81,10 @@ class _FastForwardSelector(selectors.BaseSelector):
         loop = self._loop_ref[0]
         if timeout is not None and timeout <= 0:
             return self._inner.select(0)
+        if loop._paused:
+            # A task waits for bookkeeping done outside (the journal's writer): it
+            # takes no process time, so virtual time stands still until it is done.
+            return self._inner.select(timeout)
         if not loop.may_jump():
             # Someone waits on real work: let real time pass, capped, and keep
             # virtual time in step with it.
@@ -108,6 +113,7 @@ class VirtualTimeEventLoop(asyncio.SelectorEventLoop):
         self._real_time_depth = 0
         self._awaiting = 0
         self._serving = 0
+        self._paused = 0
 
     def time(self) -> float:
         return self._virtual_now
@@ -124,6 +130,16 @@ class VirtualTimeEventLoop(asyncio.SelectorEventLoop):
             yield
         finally:
             self._awaiting -= 1
+
+    @contextmanager
+    def time_paused(self) -> Iterator[None]:
+        """A task here waits for work outside that takes no process time (a journal
+        commit): virtual time neither jumps nor follows real time meanwhile."""
+        self._paused += 1
+        try:
+            yield
+        finally:
+            self._paused -= 1
 
     @contextmanager
     def serving_outside(self) -> Iterator[None]:
@@ -190,6 +206,17 @@ def awaiting_outside() -> Iterator[None]:
     loop = asyncio.get_running_loop()
     if isinstance(loop, VirtualTimeEventLoop):
         with loop.awaiting_outside():
+            yield
+    else:
+        yield
+
+
+@contextmanager
+def time_paused() -> Iterator[None]:
+    """On a virtual loop, :meth:`VirtualTimeEventLoop.time_paused`; else nothing."""
+    loop = asyncio.get_running_loop()
+    if isinstance(loop, VirtualTimeEventLoop):
+        with loop.time_paused():
             yield
     else:
         yield

@@ -27,7 +27,7 @@ from typing import Any
 
 import anyio
 
-from cellauto.clock import Clock
+from cellauto.clock import Clock, time_paused
 from cellauto.errors import StateCommandError
 from cellauto.protocols.context import Run, RunAborted
 from cellauto.protocols.definition import Protocol, ResumePolicy, StepDefinition
@@ -109,6 +109,21 @@ class Execution:
     def record(self, payload: rec.Payload, *, durable: bool = False) -> int:
         """Journal one record of this run; returns its sequence number."""
         seq, _ = self._journal.append(payload, durable=durable)
+        self._observe(payload)
+        return seq
+
+    async def record_durable(self, payload: rec.Payload) -> int:
+        """Journal one record and return its seq once it is on disk (fsync'd).
+
+        The loop keeps running meanwhile; the durable records of all runs made in the
+        same loop tick share one fsync. Virtual time stands still while it waits.
+        """
+        with time_paused():  # a commit takes no process time, as on the line
+            seq, _ = await self._journal.append_durable(payload)
+        self._observe(payload)
+        return seq
+
+    def _observe(self, payload: rec.Payload) -> None:
         if self._observers:
             now = self.clock.now_s()
             for observer in list(self._observers):
@@ -117,7 +132,6 @@ class Execution:
                 except Exception:  # a display must never disturb the batch
                     logger.exception("run %s: observer %r failed; detached", self.run_id, observer)
                     self._observers.remove(observer)
-        return seq
 
     def deviation(
         self,
@@ -241,7 +255,7 @@ class Execution:
         self._started = True
         ended: tuple[str, str] | None = None
         if self.resume_plan is None:
-            self.record(self._run_started, durable=True)
+            await self.record_durable(self._run_started)
             self._transition(Command.START, by=by)
         else:
             ended = self._resume(self.resume_plan, by=by)
@@ -254,14 +268,13 @@ class Execution:
             self.current_step = None
             self._complete_acting_state("procedure ended")
             watchdogs.cancel_scope.cancel()
-        final = self.record(
+        final = await self.record_durable(
             rec.RunEnded(
                 exit_status=exit_status,
                 final_state=self.state.value,
                 reason=reason,
                 completed_steps=self.completed_steps,
-            ),
-            durable=True,
+            )
         )
         return RunOutcome(
             run_id=self.run_id,

@@ -85,11 +85,11 @@ class RecordedInstrument:
             clock = execution.clock
             command_seq = None
             if kind is CallKind.COMMAND:
-                command_seq = execution.record(
+                # on disk before the instrument is touched (the loop runs on meanwhile)
+                command_seq = await execution.record_durable(
                     rec.InstrumentCommand(
                         instrument=name, method=method_name, arguments=arguments, step=step
-                    ),
-                    durable=True,
+                    )
                 )
             started = clock.monotonic()
             try:

@@ -18,46 +18,63 @@ Signing key
     is begun or resumed, never by a journal that is only read. A journal holds
     entries signed by one key: a writer with another key is refused.
 
-Durability (group commit)
-    ``append`` puts the record in an in-memory buffer shared by all runs of the
-    journal. The buffer is written in one transaction (``executemany``) at a
-    *flush*, which happens:
+Durability (a writer thread, group commit, group fsync)
+    ``append`` numbers, chains and hashes the record at once and puts it in an
+    in-memory buffer shared by all runs of the journal. Every commit is made by the
+    journal's writer thread (:mod:`cellauto.records._writer`, started by the first
+    write, with its own connection), so the event loop never waits on SQLite. The
+    buffer is *handed over* to it (one list, under a lock):
 
-    a. at once, with an fsync, when ``append(..., durable=True)``: the commit uses
-       ``PRAGMA synchronous=FULL`` (then back to NORMAL), so the record - and every
-       record buffered before it - is on disk before ``append`` returns. Record an
-       intended physical action (a pump start, a transfer) durably *before* doing
-       it; if ``append`` raises, do not perform the action;
-    b. at the end of the current event-loop tick: the first ``append`` in a tick,
+    a. at the end of the current event-loop tick: the first ``append`` in a tick,
        when an asyncio loop is running in this thread, schedules one
-       ``loop.call_soon(flush)``. Records are on disk (in the WAL, without fsync)
-       before any other callback or task runs, i.e. by the time the appending task
-       has awaited anything;
-    c. when the buffer holds 1,000 records;
-    d. before every read (``records``, ``runs``, ``resolve_run_id``, verify,
-       export), on ``seal`` (with an fsync) and on ``close``.
+       ``loop.call_soon``. The writer commits what it was handed once the commit
+       window (``window_s``, 5 ms) of the oldest batch closes, or at once for an
+       urgent batch; every batch pending then goes in one transaction;
+    b. when the buffer holds 1,000 records (without a running loop: and waits);
+    c. by ``await run.append_durable(payload)`` (in the tick's hand-off, urgent): it
+       returns once the record - and every record appended before it - is committed
+       under ``PRAGMA synchronous=FULL`` (fsync'd). The durable appends of every run
+       in the same loop tick share that one commit and fsync, and those made while it
+       runs share the next (group fsync). Record an intended physical action this way
+       *before* doing it; if it raises, do not perform the action;
+    d. by ``append(..., durable=True)``, the blocking form of (c) for scripts and
+       code that cannot await (a cancelled step, an operator's command): it returns
+       once the record is fsync'd, blocking the thread meanwhile;
+    e. before every read (``records``, ``runs``, ``resolve_run_id``, verify,
+       export) and on ``flush``, which wait until everything appended before them is
+       committed; on ``seal`` (with an fsync), ``sync`` (fsync) and ``close``.
 
-    The ledger entries due (see :mod:`cellauto.records.anchors`) are written in the
-    same transaction as the records they cover, with one signature each and one
-    for the ledger head: no record is ever signed on its own. ``close`` anchors
-    every open run's unanchored tail.
+    The ledger entries due (see :mod:`cellauto.records.anchors`) are handed over
+    with the records they cover and written in the same transaction, with one
+    signature each and one for the ledger head: no record is ever signed on its own.
+    ``close`` anchors every open run's unanchored tail.
 
-    So a crash of the process can lose only the records appended in the loop tick
-    in which it died, before any await; a crash of the machine (power loss) can
-    also lose the WAL commits made since the last fsync, never a durable record.
-    Without a running loop (scripts, the CLI) records stay buffered until one of
-    (a), (c) or (d).
+    So a crash of the process can lose only the records of the loop tick in which it
+    died and those of the last commit window (a few ms); a crash of the machine
+    (power loss) can also lose the commits made since the last fsync, never a durable
+    record. Without a running loop (scripts, the CLI) records stay buffered until
+    (b), (d) or (e).
 
-    A failed flush raises :class:`~cellauto.errors.JournalError` and keeps the
-    buffered records, in order, to be written by the next flush; a failed
-    end-of-tick flush is logged (it cannot raise into the loop) and the next
-    append in a later tick schedules another. Nothing already appended is dropped.
+    A failed commit keeps its records (and ledger entries), in order, at the head of
+    the writer's queue, to be written by the next commit: nothing handed over is
+    dropped. A durable appender, a flush or a read waiting for it gets
+    :class:`~cellauto.errors.JournalError`; a failure nobody waits for is logged, and
+    the next hand-off tries again. A seal whose commit fails raises, and stays queued
+    (the run takes no more records).
 
-A journal is used from one thread (the event loop's).
+Layout
+    Records are stored in append order (a rowid table) and found by the
+    ``(run_id, seq)`` unique index, and the WAL is checkpointed every 32 MB: with
+    many runs appending at once, the earlier layout (clustered by run) rewrote a
+    half-full page per run per commit (see ``bench/bench_journal_load.py``).
+
+A journal is used from one thread (the event loop's); only its writer thread works
+beside it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sqlite3
@@ -70,6 +87,7 @@ from types import TracebackType
 
 from cellauto.errors import JournalError, RunNotFoundError, SigningKeyError
 from cellauto.records import _sqlite, _summary
+from cellauto.records._writer import AsyncWaiter, SyncWaiter, Waiter, Writer
 from cellauto.records.anchors import AnchorSchedule
 from cellauto.records.kinds import GENESIS_HASH, RecordKind, kind_value
 from cellauto.records.ledger import AnchorPolicy, LedgerEvent, LedgerKind, LedgerWriter
@@ -77,7 +95,10 @@ from cellauto.records.models import Record, RunSummary
 from cellauto.records.run_journal import FLUSH_THRESHOLD, RunJournal
 from cellauto.records.signing import Signer
 
-__all__ = ["FLUSH_THRESHOLD", "AnchorPolicy", "Journal", "RunJournal"]
+__all__ = ["COMMIT_WINDOW_S", "FLUSH_THRESHOLD", "AnchorPolicy", "Journal", "RunJournal"]
+
+COMMIT_WINDOW_S = 0.005
+"""How long the writer thread gathers records nobody waits for before committing them."""
 
 _log = logging.getLogger(__name__)
 _Row = tuple[str, int, str, float, int, str, str, str]
@@ -100,17 +121,23 @@ class Journal:
         timeout_s: float = 5.0,
         signing_key: Signer | str | os.PathLike[str] | None = None,
         anchors: AnchorPolicy | None = None,
+        window_s: float = COMMIT_WINDOW_S,
     ) -> None:
         self._path = Path(path)
         self._conn: sqlite3.Connection | None = _sqlite.connect(
             self._path, create=create, timeout_s=timeout_s
         )
+        self._timeout_s = timeout_s
+        self._window_s = window_s
+        self._writer: Writer | None = None  # started by the first write
         self._buffer: list[_Row] = []
+        self._tick_durable: asyncio.Future[None] | None = None  # durable waiters this tick
         self._open_runs: dict[str, RunJournal] = {}
         self._tick_loop: AbstractEventLoop | None = None  # loop with a flush scheduled
         self._signing_key = signing_key
         self._ledger: LedgerWriter | None = None  # made by the first begin/resume
         self._schedule = AnchorSchedule(anchors or AnchorPolicy())
+        self._begun_here: set[str] = set()  # run ids begun by this Journal object
         self._run_count: int | None = None  # counted once, then kept by begin_run
 
     @property
@@ -128,8 +155,8 @@ class Journal:
         """Start the record of a new run; its first record gets seq 0."""
         if not isinstance(run_id, str) or not run_id:
             raise JournalError(f"run id must be a non-empty string, not {run_id!r}")
-        conn = self._read()
-        if run_id in self._open_runs or _sqlite.has_run(conn, run_id):
+        conn = self._connection()  # no flush: runs begun here are known without the file
+        if run_id in self._begun_here or _sqlite.has_run(conn, run_id):
             raise JournalError(
                 f"run {run_id!r} already has records in {self._path}; "
                 "use resume_run to continue it, or start the run under a new id"
@@ -138,6 +165,7 @@ class Journal:
         count = self.run_count()
         opened = self._open(run_id, process_clock, 0, GENESIS_HASH, wall_clock_ns, -1)
         self._run_count = count + 1
+        self._begun_here.add(run_id)
         return opened
 
     def resume_run(
@@ -195,69 +223,107 @@ class Journal:
         return self._ledger
 
     def flush(self) -> None:
-        """Write the buffered records now (one transaction, no fsync)."""
-        self._commit(durable=False)
+        """Write everything appended so far; return once it is committed (no fsync)."""
+        self._barrier(durable=False)
 
-    def _commit(
-        self, *, durable: bool, seal: LedgerEvent | None = None, anchor_all: bool = False
-    ) -> None:
-        conn = self._conn
-        if conn is None:
+    def sync(self) -> None:
+        """Like :meth:`flush`, and fsync: everything appended so far is on disk."""
+        self._barrier(durable=True)
+
+    def _writer_thread(self) -> Writer:
+        writer = self._writer
+        if writer is None:
+            if self._conn is None:
+                raise JournalError(f"journal {self._path} is closed")
+            writer = self._writer = Writer(
+                self._path, timeout_s=self._timeout_s, window_s=self._window_s
+            )
+        return writer
+
+    def _handoff(
+        self,
+        *,
+        durable: bool = False,
+        urgent: bool = False,
+        waiter: Waiter | None = None,
+        seal: LedgerEvent | None = None,
+        anchor_all: bool = False,
+    ) -> bool:
+        """Hand the buffered records (and the ledger entries due) to the writer thread.
+
+        Returns False when there was nothing to hand over and nothing to wait for.
+        """
+        if self._conn is None:
             raise JournalError(f"journal {self._path} is closed")
         buffer = self._buffer
-        if not buffer and seal is None and not anchor_all:
-            return
-        events = self._schedule.events(everything=anchor_all)
+        events = self._schedule.events(everything=anchor_all) if self._ledger else []
         if seal is not None:
             events.append(seal)
-        if not buffer and not events:
-            return
-        ledger = self._ledger
-        if events and ledger is None:  # unreachable: runs are begun through the ledger
-            raise JournalError(f"journal {self._path}: ledger entries due but no signing key")
-        prepared = ledger.prepare(events) if ledger is not None and events else None
-        try:
-            if durable:
-                conn.execute("PRAGMA synchronous=FULL")
-            try:
-                conn.execute("BEGIN")
-                conn.executemany(_sqlite.INSERT_RECORD, buffer)
-                if prepared is not None and ledger is not None:
-                    conn.executemany(_sqlite.INSERT_LEDGER, prepared.rows)
-                    conn.execute(_sqlite.PUT_LEDGER_HEAD, prepared.head)
-                    conn.execute(_sqlite.PUT_PUBLIC_KEY, (ledger.signer.public.hex,))
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            finally:
-                if durable:
-                    conn.execute("PRAGMA synchronous=NORMAL")
-        except sqlite3.Error as exc:
-            raise JournalError(
-                f"cannot write {len(buffer)} records to journal {self._path}: {exc}; they are "
-                "kept in memory and written by the next flush (check disk space and locks)"
-            ) from exc
+        if not buffer and not events and waiter is None:
+            return False
+        writer = self._writer_thread()
+        rows = buffer.copy()
+        writer.submit(rows, events, self._ledger, durable=durable, urgent=urgent, waiter=waiter)
         buffer.clear()
-        if prepared is not None and ledger is not None:
-            ledger.committed(prepared)
+        if events:  # they will be written (a failed commit is retried): not due again
             self._schedule.written(events, self._open_runs)
+        return True
+
+    def _barrier(
+        self, *, durable: bool, seal: LedgerEvent | None = None, anchor_all: bool = False
+    ) -> None:
+        """Hand over the buffer and block until it (and all before it) is committed."""
+        if self._conn is None:
+            raise JournalError(f"journal {self._path} is closed")
+        if self._writer is None and not self._buffer and seal is None and not anchor_all:
+            return  # nothing was ever written: no thread needed (read-only use)
+        waiter = SyncWaiter()
+        self._handoff(durable=durable, urgent=True, waiter=waiter, seal=seal, anchor_all=anchor_all)
+        self._writer_thread().wait(waiter)
+
+    async def wait_durable(self) -> None:
+        """Wait (without blocking the loop) until every record appended so far is on disk.
+
+        The durable appends of all runs in one loop tick share one commit and one fsync;
+        those made while it runs share the next (group fsync).
+        """
+        loop = _running_loop()
+        if loop is None:  # unreachable from a coroutine
+            raise JournalError("wait_durable needs a running event loop")
+        future = self._tick_durable
+        if future is None or self._tick_loop is not loop:
+            future = self._tick_durable = loop.create_future()
+            if self._tick_loop is not loop:
+                self._tick_loop = loop
+                loop.call_soon(self._tick_flush)
+        await asyncio.shield(future)
 
     def _tick_flush(self) -> None:
         self._tick_loop = None
-        if self._conn is None or not self._buffer:
+        future, self._tick_durable = self._tick_durable, None
+        if self._conn is None:
+            if future is not None and not future.done():
+                future.set_exception(JournalError(f"journal {self._path} was closed"))
             return
+        waiter = None
+        if future is not None:
+            waiter = AsyncWaiter(asyncio.get_running_loop(), future)
         try:
-            self.flush()
-        except JournalError:
-            _log.exception("end-of-tick journal flush failed; records stay buffered")
+            self._handoff(durable=waiter is not None, urgent=waiter is not None, waiter=waiter)
+        except JournalError as exc:
+            if future is not None and not future.done():
+                future.set_exception(exc)
+            else:
+                _log.exception("end-of-tick journal hand-off failed; records stay buffered")
 
     def _after_append(self, durable: bool) -> None:
         if durable:
-            self._commit(durable=True)
+            self._barrier(durable=True)
         elif len(self._buffer) >= FLUSH_THRESHOLD:
-            self._commit(durable=False)
+            if _running_loop() is None:
+                self._barrier(durable=False)
+            else:
+                self._handoff()
         else:
             loop = _running_loop()
             if loop is not None and loop is not self._tick_loop:
@@ -277,14 +343,17 @@ class Journal:
             max(now_ns, last.wall_time_ns if last is not None else 0),
         )
         self._schedule.forget(run.run_id)
-        try:
-            self._commit(durable=True, seal=seal)
-        except BaseException:
-            run.anchor_watermark = run.anchored_seq  # the next append schedules it again
-            raise
         del self._open_runs[run.run_id]
+        run._writable = False  # the seal is queued: even if its commit fails, it is kept
+        self._barrier(durable=True, seal=seal)
 
     # -- reading ---------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        conn = self._conn
+        if conn is None:
+            raise JournalError(f"journal {self._path} is closed")
+        return conn
 
     def _read(self) -> sqlite3.Connection:
         """Flush, then return the connection for a read (package-internal)."""
@@ -339,10 +408,16 @@ class Journal:
     # -- lifecycle -------------------------------------------------------------
 
     def close(self) -> None:
-        """Flush and close. If the flush fails, the journal stays open (records kept)."""
+        """Flush (anchoring every open run's tail) and close.
+
+        If the flush fails, the journal stays open and keeps the records.
+        """
         if self._conn is None:
             return
-        self._commit(durable=False, anchor_all=True)
+        self._barrier(durable=False, anchor_all=True)
+        if self._writer is not None:
+            self._writer.stop()
+            self._writer = None
         self._conn.close()
         self._conn = None
         for run in self._open_runs.values():
@@ -350,10 +425,13 @@ class Journal:
         self._open_runs.clear()
 
     def abandon(self) -> None:
-        """Close as a crashing process would: records not yet committed are lost.
+        """Close as a crashing process would: records not yet handed over are lost.
 
-        For crash tests (see ``Runner.resume``): what was committed stays, durable
-        records always are; the runs still open take no more records.
+        For crash tests (see ``Runner.resume``): the records of the current loop tick
+        are dropped; what the writer thread already holds is committed first (as if the
+        process died just after that commit), so that a test's outcome never depends on
+        thread timing. Durable records always survive; the runs still open take no more
+        records.
         """
         conn, self._conn = self._conn, None
         self._buffer.clear()
@@ -361,6 +439,9 @@ class Journal:
         for run in self._open_runs.values():
             run._writable = False
         self._open_runs.clear()
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.stop()
         if conn is not None:
             conn.close()
 

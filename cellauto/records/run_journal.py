@@ -101,6 +101,20 @@ class RunJournal:
             self._journal._after_append(durable)  # flush now, or at the end of this tick
         return seq, digest
 
+    async def append_durable(self, payload: Payload) -> tuple[int, str]:
+        """Append one record and return its (seq, hash) once it is on disk (fsync'd).
+
+        The awaitable form of ``append(payload, durable=True)``: the loop keeps running
+        while the writer thread commits, and the durable appends of every run in the
+        same loop tick (and those made while an fsync is under way) share one fsync.
+        The record is numbered and chained at once; if the commit fails,
+        :class:`~cellauto.errors.JournalError` is raised (the record is kept and written
+        by a later commit): do not perform the action it announces.
+        """
+        appended = self.append(payload)
+        await self._journal.wait_durable()
+        return appended
+
     def _refuse(self, payload: object) -> NoReturn:
         where = f"run {self._run_id!r} record {self._next_seq}"
         if not self._writable:

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import sys
+from pathlib import Path
 
 import anyio
 import pytest
 
 from cellauto import Protocol, Run
 from cellauto.errors import StateCommandError
-from cellauto.instruments import Line
+from cellauto.instruments import Line, command
 from cellauto.protocols import Runner, State
-from cellauto.records import Journal, RecordKind
-from tests.protocols.harness import ORIGIN
+from cellauto.records import Journal, RecordKind, _sqlite
+from tests.protocols.harness import ORIGIN, Valve
 from tests.records.factory import payload_of
 
 pytestmark = pytest.mark.anyio
@@ -96,26 +98,64 @@ async def test_a_command_before_the_run_starts_writes_nothing(journal: Journal) 
     assert outcome.exit_status == "complete"
 
 
-async def test_durable_records_are_committed_with_fsync(journal: Journal) -> None:
-    """The intent of a physical action is committed under synchronous=FULL."""
+async def test_durable_records_are_committed_with_fsync(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The intent of a physical action is committed under synchronous=FULL (writer thread)."""
     statements: list[str] = []
-    real = journal._conn
+    connect = _sqlite.connect_writer
 
     class Spy:
+        def __init__(self, real: sqlite3.Connection) -> None:
+            self._real = real
+
         def __getattr__(self, name: str) -> object:
-            return getattr(real, name)
+            return getattr(self._real, name)
 
         def execute(self, sql: str, *args: object) -> object:
             statements.append(sql)
-            return real.execute(sql, *args)
+            return self._real.execute(sql, *args)
 
-    journal._conn = Spy()  # type: ignore[assignment]
+    monkeypatch.setattr(_sqlite, "connect_writer", lambda *a, **k: Spy(connect(*a, **k)))
     run = journal.begin_run("r", lambda: 0.0)
     run.append(payload_of(RecordKind.READING, {"x": 1}))
-    run.append(payload_of(RecordKind.INSTRUMENT_COMMAND, {"method": "open"}), durable=True)
-    journal._conn = real
+    await run.append_durable(payload_of(RecordKind.INSTRUMENT_COMMAND, {"method": "open"}))
     full = statements.index("PRAGMA synchronous=FULL")
     normal = statements.index("PRAGMA synchronous=NORMAL", full)
     assert statements[full + 1] == "BEGIN" and statements[normal - 1] == "COMMIT"
     # between them only the ledger (the run's begun entry, signed) besides the records
     assert all("ledger" in s or "meta" in s for s in statements[full + 2 : normal - 1])
+
+
+async def test_a_command_is_sent_only_once_its_intent_is_on_disk(
+    journal: Journal, tmp_path: Path
+) -> None:
+    """The instrument sees its command only after the intent was committed with an fsync."""
+    seen: list[tuple[int, int]] = []
+
+    class CheckingValve(Valve):
+        @command
+        async def open(self) -> int:
+            conn = sqlite3.connect(journal.path)  # what a crash now would leave
+            try:
+                (intents,) = conn.execute(
+                    "SELECT count(*) FROM records WHERE kind = 'instrument_command'"
+                ).fetchone()
+            finally:
+                conn.close()
+            assert journal._writer is not None
+            seen.append((intents, journal._writer.fsyncs))
+            return 1
+
+    protocol = Protocol("intent", version="1")
+
+    @protocol.step
+    async def work(run: Run, valve: Valve) -> None:
+        await valve.open()
+        await valve.open()
+
+    line = Line("t", {"valve": CheckingValve()})
+    outcome = await Runner(journal, clock_origin=ORIGIN).prepare(protocol, line).execute()
+    assert outcome.exit_status == "complete"
+    assert [intents for intents, _ in seen] == [1, 2]
+    assert seen[0][1] >= 2 and seen[1][1] > seen[0][1]  # run_started, then each intent

@@ -72,7 +72,13 @@ def test_reads_and_close_flush(journal_path: Path, make_clock: MakeClock) -> Non
     assert _stored(journal_path) == 2
 
 
-def test_append_in_a_loop_tick_is_on_disk_after_one_yield(
+def _written(journal: Journal) -> None:
+    """Wait until the writer thread has tried every batch handed to it."""
+    assert journal._writer is not None
+    journal._writer.wait_idle()
+
+
+def test_append_in_a_loop_tick_is_handed_to_the_writer_after_one_yield(
     journal: Journal, journal_path: Path, make_clock: MakeClock
 ) -> None:
     run = journal.begin_run("run-a", make_clock())
@@ -87,15 +93,18 @@ def test_append_in_a_loop_tick_is_on_disk_after_one_yield(
 
             for i in range(10):
                 run.append(payload_of(RecordKind.READING, {"i": i}))
-            assert flushes_scheduled() == 1  # one flush per tick, not one per record
-            assert _stored(journal_path) == 0
+            assert flushes_scheduled() == 1  # one hand-off per tick, not one per record
+            assert _stored(journal_path) == 0 and len(journal._buffer) == 10
             await asyncio.sleep(0)
+            assert journal._buffer == []  # handed to the writer thread
+            _written(journal)  # committed when its window closes (a few ms)
             assert _stored(journal_path) == 10
             run.append(
                 payload_of(RecordKind.READING, {"i": 10})
-            )  # a new tick schedules a new flush
+            )  # a new tick schedules a new hand-off
             assert flushes_scheduled() == 2
         await asyncio.sleep(0)
+        _written(journal)
         assert _stored(journal_path) == 11
 
     asyncio.run(main())
@@ -109,17 +118,18 @@ def test_each_event_loop_gets_its_own_tick_flush(
 
     def append_and_stop() -> None:
         run.append(payload_of(RecordKind.READING, {"v": 1}))
-        dying.stop()  # the loop ends before its scheduled flush runs
+        dying.stop()  # the loop ends before its scheduled hand-off runs
 
     dying.call_soon(append_and_stop)
     dying.run_forever()
     dying.close()
-    assert _stored(journal_path) == 0
+    assert _stored(journal_path) == 0 and len(journal._buffer) == 1
 
     async def append_and_yield() -> None:
         run.append(payload_of(RecordKind.READING, {"v": 2}))
         await asyncio.sleep(0)
-        assert _stored(journal_path) == 2  # the new loop got its own flush
+        _written(journal)
+        assert _stored(journal_path) == 2  # the new loop got its own hand-off
 
     asyncio.run(append_and_yield())
 
@@ -145,7 +155,7 @@ def test_failed_flush_raises_and_keeps_the_records(
         assert verify_run(journal, "run-a").intact
 
 
-def test_failed_tick_flush_is_logged_and_retried(
+def test_failed_commit_nobody_waits_for_is_logged_and_retried(
     journal_path: Path, make_clock: MakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def main(journal: Journal) -> None:
@@ -153,10 +163,12 @@ def test_failed_tick_flush_is_logged_and_retried(
         with _write_lock(journal_path), caplog.at_level(logging.ERROR):
             run.append(payload_of(RecordKind.READING, {"v": 1}))
             await asyncio.sleep(0)
-        assert "end-of-tick journal flush failed" in caplog.text
+            _written(journal)  # the writer's commit failed: logged, records kept
+        assert "cannot write 1 records" in caplog.text and "kept in memory" in caplog.text
         assert _stored(journal_path) == 0
         run.append(payload_of(RecordKind.READING, {"v": 2}))
         await asyncio.sleep(0)
+        _written(journal)
         assert _stored(journal_path) == 2
 
     with Journal(journal_path, timeout_s=0.05) as journal:

@@ -1,0 +1,295 @@
+"""The journal's writer thread: every commit of a :class:`~cellauto.records.Journal`.
+
+The event loop's thread only hands batches over (:meth:`Writer.submit`, a lock and a
+list append); this thread writes them with its own SQLite connection, so that SQLite
+work (B-tree inserts, page writes, fsync, ledger signatures) runs beside the loop, on
+the second core, with the GIL released during I/O.
+
+Commit window
+    A batch that nobody waits for opens a window of ``window_s`` (a few ms): the
+    commit happens when it closes, or at once when an *urgent* batch arrives (a
+    durable append, a flush, a read, a seal, close). Every batch pending at that
+    moment goes in one transaction, in the order submitted.
+
+Group fsync
+    If any of those batches is durable, the commit runs under
+    ``PRAGMA synchronous=FULL``: one fsync of the WAL covers every batch of the
+    commit and all earlier commits. Durable batches that arrive while an fsync is
+    under way are committed together by the next one.
+
+Failures
+    A failed commit keeps its batches, in order, at the head of the queue; every
+    waiter of those batches is told (:class:`~cellauto.errors.JournalError`); the
+    next submit (or flush) tries again. Nothing handed over is dropped, except by
+    :meth:`Writer.abandon` (crash tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from cellauto.errors import JournalError
+from cellauto.records import _sqlite
+from cellauto.records.ledger import LedgerEvent, LedgerWriter
+
+__all__ = ["AsyncWaiter", "SyncWaiter", "Writer"]
+
+_log = logging.getLogger("cellauto.records.journal")
+Row = tuple[str, int, str, float, int, str, str, str]
+
+
+class SyncWaiter:
+    """A thread that blocks until its batch is committed (or its commit failed)."""
+
+    __slots__ = ("done", "error")
+
+    def __init__(self) -> None:
+        self.done = False
+        self.error: JournalError | None = None
+
+    def settle(self, error: JournalError | None) -> None:  # under the writer's lock
+        self.done, self.error = True, error
+
+
+class AsyncWaiter:
+    """An asyncio future, settled from the writer thread through its loop."""
+
+    __slots__ = ("future", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> None:
+        self.loop, self.future = loop, future
+
+    def settle(self, error: JournalError | None) -> None:
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+            self.loop.call_soon_threadsafe(_settle_future, self.future, error)
+
+
+def _settle_future(future: asyncio.Future[None], error: JournalError | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
+
+
+Waiter = SyncWaiter | AsyncWaiter
+
+
+class _Batch:
+    __slots__ = ("durable", "events", "ledger", "rows", "waiter")
+
+    def __init__(
+        self,
+        rows: list[Row],
+        events: list[LedgerEvent],
+        ledger: LedgerWriter | None,
+        durable: bool,
+        waiter: Waiter | None,
+    ) -> None:
+        self.rows, self.events, self.ledger = rows, events, ledger
+        self.durable, self.waiter = durable, waiter
+
+
+class Writer:
+    """One thread and one connection committing a journal's batches (see module doc)."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        timeout_s: float,
+        window_s: float,
+        connect: Callable[[], sqlite3.Connection] | None = None,
+    ) -> None:
+        self._path = path
+        self._window_s = window_s
+        self._connect = connect or (lambda: _sqlite.connect_writer(path, timeout_s=timeout_s))
+        self._cond = threading.Condition()
+        self._pending: list[_Batch] = []
+        self._first_at = 0.0  # monotonic time the oldest pending batch arrived
+        self._urgent = False
+        self._stalled = False  # the last commit failed: wait for a submit before retrying
+        self._busy = False  # a commit is under way
+        self._stopping = False
+        self._abandoned = False
+        self._conn: sqlite3.Connection | None = None
+        self._open_error: JournalError | None = None
+        self.commits = 0
+        """Transactions committed (for benchmarks and tests)."""
+        self.fsyncs = 0
+        """Commits made under ``synchronous=FULL`` (one fsync each)."""
+        self._thread = threading.Thread(
+            target=self._main, name=f"cellauto journal writer ({path.name})", daemon=True
+        )
+        self._thread.start()
+
+    # -- the loop's side ----------------------------------------------------------------
+    def submit(
+        self,
+        rows: list[Row],
+        events: list[LedgerEvent],
+        ledger: LedgerWriter | None,
+        *,
+        durable: bool = False,
+        urgent: bool = False,
+        waiter: Waiter | None = None,
+    ) -> None:
+        """Queue a batch; with ``urgent`` (or ``durable``) commit without waiting the window."""
+        batch = _Batch(rows, events, ledger, durable, waiter)
+        with self._cond:
+            if self._stopping:
+                raise JournalError(f"journal {self._path} is closed")
+            idle = not self._pending or self._stalled
+            if not self._pending:
+                self._first_at = time.monotonic()
+            self._pending.append(batch)
+            self._stalled = False
+            if durable or urgent:
+                self._urgent = True
+            if idle or self._urgent:
+                self._cond.notify_all()
+
+    def wait(self, waiter: SyncWaiter) -> None:
+        """Block until ``waiter``'s batch is committed; raise its commit's error."""
+        with self._cond:
+            while not waiter.done:
+                self._cond.wait()
+        if waiter.error is not None:
+            raise waiter.error
+
+    def wait_idle(self) -> None:
+        """Block until every batch handed over so far has been tried (tests, benchmarks)."""
+        with self._cond:
+            while (self._pending and not self._stalled) or self._busy:
+                self._cond.wait()
+
+    def stop(self) -> None:
+        """End the thread once the queue is empty; call after a successful flush."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self._thread.join()
+
+    def abandon(self) -> None:
+        """Stop as a dying process would: a commit under way finishes; the queue is lost."""
+        with self._cond:
+            self._stopping = self._abandoned = True
+            self._pending.clear()
+            self._cond.notify_all()
+        self._thread.join()
+
+    # -- the writer's side --------------------------------------------------------------
+    def _take(self) -> list[_Batch] | None:
+        with self._cond:
+            while True:
+                if self._abandoned or (self._stopping and (not self._pending or self._stalled)):
+                    return None
+                if self._pending and not self._stalled:
+                    break
+                self._cond.wait()
+            while not (self._urgent or self._stopping):
+                remaining = self._first_at + self._window_s - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            if self._abandoned:
+                return None
+            batches, self._pending = self._pending, []
+            self._urgent = False
+            self._busy = True
+            return batches
+
+    def _main(self) -> None:
+        try:
+            self._conn = self._connect()
+        except JournalError as exc:
+            self._open_error = exc
+        try:
+            while (batches := self._take()) is not None:
+                error = self._commit(batches)
+                with self._cond:
+                    self._busy = False
+                    if error is not None:
+                        self._pending[:0] = batches
+                        self._stalled = True
+                    for batch in batches:
+                        if batch.waiter is not None:
+                            batch.waiter.settle(error)
+                            batch.waiter = None  # a retried batch has nobody waiting
+                    self._cond.notify_all()
+                if error is not None and not any(b.durable or b.waiter for b in batches):
+                    _log.error("%s", error)
+        finally:
+            if self._conn is not None:
+                self._conn.close()
+
+    def _commit(self, batches: list[_Batch]) -> JournalError | None:
+        rows = [row for batch in batches for row in batch.rows]
+        events = [event for batch in batches for event in batch.events]
+        ledger = next((b.ledger for b in batches if b.ledger is not None), None)
+        durable = any(batch.durable for batch in batches)
+        conn = self._conn
+        if conn is None:
+            return self._open_error or JournalError(f"journal {self._path}: writer not open")
+        if not rows and not events:
+            return self._fsync_wal() if durable else None
+        try:
+            if events and ledger is None:  # unreachable: runs are begun through the ledger
+                raise JournalError(f"journal {self._path}: ledger entries due but no signing key")
+            prepared = ledger.prepare(events) if ledger is not None and events else None
+            if durable:
+                conn.execute("PRAGMA synchronous=FULL")
+            try:
+                conn.execute("BEGIN")
+                conn.executemany(_sqlite.INSERT_RECORD, rows)
+                if prepared is not None and ledger is not None:
+                    conn.executemany(_sqlite.INSERT_LEDGER, prepared.rows)
+                    conn.execute(_sqlite.PUT_LEDGER_HEAD, prepared.head)
+                    conn.execute(_sqlite.PUT_PUBLIC_KEY, (ledger.signer.public.hex,))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            finally:
+                if durable:
+                    conn.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.Error as exc:
+            return JournalError(
+                f"cannot write {len(rows)} records to journal {self._path}: {exc}; they are "
+                "kept in memory and written by the next flush (check disk space and locks)"
+            )
+        except JournalError as exc:
+            return exc
+        if prepared is not None and ledger is not None:
+            ledger.committed(prepared)
+        self.commits += 1
+        self.fsyncs += durable
+        return None
+
+    def _fsync_wal(self) -> JournalError | None:
+        """Make earlier commits (written without fsync) durable: fsync the WAL file."""
+        wal = self._path.with_name(self._path.name + "-wal")
+        try:
+            fd = os.open(wal, os.O_RDONLY)
+        except FileNotFoundError:  # checkpointed and removed: all in the database file
+            return None
+        except OSError as exc:
+            return JournalError(f"cannot fsync journal {self._path}: {exc}")
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            return JournalError(f"cannot fsync journal {self._path}: {exc}")
+        finally:
+            os.close(fd)
+        self.fsyncs += 1
+        return None
