@@ -47,9 +47,10 @@ def _io() -> dict[str, int]:
     return {k: int(v) for k, v in (line.split(": ") for line in text.splitlines())}
 
 
-def _cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)  # every thread of the process
-    return usage.ru_utime + usage.ru_stime
+def _cpu() -> tuple[float, float]:
+    """(user, system) CPU seconds of every thread of this process."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime, usage.ru_stime
 
 
 def measure(count: int, on_hold: str = "stop", profile: str | None = None) -> dict[str, object]:
@@ -58,7 +59,7 @@ def measure(count: int, on_hold: str = "stop", profile: str | None = None) -> di
 
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "j.db"
-        io_before, cpu_before = _io(), _cpu_s()
+        io_before, (user_before, sys_before) = _io(), _cpu()
         started = time.perf_counter()
         if profile:
             import cProfile
@@ -69,7 +70,9 @@ def measure(count: int, on_hold: str = "stop", profile: str | None = None) -> di
         else:
             batches = simulate_batches(CAR_T, range(count), db=db, on_hold=on_hold)
         wall = time.perf_counter() - started
-        cpu = _cpu_s() - cpu_before
+        user_after, sys_after = _cpu()
+        user, system = user_after - user_before, sys_after - sys_before
+        cpu = user + system
         io_after = _io()
         db_bytes = sum(f.stat().st_size for f in Path(tmp).iterdir())
     written = io_after.get("write_bytes", 0) - io_before.get("write_bytes", 0)
@@ -80,6 +83,8 @@ def measure(count: int, on_hold: str = "stop", profile: str | None = None) -> di
         "wall_s": wall,
         "cpu_s": cpu,
         "cpu_per_batch_s": cpu / count,
+        "user_s": user,
+        "sys_s": system,
         "records": records,
         "peak_rss_mb": _peak_rss_mb(),
         "statuses": batches.statuses,
@@ -121,7 +126,8 @@ def _row(result: dict[str, object], per_batch_at_10: float | None) -> dict[str, 
         "case": f"{count} concurrent CAR-T batches, one process",
         "value": f"{wall:.2f} s wall",
         "target": target,
-        "detail": f"{result['cpu_s']:.1f} CPU-s, {cpu_per:.3f} CPU-s/batch ({ratio:.2f}x at 10), "
+        "detail": f"{result['cpu_s']:.1f} CPU-s (user {result['user_s']:.1f}, "
+        f"system {result['sys_s']:.1f}), {cpu_per:.3f} CPU-s/batch ({ratio:.2f}x at 10), "
         f"{result['records']:,} records, peak RSS {rss:.0f} MB, "
         f"{float(result['written_per_record']) / 1024:.1f} KB written/record "  # type: ignore[arg-type]
         f"(db {float(result['db_bytes']) / 2**20:.0f} MB); {result['summary']}",  # type: ignore[arg-type]
