@@ -55,7 +55,14 @@ def _cpu() -> tuple[float, float]:
 
 def measure(count: int, on_hold: str = "stop", profile: str | None = None) -> dict[str, object]:
     """Run ``count`` concurrent CAR-T batches in this process: wall, CPU, RSS, bytes written."""
-    import cellauto.protocols.runner  # noqa: F401  (imports are not the batches' cost)
+    # One-time imports are not the batches' cost: every simulator (PyLabRobot's too) and
+    # the protocol are imported before the clock starts, whatever the code under test
+    # would import lazily.
+    from cellauto.protocols import load_protocol
+    from cellauto.sim.line import simulators
+
+    simulators()
+    load_protocol(CAR_T)
 
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "j.db"

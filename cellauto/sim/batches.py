@@ -11,8 +11,10 @@ held and what each was answered.
 
 from __future__ import annotations
 
+import gc
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -32,6 +34,27 @@ from cellauto.sim.line import sim_line_for_protocol
 from cellauto.sim.simulate import DEFAULT_SIM_START
 
 __all__ = ["Batches", "simulate_batches", "simulate_batches_async"]
+
+GC_YOUNG_THRESHOLD = 20_000
+"""First threshold of the cyclic garbage collector while :func:`simulate_batches` runs.
+
+Every waiting batch keeps a dozen small objects alive (its coroutines, the future and
+timer of its next sleep, its last reading), and as the batches of one tick replace those
+of the last, the young generation fills with all of them: at 1,000 batches each of the
+default 700-allocation collections traversed ~14,000 live objects, and collection was
+10 of 62 CPU-s. Collecting after 20,000 allocations instead costs < 1 CPU-s there.
+"""
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Raise the collector's first threshold for the duration; restore it after."""
+    thresholds = gc.get_threshold()
+    gc.set_threshold(max(thresholds[0], GC_YOUNG_THRESHOLD), *thresholds[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
 
 
 @dataclass
@@ -141,6 +164,7 @@ def simulate_batches(
     its own simulated line. ``on_hold`` ("stop" (default), "restart" or "abort") answers
     every Held batch, journaled as a Command by ``simulate_batches(on_hold=...)``.
     Options: ``params``, ``start``, ``reason`` (see :func:`simulate_batches_async`).
+    While it runs, the garbage collector runs less often (:data:`GC_YOUNG_THRESHOLD`).
     """
     _responder_by(on_hold)  # refuse before anything is opened
 
@@ -150,4 +174,5 @@ def simulate_batches(
                 protocol, seeds, journal=journal, on_hold=on_hold, **options
             )
 
-    return anyio.run(main, backend_options={"loop_factory": virtual_loop_factory})
+    with _fewer_collections():  # see GC_YOUNG_THRESHOLD; this call owns its event loop
+        return anyio.run(main, backend_options={"loop_factory": virtual_loop_factory})

@@ -77,3 +77,11 @@ def test_the_same_seeds_give_the_same_batches(tmp_path: Path) -> None:
     first = simulate_batches(protocol, [1, 2], db=tmp_path / "a.db")
     second = simulate_batches(protocol, [1, 2], db=tmp_path / "b.db")
     assert first.outcomes == second.outcomes
+
+
+def test_the_collector_threshold_is_restored(tmp_path: Path) -> None:
+    import gc
+
+    before = gc.get_threshold()
+    simulate_batches(protocol, [1], db=tmp_path / "j.db")
+    assert gc.get_threshold() == before
