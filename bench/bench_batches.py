@@ -136,7 +136,7 @@ def _row(result: dict[str, object], per_batch_at_10: float | None) -> dict[str, 
         "detail": f"{result['cpu_s']:.1f} CPU-s (user {result['user_s']:.1f}, "
         f"system {result['sys_s']:.1f}), {cpu_per:.3f} CPU-s/batch ({ratio:.2f}x at 10), "
         f"{result['records']:,} records, peak RSS {rss:.0f} MB, "
-        f"{float(result['written_per_record']) / 1024:.1f} KB written/record "  # type: ignore[arg-type]
+        f"{float(result['written_per_record']) / 1000:.1f} KB written/record "  # type: ignore[arg-type]
         f"(db {float(result['db_bytes']) / 2**20:.0f} MB); {result['summary']}",  # type: ignore[arg-type]
         "ok": ok,
     }
