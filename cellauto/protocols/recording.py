@@ -64,23 +64,37 @@ class RecordedInstrument:
         self.__dict__[attr] = wrapper  # cache: later lookups skip __getattr__
         return wrapper
 
-    def _arguments(self, method: Callable[..., Any], args: Any, kwargs: Any) -> dict[str, Any]:
+    @staticmethod
+    def _binder(method: Callable[..., Any]) -> Callable[..., dict[str, Any]]:
+        """Name each call's arguments as the journal records them (signature read once)."""
         try:
-            bound = inspect.signature(method).bind(*args, **kwargs)
-        except TypeError:
+            bind = inspect.signature(method).bind
+        except (TypeError, ValueError):
+            bind = None
+
+        def arguments(args: Any, kwargs: Any) -> dict[str, Any]:
+            if bind is not None:
+                try:
+                    bound = bind(*args, **kwargs)
+                except TypeError:
+                    pass
+                else:
+                    return {k: to_jsonable(v) for k, v in bound.arguments.items()}
             return {"args": to_jsonable(list(args)), "kwargs": to_jsonable(kwargs)}
-        return {k: to_jsonable(v) for k, v in bound.arguments.items()}
+
+        return arguments
 
     def _wrap_call(
         self, method_name: str, method: Callable[..., Awaitable[Any]], kind: CallKind
     ) -> Callable[..., Awaitable[Any]]:
         execution = self._execution
         name = self._name
+        bind_arguments = self._binder(method)
 
         async def recorded(*args: Any, **kwargs: Any) -> Any:
             if kind is CallKind.COMMAND:
                 await execution.hold_point()
-            arguments = self._arguments(method, args, kwargs)
+            arguments = bind_arguments(args, kwargs)
             step = execution.current_step_name
             clock = execution.clock
             command_seq = None
@@ -143,9 +157,10 @@ class RecordedInstrument:
     ) -> Callable[..., AsyncIterator[Any]]:
         execution = self._execution
         name = self._name
+        bind_arguments = self._binder(method)
 
         async def recorded(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
-            arguments = self._arguments(method, args, kwargs)
+            arguments = bind_arguments(args, kwargs)
             try:
                 async for item in method(*args, **kwargs):
                     execution.record(

@@ -1,8 +1,9 @@
-"""Answers for a Held run when nobody is at the console (unattended lines, tests)."""
+"""Answers for a Held run when nobody is at the console (unattended lines, tests, benches)."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import anyio
 
@@ -11,9 +12,25 @@ from cellauto.protocols.execution import Execution
 from cellauto.protocols.states import Command, State
 from cellauto.records.payloads import Payload, RunResumed, StateChange
 
-__all__ = ["HoldResponder"]
+__all__ = ["HOLD_POLICIES", "HoldAnswer", "HoldResponder"]
 
 logger = logging.getLogger(__name__)
+
+HOLD_POLICIES = ("restart", "stop", "abort")
+"""The commands an unattended on-hold policy may answer a Held run with."""
+
+
+@dataclass(frozen=True)
+class HoldAnswer:
+    """One answer given to a Held run (journaled as a Command record with ``by`` and ``reason``)."""
+
+    run_id: str
+    step: str | None
+    command: str
+    by: str
+    reason: str
+    applied: bool
+    """False: the answer was refused or failed, and the run stayed Held."""
 
 
 class HoldResponder:
@@ -22,6 +39,7 @@ class HoldResponder:
     Bind it to the run and to a task group with :meth:`bind` before the run starts.
     Subclasses may override :meth:`decide` (e.g. to ask an operator). Nothing it does
     can disturb the run: a refused or failed answer is logged and the run stays Held.
+    ``held`` counts the Held states it saw, ``answers`` what it answered, by whom.
     """
 
     def __init__(self, command: Command | str | None, *, by: str, reason: str) -> None:
@@ -30,6 +48,8 @@ class HoldResponder:
         self.reason = reason
         self.execution: Execution | None = None
         self.task_group: anyio.abc.TaskGroup | None = None
+        self.held = 0
+        self.answers: list[HoldAnswer] = []
 
     def bind(self, execution: Execution, task_group: anyio.abc.TaskGroup) -> None:
         self.execution = execution
@@ -42,6 +62,7 @@ class HoldResponder:
         ):
             if self.task_group is None:
                 raise RuntimeError("HoldResponder.bind() was not called before the run started")
+            self.held += 1
             self.task_group.start_soon(self._answer)
 
     async def decide(self, execution: Execution) -> tuple[Command, str, str] | None:
@@ -53,12 +74,32 @@ class HoldResponder:
     async def _answer(self) -> None:
         execution = self.execution
         assert execution is not None
+        answer: tuple[Command, str, str] | None = None
+        step = execution.current_step_name
         try:
             answer = await self.decide(execution)
             if answer is not None and execution.state is State.HELD:
                 command, by, reason = answer
                 execution.command(command, by=by, reason=reason)
+                self._note(execution, step, answer, applied=True)
         except StateCommandError as exc:  # the state moved on meanwhile
             logger.info("hold answer not applied: %s", exc)
+            if answer is not None:
+                self._note(execution, step, answer, applied=False)
         except Exception:
             logger.exception("answering the Held run failed; the run stays Held")
+            if answer is not None:
+                self._note(execution, step, answer, applied=False)
+
+    def _note(
+        self,
+        execution: Execution,
+        step: str | None,
+        answer: tuple[Command, str, str],
+        *,
+        applied: bool,
+    ) -> None:
+        command, by, reason = answer
+        self.answers.append(
+            HoldAnswer(execution.run_id, step, command.value, by, reason, applied=applied)
+        )

@@ -13,7 +13,7 @@ import inspect
 import json
 import platform
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import cache
 from importlib import metadata
@@ -132,8 +132,12 @@ class Runner:
         seed: int | None = None,
         operator: str = "system",
         run_id: str | None = None,
+        observers: Sequence[Observer] = (),
     ) -> Execution:
-        """Validate everything and return an Execution; nothing is written yet."""
+        """Validate everything and return an Execution; nothing is written yet.
+
+        ``observers`` are this run's own, after the runner's (e.g. its hold responder).
+        """
         params = validate_request(protocol, line, params)
         needed = protocol.equipment()
         source_file, source_sha = _source_sha256(protocol)
@@ -180,7 +184,7 @@ class Runner:
             clock=clock,
             instruments=instruments,
             run_started=run_started,
-            observers=list(self.observers),
+            observers=[*self.observers, *observers],
         )
 
     def _new_run_id(

@@ -72,7 +72,8 @@ class SimLine:
             self.world.add_container(container)
 
     def _create(self, key: str, interface: type[Instrument], index: int) -> SimInstrument:
-        for simulator in simulators():
+        found = [s for s in SIMULATORS if issubclass(s, interface)]
+        for simulator in found or simulators():  # PyLabRobot's only when no other serves
             if issubclass(simulator, interface):
                 prefix = "".join(ch for ch in simulator.__name__[3:] if ch.isupper())
                 make = cast(Factory, simulator)  # every simulator is Sim*(world, serial)
