@@ -118,17 +118,27 @@ def _child(count: int, on_hold: str = "stop") -> dict[str, object]:
     return json.loads(out.strip().splitlines()[-1])
 
 
+def _level(count: int, on_hold: str = "stop") -> dict[str, object]:
+    """One concurrency level; the small ones (under a second or a few) three times, the
+    median CPU per batch kept, so that the 1,000 : 10 ratio is not one noisy sample's."""
+    results = [_child(count, on_hold) for _ in range(3 if count <= 100 else 1)]
+    results.sort(key=lambda r: float(r["cpu_per_batch_s"]))  # type: ignore[arg-type]
+    return results[len(results) // 2]
+
+
 def _row(result: dict[str, object], per_batch_at_10: float | None) -> dict[str, object]:
     count = int(result["batches"])  # type: ignore[call-overload]
     cpu_per = float(result["cpu_per_batch_s"])  # type: ignore[arg-type]
     wall = float(result["wall_s"])  # type: ignore[arg-type]
     rss = float(result["peak_rss_mb"])  # type: ignore[arg-type]
     ratio = cpu_per / per_batch_at_10 if per_batch_at_10 else 1.0
+    db_bytes = float(result["db_bytes"])  # type: ignore[arg-type]
+    amplification = float(result["write_bytes"]) / db_bytes if db_bytes else 0.0  # type: ignore[arg-type]
     ok = None
     target = ""
     if count == 1000:
-        target = "≤ 180 s, ≤ 1 GB, CPU/batch ≤ 1.2x at 10"
-        ok = wall <= 180 and rss <= 1024 and ratio <= 1.2
+        target = "≤ 180 s, ≤ 1 GB, CPU/batch ≤ 1.2x at 10, written ≤ 3x the db"
+        ok = wall <= 180 and rss <= 1024 and ratio <= 1.2 and amplification <= 3
     return {
         "case": f"{count} concurrent CAR-T batches, one process",
         "value": f"{wall:.2f} s wall",
@@ -137,7 +147,8 @@ def _row(result: dict[str, object], per_batch_at_10: float | None) -> dict[str, 
         f"system {result['sys_s']:.1f}), {cpu_per:.3f} CPU-s/batch ({ratio:.2f}x at 10), "
         f"{result['records']:,} records, peak RSS {rss:.0f} MB, "
         f"{float(result['written_per_record']) / 1000:.1f} KB written/record "  # type: ignore[arg-type]
-        f"(db {float(result['db_bytes']) / 2**20:.0f} MB); {result['summary']}",  # type: ignore[arg-type]
+        f"(db {db_bytes / 2**20:.0f} MB: written {amplification:.2f}x the db); "
+        f"{result['summary']}",
         "ok": ok,
     }
 
@@ -213,7 +224,7 @@ def run(quick: bool = False, sizes: tuple[int, ...] | None = None) -> list[dict[
     )
     at_10: float | None = None
     for count in sizes or ((10, 100) if quick else SIZES):
-        result = _child(count)
+        result = _level(count)
         if count == 10:
             at_10 = float(result["cpu_per_batch_s"])  # type: ignore[arg-type]
         rows.append(_row(result, at_10))
@@ -235,7 +246,7 @@ def main() -> None:
     sizes = tuple(int(n) for n in args.sizes.split(",")) if args.sizes else SIZES
     at_10: float | None = None
     for count in sizes:
-        result = _child(count, args.on_hold)
+        result = _level(count, args.on_hold)
         if count == 10:
             at_10 = float(result["cpu_per_batch_s"])  # type: ignore[arg-type]
         row = _row(result, at_10)
