@@ -91,8 +91,10 @@ class LedgerEvent(NamedTuple):
     sealed_wall_time_ns: int | None = None
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(frozen=True)
+class LedgerEntryBody(BaseModel):
+    """The hashed and signed body of one ledger entry (read back strictly: nothing coerced)."""
+
+    model_config = ConfigDict(frozen=True, strict=True, extra="forbid")
 
     seq: int
     kind: LedgerKind
@@ -108,7 +110,7 @@ def entry_body(
     seq: int, event: LedgerEvent, wall_time_ns: int, prev_hash: str
 ) -> tuple[bytes, str]:
     """The canonical body of an entry and its hash."""
-    body = _Body(
+    body = LedgerEntryBody(
         seq=seq,
         kind=event.kind,
         run_id=event.run_id,

@@ -14,29 +14,18 @@ from pathlib import Path
 from typing import NamedTuple
 
 import orjson
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from cellauto.records import _sqlite
 from cellauto.records._sqlite import LedgerRow
 from cellauto.records.canonical import canonical_bytes
 from cellauto.records.kinds import GENESIS_HASH
-from cellauto.records.ledger import ENTRY_DOMAIN, LedgerKind, head_message
+from cellauto.records.ledger import ENTRY_DOMAIN, LedgerEntryBody, LedgerKind, head_message
 from cellauto.records.signing import PublicKey, default_key_path, load_public_key, public_key_path
 
 __all__ = ["LedgerCheck", "LedgerProblem", "Mark", "RunMarks", "TrustedKey", "check_ledger"]
 
-_BODY_KEYS = frozenset(
-    (
-        "seq",
-        "kind",
-        "run_id",
-        "run_seq",
-        "run_hash",
-        "wall_time_ns",
-        "sealed_wall_time_ns",
-        "prev_hash",
-    )
-)
+_BODY_FIELDS = tuple(LedgerEntryBody.model_fields)
 
 
 class TrustedKey(BaseModel):
@@ -222,15 +211,17 @@ class _Walker:
                 return f"{_name(row)}: seq {row.seq!r} out of order"
         if hashlib.sha256(str(row.body).encode()).hexdigest() != row.hash:
             return f"{_name(row)}: its hash does not match its content — the entry was edited"
-        body = _parse(row.body)
-        if body is None or canonical_bytes(body) != str(row.body).encode():
+        parsed = _parse(row.body)
+        if parsed is None or canonical_bytes(parsed[0]) != str(row.body).encode():
             return f"{_name(row)}: not a ledger entry body — the entry was edited"
+        body = parsed[1]
         columns = row._asdict()
-        for column in _BODY_KEYS:
-            if body[column] != columns[column]:
+        for column in _BODY_FIELDS:
+            signed_value = getattr(body, column)
+            if signed_value != columns[column]:
                 return (
                     f"{_name(row)}: column {column} is {columns[column]!r} but the signed "
-                    f"body says {body[column]!r} — the row was edited"
+                    f"body says {signed_value!r} — the row was edited"
                 )
         key = self._key
         if key is not None and not key.verifies(row.signature, ENTRY_DOMAIN + row.hash.encode()):
@@ -256,17 +247,10 @@ class _Walker:
             self._mark(row, body)
         return problem
 
-    def _mark(self, row: LedgerRow, body: dict[str, object]) -> None:
-        kind = LedgerKind(str(body["kind"]))
-        sealed_ns = body["sealed_wall_time_ns"]
-        mark = Mark(
-            row.seq,
-            kind,
-            int(str(body["run_seq"])),
-            str(body["run_hash"]),
-            sealed_ns if isinstance(sealed_ns, int) else None,
-        )
-        run_id = str(body["run_id"])
+    def _mark(self, row: LedgerRow, body: LedgerEntryBody) -> None:
+        kind = body.kind
+        mark = Mark(row.seq, kind, body.run_seq, body.run_hash, body.sealed_wall_time_ns)
+        run_id = body.run_id
         marks = self.marks.get(run_id, RunMarks(None, [], None))
         if kind is LedgerKind.RUN_BEGUN:
             if marks.begun is not None:
@@ -345,15 +329,10 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _parse(body: object) -> dict[str, object] | None:
+def _parse(body: object) -> tuple[dict[str, object], LedgerEntryBody] | None:
+    """The entry body as parsed JSON (for the canonical-form check) and as its model."""
     try:
-        parsed = orjson.loads(str(body))
-    except orjson.JSONDecodeError:
+        text = str(body)
+        return orjson.loads(text), LedgerEntryBody.model_validate_json(text)
+    except (orjson.JSONDecodeError, ValidationError):
         return None
-    if not isinstance(parsed, dict) or parsed.keys() != _BODY_KEYS:
-        return None
-    if parsed["kind"] not in {k.value for k in LedgerKind}:
-        return None
-    if not isinstance(parsed["run_seq"], int) or not isinstance(parsed["run_hash"], str):
-        return None
-    return parsed
