@@ -80,6 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.ERROR,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # what the signing key's owner must act on (a key created, a key others can read)
+    # is shown even without --verbose
+    logging.getLogger("cellauto.records.signing").setLevel(logging.WARNING)
     try:
         return int(args.handler(args))
     except BadInputError as exc:

@@ -195,7 +195,13 @@ def _create(path: Path) -> None:
         ) from exc
     if _write_new(path, pem, mode=0o600):
         _write_new(public_key_path(path), _public_pem(Signer(key, path)), mode=0o644)
-        _log.info("created journal signing key %s (public half %s)", path, public_key_path(path))
+        _log.warning(  # once per key, and something its owner must act on
+            "created a new journal signing key %s (public half %s): keep the key readable "
+            "only by the account that runs the line, and a copy of the public half where "
+            "the journal's verifiers can find it (cellauto verify --public-key)",
+            path,
+            public_key_path(path),
+        )
 
 
 def _write_new(path: Path, data: bytes, *, mode: int) -> bool:
