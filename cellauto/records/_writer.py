@@ -216,6 +216,9 @@ class Writer:
         try:
             while (batches := self._take()) is not None:
                 error = self._commit(batches)
+                if error is not None and not any(b.durable or b.waiter for b in batches):
+                    # nobody will be told: log it before the batches count as tried
+                    _log.error("%s", error)
                 with self._cond:
                     self._busy = False
                     if error is not None:
@@ -226,8 +229,6 @@ class Writer:
                             batch.waiter.settle(error)
                             batch.waiter = None  # a retried batch has nobody waiting
                     self._cond.notify_all()
-                if error is not None and not any(b.durable or b.waiter for b in batches):
-                    _log.error("%s", error)
         finally:
             if self._conn is not None:
                 self._conn.close()
