@@ -215,7 +215,15 @@ class Writer:
             self._open_error = exc
         try:
             while (batches := self._take()) is not None:
-                error = self._commit(batches)
+                try:
+                    error = self._commit(batches)
+                except Exception as exc:  # a bug or an unexpected value: tell, never hang
+                    _log.exception("journal %s: the writer failed", self._path)
+                    error = JournalError(
+                        f"cannot write to journal {self._path}: unexpected "
+                        f"{type(exc).__name__}: {exc}; the records are kept in memory and "
+                        "retried by the next flush (report this as a bug)"
+                    )
                 if error is not None and not any(b.durable or b.waiter for b in batches):
                     # nobody will be told: log it before the batches count as tried
                     _log.error("%s", error)
@@ -246,11 +254,16 @@ class Writer:
         try:
             if events and ledger is None:  # unreachable: runs are begun through the ledger
                 raise JournalError(f"journal {self._path}: ledger entries due but no signing key")
-            prepared = ledger.prepare(events) if ledger is not None and events else None
+            prepared = None
             if durable:
                 conn.execute("PRAGMA synchronous=FULL")
             try:
-                conn.execute("BEGIN")
+                # with ledger entries to write, take the write lock first and chain them
+                # after the ledger as stored now: other writers may share the file
+                conn.execute("BEGIN IMMEDIATE" if events else "BEGIN")
+                if ledger is not None and events:
+                    ledger.follow(_sqlite.last_ledger_row(conn))
+                    prepared = ledger.prepare(events)
                 conn.executemany(_sqlite.INSERT_RECORD, rows)
                 if prepared is not None and ledger is not None:
                     conn.executemany(_sqlite.INSERT_LEDGER, prepared.rows)
@@ -263,7 +276,7 @@ class Writer:
                 raise
             finally:
                 if durable:
-                    conn.execute("PRAGMA synchronous=NORMAL")
+                    self._normal_sync(conn)
         except sqlite3.Error as exc:
             return JournalError(
                 f"cannot write {len(rows)} records to journal {self._path}: {exc}; they are "
@@ -276,6 +289,14 @@ class Writer:
         self.commits += 1
         self.fsyncs += durable
         return None
+
+    def _normal_sync(self, conn: sqlite3.Connection) -> None:
+        """Back to synchronous=NORMAL; if that fails, stay FULL (slower, never less safe):
+        the commit itself must not be reported as failed, or it would be written twice."""
+        try:
+            conn.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.Error:
+            _log.warning("journal %s: stays synchronous=FULL", self._path, exc_info=True)
 
     def _fsync_wal(self) -> JournalError | None:
         """Make earlier commits (written without fsync) durable: fsync the WAL file."""

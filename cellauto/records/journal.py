@@ -93,7 +93,7 @@ from cellauto.records.kinds import GENESIS_HASH, RecordKind, kind_value
 from cellauto.records.ledger import AnchorPolicy, LedgerEvent, LedgerKind, LedgerWriter
 from cellauto.records.models import Record, RunSummary
 from cellauto.records.run_journal import FLUSH_THRESHOLD, RunJournal
-from cellauto.records.signing import Signer
+from cellauto.records.signing import PublicKey, Signer, default_key_path
 
 __all__ = ["COMMIT_WINDOW_S", "FLUSH_THRESHOLD", "AnchorPolicy", "Journal", "RunJournal"]
 
@@ -211,13 +211,23 @@ class Journal:
         if self._ledger is not None:
             return self._ledger
         key = self._signing_key
-        signer = key if isinstance(key, Signer) else Signer.load_or_create(_key_path(key))
         stored = _sqlite.stored_public_key(conn)
+        signs_it = "" if stored is None else PublicKey.from_hex(stored, str(self._path)).fingerprint
+        if not isinstance(key, Signer):
+            path = _key_path(key) or default_key_path()
+            if stored is not None and not path.exists():  # never make a key it would refuse
+                raise SigningKeyError(
+                    f"journal {self._path} is signed by the key with fingerprint {signs_it}, "
+                    f"and there is no signing key at {path}; point CELLAUTO_SIGNING_KEY at "
+                    "that key, or start a new journal"
+                )
+        signer = key if isinstance(key, Signer) else Signer.load_or_create(_key_path(key))
         if stored is not None and stored != signer.public.hex:
             raise SigningKeyError(
-                f"journal {self._path} is signed by another key than {signer.public.source} "
-                f"(this key's fingerprint is {signer.public.fingerprint}); write to it with "
-                "the key that signs it (CELLAUTO_SIGNING_KEY), or start a new journal"
+                f"journal {self._path} is signed by the key with fingerprint {signs_it}, not "
+                f"by {signer.public.source} (fingerprint {signer.public.fingerprint}); write "
+                "to it with the key that signs it (CELLAUTO_SIGNING_KEY), or start a new "
+                "journal"
             )
         self._ledger = LedgerWriter(_sqlite.last_ledger_row(conn), signer)
         return self._ledger
@@ -275,7 +285,8 @@ class Journal:
         """Hand over the buffer and block until it (and all before it) is committed."""
         if self._conn is None:
             raise JournalError(f"journal {self._path} is closed")
-        if self._writer is None and not self._buffer and seal is None and not anchor_all:
+        nothing_to_anchor = not anchor_all or self._ledger is None
+        if self._writer is None and not self._buffer and seal is None and nothing_to_anchor:
             return  # nothing was ever written: no thread needed (read-only use)
         waiter = SyncWaiter()
         self._handoff(durable=durable, urgent=True, waiter=waiter, seal=seal, anchor_all=anchor_all)

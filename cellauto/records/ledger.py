@@ -149,6 +149,16 @@ class LedgerWriter:
     def signer(self) -> Signer:
         return self._signer
 
+    def follow(self, last: LedgerRow | None) -> None:
+        """Continue after ``last``, the ledger's last entry as stored now.
+
+        Called inside the write transaction before :meth:`prepare`: another process (or
+        another Journal object) writing the same file may have added entries since.
+        """
+        if last is not None and last.seq + 1 != self._next_seq:
+            self._next_seq, self._head = last.seq + 1, last.hash
+            self._wall_ns = max(self._wall_ns, last.wall_time_ns)
+
     def prepare(self, events: list[LedgerEvent]) -> PreparedEntries:
         """Chain and sign ``events`` after the current head (nothing is changed yet)."""
         seq, prev = self._next_seq, self._head

@@ -37,6 +37,8 @@ minutes), or put back an older copy of the whole file (``--head`` catches that).
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -110,6 +112,17 @@ def verify_run(
     key, else the journal's own copy); ``ledger``: a ledger check already made.
     """
     conn = journal._read()
+    with _snapshot(conn):
+        return _verify_run(journal, conn, run_id, public_key, ledger)
+
+
+def _verify_run(
+    journal: Journal,
+    conn: sqlite3.Connection,
+    run_id: str,
+    public_key: Path | None,
+    ledger: LedgerCheck | None,
+) -> ChainReport:
     if ledger is None:
         ledger = check_ledger(conn, public_key)
     marks = ledger.marks_of(run_id)
@@ -150,11 +163,26 @@ def verify_journal(
     ``head``: a ledger head hash kept outside the file; the ledger must contain it.
     """
     conn = journal._read()
-    ledger = check_ledger(conn, public_key, head)
-    run_ids = set(_sqlite.run_ids(conn)) | set(ledger.marks)
-    run_ids |= {p.run_id for p in ledger.problems if p.run_id is not None}
-    runs = [verify_run(journal, run_id, ledger=ledger) for run_id in sorted(run_ids)]
+    with _snapshot(conn):
+        ledger = check_ledger(conn, public_key, head)
+        run_ids = set(_sqlite.run_ids(conn)) | set(ledger.marks)
+        run_ids |= {p.run_id for p in ledger.problems if p.run_id is not None}
+        runs = [verify_run(journal, run_id, ledger=ledger) for run_id in sorted(run_ids)]
     return JournalReport(runs=runs, ledger=ledger)
+
+
+@contextmanager
+def _snapshot(conn: sqlite3.Connection) -> Iterator[None]:
+    """Read everything in one transaction: one consistent state of the file (WAL), so
+    that a run being written meanwhile is never taken for a tampered one."""
+    if conn.in_transaction:  # already inside one (verify_journal → verify_run)
+        yield
+        return
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        conn.execute("COMMIT")
 
 
 def verify_all(journal: Journal, *, public_key: Path | None = None) -> list[ChainReport]:

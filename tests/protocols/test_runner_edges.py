@@ -122,7 +122,8 @@ async def test_durable_records_are_committed_with_fsync(
     await run.append_durable(payload_of(RecordKind.INSTRUMENT_COMMAND, {"method": "open"}))
     full = statements.index("PRAGMA synchronous=FULL")
     normal = statements.index("PRAGMA synchronous=NORMAL", full)
-    assert statements[full + 1] == "BEGIN" and statements[normal - 1] == "COMMIT"
+    # the run's begun entry rides along: the write lock is taken first (other writers)
+    assert statements[full + 1] == "BEGIN IMMEDIATE" and statements[normal - 1] == "COMMIT"
     # between them only the ledger (the run's begun entry, signed) besides the records
     assert all("ledger" in s or "meta" in s for s in statements[full + 2 : normal - 1])
 
