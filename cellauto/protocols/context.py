@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, cast
 
 import anyio
+from pydantic import ValidationError
 
 from cellauto.errors import IdentityMismatchError, ProtocolDefinitionError
 from cellauto.protocols.params import ParamsT
@@ -23,6 +25,18 @@ if TYPE_CHECKING:
     from cellauto.protocols.resume import ResumedStep
 
 __all__ = ["ChainOfIdentity", "Run"]
+
+
+@contextmanager
+def _refused_as(what: str) -> Iterator[None]:
+    """A value the journal would not read back as itself is refused, naming where."""
+    try:
+        yield
+    except ValidationError as exc:
+        reason = "; ".join(
+            str(error["msg"]).removeprefix("Value error, ") for error in exc.errors()
+        )
+        raise ProtocolDefinitionError(f"{what}: {reason}") from None
 
 
 class RunAborted(BaseException):
@@ -228,9 +242,10 @@ class Run(Generic[ParamsT]):
         It is journaled (so a resumed run and QA see it) and read with :meth:`value`.
         """
         execution = self._execution
-        execution.record(
-            rec.BatchValue(step=execution.current_step_name, name=name, value=value, unit=unit)
-        )
+        step = execution.current_step_name
+        with _refused_as(f"step {step!r}: batch value {name!r}"):
+            payload = rec.BatchValue(step=step, name=name, value=value, unit=unit)
+        execution.record(payload)
         execution.values[name] = value
 
     def set_checkpoint(self, name: str, value: Any) -> None:
@@ -241,7 +256,10 @@ class Run(Generic[ParamsT]):
         so the batch values a reviewer reads hold only quantities of the batch.
         """
         execution = self._execution
-        execution.record(rec.Checkpoint(step=execution.current_step_name, name=name, value=value))
+        step = execution.current_step_name
+        with _refused_as(f"step {step!r}: checkpoint {name!r}"):
+            payload = rec.Checkpoint(step=step, name=name, value=value)
+        execution.record(payload)
         execution.checkpoints[name] = value
 
     def checkpoint_or(self, name: str, default: Any) -> Any:

@@ -13,9 +13,10 @@ flag a stored one that disagrees: see :meth:`Payload.verdict_problem`.
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cellauto.records.kinds import RecordKind
 from cellauto.records.spec import CheckPolicy, Spec
@@ -357,6 +358,37 @@ class OperatorAction(Payload):
 
 
 # -- values -----------------------------------------------------------------------------
+def _plain_json(value: Any, where: str = "value") -> Any:
+    """``value`` if it reads back from the journal as itself; else ValueError naming why.
+
+    A resumed step gets its batch values and checkpoints back from the journal, so they
+    must be JSON as it is: None, bool, int, str, finite float, lists, str-keyed objects.
+    (NaN would come back as the text "NaN", a tuple as a list, a datetime as a string.)
+    """
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(
+                f"{where} is {value!r}; record a finite number (or None when there is none)"
+            )
+        return value
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            _plain_json(item, f"{where}[{i}]")
+        return value
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"{where} has the key {key!r}; keys must be strings")
+            _plain_json(item, f"{where}[{key!r}]")
+        return value
+    raise ValueError(
+        f"{where} is a {type(value).__name__}, which would read back as something else; "
+        "record None, a bool, a number, a string, or lists and objects of them"
+    )
+
+
 class BatchValue(Payload):
     """A quantity of the batch (a volume, a computed dose), for later steps and review."""
 
@@ -365,7 +397,10 @@ class BatchValue(Payload):
     step: str | None
     name: str
     value: Any
+    """Plain JSON (see :func:`_plain_json`): it reads back as itself after a crash."""
     unit: str = ""
+
+    _value = field_validator("value")(lambda cls, v: _plain_json(v))
 
 
 class Checkpoint(Payload):
@@ -375,7 +410,9 @@ class Checkpoint(Payload):
 
     step: str | None
     name: str
-    value: Any = Field(description="JSON-like; read back by a resumed step")
+    value: Any = Field(description="plain JSON; read back by a resumed step")
+
+    _value = field_validator("value")(lambda cls, v: _plain_json(v))
 
 
 PAYLOAD_TYPES: dict[RecordKind, type[Payload]] = {

@@ -388,3 +388,19 @@ async def test_intent_is_on_disk_before_the_instrument_acts(tmp_path: Path) -> N
     ((kind, body),) = witness.seen
     assert kind == "instrument_command"
     assert '"volume_ml":12.5' in body and '"method":"dispense"' in body
+
+
+async def test_a_batch_value_that_would_not_read_back_as_itself_is_refused(
+    journal: Journal,
+) -> None:
+    """NaN would come back as "NaN", a tuple as a list: refused, naming step and value."""
+
+    async def only(run: Run) -> None:
+        run.set_value("viability", float("nan"))
+
+    outcome = await Runner(journal, clock_origin=ORIGIN).run(one_step(only), Line("t", {}))
+    assert outcome.exit_status == "failed"
+    assert "step 'only': batch value 'viability': value is nan; record a finite number" in (
+        outcome.reason
+    )
+    assert not [r for r in journal.records(outcome.run_id) if r.kind == "batch_value"]
