@@ -107,8 +107,13 @@ class Execution:
 
     # -- records ---------------------------------------------------------------------
     def record(self, payload: rec.Payload, *, durable: bool = False) -> int:
-        """Journal one record of this run; returns its sequence number."""
-        seq, _ = self._journal.append(payload, durable=durable)
+        """Journal one record of this run; returns its sequence number.
+
+        ``durable``: committed with an fsync at once, without stalling the loop (and
+        every batch on it); a physical action waits for it through the durable intent
+        that precedes the action (:meth:`record_durable`).
+        """
+        seq, _ = self._journal.append(payload, durable=durable, wait=False)
         self._observe(payload)
         return seq
 

@@ -38,8 +38,11 @@ Durability (a writer thread, group commit, group fsync)
        runs share the next (group fsync). Record an intended physical action this way
        *before* doing it; if it raises, do not perform the action;
     d. by ``append(..., durable=True)``, the blocking form of (c) for scripts and
-       code that cannot await (a cancelled step, an operator's command): it returns
-       once the record is fsync'd, blocking the thread meanwhile;
+       code that cannot await: it returns once the record is fsync'd, blocking the
+       thread meanwhile; with ``wait=False`` inside a running loop (the runner's state
+       changes, deviations, failed steps: code that cannot await) the record is handed
+       over urgent, committed with an fsync at once, and the loop runs on; every later
+       durable append, flush or read waits for it;
     e. before every read (``records``, ``runs``, ``resolve_run_id``, verify,
        export) and on ``flush``, which wait until everything appended before them is
        committed; on ``seal`` (with an fsync), ``sync`` (fsync) and ``close``.
@@ -327,8 +330,10 @@ class Journal:
             else:
                 _log.exception("end-of-tick journal hand-off failed; records stay buffered")
 
-    def _after_append(self, durable: bool) -> None:
-        if durable:
+    def _after_append(self, durable: bool, wait: bool = True) -> None:
+        if durable and not wait and _running_loop() is not None:
+            self._handoff(durable=True, urgent=True)  # fsync'd at once, the loop runs on
+        elif durable:
             self._barrier(durable=True)
         elif len(self._buffer) >= FLUSH_THRESHOLD:
             if _running_loop() is None:

@@ -64,10 +64,16 @@ class RunJournal:
         """Hash of the last appended record (the genesis hash before the first)."""
         return self._head
 
-    def append(self, payload: Payload, *, durable: bool = False) -> tuple[int, str]:
+    def append(
+        self, payload: Payload, *, durable: bool = False, wait: bool = True
+    ) -> tuple[int, str]:
         """Append one record; return its (seq, hash). See the module doc for durability.
 
         The record's kind is the payload model's (:mod:`cellauto.records.payloads`).
+        ``durable=True, wait=False`` inside a running loop: committed with an fsync at
+        once by the writer, without blocking the loop; every later durable append,
+        flush and read waits for it (a state change, a deviation: nothing is done
+        physically on the strength of it before a durable intent, which waits).
         """
         if not self._writable or not isinstance(payload, Payload):
             self._refuse(payload)
@@ -98,7 +104,7 @@ class RunJournal:
         if seq > self.anchor_watermark:  # record 0, first after an anchor, or an anchor due
             self._schedule.note(self, seq, digest)
         if durable or len(buffer) >= FLUSH_THRESHOLD or _running_loop() is not None:
-            self._journal._after_append(durable)  # flush now, or at the end of this tick
+            self._journal._after_append(durable, wait)  # now, or at the end of this tick
         return seq, digest
 
     async def append_durable(self, payload: Payload) -> tuple[int, str]:

@@ -163,3 +163,29 @@ def test_a_seal_whose_commit_fails_is_kept_and_written_later(
         journal.flush()
         report = verify_run(journal, "run-a")
         assert report.intact and report.sealed
+
+
+def test_a_state_change_in_a_loop_is_fsyncd_at_once_without_stalling_the_loop(
+    journal: Journal, journal_path: Path, make_clock: MakeClock
+) -> None:
+    """``append(durable=True, wait=False)``: handed over urgent, committed with an fsync
+    by the writer while the loop runs on; a later durable append waits for it."""
+    run = journal.begin_run("run-a", make_clock())
+    run.append(payload_of(RecordKind.READING, {"v": 0}))
+    journal.flush()
+    writer = _writer(journal)
+    before = (writer.commits, writer.fsyncs)
+
+    async def main() -> None:
+        with _write_lock(journal_path):  # the writer cannot commit yet ...
+            run.append(
+                payload_of(RecordKind.STATE_CHANGE, {"from_state": "Running", "to_state": "Held"}),
+                durable=True,
+                wait=False,
+            )  # ... and the append returned all the same: the loop was not stalled
+            assert _stored(journal_path) == 1
+        await journal.wait_durable()  # the next durable wait covers it
+        assert _stored(journal_path) == 2
+
+    asyncio.run(main())
+    assert writer.fsyncs >= before[1] + 1 and writer.commits >= before[0] + 1
