@@ -38,22 +38,45 @@ def load_protocol(path: str | Path) -> Protocol:
     except ProtocolDefinitionError as exc:
         sys.modules.pop(module_name, None)
         raise ProtocolDefinitionError(f"{file}: {exc}") from None
+    except SystemExit as exc:  # the file ended the process: it would exit 0, silently
+        sys.modules.pop(module_name, None)
+        raise ProtocolDefinitionError(
+            f"protocol file {str(file)!r} called sys.exit({exc.code!r}) while it was imported "
+            f"(at {_where(exc)}); a protocol file defines its Protocol and runs nothing"
+        ) from None
     except Exception as exc:
         sys.modules.pop(module_name, None)
-        frame = traceback.extract_tb(exc.__traceback__)[-1]
         raise ProtocolDefinitionError(
             f"protocol file {str(file)!r} failed to import: {type(exc).__name__}: {exc} "
-            f"(at {Path(frame.filename).name}:{frame.lineno})"
+            f"(at {_where(exc)})"
         ) from None
-    candidate = getattr(module, "protocol", None)
-    if not isinstance(candidate, Protocol):
-        found = [v for v in vars(module).values() if isinstance(v, Protocol)]
-        if len(found) != 1:
-            raise ProtocolDefinitionError(
-                f"protocol file {str(file)!r} must define one Protocol object named 'protocol' "
-                f"(found {len(found)} Protocol objects)"
-            )
-        candidate = found[0]
+    return _finish(file, _the_protocol(file, module.__dict__), digest)
+
+
+def _where(exc: BaseException) -> str:
+    frame = traceback.extract_tb(exc.__traceback__)[-1]
+    return f"{Path(frame.filename).name}:{frame.lineno}"
+
+
+def _the_protocol(file: Path, namespace: dict[str, object]) -> Protocol:
+    """The one Protocol object the file defines; refused if there are none or several."""
+    names: dict[int, list[str]] = {}
+    objects: dict[int, Protocol] = {}
+    for name, value in namespace.items():
+        if isinstance(value, Protocol):
+            names.setdefault(id(value), []).append(name)
+            objects[id(value)] = value
+    if len(objects) != 1:
+        listed = ", ".join(repr(n) for group in names.values() for n in group) or "none"
+        raise ProtocolDefinitionError(
+            f"protocol file {str(file)!r} must define one Protocol object named 'protocol' "
+            f"(found {len(objects)} Protocol objects: {listed}); one file holds one protocol"
+        )
+    return next(iter(objects.values()))
+
+
+def _finish(file: Path, candidate: Protocol, digest: str) -> Protocol:
+    """Refuse a protocol without steps; note where it came from."""
     if not candidate.steps:
         raise ProtocolDefinitionError(f"protocol {candidate.name!r} in {file} has no steps")
     candidate.source_file = str(file.resolve())

@@ -88,6 +88,14 @@ CASES: dict[str, tuple[Build, tuple[str, ...]]] = {
         _protocol("boom.py", "x = 1\nraise RuntimeError('no reagents today')\n"),
         ("boom.py", "failed to import", "RuntimeError", "no reagents today", "boom.py:2"),
     ),
+    "protocol calls sys.exit on import": (
+        _protocol("quits.py", "import sys\n\nsys.exit(0)\n"),
+        ("quits.py", "sys.exit(0)", "while it was imported", "quits.py:3"),
+    ),
+    "py file with two Protocols": (
+        _protocol("two.py", DEMO.read_text() + "\nother = Protocol('other', version='1')\n"),
+        ("two.py", "2 Protocol objects", "'other'", "'protocol'", "one protocol"),
+    ),
     "py file without a Protocol": (
         _protocol("plain.py", "def helper():\n    return 1\n"),
         ("plain.py", "Protocol", "'protocol'", "found 0"),
