@@ -148,3 +148,30 @@ async def test_a_refused_command_carries_the_instruments_message() -> None:
         )
         with pytest.raises(ua.uaerrors.BadWaitingForInitialData):
             await current.read_value()
+
+
+@pytest.mark.parametrize("device", ["bioreactor", "processor"])
+async def test_every_served_node_has_a_display_name(device: str) -> None:
+    """A browsing client (UaExpert, a plant's SCADA) shows names, not blanks."""
+    serve, make = (
+        (serve_bioreactor, make_bioreactor)
+        if device == "bioreactor"
+        else (serve_processor, make_processor)
+    )
+    async with serve(make()) as server, plain_client(server.url) as client:
+        own, di, _ = await _namespaces(client)
+        device_set = await client.nodes.objects.get_child(f"{di}:DeviceSet")
+        blank: list[str] = []
+        seen = 0
+        pending = list(await device_set.get_children())
+        while pending:
+            node = pending.pop()
+            if node.nodeid.NamespaceIndex != own:
+                continue
+            seen += 1
+            if not (await node.read_display_name()).Text:
+                blank.append(node.nodeid.Identifier)
+            pending.extend(await node.get_children())
+        assert seen > 20 and blank == []
+        unit = client.get_node(ua.NodeId(f"{device}/FunctionalUnitSet/Unit1", own))
+        assert (await unit.read_display_name()).Text == "Unit1"  # the browse name

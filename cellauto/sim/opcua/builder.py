@@ -93,7 +93,9 @@ class SpaceBuilder:
         path: str | None = None,
     ) -> str:
         parent_id, path = self._child(parent, name, path)
-        attributes.DisplayName = attributes.DisplayName or ua.LocalizedText(name.Name)
+        shown = attributes.DisplayName
+        if shown is None or not shown.Text:  # an empty LocalizedText is truthy: look inside
+            attributes.DisplayName = ua.LocalizedText(name.Name)
         self._items.append(
             ua.AddNodesItem(
                 ParentNodeId=parent_id,
