@@ -98,14 +98,23 @@ async def serve_simulated(
         port = _port(equipment, name)
         instrument = sim.equipment[name]
         server: ScpiServer | DeviceServer
-        if equipment.adapter == "visa":
-            from cellauto.sim.scpi import scpi_device, serve_scpi
+        try:
+            if equipment.adapter == "visa":
+                from cellauto.sim.scpi import scpi_device, serve_scpi
 
-            server = await stack.enter_async_context(serve_scpi(scpi_device(instrument), port=port))
-            endpoints[name] = server.resource_name
-        else:
-            server = await _serve_opcua(instrument, port, stack)
-            endpoints[name] = str(server.url)
+                server = await stack.enter_async_context(
+                    serve_scpi(scpi_device(instrument), port=port)
+                )
+                endpoints[name] = server.resource_name
+            else:
+                server = await _serve_opcua(instrument, port, stack)
+                endpoints[name] = str(server.url)
+        except OSError as exc:  # the port is taken, or not ours to take
+            raise BadInputError(
+                f"line {config.name!r}: cannot serve {name!r} on 127.0.0.1 port {port} "
+                f"({equipment.endpoint}): {exc.strerror or exc}; stop what listens there, or "
+                "give another port in the line file (port 0 picks a free one)"
+            ) from None
         if servers is not None:
             servers[name] = server
     return endpoints
