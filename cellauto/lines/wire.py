@@ -77,6 +77,27 @@ def _port(config: EquipmentConfig, name: str) -> int:
     )
 
 
+def _check_declared_interface(
+    config: LineConfig, name: str, item: EquipmentConfig, needed: type[Instrument]
+) -> None:
+    """The line file's ``interface`` for ``name``, if it gives one, must be what the
+    protocol asks for (or a narrower one): a line file that says otherwise is wrong."""
+    if item.interface is None:
+        return
+    declared = INTERFACES.get(item.interface)
+    if declared is None:
+        raise BadInputError(
+            f"line {config.name!r}: equipment {name!r} has interface {item.interface!r}, "
+            f"which is none of {', '.join(sorted(INTERFACES))}"
+        )
+    if not issubclass(declared, needed):
+        raise EquipmentError(
+            f"line {config.name!r}: equipment {name!r} is a {item.interface} in the line "
+            f"file, but the protocol needs a {needed.interface_name} there; fix the line "
+            "file or name other equipment"
+        )
+
+
 async def serve_simulated(
     config: LineConfig,
     sim: SimLine,
@@ -237,6 +258,7 @@ async def open_line(
     equipment: dict[str, Instrument] = {}
     for name, interface in needed.items():
         item = config.equipment[name]
+        _check_declared_interface(config, name, item, interface)
         endpoint = (endpoints or {}).get(name, item.endpoint)
         if item.adapter == "sim" or (item.adapter == "pylabrobot" and sim is not None):
             if sim is None:

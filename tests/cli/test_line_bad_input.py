@@ -1,4 +1,4 @@
-"""A port already in use is bad input: exit 2 naming the equipment and the port."""
+"""Line files that cannot be served or do not fit: exit 2, naming what and where."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import Cli
+from tests.cli.conftest import DEMO, Cli
 
 
 @pytest.fixture
@@ -47,3 +47,24 @@ def test_serving_on_a_port_in_use_exits_2_naming_it(
     assert f"cannot serve {equipment!r} on 127.0.0.1 port {taken_port}" in result.err
     assert "port 0 picks a free one" in result.err
     assert "Traceback" not in result.err
+
+
+def test_a_line_file_interface_that_is_not_the_protocols_is_refused(
+    cli: Cli, tmp_path: Path
+) -> None:
+    line = tmp_path / "mixed-up.toml"
+    line.write_text(
+        'name = "mixed-up"\n\n[simulation]\nserve = true\nseed = 1\n\n'
+        '[equipment.scanner]\nadapter = "sim"\n\n'
+        '[equipment.bioreactor]\nadapter = "sim"\n\n'
+        '[equipment.counter]\nadapter = "sim"\ninterface = "Bioreactor"\n',
+        encoding="utf-8",
+    )
+    db = tmp_path / "j.db"
+    result = cli("run", DEMO, "--line", line, "--db", db)
+    assert result.code == 2, result.err
+    assert (
+        "line 'mixed-up': equipment 'counter' is a Bioreactor in the line file, but the "
+        "protocol needs a CellCounter there"
+    ) in result.err
+    assert not db.exists()
