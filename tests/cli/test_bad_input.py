@@ -304,3 +304,16 @@ def test_a_numeric_text_parameter_stays_text(tmp_path: Path) -> None:
     protocol = load_protocol(DEMO)
     values = parse_param_assignments(["coi=1234567890123", "culture_days=9"], protocol.params)
     assert values == {"coi": "1234567890123", "culture_days": 9}
+
+
+def test_a_protocol_that_never_finishes_importing_is_refused(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CELLAUTO_IMPORT_TIMEOUT_S", "0.2")
+    looping = write_protocol(tmp_path, "forever.py", "while True:\n    pass\n")
+    db = tmp_path / "j.db"
+    result = cli("run", looping, "--sim", "--db", db)
+    assert result.code == 2, result.err
+    assert "forever.py" in result.err and "did not finish importing within 0.2 s" in result.err
+    assert "forever.py:1" in result.err or "forever.py:2" in result.err
+    assert not db.exists()
