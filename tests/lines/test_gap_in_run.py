@@ -68,8 +68,11 @@ async def test_a_server_restart_mid_batch_is_a_journaled_gap(tmp_path: Path) -> 
     ]
     assert [g.source for g in gap_alarms] == ["bioreactor"]
     gap = gap_alarms[0]
-    assert OUTAGE_S <= gap.gap_ended_process_time_s - gap.gap_started_process_time_s < 6 * 3600
+    assert gap.gap_started_process_time_s is not None
+    assert gap.gap_ended_process_time_s is not None
     day_three = DEFAULT_SIM_START.timestamp() + 3 * 86400
-    # noticed after the cut, within hours: how soon depends on real time (reconnect attempts
-    # meet a refused port), so the bound is loose
-    assert 0 <= gap.gap_started_process_time_s - day_three < 6 * 3600
+    # The gap lies after the cut and ends after the server is back. How soon it is noticed
+    # depends on real time (reconnect attempts meet a refused port while virtual time
+    # runs ahead), so no bound is put on that: on a loaded machine it was 10.5 h.
+    assert day_three <= gap.gap_started_process_time_s <= gap.gap_ended_process_time_s
+    assert gap.gap_ended_process_time_s >= day_three + OUTAGE_S

@@ -121,13 +121,17 @@ def _same(got: Any, want: Any, where: str) -> None:
         # virtual time follows real time while a request is in flight: milliseconds apart
         assert got == want or abs(got - want) < 1.0, (where, got, want)
     elif isinstance(want, float):
-        assert math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-12), (where, got, want)
+        # Sampled up to a second of process time apart (above), a culture's values move by
+        # up to ~2e-5 of themselves (lactate ~1 mM/day at 0.6 mM): 1e-4 covers that, and
+        # nothing coarser. Bit-identical wire runs need time that never follows real time
+        # while a request is in flight (issue 9, "timeouts that mean real time").
+        assert math.isclose(got, want, rel_tol=1e-4, abs_tol=1e-12), (where, got, want)
     else:
         assert got == want, (where, got, want)
 
 
 def assert_same_results(got: list[Any], want: list[Any]) -> None:
-    """Equal results; floats to 1e-9 relative, process times to within a second."""
+    """Equal results; floats to 1e-4 relative, process times to within a second."""
     assert len(got) == len(want)
     for index, (g, w) in enumerate(zip(got, want, strict=True)):
         assert type(g) is type(w), (index, g, w)
