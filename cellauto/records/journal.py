@@ -88,7 +88,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
-from cellauto.errors import JournalError, RunNotFoundError, SigningKeyError
+from cellauto.errors import JournalError, RunNotFoundError
 from cellauto.records import _sqlite, _summary
 from cellauto.records._writer import AsyncWaiter, SyncWaiter, Waiter, Writer
 from cellauto.records.anchors import AnchorSchedule
@@ -96,7 +96,7 @@ from cellauto.records.kinds import GENESIS_HASH, RecordKind, kind_value
 from cellauto.records.ledger import AnchorPolicy, LedgerEvent, LedgerKind, LedgerWriter
 from cellauto.records.models import Record, RunSummary
 from cellauto.records.run_journal import FLUSH_THRESHOLD, RunJournal
-from cellauto.records.signing import PublicKey, Signer, default_key_path
+from cellauto.records.signing import Signer, signer_for_journal
 
 __all__ = ["COMMIT_WINDOW_S", "FLUSH_THRESHOLD", "AnchorPolicy", "Journal", "RunJournal"]
 
@@ -213,25 +213,7 @@ class Journal:
         """The ledger writer, loading the signing key on first use (before any write)."""
         if self._ledger is not None:
             return self._ledger
-        key = self._signing_key
-        stored = _sqlite.stored_public_key(conn)
-        signs_it = "" if stored is None else PublicKey.from_hex(stored, str(self._path)).fingerprint
-        if not isinstance(key, Signer):
-            path = _key_path(key) or default_key_path()
-            if stored is not None and not path.exists():  # never make a key it would refuse
-                raise SigningKeyError(
-                    f"journal {self._path} is signed by the key with fingerprint {signs_it}, "
-                    f"and there is no signing key at {path}; point CELLAUTO_SIGNING_KEY at "
-                    "that key, or start a new journal"
-                )
-        signer = key if isinstance(key, Signer) else Signer.load_or_create(_key_path(key))
-        if stored is not None and stored != signer.public.hex:
-            raise SigningKeyError(
-                f"journal {self._path} is signed by the key with fingerprint {signs_it}, not "
-                f"by {signer.public.source} (fingerprint {signer.public.fingerprint}); write "
-                "to it with the key that signs it (CELLAUTO_SIGNING_KEY), or start a new "
-                "journal"
-            )
+        signer = signer_for_journal(self._path, self._signing_key, _sqlite.stored_public_key(conn))
         self._ledger = LedgerWriter(_sqlite.last_ledger_row(conn), signer)
         return self._ledger
 
@@ -471,7 +453,3 @@ class Journal:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-
-def _key_path(key: str | os.PathLike[str] | None) -> Path | None:
-    return None if key is None else Path(key)

@@ -36,6 +36,7 @@ __all__ = [
     "default_key_path",
     "load_public_key",
     "public_key_path",
+    "signer_for_journal",
 ]
 
 _log = logging.getLogger(__name__)
@@ -225,3 +226,33 @@ def _write_new(path: Path, data: bytes, *, mode: int) -> bool:
             f"cannot write {path}: {exc}; set {KEY_ENV} to a writable path"
         ) from exc
     return True
+
+
+def signer_for_journal(
+    journal: Path, key: Signer | str | os.PathLike[str] | None, stored_hex: str | None
+) -> Signer:
+    """The signer that may write to ``journal``, whose stored public key is ``stored_hex``.
+
+    ``key``: a Signer, a key path, or None for :func:`default_key_path`. A journal signed
+    by another key is refused, and no key is created for a journal that would refuse it.
+    """
+    signs_it = (
+        "" if stored_hex is None else PublicKey.from_hex(stored_hex, str(journal)).fingerprint
+    )
+    if not isinstance(key, Signer):
+        path = default_key_path() if key is None else Path(key)
+        if stored_hex is not None and not path.exists():  # never make a key it would refuse
+            raise SigningKeyError(
+                f"journal {journal} is signed by the key with fingerprint {signs_it}, "
+                f"and there is no signing key at {path}; point CELLAUTO_SIGNING_KEY at "
+                "that key, or start a new journal"
+            )
+        key = Signer.load_or_create(path)
+    if stored_hex is not None and stored_hex != key.public.hex:
+        raise SigningKeyError(
+            f"journal {journal} is signed by the key with fingerprint {signs_it}, not "
+            f"by {key.public.source} (fingerprint {key.public.fingerprint}); write "
+            "to it with the key that signs it (CELLAUTO_SIGNING_KEY), or start a new "
+            "journal"
+        )
+    return key
