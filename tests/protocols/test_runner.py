@@ -404,3 +404,19 @@ async def test_a_batch_value_that_would_not_read_back_as_itself_is_refused(
         outcome.reason
     )
     assert not [r for r in journal.records(outcome.run_id) if r.kind == "batch_value"]
+
+
+async def test_a_reproducible_run_id_does_not_summarise_every_run(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run ids in O(1): the runs are counted once, never summarised per new run."""
+
+    async def only(run: Run) -> None:
+        pass
+
+    runner = Runner(journal, clock_origin=ORIGIN, reproducible=True)
+    first = runner.prepare(one_step(only), Line("t", {}), seed=1)
+    monkeypatch.setattr(Journal, "runs", lambda self: pytest.fail("runs() summarised"))
+    second = runner.prepare(one_step(only), Line("t", {}), seed=1)
+    assert first.run_id != second.run_id  # the count moved on, as summarising did
+    assert journal.run_count() == 2

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import sqlite3
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -57,3 +59,24 @@ def journal_path(tmp_path: Path) -> Path:
 def journal(journal_path: Path) -> Iterator[Journal]:
     with Journal(journal_path) as opened:
         yield opened
+
+
+def stored_records(path: Path) -> int:
+    """Records visible to an independent connection (what survives a crash)."""
+    conn = sqlite3.connect(path)
+    try:
+        return int(conn.execute("SELECT count(*) FROM records").fetchone()[0])
+    finally:
+        conn.close()
+
+
+@contextmanager
+def write_lock(path: Path) -> Iterator[None]:
+    """Hold the database's write lock from another connection."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        conn.execute("ROLLBACK")
+        conn.close()

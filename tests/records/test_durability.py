@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -15,30 +13,11 @@ import pytest
 
 from cellauto.errors import JournalError
 from cellauto.records import FLUSH_THRESHOLD, Journal, RecordKind, verify_run
+from tests.records.conftest import stored_records as _stored
+from tests.records.conftest import write_lock as _write_lock
 from tests.records.factory import payload_of
 
 MakeClock = Callable[..., Any]
-
-
-def _stored(path: Path) -> int:
-    """Records visible to an independent connection (what survives a crash)."""
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute("SELECT count(*) FROM records").fetchone()[0]
-    finally:
-        conn.close()
-
-
-@contextmanager
-def _write_lock(path: Path) -> Iterator[None]:
-    """Hold the database's write lock from another connection."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    finally:
-        conn.execute("ROLLBACK")
-        conn.close()
 
 
 def test_durable_append_is_on_disk_when_it_returns(

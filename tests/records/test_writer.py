@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,28 +12,11 @@ import pytest
 from cellauto.errors import JournalError
 from cellauto.records import Journal, RecordKind, verify_run
 from cellauto.records._writer import Writer
+from tests.records.conftest import stored_records as _stored
+from tests.records.conftest import write_lock as _write_lock
 from tests.records.factory import payload_of
 
 MakeClock = Callable[..., Any]
-
-
-def _stored(path: Path) -> int:
-    conn = sqlite3.connect(path)
-    try:
-        return int(conn.execute("SELECT count(*) FROM records").fetchone()[0])
-    finally:
-        conn.close()
-
-
-@contextmanager
-def _write_lock(path: Path) -> Iterator[None]:
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    finally:
-        conn.execute("ROLLBACK")
-        conn.close()
 
 
 def _writer(journal: Journal) -> Writer:
