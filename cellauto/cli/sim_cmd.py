@@ -16,6 +16,7 @@ from cellauto.errors import BadInputError
 from cellauto.lines import LineConfig, load_line_config
 from cellauto.lines.wire import INTERFACES, serve_simulated
 from cellauto.sim import SimLine
+from cellauto.sim.action_log import ActionLog
 from cellauto.sim.material import Container
 from cellauto.sim.starting_material import material_container
 
@@ -40,6 +41,14 @@ def add_parser(sub: Any) -> None:
         help="process seconds per real second (default: the line file's, else 1)",
     )
     p.add_argument("--for-s", type=float, default=None, help="stop after this many real seconds")
+    p.add_argument(
+        "--actions",
+        type=Path,
+        default=None,
+        metavar="FILE.jsonl",
+        help="append each physical action the served instruments carry out to this file "
+        "(one JSON line each; a crash drill compares it with the controller's journal)",
+    )
     p.set_defaults(handler=serve_command)
 
 
@@ -77,6 +86,9 @@ def serve_command(args: argparse.Namespace) -> int:
         clock = Clock()
         sim = SimLine(clock=clock, seed=seed, materials=_materials(config), name=config.name)
         async with AsyncExitStack() as stack:
+            if args.actions is not None:  # watched before any server holds an instrument
+                sim.line_for(needed)
+                stack.enter_context(ActionLog(args.actions, clock).watch(sim.equipment))
             endpoints = await serve_simulated(config, sim, needed, stack)
             print(json.dumps({"line": config.name, "speed": speed, "endpoints": endpoints}))
             print(f"serving {len(endpoints)} instruments; Ctrl-C to stop", flush=True)

@@ -1,0 +1,246 @@
+"""A crash drill: a whole CAR-T batch across processes, the controller killed and resumed.
+
+``cellauto sim serve`` serves the CAR-T line (every instrument over its wire protocol)
+in one process and logs what the instruments physically do (``--actions``);
+``cellauto run`` drives the batch from another process; the drill SIGKILLs the
+controller at seeded random moments and starts ``cellauto resume`` each time, until the
+batch ends. It then compares what the instruments did with what the journal says:
+
+* **repeated actions**: physical actions beyond what the protocol asked for once.
+  Per step, a command the protocol sends n times in one attempt is owed n times,
+  however many attempts (crashes) the step took; anything the instruments did beyond
+  that was done twice.
+* **lost records**: physical actions with no journaled intent (the intent must be
+  durable before the instrument is told).
+
+Used by ``tests/lines/test_crash_drill.py`` and ``bench/bench_crash_drill.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cellauto.identity import coi_barcode
+from cellauto.records import Journal
+from cellauto.records.payloads import InstrumentCommand, RunEnded, StepStarted
+from cellauto.sim.action_log import read_actions
+
+ROOT = Path(__file__).resolve().parents[2]
+PROTOCOL = ROOT / "protocols" / "car_t_autologous.py"
+COI = "W123426A1B2C3"
+
+#: The CAR-T line's seven instruments and the wire each is served over.
+SERVED = {
+    "scanner": ("tcp", "BarcodeScanner", "tcp://127.0.0.1:0"),
+    "processor": ("opcua", "CellProcessor", "opc.tcp://127.0.0.1:0/cellauto/processor"),
+    "bioreactor": ("opcua", "Bioreactor", "opc.tcp://127.0.0.1:0/cellauto/bioreactor"),
+    "cytometer": ("opcua", "FlowCytometer", "opc.tcp://127.0.0.1:0/cellauto/cytometer"),
+    "storage": ("opcua", "CryoStorage", "opc.tcp://127.0.0.1:0/cellauto/storage"),
+    "counter": ("visa", "CellCounter", "TCPIP0::127.0.0.1::0::SOCKET"),
+    "freezer": ("visa", "ControlledRateFreezer", "TCPIP0::127.0.0.1::0::SOCKET"),
+}
+
+
+def _equipment_toml(endpoints: dict[str, str]) -> str:
+    parts = []
+    for name, (adapter, interface, _) in SERVED.items():
+        parts.append(
+            f'[equipment.{name}]\nadapter = "{adapter}"\ninterface = "{interface}"\n'
+            f'endpoint = "{endpoints[name]}"\n'
+        )
+    return "\n".join(parts)
+
+
+def serve_line_toml(seed: int) -> str:
+    """The line ``cellauto sim serve`` serves: the CAR-T line with its apheresis bag."""
+    return (
+        f'name = "car-t-served"\n\n[simulation]\nseed = {seed}\n\n'
+        '[[simulation.materials]]\ncontainer_id = "apheresis bag"\nmaterial = "apheresis"\n'
+        f'label = "{coi_barcode(COI)}"\n\n'
+        + _equipment_toml({name: endpoint for name, (_, _, endpoint) in SERVED.items()})
+    )
+
+
+def client_line_toml(endpoints: dict[str, str], speed: float) -> str:
+    """The line the controller runs on: the served endpoints, at the served speed."""
+    return f'name = "car-t-remote"\n\n[simulation]\nspeed = {speed}\n\n' + _equipment_toml(
+        endpoints
+    )
+
+
+@dataclass
+class DrillReport:
+    run_id: str = ""
+    final_state: str = ""
+    kills: int = 0
+    controllers: int = 0
+    actions: int = 0
+    repeated_actions: list[str] = field(default_factory=list)
+    lost_records: list[str] = field(default_factory=list)
+    wall_s: float = 0.0
+    controller_cpu_s: float = 0.0
+    server_cpu_s: float = 0.0
+    exit_codes: list[int] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+
+    @property
+    def completed(self) -> bool:
+        return self.final_state == "Complete"
+
+
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@contextmanager
+def served_line(
+    workdir: Path, *, seed: int, speed: float
+) -> Iterator[tuple[subprocess.Popen[str], dict[str, str]]]:
+    """``cellauto sim serve`` in a child process; yields it and its endpoints."""
+    serve_toml = workdir / "serve.toml"
+    serve_toml.write_text(serve_line_toml(seed))
+    command = [sys.executable, "-m", "cellauto", "sim", "serve", str(serve_toml)]
+    command += ["--speed", str(speed), "--actions", str(workdir / "actions.jsonl")]
+    server = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env()
+    )
+    try:
+        assert server.stdout is not None
+        first = server.stdout.readline()
+        if not first:
+            raise RuntimeError(f"cellauto sim serve ended: {server.communicate()[1][-3000:]}")
+        yield server, json.loads(first)["endpoints"]
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def _controller(command: list[str], kill_after_s: float | None, log: Path) -> tuple[int, bool]:
+    """Run one controller; SIGKILL it ``kill_after_s`` real seconds after its run began."""
+    with log.open("a") as out:
+        out.write(f"$ {' '.join(command)}\n")
+        out.flush()
+        child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=_env())
+        if kill_after_s is None:
+            return child.wait(), False
+        try:
+            return child.wait(timeout=kill_after_s), False
+        except subprocess.TimeoutExpired:
+            child.send_signal(signal.SIGKILL)
+            child.wait()
+            out.write(f"\n--- SIGKILL after {kill_after_s:.2f} s ---\n")
+            return -9, True
+
+
+def _run_id(db: Path) -> str:
+    with Journal(db) as journal:
+        runs = [summary.run_id for summary in journal.runs()]
+    if len(runs) != 1:
+        raise RuntimeError(f"{db}: expected one run, found {runs}")
+    return runs[0]
+
+
+def drill(
+    workdir: Path,
+    *,
+    kills: int,
+    speed: float,
+    seed: int = 7,
+    rng_seed: int = 2026,
+    expansion_days: int = 9,
+    mean_kill_after_s: float = 2.0,
+    max_controllers: int = 200,
+) -> DrillReport:
+    """Serve, run, kill ``kills`` times at random, resume each time; audit the result."""
+    rng = random.Random(rng_seed)
+    report = DrillReport()
+    db = workdir / "journal.db"
+    log = workdir / "controllers.log"
+    start = time.perf_counter()
+    cpu_before = os.times()
+    with served_line(workdir, seed=seed, speed=speed) as (server, endpoints):
+        client_toml = workdir / "remote.toml"
+        client_toml.write_text(client_line_toml(endpoints, speed))
+        common = ["--line", str(client_toml), "--db", str(db), "--on-hold", "stop"]
+        run = [sys.executable, "-m", "cellauto", "run", str(PROTOCOL), *common]
+        run += ["--param", f"coi={COI}", "--param", f"expansion_days={expansion_days}"]
+        command = run
+        while report.controllers < max_controllers:
+            report.controllers += 1
+            kill_after = rng.uniform(0.2, 2 * mean_kill_after_s) if report.kills < kills else None
+            code, killed = _controller(command, kill_after, log)
+            report.exit_codes.append(code)
+            report.kills += killed
+            if not killed:
+                break
+            if not db.exists():  # killed before the journal was opened: start again
+                continue
+            report.run_id = report.run_id or _run_id(db)
+            command = [sys.executable, "-m", "cellauto", "resume", str(PROTOCOL), report.run_id]
+            command += common
+        report.server_cpu_s = _cpu_s(server.pid)
+    cpu_after = os.times()
+    report.controller_cpu_s = (cpu_after.children_user - cpu_before.children_user) + (
+        cpu_after.children_system - cpu_before.children_system
+    )
+    report.wall_s = time.perf_counter() - start
+    report.outputs = log.read_text().splitlines()[-40:]
+    report.run_id = report.run_id or _run_id(db)
+    audit(report, db, workdir / "actions.jsonl")
+    return report
+
+
+def audit(report: DrillReport, db: Path, actions_file: Path) -> None:
+    """Compare the instruments' physical actions with the journal (see the module doc)."""
+    owed: Counter[tuple[str, str]] = Counter()  # (instrument, method): once-owed count
+    intents: Counter[tuple[str, str]] = Counter()
+    per_attempt: dict[tuple[str, int], Counter[tuple[str, str]]] = {}
+    attempt_of: dict[str, int] = {}
+    with Journal(db) as journal:
+        for record in journal.records(report.run_id):
+            payload = record.payload
+            if isinstance(payload, StepStarted):
+                attempt_of[payload.step] = payload.attempt
+            elif isinstance(payload, InstrumentCommand):
+                key = (payload.instrument, payload.method)
+                intents[key] += 1
+                step = payload.step or ""
+                per_attempt.setdefault((step, attempt_of.get(step, 1)), Counter())[key] += 1
+            elif isinstance(payload, RunEnded):
+                report.final_state = payload.final_state
+    by_step: dict[str, Counter[tuple[str, str]]] = {}
+    for (step, _attempt), counts in per_attempt.items():
+        best = by_step.setdefault(step, Counter())
+        for key, n in counts.items():
+            best[key] = max(best[key], n)
+    for counts in by_step.values():
+        owed.update(counts)
+    done = Counter((a.instrument, a.method) for a in read_actions(actions_file))
+    report.actions = sum(done.values())
+    for key, n in sorted(done.items()):
+        if n > owed[key]:
+            report.repeated_actions.append(f"{key[0]}.{key[1]}: done {n}, owed {owed[key]}")
+        if n > intents[key]:
+            report.lost_records.append(f"{key[0]}.{key[1]}: done {n}, journaled {intents[key]}")
