@@ -12,13 +12,14 @@ from cellauto.cli.console import HoldConsole
 from cellauto.cli.run_cmd import (
     DEFAULT_DB,
     execute_attended,
+    line_origin,
     on_hold_mode,
     operator_name,
     run_and_report,
 )
 from cellauto.clock import Clock, scaled_loop_factory
 from cellauto.errors import BadInputError
-from cellauto.lines import load_line_config
+from cellauto.lines import LineConfig, load_line_config
 from cellauto.lines.wire import GapRecorder, open_line
 from cellauto.protocols import Runner, load_protocol
 from cellauto.protocols.execution import RunOutcome
@@ -77,7 +78,7 @@ def resume_command(args: argparse.Namespace) -> int:
                 holds = HoldConsole(mode, operator)
                 runner.observers.append(holds)
                 execution = runner.resume(
-                    protocol, line, run_id, clock=_line_clock(journal, run_id, speed)
+                    protocol, line, run_id, clock=_line_clock(journal, run_id, line_config)
                 )
                 gaps.journal_to(execution)
                 print(f"resuming run {run_id}", flush=True)
@@ -86,12 +87,16 @@ def resume_command(args: argparse.Namespace) -> int:
     return run_and_report(main, loop_factory)
 
 
-def _line_clock(journal: Journal, run_id: str, speed: float) -> Clock:
+def _line_clock(journal: Journal, run_id: str, line_config: LineConfig) -> Clock:
     """Real time on a real line; on a line running ``speed`` times faster than real time,
     the run's last record's process time plus the real time since, times ``speed`` (the
     served line ran on while the controller was down)."""
+    speed = line_config.simulation.speed
     if speed == 1.0:
         return Clock()
+    shared = line_origin(line_config)
+    if shared is not None:  # the line's own process time, as every process of it reads it
+        return Clock(shared)
     last = journal.records(run_id)[-1]
     behind_s = max(0.0, (time.time_ns() - last.wall_time_ns) / 1e9) * speed
     return Clock(utc_from_epoch_s(last.process_time_s + behind_s))

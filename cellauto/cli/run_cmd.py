@@ -21,13 +21,14 @@ from cellauto.cli.progress import Progress, format_duration
 from cellauto.clock import Clock, scaled_loop_factory, virtual_loop_factory
 from cellauto.errors import BadInputError
 from cellauto.instruments.line import Line
-from cellauto.lines import load_line_config
+from cellauto.lines import LineConfig, load_line_config
 from cellauto.lines.wire import GapRecorder, open_line, serve_simulated
 from cellauto.protocols import Runner, load_protocol
 from cellauto.protocols.execution import Execution, RunOutcome
 from cellauto.protocols.params import build_params, load_params_file, parse_param_assignments
 from cellauto.protocols.runner import validate_request
 from cellauto.records import Journal
+from cellauto.records.models import utc_from_epoch_s
 from cellauto.sim import SimLine, sim_line_for_protocol, starting_materials
 from cellauto.sim.simulate import DEFAULT_SIM_START
 
@@ -104,6 +105,14 @@ def on_hold_mode(given: str | None) -> str:
     return given or ("prompt" if sys.stdin.isatty() else "stop")
 
 
+def line_origin(line_config: LineConfig | None) -> datetime | None:
+    """Now in the process time of a line with an epoch (shared by all its processes)."""
+    if line_config is None:
+        return None
+    now_s = line_config.simulation.process_time_s(time.time())
+    return None if now_s is None else utc_from_epoch_s(now_s)
+
+
 def print_outcome(outcome: RunOutcome, wall: str) -> None:
     """The closing line of ``run`` and ``resume``."""
     try:
@@ -173,7 +182,8 @@ def run_command(args: argparse.Namespace) -> int:
         return line
 
     async def main() -> RunOutcome:
-        clock = Clock(origin)
+        shared = None if simulated or origin else line_origin(line_config)
+        clock = Clock(origin or shared)
         async with AsyncExitStack() as stack:
             line = await open_run_line(stack, clock)
             with Journal(args.db) as journal:
@@ -181,7 +191,14 @@ def run_command(args: argparse.Namespace) -> int:
                 progress = Progress(protocol, params)
                 holds = HoldConsole(mode, operator)
                 runner.observers.extend([progress, holds])
-                execution = runner.prepare(protocol, line, params, seed=seed, operator=operator)
+                execution = runner.prepare(
+                    protocol,
+                    line,
+                    params,
+                    seed=seed,
+                    operator=operator,
+                    clock=clock if shared else None,
+                )
                 gaps.journal_to(execution)
                 print(f"run {execution.run_id}", flush=True)
                 return await execute_attended(execution, holds, operator)

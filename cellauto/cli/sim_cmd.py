@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import time
 from contextlib import AsyncExitStack
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from cellauto.clock import Clock, scaled_loop_factory
 from cellauto.errors import BadInputError
 from cellauto.lines import LineConfig, load_line_config
 from cellauto.lines.wire import INTERFACES, serve_simulated
+from cellauto.records.models import utc_from_epoch_s
 from cellauto.sim import SimLine
 from cellauto.sim.action_log import ActionLog
 from cellauto.sim.material import Container
@@ -82,15 +85,25 @@ def serve_command(args: argparse.Namespace) -> int:
         raise BadInputError(f"--speed must be positive, got {speed}")
     seed = args.seed if args.seed is not None else config.simulation.seed
 
+    epoch = config.simulation.epoch or datetime.now(UTC).replace(microsecond=0)
+
     async def main() -> None:
-        clock = Clock()
+        # the line's process time, as its controllers read it: epoch + (now - epoch) x speed
+        now_s = epoch.timestamp() + (time.time() - epoch.timestamp()) * speed
+        clock = Clock(utc_from_epoch_s(now_s))
         sim = SimLine(clock=clock, seed=seed, materials=_materials(config), name=config.name)
         async with AsyncExitStack() as stack:
             if args.actions is not None:  # watched before any server holds an instrument
                 sim.line_for(needed)
                 stack.enter_context(ActionLog(args.actions, clock).watch(sim.equipment))
             endpoints = await serve_simulated(config, sim, needed, stack)
-            print(json.dumps({"line": config.name, "speed": speed, "endpoints": endpoints}))
+            announced = {
+                "line": config.name,
+                "speed": speed,
+                "epoch": epoch.isoformat(),
+                "endpoints": endpoints,
+            }
+            print(json.dumps(announced))
             print(f"serving {len(endpoints)} instruments; Ctrl-C to stop", flush=True)
             with anyio.move_on_after(args.for_s * speed if args.for_s else float("inf")):
                 with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

@@ -31,7 +31,14 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from cellauto.errors import BadInputError
 
@@ -119,7 +126,20 @@ class SimulationConfig(BaseModel):
     speed: float = Field(
         1.0, gt=0, le=1e6, description="process time per real second when served to others"
     )
+    epoch: AwareDatetime | None = Field(
+        None,
+        description="on a line faster than real time, the moment its process time began: "
+        "every process of the line (the one serving it, the controllers) then reads the "
+        "same process time, epoch + (now - epoch) x speed; `cellauto sim serve` prints its own",
+    )
     materials: list[MaterialConfig] = Field(default_factory=list)
+
+    def process_time_s(self, wall_s: float) -> float | None:
+        """The line's process time at ``wall_s`` (epoch seconds), if it has an epoch."""
+        if self.epoch is None:
+            return None
+        epoch_s = self.epoch.timestamp()
+        return epoch_s + (wall_s - epoch_s) * self.speed
 
 
 class LineConfig(BaseModel):

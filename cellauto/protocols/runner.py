@@ -133,10 +133,13 @@ class Runner:
         operator: str = "system",
         run_id: str | None = None,
         observers: Sequence[Observer] = (),
+        clock: Clock | None = None,
     ) -> Execution:
         """Validate everything and return an Execution; nothing is written yet.
 
         ``observers`` are this run's own, after the runner's (e.g. its hold responder).
+        ``clock``: the line's process time, when the line keeps its own (a served line
+        faster than real time); by default a clock from the runner's ``clock_origin``.
         """
         params = validate_request(protocol, line, params)
         needed = protocol.equipment()
@@ -174,7 +177,7 @@ class Runner:
             },
             package_versions=package_versions(),
         )
-        clock = Clock(self.clock_origin)
+        clock = clock or Clock(self.clock_origin)
         journal = self.journal.begin_run(run_id, clock.now_s, _wall_clock(clock, self.reproducible))
         return Execution(
             run_id=run_id,

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -41,7 +42,7 @@ async def freeze(run: Run, freezer: ControlledRateFreezer) -> None:
 '''
 
 
-def _serve(tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
+def _serve(tmp_path: Path) -> tuple[subprocess.Popen[str], str, str]:
     served = tmp_path / "serve.toml"
     served.write_text(
         f'name = "crash"\n[simulation]\nseed = 1\nspeed = {SPEED}\n'
@@ -56,20 +57,20 @@ def _serve(tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
         text=True,
     )
     assert server.stdout is not None
-    endpoint = json.loads(server.stdout.readline())["endpoints"]["freezer"]
-    return server, endpoint
+    announced = json.loads(server.stdout.readline())
+    return server, announced["endpoints"]["freezer"], announced["epoch"]
 
 
 def test_a_killed_controller_resumes_and_the_freeze_is_not_started_twice(
     cli: Cli, tmp_path: Path
 ) -> None:
-    server, endpoint = _serve(tmp_path)
+    server, endpoint, epoch = _serve(tmp_path)
     try:
         protocol = tmp_path / "freeze_only.py"
         protocol.write_text(FREEZE_ONLY, encoding="utf-8")
         line = tmp_path / "line.toml"
         line.write_text(
-            f'name = "crash"\n[simulation]\nspeed = {SPEED}\n'
+            f'name = "crash"\n[simulation]\nspeed = {SPEED}\nepoch = {epoch}\n'
             f'[equipment.freezer]\nadapter = "visa"\nendpoint = "{endpoint}"\n',
             encoding="utf-8",
         )
@@ -107,7 +108,17 @@ def test_a_killed_controller_resumes_and_the_freeze_is_not_started_twice(
             for r in journal.records(run_id, {RecordKind.BATCH_VALUE})
         }
         report = verify_run(journal, run_id)
+        records = journal.records(run_id)
     assert len(starts) == 1
+    # one process time for the line: the controllers read the served line's, whenever they
+    # started (tolerance: a real second of scheduling between reading the two clocks)
+    epoch_s = datetime.fromisoformat(epoch).timestamp()
+    for record in records:
+        line_time_s = epoch_s + (record.wall_time_ns / 1e9 - epoch_s) * SPEED
+        assert record.process_time_s == pytest.approx(line_time_s, abs=SPEED * 1.0), [
+            (r.seq, r.kind, r.process_time_s - epoch_s - (r.wall_time_ns / 1e9 - epoch_s) * SPEED)
+            for r in records
+        ]
     assert resume.payload.interrupted_step == "freeze"
     assert resume.payload.instrument_errors_at_connect == {}  # the freezer's queue was empty
     assert values["end state"] == "complete"

@@ -72,3 +72,21 @@ def test_an_unset_credential_variable_is_named(tmp_path: Path) -> None:
     line = load_line_config(write(tmp_path, GOOD))
     with pytest.raises(BadInputError, match="CELLAUTO_TEST_BR"):
         line.equipment["bioreactor"].resolve_credentials()
+
+
+def test_a_fast_line_with_an_epoch_has_one_process_time_for_all_its_processes(
+    tmp_path: Path,
+) -> None:
+    text = GOOD.replace("serve = true", "speed = 3600\nepoch = 2026-12-04T00:00:00Z")
+    simulation = load_line_config(write(tmp_path, text)).simulation
+    epoch_s = simulation.epoch.timestamp() if simulation.epoch else 0.0
+    # ten real seconds after the epoch, the line is ten process hours on
+    assert simulation.process_time_s(epoch_s + 10.0) == pytest.approx(epoch_s + 36_000.0)
+    no_epoch = load_line_config(write(tmp_path, GOOD)).simulation
+    assert no_epoch.process_time_s(epoch_s) is None
+
+
+def test_an_epoch_without_a_time_zone_is_refused(tmp_path: Path) -> None:
+    text = GOOD.replace("serve = true", "speed = 60\nepoch = 2026-12-04T00:00:00")
+    with pytest.raises(BadInputError, match=r"simulation\.epoch"):
+        load_line_config(write(tmp_path, text))
