@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cellauto.identity import coi_barcode
 from cellauto.records import Journal
@@ -72,10 +73,11 @@ def serve_line_toml(seed: int) -> str:
     )
 
 
-def client_line_toml(endpoints: dict[str, str], speed: float) -> str:
-    """The line the controller runs on: the served endpoints, at the served speed."""
-    return f'name = "car-t-remote"\n\n[simulation]\nspeed = {speed}\n\n' + _equipment_toml(
-        endpoints
+def client_line_toml(announced: dict[str, Any]) -> str:
+    """The line the controller runs on: what ``cellauto sim serve`` announced."""
+    simulation = f"speed = {announced['speed']}\nepoch = {announced['epoch']}\n"
+    return f'name = "car-t-remote"\n\n[simulation]\n{simulation}\n' + _equipment_toml(
+        announced["endpoints"]
     )
 
 
@@ -113,8 +115,8 @@ def _env() -> dict[str, str]:
 @contextmanager
 def served_line(
     workdir: Path, *, seed: int, speed: float
-) -> Iterator[tuple[subprocess.Popen[str], dict[str, str]]]:
-    """``cellauto sim serve`` in a child process; yields it and its endpoints."""
+) -> Iterator[tuple[subprocess.Popen[str], dict[str, Any]]]:
+    """``cellauto sim serve`` in a child process; yields it and what it announced."""
     serve_toml = workdir / "serve.toml"
     serve_toml.write_text(serve_line_toml(seed))
     command = [sys.executable, "-m", "cellauto", "sim", "serve", str(serve_toml)]
@@ -127,7 +129,7 @@ def served_line(
         first = server.stdout.readline()
         if not first:
             raise RuntimeError(f"cellauto sim serve ended: {server.communicate()[1][-3000:]}")
-        yield server, json.loads(first)["endpoints"]
+        yield server, json.loads(first)
     finally:
         server.send_signal(signal.SIGTERM)
         try:
@@ -180,9 +182,9 @@ def drill(
     log = workdir / "controllers.log"
     start = time.perf_counter()
     cpu_before = os.times()
-    with served_line(workdir, seed=seed, speed=speed) as (server, endpoints):
+    with served_line(workdir, seed=seed, speed=speed) as (server, announced):
         client_toml = workdir / "remote.toml"
-        client_toml.write_text(client_line_toml(endpoints, speed))
+        client_toml.write_text(client_line_toml(announced))
         common = ["--line", str(client_toml), "--db", str(db), "--on-hold", "stop"]
         run = [sys.executable, "-m", "cellauto", "run", str(PROTOCOL), *common]
         run += ["--param", f"coi={COI}", "--param", f"expansion_days={expansion_days}"]
