@@ -19,6 +19,12 @@ WIRE_LINE = ROOT / "lines" / "sim-wire.toml"
 OPCUA_LINE = ROOT / "lines" / "sim-opcua.toml"
 
 
+def _identity_checks(db: Path, run_id: str) -> list[dict[str, object]]:
+    with Journal(db, create=False) as journal:
+        records = journal.records(run_id)
+    return [r.payload.model_dump() for r in records if r.kind == "identity_check"]
+
+
 def _values(db: Path, run_id: str) -> dict[str, float]:
     with Journal(db, create=False) as journal:
         records = journal.records(run_id)
@@ -47,6 +53,11 @@ def test_car_t_over_the_wire_matches_the_in_process_run(
     assert started.instruments["counter"].adapter == "visa"
     expected = "opcua" if line == OPCUA_LINE else "in-process"
     assert started.instruments["bioreactor"].adapter == expected
+    checks = _identity_checks(wire_db, run_id_of_line(wire))
+    assert checks and checks == _identity_checks(local_db, run_id_of(local))
+    if line == WIRE_LINE:  # the scanner as a TCP line device: the same chain of identity
+        assert "serving scanner at tcp://127.0.0.1:" in wire.out
+        assert started.instruments["scanner"].adapter == "tcp"
 
 
 def run_id_of_line(result) -> str:  # type: ignore[no-untyped-def]
