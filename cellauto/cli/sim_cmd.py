@@ -24,6 +24,8 @@ from cellauto.sim.material import Container
 from cellauto.sim.starting_material import material_container
 
 DEFAULT_LINE = Path(__file__).resolve().parents[2] / "lines" / "sim-serve.toml"
+#: Adapters whose simulated instruments ``sim serve`` serves.
+_SERVED = ("visa", "opcua", "tcp")
 
 
 def add_parser(sub: Any) -> None:
@@ -32,7 +34,7 @@ def add_parser(sub: Any) -> None:
     p = sim_sub.add_parser(
         "serve",
         help="serve simulated instruments on loopback",
-        description="Serve each wire-protocol instrument of LINE.toml (SCPI, OPC UA) on "
+        description="Serve each wire-protocol instrument of LINE.toml (SCPI, OPC UA, TCP) on "
         "127.0.0.1 for standard clients; prints the endpoints; runs until Ctrl-C.",
     )
     p.add_argument("line", nargs="?", type=Path, metavar="LINE.toml")
@@ -58,7 +60,7 @@ def add_parser(sub: Any) -> None:
 def _needed(config: LineConfig) -> dict[str, Any]:
     needed = {}
     for name, equipment in config.equipment.items():
-        if equipment.adapter not in ("visa", "opcua"):
+        if equipment.adapter not in _SERVED:
             continue
         if equipment.interface not in INTERFACES:
             raise BadInputError(
@@ -67,7 +69,7 @@ def _needed(config: LineConfig) -> dict[str, Any]:
             )
         needed[name] = INTERFACES[equipment.interface]
     if not needed:
-        raise BadInputError(f"line {config.name!r} has no visa or opcua equipment to serve")
+        raise BadInputError(f"line {config.name!r} has no visa, opcua or tcp equipment to serve")
     return needed
 
 
@@ -103,7 +105,7 @@ def serve_command(args: argparse.Namespace) -> int:
                 "epoch": epoch.isoformat(),
                 "endpoints": endpoints,
             }
-            print(json.dumps(announced))
+            print(json.dumps(announced), flush=True)  # at once: a client waits for this line
             print(f"serving {len(endpoints)} instruments; Ctrl-C to stop", flush=True)
             with anyio.move_on_after(args.for_s * speed if args.for_s else float("inf")):
                 with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

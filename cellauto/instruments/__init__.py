@@ -45,7 +45,7 @@ from cellauto.instruments.cryo_storage import (
 )
 from cellauto.instruments.flow_cytometer import FlowCytometer, Immunophenotype
 from cellauto.instruments.line import Line
-from cellauto.instruments.liquid_handler import LiquidHandler, Transfer
+from cellauto.instruments.liquid_handler import LiquidHandler, Transfer, TransferOutcomeUnknownError
 from cellauto.instruments.materials import Sample
 
 __all__ = [
@@ -84,6 +84,7 @@ __all__ = [
     "StoragePosition",
     "StoredItem",
     "Transfer",
+    "TransferOutcomeUnknownError",
     "command",
     "composite",
     "query",

@@ -13,9 +13,21 @@ from abc import abstractmethod
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cellauto.errors import OutcomeUnknownError
 from cellauto.instruments.base import Instrument, command, query
 
-__all__ = ["LiquidHandler", "Transfer"]
+__all__ = ["LiquidHandler", "Transfer", "TransferOutcomeUnknownError"]
+
+
+class TransferOutcomeUnknownError(OutcomeUnknownError):
+    """A transfer or aliquot failed after the liquid handler acted (or may have): some
+    liquid may have moved and a tip may be on the channel. Nothing is rolled back; the
+    containers it touched are in doubt until an operator confirms them."""
+
+    def __init__(self, message: str, *, in_doubt: list[str]) -> None:
+        super().__init__(message)
+        #: The container ids whose volume is now unknown.
+        self.in_doubt = in_doubt
 
 
 class Transfer(BaseModel):
@@ -45,7 +57,9 @@ class LiquidHandler(Instrument):
         Volumes above the tip's capacity take several aspirate/dispense cycles. A
         volume ≤ 0 (or not a number), more than the source holds, more than the
         destination has room for, or an unknown container is refused before
-        anything moves; a failure part-way leaves every container and tip as before.
+        anything moves, and leaves every container and tip as before. A failure after
+        the hardware acted raises :class:`TransferOutcomeUnknownError`: nothing is
+        rolled back, and the containers and the channel are in doubt until confirmed.
         """
 
     @command
@@ -55,7 +69,9 @@ class LiquidHandler(Instrument):
     ) -> list[Transfer]:
         """Dispense ``volume_ul_each`` from the source into each destination (a tip each).
 
-        All or nothing: if any destination fails, none of the aliquots is kept.
+        Refusals as for :meth:`transfer`, before anything moves. A failure after the
+        hardware acted raises :class:`TransferOutcomeUnknownError` (the aliquots done
+        stay done; the source, the destinations and the channel are in doubt).
         """
 
     @query

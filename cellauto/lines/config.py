@@ -14,6 +14,10 @@ A line is described in TOML::
     endpoint = "TCPIP0::127.0.0.1::5025::SOCKET"
 
     [equipment.scanner]
+    adapter = "tcp"                             # a line device in TCP server mode
+    endpoint = "tcp://127.0.0.1:9004"
+
+    [equipment.cytometer]
     adapter = "sim"                             # in-process simulated instrument
 
     [simulation]
@@ -50,7 +54,7 @@ __all__ = [
     "load_line_config",
 ]
 
-Adapter = Literal["sim", "visa", "opcua", "pylabrobot"]
+Adapter = Literal["sim", "visa", "opcua", "pylabrobot", "tcp"]
 
 
 class EquipmentConfig(BaseModel):
@@ -62,7 +66,9 @@ class EquipmentConfig(BaseModel):
     interface: str | None = Field(
         None, description="instrument class served here, e.g. CellCounter (for sim serve)"
     )
-    endpoint: str | None = Field(None, description="VISA resource, opc.tcp:// URL, ...")
+    endpoint: str | None = Field(
+        None, description="VISA resource, opc.tcp:// URL, tcp://HOST:PORT (tcp), ..."
+    )
     credentials: str | None = Field(None, description="env:VAR or file:PATH, never a secret")
     security: str | None = Field(None, description='e.g. "Basic256Sha256,SignAndEncrypt"')
     certificate: str | None = None

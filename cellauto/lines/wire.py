@@ -2,7 +2,8 @@
 
 :func:`serve_simulated` starts, for each equipment of a simulated line whose adapter
 speaks a wire protocol, a server for the simulated instrument behind it (SCPI over
-TCP for ``visa``; OPC UA for ``opcua``) and returns the endpoints actually bound.
+TCP for ``visa``; OPC UA for ``opcua``; a line device's plain TCP for ``tcp``, see
+:mod:`cellauto.lines.tcp`) and returns the endpoints actually bound.
 :func:`open_line` connects the adapter for each piece of equipment a protocol needs
 and returns the :class:`~cellauto.instruments.line.Line`. Both register their
 cleanup on an :class:`~contextlib.AsyncExitStack` the caller owns.
@@ -31,12 +32,14 @@ from cellauto.instruments import (
 from cellauto.instruments.base import Instrument
 from cellauto.instruments.line import Line
 from cellauto.lines.config import EquipmentConfig, LineConfig
+from cellauto.lines.tcp import connect_tcp, serve_tcp, served_tcp_port
 from cellauto.protocols.execution import Execution
 from cellauto.records.payloads import Alarm
 from cellauto.sim.line import SimLine
 
 if TYPE_CHECKING:
     from cellauto.sim.opcua.device import DeviceServer
+    from cellauto.sim.scanner_tcp import ScannerTcpServer
     from cellauto.sim.scpi.server import ScpiServer
 
 __all__ = ["INTERFACES", "GapRecorder", "open_line", "serve_simulated"]
@@ -114,13 +117,17 @@ async def serve_simulated(
     endpoints: dict[str, str] = {}
     for name in needed:
         equipment = config.equipment.get(name)
-        if equipment is None or equipment.adapter not in ("visa", "opcua"):
+        if equipment is None or equipment.adapter not in ("visa", "opcua", "tcp"):
             continue
-        port = _port(equipment, name)
+        tcp = equipment.adapter == "tcp"
+        port = served_tcp_port(equipment, name) if tcp else _port(equipment, name)
         instrument = sim.equipment[name]
-        server: ScpiServer | DeviceServer
+        server: ScpiServer | DeviceServer | ScannerTcpServer
         try:
-            if equipment.adapter == "visa":
+            if tcp:
+                server = await serve_tcp(name, instrument, port, stack)
+                endpoints[name] = server.endpoint
+            elif equipment.adapter == "visa":
                 from cellauto.sim.scpi import scpi_device, serve_scpi
 
                 server = await stack.enter_async_context(
@@ -276,6 +283,8 @@ async def open_line(
             adapter = await connect_visa(interface, endpoint, timeout_s=item.timeout_s)
             stack.push_async_callback(adapter.aclose)
             equipment[name] = adapter
+        elif item.adapter == "tcp":
+            equipment[name] = await connect_tcp(name, interface, item, endpoint, stack)
         elif item.adapter == "opcua":
             equipment[name] = await _connect_opcua(
                 name,

@@ -6,9 +6,11 @@ is a bag on the deck (loaded when first named), a destination the world does not
 (a counting vial, a QC tube) is a new empty tube in the world and in a tube rack. Each
 aspirate takes material out of the world container into the tip and each dispense
 pours it into the destination (cells move with the volume), in step with PyLabRobot's
-trackers; a cycle takes ``seconds_per_cycle`` of process time. A failed command
-(backend error, validation, cancellation) leaves the world and PyLabRobot's trackers
-as they were; an armed ``CommandFailure`` fails before anything is touched.
+trackers; a cycle takes ``seconds_per_cycle`` of process time. A command refused
+before the backend acted leaves the world and PyLabRobot's trackers as they were; an
+armed ``CommandFailure`` fails before anything is touched. A command that fails after
+the backend acted (outcome unknown) leaves the world as the cycles left it: what was
+moved stays moved, what was in the tip is lost with the tip.
 """
 
 from __future__ import annotations
@@ -157,6 +159,9 @@ class SimLiquidHandler(SimInstrument, PlrLiquidHandler):
             destination.add(self._in_tip)
             self._in_tip = None
         await anyio.sleep(self.seconds_per_cycle)
+
+    def _keep(self) -> None:
+        self._saved, self._created, self._in_tip = {}, [], None
 
     def _abort(self) -> None:
         for container_id, saved in self._saved.items():

@@ -19,6 +19,12 @@ WIRE_LINE = ROOT / "lines" / "sim-wire.toml"
 OPCUA_LINE = ROOT / "lines" / "sim-opcua.toml"
 
 
+def _identity_checks(db: Path, run_id: str) -> list[dict[str, object]]:
+    with Journal(db, create=False) as journal:
+        records = journal.records(run_id)
+    return [r.payload.model_dump() for r in records if r.kind == "identity_check"]
+
+
 def _values(db: Path, run_id: str) -> dict[str, float]:
     with Journal(db, create=False) as journal:
         records = journal.records(run_id)
@@ -47,6 +53,11 @@ def test_car_t_over_the_wire_matches_the_in_process_run(
     assert started.instruments["counter"].adapter == "visa"
     expected = "opcua" if line == OPCUA_LINE else "in-process"
     assert started.instruments["bioreactor"].adapter == expected
+    checks = _identity_checks(wire_db, run_id_of_line(wire))
+    assert checks and checks == _identity_checks(local_db, run_id_of(local))
+    if line == WIRE_LINE:  # the scanner as a TCP line device: the same chain of identity
+        assert "serving scanner at tcp://127.0.0.1:" in wire.out
+        assert started.instruments["scanner"].adapter == "tcp"
 
 
 def run_id_of_line(result) -> str:  # type: ignore[no-untyped-def]
@@ -80,3 +91,49 @@ def test_sim_serve_answers_a_plain_pyvisa_session(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+QC_RETAINS = '''
+from cellauto import MaterialInput, Params, Protocol, Run
+from cellauto.instruments import BarcodeScanner, LiquidHandler
+
+
+class RetainParams(Params):
+    coi: str = "W123426A1B2C3"
+
+
+protocol = Protocol(
+    "qc-retains",
+    version="1",
+    params=RetainParams,
+    inputs=[MaterialInput(name="product bag", material="t_cells", identity_param="coi")],
+)
+
+
+@protocol.step(resume="rerun")
+async def receive(run: Run[RetainParams], scanner: BarcodeScanner) -> None:
+    """Scan the product bag."""
+    run.identity.expect(await scanner.scan("product bag"), run.params.coi)
+
+
+@protocol.step(resume="operator")
+async def aliquot_retains(run: Run[RetainParams], liquid_handler: LiquidHandler) -> None:
+    """Aliquot two QC retains of 500 uL."""
+    done = await liquid_handler.aliquot("product bag", ["retain 1", "retain 2"], 500)
+    run.set_value("retained uL", sum(t.volume_ul for t in done), unit="uL")
+'''
+
+
+def test_the_wire_line_gives_a_protocol_its_liquid_handler(cli: Cli, tmp_path: Path) -> None:
+    """lines/sim-wire.toml has a PyLabRobot liquid handler (and its scanner over TCP)."""
+    protocol = tmp_path / "qc_retains.py"
+    protocol.write_text(QC_RETAINS, encoding="utf-8")
+    db = tmp_path / "wire.db"
+    result = cli("run", protocol, "--line", WIRE_LINE, "--db", db)
+    assert result.code == 0, result.err
+    run_id = run_id_of_line(result)
+    assert _values(db, run_id) == {"retained uL": 1000}
+    with Journal(db, create=False) as journal:
+        started = journal.records(run_id)[0].payload
+    assert started.instruments["liquid_handler"].adapter == "pylabrobot"
+    assert started.instruments["scanner"].adapter == "tcp"

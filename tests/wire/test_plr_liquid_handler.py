@@ -13,8 +13,8 @@ import pytest
 from pylabrobot.resources import does_tip_tracking, does_volume_tracking
 from pylabrobot.resources.errors import TooLittleVolumeError
 
-from cellauto.errors import InstrumentError, OutOfRangeError
-from cellauto.instruments.liquid_handler import LiquidHandler
+from cellauto.errors import InstrumentError, OutcomeUnknownError, OutOfRangeError
+from cellauto.instruments.liquid_handler import LiquidHandler, TransferOutcomeUnknownError
 from cellauto.instruments.plr import (
     ContainerSpec,
     LoggingChatterboxBackend,
@@ -146,41 +146,82 @@ async def test_unknown_containers_are_named_with_the_known_ones() -> None:
     assert await lh.tips_remaining() == 2 * 96
 
 
-async def test_backend_failure_mid_transfer_restores_every_tracker() -> None:
+async def test_a_failure_after_the_hardware_acted_is_outcome_unknown_not_rolled_back() -> None:
     backend = FailingBackend(fail_on_dispense=2)
     lh = handler(backend)
     await lh.setup()
-    before = state(lh)
-    with pytest.raises(InstrumentError) as caught:
+    with pytest.raises(TransferOutcomeUnknownError) as caught:
         await lh.transfer("bag-1", "vial-1", 1800)
-    message = str(caught.value)
+    error = caught.value
+    assert isinstance(error, OutcomeUnknownError)  # the runner records it as such
+    message = str(error)
     assert "failed at dispense 800 µL into vial-1 (cycle 2 of 2)" in message
-    assert "dispense valve jammed" in message and "restored" in message
-    assert isinstance(caught.value.__cause__, RuntimeError)
-    assert state(lh) == before
-    assert await lh.containers() == {"bag-1": 10_000, "vial-1": 0, "qc-1": 0, "qc-2": 0}
-    assert await lh.tips_remaining() == 2 * 96 and not lh.plr.head[0].has_tip
-    again = await lh.transfer("bag-1", "vial-1", 500)  # the tip went back to its place
-    assert again.tips_used == ["tips_1:A1"] and await lh.volume("vial-1") == 500
+    assert "dispense valve jammed" in message and "outcome is unknown" in message
+    assert "Nothing was rolled back" in message and "restored" not in message
+    assert error.in_doubt == ["bag-1", "vial-1"]
+    assert isinstance(error.__cause__, RuntimeError)
+    # what PyLabRobot committed stays: cycle 1 moved 1000 µL, cycle 2 aspirated 800 µL
+    volumes = {c: lh.layout.containers[c].tracker.volume for c in ("bag-1", "vial-1")}
+    assert volumes == {"bag-1": 8_200, "vial-1": 1_000}
+    assert lh.plr.head[0].has_tip and lh.plr.head[0].get_tip().tracker.volume == 800
+    assert all(c.tracker.pending_volume == c.tracker.volume for c in lh.layout.containers.values())
+    assert set(lh.in_doubt.items) == {"bag-1", "vial-1", "channel"}
+    # in doubt until an operator says otherwise: reads and uses are refused, naming why
+    with pytest.raises(InstrumentError, match=r"volume in 'vial-1' is unknown since transfer"):
+        await lh.volume("vial-1")
+    with pytest.raises(InstrumentError, match=r"channel's state is unknown.*confirm_head_clear"):
+        await lh.transfer("qc-1", "qc-2", 10)
+    assert await lh.volume("qc-1") == 0  # untouched containers read as before
+    lh.confirm_head_clear()
+    with pytest.raises(InstrumentError, match=r"'bag-1' is unknown.*confirm_volume\('bag-1'"):
+        await lh.transfer("bag-1", "qc-1", 10)
+    lh.confirm_volume("bag-1", 8_150)
+    lh.confirm_volume("vial-1", 1_000)
+    assert not lh.in_doubt.items and not lh.plr.head[0].has_tip
+    done = await lh.transfer("bag-1", "qc-1", 500)
+    assert done.source_volume_after_ul == 7_650 and await lh.volume("vial-1") == 1_000
 
 
-async def test_aliquot_is_all_or_nothing() -> None:
+async def test_a_refusal_before_the_backend_acted_still_rolls_back_cleanly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lh = handler(FailingBackend(fail_on_dispense=99))
+    await lh.setup()
+    before = state(lh)
+
+    async def refused(*args: Any, **kwargs: Any) -> None:  # PyLabRobot's own validation
+        raise ValueError("tip spot tips_1:A1 has no tip")
+
+    monkeypatch.setattr(lh.plr, "pick_up_tips", refused)
+    with pytest.raises(InstrumentError) as caught:
+        await lh.transfer("bag-1", "vial-1", 100)
+    assert not isinstance(caught.value, OutcomeUnknownError)
+    assert "before anything moved" in str(caught.value) and "restored" in str(caught.value)
+    assert state(lh) == before and not lh.in_doubt.items
+    monkeypatch.undo()
+    assert (await lh.transfer("bag-1", "vial-1", 100)).tips_used == ["tips_1:A1"]
+
+
+async def test_an_aliquot_failing_part_way_keeps_the_aliquots_done() -> None:
     lh = handler(FailingBackend(fail_on_dispense=2))
     await lh.setup()
-    before = state(lh)
-    with pytest.raises(InstrumentError, match="dispense 300 µL into qc-2"):
+    with pytest.raises(TransferOutcomeUnknownError, match="dispense 300 µL into qc-2") as caught:
         await lh.aliquot("bag-1", ["qc-1", "qc-2"], 300)
-    assert state(lh) == before and await lh.volume("qc-1") == 0
+    assert caught.value.in_doubt == ["bag-1", "qc-1", "qc-2"]
+    assert lh.layout.containers["qc-1"].tracker.volume == 300  # done, not undone
+    assert lh.layout.containers["qc-2"].tracker.volume == 0
 
 
-async def test_a_cancelled_transfer_restores_the_trackers_and_stays_a_cancellation() -> None:
+async def test_a_transfer_cancelled_after_the_hardware_acted_stays_a_cancellation_in_doubt() -> (
+    None
+):
     lh = handler(FailingBackend(fail_on_dispense=1, hang=True))
     await lh.setup()
-    before = state(lh)
     with anyio.move_on_after(10) as scope:
         await lh.transfer("bag-1", "vial-1", 100)
     assert scope.cancelled_caught
-    assert state(lh) == before
+    assert set(lh.in_doubt.items) == {"bag-1", "vial-1", "channel"}
+    assert lh.layout.containers["bag-1"].tracker.volume == 9_900  # the aspirate happened
 
 
 async def test_snapshot_undoes_pylabrobots_pending_volume_leftover() -> None:

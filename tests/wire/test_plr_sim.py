@@ -13,7 +13,7 @@ from cellauto import Protocol, Run
 from cellauto.clock import Clock
 from cellauto.errors import InstrumentError, OutOfRangeError
 from cellauto.instruments import Line
-from cellauto.instruments.liquid_handler import LiquidHandler
+from cellauto.instruments.liquid_handler import LiquidHandler, TransferOutcomeUnknownError
 from cellauto.instruments.plr import ContainerSpec, TrackerSnapshot
 from cellauto.protocols import Runner
 from cellauto.records import Journal
@@ -123,20 +123,25 @@ async def test_command_failure_leaves_world_and_trackers_unchanged() -> None:
     assert world.containers["count-vial-2"].volume_ml == pytest.approx(0.1)
 
 
-async def test_backend_failure_mid_transfer_rolls_back_world_and_trackers() -> None:
+async def test_backend_failure_mid_transfer_leaves_the_world_as_the_cycles_left_it() -> None:
     world = line_world()
     lh = SimLiquidHandler(world, backend=FailingBackend(fail_on_dispense=3))
     await lh.transfer("culture", "qc-1", 300)  # dispense 1
-    world_before, trackers_before = world_state(world), trackers(lh)
-    with pytest.raises(InstrumentError, match=r"dispense 1000 µL into qc-1 \(cycle 2 of 3\)"):
+    culture_ml = world.containers["culture"].volume_ml
+    with pytest.raises(
+        TransferOutcomeUnknownError, match=r"dispense 1000 µL into qc-1 \(cycle 2 of 3\)"
+    ):
         await lh.transfer("culture", "qc-1", 2500)  # cycle 1 done in both, cycle 2 fails
-    assert world_state(world) == world_before and trackers(lh) == trackers_before
-    assert_in_step(lh, world)
-    with pytest.raises(InstrumentError, match="dispense"):
+    # cycle 1 moved 1 mL with its cells; cycle 2's 1 mL went into the tip, not into qc-1
+    assert world.containers["qc-1"].volume_ml == pytest.approx(1.3)
+    assert world.containers["culture"].volume_ml == pytest.approx(culture_ml - 2.0)
+    assert world.containers["qc-1"].viable_cells > 0
+    assert set(lh.in_doubt.containers()) == {"culture", "qc-1"}
+    with pytest.raises(TransferOutcomeUnknownError, match="dispense"):
         await SimLiquidHandler(world, backend=FailingBackend(fail_on_dispense=1)).transfer(
             "culture", "new-vial", 10
         )
-    assert "new-vial" not in world.containers  # the new vial is taken away again
+    assert "new-vial" in world.containers  # placed on the deck, and it stays there
 
 
 async def test_refusals_name_the_problem_and_create_nothing() -> None:
@@ -187,3 +192,29 @@ async def test_the_journal_records_source_and_destination_ids(tmp_path: Path) ->
     assert responses[0].ok and responses[0].result["destination_container_id"] == ("count-vial-1")
     assert [t["destination_container_id"] for t in responses[1].result] == ["qc-1", "qc-2"]
     assert responses[1].result[0]["source_container_id"] == "culture"
+
+
+async def test_the_runner_records_a_transfer_of_unknown_outcome_as_in_doubt(
+    tmp_path: Path,
+) -> None:
+    world = line_world()
+    lh = SimLiquidHandler(world, backend=FailingBackend(fail_on_dispense=2))
+
+    async def sample(run: Run, liquid_handler: LiquidHandler) -> None:
+        await liquid_handler.transfer("culture", "qc-1", 1500)
+
+    protocol = Protocol("sampling", version="1")
+    protocol.step(name="sample")(sample)
+    with Journal(tmp_path / "journal.db") as journal:
+        outcome = await Runner(journal, clock_origin=ORIGIN).run(
+            protocol, Line("t", {"liquid_handler": lh}, simulated=True)
+        )
+        records = journal.records(outcome.run_id)
+    assert outcome.exit_status == "failed"
+    assert "TransferOutcomeUnknownError" in outcome.reason
+    (response,) = [r.payload for r in records if r.kind == "instrument_response"]
+    assert not response.ok and response.outcome_unknown  # in doubt, not "it failed"
+    assert response.error.type == "TransferOutcomeUnknownError"
+    assert "Nothing was rolled back" in response.error.message
+    assert any("outcome is unknown" in r.payload.message for r in records if r.kind == "alarm")
+    assert world.containers["qc-1"].volume_ml == pytest.approx(1.0)  # cycle 1 happened

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pylabrobot.liquid_handling import LiquidHandler as PlrLiquidHandlerFrontend
 from pylabrobot.resources import Tip, TipSpot, TipTracker, VolumeTracker
 
-__all__ = ["TrackerSnapshot"]
+__all__ = ["TrackerSnapshot", "drop_pending"]
 
 
 @dataclass(frozen=True)
@@ -97,3 +97,21 @@ class TrackerSnapshot:
             [(v.volume, v.pending_volume) for v in self._volumes],
             [(t.tip, t.pending_tip, t.origin) for t in self._tips],
         )
+
+
+def drop_pending(lh: PlrLiquidHandlerFrontend) -> None:
+    """Drop every change PyLabRobot queued but did not commit; keep what it committed.
+
+    After a command whose outcome is unknown the committed state is the best account
+    of what the hardware did; a change still pending was never confirmed.
+    """
+    trackers: list[VolumeTracker | TipTracker] = [*lh.head.values(), *lh.head96.values()]
+    for resource in lh.deck.get_all_resources():
+        tracker = getattr(resource, "tracker", None)
+        if isinstance(tracker, VolumeTracker | TipTracker):
+            trackers.append(tracker)
+    for tracker in list(trackers):
+        if isinstance(tracker, TipTracker) and tracker.has_tip:
+            trackers.append(tracker.get_tip().tracker)
+    for tracker in trackers:
+        tracker.rollback()

@@ -10,15 +10,19 @@ Guarantees, on top of PyLabRobot:
 * a volume ≤ 0, NaN or infinite is refused before PyLabRobot sees it (0.2.2 accepts
   negative volumes), as are over-draws, over-fills, unknown containers and a lack of
   tips;
-* every command is all or nothing: a failure at any step (backend error, PyLabRobot
-  validation, cancellation) writes the volume and tip trackers back to their state
-  before the command (:mod:`._transaction`) and raises an InstrumentError naming the
-  step that failed;
+* a command refused before the hardware acted (our checks, PyLabRobot validation
+  before the first backend call) writes the volume and tip trackers back to their
+  state before the command (:mod:`._transaction`): nothing happened;
+* a command that fails once the backend was called (a backend error, a PyLabRobot
+  error between operations, cancellation) may have moved liquid: it raises
+  :class:`TransferOutcomeUnknownError` naming the step, keeps what PyLabRobot
+  committed, drops what it had only queued, and leaves the containers it touched and
+  the channel in doubt (:mod:`._in_doubt`) until an operator confirms them;
 * ``vols`` are always passed as lists; one channel does the work; commands run one at
   a time.
 
-On real hardware a failed transfer may leave a tip on the channel while the trackers
-show the state before the command: the operator must clear the head.
+The runner records such a failure as outcome unknown (the command stays in doubt
+in the journal and in a resume plan).
 """
 
 from __future__ import annotations
@@ -33,7 +37,11 @@ from pylabrobot.liquid_handling.backends.backend import LiquidHandlerBackend
 
 from cellauto.errors import InstrumentError, OutOfRangeError
 from cellauto.instruments.base import InstrumentIdentity
-from cellauto.instruments.liquid_handler import LiquidHandler, Transfer
+from cellauto.instruments.liquid_handler import (
+    LiquidHandler,
+    Transfer,
+    TransferOutcomeUnknownError,
+)
 from cellauto.instruments.plr._backend import LoggingChatterboxBackend
 from cellauto.instruments.plr._deck import ContainerSpec, DeckLayout
 from cellauto.instruments.plr._globals import (
@@ -42,7 +50,8 @@ from cellauto.instruments.plr._globals import (
     require_tracking,
     route_pylabrobot_logging,
 )
-from cellauto.instruments.plr._transaction import TrackerSnapshot
+from cellauto.instruments.plr._in_doubt import InDoubt
+from cellauto.instruments.plr._transaction import TrackerSnapshot, drop_pending
 from cellauto.instruments.plr._volumes import TOLERANCE_UL, require_volume, split_volume
 
 __all__ = ["PlrLiquidHandler", "plr_identity"]
@@ -63,6 +72,10 @@ def plr_identity(backend: LiquidHandlerBackend, serial: str) -> InstrumentIdenti
         firmware=pylabrobot_version(),
         adapter="pylabrobot",
     )
+
+
+#: Backend operations that act on the hardware (what a command of ours calls).
+_ACTING = ("pick_up_tips", "drop_tips", "aspirate", "dispense")
 
 
 class _StepFailed(Exception):
@@ -93,8 +106,25 @@ class PlrLiquidHandler(LiquidHandler):
         self.plr = PlrFrontend(backend=backend, deck=self.layout.deck)
         self.channel = channel
         self._lock = anyio.Lock()
+        #: Whether the backend was called during the command in progress.
+        self._acted = False
+        #: Containers (and the channel) whose state is unknown after a failed command.
+        self.in_doubt = InDoubt(lambda: self.where)
+        self._watch_backend(backend)
         for spec in containers:
             self.layout.load(spec)
+
+    def _watch_backend(self, backend: LiquidHandlerBackend) -> None:
+        """Note when PyLabRobot calls the backend: from then on the hardware may have
+        acted, and a failure is an unknown outcome, not a clean refusal."""
+        for name in _ACTING:
+            original = getattr(backend, name)
+
+            async def called(*args: Any, _original: Any = original, **kwargs: Any) -> Any:
+                self._acted = True
+                return await _original(*args, **kwargs)
+
+            setattr(backend, name, called)
 
     @property
     def where(self) -> str:
@@ -118,6 +148,30 @@ class PlrLiquidHandler(LiquidHandler):
     def reload_tips(self) -> None:
         """Fresh tip racks were loaded."""
         self.layout.reload_tips()
+
+    def confirm_volume(self, container_id: str, volume_ul: float) -> None:
+        """An operator measured ``container_id`` after a command of unknown outcome."""
+        container = self.layout.get(container_id, where=self.where)
+        if volume_ul != 0:
+            require_volume(self.where, "volume_ul", volume_ul)
+        if volume_ul > container.max_volume:
+            raise OutOfRangeError(
+                f"{self.where}: {volume_ul:g} µL is above the capacity of {container_id!r}, "
+                f"the limit {container.max_volume:g} µL"
+            )
+        container.tracker.set_volume(float(volume_ul))
+        self.in_doubt.clear(container_id)
+        logger.warning(
+            "%s: %r confirmed at %g µL by the operator", self.where, container_id, volume_ul
+        )
+
+    def confirm_head_clear(self) -> None:
+        """An operator removed any tip from the channel after a command of unknown outcome."""
+        channel = self.plr.head[self.channel]
+        if channel.has_tip:
+            channel.remove_tip(commit=True)
+        self.in_doubt.clear("channel")
+        logger.warning("%s: channel %d confirmed clear by the operator", self.where, self.channel)
 
     @property
     def tip_capacity_ul(self) -> float:
@@ -145,7 +199,9 @@ class PlrLiquidHandler(LiquidHandler):
         )
 
     async def volume(self, container_id: str) -> float:
-        return float(self.layout.get(container_id, where=self.where).tracker.volume)
+        container = self.layout.get(container_id, where=self.where)
+        self.in_doubt.refuse([container_id], action="volume")
+        return float(container.tracker.volume)
 
     async def containers(self) -> dict[str, float]:
         return {cid: float(c.tracker.volume) for cid, c in self.layout.containers.items()}
@@ -167,6 +223,9 @@ class PlrLiquidHandler(LiquidHandler):
     def _abort(self) -> None:
         """After the trackers were restored: undo whatever ``_begin`` and the cycles did."""
 
+    def _keep(self) -> None:
+        """After a command of unknown outcome: keep what the cycles did (nothing to undo)."""
+
     # -- one all-or-nothing command -------------------------------------------------------
 
     async def _run(
@@ -186,26 +245,57 @@ class PlrLiquidHandler(LiquidHandler):
         async with self._lock:
             await self.setup()
             require_tracking(self.where)
+            self.in_doubt.refuse([source_id, *destination_ids], action=method)
             snapshot: TrackerSnapshot | None = None
+            self._acted = False
             try:
                 self._begin(source_id, destination_ids)
                 snapshot = TrackerSnapshot.take(self.plr)
                 self._validate(source_id, destination_ids, volume_ul)
                 done = [await self._move(source_id, d, volume_ul) for d in destination_ids]
             except BaseException as exc:
+                if self._acted:  # the hardware may have moved liquid: do not undo the record
+                    self._outcome_unknown(exc, label, source_id, destination_ids)
+                    raise  # a cancellation: still one, with the state in doubt
                 if snapshot is not None:
                     snapshot.restore()
                 self._abort()
                 if isinstance(exc, _StepFailed):
                     logger.error("%s: %s failed at %s; trackers restored", self.where, label, exc)
                     raise InstrumentError(
-                        f"{self.where}: {label} failed at {exc.step}: "
+                        f"{self.where}: {label} failed at {exc.step} before anything moved: "
                         f"{type(exc.cause).__name__}: {exc.cause}; volume and tip trackers "
                         f"were restored to their state before the {method}"
                     ) from exc.cause
                 raise
         logger.info("%s: %s done with %d tip(s)", self.where, label, len(done))
         return done
+
+    def _outcome_unknown(
+        self, exc: BaseException, label: str, source_id: str, destination_ids: list[str]
+    ) -> None:
+        """After the backend was called: keep what happened, mark the rest in doubt, raise
+        (a cancellation stays a cancellation; the state is in doubt all the same)."""
+        drop_pending(self.plr)
+        self._keep()
+        involved = [source_id, *destination_ids]
+        if isinstance(exc, _StepFailed):
+            step, cause = exc.step, exc.cause
+        else:
+            step, cause = "an operation", exc
+        reason = f"{label} failed at {step}"
+        self.in_doubt.mark(involved, reason)
+        logger.error("%s: %s: outcome unknown; %s in doubt", self.where, reason, involved)
+        if not isinstance(exc, Exception):
+            return  # cancelled: re-raised by the caller
+        raise TransferOutcomeUnknownError(
+            f"{self.where}: {reason} ({type(cause).__name__}: {cause}) after the liquid "
+            f"handler had acted: the outcome is unknown. Nothing was rolled back; "
+            f"{', '.join(map(repr, involved))} and channel {self.channel} are in doubt: "
+            "clear the head, measure the containers, confirm them "
+            "(confirm_head_clear, confirm_volume) before using them again",
+            in_doubt=involved,
+        ) from cause
 
     def _validate(self, source_id: str, destination_ids: list[str], volume_ul: float) -> None:
         source = self.layout.get(source_id, where=self.where)

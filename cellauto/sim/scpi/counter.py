@@ -1,8 +1,11 @@
 """SCPI for a :class:`SimCellCounter` (docs/scpi.md, "Cell counter").
 
-``SAMPle:ID`` selects a sample the simulated world knows by its id, ``INITiate`` starts
-the count as a task on the server (overlapped: the command returns at once and status
-queries are answered meanwhile), ``FETCh?`` returns the last result.
+``SAMPle:ID`` selects a sample the simulated world knows by its id; ``SAMPle:DRAW``
+(or ``SAMPle:DRAW?``, which answers the new sample's id) draws a sample from a
+container of the simulated line, as an operator pipettes one from a tube, and selects
+it, so that a plain VISA session can count without another instrument drawing first.
+``INITiate`` starts the count as a task on the server (overlapped: the command returns
+at once and status queries are answered meanwhile), ``FETCh?`` returns the last result.
 """
 
 from __future__ import annotations
@@ -20,12 +23,14 @@ from cellauto.sim.scpi.device import ScpiDevice
 from cellauto.sim.scpi.errors import ScpiError
 from cellauto.sim.scpi.program import Args, HeaderTable
 
-__all__ = ["MEASURING", "CounterScpi", "format_count"]
+__all__ = ["MAX_DRAW_ML", "MEASURING", "CounterScpi", "format_count"]
 
 log = logging.getLogger(__name__)
 
 #: STATus:OPERation bit 4: a count is in progress.
 MEASURING = 1 << 4
+#: The largest sample ``SAMPle:DRAW`` takes for a count, mL.
+MAX_DRAW_ML = 10.0
 
 
 def format_count(count: CellCount) -> str:
@@ -61,6 +66,8 @@ class CounterScpi(ScpiDevice):
     def register(self, table: HeaderTable) -> None:
         table.add("SAMPle:ID", self._select)
         table.add("SAMPle:ID?", self._selected)
+        table.add("SAMPle:DRAW", self._draw)
+        table.add("SAMPle:DRAW?", self._draw_query)
         table.add("SAMPle:OPERator", self._set_operator)
         table.add("SAMPle:OPERator?", self._get_operator)
         table.add("INITiate", self._initiate)
@@ -87,6 +94,40 @@ class CounterScpi(ScpiDevice):
         if sample_id not in self.counter.world.samples:
             raise ScpiError(110, f"{sample_id!r} is not on the line")
         self._sample_id = sample_id
+
+    async def _draw(self, args: Args) -> None:
+        await self._draw_query(args)
+
+    async def _draw_query(self, args: Args) -> str:
+        """Draw ``volume_ml`` from a container of the line into a new sample; select it."""
+        args.expect(2)
+        container_id = args.string(0, "container id")
+        volume_ml = args.real(1, "volume_ml")
+        world = self.counter.world
+        container = world.containers.get(container_id)
+        if container is None:
+            known = ", ".join(world.containers) or "none"
+            raise ScpiError(121, f"SAMP:DRAW: no container {container_id!r}; known: {known}")
+        if self._running is not None:
+            raise ScpiError(101, "a count is in progress; wait for it or send ABORt")
+        limit = min(MAX_DRAW_ML, container.volume_ml)
+        if not 0 < volume_ml <= limit:
+            raise ScpiError(
+                -222,
+                f"SAMP:DRAW: {volume_ml:g} mL outside 0..{limit:g} mL "
+                f"({container_id!r} holds {container.volume_ml:g} mL; at most "
+                f"{MAX_DRAW_ML:g} mL a sample)",
+            )
+        sample = world.draw_sample(container, volume_ml, prefix=self.counter.identity.serial)
+        self._sample_id = sample.sample_id
+        log.info(
+            "%s: drew %s (%g mL of %r)",
+            self.counter.where,
+            sample.sample_id,
+            volume_ml,
+            container_id,
+        )
+        return quote(sample.sample_id)
 
     async def _selected(self, args: Args) -> str:
         args.expect(0)

@@ -1,0 +1,21 @@
+"""Adapters for line devices reached over plain TCP (docs/barcode-scanner.md).
+
+:class:`TcpBarcodeScanner` drives a fixed-mount barcode scanner in TCP server mode
+(Keyence / Cognex / Datalogic style): a trigger command, one line of decoded data back.
+"""
+
+from cellauto.instruments.tcp.connection import (
+    TcpConnection,
+    TcpConnectionError,
+    TcpTimeoutError,
+    parse_tcp_endpoint,
+)
+from cellauto.instruments.tcp.scanner import TcpBarcodeScanner
+
+__all__ = [
+    "TcpBarcodeScanner",
+    "TcpConnection",
+    "TcpConnectionError",
+    "TcpTimeoutError",
+    "parse_tcp_endpoint",
+]

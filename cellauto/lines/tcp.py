@@ -1,0 +1,74 @@
+"""Line devices over plain TCP (adapter ``tcp``): serve a simulated one, connect one.
+
+For :mod:`cellauto.lines.wire`. Today the one TCP line device is the barcode scanner
+in TCP server mode (docs/barcode-scanner.md); its endpoint is ``tcp://HOST:PORT``,
+served on ``tcp://127.0.0.1:PORT`` for a simulated line (port 0: a free port).
+"""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING
+
+from cellauto.errors import BadInputError, EquipmentError
+from cellauto.instruments.barcode_scanner import BarcodeScanner
+from cellauto.instruments.base import Instrument
+from cellauto.lines.config import EquipmentConfig
+
+if TYPE_CHECKING:
+    from cellauto.sim.scanner_tcp import ScannerTcpServer
+
+__all__ = ["connect_tcp", "serve_tcp", "served_tcp_port"]
+
+
+def served_tcp_port(config: EquipmentConfig, name: str) -> int:
+    """The loopback port a simulated TCP device is served on (0: a free one)."""
+    from cellauto.instruments.tcp import parse_tcp_endpoint
+
+    try:
+        host, port = parse_tcp_endpoint(config.endpoint or "")
+    except BadInputError:
+        host, port = "", -1
+    if host != "127.0.0.1":
+        raise BadInputError(
+            f"equipment {name!r}: a simulated tcp instrument is served on loopback; endpoint "
+            f"{config.endpoint!r} must be tcp://127.0.0.1:PORT (PORT 0 picks a free port)"
+        )
+    return port
+
+
+async def serve_tcp(
+    name: str, instrument: Instrument, port: int, stack: AsyncExitStack
+) -> ScannerTcpServer:
+    """Serve the simulated ``instrument`` over TCP on loopback (``server.endpoint``)."""
+    from cellauto.sim.scanner import SimBarcodeScanner
+    from cellauto.sim.scanner_tcp import serve_scanner_tcp
+
+    if not isinstance(instrument, SimBarcodeScanner):
+        raise EquipmentError(
+            f"equipment {name!r}: no TCP server for a {instrument.interface_name}; the tcp "
+            "adapter serves the BarcodeScanner (the others: visa, opcua or sim)"
+        )
+    return await stack.enter_async_context(serve_scanner_tcp(instrument, port=port))
+
+
+async def connect_tcp(
+    name: str,
+    interface: type[Instrument],
+    config: EquipmentConfig,
+    endpoint: str | None,
+    stack: AsyncExitStack,
+) -> Instrument:
+    """Connect the TCP adapter for ``interface`` at ``endpoint``; closed with ``stack``."""
+    from cellauto.instruments.tcp import TcpBarcodeScanner
+
+    if not endpoint:
+        raise BadInputError(f"equipment {name!r}: a tcp://HOST:PORT endpoint is required")
+    if not issubclass(interface, BarcodeScanner):
+        raise EquipmentError(
+            f"equipment {name!r}: no tcp adapter for {interface.__name__}; "
+            "tcp adapters: BarcodeScanner"
+        )
+    scanner = await TcpBarcodeScanner.connect(endpoint, timeout_s=config.timeout_s)
+    stack.push_async_callback(scanner.aclose)
+    return scanner
