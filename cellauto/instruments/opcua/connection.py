@@ -28,6 +28,7 @@ from asyncua import Client, ua
 from asyncua.client.ua_client import UaClientState
 from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
 
+from cellauto._compat import asyncua as asyncua_compat
 from cellauto.clock import Clock, VirtualTimeEventLoop, awaiting_outside, is_virtual
 from cellauto.errors import InstrumentError, OutcomeUnknownError
 from cellauto.instruments.opcua import _ua
@@ -106,6 +107,7 @@ class OpcUaConnection:
             if isinstance(loop, VirtualTimeEventLoop)
             else contextlib.nullcontext
         )
+        asyncua_compat.use_real_time_timers()  # every timeout below is in real seconds
         self.client = Client(
             url,
             timeout=timeout_s,
@@ -115,7 +117,7 @@ class OpcUaConnection:
             reconnect_request_timeout=min(timeout_s, 1.0),
         )
         if self.virtual:
-            self.client._stale_check_interval = 1e9  # publishing interval 0 never keeps alive
+            asyncua_compat.set_stale_check_interval(self.client, 1e9)  # interval 0: no keep-alive
             self.client.session_timeout = 86_400_000
         quiet_publish_loop()
         self.outages = OutageWatch(
