@@ -21,6 +21,7 @@ from tests.cli.conftest import Cli
 
 PAIR = Path(__file__).resolve().parent / "wire_pair"
 PROTOCOL = PAIR / "bioreactor_only.py"
+SERVE = [sys.executable, "-m", "cellauto", "sim", "serve"]
 PLACEHOLDER = "opc.tcp://127.0.0.1:4840/cellauto/bioreactor"
 
 
@@ -29,8 +30,7 @@ def served_bioreactor(request: pytest.FixtureRequest) -> Iterator[tuple[str, flo
     """``cellauto sim serve wire_pair/serve.toml`` in another process; (endpoint, speed)."""
     speed = float(request.param)
     server = subprocess.Popen(
-        [sys.executable, "-m", "cellauto", "sim", "serve", str(PAIR / "serve.toml")]
-        + ["--speed", f"{speed:g}", "--for-s", "600"],
+        [*SERVE, str(PAIR / "serve.toml"), "--speed", f"{speed:g}", "--for-s", "600"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
