@@ -48,6 +48,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+from cellauto._compat import asyncio as _asyncio_compat  # noqa: F401  # checked at import
+
 __all__ = [
     "Clock",
     "ScaledTimeEventLoop",
@@ -113,7 +115,10 @@ class _FastForwardSelector(selectors.BaseSelector):
 
 
 class VirtualTimeEventLoop(asyncio.SelectorEventLoop):
-    """An asyncio loop whose ``time()`` is virtual and jumps ahead when all tasks wait."""
+    """An asyncio loop whose ``time()`` is virtual and jumps ahead when all tasks wait.
+
+    It relies on how asyncio's loop asks its selector to wait (see
+    :mod:`cellauto._compat.asyncio`, checked at import)."""
 
     def __init__(self) -> None:
         ref: list[VirtualTimeEventLoop] = []

@@ -8,7 +8,7 @@ import logging
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from cellauto.errors import CellautoError
 
@@ -41,9 +41,10 @@ class Internal:
     present: Callable[[], bool]
 
 
-def has(owner: Any, attribute: str) -> Callable[[], bool]:
-    """The check that ``owner`` (a module or class) has ``attribute`` (looked up at check time)."""
-    return lambda: hasattr(owner, attribute)
+def has(owner: Callable[[], object], attribute: str) -> Callable[[], bool]:
+    """The check that ``owner()`` (a module or class, looked up at check time) has
+    ``attribute``."""
+    return lambda: hasattr(owner(), attribute)
 
 
 def assigned_in(cls_path: Callable[[], type], attribute: str) -> Callable[[], bool]:

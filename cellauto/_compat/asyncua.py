@@ -31,6 +31,7 @@ import importlib
 import logging
 import types
 from collections.abc import Awaitable, Callable, Collection
+from functools import partial
 from typing import Any
 
 import asyncua.client.client
@@ -83,10 +84,12 @@ _ISERVER = asyncua.server.internal_server.InternalServer
 
 INTERNALS = (
     *(
-        Internal(f"{name}.asyncio", has(importlib.import_module(name), "asyncio"))
+        Internal(f"{name}.asyncio", has(partial(importlib.import_module, name), "asyncio"))
         for name in TIMED_MODULES
     ),
-    Internal("asyncua.client.ua_client.wait_for", has(asyncua.client.ua_client, "wait_for")),
+    Internal(
+        "asyncua.client.ua_client.wait_for", has(lambda: asyncua.client.ua_client, "wait_for")
+    ),
     Internal(
         "asyncua.client.client.Client._stale_check_interval",
         assigned_in(lambda: Client, "_stale_check_interval"),
@@ -97,7 +100,7 @@ INTERNALS = (
     ),
     Internal(
         "asyncua.server.uaprocessor.UaProcessor._process_message",
-        has(_PROCESSOR, "_process_message"),
+        has(lambda: _PROCESSOR, "_process_message"),
     ),
     Internal(
         "asyncua.server.uaprocessor.UaProcessor._connection",
@@ -113,7 +116,7 @@ INTERNALS = (
     ),
     Internal(
         "asyncua.server.internal_server.InternalServer.load_standard_address_space",
-        has(_ISERVER, "load_standard_address_space"),
+        has(lambda: _ISERVER, "load_standard_address_space"),
     ),
     Internal(
         "asyncua.server.address_space.AddressSpace._nodes",
