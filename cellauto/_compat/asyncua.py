@@ -18,7 +18,8 @@
 * The server's per-connection session watchdog period
   (``UaProcessor._watchdog_interval``), its message dispatch
   (``UaProcessor._process_message``) and channel policy (``UaProcessor._connection``),
-  the connections it accepts (``InternalServer.asyncio_transports``), its sessions
+  the connections it accepts (``InternalServer.asyncio_transports``), its 1 Hz clock
+  task (``InternalServer.time_task``), its sessions
   kept for a reconnect (``InternalServer._external_sessions``), and the standard
   address space's node table (``AddressSpace._nodes``,
   ``InternalServer.load_standard_address_space``).
@@ -27,6 +28,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
 import types
@@ -51,12 +53,14 @@ __all__ = [
     "TESTED",
     "address_space_nodes",
     "check",
+    "connections",
     "discovery_only_when_unsecured",
     "external_sessions",
     "on_each_connection",
     "replace_standard_address_space",
     "set_session_watchdog",
     "set_stale_check_interval",
+    "stop_clock_task",
     "use_real_time_timers",
 ]
 
@@ -109,6 +113,10 @@ INTERNALS = (
     Internal(
         "asyncua.server.internal_server.InternalServer.asyncio_transports",
         assigned_in(lambda: _ISERVER, "asyncio_transports"),
+    ),
+    Internal(
+        "asyncua.server.internal_server.InternalServer.time_task",
+        assigned_in(lambda: _ISERVER, "time_task"),
     ),
     Internal(
         "asyncua.server.internal_server.InternalServer._external_sessions",
@@ -222,6 +230,23 @@ def discovery_only_when_unsecured(processor: Any, discovery: Collection[ua.NodeI
         return await process(typeid, *args)
 
     processor._process_message = checked
+
+
+def connections(server: Server) -> list[Any]:
+    """The transports of the connections the server has accepted and not yet closed."""
+    return list(server.iserver.asyncio_transports)
+
+
+async def stop_clock_task(server: Server) -> None:
+    """Stop the server's 1 Hz ``ServerStatus`` clock task now (``server.stop()`` would
+    wait out its sleep)."""
+    iserver = server.iserver
+    task = iserver.time_task
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        iserver.time_task = None
 
 
 def external_sessions(server: Server) -> list[Any]:

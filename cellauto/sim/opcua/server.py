@@ -181,12 +181,7 @@ class SimOpcUaServer:
         await self.stopping()
         if self.server is not None:
             server, self.server = self.server, None
-            clock_task = server.iserver.time_task  # else stop() waits out its 1 s sleep
-            if clock_task is not None:
-                clock_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await clock_task
-                server.iserver.time_task = None
+            await asyncua_compat.stop_clock_task(server)  # else stop() waits out its 1 s sleep
             await server.stop()
             # asyncua leaves sessions whose connection dropped open (for a reconnect),
             # each with a timeout task; a stopped server has no use for them
@@ -196,7 +191,7 @@ class SimOpcUaServer:
 
     def drop_connections(self) -> int:
         """Close every client connection at once (a network cut); returns how many."""
-        transports = list(self.server.iserver.asyncio_transports) if self.server else []
+        transports = asyncua_compat.connections(self.server) if self.server else []
         for transport in transports:
             transport.close()
         return len(transports)
