@@ -65,6 +65,11 @@ def assigned_in(cls_path: Callable[[], type], attribute: str) -> Callable[[], bo
     return present
 
 
+def _short(name: str) -> str:
+    """``a.b.Class._attr`` -> ``Class._attr``; ``a.b.module.asyncio`` -> ``module.asyncio``."""
+    return ".".join(name.split(" ")[0].split(".")[-2:])
+
+
 def check_dependency(
     package: str,
     tested: Sequence[str],
@@ -85,7 +90,7 @@ def check_dependency(
         message = (
             f"{package} {version} is installed, but cellauto was tested with {package} "
             f"{' / '.join(tested)} only, and it uses {package}'s private internals "
-            f"({', '.join(i.name.rsplit('.', 1)[-1] for i in internals) or 'none'}), which "
+            f"({', '.join(dict.fromkeys(_short(i.name) for i in internals)) or 'none'}), which "
             f"may have changed. Install a tested version (pip install '{package}=={tested[-1]}')"
             f"; to adopt {version}, run cellauto's tests against it and add it to TESTED in "
             f"{where} once they pass"
