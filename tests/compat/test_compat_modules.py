@@ -152,3 +152,14 @@ def test_an_event_loop_that_no_longer_selects_as_the_clocks_expect_is_refused(
     monkeypatch.setattr(asyncio.base_events.BaseEventLoop, "_run_once", _run_once)
     with pytest.raises(UntestedDependencyError, match=r"_run_once -> _selector"):
         asyncio_compat.check()
+
+
+@pytest.mark.anyio
+async def test_on_the_virtual_clock_asyncuas_timers_are_left_as_they_were() -> None:
+    import asyncua.server.uaprocessor
+
+    asyncua_compat.use_real_time_timers()
+    assert asyncua_compat.real_time_timers_in_use()
+    started = asyncio.get_running_loop().time()
+    await asyncua.server.uaprocessor.asyncio.sleep(3600.0)  # jumped over, as before
+    assert asyncio.get_running_loop().time() - started == 3600.0

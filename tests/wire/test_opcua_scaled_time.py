@@ -76,3 +76,19 @@ async def test_a_server_that_never_answers_times_out_after_timeout_s_real() -> N
     message = str(refused.value)
     assert f"cannot connect to {url}" in message
     assert "no answer within 0.5 s (real time)" in message
+
+
+async def test_asyncuas_own_sleep_and_wait_for_last_real_seconds() -> None:
+    import asyncio
+
+    import asyncua.client.client
+    import asyncua.client.ua_client
+
+    asyncua_compat.use_real_time_timers()
+    started = anyio.current_time()
+    await asyncua.client.client.asyncio.sleep(0.01)  # e.g. the reconnect back-off
+    assert anyio.current_time() - started >= 0.01 * SCALE
+    started = anyio.current_time()
+    with pytest.raises(TimeoutError):
+        await asyncua.client.ua_client.wait_for(asyncio.Event().wait(), 0.01)  # a request
+    assert anyio.current_time() - started >= 0.01 * SCALE
