@@ -27,6 +27,15 @@ therefore runs as fast as in-process, and deterministically, while the network
 round trips themselves take the real time they take. Until then the loop waits on
 real I/O and lets virtual time follow real time. :meth:`real_time` is the blunt
 form: no jumping at all inside it (an operator thinking).
+
+Network time is real. A timeout, retry interval, keep-alive or reconnect back-off
+means real seconds whatever the clock (only process time is scaled or virtual);
+:func:`real_seconds` turns it into the loop seconds to wait: ``s * scale`` on a
+:class:`ScaledTimeEventLoop`, ``s`` on a real loop and on a virtual one, where a
+network wait happens inside :meth:`~VirtualTimeEventLoop.awaiting_outside` (virtual
+time follows real time there) and an idle timer with nobody waiting on the network
+(a keep-alive) may as well be jumped over. asyncua's own timers are made real this
+way too (:func:`cellauto._compat.asyncua.use_real_time_timers`).
 """
 
 from __future__ import annotations
@@ -39,12 +48,15 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+from cellauto._compat import asyncio as _asyncio_compat  # noqa: F401  # checked at import
+
 __all__ = [
     "Clock",
     "ScaledTimeEventLoop",
     "VirtualTimeEventLoop",
     "awaiting_outside",
     "is_virtual",
+    "real_seconds",
     "scaled_loop_factory",
     "serving_outside",
     "time_paused",
@@ -103,7 +115,10 @@ class _FastForwardSelector(selectors.BaseSelector):
 
 
 class VirtualTimeEventLoop(asyncio.SelectorEventLoop):
-    """An asyncio loop whose ``time()`` is virtual and jumps ahead when all tasks wait."""
+    """An asyncio loop whose ``time()`` is virtual and jumps ahead when all tasks wait.
+
+    It relies on how asyncio's loop asks its selector to wait (see
+    :mod:`cellauto._compat.asyncio`, checked at import)."""
 
     def __init__(self) -> None:
         ref: list[VirtualTimeEventLoop] = []
@@ -164,7 +179,7 @@ class _ScaledSelector(_FastForwardSelector):
     """Waits ``timeout / scale`` real seconds for a timeout in scaled seconds."""
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
-        scale = self._loop_ref[0]._scale  # type: ignore[attr-defined]
+        scale = self._loop_ref[0].scale  # type: ignore[attr-defined]
         return self._inner.select(None if timeout is None else max(0.0, timeout / scale))
 
 
@@ -183,11 +198,11 @@ class ScaledTimeEventLoop(asyncio.SelectorEventLoop):
         ref: list[ScaledTimeEventLoop] = []
         super().__init__(selector=_ScaledSelector(selectors.DefaultSelector(), ref))  # type: ignore[arg-type]
         ref.append(self)
-        self._scale = float(scale)
+        self.scale = float(scale)
         self._real_origin = time.monotonic()
 
     def time(self) -> float:
-        return (time.monotonic() - self._real_origin) * self._scale
+        return (time.monotonic() - self._real_origin) * self.scale
 
 
 def scaled_loop_factory(scale: float) -> Callable[[], asyncio.AbstractEventLoop]:
@@ -231,6 +246,19 @@ def serving_outside() -> Iterator[None]:
             yield
     else:
         yield
+
+
+def real_seconds(seconds: float, loop: asyncio.AbstractEventLoop | None = None) -> float:
+    """Loop seconds that last ``seconds`` of real time on ``loop`` (default: the running one).
+
+    For network timeouts, retry intervals, keep-alives and back-offs: ``seconds * scale``
+    on a :class:`ScaledTimeEventLoop`; ``seconds`` otherwise (on a virtual loop a network
+    wait runs inside ``awaiting_outside()``, where virtual time follows real time).
+    """
+    loop = loop or asyncio.get_running_loop()
+    if isinstance(loop, ScaledTimeEventLoop):
+        return seconds * loop.scale
+    return seconds
 
 
 def is_virtual() -> bool:

@@ -13,7 +13,7 @@ from typing import Any
 
 import anyio
 
-from cellauto.clock import Clock, scaled_loop_factory
+from cellauto.clock import Clock, real_seconds, scaled_loop_factory
 from cellauto.errors import BadInputError
 from cellauto.lines import LineConfig, load_line_config
 from cellauto.lines.wire import INTERFACES, serve_simulated
@@ -107,7 +107,7 @@ def serve_command(args: argparse.Namespace) -> int:
             }
             print(json.dumps(announced), flush=True)  # at once: a client waits for this line
             print(f"serving {len(endpoints)} instruments; Ctrl-C to stop", flush=True)
-            with anyio.move_on_after(args.for_s * speed if args.for_s else float("inf")):
+            with anyio.move_on_after(real_seconds(args.for_s) if args.for_s else float("inf")):
                 with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                     async for _signal in signals:
                         break

@@ -73,7 +73,9 @@ class EquipmentConfig(BaseModel):
     security: str | None = Field(None, description='e.g. "Basic256Sha256,SignAndEncrypt"')
     certificate: str | None = None
     private_key: str | None = None
-    timeout_s: float = Field(5.0, gt=0, le=600)
+    timeout_s: float = Field(
+        5.0, gt=0, le=600, description="per request, in real seconds whatever the line's speed"
+    )
 
     @field_validator("credentials")
     @classmethod

@@ -21,13 +21,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
 
 from asyncua import Client, ua
-from asyncua.client.ua_client import UaClientState
+from asyncua.client.ua_client import UaClient, UaClientState
 from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
 
+from cellauto._compat import asyncua as asyncua_compat
 from cellauto.clock import Clock, VirtualTimeEventLoop, awaiting_outside, is_virtual
 from cellauto.errors import InstrumentError, OutcomeUnknownError
 from cellauto.instruments.opcua import _ua
@@ -49,6 +50,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: A request failed on the way or on the server side of the session: outcome unknown.
 _LOST = (ConnectionError, OSError, TimeoutError, ua.UaStatusCodeError)
@@ -106,6 +109,7 @@ class OpcUaConnection:
             if isinstance(loop, VirtualTimeEventLoop)
             else contextlib.nullcontext
         )
+        asyncua_compat.use_real_time_timers()  # every timeout below is in real seconds
         self.client = Client(
             url,
             timeout=timeout_s,
@@ -115,7 +119,7 @@ class OpcUaConnection:
             reconnect_request_timeout=min(timeout_s, 1.0),
         )
         if self.virtual:
-            self.client._stale_check_interval = 1e9  # publishing interval 0 never keeps alive
+            asyncua_compat.set_stale_check_interval(self.client, 1e9)  # interval 0: no keep-alive
             self.client.session_timeout = 86_400_000
         quiet_publish_loop()
         self.outages = OutageWatch(
@@ -168,6 +172,11 @@ class OpcUaConnection:
         }
         if str(exc).startswith("No matching endpoints"):
             hint = f"the server offers no endpoint for security {self.security.security!r}"
+        elif isinstance(exc, TimeoutError):
+            hint = (
+                f"no answer within {self.timeout_s:g} s (real time); is it an OPC UA server, "
+                "and not overloaded? A slow one needs a larger timeout_s"
+            )
         else:
             hint = hints.get(name) or (
                 "is the server running?" if isinstance(exc, OSError) else str(exc) or name
@@ -200,7 +209,7 @@ class OpcUaConnection:
             log.error("%s: the server's namespaces changed: %s", self.where, names)
 
     async def wait_connected(self, timeout_s: float) -> bool:
-        """Wait up to ``timeout_s`` (process time) for the connection to be up."""
+        """Wait up to ``timeout_s`` (real seconds, on any loop) for the connection to be up."""
         if self.connected:
             return True
         async with self.client.subscribe_state() as states:
@@ -220,12 +229,34 @@ class OpcUaConnection:
                 f"{what} was not sent; try again once the connection is back"
             )
 
-    def _lost(self, what: str, exc: BaseException) -> OpcUaConnectionLostError:
+    def _lost(
+        self, what: str, exc: BaseException, *, changes_nothing: bool = False
+    ) -> OpcUaConnectionLostError:
+        cause = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        if isinstance(exc, TimeoutError):
+            cause = f"no reply within {self.timeout_s:g} s"
+        if changes_nothing:
+            advice = (
+                "it changes nothing on the device: try again once the connection is back "
+                "(is the server still running?)"
+            )
+        else:
+            advice = "its outcome is unknown: check the device before repeating it"
         return OpcUaConnectionLostError(
-            f"{self.where}: connection to {self.url} lost during {what} "
-            f"({type(exc).__name__}); its outcome is unknown: check the device before "
-            "repeating it"
+            f"{self.where}: connection to {self.url} lost during {what} ({cause}); {advice}"
         )
+
+    async def request(self, send: Callable[[UaClient], Awaitable[T]], what: str) -> T:
+        """``send(uaclient)``: one request that changes nothing on the device (a browse,
+        a translation), sent only while connected; a failure on the way raises
+        :class:`OpcUaConnectionLostError` naming the endpoint, never a raw asyncua or
+        socket error."""
+        self._check(what)
+        try:
+            with self.outside():
+                return await send(self.client.uaclient)
+        except _LOST as exc:
+            raise self._lost(what, exc, changes_nothing=True) from exc
 
     async def call(
         self, object_id: ua.NodeId, method_id: ua.NodeId, args: list[ua.Variant], what: str
@@ -249,7 +280,7 @@ class OpcUaConnection:
             with self.outside():
                 values = await self.client.uaclient.read_attributes(node_ids, ua.AttributeIds.Value)
         except _LOST as exc:
-            raise self._lost(what, exc) from exc
+            raise self._lost(what, exc, changes_nothing=True) from exc
         for node_id, value in zip(node_ids, values, strict=True):
             if value.StatusCode is not None and not value.StatusCode.is_good():
                 name = value.StatusCode.name
@@ -278,6 +309,10 @@ class OpcUaConnection:
             Priority=0,
         )
         nodes = [self.client.get_node(node_id) for node_id in node_ids]
-        with awaiting_outside():
-            subscription = await self.client.create_subscription(params, _Handler(on_change))
-            await subscription.subscribe_data_change(nodes, queuesize=queue_size)
+        self._check("subscribe")
+        try:
+            with awaiting_outside():
+                subscription = await self.client.create_subscription(params, _Handler(on_change))
+                await subscription.subscribe_data_change(nodes, queuesize=queue_size)
+        except _LOST as exc:
+            raise self._lost("subscribe", exc, changes_nothing=True) from exc

@@ -36,10 +36,14 @@ class LinkOptions(BaseModel):
     server_certificate: Path | None = Field(None, description="pins the server")
     user: str | None = None
     password: SecretStr | None = None
-    timeout_s: float = Field(10.0, gt=0, description="per request")
-    reconnect_max_delay_s: float = Field(10.0, gt=0, description="longest wait between attempts")
+    timeout_s: float = Field(10.0, gt=0, description="per request, real seconds on any clock")
+    reconnect_max_delay_s: float = Field(
+        10.0, gt=0, description="longest wait between attempts, real seconds"
+    )
     poll_interval_s: float = Field(60.0, gt=0, description="operation safety-net poll")
-    retry_within_s: float = Field(60.0, gt=0, description="resend a lost start if back by then")
+    retry_within_s: float = Field(
+        60.0, gt=0, description="resend a lost start if back by then (real seconds)"
+    )
     outage_limit_s: float = Field(3600.0, gt=0, description="give up a running command after")
     device: str | None = Field(None, description="browse name under DeviceSet (None: the only)")
     unit: str | None = Field(None, description="functional unit (None: the only one)")

@@ -8,10 +8,12 @@ net the adapter asks ``GetOperation`` every ``poll_interval_s`` of process time
 (a missed notification, an outage).
 
 A lost reply to the start is retried with the same operation id once the connection
-is back (within ``retry_within_s``): the device starts an operation id at most once,
-so the physical action happens once. An outage while the device works does not fail
-the command; only an outage longer than ``outage_limit_s`` does, with an error saying
-the outcome is unknown and naming the operation id.
+is back (within ``retry_within_s``, real seconds: a network wait): the device starts an
+operation id at most once, so the physical action happens once. An outage while the
+device works does not fail the command; only an outage longer than ``outage_limit_s``
+does, with an error saying the outcome is unknown and naming the operation id.
+``poll_interval_s`` and ``outage_limit_s`` are process time: they bound how long the
+*process* goes unwatched, not how long the network may take.
 """
 
 from __future__ import annotations

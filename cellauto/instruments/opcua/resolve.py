@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 from asyncua import ua
 
-from cellauto.clock import awaiting_outside
 from cellauto.errors import InstrumentError
 from cellauto.instruments.base import InstrumentIdentity
 from cellauto.instruments.opcua import _ua
@@ -70,8 +69,9 @@ async def translate_paths(
         )
         for path in paths.values()
     ]
-    with awaiting_outside():
-        results = await conn.client.uaclient.translate_browsepaths_to_nodeids(browse_paths)
+    results = await conn.request(
+        lambda ua_client: ua_client.translate_browsepaths_to_nodeids(browse_paths), "resolve nodes"
+    )
     found: dict[str, ua.NodeId] = {}
     missing = []
     for (key, path), result in zip(paths.items(), results, strict=True):
@@ -97,10 +97,10 @@ async def browse_children(conn: OpcUaConnection, parent: ua.NodeId) -> dict[str,
         NodeClassMask=ua.NodeClass.Object,
         ResultMask=ua.BrowseResultMask.All,
     )
-    with awaiting_outside():
-        (result,) = await conn.client.uaclient.browse(
-            ua.BrowseParameters(NodesToBrowse=[description])
-        )
+    (result,) = await conn.request(
+        lambda ua_client: ua_client.browse(ua.BrowseParameters(NodesToBrowse=[description])),
+        "browse",
+    )
     return {ref.BrowseName.Name: ref.NodeId for ref in result.References}
 
 

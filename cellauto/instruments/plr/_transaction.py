@@ -14,8 +14,9 @@ trackers. That is not enough for a command made of several operations:
 So before a command the adapter takes a :class:`TrackerSnapshot` of every tracker it
 can reach (each container's volume tracker, each tip spot's and head channel's tip
 tracker, the volume tracker of every tip) and writes it back if anything fails. The tip
-trackers' fields are private in 0.2.2 (``_tip``, ``_pending_tip``, ``_tip_origin``);
-the pinned version makes that safe, and the tests check the round trip.
+trackers' fields are private in 0.2.2 (``_tip``, ``_pending_tip``, ``_tip_origin``),
+reached through :mod:`cellauto._compat.pylabrobot`; the pinned version makes that
+safe, and the tests check the round trip.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from dataclasses import dataclass
 
 from pylabrobot.liquid_handling import LiquidHandler as PlrLiquidHandlerFrontend
 from pylabrobot.resources import Tip, TipSpot, TipTracker, VolumeTracker
+
+from cellauto._compat import pylabrobot as plr_compat
 
 __all__ = ["TrackerSnapshot", "drop_pending"]
 
@@ -70,26 +73,25 @@ class TrackerSnapshot:
                 tip_trackers.append(tracker)
         tips = []
         for tracker in tip_trackers:
-            state = _TipState(tracker, tracker._tip, tracker._pending_tip, tracker._tip_origin)
+            state = _TipState(tracker, *plr_compat.tip_state(tracker))
             tips.append(state)
             for tip in (state.tip, state.pending_tip):
                 if tip is not None:
                     volume_trackers[id(tip.tracker)] = tip.tracker
         volumes = [_VolumeState(t, t.volume, t.pending_volume) for t in volume_trackers.values()]
-        blow_out = lh._blow_out_air_volume
+        blow_out = plr_compat.blow_out_air_volume(lh)
         return cls(volumes, tips, None if blow_out is None else list(blow_out), lh)
 
     def restore(self) -> None:
         """Write every tracker back to the state it had when the snapshot was taken."""
         for tip_state in self._tips:
-            tracker = tip_state.tracker
-            tracker._tip = tip_state.tip
-            tracker._pending_tip = tip_state.pending_tip
-            tracker._tip_origin = tip_state.origin
+            plr_compat.set_tip_state(
+                tip_state.tracker, tip_state.tip, tip_state.pending_tip, tip_state.origin
+            )
         for volume_state in self._volumes:
             volume_state.tracker.volume = volume_state.volume
             volume_state.tracker.pending_volume = volume_state.pending_volume
-        self._frontend._blow_out_air_volume = self._blow_out_air_volume
+        plr_compat.set_blow_out_air_volume(self._frontend, self._blow_out_air_volume)
 
     def state(self) -> tuple[list[tuple[float, float]], list[tuple[object, object, object]]]:
         """Comparable values (for checks that a rollback was exact)."""

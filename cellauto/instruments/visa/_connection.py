@@ -18,8 +18,9 @@ Two ways to run a transaction (the session chooses, see :mod:`.session`):
   is there; :meth:`Connection.spin` polls it for a short budget;
   :meth:`Connection.take_reply` has pyvisa read the line once it is complete (from
   its buffer, at once) or raises. The loop watches :meth:`Connection.fileno` between
-  looks. Sessions of another backend, or a pyvisa-py without that buffer, use
-  :meth:`Connection.transact` only.
+  looks. Sessions of another backend use :meth:`Connection.transact` only. pyvisa-py's
+  session table, socket and read buffer are reached through
+  :mod:`cellauto._compat.pyvisa_py`.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ import pyvisa
 from pyvisa import constants
 from pyvisa.errors import VisaIOError
 
+from cellauto._compat import pyvisa_py as pyvisa_py_compat
+from cellauto._compat.pyvisa_py import pending_buffer
 from cellauto.instruments.visa.errors import ScpiReplyError, VisaConnectionError
 from cellauto.instruments.visa.scpi_reply import MAX_REPLY_BYTES
 
@@ -99,10 +102,9 @@ class Connection:
                 f"cannot open VISA resource {self.resource_name!r} with backend "
                 f"{self.backend!r}: {exc}; check that the instrument is on and the address"
             ) from exc
-        self._session = getattr(self._resource.visalib, "sessions", {}).get(self._resource.session)
-        sock = getattr(self._session, "interface", None)
-        buffer = getattr(self._session, "_pending_buffer", None)
-        if _CAN_POLL and isinstance(sock, socket.socket) and isinstance(buffer, bytearray):
+        self._session = pyvisa_py_compat.session_of(self._resource)
+        sock = pyvisa_py_compat.socket_of(self._session)
+        if _CAN_POLL and sock is not None:
             self._socket = sock
             self._poller = select.poll()
             self._poller.register(sock, select.POLLIN | select.POLLOUT)
@@ -133,7 +135,7 @@ class Connection:
         poller = self._poller
         if poller is None or self._resource is None or len(payload) > _INLINE_MAX_BYTES:
             return False
-        if self._session._pending_buffer or _events(poller) != _CAN_WRITE:
+        if pending_buffer(self._session) or _events(poller) != _CAN_WRITE:
             return False
         self._write(payload)
         return True
@@ -153,7 +155,7 @@ class Connection:
         """
         if self._poller is None:
             raise VisaConnectionError(f"{self.resource_name}: the session is closed")
-        pending = self._session._pending_buffer
+        pending = pending_buffer(self._session)
         if _LINE_END in pending:
             return Reply.READY
         events = _events(self._poller)
@@ -202,7 +204,7 @@ class Connection:
                 f"no complete reply to {payload!r} within {self.timeout_s:g} s"
             )
         line = self._read_lines(payload, 1)[0]
-        extra = self._session._pending_buffer
+        extra = pending_buffer(self._session)
         if extra:
             self.close_resource()
             raise ScpiReplyError(f"more than one line (then {bytes(extra[:80])!r})", line)
@@ -246,12 +248,11 @@ class Connection:
         """A cheap first look: False only when nothing at all can be waiting."""
         if self._poller is None:
             return True
-        return bool(self._session._pending_buffer) or bool(_events(self._poller) & _TO_READ)
+        return bool(pending_buffer(self._session)) or bool(_events(self._poller) & _TO_READ)
 
     def _leftovers(self) -> tuple[bytes, bool]:
         """Bytes already received but not read, and whether the peer closed (pyvisa-py)."""
-        pending = getattr(self._session, "_pending_buffer", None)
-        stale = bytes(pending) if pending else b""
+        stale = pyvisa_py_compat.pending_bytes(self._session)
         if self._socket is None:
             return stale, False
         peeked, ended = _peek(self._socket)

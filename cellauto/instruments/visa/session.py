@@ -22,11 +22,13 @@ that never block (:mod:`._connection`): the request is written, then
    200 µs by default): an instrument on the same host or a fast LAN, or one asked
    several things in a row, has answered by then and the reply is read at once;
 2. otherwise the task waits for the socket on the event loop (``add_reader``) with
-   ``timeout_s`` as its limit, inside :func:`cellauto.clock.awaiting_outside` so that
-   virtual time does not jump past a request in flight. On a loop whose clock is not
-   real time (virtual, scaled) an expired timer is checked against real time, and the
-   rest of the wait moves to the session's worker thread (:mod:`._thread`), where
-   pyvisa's own timeout is real.
+   ``timeout_s`` as its limit, in real seconds on any clock
+   (:func:`cellauto.clock.real_seconds`: ``timeout_s * scale`` on a scaled loop), inside
+   :func:`cellauto.clock.awaiting_outside` so that virtual time does not jump past a
+   request in flight. Where the loop's timer may still expire early (a virtual loop
+   whose time jumps while a simulator on it serves), an expired timer is checked
+   against real time, and the rest of the wait moves to the session's worker thread
+   (:mod:`._thread`), where pyvisa's own timeout is real.
 
 Everything else (opening a session, other backends such as pyvisa-sim, a session with
 left-over bytes to sort out) runs whole in the worker thread. Why not always the thread:
@@ -54,7 +56,7 @@ from typing import TypeVar
 
 import anyio
 
-from cellauto.clock import awaiting_outside
+from cellauto.clock import awaiting_outside, real_seconds
 from cellauto.errors import InstrumentError
 from cellauto.instruments.visa._connection import Connection, Reply
 from cellauto.instruments.visa._thread import SessionThread
@@ -221,7 +223,8 @@ class VisaSession:
                     remaining_s = deadline - time.monotonic()
                     if remaining_s <= 0:
                         break
-                    readable = await _readable(loop, connection.fileno(), remaining_s)
+                    wait_s = real_seconds(remaining_s, loop)  # real seconds on any clock
+                    readable = await _readable(loop, connection.fileno(), wait_s)
                     if readable is None or (not readable and time.monotonic() < deadline):
                         break  # no add_reader on this loop, or its clock ran ahead
         except BaseException:  # cancelled: a late reply must never answer another request

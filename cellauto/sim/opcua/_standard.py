@@ -13,7 +13,7 @@ thread) into a private template and each server receives a clone (~0.1 s):
   shared.
 
 This relies on asyncua 2.1's ``InternalServer.load_standard_address_space`` hook and
-``AddressSpace._nodes``; with any other layout it falls back to the normal build.
+``AddressSpace._nodes``, reached through :mod:`cellauto._compat.asyncua`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import gc
 import logging
 import pickle
 import threading
-from typing import Any
 
 from asyncua import Server, ua
 from asyncua.server.address_space import (
@@ -32,6 +31,8 @@ from asyncua.server.address_space import (
     NodeData,
     NodeManagementService,
 )
+
+from cellauto._compat import asyncua as asyncua_compat
 
 __all__ = ["use_standard_template"]
 
@@ -48,7 +49,7 @@ class _Template:
 
         service = NodeManagementService(space)
         standard_address_space.fill_address_space(service)  # type: ignore[no-untyped-call]  # generated
-        self.nodes: dict[ua.NodeId, NodeData] = dict(space._nodes)
+        self.nodes: dict[ua.NodeId, NodeData] = dict(asyncua_compat.address_space_nodes(space))
         self.mutable = [nid for nid, node in self.nodes.items() if self._is_mutable(node)]
         values = [self.nodes[nid].attributes[_VALUE].value for nid in self.mutable]
         self.blob = pickle.dumps(values, pickle.HIGHEST_PROTOCOL)
@@ -99,14 +100,4 @@ def _cloned_nodes() -> dict[ua.NodeId, NodeData]:
 
 def use_standard_template(server: Server) -> None:
     """Make ``server.init()`` take namespace 0 from the process-wide template."""
-    iserver = server.iserver
-    if not hasattr(iserver, "load_standard_address_space") or not isinstance(
-        getattr(iserver.aspace, "_nodes", None), dict
-    ):
-        log.warning("asyncua internals differ; building the standard address space normally")
-        return
-
-    async def load_standard_address_space(shelf_file: Any = None) -> None:
-        iserver.aspace._nodes = await asyncio.to_thread(_cloned_nodes)
-
-    iserver.load_standard_address_space = load_standard_address_space  # type: ignore[method-assign]
+    asyncua_compat.replace_standard_address_space(server, lambda: asyncio.to_thread(_cloned_nodes))

@@ -5,7 +5,9 @@ process-wide template, see :mod:`._standard`), security, the DI/LADS device skel
 (:mod:`.skeleton`), method handlers that never raise, guarded TargetValue writes, a
 network cut for fault injection, and background tasks stopped with the server.
 
-**Time.** Server and adapters run on the simulation's loop. On a virtual loop the
+**Time.** Server and adapters run on the simulation's loop. asyncua's own timers (session
+watchdog, activation grace period, publishing) are real seconds on any loop
+(:func:`cellauto._compat.asyncua.use_real_time_timers`). On a virtual loop the
 server is tuned so that an idle connection costs almost nothing per virtual hour:
 the 1 Hz ``ServerStatus`` clock is disabled, the per-connection session watchdog
 (1 s, no public knob) is stretched to 600 s, and sessions may live 30 days (session
@@ -23,13 +25,13 @@ import logging
 import socket
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
+from functools import partial
 from typing import Any, ClassVar
 
 from asyncua import Server, ua
-from asyncua.common.utils import ServiceError
 from asyncua.crypto.permission_rules import User, UserRole
-from asyncua.crypto.security_policies import SecurityPolicyNone
 
+from cellauto._compat import asyncua as asyncua_compat
 from cellauto.clock import VirtualTimeEventLoop, is_virtual, serving_outside
 from cellauto.instruments.opcua import _ua
 from cellauto.instruments.opcua.status import error_kind, refusal
@@ -68,42 +70,17 @@ _DISCOVERY = frozenset(
 )
 
 
-class _ConnectionHook(list[Any]):
-    """Adjusts each connection as it is accepted (asyncua appends its transport here).
+def _adjust_connection(processor: Any, *, watchdog_s: float | None, secured: bool) -> None:
+    """Adjust each connection as it is accepted.
 
     * ``watchdog_s``: the per-connection session watchdog period (asyncua: 1 s).
-    * ``secured``: asyncua keeps every secure channel open to policy None (for
-      discovery) and then serves sessions on it, even when no None endpoint is
-      offered; here only GetEndpoints and FindServers are answered on such a channel,
-      anything else gets ``BadSecurityPolicyRejected``.
+    * ``secured``: on a channel of security policy None only GetEndpoints and
+      FindServers are answered; anything else gets ``BadSecurityPolicyRejected``.
     """
-
-    def __init__(self, *, watchdog_s: float | None, secured: bool) -> None:
-        super().__init__()
-        self.watchdog_s = watchdog_s
-        self.secured = secured
-
-    def append(self, transport: Any) -> None:
-        processor = getattr(transport.get_protocol(), "processor", None)
-        if processor is not None:
-            if self.watchdog_s is not None and hasattr(processor, "_watchdog_interval"):
-                processor._watchdog_interval = self.watchdog_s
-            if self.secured:
-                _discovery_only_when_unsecured(processor)
-        super().append(transport)
-
-
-def _discovery_only_when_unsecured(processor: Any) -> None:
-    process = processor._process_message
-
-    async def checked(typeid: ua.NodeId, *args: Any) -> Any:
-        policy = processor._connection.security_policy
-        if policy.URI == SecurityPolicyNone.URI and typeid not in _DISCOVERY:
-            log.warning("refused %s on an unsecured channel", typeid.to_string())
-            raise ServiceError(ua.StatusCodes.BadSecurityPolicyRejected)
-        return await process(typeid, *args)
-
-    processor._process_message = checked
+    if watchdog_s is not None:
+        asyncua_compat.set_session_watchdog(processor, watchdog_s)
+    if secured:
+        asyncua_compat.discovery_only_when_unsecured(processor, _DISCOVERY)
 
 
 class SimOpcUaServer:
@@ -150,6 +127,7 @@ class SimOpcUaServer:
 
     async def start(self) -> None:
         """Build the address space and listen on :attr:`url`."""
+        asyncua_compat.use_real_time_timers()  # asyncua's timers in real seconds, any loop
         server = Server()
         use_standard_template(server)
         loop = asyncio.get_running_loop()
@@ -169,9 +147,13 @@ class SimOpcUaServer:
         tune = is_virtual() if self.tune_timers is None else self.tune_timers
         if tune:
             server.disable_clock()
-        server.iserver.asyncio_transports = _ConnectionHook(
-            watchdog_s=VIRTUAL_SESSION_WATCHDOG_S if tune else None,
-            secured=self.security is not None,
+        asyncua_compat.on_each_connection(
+            server,
+            partial(
+                _adjust_connection,
+                watchdog_s=VIRTUAL_SESSION_WATCHDOG_S if tune else None,
+                secured=self.security is not None,
+            ),
         )
         self.server = server
         try:
@@ -199,23 +181,17 @@ class SimOpcUaServer:
         await self.stopping()
         if self.server is not None:
             server, self.server = self.server, None
-            clock_task = server.iserver.time_task  # else stop() waits out its 1 s sleep
-            if clock_task is not None:
-                clock_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await clock_task
-                server.iserver.time_task = None
+            await asyncua_compat.stop_clock_task(server)  # else stop() waits out its 1 s sleep
             await server.stop()
             # asyncua leaves sessions whose connection dropped open (for a reconnect),
             # each with a timeout task; a stopped server has no use for them
-            sessions = getattr(server.iserver, "_external_sessions", {})
-            for session in list(sessions.values()):
+            for session in asyncua_compat.external_sessions(server):
                 await session.close_session(True)
             log.info("%s: OPC UA server on %s stopped", self.where, self.url)
 
     def drop_connections(self) -> int:
         """Close every client connection at once (a network cut); returns how many."""
-        transports = list(self.server.iserver.asyncio_transports) if self.server else []
+        transports = asyncua_compat.connections(self.server) if self.server else []
         for transport in transports:
             transport.close()
         return len(transports)
