@@ -12,6 +12,7 @@ import hashlib
 import inspect
 import json
 import platform
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -28,7 +29,7 @@ from cellauto.protocols.definition import Protocol
 from cellauto.protocols.execution import Execution, Observer, RunOutcome
 from cellauto.protocols.params import Params, build_params
 from cellauto.protocols.resume import check_resumable, plan_resume
-from cellauto.records import Journal
+from cellauto.records import Journal, RunJournal
 from cellauto.records import payloads as rec
 from cellauto.records.models import utc_from_epoch_s
 
@@ -77,6 +78,35 @@ def _identity(instrument: Instrument, interface: str | None = None) -> rec.Equip
 def _wall_clock(clock: Clock, reproducible: bool) -> Callable[[], int] | None:
     """Records' wall time: process time in a reproducible simulation, else real (None)."""
     return (lambda: round(clock.now_s() * 1e9)) if reproducible else None
+
+
+def controller_claimed(journal: RunJournal, *, reproducible: bool) -> rec.ControllerClaimed | None:
+    """The ``controller_claimed`` record of the journal's claim on its run.
+
+    In a reproducible simulation the host, pid and heartbeat age are left out (None,
+    0): the record stays a pure function of the run's inputs.
+    """
+    held = journal.claim
+    if held is None:
+        return None
+    before = held.previous
+    previous = None
+    if before is not None and held.why is not None:
+        age_s = max(0, time.time_ns() - before.heartbeat_wall_ns) / 1e9
+        previous = rec.PreviousController(
+            epoch=before.epoch,
+            host=None if reproducible else before.host,
+            pid=None if reproducible else before.pid,
+            heartbeat_age_s=0.0 if reproducible else round(age_s, 3),
+            why=held.why,
+        )
+    me = held.controller
+    return rec.ControllerClaimed(
+        epoch=held.epoch,
+        host=None if reproducible else me.host,
+        pid=None if reproducible else me.pid,
+        taken_over_from=previous,
+    )
 
 
 _RUN_NAMESPACE = uuid.UUID("6f1f3c8e-2b9a-5d7e-9c41-0a8f4e6b2d17")
@@ -185,6 +215,7 @@ class Runner:
             instruments=instruments,
             run_started=run_started,
             observers=[*self.observers, *observers],
+            claimed=controller_claimed(journal, reproducible=self.reproducible),
         )
 
     def _new_run_id(
@@ -257,6 +288,7 @@ class Runner:
             run_started=plan.run_started,
             observers=list(self.observers),
             resume=plan,
+            claimed=controller_claimed(journal, reproducible=reproducible),
         )
 
     async def run(
