@@ -121,12 +121,12 @@ def _describe_resume(p: rec.RunResumed) -> str:
 
 def _controller(host: str | None, pid: int | None, epoch: int) -> str:
     if host is None or pid is None:
-        return f"controller epoch {epoch} (simulation: host and pid not recorded)"
-    return f"controller pid {pid} on {host} (epoch {epoch})"
+        return f"epoch {epoch} (simulation: host and pid not recorded)"
+    return f"pid {pid} on {host} (epoch {epoch})"
 
 
 def _describe_claim(p: rec.ControllerClaimed) -> str:
-    text = f"CONTROLLER {_controller(p.host, p.pid, p.epoch)} took charge"
+    text = f"CONTROLLER {_controller(p.host, p.pid, p.epoch)} took charge of the run"
     before = p.taken_over_from
     if before is None:
         return text
