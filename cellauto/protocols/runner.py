@@ -28,7 +28,7 @@ from cellauto.instruments.line import Line
 from cellauto.protocols.definition import Protocol
 from cellauto.protocols.execution import Execution, Observer, RunOutcome
 from cellauto.protocols.params import Params, build_params
-from cellauto.protocols.resume import check_resumable, plan_resume
+from cellauto.protocols.resume import ResumePlan, check_resumable, plan_resume
 from cellauto.records import Journal, RunJournal
 from cellauto.records import payloads as rec
 from cellauto.records.models import utc_from_epoch_s
@@ -261,23 +261,34 @@ class Runner:
         (real time); by default (simulated or time-scaled lines) process time continues
         from the run's last record.
         """
-        plan = plan_resume(self.journal.records(run_id))
-        params = validate_request(protocol, line, plan.run_started.parameters)
         needed = protocol.equipment()
         instruments = {name: line.equipment[name] for name in needed}
         _, source_sha = _source_sha256(protocol)
         identities = {name: _identity(instrument) for name, instrument in instruments.items()}
-        check_resumable(plan, protocol, source_sha, identities)
+
+        def plan_and_check() -> tuple[ResumePlan, Params]:
+            plan = plan_resume(self.journal.records(run_id))
+            params = validate_request(protocol, line, plan.run_started.parameters)
+            check_resumable(plan, protocol, source_sha, identities)
+            if clock is not None and clock.now_s() < plan.last_process_time_s:
+                raise ResumeError(
+                    f"run {run_id}: the clock reads {clock.now().isoformat()}, before the run's "
+                    f"last record ({utc_from_epoch_s(plan.last_process_time_s).isoformat()}); "
+                    "check the controller's time"
+                )
+            return plan, params
+
+        plan, params = plan_and_check()  # everything refused before the claim
         if clock is None:
             clock = Clock(utc_from_epoch_s(plan.last_process_time_s))
-        if clock.now_s() < plan.last_process_time_s:
-            raise ResumeError(
-                f"run {run_id}: the clock reads {clock.now().isoformat()}, before the run's last "
-                f"record ({utc_from_epoch_s(plan.last_process_time_s).isoformat()}); "
-                "check the controller's time"
-            )
         reproducible = plan.run_started.wall_clock.startswith("process time")
         journal = self.journal.resume_run(run_id, clock.now_s, _wall_clock(clock, reproducible))
+        if journal.next_seq != plan.last_seq + 1:  # the owner taken over wrote on meanwhile
+            try:
+                plan, params = plan_and_check()
+            except BaseException:
+                self.journal.release_run(journal)
+                raise
         return Execution(
             run_id=run_id,
             protocol=protocol,

@@ -215,9 +215,34 @@ class Journal:
             )
         self._ledger_writer(conn)
         held = self._claim(conn, run_id, new_run=False)
+        # read the chain's end again under the claim: an owner taken over as stale may
+        # have committed records since; from the claim on, nothing more of its gets in
+        last = _sqlite.edge_row(conn, run_id, last=True)
+        anchored = _sqlite.last_anchored_seq(conn, run_id)
+        if last is None or anchored is None or _sqlite.seal_of(conn, run_id) is not None:
+            self._release([held])
+            raise JournalError(
+                f"run {run_id!r} was sealed by its previous controller while this one took it "
+                "over; a sealed run takes no more records"
+            )
         opened = self._open(run_id, process_clock, last.seq + 1, last.hash, wall_clock_ns, anchored)
         opened.claim = held
         return opened
+
+    def release_run(self, run: RunJournal) -> None:
+        """Give up a run opened here without sealing it (a resume refused after its claim):
+        its buffered records are written, its claim released; it takes no more records."""
+        if self._open_runs.get(run.run_id) is not run:
+            raise JournalError(f"run {run.run_id!r} is not open for writing in this journal")
+        self.flush()
+        del self._open_runs[run.run_id]
+        run._writable = False
+        held = self._owned.get(run.run_id)
+        self._release([held] if held is not None else [])
+
+    def _release(self, claims: list[_owners.Claim]) -> None:
+        self._barrier(durable=False, releases=claims)
+        self._let_go([claim.run_id for claim in claims])
 
     def check_owner(self, run_id: str) -> None:
         """Refuse at once (:class:`~cellauto.errors.RunOwnedError`) a run that has a live

@@ -10,11 +10,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from cellauto.errors import FencedError, JournalOpenError, RunOwnedError
-from cellauto.records import Journal, RecordKind, verify_run
+from cellauto.records import Journal, RecordKind, _owners, verify_run
 from cellauto.records._owners import Owner, owner_of, process_start, this_controller
 from cellauto.records._owners import _process_alive as process_alive
 from tests.records.conftest import START_S, StepClock
@@ -274,3 +275,26 @@ def test_a_bad_stale_interval_is_refused(
     monkeypatch.setenv("CELLAUTO_OWNER_STALE_S", "soon")
     with pytest.raises(JournalOpenError, match="CELLAUTO_OWNER_STALE_S"):
         Journal(journal_path)
+
+
+def test_records_a_stale_owner_commits_just_before_the_takeover_are_continued(
+    journal_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Journal(journal_path, owner_stale_s=QUIET) as old:
+        _begin(old, readings=0)
+        old_run = old._open_runs["run-a"]
+        real_claim = _owners.claim
+
+        def claim_after_a_late_commit(*args: Any, **kwargs: Any) -> _owners.Claim:
+            old_run.append(payload_of(RecordKind.READING, {"v": "late but in"}))
+            old.flush()  # committed after the new controller read the chain's end
+            return real_claim(*args, **kwargs)
+
+        monkeypatch.setattr(_owners, "claim", claim_after_a_late_commit)
+        with Journal(journal_path, create=False, owner_stale_s=0) as new:
+            run = new.resume_run("run-a", StepClock(START_S + 10))
+            assert run.next_seq == 2  # after the late record, not over it
+            run.append(payload_of(RecordKind.READING, {"v": "new owner"}))
+            run.seal()
+            assert len(new.records("run-a")) == 3
+            assert verify_run(new, "run-a").intact
