@@ -151,9 +151,13 @@ def process_start(pid: int) -> str | None:
     return None if stat is None else f"{_boot_id()}:{stat[1]}"
 
 
-@functools.cache
 def this_controller() -> Controller:
-    pid = os.getpid()
+    """This process as a controller (looked up again in a forked child)."""
+    return _controller(os.getpid())
+
+
+@functools.cache
+def _controller(pid: int) -> Controller:
     return Controller(socket.gethostname(), pid, process_start(pid))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -12,7 +13,7 @@ from cellauto.errors import FencedError
 from cellauto.instruments import Line
 from cellauto.protocols import Runner
 from cellauto.protocols.runner import controller_claimed
-from cellauto.records import Journal, RecordKind, verify_run
+from cellauto.records import Journal, RecordKind, _owners, verify_run
 from cellauto.records import payloads as rec
 from cellauto.sim import simulate
 from tests.protocols.harness import ORIGIN, Valve
@@ -90,3 +91,36 @@ def test_each_resume_after_a_simulated_crash_takes_the_run_over_with_the_next_ep
     for index, kind in enumerate(kinds):
         if kind is RecordKind.RUN_RESUMED:
             assert kinds[index + 1] is RecordKind.CONTROLLER_CLAIMED
+
+
+@pytest.mark.anyio
+async def test_a_resume_plans_again_when_the_stale_owner_wrote_on_before_the_claim(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "j.db"
+    protocol = Protocol("one", version="1")
+
+    @protocol.step(resume="rerun")
+    async def only(run: Run, valve: Valve) -> None:
+        await valve.open()
+
+    line = Line("test", {"valve": Valve()})
+    with Journal(path, owner_stale_s=3600) as old:
+        execution = Runner(old, clock_origin=ORIGIN).prepare(protocol, line)
+        old_run = execution._journal
+        old_run.append(execution._run_started)
+        old.flush()
+        real_claim = _owners.claim
+
+        def claim_after_a_late_record(*args: Any, **kwargs: Any) -> _owners.Claim:
+            old_run.append(rec.BatchValue(step=None, name="late", value=1))
+            old.flush()
+            return real_claim(*args, **kwargs)
+
+        monkeypatch.setattr(_owners, "claim", claim_after_a_late_record)
+        with Journal(path, create=False, owner_stale_s=0) as new:
+            resumed = Runner(new, clock_origin=ORIGIN).resume(protocol, line, execution.run_id)
+            plan = resumed.resume_plan
+            assert plan is not None and plan.last_seq == 1 and plan.values == {"late": 1}
+            assert resumed._journal.next_seq == 2
+            new.release_run(resumed._journal)
