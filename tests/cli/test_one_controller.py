@@ -128,3 +128,25 @@ def test_the_command_line_says_so_and_exits_1(
     result = cli("run", DEMO, "--sim", "--db", tmp_path / "j.db")
     assert result.code == 1
     assert "cellauto: error: run r: taken over by pid 7" in result.err
+
+
+def test_after_a_takeover_the_old_owners_late_records_are_refused_and_verify_passes(
+    cli: Cli, tmp_path: Path
+) -> None:
+    db = tmp_path / "j.db"
+    with Journal(db, owner_stale_s=QUIET) as old:
+        old_run = old.begin_run("run-a", StepClock())
+        old_run.append(payload_of(RecordKind.RUN_STARTED, {"run_id": "run-a"}))
+        old.flush()
+        with Journal(db, create=False, owner_stale_s=0) as new:  # the old one is stale
+            run = new.resume_run("run-a", StepClock())
+            run.append(payload_of(RecordKind.READING, {"v": "new"}))
+            new.flush()
+            old_run.append(payload_of(RecordKind.READING, {"v": "late"}))
+            old.flush()  # the late record is left out of the commit
+            with pytest.raises(FencedError):
+                old_run.append(payload_of(RecordKind.READING, {"v": "later"}))
+            run.seal()
+    verified = cli("verify", "--db", db)
+    assert verified.code == 0, verified.out
+    assert verified.lines[0].startswith("run run-a: intact, 2 records, sealed")
