@@ -24,7 +24,8 @@ from cellauto.instruments.line import Line
 from cellauto.lines import load_line_config
 from cellauto.lines.wire import GapRecorder, open_line, serve_simulated
 from cellauto.protocols import Runner, load_protocol
-from cellauto.protocols.execution import Execution, RunOutcome, fenced_error
+from cellauto.protocols.execution import Execution, RunOutcome
+from cellauto.protocols.outcome import fenced_error
 from cellauto.protocols.params import build_params, load_params_file, parse_param_assignments
 from cellauto.protocols.runner import validate_request
 from cellauto.records import Journal

@@ -31,7 +31,7 @@ from cellauto.clock import Clock, time_paused
 from cellauto.errors import FencedError, StateCommandError
 from cellauto.protocols.context import Run, RunAborted
 from cellauto.protocols.definition import Protocol, ResumePolicy, StepDefinition
-from cellauto.protocols.outcome import RunOutcome, RunStopped, primary_exception
+from cellauto.protocols.outcome import RunOutcome, RunStopped, fenced_error, primary_exception
 from cellauto.protocols.params import Params
 from cellauto.protocols.recording import RecordedInstrument
 from cellauto.protocols.resume import ResumedStep, ResumePlan
@@ -47,30 +47,13 @@ from cellauto.protocols.watchdogs import watch_duration, watch_hold
 from cellauto.records import RunJournal
 from cellauto.records import payloads as rec
 
-__all__ = ["Execution", "RunOutcome", "fenced_error"]
+__all__ = ["Execution", "RunOutcome"]
 
 logger = logging.getLogger(__name__)
 
 Observer = Callable[[rec.Payload, float], None]
 """Called with each record's payload as it is journaled, and the process time (epoch s)."""
 RUNNER = "runner"
-
-
-def fenced_error(exc: BaseException) -> FencedError | None:
-    """The FencedError in ``exc`` (itself, its cause or context, or an exception group's)."""
-    seen: set[int] = set()
-    todo = [exc]
-    while todo:
-        current = todo.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, FencedError):
-            return current
-        if isinstance(current, BaseExceptionGroup):
-            todo.extend(current.exceptions)
-        todo.extend(e for e in (current.__cause__, current.__context__) if e is not None)
-    return None
 
 
 class Execution:
