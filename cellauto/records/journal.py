@@ -248,7 +248,11 @@ class Journal:
         """Refuse at once (:class:`~cellauto.errors.RunOwnedError`) a run that has a live
         controller; reads only (``cellauto resume`` asks before it connects to the line)."""
         _owners.check_unowned(
-            self._connection(), self._path, run_id, stale_s=self._stale_s, now_ns=time.time_ns()
+            self._connection(),
+            self._owner_key(),
+            run_id,
+            stale_s=self._stale_s,
+            now_ns=time.time_ns(),
         )
 
     def _claim(self, conn: sqlite3.Connection, run_id: str, *, new_run: bool) -> _owners.Claim:

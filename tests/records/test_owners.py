@@ -298,3 +298,17 @@ def test_records_a_stale_owner_commits_just_before_the_takeover_are_continued(
             run.seal()
             assert len(new.records("run-a")) == 3
             assert verify_run(new, "run-a").intact
+
+
+def test_a_journal_named_by_a_relative_path_knows_its_own_process_holds_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with Journal("j.db", owner_stale_s=QUIET) as owner:
+        _begin(owner)
+        for name in (tmp_path / "j.db", "j.db"):
+            with (
+                Journal(name, create=False, owner_stale_s=QUIET) as other,
+                pytest.raises(RunOwnedError),
+            ):
+                other.check_owner("run-a")
