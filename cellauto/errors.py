@@ -66,6 +66,16 @@ class RunNotFoundError(JournalError, BadInputError):
     """No run with that id (or id prefix) is in the journal."""
 
 
+class RunOwnedError(JournalError, BadInputError):
+    """The run has a live controller (another process, or another journal in this one):
+    a second controller is refused before anything is written."""
+
+
+class FencedError(JournalError):
+    """Another controller took the run over: this controller's records for it are refused,
+    and it must stop driving the run's instruments."""
+
+
 class InstrumentError(CellautoError):
     """An instrument refused a command, failed, or is unreachable."""
 

@@ -72,6 +72,7 @@ def resume_command(args: argparse.Namespace) -> int:
     async def main() -> RunOutcome:
         with Journal(args.db, create=False) as journal:
             run_id = journal.resolve_run_id(args.run_id)
+            journal.check_owner(run_id)  # at once: before connecting to the line
             async with AsyncExitStack() as stack:
                 line = await open_line(line_config, protocol.equipment(), stack, gaps=gaps)
                 runner = Runner(journal)

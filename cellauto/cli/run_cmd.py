@@ -25,6 +25,7 @@ from cellauto.lines import LineConfig, load_line_config
 from cellauto.lines.wire import GapRecorder, open_line, serve_simulated
 from cellauto.protocols import Runner, load_protocol
 from cellauto.protocols.execution import Execution, RunOutcome
+from cellauto.protocols.outcome import fenced_error
 from cellauto.protocols.params import build_params, load_params_file, parse_param_assignments
 from cellauto.protocols.runner import validate_request
 from cellauto.records import Journal
@@ -224,6 +225,12 @@ def run_and_report(
     """Run ``main`` on the given loop, print how the run ended, return the exit code."""
     wall = time.perf_counter()
     options = {"loop_factory": loop_factory} if loop_factory else {}
-    outcome = anyio.run(main, backend_options=options)
+    try:
+        outcome = anyio.run(main, backend_options=options)
+    except BaseExceptionGroup as group:  # the run was taken over: say so, plainly
+        fenced = fenced_error(group)
+        if fenced is None:
+            raise
+        raise fenced from None
     print_outcome(outcome, format_duration(time.perf_counter() - wall))
     return 0 if outcome.exit_status == "complete" else 1

@@ -28,10 +28,10 @@ from typing import Any
 import anyio
 
 from cellauto.clock import Clock, time_paused
-from cellauto.errors import StateCommandError
+from cellauto.errors import FencedError, StateCommandError
 from cellauto.protocols.context import Run, RunAborted
 from cellauto.protocols.definition import Protocol, ResumePolicy, StepDefinition
-from cellauto.protocols.outcome import RunOutcome, RunStopped, primary_exception
+from cellauto.protocols.outcome import RunOutcome, RunStopped, fenced_error, primary_exception
 from cellauto.protocols.params import Params
 from cellauto.protocols.recording import RecordedInstrument
 from cellauto.protocols.resume import ResumedStep, ResumePlan
@@ -71,6 +71,7 @@ class Execution:
         run_started: rec.RunStarted,
         observers: list[Observer],
         resume: ResumePlan | None = None,
+        claimed: rec.ControllerClaimed | None = None,
     ) -> None:
         self.run_id = run_id
         self.protocol = protocol
@@ -78,6 +79,7 @@ class Execution:
         self.clock = clock
         self._journal = journal
         self._run_started = run_started
+        self._claimed = claimed  # journaled after run_started or run_resumed
         self._observers = observers
         self.state = State.IDLE
         self._state_changed = anyio.Event()
@@ -127,6 +129,10 @@ class Execution:
             seq, _ = await self._journal.append_durable(payload)
         self._observe(payload)
         return seq
+
+    def _record_claim(self) -> None:
+        if self._claimed is not None:
+            self.record(self._claimed)
 
     def _observe(self, payload: rec.Payload) -> None:
         if self._observers:
@@ -254,13 +260,29 @@ class Execution:
 
     # -- procedure -----------------------------------------------------------------------
     async def execute(self, *, by: str = RUNNER) -> RunOutcome:
-        """Run the procedure to a final state. Never raises for a run's own failure."""
+        """Run the procedure to a final state. Never raises for a run's own failure.
+
+        Raises :class:`~cellauto.errors.FencedError` if another controller took the run
+        over: nothing more can be recorded, so this one stops at once (its step is
+        cancelled; no instrument command is sent without its durable intent).
+        """
+        try:
+            return await self._execute(by)
+        except BaseException as exc:
+            fenced = fenced_error(exc)
+            if fenced is None:
+                raise
+            logger.error("run %s: %s", self.run_id, fenced)
+            raise FencedError(str(fenced)) from None
+
+    async def _execute(self, by: str) -> RunOutcome:
         if self._started:
             raise RuntimeError(f"run {self.run_id} was already executed")
         self._started = True
         ended: tuple[str, str] | None = None
         if self.resume_plan is None:
             await self.record_durable(self._run_started)
+            self._record_claim()
             self._transition(Command.START, by=by)
         else:
             ended = self._resume(self.resume_plan, by=by)
@@ -324,6 +346,7 @@ class Execution:
         steps, now_s = self.protocol.steps, self.clock.now_s()
         instruments = {name: recorded.unwrapped for name, recorded in self.equipment.items()}
         self.record(plan.record(steps, by, now_s, instruments), durable=True)
+        self._record_claim()
         self.alarm(plan.alarm(steps, now_s), severity="critical" if plan.in_doubt else "warning")
         ending = plan.ending()
         if ending is not None:  # it was on its way to its end: record how

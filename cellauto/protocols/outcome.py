@@ -5,10 +5,11 @@ from __future__ import annotations
 import anyio
 from pydantic import BaseModel
 
+from cellauto.errors import FencedError
 from cellauto.protocols.context import RunAborted
 from cellauto.protocols.states import State
 
-__all__ = ["RunOutcome", "RunStopped", "primary_exception"]
+__all__ = ["RunOutcome", "RunStopped", "fenced_error", "primary_exception"]
 
 
 class RunOutcome(BaseModel):
@@ -50,3 +51,20 @@ def primary_exception(exc: BaseException) -> BaseException:
             if isinstance(leaf, wanted):
                 return leaf
     return next((leaf for leaf in leaves if not isinstance(leaf, cancelled)), leaves[0])
+
+
+def fenced_error(exc: BaseException) -> FencedError | None:
+    """The FencedError in ``exc`` (itself, its cause or context, or an exception group's)."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, FencedError):
+            return current
+        if isinstance(current, BaseExceptionGroup):
+            todo.extend(current.exceptions)
+        todo.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+    return None

@@ -12,6 +12,7 @@ import hashlib
 import inspect
 import json
 import platform
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -27,8 +28,8 @@ from cellauto.instruments.line import Line
 from cellauto.protocols.definition import Protocol
 from cellauto.protocols.execution import Execution, Observer, RunOutcome
 from cellauto.protocols.params import Params, build_params
-from cellauto.protocols.resume import check_resumable, plan_resume
-from cellauto.records import Journal
+from cellauto.protocols.resume import ResumePlan, check_resumable, plan_resume
+from cellauto.records import Journal, RunJournal
 from cellauto.records import payloads as rec
 from cellauto.records.models import utc_from_epoch_s
 
@@ -77,6 +78,35 @@ def _identity(instrument: Instrument, interface: str | None = None) -> rec.Equip
 def _wall_clock(clock: Clock, reproducible: bool) -> Callable[[], int] | None:
     """Records' wall time: process time in a reproducible simulation, else real (None)."""
     return (lambda: round(clock.now_s() * 1e9)) if reproducible else None
+
+
+def controller_claimed(journal: RunJournal, *, reproducible: bool) -> rec.ControllerClaimed | None:
+    """The ``controller_claimed`` record of the journal's claim on its run.
+
+    In a reproducible simulation the host, pid and heartbeat age are left out (None,
+    0): the record stays a pure function of the run's inputs.
+    """
+    held = journal.claim
+    if held is None:
+        return None
+    before = held.previous
+    previous = None
+    if before is not None and held.why is not None:
+        age_s = max(0, time.time_ns() - before.heartbeat_wall_ns) / 1e9
+        previous = rec.PreviousController(
+            epoch=before.epoch,
+            host=None if reproducible else before.host,
+            pid=None if reproducible else before.pid,
+            heartbeat_age_s=0.0 if reproducible else round(age_s, 3),
+            why=held.why,
+        )
+    me = held.controller
+    return rec.ControllerClaimed(
+        epoch=held.epoch,
+        host=None if reproducible else me.host,
+        pid=None if reproducible else me.pid,
+        taken_over_from=previous,
+    )
 
 
 _RUN_NAMESPACE = uuid.UUID("6f1f3c8e-2b9a-5d7e-9c41-0a8f4e6b2d17")
@@ -188,6 +218,7 @@ class Runner:
             instruments=instruments,
             run_started=run_started,
             observers=[*self.observers, *observers],
+            claimed=controller_claimed(journal, reproducible=self.reproducible),
         )
 
     def _new_run_id(
@@ -233,23 +264,34 @@ class Runner:
         (real time); by default (simulated or time-scaled lines) process time continues
         from the run's last record.
         """
-        plan = plan_resume(self.journal.records(run_id))
-        params = validate_request(protocol, line, plan.run_started.parameters)
         needed = protocol.equipment()
         instruments = {name: line.equipment[name] for name in needed}
         _, source_sha = _source_sha256(protocol)
         identities = {name: _identity(instrument) for name, instrument in instruments.items()}
-        check_resumable(plan, protocol, source_sha, identities)
+
+        def plan_and_check() -> tuple[ResumePlan, Params]:
+            plan = plan_resume(self.journal.records(run_id))
+            params = validate_request(protocol, line, plan.run_started.parameters)
+            check_resumable(plan, protocol, source_sha, identities)
+            if clock is not None and clock.now_s() < plan.last_process_time_s:
+                raise ResumeError(
+                    f"run {run_id}: the clock reads {clock.now().isoformat()}, before the run's "
+                    f"last record ({utc_from_epoch_s(plan.last_process_time_s).isoformat()}); "
+                    "check the controller's time"
+                )
+            return plan, params
+
+        plan, params = plan_and_check()  # everything refused before the claim
         if clock is None:
             clock = Clock(utc_from_epoch_s(plan.last_process_time_s))
-        if clock.now_s() < plan.last_process_time_s:
-            raise ResumeError(
-                f"run {run_id}: the clock reads {clock.now().isoformat()}, before the run's last "
-                f"record ({utc_from_epoch_s(plan.last_process_time_s).isoformat()}); "
-                "check the controller's time"
-            )
         reproducible = plan.run_started.wall_clock.startswith("process time")
         journal = self.journal.resume_run(run_id, clock.now_s, _wall_clock(clock, reproducible))
+        if journal.next_seq != plan.last_seq + 1:  # the owner taken over wrote on meanwhile
+            try:
+                plan, params = plan_and_check()
+            except BaseException:
+                self.journal.release_run(journal)
+                raise
         return Execution(
             run_id=run_id,
             protocol=protocol,
@@ -260,6 +302,7 @@ class Runner:
             run_started=plan.run_started,
             observers=list(self.observers),
             resume=plan,
+            claimed=controller_claimed(journal, reproducible=reproducible),
         )
 
     async def run(

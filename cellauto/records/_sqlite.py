@@ -13,10 +13,23 @@ from cellauto.errors import (
     JournalNotFoundError,
     JournalOpenError,
 )
+from cellauto.records._owners import CREATE_OWNERS
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """2: the signed ledger (tables ``ledger`` and ``ledger_head``) replaced the ``seals`` table;
-one pydantic payload model per record kind (``identity_check`` and ``checkpoint`` added)."""
+one pydantic payload model per record kind (``identity_check`` and ``checkpoint`` added).
+3: run ownership (table ``run_owners``, ``meta.owner_generation``) and the
+``controller_claimed`` record kind.
+
+A version 2 file is read as it is and becomes version 3 when a run in it is next
+claimed (begun or resumed): the table is added and the version set in the claim's
+own transaction (:func:`cellauto.records._owners.claim`). Reading never writes, so
+``show`` or ``verify`` leave a version 2 file as it is; a run in progress when
+cellauto was upgraded can be resumed. A release that reads only version 2 then
+refuses the file cleanly instead of failing on a record kind it does not know, and
+cannot write to it without honouring the fence."""
+
+READABLE_VERSIONS = ("2", str(SCHEMA_VERSION))
 
 WAL_AUTOCHECKPOINT_PAGES = 8192
 """Checkpoint the WAL at 32 MB (SQLite's default: 4 MB). A page changed by many commits
@@ -31,7 +44,8 @@ at once, the 4 MB default checkpointed after nearly every commit."""
 # appending at once, each commit rewrote one half-full leaf page per run it touched,
 # writing 12-27 KB for a 0.6 KB record (see bench/bench_journal.py).
 
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS records (
     run_id TEXT, seq INTEGER, kind TEXT, process_time_s REAL, wall_time_ns INTEGER,
@@ -48,6 +62,8 @@ CREATE TABLE IF NOT EXISTS ledger_head (
     id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER, hash TEXT, signature TEXT
 );
 """
+    + CREATE_OWNERS
+)
 
 INSERT_RECORD = (
     "INSERT INTO records (run_id, seq, kind, process_time_s, wall_time_ns, body, prev_hash, hash)"
@@ -186,11 +202,12 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
     except sqlite3.Error as exc:
         error = JournalError if "locked" in str(exc) else JournalOpenError
         raise error(f"cannot open journal {path}: {exc}") from exc
-    if row is None or row[0] != str(SCHEMA_VERSION):
+    if row is None or row[0] not in READABLE_VERSIONS:
         found = "none" if row is None else row[0]
         raise JournalOpenError(
-            f"journal {path} has schema version {found}; this cellauto reads version "
-            f"{SCHEMA_VERSION} (version 2 added the signed ledger of seals and anchors): "
+            f"journal {path} has schema version {found}; this cellauto reads versions "
+            f"{' and '.join(READABLE_VERSIONS)} (version 2 added the signed ledger of seals "
+            "and anchors, version 3 run ownership): "
             "read and verify it with the cellauto release that wrote it, and record new "
             "runs in a new journal file"
         )

@@ -17,6 +17,12 @@ Group fsync
     commit and all earlier commits. Durable batches that arrive while an fsync is
     under way are committed together by the next one.
 
+Ownership (the fence)
+    Every commit takes the write lock first and, in the same transaction, leaves out
+    the rows of runs another controller has taken over (:mod:`._fence`); it also
+    carries the releases of runs that ended and, every few real seconds, the
+    heartbeat of the runs held (a transaction of its own when the writer is idle).
+
 Failures
     A failed commit keeps its batches, in order, at the head of the queue; every
     waiter of those batches is told (:class:`~cellauto.errors.JournalError`); the
@@ -38,6 +44,8 @@ from pathlib import Path
 
 from cellauto.errors import JournalError
 from cellauto.records import _sqlite
+from cellauto.records._fence import Fence
+from cellauto.records._owners import RELEASE, Claim
 from cellauto.records.ledger import LedgerEvent, LedgerWriter
 
 __all__ = ["AsyncWaiter", "SyncWaiter", "Writer"]
@@ -85,7 +93,7 @@ Waiter = SyncWaiter | AsyncWaiter
 
 
 class _Batch:
-    __slots__ = ("durable", "events", "ledger", "rows", "waiter")
+    __slots__ = ("durable", "events", "ledger", "releases", "rows", "waiter")
 
     def __init__(
         self,
@@ -94,9 +102,10 @@ class _Batch:
         ledger: LedgerWriter | None,
         durable: bool,
         waiter: Waiter | None,
+        releases: list[Claim],
     ) -> None:
         self.rows, self.events, self.ledger = rows, events, ledger
-        self.durable, self.waiter = durable, waiter
+        self.durable, self.waiter, self.releases = durable, waiter, releases
 
 
 class Writer:
@@ -109,8 +118,10 @@ class Writer:
         timeout_s: float,
         window_s: float,
         connect: Callable[[], sqlite3.Connection] | None = None,
+        fence: Fence | None = None,
     ) -> None:
         self._path = path
+        self._fence = fence
         self._window_s = window_s
         self._connect = connect or (lambda: _sqlite.connect_writer(path, timeout_s=timeout_s))
         self._cond = threading.Condition()
@@ -142,9 +153,13 @@ class Writer:
         durable: bool = False,
         urgent: bool = False,
         waiter: Waiter | None = None,
+        releases: list[Claim] | None = None,
     ) -> None:
-        """Queue a batch; with ``urgent`` (or ``durable``) commit without waiting the window."""
-        batch = _Batch(rows, events, ledger, durable, waiter)
+        """Queue a batch; with ``urgent`` (or ``durable``) commit without waiting the window.
+
+        ``releases``: claims to release in the same transaction (runs ended, or closed).
+        """
+        batch = _Batch(rows, events, ledger, durable, waiter, releases or [])
         with self._cond:
             if self._stopping:
                 raise JournalError(f"journal {self._path} is closed")
@@ -189,13 +204,18 @@ class Writer:
 
     # -- the writer's side --------------------------------------------------------------
     def _take(self) -> list[_Batch] | None:
+        """The batches to commit next; [] when only a heartbeat is due; None: stop."""
         with self._cond:
             while True:
                 if self._abandoned or (self._stopping and (not self._pending or self._stalled)):
                     return None
                 if self._pending and not self._stalled:
                     break
-                self._cond.wait()
+                beat_in_s = None if self._fence is None else self._fence.until_beat_s()
+                if beat_in_s is not None and beat_in_s <= 0:
+                    self._busy = True
+                    return []
+                self._cond.wait(beat_in_s)
             while not (self._urgent or self._stopping):
                 remaining = self._first_at + self._window_s - time.monotonic()
                 if remaining <= 0:
@@ -244,12 +264,15 @@ class Writer:
     def _commit(self, batches: list[_Batch]) -> JournalError | None:
         rows = [row for batch in batches for row in batch.rows]
         events = [event for batch in batches for event in batch.events]
+        releases = [claim for batch in batches for claim in batch.releases]
         ledger = next((b.ledger for b in batches if b.ledger is not None), None)
         durable = any(batch.durable for batch in batches)
         conn = self._conn
+        fence = self._fence
         if conn is None:
             return self._open_error or JournalError(f"journal {self._path}: writer not open")
-        if not rows and not events:
+        beat = fence is not None and not batches  # [] from _take: a heartbeat is due
+        if not rows and not events and not releases and not beat:
             return self._fsync_wal() if durable else None
         try:
             if events and ledger is None:  # unreachable: runs are begun through the ledger
@@ -259,8 +282,12 @@ class Writer:
                 conn.execute("PRAGMA synchronous=FULL")
             try:
                 # with ledger entries to write, take the write lock first and chain them
-                # after the ledger as stored now: other writers may share the file
-                conn.execute("BEGIN IMMEDIATE" if events else "BEGIN")
+                # after the ledger as stored now: other writers may share the file; with
+                # runs held, take it first too, so that the fence reads the owners as
+                # they are when the rows go in
+                conn.execute("BEGIN IMMEDIATE" if events or fence is not None else "BEGIN")
+                if fence is not None:
+                    rows, events = fence.admit(conn, rows, events)
                 if ledger is not None and events:
                     ledger.follow(_sqlite.last_ledger_row(conn))
                     prepared = ledger.prepare(events)
@@ -269,6 +296,13 @@ class Writer:
                     conn.executemany(_sqlite.INSERT_LEDGER, prepared.rows)
                     conn.execute(_sqlite.PUT_LEDGER_HEAD, prepared.head)
                     conn.execute(_sqlite.PUT_PUBLIC_KEY, (ledger.signer.public.hex,))
+                if releases:
+                    now_ns = time.time_ns()
+                    conn.executemany(
+                        RELEASE, [(now_ns, now_ns, c.run_id, c.epoch) for c in releases]
+                    )
+                if fence is not None:
+                    fence.beat(conn)
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -286,7 +320,7 @@ class Writer:
             return exc
         if prepared is not None and ledger is not None:
             ledger.committed(prepared)
-        self.commits += 1
+        self.commits += not beat  # a heartbeat of its own is not a commit of records
         self.fsyncs += durable
         return None
 

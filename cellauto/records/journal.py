@@ -65,6 +65,16 @@ Durability (a writer thread, group commit, group fsync)
     the next hand-off tries again. A seal whose commit fails raises, and stays queued
     (the run takes no more records).
 
+One controller per run
+    :meth:`Journal.begin_run` and :meth:`Journal.resume_run` claim the run for this
+    process (see :mod:`cellauto.records._owners`): a run with a live controller
+    elsewhere is refused (:class:`~cellauto.errors.RunOwnedError`) before anything is
+    written; a dead or stale one is taken over with the next epoch. The writer thread
+    keeps the claims' heartbeats and fences every commit (:mod:`._fence`): once another
+    controller has taken a run over, this journal's records of it are refused
+    (:class:`~cellauto.errors.FencedError`). A run's claim is released when it is
+    sealed, and every claim still held on :meth:`Journal.close`.
+
 Layout
     Records are stored in append order (a rowid table) and found by the
     ``(run_id, seq)`` unique index, and the WAL is checkpointed every 32 MB: with
@@ -89,7 +99,8 @@ from pathlib import Path
 from types import TracebackType
 
 from cellauto.errors import JournalError, RunNotFoundError
-from cellauto.records import _sqlite, _summary
+from cellauto.records import _owners, _sqlite, _summary
+from cellauto.records._fence import Fence
 from cellauto.records._writer import AsyncWaiter, SyncWaiter, Waiter, Writer
 from cellauto.records.anchors import AnchorSchedule
 from cellauto.records.kinds import GENESIS_HASH, RecordKind, kind_value
@@ -114,6 +125,9 @@ class Journal:
     ``timeout_s`` is how long a write waits for another connection's lock.
     ``signing_key`` (a :class:`Signer` or a key file path; default: see the module
     doc) signs the ledger; ``anchors`` sets how often running runs are anchored.
+    ``owner_stale_s``: real seconds without a heartbeat after which another
+    controller's claim on a run counts as gone (default ``$CELLAUTO_OWNER_STALE_S``,
+    else 30 s).
     """
 
     def __init__(
@@ -125,8 +139,10 @@ class Journal:
         signing_key: Signer | str | os.PathLike[str] | None = None,
         anchors: AnchorPolicy | None = None,
         window_s: float = COMMIT_WINDOW_S,
+        owner_stale_s: float | None = None,
     ) -> None:
         self._path = Path(path)
+        self._stale_s = _owners.stale_interval_s(owner_stale_s)  # refused before opening
         self._conn: sqlite3.Connection | None = _sqlite.connect(
             self._path, create=create, timeout_s=timeout_s
         )
@@ -142,6 +158,8 @@ class Journal:
         self._schedule = AnchorSchedule(anchors or AnchorPolicy())
         self._begun_here: set[str] = set()  # run ids begun by this Journal object
         self._run_count: int | None = None  # counted once, then kept by begin_run
+        self._owned: dict[str, _owners.Claim] = {}  # runs this journal controls
+        self._lost: dict[str, str] = {}  # runs taken over from it: why (set by the writer)
 
     @property
     def path(self) -> Path:
@@ -166,7 +184,9 @@ class Journal:
             )
         self._ledger_writer(conn)
         count = self.run_count()
+        held = self._claim(conn, run_id, new_run=True)
         opened = self._open(run_id, process_clock, 0, GENESIS_HASH, wall_clock_ns, -1)
+        opened.claim = held
         self._run_count = count + 1
         self._begun_here.add(run_id)
         return opened
@@ -194,7 +214,65 @@ class Journal:
                 "or its ledger was changed"
             )
         self._ledger_writer(conn)
-        return self._open(run_id, process_clock, last.seq + 1, last.hash, wall_clock_ns, anchored)
+        held = self._claim(conn, run_id, new_run=False)
+        # read the chain's end again under the claim: an owner taken over as stale may
+        # have committed records since; from the claim on, nothing more of its gets in
+        last = _sqlite.edge_row(conn, run_id, last=True)
+        anchored = _sqlite.last_anchored_seq(conn, run_id)
+        if last is None or anchored is None or _sqlite.seal_of(conn, run_id) is not None:
+            self._release([held])
+            raise JournalError(
+                f"run {run_id!r} was sealed by its previous controller while this one took it "
+                "over; a sealed run takes no more records"
+            )
+        opened = self._open(run_id, process_clock, last.seq + 1, last.hash, wall_clock_ns, anchored)
+        opened.claim = held
+        return opened
+
+    def release_run(self, run: RunJournal) -> None:
+        """Give up a run opened here without sealing it (a resume refused after its claim):
+        its buffered records are written, its claim released; it takes no more records."""
+        if self._open_runs.get(run.run_id) is not run:
+            raise JournalError(f"run {run.run_id!r} is not open for writing in this journal")
+        self.flush()
+        del self._open_runs[run.run_id]
+        run._writable = False
+        held = self._owned.get(run.run_id)
+        self._release([held] if held is not None else [])
+
+    def _release(self, claims: list[_owners.Claim]) -> None:
+        self._barrier(durable=False, releases=claims)
+        self._let_go([claim.run_id for claim in claims])
+
+    def check_owner(self, run_id: str) -> None:
+        """Refuse at once (:class:`~cellauto.errors.RunOwnedError`) a run that has a live
+        controller; reads only (``cellauto resume`` asks before it connects to the line)."""
+        _owners.check_unowned(
+            self._connection(),
+            self._owner_key(),
+            run_id,
+            stale_s=self._stale_s,
+            now_ns=time.time_ns(),
+        )
+
+    def _claim(self, conn: sqlite3.Connection, run_id: str, *, new_run: bool) -> _owners.Claim:
+        """Claim the run for this controller (refused if another one is live); keep it."""
+        held = _owners.claim(
+            conn, self._owner_key(), run_id, new_run=new_run, stale_s=self._stale_s
+        )
+        self._lost.pop(run_id, None)
+        self._owned[run_id] = held
+        self._writer_thread()  # its heartbeat keeps the claim alive from now on
+        return held
+
+    def _owner_key(self) -> Path:
+        return self._path.resolve()
+
+    def _let_go(self, run_ids: list[str]) -> list[_owners.Claim]:
+        """Forget these runs' claims here (released, or a simulated crash)."""
+        claims = [self._owned.pop(run_id) for run_id in run_ids if run_id in self._owned]
+        _owners.let_go(self._owner_key(), claims)
+        return claims
 
     def _open(
         self,
@@ -230,8 +308,9 @@ class Journal:
         if writer is None:
             if self._conn is None:
                 raise JournalError(f"journal {self._path} is closed")
+            fence = Fence(self._path, self._owned, self._lost, stale_s=self._stale_s)
             writer = self._writer = Writer(
-                self._path, timeout_s=self._timeout_s, window_s=self._window_s
+                self._path, timeout_s=self._timeout_s, window_s=self._window_s, fence=fence
             )
         return writer
 
@@ -243,6 +322,7 @@ class Journal:
         waiter: Waiter | None = None,
         seal: LedgerEvent | None = None,
         anchor_all: bool = False,
+        releases: list[_owners.Claim] | None = None,
     ) -> bool:
         """Hand the buffered records (and the ledger entries due) to the writer thread.
 
@@ -254,18 +334,31 @@ class Journal:
         events = self._schedule.events(everything=anchor_all) if self._ledger else []
         if seal is not None:
             events.append(seal)
-        if not buffer and not events and waiter is None:
+        if not buffer and not events and waiter is None and not releases:
             return False
         writer = self._writer_thread()
         rows = buffer.copy()
-        writer.submit(rows, events, self._ledger, durable=durable, urgent=urgent, waiter=waiter)
+        writer.submit(
+            rows,
+            events,
+            self._ledger,
+            durable=durable,
+            urgent=urgent,
+            waiter=waiter,
+            releases=releases,
+        )
         buffer.clear()
         if events:  # they will be written (a failed commit is retried): not due again
             self._schedule.written(events, self._open_runs)
         return True
 
     def _barrier(
-        self, *, durable: bool, seal: LedgerEvent | None = None, anchor_all: bool = False
+        self,
+        *,
+        durable: bool,
+        seal: LedgerEvent | None = None,
+        anchor_all: bool = False,
+        releases: list[_owners.Claim] | None = None,
     ) -> None:
         """Hand over the buffer and block until it (and all before it) is committed."""
         if self._conn is None:
@@ -274,7 +367,14 @@ class Journal:
         if self._writer is None and not self._buffer and seal is None and nothing_to_anchor:
             return  # nothing was ever written: no thread needed (read-only use)
         waiter = SyncWaiter()
-        self._handoff(durable=durable, urgent=True, waiter=waiter, seal=seal, anchor_all=anchor_all)
+        self._handoff(
+            durable=durable,
+            urgent=True,
+            waiter=waiter,
+            seal=seal,
+            anchor_all=anchor_all,
+            releases=releases,
+        )
         self._writer_thread().wait(waiter)
 
     async def wait_durable(self) -> None:
@@ -343,7 +443,9 @@ class Journal:
         self._schedule.forget(run.run_id)
         del self._open_runs[run.run_id]
         run._writable = False  # the seal is queued: even if its commit fails, it is kept
-        self._barrier(durable=True, seal=seal)
+        held = self._owned.get(run.run_id)
+        self._barrier(durable=True, seal=seal, releases=[held] if held else None)
+        self._let_go([run.run_id])
 
     # -- reading ---------------------------------------------------------------
 
@@ -412,7 +514,9 @@ class Journal:
         """
         if self._conn is None:
             return
-        self._barrier(durable=False, anchor_all=True)
+        releases = [held for run_id, held in self._owned.items() if run_id not in self._lost]
+        self._barrier(durable=False, anchor_all=True, releases=releases)
+        self._let_go(list(self._owned))
         if self._writer is not None:
             self._writer.stop()
             self._writer = None
@@ -434,6 +538,7 @@ class Journal:
         conn, self._conn = self._conn, None
         self._buffer.clear()
         self._schedule.clear()
+        self._let_go(list(self._owned))  # the claims stay in the file, held by nobody
         for run in self._open_runs.values():
             run._writable = False
         self._open_runs.clear()

@@ -34,6 +34,7 @@ class RecordKind(StrEnum):
     CHECKPOINT = "checkpoint"
     ALARM = "alarm"
     RUN_RESUMED = "run_resumed"
+    CONTROLLER_CLAIMED = "controller_claimed"
     RUN_ENDED = "run_ended"
 
 

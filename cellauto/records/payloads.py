@@ -28,6 +28,7 @@ __all__ = [
     "CheckResult",
     "Checkpoint",
     "Command",
+    "ControllerClaimed",
     "Deviation",
     "EquipmentIdentity",
     "ErrorInfo",
@@ -37,6 +38,7 @@ __all__ = [
     "InstrumentResponse",
     "OperatorAction",
     "Payload",
+    "PreviousController",
     "Reading",
     "RunEnded",
     "RunResumed",
@@ -153,6 +155,38 @@ class RunResumed(Payload):
     in_doubt_commands: list[InDoubtCommand]
     instruments: dict[str, EquipmentIdentity]
     instrument_errors_at_connect: dict[str, list[tuple[int, str]]]
+
+
+class PreviousController(BaseModel):
+    """The controller whose claim a ``controller_claimed`` record replaced."""
+
+    model_config = _FROZEN
+
+    epoch: int
+    host: str | None
+    pid: int | None
+    heartbeat_age_s: float
+    """Real seconds from its last heartbeat to the claim."""
+    why: str
+    """``released`` (it ended cleanly), ``gone`` (its process is no more) or ``stale``
+    (no heartbeat within the stale interval)."""
+
+
+class ControllerClaimed(Payload):
+    """A controller took charge of the run: at its start, and at every resume.
+
+    ``epoch`` counts the claims (1, 2, ...); writes by a controller with an older epoch
+    are refused. In a reproducible simulation ``host`` and ``pid`` are None: its record
+    is a pure function of its inputs.
+    """
+
+    kind: ClassVar[RecordKind] = RecordKind.CONTROLLER_CLAIMED
+
+    epoch: int
+    host: str | None
+    pid: int | None
+    taken_over_from: PreviousController | None
+    """The claim replaced (None at the run's start)."""
 
 
 class RunEnded(Payload):
@@ -420,6 +454,7 @@ PAYLOAD_TYPES: dict[RecordKind, type[Payload]] = {
     for cls in (
         RunStarted,
         RunResumed,
+        ControllerClaimed,
         RunEnded,
         StateChange,
         Command,

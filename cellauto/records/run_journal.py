@@ -8,7 +8,8 @@ from asyncio import _get_running_loop as _running_loop
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NoReturn
 
-from cellauto.errors import JournalError
+from cellauto.errors import FencedError, JournalError
+from cellauto.records._owners import Claim
 from cellauto.records.canonical import record_body
 from cellauto.records.payloads import Payload
 
@@ -50,6 +51,9 @@ class RunJournal:
         """The last record of this run covered by a ledger entry (-1: none yet)."""
         self.anchor_watermark = anchored_seq
         """``append`` tells the anchor schedule about a record whose seq passes this."""
+        self._lost = journal._lost  # runs taken over from this journal (see _fence)
+        self.claim: Claim | None = None
+        """This controller's claim on the run (epoch, and the claim it replaced)."""
 
     @property
     def run_id(self) -> str:
@@ -75,6 +79,8 @@ class RunJournal:
         flush and read waits for it (a state change, a deviation: nothing is done
         physically on the strength of it before a durable intent, which waits).
         """
+        if self._lost:
+            self.check_owned()
         if not self._writable or not isinstance(payload, Payload):
             self._refuse(payload)
         kind_text = payload.kind.value
@@ -105,7 +111,15 @@ class RunJournal:
             self._schedule.note(self, seq, digest)
         if durable or len(buffer) >= FLUSH_THRESHOLD or _running_loop() is not None:
             self._journal._after_append(durable, wait)  # now, or at the end of this tick
+            if durable and wait and self._lost:
+                self.check_owned()  # taken over meanwhile: the record was refused
         return seq, digest
+
+    def check_owned(self) -> None:
+        """Raise :class:`~cellauto.errors.FencedError` if another controller took the run over."""
+        why = self._lost.get(self._run_id)
+        if why is not None:
+            raise FencedError(why)
 
     async def append_durable(self, payload: Payload) -> tuple[int, str]:
         """Append one record and return its (seq, hash) once it is on disk (fsync'd).
@@ -119,6 +133,8 @@ class RunJournal:
         """
         appended = self.append(payload)
         await self._journal.wait_durable()
+        if self._lost:
+            self.check_owned()  # taken over meanwhile: the record was refused
         return appended
 
     def _refuse(self, payload: object) -> NoReturn:
@@ -136,6 +152,8 @@ class RunJournal:
             raise JournalError(f"run {self._run_id!r} is already sealed or its journal is closed")
         if self._next_seq == 0:
             raise JournalError(f"run {self._run_id!r} has no records; append before sealing")
+        self.check_owned()
         self._journal._sealed(self)
+        self.check_owned()  # taken over before the seal was committed: it was refused
         self._writable = False
         return self._head

@@ -98,6 +98,8 @@ def describe(record: Record) -> str | None:
             return f"value {p.name} = {_number(p.value)}{unit}"
         case rec.RunResumed():
             return _describe_resume(p)
+        case rec.ControllerClaimed():
+            return _describe_claim(p)
         case rec.RunEnded():
             return f"run ended {p.final_state} ({p.exit_status}): {p.reason}"
     return None
@@ -115,6 +117,26 @@ def _describe_resume(p: rec.RunResumed) -> str:
         f"{format_duration(p.since_last_record_s)} after the last record: {p.state}, "
         f"{where}" + (f"; in doubt: {doubts}" if doubts else "")
     )
+
+
+def _controller(host: str | None, pid: int | None, epoch: int) -> str:
+    if host is None or pid is None:
+        return f"epoch {epoch} (simulation: host and pid not recorded)"
+    return f"pid {pid} on {host} (epoch {epoch})"
+
+
+def _describe_claim(p: rec.ControllerClaimed) -> str:
+    text = f"CONTROLLER {_controller(p.host, p.pid, p.epoch)} took charge of the run"
+    before = p.taken_over_from
+    if before is None:
+        return text
+    previous = _controller(before.host, before.pid, before.epoch)
+    why = {
+        "released": "which had released the run",
+        "gone": "whose process was gone",
+        "stale": f"whose last heartbeat was {format_duration(before.heartbeat_age_s)} old",
+    }.get(before.why, before.why)
+    return f"{text}, after {previous}, {why}"
 
 
 def describe_io(record: Record) -> str:

@@ -206,7 +206,7 @@ CASES: dict[str, tuple[Tamper, str]] = {
     ),
     "mid-chain edit, chain rewritten": (
         mid_chain_edit_ledger_untouched,
-        r"run {run}: BROKEN at record \d+: record \d+'s hash is not the one sealed",
+        r"run {run}: BROKEN at record \d+: record \d+'s hash is not the one (sealed|anchored)",
     ),
     "row deleted, rest renumbered and rewritten": (
         row_deleted_rest_renumbered,

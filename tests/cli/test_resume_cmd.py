@@ -107,8 +107,13 @@ def test_a_killed_controller_resumes_and_the_freeze_is_not_started_twice(
             r.payload.name: r.payload.value
             for r in journal.records(run_id, {RecordKind.BATCH_VALUE})
         }
+        claims = [r.payload for r in journal.records(run_id, {RecordKind.CONTROLLER_CLAIMED})]
         report = verify_run(journal, run_id)
         records = journal.records(run_id)
+    # the killed controller's claim was taken over at once (its process was gone)
+    assert [(c.epoch, c.pid) for c in claims] == [(1, controller.pid), (2, os.getpid())]
+    previous = claims[1].taken_over_from
+    assert previous is not None and (previous.pid, previous.why) == (controller.pid, "gone")
     assert len(starts) == 1
     # one process time for the line: the controllers read the served line's, whenever they
     # started (tolerance: a real second of scheduling between reading the two clocks)

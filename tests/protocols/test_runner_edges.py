@@ -124,8 +124,10 @@ async def test_durable_records_are_committed_with_fsync(
     normal = statements.index("PRAGMA synchronous=NORMAL", full)
     # the run's begun entry rides along: the write lock is taken first (other writers)
     assert statements[full + 1] == "BEGIN IMMEDIATE" and statements[normal - 1] == "COMMIT"
-    # between them only the ledger (the run's begun entry, signed) besides the records
-    assert all("ledger" in s or "meta" in s for s in statements[full + 2 : normal - 1])
+    # between them only the ledger (the run's begun entry, signed) besides the records,
+    # and the fence's read of the run's owner (its claim's epoch)
+    between = statements[full + 2 : normal - 1]
+    assert all("ledger" in s or "meta" in s or "run_owners" in s for s in between)
 
 
 async def test_a_command_is_sent_only_once_its_intent_is_on_disk(

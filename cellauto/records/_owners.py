@@ -1,0 +1,316 @@
+"""Who controls a run: the ``run_owners`` table, claims, liveness and the fence.
+
+One controller (a process holding a :class:`~cellauto.records.Journal`) executes a
+run at a time. Its claim is a row of ``run_owners``: the run, an *epoch* (1 for the
+first claim, one more for every later claim), the controller's host, pid and
+process start, when it claimed and its last heartbeat (real wall time, ns). The
+writer thread refreshes the heartbeat every few real seconds
+(:class:`cellauto.records._fence.Fence`); heartbeats are not journal records.
+
+A claim (:func:`claim`) is made in one ``BEGIN IMMEDIATE`` transaction. The current
+owner, if any, is *live* unless
+
+- it released the run (the run ended, or its controller exited cleanly);
+- its heartbeat is older than the stale interval (``CELLAUTO_OWNER_STALE_S``,
+  default 30 s, real seconds); or
+- it ran on this host and its process is gone: no such pid, a zombie, or another
+  process under a reused pid (its start time differs). In this very process the
+  answer is exact: the claim is live while a Journal of this process holds it
+  (:data:`_HELD`; a simulated crash, ``Journal.abandon``, lets go of it).
+
+A live owner is refused (:class:`~cellauto.errors.RunOwnedError`), writing nothing.
+Otherwise the claim takes the run with the next epoch and, when it replaced a
+claim, bumps ``meta.owner_generation``: every writer re-reads its runs' epochs when
+the generation moves, so an old owner's next commit for a run taken over from it is
+refused.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import NamedTuple
+
+from cellauto.errors import JournalError, JournalOpenError, RunOwnedError
+
+__all__ = [
+    "CREATE_OWNERS",
+    "DEFAULT_STALE_S",
+    "Claim",
+    "Controller",
+    "Owner",
+    "check_unowned",
+    "claim",
+    "let_go",
+    "owner_of",
+    "stale_interval_s",
+    "this_controller",
+]
+
+DEFAULT_STALE_S = 30.0
+"""Real seconds without a heartbeat after which an owner counts as gone."""
+
+CREATE_OWNERS = """
+CREATE TABLE IF NOT EXISTS run_owners (
+    run_id TEXT PRIMARY KEY, epoch INTEGER NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,
+    process_start TEXT, started_wall_ns INTEGER NOT NULL, heartbeat_wall_ns INTEGER NOT NULL,
+    released_wall_ns INTEGER
+);
+"""
+
+GENERATION_QUERY = "SELECT value FROM meta WHERE key = 'owner_generation'"
+_OWNER_COLUMNS = (
+    "run_id, epoch, host, pid, process_start, started_wall_ns, heartbeat_wall_ns, released_wall_ns"
+)
+
+# (journal file, run id, epoch) of every claim a Journal of this process holds
+_HELD: set[tuple[str, str, int]] = set()
+
+
+class Controller(NamedTuple):
+    """A controller process: where it runs and which process it is."""
+
+    host: str
+    pid: int
+    process_start: str | None
+    """Boot id and start time of the process (``/proc``), to tell a reused pid; None if unknown."""
+
+
+class Owner(NamedTuple):
+    """A ``run_owners`` row, as stored."""
+
+    run_id: str
+    epoch: int
+    host: str
+    pid: int
+    process_start: str | None
+    started_wall_ns: int
+    heartbeat_wall_ns: int
+    released_wall_ns: int | None
+
+    def describe(self) -> str:
+        return f"controller pid {self.pid} on host {self.host!r} (epoch {self.epoch})"
+
+
+class Claim(NamedTuple):
+    """A claim this controller made: its epoch, and whom it replaced."""
+
+    run_id: str
+    epoch: int
+    controller: Controller
+    previous: Owner | None
+    """The claim it replaced (None for a run's first claim)."""
+    why: str | None
+    """Why the previous claim could be replaced: released, gone or stale."""
+
+
+def stale_interval_s(given: float | None = None) -> float:
+    """The stale interval: as given, else ``$CELLAUTO_OWNER_STALE_S``, else 30 s."""
+    if given is not None:
+        value = given
+    else:
+        text = os.environ.get("CELLAUTO_OWNER_STALE_S", "")
+        try:
+            value = float(text) if text else DEFAULT_STALE_S
+        except ValueError:
+            raise JournalOpenError(
+                f"CELLAUTO_OWNER_STALE_S={text!r} is not a number of seconds; "
+                f"unset it for the default ({DEFAULT_STALE_S:g} s)"
+            ) from None
+    if not value >= 0:
+        raise JournalOpenError(f"the owner stale interval must be >= 0 s, not {value!r}")
+    return value
+
+
+@functools.cache
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+    except OSError:
+        return ""
+
+
+def _proc_stat(pid: int) -> tuple[str, str] | None:
+    """(state, start time in clock ticks since boot) of ``pid`` from /proc; None if unknown."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    fields = text[text.rfind(")") + 2 :].split()  # the command name may hold spaces
+    return (fields[0], fields[19]) if len(fields) > 19 else None
+
+
+def process_start(pid: int) -> str | None:
+    """``boot id:start ticks`` of a process, or None where /proc does not tell."""
+    stat = _proc_stat(pid)
+    return None if stat is None else f"{_boot_id()}:{stat[1]}"
+
+
+def this_controller() -> Controller:
+    """This process as a controller (looked up again in a forked child)."""
+    return _controller(os.getpid())
+
+
+@functools.cache
+def _controller(pid: int) -> Controller:
+    return Controller(socket.gethostname(), pid, process_start(pid))
+
+
+def _process_alive(pid: int, started: str | None) -> bool:
+    """Whether the process ``pid`` that started at ``started`` still runs on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: it exists
+        pass
+    except OSError:
+        return True  # cannot tell: assume it runs (never take a run from a live owner)
+    stat = _proc_stat(pid)
+    if stat is None:
+        return True  # no /proc: the pid exists, which is all we know
+    if stat[0] == "Z":  # killed, not yet reaped: it drives nothing any more
+        return False
+    return started is None or started == f"{_boot_id()}:{stat[1]}"
+
+
+def _gone(owner: Owner, path: str, now_ns: int, stale_s: float) -> str | None:
+    """Why ``owner``'s claim may be replaced (released, gone, stale), or None if it is live."""
+    if owner.released_wall_ns is not None:
+        return "released"
+    me = this_controller()
+    if owner.host == me.host:
+        if owner.pid == me.pid and owner.process_start == me.process_start:
+            if (path, owner.run_id, owner.epoch) not in _HELD:
+                return "gone"
+        elif not _process_alive(owner.pid, owner.process_start):
+            return "gone"
+    if now_ns - owner.heartbeat_wall_ns >= stale_s * 1e9:
+        return "stale"
+    return None
+
+
+def owner_of(conn: sqlite3.Connection, run_id: str) -> Owner | None:
+    """The run's ``run_owners`` row, or None (also for a journal without the table)."""
+    try:
+        row = conn.execute(
+            f"SELECT {_OWNER_COLUMNS} FROM run_owners WHERE run_id = ?", (run_id,)
+        ).fetchone()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return None
+        raise
+    return None if row is None else Owner(*row)
+
+
+def _refusal(owner: Owner, path: Path, now_ns: int, stale_s: float) -> RunOwnedError:
+    since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(owner.started_wall_ns / 1e9))
+    beat_s = max(0.0, (now_ns - owner.heartbeat_wall_ns) / 1e9)
+    return RunOwnedError(
+        f"run {owner.run_id} in {path} is being executed by {owner.describe()} since {since}, "
+        f"last heartbeat {beat_s:.0f} s ago; a run has one controller at a time, so nothing "
+        "was written. Wait for that controller to end the run, or stop it (Ctrl-C, or "
+        f"`kill {owner.pid}` on {owner.host}) and resume the run then. If its host is down or "
+        f"the process hangs, its claim goes stale {stale_s:g} s after its last heartbeat "
+        "(CELLAUTO_OWNER_STALE_S) and `cellauto resume` takes the run over then"
+    )
+
+
+def check_unowned(
+    conn: sqlite3.Connection, path: Path, run_id: str, *, stale_s: float, now_ns: int
+) -> None:
+    """Refuse at once (RunOwnedError) if ``run_id`` has a live owner; reads only."""
+    owner = owner_of(conn, run_id)
+    if owner is not None and _gone(owner, str(path), now_ns, stale_s) is None:
+        raise _refusal(owner, path, now_ns, stale_s)
+
+
+def claim(
+    conn: sqlite3.Connection,
+    path: Path,
+    run_id: str,
+    *,
+    new_run: bool,
+    stale_s: float,
+    now_ns: int | None = None,
+) -> Claim:
+    """Claim ``run_id`` for this controller in one ``BEGIN IMMEDIATE`` transaction.
+
+    A live owner is refused with :class:`RunOwnedError` and nothing is written. With
+    ``new_run``, a run that already has records is refused (JournalError). A journal
+    of schema version 2 gets the ``run_owners`` table here (and becomes version 3).
+    """
+    me = this_controller()
+    key = str(path)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as exc:
+        raise JournalError(f"cannot claim run {run_id} in {path}: {exc}") from exc
+    try:
+        now = time.time_ns() if now_ns is None else now_ns
+        owner = owner_of(conn, run_id)
+        why = None
+        if owner is not None:
+            why = _gone(owner, key, now, stale_s)
+            if why is None:
+                raise _refusal(owner, path, now, stale_s)
+        if (
+            new_run
+            and conn.execute("SELECT 1 FROM records WHERE run_id = ? LIMIT 1", (run_id,)).fetchone()
+        ):
+            raise JournalError(
+                f"run {run_id!r} already has records in {path}; "
+                "use resume_run to continue it, or start the run under a new id"
+            )
+        _upgrade(conn)
+        epoch = 1 if owner is None else owner.epoch + 1
+        conn.execute(
+            f"INSERT OR REPLACE INTO run_owners ({_OWNER_COLUMNS})"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
+            (run_id, epoch, me.host, me.pid, me.process_start, now, now),
+        )
+        if owner is not None:  # a claim replaced: every writer re-reads its epochs
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('owner_generation', '1') ON CONFLICT (key)"
+                " DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    _HELD.add((key, run_id, epoch))
+    return Claim(run_id, epoch, me, owner, why)
+
+
+def _upgrade(conn: sqlite3.Connection) -> None:
+    """Version 2 -> 3: add the ``run_owners`` table (inside the caller's transaction)."""
+    from cellauto.records._sqlite import SCHEMA_VERSION
+
+    conn.execute(CREATE_OWNERS)
+    conn.execute(
+        "UPDATE meta SET value = ? WHERE key = 'schema_version' AND value != ?",
+        (str(SCHEMA_VERSION), str(SCHEMA_VERSION)),
+    )
+
+
+def let_go(path: Path, claims: Iterable[Claim]) -> None:
+    """This process no longer holds these claims (released, lost, or a simulated crash)."""
+    for held in claims:
+        _HELD.discard((str(path), held.run_id, held.epoch))
+
+
+RELEASE = (
+    "UPDATE run_owners SET released_wall_ns = ?, heartbeat_wall_ns = ?"
+    " WHERE run_id = ? AND epoch = ? AND released_wall_ns IS NULL"
+)
+HEARTBEAT = (
+    "UPDATE run_owners SET heartbeat_wall_ns = ?"
+    " WHERE run_id = ? AND epoch = ? AND released_wall_ns IS NULL"
+)
+EPOCH_QUERY = f"SELECT {_OWNER_COLUMNS} FROM run_owners WHERE run_id = ?"
