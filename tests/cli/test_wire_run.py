@@ -46,7 +46,8 @@ def test_car_t_over_the_wire_matches_the_in_process_run(
         started = journal.records(run_id_of_line(wire))[0].payload
     assert started.instruments["counter"].adapter == "visa"
     expected = "opcua" if line == OPCUA_LINE else "in-process"
-    assert started.instruments["bioreactor"].adapter == expected
+    for name in ("bioreactor", "processor", "cytometer", "storage"):
+        assert started.instruments[name].adapter == expected, name
 
 
 def run_id_of_line(result) -> str:  # type: ignore[no-untyped-def]
