@@ -181,6 +181,7 @@ class SimOpcUaServer:
             await self.build(builder)
             await builder.commit()
             self._guard_writes(server)
+            _republish_only_what_is_kept(server)
             await server.start()  # e.g. OSError: the port is taken
         except BaseException:
             self.server = None
@@ -304,3 +305,24 @@ class SimOpcUaServer:
             return results
 
         service.write = write  # type: ignore[method-assign]
+
+
+def _republish_only_what_is_kept(server: Server) -> None:
+    """Republish of a notification the server no longer keeps answers
+    ``BadMessageNotAvailable`` (OPC UA Part 4, 5.13.6).
+
+    asyncua 2.1.0's server answers an empty message instead; its client, restoring a
+    subscription after a reconnect, republishes until told ``BadMessageNotAvailable``
+    and so would loop forever whenever the session survived the cut (a lost reply).
+    """
+    service = server.iserver.subscription_service
+    plain_republish = service.republish
+
+    def republish(params: ua.RepublishParameters) -> ua.NotificationMessage:
+        subscription = service.subscriptions.get(params.SubscriptionId)
+        kept = getattr(subscription, "_not_acknowledged_results", None)
+        if kept is not None and params.RetransmitSequenceNumber not in kept:
+            raise ServiceError(ua.StatusCodes.BadMessageNotAvailable)
+        return plain_republish(params)
+
+    service.republish = republish  # type: ignore[method-assign]
