@@ -67,6 +67,9 @@ async def test_a_plain_client_browses_the_storage_and_reads_good_values_at_once(
         temperature = await _good(client, ua.NodeId(f"{base}/TemperatureSensor/SensorValue", own))
         level = await _good(client, ua.NodeId(f"{base}/LN2LevelController/CurrentValue", own))
         assert temperature == pytest.approx(-193.1, abs=0.5)  # the model's, without noise
+        sensor = client.get_node(ua.NodeId(f"{base}/TemperatureSensor/SensorValue", own))
+        stamp = (await sensor.read_data_value()).SourceTimestamp
+        assert stamp is not None and stamp.timestamp() == sim.model_conditions().process_time_s
         assert level == pytest.approx(85.0)
         target = ua.NodeId(f"{base}/LN2LevelController/TargetValue", own)
         assert await _good(client, target) == 90.0

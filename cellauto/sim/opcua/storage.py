@@ -175,6 +175,7 @@ class StorageServer(DeviceServer):
     # -- behaviour ----------------------------------------------------------------------
     async def started(self) -> None:
         await super().started()
+        await self.publish(self.sim.model_conditions())  # stamped with the model's time
         if self.sample_interval_s is not None:
             self.spawn(self._sample_every(self.sample_interval_s))
 
