@@ -41,6 +41,7 @@ import asyncua.client.ua_client
 import asyncua.common.utils
 import asyncua.server.address_space
 import asyncua.server.internal_server
+import asyncua.server.internal_subscription
 import asyncua.server.uaprocessor
 from asyncua import Client, Server, ua
 from asyncua.common.utils import ServiceError
@@ -58,6 +59,7 @@ __all__ = [
     "external_sessions",
     "on_each_connection",
     "replace_standard_address_space",
+    "republish_only_what_is_kept",
     "set_session_watchdog",
     "set_stale_check_interval",
     "stop_clock_task",
@@ -125,6 +127,13 @@ INTERNALS = (
     Internal(
         "asyncua.server.internal_server.InternalServer.load_standard_address_space",
         has(lambda: _ISERVER, "load_standard_address_space"),
+    ),
+    Internal(
+        "asyncua.server.internal_subscription.InternalSubscription._not_acknowledged_results",
+        assigned_in(
+            lambda: asyncua.server.internal_subscription.InternalSubscription,
+            "_not_acknowledged_results",
+        ),
     ),
     Internal(
         "asyncua.server.address_space.AddressSpace._nodes",
@@ -270,3 +279,24 @@ def replace_standard_address_space(
         iserver.aspace._nodes = await load()
 
     iserver.load_standard_address_space = load_standard_address_space  # type: ignore[method-assign]
+
+
+def republish_only_what_is_kept(server: Server) -> None:
+    """Republish of a notification the server no longer keeps answers
+    ``BadMessageNotAvailable`` (OPC UA Part 4, 5.13.6).
+
+    asyncua 2.1.0's server answers an empty message instead; its client, restoring a
+    subscription after a reconnect, republishes until told ``BadMessageNotAvailable``
+    and so would loop forever whenever the session survived the cut (a lost reply).
+    """
+    service = server.iserver.subscription_service
+    plain_republish = service.republish
+
+    def republish(params: ua.RepublishParameters) -> ua.NotificationMessage:
+        subscription = service.subscriptions.get(params.SubscriptionId)
+        kept = getattr(subscription, "_not_acknowledged_results", None)  # private in 2.1.0
+        if kept is not None and params.RetransmitSequenceNumber not in kept:
+            raise ServiceError(ua.StatusCodes.BadMessageNotAvailable)
+        return plain_republish(params)
+
+    service.republish = republish  # type: ignore[method-assign]

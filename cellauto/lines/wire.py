@@ -162,12 +162,32 @@ async def _serve_opcua(instrument: Instrument, port: int, stack: AsyncExitStack)
         )
     elif isinstance(instrument, SimCellProcessor):
         server = await stack.enter_async_context(serve_processor(instrument, port=port))
+    elif served := await _serve_opcua_more(instrument, port, stack):
+        server = served
     else:
         raise EquipmentError(
             f"{instrument.interface_name}: no OPC UA server for it; OPC UA serves the "
-            "Bioreactor and the CellProcessor (the others: visa or sim)"
+            "Bioreactor, CellProcessor, FlowCytometer and CryoStorage (the others: visa or sim)"
         )
     return server
+
+
+async def _serve_opcua_more(
+    instrument: Instrument, port: int, stack: AsyncExitStack
+) -> DeviceServer | None:
+    """The cytometer's or cryostorage's server (None: neither). Readings only on request,
+    so that a served line gives the in-process numbers."""
+    from cellauto.sim.cytometer import SimFlowCytometer
+    from cellauto.sim.opcua import serve_cytometer, serve_storage
+    from cellauto.sim.storage import SimCryoStorage
+
+    if isinstance(instrument, SimFlowCytometer):
+        return await stack.enter_async_context(serve_cytometer(instrument, port=port))
+    if isinstance(instrument, SimCryoStorage):
+        return await stack.enter_async_context(
+            serve_storage(instrument, port=port, sample_interval_s=None)
+        )
+    return None
 
 
 class GapRecorder:
@@ -213,7 +233,12 @@ async def _connect_opcua(
     simulated: bool,
     clock: Clock | None,
 ) -> Instrument:
-    from cellauto.instruments.opcua import OpcUaBioreactor, OpcUaCellProcessor
+    from cellauto.instruments.opcua import (
+        OpcUaBioreactor,
+        OpcUaCellProcessor,
+        OpcUaCryoStorage,
+        OpcUaFlowCytometer,
+    )
 
     if not endpoint:
         raise BadInputError(f"equipment {name!r}: an opc.tcp:// endpoint is required")
@@ -235,10 +260,14 @@ async def _connect_opcua(
         adapter: Instrument = await OpcUaBioreactor.connect(endpoint, **options)
     elif issubclass(interface, CellProcessor):
         adapter = await OpcUaCellProcessor.connect(endpoint, **options)
+    elif issubclass(interface, FlowCytometer):
+        adapter = await OpcUaFlowCytometer.connect(endpoint, **options)
+    elif issubclass(interface, CryoStorage):
+        adapter = await OpcUaCryoStorage.connect(endpoint, **options)
     else:
         raise EquipmentError(
             f"equipment {name!r}: no OPC UA adapter for {interface.__name__}; "
-            "OPC UA adapters: Bioreactor, CellProcessor"
+            "OPC UA adapters: Bioreactor, CellProcessor, FlowCytometer, CryoStorage"
         )
     stack.push_async_callback(adapter.aclose)  # type: ignore[attr-defined]
     return adapter

@@ -178,6 +178,24 @@ class SimCryoStorage(SimInstrument, CryoStorage):
         self.guard("inventory", command=False)
         return list(self._items.values())
 
+    def model_conditions(self) -> StorageConditions:
+        """The model's state when it was last looked at, without sensor noise; changes nothing.
+
+        What a display shows between readings (a served freezer's first values): no
+        noise is drawn and the model is not integrated to now, so the readings a run
+        takes afterwards are those of a freezer nobody looked at.
+        """
+        m = self.model
+        temperature = self.measured("temperature_c", self._temperature_c)
+        level = min(100.0, max(0.0, self.measured("ln2_level_pct", self._level_pct)))
+        return StorageConditions(
+            temperature_c=temperature,
+            ln2_level_pct=level,
+            autofill_on=self._autofill_on,
+            alarm=self._alarm(temperature, level, m.alarm_level_pct),
+            process_time_s=self.world.clock.now_s() - 3600.0 * (self.world.elapsed_h() - self._t_h),
+        )
+
     async def conditions_stream(self, interval_s: float) -> AsyncIterator[StorageConditions]:
         self.guard("conditions_stream", command=False)
         require_range(self, "interval_s", interval_s, low=1.0, unit="s")
@@ -192,20 +210,23 @@ class SimCryoStorage(SimInstrument, CryoStorage):
         noise = float(self.rng.normal(0.0, m.temperature_noise_c))
         temperature = self.measured("temperature_c", self._temperature_c + noise)
         level = min(100.0, max(0.0, self.measured("ln2_level_pct", self._level_pct)))
-        alarms = []
-        if temperature > self.MAX_STORAGE_TEMPERATURE_C:
-            alarms.append(
-                f"temperature {temperature:.1f} °C above {self.MAX_STORAGE_TEMPERATURE_C:g} °C"
-            )
-        if level < m.alarm_level_pct:
-            alarms.append(f"LN2 level {level:.1f} % below {m.alarm_level_pct:g} %")
         return StorageConditions(
             temperature_c=temperature,
             ln2_level_pct=level,
             autofill_on=self._autofill_on,
-            alarm="; ".join(alarms) or None,
+            alarm=self._alarm(temperature, level, m.alarm_level_pct),
             process_time_s=self.world.clock.now_s(),
         )
+
+    def _alarm(self, temperature_c: float, level_pct: float, alarm_level_pct: float) -> str | None:
+        alarms = []
+        if temperature_c > self.MAX_STORAGE_TEMPERATURE_C:
+            alarms.append(
+                f"temperature {temperature_c:.1f} °C above {self.MAX_STORAGE_TEMPERATURE_C:g} °C"
+            )
+        if level_pct < alarm_level_pct:
+            alarms.append(f"LN2 level {level_pct:.1f} % below {alarm_level_pct:g} %")
+        return "; ".join(alarms) or None
 
     def _advance(self) -> None:
         """Integrate level and temperature from the last look to now."""

@@ -52,12 +52,13 @@ def test_car_t_over_the_wire_matches_the_in_process_run(
         started = journal.records(run_id_of_line(wire))[0].payload
     assert started.instruments["counter"].adapter == "visa"
     expected = "opcua" if line == OPCUA_LINE else "in-process"
-    assert started.instruments["bioreactor"].adapter == expected
+    for name in ("bioreactor", "processor", "cytometer", "storage"):
+        assert started.instruments[name].adapter == expected, name
     checks = _identity_checks(wire_db, run_id_of_line(wire))
     assert checks and checks == _identity_checks(local_db, run_id_of(local))
-    if line == WIRE_LINE:  # the scanner as a TCP line device: the same chain of identity
-        assert "serving scanner at tcp://127.0.0.1:" in wire.out
-        assert started.instruments["scanner"].adapter == "tcp"
+    # on both lines the scanner is a TCP line device: the same chain of identity
+    assert "serving scanner at tcp://127.0.0.1:" in wire.out
+    assert started.instruments["scanner"].adapter == "tcp"
 
 
 def run_id_of_line(result) -> str:  # type: ignore[no-untyped-def]

@@ -156,3 +156,20 @@ async def test_same_seed_same_conditions_and_faults() -> None:
     assert (await storage.conditions()).alarm is None
     with pytest.raises(InstrumentError, match="cannot suffer power_loss"):
         storage.inject(PowerLoss())
+
+
+async def test_the_model_conditions_change_nothing_a_reading_would_give() -> None:
+    """What a served freezer shows before its first reading draws no noise and does not
+    integrate the model: the readings taken afterwards are those of an unwatched freezer."""
+    (_, watched), (_, unwatched) = make(seed=5), make(seed=5)
+    shown = watched.model_conditions()
+    assert shown.temperature_c == equilibrium_temperature_c(85.0) and shown.alarm is None
+    assert shown.process_time_s == ORIGIN.timestamp()
+    for _ in range(7):
+        await anyio.sleep(0.7 * HOUR)
+        again = watched.model_conditions()
+        assert again.process_time_s == ORIGIN.timestamp()  # as last looked at: at the start
+    readings = [await s.conditions() for s in (watched, unwatched)]
+    assert readings[0] == readings[1]
+    assert watched.model_conditions().process_time_s == readings[0].process_time_s
+    assert watched.model_conditions().ln2_level_pct == readings[0].ln2_level_pct

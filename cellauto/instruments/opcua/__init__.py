@@ -22,6 +22,8 @@ from cellauto.instruments.opcua.connection import (
     OpcUaConnectionLostError,
     OpcUaDisconnectedError,
 )
+from cellauto.instruments.opcua.cryo_storage import OpcUaCryoStorage
+from cellauto.instruments.opcua.cytometer import OpcUaFlowCytometer
 from cellauto.instruments.opcua.link import LinkOptions
 from cellauto.instruments.opcua.processor import OpcUaCellProcessor
 from cellauto.instruments.opcua.security import ClientSecurity
@@ -34,5 +36,7 @@ __all__ = [
     "OpcUaBioreactor",
     "OpcUaCellProcessor",
     "OpcUaConnectionLostError",
+    "OpcUaCryoStorage",
     "OpcUaDisconnectedError",
+    "OpcUaFlowCytometer",
 ]

@@ -163,6 +163,7 @@ class SimOpcUaServer:
             await self.build(builder)
             await builder.commit()
             self._guard_writes(server)
+            asyncua_compat.republish_only_what_is_kept(server)
             await server.start()  # e.g. OSError: the port is taken
         except BaseException:
             self.server = None
