@@ -73,14 +73,15 @@ def resume_command(args: argparse.Namespace) -> int:
         with Journal(args.db, create=False) as journal:
             run_id = journal.resolve_run_id(args.run_id)
             journal.check_owner(run_id)  # at once: before connecting to the line
+            # the line's process time: the adapters date readings and gaps by it too
+            clock = _line_clock(journal, run_id, line_config)
             async with AsyncExitStack() as stack:
-                line = await open_line(line_config, protocol.equipment(), stack, gaps=gaps)
+                needed = protocol.equipment()
+                line = await open_line(line_config, needed, stack, gaps=gaps, clock=clock)
                 runner = Runner(journal)
                 holds = HoldConsole(mode, operator)
                 runner.observers.append(holds)
-                execution = runner.resume(
-                    protocol, line, run_id, clock=_line_clock(journal, run_id, line_config)
-                )
+                execution = runner.resume(protocol, line, run_id, clock=clock)
                 gaps.journal_to(execution)
                 print(f"resuming run {run_id}", flush=True)
                 return await execute_attended(execution, holds, operator)

@@ -178,7 +178,9 @@ def run_command(args: argparse.Namespace) -> int:
             endpoints = await serve_simulated(line_config, sim, needed, stack)
             for name, endpoint in endpoints.items():
                 print(f"serving {name} at {endpoint}", flush=True)
-        line = await open_line(line_config, needed, stack, sim=sim, endpoints=endpoints, gaps=gaps)
+        line = await open_line(
+            line_config, needed, stack, sim=sim, endpoints=endpoints, gaps=gaps, clock=clock
+        )
         validate_request(protocol, line, params)
         return line
 
@@ -198,7 +200,7 @@ def run_command(args: argparse.Namespace) -> int:
                     params,
                     seed=seed,
                     operator=operator,
-                    clock=clock if shared else None,
+                    clock=None if simulated else clock,  # the adapters' clock: one process time
                 )
                 gaps.journal_to(execution)
                 print(f"run {execution.run_id}", flush=True)

@@ -8,7 +8,12 @@ carried out, in the order it did them. Comparing the two is how a crash drill sh
 that a controller killed and resumed did nothing twice and journaled everything it
 did (``tests/lines/drill.py``).
 
-Each line: ``{"seq", "instrument", "method", "arguments", "process_time_s", "ok"}``;
+A command an instrument recognises as one it already carried out (a program start
+resent under the same supervisory task id) is logged with ``repeat_of`` saying so
+(:func:`note_repeat`): the instrument did nothing new.
+
+Each line: ``{"seq", "instrument", "method", "arguments", "process_time_s", "ok",
+"repeat_of"}``;
 ``arguments`` are JSON-ready exactly as the journal records them
 (:func:`~cellauto.protocols.jsonable.to_jsonable`), so the two compare by equality.
 """
@@ -21,6 +26,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import IO, Any
 
@@ -30,9 +36,20 @@ from cellauto.clock import Clock
 from cellauto.instruments.base import CallKind, Instrument, call_kind
 from cellauto.protocols.jsonable import to_jsonable
 
-__all__ = ["ActionLog", "PhysicalAction", "read_actions"]
+__all__ = ["ActionLog", "PhysicalAction", "note_repeat", "read_actions"]
 
 log = logging.getLogger(__name__)
+
+#: Set by a watched call; a simulated instrument fills it when it recognises a repeat.
+_repeat: ContextVar[list[str] | None] = ContextVar("cellauto_action_repeat", default=None)
+
+
+def note_repeat(what: str) -> None:
+    """Called by a simulated instrument inside a command it recognises as already done
+    (``what`` names the earlier action, e.g. the program run it returns again)."""
+    found = _repeat.get()
+    if found is not None:
+        found.append(what)
 
 
 class PhysicalAction(BaseModel):
@@ -47,6 +64,8 @@ class PhysicalAction(BaseModel):
     process_time_s: float
     ok: bool
     """False when the instrument refused or failed the action (it may still have acted)."""
+    repeat_of: str | None = None
+    """Set when the instrument recognised the command as one it had already carried out."""
 
 
 def _commands(instrument: Instrument) -> list[str]:
@@ -98,16 +117,27 @@ class ActionLog:
         async def acting(*args: Any, **kwargs: Any) -> Any:
             arguments = signature.bind(*args, **kwargs)  # as the journal names them
             ok = False
+            repeats: list[str] = []
+            token = _repeat.set(repeats)
             try:
                 result = await bound(*args, **kwargs)
                 ok = True
                 return result
             finally:
-                self._write(instrument, method, dict(arguments.arguments), ok)
+                _repeat.reset(token)
+                repeat_of = "; ".join(repeats) or None
+                self._write(instrument, method, dict(arguments.arguments), ok, repeat_of)
 
         return acting
 
-    def _write(self, instrument: str, method: str, arguments: dict[str, Any], ok: bool) -> None:
+    def _write(
+        self,
+        instrument: str,
+        method: str,
+        arguments: dict[str, Any],
+        ok: bool,
+        repeat_of: str | None,
+    ) -> None:
         if self._file is None:
             return
         self._seq += 1
@@ -118,6 +148,7 @@ class ActionLog:
             arguments=to_jsonable(arguments),
             process_time_s=self._clock.now_s(),
             ok=ok,
+            repeat_of=repeat_of,
         )
         self._file.write(action.model_dump_json() + "\n")
         self._file.flush()

@@ -30,6 +30,7 @@ from cellauto.instruments.cell_processor import (
     ProgramTemplate,
 )
 from cellauto.instruments.materials import Sample
+from cellauto.sim.action_log import note_repeat
 from cellauto.sim.base import SimInstrument, sim_identity
 from cellauto.sim.material import Container
 from cellauto.sim.world import SimWorld
@@ -162,6 +163,7 @@ class SimCellProcessor(SimInstrument, CellProcessor):
                     f"{self.where}: supervisory task {supervisory_task_id!r} already started "
                     f"run {known} ({run.template.template_id}) with other inputs; use a new id"
                 )
+            note_repeat(f"program run {known}, started for this supervisory task")
             return known
         template = PROGRAM_TEMPLATES.get(template_id)
         if template is None:

@@ -6,10 +6,9 @@ in one process and logs what the instruments physically do (``--actions``);
 controller at seeded random moments and starts ``cellauto resume`` each time, until the
 batch ends. It then compares what the instruments did with what the journal says:
 
-* **repeated actions**: physical actions beyond what the protocol asked for once.
-  Per step, a command the protocol sends n times in one attempt is owed n times,
-  however many attempts (crashes) the step took; anything the instruments did beyond
-  that was done twice.
+* **repeated actions**: physical actions done more often than in an uninterrupted
+  batch of the same line and seed (per instrument and method: a second seeding,
+  vector addition, program start, freeze or store; a sample drawn or counted again).
 * **lost records**: physical actions with no journaled intent (the intent must be
   durable before the instrument is told).
 
@@ -34,7 +33,7 @@ from typing import Any
 
 from cellauto.identity import coi_barcode
 from cellauto.records import Journal
-from cellauto.records.payloads import InstrumentCommand, RunEnded, StepStarted
+from cellauto.records.payloads import InstrumentCommand, RunEnded
 from cellauto.sim.action_log import read_actions
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,6 +93,7 @@ class DrillReport:
     controller_cpu_s: float = 0.0
     server_cpu_s: float = 0.0
     exit_codes: list[int] = field(default_factory=list)
+    done: Counter[tuple[str, str]] = field(default_factory=Counter)
     outputs: list[str] = field(default_factory=list)
 
     @property
@@ -157,11 +157,14 @@ def _controller(command: list[str], kill_after_s: float | None, log: Path) -> tu
 
 
 def _run_id(db: Path) -> str:
+    """The run the journal holds; "" if the controller died before it began one."""
+    if not db.exists():
+        return ""
     with Journal(db) as journal:
         runs = [summary.run_id for summary in journal.runs()]
-    if len(runs) != 1:
+    if len(runs) > 1:
         raise RuntimeError(f"{db}: expected one run, found {runs}")
-    return runs[0]
+    return runs[0] if runs else ""
 
 
 def drill(
@@ -174,8 +177,13 @@ def drill(
     expansion_days: int = 9,
     mean_kill_after_s: float = 2.0,
     max_controllers: int = 200,
+    reference: Counter[tuple[str, str]] | None = None,
 ) -> DrillReport:
-    """Serve, run, kill ``kills`` times at random, resume each time; audit the result."""
+    """Serve, run, kill ``kills`` times at random, resume each time; audit the result.
+
+    ``reference``: the physical actions of an uninterrupted batch (``report.done`` of a
+    drill with ``kills=0``); an action done more often than there is done twice.
+    """
     rng = random.Random(rng_seed)
     report = DrillReport()
     db = workdir / "journal.db"
@@ -185,7 +193,9 @@ def drill(
     with served_line(workdir, seed=seed, speed=speed) as (server, announced):
         client_toml = workdir / "remote.toml"
         client_toml.write_text(client_line_toml(announced))
-        common = ["--line", str(client_toml), "--db", str(db), "--on-hold", "stop"]
+        # the operator's answer to a hold (a step with resume="operator" was interrupted):
+        # the equipment checked, run the step again
+        common = ["--line", str(client_toml), "--db", str(db), "--on-hold", "restart"]
         run = [sys.executable, "-m", "cellauto", "run", str(PROTOCOL), *common]
         run += ["--param", f"coi={COI}", "--param", f"expansion_days={expansion_days}"]
         command = run
@@ -197,9 +207,9 @@ def drill(
             report.kills += killed
             if not killed:
                 break
-            if not db.exists():  # killed before the journal was opened: start again
-                continue
             report.run_id = report.run_id or _run_id(db)
+            if not report.run_id:  # killed before the run began: start it again
+                continue
             command = [sys.executable, "-m", "cellauto", "resume", str(PROTOCOL), report.run_id]
             command += common
         report.server_cpu_s = _cpu_s(server.pid)
@@ -210,39 +220,35 @@ def drill(
     report.wall_s = time.perf_counter() - start
     report.outputs = log.read_text().splitlines()[-40:]
     report.run_id = report.run_id or _run_id(db)
-    audit(report, db, workdir / "actions.jsonl")
+    audit(report, db, workdir / "actions.jsonl", reference)
     return report
 
 
-def audit(report: DrillReport, db: Path, actions_file: Path) -> None:
-    """Compare the instruments' physical actions with the journal (see the module doc)."""
-    owed: Counter[tuple[str, str]] = Counter()  # (instrument, method): once-owed count
+def audit(
+    report: DrillReport,
+    db: Path,
+    actions_file: Path,
+    reference: Counter[tuple[str, str]] | None,
+) -> None:
+    """Compare the instruments' physical actions with the journal and with an
+    uninterrupted batch of the same line and seed (see the module doc)."""
     intents: Counter[tuple[str, str]] = Counter()
-    per_attempt: dict[tuple[str, int], Counter[tuple[str, str]]] = {}
-    attempt_of: dict[str, int] = {}
     with Journal(db) as journal:
         for record in journal.records(report.run_id):
             payload = record.payload
-            if isinstance(payload, StepStarted):
-                attempt_of[payload.step] = payload.attempt
-            elif isinstance(payload, InstrumentCommand):
-                key = (payload.instrument, payload.method)
-                intents[key] += 1
-                step = payload.step or ""
-                per_attempt.setdefault((step, attempt_of.get(step, 1)), Counter())[key] += 1
+            if isinstance(payload, InstrumentCommand):
+                intents[(payload.instrument, payload.method)] += 1
             elif isinstance(payload, RunEnded):
                 report.final_state = payload.final_state
-    by_step: dict[str, Counter[tuple[str, str]]] = {}
-    for (step, _attempt), counts in per_attempt.items():
-        best = by_step.setdefault(step, Counter())
-        for key, n in counts.items():
-            best[key] = max(best[key], n)
-    for counts in by_step.values():
-        owed.update(counts)
-    done = Counter((a.instrument, a.method) for a in read_actions(actions_file))
+    done = Counter(
+        (a.instrument, a.method) for a in read_actions(actions_file) if a.repeat_of is None
+    )
     report.actions = sum(done.values())
+    report.done = done
     for key, n in sorted(done.items()):
-        if n > owed[key]:
-            report.repeated_actions.append(f"{key[0]}.{key[1]}: done {n}, owed {owed[key]}")
+        if reference is not None and n > reference[key]:
+            report.repeated_actions.append(
+                f"{key[0]}.{key[1]}: done {n}, in an uninterrupted batch {reference[key]}"
+            )
         if n > intents[key]:
             report.lost_records.append(f"{key[0]}.{key[1]}: done {n}, journaled {intents[key]}")

@@ -52,3 +52,21 @@ def test_a_torn_last_line_is_skipped(tmp_path: Path) -> None:
         '{"seq":2,"instr'
     )
     assert [a.seq for a in read_actions(path)] == [1]
+
+
+async def test_a_command_the_instrument_recognises_as_done_is_logged_as_a_repeat(
+    tmp_path: Path,
+) -> None:
+    from tests.sim.test_processor import inputs, make
+
+    _world, processor, _bag = make()
+    path = tmp_path / "actions.jsonl"
+    with ActionLog(path, processor.world.clock).watch({"processor": processor}):
+        first = await processor.start_program("CD4CD8_ENRICHMENT", inputs(), "task 1")
+        again = await processor.start_program("CD4CD8_ENRICHMENT", inputs(), "task 1")
+    assert again == first
+    actions = read_actions(path)
+    assert [a.repeat_of for a in actions] == [
+        None,
+        f"program run {first}, started for this supervisory task",
+    ]
