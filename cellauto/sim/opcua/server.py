@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from asyncua import Server, ua
+from asyncua.common.callback import CallbackType, ServerItemCallback
 from asyncua.common.utils import ServiceError
 from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.crypto.security_policies import SecurityPolicyNone
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[..., Awaitable[list[ua.Variant] | None]]
 WriteGuard = Callable[[ua.DataValue], Awaitable[ua.StatusCode]]
+Refresher = Callable[[], Awaitable[None]]
 
 #: Session watchdog period on a virtual loop (asyncua: 1 s; expiry is judged on real time).
 VIRTUAL_SESSION_WATCHDOG_S = 600.0
@@ -132,6 +134,7 @@ class SimOpcUaServer:
         self.ns: Namespaces | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._guards: dict[ua.NodeId, WriteGuard] = {}
+        self._refreshers: dict[ua.NodeId, Refresher] = {}
 
     @property
     def url(self) -> str:
@@ -181,6 +184,8 @@ class SimOpcUaServer:
             await self.build(builder)
             await builder.commit()
             self._guard_writes(server)
+            if self._refreshers:
+                server.subscribe_server_callback(CallbackType.PreRead, self._before_read)
             await server.start()  # e.g. OSError: the port is taken
         except BaseException:
             self.server = None
@@ -284,6 +289,24 @@ class SimOpcUaServer:
     def guard_write(self, path: str, guard: WriteGuard) -> None:
         """Clients' writes of this variable's value pass ``guard`` first (Bad: refused)."""
         self._guards[self.node_id(path)] = guard
+
+    def refresh_before_read(self, paths: list[str], refresh: Refresher) -> None:
+        """Any client's Read of these variables' values awaits ``refresh()`` first (once
+        per request), so a value that is only computed on demand is never stale."""
+        for path in paths:
+            self._refreshers[self.node_id(path)] = refresh
+
+    async def _before_read(self, event: ServerItemCallback, dispatcher: object) -> None:
+        params = event.request_params
+        refreshers = self._refreshers
+        due: list[Refresher] = []
+        for item in getattr(params, "NodesToRead", None) or []:
+            refresh = refreshers.get(item.NodeId)
+            value = item.AttributeId == ua.AttributeIds.Value
+            if refresh is not None and value and refresh not in due:
+                due.append(refresh)
+        for refresh in due:
+            await refresh()
 
     def _guard_writes(self, server: Server) -> None:
         service = server.iserver.attribute_service
