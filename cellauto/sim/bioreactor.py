@@ -205,7 +205,7 @@ class SimBioreactor(SimInstrument, Bioreactor):
         culture = self.culture
         if culture is not None:
             culture.advance_to(self.world.now_h())
-        return self._values(culture, self.rng.normal(0.0, 1.0, size=5))
+        return self._values(culture, self.rng.normal(0.0, 1.0, size=5).tolist())
 
     def snapshot_values(self) -> ProcessValues:
         """The process values now, without sensor noise and without touching the model.
