@@ -35,7 +35,7 @@ async def test_a_plain_client_browses_reads_and_writes_the_bioreactor() -> None:
         own, di, lads = await _namespaces(client)
         assert own == 2
         device_set = await client.nodes.objects.get_child(f"{di}:DeviceSet")
-        (device,) = await device_set.get_children()
+        (device,) = [d for d in await device_set.get_children() if d.nodeid.NamespaceIndex == own]
         assert device.nodeid == ua.NodeId("bioreactor", own)
         serial = await device.get_child(f"{di}:SerialNumber")
         assert await serial.read_value() == "BR-0001"

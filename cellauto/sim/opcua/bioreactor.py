@@ -110,11 +110,18 @@ class BioreactorServer(DeviceServer):
     # -- address space ------------------------------------------------------------------
     async def build_unit(self, builder: SpaceBuilder, unit: str) -> None:
         ns = builder.ns
-        function_set = builder.add_object(unit, ua.QualifiedName("FunctionSet", ns.lads))
+        function_set = builder.add_object(
+            unit, ua.QualifiedName("FunctionSet", ns.lads), typedef=ns.lads_type("FunctionSetType")
+        )
         for function in (*BIOREACTOR_CONTROL_FUNCTIONS, *BIOREACTOR_SENSOR_FUNCTIONS):
+            kind = (
+                "AnalogControlFunctionType"
+                if function.setpoint
+                else "AnalogScalarSensorFunctionType"
+            )
             path = builder.add_object(
                 function_set, ua.QualifiedName(function.browse_name, ns.own),
-                description=function.description,
+                description=function.description, typedef=ns.lads_type(kind),
             )  # fmt: skip
             self._functions[function.browse_name] = path
             builder.add_variable(
@@ -138,7 +145,10 @@ class BioreactorServer(DeviceServer):
                 unit_id=eu_id, unit=eu, eu_range=(low, high), writable=True,
             )  # fmt: skip
             self.guard_write(target, self._target_guard(function))
-            state = builder.add_object(path, ua.QualifiedName("ControlFunctionState", ns.lads))
+            state = builder.add_object(
+                path, ua.QualifiedName("ControlFunctionState", ns.lads),
+                typedef=ns.lads_type("ControlFunctionStateMachineType"),
+            )  # fmt: skip
             add_state(builder, state, FunctionalState.RUNNING, FunctionalState.RUNNING.value)
         add_program_manager(builder, unit, [])  # no programs: setpoints and commands
         builder.add_variable(

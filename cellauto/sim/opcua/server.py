@@ -1,7 +1,8 @@
 """A simulated instrument behind a real asyncua server (base of the device servers).
 
-What every device server shares: the asyncua ``Server`` (namespace 0 cloned from a
-process-wide template, see :mod:`._standard`), security, the DI/LADS device skeleton
+What every device server shares: the asyncua ``Server`` (namespace 0 and the
+DI/Machinery/AMB/LADS nodesets cloned from a process-wide template, see
+:mod:`._standard` and :mod:`._nodesets`), security, the DI/LADS device skeleton
 (:mod:`.skeleton`), method handlers that never raise, guarded TargetValue writes, a
 network cut for fault injection, and background tasks stopped with the server.
 
@@ -35,8 +36,9 @@ from cellauto.clock import VirtualTimeEventLoop, is_virtual, serving_outside
 from cellauto.instruments.opcua import _ua
 from cellauto.instruments.opcua.status import error_kind, refusal
 from cellauto.sim.base import SimInstrument
+from cellauto.sim.opcua._nodesets import import_nodesets
 from cellauto.sim.opcua._standard import use_standard_template
-from cellauto.sim.opcua.builder import Namespaces, SpaceBuilder, add_lads_data_types
+from cellauto.sim.opcua.builder import Namespaces, SpaceBuilder
 from cellauto.sim.opcua.security import ServerSecurity, apply_security
 
 __all__ = ["SimOpcUaServer", "free_port"]
@@ -154,7 +156,7 @@ class SimOpcUaServer:
     async def start(self) -> None:
         """Build the address space and listen on :attr:`url`."""
         server = Server()
-        use_standard_template(server)
+        with_nodesets = use_standard_template(server)
         loop = asyncio.get_running_loop()
         if isinstance(loop, VirtualTimeEventLoop):
             with loop.real_time():
@@ -179,7 +181,8 @@ class SimOpcUaServer:
         self.server = server
         try:
             self.ns = await Namespaces.register(server)
-            await add_lads_data_types(server, self.ns)
+            if not with_nodesets:  # asyncua internals differ: import them here (slower)
+                await import_nodesets(server)
             builder = SpaceBuilder(server, self.ns)
             await self.build(builder)
             await builder.commit()
