@@ -315,12 +315,25 @@ class SimOpcUaServer:
         service = server.iserver.attribute_service
         plain_write = service.write
         guards = self._guards
+        space = server.iserver.aspace
+
+        def read_only(node_id: ua.NodeId) -> bool:
+            """The node's AccessLevel forbids writing its value (asyncua would answer
+            BadUserAccessDenied, as if the user were at fault: BadNotWritable is right)."""
+            level = space.read_attribute_value(node_id, ua.AttributeIds.AccessLevel)
+            if level.StatusCode is None or not level.StatusCode.is_good() or level.Value is None:
+                return False  # no such node, or no access level: asyncua answers
+            return not level.Value.Value & ua.AccessLevel.CurrentWrite.mask
 
         async def write(params: ua.WriteParameters, user: User = _ADMIN) -> list[ua.StatusCode]:
             results: list[ua.StatusCode] = []
             for item in params.NodesToWrite:
+                value = item.AttributeId == ua.AttributeIds.Value
+                if value and user.role != UserRole.Admin and read_only(item.NodeId):
+                    results.append(_ua.status_code(ua.StatusCodes.BadNotWritable))
+                    continue
                 guard = guards.get(item.NodeId)
-                if guard is not None and item.AttributeId == ua.AttributeIds.Value:
+                if guard is not None and value:
                     with serving_outside():
                         status = await guard(item.Value)
                     if not status.is_good():
