@@ -21,17 +21,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 LINE = ROOT / "lines" / "sim-opcua.toml"
 ROUNDS = 5
-
-
-class Row(NamedTuple):
-    benchmark: str
-    result: str
-    target: str
 
 
 def time_to_endpoints(line: Path, speed: float = 60.0, checkout: Path | None = None) -> float:
@@ -64,16 +58,19 @@ def time_to_endpoints(line: Path, speed: float = 60.0, checkout: Path | None = N
             child.wait()
 
 
-def _row(what: str, times: list[float]) -> Row:
-    median = statistics.median(times)
-    return Row(
-        what,
-        f"**{median:.2f} s** wall (median of {len(times)}; {min(times):.2f}-{max(times):.2f} s)",
-        "—",
-    )
+def _row(what: str, times: list[float]) -> dict[str, Any]:
+    return {
+        "case": what,
+        "value": f"{statistics.median(times):.2f} s",
+        "target": "-",
+        "detail": f"median of {len(times)}; {min(times):.2f}-{max(times):.2f} s",
+        "ok": None,
+    }
 
 
-def run(*, quick: bool = False, line: Path = LINE, compare: Path | None = None) -> list[Row]:
+def run(
+    *, quick: bool = False, line: Path = LINE, compare: Path | None = None
+) -> list[dict[str, Any]]:
     """This checkout's start-up; with ``compare``, that checkout's too, rounds interleaved."""
     rounds = 2 if quick else ROUNDS
     ours: list[float] = []
@@ -95,7 +92,7 @@ def main() -> None:
     parser.add_argument("--compare", type=Path, help="another checkout's source tree")
     args = parser.parse_args()
     for row in run(quick=args.quick, line=args.line, compare=args.compare):
-        print(f"| {row.benchmark} | {row.result} | {row.target} |")
+        print(f"| {row['case']} | **{row['value']}** wall ({row['detail']}) | {row['target']} |")
 
 
 if __name__ == "__main__":
