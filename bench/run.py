@@ -14,6 +14,7 @@ import bench_journal_load
 import bench_opcua
 import bench_runner
 import bench_scpi
+import bench_sim_serve
 import bench_startup
 
 
@@ -66,6 +67,7 @@ def main() -> int:
     rows.extend(bench_scpi.run(quick=args.quick))
     rows.extend(bench_opcua.run(quick=args.quick))
     rows.extend(bench_startup.run(quick=args.quick))
+    rows.extend(bench_sim_serve.run(quick=args.quick))
     width = max(len(str(r.get("case", ""))) for r in rows)
     print(f"{'benchmark':<{width}}  {'result':>16}  {'target':<20} met  detail")
     print("-" * (width + 60))

@@ -8,6 +8,7 @@ A line is described in TOML::
     adapter = "opcua"
     endpoint = "opc.tcp://127.0.0.1:4840/cellauto/bioreactor"
     credentials = "env:CELLAUTO_BIOREACTOR"     # a reference, never the secret
+    on_setpoint_changed = "hold"                # or "alarm" (default), "restore"
 
     [equipment.counter]
     adapter = "visa"
@@ -50,11 +51,17 @@ __all__ = [
     "EquipmentConfig",
     "LineConfig",
     "MaterialConfig",
+    "SetpointPolicy",
     "SimulationConfig",
     "load_line_config",
 ]
 
 Adapter = Literal["sim", "visa", "opcua", "pylabrobot", "tcp"]
+#: When a setpoint the run set is changed on the instrument by someone else, a major
+#: Alarm and a Deviation are always journaled; then ``alarm``: nothing more (the run
+#: goes on with the instrument's new value), ``restore``: the run's value is written
+#: back, ``hold``: the run is held for a person to decide.
+SetpointPolicy = Literal["alarm", "restore", "hold"]
 
 
 class EquipmentConfig(BaseModel):
@@ -75,6 +82,9 @@ class EquipmentConfig(BaseModel):
     private_key: str | None = None
     timeout_s: float = Field(
         5.0, gt=0, le=600, description="per request, in real seconds whatever the line's speed"
+    )
+    on_setpoint_changed: SetpointPolicy = Field(
+        "alarm", description="alarm, restore or hold (OPC UA bioreactor; see SetpointPolicy)"
     )
 
     @field_validator("credentials")

@@ -31,13 +31,15 @@ from cellauto.instruments import (
 )
 from cellauto.instruments.base import Instrument
 from cellauto.instruments.line import Line
-from cellauto.lines.config import EquipmentConfig, LineConfig
+from cellauto.lines.config import EquipmentConfig, LineConfig, SetpointPolicy
+from cellauto.lines.setpoints import record_setpoint_change
 from cellauto.lines.tcp import connect_tcp, serve_tcp, served_tcp_port
 from cellauto.protocols.execution import Execution
 from cellauto.records.payloads import Alarm
 from cellauto.sim.line import SimLine
 
 if TYPE_CHECKING:
+    from cellauto.instruments.opcua.setpoints import SetpointChange
     from cellauto.sim.opcua.device import DeviceServer
     from cellauto.sim.scanner_tcp import ScannerTcpServer
     from cellauto.sim.scpi.server import ScpiServer
@@ -195,6 +197,7 @@ class GapRecorder:
 
     def __init__(self) -> None:
         self.sink: Callable[[str, float, float, str], None] | None = None
+        self.execution: Execution | None = None
 
     def journal_to(self, execution: Execution) -> None:
         """Record every gap from now on in ``execution``'s journal as a major alarm."""
@@ -211,6 +214,7 @@ class GapRecorder:
             )
 
         self.sink = record
+        self.execution = execution
 
     def for_equipment(self, name: str) -> Callable[[float, float, str], None]:
         def on_gap(started_s: float, ended_s: float, reason: str) -> None:
@@ -220,6 +224,14 @@ class GapRecorder:
                 log.warning("%s: connection gap %.0f..%.0f s: %s", name, started_s, ended_s, reason)
 
         return on_gap
+
+    def for_setpoints(self, name: str, policy: SetpointPolicy) -> Callable[[SetpointChange], None]:
+        """Where ``name``'s adapter reports a setpoint changed behind the run's back."""
+
+        def on_change(change: SetpointChange) -> None:
+            record_setpoint_change(self.execution, name, policy, change)
+
+        return on_change
 
 
 async def _connect_opcua(
@@ -257,6 +269,8 @@ async def _connect_opcua(
     if issubclass(interface, Bioreactor):
         if simulated:  # read on demand: the same numbers as the in-process instrument
             options["max_age_s"] = 0.0
+        options["on_setpoint_changed"] = gaps.for_setpoints(name, config.on_setpoint_changed)
+        options["restore_setpoints"] = config.on_setpoint_changed == "restore"
         adapter: Instrument = await OpcUaBioreactor.connect(endpoint, **options)
     elif issubclass(interface, CellProcessor):
         adapter = await OpcUaCellProcessor.connect(endpoint, **options)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import anyio
 from pydantic import BaseModel, Field
@@ -201,14 +202,28 @@ class SimBioreactor(SimInstrument, Bioreactor):
 
     async def read_process_values(self) -> ProcessValues:
         self.guard("read_process_values", command=False)
-        sp = self.setpoints
         culture = self.culture
         if culture is not None:
             culture.advance_to(self.world.now_h())
+        return self._values(culture, self.rng.normal(0.0, 1.0, size=5).tolist())
+
+    def snapshot_values(self) -> ProcessValues:
+        """The process values now, without sensor noise and without touching the model.
+
+        No random number is drawn and the culture is advanced on a copy, so taking a
+        snapshot (e.g. to show a served CurrentValue) never changes what a run reads
+        with :meth:`read_process_values` later. Armed faults are not checked either.
+        """
+        culture = copy.deepcopy(self.culture)
+        if culture is not None:
+            culture.advance_to(self.world.now_h())
+        return self._values(culture, (0.0, 0.0, 0.0, 0.0, 0.0))
+
+    def _values(self, culture: Culture | None, noise: Sequence[float]) -> ProcessValues:
+        sp = self.setpoints
         temperature = (
             culture.actual_temperature_c(self.world.now_h()) if culture else sp.temperature_c
         )
-        noise = self.rng.normal(0.0, 1.0, size=5)
         return ProcessValues(
             temperature_c=self.measured("temperature_c", float(temperature or 0) + 0.05 * noise[0]),
             ph=self.measured("ph", float(sp.ph or 7.2) + 0.01 * noise[1]),

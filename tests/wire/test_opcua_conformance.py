@@ -1,9 +1,9 @@
 """Our code-built address space against the OPC Foundation's LADS 1.0 and DI nodesets.
 
-The nodesets are not loaded into a server (that costs ~1-2 s per server); their XML is
-read instead, and every LADS or DI browse name our simulated devices use must be one
-the model defines, StartProgram's arguments must be LADS's, and so must the state
-numbers and the data type ids. Skipped when the reference nodesets are not present.
+The servers load the nodesets the package ships (``cellauto/sim/opcua/nodesets``);
+here their XML is read as well: every LADS or DI browse name our simulated devices
+use must be one the model defines, StartProgram's arguments must be LADS's, and so
+must the state numbers and the data type ids.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from asyncua import ua
 
+import cellauto.sim.opcua
 from cellauto.instruments.opcua.lads import (
     KEY_VALUE_ENCODING_ID,
     KEY_VALUE_TYPE_ID,
@@ -27,16 +28,13 @@ from tests.wire.test_opcua_support import make_bioreactor, make_processor
 
 pytestmark = pytest.mark.anyio
 
-NODESETS = Path("/work/shared/reference/opcua-nodesets")
+NODESETS = Path(cellauto.sim.opcua.__file__).parent / "nodesets"
 _NS = {"u": "http://opcfoundation.org/UA/2011/03/UANodeSet.xsd"}
 _TYPES = "{http://opcfoundation.org/UA/2008/02/Types.xsd}"
 
 
 def _nodes(name: str) -> list[ET.Element]:
-    path = NODESETS / name
-    if not path.is_file():
-        pytest.skip(f"reference nodeset {path} not present")
-    return list(ET.parse(path).getroot())
+    return list(ET.parse(NODESETS / name).getroot())
 
 
 def _names(name: str, index: int) -> set[str]:
@@ -88,7 +86,7 @@ async def test_every_lads_and_di_browse_name_we_use_is_defined_by_the_models() -
             assert lads - lads_names == set(), "not LADS browse names"
             assert di - di_names == set(), "not DI browse names"
             assert {"FunctionalUnitSet", "FunctionalUnitState", "ProgramManager"} <= lads
-            assert {"DeviceSet", "Manufacturer", "SerialNumber"} <= di
+            assert {"Identification", "Manufacturer", "SerialNumber"} <= di
 
 
 async def test_start_program_has_the_lads_arguments() -> None:

@@ -22,6 +22,11 @@ those of the in-process instrument for the same seed (serve with
 ``sample_interval_s=None``). The snapshot carries the process time it was measured
 at. ``clock`` must be the line's process clock (the simulated world's clock in
 simulation; by default a wall-time clock made at connect).
+
+**Setpoints changed behind the run's back.** The adapter also subscribes to every
+control function's ``TargetValue``; when one it has set changes on the device while
+no command of its own is running, ``on_setpoint_changed`` is told (and, with
+``restore_setpoints``, the adapter's value is written back): :mod:`.setpoints`.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ from cellauto.instruments.materials import Sample
 from cellauto.instruments.opcua.connection import ConnectionGap, GapCallback
 from cellauto.instruments.opcua.lads import BIOREACTOR_CONTROL_FUNCTIONS
 from cellauto.instruments.opcua.link import DeviceLink, LinkOptions
+from cellauto.instruments.opcua.setpoints import SetpointCallback, SetpointWatch
 
 __all__ = ["OpcUaBioreactor"]
 
@@ -94,6 +100,12 @@ class OpcUaBioreactor(Bioreactor):
         self.max_age_s = max_age_s
         self._latest: ProcessValues | None = None
         self._commands_ended_s = -math.inf
+        targets = {
+            link.nodes[f"{f.browse_name}/TargetValue"]: f for f in BIOREACTOR_CONTROL_FUNCTIONS
+        }
+        self.setpoint_watch = SetpointWatch(
+            targets, where=link.conn.where, clock=link.conn.clock, on_change=None, restore=None
+        )
 
     @classmethod
     async def connect(
@@ -116,13 +128,18 @@ class OpcUaBioreactor(Bioreactor):
         device: str | None = None,
         unit: str | None = None,
         max_age_s: float = 600.0,
+        on_setpoint_changed: SetpointCallback | None = None,
+        restore_setpoints: bool = False,
     ) -> OpcUaBioreactor:
         """Connect, resolve the device's nodes and subscribe to its process values.
 
         ``security="Basic256Sha256"`` (SignAndEncrypt) needs ``certificate`` and
         ``private_key``; ``server_certificate`` pins the server. ``clock``: the line's
         process clock. ``on_gap(started_process_time_s, ended_process_time_s, reason)``
-        is told of every outage. ``max_age_s``: see the freshness rule above. The rest:
+        is told of every outage. ``max_age_s``: see the freshness rule above.
+        ``on_setpoint_changed(change)`` is told when a setpoint the adapter set is
+        changed on the device by someone else; with ``restore_setpoints`` the adapter
+        then writes its own value back (:mod:`.setpoints`). The rest:
         :class:`~cellauto.instruments.opcua.link.LinkOptions`.
         """
         if not max_age_s >= 0:
@@ -139,14 +156,19 @@ class OpcUaBioreactor(Bioreactor):
             cls.interface_name, _PATHS, options, clock=clock, on_gap=on_gap
         )
         adapter = cls(link, max_age_s=max_age_s)
+        watch = adapter.setpoint_watch
+        watch.on_change = on_setpoint_changed
+        watch.restore = adapter.set_setpoints if restore_setpoints else None
         try:
             await link.conn.subscribe([link.nodes["ProcessValues"]], adapter._snapshot)
+            await link.conn.subscribe(list(watch.functions), watch.notified)
         except BaseException:
             await link.aclose()
             raise
         return adapter
 
     async def aclose(self) -> None:
+        await self.setpoint_watch.aclose()
         await self._link.aclose()
 
     async def __aenter__(self) -> OpcUaBioreactor:
@@ -218,7 +240,12 @@ class OpcUaBioreactor(Bioreactor):
             low, high, unit = SETPOINT_LIMITS[field]
             require_range(self, field, value, low=low, high=high, unit=unit)
         args = [_double(getattr(setpoints, field)) for field in _SETPOINT_ORDER]
-        return Setpoints.model_validate(await self._run("SetSetpoints", args, "set_setpoints"))
+        with self.setpoint_watch.changing():
+            answer = Setpoints.model_validate(
+                await self._run("SetSetpoints", args, "set_setpoints")
+            )
+        self.setpoint_watch.own(setpoints, answer)
+        return answer
 
     async def seed(
         self, source_container_id: str, volume_ml: float, medium_ml: float

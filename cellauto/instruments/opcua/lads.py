@@ -17,7 +17,8 @@ its string identifier is its browse path from the device, joined by ``/``::
 ``FunctionSet``, ``CurrentValue``, ``TargetValue``, ``ProgramManager``,
 ``StartProgram``, ...). Instance names and our additions are in ours (``Unit1``,
 ``TemperatureController`` as in Eppendorf's BPC model, ``Commands``). The nodesets
-themselves are not loaded: type definitions are plain OPC UA base types.
+are loaded by the simulated servers (:mod:`cellauto.sim.opcua._nodesets`), so
+nodes carry LADS type definitions; adapters rely on browse names only.
 """
 
 from __future__ import annotations

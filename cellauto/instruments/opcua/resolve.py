@@ -88,7 +88,10 @@ async def translate_paths(
     return found
 
 
-async def browse_children(conn: OpcUaConnection, parent: ua.NodeId) -> dict[str, ua.NodeId]:
+async def browse_children(
+    conn: OpcUaConnection, parent: ua.NodeId, *, skip_namespace: int | None = None
+) -> dict[str, ua.NodeId]:
+    """The objects below ``parent`` by browse name (those named in ``skip_namespace`` not)."""
     description = ua.BrowseDescription(
         NodeId=parent,
         BrowseDirection=ua.BrowseDirection.Forward,
@@ -101,7 +104,11 @@ async def browse_children(conn: OpcUaConnection, parent: ua.NodeId) -> dict[str,
         lambda ua_client: ua_client.browse(ua.BrowseParameters(NodesToBrowse=[description])),
         "browse",
     )
-    return {ref.BrowseName.Name: ref.NodeId for ref in result.References}
+    return {
+        ref.BrowseName.Name: ref.NodeId
+        for ref in result.References
+        if ref.BrowseName.NamespaceIndex != skip_namespace
+    }
 
 
 def _pick(found: dict[str, ua.NodeId], wanted: str | None, what: str, where: str) -> ua.NodeId:
@@ -134,7 +141,10 @@ async def resolve_device(
     ns["lads"] = names.index(LADS_URI)
     objects = _ua.node_id(ua.ObjectIds.ObjectsFolder)
     device_set = (await translate_paths(conn, objects, {"set": "di:DeviceSet"}, ns))["set"]
-    device_id = _pick(await browse_children(conn, device_set), device, "device", conn.where)
+    # DI's own DeviceSet also holds DI:DeviceFeatures (and DI:NetworkSet-like folders):
+    # devices are named in their vendor's namespace, never in DI's
+    devices = await browse_children(conn, device_set, skip_namespace=ns["di"])
+    device_id = _pick(devices, device, "device", conn.where)
     unit_set = (await translate_paths(conn, device_id, {"set": "lads:FunctionalUnitSet"}, ns))[
         "set"
     ]

@@ -1,9 +1,13 @@
 """The standard OPC UA address space, built once per process and cloned per server.
 
 ``Server.init()`` spends about 2 s building the ~6,200 nodes of namespace 0 from
-asyncua's generated code (``standard_address_space.fill_address_space``). A simulated
-line, and its tests, start many servers, so the nodes are built once (in a worker
-thread) into a private template and each server receives a clone (~0.1 s):
+asyncua's generated code (``standard_address_space.fill_address_space``), and
+importing the DI, Machinery, AMB and LADS nodesets (:mod:`._nodesets`, ~1,300 nodes)
+takes about 1 s more. A simulated line, and its tests, start many servers, so the
+nodes are built once (in a worker thread) into a private template and each server
+receives a clone (~0.1 s). The template with the nodesets is made from a server
+whose namespace array is that of every device server (:data:`NAMESPACE_URIS` after
+the application URI), so the cloned nodes' namespace indexes are the server's own:
 
 * every node gets its own ``NodeData``, attribute dict and reference list (servers add
   and delete references and write attribute values independently);
@@ -13,7 +17,8 @@ thread) into a private template and each server receives a clone (~0.1 s):
   shared.
 
 This relies on asyncua 2.1's ``InternalServer.load_standard_address_space`` hook and
-``AddressSpace._nodes``, reached through :mod:`cellauto._compat.asyncua`.
+``AddressSpace._nodes``, reached through :mod:`cellauto._compat.asyncua` (which
+refuses an untested asyncua at import).
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ from asyncua.server.address_space import (
 )
 
 from cellauto._compat import asyncua as asyncua_compat
+from cellauto.instruments.opcua.lads import NAMESPACE_URIS
+from cellauto.sim.opcua._nodesets import import_nodesets
 
 __all__ = ["use_standard_template"]
 
@@ -43,13 +50,8 @@ _IMMUTABLE = (str, int, float, bool, bytes, type(None))
 
 
 class _Template:
-    def __init__(self) -> None:
-        space = AddressSpace()
-        from asyncua.server.standard_address_space import standard_address_space
-
-        service = NodeManagementService(space)
-        standard_address_space.fill_address_space(service)  # type: ignore[no-untyped-call]  # generated
-        self.nodes: dict[ua.NodeId, NodeData] = dict(asyncua_compat.address_space_nodes(space))
+    def __init__(self, nodes: dict[ua.NodeId, NodeData]) -> None:
+        self.nodes = nodes
         self.mutable = [nid for nid, node in self.nodes.items() if self._is_mutable(node)]
         values = [self.nodes[nid].attributes[_VALUE].value for nid in self.mutable]
         self.blob = pickle.dumps(values, pickle.HIGHEST_PROTOCOL)
@@ -77,16 +79,46 @@ class _Template:
         return nodes
 
 
-_lock = threading.Lock()
-_template: _Template | None = None
+def _standard_nodes() -> dict[ua.NodeId, NodeData]:
+    from asyncua.server.standard_address_space import standard_address_space
+
+    space = AddressSpace()
+    service = NodeManagementService(space)
+    standard_address_space.fill_address_space(service)  # type: ignore[no-untyped-call]  # generated
+    return dict(asyncua_compat.address_space_nodes(space))
 
 
-def _cloned_nodes() -> dict[ua.NodeId, NodeData]:
-    global _template
-    with _lock:
-        if _template is None:
-            _template = _Template()
-        template = _template
+def _nodes_with_nodesets() -> dict[ua.NodeId, NodeData]:
+    """Namespace 0 and the imported nodesets, from a server that is never started."""
+
+    async def build() -> dict[ua.NodeId, NodeData]:
+        server = Server()
+
+        async def standard() -> dict[ua.NodeId, NodeData]:
+            # built afresh, not cloned from the namespace-0 template: a process serving
+            # LADS devices never needs that one (~0.1 s and its memory saved)
+            return _standard_nodes()
+
+        asyncua_compat.replace_standard_address_space(server, standard)
+        await server.init()
+        for uri in NAMESPACE_URIS:
+            await server.register_namespace(uri)
+        await import_nodesets(server)
+        return dict(asyncua_compat.address_space_nodes(server.iserver.aspace))
+
+    return asyncio.run(build())  # in a worker thread: a loop of its own
+
+
+_BUILDERS = {False: _standard_nodes, True: _nodes_with_nodesets}
+_locks = {False: threading.Lock(), True: threading.Lock()}
+_templates: dict[bool, _Template] = {}
+
+
+def _cloned_nodes(*, with_nodesets: bool) -> dict[ua.NodeId, NodeData]:
+    with _locks[with_nodesets]:
+        template = _templates.get(with_nodesets)
+        if template is None:
+            template = _templates[with_nodesets] = _Template(_BUILDERS[with_nodesets]())
     # ~60,000 new objects: without this, they trigger collections that walk every
     # object alive (other servers' address spaces included), several times slower
     collecting = gc.isenabled()
@@ -98,6 +130,16 @@ def _cloned_nodes() -> dict[ua.NodeId, NodeData]:
             gc.enable()
 
 
-def use_standard_template(server: Server) -> None:
-    """Make ``server.init()`` take namespace 0 from the process-wide template."""
-    asyncua_compat.replace_standard_address_space(server, lambda: asyncio.to_thread(_cloned_nodes))
+def use_standard_template(server: Server, *, with_nodesets: bool = True) -> bool:
+    """Make ``server.init()`` take its nodes from the process-wide template.
+
+    With ``with_nodesets`` the template holds the DI/Machinery/AMB/LADS nodesets too;
+    register :data:`NAMESPACE_URIS`, in that order, right after ``init()``. Returns
+    whether the nodesets come with the template.
+    """
+
+    async def load() -> dict[ua.NodeId, NodeData]:
+        return await asyncio.to_thread(_cloned_nodes, with_nodesets=with_nodesets)
+
+    asyncua_compat.replace_standard_address_space(server, load)
+    return with_nodesets

@@ -21,8 +21,11 @@ Below the skeleton (:mod:`.skeleton`), unit ``bioreactor/FunctionalUnitSet/Unit1
 exactly as an in-process ``read_process_values()`` does; so a server that samples on
 its own (``sample_interval_s`` not None) gives a run other numbers than in-process.
 For a run identical to in-process, serve with ``sample_interval_s=None`` and let the
-adapter sample on demand (``max_age_s=0``); until the first sample the CurrentValues
-read ``BadWaitingForInitialData``.
+adapter sample on demand (``max_age_s=0``). Then the CurrentValues and SensorValues
+show a noise-free snapshot of the model (:meth:`SimBioreactor.snapshot_values`: no
+random draw, the culture advanced on a copy), published at start, refreshed before
+any client reads one, after every operation and every :data:`REFRESH_INTERVAL_S` of
+process time (for subscribers); ``ProcessValues`` keeps the last real sample.
 
 **Writing a TargetValue** applies that setpoint through the simulated instrument (as
 an operation, ~1 s); a value outside :data:`SETPOINT_LIMITS` is refused with
@@ -57,12 +60,14 @@ from cellauto.sim.opcua.device import DeviceServer
 from cellauto.sim.opcua.processor_nodes import add_program_manager
 from cellauto.sim.opcua.skeleton import add_state
 
-__all__ = ["BioreactorServer", "serve_bioreactor"]
+__all__ = ["REFRESH_INTERVAL_S", "BioreactorServer", "serve_bioreactor"]
 
 log = logging.getLogger(__name__)
 
 _D, _S = ua.VariantType.Double, ua.VariantType.String
 _NAN = float("nan")
+#: Process time between noise-free refreshes when sampling is on request only.
+REFRESH_INTERVAL_S = 600.0
 _SETPOINT_ARGS = [
     ("TemperatureC", "temperature_c"),
     ("Ph", "ph"),
@@ -71,6 +76,10 @@ _SETPOINT_ARGS = [
     ("RockingAngleDeg", "rocking_angle_deg"),
     ("PerfusionRateMlPerDay", "perfusion_rate_ml_per_day"),
 ]
+
+
+def _value_name(function: AnalogFunction) -> str:
+    return "SensorValue" if function.setpoint is None else "CurrentValue"
 
 
 def _given(value: float) -> float | None:
@@ -96,15 +105,23 @@ class BioreactorServer(DeviceServer):
         self.sample_interval_s = sample_interval_s
         self._functions: dict[str, str] = {}  # browse name -> path
         self._writes = 0
+        self._shown_s: float | None = None  # process time of the values shown (on demand)
 
     # -- address space ------------------------------------------------------------------
     async def build_unit(self, builder: SpaceBuilder, unit: str) -> None:
         ns = builder.ns
-        function_set = builder.add_object(unit, ua.QualifiedName("FunctionSet", ns.lads))
+        function_set = builder.add_object(
+            unit, ua.QualifiedName("FunctionSet", ns.lads), typedef=ns.lads_type("FunctionSetType")
+        )
         for function in (*BIOREACTOR_CONTROL_FUNCTIONS, *BIOREACTOR_SENSOR_FUNCTIONS):
+            kind = (
+                "AnalogControlFunctionType"
+                if function.setpoint
+                else "AnalogScalarSensorFunctionType"
+            )
             path = builder.add_object(
                 function_set, ua.QualifiedName(function.browse_name, ns.own),
-                description=function.description,
+                description=function.description, typedef=ns.lads_type(kind),
             )  # fmt: skip
             self._functions[function.browse_name] = path
             builder.add_variable(
@@ -128,7 +145,10 @@ class BioreactorServer(DeviceServer):
                 unit_id=eu_id, unit=eu, eu_range=(low, high), writable=True,
             )  # fmt: skip
             self.guard_write(target, self._target_guard(function))
-            state = builder.add_object(path, ua.QualifiedName("ControlFunctionState", ns.lads))
+            state = builder.add_object(
+                path, ua.QualifiedName("ControlFunctionState", ns.lads),
+                typedef=ns.lads_type("ControlFunctionStateMachineType"),
+            )  # fmt: skip
             add_state(builder, state, FunctionalState.RUNNING, FunctionalState.RUNNING.value)
         add_program_manager(builder, unit, [])  # no programs: setpoints and commands
         builder.add_variable(
@@ -136,6 +156,12 @@ class BioreactorServer(DeviceServer):
             description="JSON of the last process-value sample (ProcessValues)",
         )  # fmt: skip
         self._add_commands(builder)
+        if self.sample_interval_s is None:
+            self.refresh_before_read(self._value_paths(), self._refresh_if_old)
+
+    def _value_paths(self) -> list[str]:
+        functions = (*BIOREACTOR_CONTROL_FUNCTIONS, *BIOREACTOR_SENSOR_FUNCTIONS)
+        return [f"{self._functions[f.browse_name]}/{_value_name(f)}" for f in functions]
 
     def _add_commands(self, builder: SpaceBuilder) -> None:
         sim = self.sim
@@ -194,15 +220,32 @@ class BioreactorServer(DeviceServer):
     async def started(self) -> None:
         await super().started()
         if self.sample_interval_s is None:
-            waiting = ua.DataValue(
-                StatusCode=_ua.status_code(ua.StatusCodes.BadWaitingForInitialData)
-            )
-            for function in (*BIOREACTOR_CONTROL_FUNCTIONS, *BIOREACTOR_SENSOR_FUNCTIONS):
-                name = "SensorValue" if function.setpoint is None else "CurrentValue"
-                node = self.node_id(f"{self._functions[function.browse_name]}/{name}")
-                await self.server.write_attribute_value(node, waiting)  # type: ignore[union-attr]
+            await self.refresh()
+            self.spawn(self._refresh_every(REFRESH_INTERVAL_S))
         else:
             self.spawn(self._sample_every(self.sample_interval_s))
+
+    async def _refresh_every(self, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            await self._refresh_if_old()
+
+    async def _refresh_if_old(self) -> None:
+        if self._shown_s != self.sim.world.clock.now_s():
+            await self.refresh()
+
+    async def refresh(self) -> None:
+        """Show a noise-free snapshot of the instrument in every CurrentValue/SensorValue."""
+        values = self.sim.snapshot_values()
+        self._shown_s = values.process_time_s
+        await self._show(values)
+
+    async def _show(self, values: ProcessValues) -> None:
+        at = datetime.fromtimestamp(values.process_time_s, tz=UTC)
+        for function in (*BIOREACTOR_CONTROL_FUNCTIONS, *BIOREACTOR_SENSOR_FUNCTIONS):
+            value = self._current(function, values)
+            name = "SensorValue" if function.setpoint is None else "CurrentValue"
+            await self.write(f"{self._functions[function.browse_name]}/{name}", value, _D, at=at)
 
     async def _sample_every(self, interval_s: float) -> None:
         while True:
@@ -219,11 +262,9 @@ class BioreactorServer(DeviceServer):
     async def sample(self) -> ProcessValues:
         """Read the instrument's process values and publish them."""
         values = await self.sim.read_process_values()
+        await self._show(values)
+        self._shown_s = values.process_time_s
         at = datetime.fromtimestamp(values.process_time_s, tz=UTC)
-        for function in (*BIOREACTOR_CONTROL_FUNCTIONS, *BIOREACTOR_SENSOR_FUNCTIONS):
-            value = self._current(function, values)
-            name = "SensorValue" if function.setpoint is None else "CurrentValue"
-            await self.write(f"{self._functions[function.browse_name]}/{name}", value, _D, at=at)
         await self.write(f"{self.paths.unit}/ProcessValues", values.model_dump_json(), _S, at=at)
         return values
 
@@ -257,6 +298,8 @@ class BioreactorServer(DeviceServer):
         return guard
 
     async def operation_ended(self, record: OperationRecord) -> None:
+        if self.sample_interval_s is None:
+            await self.refresh()  # the operation changed what the instrument shows
         if record.command == "SetSetpoints":
             for function in BIOREACTOR_CONTROL_FUNCTIONS:
                 target = float(getattr(self.sim.setpoints, function.setpoint or "") or 0.0)

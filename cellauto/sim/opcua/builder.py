@@ -13,19 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from asyncua import Server, ua
-from asyncua.common.manage_nodes import create_data_type, create_encoding
-from asyncua.common.structures104 import new_struct_field
 
 from cellauto.instruments.opcua import _ua
-from cellauto.instruments.opcua.lads import (
-    KEY_VALUE_ENCODING_ID,
-    KEY_VALUE_TYPE_ID,
-    NAMESPACE_URIS,
-    SAMPLE_INFO_ENCODING_ID,
-    SAMPLE_INFO_TYPE_ID,
-)
+from cellauto.instruments.opcua.lads import NAMESPACE_URIS
+from cellauto.sim.opcua._nodesets import DI_TYPES, LADS_TYPES
 
-__all__ = ["Namespaces", "SpaceBuilder", "add_lads_data_types", "argument"]
+__all__ = ["Namespaces", "SpaceBuilder", "argument"]
 
 _OID = ua.ObjectIds
 
@@ -45,6 +38,14 @@ class Namespaces:
         indexes = [await server.register_namespace(uri) for uri in NAMESPACE_URIS]
         return cls(*indexes)
 
+    def lads_type(self, name: str) -> ua.NodeId:
+        """A LADS type's NodeId by browse name (``"FunctionalUnitType"``)."""
+        return _ua.node_id(LADS_TYPES[name], self.lads)
+
+    def di_node(self, name: str) -> ua.NodeId:
+        """A DI node's NodeId by browse name (``"DeviceSet"``, ``"FunctionalGroupType"``)."""
+        return _ua.node_id(DI_TYPES[name], self.di)
+
 
 def argument(
     name: str, vtype: ua.VariantType | ua.NodeId, description: str = "", *, array: bool = False
@@ -58,6 +59,12 @@ def argument(
         ArrayDimensions=[0] if array else [],
         Description=ua.LocalizedText(description),
     )
+
+
+def _type_id(typedef: int | ua.NodeId | None) -> ua.NodeId:
+    if isinstance(typedef, ua.NodeId):
+        return typedef
+    return _ua.node_id(typedef) if typedef else ua.NodeId()
 
 
 class SpaceBuilder:
@@ -89,7 +96,7 @@ class SpaceBuilder:
         attributes: Any,
         *,
         reference: int,
-        typedef: int | None,
+        typedef: int | ua.NodeId | None,
         path: str | None = None,
     ) -> str:
         parent_id, path = self._child(parent, name, path)
@@ -104,7 +111,7 @@ class SpaceBuilder:
                 BrowseName=name,
                 NodeClass=node_class,
                 NodeAttributes=attributes,
-                TypeDefinition=_ua.node_id(typedef) if typedef else ua.NodeId(),
+                TypeDefinition=_type_id(typedef),
             )
         )
         return path
@@ -119,8 +126,14 @@ class SpaceBuilder:
         display_name: str = "",
         description: str = "",
         path: str | None = None,
+        typedef: ua.NodeId | None = None,
     ) -> str:
-        """An object; its path is ``<parent>/<name>`` unless ``path`` is given."""
+        """An object; its path is ``<parent>/<name>`` unless ``path`` is given.
+
+        ``typedef``: its type (e.g. ``ns.lads_type("FunctionalUnitType")``; default
+        FolderType or BaseObjectType). Children a type declares are not instantiated:
+        each device adds the ones it has.
+        """
         attributes = ua.ObjectAttributes(EventNotifier=0, Description=ua.LocalizedText(description))
         if display_name:
             attributes.DisplayName = ua.LocalizedText(display_name)
@@ -130,7 +143,7 @@ class SpaceBuilder:
             ua.NodeClass.Object,
             attributes,
             reference=_OID.Organizes if organizes else _OID.HasComponent,
-            typedef=_OID.FolderType if folder else _OID.BaseObjectType,
+            typedef=typedef or (_OID.FolderType if folder else _OID.BaseObjectType),
             path=path,
         )
 
@@ -257,34 +270,3 @@ class SpaceBuilder:
         for node_id, callback in self._callbacks:
             session.add_method_callback(node_id, callback)
         self._callbacks = []
-
-
-async def add_lads_data_types(server: Server, ns: Namespaces) -> None:
-    """KeyValueType and SampleInfoType with their LADS NodeIds and binary encodings.
-
-    A plain client finds them with ``load_data_type_definitions`` and can then call
-    StartProgram with ``ua.KeyValueType(Key=..., Value=...)``.
-    """
-    structure = server.nodes.base_structure_type
-    for type_id, encoding_id, name, fields in (
-        (KEY_VALUE_TYPE_ID, KEY_VALUE_ENCODING_ID, "KeyValueType", ("Key", "Value")),
-        (
-            SAMPLE_INFO_TYPE_ID,
-            SAMPLE_INFO_ENCODING_ID,
-            "SampleInfoType",
-            ("ContainerId", "SampleId", "Position", "CustomData"),
-        ),
-    ):
-        data_type = await create_data_type(
-            structure, _ua.node_id(type_id, ns.lads), ua.QualifiedName(name, ns.lads)
-        )
-        encoding = await create_encoding(
-            data_type, _ua.node_id(encoding_id, ns.lads), ua.QualifiedName("Default Binary", 0)
-        )
-        definition = ua.StructureDefinition(
-            DefaultEncodingId=encoding.nodeid,
-            BaseDataType=structure.nodeid,
-            StructureType=ua.StructureType.Structure,
-            Fields=[new_struct_field(field, ua.VariantType.String) for field in fields],
-        )
-        await data_type.write_data_type_definition(definition)

@@ -45,12 +45,19 @@ ACTIVE_PROGRAM_VARIABLES: tuple[tuple[str, bool, Any, ua.VariantType], ...] = (
 def add_program_manager(builder: SpaceBuilder, unit: str, templates: list[ProgramTemplate]) -> None:
     """ProgramManager with ProgramTemplateSet, ActiveProgram and an empty ResultSet."""
     ns = builder.ns
-    manager = builder.add_object(unit, ua.QualifiedName("ProgramManager", ns.lads))
-    template_set = builder.add_object(manager, ua.QualifiedName("ProgramTemplateSet", ns.lads))
+    kind = ns.lads_type
+    manager = builder.add_object(
+        unit, ua.QualifiedName("ProgramManager", ns.lads), typedef=kind("ProgramManagerType")
+    )
+    template_set = builder.add_object(
+        manager, ua.QualifiedName("ProgramTemplateSet", ns.lads),
+        typedef=kind("ProgramTemplateSetType"),
+    )  # fmt: skip
     for template in templates:
         path = builder.add_object(
             template_set, ua.QualifiedName(template.template_id, ns.own),
             display_name=template.name, description=template.description,
+            typedef=kind("ProgramTemplateType"),
         )  # fmt: skip
         parameters = json.dumps([p.model_dump(mode="json") for p in template.parameters])
         for name, lads, value, vtype in (
@@ -64,7 +71,9 @@ def add_program_manager(builder: SpaceBuilder, unit: str, templates: list[Progra
         ):
             qname = ua.QualifiedName(name, ns.lads if lads else ns.own)
             builder.add_variable(path, qname, value, vtype, prop=True)
-    active = builder.add_object(manager, ua.QualifiedName("ActiveProgram", ns.lads))
+    active = builder.add_object(
+        manager, ua.QualifiedName("ActiveProgram", ns.lads), typedef=kind("ActiveProgramType")
+    )
     for name, lads, value, vtype in ACTIVE_PROGRAM_VARIABLES:
         duration = name.endswith("Runtime")
         builder.add_variable(
@@ -72,7 +81,9 @@ def add_program_manager(builder: SpaceBuilder, unit: str, templates: list[Progra
             datatype=_DURATION if duration else None,
             description="milliseconds" if duration else "",
         )  # fmt: skip
-    builder.add_object(manager, ua.QualifiedName("ResultSet", ns.lads))
+    builder.add_object(
+        manager, ua.QualifiedName("ResultSet", ns.lads), typedef=kind("ResultSetType")
+    )
 
 
 def _stamp(process_time_s: float | None) -> datetime:
@@ -90,7 +101,7 @@ def add_result(
     ns = builder.ns
     path = builder.add_object(
         result_set, ua.QualifiedName(result.device_program_run_id, ns.own),
-        description=result.message,
+        description=result.message, typedef=ns.lads_type("ResultType"),
     )  # fmt: skip
     key_values = encode_key_values(request.properties, _ua.node_id(KEY_VALUE_ENCODING_ID, ns.lads))
     samples = encode_samples(request.samples, ua.NodeId(SAMPLE_INFO_ENCODING_ID, ns.lads))  # type: ignore[arg-type]

@@ -1,7 +1,8 @@
 """A simulated instrument behind a real asyncua server (base of the device servers).
 
-What every device server shares: the asyncua ``Server`` (namespace 0 cloned from a
-process-wide template, see :mod:`._standard`), security, the DI/LADS device skeleton
+What every device server shares: the asyncua ``Server`` (namespace 0 and the
+DI/Machinery/AMB/LADS nodesets cloned from a process-wide template, see
+:mod:`._standard` and :mod:`._nodesets`), security, the DI/LADS device skeleton
 (:mod:`.skeleton`), method handlers that never raise, guarded TargetValue writes, a
 network cut for fault injection, and background tasks stopped with the server.
 
@@ -29,6 +30,7 @@ from functools import partial
 from typing import Any, ClassVar
 
 from asyncua import Server, ua
+from asyncua.common.callback import CallbackType, ServerItemCallback
 from asyncua.crypto.permission_rules import User, UserRole
 
 from cellauto._compat import asyncua as asyncua_compat
@@ -36,8 +38,9 @@ from cellauto.clock import VirtualTimeEventLoop, is_virtual, serving_outside
 from cellauto.instruments.opcua import _ua
 from cellauto.instruments.opcua.status import error_kind, refusal
 from cellauto.sim.base import SimInstrument
+from cellauto.sim.opcua._nodesets import import_nodesets
 from cellauto.sim.opcua._standard import use_standard_template
-from cellauto.sim.opcua.builder import Namespaces, SpaceBuilder, add_lads_data_types
+from cellauto.sim.opcua.builder import Namespaces, SpaceBuilder
 from cellauto.sim.opcua.security import ServerSecurity, apply_security
 
 __all__ = ["SimOpcUaServer", "free_port"]
@@ -46,6 +49,7 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[..., Awaitable[list[ua.Variant] | None]]
 WriteGuard = Callable[[ua.DataValue], Awaitable[ua.StatusCode]]
+Refresher = Callable[[], Awaitable[None]]
 
 #: Session watchdog period on a virtual loop (asyncua: 1 s; expiry is judged on real time).
 VIRTUAL_SESSION_WATCHDOG_S = 600.0
@@ -109,6 +113,7 @@ class SimOpcUaServer:
         self.ns: Namespaces | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._guards: dict[ua.NodeId, WriteGuard] = {}
+        self._refreshers: dict[ua.NodeId, Refresher] = {}
 
     @property
     def url(self) -> str:
@@ -129,7 +134,7 @@ class SimOpcUaServer:
         """Build the address space and listen on :attr:`url`."""
         asyncua_compat.use_real_time_timers()  # asyncua's timers in real seconds, any loop
         server = Server()
-        use_standard_template(server)
+        with_nodesets = use_standard_template(server)
         loop = asyncio.get_running_loop()
         if isinstance(loop, VirtualTimeEventLoop):
             with loop.real_time():
@@ -158,12 +163,15 @@ class SimOpcUaServer:
         self.server = server
         try:
             self.ns = await Namespaces.register(server)
-            await add_lads_data_types(server, self.ns)
+            if not with_nodesets:  # asyncua internals differ: import them here (slower)
+                await import_nodesets(server)
             builder = SpaceBuilder(server, self.ns)
             await self.build(builder)
             await builder.commit()
             self._guard_writes(server)
             asyncua_compat.republish_only_what_is_kept(server)
+            if self._refreshers:
+                server.subscribe_server_callback(CallbackType.PreRead, self._before_read)
             await server.start()  # e.g. OSError: the port is taken
         except BaseException:
             self.server = None
@@ -262,16 +270,47 @@ class SimOpcUaServer:
         """Clients' writes of this variable's value pass ``guard`` first (Bad: refused)."""
         self._guards[self.node_id(path)] = guard
 
+    def refresh_before_read(self, paths: list[str], refresh: Refresher) -> None:
+        """Any client's Read of these variables' values awaits ``refresh()`` first (once
+        per request), so a value that is only computed on demand is never stale."""
+        for path in paths:
+            self._refreshers[self.node_id(path)] = refresh
+
+    async def _before_read(self, event: ServerItemCallback, dispatcher: object) -> None:
+        params = event.request_params
+        refreshers = self._refreshers
+        due: list[Refresher] = []
+        for item in getattr(params, "NodesToRead", None) or []:
+            refresh = refreshers.get(item.NodeId)
+            value = item.AttributeId == ua.AttributeIds.Value
+            if refresh is not None and value and refresh not in due:
+                due.append(refresh)
+        for refresh in due:
+            await refresh()
+
     def _guard_writes(self, server: Server) -> None:
         service = server.iserver.attribute_service
         plain_write = service.write
         guards = self._guards
+        space = server.iserver.aspace
+
+        def read_only(node_id: ua.NodeId) -> bool:
+            """The node's AccessLevel forbids writing its value (asyncua would answer
+            BadUserAccessDenied, as if the user were at fault: BadNotWritable is right)."""
+            level = space.read_attribute_value(node_id, ua.AttributeIds.AccessLevel)
+            if level.StatusCode is None or not level.StatusCode.is_good() or level.Value is None:
+                return False  # no such node, or no access level: asyncua answers
+            return not level.Value.Value & ua.AccessLevel.CurrentWrite.mask
 
         async def write(params: ua.WriteParameters, user: User = _ADMIN) -> list[ua.StatusCode]:
             results: list[ua.StatusCode] = []
             for item in params.NodesToWrite:
+                value = item.AttributeId == ua.AttributeIds.Value
+                if value and user.role != UserRole.Admin and read_only(item.NodeId):
+                    results.append(_ua.status_code(ua.StatusCodes.BadNotWritable))
+                    continue
                 guard = guards.get(item.NodeId)
-                if guard is not None and item.AttributeId == ua.AttributeIds.Value:
+                if guard is not None and value:
                     with serving_outside():
                         status = await guard(item.Value)
                     if not status.is_good():

@@ -1,21 +1,26 @@
-"""The DI/LADS skeleton every simulated device shares.
+"""The DI/LADS skeleton every simulated device shares (type definitions in brackets).
 
 ::
 
     Objects
-    └─ DI:DeviceSet                                  ns=2;s=DeviceSet
-       └─ <key> ("SimWave 1L BR-0001")               ns=2;s=<key>
+    └─ DI:DeviceSet                                  DI's own (ns=DI;i=5001)
+       └─ <key> ("SimWave 1L BR-0001")               ns=2;s=<key>  [LADSDeviceType]
           ├─ DI:Manufacturer, DI:Model, DI:SerialNumber, DI:SoftwareRevision
-          ├─ DI:Identification (the same four)
+          ├─ DI:Identification (the same four)       [DI:FunctionalGroupType]
           ├─ LADS:DeviceState / CurrentState ("Operate", Number 2)
-          └─ LADS:FunctionalUnitSet
+          │                                          [LADSDeviceStateMachineType]
+          └─ LADS:FunctionalUnitSet                  [FunctionalUnitSetType]
              └─ Unit1                                ns=2;s=<key>/FunctionalUnitSet/Unit1
+                │                                    [FunctionalUnitType]
                 ├─ LADS:FunctionalUnitState / CurrentState (+ Number)
+                │                                    [FunctionalUnitStateMachineType]
                 └─ Commands
                    ├─ GetOperation(OperationId) -> OperationJson
                    └─ LastOperation (JSON of the last operation that changed)
 
-The device adds its FunctionSet or ProgramManager, and its methods, to the unit.
+The device adds its FunctionSet or ProgramManager, and its methods, to the unit. The
+types come from the LADS and DI nodesets (:mod:`._nodesets`); the children a type
+declares are not instantiated, each device adds those it has.
 """
 
 from __future__ import annotations
@@ -27,7 +32,6 @@ from typing import Any
 from asyncua import ua
 
 from cellauto.instruments.base import InstrumentIdentity
-from cellauto.instruments.opcua import _ua
 from cellauto.instruments.opcua.lads import FunctionalState
 from cellauto.instruments.opcua.wire import COMMANDS
 from cellauto.sim.opcua.builder import SpaceBuilder, argument
@@ -82,25 +86,34 @@ def add_device(
 ) -> DevicePaths:
     """The skeleton above; ``get_operation`` is the GetOperation method callback."""
     ns = builder.ns
-    device_set = builder.add_object(
-        _ua.node_id(ua.ObjectIds.ObjectsFolder), ua.QualifiedName("DeviceSet", ns.di),
-        folder=True, organizes=True,
-    )  # fmt: skip
+    lads = ns.lads_type
     device = builder.add_object(
-        device_set, ua.QualifiedName(key, ns.own), organizes=True, path=key,
+        ns.di_node("DeviceSet"), ua.QualifiedName(key, ns.own), organizes=True, path=key,
         display_name=f"{identity.model} {identity.serial}",
         description=f"simulated {identity.model} (LADS device)",
+        typedef=lads("LADSDeviceType"),
     )  # fmt: skip
     _identity(builder, device, identity)
-    _identity(
-        builder, builder.add_object(device, ua.QualifiedName("Identification", ns.di)), identity
+    identification = builder.add_object(
+        device, ua.QualifiedName("Identification", ns.di), typedef=ns.di_node("FunctionalGroupType")
     )
-    add_state(
-        builder, builder.add_object(device, ua.QualifiedName("DeviceState", ns.lads)), "Operate", 2
+    _identity(builder, identification, identity)
+    device_state = builder.add_object(
+        device, ua.QualifiedName("DeviceState", ns.lads), typedef=lads("LADSDeviceStateMachineType")
     )
-    unit_set = builder.add_object(device, ua.QualifiedName("FunctionalUnitSet", ns.lads))
-    unit = builder.add_object(unit_set, ua.QualifiedName("Unit1", ns.own))
-    unit_state = builder.add_object(unit, ua.QualifiedName("FunctionalUnitState", ns.lads))
+    add_state(builder, device_state, "Operate", 2)
+    unit_set = builder.add_object(
+        device,
+        ua.QualifiedName("FunctionalUnitSet", ns.lads),
+        typedef=lads("FunctionalUnitSetType"),
+    )
+    unit = builder.add_object(
+        unit_set, ua.QualifiedName("Unit1", ns.own), typedef=lads("FunctionalUnitType")
+    )
+    unit_state = builder.add_object(
+        unit, ua.QualifiedName("FunctionalUnitState", ns.lads),
+        typedef=lads("FunctionalUnitStateMachineType"),
+    )  # fmt: skip
     add_state(builder, unit_state, FunctionalState.STOPPED, FunctionalState.STOPPED.value)
     commands = builder.add_object(
         unit, ua.QualifiedName(COMMANDS, ns.own), description="cellauto commands of this unit"
