@@ -6,7 +6,7 @@ import json
 
 import anyio
 import pytest
-from asyncua import Client, ua
+from asyncua import Client, Node, ua
 
 from cellauto.instruments.cryo_storage import StoredItem
 from cellauto.instruments.flow_cytometer import Immunophenotype
@@ -35,6 +35,18 @@ async def _good(client: Client, node_id: ua.NodeId) -> object:
     return data.Value.Value
 
 
+async def _our_device(device_set: Node, own: int) -> Node:
+    """The one device in DI's DeviceSet named in our namespace (DI's DeviceFeatures is
+    there too)."""
+    ours = [
+        child
+        for child in await device_set.get_children()
+        if (await child.read_browse_name()).NamespaceIndex == own
+    ]
+    assert len(ours) == 1, ours
+    return ours[0]
+
+
 async def _call(
     client: Client, own: int, unit: str, method: str, *args: object
 ) -> ua.CallMethodResult:
@@ -55,7 +67,7 @@ async def test_a_plain_client_browses_the_storage_and_reads_good_values_at_once(
     async with serve_storage(sim) as server, plain_client(server.url) as client:
         own, di, lads = await _namespaces(client)
         device_set = await client.nodes.objects.get_child(f"{di}:DeviceSet")
-        (device,) = await device_set.get_children()
+        device = await _our_device(device_set, own)
         assert device.nodeid == ua.NodeId("storage", own)
         assert (await device.read_display_name()).Text == "SimCryo VP LN2-0001"
         functions = await device.get_child(
@@ -81,7 +93,7 @@ async def test_a_plain_client_browses_the_storage_and_reads_good_values_at_once(
         assert await _good(client, ua.NodeId(f"{STORAGE_UNIT}/Inventory", own)) == "[]"
         state = ua.NodeId(f"{STORAGE_UNIT}/FunctionalUnitState/CurrentState", own)
         assert (await _good(client, state)).Text == "Stopped"  # type: ignore[attr-defined]
-        with pytest.raises(ua.uaerrors.BadUserAccessDenied):  # the autofill band is fixed
+        with pytest.raises(ua.uaerrors.BadNotWritable):  # the autofill band is fixed
             await client.get_node(target).write_value(50.0)
 
         # a reading refreshes the published values
@@ -140,7 +152,7 @@ async def test_a_plain_client_browses_the_cytometer_and_runs_a_panel() -> None:
     async with serve_cytometer(sim) as server, plain_client(server.url) as client:
         own, di, _ = await _namespaces(client)
         device_set = await client.nodes.objects.get_child(f"{di}:DeviceSet")
-        (device,) = await device_set.get_children()
+        device = await _our_device(device_set, own)
         assert device.nodeid == ua.NodeId("cytometer", own)
         serial = await device.get_child(f"{di}:SerialNumber")
         assert await serial.read_value() == "FC-0001"

@@ -10,8 +10,9 @@ from asyncua.common.ua_utils import get_node_supertypes
 
 import cellauto.sim.opcua
 from cellauto.instruments.opcua.lads import CELLAUTO_URI, DI_URI, LADS_URI
-from cellauto.sim.opcua import serve_bioreactor, serve_processor
+from cellauto.sim.opcua import serve_bioreactor, serve_cytometer, serve_processor, serve_storage
 from cellauto.sim.opcua._nodesets import NODESET_FILES
+from tests.wire.opcua_more_support import make_cytometer, make_storage
 from tests.wire.test_opcua_support import make_bioreactor, make_processor, plain_client
 
 pytestmark = pytest.mark.anyio
@@ -78,6 +79,32 @@ async def test_a_plain_client_finds_lads_types_on_the_processor() -> None:
             f"{manager}/ProgramTemplateSet/CD4CD8_ENRICHMENT": "ProgramTemplateType",
             f"{manager}/ActiveProgram": "ActiveProgramType",
             f"{manager}/ResultSet": "ResultSetType",
+        }
+        for path, type_name in expected.items():
+            assert await _type_of(client, path) == (LADS_URI, type_name), path
+
+
+async def test_a_plain_client_finds_lads_types_on_the_cytometer_and_the_storage() -> None:
+    async with serve_storage(make_storage()) as server, plain_client(server.url) as client:
+        functions = f"storage/{_UNIT}/FunctionSet"
+        expected = {
+            "storage": "LADSDeviceType",
+            f"storage/{_UNIT}": "FunctionalUnitType",
+            functions: "FunctionSetType",
+            f"{functions}/TemperatureSensor": "AnalogScalarSensorFunctionType",
+            f"{functions}/LN2LevelController": "AnalogControlFunctionType",
+            f"{functions}/LN2LevelController/ControlFunctionState": (
+                "ControlFunctionStateMachineType"
+            ),
+        }
+        for path, type_name in expected.items():
+            assert await _type_of(client, path) == (LADS_URI, type_name), path
+    cytometer, _sample = make_cytometer()
+    async with serve_cytometer(cytometer) as server, plain_client(server.url) as client:
+        expected = {
+            "cytometer": "LADSDeviceType",
+            f"cytometer/{_UNIT}": "FunctionalUnitType",
+            f"cytometer/{_UNIT}/ProgramManager": "ProgramManagerType",
         }
         for path, type_name in expected.items():
             assert await _type_of(client, path) == (LADS_URI, type_name), path

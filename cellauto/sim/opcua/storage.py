@@ -82,10 +82,13 @@ class StorageServer(DeviceServer):
     async def build_unit(self, builder: SpaceBuilder, unit: str) -> None:
         ns, sim = builder.ns, self.sim
         shown = sim.model_conditions()
-        function_set = builder.add_object(unit, ua.QualifiedName("FunctionSet", ns.lads))
+        function_set = builder.add_object(
+            unit, ua.QualifiedName("FunctionSet", ns.lads), typedef=ns.lads_type("FunctionSetType")
+        )
         sensor = builder.add_object(
             function_set, ua.QualifiedName("TemperatureSensor", ns.own),
             description="vapour-phase temperature",
+            typedef=ns.lads_type("AnalogScalarSensorFunctionType"),
         )  # fmt: skip
         builder.add_variable(sensor, ua.QualifiedName("IsEnabled", ns.lads), True, _BOOL, prop=True)
         builder.add_analog(
@@ -96,6 +99,7 @@ class StorageServer(DeviceServer):
             function_set, ua.QualifiedName("LN2LevelController", ns.own),
             description=f"LN2 autofill: fills from {sim.model.autofill_low_pct:g} % to "
             f"{sim.model.autofill_high_pct:g} %",
+            typedef=ns.lads_type("AnalogControlFunctionType"),
         )  # fmt: skip
         builder.add_variable(
             level, ua.QualifiedName("IsEnabled", ns.lads), shown.autofill_on, _BOOL, prop=True
@@ -109,7 +113,11 @@ class StorageServer(DeviceServer):
                 level, ua.QualifiedName(value_name, ns.lads), value,
                 unit_id=percent, unit="%", eu_range=(0.0, 100.0),
             )  # fmt: skip
-        state = builder.add_object(level, ua.QualifiedName("ControlFunctionState", ns.lads))
+        state = builder.add_object(
+            level,
+            ua.QualifiedName("ControlFunctionState", ns.lads),
+            typedef=ns.lads_type("ControlFunctionStateMachineType"),
+        )
         running = FunctionalState.RUNNING if shown.autofill_on else FunctionalState.STOPPED
         add_state(builder, state, running, running.value)
         for name, text, description in (
