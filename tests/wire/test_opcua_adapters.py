@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import anyio
 import pytest
 
+from cellauto.clock import Clock
 from cellauto.errors import InstrumentError, OutOfRangeError
 from cellauto.instruments.bioreactor import Bioreactor, Setpoints
 from cellauto.instruments.cell_processor import CellProcessor, ProgramInputs
@@ -158,3 +160,26 @@ async def test_readings_come_from_the_subscription_while_fresh() -> None:
             fourth = await anext(stream)
             assert fourth == third
             await stream.aclose()
+
+
+async def test_a_snapshot_dated_after_our_now_is_not_taken_for_fresh() -> None:
+    """A controller whose clock is behind the line's (no shared epoch) once took a
+    days-old snapshot, dated in its future, for fresh for ever."""
+    sim = make_bioreactor()
+    reads: list[float] = []
+    plain_read = sim.read_process_values
+
+    async def counted() -> Any:
+        values = await plain_read()
+        reads.append(values.process_time_s)
+        return values
+
+    sim.read_process_values = counted  # type: ignore[method-assign]
+    behind = Clock(sim.world.clock.now() - timedelta(days=2))
+    async with serve_bioreactor(sim, sample_interval_s=600.0) as server:
+        adapter = await OpcUaBioreactor.connect(server.url, clock=behind, max_age_s=600.0)
+        async with adapter:
+            await anyio.sleep(0.1)
+            assert len(reads) == 1  # the server's own sample at start, in our future
+            await adapter.read_process_values()
+            assert len(reads) == 2  # not taken from the cache: sampled now

@@ -200,7 +200,9 @@ class OpcUaBioreactor(Bioreactor):
         if latest is None or latest.process_time_s < self._commands_ended_s:
             return None
         age_s = self._link.conn.clock.now_s() - latest.process_time_s
-        return latest if age_s < self.max_age_s else None
+        # measured "in the future" means the device's clock and ours disagree (a controller
+        # whose line has no shared epoch): its age is unknown, so it is not taken as fresh
+        return latest if 0.0 <= age_s < self.max_age_s else None
 
     async def read_process_values(self) -> ProcessValues:
         fresh = self._fresh()
