@@ -8,7 +8,8 @@ batch ends. It then compares what the instruments did with what the journal says
 
 * **repeated actions**: physical actions done more often than in an uninterrupted
   batch of the same line and seed (per instrument and method: a second seeding,
-  vector addition, program start, freeze or store; a sample drawn or counted again).
+  vector addition, feed, program start, freeze or store; a sample drawn or counted
+  again). Setpoints are states, not amounts: setting one again repeats nothing.
 * **lost records**: physical actions with no journaled intent (the intent must be
   durable before the instrument is told).
 
@@ -50,6 +51,11 @@ SERVED = {
     "counter": ("visa", "CellCounter", "TCPIP0::127.0.0.1::0::SOCKET"),
     "freezer": ("visa", "ControlledRateFreezer", "TCPIP0::127.0.0.1::0::SOCKET"),
 }
+
+
+#: Commands that set a state rather than act on material: sent again, they change
+#: nothing (how often the run adjusts a setpoint follows the culture, crashes or not).
+STATE_SETTING = {("bioreactor", "set_setpoints")}
 
 
 def _equipment_toml(endpoints: dict[str, str]) -> str:
@@ -246,7 +252,7 @@ def audit(
     report.actions = sum(done.values())
     report.done = done
     for key, n in sorted(done.items()):
-        if reference is not None and n > reference[key]:
+        if reference is not None and n > reference[key] and key not in STATE_SETTING:
             report.repeated_actions.append(
                 f"{key[0]}.{key[1]}: done {n}, in an uninterrupted batch {reference[key]}"
             )

@@ -51,8 +51,9 @@ def test_a_car_t_batch_killed_20_times_across_processes_completes_with_nothing_t
     )
     assert report.kills == 20
     assert report.completed, "\n".join(report.outputs)
-    assert report.repeated_actions == []
-    assert report.lost_records == []
+    story = "\n".join(report.outputs)
+    assert report.repeated_actions == [], f"{report.repeated_actions}\n{story}"
+    assert report.lost_records == [], f"{report.lost_records}\n{story}"
     for key in ONCE:  # every action the batch needs once was done, and once only
         assert report.done[key] == reference.done[key], key
     with Journal(tmp_path / "drill" / "journal.db", create=False) as journal:
