@@ -54,37 +54,63 @@ async def test_the_spin_yields_the_cpu_between_looks(monkeypatch: pytest.MonkeyP
     assert len(yields) > 0
 
 
-class _TakesThreeBytes:
-    """A socket whose first send takes only 3 bytes (a full send buffer, say)."""
+class _NarrowSocket:
+    """A socket whose sends take only ``takes`` bytes (-1: none, it would block)."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, takes: int) -> None:
         self._sock = sock
+        self._takes = takes
 
     def send(self, data: bytes, flags: int = 0) -> int:
-        return self._sock.send(data[:3], flags)
+        if self._takes < 0:
+            raise BlockingIOError
+        return self._sock.send(data[: self._takes], flags)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
+
+
+async def _open_narrow(
+    port: int, takes: int, retries: int, monkeypatch: pytest.MonkeyPatch
+) -> VisaSession:
+    """A session whose first socket is narrow (reopened ones are not)."""
+    real_socket_of = pyvisa_py_compat.socket_of
+    wrapped: list[_NarrowSocket] = []
+
+    def socket_of(session: Any) -> Any:
+        sock = real_socket_of(session)
+        if sock is None or wrapped:
+            return sock
+        wrapped.append(_NarrowSocket(sock, takes))
+        return wrapped[0]
+
+    session = await VisaSession.open(resource(port), timeout_s=1.0, retries=retries)
+    monkeypatch.setattr(pyvisa_py_compat, "socket_of", socket_of)
+    await session._thread.run(session._connection.open)  # reopened on the narrow socket
+    assert wrapped
+    return session
+
+
+async def test_a_request_the_socket_cannot_take_now_goes_through_the_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with fake_instrument({TEMP: [b"-45.25\n"]}, "thread") as fake:
+        session = await _open_narrow(fake.port, -1, 0, monkeypatch)
+        try:
+            assert await session.query(TEMP, parse_real) == -45.25
+        finally:
+            await session.aclose()
+    assert (session.replies_spun, session.replies_awaited, session.replies_threaded) == (0, 0, 1)
+    assert session.retried == 0
+    assert fake.count(TEMP) == 1
 
 
 @pytest.mark.parametrize("retries", [0, 1])
 async def test_a_request_sent_only_in_part_closes_the_session(
     monkeypatch: pytest.MonkeyPatch, retries: int
 ) -> None:
-    real_socket_of = pyvisa_py_compat.socket_of
-    wrapped: list[_TakesThreeBytes] = []
-
-    def socket_of(session: Any) -> Any:
-        sock = real_socket_of(session)
-        if sock is None or wrapped:
-            return sock
-        wrapped.append(_TakesThreeBytes(sock))
-        return wrapped[0]
-
     async with fake_instrument({TEMP: [b"-45.25\n"]}, "thread") as fake:
-        session = await VisaSession.open(resource(fake.port), timeout_s=1.0, retries=retries)
-        monkeypatch.setattr(pyvisa_py_compat, "socket_of", socket_of)
-        await session._thread.run(session._connection.open)  # reopened on the narrow socket
+        session = await _open_narrow(fake.port, 3, retries, monkeypatch)
         try:
             if retries == 0:
                 with pytest.raises(VisaConnectionError, match=r"the socket took 3 of 16 bytes"):
@@ -94,5 +120,4 @@ async def test_a_request_sent_only_in_part_closes_the_session(
                 assert session.retried == 1
         finally:
             await session.aclose()
-    assert wrapped
     assert fake.count(TEMP) == retries  # the cut request 'MEA' never made a line

@@ -13,8 +13,9 @@ Two ways to run a transaction (the session chooses, see :mod:`.session`):
   session's worker thread, never on the event loop;
 * on a pyvisa-py socket session, pieces that block for at most a short budget, for
   the event loop's thread: :meth:`Connection.start_inline` sends the request straight
-  to the socket when nothing is pending and the socket has room (all of it at once, or
-  the session is closed as broken); :meth:`Connection.reply_state` takes in, without
+  to the socket when nothing is pending and the socket has room (all of it at once;
+  nothing sent leaves the transaction to the thread, a part sent closes the session
+  as broken); :meth:`Connection.reply_state` takes in, without
   waiting, what has arrived (into pyvisa-py's own read buffer) and tells whether a
   complete reply line is there; :meth:`Connection.spin` polls it for a short budget
   without sleeping (yielding the CPU between looks); :meth:`Connection.take_reply` frames
@@ -147,15 +148,15 @@ class Connection:
             return False
         if pending_buffer(self._session) or _events(poller) != _CAN_WRITE:
             return False
-        self._send_inline(payload)
-        return True
+        return self._send_inline(payload)
 
-    def _send_inline(self, payload: bytes) -> None:
-        """Send all of ``payload`` without waiting (the socket has room), else close."""
+    def _send_inline(self, payload: bytes) -> bool:
+        """Send all of ``payload`` without waiting (the socket has room); False if it
+        would have had to wait (nothing written); a part sent closes the session."""
         try:
             sent = self._socket.send(payload, socket.MSG_DONTWAIT)  # type: ignore[union-attr]
-        except BlockingIOError:
-            sent = 0
+        except (BlockingIOError, InterruptedError):
+            return False
         except OSError as exc:
             self.close_resource()
             raise VisaConnectionError(f"connection lost writing {payload!r}: {exc}") from exc
@@ -165,6 +166,7 @@ class Connection:
                 f"VISA I/O error writing {payload!r}: the socket took {sent} of "
                 f"{len(payload)} bytes"
             )
+        return True
 
     def fileno(self) -> int:
         """The socket to watch for the reply (after :meth:`start_inline` returned True)."""
