@@ -7,8 +7,9 @@ cases (so that a busy moment of the shared machine hits every case alike):
 
 * bare: ``float(inst.query(...))`` with pyvisa-py, blocking, no event loop;
 * adapter: ``await session.query(..., parse_real)`` on an asyncio loop (the chosen
-  design: the reply is polled for on the loop's thread within a 200 µs spin budget,
-  then awaited on the loop; strict parse, stale-byte checks);
+  design: the request is sent straight to the socket, the reply is polled for on the
+  loop's thread within a 200 µs spin budget, yielding the CPU between looks, framed
+  from pyvisa-py's buffer, else awaited on the loop; strict parse, stale-byte checks);
 * adapter with ``spin_s=0``: no spinning, every wait on the event loop;
 * alternatives for the thread hop: ``anyio.to_thread.run_sync`` and a one-worker
   ``ThreadPoolExecutor`` around the same bare query, and the hops alone (no I/O);

@@ -3,8 +3,9 @@
 A pyvisa-py TCP/IP socket session (``TCPIPSocketSession``) reads from its socket
 (``interface``) into a private read buffer (``_pending_buffer``), which its ``read``
 consumes first. The SCPI session (:mod:`cellauto.instruments.visa._connection`) takes
-bytes into that very buffer without waiting, so that pyvisa then frames the reply from
-it at once, and looks at it for left-over bytes before writing. The session objects
+bytes into that very buffer without waiting, frames a complete reply line from it as
+pyvisa-py's ``read`` would (:func:`take_line`), and looks at it for left-over bytes
+before writing. The session objects
 themselves are found through the library's ``sessions`` table.
 """
 
@@ -18,7 +19,15 @@ import pyvisa_py.tcpip
 
 from cellauto._compat._check import Internal, assigned_in, check_dependency
 
-__all__ = ["TESTED", "check", "pending_buffer", "pending_bytes", "session_of", "socket_of"]
+__all__ = [
+    "TESTED",
+    "check",
+    "pending_buffer",
+    "pending_bytes",
+    "session_of",
+    "socket_of",
+    "take_line",
+]
 
 #: pyvisa-py versions these internals were tested with.
 TESTED = ("0.8.1",)
@@ -72,3 +81,17 @@ def pending_bytes(session: Any) -> bytes:
     """What any session has received but not read yet (b"" when it keeps no buffer)."""
     pending = getattr(session, "_pending_buffer", None)
     return bytes(pending) if pending else b""
+
+
+def take_line(session: Any, end: bytes) -> bytes:
+    """The first line of a socket session's read buffer, ``end`` included, removed from it.
+
+    What pyvisa-py's ``read`` returns (with the termination character enabled) when the
+    buffer already holds ``end``, without its attribute look-ups and ``select``; the
+    caller has seen ``end`` in :func:`pending_buffer`. Bytes after the line stay there.
+    """
+    buffer: bytearray = session._pending_buffer
+    stop = buffer.index(end) + len(end)
+    line = bytes(buffer[:stop])
+    del buffer[:stop]
+    return line

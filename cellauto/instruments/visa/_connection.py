@@ -11,22 +11,31 @@ Two ways to run a transaction (the session chooses, see :mod:`.session`):
 
 * :meth:`Connection.transact` blocks until the reply or the timeout; it runs in the
   session's worker thread, never on the event loop;
-* on a pyvisa-py socket session, pieces that never block, for the event loop's thread:
-  :meth:`Connection.start_inline` writes the request when nothing is pending and the
-  socket has room; :meth:`Connection.reply_state` takes in, without waiting, what has
-  arrived (into pyvisa-py's own read buffer) and tells whether a complete reply line
-  is there; :meth:`Connection.spin` polls it for a short budget;
-  :meth:`Connection.take_reply` has pyvisa read the line once it is complete (from
-  its buffer, at once) or raises. The loop watches :meth:`Connection.fileno` between
-  looks. Sessions of another backend use :meth:`Connection.transact` only. pyvisa-py's
-  session table, socket and read buffer are reached through
-  :mod:`cellauto._compat.pyvisa_py`.
+* on a pyvisa-py socket session, pieces that block for at most a short budget, for
+  the event loop's thread: :meth:`Connection.start_inline` sends the request straight
+  to the socket when nothing is pending and the socket has room (all of it at once;
+  nothing sent leaves the transaction to the thread, a part sent closes the session
+  as broken); :meth:`Connection.reply_state` takes in, without
+  waiting, what has arrived (into pyvisa-py's own read buffer) and tells whether a
+  complete reply line is there; :meth:`Connection.spin` polls it for a short budget
+  without sleeping (yielding the CPU between looks); :meth:`Connection.take_reply` frames
+  the line from that buffer as pyvisa-py's ``read`` would, or raises. The loop
+  watches :meth:`Connection.fileno` between looks. Sessions of another backend use
+  :meth:`Connection.transact` only. pyvisa-py's session table, socket and read buffer
+  are reached through :mod:`cellauto._compat.pyvisa_py`.
+
+Why the inline path does not go through pyvisa's ``write_raw`` and ``read_raw``
+(measured in ``bench/bench_scpi.py``): they cost 15-25 µs of Python each way
+(attribute look-ups, a ``select`` before the ``send``); a bare blocking pyvisa query
+hides its read's share while the instrument works, before it sleeps, but a reply
+already complete in the buffer would pay it in full, after the wait.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
+import os
 import select
 import socket
 import time
@@ -37,7 +46,7 @@ from pyvisa import constants
 from pyvisa.errors import VisaIOError
 
 from cellauto._compat import pyvisa_py as pyvisa_py_compat
-from cellauto._compat.pyvisa_py import pending_buffer
+from cellauto._compat.pyvisa_py import pending_buffer, take_line
 from cellauto.instruments.visa.errors import ScpiReplyError, VisaConnectionError
 from cellauto.instruments.visa.scpi_reply import MAX_REPLY_BYTES
 
@@ -59,6 +68,8 @@ _CAN_WRITE = getattr(select, "POLLOUT", 4)
 _TO_READ = (
     getattr(select, "POLLIN", 1) | getattr(select, "POLLHUP", 16) | getattr(select, "POLLERR", 8)
 )
+#: Gives the CPU to another thread ready to run on it, if any (Unix; a no-op elsewhere).
+_yield_cpu = getattr(os, "sched_yield", lambda: None)
 
 
 class Reply(enum.Enum):
@@ -137,7 +148,24 @@ class Connection:
             return False
         if pending_buffer(self._session) or _events(poller) != _CAN_WRITE:
             return False
-        self._write(payload)
+        return self._send_inline(payload)
+
+    def _send_inline(self, payload: bytes) -> bool:
+        """Send all of ``payload`` without waiting (the socket has room); False if it
+        would have had to wait (nothing written); a part sent closes the session."""
+        try:
+            sent = self._socket.send(payload, socket.MSG_DONTWAIT)  # type: ignore[union-attr]
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError as exc:
+            self.close_resource()
+            raise VisaConnectionError(f"connection lost writing {payload!r}: {exc}") from exc
+        if sent != len(payload):  # part of a message went out: the session is unusable
+            self.close_resource()
+            raise VisaConnectionError(
+                f"VISA I/O error writing {payload!r}: the socket took {sent} of "
+                f"{len(payload)} bytes"
+            )
         return True
 
     def fileno(self) -> int:
@@ -184,14 +212,22 @@ class Connection:
         return bool(received)
 
     def spin(self, budget_s: float) -> Reply:
-        """Poll, without sleeping, for up to ``budget_s`` until the reply is no longer awaited."""
+        """Poll, without sleeping, for up to ``budget_s`` until the reply is no longer awaited.
+
+        Between looks the thread yields its CPU (``sched_yield``) to any thread ready to
+        run there: when every other core is busy, that is often the instrument's server
+        (on this host), which cannot answer while this thread holds the core. Without
+        the yield, on a loaded machine the reply came only once the spin had given up
+        (1.4-1.9x a bare pyvisa query, ``bench/bench_scpi.py``); when nothing else is
+        ready to run the yield returns at once.
+        """
         deadline = time.perf_counter() + budget_s
         while (state := self.reply_state()) is Reply.WAITING and time.perf_counter() < deadline:
-            pass
+            _yield_cpu()
         return state
 
     def take_reply(self, payload: bytes, state: Reply) -> bytes:
-        """The reply line when ``state`` is READY (framed by pyvisa from its buffer); else
+        """The reply line when ``state`` is READY (framed from pyvisa-py's buffer); else
         the error. Bytes after the line (a second line) make the reply garbled."""
         if state is not Reply.READY:
             self.close_resource()
@@ -203,7 +239,7 @@ class Connection:
             raise VisaConnectionError(
                 f"no complete reply to {payload!r} within {self.timeout_s:g} s"
             )
-        line = self._read_lines(payload, 1)[0]
+        line = take_line(self._session, _LINE_END)
         extra = pending_buffer(self._session)
         if extra:
             self.close_resource()

@@ -19,8 +19,10 @@ no wait for an instrument may block the loop. On a pyvisa-py socket session (eve
 that never block (:mod:`._connection`): the request is written, then
 
 1. the socket is polled, without sleeping, for a short spin budget (``spin_s``,
-   200 µs by default): an instrument on the same host or a fast LAN, or one asked
-   several things in a row, has answered by then and the reply is read at once;
+   200 µs by default), the thread yielding its CPU between looks (``sched_yield``:
+   on a busy machine an instrument served on this host may be waiting for this very
+   core): an instrument on the same host or a fast LAN, or one asked several things
+   in a row, has answered by then and the reply is read at once;
 2. otherwise the task waits for the socket on the event loop (``add_reader``) with
    ``timeout_s`` as its limit, in real seconds on any clock
    (:func:`cellauto.clock.real_seconds`: ``timeout_s * scale`` on a scaled loop), inside
@@ -86,7 +88,7 @@ _CLEARS_ON_READ = re.compile(
 
 
 class VisaSession:
-    """One instrument reached through pyvisa; every I/O runs in the session's own thread."""
+    """One instrument reached through pyvisa (see the module for where each wait happens)."""
 
     def __init__(
         self,
