@@ -111,18 +111,17 @@ async def test_without_options_clock_and_on_gap_are_none(
     assert call["options"] == LinkOptions(url=URL)
 
 
-@pytest.mark.parametrize("adapter", ADAPTERS, ids=lambda a: a.__name__)
+@pytest.mark.parametrize(
+    ("adapter", "keyword"),
+    [(adapter, "timeout_ms") for adapter in ADAPTERS]  # nobody's
+    + [(OpcUaFlowCytometer, "max_age_s"), (OpcUaCryoStorage, "supervisory_job_id")],  # others'
+    ids=lambda value: getattr(value, "__name__", value),
+)
 async def test_an_unknown_keyword_is_a_type_error_before_connecting(
-    adapter: Any, opened: list[dict[str, Any]]
+    adapter: Any, keyword: str, opened: list[dict[str, Any]]
 ) -> None:
-    with pytest.raises(TypeError, match="timeout_ms"):
-        await adapter.connect(URL, timeout_ms=10)
-    assert opened == []
-
-
-async def test_a_keyword_of_another_adapter_is_refused(opened: list[dict[str, Any]]) -> None:
-    with pytest.raises(TypeError, match="max_age_s"):
-        await OpcUaFlowCytometer.connect(URL, max_age_s=0.0)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=keyword):
+        await adapter.connect(URL, **{keyword: 0.0})
     assert opened == []
 
 

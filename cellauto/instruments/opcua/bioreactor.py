@@ -50,6 +50,7 @@ from cellauto.instruments.bioreactor import (
     Setpoints,
 )
 from cellauto.instruments.materials import Sample
+from cellauto.instruments.opcua import _ua
 from cellauto.instruments.opcua.lads import BIOREACTOR_CONTROL_FUNCTIONS
 from cellauto.instruments.opcua.link import ConnectOptions, DeviceLink, OpcUaAdapter, open_link
 from cellauto.instruments.opcua.setpoints import SetpointCallback, SetpointWatch
@@ -77,14 +78,6 @@ _SETPOINT_ORDER = (
     "rocking_angle_deg",
     "perfusion_rate_ml_per_day",
 )
-
-
-def _double(value: float | None) -> ua.Variant:
-    return ua.Variant(math.nan if value is None else float(value), ua.VariantType.Double)
-
-
-def _text(value: str) -> ua.Variant:
-    return ua.Variant(str(value), ua.VariantType.String)
 
 
 class OpcUaBioreactor(OpcUaAdapter, Bioreactor):
@@ -198,7 +191,7 @@ class OpcUaBioreactor(OpcUaAdapter, Bioreactor):
         for field, value in setpoints.model_dump(exclude_none=True).items():
             low, high, unit = SETPOINT_LIMITS[field]
             require_range(self, field, value, low=low, high=high, unit=unit)
-        args = [_double(getattr(setpoints, field)) for field in _SETPOINT_ORDER]
+        args = [_ua.double(getattr(setpoints, field)) for field in _SETPOINT_ORDER]
         with self.setpoint_watch.changing():
             answer = Setpoints.model_validate(
                 await self._run("SetSetpoints", args, "set_setpoints")
@@ -209,23 +202,25 @@ class OpcUaBioreactor(OpcUaAdapter, Bioreactor):
     async def seed(
         self, source_container_id: str, volume_ml: float, medium_ml: float
     ) -> CultureVolume:
-        args = [_text(source_container_id), _double(volume_ml), _double(medium_ml)]
+        args = [_ua.text(source_container_id), _ua.double(volume_ml), _ua.double(medium_ml)]
         return CultureVolume.model_validate(await self._run("Seed", args, "seed"))
 
     async def add_reagent(self, reagent: Reagent) -> CultureVolume:
         args = [
-            _text(reagent.name), _text(reagent.kind), _double(reagent.volume_ml),
-            _text(reagent.lot), _text(reagent.target_cells), _double(reagent.moi),
+            _ua.text(reagent.name), _ua.text(reagent.kind), _ua.double(reagent.volume_ml),
+            _ua.text(reagent.lot), _ua.text(reagent.target_cells), _ua.double(reagent.moi),
         ]  # fmt: skip
         return CultureVolume.model_validate(await self._run("AddReagent", args, "add_reagent"))
 
     async def feed(self, medium_ml: float) -> CultureVolume:
-        return CultureVolume.model_validate(await self._run("Feed", [_double(medium_ml)], "feed"))
+        return CultureVolume.model_validate(
+            await self._run("Feed", [_ua.double(medium_ml)], "feed")
+        )
 
     async def draw_sample(self, volume_ml: float) -> Sample:
-        result = await self._run("DrawSample", [_double(volume_ml)], "draw_sample")
+        result = await self._run("DrawSample", [_ua.double(volume_ml)], "draw_sample")
         return Sample.model_validate(result)
 
     async def harvest(self, target_container_id: str) -> HarvestResult:
-        result = await self._run("Harvest", [_text(target_container_id)], "harvest")
+        result = await self._run("Harvest", [_ua.text(target_container_id)], "harvest")
         return HarvestResult.model_validate(result)

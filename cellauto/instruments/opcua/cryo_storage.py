@@ -28,6 +28,7 @@ from cellauto.instruments.cryo_storage import (
     StoragePosition,
     StoredItem,
 )
+from cellauto.instruments.opcua import _ua
 from cellauto.instruments.opcua.link import ConnectOptions, OpcUaAdapter, open_link
 
 __all__ = ["OpcUaCryoStorage"]
@@ -36,10 +37,6 @@ _PATHS = {
     name: f"own:Commands/own:{name}"
     for name in ("Store", "Retrieve", "ReadConditions", "GetInventory")
 }
-
-
-def _text(value: str) -> ua.Variant:
-    return ua.Variant(str(value), ua.VariantType.String)
 
 
 class OpcUaCryoStorage(OpcUaAdapter, CryoStorage):
@@ -61,8 +58,8 @@ class OpcUaCryoStorage(OpcUaAdapter, CryoStorage):
 
     async def store(self, container_id: str, position: StoragePosition) -> StoredItem:
         args = [
-            _text(container_id),
-            _text(position.rack),
+            _ua.text(container_id),
+            _ua.text(position.rack),
             ua.Variant(position.box, ua.VariantType.Int32),
             ua.Variant(position.slot, ua.VariantType.Int32),
         ]
@@ -71,7 +68,7 @@ class OpcUaCryoStorage(OpcUaAdapter, CryoStorage):
 
     async def retrieve(self, container_id: str) -> StoredItem:
         result = await self._link.operations.run(
-            self._link.nodes["Retrieve"], [_text(container_id)], "retrieve"
+            self._link.nodes["Retrieve"], [_ua.text(container_id)], "retrieve"
         )
         return StoredItem.model_validate(result)
 

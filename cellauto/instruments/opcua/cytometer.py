@@ -15,10 +15,9 @@ from __future__ import annotations
 
 from typing import Unpack
 
-from asyncua import ua
-
 from cellauto.instruments.flow_cytometer import FlowCytometer, Immunophenotype
 from cellauto.instruments.materials import Sample
+from cellauto.instruments.opcua import _ua
 from cellauto.instruments.opcua.link import ConnectOptions, OpcUaAdapter, open_link
 from cellauto.instruments.opcua.resolve import browse_children
 
@@ -28,14 +27,6 @@ _PATHS = {
     "Immunophenotype": "own:Commands/own:Immunophenotype",
     "ProgramTemplateSet": "lads:ProgramManager/lads:ProgramTemplateSet",
 }
-
-
-def _text(value: str) -> ua.Variant:
-    return ua.Variant(str(value), ua.VariantType.String)
-
-
-def _double(value: float) -> ua.Variant:
-    return ua.Variant(float(value), ua.VariantType.Double)
 
 
 class OpcUaFlowCytometer(OpcUaAdapter, FlowCytometer):
@@ -55,12 +46,12 @@ class OpcUaFlowCytometer(OpcUaAdapter, FlowCytometer):
         self, sample: Sample, panel: str = "CAR-T release", *, operator: str = "system"
     ) -> Immunophenotype:
         args = [
-            _text(sample.sample_id),
-            _text(sample.source_container_id),
-            _double(sample.volume_ml),
-            _double(sample.drawn_at_process_time_s),
-            _text(panel),
-            _text(operator),
+            _ua.text(sample.sample_id),
+            _ua.text(sample.source_container_id),
+            _ua.double(sample.volume_ml),
+            _ua.double(sample.drawn_at_process_time_s),
+            _ua.text(panel),
+            _ua.text(operator),
         ]
         result = await self._link.operations.run(
             self._link.nodes["Immunophenotype"], args, "immunophenotype"

@@ -53,10 +53,6 @@ _TEMPLATE_FIELDS = {
 }
 
 
-def _text(value: str) -> ua.Variant:
-    return ua.Variant(str(value), ua.VariantType.String)
-
-
 class OpcUaCellProcessor(OpcUaAdapter, CellProcessor):
     """A LADS cell processor reached over OPC UA (create with :meth:`connect`)."""
 
@@ -125,10 +121,10 @@ class OpcUaCellProcessor(OpcUaAdapter, CellProcessor):
         # Fields annotated with asyncua's codec marker ua.String, given plain str (as asyncua does).
         source = SampleInfoType(inputs.source_container_id, "", "source", "")  # type: ignore[arg-type]
         args = [
-            _text(template_id),
+            _ua.text(template_id),
             encode_key_values(properties, self._key_value_id),
-            _text(self.supervisory_job_id),
-            _text(supervisory_task_id),
+            _ua.text(self.supervisory_job_id),
+            _ua.text(supervisory_task_id),
             encode_samples([source], self._sample_info_id),
         ]
         nodes = self._link.nodes
@@ -141,7 +137,7 @@ class OpcUaCellProcessor(OpcUaAdapter, CellProcessor):
 
     async def program_status(self, device_program_run_id: str) -> ProgramStatus:
         text = await self._query(
-            "GetProgramStatus", [_text(device_program_run_id)], "program_status"
+            "GetProgramStatus", [_ua.text(device_program_run_id)], "program_status"
         )
         return ProgramStatus.model_validate_json(text)
 
@@ -151,7 +147,7 @@ class OpcUaCellProcessor(OpcUaAdapter, CellProcessor):
 
     async def program_result(self, device_program_run_id: str) -> ProgramResult:
         text = await self._query(
-            "GetProgramResult", [_text(device_program_run_id)], "program_result"
+            "GetProgramResult", [_ua.text(device_program_run_id)], "program_result"
         )
         return ProgramResult.model_validate_json(text)
 
@@ -159,13 +155,13 @@ class OpcUaCellProcessor(OpcUaAdapter, CellProcessor):
         nodes = self._link.nodes
         (text,) = await call_idempotent(
             self._link.conn, nodes["Commands"], nodes["AbortProgram"],
-            [_text(device_program_run_id)], "abort_program",
+            [_ua.text(device_program_run_id)], "abort_program",
             retry_within_s=self._link.options.retry_within_s, key=device_program_run_id,
         )  # fmt: skip
         return ProgramStatus.model_validate_json(text)
 
     async def draw_sample(self, container_id: str, volume_ml: float) -> Sample:
-        args = [_text(container_id), ua.Variant(float(volume_ml), ua.VariantType.Double)]
+        args = [_ua.text(container_id), _ua.double(volume_ml)]
         result = await self._link.operations.run(
             self._link.nodes["DrawSample"], args, "draw_sample"
         )
