@@ -136,7 +136,9 @@ def test_a_missing_internal_is_refused_by_name(
 
 def test_an_internal_whose_module_or_class_is_gone_is_missing_not_an_error() -> None:
     assert internal_at("asyncua.server.uaprocessor.UaProcessor", "_process_message").present()
-    assert internal_at("asyncua.server.uaprocessor.UaProcessor", "_connection", instance=True)
+    assert internal_at(
+        "asyncua.server.uaprocessor.UaProcessor", "_connection", instance=True
+    ).present()
     for path in ("asyncua.no_such_module.Thing", "asyncua.server.uaprocessor.NoSuchClass"):
         gone = internal_at(path, "_process_message")
         assert gone.name == f"{path}._process_message"

@@ -12,6 +12,7 @@ from cellauto.instruments.visa.scpi_reply import parse_real
 from cellauto.instruments.visa.session import _SpinPolicy
 from tests.wire.scpi_support import (
     Delayed,
+    Reply,
     fake_instrument,
     query_a_reply_50_ms_away,
     resource,
@@ -24,7 +25,7 @@ TEMP = "MEAS:TEMP:CHAM?"
 
 
 async def test_an_instrument_that_answers_at_once_is_read_within_the_spin() -> None:
-    replies = [f"-{n}.25\n".encode() for n in range(20)]
+    replies: list[Reply] = [f"-{n}.25\n".encode() for n in range(20)]
     async with visa_session({TEMP: replies}, "thread", spin_s=0.01) as session:
         values = [await session.query(TEMP, parse_real) for _ in range(20)]
     assert values == [-n - 0.25 for n in range(19)] + [-19.25]
@@ -47,7 +48,7 @@ async def test_a_simulator_on_the_same_loop_is_awaited_there() -> None:
 
 
 async def test_a_cancelled_wait_closes_the_session_so_a_late_reply_answers_nothing() -> None:
-    script = {TEMP: [Delayed(0.3, b"-1.25\n"), b"-2.25\n"]}
+    script: dict[str, list[Reply]] = {TEMP: [Delayed(0.3, b"-1.25\n"), b"-2.25\n"]}
     async with fake_instrument(script, "thread") as fake:
         session = await VisaSession.open(resource(fake.port), timeout_s=2.0)
         try:
