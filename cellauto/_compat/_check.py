@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import inspect
 import logging
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from cellauto.errors import CellautoError
 
@@ -19,6 +20,7 @@ __all__ = [
     "assigned_in",
     "check_dependency",
     "has",
+    "internal",
 ]
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,34 @@ def assigned_in(cls_path: Callable[[], type], attribute: str) -> Callable[[], bo
         return False
 
     return present
+
+
+def internal(path: str, attribute: str, *, instance: bool = False) -> Internal:
+    """The internal ``<path>.<attribute>``, named so: ``path`` a module or class by dotted
+    name, looked up (imported) at check time; an absent one is a missing internal.
+    ``instance``: an attribute its methods assign or read (:func:`assigned_in`), not
+    one the class or module itself has (:func:`has`)."""
+
+    def present() -> bool:
+        try:
+            owner = _lookup(path)
+        except (ImportError, AttributeError):
+            return False
+        check = assigned_in if instance else has
+        return check(lambda: owner, attribute)()
+
+    return Internal(f"{path}.{attribute}", present)
+
+
+def _lookup(path: str) -> Any:
+    """The module, class or attribute at a dotted ``path``, importing modules on the way."""
+    parts = path.split(".")
+    found: Any = importlib.import_module(parts[0])
+    for end, part in enumerate(parts[1:], start=2):
+        if not hasattr(found, part):  # a submodule not imported yet
+            importlib.import_module(".".join(parts[:end]))
+        found = getattr(found, part)
+    return found
 
 
 def _short(name: str) -> str:

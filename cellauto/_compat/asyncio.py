@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio.base_events
 import sys
 
-from cellauto._compat._check import Internal, check_dependency, has
+from cellauto._compat._check import Internal, check_dependency, internal
 
 __all__ = ["TESTED", "check", "python_version"]
 
@@ -41,15 +41,9 @@ def _run_once_uses(name: str) -> Internal:
 
 
 INTERNALS = (
-    Internal(
-        "asyncio.base_events.BaseEventLoop._run_once",
-        has(lambda: asyncio.base_events.BaseEventLoop, "_run_once"),
-    ),
+    internal("asyncio.base_events.BaseEventLoop", "_run_once"),
     *(_run_once_uses(name) for name in _RUN_ONCE_USES),
-    Internal(
-        "asyncio.base_events.MAXIMUM_SELECT_TIMEOUT",
-        has(lambda: asyncio.base_events, "MAXIMUM_SELECT_TIMEOUT"),
-    ),
+    internal("asyncio.base_events", "MAXIMUM_SELECT_TIMEOUT"),
 )
 
 

@@ -33,7 +33,6 @@ import importlib
 import logging
 import types
 from collections.abc import Awaitable, Callable, Collection
-from functools import partial
 from typing import Any
 
 import asyncua.client.client
@@ -47,7 +46,7 @@ from asyncua import Client, Server, ua
 from asyncua.common.utils import ServiceError
 from asyncua.crypto.security_policies import SecurityPolicyNone
 
-from cellauto._compat._check import Internal, assigned_in, check_dependency, has
+from cellauto._compat._check import check_dependency, internal
 from cellauto.clock import real_seconds
 
 __all__ = [
@@ -85,60 +84,26 @@ TIMED_MODULES = (
     "asyncua.server.uaprocessor",
 )
 
-_PROCESSOR = asyncua.server.uaprocessor.UaProcessor
-_ISERVER = asyncua.server.internal_server.InternalServer
+_PROCESSOR = "asyncua.server.uaprocessor.UaProcessor"
+_ISERVER = "asyncua.server.internal_server.InternalServer"
 
 INTERNALS = (
-    *(
-        Internal(f"{name}.asyncio", has(partial(importlib.import_module, name), "asyncio"))
-        for name in TIMED_MODULES
+    *(internal(name, "asyncio") for name in TIMED_MODULES),
+    internal("asyncua.client.ua_client", "wait_for"),
+    internal("asyncua.client.client.Client", "_stale_check_interval", instance=True),
+    internal(_PROCESSOR, "_watchdog_interval", instance=True),
+    internal(_PROCESSOR, "_process_message"),
+    internal(_PROCESSOR, "_connection", instance=True),
+    internal(_ISERVER, "asyncio_transports", instance=True),
+    internal(_ISERVER, "time_task", instance=True),
+    internal(_ISERVER, "_external_sessions", instance=True),
+    internal(_ISERVER, "load_standard_address_space"),
+    internal(
+        "asyncua.server.internal_subscription.InternalSubscription",
+        "_not_acknowledged_results",
+        instance=True,
     ),
-    Internal(
-        "asyncua.client.ua_client.wait_for", has(lambda: asyncua.client.ua_client, "wait_for")
-    ),
-    Internal(
-        "asyncua.client.client.Client._stale_check_interval",
-        assigned_in(lambda: Client, "_stale_check_interval"),
-    ),
-    Internal(
-        "asyncua.server.uaprocessor.UaProcessor._watchdog_interval",
-        assigned_in(lambda: _PROCESSOR, "_watchdog_interval"),
-    ),
-    Internal(
-        "asyncua.server.uaprocessor.UaProcessor._process_message",
-        has(lambda: _PROCESSOR, "_process_message"),
-    ),
-    Internal(
-        "asyncua.server.uaprocessor.UaProcessor._connection",
-        assigned_in(lambda: _PROCESSOR, "_connection"),
-    ),
-    Internal(
-        "asyncua.server.internal_server.InternalServer.asyncio_transports",
-        assigned_in(lambda: _ISERVER, "asyncio_transports"),
-    ),
-    Internal(
-        "asyncua.server.internal_server.InternalServer.time_task",
-        assigned_in(lambda: _ISERVER, "time_task"),
-    ),
-    Internal(
-        "asyncua.server.internal_server.InternalServer._external_sessions",
-        assigned_in(lambda: _ISERVER, "_external_sessions"),
-    ),
-    Internal(
-        "asyncua.server.internal_server.InternalServer.load_standard_address_space",
-        has(lambda: _ISERVER, "load_standard_address_space"),
-    ),
-    Internal(
-        "asyncua.server.internal_subscription.InternalSubscription._not_acknowledged_results",
-        assigned_in(
-            lambda: asyncua.server.internal_subscription.InternalSubscription,
-            "_not_acknowledged_results",
-        ),
-    ),
-    Internal(
-        "asyncua.server.address_space.AddressSpace._nodes",
-        assigned_in(lambda: asyncua.server.address_space.AddressSpace, "_nodes"),
-    ),
+    internal("asyncua.server.address_space.AddressSpace", "_nodes", instance=True),
 )
 
 

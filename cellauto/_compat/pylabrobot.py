@@ -11,10 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pylabrobot.liquid_handling import LiquidHandler
-from pylabrobot.resources import TipTracker
-
-from cellauto._compat._check import Internal, assigned_in, check_dependency
+from cellauto._compat._check import check_dependency, internal
 
 __all__ = [
     "TESTED",
@@ -30,13 +27,10 @@ TESTED = ("0.2.2",)
 
 INTERNALS = (
     *(
-        Internal(f"pylabrobot.resources.TipTracker.{name}", assigned_in(lambda: TipTracker, name))
+        internal("pylabrobot.resources.TipTracker", name, instance=True)
         for name in ("_tip", "_pending_tip", "_tip_origin")
     ),
-    Internal(
-        "pylabrobot.liquid_handling.LiquidHandler._blow_out_air_volume",
-        assigned_in(lambda: LiquidHandler, "_blow_out_air_volume"),
-    ),
+    internal("pylabrobot.liquid_handling.LiquidHandler", "_blow_out_air_volume", instance=True),
 )
 
 

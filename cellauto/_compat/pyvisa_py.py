@@ -14,10 +14,7 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-import pyvisa_py.highlevel
-import pyvisa_py.tcpip
-
-from cellauto._compat._check import Internal, assigned_in, check_dependency
+from cellauto._compat._check import check_dependency, internal
 
 __all__ = [
     "TESTED",
@@ -33,18 +30,9 @@ __all__ = [
 TESTED = ("0.8.1",)
 
 INTERNALS = (
-    Internal(
-        "pyvisa_py.highlevel.PyVisaLibrary.sessions",
-        assigned_in(lambda: pyvisa_py.highlevel.PyVisaLibrary, "sessions"),
-    ),
-    Internal(
-        "pyvisa_py.tcpip.TCPIPSocketSession.interface",
-        assigned_in(lambda: pyvisa_py.tcpip.TCPIPSocketSession, "interface"),
-    ),
-    Internal(
-        "pyvisa_py.tcpip.TCPIPSocketSession._pending_buffer",
-        assigned_in(lambda: pyvisa_py.tcpip.TCPIPSocketSession, "_pending_buffer"),
-    ),
+    internal("pyvisa_py.highlevel.PyVisaLibrary", "sessions", instance=True),
+    internal("pyvisa_py.tcpip.TCPIPSocketSession", "interface", instance=True),
+    internal("pyvisa_py.tcpip.TCPIPSocketSession", "_pending_buffer", instance=True),
 )
 
 

@@ -9,6 +9,7 @@ untested Python warns, a missing event-loop internal refuses.
 from __future__ import annotations
 
 import asyncio.base_events
+import importlib
 import importlib.metadata
 import re
 import subprocess
@@ -24,6 +25,7 @@ from cellauto._compat import asyncua as asyncua_compat
 from cellauto._compat import pylabrobot as plr_compat
 from cellauto._compat import pyvisa_py as pyvisa_py_compat
 from cellauto._compat._check import UntestedDependencyError, UntestedDependencyWarning
+from cellauto._compat._check import internal as internal_at
 from cellauto.errors import CellautoError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,25 +97,56 @@ class _Bare:
 
 
 @pytest.mark.parametrize(
-    ("module", "attribute", "replaced", "internal"),
+    ("dependency", "attribute", "module", "internal"),
     [
-        (asyncua_compat, "Client", _Bare, "Client._stale_check_interval"),
-        (asyncua_compat, "_PROCESSOR", _Bare, "UaProcessor._process_message"),
-        (asyncua_compat, "_ISERVER", _Bare, "InternalServer._external_sessions"),
-        (plr_compat, "TipTracker", _Bare, "TipTracker._pending_tip"),
-        (plr_compat, "LiquidHandler", _Bare, "LiquidHandler._blow_out_air_volume"),
+        ("asyncua.client.client", "Client", asyncua_compat, "Client._stale_check_interval"),
+        (
+            "asyncua.server.uaprocessor",
+            "UaProcessor",
+            asyncua_compat,
+            "UaProcessor._process_message",
+        ),
+        (
+            "asyncua.server.internal_server",
+            "InternalServer",
+            asyncua_compat,
+            "InternalServer._external_sessions",
+        ),
+        ("pylabrobot.resources", "TipTracker", plr_compat, "TipTracker._pending_tip"),
+        (
+            "pylabrobot.liquid_handling",
+            "LiquidHandler",
+            plr_compat,
+            "LiquidHandler._blow_out_air_volume",
+        ),
     ],
 )
 def test_a_missing_internal_is_refused_by_name(
     monkeypatch: pytest.MonkeyPatch,
-    module: ModuleType,
+    dependency: str,
     attribute: str,
-    replaced: type,
+    module: ModuleType,
     internal: str,
 ) -> None:
-    monkeypatch.setattr(module, attribute, replaced)
+    # the dependency's class replaced by one without the internals (as a changed release)
+    monkeypatch.setattr(importlib.import_module(dependency), attribute, _Bare)
     with pytest.raises(UntestedDependencyError, match=re.escape(internal)):
         module.check()
+
+
+def test_an_internal_whose_module_or_class_is_gone_is_missing_not_an_error() -> None:
+    assert internal_at("asyncua.server.uaprocessor.UaProcessor", "_process_message").present()
+    assert internal_at(
+        "asyncua.server.uaprocessor.UaProcessor", "_connection", instance=True
+    ).present()
+    for path in ("asyncua.no_such_module.Thing", "asyncua.server.uaprocessor.NoSuchClass"):
+        gone = internal_at(path, "_process_message")
+        assert gone.name == f"{path}._process_message"
+        assert not gone.present()
+    assert not internal_at("asyncua.server.uaprocessor.UaProcessor", "_nope").present()
+    assert not internal_at(
+        "asyncua.server.uaprocessor.UaProcessor", "_nope", instance=True
+    ).present()
 
 
 def test_pyvisa_py_without_its_read_buffer_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,6 +15,8 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 
 from cellauto.clock import Clock, awaiting_outside, serving_outside
 from cellauto.instruments.materials import Sample
+from cellauto.instruments.visa import VisaSession
+from cellauto.instruments.visa.scpi_reply import parse_real
 from cellauto.sim.counter import SimCellCounter
 from cellauto.sim.freezer import SimControlledRateFreezer
 from cellauto.sim.material import Container
@@ -155,3 +157,33 @@ async def _served(script: dict[str, list[Reply]]) -> AsyncIterator[FakeInstrumen
 
 def resource(port: int) -> str:
     return f"TCPIP0::127.0.0.1::{port}::SOCKET"
+
+
+@asynccontextmanager
+async def visa_session(
+    script: dict[str, list[Reply]],
+    host: Host = "loop",
+    *,
+    timeout_s: float = 5.0,
+    retries: int = 2,
+    spin_s: float = 200e-6,
+) -> AsyncIterator[VisaSession]:
+    """A VisaSession open to a fake instrument serving ``script`` for the block (its
+    counters stay readable after)."""
+    async with fake_instrument(script, host) as fake:
+        session = await VisaSession.open(
+            resource(fake.port), timeout_s=timeout_s, retries=retries, spin_s=spin_s
+        )
+        try:
+            yield session
+        finally:
+            await session.aclose()
+
+
+async def query_a_reply_50_ms_away() -> VisaSession:
+    """One ``MEAS:TEMP:CHAM?`` answered 50 ms late (2 s timeout); the closed session, whose
+    counters tell where it waited."""
+    script: dict[str, list[Reply]] = {"MEAS:TEMP:CHAM?": [Delayed(0.05, b"-45.25\n")]}
+    async with visa_session(script, "thread", timeout_s=2.0) as session:
+        assert await session.query("MEAS:TEMP:CHAM?", parse_real) == -45.25
+    return session

@@ -12,10 +12,9 @@ import anyio
 import pytest
 
 from cellauto.clock import scaled_loop_factory
-from cellauto.instruments.visa import VisaSession
 from cellauto.instruments.visa.errors import VisaConnectionError
 from cellauto.instruments.visa.scpi_reply import parse_real
-from tests.wire.scpi_support import Delayed, fake_instrument, resource
+from tests.wire.scpi_support import query_a_reply_50_ms_away, visa_session
 
 pytestmark = pytest.mark.anyio
 
@@ -29,23 +28,14 @@ def anyio_backend() -> tuple[str, dict[str, object]]:
 
 
 async def test_a_reply_50_ms_away_is_awaited_on_the_loop_at_scale_3600() -> None:
-    async with fake_instrument({TEMP: [Delayed(0.05, b"-45.25\n")]}, "thread") as fake:
-        session = await VisaSession.open(resource(fake.port), timeout_s=2.0)
-        try:
-            assert await session.query(TEMP, parse_real) == -45.25
-        finally:
-            await session.aclose()
+    session = await query_a_reply_50_ms_away()
     assert (session.replies_spun, session.replies_awaited, session.replies_threaded) == (0, 1, 0)
 
 
 async def test_an_instrument_that_never_answers_times_out_after_timeout_s_real() -> None:
-    async with fake_instrument({TEMP: [None]}, "thread") as fake:
-        session = await VisaSession.open(resource(fake.port), timeout_s=0.5, retries=0)
-        try:
-            started = anyio.current_time()
-            with pytest.raises(VisaConnectionError, match=r"no complete reply .* within 0.5 s"):
-                await session.query(TEMP, parse_real)
-            waited = anyio.current_time() - started
-        finally:
-            await session.aclose()
+    async with visa_session({TEMP: [None]}, "thread", timeout_s=0.5, retries=0) as session:
+        started = anyio.current_time()
+        with pytest.raises(VisaConnectionError, match=r"no complete reply .* within 0.5 s"):
+            await session.query(TEMP, parse_real)
+        waited = anyio.current_time() - started
     assert waited >= 0.5 * SCALE  # 0.5 s real, on the loop's clock

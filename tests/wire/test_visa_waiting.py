@@ -10,7 +10,14 @@ import pytest
 from cellauto.instruments.visa import VisaSession, _connection
 from cellauto.instruments.visa.scpi_reply import parse_real
 from cellauto.instruments.visa.session import _SpinPolicy
-from tests.wire.scpi_support import Delayed, fake_instrument, resource
+from tests.wire.scpi_support import (
+    Delayed,
+    Reply,
+    fake_instrument,
+    query_a_reply_50_ms_away,
+    resource,
+    visa_session,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -18,13 +25,9 @@ TEMP = "MEAS:TEMP:CHAM?"
 
 
 async def test_an_instrument_that_answers_at_once_is_read_within_the_spin() -> None:
-    replies = [f"-{n}.25\n".encode() for n in range(20)]
-    async with fake_instrument({TEMP: replies}, "thread") as fake:
-        session = await VisaSession.open(resource(fake.port), spin_s=0.01)
-        try:
-            values = [await session.query(TEMP, parse_real) for _ in range(20)]
-        finally:
-            await session.aclose()
+    replies: list[Reply] = [f"-{n}.25\n".encode() for n in range(20)]
+    async with visa_session({TEMP: replies}, "thread", spin_s=0.01) as session:
+        values = [await session.query(TEMP, parse_real) for _ in range(20)]
     assert values == [-n - 0.25 for n in range(19)] + [-19.25]
     assert session.replies_spun > 0
     assert session.replies_threaded == 0
@@ -32,29 +35,20 @@ async def test_an_instrument_that_answers_at_once_is_read_within_the_spin() -> N
 
 
 async def test_a_slow_reply_is_awaited_on_the_loop_not_in_a_thread() -> None:
-    async with fake_instrument({TEMP: [Delayed(0.05, b"-45.25\n")]}, "thread") as fake:
-        session = await VisaSession.open(resource(fake.port), timeout_s=2.0)
-        try:
-            assert await session.query(TEMP, parse_real) == -45.25
-        finally:
-            await session.aclose()
+    session = await query_a_reply_50_ms_away()
     assert (session.replies_spun, session.replies_awaited, session.replies_threaded) == (0, 1, 0)
 
 
 async def test_a_simulator_on_the_same_loop_is_awaited_there() -> None:
-    async with fake_instrument({TEMP: [b"-45.25\n"]}, "loop") as fake:
-        session = await VisaSession.open(resource(fake.port))
-        try:
-            for _ in range(5):
-                assert await session.query(TEMP, parse_real) == -45.25
-        finally:
-            await session.aclose()
+    async with visa_session({TEMP: [b"-45.25\n"]}, "loop") as session:
+        for _ in range(5):
+            assert await session.query(TEMP, parse_real) == -45.25
     assert session.replies_awaited == 5
     assert session.replies_threaded == 0
 
 
 async def test_a_cancelled_wait_closes_the_session_so_a_late_reply_answers_nothing() -> None:
-    script = {TEMP: [Delayed(0.3, b"-1.25\n"), b"-2.25\n"]}
+    script: dict[str, list[Reply]] = {TEMP: [Delayed(0.3, b"-1.25\n"), b"-2.25\n"]}
     async with fake_instrument(script, "thread") as fake:
         session = await VisaSession.open(resource(fake.port), timeout_s=2.0)
         try:
@@ -72,12 +66,8 @@ async def test_on_the_virtual_clock_the_timeout_is_real_time() -> None:
     # The simulator takes 30 s of (virtual) process time to answer; the 1 s timeout is
     # real time, so the answer arrives: the loop's timer expires first, the rest of the
     # wait moves to the session's thread, where pyvisa's timeout is real.
-    async with fake_instrument({TEMP: [Delayed(30.0, b"-45.25\n")]}, "loop") as fake:
-        session = await VisaSession.open(resource(fake.port), timeout_s=1.0)
-        try:
-            assert await session.query(TEMP, parse_real) == -45.25
-        finally:
-            await session.aclose()
+    async with visa_session({TEMP: [Delayed(30.0, b"-45.25\n")]}, "loop", timeout_s=1.0) as session:
+        assert await session.query(TEMP, parse_real) == -45.25
     assert session.replies_threaded == 1
 
 
@@ -115,12 +105,8 @@ async def test_without_poll_every_exchange_runs_in_the_thread(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(_connection, "_CAN_POLL", False)  # as on Windows
-    async with fake_instrument({TEMP: [b"-45.25\n"]}, "thread") as fake:
-        session = await VisaSession.open(resource(fake.port))
-        try:
-            assert await session.query(TEMP, parse_real) == -45.25
-        finally:
-            await session.aclose()
+    async with visa_session({TEMP: [b"-45.25\n"]}, "thread") as session:
+        assert await session.query(TEMP, parse_real) == -45.25
     assert (session.replies_spun, session.replies_awaited, session.replies_threaded) == (0, 0, 1)
 
 
@@ -131,12 +117,8 @@ async def test_a_loop_that_cannot_watch_sockets_hands_the_wait_to_the_thread(
         raise NotImplementedError  # as Windows' proactor loop
 
     monkeypatch.setattr(asyncio.get_running_loop(), "add_reader", no_add_reader)
-    async with fake_instrument({TEMP: [Delayed(0.05, b"-45.25\n")]}, "thread") as fake:
-        session = await VisaSession.open(resource(fake.port), spin_s=0)
-        try:
-            assert await session.query(TEMP, parse_real) == -45.25
-        finally:
-            await session.aclose()
+    async with visa_session({TEMP: [Delayed(0.05, b"-45.25\n")]}, "thread", spin_s=0) as session:
+        assert await session.query(TEMP, parse_real) == -45.25
     assert (session.replies_awaited, session.replies_threaded) == (0, 1)
 
 
@@ -157,10 +139,6 @@ async def test_closing_waits_for_the_reply_in_flight() -> None:
 
 async def test_a_long_request_is_written_from_the_thread_never_the_loop() -> None:
     long_message = "PROF:NAME " + '"' + "x" * 2000 + '"'
-    async with fake_instrument({long_message: [b"1\n"]}, "thread") as fake:
-        session = await VisaSession.open(resource(fake.port))
-        try:
-            assert await session.query(long_message, int) == 1
-        finally:
-            await session.aclose()
+    async with visa_session({long_message: [b"1\n"]}, "thread") as session:
+        assert await session.query(long_message, int) == 1
     assert (session.replies_spun, session.replies_awaited, session.replies_threaded) == (0, 0, 1)

@@ -24,12 +24,13 @@ from cellauto.instruments.opcua.connection import (
 )
 from cellauto.instruments.opcua.cryo_storage import OpcUaCryoStorage
 from cellauto.instruments.opcua.cytometer import OpcUaFlowCytometer
-from cellauto.instruments.opcua.link import LinkOptions
+from cellauto.instruments.opcua.link import ConnectOptions, LinkOptions
 from cellauto.instruments.opcua.processor import OpcUaCellProcessor
 from cellauto.instruments.opcua.security import ClientSecurity
 
 __all__ = [
     "ClientSecurity",
+    "ConnectOptions",
     "ConnectionGap",
     "GapCallback",
     "LinkOptions",

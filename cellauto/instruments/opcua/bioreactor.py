@@ -34,14 +34,11 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Unpack
 
 import anyio
 from asyncua import ua
-from pydantic import SecretStr
 
-from cellauto.clock import Clock
 from cellauto.instruments.base import require_range
 from cellauto.instruments.bioreactor import (
     SETPOINT_LIMITS,
@@ -53,9 +50,9 @@ from cellauto.instruments.bioreactor import (
     Setpoints,
 )
 from cellauto.instruments.materials import Sample
-from cellauto.instruments.opcua.connection import ConnectionGap, GapCallback
+from cellauto.instruments.opcua import _ua
 from cellauto.instruments.opcua.lads import BIOREACTOR_CONTROL_FUNCTIONS
-from cellauto.instruments.opcua.link import DeviceLink, LinkOptions
+from cellauto.instruments.opcua.link import ConnectOptions, DeviceLink, OpcUaAdapter, open_link
 from cellauto.instruments.opcua.setpoints import SetpointCallback, SetpointWatch
 
 __all__ = ["OpcUaBioreactor"]
@@ -83,20 +80,11 @@ _SETPOINT_ORDER = (
 )
 
 
-def _double(value: float | None) -> ua.Variant:
-    return ua.Variant(math.nan if value is None else float(value), ua.VariantType.Double)
-
-
-def _text(value: str) -> ua.Variant:
-    return ua.Variant(str(value), ua.VariantType.String)
-
-
-class OpcUaBioreactor(Bioreactor):
+class OpcUaBioreactor(OpcUaAdapter, Bioreactor):
     """A LADS bioreactor reached over OPC UA (create with :meth:`connect`)."""
 
     def __init__(self, link: DeviceLink, *, max_age_s: float) -> None:
-        super().__init__(link.nodes.identity)
-        self._link = link
+        super().__init__(link)
         self.max_age_s = max_age_s
         self._latest: ProcessValues | None = None
         self._commands_ended_s = -math.inf
@@ -112,49 +100,22 @@ class OpcUaBioreactor(Bioreactor):
         cls,
         url: str,
         *,
-        security: Literal["none", "Basic256Sha256"] = "none",
-        certificate: Path | str | None = None,
-        private_key: Path | str | None = None,
-        server_certificate: Path | str | None = None,
-        user: str | None = None,
-        password: str | None = None,
-        timeout_s: float = 10.0,
-        clock: Clock | None = None,
-        on_gap: GapCallback | None = None,
-        reconnect_max_delay_s: float = 10.0,
-        poll_interval_s: float = 60.0,
-        retry_within_s: float = 60.0,
-        outage_limit_s: float = 3600.0,
-        device: str | None = None,
-        unit: str | None = None,
         max_age_s: float = 600.0,
         on_setpoint_changed: SetpointCallback | None = None,
         restore_setpoints: bool = False,
+        **options: Unpack[ConnectOptions],
     ) -> OpcUaBioreactor:
         """Connect, resolve the device's nodes and subscribe to its process values.
 
-        ``security="Basic256Sha256"`` (SignAndEncrypt) needs ``certificate`` and
-        ``private_key``; ``server_certificate`` pins the server. ``clock``: the line's
-        process clock. ``on_gap(started_process_time_s, ended_process_time_s, reason)``
-        is told of every outage. ``max_age_s``: see the freshness rule above.
-        ``on_setpoint_changed(change)`` is told when a setpoint the adapter set is
-        changed on the device by someone else; with ``restore_setpoints`` the adapter
-        then writes its own value back (:mod:`.setpoints`). The rest:
-        :class:`~cellauto.instruments.opcua.link.LinkOptions`.
+        ``max_age_s``: see the freshness rule above. ``on_setpoint_changed(change)`` is
+        told when a setpoint the adapter set is changed on the device by someone else;
+        with ``restore_setpoints`` the adapter then writes its own value back
+        (:mod:`.setpoints`). The rest (security, ``clock``, ``on_gap``, timeouts,
+        device and unit): :class:`~cellauto.instruments.opcua.link.ConnectOptions`.
         """
         if not max_age_s >= 0:
             raise ValueError(f"max_age_s {max_age_s:g} s must be >= 0")
-        options = LinkOptions(
-            url=url, security=security, certificate=certificate, private_key=private_key,
-            server_certificate=server_certificate, user=user,
-            password=SecretStr(password) if password is not None else None,
-            timeout_s=timeout_s, reconnect_max_delay_s=reconnect_max_delay_s,
-            poll_interval_s=poll_interval_s, retry_within_s=retry_within_s,
-            outage_limit_s=outage_limit_s, device=device, unit=unit,
-        )  # fmt: skip
-        link = await DeviceLink.open(
-            cls.interface_name, _PATHS, options, clock=clock, on_gap=on_gap
-        )
+        link = await open_link(cls.interface_name, _PATHS, url, options)
         adapter = cls(link, max_age_s=max_age_s)
         watch = adapter.setpoint_watch
         watch.on_change = on_setpoint_changed
@@ -169,18 +130,7 @@ class OpcUaBioreactor(Bioreactor):
 
     async def aclose(self) -> None:
         await self.setpoint_watch.aclose()
-        await self._link.aclose()
-
-    async def __aenter__(self) -> OpcUaBioreactor:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    @property
-    def gaps(self) -> list[ConnectionGap]:
-        """Connection outages so far (also reported to ``on_gap``)."""
-        return self._link.gaps
+        await super().aclose()
 
     # -- readings -----------------------------------------------------------------------
     def _snapshot(self, node_id: ua.NodeId, value: Any, data: ua.DataValue) -> None:
@@ -241,7 +191,7 @@ class OpcUaBioreactor(Bioreactor):
         for field, value in setpoints.model_dump(exclude_none=True).items():
             low, high, unit = SETPOINT_LIMITS[field]
             require_range(self, field, value, low=low, high=high, unit=unit)
-        args = [_double(getattr(setpoints, field)) for field in _SETPOINT_ORDER]
+        args = [_ua.double(getattr(setpoints, field)) for field in _SETPOINT_ORDER]
         with self.setpoint_watch.changing():
             answer = Setpoints.model_validate(
                 await self._run("SetSetpoints", args, "set_setpoints")
@@ -252,23 +202,25 @@ class OpcUaBioreactor(Bioreactor):
     async def seed(
         self, source_container_id: str, volume_ml: float, medium_ml: float
     ) -> CultureVolume:
-        args = [_text(source_container_id), _double(volume_ml), _double(medium_ml)]
+        args = [_ua.text(source_container_id), _ua.double(volume_ml), _ua.double(medium_ml)]
         return CultureVolume.model_validate(await self._run("Seed", args, "seed"))
 
     async def add_reagent(self, reagent: Reagent) -> CultureVolume:
         args = [
-            _text(reagent.name), _text(reagent.kind), _double(reagent.volume_ml),
-            _text(reagent.lot), _text(reagent.target_cells), _double(reagent.moi),
+            _ua.text(reagent.name), _ua.text(reagent.kind), _ua.double(reagent.volume_ml),
+            _ua.text(reagent.lot), _ua.text(reagent.target_cells), _ua.double(reagent.moi),
         ]  # fmt: skip
         return CultureVolume.model_validate(await self._run("AddReagent", args, "add_reagent"))
 
     async def feed(self, medium_ml: float) -> CultureVolume:
-        return CultureVolume.model_validate(await self._run("Feed", [_double(medium_ml)], "feed"))
+        return CultureVolume.model_validate(
+            await self._run("Feed", [_ua.double(medium_ml)], "feed")
+        )
 
     async def draw_sample(self, volume_ml: float) -> Sample:
-        result = await self._run("DrawSample", [_double(volume_ml)], "draw_sample")
+        result = await self._run("DrawSample", [_ua.double(volume_ml)], "draw_sample")
         return Sample.model_validate(result)
 
     async def harvest(self, target_container_id: str) -> HarvestResult:
-        result = await self._run("Harvest", [_text(target_container_id)], "harvest")
+        result = await self._run("Harvest", [_ua.text(target_container_id)], "harvest")
         return HarvestResult.model_validate(result)

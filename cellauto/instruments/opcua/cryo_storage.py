@@ -16,14 +16,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Literal
+from typing import Unpack
 
 import anyio
 from asyncua import ua
-from pydantic import SecretStr
 
-from cellauto.clock import Clock
 from cellauto.instruments.base import require_range
 from cellauto.instruments.cryo_storage import (
     CryoStorage,
@@ -31,8 +28,8 @@ from cellauto.instruments.cryo_storage import (
     StoragePosition,
     StoredItem,
 )
-from cellauto.instruments.opcua.connection import ConnectionGap, GapCallback
-from cellauto.instruments.opcua.link import DeviceLink, LinkOptions
+from cellauto.instruments.opcua import _ua
+from cellauto.instruments.opcua.link import ConnectOptions, OpcUaAdapter, open_link
 
 __all__ = ["OpcUaCryoStorage"]
 
@@ -42,65 +39,13 @@ _PATHS = {
 }
 
 
-def _text(value: str) -> ua.Variant:
-    return ua.Variant(str(value), ua.VariantType.String)
-
-
-class OpcUaCryoStorage(CryoStorage):
+class OpcUaCryoStorage(OpcUaAdapter, CryoStorage):
     """A LADS LN2 storage freezer reached over OPC UA (create with :meth:`connect`)."""
 
-    def __init__(self, link: DeviceLink) -> None:
-        super().__init__(link.nodes.identity)
-        self._link = link
-
     @classmethod
-    async def connect(
-        cls,
-        url: str,
-        *,
-        security: Literal["none", "Basic256Sha256"] = "none",
-        certificate: Path | str | None = None,
-        private_key: Path | str | None = None,
-        server_certificate: Path | str | None = None,
-        user: str | None = None,
-        password: str | None = None,
-        timeout_s: float = 10.0,
-        clock: Clock | None = None,
-        on_gap: GapCallback | None = None,
-        reconnect_max_delay_s: float = 10.0,
-        poll_interval_s: float = 60.0,
-        retry_within_s: float = 60.0,
-        outage_limit_s: float = 3600.0,
-        device: str | None = None,
-        unit: str | None = None,
-    ) -> OpcUaCryoStorage:
-        """Connect and resolve the device's nodes (options as for OpcUaBioreactor)."""
-        options = LinkOptions(
-            url=url, security=security, certificate=certificate, private_key=private_key,
-            server_certificate=server_certificate, user=user,
-            password=SecretStr(password) if password is not None else None,
-            timeout_s=timeout_s, reconnect_max_delay_s=reconnect_max_delay_s,
-            poll_interval_s=poll_interval_s, retry_within_s=retry_within_s,
-            outage_limit_s=outage_limit_s, device=device, unit=unit,
-        )  # fmt: skip
-        link = await DeviceLink.open(
-            cls.interface_name, _PATHS, options, clock=clock, on_gap=on_gap
-        )
-        return cls(link)
-
-    async def aclose(self) -> None:
-        await self._link.aclose()
-
-    async def __aenter__(self) -> OpcUaCryoStorage:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    @property
-    def gaps(self) -> list[ConnectionGap]:
-        """Connection outages so far (also reported to ``on_gap``)."""
-        return self._link.gaps
+    async def connect(cls, url: str, **options: Unpack[ConnectOptions]) -> OpcUaCryoStorage:
+        """Connect and resolve the device's nodes (options: :class:`ConnectOptions`)."""
+        return cls(await open_link(cls.interface_name, _PATHS, url, options))
 
     async def _query(self, name: str, what: str) -> str:
         nodes = self._link.nodes
@@ -113,8 +58,8 @@ class OpcUaCryoStorage(CryoStorage):
 
     async def store(self, container_id: str, position: StoragePosition) -> StoredItem:
         args = [
-            _text(container_id),
-            _text(position.rack),
+            _ua.text(container_id),
+            _ua.text(position.rack),
             ua.Variant(position.box, ua.VariantType.Int32),
             ua.Variant(position.slot, ua.VariantType.Int32),
         ]
@@ -123,7 +68,7 @@ class OpcUaCryoStorage(CryoStorage):
 
     async def retrieve(self, container_id: str) -> StoredItem:
         result = await self._link.operations.run(
-            self._link.nodes["Retrieve"], [_text(container_id)], "retrieve"
+            self._link.nodes["Retrieve"], [_ua.text(container_id)], "retrieve"
         )
         return StoredItem.model_validate(result)
 

@@ -1,27 +1,60 @@
-"""What both LADS adapters share: options, connection, resolved nodes, operations."""
+"""What the LADS adapters share: options, connection, resolved nodes, operations.
+
+Every adapter's ``connect(url, **options)`` takes the :class:`ConnectOptions` (plus its
+own), opens its :class:`DeviceLink` with :func:`open_link` and derives from
+:class:`OpcUaAdapter` (``aclose``, ``async with``, ``gaps``).
+"""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from cellauto.clock import Clock
+from cellauto.instruments.base import Instrument
 from cellauto.instruments.opcua.connection import ConnectionGap, GapCallback, OpcUaConnection
 from cellauto.instruments.opcua.operations import OperationRunner
 from cellauto.instruments.opcua.resolve import DeviceNodes, resolve_device
 from cellauto.instruments.opcua.security import ClientSecurity
 
-__all__ = ["DeviceLink", "LinkOptions"]
+__all__ = ["ConnectOptions", "DeviceLink", "LinkOptions", "OpcUaAdapter", "open_link"]
 
 _COMMAND_PATHS = {
     "Commands": "own:Commands",
     "GetOperation": "own:Commands/own:GetOperation",
     "LastOperation": "own:Commands/own:LastOperation",
 }
+
+
+class ConnectOptions(TypedDict, total=False):
+    """The keywords every adapter's ``connect`` takes (each optional).
+
+    ``security="Basic256Sha256"`` (SignAndEncrypt) needs ``certificate`` and
+    ``private_key``; ``server_certificate`` pins the server. ``clock``: the line's
+    process clock (default: a wall-time clock made at connect). ``on_gap(started_
+    process_time_s, ended_process_time_s, reason)`` is told of every outage. The rest,
+    and every default: :class:`LinkOptions`.
+    """
+
+    security: Literal["none", "Basic256Sha256"]
+    certificate: Path | str | None
+    private_key: Path | str | None
+    server_certificate: Path | str | None
+    user: str | None
+    password: str | None
+    timeout_s: float
+    clock: Clock | None
+    on_gap: GapCallback | None
+    reconnect_max_delay_s: float
+    poll_interval_s: float
+    retry_within_s: float
+    outage_limit_s: float
+    device: str | None
+    unit: str | None
 
 
 class LinkOptions(BaseModel):
@@ -115,3 +148,54 @@ class DeviceLink:
 
     async def aclose(self) -> None:
         await self.conn.aclose()
+
+
+async def open_link(
+    interface_name: str, unit_paths: Mapping[str, str], url: str, options: ConnectOptions
+) -> DeviceLink:
+    """Validate ``url`` and ``options`` (refused before anything is sent), then open."""
+    unknown = sorted(set(options) - ConnectOptions.__optional_keys__)
+    if unknown:  # as for a keyword the signature does not name
+        raise TypeError(f"{interface_name} connect() got unexpected keywords: {unknown}")
+    fields = dict(options)
+    clock = options.get("clock")
+    on_gap = options.get("on_gap")
+    password = options.get("password")
+    for name in ("clock", "on_gap", "password"):
+        fields.pop(name, None)
+    link_options = LinkOptions.model_validate(
+        {
+            **fields,
+            "url": url,
+            "password": SecretStr(password) if password is not None else None,
+        }
+    )
+    return await DeviceLink.open(
+        interface_name, unit_paths, link_options, clock=clock, on_gap=on_gap
+    )
+
+
+class OpcUaAdapter(Instrument):
+    """Base of the OPC UA adapters: one :class:`DeviceLink`, closed with the adapter.
+
+    Listed before the instrument interface (``class OpcUaCryoStorage(OpcUaAdapter,
+    CryoStorage)``): the interface supplies ``interface_name``.
+    """
+
+    def __init__(self, link: DeviceLink) -> None:
+        super().__init__(link.nodes.identity)
+        self._link = link
+
+    async def aclose(self) -> None:
+        await self._link.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    @property
+    def gaps(self) -> list[ConnectionGap]:
+        """Connection outages so far (also reported to ``on_gap``)."""
+        return self._link.gaps

@@ -14,13 +14,10 @@ caller may do the same. Status, results and aborts are exact answers of the devi
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Unpack
 
 from asyncua import ua
-from pydantic import SecretStr
 
-from cellauto.clock import Clock
 from cellauto.instruments.cell_processor import (
     CellProcessor,
     ProgramInputs,
@@ -31,9 +28,8 @@ from cellauto.instruments.cell_processor import (
 )
 from cellauto.instruments.materials import Sample
 from cellauto.instruments.opcua import _ua
-from cellauto.instruments.opcua.connection import ConnectionGap, GapCallback
 from cellauto.instruments.opcua.lads import KEY_VALUE_ENCODING_ID, SAMPLE_INFO_ENCODING_ID
-from cellauto.instruments.opcua.link import DeviceLink, LinkOptions
+from cellauto.instruments.opcua.link import ConnectOptions, DeviceLink, OpcUaAdapter, open_link
 from cellauto.instruments.opcua.operations import call_idempotent
 from cellauto.instruments.opcua.resolve import browse_children, translate_paths
 from cellauto.instruments.opcua.wire import SampleInfoType, encode_key_values, encode_samples
@@ -57,18 +53,13 @@ _TEMPLATE_FIELDS = {
 }
 
 
-def _text(value: str) -> ua.Variant:
-    return ua.Variant(str(value), ua.VariantType.String)
-
-
-class OpcUaCellProcessor(CellProcessor):
+class OpcUaCellProcessor(OpcUaAdapter, CellProcessor):
     """A LADS cell processor reached over OPC UA (create with :meth:`connect`)."""
 
     def __init__(
         self, link: DeviceLink, templates: list[dict[str, ua.NodeId]], job_id: str
     ) -> None:
-        super().__init__(link.nodes.identity)
-        self._link = link
+        super().__init__(link)
         self._templates = templates
         self.supervisory_job_id = job_id
         lads = link.nodes.namespaces["lads"]
@@ -80,38 +71,14 @@ class OpcUaCellProcessor(CellProcessor):
         cls,
         url: str,
         *,
-        security: Literal["none", "Basic256Sha256"] = "none",
-        certificate: Path | str | None = None,
-        private_key: Path | str | None = None,
-        server_certificate: Path | str | None = None,
-        user: str | None = None,
-        password: str | None = None,
-        timeout_s: float = 10.0,
-        clock: Clock | None = None,
-        on_gap: GapCallback | None = None,
-        reconnect_max_delay_s: float = 10.0,
-        poll_interval_s: float = 60.0,
-        retry_within_s: float = 60.0,
-        outage_limit_s: float = 3600.0,
-        device: str | None = None,
-        unit: str | None = None,
         supervisory_job_id: str = "",
+        **options: Unpack[ConnectOptions],
     ) -> OpcUaCellProcessor:
-        """Connect and resolve the device's nodes (options as for OpcUaBioreactor).
+        """Connect and resolve the device's nodes (options: :class:`ConnectOptions`).
 
         ``supervisory_job_id`` is sent with every StartProgram (e.g. the batch id).
         """
-        options = LinkOptions(
-            url=url, security=security, certificate=certificate, private_key=private_key,
-            server_certificate=server_certificate, user=user,
-            password=SecretStr(password) if password is not None else None,
-            timeout_s=timeout_s, reconnect_max_delay_s=reconnect_max_delay_s,
-            poll_interval_s=poll_interval_s, retry_within_s=retry_within_s,
-            outage_limit_s=outage_limit_s, device=device, unit=unit,
-        )  # fmt: skip
-        link = await DeviceLink.open(
-            cls.interface_name, _PATHS, options, clock=clock, on_gap=on_gap
-        )
+        link = await open_link(cls.interface_name, _PATHS, url, options)
         try:
             conn, ns = link.conn, link.nodes.namespaces
             names = await browse_children(conn, link.nodes["ProgramTemplateSet"])
@@ -122,20 +89,6 @@ class OpcUaCellProcessor(CellProcessor):
             await link.aclose()
             raise
         return cls(link, templates, supervisory_job_id)
-
-    async def aclose(self) -> None:
-        await self._link.aclose()
-
-    async def __aenter__(self) -> OpcUaCellProcessor:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    @property
-    def gaps(self) -> list[ConnectionGap]:
-        """Connection outages so far (also reported to ``on_gap``)."""
-        return self._link.gaps
 
     async def _query(self, name: str, args: list[ua.Variant], what: str) -> str:
         nodes = self._link.nodes
@@ -168,10 +121,10 @@ class OpcUaCellProcessor(CellProcessor):
         # Fields annotated with asyncua's codec marker ua.String, given plain str (as asyncua does).
         source = SampleInfoType(inputs.source_container_id, "", "source", "")  # type: ignore[arg-type]
         args = [
-            _text(template_id),
+            _ua.text(template_id),
             encode_key_values(properties, self._key_value_id),
-            _text(self.supervisory_job_id),
-            _text(supervisory_task_id),
+            _ua.text(self.supervisory_job_id),
+            _ua.text(supervisory_task_id),
             encode_samples([source], self._sample_info_id),
         ]
         nodes = self._link.nodes
@@ -184,7 +137,7 @@ class OpcUaCellProcessor(CellProcessor):
 
     async def program_status(self, device_program_run_id: str) -> ProgramStatus:
         text = await self._query(
-            "GetProgramStatus", [_text(device_program_run_id)], "program_status"
+            "GetProgramStatus", [_ua.text(device_program_run_id)], "program_status"
         )
         return ProgramStatus.model_validate_json(text)
 
@@ -194,7 +147,7 @@ class OpcUaCellProcessor(CellProcessor):
 
     async def program_result(self, device_program_run_id: str) -> ProgramResult:
         text = await self._query(
-            "GetProgramResult", [_text(device_program_run_id)], "program_result"
+            "GetProgramResult", [_ua.text(device_program_run_id)], "program_result"
         )
         return ProgramResult.model_validate_json(text)
 
@@ -202,13 +155,13 @@ class OpcUaCellProcessor(CellProcessor):
         nodes = self._link.nodes
         (text,) = await call_idempotent(
             self._link.conn, nodes["Commands"], nodes["AbortProgram"],
-            [_text(device_program_run_id)], "abort_program",
+            [_ua.text(device_program_run_id)], "abort_program",
             retry_within_s=self._link.options.retry_within_s, key=device_program_run_id,
         )  # fmt: skip
         return ProgramStatus.model_validate_json(text)
 
     async def draw_sample(self, container_id: str, volume_ml: float) -> Sample:
-        args = [_text(container_id), ua.Variant(float(volume_ml), ua.VariantType.Double)]
+        args = [_ua.text(container_id), _ua.double(volume_ml)]
         result = await self._link.operations.run(
             self._link.nodes["DrawSample"], args, "draw_sample"
         )
