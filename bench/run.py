@@ -9,6 +9,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_batches
+import bench_crash_drill
 import bench_journal
 import bench_journal_load
 import bench_opcua
@@ -68,6 +69,7 @@ def main() -> int:
     rows.extend(bench_opcua.run(quick=args.quick))
     rows.extend(bench_startup.run(quick=args.quick))
     rows.extend(bench_sim_serve.run(quick=args.quick))
+    rows.extend(bench_crash_drill.run(quick=args.quick))
     width = max(len(str(r.get("case", ""))) for r in rows)
     print(f"{'benchmark':<{width}}  {'result':>16}  {'target':<20} met  detail")
     print("-" * (width + 60))
