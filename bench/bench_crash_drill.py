@@ -34,11 +34,13 @@ def _row(case: str, report: DrillReport) -> dict[str, Any]:
         "controllers": report.controllers,
         "actions": report.actions,
         "repeated": len(report.repeated_actions),
+        "redone_in_doubt": len(report.redone_in_doubt),
         "lost": len(report.lost_records),
         "wall_s": report.wall_s,
         "controller_cpu_s": report.controller_cpu_s,
         "server_cpu_s": report.server_cpu_s,
         "problems": report.repeated_actions + report.lost_records,
+        "notes": report.redone_in_doubt,
     }
 
 
@@ -56,7 +58,8 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                 "ok": ok if killed else None,
                 "detail": f"{r['final_state']}; controller CPU {r['controller_cpu_s']:.1f} s, "
                 f"server CPU {r['server_cpu_s']:.1f} s; {r['actions']} actions, "
-                f"{r['repeated']} repeated, {r['lost']} lost",
+                f"{r['repeated']} repeated, {r['lost']} lost, "
+                f"{r['redone_in_doubt']} sample commands redone after their reply was cut",
             }
         )
     return rows
@@ -97,6 +100,8 @@ def main() -> int:
         )
         for problem in r["problems"]:
             print(f"    {problem}")
+        for note in r["notes"]:
+            print(f"    sample redone after a kill cut its reply: {note}")
     return 0 if all(r["final_state"] == "Complete" and not r["problems"] for r in rows) else 1
 
 
