@@ -17,24 +17,29 @@ Semantics:
 * A failed check records a Deviation and, by its policy, holds, continues or aborts.
 * A step that raises records the failure and an alarm, then aborts the run with exit
   status ``failed``. Nothing a run does can disturb another run.
+
+Journaling a record and telling the observers is :class:`.run_records.RunRecords`
+(a base of ``Execution``); the steps in order, each with its records and watchdogs,
+and the step interrupted by a crash run again, are :mod:`.procedure`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import anyio
 
-from cellauto.clock import Clock, time_paused
+from cellauto.clock import Clock
 from cellauto.errors import FencedError, StateCommandError
 from cellauto.protocols.context import Run, RunAborted
-from cellauto.protocols.definition import Protocol, ResumePolicy, StepDefinition
-from cellauto.protocols.outcome import RunOutcome, RunStopped, fenced_error, primary_exception
+from cellauto.protocols.definition import Protocol, StepDefinition
+from cellauto.protocols.outcome import RunOutcome, RunStopped, fenced_error
 from cellauto.protocols.params import Params
+from cellauto.protocols.procedure import run_procedure
 from cellauto.protocols.recording import RecordedInstrument
 from cellauto.protocols.resume import ResumedStep, ResumePlan
+from cellauto.protocols.run_records import RUNNER, Observer, RunRecords
 from cellauto.protocols.spec import CheckPolicy
 from cellauto.protocols.states import (
     AUTOMATIC,
@@ -43,20 +48,15 @@ from cellauto.protocols.states import (
     allowed_commands,
     next_state,
 )
-from cellauto.protocols.watchdogs import watch_duration, watch_hold
 from cellauto.records import RunJournal
 from cellauto.records import payloads as rec
 
-__all__ = ["Execution", "RunOutcome"]
+__all__ = ["Execution", "Observer", "RunOutcome"]
 
 logger = logging.getLogger(__name__)
 
-Observer = Callable[[rec.Payload, float], None]
-"""Called with each record's payload as it is journaled, and the process time (epoch s)."""
-RUNNER = "runner"
 
-
-class Execution:
+class Execution(RunRecords):
     """A prepared run. Call :meth:`execute` once; send commands with :meth:`command`."""
 
     def __init__(
@@ -108,42 +108,6 @@ class Execution:
         return self.current_step.name if self.current_step else None
 
     # -- records ---------------------------------------------------------------------
-    def record(self, payload: rec.Payload, *, durable: bool = False) -> int:
-        """Journal one record of this run; returns its sequence number.
-
-        ``durable``: committed with an fsync at once, without stalling the loop (and
-        every batch on it); a physical action waits for it through the durable intent
-        that precedes the action (:meth:`record_durable`).
-        """
-        seq, _ = self._journal.append(payload, durable=durable, wait=False)
-        self._observe(payload)
-        return seq
-
-    async def record_durable(self, payload: rec.Payload) -> int:
-        """Journal one record and return its seq once it is on disk (fsync'd).
-
-        The loop keeps running meanwhile; the durable records of all runs made in the
-        same loop tick share one fsync. Virtual time stands still while it waits.
-        """
-        with time_paused():  # a commit takes no process time, as on the line
-            seq, _ = await self._journal.append_durable(payload)
-        self._observe(payload)
-        return seq
-
-    def _record_claim(self) -> None:
-        if self._claimed is not None:
-            self.record(self._claimed)
-
-    def _observe(self, payload: rec.Payload) -> None:
-        if self._observers:
-            now = self.clock.now_s()
-            for observer in list(self._observers):
-                try:
-                    observer(payload, now)
-                except Exception:  # a display must never disturb the batch
-                    logger.exception("run %s: observer %r failed; detached", self.run_id, observer)
-                    self._observers.remove(observer)
-
     def deviation(
         self,
         step: str | None,
@@ -163,10 +127,6 @@ class Execution:
         logger.warning("run %s deviation: %s", self.run_id, description)
         if policy is CheckPolicy.HOLD and self.state in (State.RUNNING, State.RESTARTING):
             self._transition(Command.HOLD, by=RUNNER, reason=f"deviation: {description}")
-
-    def alarm(self, message: str, *, severity: str = "warning", source: str = "run") -> None:
-        self.record(rec.Alarm(source=source, severity=severity, message=message))
-        logger.warning("run %s alarm (%s): %s", self.run_id, severity, message)
 
     # -- state machine -----------------------------------------------------------------
     def _set_state(self, new: State, cause: str) -> None:
@@ -317,7 +277,7 @@ class Execution:
         with anyio.CancelScope() as scope:
             self._procedure_scope = scope
             try:
-                await self._procedure()
+                await run_procedure(self)
             except RunStopped:
                 return "stopped", "stopped by command"
             except RunAborted as exc:
@@ -357,125 +317,3 @@ class Execution:
         if plan.state is State.IDLE:
             self._transition(Command.START, by=by)
         return None
-
-    async def _procedure(self) -> None:
-        plan = self.resume_plan
-        first = 0 if plan is None else plan.next_step
-        if plan is not None:
-            self._rearm_hold_watch(plan)
-        held_at_resume = plan is not None and plan.state in (State.HOLDING, State.HELD)
-        for index, step in enumerate(self.protocol.steps):
-            if index < first or (plan is not None and index in plan.completed_steps):
-                continue
-            await self.hold_point()
-            if plan is not None and index == plan.interrupted_step:
-                await self._rerun_interrupted(index, step, plan, restarted=held_at_resume)
-            else:
-                await self._run_step(index, step)
-        await self.hold_point()
-
-    def _rearm_hold_watch(self, plan: ResumePlan) -> None:
-        """Between steps at the crash: the last completed step's maximum hold still runs."""
-        if plan.interrupted_step is not None or not plan.completed_steps:
-            return
-        step = self.protocol.steps[plan.completed_steps[-1]]
-        if step.max_hold_h and plan.last_completed_s is not None and self._watchdogs is not None:
-            self.current_step = step
-            elapsed_s = self.clock.now_s() - plan.last_completed_s
-            watch_hold(self, self._watchdogs, step, elapsed_s=elapsed_s)
-
-    async def _rerun_interrupted(
-        self, index: int, step: StepDefinition, plan: ResumePlan, *, restarted: bool
-    ) -> None:
-        """The step in progress at the crash, by its resume policy.
-
-        ``restarted``: the run was Held at the crash and an operator has restarted it,
-        which is the decision an ``operator`` step asks for.
-        """
-        if (
-            step.resume is ResumePolicy.OPERATOR
-            and not restarted
-            and self.state in (State.RUNNING, State.RESTARTING)
-        ):
-            self._transition(Command.HOLD, by=RUNNER, reason=plan.operator_hold_reason(step))
-            await self.hold_point()
-        self.resumed = plan.resumed_step(self.clock.now_s())
-        try:
-            await self._run_step(
-                index,
-                step,
-                attempt=plan.attempts + 1,
-                first_started_s=plan.interrupted_step_started_s,
-            )
-        finally:
-            self.resumed = None
-
-    async def _run_step(
-        self,
-        index: int,
-        step: StepDefinition,
-        *,
-        attempt: int = 1,
-        first_started_s: float | None = None,
-    ) -> None:
-        self.current_step = step
-        self.step_started_s = first_started_s if first_started_s is not None else self.clock.now_s()
-        self.record(
-            rec.StepStarted(
-                step=step.name,
-                index=index,
-                path=step.path,
-                resume=step.resume.value,
-                attempt=attempt,
-            )
-        )
-        started = self.clock.monotonic()
-        assert self._watchdogs is not None
-        watchdog = watch_duration(self, self._watchdogs, step) if step.max_duration_h else None
-        kwargs = {name: self.equipment[name] for name in step.equipment}
-        try:
-            await step.function(self.context, **kwargs)
-        except BaseException as exc:
-            primary = primary_exception(exc)
-            self._record_step_failure(index, step, primary, self.clock.monotonic() - started)
-            if primary is exc or isinstance(primary, anyio.get_cancelled_exc_class()):
-                raise
-            raise primary from exc  # a step's own task group wrapped it: unwrap
-        finally:
-            if watchdog is not None:
-                watchdog.cancel()
-        self.completed_steps += 1
-        self.record(
-            rec.StepCompleted(
-                step=step.name, index=index, duration_s=self.clock.monotonic() - started
-            )
-        )
-        if step.max_hold_h:
-            watch_hold(self, self._watchdogs, step)
-
-    def _record_step_failure(
-        self, index: int, step: StepDefinition, exc: BaseException, duration_s: float
-    ) -> None:
-        cancelled = anyio.get_cancelled_exc_class()
-        if isinstance(exc, RunStopped):
-            error_type, message = "stopped", "stopped by command"
-        elif isinstance(exc, cancelled):
-            error_type, message = "cancelled", "cancelled by Abort"
-        else:
-            error_type, message = type(exc).__name__, str(exc) or type(exc).__name__
-        self.record(
-            rec.StepFailed(
-                step=step.name,
-                index=index,
-                error_type=error_type,
-                error=message,
-                duration_s=duration_s,
-            ),
-            durable=True,
-        )
-        if not isinstance(exc, RunStopped | RunAborted | cancelled):
-            self.alarm(
-                f"step {step.name!r} failed: {error_type}: {message}",
-                severity="critical",
-                source=step.name,
-            )

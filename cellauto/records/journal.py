@@ -83,29 +83,34 @@ Layout
 
 A journal is used from one thread (the event loop's); only its writer thread works
 beside it.
+
+Code
+    :class:`Journal` opens the file and begins, resumes, seals and closes runs; its
+    bases hold the rest: the hand-off to the writer thread
+    (:mod:`cellauto.records._handoff`), the runs it owns
+    (:mod:`cellauto.records._ownership`) and reading (:mod:`cellauto.records._reading`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import sqlite3
 import time
 from asyncio import AbstractEventLoop
-from asyncio import _get_running_loop as _running_loop
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
 from cellauto.errors import JournalError, RunNotFoundError
-from cellauto.records import _owners, _sqlite, _summary
-from cellauto.records._fence import Fence
-from cellauto.records._writer import AsyncWaiter, SyncWaiter, Waiter, Writer
+from cellauto.records import _owners, _sqlite
+from cellauto.records._handoff import Row
+from cellauto.records._ownership import RunOwnership
+from cellauto.records._reading import JournalReading
+from cellauto.records._writer import Writer
 from cellauto.records.anchors import AnchorSchedule
-from cellauto.records.kinds import GENESIS_HASH, RecordKind, kind_value
+from cellauto.records.kinds import GENESIS_HASH
 from cellauto.records.ledger import AnchorPolicy, LedgerEvent, LedgerKind, LedgerWriter
-from cellauto.records.models import Record, RunSummary
 from cellauto.records.run_journal import FLUSH_THRESHOLD, RunJournal
 from cellauto.records.signing import Signer, signer_for_journal
 
@@ -114,11 +119,8 @@ __all__ = ["COMMIT_WINDOW_S", "FLUSH_THRESHOLD", "AnchorPolicy", "Journal", "Run
 COMMIT_WINDOW_S = 0.005
 """How long the writer thread gathers records nobody waits for before committing them."""
 
-_log = logging.getLogger(__name__)
-_Row = tuple[str, int, str, float, int, str, str, str]
 
-
-class Journal:
+class Journal(RunOwnership, JournalReading):
     """One journal file holding the records of many runs.
 
     ``create=False`` refuses to create a missing file (read-only commands use it).
@@ -149,7 +151,7 @@ class Journal:
         self._timeout_s = timeout_s
         self._window_s = window_s
         self._writer: Writer | None = None  # started by the first write
-        self._buffer: list[_Row] = []
+        self._buffer: list[Row] = []
         self._tick_durable: asyncio.Future[None] | None = None  # durable waiters this tick
         self._open_runs: dict[str, RunJournal] = {}
         self._tick_loop: AbstractEventLoop | None = None  # loop with a flush scheduled
@@ -229,51 +231,6 @@ class Journal:
         opened.claim = held
         return opened
 
-    def release_run(self, run: RunJournal) -> None:
-        """Give up a run opened here without sealing it (a resume refused after its claim):
-        its buffered records are written, its claim released; it takes no more records."""
-        if self._open_runs.get(run.run_id) is not run:
-            raise JournalError(f"run {run.run_id!r} is not open for writing in this journal")
-        self.flush()
-        del self._open_runs[run.run_id]
-        run._writable = False
-        held = self._owned.get(run.run_id)
-        self._release([held] if held is not None else [])
-
-    def _release(self, claims: list[_owners.Claim]) -> None:
-        self._barrier(durable=False, releases=claims)
-        self._let_go([claim.run_id for claim in claims])
-
-    def check_owner(self, run_id: str) -> None:
-        """Refuse at once (:class:`~cellauto.errors.RunOwnedError`) a run that has a live
-        controller; reads only (``cellauto resume`` asks before it connects to the line)."""
-        _owners.check_unowned(
-            self._connection(),
-            self._owner_key(),
-            run_id,
-            stale_s=self._stale_s,
-            now_ns=time.time_ns(),
-        )
-
-    def _claim(self, conn: sqlite3.Connection, run_id: str, *, new_run: bool) -> _owners.Claim:
-        """Claim the run for this controller (refused if another one is live); keep it."""
-        held = _owners.claim(
-            conn, self._owner_key(), run_id, new_run=new_run, stale_s=self._stale_s
-        )
-        self._lost.pop(run_id, None)
-        self._owned[run_id] = held
-        self._writer_thread()  # its heartbeat keeps the claim alive from now on
-        return held
-
-    def _owner_key(self) -> Path:
-        return self._path.resolve()
-
-    def _let_go(self, run_ids: list[str]) -> list[_owners.Claim]:
-        """Forget these runs' claims here (released, or a simulated crash)."""
-        claims = [self._owned.pop(run_id) for run_id in run_ids if run_id in self._owned]
-        _owners.let_go(self._owner_key(), claims)
-        return claims
-
     def _open(
         self,
         run_id: str,
@@ -295,139 +252,6 @@ class Journal:
         self._ledger = LedgerWriter(_sqlite.last_ledger_row(conn), signer)
         return self._ledger
 
-    def flush(self) -> None:
-        """Write everything appended so far; return once it is committed (no fsync)."""
-        self._barrier(durable=False)
-
-    def sync(self) -> None:
-        """Like :meth:`flush`, and fsync: everything appended so far is on disk."""
-        self._barrier(durable=True)
-
-    def _writer_thread(self) -> Writer:
-        writer = self._writer
-        if writer is None:
-            if self._conn is None:
-                raise JournalError(f"journal {self._path} is closed")
-            fence = Fence(self._path, self._owned, self._lost, stale_s=self._stale_s)
-            writer = self._writer = Writer(
-                self._path, timeout_s=self._timeout_s, window_s=self._window_s, fence=fence
-            )
-        return writer
-
-    def _handoff(
-        self,
-        *,
-        durable: bool = False,
-        urgent: bool = False,
-        waiter: Waiter | None = None,
-        seal: LedgerEvent | None = None,
-        anchor_all: bool = False,
-        releases: list[_owners.Claim] | None = None,
-    ) -> bool:
-        """Hand the buffered records (and the ledger entries due) to the writer thread.
-
-        Returns False when there was nothing to hand over and nothing to wait for.
-        """
-        if self._conn is None:
-            raise JournalError(f"journal {self._path} is closed")
-        buffer = self._buffer
-        events = self._schedule.events(everything=anchor_all) if self._ledger else []
-        if seal is not None:
-            events.append(seal)
-        if not buffer and not events and waiter is None and not releases:
-            return False
-        writer = self._writer_thread()
-        rows = buffer.copy()
-        writer.submit(
-            rows,
-            events,
-            self._ledger,
-            durable=durable,
-            urgent=urgent,
-            waiter=waiter,
-            releases=releases,
-        )
-        buffer.clear()
-        if events:  # they will be written (a failed commit is retried): not due again
-            self._schedule.written(events, self._open_runs)
-        return True
-
-    def _barrier(
-        self,
-        *,
-        durable: bool,
-        seal: LedgerEvent | None = None,
-        anchor_all: bool = False,
-        releases: list[_owners.Claim] | None = None,
-    ) -> None:
-        """Hand over the buffer and block until it (and all before it) is committed."""
-        if self._conn is None:
-            raise JournalError(f"journal {self._path} is closed")
-        nothing_to_anchor = not anchor_all or self._ledger is None
-        if self._writer is None and not self._buffer and seal is None and nothing_to_anchor:
-            return  # nothing was ever written: no thread needed (read-only use)
-        waiter = SyncWaiter()
-        self._handoff(
-            durable=durable,
-            urgent=True,
-            waiter=waiter,
-            seal=seal,
-            anchor_all=anchor_all,
-            releases=releases,
-        )
-        self._writer_thread().wait(waiter)
-
-    async def wait_durable(self) -> None:
-        """Wait (without blocking the loop) until every record appended so far is on disk.
-
-        The durable appends of all runs in one loop tick share one commit and one fsync;
-        those made while it runs share the next (group fsync).
-        """
-        loop = _running_loop()
-        if loop is None:  # unreachable from a coroutine
-            raise JournalError("wait_durable needs a running event loop")
-        future = self._tick_durable
-        if future is None or self._tick_loop is not loop:
-            future = self._tick_durable = loop.create_future()
-            if self._tick_loop is not loop:
-                self._tick_loop = loop
-                loop.call_soon(self._tick_flush)
-        await asyncio.shield(future)
-
-    def _tick_flush(self) -> None:
-        self._tick_loop = None
-        future, self._tick_durable = self._tick_durable, None
-        if self._conn is None:
-            if future is not None and not future.done():
-                future.set_exception(JournalError(f"journal {self._path} was closed"))
-            return
-        waiter = None
-        if future is not None:
-            waiter = AsyncWaiter(asyncio.get_running_loop(), future)
-        try:
-            self._handoff(durable=waiter is not None, urgent=waiter is not None, waiter=waiter)
-        except JournalError as exc:
-            if future is not None and not future.done():
-                future.set_exception(exc)
-            else:
-                _log.exception("end-of-tick journal hand-off failed; records stay buffered")
-
-    def _after_append(self, durable: bool, wait: bool = True) -> None:
-        if durable and not wait and _running_loop() is not None:
-            self._handoff(durable=True, urgent=True)  # fsync'd at once, the loop runs on
-        elif durable:
-            self._barrier(durable=True)
-        elif len(self._buffer) >= FLUSH_THRESHOLD:
-            if _running_loop() is None:
-                self._barrier(durable=False)
-            else:
-                self._handoff()
-        else:
-            loop = _running_loop()
-            if loop is not None and loop is not self._tick_loop:
-                self._tick_loop = loop
-                loop.call_soon(self._tick_flush)
-
     def _sealed(self, run: RunJournal) -> None:
         conn = self._read()
         last = _sqlite.edge_row(conn, run.run_id, last=True)
@@ -446,64 +270,6 @@ class Journal:
         held = self._owned.get(run.run_id)
         self._barrier(durable=True, seal=seal, releases=[held] if held else None)
         self._let_go([run.run_id])
-
-    # -- reading ---------------------------------------------------------------
-
-    def _connection(self) -> sqlite3.Connection:
-        conn = self._conn
-        if conn is None:
-            raise JournalError(f"journal {self._path} is closed")
-        return conn
-
-    def _read(self) -> sqlite3.Connection:
-        """Flush, then return the connection for a read (package-internal)."""
-        self.flush()
-        conn = self._conn
-        if conn is None:  # unreachable: flush raises on a closed journal
-            raise JournalError(f"journal {self._path} is closed")
-        return conn
-
-    def runs(self) -> list[RunSummary]:
-        """Every run in the journal, ordered by start."""
-        return _summary.summarize_all(self._read())
-
-    def run_count(self) -> int:
-        """How many runs the journal holds (begun in this process or before).
-
-        Counted once (one index seek per run), then kept up to date by
-        :meth:`begin_run`, so a reproducible run id costs O(1) however many runs there are.
-        """
-        if self._run_count is None:
-            self._run_count = sum(1 for _ in _sqlite.run_ids(self._read()))
-        return self._run_count
-
-    def resolve_run_id(self, prefix: str) -> str:
-        """Return the run id equal to ``prefix``, or the only one starting with it."""
-        conn = self._read()
-        if not prefix:
-            raise RunNotFoundError("empty run id; give a run id or a unique prefix of one")
-        candidates: list[str] = []
-        for run_id in _sqlite.run_ids(conn, prefix):
-            if run_id == prefix:
-                return run_id
-            candidates.append(run_id)
-        if len(candidates) == 1:
-            return candidates[0]
-        if not candidates:
-            raise RunNotFoundError(f"no run id starts with {prefix!r} in {self._path}")
-        shown = ", ".join(candidates[:10]) + (", ..." if len(candidates) > 10 else "")
-        raise RunNotFoundError(
-            f"run id prefix {prefix!r} is ambiguous: {len(candidates)} runs match "
-            f"({shown}); give more characters"
-        )
-
-    def records(self, run_id: str, kinds: set[RecordKind] | None = None) -> list[Record]:
-        """A run's records in seq order, optionally only those of the given kinds."""
-        conn = self._read()
-        if not _sqlite.has_run(conn, run_id):
-            raise RunNotFoundError(f"no run {run_id!r} in {self._path}")
-        wanted = None if kinds is None else sorted(kind_value(k) for k in kinds)
-        return [Record.from_row(run_id, row) for row in _sqlite.stored_rows(conn, run_id, wanted)]
 
     # -- lifecycle -------------------------------------------------------------
 
