@@ -30,8 +30,8 @@ from cellauto.instruments.controlled_rate_freezer import (
     standard_freeze_profile,
 )
 from cellauto.instruments.cryo_storage import CryoStorage, StoragePosition
-from cellauto.instruments.flow_cytometer import FlowCytometer
-from cellauto.protocols.reconcile import add_once, feed_once
+from cellauto.instruments.flow_cytometer import FlowCytometer, Immunophenotype
+from cellauto.protocols.reconcile import add_once, feed_once, measure_once
 
 
 class CarTParams(Params):
@@ -96,7 +96,13 @@ async def receive_apheresis(
     """Scan the apheresis bag: its chain-of-identity id must match this order; count it."""
     label = await scanner.scan("apheresis bag")
     run.identity.expect(label, run.params.coi, decode=parse_coi_barcode)
-    count = await counter.count(await processor.draw_sample("apheresis bag", 1.0))
+    count = await measure_once(
+        run,
+        "receipt count",
+        lambda: processor.draw_sample("apheresis bag", 1.0),
+        counter.count,
+        CellCount,
+    )
     run.check("apheresis viability", count.viability_pct)
 
 
@@ -121,11 +127,18 @@ async def enrich_cd4_cd8(
         ProgramInputs(source_container_id="apheresis bag", output_container_id="enriched product"),
         supervisory_task_id=f"{run.run_id}:enrich",
     )
-    count = await counter.count(await processor.draw_sample("enriched product", 1.0))
-    run.check("viability after enrichment", count.viability_pct)
-    phenotype = await cytometer.immunophenotype(
-        await processor.draw_sample("enriched product", 0.5), panel="T-cell purity"
+    count = await measure_once(
+        run,
+        "enrichment count",
+        lambda: processor.draw_sample("enriched product", 1.0),
+        counter.count,
+        CellCount,
     )
+    run.check("viability after enrichment", count.viability_pct)
+    phenotype = await measure_once(
+        run, "enrichment phenotype", lambda: processor.draw_sample("enriched product", 0.5),
+        lambda sample: cytometer.immunophenotype(sample, panel="T-cell purity"), Immunophenotype,
+    )  # fmt: skip
     run.check("CD3+ after enrichment", phenotype.cd3_pct)
 
 
@@ -149,7 +162,13 @@ async def activate(
                 perfusion_rate_ml_per_day=0.0,
             )
         )
-        count = await counter.count(await processor.draw_sample("enriched product", 0.5))
+        count = await measure_once(
+            run,
+            "activation count",
+            lambda: processor.draw_sample("enriched product", 0.5),
+            counter.count,
+            CellCount,
+        )
         volume_ml = min(p.seed_viable_cells / count.viable_cells_per_ml, p.seed_volume_ml - 10)
         # recorded before the seed, so it is committed with the seed's intent
         run.set_value("seeded viable cells", volume_ml * count.viable_cells_per_ml, unit="cells")
@@ -226,12 +245,15 @@ async def watch_temperature(run: Run[CarTParams], bioreactor: Bioreactor) -> Non
 
 
 async def _daily_count(
-    run: Run[CarTParams], bioreactor: Bioreactor, counter: CellCounter
+    run: Run[CarTParams], bioreactor: Bioreactor, counter: CellCounter, day: int
 ) -> CellCount:
     """Sample and count; a lost instrument is retried three times, 30 min apart."""
     for attempt in range(1, 5):
         try:
-            return await counter.count(await bioreactor.draw_sample(1.0))
+            return await measure_once(
+                run, f"day {day} count", lambda: bioreactor.draw_sample(1.0),
+                counter.count, CellCount,
+            )  # fmt: skip
         except InstrumentError as exc:
             if attempt == 4:
                 raise
@@ -250,14 +272,16 @@ async def _expand_daily(
     days = run.every(hours=DAY_H, times=p.expansion_days - 1, checkpoint="expansion days done")
     async for done in days:
         day = done + 1  # the step starts on day 1
-        count = await _daily_count(run, bioreactor, counter)
+        count = await _daily_count(run, bioreactor, counter, day)
         run.check("daily viability", count.viability_pct)
         values = await bioreactor.read_process_values()
         run.check("glucose", values.glucose_mmol_per_l)
         if day == 5:
-            phenotype = await cytometer.immunophenotype(
-                await bioreactor.draw_sample(1.0), panel="CAR in-process"
-            )
+            phenotype = await measure_once(
+                run, f"day {day} phenotype", lambda: bioreactor.draw_sample(1.0),
+                lambda sample: cytometer.immunophenotype(sample, panel="CAR in-process"),
+                Immunophenotype,
+            )  # fmt: skip
             run.check("CAR+ on day 5", phenotype.car_pct)
         density = count.viable_cells_per_ml
         room_ml = p.max_culture_volume_ml - values.culture_volume_ml
@@ -306,7 +330,13 @@ async def wash_concentrate(
     same program with the same inputs.
     """
     if run.value_or("washed harvest volume", None) is None:
-        before = await counter.count(await processor.draw_sample("harvest bag", 1.0))
+        before = await measure_once(
+            run,
+            "harvest count",
+            lambda: processor.draw_sample("harvest bag", 1.0),
+            counter.count,
+            CellCount,
+        )
         harvest_ml = run.value("harvest volume") - 1.0
         viable_per_ml = before.viable_cells_per_ml
         run.set_value("harvest viable cells", viable_per_ml * harvest_ml, unit="cells")
@@ -333,7 +363,13 @@ async def wash_concentrate(
         ),
         supervisory_task_id=f"{run.run_id}:wash",
     )
-    after = await counter.count(await processor.draw_sample("washed product", 0.5))
+    after = await measure_once(
+        run,
+        "wash count",
+        lambda: processor.draw_sample("washed product", 0.5),
+        counter.count,
+        CellCount,
+    )
     run.check("viability after wash", after.viability_pct)
     input_viable = run.value("harvest viable cells per mL") * wash_ml
     output_viable = after.viable_cells_per_ml * result.output_volume_ml
@@ -380,10 +416,17 @@ async def formulate(
         ),
         supervisory_task_id=f"{run.run_id}:formulate",
     )
-    final = await counter.count(await processor.draw_sample("final product", QC_VOLUME_ML / 2))
-    release = await cytometer.immunophenotype(
-        await processor.draw_sample("final product", QC_VOLUME_ML / 2), panel="CAR-T release"
+    final = await measure_once(
+        run,
+        "release count",
+        lambda: processor.draw_sample("final product", QC_VOLUME_ML / 2),
+        counter.count,
+        CellCount,
     )
+    release = await measure_once(
+        run, "release phenotype", lambda: processor.draw_sample("final product", QC_VOLUME_ML / 2),
+        lambda sample: cytometer.immunophenotype(sample, panel="CAR-T release"), Immunophenotype,
+    )  # fmt: skip
     bag_ml = filled.output_volume_ml - QC_VOLUME_ML
     run.set_value("infusion volume", bag_ml, unit="mL")
     dose = car_t_per_ml(final.viable_cells_per_ml, release.cd3_pct, release.car_pct) * bag_ml
@@ -403,10 +446,17 @@ async def _decide_product_volume(
 ) -> None:
     """The product volume for the target dose, from the washed product's count and CAR+."""
     p = run.params
-    count = await counter.count(await processor.draw_sample("washed product", 0.5))
-    phenotype = await cytometer.immunophenotype(
-        await processor.draw_sample("washed product", 0.5), panel="CAR-T release"
+    count = await measure_once(
+        run,
+        "dose count",
+        lambda: processor.draw_sample("washed product", 0.5),
+        counter.count,
+        CellCount,
     )
+    phenotype = await measure_once(
+        run, "dose phenotype", lambda: processor.draw_sample("washed product", 0.5),
+        lambda sample: cytometer.immunophenotype(sample, panel="CAR-T release"), Immunophenotype,
+    )  # fmt: skip
     car_per_ml = car_t_per_ml(count.viable_cells_per_ml, phenotype.cd3_pct, phenotype.car_pct)
     run.set_value("target dose", target, unit="CAR+ viable T cells")
     # the infusion bag delivers its volume less the QC draw and a ~1.5 % hold-up in the

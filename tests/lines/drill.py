@@ -15,8 +15,9 @@ batch ends. It then compares what the instruments did with what the journal says
 
 Not yet prevented, and reported apart (``redone_in_doubt``): a controller killed
 between a sample command's intent and its reply leaves the command in doubt; the step
-run again draws (or counts) a new sample. The instruments do not yet tell a resumed
-controller which samples they drew for it.
+run again draws (or counts) again. A sample drawn and answered is reused
+(``measure_once``); the instruments do not yet tell a resumed controller which samples
+they drew for it when the reply itself was cut.
 
 Used by ``tests/lines/test_crash_drill.py`` and ``bench/bench_crash_drill.py``.
 """
