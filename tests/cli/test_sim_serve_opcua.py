@@ -10,29 +10,21 @@ from pathlib import Path
 
 import anyio
 import pytest
-from asyncua import Client, Node, ua
+from asyncua import Client, ua
 
 from cellauto.instruments.opcua.lads import CELLAUTO_URI
+from tests.wire.test_opcua_support import variables_below
 
 ROOT = Path(__file__).resolve().parents[2]
 OPCUA_LINE = ROOT / "lines" / "sim-opcua.toml"
 _FUNCTIONS = "bioreactor/FunctionalUnitSet/Unit1/FunctionSet"
 
 
-async def _variables(node: Node) -> list[Node]:
-    found: list[Node] = []
-    for child in await node.get_children():
-        if await child.read_node_class() == ua.NodeClass.Variable:
-            found.append(child)
-        found.extend(await _variables(child))
-    return found
-
-
 async def _read(url: str, device: str) -> tuple[dict[str, str], float]:
     """(bad statuses by NodeId, the bioreactor's temperature CurrentValue or NaN)."""
     async with Client(url, timeout=10) as client:
         own = (await client.get_namespace_array()).index(CELLAUTO_URI)
-        variables = await _variables(client.get_node(ua.NodeId(device, own)))
+        variables = await variables_below(client.get_node(ua.NodeId(device, own)))
         values = await client.read_attributes(variables, ua.AttributeIds.Value)
         bad = {
             v.nodeid.to_string(): value.StatusCode.name

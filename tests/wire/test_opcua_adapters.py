@@ -13,6 +13,7 @@ from cellauto.errors import InstrumentError, OutOfRangeError
 from cellauto.instruments.bioreactor import Bioreactor, Setpoints
 from cellauto.instruments.cell_processor import CellProcessor, ProgramInputs
 from cellauto.instruments.opcua import OpcUaBioreactor, OpcUaCellProcessor
+from cellauto.sim.bioreactor import SimBioreactor
 from cellauto.sim.faults import CommandFailure
 from cellauto.sim.opcua import operation_log, serve_bioreactor, serve_processor
 from tests.wire.test_opcua_support import (
@@ -131,8 +132,8 @@ async def test_processor_refusals_name_what_was_wrong() -> None:
                 await adapter.program_status("RUN-X")
 
 
-async def test_readings_come_from_the_subscription_while_fresh() -> None:
-    sim = make_bioreactor()
+def _count_reads(sim: SimBioreactor) -> list[float]:
+    """The process time of each sample the simulated bioreactor takes, from now on."""
     reads: list[float] = []
     plain_read = sim.read_process_values
 
@@ -142,6 +143,12 @@ async def test_readings_come_from_the_subscription_while_fresh() -> None:
         return values
 
     sim.read_process_values = counted  # type: ignore[method-assign]
+    return reads
+
+
+async def test_readings_come_from_the_subscription_while_fresh() -> None:
+    sim = make_bioreactor()
+    reads = _count_reads(sim)
     async with serve_bioreactor(sim, sample_interval_s=600.0) as server:
         adapter = await OpcUaBioreactor.connect(server.url, clock=sim.world.clock, max_age_s=600.0)
         async with adapter:
@@ -166,15 +173,7 @@ async def test_a_snapshot_dated_after_our_now_is_not_taken_for_fresh() -> None:
     """A controller whose clock is behind the line's (no shared epoch) once took a
     days-old snapshot, dated in its future, for fresh for ever."""
     sim = make_bioreactor()
-    reads: list[float] = []
-    plain_read = sim.read_process_values
-
-    async def counted() -> Any:
-        values = await plain_read()
-        reads.append(values.process_time_s)
-        return values
-
-    sim.read_process_values = counted  # type: ignore[method-assign]
+    reads = _count_reads(sim)
     behind = Clock(sim.world.clock.now() - timedelta(days=2))
     async with serve_bioreactor(sim, sample_interval_s=600.0) as server:
         adapter = await OpcUaBioreactor.connect(server.url, clock=behind, max_age_s=600.0)

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from asyncua import Client
+from asyncua import Client, Node, ua
 from pydantic import BaseModel
 
 from cellauto.clock import Clock, VirtualTimeEventLoop
@@ -40,6 +40,16 @@ async def plain_client(url: str) -> AsyncIterator[Client]:
         yield client
     finally:
         await client.disconnect()
+
+
+async def variables_below(node: Node) -> list[Node]:
+    """Every variable below ``node`` (hierarchical references, depth first)."""
+    found: list[Node] = []
+    for child in await node.get_children():
+        if await child.read_node_class() == ua.NodeClass.Variable:
+            found.append(child)
+        found.extend(await variables_below(child))
+    return found
 
 
 def leftover_tasks() -> list[str]:

@@ -4,31 +4,26 @@ from __future__ import annotations
 
 import anyio
 import pytest
-from asyncua import Client, Node, ua
+from asyncua import Client, ua
 
 from cellauto.instruments.opcua.lads import CELLAUTO_URI
 from cellauto.sim.bioreactor import SimBioreactor
 from cellauto.sim.opcua import serve_bioreactor, serve_processor
-from tests.wire.test_opcua_support import make_bioreactor, make_processor, plain_client
+from tests.wire.test_opcua_support import (
+    make_bioreactor,
+    make_processor,
+    plain_client,
+    variables_below,
+)
 
 pytestmark = pytest.mark.anyio
 
 _BASE = "bioreactor/FunctionalUnitSet/Unit1/FunctionSet"
 
 
-async def _variables(node: Node) -> list[Node]:
-    """Every variable below ``node`` (hierarchical references, depth first)."""
-    found: list[Node] = []
-    for child in await node.get_children():
-        if await child.read_node_class() == ua.NodeClass.Variable:
-            found.append(child)
-        found.extend(await _variables(child))
-    return found
-
-
 async def _read_all(client: Client, device: str) -> dict[str, ua.DataValue]:
     own = (await client.get_namespace_array()).index(CELLAUTO_URI)
-    variables = await _variables(client.get_node(ua.NodeId(device, own)))
+    variables = await variables_below(client.get_node(ua.NodeId(device, own)))
     values = await client.read_attributes(variables, ua.AttributeIds.Value)
     return {v.nodeid.to_string(): value for v, value in zip(variables, values, strict=True)}
 
