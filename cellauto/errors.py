@@ -99,3 +99,47 @@ class StepError(CellautoError):
 
 class ResumeError(BadInputError):
     """A run cannot be resumed as asked (ended, unknown, or its protocol or line changed)."""
+
+
+class PeopleError(BadInputError):
+    """An act of a person was refused (sign-in, permission, training, signature, task).
+
+    The refusal itself is journaled as a site record before this is raised: Part 11
+    §11.300(d) wants every attempt, failed ones included, on the record."""
+
+
+class AuthenticationError(PeopleError):
+    """The user name or the password is wrong (the message never says which)."""
+
+
+class AccountLockedError(PeopleError):
+    """The account is locked (too many failed sign-ins, or by an administrator)."""
+
+
+class AccountDisabledError(PeopleError):
+    """The account is disabled; its name is never given to anyone else."""
+
+
+class PasswordExpiredError(PeopleError):
+    """The password expired or was set by an administrator: it must be changed first."""
+
+
+class PasswordPolicyError(PeopleError):
+    """A new password does not meet the site's password policy."""
+
+
+class PermissionRefusedError(PeopleError):
+    """The person's roles do not grant the permission the act needs."""
+
+
+class TrainingRequiredError(PeopleError):
+    """The person has no valid training record for the protocol or SOP of the act."""
+
+
+class SignatureRefusedError(PeopleError):
+    """A signature was refused: its target is missing or changed, or the signer may not
+    sign it (self-verification, another run's task, ...)."""
+
+
+class TaskNotOpenError(PeopleError):
+    """The operator task was already answered, expired or withdrawn."""

@@ -1,0 +1,316 @@
+"""One pydantic model per site record kind: what the site's chain says about people.
+
+The site chain (``chain="site"``, see :mod:`cellauto.records.refs`) holds every act on
+accounts, passwords, training and signatures, as run records hold a run's acts: each
+record is validated before it is written, hash-chained, covered by a signed ledger
+entry, and read back as the same model. Every record names who did it (``by``: an
+account name, ``"bootstrap"`` for the first administrator, ``"system"`` for an
+automatic lock), why (``reason``) and from where (``terminal``), as Part 11's audit
+trail asks (§11.10(e)).
+
+No record holds a password or its argon2 hash: only the SHA-256 *commitment* of the
+argon2 string, which lives in the ``credentials`` table, so a site export carries no
+password material while ``verify`` can still tell whether a stored hash was swapped.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cellauto.records.refs import HASH_PATTERN, Meaning, RecordRef, SiteRef
+
+__all__ = [
+    "SITE_PAYLOAD_TYPES",
+    "AccountChangeRefused",
+    "AccountChanged",
+    "AccountCreated",
+    "Argon2Params",
+    "PasswordChangeRefused",
+    "PasswordChanged",
+    "PolicySet",
+    "RunCommandRequested",
+    "SessionClosed",
+    "SessionOpened",
+    "SignInFailed",
+    "Signature",
+    "SignatureRefused",
+    "SiteKind",
+    "SitePayload",
+    "SitePolicy",
+    "TaskAnswer",
+    "Terminal",
+    "TrainingRecorded",
+    "TrainingRevoked",
+    "TrainingSubject",
+]
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+
+class SiteKind(StrEnum):
+    """What a site record describes; the value is stored in the ``kind`` column."""
+
+    POLICY_SET = "policy_set"
+    ACCOUNT_CREATED = "account_created"
+    ACCOUNT_CHANGED = "account_changed"
+    ACCOUNT_CHANGE_REFUSED = "account_change_refused"
+    PASSWORD_CHANGED = "password_changed"
+    PASSWORD_CHANGE_REFUSED = "password_change_refused"
+    SIGN_IN_FAILED = "sign_in_failed"
+    SESSION_OPENED = "session_opened"
+    SESSION_CLOSED = "session_closed"
+    TRAINING_RECORDED = "training_recorded"
+    TRAINING_REVOKED = "training_revoked"
+    SIGNATURE = "signature"
+    SIGNATURE_REFUSED = "signature_refused"
+    TASK_ANSWER = "task_answer"
+    RUN_COMMAND_REQUESTED = "run_command_requested"
+
+
+# -- parts ------------------------------------------------------------------------------
+class Terminal(BaseModel):
+    """Where an act came from: Part 11's "workstation" (host, process, tty, OS user)."""
+
+    model_config = _FROZEN
+
+    host: str
+    pid: int
+    tty: str | None = None
+    os_user: str
+    remote_address: str | None = None
+    """The client's address when the act came through the web app."""
+
+
+class Argon2Params(BaseModel):
+    """argon2id cost parameters; the default is RFC 9106's low-memory choice."""
+
+    model_config = _FROZEN
+
+    time_cost: int = Field(3, ge=1)
+    memory_kib: int = Field(65536, ge=8)
+    parallelism: int = Field(4, ge=1)
+    hash_len: int = Field(32, ge=16)
+    salt_len: int = Field(16, ge=8)
+
+
+class SitePolicy(BaseModel):
+    """The site's rules for passwords, lockout, sessions, training and time zone."""
+
+    model_config = _FROZEN
+
+    time_zone: str = "UTC"
+    """IANA name; signatures are shown in it with their UTC offset."""
+    min_password_length: int = Field(12, ge=8, le=128)
+    password_history: int = Field(5, ge=0, le=24)
+    """A new password may not be any of the account's last N."""
+    password_expiry_days: int | None = Field(90, ge=1)
+    """None: passwords never expire (a site's recorded choice)."""
+    max_failures: int = Field(3, ge=1, le=10)
+    """Consecutive failed sign-ins that lock the account."""
+    session_idle_min: int = Field(15, ge=1, le=240)
+    training_validity_days: int | None = Field(365, ge=1)
+    """The default expiry of a training record; None: no default (must be given)."""
+    argon2: Argon2Params = Argon2Params()
+
+
+class TrainingSubject(BaseModel):
+    """What a person is trained on: a protocol (by name) or an SOP, at a version or any."""
+
+    model_config = _FROZEN
+
+    kind: Literal["protocol", "sop"]
+    name: str = Field(min_length=1)
+    version: str | None = None
+    """None: every version."""
+
+
+# -- the records ------------------------------------------------------------------------
+class SitePayload(BaseModel):
+    """Base of every site record payload; ``kind`` is the site record kind."""
+
+    model_config = _FROZEN
+    kind: ClassVar[SiteKind]
+
+    by: str
+    """Who did it: an account name, ``bootstrap`` or ``system``."""
+    reason: str = ""
+    terminal: Terminal
+
+
+class PolicySet(SitePayload):
+    kind: ClassVar[SiteKind] = SiteKind.POLICY_SET
+    old: SitePolicy | None
+    new: SitePolicy
+
+
+class AccountCreated(SitePayload):
+    kind: ClassVar[SiteKind] = SiteKind.ACCOUNT_CREATED
+    name: str
+    full_name: str
+    roles: list[str]
+    password_commitment: str = Field(pattern=HASH_PATTERN)
+    """SHA-256 of the argon2 string stored in ``credentials``."""
+    must_change: bool
+    """True when someone else chose the password (an administrator)."""
+    password_expires_on: date | None
+    bootstrap: bool = False
+
+
+class AccountChanged(SitePayload):
+    """A change of one field: lock, unlock, disable, grant, revoke, rename."""
+
+    kind: ClassVar[SiteKind] = SiteKind.ACCOUNT_CHANGED
+    name: str
+    field: Literal["full_name", "roles", "status"]
+    old: str | list[str]
+    new: str | list[str]
+
+
+class AccountChangeRefused(SitePayload):
+    kind: ClassVar[SiteKind] = SiteKind.ACCOUNT_CHANGE_REFUSED
+    name: str
+    change: str
+    """What was asked (``grant qa``, ``unlock``, ``add``)."""
+    cause: str
+    detail: str = ""
+
+
+class PasswordChanged(SitePayload):
+    kind: ClassVar[SiteKind] = SiteKind.PASSWORD_CHANGED
+    name: str
+    commitment: str = Field(pattern=HASH_PATTERN)
+    must_change: bool
+    expires_on: date | None
+    change: Literal["set", "reset", "rehash"]
+
+
+class PasswordChangeRefused(SitePayload):
+    kind: ClassVar[SiteKind] = SiteKind.PASSWORD_CHANGE_REFUSED
+    name: str
+    cause: str
+    """``too_short``, ``in_history``, ``contains_name``, ... (never the password)."""
+
+
+class SignInFailed(SitePayload):
+    kind: ClassVar[SiteKind] = SiteKind.SIGN_IN_FAILED
+    name_given: str = Field(max_length=64)
+    account_exists: bool
+    cause: Literal[
+        "wrong_password", "unknown_user", "locked", "disabled", "password_expired", "must_change"
+    ]
+    consecutive: int = Field(ge=0)
+    """Consecutive failures of the account after this one (0 when not counted)."""
+    purpose: str
+    """What the sign-in was for (``answer task 7F3K2Q9A``, ``users lock``)."""
+
+
+class SessionOpened(SitePayload):
+    kind: ClassVar[SiteKind] = SiteKind.SESSION_OPENED
+    session_id: str
+    name: str
+    purpose: str
+
+
+class SessionClosed(SitePayload):
+    kind: ClassVar[SiteKind] = SiteKind.SESSION_CLOSED
+    session_id: str
+    name: str
+    cause: Literal["exit", "idle", "lock"]
+
+
+class TrainingRecorded(SitePayload):
+    kind: ClassVar[SiteKind] = SiteKind.TRAINING_RECORDED
+    trainee: str
+    subject: TrainingSubject
+    trained_on: date
+    expires_on: date | None
+    evidence: str = ""
+
+
+class TrainingRevoked(SitePayload):
+    kind: ClassVar[SiteKind] = SiteKind.TRAINING_REVOKED
+    trainee: str
+    subject: TrainingSubject
+
+
+class Signature(SitePayload):
+    """An electronic signature (§11.50, §11.70): linked to what it signs by hash."""
+
+    kind: ClassVar[SiteKind] = SiteKind.SIGNATURE
+    signer: str
+    printed_name: str
+    meaning: Meaning
+    statement: str
+    """The exact text shown to the signer."""
+    signed: RecordRef
+    signed_at: datetime
+    time_zone: str
+    utc_offset: str
+    session_id: str
+    components: Literal["user_id+password", "password"]
+    """What the signer entered (§11.200(a)(1)): both at the first signing of a session."""
+    roles: list[str]
+    training: list[SiteRef] = []
+    """The training records relied on."""
+
+
+class SignatureRefused(SitePayload):
+    kind: ClassVar[SiteKind] = SiteKind.SIGNATURE_REFUSED
+    name: str
+    meaning: Meaning | None
+    target: RecordRef | None
+    task_id: str | None = None
+    run_id: str | None = None
+    cause: str
+    """``permission``, ``training``, ``self_verification``, ``target_missing``,
+    ``target_changed``, ``task_not_open``, ``wrong_run``, ..."""
+    detail: str = ""
+
+
+class TaskAnswer(SitePayload):
+    """A person's answer to an operator task of a run, signed by ``signature``."""
+
+    kind: ClassVar[SiteKind] = SiteKind.TASK_ANSWER
+    task_id: str
+    run_id: str
+    phase: Literal["perform", "verify"]
+    target: RecordRef
+    value: Any = None
+    reject: bool = False
+    signature: SiteRef
+
+
+class RunCommandRequested(SitePayload):
+    """Hold, Restart, Stop or Abort asked of a run from another process."""
+
+    kind: ClassVar[SiteKind] = SiteKind.RUN_COMMAND_REQUESTED
+    request_id: str
+    run_id: str
+    command: Literal["hold", "restart", "stop", "abort"]
+    expires_at: datetime
+
+
+SITE_PAYLOAD_TYPES: dict[SiteKind, type[SitePayload]] = {
+    cls.kind: cls
+    for cls in (
+        PolicySet,
+        AccountCreated,
+        AccountChanged,
+        AccountChangeRefused,
+        PasswordChanged,
+        PasswordChangeRefused,
+        SignInFailed,
+        SessionOpened,
+        SessionClosed,
+        TrainingRecorded,
+        TrainingRevoked,
+        Signature,
+        SignatureRefused,
+        TaskAnswer,
+        RunCommandRequested,
+    )
+}
