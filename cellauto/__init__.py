@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         ResumePolicy,
         Run,
         Runner,
+        SimDefault,
         Spec,
         State,
     )
@@ -46,6 +47,7 @@ __all__ = [
     "ResumePolicy",
     "Run",
     "Runner",
+    "SimDefault",
     "Spec",
     "State",
     "__version__",
@@ -63,6 +65,7 @@ _LAZY = {
             "ResumePolicy",
             "Run",
             "Runner",
+            "SimDefault",
             "Spec",
             "State",
         ),

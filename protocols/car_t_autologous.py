@@ -10,10 +10,11 @@ specifications from PROCESS.md.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Annotated
 
 import anyio
 
-from cellauto import Field, MaterialInput, Params, Protocol, Run, Spec
+from cellauto import Field, MaterialInput, Params, Protocol, Run, SimDefault, Spec
 from cellauto.errors import InstrumentError
 from cellauto.identity import coi_barcode, parse_coi_barcode
 from cellauto.instruments import (
@@ -35,12 +36,13 @@ from cellauto.protocols.reconcile import add_once, feed_once, measure_once
 
 
 class CarTParams(Params):
-    coi: str = Field(
-        "W123426A1B2C3",
+    coi: Annotated[str, SimDefault("W123426A1B2C3")] = Field(
         pattern=r"^[A-Z0-9]{5}[0-9]{2}[A-Z0-9]{6}$",
         description="ISBT 128 chain-of-identity id of this patient's therapy",
     )
-    patient_weight_kg: float = Field(70.0, gt=0, le=250, description="for the dose")
+    patient_weight_kg: Annotated[float, SimDefault(70.0)] = Field(
+        gt=0, le=250, description="for the dose"
+    )
     dose_car_t_per_kg: float = Field(2.0e6, gt=0, le=1e8, description="CAR+ viable T cells/kg")
     max_dose_car_t: float = Field(2.0e8, gt=0, description="label maximum per infusion")
     expansion_days: int = Field(9, ge=7, le=12, description="days from activation to harvest")

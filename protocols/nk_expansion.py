@@ -8,7 +8,9 @@ other activation, other release specifications (NK purity, residual T cells).
 
 from __future__ import annotations
 
-from cellauto import Field, MaterialInput, Params, Protocol, Run, Spec
+from typing import Annotated
+
+from cellauto import Field, MaterialInput, Params, Protocol, Run, SimDefault, Spec
 from cellauto.identity import coi_barcode, parse_coi_barcode
 from cellauto.instruments import (
     BarcodeScanner,
@@ -31,8 +33,10 @@ from cellauto.protocols.reconcile import add_once, feed_once
 
 
 class NkParams(Params):
-    coi: str = Field("N987626Q7R8S9", pattern=r"^[A-Z0-9]{5}[0-9]{2}[A-Z0-9]{6}$")
-    patient_weight_kg: float = Field(70.0, gt=0, le=250)
+    coi: Annotated[str, SimDefault("N987626Q7R8S9")] = Field(
+        pattern=r"^[A-Z0-9]{5}[0-9]{2}[A-Z0-9]{6}$"
+    )
+    patient_weight_kg: Annotated[float, SimDefault(70.0)] = Field(gt=0, le=250)
     dose_nk_per_kg: float = Field(1.0e7, gt=0, le=1e9, description="viable NK cells/kg")
     culture_days: int = Field(14, ge=10, le=21)
     feed_ml: float = Field(200.0, gt=0, le=500)

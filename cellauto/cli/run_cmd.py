@@ -131,7 +131,6 @@ def run_command(args: argparse.Namespace) -> int:
     if args.params:
         values.update(load_params_file(args.params))
     values.update(parse_param_assignments(args.param, protocol.params))
-    params = build_params(protocol.params, values)
     line_config = load_line_config(args.line) if args.line else None
     if args.sim and line_config is not None:
         raise BadInputError("give either --sim or --line LINE.toml, not both")
@@ -140,6 +139,8 @@ def run_command(args: argparse.Namespace) -> int:
             "no line to run on: pass --sim (the simulated line, in process) or "
             "--line LINE.toml (instruments over OPC UA, VISA, PyLabRobot)"
         )
+    rehearsal = args.sim or (line_config is not None and line_config.is_simulation)
+    params = build_params(protocol.params, values, rehearsal=rehearsal)
     mode = on_hold_mode(args.on_hold)
     operator = operator_name(args.operator)
     simulated = args.sim or (line_config is not None and line_config.simulation.serve)

@@ -11,9 +11,23 @@ __all__ = ["Line"]
 
 
 class Line:
-    """Named instruments, e.g. ``{"counter": SimCellCounter(...), ...}``."""
+    """Named instruments, e.g. ``{"counter": SimCellCounter(...), ...}``.
 
-    def __init__(self, name: str, equipment: Mapping[str, Instrument], *, simulated: bool = False):
+    ``simulated``: the instruments are simulated in this process (virtual time).
+    ``rehearsal``: the line is a simulation, wherever its instruments run (in this
+    process, or served by ``cellauto sim serve`` to a controller in another): no
+    patient's cells are on it, so a run needs no person and simulated operators may
+    answer its operator steps. A simulated line is always a rehearsal.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        equipment: Mapping[str, Instrument],
+        *,
+        simulated: bool = False,
+        rehearsal: bool = False,
+    ):
         for key, instrument in equipment.items():
             if not isinstance(instrument, Instrument):
                 raise EquipmentError(
@@ -22,6 +36,7 @@ class Line:
         self.name = name
         self.equipment = dict(equipment)
         self.simulated = simulated
+        self.rehearsal = rehearsal or simulated
 
     def __repr__(self) -> str:
         return f"<Line {self.name}: {', '.join(self.equipment)}>"

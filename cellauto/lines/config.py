@@ -169,6 +169,13 @@ class LineConfig(BaseModel):
     equipment: dict[str, EquipmentConfig] = Field(min_length=1)
     simulation: SimulationConfig = SimulationConfig()
 
+    @property
+    def is_simulation(self) -> bool:
+        """True when the file has a ``[simulation]`` table: its instruments are simulated
+        (served in this process, or by ``cellauto sim serve`` in another), so a run on it
+        is a rehearsal. A plant's line file has no ``[simulation]`` table."""
+        return "simulation" in self.model_fields_set
+
 
 def load_line_config(path: str | Path) -> LineConfig:
     """Read and validate a line TOML file; BadInputError names the file and the field."""

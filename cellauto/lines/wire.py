@@ -343,4 +343,4 @@ async def open_line(
             from cellauto.instruments.plr import PlrLiquidHandler
 
             equipment[name] = PlrLiquidHandler(serial=endpoint or name)
-    return Line(config.name, equipment, simulated=sim is not None)
+    return Line(config.name, equipment, simulated=sim is not None, rehearsal=config.is_simulation)

@@ -4,7 +4,7 @@ from cellauto.protocols.context import Run
 from cellauto.protocols.definition import MaterialInput, Protocol, ResumePolicy, StepDefinition
 from cellauto.protocols.execution import Execution, RunOutcome
 from cellauto.protocols.loader import load_protocol
-from cellauto.protocols.params import Params
+from cellauto.protocols.params import Params, SimDefault
 from cellauto.protocols.runner import Runner
 from cellauto.protocols.spec import CheckPolicy, CheckResult, Spec
 from cellauto.protocols.states import Command, State
@@ -21,6 +21,7 @@ __all__ = [
     "Run",
     "RunOutcome",
     "Runner",
+    "SimDefault",
     "Spec",
     "State",
     "StepDefinition",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,24 @@ from typing_extensions import TypeVar
 
 from cellauto.errors import ParameterError
 
-__all__ = ["Params", "ParamsT", "build_params", "parse_param_assignments"]
+__all__ = ["Params", "ParamsT", "SimDefault", "build_params", "parse_param_assignments"]
+
+
+@dataclass(frozen=True)
+class SimDefault:
+    """Field metadata: the value a rehearsal takes when none is given.
+
+    A parameter that identifies a patient (the chain-of-identity id, the weight the dose
+    is computed from) must never take a default on a real line: declare it without a
+    default and with ``SimDefault`` for simulation::
+
+        coi: Annotated[str, SimDefault("W123426A1B2C3")] = Field(pattern=...)
+
+    On a rehearsal (``--sim``, ``simulate()``, a line file with ``[simulation]``) the
+    value is filled in when not given; on a real line the run is refused without it.
+    """
+
+    value: Any
 
 
 class Params(BaseModel):
@@ -112,9 +130,34 @@ def load_params_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def build_params(model: type[Params], values: dict[str, Any]) -> Params:
-    """Validate ``values`` against ``model``; ParameterError names each bad field."""
+def sim_defaults(model: type[BaseModel]) -> dict[str, Any]:
+    """The :class:`SimDefault` values ``model`` declares, by field name."""
+    found: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        for meta in info.metadata:
+            if isinstance(meta, SimDefault):
+                found[name] = meta.value
+    return found
+
+
+def build_params(model: type[Params], values: dict[str, Any], *, rehearsal: bool = False) -> Params:
+    """Validate ``values`` against ``model``; ParameterError names each bad field.
+
+    ``rehearsal``: the run is a simulation, so parameters declared with a
+    :class:`SimDefault` take it when not given; on a real line they are required.
+    """
+    defaults = sim_defaults(model)
+    if rehearsal:
+        values = {**defaults, **values}
     try:
         return model.model_validate(values)
     except ValidationError as exc:
-        raise ParameterError(_describe(model, exc)) from None
+        message = _describe(model, exc)
+        missing = [name for name in defaults if name not in values]
+        if missing:
+            message += (
+                f"; {', '.join(map(repr, missing))} are the patient's own and have no "
+                "default on a real line (a simulated line uses a made-up one): "
+                "give them with --param KEY=VALUE or --params FILE.json"
+            )
+        raise ParameterError(message) from None

@@ -121,9 +121,9 @@ def validate_request(
     and the steps' duration estimates (which may be functions of the parameters).
     """
     if not isinstance(params, Params):
-        params = build_params(protocol.params, dict(params or {}))
+        params = build_params(protocol.params, dict(params or {}), rehearsal=line.rehearsal)
     elif not isinstance(params, protocol.params):
-        params = build_params(protocol.params, params.model_dump())
+        params = build_params(protocol.params, params.model_dump(), rehearsal=line.rehearsal)
     line.provide(protocol.equipment(), protocol=protocol.name)
     protocol.estimate_h(params)
     return params

@@ -124,7 +124,7 @@ async def simulate_batches_async(
     if not isinstance(protocol, Protocol):
         protocol = load_protocol(protocol)
     if not isinstance(params, Params):
-        params = build_params(protocol.params, dict(params or {}))
+        params = build_params(protocol.params, dict(params or {}), rehearsal=True)
     seeds = list(seeds)
     result = Batches(on_hold=policy, by=by)
     outcomes: dict[int, RunOutcome] = {}

@@ -121,7 +121,7 @@ async def simulate_async(
     if not isinstance(protocol, Protocol):
         protocol = load_protocol(protocol)
     if not isinstance(params, Params):
-        params = build_params(protocol.params, dict(params or {}))
+        params = build_params(protocol.params, dict(params or {}), rehearsal=True)
     crash_times_h = sorted(crashes)
     if (crash_times_h and crash_times_h[0] <= 0) or downtime_h < 0:
         raise ValueError(

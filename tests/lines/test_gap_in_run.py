@@ -13,6 +13,7 @@ from cellauto.clock import Clock
 from cellauto.lines import load_line_config
 from cellauto.lines.wire import GapRecorder, open_line, serve_simulated
 from cellauto.protocols import Runner, load_protocol
+from cellauto.protocols.params import build_params
 from cellauto.records import Journal
 from cellauto.records import payloads as rec
 from cellauto.sim import SimLine, starting_materials
@@ -27,7 +28,7 @@ OUTAGE_S = 1800.0
 async def test_a_server_restart_mid_batch_is_a_journaled_gap(tmp_path: Path) -> None:
     config = load_line_config(ROOT / "lines" / "sim-opcua.toml")
     protocol = load_protocol(ROOT / "protocols" / "car_t_autologous.py")
-    params = protocol.params()
+    params = build_params(protocol.params, {}, rehearsal=True)
     sim = SimLine(
         clock=Clock(DEFAULT_SIM_START),
         seed=7,

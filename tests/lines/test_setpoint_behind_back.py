@@ -21,6 +21,7 @@ from cellauto.instruments.opcua.lads import CELLAUTO_URI
 from cellauto.lines import LineConfig, load_line_config
 from cellauto.lines.wire import GapRecorder, open_line, serve_simulated
 from cellauto.protocols import Runner, load_protocol
+from cellauto.protocols.params import build_params
 from cellauto.protocols.states import State
 from cellauto.records import Journal
 from cellauto.records import payloads as rec
@@ -45,7 +46,7 @@ async def _run_with_a_write_on_day_three(
 ) -> tuple[Any, list[rec.Payload], dict[str, Any]]:
     config = _line(policy)
     protocol = load_protocol(ROOT / "protocols" / "car_t_autologous.py")
-    params = protocol.params()
+    params = build_params(protocol.params, {}, rehearsal=True)
     sim = SimLine(
         clock=Clock(DEFAULT_SIM_START),
         seed=7,
