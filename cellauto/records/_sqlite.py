@@ -335,3 +335,11 @@ def seqs_where(conn: sqlite3.Connection, run_id: str, column: str, value: str) -
         raise ValueError(f"seqs_where: column must be hash or prev_hash, not {column!r}")
     query = f"SELECT seq FROM records WHERE run_id = ? AND {column} = ? ORDER BY seq"
     return [seq for (seq,) in conn.execute(query, (run_id, value))]
+
+
+def row_at(conn: sqlite3.Connection, run_id: str, seq: int) -> StoredRow | None:
+    """The run's stored row ``seq``, or None."""
+    row = conn.execute(
+        f"SELECT {_ROW_COLUMNS} FROM records WHERE run_id = ? AND seq = ?", (run_id, seq)
+    ).fetchone()
+    return None if row is None else StoredRow(*row)
