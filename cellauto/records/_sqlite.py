@@ -220,8 +220,8 @@ def run_ids(conn: sqlite3.Connection, prefix: str = "") -> Iterator[str]:
 
 
 def ledger_run_ids(conn: sqlite3.Connection) -> list[str]:
-    """The distinct run ids named by ledger entries."""
-    query = "SELECT DISTINCT run_id FROM ledger ORDER BY run_id"
+    """The distinct run ids named by ledger entries (site anchors name no run)."""
+    query = "SELECT DISTINCT run_id FROM ledger WHERE kind != 'site_anchor' ORDER BY run_id"
     return [run_id for (run_id,) in conn.execute(query)]
 
 
