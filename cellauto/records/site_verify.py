@@ -46,12 +46,13 @@ from cellauto.records.canonical import record_hash
 from cellauto.records.chain_check import check_rows, record_name
 from cellauto.records.ledger_check import LedgerCheck, Mark
 from cellauto.records.refs import SITE_CHAIN, RecordRef
-from cellauto.records.site_chain import SiteRecord, parse_row, site_rows
+from cellauto.records.site_chain import SiteRecord, site_rows
 from cellauto.records.site_payloads import (
     SITE_PAYLOAD_TYPES,
     RunCommandRequested,
     Signature,
     SiteKind,
+    SitePayload,
     TaskAnswer,
 )
 
@@ -143,7 +144,16 @@ def verify_site(
 ) -> SiteReport:
     """Check the site chain against the checked ledger (one read transaction: the caller's)."""
     source = SiteRows(conn)
-    walk = check_rows(source)
+    records: list[SiteRecord] = []
+
+    def keep(row: StoredRow, payload: BaseModel) -> None:
+        if isinstance(payload, SitePayload):  # always: the site kinds' models
+            kind = SiteKind(row.kind)
+            records.append(
+                SiteRecord(row.seq, kind, row.wall_time_ns, payload, row.prev_hash, row.hash)
+            )
+
+    walk = check_rows(source, on_row=keep)
     problem: _Problem | None = walk.problem
     covered = [mark.run_seq for mark in ledger.site]
     if problem is None:
@@ -151,7 +161,6 @@ def verify_site(
     if problem is None:
         problem = _check_anchors(source, walk.last, ledger.site)
     if problem is None and walk.records:
-        records = [parse_row(row) for row in source.stored_rows()]
         problem = _check_signatures(conn, source, records)
         if problem is None:
             problem = _check_answer_rows(conn, records)
