@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from cellauto.errors import JournalError, JournalOpenError, RunOwnedError
+from cellauto.records._schema import CREATE_OWNERS, upgrade
 
 __all__ = [
     "CREATE_OWNERS",
@@ -54,14 +55,6 @@ __all__ = [
 
 DEFAULT_STALE_S = 30.0
 """Real seconds without a heartbeat after which an owner counts as gone."""
-
-CREATE_OWNERS = """
-CREATE TABLE IF NOT EXISTS run_owners (
-    run_id TEXT PRIMARY KEY, epoch INTEGER NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,
-    process_start TEXT, started_wall_ns INTEGER NOT NULL, heartbeat_wall_ns INTEGER NOT NULL,
-    released_wall_ns INTEGER
-);
-"""
 
 GENERATION_QUERY = "SELECT value FROM meta WHERE key = 'owner_generation'"
 _OWNER_COLUMNS = (
@@ -243,7 +236,7 @@ def claim(
 
     A live owner is refused with :class:`RunOwnedError` and nothing is written. With
     ``new_run``, a run that already has records is refused (JournalError). A journal
-    of schema version 2 gets the ``run_owners`` table here (and becomes version 3).
+    of schema version 2 or 3 gets the tables it lacks here (and becomes version 4).
     """
     me = this_controller()
     key = str(path)
@@ -267,7 +260,7 @@ def claim(
                 f"run {run_id!r} already has records in {path}; "
                 "use resume_run to continue it, or start the run under a new id"
             )
-        _upgrade(conn)
+        upgrade(conn)
         epoch = 1 if owner is None else owner.epoch + 1
         conn.execute(
             f"INSERT OR REPLACE INTO run_owners ({_OWNER_COLUMNS})"
@@ -286,17 +279,6 @@ def claim(
         raise
     _HELD.add((key, run_id, epoch))
     return Claim(run_id, epoch, me, owner, why)
-
-
-def _upgrade(conn: sqlite3.Connection) -> None:
-    """Version 2 -> 3: add the ``run_owners`` table (inside the caller's transaction)."""
-    from cellauto.records._sqlite import SCHEMA_VERSION
-
-    conn.execute(CREATE_OWNERS)
-    conn.execute(
-        "UPDATE meta SET value = ? WHERE key = 'schema_version' AND value != ?",
-        (str(SCHEMA_VERSION), str(SCHEMA_VERSION)),
-    )
 
 
 def let_go(path: Path, claims: Iterable[Claim]) -> None:

@@ -13,23 +13,15 @@ from cellauto.errors import (
     JournalNotFoundError,
     JournalOpenError,
 )
-from cellauto.records._owners import CREATE_OWNERS
+from cellauto.records._schema import (
+    CREATE_OWNERS,
+    CREATE_SITE,
+    READABLE_VERSIONS,
+    SCHEMA_VERSION,
+)
 
-SCHEMA_VERSION = 3
-"""2: the signed ledger (tables ``ledger`` and ``ledger_head``) replaced the ``seals`` table;
-one pydantic payload model per record kind (``identity_check`` and ``checkpoint`` added).
-3: run ownership (table ``run_owners``, ``meta.owner_generation``) and the
-``controller_claimed`` record kind.
-
-A version 2 file is read as it is and becomes version 3 when a run in it is next
-claimed (begun or resumed): the table is added and the version set in the claim's
-own transaction (:func:`cellauto.records._owners.claim`). Reading never writes, so
-``show`` or ``verify`` leave a version 2 file as it is; a run in progress when
-cellauto was upgraded can be resumed. A release that reads only version 2 then
-refuses the file cleanly instead of failing on a record kind it does not know, and
-cannot write to it without honouring the fence."""
-
-READABLE_VERSIONS = ("2", str(SCHEMA_VERSION))
+# The schema version and the upgrade live in :mod:`cellauto.records._schema`: a file of
+# version 2 or 3 is read as it is and becomes version 4 in its next claim or site write.
 
 WAL_AUTOCHECKPOINT_PAGES = 8192
 """Checkpoint the WAL at 32 MB (SQLite's default: 4 MB). A page changed by many commits
@@ -63,6 +55,7 @@ CREATE TABLE IF NOT EXISTS ledger_head (
 );
 """
     + CREATE_OWNERS
+    + CREATE_SITE
 )
 
 INSERT_RECORD = (
@@ -206,8 +199,9 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
         found = "none" if row is None else row[0]
         raise JournalOpenError(
             f"journal {path} has schema version {found}; this cellauto reads versions "
-            f"{' and '.join(READABLE_VERSIONS)} (version 2 added the signed ledger of seals "
-            "and anchors, version 3 run ownership): "
+            f"{', '.join(READABLE_VERSIONS)} (version 2 added the signed ledger of seals "
+            "and anchors, version 3 run ownership, version 4 the site chain of accounts, "
+            "training and signatures): "
             "read and verify it with the cellauto release that wrote it, and record new "
             "runs in a new journal file"
         )

@@ -111,6 +111,7 @@ from cellauto.records._writer import Writer
 from cellauto.records.anchors import AnchorSchedule
 from cellauto.records.kinds import GENESIS_HASH
 from cellauto.records.ledger import AnchorPolicy, LedgerEvent, LedgerKind, LedgerWriter
+from cellauto.records.refs import SITE_CHAIN
 from cellauto.records.run_journal import FLUSH_THRESHOLD, RunJournal
 from cellauto.records.signing import Signer, signer_for_journal
 
@@ -178,6 +179,7 @@ class Journal(RunOwnership, JournalReading):
         """Start the record of a new run; its first record gets seq 0."""
         if not isinstance(run_id, str) or not run_id:
             raise JournalError(f"run id must be a non-empty string, not {run_id!r}")
+        _refuse_site_chain(run_id)
         conn = self._connection()  # no flush: runs begun here are known without the file
         if run_id in self._begun_here or _sqlite.has_run(conn, run_id):
             raise JournalError(
@@ -200,6 +202,7 @@ class Journal(RunOwnership, JournalReading):
         wall_clock_ns: Callable[[], int] | None = None,
     ) -> RunJournal:
         """Continue the chain of an existing, unsealed run (e.g. after a crash)."""
+        _refuse_site_chain(run_id)
         conn = self._read()
         if run_id in self._open_runs:
             raise JournalError(f"run {run_id!r} is already open for writing in this journal")
@@ -324,3 +327,11 @@ class Journal(RunOwnership, JournalReading):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _refuse_site_chain(run_id: str) -> None:
+    if run_id == SITE_CHAIN:
+        raise JournalError(
+            f"run id {SITE_CHAIN!r} is reserved: it names the journal's site chain (accounts, "
+            "training, signatures); choose another run id"
+        )

@@ -1,4 +1,5 @@
-"""The journal's ledger: a signed hash chain of run begun, anchor and run sealed entries.
+"""The journal's ledger: a signed hash chain of run begun, anchor, run sealed and site
+anchor entries.
 
 Every run's chain of records is tied to the ledger: a ``run_begun`` entry carries
 the hash of the run's record 0, an ``anchor`` the seq and hash of a later record
@@ -7,13 +8,19 @@ the hash of the run's record 0, an ``anchor`` the seq and hash of a later record
 ledger is one chain for the whole journal, so a deleted run, a deleted seal or a
 rewritten chain leaves a hole or a bad signature in it.
 
+The site chain (:mod:`cellauto.records.site_chain`: accounts, training, signatures) is
+tied to the same ledger: every commit that adds site records writes one ``site_anchor``
+entry in the same transaction, with ``run_id = "site"`` and the seq and hash of the last
+site record of the commit, so that the site chain never has an unsigned tail.
+
 Entry body (hashed, then signed)
     Canonical JSON (:func:`~cellauto.records.canonical.canonical_bytes`) of::
 
         seq                  integer  0, 1, 2, ... over the whole journal
-        kind                 string   run_begun | anchor | run_sealed
-        run_id               string
-        run_seq              integer  the record the entry covers
+        kind                 string   run_begun | anchor | run_sealed | site_anchor
+        run_id               string   the run ("site" for a site_anchor)
+        run_seq              integer  the record the entry covers (of the site chain
+                                      for a site_anchor)
         run_hash             string   that record's hash
         wall_time_ns         integer  when the entry was written (never decreases)
         sealed_wall_time_ns  integer  run_sealed: the run's wall time at its seal; else null
@@ -58,6 +65,8 @@ class LedgerKind(StrEnum):
     RUN_BEGUN = "run_begun"
     ANCHOR = "anchor"
     RUN_SEALED = "run_sealed"
+    SITE_ANCHOR = "site_anchor"
+    """The last site record of one commit (``run_id`` is ``"site"``)."""
 
 
 class AnchorPolicy(BaseModel):

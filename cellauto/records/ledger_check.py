@@ -3,7 +3,11 @@
 The result is a :class:`LedgerCheck`: the problems found (each naming the ledger
 entry and, when known, the run) and, per run, the *trusted* marks - the entries
 whose hash and signature verify against the trusted public key - that
-:mod:`cellauto.records.verify` holds each run's records against.
+:mod:`cellauto.records.verify` holds each run's records against, and the trusted
+``site_anchor`` entries (:attr:`LedgerCheck.site`) that
+:mod:`cellauto.records.site_verify` holds the site chain against. A site anchor never
+counts as a mark of a run: a ``site_anchor`` naming a run, or a run entry naming the
+site chain (``"site"``), is a ledger problem.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from cellauto.records._sqlite import LedgerRow
 from cellauto.records.canonical import canonical_bytes
 from cellauto.records.kinds import GENESIS_HASH
 from cellauto.records.ledger import ENTRY_DOMAIN, LedgerEntryBody, LedgerKind, head_message
+from cellauto.records.refs import SITE_CHAIN
 from cellauto.records.signing import PublicKey, default_key_path, load_public_key, public_key_path
 
 __all__ = ["LedgerCheck", "LedgerProblem", "Mark", "RunMarks", "TrustedKey", "check_ledger"]
@@ -79,6 +84,8 @@ class LedgerCheck(BaseModel):
     key: TrustedKey
     problems: list[LedgerProblem]
     marks: dict[str, RunMarks]
+    site: list[Mark] = []
+    """The verified ``site_anchor`` entries, in ledger order (never in ``marks``)."""
     hashes: list[str]
     """Every entry's stored hash, in order (for ``--head``)."""
 
@@ -152,6 +159,7 @@ def check_ledger(
         ),
         problems=problems,
         marks=walker.marks,
+        site=walker.site,
         hashes=walker.hashes,
     )
 
@@ -164,6 +172,8 @@ def _fingerprint(hex_key: str) -> str:
 
 
 def _name(row: LedgerRow) -> str:
+    if row.kind == LedgerKind.SITE_ANCHOR.value and row.run_id == SITE_CHAIN:
+        return f"ledger entry {row.seq} (site_anchor at site record {row.run_seq})"
     return f"ledger entry {row.seq} ({row.kind} of run {row.run_id} at record {row.run_seq})"
 
 
@@ -174,6 +184,7 @@ class _Walker:
         self._key = key
         self.problems: list[LedgerProblem] = []
         self.marks: dict[str, RunMarks] = {}
+        self.site: list[Mark] = []
         self.hashes: list[str] = []
         self.trusted_hashes: set[str] = set()
         self.last_seq = -1
@@ -251,6 +262,12 @@ class _Walker:
         kind = body.kind
         mark = Mark(row.seq, kind, body.run_seq, body.run_hash, body.sealed_wall_time_ns)
         run_id = body.run_id
+        if (kind is LedgerKind.SITE_ANCHOR) != (run_id == SITE_CHAIN):
+            self.problems.append(LedgerProblem(row.seq, run_id, _misnamed(row), row.run_seq))
+            return
+        if kind is LedgerKind.SITE_ANCHOR:
+            self.site.append(mark)
+            return
         marks = self.marks.get(run_id, RunMarks(None, [], None))
         if kind is LedgerKind.RUN_BEGUN:
             if marks.begun is not None:
@@ -263,6 +280,18 @@ class _Walker:
             if kind is LedgerKind.RUN_SEALED:
                 marks = marks._replace(sealed=mark)
         self.marks[run_id] = marks
+
+
+def _misnamed(row: LedgerRow) -> str:
+    if row.kind == LedgerKind.SITE_ANCHOR.value:
+        return (
+            f"{_name(row)}: a site anchor names the site chain ({SITE_CHAIN!r}), never a run "
+            "— the entry was written by something other than cellauto"
+        )
+    return (
+        f"{_name(row)}: {SITE_CHAIN!r} is the site chain's name and no run may be called so "
+        "— the entry was written by something other than cellauto"
+    )
 
 
 def _check_head(

@@ -1,0 +1,82 @@
+"""Small site records and journal files of older schema versions, for the site tests."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from cellauto.records import Journal, RecordKind
+from cellauto.records.site_payloads import PolicySet, SitePolicy, Terminal
+from tests.records.conftest import StepClock
+from tests.records.factory import payload_of
+
+TERMINAL = Terminal(host="bench-1", pid=4242, tty="pts/3", os_user="cellauto")
+
+V4_TABLES = ("site_records", "accounts", "credentials", "training", "tasks", "run_requests")
+
+
+def policy(min_password_length: int = 12, by: str = "admin") -> PolicySet:
+    """A tiny site record (no Argon2 needed): the site policy set."""
+    return PolicySet(
+        by=by,
+        reason="test",
+        terminal=TERMINAL,
+        old=None,
+        new=SitePolicy(min_password_length=min_password_length),
+    )
+
+
+def files_of(path: Path) -> dict[str, bytes]:
+    """The journal's database and WAL bytes (the shared-memory index is not data)."""
+    files = (path, path.with_name(path.name + "-wal"))
+    return {p.name: p.read_bytes() for p in files if p.exists()}
+
+
+def sealed_run(journal: Journal, run_id: str, records: int = 3) -> None:
+    run = journal.begin_run(run_id, StepClock())
+    run.append(payload_of(RecordKind.RUN_STARTED, {"run_id": run_id}))
+    for value in range(records - 1):
+        run.append(payload_of(RecordKind.READING, {"value": value}))
+    run.seal()
+
+
+def old_journal(path: Path, version: int) -> Path:
+    """A journal of schema version 2 or 3 holding one sealed run ``old``.
+
+    Written by this cellauto, then its tables cut back to those of that version (the
+    DDL of every other table is unchanged since), and its version set; checkpointed, so
+    the file alone is the journal.
+    """
+    with Journal(path) as journal:
+        sealed_run(journal, "old")
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("BEGIN")
+        for table in V4_TABLES:
+            conn.execute(f"DROP TABLE {table}")
+        if version == 2:
+            conn.execute("DROP TABLE run_owners")
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
+        conn.execute("COMMIT")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+    return path
+
+
+def tables_of(path: Path) -> set[str]:
+    conn = sqlite3.connect(path)
+    try:
+        return {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+    finally:
+        conn.close()
+
+
+def schema_version(path: Path) -> str:
+    conn = sqlite3.connect(path)
+    try:
+        return str(
+            conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+        )
+    finally:
+        conn.close()
