@@ -27,8 +27,6 @@ from cellauto.records.site_payloads import (
     AccountCreated,
     PasswordChanged,
     PolicySet,
-    SessionOpened,
-    Signature,
     SignInFailed,
     SiteKind,
     SitePayload,
@@ -103,6 +101,9 @@ class SiteRecordLike(Protocol):
     def wall_time_ns(self) -> int: ...
     @property
     def payload(self) -> SitePayload: ...
+
+
+_PASSWORD_FIELDS = ("password_seq", "password_expires_ns", "must_change")
 
 
 # -- applying ---------------------------------------------------------------------------
@@ -185,13 +186,6 @@ def apply_projection(
     elif isinstance(payload, SignInFailed):
         if payload.account_exists and payload.cause == "wrong_password":
             _update(conn, payload.name_given, ref, "failures = ?", (payload.consecutive,))
-    elif isinstance(payload, SessionOpened | Signature):
-        name = payload.name if isinstance(payload, SessionOpened) else payload.signer
-        conn.execute(  # a successful sign-in ends a run of failures
-            "UPDATE accounts SET failures = 0, source_seq = ?, source_hash = ?"
-            " WHERE name = ? AND failures != 0",
-            (ref.seq, ref.hash, name),
-        )
     elif isinstance(payload, TrainingRecorded):
         subject = payload.subject
         conn.execute(
@@ -217,17 +211,41 @@ def apply_projection(
         )
         if cur.rowcount != 1:
             raise JournalError(f"site record {ref.seq} revokes training that was never recorded")
+    actor = _actor(payload)
+    if actor is not None:  # an act of a person proves their password: failures end
+        conn.execute(
+            "UPDATE accounts SET failures = 0, source_seq = ?, source_hash = ?"
+            " WHERE name = ? AND failures != 0",
+            (ref.seq, ref.hash, actor),
+        )
 
 
-def concerns(payload: SitePayload) -> str | None:
-    """The account whose ``accounts`` row ``payload`` may change, if any."""
-    if isinstance(payload, AccountCreated | AccountChanged | PasswordChanged | SessionOpened):
-        return payload.name
-    if isinstance(payload, SignInFailed):
-        return payload.name_given if payload.account_exists else None
-    if isinstance(payload, Signature):
-        return payload.signer
-    return None
+_NOT_PEOPLE = frozenset({"system", "bootstrap"})
+
+
+def _actor(payload: SitePayload) -> str | None:
+    """The person whose successful sign-in ``payload`` records (None: not a person's act)."""
+    if isinstance(payload, SignInFailed) or payload.by in _NOT_PEOPLE:
+        return None
+    return payload.by
+
+
+def concerns(payload: SitePayload) -> dict[str, tuple[str, ...]]:
+    """The accounts whose ``accounts`` row ``payload`` may change, and which columns."""
+    changed: dict[str, tuple[str, ...]] = {}
+    actor = _actor(payload)
+    if actor is not None:
+        changed[actor] = ("failures",)
+    if isinstance(payload, AccountCreated):
+        changed[payload.name] = Account._fields
+    elif isinstance(payload, AccountChanged):
+        fields = (payload.field, "failures") if payload.field == "status" else (payload.field,)
+        changed[payload.name] = (*changed.get(payload.name, ()), *fields)
+    elif isinstance(payload, PasswordChanged):
+        changed[payload.name] = (*changed.get(payload.name, ()), *_PASSWORD_FIELDS)
+    elif isinstance(payload, SignInFailed) and payload.account_exists:
+        changed[payload.name_given] = ("failures",)
+    return changed
 
 
 # -- replaying and comparing ------------------------------------------------------------
@@ -255,22 +273,6 @@ def _shown(value: object) -> str:
     return _json_list(map(str, value)) if isinstance(value, tuple) else repr(value)
 
 
-_PASSWORD_FIELDS = ("password_seq", "password_expires_ns", "must_change")
-
-
-def _fields_set(payload: SitePayload) -> tuple[str, ...]:
-    """The ``accounts`` columns ``payload`` sets (for naming the record of a difference)."""
-    if isinstance(payload, AccountCreated):
-        return Account._fields
-    if isinstance(payload, AccountChanged):
-        return (payload.field, "failures") if payload.field == "status" else (payload.field,)
-    if isinstance(payload, PasswordChanged):
-        return _PASSWORD_FIELDS
-    if isinstance(payload, SignInFailed | SessionOpened | Signature):
-        return ("failures",)
-    return ()
-
-
 class _Sources:
     """Which site record last set each (account, column) during a replay."""
 
@@ -278,9 +280,8 @@ class _Sources:
         self._seq: dict[tuple[str, str], int] = {}
 
     def note(self, payload: SitePayload, seq: int) -> None:
-        name = concerns(payload)
-        if name is not None:
-            for field in _fields_set(payload):
+        for name, fields in concerns(payload).items():
+            for field in fields:
                 self._seq[name, field] = seq
 
     def of(self, account: Account, field: str) -> int:
@@ -405,7 +406,7 @@ def confirm_account(conn: sqlite3.Connection, name: str) -> tuple[Account, str] 
         wanted = {
             record.seq: record
             for record in stored_site_records(conn, mentioning=name)
-            if concerns(record.payload) == name
+            if name in concerns(record.payload)
         }
         wanted.update(
             (record.seq, record)

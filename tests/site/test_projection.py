@@ -79,18 +79,6 @@ def site(tmp_path: Path) -> sqlite3.Connection:
             by="root", name="alice", field="roles", old=["qa"], new=["qa", "supervisor"], **who
         ),
     )
-    append(
-        conn,
-        SignInFailed(
-            by="alice",
-            name_given="alice",
-            account_exists=True,
-            cause="wrong_password",
-            consecutive=1,
-            purpose="users passwd",
-            **who,
-        ),
-    )
     new_pw = hasher.hash("her own password")
     ref = append(
         conn,
@@ -105,6 +93,18 @@ def site(tmp_path: Path) -> sqlite3.Connection:
         ),
     )
     _credential(conn, "alice", ref.seq, new_pw)
+    append(
+        conn,
+        SignInFailed(
+            by="alice",
+            name_given="alice",
+            account_exists=True,
+            cause="wrong_password",
+            consecutive=1,
+            purpose="users passwd",
+            **who,
+        ),
+    )
     append(
         conn,
         TrainingRecorded(
@@ -128,12 +128,29 @@ def test_rows_follow_the_records(site: sqlite3.Connection) -> None:
         '["qa","supervisor"]',
         "active",
         1,
-        5,
+        4,
         0,
         end_of_day_ns(POLICY, date(2026, 4, 1)),
         5,
     )
     assert row[5] == 1775088000 * 10**9  # 2026-04-02 00:00 UTC: the end of 2026-04-01
+
+
+def test_any_act_of_the_person_ends_their_failures(site: sqlite3.Connection) -> None:
+    ref = append(
+        site,
+        TrainingRecorded(
+            by="alice",
+            trainee="root",
+            subject=CAR_T,
+            trained_on=date(2026, 1, 2),
+            expires_on=None,
+            terminal=TERMINAL,
+        ),
+    )
+    row = site.execute("SELECT failures, source_seq FROM accounts WHERE name = 'alice'")
+    assert row.fetchone() == (0, ref.seq)
+    assert replay_problem(site, list(stored_site_records(site))) is None
 
 
 def test_a_successful_sign_in_resets_the_failures(site: sqlite3.Connection) -> None:
@@ -196,10 +213,10 @@ def test_an_added_account_row_is_named(site: sqlite3.Connection) -> None:
 
 def test_a_swapped_credential_is_found(site: sqlite3.Connection) -> None:
     site.execute(
-        "UPDATE credentials SET argon2 = ? WHERE name = 'alice' AND set_seq = 5",
+        "UPDATE credentials SET argon2 = ? WHERE name = 'alice' AND set_seq = 4",
         (Hasher(CHEAP).hash("attacker password"),),
     )
-    assert "credentials table edited: password of 'alice' set by site record 5" in str(
+    assert "credentials table edited: password of 'alice' set by site record 4" in str(
         replay_problem(site, list(stored_site_records(site)))
     )
     with pytest.raises(JournalError, match="credentials table edited"):
