@@ -6,8 +6,9 @@ from typing import get_args
 
 import pytest
 
-from cellauto.errors import JournalError
-from cellauto.records.site_payloads import Argon2Params
+from cellauto.errors import JournalError, PasswordExpiredError, PasswordPolicyError
+from cellauto.records.site_payloads import Argon2Params, PasswordChangeRefused
+from cellauto.site.accounts import change_password, reset_password
 from cellauto.site.passwords import (
     Hasher,
     PasswordCause,
@@ -17,6 +18,7 @@ from cellauto.site.passwords import (
 )
 
 from .chain import CHEAP, POLICY
+from .conftest import Site, own_password
 
 GOOD = "correct horse battery"
 
@@ -81,3 +83,43 @@ def test_history_counts_only_the_policy_number(hasher: Hasher) -> None:
 def test_refusal_messages_never_carry_the_password() -> None:
     for cause in get_args(PasswordCause):
         assert GOOD not in describe_cause(cause, POLICY)
+
+
+@pytest.mark.parametrize(
+    ("password", "cause"),
+    [("short one", "too_short"), ("Alice is the best", "contains_name"), (None, "in_history")],
+)
+def test_policy_refusals_are_journaled_without_the_password(
+    site: Site, password: str | None, cause: str
+) -> None:
+    new = own_password("alice") if password is None else password
+    before = site.head()
+    with pytest.raises(PasswordPolicyError):
+        change_password(site.store, site.sign_in("alice"), new)
+    (refusal,) = site.new_records(before)
+    assert isinstance(refusal, PasswordChangeRefused)
+    assert (refusal.by, refusal.name, refusal.cause) == ("alice", "alice", cause)
+    assert new not in refusal.model_dump_json()
+
+
+def test_history_keeps_the_policy_number_of_passwords(site: Site) -> None:
+    for n in range(6):
+        change_password(
+            site.store,
+            site.sign_in("alice", None if n == 0 else f"phrase number {n - 1}!"),
+            f"phrase number {n}!",
+        )
+    with site.store.reading() as conn:
+        kept = conn.execute("SELECT count(*) FROM credentials WHERE name = 'alice'").fetchone()
+    assert kept == (5,)
+    # the oldest of the six is out of the history: allowed again
+    change_password(site.store, site.sign_in("alice", "phrase number 5!"), "phrase number 0!")
+
+
+def test_reset_by_an_administrator_must_be_changed(site: Site) -> None:
+    reset_password(site.store, site.root(), "alice", "temporary secret 42", reason="forgot it")
+    with pytest.raises(PasswordExpiredError):
+        site.sign_in("alice", "temporary secret 42")
+    who = site.sign_in("alice", "temporary secret 42", password_change=True)
+    change_password(site.store, who, "her new secret phrase")
+    assert site.sign_in("alice", "her new secret phrase").account.must_change is False
