@@ -140,6 +140,11 @@ def apply_projection(
 ) -> None:
     """Update the projections for one site record (inside the appending transaction)."""
     del wall_time_ns  # rows derive from the record alone, so replay gives the same rows
+    _apply(conn, payload, ref, training=True)
+
+
+def _apply(conn: sqlite3.Connection, payload: SitePayload, ref: SiteRef, *, training: bool) -> None:
+    """``training=False``: the policy and the accounts only (to confirm one account)."""
     if isinstance(payload, PolicySet):
         conn.executemany(
             "INSERT INTO meta (key, value) VALUES (?, ?)"
@@ -186,7 +191,7 @@ def apply_projection(
     elif isinstance(payload, SignInFailed):
         if payload.account_exists and payload.cause == "wrong_password":
             _update(conn, payload.name_given, ref, "failures = ?", (payload.consecutive,))
-    elif isinstance(payload, TrainingRecorded):
+    elif isinstance(payload, TrainingRecorded) and training:
         subject = payload.subject
         conn.execute(
             f"INSERT OR REPLACE INTO training ({_TRAINING_COLUMNS})"
@@ -202,7 +207,7 @@ def apply_projection(
                 ref.hash,
             ),
         )
-    elif isinstance(payload, TrainingRevoked):
+    elif isinstance(payload, TrainingRevoked) and training:
         subject = payload.subject
         cur = conn.execute(
             "UPDATE training SET revoked = 1, source_seq = ?, source_hash = ?"
@@ -415,7 +420,7 @@ def confirm_account(conn: sqlite3.Connection, name: str) -> tuple[Account, str] 
         sources = _Sources()
         for seq in sorted(wanted):
             record = wanted[seq]
-            apply_projection(scratch, record.payload, record.ref, record.wall_time_ns)
+            _apply(scratch, record.payload, record.ref, training=False)
             sources.note(record.payload, seq)
         problem = _account_problem(stored, _accounts(scratch, name), sources)
     finally:
