@@ -45,6 +45,8 @@ _COMMAND_MODULES: tuple[tuple[str, str, dict[str, str]], ...] = (
     ),
     ("sim_cmd", "add_parser", {"sim": "the simulated line"}),
     ("certs_cmd", "add_parser", {"certs": "OPC UA certificates"}),
+    ("people_cmds", "add_parsers", {"users": "accounts and roles"}),
+    ("training_cmds", "add_parsers", {"training": "training records"}),
 )
 
 

@@ -44,6 +44,7 @@ __all__ = [
     "apply_projection",
     "concerns",
     "confirm_account",
+    "read_accounts",
     "replay_problem",
 ]
 
@@ -272,6 +273,11 @@ def _accounts(conn: sqlite3.Connection, name: str | None = None) -> dict[str, Ac
     where, args = ("WHERE name = ?", (name,)) if name is not None else ("", ())
     rows = conn.execute(f"SELECT {_ACCOUNT_COLUMNS} FROM accounts {where}", args)
     return {row[0]: Account.from_row(row) for row in rows}
+
+
+def read_accounts(conn: sqlite3.Connection) -> list[Account]:
+    """Every ``accounts`` row, by name (as stored: for listing, not for granting)."""
+    return sorted(_accounts(conn).values())
 
 
 def _shown(value: object) -> str:
