@@ -42,8 +42,8 @@ from cellauto.site.passwords import (
     commitment,
     describe_cause,
 )
-from cellauto.site.policy import current_policy, site_date
-from cellauto.site.projection import Account, confirm_account
+from cellauto.site.policy import current_policy, site_date, zone_of
+from cellauto.site.projection import Account, confirm_account, write_credential
 from cellauto.site.roles import EXCLUSIVE_ROLES, Permission, Role, permissions_of
 
 __all__ = [
@@ -56,6 +56,7 @@ __all__ = [
     "check_account_name",
     "check_roles",
     "reset_password",
+    "set_site_policy",
 ]
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9._-]{1,31}$")
@@ -109,12 +110,7 @@ def _history(conn: sqlite3.Connection, name: str) -> list[str]:
 
 
 def _store_credential(tx: SiteTx, name: str, ref: SiteRef, argon2: str, policy: SitePolicy) -> None:
-    tx.conn.execute("INSERT INTO credentials VALUES (?, ?, ?)", (name, ref.seq, argon2))
-    tx.conn.execute(  # keep what the history rule needs, and at least the current one
-        "DELETE FROM credentials WHERE name = ? AND set_seq NOT IN"
-        " (SELECT set_seq FROM credentials WHERE name = ? ORDER BY set_seq DESC LIMIT ?)",
-        (name, name, max(policy.password_history, 1)),
-    )
+    write_credential(tx.conn, name, ref.seq, argon2, keep=policy.password_history)
 
 
 def _active_administrators(conn: sqlite3.Connection) -> set[str]:
@@ -134,14 +130,21 @@ def _run(store: SiteStore, body: Callable[[SiteTx], SiteRef]) -> SiteRef:
         raise refused.error from None
 
 
-def _actor(tx: SiteTx, who: Authenticated, name: str, change: str, reason: str) -> Account:
+def _actor(
+    tx: SiteTx,
+    who: Authenticated,
+    name: str,
+    change: str,
+    reason: str,
+    permission: Permission = Permission.USERS_MANAGE,
+) -> Account:
     """The acting administrator, re-confirmed under the lock, or a refusal."""
     confirmed = confirm_account(tx.conn, who.account.name)
     cause: str | None = (
         "unknown_account" if confirmed is None else account_refusal(confirmed[0], tx.wall_time_ns)
     )
     if confirmed is not None and cause is None:
-        if Permission.USERS_MANAGE in permissions_of(confirmed[0].roles):
+        if permission in permissions_of(confirmed[0].roles):
             return confirmed[0]
         cause = "permission"
     raise _Refused(
@@ -149,7 +152,7 @@ def _actor(tx: SiteTx, who: Authenticated, name: str, change: str, reason: str) 
         PermissionRefusedError(
             f"{who.account.name} may not {change} {name}: "
             + (
-                "only an administrator manages accounts"
+                f"it needs {permission.value} (an administrator)"
                 if cause == "permission"
                 else f"their own account is {cause}"
             )
@@ -456,3 +459,23 @@ def reset_password(
 ) -> SiteRef:
     """An administrator sets another person's password; it must be changed first."""
     return _new_password(store, who, name, password, reset=True, reason=reason)
+
+
+def set_site_policy(
+    store: SiteStore, who: Authenticated, policy: SitePolicy, *, reason: str
+) -> SiteRef:
+    """An administrator changes the site policy (``policy.set``). Passwords hashed at
+    other argon2 parameters are re-hashed at their owner's next sign-in."""
+    zone_of(policy)
+    change = "set site policy"
+
+    def body(tx: SiteTx) -> SiteRef:
+        _actor(tx, who, "site", change, reason, Permission.POLICY_SET)
+        old, _ = current_policy(tx.conn)
+        return tx.append(
+            PolicySet(
+                by=who.account.name, reason=reason, terminal=who.terminal, old=old, new=policy
+            )
+        )
+
+    return _run(store, body)

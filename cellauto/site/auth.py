@@ -23,11 +23,22 @@ from cellauto.errors import (
     PasswordExpiredError,
     PeopleError,
 )
-from cellauto.records.site_payloads import AccountChanged, SignInFailed, SitePolicy, Terminal
-from cellauto.records.site_store import SiteStore
-from cellauto.site.passwords import Hasher
+from cellauto.records.site_payloads import (
+    AccountChanged,
+    PasswordChanged,
+    SignInFailed,
+    SitePolicy,
+    Terminal,
+)
+from cellauto.records.site_store import SiteStore, SiteTx
+from cellauto.site.passwords import Hasher, commitment
 from cellauto.site.policy import current_policy
-from cellauto.site.projection import Account, confirm_account
+from cellauto.site.projection import (
+    Account,
+    confirm_account,
+    password_expiry,
+    write_credential,
+)
 from cellauto.site.sessions import Session
 
 __all__ = [
@@ -103,6 +114,26 @@ def _read(conn: sqlite3.Connection, name: str) -> Account | None:
     return None if row is None else Account.from_row(row)
 
 
+def _rehash(
+    tx: SiteTx, account: Account, argon2: str, policy: SitePolicy, terminal: Terminal
+) -> None:
+    """The same password hashed at the policy's parameters (``password_changed``
+    ``change="rehash"``, same expiry and must-change as before)."""
+    ref = tx.append(
+        PasswordChanged(
+            by="system",
+            reason="password hash brought to the site policy's argon2 parameters",
+            terminal=terminal,
+            name=account.name,
+            commitment=commitment(argon2),
+            must_change=account.must_change,
+            expires_on=password_expiry(tx.conn, account),
+            change="rehash",
+        )
+    )
+    write_credential(tx.conn, account.name, ref.seq, argon2, keep=policy.password_history)
+
+
 def authenticate(
     store: SiteStore,
     name: str,
@@ -125,13 +156,18 @@ def authenticate(
             policy, _ = current_policy(conn)
             confirmed = confirm_account(conn, name)
         hasher = Hasher(policy.argon2)
+        rehashed: str | None = None
         if confirmed is None:
             hasher.dummy_verify(password)
             right = False
         else:
             right = hasher.verify(confirmed[1], password)
+            if right and hasher.needs_rehash(confirmed[1]):  # the policy's cost changed
+                rehashed = hasher.hash(password)
         account = None if confirmed is None else confirmed[0]
-        outcome = _settle(store, name, account, right, policy, purpose, terminal, password_change)
+        outcome = _settle(
+            store, name, account, right, policy, purpose, terminal, password_change, rehashed
+        )
         if outcome is None:
             continue  # the account changed while the password was checked: again
         if isinstance(outcome, PeopleError):
@@ -155,6 +191,7 @@ def _settle(
     purpose: str,
     terminal: Terminal,
     password_change: bool,
+    rehashed: str | None,
 ) -> Account | PeopleError | None:
     """Under the write lock: the account if the sign-in stands, else the journaled
     refusal; None when the row moved since it was read (read and check again)."""
@@ -202,4 +239,6 @@ def _settle(
             result = _error(cause, name)
         else:
             result = account
+            if rehashed is not None:
+                _rehash(tx, account, rehashed, policy, terminal)
     return result

@@ -44,8 +44,10 @@ __all__ = [
     "apply_projection",
     "concerns",
     "confirm_account",
+    "password_expiry",
     "read_accounts",
     "replay_problem",
+    "write_credential",
 ]
 
 _ACCOUNT_COLUMNS = (
@@ -234,6 +236,35 @@ def _actor(payload: SitePayload) -> str | None:
     if isinstance(payload, SignInFailed) or payload.by in _NOT_PEOPLE:
         return None
     return payload.by
+
+
+def write_credential(
+    conn: sqlite3.Connection, name: str, set_seq: int, argon2: str, *, keep: int
+) -> None:
+    """Store the argon2 string of the password set by site record ``set_seq`` (in its
+    transaction) and keep the newest ``keep`` (at least the current one)."""
+    conn.execute("INSERT INTO credentials VALUES (?, ?, ?)", (name, set_seq, argon2))
+    conn.execute(
+        "DELETE FROM credentials WHERE name = ? AND set_seq NOT IN"
+        " (SELECT set_seq FROM credentials WHERE name = ? ORDER BY set_seq DESC LIMIT ?)",
+        (name, name, max(keep, 1)),
+    )
+
+
+def password_expiry(conn: sqlite3.Connection, account: Account) -> date | None:
+    """The expiry date the record that set the account's password gave it."""
+    record = (
+        None if account.password_seq is None else stored_site_record(conn, account.password_seq)
+    )
+    payload = None if record is None else record.payload
+    if isinstance(payload, AccountCreated):
+        return payload.password_expires_on
+    if isinstance(payload, PasswordChanged):
+        return payload.expires_on
+    raise JournalError(
+        f"the password of {account.name!r} names site record {account.password_seq}, which set"
+        f" no password; {VERIFY_HINT}"
+    )
 
 
 def concerns(payload: SitePayload) -> dict[str, tuple[str, ...]]:

@@ -11,14 +11,22 @@ from cellauto.errors import (
     AuthenticationError,
     JournalError,
     PasswordExpiredError,
+    PermissionRefusedError,
 )
-from cellauto.records.site_payloads import AccountChanged, SignInFailed
-from cellauto.site.accounts import change_password, change_status
+from cellauto.records.site_chain import read_site_records
+from cellauto.records.site_payloads import (
+    AccountChanged,
+    Argon2Params,
+    PasswordChanged,
+    SignInFailed,
+)
+from cellauto.site.accounts import change_password, change_status, set_site_policy
 from cellauto.site.auth import WRONG
 from cellauto.site.passwords import Hasher
+from cellauto.site.projection import confirm_account, replay_problem
 from cellauto.site.sessions import Session
 
-from .chain import DAY_NS
+from .chain import DAY_NS, POLICY
 from .conftest import Site, own_password
 
 
@@ -134,3 +142,27 @@ def test_a_session_is_passed_through(site: Site) -> None:
     who = site.sign_in("alice", own_password("alice"), session=session)
     assert (who.session_id, who.components) == (session.id, "password")
     assert site.sign_in("bob", session=session).components == "user_id+password"
+
+
+def test_a_hash_below_the_policy_is_redone_at_sign_in(site: Site) -> None:
+    stronger = POLICY.model_copy(
+        update={"argon2": Argon2Params(time_cost=2, memory_kib=16, parallelism=1)}
+    )
+    set_site_policy(site.store, site.root(), stronger, reason="RFC 9106 review")
+    before = site.head()
+    assert site.sign_in("alice").account.name == "alice"
+    (rehash,) = site.new_records(before)
+    assert isinstance(rehash, PasswordChanged)
+    assert (rehash.change, rehash.by, rehash.must_change) == ("rehash", "system", False)
+    with site.store.reading() as conn:
+        _, argon2 = confirm_account(conn, "alice")  # type: ignore[misc]
+        assert argon2.startswith("$argon2id$v=19$m=16,t=2,p=1$")
+        assert replay_problem(conn, list(read_site_records(conn))) is None
+    before = site.head()
+    site.sign_in("alice")
+    assert site.new_records(before) == []
+
+
+def test_only_an_administrator_sets_the_policy(site: Site) -> None:
+    with pytest.raises(PermissionRefusedError, match=r"needs policy\.set"):
+        set_site_policy(site.store, site.sign_in("carol"), POLICY, reason="x")
