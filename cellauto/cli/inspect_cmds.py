@@ -35,8 +35,9 @@ def add_parsers(sub: Any) -> None:
     p = sub.add_parser(
         "verify",
         help="check hash chains, the signed ledger and seals",
-        description="Recompute every run's hash chain and check it against the journal's "
-        "signed ledger (run begun, anchors, seals); exit 1 naming the first broken record "
+        description="Recompute every run's hash chain and the site chain (accounts, "
+        "training, signatures) and check them against the journal's signed ledger (run "
+        "begun, anchors, seals, site anchors); exit 1 naming the first broken record "
         "or ledger entry. Prints the ledger head: keep it elsewhere and pass it with --head "
         "later to detect the file being rolled back to an older copy.",
     )
@@ -142,6 +143,8 @@ def verify_command(args: argparse.Namespace) -> int:
     if not report.runs:
         print(f"no runs in {args.db}")
     broken += _print_ledger(report.ledger)
+    print(report.site.describe())
+    broken += not report.site.intact
     return 1 if broken else 0
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from cellauto.errors import JournalError
 from cellauto.records import _owners
 from cellauto.records._fence import Fence
+from cellauto.records._txops import TxOp
 from cellauto.records._writer import AsyncWaiter, SyncWaiter, Waiter, Writer
 from cellauto.records.anchors import AnchorSchedule
 from cellauto.records.ledger import LedgerEvent, LedgerWriter
@@ -84,8 +85,13 @@ class WriterHandoff:
         seal: LedgerEvent | None = None,
         anchor_all: bool = False,
         releases: list[_owners.Claim] | None = None,
+        ops: list[TxOp] | None = None,
+        results: list[object] | None = None,
     ) -> bool:
         """Hand the buffered records (and the ledger entries due) to the writer thread.
+
+        ``ops`` (and ``results``, filled before ``waiter`` is settled): see
+        :meth:`cellauto.records._writer.Writer.submit`.
 
         Returns False when there was nothing to hand over and nothing to wait for.
         """
@@ -107,6 +113,8 @@ class WriterHandoff:
             urgent=urgent,
             waiter=waiter,
             releases=releases,
+            ops=ops,
+            results=results,
         )
         buffer.clear()
         if events:  # they will be written (a failed commit is retried): not due again

@@ -220,8 +220,8 @@ def run_ids(conn: sqlite3.Connection, prefix: str = "") -> Iterator[str]:
 
 
 def ledger_run_ids(conn: sqlite3.Connection) -> list[str]:
-    """The distinct run ids named by ledger entries."""
-    query = "SELECT DISTINCT run_id FROM ledger ORDER BY run_id"
+    """The distinct run ids named by ledger entries (site anchors name no run)."""
+    query = "SELECT DISTINCT run_id FROM ledger WHERE kind != 'site_anchor' ORDER BY run_id"
     return [run_id for (run_id,) in conn.execute(query)]
 
 
@@ -335,3 +335,11 @@ def seqs_where(conn: sqlite3.Connection, run_id: str, column: str, value: str) -
         raise ValueError(f"seqs_where: column must be hash or prev_hash, not {column!r}")
     query = f"SELECT seq FROM records WHERE run_id = ? AND {column} = ? ORDER BY seq"
     return [seq for (seq,) in conn.execute(query, (run_id, value))]
+
+
+def row_at(conn: sqlite3.Connection, run_id: str, seq: int) -> StoredRow | None:
+    """The run's stored row ``seq``, or None."""
+    row = conn.execute(
+        f"SELECT {_ROW_COLUMNS} FROM records WHERE run_id = ? AND seq = ?", (run_id, seq)
+    ).fetchone()
+    return None if row is None else StoredRow(*row)

@@ -23,6 +23,11 @@ Ownership (the fence)
     carries the releases of runs that ended and, every few real seconds, the
     heartbeat of the runs held (a transaction of its own when the writer is idle).
 
+Transaction operations
+    A batch may carry ops (:mod:`._txops`: site records, task rows) that run inside
+    the commit after the fence, each in its own savepoint, before the ledger entries
+    are signed; their ledger entries are signed with the commit's.
+
 Failures
     A failed commit keeps its batches, in order, at the head of the queue; every
     waiter of those batches is told (:class:`~cellauto.errors.JournalError`); the
@@ -46,6 +51,7 @@ from cellauto.errors import JournalError
 from cellauto.records import _sqlite
 from cellauto.records._fence import Fence
 from cellauto.records._owners import RELEASE, Claim
+from cellauto.records._txops import TxOp, apply_ops
 from cellauto.records.ledger import LedgerEvent, LedgerWriter
 
 __all__ = ["AsyncWaiter", "SyncWaiter", "Writer"]
@@ -93,7 +99,7 @@ Waiter = SyncWaiter | AsyncWaiter
 
 
 class _Batch:
-    __slots__ = ("durable", "events", "ledger", "releases", "rows", "waiter")
+    __slots__ = ("durable", "events", "ledger", "ops", "releases", "results", "rows", "waiter")
 
     def __init__(
         self,
@@ -103,9 +109,12 @@ class _Batch:
         durable: bool,
         waiter: Waiter | None,
         releases: list[Claim],
+        ops: list[TxOp],
+        results: list[object] | None,
     ) -> None:
         self.rows, self.events, self.ledger = rows, events, ledger
         self.durable, self.waiter, self.releases = durable, waiter, releases
+        self.ops, self.results = ops, results
 
 
 class Writer:
@@ -154,12 +163,17 @@ class Writer:
         urgent: bool = False,
         waiter: Waiter | None = None,
         releases: list[Claim] | None = None,
+        ops: list[TxOp] | None = None,
+        results: list[object] | None = None,
     ) -> None:
         """Queue a batch; with ``urgent`` (or ``durable``) commit without waiting the window.
 
         ``releases``: claims to release in the same transaction (runs ended, or closed).
+        ``ops``: transaction operations (:mod:`._txops`) run in the commit; their results
+        (a value, or :class:`~cellauto.records._txops.OpFailed`) are put in ``results``
+        before ``waiter`` is settled. Ops whose commit fails are not retried.
         """
-        batch = _Batch(rows, events, ledger, durable, waiter, releases or [])
+        batch = _Batch(rows, events, ledger, durable, waiter, releases or [], ops or [], results)
         with self._cond:
             if self._stopping:
                 raise JournalError(f"journal {self._path} is closed")
@@ -253,6 +267,8 @@ class Writer:
                         self._pending[:0] = batches
                         self._stalled = True
                     for batch in batches:
+                        if error is not None:
+                            batch.ops = []  # its caller is told it failed: never done later
                         if batch.waiter is not None:
                             batch.waiter.settle(error)
                             batch.waiter = None  # a retried batch has nobody waiting
@@ -265,6 +281,7 @@ class Writer:
         rows = [row for batch in batches for row in batch.rows]
         events = [event for batch in batches for event in batch.events]
         releases = [claim for batch in batches for claim in batch.releases]
+        ops = [op for batch in batches for op in batch.ops]
         ledger = next((b.ledger for b in batches if b.ledger is not None), None)
         durable = any(batch.durable for batch in batches)
         conn = self._conn
@@ -272,12 +289,13 @@ class Writer:
         if conn is None:
             return self._open_error or JournalError(f"journal {self._path}: writer not open")
         beat = fence is not None and not batches  # [] from _take: a heartbeat is due
-        if not rows and not events and not releases and not beat:
+        if not rows and not events and not releases and not beat and not ops:
             return self._fsync_wal() if durable else None
         try:
             if events and ledger is None:  # unreachable: runs are begun through the ledger
                 raise JournalError(f"journal {self._path}: ledger entries due but no signing key")
             prepared = None
+            results: list[object] = []
             if durable:
                 conn.execute("PRAGMA synchronous=FULL")
             try:
@@ -285,9 +303,12 @@ class Writer:
                 # after the ledger as stored now: other writers may share the file; with
                 # runs held, take it first too, so that the fence reads the owners as
                 # they are when the rows go in
-                conn.execute("BEGIN IMMEDIATE" if events or fence is not None else "BEGIN")
+                immediate = events or ops or fence is not None
+                conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
                 if fence is not None:
                     rows, events = fence.admit(conn, rows, events)
+                if ops:
+                    events, results = self._apply(conn, ops, events, ledger)
                 if ledger is not None and events:
                     ledger.follow(_sqlite.last_ledger_row(conn))
                     prepared = ledger.prepare(events)
@@ -320,9 +341,25 @@ class Writer:
             return exc
         if prepared is not None and ledger is not None:
             ledger.committed(prepared)
+        if ops:
+            _hand_out(batches, results)
         self.commits += not beat  # a heartbeat of its own is not a commit of records
         self.fsyncs += durable
         return None
+
+    def _apply(
+        self,
+        conn: sqlite3.Connection,
+        ops: list[TxOp],
+        events: list[LedgerEvent],
+        ledger: LedgerWriter | None,
+    ) -> tuple[list[LedgerEvent], list[object]]:
+        """Run the commit's ops (each in a savepoint); their ledger entries join the commit's."""
+        lost = {} if self._fence is None else self._fence.lost
+        op_events, results = apply_ops(conn, ops, lost)
+        if op_events and ledger is None:  # unreachable: run_ops loads the signing key first
+            raise JournalError(f"journal {self._path}: ledger entries due but no signing key")
+        return events + op_events, results
 
     def _normal_sync(self, conn: sqlite3.Connection) -> None:
         """Back to synchronous=NORMAL; if that fails, stay FULL (slower, never less safe):
@@ -349,3 +386,13 @@ class Writer:
             os.close(fd)
         self.fsyncs += 1
         return None
+
+
+def _hand_out(batches: list[_Batch], results: list[object]) -> None:
+    """Give each batch the results of its own ops (in the order they ran)."""
+    start = 0
+    for batch in batches:
+        count = len(batch.ops)
+        if batch.results is not None:
+            batch.results[:] = results[start : start + count]
+        start += count

@@ -65,6 +65,14 @@ Durability (a writer thread, group commit, group fsync)
     the next hand-off tries again. A seal whose commit fails raises, and stays queued
     (the run takes no more records).
 
+Transaction operations
+    ``await journal.run_ops(ops)`` runs :class:`~cellauto.records._txops.TxOp` objects in
+    the writer's next commit (urgent, fsync'd), in the same transaction as the records
+    appended before them, each in its own savepoint; ``await journal.site_append(payloads)``
+    appends site records (:mod:`cellauto.records.site_chain`) that way, anchored in the
+    ledger by the same commit. So a controller's answer at the console, its task rows and
+    the run records about them are written together, without blocking the loop.
+
 One controller per run
     :meth:`Journal.begin_run` and :meth:`Journal.resume_run` claim the run for this
     process (see :mod:`cellauto.records._owners`): a run with a live controller
@@ -98,7 +106,7 @@ import os
 import sqlite3
 import time
 from asyncio import AbstractEventLoop
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -107,13 +115,16 @@ from cellauto.records import _owners, _sqlite
 from cellauto.records._handoff import Row
 from cellauto.records._ownership import RunOwnership
 from cellauto.records._reading import JournalReading
-from cellauto.records._writer import Writer
+from cellauto.records._txops import OpFailed, SiteAppend, TxOp
+from cellauto.records._writer import AsyncWaiter, Writer
 from cellauto.records.anchors import AnchorSchedule
 from cellauto.records.kinds import GENESIS_HASH
 from cellauto.records.ledger import AnchorPolicy, LedgerEvent, LedgerKind, LedgerWriter
-from cellauto.records.refs import SITE_CHAIN
+from cellauto.records.refs import SITE_CHAIN, SiteRef
 from cellauto.records.run_journal import FLUSH_THRESHOLD, RunJournal
 from cellauto.records.signing import Signer, signer_for_journal
+from cellauto.records.site_chain import Projector
+from cellauto.records.site_payloads import SitePayload
 
 __all__ = ["COMMIT_WINDOW_S", "FLUSH_THRESHOLD", "AnchorPolicy", "Journal", "RunJournal"]
 
@@ -246,6 +257,49 @@ class Journal(RunOwnership, JournalReading):
         run = RunJournal(self, run_id, clock, next_seq, head, wall_clock_ns, anchored_seq)
         self._open_runs[run_id] = run
         return run
+
+    # -- transaction operations (site records, task rows) ------------------------
+
+    async def run_ops(self, ops: Sequence[TxOp]) -> list[object]:
+        """Run ``ops`` in the writer's next commit, with everything appended before them.
+
+        The commit is urgent and fsync'd; the records appended so far go in the same
+        transaction. Each op runs in its own savepoint (:mod:`cellauto.records._txops`):
+        one that raises is rolled back alone, the others and the records are committed,
+        and then the first op's error is raised here. Returns each op's value, in order.
+        Raises :class:`~cellauto.errors.JournalError` if the commit failed (the ops are
+        then not done, now or later).
+        """
+        loop = asyncio.get_running_loop()
+        self._ledger_writer(self._connection())  # the key, before anything is written
+        future: asyncio.Future[None] = loop.create_future()
+        results: list[object] = []
+        self._handoff(
+            durable=True,
+            urgent=True,
+            waiter=AsyncWaiter(loop, future),
+            ops=list(ops),
+            results=results,
+        )
+        await future
+        failed = next((r for r in results if isinstance(r, OpFailed)), None)
+        if failed is not None:
+            raise failed.error
+        return results
+
+    async def site_append(
+        self,
+        payloads: Sequence[SitePayload],
+        *,
+        project: Projector | None = None,
+        process_time_s: float | None = None,
+    ) -> list[SiteRef]:
+        """Append site records in the writer's next commit (fsync'd), anchored in the
+        ledger with it: a controller's sync-free form of
+        :meth:`cellauto.records.site_store.SiteStore.transaction`."""
+        op = SiteAppend(payloads, project=project, process_time_s=process_time_s)
+        (value,) = await self.run_ops([op])
+        return op.refs(value)
 
     def _ledger_writer(self, conn: sqlite3.Connection) -> LedgerWriter:
         """The ledger writer, loading the signing key on first use (before any write)."""

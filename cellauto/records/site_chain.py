@@ -28,6 +28,7 @@ from pydantic import ValidationError
 
 from cellauto.errors import JournalError
 from cellauto.records._schema import is_missing_table
+from cellauto.records._sqlite import StoredRow
 from cellauto.records.canonical import record_body, record_hash
 from cellauto.records.kinds import GENESIS_HASH
 from cellauto.records.ledger import LedgerEvent, LedgerKind
@@ -57,16 +58,8 @@ Projector = Callable[[sqlite3.Connection, SitePayload, SiteRef, int], None]
 credentials, training, ...) for one appended site record, in the same transaction."""
 
 
-class StoredSiteRow(NamedTuple):
-    """One row of ``site_records``, as stored (nothing checked)."""
-
-    seq: int
-    kind: str
-    process_time_s: float
-    wall_time_ns: int
-    body: str
-    prev_hash: str
-    hash: str
+StoredSiteRow = StoredRow
+"""One row of ``site_records``, as stored (nothing checked): the columns of ``records``."""
 
 
 class SiteRecord(NamedTuple):

@@ -39,27 +39,31 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import orjson
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from cellauto.errors import RunNotFoundError
 from cellauto.records import _sqlite
 from cellauto.records._sqlite import StoredRow
-from cellauto.records.canonical import canonical_bytes, record_hash
-from cellauto.records.kinds import GENESIS_HASH, KIND_VALUES, RecordKind
+from cellauto.records.chain_check import RunRows, check_rows, record_name
 from cellauto.records.ledger_check import LedgerCheck, RunMarks, check_ledger
-from cellauto.records.payloads import PAYLOAD_TYPES
+from cellauto.records.refs import SITE_CHAIN
+from cellauto.records.site_verify import SiteReplay, SiteReport, verify_site
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from cellauto.records.journal import Journal
 
-__all__ = ["ChainReport", "JournalReport", "verify_all", "verify_journal", "verify_run"]
+__all__ = [
+    "ChainReport",
+    "JournalReport",
+    "verify_all",
+    "verify_journal",
+    "verify_run",
+]
 
-_COLUMNS = ("run_id", "seq", "kind", "process_time_s", "wall_time_ns", "prev_hash")
 _Problem = tuple[int, str]
 
 
@@ -93,10 +97,11 @@ class JournalReport(BaseModel):
 
     runs: list[ChainReport]
     ledger: LedgerCheck
+    site: SiteReport
 
     @property
     def intact(self) -> bool:
-        return self.ledger.intact and all(r.intact for r in self.runs)
+        return self.ledger.intact and self.site.intact and all(r.intact for r in self.runs)
 
 
 def verify_run(
@@ -126,15 +131,16 @@ def _verify_run(
     if ledger is None:
         ledger = check_ledger(conn, public_key)
     marks = ledger.marks_of(run_id)
-    checker = _Checker(conn, run_id, None if marks.sealed is None else marks.sealed.run_seq)
-    count = 0
-    prev: StoredRow | None = None
-    problem: _Problem | None = None
-    for row in _sqlite.stored_rows(conn, run_id):
-        count += 1
-        if problem is None:
-            problem = checker.check(row, prev)
-        prev = row
+    walk = check_rows(RunRows(conn, run_id), None if marks.sealed is None else marks.sealed.run_seq)
+    count, prev, problem = walk
+    if run_id == SITE_CHAIN:
+        problem = (
+            0,
+            (
+                f"records of a run called {SITE_CHAIN!r}: that is the site chain's name and no run "
+                "may be called so — the records were inserted by something other than cellauto"
+            ),
+        )
     if count == 0 and marks.begun is None and not marks.anchors and not ledger.problems_of(run_id):
         raise RunNotFoundError(f"no run {run_id!r} in {journal.path}")
     if problem is None:
@@ -156,19 +162,28 @@ def _verify_run(
 
 
 def verify_journal(
-    journal: Journal, *, public_key: Path | None = None, head: str | None = None
+    journal: Journal,
+    *,
+    public_key: Path | None = None,
+    head: str | None = None,
+    site_replay: SiteReplay | None = None,
 ) -> JournalReport:
-    """Verify the ledger and every run (runs named only by the ledger included).
+    """Verify the ledger, every run (runs named only by the ledger included) and the
+    site chain (:mod:`cellauto.records.site_verify`).
 
     ``head``: a ledger head hash kept outside the file; the ledger must contain it.
+    ``site_replay``: rebuilds the site projections from the site chain and names the
+    first difference from the stored ones (the site layer provides it).
     """
     conn = journal._read()
     with _snapshot(conn):
         ledger = check_ledger(conn, public_key, head)
-        run_ids = set(_sqlite.run_ids(conn)) | set(ledger.marks)
-        run_ids |= {p.run_id for p in ledger.problems if p.run_id is not None}
+        named = set(ledger.marks) | {p.run_id for p in ledger.problems if p.run_id is not None}
+        named.discard(SITE_CHAIN)  # ledger entries naming the site chain are the site's
+        run_ids = set(_sqlite.run_ids(conn)) | named
         runs = [verify_run(journal, run_id, ledger=ledger) for run_id in sorted(run_ids)]
-    return JournalReport(runs=runs, ledger=ledger)
+        site = verify_site(conn, ledger, site_replay=site_replay)
+    return JournalReport(runs=runs, ledger=ledger, site=site)
 
 
 @contextmanager
@@ -190,8 +205,7 @@ def verify_all(journal: Journal, *, public_key: Path | None = None) -> list[Chai
     return verify_journal(journal, public_key=public_key).runs
 
 
-def _name(seq: int, kind: object) -> str:
-    return f"record {seq} ({kind})"
+_name = record_name
 
 
 def _check_ledger_of(ledger: LedgerCheck, run_id: str, marks: RunMarks) -> _Problem | None:
@@ -269,146 +283,5 @@ def _check_marks(
         return last.seq, (
             f"{_name(last.seq, last.kind)}: the run ended but has no verified seal in the "
             "ledger — its seal was deleted, or its writer stopped between the end and the seal"
-        )
-    return None
-
-
-class _Checker:
-    """Checks one row against its predecessor; looks further only to explain a break."""
-
-    def __init__(self, conn: sqlite3.Connection, run_id: str, sealed_at: int | None) -> None:
-        self._conn = conn
-        self._run_id = run_id
-        self._sealed_at = sealed_at
-
-    def check(self, row: StoredRow, prev: StoredRow | None) -> _Problem | None:
-        expected = 0 if prev is None else prev.seq + 1
-        name = _name(row.seq, row.kind)
-        sealed_at = self._sealed_at
-        if row.seq != expected and (sealed_at is None or expected <= sealed_at):
-            if row.seq < expected:
-                return row.seq, f"{name}: seq {row.seq} is not a journal seq (seqs start at 0)"
-            if expected == 0:
-                return 0, f"record 0 is missing: the stored records start at {row.seq}"
-            return expected, (
-                f"record {expected} is missing: the stored records jump from {expected - 1} "
-                f"to {row.seq} — records were deleted"
-            )
-        if sealed_at is not None and row.seq > sealed_at:
-            return row.seq, f"{name} was added after the run was sealed at record {sealed_at}"
-        if not isinstance(row.body, str) or record_hash(row.body.encode()) != row.hash:
-            return (
-                row.seq,
-                f"{name}: stored hash does not match its content — the record was edited",
-            )
-        parsed = _parse(row.body)
-        if parsed is None:
-            return row.seq, f"{name}: the stored body is not a record body — the record was edited"
-        raw, body = parsed
-        if canonical_bytes(raw) != row.body.encode():
-            return row.seq, f"{name}: the stored body is not in canonical form — it was rewritten"
-        expected_prev = GENESIS_HASH if prev is None else prev.hash
-        if body.prev_hash != expected_prev:
-            return self._explain_break(row, body, prev)
-        return self._check_columns(row, body) or _check_payload(row, body)
-
-    def _explain_break(self, row: StoredRow, body: _Envelope, prev: StoredRow | None) -> _Problem:
-        name = _name(row.seq, row.kind)
-        linked = [s for s in self._seqs("hash", body.prev_hash) if s != row.seq]
-        if linked and linked[0] < row.seq - 1:
-            first = linked[0] + 1
-            return first, (
-                f"record {first} was inserted: record {row.seq} chains to record {linked[0]}, "
-                f"so records {first} to {row.seq - 1} are not part of the original chain"
-            )
-        if linked and linked[0] > row.seq:
-            return row.seq, (
-                f"{name} is out of order: it chains to record {linked[0]} — records were reordered"
-            )
-        problem = self._check_seq(row, body)
-        if problem is not None:
-            return problem
-        expected_prev = GENESIS_HASH if prev is None else prev.hash
-        if [s for s in self._seqs("prev_hash", expected_prev) if s != row.seq]:
-            after = "starts the chain" if prev is None else f"follows record {prev.seq}"
-            return row.seq, (
-                f"{name} is out of place: another record {after} — records were reordered "
-                "or replaced"
-            )
-        if prev is None:
-            return 0, f"{name}: it does not start from the genesis hash — the record was replaced"
-        return prev.seq, (
-            f"{_name(prev.seq, prev.kind)} was changed after record {row.seq} was written: "
-            f"record {row.seq} chains to a different hash — the record was edited and its hash "
-            f"recomputed (or the record that followed it was removed and the rest rewritten)"
-        )
-
-    def _check_seq(self, row: StoredRow, body: _Envelope) -> _Problem | None:
-        if body.seq == row.seq:
-            return None
-        why = (
-            "earlier records were deleted and the rest renumbered"
-            if body.seq > row.seq
-            else "a record was inserted or records were reordered"
-        )
-        return row.seq, (
-            f"{_name(row.seq, row.kind)}: stored as seq {row.seq} but its body says seq "
-            f"{body.seq!r} — {why}"
-        )
-
-    def _check_columns(self, row: StoredRow, body: _Envelope) -> _Problem | None:
-        problem = self._check_seq(row, body)
-        if problem is not None:
-            return problem
-        columns = {"run_id": self._run_id, **row._asdict()}
-        for column in _COLUMNS:
-            hashed = getattr(body, column)
-            if hashed != columns[column]:
-                return row.seq, (
-                    f"{_name(row.seq, row.kind)}: column {column} is {columns[column]!r} but the "
-                    f"hashed body says {hashed!r} — the row was edited"
-                )
-        if KIND_VALUES.get(body.kind) is None:
-            return row.seq, f"{_name(row.seq, row.kind)}: {body.kind!r} is not a record kind"
-        return None
-
-    def _seqs(self, column: str, value: str) -> list[int]:
-        return _sqlite.seqs_where(self._conn, self._run_id, column, value)
-
-
-class _Envelope(BaseModel):
-    """A record body as stored: the seven hashed fields, types checked, nothing coerced."""
-
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
-
-    run_id: str
-    seq: int
-    kind: str
-    process_time_s: float
-    wall_time_ns: int
-    prev_hash: str
-    payload: dict[str, Any]
-
-
-def _parse(body: str) -> tuple[dict[str, Any], _Envelope] | None:
-    """The body as parsed JSON (for the canonical-form check) and as an envelope."""
-    try:
-        parsed = orjson.loads(body)
-        return parsed, _Envelope.model_validate(parsed)
-    except (orjson.JSONDecodeError, ValidationError):
-        return None
-
-
-def _check_payload(row: StoredRow, body: _Envelope) -> _Problem | None:
-    """The payload must be its kind's model: a journal is never misread."""
-    try:
-        PAYLOAD_TYPES[RecordKind(body.kind)].model_validate(body.payload)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "payload"
-        return row.seq, (
-            f"{_name(row.seq, row.kind)}: its payload is not a valid {body.kind} record "
-            f"({where}: {first['msg']}) — it was written by something other than this "
-            "cellauto, or edited"
         )
     return None

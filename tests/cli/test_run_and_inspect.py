@@ -130,7 +130,8 @@ def test_verify_says_intact(cli: Cli, tmp_path: Path) -> None:
         entries = 2 + (count - 1) // 100
         assert result.lines[1].startswith(f"ledger: intact, {entries} entries, head ")
         assert result.lines[2].startswith("signatures checked with the public key ")
-        assert len(result.lines) == 3
+        assert result.lines[3] == "site: no records"
+        assert len(result.lines) == 4
     head = journal_records(db, run_id)[-1].hash
     assert everything.lines[0].endswith(f"head {head}")
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from cellauto.cli import main
 from cellauto.errors import JournalOpenError
 from cellauto.records import Journal, verify_journal
 from cellauto.records._schema import READABLE_VERSIONS, SCHEMA_VERSION
@@ -43,8 +44,11 @@ def test_an_old_journal_is_read_and_verified_without_a_write(tmp_path: Path, ver
         assert len(journal.records("old")) == 3
         report = verify_journal(journal)
         assert report.intact, report
+        assert report.site.records == 0
     with SiteStore(path) as store, store.reading() as conn:
         assert list(read_site_records(conn)) == []
+    for command in (["show", "old"], ["verify"], ["runs"]):
+        assert main([*command, "--db", str(path)]) == 0
     assert files_of(path) == before
 
 
@@ -60,6 +64,7 @@ def test_an_old_journal_becomes_version_4_on_its_first_site_write(
     with Journal(path, create=False) as journal:
         report = verify_journal(journal)
     assert report.intact, report
+    assert report.site.records == 1
 
 
 @pytest.mark.parametrize("version", [2, 3])

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from cellauto.errors import JournalError, JournalNotFoundError, JournalOpenError, SigningKeyError
-from cellauto.records import GENESIS_HASH, Journal, record_body, record_hash
+from cellauto.records import GENESIS_HASH, Journal, record_body, record_hash, verify_journal
+from cellauto.records._sqlite import ledger_run_ids
 from cellauto.records.ledger_check import check_ledger
 from cellauto.records.refs import SiteRef
 from cellauto.records.signing import Signer
@@ -283,6 +284,8 @@ def test_the_site_chain_is_no_run(journal_path: Path) -> None:
         assert [s.run_id for s in journal.runs()] == ["run-a"]
         assert journal.run_count() == count == 1
         assert journal.resolve_run_id("r") == "run-a"
+        assert ledger_run_ids(journal._read()) == ["run-a"]
+        assert verify_journal(journal).runs[0].run_id == "run-a"
         with pytest.raises(JournalError, match="reserved"):
             journal.begin_run("site", lambda: 0.0)
         with pytest.raises(JournalError, match="reserved"):
