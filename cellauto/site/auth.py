@@ -23,9 +23,12 @@ from cellauto.errors import (
     PasswordExpiredError,
     PeopleError,
 )
+from cellauto.records.refs import SiteRef
 from cellauto.records.site_payloads import (
     AccountChanged,
     PasswordChanged,
+    SessionClosed,
+    SessionOpened,
     SignInFailed,
     SitePolicy,
     Terminal,
@@ -47,7 +50,9 @@ __all__ = [
     "Components",
     "account_refusal",
     "authenticate",
+    "close_session",
     "new_session_id",
+    "open_session",
 ]
 
 Components = Literal["user_id+password", "password"]
@@ -242,3 +247,44 @@ def _settle(
             if rehashed is not None:
                 _rehash(tx, account, rehashed, policy, terminal)
     return result
+
+
+def open_session(store: SiteStore, who: Authenticated, *, purpose: str) -> Session:
+    """An attended session of ``who`` in this process (``session_opened``): until it is
+    closed or idle, its person signs with the password only."""
+    with store.transaction() as tx:
+        policy, _ = current_policy(tx.conn)
+        tx.append(
+            SessionOpened(
+                by=who.account.name,
+                terminal=who.terminal,
+                session_id=who.session_id,
+                name=who.account.name,
+                purpose=purpose,
+            )
+        )
+        opened_ns = tx.wall_time_ns
+    return Session(
+        who.account.name,
+        opened_wall_ns=opened_ns,
+        idle_min=policy.session_idle_min,
+        session_id=who.session_id,
+    )
+
+
+def close_session(
+    store: SiteStore, session: Session, cause: Literal["exit", "idle", "lock"], terminal: Terminal
+) -> SiteRef:
+    """End ``session`` (``session_closed``); an idle one is recorded as idle."""
+    session.close(cause)
+    closed = session.closed or cause
+    with store.transaction() as tx:
+        return tx.append(
+            SessionClosed(
+                by=session.account,
+                terminal=terminal,
+                session_id=session.id,
+                name=session.account,
+                cause=closed,
+            )
+        )

@@ -26,8 +26,9 @@ class Session:
         opened_wall_ns: int,
         idle_min: float,
         monotonic: Callable[[], float] = time.monotonic,
+        session_id: str | None = None,
     ) -> None:
-        self.id = secrets.token_hex(8)
+        self.id = session_id or secrets.token_hex(8)
         self.account = account
         self.opened_wall_ns = opened_wall_ns
         self.idle_s = idle_min * 60.0

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import io
+
+import pytest
+
+from cellauto.cli.prompt import Passwords
+from cellauto.errors import BadInputError
 from cellauto.records.site_chain import read_site_records
 from cellauto.records.site_payloads import AccountChangeRefused, SignInFailed, SitePayload
 from cellauto.site.history import reading_journal
@@ -129,3 +135,31 @@ def test_reset_by_administrator(staffed: People) -> None:
 def test_passwd_of_another_needs_reset(staffed: People) -> None:
     done = staffed("users", "passwd", "alice", "--as", "carol", stdin=["x"])
     assert done.code == 2 and "--reset --as ADMIN" in done.err
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_new_password_is_typed_twice() -> None:
+    typed = iter(["one secret phrase", "one secret phrase", "a", "b"])
+    prompts: list[str] = []
+
+    def ask(prompt: str) -> str:
+        prompts.append(prompt)
+        return next(typed)
+
+    passwords = Passwords(False, stdin=_Tty(), ask=ask)
+    assert passwords.new("new password for alice") == "one secret phrase"
+    assert prompts == ["new password for alice: ", "new password for alice (again): "]
+    with pytest.raises(BadInputError, match="differ"):
+        passwords.new("new password for alice")
+
+
+def test_stdin_lines_in_order_and_running_out() -> None:
+    passwords = Passwords(True, stdin=io.StringIO("first\nsecond with spaces \n"))
+    assert passwords.current("password for root") == "first"
+    assert passwords.new("new password") == "second with spaces "
+    with pytest.raises(BadInputError, match=r"stdin ended before line 3 \(third\)"):
+        passwords.current("third")

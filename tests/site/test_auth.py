@@ -18,10 +18,12 @@ from cellauto.records.site_payloads import (
     AccountChanged,
     Argon2Params,
     PasswordChanged,
+    SessionClosed,
+    SessionOpened,
     SignInFailed,
 )
 from cellauto.site.accounts import change_password, change_status, set_site_policy
-from cellauto.site.auth import WRONG
+from cellauto.site.auth import WRONG, close_session, open_session
 from cellauto.site.passwords import Hasher
 from cellauto.site.projection import confirm_account, replay_problem
 from cellauto.site.sessions import Session
@@ -166,3 +168,17 @@ def test_a_hash_below_the_policy_is_redone_at_sign_in(site: Site) -> None:
 def test_only_an_administrator_sets_the_policy(site: Site) -> None:
     with pytest.raises(PermissionRefusedError, match=r"needs policy\.set"):
         set_site_policy(site.store, site.sign_in("carol"), POLICY, reason="x")
+
+
+def test_open_and_close_a_session(site: Site) -> None:
+    who = site.sign_in("alice")
+    before = site.head()
+    session = open_session(site.store, who, purpose="run car-t-autologous")
+    assert (session.id, session.account, session.idle_s) == (who.session_id, "alice", 15 * 60)
+    again = site.sign_in("alice", session=session)
+    assert (again.session_id, again.components) == (session.id, "password")
+    close_session(site.store, session, "exit", who.terminal)
+    opened, closed = site.new_records(before)
+    assert isinstance(opened, SessionOpened) and opened.session_id == session.id
+    assert isinstance(closed, SessionClosed) and closed.cause == "exit"
+    assert site.sign_in("alice", session=session).components == "user_id+password"
