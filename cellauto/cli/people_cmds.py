@@ -17,7 +17,7 @@ import orjson
 from cellauto.errors import BadInputError
 from cellauto.records.site_payloads import SitePolicy
 from cellauto.records.site_store import SiteStore
-from cellauto.site import accounts
+from cellauto.site import accounts, password_changes
 from cellauto.site.auth import Authenticated, authenticate
 from cellauto.site.history import (
     account_history,
@@ -208,7 +208,7 @@ def passwd_command(args: argparse.Namespace) -> int:
         if args.reset:
             who = sign_in(store, passwords, args.as_user, f"users passwd --reset {args.name}")
             secret = passwords.new(f"new password for {args.name}")
-            ref = accounts.reset_password(store, who, args.name, secret, reason=args.reason)
+            ref = password_changes.reset_password(store, who, args.name, secret, reason=args.reason)
             print(
                 f"password of {args.name} reset; it must be changed at next sign-in; "
                 f"site record {ref.seq}"
@@ -216,7 +216,7 @@ def passwd_command(args: argparse.Namespace) -> int:
             return 0
         who = sign_in(store, passwords, args.name, "users passwd", password_change=True)
         secret = passwords.new(f"new password for {args.name}")
-        ref = accounts.change_password(store, who, secret)
+        ref = password_changes.change_password(store, who, secret)
     print(f"password of {args.name} changed; site record {ref.seq}")
     return 0
 

@@ -36,12 +36,8 @@ from cellauto.records.site_payloads import (
 from cellauto.records.site_store import SiteStore, SiteTx
 from cellauto.site.passwords import Hasher, commitment
 from cellauto.site.policy import current_policy
-from cellauto.site.projection import (
-    Account,
-    confirm_account,
-    password_expiry,
-    write_credential,
-)
+from cellauto.site.projection import Account, password_expiry, write_credential
+from cellauto.site.replay import confirm_account
 from cellauto.site.sessions import Session
 
 __all__ = [

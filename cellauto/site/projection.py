@@ -2,13 +2,13 @@
 
 :func:`apply_projection` is the one function that turns a site record into rows; the
 site store calls it for every record it appends, inside the same transaction, and
-:func:`replay_problem` (``cellauto verify``) and :func:`confirm_account` (every use of
-an account) run the same code over the chain into a scratch database and compare.
-Each row keeps ``source_seq``/``source_hash``: the last site record that set it.
+:mod:`cellauto.site.replay` (``cellauto verify``, and every use of an account) runs
+the same code over the chain into a scratch database and compares. Each row keeps
+``source_seq``/``source_hash``: the last site record that set it.
 
 The ``credentials`` table (argon2 strings) is not derived from the chain (the chain
-holds only their commitments); the accounts code writes it, and the checks here
-compare every stored argon2 string with the commitment of the record that set it.
+holds only their commitments); :func:`write_credential` writes it in the transaction
+of the record that carries the commitment.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import date
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 
 import orjson
 
@@ -28,38 +28,40 @@ from cellauto.records.site_payloads import (
     PasswordChanged,
     PolicySet,
     SignInFailed,
-    SiteKind,
     SitePayload,
     SitePolicy,
     TrainingRecorded,
     TrainingRevoked,
 )
-from cellauto.site._chain import VERIFY_HINT, stored_site_record, stored_site_records
-from cellauto.site.passwords import commitment
+from cellauto.site._chain import VERIFY_HINT, stored_site_record
 from cellauto.site.policy import end_of_day_ns
 
 __all__ = [
+    "ACCOUNT_COLUMNS",
+    "PASSWORD_FIELDS",
+    "POLICY_KEYS",
+    "TRAINING_COLUMNS",
     "Account",
-    "SiteRecordLike",
+    "accounts_by_name",
+    "apply_account_effects",
     "apply_projection",
+    "commitment_of",
     "concerns",
-    "confirm_account",
+    "json_list",
     "password_expiry",
     "read_accounts",
-    "replay_problem",
     "write_credential",
 ]
 
-_ACCOUNT_COLUMNS = (
+ACCOUNT_COLUMNS = (
     "name, full_name, roles, status, failures, password_seq, password_expires_ns,"
     " must_change, source_seq, source_hash"
 )
-_TRAINING_COLUMNS = (
+TRAINING_COLUMNS = (
     "trainee, subject_kind, subject, version, trained_on, expires_on, revoked,"
     " source_seq, source_hash"
 )
-_PROJECTED = ("accounts", "credentials", "training")
-_POLICY_KEYS = ("site_policy", "site_policy_seq", "site_policy_hash")
+POLICY_KEYS = ("site_policy", "site_policy_seq", "site_policy_hash")
 
 
 class Account(NamedTuple):
@@ -93,24 +95,11 @@ class Account(NamedTuple):
         )
 
 
-class SiteRecordLike(Protocol):
-    """What replay needs of a site record (the store's ``SiteRecord`` has it)."""
-
-    @property
-    def seq(self) -> int: ...
-    @property
-    def hash(self) -> str: ...
-    @property
-    def wall_time_ns(self) -> int: ...
-    @property
-    def payload(self) -> SitePayload: ...
-
-
-_PASSWORD_FIELDS = ("password_seq", "password_expires_ns", "must_change")
+PASSWORD_FIELDS = ("password_seq", "password_expires_ns", "must_change")
 
 
 # -- applying ---------------------------------------------------------------------------
-def _json_list(values: Iterable[str]) -> str:
+def json_list(values: Iterable[str]) -> str:
     return orjson.dumps(list(values)).decode("utf-8")
 
 
@@ -146,23 +135,28 @@ def apply_projection(
     _apply(conn, payload, ref, training=True)
 
 
+def apply_account_effects(conn: sqlite3.Connection, payload: SitePayload, ref: SiteRef) -> None:
+    """The policy and ``accounts`` effects of one record only (to confirm one account)."""
+    _apply(conn, payload, ref, training=False)
+
+
 def _apply(conn: sqlite3.Connection, payload: SitePayload, ref: SiteRef, *, training: bool) -> None:
     """``training=False``: the policy and the accounts only (to confirm one account)."""
     if isinstance(payload, PolicySet):
         conn.executemany(
             "INSERT INTO meta (key, value) VALUES (?, ?)"
             " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            zip(_POLICY_KEYS, (payload.new.model_dump_json(), str(ref.seq), ref.hash), strict=True),
+            zip(POLICY_KEYS, (payload.new.model_dump_json(), str(ref.seq), ref.hash), strict=True),
         )
     elif isinstance(payload, AccountCreated):
         try:
             conn.execute(
-                f"INSERT INTO accounts ({_ACCOUNT_COLUMNS})"
+                f"INSERT INTO accounts ({ACCOUNT_COLUMNS})"
                 " VALUES (?, ?, ?, 'active', 0, ?, ?, ?, ?, ?)",
                 (
                     payload.name,
                     payload.full_name,
-                    _json_list(payload.roles),
+                    json_list(payload.roles),
                     ref.seq,
                     _expires_ns(conn, payload.password_expires_on),
                     int(payload.must_change),
@@ -177,7 +171,7 @@ def _apply(conn: sqlite3.Connection, payload: SitePayload, ref: SiteRef, *, trai
     elif isinstance(payload, AccountChanged):
         if payload.field == "roles":
             new_roles = payload.new if isinstance(payload.new, list) else [payload.new]
-            _update(conn, payload.name, ref, "roles = ?", (_json_list(new_roles),))
+            _update(conn, payload.name, ref, "roles = ?", (json_list(new_roles),))
         elif payload.field == "status":
             resets = ", failures = 0" if payload.new == "active" else ""
             _update(conn, payload.name, ref, f"status = ?{resets}", (str(payload.new),))
@@ -197,7 +191,7 @@ def _apply(conn: sqlite3.Connection, payload: SitePayload, ref: SiteRef, *, trai
     elif isinstance(payload, TrainingRecorded) and training:
         subject = payload.subject
         conn.execute(
-            f"INSERT OR REPLACE INTO training ({_TRAINING_COLUMNS})"
+            f"INSERT OR REPLACE INTO training ({TRAINING_COLUMNS})"
             " VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)",
             (
                 payload.trainee,
@@ -279,208 +273,26 @@ def concerns(payload: SitePayload) -> dict[str, tuple[str, ...]]:
         fields = (payload.field, "failures") if payload.field == "status" else (payload.field,)
         changed[payload.name] = (*changed.get(payload.name, ()), *fields)
     elif isinstance(payload, PasswordChanged):
-        changed[payload.name] = (*changed.get(payload.name, ()), *_PASSWORD_FIELDS)
+        changed[payload.name] = (*changed.get(payload.name, ()), *PASSWORD_FIELDS)
     elif isinstance(payload, SignInFailed) and payload.account_exists:
         changed[payload.name_given] = ("failures",)
     return changed
 
 
-# -- replaying and comparing ------------------------------------------------------------
-def _scratch(conn: sqlite3.Connection) -> sqlite3.Connection:
-    """An in-memory database with the stored projection tables' own DDL."""
-    ddl = conn.execute(
-        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name IN (?, ?, ?)", _PROJECTED
-    ).fetchall()
-    if len(ddl) != len(_PROJECTED):
-        raise JournalError("the journal has no site tables (schema older than version 4)")
-    scratch = sqlite3.connect(":memory:", isolation_level=None)
-    scratch.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-    for (sql,) in ddl:
-        scratch.execute(sql)
-    return scratch
-
-
-def _accounts(conn: sqlite3.Connection, name: str | None = None) -> dict[str, Account]:
+def accounts_by_name(conn: sqlite3.Connection, name: str | None = None) -> dict[str, Account]:
     where, args = ("WHERE name = ?", (name,)) if name is not None else ("", ())
-    rows = conn.execute(f"SELECT {_ACCOUNT_COLUMNS} FROM accounts {where}", args)
+    rows = conn.execute(f"SELECT {ACCOUNT_COLUMNS} FROM accounts {where}", args)
     return {row[0]: Account.from_row(row) for row in rows}
 
 
 def read_accounts(conn: sqlite3.Connection) -> list[Account]:
     """Every ``accounts`` row, by name (as stored: for listing, not for granting)."""
-    return sorted(_accounts(conn).values())
+    return sorted(accounts_by_name(conn).values())
 
 
-def _shown(value: object) -> str:
-    return _json_list(map(str, value)) if isinstance(value, tuple) else repr(value)
-
-
-class _Sources:
-    """Which site record last set each (account, column) during a replay."""
-
-    def __init__(self) -> None:
-        self._seq: dict[tuple[str, str], int] = {}
-
-    def note(self, payload: SitePayload, seq: int) -> None:
-        for name, fields in concerns(payload).items():
-            for field in fields:
-                self._seq[name, field] = seq
-
-    def of(self, account: Account, field: str) -> int:
-        return self._seq.get((account.name, field), account.source_seq)
-
-
-def _account_problem(
-    stored: dict[str, Account], replayed: dict[str, Account], sources: _Sources
-) -> str | None:
-    for name in sorted(set(stored) | set(replayed)):
-        have, want = stored.get(name), replayed.get(name)
-        if want is None:
-            return f"accounts table edited: row {name!r} is there but no site record created it"
-        if have is None:
-            return (
-                f"accounts table edited: row {name!r} is missing but site record "
-                f"{want.source_seq} says it exists"
-            )
-        for field, have_value, want_value in zip(Account._fields, have, want, strict=True):
-            if have_value != want_value:
-                return (
-                    f"accounts table edited: row {name!r} {field} {_shown(have_value)} but"
-                    f" site record {sources.of(want, field)} says {_shown(want_value)}"
-                )
-    return None
-
-
-def _table_problem(conn: sqlite3.Connection, scratch: sqlite3.Connection) -> str | None:
-    sql = (
-        f"SELECT {_TRAINING_COLUMNS} FROM training ORDER BY trainee, subject_kind, subject, version"
-    )
-    have = {tuple(row[:4]): tuple(row) for row in conn.execute(sql)}
-    want = {tuple(row[:4]): tuple(row) for row in scratch.execute(sql)}
-    for key in sorted(set(have) | set(want), key=str):
-        if have.get(key) != want.get(key):
-            source = want[key][7] if key in want else None
-            said = "no training record" if source is None else f"site record {source}"
-            return (
-                f"training table edited: row {'/'.join(map(str, key))} is {have.get(key)!r}"
-                f" but {said} says {want.get(key)!r}"
-            )
-    have_policy = dict(
-        conn.execute("SELECT key, value FROM meta WHERE key IN (?, ?, ?)", _POLICY_KEYS)
-    )
-    want_policy = dict(scratch.execute("SELECT key, value FROM meta"))
-    if have_policy != want_policy:
-        return (
-            f"site policy edited: meta holds policy of record {have_policy.get('site_policy_seq')}"
-            f" {have_policy.get('site_policy')} but the chain says"
-            f" {want_policy.get('site_policy_seq')} {want_policy.get('site_policy')}"
-        )
-    return None
-
-
-def _credential_problem(
-    conn: sqlite3.Connection, accounts: dict[str, Account], commitments: dict[int, tuple[str, str]]
-) -> str | None:
-    """``commitments``: seq -> (account name, commitment) of every password record."""
-    stored = conn.execute("SELECT name, set_seq, argon2 FROM credentials ORDER BY name, set_seq")
-    have_current: set[str] = set()
-    for name, set_seq, argon2 in stored:
-        if commitments.get(set_seq) != (name, commitment(argon2)):
-            return (
-                f"credentials table edited: password of {name!r} set by site record {set_seq}"
-                " does not match that record's commitment"
-            )
-        account = accounts.get(name)
-        if account is not None and account.password_seq == set_seq:
-            have_current.add(name)
-    for name, account in sorted(accounts.items()):
-        if account.password_seq is not None and name not in have_current:
-            return (
-                f"credentials table edited: the password of {name!r} set by site record"
-                f" {account.password_seq} is missing"
-            )
-    return None
-
-
-def _commitment_of(payload: SitePayload) -> tuple[str, str] | None:
+def commitment_of(payload: SitePayload) -> tuple[str, str] | None:
     if isinstance(payload, AccountCreated):
         return payload.name, payload.password_commitment
     if isinstance(payload, PasswordChanged):
         return payload.name, payload.commitment
     return None
-
-
-def replay_problem(conn: sqlite3.Connection, records: Sequence[SiteRecordLike]) -> str | None:
-    """Replay the whole site chain into a scratch database through
-    :func:`apply_projection` and compare with the stored projections; the first
-    difference, or None when they agree."""
-    scratch = _scratch(conn)
-    try:
-        commitments: dict[int, tuple[str, str]] = {}
-        sources = _Sources()
-        for record in records:
-            try:
-                ref = SiteRef(seq=record.seq, hash=record.hash)
-                apply_projection(scratch, record.payload, ref, record.wall_time_ns)
-                sources.note(record.payload, record.seq)
-            except (JournalError, sqlite3.Error) as exc:
-                return f"site record {record.seq} cannot be applied: {exc}"
-            owned = _commitment_of(record.payload)
-            if owned is not None:
-                commitments[record.seq] = owned
-        replayed = _accounts(scratch)
-        return (
-            _account_problem(_accounts(conn), replayed, sources)
-            or _table_problem(conn, scratch)
-            or _credential_problem(conn, replayed, commitments)
-        )
-    finally:
-        scratch.close()
-
-
-def confirm_account(conn: sqlite3.Connection, name: str) -> tuple[Account, str] | None:
-    """The account ``name`` and its current argon2 string, confirmed against the chain
-    (its records replayed, the credential against its commitment); None when no
-    account has that name. An edited row or credential raises :class:`JournalError`."""
-    stored = _accounts(conn, name)
-    scratch = _scratch(conn)
-    try:
-        wanted = {
-            record.seq: record
-            for record in stored_site_records(conn, mentioning=name)
-            if name in concerns(record.payload)
-        }
-        wanted.update(
-            (record.seq, record)
-            for record in stored_site_records(conn, kinds=(SiteKind.POLICY_SET,))
-        )
-        sources = _Sources()
-        for seq in sorted(wanted):
-            record = wanted[seq]
-            _apply(scratch, record.payload, record.ref, training=False)
-            sources.note(record.payload, seq)
-        problem = _account_problem(stored, _accounts(scratch, name), sources)
-    finally:
-        scratch.close()
-    if problem is not None:
-        raise JournalError(f"{problem}; {VERIFY_HINT}")
-    account = stored.get(name)
-    if account is None:
-        return None
-    return account, _confirmed_credential(conn, account)
-
-
-def _confirmed_credential(conn: sqlite3.Connection, account: Account) -> str:
-    row = conn.execute(
-        "SELECT argon2 FROM credentials WHERE name = ? AND set_seq = ?",
-        (account.name, account.password_seq),
-    ).fetchone()
-    seq = account.password_seq
-    record = None if seq is None else stored_site_record(conn, seq)
-    owned = None if record is None else _commitment_of(record.payload)
-    if row is None or owned != (account.name, commitment(row[0])):
-        raise JournalError(
-            f"credentials table edited: the password of {account.name!r} does not match"
-            f" site record {account.password_seq}; {VERIFY_HINT}"
-        )
-    return str(row[0])

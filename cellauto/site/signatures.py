@@ -29,7 +29,7 @@ from cellauto.records.site_payloads import Signature, SignatureRefused, Training
 from cellauto.records.site_store import SiteStore, SiteTx
 from cellauto.site.auth import Authenticated, account_refusal
 from cellauto.site.policy import current_policy, utc_datetime, zone_of
-from cellauto.site.projection import confirm_account
+from cellauto.site.replay import confirm_account
 from cellauto.site.roles import MEANING_PERMISSION, Permission, Role, permissions_of
 from cellauto.site.training import check_training
 

@@ -27,7 +27,7 @@ from cellauto.records.site_store import SiteStore, SiteTx
 from cellauto.site._chain import VERIFY_HINT, stored_site_record
 from cellauto.site.auth import Authenticated, account_refusal
 from cellauto.site.policy import current_policy, site_date
-from cellauto.site.projection import confirm_account
+from cellauto.site.replay import confirm_account
 from cellauto.site.roles import Permission, permissions_of
 
 __all__ = [

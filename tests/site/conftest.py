@@ -11,8 +11,9 @@ import pytest
 from cellauto.records.site_chain import read_site_records
 from cellauto.records.site_payloads import SitePayload
 from cellauto.records.site_store import SiteStore
-from cellauto.site.accounts import add_account, bootstrap, change_password
+from cellauto.site.accounts import add_account, bootstrap
 from cellauto.site.auth import Authenticated, authenticate
+from cellauto.site.password_changes import change_password
 from cellauto.site.store import open_site_store
 
 from .chain import POLICY, TERMINAL

@@ -28,9 +28,9 @@ from cellauto.site.accounts import (
     change_roles,
     change_status,
     check_account_name,
-    reset_password,
 )
-from cellauto.site.projection import confirm_account, replay_problem
+from cellauto.site.password_changes import reset_password
+from cellauto.site.replay import confirm_account, replay_problem
 
 from .chain import POLICY, TERMINAL
 from .conftest import INITIAL, ROOT_PASSWORD, Site

@@ -22,10 +22,11 @@ from cellauto.records.site_payloads import (
     SessionOpened,
     SignInFailed,
 )
-from cellauto.site.accounts import change_password, change_status, set_site_policy
+from cellauto.site.accounts import change_status, set_site_policy
 from cellauto.site.auth import WRONG, close_session, open_session
+from cellauto.site.password_changes import change_password
 from cellauto.site.passwords import Hasher
-from cellauto.site.projection import confirm_account, replay_problem
+from cellauto.site.replay import confirm_account, replay_problem
 from cellauto.site.sessions import Session
 
 from .chain import DAY_NS, POLICY

@@ -8,7 +8,7 @@ import pytest
 
 from cellauto.errors import JournalError, PasswordExpiredError, PasswordPolicyError
 from cellauto.records.site_payloads import Argon2Params, PasswordChangeRefused
-from cellauto.site.accounts import change_password, reset_password
+from cellauto.site.password_changes import change_password, reset_password
 from cellauto.site.passwords import (
     Hasher,
     PasswordCause,

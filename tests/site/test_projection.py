@@ -23,7 +23,7 @@ from cellauto.records.site_payloads import (
 from cellauto.site._chain import stored_site_records
 from cellauto.site.passwords import Hasher, commitment
 from cellauto.site.policy import current_policy, end_of_day_ns
-from cellauto.site.projection import confirm_account, replay_problem
+from cellauto.site.replay import confirm_account, replay_problem
 
 from .chain import CHEAP, DAY_NS, POLICY, T0_NS, TERMINAL, append, site_db
 

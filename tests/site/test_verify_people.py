@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cellauto.records import Journal, verify_journal
-from cellauto.site.projection import replay_problem
+from cellauto.site.replay import replay_problem
 from cellauto.site.signatures import sign_in_store
 from cellauto.site.training import parse_subject, record_training
 
