@@ -14,6 +14,7 @@ from typing import Protocol
 from cellauto.errors import JournalError
 from cellauto.records.refs import SiteRef
 from cellauto.records.site_payloads import (
+    Signature,
     SiteKind,
     SitePayload,
 )
@@ -30,6 +31,7 @@ from cellauto.site.projection import (
     concerns,
     json_list,
 )
+from cellauto.site.signing_check import authority_problem
 
 __all__ = ["SiteRecordLike", "confirm_account", "replay_problem"]
 
@@ -162,7 +164,15 @@ def replay_problem(conn: sqlite3.Connection, records: Sequence[SiteRecordLike]) 
     try:
         commitments: dict[int, tuple[str, str]] = {}
         sources = _Sources()
+        earlier: dict[int, tuple[str, SitePayload]] = {}
         for record in records:
+            if isinstance(record.payload, Signature):
+                problem = authority_problem(
+                    scratch, record.seq, record.wall_time_ns, record.payload, earlier
+                )
+                if problem is not None:
+                    return problem
+            earlier[record.seq] = (record.hash, record.payload)
             try:
                 ref = SiteRef(seq=record.seq, hash=record.hash)
                 apply_projection(scratch, record.payload, ref, record.wall_time_ns)

@@ -27,10 +27,12 @@ from cellauto.errors import (
 from cellauto.records.refs import SITE_CHAIN, Meaning, RecordRef, SignatureShown, SiteRef
 from cellauto.records.site_payloads import Signature, SignatureRefused, TrainingSubject
 from cellauto.records.site_store import SiteStore, SiteTx
+from cellauto.site._chain import stored_site_record
 from cellauto.site.auth import Authenticated, account_refusal
 from cellauto.site.policy import current_policy, utc_datetime, zone_of
 from cellauto.site.replay import confirm_account
-from cellauto.site.roles import MEANING_PERMISSION, Permission, Role, permissions_of
+from cellauto.site.roles import Permission, Role, permissions_of
+from cellauto.site.signing_check import needed_permission
 from cellauto.site.training import check_training
 
 __all__ = [
@@ -103,8 +105,10 @@ def sign(
 ) -> SiteRef:
     """Append ``who``'s signature of ``target`` with ``meaning`` (see the module doc).
 
-    ``permission``: what the act needs when it is not the meaning's own (a command's
-    signature needs the command's permission); ``performer``: who performed the step,
+    ``permission``: what the act needs, by default as verify will recompute it
+    (:func:`~cellauto.site.signing_check.needed_permission`: a command request's
+    permission, ``run.restart_after_deviation`` to approve a run's deviation, else the
+    meaning's); ``performer``: who performed the step,
     for ``verified``/``rejected``; ``task_id``: named in a refusal."""
     name = who.account.name
 
@@ -132,7 +136,10 @@ def sign(
     state = account_refusal(account, tx.wall_time_ns)
     if state is not None:
         raise refuse(state, f"account {name!r}: {state}", SignatureRefusedError)
-    needed = permission or MEANING_PERMISSION[meaning]
+    if permission is None:
+        signed = stored_site_record(tx.conn, target.seq) if target.chain == SITE_CHAIN else None
+        permission = needed_permission(meaning, target, None if signed is None else signed.payload)
+    needed = permission
     if Role.ADMINISTRATOR in account.roles or needed not in permissions_of(account.roles):
         roles = ", ".join(account.roles)
         raise refuse(

@@ -21,6 +21,7 @@ from cellauto.site.signatures import shown, sign, sign_in_store, utc_offset
 from cellauto.site.training import parse_subject, record_training
 from tests.records.site_factory import sealed_run
 
+from .chain import TERMINAL
 from .conftest import Site
 
 CAR_T = parse_subject("car-t-autologous@1.0.0")
@@ -187,3 +188,44 @@ def test_a_signature_of_a_site_record(site: Site) -> None:
             "x",
         )
     assert time.time_ns() > 0
+
+
+def _deviation(site: Site) -> RecordRef:
+    """A run record of kind deviation (body and hash agree; the run chain is not needed)."""
+    import hashlib
+
+    body = '{"kind":"deviation","run_id":"run-2","seq":0}'
+    digest = hashlib.sha256(body.encode()).hexdigest()
+    with site.store.transaction() as tx:
+        tx.conn.execute(
+            "INSERT INTO records VALUES ('run-2', 0, 'deviation', 0.0, 0, ?, ?, ?)",
+            (body, "0" * 64, digest),
+        )
+    return RecordRef(chain="run", run_id="run-2", seq=0, hash=digest, kind="deviation")
+
+
+def test_restart_after_a_deviation_is_a_supervisors_approval(site: Site) -> None:
+    target = _deviation(site)
+    with pytest.raises(PermissionRefusedError, match=r"needs run\.restart_after_deviation"):
+        sign_in_store(site.store, site.sign_in("alice"), target, Meaning.APPROVED, "restart")
+    assert sign_in_store(site.store, site.sign_in("carol"), target, Meaning.APPROVED, "restart")
+
+
+def test_a_command_request_needs_the_commands_permission(site: Site) -> None:
+    from cellauto.records.site_payloads import RunCommandRequested
+
+    with site.store.transaction() as tx:
+        ref = tx.append(
+            RunCommandRequested(
+                by="alice",
+                terminal=TERMINAL,
+                request_id="r1",
+                run_id="run-1",
+                command="stop",
+                expires_at=datetime(2026, 1, 5, tzinfo=UTC),
+            )
+        )
+    target = RecordRef(chain="site", seq=ref.seq, hash=ref.hash, kind="run_command_requested")
+    with pytest.raises(PermissionRefusedError, match=r"needs run\.stop"):
+        sign_in_store(site.store, site.sign_in("alice"), target, Meaning.PERFORMED, "stop")
+    assert sign_in_store(site.store, site.sign_in("carol"), target, Meaning.PERFORMED, "stop")
