@@ -14,9 +14,10 @@ journals ``refusal.record`` in a transaction of its own and raises ``refusal.err
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
-from typing import NoReturn
+from typing import NamedTuple, NoReturn
 
 from cellauto.errors import (
     PeopleError,
@@ -30,10 +31,11 @@ from cellauto.records.site_store import SiteStore, SiteTx
 from cellauto.site._chain import stored_site_record
 from cellauto.site.auth import Authenticated, account_refusal
 from cellauto.site.policy import current_policy, utc_datetime, zone_of
+from cellauto.site.projection import Account
 from cellauto.site.replay import confirm_account
 from cellauto.site.roles import Permission, Role, permissions_of
 from cellauto.site.signing_check import needed_permission
-from cellauto.site.training import check_training
+from cellauto.site.training import TrainingCheck, check_training
 
 __all__ = [
     "SignatureRefusal",
@@ -41,6 +43,7 @@ __all__ = [
     "shown",
     "sign",
     "sign_in_store",
+    "signer_refusal",
     "utc_offset",
 ]
 
@@ -91,6 +94,64 @@ def _target_problem(tx: SiteTx, target: RecordRef) -> tuple[str, str] | None:
     return None
 
 
+class _Problem(NamedTuple):
+    cause: str
+    detail: str
+    error: type[PeopleError]
+
+
+def _signer_check(
+    conn: sqlite3.Connection,
+    name: str,
+    meaning: Meaning | None,
+    permission: Permission,
+    needed_training: Sequence[TrainingSubject],
+    now_ns: int,
+    performer: str | None,
+) -> tuple[Account, TrainingCheck] | _Problem:
+    """May ``name`` sign (or answer) now: account, permission, training, not performer."""
+    confirmed = confirm_account(conn, name)
+    if confirmed is None:
+        return _Problem("unknown_account", f"no account {name!r}", SignatureRefusedError)
+    account = confirmed[0]
+    state = account_refusal(account, now_ns)
+    if state is not None:
+        return _Problem(state, f"account {name!r}: {state}", SignatureRefusedError)
+    if Role.ADMINISTRATOR in account.roles or permission not in permissions_of(account.roles):
+        what = "act" if meaning is None else f"sign {meaning.value}"
+        return _Problem(
+            "permission",
+            f"{name} ({', '.join(account.roles)}) may not {what}: it needs {permission.value}",
+            PermissionRefusedError,
+        )
+    training = check_training(conn, name, needed_training, now_ns=now_ns)
+    if training.gap is not None:
+        return _Problem("training", training.gap, TrainingRequiredError)
+    if meaning in (Meaning.VERIFIED, Meaning.REJECTED) and performer == name:
+        return _Problem(
+            "self_verification",
+            f"{name} performed this step and may not verify it; another person must",
+            SignatureRefusedError,
+        )
+    return account, training
+
+
+def signer_refusal(
+    conn: sqlite3.Connection,
+    name: str,
+    permission: Permission,
+    needed_training: Sequence[TrainingSubject] = (),
+    *,
+    now_ns: int,
+    meaning: Meaning | None = None,
+    performer: str | None = None,
+) -> str | None:
+    """Why ``name`` may not act with ``permission`` now (the checks :func:`sign` makes of
+    the signer), or None: for a controller taking up an answer (its ``Authority``)."""
+    outcome = _signer_check(conn, name, meaning, permission, needed_training, now_ns, performer)
+    return outcome.detail if isinstance(outcome, _Problem) else None
+
+
 def sign(
     tx: SiteTx,
     who: Authenticated,
@@ -129,33 +190,15 @@ def sign(
     problem = _target_problem(tx, target)
     if problem is not None:
         raise refuse(*problem, SignatureRefusedError)
-    confirmed = confirm_account(tx.conn, name)
-    if confirmed is None:  # the account was read at sign-in: gone since means edited
-        raise refuse("unknown_account", f"no account {name!r}", SignatureRefusedError)
-    account = confirmed[0]
-    state = account_refusal(account, tx.wall_time_ns)
-    if state is not None:
-        raise refuse(state, f"account {name!r}: {state}", SignatureRefusedError)
     if permission is None:
         signed = stored_site_record(tx.conn, target.seq) if target.chain == SITE_CHAIN else None
         permission = needed_permission(meaning, target, None if signed is None else signed.payload)
-    needed = permission
-    if Role.ADMINISTRATOR in account.roles or needed not in permissions_of(account.roles):
-        roles = ", ".join(account.roles)
-        raise refuse(
-            "permission",
-            f"{name} ({roles}) may not sign {meaning.value}: it needs {needed.value}",
-            PermissionRefusedError,
-        )
-    training = check_training(tx.conn, name, needed_training, now_ns=tx.wall_time_ns)
-    if training.gap is not None:
-        raise refuse("training", training.gap, TrainingRequiredError)
-    if meaning in (Meaning.VERIFIED, Meaning.REJECTED) and performer == name:
-        raise refuse(
-            "self_verification",
-            f"{name} performed this step and may not verify it; another person must",
-            SignatureRefusedError,
-        )
+    outcome = _signer_check(
+        tx.conn, name, meaning, permission, needed_training, tx.wall_time_ns, performer
+    )
+    if isinstance(outcome, _Problem):
+        raise refuse(outcome.cause, outcome.detail, outcome.error)
+    account, training = outcome
     policy, _ = current_policy(tx.conn)
     signed_at = utc_datetime(tx.wall_time_ns)
     return tx.append(

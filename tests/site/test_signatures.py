@@ -229,3 +229,29 @@ def test_a_command_request_needs_the_commands_permission(site: Site) -> None:
     with pytest.raises(PermissionRefusedError, match=r"needs run\.stop"):
         sign_in_store(site.store, site.sign_in("alice"), target, Meaning.PERFORMED, "stop")
     assert sign_in_store(site.store, site.sign_in("carol"), target, Meaning.PERFORMED, "stop")
+
+
+def test_signer_refusal_for_a_controller(site: Site) -> None:
+    from cellauto.site.roles import Permission
+    from cellauto.site.signatures import signer_refusal
+
+    now = time.time_ns()
+    with site.store.reading() as conn:
+        assert signer_refusal(conn, "alice", Permission.STEP_PERFORM, now_ns=now) is None
+        assert "it needs step.perform" in str(
+            signer_refusal(conn, "bob", Permission.STEP_PERFORM, now_ns=now)
+        )
+        assert "no valid training" in str(
+            signer_refusal(conn, "alice", Permission.STEP_PERFORM, [CAR_T], now_ns=now)
+        )
+        assert "may not verify it" in str(
+            signer_refusal(
+                conn,
+                "bob",
+                Permission.STEP_VERIFY,
+                now_ns=now,
+                meaning=Meaning.VERIFIED,
+                performer="bob",
+            )
+        )
+        assert "no account" in str(signer_refusal(conn, "zed", Permission.RUN_HOLD, now_ns=now))
