@@ -8,9 +8,10 @@ hash disagree, so a grant never rests on an edited record.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 import orjson
@@ -20,7 +21,13 @@ from cellauto.errors import JournalError
 from cellauto.records.refs import SiteRef
 from cellauto.records.site_payloads import SITE_PAYLOAD_TYPES, SiteKind, SitePayload
 
-__all__ = ["VERIFY_HINT", "StoredSiteRecord", "stored_site_record", "stored_site_records"]
+__all__ = [
+    "VERIFY_HINT",
+    "StoredSiteRecord",
+    "rows_about",
+    "stored_site_record",
+    "stored_site_records",
+]
 
 VERIFY_HINT = "the journal may have been edited; run `cellauto verify` and call QA"
 
@@ -83,3 +90,17 @@ def stored_site_records(
     sql = f"SELECT {_COLUMNS} FROM site_records{clause} ORDER BY seq"
     for row in conn.execute(sql, args):
         yield _parse(row)
+
+
+def rows_about(
+    conn: sqlite3.Connection, name: str
+) -> Iterator[tuple[str, Callable[[], StoredSiteRecord]]]:
+    """In chain order, every ``policy_set`` record and every record whose body holds
+    ``name`` as a JSON string: its kind, and a function that parses (and checks) it,
+    so a caller may skip the parsing of records it does not need."""
+    sql = (
+        f"SELECT {_COLUMNS} FROM site_records WHERE kind = 'policy_set' OR instr(body, ?) > 0"
+        " ORDER BY seq"
+    )
+    for row in conn.execute(sql, (orjson.dumps(name).decode("utf-8"),)):
+        yield row[1], functools.partial(_parse, row)

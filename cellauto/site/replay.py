@@ -18,7 +18,7 @@ from cellauto.records.site_payloads import (
     SiteKind,
     SitePayload,
 )
-from cellauto.site._chain import VERIFY_HINT, stored_site_record, stored_site_records
+from cellauto.site._chain import VERIFY_HINT, rows_about, stored_site_record
 from cellauto.site.passwords import commitment
 from cellauto.site.projection import (
     POLICY_KEYS,
@@ -192,6 +192,23 @@ def replay_problem(conn: sqlite3.Connection, records: Sequence[SiteRecordLike]) 
         scratch.close()
 
 
+_ACCOUNT_KINDS = frozenset(
+    {
+        SiteKind.POLICY_SET,
+        SiteKind.ACCOUNT_CREATED,
+        SiteKind.ACCOUNT_CHANGED,
+        SiteKind.PASSWORD_CHANGED,
+        SiteKind.SIGN_IN_FAILED,
+    }
+)
+"""The kinds that set ``accounts`` columns other than by ending a run of failures."""
+
+
+def _failures(scratch: sqlite3.Connection, name: str) -> int:
+    row = scratch.execute("SELECT failures FROM accounts WHERE name = ?", (name,)).fetchone()
+    return 0 if row is None else int(row[0])
+
+
 def confirm_account(conn: sqlite3.Connection, name: str) -> tuple[Account, str] | None:
     """The account ``name`` and its current argon2 string, confirmed against the chain
     (its records replayed, the credential against its commitment); None when no
@@ -199,20 +216,14 @@ def confirm_account(conn: sqlite3.Connection, name: str) -> tuple[Account, str] 
     stored = accounts_by_name(conn, name)
     scratch = _scratch(conn)
     try:
-        wanted = {
-            record.seq: record
-            for record in stored_site_records(conn, mentioning=name)
-            if name in concerns(record.payload)
-        }
-        wanted.update(
-            (record.seq, record)
-            for record in stored_site_records(conn, kinds=(SiteKind.POLICY_SET,))
-        )
         sources = _Sources()
-        for seq in sorted(wanted):
-            record = wanted[seq]
-            apply_account_effects(scratch, record.payload, record.ref)
-            sources.note(record.payload, seq)
+        for kind, parse in rows_about(conn, name):
+            if kind not in _ACCOUNT_KINDS and _failures(scratch, name) == 0:
+                continue  # its only effect could be ending a run of failures: none now
+            record = parse()
+            if name in concerns(record.payload) or kind == SiteKind.POLICY_SET:
+                apply_account_effects(scratch, record.payload, record.ref)
+                sources.note(record.payload, record.seq)
         problem = _account_problem(stored, accounts_by_name(scratch, name), sources)
     finally:
         scratch.close()

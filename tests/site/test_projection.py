@@ -151,6 +151,10 @@ def test_any_act_of_the_person_ends_their_failures(site: sqlite3.Connection) -> 
     row = site.execute("SELECT failures, source_seq FROM accounts WHERE name = 'alice'")
     assert row.fetchone() == (0, ref.seq)
     assert replay_problem(site, list(stored_site_records(site))) is None
+    assert confirm_account(site, "alice") is not None  # the reset is replayed too
+    site.execute("UPDATE accounts SET failures = 2 WHERE name = 'alice'")
+    with pytest.raises(JournalError, match=rf"row 'alice' failures 2 but site record {ref.seq}"):
+        confirm_account(site, "alice")
 
 
 def test_a_successful_sign_in_resets_the_failures(site: sqlite3.Connection) -> None:
