@@ -47,6 +47,7 @@ _COMMAND_MODULES: tuple[tuple[str, str, dict[str, str]], ...] = (
     ("certs_cmd", "add_parser", {"certs": "OPC UA certificates"}),
     ("people_cmds", "add_parsers", {"users": "accounts and roles"}),
     ("training_cmds", "add_parsers", {"training": "training records"}),
+    ("site_cmds", "add_parsers", {"site": "the site policy"}),
 )
 
 

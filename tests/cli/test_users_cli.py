@@ -163,3 +163,19 @@ def test_stdin_lines_in_order_and_running_out() -> None:
     assert passwords.new("new password") == "second with spaces "
     with pytest.raises(BadInputError, match=r"stdin ended before line 3 \(third\)"):
         passwords.current("third")
+
+
+def test_site_policy_show_and_set(staffed: People) -> None:
+    shown = staffed("site", "policy", "show")
+    assert shown.code == 0 and '"max_failures": 3' in shown.out
+    new = staffed.db.parent / "new.json"
+    new.write_text(staffed.policy.read_text().replace('"max_failures":3', '"max_failures":5'))
+    done = staffed(
+        "site", "policy", "set", new, "--as", "alice", "--reason", "x", stdin=[own("alice")]
+    )
+    assert done.code == 2 and "needs policy.set" in done.err
+    done = staffed(
+        "site", "policy", "set", new, "--as", "root", "--reason", "CAPA 12", stdin=[ROOT_PW]
+    )
+    assert done.code == 0, done.err
+    assert '"max_failures": 5' in staffed("site", "policy", "show").out
