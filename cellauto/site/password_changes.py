@@ -7,16 +7,19 @@ the write lock is taken (argon2 is slow); a refusal is journaled
 
 from __future__ import annotations
 
+from cellauto.errors import PeopleError
 from cellauto.records.refs import SiteRef
 from cellauto.records.site_payloads import (
     PasswordChanged,
 )
 from cellauto.records.site_store import SiteStore, SiteTx
 from cellauto.site._acts import (
+    Refused,
     acting,
     expires_on,
     history,
     password_refusal,
+    refusal,
     run_act,
     store_credential,
     target_of,
@@ -50,6 +53,14 @@ def _new_password(
         if reset:
             acting(tx, who, name, change, reason)
             target_of(tx, who, name, change, reason)
+        else:  # locked or disabled since the sign-in a moment ago?
+            own = confirm_account(tx.conn, name)
+            state = "unknown_account" if own is None else own[0].status
+            if state != "active":
+                raise Refused(
+                    refusal(who, name, change, state, "", reason),
+                    PeopleError(f"account {name!r} is {state}; its password cannot be set"),
+                )
         if cause is not None:
             raise password_refusal(who, name, cause, policy, reason)
         ref = tx.append(

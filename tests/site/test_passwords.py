@@ -123,3 +123,17 @@ def test_reset_by_an_administrator_must_be_changed(site: Site) -> None:
     who = site.sign_in("alice", "temporary secret 42", password_change=True)
     change_password(site.store, who, "her new secret phrase")
     assert site.sign_in("alice", "her new secret phrase").account.must_change is False
+
+
+def test_own_change_refused_when_locked_since_sign_in(site: Site) -> None:
+    from cellauto.errors import PeopleError
+    from cellauto.records.site_payloads import AccountChangeRefused
+    from cellauto.site.accounts import change_status
+
+    who = site.sign_in("alice", password_change=True)
+    change_status(site.store, site.root(), "alice", "locked", reason="investigation")
+    before = site.head()
+    with pytest.raises(PeopleError, match="is locked"):
+        change_password(site.store, who, "a fine new phrase")
+    (refusal,) = site.new_records(before)
+    assert isinstance(refusal, AccountChangeRefused) and refusal.cause == "locked"
