@@ -10,7 +10,7 @@ first record that was changed, removed or added, and why.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple, Protocol
 
 import orjson
@@ -18,12 +18,14 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from cellauto.records import _sqlite
 from cellauto.records._sqlite import StoredRow
-from cellauto.records.canonical import canonical_bytes, record_hash
+from cellauto.records.canonical import record_hash
 from cellauto.records.kinds import GENESIS_HASH, KIND_VALUES, RecordKind
 from cellauto.records.payloads import PAYLOAD_TYPES
 
-__all__ = ["ChainWalk", "RowSource", "RunRows", "check_rows", "record_name"]
+__all__ = ["ChainWalk", "RowChecked", "RowSource", "RunRows", "check_rows", "record_name"]
 
+_dumps = orjson.dumps
+_SORT_KEYS = orjson.OPT_SORT_KEYS
 _COLUMNS = ("run_id", "seq", "kind", "process_time_s", "wall_time_ns", "prev_hash")
 _Problem = tuple[int, str]
 
@@ -94,9 +96,18 @@ class ChainWalk(NamedTuple):
     """(the first record changed, removed or added; why, in words), None when intact."""
 
 
-def check_rows(source: RowSource, sealed_at: int | None = None) -> ChainWalk:
-    """Check a chain's rows by rules 1-5 (``sealed_at``: its sealed last seq, if any)."""
-    checker = _Checker(source, sealed_at)
+RowChecked = Callable[[StoredRow, BaseModel], None]
+"""Called with each row that passed, and its payload as its model (parsed once)."""
+
+
+def check_rows(
+    source: RowSource, sealed_at: int | None = None, *, on_row: RowChecked | None = None
+) -> ChainWalk:
+    """Check a chain's rows by rules 1-5 (``sealed_at``: its sealed last seq, if any).
+
+    ``on_row`` gets every row up to the first problem, with its payload model.
+    """
+    checker = _Checker(source, sealed_at, on_row)
     count = 0
     prev: StoredRow | None = None
     problem: _Problem | None = None
@@ -111,9 +122,12 @@ def check_rows(source: RowSource, sealed_at: int | None = None) -> ChainWalk:
 class _Checker:
     """Checks one row against its predecessor; looks further only to explain a break."""
 
-    def __init__(self, source: RowSource, sealed_at: int | None) -> None:
+    def __init__(
+        self, source: RowSource, sealed_at: int | None, on_row: RowChecked | None = None
+    ) -> None:
         self._source = source
         self._sealed_at = sealed_at
+        self._on_row = on_row
 
     def check(self, row: StoredRow, prev: StoredRow | None) -> _Problem | None:
         expected = 0 if prev is None else prev.seq + 1
@@ -139,7 +153,9 @@ class _Checker:
         if parsed is None:
             return row.seq, f"{name}: the stored body is not a record body — the record was edited"
         raw, body = parsed
-        if canonical_bytes(raw) != row.body.encode():
+        # a parsed body holds no NaN or infinity (orjson refuses them), so its canonical
+        # form is plain sorted-keys orjson (canonical_bytes' slow path is never needed)
+        if _dumps(raw, option=_SORT_KEYS) != row.body.encode():
             return row.seq, f"{name}: the stored body is not in canonical form — it was rewritten"
         expected_prev = GENESIS_HASH if prev is None else prev.hash
         if body.prev_hash != expected_prev:
@@ -215,7 +231,7 @@ class _Checker:
         if model is None:  # unreachable: _check_columns checked the kind first
             return row.seq, f"{_name(row.seq, row.kind)}: {body.kind!r} is not a record kind"
         try:
-            model.model_validate(body.payload)
+            payload = model.model_validate(body.payload)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(part) for part in first["loc"]) or "payload"
@@ -224,6 +240,8 @@ class _Checker:
                 f"({where}: {first['msg']}) — it was written by something other than this "
                 "cellauto, or edited"
             )
+        if self._on_row is not None:
+            self._on_row(row, payload)
         return None
 
 

@@ -41,6 +41,8 @@ __all__ = [
     "SiteRecord",
     "StoredSiteRow",
     "append_in_tx",
+    "next_wall_time_ns",
+    "parse_row",
     "read_site_record",
     "read_site_records",
     "site_head",

@@ -54,12 +54,26 @@ class SiteTx:
         self._open = True
 
     def append(self, payload: SitePayload) -> SiteRef:
-        """Chain ``payload`` after the stored head, insert it and project it now."""
+        """Chain ``payload`` after the stored head, insert it and project it now.
+
+        If it cannot be appended (the projection refuses it), nothing of it stays and
+        the exception propagates: the caller may still append others (a refusal record)
+        in this transaction, or let the exception roll the whole transaction back.
+        """
         if not self._open:
             raise JournalError("this site transaction has ended; open a new one to append")
-        refs, self.event = append_in_tx(
-            self.conn, [payload], wall_time_ns=self.wall_time_ns, project=self._project
-        )
+        conn = self.conn
+        conn.execute("SAVEPOINT site_append")
+        try:
+            refs, event = append_in_tx(
+                conn, [payload], wall_time_ns=self.wall_time_ns, project=self._project
+            )
+        except BaseException:
+            conn.execute("ROLLBACK TO site_append")
+            conn.execute("RELEASE site_append")
+            raise
+        conn.execute("RELEASE site_append")
+        self.event = event
         self._refs.extend(refs)
         return refs[0]
 

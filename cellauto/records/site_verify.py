@@ -18,7 +18,14 @@ The rules, checked in this order; the first problem found is reported
    with every site record once rules 1 and 2 hold;
 4. every ``signature`` record's ``signed`` reference resolves to a stored run or site
    record whose stored hash and recomputed hash equal the reference's hash (and of the
-   kind it names); a site record is signed only after it was written.
+   kind it names); a site record is signed only after it was written;
+7. every ``tasks`` row with an answer names a ``task_answer`` site record of that task
+   and run, and every ``run_requests`` row the ``run_command_requested`` site record (by
+   seq and hash) of that request, run and command. (An edited row can only hide a task,
+   which its timeout then reports.)
+
+Rules 5 and 6 (authority at signing, run records embedding signatures) are the site
+layer's and the runner's: they come with the replay hook and the task records.
 
 Records of a run called ``"site"`` in the runs' table are reported by
 :mod:`cellauto.records.verify` as a broken run: the name is reserved.
@@ -39,8 +46,15 @@ from cellauto.records.canonical import record_hash
 from cellauto.records.chain_check import check_rows, record_name
 from cellauto.records.ledger_check import LedgerCheck, Mark
 from cellauto.records.refs import SITE_CHAIN, RecordRef
-from cellauto.records.site_chain import SiteRecord, parse_row, site_rows
-from cellauto.records.site_payloads import SITE_PAYLOAD_TYPES, Signature, SiteKind
+from cellauto.records.site_chain import SiteRecord, site_rows
+from cellauto.records.site_payloads import (
+    SITE_PAYLOAD_TYPES,
+    RunCommandRequested,
+    Signature,
+    SiteKind,
+    SitePayload,
+    TaskAnswer,
+)
 
 __all__ = ["SiteReplay", "SiteReport", "SiteRows", "verify_site"]
 
@@ -130,7 +144,16 @@ def verify_site(
 ) -> SiteReport:
     """Check the site chain against the checked ledger (one read transaction: the caller's)."""
     source = SiteRows(conn)
-    walk = check_rows(source)
+    records: list[SiteRecord] = []
+
+    def keep(row: StoredRow, payload: BaseModel) -> None:
+        if isinstance(payload, SitePayload):  # always: the site kinds' models
+            kind = SiteKind(row.kind)
+            records.append(
+                SiteRecord(row.seq, kind, row.wall_time_ns, payload, row.prev_hash, row.hash)
+            )
+
+    walk = check_rows(source, on_row=keep)
     problem: _Problem | None = walk.problem
     covered = [mark.run_seq for mark in ledger.site]
     if problem is None:
@@ -138,8 +161,9 @@ def verify_site(
     if problem is None:
         problem = _check_anchors(source, walk.last, ledger.site)
     if problem is None and walk.records:
-        records = [parse_row(row) for row in source.stored_rows()]
         problem = _check_signatures(conn, source, records)
+        if problem is None:
+            problem = _check_answer_rows(conn, records)
         if problem is None and site_replay is not None:
             replayed = site_replay(conn, records)
             problem = None if replayed is None else (None, replayed)
@@ -242,3 +266,55 @@ def _unresolved(
             "the signed record was changed after it was signed"
         )
     return None
+
+
+def _check_answer_rows(conn: sqlite3.Connection, records: list[SiteRecord]) -> _Problem | None:
+    """Rule 7: the ``tasks`` and ``run_requests`` rows point at matching site records."""
+    by_seq = {record.seq: record for record in records}
+    tasks = "SELECT task_id, run_id, answer_site_seq FROM tasks WHERE answer_site_seq IS NOT NULL"
+    for task_id, run_id, seq in _rows(conn, tasks):
+        record = by_seq.get(seq)
+        answer = None if record is None else record.payload
+        if not (
+            isinstance(answer, TaskAnswer) and (answer.task_id, answer.run_id) == (task_id, run_id)
+        ):
+            found = "is not there" if record is None else f"is a {_described(record)}"
+            return None, (
+                f"tasks table edited: task {task_id} of run {run_id} names site record {seq} "
+                f"as its answer, but that record {found}"
+            )
+    requests = "SELECT request_id, run_id, command, site_seq, site_hash FROM run_requests"
+    for request_id, run_id, command, seq, digest in _rows(conn, requests):
+        record = by_seq.get(seq)
+        asked = None if record is None else record.payload
+        if not (
+            record is not None
+            and record.hash == digest
+            and isinstance(asked, RunCommandRequested)
+            and (asked.request_id, asked.run_id, asked.command) == (request_id, run_id, command)
+        ):
+            found = "is not there" if record is None else f"is a {_described(record)}"
+            return None, (
+                f"run_requests table edited: request {request_id} ({command} of run {run_id}) "
+                f"names site record {seq}, but that record {found}"
+                + ("" if record is None or record.hash == digest else " with another hash")
+            )
+    return None
+
+
+def _described(record: SiteRecord) -> str:
+    payload = record.payload
+    if isinstance(payload, TaskAnswer):
+        return f"task_answer of task {payload.task_id} of run {payload.run_id}"
+    if isinstance(payload, RunCommandRequested):
+        return f"request {payload.request_id} ({payload.command} of run {payload.run_id})"
+    return record.kind.value
+
+
+def _rows(conn: sqlite3.Connection, query: str) -> list[Any]:
+    try:
+        return conn.execute(query).fetchall()
+    except sqlite3.OperationalError as exc:
+        if is_missing_table(exc):
+            return []
+        raise

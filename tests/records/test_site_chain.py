@@ -119,6 +119,24 @@ def test_each_record_is_projected_in_the_same_transaction(journal_path: Path) ->
             assert site_head(conn)[0] == 0
 
 
+def test_a_refused_append_leaves_nothing_and_the_transaction_goes_on(journal_path: Path) -> None:
+    def project(conn: sqlite3.Connection, payload: SitePayload, ref: SiteRef, wall_ns: int) -> None:
+        conn.execute("INSERT INTO credentials VALUES (?, ?, 'x')", (payload.by, ref.seq))
+        if payload.by == "mallory":
+            raise JournalError("refused by the projection")
+
+    with SiteStore(journal_path, create=True, project=project) as store:
+        with store.transaction() as tx:
+            with pytest.raises(JournalError, match="refused"):
+                tx.append(policy(by="mallory"))
+            refused = tx.append(policy(by="admin"))
+            assert tx.appended() == [refused]
+        with store.reading() as conn:
+            assert [r.seq for r in read_site_records(conn)] == [0]
+            assert conn.execute("SELECT name FROM credentials").fetchall() == [("admin",)]
+    assert _site_anchors(journal_path) == [(0, refused.hash)]
+
+
 def test_append_in_tx_refuses_outside_a_transaction_and_non_site_payloads(
     journal_path: Path,
 ) -> None:

@@ -19,7 +19,7 @@ from cellauto.records.ledger import LedgerEvent, LedgerKind, LedgerWriter
 from cellauto.records.refs import Meaning, RecordRef, SiteRef
 from cellauto.records.signing import Signer, default_key_path
 from cellauto.records.site_chain import SiteRecord
-from cellauto.records.site_payloads import Signature
+from cellauto.records.site_payloads import RunCommandRequested, Signature, TaskAnswer
 from cellauto.records.site_store import SiteStore
 from cellauto.records.verify import JournalReport
 from tests.records.site_factory import TERMINAL, policy, sealed_run
@@ -361,3 +361,86 @@ def test_the_cli_prints_the_site_line(
         "site: BROKEN at record 4: record 4 is missing: the site chain was anchored at record 4"
     )
     assert lines[0].startswith("run run-a: intact")  # the runs are still intact
+
+
+def _answer_and_request(path: Path) -> tuple[SiteRef, SiteRef]:
+    """A task answer and a command request in the site chain, and their projection rows."""
+    _site(path, commits=(1,))
+    target = _run_ref(path)
+    with SiteStore(path) as store, store.transaction() as tx:
+        signed = tx.append(_signature(target))
+        answer = tx.append(
+            TaskAnswer(
+                by="alice",
+                terminal=TERMINAL,
+                task_id="7F3K2Q9A",
+                run_id="run-a",
+                phase="perform",
+                target=target,
+                value=37.0,
+                signature=signed,
+            )
+        )
+        request = tx.append(
+            RunCommandRequested(
+                by="bob",
+                terminal=TERMINAL,
+                request_id="R1",
+                run_id="run-a",
+                command="hold",
+                expires_at=datetime(2026, 1, 1, 0, 5, tzinfo=UTC),
+            )
+        )
+        tx.conn.execute(
+            "INSERT INTO tasks VALUES ('7F3K2Q9A', 'run-a', 'step', 'connect bag', 'perform',"
+            " 'answered', 1, ?, '{}', NULL, 1, NULL, ?, 1)",
+            (target.hash, answer.seq),
+        )
+        tx.conn.execute(
+            "INSERT INTO run_requests VALUES ('R1', 'run-a', 'hold', ?, ?, 'pending', 1, NULL,"
+            " NULL)",
+            (request.seq, request.hash),
+        )
+    return answer, request
+
+
+def test_task_and_request_rows_point_at_their_site_records(journal_path: Path) -> None:
+    _answer_and_request(journal_path)
+    assert _verify(journal_path).intact
+
+
+@pytest.mark.parametrize(
+    ("edit", "why"),
+    [
+        (
+            "UPDATE tasks SET answer_site_seq = 0",
+            "tasks table edited: task 7F3K2Q9A of run run-a names site record 0 as its answer, "
+            "but that record is a policy_set",
+        ),
+        (
+            "UPDATE tasks SET answer_site_seq = 99",
+            "tasks table edited: task 7F3K2Q9A of run run-a names site record 99 as its "
+            "answer, but that record is not there",
+        ),
+        (
+            "UPDATE tasks SET task_id = 'OTHER'",
+            "tasks table edited: task OTHER of run run-a names site record 2 as its answer, "
+            "but that record is a task_answer of task 7F3K2Q9A of run run-a",
+        ),
+        (
+            "UPDATE run_requests SET command = 'abort'",
+            "run_requests table edited: request R1 (abort of run run-a) names site record 3, "
+            "but that record is a request R1 (hold of run run-a)",
+        ),
+        (
+            "UPDATE run_requests SET site_hash = '" + "ab" * 32 + "'",
+            "run_requests table edited: request R1 (hold of run run-a) names site record 3, "
+            "but that record is a request R1 (hold of run run-a) with another hash",
+        ),
+    ],
+)
+def test_an_edited_task_or_request_row(journal_path: Path, edit: str, why: str) -> None:
+    _answer_and_request(journal_path)
+    with _raw(journal_path) as conn:
+        conn.execute(edit)
+    assert _broken(journal_path) == (None, why)
