@@ -18,8 +18,9 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol
 
-from cellauto.records.refs import Meaning
-from cellauto.records.site_payloads import TrainingSubject
+from cellauto.records.refs import Meaning, SiteRef
+from cellauto.records.site_payloads import Signature, TrainingSubject
+from cellauto.site._chain import stored_site_record
 from cellauto.site.roles import Permission
 from cellauto.site.signatures import signer_refusal
 
@@ -31,6 +32,17 @@ class _Signature(Protocol):
     def signer(self) -> str: ...
     @property
     def meaning(self) -> Meaning: ...
+
+
+class _Shown(Protocol):
+    @property
+    def signer(self) -> str: ...
+    @property
+    def meaning(self) -> Meaning: ...
+    @property
+    def site(self) -> SiteRef | None: ...
+    @property
+    def simulated(self) -> bool: ...
 
 
 class _Answer(Protocol):
@@ -66,6 +78,32 @@ class SiteAuthority:
     ) -> None:
         self._reading = reading
         self._now_ns = now_ns
+
+    def approval_refusal(self, approval: _Shown, permission: str) -> str | None:
+        """Why ``approval`` (a supervisor's signature approving a Restart after a
+        deviation) does not grant ``permission``: the signature record it names is
+        missing, changed or another's, or the signer lacks the permission now."""
+        if approval.simulated:
+            return "a simulated supervisor's approval on a line run by people"
+        if approval.site is None:
+            return "the approval names no signature record"
+        with self._reading() as conn:
+            record = stored_site_record(conn, approval.site.seq)
+            signed = None if record is None else record.payload
+            if (
+                record is None
+                or record.hash != approval.site.hash
+                or not isinstance(signed, Signature)
+                or (signed.signer, signed.meaning) != (approval.signer, approval.meaning)
+            ):
+                return f"site record {approval.site.seq} is not {approval.signer}'s signature"
+            return signer_refusal(
+                conn,
+                approval.signer,
+                Permission(permission),
+                now_ns=self._now_ns(),
+                meaning=approval.meaning,
+            )
 
     def refusal(self, answer: _Answer, task: _Task, performer: str | None) -> str | None:
         """Why ``answer`` may not be taken, or None."""
