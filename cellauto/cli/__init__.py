@@ -45,6 +45,9 @@ _COMMAND_MODULES: tuple[tuple[str, str, dict[str, str]], ...] = (
     ),
     ("sim_cmd", "add_parser", {"sim": "the simulated line"}),
     ("certs_cmd", "add_parser", {"certs": "OPC UA certificates"}),
+    ("people_cmds", "add_parsers", {"users": "accounts and roles"}),
+    ("training_cmds", "add_parsers", {"training": "training records"}),
+    ("site_cmds", "add_parsers", {"site": "the site policy"}),
 )
 
 
