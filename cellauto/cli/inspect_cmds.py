@@ -120,7 +120,11 @@ def show_command(args: argparse.Namespace) -> int:
 
 def verify_command(args: argparse.Namespace) -> int:
     with _open(args) as journal:
-        report = verify_journal(journal, public_key=args.public_key, head=args.head)
+        from cellauto.site.replay import replay_problem  # accounts, training, signatures
+
+        report = verify_journal(
+            journal, public_key=args.public_key, head=args.head, site_replay=replay_problem
+        )
         if args.run_id:
             run_id = journal.resolve_run_id(args.run_id)
             runs = [r for r in report.runs if r.run_id == run_id]
