@@ -26,6 +26,7 @@ and the step interrupted by a crash run again, are :mod:`.procedure`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import anyio
@@ -48,6 +49,7 @@ from cellauto.protocols.states import (
     allowed_commands,
     next_state,
 )
+from cellauto.protocols.tasks import Answerer, Authority, TaskBoard
 from cellauto.records import RunJournal
 from cellauto.records import payloads as rec
 
@@ -72,6 +74,8 @@ class Execution(RunRecords):
         observers: list[Observer],
         resume: ResumePlan | None = None,
         claimed: rec.ControllerClaimed | None = None,
+        answerers: Sequence[Answerer] = (),
+        authority: Authority | None = None,
     ) -> None:
         self.run_id = run_id
         self.protocol = protocol
@@ -102,6 +106,10 @@ class Execution(RunRecords):
             for name, instrument in instruments.items()
         }
         self.context = Run(self)
+        #: The run's operator tasks (``run.confirm``, ``run.enter``) and who answers them.
+        self.tasks = TaskBoard(
+            self, operators=run_started.operators, answerers=answerers, authority=authority
+        )
 
     @property
     def current_step_name(self) -> str | None:
@@ -162,6 +170,8 @@ class Execution(RunRecords):
             raise
         self._record_command(command, by, reason)
         self._set_state(new, f"{command.value} by {by}" + (f": {reason}" if reason else ""))
+        if new in (State.STOPPING, State.ABORTING):
+            self.tasks.withdraw_all(f"{command.value} by {by}" + (f": {reason}" if reason else ""))
         return new
 
     def command(self, command: Command | str, *, by: str, reason: str = "") -> State:
