@@ -243,6 +243,7 @@ class Desk:
         phase: str = "perform",
         meaning: Meaning = Meaning.PERFORMED,
         run_id: str | None = None,
+        simulated: bool = False,
     ) -> None:
         assert self.board is not None
         signature = SignatureShown(
@@ -252,6 +253,7 @@ class Desk:
             signed_at=utc_from_epoch_s(self.board.now_s()),
             time_zone="UTC",
             utc_offset="+00:00",
+            simulated=simulated,
         )
         self.board.deliver(
             TaskAnswer(
@@ -423,6 +425,63 @@ async def test_answer_for_another_run_or_phase_is_rejected_and_the_task_stays_op
     causes = [r.payload.cause for r in journal.records(execution.run_id, {rec.TaskRejected.kind})]
     assert causes == ["wrong_run", "wrong_phase", "self_verification"]
     assert execution.state is State.COMPLETE
+
+
+class OnlyAlice:
+    """An authority that lets only alice answer (a site's training and permission check)."""
+
+    def refusal(
+        self, answer: TaskAnswer, task: rec.TaskOpened, performer: str | None
+    ) -> str | None:
+        if answer.signature.signer == "alice":
+            return None
+        return f"{answer.signature.signer} has no training for {task.name!r}"
+
+    def approval_refusal(self, approval: SignatureShown, permission: str) -> str | None:
+        return None
+
+
+@pytest.mark.anyio
+async def test_authority_refuses_who_may_not_answer_and_the_task_stays_open(
+    journal: Journal,
+) -> None:
+    desk = Desk()
+    runner = Runner(journal, clock_origin=ORIGIN)
+    execution = runner.prepare(
+        one_step(_weigh), Line("plant", {"valve": Valve()}), answerers=[desk], authority=OnlyAlice()
+    )
+    assert execution.tasks.operators == "people"
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(execution.execute)
+        await _settle()
+        task_id = desk.offered[0][0]
+        desk.answer(task_id, value=80, who="mallory")
+        await _settle()
+        assert execution.state is State.RUNNING
+        desk.answer(task_id, value=81, who="alice")
+    rejected = [r.payload for r in journal.records(execution.run_id, {rec.TaskRejected.kind})]
+    assert [(r.cause, r.detail) for r in rejected] == [
+        ("not_eligible", "mallory has no training for 'bag weight'")
+    ]
+    answered = journal.records(execution.run_id, {rec.TaskAnswered.kind})
+    assert [a.payload.value for a in answered] == [81]
+
+
+@pytest.mark.anyio
+async def test_simulated_answer_to_a_run_answered_by_people_is_rejected(journal: Journal) -> None:
+    desk = Desk()
+    runner = Runner(journal, clock_origin=ORIGIN)
+    execution = runner.prepare(
+        one_step(_weigh), Line("plant", {"valve": Valve()}), answerers=[desk]
+    )
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(execution.execute)
+        await _settle()
+        task_id = desk.offered[0][0]
+        desk.answer(task_id, value=80, who="sim:operator-a", simulated=True)
+        desk.answer(task_id, value=80, who="alice")
+    rejected = [r.payload for r in journal.records(execution.run_id, {rec.TaskRejected.kind})]
+    assert [r.cause for r in rejected] == ["simulated_in_real_run"]
 
 
 # -- resume after a controller crash ---------------------------------------------------------
