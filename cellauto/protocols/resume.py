@@ -30,6 +30,8 @@ from cellauto.records import Record
 from cellauto.records import payloads as rec
 from cellauto.records.models import utc_from_epoch_s
 from cellauto.records.payloads import InDoubtCommand
+from cellauto.records.refs import RecordRef
+from cellauto.records.spec import CheckPolicy
 
 if TYPE_CHECKING:
     from cellauto.protocols.tasks import TaskResult
@@ -166,6 +168,8 @@ class ResumePlan(BaseModel):
     failed_step: rec.StepFailed | None = None
     #: The operator tasks of the step in progress (latest attempt of each), in order.
     tasks: list[RecordedTask] = []
+    #: The deviation the run was held for (no approved Restart since): see approval.py.
+    hold_cause: RecordRef | None = None
 
     @property
     def open_tasks(self) -> list[RecordedTask]:
@@ -274,6 +278,7 @@ def plan_resume(records: list[Record]) -> ResumePlan:
     failed: rec.StepFailed | None = None
     tasks: dict[tuple[str | None, str, str | None], RecordedTask] = {}
     by_id: dict[str, RecordedTask] = {}
+    hold_cause: RecordRef | None = None
     for record in records:
         body = record.payload
         if isinstance(body, rec.RunEnded):
@@ -316,6 +321,13 @@ def plan_resume(records: list[Record]) -> ResumePlan:
             checkpoints[body.name] = body.value
         elif isinstance(body, rec.RunResumed):
             resumes += 1
+        elif isinstance(body, rec.Deviation) and body.policy is CheckPolicy.HOLD:
+            if state in (State.RUNNING, State.RESTARTING, State.HOLDING, State.HELD):
+                hold_cause = RecordRef(
+                    chain="run", run_id=run_id, seq=record.seq, hash=record.hash, kind=record.kind
+                )
+        elif isinstance(body, rec.Command) and body.command == "Restart" and body.accepted:
+            hold_cause = None
         if isinstance(body, rec.TaskOpened):
             task = by_id[body.task_id] = RecordedTask(opened=body)
             tasks[task.key] = task
@@ -342,6 +354,7 @@ def plan_resume(records: list[Record]) -> ResumePlan:
         last_completed_s=last_completed,
         failed_step=failed,
         tasks=list(tasks.values()),
+        hold_cause=hold_cause,
     )
 
 

@@ -131,6 +131,10 @@ class Authority(Protocol):
     ) -> str | None:
         """Why ``answer`` may not be taken (the signer lacks a permission or training)."""
 
+    def approval_refusal(self, approval: SignatureShown, permission: str) -> str | None:
+        """Why ``approval`` (e.g. of a Restart after a deviation) does not grant
+        ``permission`` (the signer lacks it, or the signature does not confirm)."""
+
 
 @dataclass
 class _Open:

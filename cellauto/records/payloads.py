@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cellauto.records.kinds import RecordKind
 from cellauto.records.payload_base import Payload, plain_json
+from cellauto.records.refs import SignatureShown, SiteRef
 from cellauto.records.spec import CheckPolicy, Spec
 from cellauto.records.task_payloads import (
     TASK_PAYLOADS,
@@ -233,6 +234,11 @@ class Command(Payload):
     by: str
     reason: str
     refusal: str | None = None
+    signature: SignatureShown | None = None
+    """The signature the command was given with (a supervisor's approval of a Restart
+    after a deviation; a person's remote command)."""
+    request: SiteRef | None = None
+    """The site record of the request, for a command from another terminal."""
 
 
 # -- steps ------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ what the record holds (a check's value and spec), never taken from its stored fl
 alone; a stored flag that disagrees is shown as such.
 
 A record that embeds electronic signatures (an operator task answered, verified or
-rejected) is followed by one line per signature, indented under it::
+rejected; a command given with a signature, such as a supervisor's approval of a
+Restart after a deviation) is followed by one line per signature, indented under it::
 
     task 7F3K2Q9A performed
               signed: Alice Martin (alice) — performed — 2026-01-05 09:14:03 CET (+01:00)  [site #4]
@@ -110,7 +111,10 @@ def describe(record: Record) -> str | None:
             return f"state {p.from_state} -> {p.to_state} ({p.cause})"
         case rec.Command():
             verdict = "accepted" if p.accepted else f"REFUSED: {p.refusal}"
-            return f"command {p.command} by {p.by} in {p.state}: {verdict}"
+            line = f"command {p.command} by {p.by} in {p.state}: {verdict}"
+            if p.signature is not None:
+                line += "\n" + SIGNATURE_INDENT + describe_signature(p.signature)
+            return line
         case rec.Alarm():
             return f"ALARM {p.severity} ({p.source}): {p.message}"
         case rec.OperatorAction():
@@ -188,6 +192,8 @@ def signatures_of(payload: rec.Payload) -> list[SignatureShown]:
             return [payload.signature]
         case rec.TaskRejected() if payload.by is not None:
             return [payload.by]
+        case rec.Command() if payload.signature is not None:
+            return [payload.signature]
     return []
 
 

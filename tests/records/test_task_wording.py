@@ -124,4 +124,39 @@ def test_every_task_kind_has_one_line() -> None:
 
 
 def test_run_started_written_before_operator_tasks_reads_as_simulated_operators() -> None:
-    assert rec.RunStarted.model_fields["operators"].default == "simulated"
+    written_before = {
+        "run_id": "r",
+        "protocol_name": "p",
+        "protocol_version": "1",
+        "protocol_source_sha256": None,
+        "protocol_file": None,
+        "parameters": {},
+        "steps": [],
+        "line": "sim",
+        "simulated": True,
+        "wall_clock": "real",
+        "seed": None,
+        "operator": "sim",
+        "instruments": {},
+        "package_versions": {},
+    }
+    assert rec.RunStarted.model_validate(written_before).operators == "simulated"
+
+
+def test_command_with_an_approval_shows_its_signature() -> None:
+    approval = _alice(meaning=Meaning.APPROVED, signer="sam", printed_name="Sam Chen")
+    command = rec.Command(
+        command="Restart",
+        state="Held",
+        accepted=True,
+        by="sam",
+        reason="sensor re-zeroed",
+        signature=approval,
+    )
+    text = describe(_record(command))
+    assert text is not None
+    assert text.split("\n") == [
+        "command Restart by sam in Held: accepted",
+        "          signed: Sam Chen (sam) — approved — 2026-01-05 09:14:03 CET (+01:00)  "
+        "[site #412]",
+    ]
