@@ -136,6 +136,17 @@ def _operators_for(
     return operators
 
 
+def _default_answerers(
+    operators: Literal["people", "simulated"], answerers: Sequence[Answerer]
+) -> Sequence[Answerer]:
+    """Simulated operators answer a simulated-operators run nobody else was named for."""
+    if operators != "simulated" or answerers:
+        return answerers
+    from cellauto.sim.operators import SimulatedOperators  # simulation only
+
+    return [SimulatedOperators()]
+
+
 def validate_request(
     protocol: Protocol, line: Line, params: Params | dict[str, Any] | None
 ) -> Params:
@@ -199,11 +210,13 @@ class Runner:
         faster than real time); by default a clock from the runner's ``clock_origin``.
         ``operators``: who answers the run's operator tasks, ``people`` or ``simulated``
         (default: simulated on a simulated line, people otherwise); ``answerers`` are
-        the in-process ones (simulated operators, a console) and ``authority`` checks
-        who may answer (None: anyone the answerers deliver). Simulated operators are
-        refused on a line that is not simulated.
+        the in-process ones (simulated operators, a console; default for simulated
+        operators: :class:`~cellauto.sim.operators.SimulatedOperators` answering
+        everything) and ``authority`` checks who may answer (None: anyone the answerers
+        deliver). Simulated operators are refused on a line that is not simulated.
         """
         operators = _operators_for(line, operators, answerers)
+        answerers = _default_answerers(operators, answerers)
         params = validate_request(protocol, line, params)
         needed = protocol.equipment()
         source_file, source_sha = _source_sha256(protocol)
@@ -323,6 +336,8 @@ class Runner:
         plan, params = plan_and_check()  # everything refused before the claim
         if not line.simulated:  # older records read as "simulated": ask only what answers
             _operators_for(line, "people", answerers)
+        else:
+            answerers = _default_answerers(plan.run_started.operators, answerers)
         if clock is None:
             clock = Clock(utc_from_epoch_s(plan.last_process_time_s))
         reproducible = plan.run_started.wall_clock.startswith("process time")

@@ -275,52 +275,48 @@ class TaskBoard:
         waiting = _Open(offered, opened.due_process_time_s, timed_out=timed_out)
         self._open[opened.task_id] = waiting
         try:
-            async with anyio.create_task_group() as group:
-                self._group = group
-                if answered is None:
-                    answer = await self._wait(waiting, "perform")
-                    answered = rec.TaskAnswered(
-                        task_id=opened.task_id,
-                        value=answer.value,
-                        signature=answer.signature,
-                        late=waiting.timed_out,
-                    )
-                    self.execution.record(answered)
-                result = TaskResult(
+            if answered is None:
+                answer = await self._wait(waiting, "perform")
+                answered = rec.TaskAnswered(
                     task_id=opened.task_id,
-                    value=answered.value,
-                    performed_by=answered.signature,
-                    late=answered.late,
+                    value=answer.value,
+                    signature=answer.signature,
+                    late=waiting.timed_out,
                 )
-                if opened.summary.verify:
-                    await self.execution.hold_point()  # no new instruction while Holding
-                    offered.phase = "verify"
-                    offered.performer = answered.signature.signer
-                    offered.value = answered.value
-                    check = await self._wait(waiting, "verify")
-                    if check.reject:
-                        self._end(waiting, "closed")
-                        self.execution.record(
-                            rec.TaskRejected(
-                                task_id=opened.task_id,
-                                by=check.signature,
-                                cause="rejected",
-                                detail=check.reason,
-                            )
+                self.execution.record(answered)
+            result = TaskResult(
+                task_id=opened.task_id,
+                value=answered.value,
+                performed_by=answered.signature,
+                late=answered.late,
+            )
+            if opened.summary.verify:
+                await self.execution.hold_point()  # no new instruction while Holding
+                offered.performer = answered.signature.signer
+                offered.value = answered.value
+                check = await self._wait(waiting, "verify")
+                self._end(waiting, "closed")
+                if check.reject:
+                    self.execution.record(
+                        rec.TaskRejected(
+                            task_id=opened.task_id,
+                            by=check.signature,
+                            cause="rejected",
+                            detail=check.reason,
                         )
-                        return None
-                    verified = rec.TaskVerified(
+                    )
+                    return None
+                self.execution.record(
+                    rec.TaskVerified(
                         task_id=opened.task_id, signature=check.signature, late=waiting.timed_out
                     )
-                    self.execution.record(verified)
-                    result = result.model_copy(
-                        update={"verified_by": check.signature, "late": waiting.timed_out}
-                    )
-                self._end(waiting, "closed")
-                group.cancel_scope.cancel()
+                )
+                result = result.model_copy(
+                    update={"verified_by": check.signature, "late": waiting.timed_out}
+                )
+            self._end(waiting, "closed")
             return result
         finally:
-            self._group = None
             if waiting.status == "open":  # cancelled (Abort, a crash): the records say
                 self._open.pop(opened.task_id, None)
 
@@ -330,11 +326,24 @@ class TaskBoard:
         self._ended[waiting.task_id] = status
 
     async def _wait(self, waiting: _Open, phase: Phase) -> TaskAnswer:
-        """The next acceptable answer for ``phase``; refusals are journaled on the way."""
-        execution = self.execution
+        """The next acceptable answer for ``phase``; refusals are journaled on the way.
+
+        What the answerers started for this phase ends with it (a pending prompt, a
+        simulated operator on their way)."""
         waiting.offered.phase = phase
-        for answerer in self.answerers:
-            answerer.offer(waiting.offered, self)
+        try:
+            async with anyio.create_task_group() as group:
+                self._group = group
+                for answerer in self.answerers:
+                    answerer.offer(waiting.offered, self)
+                answer = await self._next_answer(waiting, phase)
+                group.cancel_scope.cancel()
+        finally:
+            self._group = None
+        return answer
+
+    async def _next_answer(self, waiting: _Open, phase: Phase) -> TaskAnswer:
+        execution = self.execution
         while True:
             while waiting.inbox:
                 answer = waiting.inbox.pop(0)

@@ -145,3 +145,23 @@ def test_simulate_batches_passes_operators_through(tmp_path: Path) -> None:
         for summary in journal.runs():
             answered = journal.records(summary.run_id, {rec.TaskAnswered.kind})
             assert [r.payload.value for r in answered][-1] == 95.0
+
+
+@pytest.mark.anyio
+async def test_a_simulated_line_without_answerers_gets_simulated_operators(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j.db") as journal:
+        runner = Runner(journal, clock_origin=ORIGIN)
+        protocol = Protocol("cli-like", version="1")
+
+        @protocol.step
+        async def connect(run: Run, valve: Valve) -> None:
+            await run.confirm("connect bag", instruction="Weld.")
+            await valve.open()
+
+        line = Line("sim", {"valve": Valve()}, simulated=True)
+        execution = runner.prepare(protocol, line)  # as `cellauto run --sim` does
+        assert [type(a).__name__ for a in execution.tasks.answerers] == ["SimulatedOperators"]
+        outcome = await execution.execute()
+        assert outcome.exit_status == "complete"
+        answered = journal.records(execution.run_id, {rec.TaskAnswered.kind})
+        assert [r.payload.signature.signer for r in answered] == ["sim:operator-a"]
