@@ -5,14 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from cellauto import Protocol, Run, Spec
 from cellauto.errors import BadInputError
 from cellauto.instruments import Line
 from cellauto.protocols import Runner
+from cellauto.protocols.tasks import OfferedTask, TaskAnswer, TaskBoard
 from cellauto.records import Journal
 from cellauto.records import payloads as rec
+from cellauto.records.refs import Meaning, SignatureShown
 from cellauto.sim import simulate
 from cellauto.sim.batches import simulate_batches
 from cellauto.sim.operators import Answer, SimPerson, SimulatedOperators
@@ -165,3 +168,56 @@ async def test_a_simulated_line_without_answerers_gets_simulated_operators(tmp_p
         assert outcome.exit_status == "complete"
         answered = journal.records(execution.run_id, {rec.TaskAnswered.kind})
         assert [r.payload.signature.signer for r in answered] == ["sim:operator-a"]
+
+
+class Slow:
+    """A second answerer, slower than the simulated operators (a person on their way)."""
+
+    def __init__(self) -> None:
+        self.delivered = 0
+
+    def offer(self, task: OfferedTask, board: TaskBoard) -> None:
+        if task.phase == "perform":
+            board.start_soon(self._answer, task, board)
+
+    async def _answer(self, task: OfferedTask, board: TaskBoard) -> None:
+        await anyio.sleep(30 * 60)
+        self.delivered += 1
+        signature = SignatureShown(
+            signer="sim:operator-b",
+            printed_name="B",
+            meaning=Meaning.PERFORMED,
+            signed_at=ORIGIN,
+            time_zone="UTC",
+            utc_offset="+00:00",
+            simulated=True,
+        )
+        board.deliver(
+            TaskAnswer(
+                task_id=task.opened.task_id,
+                run_id=task.run_id,
+                phase="perform",
+                value=80.0,
+                signature=signature,
+                simulated=True,
+            )
+        )
+
+
+@pytest.mark.anyio
+async def test_an_answer_under_way_for_a_phase_ends_with_that_phase(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j.db") as journal:
+        runner = Runner(journal, clock_origin=ORIGIN)
+        protocol = Protocol("two answerers", version="1")
+
+        @protocol.step
+        async def weigh(run: Run, valve: Valve) -> None:
+            await run.enter("w", type=float, unit="g", instruction="Weigh.", verify=True)
+
+        slow = Slow()
+        fast = SimulatedOperators({"w": Answer(value=75.0, verify_after_min=60)})
+        line = Line("sim", {"valve": Valve()}, simulated=True)
+        execution = runner.prepare(protocol, line, answerers=[fast, slow])
+        assert (await execution.execute()).exit_status == "complete"
+        assert slow.delivered == 0  # the entry was made at 5 min: its errand was called off
+        assert not journal.records(execution.run_id, {rec.TaskRejected.kind})
