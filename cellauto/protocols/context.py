@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Generic, cast
+from typing import TYPE_CHECKING, Any, Generic, cast, overload
 
 import anyio
 from pydantic import ValidationError
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from cellauto.protocols.execution import Execution
+    from cellauto.protocols.people import Confirmation, OnTimeout
     from cellauto.protocols.recording import RecordedInstrument
     from cellauto.protocols.resume import ResumedStep
 
@@ -55,6 +56,32 @@ class ChainOfIdentity:
 
     def __init__(self, run: Run) -> None:
         self._run = run
+
+    async def confirm_label(
+        self,
+        name: str,
+        *,
+        expected: str,
+        instruction: str,
+        key: str | None = None,
+        timeout_h: float | None = None,
+        on_timeout: OnTimeout = "hold",
+        sim: Any = None,
+    ) -> str:
+        """Two people read a label (an operator task verified by a second person); it is
+        recorded as an identity check: a mismatch is a deviation and aborts."""
+        from cellauto.protocols import people  # it builds on this module
+
+        return await people.confirm_label(
+            self._run,
+            name,
+            expected=expected,
+            instruction=instruction,
+            key=key,
+            timeout_h=timeout_h,
+            on_timeout=on_timeout,
+            sim=sim,
+        )
 
     def expect(
         self,
@@ -275,6 +302,100 @@ class Run(Generic[ParamsT]):
                 f"recorded: {', '.join(values) or 'none'}"
             )
         return values[name]
+
+    # -- operator steps (cellauto.protocols.people) --------------------------------------
+    async def confirm(
+        self,
+        name: str,
+        *,
+        instruction: str,
+        key: str | None = None,
+        verify: bool = False,
+        timeout_h: float | None = None,
+        on_timeout: OnTimeout = "hold",
+    ) -> Confirmation:
+        """Ask a person to do ``instruction`` and sign it (a second one verifies with
+        ``verify=True``); waits at a hold point first. See :mod:`cellauto.protocols.people`."""
+        from cellauto.protocols import people  # it builds on this module
+
+        return await people.confirm(
+            self,
+            name,
+            instruction=instruction,
+            key=key,
+            verify=verify,
+            timeout_h=timeout_h,
+            on_timeout=on_timeout,
+        )
+
+    @overload
+    async def enter(
+        self,
+        name: str,
+        *,
+        type: type[bool],
+        instruction: str,
+        expect: bool | None = None,
+        key: str | None = None,
+        verify: bool = False,
+        timeout_h: float | None = None,
+        on_timeout: OnTimeout = "hold",
+        sim: Any = None,
+    ) -> bool: ...
+    @overload
+    async def enter(
+        self,
+        name: str,
+        *,
+        type: type[float],
+        instruction: str,
+        unit: str,
+        spec: Spec | None = None,
+        key: str | None = None,
+        verify: bool = False,
+        timeout_h: float | None = None,
+        on_timeout: OnTimeout = "hold",
+        sim: Any = None,
+    ) -> float: ...
+    @overload
+    async def enter(
+        self,
+        name: str,
+        *,
+        type: type[int],
+        instruction: str,
+        unit: str = "",
+        spec: Spec | None = None,
+        key: str | None = None,
+        verify: bool = False,
+        timeout_h: float | None = None,
+        on_timeout: OnTimeout = "hold",
+        sim: Any = None,
+    ) -> int: ...
+    @overload
+    async def enter(
+        self,
+        name: str,
+        *,
+        type: type[str],
+        instruction: str,
+        pattern: str | None = None,
+        choices: Sequence[str] | None = None,
+        expect: str | None = None,
+        key: str | None = None,
+        verify: bool = False,
+        timeout_h: float | None = None,
+        on_timeout: OnTimeout = "hold",
+        sim: Any = None,
+    ) -> str: ...
+    async def enter(self, name: str, *, type: type[Any], instruction: str, **options: Any) -> Any:
+        """Ask a person to enter a value of ``type`` (float, int, str, bool) and sign it:
+        checked against ``spec`` (or ``expect``) as an instrument's value would be, never
+        refused for being out of spec; ``sim``: what a simulated operator enters. See
+        :mod:`cellauto.protocols.people`."""
+        from cellauto.protocols import people  # it builds on this module
+
+        return await people.enter(self, name, type=type, instruction=instruction, **options)
 
     def alarm(self, message: str, *, severity: str = "warning") -> None:
         """Raise an alarm for the operators; it is recorded."""

@@ -26,12 +26,14 @@ and the step interrupted by a crash run again, are :mod:`.procedure`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import anyio
 
 from cellauto.clock import Clock
-from cellauto.errors import FencedError, StateCommandError
+from cellauto.errors import FencedError, PermissionRefusedError, StateCommandError
+from cellauto.protocols.approval import restart_approval
 from cellauto.protocols.context import Run, RunAborted
 from cellauto.protocols.definition import Protocol, StepDefinition
 from cellauto.protocols.outcome import RunOutcome, RunStopped, fenced_error
@@ -42,14 +44,17 @@ from cellauto.protocols.resume import ResumedStep, ResumePlan
 from cellauto.protocols.run_records import RUNNER, Observer, RunRecords
 from cellauto.protocols.spec import CheckPolicy
 from cellauto.protocols.states import (
+    ACTIVE_STATES,
     AUTOMATIC,
     Command,
     State,
     allowed_commands,
     next_state,
 )
+from cellauto.protocols.tasks import Answerer, Authority, TaskBoard
 from cellauto.records import RunJournal
 from cellauto.records import payloads as rec
+from cellauto.records.refs import RecordRef, SignatureShown
 
 __all__ = ["Execution", "Observer", "RunOutcome"]
 
@@ -72,6 +77,8 @@ class Execution(RunRecords):
         observers: list[Observer],
         resume: ResumePlan | None = None,
         claimed: rec.ControllerClaimed | None = None,
+        answerers: Sequence[Answerer] = (),
+        authority: Authority | None = None,
     ) -> None:
         self.run_id = run_id
         self.protocol = protocol
@@ -92,6 +99,8 @@ class Execution(RunRecords):
         self.resume_plan = resume
         #: While the step that was interrupted runs again: how it was interrupted.
         self.resumed: ResumedStep | None = None
+        #: The deviation the run holds for: Restart needs a supervisor's approval.
+        self.hold_cause: RecordRef | None = resume.hold_cause if resume is not None else None
         #: Process time (epoch s) at which the current step first started.
         self.step_started_s: float | None = None
         self._procedure_scope: anyio.CancelScope | None = None
@@ -102,6 +111,10 @@ class Execution(RunRecords):
             for name, instrument in instruments.items()
         }
         self.context = Run(self)
+        #: The run's operator tasks (``run.confirm``, ``run.enter``) and who answers them.
+        self.tasks = TaskBoard(
+            self, operators=run_started.operators, answerers=answerers, authority=authority
+        )
 
     @property
     def current_step_name(self) -> str | None:
@@ -118,13 +131,17 @@ class Execution(RunRecords):
         value: float | None = None,
     ) -> None:
         """Record a Deviation and apply a hold policy (abort is the caller's to raise)."""
-        self.record(
-            rec.Deviation(
-                step=step, check=check, description=description, policy=policy, value=value
-            ),
-            durable=True,
+        deviation = rec.Deviation(
+            step=step, check=check, description=description, policy=policy, value=value
         )
+        seq, digest = self._journal.append(deviation, durable=True, wait=False)
+        self._observe(deviation)
         logger.warning("run %s deviation: %s", self.run_id, description)
+        if policy is CheckPolicy.HOLD and self.state in ACTIVE_STATES - {State.STOPPING}:
+            # Restart needs a supervisor's approval from here on (cellauto.protocols.approval)
+            self.hold_cause = RecordRef(
+                chain="run", run_id=self.run_id, seq=seq, hash=digest, kind=deviation.kind.value
+            )
         if policy is CheckPolicy.HOLD and self.state in (State.RUNNING, State.RESTARTING):
             self._transition(Command.HOLD, by=RUNNER, reason=f"deviation: {description}")
 
@@ -141,7 +158,12 @@ class Execution(RunRecords):
         event.set()
 
     def _record_command(
-        self, command: Command, by: str, reason: str, refusal: str | None = None
+        self,
+        command: Command,
+        by: str,
+        reason: str,
+        refusal: str | None = None,
+        signature: SignatureShown | None = None,
     ) -> None:
         self.record(
             rec.Command(
@@ -151,21 +173,55 @@ class Execution(RunRecords):
                 by=by,
                 reason=reason,
                 refusal=refusal,
+                signature=signature,
             )
         )
 
-    def _transition(self, command: Command, *, by: str, reason: str = "") -> State:
+    def _transition(
+        self,
+        command: Command,
+        *,
+        by: str,
+        reason: str = "",
+        approval: SignatureShown | None = None,
+    ) -> State:
         try:
             new = next_state(self.state, command)
         except StateCommandError as exc:
-            self._record_command(command, by, reason, refusal=str(exc))
+            self._record_command(command, by, reason, refusal=str(exc), signature=approval)
             raise
-        self._record_command(command, by, reason)
+        if command is Command.RESTART and self.hold_cause is not None:
+            approval, refusal = restart_approval(
+                self.hold_cause,
+                approval,
+                reason,
+                operators=self.tasks.operators,
+                authority=self.tasks.authority,
+                now_s=self.clock.now_s(),
+            )
+            if refusal is not None:
+                self._record_command(command, by, reason, refusal=refusal, signature=approval)
+                raise PermissionRefusedError(refusal)
+            self.hold_cause = None
+        self._record_command(command, by, reason, signature=approval)
         self._set_state(new, f"{command.value} by {by}" + (f": {reason}" if reason else ""))
+        if new in (State.STOPPING, State.ABORTING):
+            self.tasks.withdraw_all(f"{command.value} by {by}" + (f": {reason}" if reason else ""))
         return new
 
-    def command(self, command: Command | str, *, by: str, reason: str = "") -> State:
+    def command(
+        self,
+        command: Command | str,
+        *,
+        by: str,
+        reason: str = "",
+        approval: SignatureShown | None = None,
+    ) -> State:
         """Apply an ISA-88 command; refused commands raise StateCommandError (and are journaled).
+
+        Restart after a deviation needs ``approval`` (a supervisor's signature meaning
+        approved) and a reason, else it is refused with PermissionRefusedError (journaled
+        too); see :mod:`cellauto.protocols.approval`.
 
         Before :meth:`execute` nothing may be written, so a command then is refused
         without a record. A run starts once, through :meth:`execute`; after Reset the
@@ -180,7 +236,7 @@ class Execution(RunRecords):
                     command, by, reason, refusal=f"{exc}; start a new run with Runner.prepare()"
                 )
             raise exc
-        new = self._transition(command, by=by, reason=reason)
+        new = self._transition(command, by=by, reason=reason, approval=approval)
         if new is State.ABORTING and self._procedure_scope is not None:
             self._procedure_scope.cancel()
         return new

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -30,8 +30,20 @@ from cellauto.records import Record
 from cellauto.records import payloads as rec
 from cellauto.records.models import utc_from_epoch_s
 from cellauto.records.payloads import InDoubtCommand
+from cellauto.records.refs import RecordRef
+from cellauto.records.spec import CheckPolicy
 
-__all__ = ["InDoubtCommand", "ResumePlan", "ResumedStep", "check_resumable", "plan_resume"]
+if TYPE_CHECKING:
+    from cellauto.protocols.tasks import TaskResult
+
+__all__ = [
+    "InDoubtCommand",
+    "RecordedTask",
+    "ResumePlan",
+    "ResumedStep",
+    "check_resumable",
+    "plan_resume",
+]
 
 Instruments = Mapping[str, Instrument]
 
@@ -53,6 +65,79 @@ class ResumedStep(BaseModel):
     in_doubt: list[InDoubtCommand]
     #: Process time from the run's last record before the crash to the resume.
     since_last_record_s: float
+
+
+class RecordedTask(BaseModel):
+    """The latest attempt of an operator task as the journal has it."""
+
+    opened: rec.TaskOpened
+    answered: rec.TaskAnswered | None = None
+    verified: rec.TaskVerified | None = None
+    voided: bool = False
+    """Its verifier rejected the entry: a new attempt is due."""
+    ended: str | None = None
+    """``expired`` or ``withdrawn``: it can no longer be answered."""
+    timed_out: bool = False
+    """Its timeout had applied (a deviation was recorded)."""
+    consequences: set[str] = set()
+    """What the step recorded of the answer after it: ``value``, ``check``, ``identity``."""
+
+    @property
+    def closed(self) -> bool:
+        """Answered, and verified if it is a two-person task."""
+        if self.voided or self.ended or self.answered is None:
+            return False
+        return self.verified is not None or not self.opened.summary.verify
+
+    @property
+    def open(self) -> bool:
+        return not (self.closed or self.voided or self.ended)
+
+    @property
+    def key(self) -> tuple[str | None, str, str | None]:
+        return self.opened.step, self.opened.name, self.opened.key
+
+    def result(self) -> TaskResult:
+        """What asking it again returns (it is not asked again)."""
+        from cellauto.protocols.tasks import TaskResult
+
+        assert self.answered is not None
+        return TaskResult(
+            task_id=self.opened.task_id,
+            value=self.answered.value,
+            performed_by=self.answered.signature,
+            verified_by=self.verified.signature if self.verified else None,
+            late=self.answered.late or bool(self.verified and self.verified.late),
+            consequences_recorded=frozenset(self.consequences),
+        )
+
+    def note(self, body: rec.Payload) -> None:
+        """Take in a record written after this task was opened."""
+        if isinstance(body, rec.TaskAnswered):
+            self.answered = body
+        elif isinstance(body, rec.TaskVerified):
+            self.verified = body
+        elif isinstance(body, rec.TaskRejected) and body.cause == "rejected":
+            self.voided = True
+        elif isinstance(body, rec.TaskExpired | rec.TaskWithdrawn):
+            self.ended = "expired" if isinstance(body, rec.TaskExpired) else "withdrawn"
+
+
+def _consequence(task: RecordedTask, body: rec.Payload) -> None:
+    """Note a value, check or identity check recorded for a closed task's name."""
+    name, step = task.opened.name, task.opened.step
+    if isinstance(body, rec.BatchValue) and (body.step, body.name) == (step, name):
+        task.consequences.add("value")
+    elif isinstance(body, rec.CheckResult) and (body.step, body.check) == (step, name):
+        task.consequences.add("check")
+    elif isinstance(body, rec.IdentityCheck) and (body.step, body.check) == (step, name):
+        task.consequences.add("identity")
+    elif (
+        isinstance(body, rec.Deviation)
+        and body.step == step
+        and body.check.startswith(f"{name}: no answer within ")
+    ):
+        task.timed_out = True
 
 
 class ResumePlan(BaseModel):
@@ -81,6 +166,24 @@ class ResumePlan(BaseModel):
     #: The step_failed record of a step that failed just before the crash (the run was
     #: on its way to its end): the resumed run ends as that failure says.
     failed_step: rec.StepFailed | None = None
+    #: The operator tasks of the step in progress (latest attempt of each), in order.
+    tasks: list[RecordedTask] = []
+    #: The deviation the run was held for (no approved Restart since): see approval.py.
+    hold_cause: RecordRef | None = None
+
+    @property
+    def open_tasks(self) -> list[RecordedTask]:
+        """Tasks still waiting for an answer or a verification: offered again."""
+        return [t for t in self.tasks if t.open]
+
+    @property
+    def answered_tasks(self) -> list[RecordedTask]:
+        """Tasks answered (and verified) before the crash: never asked again."""
+        return [t for t in self.tasks if t.closed]
+
+    def task(self, step: str | None, name: str, key: str | None) -> RecordedTask | None:
+        """The recorded task a step run again asks for, if the interrupted attempt had it."""
+        return next((t for t in self.tasks if t.key == (step, name, key)), None)
 
     @property
     def next_step(self) -> int:
@@ -173,6 +276,9 @@ def plan_resume(records: list[Record]) -> ResumePlan:
     resumes = 0
     last_completed: float | None = None
     failed: rec.StepFailed | None = None
+    tasks: dict[tuple[str | None, str, str | None], RecordedTask] = {}
+    by_id: dict[str, RecordedTask] = {}
+    hold_cause: RecordRef | None = None
     for record in records:
         body = record.payload
         if isinstance(body, rec.RunEnded):
@@ -186,7 +292,7 @@ def plan_resume(records: list[Record]) -> ResumePlan:
             failed = None
             if body.index != interrupted:
                 interrupted, interrupted_started, attempts = body.index, None, 0
-                commands = {}
+                commands, tasks, by_id = {}, {}, {}
             if interrupted_started is None:
                 interrupted_started = record.process_time_s
             attempts += 1
@@ -197,6 +303,7 @@ def plan_resume(records: list[Record]) -> ResumePlan:
             else:
                 failed = body
             interrupted, interrupted_started, attempts, commands = None, None, 0, {}
+            tasks, by_id = {}, {}
         elif isinstance(body, rec.InstrumentCommand):
             commands[record.seq] = InDoubtCommand(
                 seq=record.seq,
@@ -214,6 +321,21 @@ def plan_resume(records: list[Record]) -> ResumePlan:
             checkpoints[body.name] = body.value
         elif isinstance(body, rec.RunResumed):
             resumes += 1
+        elif isinstance(body, rec.Deviation) and body.policy is CheckPolicy.HOLD:
+            if state in (State.RUNNING, State.RESTARTING, State.HOLDING, State.HELD):
+                hold_cause = RecordRef(
+                    chain="run", run_id=run_id, seq=record.seq, hash=record.hash, kind=record.kind
+                )
+        elif isinstance(body, rec.Command) and body.command == "Restart" and body.accepted:
+            hold_cause = None
+        if isinstance(body, rec.TaskOpened):
+            task = by_id[body.task_id] = RecordedTask(opened=body)
+            tasks[task.key] = task
+        elif (task_id := getattr(body, "task_id", None)) is not None and task_id in by_id:
+            by_id[task_id].note(body)
+        else:
+            for task in tasks.values():
+                _consequence(task, body)
     last = records[-1]
     return ResumePlan(
         run_id=run_id,
@@ -231,6 +353,8 @@ def plan_resume(records: list[Record]) -> ResumePlan:
         resumes=resumes,
         last_completed_s=last_completed,
         failed_step=failed,
+        tasks=list(tasks.values()),
+        hold_cause=hold_cause,
     )
 
 

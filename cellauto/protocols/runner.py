@@ -19,16 +19,17 @@ from datetime import datetime
 from functools import cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from cellauto.clock import Clock
-from cellauto.errors import ResumeError
+from cellauto.errors import BadInputError, ResumeError
 from cellauto.instruments.base import Instrument
 from cellauto.instruments.line import Line
 from cellauto.protocols.definition import Protocol
 from cellauto.protocols.execution import Execution, Observer, RunOutcome
 from cellauto.protocols.params import Params, build_params
 from cellauto.protocols.resume import ResumePlan, check_resumable, plan_resume
+from cellauto.protocols.tasks import Answerer, Authority
 from cellauto.records import Journal, RunJournal
 from cellauto.records import payloads as rec
 from cellauto.records.models import utc_from_epoch_s
@@ -112,6 +113,40 @@ def controller_claimed(journal: RunJournal, *, reproducible: bool) -> rec.Contro
 _RUN_NAMESPACE = uuid.UUID("6f1f3c8e-2b9a-5d7e-9c41-0a8f4e6b2d17")
 
 
+def _operators_for(
+    line: Line,
+    operators: Literal["people", "simulated"] | None,
+    answerers: Sequence[Answerer],
+) -> Literal["people", "simulated"]:
+    """Who answers the run's tasks; BadInputError for simulated operators on a real line."""
+    simulated = [a for a in answerers if getattr(a, "simulated", False)]
+    if operators is None:
+        operators = "simulated" if line.simulated else "people"
+    if not line.simulated and (operators == "simulated" or simulated):
+        raise BadInputError(
+            f"line {line.name!r} is not simulated: its operator tasks are answered by people "
+            "signing with their accounts, never by simulated operators; leave them out (or "
+            "run on a simulated line)"
+        )
+    if operators == "people" and simulated:
+        raise BadInputError(
+            "operators='people' with simulated operators among the answerers: a run is "
+            "answered by people or by simulated operators, not both"
+        )
+    return operators
+
+
+def _default_answerers(
+    operators: Literal["people", "simulated"], answerers: Sequence[Answerer]
+) -> Sequence[Answerer]:
+    """Simulated operators answer a simulated-operators run nobody else was named for."""
+    if operators != "simulated" or answerers:
+        return answerers
+    from cellauto.sim.operators import SimulatedOperators  # simulation only
+
+    return [SimulatedOperators()]
+
+
 def validate_request(
     protocol: Protocol, line: Line, params: Params | dict[str, Any] | None
 ) -> Params:
@@ -164,13 +199,24 @@ class Runner:
         run_id: str | None = None,
         observers: Sequence[Observer] = (),
         clock: Clock | None = None,
+        operators: Literal["people", "simulated"] | None = None,
+        answerers: Sequence[Answerer] = (),
+        authority: Authority | None = None,
     ) -> Execution:
         """Validate everything and return an Execution; nothing is written yet.
 
         ``observers`` are this run's own, after the runner's (e.g. its hold responder).
         ``clock``: the line's process time, when the line keeps its own (a served line
         faster than real time); by default a clock from the runner's ``clock_origin``.
+        ``operators``: who answers the run's operator tasks, ``people`` or ``simulated``
+        (default: simulated on a simulated line, people otherwise); ``answerers`` are
+        the in-process ones (simulated operators, a console; default for simulated
+        operators: :class:`~cellauto.sim.operators.SimulatedOperators` answering
+        everything) and ``authority`` checks who may answer (None: anyone the answerers
+        deliver). Simulated operators are refused on a line that is not simulated.
         """
+        operators = _operators_for(line, operators, answerers)
+        answerers = _default_answerers(operators, answerers)
         params = validate_request(protocol, line, params)
         needed = protocol.equipment()
         source_file, source_sha = _source_sha256(protocol)
@@ -206,6 +252,7 @@ class Runner:
                 for name, instrument in instruments.items()
             },
             package_versions=package_versions(),
+            operators=operators,
         )
         clock = clock or Clock(self.clock_origin)
         journal = self.journal.begin_run(run_id, clock.now_s, _wall_clock(clock, self.reproducible))
@@ -219,6 +266,8 @@ class Runner:
             run_started=run_started,
             observers=[*self.observers, *observers],
             claimed=controller_claimed(journal, reproducible=self.reproducible),
+            answerers=answerers,
+            authority=authority,
         )
 
     def _new_run_id(
@@ -254,6 +303,8 @@ class Runner:
         run_id: str,
         *,
         clock: Clock | None = None,
+        answerers: Sequence[Answerer] = (),
+        authority: Authority | None = None,
     ) -> Execution:
         """Prepare the resumption of a run its controller left unended (nothing written yet).
 
@@ -262,7 +313,8 @@ class Runner:
         :class:`~cellauto.protocols.definition.ResumePolicy` for the step that was in
         progress. ``clock`` is the run's clock from here on: on a real line ``Clock()``
         (real time); by default (simulated or time-scaled lines) process time continues
-        from the run's last record.
+        from the run's last record. ``answerers`` and ``authority`` as for
+        :meth:`prepare` (the run keeps the operators it started with).
         """
         needed = protocol.equipment()
         instruments = {name: line.equipment[name] for name in needed}
@@ -282,6 +334,10 @@ class Runner:
             return plan, params
 
         plan, params = plan_and_check()  # everything refused before the claim
+        if not line.simulated:  # older records read as "simulated": ask only what answers
+            _operators_for(line, "people", answerers)
+        else:
+            answerers = _default_answerers(plan.run_started.operators, answerers)
         if clock is None:
             clock = Clock(utc_from_epoch_s(plan.last_process_time_s))
         reproducible = plan.run_started.wall_clock.startswith("process time")
@@ -303,6 +359,8 @@ class Runner:
             observers=list(self.observers),
             resume=plan,
             claimed=controller_claimed(journal, reproducible=reproducible),
+            answerers=answerers,
+            authority=authority,
         )
 
     async def run(

@@ -16,6 +16,11 @@ recompute each hash: the body is the record's ``run_id, seq, kind,
 process_time_s, wall_time_ns, prev_hash, payload`` in the canonical form of
 :mod:`cellauto.records.canonical`.
 
+``signatures.csv`` (only for a run whose records embed electronic signatures, i.e.
+operator tasks): one row per signature, ``run_seq, record_kind, task_id, signer,
+printed_name, meaning, signed_at_local, time_zone, utc_offset, signed_at_utc, site_seq,
+site_hash, simulated``; the same rows are ``run.json["signatures"]``.
+
 Identical records give byte-identical files.
 """
 
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import logging
+from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +39,7 @@ from cellauto.records.kinds import RecordKind
 from cellauto.records.models import Record
 from cellauto.records.payloads import CheckResult, IdentityCheck, Payload
 from cellauto.records.verify import verify_run
+from cellauto.records.wording import signatures_of, signed_at_local
 
 if TYPE_CHECKING:
     from cellauto.records.journal import Journal
@@ -65,17 +72,75 @@ def export_run(journal: Journal, run_id: str, out_dir: Path) -> list[Path]:
         for kind in RecordKind
         if kind in by_kind
     ]
-    document = {
+    document: dict[str, Any] = {
         "run_id": run_id,
         "records": [_record_json(record) for record in records],
         "chain": report.model_dump(mode="json"),
     }
+    signatures = _signature_rows(records)
+    if signatures:
+        paths.append(_write_signatures(out_dir / "signatures.csv", signatures))
+        document["signatures"] = signatures
     json_path = out_dir / "run.json"
     json_path.write_bytes(
         orjson.dumps(document, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n"
     )
     paths.append(json_path)
     return paths
+
+
+SIGNATURE_COLUMNS = (
+    "run_seq",
+    "record_kind",
+    "task_id",
+    "signer",
+    "printed_name",
+    "meaning",
+    "signed_at_local",
+    "time_zone",
+    "utc_offset",
+    "signed_at_utc",
+    "site_seq",
+    "site_hash",
+    "simulated",
+)
+"""The columns of ``signatures.csv`` (and the keys of ``run.json["signatures"]``)."""
+
+
+def _signature_rows(records: list[Record]) -> list[dict[str, Any]]:
+    rows = []
+    for record in records:
+        for signature in signatures_of(record.payload):
+            local, _ = signed_at_local(signature)
+            rows.append(
+                {
+                    "run_seq": record.seq,
+                    "record_kind": record.kind.value,
+                    "task_id": getattr(record.payload, "task_id", None),
+                    "signer": signature.signer,
+                    "printed_name": signature.printed_name,
+                    "meaning": signature.meaning.value,
+                    "signed_at_local": local.isoformat(timespec="microseconds"),
+                    "time_zone": signature.time_zone,
+                    "utc_offset": signature.utc_offset,
+                    "signed_at_utc": signature.signed_at.astimezone(UTC).isoformat(
+                        timespec="microseconds"
+                    ),
+                    "site_seq": signature.site.seq if signature.site else None,
+                    "site_hash": signature.site.hash if signature.site else None,
+                    "simulated": signature.simulated,
+                }
+            )
+    return rows
+
+
+def _write_signatures(path: Path, rows: list[dict[str, Any]]) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(SIGNATURE_COLUMNS)
+        for row in rows:
+            writer.writerow([_cell(row[column]) for column in SIGNATURE_COLUMNS])
+    return path
 
 
 def _derived(payload: Payload) -> dict[str, Any]:

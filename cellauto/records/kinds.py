@@ -36,6 +36,12 @@ class RecordKind(StrEnum):
     RUN_RESUMED = "run_resumed"
     CONTROLLER_CLAIMED = "controller_claimed"
     RUN_ENDED = "run_ended"
+    TASK_OPENED = "task_opened"
+    TASK_ANSWERED = "task_answered"
+    TASK_VERIFIED = "task_verified"
+    TASK_REJECTED = "task_rejected"
+    TASK_EXPIRED = "task_expired"
+    TASK_WITHDRAWN = "task_withdrawn"
 
 
 KIND_VALUES: Mapping[object, str] = MappingProxyType({kind: kind.value for kind in RecordKind})

@@ -13,13 +13,24 @@ flag a stored one that disagrees: see :meth:`Payload.verdict_problem`.
 
 from __future__ import annotations
 
-import math
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cellauto.records.kinds import RecordKind
+from cellauto.records.payload_base import Payload, plain_json
+from cellauto.records.refs import SignatureShown, SiteRef
 from cellauto.records.spec import CheckPolicy, Spec
+from cellauto.records.task_payloads import (
+    TASK_PAYLOADS,
+    TaskAnswered,
+    TaskExpired,
+    TaskOpened,
+    TaskRejected,
+    TaskSummary,
+    TaskVerified,
+    TaskWithdrawn,
+)
 
 __all__ = [
     "PAYLOAD_TYPES",
@@ -48,20 +59,16 @@ __all__ = [
     "StepFailed",
     "StepPlan",
     "StepStarted",
+    "TaskAnswered",
+    "TaskExpired",
+    "TaskOpened",
+    "TaskRejected",
+    "TaskSummary",
+    "TaskVerified",
+    "TaskWithdrawn",
 ]
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
-
-
-class Payload(BaseModel):
-    """Base of every record payload; ``kind`` is the record kind it is written as."""
-
-    model_config = _FROZEN
-    kind: ClassVar[RecordKind]
-
-    def verdict_problem(self) -> str | None:
-        """Why a stored verdict disagrees with the one recomputed from the record; or None."""
-        return None
 
 
 # -- parts ------------------------------------------------------------------------------
@@ -138,6 +145,10 @@ class RunStarted(Payload):
     operator: str
     instruments: dict[str, EquipmentIdentity]
     package_versions: dict[str, str]
+    operators: Literal["people", "simulated"] = "simulated"
+    """Who answers the run's operator tasks: people (signing with their accounts) or
+    simulated operators (``sim:...``, only on a simulated line). Records written before
+    operator tasks existed read as "simulated"."""
 
 
 class RunResumed(Payload):
@@ -223,6 +234,11 @@ class Command(Payload):
     by: str
     reason: str
     refusal: str | None = None
+    signature: SignatureShown | None = None
+    """The signature the command was given with (a supervisor's approval of a Restart
+    after a deviation; a person's remote command)."""
+    request: SiteRef | None = None
+    """The site record of the request, for a command from another terminal."""
 
 
 # -- steps ------------------------------------------------------------------------------
@@ -391,38 +407,7 @@ class OperatorAction(Payload):
     detail: str = ""
 
 
-# -- values -----------------------------------------------------------------------------
-def _plain_json(value: Any, where: str = "value") -> Any:
-    """``value`` if it reads back from the journal as itself; else ValueError naming why.
-
-    A resumed step gets its batch values and checkpoints back from the journal, so they
-    must be JSON as it is: None, bool, int, str, finite float, lists, str-keyed objects.
-    (NaN would come back as the text "NaN", a tuple as a list, a datetime as a string.)
-    """
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(
-                f"{where} is {value!r}; record a finite number (or None when there is none)"
-            )
-        return value
-    if isinstance(value, list):
-        for i, item in enumerate(value):
-            _plain_json(item, f"{where}[{i}]")
-        return value
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise ValueError(f"{where} has the key {key!r}; keys must be strings")
-            _plain_json(item, f"{where}[{key!r}]")
-        return value
-    raise ValueError(
-        f"{where} is a {type(value).__name__}, which would read back as something else; "
-        "record None, a bool, a number, a string, or lists and objects of them"
-    )
-
-
+# -- values ----------------------------------------------------------------------------
 class BatchValue(Payload):
     """A quantity of the batch (a volume, a computed dose), for later steps and review."""
 
@@ -431,10 +416,11 @@ class BatchValue(Payload):
     step: str | None
     name: str
     value: Any
-    """Plain JSON (see :func:`_plain_json`): it reads back as itself after a crash."""
+    """Plain JSON (see :func:`~cellauto.records.payload_base.plain_json`): it reads back as
+    itself after a crash."""
     unit: str = ""
 
-    _value = field_validator("value")(lambda cls, v: _plain_json(v))
+    _value = field_validator("value")(lambda cls, v: plain_json(v))
 
 
 class Checkpoint(Payload):
@@ -446,31 +432,30 @@ class Checkpoint(Payload):
     name: str
     value: Any = Field(description="plain JSON; read back by a resumed step")
 
-    _value = field_validator("value")(lambda cls, v: _plain_json(v))
+    _value = field_validator("value")(lambda cls, v: plain_json(v))
 
 
-PAYLOAD_TYPES: dict[RecordKind, type[Payload]] = {
-    cls.kind: cls
-    for cls in (
-        RunStarted,
-        RunResumed,
-        ControllerClaimed,
-        RunEnded,
-        StateChange,
-        Command,
-        StepStarted,
-        StepCompleted,
-        StepFailed,
-        InstrumentCommand,
-        InstrumentResponse,
-        Reading,
-        CheckResult,
-        IdentityCheck,
-        Deviation,
-        Alarm,
-        OperatorAction,
-        BatchValue,
-        Checkpoint,
-    )
-}
+_RUN_PAYLOADS: tuple[type[Payload], ...] = (
+    RunStarted,
+    RunResumed,
+    ControllerClaimed,
+    RunEnded,
+    StateChange,
+    Command,
+    StepStarted,
+    StepCompleted,
+    StepFailed,
+    InstrumentCommand,
+    InstrumentResponse,
+    Reading,
+    CheckResult,
+    IdentityCheck,
+    Deviation,
+    Alarm,
+    OperatorAction,
+    BatchValue,
+    Checkpoint,
+    *TASK_PAYLOADS,
+)
+PAYLOAD_TYPES: dict[RecordKind, type[Payload]] = {cls.kind: cls for cls in _RUN_PAYLOADS}
 """The payload model of each record kind."""

@@ -3,19 +3,42 @@
 Used by ``cellauto show`` and by every report. A verdict is always recomputed from
 what the record holds (a check's value and spec), never taken from its stored flag
 alone; a stored flag that disagrees is shown as such.
+
+A record that embeds electronic signatures (an operator task answered, verified or
+rejected; a command given with a signature, such as a supervisor's approval of a
+Restart after a deviation) is followed by one line per signature, indented under it::
+
+    task 7F3K2Q9A performed
+              signed: Alice Martin (alice) — performed — 2026-01-05 09:14:03 CET (+01:00)  [site #4]
+
+(``[SIMULATED OPERATOR]`` in place of the site record for a simulated operator).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 
 from cellauto.records import payloads as rec
 from cellauto.records.models import Record
+from cellauto.records.refs import SignatureShown
 
-__all__ = ["describe", "describe_io", "format_duration", "iso"]
+__all__ = [
+    "SIGNATURE_INDENT",
+    "describe",
+    "describe_io",
+    "describe_signature",
+    "format_duration",
+    "iso",
+    "signatures_of",
+    "signed_at_local",
+]
+
+SIGNATURE_INDENT = " " * 10
+"""What a signature line under its record starts with."""
 
 
 def format_duration(seconds: float) -> str:
@@ -88,7 +111,10 @@ def describe(record: Record) -> str | None:
             return f"state {p.from_state} -> {p.to_state} ({p.cause})"
         case rec.Command():
             verdict = "accepted" if p.accepted else f"REFUSED: {p.refusal}"
-            return f"command {p.command} by {p.by} in {p.state}: {verdict}"
+            line = f"command {p.command} by {p.by} in {p.state}: {verdict}"
+            if p.signature is not None:
+                line += "\n" + SIGNATURE_INDENT + describe_signature(p.signature)
+            return line
         case rec.Alarm():
             return f"ALARM {p.severity} ({p.source}): {p.message}"
         case rec.OperatorAction():
@@ -102,7 +128,115 @@ def describe(record: Record) -> str | None:
             return _describe_claim(p)
         case rec.RunEnded():
             return f"run ended {p.final_state} ({p.exit_status}): {p.reason}"
+    task = _describe_task(p)
+    if task is None:
+        return None
+    return "\n".join([task, *(SIGNATURE_INDENT + describe_signature(s) for s in signatures_of(p))])
+
+
+def _describe_task(p: rec.Payload) -> str | None:
+    match p:
+        case rec.TaskOpened():
+            return _describe_opened(p)
+        case rec.TaskAnswered():
+            late = " (LATE: after the task's timeout)" if p.late else ""
+            if p.value is None:
+                return f"task {p.task_id} performed{late}"
+            return f"task {p.task_id} answered: {_json(p.value)}{late}"
+        case rec.TaskVerified():
+            late = " (LATE: after the task's timeout)" if p.late else ""
+            return f"task {p.task_id} verified{late}"
+        case rec.TaskRejected():
+            detail = f": {p.detail}" if p.detail else ""
+            return f"task {p.task_id} REJECTED ({p.cause}){detail}"
+        case rec.TaskExpired():
+            return f"task {p.task_id} EXPIRED: not answered in time (policy {p.policy})"
+        case rec.TaskWithdrawn():
+            return f"task {p.task_id} withdrawn: {p.why}"
     return None
+
+
+def _describe_opened(p: rec.TaskOpened) -> str:
+    s = p.summary
+    name = p.name + (f" [{p.key}]" if p.key else "")
+    if s.what == "confirm":
+        what = f"confirm {name!r}"
+    else:
+        details = [s.value_type or "value"]
+        if s.unit:
+            details.append(s.unit)
+        if s.spec is not None:
+            details.append(f"spec {s.spec.describe()}")
+        if s.pattern is not None:
+            details.append(f"pattern {s.pattern}")
+        if s.choices is not None:
+            details.append("one of " + "/".join(s.choices))
+        what = f"enter {name!r} ({', '.join(details)})"
+    extras = []
+    if s.verify:
+        extras.append("verified by a second person")
+    if p.timeout_h is not None:
+        extras.append(f"answer within {p.timeout_h:g} h, then {p.on_timeout}")
+    if p.attempt > 1:
+        extras.append(f"attempt {p.attempt}")
+    if p.answered_by == "simulated":
+        extras.append("simulated operators")
+    tail = f" [{'; '.join(extras)}]" if extras else ""
+    return f"TASK {p.task_id} opened: {what} — {s.instruction}{tail}"
+
+
+def signatures_of(payload: rec.Payload) -> list[SignatureShown]:
+    """The electronic signatures a record embeds, in order (none for most kinds)."""
+    match payload:
+        case rec.TaskAnswered() | rec.TaskVerified():
+            return [payload.signature]
+        case rec.TaskRejected() if payload.by is not None:
+            return [payload.by]
+        case rec.Command() if payload.signature is not None:
+            return [payload.signature]
+    return []
+
+
+def _offset(text: str) -> timedelta | None:
+    """``+01:00`` as a timedelta; None if it is not such an offset."""
+    sign = {"+": 1, "-": -1}.get(text[:1])
+    hours, _, minutes = text[1:].partition(":")
+    if sign is None or not (hours.isdigit() and minutes.isdigit()):
+        return None
+    return sign * timedelta(hours=int(hours), minutes=int(minutes))
+
+
+def signed_at_local(signature: SignatureShown) -> tuple[datetime, str]:
+    """When it was signed in the signer's site time zone, and the zone's abbreviation.
+
+    The recorded offset is what the time is shown with (the record says what the signer
+    saw); the abbreviation comes from the time zone database when it knows the zone and
+    agrees with that offset, else it is the offset itself.
+    """
+    offset = _offset(signature.utc_offset) or timedelta(0)
+    local = signature.signed_at.astimezone(timezone(offset))
+    try:
+        zoned = signature.signed_at.astimezone(ZoneInfo(signature.time_zone))
+    except (ZoneInfoNotFoundError, ValueError):
+        return local, signature.utc_offset
+    if zoned.utcoffset() != offset:
+        return local, signature.utc_offset
+    return local, zoned.tzname() or signature.utc_offset
+
+
+def describe_signature(signature: SignatureShown) -> str:
+    """One line: ``signed: NAME (ACCOUNT) — MEANING — LOCAL TIME ZONE (OFFSET)  [site #SEQ]``."""
+    local, zone = signed_at_local(signature)
+    if signature.simulated:
+        where = "[SIMULATED OPERATOR]"
+    elif signature.site is not None:
+        where = f"[site #{signature.site.seq}]"
+    else:
+        where = "[NO SITE RECORD]"
+    return (
+        f"signed: {signature.printed_name} ({signature.signer}) — {signature.meaning.value} — "
+        f"{local.strftime('%Y-%m-%d %H:%M:%S')} {zone} ({signature.utc_offset})  {where}"
+    )
 
 
 def _describe_resume(p: rec.RunResumed) -> str:

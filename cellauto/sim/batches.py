@@ -31,6 +31,7 @@ from cellauto.protocols.responder import HOLD_POLICIES, HoldAnswer, HoldResponde
 from cellauto.protocols.runner import Runner
 from cellauto.records import Journal
 from cellauto.sim.line import sim_line_for_protocol
+from cellauto.sim.operators import Script, SimulatedOperators, simulated_operators
 from cellauto.sim.simulate import DEFAULT_SIM_START
 
 __all__ = ["Batches", "simulate_batches", "simulate_batches_async"]
@@ -118,6 +119,7 @@ async def simulate_batches_async(
     params: Params | Mapping[str, Any] | None = None,
     start: datetime = DEFAULT_SIM_START,
     reason: str = "unattended batches: declared on-hold policy",
+    operators: Script | SimulatedOperators | None = None,
 ) -> Batches:
     """:func:`simulate_batches` on a running virtual-time loop, into an open journal."""
     policy, by = _responder_by(on_hold)
@@ -137,7 +139,10 @@ async def simulate_batches_async(
         )
         assert sim.line is not None
         responder = HoldResponder(policy.capitalize(), by=by, reason=reason)
-        execution = runner.prepare(protocol, sim.line, params, seed=seed, observers=[responder])
+        people = simulated_operators(operators, sim.world)
+        execution = runner.prepare(
+            protocol, sim.line, params, seed=seed, observers=[responder], answerers=[people]
+        )
         responder.bind(execution, tg)
         responders.append(responder)
         outcomes[index] = await execution.execute()
@@ -167,7 +172,9 @@ def simulate_batches(
     All batches share one process, one event loop and the journal at ``db``; each has
     its own simulated line. ``on_hold`` ("stop" (default), "restart" or "abort") answers
     every Held batch, journaled as a Command by ``simulate_batches(on_hold=...)``.
-    Options: ``params``, ``start``, ``reason`` (see :func:`simulate_batches_async`).
+    Options: ``params``, ``start``, ``reason`` (see :func:`simulate_batches_async`),
+    ``operators`` (who answers operator tasks, as for :func:`~cellauto.sim.simulate`:
+    by default simulated operators answer everything, each batch's on its own line).
     While it runs, the garbage collector runs less often (:data:`GC_YOUNG_THRESHOLD`).
     """
     _responder_by(on_hold)  # refuse before anything is opened

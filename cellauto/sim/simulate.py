@@ -27,8 +27,11 @@ from cellauto.protocols.responder import HoldResponder
 from cellauto.protocols.runner import Runner
 from cellauto.records import Journal, Record
 from cellauto.records import payloads as rec
+from cellauto.records.refs import SignatureShown
+from cellauto.records.wording import signatures_of
 from cellauto.sim.faults import Fault
 from cellauto.sim.line import SimLine, sim_line_for_protocol
+from cellauto.sim.operators import Script, SimulatedOperators, simulated_operators
 
 _P = TypeVar("_P", bound=rec.Payload)
 
@@ -100,6 +103,24 @@ class SimulatedRun:
         return {c.name: c.value for c in self.of_kind(rec.Checkpoint)}
 
     @property
+    def tasks(self) -> list[rec.TaskOpened]:
+        """Every operator task opened (each attempt), in order."""
+        return self.of_kind(rec.TaskOpened)
+
+    def task(self, name: str) -> rec.TaskOpened:
+        """The last task opened under ``name``."""
+        found = [t for t in self.tasks if t.name == name]
+        if not found:
+            known = sorted({t.name for t in self.tasks})
+            raise KeyError(f"no task {name!r} was opened; opened: {', '.join(known) or 'none'}")
+        return found[-1]
+
+    @property
+    def signatures(self) -> list[SignatureShown]:
+        """Every electronic signature the run's records embed, in order."""
+        return [s for record in self.records for s in signatures_of(record.payload)]
+
+    @property
     def duration_h(self) -> float:
         return (self.records[-1].process_time_s - self.records[0].process_time_s) / 3600
 
@@ -116,6 +137,7 @@ async def simulate_async(
     observers: Sequence[Observer] = (),
     crashes: Sequence[float] = (),
     downtime_h: float = 1.0,
+    operators: Script | SimulatedOperators | None = None,
 ) -> SimulatedRun:
     """:func:`simulate` for code already running on a (virtual-time) event loop."""
     if not isinstance(protocol, Protocol):
@@ -133,6 +155,7 @@ async def simulate_async(
         for fault in armed:
             sim.inject(equipment, fault)
     assert sim.line is not None
+    people = simulated_operators(operators, sim.world)
     responder = HoldResponder(
         on_hold.capitalize() if on_hold else None,
         by=f"simulate(on_hold={on_hold!r})",
@@ -149,7 +172,7 @@ async def simulate_async(
         journal = Journal(path)
         try:
             execution = runner_on(journal).prepare(
-                protocol, sim.line, params, seed=seed, operator="sim"
+                protocol, sim.line, params, seed=seed, operator="sim", answerers=[people]
             )
             outcome = None
             for crash_h in crash_times_h:
@@ -160,7 +183,7 @@ async def simulate_async(
                 await anyio.sleep(downtime_h * 3600)  # the controller is down; the line is not
                 journal = Journal(path)
                 execution = runner_on(journal).resume(
-                    protocol, sim.line, execution.run_id, clock=clock
+                    protocol, sim.line, execution.run_id, clock=clock, answerers=[people]
                 )
             if outcome is None:
                 outcome = await _execute(execution, responder, journal, None)
@@ -212,7 +235,10 @@ def simulate(protocol: Protocol | str | Path, **options: Any) -> SimulatedRun:
     ``crashes`` (process hours after the start at which the controller dies, losing
     what it had not committed; each time the run is resumed with
     :meth:`~cellauto.protocols.runner.Runner.resume` after ``downtime_h`` hours, while
-    the simulated line carries on).
+    the simulated line carries on), ``operators`` (who answers the protocol's operator
+    tasks: None (default) lets simulated operators answer everything; a script
+    ``{task name: Answer(...) | Silent() | [...]}`` or a
+    :class:`~cellauto.sim.operators.SimulatedOperators` makes them answer otherwise).
     """
 
     async def main() -> SimulatedRun:

@@ -11,6 +11,7 @@ from cellauto.instruments import Instrument, InstrumentIdentity, Line, command, 
 from cellauto.protocols import Runner, State
 from cellauto.protocols.execution import Execution, RunOutcome
 from cellauto.records import Journal
+from cellauto.records.refs import Meaning, SignatureShown
 
 ORIGIN = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 
@@ -113,3 +114,15 @@ class Harness:
             for r in self.journal.records(self.execution.run_id)
             if r.kind == "state_change"
         ]
+
+
+def supervisor_approval(signer: str = "sam") -> SignatureShown:
+    """A supervisor's approval, as a Restart after a deviation needs (no site here)."""
+    return SignatureShown(
+        signer=signer,
+        printed_name=signer.title(),
+        meaning=Meaning.APPROVED,
+        signed_at=ORIGIN,
+        time_zone="UTC",
+        utc_offset="+00:00",
+    )

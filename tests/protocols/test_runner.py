@@ -16,7 +16,7 @@ from cellauto.instruments import Instrument, InstrumentIdentity, Line, command, 
 from cellauto.protocols import Runner, State
 from cellauto.records import Journal, verify_run
 from cellauto.records import payloads as rec
-from tests.protocols.harness import ORIGIN, Valve
+from tests.protocols.harness import ORIGIN, Valve, supervisor_approval
 
 pytestmark = pytest.mark.anyio
 
@@ -71,7 +71,7 @@ async def test_failed_check_with_hold_policy_holds_before_the_next_command(
         await anyio.sleep(10)
         assert ex.state is State.HELD
         assert valve.opened == 0
-        ex.command("Restart", by="qa")
+        ex.command("Restart", by="sam", reason="deviation assessed", approval=supervisor_approval())
         await anyio.sleep(10)
     assert ex.state is State.COMPLETE and valve.opened == 1
     (deviation,) = kinds(journal, ex.run_id, "deviation")
@@ -220,7 +220,7 @@ async def test_max_hold_between_steps_is_a_deviation(journal: Journal) -> None:
         tg.start_soon(ex.execute)
         await anyio.sleep(2 * 3600)
         assert ex.state is State.HELD
-        ex.command("Restart", by="qa")
+        ex.command("Restart", by="sam", reason="deviation assessed", approval=supervisor_approval())
     assert ex.state is State.COMPLETE
     checks = [d.check for d in kinds(journal, ex.run_id, "deviation")]
     assert checks == ["x", "max hold"]
