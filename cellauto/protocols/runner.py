@@ -121,12 +121,12 @@ def _operators_for(
     """Who answers the run's tasks; BadInputError for simulated operators on a real line."""
     simulated = [a for a in answerers if getattr(a, "simulated", False)]
     if operators is None:
-        operators = "simulated" if line.simulated else "people"
-    if not line.simulated and (operators == "simulated" or simulated):
+        operators = "simulated" if line.rehearsal else "people"
+    if not line.rehearsal and (operators == "simulated" or simulated):
         raise BadInputError(
-            f"line {line.name!r} is not simulated: its operator tasks are answered by people "
-            "signing with their accounts, never by simulated operators; leave them out (or "
-            "run on a simulated line)"
+            f"line {line.name!r} is not a simulation: its operator tasks are answered by "
+            "people signing with their accounts, never by simulated operators; leave them "
+            "out (or run on a simulated line)"
         )
     if operators == "people" and simulated:
         raise BadInputError(
@@ -334,7 +334,7 @@ class Runner:
             return plan, params
 
         plan, params = plan_and_check()  # everything refused before the claim
-        if not line.simulated:  # older records read as "simulated": ask only what answers
+        if not line.rehearsal:  # older records read as "simulated": ask only what answers
             _operators_for(line, "people", answerers)
         else:
             answerers = _default_answerers(plan.run_started.operators, answerers)

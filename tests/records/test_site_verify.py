@@ -22,15 +22,17 @@ from cellauto.records.site_chain import SiteRecord
 from cellauto.records.site_payloads import RunCommandRequested, Signature, TaskAnswer
 from cellauto.records.site_store import SiteStore
 from cellauto.records.verify import JournalReport
+from cellauto.site.projection import apply_projection
 from tests.records.site_factory import TERMINAL, policy, sealed_run
 
 
 def _site(path: Path, commits: Sequence[int] = (2, 1, 2)) -> list[SiteRef]:
-    """A journal with the sealed run ``run-a`` and site records in commits of these sizes."""
+    """A journal with the sealed run ``run-a`` and site records in commits of these sizes
+    (projected as cellauto projects them, so `cellauto verify`'s replay agrees)."""
     with Journal(path) as journal:
         sealed_run(journal, "run-a")
     refs: list[SiteRef] = []
-    with SiteStore(path) as store:
+    with SiteStore(path, project=apply_projection) as store:
         for size in commits:
             with store.transaction() as tx:
                 refs.extend(tx.append(policy(12 + len(refs))) for _ in range(size))

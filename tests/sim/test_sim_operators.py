@@ -140,6 +140,24 @@ async def test_refused_on_real_line(tmp_path: Path) -> None:
         assert execution.tasks.operators == "people"
 
 
+@pytest.mark.anyio
+async def test_a_rehearsal_served_by_another_process_takes_them(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j.db") as journal:
+        runner = Runner(journal, clock_origin=ORIGIN)
+        # instruments reached over the wire from `cellauto sim serve`: not in-process, but
+        # a simulation all the same (a line file with a [simulation] table)
+        line = Line("rehearsal", {"valve": Valve()}, rehearsal=True)
+        protocol = Protocol("rehearsed", version="1")
+
+        @protocol.step
+        async def open_valve(run: Run, valve: Valve) -> None:
+            await valve.open()
+
+        execution = runner.prepare(protocol, line, answerers=[SimulatedOperators()])
+        assert execution.tasks.operators == "simulated"
+        assert runner.prepare(protocol, line).tasks.operators == "simulated"
+
+
 def test_simulate_batches_passes_operators_through(tmp_path: Path) -> None:
     script = {"bag weight": Answer(value=95.0)}
     batches = simulate_batches(_protocol(_steps), range(2), db=tmp_path / "b.db", operators=script)
