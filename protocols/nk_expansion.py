@@ -83,6 +83,12 @@ async def seed_and_stimulate(run: Run[NkParams], bioreactor: Bioreactor) -> None
                 rocking_angle_deg=6.0,
             )
         )
+        await run.confirm(
+            "connect NK cell product bag",
+            instruction="Sterile-weld the NK-cell product bag to the bioreactor's inlet line "
+            "and open the clamp.",
+            timeout_h=2,
+        )
         await bioreactor.seed("NK cell product", 49.0, 250.0)
     await add_once(
         run,
@@ -183,6 +189,18 @@ async def harvest_and_formulate(
     run.check("dose", 100 * dose / target)
 
 
+@protocol.step(unit_procedure="Harvest", resume="rerun", max_hold_h=1, expected_duration_h=0.2)
+async def check_label(run: Run[NkParams]) -> None:
+    """Two people read the final product bag's label: its chain-of-identity id must match
+    this order before the bag is frozen (the cells are in DMSO: within half an hour)."""
+    await run.identity.confirm_label(
+        "final product label",
+        expected=run.params.coi,
+        instruction="Read the chain-of-identity id printed on the NK final product bag label.",
+        timeout_h=0.5,
+    )
+
+
 @protocol.step(
     unit_procedure="Cryopreservation",
     resume="reconcile",
@@ -211,12 +229,25 @@ async def freeze_and_store(
             pass
         result = await freezer.result()
     else:
+        await run.confirm(
+            "load the freezer",
+            instruction="Place the NK final product bag in the freezer chamber with the "
+            "sample probe on it and close the door.",
+            timeout_h=0.5,
+        )
         result = await freezer.run_profile(profile, ["NK final product"])
     run.check("final sample temperature", result.final_sample_temperature_c)
     conditions = await storage.conditions()
     run.check("storage temperature", conditions.temperature_c)
     stored = {item.container_id for item in await storage.inventory()}
     if "NK final product" not in stored:  # not stored before a crash
+        await run.confirm(
+            "transfer into LN2",
+            instruction="Carry the frozen bag from the freezer to the LN2 storage in a dry "
+            "shipper and place it in rack B, box 1, slot 1.",
+            verify=True,
+            timeout_h=0.5,
+        )
         await storage.store("NK final product", StoragePosition(rack="B", box=1, slot=1))
 
 

@@ -185,7 +185,9 @@ class TaskBoard:
         return self.execution.clock.now_s()
 
     def start_soon(self, func: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
-        """Run ``func(*args)`` while the task being asked is open (an answerer's work)."""
+        """Run ``func(*args)`` until the phase of the task being offered ends (an
+        answerer's errand: call it from :meth:`Answerer.offer`; it is called off when the
+        phase is answered, the task withdrawn or the run aborted)."""
         if self._group is None:
             raise RuntimeError("TaskBoard.start_soon is for answerers, while a task is open")
         self._group.start_soon(func, *args)
