@@ -95,9 +95,16 @@ def car_t_per_ml(viable_per_ml: float, cd3_pct: float, car_pct: float) -> float:
 async def receive_apheresis(
     run: Run[CarTParams], scanner: BarcodeScanner, processor: CellProcessor, counter: CellCounter
 ) -> None:
-    """Scan the apheresis bag: its chain-of-identity id must match this order; count it."""
+    """Scan the apheresis bag: its chain-of-identity id must match this order; an operator
+    connects it to the processor; count it."""
     label = await scanner.scan("apheresis bag")
     run.identity.expect(label, run.params.coi, decode=parse_coi_barcode)
+    await run.confirm(
+        "connect apheresis bag",
+        instruction="Sterile-weld the apheresis bag to the tubing set of the processor and "
+        "open the clamp.",
+        timeout_h=2,
+    )
     count = await measure_once(
         run,
         "receipt count",
@@ -473,6 +480,18 @@ async def _decide_product_volume(
     run.set_value("product volume", min(needed_ml, max_product_ml), unit="mL")
 
 
+@protocol.step(unit_procedure="Formulation", resume="rerun", max_hold_h=1, expected_duration_h=0.2)
+async def check_label(run: Run[CarTParams]) -> None:
+    """Two people read the final product bag's label: its chain-of-identity id must match
+    this order before the bag is frozen (the cells are in DMSO: within half an hour)."""
+    await run.identity.confirm_label(
+        "final product label",
+        expected=run.params.coi,
+        instruction="Read the chain-of-identity id printed on the final product bag label.",
+        timeout_h=0.5,
+    )
+
+
 # -- Cryopreservation ------------------------------------------------------------------------
 #: -1 °C/min from +4 °C with heat-of-fusion compensation, then -10 °C/min to -90 °C.
 STANDARD_PROFILE = standard_freeze_profile(heat_of_fusion_compensation=True, final_hold_min=45)
@@ -493,12 +512,19 @@ STANDARD_PROFILE = standard_freeze_profile(heat_of_fusion_compensation=True, fin
     },
 )
 async def freeze(run: Run[CarTParams], freezer: ControlledRateFreezer) -> None:
-    """Freeze the bag at -1 °C/min with heat-of-fusion compensation, then to -90 °C.
+    """An operator loads the bag; freeze it at -1 °C/min with heat-of-fusion compensation,
+    then to -90 °C.
 
     Chamber and sample temperatures are recorded every minute for the batch record.
     """
     state = (await freezer.status()).state if run.resumed is not None else "idle"
     if state not in ("running", "complete"):  # resumed before the start: start it
+        await run.confirm(
+            "load the freezer",
+            instruction="Place the final product bag in the freezer chamber with the sample "
+            "probe on it and close the door.",
+            timeout_h=0.5,
+        )
         await freezer.load_profile(STANDARD_PROFILE)
         await freezer.start(["final product"])
     async for _reading in freezer.temperatures(interval_s=60):
@@ -522,10 +548,18 @@ async def freeze(run: Run[CarTParams], freezer: ControlledRateFreezer) -> None:
     checks={"storage temperature": Spec(max=-150, unit="°C")},
 )
 async def store(run: Run[CarTParams], storage: CryoStorage) -> None:
-    """Move the frozen bag into vapour-phase LN2 below -150 °C and confirm the inventory."""
+    """Move the frozen bag into vapour-phase LN2 below -150 °C (two people: one carries,
+    one verifies) and confirm the inventory."""
     conditions = await storage.conditions()
     run.check("storage temperature", conditions.temperature_c)
     if "final product" not in {item.container_id for item in await storage.inventory()}:
+        await run.confirm(
+            "transfer into LN2",
+            instruction="Carry the frozen bag from the freezer to the LN2 storage in a dry "
+            "shipper and place it in rack A, box 1, slot 1.",
+            verify=True,
+            timeout_h=0.5,
+        )
         await storage.store("final product", StoragePosition(rack="A", box=1, slot=1))
     stored = {item.container_id for item in await storage.inventory()}
     run.check("bag in inventory", 1.0 if "final product" in stored else 0.0, Spec(min=1))

@@ -165,7 +165,7 @@ def test_a_resumed_run_reads_back_in_show_verify_and_export(cli: Cli, tmp_path: 
     shown = cli("show", run_id[:10], "--db", db)
     assert shown.code == 0
     assert re.search(
-        r"RUN RESUMED by runner after a controller restart, 2h0\dm after the last record: "
+        r"RUN RESUMED by runner after a controller restart, 2h\d\dm after the last record: "
         r"Running, step expand in progress \(reconcile\)",
         shown.out,
     )
