@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import sqlite3
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -49,7 +51,29 @@ def acting_options(
 ) -> None:
     p.add_argument("--as", dest="as_user", required=required, metavar="USER", help="who acts")
     if reason:
-        p.add_argument("--reason", required=required, default="", help="why (journaled)")
+        p.add_argument(
+            "--reason",
+            default="" if not required else None,
+            help="why (journaled); asked at the terminal when not given"
+            if required
+            else "why (journaled)",
+        )
+
+
+def reason_of(args: argparse.Namespace, *, ask: Callable[[str], str] = input) -> str:
+    """The reason for a change (Annex 11 §9: part of its record): ``--reason``, else typed
+    at the terminal; with no terminal the change is refused before anything is written."""
+    if args.reason:
+        return str(args.reason)
+    if getattr(args, "password_stdin", False) or not sys.stdin.isatty():
+        raise BadInputError(
+            "give --reason TEXT: the reason for a change is part of its record "
+            "(no terminal to ask it at)"
+        )
+    reason = ask("reason for the change (journaled): ").strip()
+    if not reason:
+        raise BadInputError("a change needs a reason; nothing was changed")
+    return reason
 
 
 def add_parsers(sub: Any) -> None:
@@ -176,23 +200,25 @@ def add_command(args: argparse.Namespace) -> int:
 
 def status_command(args: argparse.Namespace) -> int:
     new: Literal["active", "locked", "disabled"] = args.status
+    reason = reason_of(args)
     with store_of(args) as store:
         who = sign_in(
             store, Passwords(args.password_stdin), args.as_user, f"users {new} {args.name}"
         )
-        ref = accounts.change_status(store, who, args.name, new, reason=args.reason)
+        ref = accounts.change_status(store, who, args.name, new, reason=reason)
     print(f"{args.name} is {new}; site record {ref.seq}")
     return 0
 
 
 def roles_command(args: argparse.Namespace) -> int:
     verb = "grant" if args.grant else "revoke"
+    reason = reason_of(args)
     with store_of(args) as store:
         who = sign_in(
             store, Passwords(args.password_stdin), args.as_user, f"users {verb} {args.name}"
         )
         ref = accounts.change_roles(
-            store, who, args.name, args.role, grant=args.grant, reason=args.reason
+            store, who, args.name, args.role, grant=args.grant, reason=reason
         )
     print(f"{verb} {args.role} {'to' if args.grant else 'from'} {args.name}; site record {ref.seq}")
     return 0

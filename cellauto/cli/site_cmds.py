@@ -12,7 +12,7 @@ from cellauto.site.accounts import set_site_policy
 from cellauto.site.history import has_site_tables, reading_journal
 from cellauto.site.policy import NoSitePolicyError, current_policy, load_policy_file
 
-from .people_cmds import acting_options, common_options, sign_in, store_of
+from .people_cmds import acting_options, common_options, reason_of, sign_in, store_of
 from .prompt import Passwords
 
 
@@ -49,8 +49,9 @@ def show_command(args: argparse.Namespace) -> int:
 
 def set_command(args: argparse.Namespace) -> int:
     policy = load_policy_file(args.file)
+    reason = reason_of(args)
     with store_of(args) as store:
         who = sign_in(store, Passwords(args.password_stdin), args.as_user, "site policy set")
-        ref = set_site_policy(store, who, policy, reason=args.reason)
+        ref = set_site_policy(store, who, policy, reason=reason)
     print(f"site policy set; site record {ref.seq}")
     return 0

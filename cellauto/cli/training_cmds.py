@@ -23,6 +23,7 @@ from .people_cmds import (
     common_options,
     policy_or_none,
     print_table,
+    reason_of,
     sign_in,
     store_of,
 )
@@ -103,11 +104,12 @@ def training_add_command(args: argparse.Namespace) -> int:
 
 def training_revoke_command(args: argparse.Namespace) -> int:
     subject = parse_subject(args.subject)
+    reason = reason_of(args)
     with store_of(args) as store:
         who = sign_in(
             store, Passwords(args.password_stdin), args.as_user, f"training revoke {args.name}"
         )
-        ref = revoke_training(store, who, args.name, subject, reason=args.reason)
+        ref = revoke_training(store, who, args.name, subject, reason=reason)
     print(f"training of {args.name} for {subject_text(subject)} revoked; site record {ref.seq}")
     return 0
 
