@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cellauto.errors import BadInputError
 from cellauto.records import Journal, export_run, verify_journal, verify_run
+from cellauto.records.export_site import export_site
 from cellauto.records.ledger_check import LedgerCheck
 from cellauto.records.signature_check import Confirmation, SignatureFinding, journal_signatures
 from cellauto.records.wording import (
@@ -66,10 +68,17 @@ def add_parsers(sub: Any) -> None:
 
     p = sub.add_parser(
         "export",
-        help="export a run",
-        description="One CSV per record kind plus the full record as JSON.",
+        help="export a run, or the site audit trail",
+        description="One CSV per record kind plus the full record as JSON (and "
+        "signatures.csv for a run with operator tasks); with --site in place of RUN_ID, "
+        "the site audit trail: one site_<kind>.csv per site record kind (accounts, "
+        "passwords changed, sign-ins, training, signatures; never password material) "
+        "and site.json.",
     )
-    p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument("run_id", nargs="?", metavar="RUN_ID")
+    p.add_argument(
+        "--site", action="store_true", help="export the site chain (accounts, training, ...)"
+    )
     p.add_argument("--out", required=True, type=Path, metavar="DIR")
     db(p)
     p.set_defaults(handler=export_command)
@@ -216,6 +225,14 @@ def _print_ledger(ledger: LedgerCheck) -> int:
 
 
 def export_command(args: argparse.Namespace) -> int:
+    if args.site == (args.run_id is not None):
+        raise BadInputError(
+            "export takes a RUN_ID or --site (the site audit trail), not "
+            + ("both" if args.site else "neither")
+            + "; e.g. cellauto export RUN_ID --out DIR, cellauto export --site --out DIR"
+        )
+    if args.site:
+        return _export_site(args)
     with _open(args) as journal:
         run_id = journal.resolve_run_id(args.run_id)
         report = verify_run(journal, run_id)
@@ -226,6 +243,21 @@ def export_command(args: argparse.Namespace) -> int:
         print(
             f"cellauto: warning: run {run_id} is exported but its chain is BROKEN at record "
             f"{report.first_broken_seq}: {report.reason}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _export_site(args: argparse.Namespace) -> int:
+    with _open(args) as journal:
+        files, report = export_site(journal, args.out)
+    for file in files:
+        print(file)
+    if not report.intact:
+        print(
+            f"cellauto: warning: the site chain is exported but {report.describe()}; run "
+            "cellauto verify",
             file=sys.stderr,
         )
         return 1

@@ -10,29 +10,15 @@ from pathlib import Path
 import orjson
 import pytest
 
-from cellauto.cli import main
 from cellauto.records import Journal
 from cellauto.records.canonical import record_hash
 from cellauto.records.kinds import RecordKind
 from cellauto.records.signature_check import Confirmation, journal_signatures
-from tests.cli.conftest import Cli, Result
+from tests.cli.conftest import Cli
 from tests.site.conftest import Site
 from tests.site.evidence import run_answered_by_people
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Cli:
-    """``cellauto`` in-process (as tests/cli's fixture): exit code, stdout, stderr."""
-
-    def invoke(*argv: object) -> Result:
-        capsys.readouterr()
-        code = main([str(arg) for arg in argv])
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return invoke
 
 
 def _site_of_first_answer(path: Path, run_id: str) -> tuple[int, int]:
