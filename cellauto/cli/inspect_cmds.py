@@ -68,7 +68,7 @@ def add_parsers(sub: Any) -> None:
 
     p = sub.add_parser(
         "export",
-        help="export a run, or the site audit trail",
+        help="export a run",
         description="One CSV per record kind plus the full record as JSON (and "
         "signatures.csv for a run with operator tasks); with --site in place of RUN_ID, "
         "the site audit trail: one site_<kind>.csv per site record kind (accounts, "
