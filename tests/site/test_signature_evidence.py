@@ -7,14 +7,25 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
+import anyio
 import orjson
 import pytest
 
+from cellauto import Protocol, Run, Spec
+from cellauto.instruments import Line
+from cellauto.protocols import Runner, State
 from cellauto.records import Journal
 from cellauto.records.canonical import record_hash
 from cellauto.records.kinds import RecordKind
+from cellauto.records.refs import Meaning, RecordRef
 from cellauto.records.signature_check import Confirmation, journal_signatures
+from cellauto.records.site_chain import read_site_record
+from cellauto.records.site_payloads import Signature
+from cellauto.site.authority import SiteAuthority
+from cellauto.site.roles import Permission
+from cellauto.site.signatures import shown, sign_in_store
 from tests.cli.conftest import Cli
+from tests.protocols.harness import ORIGIN, Valve
 from tests.site.conftest import Site
 from tests.site.evidence import run_answered_by_people
 
@@ -203,3 +214,86 @@ async def test_signature_of_another_record_does_not_confirm_an_answer(
         f"signature of alice (site record {site_seq}) signs run record 0 (run_started), but "
         "a task_answered signature signs a task_opened record"
     ) in verified.out
+
+
+def _held_protocol() -> Protocol:
+    protocol = Protocol("held-by-deviation", version="1")
+
+    @protocol.step
+    async def only(run: Run, valve: Valve) -> None:
+        run.check("pressure", 9.0, Spec(max=5, unit="bar"))
+        await valve.open()
+
+    return protocol
+
+
+async def _restarted_with_approval(site: Site, path: Path, *, sign_first_record: bool) -> str:
+    """A plant run held by a deviation, restarted with carol's approval signed in the site
+    chain (of the deviation, or of the run's first record); its id."""
+    with Journal(path) as journal:
+        runner = Runner(journal, clock_origin=ORIGIN)
+        execution = runner.prepare(
+            _held_protocol(),
+            Line("plant", {"valve": Valve()}),
+            answerers=[],
+            authority=SiteAuthority(site.store.reading),
+        )
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(execution.execute)
+            await anyio.sleep(10)
+            assert execution.state is State.HELD
+            journal.flush()
+            kinds = None if sign_first_record else {RecordKind.DEVIATION}
+            signed = journal.records(execution.run_id, kinds)[0]
+            target = RecordRef(
+                chain="run",
+                run_id=execution.run_id,
+                seq=signed.seq,
+                hash=signed.hash,
+                kind=signed.kind.value,
+            )
+            ref = sign_in_store(
+                site.store,
+                site.sign_in("carol"),
+                target,
+                Meaning.APPROVED,
+                "I approve the restart",
+                permission=Permission.RUN_RESTART_AFTER_DEVIATION,
+            )
+            with site.store.reading() as conn:
+                record = read_site_record(conn, ref.seq)
+            assert record is not None and isinstance(record.payload, Signature)
+            execution.command(
+                "Restart",
+                by="carol",
+                reason="sensor re-zeroed",
+                approval=shown(record.payload, ref),
+            )
+        assert execution.state is State.COMPLETE
+        execution.close()
+        return execution.run_id
+
+
+async def test_a_restart_approved_in_the_site_chain_is_confirmed(
+    site: Site, journal_path: Path, cli: Cli
+) -> None:
+    run_id = await _restarted_with_approval(site, journal_path, sign_first_record=False)
+    with Journal(journal_path, create=False) as journal:
+        findings = journal_signatures(journal, run_id)
+    assert [(f.record_kind, f.signature.signer, f.confirmation) for f in findings] == [
+        ("command", "carol", Confirmation.CONFIRMED)
+    ]
+    verified = cli("verify", run_id, "--db", journal_path)
+    assert verified.code == 0, verified.out
+
+
+async def test_an_approval_signing_another_record_does_not_confirm_the_restart(
+    site: Site, journal_path: Path, cli: Cli
+) -> None:
+    run_id = await _restarted_with_approval(site, journal_path, sign_first_record=True)
+    verified = cli("verify", run_id, "--db", journal_path)
+    assert verified.code == 1
+    assert "(command): the approved signature of carol (site record " in verified.out
+    assert "signs run record 0 (run_started), but a command signature signs a deviation" in (
+        verified.out
+    )
