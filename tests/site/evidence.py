@@ -43,10 +43,19 @@ def weigh_protocol() -> Protocol:
 class Signer:
     """Answers each offered task: alice performs, carol verifies, signing in the site chain."""
 
-    def __init__(self, site: Site, journal: Journal, *, sign_run_started: bool = False) -> None:
+    def __init__(
+        self,
+        site: Site,
+        journal: Journal,
+        *,
+        sign_run_started: bool = False,
+        simulated_first: bool = False,
+    ) -> None:
         self.site, self.journal = site, journal
         self.sign_run_started = sign_run_started
         """Sign the run's first record in place of the task's (a misused signature)."""
+        self.simulated_first = simulated_first
+        """Deliver a simulated operator's answer to the first task first (it is refused)."""
         self.pending: list[tuple[OfferedTask, TaskBoard]] = []
         self.changed = anyio.Event()
 
@@ -89,6 +98,16 @@ class Signer:
         with self.site.store.reading() as conn:
             record = read_site_record(conn, ref.seq)
         assert record is not None and isinstance(record.payload, Signature)
+        if self.simulated_first:
+            self.simulated_first = False
+            fake = shown(record.payload, None).model_copy(
+                update={"signer": "sim:operator-a", "simulated": True}
+            )
+            board.deliver(
+                TaskAnswer(
+                    task_id=task_id, run_id=run_id, phase=task.phase, signature=fake, simulated=True
+                )
+            )
         board.deliver(
             TaskAnswer(
                 task_id=task_id,
@@ -112,10 +131,14 @@ async def _stored(journal: Journal, run_id: str, kind: Any, task_id: str) -> Rec
         await anyio.sleep(0.001)
 
 
-async def run_answered_by_people(site: Site, path: Path, *, sign_run_started: bool = False) -> str:
+async def run_answered_by_people(
+    site: Site, path: Path, *, sign_run_started: bool = False, simulated_first: bool = False
+) -> str:
     """Run :func:`weigh_protocol` to its end on a plant line, answered by people; its id."""
     with Journal(path) as journal:
-        signer = Signer(site, journal, sign_run_started=sign_run_started)
+        signer = Signer(
+            site, journal, sign_run_started=sign_run_started, simulated_first=simulated_first
+        )
         runner = Runner(journal, clock_origin=ORIGIN)
         execution = runner.prepare(
             weigh_protocol(), Line("plant", {"valve": Valve()}), answerers=[signer]

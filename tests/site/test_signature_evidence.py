@@ -297,3 +297,22 @@ async def test_an_approval_signing_another_record_does_not_confirm_the_restart(
     assert "signs run record 0 (run_started), but a command signature signs a deviation" in (
         verified.out
     )
+
+
+async def test_a_refused_simulated_answer_is_evidence_not_a_broken_run(
+    site: Site, journal_path: Path, cli: Cli
+) -> None:
+    """A simulated operator's answer to a run answered by people is refused by the runner
+    (task_rejected, simulated_in_real_run): the record shows the attempt, and the run
+    verifies."""
+    run_id = await run_answered_by_people(site, journal_path, simulated_first=True)
+    with Journal(journal_path, create=False) as journal:
+        findings = journal_signatures(journal, run_id)
+    assert [(f.record_kind, f.signature.signer, f.confirmation) for f in findings][:2] == [
+        ("task_rejected", "sim:operator-a", Confirmation.SIMULATED),
+        ("task_answered", "alice", Confirmation.CONFIRMED),
+    ]
+    shown = cli("show", run_id, "--db", journal_path)
+    assert shown.code == 0, shown.err
+    assert "REJECTED (simulated_in_real_run)" in shown.out
+    assert cli("verify", run_id, "--db", journal_path).code == 0
