@@ -13,6 +13,7 @@ import bench_crash_drill
 import bench_journal
 import bench_journal_load
 import bench_opcua
+import bench_people
 import bench_runner
 import bench_scpi
 import bench_sim_serve
@@ -70,6 +71,7 @@ def main() -> int:
     rows.extend(bench_startup.run(quick=args.quick))
     rows.extend(bench_sim_serve.run(quick=args.quick))
     rows.extend(bench_crash_drill.run(quick=args.quick))
+    rows.extend(bench_people.run(quick=args.quick))
     width = max(len(str(r.get("case", ""))) for r in rows)
     print(f"{'benchmark':<{width}}  {'result':>16}  {'target':<20} met  detail")
     print("-" * (width + 60))

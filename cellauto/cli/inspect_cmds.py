@@ -7,9 +7,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cellauto.errors import BadInputError
 from cellauto.records import Journal, export_run, verify_journal, verify_run
+from cellauto.records.export_site import export_site
 from cellauto.records.ledger_check import LedgerCheck
-from cellauto.records.wording import describe, describe_io, format_duration, iso
+from cellauto.records.signature_check import Confirmation, SignatureFinding, journal_signatures
+from cellauto.records.wording import (
+    SIGNATURE_INDENT,
+    describe,
+    describe_io,
+    format_duration,
+    iso,
+)
 
 DEFAULT_DB = "cellauto.db"
 
@@ -60,9 +69,16 @@ def add_parsers(sub: Any) -> None:
     p = sub.add_parser(
         "export",
         help="export a run",
-        description="One CSV per record kind plus the full record as JSON.",
+        description="One CSV per record kind plus the full record as JSON (and "
+        "signatures.csv for a run with operator tasks); with --site in place of RUN_ID, "
+        "the site audit trail: one site_<kind>.csv per site record kind (accounts, "
+        "passwords changed, sign-ins, training, signatures; never password material) "
+        "and site.json.",
     )
-    p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument("run_id", nargs="?", metavar="RUN_ID")
+    p.add_argument(
+        "--site", action="store_true", help="export the site chain (accounts, training, ...)"
+    )
     p.add_argument("--out", required=True, type=Path, metavar="DIR")
     db(p)
     p.set_defaults(handler=export_command)
@@ -96,7 +112,9 @@ def show_command(args: argparse.Namespace) -> int:
     with _open(args) as journal:
         run_id = journal.resolve_run_id(args.run_id)
         records = journal.records(run_id)
+        findings = journal_signatures(journal, run_id)
     print(f"run {run_id}: {len(records)} records")
+    marks = {(f.run_seq, f.position): f for f in findings}
     disagreeing = 0
     for record in records:
         text = describe(record)
@@ -106,7 +124,9 @@ def show_command(args: argparse.Namespace) -> int:
             if not args.all:
                 continue
             text = describe_io(record)
+        text = _marked(text, record.seq, marks)
         print(f"{record.seq:>6}  {iso(record.process_time_s)}  {text}")
+    code = 0
     if disagreeing:
         print(
             f"cellauto: warning: run {run_id}: {disagreeing} record(s) carry a verdict that "
@@ -114,8 +134,40 @@ def show_command(args: argparse.Namespace) -> int:
             "altered; run cellauto verify",
             file=sys.stderr,
         )
-        return 1
-    return 0
+        code = 1
+    unconfirmed = [f for f in findings if not f.confirmed]
+    if unconfirmed:
+        first = unconfirmed[0]
+        print(
+            f"cellauto: warning: run {run_id}: {len(unconfirmed)} signature(s) not confirmed by "
+            f"the site chain (shown above as SIGNATURE RECORD MISSING or ALTERED); the first, "
+            f"under record {first.run_seq}: {first.problem}; run cellauto verify",
+            file=sys.stderr,
+        )
+        code = 1
+    return code
+
+
+_MARKS = {
+    Confirmation.MISSING: "[SIGNATURE RECORD MISSING]",
+    Confirmation.ALTERED: "[SIGNATURE RECORD ALTERED]",
+    Confirmation.SIMULATED_IN_REAL_RUN: "[SIMULATED SIGNATURE IN A RUN ANSWERED BY PEOPLE]",
+}
+
+
+def _marked(text: str, seq: int, marks: dict[tuple[int, int], SignatureFinding]) -> str:
+    """The record's lines, each signature line followed by its verdict when unconfirmed."""
+    if not any(key[0] == seq for key in marks):
+        return text
+    lines = text.split("\n")
+    index = 0
+    for i, line in enumerate(lines):
+        if line.startswith(SIGNATURE_INDENT + "signed:"):
+            finding = marks.get((seq, index))
+            index += 1
+            if finding is not None and finding.confirmation in _MARKS:
+                lines[i] = f"{line}  {_MARKS[finding.confirmation]}"
+    return "\n".join(lines)
 
 
 def verify_command(args: argparse.Namespace) -> int:
@@ -173,6 +225,14 @@ def _print_ledger(ledger: LedgerCheck) -> int:
 
 
 def export_command(args: argparse.Namespace) -> int:
+    if args.site == (args.run_id is not None):
+        raise BadInputError(
+            "export takes a RUN_ID or --site (the site audit trail), not "
+            + ("both" if args.site else "neither")
+            + "; e.g. cellauto export RUN_ID --out DIR, cellauto export --site --out DIR"
+        )
+    if args.site:
+        return _export_site(args)
     with _open(args) as journal:
         run_id = journal.resolve_run_id(args.run_id)
         report = verify_run(journal, run_id)
@@ -183,6 +243,21 @@ def export_command(args: argparse.Namespace) -> int:
         print(
             f"cellauto: warning: run {run_id} is exported but its chain is BROKEN at record "
             f"{report.first_broken_seq}: {report.reason}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _export_site(args: argparse.Namespace) -> int:
+    with _open(args) as journal:
+        files, report = export_site(journal, args.out)
+    for file in files:
+        print(file)
+    if not report.intact:
+        print(
+            f"cellauto: warning: the site chain is exported but {report.describe()}; run "
+            "cellauto verify",
             file=sys.stderr,
         )
         return 1

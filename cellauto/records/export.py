@@ -19,7 +19,10 @@ process_time_s, wall_time_ns, prev_hash, payload`` in the canonical form of
 ``signatures.csv`` (only for a run whose records embed electronic signatures, i.e.
 operator tasks): one row per signature, ``run_seq, record_kind, task_id, signer,
 printed_name, meaning, signed_at_local, time_zone, utc_offset, signed_at_utc, site_seq,
-site_hash, simulated``; the same rows are ``run.json["signatures"]``.
+site_hash, simulated, confirmed``; the same rows are ``run.json["signatures"]``.
+``confirmed`` is ``true`` when the signature's site record holds it and signs this
+run's record, ``simulated`` for a simulated operator's in a simulated-operators run,
+else ``false`` (:mod:`cellauto.records.signature_check`; ``cellauto verify`` says why).
 
 Identical records give byte-identical files.
 """
@@ -38,6 +41,7 @@ from cellauto.errors import BadInputError
 from cellauto.records.kinds import RecordKind
 from cellauto.records.models import Record
 from cellauto.records.payloads import CheckResult, IdentityCheck, Payload
+from cellauto.records.signature_check import Confirmation, SignatureFinding, journal_signatures
 from cellauto.records.verify import verify_run
 from cellauto.records.wording import signatures_of, signed_at_local
 
@@ -77,7 +81,7 @@ def export_run(journal: Journal, run_id: str, out_dir: Path) -> list[Path]:
         "records": [_record_json(record) for record in records],
         "chain": report.model_dump(mode="json"),
     }
-    signatures = _signature_rows(records)
+    signatures = _signature_rows(records, journal_signatures(journal, run_id))
     if signatures:
         paths.append(_write_signatures(out_dir / "signatures.csv", signatures))
         document["signatures"] = signatures
@@ -103,14 +107,24 @@ SIGNATURE_COLUMNS = (
     "site_seq",
     "site_hash",
     "simulated",
+    "confirmed",
 )
 """The columns of ``signatures.csv`` (and the keys of ``run.json["signatures"]``)."""
 
 
-def _signature_rows(records: list[Record]) -> list[dict[str, Any]]:
+def _confirmed(finding: SignatureFinding | None) -> str:
+    if finding is not None and finding.confirmation is Confirmation.SIMULATED:
+        return "simulated"
+    return "true" if finding is not None and finding.confirmed else "false"
+
+
+def _signature_rows(
+    records: list[Record], findings: list[SignatureFinding]
+) -> list[dict[str, Any]]:
+    verdicts = {(f.run_seq, f.position): f for f in findings}
     rows = []
     for record in records:
-        for signature in signatures_of(record.payload):
+        for position, signature in enumerate(signatures_of(record.payload)):
             local, _ = signed_at_local(signature)
             rows.append(
                 {
@@ -129,6 +143,7 @@ def _signature_rows(records: list[Record]) -> list[dict[str, Any]]:
                     "site_seq": signature.site.seq if signature.site else None,
                     "site_hash": signature.site.hash if signature.site else None,
                     "simulated": signature.simulated,
+                    "confirmed": _confirmed(verdicts.get((record.seq, position))),
                 }
             )
     return rows

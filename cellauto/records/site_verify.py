@@ -24,8 +24,13 @@ The rules, checked in this order; the first problem found is reported
    seq and hash) of that request, run and command. (An edited row can only hide a task,
    which its timeout then reports.)
 
-Rules 5 and 6 (authority at signing, run records embedding signatures) are the site
-layer's and the runner's: they come with the replay hook and the task records.
+Rule 5 (authority at signing) is the site layer's: it comes with the replay hook. Rule 6
+(every signature a run record embeds is its site record's, signing that run's record; a
+simulated operator's only in a run answered by simulated operators) is checked run by
+run (:mod:`cellauto.records.signature_check`), and reported on the run's line of
+``cellauto verify`` as the run's problem (rule 10 of :mod:`cellauto.records.verify`):
+it is the run record that disagrees with the site chain, whichever of them was
+changed.
 
 Records of a run called ``"site"`` in the runs' table are reported by
 :mod:`cellauto.records.verify` as a broken run: the name is reserved.

@@ -26,7 +26,16 @@ trusted public key (:mod:`cellauto.records.ledger_check`):
    tail was cut, or the chain was rewritten after the last good anchor);
 8. a sealed run ends exactly at its sealed record, sealed no earlier than its last
    record's wall time; a run whose last record is ``run_ended`` has a seal;
-9. no ledger entry that names the run is forged, edited or out of its chain.
+9. no ledger entry that names the run is forged, edited or out of its chain;
+
+and, against the site chain (:mod:`cellauto.records.signature_check`; the site
+chain's rule 6):
+
+10. every signature a record embeds is confirmed by its site record (same signer,
+    printed name, meaning and time; the site record unchanged) and that site record
+    signs this run's record it should (``task_opened`` for an answer, ``task_answered``
+    for a verification, the request or the deviation for a command); a simulated
+    operator's signature only in a run answered by simulated operators.
 
 The first problem found is reported. What an attacker without the signing key can
 still do unnoticed: cut or rewrite the records of a run that is not sealed after
@@ -49,6 +58,7 @@ from cellauto.records._sqlite import StoredRow
 from cellauto.records.chain_check import RunRows, check_rows, record_name
 from cellauto.records.ledger_check import LedgerCheck, RunMarks, check_ledger
 from cellauto.records.refs import SITE_CHAIN
+from cellauto.records.signature_check import check_run_signatures
 from cellauto.records.site_verify import SiteReplay, SiteReport, verify_site
 
 if TYPE_CHECKING:
@@ -147,6 +157,8 @@ def _verify_run(
         problem = _check_ledger_of(ledger, run_id, marks)
     if problem is None:
         problem = _check_marks(conn, run_id, prev, marks)
+    if run_id != SITE_CHAIN and count:
+        problem = _with_signatures(conn, run_id, problem)
     covered = [m.run_seq for m in (marks.begun, *marks.anchors) if m is not None]
     return ChainReport(
         run_id=run_id,
@@ -206,6 +218,24 @@ def verify_all(journal: Journal, *, public_key: Path | None = None) -> list[Chai
 
 
 _name = record_name
+
+
+def _with_signatures(
+    conn: sqlite3.Connection, run_id: str, problem: _Problem | None
+) -> _Problem | None:
+    """Rule 10: each signature the run's records embed is its site record's, signing this
+    run's record (:mod:`cellauto.records.signature_check`). When the chain is already
+    broken at a record whose signature disagrees too, the reason says so."""
+    unconfirmed = [f for f in check_run_signatures(conn, run_id) if not f.confirmed]
+    if not unconfirmed:
+        return problem
+    if problem is None:
+        first = unconfirmed[0]
+        return first.run_seq, f"{_name(first.run_seq, first.record_kind)}: {first.problem}"
+    at_problem = [f for f in unconfirmed if f.run_seq == problem[0]]
+    if at_problem:
+        return problem[0], f"{problem[1]}; and {at_problem[0].problem}"
+    return problem
 
 
 def _check_ledger_of(ledger: LedgerCheck, run_id: str, marks: RunMarks) -> _Problem | None:

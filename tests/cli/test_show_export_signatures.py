@@ -82,6 +82,7 @@ def test_export_writes_signatures_csv_and_run_json(cli: Cli, tmp_path: Path) -> 
     assert first["signed_at_utc"] == "2026-01-05T08:05:00.000000+00:00"
     assert (first["time_zone"], first["utc_offset"]) == ("UTC", "+00:00")
     assert (first["site_seq"], first["site_hash"], first["simulated"]) == ("", "", "true")
+    assert {r["confirmed"] for r in rows} == {"simulated"}
     assert len(first["task_id"]) == 8 and int(first["run_seq"]) > 0
     document = json.loads((out / "run.json").read_text(encoding="utf-8"))
     assert [s["run_seq"] for s in document["signatures"]] == [int(r["run_seq"]) for r in rows]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from cellauto.cli import main
 from cellauto.records.site_chain import read_site_records
 from cellauto.records.site_payloads import SitePayload
 from cellauto.records.site_store import SiteStore
@@ -15,6 +16,7 @@ from cellauto.site.accounts import add_account, bootstrap
 from cellauto.site.auth import Authenticated, authenticate
 from cellauto.site.password_changes import change_password
 from cellauto.site.store import open_site_store
+from tests.cli.conftest import Cli, Result
 
 from .chain import POLICY, TERMINAL
 
@@ -86,3 +88,16 @@ def site(store: SiteStore) -> Site:
     made.add("bob", "qa")
     made.add("carol", "supervisor")
     return made
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Cli:
+    """``cellauto`` in-process (as tests/cli's fixture): exit code, stdout, stderr."""
+
+    def invoke(*argv: object) -> Result:
+        capsys.readouterr()
+        code = main([str(arg) for arg in argv])
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return invoke
