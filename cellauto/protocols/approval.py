@@ -62,7 +62,7 @@ def restart_approval(
     if operators == "people" and approval.simulated:
         return approval, f"{what}: {approval.signer} is simulated; this run is answered by people"
     if authority is not None:
-        refused = authority.approval_refusal(approval, RESTART_AFTER_DEVIATION)
+        refused = authority.approval_refusal(approval, RESTART_AFTER_DEVIATION, signs=cause)
         if refused is not None:
             return approval, f"{what}: {refused}"
     return approval, None

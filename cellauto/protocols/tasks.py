@@ -43,7 +43,7 @@ from cellauto.protocols.outcome import RunStopped
 from cellauto.protocols.states import State
 from cellauto.protocols.task_entry import coerced, task_id_for
 from cellauto.records import payloads as rec
-from cellauto.records.refs import Meaning, SignatureShown, SiteRef
+from cellauto.records.refs import Meaning, RecordRef, SignatureShown, SiteRef
 from cellauto.records.spec import CheckPolicy
 
 if TYPE_CHECKING:
@@ -131,9 +131,12 @@ class Authority(Protocol):
     ) -> str | None:
         """Why ``answer`` may not be taken (the signer lacks a permission or training)."""
 
-    def approval_refusal(self, approval: SignatureShown, permission: str) -> str | None:
+    def approval_refusal(
+        self, approval: SignatureShown, permission: str, *, signs: RecordRef | None = None
+    ) -> str | None:
         """Why ``approval`` (e.g. of a Restart after a deviation) does not grant
-        ``permission`` (the signer lacks it, or the signature does not confirm)."""
+        ``permission`` (the signer lacks it, the signature does not confirm, or it does
+        not sign ``signs``: the record the approval is for)."""
 
 
 @dataclass

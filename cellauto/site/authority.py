@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol
 
-from cellauto.records.refs import Meaning, SiteRef
+from cellauto.records.refs import Meaning, RecordRef, SiteRef
 from cellauto.records.site_payloads import Signature, TrainingSubject
 from cellauto.site._chain import stored_site_record
 from cellauto.site.roles import Permission
@@ -79,10 +79,13 @@ class SiteAuthority:
         self._reading = reading
         self._now_ns = now_ns
 
-    def approval_refusal(self, approval: _Shown, permission: str) -> str | None:
+    def approval_refusal(
+        self, approval: _Shown, permission: str, *, signs: RecordRef | None = None
+    ) -> str | None:
         """Why ``approval`` (a supervisor's signature approving a Restart after a
         deviation) does not grant ``permission``: the signature record it names is
-        missing, changed or another's, or the signer lacks the permission now."""
+        missing, changed or another's, it signs another record than ``signs`` (the
+        deviation the run holds for), or the signer lacks the permission now."""
         if approval.simulated:
             return "a simulated supervisor's approval on a line run by people"
         if approval.site is None:
@@ -97,6 +100,12 @@ class SiteAuthority:
                 or (signed.signer, signed.meaning) != (approval.signer, approval.meaning)
             ):
                 return f"site record {approval.site.seq} is not {approval.signer}'s signature"
+            if signs is not None and _place(signed.signed) != _place(signs):
+                return (
+                    f"site record {approval.site.seq} signs {signed.signed.kind} "
+                    f"#{signed.signed.seq} of {signed.signed.run_id or 'the site'}, not the "
+                    f"{signs.kind} #{signs.seq} this run holds for"
+                )
             return signer_refusal(
                 conn,
                 approval.signer,
@@ -121,3 +130,7 @@ class SiteAuthority:
                 meaning=answer.signature.meaning,
                 performer=performer if verifying else None,
             )
+
+
+def _place(ref: RecordRef) -> tuple[str, str | None, int, str]:
+    return ref.chain, ref.run_id, ref.seq, ref.hash

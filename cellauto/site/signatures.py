@@ -166,10 +166,10 @@ def sign(
 ) -> SiteRef:
     """Append ``who``'s signature of ``target`` with ``meaning`` (see the module doc).
 
-    ``permission``: what the act needs, by default as verify will recompute it
-    (:func:`~cellauto.site.signing_check.needed_permission`: a command request's
-    permission, ``run.restart_after_deviation`` to approve a run's deviation, else the
-    meaning's); ``performer``: who performed the step,
+    ``permission``: what the caller expects the act to need; it is always the one verify
+    recomputes (:func:`~cellauto.site.signing_check.needed_permission`: a command
+    request's permission, ``run.restart_after_deviation`` to approve a run's deviation,
+    else the meaning's), and a different one is refused; ``performer``: who performed the step,
     for ``verified``/``rejected``; ``task_id``: named in a refusal."""
     name = who.account.name
 
@@ -190,9 +190,16 @@ def sign(
     problem = _target_problem(tx, target)
     if problem is not None:
         raise refuse(*problem, SignatureRefusedError)
-    if permission is None:
-        signed = stored_site_record(tx.conn, target.seq) if target.chain == SITE_CHAIN else None
-        permission = needed_permission(meaning, target, None if signed is None else signed.payload)
+    signed = stored_site_record(tx.conn, target.seq) if target.chain == SITE_CHAIN else None
+    needed = needed_permission(meaning, target, None if signed is None else signed.payload)
+    if permission is not None and permission != needed:
+        raise refuse(
+            "permission",
+            f"a signature meaning {meaning.value} of {target.kind} #{target.seq} needs "
+            f"{needed.value}, not {permission.value}: verify would judge it so",
+            PermissionRefusedError,
+        )
+    permission = needed
     outcome = _signer_check(
         tx.conn, name, meaning, permission, needed_training, tx.wall_time_ns, performer
     )

@@ -22,7 +22,7 @@ from cellauto.protocols.tasks import OfferedTask, TaskAnswer, TaskBoard, task_id
 from cellauto.records import Journal
 from cellauto.records import payloads as rec
 from cellauto.records.models import utc_from_epoch_s
-from cellauto.records.refs import Meaning, SignatureShown
+from cellauto.records.refs import Meaning, RecordRef, SignatureShown
 from cellauto.sim import simulate
 from cellauto.sim.operators import Answer, Silent
 from tests.protocols.harness import ORIGIN, Valve
@@ -437,7 +437,9 @@ class OnlyAlice:
             return None
         return f"{answer.signature.signer} has no training for {task.name!r}"
 
-    def approval_refusal(self, approval: SignatureShown, permission: str) -> str | None:
+    def approval_refusal(
+        self, approval: SignatureShown, permission: str, *, signs: RecordRef | None = None
+    ) -> str | None:
         return None
 
 

@@ -16,7 +16,7 @@ from cellauto.protocols.resume import plan_resume
 from cellauto.protocols.tasks import TaskAnswer
 from cellauto.records import Journal
 from cellauto.records import payloads as rec
-from cellauto.records.refs import Meaning, SignatureShown
+from cellauto.records.refs import Meaning, RecordRef, SignatureShown
 from cellauto.records.wording import describe
 from cellauto.sim import simulate
 from tests.protocols.harness import ORIGIN, Harness, Valve, supervisor_approval
@@ -39,7 +39,9 @@ class Site:
     def refusal(self, answer: TaskAnswer, task: rec.TaskOpened, performer: str | None) -> None:
         return None
 
-    def approval_refusal(self, approval: SignatureShown, permission: str) -> str | None:
+    def approval_refusal(
+        self, approval: SignatureShown, permission: str, *, signs: RecordRef | None = None
+    ) -> str | None:
         if approval.signer == "sam":
             return None
         return f"{approval.signer} lacks the permission {permission}"

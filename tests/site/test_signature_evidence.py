@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from cellauto import Protocol, Run, Spec
+from cellauto.errors import PermissionRefusedError
 from cellauto.instruments import Line
 from cellauto.protocols import Runner, State
 from cellauto.records import Journal
@@ -252,10 +253,17 @@ async def _restarted_with_approval(site: Site, path: Path, *, sign_first_record:
                 hash=signed.hash,
                 kind=signed.kind.value,
             )
+            deviation = journal.records(execution.run_id, {RecordKind.DEVIATION})[0]
             ref = sign_in_store(
                 site.store,
                 site.sign_in("carol"),
-                target,
+                RecordRef(
+                    chain="run",
+                    run_id=execution.run_id,
+                    seq=deviation.seq,
+                    hash=deviation.hash,
+                    kind=deviation.kind.value,
+                ),
                 Meaning.APPROVED,
                 "I approve the restart",
                 permission=Permission.RUN_RESTART_AFTER_DEVIATION,
@@ -263,13 +271,31 @@ async def _restarted_with_approval(site: Site, path: Path, *, sign_first_record:
             with site.store.reading() as conn:
                 record = read_site_record(conn, ref.seq)
             assert record is not None and isinstance(record.payload, Signature)
-            execution.command(
-                "Restart",
-                by="carol",
-                reason="sensor re-zeroed",
-                approval=shown(record.payload, ref),
-            )
-        assert execution.state is State.COMPLETE
+            if sign_first_record:  # carol's signature re-pointed at another record, as
+                # only someone writing the site chain by hand could: the controller refuses
+                with site.store.transaction() as tx:
+                    ref = tx.append(record.payload.model_copy(update={"signed": target}))
+                with site.store.reading() as conn:
+                    record = read_site_record(conn, ref.seq)
+                assert record is not None and isinstance(record.payload, Signature)
+            if sign_first_record:
+                with pytest.raises(PermissionRefusedError, match="not the deviation #"):
+                    execution.command(
+                        "Restart",
+                        by="carol",
+                        reason="sensor re-zeroed",
+                        approval=shown(record.payload, ref),
+                    )
+                assert execution.state is State.HELD
+                execution.command("Abort", by="carol", reason="approval refused")
+            else:
+                execution.command(
+                    "Restart",
+                    by="carol",
+                    reason="sensor re-zeroed",
+                    approval=shown(record.payload, ref),
+                )
+        assert execution.state is (State.ABORTED if sign_first_record else State.COMPLETE)
         execution.close()
         return execution.run_id
 
@@ -287,14 +313,18 @@ async def test_a_restart_approved_in_the_site_chain_is_confirmed(
     assert verified.code == 0, verified.out
 
 
-async def test_an_approval_signing_another_record_does_not_confirm_the_restart(
+async def test_an_approval_signing_another_record_is_refused_by_the_controller(
     site: Site, journal_path: Path, cli: Cli
 ) -> None:
     run_id = await _restarted_with_approval(site, journal_path, sign_first_record=True)
-    verified = cli("verify", run_id, "--db", journal_path)
+    with Journal(journal_path, create=False) as journal:
+        commands = [r.payload for r in journal.records(run_id, {RecordKind.COMMAND})]
+    restart = [c for c in commands if c.command == "Restart"]
+    assert len(restart) == 1 and not restart[0].accepted
+    assert "signs run_started #0" in (restart[0].refusal or "")
+    verified = cli("verify", run_id, "--db", journal_path)  # and verify names the forgery
     assert verified.code == 1
-    assert "(command): the approved signature of carol (site record " in verified.out
-    assert "signs run record 0 (run_started), but a command signature signs a deviation" in (
+    assert "signature of 'carol' (approved): roles supervisor do not grant record.approve" in (
         verified.out
     )
 

@@ -211,6 +211,26 @@ def test_restart_after_a_deviation_is_a_supervisors_approval(site: Site) -> None
     assert sign_in_store(site.store, site.sign_in("carol"), target, Meaning.APPROVED, "restart")
 
 
+def test_a_permission_verify_would_not_grant_is_refused_at_signing(
+    site: Site, target: RecordRef
+) -> None:
+    """A caller cannot lend a signature another permission than verify will recompute: a
+    supervisor's 'approved' of a record that is no deviation needs record.approve."""
+    from cellauto.site.roles import Permission
+
+    before = site.head()
+    with pytest.raises(PermissionRefusedError, match=r"needs record\.approve, not run\.restart"):
+        sign_in_store(
+            site.store,
+            site.sign_in("carol"),
+            target,
+            Meaning.APPROVED,
+            "restart",
+            permission=Permission.RUN_RESTART_AFTER_DEVIATION,
+        )
+    assert _refusal(site, before).cause == "permission"
+
+
 def test_a_command_request_needs_the_commands_permission(site: Site) -> None:
     from cellauto.records.site_payloads import RunCommandRequested
 
