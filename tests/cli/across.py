@@ -143,10 +143,14 @@ class Controller:
     def run_id(self) -> str:
         return self.execution.run_id
 
-    async def drive(self, script: Callable[[Controller], Awaitable[None]]) -> RunOutcome:
-        """Execute the run while ``script`` acts; returns the outcome."""
+    async def drive(
+        self, script: Callable[[Controller], Awaitable[None]], *, poll: bool = True
+    ) -> RunOutcome:
+        """Execute the run while ``script`` acts; returns the outcome. ``poll=False``: no
+        poller takes up what other terminals send (a controller that does not listen)."""
         async with anyio.create_task_group() as group:
-            group.start_soon(self.inbox.run)
+            if poll:
+                group.start_soon(self.inbox.run)
 
             async def execute() -> None:
                 self.outcome = await self.execution.execute()
