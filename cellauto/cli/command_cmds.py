@@ -27,9 +27,7 @@ from .prompt import Passwords
 
 def add_parsers(sub: Any) -> None:
     for command in COMMANDS:
-        p = sub.add_parser(
-            command, help=f"ask a running batch to {command} (signed)", description=__doc__
-        )
+        p = sub.add_parser(command, help=f"{command} a running batch", description=__doc__)
         p.add_argument("run_id", metavar="RUN_ID")
         p.add_argument("--as", dest="as_user", required=True, metavar="USER", help="who asks")
         p.add_argument("--reason", required=True, help="why (journaled)")

@@ -44,11 +44,12 @@ from cellauto.clock import VirtualTimeEventLoop, real_seconds
 from cellauto.errors import CellautoError, StateCommandError, TaskNotOpenError
 from cellauto.protocols.execution import Execution
 from cellauto.protocols.states import ACTIVE_STATES, Command, State
-from cellauto.protocols.tasks import OfferedTask, TaskAnswer, TaskBoard, TaskEvent
+from cellauto.protocols.tasks import Authority, OfferedTask, TaskAnswer, TaskBoard, TaskEvent
 from cellauto.records import Journal
+from cellauto.records import payloads as rec
 from cellauto.records._txops import ConnOp
 from cellauto.records.refs import RecordRef, SignatureShown, SiteRef
-from cellauto.records.site_payloads import RunCommandRequested, Signature
+from cellauto.records.site_payloads import RunCommandRequested, Signature, TrainingSubject
 from cellauto.records.site_payloads import TaskAnswer as Given
 from cellauto.records.site_store import SiteStore
 from cellauto.records.task_rows import (
@@ -98,12 +99,14 @@ class PeopleInbox:
         self.polls = 0
         """How often the file was read (it changed); for tests."""
 
-    def authority(self) -> SiteAuthority:
-        """The site's authority over answers to this journal's runs (who may answer now),
-        read through a site store of the journal opened on first use (see :meth:`close`)."""
+    def authority(self) -> Authority:
+        """The site's authority over answers to this journal's runs (who may answer now:
+        the task's permission, training on the run's protocol at its version, not the
+        performer), read through a site store of the journal opened on first use (see
+        :meth:`close`)."""
         if self._store is None:
             self._store = open_site_store(self.journal.path)
-        return SiteAuthority(self._store.reading)
+        return _RunsAuthority(SiteAuthority(self._store.reading), self._runs)
 
     def close(self) -> None:
         if self._store is not None:
@@ -181,8 +184,9 @@ class PeopleInbox:
         self._ops.append(ConnOp(change, run_id=run_id, what=what))
         self._ops_ready.set()
 
-    async def _write_rows(self) -> None:
-        """Hand queued row changes to the writer, in order (one commit per batch)."""
+    async def write_rows(self) -> None:
+        """Hand queued row changes to the writer, in order (one commit per batch), until
+        cancelled (:meth:`run` does this and :meth:`poll`)."""
         while True:
             await self._ops_ready.wait()
             self._ops_ready = anyio.Event()
@@ -196,18 +200,22 @@ class PeopleInbox:
 
     # -- the poller -------------------------------------------------------------------------
     async def run(self) -> None:
-        """Poll until cancelled (run it in the controller's task group)."""
+        """Keep the rows and poll until cancelled (in the controller's task group)."""
+        async with anyio.create_task_group() as group:
+            group.start_soon(self.write_rows)
+            await self.poll()
+
+    async def poll(self) -> None:
+        """Take up what other terminals wrote, whenever the file changed, until cancelled."""
         with contextlib.closing(_read_connection(self.journal.path)) as conn:
             last: int | None = None
-            async with anyio.create_task_group() as group:
-                group.start_soon(self._write_rows)
-                while True:
-                    version = int(conn.execute("PRAGMA data_version").fetchone()[0])
-                    if version != last or self._wake.is_set():
-                        last = version
-                        self._wake = anyio.Event()
-                        self.take_up(conn)
-                    await self._pause()
+            while True:
+                version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+                if version != last or self._wake.is_set():
+                    last = version
+                    self._wake = anyio.Event()
+                    self.take_up(conn)
+                await self._pause()
 
     def take_up(self, conn: sqlite3.Connection) -> None:
         """Read what other terminals wrote for the registered runs, and deliver it."""
@@ -364,6 +372,30 @@ class PeopleInbox:
 
 
 _ENDED = {State.COMPLETE, State.STOPPED, State.ABORTED}
+
+
+class _RunsAuthority:
+    """The site's authority, with training on the answered run's protocol required too."""
+
+    def __init__(self, site: SiteAuthority, runs: dict[str, Execution]) -> None:
+        self._site = site
+        self._runs = runs
+
+    def refusal(
+        self, answer: TaskAnswer, task: rec.TaskOpened, performer: str | None
+    ) -> str | None:
+        execution = self._runs.get(answer.run_id)
+        if execution is not None:
+            protocol = execution.protocol
+            subject = TrainingSubject(kind="protocol", name=protocol.name, version=protocol.version)
+            summary = task.summary
+            if subject not in summary.training:
+                needed = summary.model_copy(update={"training": [*summary.training, subject]})
+                task = task.model_copy(update={"summary": needed})
+        return self._site.refusal(answer, task, performer)
+
+    def approval_refusal(self, approval: SignatureShown, permission: str) -> str | None:
+        return self._site.approval_refusal(approval, permission)
 
 
 class _Request:
