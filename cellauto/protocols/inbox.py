@@ -275,11 +275,15 @@ class PeopleInbox:
             )
             self._reopen_refused(row)
             return
+        board = execution.tasks
+        if board.status_of(row.task_id) is None:  # not asked (again) yet: after a restart
+            self._seen.discard((row.task_id, answer_seq(row)))
+            return
         try:
-            execution.tasks.deliver(answer)
+            board.deliver(answer)
         except TaskNotOpenError as exc:  # ended here meanwhile: the row says how
             logger.warning("%s", exc)
-            status = execution.tasks._ended.get(row.task_id, "closed")
+            status = board.status_of(row.task_id)
             ending = status if status in ("expired", "withdrawn") else "closed"
 
             def settle(conn: sqlite3.Connection) -> object:
@@ -490,6 +494,10 @@ def _target_of(conn: sqlite3.Connection, row: TaskRow) -> tuple[int, str] | None
         if orjson.loads(body)["payload"].get("task_id") == row.task_id:
             found = (int(seq), str(digest))
     return found
+
+
+def answer_seq(row: TaskRow) -> int:
+    return -1 if row.answer_site_seq is None else row.answer_site_seq
 
 
 def _read_connection(path: Path) -> sqlite3.Connection:
