@@ -249,6 +249,7 @@ async def test_changed_target_refused(staffed_people: People) -> None:
 
     assert (await c.drive(script)).exit_status == "aborted"
     assert refusals(db)[-1].cause == "target_changed"
+    assert [r.status for r in all_rows(db)] == ["withdrawn"]  # Abort took the task back
 
 
 @pytest.mark.anyio
