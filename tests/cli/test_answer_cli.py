@@ -343,3 +343,40 @@ def _rejected(db: Any, run_id: str) -> list[rec.TaskRejected]:
             "SELECT body FROM records WHERE run_id = ? AND kind = 'task_rejected'", (run_id,)
         ).fetchall()
     return [rec.TaskRejected.model_validate(orjson.loads(b)["payload"]) for (b,) in bodies]
+
+
+@pytest.mark.anyio
+async def test_verifier_rejects_through_the_face_and_a_new_attempt_opens(
+    staffed_people: People,
+) -> None:
+    people = staffed_people
+    db = people.db
+    c = Controller(db, two_steps())
+    seen: dict[str, Any] = {}
+
+    async def script(c: Controller) -> None:
+        row = await c.open_task("perform", "connect bag")
+        await in_thread(answer, db, "alice", row.task_id)
+        first = await c.open_task("perform", "bag weight")
+        await in_thread(answer, db, "alice", first.task_id, value=60)
+        row = await c.open_task("verify", "bag weight")
+        seen["reject"] = await in_thread(
+            _cli_answer, people, "bob", row.task_id, "--reject", "--reason", "scale not tared"
+        )
+        second = await c.open_task("perform", "bag weight")
+        seen["ids"] = (first.task_id, second.task_id)
+        await in_thread(answer, db, "alice", second.task_id, value=80)
+        row = await c.open_task("verify", "bag weight")
+        await in_thread(answer, db, "bob", row.task_id)
+
+    assert (await c.drive(script)).exit_status == "complete"
+    assert seen["reject"].code == 0, seen["reject"].err
+    first, second = seen["ids"]
+    assert first != second
+    (rejected,) = _rejected(db, c.run_id)
+    assert rejected.cause == "rejected" and rejected.detail == "scale not tared"
+    assert rejected.by is not None and rejected.by.meaning.value == "rejected"
+    assert {r.task_id: r.status for r in all_rows(db) if r.name == "bag weight"} == {
+        first: "closed",
+        second: "closed",
+    }
