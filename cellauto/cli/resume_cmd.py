@@ -19,11 +19,14 @@ from cellauto.cli.run_cmd import (
 )
 from cellauto.clock import Clock, scaled_loop_factory
 from cellauto.errors import BadInputError
+from cellauto.instruments.line import Line
 from cellauto.lines import LineConfig, load_line_config
 from cellauto.lines.wire import GapRecorder, open_line
 from cellauto.protocols import Runner, load_protocol
 from cellauto.protocols.execution import RunOutcome
-from cellauto.records import Journal
+from cellauto.protocols.inbox import PeopleInbox
+from cellauto.records import Journal, RecordKind
+from cellauto.records import payloads as rec
 from cellauto.records.models import utc_from_epoch_s
 
 
@@ -70,7 +73,7 @@ def resume_command(args: argparse.Namespace) -> int:
     gaps = GapRecorder()
 
     async def main() -> RunOutcome:
-        with Journal(args.db, create=False) as journal:
+        with Journal(args.db, create=False) as journal, PeopleInbox(journal) as inbox:
             run_id = journal.resolve_run_id(args.run_id)
             journal.check_owner(run_id)  # at once: before connecting to the line
             # the line's process time: the adapters date readings and gaps by it too
@@ -81,12 +84,29 @@ def resume_command(args: argparse.Namespace) -> int:
                 runner = Runner(journal)
                 holds = HoldConsole(mode, operator)
                 runner.observers.append(holds)
-                execution = runner.resume(protocol, line, run_id, clock=clock)
+                people = _answered_by_people(journal, run_id, line)
+                execution = runner.resume(
+                    protocol,
+                    line,
+                    run_id,
+                    clock=clock,
+                    answerers=[inbox] if people else (),
+                    authority=inbox.authority() if people else None,
+                )
                 gaps.journal_to(execution)
                 print(f"resuming run {run_id}", flush=True)
-                return await execute_attended(execution, holds, operator)
+                return await execute_attended(execution, holds, operator, inbox if people else None)
 
     return run_and_report(main, loop_factory)
+
+
+def _answered_by_people(journal: Journal, run_id: str, line: Line) -> bool:
+    """A run answered by people: its open tasks get their rows again, other terminals
+    answer them (on a real line always: older records read as simulated)."""
+    started = journal.records(run_id, {RecordKind.RUN_STARTED})[0].payload
+    return not line.rehearsal or (
+        isinstance(started, rec.RunStarted) and started.operators == "people"
+    )
 
 
 def _line_clock(journal: Journal, run_id: str, line_config: LineConfig) -> Clock:

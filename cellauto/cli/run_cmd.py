@@ -25,6 +25,7 @@ from cellauto.lines import LineConfig, load_line_config
 from cellauto.lines.wire import GapRecorder, open_line, serve_simulated
 from cellauto.protocols import Runner, load_protocol
 from cellauto.protocols.execution import Execution, RunOutcome
+from cellauto.protocols.inbox import PeopleInbox
 from cellauto.protocols.outcome import fenced_error
 from cellauto.protocols.params import build_params, load_params_file, parse_param_assignments
 from cellauto.protocols.runner import validate_request
@@ -87,6 +88,13 @@ def add_parser(sub: Any) -> None:
         default=None,
         help="what to do when the run is Held: ask (default on a terminal), or "
         "restart / stop / abort by itself (default without a terminal: stop)",
+    )
+    p.add_argument(
+        "--operators",
+        choices=["people", "simulated"],
+        default=None,
+        help="who answers operator tasks: people, from any terminal (cellauto tasks, answer; "
+        "the default on a real line) or simulated operators (the default with --sim)",
     )
     p.set_defaults(handler=run_command)
 
@@ -190,7 +198,8 @@ def run_command(args: argparse.Namespace) -> int:
         clock = Clock(origin or shared)
         async with AsyncExitStack() as stack:
             line = await open_run_line(stack, clock)
-            with Journal(args.db) as journal:
+            with Journal(args.db) as journal, PeopleInbox(journal) as inbox:
+                people = args.operators == "people" or (args.operators is None and not rehearsal)
                 runner = Runner(journal, clock_origin=origin, reproducible=reproducible)
                 progress = Progress(protocol, params)
                 holds = HoldConsole(mode, operator)
@@ -202,17 +211,26 @@ def run_command(args: argparse.Namespace) -> int:
                     seed=seed,
                     operator=operator,
                     clock=None if simulated else clock,  # the adapters' clock: one process time
+                    operators=args.operators,
+                    answerers=[inbox] if people else (),
+                    authority=inbox.authority() if people else None,
                 )
                 gaps.journal_to(execution)
                 print(f"run {execution.run_id}", flush=True)
-                return await execute_attended(execution, holds, operator)
+                return await execute_attended(execution, holds, operator, inbox if people else None)
 
     return run_and_report(main, loop_factory)
 
 
-async def execute_attended(execution: Execution, holds: HoldConsole, operator: str) -> RunOutcome:
-    """Execute to the end with the hold console answering and Ctrl-C/SIGTERM aborting."""
+async def execute_attended(
+    execution: Execution, holds: HoldConsole, operator: str, inbox: PeopleInbox | None = None
+) -> RunOutcome:
+    """Execute to the end with the hold console answering and Ctrl-C/SIGTERM aborting
+    (and ``inbox`` taking up answers and commands from other terminals)."""
     async with anyio.create_task_group() as tg:
+        if inbox is not None:
+            inbox.register(execution)
+            tg.start_soon(inbox.run)
         holds.bind(execution, tg)
         tg.start_soon(abort_on_signal, execution)
         outcome = await execution.execute(by=operator)
