@@ -31,7 +31,7 @@ from typing import Any
 
 import anyio
 
-from cellauto.clock import Clock
+from cellauto.clock import Clock, time_paused
 from cellauto.errors import FencedError, PermissionRefusedError, StateCommandError
 from cellauto.protocols.approval import restart_approval
 from cellauto.protocols.context import Run, RunAborted
@@ -54,7 +54,7 @@ from cellauto.protocols.states import (
 from cellauto.protocols.tasks import Answerer, Authority, TaskBoard
 from cellauto.records import RunJournal
 from cellauto.records import payloads as rec
-from cellauto.records.refs import RecordRef, SignatureShown
+from cellauto.records.refs import RecordRef, SignatureShown, SiteRef
 
 __all__ = ["Execution", "Observer", "RunOutcome"]
 
@@ -101,6 +101,8 @@ class Execution(RunRecords):
         self.resumed: ResumedStep | None = None
         #: The deviation the run holds for: Restart needs a supervisor's approval.
         self.hold_cause: RecordRef | None = resume.hold_cause if resume is not None else None
+        #: The seq of the last Command record (accepted or refused).
+        self.last_command_seq: int | None = None
         #: Process time (epoch s) at which the current step first started.
         self.step_started_s: float | None = None
         self._procedure_scope: anyio.CancelScope | None = None
@@ -121,6 +123,23 @@ class Execution(RunRecords):
         return self.current_step.name if self.current_step else None
 
     # -- records ---------------------------------------------------------------------
+    def record_ref(self, payload: rec.Payload) -> RecordRef:
+        """Journal one record (as :meth:`record`) and return a reference to it."""
+        seq, digest = self._journal.append(payload, durable=False, wait=False)
+        self._observe(payload)
+        return RecordRef(
+            chain="run", run_id=self.run_id, seq=seq, hash=digest, kind=payload.kind.value
+        )
+
+    async def record_durable_ref(self, payload: rec.Payload) -> RecordRef:
+        """Journal one record durably (as :meth:`record_durable`); a reference to it."""
+        with time_paused():
+            seq, digest = await self._journal.append_durable(payload)
+        self._observe(payload)
+        return RecordRef(
+            chain="run", run_id=self.run_id, seq=seq, hash=digest, kind=payload.kind.value
+        )
+
     def deviation(
         self,
         step: str | None,
@@ -164,8 +183,9 @@ class Execution(RunRecords):
         reason: str,
         refusal: str | None = None,
         signature: SignatureShown | None = None,
+        request: SiteRef | None = None,
     ) -> None:
-        self.record(
+        self.last_command_seq = self.record(
             rec.Command(
                 command=command.value,
                 state=self.state.value,
@@ -174,6 +194,7 @@ class Execution(RunRecords):
                 reason=reason,
                 refusal=refusal,
                 signature=signature,
+                request=request,
             )
         )
 
@@ -184,11 +205,14 @@ class Execution(RunRecords):
         by: str,
         reason: str = "",
         approval: SignatureShown | None = None,
+        request: SiteRef | None = None,
     ) -> State:
         try:
             new = next_state(self.state, command)
         except StateCommandError as exc:
-            self._record_command(command, by, reason, refusal=str(exc), signature=approval)
+            self._record_command(
+                command, by, reason, refusal=str(exc), signature=approval, request=request
+            )
             raise
         if command is Command.RESTART and self.hold_cause is not None:
             approval, refusal = restart_approval(
@@ -200,10 +224,12 @@ class Execution(RunRecords):
                 now_s=self.clock.now_s(),
             )
             if refusal is not None:
-                self._record_command(command, by, reason, refusal=refusal, signature=approval)
+                self._record_command(
+                    command, by, reason, refusal=refusal, signature=approval, request=request
+                )
                 raise PermissionRefusedError(refusal)
             self.hold_cause = None
-        self._record_command(command, by, reason, signature=approval)
+        self._record_command(command, by, reason, signature=approval, request=request)
         self._set_state(new, f"{command.value} by {by}" + (f": {reason}" if reason else ""))
         if new in (State.STOPPING, State.ABORTING):
             self.tasks.withdraw_all(f"{command.value} by {by}" + (f": {reason}" if reason else ""))
@@ -216,12 +242,15 @@ class Execution(RunRecords):
         by: str,
         reason: str = "",
         approval: SignatureShown | None = None,
+        request: SiteRef | None = None,
     ) -> State:
         """Apply an ISA-88 command; refused commands raise StateCommandError (and are journaled).
 
         Restart after a deviation needs ``approval`` (a supervisor's signature meaning
         approved) and a reason, else it is refused with PermissionRefusedError (journaled
-        too); see :mod:`cellauto.protocols.approval`.
+        too); see :mod:`cellauto.protocols.approval`. ``request``: the site record of a
+        command requested from another terminal (``approval`` then carries the
+        requester's signature, or the supervisor's approval of a Restart).
 
         Before :meth:`execute` nothing may be written, so a command then is refused
         without a record. A run starts once, through :meth:`execute`; after Reset the
@@ -236,7 +265,7 @@ class Execution(RunRecords):
                     command, by, reason, refusal=f"{exc}; start a new run with Runner.prepare()"
                 )
             raise exc
-        new = self._transition(command, by=by, reason=reason, approval=approval)
+        new = self._transition(command, by=by, reason=reason, approval=approval, request=request)
         if new is State.ABORTING and self._procedure_scope is not None:
             self._procedure_scope.cancel()
         return new

@@ -32,7 +32,7 @@ import logging
 import math
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeGuard
 
 import anyio
 from pydantic import BaseModel, ConfigDict
@@ -43,7 +43,7 @@ from cellauto.protocols.outcome import RunStopped
 from cellauto.protocols.states import State
 from cellauto.protocols.task_entry import coerced, task_id_for
 from cellauto.records import payloads as rec
-from cellauto.records.refs import Meaning, SignatureShown, SiteRef
+from cellauto.records.refs import Meaning, RecordRef, SignatureShown, SiteRef
 from cellauto.records.spec import CheckPolicy
 
 if TYPE_CHECKING:
@@ -57,7 +57,9 @@ __all__ = [
     "Phase",
     "TaskAnswer",
     "TaskBoard",
+    "TaskEvent",
     "TaskResult",
+    "TaskWatcher",
     "task_id_for",
 ]
 
@@ -114,6 +116,9 @@ class OfferedTask:
     sim: Any = None
     """The step's ``sim=``: what a simulated operator enters (a value or f(world))."""
     value_type: type | None = None
+    target: RecordRef | None = None
+    """The run record a signature of this phase signs: ``task_opened`` to perform,
+    ``task_answered`` to verify (None: a task taken up again after a crash)."""
 
 
 class Answerer(Protocol):
@@ -121,6 +126,20 @@ class Answerer(Protocol):
 
     def offer(self, task: OfferedTask, board: TaskBoard) -> None:
         """A task (or its verify phase) is open; answer it later with ``board.deliver``."""
+
+
+TaskEvent = Literal["refused", "closed", "expired", "withdrawn"]
+"""What became of a task's phase: an answer refused (the phase stays open), the task
+answered to its end or its attempt voided (``closed``), nobody answered in time
+(``expired``), taken back (``withdrawn``)."""
+
+
+class TaskWatcher(Protocol):
+    """An answerer that keeps an index of open tasks (the ``tasks`` table) is told when a
+    phase ends or an answer is refused (offered again: :meth:`Answerer.offer`)."""
+
+    def task_event(self, task: OfferedTask, event: TaskEvent, board: TaskBoard) -> None:
+        """``task``'s phase came to ``event``."""
 
 
 class Authority(Protocol):
@@ -170,6 +189,7 @@ class TaskBoard:
         self.operators = operators
         self.answerers = list(answerers)
         self.authority = authority
+        self.watchers: list[TaskWatcher] = [a for a in self.answerers if _watches(a)]
         self._open: dict[str, _Open] = {}
         self._ended: dict[str, str] = {}
         self._asked: set[tuple[str | None, str, str | None]] = set()
@@ -215,6 +235,7 @@ class TaskBoard:
             if waiting.status == "open":
                 self._end(waiting, "withdrawn")
                 self.execution.record(rec.TaskWithdrawn(task_id=waiting.task_id, why=why))
+                self._tell(waiting, "withdrawn")
                 waiting.poke()
 
     # -- asking ----------------------------------------------------------------------------
@@ -259,7 +280,7 @@ class TaskBoard:
                     ),
                 }
             )
-            await self.execution.record_durable(opened)
+            offered.target = await self.execution.record_durable_ref(opened)
             result = await self._settle(offered, opened, None, False)
             if result is not None:
                 return result
@@ -285,7 +306,9 @@ class TaskBoard:
                     signature=answer.signature,
                     late=waiting.timed_out,
                 )
-                self.execution.record(answered)
+                offered.target = self.execution.record_ref(answered)
+            else:
+                offered.target = None  # taken up again after a crash: the watcher looks
             result = TaskResult(
                 task_id=opened.task_id,
                 value=answered.value,
@@ -298,6 +321,7 @@ class TaskBoard:
                 offered.value = answered.value
                 check = await self._wait(waiting, "verify")
                 self._end(waiting, "closed")
+                self._tell(waiting, "closed")
                 if check.reject:
                     self.execution.record(
                         rec.TaskRejected(
@@ -317,10 +341,18 @@ class TaskBoard:
                     update={"verified_by": check.signature, "late": waiting.timed_out}
                 )
             self._end(waiting, "closed")
+            self._tell(waiting, "closed")
             return result
         finally:
             if waiting.status == "open":  # cancelled (Abort, a crash): the records say
                 self._open.pop(opened.task_id, None)
+
+    def _tell(self, waiting: _Open, event: TaskEvent) -> None:
+        for watcher in self.watchers:
+            try:
+                watcher.task_event(waiting.offered, event, self)
+            except Exception:  # an index must never disturb the batch
+                logger.exception("run %s: task watcher %r failed", self.execution.run_id, watcher)
 
     def _end(self, waiting: _Open, status: str) -> None:
         waiting.status = status
@@ -359,6 +391,7 @@ class TaskBoard:
                     )
                 )
                 logger.warning("run %s task %s: %s", execution.run_id, waiting.task_id, detail)
+                self._tell(waiting, "refused")
             state = execution.state
             if waiting.status == "withdrawn" or state is State.STOPPING:
                 self.withdraw_all("the run is stopping")
@@ -395,6 +428,7 @@ class TaskBoard:
         if opened.on_timeout == "abort":
             self._end(waiting, "expired")
             execution.record(rec.TaskExpired(task_id=opened.task_id, policy="abort"))
+            self._tell(waiting, "expired")
             execution.deviation(opened.step, check, reason + "; the run aborts", CheckPolicy.ABORT)
             raise RunAborted(reason)
         execution.deviation(
@@ -433,6 +467,10 @@ class TaskBoard:
             if refused is not None:
                 return "not_eligible", refused
         return None
+
+
+def _watches(answerer: Answerer) -> TypeGuard[TaskWatcher]:
+    return callable(getattr(answerer, "task_event", None))
 
 
 async def _first(timeout_s: float, *events: anyio.Event) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple, Protocol
 
 from cellauto.errors import FencedError
@@ -27,7 +27,7 @@ from cellauto.records.refs import SiteRef
 from cellauto.records.site_chain import Projector, append_in_tx, next_wall_time_ns
 from cellauto.records.site_payloads import SitePayload
 
-__all__ = ["OpFailed", "SiteAppend", "TxOp", "TxOutcome", "apply_ops"]
+__all__ = ["ConnOp", "OpFailed", "SiteAppend", "TxOp", "TxOutcome", "apply_ops"]
 
 
 class TxOutcome(NamedTuple):
@@ -92,6 +92,27 @@ class SiteAppend:
         if not isinstance(value, list):  # unreachable: apply returns the list
             raise TypeError(f"SiteAppend returned {value!r}")
         return [ref for ref in value if isinstance(ref, SiteRef)]
+
+
+class ConnOp:
+    """Change other tables in the commit (a ``tasks`` row opened, a request settled):
+    ``change(conn)`` is called inside the write transaction; its value is the op's.
+
+    ``run_id``: the run it belongs to (skipped with FencedError once the run is lost)."""
+
+    def __init__(
+        self, change: Callable[[sqlite3.Connection], object], *, run_id: str | None, what: str
+    ) -> None:
+        self.change = change
+        self.run_id = run_id
+        self.what = what
+
+    def apply(self, conn: sqlite3.Connection) -> TxOutcome:
+        upgrade(conn)
+        return TxOutcome([], self.change(conn))
+
+    def __repr__(self) -> str:
+        return f"ConnOp({self.what}, run {self.run_id})"
 
 
 def apply_ops(
