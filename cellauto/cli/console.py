@@ -37,12 +37,13 @@ from cellauto.protocols.responder import HoldResponder
 from cellauto.protocols.states import ACTIVE_STATES
 from cellauto.protocols.task_entry import coerced
 from cellauto.protocols.tasks import OfferedTask, TaskAnswer, TaskBoard
+from cellauto.records.site_payloads import TrainingSubject
 from cellauto.site.roles import Permission
 from cellauto.site.signatures import signer_refusal
 
 from .console_input import ConsoleInput
-from .console_signing import Signed, sign_approval, sign_task, task_target
-from .run_people import Attendance
+from .console_signing import TaskSigned, sign_approval, sign_task, task_target
+from .run_people import Attendance, protocol_subject
 
 __all__ = ["RunConsole", "abort_on_signal", "describe_task"]
 
@@ -238,7 +239,7 @@ class RunConsole(HoldResponder):
                 continue
             reject = choice.startswith("r")
             reason = await self._ask("  reason for the rejection: ") if reject else ""
-            signed = await self._sign(task, board, reject=reject, ask_name=True)
+            signed = await self._sign(task, board, reject=reject, reason=reason, ask_name=True)
             if signed is not None:
                 self._deliver(task, board, signed, reject=reject, reason=reason)
                 return
@@ -268,8 +269,9 @@ class RunConsole(HoldResponder):
         *,
         value: Any = None,
         reject: bool = False,
+        reason: str = "",
         ask_name: bool = False,
-    ) -> Signed | None:
+    ) -> TaskSigned | None:
         attendance = self.attendance
         assert attendance is not None
         opened = task.opened
@@ -285,18 +287,22 @@ class RunConsole(HoldResponder):
             f"{task.run_id}" + ("" if value is None else f", value {value!r}")
         )
         permission = Permission.STEP_VERIFY if verifying else Permission(opened.summary.permission)
+        training = [*opened.summary.training, protocol_subject(board.execution.protocol)]
         try:
             return await anyio.to_thread.run_sync(
-                _sign_task_sync,
-                attendance,
-                name,
-                password,
-                task,
-                kind,
-                statement,
-                permission,
-                value,
-                reject,
+                lambda: _sign_task_sync(
+                    attendance,
+                    name,
+                    password,
+                    task,
+                    kind,
+                    statement,
+                    permission,
+                    training,
+                    value,
+                    reject,
+                    reason,
+                )
             )
         except PeopleError as exc:
             print(f"  {exc}", file=sys.stderr, flush=True)
@@ -306,13 +312,16 @@ class RunConsole(HoldResponder):
         self,
         task: OfferedTask,
         board: TaskBoard,
-        signed: Signed,
+        signed: TaskSigned,
         *,
         value: Any = None,
         reject: bool = False,
         reason: str = "",
     ) -> None:
-        shown, ref = signed
+        shown, ref = signed.signature, signed.site
+        if signed.through_row:  # the run's inbox takes it up from the tasks row
+            print(f"  task {task.opened.task_id}: {shown.meaning.value} by {shown.signer}")
+            return
         try:
             board.deliver(
                 TaskAnswer(
@@ -412,15 +421,18 @@ def _sign_task_sync(
     kind: str,
     statement: str,
     permission: Permission,
+    training: list[TrainingSubject],
     value: Any,
     reject: bool,
-) -> Signed:
+    reason: str,
+) -> TaskSigned:
     opened = task.opened
     target = task_target(
         attendance.db,
         task.run_id,
         opened.task_id,
         "task_answered" if kind == "task_answered" else "task_opened",
+        task.target,
     )
     return sign_task(
         attendance.db,
@@ -434,10 +446,11 @@ def _sign_task_sync(
         target=target,
         statement=statement,
         permission=permission,
-        training=list(opened.summary.training),
+        training=training,
         performer=task.performer,
         value=value,
         reject=reject,
+        reason=reason,
     )
 
 

@@ -5,9 +5,12 @@ belongs to its thread), signs the person in — with the password alone when the
 the console session's person and the session is open (§11.200(a)(1)(i)), else with
 user name and password — and signs in one transaction:
 
-* a task's phase: the run record to be signed (``task_opened`` to perform,
-  ``task_answered`` to verify or reject) with the ``task_answer`` site record naming
-  the signature, as an answer from another terminal is written;
+* a task's phase: when the controller keeps the task's ``tasks`` row (its people inbox
+  runs), exactly as ``cellauto answer`` does (:func:`~cellauto.site.task_answers.answer_task`:
+  the row's conditional ``open -> answered`` makes one of two terminals win, and the
+  inbox delivers the answer); else the run record to be signed (``task_opened`` to
+  perform, ``task_answered`` to verify or reject) with the ``task_answer`` site record
+  naming the signature, and the console delivers the answer itself;
 * an approval: a supervisor's ``approved`` signature of the deviation a run holds for
   (the Restart that follows carries it).
 
@@ -19,45 +22,72 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import orjson
 
 from cellauto.errors import PeopleError, SignatureRefusedError
 from cellauto.records.refs import Meaning, RecordRef, SignatureShown, SiteRef
 from cellauto.records.site_payloads import TaskAnswer, Terminal, TrainingSubject
+from cellauto.records.task_rows import read_task
 from cellauto.site.auth import Authenticated, authenticate
 from cellauto.site.roles import Permission
 from cellauto.site.sessions import Session
 from cellauto.site.signatures import SignatureRefusal, journal_refusal, sign
 from cellauto.site.store import open_site_store
+from cellauto.site.task_answers import answer_task
 
 from .run_people import signature_shown
 
-__all__ = ["Signed", "sign_approval", "sign_task", "task_target"]
+__all__ = ["Signed", "TaskSigned", "sign_approval", "sign_task", "task_target"]
 
 Signed = tuple[SignatureShown, SiteRef]
+
+
+class TaskSigned(NamedTuple):
+    """A task's phase signed at the console."""
+
+    signature: SignatureShown
+    site: SiteRef
+    through_row: bool
+    """True: recorded on the task's ``tasks`` row, which the inbox delivers from."""
+
 
 _TARGET_WAIT_S = 10.0
 
 
 def task_target(
-    db: Path, run_id: str, task_id: str, kind: Literal["task_opened", "task_answered"]
+    db: Path,
+    run_id: str,
+    task_id: str,
+    kind: Literal["task_opened", "task_answered"],
+    known: RecordRef | None = None,
 ) -> RecordRef:
-    """The newest ``kind`` record of ``task_id`` in the run (waiting a moment for the
-    controller's writer to commit it: it was appended just before the task was offered)."""
+    """The record a signature of the task's phase signs: ``known`` (the board's) or the
+    newest ``kind`` record of ``task_id``, once the controller's writer has committed it
+    (it was appended just before the phase was offered: a moment, waited for here)."""
     deadline = time.monotonic() + _TARGET_WAIT_S
     with open_site_store(db) as store:
         while True:
             with store.reading() as conn:
-                rows = conn.execute(
-                    "SELECT seq, hash, body FROM records WHERE run_id = ? AND kind = ?"
-                    " ORDER BY seq DESC LIMIT 200",
-                    (run_id, kind),
-                ).fetchall()
-            for seq, digest, body in rows:
-                if orjson.loads(body)["payload"].get("task_id") == task_id:
-                    return RecordRef(chain="run", run_id=run_id, seq=seq, hash=digest, kind=kind)
+                if known is not None:
+                    stored = conn.execute(
+                        "SELECT 1 FROM records WHERE run_id = ? AND seq = ?",
+                        (known.run_id, known.seq),
+                    ).fetchone()
+                    if stored is not None:
+                        return known
+                else:
+                    rows = conn.execute(
+                        "SELECT seq, hash, body FROM records WHERE run_id = ? AND kind = ?"
+                        " ORDER BY seq DESC LIMIT 200",
+                        (run_id, kind),
+                    ).fetchall()
+                    for seq, digest, body in rows:
+                        if orjson.loads(body)["payload"].get("task_id") == task_id:
+                            return RecordRef(
+                                chain="run", run_id=run_id, seq=seq, hash=digest, kind=kind
+                            )
             if time.monotonic() > deadline:
                 raise PeopleError(
                     f"the {kind} record of task {task_id} is not in the journal; the answer "
@@ -91,9 +121,25 @@ def sign_task(
     performer: str | None = None,
     value: Any = None,
     reject: bool = False,
-) -> Signed:
+    reason: str = "",
+) -> TaskSigned:
     """``name`` signs a task's phase at the console (see the module doc)."""
     who = _sign_in(db, name, password, session, f"task {task_id} ({phase})", terminal)
+    with open_site_store(db) as store:
+        with store.reading() as conn:
+            row = read_task(conn, task_id)
+        if row is not None:
+            given = answer_task(
+                store,
+                who,
+                task_id,
+                value=value,
+                reject=reject,
+                reason=reason,
+                run_id=run_id,
+                phase=phase,
+            )
+            return TaskSigned(signature_shown(store, given.signature), given.signature, True)
     if phase == "perform":
         meaning = Meaning.PERFORMED
     else:
@@ -122,12 +168,13 @@ def sign_task(
                         target=target,
                         value=value,
                         reject=reject,
+                        reason=reason,
                         signature=ref,
                     )
                 )
         except SignatureRefusal as refusal:
             journal_refusal(store, refusal)
-        return signature_shown(store, ref), ref
+        return TaskSigned(signature_shown(store, ref), ref, False)
 
 
 def sign_approval(
