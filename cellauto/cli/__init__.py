@@ -48,6 +48,12 @@ _COMMAND_MODULES: tuple[tuple[str, str, dict[str, str]], ...] = (
     ("people_cmds", "add_parsers", {"users": "accounts and roles"}),
     ("training_cmds", "add_parsers", {"training": "training records"}),
     ("site_cmds", "add_parsers", {"site": "the site policy"}),
+    ("task_cmds", "add_parsers", {"tasks": "operator tasks", "answer": "answer a task"}),
+    (
+        "command_cmds",
+        "add_parsers",
+        {c: f"{c} a running batch" for c in ("hold", "restart", "stop", "abort")},
+    ),
 )
 
 

@@ -14,7 +14,6 @@ from cellauto.cli.run_cmd import (
     DEFAULT_DB,
     add_people_options,
     attend,
-    authority_for,
     execute_attended,
     line_origin,
     on_hold_mode,
@@ -24,14 +23,15 @@ from cellauto.cli.run_cmd import (
 from cellauto.cli.run_people import check_attended
 from cellauto.clock import Clock, scaled_loop_factory
 from cellauto.errors import BadInputError
+from cellauto.instruments.line import Line
 from cellauto.lines import LineConfig, load_line_config
 from cellauto.lines.wire import GapRecorder, open_line
 from cellauto.protocols import Runner, load_protocol
 from cellauto.protocols.execution import RunOutcome
-from cellauto.records import Journal
-from cellauto.records.kinds import RecordKind
+from cellauto.protocols.inbox import PeopleInbox
+from cellauto.records import Journal, RecordKind
+from cellauto.records import payloads as rec
 from cellauto.records.models import utc_from_epoch_s
-from cellauto.records.payloads import RunStarted
 
 
 def add_parser(sub: Any) -> None:
@@ -89,7 +89,7 @@ def resume_command(args: argparse.Namespace) -> int:
     )
 
     async def main() -> RunOutcome:
-        with Journal(args.db, create=False) as journal:
+        with Journal(args.db, create=False) as journal, PeopleInbox(journal) as inbox:
             run_id = journal.resolve_run_id(args.run_id)
             journal.check_owner(run_id)  # at once: before connecting to the line
             # the line's process time: the adapters date readings and gaps by it too
@@ -98,13 +98,12 @@ def resume_command(args: argparse.Namespace) -> int:
                 needed = protocol.equipment()
                 line = await open_line(line_config, needed, stack, gaps=gaps, clock=clock)
                 runner = Runner(journal)
-                first = journal.records(run_id, {RecordKind.RUN_STARTED})[0].payload
-                operators = first.operators if isinstance(first, RunStarted) else "simulated"
+                people = _answered_by_people(journal, run_id, line)
                 console = RunConsole(
                     mode,
                     operator,
                     attendance=attendance,
-                    people=operators == "people",
+                    people=people,
                     interactive=args.password_stdin or sys.stdin.isatty(),
                 )
                 runner.observers.append(console)
@@ -113,18 +112,29 @@ def resume_command(args: argparse.Namespace) -> int:
                     line,
                     run_id,
                     clock=clock,
-                    answerers=[console] if operators == "people" else [],
-                    authority=authority_for(args, attendance, operators, stack),
+                    answerers=[inbox, console] if people else [],
+                    authority=inbox.authority() if people else None,
                 )
                 gaps.journal_to(execution)
                 print(f"resuming run {run_id}", flush=True)
-                return await execute_attended(execution, console, operator, attendance)
+                return await execute_attended(
+                    execution, console, operator, attendance, inbox if people else None
+                )
 
     try:
         return run_and_report(main, loop_factory)
     finally:
         if attendance is not None:
             attendance.close()
+
+
+def _answered_by_people(journal: Journal, run_id: str, line: Line) -> bool:
+    """A run answered by people: its open tasks get their rows again, other terminals
+    answer them (on a real line always: older records read as simulated)."""
+    started = journal.records(run_id, {RecordKind.RUN_STARTED})[0].payload
+    return not line.rehearsal or (
+        isinstance(started, rec.RunStarted) and started.operators == "people"
+    )
 
 
 def _line_clock(journal: Journal, run_id: str, line_config: LineConfig) -> Clock:

@@ -27,6 +27,7 @@ from cellauto.lines import LineConfig, load_line_config
 from cellauto.lines.wire import GapRecorder, open_line, serve_simulated
 from cellauto.protocols import Runner, load_protocol
 from cellauto.protocols.execution import Execution, RunOutcome
+from cellauto.protocols.inbox import PeopleInbox
 from cellauto.protocols.outcome import fenced_error
 from cellauto.protocols.params import build_params, load_params_file, parse_param_assignments
 from cellauto.protocols.runner import validate_request
@@ -34,8 +35,6 @@ from cellauto.records import Journal
 from cellauto.records.models import utc_from_epoch_s
 from cellauto.sim import SimLine, sim_line_for_protocol, starting_materials
 from cellauto.sim.simulate import DEFAULT_SIM_START
-from cellauto.site.authority import SiteAuthority
-from cellauto.site.store import open_site_store
 
 DEFAULT_DB = "cellauto.db"
 
@@ -245,7 +244,8 @@ def run_command(args: argparse.Namespace) -> int:
         clock = Clock(origin or shared)
         async with AsyncExitStack() as stack:
             line = await open_run_line(stack, clock)
-            with Journal(args.db) as journal:
+            with Journal(args.db) as journal, PeopleInbox(journal) as inbox:
+                people = operators == "people"
                 runner = Runner(journal, clock_origin=origin, reproducible=reproducible)
                 progress = Progress(protocol, params)
                 runner.observers.extend([progress, console])
@@ -257,13 +257,15 @@ def run_command(args: argparse.Namespace) -> int:
                     operator=operator,
                     clock=None if simulated else clock,  # the adapters' clock: one process time
                     operators=operators,
-                    answerers=[console] if operators == "people" else [],
-                    authority=authority_for(args, attendance, operators, stack),
+                    answerers=[inbox, console] if people else [],
+                    authority=inbox.authority() if people else None,
                     operator_account=attendance.signature if attendance else None,
                 )
                 gaps.journal_to(execution)
                 print(f"run {execution.run_id}", flush=True)
-                return await execute_attended(execution, console, operator, attendance)
+                return await execute_attended(
+                    execution, console, operator, attendance, inbox if people else None
+                )
 
     try:
         return run_and_report(main, loop_factory)
@@ -290,32 +292,19 @@ def attend(
     return attendance
 
 
-def authority_for(
-    args: argparse.Namespace, attendance: Attendance | None, operators: str, stack: AsyncExitStack
-) -> SiteAuthority | None:
-    """Who may answer a run answered by people: the site of the journal (its accounts)."""
-    if operators != "people":
-        return None
-    if attendance is not None:
-        return SiteAuthority(attendance.store.reading)
-    if not Path(args.db).exists():
-        raise BadInputError(
-            f"--operators people: no journal {args.db!r} with accounts to answer the run's "
-            "tasks; add people with `cellauto users add` (or leave --operators out)"
-        )
-    store = open_site_store(Path(args.db))
-    stack.callback(store.close)
-    return SiteAuthority(store.reading)
-
-
 async def execute_attended(
     execution: Execution,
     holds: RunConsole,
     operator: str,
     attendance: Attendance | None = None,
+    inbox: PeopleInbox | None = None,
 ) -> RunOutcome:
-    """Execute to the end with the console answering and Ctrl-C/SIGTERM aborting."""
+    """Execute to the end with the console answering and Ctrl-C/SIGTERM aborting (and
+    ``inbox`` taking up answers and commands from other terminals)."""
     async with anyio.create_task_group() as tg:
+        if inbox is not None:
+            inbox.register(execution)
+            tg.start_soon(inbox.run)
         holds.bind(execution, tg)
         tg.start_soon(abort_on_signal, execution)
         signature = attendance.signature if attendance is not None else None

@@ -50,6 +50,7 @@ from cellauto.records._txops import ConnOp
 from cellauto.records.refs import RecordRef, SignatureShown, SiteRef
 from cellauto.records.site_payloads import RunCommandRequested, Signature
 from cellauto.records.site_payloads import TaskAnswer as Given
+from cellauto.records.site_store import SiteStore
 from cellauto.records.task_rows import (
     RequestRow,
     TaskRow,
@@ -62,7 +63,9 @@ from cellauto.records.task_rows import (
     settle_request,
 )
 from cellauto.site._chain import stored_site_record
+from cellauto.site.authority import SiteAuthority
 from cellauto.site.signatures import shown
+from cellauto.site.store import open_site_store
 
 __all__ = ["PeopleInbox"]
 
@@ -91,8 +94,27 @@ class PeopleInbox:
         self._seen: set[tuple[str, int]] = set()
         """(task id, answer site seq) delivered: not delivered again."""
         self._handled: set[str] = set()
+        self._store: SiteStore | None = None
         self.polls = 0
         """How often the file was read (it changed); for tests."""
+
+    def authority(self) -> SiteAuthority:
+        """The site's authority over answers to this journal's runs (who may answer now),
+        read through a site store of the journal opened on first use (see :meth:`close`)."""
+        if self._store is None:
+            self._store = open_site_store(self.journal.path)
+        return SiteAuthority(self._store.reading)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def __enter__(self) -> PeopleInbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- registration ---------------------------------------------------------------------
     def register(self, execution: Execution) -> None:

@@ -18,6 +18,8 @@ from cellauto.protocols.execution import Execution, RunOutcome
 from cellauto.protocols.inbox import PeopleInbox
 from cellauto.records import Journal
 from cellauto.records import payloads as rec
+from cellauto.records.site_chain import read_site_records
+from cellauto.records.site_payloads import SignatureRefused, SiteKind
 from cellauto.records.site_store import SiteStore
 from cellauto.records.task_rows import TaskRow, open_tasks
 from cellauto.site.auth import Authenticated, authenticate
@@ -26,7 +28,7 @@ from cellauto.site.history import reading_journal
 from cellauto.site.run_requests import RequestGiven, request_command
 from cellauto.site.store import open_site_store, this_terminal
 from cellauto.site.task_answers import AnswerGiven, answer_task
-from tests.cli.people import People, own
+from tests.cli.people import ROOT_PW, People, own
 from tests.protocols.harness import ORIGIN, Valve
 
 SPEC = Spec(min=70, max=90, unit="g")
@@ -78,7 +80,8 @@ def staff(people: People) -> None:
 
 
 def signed_in(store: SiteStore, name: str) -> Authenticated:
-    return authenticate(store, name, own(name), purpose="test", terminal=this_terminal())
+    secret = ROOT_PW if name == "root" else own(name)
+    return authenticate(store, name, secret, purpose="test", terminal=this_terminal())
 
 
 def answer(db: Path, name: str, task_id: str, **options: Any) -> AnswerGiven:
@@ -140,10 +143,14 @@ class Controller:
     def run_id(self) -> str:
         return self.execution.run_id
 
-    async def drive(self, script: Callable[[Controller], Awaitable[None]]) -> RunOutcome:
-        """Execute the run while ``script`` acts; returns the outcome."""
+    async def drive(
+        self, script: Callable[[Controller], Awaitable[None]], *, poll: bool = True
+    ) -> RunOutcome:
+        """Execute the run while ``script`` acts; returns the outcome. ``poll=False``: no
+        poller takes up what other terminals send (a controller that does not listen)."""
         async with anyio.create_task_group() as group:
-            group.start_soon(self.inbox.run)
+            if poll:
+                group.start_soon(self.inbox.run)
 
             async def execute() -> None:
                 self.outcome = await self.execution.execute()
@@ -182,3 +189,27 @@ async def in_thread(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 def staffed_people(people: People) -> People:
     staff(people)
     return people
+
+
+def refusals(db: Path) -> list[SignatureRefused]:
+    """The signature_refused site records, in order."""
+    with reading_journal(db) as conn:
+        found = read_site_records(conn, kinds={SiteKind.SIGNATURE_REFUSED})
+        return [r.payload for r in found if isinstance(r.payload, SignatureRefused)]
+
+
+async def finish(c: Controller, performer: str = "alice", verifier: str = "bob") -> None:
+    """Answer whatever is still to answer in the two-step protocol, as it should be."""
+    await until(lambda: _status(c, "connect bag") in ("open", "closed"))
+    if _status(c, "connect bag") == "open":
+        row = await c.open_task("perform", "connect bag")
+        await in_thread(answer, c.db, performer, row.task_id)
+    row = await c.open_task("perform", "bag weight")
+    await in_thread(answer, c.db, performer, row.task_id, value=80)
+    row = await c.open_task("verify", "bag weight")
+    await in_thread(answer, c.db, verifier, row.task_id)
+
+
+def _status(c: Controller, name: str) -> str | None:
+    found = [r.status for r in all_rows(c.db) if r.name == name and r.run_id == c.run_id]
+    return found[-1] if found else None

@@ -198,6 +198,10 @@ def test_run_as_signs_the_start_and_the_console_answers_in_place(
     refused = [p for p in site if isinstance(p, SignatureRefused)]
     assert refused[-1].cause == "self_verification"
     assert isinstance(site[-1], SessionClosed) and site[-1].cause == "exit"
+    with reading_journal(crew.db) as conn:  # answered through the rows, as from afar
+        rows = conn.execute("SELECT status, answer_site_seq FROM tasks").fetchall()
+    assert [status for status, _ in rows] == ["closed", "closed"]
+    assert all(seq is not None for _, seq in rows)
     verify = crew("verify")
     assert verify.code == 0, verify.out + verify.err
 
