@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import anyio
 import pytest
 
+from cellauto.instruments.line import Line
+from cellauto.protocols import Runner, load_protocol
+from cellauto.records import Journal
 from cellauto.records import payloads as rec
 from cellauto.records.site_chain import read_site_records
 from cellauto.records.site_payloads import (
@@ -281,3 +285,67 @@ def test_lock_ends_the_session(crew: People, tmp_path: Path) -> None:
     assert [c.cause for c in closed][-1:] == ["lock"]  # recorded once, at lock
     signatures = [p for p in site if isinstance(p, Signature)]
     assert [s.components for s in signatures[-3:-1]] == ["user_id+password"] * 2
+
+
+# -- resume --------------------------------------------------------------------------------
+WAITS = """
+import anyio
+from cellauto import Protocol, Run
+
+protocol = Protocol("people-demo", version="1")
+
+
+@protocol.step(resume="rerun")
+async def wait(run: Run) -> None:
+    if run.resumed is None:
+        await anyio.sleep_forever()
+"""
+
+REHEARSAL_LINE = (
+    'name = "rehearsal"\n[simulation]\nseed = 1\n'
+    '[equipment.scanner]\nadapter = "tcp"\nendpoint = "tcp://127.0.0.1:9"\n'
+)
+
+
+def _left_unended(db: Path, protocol_file: Path) -> str:
+    """A run whose controller went away in its first step (its claim released)."""
+    protocol = load_protocol(str(protocol_file))
+
+    async def main() -> str:
+        started = anyio.Event()
+
+        def watch(payload: rec.Payload, now_s: float) -> None:
+            if isinstance(payload, rec.StepStarted):
+                started.set()
+
+        with Journal(db) as journal:
+            line = Line("rehearsal", {}, rehearsal=True)
+            execution = Runner(journal).prepare(protocol, line, operator="t", observers=[watch])
+            async with anyio.create_task_group() as group:
+                group.start_soon(execution.execute)
+                await started.wait()
+                group.cancel_scope.cancel()
+            return execution.run_id
+
+    return anyio.run(main)
+
+
+def test_resume_as_signs_the_restart(crew: People, tmp_path: Path) -> None:
+    protocol = write_protocol(tmp_path, "waits.py", WAITS)
+    line = tmp_path / "line.toml"
+    line.write_text(REHEARSAL_LINE, encoding="utf-8")
+    run_id = _left_unended(crew.db, protocol)
+    refused = crew(
+        "resume", protocol, run_id[:8], "--line", line, "--as", "quinn", stdin=[own("quinn")]
+    )
+    assert refused.code == 2 and "run.restart" in refused.err
+    result = crew(
+        "resume", protocol, run_id[:8], "--line", line, "--as", "alice", stdin=[own("alice")]
+    )
+    assert "signed in: Alice Tester (alice)" in result.out, result.err
+    resumed = [r.payload for r in journal_records(crew.db, run_id) if r.kind == "run_resumed"]
+    assert len(resumed) == 1 and isinstance(resumed[0], rec.RunResumed)
+    assert resumed[0].resumed_by == "alice"
+    assert resumed[0].signature is not None and resumed[0].signature.signer == "alice"
+    opened = [p for p in site_payloads(crew.db) if isinstance(p, SessionOpened)]
+    assert opened[-1].purpose == "run.restart people-demo@1"
