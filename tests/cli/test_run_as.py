@@ -349,3 +349,6 @@ def test_resume_as_signs_the_restart(crew: People, tmp_path: Path) -> None:
     assert resumed[0].signature is not None and resumed[0].signature.signer == "alice"
     opened = [p for p in site_payloads(crew.db) if isinstance(p, SessionOpened)]
     assert opened[-1].purpose == "run.restart people-demo@1"
+    shown = crew("show", run_id)
+    resumed_line = next(i for i, line in enumerate(shown.lines) if "RUN RESUMED by alice" in line)
+    assert "signed: Alice Tester (alice) — performed" in shown.lines[resumed_line + 1]
