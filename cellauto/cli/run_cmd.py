@@ -185,6 +185,7 @@ def run_command(args: argparse.Namespace) -> int:
         operator=args.operator,
         on_hold=args.on_hold,
         command="start",
+        operators=args.operators,
     )
     mode = on_hold_mode(args.on_hold)
     operator = args.as_user or operator_name(args.operator)

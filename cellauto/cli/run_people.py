@@ -61,6 +61,7 @@ def check_attended(
     operator: str | None,
     on_hold: str | None,
     command: str,
+    operators: str | None = None,
 ) -> None:
     """Refuse (bad input, nothing written) what a plant's line does not allow."""
     if as_user is not None and operator is not None:
@@ -81,6 +82,11 @@ def check_attended(
         raise BadInputError(
             f"{where}: a person {command}s the run: give --as USER (their password is asked, "
             "or read from stdin with --password-stdin)"
+        )
+    if operators == "simulated":
+        raise BadInputError(
+            f"{where}: its operator tasks are answered by people signing with their accounts, "
+            "never by simulated operators; leave --operators out"
         )
     if on_hold == "restart":
         raise BadInputError(

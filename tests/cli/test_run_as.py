@@ -119,6 +119,8 @@ def run_as(
         (("--operator", "QA Director (anyone)"), "--operator is a label, not an identity"),
         (("--as", "alice", "--on-hold", "restart"), "needs a supervisor's approval"),
         (("--as", "alice", "--operator", "x"), "not both"),
+        (("--as", "alice", "--operators", "simulated"), "never by simulated operators"),
+        (("--as", "alice"), "no terminal to type the password at"),  # no --password-stdin
     ],
 )
 def test_real_line_requires_a_person(
@@ -127,7 +129,7 @@ def test_real_line_requires_a_person(
     line = tmp_path / "plant.toml"
     line.write_text(PLANT_LINE, encoding="utf-8")
     before = len(site_payloads(crew.db))
-    result = crew("run", DEMO, "--line", line, *extra)
+    result = crew.cli("run", DEMO, "--line", line, "--db", crew.db, *extra)
     assert result.code == 2, result.err
     assert says in result.err
     assert len(site_payloads(crew.db)) == before  # nothing written
@@ -268,6 +270,23 @@ def test_restart_after_a_deviation_asks_a_supervisor(crew: People, tmp_path: Pat
     refused = [p for p in site_payloads(crew.db) if isinstance(p, SignatureRefused)]
     assert refused[-1].name == "alice" and refused[-1].cause == "permission"
     assert crew("verify").code == 0
+
+
+def test_a_wrong_password_at_the_console_is_journaled_and_asked_again(
+    crew: People, tmp_path: Path
+) -> None:
+    protocol = write_protocol(tmp_path, "people.py", PEOPLE_DEMO)
+    result = run_as(
+        crew, protocol, "alice",
+        "y", "not her password", "y", own("alice"),
+        "80", own("alice"),
+        "y", "bob", own("bob"),
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    assert "user name or password is wrong" in result.err
+    failed = [p for p in site_payloads(crew.db) if isinstance(p, SignInFailed)]
+    assert failed[-1].name_given == "alice" and failed[-1].cause == "wrong_password"
+    assert failed[-1].purpose.startswith("task ") and failed[-1].consecutive == 1
 
 
 def test_lock_ends_the_session(crew: People, tmp_path: Path) -> None:
