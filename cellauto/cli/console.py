@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -34,16 +33,16 @@ from cellauto.errors import BadInputError, CellautoError, PeopleError, StateComm
 from cellauto.protocols import Command, State
 from cellauto.protocols.execution import Execution
 from cellauto.protocols.responder import HoldResponder
-from cellauto.protocols.states import ACTIVE_STATES
 from cellauto.protocols.task_entry import coerced
 from cellauto.protocols.tasks import OfferedTask, TaskAnswer, TaskBoard
-from cellauto.records.site_payloads import TrainingSubject
 from cellauto.site.roles import Permission
 from cellauto.site.signatures import signer_refusal
 
 from .console_input import ConsoleInput
-from .console_signing import TaskSigned, sign_approval, sign_task, task_target
+from .console_signing import TaskSigned, sign_approval, sign_offered_task
 from .run_people import Attendance, protocol_subject
+from .signals import abort_on_signal
+from .task_text import describe_task
 
 __all__ = ["RunConsole", "abort_on_signal", "describe_task"]
 
@@ -61,29 +60,6 @@ def _real_time() -> Iterator[None]:
             yield
     else:
         yield
-
-
-def describe_task(task: OfferedTask) -> str:
-    """``TASK 7F3K2Q9A confirm: connect apheresis bag — instruction`` (and what is asked)."""
-    opened = task.opened
-    summary = opened.summary
-    if task.phase == "verify":
-        entered = "" if summary.what == "confirm" else f" {task.value!r}"
-        what = f"verify: {opened.name} — performed{entered} by {task.performer}"
-    else:
-        what = f"{summary.what}: {opened.name} — {summary.instruction}"
-        if summary.what == "entry":
-            wanted = [summary.value_type or "value"]
-            if summary.unit:
-                wanted.append(f"in {summary.unit}")
-            if summary.choices:
-                wanted.append("one of " + ", ".join(summary.choices))
-            if summary.spec is not None:
-                low, high = summary.spec.min, summary.spec.max
-                wanted.append(f"spec {'' if low is None else low}..{'' if high is None else high}")
-            what += f" [{'; '.join(wanted)}]"
-    due = "" if opened.timeout_h is None else f" (within {opened.timeout_h:g} h)"
-    return f"TASK {opened.task_id} {what}{due}"
 
 
 class RunConsole(HoldResponder):
@@ -290,7 +266,7 @@ class RunConsole(HoldResponder):
         training = [*opened.summary.training, protocol_subject(board.execution.protocol)]
         try:
             return await anyio.to_thread.run_sync(
-                lambda: _sign_task_sync(
+                lambda: sign_offered_task(
                     attendance,
                     name,
                     password,
@@ -411,62 +387,3 @@ class RunConsole(HoldResponder):
             print(f"  restart refused: {exc}", file=sys.stderr, flush=True)
             return False
         return True
-
-
-def _sign_task_sync(
-    attendance: Attendance,
-    name: str,
-    password: str,
-    task: OfferedTask,
-    kind: str,
-    statement: str,
-    permission: Permission,
-    training: list[TrainingSubject],
-    value: Any,
-    reject: bool,
-    reason: str,
-) -> TaskSigned:
-    opened = task.opened
-    target = task_target(
-        attendance.db,
-        task.run_id,
-        opened.task_id,
-        "task_answered" if kind == "task_answered" else "task_opened",
-        task.target,
-    )
-    return sign_task(
-        attendance.db,
-        name=name,
-        password=password,
-        session=attendance.session,
-        terminal=attendance.terminal,
-        run_id=task.run_id,
-        task_id=opened.task_id,
-        phase=task.phase,
-        target=target,
-        statement=statement,
-        permission=permission,
-        training=training,
-        performer=task.performer,
-        value=value,
-        reject=reject,
-        reason=reason,
-    )
-
-
-async def abort_on_signal(execution: Execution) -> None:
-    """Ctrl-C or SIGTERM aborts the run in order: recorded, ended, sealed."""
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for signum in signals:
-            name = signal.Signals(signum).name
-            if execution.state not in ACTIVE_STATES:
-                continue
-            try:
-                execution.command(
-                    Command.ABORT,
-                    by=f"signal {name}",
-                    reason="the controlling process was asked to end",
-                )
-                print(f"\n{name}: aborting the run (recorded)", file=sys.stderr)
-            except StateCommandError as exc:
-                logger.info("signal %s not applied: %s", name, exc)

@@ -27,6 +27,7 @@ from typing import Any, Literal, NamedTuple
 import orjson
 
 from cellauto.errors import PeopleError, SignatureRefusedError
+from cellauto.protocols.tasks import OfferedTask
 from cellauto.records.refs import Meaning, RecordRef, SignatureShown, SiteRef
 from cellauto.records.site_payloads import TaskAnswer, Terminal, TrainingSubject
 from cellauto.records.task_rows import read_task
@@ -37,9 +38,16 @@ from cellauto.site.signatures import SignatureRefusal, journal_refusal, sign
 from cellauto.site.store import open_site_store
 from cellauto.site.task_answers import answer_task
 
-from .run_people import signature_shown
+from .run_people import Attendance, signature_shown
 
-__all__ = ["Signed", "TaskSigned", "sign_approval", "sign_task", "task_target"]
+__all__ = [
+    "Signed",
+    "TaskSigned",
+    "sign_approval",
+    "sign_offered_task",
+    "sign_task",
+    "task_target",
+]
 
 Signed = tuple[SignatureShown, SiteRef]
 
@@ -207,3 +215,45 @@ def sign_approval(
         except SignatureRefusal as refusal:
             journal_refusal(store, refusal)
         return signature_shown(store, ref), ref
+
+
+def sign_offered_task(
+    attendance: Attendance,
+    name: str,
+    password: str,
+    task: OfferedTask,
+    kind: str,
+    statement: str,
+    permission: Permission,
+    training: list[TrainingSubject],
+    value: Any,
+    reject: bool,
+    reason: str,
+) -> TaskSigned:
+    """Sign ``task``'s current phase for the console of ``attendance`` (in a worker thread)."""
+    opened = task.opened
+    target = task_target(
+        attendance.db,
+        task.run_id,
+        opened.task_id,
+        "task_answered" if kind == "task_answered" else "task_opened",
+        task.target,
+    )
+    return sign_task(
+        attendance.db,
+        name=name,
+        password=password,
+        session=attendance.session,
+        terminal=attendance.terminal,
+        run_id=task.run_id,
+        task_id=opened.task_id,
+        phase=task.phase,
+        target=target,
+        statement=statement,
+        permission=permission,
+        training=training,
+        performer=task.performer,
+        value=value,
+        reject=reject,
+        reason=reason,
+    )
