@@ -24,12 +24,12 @@ from cellauto.site.run_requests import COMMANDS, expire_request, request_command
 from .people_cmds import common_options, sign_in, store_of
 from .prompt import Passwords
 
+_GRACE_S = 1.0
+
 
 def add_parsers(sub: Any) -> None:
     for command in COMMANDS:
-        p = sub.add_parser(
-            command, help=f"ask a running batch to {command} (signed)", description=__doc__
-        )
+        p = sub.add_parser(command, help=f"{command} a running batch", description=__doc__)
         p.add_argument("run_id", metavar="RUN_ID")
         p.add_argument("--as", dest="as_user", required=True, metavar="USER", help="who asks")
         p.add_argument("--reason", required=True, help="why (journaled)")
@@ -62,7 +62,9 @@ def request_cmd(args: argparse.Namespace) -> int:
         )
     approval = " with approval of the deviation" if given.approval is not None else ""
     print(f"{command} of run {args.run_id} requested by {args.as_user}{approval}")
-    row = _settled(db, given.row.request_id, args.wait_s)
+    # a controller applies a request only before it expires; the grace lets its settle
+    # commit land before this face settles the row expired
+    row = _settled(db, given.row.request_id, args.wait_s + _GRACE_S)
     if row is None:
         with store_of(args) as store:
             row = expire_request(store, given.row.request_id)

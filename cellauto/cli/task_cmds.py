@@ -34,14 +34,14 @@ from .prompt import Passwords
 
 
 def add_parsers(sub: Any) -> None:
-    p = sub.add_parser("tasks", help="operator tasks waiting for a person", description=__doc__)
+    p = sub.add_parser("tasks", help="operator tasks", description=__doc__)
     p.add_argument("--run", dest="run_id", metavar="RUN_ID", help="only this run's")
     p.add_argument("--all", action="store_true", help="also answered, closed, expired ones")
     p.add_argument("--json", action="store_true", help="one JSON list on stdout")
     common_options(p, acting=False)
     p.set_defaults(handler=tasks_command)
 
-    p = sub.add_parser("answer", help="answer an operator task (signed)", description=__doc__)
+    p = sub.add_parser("answer", help="answer a task", description=__doc__)
     p.add_argument("task_id", metavar="TASK_ID")
     p.add_argument("--as", dest="as_user", required=True, metavar="USER", help="who answers")
     p.add_argument("--value", help="the value entered (an entry task)")

@@ -38,28 +38,29 @@ from pathlib import Path
 from typing import Literal
 
 import anyio
-import orjson
 
 from cellauto.clock import VirtualTimeEventLoop, real_seconds
-from cellauto.errors import CellautoError, StateCommandError, TaskNotOpenError
+from cellauto.errors import CellautoError, TaskNotOpenError
 from cellauto.protocols.execution import Execution
-from cellauto.protocols.states import ACTIVE_STATES, Command, State
-from cellauto.protocols.tasks import OfferedTask, TaskAnswer, TaskBoard, TaskEvent
+from cellauto.protocols.inbox_rows import answer_seq, closing, put_row, reopening
+from cellauto.protocols.remote_requests import (
+    RemoteRequest,
+    RunsAuthority,
+    apply_request,
+    read_remote_request,
+)
+from cellauto.protocols.states import ACTIVE_STATES, State
+from cellauto.protocols.tasks import Authority, OfferedTask, TaskAnswer, TaskBoard, TaskEvent
 from cellauto.records import Journal
 from cellauto.records._txops import ConnOp
-from cellauto.records.refs import RecordRef, SignatureShown, SiteRef
-from cellauto.records.site_payloads import RunCommandRequested, Signature
+from cellauto.records.site_payloads import Signature
 from cellauto.records.site_payloads import TaskAnswer as Given
 from cellauto.records.site_store import SiteStore
 from cellauto.records.task_rows import (
     RequestRow,
     TaskRow,
     answered_tasks,
-    close_task,
     pending_requests,
-    put_task,
-    read_task,
-    reopen_task,
     settle_request,
 )
 from cellauto.site._chain import stored_site_record
@@ -98,12 +99,14 @@ class PeopleInbox:
         self.polls = 0
         """How often the file was read (it changed); for tests."""
 
-    def authority(self) -> SiteAuthority:
-        """The site's authority over answers to this journal's runs (who may answer now),
-        read through a site store of the journal opened on first use (see :meth:`close`)."""
+    def authority(self) -> Authority:
+        """The site's authority over answers to this journal's runs (who may answer now:
+        the task's permission, training on the run's protocol at its version, not the
+        performer), read through a site store of the journal opened on first use (see
+        :meth:`close`)."""
         if self._store is None:
             self._store = open_site_store(self.journal.path)
-        return SiteAuthority(self._store.reading)
+        return RunsAuthority(SiteAuthority(self._store.reading), self._runs)
 
     def close(self) -> None:
         if self._store is not None:
@@ -131,29 +134,15 @@ class PeopleInbox:
         execution = board.execution
         self._runs.setdefault(execution.run_id, execution)
         row = self._row(task, board)
-        self._queue(_put_row(row, task.target is None), execution.run_id, f"open {row.task_id}")
+        self._queue(put_row(row, task.target is None), execution.run_id, f"open {row.task_id}")
         self._wake.set()
 
     def task_event(self, task: OfferedTask, event: TaskEvent, board: TaskBoard) -> None:
         task_id, run_id = task.opened.task_id, board.execution.run_id
-        wall_ns = time.time_ns()
         if event == "refused":  # the phase stays open: another answer may come
-
-            def reopen(conn: sqlite3.Connection) -> object:
-                return conn.execute(
-                    "UPDATE tasks SET status = 'open', answer_site_seq = NULL,"
-                    " updated_wall_ns = ? WHERE task_id = ? AND status = 'answered'",
-                    (wall_ns, task_id),
-                ).rowcount
-
-            self._queue(reopen, run_id, f"refused answer of {task_id}")
-            return
-        status: Literal["closed", "expired", "withdrawn"] = event
-
-        def close(conn: sqlite3.Connection) -> object:
-            return close_task(conn, task_id, status, wall_time_ns=wall_ns)
-
-        self._queue(close, run_id, f"{status} {task_id}")
+            self._queue(reopening(task_id), run_id, f"refused answer of {task_id}")
+        else:
+            self._queue(closing(task_id, event), run_id, f"{event} {task_id}")
 
     def _row(self, task: OfferedTask, board: TaskBoard) -> TaskRow:
         opened = task.opened
@@ -181,8 +170,9 @@ class PeopleInbox:
         self._ops.append(ConnOp(change, run_id=run_id, what=what))
         self._ops_ready.set()
 
-    async def _write_rows(self) -> None:
-        """Hand queued row changes to the writer, in order (one commit per batch)."""
+    async def write_rows(self) -> None:
+        """Hand queued row changes to the writer, in order (one commit per batch), until
+        cancelled (:meth:`run` does this and :meth:`poll`)."""
         while True:
             await self._ops_ready.wait()
             self._ops_ready = anyio.Event()
@@ -196,18 +186,22 @@ class PeopleInbox:
 
     # -- the poller -------------------------------------------------------------------------
     async def run(self) -> None:
-        """Poll until cancelled (run it in the controller's task group)."""
+        """Keep the rows and poll until cancelled (in the controller's task group)."""
+        async with anyio.create_task_group() as group:
+            group.start_soon(self.write_rows)
+            await self.poll()
+
+    async def poll(self) -> None:
+        """Take up what other terminals wrote, whenever the file changed, until cancelled."""
         with contextlib.closing(_read_connection(self.journal.path)) as conn:
             last: int | None = None
-            async with anyio.create_task_group() as group:
-                group.start_soon(self._write_rows)
-                while True:
-                    version = int(conn.execute("PRAGMA data_version").fetchone()[0])
-                    if version != last or self._wake.is_set():
-                        last = version
-                        self._wake = anyio.Event()
-                        self.take_up(conn)
-                    await self._pause()
+            while True:
+                version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+                if version != last or self._wake.is_set():
+                    last = version
+                    self._wake = anyio.Event()
+                    self.take_up(conn)
+                await self._pause()
 
     def take_up(self, conn: sqlite3.Connection) -> None:
         """Read what other terminals wrote for the registered runs, and deliver it."""
@@ -219,7 +213,7 @@ class PeopleInbox:
             tasks = answered_tasks(conn, runs)
             requests = pending_requests(conn, runs)
             answers = [(row, self._answer(conn, row)) for row in tasks]
-            commands = [(row, _request(conn, row)) for row in requests]
+            commands = [(row, read_remote_request(conn, row)) for row in requests]
         for row, answer in answers:
             self._deliver(row, answer)
         for request_row, request in commands:
@@ -267,73 +261,42 @@ class PeopleInbox:
             )
             self._reopen_refused(row)
             return
+        board = execution.tasks
+        if board.status_of(row.task_id) is None:  # not asked (again) yet: after a restart
+            self._seen.discard((row.task_id, answer_seq(row)))
+            return
         try:
-            execution.tasks.deliver(answer)
+            board.deliver(answer)
         except TaskNotOpenError as exc:  # ended here meanwhile: the row says how
             logger.warning("%s", exc)
-            status = execution.tasks._ended.get(row.task_id, "closed")
-            ending = status if status in ("expired", "withdrawn") else "closed"
-
-            def settle(conn: sqlite3.Connection) -> object:
-                return close_task(conn, row.task_id, ending, wall_time_ns=time.time_ns())  # type: ignore[arg-type]
-
-            self._queue(settle, row.run_id, f"{ending} {row.task_id}")
+            status = board.status_of(row.task_id)
+            ending: Literal["closed", "expired", "withdrawn"] = (
+                "expired"
+                if status == "expired"
+                else "withdrawn"
+                if status == "withdrawn"
+                else "closed"
+            )
+            self._queue(closing(row.task_id, ending), row.run_id, f"{ending} {row.task_id}")
         except CellautoError as exc:  # a value not of the task's type
             logger.warning("run %s task %s: %s", row.run_id, row.task_id, exc)
             self._reopen_refused(row)
 
     def _reopen_refused(self, row: TaskRow) -> None:
-        def reopen(conn: sqlite3.Connection) -> object:
-            return conn.execute(
-                "UPDATE tasks SET status = 'open', answer_site_seq = NULL, updated_wall_ns = ?"
-                " WHERE task_id = ? AND status = 'answered' AND answer_site_seq = ?",
-                (time.time_ns(), row.task_id, row.answer_site_seq),
-            ).rowcount
+        change = reopening(row.task_id, answer_seq(row))
+        self._queue(change, row.run_id, f"refused answer of {row.task_id}")
 
-        self._queue(reopen, row.run_id, f"unreadable answer of {row.task_id}")
-
-    def _apply(self, row: RequestRow, request: _Request | str | None) -> None:
+    def _apply(self, row: RequestRow, request: RemoteRequest | str | None) -> None:
         if row.request_id in self._handled:
             return
         self._handled.add(row.request_id)
-        execution = self._runs[row.run_id]
-        if row.expires_wall_ns <= time.time_ns():
+        if row.expires_wall_ns <= time.time_ns():  # never applied late
             self._settle(row, "expired", "no controller took it up in time", None)
             return
         if isinstance(request, str) or request is None:
             self._settle(row, "refused", request or "unreadable request", None)
             return
-        command = Command(row.command.capitalize())
-        signature = request.signature
-        authority = execution.tasks.authority
-        refusal = (
-            None
-            if authority is None
-            else authority.approval_refusal(signature, _COMMAND_PERMISSION[row.command])
-        )
-        if refusal is not None:
-            execution._record_command(
-                command,
-                signature.signer,
-                request.reason,
-                refusal=f"{row.command} requested by {signature.signer} refused: {refusal}",
-                signature=signature,
-                request=request.ref,
-            )
-            self._settle(row, "refused", refusal, execution.last_command_seq)
-            return
-        try:
-            execution.command(
-                command,
-                by=signature.signer,
-                reason=request.reason,
-                approval=request.approval or signature,
-                request=request.ref,
-            )
-        except (StateCommandError, CellautoError) as exc:
-            self._settle(row, "refused", str(exc), execution.last_command_seq)
-            return
-        self._settle(row, "applied", f"{command.value} applied", execution.last_command_seq)
+        self._settle(row, *apply_request(self._runs[row.run_id], row, request))
 
     def _settle(self, row: RequestRow, status: str, outcome: str, run_seq: int | None) -> None:
         def settle(conn: sqlite3.Connection) -> object:
@@ -364,100 +327,10 @@ class PeopleInbox:
 
 
 _ENDED = {State.COMPLETE, State.STOPPED, State.ABORTED}
-
-
-class _Request:
-    def __init__(
-        self,
-        ref: SiteRef,
-        reason: str,
-        signature: SignatureShown,
-        approval: SignatureShown | None,
-    ) -> None:
-        self.ref, self.reason, self.signature, self.approval = ref, reason, signature, approval
-
-
-def _request(conn: sqlite3.Connection, row: RequestRow) -> _Request | str:
-    """The request a row names, its signature and an approval (checked against hashes)."""
-    try:
-        head = stored_site_record(conn, row.site_seq)
-        if (
-            head is None
-            or head.hash != row.site_hash
-            or not isinstance(head.payload, RunCommandRequested)
-            or head.payload.run_id != row.run_id
-            or head.payload.command != row.command
-        ):
-            return f"site record {row.site_seq} is not the request the row names"
-        target = RecordRef(chain="site", seq=head.seq, hash=head.hash, kind="run_command_requested")
-        signature: SignatureShown | None = None
-        approval: SignatureShown | None = None
-        for seq in (row.site_seq + 1, row.site_seq + 2):
-            found = stored_site_record(conn, seq)
-            if found is None or found.wall_time_ns != head.wall_time_ns:
-                break
-            signed = found.payload
-            if not isinstance(signed, Signature) or signed.signer != head.payload.by:
-                break
-            if signed.signed == target:
-                signature = shown(signed, found.ref)
-            elif signed.signed.chain == "run" and signed.signed.run_id == row.run_id:
-                approval = shown(signed, found.ref)
-    except CellautoError as exc:
-        return str(exc)
-    if signature is None:
-        return f"request {row.request_id} carries no signature of its requester"
-    return _Request(head.ref, head.payload.reason, signature, approval)
-
-
-def _put_row(row: TaskRow, look_up_target: bool) -> Callable[[sqlite3.Connection], object]:
-    """Open the row; an answer already given to this phase (while the controller was
-    down) is kept. A task taken up again after a crash finds its target in the chain."""
-
-    def put(conn: sqlite3.Connection) -> object:
-        nonlocal row
-        if look_up_target:
-            found = _target_of(conn, row)
-            if found is None:
-                raise CellautoError(f"task {row.task_id}: no record to sign in run {row.run_id}")
-            row = row._replace(target_seq=found[0], target_hash=found[1])
-        old = read_task(conn, row.task_id)
-        if (
-            old is not None
-            and old.status == "answered"
-            and (old.phase, old.target_seq) == (row.phase, row.target_seq)
-        ):
-            return False
-        if old is not None and old.status == "open" and old.phase == "perform" == row.phase:
-            row = row._replace(opened_wall_ns=old.opened_wall_ns)
-        if old is not None and row.phase == "verify":
-            reopen_task(
-                conn,
-                row.task_id,
-                phase="verify",
-                target_seq=row.target_seq,
-                target_hash=row.target_hash,
-                performer=row.performer,
-                wall_time_ns=row.updated_wall_ns,
-            )
-            return True
-        put_task(conn, row)
-        return True
-
-    return put
-
-
-def _target_of(conn: sqlite3.Connection, row: TaskRow) -> tuple[int, str] | None:
-    """(seq, hash) of the phase's record: the task's task_opened, or its task_answered."""
-    kind = "task_opened" if row.phase == "perform" else "task_answered"
-    found = None
-    for seq, digest, body in conn.execute(
-        "SELECT seq, hash, body FROM records WHERE run_id = ? AND kind = ? ORDER BY seq",
-        (row.run_id, kind),
-    ):
-        if orjson.loads(body)["payload"].get("task_id") == row.task_id:
-            found = (int(seq), str(digest))
-    return found
+_ENDINGS: dict[str, Literal["closed", "expired", "withdrawn"]] = {
+    "expired": "expired",
+    "withdrawn": "withdrawn",
+}
 
 
 def _read_connection(path: Path) -> sqlite3.Connection:

@@ -200,6 +200,12 @@ class TaskBoard:
     def open_tasks(self) -> list[OfferedTask]:
         return [o.offered for o in self._open.values() if o.status == "open"]
 
+    def status_of(self, task_id: str) -> str | None:
+        """``open``, or how the task ended here (``closed``, ``expired``, ``withdrawn``);
+        None: not asked by this board (yet: a resumed step asks again)."""
+        waiting = self._open.get(task_id)
+        return waiting.status if waiting is not None else self._ended.get(task_id)
+
     def now_s(self) -> float:
         """Process time (epoch s): what a signature given in this run is dated with."""
         return self.execution.clock.now_s()

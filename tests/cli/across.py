@@ -23,7 +23,6 @@ from cellauto.records.site_payloads import SignatureRefused, SiteKind
 from cellauto.records.site_store import SiteStore
 from cellauto.records.task_rows import TaskRow, open_tasks
 from cellauto.site.auth import Authenticated, authenticate
-from cellauto.site.authority import SiteAuthority
 from cellauto.site.history import reading_journal
 from cellauto.site.run_requests import RequestGiven, request_command
 from cellauto.site.store import open_site_store, this_terminal
@@ -134,7 +133,7 @@ class Controller:
             protocol,
             Line("bench", {"valve": Valve()}),
             answerers=[self.inbox],
-            authority=SiteAuthority(self.store.reading),
+            authority=self.inbox.authority(),
         )
         self.inbox.register(self.execution)
         self.outcome: RunOutcome | None = None
@@ -146,11 +145,11 @@ class Controller:
     async def drive(
         self, script: Callable[[Controller], Awaitable[None]], *, poll: bool = True
     ) -> RunOutcome:
-        """Execute the run while ``script`` acts; returns the outcome. ``poll=False``: no
-        poller takes up what other terminals send (a controller that does not listen)."""
+        """Execute the run while ``script`` acts; returns the outcome. ``poll=False``: the
+        task rows are kept, but nothing other terminals send is taken up (a controller
+        that does not listen, until the script starts ``inbox.poll``)."""
         async with anyio.create_task_group() as group:
-            if poll:
-                group.start_soon(self.inbox.run)
+            group.start_soon(self.inbox.run if poll else self.inbox.write_rows)
 
             async def execute() -> None:
                 self.outcome = await self.execution.execute()
@@ -161,6 +160,7 @@ class Controller:
             await until(lambda: self.outcome is not None)
             group.cancel_scope.cancel()
         self.store.close()
+        self.inbox.close()
         self.journal.close()
         assert self.outcome is not None
         return self.outcome

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import anyio
 import orjson
 import pytest
 
@@ -34,6 +35,7 @@ from tests.cli.across import (
     signed_in,
     staffed_people,
     two_steps,
+    until,
 )
 from tests.cli.people import People, own, people
 
@@ -247,6 +249,7 @@ async def test_changed_target_refused(staffed_people: People) -> None:
 
     assert (await c.drive(script)).exit_status == "aborted"
     assert refusals(db)[-1].cause == "target_changed"
+    assert [r.status for r in all_rows(db)] == ["withdrawn"]  # Abort took the task back
 
 
 @pytest.mark.anyio
@@ -293,9 +296,87 @@ async def test_late_answer_after_abort_timeout_refused(staffed_people: People) -
 
 
 async def _until_status(db: Any, task_id: str, status: str) -> None:
-    from tests.cli.across import until
-
     await until(lambda: any(r.task_id == task_id and r.status == status for r in all_rows(db)))
 
 
 _ = TaskAnswer
+
+
+@pytest.mark.anyio
+async def test_controller_refuses_an_answer_whose_signer_lost_training(
+    staffed_people: People,
+) -> None:
+    people = staffed_people
+    db = people.db
+    c = Controller(db, two_steps())
+    seen: dict[str, Any] = {}
+
+    async def script(c: Controller) -> None:
+        row = await c.open_task("perform", "connect bag")
+        seen["alice"] = await in_thread(
+            _cli_answer, people, "alice", row.task_id, "--wait-s", "0.2"
+        )
+        revoked = await in_thread(
+            people, "training", "revoke", "alice", "--for", "people@1", "--as", "carol",
+            "--reason", "retraining due", stdin=[own("carol")],
+        )  # fmt: skip
+        assert revoked.code == 0, revoked.err
+        async with anyio.create_task_group() as group:  # the controller listens from now on
+            group.start_soon(c.inbox.poll)
+            await until(lambda: _rejected(db, c.run_id) != [])
+            await finish(c, performer="bob", verifier="carol")
+            await until(lambda: c.outcome is not None)
+            group.cancel_scope.cancel()
+
+    assert (await c.drive(script, poll=False)).exit_status == "complete"
+    assert seen["alice"].code == 0 and "not yet taken up" in seen["alice"].out
+    (rejected,) = _rejected(db, c.run_id)
+    assert rejected.cause == "not_eligible" and rejected.by is not None
+    assert rejected.by.signer == "alice" and "people" in rejected.detail
+    answered = [p for p in records(db, c.run_id) if isinstance(p, rec.TaskAnswered)]
+    assert [a.signature.signer for a in answered] == ["bob", "bob"]
+
+
+def _rejected(db: Any, run_id: str) -> list[rec.TaskRejected]:
+    with reading_journal(db) as conn:
+        bodies = conn.execute(
+            "SELECT body FROM records WHERE run_id = ? AND kind = 'task_rejected'", (run_id,)
+        ).fetchall()
+    return [rec.TaskRejected.model_validate(orjson.loads(b)["payload"]) for (b,) in bodies]
+
+
+@pytest.mark.anyio
+async def test_verifier_rejects_through_the_face_and_a_new_attempt_opens(
+    staffed_people: People,
+) -> None:
+    people = staffed_people
+    db = people.db
+    c = Controller(db, two_steps())
+    seen: dict[str, Any] = {}
+
+    async def script(c: Controller) -> None:
+        row = await c.open_task("perform", "connect bag")
+        await in_thread(answer, db, "alice", row.task_id)
+        first = await c.open_task("perform", "bag weight")
+        await in_thread(answer, db, "alice", first.task_id, value=60)
+        row = await c.open_task("verify", "bag weight")
+        seen["reject"] = await in_thread(
+            _cli_answer, people, "bob", row.task_id, "--reject", "--reason", "scale not tared"
+        )
+        second = await c.open_task("perform", "bag weight")
+        seen["ids"] = (first.task_id, second.task_id)
+        await in_thread(answer, db, "alice", second.task_id, value=80)
+        row = await c.open_task("verify", "bag weight")
+        await in_thread(answer, db, "bob", row.task_id)
+
+    assert (await c.drive(script)).exit_status == "complete"
+    assert seen["reject"].code == 0, seen["reject"].err
+    first, second = seen["ids"]
+    assert first != second
+    (rejected,) = _rejected(db, c.run_id)
+    assert rejected.cause == "rejected" and rejected.detail == "scale not tared"
+    assert rejected.by is not None and rejected.by.meaning.value == "rejected"
+    assert {r.task_id: r.status for r in all_rows(db) if r.name == "bag weight"} == {
+        first: "closed",
+        second: "closed",
+    }

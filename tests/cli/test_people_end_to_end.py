@@ -84,3 +84,6 @@ def test_a_simulated_run_answered_by_two_people(people: People, tmp_path: Path) 
     assert shown.code == 0, shown.err
     assert "alice" in shown.out and "bob" in shown.out
     assert task_rows(people.db) == []
+    verified = people("verify")
+    assert verified.code == 0, verified.out + verified.err
+    assert "site:" in verified.out

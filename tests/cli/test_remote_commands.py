@@ -66,6 +66,8 @@ async def test_hold_and_restart_from_another_terminal(staffed_people: People) ->
     with reading_journal(people.db) as conn:
         statuses = [r[0] for r in conn.execute("SELECT status FROM run_requests ORDER BY site_seq")]
     assert statuses == ["applied", "applied"]
+    verified = people("verify")
+    assert verified.code == 0, verified.out + verified.err
 
 
 @pytest.mark.anyio
