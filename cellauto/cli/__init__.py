@@ -48,18 +48,11 @@ _COMMAND_MODULES: tuple[tuple[str, str, dict[str, str]], ...] = (
     ("people_cmds", "add_parsers", {"users": "accounts and roles"}),
     ("training_cmds", "add_parsers", {"training": "training records"}),
     ("site_cmds", "add_parsers", {"site": "the site policy"}),
-    (
-        "task_cmds",
-        "add_parsers",
-        {
-            "tasks": "operator tasks waiting for a person",
-            "answer": "answer an operator task (signed)",
-        },
-    ),
+    ("task_cmds", "add_parsers", {"tasks": "operator tasks", "answer": "answer a task"}),
     (
         "command_cmds",
         "add_parsers",
-        {c: f"ask a running batch to {c} (signed)" for c in ("hold", "restart", "stop", "abort")},
+        {c: f"{c} a running batch" for c in ("hold", "restart", "stop", "abort")},
     ),
 )
 
