@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
-from cellauto.cli.console import HoldConsole
+from cellauto.cli.console import RunConsole
 from cellauto.cli.run_cmd import (
     DEFAULT_DB,
+    add_people_options,
+    attend,
     execute_attended,
     line_origin,
     on_hold_mode,
     operator_name,
     run_and_report,
 )
+from cellauto.cli.run_people import check_attended
 from cellauto.clock import Clock, scaled_loop_factory
 from cellauto.errors import BadInputError
 from cellauto.instruments.line import Line
@@ -44,7 +48,7 @@ def add_parser(sub: Any) -> None:
         "--line", type=Path, required=True, metavar="LINE.toml", help="the line the run is on"
     )
     p.add_argument("--db", default=DEFAULT_DB, help=f"journal file (default ./{DEFAULT_DB})")
-    p.add_argument("--operator", default=None, help="who resumes the run (default: login name)")
+    add_people_options(p, "resumes")
     p.add_argument(
         "--on-hold",
         choices=["prompt", "restart", "stop", "abort"],
@@ -66,11 +70,23 @@ def resume_command(args: argparse.Namespace) -> int:
         )
     if not Path(args.db).exists():
         raise BadInputError(f"no journal {args.db!r}: give the --db the run was recorded in")
+    with Journal(args.db, create=False) as journal:  # a run in use: say so first
+        journal.check_owner(journal.resolve_run_id(args.run_id))
+    check_attended(
+        line_config,
+        as_user=args.as_user,
+        operator=args.operator,
+        on_hold=args.on_hold,
+        command="resume",
+    )
     mode = on_hold_mode(args.on_hold)
-    operator = operator_name(args.operator)
+    operator = args.as_user or operator_name(args.operator)
     speed = line_config.simulation.speed
     loop_factory = scaled_loop_factory(speed) if speed != 1.0 else None
     gaps = GapRecorder()
+    attendance = attend(
+        args, protocol, "run.restart", f"resume run {args.run_id} of {protocol.name}"
+    )
 
     async def main() -> RunOutcome:
         with Journal(args.db, create=False) as journal, PeopleInbox(journal) as inbox:
@@ -82,22 +98,34 @@ def resume_command(args: argparse.Namespace) -> int:
                 needed = protocol.equipment()
                 line = await open_line(line_config, needed, stack, gaps=gaps, clock=clock)
                 runner = Runner(journal)
-                holds = HoldConsole(mode, operator)
-                runner.observers.append(holds)
                 people = _answered_by_people(journal, run_id, line)
+                console = RunConsole(
+                    mode,
+                    operator,
+                    attendance=attendance,
+                    people=people,
+                    interactive=args.password_stdin or sys.stdin.isatty(),
+                )
+                runner.observers.append(console)
                 execution = runner.resume(
                     protocol,
                     line,
                     run_id,
                     clock=clock,
-                    answerers=[inbox] if people else (),
+                    answerers=[inbox, console] if people else [],
                     authority=inbox.authority() if people else None,
                 )
                 gaps.journal_to(execution)
                 print(f"resuming run {run_id}", flush=True)
-                return await execute_attended(execution, holds, operator, inbox if people else None)
+                return await execute_attended(
+                    execution, console, operator, attendance, inbox if people else None
+                )
 
-    return run_and_report(main, loop_factory)
+    try:
+        return run_and_report(main, loop_factory)
+    finally:
+        if attendance is not None:
+            attendance.close()
 
 
 def _answered_by_people(journal: Journal, run_id: str, line: Line) -> bool:

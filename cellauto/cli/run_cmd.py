@@ -12,12 +12,14 @@ from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 
-from cellauto.cli.console import HoldConsole, abort_on_signal
+from cellauto.cli.console import RunConsole, abort_on_signal
 from cellauto.cli.progress import Progress, format_duration
+from cellauto.cli.prompt import Passwords
+from cellauto.cli.run_people import Attendance, check_attended, sign_in_to_run
 from cellauto.clock import Clock, scaled_loop_factory, virtual_loop_factory
 from cellauto.errors import BadInputError
 from cellauto.instruments.line import Line
@@ -81,22 +83,47 @@ def add_parser(sub: Any) -> None:
         help=f"process time at which a simulated run starts (default: now; with --seed "
         f"{DEFAULT_SIM_START.isoformat()} so that the record is reproducible)",
     )
-    p.add_argument("--operator", default=None, help="who starts the run (default: login name)")
+    add_people_options(p, "starts")
+    p.add_argument(
+        "--operators",
+        choices=["people", "simulated"],
+        default=None,
+        help="who answers the run's operator tasks: people signing with their accounts "
+        "(at this console or with `cellauto answer`), or simulated operators (only on a "
+        "simulated line; the default there unless --as is given)",
+    )
     p.add_argument(
         "--on-hold",
         choices=["prompt", "restart", "stop", "abort"],
         default=None,
         help="what to do when the run is Held: ask (default on a terminal), or "
-        "restart / stop / abort by itself (default without a terminal: stop)",
-    )
-    p.add_argument(
-        "--operators",
-        choices=["people", "simulated"],
-        default=None,
-        help="who answers operator tasks: people, from any terminal (cellauto tasks, answer; "
-        "the default on a real line) or simulated operators (the default with --sim)",
+        "restart / stop / abort by itself (default without a terminal: stop); "
+        "restart is refused on a plant's line",
     )
     p.set_defaults(handler=run_command)
+
+
+def add_people_options(p: argparse.ArgumentParser, verb: str) -> None:
+    """--as, --password-stdin and --operator of ``run`` and ``resume``."""
+    p.add_argument(
+        "--as",
+        dest="as_user",
+        metavar="USER",
+        help=f"the person who {verb} the run: signs in (password) and answers at this "
+        "console; required on a plant's line",
+    )
+    p.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read --as's password, and the console's answers and passwords, from stdin "
+        "(one per line) instead of the terminal",
+    )
+    p.add_argument(
+        "--operator",
+        default=None,
+        help=f"a label for who {verb} a simulated run (default: login name); refused on a "
+        "plant's line, where --as names the person",
+    )
 
 
 def operator_name(given: str | None) -> str:
@@ -148,9 +175,20 @@ def run_command(args: argparse.Namespace) -> int:
             "--line LINE.toml (instruments over OPC UA, VISA, PyLabRobot)"
         )
     rehearsal = args.sim or (line_config is not None and line_config.is_simulation)
+    operators: Literal["people", "simulated"] = args.operators or (
+        "people" if args.as_user or not rehearsal else "simulated"
+    )
     params = build_params(protocol.params, values, rehearsal=rehearsal)
+    check_attended(
+        line_config,
+        as_user=args.as_user,
+        operator=args.operator,
+        on_hold=args.on_hold,
+        command="start",
+        operators=args.operators,
+    )
     mode = on_hold_mode(args.on_hold)
-    operator = operator_name(args.operator)
+    operator = args.as_user or operator_name(args.operator)
     simulated = args.sim or (line_config is not None and line_config.simulation.serve)
     seed = args.seed
     if seed is None and line_config is not None:
@@ -193,17 +231,25 @@ def run_command(args: argparse.Namespace) -> int:
         validate_request(protocol, line, params)
         return line
 
+    attendance = attend(args, protocol, "run.start", f"start a run of {protocol.name}")
+    console = RunConsole(
+        mode,
+        operator,
+        attendance=attendance,
+        people=operators == "people",
+        interactive=args.password_stdin or sys.stdin.isatty(),
+    )
+
     async def main() -> RunOutcome:
         shared = None if simulated or origin else line_origin(line_config)
         clock = Clock(origin or shared)
         async with AsyncExitStack() as stack:
             line = await open_run_line(stack, clock)
             with Journal(args.db) as journal, PeopleInbox(journal) as inbox:
-                people = args.operators == "people" or (args.operators is None and not rehearsal)
+                people = operators == "people"
                 runner = Runner(journal, clock_origin=origin, reproducible=reproducible)
                 progress = Progress(protocol, params)
-                holds = HoldConsole(mode, operator)
-                runner.observers.extend([progress, holds])
+                runner.observers.extend([progress, console])
                 execution = runner.prepare(
                     protocol,
                     line,
@@ -211,29 +257,59 @@ def run_command(args: argparse.Namespace) -> int:
                     seed=seed,
                     operator=operator,
                     clock=None if simulated else clock,  # the adapters' clock: one process time
-                    operators=args.operators,
-                    answerers=[inbox] if people else (),
+                    operators=operators,
+                    answerers=[inbox, console] if people else [],
                     authority=inbox.authority() if people else None,
+                    operator_account=attendance.signature if attendance else None,
                 )
                 gaps.journal_to(execution)
                 print(f"run {execution.run_id}", flush=True)
-                return await execute_attended(execution, holds, operator, inbox if people else None)
+                return await execute_attended(
+                    execution, console, operator, attendance, inbox if people else None
+                )
 
-    return run_and_report(main, loop_factory)
+    try:
+        return run_and_report(main, loop_factory)
+    finally:
+        if attendance is not None:
+            attendance.close()
+
+
+def attend(
+    args: argparse.Namespace, protocol: Any, act: Literal["run.start", "run.restart"], what: str
+) -> Attendance | None:
+    """With --as: sign the person in, open their session and sign ``act`` (refusals exit 2)."""
+    if args.as_user is None:
+        return None
+    attendance = sign_in_to_run(
+        Path(args.db),
+        args.as_user,
+        Passwords(args.password_stdin),
+        protocol,
+        act=act,
+        statement=f"I, {args.as_user}, {what} (version {protocol.version}) as its operator",
+    )
+    print(f"signed in: {attendance.printed_name} ({attendance.account}); session open", flush=True)
+    return attendance
 
 
 async def execute_attended(
-    execution: Execution, holds: HoldConsole, operator: str, inbox: PeopleInbox | None = None
+    execution: Execution,
+    holds: RunConsole,
+    operator: str,
+    attendance: Attendance | None = None,
+    inbox: PeopleInbox | None = None,
 ) -> RunOutcome:
-    """Execute to the end with the hold console answering and Ctrl-C/SIGTERM aborting
-    (and ``inbox`` taking up answers and commands from other terminals)."""
+    """Execute to the end with the console answering and Ctrl-C/SIGTERM aborting (and
+    ``inbox`` taking up answers and commands from other terminals)."""
     async with anyio.create_task_group() as tg:
         if inbox is not None:
             inbox.register(execution)
             tg.start_soon(inbox.run)
         holds.bind(execution, tg)
         tg.start_soon(abort_on_signal, execution)
-        outcome = await execution.execute(by=operator)
+        signature = attendance.signature if attendance is not None else None
+        outcome = await execution.execute(by=operator, signature=signature)
         execution.close()
         tg.cancel_scope.cancel()
     return outcome

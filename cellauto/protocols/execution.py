@@ -304,15 +304,20 @@ class Execution(RunRecords):
             await anyio.sleep_forever()
 
     # -- procedure -----------------------------------------------------------------------
-    async def execute(self, *, by: str = RUNNER) -> RunOutcome:
+    async def execute(
+        self, *, by: str = RUNNER, signature: SignatureShown | None = None
+    ) -> RunOutcome:
         """Run the procedure to a final state. Never raises for a run's own failure.
+
+        ``signature``: the signature of the person who starts (or resumes) the run,
+        carried by the Start command (or ``run_resumed``) record.
 
         Raises :class:`~cellauto.errors.FencedError` if another controller took the run
         over: nothing more can be recorded, so this one stops at once (its step is
         cancelled; no instrument command is sent without its durable intent).
         """
         try:
-            return await self._execute(by)
+            return await self._execute(by, signature)
         except BaseException as exc:
             fenced = fenced_error(exc)
             if fenced is None:
@@ -320,7 +325,7 @@ class Execution(RunRecords):
             logger.error("run %s: %s", self.run_id, fenced)
             raise FencedError(str(fenced)) from None
 
-    async def _execute(self, by: str) -> RunOutcome:
+    async def _execute(self, by: str, signature: SignatureShown | None) -> RunOutcome:
         if self._started:
             raise RuntimeError(f"run {self.run_id} was already executed")
         self._started = True
@@ -328,9 +333,9 @@ class Execution(RunRecords):
         if self.resume_plan is None:
             await self.record_durable(self._run_started)
             self._record_claim()
-            self._transition(Command.START, by=by)
+            self._transition(Command.START, by=by, approval=signature)
         else:
-            ended = self._resume(self.resume_plan, by=by)
+            ended = self._resume(self.resume_plan, by=by, signature=signature)
         async with anyio.create_task_group() as watchdogs:
             self._watchdogs = watchdogs
             exit_status, reason = ended or await self._run_procedure()
@@ -382,7 +387,9 @@ class Execution(RunRecords):
         if self.state not in (State.ABORTING, State.ABORTED):
             self._transition(Command.ABORT, by=RUNNER, reason=reason)
 
-    def _resume(self, plan: ResumePlan, *, by: str) -> tuple[str, str] | None:
+    def _resume(
+        self, plan: ResumePlan, *, by: str, signature: SignatureShown | None = None
+    ) -> tuple[str, str] | None:
         """Take the run up where the journal left it; (exit status, reason) if it had ended."""
         self.state = plan.state
         self.values = dict(plan.values)
@@ -390,7 +397,10 @@ class Execution(RunRecords):
         self.completed_steps = len(plan.completed_steps)
         steps, now_s = self.protocol.steps, self.clock.now_s()
         instruments = {name: recorded.unwrapped for name, recorded in self.equipment.items()}
-        self.record(plan.record(steps, by, now_s, instruments), durable=True)
+        resumed = plan.record(steps, by, now_s, instruments)
+        if signature is not None:
+            resumed = resumed.model_copy(update={"signature": signature})
+        self.record(resumed, durable=True)
         self._record_claim()
         self.alarm(plan.alarm(steps, now_s), severity="critical" if plan.in_doubt else "warning")
         ending = plan.ending()
@@ -400,5 +410,5 @@ class Execution(RunRecords):
             self._complete_acting_state("resumed after the controller stopped")
             return ending
         if plan.state is State.IDLE:
-            self._transition(Command.START, by=by)
+            self._transition(Command.START, by=by, approval=signature)
         return None

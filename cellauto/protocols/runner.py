@@ -33,6 +33,7 @@ from cellauto.protocols.tasks import Answerer, Authority
 from cellauto.records import Journal, RunJournal
 from cellauto.records import payloads as rec
 from cellauto.records.models import utc_from_epoch_s
+from cellauto.records.refs import SignatureShown
 
 __all__ = ["Runner", "validate_request"]
 
@@ -202,6 +203,7 @@ class Runner:
         operators: Literal["people", "simulated"] | None = None,
         answerers: Sequence[Answerer] = (),
         authority: Authority | None = None,
+        operator_account: SignatureShown | None = None,
     ) -> Execution:
         """Validate everything and return an Execution; nothing is written yet.
 
@@ -214,6 +216,8 @@ class Runner:
         operators: :class:`~cellauto.sim.operators.SimulatedOperators` answering
         everything) and ``authority`` checks who may answer (None: anyone the answerers
         deliver). Simulated operators are refused on a line that is not simulated.
+        ``operator_account``: the signature of the person who starts the run (``run
+        --as``), recorded in ``run_started``; ``operator`` is then their account name.
         """
         operators = _operators_for(line, operators, answerers)
         answerers = _default_answerers(operators, answerers)
@@ -253,6 +257,7 @@ class Runner:
             },
             package_versions=package_versions(),
             operators=operators,
+            operator_account=operator_account,
         )
         clock = clock or Clock(self.clock_origin)
         journal = self.journal.begin_run(run_id, clock.now_s, _wall_clock(clock, self.reproducible))

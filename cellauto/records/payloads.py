@@ -149,6 +149,9 @@ class RunStarted(Payload):
     """Who answers the run's operator tasks: people (signing with their accounts) or
     simulated operators (``sim:...``, only on a simulated line). Records written before
     operator tasks existed read as "simulated"."""
+    operator_account: SignatureShown | None = None
+    """The signature of the person who started the run with ``--as`` (their account is
+    ``operator``); None for a simulation nobody signed in to, and in older records."""
 
 
 class RunResumed(Payload):
@@ -166,6 +169,9 @@ class RunResumed(Payload):
     in_doubt_commands: list[InDoubtCommand]
     instruments: dict[str, EquipmentIdentity]
     instrument_errors_at_connect: dict[str, list[tuple[int, str]]]
+    signature: SignatureShown | None = None
+    """The signature of the person who resumed the run with ``--as`` (None: older
+    records, simulations)."""
 
 
 class PreviousController(BaseModel):

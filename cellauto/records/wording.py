@@ -194,6 +194,8 @@ def signatures_of(payload: rec.Payload) -> list[SignatureShown]:
             return [payload.by]
         case rec.Command() if payload.signature is not None:
             return [payload.signature]
+        case rec.RunResumed() if payload.signature is not None:
+            return [payload.signature]
     return []
 
 
@@ -250,7 +252,7 @@ def _describe_resume(p: rec.RunResumed) -> str:
         f"RUN RESUMED by {p.resumed_by} after a controller restart, "
         f"{format_duration(p.since_last_record_s)} after the last record: {p.state}, "
         f"{where}" + (f"; in doubt: {doubts}" if doubts else "")
-    )
+    ) + ("" if p.signature is None else "\n" + SIGNATURE_INDENT + describe_signature(p.signature))
 
 
 def _controller(host: str | None, pid: int | None, epoch: int) -> str:

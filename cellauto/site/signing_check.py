@@ -19,6 +19,7 @@ from datetime import date
 from cellauto.records.refs import SITE_CHAIN, Meaning, RecordRef
 from cellauto.records.site_payloads import (
     RunCommandRequested,
+    SessionOpened,
     Signature,
     SitePayload,
     SitePolicy,
@@ -37,15 +38,23 @@ _COMMAND_PERMISSION = {
     "abort": Permission.RUN_ABORT,
 }
 
+_SESSION_PERMISSION = {"run.start": Permission.RUN_START, "run.restart": Permission.RUN_RESTART}
+"""A session opened to start (resume) a run: its purpose begins with the permission."""
+
 
 def needed_permission(
     meaning: Meaning, target: RecordRef, signed: SitePayload | None
 ) -> Permission:
     """The permission a signature needs: a command request's own permission (``signed``:
-    the site record signed, if it is one), a restart after a deviation's (an
+    the site record signed, if it is one), a run's start or resume (a ``session_opened``
+    whose purpose is ``run.start ...`` or ``run.restart ...``), a restart after a deviation's (an
     ``approved`` signature of a run's ``deviation`` record), else the meaning's."""
     if isinstance(signed, RunCommandRequested):
         return _COMMAND_PERMISSION[signed.command]
+    if isinstance(signed, SessionOpened) and meaning == Meaning.PERFORMED:
+        acting = _SESSION_PERMISSION.get(signed.purpose.split(" ", 1)[0])
+        if acting is not None:  # the start (or resume) of a run by the session's person
+            return acting
     restart = target.chain != SITE_CHAIN and target.kind == "deviation"
     if restart and meaning == Meaning.APPROVED:
         return Permission.RUN_RESTART_AFTER_DEVIATION
