@@ -8,6 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_answer_latency
 import bench_batches
 import bench_crash_drill
 import bench_journal
@@ -72,6 +73,7 @@ def main() -> int:
     rows.extend(bench_sim_serve.run(quick=args.quick))
     rows.extend(bench_crash_drill.run(quick=args.quick))
     rows.extend(bench_people.run(quick=args.quick))
+    rows.extend(bench_answer_latency.run(quick=args.quick))
     width = max(len(str(r.get("case", ""))) for r in rows)
     print(f"{'benchmark':<{width}}  {'result':>16}  {'target':<20} met  detail")
     print("-" * (width + 60))
