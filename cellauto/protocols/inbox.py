@@ -41,6 +41,7 @@ import anyio
 
 from cellauto.clock import VirtualTimeEventLoop, real_seconds
 from cellauto.errors import CellautoError, TaskNotOpenError
+from cellauto.protocols._events import wait_any
 from cellauto.protocols.execution import Execution
 from cellauto.protocols.inbox_rows import answer_seq, closing, put_row, reopening
 from cellauto.protocols.remote_requests import (
@@ -315,7 +316,7 @@ class PeopleInbox:
                 await self._wake.wait()
             return
         events = [self._wake] + [e._state_changed for e in self._runs.values()]
-        await _first(*events)
+        await wait_any(*events)
 
     def _waiting_for_people(self) -> bool:
         return any(
@@ -346,15 +347,3 @@ def _snapshot(conn: sqlite3.Connection) -> Iterator[None]:
         yield
     finally:
         conn.execute("COMMIT")
-
-
-async def _first(*events: anyio.Event) -> None:
-    """Return when any of ``events`` is set."""
-    async with anyio.create_task_group() as group:
-
-        async def wait(event: anyio.Event) -> None:
-            await event.wait()
-            group.cancel_scope.cancel()
-
-        for event in events:
-            group.start_soon(wait, event)

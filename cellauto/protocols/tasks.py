@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeGuard
 import anyio
 
 from cellauto.errors import ProtocolDefinitionError, TaskNotOpenError
+from cellauto.protocols._events import wait_any
 from cellauto.protocols.context import RunAborted
 from cellauto.protocols.outcome import RunStopped
 from cellauto.protocols.states import State
@@ -337,7 +338,7 @@ class TaskBoard:
                     self._time_out(waiting)
                     continue
             waiting.wake = anyio.Event()
-            await _first(left_s, waiting.wake, execution._state_changed)
+            await wait_any(waiting.wake, execution._state_changed, timeout_s=left_s)
 
     def _time_out(self, waiting: _Open) -> None:
         """Nobody answered in time: an alarm, a deviation, and the task's policy."""
@@ -397,16 +398,3 @@ class TaskBoard:
 
 def _watches(answerer: Answerer) -> TypeGuard[TaskWatcher]:
     return callable(getattr(answerer, "task_event", None))
-
-
-async def _first(timeout_s: float, *events: anyio.Event) -> None:
-    """Return when any of ``events`` is set, or after ``timeout_s``."""
-    with anyio.move_on_after(timeout_s):
-        async with anyio.create_task_group() as group:
-
-            async def wait(event: anyio.Event) -> None:
-                await event.wait()
-                group.cancel_scope.cancel()
-
-            for event in events:
-                group.start_soon(wait, event)
