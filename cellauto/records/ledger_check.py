@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -55,6 +56,47 @@ class Mark(NamedTuple):
     run_seq: int
     run_hash: str
     sealed_wall_time_ns: int | None
+
+
+def marks_problem(
+    marks: Sequence[Mark],
+    stored: Mapping[int, str],
+    last_seq: int,
+    *,
+    subject: str,
+    verb: Callable[[Mark], str],
+    noun: str,
+) -> tuple[int, str] | None:
+    """Hold a chain's stored hashes (``stored``: seq -> hash of the marked records that
+    exist; ``last_seq``: its last record) against its verified ledger marks, in order:
+    (first bad seq, why) for a marked record that is missing (the chain's end was cut)
+    or whose hash differs (a record up to it changed and the chain recomputed).
+    ``subject`` and ``verb`` word it ("the run was" + "sealed"; "the site chain was" +
+    "anchored"), ``noun`` names a record of the chain ("a record", "a site record")."""
+    covered = -1
+    for mark in marks:
+        did = verb(mark)
+        if mark.run_seq not in stored:
+            first = last_seq + 1
+            missing = (
+                f"record {first} is"
+                if first == mark.run_seq
+                else f"records {first} to {mark.run_seq} are"
+            )
+            return first, (
+                f"{missing} missing: {subject} {did} at record {mark.run_seq} (ledger "
+                f"entry {mark.entry_seq}) — its last records were deleted"
+            )
+        if stored[mark.run_seq] != mark.run_hash:
+            first = covered + 1
+            return first, (
+                f"record {mark.run_seq}'s hash is not the one {did} in ledger entry "
+                f"{mark.entry_seq}: {noun} from {first} to {mark.run_seq} was changed and the "
+                "chain after it recomputed (or records were deleted or inserted and the rest "
+                "rewritten)"
+            )
+        covered = max(covered, mark.run_seq)
+    return None
 
 
 class RunMarks(NamedTuple):

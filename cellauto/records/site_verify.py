@@ -49,7 +49,7 @@ from cellauto.records._schema import is_missing_table
 from cellauto.records._sqlite import StoredRow
 from cellauto.records.canonical import record_hash
 from cellauto.records.chain_check import check_rows, record_name
-from cellauto.records.ledger_check import LedgerCheck, Mark
+from cellauto.records.ledger_check import LedgerCheck, Mark, marks_problem
 from cellauto.records.refs import SITE_CHAIN, RecordRef
 from cellauto.records.site_chain import SiteRecord, site_rows
 from cellauto.records.site_payloads import (
@@ -202,28 +202,17 @@ def _check_anchors(source: SiteRows, last: StoredRow | None, marks: list[Mark]) 
     """Rule 2: each anchor's record has the anchored hash, and no record is left uncovered."""
     stored = source.hashes_at(sorted({mark.run_seq for mark in marks}))
     last_seq = -1 if last is None else last.seq
-    covered = -1
-    for mark in marks:
-        if mark.run_seq not in stored:
-            first = last_seq + 1
-            missing = (
-                f"record {first} is"
-                if first == mark.run_seq
-                else f"records {first} to {mark.run_seq} are"
-            )
-            return first, (
-                f"{missing} missing: the site chain was anchored at record {mark.run_seq} "
-                f"(ledger entry {mark.entry_seq}) — its last records were deleted"
-            )
-        if stored[mark.run_seq] != mark.run_hash:
-            first = covered + 1
-            return first, (
-                f"record {mark.run_seq}'s hash is not the one anchored in ledger entry "
-                f"{mark.entry_seq}: a site record from {first} to {mark.run_seq} was changed and "
-                "the chain after it recomputed (or records were deleted or inserted and the rest "
-                "rewritten)"
-            )
-        covered = max(covered, mark.run_seq)
+    problem = marks_problem(
+        marks,
+        stored,
+        last_seq,
+        subject="the site chain was",
+        verb=lambda mark: "anchored",
+        noun="a site record",
+    )
+    if problem is not None:
+        return problem
+    covered = max((mark.run_seq for mark in marks), default=-1)
     if last_seq > covered:
         first = covered + 1
         what = f"record {first} is" if first == last_seq else f"records {first} to {last_seq} are"

@@ -56,7 +56,7 @@ from cellauto.errors import RunNotFoundError
 from cellauto.records import _sqlite
 from cellauto.records._sqlite import StoredRow
 from cellauto.records.chain_check import RunRows, check_rows, record_name
-from cellauto.records.ledger_check import LedgerCheck, RunMarks, check_ledger
+from cellauto.records.ledger_check import LedgerCheck, Mark, RunMarks, check_ledger, marks_problem
 from cellauto.records.refs import SITE_CHAIN
 from cellauto.records.signature_check import check_run_signatures
 from cellauto.records.site_verify import SiteReplay, SiteReport, verify_site
@@ -257,6 +257,13 @@ def _check_ledger_of(ledger: LedgerCheck, run_id: str, marks: RunMarks) -> _Prob
     return None
 
 
+def _marked(mark: Mark) -> str:
+    """What a ledger entry did to the run's record: begun, anchored or sealed."""
+    if mark.kind.value == "run_begun":
+        return "begun"
+    return "sealed" if mark.sealed_wall_time_ns is not None else "anchored"
+
+
 def _check_marks(
     conn: sqlite3.Connection, run_id: str, last: StoredRow | None, marks: RunMarks
 ) -> _Problem | None:
@@ -268,37 +275,21 @@ def _check_marks(
         )
     wanted = sorted({m.run_seq for m in (marks.begun, *marks.anchors)})
     stored = _sqlite.hashes_at(conn, run_id, wanted)
-    covered = -1
-    for mark in (marks.begun, *marks.anchors):
-        what = "sealed" if mark.sealed_wall_time_ns is not None else "anchored"
-        if mark.kind.value == "run_begun":
-            what = "begun"
-        if mark.run_seq not in stored:
-            last_seq = -1 if last is None else last.seq
-            if last_seq < 0:
-                return 0, (
-                    f"the run was {what} at record {mark.run_seq} (ledger entry "
-                    f"{mark.entry_seq}) but has no records: all were deleted"
-                )
-            first = last_seq + 1
-            missing = (
-                f"record {first} is"
-                if first == mark.run_seq
-                else f"records {first} to {mark.run_seq} are"
-            )
-            return first, (
-                f"{missing} missing: the run was {what} at record {mark.run_seq} (ledger "
-                f"entry {mark.entry_seq}) — its last records were deleted"
-            )
-        if stored[mark.run_seq] != mark.run_hash:
-            first = covered + 1
-            return first, (
-                f"record {mark.run_seq}'s hash is not the one {what} in ledger entry "
-                f"{mark.entry_seq}: a record from {first} to {mark.run_seq} was changed and the "
-                "chain after it recomputed (or records were deleted or inserted and the rest "
-                "rewritten)"
-            )
-        covered = max(covered, mark.run_seq)
+    if last is None:
+        return 0, (
+            f"the run was begun at record {marks.begun.run_seq} (ledger entry "
+            f"{marks.begun.entry_seq}) but has no records: all were deleted"
+        )
+    problem = marks_problem(
+        [marks.begun, *marks.anchors],
+        stored,
+        last.seq,
+        subject="the run was",
+        verb=_marked,
+        noun="a record",
+    )
+    if problem is not None:
+        return problem
     sealed = marks.sealed
     if (
         last is not None
