@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 __all__ = [
     "PrintedLabel",
@@ -41,7 +41,7 @@ class PrintedSymbol(BaseModel):
     symbology: Symbology
     x: int = Field(ge=0)
     y: int = Field(ge=0)
-    module: int = Field(ge=1, le=10, description="narrow bar / module size in dots")
+    module: int = Field(ge=1, le=30, description="narrow bar / module size in dots")
     height: int = Field(ge=0, description="bar height in dots (Code 128); 0 for Data Matrix")
     data: str
 
@@ -162,18 +162,21 @@ class _Parser:
     def end_field(self) -> None:
         if self.field is None or self.data is None:
             raise ZplError(f"^FS at {self.origin} without a field type and ^FD data")
-        kind, size, height = self.field
+        try:
+            self.store(*self.field, self.data)
+        except ValidationError as exc:
+            raise ZplError(f"field at {self.origin}: {exc}") from None
+        self.field, self.hex, self.data = None, False, None
+
+    def store(self, kind: str, size: int, height: int, data: str) -> None:
         x, y = self.origin
         if kind == "text":
-            self.texts.append(PrintedText(x=x, y=y, size=size, text=self.data))
+            self.texts.append(PrintedText(x=x, y=y, size=size, text=data))
         else:
             symbology: Symbology = "code128" if kind == "code128" else "datamatrix"
             self.symbols.append(
-                PrintedSymbol(
-                    symbology=symbology, x=x, y=y, module=size, height=height, data=self.data
-                )
+                PrintedSymbol(symbology=symbology, x=x, y=y, module=size, height=height, data=data)
             )
-        self.field, self.hex, self.data = None, False, None
 
 
 def parse_zpl(zpl: str) -> PrintedLabel:

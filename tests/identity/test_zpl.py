@@ -57,6 +57,7 @@ def test_control_characters_cannot_inject_commands() -> None:
         ("^XA^PW10^LL10^FO0,0^FDx^FS^XZ", "without a field type"),
         ("^XA^PW10^LL10^FO0,0^A0N,20,20^FDx^XZ", "not ended by"),
         ("^XA^LL10^XZ", "width"),
+        ("^XA^PW10^LL10^FO0,0^BXN,0,200^FDx^FS^XZ", r"field at \(0, 0\)"),
         ("^XA^PW10^LL10^FOa,0^XZ", "integer"),
         ("^XA^PW10^LL10^FO0,0^A0N,9,9^FH_^FD_ZZ^FS^XZ", r"bad \^FH escape"),
     ],
