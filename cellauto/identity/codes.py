@@ -16,6 +16,7 @@ the bags of a set or the samples of one draw.
 
 from __future__ import annotations
 
+import re
 import string
 from types import MappingProxyType
 
@@ -25,6 +26,7 @@ __all__ = [
     "PRODUCT_CODES",
     "division",
     "product_code_for",
+    "validate_code",
 ]
 
 AUTOLOGOUS = "1"
@@ -46,6 +48,16 @@ PRODUCT_CODES: MappingProxyType[str, str] = MappingProxyType(
     }
 )
 """Container type -> 5-character product code (local placeholders, see the module doc)."""
+
+
+def validate_code(code: str) -> str:
+    """Return a 5-character cellular therapy product code (``S`` + 4 digits), else raise."""
+    if not re.fullmatch(r"S[0-9]{4}", code):
+        raise ValueError(
+            f"{code!r} is not a 5-character cellular therapy product code: 'S' + 4 digits, "
+            "e.g. 'S9002' (collection type and division are added per container)"
+        )
+    return code
 
 
 def product_code_for(container_type: str) -> str:

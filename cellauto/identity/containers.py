@@ -13,7 +13,13 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from cellauto.identity.codes import AUTOLOGOUS, MAX_SET_BAGS, division, product_code_for
+from cellauto.identity.codes import (
+    AUTOLOGOUS,
+    MAX_SET_BAGS,
+    division,
+    product_code_for,
+    validate_code,
+)
 from cellauto.identity.isbt128 import (
     check_value,
     coi_barcode,
@@ -94,8 +100,10 @@ class ContainerPlan(BaseModel):
                 f"container {self.key!r}: {self.count} final product bags, ISBT 128 flags "
                 f"number at most {MAX_SET_BAGS} bags of a set"
             )
-        code = self.product_code or product_code_for(self.container_type)
-        validate_product_code(f"{code}{AUTOLOGOUS}00")
+        if self.product_code is not None:
+            validate_code(self.product_code)
+        else:
+            product_code_for(self.container_type)
         return self
 
     def keys(self) -> tuple[str, ...]:

@@ -118,3 +118,14 @@ def test_table_codes_are_distinct_and_well_formed() -> None:
 def test_identity_refuses_a_flag_with_a_wrong_check() -> None:
     with pytest.raises(ValidationError, match="flag 70 carries check character 'A'"):
         ContainerIdentity(din=DIN, flag="70", product_code="S90021" + "00", coi=COI)
+
+
+def test_malformed_own_product_code_refused() -> None:
+    with pytest.raises(ValidationError, match="'S12' is not a 5-character"):
+        ContainerPlan(key="bag", container_type="culture bag", product_code="S12")
+
+
+def test_single_final_bag_is_bag_one_undivided() -> None:
+    plan = ContainerPlan(key="final product", container_type="final product", final=True)
+    (identity,) = identities(DIN, COI, [plan]).values()
+    assert (identity.flag, identity.product_code) == ("01", "S12341" + "00")
