@@ -1,0 +1,169 @@
+"""Simulated label printer and the scanner that reads what it printed.
+
+``render_label`` prints a ZPL label (our subset, ``cellauto.identity.zpl``) to a raster:
+a white page of the label's size in dots, each symbol rendered by zint at its ``^FO``
+position with its module size (a symbol running off the page is cut, as on a printer).
+Text fields are not drawn (no fonts here); they stay in the parsed label. ``decode_label``
+reads the raster with zxing-cpp, a real decoder, so a wrong field, a bad render or a
+smudge is caught as it would be on a line. ``SimLabelPrinter`` keeps the last label
+printed for each container; ``SimLabelScanner`` decodes it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import zint
+import zxingcpp
+from pydantic import BaseModel, ConfigDict, Field
+
+from cellauto.errors import InstrumentError
+from cellauto.identity.zpl import PrintedLabel, PrintedSymbol, Symbology, parse_zpl
+
+__all__ = [
+    "LabelImage",
+    "PrintJob",
+    "SimLabelPrinter",
+    "SimLabelScanner",
+    "decode_label",
+    "render_label",
+]
+
+logger = logging.getLogger(__name__)
+
+Pixels = npt.NDArray[np.uint8]
+_WHITE = 255
+_ZINT = {"code128": zint.Symbology.CODE128, "datamatrix": zint.Symbology.DATAMATRIX}
+_FORMATS: dict[zxingcpp.BarcodeFormat, Symbology] = {
+    zxingcpp.BarcodeFormat.Code128: "code128",
+    zxingcpp.BarcodeFormat.DataMatrix: "datamatrix",
+}
+
+
+@dataclass(frozen=True)
+class LabelImage:
+    """A printed label: its raster (grayscale, 0 black, 255 white) and what the ZPL said."""
+
+    pixels: Pixels
+    printed: PrintedLabel
+
+
+def _render_symbol(symbol: PrintedSymbol) -> Pixels:
+    zs = zint.Symbol()
+    zs.symbology = _ZINT[symbol.symbology]
+    zs.scale = symbol.module / 2  # zint's scale 1 draws a module 2 pixels wide
+    if symbol.symbology == "code128":
+        zs.show_hrt = False
+        zs.height = symbol.height / symbol.module
+    else:
+        zs.option_3 = zint.DataMatrixOptions.SQUARE
+    try:
+        zs.encode(symbol.data)
+    except RuntimeError as exc:
+        raise ValueError(
+            f"{symbol.symbology} symbol at ({symbol.x},{symbol.y}) cannot encode "
+            f"{symbol.data!r}: {exc}"
+        ) from None
+    zs.buffer()
+    rgb = np.asarray(zs.bitmap, dtype=np.uint8)
+    return np.ascontiguousarray(rgb[:, :, 0])
+
+
+def render_label(zpl: str) -> LabelImage:
+    """Print ``zpl`` to a raster; refuses ZPL outside our subset (``ZplError``)."""
+    printed = parse_zpl(zpl)
+    page = np.full((printed.length, printed.width), _WHITE, dtype=np.uint8)
+    for symbol in printed.symbols:
+        mark = _render_symbol(symbol)
+        rows = min(mark.shape[0], printed.length - symbol.y)
+        cols = min(mark.shape[1], printed.width - symbol.x)
+        if rows < mark.shape[0] or cols < mark.shape[1]:
+            logger.warning(
+                "label printer: %s symbol at (%d,%d) runs off the %dx%d label and is cut",
+                symbol.symbology,
+                symbol.x,
+                symbol.y,
+                printed.width,
+                printed.length,
+            )
+        if rows > 0 and cols > 0:
+            area = page[symbol.y : symbol.y + rows, symbol.x : symbol.x + cols]
+            np.minimum(area, mark[:rows, :cols], out=area)
+    page.setflags(write=False)
+    return LabelImage(pixels=page, printed=printed)
+
+
+def decode_label(pixels: Pixels) -> tuple[tuple[Symbology, str], ...]:
+    """Every Code 128 and Data Matrix symbol zxing-cpp reads, top to bottom, left to right."""
+    found = zxingcpp.read_barcodes(
+        pixels,
+        formats=zxingcpp.BarcodeFormats(list(_FORMATS)),
+        text_mode=zxingcpp.TextMode.Plain,
+    )
+    placed: list[tuple[int, int, Symbology, str]] = []
+    for barcode in found:
+        symbology = _FORMATS.get(barcode.format)
+        if not barcode.valid or symbology is None:
+            continue
+        corner = barcode.position.top_left
+        placed.append((corner.y, corner.x, symbology, barcode.text))
+    return tuple((symbology, text) for _, _, symbology, text in sorted(placed))
+
+
+class PrintJob(BaseModel):
+    """One label printed: the printer's job number, the container it is on, its symbols."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    job: int = Field(ge=1)
+    container: str
+    symbols: int = Field(ge=0)
+
+
+class SimLabelPrinter:
+    """Prints ZPL labels onto containers of the simulated line (a reprint replaces)."""
+
+    def __init__(self, name: str = "label printer") -> None:
+        self.name = name
+        self._jobs = 0
+        self._labels: dict[str, LabelImage] = {}
+
+    def print_label(self, zpl: str, *, container: str) -> PrintJob:
+        image = render_label(zpl)
+        self._jobs += 1
+        self._labels[container] = image
+        logger.info("%s: job %d, label on %r", self.name, self._jobs, container)
+        return PrintJob(job=self._jobs, container=container, symbols=len(image.printed.symbols))
+
+    def label_of(self, container: str) -> LabelImage:
+        """The label on ``container``; names the labelled containers if it has none."""
+        try:
+            return self._labels[container]
+        except KeyError:
+            labelled = ", ".join(repr(name) for name in self._labels) or "none"
+            raise InstrumentError(
+                f"{self.name}: no label printed for {container!r}; labelled: {labelled}"
+            ) from None
+
+    def smudge(self, container: str, box: tuple[int, int, int, int]) -> None:
+        """Fault: blank ``(x0, y0, x1, y1)`` of the label on ``container`` (ink rubbed off)."""
+        image = self.label_of(container)
+        x0, y0, x1, y1 = box
+        pixels = image.pixels.copy()
+        pixels[y0:y1, x0:x1] = _WHITE
+        pixels.setflags(write=False)
+        self._labels[container] = LabelImage(pixels=pixels, printed=image.printed)
+
+
+class SimLabelScanner:
+    """A 2D hand scanner that reads the printed labels of ``printer``."""
+
+    def __init__(self, printer: SimLabelPrinter) -> None:
+        self._printer = printer
+
+    def scan(self, container: str) -> tuple[tuple[Symbology, str], ...]:
+        """The symbols decoded from the label on ``container`` (empty: nothing decoded)."""
+        return decode_label(self._printer.label_of(container).pixels)
