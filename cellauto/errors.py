@@ -26,6 +26,15 @@ class EquipmentError(BadInputError):
     """The line lacks equipment a protocol needs, or has it with the wrong interface."""
 
 
+class MaterialRefusedError(BadInputError):
+    """A material or lot cannot be used: not defined, not released, expired, not enough."""
+
+
+class EquipmentRefusedError(EquipmentError):
+    """An instrument is not fit for use: unknown to the registry, out of service or
+    calibration, or its identity read at connect differs from the registry's."""
+
+
 class StateCommandError(CellautoError):
     """An ISA-88 command is not allowed in the run's current state."""
 

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from pydantic import BaseModel, ConfigDict, Field
 
 from cellauto.instruments.base import Instrument, command, query, stream
+from cellauto.records.material_payloads import StoragePosition
 
 __all__ = [
     "CryoStorage",
@@ -31,19 +32,6 @@ class StorageConditions(BaseModel):
     autofill_on: bool
     alarm: str | None = Field(description="why the freezer alarms; None when it does not")
     process_time_s: float
-
-
-class StoragePosition(BaseModel):
-    """A place in the freezer: a rack, a box in it, a slot in the box."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    rack: str = Field(min_length=1)
-    box: int = Field(ge=1)
-    slot: int = Field(ge=1)
-
-    def __str__(self) -> str:
-        return f"rack {self.rack} box {self.box} slot {self.slot}"
 
 
 class StoredItem(BaseModel):

@@ -25,6 +25,7 @@ from __future__ import annotations
 import sqlite3
 
 __all__ = [
+    "CREATE_MATERIALS",
     "CREATE_OWNERS",
     "CREATE_SITE",
     "READABLE_VERSIONS",
@@ -33,8 +34,8 @@ __all__ = [
     "upgrade",
 ]
 
-SCHEMA_VERSION = 4
-READABLE_VERSIONS = ("2", "3", "4")
+SCHEMA_VERSION = 5
+READABLE_VERSIONS = ("2", "3", "4", "5")
 
 CREATE_OWNERS = """
 CREATE TABLE IF NOT EXISTS run_owners (
@@ -94,14 +95,73 @@ dates. ``tasks``: ``phase`` perform | verify, ``status`` open | answered | close
 expired | withdrawn, ``summary`` JSON. ``run_requests``: ``status`` pending | applied |
 refused | expired. Every projection is derived from the site chain, never its authority."""
 
-_SITE_STATEMENTS = tuple(s.strip() for s in CREATE_SITE.split(";") if s.strip())
+CREATE_MATERIALS = """
+CREATE TABLE IF NOT EXISTS materials (
+    material TEXT PRIMARY KEY, material_kind TEXT NOT NULL, unit TEXT NOT NULL,
+    storage TEXT NOT NULL, attributes TEXT NOT NULL,
+    source_seq INTEGER NOT NULL, source_hash TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS lots (
+    lot_id TEXT PRIMARY KEY, material TEXT NOT NULL, supplier TEXT NOT NULL,
+    supplier_lot TEXT NOT NULL, received_on TEXT NOT NULL, expires_on TEXT NOT NULL,
+    status TEXT NOT NULL, received_by TEXT NOT NULL,
+    received_milli INTEGER NOT NULL, remaining_milli INTEGER NOT NULL,
+    reserved_milli INTEGER NOT NULL, attributes TEXT NOT NULL,
+    source_seq INTEGER NOT NULL, source_hash TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS lots_by_material ON lots (material, status, expires_on);
+CREATE TABLE IF NOT EXISTS lot_reservations (
+    run_id TEXT NOT NULL, lot_id TEXT NOT NULL, reserved_milli INTEGER NOT NULL,
+    used_milli INTEGER NOT NULL, open INTEGER NOT NULL,
+    PRIMARY KEY (run_id, lot_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS lot_uses (
+    run_id TEXT NOT NULL, use_key TEXT NOT NULL, lot_id TEXT NOT NULL,
+    quantity_milli INTEGER NOT NULL, run_seq INTEGER NOT NULL,
+    voided INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (run_id, use_key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS lot_uses_by_lot ON lot_uses (lot_id, run_id);
+CREATE TABLE IF NOT EXISTS equipment (
+    asset TEXT PRIMARY KEY, interface TEXT NOT NULL, vendor TEXT NOT NULL,
+    model TEXT NOT NULL, serial TEXT NOT NULL, status TEXT NOT NULL,
+    iq_on TEXT, oq_on TEXT, pq_on TEXT, calibration_due TEXT, notes TEXT NOT NULL,
+    source_seq INTEGER NOT NULL, source_hash TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS equipment_by_serial ON equipment (vendor, model, serial);
+CREATE TABLE IF NOT EXISTS containers (
+    run_id TEXT NOT NULL, key TEXT NOT NULL, din TEXT NOT NULL, flag TEXT NOT NULL,
+    product_code TEXT NOT NULL, coi TEXT NOT NULL, container_type TEXT NOT NULL,
+    parents TEXT NOT NULL, place_kind TEXT, place_name TEXT, position TEXT,
+    since_wall_ns INTEGER, created_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,
+    PRIMARY KEY (run_id, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS containers_by_din ON containers (din, product_code);
+"""
+"""The tables of version 5 (materials, lots, equipment, containers). Column meanings:
+
+``materials``: ``attributes`` a JSON list of the lot attributes a release needs.
+``lots``: ``status`` quarantine | released | rejected (what people decided; expired and
+depleted are computed where read), quantities in milli-units of the material's unit,
+``reserved_milli`` the sum of open reservations, ``attributes`` a JSON object, ISO dates.
+``lot_reservations``: one row per (run, lot), ``open`` 0 once the run ended.
+``lot_uses``: one row per ``material_consumed`` record (``run_seq``), ``voided`` 1 once a
+``material_use_voided`` took it back. ``equipment``: ``status`` qualifying | in_service |
+out_of_service | retired, ISO dates. ``containers``: one row per container a run created,
+``parents`` a JSON list of keys, ``place_*`` where it is now (``position`` as text),
+``created_seq``/``last_seq`` the run records that created and last moved it. ``lot_uses``
+and ``containers`` hold simulated runs' rows too (their lots are not on this site)."""
+
+_SITE_STATEMENTS = tuple(
+    s.strip() for s in (CREATE_SITE + CREATE_MATERIALS).split(";") if s.strip()
+)
 
 
 def upgrade(conn: sqlite3.Connection) -> None:
     """Bring the file to :data:`SCHEMA_VERSION` inside the caller's write transaction.
 
-    Creates ``run_owners`` (version 3) and every version 4 table that is missing, and
-    sets ``meta.schema_version``; a file already at version 4 is not changed.
+    Creates ``run_owners`` (version 3) and every version 4 and 5 table that is missing,
+    and sets ``meta.schema_version``; a file already at version 5 is not changed.
     """
     if not conn.in_transaction:
         raise RuntimeError("schema upgrade outside a write transaction")  # a caller's bug

@@ -14,6 +14,7 @@ from cellauto.errors import (
     JournalOpenError,
 )
 from cellauto.records._schema import (
+    CREATE_MATERIALS,
     CREATE_OWNERS,
     CREATE_SITE,
     READABLE_VERSIONS,
@@ -56,6 +57,7 @@ CREATE TABLE IF NOT EXISTS ledger_head (
 """
     + CREATE_OWNERS
     + CREATE_SITE
+    + CREATE_MATERIALS
 )
 
 INSERT_RECORD = (

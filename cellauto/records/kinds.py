@@ -42,6 +42,16 @@ class RecordKind(StrEnum):
     TASK_REJECTED = "task_rejected"
     TASK_EXPIRED = "task_expired"
     TASK_WITHDRAWN = "task_withdrawn"
+    MATERIALS_RESERVED = "materials_reserved"
+    MATERIAL_CONSUMED = "material_consumed"
+    MATERIAL_USE_VOIDED = "material_use_voided"
+    EQUIPMENT_CHECKED = "equipment_checked"
+    CONTAINER_CREATED = "container_created"
+    TRANSFER = "transfer"
+    CUSTODY_MOVED = "custody_moved"
+    LABEL_PRINTED = "label_printed"
+    LABEL_VERIFIED = "label_verified"
+    SHIPMENT_RECORDED = "shipment_recorded"
 
 
 KIND_VALUES: Mapping[object, str] = MappingProxyType({kind: kind.value for kind in RecordKind})

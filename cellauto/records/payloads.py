@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cellauto.records.kinds import RecordKind
+from cellauto.records.material_payloads import MATERIAL_PAYLOADS
 from cellauto.records.payload_base import Payload, plain_json
 from cellauto.records.refs import SignatureShown, SiteRef
 from cellauto.records.spec import CheckPolicy, Spec
@@ -462,6 +463,7 @@ _RUN_PAYLOADS: tuple[type[Payload], ...] = (
     BatchValue,
     Checkpoint,
     *TASK_PAYLOADS,
+    *MATERIAL_PAYLOADS,
 )
 PAYLOAD_TYPES: dict[RecordKind, type[Payload]] = {cls.kind: cls for cls in _RUN_PAYLOADS}
 """The payload model of each record kind."""

@@ -16,12 +16,13 @@ password material while ``verify`` can still tell whether a stored hash was swap
 from __future__ import annotations
 
 from datetime import date, datetime
-from enum import StrEnum
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from cellauto.records.refs import HASH_PATTERN, Meaning, RecordRef, SiteRef
+from cellauto.records.site_payload_base import SiteKind, SitePayload, Terminal
+from cellauto.records.site_payloads_mat import SITE_MATERIAL_PAYLOADS
 
 __all__ = [
     "SITE_PAYLOAD_TYPES",
@@ -49,40 +50,6 @@ __all__ = [
 ]
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
-
-
-class SiteKind(StrEnum):
-    """What a site record describes; the value is stored in the ``kind`` column."""
-
-    POLICY_SET = "policy_set"
-    ACCOUNT_CREATED = "account_created"
-    ACCOUNT_CHANGED = "account_changed"
-    ACCOUNT_CHANGE_REFUSED = "account_change_refused"
-    PASSWORD_CHANGED = "password_changed"
-    PASSWORD_CHANGE_REFUSED = "password_change_refused"
-    SIGN_IN_FAILED = "sign_in_failed"
-    SESSION_OPENED = "session_opened"
-    SESSION_CLOSED = "session_closed"
-    TRAINING_RECORDED = "training_recorded"
-    TRAINING_REVOKED = "training_revoked"
-    SIGNATURE = "signature"
-    SIGNATURE_REFUSED = "signature_refused"
-    TASK_ANSWER = "task_answer"
-    RUN_COMMAND_REQUESTED = "run_command_requested"
-
-
-# -- parts ------------------------------------------------------------------------------
-class Terminal(BaseModel):
-    """Where an act came from: Part 11's "workstation" (host, process, tty, OS user)."""
-
-    model_config = _FROZEN
-
-    host: str
-    pid: int
-    tty: str | None = None
-    os_user: str
-    remote_address: str | None = None
-    """The client's address when the act came through the web app."""
 
 
 class Argon2Params(BaseModel):
@@ -129,18 +96,6 @@ class TrainingSubject(BaseModel):
 
 
 # -- the records ------------------------------------------------------------------------
-class SitePayload(BaseModel):
-    """Base of every site record payload; ``kind`` is the site record kind."""
-
-    model_config = _FROZEN
-    kind: ClassVar[SiteKind]
-
-    by: str
-    """Who did it: an account name, ``bootstrap`` or ``system``."""
-    reason: str = ""
-    terminal: Terminal
-
-
 class PolicySet(SitePayload):
     kind: ClassVar[SiteKind] = SiteKind.POLICY_SET
     old: SitePolicy | None
@@ -294,23 +249,24 @@ class RunCommandRequested(SitePayload):
     expires_at: datetime
 
 
+_PEOPLE_PAYLOADS: tuple[type[SitePayload], ...] = (
+    PolicySet,
+    AccountCreated,
+    AccountChanged,
+    AccountChangeRefused,
+    PasswordChanged,
+    PasswordChangeRefused,
+    SignInFailed,
+    SessionOpened,
+    SessionClosed,
+    TrainingRecorded,
+    TrainingRevoked,
+    Signature,
+    SignatureRefused,
+    TaskAnswer,
+    RunCommandRequested,
+)
+
 SITE_PAYLOAD_TYPES: dict[SiteKind, type[SitePayload]] = {
-    cls.kind: cls
-    for cls in (
-        PolicySet,
-        AccountCreated,
-        AccountChanged,
-        AccountChangeRefused,
-        PasswordChanged,
-        PasswordChangeRefused,
-        SignInFailed,
-        SessionOpened,
-        SessionClosed,
-        TrainingRecorded,
-        TrainingRevoked,
-        Signature,
-        SignatureRefused,
-        TaskAnswer,
-        RunCommandRequested,
-    )
+    cls.kind: cls for cls in (*_PEOPLE_PAYLOADS, *SITE_MATERIAL_PAYLOADS)
 }

@@ -13,6 +13,7 @@ from tests.records.factory import payload_of
 TERMINAL = Terminal(host="bench-1", pid=4242, tty="pts/3", os_user="cellauto")
 
 V4_TABLES = ("site_records", "accounts", "credentials", "training", "tasks", "run_requests")
+V5_TABLES = ("materials", "lots", "lot_reservations", "lot_uses", "equipment", "containers")
 
 
 def policy(min_password_length: int = 12, by: str = "admin") -> PolicySet:
@@ -41,7 +42,7 @@ def sealed_run(journal: Journal, run_id: str, records: int = 3) -> None:
 
 
 def old_journal(path: Path, version: int) -> Path:
-    """A journal of schema version 2 or 3 holding one sealed run ``old``.
+    """A journal of schema version 2, 3 or 4 holding one sealed run ``old``.
 
     Written by this cellauto, then its tables cut back to those of that version (the
     DDL of every other table is unchanged since), and its version set; checkpointed, so
@@ -52,7 +53,7 @@ def old_journal(path: Path, version: int) -> Path:
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute("BEGIN")
-        for table in V4_TABLES:
+        for table in V5_TABLES if version == 4 else (*V4_TABLES, *V5_TABLES):
             conn.execute(f"DROP TABLE {table}")
         if version == 2:
             conn.execute("DROP TABLE run_owners")

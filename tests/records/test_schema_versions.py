@@ -1,5 +1,6 @@
-"""Schema version 4: new files have the site tables; version 2 and 3 files are read as they
-are and become version 4 on their next run claim or first site write."""
+"""Schema versions: new files are version 5 with the site and materials tables; version 2,
+3 and 4 files are read as they are and become version 5 on their next run claim or first
+site write."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from cellauto.records.site_chain import read_site_records
 from cellauto.records.site_store import SiteStore
 from tests.records.site_factory import (
     V4_TABLES,
+    V5_TABLES,
     files_of,
     old_journal,
     policy,
@@ -25,17 +27,23 @@ from tests.records.site_factory import (
 )
 
 
-def test_a_new_journal_is_version_4_with_every_table(journal_path: Path) -> None:
+def test_a_new_journal_is_version_5_with_every_table(journal_path: Path) -> None:
     with Journal(journal_path):
         pass
-    assert SCHEMA_VERSION == 4 and READABLE_VERSIONS == ("2", "3", "4")
-    assert schema_version(journal_path) == "4"
-    assert {*V4_TABLES, "run_owners", "records", "ledger", "ledger_head", "meta"} <= tables_of(
-        journal_path
-    )
+    assert SCHEMA_VERSION == 5 and READABLE_VERSIONS == ("2", "3", "4", "5")
+    assert schema_version(journal_path) == "5"
+    assert {
+        *V4_TABLES,
+        *V5_TABLES,
+        "run_owners",
+        "records",
+        "ledger",
+        "ledger_head",
+        "meta",
+    } <= tables_of(journal_path)
 
 
-@pytest.mark.parametrize("version", [2, 3])
+@pytest.mark.parametrize("version", [2, 3, 4])
 def test_an_old_journal_is_read_and_verified_without_a_write(tmp_path: Path, version: int) -> None:
     path = old_journal(tmp_path / "old.db", version)
     before = files_of(path)
@@ -52,28 +60,28 @@ def test_an_old_journal_is_read_and_verified_without_a_write(tmp_path: Path, ver
     assert files_of(path) == before
 
 
-@pytest.mark.parametrize("version", [2, 3])
-def test_an_old_journal_becomes_version_4_on_its_first_site_write(
+@pytest.mark.parametrize("version", [2, 3, 4])
+def test_an_old_journal_becomes_version_5_on_its_first_site_write(
     tmp_path: Path, version: int
 ) -> None:
     path = old_journal(tmp_path / "old.db", version)
     with SiteStore(path) as store, store.transaction() as tx:
         tx.append(policy())
-    assert schema_version(path) == "4"
-    assert {*V4_TABLES, "run_owners"} <= tables_of(path)
+    assert schema_version(path) == "5"
+    assert {*V4_TABLES, *V5_TABLES, "run_owners"} <= tables_of(path)
     with Journal(path, create=False) as journal:
         report = verify_journal(journal)
     assert report.intact, report
     assert report.site.records == 1
 
 
-@pytest.mark.parametrize("version", [2, 3])
-def test_an_old_journal_becomes_version_4_on_its_next_claim(tmp_path: Path, version: int) -> None:
+@pytest.mark.parametrize("version", [2, 3, 4])
+def test_an_old_journal_becomes_version_5_on_its_next_claim(tmp_path: Path, version: int) -> None:
     path = old_journal(tmp_path / "old.db", version)
     with Journal(path) as journal:
         sealed_run(journal, "new")
-    assert schema_version(path) == "4"
-    assert {*V4_TABLES, "run_owners"} <= tables_of(path)
+    assert schema_version(path) == "5"
+    assert {*V4_TABLES, *V5_TABLES, "run_owners"} <= tables_of(path)
     with SiteStore(path) as store, store.transaction() as tx:
         tx.append(policy())
     with Journal(path, create=False) as journal:
@@ -86,17 +94,17 @@ def test_a_failed_site_write_leaves_an_old_journal_at_its_version(tmp_path: Path
         tx.append(policy())
         raise ValueError("changed my mind")
     assert schema_version(path) == "3"
-    assert not set(V4_TABLES) & tables_of(path)
+    assert not {*V4_TABLES, *V5_TABLES} & tables_of(path)
 
 
 def test_a_newer_journal_is_refused(journal_path: Path) -> None:
     with Journal(journal_path):
         pass
     conn = sqlite3.connect(journal_path)
-    conn.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
+    conn.execute("UPDATE meta SET value = '6' WHERE key = 'schema_version'")
     conn.commit()
     conn.close()
-    with pytest.raises(JournalOpenError, match=r"schema version 5.*2, 3, 4"):
+    with pytest.raises(JournalOpenError, match=r"schema version 6.*2, 3, 4, 5"):
         SiteStore(journal_path)
-    with pytest.raises(JournalOpenError, match="schema version 5"):
+    with pytest.raises(JournalOpenError, match="schema version 6"):
         Journal(journal_path, create=False)
