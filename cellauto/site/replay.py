@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from cellauto.errors import JournalError
+from cellauto.records._schema import MATERIAL_STATEMENTS
 from cellauto.records.refs import SiteRef
 from cellauto.records.site_payloads import (
     Signature,
@@ -62,6 +63,8 @@ def _scratch(conn: sqlite3.Connection) -> sqlite3.Connection:
     scratch.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
     for (sql,) in ddl:
         scratch.execute(sql)
+    for statement in MATERIAL_STATEMENTS:  # a version 4 file has none yet: they start empty
+        scratch.execute(statement)
     return scratch
 
 
