@@ -35,6 +35,9 @@ from cellauto.records import Journal
 from cellauto.records.models import utc_from_epoch_s
 from cellauto.sim import SimLine, sim_line_for_protocol, starting_materials
 from cellauto.sim.simulate import DEFAULT_SIM_START
+from cellauto.sim.site import SimSite
+from cellauto.sim.site_for_run import simulated_site
+from cellauto.site.view import FileSite
 
 DEFAULT_DB = "cellauto.db"
 
@@ -245,6 +248,8 @@ def run_command(args: argparse.Namespace) -> int:
         clock = Clock(origin or shared)
         async with AsyncExitStack() as stack:
             line = await open_run_line(stack, clock)
+            site = run_site(protocol, params, line, clock, simulated, args.db)
+            stack.callback(site.close)
             with Journal(args.db) as journal, PeopleInbox(journal) as inbox:
                 people = operators == "people"
                 runner = Runner(journal, clock_origin=origin, reproducible=reproducible)
@@ -261,6 +266,7 @@ def run_command(args: argparse.Namespace) -> int:
                     answerers=[inbox, console] if people else [],
                     authority=inbox.authority() if people else None,
                     operator_account=attendance.signature if attendance else None,
+                    site=site,
                 )
                 gaps.journal_to(execution)
                 print(f"run {execution.run_id}", flush=True)
@@ -273,6 +279,17 @@ def run_command(args: argparse.Namespace) -> int:
     finally:
         if attendance is not None:
             attendance.close()
+
+
+def run_site(
+    protocol: Any, params: Any, line: Line, clock: Clock, simulated: bool, db: str | Path
+) -> SimSite | FileSite:
+    """Where the run's materials and instruments are checked: a simulated line (in
+    process or served) has a simulated site seeded for the run, a plant's line the
+    journal file's own site."""
+    if simulated:
+        return simulated_site(protocol, params, line, clock.now())
+    return FileSite(db)
 
 
 def attend(

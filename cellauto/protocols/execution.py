@@ -55,6 +55,7 @@ from cellauto.protocols.tasks import Answerer, Authority, TaskBoard
 from cellauto.records import RunJournal
 from cellauto.records import payloads as rec
 from cellauto.records.refs import RecordRef, SignatureShown, SiteRef
+from cellauto.site.view import SiteView
 
 __all__ = ["Execution", "Observer", "RunOutcome"]
 
@@ -79,8 +80,11 @@ class Execution(RunRecords):
         claimed: rec.ControllerClaimed | None = None,
         answerers: Sequence[Answerer] = (),
         authority: Authority | None = None,
+        site: SiteView | None = None,
     ) -> None:
         self.run_id = run_id
+        #: Where the run's materials and instruments are checked; None: no site checks.
+        self.site = site
         self.protocol = protocol
         self.params = params
         self.clock = clock

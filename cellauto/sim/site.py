@@ -22,6 +22,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Literal
 
 from cellauto.records._schema import CREATE_MATERIALS, CREATE_SITE
 from cellauto.records.refs import SiteRef
@@ -43,6 +44,8 @@ class SimSite:
     ``now`` is the simulated wall time the records carry (advance it with
     :meth:`at`); the chain has no ledger anchors (it is never on a file).
     """
+
+    kind: Literal["simulated"] = "simulated"
 
     def __init__(self, now: datetime) -> None:
         if now.tzinfo is None:
