@@ -357,7 +357,7 @@ def release_lot(store: SiteStore, who: Authenticated, lot_id: str, *, reason: st
             raise acting.refused(
                 "missing_attribute",
                 f"lot {lot_id!r} lacks {', '.join(missing)}, which material {lot.material!r}"
-                " requires before release; receive it again with --attr NAME=VALUE",
+                " requires before release; reject it and receive it again with --attr NAME=VALUE",
             )
         record = LotReleased(
             by=who.account.name, reason=reason, terminal=who.terminal, lot_id=lot_id
