@@ -243,3 +243,43 @@ def test_bad_arguments_are_bad_input(stocked: People) -> None:
         "materials", "define", "X", "--kind", "potion", "--unit", "mL", "--storage", "ult"
     )
     assert done.code == 2 and "potion" in done.err
+
+
+def test_verify_is_intact_then_names_an_edited_lot(stocked: People) -> None:
+    assert stocked("materials", "release", LOT, "--as", "bob", stdin=[own("bob")]).code == 0
+    done = stocked.cli("verify", "--db", stocked.db)
+    assert done.code == 0, done.out + done.err
+    assert "site: intact" in done.out
+    with sqlite3.connect(stocked.db) as conn:
+        conn.execute("UPDATE lots SET expires_on = '2199-12-31'")
+    done = stocked.cli("verify", "--db", stocked.db)
+    assert done.code == 1
+    assert "site: BROKEN" in done.out
+    assert f"lots table edited: row {LOT!r} expires_on '2199-12-31'" in done.out
+
+
+def test_verify_names_an_edited_equipment_row(stocked: People) -> None:
+    from datetime import date
+
+    from cellauto.records.site_payloads_mat import EquipmentAdded
+    from cellauto.site.store import open_site_store, this_terminal
+
+    with open_site_store(stocked.db) as store, store.transaction() as tx:
+        tx.append(
+            EquipmentAdded(
+                by="carol",
+                terminal=this_terminal(),
+                asset="BR-001",
+                interface="Bioreactor",
+                vendor="Simulated",
+                model="SimBioreactor",
+                serial="BR-7730",
+                calibration_due=date(2099, 6, 30),
+            )
+        )
+    assert stocked.cli("verify", "--db", stocked.db).code == 0
+    with sqlite3.connect(stocked.db) as conn:
+        conn.execute("UPDATE equipment SET status = 'in_service'")
+    done = stocked.cli("verify", "--db", stocked.db)
+    assert done.code == 1
+    assert "site: BROKEN" in done.out and "equipment table edited: row 'BR-001' status" in done.out
