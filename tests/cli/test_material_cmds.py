@@ -243,6 +243,29 @@ def test_bad_arguments_are_bad_input(stocked: People) -> None:
         "materials", "define", "X", "--kind", "potion", "--unit", "mL", "--storage", "ult"
     )
     assert done.code == 2 and "potion" in done.err
+    for flag, value in (("--unit", "gallon"), ("--storage", "attic")):
+        args = {"--unit": "mL", "--storage": "ult", flag: value}
+        done = stocked.cli(
+            "materials", "define", "X", "--kind", "buffer", *(x for kv in args.items() for x in kv)
+        )
+        assert done.code == 2 and value in done.err
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        (("--attr", "titer"), "is not NAME=VALUE"),
+        (("--attr", "coa=1", "--attr", "coa=2"), "given twice"),
+        (("--received", "yesterday"), "is not a date"),
+        (("--quantity", "nan"), "not a finite number"),
+    ],
+)
+def test_bad_receive_arguments_write_nothing(
+    stocked: People, extra: tuple[str, ...], named: str
+) -> None:
+    done = _receive(stocked, *extra, lot="L7")
+    assert done.code == 2 and named in done.err  # type: ignore[attr-defined]
+    assert len(_lots(stocked)) == 1 and not _refusals(stocked)
 
 
 def test_verify_is_intact_then_names_an_edited_lot(stocked: People) -> None:

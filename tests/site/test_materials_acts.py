@@ -292,3 +292,42 @@ def test_a_lot_id_that_cannot_be_scanned_is_bad_input(site: Site) -> None:
             quantity_milli=1000,
         )
     assert site.head() == before
+
+
+@pytest.mark.parametrize(
+    ("name", "attributes", "match"),
+    [
+        ("x" * 81, [], "at most 80 characters"),
+        (VECTOR, ["titer", "titer"], "each named once"),
+        (VECTOR, [" "], "each named once"),
+    ],
+)
+def test_a_definition_that_cannot_be_a_record_writes_nothing(
+    site: Site, name: str, attributes: list[str], match: str
+) -> None:
+    before = site.head()
+    with pytest.raises(BadInputError, match=match):
+        define_material(
+            site.store,
+            site.sign_in("carol"),
+            name,
+            material_kind=MaterialKindName.VECTOR,
+            unit=Unit.ML,
+            storage=Storage.ULT,
+            attributes=attributes,
+        )
+    assert site.head() == before
+
+
+def test_a_rejected_lot_is_not_rejected_twice_nor_adjusted_by_zero(site: Site) -> None:
+    _define(site)
+    _receive(site)
+    reject_lot(site.store, site.sign_in("bob"), LOT, cause="damaged in transit")
+    before = site.head()
+    with pytest.raises(MaterialRefusedError, match="rejected already"):
+        reject_lot(site.store, site.sign_in("bob"), LOT, cause="again")
+    assert _refusal(site, before).cause == "rejected_already"
+    before = site.head()
+    with pytest.raises(MaterialRefusedError, match="by 0 changes nothing"):
+        adjust_lot(site.store, site.sign_in("carol"), LOT, delta_milli=0, cause="count")
+    assert _refusal(site, before).cause == "quantity"
