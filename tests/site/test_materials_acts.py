@@ -256,6 +256,12 @@ def test_a_refused_signature_is_journaled_beside_the_refusal(
     assert isinstance(refused, LotActRefused) and refused.cause == "signature"
     assert isinstance(signature_refused, SignatureRefused)
     assert _status(site) == "quarantine"
+    from cellauto.records import Journal, verify_journal
+    from cellauto.site.replay import replay_problem
+
+    with Journal(site.store.path, create=False) as journal:
+        report = verify_journal(journal, site_replay=replay_problem)
+    assert report.site.intact, report.site.reason
 
 
 def test_adjust(site: Site) -> None:
