@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from datetime import datetime
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from cellauto.instruments.base import Instrument, InstrumentIdentity, command, query
 from cellauto.records.material_payloads import LoggerReading
@@ -24,9 +25,25 @@ __all__ = ["DryShipper", "LoggerReading", "ShipperIdentity", "ShipperStatus"]
 
 
 class ShipperIdentity(InstrumentIdentity):
-    """A dry shipper's identity, with the serial of the data logger it carries."""
+    """A dry shipper's identity, with the serial of the data logger it carries.
 
-    logger_serial: str = Field(min_length=1)
+    The logger's serial is kept beside the identity's fields, not among them: a run's
+    equipment records carry the fields every instrument has, and the shipment records
+    name the logger whose readings they hold.
+    """
+
+    _logger_serial: str = PrivateAttr()
+
+    def __init__(self, *, logger_serial: str, **fields: Any) -> None:
+        super().__init__(**fields)
+        if not logger_serial.strip():
+            raise ValueError(f"dry shipper {self.serial}: the logger serial is empty")
+        self._logger_serial = logger_serial
+
+    @property
+    def logger_serial(self) -> str:
+        """The serial of the data logger in the shipper's well."""
+        return self._logger_serial
 
 
 class ShipperStatus(BaseModel):
