@@ -119,14 +119,17 @@ async def _check_ready(
     *,
     where: str,
     key: str,
+    expected: Sequence[str],
     limit_c: float,
     min_hold_h: float | None,
     policy: CheckPolicy,
 ) -> None:
-    """Before loading: the shipper is cold and charged for the trip; else a deviation."""
+    """Before loading: the shipper is cold, charged for the trip, shut and holds nothing
+    but ``expected``; else a deviation."""
     if run.checkpoint_or(key, False):
         return
     status = await shipper.status()
+    others = [c for c in await shipper.contents() if c not in expected]
     problems = []
     if status.temperature_c > limit_c:
         problems.append(f"its well is at {status.temperature_c:.1f} °C, above {limit_c:g} °C")
@@ -137,6 +140,8 @@ async def _check_ready(
         )
     if status.lid_open:
         problems.append("its lid is open")
+    if others:
+        problems.append(f"it already holds other containers ({', '.join(others)}); empty it")
     run.set_checkpoint(key, True)
     if problems:
         description = f"{where}: the shipper is not fit: {'; '.join(problems)}"
@@ -191,6 +196,7 @@ async def dispatch(
         shipper,
         where=where,
         key=f"shipment {shipment_id}: shipper checked",
+        expected=wanted,
         limit_c=limit_c,
         min_hold_h=min_hold_h,
         policy=checked,
@@ -370,21 +376,22 @@ async def carry(
     done_key = f"{what}: done"
     if (recorded := run.checkpoint_or(done_key, None)) is not None:
         return LoggerCheck.model_validate(recorded)
+    await _check_ready(
+        run,
+        shipper,
+        where=what,
+        key=f"{what}: shipper checked",
+        expected=[container],
+        limit_c=limit_c,
+        min_hold_h=None,
+        policy=checked,
+    )
     started_key, loaded_key = f"{what}: started", f"{what}: loaded"
     if (started_text := run.checkpoint_or(started_key, None)) is None:
         started = run.now()
         run.set_checkpoint(started_key, started.isoformat())
     else:
         started = datetime.fromisoformat(started_text)
-    await _check_ready(
-        run,
-        shipper,
-        where=what,
-        key=f"{what}: shipper checked",
-        limit_c=limit_c,
-        min_hold_h=None,
-        policy=checked,
-    )
     inside = container in await shipper.contents()
     loaded = bool(run.checkpoint_or(loaded_key, False))
     if not loaded and not inside:

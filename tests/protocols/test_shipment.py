@@ -134,6 +134,21 @@ def test_a_shipper_without_charge_for_the_trip_deviates_before_anything_is_loade
     assert loads == [] and shipper_of(result)._contents == []
 
 
+def test_a_shipper_holding_another_container_deviates_before_loading() -> None:
+    async def body(run: Run, shipper: DryShipper) -> None:
+        await shipper.load("stray bag")
+        await dispatch(run, shipper, ["final product 1"], shipment_id="S1")
+
+    result = simulate(_one_step(body))
+    (deviation,) = result.deviations
+    assert deviation.description == (
+        "shipment 'S1': the shipper is not fit: it already holds other containers (stray bag); "
+        "empty it"
+    )
+    assert result.exit_status == "stopped" and shipments(result, "dispatched") == []
+    assert shipper_of(result)._contents == ["stray bag"]
+
+
 def test_duplicate_containers_are_refused_before_anything_is_written() -> None:
     protocol = load_protocol(SHIP)
     with pytest.raises(ParameterError, match="named twice: bag 1"):
