@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from cellauto import Protocol, Run
+from cellauto.cli import main
 from cellauto.errors import ParameterError
 from cellauto.instruments.dry_shipper import DryShipper
 from cellauto.protocols import load_protocol
@@ -26,7 +27,8 @@ from cellauto.sim import ShipperLidOpen, ShipperWarming, SimulatedRun, simulate
 from cellauto.sim.dry_shipper import SimDryShipper
 from cellauto.sim.simulate import DEFAULT_SIM_START
 
-SHIP = Path(__file__).resolve().parents[2] / "protocols" / "ship_product.py"
+REPO = Path(__file__).resolve().parents[2]
+SHIP = REPO / "protocols" / "ship_product.py"
 START = DEFAULT_SIM_START
 
 
@@ -71,6 +73,36 @@ def test_ship_product_runs_end_to_end_on_the_simulated_line(tmp_path: Path) -> N
     assert shipper_of(result).logger_serial == "LOG-DS-0001"
     with Journal(db) as journal:
         assert verify_run(journal, result.outcome.run_id).intact
+
+
+def test_cellauto_run_rehearses_it_with_sim_or_a_line_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "cli.db"
+    containers = '["final product 1", "final product 2"]'
+    base = ["run", str(SHIP), "--db", str(db), "--param", f"containers={containers}"]
+    assert main([*base, "--sim", "--param", "transit_h=6"]) == 0
+    assert main([*base, "--line", str(REPO / "lines" / "sim-wire.toml")]) == 0
+    assert "ended Complete" in capsys.readouterr().out
+    with Journal(db, create=False) as journal:
+        runs = journal.runs()
+        assert len(runs) == 2
+        for run in runs:
+            records = journal.records(run.run_id)
+            received = [
+                r.payload
+                for r in records
+                if isinstance(r.payload, ShipmentRecorded) and r.payload.event == "received"
+            ]
+            assert len(received) == 1 and received[0].containers == [
+                "final product 1",
+                "final product 2",
+            ]
+    twice = ["run", str(SHIP), "--db", str(db), "--param", 'containers=["bag 1", "bag 1"]']
+    assert main([*twice, "--sim"]) == 2  # refused, nothing written
+    assert "named twice: bag 1" in capsys.readouterr().err
+    with Journal(db, create=False) as journal:
+        assert len(journal.runs()) == 2
 
 
 def test_excursion_in_transit_is_an_alarm_and_a_deviation_that_holds() -> None:
