@@ -181,6 +181,25 @@ def test_a_shipper_holding_another_container_deviates_before_loading() -> None:
     assert shipper_of(result)._contents == ["stray bag"]
 
 
+def test_a_swapped_logger_and_a_logger_without_readings_are_deviations() -> None:
+    async def body(run: Run, shipper: DryShipper) -> None:
+        await dispatch(run, shipper, ["a"], shipment_id="S1")
+        shipper.identity._logger_serial = "LOG-OTHER"  # type: ignore[misc]
+        await receive(run, shipper, shipment_id="S1", policy="continue", unload=False)
+
+    result = simulate(_one_step(body))
+    assert result.exit_status == "complete"
+    (deviation,) = result.deviations
+    assert deviation.description == (
+        "shipment 'S1': the shipper's logger is LOG-OTHER, but logger LOG-DS-0001 left with "
+        "the shipment; its readings are not this shipment's evidence; shipment 'S1': logger "
+        "LOG-OTHER has no reading since dispatch at 2026-01-05 08:01:00+00:00"
+    )
+    assert deviation.value == -150.0
+    (got,) = shipments(result, "received")
+    assert got.readings == [] and got.min_c is None and got.logger_serial == "LOG-OTHER"
+
+
 def test_duplicate_containers_are_refused_before_anything_is_written() -> None:
     protocol = load_protocol(SHIP)
     with pytest.raises(ParameterError, match="named twice: bag 1"):
