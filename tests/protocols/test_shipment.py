@@ -343,3 +343,38 @@ def test_find_excursions_splits_runs_and_keeps_one_still_open() -> None:
     assert (first.start, first.end, first.max_c) == (readings[1].time, readings[2].time, -140)
     assert (second.start, second.end, second.max_c) == (readings[4].time, readings[5].time, -100)
     assert find_excursions(readings[:1], -150.0) == [] and find_excursions([], -150.0) == []
+
+
+def _sweep_moments() -> list[float]:
+    """Process hours at which to crash ship_product: inside each load and unload, a
+    second after each, and mid-transit."""
+    baseline = simulate(SHIP, params=SWEEP, seed=2)
+    t0 = baseline.records[0].process_time_s
+    moments = [SWEEP["transit_h"] / 2]
+    for record in baseline.records:
+        payload = record.payload
+        if isinstance(payload, rec.InstrumentResponse) and payload.method in ("load", "unload"):
+            done_h = (record.process_time_s - t0) / 3600
+            moments += [done_h - 30 / 3600, done_h + 1 / 3600]
+    return sorted(moments)
+
+
+SWEEP = {"containers": ["final product 1", "final product 2"], "transit_h": 6.0}
+
+
+@pytest.mark.parametrize("at_h", _sweep_moments())
+def test_ship_product_survives_a_crash_anywhere(at_h: float) -> None:
+    baseline = simulate(SHIP, params=SWEEP, seed=2)
+    run = simulate(SHIP, params=SWEEP, seed=2, crashes=[at_h], downtime_h=0.5)
+    assert run.exit_status == "complete", run.outcome.reason
+    assert len(run.of_kind(rec.RunResumed)) <= 1  # 0: it had ended by then
+    for event in ("dispatched", "received"):
+        assert len(shipments(run, event)) == 1
+    done = [
+        (r.method, r.result)
+        for r in run.of_kind(rec.InstrumentResponse)
+        if r.ok and r.method in ("load", "unload")
+    ]
+    assert len(done) == 4  # each container loaded once and unloaded once
+    assert len(run.of_kind(CustodyMoved)) == len(baseline.of_kind(CustodyMoved)) == 4
+    assert shipper_of(run)._contents == []
