@@ -300,6 +300,27 @@ def test_a_carry_records_custody_via_the_shipper_with_its_readings() -> None:
     assert shipper_of(result)._contents == []
 
 
+def test_a_carry_cut_by_a_crash_is_finished_once_with_every_reading() -> None:
+    async def body(run: Run, shipper: DryShipper) -> None:
+        here, there = Place(kind="instrument", name="freezer"), Place(kind="storage", name="ln2")
+        await carry(run, shipper, "final product", here, there, transit_min=30)
+
+    # at 10 min: in the walk; at 30.5 min: in the unload (30 to 31 min); 30 min downtime
+    for crash_h, minutes in ((10 / 60, 40), (30.5 / 60, 60)):
+        result = simulate(_one_step(body), crashes=[crash_h], downtime_h=0.5)
+        assert result.exit_status == "complete"
+        (move,) = result.of_kind(CustodyMoved)
+        assert move.readings[-1].time == START + timedelta(minutes=minutes)
+        assert len(move.readings) == minutes // 5
+        methods = [
+            r.method
+            for r in result.of_kind(rec.InstrumentResponse)
+            if r.ok and r.method in ("load", "unload")
+        ]
+        assert methods == ["load", "unload"]
+        assert shipper_of(result)._contents == []
+
+
 def test_an_excursion_during_a_carry_is_a_deviation_with_the_policy_given() -> None:
     async def body(run: Run, shipper: DryShipper) -> None:
         await carry(
