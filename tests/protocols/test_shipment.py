@@ -87,8 +87,12 @@ def test_cellauto_run_rehearses_it_with_sim_or_a_line_file(
     with Journal(db, create=False) as journal:
         runs = journal.runs()
         assert len(runs) == 2
+        adapters = set()
         for run in runs:
             records = journal.records(run.run_id)
+            started = records[0].payload
+            assert isinstance(started, rec.RunStarted)
+            adapters.add(started.instruments["dry_shipper"].adapter)
             received = [
                 r.payload
                 for r in records
@@ -99,6 +103,7 @@ def test_cellauto_run_rehearses_it_with_sim_or_a_line_file(
                 "final product 2",
             ]
     twice = ["run", str(SHIP), "--db", str(db), "--param", 'containers=["bag 1", "bag 1"]']
+    assert adapters == {"in-process", "visa"}  # --sim; the line file serves it over SCPI
     assert main([*twice, "--sim"]) == 2  # refused, nothing written
     assert "named twice: bag 1" in capsys.readouterr().err
     with Journal(db, create=False) as journal:
