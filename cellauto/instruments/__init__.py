@@ -43,6 +43,7 @@ from cellauto.instruments.cryo_storage import (
     StoragePosition,
     StoredItem,
 )
+from cellauto.instruments.dry_shipper import DryShipper, ShipperIdentity, ShipperStatus
 from cellauto.instruments.flow_cytometer import FlowCytometer, Immunophenotype
 from cellauto.instruments.line import Line
 from cellauto.instruments.liquid_handler import LiquidHandler, Transfer, TransferOutcomeUnknownError
@@ -57,6 +58,7 @@ __all__ = [
     "ControlledRateFreezer",
     "CryoStorage",
     "CultureVolume",
+    "DryShipper",
     "FlowCytometer",
     "FreezeProfile",
     "FreezeResult",
@@ -80,6 +82,8 @@ __all__ = [
     "Sample",
     "Scan",
     "Setpoints",
+    "ShipperIdentity",
+    "ShipperStatus",
     "StorageConditions",
     "StoragePosition",
     "StoredItem",

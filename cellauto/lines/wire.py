@@ -26,6 +26,7 @@ from cellauto.instruments import (
     CellProcessor,
     ControlledRateFreezer,
     CryoStorage,
+    DryShipper,
     FlowCytometer,
     LiquidHandler,
 )
@@ -58,6 +59,7 @@ INTERFACES: dict[str, type[Instrument]] = {
         CellProcessor,
         ControlledRateFreezer,
         CryoStorage,
+        DryShipper,
         FlowCytometer,
         LiquidHandler,
     )

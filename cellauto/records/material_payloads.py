@@ -225,6 +225,10 @@ class CustodyMoved(Payload):
     scanned: str | None = None
     via: str | None = None
     """A carrier on the way (``"dry shipper DS-01"``)."""
+    readings: list[LoggerReading] = []
+    """The carrier's logger readings over the move (a carry in a dry shipper)."""
+    excursions: list[Excursion] = []
+    """Stretches of those readings above the storage limit."""
 
 
 # -- labels -----------------------------------------------------------------------------
@@ -264,6 +268,8 @@ class ShipmentRecorded(Payload):
     shipper: str
     logger_serial: str
     containers: list[str]
+    destination: str | None = None
+    """Where the shipment goes (a site, a clinic); None when not said."""
     readings: list[LoggerReading] = []
     min_c: float | None = None
     max_c: float | None = None

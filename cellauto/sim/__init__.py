@@ -4,6 +4,7 @@ from cellauto.sim.bioreactor import SimBioreactor, TransductionModel
 from cellauto.sim.counter import SimCellCounter
 from cellauto.sim.culture import Culture, CultureModel
 from cellauto.sim.cytometer import SimFlowCytometer
+from cellauto.sim.dry_shipper import ShipperModel, SimDryShipper
 from cellauto.sim.faults import (
     CommandFailure,
     Contamination,
@@ -12,6 +13,8 @@ from cellauto.sim.faults import (
     LN2LevelDrop,
     PowerLoss,
     SensorDrift,
+    ShipperLidOpen,
+    ShipperWarming,
     TemperatureExcursion,
 )
 from cellauto.sim.freezer import FreezeQuality, FreezerModel, SimControlledRateFreezer
@@ -38,12 +41,16 @@ __all__ = [
     "LN2LevelDrop",
     "PowerLoss",
     "SensorDrift",
+    "ShipperLidOpen",
+    "ShipperModel",
+    "ShipperWarming",
     "SimBarcodeScanner",
     "SimBioreactor",
     "SimCellCounter",
     "SimCellProcessor",
     "SimControlledRateFreezer",
     "SimCryoStorage",
+    "SimDryShipper",
     "SimFlowCytometer",
     "SimLine",
     "SimWorld",

@@ -10,7 +10,8 @@ Generic faults (every simulated instrument): :class:`Disconnect`,
 :class:`CommandFailure`, :class:`SensorDrift`. Process faults, accepted only by the
 instruments they concern: :class:`TemperatureExcursion` and :class:`Contamination`
 (bioreactor), :class:`LN2LevelDrop` (cryostorage), :class:`PowerLoss` (controlled-rate
-freezer). An instrument refuses a fault it cannot suffer with a clear error.
+freezer), :class:`ShipperWarming` and :class:`ShipperLidOpen` (dry shipper). An
+instrument refuses a fault it cannot suffer with a clear error.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ __all__ = [
     "LN2LevelDrop",
     "PowerLoss",
     "SensorDrift",
+    "ShipperLidOpen",
+    "ShipperWarming",
     "TemperatureExcursion",
 ]
 
@@ -93,6 +96,25 @@ class PowerLoss(_Fault):
     duration_min: float = Field(20.0, gt=0)
 
 
+class ShipperWarming(_Fault):
+    """A dry shipper's well warms at ``rate_c_per_h`` (a lost vacuum, a spent charge).
+
+    For ``duration_h`` hours (None: until the end); then it cools back to its holding
+    temperature while its charge lasts.
+    """
+
+    kind: Literal["shipper_warming"] = "shipper_warming"
+    rate_c_per_h: float = Field(20.0, gt=0)
+    duration_h: float | None = Field(None, gt=0)
+
+
+class ShipperLidOpen(_Fault):
+    """A dry shipper's lid is left open for ``duration_min`` minutes."""
+
+    kind: Literal["shipper_lid_open"] = "shipper_lid_open"
+    duration_min: float = Field(10.0, gt=0)
+
+
 Fault = Annotated[
     Disconnect
     | CommandFailure
@@ -100,7 +122,9 @@ Fault = Annotated[
     | TemperatureExcursion
     | Contamination
     | LN2LevelDrop
-    | PowerLoss,
+    | PowerLoss
+    | ShipperWarming
+    | ShipperLidOpen,
     Field(discriminator="kind"),
 ]
 

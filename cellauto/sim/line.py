@@ -16,6 +16,7 @@ from cellauto.sim.base import SimInstrument
 from cellauto.sim.bioreactor import SimBioreactor
 from cellauto.sim.counter import SimCellCounter
 from cellauto.sim.cytometer import SimFlowCytometer
+from cellauto.sim.dry_shipper import SimDryShipper
 from cellauto.sim.faults import Fault
 from cellauto.sim.freezer import SimControlledRateFreezer
 from cellauto.sim.material import Container
@@ -38,6 +39,7 @@ SIMULATORS: list[type[SimInstrument]] = [
     SimFlowCytometer,
     SimControlledRateFreezer,
     SimCryoStorage,
+    SimDryShipper,
 ]
 
 

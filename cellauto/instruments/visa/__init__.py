@@ -24,6 +24,7 @@ from cellauto.instruments.visa.errors import (
 from cellauto.instruments.visa.freezer import VisaControlledRateFreezer
 from cellauto.instruments.visa.registry import VISA_ADAPTERS, connect_visa
 from cellauto.instruments.visa.session import VisaSession
+from cellauto.instruments.visa.shipper import VisaDryShipper
 
 __all__ = [
     "VISA_ADAPTERS",
@@ -34,6 +35,7 @@ __all__ = [
     "VisaCellCounter",
     "VisaConnectionError",
     "VisaControlledRateFreezer",
+    "VisaDryShipper",
     "VisaSession",
     "connect_visa",
 ]

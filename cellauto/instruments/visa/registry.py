@@ -8,9 +8,11 @@ from cellauto.errors import EquipmentError
 from cellauto.instruments.base import Instrument
 from cellauto.instruments.cell_counter import CellCounter
 from cellauto.instruments.controlled_rate_freezer import ControlledRateFreezer
+from cellauto.instruments.dry_shipper import DryShipper
 from cellauto.instruments.visa._adapter import VisaAdapter
 from cellauto.instruments.visa.counter import VisaCellCounter
 from cellauto.instruments.visa.freezer import VisaControlledRateFreezer
+from cellauto.instruments.visa.shipper import VisaDryShipper
 
 __all__ = ["VISA_ADAPTERS", "connect_visa"]
 
@@ -18,6 +20,7 @@ __all__ = ["VISA_ADAPTERS", "connect_visa"]
 VISA_ADAPTERS: dict[type[Instrument], type[VisaAdapter]] = {
     CellCounter: VisaCellCounter,
     ControlledRateFreezer: VisaControlledRateFreezer,
+    DryShipper: VisaDryShipper,
 }
 
 

@@ -1,6 +1,8 @@
-"""Simulated SCPI instruments on TCP: the cell counter and the controlled-rate freezer.
+"""Simulated SCPI instruments on TCP: the cell counter, the controlled-rate freezer and
+the dry shipper.
 
-The command set is documented in ``docs/scpi.md``. A device handler drives a given
+The command set is documented in ``docs/scpi.md`` (the dry shipper's in
+``docs/shipment.md``). A device handler drives a given
 simulated instrument; :func:`serve_scpi` serves it on loopback for VISA clients
 (``TCPIP0::127.0.0.1::<port>::SOCKET``, pyvisa-py backend)::
 
@@ -16,6 +18,7 @@ from pathlib import Path
 from cellauto.errors import EquipmentError
 from cellauto.sim.base import SimInstrument
 from cellauto.sim.counter import SimCellCounter
+from cellauto.sim.dry_shipper import SimDryShipper
 from cellauto.sim.freezer import SimControlledRateFreezer
 from cellauto.sim.scpi.counter import CounterScpi
 from cellauto.sim.scpi.device import ERROR_QUEUE_SIZE, ScpiDevice
@@ -23,6 +26,7 @@ from cellauto.sim.scpi.errors import ERROR_TEXT, ScpiError
 from cellauto.sim.scpi.freezer import FreezerScpi
 from cellauto.sim.scpi.program import Args, HeaderTable
 from cellauto.sim.scpi.server import ScpiServer, serve_scpi
+from cellauto.sim.scpi.shipper import ShipperScpi
 
 #: pyvisa-sim definitions: a counter at port 5025 and a freezer at port 5026.
 PYVISA_SIM_DEFINITIONS = Path(__file__).with_name("pyvisa_sim.yaml")
@@ -34,9 +38,11 @@ def scpi_device(instrument: SimInstrument) -> ScpiDevice:
         return CounterScpi(instrument)
     if isinstance(instrument, SimControlledRateFreezer):
         return FreezerScpi(instrument)
+    if isinstance(instrument, SimDryShipper):
+        return ShipperScpi(instrument)
     raise EquipmentError(
-        f"{type(instrument).__name__} has no SCPI server; SCPI serves SimCellCounter and "
-        "SimControlledRateFreezer"
+        f"{type(instrument).__name__} has no SCPI server; SCPI serves SimCellCounter, "
+        "SimControlledRateFreezer and SimDryShipper"
     )
 
 
@@ -51,6 +57,7 @@ __all__ = [
     "ScpiDevice",
     "ScpiError",
     "ScpiServer",
+    "ShipperScpi",
     "scpi_device",
     "serve_scpi",
 ]
