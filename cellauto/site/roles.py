@@ -48,6 +48,8 @@ class Permission(StrEnum):
     USERS_MANAGE = "users.manage"
     """Add, lock, unlock, disable, grant, revoke, reset a password."""
     POLICY_SET = "policy.set"
+    EQUIPMENT_MANAGE = "equipment.manage"
+    """Add an instrument to the registry, change its status, record its calibration."""
 
 
 _OPERATOR = frozenset(
@@ -70,6 +72,7 @@ PERMISSIONS: Mapping[Role, frozenset[Permission]] = MappingProxyType(
             Permission.RUN_RESTART_AFTER_DEVIATION,
             Permission.TRAINING_RECORD,
             Permission.RECORD_REVIEW,
+            Permission.EQUIPMENT_MANAGE,
         },
         Role.QA: frozenset(
             {

@@ -25,6 +25,11 @@ from cellauto.records.site_payloads import (
     SitePolicy,
     TrainingRecorded,
 )
+from cellauto.records.site_payloads_mat import (
+    CalibrationRecorded,
+    EquipmentAdded,
+    EquipmentStatusChanged,
+)
 from cellauto.site.policy import site_date
 from cellauto.site.projection import accounts_by_name
 from cellauto.site.roles import MEANING_PERMISSION, Permission, Role, permissions_of
@@ -51,6 +56,8 @@ def needed_permission(
     ``approved`` signature of a run's ``deviation`` record), else the meaning's."""
     if isinstance(signed, RunCommandRequested):
         return _COMMAND_PERMISSION[signed.command]
+    if isinstance(signed, EquipmentAdded | EquipmentStatusChanged | CalibrationRecorded):
+        return Permission.EQUIPMENT_MANAGE  # an act on the equipment registry
     if isinstance(signed, SessionOpened) and meaning == Meaning.PERFORMED:
         acting = _SESSION_PERMISSION.get(signed.purpose.split(" ", 1)[0])
         if acting is not None:  # the start (or resume) of a run by the session's person

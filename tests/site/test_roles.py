@@ -22,6 +22,7 @@ EXPECTED: dict[Role, set[Permission]] = {
         P.RUN_RESTART_AFTER_DEVIATION,
         P.TRAINING_RECORD,
         P.RECORD_REVIEW,
+        P.EQUIPMENT_MANAGE,
     },
     Role.QA: {
         P.RUN_HOLD,
