@@ -8,6 +8,7 @@ from datetime import date, timedelta
 import pytest
 
 from cellauto.errors import BadInputError, EquipmentRefusedError, PermissionRefusedError
+from cellauto.records import Journal, verify_journal
 from cellauto.records.refs import Meaning
 from cellauto.records.site_payloads import Signature
 from cellauto.records.site_payloads_mat import (
@@ -17,7 +18,6 @@ from cellauto.records.site_payloads_mat import (
     EquipmentStatusChanged,
     Qualification,
 )
-from cellauto.records import Journal, verify_journal
 from cellauto.site.equipment import add_equipment, record_calibration, set_status
 from cellauto.site.materials_read import read_equipment
 from cellauto.site.policy import site_date
@@ -81,7 +81,7 @@ def test_operator_cannot_add_refusal_journaled(site: Site) -> None:
 
 def test_qa_cannot_calibrate(site: Site) -> None:
     _add(site)
-    with pytest.raises(PermissionRefusedError, match="equipment.manage"):
+    with pytest.raises(PermissionRefusedError, match=r"equipment\.manage"):
         record_calibration(
             site.store,
             site.sign_in("bob"),
@@ -104,7 +104,7 @@ def test_duplicate_asset_and_serial_refused(site: Site) -> None:
 
 
 def test_unknown_asset_refused(site: Site) -> None:
-    with pytest.raises(BadInputError, match="no instrument 'BR-404'.*cellauto equipment add"):
+    with pytest.raises(BadInputError, match=r"no instrument 'BR-404'.*cellauto equipment add"):
         set_status(site.store, site.sign_in("carol"), "BR-404", "out_of_service", reason="x")
     assert site.records()[-1] == EquipmentActRefused(
         by="carol",
@@ -120,7 +120,7 @@ def test_unknown_asset_refused(site: Site) -> None:
 def test_in_service_refused_without_pq(site: Site) -> None:
     _add(site, qualification=Qualification(iq=TODAY, oq=TODAY))
     with pytest.raises(
-        EquipmentRefusedError, match="^BR-001 cannot go in service: PQ not recorded"
+        EquipmentRefusedError, match=r"^BR-001 cannot go in service: PQ not recorded"
     ):
         set_status(site.store, site.sign_in("carol"), "BR-001", "in_service", reason="qualified")
     refused = site.records()[-1]
