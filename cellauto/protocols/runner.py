@@ -26,6 +26,7 @@ from cellauto.errors import BadInputError, ResumeError
 from cellauto.instruments.base import Instrument
 from cellauto.instruments.line import Line
 from cellauto.protocols.definition import Protocol
+from cellauto.protocols.equipment_check import check_equipment
 from cellauto.protocols.execution import Execution, Observer, RunOutcome
 from cellauto.protocols.params import Params, build_params
 from cellauto.protocols.resume import ResumePlan, check_resumable, plan_resume
@@ -264,8 +265,9 @@ class Runner:
             operator_account=operator_account,
         )
         clock = clock or Clock(self.clock_origin)
+        checked = check_equipment(site, line, protocol, params, clock.now())  # refuses first
         journal = self.journal.begin_run(run_id, clock.now_s, _wall_clock(clock, self.reproducible))
-        return Execution(
+        execution = Execution(
             run_id=run_id,
             protocol=protocol,
             params=params,
@@ -279,6 +281,8 @@ class Runner:
             authority=authority,
             site=site,
         )
+        execution.equipment_checked, execution.equipment_assets = checked, line.assets
+        return execution
 
     def _new_run_id(
         self,
@@ -359,7 +363,7 @@ class Runner:
             except BaseException:
                 self.journal.release_run(journal)
                 raise
-        return Execution(
+        execution = Execution(
             run_id=run_id,
             protocol=protocol,
             params=params,
@@ -374,6 +378,8 @@ class Runner:
             authority=authority,
             site=site,
         )
+        execution.equipment_assets = line.assets  # checked again at each step's start
+        return execution
 
     async def run(
         self,
