@@ -341,9 +341,9 @@ class Execution(RunRecords):
         ended: tuple[str, str] | None = None
         if self.resume_plan is None:
             await self.record_durable(self._run_started)
-            for checked in self.equipment_checked:
-                self.record(checked)
             self._record_claim()
+            for checked in self.equipment_checked:  # the instruments prepare checked
+                self.record(checked)
             self._transition(Command.START, by=by, approval=signature)
         else:
             ended = self._resume(self.resume_plan, by=by, signature=signature)

@@ -80,11 +80,12 @@ def _refused(tmp_path: Path, records: Sequence[SitePayload], protocol: Protocol[
     return str(refused.value)
 
 
-def test_each_instrument_checked_right_after_run_started() -> None:
+def test_each_instrument_checked_right_after_run_started_and_the_claim() -> None:
     run = simulate(_protocol(), seed=1)
     assert run.exit_status == "complete"
     assert isinstance(run.records[0].payload, rec.RunStarted)
-    start_check = run.records[1].payload
+    assert isinstance(run.records[1].payload, rec.ControllerClaimed)
+    start_check = run.records[2].payload
     assert isinstance(start_check, EquipmentChecked)
     assert (start_check.step, start_check.equipment, start_check.asset) == (None, "counter", ASSET)
     assert start_check.passed and start_check.status == "in_service"
