@@ -11,13 +11,15 @@ the last day it is calibrated through, in the site's time zone) through the end 
   expected durations). A failure is :class:`~cellauto.errors.EquipmentRefusedError`
   before anything is written; else the ``equipment_checked`` records the run starts with.
 * :func:`equipment_gate`, before each step's function runs: the step's instruments
-  through now + the step's expected duration, the registry read afresh. A failure is
+  through now + the step's expected duration, the registry read afresh (and the
+  identity too, if the adapter reconnected since: :meth:`Instrument.identity_now`). A failure is
   recorded (``equipment_checked`` with ``passed=False``) with a Deviation whose policy is
   HOLD; the step starts only once a Restart finds every instrument fit again.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta, tzinfo
@@ -39,6 +41,8 @@ if TYPE_CHECKING:
     from cellauto.protocols.execution import Execution
 
 __all__ = ["CHECK_NAME", "check_equipment", "equipment_gate", "planned_use_ends"]
+
+logger = logging.getLogger(__name__)
 
 CHECK_NAME = "equipment"
 """The ``check`` a Deviation for an instrument unfit at a step's start names."""
@@ -212,6 +216,17 @@ def _step_checks(
         ]
 
 
+async def _refresh_identity(instrument: Instrument) -> None:
+    """Read the identity again if the adapter reconnected; on failure keep the last one
+    (the step's first command then meets the outage itself)."""
+    try:
+        await instrument.identity_now()
+    except Exception as exc:  # an outage must not end the run here
+        logger.warning(
+            "%r: identity not read again (%s); the last one read is checked", instrument, exc
+        )
+
+
 async def equipment_gate(execution: Execution, step: StepDefinition) -> None:
     """Before ``step`` runs: its instruments fit through its expected end, else Hold.
 
@@ -221,6 +236,8 @@ async def equipment_gate(execution: Execution, step: StepDefinition) -> None:
     if execution.site is None or not names:
         return
     while True:
+        for name in names:
+            await _refresh_identity(execution.equipment[name].unwrapped)
         checks = _step_checks(execution, step, names)
         for check in checks:
             execution.record(check, durable=not check.passed)

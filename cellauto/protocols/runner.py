@@ -281,7 +281,10 @@ class Runner:
             authority=authority,
             site=site,
         )
-        execution.equipment_checked, execution.equipment_assets = checked, line.assets
+        execution.equipment_checked = checked
+        # each instrument stays the registry asset it was found as (a swap then shows)
+        pinned = {c.equipment: c.asset for c in checked if c.asset is not None}
+        execution.equipment_assets = {**pinned, **line.assets}
         return execution
 
     def _new_run_id(

@@ -15,6 +15,7 @@ from cellauto import Protocol, Run
 from cellauto.clock import Clock
 from cellauto.errors import EquipmentRefusedError
 from cellauto.instruments import CellCounter
+from cellauto.instruments.base import Instrument, InstrumentIdentity
 from cellauto.protocols.runner import Runner
 from cellauto.records import Journal
 from cellauto.records import payloads as rec
@@ -288,3 +289,28 @@ def test_resume_checks_again() -> None:
     run = simulate(_protocol(), crashes=[10.0], downtime_h=1, on_hold="restart")
     assert run.exit_status == "complete"
     assert [c.step for c in run.of_kind(EquipmentChecked)] == [None, "first", "first", "second"]
+
+
+def test_an_instrument_swapped_behind_its_endpoint_holds_the_next_step(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    swapped = False
+
+    async def identity_now(self: Instrument) -> InstrumentIdentity:  # as after a reconnect
+        if swapped:
+            self.identity = self.identity.model_copy(update={"serial": "CC-SWAPPED"})
+        return self.identity
+
+    monkeypatch.setattr(Instrument, "identity_now", identity_now)
+
+    def swap_after_first(payload: rec.Payload, now_s: float) -> None:
+        nonlocal swapped
+        swapped = swapped or (isinstance(payload, rec.StepCompleted) and payload.step == "first")
+
+    run = simulate(_protocol(), observers=[swap_after_first])
+    assert run.exit_status == "stopped"
+    (failed,) = [c for c in run.of_kind(EquipmentChecked) if not c.passed]
+    assert (failed.step, failed.serial_read) == ("second", "CC-SWAPPED")
+    assert "serial read at connect 'CC-SWAPPED' differs from registry asset SIM-counter" in (
+        failed.problem or ""
+    )
