@@ -27,6 +27,7 @@ from cellauto.records.site_payloads_mat import (
     EquipmentStatus,
     EquipmentStatusChanged,
 )
+from cellauto.records.wording import describe
 from cellauto.sim import simulate
 from cellauto.sim.line import sim_line_for_protocol
 from cellauto.sim.simulate import DEFAULT_SIM_START
@@ -215,6 +216,9 @@ def test_calibration_lapsing_mid_run_holds_the_step_with_a_deviation() -> None:
     )
     assert "calibrated through 2026-01-07, not through 2026-01-08" in deviation.description
     assert [s.step for s in run.of_kind(rec.StepStarted)] == ["first"]  # never started
+    (shown,) = [describe(r) for r in run.records if r.payload == failed[0]]
+    assert shown is not None and shown.startswith("equipment counter (asset SIM-counter, serial ")
+    assert "FAIL: counter: registry asset SIM-counter is calibrated through 2026-01-07" in shown
 
 
 def test_taken_out_of_service_during_a_run_holds_the_next_step(
