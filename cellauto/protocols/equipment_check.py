@@ -167,9 +167,37 @@ def check_equipment(
     if site is None:
         return []
     ends = planned_use_ends(protocol, params, start)
+    try:
+        checks = _prepare_checks(site, line, protocol, ends, start)
+    except sqlite3.Error as exc:  # e.g. a journal file not made yet
+        raise EquipmentRefusedError(
+            f"run of {protocol.name} refused, nothing written: the equipment registry cannot"
+            f" be read ({exc}); {_REGISTER}"
+        ) from None
+    if checks and not any(c.asset for c in checks) and site.kind == "file":
+        raise EquipmentRefusedError(
+            f"run of {protocol.name} refused, nothing written: the journal's equipment"
+            f" registry knows none of the line's instruments ({', '.join(protocol.equipment())});"
+            f" a plant's line runs only on registered instruments: {_REGISTER}"
+        )
+    problems = [c.problem for c in checks if c.problem is not None]
+    if problems:
+        raise EquipmentRefusedError(
+            f"run of {protocol.name} refused, nothing written: " + "; ".join(problems)
+        )
+    return checks
+
+
+def _prepare_checks(
+    site: SiteView,
+    line: Line,
+    protocol: Protocol,
+    ends: Mapping[str, tuple[datetime, str]],
+    start: datetime,
+) -> list[EquipmentChecked]:
     with site.reading() as conn:
         zone = _site_zone(conn)
-        checks = [
+        return [
             _check(
                 conn,
                 zone,
@@ -182,12 +210,6 @@ def check_equipment(
             )
             for name in protocol.equipment()
         ]
-    problems = [c.problem for c in checks if c.problem is not None]
-    if problems:
-        raise EquipmentRefusedError(
-            f"run of {protocol.name} refused, nothing written: " + "; ".join(problems)
-        )
-    return checks
 
 
 def _step_checks(

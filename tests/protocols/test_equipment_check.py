@@ -180,9 +180,17 @@ async def _serial_of_counter() -> str:
 async def test_a_plant_line_whose_registry_lacks_the_instrument_refused(tmp_path: Path) -> None:
     Journal(tmp_path / "journal.db").close()
     with pytest.raises(
-        EquipmentRefusedError, match=r"not in the equipment registry.*cellauto equipment add"
+        EquipmentRefusedError,
+        match=r"registry knows none of the line's instruments \(counter\).*cellauto equipment add",
     ):
         await _prepare_on(tmp_path, lambda protocol, line: FileSite(tmp_path / "journal.db"), {})
+
+
+@pytest.mark.anyio
+async def test_a_plant_line_with_no_journal_yet_refused(tmp_path: Path) -> None:
+    missing = tmp_path / "none" / "journal.db"
+    with pytest.raises(EquipmentRefusedError, match=r"cannot be read.*cellauto equipment add"):
+        await _prepare_on(tmp_path, lambda protocol, line: FileSite(missing), {})
 
 
 def _capture_site(monkeypatch: pytest.MonkeyPatch) -> list[SimSite]:
