@@ -40,7 +40,13 @@ from cellauto.site.view import SiteView
 if TYPE_CHECKING:
     from cellauto.protocols.execution import Execution
 
-__all__ = ["CHECK_NAME", "check_equipment", "equipment_gate", "planned_use_ends"]
+__all__ = [
+    "CHECK_NAME",
+    "check_equipment",
+    "equipment_gate",
+    "pinned_assets",
+    "planned_use_ends",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -148,6 +154,15 @@ def planned_use_ends(
         for name in step.equipment:
             ends[name] = (at, step.name)
     return ends
+
+
+def pinned_assets(checked: Iterable[object]) -> dict[str, str]:
+    """The registry asset each instrument was found as by the run's start checks."""
+    return {
+        c.equipment: c.asset
+        for c in checked
+        if isinstance(c, EquipmentChecked) and c.step is None and c.asset is not None
+    }
 
 
 def _assets(line: Line) -> Mapping[str, str]:

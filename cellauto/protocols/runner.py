@@ -26,12 +26,12 @@ from cellauto.errors import BadInputError, ResumeError
 from cellauto.instruments.base import Instrument
 from cellauto.instruments.line import Line
 from cellauto.protocols.definition import Protocol
-from cellauto.protocols.equipment_check import check_equipment
+from cellauto.protocols.equipment_check import check_equipment, pinned_assets
 from cellauto.protocols.execution import Execution, Observer, RunOutcome
 from cellauto.protocols.params import Params, build_params
 from cellauto.protocols.resume import ResumePlan, check_resumable, plan_resume
 from cellauto.protocols.tasks import Answerer, Authority
-from cellauto.records import Journal, RunJournal
+from cellauto.records import Journal, RecordKind, RunJournal
 from cellauto.records import payloads as rec
 from cellauto.records.models import utc_from_epoch_s
 from cellauto.records.refs import SignatureShown
@@ -283,8 +283,7 @@ class Runner:
         )
         execution.equipment_checked = checked
         # each instrument stays the registry asset it was found as (a swap then shows)
-        pinned = {c.equipment: c.asset for c in checked if c.asset is not None}
-        execution.equipment_assets = {**pinned, **line.assets}
+        execution.equipment_assets = {**pinned_assets(checked), **line.assets}
         return execution
 
     def _new_run_id(
@@ -381,7 +380,9 @@ class Runner:
             authority=authority,
             site=site,
         )
-        execution.equipment_assets = line.assets  # checked again at each step's start
+        checks = self.journal.records(run_id, {RecordKind.EQUIPMENT_CHECKED})
+        pinned = pinned_assets(r.payload for r in checks)  # as the run's start found them
+        execution.equipment_assets = {**pinned, **line.assets}  # checked at each step's start
         return execution
 
     async def run(

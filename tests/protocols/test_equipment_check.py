@@ -326,3 +326,28 @@ def test_an_instrument_swapped_behind_its_endpoint_holds_the_next_step(
     assert "serial read at connect 'CC-SWAPPED' differs from registry asset SIM-counter" in (
         failed.problem or ""
     )
+
+
+def test_after_a_resume_the_instrument_is_still_held_to_its_asset(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    swapped = False
+
+    async def identity_now(self: Instrument) -> InstrumentIdentity:  # another device answers
+        if swapped:
+            self.identity = self.identity.model_copy(update={"serial": "CC-SWAPPED"})
+        return self.identity
+
+    monkeypatch.setattr(Instrument, "identity_now", identity_now)
+
+    def swap_at_resume(payload: rec.Payload, now_s: float) -> None:
+        nonlocal swapped
+        swapped = swapped or isinstance(payload, rec.RunResumed)
+
+    run = simulate(_protocol(), crashes=[10.0], downtime_h=1, observers=[swap_at_resume])
+    assert run.exit_status == "stopped"
+    (failed,) = [c for c in run.of_kind(EquipmentChecked) if not c.passed]
+    assert (failed.step, failed.asset) == ("first", ASSET)
+    assert "serial read at connect 'CC-SWAPPED' differs from registry asset SIM-counter" in (
+        failed.problem or ""
+    )
