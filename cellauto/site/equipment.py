@@ -144,6 +144,13 @@ def _signed(
     return ref
 
 
+def _not_future(qualification: Qualification, today: date) -> None:
+    for name in ("iq", "oq", "pq"):
+        day = getattr(qualification, name)
+        if day is not None and day > today:
+            raise BadInputError(f"--{name} {day} is in the future (today is {today})")
+
+
 def in_service_problem(
     asset: str, qualification: Qualification, calibration_due: date | None, today: date
 ) -> str | None:
@@ -190,6 +197,7 @@ def add_equipment(
 
     def body(tx: SiteTx) -> SiteRef:
         _may_act(tx, who, f"add {asset}")
+        _not_future(item.qualification, _today(tx))
         if read_equipment(tx.conn, asset=asset) is not None:
             raise _Refused(
                 "duplicate_asset",
@@ -240,9 +248,7 @@ def set_status(
             iq=given.iq or row.iq_on, oq=given.oq or row.oq_on, pq=given.pq or row.pq_on
         )
         today = _today(tx)
-        future = [d for d in (given.iq, given.oq, given.pq) if d is not None and d > today]
-        if future:
-            raise BadInputError(f"a qualification date ({future[0]}) is in the future")
+        _not_future(given, today)
         if new is EquipmentStatus.IN_SERVICE:
             problem = in_service_problem(asset, merged, row.calibration_due, today)
             if problem is not None:

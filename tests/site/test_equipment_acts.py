@@ -204,3 +204,22 @@ def test_retired_stays_retired(site: Site) -> None:
     set_status(site.store, site.sign_in("carol"), "BR-001", "retired", reason="end of life")
     with pytest.raises(EquipmentRefusedError, match="retired"):
         set_status(site.store, site.sign_in("carol"), "BR-001", "out_of_service", reason="x")
+
+
+def test_qualification_in_the_future_writes_nothing(site: Site) -> None:
+    before = site.head()
+    with pytest.raises(BadInputError, match=r"--pq .* is in the future"):
+        _add(site, qualification=Qualification(pq=TODAY + DAY))
+    assert site.head() == before
+    _add(site)
+    before = site.head()
+    with pytest.raises(BadInputError, match=r"--iq .* is in the future"):
+        set_status(
+            site.store,
+            site.sign_in("carol"),
+            "BR-001",
+            "out_of_service",
+            reason="x",
+            qualification=Qualification(iq=TODAY + DAY),
+        )
+    assert site.head() == before
