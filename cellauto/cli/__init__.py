@@ -49,6 +49,7 @@ _COMMAND_MODULES: tuple[tuple[str, str, dict[str, str]], ...] = (
     ("training_cmds", "add_parsers", {"training": "training records"}),
     ("equipment_cmds", "add_parsers", {"equipment": "the instrument registry"}),
     ("site_cmds", "add_parsers", {"site": "the site policy"}),
+    ("material_cmds", "add_parsers", {"materials": "materials and lots"}),
     ("task_cmds", "add_parsers", {"tasks": "operator tasks", "answer": "answer a task"}),
     (
         "command_cmds",
