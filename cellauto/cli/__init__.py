@@ -47,6 +47,7 @@ _COMMAND_MODULES: tuple[tuple[str, str, dict[str, str]], ...] = (
     ("certs_cmd", "add_parser", {"certs": "OPC UA certificates"}),
     ("people_cmds", "add_parsers", {"users": "accounts and roles"}),
     ("training_cmds", "add_parsers", {"training": "training records"}),
+    ("equipment_cmds", "add_parsers", {"equipment": "the instrument registry"}),
     ("site_cmds", "add_parsers", {"site": "the site policy"}),
     ("material_cmds", "add_parsers", {"materials": "materials and lots"}),
     ("task_cmds", "add_parsers", {"tasks": "operator tasks", "answer": "answer a task"}),

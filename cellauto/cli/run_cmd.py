@@ -285,9 +285,9 @@ def run_site(
     protocol: Any, params: Any, line: Line, clock: Clock, simulated: bool, db: str | Path
 ) -> SimSite | FileSite:
     """Where the run's materials and instruments are checked: a simulated line (in
-    process or served) has a simulated site seeded for the run, a plant's line the
-    journal file's own site."""
-    if simulated:
+    process, served, or a rehearsal line reaching one served elsewhere) has a simulated
+    site seeded for the run, a plant's line the journal file's own site."""
+    if simulated or line.rehearsal:  # a rehearsal line has no plant registry behind it
         return simulated_site(protocol, params, line, clock.now())
     return FileSite(db)
 

@@ -105,6 +105,12 @@ class Instrument:
         #: meanwhile; a resumed run journals it.
         self.errors_at_connect: list[tuple[int, str]] = []
 
+    async def identity_now(self) -> InstrumentIdentity:
+        """Who the instrument is now: the identity read at connect, unless the adapter
+        reconnected since (then read again: another device may answer behind the same
+        endpoint). A run compares it with the equipment registry at each step's start."""
+        return self.identity
+
     def __repr__(self) -> str:
         ident = self.identity
         return f"<{type(self).__name__} {ident.vendor} {ident.model} s/n {ident.serial}>"

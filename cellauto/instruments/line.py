@@ -17,7 +17,9 @@ class Line:
     ``rehearsal``: the line is a simulation, wherever its instruments run (in this
     process, or served by ``cellauto sim serve`` to a controller in another): no
     patient's cells are on it, so a run needs no person and simulated operators may
-    answer its operator steps. A simulated line is always a rehearsal.
+    answer its operator steps. A simulated line is always a rehearsal. ``assets``: the
+    registry asset tag of an instrument (else the registry is searched by the vendor,
+    model and serial it reports).
     """
 
     def __init__(
@@ -27,6 +29,7 @@ class Line:
         *,
         simulated: bool = False,
         rehearsal: bool = False,
+        assets: Mapping[str, str] | None = None,
     ):
         for key, instrument in equipment.items():
             if not isinstance(instrument, Instrument):
@@ -37,6 +40,8 @@ class Line:
         self.equipment = dict(equipment)
         self.simulated = simulated
         self.rehearsal = rehearsal or simulated
+        #: The equipment registry's asset tag of each instrument the line file ties to one.
+        self.assets = dict(assets or {})
 
     def __repr__(self) -> str:
         return f"<Line {self.name}: {', '.join(self.equipment)}>"

@@ -9,6 +9,7 @@ A line is described in TOML::
     endpoint = "opc.tcp://127.0.0.1:4840/cellauto/bioreactor"
     credentials = "env:CELLAUTO_BIOREACTOR"     # a reference, never the secret
     on_setpoint_changed = "hold"                # or "alarm" (default), "restore"
+    asset = "BR-001"                            # its equipment registry tag (optional)
 
     [equipment.counter]
     adapter = "visa"
@@ -85,6 +86,11 @@ class EquipmentConfig(BaseModel):
     )
     on_setpoint_changed: SetpointPolicy = Field(
         "alarm", description="alarm, restore or hold (OPC UA bioreactor; see SetpointPolicy)"
+    )
+    asset: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$",
+        description="its equipment registry asset tag, e.g. BR-001 (else found by its serial)",
     )
 
     @field_validator("credentials")

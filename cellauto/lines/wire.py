@@ -345,4 +345,11 @@ async def open_line(
             from cellauto.instruments.plr import PlrLiquidHandler
 
             equipment[name] = PlrLiquidHandler(serial=endpoint or name)
-    return Line(config.name, equipment, simulated=sim is not None, rehearsal=config.is_simulation)
+    assets = {name: config.equipment[name].asset for name in equipment}
+    return Line(
+        config.name,
+        equipment,
+        simulated=sim is not None,
+        rehearsal=config.is_simulation,
+        assets={name: asset for name, asset in assets.items() if asset is not None},
+    )

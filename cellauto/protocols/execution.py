@@ -54,6 +54,7 @@ from cellauto.protocols.states import (
 from cellauto.protocols.tasks import Answerer, Authority, TaskBoard
 from cellauto.records import RunJournal
 from cellauto.records import payloads as rec
+from cellauto.records.material_payloads import EquipmentChecked
 from cellauto.records.refs import RecordRef, SignatureShown, SiteRef
 from cellauto.site.view import SiteView
 
@@ -85,6 +86,10 @@ class Execution(RunRecords):
         self.run_id = run_id
         #: Where the run's materials and instruments are checked; None: no site checks.
         self.site = site
+        #: The instruments checked against the registry by prepare (journaled at the start),
+        #: and the registry asset the line ties each to (:mod:`.equipment_check`).
+        self.equipment_checked: list[EquipmentChecked] = []
+        self.equipment_assets: dict[str, str] = {}
         self.protocol = protocol
         self.params = params
         self.clock = clock
@@ -337,6 +342,8 @@ class Execution(RunRecords):
         if self.resume_plan is None:
             await self.record_durable(self._run_started)
             self._record_claim()
+            for checked in self.equipment_checked:  # the instruments prepare checked
+                self.record(checked)
             self._transition(Command.START, by=by, approval=signature)
         else:
             ended = self._resume(self.resume_plan, by=by, signature=signature)

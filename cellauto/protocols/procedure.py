@@ -14,6 +14,7 @@ import anyio
 
 from cellauto.protocols.context import RunAborted
 from cellauto.protocols.definition import ResumePolicy, StepDefinition
+from cellauto.protocols.equipment_check import equipment_gate
 from cellauto.protocols.outcome import RunStopped, primary_exception
 from cellauto.protocols.resume import ResumePlan
 from cellauto.protocols.run_records import RUNNER
@@ -38,6 +39,7 @@ async def run_procedure(execution: Execution) -> None:
         if index < first or (plan is not None and index in plan.completed_steps):
             continue
         await execution.hold_point()
+        await equipment_gate(execution, step)  # its instruments fit, else Hold
         if plan is not None and index == plan.interrupted_step:
             await _rerun_interrupted(execution, index, step, plan, restarted=held_at_resume)
         else:

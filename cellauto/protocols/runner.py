@@ -26,11 +26,12 @@ from cellauto.errors import BadInputError, ResumeError
 from cellauto.instruments.base import Instrument
 from cellauto.instruments.line import Line
 from cellauto.protocols.definition import Protocol
+from cellauto.protocols.equipment_check import check_equipment, pinned_assets
 from cellauto.protocols.execution import Execution, Observer, RunOutcome
 from cellauto.protocols.params import Params, build_params
 from cellauto.protocols.resume import ResumePlan, check_resumable, plan_resume
 from cellauto.protocols.tasks import Answerer, Authority
-from cellauto.records import Journal, RunJournal
+from cellauto.records import Journal, RecordKind, RunJournal
 from cellauto.records import payloads as rec
 from cellauto.records.models import utc_from_epoch_s
 from cellauto.records.refs import SignatureShown
@@ -264,8 +265,9 @@ class Runner:
             operator_account=operator_account,
         )
         clock = clock or Clock(self.clock_origin)
+        checked = check_equipment(site, line, protocol, params, clock.now())  # refuses first
         journal = self.journal.begin_run(run_id, clock.now_s, _wall_clock(clock, self.reproducible))
-        return Execution(
+        execution = Execution(
             run_id=run_id,
             protocol=protocol,
             params=params,
@@ -279,6 +281,10 @@ class Runner:
             authority=authority,
             site=site,
         )
+        execution.equipment_checked = checked
+        # each instrument stays the registry asset it was found as (a swap then shows)
+        execution.equipment_assets = {**pinned_assets(checked), **line.assets}
+        return execution
 
     def _new_run_id(
         self,
@@ -359,7 +365,7 @@ class Runner:
             except BaseException:
                 self.journal.release_run(journal)
                 raise
-        return Execution(
+        execution = Execution(
             run_id=run_id,
             protocol=protocol,
             params=params,
@@ -374,6 +380,10 @@ class Runner:
             authority=authority,
             site=site,
         )
+        checks = self.journal.records(run_id, {RecordKind.EQUIPMENT_CHECKED})
+        pinned = pinned_assets(r.payload for r in checks)  # as the run's start found them
+        execution.equipment_assets = {**pinned, **line.assets}  # checked at each step's start
+        return execution
 
     async def run(
         self,

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import orjson
 
 from cellauto.records import payloads as rec
+from cellauto.records.material_payloads import EquipmentChecked
 from cellauto.records.models import Record
 from cellauto.records.refs import SignatureShown
 
@@ -107,6 +108,8 @@ def describe(record: Record) -> str | None:
             )
         case rec.Deviation():
             return f"DEVIATION ({p.policy.value}): {p.description}"
+        case EquipmentChecked():
+            return _describe_equipment_check(p)
         case rec.StateChange():
             return f"state {p.from_state} -> {p.to_state} ({p.cause})"
         case rec.Command():
@@ -132,6 +135,18 @@ def describe(record: Record) -> str | None:
     if task is None:
         return None
     return "\n".join([task, *(SIGNATURE_INDENT + describe_signature(s) for s in signatures_of(p))])
+
+
+def _describe_equipment_check(p: EquipmentChecked) -> str:
+    """``equipment counter (asset SIM-counter, serial CC-0002): in_service, calibrated
+    through 2027-01-05, needed through 2026-01-07 08:00 UTC pass``."""
+    where = f"asset {p.asset}, " if p.asset else ""
+    due = "" if p.calibration_due is None else f", calibrated through {p.calibration_due}"
+    needed = p.through.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    head = f"equipment {p.equipment} ({where}serial {p.serial_read})"
+    if p.passed:
+        return f"{head}: {p.status}{due}, needed through {needed} pass"
+    return f"{head} FAIL: {p.problem}"
 
 
 def _describe_task(p: rec.Payload) -> str | None:

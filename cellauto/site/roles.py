@@ -53,6 +53,8 @@ class Permission(StrEnum):
     LOT_RELEASE = "lot.release"
     """Release or reject a lot (QA only; never the person who received it)."""
     LOT_ADJUST = "lot.adjust"
+    EQUIPMENT_MANAGE = "equipment.manage"
+    """Add an instrument to the registry, change its status, record its calibration."""
 
 
 _OPERATOR = frozenset(
@@ -78,6 +80,7 @@ PERMISSIONS: Mapping[Role, frozenset[Permission]] = MappingProxyType(
             Permission.RECORD_REVIEW,
             Permission.MATERIAL_DEFINE,
             Permission.LOT_ADJUST,
+            Permission.EQUIPMENT_MANAGE,
         },
         Role.QA: frozenset(
             {

@@ -32,6 +32,7 @@ EXPECTED: dict[Role, set[Permission]] = {
         P.LOT_RECEIVE,
         P.MATERIAL_DEFINE,
         P.LOT_ADJUST,
+        P.EQUIPMENT_MANAGE,
     },
     Role.QA: {
         P.RUN_HOLD,

@@ -15,10 +15,10 @@ from typing import Literal, Self, TypedDict
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from cellauto.clock import Clock
-from cellauto.instruments.base import Instrument
+from cellauto.instruments.base import Instrument, InstrumentIdentity
 from cellauto.instruments.opcua.connection import ConnectionGap, GapCallback, OpcUaConnection
 from cellauto.instruments.opcua.operations import OperationRunner
-from cellauto.instruments.opcua.resolve import DeviceNodes, resolve_device
+from cellauto.instruments.opcua.resolve import DeviceNodes, read_identity, resolve_device
 from cellauto.instruments.opcua.security import ClientSecurity
 
 __all__ = ["ConnectOptions", "DeviceLink", "LinkOptions", "OpcUaAdapter", "open_link"]
@@ -185,6 +185,15 @@ class OpcUaAdapter(Instrument):
     def __init__(self, link: DeviceLink) -> None:
         super().__init__(link.nodes.identity)
         self._link = link
+        self._gaps_seen = len(link.gaps)
+
+    async def identity_now(self) -> InstrumentIdentity:
+        """The identity read at connect, read again after each reconnect."""
+        gaps = len(self._link.gaps)
+        if gaps != self._gaps_seen and self._link.nodes.identity_nodes:
+            self.identity = await read_identity(self._link.conn, self._link.nodes.identity_nodes)
+            self._gaps_seen = gaps
+        return self.identity
 
     async def aclose(self) -> None:
         await self._link.aclose()

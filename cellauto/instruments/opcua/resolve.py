@@ -12,7 +12,7 @@ namespace keys ``own`` (cellauto), ``di``, ``lads`` and ``ua`` (namespace 0).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from asyncua import ua
 
@@ -22,7 +22,7 @@ from cellauto.instruments.opcua import _ua
 from cellauto.instruments.opcua.connection import OpcUaConnection
 from cellauto.instruments.opcua.lads import CELLAUTO_URI, DI_URI, LADS_URI
 
-__all__ = ["DeviceNodes", "browse_children", "resolve_device", "translate_paths"]
+__all__ = ["DeviceNodes", "browse_children", "read_identity", "resolve_device", "translate_paths"]
 
 _HIERARCHICAL = _ua.node_id(ua.ObjectIds.HierarchicalReferences)
 
@@ -36,6 +36,9 @@ class DeviceNodes:
     unit: ua.NodeId
     identity: InstrumentIdentity
     nodes: dict[str, ua.NodeId]
+    identity_nodes: dict[str, ua.NodeId] = field(default_factory=dict)
+    """The DI identification variables (vendor, model, serial, firmware): read again
+    after a reconnect, since another device may answer behind the same endpoint."""
 
     def __getitem__(self, key: str) -> ua.NodeId:
         return self.nodes[key]
@@ -156,13 +159,25 @@ async def resolve_device(
         "firmware": "di:SoftwareRevision",
     }
     ident_ids = await translate_paths(conn, device_id, ident_paths, ns)
+    identity = await read_identity(conn, ident_ids)
+    nodes = await translate_paths(conn, unit_id, unit_paths, ns)
+    return DeviceNodes(
+        namespaces=ns,
+        device=device_id,
+        unit=unit_id,
+        identity=identity,
+        nodes=nodes,
+        identity_nodes=ident_ids,
+    )
+
+
+async def read_identity(
+    conn: OpcUaConnection, ident_ids: Mapping[str, ua.NodeId]
+) -> InstrumentIdentity:
+    """The device's DI identification as it reads now."""
     values = await conn.read_data(list(ident_ids.values()), "read the device identification")
     fields = {}
     for key, value in zip(ident_ids, values, strict=True):
         raw = value.Value.Value if value.Value is not None else ""
         fields[key] = raw.Text if isinstance(raw, ua.LocalizedText) else str(raw or "")
-    identity = InstrumentIdentity(**fields, adapter="opcua")
-    nodes = await translate_paths(conn, unit_id, unit_paths, ns)
-    return DeviceNodes(
-        namespaces=ns, device=device_id, unit=unit_id, identity=identity, nodes=nodes
-    )
+    return InstrumentIdentity(**fields, adapter="opcua")
