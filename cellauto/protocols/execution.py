@@ -34,8 +34,10 @@ import anyio
 from cellauto.clock import Clock, time_paused
 from cellauto.errors import FencedError, PermissionRefusedError, StateCommandError
 from cellauto.protocols.approval import restart_approval
+from cellauto.protocols.bom_check import BomPlan
 from cellauto.protocols.context import Run, RunAborted
 from cellauto.protocols.definition import Protocol, StepDefinition
+from cellauto.protocols.materials import end_materials, start_materials
 from cellauto.protocols.outcome import RunOutcome, RunStopped, fenced_error
 from cellauto.protocols.params import Params
 from cellauto.protocols.procedure import run_procedure
@@ -54,6 +56,7 @@ from cellauto.protocols.states import (
 from cellauto.protocols.tasks import Answerer, Authority, TaskBoard
 from cellauto.records import RunJournal
 from cellauto.records import payloads as rec
+from cellauto.records._txops import TxOp
 from cellauto.records.refs import RecordRef, SignatureShown, SiteRef
 from cellauto.site.view import SiteView
 
@@ -85,6 +88,8 @@ class Execution(RunRecords):
         self.run_id = run_id
         #: Where the run's materials and instruments are checked; None: no site checks.
         self.site = site
+        #: The lots reserved for a new run (set by Runner.prepare; see bom_check.py).
+        self.bom: BomPlan | None = None
         self.protocol = protocol
         self.params = params
         self.clock = clock
@@ -167,6 +172,10 @@ class Execution(RunRecords):
             )
         if policy is CheckPolicy.HOLD and self.state in (State.RUNNING, State.RESTARTING):
             self._transition(Command.HOLD, by=RUNNER, reason=f"deviation: {description}")
+
+    async def journal_run_ops(self, ops: Sequence[TxOp]) -> list[object]:
+        """Commit the run's records so far with ``ops`` (one fsync'd transaction)."""
+        return await self._journal.run_ops(ops)
 
     # -- state machine -----------------------------------------------------------------
     def _set_state(self, new: State, cause: str) -> None:
@@ -337,6 +346,7 @@ class Execution(RunRecords):
         if self.resume_plan is None:
             await self.record_durable(self._run_started)
             self._record_claim()
+            start_materials(self)
             self._transition(Command.START, by=by, approval=signature)
         else:
             ended = self._resume(self.resume_plan, by=by, signature=signature)
@@ -349,6 +359,7 @@ class Execution(RunRecords):
             self.current_step = None
             self._complete_acting_state("procedure ended")
             watchdogs.cancel_scope.cancel()
+        await end_materials(self)
         final = await self.record_durable(
             rec.RunEnded(
                 exit_status=exit_status,

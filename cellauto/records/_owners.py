@@ -32,7 +32,7 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -231,12 +231,15 @@ def claim(
     new_run: bool,
     stale_s: float,
     now_ns: int | None = None,
+    reserve: Callable[[sqlite3.Connection], None] | None = None,
 ) -> Claim:
     """Claim ``run_id`` for this controller in one ``BEGIN IMMEDIATE`` transaction.
 
     A live owner is refused with :class:`RunOwnedError` and nothing is written. With
     ``new_run``, a run that already has records is refused (JournalError). A journal
     of schema version 2 or 3 gets the tables it lacks here (and becomes version 4).
+    ``reserve(conn)`` runs in the same transaction (a new run's lot reservations): if it
+    raises, the claim is rolled back whole and nothing is written.
     """
     me = this_controller()
     key = str(path)
@@ -261,6 +264,8 @@ def claim(
                 "use resume_run to continue it, or start the run under a new id"
             )
         upgrade(conn)
+        if reserve is not None:
+            reserve(conn)
         epoch = 1 if owner is None else owner.epoch + 1
         conn.execute(
             f"INSERT OR REPLACE INTO run_owners ({_OWNER_COLUMNS})"

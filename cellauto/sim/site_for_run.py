@@ -17,13 +17,14 @@ from cellauto.protocols.definition import Protocol
 from cellauto.protocols.params import Params
 from cellauto.records.site_payload_base import SitePayload
 from cellauto.sim.site import SimSite
+from cellauto.sim.site_materials import seed_materials
 
 __all__ = ["SEEDERS", "Seeder", "simulated_site"]
 
 Seeder = Callable[[SimSite, Protocol, Params, Line, datetime], None]
 """``(site, protocol, params, line, start)``: appends what the run needs to the site."""
 
-SEEDERS: list[Seeder] = []
+SEEDERS: list[Seeder] = [seed_materials]
 """The seeders every simulated site gets, in order (equipment first, then materials)."""
 
 
