@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, closing
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from cellauto.cli.run_cmd import (
     run_and_report,
 )
 from cellauto.cli.run_people import check_attended
+from cellauto.cli.run_site import resume_site
 from cellauto.clock import Clock, scaled_loop_factory
 from cellauto.errors import BadInputError
 from cellauto.instruments.line import Line
@@ -114,6 +115,9 @@ def resume_command(args: argparse.Namespace) -> int:
                     clock=clock,
                     answerers=[inbox, console] if people else [],
                     authority=inbox.authority() if people else None,
+                    site=stack.enter_context(
+                        closing(resume_site(journal, run_id, protocol, line, clock, args.db))
+                    ),
                 )
                 gaps.journal_to(execution)
                 print(f"resuming run {run_id}", flush=True)

@@ -1,0 +1,65 @@
+"""Which site a run from the command line checks its materials against.
+
+A plant's line: the journal file's own site. A simulated line in this process: a
+simulated site seeded for the run. A rehearsal on a served simulated line: the file's
+site when it defines the protocol's materials, else a simulated site (a rehearsal needs
+no real lots). A resumed run keeps the site it started with (its ``materials_reserved``
+record says which); a simulated one is seeded again the same way, so its lots are found.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from cellauto.clock import Clock
+from cellauto.instruments.line import Line
+from cellauto.protocols.params import build_params
+from cellauto.records import Journal
+from cellauto.records import payloads as rec
+from cellauto.records.material_payloads import MaterialsReserved
+from cellauto.sim.site import SimSite
+from cellauto.sim.site_for_run import simulated_site
+from cellauto.site.materials_read import read_material
+from cellauto.site.view import FileSite
+
+__all__ = ["resume_site", "run_site"]
+
+
+def _file_defines(protocol: Any, db: str | Path) -> bool:
+    """Whether the journal file's site defines every material of the protocol."""
+    if not Path(db).exists():
+        return False
+    site = FileSite(db)
+    try:
+        with site.reading() as conn:
+            return all(read_material(conn, m.name) is not None for m in protocol.materials)
+    except sqlite3.Error:
+        return False
+    finally:
+        site.close()
+
+
+def run_site(
+    protocol: Any, params: Any, line: Line, clock: Clock, simulated: bool, db: str | Path
+) -> SimSite | FileSite:
+    """Where a new run's materials and instruments are checked (see the module doc)."""
+    rehearsal_without_lots = line.rehearsal and not _file_defines(protocol, db)
+    if simulated or (protocol.materials and rehearsal_without_lots):
+        return simulated_site(protocol, params, line, clock.now())
+    return FileSite(db)
+
+
+def resume_site(
+    journal: Journal, run_id: str, protocol: Any, line: Line, clock: Clock, db: str | Path
+) -> SimSite | FileSite:
+    """The site a resumed run checks against: the one it started with."""
+    records = journal.records(run_id)
+    started = records[0].payload if records else None
+    reserved = next((r.payload for r in records if isinstance(r.payload, MaterialsReserved)), None)
+    simulated = reserved is not None and reserved.site == "simulated"
+    if isinstance(started, rec.RunStarted) and simulated:
+        params = build_params(protocol.params, started.parameters, rehearsal=True)
+        return simulated_site(protocol, params, line, clock.now())
+    return FileSite(db)
