@@ -66,10 +66,12 @@ def sim_site(records: SitePayloads, now: datetime = START) -> SimSite:
 
 def file_site(path: Path, records: SitePayloads) -> None:
     """Append ``records`` to the journal file's site chain (projected)."""
-    with SiteStore(path, project=apply_projection, create=True) as store:
-        with store.transaction() as tx:
-            for payload in records:
-                tx.append(payload)
+    with (
+        SiteStore(path, project=apply_projection, create=True) as store,
+        store.transaction() as tx,
+    ):
+        for payload in records:
+            tx.append(payload)
 
 
 def il2_protocol(

@@ -131,9 +131,11 @@ async def test_unit_mismatch_refused(tmp_path: Path) -> None:
 
 
 async def test_no_site_refused(tmp_path: Path) -> None:
-    with Journal(tmp_path / "j.db") as journal:
-        with pytest.raises(MaterialRefusedError, match="declares 1 material; no site"):
-            Runner(journal, clock_origin=START).prepare(il2_protocol(), LINE)
+    with (
+        Journal(tmp_path / "j.db") as journal,
+        pytest.raises(MaterialRefusedError, match="declares 1 material; no site"),
+    ):
+        Runner(journal, clock_origin=START).prepare(il2_protocol(), LINE)
     assert rows(tmp_path / "j.db", "SELECT run_id FROM records") == []
 
 

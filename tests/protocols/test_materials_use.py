@@ -40,7 +40,7 @@ async def _until_held(execution: Execution, *, also: Any = None) -> None:
         tg.start_soon(execution.execute)
         if also is not None:
             tg.start_soon(also)
-        while execution.state is not State.HELD:
+        while execution.state is not State.HELD:  # noqa: ASYNC110 (virtual time: polls are free)
             await anyio.sleep(60)
         execution.command("Stop", by="test")
     execution.close()
