@@ -15,7 +15,8 @@ from cellauto.records import Journal
 from cellauto.sim import simulate
 from cellauto.sim.site_materials import sim_lot_id
 from cellauto.site.view import FileSite
-from tests.protocols.materials_kit import LINE, START, define, file_site, il2_protocol, lot
+from tests.cli.conftest import Cli
+from tests.protocols.materials_kit import LINE, START, define, file_site, il2_protocol, lot, rows
 
 VECTOR = "CAR lentiviral vector"
 
@@ -74,3 +75,26 @@ async def test_a_file_sites_lot_has_its_header(
     text = capsys.readouterr().out
     assert "IL-2: Acme lot IL2/L1" in text and "8 left" in text
     assert f"run {execution.run_id}" in text
+
+
+CAR_T = Path(__file__).resolve().parents[2] / "protocols" / "car_t_autologous.py"
+
+
+def test_run_lot_assigns_a_lot_and_bad_assignments_are_refused_unwritten(
+    tmp_path: Path, cli: Cli
+) -> None:
+    db = tmp_path / "journal.db"
+    vector_lot = sim_lot_id("car-t-autologous", VECTOR)
+    done = cli("run", CAR_T, "--sim", "--seed", "1", "--db", db, "--lot", f"{VECTOR}={vector_lot}")
+    assert done.code == 0, done.err
+    for bad, message in [
+        ("no-equals-sign", "give MATERIAL=LOT"),
+        ("IL-7=x", "declares no material 'IL-7'"),
+        (f"{VECTOR}=SIM-nope-1", "lot 'SIM-nope-1': no such lot on this site"),
+    ]:
+        refused = cli("run", CAR_T, "--sim", "--seed", "2", "--db", tmp_path / "r.db", "--lot", bad)
+        assert refused.code == 2, refused.out
+        assert message in refused.err
+    assert (
+        not (tmp_path / "r.db").exists() or rows(tmp_path / "r.db", "SELECT 1 FROM records") == []
+    )
