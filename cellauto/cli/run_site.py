@@ -4,7 +4,8 @@ A plant's line: the journal file's own site. A simulated line in this process: a
 simulated site seeded for the run. A rehearsal on a served simulated line: the file's
 site when it defines the protocol's materials, else a simulated site (a rehearsal needs
 no real lots). A resumed run keeps the site it started with (its ``materials_reserved``
-record says which); a simulated one is seeded again the same way, so its lots are found.
+record says which); a simulated one is seeded again the same way, so its lots are found,
+and its reservation and uses are put back on it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from cellauto.records import payloads as rec
 from cellauto.records.material_payloads import MaterialsReserved
 from cellauto.sim.site import SimSite
 from cellauto.sim.site_for_run import simulated_site
+from cellauto.sim.site_materials import replay_run
 from cellauto.site.materials_read import read_material
 from cellauto.site.view import FileSite
 
@@ -61,5 +63,7 @@ def resume_site(
     simulated = reserved is not None and reserved.site == "simulated"
     if isinstance(started, rec.RunStarted) and simulated:
         params = build_params(protocol.params, started.parameters, rehearsal=True)
-        return simulated_site(protocol, params, line, clock.now())
+        site = simulated_site(protocol, params, line, clock.now())
+        replay_run(site, run_id, records)
+        return site
     return FileSite(db)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 
 import numpy as np
@@ -21,6 +22,13 @@ from cellauto.instruments.line import Line
 from cellauto.protocols.bom import Material, to_milli
 from cellauto.protocols.definition import Protocol
 from cellauto.protocols.params import Params
+from cellauto.records import Record
+from cellauto.records._lot_ops import decrement
+from cellauto.records.material_payloads import (
+    MaterialConsumed,
+    MaterialsReserved,
+    MaterialUseVoided,
+)
 from cellauto.records.site_payloads_mat import (
     LotReceived,
     LotReleased,
@@ -31,7 +39,7 @@ from cellauto.records.site_payloads_mat import (
 from cellauto.sim.site import SIM_TERMINAL, SimSite
 from cellauto.site.materials_read import LotRow
 
-__all__ = ["LOT_ATTRIBUTES", "seed_materials", "sim_lot_id"]
+__all__ = ["LOT_ATTRIBUTES", "replay_run", "seed_materials", "sim_lot_id"]
 
 SHELF_LIFE = timedelta(days=180)
 SUPPLIER = "simulated"
@@ -121,3 +129,30 @@ def seed_materials(
             LotReleased(by=WHO, reason="simulated site", terminal=SIM_TERMINAL, lot_id=lot_id),
         ]
     site.append(payloads)
+
+
+def replay_run(site: SimSite, run_id: str, records: Sequence[Record]) -> None:
+    """Put a resumed run's reservation and uses back on a simulated site seeded afresh,
+    so that it sees the same quantities as before its controller stopped."""
+    uses: dict[str, MaterialConsumed] = {}
+    with site.writing() as conn:
+        for record in records:
+            body = record.payload
+            if isinstance(body, MaterialsReserved):
+                for reservation in body.reservations:
+                    quantity, lot_id = reservation.quantity_milli, reservation.lot.lot_id
+                    conn.execute(
+                        "UPDATE lots SET reserved_milli = reserved_milli + ? WHERE lot_id = ?",
+                        (quantity, lot_id),
+                    )
+                    conn.execute(
+                        "INSERT INTO lot_reservations (run_id, lot_id, reserved_milli,"
+                        " used_milli, open) VALUES (?, ?, ?, 0, 1)",
+                        (run_id, lot_id, quantity),
+                    )
+            elif isinstance(body, MaterialConsumed):
+                uses[body.use_key] = body
+            elif isinstance(body, MaterialUseVoided):
+                uses.pop(body.use_key, None)
+        for use in uses.values():
+            decrement(conn, run_id, use.lot.lot_id, use.quantity_milli)

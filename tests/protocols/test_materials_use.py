@@ -11,17 +11,20 @@ import anyio
 import pytest
 
 from cellauto import Material, Protocol, Run, measured, per_batch
+from cellauto.instruments import Line
 from cellauto.protocols import Runner, State
 from cellauto.protocols.execution import Execution
 from cellauto.records import Journal
 from cellauto.records.material_payloads import MaterialConsumed, MaterialUseVoided
 from cellauto.records.payloads import Deviation
+from cellauto.records.site_payloads_mat import LotAdjusted
 from cellauto.sim.site import SimSite
 from cellauto.site.view import FileSite
 from tests.protocols.materials_kit import (
     LINE,
     START,
     TODAY,
+    WHO,
     define,
     file_site,
     il2_protocol,
@@ -180,3 +183,29 @@ async def test_a_measured_amount_is_computed_once_and_kept(journal: Journal) -> 
     checkpoints = [r.payload for r in journal.records(execution.run_id) if r.kind == "checkpoint"]
     assert [(c.name, c.value) for c in checkpoints] == [("IL-2: amount", 2500)]
     assert _lot(site) == (7500, 0)
+
+
+async def test_not_enough_left_at_use_holds_and_restart_checks_again(journal: Journal) -> None:
+    """The second dose finds too little left: held, nothing consumed; the stores correct
+    the count, a supervisor restarts, and the use is checked again and made."""
+    site = sim_site([define(), *lot("il2/L1", quantity_ml=3.0)])
+    line = Line("rehearsal", {}, rehearsal=True)
+    execution = Runner(journal, clock_origin=START).prepare(
+        il2_protocol(amount_ml=2.0, uses=2), line, site=site
+    )
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(execution.execute)
+        while execution.state is not State.HELD:  # noqa: ASYNC110 (virtual time: polls are free)
+            await anyio.sleep(60)
+        deviations = _payloads(journal, execution.run_id, Deviation)
+        assert [d.description for d in deviations] == [
+            "lot 'il2/L1' (IL-2) needs 2 mL, 1 mL free: not used"
+        ]
+        found = LotAdjusted(**WHO, lot_id="il2/L1", delta_milli=5000, cause="physical count")
+        site.append([found])
+        execution.command("Restart", by="sup", reason="count corrected: 6 mL on the shelf")
+    execution.close()
+    assert execution.state is State.COMPLETE
+    consumed = _payloads(journal, execution.run_id, MaterialConsumed)
+    assert [c.use_key for c in consumed] == ["IL-2 dose 1", "IL-2 dose 2"]
+    assert _lot(site) == (4000, 0)
