@@ -17,15 +17,18 @@ what a run reserved and did not use, when it ends.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from cellauto.errors import MaterialRefusedError
 from cellauto.protocols.bom import Material, to_milli
 from cellauto.protocols.definition import Protocol
 from cellauto.protocols.params import Params
+from cellauto.records._owners import orphaned, stale_interval_s
 from cellauto.records.material_payloads import Reservation
 from cellauto.site.materials_read import (
     LotRow,
@@ -113,6 +116,22 @@ def _why_unusable(lot: LotRow, unit: str, need: int, *, on: date, through: date)
     return None
 
 
+def _less_orphans(
+    conn: sqlite3.Connection, lot: LotRow, gone: Callable[[str], bool] | None
+) -> LotRow:
+    """The lot with what orphaned reservations hold counted free again."""
+    if gone is None or not lot.reserved_milli:
+        return lot
+    rows = conn.execute(
+        "SELECT run_id, reserved_milli - used_milli FROM lot_reservations"
+        " WHERE lot_id = ? AND open = 1 AND NOT EXISTS"
+        " (SELECT 1 FROM records WHERE records.run_id = lot_reservations.run_id)",
+        (lot.lot_id,),
+    ).fetchall()
+    orphaned = sum(max(0, held) for run_id, held in rows if gone(run_id))
+    return lot._replace(reserved_milli=max(0, lot.reserved_milli - orphaned)) if orphaned else lot
+
+
 def _reservation(
     material: Material, params: Params, lot: LotRow, need: int, unit: str
 ) -> Reservation:
@@ -142,6 +161,7 @@ def _plan_one(
     *,
     on: date,
     through: date,
+    gone: Callable[[str], bool] | None,
 ) -> Reservation:
     name = material.name
     defined = read_material(conn, name)
@@ -155,9 +175,10 @@ def _plan_one(
             f"material {name!r}: the protocol counts {unit}, the site defines {defined.unit}"
         )
     if assigned is not None:
-        lot = read_lot(conn, assigned)
-        if lot is None:
+        found = read_lot(conn, assigned)
+        if found is None:
             raise MaterialRefusedError(f"lot {assigned!r}: no such lot on this site")
+        lot = _less_orphans(conn, found, gone)
         if lot.material != name:
             raise MaterialRefusedError(
                 f"lot {assigned!r} is a lot of {lot.material!r}, not of {name!r}; assign a "
@@ -171,15 +192,16 @@ def _plan_one(
                 f"{_quantity(need, unit)} through {through}); assign another lot"
             )
         return _reservation(material, params, lot, need, unit)
-    lots = list_lots(conn, name)
+    lots = [_less_orphans(conn, row, gone) for row in list_lots(conn, name)]
     reasons: list[str] = []
     needs: list[int] = []
     for row in lots:
         need = _need(material, params, row)
         needs.append(need)
         if _why_unusable(row, unit, need, on=on, through=through) is None:
-            lot = read_lot(conn, row.lot_id)  # confirmed against its site record
-            assert lot is not None
+            confirmed = read_lot(conn, row.lot_id)  # against its site record
+            assert confirmed is not None
+            lot = _less_orphans(conn, confirmed, gone)
             if _why_unusable(lot, unit, need, on=on, through=through) is None:
                 return _reservation(material, params, lot, need, unit)
         reasons.append(f"lot {row.lot_id} {_why_unusable(row, unit, need, on=on, through=through)}")
@@ -198,9 +220,12 @@ def plan_materials(
     start: datetime,
     planned_end: datetime,
     assigned: Mapping[str, str] | None = None,
+    gone: Callable[[str], bool] | None = None,
 ) -> BomPlan:
     """Pick and check a lot for every material (reads only); MaterialRefusedError if one
-    has none. ``assigned``: material name -> lot id chosen by a person."""
+    has none. ``assigned``: material name -> lot id chosen by a person. ``gone(run_id)``:
+    whether a run's controller is gone; what runs that never started (no records) and
+    whose controller is gone reserved counts as free (the claim releases it)."""
     protocol_materials = protocol.materials
     assigned = dict(assigned or {})
     names = [material.name for material in protocol_materials]
@@ -212,7 +237,9 @@ def plan_materials(
             )
     on, through = start.date(), planned_end.date()
     reservations = [
-        _plan_one(conn, material, params, assigned.get(material.name), on=on, through=through)
+        _plan_one(
+            conn, material, params, assigned.get(material.name), on=on, through=through, gone=gone
+        )
         for material in protocol_materials
     ]
     return BomPlan(reservations=reservations, planned_end=planned_end)
@@ -242,9 +269,20 @@ def check_bom(
             "defines them, or a simulated line)"
         )
     planned_end = start + timedelta(hours=sum(protocol.estimate_h(params)))
+    path = getattr(site, "path", None) if site.kind == "file" else None
     with site.reading() as conn:
+        gone = None
+        if path is not None:
+            key, now_ns, stale_s = str(Path(path).resolve()), time.time_ns(), stale_interval_s()
+            gone = lambda run_id: orphaned(conn, run_id, key, now_ns, stale_s)  # noqa: E731
         return plan_materials(
-            protocol, params, conn, start=start, planned_end=planned_end, assigned=assigned
+            protocol,
+            params,
+            conn,
+            start=start,
+            planned_end=planned_end,
+            assigned=assigned,
+            gone=gone,
         )
 
 

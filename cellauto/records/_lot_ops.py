@@ -20,12 +20,13 @@ the commit (:func:`decrement` on its connection).
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from typing import NamedTuple
 
 from cellauto.records._schema import upgrade
 from cellauto.records._txops import TxOutcome
 
-__all__ = ["ConsumeLot", "LotAfter", "VoidUse", "decrement", "give_back"]
+__all__ = ["ConsumeLot", "LotAfter", "VoidUse", "decrement", "give_back", "release_orphans"]
 
 
 class LotAfter(NamedTuple):
@@ -146,3 +147,26 @@ class VoidUse:
 
     def __repr__(self) -> str:
         return f"VoidUse({self.run_id}:{self.use_key} {self.lot_id})"
+
+
+def release_orphans(conn: sqlite3.Connection, gone: Callable[[str], bool]) -> list[str]:
+    """Close the open reservations of runs prepared but never started (no records) whose
+    controller is ``gone(run_id)``: a process that died between its claim and its first
+    record. Runs with records keep theirs (they may be resumed). The runs released."""
+    rows = conn.execute(
+        "SELECT DISTINCT run_id FROM lot_reservations WHERE open = 1 AND NOT EXISTS"
+        " (SELECT 1 FROM records WHERE records.run_id = lot_reservations.run_id)"
+    ).fetchall()
+    released = [run_id for (run_id,) in rows if gone(run_id)]
+    for run_id in released:
+        for lot_id, reserved, used in conn.execute(
+            "SELECT lot_id, reserved_milli, used_milli FROM lot_reservations"
+            " WHERE run_id = ? AND open = 1",
+            (run_id,),
+        ).fetchall():
+            conn.execute(
+                "UPDATE lots SET reserved_milli = MAX(0, reserved_milli - ?) WHERE lot_id = ?",
+                (max(0, reserved - used), lot_id),
+            )
+        conn.execute("UPDATE lot_reservations SET open = 0 WHERE run_id = ?", (run_id,))
+    return released

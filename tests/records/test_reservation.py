@@ -85,3 +85,21 @@ async def test_a_simulated_site_takes_the_reservation_not_the_file(tmp_path: Pat
             (0, 8000)
         ]
         close_reservations(conn, "no such run")  # closing nothing changes nothing
+
+
+async def test_orphan_reservation_released_by_next_claim(tmp_path: Path) -> None:
+    """A controller that died between its claim and its first record leaves a reservation
+    no run will use: the next run's check counts it free and its claim gives it back."""
+    path = tmp_path / "journal.db"
+    file_site(path, [define(), *lot("il2/L1", quantity_ml=3.0)])
+    with closing(FileSite(path)) as site:
+        dead = Journal(path)
+        orphan = Runner(dead, clock_origin=START).prepare(il2_protocol(), LINE, site=site)
+        dead.abandon()  # the process dies before run_started
+        with Journal(path) as journal:
+            second = Runner(journal, clock_origin=START).prepare(il2_protocol(), LINE, site=site)
+            assert rows(path, "SELECT run_id, open FROM lot_reservations ORDER BY open") == [
+                (orphan.run_id, 0),
+                (second.run_id, 1),
+            ]
+            assert rows(path, "SELECT reserved_milli FROM lots") == [(2000,)]
