@@ -345,8 +345,8 @@ class Execution(RunRecords):
         ended: tuple[str, str] | None = None
         if self.resume_plan is None:
             await self.record_durable(self._run_started)
-            self._record_claim()
             start_materials(self)
+            self._record_claim()
             self._transition(Command.START, by=by, approval=signature)
         else:
             ended = self._resume(self.resume_plan, by=by, signature=signature)
