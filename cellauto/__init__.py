@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from cellauto.protocols import (
         CheckPolicy,
         Command,
+        Material,
         MaterialInput,
         Params,
         Protocol,
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
         SimDefault,
         Spec,
         State,
+        measured,
+        per_batch,
+        per_param,
     )
 
 __version__ = "0.1.0"
@@ -41,6 +45,7 @@ __all__ = [
     "CheckPolicy",
     "Command",
     "Field",
+    "Material",
     "MaterialInput",
     "Params",
     "Protocol",
@@ -51,6 +56,9 @@ __all__ = [
     "Spec",
     "State",
     "__version__",
+    "measured",
+    "per_batch",
+    "per_param",
 ]
 
 _LAZY = {
@@ -59,6 +67,7 @@ _LAZY = {
         (
             "CheckPolicy",
             "Command",
+            "Material",
             "MaterialInput",
             "Params",
             "Protocol",
@@ -68,6 +77,9 @@ _LAZY = {
             "SimDefault",
             "Spec",
             "State",
+            "measured",
+            "per_batch",
+            "per_param",
         ),
         "cellauto.protocols",
     ),

@@ -14,7 +14,19 @@ from typing import Annotated
 
 import anyio
 
-from cellauto import Field, MaterialInput, Params, Protocol, Run, SimDefault, Spec
+from cellauto import (
+    Field,
+    Material,
+    MaterialInput,
+    Params,
+    Protocol,
+    Run,
+    SimDefault,
+    Spec,
+    measured,
+    per_batch,
+    per_param,
+)
 from cellauto.errors import InstrumentError
 from cellauto.identity import coi_barcode, parse_coi_barcode
 from cellauto.instruments import (
@@ -22,7 +34,6 @@ from cellauto.instruments import (
     Bioreactor,
     CellCount,
     CellCounter,
-    Reagent,
     Setpoints,
 )
 from cellauto.instruments.cell_processor import CellProcessor, ProgramInputs
@@ -32,7 +43,8 @@ from cellauto.instruments.controlled_rate_freezer import (
 )
 from cellauto.instruments.cryo_storage import CryoStorage, StoragePosition
 from cellauto.instruments.flow_cytometer import FlowCytometer, Immunophenotype
-from cellauto.protocols.reconcile import add_once, feed_once, measure_once
+from cellauto.protocols.reconcile import feed_once, measure_once
+from cellauto.site.materials_read import LotRow
 
 
 class CarTParams(Params):
@@ -70,9 +82,38 @@ protocol = Protocol(
             description="fresh leukapheresis product, ISBT 128 chain-of-identity label",
         )
     ],
+    materials=[
+        Material("CliniMACS tubing set", per_batch(count=1)),
+        Material("CD3/CD28 activator", per_batch(volume_ml=3.0)),
+        Material(
+            "CAR lentiviral vector",
+            measured(
+                lambda p, lot, values: values["seeded viable cells"] * p.moi / _titer(lot),
+                unit="mL",
+                plan=lambda p, lot: p.seed_viable_cells * p.moi / _titer(lot),
+                basis="seeded viable cells x MOI / titer",
+            ),
+        ),
+        Material(
+            "CryoStor CS10",
+            per_param(
+                lambda p: p.final_volume_ml * p.dmso_pct / CRYOPROTECTANT_DMSO_PCT,
+                unit="mL",
+                basis="final volume x DMSO % / 10 %",
+            ),
+        ),
+        Material("cryobag 250 mL", per_batch(count=1)),
+    ],
 )
 
 DAY_H = 24.0
+
+
+def _titer(lot: LotRow) -> float:
+    """A vector lot's functional titre (TU/mL), from its certificate of analysis."""
+    return float(lot.attributes["titer_tu_per_ml"])
+
+
 WASH_LOAD_CELLS = 3.6e9  # the washer's capacity is 4e9 cells; keep a margin for counting
 CRYOPROTECTANT_DMSO_PCT = 10.0  # CryoStor CS10
 QC_VOLUME_ML = 2.0  # drawn from the filled bag for release testing
@@ -131,6 +172,7 @@ async def enrich_cd4_cd8(
     run: Run[CarTParams], processor: CellProcessor, counter: CellCounter, cytometer: FlowCytometer
 ) -> None:
     """Enrich CD4+ and CD8+ T cells on the closed processor; check viability and purity."""
+    await run.materials.use("CliniMACS tubing set", into="processor")
     await processor.run_program(
         "CD4CD8_ENRICHMENT",
         ProgramInputs(source_container_id="apheresis bag", output_container_id="enriched product"),
@@ -182,9 +224,7 @@ async def activate(
         # recorded before the seed, so it is committed with the seed's intent
         run.set_value("seeded viable cells", volume_ml * count.viable_cells_per_ml, unit="cells")
         await bioreactor.seed("enriched product", volume_ml, p.seed_volume_ml - volume_ml)
-    await add_once(
-        run, bioreactor, Reagent(name="CD3/CD28 activator", kind="activation", volume_ml=3.0)
-    )
+    await run.materials.add(bioreactor, "CD3/CD28 activator", kind="activation")
 
 
 async def _has_culture(run: Run[CarTParams], bioreactor: Bioreactor) -> bool:
@@ -205,8 +245,13 @@ async def _has_culture(run: Run[CarTParams], bioreactor: Bioreactor) -> bool:
 async def transduce(run: Run[CarTParams], bioreactor: Bioreactor) -> None:
     """On day 1, add the CAR lentiviral vector at the set MOI (once, whatever crashes)."""
     await run.sleep_until(run.step_started + timedelta(hours=DAY_H - 0.5))
-    vector = Reagent(name="CAR lentiviral vector", kind="vector", volume_ml=5.0, moi=run.params.moi)
-    await add_once(run, bioreactor, vector)
+    await run.materials.add(
+        bioreactor,
+        "CAR lentiviral vector",
+        kind="vector",
+        values={"seeded viable cells": run.value("seeded viable cells")},
+        moi=run.params.moi,
+    )
 
 
 # -- Expansion -----------------------------------------------------------------------------
@@ -411,6 +456,8 @@ async def formulate(
     target = min(p.dose_car_t_per_kg * p.patient_weight_kg, p.max_dose_car_t)
     if run.value_or("product volume", None) is None:
         await _decide_product_volume(run, processor, counter, cytometer, target)
+    await run.materials.use("cryobag 250 mL", into="final product")
+    await run.materials.use("CryoStor CS10", into="final product")
     filled = await processor.run_program(
         "FORMULATE_FILL",
         ProgramInputs(

@@ -10,7 +10,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from cellauto import Field, MaterialInput, Params, Protocol, Run, SimDefault, Spec
+from cellauto import (
+    Field,
+    Material,
+    MaterialInput,
+    Params,
+    Protocol,
+    Run,
+    SimDefault,
+    Spec,
+    per_batch,
+    per_param,
+)
 from cellauto.identity import coi_barcode, parse_coi_barcode
 from cellauto.instruments import (
     BarcodeScanner,
@@ -19,7 +30,6 @@ from cellauto.instruments import (
     CellProcessor,
     FlowCytometer,
     ProgramInputs,
-    Reagent,
     Setpoints,
 )
 from cellauto.instruments.controlled_rate_freezer import (
@@ -29,7 +39,9 @@ from cellauto.instruments.controlled_rate_freezer import (
     Ramp,
 )
 from cellauto.instruments.cryo_storage import CryoStorage, StoragePosition
-from cellauto.protocols.reconcile import add_once, feed_once
+from cellauto.protocols.reconcile import feed_once
+
+NK_DMSO_PCT = 5.0  # final DMSO in the NK product (from CryoStor CS10)
 
 
 class NkParams(Params):
@@ -55,6 +67,18 @@ protocol = Protocol(
             material="nk_cells",
             label=coi_barcode,
         )
+    ],
+    materials=[
+        Material("IL-2 + IL-15", per_batch(volume_ml=2.0)),
+        Material(
+            "CryoStor CS10",
+            per_param(
+                lambda p: p.final_volume_ml * NK_DMSO_PCT / 10.0,
+                unit="mL",
+                basis="final volume x DMSO % / 10 %",
+            ),
+        ),
+        Material("cryobag 250 mL", per_batch(count=1)),
     ],
 )
 
@@ -90,11 +114,7 @@ async def seed_and_stimulate(run: Run[NkParams], bioreactor: Bioreactor) -> None
             timeout_h=2,
         )
         await bioreactor.seed("NK cell product", 49.0, 250.0)
-    await add_once(
-        run,
-        bioreactor,
-        Reagent(name="IL-2 + IL-15", kind="activation", volume_ml=2.0, target_cells="NK"),
-    )
+    await run.materials.add(bioreactor, "IL-2 + IL-15", kind="activation", target_cells="NK")
 
 
 @protocol.step(
@@ -169,6 +189,8 @@ async def harvest_and_formulate(
         nk_per_ml = count.viable_cells_per_ml * phenotype.cd56_pct / 100
         run.set_value("product volume", min(target / nk_per_ml, 48.0), unit="mL")
     product_ml = run.value("product volume")
+    await run.materials.use("cryobag 250 mL", into="NK final product")
+    await run.materials.use("CryoStor CS10", into="NK final product")
     await processor.run_program(
         "FORMULATE_FILL",
         ProgramInputs(
@@ -177,7 +199,7 @@ async def harvest_and_formulate(
             parameters={
                 "product_volume_ml": product_ml,
                 "final_volume_ml": p.final_volume_ml,
-                "dmso_pct": 5.0,
+                "dmso_pct": NK_DMSO_PCT,
             },
         ),
         supervisory_task_id=f"{run.run_id}:formulate",

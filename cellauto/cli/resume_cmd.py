@@ -19,9 +19,9 @@ from cellauto.cli.run_cmd import (
     on_hold_mode,
     operator_name,
     run_and_report,
-    run_site,
 )
 from cellauto.cli.run_people import check_attended
+from cellauto.cli.run_site import resume_site
 from cellauto.clock import Clock, scaled_loop_factory
 from cellauto.errors import BadInputError
 from cellauto.instruments.line import Line
@@ -30,12 +30,9 @@ from cellauto.lines.wire import GapRecorder, open_line
 from cellauto.protocols import Runner, load_protocol
 from cellauto.protocols.execution import RunOutcome
 from cellauto.protocols.inbox import PeopleInbox
-from cellauto.protocols.runner import validate_request
 from cellauto.records import Journal, RecordKind
 from cellauto.records import payloads as rec
 from cellauto.records.models import utc_from_epoch_s
-from cellauto.sim.site import SimSite
-from cellauto.site.view import FileSite
 
 
 def add_parser(sub: Any) -> None:
@@ -101,7 +98,7 @@ def resume_command(args: argparse.Namespace) -> int:
             async with AsyncExitStack() as stack:
                 needed = protocol.equipment()
                 line = await open_line(line_config, needed, stack, gaps=gaps, clock=clock)
-                site = _resume_site(journal, run_id, protocol, line, clock, args.db)
+                site = resume_site(journal, run_id, protocol, line, clock, args.db)
                 stack.callback(site.close)
                 runner = Runner(journal)
                 people = _answered_by_people(journal, run_id, line)
@@ -133,19 +130,6 @@ def resume_command(args: argparse.Namespace) -> int:
     finally:
         if attendance is not None:
             attendance.close()
-
-
-def _resume_site(
-    journal: Journal, run_id: str, protocol: Any, line: Line, clock: Clock, db: str | Path
-) -> SimSite | FileSite:
-    """Where the resumed run's instruments are checked again: as :func:`run_site` (a
-    rehearsal line's simulated site is seeded for the run's own parameters)."""
-    if not line.rehearsal:
-        return FileSite(db)
-    started = journal.records(run_id, {RecordKind.RUN_STARTED})[0].payload
-    assert isinstance(started, rec.RunStarted)
-    params = validate_request(protocol, line, started.parameters)
-    return run_site(protocol, params, line, clock, True, db)
 
 
 def _answered_by_people(journal: Journal, run_id: str, line: Line) -> bool:

@@ -20,6 +20,7 @@ from cellauto.cli.console import RunConsole, abort_on_signal
 from cellauto.cli.progress import Progress, format_duration
 from cellauto.cli.prompt import Passwords
 from cellauto.cli.run_people import Attendance, check_attended, sign_in_to_run
+from cellauto.cli.run_site import run_site
 from cellauto.clock import Clock, scaled_loop_factory, virtual_loop_factory
 from cellauto.errors import BadInputError
 from cellauto.instruments.line import Line
@@ -35,9 +36,6 @@ from cellauto.records import Journal
 from cellauto.records.models import utc_from_epoch_s
 from cellauto.sim import SimLine, sim_line_for_protocol, starting_materials
 from cellauto.sim.simulate import DEFAULT_SIM_START
-from cellauto.sim.site import SimSite
-from cellauto.sim.site_for_run import simulated_site
-from cellauto.site.view import FileSite
 
 DEFAULT_DB = "cellauto.db"
 
@@ -70,6 +68,14 @@ def add_parser(sub: Any) -> None:
         help="set one parameter (repeatable); VALUE is JSON or a plain string",
     )
     p.add_argument("--params", type=Path, metavar="FILE.json", help="parameters from JSON")
+    p.add_argument(
+        "--lot",
+        action="append",
+        default=[],
+        metavar="MATERIAL=LOT",
+        help="use this lot for a material of the protocol's bill of materials (repeatable; "
+        "by default the first to expire among the usable lots)",
+    )
     p.add_argument("--db", default=DEFAULT_DB, help=f"journal file (default ./{DEFAULT_DB})")
     p.add_argument(
         "--seed",
@@ -169,6 +175,7 @@ def run_command(args: argparse.Namespace) -> int:
     if args.params:
         values.update(load_params_file(args.params))
     values.update(parse_param_assignments(args.param, protocol.params))
+    lots = parse_lot_assignments(args.lot)
     line_config = load_line_config(args.line) if args.line else None
     if args.sim and line_config is not None:
         raise BadInputError("give either --sim or --line LINE.toml, not both")
@@ -267,6 +274,7 @@ def run_command(args: argparse.Namespace) -> int:
                     authority=inbox.authority() if people else None,
                     operator_account=attendance.signature if attendance else None,
                     site=site,
+                    lots=lots,
                 )
                 gaps.journal_to(execution)
                 print(f"run {execution.run_id}", flush=True)
@@ -281,15 +289,17 @@ def run_command(args: argparse.Namespace) -> int:
             attendance.close()
 
 
-def run_site(
-    protocol: Any, params: Any, line: Line, clock: Clock, simulated: bool, db: str | Path
-) -> SimSite | FileSite:
-    """Where the run's materials and instruments are checked: a simulated line (in
-    process, served, or a rehearsal line reaching one served elsewhere) has a simulated
-    site seeded for the run, a plant's line the journal file's own site."""
-    if simulated or line.rehearsal:  # a rehearsal line has no plant registry behind it
-        return simulated_site(protocol, params, line, clock.now())
-    return FileSite(db)
+def parse_lot_assignments(given: list[str]) -> dict[str, str]:
+    """``--lot MATERIAL=LOT`` options as {material: lot id}; BadInputError if malformed."""
+    lots: dict[str, str] = {}
+    for text in given:
+        material, sep, lot = text.rpartition("=")
+        if not sep or not material.strip() or not lot.strip():
+            raise BadInputError(f"--lot {text!r}: give MATERIAL=LOT, e.g. --lot 'IL-2=IL2/L123'")
+        if material.strip() in lots:
+            raise BadInputError(f"--lot: material {material.strip()!r} is assigned twice")
+        lots[material.strip()] = lot.strip()
+    return lots
 
 
 def attend(

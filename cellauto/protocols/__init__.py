@@ -1,5 +1,6 @@
 """The protocol runner: authoring API, ISA-88 states, execution and loading."""
 
+from cellauto.protocols.bom import Material, measured, per_batch, per_param
 from cellauto.protocols.context import Run
 from cellauto.protocols.definition import MaterialInput, Protocol, ResumePolicy, StepDefinition
 from cellauto.protocols.execution import Execution, RunOutcome
@@ -14,6 +15,7 @@ __all__ = [
     "CheckResult",
     "Command",
     "Execution",
+    "Material",
     "MaterialInput",
     "Params",
     "Protocol",
@@ -26,4 +28,7 @@ __all__ = [
     "State",
     "StepDefinition",
     "load_protocol",
+    "measured",
+    "per_batch",
+    "per_param",
 ]

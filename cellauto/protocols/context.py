@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from cellauto.protocols.execution import Execution
+    from cellauto.protocols.materials import RunMaterials
     from cellauto.protocols.people import Confirmation, OnTimeout
     from cellauto.protocols.recording import RecordedInstrument
     from cellauto.protocols.resume import ResumedStep
@@ -138,6 +139,16 @@ class Run(Generic[ParamsT]):
     def __init__(self, execution: Execution) -> None:
         self._execution = execution
         self.identity = ChainOfIdentity(self)
+        self._materials: RunMaterials | None = None
+
+    @property
+    def materials(self) -> RunMaterials:
+        """Use the materials of the protocol's bill of materials (:mod:`.materials`)."""
+        if self._materials is None:
+            from cellauto.protocols.materials import RunMaterials  # it builds on this module
+
+            self._materials = RunMaterials(self, self._execution)
+        return self._materials
 
     @property
     def run_id(self) -> str:

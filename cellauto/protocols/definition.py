@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cellauto.errors import ProtocolDefinitionError
 from cellauto.instruments.base import Instrument
+from cellauto.protocols.bom import Material, check_materials
 from cellauto.protocols.params import Params, ParamsT
 from cellauto.protocols.spec import CheckPolicy, Spec
 
@@ -129,6 +130,7 @@ class Protocol(Generic[ParamsT]):
         version: str,
         description: str = "",
         inputs: list[MaterialInput] | None = None,
+        materials: list[Material] | None = None,
     ) -> None: ...
 
     @overload
@@ -140,6 +142,7 @@ class Protocol(Generic[ParamsT]):
         params: type[ParamsT],
         description: str = "",
         inputs: list[MaterialInput] | None = None,
+        materials: list[Material] | None = None,
     ) -> None: ...
 
     def __init__(
@@ -150,6 +153,7 @@ class Protocol(Generic[ParamsT]):
         params: type[Params] = Params,
         description: str = "",
         inputs: list[MaterialInput] | None = None,
+        materials: list[Material] | None = None,
     ) -> None:
         if not name or not version:
             raise ProtocolDefinitionError("a Protocol needs a non-empty name and version")
@@ -170,6 +174,8 @@ class Protocol(Generic[ParamsT]):
                     f"{material.identity_param!r}, which is not a parameter; parameters: "
                     + ", ".join(params.model_fields)
                 )
+        #: The bill of materials (:mod:`cellauto.protocols.bom`): checked before a run starts.
+        self.materials = check_materials(name, materials or [])
         self.steps: list[StepDefinition] = []
         self.source_file: str | None = None
         self.source_sha256: str | None = None

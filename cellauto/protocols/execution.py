@@ -34,8 +34,10 @@ import anyio
 from cellauto.clock import Clock, time_paused
 from cellauto.errors import FencedError, PermissionRefusedError, StateCommandError
 from cellauto.protocols.approval import restart_approval
+from cellauto.protocols.bom_check import BomPlan
 from cellauto.protocols.context import Run, RunAborted
 from cellauto.protocols.definition import Protocol, StepDefinition
+from cellauto.protocols.materials import end_materials, start_materials
 from cellauto.protocols.outcome import RunOutcome, RunStopped, fenced_error
 from cellauto.protocols.params import Params
 from cellauto.protocols.procedure import run_procedure
@@ -54,6 +56,7 @@ from cellauto.protocols.states import (
 from cellauto.protocols.tasks import Answerer, Authority, TaskBoard
 from cellauto.records import RunJournal
 from cellauto.records import payloads as rec
+from cellauto.records._txops import TxOp
 from cellauto.records.material_payloads import EquipmentChecked
 from cellauto.records.refs import RecordRef, SignatureShown, SiteRef
 from cellauto.site.view import SiteView
@@ -90,6 +93,8 @@ class Execution(RunRecords):
         #: and the registry asset the line ties each to (:mod:`.equipment_check`).
         self.equipment_checked: list[EquipmentChecked] = []
         self.equipment_assets: dict[str, str] = {}
+        #: The lots reserved for a new run (set by Runner.prepare; see bom_check.py).
+        self.bom: BomPlan | None = None
         self.protocol = protocol
         self.params = params
         self.clock = clock
@@ -172,6 +177,10 @@ class Execution(RunRecords):
             )
         if policy is CheckPolicy.HOLD and self.state in (State.RUNNING, State.RESTARTING):
             self._transition(Command.HOLD, by=RUNNER, reason=f"deviation: {description}")
+
+    async def journal_run_ops(self, ops: Sequence[TxOp]) -> list[object]:
+        """Commit the run's records so far with ``ops`` (one fsync'd transaction)."""
+        return await self._journal.run_ops(ops)
 
     # -- state machine -----------------------------------------------------------------
     def _set_state(self, new: State, cause: str) -> None:
@@ -341,6 +350,7 @@ class Execution(RunRecords):
         ended: tuple[str, str] | None = None
         if self.resume_plan is None:
             await self.record_durable(self._run_started)
+            start_materials(self)
             self._record_claim()
             for checked in self.equipment_checked:  # the instruments prepare checked
                 self.record(checked)
@@ -356,6 +366,7 @@ class Execution(RunRecords):
             self.current_step = None
             self._complete_acting_state("procedure ended")
             watchdogs.cancel_scope.cancel()
+        await end_materials(self)
         final = await self.record_durable(
             rec.RunEnded(
                 exit_status=exit_status,

@@ -28,6 +28,11 @@ from cellauto.protocols.definition import Protocol, StepDefinition
 from cellauto.protocols.states import State
 from cellauto.records import Record
 from cellauto.records import payloads as rec
+from cellauto.records.material_payloads import (
+    MaterialConsumed,
+    MaterialsReserved,
+    MaterialUseVoided,
+)
 from cellauto.records.models import utc_from_epoch_s
 from cellauto.records.payloads import InDoubtCommand
 from cellauto.records.refs import RecordRef
@@ -170,6 +175,10 @@ class ResumePlan(BaseModel):
     tasks: list[RecordedTask] = []
     #: The deviation the run was held for (no approved Restart since): see approval.py.
     hold_cause: RecordRef | None = None
+    #: The lots reserved for the run when it was claimed (its materials_reserved record).
+    reserved: MaterialsReserved | None = None
+    #: The run's material uses recorded (not voided), by use key: never consumed again.
+    material_uses: dict[str, MaterialConsumed] = {}
 
     @property
     def open_tasks(self) -> list[RecordedTask]:
@@ -279,6 +288,8 @@ def plan_resume(records: list[Record]) -> ResumePlan:
     tasks: dict[tuple[str | None, str, str | None], RecordedTask] = {}
     by_id: dict[str, RecordedTask] = {}
     hold_cause: RecordRef | None = None
+    reserved: MaterialsReserved | None = None
+    uses: dict[str, MaterialConsumed] = {}
     for record in records:
         body = record.payload
         if isinstance(body, rec.RunEnded):
@@ -321,6 +332,12 @@ def plan_resume(records: list[Record]) -> ResumePlan:
             checkpoints[body.name] = body.value
         elif isinstance(body, rec.RunResumed):
             resumes += 1
+        elif isinstance(body, MaterialsReserved):
+            reserved = body
+        elif isinstance(body, MaterialConsumed):
+            uses[body.use_key] = body
+        elif isinstance(body, MaterialUseVoided):
+            uses.pop(body.use_key, None)
         elif isinstance(body, rec.Deviation) and body.policy is CheckPolicy.HOLD:
             if state in (State.RUNNING, State.RESTARTING, State.HOLDING, State.HELD):
                 hold_cause = RecordRef(
@@ -355,6 +372,8 @@ def plan_resume(records: list[Record]) -> ResumePlan:
         failed_step=failed,
         tasks=list(tasks.values()),
         hold_cause=hold_cause,
+        reserved=reserved,
+        material_uses=uses,
     )
 
 

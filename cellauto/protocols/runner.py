@@ -14,7 +14,7 @@ import json
 import platform
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from functools import cache
 from importlib import metadata
@@ -25,6 +25,7 @@ from cellauto.clock import Clock
 from cellauto.errors import BadInputError, ResumeError
 from cellauto.instruments.base import Instrument
 from cellauto.instruments.line import Line
+from cellauto.protocols.bom_check import check_bom, reserver
 from cellauto.protocols.definition import Protocol
 from cellauto.protocols.equipment_check import check_equipment, pinned_assets
 from cellauto.protocols.execution import Execution, Observer, RunOutcome
@@ -207,6 +208,7 @@ class Runner:
         authority: Authority | None = None,
         operator_account: SignatureShown | None = None,
         site: SiteView | None = None,
+        lots: Mapping[str, str] | None = None,
     ) -> Execution:
         """Validate everything and return an Execution; nothing is written yet.
 
@@ -222,11 +224,16 @@ class Runner:
         ``operator_account``: the signature of the person who starts the run (``run
         --as``), recorded in ``run_started``; ``operator`` is then their account name.
         ``site``: where the run's materials and instruments are checked (the journal
-        file's site, or a simulation's own); None: no site checks.
+        file's site, or a simulation's own); None: no site checks (refused for a protocol
+        that declares materials). ``lots``: material name -> lot id assigned to the run
+        (``run --lot``); the others are chosen first-expiry-first. The lots are reserved in
+        the transaction that claims the run (:mod:`cellauto.protocols.bom_check`).
         """
         operators = _operators_for(line, operators, answerers)
         answerers = _default_answerers(operators, answerers)
         params = validate_request(protocol, line, params)
+        clock = clock or Clock(self.clock_origin)
+        bom = check_bom(protocol, params, site, start=clock.now(), assigned=lots)
         needed = protocol.equipment()
         source_file, source_sha = _source_sha256(protocol)
         if run_id is None:
@@ -264,9 +271,11 @@ class Runner:
             operators=operators,
             operator_account=operator_account,
         )
-        clock = clock or Clock(self.clock_origin)
         checked = check_equipment(site, line, protocol, params, clock.now())  # refuses first
-        journal = self.journal.begin_run(run_id, clock.now_s, _wall_clock(clock, self.reproducible))
+        reserve = reserver(bom, site, run_id)
+        journal = self.journal.begin_run(
+            run_id, clock.now_s, _wall_clock(clock, self.reproducible), reserve=reserve
+        )
         execution = Execution(
             run_id=run_id,
             protocol=protocol,
@@ -284,6 +293,7 @@ class Runner:
         execution.equipment_checked = checked
         # each instrument stays the registry asset it was found as (a swap then shows)
         execution.equipment_assets = {**pinned_assets(checked), **line.assets}
+        execution.bom = bom
         return execution
 
     def _new_run_id(

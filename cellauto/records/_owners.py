@@ -32,11 +32,12 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import NamedTuple
 
 from cellauto.errors import JournalError, JournalOpenError, RunOwnedError
+from cellauto.records._lot_ops import release_orphans
 from cellauto.records._schema import CREATE_OWNERS, upgrade
 
 __all__ = [
@@ -188,6 +189,12 @@ def _gone(owner: Owner, path: str, now_ns: int, stale_s: float) -> str | None:
     return None
 
 
+def orphaned(conn: sqlite3.Connection, run_id: str, path: str, now_ns: int, stale_s: float) -> bool:
+    """Whether nobody holds ``run_id`` any more (no owner row, or one released/gone/stale)."""
+    owner = owner_of(conn, run_id)
+    return owner is None or _gone(owner, path, now_ns, stale_s) is not None
+
+
 def owner_of(conn: sqlite3.Connection, run_id: str) -> Owner | None:
     """The run's ``run_owners`` row, or None (also for a journal without the table)."""
     try:
@@ -231,12 +238,15 @@ def claim(
     new_run: bool,
     stale_s: float,
     now_ns: int | None = None,
+    reserve: Callable[[sqlite3.Connection], None] | None = None,
 ) -> Claim:
     """Claim ``run_id`` for this controller in one ``BEGIN IMMEDIATE`` transaction.
 
     A live owner is refused with :class:`RunOwnedError` and nothing is written. With
     ``new_run``, a run that already has records is refused (JournalError). A journal
     of schema version 2 or 3 gets the tables it lacks here (and becomes version 4).
+    ``reserve(conn)`` runs in the same transaction (a new run's lot reservations): if it
+    raises, the claim is rolled back whole and nothing is written.
     """
     me = this_controller()
     key = str(path)
@@ -261,6 +271,9 @@ def claim(
                 "use resume_run to continue it, or start the run under a new id"
             )
         upgrade(conn)
+        if reserve is not None:  # first give back what runs that never started held
+            release_orphans(conn, lambda run: orphaned(conn, run, key, now, stale_s))
+            reserve(conn)
         epoch = 1 if owner is None else owner.epoch + 1
         conn.execute(
             f"INSERT OR REPLACE INTO run_owners ({_OWNER_COLUMNS})"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from cellauto.errors import JournalError
@@ -50,10 +51,23 @@ class RunOwnership(WriterHandoff):
             now_ns=time.time_ns(),
         )
 
-    def _claim(self, conn: sqlite3.Connection, run_id: str, *, new_run: bool) -> _owners.Claim:
-        """Claim the run for this controller (refused if another one is live); keep it."""
+    def _claim(
+        self,
+        conn: sqlite3.Connection,
+        run_id: str,
+        *,
+        new_run: bool,
+        reserve: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> _owners.Claim:
+        """Claim the run for this controller (refused if another one is live); keep it.
+        ``reserve``: run in the claim's transaction (see :func:`_owners.claim`)."""
         held = _owners.claim(
-            conn, self._owner_key(), run_id, new_run=new_run, stale_s=self._stale_s
+            conn,
+            self._owner_key(),
+            run_id,
+            new_run=new_run,
+            stale_s=self._stale_s,
+            reserve=reserve,
         )
         self._lost.pop(run_id, None)
         self._owned[run_id] = held

@@ -186,8 +186,14 @@ class Journal(RunOwnership, JournalReading):
         run_id: str,
         process_clock: Callable[[], float],
         wall_clock_ns: Callable[[], int] | None = None,
+        *,
+        reserve: Callable[[sqlite3.Connection], None] | None = None,
     ) -> RunJournal:
-        """Start the record of a new run; its first record gets seq 0."""
+        """Start the record of a new run; its first record gets seq 0.
+
+        ``reserve(conn)`` runs inside the claim's transaction (the run's lot
+        reservations): if it raises, nothing is written and the error is raised here.
+        """
         if not isinstance(run_id, str) or not run_id:
             raise JournalError(f"run id must be a non-empty string, not {run_id!r}")
         _refuse_site_chain(run_id)
@@ -199,7 +205,7 @@ class Journal(RunOwnership, JournalReading):
             )
         self._ledger_writer(conn)
         count = self.run_count()
-        held = self._claim(conn, run_id, new_run=True)
+        held = self._claim(conn, run_id, new_run=True, reserve=reserve)
         opened = self._open(run_id, process_clock, 0, GENESIS_HASH, wall_clock_ns, -1)
         opened.claim = held
         self._run_count = count + 1

@@ -18,13 +18,14 @@ from cellauto.protocols.params import Params
 from cellauto.records.site_payload_base import SitePayload
 from cellauto.sim.site import SimSite
 from cellauto.sim.site_equipment import seed_equipment
+from cellauto.sim.site_materials import seed_materials
 
 __all__ = ["SEEDERS", "Seeder", "simulated_site"]
 
 Seeder = Callable[[SimSite, Protocol, Params, Line, datetime], None]
 """``(site, protocol, params, line, start)``: appends what the run needs to the site."""
 
-SEEDERS: list[Seeder] = [seed_equipment]
+SEEDERS: list[Seeder] = [seed_equipment, seed_materials]
 """The seeders every simulated site gets, in order (equipment first, then materials)."""
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, closing
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from cellauto.records import payloads as rec
 from cellauto.sim import SimLine, starting_materials
 from cellauto.sim.opcua import BioreactorServer
 from cellauto.sim.simulate import DEFAULT_SIM_START
+from cellauto.sim.site_for_run import simulated_site
 
 pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,7 +43,10 @@ async def test_a_server_restart_mid_batch_is_a_journaled_gap(tmp_path: Path) -> 
         line = await open_line(config, needed, stack, sim=sim, endpoints=endpoints, gaps=gaps)
         with Journal(tmp_path / "j.db") as journal:
             runner = Runner(journal, clock_origin=DEFAULT_SIM_START, reproducible=True)
-            execution = runner.prepare(protocol, line, params, seed=7)
+            site = stack.enter_context(
+                closing(simulated_site(protocol, params, line, DEFAULT_SIM_START))
+            )
+            execution = runner.prepare(protocol, line, params, seed=7, site=site)
             gaps.journal_to(execution)
 
             async def restart_on_day_three() -> None:

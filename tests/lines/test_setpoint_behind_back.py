@@ -8,7 +8,7 @@ naming the node, the run's value and the new one, and the line's policy is carri
 
 from __future__ import annotations
 
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, closing
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from cellauto.records import payloads as rec
 from cellauto.records.spec import CheckPolicy
 from cellauto.sim import SimLine, starting_materials
 from cellauto.sim.simulate import DEFAULT_SIM_START
+from cellauto.sim.site_for_run import simulated_site
 from tests.wire.test_opcua_support import plain_client
 
 pytestmark = pytest.mark.anyio
@@ -62,7 +63,10 @@ async def _run_with_a_write_on_day_three(
         device = sim.equipment["bioreactor"]
         with Journal(journal_path) as journal:
             runner = Runner(journal, clock_origin=DEFAULT_SIM_START, reproducible=True)
-            execution = runner.prepare(protocol, line, params, seed=7)
+            site = stack.enter_context(
+                closing(simulated_site(protocol, params, line, DEFAULT_SIM_START))
+            )
+            execution = runner.prepare(protocol, line, params, seed=7, site=site)
             gaps.journal_to(execution)
 
             async def another_client_on_day_three() -> None:

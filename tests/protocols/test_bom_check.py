@@ -1,0 +1,166 @@
+"""The bill of materials checked before a run starts: every refusal writes nothing."""
+
+from __future__ import annotations
+
+from contextlib import closing
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from cellauto.errors import MaterialRefusedError
+from cellauto.protocols import Runner
+from cellauto.protocols.bom_check import check_bom
+from cellauto.protocols.params import Params
+from cellauto.records import Journal
+from cellauto.records.site_payloads_mat import LotAdjusted, Unit
+from cellauto.site.view import FileSite
+from tests.protocols.materials_kit import (
+    LINE,
+    START,
+    TODAY,
+    WHO,
+    SitePayloads,
+    define,
+    file_site,
+    il2_protocol,
+    lot,
+    reject,
+    rows,
+    sim_site,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+async def _refused(tmp_path: Path, records: SitePayloads, message: str, **prepare: object) -> str:
+    """Preparing a run against a file site holding ``records`` is refused: nothing written."""
+    path = tmp_path / "journal.db"
+    file_site(path, records)
+    before = rows(path, "SELECT seq FROM site_records")
+    with Journal(path) as journal, closing(FileSite(path)) as site:
+        runner = Runner(journal, clock_origin=START)
+        with pytest.raises(MaterialRefusedError, match=message) as refused:
+            runner.prepare(il2_protocol(), LINE, site=site, **prepare)  # type: ignore[arg-type]
+    assert rows(path, "SELECT run_id FROM records") == []
+    assert rows(path, "SELECT run_id FROM run_owners") == []
+    assert rows(path, "SELECT run_id FROM lot_reservations") == []
+    assert rows(path, "SELECT reserved_milli FROM lots WHERE reserved_milli != 0") == []
+    assert rows(path, "SELECT seq FROM site_records") == before
+    return str(refused.value)
+
+
+async def test_expired_lot_refused_nothing_written(tmp_path: Path) -> None:
+    message = await _refused(
+        tmp_path,
+        [define(), *lot("il2/L1", expires_on=TODAY - timedelta(days=1))],
+        "material 'IL-2': no released lot unexpired through",
+    )
+    assert f"lot il2/L1 expired {(TODAY - timedelta(days=1)).isoformat()}" in message
+
+
+async def test_lot_expiring_before_the_planned_end_refused() -> None:
+    site = sim_site([define(), *lot("il2/L1", expires_on=TODAY + timedelta(days=1))])
+    with pytest.raises(MaterialRefusedError, match="before the run's planned end"):
+        check_bom(il2_protocol(duration_h=72), Params(), site, start=START)
+    assert check_bom(il2_protocol(duration_h=12), Params(), site, start=START) is not None
+
+
+async def test_quarantined_lot_refused(tmp_path: Path) -> None:
+    message = await _refused(tmp_path, [define(), *lot("il2/L1", release=False)], "IL-2")
+    assert "lot il2/L1 quarantine" in message
+
+
+async def test_rejected_lot_refused(tmp_path: Path) -> None:
+    message = await _refused(tmp_path, [define(), *lot("il2/L1"), reject("il2/L1")], "IL-2")
+    assert "lot il2/L1 rejected" in message
+
+
+async def test_depleted_lot_refused(tmp_path: Path) -> None:
+    used_up = LotAdjusted(**WHO, lot_id="il2/L1", delta_milli=-10_000, cause="spilled")
+    message = await _refused(tmp_path, [define(), *lot("il2/L1"), used_up], "IL-2")
+    assert "lot il2/L1 depleted" in message
+
+
+async def test_not_enough_quantity_names_free_and_needed(tmp_path: Path) -> None:
+    message = await _refused(tmp_path, [define(), *lot("il2/L1", quantity_ml=1.5)], "IL-2")
+    assert "with 2 mL free" in message
+    assert "lot il2/L1 1.5 mL free" in message
+
+
+async def test_unknown_lot_refused(tmp_path: Path) -> None:
+    await _refused(
+        tmp_path,
+        [define(), *lot("il2/L1")],
+        "lot 'il2/L9999': no such lot on this site",
+        lots={"IL-2": "il2/L9999"},
+    )
+
+
+async def test_an_assigned_lot_of_another_material_refused(tmp_path: Path) -> None:
+    records = [define(), *lot("il2/L1"), define("IL-15"), *lot("il15/L1", material="IL-15")]
+    await _refused(
+        tmp_path,
+        records,
+        "lot 'il15/L1' is a lot of 'IL-15', not of 'IL-2'",
+        lots={"IL-2": "il15/L1"},
+    )
+
+
+async def test_an_assigned_rejected_lot_refused_naming_it(tmp_path: Path) -> None:
+    records = [define(), *lot("il2/L1"), *lot("il2/L2"), reject("il2/L2")]
+    await _refused(tmp_path, records, r"lot 'il2/L2' \(IL-2\): rejected", lots={"IL-2": "il2/L2"})
+
+
+async def test_a_lot_for_a_material_not_in_the_bom_refused(tmp_path: Path) -> None:
+    await _refused(
+        tmp_path, [define(), *lot("il2/L1")], "declares no material 'IL-7'", lots={"IL-7": "x"}
+    )
+
+
+async def test_material_not_defined_refused(tmp_path: Path) -> None:
+    await _refused(tmp_path, [define("IL-15")], r"material 'IL-2': not defined on this site")
+
+
+async def test_unit_mismatch_refused(tmp_path: Path) -> None:
+    await _refused(
+        tmp_path,
+        [define(unit=Unit.IU)],
+        "material 'IL-2': the protocol counts mL, the site defines IU",
+    )
+
+
+async def test_no_site_refused(tmp_path: Path) -> None:
+    with (
+        Journal(tmp_path / "j.db") as journal,
+        pytest.raises(MaterialRefusedError, match="declares 1 material; no site"),
+    ):
+        Runner(journal, clock_origin=START).prepare(il2_protocol(), LINE)
+    assert rows(tmp_path / "j.db", "SELECT run_id FROM records") == []
+
+
+async def test_first_expiry_first_and_an_assigned_lot_wins() -> None:
+    later = lot("il2/L2", expires_on=TODAY + timedelta(days=300))
+    site = sim_site([define(), *later, *lot("il2/L1")])
+    protocol = il2_protocol()
+    plan = check_bom(protocol, Params(), site, start=START)
+    assert plan is not None
+    assert [r.lot.lot_id for r in plan.reservations] == ["il2/L1"]
+    assert plan.reservations[0].quantity_milli == 2000
+    assert plan.reservations[0].basis == "2 mL per batch"
+    plan = check_bom(protocol, Params(), site, start=START, assigned={"IL-2": "il2/L2"})
+    assert plan is not None and plan.reservations[0].lot.lot_id == "il2/L2"
+
+
+async def test_a_lot_reserved_by_another_run_is_not_free(tmp_path: Path) -> None:
+    path = tmp_path / "journal.db"
+    file_site(path, [define(), *lot("il2/L1", quantity_ml=3.0)])
+    with Journal(path) as journal, closing(FileSite(path)) as site:
+        runner = Runner(journal, clock_origin=START)
+        first = runner.prepare(il2_protocol(), LINE, site=site)
+        with pytest.raises(MaterialRefusedError, match=r"1 mL free \(reserved 2 by other runs\)"):
+            runner.prepare(il2_protocol(), LINE, site=site)
+    assert rows(path, "SELECT run_id, reserved_milli, open FROM lot_reservations") == [
+        (first.run_id, 2000, 1)
+    ]
+    assert rows(path, "SELECT reserved_milli FROM lots") == [(2000,)]
