@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 import types
 import typing
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from enum import StrEnum
 from typing import (
     TYPE_CHECKING,
@@ -29,6 +29,7 @@ from typing import (
 from pydantic import BaseModel, ConfigDict, Field
 
 from cellauto.errors import ProtocolDefinitionError
+from cellauto.identity.containers import ContainerPlan
 from cellauto.instruments.base import Instrument
 from cellauto.protocols.params import Params, ParamsT
 from cellauto.protocols.spec import CheckPolicy, Spec
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
 __all__ = ["MaterialInput", "Protocol", "ResumePolicy", "StepDefinition"]
 
 StepFunction = Callable[..., Awaitable[Any]]
+ContainerPlans = Sequence[ContainerPlan] | Callable[[Any], Sequence[ContainerPlan]]
+"""A protocol's containers: a list, or a function of its parameters (a bag count)."""
 
 _P = TypeVar("_P", bound=Params)
 _Equipment = ParamSpec("_Equipment")
@@ -67,6 +70,9 @@ class MaterialInput(BaseModel):
 
     name: str
     identity_param: str
+    din_param: str | None = Field(
+        None, description="the parameter holding the ISBT 128 DIN on the bag's label"
+    )
     description: str = ""
     material: Literal["apheresis", "pbmc", "nk_cells", "t_cells"] = "t_cells"
     label: Callable[[str], str] | None = Field(
@@ -129,6 +135,7 @@ class Protocol(Generic[ParamsT]):
         version: str,
         description: str = "",
         inputs: list[MaterialInput] | None = None,
+        containers: ContainerPlans | None = None,
     ) -> None: ...
 
     @overload
@@ -140,6 +147,7 @@ class Protocol(Generic[ParamsT]):
         params: type[ParamsT],
         description: str = "",
         inputs: list[MaterialInput] | None = None,
+        containers: ContainerPlans | None = None,
     ) -> None: ...
 
     def __init__(
@@ -150,6 +158,7 @@ class Protocol(Generic[ParamsT]):
         params: type[Params] = Params,
         description: str = "",
         inputs: list[MaterialInput] | None = None,
+        containers: ContainerPlans | None = None,
     ) -> None:
         if not name or not version:
             raise ProtocolDefinitionError("a Protocol needs a non-empty name and version")
@@ -164,12 +173,18 @@ class Protocol(Generic[ParamsT]):
         self.description = description
         self.inputs = list(inputs or [])
         for material in self.inputs:
-            if material.identity_param not in params.model_fields:
-                raise ProtocolDefinitionError(
-                    f"protocol {name!r}: input {material.name!r} names identity_param "
-                    f"{material.identity_param!r}, which is not a parameter; parameters: "
-                    + ", ".join(params.model_fields)
-                )
+            for what, param in (
+                ("identity_param", material.identity_param),
+                ("din_param", material.din_param),
+            ):
+                if param is not None and param not in params.model_fields:
+                    raise ProtocolDefinitionError(
+                        f"protocol {name!r}: input {material.name!r} names {what} "
+                        f"{param!r}, which is not a parameter; parameters: "
+                        + ", ".join(params.model_fields)
+                    )
+        #: The containers the run makes (a list, or a function of the parameters).
+        self.containers: ContainerPlans = containers if containers is not None else []
         self.steps: list[StepDefinition] = []
         self.source_file: str | None = None
         self.source_sha256: str | None = None
@@ -270,6 +285,17 @@ class Protocol(Generic[ParamsT]):
     def estimate_h(self, params: Params) -> list[float]:
         """Expected duration of each step, in hours, for these parameters."""
         return [step.estimate_h(params) for step in self.steps]
+
+    def container_plans(self, params: Params) -> list[ContainerPlan]:
+        """The containers a run with ``params`` makes (``containers=`` evaluated)."""
+        declared = self.containers
+        try:
+            return list(declared(params) if callable(declared) else declared)
+        except Exception as exc:
+            raise ProtocolDefinitionError(
+                f"protocol {self.name!r}: containers= could not be computed from the "
+                f"parameters: {type(exc).__name__}: {exc}"
+            ) from None
 
 
 def _equipment_of(protocol: str, step: str, function: StepFunction) -> dict[str, type[Instrument]]:

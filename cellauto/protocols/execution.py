@@ -34,6 +34,7 @@ import anyio
 from cellauto.clock import Clock, time_paused
 from cellauto.errors import FencedError, PermissionRefusedError, StateCommandError
 from cellauto.protocols.approval import restart_approval
+from cellauto.protocols.containers import RunContainers
 from cellauto.protocols.context import Run, RunAborted
 from cellauto.protocols.definition import Protocol, StepDefinition
 from cellauto.protocols.outcome import RunOutcome, RunStopped, fenced_error
@@ -54,6 +55,7 @@ from cellauto.protocols.states import (
 from cellauto.protocols.tasks import Answerer, Authority, TaskBoard
 from cellauto.records import RunJournal
 from cellauto.records import payloads as rec
+from cellauto.records._txops import TxOp
 from cellauto.records.refs import RecordRef, SignatureShown, SiteRef
 
 __all__ = ["Execution", "Observer", "RunOutcome"]
@@ -112,6 +114,8 @@ class Execution(RunRecords):
             name: RecordedInstrument(name, instrument, self)
             for name, instrument in instruments.items()
         }
+        #: The run's declared containers (``run.containers``).
+        self.containers = RunContainers(self)
         self.context = Run(self)
         #: The run's operator tasks (``run.confirm``, ``run.enter``) and who answers them.
         self.tasks = TaskBoard(
@@ -139,6 +143,11 @@ class Execution(RunRecords):
         return RecordRef(
             chain="run", run_id=self.run_id, seq=seq, hash=digest, kind=payload.kind.value
         )
+
+    async def run_ops(self, ops: Sequence[TxOp]) -> list[object]:
+        """Commit ``ops`` with the records appended so far (one fsync'd commit)."""
+        with time_paused():
+            return await self._journal.run_ops(ops)
 
     def deviation(
         self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 from asyncio import _get_running_loop as _running_loop
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 from cellauto.errors import FencedError, JournalError
@@ -14,6 +14,7 @@ from cellauto.records.canonical import record_body
 from cellauto.records.payloads import Payload
 
 if TYPE_CHECKING:
+    from cellauto.records._txops import TxOp
     from cellauto.records.journal import Journal
 
 __all__ = ["FLUSH_THRESHOLD", "RunJournal"]
@@ -136,6 +137,11 @@ class RunJournal:
         if self._lost:
             self.check_owned()  # taken over meanwhile: the record was refused
         return appended
+
+    async def run_ops(self, ops: Sequence[TxOp]) -> list[object]:
+        """Run ``ops`` in the writer's next commit with this run's records appended so far
+        (:meth:`cellauto.records.Journal.run_ops`)."""
+        return await self._journal.run_ops(ops)
 
     def _refuse(self, payload: object) -> NoReturn:
         where = f"run {self._run_id!r} record {self._next_seq}"
