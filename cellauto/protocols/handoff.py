@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from cellauto.protocols.context import Run
     from cellauto.protocols.people import OnTimeout
 
-__all__ = ["handoff", "parse_handoff_scan", "retrieve_checked", "store_checked"]
+__all__ = ["handoff", "handoff_data", "parse_handoff_scan", "retrieve_checked", "store_checked"]
 
 
 def handoff_data(identity: ContainerIdentity) -> str:
