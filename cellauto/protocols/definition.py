@@ -185,6 +185,12 @@ class Protocol(Generic[ParamsT]):
                     )
         #: The containers the run makes (a list, or a function of the parameters).
         self.containers: ContainerPlans = containers if containers is not None else []
+        if self.containers and not any(m.din_param for m in self.inputs):
+            raise ProtocolDefinitionError(
+                f"protocol {name!r} declares containers, whose identities derive from the "
+                "batch's DIN: name the parameter holding it with "
+                "MaterialInput(..., din_param='din')"
+            )
         self.steps: list[StepDefinition] = []
         self.source_file: str | None = None
         self.source_sha256: str | None = None

@@ -23,14 +23,15 @@ class SimBarcodeScanner(SimInstrument, BarcodeScanner):
         if not isinstance(fault, WrongBagInView):
             super().inject_process_fault(fault)
             return
-        self.world.view[fault.container] = fault.shows
+        start = self.world.elapsed_h() if fault.at_h is None else fault.at_h
+        self.world.view[fault.container] = (fault.shows, start)
 
     async def scan(self, label: str) -> Scan:
         self.guard("scan", command=False)
         await anyio.sleep(2.0)
         world = self.world
         symbols = world.barcodes(label)
-        container = world.containers.get(world.view.get(label, label))
+        container = world.containers.get(world.in_view(label))
         if container is None and not symbols:
             known = ", ".join(world.containers) or "none"
             raise InstrumentError(

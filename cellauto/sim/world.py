@@ -36,8 +36,9 @@ class SimWorld:
         self.identities: dict[str, ContainerIdentity] = {}
         #: Labels the line's label printer printed, by container.
         self.labels = SimLabelPrinter()
-        #: What a scanner pointed at a container reads instead (WrongBagInView).
-        self.view: dict[str, str] = {}
+        #: What a scanner pointed at a container reads instead, from which process hour
+        #: (WrongBagInView).
+        self.view: dict[str, tuple[str, float]] = {}
 
     def spawn_rng(self) -> np.random.Generator:
         """An independent generator for one instrument (deterministic given the seed)."""
@@ -87,11 +88,16 @@ class SimWorld:
                 "draw it from a container first"
             ) from None
 
+    def in_view(self, container_id: str) -> str:
+        """The container a scanner pointed at ``container_id`` sees (another, by a fault)."""
+        shows, from_h = self.view.get(container_id, (container_id, 0.0))
+        return shows if self.elapsed_h() >= from_h else container_id
+
     def barcodes(self, container_id: str) -> tuple[tuple[str, str], ...]:
         """``(symbology, data)`` of every barcode a scanner reads on ``container_id``: its
         printed label, the labels it arrived with, or its in-process label; the container
         beside it if a fault puts that one in view. Empty: nothing readable."""
-        key = self.view.get(container_id, container_id)
+        key = self.in_view(container_id)
         if self.labels.has_label(key):
             return decode_label(self.labels.label_of(key).pixels)
         container = self.containers.get(key)
