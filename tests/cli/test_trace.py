@@ -1,0 +1,108 @@
+"""``cellauto trace RUN_ID``: a CAR-T batch's containers from apheresis bag to LN2 position;
+the ``din`` parameter refused with a wrong check character, nothing written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+
+from cellauto.records import Journal
+from tests.cli.conftest import REPO, Cli, run_demo, run_id_of
+
+CAR_T = REPO / "protocols" / "car_t_autologous.py"
+
+
+def _car_t(cli: Cli, db: Path, *extra: object) -> str:
+    done = cli("run", CAR_T, "--sim", "--seed", "3", "--param", "expansion_days=7",
+               "--param", "bags=3", "--db", db, *extra)  # fmt: skip
+    assert done.code == 0, done.err
+    return run_id_of(done)
+
+
+def test_trace_shows_the_genealogy_from_apheresis_bag_to_ln2(cli: Cli, tmp_path: Path) -> None:
+    db = tmp_path / "j.db"
+    run_id = _car_t(cli, db)
+    shown = cli("trace", run_id[:8], "--db", db)
+    assert shown.code == 0, shown.err
+    lines = shown.lines
+    assert lines[0].startswith(f"run {run_id} car-t-autologous")
+    assert "DIN W1234 26 000042 5" in lines[0] and "COI W123426A1B2C3 W" in lines[0]
+    keys = [line.strip().removeprefix("└ ").split(" (")[0] for line in lines
+            if " created " in line]  # fmt: skip
+    assert keys == [
+        "apheresis bag",
+        "enriched product",
+        "culture bag",
+        "harvest bag",
+        "washed product",
+        "final product 1",
+        "final product 2",
+        "final product 3",
+    ]
+    text = shown.out
+    assert "=W12342600004265 <S9000100>" in text  # the apheresis bag's DIN, flag, product
+    assert "=W12342600004203 <S12341C0>" in text  # bag 3 of the set, division C0
+    assert "custody: (unknown) -> processor" in text and "scan ok" in text
+    for slot in (1, 2, 3):
+        assert f"now: storage rack A box 1 slot {slot}" in text
+    assert text.count("label verified") == 3 and "MISMATCH" not in text
+    assert "via dry shipper" in text
+    assert "missing: lots: no material_consumed records in this run" in text
+
+
+def test_trace_json_has_every_container_and_reads_nothing_it_writes(
+    cli: Cli, tmp_path: Path
+) -> None:
+    db = tmp_path / "j.db"
+    run_id = _car_t(cli, db)
+    before = db.read_bytes()
+    shown = cli("trace", run_id, "--json", "--db", db)
+    assert shown.code == 0, shown.err
+    assert db.read_bytes() == before  # read-only
+    trace = orjson.loads(shown.out)
+    assert trace["din"] == "W123426000042" and trace["coi"] == "W123426A1B2C3"
+    by_key = {c["key"]: c for c in trace["containers"]}
+    bag = by_key["final product 2"]
+    assert (bag["flag"], bag["product_code"], bag["depth"]) == ("02", "S12341B0", 5)
+    assert [m["to"] for m in bag["custody"]] == [
+        "processor",
+        "freezer",
+        "storage rack A box 1 slot 2",
+    ]
+    assert [m["scan"] for m in bag["custody"]] == [None, "ok", "ok"]
+    assert [label["event"] for label in bag["labels"]] == ["printed", "verified"]
+    assert bag["transfers_in"][0]["from"] == "washed product"
+    assert {i["name"] for i in bag["instruments"]} == {"processor", "freezer"}
+
+
+def test_trace_of_a_run_without_containers_names_what_is_missing(cli: Cli, tmp_path: Path) -> None:
+    db = tmp_path / "j.db"
+    run_id = run_demo(cli, db)
+    shown = cli("trace", run_id, "--db", db)
+    assert shown.code == 0, shown.err
+    assert "missing: containers: the run recorded none" in shown.out
+
+
+def test_trace_of_an_unknown_run_is_refused(cli: Cli, tmp_path: Path) -> None:
+    db = tmp_path / "j.db"
+    run_demo(cli, db)
+    shown = cli("trace", "ffffffff", "--db", db)
+    assert shown.code == 2
+    assert "ffffffff" in shown.err
+
+
+def test_din_param_wrong_check_refused_nothing_written(cli: Cli, tmp_path: Path) -> None:
+    db = tmp_path / "j.db"
+    refused = cli("run", CAR_T, "--sim", "--param", "din=W123426000042X", "--db", db)
+    assert refused.code == 2
+    assert "check character 'X' is wrong, the DIN's check character is '5'" in refused.err
+    assert not db.exists()
+
+
+def test_din_param_read_by_eye_with_its_check_character_is_taken(cli: Cli, tmp_path: Path) -> None:
+    db = tmp_path / "j.db"
+    run_id = _car_t(cli, db, "--param", "din=W1234 26 000042 5")
+    with Journal(db, create=False) as journal:
+        started = journal.records(run_id)[0].payload
+    assert started.parameters["din"] == "W123426000042"
