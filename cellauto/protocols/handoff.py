@@ -99,7 +99,7 @@ async def handoff(
     by: str
     if scanner is not None:
         scanned = _scan_text(await scanner.scan(container))
-        by = "scanner"
+        by = f"{scanner.identity.model} s/n {scanner.identity.serial}"
     else:
         from cellauto.protocols import people  # it builds on the run context
 

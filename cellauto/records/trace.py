@@ -226,4 +226,3 @@ def _genealogy(found: dict[str, ContainerTrace]) -> list[ContainerTrace]:
     for trace in found.values():  # a cycle in the records: still shown
         visit(trace, 0)
     return ordered
-

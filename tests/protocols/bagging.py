@@ -29,6 +29,7 @@ class BagParams(Params):
     bags: int = Field(1, ge=1, le=4)
     label_scanner: bool = Field(False, description="verify labels with the line's scanner")
     retrieve: bool = Field(False, description="take the bag out of LN2 at the end")
+    receipt_scanner: bool = Field(False, description="the line's scanner reads the bag")
 
 
 def plans(p: BagParams) -> list[ContainerPlan]:
@@ -75,6 +76,7 @@ async def receive(run: Run[BagParams], scanner: BarcodeScanner) -> None:
         "apheresis bag",
         to=Place(kind="bench", name="cleanroom bench"),
         instruction="Put the bag on the bench.",
+        scanner=scanner if run.params.receipt_scanner else None,
     )
 
 

@@ -149,3 +149,19 @@ def test_retrieval_position_mismatch_aborts(monkeypatch: pytest.MonkeyPatch) -> 
     deviation = run.deviations[-1]
     assert deviation.check == "retrieval position of final product"
     assert "rack C box 9 slot 9" in deviation.description and str(POSITION) in deviation.description
+
+
+def test_a_hand_off_read_by_the_lines_scanner_asks_no_one() -> None:
+    run = simulate(protocol, params={"receipt_scanner": True})
+    assert run.exit_status == "complete", run.outcome.reason
+    first = run.of_kind(CustodyMoved)[0]
+    assert (first.container, first.scanned, first.task_id) == ("apheresis bag", BAG, None)
+    assert first.by.startswith("SimScan 2D s/n ")  # the scanner, named by its identity
+    assert "scan apheresis bag" not in {t.name for t in run.tasks}
+
+
+def test_the_lines_scanner_seeing_another_bag_aborts_the_hand_off() -> None:
+    fault = WrongBagInView(container="apheresis bag", shows="final product")
+    run = simulate(protocol, params={"receipt_scanner": True}, faults={"scanner": [fault]})
+    assert run.exit_status == "aborted"
+    assert run.identity_checks[-1].check == "hand-off: apheresis bag to cleanroom bench"
