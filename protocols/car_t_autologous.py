@@ -95,6 +95,7 @@ def car_t_containers(p: CarTParams) -> list[ContainerPlan]:
             final=True,
             count=p.bags,
         ),
+        ContainerPlan(key="QC sample", container_type="QC sample", parents=(final_bags(p)[0],)),
     ]
 
 
@@ -487,6 +488,8 @@ async def formulate(
         run, "release phenotype", lambda: processor.draw_sample(qc_bag, QC_VOLUME_ML / 2),
         lambda sample: cytometer.immunophenotype(sample, panel="CAR-T release"), Immunophenotype,
     )  # fmt: skip
+    # the release samples drawn from the first bag: one QC sample of its own identity
+    await run.containers.transfer(qc_bag, "QC sample", volume_ml=QC_VOLUME_ML, by="processor")
     bag_ml = filled.output_volume_ml - QC_VOLUME_ML
     run.set_value("infusion volume", bag_ml, unit="mL")
     dose = car_t_per_ml(final.viable_cells_per_ml, release.cd3_pct, release.car_pct) * bag_ml

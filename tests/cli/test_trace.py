@@ -37,6 +37,7 @@ def test_trace_shows_the_genealogy_from_apheresis_bag_to_ln2(cli: Cli, tmp_path:
         "harvest bag",
         "washed product",
         "final product 1",
+        "QC sample",
         "final product 2",
         "final product 3",
     ]

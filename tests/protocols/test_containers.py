@@ -91,9 +91,12 @@ def test_car_t_containers_are_not_created_twice_across_crashes(car_t_crashed) ->
         "final product 1",
         "final product 2",
         "final product 3",
+        "QC sample",
     ]
     pairs = [(t.source, t.destination) for t in run.of_kind(Transfer)]
-    assert len(pairs) == len(set(pairs)) == 7
+    assert len(pairs) == len(set(pairs)) == 8
+    qc = run.of_kind(ContainerCreated)[-1]
+    assert qc.parent_keys == ["final product 1"] and qc.identity.product_code == "S9004100"
     last = {m.container: m for m in run.of_kind(CustodyMoved)}
     assert [str(last[f"final product {n}"].to_place) for n in (1, 2, 3)] == [
         f"storage rack A box 1 slot {n}" for n in (1, 2, 3)
