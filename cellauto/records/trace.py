@@ -163,7 +163,15 @@ def trace_run(records: Sequence[Record], conn: sqlite3.Connection | None = None)
         missing.append("lots: no material_consumed records in this run")
     if not checked:
         missing.append("instruments: no equipment_checked records in this run")
-    missing.extend(f"{key}: no containers table row" for key, t in found.items() if not t.place_now)
+    for key, trace in found.items():
+        recorded = trace.custody[-1]["to"] if trace.custody else "(no place recorded)"
+        if trace.place_now is None:
+            missing.append(f"{key}: no containers table row")
+        elif trace.place_now != recorded:
+            missing.append(
+                f"{key}: the containers table places it at {trace.place_now!r}, its records "
+                f"at {recorded!r}: the table was changed (run cellauto verify)"
+            )
     din = coi = None
     if found:
         first = next(iter(found.values()))

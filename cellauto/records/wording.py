@@ -25,6 +25,7 @@ import orjson
 from cellauto.records import payloads as rec
 from cellauto.records.models import Record
 from cellauto.records.refs import SignatureShown
+from cellauto.records.wording_containers import describe_container
 
 __all__ = [
     "SIGNATURE_INDENT",
@@ -130,7 +131,7 @@ def describe(record: Record) -> str | None:
             return f"run ended {p.final_state} ({p.exit_status}): {p.reason}"
     task = _describe_task(p)
     if task is None:
-        return None
+        return describe_container(p)
     return "\n".join([task, *(SIGNATURE_INDENT + describe_signature(s) for s in signatures_of(p))])
 
 

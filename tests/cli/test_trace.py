@@ -3,6 +3,8 @@ the ``din`` parameter refused with a wrong check character, nothing written."""
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import orjson
@@ -107,3 +109,34 @@ def test_din_param_read_by_eye_with_its_check_character_is_taken(cli: Cli, tmp_p
     with Journal(db, create=False) as journal:
         started = journal.records(run_id)[0].payload
     assert started.parameters["din"] == "W123426000042"
+
+
+def test_trace_names_a_containers_row_that_disagrees_with_the_records(
+    cli: Cli, tmp_path: Path
+) -> None:
+    db = tmp_path / "j.db"
+    run_id = _car_t(cli, db)
+    with closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute(
+            "UPDATE containers SET place_name = 'bench', position = NULL"
+            " WHERE run_id = ? AND key = 'final product 2'",
+            (run_id,),
+        )
+    shown = cli("trace", run_id, "--db", db)
+    assert shown.code == 0, shown.err
+    assert (
+        "missing: final product 2: the containers table places it at 'bench', its records at "
+        "'storage rack A box 1 slot 2'"
+    ) in shown.out
+
+
+def test_show_tells_containers_transfers_custody_and_labels(cli: Cli, tmp_path: Path) -> None:
+    db = tmp_path / "j.db"
+    run_id = _car_t(cli, db)
+    shown = cli("show", run_id, "--db", db)
+    assert shown.code == 0, shown.err
+    text = shown.out
+    assert "container final product 3 (final product) created from washed product" in text
+    assert "transfer washed product -> final product 1 by processor" in text
+    assert "custody final product 1: freezer -> storage rack A box 1 slot 1 via dry shipper" in text
+    assert "label of final product 2 scanned: matches the print" in text
