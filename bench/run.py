@@ -13,6 +13,7 @@ import bench_batches
 import bench_crash_drill
 import bench_journal
 import bench_journal_load
+import bench_materials
 import bench_opcua
 import bench_people
 import bench_runner
@@ -74,6 +75,7 @@ def main() -> int:
     rows.extend(bench_crash_drill.run(quick=args.quick))
     rows.extend(bench_people.run(quick=args.quick))
     rows.extend(bench_answer_latency.run(quick=args.quick))
+    rows.extend(bench_materials.run(quick=args.quick))
     width = max(len(str(r.get("case", ""))) for r in rows)
     print(f"{'benchmark':<{width}}  {'result':>16}  {'target':<20} met  detail")
     print("-" * (width + 60))

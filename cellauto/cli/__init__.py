@@ -53,6 +53,7 @@ _COMMAND_MODULES: tuple[tuple[str, str, dict[str, str]], ...] = (
     ("people_cmds", "add_parsers", {"users": "accounts and roles"}),
     ("training_cmds", "add_parsers", {"training": "training records"}),
     ("site_cmds", "add_parsers", {"site": "the site policy"}),
+    ("material_cmds", "add_parsers", {"materials": "materials and lots"}),
     ("task_cmds", "add_parsers", {"tasks": "operator tasks", "answer": "answer a task"}),
     (
         "command_cmds",

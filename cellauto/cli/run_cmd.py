@@ -37,7 +37,10 @@ from cellauto.records import Journal
 from cellauto.records.models import utc_from_epoch_s
 from cellauto.sim import SimLine, sim_line_for_protocol, starting_materials
 from cellauto.sim.simulate import DEFAULT_SIM_START
+from cellauto.sim.site import SimSite
+from cellauto.sim.site_for_run import simulated_site
 from cellauto.sim.world import SimWorld
+from cellauto.site.view import FileSite
 
 DEFAULT_DB = "cellauto.db"
 
@@ -253,6 +256,8 @@ def run_command(args: argparse.Namespace) -> int:
         clock = Clock(origin or shared)
         async with AsyncExitStack() as stack:
             line = await open_run_line(stack, clock)
+            site = run_site(protocol, params, line, clock, simulated, args.db)
+            stack.callback(site.close)
             with Journal(args.db) as journal, PeopleInbox(journal) as inbox:
                 people = operators == "people"
                 runner = Runner(journal, clock_origin=origin, reproducible=reproducible)
@@ -269,6 +274,7 @@ def run_command(args: argparse.Namespace) -> int:
                     answerers=[inbox, console] if people else _simulated(worlds),
                     authority=inbox.authority() if people else None,
                     operator_account=attendance.signature if attendance else None,
+                    site=site,
                 )
                 gaps.journal_to(execution)
                 print(f"run {execution.run_id}", flush=True)
@@ -291,6 +297,17 @@ def _simulated(worlds: list[SimWorld]) -> list[Answerer]:
     from cellauto.sim.operators import SimulatedOperators
 
     return [SimulatedOperators(world=worlds[0])]
+
+
+def run_site(
+    protocol: Any, params: Any, line: Line, clock: Clock, simulated: bool, db: str | Path
+) -> SimSite | FileSite:
+    """Where the run's materials and instruments are checked: a simulated line (in
+    process or served) has a simulated site seeded for the run, a plant's line the
+    journal file's own site."""
+    if simulated:
+        return simulated_site(protocol, params, line, clock.now())
+    return FileSite(db)
 
 
 def attend(

@@ -57,6 +57,7 @@ from cellauto.records import RunJournal
 from cellauto.records import payloads as rec
 from cellauto.records._txops import TxOp
 from cellauto.records.refs import RecordRef, SignatureShown, SiteRef
+from cellauto.site.view import SiteView
 
 __all__ = ["Execution", "Observer", "RunOutcome"]
 
@@ -81,8 +82,11 @@ class Execution(RunRecords):
         claimed: rec.ControllerClaimed | None = None,
         answerers: Sequence[Answerer] = (),
         authority: Authority | None = None,
+        site: SiteView | None = None,
     ) -> None:
         self.run_id = run_id
+        #: Where the run's materials and instruments are checked; None: no site checks.
+        self.site = site
         self.protocol = protocol
         self.params = params
         self.clock = clock

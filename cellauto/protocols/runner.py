@@ -34,6 +34,7 @@ from cellauto.records import Journal, RunJournal
 from cellauto.records import payloads as rec
 from cellauto.records.models import utc_from_epoch_s
 from cellauto.records.refs import SignatureShown
+from cellauto.site.view import SiteView
 
 __all__ = ["Runner", "validate_request"]
 
@@ -204,6 +205,7 @@ class Runner:
         answerers: Sequence[Answerer] = (),
         authority: Authority | None = None,
         operator_account: SignatureShown | None = None,
+        site: SiteView | None = None,
     ) -> Execution:
         """Validate everything and return an Execution; nothing is written yet.
 
@@ -218,6 +220,8 @@ class Runner:
         deliver). Simulated operators are refused on a line that is not simulated.
         ``operator_account``: the signature of the person who starts the run (``run
         --as``), recorded in ``run_started``; ``operator`` is then their account name.
+        ``site``: where the run's materials and instruments are checked (the journal
+        file's site, or a simulation's own); None: no site checks.
         """
         operators = _operators_for(line, operators, answerers)
         answerers = _default_answerers(operators, answerers)
@@ -273,6 +277,7 @@ class Runner:
             claimed=controller_claimed(journal, reproducible=self.reproducible),
             answerers=answerers,
             authority=authority,
+            site=site,
         )
 
     def _new_run_id(
@@ -310,6 +315,7 @@ class Runner:
         clock: Clock | None = None,
         answerers: Sequence[Answerer] = (),
         authority: Authority | None = None,
+        site: SiteView | None = None,
     ) -> Execution:
         """Prepare the resumption of a run its controller left unended (nothing written yet).
 
@@ -319,7 +325,7 @@ class Runner:
         progress. ``clock`` is the run's clock from here on: on a real line ``Clock()``
         (real time); by default (simulated or time-scaled lines) process time continues
         from the run's last record. ``answerers`` and ``authority`` as for
-        :meth:`prepare` (the run keeps the operators it started with).
+        :meth:`prepare` (the run keeps the operators it started with), and ``site``.
         """
         needed = protocol.equipment()
         instruments = {name: line.equipment[name] for name in needed}
@@ -366,6 +372,7 @@ class Runner:
             claimed=controller_claimed(journal, reproducible=reproducible),
             answerers=answerers,
             authority=authority,
+            site=site,
         )
 
     async def run(

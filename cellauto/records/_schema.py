@@ -28,6 +28,7 @@ __all__ = [
     "CREATE_MATERIALS",
     "CREATE_OWNERS",
     "CREATE_SITE",
+    "MATERIAL_STATEMENTS",
     "READABLE_VERSIONS",
     "SCHEMA_VERSION",
     "is_missing_table",
@@ -152,8 +153,11 @@ out_of_service | retired, ISO dates. ``containers``: one row per container a run
 ``created_seq``/``last_seq`` the run records that created and last moved it. ``lot_uses``
 and ``containers`` hold simulated runs' rows too (their lots are not on this site)."""
 
-_SITE_STATEMENTS = tuple(
-    s.strip() for s in (CREATE_SITE + CREATE_MATERIALS).split(";") if s.strip()
+MATERIAL_STATEMENTS = tuple(s.strip() for s in CREATE_MATERIALS.split(";") if s.strip())
+"""The version 5 statements one by one (a replay's scratch database creates them too)."""
+_SITE_STATEMENTS = (
+    *(s.strip() for s in CREATE_SITE.split(";") if s.strip()),
+    *MATERIAL_STATEMENTS,
 )
 
 

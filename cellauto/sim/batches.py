@@ -33,6 +33,7 @@ from cellauto.records import Journal
 from cellauto.sim.line import sim_line_for_protocol
 from cellauto.sim.operators import Script, SimulatedOperators, simulated_operators
 from cellauto.sim.simulate import DEFAULT_SIM_START
+from cellauto.sim.site_for_run import simulated_site
 
 __all__ = ["Batches", "simulate_batches", "simulate_batches_async"]
 
@@ -140,13 +141,21 @@ async def simulate_batches_async(
         assert sim.line is not None
         responder = HoldResponder(policy.capitalize(), by=by, reason=reason)
         people = simulated_operators(operators, sim.world)
+        site = simulated_site(protocol, params, sim.line, start)
         execution = runner.prepare(
-            protocol, sim.line, params, seed=seed, observers=[responder], answerers=[people]
+            protocol,
+            sim.line,
+            params,
+            seed=seed,
+            observers=[responder],
+            answerers=[people],
+            site=site,
         )
         responder.bind(execution, tg)
         responders.append(responder)
         outcomes[index] = await execution.execute()
         execution.close()
+        site.close()
 
     async with anyio.create_task_group() as tg:
         for index, seed in enumerate(seeds):

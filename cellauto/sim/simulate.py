@@ -28,10 +28,12 @@ from cellauto.protocols.runner import Runner
 from cellauto.records import Journal, Record
 from cellauto.records import payloads as rec
 from cellauto.records.refs import SignatureShown
+from cellauto.records.site_payload_base import SitePayload
 from cellauto.records.wording import signatures_of
 from cellauto.sim.faults import Fault
 from cellauto.sim.line import SimLine, sim_line_for_protocol
 from cellauto.sim.operators import Script, SimulatedOperators, simulated_operators
+from cellauto.sim.site_for_run import simulated_site
 
 _P = TypeVar("_P", bound=rec.Payload)
 
@@ -138,6 +140,7 @@ async def simulate_async(
     crashes: Sequence[float] = (),
     downtime_h: float = 1.0,
     operators: Script | SimulatedOperators | None = None,
+    site_records: Sequence[SitePayload] = (),
 ) -> SimulatedRun:
     """:func:`simulate` for code already running on a (virtual-time) event loop."""
     if not isinstance(protocol, Protocol):
@@ -155,6 +158,7 @@ async def simulate_async(
         for fault in armed:
             sim.inject(equipment, fault)
     assert sim.line is not None
+    site = simulated_site(protocol, params, sim.line, start, records=site_records)
     people = simulated_operators(operators, sim.world)
     responder = HoldResponder(
         on_hold.capitalize() if on_hold else None,
@@ -172,7 +176,13 @@ async def simulate_async(
         journal = Journal(path)
         try:
             execution = runner_on(journal).prepare(
-                protocol, sim.line, params, seed=seed, operator="sim", answerers=[people]
+                protocol,
+                sim.line,
+                params,
+                seed=seed,
+                operator="sim",
+                answerers=[people],
+                site=site,
             )
             outcome = None
             for crash_h in crash_times_h:
@@ -183,7 +193,7 @@ async def simulate_async(
                 await anyio.sleep(downtime_h * 3600)  # the controller is down; the line is not
                 journal = Journal(path)
                 execution = runner_on(journal).resume(
-                    protocol, sim.line, execution.run_id, clock=clock, answerers=[people]
+                    protocol, sim.line, execution.run_id, clock=clock, answerers=[people], site=site
                 )
             if outcome is None:
                 outcome = await _execute(execution, responder, journal, None)
@@ -192,6 +202,7 @@ async def simulate_async(
             records = journal.records(execution.run_id)
         finally:
             journal.close()
+            site.close()
     return SimulatedRun(outcome, records, sim, path, params)
 
 
@@ -238,7 +249,9 @@ def simulate(protocol: Protocol | str | Path, **options: Any) -> SimulatedRun:
     the simulated line carries on), ``operators`` (who answers the protocol's operator
     tasks: None (default) lets simulated operators answer everything; a script
     ``{task name: Answer(...) | Silent() | [...]}`` or a
-    :class:`~cellauto.sim.operators.SimulatedOperators` makes them answer otherwise).
+    :class:`~cellauto.sim.operators.SimulatedOperators` makes them answer otherwise),
+    ``site_records`` (site records appended to the simulation's own site after it is
+    seeded: a lot rejected, an instrument out of service; see :mod:`cellauto.sim.site`).
     """
 
     async def main() -> SimulatedRun:

@@ -35,6 +35,7 @@ from cellauto.records.site_payloads import (
 )
 from cellauto.site._chain import VERIFY_HINT, stored_site_record
 from cellauto.site.policy import end_of_day_ns
+from cellauto.site.projection_materials import apply_material_projection
 
 __all__ = [
     "ACCOUNT_COLUMNS",
@@ -133,6 +134,7 @@ def apply_projection(
     """Update the projections for one site record (inside the appending transaction)."""
     del wall_time_ns  # rows derive from the record alone, so replay gives the same rows
     _apply(conn, payload, ref, training=True)
+    apply_material_projection(conn, payload, ref)
 
 
 def apply_account_effects(conn: sqlite3.Connection, payload: SitePayload, ref: SiteRef) -> None:

@@ -2,7 +2,8 @@
 projections: ``cellauto verify`` (:func:`replay_problem`, the ``site_replay`` hook) and
 every use of an account (:func:`confirm_account`). The first difference is named:
 ``accounts table edited: row 'alice' roles ["qa","supervisor"] but site record 57 says
-["qa"]``.
+["qa"]``. The materials, lots and equipment tables, and lot quantities against the runs'
+uses, are compared by :mod:`cellauto.site.replay_materials` on the same replay.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from cellauto.errors import JournalError
+from cellauto.records._schema import MATERIAL_STATEMENTS
 from cellauto.records.refs import SiteRef
 from cellauto.records.site_payloads import (
     Signature,
@@ -31,6 +33,7 @@ from cellauto.site.projection import (
     concerns,
     json_list,
 )
+from cellauto.site.replay_materials import materials_problem
 from cellauto.site.signing_check import authority_problem
 
 __all__ = ["SiteRecordLike", "confirm_account", "replay_problem"]
@@ -62,6 +65,8 @@ def _scratch(conn: sqlite3.Connection) -> sqlite3.Connection:
     scratch.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
     for (sql,) in ddl:
         scratch.execute(sql)
+    for statement in MATERIAL_STATEMENTS:  # a version 4 file has none yet: they start empty
+        scratch.execute(statement)
     return scratch
 
 
@@ -187,6 +192,7 @@ def replay_problem(conn: sqlite3.Connection, records: Sequence[SiteRecordLike]) 
             _account_problem(accounts_by_name(conn), replayed, sources)
             or _table_problem(conn, scratch)
             or _credential_problem(conn, replayed, commitments)
+            or materials_problem(conn, scratch)  # materials, lots, equipment, lot uses
         )
     finally:
         scratch.close()

@@ -48,6 +48,11 @@ class Permission(StrEnum):
     USERS_MANAGE = "users.manage"
     """Add, lock, unlock, disable, grant, revoke, reset a password."""
     POLICY_SET = "policy.set"
+    MATERIAL_DEFINE = "material.define"
+    LOT_RECEIVE = "lot.receive"
+    LOT_RELEASE = "lot.release"
+    """Release or reject a lot (QA only; never the person who received it)."""
+    LOT_ADJUST = "lot.adjust"
 
 
 _OPERATOR = frozenset(
@@ -57,6 +62,7 @@ _OPERATOR = frozenset(
         Permission.RUN_RESTART,
         Permission.STEP_PERFORM,
         Permission.STEP_VERIFY,
+        Permission.LOT_RECEIVE,
     }
 )
 
@@ -70,6 +76,8 @@ PERMISSIONS: Mapping[Role, frozenset[Permission]] = MappingProxyType(
             Permission.RUN_RESTART_AFTER_DEVIATION,
             Permission.TRAINING_RECORD,
             Permission.RECORD_REVIEW,
+            Permission.MATERIAL_DEFINE,
+            Permission.LOT_ADJUST,
         },
         Role.QA: frozenset(
             {
@@ -79,6 +87,8 @@ PERMISSIONS: Mapping[Role, frozenset[Permission]] = MappingProxyType(
                 Permission.RECORD_APPROVE,
                 Permission.BATCH_RELEASE,
                 Permission.TRAINING_RECORD,
+                Permission.MATERIAL_DEFINE,
+                Permission.LOT_RELEASE,
             }
         ),
         Role.ADMINISTRATOR: frozenset({Permission.USERS_MANAGE, Permission.POLICY_SET}),

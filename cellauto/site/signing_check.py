@@ -25,6 +25,7 @@ from cellauto.records.site_payloads import (
     SitePolicy,
     TrainingRecorded,
 )
+from cellauto.records.site_payloads_mat import LotRejected, LotReleased
 from cellauto.site.policy import site_date
 from cellauto.site.projection import accounts_by_name
 from cellauto.site.roles import MEANING_PERMISSION, Permission, Role, permissions_of
@@ -47,10 +48,13 @@ def needed_permission(
 ) -> Permission:
     """The permission a signature needs: a command request's own permission (``signed``:
     the site record signed, if it is one), a run's start or resume (a ``session_opened``
-    whose purpose is ``run.start ...`` or ``run.restart ...``), a restart after a deviation's (an
+    whose purpose is ``run.start ...`` or ``run.restart ...``), a lot's release or rejection
+    (``lot.release``), a restart after a deviation's (an
     ``approved`` signature of a run's ``deviation`` record), else the meaning's."""
     if isinstance(signed, RunCommandRequested):
         return _COMMAND_PERMISSION[signed.command]
+    if isinstance(signed, LotReleased | LotRejected):  # QA's decision on a lot
+        return Permission.LOT_RELEASE
     if isinstance(signed, SessionOpened) and meaning == Meaning.PERFORMED:
         acting = _SESSION_PERMISSION.get(signed.purpose.split(" ", 1)[0])
         if acting is not None:  # the start (or resume) of a run by the session's person

@@ -10,7 +10,14 @@ from cellauto.site.roles import MEANING_PERMISSION, PERMISSIONS, Permission, Rol
 
 P = Permission
 EXPECTED: dict[Role, set[Permission]] = {
-    Role.OPERATOR: {P.RUN_START, P.RUN_HOLD, P.RUN_RESTART, P.STEP_PERFORM, P.STEP_VERIFY},
+    Role.OPERATOR: {
+        P.RUN_START,
+        P.RUN_HOLD,
+        P.RUN_RESTART,
+        P.STEP_PERFORM,
+        P.STEP_VERIFY,
+        P.LOT_RECEIVE,
+    },
     Role.SUPERVISOR: {
         P.RUN_START,
         P.RUN_HOLD,
@@ -22,6 +29,9 @@ EXPECTED: dict[Role, set[Permission]] = {
         P.RUN_RESTART_AFTER_DEVIATION,
         P.TRAINING_RECORD,
         P.RECORD_REVIEW,
+        P.LOT_RECEIVE,
+        P.MATERIAL_DEFINE,
+        P.LOT_ADJUST,
     },
     Role.QA: {
         P.RUN_HOLD,
@@ -30,6 +40,8 @@ EXPECTED: dict[Role, set[Permission]] = {
         P.RECORD_APPROVE,
         P.BATCH_RELEASE,
         P.TRAINING_RECORD,
+        P.MATERIAL_DEFINE,
+        P.LOT_RELEASE,
     },
     Role.ADMINISTRATOR: {P.USERS_MANAGE, P.POLICY_SET},
 }
@@ -49,6 +61,26 @@ def test_administrator_signs_nothing_of_a_batch() -> None:
 def test_qa_runs_no_equipment() -> None:
     qa = PERMISSIONS[Role.QA]
     assert not qa & {P.RUN_START, P.RUN_RESTART, P.RUN_STOP, P.RUN_ABORT, P.STEP_PERFORM}
+
+
+def test_only_qa_releases_or_rejects_lots_and_qa_never_receives() -> None:
+    assert {r for r in Role if P.LOT_RELEASE in PERMISSIONS[r]} == {Role.QA}
+    assert P.LOT_RECEIVE not in PERMISSIONS[Role.QA]
+    assert {r for r in Role if P.LOT_ADJUST in PERMISSIONS[r]} == {Role.SUPERVISOR}
+
+
+def test_a_lot_decision_is_signed_with_lot_release() -> None:
+    from cellauto.records.refs import RecordRef
+    from cellauto.records.site_payloads_mat import LotRejected, LotReleased
+    from cellauto.site.signing_check import needed_permission
+    from tests.records.site_factory import TERMINAL
+
+    target = RecordRef(chain="site", seq=3, hash="0" * 64, kind="lot_released")
+    who = {"by": "bob", "terminal": TERMINAL}
+    released = LotReleased(**who, lot_id="v/L1")
+    rejected = LotRejected(**who, lot_id="v/L1", cause="out of spec")
+    assert needed_permission(Meaning.RELEASED, target, released) == P.LOT_RELEASE
+    assert needed_permission(Meaning.REJECTED, target, rejected) == P.LOT_RELEASE
 
 
 def test_every_meaning_needs_a_permission() -> None:

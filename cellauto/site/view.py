@@ -1,0 +1,58 @@
+"""What a run reads the site through: a plant's journal file, or a simulation's own site.
+
+A run checks its bill of materials against lots and its instruments against the
+equipment registry before it starts and at each use. Where those come from is a
+:class:`SiteView`: :class:`FileSite` reads the journal file's site tables (a plant's
+line; many controllers share them), a :class:`~cellauto.sim.site.SimSite` a
+simulation's private site. Both yield a ``sqlite3.Connection`` holding a consistent
+snapshot, read through :mod:`cellauto.site.materials_read`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal, Protocol
+
+__all__ = ["FileSite", "SiteView"]
+
+
+class SiteView(Protocol):
+    """A site as a run reads it."""
+
+    @property
+    def kind(self) -> Literal["file", "simulated"]: ...
+
+    def reading(self) -> contextlib.AbstractContextManager[sqlite3.Connection]: ...
+
+
+class FileSite:
+    """The site tables of a journal file, read on a read-only connection of their own."""
+
+    kind: Literal["file"] = "file"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._conn: sqlite3.Connection | None = None
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """A consistent snapshot of the file (the connection opens on first use)."""
+        if self._conn is None:
+            uri = f"{self.path.resolve().as_uri()}?mode=ro"
+            self._conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            self._conn.isolation_level = None
+        conn = self._conn
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            if conn.in_transaction:
+                conn.execute("COMMIT")
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
