@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 from cellauto.errors import BadInputError
 from cellauto.records import Journal, export_run, verify_journal, verify_run
+from cellauto.records.container_replay import containers_problem
 from cellauto.records.export_site import export_site
 from cellauto.records.ledger_check import LedgerCheck
 from cellauto.records.signature_check import Confirmation, SignatureFinding, journal_signatures
@@ -201,7 +204,20 @@ def verify_command(args: argparse.Namespace) -> int:
     broken += _print_ledger(report.ledger)
     print(report.site.describe())
     broken += not report.site.intact
+    broken += _print_containers(args.db)
     return 1 if broken else 0
+
+
+def _print_containers(db: str) -> int:
+    """Print whether the containers table agrees with the records; 1 if it does not."""
+    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        rows, problem = containers_problem(conn)
+    if problem is not None:
+        print(f"containers: BROKEN: {problem}")
+        return 1
+    if rows:
+        print(f"containers: intact, {rows} rows")
+    return 0
 
 
 def _print_ledger(ledger: LedgerCheck) -> int:

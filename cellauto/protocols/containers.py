@@ -172,9 +172,11 @@ class RunContainers:
             parent_keys=list(plan.parents),
             lot_id=lot,
         )
-        seq = execution.record(payload)
+        seq, wall_ns = execution.record_at(payload)
         execution.context.set_checkpoint(_created(key), True)
-        op = ConnOp(putting(execution.run_id, seq, payload), run_id=execution.run_id, what=key)
+        op = ConnOp(
+            putting(execution.run_id, seq, wall_ns, payload), run_id=execution.run_id, what=key
+        )
         await execution.run_ops([op])
         return identity
 
@@ -234,7 +236,9 @@ class RunContainers:
             scanned=scanned,
             via=via,
         )
-        seq = execution.record(payload)
+        seq, wall_ns = execution.record_at(payload)
         execution.context.set_checkpoint(_place(key), to.model_dump(mode="json"))
-        op = ConnOp(moving(execution.run_id, seq, key, to), run_id=execution.run_id, what=key)
+        op = ConnOp(
+            moving(execution.run_id, seq, wall_ns, key, to), run_id=execution.run_id, what=key
+        )
         await execution.run_ops([op])

@@ -4,9 +4,10 @@ The run chain holds what happened (``container_created``, ``custody_moved``); th
 lets ``trace`` and a retrieval find a container without reading every run. Rows are
 written by a controller in the same commit as the record they index
 (:class:`~cellauto.records._txops.ConnOp`), so a row never runs ahead of its record;
-``created_seq``/``last_seq`` name those records, and the time a container got to its
-place is the wall time of the record that moved it (read from ``records``, so a seeded
-simulation writes the same row every time).
+``created_seq``/``last_seq`` name those records, and ``since_wall_ns`` is the wall time
+the record that created or last moved it carries (a seeded simulation's is simulated,
+so it writes the same row every time). ``cellauto verify`` replays the rows from the
+records (:mod:`.container_replay`).
 """
 
 from __future__ import annotations
@@ -45,14 +46,7 @@ class ContainerRow(NamedTuple):
     last_seq: int
 
 
-def _wall_ns(conn: sqlite3.Connection, run_id: str, seq: int) -> int | None:
-    row = conn.execute(
-        "SELECT wall_time_ns FROM records WHERE run_id = ? AND seq = ?", (run_id, seq)
-    ).fetchone()
-    return None if row is None else int(row[0])
-
-
-def putting(run_id: str, seq: int, created: ContainerCreated) -> Change:
+def putting(run_id: str, seq: int, wall_ns: int | None, created: ContainerCreated) -> Change:
     """Insert the row of a created container (kept if already there: a resumed run)."""
 
     def put(conn: sqlite3.Connection) -> object:
@@ -71,7 +65,7 @@ def putting(run_id: str, seq: int, created: ContainerCreated) -> Change:
                 identity.coi,
                 created.container_type,
                 orjson.dumps(created.parent_keys).decode(),
-                _wall_ns(conn, run_id, seq),
+                wall_ns,
                 seq,
                 seq,
             ),
@@ -80,7 +74,7 @@ def putting(run_id: str, seq: int, created: ContainerCreated) -> Change:
     return put
 
 
-def moving(run_id: str, seq: int, key: str, place: Place) -> Change:
+def moving(run_id: str, seq: int, wall_ns: int | None, key: str, place: Place) -> Change:
     """Set the row's place to ``place``, since the record ``seq`` (a ``custody_moved``)."""
 
     def move(conn: sqlite3.Connection) -> object:
@@ -92,7 +86,7 @@ def moving(run_id: str, seq: int, key: str, place: Place) -> Change:
                 place.kind,
                 place.name,
                 position,
-                _wall_ns(conn, run_id, seq),
+                wall_ns,
                 seq,
                 run_id,
                 key,

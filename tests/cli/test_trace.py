@@ -140,3 +140,26 @@ def test_show_tells_containers_transfers_custody_and_labels(cli: Cli, tmp_path: 
     assert "transfer washed product -> final product 1 by processor" in text
     assert "custody final product 1: freezer -> storage rack A box 1 slot 1 via dry shipper" in text
     assert "label of final product 2 scanned: matches the print" in text
+
+
+def test_verify_replays_the_containers_table_from_the_records(cli: Cli, tmp_path: Path) -> None:
+    db = tmp_path / "j.db"
+    run_id = _car_t(cli, db)
+    clean = cli("verify", "--db", db)
+    assert clean.code == 0, clean.out
+    assert "containers: intact, 9 rows" in clean.out
+    with closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute(
+            "UPDATE containers SET position = 'rack Z box 9 slot 9'"
+            " WHERE run_id = ? AND key = 'final product 3'",
+            (run_id,),
+        )
+    edited = cli("verify", "--db", db)
+    assert edited.code == 1
+    assert (
+        f"containers: BROKEN: run {run_id} container 'final product 3': containers table "
+        "edited: position 'rack Z box 9 slot 9' but the records say 'rack A box 1 slot 3'"
+    ) in edited.out
+    with closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute("DELETE FROM containers WHERE run_id = ? AND key = 'QC sample'", (run_id,))
+    assert "container 'QC sample': no containers row" in cli("verify", "--db", db).out
