@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import sys
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -185,6 +183,7 @@ def verify_command(args: argparse.Namespace) -> int:
             runs = [r for r in report.runs if r.run_id == run_id]
         else:
             runs = report.runs
+        containers = containers_problem(journal.read_connection())
     broken = 0
     for run in runs:
         if not run.intact:
@@ -204,14 +203,12 @@ def verify_command(args: argparse.Namespace) -> int:
     broken += _print_ledger(report.ledger)
     print(report.site.describe())
     broken += not report.site.intact
-    broken += _print_containers(args.db)
+    broken += _print_containers(*containers)
     return 1 if broken else 0
 
 
-def _print_containers(db: str) -> int:
+def _print_containers(rows: int, problem: str | None) -> int:
     """Print whether the containers table agrees with the records; 1 if it does not."""
-    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
-        rows, problem = containers_problem(conn)
     if problem is not None:
         print(f"containers: BROKEN: {problem}")
         return 1

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sqlite3
-from contextlib import closing
 from typing import Any
 
 import orjson
@@ -35,10 +33,7 @@ def add_parser(sub: Any) -> None:
 def trace_command(args: argparse.Namespace) -> int:
     with Journal(args.db, create=False) as journal:
         run_id = journal.resolve_run_id(args.run_id)
-        records = journal.records(run_id)
-    uri = f"file:{args.db}?mode=ro"
-    with closing(sqlite3.connect(uri, uri=True)) as conn:
-        trace = trace_run(records, conn)
+        trace = trace_run(journal.records(run_id), journal.read_connection())
     if args.json:
         print(orjson.dumps(trace.model_dump(mode="json"), option=orjson.OPT_INDENT_2).decode())
     else:

@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 
 from cellauto.records import Journal
-from tests.cli.conftest import REPO, Cli, run_demo, run_id_of
+from tests.cli.conftest import REPO, Cli, db_files, run_demo, run_id_of
 
 CAR_T = REPO / "protocols" / "car_t_autologous.py"
 
@@ -59,10 +59,10 @@ def test_trace_json_has_every_container_and_reads_nothing_it_writes(
 ) -> None:
     db = tmp_path / "j.db"
     run_id = _car_t(cli, db)
-    before = db.read_bytes()
+    before = db_files(db)
     shown = cli("trace", run_id, "--json", "--db", db)
     assert shown.code == 0, shown.err
-    assert db.read_bytes() == before  # read-only
+    assert db_files(db) == before  # read-only: nor a WAL file
     trace = orjson.loads(shown.out)
     assert trace["din"] == "W123426000042" and trace["coi"] == "W123426A1B2C3"
     by_key = {c["key"]: c for c in trace["containers"]}
