@@ -9,7 +9,7 @@ specifications from PROCESS.md.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Annotated
 
 import anyio
@@ -28,7 +28,7 @@ from cellauto import (
     per_param,
 )
 from cellauto.errors import InstrumentError
-from cellauto.identity import coi_barcode, parse_coi_barcode
+from cellauto.identity import ContainerPlan, coi_barcode, parse_coi_barcode
 from cellauto.instruments import (
     BarcodeScanner,
     Bioreactor,
@@ -43,7 +43,12 @@ from cellauto.instruments.controlled_rate_freezer import (
 )
 from cellauto.instruments.cryo_storage import CryoStorage, StoragePosition
 from cellauto.instruments.flow_cytometer import FlowCytometer, Immunophenotype
+from cellauto.instruments.label_printer import LabelPrinter
+from cellauto.protocols.handoff import handoff, store_checked
+from cellauto.protocols.labels import print_label
+from cellauto.protocols.params import Din
 from cellauto.protocols.reconcile import feed_once, measure_once
+from cellauto.records.material_payloads import Place
 from cellauto.site.materials_read import LotRow
 
 
@@ -51,6 +56,10 @@ class CarTParams(Params):
     coi: Annotated[str, SimDefault("W123426A1B2C3")] = Field(
         pattern=r"^[A-Z0-9]{5}[0-9]{2}[A-Z0-9]{6}$",
         description="ISBT 128 chain-of-identity id of this patient's therapy",
+    )
+    din: Annotated[Din, SimDefault("W123426000042")] = Field(
+        description="ISBT 128 DIN on the apheresis bag's label (13 characters, or 14 read "
+        "by eye with the check character)"
     )
     patient_weight_kg: Annotated[float, SimDefault(70.0)] = Field(
         gt=0, le=250, description="for the dose"
@@ -66,6 +75,40 @@ class CarTParams(Params):
     wash_final_volume_ml: float = Field(20.0, ge=10, le=200, description="PROCESS.md: ~20 mL")
     final_volume_ml: float = Field(70.0, ge=20, le=100, description="infusion bag volume")
     dmso_pct: float = Field(7.5, ge=5, le=9, description="final DMSO from CryoStor CS10")
+    bags: int = Field(1, ge=1, le=4, description="final product bags the dose is filled in")
+    shelf_life_days: int = Field(365, ge=1, le=3650, description="frozen, from the label")
+
+
+def final_bags(p: CarTParams) -> list[str]:
+    """The final product bags' container keys (as the processor names its outputs)."""
+    return (
+        ["final product"] if p.bags == 1 else [f"final product {n}" for n in range(1, p.bags + 1)]
+    )
+
+
+def car_t_containers(p: CarTParams) -> list[ContainerPlan]:
+    """The containers of a batch, from the apheresis bag to the final product bags."""
+    return [
+        ContainerPlan(key="apheresis bag", container_type="apheresis bag"),
+        ContainerPlan(
+            key="enriched product", container_type="selected fraction", parents=("apheresis bag",)
+        ),
+        ContainerPlan(
+            key="culture bag", container_type="culture bag", parents=("enriched product",)
+        ),
+        ContainerPlan(key="harvest bag", container_type="harvest bag", parents=("culture bag",)),
+        ContainerPlan(
+            key="washed product", container_type="washed product", parents=("harvest bag",)
+        ),
+        ContainerPlan(
+            key="final product",
+            container_type="final product",
+            parents=("washed product",),
+            final=True,
+            count=p.bags,
+        ),
+        ContainerPlan(key="QC sample", container_type="QC sample", parents=(final_bags(p)[0],)),
+    ]
 
 
 protocol = Protocol(
@@ -77,13 +120,23 @@ protocol = Protocol(
         MaterialInput(
             name="apheresis bag",
             identity_param="coi",
+            din_param="din",
             material="apheresis",
             label=coi_barcode,
-            description="fresh leukapheresis product, ISBT 128 chain-of-identity label",
+            description="fresh leukapheresis product, ISBT 128 DIN and chain-of-identity label",
         )
     ],
     materials=[
         Material("CliniMACS tubing set", per_batch(count=1)),
+        Material(
+            "TexMACS medium",
+            per_param(
+                lambda p: p.max_culture_volume_ml * (1 + 2 * (p.expansion_days - 4)),
+                unit="mL",
+                basis="the culture's supply: the bag filled to its maximum, then perfusion"
+                " of about two bag volumes a day from day 5",
+            ),
+        ),
         Material("CD3/CD28 activator", per_batch(volume_ml=3.0)),
         Material(
             "CAR lentiviral vector",
@@ -102,8 +155,12 @@ protocol = Protocol(
                 basis="final volume x DMSO % / 10 %",
             ),
         ),
-        Material("cryobag 250 mL", per_batch(count=1)),
+        Material(
+            "cryobag 250 mL",
+            per_param(lambda p: p.bags, unit="each", basis="one per final product bag"),
+        ),
     ],
+    containers=car_t_containers,
 )
 
 DAY_H = 24.0
@@ -117,6 +174,8 @@ def _titer(lot: LotRow) -> float:
 WASH_LOAD_CELLS = 3.6e9  # the washer's capacity is 4e9 cells; keep a margin for counting
 CRYOPROTECTANT_DMSO_PCT = 10.0  # CryoStor CS10
 QC_VOLUME_ML = 2.0  # drawn from the filled bag for release testing
+FACILITY = "Cellauto Pilot Plant, 1 Example Way, Springfield"
+STORAGE_RACK = "A"  # the batch's bags go in rack A, box 1, slots 1..n
 CULTURE_TEMPERATURE = Spec(min=36.0, max=38.0, unit="°C", description="culture temperature")
 
 
@@ -137,11 +196,15 @@ async def receive_apheresis(
     run: Run[CarTParams], scanner: BarcodeScanner, processor: CellProcessor, counter: CellCounter
 ) -> None:
     """Scan the apheresis bag: its chain-of-identity id must match this order; an operator
-    connects it to the processor; count it."""
+    scans its DIN and connects it to the processor; count it."""
     label = await scanner.scan("apheresis bag")
     run.identity.expect(label, run.params.coi, decode=parse_coi_barcode)
-    await run.confirm(
-        "connect apheresis bag",
+    await run.containers.create("apheresis bag")
+    await handoff(
+        run,
+        "apheresis bag",
+        name="connect apheresis bag",
+        to=Place(kind="instrument", name="processor"),
         instruction="Sterile-weld the apheresis bag to the tubing set of the processor and "
         "open the clamp.",
         timeout_h=2,
@@ -172,7 +235,7 @@ async def enrich_cd4_cd8(
     run: Run[CarTParams], processor: CellProcessor, counter: CellCounter, cytometer: FlowCytometer
 ) -> None:
     """Enrich CD4+ and CD8+ T cells on the closed processor; check viability and purity."""
-    await run.materials.use("CliniMACS tubing set", into="processor")
+    await run.materials.use("CliniMACS tubing set", into="enriched product")
     await processor.run_program(
         "CD4CD8_ENRICHMENT",
         ProgramInputs(source_container_id="apheresis bag", output_container_id="enriched product"),
@@ -202,6 +265,8 @@ async def activate(
 ) -> None:
     """Seed the bag with the enriched T cells at 37 °C and activate them (day 0)."""
     p = run.params
+    # the medium supply bag, connected to the bioreactor for the whole culture
+    await run.materials.use("TexMACS medium", into="culture bag")
     if not await _has_culture(run, bioreactor):  # after a crash: never seed twice
         await bioreactor.set_setpoints(
             Setpoints(
@@ -467,22 +532,25 @@ async def formulate(
                 "product_volume_ml": run.value("product volume"),
                 "final_volume_ml": p.final_volume_ml,
                 "dmso_pct": p.dmso_pct,
-                "bag_count": 1,
+                "bag_count": p.bags,
             },
         ),
         supervisory_task_id=f"{run.run_id}:formulate",
     )
+    qc_bag = final_bags(p)[0]
     final = await measure_once(
         run,
         "release count",
-        lambda: processor.draw_sample("final product", QC_VOLUME_ML / 2),
+        lambda: processor.draw_sample(qc_bag, QC_VOLUME_ML / 2),
         counter.count,
         CellCount,
     )
     release = await measure_once(
-        run, "release phenotype", lambda: processor.draw_sample("final product", QC_VOLUME_ML / 2),
+        run, "release phenotype", lambda: processor.draw_sample(qc_bag, QC_VOLUME_ML / 2),
         lambda sample: cytometer.immunophenotype(sample, panel="CAR-T release"), Immunophenotype,
     )  # fmt: skip
+    # the release samples drawn from the first bag: one QC sample of its own identity
+    await run.containers.transfer(qc_bag, "QC sample", volume_ml=QC_VOLUME_ML, by="processor")
     bag_ml = filled.output_volume_ml - QC_VOLUME_ML
     run.set_value("infusion volume", bag_ml, unit="mL")
     dose = car_t_per_ml(final.viable_cells_per_ml, release.cd3_pct, release.car_pct) * bag_ml
@@ -528,9 +596,29 @@ async def _decide_product_volume(
 
 
 @protocol.step(unit_procedure="Formulation", resume="rerun", max_hold_h=1, expected_duration_h=0.2)
-async def check_label(run: Run[CarTParams]) -> None:
-    """Two people read the final product bag's label: its chain-of-identity id must match
-    this order before the bag is frozen (the cells are in DMSO: within half an hour)."""
+async def check_label(run: Run[CarTParams], printer: LabelPrinter) -> None:
+    """Print each final product bag's label (21 CFR 1271.370) and verify a scan of it
+    against the record; two people read the chain-of-identity id on it: it must match
+    this order before the bag is frozen (the cells are in DMSO: within half an hour).
+
+    The expiry counts the shelf life from now: the freeze starts within the hour, so the
+    label never promises more than the frozen product's shelf life.
+    """
+    p = run.params
+    bags = final_bags(p)
+    now = run.now().astimezone(UTC).replace(second=0, microsecond=0)
+    dose, volume_ml = run.value("dose"), run.value("infusion volume")
+    for bag in bags:
+        await print_label(
+            run,
+            printer,
+            bag,
+            product="CAR-T cells, autologous",
+            expires=now + timedelta(days=p.shelf_life_days),
+            volume_ml=round(volume_ml / len(bags), 1),
+            cells=f"{dose / len(bags):.2e} CAR+ viable T cells",
+            facility=FACILITY,
+        )
     await run.identity.confirm_label(
         "final product label",
         expected=run.params.coi,
@@ -564,16 +652,22 @@ async def freeze(run: Run[CarTParams], freezer: ControlledRateFreezer) -> None:
 
     Chamber and sample temperatures are recorded every minute for the batch record.
     """
+    bags = final_bags(run.params)
     state = (await freezer.status()).state if run.resumed is not None else "idle"
     if state not in ("running", "complete"):  # resumed before the start: start it
-        await run.confirm(
-            "load the freezer",
-            instruction="Place the final product bag in the freezer chamber with the sample "
-            "probe on it and close the door.",
-            timeout_h=0.5,
-        )
+        for bag in bags:
+            await handoff(
+                run,
+                bag,
+                name="load the freezer",
+                key=bag if len(bags) > 1 else None,
+                to=Place(kind="instrument", name="freezer"),
+                instruction=f"Place the {bag} bag in the freezer chamber with the sample "
+                "probe on it and close the door.",
+                timeout_h=0.5,
+            )
         await freezer.load_profile(STANDARD_PROFILE)
-        await freezer.start(["final product"])
+        await freezer.start(bags)
     async for _reading in freezer.temperatures(interval_s=60):
         pass  # every reading is recorded at the instrument boundary; the stream ends with the run
     result = await freezer.result()
@@ -595,18 +689,28 @@ async def freeze(run: Run[CarTParams], freezer: ControlledRateFreezer) -> None:
     checks={"storage temperature": Spec(max=-150, unit="°C")},
 )
 async def store(run: Run[CarTParams], storage: CryoStorage) -> None:
-    """Move the frozen bag into vapour-phase LN2 below -150 °C (two people: one carries,
-    one verifies) and confirm the inventory."""
+    """Move the frozen bags into vapour-phase LN2 below -150 °C (two people: one carries
+    and scans each bag, one verifies); the position the storage reports must be the one
+    asked for."""
     conditions = await storage.conditions()
     run.check("storage temperature", conditions.temperature_c)
-    if "final product" not in {item.container_id for item in await storage.inventory()}:
-        await run.confirm(
-            "transfer into LN2",
-            instruction="Carry the frozen bag from the freezer to the LN2 storage in a dry "
-            "shipper and place it in rack A, box 1, slot 1.",
-            verify=True,
-            timeout_h=0.5,
-        )
-        await storage.store("final product", StoragePosition(rack="A", box=1, slot=1))
+    bags = final_bags(run.params)
+    for slot, bag in enumerate(bags, start=1):
+        position = StoragePosition(rack=STORAGE_RACK, box=1, slot=slot)
+        if bag not in {item.container_id for item in await storage.inventory()}:
+            await handoff(
+                run,
+                bag,
+                name="transfer into LN2",
+                key=bag if len(bags) > 1 else None,
+                to=Place(kind="storage", name="storage", position=position),
+                instruction=f"Carry the frozen {bag} bag from the freezer to the LN2 storage "
+                f"in a dry shipper and place it in {position}.",
+                verify=True,
+                timeout_h=0.5,
+                via="dry shipper",
+            )
+        await store_checked(run, storage, bag, position, name="storage")
     stored = {item.container_id for item in await storage.inventory()}
-    run.check("bag in inventory", 1.0 if "final product" in stored else 0.0, Spec(min=1))
+    in_inventory = all(bag in stored for bag in bags)
+    run.check("bag in inventory", 1.0 if in_inventory else 0.0, Spec(min=1))

@@ -8,6 +8,7 @@ other activation, other release specifications (NK purity, residual T cells).
 
 from __future__ import annotations
 
+from datetime import UTC, timedelta
 from typing import Annotated
 
 from cellauto import (
@@ -22,7 +23,7 @@ from cellauto import (
     per_batch,
     per_param,
 )
-from cellauto.identity import coi_barcode, parse_coi_barcode
+from cellauto.identity import ContainerPlan, coi_barcode, parse_coi_barcode
 from cellauto.instruments import (
     BarcodeScanner,
     Bioreactor,
@@ -39,7 +40,12 @@ from cellauto.instruments.controlled_rate_freezer import (
     Ramp,
 )
 from cellauto.instruments.cryo_storage import CryoStorage, StoragePosition
+from cellauto.instruments.label_printer import LabelPrinter
+from cellauto.protocols.handoff import handoff, store_checked
+from cellauto.protocols.labels import print_label
+from cellauto.protocols.params import Din
 from cellauto.protocols.reconcile import feed_once
+from cellauto.records.material_payloads import Place
 
 NK_DMSO_PCT = 5.0  # final DMSO in the NK product (from CryoStor CS10)
 
@@ -48,11 +54,32 @@ class NkParams(Params):
     coi: Annotated[str, SimDefault("N987626Q7R8S9")] = Field(
         pattern=r"^[A-Z0-9]{5}[0-9]{2}[A-Z0-9]{6}$"
     )
+    din: Annotated[Din, SimDefault("N987626000017")] = Field(
+        description="ISBT 128 DIN on the NK-cell product bag's label"
+    )
     patient_weight_kg: Annotated[float, SimDefault(70.0)] = Field(gt=0, le=250)
     dose_nk_per_kg: float = Field(1.0e7, gt=0, le=1e9, description="viable NK cells/kg")
     culture_days: int = Field(14, ge=10, le=21)
     feed_ml: float = Field(200.0, gt=0, le=500)
     final_volume_ml: float = Field(100.0, ge=20, le=250)
+    shelf_life_days: int = Field(365, ge=1, le=3650, description="frozen, from the label")
+
+
+#: The containers of a batch: the product received, the culture, harvest, wash, final bag.
+NK_CONTAINERS = [
+    ContainerPlan(key="NK cell product", container_type="NK cell product", product_code="S9010"),
+    ContainerPlan(key="culture bag", container_type="culture bag", parents=("NK cell product",)),
+    ContainerPlan(key="NK harvest", container_type="harvest bag", parents=("culture bag",)),
+    ContainerPlan(key="NK washed", container_type="washed product", parents=("NK harvest",)),
+    ContainerPlan(
+        key="NK final product",
+        container_type="final product",
+        product_code="S1235",
+        parents=("NK washed",),
+        final=True,
+    ),
+]
+STORAGE_POSITION = StoragePosition(rack="B", box=1, slot=1)
 
 
 protocol = Protocol(
@@ -64,6 +91,7 @@ protocol = Protocol(
         MaterialInput(
             name="NK cell product",
             identity_param="coi",
+            din_param="din",
             material="nk_cells",
             label=coi_barcode,
         )
@@ -80,6 +108,7 @@ protocol = Protocol(
         ),
         Material("cryobag 250 mL", per_batch(count=1)),
     ],
+    containers=NK_CONTAINERS,
 )
 
 
@@ -88,6 +117,7 @@ async def receive(run: Run[NkParams], scanner: BarcodeScanner) -> None:
     """Scan the NK-cell product bag; its chain-of-identity id must match the order."""
     label = await scanner.scan("NK cell product")
     run.identity.expect(label, run.params.coi, decode=parse_coi_barcode)
+    await run.containers.create("NK cell product")
 
 
 @protocol.step(unit_procedure="Culture", resume="operator", max_hold_h=12, expected_duration_h=0.3)
@@ -107,8 +137,11 @@ async def seed_and_stimulate(run: Run[NkParams], bioreactor: Bioreactor) -> None
                 rocking_angle_deg=6.0,
             )
         )
-        await run.confirm(
-            "connect NK cell product bag",
+        await handoff(
+            run,
+            "NK cell product",
+            name="connect NK cell product bag",
+            to=Place(kind="instrument", name="bioreactor"),
             instruction="Sterile-weld the NK-cell product bag to the bioreactor's inlet line "
             "and open the clamp.",
             timeout_h=2,
@@ -212,9 +245,22 @@ async def harvest_and_formulate(
 
 
 @protocol.step(unit_procedure="Harvest", resume="rerun", max_hold_h=1, expected_duration_h=0.2)
-async def check_label(run: Run[NkParams]) -> None:
-    """Two people read the final product bag's label: its chain-of-identity id must match
-    this order before the bag is frozen (the cells are in DMSO: within half an hour)."""
+async def check_label(run: Run[NkParams], printer: LabelPrinter) -> None:
+    """Print the final product bag's label and verify a scan of it; two people read its
+    chain-of-identity id: it must match this order before the bag is frozen (the cells
+    are in DMSO: within half an hour)."""
+    p = run.params
+    now = run.now().astimezone(UTC).replace(second=0, microsecond=0)
+    await print_label(
+        run,
+        printer,
+        "NK final product",
+        product="NK cells, for autologous use",
+        expires=now + timedelta(days=p.shelf_life_days),
+        volume_ml=p.final_volume_ml - 1.0,
+        cells=f"{run.value('dose'):.2e} viable NK cells",
+        facility="Cellauto Pilot Plant, 1 Example Way, Springfield",
+    )
     await run.identity.confirm_label(
         "final product label",
         expected=run.params.coi,
@@ -251,8 +297,11 @@ async def freeze_and_store(
             pass
         result = await freezer.result()
     else:
-        await run.confirm(
-            "load the freezer",
+        await handoff(
+            run,
+            "NK final product",
+            name="load the freezer",
+            to=Place(kind="instrument", name="freezer"),
             instruction="Place the NK final product bag in the freezer chamber with the "
             "sample probe on it and close the door.",
             timeout_h=0.5,
@@ -263,14 +312,18 @@ async def freeze_and_store(
     run.check("storage temperature", conditions.temperature_c)
     stored = {item.container_id for item in await storage.inventory()}
     if "NK final product" not in stored:  # not stored before a crash
-        await run.confirm(
-            "transfer into LN2",
+        await handoff(
+            run,
+            "NK final product",
+            name="transfer into LN2",
+            to=Place(kind="storage", name="storage", position=STORAGE_POSITION),
             instruction="Carry the frozen bag from the freezer to the LN2 storage in a dry "
-            "shipper and place it in rack B, box 1, slot 1.",
+            f"shipper and place it in {STORAGE_POSITION}.",
             verify=True,
             timeout_h=0.5,
+            via="dry shipper",
         )
-        await storage.store("NK final product", StoragePosition(rack="B", box=1, slot=1))
+    await store_checked(run, storage, "NK final product", STORAGE_POSITION, name="storage")
 
 
 async def _harvest_and_decide_wash(

@@ -43,6 +43,11 @@ _COMMAND_MODULES: tuple[tuple[str, str, dict[str, str]], ...] = (
             "export": "export a run",
         },
     ),
+    (
+        "trace_cmd",
+        "add_parser",
+        {"trace": "a run's containers and what touched them; --lot: a lot's batches"},
+    ),
     ("sim_cmd", "add_parser", {"sim": "the simulated line"}),
     ("certs_cmd", "add_parser", {"certs": "OPC UA certificates"}),
     ("people_cmds", "add_parsers", {"users": "accounts and roles"}),

@@ -9,6 +9,7 @@ from typing import Any
 
 from cellauto.errors import BadInputError
 from cellauto.records import Journal, export_run, verify_journal, verify_run
+from cellauto.records.container_replay import containers_problem
 from cellauto.records.export_site import export_site
 from cellauto.records.ledger_check import LedgerCheck
 from cellauto.records.signature_check import Confirmation, SignatureFinding, journal_signatures
@@ -182,6 +183,7 @@ def verify_command(args: argparse.Namespace) -> int:
             runs = [r for r in report.runs if r.run_id == run_id]
         else:
             runs = report.runs
+        containers = containers_problem(journal.read_connection())
     broken = 0
     for run in runs:
         if not run.intact:
@@ -201,7 +203,18 @@ def verify_command(args: argparse.Namespace) -> int:
     broken += _print_ledger(report.ledger)
     print(report.site.describe())
     broken += not report.site.intact
+    broken += _print_containers(*containers)
     return 1 if broken else 0
+
+
+def _print_containers(rows: int, problem: str | None) -> int:
+    """Print whether the containers table agrees with the records; 1 if it does not."""
+    if problem is not None:
+        print(f"containers: BROKEN: {problem}")
+        return 1
+    if rows:
+        print(f"containers: intact, {rows} rows")
+    return 0
 
 
 def _print_ledger(ledger: LedgerCheck) -> int:

@@ -27,15 +27,18 @@ from cellauto.instruments.line import Line
 from cellauto.lines import LineConfig, load_line_config
 from cellauto.lines.wire import GapRecorder, open_line, serve_simulated
 from cellauto.protocols import Runner, load_protocol
+from cellauto.protocols.containers import batch_identities
 from cellauto.protocols.execution import Execution, RunOutcome
 from cellauto.protocols.inbox import PeopleInbox
 from cellauto.protocols.outcome import fenced_error
 from cellauto.protocols.params import build_params, load_params_file, parse_param_assignments
 from cellauto.protocols.runner import validate_request
+from cellauto.protocols.tasks import Answerer
 from cellauto.records import Journal
 from cellauto.records.models import utc_from_epoch_s
 from cellauto.sim import SimLine, sim_line_for_protocol, starting_materials
 from cellauto.sim.simulate import DEFAULT_SIM_START
+from cellauto.sim.world import SimWorld
 
 DEFAULT_DB = "cellauto.db"
 
@@ -214,6 +217,7 @@ def run_command(args: argparse.Namespace) -> int:
         loop_factory = scaled_loop_factory(speed) if speed != 1.0 else None
 
     gaps = GapRecorder()
+    worlds: list[SimWorld] = []  # the simulated line's world, for simulated operators
 
     async def open_run_line(stack: AsyncExitStack, clock: Clock) -> Line:
         """The line, validated against the request before the journal is opened."""
@@ -221,17 +225,21 @@ def run_command(args: argparse.Namespace) -> int:
         if line_config is None:
             sim = sim_line_for_protocol(protocol, params, clock=clock, seed=seed)
             assert sim.line is not None
+            worlds.append(sim.world)
             return sim.line
         needed = protocol.equipment()
         sim = None
         endpoints: dict[str, str] = {}
         if line_config.simulation.serve:
+            batch = batch_identities(protocol, params)
             sim = SimLine(
                 clock=clock,
                 seed=seed,
-                materials=starting_materials(protocol.inputs, params),
+                materials=starting_materials(protocol.inputs, params, batch),
                 name=line_config.name,
             )
+            sim.world.identities.update(batch)
+            worlds.append(sim.world)
             endpoints = await serve_simulated(line_config, sim, needed, stack)
             for name, endpoint in endpoints.items():
                 print(f"serving {name} at {endpoint}", flush=True)
@@ -270,7 +278,7 @@ def run_command(args: argparse.Namespace) -> int:
                     operator=operator,
                     clock=None if simulated else clock,  # the adapters' clock: one process time
                     operators=operators,
-                    answerers=[inbox, console] if people else [],
+                    answerers=[inbox, console] if people else _simulated(worlds),
                     authority=inbox.authority() if people else None,
                     operator_account=attendance.signature if attendance else None,
                     site=site,
@@ -300,6 +308,16 @@ def parse_lot_assignments(given: list[str]) -> dict[str, str]:
             raise BadInputError(f"--lot: material {material.strip()!r} is assigned twice")
         lots[material.strip()] = lot.strip()
     return lots
+
+
+def _simulated(worlds: list[SimWorld]) -> list[Answerer]:
+    """Simulated operators who see the simulated line's world (they scan its labels);
+    none given when the line is served elsewhere (the runner's default then)."""
+    if not worlds:
+        return []
+    from cellauto.sim.operators import SimulatedOperators
+
+    return [SimulatedOperators(world=worlds[0])]
 
 
 def attend(

@@ -170,11 +170,7 @@ def trace_lot_command(
 ) -> int:
     """Print the lot's trace; exit code 0, or 1 if a use could not be confirmed."""
     with Journal(db, create=False) as journal:
-        conn = sqlite3.connect(f"{Path(db).resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            trace = trace_lot(journal, conn, lot_id)
-        finally:
-            conn.close()
+        trace = trace_lot(journal, journal.read_connection(), lot_id)
     if output == "json":
         print(orjson.dumps(trace.model_dump(mode="json"), option=orjson.OPT_INDENT_2).decode())
     else:

@@ -17,6 +17,9 @@ class Scan(BaseModel):
     data: str
     symbology: str = "Code128"
     label: str = ""
+    symbols: tuple[tuple[str, str], ...] = ()
+    """Every barcode decoded on the label, ``(symbology, data)``, when the scanner reads
+    them all (a 2D imager); empty when it reads one."""
 
 
 class BarcodeScanner(Instrument):

@@ -308,11 +308,18 @@ async def open_line(
         )
     gaps = gaps or GapRecorder()
     equipment: dict[str, Instrument] = {}
+    local: SimLine | None = None  # a rehearsal's in-process instruments beside served ones
     for name, interface in needed.items():
         item = config.equipment[name]
         _check_declared_interface(config, name, item, interface)
         endpoint = (endpoints or {}).get(name, item.endpoint)
         if item.adapter == "sim" or (item.adapter == "pylabrobot" and sim is not None):
+            if sim is None and config.is_simulation and clock is not None:
+                # a rehearsal reaching a line served elsewhere: e.g. its label printer
+                local = local or SimLine(clock=clock, name=config.name)
+                local.line_for({name: interface})
+                equipment[name] = local.equipment[name]
+                continue
             if sim is None:
                 raise BadInputError(
                     f'equipment {name!r} is simulated (adapter = "sim") but the line is not: '

@@ -20,6 +20,7 @@ from cellauto.records.spec import CheckPolicy, Spec
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from cellauto.protocols.containers import RunContainers
     from cellauto.protocols.execution import Execution
     from cellauto.protocols.materials import RunMaterials
     from cellauto.protocols.people import Confirmation, OnTimeout
@@ -163,6 +164,11 @@ class Run(Generic[ParamsT]):
     @property
     def equipment(self) -> dict[str, RecordedInstrument]:
         return self._execution.equipment
+
+    @property
+    def containers(self) -> RunContainers:
+        """The run's declared containers: create, transfer, move (:mod:`.containers`)."""
+        return self._execution.containers
 
     @property
     def step(self) -> str | None:

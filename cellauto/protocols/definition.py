@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 import types
 import typing
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from enum import StrEnum
 from typing import (
     TYPE_CHECKING,
@@ -29,6 +29,7 @@ from typing import (
 from pydantic import BaseModel, ConfigDict, Field
 
 from cellauto.errors import ProtocolDefinitionError
+from cellauto.identity.containers import ContainerPlan
 from cellauto.instruments.base import Instrument
 from cellauto.protocols.bom import Material, check_materials
 from cellauto.protocols.params import Params, ParamsT
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
 __all__ = ["MaterialInput", "Protocol", "ResumePolicy", "StepDefinition"]
 
 StepFunction = Callable[..., Awaitable[Any]]
+ContainerPlans = Sequence[ContainerPlan] | Callable[[Any], Sequence[ContainerPlan]]
+"""A protocol's containers: a list, or a function of its parameters (a bag count)."""
 
 _P = TypeVar("_P", bound=Params)
 _Equipment = ParamSpec("_Equipment")
@@ -68,6 +71,9 @@ class MaterialInput(BaseModel):
 
     name: str
     identity_param: str
+    din_param: str | None = Field(
+        None, description="the parameter holding the ISBT 128 DIN on the bag's label"
+    )
     description: str = ""
     material: Literal["apheresis", "pbmc", "nk_cells", "t_cells"] = "t_cells"
     label: Callable[[str], str] | None = Field(
@@ -131,6 +137,7 @@ class Protocol(Generic[ParamsT]):
         description: str = "",
         inputs: list[MaterialInput] | None = None,
         materials: list[Material] | None = None,
+        containers: ContainerPlans | None = None,
     ) -> None: ...
 
     @overload
@@ -143,6 +150,7 @@ class Protocol(Generic[ParamsT]):
         description: str = "",
         inputs: list[MaterialInput] | None = None,
         materials: list[Material] | None = None,
+        containers: ContainerPlans | None = None,
     ) -> None: ...
 
     def __init__(
@@ -154,6 +162,7 @@ class Protocol(Generic[ParamsT]):
         description: str = "",
         inputs: list[MaterialInput] | None = None,
         materials: list[Material] | None = None,
+        containers: ContainerPlans | None = None,
     ) -> None:
         if not name or not version:
             raise ProtocolDefinitionError("a Protocol needs a non-empty name and version")
@@ -168,12 +177,24 @@ class Protocol(Generic[ParamsT]):
         self.description = description
         self.inputs = list(inputs or [])
         for material in self.inputs:
-            if material.identity_param not in params.model_fields:
-                raise ProtocolDefinitionError(
-                    f"protocol {name!r}: input {material.name!r} names identity_param "
-                    f"{material.identity_param!r}, which is not a parameter; parameters: "
-                    + ", ".join(params.model_fields)
-                )
+            for what, param in (
+                ("identity_param", material.identity_param),
+                ("din_param", material.din_param),
+            ):
+                if param is not None and param not in params.model_fields:
+                    raise ProtocolDefinitionError(
+                        f"protocol {name!r}: input {material.name!r} names {what} "
+                        f"{param!r}, which is not a parameter; parameters: "
+                        + ", ".join(params.model_fields)
+                    )
+        #: The containers the run makes (a list, or a function of the parameters).
+        self.containers: ContainerPlans = containers if containers is not None else []
+        if self.containers and not any(m.din_param for m in self.inputs):
+            raise ProtocolDefinitionError(
+                f"protocol {name!r} declares containers, whose identities derive from the "
+                "batch's DIN: name the parameter holding it with "
+                "MaterialInput(..., din_param='din')"
+            )
         #: The bill of materials (:mod:`cellauto.protocols.bom`): checked before a run starts.
         self.materials = check_materials(name, materials or [])
         self.steps: list[StepDefinition] = []
@@ -276,6 +297,17 @@ class Protocol(Generic[ParamsT]):
     def estimate_h(self, params: Params) -> list[float]:
         """Expected duration of each step, in hours, for these parameters."""
         return [step.estimate_h(params) for step in self.steps]
+
+    def container_plans(self, params: Params) -> list[ContainerPlan]:
+        """The containers a run with ``params`` makes (``containers=`` evaluated)."""
+        declared = self.containers
+        try:
+            return list(declared(params) if callable(declared) else declared)
+        except Exception as exc:
+            raise ProtocolDefinitionError(
+                f"protocol {self.name!r}: containers= could not be computed from the "
+                f"parameters: {type(exc).__name__}: {exc}"
+            ) from None
 
 
 def _equipment_of(protocol: str, step: str, function: StepFunction) -> dict[str, type[Instrument]]:

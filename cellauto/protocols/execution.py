@@ -35,6 +35,7 @@ from cellauto.clock import Clock, time_paused
 from cellauto.errors import FencedError, PermissionRefusedError, StateCommandError
 from cellauto.protocols.approval import restart_approval
 from cellauto.protocols.bom_check import BomPlan
+from cellauto.protocols.containers import RunContainers
 from cellauto.protocols.context import Run, RunAborted
 from cellauto.protocols.definition import Protocol, StepDefinition
 from cellauto.protocols.materials import end_materials, start_materials
@@ -126,6 +127,8 @@ class Execution(RunRecords):
             name: RecordedInstrument(name, instrument, self)
             for name, instrument in instruments.items()
         }
+        #: The run's declared containers (``run.containers``).
+        self.containers = RunContainers(self)
         self.context = Run(self)
         #: The run's operator tasks (``run.confirm``, ``run.enter``) and who answers them.
         self.tasks = TaskBoard(
@@ -153,6 +156,11 @@ class Execution(RunRecords):
         return RecordRef(
             chain="run", run_id=self.run_id, seq=seq, hash=digest, kind=payload.kind.value
         )
+
+    async def run_ops(self, ops: Sequence[TxOp]) -> list[object]:
+        """Commit ``ops`` with the records appended so far (one fsync'd commit)."""
+        with time_paused():
+            return await self._journal.run_ops(ops)
 
     def deviation(
         self,

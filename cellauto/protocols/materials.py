@@ -273,6 +273,7 @@ class RunMaterials:
                 material=material.name,
                 lot=snap,
                 quantity_milli=need,
+                unit=material.amount.unit.value,
                 how_chosen="assigned",
                 into=into,
                 amount_basis=material.amount.describe(need / 1000),

@@ -5,14 +5,23 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 from typing_extensions import TypeVar
 
 from cellauto.errors import ParameterError
+from cellauto.identity.isbt128 import validate_din_with_check, validate_identifier
 
-__all__ = ["Params", "ParamsT", "SimDefault", "build_params", "parse_param_assignments"]
+__all__ = [
+    "Din",
+    "Params",
+    "ParamsT",
+    "SimDefault",
+    "build_params",
+    "din_value",
+    "parse_param_assignments",
+]
 
 
 @dataclass(frozen=True)
@@ -30,6 +39,19 @@ class SimDefault:
     """
 
     value: Any
+
+
+def din_value(text: str) -> str:
+    """The 13-character DIN of a parameter: 13 characters as printed in the barcode, or
+    14 as read by eye with the check character (refused when the check is wrong)."""
+    compact = text.replace(" ", "")
+    if len(compact) == 14:
+        return validate_din_with_check(compact)
+    return validate_identifier(compact)
+
+
+Din = Annotated[str, AfterValidator(din_value)]
+"""A parameter holding an ISBT 128 DIN (``din: Annotated[Din, SimDefault(...)]``)."""
 
 
 class Params(BaseModel):

@@ -31,7 +31,7 @@ from cellauto.records.spec import Spec
 if TYPE_CHECKING:
     from cellauto.protocols.context import Run
 
-__all__ = ["Confirmation", "OnTimeout", "confirm", "confirm_label", "enter"]
+__all__ = ["Confirmation", "OnTimeout", "confirm", "confirm_label", "enter", "scan_task"]
 
 OnTimeout = Literal["hold", "abort"]
 _TYPES: dict[type, str] = {float: "float", int: "int", str: "str", bool: "bool"}
@@ -134,6 +134,26 @@ async def confirm_label(
         sim=sim,
     )
     return value
+
+
+async def scan_task(
+    run: Run,
+    name: str,
+    *,
+    instruction: str,
+    key: str | None = None,
+    verify: bool = False,
+    timeout_h: float | None = None,
+    on_timeout: OnTimeout = "hold",
+    sim: Any = None,
+) -> TaskResult:
+    """A person scans a label into a task and signs it; the whole result (who, which
+    task) is returned and what the scan means is the caller's to record (a hand-off's
+    identity check, :mod:`cellauto.protocols.handoff`)."""
+    summary = rec.TaskSummary(
+        what="entry", instruction=instruction, value_type="str", verify=verify
+    )
+    return await _ask(run, name, summary, key, timeout_h, on_timeout, expect=None, sim=sim)
 
 
 def _check_options(

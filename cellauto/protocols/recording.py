@@ -136,6 +136,8 @@ class RecordedInstrument:
                         duration_s=clock.monotonic() - started,
                     )
                 )
+                # material moved between declared containers: its transfer, recorded here
+                await execution.containers.after_instrument(name, method_name, arguments)
             else:
                 execution.record(
                     rec.Reading(

@@ -44,6 +44,11 @@ class RunRecords:
         self._observe(payload)
         return seq
 
+    def record_at(self, payload: rec.Payload) -> tuple[int, int | None]:
+        """Journal one record (as :meth:`record`); its seq and the wall time it carries."""
+        seq = self.record(payload)
+        return seq, self._journal.last_wall_time_ns
+
     async def record_durable(self, payload: rec.Payload) -> int:
         """Journal one record and return its seq once it is on disk (fsync'd).
 

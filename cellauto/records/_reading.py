@@ -31,6 +31,11 @@ class JournalReading(WriterHandoff):
             raise JournalError(f"journal {self._path} is closed")
         return conn
 
+    def read_connection(self) -> sqlite3.Connection:
+        """The journal's own connection, for a read-only query of its tables (an index
+        such as ``containers``); never write through it."""
+        return self._read()
+
     def runs(self) -> list[RunSummary]:
         """Every run in the journal, ordered by start."""
         return _summary.summarize_all(self._read())

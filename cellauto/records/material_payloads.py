@@ -143,6 +143,8 @@ class MaterialConsumed(Payload):
     material: str
     lot: LotSnapshot
     quantity_milli: int = Field(gt=0)
+    unit: str | None = None
+    """The material's unit (``mL``, ``each``): the quantity is in milli-units of it."""
     how_chosen: Literal["assigned", "scanned"]
     scanned: str | None = None
     into: str

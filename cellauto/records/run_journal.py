@@ -55,6 +55,8 @@ class RunJournal:
         self._lost = journal._lost  # runs taken over from this journal (see _fence)
         self.claim: Claim | None = None
         """This controller's claim on the run (epoch, and the claim it replaced)."""
+        self.last_wall_time_ns: int | None = None
+        """The wall time of the last record appended (its ``wall_time_ns``)."""
 
     @property
     def run_id(self) -> str:
@@ -108,6 +110,7 @@ class RunJournal:
         )
         self._next_seq = seq + 1
         self._head = digest
+        self.last_wall_time_ns = wall_time_ns
         if seq > self.anchor_watermark:  # record 0, first after an anchor, or an anchor due
             self._schedule.note(self, seq, digest)
         if durable or len(buffer) >= FLUSH_THRESHOLD or _running_loop() is not None:

@@ -26,6 +26,7 @@ from cellauto.records import payloads as rec
 from cellauto.records.material_payloads import EquipmentChecked
 from cellauto.records.models import Record
 from cellauto.records.refs import SignatureShown
+from cellauto.records.wording_containers import describe_container
 
 __all__ = [
     "SIGNATURE_INDENT",
@@ -133,7 +134,7 @@ def describe(record: Record) -> str | None:
             return f"run ended {p.final_state} ({p.exit_status}): {p.reason}"
     task = _describe_task(p)
     if task is None:
-        return None
+        return describe_container(p)
     return "\n".join([task, *(SIGNATURE_INDENT + describe_signature(s) for s in signatures_of(p))])
 
 

@@ -10,8 +10,11 @@ Generic faults (every simulated instrument): :class:`Disconnect`,
 :class:`CommandFailure`, :class:`SensorDrift`. Process faults, accepted only by the
 instruments they concern: :class:`TemperatureExcursion` and :class:`Contamination`
 (bioreactor), :class:`LN2LevelDrop` (cryostorage), :class:`PowerLoss` (controlled-rate
-freezer), :class:`ShipperWarming` and :class:`ShipperLidOpen` (dry shipper). An
-instrument refuses a fault it cannot suffer with a clear error.
+freezer), :class:`ShipperWarming` and :class:`ShipperLidOpen` (dry shipper),
+:class:`MisprintLabel` and :class:`SmudgedLabel` (label printer),
+:class:`WrongBagInView` (barcode scanner: the hand scanner of the line, so the
+operators scanning at a hand-off see the wrong bag too). An instrument refuses a
+fault it cannot suffer with a clear error.
 """
 
 from __future__ import annotations
@@ -29,11 +32,14 @@ __all__ = [
     "Fault",
     "FaultState",
     "LN2LevelDrop",
+    "MisprintLabel",
     "PowerLoss",
     "SensorDrift",
     "ShipperLidOpen",
     "ShipperWarming",
+    "SmudgedLabel",
     "TemperatureExcursion",
+    "WrongBagInView",
 ]
 
 
@@ -115,6 +121,34 @@ class ShipperLidOpen(_Fault):
     duration_min: float = Field(10.0, gt=0)
 
 
+LabelSymbolName = Literal["din", "product", "identity"]
+
+
+class MisprintLabel(_Fault):
+    """The next ``count`` labels print ``data`` in the ``symbol`` barcode instead."""
+
+    kind: Literal["misprint_label"] = "misprint_label"
+    symbol: LabelSymbolName = "din"
+    data: str = Field(min_length=1)
+    count: int = Field(1, ge=1)
+
+
+class SmudgedLabel(_Fault):
+    """The next ``count`` labels have their ``symbol`` barcode rubbed off (unreadable)."""
+
+    kind: Literal["smudged_label"] = "smudged_label"
+    symbol: LabelSymbolName = "din"
+    count: int = Field(1, ge=1)
+
+
+class WrongBagInView(_Fault):
+    """Scanning ``container`` reads the label of ``shows`` (the bag beside it)."""
+
+    kind: Literal["wrong_bag_in_view"] = "wrong_bag_in_view"
+    container: str = Field(min_length=1)
+    shows: str = Field(min_length=1)
+
+
 Fault = Annotated[
     Disconnect
     | CommandFailure
@@ -124,7 +158,10 @@ Fault = Annotated[
     | LN2LevelDrop
     | PowerLoss
     | ShipperWarming
-    | ShipperLidOpen,
+    | ShipperLidOpen
+    | MisprintLabel
+    | SmudgedLabel
+    | WrongBagInView,
     Field(discriminator="kind"),
 ]
 

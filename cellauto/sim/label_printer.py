@@ -18,10 +18,10 @@ import numpy as np
 import numpy.typing as npt
 import zint
 import zxingcpp
-from pydantic import BaseModel, ConfigDict, Field
 
 from cellauto.errors import InstrumentError
 from cellauto.identity.zpl import PrintedLabel, PrintedSymbol, Symbology, parse_zpl
+from cellauto.instruments.label_printer import PrintJob
 
 __all__ = [
     "LabelImage",
@@ -30,6 +30,7 @@ __all__ = [
     "SimLabelScanner",
     "decode_label",
     "render_label",
+    "render_printed",
 ]
 
 logger = logging.getLogger(__name__)
@@ -74,7 +75,11 @@ def _render_symbol(symbol: PrintedSymbol) -> Pixels:
 
 def render_label(zpl: str) -> LabelImage:
     """Print ``zpl`` to a raster; refuses ZPL outside our subset (``ZplError``)."""
-    printed = parse_zpl(zpl)
+    return render_printed(parse_zpl(zpl))
+
+
+def render_printed(printed: PrintedLabel) -> LabelImage:
+    """Print a parsed label to a raster (what :func:`render_label` does after parsing)."""
     page = np.full((printed.length, printed.width), _WHITE, dtype=np.uint8)
     for symbol in printed.symbols:
         mark = _render_symbol(symbol)
@@ -113,16 +118,6 @@ def decode_label(pixels: Pixels) -> tuple[tuple[Symbology, str], ...]:
     return tuple((symbology, text) for _, _, symbology, text in sorted(placed))
 
 
-class PrintJob(BaseModel):
-    """One label printed: the printer's job number, the container it is on, its symbols."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    job: int = Field(ge=1)
-    container: str
-    symbols: int = Field(ge=0)
-
-
 class SimLabelPrinter:
     """Prints ZPL labels onto containers of the simulated line (a reprint replaces)."""
 
@@ -131,8 +126,15 @@ class SimLabelPrinter:
         self._jobs = 0
         self._labels: dict[str, LabelImage] = {}
 
-    def print_label(self, zpl: str, *, container: str) -> PrintJob:
-        image = render_label(zpl)
+    def has_label(self, container: str) -> bool:
+        return container in self._labels
+
+    def print_label(
+        self, zpl: str, *, container: str, printed: PrintedLabel | None = None
+    ) -> PrintJob:
+        """Print ``zpl`` onto ``container``; ``printed``: what the print head actually
+        put down, when it differs from the ZPL (a fault)."""
+        image = render_printed(printed) if printed is not None else render_label(zpl)
         self._jobs += 1
         self._labels[container] = image
         logger.info("%s: job %d, label on %r", self.name, self._jobs, container)

@@ -9,6 +9,7 @@ from cellauto.clock import Clock
 from cellauto.errors import EquipmentError
 from cellauto.instruments.base import Instrument
 from cellauto.instruments.line import Line
+from cellauto.protocols.containers import batch_identities
 from cellauto.protocols.definition import Protocol
 from cellauto.protocols.params import Params
 from cellauto.protocols.runner import validate_request
@@ -20,6 +21,7 @@ from cellauto.sim.dry_shipper import SimDryShipper
 from cellauto.sim.faults import Fault
 from cellauto.sim.freezer import SimControlledRateFreezer
 from cellauto.sim.material import Container
+from cellauto.sim.printer import SimZplPrinter
 from cellauto.sim.processor import SimCellProcessor
 from cellauto.sim.scanner import SimBarcodeScanner
 from cellauto.sim.starting_material import starting_materials
@@ -40,6 +42,7 @@ SIMULATORS: list[type[SimInstrument]] = [
     SimControlledRateFreezer,
     SimCryoStorage,
     SimDryShipper,
+    SimZplPrinter,
 ]
 
 
@@ -130,8 +133,9 @@ def sim_line_for_protocol(
     The run request is validated against it (parameters, equipment, estimates), so
     nothing needs to be opened or written before a request is known to be good.
     """
-    sim = SimLine(
-        clock=clock, seed=seed, materials=starting_materials(protocol.inputs, params), name=name
-    )
+    batch = batch_identities(protocol, params)
+    materials = starting_materials(protocol.inputs, params, batch)
+    sim = SimLine(clock=clock, seed=seed, materials=materials, name=name)
+    sim.world.identities.update(batch)
     validate_request(protocol, sim.line_for(protocol.equipment()), params)
     return sim

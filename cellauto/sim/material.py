@@ -20,6 +20,8 @@ class Container:
     dead_cells: float = 0.0
     volume_ml: float = 0.0
     label: str = ""
+    barcodes: tuple[str, ...] = ()
+    """Every barcode's data on the container as it arrived (DIN, product code, COI)."""
     t_cell_fraction: float = 0.6
     cd4_fraction: float = 0.6
     car_fraction: float = 0.0
@@ -54,6 +56,7 @@ class Container:
             dead_cells=self.dead_cells * share,
             volume_ml=volume_ml,
             label="",
+            barcodes=(),
             history=[*self.history, f"from {self.container_id}"],
         )
         self.viable_cells -= part.viable_cells

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from cellauto.identity.containers import ContainerIdentity
+from cellauto.identity.isbt128 import din_barcode
 from cellauto.protocols.definition import MaterialInput
 from cellauto.protocols.params import Params
 from cellauto.sim.material import Container
@@ -64,13 +68,27 @@ def material_container(container_id: str, material: str, label: str = "") -> Con
     )
 
 
-def starting_materials(inputs: list[MaterialInput], params: Params) -> list[Container]:
-    """A labelled container for each declared input, as it would arrive at the line."""
-    return [
-        material_container(
-            material.name,
-            material.material,
-            material.label_data(str(getattr(params, material.identity_param))),
-        )
-        for material in inputs
-    ]
+def starting_materials(
+    inputs: list[MaterialInput],
+    params: Params,
+    identities: Mapping[str, ContainerIdentity] | None = None,
+) -> list[Container]:
+    """A labelled container for each declared input, as it would arrive at the line.
+
+    An input with a ``din_param`` carries the DIN (with its flag) and product code of
+    its declared identity in ``identities`` (flag 00 and no product code if it has
+    none) besides the chain-of-identity barcode.
+    """
+    made = []
+    for material in inputs:
+        label = material.label_data(str(getattr(params, material.identity_param)))
+        container = material_container(material.name, material.material, label)
+        if material.din_param is not None:
+            identity = (identities or {}).get(material.name)
+            if identity is not None:
+                container.barcodes = (identity.din_data(), identity.product_data(), label)
+            else:
+                din = str(getattr(params, material.din_param))
+                container.barcodes = (din_barcode(din), label)
+        made.append(container)
+    return made

@@ -12,7 +12,9 @@ import numpy as np
 
 from cellauto.clock import Clock
 from cellauto.errors import InstrumentError
+from cellauto.identity.containers import ContainerIdentity
 from cellauto.instruments.materials import Sample
+from cellauto.sim.label_printer import SimLabelPrinter, decode_label
 from cellauto.sim.material import Container
 
 __all__ = ["Container", "SimWorld"]
@@ -30,6 +32,13 @@ class SimWorld:
         self.samples: dict[str, Container] = {}
         self._sample_counter = 0
         self.start_h = self.now_h()
+        #: The batch's in-process labels, printed when the batch record was issued.
+        self.identities: dict[str, ContainerIdentity] = {}
+        #: Labels the line's label printer printed, by container.
+        self.labels = SimLabelPrinter()
+        #: What a scanner pointed at a container reads instead, from which process hour
+        #: (WrongBagInView).
+        self.view: dict[str, tuple[str, float]] = {}
 
     def spawn_rng(self) -> np.random.Generator:
         """An independent generator for one instrument (deterministic given the seed)."""
@@ -78,3 +87,31 @@ class SimWorld:
                 f"{where}: sample {sample.sample_id!r} is not on the line; "
                 "draw it from a container first"
             ) from None
+
+    def in_view(self, container_id: str) -> str:
+        """The container a scanner pointed at ``container_id`` sees (another, by a fault)."""
+        shows, from_h = self.view.get(container_id, (container_id, 0.0))
+        return shows if self.elapsed_h() >= from_h else container_id
+
+    def barcodes(self, container_id: str) -> tuple[tuple[str, str], ...]:
+        """``(symbology, data)`` of every barcode a scanner reads on ``container_id``: its
+        printed label, the labels it arrived with, or its in-process label; the container
+        beside it if a fault puts that one in view. Empty: nothing readable."""
+        key = self.in_view(container_id)
+        if self.labels.has_label(key):
+            return decode_label(self.labels.label_of(key).pixels)
+        container = self.containers.get(key)
+        if container is not None and container.barcodes:
+            return tuple(("code128", data) for data in container.barcodes)
+        identity = self.identities.get(key)
+        if identity is not None:
+            return (("code128", identity.din_data()), ("code128", identity.product_data()))
+        return ()
+
+    def scan_label(self, container_id: str) -> str:
+        """What a person's hand scanner enters at a hand-off: the DIN and product code
+        barcodes of the container, concatenated (ISBT 128 concatenation)."""
+        found = [data for _, data in self.barcodes(container_id)]
+        din = next((d for d in found if d.startswith("=")), "")
+        product = next((d for d in found if d.startswith("<")), "")
+        return din + product

@@ -5,19 +5,27 @@ The controller is `cellauto run protocols/car_t_autologous.py --sim --as alice` 
 subprocess (alice signs the start); this process is the other terminal: it lists the
 open tasks (`cellauto tasks --json`) and answers each with `cellauto answer`, alice
 performing and bob verifying (the label check and the transfer into LN2 are two-person
-tasks). No sleeps: it waits on what `tasks` lists.
+tasks). Each hand-off is a scan of the bag's DIN and product code, and the printed label is
+scanned back: alice enters what her scanner would read (the label's symbols read from the
+run's label_printed record). No sleeps: it waits on what `tasks` lists.
 """
 
 from __future__ import annotations
 
 import csv
 import os
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import orjson
 
+from cellauto.protocols import load_protocol
+from cellauto.protocols.containers import batch_identities
+from cellauto.protocols.handoff import handoff_data
+from cellauto.protocols.params import build_params
 from tests.cli.conftest import REPO, cli
 from tests.cli.people import People, own, people
 
@@ -25,8 +33,17 @@ __all__ = ["cli", "people"]  # fixtures
 
 CAR_T = REPO / "protocols" / "car_t_autologous.py"
 COI = "W123426A1B2C3"  # the simulated line's apheresis label
+_PROTOCOL = load_protocol(CAR_T)
+BAGS = batch_identities(_PROTOCOL, build_params(_PROTOCOL.params, {}, rehearsal=True))
+SCANS = {
+    "connect apheresis bag": handoff_data(BAGS["apheresis bag"]),
+    "final product label": COI,
+    "load the freezer": handoff_data(BAGS["final product"]),
+    "transfer into LN2": handoff_data(BAGS["final product"]),
+}
 EXPECTED_TASKS = {
     ("connect apheresis bag", "perform"),
+    ("scan the printed label", "perform"),
     ("final product label", "perform"),
     ("final product label", "verify"),
     ("load the freezer", "perform"),
@@ -45,6 +62,18 @@ def _staff(people: People) -> None:
             stdin=[own(trainer)],
         )  # fmt: skip
         assert done.code == 0, done.err
+
+
+def _scan(db: Path, task: dict[str, str]) -> tuple[str, ...]:
+    """What alice's scanner reads for a scan task: the bag's barcodes, or the label just
+    printed (its symbols, from the run's record of it)."""
+    if task["name"] != "scan the printed label":
+        return ("--value", SCANS[task["name"]])
+    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        (body,) = conn.execute(
+            "SELECT body FROM records WHERE kind = 'label_printed' ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+    return ("--value", " ".join(orjson.loads(body)["payload"]["symbols"].values()))
 
 
 def _open_tasks(people: People) -> list[dict[str, str]]:
@@ -74,7 +103,7 @@ def test_car_t_answered_from_another_terminal_by_two_people(people: People, tmp_
                 if key in answered:
                     continue
                 who = "bob" if task["phase"] == "verify" else "alice"
-                value = ("--value", COI) if key == ("final product label", "perform") else ()
+                value = _scan(people.db, task) if task["phase"] == "perform" else ()
                 given = people(
                     "answer", task["task_id"], "--as", who, *value, "--wait-s", "120",
                     stdin=[own(who)],

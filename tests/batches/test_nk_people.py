@@ -1,5 +1,6 @@
 """The NK protocol asks people where a real process has them: connecting the product bag,
-a two-person label check before freezing, loading the freezer, the transfer into LN2."""
+scanning the printed label back, a two-person label check before freezing, loading the
+freezer, the transfer into LN2 (each hand-off a scan of the bag)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from cellauto.sim.operators import Answer, Silent
 NK = Path(__file__).resolve().parents[2] / "protocols" / "nk_expansion.py"
 TASKS = [
     "connect NK cell product bag",
+    "scan the printed label",
     "final product label",
     "load the freezer",
     "transfer into LN2",
@@ -25,9 +27,21 @@ def test_nk_batch_signs_its_manual_acts(cellauto_sim: Callable[..., SimulatedRun
     assert run.exit_status == "complete", run.outcome.reason
     assert [t.name for t in run.tasks] == TASKS
     steps = [t.step for t in run.tasks]
-    assert steps == ["seed_and_stimulate", "check_label", "freeze_and_store", "freeze_and_store"]
-    label = run.identity_checks[-1]
-    assert (label.check, label.passed) == ("final product label", True)
+    assert steps == [
+        "seed_and_stimulate",
+        "check_label",
+        "check_label",
+        "freeze_and_store",
+        "freeze_and_store",
+    ]
+    label = next(c for c in run.identity_checks if c.check == "final product label")
+    assert label.passed
+    assert all(c.passed for c in run.identity_checks)
+    assert [c.check for c in run.identity_checks if c.check.startswith("hand-off")] == [
+        "hand-off: NK cell product to bioreactor",
+        "hand-off: NK final product to freezer",
+        "hand-off: NK final product to storage rack B box 1 slot 1",
+    ]
     verified = [s for s in run.signatures if s.meaning is Meaning.VERIFIED]
     assert len(verified) == 2  # the label and the transfer, each by a second person
     assert all(s.signer == "sim:operator-b" for s in verified)

@@ -21,7 +21,7 @@ def test_run_on_a_real_line_without_the_patient_is_refused_before_anything(
     db = tmp_path / "plant.db"
     result = cli("run", CAR_T, "--line", line, "--db", db)
     assert result.code == 2, result.err
-    assert "'coi', 'patient_weight_kg' are the patient's own" in result.err
+    assert "'coi', 'din', 'patient_weight_kg' are the patient's own" in result.err
     assert not db.exists()
 
 

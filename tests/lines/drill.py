@@ -93,8 +93,10 @@ def serve_line_toml(seed: int) -> str:
 def client_line_toml(announced: dict[str, Any]) -> str:
     """The line the controller runs on: what ``cellauto sim serve`` announced."""
     simulation = f"speed = {announced['speed']}\nepoch = {announced['epoch']}\n"
-    return f'name = "car-t-remote"\n\n[simulation]\n{simulation}\n' + _equipment_toml(
-        announced["endpoints"]
+    return (
+        f'name = "car-t-remote"\n\n[simulation]\n{simulation}\n'
+        + _equipment_toml(announced["endpoints"])
+        + '\n[equipment.printer]\nadapter = "sim"\n'  # in-process, beside the controller
     )
 
 

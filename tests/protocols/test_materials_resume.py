@@ -75,6 +75,7 @@ def test_every_addition_carries_its_lot() -> None:
     consumed = [r.payload for r in result.records if isinstance(r.payload, MaterialConsumed)]
     assert {c.material for c in consumed} == {
         "CliniMACS tubing set",
+        "TexMACS medium",
         "CD3/CD28 activator",
         VECTOR,
         "cryobag 250 mL",

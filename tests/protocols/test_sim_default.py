@@ -50,8 +50,8 @@ def test_a_real_line_requires_them_naming_each() -> None:
 @pytest.mark.parametrize("path", [CAR_T, NK])
 def test_shipped_protocols_declare_patient_parameters_without_default(path: Path) -> None:
     protocol = load_protocol(path)
-    assert set(sim_defaults(protocol.params)) == {"coi", "patient_weight_kg"}
-    with pytest.raises(ParameterError, match="'coi', 'patient_weight_kg' are the patient's"):
+    assert set(sim_defaults(protocol.params)) == {"coi", "din", "patient_weight_kg"}
+    with pytest.raises(ParameterError, match="'coi', 'din', 'patient_weight_kg' are the"):
         build_params(protocol.params, {})
 
 

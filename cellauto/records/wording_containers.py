@@ -1,0 +1,44 @@
+"""One line per container record for ``cellauto show`` (see :mod:`.wording`)."""
+
+from __future__ import annotations
+
+from cellauto.records.material_payloads import (
+    ContainerCreated,
+    CustodyMoved,
+    LabelPrinted,
+    LabelVerified,
+    Transfer,
+)
+from cellauto.records.payload_base import Payload
+
+__all__ = ["describe_container"]
+
+
+def describe_container(p: Payload) -> str | None:
+    """The line of a container, transfer, custody or label record; None for other kinds."""
+    match p:
+        case ContainerCreated():
+            parents = f" from {', '.join(p.parent_keys)}" if p.parent_keys else ""
+            return f"container {p.key} ({p.container_type}) created{parents}: {p.identity}"
+        case Transfer():
+            amount = [
+                f"{value:g} {unit}"
+                for value, unit in ((p.volume_ml, "mL"), (p.cells, "cells"))
+                if value is not None
+            ]
+            what = f" ({', '.join(amount)})" if amount else ""
+            return f"transfer {p.source} -> {p.destination}{what} by {p.by}"
+        case CustodyMoved():
+            was = "(unknown)" if p.from_place is None else str(p.from_place)
+            via = f" via {p.via}" if p.via else ""
+            scan = f", scanned {p.scanned!r}" if p.scanned else ""
+            return f"custody {p.container}: {was} -> {p.to_place}{via} by {p.by}{scan}"
+        case LabelPrinted():
+            return (
+                f"label printed for {p.container} on {p.printer}: ZPL sha256 "
+                f"{p.zpl_sha256[:12]}…, expires {p.text.expires:%Y-%m-%d %H:%M} UTC"
+            )
+        case LabelVerified():
+            verdict = "matches the print" if p.matches else f"DOES NOT MATCH: {p.problem}"
+            return f"label of {p.container} scanned: {verdict}"
+    return None
