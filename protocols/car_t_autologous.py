@@ -42,12 +42,14 @@ from cellauto.instruments.controlled_rate_freezer import (
     standard_freeze_profile,
 )
 from cellauto.instruments.cryo_storage import CryoStorage, StoragePosition
+from cellauto.instruments.dry_shipper import DryShipper
 from cellauto.instruments.flow_cytometer import FlowCytometer, Immunophenotype
 from cellauto.instruments.label_printer import LabelPrinter
 from cellauto.protocols.handoff import handoff, store_checked
 from cellauto.protocols.labels import print_label
 from cellauto.protocols.params import Din
 from cellauto.protocols.reconcile import feed_once, measure_once
+from cellauto.protocols.shipment import carry
 from cellauto.records.material_payloads import Place
 from cellauto.site.materials_read import LotRow
 
@@ -174,6 +176,7 @@ def _titer(lot: LotRow) -> float:
 WASH_LOAD_CELLS = 3.6e9  # the washer's capacity is 4e9 cells; keep a margin for counting
 CRYOPROTECTANT_DMSO_PCT = 10.0  # CryoStor CS10
 QC_VOLUME_ML = 2.0  # drawn from the filled bag for release testing
+SHIPPER_MARGIN_H = 24.0  # the dry shipper's charge must outlast the carries by a day
 FACILITY = "Cellauto Pilot Plant, 1 Example Way, Springfield"
 STORAGE_RACK = "A"  # the batch's bags go in rack A, box 1, slots 1..n
 CULTURE_TEMPERATURE = Spec(min=36.0, max=38.0, unit="°C", description="culture temperature")
@@ -682,19 +685,36 @@ async def freeze(run: Run[CarTParams], freezer: ControlledRateFreezer) -> None:
     run.check("final sample temperature", result.final_sample_temperature_c)
 
 
+async def _shipper_ready(run: Run[CarTParams], dry_shipper: DryShipper) -> None:
+    """Charge the dry shipper with LN2 if its charge may not last the carries (a day's
+    margin) or its well is warm, and let it cool back; the carry checks it again."""
+    status = await dry_shipper.status()
+    cold = status.temperature_c <= DryShipper.MAX_TEMPERATURE_C - 10
+    if cold and status.hold_time_remaining_h >= SHIPPER_MARGIN_H:
+        return
+    await dry_shipper.charge()
+    for _ in range(12):  # a charged well is cold again within the hour
+        if (await dry_shipper.status()).temperature_c <= DryShipper.MAX_TEMPERATURE_C - 10:
+            return
+        await run.sleep(minutes=10)
+
+
 @protocol.step(
     unit_procedure="Cryopreservation",
     resume="reconcile",
     expected_duration_h=0.2,
     checks={"storage temperature": Spec(max=-150, unit="°C")},
 )
-async def store(run: Run[CarTParams], storage: CryoStorage) -> None:
-    """Move the frozen bags into vapour-phase LN2 below -150 °C (two people: one carries
-    and scans each bag, one verifies); the position the storage reports must be the one
-    asked for."""
+async def store(run: Run[CarTParams], storage: CryoStorage, dry_shipper: DryShipper) -> None:
+    """Move the frozen bags into vapour-phase LN2 below -150 °C in a dry shipper: two
+    people scan each bag into the shipper (one scans, one verifies), the shipper's logger
+    covers the carry (above -150 °C: a deviation), and the position the storage reports
+    must be the one asked for."""
     conditions = await storage.conditions()
     run.check("storage temperature", conditions.temperature_c)
     bags = final_bags(run.params)
+    in_shipper = Place(kind="shipper", name="dry_shipper")
+    await _shipper_ready(run, dry_shipper)
     for slot, bag in enumerate(bags, start=1):
         position = StoragePosition(rack=STORAGE_RACK, box=1, slot=slot)
         if bag not in {item.container_id for item in await storage.inventory()}:
@@ -703,12 +723,19 @@ async def store(run: Run[CarTParams], storage: CryoStorage) -> None:
                 bag,
                 name="transfer into LN2",
                 key=bag if len(bags) > 1 else None,
-                to=Place(kind="storage", name="storage", position=position),
-                instruction=f"Carry the frozen {bag} bag from the freezer to the LN2 storage "
-                f"in a dry shipper and place it in {position}.",
+                to=in_shipper,
+                instruction=f"Take the frozen {bag} bag from the freezer into the dry shipper, "
+                f"carry it to the LN2 storage and place it in {position}.",
                 verify=True,
                 timeout_h=0.5,
-                via="dry shipper",
+            )
+            await carry(
+                run,
+                dry_shipper,
+                bag,
+                in_shipper,
+                Place(kind="storage", name="storage", position=position),
+                transit_min=5,
             )
         await store_checked(run, storage, bag, position, name="storage")
     stored = {item.container_id for item in await storage.inventory()}

@@ -101,3 +101,8 @@ class DryShipper(Instrument):
     @abstractmethod
     async def contents(self) -> list[str]:
         """The containers in the well, in loading order."""
+
+    @command
+    @abstractmethod
+    async def charge(self) -> ShipperStatus:
+        """Refill the shipper with LN2 (a full charge from now); its status afterwards."""

@@ -236,6 +236,13 @@ class RunContainers:
             scanned=scanned,
             via=via,
         )
+        await self.record_move(payload)
+
+    async def record_move(self, payload: CustodyMoved) -> None:
+        """Record a move built by the caller (a carry with its logger readings) and put
+        the container's row at its new place, in one commit."""
+        execution = self._execution
+        key, to = payload.container, payload.to_place
         seq, wall_ns = execution.record_at(payload)
         execution.context.set_checkpoint(_place(key), to.model_dump(mode="json"))
         op = ConnOp(

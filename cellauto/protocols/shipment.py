@@ -406,18 +406,20 @@ async def carry(
     serial = shipper.identity.logger_serial
     readings = await shipper.logger_readings(started)
     check = check_logger(readings, limit_c)
-    run._execution.record(
-        CustodyMoved(
-            step=run.step,
-            container=container,
-            from_place=from_place,
-            to_place=to_place,
-            by=by or _equipment_name(run, shipper) or label,
-            via=label,
-            readings=readings,
-            excursions=check.excursions,
-        )
+    moved = CustodyMoved(
+        step=run.step,
+        container=container,
+        from_place=from_place,
+        to_place=to_place,
+        by=by or _equipment_name(run, shipper) or label,
+        via=label,
+        readings=readings,
+        excursions=check.excursions,
     )
+    if run.containers.declared(container):  # its row moves with it
+        await run.containers.record_move(moved)
+    else:
+        run._execution.record(moved)
     run.set_checkpoint(done_key, check.model_dump(mode="json"))  # before the deviation
     if check.excursions:
         peak = max(e.max_c for e in check.excursions)

@@ -32,7 +32,12 @@ def describe_container(p: Payload) -> str | None:
             was = "(unknown)" if p.from_place is None else str(p.from_place)
             via = f" via {p.via}" if p.via else ""
             scan = f", scanned {p.scanned!r}" if p.scanned else ""
-            return f"custody {p.container}: {was} -> {p.to_place}{via} by {p.by}{scan}"
+            logger = ""
+            if p.readings:
+                peak = max(r.temperature_c for r in p.readings)
+                excursions = f"{len(p.excursions)} excursion(s)" if p.excursions else "none"
+                logger = f" (logger: {len(p.readings)} readings, max {peak:.1f} °C, {excursions})"
+            return f"custody {p.container}: {was} -> {p.to_place}{via} by {p.by}{scan}{logger}"
         case LabelPrinted():
             return (
                 f"label printed for {p.container} on {p.printer}: ZPL sha256 "

@@ -12,6 +12,9 @@ Integrated lazily (no background task) from the last time it was looked at; ever
   at its ``rate_c_per_h`` while it lasts. Once the lid is shut and the fault over, that
   extra warmth decays with ``recovery_time_constant_h`` (the charge cools it back).
 * Each reading is the well temperature plus seeded noise (``temperature_noise_c``).
+* ``charge()`` refills it with LN2 (it takes ``charge_min``): a full charge counts from
+  then, and a well that had warmed cools back to its holding temperature with
+  ``recovery_time_constant_h``.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ class ShipperModel(BaseModel):
     holding_temperature_c: float = -190.0
     drift_c_per_day: float = Field(0.5, ge=0)
     warming_rate_c_per_h: float = Field(4.0, gt=0, description="once the charge is spent")
+    charge_min: float = Field(20.0, ge=0, description="how long a refill with LN2 takes")
     ambient_c: float = 20.0
     lid_open_rate_c_per_min: float = Field(2.0, ge=0)
     recovery_time_constant_h: float = Field(0.25, gt=0)
@@ -84,6 +88,7 @@ class SimDryShipper(SimInstrument, DryShipper):
         m = self.model
         self._start_h = world.elapsed_h()
         self._epoch_s = world.clock.now_s() - 3600.0 * self._start_h  # process s at hour 0
+        self._charged_h = self._start_h  # when the charge in it now was put in
         self._spent_h = self._start_h + m.hold_time_h * m.initial_charge_pct / 100.0
         self._t_h = self._start_h
         self._excess_c = 0.0  # warmth above the holding curve (lid, faults)
@@ -171,6 +176,20 @@ class SimDryShipper(SimInstrument, DryShipper):
         self.guard("contents", command=False)
         return list(self._contents)
 
+    async def charge(self) -> ShipperStatus:
+        self.guard("charge", command=True)
+        self._advance()
+        now_h = self.world.elapsed_h()
+        m = self.model
+        await anyio.sleep(60.0 * m.charge_min)
+        self._advance()
+        now_h = self.world.elapsed_h()
+        warmth = self._temperature_c(now_h) - m.holding_temperature_c
+        self._charged_h, self._spent_h = now_h, now_h + m.hold_time_h
+        self._excess_c = max(0.0, warmth)  # the new charge cools it back
+        log.info("%s: charged with LN2 at hour %.3f", self.where, now_h)
+        return await self.status()
+
     # -- model -------------------------------------------------------------------------
     async def _open_lid(self) -> None:
         """The lid is open for ``handling_s`` while a container goes in or out."""
@@ -185,7 +204,7 @@ class SimDryShipper(SimInstrument, DryShipper):
     def _holding_c(self, at_h: float) -> float:
         """The well's temperature with the lid shut and no fault, at hour ``at_h``."""
         m = self.model
-        held_h = min(at_h, self._spent_h) - self._start_h
+        held_h = min(at_h, self._spent_h) - self._charged_h
         temperature = m.holding_temperature_c + m.drift_c_per_day * held_h / 24.0
         if at_h > self._spent_h:
             temperature += m.warming_rate_c_per_h * (at_h - self._spent_h)

@@ -96,9 +96,10 @@ def test_trace_json_has_every_container_and_reads_nothing_it_writes(
     assert [m["to"] for m in bag["custody"]] == [
         "processor",
         "freezer",
+        "dry_shipper",  # scanned into the shipper, carried with its logger, then stored
         "storage rack A box 1 slot 2",
     ]
-    assert [m["scan"] for m in bag["custody"]] == [None, "ok", "ok"]
+    assert [m["scan"] for m in bag["custody"]] == [None, "ok", "ok", None]
     assert [label["event"] for label in bag["labels"]] == ["printed", "verified"]
     assert bag["transfers_in"][0]["from"] == "washed product"
     assert {i["name"] for i in bag["instruments"]} == {"processor", "freezer"}
@@ -163,7 +164,9 @@ def test_show_tells_containers_transfers_custody_and_labels(cli: Cli, tmp_path: 
     text = shown.out
     assert "container final product 3 (final product) created from washed product" in text
     assert "transfer washed product -> final product 1 by processor" in text
-    assert "custody final product 1: freezer -> storage rack A box 1 slot 1 via dry shipper" in text
+    assert "custody final product 1: freezer -> dry_shipper by sim:operator-a, scanned" in text
+    carried = "custody final product 1: dry_shipper -> storage rack A box 1 slot 1 via dry shipper"
+    assert carried in text and "readings, max -1" in text and "none)" in text
     assert "label of final product 2 scanned: matches the print" in text
 
 

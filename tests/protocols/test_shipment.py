@@ -404,3 +404,26 @@ def test_ship_product_survives_a_crash_anywhere(at_h: float) -> None:
     assert len(done) == 4  # each container loaded once and unloaded once
     assert len(run.of_kind(CustodyMoved)) == len(baseline.of_kind(CustodyMoved)) == 4
     assert shipper_of(run)._contents == []
+
+
+CAR_T = REPO / "protocols" / "car_t_autologous.py"
+
+
+@pytest.mark.parametrize(("days", "charged"), [(7, False), (12, True)])
+def test_car_t_carries_its_bags_to_ln2_in_the_dry_shipper_with_its_logger(
+    days: int, charged: bool
+) -> None:
+    """Each bag is carried from the freezer to LN2 in the dry shipper, the logger's
+    readings on the custody record; a shipper whose charge would not last (12 days of
+    culture outlast its 10-day hold time) is charged with LN2 first."""
+    result = simulate(CAR_T, params={"expansion_days": days, "bags": 2})
+    assert result.exit_status == "complete", result.outcome.reason
+    charges = [c for c in result.of_kind(rec.InstrumentCommand) if c.method == "charge"]
+    assert len(charges) == (1 if charged else 0)
+    carries = [m for m in result.of_kind(CustodyMoved) if m.via]
+    assert [m.container for m in carries] == ["final product 1", "final product 2"]
+    for carry_record in carries:
+        assert carry_record.to_place.kind == "storage" and carry_record.readings
+        assert max(r.temperature_c for r in carry_record.readings) < -150
+        assert carry_record.excursions == []
+    assert result.deviations == []

@@ -150,3 +150,18 @@ async def test_a_shipper_refuses_faults_it_cannot_suffer() -> None:
         shipper.inject(LN2LevelDrop())
     with pytest.raises(InstrumentError, match="no sensor 'ln2_level_pct' can drift"):
         shipper.inject(SensorDrift(field="ln2_level_pct", rate_per_h=1.0))
+
+
+async def test_a_charge_refills_a_spent_shipper_which_cools_back() -> None:
+    _, shipper = make(hold_time_h=24.0)
+    await anyio.sleep(36 * HOUR)  # spent 12 h ago: about -140 °C and warming
+    assert (await shipper.status()).temperature_c > -150
+    started = anyio.current_time()
+    charged = await shipper.charge()
+    assert anyio.current_time() - started == pytest.approx(20 * 60)  # pouring takes 20 min
+    assert charged.hold_time_remaining_h == pytest.approx(24.0)
+    assert charged.ln2_charge_pct == pytest.approx(100.0)
+    await anyio.sleep(1 * HOUR)  # the new charge cools the well back
+    status = await shipper.status()
+    assert status.temperature_c < -185 and status.alarm is None
+    assert status.hold_time_remaining_h == pytest.approx(23.0)

@@ -72,3 +72,17 @@ def test_a_garbled_logger_reply_is_refused() -> None:
     with pytest.raises(ScpiReplyError, match="2 readings announced, 3 fields follow"):
         parse_readings("2,1.0,-190.0,2.0")
     assert parse_readings("0") == []
+
+
+async def test_a_charge_over_visa_waits_for_the_pour_and_returns_the_status() -> None:
+    sim = SimDryShipper(SimWorld(Clock(ORIGIN), seed=5))
+    async with (
+        serve_scpi(scpi_device(sim)) as server,
+        await VisaDryShipper.connect(server.resource_name, poll_interval_s=60.0) as shipper,
+    ):
+        await anyio.sleep(12 * 24 * 3600.0)  # past its 10-day hold time: warm
+        assert (await shipper.status()).temperature_c > -150
+        started = anyio.current_time()
+        status = await shipper.charge()  # 20 min: longer than a load's handling limit allows
+        assert 20 * 60 <= anyio.current_time() - started < 22 * 60
+        assert status.hold_time_remaining_h == pytest.approx(240.0, abs=0.1)

@@ -139,15 +139,21 @@ class VisaDryShipper(VisaAdapter, DryShipper):
     async def contents(self) -> list[str]:
         return await self.session.query("SHIP:CONT?", _contents)
 
-    async def _handle(self, command: str, container_id: str) -> None:
-        """Send a load or unload, wait while the lid is open, raise what went wrong."""
+    async def charge(self) -> ShipperStatus:
+        await self._handle("SHIP:CHAR", "the LN2 charge", max_s=max(self.max_handling_s, 3600.0))
+        return await self.status()
+
+    async def _handle(self, command: str, container_id: str, *, max_s: float | None = None) -> None:
+        """Send a load, an unload or a charge, wait while the lid is open, raise what went
+        wrong (``max_s``: how long the lid may stay open, default ``max_handling_s``)."""
         await self.session.command(command)
         started = anyio.current_time()
+        limit_s = self.max_handling_s if max_s is None else max_s
         while await self.session.query("STAT:OPER:COND?", parse_int) & HANDLING_BIT:
-            if anyio.current_time() - started > self.max_handling_s:
+            if anyio.current_time() - started > limit_s:
                 raise InstrumentError(
                     f"{self.session.where}: the lid has been open for {container_id!r} for "
-                    f"more than {self.max_handling_s:g} s; check the shipper"
+                    f"more than {limit_s:g} s; check the shipper"
                 )
             await anyio.sleep(self.poll_interval_s)
         errors = await self.session.read_errors()

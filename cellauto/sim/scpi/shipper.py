@@ -1,7 +1,8 @@
 """SCPI for a :class:`SimDryShipper` (docs/shipment.md, "Over the wire").
 
-``SHIPper:LOAD "<id>"`` and ``SHIPper:UNLoad "<id>"`` are overlapped: the lid is open
-while the container goes in or out (STATus:OPERation bit 4, HANDLING), and status and
+``SHIPper:LOAD "<id>"``, ``SHIPper:UNLoad "<id>"`` and ``SHIPper:CHARge`` (a refill with
+LN2) are overlapped: the lid is open while a container goes in or out or LN2 is poured
+(STATus:OPERation bit 4, HANDLING), and status and
 logger queries are answered meanwhile. ``LOGger:DATA? <since_s>,<max>`` returns at
 most ``max`` readings taken after process time ``since_s``, oldest first, so that a
 long trip is downloaded page by page.
@@ -49,6 +50,7 @@ class ShipperScpi(ScpiDevice):
         table.add("SHIPper:CONTents?", self._contents)
         table.add("SHIPper:LOAD", self._load)
         table.add("SHIPper:UNLoad", self._unload)
+        table.add("SHIPper:CHARge", self._charge)
 
     async def operation_condition(self) -> int:
         return HANDLING if self._running is not None else 0
@@ -116,6 +118,10 @@ class ShipperScpi(ScpiDevice):
                 f"{', '.join(held) or 'nothing'}",
             )
         self._start(f"unload of {container_id!r}", lambda: self.shipper.unload(container_id))
+
+    async def _charge(self, args: Args) -> None:
+        args.expect(0)
+        self._start("charge", self.shipper.charge)
 
     def _start(self, what: str, act: Callable[[], Awaitable[object]]) -> None:
         if self._running is not None:
