@@ -56,6 +56,7 @@ SERVED = {
     "storage": ("opcua", "CryoStorage", "opc.tcp://127.0.0.1:0/cellauto/storage"),
     "counter": ("visa", "CellCounter", "TCPIP0::127.0.0.1::0::SOCKET"),
     "freezer": ("visa", "ControlledRateFreezer", "TCPIP0::127.0.0.1::0::SOCKET"),
+    "dry_shipper": ("visa", "DryShipper", "TCPIP0::127.0.0.1::0::SOCKET"),
 }
 
 

@@ -24,6 +24,7 @@ def test_sim_opcua_reaches_every_car_t_instrument_over_a_wire() -> None:
         "storage": "opcua",
         "counter": "visa",
         "freezer": "visa",
+        "dry_shipper": "visa",
         "printer": "sim",  # the label printer: in-process, beside the controller
     }
 
@@ -34,7 +35,7 @@ def test_the_remote_line_reaches_what_the_served_line_serves() -> None:
     needed = load_protocol(CAR_T).equipment()
     needed.pop("printer")  # in-process beside the controller: not served
     assert remote.equipment["printer"].adapter == "sim"
-    assert set(_needed(served)) == set(needed)  # sim serve serves all seven
+    assert set(_needed(served)) == set(needed)  # sim serve serves all eight
     assert not remote.simulation.serve and remote.simulation.speed == served.simulation.speed
     for name in needed:
         assert remote.equipment[name].adapter == served.equipment[name].adapter
