@@ -23,6 +23,7 @@ from cellauto.errors import RunNotFoundError
 from cellauto.records import Journal
 from cellauto.records._schema import is_missing_table
 from cellauto.records.material_payloads import MaterialConsumed, MaterialUseVoided
+from cellauto.records.payloads import RunEnded, RunStarted
 from cellauto.site.materials_read import LotRow, lot_state, read_lot
 
 __all__ = ["LotTrace", "LotUseHit", "render_lot_trace", "trace_lot", "trace_lot_command"]
@@ -41,6 +42,14 @@ class LotUseHit(BaseModel):
     step: str | None = None
     into: str | None = None
     amount_basis: str | None = None
+    unit: str | None = None
+    at: datetime | None = None
+    """When the use was recorded (the record's wall time)."""
+    protocol: str | None = None
+    din: str | None = None
+    coi: str | None = None
+    outcome: str | None = None
+    """The run's final state, or None while it runs."""
     problem: str | None = None
 
 
@@ -121,6 +130,9 @@ def _confirm(journal: Journal, lot_id: str, row: tuple[str, str, int, int, int])
     problem = None
     if bool(voided) and not void_said:
         problem = f"lot_uses says voided but run {run_id} records no material_use_voided"
+    started = records[0].payload if records else None
+    ended = records[-1].payload if records else None
+    params = started.parameters if isinstance(started, RunStarted) else {}
     return hit.model_copy(
         update={
             "confirmed": problem is None,
@@ -128,6 +140,16 @@ def _confirm(journal: Journal, lot_id: str, row: tuple[str, str, int, int, int])
             "step": body.step,
             "into": body.into,
             "amount_basis": body.amount_basis,
+            "unit": body.unit,
+            "at": record.wall_time,
+            "protocol": (
+                f"{started.protocol_name} {started.protocol_version}"
+                if isinstance(started, RunStarted)
+                else None
+            ),
+            "din": params.get("din"),
+            "coi": params.get("coi"),
+            "outcome": ended.final_state if isinstance(ended, RunEnded) else None,
             "problem": problem,
         }
     )
@@ -158,9 +180,21 @@ def render_lot_trace(trace: LotTrace) -> str:
     for use in trace.uses:
         status = "voided" if use.voided else "consumed"
         mark = "" if use.confirmed else f"  NOT CONFIRMED: {use.problem}"
+        batch = " ".join(
+            part
+            for part in (
+                use.protocol,
+                f"DIN {use.din}" if use.din else None,
+                f"COI {use.coi}" if use.coi else None,
+            )
+            if part
+        )
+        when = f" at {use.at:%Y-%m-%d %H:%M} UTC" if use.at else ""
+        outcome = f"; run {use.outcome}" if use.outcome else "; run not ended"
         lines.append(
-            f"  run {use.run_id} #{use.run_seq} {use.step or '?'}: {use.use_key!r} "
-            f"{use.quantity_milli / 1000:g} into {use.into or '?'} ({status}){mark}"
+            f"  run {use.run_id} {batch} #{use.run_seq} {use.step or '?'}: {use.use_key!r} "
+            f"{use.quantity_milli / 1000:g} {use.unit or ''} into {use.into or '?'}{when}"
+            f" ({status}{outcome}){mark}".replace("  into", " into")
         )
     return "\n".join(lines)
 
