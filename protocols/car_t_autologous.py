@@ -115,7 +115,7 @@ def car_t_containers(p: CarTParams) -> list[ContainerPlan]:
 
 protocol = Protocol(
     "car-t-autologous",
-    version="1.0.0",
+    version="1.1.0",
     params=CarTParams,
     description=__doc__ or "",
     inputs=[

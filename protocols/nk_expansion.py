@@ -84,7 +84,7 @@ STORAGE_POSITION = StoragePosition(rack="B", box=1, slot=1)
 
 protocol = Protocol(
     "nk-expansion",
-    version="1.0.0",
+    version="1.1.0",
     params=NkParams,
     description=__doc__ or "",
     inputs=[
