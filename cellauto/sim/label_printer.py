@@ -11,7 +11,10 @@ printed for each container; ``SimLabelScanner`` decodes it.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,8 +104,38 @@ def render_printed(printed: PrintedLabel) -> LabelImage:
     return LabelImage(pixels=page, printed=printed)
 
 
-def decode_label(pixels: Pixels) -> tuple[tuple[Symbology, str], ...]:
-    """Every Code 128 and Data Matrix symbol zxing-cpp reads, top to bottom, left to right."""
+Decoded = tuple[tuple[Symbology, str], ...]
+_DECODED: OrderedDict[tuple[tuple[int, ...], str, bytes], Decoded] = OrderedDict()
+_DECODED_LOCK = threading.Lock()
+_DECODED_KEPT = 64
+
+
+def decode_label(pixels: Pixels) -> Decoded:
+    """Every Code 128 and Data Matrix symbol zxing-cpp reads, top to bottom, left to right.
+
+    A label is scanned several times (its check, each hand-off): what a raster decodes to
+    is kept, keyed by its exact content (shape, type and SHA-256 of its pixels), so the
+    same raster is decoded once and any changed pixel is decoded anew.
+    """
+    key = (
+        tuple(pixels.shape),
+        pixels.dtype.str,
+        hashlib.sha256(np.ascontiguousarray(pixels).tobytes()).digest(),
+    )
+    with _DECODED_LOCK:
+        kept = _DECODED.get(key)
+        if kept is not None:
+            _DECODED.move_to_end(key)
+            return kept
+    decoded = _decode(pixels)
+    with _DECODED_LOCK:
+        _DECODED[key] = decoded
+        while len(_DECODED) > _DECODED_KEPT:
+            _DECODED.popitem(last=False)
+    return decoded
+
+
+def _decode(pixels: Pixels) -> Decoded:
     found = zxingcpp.read_barcodes(
         pixels,
         formats=zxingcpp.BarcodeFormats(list(_FORMATS)),

@@ -48,7 +48,9 @@ class SimulatedRun:
     """What a simulated run left behind, arranged for assertions."""
 
     outcome: RunOutcome
-    records: list[Record]
+    records: list[Record] = field(repr=False)
+    """Not in the repr: asyncio.run() in Python 3.11 reprs the finished main task (and so
+    its result) when it restores the SIGINT handler, which cost ~20 ms per CAR-T run."""
     sim: SimLine
     journal_path: Path
     params: Params
