@@ -20,13 +20,22 @@ import orjson
 from pydantic import BaseModel
 
 from cellauto.errors import RunNotFoundError
-from cellauto.records import Journal
+from cellauto.records import Journal, RecordKind
 from cellauto.records._schema import is_missing_table
 from cellauto.records.material_payloads import MaterialConsumed, MaterialUseVoided
 from cellauto.records.payloads import RunEnded, RunStarted
 from cellauto.site.materials_read import LotRow, lot_state, read_lot
 
 __all__ = ["LotTrace", "LotUseHit", "render_lot_trace", "trace_lot", "trace_lot_command"]
+
+
+_KINDS = {
+    RecordKind.RUN_STARTED,
+    RecordKind.RUN_ENDED,
+    RecordKind.MATERIAL_CONSUMED,
+    RecordKind.MATERIAL_USE_VOIDED,
+}
+"""The records a use is confirmed and described by."""
 
 
 class LotUseHit(BaseModel):
@@ -109,7 +118,7 @@ def _confirm(journal: Journal, lot_id: str, row: tuple[str, str, int, int, int])
         voided=bool(voided), confirmed=False,
     )  # fmt: skip
     try:
-        records = journal.records(run_id)
+        records = journal.records(run_id, _KINDS)  # not the run's other ~1,000 records
     except RunNotFoundError:
         return hit.model_copy(update={"problem": f"run {run_id} has no records in this file"})
     record = next((r for r in records if r.seq == run_seq), None)

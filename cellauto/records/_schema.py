@@ -28,10 +28,13 @@ __all__ = [
     "CREATE_MATERIALS",
     "CREATE_OWNERS",
     "CREATE_SITE",
+    "CREATE_SITE_ROW_INDEXES",
     "MATERIAL_STATEMENTS",
     "READABLE_VERSIONS",
     "SCHEMA_VERSION",
+    "SITE_ROW_KINDS",
     "is_missing_table",
+    "site_row_filter",
     "upgrade",
 ]
 
@@ -85,6 +88,33 @@ CREATE TABLE IF NOT EXISTS run_requests (
 );
 CREATE INDEX IF NOT EXISTS run_requests_pending ON run_requests (run_id, status);
 """
+SITE_ROW_KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "materials": ("material", ("material_defined",)),
+    "lots": ("lot_id", ("lot_received", "lot_released", "lot_rejected", "lot_adjusted")),
+    "equipment": (
+        "asset",
+        ("equipment_added", "equipment_status_changed", "calibration_recorded"),
+    ),
+}
+"""Per projection table: the payload field naming its row, and the site record kinds that
+set a row. Each has an index of its site records by that field (below), so confirming
+one lot reads that lot's records, not every site record."""
+
+
+def site_row_filter(table: str) -> str:
+    """The ``WHERE`` of the site records setting one row of ``table`` (a ``?`` for the
+    key), written as the partial index is, so that SQLite uses the index."""
+    field, kinds = SITE_ROW_KINDS[table]
+    listed = ", ".join(f"'{kind}'" for kind in kinds)
+    return f"kind IN ({listed}) AND json_extract(body, '$.payload.{field}') = ?"
+
+
+_ROW_INDEXES = "".join(
+    f"CREATE INDEX IF NOT EXISTS site_records_by_{field} ON site_records"
+    f" (json_extract(body, '$.payload.{field}'))"
+    f" WHERE kind IN ({', '.join(repr(kind) for kind in kinds)});\n"
+    for table, (field, kinds) in SITE_ROW_KINDS.items()
+)
 """The tables of version 4 (the site chain and its projections). Column meanings:
 
 ``site_records``: one row per site record, ``seq`` = its place in the site chain
@@ -158,7 +188,10 @@ MATERIAL_STATEMENTS = tuple(s.strip() for s in CREATE_MATERIALS.split(";") if s.
 _SITE_STATEMENTS = (
     *(s.strip() for s in CREATE_SITE.split(";") if s.strip()),
     *MATERIAL_STATEMENTS,
+    *(s.strip() for s in _ROW_INDEXES.split(";") if s.strip()),
 )
+CREATE_SITE_ROW_INDEXES = _ROW_INDEXES
+"""The indexes of site records by the row they set (version 5; on ``site_records``)."""
 
 
 def upgrade(conn: sqlite3.Connection) -> None:

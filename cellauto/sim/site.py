@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Literal
 
-from cellauto.records._schema import CREATE_MATERIALS, CREATE_SITE
+from cellauto.records._schema import CREATE_MATERIALS, CREATE_SITE, CREATE_SITE_ROW_INDEXES
 from cellauto.records.refs import SiteRef
 from cellauto.records.site_chain import append_in_tx
 from cellauto.records.site_payload_base import SitePayload, Terminal
@@ -51,7 +51,7 @@ class SimSite:
         if now.tzinfo is None:
             raise ValueError("a simulated site needs an aware datetime (UTC)")
         self._conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-        self._conn.executescript(_META + CREATE_SITE + CREATE_MATERIALS)
+        self._conn.executescript(_META + CREATE_SITE + CREATE_MATERIALS + CREATE_SITE_ROW_INDEXES)
         self.now = now.astimezone(UTC)
 
     def at(self, now: datetime) -> SimSite:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
 import orjson
@@ -89,6 +89,16 @@ def stored_site_records(
     clause = f" WHERE {' AND '.join(where)}" if where else ""
     sql = f"SELECT {_COLUMNS} FROM site_records{clause} ORDER BY seq"
     for row in conn.execute(sql, args):
+        yield _parse(row)
+
+
+def stored_site_records_where(
+    conn: sqlite3.Connection, where: str, args: Sequence[object]
+) -> Iterator[StoredSiteRecord]:
+    """Site records in chain order matching ``where`` (SQL over ``site_records``, written
+    by the caller from fixed text so that SQLite can use an index), parsed and checked."""
+    sql = f"SELECT {_COLUMNS} FROM site_records WHERE {where} ORDER BY seq"
+    for row in conn.execute(sql, tuple(args)):
         yield _parse(row)
 
 

@@ -22,10 +22,9 @@ from typing import Any, Literal, NamedTuple
 import orjson
 
 from cellauto.errors import JournalError
-from cellauto.records._schema import MATERIAL_STATEMENTS, is_missing_table
+from cellauto.records._schema import MATERIAL_STATEMENTS, is_missing_table, site_row_filter
 from cellauto.records.material_payloads import LotSnapshot
 from cellauto.records.refs import SiteRef
-from cellauto.records.site_payload_base import SiteKind
 from cellauto.records.site_payloads_mat import (
     CalibrationRecorded,
     EquipmentAdded,
@@ -36,7 +35,7 @@ from cellauto.records.site_payloads_mat import (
     LotReleased,
     MaterialDefined,
 )
-from cellauto.site._chain import VERIFY_HINT, stored_site_records
+from cellauto.site._chain import VERIFY_HINT, stored_site_records_where
 from cellauto.site.projection_materials import (
     EQUIPMENT_COLUMNS,
     LOT_COLUMNS,
@@ -184,20 +183,6 @@ def _row_key(payload: object) -> tuple[str, str] | None:
     return None
 
 
-_KINDS = {
-    "materials": (SiteKind.MATERIAL_DEFINED,),
-    "lots": (
-        SiteKind.LOT_RECEIVED,
-        SiteKind.LOT_RELEASED,
-        SiteKind.LOT_REJECTED,
-        SiteKind.LOT_ADJUSTED,
-    ),
-    "equipment": (
-        SiteKind.EQUIPMENT_ADDED,
-        SiteKind.EQUIPMENT_STATUS_CHANGED,
-        SiteKind.CALIBRATION_RECORDED,
-    ),
-}
 _KEYS = {"materials": "material", "lots": "lot_id", "equipment": "asset"}
 _RUN_SIDE = {"lots": {"remaining_milli", "reserved_milli"}}
 """Columns the run side changes too (uses, reservations): checked by ``verify`` only."""
@@ -224,7 +209,7 @@ def _confirm(conn: sqlite3.Connection, table: str, key: str) -> None:
     scratch = _scratch_db()
     scratch.execute("BEGIN")
     try:
-        for record in stored_site_records(conn, kinds=_KINDS[table], mentioning=key):
+        for record in stored_site_records_where(conn, site_row_filter(table), (key,)):
             if _row_key(record.payload) == (table, key):
                 apply_material_projection(scratch, record.payload, record.ref)
         cursor = scratch.execute(f"SELECT * FROM {table} WHERE {_KEYS[table]} = ?", (key,))

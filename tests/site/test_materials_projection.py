@@ -198,3 +198,27 @@ def test_a_rejected_lot_row_edited_back_to_released_is_refused(journal_path: Pat
             read_lot(conn, "v/L2")
         with pytest.raises(JournalError, match=r"row 'v/L2'"):
             usable_lots(conn, "CAR lentiviral vector", through=date(2026, 12, 2), need_milli=1)
+
+
+@pytest.mark.parametrize(
+    ("table", "index"),
+    [
+        ("lots", "site_records_by_lot_id"),
+        ("materials", "site_records_by_material"),
+        ("equipment", "site_records_by_asset"),
+    ],
+)
+def test_confirming_a_row_reads_its_own_site_records_by_index(
+    journal_path: Path, table: str, index: str
+) -> None:
+    """A lot is confirmed against that lot's records only, not by scanning every site
+    record (sign-ins, signatures, other lots): the cost no longer grows with the site."""
+    from cellauto.records._schema import site_row_filter
+
+    _site(journal_path)
+    with open_site_store(journal_path) as store, store.reading() as conn:
+        plan = conn.execute(
+            f"EXPLAIN QUERY PLAN SELECT seq FROM site_records WHERE {site_row_filter(table)}",
+            ("x",),
+        ).fetchall()
+    assert any(index in str(step) for step in plan), plan
