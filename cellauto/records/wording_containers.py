@@ -7,11 +7,15 @@ from cellauto.records.material_payloads import (
     CustodyMoved,
     LabelPrinted,
     LabelVerified,
+    MaterialConsumed,
+    MaterialsReserved,
+    MaterialUseVoided,
+    ShipmentRecorded,
     Transfer,
 )
 from cellauto.records.payload_base import Payload
 
-__all__ = ["describe_container"]
+__all__ = ["describe_container", "describe_material"]
 
 
 def describe_container(p: Payload) -> str | None:
@@ -46,4 +50,44 @@ def describe_container(p: Payload) -> str | None:
         case LabelVerified():
             verdict = "matches the print" if p.matches else f"DOES NOT MATCH: {p.problem}"
             return f"label of {p.container} scanned: {verdict}"
+    return describe_material(p)
+
+
+_INDENT = " " * 10  # under the record's time, as signatures are
+
+
+def _amount(milli: int, unit: str | None) -> str:
+    return f"{milli / 1000:g} {unit or 'units'}"
+
+
+def describe_material(p: Payload) -> str | None:
+    """The line of a reservation, a use of a lot or a shipment; None for other kinds."""
+    match p:
+        case MaterialsReserved():
+            lots = "".join(
+                f"\n{_INDENT}{r.material}: lot {r.lot.lot_id} (expires {r.lot.expires_on}),"
+                f" {r.basis}"
+                for r in p.reservations
+            )
+            return f"materials reserved ({p.site} site):{lots or ' none'}"
+        case MaterialConsumed():
+            return (
+                f"material {p.material}: lot {p.lot.lot_id} (supplier lot {p.lot.supplier_lot},"
+                f" expires {p.lot.expires_on}) {_amount(p.quantity_milli, p.unit)} into"
+                f" {p.into} [{p.use_key}; {p.how_chosen}; {p.amount_basis}]"
+            )
+        case MaterialUseVoided():
+            return (
+                f"use {p.use_key} of lot {p.lot_id} VOIDED ({p.quantity_milli / 1000:g} back):"
+                f" {p.cause}"
+            )
+        case ShipmentRecorded():
+            span = ""
+            if p.min_c is not None and p.max_c is not None:
+                span = f", logger {len(p.readings)} readings {p.min_c:.1f} to {p.max_c:.1f} °C"
+            excursions = f", {len(p.excursions)} EXCURSION(S)" if p.excursions else ""
+            return (
+                f"shipment {p.shipment_id} {p.event}: {', '.join(p.containers)} in {p.shipper}"
+                f" (logger {p.logger_serial}){span}{excursions}"
+            )
     return None

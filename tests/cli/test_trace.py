@@ -191,3 +191,13 @@ def test_verify_replays_the_containers_table_from_the_records(cli: Cli, tmp_path
     with closing(sqlite3.connect(db)) as conn, conn:
         conn.execute("DELETE FROM containers WHERE run_id = ? AND key = 'QC sample'", (run_id,))
     assert "container 'QC sample': no containers row" in cli("verify", "--db", db).out
+
+
+def test_show_tells_the_lots_reserved_and_used(cli: Cli, tmp_path: Path) -> None:
+    db = tmp_path / "j.db"
+    run_id = _car_t(cli, db)
+    text = cli("show", run_id, "--db", db).out
+    assert "materials reserved (simulated site):" in text
+    assert "CAR lentiviral vector: lot SIM-car-lentiviral-vector-" in text
+    assert "material CD3/CD28 activator: lot SIM-cd3-cd28-activator-" in text
+    assert "3 mL into culture bag [CD3/CD28 activator; assigned; 3 mL per batch]" in text

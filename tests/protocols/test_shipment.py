@@ -427,3 +427,12 @@ def test_car_t_carries_its_bags_to_ln2_in_the_dry_shipper_with_its_logger(
         assert max(r.temperature_c for r in carry_record.readings) < -150
         assert carry_record.excursions == []
     assert result.deviations == []
+
+
+def test_show_tells_a_shipment_with_its_logger() -> None:
+    from cellauto.records.wording import describe
+
+    result = simulate(SHIP, params={"transit_h": 12.0})
+    lines = [describe(r) or "" for r in result.records if isinstance(r.payload, ShipmentRecorded)]
+    assert lines[0].startswith("shipment SHP-SIM-0001 dispatched:")
+    assert "received:" in lines[1] and "readings -1" in lines[1] and "EXCURSION" not in lines[1]
