@@ -38,6 +38,7 @@ from cellauto.site.materials_read import (
     read_material,
     snapshot,
 )
+from cellauto.site.policy import site_zone
 from cellauto.site.view import SiteView
 
 __all__ = ["BomPlan", "check_bom", "close_reservations", "plan_materials", "reserver"]
@@ -49,11 +50,13 @@ class BomPlan:
 
     reservations: list[Reservation]
     planned_end: datetime
+    through: date | None = None
+    """The last day the lots must last, in the site's time zone."""
 
     def reserve(self, conn: sqlite3.Connection, run_id: str) -> None:
         """Reserve every lot in ``conn``'s open write transaction; MaterialRefusedError
         (the caller rolls the transaction back) if one is no longer usable."""
-        through = self.planned_end.date().isoformat()
+        through = (self.through or self.planned_end.date()).isoformat()
         for reservation in self.reservations:
             lot, quantity = reservation.lot.lot_id, reservation.quantity_milli
             changed = conn.execute(
@@ -235,14 +238,15 @@ def plan_materials(
                 f"--lot {name}=...: this protocol declares no material {name!r}; it declares "
                 + (", ".join(repr(n) for n in names) or "none")
             )
-    on, through = start.date(), planned_end.date()
+    zone = site_zone(conn)  # a lot expires at the end of its day where the site is
+    on, through = start.astimezone(zone).date(), planned_end.astimezone(zone).date()
     reservations = [
         _plan_one(
             conn, material, params, assigned.get(material.name), on=on, through=through, gone=gone
         )
         for material in protocol_materials
     ]
-    return BomPlan(reservations=reservations, planned_end=planned_end)
+    return BomPlan(reservations=reservations, planned_end=planned_end, through=through)
 
 
 def check_bom(

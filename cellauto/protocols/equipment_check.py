@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING
 
-from cellauto.errors import BadInputError, EquipmentRefusedError
+from cellauto.errors import EquipmentRefusedError
 from cellauto.instruments.base import Instrument
 from cellauto.instruments.line import Line
 from cellauto.protocols.definition import Protocol, StepDefinition
@@ -34,7 +34,7 @@ from cellauto.records.material_payloads import EquipmentChecked
 from cellauto.records.refs import SiteRef
 from cellauto.records.spec import CheckPolicy
 from cellauto.site.materials_read import EquipmentRow, read_equipment
-from cellauto.site.policy import current_policy, zone_of
+from cellauto.site.policy import site_zone
 from cellauto.site.view import SiteView
 
 if TYPE_CHECKING:
@@ -57,15 +57,6 @@ _REGISTER = (
     "register it with `cellauto equipment add ASSET --interface I --vendor V --model M"
     " --serial S --as SUPERVISOR`, then put it in service (`cellauto equipment status`)"
 )
-
-
-def _site_zone(conn: sqlite3.Connection) -> tzinfo:
-    """The site's time zone (UTC for a site without a policy: a simulated one)."""
-    try:
-        policy, _ = current_policy(conn)
-    except (BadInputError, sqlite3.Error):
-        return UTC
-    return zone_of(policy)
 
 
 def _registry_row(
@@ -211,7 +202,7 @@ def _prepare_checks(
     start: datetime,
 ) -> list[EquipmentChecked]:
     with site.reading() as conn:
-        zone = _site_zone(conn)
+        zone = site_zone(conn)
         return [
             _check(
                 conn,
@@ -237,7 +228,7 @@ def _step_checks(
     assets = execution.equipment_assets
     use = f"the expected end of step {step.name!r}"
     with site.reading() as conn:
-        zone = _site_zone(conn)
+        zone = site_zone(conn)
         return [
             _check(
                 conn,

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import tzinfo
 from typing import TYPE_CHECKING, Any, Literal
 
 from cellauto.clock import time_paused
@@ -44,6 +45,7 @@ from cellauto.records.material_payloads import (
 )
 from cellauto.records.spec import CheckPolicy
 from cellauto.site.materials_read import LotRow, lot_state, read_lot, snapshot
+from cellauto.site.policy import site_zone
 
 if TYPE_CHECKING:
     from cellauto.protocols.context import Run
@@ -113,6 +115,7 @@ class RunMaterials:
         self._run = run
         self._execution = execution
         self._uses: dict[str, MaterialUse] = {}
+        self._site_zone: tzinfo | None = None
 
     def _material(self, name: str) -> Material:
         declared = {m.name: m for m in self._execution.protocol.materials}
@@ -141,7 +144,7 @@ class RunMaterials:
         """Why the lot cannot be used now (None: it can)."""
         if lot is None:
             return f"lot {lot_id!r} ({material}): no such lot on the site: not used"
-        today = self._run.now().date()
+        today = self._run.now().astimezone(self._zone()).date()  # the site's day
         state = lot_state(lot, today)
         unit = self._material(material).amount.unit.value
         if state == "expired":
@@ -159,6 +162,15 @@ class RunMaterials:
                 f"{_quantity(max(0, free), unit)} free: not used"
             )
         return None
+
+    def _zone(self) -> tzinfo:
+        """The site's time zone (read once: a policy change mid-run applies from the next)."""
+        if self._site_zone is None:
+            site = self._execution.site
+            assert site is not None
+            with site.reading() as conn:
+                self._site_zone = site_zone(conn)
+        return self._site_zone
 
     def _outstanding(self, lot_id: str) -> int:
         """What this run still has reserved of the lot (reserved less used)."""

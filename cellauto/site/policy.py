@@ -9,7 +9,7 @@ anything relies on them.
 from __future__ import annotations
 
 import sqlite3
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -111,3 +111,13 @@ def load_policy_file(path: Path) -> SitePolicy:
         raise BadInputError(f"policy file {str(path)!r} is not a site policy: {exc}") from exc
     zone_of(policy)
     return policy
+
+
+def site_zone(conn: sqlite3.Connection) -> tzinfo:
+    """The site's time zone, in which a lot's expiry day and an instrument's calibration
+    day are read (UTC for a site without a policy: a simulated one)."""
+    try:
+        policy, _ = current_policy(conn)
+    except (BadInputError, sqlite3.Error):
+        return UTC
+    return zone_of(policy)

@@ -164,3 +164,20 @@ async def test_a_lot_reserved_by_another_run_is_not_free(tmp_path: Path) -> None
         (first.run_id, 2000, 1)
     ]
     assert rows(path, "SELECT reserved_milli FROM lots") == [(2000,)]
+
+
+async def test_a_lot_expires_at_the_end_of_its_day_where_the_site_is() -> None:
+    """At 03:00 UTC on 1 December it is still 30 November in Los Angeles: a lot whose last
+    day is 30 November may be used there, not on a site that keeps UTC."""
+    from datetime import UTC, datetime
+
+    from cellauto.records.site_payloads import PolicySet, SitePolicy
+
+    evening = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
+    last_day = evening.date() - timedelta(days=1)
+    records = [define(), *lot("il2/L1", expires_on=last_day)]
+    los_angeles = PolicySet(**WHO, old=None, new=SitePolicy(time_zone="America/Los_Angeles"))
+    site = sim_site([los_angeles, *records], now=evening)
+    assert check_bom(il2_protocol(duration_h=0.1), Params(), site, start=evening) is not None
+    with pytest.raises(MaterialRefusedError, match=f"lot il2/L1 expired {last_day}"):
+        check_bom(il2_protocol(duration_h=0.1), Params(), sim_site(records, evening), start=evening)
