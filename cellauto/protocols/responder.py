@@ -19,6 +19,11 @@ logger = logging.getLogger(__name__)
 HOLD_POLICIES = ("restart", "stop", "abort")
 """The commands an unattended on-hold policy may answer a Held run with."""
 
+MAX_RESTARTS_WITHOUT_TIME = 3
+"""Restarts an unattended policy gives a run held again and again at the same step at the
+same process time (an instrument out of calibration, a lot rejected: nothing a restart
+alone can clear) before it stops the run instead of spinning."""
+
 
 @dataclass(frozen=True)
 class HoldAnswer:
@@ -50,6 +55,8 @@ class HoldResponder:
         self.task_group: anyio.abc.TaskGroup | None = None
         self.held = 0
         self.answers: list[HoldAnswer] = []
+        self._stuck: tuple[str | None, float] | None = None  # (step, process time) held at
+        self._stuck_count = 0
 
     def bind(self, execution: Execution, task_group: anyio.abc.TaskGroup) -> None:
         self.execution = execution
@@ -63,6 +70,9 @@ class HoldResponder:
             if self.task_group is None:
                 raise RuntimeError("HoldResponder.bind() was not called before the run started")
             self.held += 1
+            step = self.execution.current_step_name if self.execution else None
+            same = self._stuck is not None and self._stuck == (step, now_s)
+            self._stuck, self._stuck_count = (step, now_s), (self._stuck_count + 1 if same else 1)
             self.task_group.start_soon(self._answer)
 
     async def decide(self, execution: Execution) -> tuple[Command, str, str] | None:
@@ -78,6 +88,17 @@ class HoldResponder:
         step = execution.current_step_name
         try:
             answer = await self.decide(execution)
+            if (
+                answer is not None
+                and answer[0] is Command.RESTART
+                and self._stuck_count > MAX_RESTARTS_WITHOUT_TIME
+            ):
+                answer = (
+                    Command.STOP,
+                    answer[1],
+                    f"held {self._stuck_count} times at step {step!r} with no process time"
+                    " passing between: a restart alone cannot clear what holds it",
+                )
             if answer is not None and execution.state is State.HELD:
                 command, by, reason = answer
                 execution.command(command, by=by, reason=reason)

@@ -351,3 +351,23 @@ def test_after_a_resume_the_instrument_is_still_held_to_its_asset(
     assert "serial read at connect 'CC-SWAPPED' differs from registry asset SIM-counter" in (
         failed.problem or ""
     )
+
+
+def test_an_unattended_restart_policy_stops_a_run_that_no_restart_can_clear(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Out of service for good: restarted 3 times at the same process time, then stopped
+    (the responder says why), instead of holding and restarting without end."""
+    sites = _capture_site(monkeypatch)
+
+    def out_after_first(payload: rec.Payload, now_s: float) -> None:
+        if isinstance(payload, rec.StepCompleted) and payload.step == "first":
+            sites[0].at(_at(now_s)).append([_status(EquipmentStatus.OUT_OF_SERVICE)])
+
+    run = simulate(_protocol(), observers=[out_after_first], on_hold="restart")
+    assert run.exit_status == "stopped"
+    commands = [(c.command, c.reason) for c in run.of_kind(rec.Command) if c.accepted]
+    assert [c for c, _ in commands].count("Restart") == 3
+    assert commands[-1][0] == "Stop"
+    assert "held 4 times at step 'second' with no process time passing" in commands[-1][1]
+    assert [c.passed for c in run.of_kind(EquipmentChecked) if c.step == "second"] == [False] * 4
