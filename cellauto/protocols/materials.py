@@ -31,10 +31,20 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from cellauto.clock import time_paused
 from cellauto.errors import ProtocolDefinitionError
+from cellauto.identity.lot_barcode import LotBarcodeError, parse_lot_barcode
 from cellauto.instruments.bioreactor import Bioreactor, Reagent
 from cellauto.protocols.bom import Material, to_milli
 from cellauto.protocols.bom_check import close_reservations
-from cellauto.records._lot_ops import ConsumeLot, LotAfter, VoidUse, decrement, give_back
+from cellauto.protocols.lot_scan import check_scan_option, read_lot_scan
+from cellauto.records._lot_ops import (
+    ConsumeLot,
+    LotAfter,
+    ReserveMore,
+    VoidUse,
+    decrement,
+    give_back,
+    reserve_more,
+)
 from cellauto.records._txops import ConnOp
 from cellauto.records.material_payloads import (
     LotSnapshot,
@@ -48,6 +58,7 @@ from cellauto.site.materials_read import LotRow, lot_state, read_lot, snapshot
 from cellauto.site.policy import site_zone
 
 if TYPE_CHECKING:
+    from cellauto.instruments.barcode_scanner import BarcodeScanner
     from cellauto.protocols.context import Run
     from cellauto.protocols.execution import Execution
 
@@ -213,18 +224,30 @@ class RunMaterials:
         key: str | None = None,
         into: str,
         values: Mapping[str, Any] | None = None,
+        scan: Literal["operator"] | BarcodeScanner | None = None,
     ) -> MaterialUse:
         """Use ``material`` from the run's reserved lot (once per ``key``, default the
-        material's name); a lot unusable now holds the run until a Restart."""
+        material's name); a lot unusable now holds the run until a Restart.
+
+        ``scan``: ``"operator"`` (a person scans the vial's lot barcode in the task
+        ``scan <material> lot``) or a barcode scanner: the lot scanned is used, the
+        reserved one or another usable lot of the material (reserved then); an unknown,
+        foreign or unusable lot holds, and the scan is asked again after the Restart."""
         declared = self._material(material)
+        check_scan_option(f"step {self._run.step!r}: material {material!r}", scan)
         key = key or material
         recorded = self._recorded(key)
         if recorded is not None:
             return recorded
         reservation = next((r for r in _reserved(self._execution) if r.material == material), None)
         check = f"material: {material}"
+        attempt = 0
         while True:
-            problem, used = await self._try_use(declared, key, into, values or {}, reservation)
+            attempt += 1
+            chosen = (scan, attempt) if scan is not None else None
+            problem, used = await self._try_use(
+                declared, key, into, values or {}, reservation, chosen
+            )
             if used is not None:
                 self._uses[key] = used
                 return used
@@ -239,6 +262,7 @@ class RunMaterials:
         into: str,
         values: Mapping[str, Any],
         reservation: Reservation | None,
+        chosen: tuple[Literal["operator"] | BarcodeScanner, int] | None = None,
     ) -> tuple[str | None, MaterialUse | None]:
         execution = self._execution
         site = execution.site
@@ -248,15 +272,35 @@ class RunMaterials:
                 "(it was started without a site to check its materials against): not used"
             ), None
         lot_id = reservation.lot.lot_id
+        scanned: str | None = None
+        if chosen is not None:
+            scan, attempt = chosen
+            scanned = await read_lot_scan(
+                self._run, material.name, use_key=key, attempt=attempt, scan=scan,
+                reserved_lot_id=lot_id,
+            )  # fmt: skip
+            try:
+                lot_id = parse_lot_barcode(scanned)
+            except LotBarcodeError as exc:
+                return f"material {material.name!r}: {exc}: not used", None
         with site.reading() as conn:
             lot = read_lot(conn, lot_id)
         if lot is None:
             return self._problem(None, lot_id, material.name, 0), None
+        if lot.material != material.name:
+            return (
+                f"lot {lot_id!r} scanned is a lot of {lot.material!r}, not of "
+                f"{material.name!r}: not used"
+            ), None
         need = self._amount(material, key, lot, values)
         problem = self._problem(lot, lot_id, material.name, need)
         if problem is not None:
             return problem, None
-        after = await self._consume(material, key, into, lot, need)
+        if lot_id != reservation.lot.lot_id:
+            problem = await self._reserve_more(material, lot, need)
+            if problem is not None:
+                return problem, None
+        after = await self._consume(material, key, into, lot, need, scanned)
         if after.status != "released" or (after.remaining_milli or 0) < 0:
             await self._void(key, lot_id, need, after)
             why = "rejected" if after.status == "rejected" else f"status {after.status}"
@@ -270,8 +314,39 @@ class RunMaterials:
         unit = material.amount.unit.value
         return None, MaterialUse(key, material.name, lot_id, lot.supplier_lot, need / 1000, unit)
 
+    async def _reserve_more(self, material: Material, lot: LotRow, need: int) -> str | None:
+        """Reserve what this run still lacks of a scanned lot it had not reserved (its
+        own commit, before the use's record); the problem if it could not be."""
+        execution = self._execution
+        site = execution.site
+        assert site is not None
+        more = need - self._outstanding(lot.lot_id)
+        if more <= 0:  # reserved already (a scan retried after a crash)
+            return None
+        on = self._run.now().astimezone(self._zone()).date().isoformat()
+        args = (execution.run_id, lot.lot_id, material.name, more, on)
+        with time_paused():
+            if site.kind == "file":
+                (reserved,) = await execution.journal_run_ops([ReserveMore(*args)])
+            else:
+                with _writing(site) as conn:
+                    reserved = reserve_more(conn, *args)
+        if reserved is True:
+            return None
+        unit = material.amount.unit.value
+        return (
+            f"lot {lot.lot_id!r} ({material.name}) could not be reserved ({_quantity(more, unit)}"
+            f" on {on}): another run reserved it, or it was rejected, since the check: not used"
+        )
+
     async def _consume(
-        self, material: Material, key: str, into: str, lot: LotRow, need: int
+        self,
+        material: Material,
+        key: str,
+        into: str,
+        lot: LotRow,
+        need: int,
+        scanned: str | None = None,
     ) -> LotAfter:
         """The material_consumed record and the lot's decrement, in one commit."""
         execution = self._execution
@@ -286,7 +361,8 @@ class RunMaterials:
                 lot=snap,
                 quantity_milli=need,
                 unit=material.amount.unit.value,
-                how_chosen="assigned",
+                how_chosen="assigned" if scanned is None else "scanned",
+                scanned=scanned,
                 into=into,
                 amount_basis=material.amount.describe(need / 1000),
             )
@@ -338,6 +414,7 @@ class RunMaterials:
         key: str | None = None,
         into: str = "culture bag",
         values: Mapping[str, Any] | None = None,
+        scan: Literal["operator"] | BarcodeScanner | None = None,
         **reagent: Any,
     ) -> MaterialUse:
         """:meth:`use` the material, then add it to the culture once (whatever crashes),
@@ -350,7 +427,7 @@ class RunMaterials:
                 f"material {material!r}: run.materials.add() adds a volume, but the protocol "
                 f"counts it in {declared.amount.unit.value}; use run.materials.use()"
             )
-        used = await self.use(material, key=key, into=into, values=values)
+        used = await self.use(material, key=key, into=into, values=values, scan=scan)
         done_key = f"{used.use_key}: done"
         if used.recovered and not self._run.checkpoint_or(done_key, False):
             self._execution.deviation(

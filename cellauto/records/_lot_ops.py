@@ -26,7 +26,16 @@ from typing import NamedTuple
 from cellauto.records._schema import upgrade
 from cellauto.records._txops import TxOutcome
 
-__all__ = ["ConsumeLot", "LotAfter", "VoidUse", "decrement", "give_back", "release_orphans"]
+__all__ = [
+    "ConsumeLot",
+    "LotAfter",
+    "ReserveMore",
+    "VoidUse",
+    "decrement",
+    "give_back",
+    "release_orphans",
+    "reserve_more",
+]
 
 
 class LotAfter(NamedTuple):
@@ -65,6 +74,59 @@ def give_back(conn: sqlite3.Connection, run_id: str, lot_id: str, quantity_milli
         " WHERE run_id = ? AND lot_id = ?",
         (quantity_milli, run_id, lot_id),
     )
+
+
+def reserve_more(
+    conn: sqlite3.Connection,
+    run_id: str,
+    lot_id: str,
+    material: str,
+    quantity_milli: int,
+    on: str,
+) -> bool:
+    """Reserve ``quantity_milli`` more of a lot for the run (a lot scanned at use that the
+    run had not reserved): a conditional update, so two runs never count on the same
+    quantity. False (nothing written): not released, expired before ``on`` (ISO day),
+    not of ``material``, or not that much free."""
+    changed = conn.execute(
+        "UPDATE lots SET reserved_milli = reserved_milli + ?"
+        " WHERE lot_id = ? AND material = ? AND status = 'released' AND expires_on >= ?"
+        " AND remaining_milli - reserved_milli >= ?",
+        (quantity_milli, lot_id, material, on, quantity_milli),
+    ).rowcount
+    if changed != 1:
+        return False
+    conn.execute(
+        "INSERT INTO lot_reservations (run_id, lot_id, reserved_milli, used_milli, open)"
+        " VALUES (?, ?, ?, 0, 1) ON CONFLICT (run_id, lot_id) DO UPDATE SET"
+        " reserved_milli = reserved_milli + excluded.reserved_milli, open = 1",
+        (run_id, lot_id, quantity_milli),
+    )
+    return True
+
+
+class ReserveMore:
+    """:func:`reserve_more` in a commit of its own, before the use's record: a failing
+    reservation leaves no use behind. Its value: whether the lot was reserved."""
+
+    def __init__(
+        self, run_id: str, lot_id: str, material: str, quantity_milli: int, on: str
+    ) -> None:
+        self.run_id = run_id
+        self.lot_id = lot_id
+        self.material = material
+        self.quantity_milli = quantity_milli
+        self.on = on
+
+    def apply(self, conn: sqlite3.Connection) -> TxOutcome:
+        upgrade(conn)
+        reserved = reserve_more(
+            conn, self.run_id, self.lot_id, self.material, self.quantity_milli, self.on
+        )
+        return TxOutcome([], reserved)
+
+    def __repr__(self) -> str:
+        return f"ReserveMore({self.run_id} {self.lot_id} {self.quantity_milli})"
 
 
 def _after(conn: sqlite3.Connection, lot_id: str, inserted: bool) -> LotAfter:
