@@ -18,6 +18,7 @@ from cellauto.clock import Clock, virtual_loop_factory
 from cellauto.errors import BadInputError, EquipmentError, InstrumentError
 from cellauto.identity import ContainerPlan, identities
 from cellauto.identity.label import label_for, to_zpl
+from cellauto.instruments import CellCounter
 from cellauto.instruments.label_printer import LabelPrinter
 from cellauto.instruments.tcp import TcpLabelPrinter
 from cellauto.instruments.tcp.zebra import (
@@ -30,6 +31,7 @@ from cellauto.instruments.tcp.zebra import (
     unframe,
 )
 from cellauto.lines import EquipmentConfig, LineConfig
+from cellauto.lines.tcp import connect_tcp
 from cellauto.lines.wire import open_line, serve_simulated
 from cellauto.records import Journal
 from cellauto.records.material_payloads import LabelPrinted, LabelVerified
@@ -231,7 +233,7 @@ def test_garbled_identification_and_frames_are_refused() -> None:
         unframe(b"030,0,0", "~HS")
 
 
-async def _fake(reply_hi: bytes, reply_hs: bytes, stream: SocketStream) -> None:
+async def _fake(reply_hi: bytes, reply_hs: bytes, stream: SocketStream, sgd: bool) -> None:
     async with stream:
         while True:
             try:
@@ -240,20 +242,22 @@ async def _fake(reply_hi: bytes, reply_hs: bytes, stream: SocketStream) -> None:
                 return
             if b"~HI" in data:
                 await stream.send(reply_hi)
-            if b"getvar" in data:
+            if b"getvar" in data and sgd:
                 await stream.send(b'"Z1"')
             if b"~HS" in data:
                 await stream.send(reply_hs)
 
 
-def _with_fake(reply_hi: bytes, reply_hs: bytes, body: Callable[[str], Awaitable[T]]) -> T:
+def _with_fake(
+    reply_hi: bytes, reply_hs: bytes, body: Callable[[str], Awaitable[T]], *, sgd: bool = True
+) -> T:
     async def main() -> T:
         listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
         port = listener.extra(anyio.abc.SocketAttribute.local_port)
         async with anyio.create_task_group() as tg:
 
             async def handle(stream: SocketStream) -> None:
-                await _fake(reply_hi, reply_hs, stream)
+                await _fake(reply_hi, reply_hs, stream, sgd)
 
             tg.start_soon(listener.serve, handle)
             try:
@@ -287,6 +291,21 @@ def test_a_garbled_reply_from_a_device_is_refused_naming_it() -> None:
 
     text = _with_fake(b"HELLO\x03", b"", connect)
     assert "not an STX ... ETX frame" in text and "raw port (9100)" in text
+
+
+def test_a_zpl_printer_without_sgd_is_connected_with_its_serial_unknown() -> None:
+    idle = format_hs(HostStatus())
+
+    async def connect(endpoint: str) -> str:
+        printer = await TcpLabelPrinter.connect(endpoint, timeout_s=0.3)
+        try:
+            assert (await printer.host_status()).idle  # a new connection after the timeout
+            return printer.identity.serial
+        finally:
+            await printer.aclose()
+
+    hi = b"\x02ZT230,V72.20.01Z,8,4096KB,\x03\r\n"
+    assert _with_fake(hi, idle, connect, sgd=False) == "unknown"
 
 
 def test_no_printer_listening_is_a_clear_error() -> None:
@@ -327,19 +346,13 @@ def test_a_simulated_line_serves_the_printer_and_connects_the_adapter() -> None:
     anyio.run(main, backend_options={"loop_factory": virtual_loop_factory})
 
 
-def test_a_line_printer_other_than_labelprinter_is_refused() -> None:
+def test_a_tcp_adapter_for_other_equipment_is_refused_naming_those_there_are() -> None:
     async def main() -> None:
-        from cellauto.instruments import BarcodeScanner
-        from cellauto.lines.tcp import connect_tcp
-
         async with AsyncExitStack() as stack:
             with pytest.raises(EquipmentError, match="tcp adapters: BarcodeScanner, LabelPrinter"):
-                from cellauto.instruments import CellCounter
-
                 await connect_tcp(
                     "counter", CellCounter, printer_line().equipment["printer"], "tcp://h:1", stack
                 )
-            assert BarcodeScanner  # the scanner keeps its tcp adapter
 
     anyio.run(main)
 

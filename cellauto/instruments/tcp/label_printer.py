@@ -121,11 +121,8 @@ class TcpLabelPrinter(LabelPrinter):
         """Connect and ask the printer who it is (``~HI``, its serial); errors name it."""
         printer = cls(endpoint, timeout_s=timeout_s, print_timeout_s=print_timeout_s, poll_s=poll_s)
         try:
-            hi = await printer._request(b"~HI", "~HI", printer._read_frame)
-            serial = await printer._request(
-                b'! U1 getvar "device.unique_id"\r\n', "getvar device.unique_id", printer._quoted
-            )
-            identification = parse_hi(hi)
+            identification = parse_hi(await printer._request(b"~HI", "~HI", printer._read_frame))
+            serial = await printer._serial()
         except ZebraReplyError as exc:
             await printer.aclose()
             raise InstrumentError(
@@ -137,12 +134,26 @@ class TcpLabelPrinter(LabelPrinter):
         printer.identity = InstrumentIdentity(
             vendor=VENDOR,
             model=identification.model,
-            serial=serial or "?",
+            serial=serial or "unknown",
             firmware=identification.firmware,
             adapter="tcp",
         )
         log.info("%s: connected (%s, %s)", printer.where, printer.identity.model, serial)
         return printer
+
+    async def _serial(self) -> str:
+        """SGD ``device.unique_id``; a ZPL printer without SGD: the serial is unknown."""
+        try:
+            return await self._request(
+                b'! U1 getvar "device.unique_id"\r\n', "getvar device.unique_id", self._quoted
+            )
+        except TcpTimeoutError:
+            log.warning(
+                "LabelPrinter at %s: no answer to getvar device.unique_id (no SGD?); "
+                "its serial is recorded as unknown",
+                self.endpoint,
+            )
+            return "unknown"
 
     async def host_status(self) -> HostStatus:
         """``~HS``: the printer's status flags and what is in its buffer."""
