@@ -1,7 +1,8 @@
 """LabelPrinter: prints a ZPL II label onto a container (a Zebra-class printer).
 
 The label's ZPL is built by :func:`cellauto.identity.label.to_zpl`; the printer takes it
-whole. A plant's printer is reached over TCP 9100 (an adapter of a later issue); the
+whole. A plant's printer is reached over raw TCP 9100
+(:class:`cellauto.instruments.tcp.TcpLabelPrinter`, docs/label-printer.md); the
 simulated line's printer renders the symbols, so its scanner reads what was printed.
 """
 

@@ -31,6 +31,7 @@ from cellauto.instruments import (
     LiquidHandler,
 )
 from cellauto.instruments.base import Instrument
+from cellauto.instruments.label_printer import LabelPrinter
 from cellauto.instruments.line import Line
 from cellauto.lines.config import EquipmentConfig, LineConfig, SetpointPolicy
 from cellauto.lines.setpoints import record_setpoint_change
@@ -42,6 +43,7 @@ from cellauto.sim.line import SimLine
 if TYPE_CHECKING:
     from cellauto.instruments.opcua.setpoints import SetpointChange
     from cellauto.sim.opcua.device import DeviceServer
+    from cellauto.sim.printer_tcp import PrinterTcpServer
     from cellauto.sim.scanner_tcp import ScannerTcpServer
     from cellauto.sim.scpi.server import ScpiServer
 
@@ -61,6 +63,7 @@ INTERFACES: dict[str, type[Instrument]] = {
         CryoStorage,
         DryShipper,
         FlowCytometer,
+        LabelPrinter,
         LiquidHandler,
     )
 }
@@ -126,7 +129,7 @@ async def serve_simulated(
         tcp = equipment.adapter == "tcp"
         port = served_tcp_port(equipment, name) if tcp else _port(equipment, name)
         instrument = sim.equipment[name]
-        server: ScpiServer | DeviceServer | ScannerTcpServer
+        server: ScpiServer | DeviceServer | ScannerTcpServer | PrinterTcpServer
         try:
             if tcp:
                 server = await serve_tcp(name, instrument, port, stack)
