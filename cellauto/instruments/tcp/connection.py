@@ -37,6 +37,7 @@ __all__ = [
     "TcpConnection",
     "TcpConnectionError",
     "TcpTimeoutError",
+    "connect_stream",
     "parse_tcp_endpoint",
 ]
 
@@ -115,6 +116,20 @@ async def within_real_s(timeout_s: float, operation: Callable[[], Awaitable[T]])
     return result[0]
 
 
+async def connect_stream(
+    host: str, port: int, timeout_s: float, *, where: str, hint: str
+) -> SocketStream:
+    """A TCP connection within ``timeout_s`` real seconds; TcpConnectionError saying
+    ``where`` it failed, why, and ``hint`` (what to check) if it cannot be made."""
+    try:
+        with awaiting_outside():
+            return await within_real_s(timeout_s, lambda: anyio.connect_tcp(host, port))
+    except (OSError, TimeoutError) as exc:
+        raise TcpConnectionError(
+            f"{where}: {getattr(exc, 'strerror', None) or exc}; {hint}"
+        ) from None
+
+
 class TcpConnection:
     """A TCP connection to ``endpoint`` exchanging ``terminator``-ended text lines."""
 
@@ -146,17 +161,14 @@ class TcpConnection:
     async def open(self) -> None:
         """Connect (closing any connection first); TcpConnectionError if it cannot."""
         await self._close()
-        try:
-            with awaiting_outside():
-                stream = await within_real_s(
-                    self.timeout_s, lambda: anyio.connect_tcp(self.host, self.port)
-                )
-        except (OSError, TimeoutError) as exc:
-            raise TcpConnectionError(
-                f"{self.where}: cannot connect to {self.endpoint}: "
-                f"{getattr(exc, 'strerror', None) or exc}; check that the device is on, "
-                "in TCP server mode, and that the line file gives its address and port"
-            ) from None
+        stream = await connect_stream(
+            self.host,
+            self.port,
+            self.timeout_s,
+            where=f"{self.where}: cannot connect to {self.endpoint}",
+            hint="check that the device is on, in TCP server mode, and that the line file "
+            "gives its address and port",
+        )
         self._stream = stream
         self._receiver = BufferedByteReceiveStream(stream)
         self.connects += 1

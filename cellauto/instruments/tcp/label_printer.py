@@ -31,6 +31,7 @@ from cellauto.instruments.label_printer import LabelPrinter, PrintJob
 from cellauto.instruments.tcp.connection import (
     TcpConnectionError,
     TcpTimeoutError,
+    connect_stream,
     parse_tcp_endpoint,
     within_real_s,
 )
@@ -225,17 +226,14 @@ class TcpLabelPrinter(LabelPrinter):
 
     async def _open(self) -> None:
         await self._close()
-        try:
-            with awaiting_outside():
-                stream = await within_real_s(
-                    self.timeout_s, lambda: anyio.connect_tcp(self.host, self.port)
-                )
-        except (OSError, TimeoutError) as exc:
-            raise TcpConnectionError(
-                f"LabelPrinter at {self.endpoint}: cannot connect: "
-                f"{getattr(exc, 'strerror', None) or exc}; check that the printer is on and "
-                "on the network, and that the line file gives its address and port (9100)"
-            ) from None
+        stream = await connect_stream(
+            self.host,
+            self.port,
+            self.timeout_s,
+            where=f"LabelPrinter at {self.endpoint}: cannot connect",
+            hint="check that the printer is on and on the network, and that the line file "
+            "gives its address and port (9100)",
+        )
         self._stream = stream
         self._receiver = BufferedByteReceiveStream(stream)
 
