@@ -4,12 +4,18 @@ confirmed under the write lock, and refusals journaled in a transaction of their
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, timedelta
+from typing import TypeVar
 
 import orjson
 
-from cellauto.errors import PasswordPolicyError, PeopleError, PermissionRefusedError
+from cellauto.errors import (
+    BadInputError,
+    PasswordPolicyError,
+    PeopleError,
+    PermissionRefusedError,
+)
 from cellauto.records.refs import SiteRef
 from cellauto.records.site_payloads import (
     AccountChangeRefused,
@@ -23,7 +29,7 @@ from cellauto.site.passwords import (
     PasswordCause,
     describe_cause,
 )
-from cellauto.site.policy import site_date
+from cellauto.site.policy import current_policy, site_date
 from cellauto.site.projection import Account, write_credential
 from cellauto.site.replay import confirm_account
 from cellauto.site.roles import Permission, Role, permissions_of
@@ -39,16 +45,27 @@ __all__ = [
     "run_act",
     "store_credential",
     "target_of",
+    "today",
 ]
 
 
-class Refused(Exception):
-    """Inside a transaction: the refusal to journal once the block is left."""
+T = TypeVar("T")
 
-    def __init__(self, record: SitePayload, error: PeopleError) -> None:
+
+class Refused(Exception):
+    """Inside a transaction: the refusal (one record, or several: the act's refusal and a
+    signature's) to journal once the block is left, and the error to raise then."""
+
+    def __init__(self, records: SitePayload | Sequence[SitePayload], error: BadInputError) -> None:
         super().__init__(str(error))
-        self.record = record
+        self.records = [records] if isinstance(records, SitePayload) else list(records)
         self.error = error
+
+
+def today(tx: SiteTx) -> date:
+    """The site's day (in its time zone) when the transaction began."""
+    policy, _ = current_policy(tx.conn)
+    return site_date(policy, tx.wall_time_ns)
 
 
 def expires_on(policy: SitePolicy, now_ns: int) -> date | None:
@@ -73,7 +90,7 @@ def active_administrators(conn: sqlite3.Connection) -> set[str]:
     return {name for name, roles in rows if Role.ADMINISTRATOR in orjson.loads(roles)}
 
 
-def run_act(store: SiteStore, body: Callable[[SiteTx], SiteRef]) -> SiteRef:
+def run_act(store: SiteStore, body: Callable[[SiteTx], T]) -> T:
     """Run ``body(tx)`` in a transaction; a :class:`Refused` it raises is journaled
     in its own transaction (the act's own writes roll back), then its error raised."""
     try:
@@ -81,7 +98,8 @@ def run_act(store: SiteStore, body: Callable[[SiteTx], SiteRef]) -> SiteRef:
             return body(tx)
     except Refused as refused:
         with store.transaction() as tx:
-            tx.append(refused.record)
+            for record in refused.records:
+                tx.append(record)
         raise refused.error from None
 
 

@@ -17,7 +17,6 @@ from typing import Literal
 
 from cellauto.errors import (
     BadInputError,
-    CellautoError,
     EquipmentRefusedError,
     PermissionRefusedError,
 )
@@ -31,9 +30,10 @@ from cellauto.records.site_payloads_mat import (
     Qualification,
 )
 from cellauto.records.site_store import SiteStore, SiteTx
+from cellauto.site._acts import Refused, run_act
+from cellauto.site._acts import today as site_today
 from cellauto.site.auth import Authenticated, account_refusal
 from cellauto.site.materials_read import EquipmentRow, read_equipment
-from cellauto.site.policy import current_policy, site_date
 from cellauto.site.replay import confirm_account
 from cellauto.site.roles import Permission, permissions_of
 from cellauto.site.signatures import SignatureRefusal, sign
@@ -46,7 +46,7 @@ Act = Literal["add", "status", "calibrate"]
 class _Refused(Exception):
     """Inside the act's transaction: what to journal once it is rolled back."""
 
-    def __init__(self, cause: str, error: CellautoError) -> None:
+    def __init__(self, cause: str, error: BadInputError) -> None:
         super().__init__(str(error))
         self.cause = cause
         self.error = error
@@ -60,31 +60,30 @@ def _run(
     reason: str,
     body: Callable[[SiteTx], SiteRef],
 ) -> SiteRef:
-    """``body(tx)`` in one transaction; a refusal journaled in its own, then raised."""
-    try:
-        with store.transaction() as tx:
+    """``body(tx)`` in one transaction; a refusal journaled in its own, then raised (a
+    refused signature with its own ``signature_refused`` record too)."""
+
+    def refused(cause: str, error: BadInputError) -> EquipmentActRefused:
+        return EquipmentActRefused(
+            by=who.account.name,
+            reason=reason,
+            terminal=who.terminal,
+            asset=asset,
+            act=act,
+            cause=cause,
+            detail=str(error),
+        )
+
+    def guarded(tx: SiteTx) -> SiteRef:
+        try:
             return body(tx)
-    except _Refused as refused:
-        cause, detail, error = refused.cause, str(refused.error), refused.error
-    except SignatureRefusal as refusal:
-        cause, detail, error = (
-            f"signature: {refusal.record.cause}",
-            str(refusal.error),
-            refusal.error,
-        )
-    with store.transaction() as tx:
-        tx.append(
-            EquipmentActRefused(
-                by=who.account.name,
-                reason=reason,
-                terminal=who.terminal,
-                asset=asset,
-                act=act,
-                cause=cause,
-                detail=detail,
-            )
-        )
-    raise error
+        except _Refused as refusal:
+            raise Refused(refused(refusal.cause, refusal.error), refusal.error) from None
+        except SignatureRefusal as refusal:
+            cause = f"signature: {refusal.record.cause}"
+            raise Refused([refused(cause, refusal.error), refusal.record], refusal.error) from None
+
+    return run_act(store, guarded)
 
 
 def _may_act(tx: SiteTx, who: Authenticated, what: str) -> None:
@@ -123,11 +122,6 @@ def _existing(tx: SiteTx, asset: str) -> EquipmentRow:
             "retired", EquipmentRefusedError(f"{asset} is retired; a retired instrument stays so")
         )
     return row
-
-
-def _today(tx: SiteTx) -> date:
-    policy, _ = current_policy(tx.conn)
-    return site_date(policy, tx.wall_time_ns)
 
 
 def _signed(
@@ -197,7 +191,7 @@ def add_equipment(
 
     def body(tx: SiteTx) -> SiteRef:
         _may_act(tx, who, f"add {asset}")
-        _not_future(item.qualification, _today(tx))
+        _not_future(item.qualification, site_today(tx))
         if read_equipment(tx.conn, asset=asset) is not None:
             raise _Refused(
                 "duplicate_asset",
@@ -247,7 +241,7 @@ def set_status(
         merged = Qualification(
             iq=given.iq or row.iq_on, oq=given.oq or row.oq_on, pq=given.pq or row.pq_on
         )
-        today = _today(tx)
+        today = site_today(tx)
         _not_future(given, today)
         if new is EquipmentStatus.IN_SERVICE:
             problem = in_service_problem(asset, merged, row.calibration_due, today)
@@ -289,7 +283,7 @@ def record_calibration(
     def body(tx: SiteTx) -> SiteRef:
         _may_act(tx, who, f"calibrate {asset}")
         _existing(tx, asset)
-        if performed_on > _today(tx):
+        if performed_on > site_today(tx):
             raise BadInputError(f"--performed {performed_on} is in the future")
         record = CalibrationRecorded(
             by=who.account.name,

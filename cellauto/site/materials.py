@@ -41,9 +41,10 @@ from cellauto.records.site_payloads_mat import (
     Unit,
 )
 from cellauto.records.site_store import SiteStore, SiteTx
+from cellauto.site._acts import Refused, run_act
+from cellauto.site._acts import today as site_today
 from cellauto.site.auth import Authenticated, account_refusal
 from cellauto.site.materials_read import LotRow, read_lot, read_material
-from cellauto.site.policy import current_policy, site_date
 from cellauto.site.replay import confirm_account
 from cellauto.site.roles import PERMISSIONS, Permission, Role, permissions_of
 from cellauto.site.signatures import SignatureRefusal, sign
@@ -76,28 +77,6 @@ class Decision(NamedTuple):
 
     record: SiteRef
     signature: SiteRef
-
-
-class _Refusal(Exception):
-    """Inside the act's transaction: the records to journal once it rolled back."""
-
-    def __init__(self, records: Sequence[SitePayload], error: BadInputError) -> None:
-        super().__init__(str(error))
-        self.records = list(records)
-        self.error = error
-
-
-def _run(store: SiteStore, body: Callable[[SiteTx], T]) -> T:
-    """``body(tx)`` in one transaction; a :class:`_Refusal` is journaled in its own, then
-    its error raised (the act's own writes are rolled back)."""
-    try:
-        with store.transaction() as tx:
-            return body(tx)
-    except _Refusal as refused:
-        with store.transaction() as tx:
-            for record in refused.records:
-                tx.append(record)
-        raise refused.error from None
 
 
 def _payload(make: Callable[[], T], what: str) -> T:
@@ -136,7 +115,7 @@ class _Acting(NamedTuple):
         detail: str = "",
         error: type[BadInputError] = MaterialRefusedError,
         extra: Sequence[SitePayload] = (),
-    ) -> _Refusal:
+    ) -> Refused:
         record = LotActRefused(
             by=self.who.account.name,
             reason=self.reason,
@@ -146,7 +125,7 @@ class _Acting(NamedTuple):
             cause=cause,
             detail=detail or message,
         )
-        return _Refusal([record, *extra], error(message))
+        return Refused([record, *extra], error(message))
 
 
 def _check_actor(tx: SiteTx, acting: _Acting, permission: Permission) -> None:
@@ -178,11 +157,6 @@ def _lot(tx: SiteTx, acting: _Acting) -> LotRow:
             f"no lot {acting.key!r}; `cellauto materials list --status all` shows the lots",
         )
     return lot
-
-
-def _today(tx: SiteTx) -> date:
-    policy, _ = current_policy(tx.conn)
-    return site_date(policy, tx.wall_time_ns)
 
 
 # -- define -----------------------------------------------------------------------------
@@ -228,7 +202,7 @@ def define_material(
             )
         return tx.append(record)
 
-    return _run(store, body)
+    return run_act(store, body)
 
 
 # -- receive ----------------------------------------------------------------------------
@@ -259,7 +233,7 @@ def receive_lot(
 
     def body(tx: SiteTx) -> SiteRef:
         _check_actor(tx, acting, Permission.LOT_RECEIVE)
-        day = received_on or _today(tx)
+        day = received_on or site_today(tx)
         if read_material(tx.conn, material) is None:
             raise acting.refused(
                 "unknown_material",
@@ -270,7 +244,7 @@ def receive_lot(
             raise acting.refused(
                 "lot_exists", f"lot {key!r} was received already; give another --lot-id"
             )
-        if day > _today(tx):
+        if day > site_today(tx):
             raise acting.refused("received_in_future", f"received date {day} is in the future")
         if expires_on < day:
             raise acting.refused(
@@ -298,7 +272,7 @@ def receive_lot(
         )
         return tx.append(record)
 
-    return _run(store, body)
+    return run_act(store, body)
 
 
 # -- release and reject -----------------------------------------------------------------
@@ -346,7 +320,7 @@ def release_lot(store: SiteStore, who: Authenticated, lot_id: str, *, reason: st
                 " another QA person must",
                 error=PermissionRefusedError,
             )
-        today = _today(tx)
+        today = site_today(tx)
         if lot.expires_on < today:
             raise acting.refused(
                 "expired", f"lot {lot_id!r} expired on {lot.expires_on} (today is {today})"
@@ -364,7 +338,7 @@ def release_lot(store: SiteStore, who: Authenticated, lot_id: str, *, reason: st
         )
         return _decide(tx, acting, record, Meaning.RELEASED)
 
-    return _run(store, body)
+    return run_act(store, body)
 
 
 def reject_lot(store: SiteStore, who: Authenticated, lot_id: str, *, cause: str) -> Decision:
@@ -384,7 +358,7 @@ def reject_lot(store: SiteStore, who: Authenticated, lot_id: str, *, cause: str)
         )
         return _decide(tx, acting, record, Meaning.REJECTED)
 
-    return _run(store, body)
+    return run_act(store, body)
 
 
 # -- adjust -----------------------------------------------------------------------------
@@ -420,4 +394,4 @@ def adjust_lot(
         )
         return tx.append(record)
 
-    return _run(store, body)
+    return run_act(store, body)
