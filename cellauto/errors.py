@@ -30,6 +30,18 @@ class MaterialRefusedError(BadInputError):
     """A material or lot cannot be used: not defined, not released, expired, not enough."""
 
 
+class ReviewRefusedError(BadInputError):
+    """An act of review refused (a deviation's transition, a QC result, an import)."""
+
+
+class ReleaseRefusedError(ReviewRefusedError):
+    """A batch release refused; ``problems`` lists every reason."""
+
+    def __init__(self, message: str, problems: list[object] | None = None) -> None:
+        super().__init__(message)
+        self.problems = list(problems or [])
+
+
 class EquipmentRefusedError(EquipmentError):
     """An instrument is not fit for use: unknown to the registry, out of service or
     calibration, or its identity read at connect differs from the registry's."""

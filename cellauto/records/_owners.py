@@ -230,6 +230,24 @@ def check_unowned(
         raise _refusal(owner, path, now_ns, stale_s)
 
 
+def _refuse_shared_key(conn: sqlite3.Connection, run_id: str, path: Path) -> None:
+    """A new run's first 12 hex digits name its deviations and QC results
+    (:mod:`cellauto.review.ids`): refuse a run id whose key another run has (about 1 in
+    5e4 at 100,000 runs), so that an id never names two batches."""
+    key = run_id[:12]
+    if len(key) < 12 or any(c not in "0123456789abcdef" for c in key):
+        return  # not a generated id (a test's or an import's own name)
+    other = conn.execute(
+        "SELECT run_id FROM run_owners WHERE run_id >= ? AND run_id < ? AND run_id != ? LIMIT 1",
+        (key, key + "g", run_id),
+    ).fetchone()
+    if other is not None:
+        raise JournalError(
+            f"run {run_id!r} shares its first 12 digits with run {other[0]!r} in {path},"
+            " and they name its deviations and QC results; start the run again (a new id)"
+        )
+
+
 def claim(
     conn: sqlite3.Connection,
     path: Path,
@@ -271,6 +289,8 @@ def claim(
                 "use resume_run to continue it, or start the run under a new id"
             )
         upgrade(conn)
+        if new_run:
+            _refuse_shared_key(conn, run_id, path)
         if reserve is not None:  # first give back what runs that never started held
             release_orphans(conn, lambda run: orphaned(conn, run, key, now, stale_s))
             reserve(conn)

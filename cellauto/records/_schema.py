@@ -8,9 +8,12 @@ Versions
     4: the site chain (table ``site_records``: accounts, training, signatures, see
     :mod:`cellauto.records.site_chain`), its projections (``accounts``, ``credentials``,
     ``training``, ``tasks``, ``run_requests``) and the ledger kind ``site_anchor``.
+    5: materials, lots, equipment and containers (:data:`CREATE_MATERIALS`).
+    6: review and release: deviations, QC results, LIMS schemas, dispositions
+    (:data:`CREATE_REVIEW`), and an index of the runs' ``deviation`` records.
 
-A version 2 or 3 file is read as it is and becomes version 4 in the transaction of its
-next run claim (:func:`cellauto.records._owners.claim`) or its first site write
+A file of an older version is read as it is and becomes the current version in the
+transaction of its next run claim (:func:`cellauto.records._owners.claim`) or its first site write
 (:class:`cellauto.records.site_store.SiteStore`): :func:`upgrade` adds the missing tables
 and sets the version there. Reading never writes, so ``show`` or ``verify`` leave an
 older file byte-identical; readers treat a table the file does not have yet as empty.
@@ -27,10 +30,13 @@ import sqlite3
 __all__ = [
     "CREATE_MATERIALS",
     "CREATE_OWNERS",
+    "CREATE_REVIEW",
     "CREATE_SITE",
     "CREATE_SITE_ROW_INDEXES",
     "MATERIAL_STATEMENTS",
     "READABLE_VERSIONS",
+    "REVIEW_RUN_KINDS",
+    "REVIEW_STATEMENTS",
     "SCHEMA_VERSION",
     "SITE_ROW_KINDS",
     "is_missing_table",
@@ -38,8 +44,8 @@ __all__ = [
     "upgrade",
 ]
 
-SCHEMA_VERSION = 5
-READABLE_VERSIONS = ("2", "3", "4", "5")
+SCHEMA_VERSION = 6
+READABLE_VERSIONS = ("2", "3", "4", "5", "6")
 
 CREATE_OWNERS = """
 CREATE TABLE IF NOT EXISTS run_owners (
@@ -88,6 +94,21 @@ CREATE TABLE IF NOT EXISTS run_requests (
 );
 CREATE INDEX IF NOT EXISTS run_requests_pending ON run_requests (run_id, status);
 """
+REVIEW_RUN_KINDS: tuple[str, ...] = (
+    "deviation_raised",
+    "deviation_classified",
+    "deviation_investigated",
+    "deviation_closed",
+    "deviation_withdrawn",
+    "qc_result_entered",
+    "qc_results_imported",
+    "qc_result_verified",
+    "qc_result_invalidated",
+    "batch_disposed",
+    "review_act_refused",
+)
+"""The site record kinds of review and release, each naming its run (``run_id``)."""
+
 SITE_ROW_KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "materials": ("material", ("material_defined",)),
     "lots": ("lot_id", ("lot_received", "lot_released", "lot_rejected", "lot_adjusted")),
@@ -95,10 +116,24 @@ SITE_ROW_KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
         "asset",
         ("equipment_added", "equipment_status_changed", "calibration_recorded"),
     ),
+    "deviations": (
+        "deviation_id",
+        (
+            "deviation_raised",
+            "deviation_classified",
+            "deviation_investigated",
+            "deviation_closed",
+            "deviation_withdrawn",
+        ),
+    ),
+    "lims_schemas": ("name", ("lims_schema_defined",)),
+    "run_review": ("run_id", REVIEW_RUN_KINDS),
 }
 """Per projection table: the payload field naming its row, and the site record kinds that
 set a row. Each has an index of its site records by that field (below), so confirming
-one lot reads that lot's records, not every site record."""
+one lot reads that lot's records, not every site record. ``run_review`` is no table: it
+finds every review record of one run (QC results and dispositions are confirmed through
+it, since an import sets many result rows at once)."""
 
 
 def site_row_filter(table: str) -> str:
@@ -185,20 +220,82 @@ and ``containers`` hold simulated runs' rows too (their lots are not on this sit
 
 MATERIAL_STATEMENTS = tuple(s.strip() for s in CREATE_MATERIALS.split(";") if s.strip())
 """The version 5 statements one by one (a replay's scratch database creates them too)."""
+CREATE_SITE_ROW_INDEXES = _ROW_INDEXES
+"""The indexes of site records by the row they set (versions 5 and 6; on ``site_records``)."""
+
+
+CREATE_REVIEW = """
+CREATE TABLE IF NOT EXISTS deviations (
+    deviation_id TEXT PRIMARY KEY, run_id TEXT NOT NULL, origin TEXT NOT NULL,
+    run_seq INTEGER, run_hash TEXT, step TEXT, title TEXT,
+    status TEXT NOT NULL, classification TEXT, product_impact TEXT, capa TEXT,
+    investigated_by TEXT, opened_wall_ns INTEGER, closed_wall_ns INTEGER,
+    source_seq INTEGER NOT NULL, source_hash TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS deviations_by_run ON deviations (run_id, deviation_id);
+CREATE INDEX IF NOT EXISTS deviations_open ON deviations (status, opened_wall_ns)
+    WHERE status NOT IN ('closed', 'withdrawn');
+CREATE TABLE IF NOT EXISTS qc_results (
+    result_id TEXT PRIMARY KEY, run_id TEXT NOT NULL, test TEXT NOT NULL,
+    source TEXT NOT NULL, value REAL, text TEXT, unit TEXT NOT NULL,
+    observed TEXT NOT NULL, verdict TEXT NOT NULL, status TEXT NOT NULL,
+    entered_by TEXT NOT NULL, entry_seq INTEGER NOT NULL,
+    verified_by TEXT, verified_seq INTEGER,
+    source_seq INTEGER NOT NULL, source_hash TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS qc_results_by_run ON qc_results (run_id, test, status);
+CREATE TABLE IF NOT EXISTS lims_schemas (
+    name TEXT NOT NULL, version INTEGER NOT NULL, body TEXT NOT NULL,
+    source_seq INTEGER NOT NULL, source_hash TEXT NOT NULL,
+    PRIMARY KEY (name, version)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS qc_imports (
+    run_id TEXT NOT NULL, file_sha256 TEXT NOT NULL, source_seq INTEGER NOT NULL,
+    PRIMARY KEY (run_id, file_sha256)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dispositions (
+    run_id TEXT PRIMARY KEY, decision TEXT NOT NULL, decided_wall_ns INTEGER NOT NULL,
+    by_name TEXT NOT NULL, coa_sha256 TEXT NOT NULL,
+    source_seq INTEGER NOT NULL, source_hash TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS records_deviations ON records (run_id, seq) WHERE kind = 'deviation';
+"""
+"""The tables of version 6 (review and release). Column meanings:
+
+``deviations``: one row per deviation with a site record (a deviation the runner
+recorded and nobody has acted on yet has no row: it is open, read from the run through
+the ``records_deviations`` index); ``origin`` runner | person | qc, ``run_seq``/``run_hash``
+the runner's ``deviation`` record, ``title`` and ``opened_wall_ns`` NULL for those (the
+run record has them), ``status`` open | classified | investigated | closed | withdrawn,
+``investigated_by`` the last investigator (a closer must be someone else).
+``qc_results``: ``source`` manual | lims, ``observed`` the normalised value compared with
+the spec (JSON), ``verdict`` pass | fail, ``status`` valid | invalidated, ``entry_seq``
+the site record holding the result's body (an entry, or the import of many), ``verified_*``
+the second person's ``qc_result_verified`` (manual entries). ``lims_schemas``: ``body``
+the JSON :class:`~cellauto.records.lims_schema.LimsSchema`. ``qc_imports``: one row per
+file imported for a run (the same file twice is refused). ``dispositions``: QA's one
+decision per run, ``decision`` released | rejected."""
+
+REVIEW_STATEMENTS = tuple(
+    s.strip() for s in CREATE_REVIEW.split(";") if s.strip() and " ON records " not in s
+)
+"""The version 6 statements one by one (a replay's scratch database creates the tables;
+the ``records`` index is skipped there)."""
+
+
 _SITE_STATEMENTS = (
     *(s.strip() for s in CREATE_SITE.split(";") if s.strip()),
     *MATERIAL_STATEMENTS,
+    *(s.strip() for s in CREATE_REVIEW.split(";") if s.strip()),
     *(s.strip() for s in _ROW_INDEXES.split(";") if s.strip()),
 )
-CREATE_SITE_ROW_INDEXES = _ROW_INDEXES
-"""The indexes of site records by the row they set (version 5; on ``site_records``)."""
 
 
 def upgrade(conn: sqlite3.Connection) -> None:
     """Bring the file to :data:`SCHEMA_VERSION` inside the caller's write transaction.
 
-    Creates ``run_owners`` (version 3) and every version 4 and 5 table that is missing,
-    and sets ``meta.schema_version``; a file already at version 5 is not changed.
+    Creates ``run_owners`` (version 3) and every version 4, 5 and 6 table and index that
+    is missing, and sets ``meta.schema_version``; a file already current is not changed.
     """
     if not conn.in_transaction:
         raise RuntimeError("schema upgrade outside a write transaction")  # a caller's bug

@@ -16,6 +16,7 @@ from cellauto.errors import (
 from cellauto.records._schema import (
     CREATE_MATERIALS,
     CREATE_OWNERS,
+    CREATE_REVIEW,
     CREATE_SITE,
     CREATE_SITE_ROW_INDEXES,
     READABLE_VERSIONS,
@@ -59,6 +60,7 @@ CREATE TABLE IF NOT EXISTS ledger_head (
     + CREATE_OWNERS
     + CREATE_SITE
     + CREATE_MATERIALS
+    + CREATE_REVIEW
     + CREATE_SITE_ROW_INDEXES
 )
 

@@ -52,6 +52,7 @@ class RecordKind(StrEnum):
     LABEL_PRINTED = "label_printed"
     LABEL_VERIFIED = "label_verified"
     SHIPMENT_RECORDED = "shipment_recorded"
+    RELEASE_PLAN = "release_plan"
 
 
 KIND_VALUES: Mapping[object, str] = MappingProxyType({kind: kind.value for kind in RecordKind})

@@ -21,6 +21,7 @@ from cellauto.records.kinds import RecordKind
 from cellauto.records.material_payloads import MATERIAL_PAYLOADS
 from cellauto.records.payload_base import Payload, plain_json
 from cellauto.records.refs import SignatureShown, SiteRef
+from cellauto.records.release_plan import ReleasePlan
 from cellauto.records.spec import CheckPolicy, Spec
 from cellauto.records.task_payloads import (
     TASK_PAYLOADS,
@@ -464,6 +465,7 @@ _RUN_PAYLOADS: tuple[type[Payload], ...] = (
     Checkpoint,
     *TASK_PAYLOADS,
     *MATERIAL_PAYLOADS,
+    ReleasePlan,
 )
 PAYLOAD_TYPES: dict[RecordKind, type[Payload]] = {cls.kind: cls for cls in _RUN_PAYLOADS}
 """The payload model of each record kind."""

@@ -45,6 +45,18 @@ class SiteKind(StrEnum):
     EQUIPMENT_STATUS_CHANGED = "equipment_status_changed"
     CALIBRATION_RECORDED = "calibration_recorded"
     EQUIPMENT_ACT_REFUSED = "equipment_act_refused"
+    DEVIATION_RAISED = "deviation_raised"
+    DEVIATION_CLASSIFIED = "deviation_classified"
+    DEVIATION_INVESTIGATED = "deviation_investigated"
+    DEVIATION_CLOSED = "deviation_closed"
+    DEVIATION_WITHDRAWN = "deviation_withdrawn"
+    QC_RESULT_ENTERED = "qc_result_entered"
+    QC_RESULTS_IMPORTED = "qc_results_imported"
+    QC_RESULT_VERIFIED = "qc_result_verified"
+    QC_RESULT_INVALIDATED = "qc_result_invalidated"
+    LIMS_SCHEMA_DEFINED = "lims_schema_defined"
+    BATCH_DISPOSED = "batch_disposed"
+    REVIEW_ACT_REFUSED = "review_act_refused"
 
 
 # -- parts ------------------------------------------------------------------------------

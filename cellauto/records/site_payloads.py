@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from cellauto.records.refs import HASH_PATTERN, Meaning, RecordRef, SiteRef
 from cellauto.records.site_payload_base import SiteKind, SitePayload, Terminal
 from cellauto.records.site_payloads_mat import SITE_MATERIAL_PAYLOADS
+from cellauto.records.site_payloads_review import SITE_REVIEW_PAYLOADS
 
 __all__ = [
     "SITE_PAYLOAD_TYPES",
@@ -268,5 +269,5 @@ _PEOPLE_PAYLOADS: tuple[type[SitePayload], ...] = (
 )
 
 SITE_PAYLOAD_TYPES: dict[SiteKind, type[SitePayload]] = {
-    cls.kind: cls for cls in (*_PEOPLE_PAYLOADS, *SITE_MATERIAL_PAYLOADS)
+    cls.kind: cls for cls in (*_PEOPLE_PAYLOADS, *SITE_MATERIAL_PAYLOADS, *SITE_REVIEW_PAYLOADS)
 }

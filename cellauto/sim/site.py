@@ -24,7 +24,12 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Literal
 
-from cellauto.records._schema import CREATE_MATERIALS, CREATE_SITE, CREATE_SITE_ROW_INDEXES
+from cellauto.records._schema import (
+    CREATE_MATERIALS,
+    CREATE_SITE,
+    CREATE_SITE_ROW_INDEXES,
+    REVIEW_STATEMENTS,
+)
 from cellauto.records.refs import SiteRef
 from cellauto.records.site_chain import append_in_tx
 from cellauto.records.site_payload_base import SitePayload, Terminal
@@ -52,6 +57,8 @@ class SimSite:
             raise ValueError("a simulated site needs an aware datetime (UTC)")
         self._conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
         self._conn.executescript(_META + CREATE_SITE + CREATE_MATERIALS + CREATE_SITE_ROW_INDEXES)
+        for statement in REVIEW_STATEMENTS:
+            self._conn.execute(statement)
         self.now = now.astimezone(UTC)
 
     def at(self, now: datetime) -> SimSite:

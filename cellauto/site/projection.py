@@ -36,6 +36,7 @@ from cellauto.records.site_payloads import (
 from cellauto.site._chain import VERIFY_HINT, stored_site_record
 from cellauto.site.policy import end_of_day_ns
 from cellauto.site.projection_materials import apply_material_projection
+from cellauto.site.projection_review import apply_review_projection
 
 __all__ = [
     "ACCOUNT_COLUMNS",
@@ -132,9 +133,10 @@ def apply_projection(
     conn: sqlite3.Connection, payload: SitePayload, ref: SiteRef, wall_time_ns: int
 ) -> None:
     """Update the projections for one site record (inside the appending transaction)."""
-    del wall_time_ns  # rows derive from the record alone, so replay gives the same rows
     _apply(conn, payload, ref, training=True)
     apply_material_projection(conn, payload, ref)
+    # rows derive from the record alone (its wall time included), so replay gives the same
+    apply_review_projection(conn, payload, ref, wall_time_ns)
 
 
 def apply_account_effects(conn: sqlite3.Connection, payload: SitePayload, ref: SiteRef) -> None:

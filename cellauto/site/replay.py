@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from cellauto.errors import JournalError
-from cellauto.records._schema import MATERIAL_STATEMENTS
+from cellauto.records._schema import MATERIAL_STATEMENTS, REVIEW_STATEMENTS
 from cellauto.records.refs import SiteRef
 from cellauto.records.site_payloads import (
     Signature,
@@ -33,6 +33,7 @@ from cellauto.site.projection import (
     concerns,
     json_list,
 )
+from cellauto.site.projection_review import review_problem
 from cellauto.site.replay_materials import materials_problem
 from cellauto.site.signing_check import authority_problem
 
@@ -65,7 +66,7 @@ def _scratch(conn: sqlite3.Connection) -> sqlite3.Connection:
     scratch.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
     for (sql,) in ddl:
         scratch.execute(sql)
-    for statement in MATERIAL_STATEMENTS:  # a version 4 file has none yet: they start empty
+    for statement in (*MATERIAL_STATEMENTS, *REVIEW_STATEMENTS):  # older files: start empty
         scratch.execute(statement)
     return scratch
 
@@ -193,6 +194,7 @@ def replay_problem(conn: sqlite3.Connection, records: Sequence[SiteRecordLike]) 
             or _table_problem(conn, scratch)
             or _credential_problem(conn, replayed, commitments)
             or materials_problem(conn, scratch)  # materials, lots, equipment, lot uses
+            or review_problem(conn, scratch)  # deviations, QC results, dispositions
         )
     finally:
         scratch.close()

@@ -3,8 +3,11 @@
 Segregation of duties (EU GMP Annex 11 §12, 21 CFR 11.10(g)): an administrator manages
 accounts and signs nothing of a batch; QA verifies, reviews and releases but never runs
 equipment or performs a step; a supervisor does what an operator does and also stops,
-aborts, and restarts a run after a deviation. Hold is open to every operational role
-because it is the safe direction.
+aborts, and restarts a run after a deviation. QC (the laboratory) enters and verifies
+release-test results and nothing of manufacturing; QA classifies and closes deviations,
+defines the LIMS mappings, invalidates a result and releases or rejects a batch, but
+never enters the results it releases on. Hold is open to every operational role because
+it is the safe direction; anyone on a batch may raise a deviation.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ class Role(StrEnum):
     OPERATOR = "operator"
     SUPERVISOR = "supervisor"
     QA = "qa"
+    QC = "qc"
+    """The QC laboratory: enters, imports and verifies release-test results."""
     ADMINISTRATOR = "administrator"
 
 
@@ -55,6 +60,17 @@ class Permission(StrEnum):
     LOT_ADJUST = "lot.adjust"
     EQUIPMENT_MANAGE = "equipment.manage"
     """Add an instrument to the registry, change its status, record its calibration."""
+    DEVIATION_RAISE = "deviation.raise"
+    DEVIATION_CLASSIFY = "deviation.classify"
+    DEVIATION_INVESTIGATE = "deviation.investigate"
+    DEVIATION_CLOSE = "deviation.close"
+    """Close a deviation, or withdraw one raised in error."""
+    QC_ENTER = "qc.enter"
+    """Enter a result by hand or import a LIMS export."""
+    QC_VERIFY = "qc.verify"
+    QC_INVALIDATE = "qc.invalidate"
+    QC_SCHEMA = "qc.schema"
+    """Define a LIMS export mapping."""
 
 
 _OPERATOR = frozenset(
@@ -65,6 +81,7 @@ _OPERATOR = frozenset(
         Permission.STEP_PERFORM,
         Permission.STEP_VERIFY,
         Permission.LOT_RECEIVE,
+        Permission.DEVIATION_RAISE,
     }
 )
 
@@ -81,6 +98,7 @@ PERMISSIONS: Mapping[Role, frozenset[Permission]] = MappingProxyType(
             Permission.MATERIAL_DEFINE,
             Permission.LOT_ADJUST,
             Permission.EQUIPMENT_MANAGE,
+            Permission.DEVIATION_INVESTIGATE,
         },
         Role.QA: frozenset(
             {
@@ -92,6 +110,20 @@ PERMISSIONS: Mapping[Role, frozenset[Permission]] = MappingProxyType(
                 Permission.TRAINING_RECORD,
                 Permission.MATERIAL_DEFINE,
                 Permission.LOT_RELEASE,
+                Permission.DEVIATION_RAISE,
+                Permission.DEVIATION_CLASSIFY,
+                Permission.DEVIATION_INVESTIGATE,
+                Permission.DEVIATION_CLOSE,
+                Permission.QC_VERIFY,
+                Permission.QC_INVALIDATE,
+                Permission.QC_SCHEMA,
+            }
+        ),
+        Role.QC: frozenset(
+            {
+                Permission.QC_ENTER,
+                Permission.QC_VERIFY,
+                Permission.DEVIATION_RAISE,
             }
         ),
         Role.ADMINISTRATOR: frozenset({Permission.USERS_MANAGE, Permission.POLICY_SET}),

@@ -32,6 +32,19 @@ from cellauto.records.site_payloads_mat import (
     LotRejected,
     LotReleased,
 )
+from cellauto.records.site_payloads_review import (
+    BatchDisposed,
+    DeviationClassified,
+    DeviationClosed,
+    DeviationInvestigated,
+    DeviationRaised,
+    DeviationWithdrawn,
+    LimsSchemaDefined,
+    QcResultEntered,
+    QcResultInvalidated,
+    QcResultsImported,
+    QcResultVerified,
+)
 from cellauto.site.policy import site_date
 from cellauto.site.projection import accounts_by_name
 from cellauto.site.roles import MEANING_PERMISSION, Permission, Role, permissions_of
@@ -45,6 +58,21 @@ _COMMAND_PERMISSION = {
     "abort": Permission.RUN_ABORT,
 }
 
+_REVIEW_PERMISSION: Mapping[type[SitePayload], Permission] = {
+    DeviationRaised: Permission.DEVIATION_RAISE,
+    DeviationClassified: Permission.DEVIATION_CLASSIFY,
+    DeviationInvestigated: Permission.DEVIATION_INVESTIGATE,
+    DeviationClosed: Permission.DEVIATION_CLOSE,
+    DeviationWithdrawn: Permission.DEVIATION_CLOSE,
+    QcResultEntered: Permission.QC_ENTER,
+    QcResultsImported: Permission.QC_ENTER,
+    QcResultVerified: Permission.QC_VERIFY,
+    QcResultInvalidated: Permission.QC_INVALIDATE,
+    LimsSchemaDefined: Permission.QC_SCHEMA,
+    BatchDisposed: Permission.BATCH_RELEASE,
+}
+"""The permission each act of review and release needs, whatever its meaning."""
+
 _SESSION_PERMISSION = {"run.start": Permission.RUN_START, "run.restart": Permission.RUN_RESTART}
 """A session opened to start (resume) a run: its purpose begins with the permission."""
 
@@ -55,7 +83,8 @@ def needed_permission(
     """The permission a signature needs: a command request's own permission (``signed``:
     the site record signed, if it is one), a run's start or resume (a ``session_opened``
     whose purpose is ``run.start ...`` or ``run.restart ...``), a lot's release or rejection
-    (``lot.release``), an act on the equipment registry (``equipment.manage``), a restart
+    (``lot.release``), an act on the equipment registry (``equipment.manage``), an act of
+    review and release (deviations, QC results, a batch's disposition), a restart
     after a deviation's (an ``approved`` signature of a run's ``deviation`` record), else
     the meaning's."""
     if isinstance(signed, RunCommandRequested):
@@ -64,6 +93,8 @@ def needed_permission(
         return Permission.LOT_RELEASE
     if isinstance(signed, EquipmentAdded | EquipmentStatusChanged | CalibrationRecorded):
         return Permission.EQUIPMENT_MANAGE  # an act on the equipment registry
+    if signed is not None and type(signed) in _REVIEW_PERMISSION:
+        return _REVIEW_PERMISSION[type(signed)]  # review and release (deviations, QC, QA)
     if isinstance(signed, SessionOpened) and meaning == Meaning.PERFORMED:
         acting = _SESSION_PERMISSION.get(signed.purpose.split(" ", 1)[0])
         if acting is not None:  # the start (or resume) of a run by the session's person

@@ -14,6 +14,7 @@ TERMINAL = Terminal(host="bench-1", pid=4242, tty="pts/3", os_user="cellauto")
 
 V4_TABLES = ("site_records", "accounts", "credentials", "training", "tasks", "run_requests")
 V5_TABLES = ("materials", "lots", "lot_reservations", "lot_uses", "equipment", "containers")
+V6_TABLES = ("deviations", "qc_results", "lims_schemas", "qc_imports", "dispositions")
 
 
 def policy(min_password_length: int = 12, by: str = "admin") -> PolicySet:
@@ -42,7 +43,7 @@ def sealed_run(journal: Journal, run_id: str, records: int = 3) -> None:
 
 
 def old_journal(path: Path, version: int) -> Path:
-    """A journal of schema version 2, 3 or 4 holding one sealed run ``old``.
+    """A journal of schema version 2, 3, 4 or 5 holding one sealed run ``old``.
 
     Written by this cellauto, then its tables cut back to those of that version (the
     DDL of every other table is unchanged since), and its version set; checkpointed, so
@@ -53,8 +54,12 @@ def old_journal(path: Path, version: int) -> Path:
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute("BEGIN")
-        for table in V5_TABLES if version == 4 else (*V4_TABLES, *V5_TABLES):
+        dropped = {5: V6_TABLES, 4: (*V5_TABLES, *V6_TABLES)}.get(
+            version, (*V4_TABLES, *V5_TABLES, *V6_TABLES)
+        )
+        for table in dropped:
             conn.execute(f"DROP TABLE {table}")
+        conn.execute("DROP INDEX records_deviations")
         if version == 2:
             conn.execute("DROP TABLE run_owners")
         conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))

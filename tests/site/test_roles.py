@@ -17,6 +17,7 @@ EXPECTED: dict[Role, set[Permission]] = {
         P.STEP_PERFORM,
         P.STEP_VERIFY,
         P.LOT_RECEIVE,
+        P.DEVIATION_RAISE,
     },
     Role.SUPERVISOR: {
         P.RUN_START,
@@ -33,6 +34,8 @@ EXPECTED: dict[Role, set[Permission]] = {
         P.MATERIAL_DEFINE,
         P.LOT_ADJUST,
         P.EQUIPMENT_MANAGE,
+        P.DEVIATION_RAISE,
+        P.DEVIATION_INVESTIGATE,
     },
     Role.QA: {
         P.RUN_HOLD,
@@ -43,7 +46,15 @@ EXPECTED: dict[Role, set[Permission]] = {
         P.TRAINING_RECORD,
         P.MATERIAL_DEFINE,
         P.LOT_RELEASE,
+        P.DEVIATION_RAISE,
+        P.DEVIATION_CLASSIFY,
+        P.DEVIATION_INVESTIGATE,
+        P.DEVIATION_CLOSE,
+        P.QC_VERIFY,
+        P.QC_INVALIDATE,
+        P.QC_SCHEMA,
     },
+    Role.QC: {P.QC_ENTER, P.QC_VERIFY, P.DEVIATION_RAISE},
     Role.ADMINISTRATOR: {P.USERS_MANAGE, P.POLICY_SET},
 }
 
@@ -82,6 +93,37 @@ def test_a_lot_decision_is_signed_with_lot_release() -> None:
     rejected = LotRejected(**who, lot_id="v/L1", cause="out of spec")
     assert needed_permission(Meaning.RELEASED, target, released) == P.LOT_RELEASE
     assert needed_permission(Meaning.REJECTED, target, rejected) == P.LOT_RELEASE
+
+
+def test_qc_enters_results_and_qa_never_does() -> None:
+    assert {r for r in Role if P.QC_ENTER in PERMISSIONS[r]} == {Role.QC}
+    assert {r for r in Role if P.BATCH_RELEASE in PERMISSIONS[r]} == {Role.QA}
+    assert {r for r in Role if P.DEVIATION_CLOSE in PERMISSIONS[r]} == {Role.QA}
+    assert not PERMISSIONS[Role.QC] & {P.RUN_START, P.STEP_PERFORM, P.BATCH_RELEASE}
+
+
+def test_review_acts_are_signed_with_their_own_permission() -> None:
+    from cellauto.records.refs import RecordRef
+    from cellauto.records.site_payloads_review import DeviationWithdrawn, QcResultVerified
+    from cellauto.site.signing_check import needed_permission
+    from tests.records.site_factory import TERMINAL
+
+    target = RecordRef(chain="site", seq=3, hash="0" * 64, kind="deviation_withdrawn")
+    who = {"by": "bob", "terminal": TERMINAL}
+    withdrawn = DeviationWithdrawn(
+        **who,
+        deviation_id="DEV-0123456789ab-S01",
+        run_id="0123456789ab" * 2,
+        cause="raised on the wrong batch",
+    )
+    verified = QcResultVerified(
+        **who,
+        run_id="0123456789ab" * 2,
+        result_id="QC-0123456789ab-viability-01",
+        entry={"seq": 2, "hash": "0" * 64},
+    )
+    assert needed_permission(Meaning.APPROVED, target, withdrawn) == P.DEVIATION_CLOSE
+    assert needed_permission(Meaning.VERIFIED, target, verified) == P.QC_VERIFY
 
 
 def test_every_meaning_needs_a_permission() -> None:
