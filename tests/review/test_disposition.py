@@ -1,0 +1,255 @@
+"""QA's disposition: a release refused naming every reason (journaled), a rejection
+always possible, one decision per batch, the certificate of analysis in the record."""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+
+import pytest
+
+from cellauto.cli import main
+from cellauto.errors import (
+    BadInputError,
+    PermissionRefusedError,
+    ReleaseRefusedError,
+    ReviewRefusedError,
+)
+from cellauto.records import Journal
+from cellauto.records.refs import Meaning
+from cellauto.records.release_plan import Qualitative, ReleasePlan, ReleaseTest
+from cellauto.records.site_payloads import Signature
+from cellauto.records.site_payloads_review import (
+    BatchDisposed,
+    QcResultBody,
+    QcResultEntered,
+    ReviewActRefused,
+    SampleIdentity,
+)
+from cellauto.records.spec import Spec
+from cellauto.review.batch_facts import batch_facts
+from cellauto.review.coa import coa_sha256
+from cellauto.review.disposition import dispose_batch, release_problems
+from cellauto.review.ids import qc_result_id
+from cellauto.review.read import read_disposition
+from tests.site.chain import TERMINAL
+from tests.site.conftest import own_password
+
+from .conftest import Batch
+
+
+def _release(batch: Batch, who: str = "qa.smith", decision: str = "release", reason: str = ""):  # type: ignore[no-untyped-def]
+    with Journal(batch.path, create=False) as journal:
+        return dispose_batch(
+            batch.store,
+            journal,
+            batch.site.sign_in(who),
+            batch.run_id,
+            decision=decision,  # type: ignore[arg-type]
+            reason=reason,
+        )
+
+
+def _codes(problems: list) -> list[str]:  # type: ignore[type-arg]
+    return sorted({p.code for p in problems})
+
+
+def test_a_release_is_refused_naming_every_reason_and_the_refusal_is_journaled(
+    batch: Batch,
+) -> None:
+    head = batch.site.head()
+    with pytest.raises(ReleaseRefusedError) as refused:
+        _release(batch)
+    assert _codes(refused.value.problems) == ["deviation_open", "no_release_plan"]
+    assert f"DEV-{batch.run_id[:12]}-01" in str(refused.value)
+    new = batch.site.new_records(head)
+    refusals = [r for r in new if isinstance(r, ReviewActRefused)]
+    assert len(refusals) == 1 and refusals[0].act == "release"
+    assert _codes(refusals[0].reasons) == ["deviation_open", "no_release_plan"]
+    assert not any(isinstance(r, BatchDisposed) for r in new)
+    with batch.store.reading() as conn:
+        assert read_disposition(conn, batch.run_id) is None
+
+
+def test_a_rejection_is_possible_with_open_deviations_and_only_once(batch: Batch) -> None:
+    outcome = _release(batch, decision="reject", reason="culture excursion, potency unknown")
+    with batch.store.reading() as conn:
+        row = read_disposition(conn, batch.run_id)
+    assert row is not None and (row.decision, row.by_name) == ("rejected", "qa.smith")
+    assert row.coa_sha256 == coa_sha256(outcome.coa)
+    assert outcome.coa.simulated and outcome.coa.decision == "rejected"
+    assert [d.status for d in outcome.coa.deviations] == ["open"]
+    records = batch.site.records()
+    signature = next(
+        r for r in records if isinstance(r, Signature) and r.signed.seq == outcome.record.seq
+    )
+    assert signature.meaning == Meaning.REJECTED
+    for decision, reason in (("release", ""), ("reject", "again")):
+        with pytest.raises((ReleaseRefusedError, ReviewRefusedError), match="rejected by"):
+            _release(batch, who="qa.lee", decision=decision, reason=reason)
+
+
+def test_a_rejection_needs_a_reason_and_nothing_is_written(batch: Batch) -> None:
+    head = batch.site.head()
+    with pytest.raises(BadInputError, match="needs --reason"):
+        _release(batch, decision="reject", reason="  ")
+    assert batch.site.head() == head
+
+
+@pytest.mark.parametrize("who", ["sup.jones", "lab.chen", "op.ann"])
+def test_only_qa_disposes_and_a_refusal_is_journaled(batch: Batch, who: str) -> None:
+    head = batch.site.head()
+    with pytest.raises(PermissionRefusedError, match=r"batch\.release"):
+        _release(batch, who=who, decision="reject", reason="not theirs to decide")
+    (refusal,) = batch.site.new_records(head)[-1:]
+    assert isinstance(refusal, ReviewActRefused) and refusal.cause == "permission"
+
+
+def _plan() -> ReleasePlan:
+    return ReleasePlan(
+        product="CAR-T autologous",
+        coi="COI-1",
+        tests=[
+            ReleaseTest(
+                name="sterility",
+                method="Ph. Eur. 2.6.27",
+                spec=Qualitative(accept=("no growth",)),
+            ),
+            ReleaseTest(name="viability", method="NC-200", unit="%", spec=Spec(min=80, unit="%")),
+            ReleaseTest(name="endotoxin", method="LAL", unit="EU/mL", spec=Spec(max=5)),
+            ReleaseTest(
+                name="VCN", method="ddPCR", unit="copies", spec=Spec(max=5), required=False
+            ),
+        ],
+    )
+
+
+def _entered(batch: Batch, test: str, by: str, *, value=None, text=None, verdict="pass"):  # type: ignore[no-untyped-def]
+    body = QcResultBody(
+        result_id=qc_result_id(batch.run_id, test, 1),
+        test=test,
+        sample=SampleIdentity(sample_id="S-1", coi="COI-1"),
+        method="m",
+        analyst=by,
+        tested_on="2026-12-01",
+        instrument="QC-1",
+        value=value,
+        text=text,
+        unit="%" if value is not None else "",
+    )
+    record = QcResultEntered(
+        by=by,
+        terminal=TERMINAL,
+        run_id=batch.run_id,
+        result=body,
+        observed=value if value is not None else text,
+        verdict=verdict,
+    )
+    with batch.store.transaction() as tx:
+        tx.append(record)
+
+
+def test_qc_rules_name_missing_out_of_spec_and_unverified_results(batch: Batch) -> None:
+    _entered(batch, "sterility", "lab.chen", text="no growth")
+    _entered(batch, "viability", "lab.chen", value=72.0, verdict="fail")
+    with Journal(batch.path, create=False) as journal, batch.store.reading() as conn:
+        facts = batch_facts(journal, batch.run_id)
+        facts.plan = _plan()
+        problems = release_problems(journal, conn, batch.run_id, releaser="lab.chen", facts=facts)
+    by_code: dict[str, list[str]] = {}
+    for problem in problems:
+        by_code.setdefault(problem.code, []).append(problem.subject)
+    assert by_code["qc_missing"] == ["endotoxin"]  # VCN is not required
+    assert by_code["qc_oos"] == ["viability"]
+    assert sorted(by_code["qc_unverified"]) == ["sterility", "viability"]
+    assert by_code["releaser_performed"] == ["lab.chen", "lab.chen"]
+    assert "no_release_plan" not in by_code
+
+
+def test_an_edited_run_record_stops_the_release(batch: Batch) -> None:
+    conn = sqlite3.connect(batch.path)
+    conn.execute(
+        "UPDATE records SET body = body || ' ' WHERE run_id = ? AND seq = 5",
+        (batch.run_id,),
+    )
+    conn.commit()
+    conn.close()
+    with pytest.raises(ReleaseRefusedError) as refused:
+        _release(batch)
+    assert "journal_not_verifying" in _codes(refused.value.problems)
+
+
+def _cli(batch: Batch, monkeypatch: pytest.MonkeyPatch, *argv: str, who: str | None = None) -> int:
+    lines = f"{own_password(who)}\n" if who else ""
+    monkeypatch.setattr("sys.stdin", io.StringIO(lines))
+    extra = ["--as", who, "--password-stdin"] if who else []
+    return main(["release", batch.run_id[:8], *argv, *extra, "--db", str(batch.path)])
+
+
+def test_the_cli_checks_refuses_and_rejects(
+    batch: Batch, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = batch.path.read_bytes()
+    assert _cli(batch, monkeypatch, "--check") == 3
+    out = capsys.readouterr().out
+    assert "deviation_open" in out and "no_release_plan" in out
+    assert batch.path.read_bytes() == before
+    assert _cli(batch, monkeypatch, "--decision", "release", who="qa.smith") == 2
+    assert "release refused" in capsys.readouterr().out
+    assert (
+        _cli(batch, monkeypatch, "--decision", "reject", "--reason", "excursion", who="qa.lee") == 0
+    )
+    out = capsys.readouterr().out
+    assert "rejected by qa.lee" in out and "SIMULATION" in out
+    assert _cli(batch, monkeypatch, "--check") == 3
+    assert "already_disposed" in capsys.readouterr().out
+
+
+def test_a_qc_row_edited_to_pass_stops_the_release(batch: Batch) -> None:
+    _entered(batch, "viability", "lab.chen", value=72.0, verdict="fail")
+    conn = sqlite3.connect(batch.path)
+    conn.execute("UPDATE qc_results SET verdict = 'pass' WHERE run_id = ?", (batch.run_id,))
+    conn.commit()
+    conn.close()
+    with pytest.raises(ReleaseRefusedError) as refused:
+        _release(batch)
+    reasons = [p for p in refused.value.problems if p.code == "journal_not_verifying"]
+    assert {p.subject for p in reasons} == {"site chain", "review records"}
+    assert any("qc_results" in p.detail for p in reasons)
+
+
+def _verify(batch: Batch) -> str:
+    from cellauto.records.verify import verify_journal
+    from cellauto.site.replay import replay_problem
+
+    with Journal(batch.path, create=False) as journal:
+        report = verify_journal(journal, site_replay=replay_problem)
+    return "" if report.intact else str(report.site.reason)
+
+
+def test_verify_finds_a_decisions_signature_removed(batch: Batch) -> None:
+    outcome = _release(batch, decision="reject", reason="excursion")
+    assert _verify(batch) == ""
+    conn = sqlite3.connect(batch.path)
+    conn.execute("DELETE FROM site_records WHERE seq = ?", (outcome.signature.seq,))
+    conn.commit()
+    conn.close()
+    assert _verify(batch) != ""  # the chain itself breaks first: a record is missing
+
+
+def test_verify_refuses_a_second_decision_written_around_the_act(batch: Batch) -> None:
+    first = _release(batch, decision="reject", reason="excursion")
+    with batch.store.reading() as conn:
+        (body,) = conn.execute(
+            "SELECT body FROM site_records WHERE seq = ?", (first.record.seq,)
+        ).fetchone()
+    import orjson
+
+    again = BatchDisposed.model_validate(orjson.loads(body)["payload"])
+    conn = sqlite3.connect(batch.path)
+    conn.execute("DELETE FROM dispositions")  # so the projection accepts the second row
+    conn.commit()
+    conn.close()
+    with batch.store.transaction() as tx:
+        tx.append(again)
+    assert f"disposes of batch {batch.run_id}, which exists" in _verify(batch)
