@@ -24,6 +24,12 @@ site_hash, simulated, confirmed``; the same rows are ``run.json["signatures"]``.
 run's record, ``simulated`` for a simulated operator's in a simulated-operators run,
 else ``false`` (:mod:`cellauto.records.signature_check`; ``cellauto verify`` says why).
 
+``run.json["review"]`` (only once the batch has been reviewed): every site record of
+review and release that names the run (deviations raised, classified, investigated,
+closed; QC results entered, imported, verified, invalidated; QA's decision with its
+certificate of analysis; refusals), each followed by the signatures of it, as
+``{"seq", "kind", "wall_time", "hash", "payload"}`` in site-chain order.
+
 Identical records give byte-identical files.
 """
 
@@ -31,13 +37,15 @@ from __future__ import annotations
 
 import csv
 import logging
-from datetime import UTC
+import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from cellauto.errors import BadInputError
+from cellauto.records._schema import is_missing_table, site_row_filter
 from cellauto.records.kinds import RecordKind
 from cellauto.records.models import Record
 from cellauto.records.payloads import CheckResult, IdentityCheck, Payload
@@ -85,6 +93,9 @@ def export_run(journal: Journal, run_id: str, out_dir: Path) -> list[Path]:
     if signatures:
         paths.append(_write_signatures(out_dir / "signatures.csv", signatures))
         document["signatures"] = signatures
+    review = _review_records(journal, run_id)
+    if review:
+        document["review"] = review
     json_path = out_dir / "run.json"
     json_path.write_bytes(
         orjson.dumps(document, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n"
@@ -110,6 +121,41 @@ SIGNATURE_COLUMNS = (
     "confirmed",
 )
 """The columns of ``signatures.csv`` (and the keys of ``run.json["signatures"]``)."""
+
+
+def _review_records(journal: Journal, run_id: str) -> list[dict[str, Any]]:
+    """The site records of the run's review and their signatures, in chain order."""
+    conn = journal._read()
+    try:
+        rows = conn.execute(
+            f"SELECT seq, kind, wall_time_ns, body, hash FROM site_records"
+            f" WHERE {site_row_filter('run_review')} ORDER BY seq",
+            (run_id,),
+        ).fetchall()
+    except sqlite3.OperationalError as exc:
+        if is_missing_table(exc):
+            return []
+        raise
+    if not rows:
+        return []
+    seqs = [row[0] for row in rows]
+    marks = ", ".join("?" * len(seqs))
+    rows += conn.execute(
+        "SELECT seq, kind, wall_time_ns, body, hash FROM site_records WHERE kind = 'signature'"
+        f" AND json_extract(body, '$.payload.signed.chain') = 'site'"
+        f" AND json_extract(body, '$.payload.signed.seq') IN ({marks})",
+        seqs,
+    ).fetchall()
+    return [
+        {
+            "seq": seq,
+            "kind": kind,
+            "wall_time": datetime.fromtimestamp(wall_ns / 1e9, tz=UTC).isoformat(),
+            "hash": hash_,
+            "payload": orjson.loads(body)["payload"],
+        }
+        for seq, kind, wall_ns, body, hash_ in sorted(rows)
+    ]
 
 
 def _confirmed(finding: SignatureFinding | None) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -253,3 +254,21 @@ def test_verify_refuses_a_second_decision_written_around_the_act(batch: Batch) -
     with batch.store.transaction() as tx:
         tx.append(again)
     assert f"disposes of batch {batch.run_id}, which exists" in _verify(batch)
+
+
+def test_the_run_export_carries_its_review_records_and_their_signatures(
+    batch: Batch, tmp_path: Path
+) -> None:
+    import orjson
+
+    from cellauto.records import export_run
+
+    outcome = _release(batch, decision="reject", reason="excursion")
+    with Journal(batch.path, create=False) as journal:
+        export_run(journal, batch.run_id, tmp_path / "out")
+    review = orjson.loads((tmp_path / "out" / "run.json").read_bytes())["review"]
+    assert [(r["seq"], r["kind"]) for r in review] == [
+        (outcome.record.seq, "batch_disposed"),
+        (outcome.signature.seq, "signature"),
+    ]
+    assert review[0]["payload"]["coa_sha256"] == coa_sha256(outcome.coa)
