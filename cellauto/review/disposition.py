@@ -19,8 +19,11 @@ collects **every** reason (it never stops at the first), each a
 ``releaser_performed`` the releaser performed an act of the batch (a task, a QC entry)
 =====================  ==============================================================
 
-:func:`dispose_batch` is one site transaction: under the write lock the journal is
-verified and the rules evaluated, then the ``batch_disposed`` record (with the
+:func:`dispose_batch` verifies the journal on a read snapshot first (a large site takes
+seconds to replay, and the write lock would stop every writer meanwhile), then takes the
+write lock: if neither the site chain nor the run gained a record since, that
+verification stands, else it is made again under the lock. The rules are evaluated
+there, then the ``batch_disposed`` record (with the
 certificate of analysis and its SHA-256) and QA's signature (``released`` or
 ``rejected``) are written with the ``dispositions`` row, or nothing is. A refused release
 is journaled as ``review_act_refused`` listing every reason. A rejection is always
@@ -288,10 +291,44 @@ def release_problems(
     *,
     releaser: str | None = None,
     facts: BatchFacts | None = None,
+    verified: Sequence[ReleaseProblem] | None = None,
 ) -> list[ReleaseProblem]:
-    """Every reason the batch may not be released now (empty: it may)."""
+    """Every reason the batch may not be released now (empty: it may).
+
+    ``verified``: the ``journal_not_verifying`` problems of a verification already made
+    of this very state (see :func:`dispose_batch`), instead of verifying again."""
     ctx = _Ctx(journal, conn, facts or batch_facts(journal, run_id), releaser)
-    return [problem for rule in RELEASE_RULES.values() for problem in rule(ctx)]
+    found: list[ReleaseProblem] = []
+    for code, rule in RELEASE_RULES.items():
+        found.extend(
+            verified if code == "journal_not_verifying" and verified is not None else rule(ctx)
+        )
+    return found
+
+
+def _heads(conn: sqlite3.Connection, run_id: str) -> tuple[object, ...]:
+    """The site chain's and the run's last records: what a verification was of."""
+    site = conn.execute("SELECT seq, hash FROM site_records ORDER BY seq DESC LIMIT 1").fetchone()
+    run = conn.execute(
+        "SELECT seq, hash FROM records WHERE run_id = ? ORDER BY seq DESC LIMIT 1", (run_id,)
+    ).fetchone()
+    return (tuple(site or ()), tuple(run or ()))
+
+
+class _Verified(NamedTuple):
+    heads: tuple[object, ...]
+    problems: list[ReleaseProblem]
+
+
+def _verify_before(store: SiteStore, journal: Journal, run_id: str) -> _Verified | None:
+    """Verify the journal on a read snapshot, before the write lock is taken: a large site
+    takes seconds to replay, and every writer (the runs' controllers too) would wait."""
+    with store.reading() as conn:
+        try:
+            facts = batch_facts(journal, run_id)
+        except RunNotFoundError:
+            return None  # refused under the lock, journaled there
+        return _Verified(_heads(conn, run_id), _journal(_Ctx(journal, conn, facts, None)))
 
 
 def refusal_text(run_id: str, problems: Sequence[ReleaseProblem]) -> str:
@@ -326,6 +363,7 @@ def dispose_batch(
         raise BadInputError("a rejection needs --reason (why the batch is rejected)")
     acting = ReviewActing(who, decision, run_id, run_id, reason)
     meaning = Meaning.RELEASED if decision == "release" else Meaning.REJECTED
+    before = _verify_before(store, journal, run_id) if decision == "release" else None
 
     def body(tx: SiteTx) -> Disposition:
         check_actor(tx, acting, Permission.BATCH_RELEASE)
@@ -334,8 +372,16 @@ def dispose_batch(
         except RunNotFoundError as exc:
             raise acting.refused("unknown_run", str(exc)) from None
         if decision == "release":
+            # the snapshot's verification holds if nothing was appended since (the lock
+            # now keeps it so); else verify again, under the lock
+            same = before is not None and before.heads == _heads(tx.conn, run_id)
             problems = release_problems(
-                journal, tx.conn, run_id, releaser=who.account.name, facts=facts
+                journal,
+                tx.conn,
+                run_id,
+                releaser=who.account.name,
+                facts=facts,
+                verified=before.problems if same and before is not None else None,
             )
         else:
             problems = _disposed(_Ctx(journal, tx.conn, facts, None))

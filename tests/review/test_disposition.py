@@ -272,3 +272,32 @@ def test_the_run_export_carries_its_review_records_and_their_signatures(
         (outcome.signature.seq, "signature"),
     ]
     assert review[0]["payload"]["coa_sha256"] == coa_sha256(outcome.coa)
+
+
+def test_the_snapshot_verification_stands_only_if_nothing_was_appended_since(
+    batch: Batch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cellauto.review import disposition
+
+    fake = disposition.ReleaseProblem(
+        code="journal_not_verifying", subject="snapshot", detail="from the snapshot"
+    )
+    real = disposition._verify_before
+
+    def same_state(store, journal, run_id):  # type: ignore[no-untyped-def]
+        verified = real(store, journal, run_id)
+        assert verified is not None
+        return verified._replace(problems=[fake])
+
+    monkeypatch.setattr(disposition, "_verify_before", same_state)
+    with pytest.raises(ReleaseRefusedError) as refused:
+        _release(batch)
+    assert fake in refused.value.problems  # nothing appended since: the snapshot's stands
+
+    def moved(store, journal, run_id):  # type: ignore[no-untyped-def]
+        return disposition._Verified(heads=("elsewhere",), problems=[fake])
+
+    monkeypatch.setattr(disposition, "_verify_before", moved)
+    with pytest.raises(ReleaseRefusedError) as refused:
+        _release(batch)
+    assert fake not in refused.value.problems  # verified again under the lock
