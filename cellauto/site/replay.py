@@ -34,6 +34,7 @@ from cellauto.site.projection import (
     json_list,
 )
 from cellauto.site.projection_review import review_problem
+from cellauto.site.replay_deviations import deviations_problem
 from cellauto.site.replay_materials import materials_problem
 from cellauto.site.signing_check import authority_problem
 
@@ -195,6 +196,7 @@ def replay_problem(conn: sqlite3.Connection, records: Sequence[SiteRecordLike]) 
             or _credential_problem(conn, replayed, commitments)
             or materials_problem(conn, scratch)  # materials, lots, equipment, lot uses
             or review_problem(conn, scratch)  # deviations, QC results, dispositions
+            or deviations_problem(conn, records)  # the deviation workflow's rules
         )
     finally:
         scratch.close()
