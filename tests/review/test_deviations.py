@@ -5,21 +5,33 @@ leaves."""
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from cellauto.errors import BadInputError, PermissionRefusedError, ReviewRefusedError
 from cellauto.records import Journal
-from cellauto.records.refs import Meaning
+from cellauto.records.lims_schema import LimsColumns, LimsSchema
+from cellauto.records.refs import Meaning, RecordRef, SiteRef
+from cellauto.records.site_payload_base import SitePayload
 from cellauto.records.site_payloads import RunCommandRequested, Signature
 from cellauto.records.site_payloads_review import (
+    SITE_REVIEW_PAYLOADS,
+    BatchDisposed,
+    CertificateOfAnalysis,
     Classification,
     DeviationClassified,
     DeviationClosed,
     DeviationInvestigated,
     DeviationRaised,
+    LimsSchemaDefined,
+    QcResultBody,
+    QcResultEntered,
+    QcResultInvalidated,
+    QcResultsImported,
+    QcResultVerified,
+    SampleIdentity,
 )
 from cellauto.records.task_rows import read_request
 from cellauto.records.verify import verify_journal
@@ -32,7 +44,9 @@ from cellauto.review.deviation_rules import (
     transition_problem,
 )
 from cellauto.review.read import runner_deviations
+from cellauto.review.wording import describe_review
 from cellauto.site.replay import replay_problem
+from tests.site.chain import TERMINAL
 
 from .conftest import Batch
 from .devs import (
@@ -432,3 +446,123 @@ def test_closed_by_records(batch: Batch) -> None:
     done = close(batch, dev, capa=None, no_capa_reason=None, reason="a trivial excursion")
     record = batch.site.records()[done.record.seq]
     assert isinstance(record, DeviationClosed) and record.reason == "a trivial excursion"
+
+
+# -- wording ------------------------------------------------------------------------------
+def _review_samples(run_id: str) -> list[SitePayload]:
+    key = run_id[:12]
+    common = {"by": "lab.chen", "terminal": TERMINAL}
+    body = QcResultBody(
+        result_id=f"QC-{key}-endotoxin-01",
+        test="endotoxin",
+        sample=SampleIdentity(sample_id="S-1", coi="COI-1"),
+        method="LAL kinetic",
+        analyst="L. Chen",
+        tested_on=date(2026, 12, 20),
+        instrument="LAL-01",
+        value=0.2,
+        unit="EU/mL",
+    )
+    columns = LimsColumns(
+        sample_id="s",
+        coi="c",
+        test="t",
+        value="v",
+        unit="u",
+        method="m",
+        analyst="a",
+        tested_on="d",
+        instrument="i",
+    )
+    ref = SiteRef(seq=3, hash="0" * 64)
+    coa = CertificateOfAnalysis(
+        product="CAR-T",
+        batch_din=None,
+        coi=None,
+        protocol="car_t",
+        protocol_version="1.2.0",
+        manufactured_from=datetime(2026, 12, 1, tzinfo=UTC),
+        manufactured_to=None,
+        simulated=True,
+        lines=[],
+        deviations=[],
+        decision="released",
+        decided_by="qa.lee",
+        decided_at=datetime(2026, 12, 21, tzinfo=UTC),
+    )
+    return [
+        QcResultEntered(**common, run_id=run_id, result=body, observed=2.9, verdict="pass"),
+        QcResultsImported(
+            **common,
+            run_id=run_id,
+            file_name="lims.csv",
+            file_sha256="a" * 64,
+            file_bytes=9,
+            schema_name="sim",
+            schema_ref=ref,
+            results=[body],
+            observed=[2.9],
+            verdicts=["fail"],
+        ),
+        QcResultVerified(**common, run_id=run_id, result_id=body.result_id, entry=ref),
+        QcResultInvalidated(
+            **common, run_id=run_id, result_id=body.result_id, cause="lab error confirmed"
+        ),
+        LimsSchemaDefined(
+            **common,
+            name="sim",
+            version=1,
+            lims=LimsSchema(format="csv", columns=columns, tests={"ENDO": "endotoxin"}),
+        ),
+        BatchDisposed(
+            **common,
+            run_id=run_id,
+            decision="released",
+            simulated=True,
+            run_head=RecordRef(chain="run", run_id=run_id, seq=9, hash="b" * 64, kind="run_ended"),
+            site_verified_through=ref,
+            checked=["qc"],
+            deviations=[],
+            results=[body.result_id],
+            coa=coa,
+            coa_sha256="c" * 64,
+        ),
+    ]
+
+
+def test_every_review_kind_has_words(batch: Batch, tmp_path: Path) -> None:
+    dev = runner_id(batch)
+    classify(batch, dev, "minor")
+    evidence = tmp_path / "trend.csv"
+    evidence.write_text("t,temp\n")
+    investigate(batch, dev, evidence=[evidence])
+    close(batch, dev, capa=None, no_capa_reason="a one-off excursion, fixed")
+    withdraw(batch, raise_one(batch, step="expand", hold=False).deviation_id)
+    with pytest.raises(ReviewRefusedError):
+        withdraw(batch, dev)
+    recorded = [r for r in batch.site.records() if type(r) in SITE_REVIEW_PAYLOADS]
+    every = [*recorded, *_review_samples(batch.run_id)]
+    assert {type(r) for r in every} == set(SITE_REVIEW_PAYLOADS)
+    lines = [describe_review(r) for r in every]
+    assert all("\n" not in line for line in lines)
+    text = "\n".join(lines)
+    for expected in (
+        f"DEVIATION CLASSIFIED {dev} (run record #",
+        f"DEVIATION INVESTIGATED {dev} by sup.jones: root cause equipment",
+        "evidence: trend.csv",
+        f"DEVIATION CLOSED {dev} by qa.smith, no CAPA: a one-off excursion, fixed",
+        f"DEVIATION RAISED DEV-{batch.run_id[:12]}-S01 by op.ann at step expand",
+        f"DEVIATION WITHDRAWN DEV-{batch.run_id[:12]}-S01",
+        f"REFUSED withdraw of {dev} by qa.smith: closed",
+        "QC RESULT ENTERED by lab.chen: QC-",
+        "= 0.2 EU/mL (as compared: 2.9) PASS",
+        "QC RESULTS IMPORTED by lab.chen from lims.csv",
+        "1 results, 1 failing",
+        "QC RESULT VERIFIED QC-",
+        "QC RESULT INVALIDATED QC-",
+        "LIMS SCHEMA DEFINED sim v1",
+        "BATCH RELEASED by lab.chen (SIMULATION — NOT A PRODUCT)",
+    ):
+        assert expected in text
+    with pytest.raises(ValueError, match="no review site record"):
+        describe_review(Signature.model_construct(kind="signature"))  # type: ignore[call-arg]
