@@ -23,7 +23,8 @@ from cellauto.errors import BadInputError, RunNotFoundError
 from cellauto.records import Journal
 from cellauto.records._schema import site_row_filter
 from cellauto.records.kinds import RecordKind
-from cellauto.records.site_payloads import Signature
+from cellauto.records.refs import SITE_CHAIN
+from cellauto.records.site_payloads import Signature, SiteKind
 from cellauto.records.site_payloads_review import (
     Classification,
     ProductImpact,
@@ -41,7 +42,12 @@ from cellauto.review.deviations import (
 )
 from cellauto.review.read import DeviationRow, confirm_run_review, read_deviation, read_deviations
 from cellauto.review.wording import describe_review
-from cellauto.site._chain import StoredSiteRecord, stored_site_record, stored_site_records_where
+from cellauto.site._chain import (
+    StoredSiteRecord,
+    stored_site_record,
+    stored_site_records,
+    stored_site_records_where,
+)
 from cellauto.site.auth import Authenticated
 from cellauto.site.policy import site_zone
 from cellauto.site.signatures import shown
@@ -206,13 +212,27 @@ def _signatures(
     return found
 
 
-def _run_record_text(journal: Journal, row: DeviationRow) -> tuple[str, dict[str, Any]] | None:
+def _run_record_text(
+    journal: Journal, conn: sqlite3.Connection, row: DeviationRow
+) -> tuple[list[str], dict[str, Any]] | None:
+    """The run's record of a runner deviation in words, and the site signatures of it
+    (a supervisor's approval of the restart: it lets the run go on, it closes nothing)."""
     if row.origin != "runner" or row.run_seq is None:
         return None
     for record in journal.records(row.run_id, {RecordKind.DEVIATION}):
         if record.seq == row.run_seq:
-            text = describe(record) or record.kind
-            return f"run record #{record.seq}: {text}", record.payload.model_dump(mode="json")
+            lines = [f"run record #{record.seq}: {describe(record) or record.kind}"]
+            for stored in stored_site_records(
+                conn, kinds=(SiteKind.SIGNATURE,), mentioning=row.run_id
+            ):
+                p = stored.payload
+                if (
+                    isinstance(p, Signature)
+                    and p.signed.chain != SITE_CHAIN
+                    and (p.signed.run_id, p.signed.seq) == (row.run_id, record.seq)
+                ):
+                    lines.append(f"    {describe_signature(shown(p, stored.ref))}")
+            return lines, record.payload.model_dump(mode="json")
     return None
 
 
@@ -224,7 +244,7 @@ def show_command(args: argparse.Namespace) -> int:
             raise BadInputError(
                 f"no deviation {args.deviation_id}; `cellauto deviations` lists them"
             )
-        recorded = _run_record_text(journal, row)
+        recorded = _run_record_text(journal, conn, row)
         history = [
             (record, _signatures(conn, record))
             for record in stored_site_records_where(
@@ -254,8 +274,8 @@ def show_command(args: argparse.Namespace) -> int:
         f"{row.deviation_id}  run {row.run_id}  {row.status}"
         f"  class {row.classification or '-'}  ({row.origin})"
     )
-    if recorded is not None:
-        print(f"  {recorded[0]}")
+    for line in [] if recorded is None else recorded[0]:
+        print(f"  {line}")
     for record, signed in history:
         print(f"  site #{record.seq}  {describe_review(record.payload)}")
         for stored, signature in signed:

@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from cellauto.records.refs import Meaning, RecordRef
 from cellauto.records.site_payloads_review import ReviewActRefused
+from cellauto.review.read import runner_deviations
+from cellauto.site.signatures import sign
 from tests.cli.conftest import Cli
 from tests.cli.people import People, own
 from tests.review.conftest import Batch, batch, batch_template
@@ -227,3 +230,21 @@ def test_an_edited_status_is_never_listed(lab: People, batch: Batch) -> None:
     listed = lab("deviations")
     assert listed.code == 1 and "deviations row" in listed.err
     assert lab("deviation", "show", _dev(batch)).code == 1
+
+
+def test_show_lists_the_restart_approval_under_the_run_record(lab: People, batch: Batch) -> None:
+    """A supervisor's ``approved`` signature of the run's deviation record (the restart)
+    is shown under it; it closes nothing."""
+    with batch.store.reading() as conn:
+        recorded = runner_deviations(conn, batch.run_id)[0]
+    target = RecordRef(
+        chain="run", run_id=batch.run_id, seq=recorded.seq, hash=recorded.hash, kind="deviation"
+    )
+    who = batch.site.sign_in("sup.jones")
+    with batch.store.transaction() as tx:
+        sign(tx, who, target, Meaning.APPROVED, "I approve the restart after the deviation")
+    shown = lab("deviation", "show", _dev(batch))
+    assert shown.code == 0, shown.err
+    assert shown.lines[1].startswith(f"  run record #{recorded.seq}: DEVIATION")
+    assert "(sup.jones) — approved —" in shown.lines[2]
+    assert shown.lines[0].split()[3] == "open"
