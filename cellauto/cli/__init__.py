@@ -56,6 +56,11 @@ _COMMAND_MODULES: tuple[tuple[str, str, dict[str, str]], ...] = (
     ("site_cmds", "add_parsers", {"site": "the site policy"}),
     ("material_cmds", "add_parsers", {"materials": "materials and lots"}),
     (
+        "deviation_cmds",
+        "add_parsers",
+        {"deviations": "a batch's deviations", "deviation": "one deviation: show, raise, ..."},
+    ),
+    (
         "release_cmd",
         "add_parser",
         {"release": "QA's release or rejection of a batch (signed); --check: why not"},

@@ -34,6 +34,7 @@ from cellauto.site.projection import (
     json_list,
 )
 from cellauto.site.projection_review import review_problem
+from cellauto.site.replay_deviations import deviations_problem
 from cellauto.site.replay_disposition import disposition_problem
 from cellauto.site.replay_materials import materials_problem
 from cellauto.site.signing_check import authority_problem
@@ -197,6 +198,7 @@ def replay_problem(conn: sqlite3.Connection, records: Sequence[SiteRecordLike]) 
             or materials_problem(conn, scratch)  # materials, lots, equipment, lot uses
             or review_problem(conn, scratch)  # deviations, QC results, dispositions
             or disposition_problem(conn, records)  # each decision as its records say
+            or deviations_problem(conn, records)  # the deviation workflow's rules
         )
     finally:
         scratch.close()

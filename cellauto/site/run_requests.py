@@ -21,19 +21,20 @@ from typing import Literal, NamedTuple
 from cellauto.errors import BadInputError, JournalError, SignatureRefusedError
 from cellauto.records.refs import Meaning, RecordRef, SiteRef
 from cellauto.records.site_payloads import RunCommandRequested, SignatureRefused
-from cellauto.records.site_store import SiteStore
+from cellauto.records.site_store import SiteStore, SiteTx
 from cellauto.records.task_rows import RequestRow, put_request, read_request, settle_request
 from cellauto.site._chain import stored_site_record
 from cellauto.site.auth import Authenticated
 from cellauto.site.policy import utc_datetime
 from cellauto.site.projection import accounts_by_name
 from cellauto.site.roles import Permission, Role, permissions_of
-from cellauto.site.run_facts import run_facts, stored_run_record
+from cellauto.site.run_facts import RunFacts, run_facts, stored_run_record
 from cellauto.site.signatures import SignatureRefusal, journal_refusal, sign
 
 __all__ = [
     "COMMANDS",
     "RequestGiven",
+    "append_request",
     "expire_request",
     "hold_deviation",
     "request_command",
@@ -117,57 +118,73 @@ def request_command(
                     detail=detail,
                 )
                 raise SignatureRefusal(record, SignatureRefusedError(f"refused: {detail}"))
-            request_id = secrets.token_hex(8)
-            expires_ns = tx.wall_time_ns + round(expires_s * 1e9)
-            requested = tx.append(
-                RunCommandRequested(
-                    by=name,
-                    reason=reason,
-                    terminal=who.terminal,
-                    request_id=request_id,
-                    run_id=run_id,
-                    command=command,
-                    expires_at=utc_datetime(tx.wall_time_ns) + timedelta(seconds=expires_s),
-                )
-            )
-            target = RecordRef(
-                chain="site", seq=requested.seq, hash=requested.hash, kind="run_command_requested"
-            )
-            signature = sign(
-                tx,
-                who,
-                target,
-                Meaning.PERFORMED,
-                f"I request {command} of run {run_id} ({run.protocol} {run.version}): {reason}",
-            )
-            approval = None
-            deviation = hold_deviation(tx.conn, run_id) if command == "restart" else None
-            if deviation is not None and _may(
-                tx.conn, name, Permission.RUN_RESTART_AFTER_DEVIATION
-            ):
-                approval = sign(
-                    tx,
-                    who,
-                    deviation,
-                    Meaning.APPROVED,
-                    f"I approve the restart of run {run_id} after the deviation "
-                    f"(record #{deviation.seq}): {reason}",
-                )
-            row = RequestRow(
-                request_id=request_id,
-                run_id=run_id,
-                command=command,
-                site_seq=requested.seq,
-                site_hash=requested.hash,
-                status="pending",
-                expires_wall_ns=expires_ns,
-                outcome=None,
-                run_seq=None,
-            )
-            put_request(tx.conn, row)
-            return RequestGiven(row, signature, approval)
+            return append_request(tx, who, run, command, reason=reason, expires_s=expires_s)
     except SignatureRefusal as refusal:
         journal_refusal(store, refusal)
+
+
+def append_request(
+    tx: SiteTx,
+    who: Authenticated,
+    run: RunFacts,
+    command: str,
+    *,
+    reason: str,
+    expires_s: float,
+) -> RequestGiven:
+    """In the caller's site transaction: ``run_command_requested`` for the active ``run``,
+    its signature, a supervisor's approval of the deviation for a Restart, and the
+    pending ``run_requests`` row. A refused signature raises :class:`SignatureRefusal`
+    (the caller rolls back and journals it)."""
+    name = who.account.name
+    run_id = run.run_id
+    request_id = secrets.token_hex(8)
+    expires_ns = tx.wall_time_ns + round(expires_s * 1e9)
+    requested = tx.append(
+        RunCommandRequested(
+            by=name,
+            reason=reason,
+            terminal=who.terminal,
+            request_id=request_id,
+            run_id=run_id,
+            command=command,
+            expires_at=utc_datetime(tx.wall_time_ns) + timedelta(seconds=expires_s),
+        )
+    )
+    target = RecordRef(
+        chain="site", seq=requested.seq, hash=requested.hash, kind="run_command_requested"
+    )
+    signature = sign(
+        tx,
+        who,
+        target,
+        Meaning.PERFORMED,
+        f"I request {command} of run {run_id} ({run.protocol} {run.version}): {reason}",
+    )
+    approval = None
+    deviation = hold_deviation(tx.conn, run_id) if command == "restart" else None
+    if deviation is not None and _may(tx.conn, name, Permission.RUN_RESTART_AFTER_DEVIATION):
+        approval = sign(
+            tx,
+            who,
+            deviation,
+            Meaning.APPROVED,
+            f"I approve the restart of run {run_id} after the deviation "
+            f"(record #{deviation.seq}): {reason}",
+        )
+    row = RequestRow(
+        request_id=request_id,
+        run_id=run_id,
+        command=command,
+        site_seq=requested.seq,
+        site_hash=requested.hash,
+        status="pending",
+        expires_wall_ns=expires_ns,
+        outcome=None,
+        run_seq=None,
+    )
+    put_request(tx.conn, row)
+    return RequestGiven(row, signature, approval)
 
 
 def expire_request(store: SiteStore, request_id: str) -> RequestRow:
