@@ -33,8 +33,7 @@ from cellauto.review.measurements_io import (
 )
 from cellauto.review.units import UnknownUnitError, is_timestamp, unit_of
 from cellauto.sim import SimulatedRun, simulate
-
-from .conftest import Batch
+from tests.review.conftest import Batch
 
 
 @pytest.fixture(scope="module")
