@@ -20,6 +20,7 @@ The writers (CSV, Parquet) are in :mod:`cellauto.review.measurements_io`.
 from __future__ import annotations
 
 import logging
+import math
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
@@ -112,6 +113,7 @@ def measurements_from_records(
     """:func:`measurements` of records already read (a :class:`SimulatedRun`'s)."""
     found: list[Measurement] = []
     warned: set[str] = set()
+    last_s, last_utc = math.nan, utc_from_epoch_s(0)  # one datetime per time stamp
 
     def unit(field: str) -> str:
         try:
@@ -133,9 +135,11 @@ def measurements_from_records(
         else:
             continue
         for quantity, number, time_s in _numbers(value, payload.method, record.process_time_s):
+            if time_s != last_s:
+                last_s, last_utc = time_s, utc_from_epoch_s(time_s)
             found.append(
                 Measurement(
-                    utc_time=utc_from_epoch_s(time_s),
+                    utc_time=last_utc,
                     process_time_s=time_s,
                     step=payload.step,
                     instrument=payload.instrument,

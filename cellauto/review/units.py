@@ -17,6 +17,8 @@ produce.
 
 from __future__ import annotations
 
+from functools import cache
+
 from cellauto.errors import CellautoError
 
 __all__ = [
@@ -97,6 +99,7 @@ def is_timestamp(field: str) -> bool:
     return field.endswith(TIMESTAMP_SUFFIXES)
 
 
+@cache
 def unit_of(field: str) -> str:
     """The unit of the quantity ``field`` names, or :class:`UnknownUnitError`."""
     if field in NAMED_UNITS:
