@@ -32,6 +32,7 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import orjson
 
@@ -121,18 +122,30 @@ def _number(value: object) -> float | None:
     return None
 
 
-def _payloads(conn: sqlite3.Connection, run_id: str, kind: str) -> list[dict[str, object]]:
+def _payloads(conn: sqlite3.Connection, run_id: str) -> dict[str, list[dict[str, Any]]]:
+    """The run's ``run_started`` (seq 0), ``batch_value`` and ``check_result`` payloads by
+    kind, in seq order: one pass over the run's rows (the ``(run_id, seq)`` index)."""
+    found: dict[str, list[dict[str, Any]]] = {"run_started": [], _VALUE: [], _CHECK: []}
     rows = conn.execute(
-        "SELECT body FROM records WHERE run_id = ? AND kind = ? ORDER BY seq", (run_id, kind)
+        "SELECT seq, kind, body FROM records WHERE run_id = ? AND seq = 0 UNION ALL "
+        "SELECT seq, kind, body FROM records WHERE run_id = ? AND kind IN (?, ?) ORDER BY 1",
+        (run_id, run_id, _VALUE, _CHECK),
     ).fetchall()
-    return [orjson.loads(body)["payload"] for (body,) in rows]
+    for _, kind, body in rows:
+        if kind in found:
+            found[kind].append(orjson.loads(body)["payload"])
+    return found
+
+
+_VALUE, _CHECK = "batch_value", "check_result"
 
 
 def _metrics(conn: sqlite3.Connection, summary: RunSummary) -> BatchMetrics:
     run_id = summary.run_id
+    payloads = _payloads(conn, run_id)
     values: dict[str, object] = {}
     units: dict[str, str] = {}
-    for payload in _payloads(conn, run_id, "batch_value"):
+    for payload in payloads[_VALUE]:
         name = str(payload["name"])
         values[name] = payload.get("value")
         units[name] = str(payload.get("unit") or "")
@@ -143,10 +156,10 @@ def _metrics(conn: sqlite3.Connection, summary: RunSummary) -> BatchMetrics:
     if fold is None and harvest is not None and seeded:
         fold = harvest / seeded
     viability = None
-    for payload in _payloads(conn, run_id, "check_result"):
+    for payload in payloads[_CHECK]:
         if payload.get("check") == "viability at release":
             viability = _number(payload.get("value"))
-    started = _payloads(conn, run_id, "run_started")
+    started = payloads["run_started"]
     params = started[0].get("parameters", {}) if started else {}
     batch = None
     if isinstance(params, dict):
