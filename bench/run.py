@@ -20,6 +20,7 @@ import bench_runner
 import bench_scpi
 import bench_sim_serve
 import bench_startup
+import bench_trends
 
 
 def _met(ok: object) -> str:
@@ -76,6 +77,7 @@ def main() -> int:
     rows.extend(bench_people.run(quick=args.quick))
     rows.extend(bench_answer_latency.run(quick=args.quick))
     rows.extend(bench_materials.run(quick=args.quick))
+    rows.extend(bench_trends.run(quick=args.quick))
     width = max(len(str(r.get("case", ""))) for r in rows)
     print(f"{'benchmark':<{width}}  {'result':>16}  {'target':<20} met  detail")
     print("-" * (width + 60))

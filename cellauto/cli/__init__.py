@@ -49,6 +49,7 @@ _COMMAND_MODULES: tuple[tuple[str, str, dict[str, str]], ...] = (
         {"trace": "a run's containers and what touched them; --lot: a lot's batches"},
     ),
     ("sim_cmd", "add_parser", {"sim": "the simulated line"}),
+    ("trends_cmd", "add_parser", {"trends": "trends across batches, with control limits"}),
     ("certs_cmd", "add_parser", {"certs": "OPC UA certificates"}),
     ("people_cmds", "add_parsers", {"users": "accounts and roles"}),
     ("training_cmds", "add_parsers", {"training": "training records"}),

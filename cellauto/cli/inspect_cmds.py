@@ -81,6 +81,22 @@ def add_parsers(sub: Any) -> None:
         "--site", action="store_true", help="export the site chain (accounts, training, ...)"
     )
     p.add_argument("--out", required=True, type=Path, metavar="DIR")
+    p.add_argument(
+        "--measurements",
+        action="store_true",
+        help="also measurements.csv (every numeric quantity of every reading and instrument "
+        "response, long format, with units) and batch-values.csv",
+    )
+    p.add_argument(
+        "--parquet",
+        action="store_true",
+        help="also measurements.parquet and batch-values.parquet (needs cellauto[analysis])",
+    )
+    p.add_argument(
+        "--allotrope",
+        action="store_true",
+        help="also cell-counts.json: the cell counts as Allotrope cell-counting JSON (ASM)",
+    )
     db(p)
     p.set_defaults(handler=export_command)
 
@@ -244,12 +260,24 @@ def export_command(args: argparse.Namespace) -> int:
             + ("both" if args.site else "neither")
             + "; e.g. cellauto export RUN_ID --out DIR, cellauto export --site --out DIR"
         )
+    analysis = [f"--{name}" for name in _ANALYSIS if getattr(args, name)]
     if args.site:
+        if analysis:
+            raise BadInputError(
+                f"{', '.join(analysis)} export a run's measurements, not the site chain; "
+                "give a RUN_ID in place of --site"
+            )
         return _export_site(args)
+    if args.parquet:
+        from cellauto.review._optional import analysis_module
+
+        analysis_module("pyarrow")  # refuse before anything is written
     with _open(args) as journal:
         run_id = journal.resolve_run_id(args.run_id)
         report = verify_run(journal, run_id)
         files = export_run(journal, run_id, args.out)
+        if analysis:
+            files += _export_analysis(journal, run_id, args)
     for file in files:
         print(file)
     if not report.intact:
@@ -260,6 +288,40 @@ def export_command(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+_ANALYSIS = ("measurements", "parquet", "allotrope")
+
+
+def _export_analysis(journal: Journal, run_id: str, args: argparse.Namespace) -> list[Path]:
+    """The files of --measurements, --parquet and --allotrope."""
+    from cellauto.review import measurements_io as io
+    from cellauto.review.allotrope import write_cell_counts
+    from cellauto.review.measurements import batch_values, measurements
+
+    out: Path = args.out
+    files: list[Path] = []
+    if args.measurements or args.parquet:
+        rows = measurements(journal, run_id)
+        values = batch_values(journal, run_id)
+        unitless = sorted({m.quantity for m in rows if not m.unit})
+        if unitless:
+            print(
+                f"cellauto: warning: no unit is known for {', '.join(unitless)}: exported "
+                "with an empty unit (add them to cellauto/review/units.py)",
+                file=sys.stderr,
+            )
+        if args.measurements:
+            files.append(io.write_measurements_csv(rows, out / "measurements.csv"))
+            files.append(io.write_batch_values_csv(values, out / "batch-values.csv"))
+        if args.parquet:
+            files.append(io.write_measurements_parquet(rows, out / "measurements.parquet", run_id))
+            files.append(
+                io.write_batch_values_parquet(values, out / "batch-values.parquet", run_id)
+            )
+    if args.allotrope:
+        files.append(write_cell_counts(journal, run_id, out / "cell-counts.json"))
+    return files
 
 
 def _export_site(args: argparse.Namespace) -> int:

@@ -128,6 +128,20 @@ class SimulatedRun:
     def duration_h(self) -> float:
         return (self.records[-1].process_time_s - self.records[0].process_time_s) / 3600
 
+    def to_dataframe(self) -> Any:
+        """The run's measurements as a pandas DataFrame in long format: one row per
+        numeric quantity of every reading and instrument response, with the columns of
+        :class:`~cellauto.review.measurements.Measurement` (``utc_time`` a UTC
+        datetime64). pandas comes with ``cellauto[analysis]`` and is imported here."""
+        from cellauto.review._optional import analysis_module
+        from cellauto.review.measurements import Measurement, measurements_from_records
+
+        pd = analysis_module("pandas")
+        rows = measurements_from_records(self.records)
+        frame = pd.DataFrame.from_records(rows, columns=list(Measurement._fields))
+        frame["utc_time"] = pd.to_datetime(frame["utc_time"], utc=True)
+        return frame
+
 
 async def simulate_async(
     protocol: Protocol | str | Path,

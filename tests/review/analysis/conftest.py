@@ -1,0 +1,52 @@
+"""Fixtures for trends: twelve finished simulated CAR-T batches and one NK batch in one
+journal, simulated once per session; each test gets its own copy of the file.
+
+The tenth CAR-T batch (index 9) has the 39.9 °C culture excursion at 72 h and is
+restarted, so it carries one deviation; the others run clean. Batches start 14 days
+apart, in seed order.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from cellauto.sim import simulate
+from cellauto.sim.simulate import DEFAULT_SIM_START
+from tests.review.conftest import EXCURSION
+
+CAR_T = "protocols/car_t_autologous.py"
+NK = "protocols/nk_expansion.py"
+BATCHES = 12
+EXCURSION_AT = 9
+
+
+@pytest.fixture(scope="session")
+def trend_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    path = tmp_path_factory.mktemp("trends") / "trends.db"
+    run_ids = []
+    for i in range(BATCHES):
+        run = simulate(
+            CAR_T,
+            seed=i + 1,
+            db=path,
+            start=DEFAULT_SIM_START + timedelta(days=14 * i),
+            faults={"bioreactor": [EXCURSION]} if i == EXCURSION_AT else None,
+            on_hold="restart",
+        )
+        assert run.exit_status == "complete", run.outcome
+        run_ids.append(run.outcome.run_id)
+    nk = simulate(NK, seed=1, db=path, start=DEFAULT_SIM_START + timedelta(days=3))
+    assert nk.exit_status == "complete"
+    return path, run_ids
+
+
+@pytest.fixture
+def trend_db(trend_template: tuple[Path, list[str]], tmp_path: Path) -> tuple[Path, list[str]]:
+    source, run_ids = trend_template
+    path = tmp_path / "trends.db"
+    shutil.copyfile(source, path)
+    return path, run_ids
