@@ -22,6 +22,7 @@ from cellauto.records.release_plan import (
     ReleasePlan,
     ReleaseTest,
 )
+from cellauto.review.qc_run import sample_matches
 
 if TYPE_CHECKING:
     from cellauto.protocols.definition import Protocol
@@ -37,15 +38,6 @@ __all__ = [
     "release_plan",
     "sample_matches",
 ]
-
-
-def sample_matches(container: str, sample: str) -> bool:
-    """Whether the run's container key ``container`` is the test's ``sample``: the
-    same key, or one of a set of that key (``"final product 2"`` of ``"final product"``)."""
-    if container == sample:
-        return True
-    head, _, number = container.rpartition(" ")
-    return head == sample and number.isdigit()
 
 
 def _check_samples(

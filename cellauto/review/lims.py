@@ -22,6 +22,7 @@ from typing import NamedTuple
 import orjson
 
 from cellauto.errors import BadInputError
+from cellauto.records.canonical import canonical_bytes
 from cellauto.records.lims_schema import LimsSchema
 from cellauto.records.refs import Meaning, SiteRef
 from cellauto.records.site_payloads_review import (
@@ -84,6 +85,10 @@ def define_schema(
 ) -> Defined:
     """Record the LIMS schema ``name`` (the next version of it), signed ``approved``."""
     acting = ReviewActing(who, "qc schema define", name, None, reason)
+    # as the record will read back (keys in canonical order), so the row replays equal
+    schema = LimsSchema.model_validate(
+        orjson.loads(canonical_bytes(schema.model_dump(mode="json")))
+    )
 
     def body(tx: SiteTx) -> Defined:
         check_actor(tx, acting, Permission.QC_SCHEMA)

@@ -15,14 +15,22 @@ from typing import Any
 
 import orjson
 
-from cellauto.protocols.release_tests import sample_matches
 from cellauto.records.container_rows import read_containers
 from cellauto.records.models import utc_from_epoch_s
 from cellauto.records.release_plan import ReleasePlan, ReleaseTest
 from cellauto.records.site_payloads_review import QcResultBody, SampleIdentity, Verdict
 from cellauto.review.qc_eval import QcInputError, check_form, observe, verdict
 
-__all__ = ["Judged", "RunFacts", "judge", "run_facts"]
+__all__ = ["Judged", "RunFacts", "judge", "run_facts", "sample_matches"]
+
+
+def sample_matches(container: str, sample: str) -> bool:
+    """Whether the run's container key ``container`` is the test's ``sample``: the
+    same key, or one of a set of that key (``"final product 2"`` of ``"final product"``)."""
+    if container == sample:
+        return True
+    head, _, number = container.rpartition(" ")
+    return head == sample and number.isdigit()
 
 
 @dataclass(frozen=True)

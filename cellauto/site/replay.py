@@ -35,6 +35,7 @@ from cellauto.site.projection import (
 )
 from cellauto.site.projection_review import review_problem
 from cellauto.site.replay_materials import materials_problem
+from cellauto.site.replay_qc import qc_problem
 from cellauto.site.signing_check import authority_problem
 
 __all__ = ["SiteRecordLike", "confirm_account", "replay_problem"]
@@ -195,6 +196,7 @@ def replay_problem(conn: sqlite3.Connection, records: Sequence[SiteRecordLike]) 
             or _credential_problem(conn, replayed, commitments)
             or materials_problem(conn, scratch)  # materials, lots, equipment, lot uses
             or review_problem(conn, scratch)  # deviations, QC results, dispositions
+            or qc_problem(conn, records)  # QC verdicts, OOS deviations, ids, verifiers
         )
     finally:
         scratch.close()

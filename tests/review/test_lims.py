@@ -22,6 +22,7 @@ from cellauto.records.site_payloads_review import (
     QcResultsImported,
     ReviewActRefused,
 )
+from cellauto.records.verify import verify_journal
 from cellauto.review import lims_parse
 from cellauto.review.lims import define_schema, import_results, schema_of
 from cellauto.review.read import lims_schema, read_qc_results
@@ -32,6 +33,8 @@ from cellauto.sim.qc import (
     simulated_results,
     write_lims_export,
 )
+from cellauto.site.replay import replay_problem
+from tests.site.chain import TERMINAL
 
 from .conftest import Batch
 
@@ -255,3 +258,35 @@ def test_decimal_comma(tmp_path: Path) -> None:
     path = write(tmp_path / "r.csv", [row], delimiter=";")
     export = lims_parse.parse_export(path, schema)
     assert export.rows[0].value == 91.5 and export.rows[0].unit == "%"
+
+
+def test_verify_resolves_the_import_schema(schema: Batch, tmp_path: Path) -> None:
+    batch = schema
+    path = write(tmp_path / "results.csv", rows_of(batch))
+    chen = batch.site.sign_in("lab.chen")
+    dry = import_results(
+        batch.store, chen, batch.run_id, path, schema_name="sim-lims", dry_run=True
+    )
+    with batch.store.reading() as conn:
+        found = lims_schema(conn, "sim-lims")
+    assert found is not None
+    signature = batch.site.head()  # the schema's signature, not its definition
+    with batch.store.transaction() as tx:
+        ref = tx.append(
+            QcResultsImported(
+                by="lab.chen",
+                terminal=TERMINAL,
+                run_id=batch.run_id,
+                file_name="results.csv",
+                file_sha256=dry.file_sha256,
+                file_bytes=1,
+                schema_name="sim-lims",
+                schema_ref=found[2].model_copy(update={"seq": signature}),
+                results=dry.results,
+                observed=dry.observed,
+                verdicts=dry.verdicts,
+            )
+        )
+    with Journal(batch.path, create=False) as journal:
+        report = verify_journal(journal, site_replay=replay_problem)
+    assert f"site record {ref.seq}: import names LIMS schema 'sim-lims'" in str(report)

@@ -10,18 +10,24 @@ from typing import Any
 import pytest
 
 from cellauto.errors import BadInputError, PermissionRefusedError, ReviewRefusedError
+from cellauto.records import Journal
 from cellauto.records.release_plan import ReleasePlan
 from cellauto.records.site_payloads import Signature
 from cellauto.records.site_payloads_review import (
     DeviationRaised,
+    QcResultBody,
     QcResultEntered,
     QcResultInvalidated,
     QcResultVerified,
     ReviewActRefused,
+    SampleIdentity,
 )
+from cellauto.records.verify import verify_journal
 from cellauto.review import qc as qc_module
 from cellauto.review.qc import QcResultInput, add_result, invalidate_result, verify_result
 from cellauto.review.read import read_deviations, read_qc_results
+from cellauto.site.replay import replay_problem
+from tests.site.chain import TERMINAL
 
 from .conftest import Batch
 
@@ -243,3 +249,79 @@ def test_the_batch_carries_its_release_plan(batch: Batch) -> None:
             (batch.run_id,),
         ).fetchone()
     assert len(ReleasePlan.model_validate_json(body).tests) == 8
+
+
+# -- verify (cellauto.site.replay_qc) ------------------------------------------------------
+def _verify(batch: Batch) -> str:
+    with Journal(batch.path, create=False) as journal:
+        report = verify_journal(journal, site_replay=replay_problem)
+    return "intact" if report.intact else str(report)
+
+
+def _forge(batch: Batch, record: Any) -> None:
+    with batch.store.transaction() as tx:
+        tx.append(record)
+
+
+def _forged_entry(batch: Batch, **change: Any) -> QcResultEntered:
+    body = QcResultBody(
+        result_id=f"QC-{batch.run_id[:12]}-viability-01",
+        test="viability",
+        sample=SampleIdentity(sample_id="S-1", coi="W123426A1B2C3"),
+        method="m",
+        analyst="a",
+        tested_on=TESTED_ON,
+        instrument="i",
+        value=60.0,
+        unit="%",
+    )
+    fields: dict[str, Any] = {
+        "by": "lab.chen",
+        "terminal": TERMINAL,
+        "run_id": batch.run_id,
+        "result": body,
+        "observed": 60.0,
+        "verdict": "pass",
+    }
+    fields.update(change)
+    return QcResultEntered(**fields)
+
+
+def test_verify_accepts_the_acts(batch: Batch) -> None:
+    chen = batch.site.sign_in("lab.chen")
+    act = add_result(batch.store, chen, batch.run_id, entry())
+    verify_result(batch.store, batch.site.sign_in("lab.ito"), act.result_id)
+    add_result(batch.store, chen, batch.run_id, entry(test="endotoxin", value=9.0, unit="EU/mL"))
+    assert _verify(batch) == "intact"
+
+
+def test_verify_recomputes_the_verdict(batch: Batch) -> None:
+    _forge(batch, _forged_entry(batch))
+    assert "says 60.0 (pass), but its value and run" in _verify(batch)
+
+
+def test_verify_needs_the_oos_deviation(batch: Batch) -> None:
+    _forge(batch, _forged_entry(batch, verdict="fail"))
+    assert "no deviation was opened with it" in _verify(batch)
+
+
+def test_verify_recomputes_result_ids(batch: Batch) -> None:
+    forged = _forged_entry(batch, observed=60.0, verdict="fail")
+    body = forged.result.model_copy(update={"result_id": f"QC-{batch.run_id[:12]}-viability-07"})
+    _forge(batch, forged.model_copy(update={"result": body}))
+    assert "is not the derived" in _verify(batch)
+
+
+def test_verify_refuses_self_verification(batch: Batch) -> None:
+    act = add_result(batch.store, batch.site.sign_in("lab.chen"), batch.run_id, entry())
+    _forge(
+        batch,
+        QcResultVerified(
+            by="lab.chen",
+            terminal=TERMINAL,
+            run_id=batch.run_id,
+            result_id=act.result_id,
+            entry=act.ref,
+        ),
+    )
+    assert "which they entered themselves" in _verify(batch)
