@@ -55,6 +55,7 @@ _COMMAND_MODULES: tuple[tuple[str, str, dict[str, str]], ...] = (
     ("equipment_cmds", "add_parsers", {"equipment": "the instrument registry"}),
     ("site_cmds", "add_parsers", {"site": "the site policy"}),
     ("material_cmds", "add_parsers", {"materials": "materials and lots"}),
+    ("qc_cmds", "add_parsers", {"qc": "QC results of a batch"}),
     ("task_cmds", "add_parsers", {"tasks": "operator tasks", "answer": "answer a task"}),
     (
         "command_cmds",
