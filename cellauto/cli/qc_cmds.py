@@ -25,6 +25,7 @@ from cellauto.records.release_plan import ReleasePlan, ReleaseTest
 from cellauto.review.ids import run_for_key
 from cellauto.review.lims import define_schema, import_results, schema_of
 from cellauto.review.qc import QcResultInput, add_result, invalidate_result, verify_result
+from cellauto.review.qc_eval import borderline
 from cellauto.review.read import QcRow, lims_schema, read_qc_results, read_release_plan
 from cellauto.site.history import reading_journal
 
@@ -173,6 +174,7 @@ def tests_command(args: argparse.Namespace) -> int:
                 "required": test.required,
                 "days_to_result": test.days_to_result,
                 "state": _state(rows),
+                "borderline": bool(valid) and borderline(test, valid[-1].observed),
                 "result_id": valid[-1].result_id if valid else None,
                 "observed": valid[-1].observed if valid else None,
                 "results": [r.result_id for r in rows],
@@ -194,7 +196,7 @@ def tests_command(args: argparse.Namespace) -> int:
                 str(row["spec"]),
                 str(row["sample"] or "-"),
                 str(row["days_to_result"] if row["days_to_result"] is not None else "-"),
-                str(row["state"]),
+                str(row["state"]) + (" (borderline)" if row["borderline"] else ""),
                 str(row["result_id"] or "-"),
                 _observed(result) if result is not None else "-",
             ]

@@ -184,6 +184,40 @@ def test_oos_import_opens_a_deviation(lab: People, batch: Batch, tmp_path: Path)
     assert _tests(lab, batch.run_id)["endotoxin"] == "fail"
 
 
+def test_borderline_results_are_flagged(lab: People, batch: Batch, tmp_path: Path) -> None:
+    done = lab(
+        "qc",
+        "schema",
+        "define",
+        "sim-lims",
+        "--builtin",
+        "sim",
+        "--as",
+        "qa.smith",
+        stdin=[own("qa.smith")],
+    )
+    assert done.code == 0, done.err
+    export = tmp_path / "results.csv"
+    done = lab("sim", "qc", batch.run_id, "--out", export, "--fault", "viability:borderline")
+    assert done.code == 0, done.err
+    done = lab(
+        "qc",
+        "import",
+        batch.run_id,
+        export,
+        "--schema",
+        "sim-lims",
+        "--as",
+        "lab.chen",
+        stdin=[own("lab.chen")],
+    )
+    assert done.code == 0, done.err
+    rows = {r["test"]: r for r in json.loads(lab("qc", "tests", batch.run_id, "--json").out)}
+    assert (rows["viability"]["state"], rows["viability"]["borderline"]) == ("pass", True)
+    assert rows["sterility"]["borderline"] is False
+    assert "pass (borderline)" in lab("qc", "tests", batch.run_id).out
+
+
 def test_bad_input(lab: People, batch: Batch, tmp_path: Path) -> None:
     out = tmp_path / "r.csv"
     assert lab("sim", "qc", batch.run_id, "--out", out, "--fault", "endotoxin:melt").code == 2

@@ -325,3 +325,26 @@ def test_verify_refuses_self_verification(batch: Batch) -> None:
         ),
     )
     assert "which they entered themselves" in _verify(batch)
+
+
+def test_a_refused_signature_refuses_the_act(batch: Batch, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The act's refusal and the signature's are journaled; the entry rolled back."""
+    import cellauto.site.signatures as signatures
+    from cellauto.errors import TrainingRequiredError
+    from cellauto.records.site_payloads import SignatureRefused
+    from cellauto.site.training import TrainingCheck
+
+    monkeypatch.setattr(
+        signatures,
+        "check_training",
+        lambda *a, **k: TrainingCheck([], "lab.chen has no current training on the QC SOP"),
+    )
+    head = batch.site.head()
+    with pytest.raises(TrainingRequiredError, match="QC SOP"):
+        add_result(batch.store, batch.site.sign_in("lab.chen"), batch.run_id, entry())
+    records = batch.site.new_records(head)
+    assert [type(r).__name__ for r in records] == ["ReviewActRefused", "SignatureRefused"]
+    assert isinstance(records[1], SignatureRefused) and records[1].cause == "training"
+    assert [r.cause for r in refusals(batch, head)] == ["signature"]
+    with batch.store.reading() as conn:
+        assert read_qc_results(conn, batch.run_id) == []
