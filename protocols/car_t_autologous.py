@@ -45,6 +45,7 @@ from cellauto.instruments.cryo_storage import CryoStorage, StoragePosition
 from cellauto.instruments.dry_shipper import DryShipper
 from cellauto.instruments.flow_cytometer import FlowCytometer, Immunophenotype
 from cellauto.instruments.label_printer import LabelPrinter
+from cellauto.protocols import PercentOf, PerKg, Qualitative, ReleaseTest
 from cellauto.protocols.handoff import handoff, store_checked
 from cellauto.protocols.labels import print_label
 from cellauto.protocols.params import Din
@@ -113,9 +114,79 @@ def car_t_containers(p: CarTParams) -> list[ContainerPlan]:
     ]
 
 
+#: The release tests of a batch (PROCESS.md specifications; endotoxin per kg of the
+#: patient through the infused volume, the cell count as a percentage of the target dose).
+RELEASE_TESTS = [
+    ReleaseTest(
+        name="sterility",
+        method="Ph. Eur. 2.6.27 (BacT/ALERT)",
+        spec=Qualitative(accept=("no growth",)),
+        sample="final product",
+        days_to_result=14,
+    ),
+    ReleaseTest(
+        name="endotoxin",
+        method="Ph. Eur. 2.6.14 (LAL, kinetic chromogenic)",
+        unit="EU/mL",
+        spec=Spec(max=5.0, unit="EU/kg"),
+        normalise=PerKg(volume_value="final volume ml"),
+        sample="final product",
+        days_to_result=1,
+    ),
+    ReleaseTest(
+        name="mycoplasma",
+        method="Ph. Eur. 2.6.7 (NAT)",
+        spec=Qualitative(accept=("not detected",)),
+        sample="final product",
+        days_to_result=2,
+    ),
+    ReleaseTest(
+        name="vector copy number",
+        method="ddPCR (WPRE/RPP30)",
+        unit="copies/transduced cell",
+        spec=Spec(max=5.0, unit="copies/transduced cell"),
+        sample="final product",
+        days_to_result=3,
+    ),
+    ReleaseTest(
+        name="identity (CAR+)",
+        method="flow cytometry (CAR detection reagent)",
+        unit="%",
+        spec=Spec(min=10.0, unit="%"),
+        sample="final product",
+        days_to_result=1,
+    ),
+    ReleaseTest(
+        name="viability",
+        method="7-AAD flow cytometry",
+        unit="%",
+        spec=Spec(min=80.0, unit="%"),
+        sample="final product",
+        days_to_result=1,
+    ),
+    ReleaseTest(
+        name="post-thaw viability",
+        method="trypan blue (automated counter), thawed QC sample",
+        unit="%",
+        spec=Spec(min=70.0, unit="%"),
+        sample="QC sample",
+        days_to_result=2,
+    ),
+    ReleaseTest(
+        name="cell count",
+        method="automated counter x CAR+ fraction",
+        unit="CAR+ viable cells",
+        spec=Spec(min=80.0, max=120.0, unit="% of target"),
+        normalise=PercentOf(target_value="target dose cells"),
+        sample="final product",
+        days_to_result=1,
+    ),
+]
+
+
 protocol = Protocol(
     "car-t-autologous",
-    version="1.1.0",
+    version="1.2.0",
     params=CarTParams,
     description=__doc__ or "",
     inputs=[
@@ -163,6 +234,8 @@ protocol = Protocol(
         ),
     ],
     containers=car_t_containers,
+    release_tests=RELEASE_TESTS,
+    product="CAR-T cells, autologous",
 )
 
 DAY_H = 24.0
@@ -558,6 +631,9 @@ async def formulate(
     run.set_value("infusion volume", bag_ml, unit="mL")
     dose = car_t_per_ml(final.viable_cells_per_ml, release.cd3_pct, release.car_pct) * bag_ml
     run.set_value("dose", dose, unit="CAR+ viable T cells")
+    # what the release tests normalise by: endotoxin per kg, the count as % of target
+    run.set_value("final volume ml", bag_ml, unit="mL")
+    run.set_value("target dose cells", target, unit="CAR+ viable T cells")
     run.check("dose", 100.0 * dose / target)
     run.check("viability at release", final.viability_pct)
     run.check("CD3+ at release", release.cd3_pct)

@@ -41,6 +41,7 @@ from cellauto.instruments.controlled_rate_freezer import (
 )
 from cellauto.instruments.cryo_storage import CryoStorage, StoragePosition
 from cellauto.instruments.label_printer import LabelPrinter
+from cellauto.protocols import PercentOf, PerKg, Qualitative, ReleaseTest
 from cellauto.protocols.handoff import handoff, store_checked
 from cellauto.protocols.labels import print_label
 from cellauto.protocols.params import Din
@@ -82,9 +83,55 @@ NK_CONTAINERS = [
 STORAGE_POSITION = StoragePosition(rack="B", box=1, slot=1)
 
 
+#: The release tests of a batch (PROCESS.md specifications; viability as the NK
+#: process's own release limit).
+RELEASE_TESTS = [
+    ReleaseTest(
+        name="sterility",
+        method="Ph. Eur. 2.6.27 (BacT/ALERT)",
+        spec=Qualitative(accept=("no growth",)),
+        sample="NK final product",
+        days_to_result=14,
+    ),
+    ReleaseTest(
+        name="endotoxin",
+        method="Ph. Eur. 2.6.14 (LAL, kinetic chromogenic)",
+        unit="EU/mL",
+        spec=Spec(max=5.0, unit="EU/kg"),
+        normalise=PerKg(volume_value="final volume ml"),
+        sample="NK final product",
+        days_to_result=1,
+    ),
+    ReleaseTest(
+        name="mycoplasma",
+        method="Ph. Eur. 2.6.7 (NAT)",
+        spec=Qualitative(accept=("not detected",)),
+        sample="NK final product",
+        days_to_result=2,
+    ),
+    ReleaseTest(
+        name="viability",
+        method="7-AAD flow cytometry",
+        unit="%",
+        spec=Spec(min=70.0, unit="%"),
+        sample="NK final product",
+        days_to_result=1,
+    ),
+    ReleaseTest(
+        name="cell count",
+        method="automated counter x CD56+ fraction",
+        unit="viable NK cells",
+        spec=Spec(min=80.0, max=120.0, unit="% of target"),
+        normalise=PercentOf(target_value="target dose cells"),
+        sample="NK final product",
+        days_to_result=1,
+    ),
+]
+
+
 protocol = Protocol(
     "nk-expansion",
-    version="1.1.0",
+    version="1.2.0",
     params=NkParams,
     description=__doc__ or "",
     inputs=[
@@ -109,6 +156,8 @@ protocol = Protocol(
         Material("cryobag 250 mL", per_batch(count=1)),
     ],
     containers=NK_CONTAINERS,
+    release_tests=RELEASE_TESTS,
+    product="NK cells, expanded",
 )
 
 
@@ -241,6 +290,9 @@ async def harvest_and_formulate(
     run.check("viability at release", final.viability_pct)
     dose = final.viable_cells_per_ml * phenotype.cd56_pct / 100 * (p.final_volume_ml - 1.0)
     run.set_value("dose", dose, unit="viable NK cells")
+    # what the release tests normalise by: endotoxin per kg, the count as % of target
+    run.set_value("final volume ml", p.final_volume_ml - 1.0, unit="mL")
+    run.set_value("target dose cells", target, unit="viable NK cells")
     run.check("dose", 100 * dose / target)
 
 

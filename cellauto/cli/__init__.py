@@ -61,6 +61,7 @@ _COMMAND_MODULES: tuple[tuple[str, str, dict[str, str]], ...] = (
         "add_parsers",
         {"deviations": "a batch's deviations", "deviation": "one deviation: show, raise, ..."},
     ),
+    ("qc_cmds", "add_parsers", {"qc": "QC results of a batch"}),
     (
         "release_cmd",
         "add_parser",

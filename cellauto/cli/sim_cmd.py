@@ -20,6 +20,7 @@ from cellauto.lines.wire import INTERFACES, serve_simulated
 from cellauto.records.models import utc_from_epoch_s
 from cellauto.sim import SimLine
 from cellauto.sim.action_log import ActionLog
+from cellauto.sim.faults import QcFault
 from cellauto.sim.material import Container
 from cellauto.sim.starting_material import material_container
 
@@ -55,6 +56,77 @@ def add_parser(sub: Any) -> None:
         "(one JSON line each; a crash drill compares it with the controller's journal)",
     )
     p.set_defaults(handler=serve_command)
+
+    p = sim_sub.add_parser(
+        "qc",
+        help="a simulated QC laboratory's LIMS export for a batch",
+        description="Write the release-test results a simulated QC laboratory finds for "
+        "RUN_ID, as its LIMS exports them (import with `cellauto qc import RUN_ID FILE "
+        "--schema NAME` after `cellauto qc schema define NAME --builtin sim`, or "
+        "`--builtin sim-json` for --format json). Values derive from the run's records "
+        "with deterministic noise.",
+    )
+    p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument("--out", type=Path, required=True, metavar="FILE")
+    p.add_argument("--format", choices=("csv", "json"), default="csv")
+    p.add_argument("--seed", type=int, default=None, help="default: the run's seed")
+    p.add_argument(
+        "--fault",
+        type=_qc_fault,
+        action="append",
+        default=[],
+        metavar="TEST:EFFECT[=VALUE]",
+        help="fail, missing, wrong_din, unauthorised or borderline (repeatable)",
+    )
+    p.add_argument("--db", default="cellauto.db", help="journal file (default ./cellauto.db)")
+    p.set_defaults(handler=qc_command)
+
+
+_QC_EFFECTS = ("fail", "missing", "wrong_din", "unauthorised", "borderline")
+
+
+def _qc_fault(text: str) -> QcFault:
+    test, colon, effect = text.rpartition(":")
+    effect, eq, value = effect.partition("=")
+    if not colon or not test.strip() or effect not in _QC_EFFECTS:
+        raise argparse.ArgumentTypeError(
+            f"--fault {text!r} is not TEST:EFFECT[=VALUE], EFFECT one of {', '.join(_QC_EFFECTS)}"
+        )
+    forced: float | str | None = None
+    if eq:
+        try:
+            forced = float(value)
+        except ValueError:
+            forced = value
+    return QcFault.model_validate({"test": test.strip(), "effect": effect, "value": forced})
+
+
+def qc_command(args: argparse.Namespace) -> int:
+    from cellauto.records import Journal
+    from cellauto.records.payloads import RunStarted
+    from cellauto.sim.qc import simulated_results, write_lims_export
+    from cellauto.site.history import reading_journal
+
+    from .qc_cmds import run_id_of
+
+    path = Path(args.db)
+    if not path.is_file():
+        raise BadInputError(f"no journal {path}; give --db PATH")
+    with reading_journal(path) as conn:
+        run_id = run_id_of(conn, args.run_id)
+    with Journal(path, create=False) as journal:
+        records = journal.records(run_id)
+    started = records[0].payload
+    own = started.seed if isinstance(started, RunStarted) else None
+    seed = args.seed if args.seed is not None else (own or 0)
+    today = datetime.now(UTC).date()
+    try:
+        rows = simulated_results(records, seed=seed, faults=args.fault, today=today)
+    except ValueError as exc:
+        raise BadInputError(str(exc)) from None
+    write_lims_export(rows, args.out, format=args.format)
+    print(f"{len(rows)} results of run {records[0].run_id} written to {args.out} ({args.format})")
+    return 0
 
 
 def _needed(config: LineConfig) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from cellauto.protocols.definition import MaterialInput, Protocol, ResumePolicy,
 from cellauto.protocols.execution import Execution, RunOutcome
 from cellauto.protocols.loader import load_protocol
 from cellauto.protocols.params import Params, SimDefault
+from cellauto.protocols.release_tests import PercentOf, PerKg, Qualitative, ReleaseTest
 from cellauto.protocols.runner import Runner
 from cellauto.protocols.spec import CheckPolicy, CheckResult, Spec
 from cellauto.protocols.states import Command, State
@@ -18,7 +19,11 @@ __all__ = [
     "Material",
     "MaterialInput",
     "Params",
+    "PerKg",
+    "PercentOf",
     "Protocol",
+    "Qualitative",
+    "ReleaseTest",
     "ResumePolicy",
     "Run",
     "RunOutcome",

@@ -33,6 +33,7 @@ from cellauto.identity.containers import ContainerPlan
 from cellauto.instruments.base import Instrument
 from cellauto.protocols.bom import Material, check_materials
 from cellauto.protocols.params import Params, ParamsT
+from cellauto.protocols.release_tests import ReleaseTest, check_release_tests
 from cellauto.protocols.spec import CheckPolicy, Spec
 
 if TYPE_CHECKING:
@@ -138,6 +139,8 @@ class Protocol(Generic[ParamsT]):
         inputs: list[MaterialInput] | None = None,
         materials: list[Material] | None = None,
         containers: ContainerPlans | None = None,
+        release_tests: list[ReleaseTest] | None = None,
+        product: str | None = None,
     ) -> None: ...
 
     @overload
@@ -151,6 +154,8 @@ class Protocol(Generic[ParamsT]):
         inputs: list[MaterialInput] | None = None,
         materials: list[Material] | None = None,
         containers: ContainerPlans | None = None,
+        release_tests: list[ReleaseTest] | None = None,
+        product: str | None = None,
     ) -> None: ...
 
     def __init__(
@@ -163,6 +168,8 @@ class Protocol(Generic[ParamsT]):
         inputs: list[MaterialInput] | None = None,
         materials: list[Material] | None = None,
         containers: ContainerPlans | None = None,
+        release_tests: list[ReleaseTest] | None = None,
+        product: str | None = None,
     ) -> None:
         if not name or not version:
             raise ProtocolDefinitionError("a Protocol needs a non-empty name and version")
@@ -197,6 +204,10 @@ class Protocol(Generic[ParamsT]):
             )
         #: The bill of materials (:mod:`cellauto.protocols.bom`): checked before a run starts.
         self.materials = check_materials(name, materials or [])
+        #: The release tests a batch must pass (written as the run's ``release_plan``).
+        self.release_tests = check_release_tests(name, release_tests or [], params, self.containers)
+        #: The product's name on the certificate of analysis (default: the protocol's).
+        self.product = product or name
         self.steps: list[StepDefinition] = []
         self.source_file: str | None = None
         self.source_sha256: str | None = None

@@ -60,6 +60,7 @@ from cellauto.records import payloads as rec
 from cellauto.records._txops import TxOp
 from cellauto.records.material_payloads import EquipmentChecked
 from cellauto.records.refs import RecordRef, SignatureShown, SiteRef
+from cellauto.records.release_plan import ReleasePlan
 from cellauto.site.view import SiteView
 
 __all__ = ["Execution", "Observer", "RunOutcome"]
@@ -93,6 +94,8 @@ class Execution(RunRecords):
         #: The instruments checked against the registry by prepare (journaled at the start),
         #: and the registry asset the line ties each to (:mod:`.equipment_check`).
         self.equipment_checked: list[EquipmentChecked] = []
+        #: The release tests frozen for a new run (Runner.prepare; never on resume).
+        self.release_plan: ReleasePlan | None = None
         self.equipment_assets: dict[str, str] = {}
         #: The lots reserved for a new run (set by Runner.prepare; see bom_check.py).
         self.bom: BomPlan | None = None
@@ -359,6 +362,8 @@ class Execution(RunRecords):
         if self.resume_plan is None:
             await self.record_durable(self._run_started)
             start_materials(self)
+            if self.release_plan is not None:
+                self.record(self.release_plan, durable=True)
             self._record_claim()
             for checked in self.equipment_checked:  # the instruments prepare checked
                 self.record(checked)

@@ -30,6 +30,7 @@ from cellauto.protocols.definition import Protocol
 from cellauto.protocols.equipment_check import check_equipment, pinned_assets
 from cellauto.protocols.execution import Execution, Observer, RunOutcome
 from cellauto.protocols.params import Params, build_params
+from cellauto.protocols.release_tests import release_plan
 from cellauto.protocols.resume import ResumePlan, check_resumable, plan_resume
 from cellauto.protocols.tasks import Answerer, Authority
 from cellauto.records import Journal, RecordKind, RunJournal
@@ -272,6 +273,7 @@ class Runner:
             operator_account=operator_account,
         )
         checked = check_equipment(site, line, protocol, params, clock.now())  # refuses first
+        plan = release_plan(protocol, params)  # a sample not among the containers: refused
         reserve = reserver(bom, site, run_id)
         journal = self.journal.begin_run(
             run_id, clock.now_s, _wall_clock(clock, self.reproducible), reserve=reserve
@@ -291,6 +293,7 @@ class Runner:
             site=site,
         )
         execution.equipment_checked = checked
+        execution.release_plan = plan  # written right after run_started (and the reservation)
         # each instrument stays the registry asset it was found as (a swap then shows)
         execution.equipment_assets = {**pinned_assets(checked), **line.assets}
         execution.bom = bom

@@ -34,6 +34,7 @@ __all__ = [
     "LN2LevelDrop",
     "MisprintLabel",
     "PowerLoss",
+    "QcFault",
     "SensorDrift",
     "ShipperLidOpen",
     "ShipperWarming",
@@ -147,6 +148,26 @@ class WrongBagInView(_Fault):
     kind: Literal["wrong_bag_in_view"] = "wrong_bag_in_view"
     container: str = Field(min_length=1)
     shows: str = Field(min_length=1)
+
+
+class QcFault(BaseModel):
+    """A fault of the simulated QC laboratory (:mod:`cellauto.sim.qc`), not of an
+    instrument, so not time-based: it changes the LIMS row of release test ``test``.
+
+    ``fail``: out of specification (``value`` forces the LIMS value or text);
+    ``missing``: no row; ``wrong_din``: the sample carries another batch's DIN;
+    ``unauthorised``: the row's status is not authorised; ``borderline``: a pass within
+    the test's borderline band. Armed through
+    :meth:`SimulatedRun.qc_results(faults=...) <cellauto.sim.simulate.SimulatedRun.qc_results>`
+    or ``cellauto sim qc --fault TEST:EFFECT[=VALUE]``, never through ``simulate(faults=)``
+    (those go to the line's instruments)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["qc"] = "qc"
+    test: str = Field(min_length=1)
+    effect: Literal["fail", "missing", "wrong_din", "unauthorised", "borderline"]
+    value: float | str | None = None
 
 
 Fault = Annotated[

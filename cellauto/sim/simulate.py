@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import anyio
 
@@ -30,7 +30,7 @@ from cellauto.records import payloads as rec
 from cellauto.records.refs import SignatureShown
 from cellauto.records.site_payload_base import SitePayload
 from cellauto.records.wording import signatures_of
-from cellauto.sim.faults import Fault
+from cellauto.sim.faults import Fault, QcFault
 from cellauto.sim.line import SimLine, sim_line_for_protocol
 from cellauto.sim.operators import Script, SimulatedOperators, simulated_operators
 from cellauto.sim.site_for_run import simulated_site
@@ -123,6 +123,32 @@ class SimulatedRun:
     def signatures(self) -> list[SignatureShown]:
         """Every electronic signature the run's records embed, in order."""
         return [s for record in self.records for s in signatures_of(record.payload)]
+
+    def qc_results(
+        self, *, faults: Sequence[QcFault] = (), seed: int | None = None
+    ) -> list[dict[str, str]]:
+        """The simulated QC laboratory's LIMS rows for this batch (:mod:`cellauto.sim.qc`;
+        ``seed`` default: the run's own)."""
+        from cellauto.sim.qc import simulated_results
+
+        started = self.records[0].payload
+        own = started.seed if isinstance(started, rec.RunStarted) else None
+        chosen = seed if seed is not None else (own or 0)
+        return simulated_results(self.records, seed=chosen, faults=faults)
+
+    def lims_export(
+        self,
+        path: str | Path,
+        *,
+        faults: Sequence[QcFault] = (),
+        seed: int | None = None,
+        format: Literal["csv", "json"] = "csv",
+    ) -> Path:
+        """Write :meth:`qc_results` as the simulated LIMS's export (CSV or JSON)."""
+        from cellauto.sim.qc import write_lims_export
+
+        rows = self.qc_results(faults=faults, seed=seed)
+        return write_lims_export(rows, Path(path), format=format)
 
     @property
     def duration_h(self) -> float:

@@ -18,6 +18,7 @@ import orjson
 
 from cellauto.errors import JournalError
 from cellauto.records._schema import is_missing_table
+from cellauto.records.canonical import canonical_bytes
 from cellauto.records.refs import SiteRef
 from cellauto.records.site_payload_base import SitePayload
 from cellauto.records.site_payloads_review import (
@@ -45,6 +46,12 @@ REVIEW_TABLES: dict[str, str] = {
     "dispositions": "run_id",
 }
 """Each review table and the expression naming its row (for the replay's comparison)."""
+
+
+def _canonical(value: object) -> str:
+    """JSON with sorted keys: the same row whether the model came from the act's input
+    (keys in the order given) or from the stored record (keys sorted)."""
+    return canonical_bytes(value).decode()
 
 
 def _observed(value: float | str) -> str:
@@ -219,7 +226,13 @@ def _apply_qc(conn: sqlite3.Connection, payload: SitePayload, ref: SiteRef) -> b
             conn,
             "INSERT INTO lims_schemas (name, version, body, source_seq, source_hash)"
             " VALUES (?, ?, ?, ?, ?)",
-            (payload.name, payload.version, payload.lims.model_dump_json(), ref.seq, ref.hash),
+            (
+                payload.name,
+                payload.version,
+                _canonical(payload.lims.model_dump(mode="json")),
+                ref.seq,
+                ref.hash,
+            ),
             f"site record {ref.seq} defines LIMS schema {payload.name} v{payload.version}",
         )
     else:

@@ -37,6 +37,7 @@ from cellauto.site.projection_review import review_problem
 from cellauto.site.replay_deviations import deviations_problem
 from cellauto.site.replay_disposition import disposition_problem
 from cellauto.site.replay_materials import materials_problem
+from cellauto.site.replay_qc import qc_problem
 from cellauto.site.signing_check import authority_problem
 
 __all__ = ["SiteRecordLike", "confirm_account", "replay_problem"]
@@ -199,6 +200,7 @@ def replay_problem(conn: sqlite3.Connection, records: Sequence[SiteRecordLike]) 
             or review_problem(conn, scratch)  # deviations, QC results, dispositions
             or disposition_problem(conn, records)  # each decision as its records say
             or deviations_problem(conn, records)  # the deviation workflow's rules
+            or qc_problem(conn, records)  # QC verdicts, OOS deviations, ids, verifiers
         )
     finally:
         scratch.close()

@@ -20,6 +20,7 @@ from cellauto.protocols.runner import Runner
 from cellauto.records import Journal
 from cellauto.records import payloads as rec
 from cellauto.records.material_payloads import EquipmentChecked
+from cellauto.records.release_plan import ReleasePlan
 from cellauto.records.site_payload_base import SitePayload
 from cellauto.records.site_payloads_mat import (
     CalibrationRecorded,
@@ -82,12 +83,13 @@ def _refused(tmp_path: Path, records: Sequence[SitePayload], protocol: Protocol[
     return str(refused.value)
 
 
-def test_each_instrument_checked_right_after_run_started_and_the_claim() -> None:
+def test_each_instrument_checked_right_after_run_started_the_plan_and_the_claim() -> None:
     run = simulate(_protocol(), seed=1)
     assert run.exit_status == "complete"
     assert isinstance(run.records[0].payload, rec.RunStarted)
-    assert isinstance(run.records[1].payload, rec.ControllerClaimed)
-    start_check = run.records[2].payload
+    assert isinstance(run.records[1].payload, ReleasePlan)  # none declared: an empty plan
+    assert isinstance(run.records[2].payload, rec.ControllerClaimed)
+    start_check = run.records[3].payload
     assert isinstance(start_check, EquipmentChecked)
     assert (start_check.step, start_check.equipment, start_check.asset) == (None, "counter", ASSET)
     assert start_check.passed and start_check.status == "in_service"

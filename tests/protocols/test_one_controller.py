@@ -87,7 +87,8 @@ def test_each_resume_after_a_simulated_crash_takes_the_run_over_with_the_next_ep
     # a reproducible simulation records no host or pid: its record is a function of inputs
     assert {(c.host, c.pid) for c in claims} == {(None, None)}
     kinds = [r.kind for r in run.records]
-    assert kinds[1] is RecordKind.CONTROLLER_CLAIMED  # right after run_started
+    assert kinds[1] is RecordKind.RELEASE_PLAN  # right after run_started
+    assert kinds[2] is RecordKind.CONTROLLER_CLAIMED  # then the claim
     for index, kind in enumerate(kinds):
         if kind is RecordKind.RUN_RESUMED:
             assert kinds[index + 1] is RecordKind.CONTROLLER_CLAIMED

@@ -63,7 +63,7 @@ async def test_a_run_records_its_reservation_then_gives_back_what_it_did_not_use
         records = journal.records(execution.run_id)
     assert outcome.exit_status == "complete"
     kinds = [r.kind for r in records]
-    assert kinds[:3] == ["run_started", "materials_reserved", "controller_claimed"]
+    assert kinds[:4] == ["run_started", "materials_reserved", "release_plan", "controller_claimed"]
     reserved = [r.payload for r in records if isinstance(r.payload, MaterialsReserved)]
     assert len(reserved) == 1 and reserved[0].site == "file"
     assert reserved[0].reservations[0].lot.lot_id == "il2/L1"

@@ -61,12 +61,12 @@ def test_a_release_is_refused_naming_every_reason_and_the_refusal_is_journaled(
     head = batch.site.head()
     with pytest.raises(ReleaseRefusedError) as refused:
         _release(batch)
-    assert _codes(refused.value.problems) == ["deviation_open", "no_release_plan"]
+    assert _codes(refused.value.problems) == ["deviation_open", "qc_missing"]
     assert f"DEV-{batch.run_id[:12]}-01" in str(refused.value)
     new = batch.site.new_records(head)
     refusals = [r for r in new if isinstance(r, ReviewActRefused)]
     assert len(refusals) == 1 and refusals[0].act == "release"
-    assert _codes(refusals[0].reasons) == ["deviation_open", "no_release_plan"]
+    assert _codes(refusals[0].reasons) == ["deviation_open", "qc_missing"]
     assert not any(isinstance(r, BatchDisposed) for r in new)
     with batch.store.reading() as conn:
         assert read_disposition(conn, batch.run_id) is None
@@ -193,7 +193,7 @@ def test_the_cli_checks_refuses_and_rejects(
     before = batch.path.read_bytes()
     assert _cli(batch, monkeypatch, "--check") == 3
     out = capsys.readouterr().out
-    assert "deviation_open" in out and "no_release_plan" in out
+    assert "deviation_open" in out and "qc_missing" in out
     assert batch.path.read_bytes() == before
     assert _cli(batch, monkeypatch, "--decision", "release", who="qa.smith") == 2
     assert "release refused" in capsys.readouterr().out
