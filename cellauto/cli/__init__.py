@@ -56,6 +56,7 @@ _COMMAND_MODULES: tuple[tuple[str, str, dict[str, str]], ...] = (
     ("site_cmds", "add_parsers", {"site": "the site policy"}),
     ("material_cmds", "add_parsers", {"materials": "materials and lots"}),
     ("task_cmds", "add_parsers", {"tasks": "operator tasks", "answer": "answer a task"}),
+    ("report_cmd", "add_parser", {"report": "the batch record of a run (HTML and PDF)"}),
     (
         "command_cmds",
         "add_parsers",
