@@ -20,16 +20,16 @@ from cellauto.records import payloads as rec
 from cellauto.records.journal import Journal
 from cellauto.records.ledger_check import check_ledger
 from cellauto.records.material_payloads import (
+    LabelPrinted,
     MaterialConsumed,
     MaterialUseVoided,
 )
 from cellauto.records.models import Record, utc_from_epoch_ns
-from cellauto.records.refs import SignatureShown
 from cellauto.records.site_payloads import Signature
 from cellauto.records.site_payloads_review import BatchDisposed
 from cellauto.records.site_verify import verify_site
 from cellauto.records.verify import verify_run
-from cellauto.records.wording import describe, signed_at_local
+from cellauto.records.wording import describe
 from cellauto.review.read import (
     confirm_run_review,
     read_deviations,
@@ -49,7 +49,6 @@ from cellauto.review.report.model import (
     PlanTest,
     QcEntry,
     ReviewRecordRow,
-    SignatureLine,
     Verification,
 )
 from cellauto.review.report.series import build_series
@@ -57,58 +56,22 @@ from cellauto.review.report.steps import appendix_rows, equipment_rows, material
 from cellauto.site._chain import StoredSiteRecord, stored_site_record, stored_site_records_where
 from cellauto.site.replay import replay_problem
 
-__all__ = ["build_batch_record", "signature_line"]
-
-
-def signature_line(signature: SignatureShown | Signature) -> SignatureLine:
-    """A signature as the report prints it (run-embedded or a site record)."""
-    shown = (
-        signature
-        if isinstance(signature, SignatureShown)
-        else SignatureShown(
-            signer=signature.signer,
-            printed_name=signature.printed_name,
-            meaning=signature.meaning,
-            signed_at=signature.signed_at,
-            time_zone=signature.time_zone,
-            utc_offset=signature.utc_offset,
-        )
-    )
-    local, zone = signed_at_local(shown)
-    if isinstance(signature, Signature):
-        where = "site record"
-    elif signature.simulated:
-        where = "SIMULATED OPERATOR"
-    elif signature.site is not None:
-        where = f"site #{signature.site.seq}"
-    else:
-        where = "NO SITE RECORD"
-    return SignatureLine(
-        printed_name=shown.printed_name,
-        signer=shown.signer,
-        meaning=shown.meaning.value,
-        signed_at=f"{local:%Y-%m-%d %H:%M:%S} {zone} ({shown.utc_offset})",
-        where=where,
-    )
+__all__ = ["build_batch_record"]
 
 
 def _header(
     records: Sequence[Record],
+    s: rec.RunStarted,
     product: str | None,
     disposition: Disposition | None,
     generated_at: datetime,
     journal: Journal,
 ) -> Header:
-    started = next(r for r in records if isinstance(r.payload, rec.RunStarted))
-    s = started.payload
-    assert isinstance(s, rec.RunStarted)  # found by its type just above
+    started = records[0]
     ended = next((r for r in reversed(records) if isinstance(r.payload, rec.RunEnded)), None)
     e = ended.payload if ended is not None and isinstance(ended.payload, rec.RunEnded) else None
-    label = next((r.payload for r in records if r.payload.kind.value == "label_printed"), None)
-    label_product = getattr(label, "text", None)
-    product = product or (
-        str(getattr(label_product, "product", "")) or None if label_product else None
-    )
+    label = next((r.payload for r in records if isinstance(r.payload, LabelPrinted)), None)
+    product = product or (label.text.product if label is not None else None)
     params = s.parameters
     if disposition is None:
         decided = "not dispositioned"
@@ -154,7 +117,12 @@ def _site_signatures(conn: sqlite3.Connection, seqs: Sequence[int]) -> dict[int,
 def _deviations(
     conn: sqlite3.Connection, run_id: str, reviewed: Sequence[StoredSiteRecord]
 ) -> list[DeviationEntry]:
-    times = {r.seq: r.process_time_s for r in _runner_deviation_records(conn, run_id)}
+    times = dict(
+        conn.execute(
+            "SELECT seq, process_time_s FROM records WHERE run_id = ? AND kind = 'deviation'",
+            (run_id,),
+        ).fetchall()
+    )
     history: dict[str, list[str]] = {}
     for r in reviewed:
         deviation_id = getattr(r.payload, "deviation_id", None)
@@ -178,19 +146,6 @@ def _deviations(
         )
         for d in read_deviations(conn, run_id=run_id)
     ]
-
-
-class _Seq:
-    def __init__(self, seq: int, process_time_s: float) -> None:
-        self.seq, self.process_time_s = seq, process_time_s
-
-
-def _runner_deviation_records(conn: sqlite3.Connection, run_id: str) -> list[_Seq]:
-    rows = conn.execute(
-        "SELECT seq, process_time_s FROM records WHERE run_id = ? AND kind = 'deviation'",
-        (run_id,),
-    ).fetchall()
-    return [_Seq(seq, t) for seq, t in rows]
 
 
 def _qc(conn: sqlite3.Connection, run_id: str) -> list[QcEntry]:
@@ -253,7 +208,7 @@ def _review_rows(
             kind=r.kind.value,
             by=r.payload.by,
             text=review_text.describe_review(r.payload),
-            signatures=[signature_line(s) for s in signatures.get(r.seq, [])],
+            signatures=[review_text.signature_line(s) for s in signatures.get(r.seq, [])],
         )
         for r in reviewed
     ]
@@ -334,7 +289,8 @@ def _parameters(records: Sequence[Record]) -> list[tuple[str, str]]:
 def build_batch_record(journal: Journal, run_id: str, *, generated_at: datetime) -> BatchRecord:
     """The batch record of ``run_id`` (an exact id) as of ``generated_at``."""
     records = journal.records(run_id)
-    if not records or not isinstance(records[0].payload, rec.RunStarted):
+    started = records[0].payload if records else None
+    if not isinstance(started, rec.RunStarted):
         raise JournalError(f"run {run_id} has no run_started record; run cellauto verify")
     conn = journal.read_connection()
     verification = _verification(journal, conn, run_id)
@@ -356,7 +312,7 @@ def build_batch_record(journal: Journal, run_id: str, *, generated_at: datetime)
     steps, shown = steps_of(records)
     referenced = {item.anchor for item in review}
     return BatchRecord(
-        header=_header(records, product, disposition, generated_at, journal),
+        header=_header(records, started, product, disposition, generated_at, journal),
         review=review,
         disposition=disposition,
         deviations=deviations,

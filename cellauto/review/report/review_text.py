@@ -7,7 +7,9 @@ import sqlite3
 from collections.abc import Sequence
 
 from cellauto.records.models import utc_from_epoch_ns
+from cellauto.records.refs import SignatureShown
 from cellauto.records.site_payload_base import SiteKind, SitePayload
+from cellauto.records.site_payloads import Signature
 from cellauto.records.site_payloads_mat import LotAdjusted
 from cellauto.records.site_payloads_review import (
     BatchDisposed,
@@ -23,10 +25,11 @@ from cellauto.records.site_payloads_review import (
     QcResultVerified,
     ReviewActRefused,
 )
-from cellauto.review.report.model import Correction
+from cellauto.records.wording import signed_at_local
+from cellauto.review.report.model import Correction, SignatureLine
 from cellauto.site._chain import stored_site_records
 
-__all__ = ["correction_text", "describe_review", "lot_adjustments"]
+__all__ = ["correction_text", "describe_review", "lot_adjustments", "signature_line"]
 
 
 def describe_review(p: SitePayload) -> str:
@@ -103,3 +106,35 @@ def lot_adjustments(conn: sqlite3.Connection, lot_ids: Sequence[str]) -> list[Co
                     )
                 )
     return found
+
+
+def signature_line(signature: SignatureShown | Signature) -> SignatureLine:
+    """A signature as the report prints it (run-embedded or a site record)."""
+    shown = (
+        signature
+        if isinstance(signature, SignatureShown)
+        else SignatureShown(
+            signer=signature.signer,
+            printed_name=signature.printed_name,
+            meaning=signature.meaning,
+            signed_at=signature.signed_at,
+            time_zone=signature.time_zone,
+            utc_offset=signature.utc_offset,
+        )
+    )
+    local, zone = signed_at_local(shown)
+    if isinstance(signature, Signature):
+        where = "site record"
+    elif signature.simulated:
+        where = "SIMULATED OPERATOR"
+    elif signature.site is not None:
+        where = f"site #{signature.site.seq}"
+    else:
+        where = "NO SITE RECORD"
+    return SignatureLine(
+        printed_name=shown.printed_name,
+        signer=shown.signer,
+        meaning=shown.meaning.value,
+        signed_at=f"{local:%Y-%m-%d %H:%M:%S} {zone} ({shown.utc_offset})",
+        where=where,
+    )

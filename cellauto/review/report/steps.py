@@ -23,6 +23,7 @@ from cellauto.review.report.model import (
     SignatureLine,
     StepSection,
 )
+from cellauto.review.report.review_text import signature_line
 
 __all__ = ["appendix_rows", "equipment_rows", "material_rows", "steps_of"]
 
@@ -55,8 +56,6 @@ ACT_KINDS = frozenset(
 
 
 def _signatures(record: Record) -> list[SignatureLine]:
-    from cellauto.review.report.batch_record import signature_line
-
     return [signature_line(s) for s in signatures_of(record.payload)]
 
 
