@@ -218,3 +218,20 @@ def test_a_signed_review_record_fills_in_the_deviation(batch: Batch) -> None:
     assert signed.signatures[0].printed_name in html
     page = _parse(html)
     assert set(page.hrefs) <= set(page.ids)
+
+
+def test_a_run_without_culture_or_freezer_says_so_on_its_plots(tmp_path: Path) -> None:
+    from cellauto.sim import simulate
+
+    path = tmp_path / "demo.db"
+    run = simulate("protocols/demo_expansion.py", seed=3, db=path)
+    with Journal(path, create=False) as journal:
+        html_path, pdf_path = write_report(journal, run.outcome.run_id, tmp_path / "out")
+    html = html_path.read_text("utf-8")
+    page = _parse(html)
+    assert page.sections == [key for key, _ in SECTIONS]
+    assert set(page.hrefs) <= set(page.ids)
+    assert "No deviations were recorded for this run." in html
+    for missing in ("no freezer temperatures recorded", "no storage temperature recorded"):
+        assert f"<!-- {missing} -->" in html  # matplotlib's SVG keeps each text as a comment
+    assert pdf_path.stat().st_size > 10_000

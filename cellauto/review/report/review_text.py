@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
+from cellauto.records._schema import is_missing_table
 from cellauto.records.models import utc_from_epoch_ns
 from cellauto.records.refs import SignatureShown
 from cellauto.records.site_payload_base import SiteKind, SitePayload
@@ -93,6 +94,12 @@ def correction_text(p: SitePayload) -> str | None:
 def lot_adjustments(conn: sqlite3.Connection, lot_ids: Sequence[str]) -> list[Correction]:
     """Quantity corrections of the lots the batch used."""
     found: list[Correction] = []
+    try:
+        conn.execute("SELECT 1 FROM site_records LIMIT 1")
+    except sqlite3.OperationalError as exc:
+        if is_missing_table(exc):
+            return found  # a file from before the site chain: no lot was adjusted on it
+        raise
     for lot_id in lot_ids:
         for r in stored_site_records(conn, kinds=(SiteKind.LOT_ADJUSTED,), mentioning=lot_id):
             p = r.payload
