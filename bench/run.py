@@ -16,6 +16,8 @@ import bench_journal_load
 import bench_materials
 import bench_opcua
 import bench_people
+import bench_release
+import bench_report
 import bench_runner
 import bench_scpi
 import bench_sim_serve
@@ -78,6 +80,8 @@ def main() -> int:
     rows.extend(bench_answer_latency.run(quick=args.quick))
     rows.extend(bench_materials.run(quick=args.quick))
     rows.extend(bench_trends.run(quick=args.quick))
+    rows.extend(bench_report.run(quick=args.quick))
+    rows.extend(bench_release.run(quick=args.quick))
     width = max(len(str(r.get("case", ""))) for r in rows)
     print(f"{'benchmark':<{width}}  {'result':>16}  {'target':<20} met  detail")
     print("-" * (width + 60))
