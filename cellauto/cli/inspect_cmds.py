@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +131,7 @@ def show_command(args: argparse.Namespace) -> int:
         run_id = journal.resolve_run_id(args.run_id)
         records = journal.records(run_id)
         findings = journal_signatures(journal, run_id)
+        review = _review_lines(journal, run_id)
     print(f"run {run_id}: {len(records)} records")
     marks = {(f.run_seq, f.position): f for f in findings}
     disagreeing = 0
@@ -143,6 +145,10 @@ def show_command(args: argparse.Namespace) -> int:
             text = describe_io(record)
         text = _marked(text, record.seq, marks)
         print(f"{record.seq:>6}  {iso(record.process_time_s)}  {text}")
+    if review:
+        print("review and release (site records; wall time, UTC):")
+        for line in review:
+            print(line)
     code = 0
     if disagreeing:
         print(
@@ -163,6 +169,20 @@ def show_command(args: argparse.Namespace) -> int:
         )
         code = 1
     return code
+
+
+def _review_lines(journal: Journal, run_id: str) -> list[str]:
+    """The run's review and release site records, one line each (none yet: [])."""
+    from cellauto.review.read import review_records
+    from cellauto.review.wording import describe_review
+
+    conn = journal.read_connection()
+    lines = []
+    for record in review_records(conn, run_id):
+        when = datetime.fromtimestamp(record.wall_time_ns / 1e9, tz=UTC)
+        text = describe_review(record.payload)
+        lines.append(f"  s{record.seq:<5} {when:%Y-%m-%d %H:%M:%S}  {text}")
+    return lines
 
 
 _MARKS = {

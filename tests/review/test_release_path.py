@@ -205,6 +205,12 @@ def test_car_t_excursion_to_release(people: People, batch: Batch, tmp_path: Path
         report = verify_journal(journal, site_replay=replay_problem)
     assert report.intact, report
 
+    shown = people("show", run_id)
+    assert shown.code == 0, shown.err
+    after = shown.out[shown.out.index("review and release (site records") :]
+    assert deviation in after and "CAPA-2026-0012" in after and result_id in after
+    assert "BATCH RELEASED by qa.lee" in after.splitlines()[-1]
+
     # the batch record
     out_dir = tmp_path / "record"
     done = people("report", run_id, "--out", out_dir, "--generated-at", "2026-02-01T09:00:00Z")
