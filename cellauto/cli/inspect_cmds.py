@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -220,6 +221,7 @@ def verify_command(args: argparse.Namespace) -> int:
         else:
             runs = report.runs
         containers = containers_problem(journal.read_connection())
+        summaries = _review_summaries(journal, [run.run_id for run in runs])
     broken = 0
     for run in runs:
         if not run.intact:
@@ -227,6 +229,8 @@ def verify_command(args: argparse.Namespace) -> int:
             print(f"run {run.run_id}: BROKEN at record {run.first_broken_seq}: {run.reason}")
         elif run.sealed:
             print(f"run {run.run_id}: intact, {run.records} records, sealed, head {run.head_hash}")
+            if summaries.get(run.run_id):
+                print(f"  {summaries[run.run_id]}")
         else:
             broken += 1
             print(
@@ -241,6 +245,17 @@ def verify_command(args: argparse.Namespace) -> int:
     broken += not report.site.intact
     broken += _print_containers(*containers)
     return 1 if broken else 0
+
+
+def _review_summaries(journal: Journal, run_ids: list[str]) -> dict[str, str | None]:
+    """Each run's review line (deviations, QC results, disposition), or None."""
+    from cellauto.review.wording import review_summary
+
+    conn = journal.read_connection()
+    try:
+        return {run_id: review_summary(conn, run_id) for run_id in run_ids}
+    except sqlite3.OperationalError:  # a file from before the review tables
+        return {}
 
 
 def _print_containers(rows: int, problem: str | None) -> int:

@@ -4,7 +4,10 @@ record show them (``DEVIATION RAISED DEV-3f9a1c2e7b10-S01 by op.ann: bag label s
 
 from __future__ import annotations
 
+import sqlite3
+from collections import Counter
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 
 from cellauto.records.site_payload_base import SitePayload
 from cellauto.records.site_payloads_review import (
@@ -22,8 +25,14 @@ from cellauto.records.site_payloads_review import (
     QcResultVerified,
     ReviewActRefused,
 )
+from cellauto.review.read import (
+    read_deviations,
+    read_disposition,
+    read_qc_results,
+    read_release_plan,
+)
 
-__all__ = ["describe_review"]
+__all__ = ["describe_review", "review_summary"]
 
 
 def _why(p: SitePayload) -> str:
@@ -144,3 +153,28 @@ def describe_review(payload: SitePayload) -> str:
     if words is None:
         raise ValueError(f"{payload.kind.value} is no review site record")
     return words(payload)
+
+
+def review_summary(conn: sqlite3.Connection, run_id: str) -> str | None:
+    """One line of where the batch's review stands (``cellauto verify``): its deviations
+    by status, its valid QC results against the release plan, and QA's decision; None
+    for a run with neither a release plan, a deviation nor a result."""
+    deviations = read_deviations(conn, run_id=run_id)
+    results = read_qc_results(conn, run_id, valid_only=True)
+    plan = read_release_plan(conn, run_id)
+    disposed = read_disposition(conn, run_id)
+    if not deviations and not results and (plan is None or not plan.tests) and not disposed:
+        return None
+    statuses = Counter(row.status for row in deviations)
+    shown = ", ".join(f"{count} {status}" for status, count in sorted(statuses.items()))
+    parts = [f"{len(deviations)} deviation(s)" + (f" ({shown})" if shown else "")]
+    if plan is not None and plan.tests:
+        required = [test.name for test in plan.tests if test.required]
+        have = {row.test for row in results}
+        parts.append(f"{sum(name in have for name in required)}/{len(required)} QC results")
+    if disposed is None:
+        parts.append("not dispositioned")
+    else:
+        when = datetime.fromtimestamp(disposed.decided_wall_ns / 1e9, tz=UTC)
+        parts.append(f"{disposed.decision} by {disposed.by_name} {when:%Y-%m-%d %H:%M} UTC")
+    return "review: " + ", ".join(parts)

@@ -205,6 +205,9 @@ def test_car_t_excursion_to_release(people: People, batch: Batch, tmp_path: Path
         report = verify_journal(journal, site_replay=replay_problem)
     assert report.intact, report
 
+    verified = people("verify")
+    assert verified.code == 0, verified.out
+    assert "review: 1 deviation(s) (1 closed), 8/8 QC results, released by qa.lee" in verified.out
     shown = people("show", run_id)
     assert shown.code == 0, shown.err
     after = shown.out[shown.out.index("review and release (site records") :]
