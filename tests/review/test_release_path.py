@@ -5,13 +5,17 @@ one deviation. Release is refused for each missing piece in turn — the open de
 the QC results, a hand-entered result's second-person check — each time naming exactly
 what is left, then granted. The batch record of the released batch shows the exception
 first, the excursion marked on the culture plot, every signature, and a PDF whose first
-page is not blank.
+page is not blank. With ``CELLAUTO_UPDATE_SCREENSHOTS=1`` its first screen in Chromium
+becomes the README's screenshot (docs/img/batch-record.png; it shows today's release
+date, so it is not rewritten on every run).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import sqlite3
 from html.parser import HTMLParser
 from pathlib import Path
@@ -243,5 +247,8 @@ def test_car_t_excursion_to_release(people: People, batch: Batch, tmp_path: Path
     assert "Review by exception" in first_page or "review by exception" in first_page.lower()
     assert deviation in "".join(page.get_textpage().get_text_range() for page in pdf)
     if CHROMIUM.exists():  # the README's screenshot: this released batch's first screen
-        screenshot(out_dir / "batch-record.html", tmp_path / "profile", SCREENSHOT)
-        assert SCREENSHOT.stat().st_size > 10_000
+        shot = tmp_path / "batch-record.png"
+        screenshot(out_dir / "batch-record.html", tmp_path / "profile", shot)
+        assert shot.stat().st_size > 10_000
+        if os.environ.get("CELLAUTO_UPDATE_SCREENSHOTS"):  # the release date is today's
+            shutil.copyfile(shot, SCREENSHOT)
