@@ -37,15 +37,18 @@ class Rule(NamedTuple):
     with (``to`` None). ``reason``: the act needs a written reason there (a
     reclassification, an amended investigation, a minor closure without investigation);
     ``classes``: only deviations of these classes may (others refused ``otherwise``);
-    ``site_raised``: only a deviation raised on the site (by a person or QC), never one
-    the runner recorded."""
+    ``person_raised``: only a deviation a person raised on the site (in error, then),
+    never one the runner recorded nor one an out-of-specification QC result opened;
+    ``investigated_if_oos``: a deviation an OOS result opened must be investigated first
+    (every out-of-specification result is investigated, whatever its class)."""
 
     to: Status | None
     cause: str = ""
     reason: bool = False
     classes: frozenset[Classification] | None = None
     otherwise: str = ""
-    site_raised: bool = False
+    person_raised: bool = False
+    investigated_if_oos: bool = False
 
 
 _CLOSED = Rule(None, "closed")
@@ -55,7 +58,7 @@ TRANSITIONS: Mapping[tuple[Status, Act], Rule] = {
     ("open", "reclassify"): Rule(None, "not_classified"),
     ("open", "investigate"): Rule(None, "not_classified"),
     ("open", "close"): Rule(None, "not_classified"),
-    ("open", "withdraw"): Rule("withdrawn", site_raised=True),
+    ("open", "withdraw"): Rule("withdrawn", person_raised=True),
     ("classified", "classify"): Rule(None, "already_classified"),
     ("classified", "reclassify"): Rule("classified", reason=True),
     ("classified", "investigate"): Rule("investigated"),
@@ -64,8 +67,9 @@ TRANSITIONS: Mapping[tuple[Status, Act], Rule] = {
         reason=True,
         classes=frozenset({Classification.MINOR}),
         otherwise="needs_investigation",
+        investigated_if_oos=True,
     ),
-    ("classified", "withdraw"): Rule("withdrawn", site_raised=True),
+    ("classified", "withdraw"): Rule("withdrawn", person_raised=True),
     ("investigated", "classify"): Rule(None, "already_classified"),
     ("investigated", "reclassify"): Rule("investigated", reason=True),
     ("investigated", "investigate"): Rule("investigated", reason=True),
@@ -94,6 +98,10 @@ _WHY = {
     "closed": "is {status}: nothing more may be done on it",
     "runner_deviation": "was recorded by the run: only a deviation raised in error on the"
     " site may be withdrawn (classify it, e.g. minor, and close it)",
+    "qc_deviation": "was opened by an out-of-specification QC result: it is investigated"
+    " and closed, never withdrawn (invalidate the result only through its investigation)",
+    "oos_needs_investigation": "was opened by an out-of-specification QC result: every OOS"
+    " result is investigated before its deviation closes, whatever its class",
     "reason_required": "needs a written reason to {act} it when {status}",
 }
 
@@ -102,13 +110,13 @@ def transition_problem(
     status: Status,
     act: Act,
     *,
-    site_raised: bool,
+    origin: str,
     classification: Classification | None,
     reason: str,
 ) -> tuple[str, str, Status | None]:
-    """(cause, why, new status) of ``act`` on a deviation in ``status``: cause "" and the
-    new status when allowed, else the refusal cause and its words ("is open, not
-    classified yet ...", to follow the deviation's id)."""
+    """(cause, why, new status) of ``act`` on a deviation in ``status`` (``origin``: runner,
+    person or qc): cause "" and the new status when allowed, else the refusal cause and its
+    words ("is open, not classified yet ...", to follow the deviation's id)."""
     rule = TRANSITIONS[status, act]
 
     def refused(cause: str) -> tuple[str, str, Status | None]:
@@ -121,8 +129,10 @@ def transition_problem(
 
     if rule.to is None:
         return refused(rule.cause)
-    if rule.site_raised and not site_raised:
-        return refused("runner_deviation")
+    if rule.person_raised and origin != "person":
+        return refused("runner_deviation" if origin == "runner" else "qc_deviation")
+    if rule.investigated_if_oos and origin == "qc":
+        return refused("oos_needs_investigation")
     if rule.classes is not None and classification not in rule.classes:
         return refused(rule.otherwise)
     if rule.reason and not reason.strip():

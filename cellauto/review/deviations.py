@@ -4,9 +4,9 @@ withdraw; each one site transaction with its signature.
 Who signs what (:mod:`cellauto.site.roles`): raising is ``performed`` (``deviation.raise``:
 operators, supervisors, QC, QA); classifying is ``reviewed`` (``deviation.classify``: QA);
 investigating is ``performed`` (``deviation.investigate``: supervisors, QA); closing and
-withdrawing are ``approved`` (``deviation.close``: QA), never by the person who last
-investigated the deviation (segregation of duties, EU GMP Annex 11 §12). The lifecycle
-and the CAPA rule are data (:data:`TRANSITIONS`, :data:`CAPA_RULE`, in
+withdrawing are ``approved`` (``deviation.close``: QA), never by a person who
+investigated the deviation, first or in an amendment (segregation of duties, EU GMP
+Annex 11 §12). The lifecycle and the CAPA rule are data (:data:`TRANSITIONS`, :data:`CAPA_RULE`, in
 :mod:`cellauto.review.deviation_rules`), tested pair by pair and replayed by ``verify``.
 
 A deviation the runner recorded (``DEV-<run12>-<nn>``) is ``open`` from its run record
@@ -56,7 +56,7 @@ from cellauto.review.deviation_rules import (
     transition_problem,
 )
 from cellauto.review.ids import parse_deviation_id, run_for_key
-from cellauto.review.read import DeviationRow, read_deviation, runner_deviations
+from cellauto.review.read import DeviationRow, investigators, read_deviation, runner_deviations
 from cellauto.site._acts import run_act
 from cellauto.site.auth import Authenticated
 from cellauto.site.roles import Permission
@@ -103,7 +103,7 @@ def _transition(acting: ReviewActing, row: DeviationRow, act: Act) -> Status:
     cause, why, to = transition_problem(
         cast(Status, row.status),
         act,
-        site_raised=row.origin != "runner",
+        origin=row.origin,
         classification=_classification(row),
         reason=acting.reason,
     )
@@ -312,7 +312,7 @@ def close_deviation(
         problem = capa_problem(_classification(row), capa, no_capa_reason)
         if problem is not None:
             raise acting.refused("capa_rule", f"close refused: {deviation_id}: {problem}")
-        if row.investigated_by == who.account.name:
+        if who.account.name in investigators(tx.conn, deviation_id):
             raise acting.refused(
                 "segregation",
                 f"close refused: {who.account.name} investigated {deviation_id}; another"

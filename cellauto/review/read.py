@@ -24,6 +24,7 @@ from cellauto.records.canonical import canonical_bytes
 from cellauto.records.lims_schema import LimsSchema
 from cellauto.records.refs import SiteRef
 from cellauto.records.release_plan import ReleasePlan
+from cellauto.records.site_payload_base import SiteKind
 from cellauto.review.ids import runner_deviation_id
 from cellauto.site._chain import VERIFY_HINT, StoredSiteRecord, stored_site_records_where
 from cellauto.site.projection_review import apply_review_projection
@@ -34,6 +35,7 @@ __all__ = [
     "QcRow",
     "RunnerDeviation",
     "confirm_run_review",
+    "investigators",
     "lims_schema",
     "read_deviation",
     "read_deviations",
@@ -197,6 +199,22 @@ def read_deviation(conn: sqlite3.Connection, deviation_id: str) -> DeviationRow 
     return next(
         (r for r in read_deviations(conn, run_id=run_id) if r.deviation_id == deviation_id), None
     )
+
+
+def investigators(conn: sqlite3.Connection, deviation_id: str) -> set[str]:
+    """Everyone who signed an investigation of the deviation (the first and each amendment),
+    from its site records (each checked against its hash)."""
+    try:
+        records = stored_site_records_where(conn, site_row_filter("deviations"), (deviation_id,))
+        return {
+            record.payload.by
+            for record in records
+            if record.kind == SiteKind.DEVIATION_INVESTIGATED
+        }
+    except sqlite3.OperationalError as exc:
+        if is_missing_table(exc):
+            return set()
+        raise
 
 
 class QcRow(NamedTuple):

@@ -4,8 +4,8 @@ chain order through the rules the acts enforce (:mod:`cellauto.review.deviation_
 The acts refuse every one of these, so a problem here means a forged or edited chain.
 The first is named: an illegal transition (``site record 812 closes DEV-3f9a1c2e7b10-01,
 which is open, not classified yet ...``), a closure breaking the CAPA rule, a closer who
-last investigated the deviation, a withdrawn runner deviation, a site-raised id that is
-not the next one of its run, a runner deviation whose ``run_record`` is not the run's
+investigated the deviation (first or in an amendment), a withdrawn runner deviation, a
+site-raised id that is not the next one of its run, a runner deviation whose ``run_record`` is not the run's
 ``deviation`` record of that ordinal, a transition no ``signature`` of the right meaning
 by its actor signs. (Whether the rows agree with the records is
 :func:`cellauto.site.projection_review.review_problem`'s to say.)
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from cellauto.records.refs import SITE_CHAIN, Meaning, RecordRef
@@ -76,7 +76,7 @@ class _State:
     origin: str
     status: Status = "open"
     classification: Classification | None = None
-    investigated_by: str | None = None
+    investigators: set[str] = field(default_factory=set)
 
 
 def _run_deviation(conn: sqlite3.Connection, run_id: str, ordinal: int) -> tuple[int, str] | None:
@@ -166,7 +166,7 @@ class _Replay:
         _, why, to = transition_problem(
             state.status,
             act,
-            site_raised=state.origin != "runner",
+            origin=state.origin,
             classification=state.classification,
             reason=p.reason,
         )
@@ -182,12 +182,12 @@ class _Replay:
                 )
             state.classification = p.classification
         elif isinstance(p, DeviationInvestigated):
-            state.investigated_by = p.by
+            state.investigators.add(p.by)
         elif isinstance(p, DeviationClosed):
             problem = capa_problem(state.classification, p.capa, p.no_capa_reason)
             if problem is not None:
                 return f"site record {seq} closes {p.deviation_id} against the CAPA rule: {problem}"
-            if state.investigated_by == p.by:
+            if p.by in state.investigators:
                 return (
                     f"site record {seq} closes {p.deviation_id} by {p.by}, who investigated it"
                     " (segregation of duties)"

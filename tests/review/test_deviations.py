@@ -204,18 +204,6 @@ def test_investigator_cannot_close(batch: Batch) -> None:
     assert row(batch, dev).status == "closed"
 
 
-def test_the_last_investigator_is_the_one_kept_apart(batch: Batch) -> None:
-    dev = runner_id(batch)
-    classify(batch, dev, "major")
-    investigate(batch, dev, by="qa.lee")
-    investigate(batch, dev, by="qa.smith", reason="the first root cause was wrong")
-    head = batch.site.head()
-    with pytest.raises(ReviewRefusedError, match=r"qa\.smith investigated"):
-        close(batch, dev, by="qa.smith")
-    assert causes(batch, head) == ["segregation"]
-    close(batch, dev, by="qa.lee")
-
-
 def test_runner_deviation_cannot_be_withdrawn(batch: Batch) -> None:
     head = batch.site.head()
     with pytest.raises(ReviewRefusedError, match="was recorded by the run"):
@@ -275,7 +263,7 @@ def test_transitions_cover_every_pair_and_their_conditions() -> None:
     minor, major = Classification.MINOR, Classification.MAJOR
 
     def cause(status: str, act: str, **kw: object) -> str:
-        args = {"site_raised": True, "classification": minor, "reason": "why", **kw}
+        args = {"origin": "person", "classification": minor, "reason": "why", **kw}
         return transition_problem(status, act, **args)[0]  # type: ignore[arg-type]
 
     assert cause("open", "reclassify") == "not_classified"  # no class yet: a first classify
@@ -283,7 +271,11 @@ def test_transitions_cover_every_pair_and_their_conditions() -> None:
     assert cause("classified", "close", reason=" ") == "reason_required"
     assert cause("classified", "reclassify", reason="") == "reason_required"
     assert cause("investigated", "investigate", reason="") == "reason_required"
-    assert cause("open", "withdraw", site_raised=False) == "runner_deviation"
+    assert cause("open", "withdraw", origin="runner") == "runner_deviation"
+    assert cause("open", "withdraw", origin="qc") == "qc_deviation"
+    assert cause("classified", "withdraw", origin="qc") == "qc_deviation"
+    assert cause("classified", "close", origin="qc") == "oos_needs_investigation"
+    assert cause("investigated", "close", origin="qc", classification=minor) == ""
     assert cause("investigated", "withdraw") == "investigated"
     assert cause("investigated", "close", classification=major, reason="") == ""
 
@@ -566,3 +558,42 @@ def test_every_review_kind_has_words(batch: Batch, tmp_path: Path) -> None:
         assert expected in text
     with pytest.raises(ValueError, match="no review site record"):
         describe_review(Signature.model_construct(kind="signature"))  # type: ignore[call-arg]
+
+
+def test_no_investigator_closes_even_after_another_amended_the_investigation(
+    batch: Batch,
+) -> None:
+    dev = runner_id(batch)
+    classify(batch, dev)
+    investigate(batch, dev, by="qa.lee")
+    investigate(batch, dev, by="sup.jones", reason="root cause corrected after a retest")
+    head = batch.site.head()
+    with pytest.raises(ReviewRefusedError, match="investigated"):
+        close(batch, dev, by="qa.lee")
+    assert causes(batch, head) == ["segregation"]
+    close(batch, dev, by="qa.smith")
+
+
+def test_an_oos_deviation_is_investigated_never_withdrawn(batch: Batch) -> None:
+    from datetime import date
+
+    from cellauto.review.qc import QcResultInput, add_result
+
+    failing = QcResultInput(
+        test="viability", sample_id="S-1", method="7-AAD", analyst="L. Chen",
+        tested_on=date(2026, 1, 20), instrument="FLOW-02", value=61.0, unit="%",
+    )  # fmt: skip
+    oos = add_result(batch.store, batch.site.sign_in("lab.chen"), batch.run_id, failing)
+    dev = oos.deviation_id
+    assert dev is not None and dev.endswith("-S01")
+    head = batch.site.head()
+    with pytest.raises(ReviewRefusedError, match="never withdrawn"):
+        withdraw(batch, dev)
+    classify(batch, dev, "minor")
+    with pytest.raises(ReviewRefusedError, match="every OOS"):
+        close(batch, dev, reason="looks like a pipetting slip", capa=None)
+    with pytest.raises(ReviewRefusedError, match="never withdrawn"):
+        withdraw(batch, dev)
+    assert causes(batch, head) == ["qc_deviation", "oos_needs_investigation", "qc_deviation"]
+    investigate(batch, dev)
+    close(batch, dev, capa=None)
