@@ -1,6 +1,6 @@
 """What the acts of review share: the acting person confirmed under the write lock with
 the act's permission, the act's record and signature, and refusals journaled as
-``review_act_refused`` in a transaction of their own (:func:`cellauto.site._acts.run_act`).
+``review_act_refused`` in a transaction of their own (:func:`run_review_act`).
 
 Every act (deviation transitions, QC entry, import, verification, invalidation, LIMS
 schema, disposition) is::
@@ -14,7 +14,7 @@ schema, disposition) is::
         signature = sign_act(tx, acting, ref, record, Meaning.REVIEWED, statement)
         return ...
 
-    return run_act(store, body)
+    return run_review_act(store, acting, body)
 """
 
 from __future__ import annotations
@@ -24,18 +24,23 @@ from typing import NamedTuple, TypeVar
 
 from pydantic import ValidationError
 
-from cellauto.errors import BadInputError, PermissionRefusedError, ReviewRefusedError
+from cellauto.errors import (
+    BadInputError,
+    JournalError,
+    PermissionRefusedError,
+    ReviewRefusedError,
+)
 from cellauto.records.refs import SITE_CHAIN, Meaning, RecordRef, SiteRef
 from cellauto.records.site_payload_base import SitePayload
 from cellauto.records.site_payloads_review import ReleaseProblem, ReviewActRefused
-from cellauto.records.site_store import SiteTx
-from cellauto.site._acts import Refused
+from cellauto.records.site_store import SiteStore, SiteTx
+from cellauto.site._acts import Refused, run_act
 from cellauto.site.auth import Authenticated, account_refusal
 from cellauto.site.replay import confirm_account
 from cellauto.site.roles import PERMISSIONS, Permission, Role, permissions_of
 from cellauto.site.signatures import SignatureRefusal, sign
 
-__all__ = ["ReviewActing", "check_actor", "holders", "payload", "sign_act"]
+__all__ = ["ReviewActing", "check_actor", "holders", "payload", "run_review_act", "sign_act"]
 
 T = TypeVar("T")
 
@@ -147,3 +152,21 @@ def sign_act(
             extra=[refusal.record],
             exc=refusal.error,
         ) from None
+
+
+def run_review_act(store: SiteStore, acting: ReviewActing, body: Callable[[SiteTx], T]) -> T:
+    """:func:`~cellauto.site._acts.run_act` for an act of review: a journal found edited
+    while the act read it (a review row that is not what its records say, a record that
+    does not match its hash) refuses the act, and the refusal is journaled
+    (``journal_not_verifying``), like any other."""
+
+    def guarded(tx: SiteTx) -> T:
+        try:
+            return body(tx)
+        except JournalError as exc:
+            raise acting.refused(
+                "journal_not_verifying",
+                f"{acting.act} {acting.subject} refused: {exc}",
+            ) from None
+
+    return run_act(store, guarded)

@@ -18,9 +18,14 @@ from cellauto.errors import BadInputError
 from cellauto.records.refs import Meaning, SiteRef
 from cellauto.records.site_payloads_review import DeviationRaised
 from cellauto.records.site_store import SiteStore, SiteTx
-from cellauto.review._acting import ReviewActing, check_actor, payload, sign_act
+from cellauto.review._acting import (
+    ReviewActing,
+    check_actor,
+    payload,
+    run_review_act,
+    sign_act,
+)
 from cellauto.review.ids import next_site_deviation_id
-from cellauto.site._acts import run_act
 from cellauto.site.auth import Authenticated
 from cellauto.site.policy import utc_datetime
 from cellauto.site.roles import Permission
@@ -136,6 +141,6 @@ def raise_deviation(
                 ) from None
         return DeviationAct(deviation_id, ref, signature, given)
 
-    done = run_act(store, body)
+    done = run_review_act(store, acting, body)
     log.info("deviation %s raised on run %s by %s", done.deviation_id, run_id, who.account.name)
     return done

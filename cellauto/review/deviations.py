@@ -45,7 +45,13 @@ from cellauto.records.site_payloads_review import (
     RootCauseCategory,
 )
 from cellauto.records.site_store import SiteStore, SiteTx
-from cellauto.review._acting import ReviewActing, check_actor, payload, sign_act
+from cellauto.review._acting import (
+    ReviewActing,
+    check_actor,
+    payload,
+    run_review_act,
+    sign_act,
+)
 from cellauto.review.deviation_raise import DeviationAct, raise_deviation
 from cellauto.review.deviation_rules import (
     CAPA_RULE,
@@ -57,7 +63,6 @@ from cellauto.review.deviation_rules import (
 )
 from cellauto.review.ids import parse_deviation_id, run_for_key
 from cellauto.review.read import DeviationRow, investigators, read_deviation, runner_deviations
-from cellauto.site._acts import run_act
 from cellauto.site.auth import Authenticated
 from cellauto.site.roles import Permission
 from cellauto.site.run_facts import run_facts
@@ -187,7 +192,7 @@ def classify_deviation(
         )
         return DeviationAct(deviation_id, ref, signature)
 
-    return run_act(store, body)
+    return run_review_act(store, acting, body)
 
 
 # -- investigate --------------------------------------------------------------------------
@@ -268,7 +273,7 @@ def investigate_deviation(
         )
         return DeviationAct(deviation_id, ref, signature)
 
-    return run_act(store, body)
+    return run_review_act(store, acting, body)
 
 
 # -- close and withdraw -------------------------------------------------------------------
@@ -337,7 +342,7 @@ def close_deviation(
         )
         return DeviationAct(deviation_id, ref, signature)
 
-    return run_act(store, body)
+    return run_review_act(store, acting, body)
 
 
 def withdraw_deviation(
@@ -374,4 +379,4 @@ def withdraw_deviation(
         )
         return DeviationAct(deviation_id, ref, signature)
 
-    return run_act(store, body)
+    return run_review_act(store, acting, body)

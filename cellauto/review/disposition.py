@@ -27,7 +27,8 @@ there, then the ``batch_disposed`` record (with the
 certificate of analysis and its SHA-256) and QA's signature (``released`` or
 ``rejected``) are written with the ``dispositions`` row, or nothing is. A refused release
 is journaled as ``review_act_refused`` listing every reason. A rejection is always
-possible (a bad batch must be rejectable) except twice, or without a reason.
+possible (a bad batch must be rejectable) once the run has ended, except twice, or
+without a reason (a running batch is stopped or aborted first).
 """
 
 from __future__ import annotations
@@ -49,7 +50,13 @@ from cellauto.records.site_payloads_review import (
 )
 from cellauto.records.site_store import SiteStore, SiteTx
 from cellauto.records.site_verify import verify_site
-from cellauto.review._acting import ReviewActing, check_actor, payload, sign_act
+from cellauto.review._acting import (
+    ReviewActing,
+    check_actor,
+    payload,
+    run_review_act,
+    sign_act,
+)
 from cellauto.review.batch_facts import BatchFacts, batch_facts
 from cellauto.review.coa import build_coa, coa_sha256, shown_result
 from cellauto.review.read import (
@@ -58,7 +65,6 @@ from cellauto.review.read import (
     read_disposition,
     read_qc_results,
 )
-from cellauto.site._acts import run_act
 from cellauto.site.auth import Authenticated
 from cellauto.site.replay import replay_problem
 from cellauto.site.roles import Permission
@@ -106,11 +112,16 @@ def _journal(ctx: _Ctx) -> list[ReleaseProblem]:
     site = verify_site(ctx.conn, ledger, site_replay=replay_problem)
     if not site.intact:
         found.append(_problem("journal_not_verifying", "site chain", str(site.reason)))
+    return found + _review_rows(ctx)
+
+
+def _review_rows(ctx: _Ctx) -> list[ReleaseProblem]:
+    """The run's review rows against the site records that set them."""
     try:
         confirm_run_review(ctx.conn, ctx.facts.run_id)
     except JournalError as exc:
-        found.append(_problem("journal_not_verifying", "review records", str(exc)))
-    return found
+        return [_problem("journal_not_verifying", "review records", str(exc))]
+    return []
 
 
 def _completion(ctx: _Ctx) -> list[ReleaseProblem]:
@@ -374,17 +385,31 @@ def dispose_batch(
         if decision == "release":
             # the snapshot's verification holds if nothing was appended since (the lock
             # now keeps it so); else verify again, under the lock
-            same = before is not None and before.heads == _heads(tx.conn, run_id)
+            verified = None
+            if before is not None and before.heads == _heads(tx.conn, run_id):
+                verified = [p for p in before.problems if p.subject != "review records"]
+                # the run's review rows are read again under the lock: confirm them there
+                verified += _review_rows(_Ctx(journal, tx.conn, facts, None))
             problems = release_problems(
                 journal,
                 tx.conn,
                 run_id,
                 releaser=who.account.name,
                 facts=facts,
-                verified=before.problems if same and before is not None else None,
+                verified=verified,
             )
         else:
             problems = _disposed(_Ctx(journal, tx.conn, facts, None))
+            if facts.ended is None:  # decided at its end: verify holds it to that record
+                problems.append(
+                    _problem(
+                        "run_not_complete",
+                        "run",
+                        f"the run has not ended (its last record is #{facts.head_seq}): a"
+                        " running batch is stopped or aborted first, then rejected",
+                        f"r{facts.head_seq}",
+                    )
+                )
         if problems:
             text = refusal_text(run_id, problems)
             if decision == "reject":
@@ -440,4 +465,4 @@ def dispose_batch(
         )
         return Disposition(ref, signature, coa)
 
-    return run_act(store, body)
+    return run_review_act(store, acting, body)

@@ -5,9 +5,9 @@ The acts refuse every one of these, so a problem here means a forged or edited c
 The first is named: an illegal transition (``site record 812 closes DEV-3f9a1c2e7b10-01,
 which is open, not classified yet ...``), a closure breaking the CAPA rule, a closer who
 investigated the deviation (first or in an amendment), a withdrawn runner deviation, a
-site-raised id that is not the next one of its run, a runner deviation whose ``run_record`` is not the run's
-``deviation`` record of that ordinal, a transition no ``signature`` of the right meaning
-by its actor signs. (Whether the rows agree with the records is
+site-raised id that is not the next one of its run, a runner deviation whose
+``run_record`` is not the run's ``deviation`` record of that ordinal, a transition no
+``signature`` of the right meaning by its actor signs. (Whether the rows agree with the records is
 :func:`cellauto.site.projection_review.review_problem`'s to say.)
 """
 

@@ -301,3 +301,31 @@ def test_the_snapshot_verification_stands_only_if_nothing_was_appended_since(
     with pytest.raises(ReleaseRefusedError) as refused:
         _release(batch)
     assert fake not in refused.value.problems  # verified again under the lock
+
+
+def test_a_running_batch_is_not_rejected(batch: Batch) -> None:
+    from .devs import make_active
+
+    make_active(batch)
+    head = batch.site.head()
+    with pytest.raises(ReleaseRefusedError, match="has not ended"):
+        _release(batch, decision="reject", reason="culture contaminated")
+    (refusal,) = batch.site.new_records(head)[-1:]
+    assert isinstance(refusal, ReviewActRefused)
+    assert [r.code for r in refusal.reasons] == ["run_not_complete"]
+
+
+def test_a_review_act_on_an_edited_row_is_refused_and_journaled(batch: Batch) -> None:
+    from .devs import classify, investigate, runner_id
+
+    dev = runner_id(batch)
+    classify(batch, dev)
+    conn = sqlite3.connect(batch.path)
+    conn.execute("UPDATE deviations SET classification = 'minor'")
+    conn.commit()
+    conn.close()
+    head = batch.site.head()
+    with pytest.raises(ReviewRefusedError, match="not what its site records say"):
+        investigate(batch, dev)
+    refusals = [r for r in batch.site.new_records(head) if isinstance(r, ReviewActRefused)]
+    assert [r.cause for r in refusals] == ["journal_not_verifying"]
