@@ -8,17 +8,21 @@ One pass over the run's records (:func:`batch_facts`) gives the facts the releas
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from cellauto.errors import RunNotFoundError
 from cellauto.records import Journal
+from cellauto.records._sqlite import stored_rows
+from cellauto.records.models import Record
 from cellauto.records.payloads import BatchValue, RunEnded, RunStarted
 from cellauto.records.release_plan import ReleasePlan
 from cellauto.records.task_payloads import TaskAnswered, TaskOpened, TaskRejected, TaskVerified
 
-__all__ = ["BatchFacts", "batch_facts"]
+__all__ = ["BatchFacts", "batch_facts", "batch_facts_in", "facts_of"]
 
 
 @dataclass
@@ -68,9 +72,19 @@ def _at(wall_time_ns: int) -> datetime:
 
 def batch_facts(journal: Journal, run_id: str) -> BatchFacts:
     """Read the run once; RunNotFoundError when it has no records."""
-    records = journal.records(run_id)
+    return facts_of(run_id, journal.records(run_id), where=str(journal.path))
+
+
+def batch_facts_in(conn: sqlite3.Connection, run_id: str) -> BatchFacts:
+    """:func:`batch_facts` through a bare connection to the journal file (``verify``)."""
+    records = [Record.from_row(run_id, row) for row in stored_rows(conn, run_id)]
+    return facts_of(run_id, records, where="this journal")
+
+
+def facts_of(run_id: str, records: Sequence[Record], *, where: str) -> BatchFacts:
+    """The facts of a run from its records in seq order."""
     if not records or not isinstance(records[0].payload, RunStarted):
-        raise RunNotFoundError(f"no run {run_id!r} in {journal.path}; `cellauto runs` lists them")
+        raise RunNotFoundError(f"no run {run_id!r} in {where}; `cellauto runs` lists them")
     first = records[0]
     assert isinstance(first.payload, RunStarted)  # checked above; narrows for mypy
     facts = BatchFacts(run_id=run_id, started=first.payload, started_at=_at(first.wall_time_ns))

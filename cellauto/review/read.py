@@ -145,13 +145,20 @@ _DEVIATION_COLUMNS = (
 
 
 def read_deviations(
-    conn: sqlite3.Connection, *, run_id: str | None = None, open_only: bool = False
+    conn: sqlite3.Connection,
+    *,
+    run_id: str | None = None,
+    open_only: bool = False,
+    rows_from: sqlite3.Connection | None = None,
 ) -> list[DeviationRow]:
-    """Every deviation (of one run, or of the site), runner ones first by run and place."""
+    """Every deviation (of one run, or of the site), runner ones first by run and place;
+    ``rows_from``: where the ``deviations`` rows are read (a replay's scratch database;
+    default ``conn``)."""
     where, args = ("WHERE run_id = ?", (run_id,)) if run_id else ("", ())
+    table = conn if rows_from is None else rows_from
     rows = {
         row[0]: DeviationRow(*row)
-        for row in _select(conn, f"SELECT {_DEVIATION_COLUMNS} FROM deviations {where}", args)
+        for row in _select(table, f"SELECT {_DEVIATION_COLUMNS} FROM deviations {where}", args)
     }
     merged: list[DeviationRow] = []
     for recorded in runner_deviations(conn, run_id):

@@ -329,3 +329,34 @@ def test_a_review_act_on_an_edited_row_is_refused_and_journaled(batch: Batch) ->
         investigate(batch, dev)
     refusals = [r for r in batch.site.new_records(head) if isinstance(r, ReviewActRefused)]
     assert [r.cause for r in refusals] == ["journal_not_verifying"]
+
+
+def test_verify_rechecks_a_release_against_the_records_of_its_moment(
+    batch: Batch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cellauto.review import disposition
+
+    monkeypatch.setattr(disposition, "release_problems", lambda *a, **k: [])
+    monkeypatch.setattr(disposition, "_verify_before", lambda *a, **k: None)
+    _release(batch)  # the rules bypassed: an open deviation, no QC result
+    problem = _verify(batch)
+    assert "released batch" in problem and f"DEV-{batch.run_id[:12]}-01 was open" in problem
+
+
+def test_verify_rebuilds_the_certificate_of_a_decision(
+    batch: Batch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cellauto.review import disposition
+
+    real = disposition.build_coa
+
+    def flattering(*args, **kwargs):  # type: ignore[no-untyped-def]
+        coa = real(*args, **kwargs)
+        lines = [line.model_copy(update={"verdict": "pass", "result": "ok"}) for line in coa.lines]
+        return coa.model_copy(update={"lines": lines})
+
+    monkeypatch.setattr(disposition, "build_coa", flattering)
+    _release(batch, decision="reject", reason="excursion")  # signed, with a false certificate
+    problem = _verify(batch)
+    assert "certificate of analysis is not what the records said" in problem
+    assert "differs in lines" in problem
