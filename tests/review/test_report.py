@@ -235,3 +235,23 @@ def test_a_run_without_culture_or_freezer_says_so_on_its_plots(tmp_path: Path) -
     for missing in ("no freezer temperatures recorded", "no storage temperature recorded"):
         assert f"<!-- {missing} -->" in html  # matplotlib's SVG keeps each text as a comment
     assert pdf_path.stat().st_size > 10_000
+
+
+def test_a_report_replaces_a_link_instead_of_writing_through_it(
+    batch_template: tuple[Path, str], tmp_path: Path
+) -> None:
+    from cellauto.review.report import write_report
+
+    source, run_id = batch_template
+    path = tmp_path / "batch.db"
+    shutil.copyfile(source, path)
+    out = tmp_path / "out"
+    out.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (out / "batch-record.html").symlink_to(victim)
+    with Journal(path, create=False) as journal:
+        write_report(journal, run_id, out, generated_at=AT, pdf=False)
+    assert victim.read_text() == "keep me"
+    assert not (out / "batch-record.html").is_symlink()
+    assert [p.name for p in out.iterdir()] == ["batch-record.html"]  # no scratch left

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -68,12 +70,20 @@ def write_report(
     record = build_batch_record(journal, run_id, generated_at=moment.astimezone(UTC))
     figures = draw_all(record.series, svg=True, png=pdf)
     out_dir.mkdir(parents=True, exist_ok=True)
-    html_path = out_dir / HTML_NAME
-    html_path.write_text(render_html(record, figures), encoding="utf-8")
-    paths = [html_path]
-    if pdf:
-        from cellauto.review.report.pdf import render_pdf
+    html_text = render_html(record, figures)
+    # both files are made under temporary names first and renamed into place together:
+    # a failure leaves neither half a report nor one file of another moment, and a
+    # rename replaces a link of that name instead of writing through it
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".batch-record-") as scratch:
+        made = {HTML_NAME: Path(scratch) / HTML_NAME}
+        made[HTML_NAME].write_text(html_text, encoding="utf-8")
+        if pdf:
+            from cellauto.review.report.pdf import render_pdf
 
-        paths.append(render_pdf(record, figures, out_dir / PDF_NAME))
+            made[PDF_NAME] = render_pdf(record, figures, Path(scratch) / PDF_NAME)
+        paths = []
+        for name, path in made.items():
+            os.replace(path, out_dir / name)
+            paths.append(out_dir / name)
     _log.info("batch record of run %s written to %s", run_id, out_dir)
     return paths
