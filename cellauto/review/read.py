@@ -24,6 +24,7 @@ from cellauto.records.canonical import canonical_bytes
 from cellauto.records.lims_schema import LimsSchema
 from cellauto.records.refs import SiteRef
 from cellauto.records.release_plan import ReleasePlan
+from cellauto.records.site_payloads_review import DeviationInvestigated
 from cellauto.review.ids import runner_deviation_id
 from cellauto.site._chain import VERIFY_HINT, StoredSiteRecord, stored_site_records_where
 from cellauto.site.projection_review import apply_review_projection
@@ -34,6 +35,7 @@ __all__ = [
     "QcRow",
     "RunnerDeviation",
     "confirm_run_review",
+    "deviation_investigators",
     "lims_schema",
     "read_deviation",
     "read_deviations",
@@ -179,6 +181,22 @@ def read_deviations(
         merged.append(row)
     merged.extend(sorted(rows.values(), key=lambda r: (r.run_id, r.deviation_id)))
     return [row for row in merged if not (open_only and row.terminal)]
+
+
+def deviation_investigators(conn: sqlite3.Connection, deviation_id: str) -> set[str]:
+    """Everyone who recorded an investigation of the deviation (its ``deviation_investigated``
+    site records, found through the ``deviations`` row index, each checked by its hash)."""
+    try:
+        records = stored_site_records_where(conn, site_row_filter("deviations"), (deviation_id,))
+        return {
+            record.payload.by
+            for record in records
+            if isinstance(record.payload, DeviationInvestigated)
+        }
+    except sqlite3.OperationalError as exc:
+        if is_missing_table(exc):
+            return set()
+        raise
 
 
 def read_deviation(conn: sqlite3.Connection, deviation_id: str) -> DeviationRow | None:
