@@ -24,7 +24,7 @@ from cellauto.records.site_payloads_review import (
 )
 from cellauto.records.verify import verify_journal
 from cellauto.review import lims_parse
-from cellauto.review.lims import define_schema, import_results, schema_of
+from cellauto.review.lims import check_import, define_schema, import_results, schema_of
 from cellauto.review.read import lims_schema, read_qc_results
 from cellauto.sim.faults import QcFault
 from cellauto.sim.qc import (
@@ -34,6 +34,7 @@ from cellauto.sim.qc import (
     write_lims_export,
 )
 from cellauto.site.replay import replay_problem
+from tests.records.site_factory import files_of
 from tests.site.chain import TERMINAL
 
 from .conftest import Batch
@@ -145,26 +146,12 @@ def test_oos_rows_open_deviations_in_the_same_commit(schema: Batch, tmp_path: Pa
 def test_dry_run_writes_nothing(schema: Batch, tmp_path: Path) -> None:
     batch = schema
     path = write(tmp_path / "results.csv", rows_of(batch))
-    before = batch.path.read_bytes()
-    outcome = import_results(
-        batch.store,
-        batch.site.sign_in("lab.chen"),
-        batch.run_id,
-        path,
-        schema_name="sim-lims",
-        dry_run=True,
-    )
+    before = files_of(batch.path)
+    outcome = check_import(batch.store, batch.run_id, path, schema_name="sim-lims")
     assert outcome.ref is None and len(outcome.results) == 8
     with pytest.raises(ReviewRefusedError, match="no LIMS schema"):
-        import_results(
-            batch.store,
-            batch.site.sign_in("lab.chen"),
-            batch.run_id,
-            path,
-            schema_name="nope",
-            dry_run=True,
-        )
-    assert batch.path.read_bytes() == before
+        check_import(batch.store, batch.run_id, path, schema_name="nope")
+    assert files_of(batch.path) == before  # a refused dry run is not journaled either
 
 
 def _bad(rows: list[dict[str, str]], column: str, value: str, row: int = 0) -> list[dict[str, str]]:
@@ -263,10 +250,7 @@ def test_decimal_comma(tmp_path: Path) -> None:
 def test_verify_resolves_the_import_schema(schema: Batch, tmp_path: Path) -> None:
     batch = schema
     path = write(tmp_path / "results.csv", rows_of(batch))
-    chen = batch.site.sign_in("lab.chen")
-    dry = import_results(
-        batch.store, chen, batch.run_id, path, schema_name="sim-lims", dry_run=True
-    )
+    dry = check_import(batch.store, batch.run_id, path, schema_name="sim-lims")
     with batch.store.reading() as conn:
         found = lims_schema(conn, "sim-lims")
     assert found is not None
