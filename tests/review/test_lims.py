@@ -97,6 +97,39 @@ def test_schema_define_validation() -> None:
         schema_of(b"{", source="map.json")
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda g: {**g, "columns": {k: v for k, v in g["columns"].items() if k != "status"}},
+            r"columns\.status: Field required",
+        ),
+        (lambda g: {**g, "columns": {**g["columns"], "status": None}}, r"columns\.status"),
+        (lambda g: {**g, "accepted_status": []}, "accepted_status names no status"),
+        (lambda g: {**g, "accepted_status": [" "]}, "accepted_status names no status"),
+    ],
+)
+def test_a_schema_must_state_the_lims_authorisation(change: Any, message: str) -> None:
+    """The LIMS's authorisation is the second person's check of an imported result: a
+    schema without a status column or an accepted status cannot be declared."""
+    good = SIM_LIMS_SCHEMA.model_dump(mode="json")
+    with pytest.raises(BadInputError, match=message):
+        schema_of(orjson.dumps(change(good)), source="map.json")
+
+
+def test_a_row_without_its_status_refuses_the_file(schema: Batch, tmp_path: Path) -> None:
+    batch = schema
+    path = write(tmp_path / "results.csv", _bad(rows_of(batch), "STATUS", ""))
+    head = batch.site.head()
+    with pytest.raises(
+        ReviewRefusedError, match="row 2 column STATUS: status '' is not authorised"
+    ):
+        import_results(
+            batch.store, batch.site.sign_in("lab.chen"), batch.run_id, path, schema_name="sim-lims"
+        )
+    assert [r.cause for r in refusals(batch, head)] == ["lims_format"]
+
+
 def test_import_records_one_batch_and_ignores_others(schema: Batch, tmp_path: Path) -> None:
     batch = schema
     rows = rows_of(batch)
