@@ -49,6 +49,7 @@ from cellauto.review.qc_run import Judged, RunFacts, judge
 from cellauto.review.read import lims_schema
 from cellauto.site._acts import run_act, today
 from cellauto.site.auth import Authenticated
+from cellauto.site.policy import current_policy
 from cellauto.site.roles import Permission
 
 __all__ = [
@@ -148,6 +149,7 @@ def _judge_rows(
 ) -> list[Judged]:
     judged: list[Judged] = []
     day = today(tx)
+    policy, _ = current_policy(tx.conn)
     for row in export.rows:
         (count,) = tx.conn.execute(
             "SELECT count(*) FROM qc_results WHERE run_id = ? AND test = ?",
@@ -165,7 +167,7 @@ def _judge_rows(
                 " result; QA invalidates it before a retest is recorded; nothing was imported",
             )
         try:
-            judged.append(judge(facts, _body(facts.run_id, row, int(count) + 1), day))
+            judged.append(judge(facts, _body(facts.run_id, row, int(count) + 1), day, policy))
         except QcInputError as exc:
             named = getattr(schema.columns, _COLUMN_FIELD.get(exc.column, exc.column), None)
             raise acting.refused(

@@ -37,6 +37,7 @@ from cellauto.review.read import confirm_run_review, deviation_investigators, re
 from cellauto.site._acts import run_act, today
 from cellauto.site._chain import stored_site_record
 from cellauto.site.auth import Authenticated
+from cellauto.site.policy import current_policy
 from cellauto.site.roles import Permission
 
 __all__ = [
@@ -189,7 +190,8 @@ def add_result(
         facts = ended_run(tx, acting, run_id)
         result_id = next_qc_result_id(tx.conn, run_id, entry.test)
         try:
-            judged = judge(facts, _body(entry, facts, result_id), today(tx))
+            policy, _ = current_policy(tx.conn)
+            judged = judge(facts, _body(entry, facts, result_id), today(tx), policy)
         except QcInputError as exc:
             raise acting.refused(exc.cause, str(exc)) from None
         existing = _valid_result(tx.conn, run_id, entry.test)
