@@ -24,9 +24,19 @@ from cellauto.records.canonical import canonical_bytes
 from cellauto.records.lims_schema import LimsSchema
 from cellauto.records.refs import SiteRef
 from cellauto.records.release_plan import ReleasePlan
-from cellauto.records.site_payloads_review import DeviationInvestigated
+from cellauto.records.site_payloads_review import (
+    DeviationInvestigated,
+    QcResultBody,
+    QcResultEntered,
+    QcResultsImported,
+)
 from cellauto.review.ids import runner_deviation_id
-from cellauto.site._chain import VERIFY_HINT, StoredSiteRecord, stored_site_records_where
+from cellauto.site._chain import (
+    VERIFY_HINT,
+    StoredSiteRecord,
+    stored_site_record,
+    stored_site_records_where,
+)
 from cellauto.site.projection_review import apply_review_projection
 
 __all__ = [
@@ -37,6 +47,7 @@ __all__ = [
     "confirm_run_review",
     "deviation_investigators",
     "lims_schema",
+    "qc_result_bodies",
     "read_deviation",
     "read_deviations",
     "read_disposition",
@@ -251,6 +262,33 @@ def read_qc_results(
     )
     results = [QcRow._make((*row[:7], orjson.loads(row[7]), *row[8:])) for row in rows]
     return [r for r in results if r.status == "valid"] if valid_only else results
+
+
+def qc_result_bodies(conn: sqlite3.Connection, run_id: str) -> dict[str, QcResultBody]:
+    """Each QC result of the run as recorded (analyst, tested_on, sample, ...): its body
+    in the entry or import record at its row's ``entry_seq``, that record checked
+    against its hash; JournalError when the row names a record without it."""
+    bodies: dict[str, QcResultBody] = {}
+    records: dict[int, StoredSiteRecord | None] = {}
+    for row in read_qc_results(conn, run_id):
+        if row.entry_seq not in records:
+            records[row.entry_seq] = stored_site_record(conn, row.entry_seq)
+        record = records[row.entry_seq]
+        recorded = getattr(record, "payload", None)
+        if isinstance(recorded, QcResultEntered):
+            found = [recorded.result]
+        elif isinstance(recorded, QcResultsImported):
+            found = list(recorded.results)
+        else:
+            found = []
+        body = next((b for b in found if b.result_id == row.result_id), None)
+        if body is None or getattr(recorded, "run_id", None) != run_id:
+            raise JournalError(
+                f"qc_results row {row.result_id!r} names site record {row.entry_seq}, which"
+                f" does not record it; {VERIFY_HINT}"
+            )
+        bodies[row.result_id] = body
+    return bodies
 
 
 class DispositionRow(NamedTuple):
