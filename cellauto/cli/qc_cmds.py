@@ -23,7 +23,7 @@ import orjson
 from cellauto.errors import BadInputError
 from cellauto.records.release_plan import ReleasePlan, ReleaseTest
 from cellauto.review.ids import run_for_key
-from cellauto.review.lims import define_schema, import_results, schema_of
+from cellauto.review.lims import check_import, define_schema, import_results, schema_of
 from cellauto.review.qc import QcResultInput, add_result, invalidate_result, verify_result
 from cellauto.review.qc_eval import borderline
 from cellauto.review.read import QcRow, lims_schema, read_qc_results, read_release_plan
@@ -98,8 +98,14 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("run_id", metavar="RUN_ID")
     p.add_argument("file", type=Path, metavar="FILE")
     p.add_argument("--schema", required=True, metavar="NAME", help="a declared LIMS schema")
-    p.add_argument("--dry-run", action="store_true", help="check and show; write nothing")
-    _acting(p)
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check and show; nobody signs in and nothing is written",
+    )
+    acting_options(p, required=False, reason=False)
+    p.add_argument("--reason", default="", help="why (journaled)")
+    common_options(p)
     p.set_defaults(handler=import_command)
 
     schema = verbs.add_parser("schema", help="LIMS export schemas")
@@ -271,16 +277,17 @@ def import_command(args: argparse.Namespace) -> int:
     with store_of(args) as store:
         with store.reading() as conn:
             run_id = run_id_of(conn, args.run_id)
-        who = sign_in(store, Passwords(args.password_stdin), args.as_user, f"qc import {run_id}")
-        outcome = import_results(
-            store,
-            who,
-            run_id,
-            args.file,
-            schema_name=args.schema,
-            dry_run=args.dry_run,
-            reason=args.reason,
-        )
+        if args.dry_run:  # a check of the file: no sign-in, nothing written
+            outcome = check_import(store, run_id, args.file, schema_name=args.schema)
+        else:
+            if not args.as_user:
+                raise BadInputError("give --as USER: an import is signed by who performs it")
+            who = sign_in(
+                store, Passwords(args.password_stdin), args.as_user, f"qc import {run_id}"
+            )
+            outcome = import_results(
+                store, who, run_id, args.file, schema_name=args.schema, reason=args.reason
+            )
     table = [["RESULT", "TEST", "ROW", "VALUE", "OBSERVED", "VERDICT"]]
     for body, observed, verdict in zip(
         outcome.results, outcome.observed, outcome.verdicts, strict=True

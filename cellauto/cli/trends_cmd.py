@@ -32,13 +32,19 @@ def add_parser(sub: Any) -> None:
         metavar="N",
         help="compute the limits over the first N batches (default: all); N >= 2",
     )
+    p.add_argument(
+        "--include-simulated",
+        action="store_true",
+        help="mix simulated batches with real ones (marked); by default a protocol's"
+        " trends use its real batches, or its simulated ones when it has no real batch",
+    )
     p.add_argument("--db", default=DEFAULT_DB, help=f"journal file (default ./{DEFAULT_DB})")
     p.set_defaults(handler=trends_command)
 
 
 def trends_command(args: argparse.Namespace) -> int:
     from cellauto.review._optional import analysis_module
-    from cellauto.review.trends import control_limits, trend_tables
+    from cellauto.review.trends import control_limits, trend_selections
     from cellauto.review.trends_out import (
         trends_by_protocol,
         write_trends_csv,
@@ -49,9 +55,12 @@ def trends_command(args: argparse.Namespace) -> int:
         control_limits([], args.baseline)  # refuses a baseline under 2 before any work
     analysis_module("matplotlib")  # refuse before anything is written
     with Journal(args.db, create=False) as journal:
-        tables = trend_tables(journal, args.protocol)
+        selections = trend_selections(
+            journal, args.protocol, include_simulated=args.include_simulated
+        )
+        tables = {name: selection.batches for name, selection in selections.items()}
         if not tables:
-            known = sorted(trend_tables(journal))
+            known = sorted(trend_selections(journal))
             raise BadInputError(
                 (
                     f"no finished run of protocol {args.protocol!r}"
@@ -65,13 +74,20 @@ def trends_command(args: argparse.Namespace) -> int:
     files = [
         write_trends_csv(trends, args.out / "trends.csv"),
         write_trends_html(
-            trends, args.out / "trends.html", generated_at=datetime.now(UTC), source=str(args.db)
+            trends,
+            args.out / "trends.html",
+            generated_at=datetime.now(UTC),
+            source=str(args.db),
+            selections=selections,
         ),
     ]
     for name, series in trends.items():
         batches = len(series[0].points) if series else 0
         right = sum(p.batch.right_first_time for p in series[0].points) if series else 0
-        print(f"{name}: {batches} batches, right first time {right} of {batches}")
+        print(
+            f"{name}: {batches} batches ({selections[name].describe()}), right first time"
+            f" {right} of {batches}"
+        )
         for t in series:
             for p in t.flagged:
                 print(

@@ -21,6 +21,7 @@ from cellauto.records.release_plan import (
     Qualitative,
     ReleasePlan,
     ReleaseTest,
+    slug_clash,
 )
 from cellauto.review.qc_run import sample_matches
 
@@ -60,9 +61,10 @@ def check_release_tests(
     containers: Sequence[ContainerPlan] | Callable[[Any], Sequence[ContainerPlan]],
 ) -> list[ReleaseTest]:
     """The protocol's release tests, or ProtocolDefinitionError naming what is wrong:
-    a name given twice, a ``sample`` that is not a declared container (checked here for a
-    list of containers, when the run starts for a function of the parameters), a
-    ``PerKg.weight_param`` that is not a parameter."""
+    a name given twice, two names whose result-id slugs are alike ("CD4+"/"CD4-"), a
+    ``sample`` that is not a declared container (checked here for a list of containers,
+    when the run starts for a function of the parameters), a ``PerKg.weight_param`` that
+    is not a parameter."""
     names: set[str] = set()
     for test in tests:
         if not isinstance(test, ReleaseTest):
@@ -81,6 +83,13 @@ def check_release_tests(
                 f" {weight!r}, which is not a parameter; parameters: "
                 + ", ".join(params.model_fields)
             )
+    clash = slug_clash([test.name for test in tests])
+    if clash is not None:
+        raise ProtocolDefinitionError(
+            f"protocol {protocol!r}: release tests {clash[0]!r} and {clash[1]!r} would"
+            f" share the QC result id part {clash[2]!r}; name them apart by letters or"
+            " digits (e.g. 'CD4 positive', 'CD4 negative')"
+        )
     if not callable(containers):
         _check_samples(protocol, tests, containers)
     return list(tests)

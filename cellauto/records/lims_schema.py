@@ -4,7 +4,9 @@ A LIMS export is an interface: which column holds the sample, the test code, the
 the unit and the date, which codes mean which release test, which text means "no growth".
 The mapping is a site record (``lims_schema_defined``), signed by QA, so an import names
 the exact mapping it relied on and can be repeated; an unmapped code or text refuses the
-whole file rather than being guessed.
+whole file rather than being guessed. The export must state each row's authorisation
+(``columns.status``, ``accepted_status``): an imported result is not verified by a second
+person at the site because the LIMS's authorisation is that check.
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ class LimsColumns(BaseModel):
     analyst: str
     tested_on: str
     instrument: str
-    status: str | None = None
+    status: str
+    """The row's authorisation in the LIMS: an export must state it (the LIMS's
+    authorisation is the second person's check of an imported result)."""
 
 
 class LimsSchema(BaseModel):
@@ -42,8 +46,10 @@ class LimsSchema(BaseModel):
     ``tests``: LIMS analysis code -> release test name; ``text_values``: LIMS text ->
     the word a qualitative spec accepts or refuses ("NG" -> "no growth"); ``units``:
     LIMS unit -> the unit the release test declares (a renaming, never a conversion);
-    ``accepted_status``: the row statuses that mean "authorised" (others refuse the
-    file); ``rows_path``: for JSON, the dotted key path to the list of rows."""
+    ``accepted_status``: the row statuses that mean "authorised" (at least one; any
+    other status refuses the file: an imported result needs no second-person check
+    because the LIMS authorised it, so a row not authorised there is never imported);
+    ``rows_path``: for JSON, the dotted key path to the list of rows."""
 
     model_config = FROZEN
 
@@ -58,6 +64,16 @@ class LimsSchema(BaseModel):
     date_format: str = "%Y-%m-%d"
     accepted_status: tuple[str, ...] = ("AUTHORISED",)
     decimal_comma: bool = False
+
+    @field_validator("accepted_status")
+    @classmethod
+    def _accepted_status(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value or not all(status.strip() for status in value):
+            raise ValueError(
+                "accepted_status names no status: give the LIMS's word(s) for an authorised"
+                ' result (e.g. ["AUTHORISED"]); an import relies on that authorisation'
+            )
+        return value
 
     @field_validator("date_format")
     @classmethod

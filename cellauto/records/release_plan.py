@@ -16,6 +16,7 @@ was reached.
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar
 
 from pydantic import BaseModel, Field, model_validator
@@ -31,7 +32,31 @@ __all__ = [
     "Qualitative",
     "ReleasePlan",
     "ReleaseTest",
+    "slug_clash",
+    "test_slug",
 ]
+
+
+def test_slug(test: str) -> str:
+    """``"identity (CAR+)"`` -> ``"identity-car"``: lowercase letters, digits and ``-``
+    (the test's part of its QC result ids, ``QC-<run12>-<slug>-<nn>``)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", test.lower()).strip("-")
+    return slug[:60] or "test"
+
+
+test_slug.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
+
+
+def slug_clash(names: list[str]) -> tuple[str, str, str] | None:
+    """Two test names whose slugs are alike (their result ids would collide), with the
+    slug: ``("CD4+", "CD4-", "cd4")``; None when every slug is its own."""
+    seen: dict[str, str] = {}
+    for name in names:
+        slug = test_slug(name)
+        if slug in seen and seen[slug] != name:
+            return seen[slug], name, slug
+        seen.setdefault(slug, name)
+    return None
 
 
 class Qualitative(BaseModel):
@@ -138,6 +163,12 @@ class ReleasePlan(Payload):
         names = [test.name for test in self.tests]
         if len(set(names)) != len(names):
             raise ValueError(f"release tests named twice: {sorted(names)}")
+        clash = slug_clash(names)
+        if clash is not None:
+            raise ValueError(
+                f"release tests {clash[0]!r} and {clash[1]!r} would share the result id part"
+                f" {clash[2]!r}: name them apart by letters or digits"
+            )
         return self
 
     def test(self, name: str) -> ReleaseTest | None:

@@ -9,7 +9,7 @@ rebuild it from the same records and compare.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Literal
 
@@ -19,6 +19,7 @@ from cellauto.records.site_payloads_review import (
     CertificateOfAnalysis,
     CoaDeviation,
     CoaLine,
+    QcResultBody,
 )
 from cellauto.review.batch_facts import BatchFacts
 from cellauto.review.read import DeviationRow, QcRow
@@ -42,8 +43,9 @@ def shown_result(row: QcRow) -> str:
     return f"{row.observed:.4g}"
 
 
-def coa_line(test: ReleaseTest, row: QcRow | None, analyst: str | None = None) -> CoaLine:
-    """One test's line: its valid result (``row``), or missing."""
+def coa_line(test: ReleaseTest, row: QcRow | None, body: QcResultBody | None = None) -> CoaLine:
+    """One test's line: its valid result (``row``, with its recorded ``body`` giving the
+    analyst and test date), or missing."""
     verdict: Literal["pass", "fail", "missing"] = "missing"
     if row is not None:
         verdict = "pass" if row.verdict == "pass" else "fail"
@@ -56,8 +58,8 @@ def coa_line(test: ReleaseTest, row: QcRow | None, analyst: str | None = None) -
         verdict=verdict,
         required=test.required,
         result_id=None if row is None else row.result_id,
-        analyst=analyst,
-        tested_on=None,
+        analyst=None if body is None else body.analyst,
+        tested_on=None if body is None else body.tested_on,
     )
 
 
@@ -69,9 +71,12 @@ def build_coa(
     decision: Literal["released", "rejected"],
     decided_by: str,
     decided_at: datetime,
+    bodies: Mapping[str, QcResultBody] | None = None,
 ) -> CertificateOfAnalysis:
-    """The certificate from the run's facts, its valid QC results (one per test) and its
-    deviations."""
+    """The certificate from the run's facts, its valid QC results (one per test, each
+    line with its analyst and test date from ``bodies``, result id -> recorded body:
+    :func:`cellauto.review.read.qc_result_bodies`) and its deviations."""
+    bodies = bodies or {}
     valid = {row.test: row for row in results if row.status == "valid"}
     tests = facts.plan.tests if facts.plan is not None else []
     weight = facts.params.get("patient_weight_kg")
@@ -86,7 +91,7 @@ def build_coa(
         manufactured_from=facts.started_at,
         manufactured_to=facts.ended_at,
         simulated=facts.simulated,
-        lines=[coa_line(test, valid.get(test.name)) for test in tests],
+        lines=[_line(test, valid.get(test.name), bodies) for test in tests],
         deviations=[
             CoaDeviation(
                 deviation_id=row.deviation_id,
@@ -100,6 +105,10 @@ def build_coa(
         decided_by=decided_by,
         decided_at=decided_at,
     )
+
+
+def _line(test: ReleaseTest, row: QcRow | None, bodies: Mapping[str, QcResultBody]) -> CoaLine:
+    return coa_line(test, row, None if row is None else bodies.get(row.result_id))
 
 
 def coa_sha256(coa: CertificateOfAnalysis) -> str:

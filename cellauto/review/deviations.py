@@ -62,7 +62,12 @@ from cellauto.review.deviation_rules import (
     transition_problem,
 )
 from cellauto.review.ids import parse_deviation_id, run_for_key
-from cellauto.review.read import DeviationRow, investigators, read_deviation, runner_deviations
+from cellauto.review.read import (
+    DeviationRow,
+    deviation_investigators,
+    read_deviation,
+    runner_deviations,
+)
 from cellauto.site.auth import Authenticated
 from cellauto.site.roles import Permission
 from cellauto.site.run_facts import run_facts
@@ -317,7 +322,7 @@ def close_deviation(
         problem = capa_problem(_classification(row), capa, no_capa_reason)
         if problem is not None:
             raise acting.refused("capa_rule", f"close refused: {deviation_id}: {problem}")
-        if who.account.name in investigators(tx.conn, deviation_id):
+        if who.account.name in deviation_investigators(tx.conn, deviation_id):
             raise acting.refused(
                 "segregation",
                 f"close refused: {who.account.name} investigated {deviation_id}; another"

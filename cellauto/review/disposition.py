@@ -61,6 +61,7 @@ from cellauto.review.batch_facts import BatchFacts, batch_facts
 from cellauto.review.coa import build_coa, coa_sha256, shown_result
 from cellauto.review.read import (
     confirm_run_review,
+    qc_result_bodies,
     read_deviations,
     read_disposition,
     read_qc_results,
@@ -427,6 +428,7 @@ def dispose_batch(
             decision=decided,
             decided_by=who.account.name,
             decided_at=datetime.fromtimestamp(tx.wall_time_ns / 1e9, tz=UTC),
+            bodies=qc_result_bodies(tx.conn, run_id),
         )
         head_kind = journal.records(run_id)[-1].kind.value if facts.head_seq else "run_started"
         record = payload(

@@ -15,6 +15,7 @@ import sqlite3
 from typing import Literal, NamedTuple
 
 from cellauto.errors import BadInputError
+from cellauto.records.release_plan import test_slug
 
 __all__ = [
     "ParsedDeviationId",
@@ -58,12 +59,6 @@ def site_deviation_id(run_id: str, number: int) -> str:
     if number < 1:
         raise ValueError(f"deviation number {number} < 1")
     return f"DEV-{run_key(run_id)}-S{number:02d}"
-
-
-def test_slug(test: str) -> str:
-    """``"identity (CAR+)"`` -> ``"identity-car"``: lowercase letters, digits and ``-``."""
-    slug = re.sub(r"[^a-z0-9]+", "-", test.lower()).strip("-")
-    return slug[:60] or "test"
 
 
 def qc_result_id(run_id: str, test: str, number: int) -> str:

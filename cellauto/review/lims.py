@@ -10,7 +10,8 @@ with one OOS deviation (signed) per failing result, all in one commit. Any probl
 refuses the whole file, naming row and column, journaled as ``review_act_refused``; the
 same file twice for a run, or a file without a row of the batch, is refused. Imported
 results need no second-person verification: the LIMS authorised them and the interface
-is validated through the signed schema. ``dry_run`` checks everything and writes nothing.
+is validated through the signed schema. :func:`check_import` (``qc import --dry-run``)
+checks everything and writes nothing at all: nobody signs in, a refusal is not journaled.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import NamedTuple
 
 import orjson
 
-from cellauto.errors import BadInputError
+from cellauto.errors import BadInputError, ReviewRefusedError
 from cellauto.records.canonical import canonical_bytes
 from cellauto.records.lims_schema import LimsSchema
 from cellauto.records.refs import Meaning, SiteRef
@@ -42,18 +43,20 @@ from cellauto.review.lims_parse import (
     parse_export,
     read_export,
 )
-from cellauto.review.qc import ended_run, open_oos_deviation
+from cellauto.review.qc import Refuses, ended_run, open_oos_deviation
 from cellauto.review.qc_eval import QcInputError
 from cellauto.review.qc_run import Judged, RunFacts, judge
 from cellauto.review.read import lims_schema
-from cellauto.site._acts import Refused, run_act, today
+from cellauto.site._acts import run_act, today
 from cellauto.site.auth import Authenticated
+from cellauto.site.policy import current_policy
 from cellauto.site.roles import Permission
 
 __all__ = [
     "Defined",
     "ImportOutcome",
     "LimsFormatError",
+    "check_import",
     "define_schema",
     "import_results",
     "parse_export",
@@ -142,10 +145,11 @@ _COLUMN_FIELD = {"value": "value", "unit": "unit", "coi": "coi", "din": "din"}
 
 
 def _judge_rows(
-    tx: SiteTx, acting: ReviewActing, facts: RunFacts, export: LimsExport, schema: LimsSchema
+    tx: SiteTx, acting: Refuses, facts: RunFacts, export: LimsExport, schema: LimsSchema
 ) -> list[Judged]:
     judged: list[Judged] = []
     day = today(tx)
+    policy, _ = current_policy(tx.conn)
     for row in export.rows:
         (count,) = tx.conn.execute(
             "SELECT count(*) FROM qc_results WHERE run_id = ? AND test = ?",
@@ -163,7 +167,7 @@ def _judge_rows(
                 " result; QA invalidates it before a retest is recorded; nothing was imported",
             )
         try:
-            judged.append(judge(facts, _body(facts.run_id, row, int(count) + 1), day))
+            judged.append(judge(facts, _body(facts.run_id, row, int(count) + 1), day, policy))
         except QcInputError as exc:
             named = getattr(schema.columns, _COLUMN_FIELD.get(exc.column, exc.column), None)
             raise acting.refused(
@@ -174,6 +178,75 @@ def _judge_rows(
     return judged
 
 
+class _Checked(NamedTuple):
+    facts: RunFacts
+    export: LimsExport
+    schema_ref: SiteRef
+    judged: list[Judged]
+    results: list[QcResultBody]
+
+
+def _check(tx: SiteTx, acting: Refuses, run_id: str, path: Path, schema_name: str) -> _Checked:
+    """Everything an import checks before it writes; refused through ``acting``."""
+    try:
+        data = read_export(path)
+    except LimsFormatError as exc:
+        raise acting.refused(exc.cause, str(exc)) from None
+    found = lims_schema(tx.conn, schema_name)
+    if found is None:
+        raise acting.refused(
+            "unknown_schema",
+            f"no LIMS schema {schema_name!r}; `cellauto qc schema list` shows them",
+        )
+    _version, schema, schema_ref = found
+    facts = ended_run(tx, acting, run_id)
+    assert facts.plan is not None  # ended_run refuses a run without one
+    try:
+        export = parse_export(path, schema, coi=facts.plan.coi, plan=facts.plan, data=data)
+    except LimsFormatError as exc:
+        raise acting.refused(exc.cause, str(exc)) from None
+    if not export.rows:
+        raise acting.refused(
+            "no_rows_for_batch",
+            f"{export.name} has no row of batch {facts.plan.coi} ({export.ignored_rows}"
+            " rows of other batches); nothing was imported",
+        )
+    if tx.conn.execute(
+        "SELECT 1 FROM qc_imports WHERE run_id = ? AND file_sha256 = ?",
+        (run_id, export.sha256),
+    ).fetchone():
+        raise acting.refused(
+            "already_imported",
+            f"{export.name} (sha256 {export.sha256[:12]}…) was already imported for run {run_id}",
+        )
+    judged = _judge_rows(tx, acting, facts, export, schema)
+    return _Checked(facts, export, schema_ref, judged, [_validated(j) for j in judged])
+
+
+class _DryRun:
+    """A dry run's refusals: the error alone (nobody acts, nothing is journaled)."""
+
+    def refused(self, cause: str, message: str) -> Exception:
+        return ReviewRefusedError(message)
+
+
+def check_import(store: SiteStore, run_id: str, path: Path, *, schema_name: str) -> ImportOutcome:
+    """A dry run of :func:`import_results`: every check, on a read-only view of the file;
+    nobody signs in and nothing at all is written (a refusal is raised, not journaled)."""
+    with store.reading() as conn:
+        checked = _check(_ReadOnlyTx(conn), _DryRun(), run_id, path, schema_name)  # type: ignore[arg-type]
+    return ImportOutcome(
+        None,
+        None,
+        checked.results,
+        [j.observed for j in checked.judged],
+        [j.verdict for j in checked.judged],
+        checked.export.ignored_rows,
+        [],
+        checked.export.sha256,
+    )
+
+
 def import_results(
     store: SiteStore,
     who: Authenticated,
@@ -181,7 +254,6 @@ def import_results(
     path: Path,
     *,
     schema_name: str,
-    dry_run: bool = False,
     reason: str = "",
 ) -> ImportOutcome:
     """Import the results of batch ``run_id`` from the LIMS export ``path`` (module doc)."""
@@ -189,40 +261,7 @@ def import_results(
 
     def body(tx: SiteTx) -> ImportOutcome:
         check_actor(tx, acting, Permission.QC_ENTER)
-        try:
-            data = read_export(path)
-        except LimsFormatError as exc:
-            raise acting.refused(exc.cause, str(exc)) from None
-        found = lims_schema(tx.conn, schema_name)
-        if found is None:
-            raise acting.refused(
-                "unknown_schema",
-                f"no LIMS schema {schema_name!r}; `cellauto qc schema list` shows them",
-            )
-        _version, schema, schema_ref = found
-        facts = ended_run(tx, acting, run_id)
-        assert facts.plan is not None  # ended_run refuses a run without one
-        try:
-            export = parse_export(path, schema, coi=facts.plan.coi, plan=facts.plan, data=data)
-        except LimsFormatError as exc:
-            raise acting.refused(exc.cause, str(exc)) from None
-        if not export.rows:
-            raise acting.refused(
-                "no_rows_for_batch",
-                f"{export.name} has no row of batch {facts.plan.coi} ({export.ignored_rows}"
-                " rows of other batches); nothing was imported",
-            )
-        if tx.conn.execute(
-            "SELECT 1 FROM qc_imports WHERE run_id = ? AND file_sha256 = ?",
-            (run_id, export.sha256),
-        ).fetchone():
-            raise acting.refused(
-                "already_imported",
-                f"{export.name} (sha256 {export.sha256[:12]}…) was already imported for run"
-                f" {run_id}",
-            )
-        judged = _judge_rows(tx, acting, facts, export, schema)
-        results = [_validated(j) for j in judged]
+        facts, export, schema_ref, judged, results = _check(tx, acting, run_id, path, schema_name)
         record = payload(
             lambda: QcResultsImported(
                 by=who.account.name,
@@ -241,8 +280,6 @@ def import_results(
             ),
             "qc import",
         )
-        if dry_run:
-            return _outcome(None, None, record, [])
         ref = tx.append(record)
         signature = sign_act(
             tx,
@@ -261,13 +298,7 @@ def import_results(
         ]
         return _outcome(ref, signature, record, deviations)
 
-    if not dry_run:
-        return run_act(store, body)
-    try:
-        with store.reading() as conn:
-            return body(_ReadOnlyTx(conn))  # type: ignore[arg-type]
-    except Refused as refused:
-        raise refused.error from None
+    return run_act(store, body)
 
 
 def _validated(judged: Judged) -> QcResultBody:

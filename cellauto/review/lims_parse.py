@@ -166,15 +166,15 @@ def _map_row(
     declared = plan.test(test) if plan is not None else None
     if plan is not None and declared is None:
         raise LimsFormatError(name, number, cols.test, f"{test!r} is not a release test of the run")
-    if cols.status is not None:
-        status = _text(name, number, row, cols.status) or ""
-        if status not in schema.accepted_status:
-            raise LimsFormatError(
-                name,
-                number,
-                cols.status,
-                f"status {status!r} is not authorised ({', '.join(schema.accepted_status)})",
-            )
+    status = _text(name, number, row, cols.status) or ""
+    if status not in schema.accepted_status:
+        raise LimsFormatError(
+            name,
+            number,
+            cols.status,
+            f"status {status!r} is not authorised ({', '.join(schema.accepted_status)}):"
+            " only a result the LIMS authorised is imported",
+        )
     raw = row.get(cols.value)
     if cols.value not in row or raw is None or str(raw).strip() == "":
         raise LimsFormatError(name, number, cols.value, "empty")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import date
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -31,17 +31,19 @@ from cellauto.records.site_payloads_review import (
 from cellauto.records.site_store import SiteStore, SiteTx
 from cellauto.review._acting import ReviewActing, check_actor, payload, sign_act
 from cellauto.review.ids import next_qc_result_id, next_site_deviation_id
-from cellauto.review.qc_eval import QcInputError, oos_title
+from cellauto.review.qc_eval import QcInputError, invalidation_problem, oos_title
 from cellauto.review.qc_run import Judged, RunFacts, judge, run_facts
-from cellauto.review.read import confirm_run_review, read_deviations
+from cellauto.review.read import confirm_run_review, deviation_investigators, read_deviations
 from cellauto.site._acts import run_act, today
 from cellauto.site._chain import stored_site_record
 from cellauto.site.auth import Authenticated
+from cellauto.site.policy import current_policy
 from cellauto.site.roles import Permission
 
 __all__ = [
     "QcAct",
     "QcResultInput",
+    "Refuses",
     "Signed",
     "add_result",
     "ended_run",
@@ -88,7 +90,13 @@ class Signed(NamedTuple):
     signature: SiteRef
 
 
-def ended_run(tx: SiteTx, acting: ReviewActing, run_id: str) -> RunFacts:
+class Refuses(Protocol):
+    """What refuses a check: an act (:class:`ReviewActing`, journaled) or a dry run."""
+
+    def refused(self, cause: str, message: str) -> Exception: ...
+
+
+def ended_run(tx: SiteTx, acting: Refuses, run_id: str) -> RunFacts:
     """The run's facts, refused unless it exists and ended (its review rows confirmed)."""
     facts = run_facts(tx.conn, run_id)
     if facts is None:
@@ -182,7 +190,8 @@ def add_result(
         facts = ended_run(tx, acting, run_id)
         result_id = next_qc_result_id(tx.conn, run_id, entry.test)
         try:
-            judged = judge(facts, _body(entry, facts, result_id), today(tx))
+            policy, _ = current_policy(tx.conn)
+            judged = judge(facts, _body(entry, facts, result_id), today(tx), policy)
         except QcInputError as exc:
             raise acting.refused(exc.cause, str(exc)) from None
         existing = _valid_result(tx.conn, run_id, entry.test)
@@ -300,6 +309,41 @@ def verify_result(
     return run_act(store, body)
 
 
+def _check_investigation(
+    tx: SiteTx, acting: ReviewActing, result_id: str, run_id: str, deviation_id: str | None
+) -> None:
+    """A failing result is invalidated only on an investigation (of its run, investigated
+    or closed) that its invalidator did not record; a passing one on a cause alone."""
+    row = tx.conn.execute(
+        "SELECT verdict FROM qc_results WHERE result_id = ?", (result_id,)
+    ).fetchone()
+    failing = row is not None and row[0] == "fail"
+    if deviation_id is None:
+        if failing:
+            raise acting.refused(
+                "oos_needs_investigation",
+                f"{result_id} is out of specification: it is invalidated only on the OOS"
+                " investigation that found the lab error; name its deviation (--deviation),"
+                " investigated or closed",
+            )
+        return
+    found = next(
+        (d for d in read_deviations(tx.conn, run_id=run_id) if d.deviation_id == deviation_id),
+        None,
+    )
+    if found is None:
+        raise acting.refused("unknown_deviation", f"{deviation_id} is no deviation of run {run_id}")
+    if not failing:
+        return
+    problem = invalidation_problem(
+        found.status, deviation_investigators(tx.conn, deviation_id), acting.who.account.name
+    )
+    if problem is not None:
+        raise acting.refused(
+            problem[0], f"{result_id} cannot be invalidated on {deviation_id}: {problem[1]}"
+        )
+
+
 def invalidate_result(
     store: SiteStore,
     who: Authenticated,
@@ -319,12 +363,7 @@ def invalidate_result(
         here = acting._replace(run_id=run_id)
         if status != "valid":
             raise here.refused("invalidated", f"{result_id} is already invalidated")
-        if deviation_id is not None and deviation_id not in {
-            d.deviation_id for d in read_deviations(tx.conn, run_id=str(run_id))
-        }:
-            raise here.refused(
-                "unknown_deviation", f"{deviation_id} is no deviation of run {run_id}"
-            )
+        _check_investigation(tx, here, result_id, str(run_id), deviation_id)
         record = payload(
             lambda: QcResultInvalidated(
                 by=who.account.name,

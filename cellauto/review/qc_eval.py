@@ -19,7 +19,15 @@ from cellauto.records.release_plan import PercentOf, PerKg, Qualitative, Release
 from cellauto.records.site_payloads_review import Verdict
 from cellauto.records.spec import Spec
 
-__all__ = ["QcInputError", "borderline", "check_form", "observe", "oos_title", "verdict"]
+__all__ = [
+    "QcInputError",
+    "borderline",
+    "check_form",
+    "invalidation_problem",
+    "observe",
+    "oos_title",
+    "verdict",
+]
 
 
 class QcInputError(ReviewRefusedError):
@@ -148,3 +156,23 @@ def oos_title(test: ReleaseTest, observed: float | str) -> str:
     else:
         text = f"OOS: {test.name} {observed}{unit} outside {spec.describe()}"
     return text[:120]
+
+
+def invalidation_problem(
+    status: str, investigators: set[str], invalidator: str
+) -> tuple[str, str] | None:
+    """(cause, why) when a deviation in ``status`` investigated by ``investigators`` does
+    not support ``invalidator``'s invalidation of a failing result; None when it does."""
+    if status not in ("investigated", "closed"):
+        return (
+            "oos_not_investigated",
+            f"it is {status}: the investigation is recorded first (`cellauto deviation"
+            " investigate`)",
+        )
+    if invalidator in investigators:
+        return (
+            "segregation",
+            f"{invalidator} investigated it and may not also invalidate the result on it:"
+            " another QA person must",
+        )
+    return None

@@ -16,10 +16,11 @@ from typing import Any
 import orjson
 
 from cellauto.records.container_rows import read_containers
-from cellauto.records.models import utc_from_epoch_s
 from cellauto.records.release_plan import ReleasePlan, ReleaseTest
+from cellauto.records.site_payloads import SitePolicy
 from cellauto.records.site_payloads_review import QcResultBody, SampleIdentity, Verdict
 from cellauto.review.qc_eval import QcInputError, check_form, observe, verdict
+from cellauto.site.policy import site_date
 
 __all__ = ["Judged", "RunFacts", "judge", "run_facts", "sample_matches"]
 
@@ -131,10 +132,11 @@ def _sample(facts: RunFacts, test: ReleaseTest, sample: SampleIdentity) -> Sampl
     return sample.model_copy(update={"container": key})
 
 
-def judge(facts: RunFacts, body: QcResultBody, today: date) -> Judged:
+def judge(facts: RunFacts, body: QcResultBody, today: date, policy: SitePolicy) -> Judged:
     """Check ``body`` against its run (QcInputError naming the rule and the field) and
     judge it: test in the plan, form and unit, sample identity, tested_on from the run's
-    start to ``today``."""
+    start to ``today`` (both dates in the site's time zone, ``policy``'s, as
+    :func:`cellauto.site._acts.today` gives today)."""
     plan = facts.plan
     if plan is None:
         raise QcInputError(
@@ -153,7 +155,7 @@ def judge(facts: RunFacts, body: QcResultBody, today: date) -> Judged:
         )
     check_form(test, body.value, body.text, body.unit)
     sample = _sample(facts, test, body.sample)
-    started_on = utc_from_epoch_s(facts.started_ns / 1e9).date()
+    started_on = site_date(policy, facts.started_ns)
     if not started_on <= body.tested_on <= today:
         raise QcInputError(
             "tested_on",

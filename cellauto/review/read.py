@@ -24,9 +24,19 @@ from cellauto.records.canonical import canonical_bytes
 from cellauto.records.lims_schema import LimsSchema
 from cellauto.records.refs import SiteRef
 from cellauto.records.release_plan import ReleasePlan
-from cellauto.records.site_payload_base import SiteKind
+from cellauto.records.site_payloads_review import (
+    DeviationInvestigated,
+    QcResultBody,
+    QcResultEntered,
+    QcResultsImported,
+)
 from cellauto.review.ids import runner_deviation_id
-from cellauto.site._chain import VERIFY_HINT, StoredSiteRecord, stored_site_records_where
+from cellauto.site._chain import (
+    VERIFY_HINT,
+    StoredSiteRecord,
+    stored_site_record,
+    stored_site_records_where,
+)
 from cellauto.site.projection_review import apply_review_projection
 
 __all__ = [
@@ -35,8 +45,9 @@ __all__ = [
     "QcRow",
     "RunnerDeviation",
     "confirm_run_review",
-    "investigators",
+    "deviation_investigators",
     "lims_schema",
+    "qc_result_bodies",
     "read_deviation",
     "read_deviations",
     "read_disposition",
@@ -190,6 +201,22 @@ def read_deviations(
     return [row for row in merged if not (open_only and row.terminal)]
 
 
+def deviation_investigators(conn: sqlite3.Connection, deviation_id: str) -> set[str]:
+    """Everyone who recorded an investigation of the deviation (its ``deviation_investigated``
+    site records, found through the ``deviations`` row index, each checked by its hash)."""
+    try:
+        records = stored_site_records_where(conn, site_row_filter("deviations"), (deviation_id,))
+        return {
+            record.payload.by
+            for record in records
+            if isinstance(record.payload, DeviationInvestigated)
+        }
+    except sqlite3.OperationalError as exc:
+        if is_missing_table(exc):
+            return set()
+        raise
+
+
 def read_deviation(conn: sqlite3.Connection, deviation_id: str) -> DeviationRow | None:
     """One deviation, or None; its run's review rows confirmed first."""
     found = _select(
@@ -206,22 +233,6 @@ def read_deviation(conn: sqlite3.Connection, deviation_id: str) -> DeviationRow 
     return next(
         (r for r in read_deviations(conn, run_id=run_id) if r.deviation_id == deviation_id), None
     )
-
-
-def investigators(conn: sqlite3.Connection, deviation_id: str) -> set[str]:
-    """Everyone who signed an investigation of the deviation (the first and each amendment),
-    from its site records (each checked against its hash)."""
-    try:
-        records = stored_site_records_where(conn, site_row_filter("deviations"), (deviation_id,))
-        return {
-            record.payload.by
-            for record in records
-            if record.kind == SiteKind.DEVIATION_INVESTIGATED
-        }
-    except sqlite3.OperationalError as exc:
-        if is_missing_table(exc):
-            return set()
-        raise
 
 
 class QcRow(NamedTuple):
@@ -258,6 +269,33 @@ def read_qc_results(
     )
     results = [QcRow._make((*row[:7], orjson.loads(row[7]), *row[8:])) for row in rows]
     return [r for r in results if r.status == "valid"] if valid_only else results
+
+
+def qc_result_bodies(conn: sqlite3.Connection, run_id: str) -> dict[str, QcResultBody]:
+    """Each QC result of the run as recorded (analyst, tested_on, sample, ...): its body
+    in the entry or import record at its row's ``entry_seq``, that record checked
+    against its hash; JournalError when the row names a record without it."""
+    bodies: dict[str, QcResultBody] = {}
+    records: dict[int, StoredSiteRecord | None] = {}
+    for row in read_qc_results(conn, run_id):
+        if row.entry_seq not in records:
+            records[row.entry_seq] = stored_site_record(conn, row.entry_seq)
+        record = records[row.entry_seq]
+        recorded = getattr(record, "payload", None)
+        if isinstance(recorded, QcResultEntered):
+            found = [recorded.result]
+        elif isinstance(recorded, QcResultsImported):
+            found = list(recorded.results)
+        else:
+            found = []
+        body = next((b for b in found if b.result_id == row.result_id), None)
+        if body is None or getattr(recorded, "run_id", None) != run_id:
+            raise JournalError(
+                f"qc_results row {row.result_id!r} names site record {row.entry_seq}, which"
+                f" does not record it; {VERIFY_HINT}"
+            )
+        bodies[row.result_id] = body
+    return bodies
 
 
 class DispositionRow(NamedTuple):

@@ -10,7 +10,10 @@ Complete with no deviation and, when it has a disposition, was released (there i
 disposition per run, so released is released at the first).
 
 :func:`trend_table` lists the finished runs of a protocol in start order (a run that has
-not ended has no dose yet and is left out). :func:`trend` puts one metric's values
+not ended has no dose yet and is left out). Simulated batches are kept apart from real
+ones (:func:`select_batches`): a protocol's trends use its real batches when it has any,
+its simulated ones only when it has none, and both, marked, when asked
+(``include_simulated``); the outputs say which. :func:`trend` puts one metric's values
 against control limits: mean ± 3 sigma (sigma the sample standard deviation) over a *baseline*,
 the first ``baseline`` batches with a value (default: all). A batch is *out of trend*
 when its value is outside the limits, or when it is the 7th or later of 7 consecutive
@@ -47,12 +50,15 @@ __all__ = [
     "BatchMetrics",
     "ControlLimits",
     "Metric",
+    "Selection",
     "Trend",
     "TrendPoint",
     "batch_metrics",
     "control_limits",
     "out_of_trend",
+    "select_batches",
     "trend",
+    "trend_selections",
     "trend_table",
     "trend_tables",
 ]
@@ -85,6 +91,49 @@ class BatchMetrics:
     disposition: str | None
     """released | rejected | None (not disposed)"""
     right_first_time: bool
+    simulated: bool = False
+    """A simulated batch (``run_started.simulated``): kept apart from real ones."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    """A protocol's batches as trended, and the simulated ones left out."""
+
+    batches: list[BatchMetrics]
+    simulated_left_out: int = 0
+
+    @property
+    def basis(self) -> str:
+        """real | simulated (the protocol has no real batch) | mixed (asked for)."""
+        kinds = {b.simulated for b in self.batches}
+        if kinds == {True}:
+            return "simulated"
+        return "mixed" if kinds == {True, False} else "real"
+
+    def describe(self) -> str:
+        """The selection in words, for trends.html and the command's output."""
+        if self.basis == "simulated":
+            return "simulated batches only: the protocol has no real batch"
+        if self.basis == "mixed":
+            return "real and simulated batches mixed (--include-simulated); simulated ones marked"
+        left = self.simulated_left_out
+        return "real batches only" + (
+            f"; {left} simulated batch{'es' if left != 1 else ''} left out"
+            " (--include-simulated mixes them in)"
+            if left
+            else ""
+        )
+
+
+def select_batches(
+    batches: Sequence[BatchMetrics], *, include_simulated: bool = False
+) -> Selection:
+    """A protocol's real batches when it has any (its simulated ones left out and counted),
+    else its simulated ones; every batch with ``include_simulated``."""
+    real = [b for b in batches if not b.simulated]
+    if include_simulated or not real:
+        return Selection(list(batches))
+    return Selection(real, len(batches) - len(real))
 
 
 @dataclass(frozen=True)
@@ -161,6 +210,7 @@ def _metrics(conn: sqlite3.Connection, summary: RunSummary) -> BatchMetrics:
             viability = _number(payload.get("value"))
     started = payloads["run_started"]
     params = started[0].get("parameters", {}) if started else {}
+    simulated = bool(started[0].get("simulated", False)) if started else False
     batch = None
     if isinstance(params, dict):
         batch = next((str(params[k]) for k in ("din", "coi") if params.get(k)), None)
@@ -185,6 +235,7 @@ def _metrics(conn: sqlite3.Connection, summary: RunSummary) -> BatchMetrics:
         right_first_time=(
             exit_status == COMPLETE and deviations == 0 and decision in (None, RELEASED)
         ),
+        simulated=simulated,
     )
 
 
@@ -197,11 +248,14 @@ def batch_metrics(source: Journal | sqlite3.Connection, run_id: str) -> BatchMet
     return _metrics(conn, summary)
 
 
-def trend_tables(
-    source: Journal | sqlite3.Connection, protocol: str | None = None
-) -> dict[str, list[BatchMetrics]]:
-    """The metrics of every finished run, by protocol name (sorted), each in start order;
-    only ``protocol``'s when given (an empty dict when it has no finished run)."""
+def trend_selections(
+    source: Journal | sqlite3.Connection,
+    protocol: str | None = None,
+    *,
+    include_simulated: bool = False,
+) -> dict[str, Selection]:
+    """The finished runs of each protocol (sorted; only ``protocol``'s when given, an
+    empty dict when it has none) in start order, selected by :func:`select_batches`."""
     conn = _conn(source)
     summaries = [
         s
@@ -213,7 +267,25 @@ def trend_tables(
     for summary in summaries:
         metrics = _metrics(conn, summary)
         tables.setdefault(metrics.protocol, []).append(metrics)
-    return dict(sorted(tables.items()))
+    return {
+        name: select_batches(batches, include_simulated=include_simulated)
+        for name, batches in sorted(tables.items())
+    }
+
+
+def trend_tables(
+    source: Journal | sqlite3.Connection,
+    protocol: str | None = None,
+    *,
+    include_simulated: bool = False,
+) -> dict[str, list[BatchMetrics]]:
+    """The trended batches of each protocol (:func:`trend_selections`)."""
+    return {
+        name: selection.batches
+        for name, selection in trend_selections(
+            source, protocol, include_simulated=include_simulated
+        ).items()
+    }
 
 
 def trend_table(source: Journal | sqlite3.Connection, protocol: str) -> list[BatchMetrics]:

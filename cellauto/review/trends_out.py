@@ -20,7 +20,15 @@ from pathlib import Path
 
 from cellauto import __version__
 from cellauto.review._optional import analysis_module
-from cellauto.review.trends import METRICS, RUN_LENGTH, BatchMetrics, Trend, trend
+from cellauto.review.trends import (
+    METRICS,
+    RUN_LENGTH,
+    BatchMetrics,
+    Selection,
+    Trend,
+    select_batches,
+    trend,
+)
 
 __all__ = ["CSV_COLUMNS", "trends_by_protocol", "write_trends_csv", "write_trends_html"]
 
@@ -32,6 +40,7 @@ CSV_COLUMNS = (
     "exit_status",
     "disposition",
     "right_first_time",
+    "simulated",
     "metric",
     "value",
     "unit",
@@ -81,6 +90,7 @@ def write_trends_csv(trends: Mapping[str, Sequence[Trend]], path: Path) -> Path:
                             b.exit_status,
                             b.disposition or "",
                             "yes" if b.right_first_time else "no",
+                            "yes" if b.simulated else "no",
                             t.metric.key,
                             _num(p.value),
                             t.unit,
@@ -203,19 +213,22 @@ def _table_html(series: Sequence[Trend]) -> str:
             f"<tr><td>{i + 1}</td><td>{e(_iso(b.started))}</td><td><code>{e(b.run_id[:12])}"
             f"</code></td><td>{e(b.batch or '')}</td><td>{e(b.exit_status)}</td>"
             f"<td>{e(b.disposition or '—')}</td><td>{'yes' if b.right_first_time else 'no'}</td>"
-            + "".join(cells)
-            + "</tr>"
+            f"<td>{'simulated' if b.simulated else 'real'}</td>" + "".join(cells) + "</tr>"
         )
     return (
         "<table><thead><tr><th>#</th><th>started (UTC)</th><th>run</th><th>batch</th>"
-        f"<th>exit</th><th>disposition</th><th>right first time</th>{head}</tr></thead>"
+        f"<th>exit</th><th>disposition</th><th>right first time</th><th>batch kind</th>"
+        f"{head}</tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table>"
     )
 
 
-def _protocol_html(name: str, series: Sequence[Trend], index: int) -> str:
+def _protocol_html(
+    name: str, series: Sequence[Trend], index: int, selection: Selection | None
+) -> str:
     e = html.escape
     batches = [p.batch for p in series[0].points] if series else []
+    selection = selection or select_batches(batches, include_simulated=True)
     right = sum(b.right_first_time for b in batches)
     rate = f"{right} of {len(batches)} ({100 * right / len(batches):.0f} %)" if batches else "—"
     flagged = sum(len(t.flagged) for t in series)
@@ -225,6 +238,7 @@ def _protocol_html(name: str, series: Sequence[Trend], index: int) -> str:
         f"<p>{len(batches)} finished batches (protocol versions {e(', '.join(versions))}); "
         f"right first time: <strong>{rate}</strong>; out-of-trend values: "
         f"<strong>{flagged}</strong>.</p>"
+        f'<p class="basis {e(selection.basis)}">Batches trended: {e(selection.describe())}.</p>'
         + "".join(_trend_html(t) for t in series)
         + "<h3>Batches</h3>"
         + _table_html(series)
@@ -238,13 +252,18 @@ def write_trends_html(
     *,
     generated_at: datetime,
     source: str = "",
+    selections: Mapping[str, Selection] | None = None,
 ) -> Path:
-    """Write ``trends.html``: one section per protocol."""
+    """Write ``trends.html``: one section per protocol, saying which batches it trends
+    (``selections``: real, simulated only, or mixed; else read from the batches)."""
+    chosen = selections or {}
     e = html.escape
     nav = "".join(
         f'<li><a href="#protocol-{i}">{e(name)}</a></li>' for i, name in enumerate(trends)
     )
-    body = "".join(_protocol_html(name, s, i) for i, (name, s) in enumerate(trends.items()))
+    body = "".join(
+        _protocol_html(name, s, i, chosen.get(name)) for i, (name, s) in enumerate(trends.items())
+    )
     document = (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         "<title>Trends across batches</title>"
@@ -256,7 +275,9 @@ def write_trends_html(
         f"{RUN_LENGTH}th or later of {RUN_LENGTH} consecutive values on one side of the mean "
         f"(Nelson rule 2, with a run of {RUN_LENGTH} as in common pharmaceutical trending "
         "practice; Nelson's paper uses 9). Right first time: the run completed with no "
-        "deviation and, when disposed, was released.</p>"
+        "deviation and, when disposed, was released. Simulated batches are trended apart from "
+        "real ones: a protocol's real batches when it has any, its simulated ones when it "
+        "has none, both (marked) only when asked.</p>"
         f"<nav><ul>{nav}</ul></nav>{body}</body></html>\n"
     )
     path.parent.mkdir(parents=True, exist_ok=True)

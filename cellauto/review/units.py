@@ -2,11 +2,13 @@
 
 Instruments here name their fields with the unit as a suffix (``temperature_c``,
 ``viable_cells_per_ml``, ``glucose_mmol_per_l``): :data:`SUFFIX_UNITS` maps each suffix
-to the unit written in exports, longest suffix first, so ``_c_per_min`` wins over
-``_c``. A few fields carry no suffix because their unit is their name (``ph``) or they
-are dimensionless: :data:`NAMED_UNITS`. Fields that are numbers but not quantities (a
-time stamp, an index, a job number) are in :data:`NOT_QUANTITIES` or end with a
-:data:`TIMESTAMP_SUFFIXES` suffix; the exports use them (a time stamp becomes the
+to the unit written in exports, longest suffix first. A rate ``<x>_<u>_per_<v>`` gets
+the compound unit ``u/v`` (``perfusion_ml_per_h`` mL/h, ``warming_rate_c_per_h`` °C/h,
+``death_rate_per_h`` 1/h), never the unit of its last suffix alone. A few fields carry
+no suffix because their unit is their name (``ph``) or they are dimensionless:
+:data:`NAMED_UNITS`. Fields that are numbers but not quantities (a time stamp, an index,
+a job number) are in :data:`NOT_QUANTITIES` or end with a :data:`TIMESTAMP_SUFFIXES`
+suffix; the exports use them (a time stamp becomes the
 measurement's time) or leave them out.
 
 A field none of these tables knows is an :class:`UnknownUnitError` in
@@ -37,6 +39,10 @@ class UnknownUnitError(CellautoError, ValueError):
 
 
 SUFFIX_UNITS: dict[str, str] = {
+    "_mmol": "mmol",
+    "_eu": "EU",
+    "_mg": "mg",
+    "_day": "d",
     "_c_per_min": "°C/min",
     "_ml_per_day": "mL/d",
     "_cells_per_ml": "cells/mL",
@@ -63,7 +69,7 @@ SUFFIX_UNITS: dict[str, str] = {
     "_kpa": "kPa",
     "_cells": "cells",
 }
-"""Field-name suffix → unit."""
+"""Field-name suffix → unit (also the parts of a rate: see :func:`unit_of`)."""
 
 NAMED_UNITS: dict[str, str] = {
     "ph": "pH",
@@ -99,11 +105,29 @@ def is_timestamp(field: str) -> bool:
     return field.endswith(TIMESTAMP_SUFFIXES)
 
 
+def _suffix_unit(name: str) -> str | None:
+    return next((SUFFIX_UNITS[s] for s in _SUFFIXES if name.endswith(s)), None)
+
+
+def _rate_unit(field: str) -> str | None:
+    """``..._<unit>_per_<unit>`` -> ``"<unit>/<unit>"``: ``perfusion_ml_per_h`` -> mL/h,
+    ``warming_rate_c_per_h`` -> °C/h, ``death_rate_per_h`` -> 1/h (no unit before
+    ``_per_``); None when the part after ``_per_`` is no unit."""
+    head, per, tail = field.rpartition("_per_")
+    denominator = SUFFIX_UNITS.get(f"_{tail}")
+    if not per or not head or denominator is None:
+        return None
+    return f"{_suffix_unit(head) or '1'}/{denominator}"
+
+
 @cache
 def unit_of(field: str) -> str:
     """The unit of the quantity ``field`` names, or :class:`UnknownUnitError`."""
     if field in NAMED_UNITS:
         return NAMED_UNITS[field]
+    rate = _rate_unit(field)
+    if rate is not None:
+        return rate
     for suffix in _SUFFIXES:
         if field.endswith(suffix):
             return SUFFIX_UNITS[suffix]

@@ -18,9 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from cellauto.records.refs import SITE_CHAIN, Meaning, RecordRef
+from cellauto.records.refs import Meaning, RecordRef
 from cellauto.records.site_payload_base import SitePayload
-from cellauto.records.site_payloads import Signature
 from cellauto.records.site_payloads_review import (
     Classification,
     DeviationClassified,
@@ -31,6 +30,7 @@ from cellauto.records.site_payloads_review import (
 )
 from cellauto.review.deviation_rules import Act, Status, capa_problem, transition_problem
 from cellauto.review.ids import parse_deviation_id, site_deviation_id
+from cellauto.site.replay_signed import Signatures
 
 __all__ = ["DEVIATION_MEANINGS", "deviations_problem"]
 
@@ -94,12 +94,7 @@ class _Replay:
         self.conn = conn
         self.states: dict[str, _State] = {}
         self.raised: dict[str, int] = {}
-        self.signatures: dict[tuple[int, str], list[Signature]] = {}
-        for record in records:
-            signature = record.payload
-            if isinstance(signature, Signature) and signature.signed.chain == SITE_CHAIN:
-                key = (signature.signed.seq, signature.signed.hash)
-                self.signatures.setdefault(key, []).append(signature)
+        self.signatures = Signatures(records)
 
     def _raise(self, seq: int, p: DeviationRaised) -> str | None:
         if p.deviation_id in self.states:
@@ -199,13 +194,7 @@ class _Replay:
         if isinstance(p, DeviationRaised) and p.origin != "person":
             return None  # opened by a QC result: signed with the result (its own check)
         meaning = DEVIATION_MEANINGS[type(p)]
-        for signature in self.signatures.get((record.seq, record.hash), []):
-            if signature.meaning == meaning and signature.signer == p.by:
-                return None
-        return (
-            f"site record {record.seq} ({p.kind.value} of {p.deviation_id}) has no signature"
-            f" by {p.by} of meaning {meaning.value}"
-        )
+        return self.signatures.missing(record, meaning, p.by, f"{p.kind.value} of {p.deviation_id}")
 
 
 def deviations_problem(conn: sqlite3.Connection, records: Sequence[_Record]) -> str | None:

@@ -36,7 +36,13 @@ from cellauto.records._schema import REVIEW_STATEMENTS
 from cellauto.records.refs import SITE_CHAIN, Meaning, SiteRef
 from cellauto.records.site_payload_base import SitePayload
 from cellauto.records.site_payloads import Signature
-from cellauto.records.site_payloads_review import SITE_REVIEW_PAYLOADS, BatchDisposed
+from cellauto.records.site_payloads_review import (
+    SITE_REVIEW_PAYLOADS,
+    BatchDisposed,
+    QcResultBody,
+    QcResultEntered,
+    QcResultsImported,
+)
 from cellauto.review.batch_facts import BatchFacts, batch_facts_in
 from cellauto.review.coa import build_coa, coa_sha256
 from cellauto.review.read import DeviationRow, QcRow, read_deviations, read_qc_results
@@ -72,6 +78,20 @@ def _review_as_of(records: Sequence[_Record], run_id: str, seq: int) -> sqlite3.
             ref = SiteRef(seq=record.seq, hash=record.hash)
             apply_review_projection(scratch, payload, ref, record.wall_time_ns)
     return scratch
+
+
+def _bodies(records: Sequence[_Record], run_id: str, seq: int) -> dict[str, QcResultBody]:
+    """The run's QC results as recorded before ``seq`` (entries and imports)."""
+    found: dict[str, QcResultBody] = {}
+    for record in records:
+        if record.seq >= seq:
+            break
+        payload = record.payload
+        if isinstance(payload, QcResultEntered) and payload.run_id == run_id:
+            found[payload.result.result_id] = payload.result
+        elif isinstance(payload, QcResultsImported) and payload.run_id == run_id:
+            found.update((body.result_id, body) for body in payload.results)
+    return found
 
 
 def _release_reasons(
@@ -124,6 +144,7 @@ def _decision_problem(
         decision=p.decision,
         decided_by=p.by,
         decided_at=datetime.fromtimestamp(record.wall_time_ns / 1e9, tz=UTC),
+        bodies=_bodies(records, p.run_id, seq),
     )
     if rebuilt != p.coa:
         fields = [k for k in type(rebuilt).model_fields if getattr(rebuilt, k) != getattr(p.coa, k)]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.people import People, own
+from tests.records.site_factory import files_of
 from tests.review.conftest import Batch, batch, batch_template
 
 __all__ = ["batch", "batch_template"]  # fixtures
@@ -65,22 +66,14 @@ def test_simulated_lab_to_every_test_passed(lab: People, batch: Batch, tmp_path:
     assert done.code == 0, done.err
     assert "7 results" in done.out
 
-    before = batch.path.read_bytes()
-    dry = lab(
-        "qc",
-        "import",
-        run_id,
-        export,
-        "--schema",
-        "sim-lims",
-        "--dry-run",
-        "--as",
-        "lab.chen",
-        stdin=[own("lab.chen")],
-    )
+    before = files_of(batch.path)
+    dry = lab("qc", "import", run_id, export, "--schema", "sim-lims", "--dry-run")
     assert dry.code == 0, dry.err
     assert "dry run: 7 results would be imported" in dry.out
-    assert batch.path.read_bytes() == before
+    assert files_of(batch.path) == before  # no session_opened, no refusal: nothing at all
+    unsigned = lab("qc", "import", run_id, export, "--schema", "sim-lims")
+    assert unsigned.code != 0 and "give --as USER" in unsigned.err
+    assert files_of(batch.path) == before
 
     done = lab(
         "qc",

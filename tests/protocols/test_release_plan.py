@@ -38,6 +38,20 @@ def test_names_must_be_unique() -> None:
         _define([STERILITY, STERILITY])
 
 
+def _flow(name: str) -> ReleaseTest:
+    return ReleaseTest(name=name, method="flow cytometry", unit="%", spec=Spec(min=0, unit="%"))
+
+
+def test_names_must_not_share_their_result_id_slug() -> None:
+    """ "CD4+" and "CD4-" would both be QC-<run>-cd4-01: refused at definition and in the
+    record's own validator."""
+    with pytest.raises(ProtocolDefinitionError, match="'CD4\\+' and 'CD4-' would share"):
+        _define([_flow("CD4+"), _flow("CD4-")])
+    with pytest.raises(ValueError, match="would share the result id part 'cd4'"):
+        ReleasePlan(product="x", tests=[_flow("CD4+"), _flow("CD4-")])
+    assert len(_define([_flow("CD4 positive"), _flow("CD4 negative")]).release_tests) == 2
+
+
 def test_weight_param_must_be_a_param() -> None:
     endotoxin = ReleaseTest(
         name="endotoxin",

@@ -465,6 +465,7 @@ def _review_samples(run_id: str) -> list[SitePayload]:
         analyst="a",
         tested_on="d",
         instrument="i",
+        status="st",
     )
     ref = SiteRef(seq=3, hash="0" * 64)
     coa = CertificateOfAnalysis(

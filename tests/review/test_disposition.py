@@ -360,3 +360,20 @@ def test_verify_rebuilds_the_certificate_of_a_decision(
     problem = _verify(batch)
     assert "certificate of analysis is not what the records said" in problem
     assert "differs in lines" in problem
+
+
+def test_coa_lines_carry_the_results_analyst_and_test_date(batch: Batch) -> None:
+    from cellauto.review.qc import add_result
+    from cellauto.review.read import qc_result_bodies
+
+    from .test_qc import TESTED_ON, entry
+
+    act = add_result(batch.store, batch.site.sign_in("lab.chen"), batch.run_id, entry())
+    with batch.store.reading() as conn:
+        bodies = qc_result_bodies(conn, batch.run_id)
+    assert list(bodies) == [act.result_id] and bodies[act.result_id].analyst == "L. Chen"
+    outcome = _release(batch, decision="reject", reason="culture excursion, potency unknown")
+    lines = {line.test: line for line in outcome.coa.lines}
+    assert (lines["viability"].analyst, lines["viability"].tested_on) == ("L. Chen", TESTED_ON)
+    assert (lines["endotoxin"].analyst, lines["endotoxin"].tested_on) == (None, None)
+    assert _verify(batch) == ""

@@ -24,7 +24,7 @@ from cellauto.records.site_payloads_review import (
 )
 from cellauto.records.verify import verify_journal
 from cellauto.review import lims_parse
-from cellauto.review.lims import define_schema, import_results, schema_of
+from cellauto.review.lims import check_import, define_schema, import_results, schema_of
 from cellauto.review.read import lims_schema, read_qc_results
 from cellauto.sim.faults import QcFault
 from cellauto.sim.qc import (
@@ -34,6 +34,7 @@ from cellauto.sim.qc import (
     write_lims_export,
 )
 from cellauto.site.replay import replay_problem
+from tests.records.site_factory import files_of
 from tests.site.chain import TERMINAL
 
 from .conftest import Batch
@@ -96,6 +97,39 @@ def test_schema_define_validation() -> None:
         schema_of(b"{", source="map.json")
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda g: {**g, "columns": {k: v for k, v in g["columns"].items() if k != "status"}},
+            r"columns\.status: Field required",
+        ),
+        (lambda g: {**g, "columns": {**g["columns"], "status": None}}, r"columns\.status"),
+        (lambda g: {**g, "accepted_status": []}, "accepted_status names no status"),
+        (lambda g: {**g, "accepted_status": [" "]}, "accepted_status names no status"),
+    ],
+)
+def test_a_schema_must_state_the_lims_authorisation(change: Any, message: str) -> None:
+    """The LIMS's authorisation is the second person's check of an imported result: a
+    schema without a status column or an accepted status cannot be declared."""
+    good = SIM_LIMS_SCHEMA.model_dump(mode="json")
+    with pytest.raises(BadInputError, match=message):
+        schema_of(orjson.dumps(change(good)), source="map.json")
+
+
+def test_a_row_without_its_status_refuses_the_file(schema: Batch, tmp_path: Path) -> None:
+    batch = schema
+    path = write(tmp_path / "results.csv", _bad(rows_of(batch), "STATUS", ""))
+    head = batch.site.head()
+    with pytest.raises(
+        ReviewRefusedError, match="row 2 column STATUS: status '' is not authorised"
+    ):
+        import_results(
+            batch.store, batch.site.sign_in("lab.chen"), batch.run_id, path, schema_name="sim-lims"
+        )
+    assert [r.cause for r in refusals(batch, head)] == ["lims_format"]
+
+
 def test_import_records_one_batch_and_ignores_others(schema: Batch, tmp_path: Path) -> None:
     batch = schema
     rows = rows_of(batch)
@@ -145,26 +179,12 @@ def test_oos_rows_open_deviations_in_the_same_commit(schema: Batch, tmp_path: Pa
 def test_dry_run_writes_nothing(schema: Batch, tmp_path: Path) -> None:
     batch = schema
     path = write(tmp_path / "results.csv", rows_of(batch))
-    before = batch.path.read_bytes()
-    outcome = import_results(
-        batch.store,
-        batch.site.sign_in("lab.chen"),
-        batch.run_id,
-        path,
-        schema_name="sim-lims",
-        dry_run=True,
-    )
+    before = files_of(batch.path)
+    outcome = check_import(batch.store, batch.run_id, path, schema_name="sim-lims")
     assert outcome.ref is None and len(outcome.results) == 8
     with pytest.raises(ReviewRefusedError, match="no LIMS schema"):
-        import_results(
-            batch.store,
-            batch.site.sign_in("lab.chen"),
-            batch.run_id,
-            path,
-            schema_name="nope",
-            dry_run=True,
-        )
-    assert batch.path.read_bytes() == before
+        check_import(batch.store, batch.run_id, path, schema_name="nope")
+    assert files_of(batch.path) == before  # a refused dry run is not journaled either
 
 
 def _bad(rows: list[dict[str, str]], column: str, value: str, row: int = 0) -> list[dict[str, str]]:
@@ -263,10 +283,7 @@ def test_decimal_comma(tmp_path: Path) -> None:
 def test_verify_resolves_the_import_schema(schema: Batch, tmp_path: Path) -> None:
     batch = schema
     path = write(tmp_path / "results.csv", rows_of(batch))
-    chen = batch.site.sign_in("lab.chen")
-    dry = import_results(
-        batch.store, chen, batch.run_id, path, schema_name="sim-lims", dry_run=True
-    )
+    dry = check_import(batch.store, batch.run_id, path, schema_name="sim-lims")
     with batch.store.reading() as conn:
         found = lims_schema(conn, "sim-lims")
     assert found is not None

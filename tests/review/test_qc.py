@@ -348,3 +348,27 @@ def test_a_refused_signature_refuses_the_act(batch: Batch, monkeypatch: pytest.M
     assert [r.cause for r in refusals(batch, head)] == ["signature"]
     with batch.store.reading() as conn:
         assert read_qc_results(conn, batch.run_id) == []
+
+
+def test_tested_on_is_checked_in_the_sites_time_zone(batch: Batch) -> None:
+    """A run started at 03:00 UTC on 20 January started on the 19th in New York: a sample
+    tested that evening, local time, is within the run."""
+    import dataclasses
+    from datetime import UTC, datetime
+
+    from cellauto.review.qc_eval import QcInputError
+    from cellauto.review.qc_run import judge, run_facts
+    from cellauto.site.policy import current_policy
+
+    with batch.store.reading() as conn:
+        facts = run_facts(conn, batch.run_id)
+        policy, _ = current_policy(conn)
+    assert facts is not None
+    start = datetime(2026, 1, 20, 3, 0, tzinfo=UTC)
+    facts = dataclasses.replace(facts, started_ns=int(start.timestamp()) * 1_000_000_000)
+    body = qc_module._body(entry(tested_on=date(2026, 1, 19)), facts, "QC-x-viability-01")
+    new_york = policy.model_copy(update={"time_zone": "America/New_York"})
+    assert judge(facts, body, date(2026, 1, 25), new_york).verdict == "pass"
+    utc = policy.model_copy(update={"time_zone": "UTC"})
+    with pytest.raises(QcInputError, match=r"from the run's start \(2026-01-20\)"):
+        judge(facts, body, date(2026, 1, 25), utc)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import sqlite3
 from pathlib import Path
 
 import orjson
@@ -40,7 +41,10 @@ def test_trends_writes_csv_and_html(
         capsys, "trends", "--protocol", "car-t-autologous", "--out", out, "--db", path
     )
     assert code == 0, err
-    assert "car-t-autologous: 12 batches, right first time 11 of 12" in text
+    assert (
+        "car-t-autologous: 12 batches (simulated batches only: the protocol has no real"
+        " batch), right first time 11 of 12"
+    ) in text
     assert f"deviations per batch of run {run_ids[EXCURSION_AT][:12]}" in text
     assert (out / "trends.html").read_text(encoding="utf-8").startswith("<!doctype html>")
     with (out / "trends.csv").open(encoding="utf-8") as f:
@@ -53,6 +57,56 @@ def test_trends_writes_csv_and_html(
     with (out / "trends.csv").open(encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert {r["baseline_batches"] for r in rows if r["protocol"] == "car-t-autologous"} == {"3"}
+
+
+def _as_real(path: Path, run_ids: list[str]) -> None:
+    """Mark runs as real batches (their run_started says simulated: false). Trends read
+    the tables as indexes, so this stands in for real runs of the same protocol."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    for run_id in run_ids:
+        conn.execute(
+            "UPDATE records SET body = json_set(body, '$.payload.simulated', json('false'))"
+            " WHERE run_id = ? AND seq = 0",
+            (run_id,),
+        )
+    conn.close()
+
+
+def _csv(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def test_trends_keep_simulated_batches_apart(
+    trend_db: tuple[Path, list[str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, run_ids = trend_db
+    real = run_ids[:4]
+    _as_real(path, real)
+    out = tmp_path / "out"
+    code, text, err = _cli(
+        capsys, "trends", "--protocol", "car-t-autologous", "--out", out, "--db", path
+    )
+    assert code == 0, err
+    assert "4 batches (real batches only; 8 simulated batches left out" in text
+    rows = [r for r in _csv(out / "trends.csv") if r["metric"] == "fold_expansion"]
+    assert [(r["run_id"], r["simulated"]) for r in rows] == [(r, "no") for r in real]
+    page = (out / "trends.html").read_text(encoding="utf-8")
+    assert "Batches trended: real batches only; 8 simulated batches left out" in page
+
+    code, text, err = _cli(capsys, "trends", "--out", out, "--include-simulated", "--db", path)
+    assert code == 0, err
+    assert "car-t-autologous: 12 batches (real and simulated batches mixed" in text
+    assert "nk-expansion: 1 batches (simulated batches only" in text
+    rows = [
+        r
+        for r in _csv(out / "trends.csv")
+        if r["metric"] == "fold_expansion" and r["protocol"] == "car-t-autologous"
+    ]
+    assert [r["simulated"] for r in rows] == ["no"] * 4 + ["yes"] * 8
+    page = (out / "trends.html").read_text(encoding="utf-8")
+    assert "real and simulated batches mixed (--include-simulated); simulated ones marked" in page
+    assert page.count("<td>simulated</td>") == 8 + 1 and page.count("<td>real</td>") == 4
 
 
 def test_trends_refusals_exit_2_and_write_nothing(

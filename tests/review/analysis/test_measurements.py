@@ -166,6 +166,36 @@ def test_the_unit_table() -> None:
         unit_of("colour")
 
 
+@pytest.mark.parametrize(
+    ("field", "unit"),
+    [
+        ("warming_rate_c_per_h", "°C/h"),
+        ("lid_open_rate_c_per_min", "°C/min"),
+        ("drift_c_per_day", "°C/d"),
+        ("perfusion_ml_per_h", "mL/h"),
+        ("perfusion_rate_ml_per_day", "mL/d"),
+        ("evaporation_pct_per_h", "%/h"),
+        ("death_rate_per_h", "1/h"),
+        ("dose_cells_per_kg", "cells/kg"),
+        ("endotoxin_eu_per_kg", "EU/kg"),
+        ("endotoxin_eu_per_ml", "EU/mL"),
+        ("glucose_mmol_per_l", "mmol/L"),
+        ("il2_mg_per_l", "mg/L"),
+        ("viable_cells_per_ml", "cells/mL"),
+        ("rate_per_step", None),  # not a unit after _per_: no compound, and no unit at all
+        ("duration_h", "h"),
+        ("weight_kg", "kg"),
+    ],
+)
+def test_rates_have_compound_units(field: str, unit: str | None) -> None:
+    """A rate is never given the unit of its last suffix alone ("h", "kg")."""
+    if unit is None:
+        with pytest.raises(UnknownUnitError):
+            unit_of(field)
+    else:
+        assert unit_of(field) == unit
+
+
 def test_batch_values_are_typed(batch: Batch) -> None:
     with Journal(batch.path, create=False) as journal:
         rows = batch_values(journal, batch.run_id)

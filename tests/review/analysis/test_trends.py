@@ -4,6 +4,7 @@ trends.csv / trends.html."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import re
 import sqlite3
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from cellauto.review.trends import (
     batch_metrics,
     control_limits,
     out_of_trend,
+    select_batches,
     trend,
     trend_table,
     trend_tables,
@@ -159,6 +161,19 @@ def _metrics(value: float, i: int) -> BatchMetrics:
         disposition=None,
         right_first_time=True,
     )
+
+
+def test_select_batches_keeps_simulated_apart() -> None:
+    real = [dataclasses.replace(_metrics(30.0, i), simulated=False) for i in range(2)]
+    sim = [dataclasses.replace(_metrics(31.0, i + 2), simulated=True) for i in range(3)]
+    chosen = select_batches([*sim, *real])
+    assert (chosen.batches, chosen.simulated_left_out, chosen.basis) == (real, 3, "real")
+    assert "3 simulated batches left out" in chosen.describe()
+    only = select_batches(sim)
+    assert (only.batches, only.basis) == (sim, "simulated")
+    assert "no real batch" in only.describe()
+    mixed = select_batches([*sim, *real], include_simulated=True)
+    assert (mixed.batches, mixed.simulated_left_out, mixed.basis) == ([*sim, *real], 0, "mixed")
 
 
 def test_a_trend_over_synthetic_batches() -> None:
