@@ -45,7 +45,8 @@ from cellauto.instruments.cryo_storage import CryoStorage, StoragePosition
 from cellauto.instruments.dry_shipper import DryShipper
 from cellauto.instruments.flow_cytometer import FlowCytometer, Immunophenotype
 from cellauto.instruments.label_printer import LabelPrinter
-from cellauto.protocols import PercentOf, PerKg, Qualitative, ReleaseTest
+from cellauto.protocols import ReleaseTest
+from cellauto.protocols.compendial import dose_count, endotoxin, mycoplasma, sterility, viability
 from cellauto.protocols.handoff import handoff, store_checked
 from cellauto.protocols.labels import print_label
 from cellauto.protocols.params import Din
@@ -117,29 +118,9 @@ def car_t_containers(p: CarTParams) -> list[ContainerPlan]:
 #: The release tests of a batch (PROCESS.md specifications; endotoxin per kg of the
 #: patient through the infused volume, the cell count as a percentage of the target dose).
 RELEASE_TESTS = [
-    ReleaseTest(
-        name="sterility",
-        method="Ph. Eur. 2.6.27 (BacT/ALERT)",
-        spec=Qualitative(accept=("no growth",)),
-        sample="final product",
-        days_to_result=14,
-    ),
-    ReleaseTest(
-        name="endotoxin",
-        method="Ph. Eur. 2.6.14 (LAL, kinetic chromogenic)",
-        unit="EU/mL",
-        spec=Spec(max=5.0, unit="EU/kg"),
-        normalise=PerKg(volume_value="final volume ml"),
-        sample="final product",
-        days_to_result=1,
-    ),
-    ReleaseTest(
-        name="mycoplasma",
-        method="Ph. Eur. 2.6.7 (NAT)",
-        spec=Qualitative(accept=("not detected",)),
-        sample="final product",
-        days_to_result=2,
-    ),
+    sterility("final product"),
+    endotoxin("final product"),
+    mycoplasma("final product"),
     ReleaseTest(
         name="vector copy number",
         method="ddPCR (WPRE/RPP30)",
@@ -156,14 +137,7 @@ RELEASE_TESTS = [
         sample="final product",
         days_to_result=1,
     ),
-    ReleaseTest(
-        name="viability",
-        method="7-AAD flow cytometry",
-        unit="%",
-        spec=Spec(min=80.0, unit="%"),
-        sample="final product",
-        days_to_result=1,
-    ),
+    viability("final product", min_pct=80.0),
     ReleaseTest(
         name="post-thaw viability",
         method="trypan blue (automated counter), thawed QC sample",
@@ -172,14 +146,8 @@ RELEASE_TESTS = [
         sample="QC sample",
         days_to_result=2,
     ),
-    ReleaseTest(
-        name="cell count",
-        method="automated counter x CAR+ fraction",
-        unit="CAR+ viable cells",
-        spec=Spec(min=80.0, max=120.0, unit="% of target"),
-        normalise=PercentOf(target_value="target dose cells"),
-        sample="final product",
-        days_to_result=1,
+    dose_count(
+        "final product", cells="CAR+ viable cells", method="automated counter x CAR+ fraction"
     ),
 ]
 

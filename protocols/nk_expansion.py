@@ -41,7 +41,7 @@ from cellauto.instruments.controlled_rate_freezer import (
 )
 from cellauto.instruments.cryo_storage import CryoStorage, StoragePosition
 from cellauto.instruments.label_printer import LabelPrinter
-from cellauto.protocols import PercentOf, PerKg, Qualitative, ReleaseTest
+from cellauto.protocols.compendial import dose_count, endotoxin, mycoplasma, sterility, viability
 from cellauto.protocols.handoff import handoff, store_checked
 from cellauto.protocols.labels import print_label
 from cellauto.protocols.params import Din
@@ -86,45 +86,12 @@ STORAGE_POSITION = StoragePosition(rack="B", box=1, slot=1)
 #: The release tests of a batch (PROCESS.md specifications; viability as the NK
 #: process's own release limit).
 RELEASE_TESTS = [
-    ReleaseTest(
-        name="sterility",
-        method="Ph. Eur. 2.6.27 (BacT/ALERT)",
-        spec=Qualitative(accept=("no growth",)),
-        sample="NK final product",
-        days_to_result=14,
-    ),
-    ReleaseTest(
-        name="endotoxin",
-        method="Ph. Eur. 2.6.14 (LAL, kinetic chromogenic)",
-        unit="EU/mL",
-        spec=Spec(max=5.0, unit="EU/kg"),
-        normalise=PerKg(volume_value="final volume ml"),
-        sample="NK final product",
-        days_to_result=1,
-    ),
-    ReleaseTest(
-        name="mycoplasma",
-        method="Ph. Eur. 2.6.7 (NAT)",
-        spec=Qualitative(accept=("not detected",)),
-        sample="NK final product",
-        days_to_result=2,
-    ),
-    ReleaseTest(
-        name="viability",
-        method="7-AAD flow cytometry",
-        unit="%",
-        spec=Spec(min=70.0, unit="%"),
-        sample="NK final product",
-        days_to_result=1,
-    ),
-    ReleaseTest(
-        name="cell count",
-        method="automated counter x CD56+ fraction",
-        unit="viable NK cells",
-        spec=Spec(min=80.0, max=120.0, unit="% of target"),
-        normalise=PercentOf(target_value="target dose cells"),
-        sample="NK final product",
-        days_to_result=1,
+    sterility("NK final product"),
+    endotoxin("NK final product"),
+    mycoplasma("NK final product"),
+    viability("NK final product", min_pct=70.0),
+    dose_count(
+        "NK final product", cells="viable NK cells", method="automated counter x CD56+ fraction"
     ),
 ]
 
