@@ -34,13 +34,12 @@ from cellauto.records.refs import SITE_CHAIN, Meaning, RecordRef, SiteRef
 from cellauto.records.site_payload_base import SitePayload
 from cellauto.records.site_payloads_review import ReleaseProblem, ReviewActRefused
 from cellauto.records.site_store import SiteStore, SiteTx
-from cellauto.site._acts import Refused, run_act
-from cellauto.site.auth import Authenticated, account_refusal
-from cellauto.site.replay import confirm_account
-from cellauto.site.roles import PERMISSIONS, Permission, Role, permissions_of
+from cellauto.site._acts import Refused, actor_problem, run_act
+from cellauto.site.auth import Authenticated
+from cellauto.site.roles import Permission
 from cellauto.site.signatures import SignatureRefusal, sign
 
-__all__ = ["ReviewActing", "check_actor", "holders", "payload", "run_review_act", "sign_act"]
+__all__ = ["ReviewActing", "check_actor", "payload", "run_review_act", "sign_act"]
 
 T = TypeVar("T")
 
@@ -54,11 +53,6 @@ def payload(make: Callable[[], T], what: str) -> T:
             f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors()
         )
         raise BadInputError(f"{what} refused, nothing written: {problems}") from None
-
-
-def holders(permission: Permission) -> str:
-    """The roles holding ``permission``, in words ("qa", "qc or qa")."""
-    return " or ".join(role.value for role in Role if permission in PERMISSIONS[role])
 
 
 class ReviewActing(NamedTuple):
@@ -102,23 +96,9 @@ class ReviewActing(NamedTuple):
 def check_actor(tx: SiteTx, acting: ReviewActing, permission: Permission) -> None:
     """The acting person, re-confirmed under the write lock, is active and holds
     ``permission`` (an administrator never acts on a batch)."""
-    name = acting.who.account.name
-    confirmed = confirm_account(tx.conn, name)
-    cause = (
-        "unknown_account" if confirmed is None else account_refusal(confirmed[0], tx.wall_time_ns)
-    )
-    if confirmed is None or cause is not None:
-        raise acting.refused(
-            str(cause), f"{name} may not act: {cause}", error=PermissionRefusedError
-        )
-    roles = confirmed[0].roles
-    if Role.ADMINISTRATOR in roles or permission not in permissions_of(roles):
-        raise acting.refused(
-            "permission",
-            f"{name} ({', '.join(roles)}) may not {acting.act} {acting.subject}: it needs"
-            f" {permission.value} ({holders(permission)})",
-            error=PermissionRefusedError,
-        )
+    problem = actor_problem(tx, acting.who, permission, f"{acting.act} {acting.subject}")
+    if problem is not None:
+        raise acting.refused(*problem, error=PermissionRefusedError)
 
 
 def sign_act(

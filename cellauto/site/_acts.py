@@ -32,12 +32,13 @@ from cellauto.site.passwords import (
 from cellauto.site.policy import current_policy, site_date
 from cellauto.site.projection import Account, write_credential
 from cellauto.site.replay import confirm_account
-from cellauto.site.roles import Permission, Role, permissions_of
+from cellauto.site.roles import Permission, Role, holders, permissions_of
 
 __all__ = [
     "Refused",
     "acting",
     "active_administrators",
+    "actor_problem",
     "expires_on",
     "history",
     "password_refusal",
@@ -101,6 +102,30 @@ def run_act(store: SiteStore, body: Callable[[SiteTx], T]) -> T:
             for record in refused.records:
                 tx.append(record)
         raise refused.error from None
+
+
+def actor_problem(
+    tx: SiteTx, who: Authenticated, permission: Permission, doing: str
+) -> tuple[str, str] | None:
+    """Why ``who`` may not do ``doing`` now, as (cause, message), or None when they may:
+    their account is re-confirmed under the write lock (it exists, is active, its
+    password is their own and current) and holds ``permission`` (an administrator never
+    acts on a batch, a lot or an instrument)."""
+    name = who.account.name
+    confirmed = confirm_account(tx.conn, name)
+    cause = (
+        "unknown_account" if confirmed is None else account_refusal(confirmed[0], tx.wall_time_ns)
+    )
+    if confirmed is None or cause is not None:
+        return str(cause), f"{name} may not act: {cause}"
+    roles = confirmed[0].roles
+    if Role.ADMINISTRATOR in roles or permission not in permissions_of(roles):
+        return (
+            "permission",
+            f"{name} ({', '.join(roles)}) may not {doing}: it needs {permission.value}"
+            f" ({holders(permission)})",
+        )
+    return None
 
 
 def acting(

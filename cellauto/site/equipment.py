@@ -30,12 +30,11 @@ from cellauto.records.site_payloads_mat import (
     Qualification,
 )
 from cellauto.records.site_store import SiteStore, SiteTx
-from cellauto.site._acts import Refused, run_act
+from cellauto.site._acts import Refused, actor_problem, run_act
 from cellauto.site._acts import today as site_today
-from cellauto.site.auth import Authenticated, account_refusal
+from cellauto.site.auth import Authenticated
 from cellauto.site.materials_read import EquipmentRow, read_equipment
-from cellauto.site.replay import confirm_account
-from cellauto.site.roles import Permission, permissions_of
+from cellauto.site.roles import Permission
 from cellauto.site.signatures import SignatureRefusal, sign
 
 __all__ = ["add_equipment", "in_service_problem", "record_calibration", "set_status"]
@@ -88,23 +87,9 @@ def _run(
 
 def _may_act(tx: SiteTx, who: Authenticated, what: str) -> None:
     """The actor's account, confirmed under the lock, is active and holds equipment.manage."""
-    confirmed = confirm_account(tx.conn, who.account.name)
-    cause = (
-        "unknown_account" if confirmed is None else account_refusal(confirmed[0], tx.wall_time_ns)
-    )
-    if confirmed is None or cause is not None:
-        raise _Refused(
-            str(cause), PermissionRefusedError(f"{who.account.name} may not act: {cause}")
-        )
-    roles = confirmed[0].roles
-    if Permission.EQUIPMENT_MANAGE not in permissions_of(roles):
-        raise _Refused(
-            "permission",
-            PermissionRefusedError(
-                f"{who.account.name} ({', '.join(roles)}) may not {what}: it needs"
-                f" {Permission.EQUIPMENT_MANAGE.value} (a supervisor)"
-            ),
-        )
+    problem = actor_problem(tx, who, Permission.EQUIPMENT_MANAGE, what)
+    if problem is not None:
+        raise _Refused(problem[0], PermissionRefusedError(problem[1]))
 
 
 def _existing(tx: SiteTx, asset: str) -> EquipmentRow:

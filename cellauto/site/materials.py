@@ -41,12 +41,11 @@ from cellauto.records.site_payloads_mat import (
     Unit,
 )
 from cellauto.records.site_store import SiteStore, SiteTx
-from cellauto.site._acts import Refused, run_act
+from cellauto.site._acts import Refused, actor_problem, run_act
 from cellauto.site._acts import today as site_today
-from cellauto.site.auth import Authenticated, account_refusal
+from cellauto.site.auth import Authenticated
 from cellauto.site.materials_read import LotRow, read_lot, read_material
-from cellauto.site.replay import confirm_account
-from cellauto.site.roles import PERMISSIONS, Permission, Role, permissions_of
+from cellauto.site.roles import Permission
 from cellauto.site.signatures import SignatureRefusal, sign
 
 __all__ = [
@@ -96,11 +95,6 @@ def default_lot_id(material: str, supplier_lot: str) -> str:
     return f"{slug}/{supplier_lot.strip()}"
 
 
-def _holders(permission: Permission) -> str:
-    roles = [role.value for role in Role if permission in PERMISSIONS[role]]
-    return " or ".join(roles)
-
-
 class _Acting(NamedTuple):
     who: Authenticated
     act: Act
@@ -130,23 +124,9 @@ class _Acting(NamedTuple):
 
 def _check_actor(tx: SiteTx, acting: _Acting, permission: Permission) -> None:
     """The acting person, re-confirmed under the write lock, holds ``permission``."""
-    name = acting.who.account.name
-    confirmed = confirm_account(tx.conn, name)
-    cause = (
-        "unknown_account" if confirmed is None else account_refusal(confirmed[0], tx.wall_time_ns)
-    )
-    if confirmed is None or cause is not None:
-        raise acting.refused(
-            str(cause), f"{name} may not act: {cause}", error=PermissionRefusedError
-        )
-    roles = confirmed[0].roles
-    if Role.ADMINISTRATOR in roles or permission not in permissions_of(roles):
-        raise acting.refused(
-            "permission",
-            f"{name} ({', '.join(roles)}) may not {_VERB[acting.act]}: it needs"
-            f" {permission.value} ({_holders(permission)})",
-            error=PermissionRefusedError,
-        )
+    problem = actor_problem(tx, acting.who, permission, _VERB[acting.act])
+    if problem is not None:
+        raise acting.refused(*problem, error=PermissionRefusedError)
 
 
 def _lot(tx: SiteTx, acting: _Acting) -> LotRow:

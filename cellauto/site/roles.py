@@ -24,6 +24,7 @@ __all__ = [
     "PERMISSIONS",
     "Permission",
     "Role",
+    "holders",
     "permissions_of",
 ]
 
@@ -157,3 +158,8 @@ def permissions_of(roles: Iterable[str]) -> frozenset[Permission]:
         except ValueError:
             continue
     return frozenset(granted)
+
+
+def holders(permission: Permission) -> str:
+    """The roles holding ``permission``, in words (``"qa"``, ``"qc or qa"``)."""
+    return " or ".join(role.value for role in Role if permission in PERMISSIONS[role])
