@@ -68,6 +68,7 @@ _COMMAND_MODULES: tuple[tuple[str, str, dict[str, str]], ...] = (
         {"release": "QA's release or rejection of a batch (signed); --check: why not"},
     ),
     ("task_cmds", "add_parsers", {"tasks": "operator tasks", "answer": "answer a task"}),
+    ("alarm_cmds", "add_parsers", {"alarms": "the runs' alarms; acknowledge one"}),
     ("report_cmd", "add_parser", {"report": "the batch record of a run (HTML and PDF)"}),
     (
         "command_cmds",

@@ -11,6 +11,8 @@ Versions
     5: materials, lots, equipment and containers (:data:`CREATE_MATERIALS`).
     6: review and release: deviations, QC results, LIMS schemas, dispositions
     (:data:`CREATE_REVIEW`), and an index of the runs' ``deviation`` records.
+    7: alarm acknowledgements (:data:`CREATE_ALARMS`: ``alarm_acks``) and an index of the
+    runs' ``alarm`` records.
 
 A file of an older version is read as it is and becomes the current version in the
 transaction of its next run claim (:func:`cellauto.records._owners.claim`) or its first site write
@@ -28,6 +30,8 @@ from __future__ import annotations
 import sqlite3
 
 __all__ = [
+    "ALARM_STATEMENTS",
+    "CREATE_ALARMS",
     "CREATE_MATERIALS",
     "CREATE_OWNERS",
     "CREATE_REVIEW",
@@ -44,8 +48,8 @@ __all__ = [
     "upgrade",
 ]
 
-SCHEMA_VERSION = 6
-READABLE_VERSIONS = ("2", "3", "4", "5", "6")
+SCHEMA_VERSION = 7
+READABLE_VERSIONS = ("2", "3", "4", "5", "6", "7")
 
 CREATE_OWNERS = """
 CREATE TABLE IF NOT EXISTS run_owners (
@@ -276,6 +280,23 @@ the JSON :class:`~cellauto.records.lims_schema.LimsSchema`. ``qc_imports``: one 
 file imported for a run (the same file twice is refused). ``dispositions``: QA's one
 decision per run, ``decision`` released | rejected."""
 
+CREATE_ALARMS = """
+CREATE TABLE IF NOT EXISTS alarm_acks (
+    run_id TEXT NOT NULL, run_seq INTEGER NOT NULL, run_hash TEXT NOT NULL,
+    by_name TEXT NOT NULL, acked_wall_ns INTEGER NOT NULL,
+    source_seq INTEGER NOT NULL, source_hash TEXT NOT NULL,
+    PRIMARY KEY (run_id, run_seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS records_alarms ON records (run_id, seq) WHERE kind = 'alarm';
+"""
+"""The tables of version 7: ``alarm_acks``, one row per acknowledged run ``alarm`` record
+(``run_seq``/``run_hash``), set by its ``alarm_acknowledged`` site record (``source_*``)."""
+
+ALARM_STATEMENTS = tuple(
+    s.strip() for s in CREATE_ALARMS.split(";") if s.strip() and " ON records " not in s
+)
+"""The version 7 table statements (a replay's scratch database creates them)."""
+
 REVIEW_STATEMENTS = tuple(
     s.strip() for s in CREATE_REVIEW.split(";") if s.strip() and " ON records " not in s
 )
@@ -287,6 +308,7 @@ _SITE_STATEMENTS = (
     *(s.strip() for s in CREATE_SITE.split(";") if s.strip()),
     *MATERIAL_STATEMENTS,
     *(s.strip() for s in CREATE_REVIEW.split(";") if s.strip()),
+    *(s.strip() for s in CREATE_ALARMS.split(";") if s.strip()),
     *(s.strip() for s in _ROW_INDEXES.split(";") if s.strip()),
 )
 
@@ -294,7 +316,7 @@ _SITE_STATEMENTS = (
 def upgrade(conn: sqlite3.Connection) -> None:
     """Bring the file to :data:`SCHEMA_VERSION` inside the caller's write transaction.
 
-    Creates ``run_owners`` (version 3) and every version 4, 5 and 6 table and index that
+    Creates ``run_owners`` (version 3) and every version 4 to 7 table and index that
     is missing, and sets ``meta.schema_version``; a file already current is not changed.
     """
     if not conn.in_transaction:

@@ -14,6 +14,7 @@ from cellauto.errors import (
     JournalOpenError,
 )
 from cellauto.records._schema import (
+    CREATE_ALARMS,
     CREATE_MATERIALS,
     CREATE_OWNERS,
     CREATE_REVIEW,
@@ -61,6 +62,7 @@ CREATE TABLE IF NOT EXISTS ledger_head (
     + CREATE_SITE
     + CREATE_MATERIALS
     + CREATE_REVIEW
+    + CREATE_ALARMS
     + CREATE_SITE_ROW_INDEXES
 )
 

@@ -57,6 +57,7 @@ class SiteKind(StrEnum):
     LIMS_SCHEMA_DEFINED = "lims_schema_defined"
     BATCH_DISPOSED = "batch_disposed"
     REVIEW_ACT_REFUSED = "review_act_refused"
+    ALARM_ACKNOWLEDGED = "alarm_acknowledged"
 
 
 # -- parts ------------------------------------------------------------------------------

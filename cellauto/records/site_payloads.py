@@ -30,6 +30,7 @@ __all__ = [
     "AccountChangeRefused",
     "AccountChanged",
     "AccountCreated",
+    "AlarmAcknowledged",
     "Argon2Params",
     "PasswordChangeRefused",
     "PasswordChanged",
@@ -227,6 +228,19 @@ class SignatureRefused(SitePayload):
     detail: str = ""
 
 
+class AlarmAcknowledged(SitePayload):
+    """A person acknowledged a run's alarm, with a comment: an audited act of the person
+    (who, when, from where), not an electronic signature."""
+
+    kind: ClassVar[SiteKind] = SiteKind.ALARM_ACKNOWLEDGED
+    run_id: str
+    alarm: RecordRef
+    """The run's ``alarm`` record (chain ``run``, its seq and hash)."""
+    comment: str = Field(min_length=3, max_length=500)
+    session_id: str
+    """The session of the person (the console's or the web app's) the act came from."""
+
+
 class TaskAnswer(SitePayload):
     """A person's answer to an operator task of a run, signed by ``signature``."""
 
@@ -266,6 +280,7 @@ _PEOPLE_PAYLOADS: tuple[type[SitePayload], ...] = (
     SignatureRefused,
     TaskAnswer,
     RunCommandRequested,
+    AlarmAcknowledged,
 )
 
 SITE_PAYLOAD_TYPES: dict[SiteKind, type[SitePayload]] = {

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from cellauto.records._schema import (
+    ALARM_STATEMENTS,
     CREATE_MATERIALS,
     CREATE_SITE,
     CREATE_SITE_ROW_INDEXES,
@@ -57,7 +58,7 @@ class SimSite:
             raise ValueError("a simulated site needs an aware datetime (UTC)")
         self._conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
         self._conn.executescript(_META + CREATE_SITE + CREATE_MATERIALS + CREATE_SITE_ROW_INDEXES)
-        for statement in REVIEW_STATEMENTS:
+        for statement in (*REVIEW_STATEMENTS, *ALARM_STATEMENTS):
             self._conn.execute(statement)
         self.now = now.astimezone(UTC)
 

@@ -35,6 +35,7 @@ from cellauto.records.site_payloads import (
 )
 from cellauto.site._chain import VERIFY_HINT, stored_site_record
 from cellauto.site.policy import end_of_day_ns
+from cellauto.site.projection_alarms import apply_alarm_projection
 from cellauto.site.projection_materials import apply_material_projection
 from cellauto.site.projection_review import apply_review_projection
 
@@ -137,6 +138,7 @@ def apply_projection(
     apply_material_projection(conn, payload, ref)
     # rows derive from the record alone (its wall time included), so replay gives the same
     apply_review_projection(conn, payload, ref, wall_time_ns)
+    apply_alarm_projection(conn, payload, ref, wall_time_ns)
 
 
 def apply_account_effects(conn: sqlite3.Connection, payload: SitePayload, ref: SiteRef) -> None:

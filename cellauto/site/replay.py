@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from cellauto.errors import JournalError
-from cellauto.records._schema import MATERIAL_STATEMENTS, REVIEW_STATEMENTS
+from cellauto.records._schema import ALARM_STATEMENTS, MATERIAL_STATEMENTS, REVIEW_STATEMENTS
 from cellauto.records.refs import SiteRef
 from cellauto.records.site_payloads import (
     Signature,
@@ -33,6 +33,7 @@ from cellauto.site.projection import (
     concerns,
     json_list,
 )
+from cellauto.site.projection_alarms import alarms_problem
 from cellauto.site.projection_review import review_problem
 from cellauto.site.replay_deviations import deviations_problem
 from cellauto.site.replay_disposition import disposition_problem
@@ -69,7 +70,7 @@ def _scratch(conn: sqlite3.Connection) -> sqlite3.Connection:
     scratch.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
     for (sql,) in ddl:
         scratch.execute(sql)
-    for statement in (*MATERIAL_STATEMENTS, *REVIEW_STATEMENTS):  # older files: start empty
+    for statement in (*MATERIAL_STATEMENTS, *REVIEW_STATEMENTS, *ALARM_STATEMENTS):
         scratch.execute(statement)
     return scratch
 
@@ -200,6 +201,7 @@ def replay_problem(conn: sqlite3.Connection, records: Sequence[SiteRecordLike]) 
             or review_problem(conn, scratch)  # deviations, QC results, dispositions
             or disposition_problem(conn, records)  # each decision as its records say
             or deviations_problem(conn, records)  # the deviation workflow's rules
+            or alarms_problem(conn, scratch)  # alarm acknowledgements
             or qc_problem(conn, records)  # QC verdicts, OOS deviations, ids, verifiers
         )
     finally:

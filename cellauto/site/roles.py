@@ -72,6 +72,8 @@ class Permission(StrEnum):
     QC_INVALIDATE = "qc.invalidate"
     QC_SCHEMA = "qc.schema"
     """Define a LIMS export mapping."""
+    ALARM_ACKNOWLEDGE = "alarm.acknowledge"
+    """Acknowledge a run's alarm with a comment (an audited act, not a signature)."""
 
 
 _OPERATOR = frozenset(
@@ -83,6 +85,7 @@ _OPERATOR = frozenset(
         Permission.STEP_VERIFY,
         Permission.LOT_RECEIVE,
         Permission.DEVIATION_RAISE,
+        Permission.ALARM_ACKNOWLEDGE,
     }
 )
 
@@ -118,6 +121,7 @@ PERMISSIONS: Mapping[Role, frozenset[Permission]] = MappingProxyType(
                 Permission.QC_VERIFY,
                 Permission.QC_INVALIDATE,
                 Permission.QC_SCHEMA,
+                Permission.ALARM_ACKNOWLEDGE,
             }
         ),
         Role.QC: frozenset(

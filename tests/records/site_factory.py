@@ -15,6 +15,7 @@ TERMINAL = Terminal(host="bench-1", pid=4242, tty="pts/3", os_user="cellauto")
 V4_TABLES = ("site_records", "accounts", "credentials", "training", "tasks", "run_requests")
 V5_TABLES = ("materials", "lots", "lot_reservations", "lot_uses", "equipment", "containers")
 V6_TABLES = ("deviations", "qc_results", "lims_schemas", "qc_imports", "dispositions")
+V7_TABLES = ("alarm_acks",)
 
 
 def policy(min_password_length: int = 12, by: str = "admin") -> PolicySet:
@@ -43,7 +44,7 @@ def sealed_run(journal: Journal, run_id: str, records: int = 3) -> None:
 
 
 def old_journal(path: Path, version: int) -> Path:
-    """A journal of schema version 2, 3, 4 or 5 holding one sealed run ``old``.
+    """A journal of schema version 2 to 6 holding one sealed run ``old``.
 
     Written by this cellauto, then its tables cut back to those of that version (the
     DDL of every other table is unchanged since), and its version set; checkpointed, so
@@ -54,12 +55,16 @@ def old_journal(path: Path, version: int) -> Path:
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute("BEGIN")
-        dropped = {5: V6_TABLES, 4: (*V5_TABLES, *V6_TABLES)}.get(
-            version, (*V4_TABLES, *V5_TABLES, *V6_TABLES)
-        )
+        dropped = {
+            6: V7_TABLES,
+            5: (*V6_TABLES, *V7_TABLES),
+            4: (*V5_TABLES, *V6_TABLES, *V7_TABLES),
+        }.get(version, (*V4_TABLES, *V5_TABLES, *V6_TABLES, *V7_TABLES))
         for table in dropped:
             conn.execute(f"DROP TABLE {table}")
-        conn.execute("DROP INDEX records_deviations")
+        conn.execute("DROP INDEX records_alarms")
+        if version < 6:
+            conn.execute("DROP INDEX records_deviations")
         if version == 2:
             conn.execute("DROP TABLE run_owners")
         conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))

@@ -19,6 +19,7 @@ from tests.records.site_factory import (
     V4_TABLES,
     V5_TABLES,
     V6_TABLES,
+    V7_TABLES,
     files_of,
     old_journal,
     policy,
@@ -28,15 +29,16 @@ from tests.records.site_factory import (
 )
 
 
-def test_a_new_journal_is_version_6_with_every_table(journal_path: Path) -> None:
+def test_a_new_journal_is_version_7_with_every_table(journal_path: Path) -> None:
     with Journal(journal_path):
         pass
-    assert SCHEMA_VERSION == 6 and READABLE_VERSIONS == ("2", "3", "4", "5", "6")
-    assert schema_version(journal_path) == "6"
+    assert SCHEMA_VERSION == 7 and READABLE_VERSIONS == ("2", "3", "4", "5", "6", "7")
+    assert schema_version(journal_path) == "7"
     assert {
         *V4_TABLES,
         *V5_TABLES,
         *V6_TABLES,
+        *V7_TABLES,
         "run_owners",
         "records",
         "ledger",
@@ -45,7 +47,7 @@ def test_a_new_journal_is_version_6_with_every_table(journal_path: Path) -> None
     } <= tables_of(journal_path)
 
 
-@pytest.mark.parametrize("version", [2, 3, 4, 5])
+@pytest.mark.parametrize("version", [2, 3, 4, 5, 6])
 def test_an_old_journal_is_read_and_verified_without_a_write(tmp_path: Path, version: int) -> None:
     path = old_journal(tmp_path / "old.db", version)
     before = files_of(path)
@@ -62,28 +64,28 @@ def test_an_old_journal_is_read_and_verified_without_a_write(tmp_path: Path, ver
     assert files_of(path) == before
 
 
-@pytest.mark.parametrize("version", [2, 3, 4, 5])
-def test_an_old_journal_becomes_version_6_on_its_first_site_write(
+@pytest.mark.parametrize("version", [2, 3, 4, 5, 6])
+def test_an_old_journal_becomes_version_7_on_its_first_site_write(
     tmp_path: Path, version: int
 ) -> None:
     path = old_journal(tmp_path / "old.db", version)
     with SiteStore(path) as store, store.transaction() as tx:
         tx.append(policy())
-    assert schema_version(path) == "6"
-    assert {*V4_TABLES, *V5_TABLES, *V6_TABLES, "run_owners"} <= tables_of(path)
+    assert schema_version(path) == "7"
+    assert {*V4_TABLES, *V5_TABLES, *V6_TABLES, *V7_TABLES, "run_owners"} <= tables_of(path)
     with Journal(path, create=False) as journal:
         report = verify_journal(journal)
     assert report.intact, report
     assert report.site.records == 1
 
 
-@pytest.mark.parametrize("version", [2, 3, 4, 5])
-def test_an_old_journal_becomes_version_6_on_its_next_claim(tmp_path: Path, version: int) -> None:
+@pytest.mark.parametrize("version", [2, 3, 4, 5, 6])
+def test_an_old_journal_becomes_version_7_on_its_next_claim(tmp_path: Path, version: int) -> None:
     path = old_journal(tmp_path / "old.db", version)
     with Journal(path) as journal:
         sealed_run(journal, "new")
-    assert schema_version(path) == "6"
-    assert {*V4_TABLES, *V5_TABLES, *V6_TABLES, "run_owners"} <= tables_of(path)
+    assert schema_version(path) == "7"
+    assert {*V4_TABLES, *V5_TABLES, *V6_TABLES, *V7_TABLES, "run_owners"} <= tables_of(path)
     with SiteStore(path) as store, store.transaction() as tx:
         tx.append(policy())
     with Journal(path, create=False) as journal:
@@ -103,10 +105,10 @@ def test_a_newer_journal_is_refused(journal_path: Path) -> None:
     with Journal(journal_path):
         pass
     conn = sqlite3.connect(journal_path)
-    conn.execute("UPDATE meta SET value = '7' WHERE key = 'schema_version'")
+    conn.execute("UPDATE meta SET value = '8' WHERE key = 'schema_version'")
     conn.commit()
     conn.close()
-    with pytest.raises(JournalOpenError, match=r"schema version 7.*2, 3, 4, 5, 6"):
+    with pytest.raises(JournalOpenError, match=r"schema version 8.*2, 3, 4, 5, 6, 7"):
         SiteStore(journal_path)
-    with pytest.raises(JournalOpenError, match="schema version 7"):
+    with pytest.raises(JournalOpenError, match="schema version 8"):
         Journal(journal_path, create=False)

@@ -18,6 +18,7 @@ EXPECTED: dict[Role, set[Permission]] = {
         P.STEP_VERIFY,
         P.LOT_RECEIVE,
         P.DEVIATION_RAISE,
+        P.ALARM_ACKNOWLEDGE,
     },
     Role.SUPERVISOR: {
         P.RUN_START,
@@ -36,6 +37,7 @@ EXPECTED: dict[Role, set[Permission]] = {
         P.EQUIPMENT_MANAGE,
         P.DEVIATION_RAISE,
         P.DEVIATION_INVESTIGATE,
+        P.ALARM_ACKNOWLEDGE,
     },
     Role.QA: {
         P.RUN_HOLD,
@@ -53,6 +55,7 @@ EXPECTED: dict[Role, set[Permission]] = {
         P.QC_VERIFY,
         P.QC_INVALIDATE,
         P.QC_SCHEMA,
+        P.ALARM_ACKNOWLEDGE,
     },
     Role.QC: {P.QC_ENTER, P.QC_VERIFY, P.DEVIATION_RAISE},
     Role.ADMINISTRATOR: {P.USERS_MANAGE, P.POLICY_SET},
