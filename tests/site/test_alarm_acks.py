@@ -141,3 +141,21 @@ def test_the_cli_lists_and_acknowledges(
     assert "acknowledged by op.ann" in capsys.readouterr().out
     monkeypatch.setattr("sys.stdin", io.StringIO(own_password("op.ann") + "\n"))
     assert main([*argv, "--as", "op.ann", "--password-stdin", "--db", str(path)]) == 2
+
+
+def test_the_batch_record_says_which_alarms_were_acknowledged(line) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    from cellauto.review.report.batch_record import build_batch_record
+
+    path, run_id, site = line
+    with site.store.reading() as conn:
+        first = open_alarms(conn, run_id=run_id)[0]
+    acknowledge_alarm(site.store, site.sign_in("op.ann"), run_id, first.seq, comment="probe fixed")
+    with Journal(path, create=False) as journal:
+        record = build_batch_record(journal, run_id, generated_at=datetime(2026, 2, 1, tzinfo=UTC))
+    said = sorted(item.detail for item in record.review if item.category == "alarm")
+    assert said == [
+        "door opened during culture (not acknowledged)",
+        "pH probe drift suspected (acknowledged by op.ann: probe fixed)",
+    ]

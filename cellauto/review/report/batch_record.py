@@ -54,6 +54,7 @@ from cellauto.review.report.model import (
 from cellauto.review.report.series import build_series
 from cellauto.review.report.steps import appendix_rows, equipment_rows, material_rows, steps_of
 from cellauto.site._chain import StoredSiteRecord, stored_site_record, stored_site_records_where
+from cellauto.site.alarms import open_alarms
 from cellauto.site.replay import replay_problem
 
 __all__ = ["build_batch_record"]
@@ -308,6 +309,11 @@ def build_batch_record(journal: Journal, run_id: str, *, generated_at: datetime)
         plan=plan,
         corrections=corrections,
         verification=verification,
+        alarm_acks={
+            alarm.seq: f"{alarm.acked_by}: {alarm.comment}"
+            for alarm in open_alarms(conn, run_id=run_id, include_acknowledged=True)
+            if alarm.acked_by
+        },
     )
     steps, shown = steps_of(records)
     referenced = {item.anchor for item in review}

@@ -8,7 +8,7 @@ looked for.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from cellauto.records import payloads as rec
@@ -103,8 +103,11 @@ def _item(
     )
 
 
-def _run_items(records: Sequence[Record]) -> list[ReviewItem]:
+def _run_items(
+    records: Sequence[Record], acks: Mapping[int, str] | None = None
+) -> list[ReviewItem]:
     items: list[ReviewItem] = []
+    acks = acks or {}
     opened = {
         r.payload.task_id: r.payload for r in records if isinstance(r.payload, rec.TaskOpened)
     }
@@ -149,9 +152,13 @@ def _run_items(records: Sequence[Record]) -> list[ReviewItem]:
                     why = p.problem or f"observed {p.observed!r}, expected {p.expected!r}"
                     items.append(_item("identity", p.check, why, a, record=r))
             case rec.Alarm():
-                items.append(
-                    _item("alarm", f"{p.severity} alarm ({p.source})", p.message, a, record=r)
+                ack = acks.get(r.seq)
+                said = (
+                    f"{p.message} (acknowledged by {ack})"
+                    if ack
+                    else f"{p.message} (not acknowledged)"
                 )
+                items.append(_item("alarm", f"{p.severity} alarm ({p.source})", said, a, record=r))
                 if p.gap_started_process_time_s is not None:
                     items.append(
                         _item(
@@ -317,10 +324,13 @@ def review_items(
     plan: Sequence[PlanTest] | None,
     corrections: Sequence[Correction],
     verification: Verification,
+    alarm_acks: Mapping[int, str] | None = None,
 ) -> list[ReviewItem]:
     """Every item of review by exception: blocking first (a journal that does not verify
-    before all), then by time; items of no moment (a missing QC result) after the dated."""
-    items = _review_items(deviations, qc, plan, corrections, verification) + _run_items(records)
+    before all), then by time; items of no moment (a missing QC result) after the dated.
+    ``alarm_acks``: alarm record seq -> "who: comment" of its acknowledgement."""
+    items = _review_items(deviations, qc, plan, corrections, verification)
+    items += _run_items(records, alarm_acks)
     last = datetime.max.replace(tzinfo=UTC)
     return sorted(
         items,
