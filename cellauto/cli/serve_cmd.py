@@ -1,0 +1,101 @@
+"""``cellauto serve``: the operator and QA web app over a journal.
+
+Binds 127.0.0.1 unless told otherwise. Another host is served only over HTTPS
+(``--cert`` and ``--key``, PEM files): a plant network never sees passwords in plain
+text; ``--plain-http`` overrides that for a network the site has secured otherwise.
+``--port 0`` takes a free port. Once it listens, the first line on standard output is
+``serving URL``. Runs until interrupted (SIGINT or SIGTERM). Exit 2: bad input (no such
+journal, a certificate without its key, a non-loopback host over plain HTTP, the
+``[web]`` extra not installed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+from cellauto.errors import BadInputError
+
+__all__ = ["add_parser", "serve_command"]
+
+DEFAULT_DB = "cellauto.db"
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("serve", help="the operator and QA web app", description=__doc__)
+    p.add_argument("--db", default=DEFAULT_DB, help=f"journal file (default ./{DEFAULT_DB})")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (0: a free one; default 8000)")
+    p.add_argument("--cert", type=Path, metavar="PEM", help="TLS certificate (HTTPS)")
+    p.add_argument("--key", type=Path, metavar="PEM", help="TLS private key (HTTPS)")
+    p.add_argument(
+        "--plain-http",
+        action="store_true",
+        help="serve another host than this machine without HTTPS (not recommended)",
+    )
+    p.set_defaults(handler=serve_command)
+
+
+def _checked(args: argparse.Namespace) -> bool:
+    """Whether HTTPS is served; BadInputError for what cannot be served."""
+    from cellauto.web.config import is_loopback
+
+    if (args.cert is None) != (args.key is None):
+        raise BadInputError("give --cert and --key together (HTTPS), or neither")
+    for path in (args.cert, args.key):
+        if path is not None and not path.is_file():
+            raise BadInputError(f"{path} is not a file")
+    secure = args.cert is not None
+    if not secure and not is_loopback(args.host) and not args.plain_http:
+        raise BadInputError(
+            f"--host {args.host} is reachable from other machines: serve it over HTTPS"
+            " (--cert PEM --key PEM), or give --plain-http if the network is secured otherwise"
+        )
+    if not 0 <= args.port <= 65535:
+        raise BadInputError(f"--port {args.port} is not a port (0-65535)")
+    if not Path(args.db).is_file():
+        raise BadInputError(f"no journal at {args.db}; give --db PATH")
+    return secure
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    from cellauto.web import require_web_extra
+
+    require_web_extra()
+    secure = _checked(args)
+    import uvicorn
+
+    from cellauto.web.app import create_app
+    from cellauto.web.config import WebConfig
+
+    app = create_app(WebConfig(db=Path(args.db), secure=secure))
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        ssl_certfile=None if args.cert is None else str(args.cert),
+        ssl_keyfile=None if args.key is None else str(args.key),
+        proxy_headers=False,  # never trust X-Forwarded-For: the journaled address is the peer's
+        server_header=False,
+        date_header=False,
+        log_config=None,
+        lifespan="on",
+    )
+    scheme = "https" if secure else "http"
+
+    class Announcing(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            for listener in self.servers:
+                for sock in listener.sockets:
+                    host, port = sock.getsockname()[:2]
+                    shown = f"[{host}]" if ":" in host else host
+                    print(f"serving {scheme}://{shown}:{port}", flush=True)
+                    return
+
+    Announcing(config).run()
+    sys.stdout.flush()
+    return 0

@@ -1,0 +1,30 @@
+"""What a web app serves and how: the journal, TLS, the poll interval, trusted proxies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["LOOPBACK", "WebConfig", "is_loopback"]
+
+LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is this machine only (127.0.0.0/8, ::1, localhost)."""
+    return host in LOOPBACK or host.startswith("127.")
+
+
+class WebConfig(BaseModel):
+    """``db``: the journal; ``secure``: served over HTTPS (cookies ``Secure`` with the
+    ``__Host-`` prefix, HSTS); ``poll_s``: how often the journal is looked at for new
+    records; ``behind_proxy``: the reverse proxies whose forwarded client address is
+    trusted (none: the socket's peer is the journaled address)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    db: Path
+    secure: bool = False
+    poll_s: float = Field(0.1, gt=0, le=5)
+    behind_proxy: tuple[str, ...] = ()
