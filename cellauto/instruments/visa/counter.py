@@ -9,6 +9,7 @@ from cellauto.instruments.base import InstrumentIdentity, require_range
 from cellauto.instruments.cell_counter import CellCount, CellCounter
 from cellauto.instruments.materials import Sample
 from cellauto.instruments.visa._adapter import VisaAdapter, reply_model
+from cellauto.instruments.visa.overdue import Overdue
 from cellauto.instruments.visa.scpi_format import quote
 from cellauto.instruments.visa.scpi_reply import parse_int, parse_real, parse_record, parse_string
 from cellauto.instruments.visa.session import VisaSession
@@ -79,9 +80,9 @@ class VisaCellCounter(VisaAdapter, CellCounter):
         ]
         for command in commands:
             await self.session.command(command)
-        started = anyio.current_time()
+        overdue = Overdue(self.max_count_s, self.poll_interval_s)
         while await self.session.query("STAT:OPER:COND?", parse_int) & MEASURING_BIT:
-            if anyio.current_time() - started > self.max_count_s:
+            if overdue.seen_busy():
                 raise InstrumentError(
                     f"{self.session.where}: the count of {sample.sample_id!r} has not finished "
                     f"after {self.max_count_s:g} s; check the instrument (ABORt stops it)"

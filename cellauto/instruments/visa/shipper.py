@@ -17,6 +17,7 @@ from cellauto.instruments.dry_shipper import (
 )
 from cellauto.instruments.visa._adapter import VisaAdapter, reply_model
 from cellauto.instruments.visa.errors import ScpiInstrumentError, ScpiReplyError
+from cellauto.instruments.visa.overdue import Overdue
 from cellauto.instruments.visa.scpi_format import format_real, quote
 from cellauto.instruments.visa.scpi_reply import (
     parse_bool,
@@ -147,10 +148,10 @@ class VisaDryShipper(VisaAdapter, DryShipper):
         """Send a load, an unload or a charge, wait while the lid is open, raise what went
         wrong (``max_s``: how long the lid may stay open, default ``max_handling_s``)."""
         await self.session.command(command)
-        started = anyio.current_time()
         limit_s = self.max_handling_s if max_s is None else max_s
+        overdue = Overdue(limit_s, self.poll_interval_s)
         while await self.session.query("STAT:OPER:COND?", parse_int) & HANDLING_BIT:
-            if anyio.current_time() - started > limit_s:
+            if overdue.seen_busy():
                 raise InstrumentError(
                     f"{self.session.where}: the lid has been open for {container_id!r} for "
                     f"more than {limit_s:g} s; check the shipper"
