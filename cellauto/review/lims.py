@@ -34,7 +34,7 @@ from cellauto.records.site_payloads_review import (
     Verdict,
 )
 from cellauto.records.site_store import SiteStore, SiteTx
-from cellauto.review._acting import ReviewActing, check_actor, payload, sign_act
+from cellauto.review._acting import ReviewActing, check_actor, payload, run_review_act, sign_act
 from cellauto.review.ids import qc_result_id
 from cellauto.review.lims_parse import (
     LimsExport,
@@ -47,7 +47,7 @@ from cellauto.review.qc import Refuses, ended_run, open_oos_deviation
 from cellauto.review.qc_eval import QcInputError
 from cellauto.review.qc_run import Judged, RunFacts, judge
 from cellauto.review.read import lims_schema
-from cellauto.site._acts import run_act, today
+from cellauto.site._acts import today
 from cellauto.site.auth import Authenticated
 from cellauto.site.policy import current_policy
 from cellauto.site.roles import Permission
@@ -122,7 +122,7 @@ def define_schema(
         )
         return Defined(ref, signature, version)
 
-    return run_act(store, body)
+    return run_review_act(store, acting, body)
 
 
 def _body(run_id: str, row: LimsRow, number: int) -> QcResultBody:
@@ -298,7 +298,7 @@ def import_results(
         ]
         return _outcome(ref, signature, record, deviations)
 
-    return run_act(store, body)
+    return run_review_act(store, acting, body)
 
 
 def _validated(judged: Judged) -> QcResultBody:

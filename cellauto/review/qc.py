@@ -29,12 +29,12 @@ from cellauto.records.site_payloads_review import (
     SampleIdentity,
 )
 from cellauto.records.site_store import SiteStore, SiteTx
-from cellauto.review._acting import ReviewActing, check_actor, payload, sign_act
+from cellauto.review._acting import ReviewActing, check_actor, payload, run_review_act, sign_act
 from cellauto.review.ids import next_qc_result_id, next_site_deviation_id
 from cellauto.review.qc_eval import QcInputError, invalidation_problem, oos_title
 from cellauto.review.qc_run import Judged, RunFacts, judge, run_facts
 from cellauto.review.read import confirm_run_review, deviation_investigators, read_deviations
-from cellauto.site._acts import run_act, today
+from cellauto.site._acts import today
 from cellauto.site._chain import stored_site_record
 from cellauto.site.auth import Authenticated
 from cellauto.site.policy import current_policy
@@ -239,7 +239,7 @@ def add_result(
             deviation[1] if deviation else None,
         )
 
-    return run_act(store, body)
+    return run_review_act(store, acting, body)
 
 
 def _result_row(tx: SiteTx, acting: ReviewActing, result_id: str) -> tuple[str, ...]:
@@ -306,7 +306,7 @@ def verify_result(
         )
         return Signed(ref, signature)
 
-    return run_act(store, body)
+    return run_review_act(store, acting, body)
 
 
 def _check_investigation(
@@ -388,4 +388,4 @@ def invalidate_result(
         )
         return Signed(ref, signature)
 
-    return run_act(store, body)
+    return run_review_act(store, acting, body)

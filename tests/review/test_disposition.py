@@ -377,3 +377,22 @@ def test_coa_lines_carry_the_results_analyst_and_test_date(batch: Batch) -> None
     assert (lines["viability"].analyst, lines["viability"].tested_on) == ("L. Chen", TESTED_ON)
     assert (lines["endotoxin"].analyst, lines["endotoxin"].tested_on) == (None, None)
     assert _verify(batch) == ""
+
+
+def test_a_qc_act_on_an_edited_row_is_refused_and_journaled(batch: Batch) -> None:
+    from cellauto.review.qc import QcResultInput, add_result, verify_result
+
+    entry = QcResultInput(
+        test="viability", sample_id="S-1", method="7-AAD", analyst="L. Chen",
+        tested_on="2026-01-20", instrument="FLOW-02", value=91.0, unit="%",
+    )  # fmt: skip
+    done = add_result(batch.store, batch.site.sign_in("lab.chen"), batch.run_id, entry)
+    conn = sqlite3.connect(batch.path)
+    conn.execute("UPDATE qc_results SET value = 95.0")
+    conn.commit()
+    conn.close()
+    head = batch.site.head()
+    with pytest.raises(ReviewRefusedError, match="not what its site records say"):
+        verify_result(batch.store, batch.site.sign_in("lab.ito"), done.result_id)
+    refusals = [r for r in batch.site.new_records(head) if isinstance(r, ReviewActRefused)]
+    assert [r.cause for r in refusals] == ["journal_not_verifying"]
