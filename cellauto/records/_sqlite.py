@@ -127,8 +127,13 @@ class LedgerHead(NamedTuple):
     signature: str
 
 
-def connect(path: Path, *, create: bool, timeout_s: float) -> sqlite3.Connection:
+def connect(
+    path: Path, *, create: bool, timeout_s: float, any_thread: bool = False
+) -> sqlite3.Connection:
     """Open (and with ``create``, create) the journal at ``path``, in WAL mode.
+
+    ``any_thread``: the connection may be used from another thread than the one that
+    opened it (one thread at a time: the caller serializes, as the web app's pools do).
 
     An existing file is checked first (``PRAGMA quick_check``), before any statement
     that could write to it: a damaged file, or one that is not a database, is refused
@@ -140,7 +145,13 @@ def connect(path: Path, *, create: bool, timeout_s: float) -> sqlite3.Connection
         )
     uri = f"{path.resolve().as_uri()}?mode={'rwc' if create else 'rw'}"
     try:
-        conn = sqlite3.connect(uri, uri=True, timeout=timeout_s, isolation_level=None)
+        conn = sqlite3.connect(
+            uri,
+            uri=True,
+            timeout=timeout_s,
+            isolation_level=None,
+            check_same_thread=not any_thread,
+        )
     except sqlite3.Error as exc:
         raise JournalOpenError(
             f"cannot open journal {path}: {exc} (does its folder exist and may it be written?)"

@@ -141,7 +141,8 @@ class Journal(RunOwnership, JournalReading):
     doc) signs the ledger; ``anchors`` sets how often running runs are anchored.
     ``owner_stale_s``: real seconds without a heartbeat after which another
     controller's claim on a run counts as gone (default ``$CELLAUTO_OWNER_STALE_S``,
-    else 30 s).
+    else 30 s). ``any_thread``: the journal may be used from a thread other than the
+    one that opened it, one thread at a time (the web app's connection pools).
     """
 
     def __init__(
@@ -154,11 +155,12 @@ class Journal(RunOwnership, JournalReading):
         anchors: AnchorPolicy | None = None,
         window_s: float = COMMIT_WINDOW_S,
         owner_stale_s: float | None = None,
+        any_thread: bool = False,
     ) -> None:
         self._path = Path(path)
         self._stale_s = _owners.stale_interval_s(owner_stale_s)  # refused before opening
         self._conn: sqlite3.Connection | None = _sqlite.connect(
-            self._path, create=create, timeout_s=timeout_s
+            self._path, create=create, timeout_s=timeout_s, any_thread=any_thread
         )
         self._timeout_s = timeout_s
         self._window_s = window_s

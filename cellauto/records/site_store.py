@@ -102,11 +102,12 @@ class SiteStore:
         signing_key: Signer | str | os.PathLike[str] | None = None,
         create: bool = False,
         timeout_s: float = 5.0,
+        any_thread: bool = False,
     ) -> None:
         self._path = Path(path)
         self._project = project
         self._conn: sqlite3.Connection | None = _sqlite.connect(
-            self._path, create=create, timeout_s=timeout_s
+            self._path, create=create, timeout_s=timeout_s, any_thread=any_thread
         )
         self._in_tx = False
         try:

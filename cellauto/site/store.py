@@ -21,10 +21,17 @@ def open_site_store(
     *,
     create: bool = False,
     signing_key: Signer | str | os.PathLike[str] | None = None,
+    any_thread: bool = False,
 ) -> SiteStore:
     """The journal at ``path`` opened to write site records, projected by
     :func:`~cellauto.site.projection.apply_projection`."""
-    return SiteStore(Path(path), project=apply_projection, signing_key=signing_key, create=create)
+    return SiteStore(
+        Path(path),
+        project=apply_projection,
+        signing_key=signing_key,
+        create=create,
+        any_thread=any_thread,
+    )
 
 
 def _tty() -> str | None:

@@ -17,9 +17,11 @@ class FormError(Exception):
 
 
 async def read_form(request: Request) -> dict[str, str]:
-    """The posted fields; FormError for another content type, a body over the limit, or a
-    field given twice."""
+    """The posted fields (none for an empty body); FormError for another content type,
+    a body over the limit, or a field given twice."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if not kind and request.headers.get("content-length", "0") == "0":
+        return {}  # a form without fields (a button alone)
     if kind != "application/x-www-form-urlencoded":
         raise FormError(f"a form is posted as application/x-www-form-urlencoded, not {kind!r}")
     body = b""

@@ -33,6 +33,11 @@ class WebSession:
     roles: tuple[str, ...]
     csrf: str
     remote_address: str | None
+    signed_once: bool = False
+    """A signature stood in this session: its person now signs with the password alone
+    (until then with user name and password, Part 11 §11.200(a)(1)(i))."""
+    flash: str | None = None
+    """A one-shot message for the next page (what the last act did)."""
 
     @property
     def account(self) -> str:
@@ -64,6 +69,20 @@ class SessionTable:
         """Forget the session of ``token`` (the caller journals its close)."""
         with self._lock:
             return self._by_digest.pop(_digest(token), None)
+
+    def open_sessions(self) -> list[WebSession]:
+        """Every open session (for closing them at shutdown, or idle ones)."""
+        with self._lock:
+            return list(self._by_digest.values())
+
+    def drop_session(self, web: WebSession) -> bool:
+        """Forget ``web`` wherever it is kept; False when it was gone already."""
+        with self._lock:
+            for digest, held in list(self._by_digest.items()):
+                if held is web:
+                    del self._by_digest[digest]
+                    return True
+        return False
 
     def __len__(self) -> int:
         with self._lock:

@@ -27,11 +27,12 @@ from cellauto.records import Journal
 from cellauto.records.verify import verify_journal
 from cellauto.review.report.model import SECTIONS
 from cellauto.site.replay import replay_problem
+from tests.browser import CHROMIUM
 from tests.cli.people import People, own
 from tests.review.conftest import Batch, batch, batch_template
 from tests.site.conftest import cli
 
-from .test_report_browser import CHROMIUM, SCREENSHOT, screenshot
+from .test_report_browser import SCREENSHOT, screenshot
 
 __all__ = ["batch", "batch_template", "cli"]  # fixtures
 

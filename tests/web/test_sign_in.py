@@ -7,53 +7,23 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
 from starlette.testclient import TestClient
 
-from cellauto.records.site_chain import read_site_records
 from cellauto.records.site_payloads import SessionClosed, SessionOpened, SignInFailed
-from cellauto.site.accounts import bootstrap
-from cellauto.site.store import open_site_store
-from cellauto.web.app import create_app
-from cellauto.web.config import WebConfig
-from tests.site.chain import POLICY, TERMINAL
-from tests.site.conftest import ROOT_PASSWORD, Site, own_password
-
-ORIGIN = {"origin": "http://testserver"}
-
-
-@pytest.fixture
-def journal(tmp_path: Path) -> Path:
-    path = tmp_path / "line.db"
-    with open_site_store(path, create=True) as store:
-        bootstrap(store, "root", "Rita Admin", ROOT_PASSWORD, policy=POLICY, terminal=TERMINAL)
-        site = Site(store)
-        site.add("ann", "operator")
-        site.add("olga", "operator")
-    return path
-
-
-@pytest.fixture
-def client(journal: Path) -> TestClient:
-    return TestClient(create_app(WebConfig(db=journal)))
+from tests.site.conftest import own_password
+from tests.web.conftest import ORIGIN, Browser, site_records
 
 
 def _site_records(path: Path) -> list[object]:
-    with open_site_store(path) as store, store.reading() as conn:
-        return [r.payload for r in read_site_records(conn)]
+    return list(site_records(path))
 
 
 def _login_token(client: TestClient) -> str:
-    page = client.get("/login")
-    found = re.search(r'name="csrf_login" value="([^"]+)"', page.text)
-    assert found is not None
-    return found.group(1)
+    return Browser(client).login_token()
 
 
 def _sign_in(client: TestClient, name: str, password: str) -> object:
-    token = _login_token(client)
-    form = {"csrf_login": token, "name": name, "password": password}
-    return client.post("/login", data=form, headers=ORIGIN, follow_redirects=False)
+    return Browser(client).sign_in(name, password)
 
 
 def test_a_sign_in_opens_a_journaled_session_in_a_strict_cookie(

@@ -1,0 +1,105 @@
+"""Signing in and out.
+
+Signing in is the site's own :func:`~cellauto.site.auth.authenticate` (lockout, expiry,
+every failure journaled) and opens a session journaled with the browser's address; the
+browser gets a random token in an ``HttpOnly; SameSite=Strict`` cookie (``__Host-`` and
+``Secure`` over HTTPS). The sign-in form carries a pre-session token of its own, kept in
+a cookie (double submit), since there is no session yet to hold one.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from starlette.responses import RedirectResponse, Response
+
+from cellauto.errors import AuthenticationError, CellautoError
+from cellauto.records.site_store import SiteStore
+from cellauto.site.auth import authenticate, close_session, open_session
+from cellauto.web.context import Ctx
+from cellauto.web.guard import token_matches
+from cellauto.web.routes_table import RouteSpec
+from cellauto.web.sessions import WebSession
+
+__all__ = ["ROUTES"]
+
+PRE = "cellauto_pre"
+
+
+async def _form(ctx: Ctx, message: str = "", status: int = 200) -> Response:
+    # the browser's own token is kept while it has one: a second tab (or the browser's
+    # request for a favicon, sent here) must not void the form already on screen
+    held = ctx.request.cookies.get(PRE, "")
+    token = held if len(held) == 32 and held.isascii() else secrets.token_urlsafe(24)
+    response = await ctx.page(
+        "login.html",
+        status,
+        secure=ctx.app.config.secure,
+        csrf_login=token,
+        message=message,
+    )
+    response.set_cookie(
+        PRE, token, httponly=True, samesite="strict", secure=ctx.app.config.secure, path="/"
+    )
+    return response
+
+
+async def login_page(ctx: Ctx) -> Response:
+    message = (
+        "Your session ended after a time unused; sign in again."
+        if "idle" in (ctx.request.query_params)
+        else ""
+    )
+    return await _form(ctx, message)
+
+
+async def login(ctx: Ctx) -> Response:
+    if not token_matches(ctx.form.get("csrf_login"), ctx.request.cookies.get(PRE)):
+        return await _form(ctx, "The sign-in form expired; sign in again.", 403)
+    name, password = ctx.form.get("name", "").strip(), ctx.form.get("password", "")
+    address, terminal = ctx.address, ctx.terminal
+
+    def sign_in(store: SiteStore) -> WebSession:
+        who = authenticate(store, name, password, purpose="web app sign-in", terminal=terminal)
+        session = open_session(store, who, purpose="web app")
+        return WebSession(
+            session=session,
+            full_name=who.account.full_name,
+            roles=tuple(who.account.roles),
+            csrf=secrets.token_urlsafe(32),
+            remote_address=address,
+        )
+
+    try:
+        web = await ctx.write(sign_in)
+    except AuthenticationError:
+        return await _form(ctx, "The user name or the password is wrong.", 401)
+    except CellautoError as exc:  # locked, disabled, expired: the site's own words
+        return await _form(ctx, str(exc), 403)
+    response = RedirectResponse("/", status_code=303)
+    response.set_cookie(
+        ctx.app.cookie,
+        ctx.app.sessions.create(web),
+        httponly=True,
+        samesite="strict",
+        secure=ctx.app.config.secure,
+        path="/",
+    )
+    response.delete_cookie(PRE, path="/")
+    return response
+
+
+async def logout(ctx: Ctx) -> Response:
+    web, terminal = ctx.me, ctx.terminal
+    if ctx.app.sessions.drop_session(web):
+        await ctx.write(lambda store: close_session(store, web.session, "exit", terminal))
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(ctx.app.cookie, path="/")
+    return response
+
+
+ROUTES = (
+    RouteSpec("/login", "GET", login_page, "public"),
+    RouteSpec("/login", "POST", login, "public"),
+    RouteSpec("/logout", "POST", logout, "session"),
+)

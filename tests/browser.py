@@ -1,0 +1,29 @@
+"""Debian's Chromium under Playwright, for the tests that look at a page in a real browser
+(never a downloaded browser: none can be fetched at run time). A test module that uses
+it skips when Playwright or /usr/bin/chromium is missing; CI installs both."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def launch(playwright: Any, profile: Path, **options: Any) -> Any:
+    """A Chromium context with a fresh profile folder of its own (Chromium as root needs
+    ``--no-sandbox``; a persistent context keeps nothing between tests)."""
+    options.setdefault("viewport", {"width": 1280, "height": 800})
+    return playwright.chromium.launch_persistent_context(
+        str(profile), executable_path=str(CHROMIUM), headless=True, args=FLAGS, **options
+    )
