@@ -1,0 +1,1 @@
+// Notifications of new operator tasks: see docs/web.md, "Operator tasks and alarms".
