@@ -72,6 +72,9 @@ def test_tasks_answered_with_signatures_from_two_sessions(
             expect(card).to_contain_text("Weld the feed bag to the set.")
             card.locator("input[name=signer]").fill("alice")
             card.locator("input[name=password]").fill(password("alice"))
+            _event(alice, "counts")  # the line changed while she signs: her form is kept
+            expect(alice.locator("#task-cards")).to_have_attribute("data-stale", "1")
+            expect(card.locator("input[name=signer]")).to_have_value("alice")
             card.get_by_role("button", name="Confirm").click()
             expect(alice.locator(".flash")).to_contain_text(
                 "performed and signed — waiting for the controller"
