@@ -77,9 +77,7 @@ def test_an_operator_is_refused_a_release(served: tuple[Ready, Server], tmp_path
             context.close()
     new = site_records(ready.path)[before:]
     refused = [p for p in new if isinstance(p, SignatureRefused)]
-    assert [(p.name, p.cause, p.run_id) for p in refused] == [
-        ("alice", "permission", ready.run_id)
-    ]
+    assert [(p.name, p.cause, p.run_id) for p in refused] == [("alice", "permission", ready.run_id)]
     assert refused[0].terminal.remote_address == "127.0.0.1"
     assert not [p for p in new if isinstance(p, BatchDisposed | SignInFailed)]
 
