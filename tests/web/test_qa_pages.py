@@ -13,7 +13,12 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from cellauto.records.site_payloads import Signature, SignatureRefused, SignInFailed
+from cellauto.records.site_payloads import (
+    RunCommandRequested,
+    Signature,
+    SignatureRefused,
+    SignInFailed,
+)
 from cellauto.records.site_payloads_review import (
     BatchDisposed,
     DeviationClassified,
@@ -28,6 +33,8 @@ from cellauto.records.site_payloads_review import (
 from cellauto.web.app import create_app
 from cellauto.web.config import WebConfig
 from cellauto.web.routes.qa_report import REPORT_CSP
+from tests.review.conftest import Batch
+from tests.review.devs import make_active
 from tests.web.conftest import ORIGIN, Browser, site_records
 from tests.web.qa_batch import Ready, batch_template, ready, ready_template
 
@@ -313,3 +320,59 @@ def test_an_operator_may_not_release_and_the_refusal_is_journaled(
     assert isinstance(record, SignatureRefused)
     assert (record.name, record.cause, record.run_id) == ("alice", "permission", ready.run_id)
     assert ORIGIN  # the posts above came from this app's origin
+
+
+def test_a_deviation_raised_in_error_is_withdrawn(app: TestClient, ready: Ready) -> None:
+    alice, quinn = Person(app, "alice"), Person(app, "quinn")
+    raised = alice.sign(
+        f"/runs/{ready.run_id}/deviations",
+        {"title": "wrong batch", "description": "meant for another batch", "step": "expand"},
+    )
+    url = raised.headers["location"]  # type: ignore[attr-defined]
+    withdrawn = quinn.sign(f"{url}/withdraw", {"cause": "raised on the wrong batch"})
+    assert withdrawn.status_code == 303  # type: ignore[attr-defined]
+    page = _text(quinn.client.get(url).text)
+    assert "withdrawn by quinn" in page and "nothing more may be done" in page
+    assert "step expand" in page
+
+
+def test_a_deviation_on_an_active_run_requests_its_hold(app: TestClient, ready: Ready) -> None:
+    make_active(Batch(ready.path, ready.run_id, None))  # type: ignore[arg-type]
+    alice = Person(app, "alice")
+    since = len(site_records(ready.path))
+    raised = alice.sign(
+        f"/runs/{ready.run_id}/deviations",
+        {"title": "bag leaking", "description": "drops at the sample port", "hold": "1"},
+    )
+    assert raised.status_code == 303  # type: ignore[attr-defined]
+    assert "Hold of the run was requested" in _text(
+        alice.client.get(raised.headers["location"]).text  # type: ignore[attr-defined]
+    )
+    (hold,) = [p for p in _new(ready.path, since) if isinstance(p, RunCommandRequested)]
+    assert (hold.command, hold.run_id, hold.by) == ("hold", ready.run_id, "alice")
+
+
+def test_a_batch_rejected_with_its_reason(app: TestClient, ready: Ready) -> None:
+    quinn = Person(app, "quinn")
+    url = f"/runs/{ready.run_id}/release"
+    rejected = quinn.sign(url, {"decision": "reject", "reason": "potency in doubt"})
+    assert rejected.status_code == 303  # type: ignore[attr-defined]
+    assert "rejected by quinn" in _text(quinn.client.get(url).text)
+    (disposed,) = [p for p in site_records(ready.path) if isinstance(p, BatchDisposed)]
+    assert (disposed.decision, disposed.reason) == ("rejected", "potency in doubt")
+
+
+def test_without_the_report_extra_the_page_says_what_to_install(
+    app: TestClient, ready: Ready, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "matplotlib" else real(name, *a),
+    )
+    alice = Person(app, "alice")
+    missing = alice.client.get(f"/runs/{ready.run_id}/report")
+    assert missing.status_code == 422 and "cellauto[report]" in missing.text
