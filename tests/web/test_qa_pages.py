@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from starlette.testclient import TestClient
 
@@ -36,6 +37,7 @@ from cellauto.web.routes.qa_report import REPORT_CSP
 from tests.review.conftest import Batch
 from tests.review.devs import make_active
 from tests.web.conftest import ORIGIN, Browser, site_records
+from tests.web.harness import password
 from tests.web.qa_batch import Ready, batch_template, ready, ready_template
 
 __all__ = ["batch_template", "ready", "ready_template"]  # fixtures
@@ -58,9 +60,7 @@ class Person(Browser):
         assert self.sign_in(name).status_code == 303
         self.signed = False
 
-    def sign(self, path: str, data: dict[str, str]) -> object:
-        from tests.web.harness import password
-
+    def sign(self, path: str, data: dict[str, str]) -> httpx.Response:
         form = {"password": password(self.name), **data}
         if not self.signed:
             form["signer"] = self.name
@@ -114,7 +114,7 @@ def test_a_deviation_raised_investigated_and_closed_with_segregation_of_duties(
         {"title": "bag label smudged", "description": "the final bag's label is smudged"},
     )
     deviation = f"DEV-{run[:12]}-S01"
-    assert (raised.status_code, raised.headers["location"]) == (  # type: ignore[attr-defined]
+    assert (raised.status_code, raised.headers["location"]) == (
         303,
         f"/qa/deviations/{deviation}",
     )
@@ -127,7 +127,7 @@ def test_a_deviation_raised_investigated_and_closed_with_segregation_of_duties(
             {"classification": "major", "impact_assessment": "the label only, not the bag"},
         ).status_code
         == 303
-    )  # type: ignore[attr-defined]
+    )
     investigated = quinn.sign(
         f"{url}/investigate",
         {
@@ -140,12 +140,12 @@ def test_a_deviation_raised_investigated_and_closed_with_segregation_of_duties(
             "evidence_size_1": "48213",
         },
     )
-    assert investigated.status_code == 303  # type: ignore[attr-defined]
+    assert investigated.status_code == 303
     closing = {"conclusion": "the printer ribbon was replaced", "capa": "CAPA-2026-0042"}
     refused = quinn.sign(f"{url}/close", closing)
-    assert refused.status_code == 422  # type: ignore[attr-defined]
-    assert "quinn investigated" in refused.text  # type: ignore[attr-defined]
-    assert lee.sign(f"{url}/close", closing).status_code == 303  # type: ignore[attr-defined]
+    assert refused.status_code == 422
+    assert "quinn investigated" in refused.text
+    assert lee.sign(f"{url}/close", closing).status_code == 303
     new = _new(db, since)
     acts = [type(p) for p in new if not isinstance(p, Signature | SignInFailed)]
     assert acts == [
@@ -182,16 +182,16 @@ def test_state_refusals_are_journaled_and_bad_input_writes_nothing(
     closed = f"/qa/deviations/DEV-{run[:12]}-01"
     since = len(site_records(db))
     bad = quinn.sign(f"{closed}/classify", {"classification": "huge", "impact_assessment": "x"})
-    assert bad.status_code == 422 and "classification" in bad.text  # type: ignore[attr-defined]
+    assert bad.status_code == 422 and "classification" in bad.text
     assert _new(db, since) == []  # not even the password was checked
     withdrawn = quinn.sign(f"{closed}/withdraw", {"cause": "raised in error"})
-    assert withdrawn.status_code == 422  # type: ignore[attr-defined]
-    assert "nothing more may be done" in withdrawn.text  # type: ignore[attr-defined]
+    assert withdrawn.status_code == 422
+    assert "nothing more may be done" in withdrawn.text
     held = alice.sign(
         f"/runs/{run}/deviations",
         {"title": "a late thought", "description": "hold it for a check", "hold": "1"},
     )
-    assert held.status_code == 422 and "has ended" in held.text  # type: ignore[attr-defined]
+    assert held.status_code == 422 and "has ended" in held.text
     causes = [p.cause for p in _new(db, since) if isinstance(p, ReviewActRefused)]
     assert causes == ["closed", "run_ended"]
 
@@ -228,19 +228,19 @@ def test_qc_results_entered_verified_by_another_and_invalidated(
     first = f"QC-{run[:12]}-viability-01"
     since = len(site_records(db))
     again = quentin.sign(f"/runs/{run}/qc", _qc_entry())
-    assert again.status_code == 422 and first in again.text  # type: ignore[attr-defined]
+    assert again.status_code == 422 and first in again.text
     assert (
         quinn.sign(
             f"/qa/qc/{first}/invalidate", {"cause": "sample mislabelled at the lab"}
         ).status_code
         == 303
-    )  # type: ignore[attr-defined]
+    )
     entered = quentin.sign(f"/runs/{run}/qc", _qc_entry())
-    assert entered.status_code == 303  # type: ignore[attr-defined]
+    assert entered.status_code == 303
     second = f"QC-{run[:12]}-viability-02"
     own = quentin.sign(f"/qa/qc/{second}/verify", {})
-    assert own.status_code == 422 and "may not verify" in own.text  # type: ignore[attr-defined]
-    assert quinn.sign(f"/qa/qc/{second}/verify", {}).status_code == 303  # type: ignore[attr-defined]
+    assert own.status_code == 422 and "may not verify" in own.text
+    assert quinn.sign(f"/qa/qc/{second}/verify", {}).status_code == 303
     page = quinn.client.get(f"/qa/qc?run={run}").text
     start = page.index(f'id="{second}"')
     row = _text(page[start : page.index("</tr>", start)])
@@ -265,33 +265,33 @@ def test_release_refused_with_every_reason_then_released_once(
     quinn = Person(app, "quinn")
     url = f"/runs/{run}/release"
     unsure = quinn.sign(url, {"decision": "reject"})
-    assert unsure.status_code == 422 and "needs a reason" in unsure.text  # type: ignore[attr-defined]
+    assert unsure.status_code == 422 and "needs a reason" in unsure.text
     quinn.sign(
         f"/qa/qc/QC-{run[:12]}-viability-01/invalidate", {"cause": "lab error found in the count"}
     )
     since = len(site_records(db))
     refused = quinn.sign(url, {"decision": "release"})
-    assert refused.status_code == 409  # type: ignore[attr-defined]
-    assert "qc_missing" in refused.text and "viability" in refused.text  # type: ignore[attr-defined]
+    assert refused.status_code == 409
+    assert "qc_missing" in refused.text and "viability" in refused.text
     (refusal,) = [p for p in _new(db, since) if isinstance(p, ReviewActRefused)]
     assert [r.code for r in refusal.reasons] == ["qc_missing"]
     assert not any(isinstance(p, BatchDisposed) for p in site_records(db))
     checked = _text(quinn.client.get(f"{url}?check=1").text)
     assert "1 reason stand" in checked and "qc_missing" in checked
     quentin = Person(app, "quentin")
-    assert quentin.sign(f"/runs/{run}/qc", _qc_entry()).status_code == 303  # type: ignore[attr-defined]
+    assert quentin.sign(f"/runs/{run}/qc", _qc_entry()).status_code == 303
     lee = Person(app, "qa.lee")
     second = f"QC-{run[:12]}-viability-02"
-    assert lee.sign(f"/qa/qc/{second}/verify", {}).status_code == 303  # type: ignore[attr-defined]
+    assert lee.sign(f"/qa/qc/{second}/verify", {}).status_code == 303
     assert "nothing stands against release" in quinn.client.get(f"{url}?check=1").text
     released = quinn.sign(url, {"decision": "release"})
-    assert released.status_code == 303  # type: ignore[attr-defined]
+    assert released.status_code == 303
     page = _text(quinn.client.get(url).text)
     assert "released by quinn" in page and 'value="release"' not in page
     (disposed,) = [p for p in site_records(db) if isinstance(p, BatchDisposed)]
     assert (disposed.by, disposed.decision) == ("quinn", "released")
     twice = quinn.sign(url, {"decision": "reject", "reason": "second thoughts"})
-    assert twice.status_code == 409 and "already" in twice.text  # type: ignore[attr-defined]
+    assert twice.status_code == 409 and "already" in twice.text
 
 
 def test_the_batch_record_has_its_own_policy_and_a_pdf(app: TestClient, ready: Ready) -> None:
@@ -328,9 +328,9 @@ def test_a_deviation_raised_in_error_is_withdrawn(app: TestClient, ready: Ready)
         f"/runs/{ready.run_id}/deviations",
         {"title": "wrong batch", "description": "meant for another batch", "step": "expand"},
     )
-    url = raised.headers["location"]  # type: ignore[attr-defined]
+    url = raised.headers["location"]
     withdrawn = quinn.sign(f"{url}/withdraw", {"cause": "raised on the wrong batch"})
-    assert withdrawn.status_code == 303  # type: ignore[attr-defined]
+    assert withdrawn.status_code == 303
     page = _text(quinn.client.get(url).text)
     assert "withdrawn by quinn" in page and "nothing more may be done" in page
     assert "step expand" in page
@@ -344,9 +344,9 @@ def test_a_deviation_on_an_active_run_requests_its_hold(app: TestClient, ready: 
         f"/runs/{ready.run_id}/deviations",
         {"title": "bag leaking", "description": "drops at the sample port", "hold": "1"},
     )
-    assert raised.status_code == 303  # type: ignore[attr-defined]
+    assert raised.status_code == 303
     assert "Hold of the run was requested" in _text(
-        alice.client.get(raised.headers["location"]).text  # type: ignore[attr-defined]
+        alice.client.get(raised.headers["location"]).text
     )
     (hold,) = [p for p in _new(ready.path, since) if isinstance(p, RunCommandRequested)]
     assert (hold.command, hold.run_id, hold.by) == ("hold", ready.run_id, "alice")
@@ -356,7 +356,7 @@ def test_a_batch_rejected_with_its_reason(app: TestClient, ready: Ready) -> None
     quinn = Person(app, "quinn")
     url = f"/runs/{ready.run_id}/release"
     rejected = quinn.sign(url, {"decision": "reject", "reason": "potency in doubt"})
-    assert rejected.status_code == 303  # type: ignore[attr-defined]
+    assert rejected.status_code == 303
     assert "rejected by quinn" in _text(quinn.client.get(url).text)
     (disposed,) = [p for p in site_records(ready.path) if isinstance(p, BatchDisposed)]
     assert (disposed.decision, disposed.reason) == ("rejected", "potency in doubt")
