@@ -143,7 +143,7 @@ def test_a_deviation_raised_investigated_and_closed_with_segregation_of_duties(
     assert investigated.status_code == 303
     closing = {"conclusion": "the printer ribbon was replaced", "capa": "CAPA-2026-0042"}
     refused = quinn.sign(f"{url}/close", closing)
-    assert refused.status_code == 422
+    assert refused.status_code == 409
     assert "quinn investigated" in refused.text
     assert lee.sign(f"{url}/close", closing).status_code == 303
     new = _new(db, since)
@@ -185,13 +185,13 @@ def test_state_refusals_are_journaled_and_bad_input_writes_nothing(
     assert bad.status_code == 422 and "classification" in bad.text
     assert _new(db, since) == []  # not even the password was checked
     withdrawn = quinn.sign(f"{closed}/withdraw", {"cause": "raised in error"})
-    assert withdrawn.status_code == 422
+    assert withdrawn.status_code == 409
     assert "nothing more may be done" in withdrawn.text
     held = alice.sign(
         f"/runs/{run}/deviations",
         {"title": "a late thought", "description": "hold it for a check", "hold": "1"},
     )
-    assert held.status_code == 422 and "has ended" in held.text
+    assert held.status_code == 409 and "has ended" in held.text
     causes = [p.cause for p in _new(db, since) if isinstance(p, ReviewActRefused)]
     assert causes == ["closed", "run_ended"]
 
@@ -228,7 +228,7 @@ def test_qc_results_entered_verified_by_another_and_invalidated(
     first = f"QC-{run[:12]}-viability-01"
     since = len(site_records(db))
     again = quentin.sign(f"/runs/{run}/qc", _qc_entry())
-    assert again.status_code == 422 and first in again.text
+    assert again.status_code == 409 and first in again.text
     assert (
         quinn.sign(
             f"/qa/qc/{first}/invalidate", {"cause": "sample mislabelled at the lab"}
@@ -239,7 +239,7 @@ def test_qc_results_entered_verified_by_another_and_invalidated(
     assert entered.status_code == 303
     second = f"QC-{run[:12]}-viability-02"
     own = quentin.sign(f"/qa/qc/{second}/verify", {})
-    assert own.status_code == 422 and "may not verify" in own.text
+    assert own.status_code == 409 and "may not verify" in own.text
     assert quinn.sign(f"/qa/qc/{second}/verify", {}).status_code == 303
     page = quinn.client.get(f"/qa/qc?run={run}").text
     start = page.index(f'id="{second}"')
