@@ -119,9 +119,11 @@ def create_app(config: WebConfig) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        await services.hub.start()
         try:
             yield
         finally:
+            await services.hub.stop()
             for web in services.sessions.open_sessions():
                 await _close(services, web, "exit")
             services.close()
