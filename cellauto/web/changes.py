@@ -35,6 +35,7 @@ __all__ = [
     "Position",
     "SqliteChanges",
     "open_reader",
+    "rows_after",
 ]
 
 OVERVIEW_KINDS = ("run_started", "step_started", "state_change", "run_ended", "alarm", "deviation")
@@ -107,6 +108,20 @@ def open_reader(path: Path, *, any_thread: bool = False) -> sqlite3.Connection:
     return conn
 
 
+_MARKS = ", ".join(f"'{k}'" for k in OVERVIEW_KINDS)
+_AFTER = (
+    "SELECT rowid, run_id, seq, kind, process_time_s, wall_time_ns,"
+    f" CASE WHEN kind IN ({_MARKS}) THEN body END"
+    " FROM records WHERE rowid > ? ORDER BY rowid LIMIT ?"
+)
+
+
+def rows_after(conn: sqlite3.Connection, rowid: int, limit: int) -> list[NewRow]:
+    """At most ``limit`` run records stored after ``rowid``, in append order (bodies
+    of :data:`OVERVIEW_KINDS` only)."""
+    return [NewRow(*r) for r in conn.execute(_AFTER, (rowid, limit))]
+
+
 def _site_head(conn: sqlite3.Connection) -> int | None:
     try:
         row = conn.execute("SELECT max(seq) FROM site_records").fetchone()
@@ -127,12 +142,6 @@ class SqliteChanges:
         self._site: int | None = None
         self._version: int | None = None
         self._stop = threading.Event()
-        marks = ", ".join(f"'{k}'" for k in OVERVIEW_KINDS)
-        self._select = (
-            "SELECT rowid, run_id, seq, kind, process_time_s, wall_time_ns,"
-            f" CASE WHEN kind IN ({marks}) THEN body END"
-            " FROM records WHERE rowid > ? ORDER BY rowid LIMIT ?"
-        )
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -172,10 +181,10 @@ class SqliteChanges:
         conn.execute("BEGIN")
         try:
             while True:
-                page = conn.execute(self._select, (self._rowid, PAGE_ROWS)).fetchall()
-                rows.extend(NewRow(*r) for r in page)
+                page = rows_after(conn, self._rowid, PAGE_ROWS)
+                rows.extend(page)
                 if page:
-                    self._rowid = page[-1][0]
+                    self._rowid = page[-1].rowid
                 if len(page) < PAGE_ROWS:
                     break
             site = _site_head(conn)
