@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -137,6 +138,8 @@ class ChangeHub:
         self._scheduled: set[str] = set()
         self._sent_at: dict[str, float] = {}
         self.changes_seen = 0
+        self._stopping = threading.Event()
+        self._owners_at = time.monotonic()
 
     # -- life ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -165,6 +168,7 @@ class ChangeHub:
 
     async def stop(self) -> None:
         self.end_streams()
+        self._stopping.set()
         if self._source is not None:
             self._source.interrupt()
         thread, self._thread = self._thread, None
@@ -176,32 +180,39 @@ class ChangeHub:
         source = self._source
         assert source is not None
         conn = open_reader(self.db)
-        owners_at = time.monotonic()
         try:
-            while self._thread is not None:
-                change = source.wait(1.0)
-                if self._thread is None:
-                    break
-                now_ns = time.time_ns()
-                with self.lock:
-                    if change is not None:
-                        self.changes_seen += 1
-                        dirty = self.model.apply(change.rows)
-                        moved = change.site_seq is not None
-                        dirty.merge(self.model.refresh(conn, site_moved=moved, now_ns=now_ns))
-                        owners_at = time.monotonic()
-                    elif time.monotonic() - owners_at >= OWNERS_EVERY_S:
-                        dirty = self.model.owners(conn, now_ns)
-                        owners_at = time.monotonic()
-                    else:
-                        continue
-                if dirty and self._loop is not None:
-                    self._loop.call_soon_threadsafe(self._dirty, dirty)
+            while not self._stopping.is_set():
+                try:
+                    self._step(source, conn)
+                except sqlite3.OperationalError as exc:  # busy, or a file being replaced
+                    _log.warning("reading the journal's changes failed (%s); retrying", exc)
+                    self._stopping.wait(self.poll_s)
         except Exception:
             _log.exception("the journal's change poller stopped; pages are no longer live")
         finally:
             conn.close()
             source.close()
+
+    def _step(self, source: SqliteChanges, conn: sqlite3.Connection) -> None:
+        """Wait for one change (or a second), bring the model up to date, tell the loop."""
+        change = source.wait(1.0)
+        if self._stopping.is_set():
+            return
+        now_ns = time.time_ns()
+        with self.lock:
+            if change is not None:
+                self.changes_seen += 1
+                dirty = self.model.apply(change.rows)
+                moved = change.site_seq is not None
+                dirty.merge(self.model.refresh(conn, site_moved=moved, now_ns=now_ns))
+                self._owners_at = time.monotonic()
+            elif time.monotonic() - self._owners_at >= OWNERS_EVERY_S:
+                dirty = self.model.owners(conn, now_ns)
+                self._owners_at = time.monotonic()
+            else:
+                return
+        if dirty and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._dirty, dirty)
 
     # -- on the loop ----------------------------------------------------------------------
     def subscribe(self, topics: frozenset[str]) -> Subscription:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import re
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -219,3 +220,27 @@ async def test_the_hub_coalesces_a_burst_and_drops_a_subscriber_that_falls_behin
         while True:
             await slow.next(DEADLINE_S)
     assert hub.subscribers == 1
+
+
+def test_the_poller_carries_on_after_a_failed_read(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    Journal(tmp_path / "line.db").close()
+    hub = ChangeHub(tmp_path / "line.db", poll_s=0.001)
+
+    class Flaky:
+        calls = 0
+
+        def wait(self, timeout_s: float) -> None:
+            self.calls += 1
+            if self.calls == 1:
+                raise sqlite3.OperationalError("database is locked")
+            hub._stopping.set()
+
+        def close(self) -> None:
+            pass
+
+    flaky = Flaky()
+    hub._source = flaky  # type: ignore[assignment]
+    hub._poll()  # returns once stopped
+    assert flaky.calls == 2 and "database is locked" in caplog.text
