@@ -69,3 +69,36 @@ def test_the_overview_follows_the_live_run_without_reloading(
             assert run.run_id in page.evaluate("window.__rows")  # page scripts hear it too
         finally:
             context.close()
+
+
+def test_a_new_run_appears_and_a_lost_stream_comes_back(journal: Path, tmp_path: Path) -> None:
+    from cellauto.records import Journal
+    from tests.web.test_changes import Clock, begin
+    from tests.web.test_events import Served
+
+    served = Served(journal)
+    expect = sync_api.expect
+    try:
+        with sync_api.sync_playwright() as playwright:
+            context = launch(playwright, tmp_path / "profile")
+            try:
+                page = context.new_page()
+                sign_in(page, served.url, "ann")
+                page.evaluate(
+                    "window.__noReload = 1; const b = document.body;"
+                    "document.addEventListener('cellauto:reconnected',"
+                    " () => { b.dataset.back = (+b.dataset.back || 0) + 1; })"
+                )
+                with Journal(journal) as writer:
+                    begin(writer, "run-n", Clock(), coi="W123426A1B2C3")
+                    row = page.locator("#run-run-n")
+                    expect(row.locator(".state-label")).to_have_text("Running", timeout=TIMEOUT_MS)
+                hub = served.app.state.services.hub
+                hub._loop.call_soon_threadsafe(hub.end_streams)  # the stream is cut
+                expect(page.locator("body")).to_have_attribute("data-back", "1", timeout=TIMEOUT_MS)
+                expect(page.locator("#runs-body tr")).to_have_count(1)  # re-read, once
+                assert page.evaluate("window.__noReload") == 1
+            finally:
+                context.close()
+    finally:
+        served.stop()
