@@ -147,3 +147,28 @@ def test_the_overview_lists_active_and_recent_runs_and_an_unreadable_body_marks_
     assert model.view("new").damaged and model.view("old").damaged  # run_started lacked fields
     assert model.view("new").state == "Running"
     assert state_class("Aborting") == "state-aborted" and state_class("Idle") == "state-idle"
+
+
+def test_an_acknowledgement_in_the_site_chain_is_read_on_refresh(journal: Path) -> None:
+    from cellauto.site.alarms import acknowledge_alarm
+    from cellauto.site.auth import authenticate
+    from cellauto.site.store import open_site_store
+    from tests.site.chain import TERMINAL
+    from tests.site.conftest import own_password
+
+    with Journal(journal) as writer:
+        run = begin(writer, "run-k", Clock())
+        seq, _ = run.append(alarm("pH probe drift suspected"), durable=True)
+    conn = open_reader(journal)
+    model = LineModel()
+    model.scan(conn, _head(conn))
+    assert model.view("run-k").alarms_open == 1
+    assert not model.refresh(conn, site_moved=True, now_ns=0)  # nothing new
+    with open_site_store(journal) as store:
+        who = authenticate(store, "ann", own_password("ann"), purpose="t", terminal=TERMINAL)
+        acknowledge_alarm(store, who, "run-k", seq, comment="probe recalibrated")
+    assert not model.refresh(conn, site_moved=False, now_ns=0).alarms  # the site did not move
+    dirty = model.refresh(conn, site_moved=True, now_ns=0)
+    assert dirty.alarms and dirty.runs == {"run-k"}
+    assert model.view("run-k").alarms_open == 0 and model.counts() == (0, 0)
+    conn.close()
