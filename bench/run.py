@@ -23,6 +23,7 @@ import bench_scpi
 import bench_sim_serve
 import bench_startup
 import bench_trends
+import bench_web
 
 
 def _met(ok: object) -> str:
@@ -82,6 +83,7 @@ def main() -> int:
     rows.extend(bench_trends.run(quick=args.quick))
     rows.extend(bench_report.run(quick=args.quick))
     rows.extend(bench_release.run(quick=args.quick))
+    rows.extend(bench_web.run(quick=args.quick))
     width = max(len(str(r.get("case", ""))) for r in rows)
     print(f"{'benchmark':<{width}}  {'result':>16}  {'target':<20} met  detail")
     print("-" * (width + 60))

@@ -36,6 +36,13 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="serve another host than this machine without HTTPS (not recommended)",
     )
+    p.add_argument(
+        "--poll-ms",
+        type=int,
+        default=100,
+        metavar="MS",
+        help="how often the journal is looked at for new records (default 100 ms; 10-5000)",
+    )
     p.set_defaults(handler=serve_command)
 
 
@@ -59,6 +66,8 @@ def _checked(args: argparse.Namespace) -> bool:
             f"--host {args.host} is reachable from other machines: serve it over HTTPS"
             " (--cert PEM --key PEM), or give --plain-http if the network is secured otherwise"
         )
+    if not 10 <= args.poll_ms <= 5000:
+        raise BadInputError(f"--poll-ms {args.poll_ms} is out of range: give 10 to 5000 ms")
     if not 0 <= args.port <= 65535:
         raise BadInputError(f"--port {args.port} is not a port (0-65535)")
     if not Path(args.db).is_file():
@@ -76,7 +85,7 @@ def serve_command(args: argparse.Namespace) -> int:
     from cellauto.web.app import create_app
     from cellauto.web.config import WebConfig
 
-    app = create_app(WebConfig(db=Path(args.db), secure=secure))
+    app = create_app(WebConfig(db=Path(args.db), secure=secure, poll_s=args.poll_ms / 1000))
     config = uvicorn.Config(
         app,
         host=args.host,
@@ -100,6 +109,10 @@ def serve_command(args: argparse.Namespace) -> int:
                     shown = f"[{host}]" if ":" in host else host
                     print(f"serving {scheme}://{shown}:{port}", flush=True)
                     return
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            app.state.services.hub.end_streams()  # else the server waits for open streams
+            await super().shutdown(sockets=sockets)
 
     Announcing(config).run()
     sys.stdout.flush()

@@ -125,12 +125,14 @@ def create_app(config: WebConfig) -> Starlette:
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         await services.acts.run(close_orphaned_sessions)
+        await services.hub.start()
         try:
             async with anyio.create_task_group() as group:
                 group.start_soon(sweep_sessions, services)
                 yield
                 group.cancel_scope.cancel()
         finally:
+            await services.hub.stop()
             for web in services.sessions.open_sessions():
                 await close_web_session(services, web, "exit")
             services.close()

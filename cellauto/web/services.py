@@ -1,5 +1,6 @@
 """What every request of the web app shares: its configuration, its page templates, its
-open sessions, and two small pools of journal connections (reads; acts).
+open sessions, two small pools of journal connections (reads; acts), and the hub of
+the live updates (:mod:`cellauto.web.hub`).
 
 SQLite connections are opened once per pool slot and reused: opening one checks the file
 (``PRAGMA quick_check``), which costs a tenth of a second on a large journal. Reads run
@@ -23,6 +24,7 @@ from cellauto.records import Journal
 from cellauto.records.site_store import SiteStore
 from cellauto.site.store import open_site_store
 from cellauto.web.config import WebConfig
+from cellauto.web.hub import ChangeHub
 from cellauto.web.sessions import SessionTable
 
 __all__ = ["HERE", "Pool", "Services", "templates"]
@@ -88,6 +90,10 @@ class Services:
             lambda: Journal(config.db, create=False, any_thread=True), 8
         )
         self.acts: Pool[SiteStore] = Pool(lambda: open_site_store(config.db, any_thread=True), 2)
+        row = self.pages.get_template("_run_row.html")
+        self.hub = ChangeHub(
+            config.db, poll_s=config.poll_s, render_row=lambda view: row.render(run=view)
+        )
 
     def close(self) -> None:
         self.reads.close()

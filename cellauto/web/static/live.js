@@ -1,1 +1,135 @@
 // The page's live updates (server-sent events): see docs/web.md, "The line overview".
+// One EventSource per page, on the topics of <body data-topics>. It keeps the badges and
+// the overview's rows current, goes to the sign-in page when the session ends, and hands
+// every event to the page's own scripts as a DOM event "cellauto:<name>" (detail: the
+// event's data); after a lost connection comes back, "cellauto:reconnected".
+(() => {
+  "use strict";
+  const body = document.body;
+  const topics = (body.dataset.topics || "").trim().split(/\s+/).filter(Boolean);
+  if (!topics.length || !window.EventSource) {
+    return;
+  }
+  const url = "/events?topics=" + encodeURIComponent(topics.join(","));
+  const names = ["row", "counts", "run", "tasks", "alarms", "logout"];
+  const background = { "X-Cellauto-Background": "1" };
+  let source = null;
+  let lost = false;
+  let leaving = false;
+
+  function dispatch(name, detail) {
+    document.dispatchEvent(new CustomEvent("cellauto:" + name, { detail: detail }));
+  }
+
+  function badge(id, count) {
+    const el = document.getElementById(id);
+    if (el && typeof count === "number") {
+      el.textContent = String(count);
+      el.dataset.count = String(count);
+    }
+  }
+
+  function replaceRow(data) {
+    const old = document.getElementById("run-" + data.run);
+    if (old) {
+      old.outerHTML = data.html;
+      return;
+    }
+    const rows = document.getElementById("runs-body");
+    if (rows) {
+      rows.insertAdjacentHTML("afterbegin", data.html);
+    }
+  }
+
+  async function refetchRows() {
+    const rows = document.getElementById("runs-body");
+    if (!rows) {
+      return;
+    }
+    const response = await fetch("/line/rows" + location.search, { headers: background });
+    if (response.ok) {
+      rows.innerHTML = await response.text();
+    }
+  }
+
+  function toLogin() {
+    leaving = true;
+    if (source) {
+      source.close();
+    }
+    location.assign("/login?idle=1");
+  }
+
+  const handlers = {
+    counts: (data) => {
+      badge("badge-tasks", data.tasks);
+      badge("badge-alarms", data.alarms);
+    },
+    row: replaceRow,
+    logout: toLogin,
+  };
+
+  // After the stream failed for good (EventSource gave up): signed out, or the server
+  // is back? A signed-out request is sent to /login (a redirect), else listen again.
+  async function check() {
+    const stop = new AbortController();
+    try {
+      const response = await fetch(url, {
+        redirect: "manual",
+        signal: stop.signal,
+        headers: background,
+      });
+      stop.abort();
+      if (response.type === "opaqueredirect" || response.status === 401) {
+        toLogin();
+        return;
+      }
+    } catch (_) {
+      // the server is still away: try again below
+    }
+    open();
+  }
+
+  function open() {
+    source = new EventSource(url);
+    for (const name of names) {
+      source.addEventListener(name, (message) => {
+        let data;
+        try {
+          data = JSON.parse(message.data);
+        } catch (_) {
+          return;
+        }
+        if (handlers[name]) {
+          handlers[name](data);
+        }
+        dispatch(name, data);
+      });
+    }
+    source.addEventListener("open", () => {
+      if (lost) {
+        lost = false;
+        refetchRows().catch(() => undefined);
+        dispatch("reconnected", {});
+      }
+    });
+    source.addEventListener("error", () => {
+      if (leaving) {
+        return;
+      }
+      lost = true;
+      if (source.readyState === EventSource.CLOSED) {
+        source.close();
+        setTimeout(check, 3000);
+      }
+    });
+  }
+
+  window.addEventListener("pagehide", () => {
+    leaving = true;
+    if (source) {
+      source.close();
+    }
+  });
+  open();
+})();

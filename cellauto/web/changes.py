@@ -1,0 +1,218 @@
+"""What changed in the journal since last looked: the source of every live update.
+
+A :class:`ChangeSource` is asked, over and over from one poller thread, for the next
+:class:`Change`: the run records appended since the last one (bodies only of the kinds
+the line overview reads), the site chain's new head, and whether the operator tasks may
+have changed. :class:`SqliteChanges` does it on an SQLite journal with its own read
+connection: ``PRAGMA data_version`` (a few microseconds) tells whether another
+connection committed since; only then are the new rows read, by ``rowid`` (the append
+order), in pages of :data:`PAGE_ROWS`. A PostgreSQL source (LISTEN/NOTIFY) can stand
+behind the same protocol.
+
+A journal whose ``records`` table has no rowid (``WITHOUT ROWID``, files created before
+the append-order layout) is refused with a message naming the fix (copy the journal
+with a current release: ``cellauto`` reads it); the per-run fallback of the web design
+§4.2 is not implemented.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from cellauto.errors import JournalOpenError
+
+__all__ = [
+    "OVERVIEW_KINDS",
+    "PAGE_ROWS",
+    "Change",
+    "ChangeSource",
+    "NewRow",
+    "Position",
+    "SqliteChanges",
+    "open_reader",
+    "rows_after",
+]
+
+OVERVIEW_KINDS = ("run_started", "step_started", "state_change", "run_ended", "alarm", "deviation")
+"""The run record kinds whose bodies the line overview reads (others: columns only)."""
+PAGE_ROWS = 5000
+"""New rows read per query: a burst larger than this is read in pages."""
+
+
+@dataclass(frozen=True)
+class NewRow:
+    """A run record appended since the last change (``body`` only for :data:`OVERVIEW_KINDS`)."""
+
+    rowid: int
+    run_id: str
+    seq: int
+    kind: str
+    process_time_s: float
+    wall_time_ns: int
+    body: str | None
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a source stands: the last run record seen (rowid) and the site chain's head."""
+
+    rowid: int
+    site_seq: int | None
+
+
+@dataclass(frozen=True)
+class Change:
+    """What another connection committed since the last change."""
+
+    rows: tuple[NewRow, ...]
+    site_seq: int | None
+    """The site chain's new head, when it moved; else None."""
+    tasks_changed: bool
+    """The ``tasks`` table may have changed (any commit may change it)."""
+    at_ns: int
+    """``time.time_ns()`` when the change was seen."""
+
+
+class ChangeSource(Protocol):
+    """The journal's changes, read from one (poller) thread."""
+
+    def start(self) -> Position:
+        """The current head; later changes are those after it."""
+        ...
+
+    def wait(self, timeout_s: float) -> Change | None:
+        """Block until something changed (then return it) or ``timeout_s`` passed (None)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def open_reader(path: Path, *, any_thread: bool = False) -> sqlite3.Connection:
+    """A plain read-only connection to the journal at ``path`` (no file checks: the
+    server's pools checked it when they opened it)."""
+    if not path.is_file():
+        raise JournalOpenError(f"no journal at {path}; give --db PATH")
+    conn = sqlite3.connect(
+        f"{path.resolve().as_uri()}?mode=rw",
+        uri=True,
+        timeout=5.0,
+        isolation_level=None,
+        check_same_thread=not any_thread,
+    )
+    conn.execute("PRAGMA query_only=ON")
+    return conn
+
+
+_MARKS = ", ".join(f"'{k}'" for k in OVERVIEW_KINDS)
+_AFTER = (
+    "SELECT rowid, run_id, seq, kind, process_time_s, wall_time_ns,"
+    f" CASE WHEN kind IN ({_MARKS}) THEN body END"
+    " FROM records WHERE rowid > ? ORDER BY rowid LIMIT ?"
+)
+
+
+def rows_after(conn: sqlite3.Connection, rowid: int, limit: int) -> list[NewRow]:
+    """At most ``limit`` run records stored after ``rowid``, in append order (bodies
+    of :data:`OVERVIEW_KINDS` only)."""
+    return [NewRow(*r) for r in conn.execute(_AFTER, (rowid, limit))]
+
+
+def _site_head(conn: sqlite3.Connection) -> int | None:
+    try:
+        row = conn.execute("SELECT max(seq) FROM site_records").fetchone()
+    except sqlite3.OperationalError:  # a file older than the site chain
+        return None
+    return None if row is None or row[0] is None else int(row[0])
+
+
+class SqliteChanges:
+    """:class:`ChangeSource` over an SQLite journal: ``data_version`` polled every
+    ``poll_s`` on a connection of its own, new rows read by rowid."""
+
+    def __init__(self, path: Path, *, poll_s: float = 0.1) -> None:
+        self.path = path
+        self.poll_s = poll_s
+        self._conn: sqlite3.Connection | None = None
+        self._rowid = 0
+        self._site: int | None = None
+        self._version: int | None = None
+        self._stop = threading.Event()
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            conn = open_reader(self.path, any_thread=True)
+            sql = conn.execute(
+                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'records'"
+            ).fetchone()
+            if sql is not None and "WITHOUT ROWID" in str(sql[0]).upper():
+                conn.close()
+                raise JournalOpenError(
+                    f"journal {self.path} stores its records WITHOUT ROWID (an earlier "
+                    "release's layout): the web app cannot follow it live; copy its runs "
+                    "into a journal created by this release"
+                )
+            self._conn = conn
+        return self._conn
+
+    def _data_version(self) -> int:
+        return int(self._connection().execute("PRAGMA data_version").fetchone()[0])
+
+    def start(self) -> Position:
+        conn = self._connection()
+        conn.execute("BEGIN")
+        try:
+            row = conn.execute("SELECT max(rowid) FROM records").fetchone()
+            self._rowid = int(row[0]) if row and row[0] is not None else 0
+            self._site = _site_head(conn)
+        finally:
+            conn.execute("COMMIT")
+        self._version = self._data_version()
+        return Position(self._rowid, self._site)
+
+    def read_since(self) -> Change:
+        """Everything committed after the last position, now (one snapshot)."""
+        conn = self._connection()
+        rows: list[NewRow] = []
+        conn.execute("BEGIN")
+        try:
+            while True:
+                page = rows_after(conn, self._rowid, PAGE_ROWS)
+                rows.extend(page)
+                if page:
+                    self._rowid = page[-1].rowid
+                if len(page) < PAGE_ROWS:
+                    break
+            site = _site_head(conn)
+        finally:
+            conn.execute("COMMIT")
+        moved = site if site != self._site else None
+        self._site = site
+        return Change(tuple(rows), moved, True, time.time_ns())
+
+    def wait(self, timeout_s: float) -> Change | None:
+        deadline = time.monotonic() + timeout_s
+        while not self._stop.is_set():
+            version = self._data_version()
+            if version != self._version:
+                self._version = version
+                return self.read_since()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            self._stop.wait(min(self.poll_s, left))
+        return None
+
+    def interrupt(self) -> None:
+        """Make a blocked :meth:`wait` return (at shutdown); callable from any thread."""
+        self._stop.set()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
