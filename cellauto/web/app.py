@@ -34,6 +34,7 @@ from cellauto.web.context import Ctx
 from cellauto.web.errors import status_of
 from cellauto.web.forms import FormError, read_form
 from cellauto.web.guard import permission_refusal, same_origin, token_matches
+from cellauto.web.request_sweeper import sweeping
 from cellauto.web.routes_table import RouteSpec, all_routes
 from cellauto.web.security import SecurityHeaders, web_terminal
 from cellauto.web.services import HERE, Services, templates
@@ -120,7 +121,8 @@ def create_app(config: WebConfig) -> Starlette:
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         try:
-            yield
+            async with sweeping(services):  # settles expired command requests (run page)
+                yield
         finally:
             for web in services.sessions.open_sessions():
                 await _close(services, web, "exit")

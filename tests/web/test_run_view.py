@@ -1,0 +1,197 @@
+"""The run page over a simulated CAR-T batch's records (a culture temperature excursion,
+held and restarted): its header, the timeline of its steps with checks and signatures,
+the commands its state and the viewer allow, the plotted series as JSON (cut by
+``after``), a step's instrument I/O in pages, and 404 for a run that is not there."""
+
+from __future__ import annotations
+
+import html
+import shutil
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from cellauto.records import Journal
+from cellauto.review.report.series import build_series
+from cellauto.sim import simulate
+from cellauto.sim.faults import TemperatureExcursion
+from cellauto.site.accounts import bootstrap
+from cellauto.site.store import open_site_store
+from cellauto.web import run_view as view_module
+from cellauto.web.app import create_app
+from cellauto.web.config import WebConfig
+from cellauto.web.run_series import GROUPS, series_json
+from cellauto.web.run_view import command_buttons, io_page, run_view
+from tests.site.chain import POLICY, TERMINAL
+from tests.site.conftest import ROOT_PASSWORD, Site
+from tests.web.conftest import STAFF, Browser
+
+STEPS = [
+    "receive_apheresis",
+    "enrich_cd4_cd8",
+    "activate",
+    "transduce",
+    "expand",
+    "harvest",
+    "wash_concentrate",
+    "formulate",
+    "check_label",
+    "freeze",
+    "store",
+]
+
+
+@pytest.fixture(scope="module")
+def cart_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    path = tmp_path_factory.mktemp("run-view") / "cart.db"
+    run = simulate(
+        "protocols/car_t_autologous.py",
+        seed=1,
+        faults={"bioreactor": [TemperatureExcursion(at_h=72, delta_c=2.9, duration_h=3)]},
+        on_hold="restart",
+        db=path,
+    )
+    with open_site_store(path) as store:
+        bootstrap(store, "root", "Rita Admin", ROOT_PASSWORD, policy=POLICY, terminal=TERMINAL)
+        site = Site(store)
+        for name, role in STAFF:
+            site.add(name, role)
+    return path, run.outcome.run_id
+
+
+@pytest.fixture
+def cart(cart_template: tuple[Path, str], tmp_path: Path) -> tuple[Path, str]:
+    source, run_id = cart_template
+    path = tmp_path / "cart.db"
+    shutil.copyfile(source, path)
+    return path, run_id
+
+
+def test_the_header_and_the_timeline_come_from_the_records(cart: tuple[Path, str]) -> None:
+    path, run_id = cart
+    with Journal(path, create=False) as journal:
+        view = run_view(journal, run_id, ("operator",))
+    header = view.header
+    assert (header.protocol, header.state, header.ended) == (
+        "car-t-autologous",
+        "Complete",
+        "complete",
+    )
+    assert header.simulated and header.coi is not None and header.current_step is None
+    assert [s.section.name for s in view.steps] == STEPS
+    assert {s.section.outcome for s in view.steps} == {"completed"}
+    expand = next(s for s in view.steps if s.section.name == "expand")
+    assert expand.expected_h > 0
+    (excursion,) = [c for c in expand.section.checks if c.verdict == "fail"]
+    assert excursion.check == "culture temperature"
+    assert excursion.specification and excursion.unit == "°C"
+    texts = [a.text for a in expand.section.acts]
+    assert any("deviation" in t.lower() for t in texts), texts
+    assert any("Restart" in t for t in texts), texts
+    # an ended run offers no command to anyone
+    assert [c.enabled for c in view.commands] == [False] * 4
+
+
+def test_commands_follow_the_state_and_the_viewer() -> None:
+    def enabled(state: str, *roles: str) -> list[str]:
+        return [c.name for c in command_buttons(state, False, roles) if c.enabled]
+
+    assert enabled("Running", "operator") == ["hold"]
+    assert enabled("Running", "supervisor") == ["hold", "stop", "abort"]
+    assert enabled("Held", "operator") == ["restart"]
+    assert enabled("Held", "supervisor") == ["restart", "stop", "abort"]
+    assert enabled("Held", "qa") == []
+    assert enabled("Running", "qa") == ["hold"]
+    assert enabled("Stopping", "supervisor") == ["abort"]
+    assert enabled("Running", "administrator", "supervisor") == []
+    buttons = {c.name: c for c in command_buttons("Running", False, ("operator",))}
+    assert buttons["restart"].why_not == "the run's state does not allow it"
+    assert buttons["stop"].why_not == "your role may not"
+
+
+def test_the_series_is_the_batch_records_cut_after_a_time(cart: tuple[Path, str]) -> None:
+    path, run_id = cart
+    with Journal(path, create=False) as journal:
+        records = journal.records(run_id)
+    full = series_json(records)
+    assert full == {
+        **build_series(records).model_dump(mode="json"),
+        "groups": GROUPS,
+        "until_s": records[-1].process_time_s,
+        "last_seq": records[-1].seq,
+    }
+    assert len(full["counts_t"]) > 3 and len(full["culture_t"]) > 100 and full["freeze_t"]
+    after = full["counts_t"][2]
+    cut = series_json(records, after)
+    for time_key, columns in GROUPS.items():
+        kept = [i for i, t in enumerate(full[time_key]) if t > after]
+        assert cut[time_key] == [full[time_key][i] for i in kept]
+        for column in columns:
+            assert cut[column] == [full[column][i] for i in kept]
+    assert len(cut["counts_t"]) == len(full["counts_t"]) - 3
+    # markers, specs and the freezer's profile always come whole
+    for key in ("markers", "specs", "profile_t", "profile_c", "phase_change_s"):
+        assert cut[key] == full[key]
+    assert {m["kind"] for m in full["markers"]} >= {"deviation", "held"}
+    nothing_new = series_json(records, full["until_s"])
+    assert all(nothing_new[t] == [] for t in GROUPS)
+
+
+def test_a_steps_instrument_io_in_pages(
+    cart: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, run_id = cart
+    monkeypatch.setattr(view_module, "IO_PAGE", 5)
+    with Journal(path, create=False) as journal:
+        first = io_page(journal, run_id, "expand")
+        second = io_page(journal, run_id, "expand", first.next_from or 0)
+        none = io_page(journal, run_id, "no such step")
+    assert len(first.lines) == 5 and first.next_from is not None
+    assert first.lines[-1].seq < first.next_from == second.lines[0].seq
+    assert any(line.text.startswith(("=", ">", "<")) for line in first.lines)
+    assert (none.lines, none.next_from) == ([], None)
+
+
+@pytest.fixture
+def signed_in(cart: tuple[Path, str]) -> tuple[Browser, str]:
+    path, run_id = cart
+    client = TestClient(create_app(WebConfig(db=path)))
+    client.__enter__()
+    browser = Browser(client)
+    browser.sign_in("ann")
+    yield browser, run_id  # type: ignore[misc]
+    client.__exit__(None, None, None)
+
+
+def test_the_page_and_its_fragments(signed_in: tuple[Browser, str]) -> None:
+    browser, run_id = signed_in
+    page = browser.client.get(f"/runs/{run_id}")
+    assert page.status_code == 200
+    text = html.unescape(page.text)
+    assert f'data-topics="counts run:{run_id}"' in text
+    assert "car-t-autologous" in text and "Complete" in text
+    for step in STEPS:
+        assert f'id="step-{step}"' in text
+    assert "culture temperature" in text and "fail" in text
+    assert 'href="/static/run.css"' in text and 'src="/static/plot.js"' in text
+    assert "style=" not in text  # the CSP allows no inline style
+
+    series = browser.client.get(f"/runs/{run_id}/series?after=0")
+    assert series.status_code == 200 and series.json()["counts_t"]
+    assert browser.client.get(f"/runs/{run_id}/series?after=soon").status_code == 422
+
+    live = browser.client.get(f"/runs/{run_id}/live").json()
+    assert (live["run"], live["state"]) == (run_id, "Complete")
+    assert 'id="step-expand"' in live["timeline_html"]
+    assert "Complete" in live["state_html"]
+
+    io = browser.client.get(f"/runs/{run_id}/io?step=expand")
+    assert io.status_code == 200 and "bioreactor" in io.text
+    assert browser.client.get(f"/runs/{run_id}/io").status_code == 422
+
+
+def test_an_unknown_run_is_404(signed_in: tuple[Browser, str]) -> None:
+    browser, _ = signed_in
+    for path in ("/runs/nope", "/runs/nope/series", "/runs/nope/live", "/runs/nope/io?step=x"):
+        assert browser.client.get(path).status_code == 404, path
