@@ -48,6 +48,11 @@ def _checked(args: argparse.Namespace) -> bool:
     for path in (args.cert, args.key):
         if path is not None and not path.is_file():
             raise BadInputError(f"{path} is not a file")
+    if args.key is not None and args.key.stat().st_mode & 0o077:
+        raise BadInputError(
+            f"{args.key} may be read by other accounts: a TLS private key is kept readable"
+            f" only by the account that serves (chmod 600 {args.key})"
+        )
     secure = args.cert is not None
     if not secure and not is_loopback(args.host) and not args.plain_http:
         raise BadInputError(

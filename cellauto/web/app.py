@@ -7,7 +7,8 @@ this server's) and carry its session's synchronizer token; then the route's perm
 is checked against the person's account as it is now (a refusal is journaled). A session
 unused longer than the site policy's idle time is closed (journaled, cause ``idle``) at
 its next request; one whose account was locked or disabled since, likewise (``lock``).
-When the server stops, the sessions still open are closed in the journal (``exit``).
+When the server stops, the sessions still open are closed in the journal (``exit``);
+at its start, those a stopped server left open (:mod:`~cellauto.web.session_sweep`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Literal
 
+import anyio
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -34,10 +36,11 @@ from cellauto.web.context import Ctx
 from cellauto.web.errors import status_of
 from cellauto.web.forms import FormError, read_form
 from cellauto.web.guard import permission_refusal, same_origin, token_matches
-from cellauto.web.request_sweeper import sweeping
+from cellauto.web.request_sweeper import sweep_requests
 from cellauto.web.routes_table import RouteSpec, all_routes
 from cellauto.web.security import SecurityHeaders, web_terminal
 from cellauto.web.services import HERE, Services, templates
+from cellauto.web.session_sweep import close_orphaned_sessions, sweep_sessions
 from cellauto.web.sessions import WebSession
 
 __all__ = ["create_app", "templates"]
@@ -45,7 +48,9 @@ __all__ = ["create_app", "templates"]
 _log = logging.getLogger(__name__)
 
 
-async def _close(app: Services, web: WebSession, cause: Literal["exit", "idle", "lock"]) -> None:
+async def close_web_session(
+    app: Services, web: WebSession, cause: Literal["exit", "idle", "lock"]
+) -> None:
     """Forget ``web`` and journal its end (once, whoever notices first)."""
     if app.sessions.drop_session(web):
         terminal = web_terminal(web.remote_address)
@@ -59,7 +64,7 @@ async def current(app: Services, request: Request, *, touch: bool) -> WebSession
     if web is None:
         return None
     if web.session.idle():
-        await _close(app, web, "idle")
+        await close_web_session(app, web, "idle")
         return None
     if touch:
 
@@ -68,7 +73,7 @@ async def current(app: Services, request: Request, *, touch: bool) -> WebSession
             return "gone" if confirmed is None else account_refusal(confirmed[0], 0)
 
         if await app.reads.run(problem) in ("gone", "locked", "disabled"):
-            await _close(app, web, "lock")
+            await close_web_session(app, web, "lock")
             return None
         web.session.touch()
     return web
@@ -120,12 +125,16 @@ def create_app(config: WebConfig) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        await services.acts.run(close_orphaned_sessions)
         try:
-            async with sweeping(services):  # settles expired command requests (run page)
+            async with anyio.create_task_group() as group:
+                group.start_soon(sweep_sessions, services)
+                group.start_soon(sweep_requests, services)  # expired command requests
                 yield
+                group.cancel_scope.cancel()
         finally:
             for web in services.sessions.open_sessions():
-                await _close(services, web, "exit")
+                await close_web_session(services, web, "exit")
             services.close()
 
     async def elsewhere(request: Request) -> Response:

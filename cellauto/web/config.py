@@ -19,8 +19,9 @@ def is_loopback(host: str) -> bool:
 class WebConfig(BaseModel):
     """``db``: the journal; ``secure``: served over HTTPS (cookies ``Secure`` with the
     ``__Host-`` prefix, HSTS); ``poll_s``: how often the journal is looked at for new
-    records; ``behind_proxy``: the reverse proxies whose forwarded client address is
-    trusted (none: the socket's peer is the journaled address)."""
+    records; ``max_session_h``: the longest a session lasts, used or not;
+    ``behind_proxy``: the reverse proxies whose forwarded client address is trusted
+    (none: the socket's peer is the journaled address)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -28,3 +29,5 @@ class WebConfig(BaseModel):
     secure: bool = False
     poll_s: float = Field(0.1, gt=0, le=5)
     behind_proxy: tuple[str, ...] = ()
+    max_session_h: float = Field(12.0, gt=0, le=24)
+    """A web session is closed after this many hours even if used (a shift)."""

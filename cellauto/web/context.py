@@ -9,6 +9,7 @@ person, the CSRF token, the one-shot message, the badges) and answer a POST with
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -23,10 +24,40 @@ from cellauto.web.security import web_terminal
 from cellauto.web.services import Services
 from cellauto.web.sessions import WebSession
 
-__all__ = ["Ctx", "NavCounts", "nav_counts"]
+__all__ = ["REFUSALS", "Ctx", "NavCounts", "RefusalLog", "nav_counts"]
 
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+class RefusalLog:
+    """The server log's lines for refused requests, at most ``limit`` per ``window_s``
+    (a flood of forged requests must not fill the disk); what was left out is counted
+    in the next line written."""
+
+    def __init__(self, limit: int = 30, window_s: float = 60.0) -> None:
+        self.limit, self.window_s = limit, window_s
+        self._start = -window_s
+        self._written = 0
+        self.suppressed = 0
+
+    def warn(self, message: str, *args: object) -> bool:
+        now = time.monotonic()
+        if now - self._start >= self.window_s:
+            self._start, self._written = now, 0
+        if self._written >= self.limit:
+            self.suppressed += 1
+            return False
+        self._written += 1
+        if self.suppressed:
+            message += " (%d refusal(s) not logged before this one)"
+            args = (*args, self.suppressed)
+            self.suppressed = 0
+        _log.warning(message, *args)
+        return True
+
+
+REFUSALS = RefusalLog()
 
 
 @dataclass(frozen=True)
@@ -116,7 +147,7 @@ class Ctx:
     async def refuse(self, status: int, message: str, *, log: bool = True) -> HTMLResponse:
         """The error page with ``message`` (the refusal is also in the server log)."""
         if log:
-            _log.warning(
+            REFUSALS.warn(
                 "refused %s %s from %s: %s",
                 self.request.method,
                 self.request.url.path,

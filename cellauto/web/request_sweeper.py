@@ -14,8 +14,6 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import anyio
 
@@ -25,7 +23,7 @@ from cellauto.records.task_rows import RequestRow
 from cellauto.site.run_requests import expire_request
 from cellauto.web.services import Services
 
-__all__ = ["GRACE_S", "SWEEP_INTERVAL_S", "sweep_once", "sweeping"]
+__all__ = ["GRACE_S", "SWEEP_INTERVAL_S", "sweep_once", "sweep_requests"]
 
 _log = logging.getLogger(__name__)
 
@@ -57,21 +55,11 @@ def sweep_once(store: SiteStore, now_ns: int | None = None) -> list[RequestRow]:
     return settled
 
 
-@asynccontextmanager
-async def sweeping(services: Services) -> AsyncIterator[None]:
-    """Sweep the requests in the background while the server runs."""
-
-    async def loop() -> None:
-        while True:
-            try:
-                await services.acts.run(sweep_once)
-            except CellautoError as exc:  # a busy journal: try again at the next sweep
-                _log.warning("sweeping expired command requests: %s", exc)
-            await anyio.sleep(SWEEP_INTERVAL_S)
-
-    async with anyio.create_task_group() as group:
-        group.start_soon(loop)
+async def sweep_requests(services: Services) -> None:
+    """Sweep the requests while the server runs (a task of its lifespan)."""
+    while True:
         try:
-            yield
-        finally:
-            group.cancel_scope.cancel()
+            await services.acts.run(sweep_once)
+        except CellautoError as exc:  # a busy journal: try again at the next sweep
+            _log.warning("sweeping expired command requests: %s", exc)
+        await anyio.sleep(SWEEP_INTERVAL_S)
