@@ -186,8 +186,12 @@ def test_the_page_and_its_fragments(signed_in: tuple[Browser, str]) -> None:
     assert 'id="step-expand"' in live["timeline_html"]
     assert "Complete" in live["state_html"]
 
-    io = browser.client.get(f"/runs/{run_id}/io?step=expand")
+    background = {"x-cellauto-background": "1"}
+    io = browser.client.get(f"/runs/{run_id}/io?step=expand", headers=background)
     assert io.status_code == 200 and "bioreactor" in io.text
+    assert "<html" not in io.text  # a fragment for the page's script
+    followed = browser.client.get(f"/runs/{run_id}/io?step=expand")  # a link, without script
+    assert "<html" in followed.text and "Instrument I/O of expand" in followed.text
     assert browser.client.get(f"/runs/{run_id}/io").status_code == 422
 
 

@@ -112,6 +112,8 @@ async def io(ctx: Ctx) -> Response:
         return io_page(journal, run_id, step, int(start))
 
     page = await ctx.read(read)
+    if ctx.request.headers.get("x-cellauto-background") is None:  # followed without script
+        return await ctx.page("_run_io_page.html", run_id=run_id, io=page)
     return HTMLResponse(_fragment(ctx, "_run_io.html", run_id=run_id, io=page))
 
 
