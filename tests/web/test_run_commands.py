@@ -170,18 +170,19 @@ def test_a_command_of_an_ended_run_is_refused(browser: Browser, journal: Path) -
     assert isinstance(record, SignatureRefused) and record.cause == "run_state"
 
 
-def test_an_operator_may_not_stop_refused_and_journaled_once(
-    browser: Browser, journal: Path
+@pytest.mark.parametrize(("who", "name"), [("olga", "stop"), ("root", "hold")])
+def test_a_role_that_may_not_is_refused_and_journaled_once(
+    browser: Browser, journal: Path, who: str, name: str
 ) -> None:
     run_id = _active_run(journal)
-    browser.sign_in("olga")
+    browser.sign_in(who)
     before = len(site_records(journal))
-    refused = _command(browser, run_id, "stop", "olga", password="wrong, never checked")
+    refused = _command(browser, run_id, name, who, password="wrong, never checked")
     assert refused.status_code == 403
-    assert "run.stop" in refused.text
+    assert f"run.{name}" in refused.text
     (record,) = site_records(journal)[before:]
     assert isinstance(record, SignatureRefused)
-    assert (record.name, record.cause, record.run_id) == ("olga", "permission", run_id)
+    assert (record.name, record.cause, record.run_id) == (who, "permission", run_id)
 
 
 def test_a_restart_after_a_deviation_needs_a_supervisor(browser: Browser, journal: Path) -> None:
