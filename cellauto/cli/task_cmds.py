@@ -27,7 +27,7 @@ from cellauto.records.task_rows import TaskRow, read_task
 from cellauto.site.history import has_site_tables, reading_journal
 from cellauto.site.roles import PERMISSIONS, Permission
 from cellauto.site.run_facts import RunFacts, run_facts
-from cellauto.site.task_answers import AnswerGiven, answer_task
+from cellauto.site.task_answers import AnswerGiven, Outcome, answer_task, controller_outcome
 
 from .people_cmds import common_options, local_time, policy_or_none, print_table, sign_in, store_of
 from .prompt import Passwords
@@ -157,36 +157,11 @@ def _show(row: TaskRow, run: RunFacts | None) -> None:
         print(f"  performed by {row.performer}; you verify the entry as recorded")
 
 
-def _taken_up(conn: sqlite3.Connection, given: AnswerGiven) -> tuple[str, str] | None:
-    """('taken', what) / ('refused', why) once the controller acted on the answer."""
-    row = given.task
-    for kind, body in conn.execute(
-        "SELECT kind, body FROM records WHERE run_id = ? AND seq > ? AND kind IN"
-        " ('task_answered', 'task_verified', 'task_rejected') ORDER BY seq",
-        (row.run_id, row.target_seq),
-    ):
-        payload = orjson.loads(body)["payload"]
-        signature = payload.get("signature") or payload.get("by") or {}
-        site = signature.get("site") or {}
-        if payload.get("task_id") != row.task_id or site.get("seq") != given.signature.seq:
-            continue
-        if kind == "task_rejected" and payload.get("cause") != "rejected":
-            return "refused", f"{payload.get('cause')}: {payload.get('detail')}"
-        return "taken", kind
-    now = read_task(conn, row.task_id)
-    if now is not None and now.answer_site_seq != given.answer.seq and now.status != "answered":
-        if now.status in ("expired", "withdrawn"):
-            return "refused", f"the task was {now.status} before the controller took it up"
-        if now.status == "open" and (now.phase, now.target_seq) == (row.phase, row.target_seq):
-            return "refused", "the controller did not take the answer (see the run's record)"
-    return None
-
-
-def wait_for_controller(db: Path, given: AnswerGiven, wait_s: float) -> tuple[str, str] | None:
+def wait_for_controller(db: Path, given: AnswerGiven, wait_s: float) -> Outcome | None:
     deadline = time.monotonic() + wait_s
     while True:
         with reading_journal(db) as conn:
-            seen = _taken_up(conn, given)
+            seen = controller_outcome(conn, given)
         if seen is not None or time.monotonic() >= deadline:
             return seen
         time.sleep(0.1)

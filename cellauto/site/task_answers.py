@@ -14,8 +14,11 @@ takes the answer up from the row (:mod:`cellauto.protocols.inbox`).
 
 from __future__ import annotations
 
+import sqlite3
 import time
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
+
+import orjson
 
 from cellauto.errors import (
     BadInputError,
@@ -36,7 +39,15 @@ from cellauto.site.roles import Permission
 from cellauto.site.run_facts import RunFacts, run_facts
 from cellauto.site.signatures import SignatureRefusal, journal_refusal, sign
 
-__all__ = ["AnswerGiven", "answer_task", "meaning_for", "statement_for", "task_opened_of"]
+__all__ = [
+    "AnswerGiven",
+    "Outcome",
+    "answer_task",
+    "controller_outcome",
+    "meaning_for",
+    "statement_for",
+    "task_opened_of",
+]
 
 
 class AnswerGiven(NamedTuple):
@@ -46,6 +57,44 @@ class AnswerGiven(NamedTuple):
     run: RunFacts
     signature: SiteRef
     answer: SiteRef
+
+
+class Outcome(NamedTuple):
+    """What the run's controller did with an answer: ``taken`` (``detail`` is the run
+    record's kind) or ``refused`` (``detail`` says why)."""
+
+    status: Literal["taken", "refused"]
+    detail: str
+
+
+def controller_outcome(conn: sqlite3.Connection, given: AnswerGiven) -> Outcome | None:
+    """What the run's controller did with ``given`` (an answer this face recorded), or
+    None while it has not taken it up yet. Read from the run chain (the run record that
+    names the answer's signature) and the task's row; shared by ``cellauto answer`` and
+    the web inbox, so both say the same."""
+    row = given.task
+    for kind, body in conn.execute(
+        "SELECT kind, body FROM records WHERE run_id = ? AND seq > ? AND kind IN"
+        " ('task_answered', 'task_verified', 'task_rejected') ORDER BY seq",
+        (row.run_id, row.target_seq),
+    ):
+        payload = orjson.loads(body)["payload"]
+        signature = payload.get("signature") or payload.get("by") or {}
+        site = signature.get("site") or {}
+        if payload.get("task_id") != row.task_id or site.get("seq") != given.signature.seq:
+            continue
+        if kind == "task_rejected" and payload.get("cause") != "rejected":
+            return Outcome("refused", f"{payload.get('cause')}: {payload.get('detail')}")
+        return Outcome("taken", kind)
+    now = read_task(conn, row.task_id)
+    if now is not None and now.answer_site_seq != given.answer.seq and now.status != "answered":
+        if now.status in ("expired", "withdrawn"):
+            return Outcome("refused", f"the task was {now.status} before the controller took it up")
+        if now.status == "open" and (now.phase, now.target_seq) == (row.phase, row.target_seq):
+            return Outcome(
+                "refused", "the controller did not take the answer (see the run's record)"
+            )
+    return None
 
 
 def task_opened_of(row: TaskRow) -> rec.TaskOpened:
