@@ -29,6 +29,7 @@ from cellauto.review.report.model import StepSection
 from cellauto.review.report.steps import steps_of
 from cellauto.site._chain import stored_site_record
 from cellauto.site.roles import Permission, Role, permissions_of
+from cellauto.site.run_requests import hold_deviation
 
 __all__ = [
     "COMMAND_PERMISSION",
@@ -40,6 +41,7 @@ __all__ = [
     "RunView",
     "StepShown",
     "command_buttons",
+    "command_permission",
     "current_state",
     "io_page",
     "read_requests",
@@ -221,8 +223,20 @@ def _steps(records: Sequence[Record]) -> list[StepShown]:
     ]
 
 
-def command_buttons(state: str, ended: bool, roles: Collection[str]) -> list[CommandButton]:
-    """Hold/Restart/Stop/Abort for a run in ``state`` and a viewer with ``roles``."""
+def command_permission(name: str, *, after_deviation: bool) -> Permission:
+    """The permission command ``name`` needs: a Restart of a run held by a deviation
+    needs ``run.restart_after_deviation`` (the controller refuses it without a
+    supervisor's approval, which only such a requester's request carries)."""
+    if name == "restart" and after_deviation:
+        return Permission.RUN_RESTART_AFTER_DEVIATION
+    return COMMAND_PERMISSION[name]
+
+
+def command_buttons(
+    state: str, ended: bool, roles: Collection[str], *, after_deviation: bool = False
+) -> list[CommandButton]:
+    """Hold/Restart/Stop/Abort for a run in ``state`` (held by a deviation or not) and a
+    viewer with ``roles``."""
     try:
         allowed = set() if ended else set(allowed_commands(State(state)))
     except ValueError:  # a state this version does not know: nothing is offered
@@ -233,9 +247,9 @@ def command_buttons(state: str, ended: bool, roles: Collection[str]) -> list[Com
             name=name,
             label=name.capitalize(),
             allowed=Command(name.capitalize()) in allowed,
-            permitted=permission in may,
+            permitted=command_permission(name, after_deviation=after_deviation) in may,
         )
-        for name, permission in COMMAND_PERMISSION.items()
+        for name in COMMAND_PERMISSION
     ]
 
 
@@ -288,11 +302,15 @@ def run_view(journal: Journal, run_id: str, roles: Collection[str]) -> RunView:
     records = run_records(journal, run_id)
     steps = _steps(records)
     header = _header(records, steps)
+    conn = journal.read_connection()
+    after_deviation = header.state == State.HELD and hold_deviation(conn, run_id) is not None
     return RunView(
         header=header,
         steps=steps,
-        commands=command_buttons(header.state, header.ended is not None, roles),
-        requests=read_requests(journal.read_connection(), run_id),
+        commands=command_buttons(
+            header.state, header.ended is not None, roles, after_deviation=after_deviation
+        ),
+        requests=read_requests(conn, run_id),
     )
 
 

@@ -188,6 +188,7 @@ def test_a_role_that_may_not_is_refused_and_journaled_once(
 def test_a_restart_after_a_deviation_needs_a_supervisor(browser: Browser, journal: Path) -> None:
     run_id = _active_run(journal, deviation=True)
     browser.sign_in("ann")
+    assert _buttons(browser.client.get(f"/runs/{run_id}").text)["restart"] is False
     before = len(site_records(journal))
     refused = _command(browser, run_id, "restart", "ann")
     assert refused.status_code == 403
@@ -198,6 +199,7 @@ def test_a_restart_after_a_deviation_needs_a_supervisor(browser: Browser, journa
     supervisor = Browser(browser.client)
     supervisor.client.cookies.clear()
     supervisor.sign_in("sam")
+    assert _buttons(supervisor.client.get(f"/runs/{run_id}").text)["restart"] is True
     before = len(site_records(journal))
     done = _command(supervisor, run_id, "restart", "sam")
     assert done.status_code == 303

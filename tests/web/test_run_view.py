@@ -105,6 +105,11 @@ def test_commands_follow_the_state_and_the_viewer() -> None:
     assert enabled("Running", "qa") == ["hold"]
     assert enabled("Stopping", "supervisor") == ["abort"]
     assert enabled("Running", "administrator", "supervisor") == []
+    after_deviation = command_buttons("Held", False, ("operator",), after_deviation=True)
+    assert [c.name for c in after_deviation if c.enabled] == []  # a supervisor's to restart
+    assert [c.name for c in after_deviation if c.allowed] == ["restart", "stop", "abort"]
+    supervisor = command_buttons("Held", False, ("supervisor",), after_deviation=True)
+    assert [c.name for c in supervisor if c.enabled] == ["restart", "stop", "abort"]
     buttons = {c.name: c for c in command_buttons("Running", False, ("operator",))}
     assert buttons["restart"].why_not == "the run's state does not allow it"
     assert buttons["stop"].why_not == "your role may not"

@@ -40,6 +40,7 @@ from cellauto.web.run_view import (
     COMMAND_PERMISSION,
     RunView,
     command_buttons,
+    command_permission,
     current_state,
     io_page,
     run_records,
@@ -126,7 +127,7 @@ def _command_name(ctx: Ctx) -> str:
     return name
 
 
-async def command_permission(ctx: Ctx) -> Permission:
+async def access_of_command(ctx: Ctx) -> Permission:
     """The permission the posted command needs (the route's access)."""
     name, run_id = _command_name(ctx), ctx.param("run_id")
     if name != "restart":
@@ -138,8 +139,7 @@ async def command_permission(ctx: Ctx) -> Permission:
             raise RunNotFoundError(f"no run {run_id} in this journal")
         return hold_deviation(conn, run_id) is not None
 
-    held_by_deviation = await ctx.read(after_deviation)
-    return Permission.RUN_RESTART_AFTER_DEVIATION if held_by_deviation else Permission.RUN_RESTART
+    return command_permission(name, after_deviation=await ctx.read(after_deviation))
 
 
 async def command(ctx: Ctx) -> Response:
@@ -203,7 +203,7 @@ ROUTES = (
         "/runs/{run_id}/command",
         "POST",
         command,
-        command_permission,
+        access_of_command,
         doing="give this command to a run",
     ),
 )
