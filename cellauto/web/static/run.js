@@ -108,5 +108,7 @@
     loadIo(details, link.getAttribute("href")).catch((error) => console.warn(error.message));
   });
 
-  loadSeries().catch((error) => console.warn("run page plots: " + error.message));
+  // Once at load: the page was rendered before live.js's stream was open, and what
+  // the run recorded in between comes in no event.
+  refresh();
 })();
