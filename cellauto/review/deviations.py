@@ -233,13 +233,15 @@ def investigate_deviation(
     category: RootCauseCategory | str,
     product_impact: ProductImpact | str,
     impact_detail: str,
-    evidence: Sequence[Path] = (),
+    evidence: Sequence[Path | Evidence] = (),
     reason: str = "",
 ) -> DeviationAct:
     """The investigation of a classified deviation (signed ``performed``); amending an
-    investigated one needs ``reason``. Evidence files are kept by name, hash and size."""
+    investigated one needs ``reason``. Evidence files are kept by name, hash and size
+    (an :class:`Evidence` given as such, typed in the web app, is kept as given)."""
     run_id = _resolve(store, deviation_id)
-    files, missing = hash_evidence(evidence)
+    files, missing = hash_evidence([e for e in evidence if not isinstance(e, Evidence)])
+    files = [*(e for e in evidence if isinstance(e, Evidence)), *files]
     record = payload(
         lambda: DeviationInvestigated(
             by=who.account.name,

@@ -3,7 +3,8 @@
 401: the password was wrong; 403: the person may not (permission, training, signing
 their own entry, a locked account); 404: no such run, task or record; 409: the state
 does not allow it now (a task no longer open, a command the run's state refuses, a batch
-already disposed of); 422: bad input; 503: the journal is busy or damaged.
+already disposed of, a review act the deviation's or result's state or the
+review rules refuse); 422: bad input; 503: the journal is busy or damaged.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from cellauto.errors import (
     PasswordExpiredError,
     PermissionRefusedError,
     ReleaseRefusedError,
+    ReviewRefusedError,
     RunNotFoundError,
     SignatureRefusedError,
     StateCommandError,
@@ -39,6 +41,7 @@ _STATUS: tuple[tuple[type[CellautoError], int], ...] = (
     (TaskNotOpenError, 409),
     (StateCommandError, 409),
     (ReleaseRefusedError, 409),
+    (ReviewRefusedError, 409),
     (BadInputError, 422),
     (JournalError, 503),
 )
