@@ -181,6 +181,9 @@ def test_the_page_and_its_fragments(signed_in: tuple[Browser, str]) -> None:
     assert "culture temperature" in text and "fail" in text
     assert 'href="/static/run.css"' in text and 'src="/static/plot.js"' in text
     assert "style=" not in text  # the CSP allows no inline style
+    for link in ("report", "release"):  # the batch's review pages, one click away
+        assert f'href="/runs/{run_id}/{link}"' in text
+        assert browser.client.get(f"/runs/{run_id}/{link}").status_code == 200
 
     series = browser.client.get(f"/runs/{run_id}/series?after=0")
     assert series.status_code == 200 and series.json()["counts_t"]
