@@ -76,6 +76,10 @@ def test_hold_and_restart_from_the_run_page(
             expect(page.locator("button[value=hold]")).to_be_enabled()
             expect(page.locator("button[value=restart]")).to_be_disabled()
             expect(page.locator("#panel-ph")).to_be_visible()  # 12 h of culture plotted
+            expect(page.locator("#panel-ph path.line")).to_have_count(1)
+            expect(page.locator("#panel-ph path.setpoint")).to_have_count(1)
+            expect(page.locator("#panel-ph .marker-alarm")).to_have_count(1)  # probe drift
+            expect(page.locator("#panel-freeze")).to_be_hidden()  # no freezer in this run
 
             _command(page, "hold", "feed bag line kinked", first=True)
             page.wait_for_url(f"{server.url}/runs/{run_id}")
