@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import shutil
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -143,6 +144,40 @@ def test_the_series_is_the_batch_records_cut_after_a_time(cart: tuple[Path, str]
     assert all(nothing_new[t] == [] for t in GROUPS)
 
 
+def test_the_series_a_live_page_assembles_record_by_record_is_the_whole(
+    cart: tuple[Path, str],
+) -> None:
+    path, run_id = cart
+    with Journal(path, create=False) as journal:
+        records = journal.records(run_id)
+    full = series_json(records)
+    # the page as the run was recorded: a first read, then what each later read added
+    cuts = sorted({len(records) // 7 * k for k in range(1, 7)} | {len(records) - 1})
+    page = series_json(records[: cuts[0] + 1])
+    for before, now in pairwise(cuts):
+        added = series_json(records[: now + 1], since_seq=before)
+        assert added["last_seq"] == now
+        for time_key, columns in GROUPS.items():
+            for key in (time_key, *columns):
+                page[key] = page[key] + added[key]
+    for time_key, columns in GROUPS.items():
+        for key in (time_key, *columns):
+            assert page[key] == full[key], key
+    # records share process times (a setpoint and the step's start, in virtual time): a
+    # cut by time loses the point a later read brings at the time of the last one read
+    setpoints = next(
+        r.seq
+        for r in records
+        if r.kind.value == "instrument_command"
+        and getattr(r.payload, "method", "") == "set_setpoints"
+    )
+    first = series_json(records[:setpoints])
+    by_time = series_json(records[: setpoints + 1], first["until_s"])
+    by_record = series_json(records[: setpoints + 1], since_seq=first["last_seq"])
+    assert records[setpoints].process_time_s == first["until_s"]
+    assert (by_time["setpoints_t"], by_record["setpoints_t"]) == ([], [first["until_s"]])
+
+
 def test_a_steps_instrument_io_in_pages(
     cart: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -188,6 +223,10 @@ def test_the_page_and_its_fragments(signed_in: tuple[Browser, str]) -> None:
     series = browser.client.get(f"/runs/{run_id}/series?after=0")
     assert series.status_code == 200 and series.json()["counts_t"]
     assert browser.client.get(f"/runs/{run_id}/series?after=soon").status_code == 422
+    assert browser.client.get(f"/runs/{run_id}/series?since=x").status_code == 422
+    last = series.json()["last_seq"]
+    since = browser.client.get(f"/runs/{run_id}/series?since={last}").json()
+    assert since["counts_t"] == [] and since["last_seq"] == last
 
     live = browser.client.get(f"/runs/{run_id}/live").json()
     assert (live["run"], live["state"]) == (run_id, "Complete")

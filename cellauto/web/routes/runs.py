@@ -2,8 +2,9 @@
 
 ``GET /runs/{run_id}`` renders the page; its script keeps it live from three background
 fetches: ``/live`` (state, timeline, requests and which commands are enabled, as HTML
-fragments in JSON), ``/series?after=T`` (the plotted points after process time T) and
-``/io?step=NAME&from=SEQ`` (a step's instrument I/O, on demand).
+fragments in JSON), ``/series?since=SEQ`` (the plotted points the records after SEQ
+added; ``?after=T``: those after process time T) and ``/io?step=NAME&from=SEQ`` (a
+step's instrument I/O, on demand).
 
 ``POST /runs/{run_id}/command`` asks the run's controller to Hold, Restart, Stop or
 Abort, with a reason and a signature. The guard checks the command's permission first
@@ -95,8 +96,15 @@ def _after(ctx: Ctx) -> float | None:
 
 async def series(ctx: Ctx) -> Response:
     run_id, after = ctx.param("run_id"), _after(ctx)
-    data = await ctx.read(lambda journal: series_json(run_records(journal, run_id), after))
-    return JSONResponse(data)
+    since = ctx.request.query_params.get("since")
+    if since is not None and not since.isdigit():
+        raise BadInputError(f"since={since!r} is not a record number")
+    since_seq = None if since is None else int(since)
+
+    def read(journal: Journal) -> Any:
+        return series_json(run_records(journal, run_id), after, since_seq=since_seq)
+
+    return JSONResponse(await ctx.read(read))
 
 
 async def io(ctx: Ctx) -> Response:

@@ -1,9 +1,9 @@
 // The run page, live: on every "cellauto:run" event of this run (and after live.js
 // reconnects) it refetches the state and timeline fragments and which commands are
-// enabled (GET /runs/{id}/live), and the plotted points after the last it has
-// (GET /runs/{id}/series?after=T); a step's instrument I/O is fetched when its
-// <details> is opened. Every fetch is a background one (it does not keep the session
-// alive). See docs/web.md, "The run page".
+// enabled (GET /runs/{id}/live), and the plotted points it does not have yet
+// (GET /runs/{id}/series?since=SEQ, SEQ the last record it read); a step's instrument
+// I/O is fetched when its <details> is opened. Every fetch is a background one (it does
+// not keep the session alive). See docs/web.md, "The run page".
 (function () {
   "use strict";
   const page = document.getElementById("run-page");
@@ -33,8 +33,8 @@
   }
 
   async function loadSeries() {
-    const after = series === null || series.until_s === null ? "" : "?after=" + series.until_s;
-    merge(await fetched(base + "/series" + after, "json"));
+    const since = series === null || series.last_seq === null ? "" : "?since=" + series.last_seq;
+    merge(await fetched(base + "/series" + since, "json"));
     if (plots && window.cellautoPlot) window.cellautoPlot.draw(plots, series);
   }
 
