@@ -297,9 +297,18 @@ def run_records(journal: Journal, run_id: str) -> list[Record]:
     return records
 
 
-def run_view(journal: Journal, run_id: str, roles: Collection[str]) -> RunView:
-    """The run page's content for a viewer with ``roles``."""
-    records = run_records(journal, run_id)
+def run_view(
+    journal: Journal,
+    run_id: str,
+    roles: Collection[str],
+    records: Sequence[Record] | None = None,
+) -> RunView:
+    """The run page's content for a viewer with ``roles`` (``records``: the run's, if
+    the caller holds them already)."""
+    if records is None:
+        records = run_records(journal, run_id)
+    if not records:
+        raise RunNotFoundError(f"run {run_id} has no records")
     steps = _steps(records)
     header = _header(records, steps)
     conn = journal.read_connection()

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from cellauto.errors import RunNotFoundError
 from cellauto.records import Journal
+from cellauto.records import payloads as rec
 from cellauto.review.report.series import build_series
 from cellauto.sim import simulate
 from cellauto.sim.faults import TemperatureExcursion
@@ -22,6 +24,7 @@ from cellauto.site.store import open_site_store
 from cellauto.web import run_view as view_module
 from cellauto.web.app import create_app
 from cellauto.web.config import WebConfig
+from cellauto.web.run_cache import RunRecordsCache
 from cellauto.web.run_series import GROUPS, series_json
 from cellauto.web.run_view import command_buttons, io_page, run_view
 from tests.site.chain import POLICY, TERMINAL
@@ -246,3 +249,34 @@ def test_an_unknown_run_is_404(signed_in: tuple[Browser, str]) -> None:
     browser, _ = signed_in
     for path in ("/runs/nope", "/runs/nope/series", "/runs/nope/live", "/runs/nope/io?step=x"):
         assert browser.client.get(path).status_code == 404, path
+
+
+def test_the_records_cache_reads_only_what_is_new(journal: Path) -> None:
+    from tests.web.test_run_commands import T0, _active_run
+
+    run_id = _active_run(journal)
+    now = [0.0]
+    cache = RunRecordsCache(keep_s=60, clock=lambda: now[0])
+    with Journal(journal, create=False, any_thread=True) as reader:
+        first = cache.records(reader, run_id)
+        assert [r.seq for r in first] == [r.seq for r in reader.records(run_id)]
+        with Journal(journal) as writer:
+            run = writer.resume_run(run_id, lambda: T0 + 60)
+            run.append(
+                rec.StateChange(from_state="Running", to_state="Holding", cause="hold", step=None)
+            )
+        later = cache.records(reader, run_id)
+        assert later[: len(first)] == first and len(later) == len(first) + 1
+        assert later[-1].payload == rec.StateChange(
+            from_state="Running", to_state="Holding", cause="hold", step=None
+        )
+        assert [r.hash for r in later] == [r.hash for r in reader.records(run_id)]
+        later.clear()  # each caller's list is its own
+        assert len(cache.records(reader, run_id)) == len(first) + 1
+        with pytest.raises(RunNotFoundError):
+            cache.records(reader, "no-such-run")
+        assert len(cache) == 1  # nothing kept for a run that is not there
+        now[0] = 61.0
+        with pytest.raises(RunNotFoundError):
+            cache.records(reader, "no-such-run")
+        assert len(cache) == 0  # the run's page was left more than a minute ago

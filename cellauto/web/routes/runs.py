@@ -36,6 +36,7 @@ from cellauto.site.run_requests import RequestGiven, hold_deviation, request_com
 from cellauto.web.acts import signed_act
 from cellauto.web.context import Ctx
 from cellauto.web.routes_table import RouteSpec
+from cellauto.web.run_cache import RunRecordsCache
 from cellauto.web.run_series import series_json
 from cellauto.web.run_view import (
     COMMAND_PERMISSION,
@@ -54,9 +55,21 @@ EXPIRES_S = 30.0
 """How long a command request from the web waits for the run's controller."""
 
 
+def _cache(ctx: Ctx) -> RunRecordsCache:
+    """The app's cache of the records of runs whose pages are open (made at first use,
+    on the event loop: no race)."""
+    state = ctx.request.app.state
+    cache = getattr(state, "run_records", None)
+    if not isinstance(cache, RunRecordsCache):
+        cache = state.run_records = RunRecordsCache()
+    return cache
+
+
 async def _view(ctx: Ctx) -> RunView:
-    run_id, roles = ctx.param("run_id"), ctx.me.roles
-    return await ctx.read(lambda journal: run_view(journal, run_id, roles))
+    run_id, roles, cache = ctx.param("run_id"), ctx.me.roles, _cache(ctx)
+    return await ctx.read(
+        lambda journal: run_view(journal, run_id, roles, cache.records(journal, run_id))
+    )
 
 
 async def run_page(ctx: Ctx) -> Response:
@@ -101,8 +114,10 @@ async def series(ctx: Ctx) -> Response:
         raise BadInputError(f"since={since!r} is not a record number")
     since_seq = None if since is None else int(since)
 
+    cache = _cache(ctx)
+
     def read(journal: Journal) -> Any:
-        return series_json(run_records(journal, run_id), after, since_seq=since_seq)
+        return series_json(cache.records(journal, run_id), after, since_seq=since_seq)
 
     return JSONResponse(await ctx.read(read))
 
