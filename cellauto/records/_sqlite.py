@@ -342,6 +342,16 @@ def stored_rows(
         yield StoredRow(*row)
 
 
+def rows_after(conn: sqlite3.Connection, run_id: str, seq: int) -> list[StoredRow]:
+    """The run's rows after ``seq``, in seq order (what a reader holding the first
+    ``seq + 1`` records does not have yet)."""
+    cursor = conn.execute(
+        f"SELECT {_ROW_COLUMNS} FROM records WHERE run_id = ? AND seq > ? ORDER BY seq",
+        (run_id, seq),
+    )
+    return [StoredRow(*row) for row in cursor]
+
+
 def count_rows(conn: sqlite3.Connection, run_id: str) -> int:
     return int(
         conn.execute("SELECT count(*) FROM records WHERE run_id = ?", (run_id,)).fetchone()[0]

@@ -36,6 +36,7 @@ from cellauto.web.context import Ctx
 from cellauto.web.errors import status_of
 from cellauto.web.forms import FormError, read_form
 from cellauto.web.guard import permission_refusal, same_origin, token_matches
+from cellauto.web.request_sweeper import sweep_requests
 from cellauto.web.routes_table import RouteSpec, all_routes
 from cellauto.web.security import SecurityHeaders, web_terminal
 from cellauto.web.services import HERE, Services, templates
@@ -129,6 +130,7 @@ def create_app(config: WebConfig) -> Starlette:
         try:
             async with anyio.create_task_group() as group:
                 group.start_soon(sweep_sessions, services)
+                group.start_soon(sweep_requests, services)  # expired command requests
                 yield
                 group.cancel_scope.cancel()
         finally:
