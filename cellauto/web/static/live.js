@@ -2,7 +2,8 @@
 // One EventSource per page, on the topics of <body data-topics>. It keeps the badges and
 // the overview's rows current, goes to the sign-in page when the session ends, and hands
 // every event to the page's own scripts as a DOM event "cellauto:<name>" (detail: the
-// event's data); after a lost connection comes back, "cellauto:reconnected".
+// event's data); each time the stream opens (the first time too: the page may have missed
+// what was recorded since it was rendered), "cellauto:reconnected".
 (() => {
   "use strict";
   const body = document.body;
@@ -107,11 +108,11 @@
       });
     }
     source.addEventListener("open", () => {
-      if (lost) {
-        lost = false;
-        refetchRows().catch(() => undefined);
-        dispatch("reconnected", {});
-      }
+      // the first opening too: what was recorded between the page's rendering and the
+      // stream's opening came in no event, so the page re-reads what it shows
+      lost = false;
+      refetchRows().catch(() => undefined);
+      dispatch("reconnected", {});
     });
     source.addEventListener("error", () => {
       if (leaving) {
