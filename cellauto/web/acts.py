@@ -5,7 +5,10 @@ signing of a web session asks for the user name too, and it must be the session'
 person (Part 11 §11.200(a)(1)(i): signing in signs nothing). The password is checked by
 the site's :func:`~cellauto.site.auth.authenticate` (a wrong one is journaled and counts
 towards the lock; the lock ends the web session) and the act then runs as that person,
-its signature carrying the web session's id, in the same worker thread.
+its signature carrying the web session's id, in the same worker thread. A signature
+refused before the password is checked (none given; at the first signature, a name not
+the session's own) is journaled too (``signature_refused``): an attempt to sign as
+someone else is what an auditor wants on record.
 """
 
 from __future__ import annotations
@@ -14,14 +17,21 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from cellauto.errors import AccountDisabledError, AccountLockedError, AuthenticationError
+from cellauto.records.site_payloads import SignatureRefused
 from cellauto.records.site_store import SiteStore
-from cellauto.site.auth import Authenticated, authenticate, close_session
+from cellauto.site.auth import Authenticated, authenticate
 from cellauto.web.context import Ctx
 from cellauto.web.guard import account_problem
+from cellauto.web.session_sweep import close_web_session
 
 __all__ = ["SignFormError", "signed_act"]
 
 T = TypeVar("T")
+
+
+def _journal(store: SiteStore, record: SignatureRefused) -> None:
+    with store.transaction() as tx:
+        tx.append(record)
 
 
 class SignFormError(AuthenticationError):
@@ -34,16 +44,33 @@ async def signed_act(ctx: Ctx, purpose: str, act: Callable[[SiteStore, Authentic
     wrong password (:class:`AuthenticationError`), a locked account (the web session is
     closed too), or whatever the act refuses."""
     web = ctx.me
-    password = ctx.form.get("password", "")
-    if not password:
-        raise SignFormError("a signature needs your password")
-    first = not web.signed_once
-    if first and ctx.form.get("signer", "").strip() != web.account:
-        raise SignFormError(
-            f"the first signature of this session needs your user name ({web.account}): "
-            "sign as yourself"
-        )
     terminal = ctx.terminal
+    password = ctx.form.get("password", "")
+    first = not web.signed_once
+    given = ctx.form.get("signer", "").strip()
+    problem: tuple[str, str] | None = None
+    if not password:
+        problem = ("no_password", "a signature needs your password")
+    elif first and given != web.account:
+        problem = (
+            "signer_mismatch",
+            f"the first signature of this session needs your user name ({web.account}):"
+            " sign as yourself" + (f", not as {given!r}" if given else ""),
+        )
+    if problem is not None:  # an identified person's refused signature: journaled
+        cause, message = problem
+        record = SignatureRefused(
+            by=web.account,
+            terminal=terminal,
+            name=web.account,
+            meaning=None,
+            target=None,
+            run_id=ctx.request.path_params.get("run_id"),
+            cause=cause,
+            detail=f"web: {purpose}: {message}",
+        )
+        await ctx.write(lambda store: _journal(store, record))
+        raise SignFormError(message)
 
     def run(store: SiteStore) -> T:
         who = authenticate(
@@ -56,14 +83,12 @@ async def signed_act(ctx: Ctx, purpose: str, act: Callable[[SiteStore, Authentic
         )
         return act(store, who._replace(session_id=web.session.id))
 
-    def end_if_locked(store: SiteStore) -> None:
-        if account_problem(store, web.account) is not None and ctx.app.sessions.drop_session(web):
-            close_session(store, web.session, "lock", terminal)
-
     try:
         result = await ctx.write(run)
     except (AuthenticationError, AccountLockedError, AccountDisabledError):
-        await ctx.write(end_if_locked)  # the failure that locked the account ends the session
+        # the failure that locked the account ends the session
+        if await ctx.write(lambda store: account_problem(store, web.account)) is not None:
+            await close_web_session(ctx.app, web, "lock")
         raise
     web.signed_once = True
     return result

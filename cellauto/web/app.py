@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Literal
 
 import anyio
 from starlette.applications import Starlette
@@ -27,20 +26,21 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from cellauto.errors import CellautoError
-from cellauto.records import Journal
-from cellauto.site.auth import account_refusal, close_session
-from cellauto.site.replay import confirm_account
 from cellauto.site.roles import Permission
 from cellauto.web.config import WebConfig
 from cellauto.web.context import Ctx
 from cellauto.web.errors import status_of
 from cellauto.web.forms import FormError, read_form
-from cellauto.web.guard import permission_refusal, same_origin, token_matches
+from cellauto.web.guard import account_gone, permission_refusal, same_origin, token_matches
 from cellauto.web.request_sweeper import sweep_requests
 from cellauto.web.routes_table import RouteSpec, all_routes
-from cellauto.web.security import SecurityHeaders, web_terminal
+from cellauto.web.security import SecurityHeaders
 from cellauto.web.services import HERE, Services, templates
-from cellauto.web.session_sweep import close_orphaned_sessions, sweep_sessions
+from cellauto.web.session_sweep import (
+    close_orphaned_sessions,
+    close_web_session,
+    sweep_sessions,
+)
 from cellauto.web.sessions import WebSession
 
 __all__ = ["create_app", "templates"]
@@ -48,42 +48,36 @@ __all__ = ["create_app", "templates"]
 _log = logging.getLogger(__name__)
 
 
-async def close_web_session(
-    app: Services, web: WebSession, cause: Literal["exit", "idle", "lock"]
-) -> None:
-    """Forget ``web`` and journal its end (once, whoever notices first)."""
-    if app.sessions.drop_session(web):
-        terminal = web_terminal(web.remote_address)
-        await app.acts.run(lambda store: close_session(store, web.session, cause, terminal))
-
-
-async def current(app: Services, request: Request, *, touch: bool) -> WebSession | None:
+async def current(app: Services, request: Request) -> WebSession | None:
     """The request's open session: None without one, or when it went idle or its account
-    may no longer act (it is closed and journaled then). ``touch``: the person used it."""
-    web = app.sessions.get(request.cookies.get(app.cookie))
+    may no longer act (it is closed and journaled then). Background requests and the
+    event stream are checked too: a locked person reads nothing more."""
+    web = app.sessions.get(request.cookies.get(app.cookie(request)))
     if web is None:
         return None
-    if web.session.idle():
-        await close_web_session(app, web, "idle")
+    if web.session.closed is not None or web.session.idle():
+        await close_web_session(app, web, web.session.closed or "idle")
         return None
-    if touch:
-
-        def problem(journal: Journal) -> str | None:
-            confirmed = confirm_account(journal.read_connection(), web.account)
-            return "gone" if confirmed is None else account_refusal(confirmed[0], 0)
-
-        if await app.reads.run(problem) in ("gone", "locked", "disabled"):
-            await close_web_session(app, web, "lock")
-            return None
-        web.session.touch()
+    if await app.reads.run(lambda journal: account_gone(journal, web.account)):
+        await close_web_session(app, web, "lock")
+        return None
     return web
+
+
+def used_by_person(request: Request, spec: RouteSpec) -> bool:
+    """Whether this request, which passed every check, is the person using the session
+    (the idle timeout starts again): not a page script's background fetch, and not a
+    request another site's page made the browser send (``Sec-Fetch-Site``: cookies are
+    sent to every port of this host, so a page elsewhere could keep a session alive)."""
+    site = request.headers.get("sec-fetch-site")
+    return not spec.background and site in (None, "same-origin", "none")
 
 
 def _endpoint(app: Services, spec: RouteSpec) -> object:
     async def handle(request: Request) -> Response:
         ctx = Ctx(request, app, None)
         if spec.access != "public":
-            ctx.web = await current(app, request, touch=not spec.background)
+            ctx.web = await current(app, request)
             if ctx.web is None:
                 if spec.method == "GET":
                     return RedirectResponse("/login", status_code=303)
@@ -111,6 +105,8 @@ def _endpoint(app: Services, spec: RouteSpec) -> object:
                 refusal = await permission_refusal(ctx, permission, spec.doing or "do this")
                 if refusal is not None:
                     return await ctx.refuse(403, refusal)
+        if ctx.web is not None and used_by_person(request, spec):
+            ctx.web.session.touch()  # only once every check passed
         try:
             return await spec.handler(ctx)
         except CellautoError as exc:
@@ -142,7 +138,7 @@ def create_app(config: WebConfig) -> Starlette:
     async def elsewhere(request: Request) -> Response:
         if request.url.path == "/favicon.ico":
             return Response(status_code=404)
-        ctx = Ctx(request, services, await current(services, request, touch=True))
+        ctx = Ctx(request, services, await current(services, request))
         if ctx.web is None:
             return RedirectResponse("/login", status_code=303)
         return await ctx.refuse(404, "no such page", log=False)

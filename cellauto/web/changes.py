@@ -199,13 +199,25 @@ class SqliteChanges:
         while not self._stop.is_set():
             version = self._data_version()
             if version != self._version:
+                change = self.read_since()  # a failed read leaves the version unseen
                 self._version = version
-                return self.read_since()
+                return change
             left = deadline - time.monotonic()
             if left <= 0:
                 return None
             self._stop.wait(min(self.poll_s, left))
         return None
+
+    def reset(self) -> None:
+        """Drop the connection after a failed read: the next use opens a fresh one (the
+        file may have been replaced, as a restore does); rows are still read by rowid
+        from where the last good read left off."""
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
+                self._version = None
 
     def interrupt(self) -> None:
         """Make a blocked :meth:`wait` return (at shutdown); callable from any thread."""

@@ -134,6 +134,7 @@ class Ctx:
             flash=flash,
             counts=counts,
             path=self.request.url.path,
+            stale=self.app.hub.failure,
             **values,
         )
         return HTMLResponse(html, status_code=status)

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from starlette.requests import Request
 
+from cellauto.records import Journal
 from cellauto.records.site_payloads import SignatureRefused
 from cellauto.records.site_store import SiteStore
 from cellauto.site.auth import account_refusal
@@ -27,7 +28,7 @@ from cellauto.site.replay import confirm_account
 from cellauto.site.roles import Permission, Role, holders, permissions_of
 from cellauto.web.context import Ctx
 
-__all__ = ["account_problem", "permission_refusal", "same_origin", "token_matches"]
+__all__ = ["account_gone", "account_problem", "permission_refusal", "same_origin", "token_matches"]
 
 
 def same_origin(request: Request) -> bool:
@@ -55,6 +56,12 @@ def account_problem(store: SiteStore, name: str) -> str | None:
     if confirmed is None:
         return "unknown_account"
     return account_refusal(confirmed[0], 0)
+
+
+def account_gone(journal: Journal, name: str) -> bool:
+    """The account ``name`` no longer exists, or is locked or disabled."""
+    confirmed = confirm_account(journal.read_connection(), name)
+    return confirmed is None or account_refusal(confirmed[0], 0) in ("locked", "disabled")
 
 
 async def permission_refusal(ctx: Ctx, permission: Permission, doing: str) -> str | None:

@@ -40,6 +40,7 @@ _log = logging.getLogger(__name__)
 QUEUE_EVENTS = 64
 TOPICS = ("overview", "counts", "tasks", "alarms")
 OWNERS_EVERY_S = 5.0
+MAX_RETRY_S = 5.0
 """How often the controllers' heartbeats are looked at when nothing else changes."""
 
 
@@ -140,6 +141,8 @@ class ChangeHub:
         self.changes_seen = 0
         self._stopping = threading.Event()
         self._owners_at = time.monotonic()
+        self.failure: str | None = None
+        """Why the journal's changes cannot be read now (None: the pages are live)."""
 
     # -- life ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -177,20 +180,37 @@ class ChangeHub:
 
     # -- the poller thread --------------------------------------------------------------
     def _poll(self) -> None:
+        """Follow the journal until stopped. No error ends it: a failed read is logged
+        (once per kind of failure), shown on the pages (:attr:`failure`), and tried
+        again on a fresh connection, waiting longer each time (up to 5 s)."""
         source = self._source
         assert source is not None
-        conn = open_reader(self.db)
+        conn: sqlite3.Connection | None = None
+        wait_s = self.poll_s
         try:
             while not self._stopping.is_set():
                 try:
+                    if conn is None:
+                        conn = open_reader(self.db)
                     self._step(source, conn)
-                except sqlite3.OperationalError as exc:  # busy, or a file being replaced
-                    _log.warning("reading the journal's changes failed (%s); retrying", exc)
-                    self._stopping.wait(self.poll_s)
-        except Exception:
-            _log.exception("the journal's change poller stopped; pages are no longer live")
+                except Exception as exc:
+                    what = f"{type(exc).__name__}: {exc}"
+                    if what != self.failure:
+                        _log.warning("reading the journal's changes failed (%s); retrying", what)
+                    self.failure = what
+                    if conn is not None:
+                        conn.close()
+                        conn = None
+                    source.reset()
+                    self._stopping.wait(wait_s)
+                    wait_s = min(wait_s * 2, MAX_RETRY_S)
+                else:
+                    if self.failure is not None:
+                        _log.warning("the journal's changes are read again")
+                    self.failure, wait_s = None, self.poll_s
         finally:
-            conn.close()
+            if conn is not None:
+                conn.close()
             source.close()
 
     def _step(self, source: SqliteChanges, conn: sqlite3.Connection) -> None:

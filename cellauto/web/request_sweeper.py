@@ -17,7 +17,6 @@ import time
 
 import anyio
 
-from cellauto.errors import CellautoError
 from cellauto.records.site_store import SiteStore
 from cellauto.records.task_rows import RequestRow
 from cellauto.site.run_requests import expire_request
@@ -60,6 +59,6 @@ async def sweep_requests(services: Services) -> None:
     while True:
         try:
             await services.acts.run(sweep_once)
-        except CellautoError as exc:  # a busy journal: try again at the next sweep
-            _log.warning("sweeping expired command requests: %s", exc)
+        except Exception as exc:
+            _log.warning("sweeping expired command requests failed (%s); trying again", exc)
         await anyio.sleep(SWEEP_INTERVAL_S)

@@ -6,7 +6,8 @@ SQLite connections are opened once per pool slot and reused: opening one checks 
 (``PRAGMA quick_check``), which costs a tenth of a second on a large journal. Reads run
 on up to eight worker threads, each with its own read-only :class:`Journal`; acts run
 on at most two (each act may verify a password with argon2, 64 MiB apiece), each with
-its own :class:`SiteStore`. A connection is used by one thread at a time.
+its own :class:`SiteStore`; signing in has a lane of its own (one), so a flood of
+sign-in attempts never delays an act. A connection is used by one thread at a time.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Generic, TypeVar
 
 import anyio
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from starlette.requests import Request
 
 from cellauto.records import Journal
 from cellauto.records.site_store import SiteStore
@@ -26,6 +28,7 @@ from cellauto.site.store import open_site_store
 from cellauto.web.config import WebConfig
 from cellauto.web.hub import ChangeHub
 from cellauto.web.sessions import SessionTable
+from cellauto.web.throttle import SignInThrottle
 
 __all__ = ["HERE", "Pool", "Services", "templates"]
 
@@ -85,9 +88,12 @@ class Services:
         self.config = config
         self.pages = templates()
         self.sessions = SessionTable()
-        self.cookie = "__Host-cellauto" if config.secure else "cellauto_session"
+        self.throttle = SignInThrottle()
         self.reads: Pool[Journal] = Pool(
             lambda: Journal(config.db, create=False, any_thread=True), 8
+        )
+        self.sign_ins: Pool[SiteStore] = Pool(
+            lambda: open_site_store(config.db, any_thread=True), 1
         )
         self.acts: Pool[SiteStore] = Pool(lambda: open_site_store(config.db, any_thread=True), 2)
         row = self.pages.get_template("_run_row.html")
@@ -95,6 +101,15 @@ class Services:
             config.db, poll_s=config.poll_s, render_row=lambda view: row.render(run=view)
         )
 
+    def cookie(self, request: Request, kind: str = "session") -> str:
+        """The name of this server's cookie of ``kind`` (``session``, ``pre``): cookies
+        are not kept apart by port, so two servers on one host name theirs apart;
+        over HTTPS ``__Host-`` (no Domain, Secure, Path=/: no other site sets it)."""
+        port = request.url.port or (443 if request.url.scheme == "https" else 80)
+        prefix = "__Host-" if self.config.secure else ""
+        return f"{prefix}cellauto-{kind}-{port}"
+
     def close(self) -> None:
         self.reads.close()
+        self.sign_ins.close()
         self.acts.close()

@@ -16,17 +16,25 @@ import logging
 import os
 import socket
 import time
+from typing import Literal
 
 import anyio
 
 from cellauto.records.site_chain import read_site_records
 from cellauto.records.site_payloads import SessionClosed, SessionOpened, SiteKind
 from cellauto.records.site_store import SiteStore
+from cellauto.site.auth import close_session
 from cellauto.web.security import web_terminal
 from cellauto.web.services import Services
 from cellauto.web.sessions import WebSession
 
-__all__ = ["SWEEP_S", "close_orphaned_sessions", "sweep_sessions"]
+__all__ = [
+    "SWEEP_S",
+    "close_orphaned_sessions",
+    "close_web_session",
+    "sweep_once",
+    "sweep_sessions",
+]
 
 SWEEP_S = 30.0
 PURPOSE = "web app"
@@ -82,18 +90,49 @@ def _expired(web: WebSession, max_session_s: float, now_ns: int) -> bool:
     return now_ns - web.session.opened_wall_ns > max_session_s * 1e9
 
 
-async def sweep_sessions(app: Services, *, once: bool = False) -> None:
-    """Close idle and over-age sessions every :data:`SWEEP_S` (``once``: one pass)."""
-    from cellauto.web.app import close_web_session
+async def close_web_session(
+    app: Services, web: WebSession, cause: Literal["exit", "idle", "lock"]
+) -> bool:
+    """End ``web``: closed in memory at once (it signs and reads nothing more), forgotten
+    once its end is journaled (``session_closed``). When the journal cannot take it now
+    (busy), the session stays in the table, closed, and the sweep journals it later:
+    nothing is lost. False when its end is not journaled (yet, or by this call)."""
+    if web.closing:
+        return False
+    web.closing = True
+    web.session.close(cause)
+    terminal = web_terminal(web.remote_address)
+    try:
+        await app.acts.run(lambda store: close_session(store, web.session, cause, terminal))
+    except Exception as exc:
+        _log.warning("could not journal the end of %s's web session (%s)", web.account, exc)
+        web.closing = False
+        return False
+    app.sessions.drop_session(web)
+    return True
 
+
+async def sweep_once(app: Services, now_ns: int | None = None) -> None:
+    """Journal the end of closed, idle and over-age sessions."""
     max_s = app.config.max_session_h * 3600.0
+    now_ns = time.time_ns() if now_ns is None else now_ns
+    for web in app.sessions.open_sessions():
+        if web.session.closed is not None:  # closed, its end not journaled yet
+            await close_web_session(app, web, web.session.closed)
+        elif web.session.idle():
+            await close_web_session(app, web, "idle")
+        elif _expired(web, max_s, now_ns):
+            await close_web_session(app, web, "exit")
+
+
+async def sweep_sessions(app: Services, *, once: bool = False) -> None:
+    """:func:`sweep_once` every :data:`SWEEP_S` (``once``: one pass). No error ends
+    it: a failed pass is logged and the next one tries again."""
     while True:
-        now_ns = time.time_ns()
-        for web in app.sessions.open_sessions():
-            if web.session.idle():
-                await close_web_session(app, web, "idle")
-            elif _expired(web, max_s, now_ns):
-                await close_web_session(app, web, "exit")
+        try:
+            await sweep_once(app)
+        except Exception as exc:
+            _log.warning("sweeping web sessions failed (%s); trying again", exc)
         if once:
             return
         await anyio.sleep(SWEEP_S)

@@ -38,6 +38,8 @@ class WebSession:
     (until then with user name and password, Part 11 §11.200(a)(1)(i))."""
     flash: str | None = None
     """A one-shot message for the next page (what the last act did)."""
+    closing: bool = False
+    """Its end is being journaled now (so it is journaled once)."""
 
     @property
     def account(self) -> str:

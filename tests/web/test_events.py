@@ -222,20 +222,31 @@ async def test_the_hub_coalesces_a_burst_and_drops_a_subscriber_that_falls_behin
     assert hub.subscribers == 1
 
 
-def test_the_poller_carries_on_after_a_failed_read(
+def test_the_poller_carries_on_after_any_failed_read(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """Busy, damaged or replaced: no error ends the poller; it says so (the pages show
+    ``failure``), starts again on a fresh connection, and clears it once a read works."""
     Journal(tmp_path / "line.db").close()
     hub = ChangeHub(tmp_path / "line.db", poll_s=0.001)
+    failures: list[str | None] = []
 
     class Flaky:
         calls = 0
+        resets = 0
 
         def wait(self, timeout_s: float) -> None:
             self.calls += 1
+            failures.append(hub.failure)
             if self.calls == 1:
                 raise sqlite3.OperationalError("database is locked")
-            hub._stopping.set()
+            if self.calls == 2:
+                raise sqlite3.DatabaseError("file is not a database")
+            if self.calls == 4:
+                hub._stopping.set()
+
+        def reset(self) -> None:
+            self.resets += 1
 
         def close(self) -> None:
             pass
@@ -243,4 +254,8 @@ def test_the_poller_carries_on_after_a_failed_read(
     flaky = Flaky()
     hub._source = flaky  # type: ignore[assignment]
     hub._poll()  # returns once stopped
-    assert flaky.calls == 2 and "database is locked" in caplog.text
+    assert flaky.calls == 4 and flaky.resets == 2
+    assert failures[1] == "OperationalError: database is locked"
+    assert failures[2] == "DatabaseError: file is not a database"
+    assert failures[3] is None and hub.failure is None
+    assert "database is locked" in caplog.text and "not a database" in caplog.text

@@ -77,7 +77,7 @@ def test_https_serves_with_secure_host_cookies_and_hsts(journal: Path, tmp_path:
             signed = client.post("/login", data=form, headers={"origin": url})
             assert signed.status_code == 303
             cookie = signed.headers["set-cookie"]
-            assert cookie.startswith("__Host-cellauto=")
+            assert cookie.startswith("__Host-cellauto-session-")
             assert "Secure" in cookie and "HttpOnly" in cookie and "Path=/" in cookie
             assert "Domain" not in cookie
     finally:

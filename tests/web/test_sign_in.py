@@ -32,7 +32,7 @@ def test_a_sign_in_opens_a_journaled_session_in_a_strict_cookie(
     done = _sign_in(client, "ann", own_password("ann"))
     assert done.status_code == 303 and done.headers["location"] == "/"  # type: ignore[attr-defined]
     cookie = done.headers["set-cookie"]  # type: ignore[attr-defined]
-    assert "cellauto_session=" in cookie and "HttpOnly" in cookie
+    assert "cellauto-session-" in cookie and "HttpOnly" in cookie
     assert "SameSite=strict" in cookie or "samesite=strict" in cookie.lower()
     home = client.get("/")
     assert home.status_code == 200 and "Ann Tester (ann)" in home.text

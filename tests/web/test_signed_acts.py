@@ -10,7 +10,7 @@ import pytest
 from starlette.responses import PlainTextResponse, Response
 from starlette.testclient import TestClient
 
-from cellauto.records.site_payloads import SessionClosed, SignInFailed
+from cellauto.records.site_payloads import SessionClosed, SignatureRefused, SignInFailed
 from cellauto.records.site_store import SiteStore
 from cellauto.site.auth import Authenticated
 from cellauto.site.roles import Permission
@@ -66,6 +66,22 @@ def test_the_first_signature_needs_the_name_and_the_next_the_password_only(
 def test_no_password_no_signature(signer: Browser) -> None:
     refused = signer.post("/test/sign", {"signer": "ann"})
     assert refused.status_code == 401 and not SIGNED
+
+
+def test_signatures_refused_before_the_password_are_journaled(
+    signer: Browser, journal: Path
+) -> None:
+    since = len(site_records(journal))
+    signer.post("/test/sign", {"signer": "ann"})  # no password
+    signer.post("/test/sign", {"password": own_password("olga"), "signer": "olga"})
+    refused = [p for p in site_records(journal)[since:] if isinstance(p, SignatureRefused)]
+    assert [(p.name, p.cause) for p in refused] == [
+        ("ann", "no_password"),
+        ("ann", "signer_mismatch"),
+    ]
+    assert "not as 'olga'" in refused[1].detail
+    assert {p.terminal.remote_address for p in refused} == {"testclient"}
+    assert not [p for p in site_records(journal)[since:] if isinstance(p, SignInFailed)]
 
 
 def test_wrong_passwords_are_journaled_and_the_lock_ends_the_session(

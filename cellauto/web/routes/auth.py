@@ -10,26 +10,31 @@ a cookie (double submit), since there is no session yet to hold one.
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from starlette.responses import RedirectResponse, Response
 
 from cellauto.errors import AuthenticationError, CellautoError
 from cellauto.records.site_store import SiteStore
-from cellauto.site.auth import authenticate, close_session, open_session
+from cellauto.site.auth import authenticate, open_session
 from cellauto.web.context import Ctx
 from cellauto.web.guard import token_matches
 from cellauto.web.routes_table import RouteSpec
+from cellauto.web.session_sweep import close_web_session
 from cellauto.web.sessions import WebSession
 
 __all__ = ["ROUTES"]
 
-PRE = "cellauto_pre"
+
+def _cookie_options(ctx: Ctx) -> dict[str, Any]:
+    return {"httponly": True, "samesite": "strict", "secure": ctx.app.config.secure, "path": "/"}
 
 
 async def _form(ctx: Ctx, message: str = "", status: int = 200) -> Response:
     # the browser's own token is kept while it has one: a second tab (or the browser's
     # request for a favicon, sent here) must not void the form already on screen
-    held = ctx.request.cookies.get(PRE, "")
+    pre = ctx.app.cookie(ctx.request, "pre")
+    held = ctx.request.cookies.get(pre, "")
     token = held if len(held) == 32 and held.isascii() else secrets.token_urlsafe(24)
     response = await ctx.page(
         "login.html",
@@ -38,9 +43,7 @@ async def _form(ctx: Ctx, message: str = "", status: int = 200) -> Response:
         csrf_login=token,
         message=message,
     )
-    response.set_cookie(
-        PRE, token, httponly=True, samesite="strict", secure=ctx.app.config.secure, path="/"
-    )
+    response.set_cookie(pre, token, **_cookie_options(ctx))
     return response
 
 
@@ -54,10 +57,19 @@ async def login_page(ctx: Ctx) -> Response:
 
 
 async def login(ctx: Ctx) -> Response:
-    if not token_matches(ctx.form.get("csrf_login"), ctx.request.cookies.get(PRE)):
+    app, pre = ctx.app, ctx.app.cookie(ctx.request, "pre")
+    if not token_matches(ctx.form.get("csrf_login"), ctx.request.cookies.get(pre)):
         return await _form(ctx, "The sign-in form expired; sign in again.", 403)
-    name, password = ctx.form.get("name", "").strip(), ctx.form.get("password", "")
     address, terminal = ctx.address, ctx.terminal
+    wait_s = app.throttle.wait_s(address)
+    if wait_s > 0:  # nothing checked, nothing journaled: a stranger's flood
+        await ctx.refuse(429, f"too many failed sign-ins from {address}")
+        message = f"Too many failed sign-ins from this address; try again in {wait_s:.0f} s."
+        return await _form(ctx, message, 429)
+    earlier = app.sessions.get(ctx.request.cookies.get(app.cookie(ctx.request)))
+    if earlier is not None:  # this browser's earlier session ends with the new sign-in
+        await close_web_session(app, earlier, "exit")
+    name, password = ctx.form.get("name", "").strip(), ctx.form.get("password", "")
 
     def sign_in(store: SiteStore) -> WebSession:
         who = authenticate(store, name, password, purpose="web app sign-in", terminal=terminal)
@@ -71,30 +83,24 @@ async def login(ctx: Ctx) -> Response:
         )
 
     try:
-        web = await ctx.write(sign_in)
+        web = await app.sign_ins.run(sign_in)
     except AuthenticationError:
+        app.throttle.failed(address)
         return await _form(ctx, "The user name or the password is wrong.", 401)
     except CellautoError as exc:  # locked, disabled, expired: the site's own words
+        app.throttle.failed(address)
         return await _form(ctx, str(exc), 403)
+    app.throttle.succeeded(address)
     response = RedirectResponse("/", status_code=303)
-    response.set_cookie(
-        ctx.app.cookie,
-        ctx.app.sessions.create(web),
-        httponly=True,
-        samesite="strict",
-        secure=ctx.app.config.secure,
-        path="/",
-    )
-    response.delete_cookie(PRE, path="/")
+    response.set_cookie(app.cookie(ctx.request), app.sessions.create(web), **_cookie_options(ctx))
+    response.delete_cookie(pre, **_cookie_options(ctx))
     return response
 
 
 async def logout(ctx: Ctx) -> Response:
-    web, terminal = ctx.me, ctx.terminal
-    if ctx.app.sessions.drop_session(web):
-        await ctx.write(lambda store: close_session(store, web.session, "exit", terminal))
+    await close_web_session(ctx.app, ctx.me, "exit")
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(ctx.app.cookie, path="/")
+    response.delete_cookie(ctx.app.cookie(ctx.request), **_cookie_options(ctx))
     return response
 
 

@@ -7,9 +7,10 @@ same table body alone, refetched by ``live.js`` after a lost connection.
 ``GET /events?topics=overview,counts,run:<id>,tasks,alarms`` is a server-sent event
 stream of those topics (see :mod:`cellauto.web.hub`). It needs a session but never
 counts as the person using it (the idle timeout runs on); before every event, and every
-second while nothing happens, it checks the session is still open and, when it was closed
-or went idle, sends ``logout`` and ends. It starts with ``retry:`` and sends a comment
-every 15 s (proxies keep it open; a dead client is noticed).
+second while nothing happens, it checks the session is still open (and every 5 s that
+its account is not locked or disabled) and, when it was closed or went idle, sends
+``logout`` and ends. It starts with ``retry:`` and sends a comment every 15 s (proxies
+keep it open; a dead client is noticed).
 """
 
 from __future__ import annotations
@@ -21,15 +22,18 @@ import orjson
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 
 from cellauto.web.context import Ctx
+from cellauto.web.guard import account_gone
 from cellauto.web.hub import Event, parse_topics
 from cellauto.web.routes_table import RouteSpec
 from cellauto.web.services import Services
+from cellauto.web.session_sweep import close_web_session
 from cellauto.web.sessions import WebSession
 
-__all__ = ["KEEP_ALIVE_S", "ROUTES", "SESSION_CHECK_S"]
+__all__ = ["ACCOUNT_CHECK_S", "KEEP_ALIVE_S", "ROUTES", "SESSION_CHECK_S"]
 
 KEEP_ALIVE_S = 15.0
 SESSION_CHECK_S = 1.0
+ACCOUNT_CHECK_S = 5.0
 RETRY_MS = 2000
 
 
@@ -68,9 +72,14 @@ async def events(ctx: Ctx) -> Response:
     async def stream() -> AsyncIterator[bytes]:
         try:
             yield f"retry: {RETRY_MS}\n\n".encode()
-            said = time.monotonic()
+            said = checked = time.monotonic()
             while True:
                 why = _ended(app, web)
+                if why is None and time.monotonic() - checked >= ACCOUNT_CHECK_S:
+                    checked = time.monotonic()  # locked or disabled since: no more events
+                    if await app.reads.run(lambda journal: account_gone(journal, web.account)):
+                        await close_web_session(app, web, "lock")
+                        why = "lock"
                 if why is not None:
                     yield logout(why)
                     return
