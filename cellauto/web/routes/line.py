@@ -18,12 +18,14 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 
+import anyio
 import orjson
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 
 from cellauto.web.context import Ctx
 from cellauto.web.guard import account_gone
 from cellauto.web.hub import Event, parse_topics
+from cellauto.web.line_model import RunView
 from cellauto.web.routes_table import RouteSpec
 from cellauto.web.services import Services
 from cellauto.web.session_sweep import close_web_session
@@ -37,15 +39,21 @@ ACCOUNT_CHECK_S = 5.0
 RETRY_MS = 2000
 
 
+async def _overview(ctx: Ctx, every: bool) -> tuple[list[RunView], int, int]:
+    """The overview's rows, read in a worker thread: the poller holds the model's lock
+    while it applies a burst of records, and the event loop must not wait for it."""
+    return await anyio.to_thread.run_sync(lambda: ctx.app.hub.overview(every=every))
+
+
 async def overview(ctx: Ctx) -> Response:
     every = ctx.request.query_params.get("ended") == "all"
-    rows, _, _ = ctx.app.hub.overview(every=every)
+    rows, _, _ = await _overview(ctx, every)
     return await ctx.page("overview.html", runs=rows, every=every)
 
 
 async def rows(ctx: Ctx) -> Response:
     every = ctx.request.query_params.get("ended") == "all"
-    found, _, _ = ctx.app.hub.overview(every=every)
+    found, _, _ = await _overview(ctx, every)
     html = ctx.app.pages.get_template("_run_rows.html").render(runs=found)
     return HTMLResponse(html)
 
