@@ -3,15 +3,19 @@
 Binds 127.0.0.1 unless told otherwise. Another host is served only over HTTPS
 (``--cert`` and ``--key``, PEM files): a plant network never sees passwords in plain
 text; ``--plain-http`` overrides that for a network the site has secured otherwise.
-``--port 0`` takes a free port. Once it listens, the first line on standard output is
-``serving URL``. Runs until interrupted (SIGINT or SIGTERM). Exit 2: bad input (no such
-journal, a certificate without its key, a non-loopback host over plain HTTP, the
-``[web]`` extra not installed).
+Behind a reverse proxy that serves HTTPS to the browsers, ``--behind-proxy ADDR`` names
+it: its ``X-Forwarded-For`` and ``X-Forwarded-Proto`` are trusted (from it alone), so the
+browser's address is journaled and the cookies are ``Secure``; the proxy must pass the
+``Host`` header on. ``--port 0`` takes a free port. Once it listens, the first line on
+standard output is ``serving URL``. Runs until interrupted (SIGINT or SIGTERM). Exit 2:
+bad input (no such journal, a certificate without its key, a non-loopback host over
+plain HTTP, a proxy not named by its address, the ``[web]`` extra not installed).
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import socket
 import sys
 from pathlib import Path
@@ -37,6 +41,13 @@ def add_parser(sub: Any) -> None:
         help="serve another host than this machine without HTTPS (not recommended)",
     )
     p.add_argument(
+        "--behind-proxy",
+        metavar="ADDR[,ADDR]",
+        default="",
+        help="the addresses of the HTTPS reverse proxy in front: their X-Forwarded-For and"
+        " X-Forwarded-Proto are trusted (the browser's address is journaled; cookies Secure)",
+    )
+    p.add_argument(
         "--poll-ms",
         type=int,
         default=100,
@@ -44,6 +55,20 @@ def add_parser(sub: Any) -> None:
         help="how often the journal is looked at for new records (default 100 ms; 10-5000)",
     )
     p.set_defaults(handler=serve_command)
+
+
+def _proxies(text: str) -> tuple[str, ...]:
+    """The proxies' addresses of ``--behind-proxy`` (IP addresses only)."""
+    found = tuple(part.strip() for part in text.split(",") if part.strip())
+    for address in found:
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise BadInputError(
+                f"--behind-proxy {address!r} is not an IP address; give the reverse proxy's"
+                " address(es), comma-separated"
+            ) from None
+    return found
 
 
 def _checked(args: argparse.Namespace) -> bool:
@@ -85,20 +110,30 @@ def serve_command(args: argparse.Namespace) -> int:
     from cellauto.web.app import create_app
     from cellauto.web.config import WebConfig
 
-    app = create_app(WebConfig(db=Path(args.db), secure=secure, poll_s=args.poll_ms / 1000))
+    proxies = _proxies(args.behind_proxy)
+    web_config = WebConfig(
+        db=Path(args.db),
+        secure=secure or bool(proxies),  # the proxy serves HTTPS to the browsers
+        poll_s=args.poll_ms / 1000,
+        behind_proxy=proxies,
+    )
+    app = create_app(web_config)
     config = uvicorn.Config(
         app,
         host=args.host,
         port=args.port,
         ssl_certfile=None if args.cert is None else str(args.cert),
         ssl_keyfile=None if args.key is None else str(args.key),
-        proxy_headers=False,  # never trust X-Forwarded-For: the journaled address is the peer's
+        # X-Forwarded-* only from the named proxies (uvicorn would trust 127.0.0.1 by
+        # default: a local process could then forge the journaled address)
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=list(proxies) or None,
         server_header=False,
         date_header=False,
         log_config=None,
         lifespan="on",
     )
-    scheme = "https" if secure else "http"
+    scheme = "https" if secure else "http"  # where this process listens (not the proxy)
 
     class Announcing(uvicorn.Server):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
