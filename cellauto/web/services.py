@@ -28,6 +28,7 @@ from cellauto.site.store import open_site_store
 from cellauto.web.config import WebConfig
 from cellauto.web.hub import ChangeHub
 from cellauto.web.sessions import SessionTable
+from cellauto.web.task_cards import SessionAnswers
 from cellauto.web.throttle import SignInThrottle
 
 __all__ = ["HERE", "Pool", "Services", "templates"]
@@ -89,6 +90,8 @@ class Services:
         self.pages = templates()
         self.sessions = SessionTable()
         self.throttle = SignInThrottle()
+        self.task_answers = SessionAnswers()
+        """Answers given in each open session, until the controller took them up."""
         self.reads: Pool[Journal] = Pool(
             lambda: Journal(config.db, create=False, any_thread=True), 8
         )

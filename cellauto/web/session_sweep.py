@@ -109,6 +109,7 @@ async def close_web_session(
         web.closing = False
         return False
     app.sessions.drop_session(web)
+    app.task_answers.drop(web.session.id)
     return True
 
 

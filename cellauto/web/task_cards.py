@@ -106,6 +106,15 @@ class SessionAnswers:
         with self._lock:
             return list(self._given.get(session_id, ()))
 
+    def drop(self, session_id: str) -> None:
+        """Forget a closed session's answers (its pages are gone)."""
+        with self._lock:
+            self._given.pop(session_id, None)
+
+    def sessions(self) -> int:
+        with self._lock:
+            return len(self._given)
+
     def forget(self, session_id: str, given: AnswerGiven) -> None:
         with self._lock:
             kept = self._given.get(session_id, [])

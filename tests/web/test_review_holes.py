@@ -118,3 +118,14 @@ def test_the_pages_say_when_live_updates_have_stopped(client: TestClient, browse
     assert "Live updates have stopped" in page.text and "not a database" in page.text
     hub.failure = None
     assert "Live updates have stopped" not in client.get("/").text
+
+
+def test_a_closed_session_leaves_no_answers_behind(client: TestClient, browser: Browser) -> None:
+    browser.sign_in("ann")
+    web = _web(client, "ann")
+    services = client.app.state.services  # type: ignore[attr-defined]
+    given = object()  # an answer as the inbox keeps it (its content does not matter here)
+    services.task_answers.add(web.session.id, given)  # type: ignore[attr-defined]
+    assert services.task_answers.sessions() == 1
+    browser.post("/logout")
+    assert services.task_answers.sessions() == 0

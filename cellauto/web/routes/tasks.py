@@ -38,11 +38,8 @@ class TaskNotFoundError(RunNotFoundError):
 
 
 def session_answers(request: Request) -> SessionAnswers:
-    """The answers given in this server's web sessions (kept in the app's state)."""
-    state = request.app.state
-    answers = getattr(state, "task_answers", None)
-    if answers is None:
-        answers = state.task_answers = SessionAnswers()
+    """The answers given in this server's web sessions (dropped when a session ends)."""
+    answers: SessionAnswers = request.app.state.services.task_answers
     return answers
 
 
