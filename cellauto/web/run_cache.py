@@ -4,8 +4,8 @@ A run page refetches its run on every live event; reading and parsing every reco
 a long run each time would cost more than the page's whole work. Records are
 append-only, so the cache reads only the rows after the last it holds (one indexed
 query) and appends them. An entry nobody asked for in :data:`KEEP_S` seconds is
-dropped at the next request. Keys are (journal file, run id): two journals may hold
-runs of the same id (a copy of a file).
+dropped at the next request, and at most :data:`MAX_RUNS` runs are kept. Keys are
+(journal file, run id): two journals may hold runs of the same id (a copy of a file).
 
 Thread-safe: requests read on the read pool's worker threads; each call returns a list
 of its own.
@@ -22,9 +22,12 @@ from cellauto.records import Journal
 from cellauto.records._sqlite import rows_after
 from cellauto.records.models import Record
 
-__all__ = ["KEEP_S", "RunRecordsCache"]
+__all__ = ["KEEP_S", "MAX_RUNS", "RunRecordsCache"]
 
 KEEP_S = 60.0
+MAX_RUNS = 32
+"""At most this many runs are kept (the least recently asked for goes first): a person
+opening every run's page one after the other must not hold the whole journal in memory."""
 
 
 @dataclass
@@ -37,8 +40,14 @@ class _Entry:
 class RunRecordsCache:
     """Every record of a run, read once and then only what is new."""
 
-    def __init__(self, keep_s: float = KEEP_S, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        keep_s: float = KEEP_S,
+        clock: Callable[[], float] = time.monotonic,
+        max_runs: int = MAX_RUNS,
+    ):
         self._keep_s = keep_s
+        self._max_runs = max_runs
         self._clock = clock
         self._entries: dict[tuple[str, str], _Entry] = {}
         self._lock = threading.Lock()
@@ -56,6 +65,9 @@ class RunRecordsCache:
                 del self._entries[stale]
             entry = self._entries.setdefault(key, _Entry())
             entry.used = now
+            while len(self._entries) > self._max_runs:
+                oldest = min(self._entries, key=lambda k: self._entries[k].used)
+                del self._entries[oldest]
         with entry.lock:
             if not entry.records:
                 try:

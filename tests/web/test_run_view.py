@@ -280,3 +280,30 @@ def test_the_records_cache_reads_only_what_is_new(journal: Path) -> None:
         with pytest.raises(RunNotFoundError):
             cache.records(reader, "no-such-run")
         assert len(cache) == 0  # the run's page was left more than a minute ago
+
+
+def test_the_records_cache_keeps_a_bounded_number_of_runs(journal: Path) -> None:
+    import shutil
+
+    from tests.web.test_run_commands import _active_run
+
+    run_id = _active_run(journal)
+    copies = [journal]  # one run in three journals: three entries (keyed by file and run)
+    for n in (2, 3):
+        copies.append(journal.with_name(f"copy{n}.db"))
+        shutil.copyfile(journal, copies[-1])
+    now = [0.0]
+    cache = RunRecordsCache(keep_s=60, clock=lambda: now[0], max_runs=2)
+    readers = [Journal(path, create=False, any_thread=True) for path in copies]
+    try:
+        for step, reader in enumerate(readers):
+            now[0] = float(step)
+            cache.records(reader, run_id)
+        assert len(cache) == 2  # the one asked for longest ago went first
+        now[0] = 3.0
+        again = cache.records(readers[0], run_id)
+        assert [r.seq for r in again] == [r.seq for r in readers[0].records(run_id)]
+        assert len(cache) == 2
+    finally:
+        for reader in readers:
+            reader.close()
