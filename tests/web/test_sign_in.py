@@ -51,7 +51,10 @@ def test_a_wrong_password_is_journaled_and_the_third_locks(
     third = _sign_in(client, "olga", "not her password")
     assert third.status_code in (401, 403)  # type: ignore[attr-defined]
     locked = _sign_in(client, "olga", own_password("olga"))
-    assert locked.status_code == 403 and "locked" in locked.text  # type: ignore[attr-defined]
+    # the same answer as a wrong password: nobody learns that the account exists or is
+    # locked (the journal has the cause)
+    assert locked.status_code == 401 and "may not sign in now" in locked.text  # type: ignore[attr-defined]
+    assert "olga" not in locked.text  # type: ignore[attr-defined]
     failures = [p for p in _site_records(journal) if isinstance(p, SignInFailed)]
     assert len(failures) >= 3 and all(p.terminal.remote_address == "testclient" for p in failures)
     assert client.get("/", follow_redirects=False).status_code == 303

@@ -14,7 +14,12 @@ from typing import Any
 
 from starlette.responses import RedirectResponse, Response
 
-from cellauto.errors import AuthenticationError, CellautoError
+from cellauto.errors import (
+    AccountDisabledError,
+    AccountLockedError,
+    AuthenticationError,
+    PasswordExpiredError,
+)
 from cellauto.records.site_store import SiteStore
 from cellauto.site.auth import authenticate, open_session
 from cellauto.web.context import Ctx
@@ -24,6 +29,12 @@ from cellauto.web.session_sweep import close_web_session
 from cellauto.web.sessions import WebSession
 
 __all__ = ["ROUTES"]
+
+
+REFUSED = (
+    "The user name or the password is wrong, or this account may not sign in now (locked,"
+    " disabled, or its password must be changed first)."
+)
 
 
 def _cookie_options(ctx: Ctx) -> dict[str, Any]:
@@ -84,12 +95,11 @@ async def login(ctx: Ctx) -> Response:
 
     try:
         web = await app.sign_ins.run(sign_in)
-    except AuthenticationError:
+    except (AuthenticationError, AccountLockedError, AccountDisabledError, PasswordExpiredError):
+        # one answer for every cause (the journal has the true one): a stranger learns
+        # nothing of which accounts exist or are locked
         app.throttle.failed(address)
-        return await _form(ctx, "The user name or the password is wrong.", 401)
-    except CellautoError as exc:  # locked, disabled, expired: the site's own words
-        app.throttle.failed(address)
-        return await _form(ctx, str(exc), 403)
+        return await _form(ctx, REFUSED, 401)
     app.throttle.succeeded(address)
     response = RedirectResponse("/", status_code=303)
     response.set_cookie(app.cookie(ctx.request), app.sessions.create(web), **_cookie_options(ctx))
