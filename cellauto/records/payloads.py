@@ -22,6 +22,7 @@ from cellauto.records.material_payloads import MATERIAL_PAYLOADS
 from cellauto.records.payload_base import Payload, plain_json
 from cellauto.records.refs import SignatureShown, SiteRef
 from cellauto.records.release_plan import ReleasePlan
+from cellauto.records.simulation_info import SimulationInfo
 from cellauto.records.spec import CheckPolicy, Spec
 from cellauto.records.task_payloads import (
     TASK_PAYLOADS,
@@ -154,6 +155,9 @@ class RunStarted(Payload):
     operator_account: SignatureShown | None = None
     """The signature of the person who started the run with ``--as`` (their account is
     ``operator``); None for a simulation nobody signed in to, and in older records."""
+    simulation: SimulationInfo | None = None
+    """The simulated patient and models of a run on a simulated line; None on a real
+    line, over the wire, and in older records."""
 
 
 class RunResumed(Payload):
