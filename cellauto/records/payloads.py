@@ -340,6 +340,9 @@ class CheckResult(Payload):
     spec: Spec
     passed: bool
     """The verdict the runner acted on; readers recompute it (:attr:`recomputed`)."""
+    flags: list[str] = Field(default_factory=list)
+    """What qualifies the value, which is recorded unchanged: "above 100 % within
+    counting uncertainty", "count outside the counter's linear range"."""
 
     @property
     def recomputed(self) -> bool:

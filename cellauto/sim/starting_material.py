@@ -71,6 +71,7 @@ def patient_container(container_id: str, material: StartingMaterial, label: str 
         t_cell_fraction=material.t_cell_fraction,
         nk_fraction=material.nk_fraction,
         cd4_fraction=material.cd4_fraction,
+        monocyte_fraction=material.monocyte_fraction,
         label=label,
     )
 
