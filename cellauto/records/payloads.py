@@ -57,6 +57,7 @@ __all__ = [
     "RunEnded",
     "RunResumed",
     "RunStarted",
+    "SimulationInfo",
     "StateChange",
     "StepCompleted",
     "StepFailed",
