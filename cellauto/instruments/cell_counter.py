@@ -31,9 +31,6 @@ class CellCount(BaseModel):
     range_flag: RangeFlag = Field(
         "in_range", description="the counted (diluted) concentration against the linear range"
     )
-    linear_range_cells_per_ml: tuple[float, float] | None = Field(
-        None, description="the counter's linear range (low, high) of the counted suspension"
-    )
 
 
 class CellCounter(Instrument):

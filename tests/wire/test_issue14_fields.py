@@ -15,6 +15,7 @@ from cellauto.instruments.limits import LimitFlag
 from cellauto.instruments.opcua import OpcUaCellProcessor, OpcUaFlowCytometer
 from cellauto.instruments.visa import VisaCellCounter
 from cellauto.instruments.visa.counter import parse_count
+from cellauto.instruments.visa.errors import ScpiReplyError
 from cellauto.instruments.visa.freezer import parse_result
 from cellauto.sim import counter as sim_counter
 from cellauto.sim import cytometer as sim_cytometer
@@ -49,7 +50,7 @@ async def test_a_diluted_count_out_of_range_reads_back_over_scpi(
     monkeypatch.setattr(
         sim_counter,
         "CellCount",
-        _adding(CellCount, range_flag="above_range", linear_range_cells_per_ml=(5e4, 1e7)),
+        _adding(CellCount, range_flag="above_range"),
     )
     local, local_sample = make_counter(seed=11)
     want = await local.count(local_sample, operator="alice", dilution=2.0)
@@ -59,13 +60,12 @@ async def test_a_diluted_count_out_of_range_reads_back_over_scpi(
         async with counter:
             got = await counter.count(sample, operator="alice", dilution=2.0)
     assert (got.dilution, got.range_flag) == (2.0, "above_range")
-    assert got.linear_range_cells_per_ml == (5e4, 1e7)
     assert got.model_dump(exclude={"counted_at_process_time_s"}) == want.model_dump(
         exclude={"counted_at_process_time_s"}
     )
 
 
-def test_a_count_record_without_a_range_reads_as_in_range() -> None:
+def test_a_count_record_round_trips_and_a_short_one_is_refused() -> None:
     count = CellCount(
         sample_id="S-1",
         total_cells_per_ml=1e6,
@@ -77,9 +77,11 @@ def test_a_count_record_without_a_range_reads_as_in_range() -> None:
         instrument_serial="CC-0001",
     )
     record = format_count(count)
-    assert parse_count(record) == count
-    nine = ",".join(record.split(",")[:9])
-    assert parse_count(nine) == count  # an older counter: nine fields
+    assert record.endswith(',"in_range"') and parse_count(record) == count
+    with pytest.raises(ScpiReplyError):
+        parse_count(record.rsplit(",", 1)[0])  # nine fields: the range is missing
+    with pytest.raises(ScpiReplyError):
+        parse_count(record.replace('"in_range"', '"out_of_range"'))
 
 
 def test_the_freezer_result_carries_its_load_and_limit_flags_over_scpi() -> None:
@@ -103,8 +105,10 @@ def test_the_freezer_result_carries_its_load_and_limit_flags_over_scpi() -> None
     assert parse_result(format_result(result)) == result
     bare = result.model_copy(update={"load_ml": None, "limit_flags": []})
     assert parse_result(format_result(bare)) == bare
-    ten = format_result(bare).rsplit(",", 2)[0]  # an older freezer: no load, no flags
-    assert parse_result(ten) == bare
+    older = format_result(bare).rsplit(",", 2)[0]  # a freezer that states no load
+    assert parse_result(older) == bare
+    with pytest.raises(ScpiReplyError):
+        parse_result(format_result(result).rsplit(",", 1)[0])  # a flag cut short
 
 
 async def test_cytometer_flags_gates_and_cd16_read_back_over_opcua(

@@ -11,15 +11,7 @@ from cellauto.instruments.materials import Sample
 from cellauto.instruments.visa._adapter import VisaAdapter, reply_model
 from cellauto.instruments.visa.overdue import Overdue
 from cellauto.instruments.visa.scpi_format import format_real, quote
-from cellauto.instruments.visa.scpi_reply import (
-    parse_int,
-    parse_mnemonic,
-    parse_optional_real,
-    parse_real,
-    parse_record,
-    parse_string,
-    split_fields,
-)
+from cellauto.instruments.visa.scpi_reply import parse_int, parse_real, parse_record, parse_string
 from cellauto.instruments.visa.session import VisaSession
 
 __all__ = ["MEASURING_BIT", "VisaCellCounter", "parse_count"]
@@ -37,23 +29,13 @@ _COUNT_FIELDS = (
     parse_string,  # operator
     parse_real,  # counted at, process time s
     parse_string,  # instrument serial
+    parse_string,  # range flag: in_range, below_range, above_range
 )
-#: Fields 10-12 (docs/scpi.md): the range flag and the linear range (9.91E+37: unknown).
-_RANGE_FLAGS = {"IN": "in_range", "BELOW": "below_range", "ABOVE": "above_range"}
-
-
-def _range_flag(text: str) -> str:
-    return _RANGE_FLAGS[parse_mnemonic(text, _RANGE_FLAGS)]
-
-
-_RANGE_FIELDS = (_range_flag, parse_optional_real, parse_optional_real)
 
 
 def parse_count(text: str) -> CellCount:
-    """The ``FETCh?`` record of docs/scpi.md as a :class:`CellCount`: twelve fields, or
-    the first nine of a counter that reports no range (then "in_range", range unknown)."""
-    short = len(split_fields(text)) == len(_COUNT_FIELDS)
-    values = parse_record(text, _COUNT_FIELDS if short else (*_COUNT_FIELDS, *_RANGE_FIELDS))
+    """The ``FETCh?`` record of docs/scpi.md (ten fields) as a :class:`CellCount`."""
+    values = parse_record(text, _COUNT_FIELDS)
     names = (
         "sample_id",
         "total_cells_per_ml",
@@ -64,13 +46,9 @@ def parse_count(text: str) -> CellCount:
         "operator",
         "counted_at_process_time_s",
         "instrument_serial",
+        "range_flag",
     )
-    fields = dict(zip(names, values[: len(names)], strict=True))
-    if not short:
-        flag, low, high = values[len(names) :]
-        fields["range_flag"] = flag
-        fields["linear_range_cells_per_ml"] = None if low is None or high is None else (low, high)
-    return reply_model(CellCount, text, fields)
+    return reply_model(CellCount, text, dict(zip(names, values, strict=True)))
 
 
 class VisaCellCounter(VisaAdapter, CellCounter):

@@ -112,8 +112,8 @@ _FLAG_NAMES = ("quantity", "value", "limit", "unit", "message")
 
 def parse_result(text: str) -> FreezeResult:
     """``FETCh?``: ten fixed fields, ``<n>`` and n container ids, then the chamber load,
-    ``<m>`` and m limit flags of five fields (docs/scpi.md); a freezer that reports no
-    load ends after the container ids."""
+    ``<m>`` and m limit flags of five fields (docs/scpi.md); a freezer that states no
+    load ends after the container ids (no load, no flags)."""
     fields_in = split_fields(text)
     n_ids = parse_int(fields_in[len(_RESULT_HEAD)]) if len(fields_in) > len(_RESULT_HEAD) else 0
     end_ids = len(_RESULT_HEAD) + 1 + max(n_ids, 0)
@@ -124,7 +124,7 @@ def parse_result(text: str) -> FreezeResult:
         size = len(_FLAG_FIELDS)
         n_flags = parse_int(rest[1]) if len(rest) > 1 else -1
         if n_flags < 0 or len(rest) != 2 + size * n_flags:
-            raise ScpiReplyError("the load and limit flags after the containers are garbled", text)
+            raise ScpiReplyError("the chamber load and limit flags after the containers", text)
         fields["load_ml"] = parse_optional_real(rest[0])
         fields["limit_flags"] = [
             dict(zip(_FLAG_NAMES, parse_record(",".join(group), _FLAG_FIELDS), strict=True))

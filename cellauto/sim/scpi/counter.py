@@ -17,7 +17,7 @@ import anyio
 from cellauto.errors import InstrumentError
 from cellauto.instruments.cell_counter import CellCount
 from cellauto.instruments.materials import Sample
-from cellauto.instruments.visa.scpi_format import format_optional_real, format_real, quote
+from cellauto.instruments.visa.scpi_format import format_real, quote
 from cellauto.sim.counter import SimCellCounter
 from cellauto.sim.scpi.device import ScpiDevice
 from cellauto.sim.scpi.errors import ScpiError
@@ -33,13 +33,8 @@ MEASURING = 1 << 4
 MAX_DRAW_ML = 10.0
 
 
-#: The ``FETCh?`` mnemonic of each range flag.
-RANGE_MNEMONICS = {"in_range": "IN", "below_range": "BELOW", "above_range": "ABOVE"}
-
-
 def format_count(count: CellCount) -> str:
-    """The twelve-field ``FETCh?`` record."""
-    low, high = count.linear_range_cells_per_ml or (None, None)
+    """The ten-field ``FETCh?`` record."""
     return ",".join(
         [
             quote(count.sample_id),
@@ -51,9 +46,7 @@ def format_count(count: CellCount) -> str:
             quote(count.operator),
             format_real(count.counted_at_process_time_s),
             quote(count.instrument_serial),
-            RANGE_MNEMONICS[count.range_flag],
-            format_optional_real(low),
-            format_optional_real(high),
+            quote(count.range_flag),
         ]
     )
 
