@@ -32,3 +32,18 @@ def test_main_job_runs_a_protocol_that_exists_on_the_simulated_line() -> None:
     words = shlex.split(run)
     assert words[0].endswith("cellauto") and words[1] == "run" and "--sim" in words
     assert (ROOT / words[2]).is_file()
+
+
+def test_the_cli_reference_row_of_run_names_every_option() -> None:
+    import argparse
+
+    from cellauto.cli import run_cmd
+
+    parser = argparse.ArgumentParser()
+    run_cmd.add_parser(parser.add_subparsers())
+    (run,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    options = {o for a in run.choices["run"]._actions for o in a.option_strings}
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    (row,) = [line for line in text.splitlines() if line.startswith("| `cellauto run PROTOCOL")]
+    missing = sorted(o for o in options if o.startswith("--") and o != "--help" and o not in row)
+    assert not missing, missing

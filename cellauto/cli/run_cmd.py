@@ -37,6 +37,7 @@ from cellauto.protocols.tasks import Answerer
 from cellauto.records import Journal
 from cellauto.records.models import utc_from_epoch_s
 from cellauto.sim import SimLine, sim_line_for_protocol, starting_materials
+from cellauto.sim.line import protocol_population
 from cellauto.sim.simulate import DEFAULT_SIM_START
 from cellauto.sim.world import SimWorld
 
@@ -86,6 +87,14 @@ def add_parser(sub: Any) -> None:
         default=None,
         help="seed of the simulation; a seeded simulated run is reproducible: the same "
         "inputs give the same run id and a byte-identical record in a fresh journal",
+    )
+    p.add_argument(
+        "--patient",
+        choices=("drawn", "typical"),
+        default=None,
+        help="whose cells a simulated line receives: drawn from the population of the "
+        "protocol's starting material by the seed (default; the line file's [simulation] "
+        "patient), or its typical patient",
     )
     p.add_argument(
         "--start",
@@ -207,6 +216,9 @@ def run_command(args: argparse.Namespace) -> int:
     if seed is None and line_config is not None:
         seed = line_config.simulation.seed
     reproducible = simulated and seed is not None
+    patient = args.patient
+    if patient is None:
+        patient = line_config.simulation.patient if line_config is not None else "drawn"
     origin = args.start or (DEFAULT_SIM_START if reproducible else None)
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None
     if simulated:
@@ -223,7 +235,7 @@ def run_command(args: argparse.Namespace) -> int:
         """The line, validated against the request before the journal is opened."""
         sim: SimLine | None
         if line_config is None:
-            sim = sim_line_for_protocol(protocol, params, clock=clock, seed=seed)
+            sim = sim_line_for_protocol(protocol, params, clock=clock, seed=seed, patient=patient)
             assert sim.line is not None
             worlds.append(sim.world)
             return sim.line
@@ -235,9 +247,14 @@ def run_command(args: argparse.Namespace) -> int:
             sim = SimLine(
                 clock=clock,
                 seed=seed,
-                materials=starting_materials(protocol.inputs, params, batch),
                 name=line_config.name,
+                patient=patient,
+                population=protocol_population(protocol),
             )
+            for container in starting_materials(
+                protocol.inputs, params, batch, patient=sim.patient
+            ):
+                sim.world.add_container(container)
             sim.world.identities.update(batch)
             worlds.append(sim.world)
             endpoints = await serve_simulated(line_config, sim, needed, stack)
@@ -246,6 +263,8 @@ def run_command(args: argparse.Namespace) -> int:
         line = await open_line(
             line_config, needed, stack, sim=sim, endpoints=endpoints, gaps=gaps, clock=clock
         )
+        if sim is not None:
+            line.simulation = sim.simulation_info()
         validate_request(protocol, line, params)
         return line
 

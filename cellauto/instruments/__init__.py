@@ -17,6 +17,7 @@ from cellauto.instruments.bioreactor import (
     ProcessValues,
     Reagent,
     Setpoints,
+    StaticCultureVessel,
 )
 from cellauto.instruments.cell_counter import CellCount, CellCounter
 from cellauto.instruments.cell_processor import (
@@ -45,9 +46,11 @@ from cellauto.instruments.cryo_storage import (
 )
 from cellauto.instruments.dry_shipper import DryShipper, ShipperIdentity, ShipperStatus
 from cellauto.instruments.flow_cytometer import FlowCytometer, Immunophenotype
+from cellauto.instruments.limits import LimitFlag
 from cellauto.instruments.line import Line
 from cellauto.instruments.liquid_handler import LiquidHandler, Transfer, TransferOutcomeUnknownError
 from cellauto.instruments.materials import Sample
+from cellauto.instruments.thawer import Thawer, ThawResult
 
 __all__ = [
     "BarcodeScanner",
@@ -69,6 +72,7 @@ __all__ = [
     "Immunophenotype",
     "Instrument",
     "InstrumentIdentity",
+    "LimitFlag",
     "Line",
     "LiquidHandler",
     "ProcessValues",
@@ -84,9 +88,12 @@ __all__ = [
     "Setpoints",
     "ShipperIdentity",
     "ShipperStatus",
+    "StaticCultureVessel",
     "StorageConditions",
     "StoragePosition",
     "StoredItem",
+    "ThawResult",
+    "Thawer",
     "Transfer",
     "TransferOutcomeUnknownError",
     "command",

@@ -17,12 +17,14 @@ from cellauto.instruments.materials import Sample
 
 __all__ = [
     "SETPOINT_LIMITS",
+    "Agent",
     "Bioreactor",
     "CultureVolume",
     "HarvestResult",
     "ProcessValues",
     "Reagent",
     "Setpoints",
+    "StaticCultureVessel",
 ]
 
 #: Controller limits of each setpoint: (low, high, unit). Commands outside are refused.
@@ -33,7 +35,12 @@ SETPOINT_LIMITS: dict[str, tuple[float, float, str]] = {
     "rocking_rate_rpm": (0.0, 40.0, "rpm"),
     "rocking_angle_deg": (0.0, 12.0, "°"),
     "perfusion_rate_ml_per_day": (0.0, 5000.0, "mL/day"),
+    "co2_pct": (0.0, 20.0, "%"),
 }
+
+#: Agents a reagent may carry (cytokines): amounts per mL of reagent, IU for IL-2, ng
+#: for the others.
+Agent = Literal["IL-2", "IL-7", "IL-15", "IL-21"]
 
 
 class Setpoints(BaseModel):
@@ -47,6 +54,7 @@ class Setpoints(BaseModel):
     rocking_rate_rpm: float | None = None
     rocking_angle_deg: float | None = None
     perfusion_rate_ml_per_day: float | None = None
+    co2_pct: float | None = None
 
 
 class Reagent(BaseModel):
@@ -60,6 +68,13 @@ class Reagent(BaseModel):
     lot: str = ""
     target_cells: Literal["T", "NK"] = "T"
     moi: float | None = Field(None, gt=0, le=50, description="vector: multiplicity of infection")
+    agents: dict[Agent, float] = Field(
+        default_factory=dict,
+        description='per mL of reagent: {"IL-2": 1e5} (IU/mL for IL-2, ng/mL for the others)',
+    )
+    to_medium_supply: bool = Field(
+        False, description="also added to the perfusion medium, so perfusion does not wash it out"
+    )
 
 
 class ProcessValues(BaseModel):
@@ -68,8 +83,8 @@ class ProcessValues(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     temperature_c: float
-    ph: float
-    dissolved_oxygen_pct: float
+    ph: float | None = Field(description="None: the vessel has no pH probe")
+    dissolved_oxygen_pct: float | None = Field(description="None: no oxygen probe")
     culture_volume_ml: float = Field(ge=0)
     glucose_mmol_per_l: float
     lactate_mmol_per_l: float
@@ -139,3 +154,17 @@ class Bioreactor(Instrument):
     @abstractmethod
     def process_values(self, interval_s: float) -> AsyncIterator[ProcessValues]:
         """Process values every ``interval_s`` seconds of process time."""
+
+
+class StaticCultureVessel(Bioreactor):
+    """A static gas-permeable vessel (G-Rex type) in an incubator: seeded, fed, sampled
+    and harvested as a bag, but it does not rock or perfuse (set points asking for
+    either are refused) and may have no pH or oxygen probe (``ProcessValues.ph`` None).
+    A protocol asking for a :class:`Bioreactor` may be given one."""
+
+    interface_name = "StaticCultureVessel"
+
+    @command
+    @abstractmethod
+    async def reduce_volume(self, to_ml: float) -> CultureVolume:
+        """Aspirate supernatant above the settled cells until ``to_ml`` remain."""

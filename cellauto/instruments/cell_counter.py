@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from abc import abstractmethod
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from cellauto.instruments.base import Instrument, command
 from cellauto.instruments.materials import Sample
+
+#: Where a count's (diluted) concentration lies against the counter's linear range.
+RangeFlag = Literal["in_range", "below_range", "above_range"]
 
 
 class CellCount(BaseModel):
@@ -24,6 +28,9 @@ class CellCount(BaseModel):
     operator: str
     counted_at_process_time_s: float
     instrument_serial: str
+    range_flag: RangeFlag = Field(
+        "in_range", description="the counted (diluted) concentration against the linear range"
+    )
 
 
 class CellCounter(Instrument):
@@ -31,5 +38,10 @@ class CellCounter(Instrument):
 
     @command
     @abstractmethod
-    async def count(self, sample: Sample, *, operator: str = "system") -> CellCount:
-        """Count ``sample`` (consumes it); takes about 90 s on a real counter."""
+    async def count(
+        self, sample: Sample, *, operator: str = "system", dilution: float = 1.0
+    ) -> CellCount:
+        """Count ``sample`` (consumes it); takes about 90 s on a real counter.
+
+        ``dilution``: the sample was diluted this many times before counting; the
+        result's concentrations are of the undiluted sample."""

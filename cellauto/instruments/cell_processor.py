@@ -19,10 +19,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cellauto.errors import OutOfRangeError
 from cellauto.instruments.base import Instrument, command, composite, query, require_range
+from cellauto.instruments.limits import LimitFlag
 from cellauto.instruments.materials import Sample
 
 __all__ = [
     "CellProcessor",
+    "LimitFlag",
     "ProgramInputs",
     "ProgramParameter",
     "ProgramResult",
@@ -119,6 +121,9 @@ class ProgramResult(BaseModel):
     total_cells: float = Field(ge=0)
     viability_pct: float = Field(ge=0, le=100)
     message: str
+    limit_flags: list[LimitFlag] = Field(
+        default_factory=list, description="limits the program met or passed (a wash over capacity)"
+    )
 
 
 class CellProcessor(Instrument):

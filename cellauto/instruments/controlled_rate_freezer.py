@@ -18,6 +18,7 @@ import anyio
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cellauto.instruments.base import Instrument, command, composite, query, require_range, stream
+from cellauto.instruments.limits import LimitFlag
 
 __all__ = [
     "ControlledRateFreezer",
@@ -126,6 +127,10 @@ class FreezeResult(BaseModel):
     cooling_rate_through_phase_change_c_per_min: float | None
     power_interruptions: int = Field(ge=0)
     message: str
+    load_ml: float | None = Field(None, ge=0, description="liquid in the chamber; None: unknown")
+    limit_flags: list[LimitFlag] = Field(
+        default_factory=list, description="limits met or passed (a load over the rated load)"
+    )
 
 
 class ControlledRateFreezer(Instrument):

@@ -33,6 +33,16 @@ class Immunophenotype(BaseModel):
     cd3_of: Literal["viable leukocytes"] = "viable leukocytes"
     car_of: Literal["CD3+ T cells"] = "CD3+ T cells"
     cd56_pct: float = Field(ge=0, le=100, description="CD3- CD56+ NK cells, of viable")
+    cd16_pct: float | None = Field(
+        None, ge=0, le=100, description="CD16+ of CD3- CD56+ NK cells; None: not in the panel"
+    )
+    flags: list[str] = Field(
+        default_factory=list,
+        description='what limits the result: "CD4/CD8 not reported: 40 CD3+ events (< 100)"',
+    )
+    gate_events: dict[str, int] = Field(
+        default_factory=dict, description="events in each gate, by gate name"
+    )
     operator: str
     acquired_at_process_time_s: float
     instrument_serial: str

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from cellauto.errors import EquipmentError
 from cellauto.instruments.base import Instrument
+
+if TYPE_CHECKING:
+    from cellauto.records.simulation_info import SimulationInfo
 
 __all__ = ["Line"]
 
@@ -42,6 +46,9 @@ class Line:
         self.rehearsal = rehearsal or simulated
         #: The equipment registry's asset tag of each instrument the line file ties to one.
         self.assets = dict(assets or {})
+        #: The simulated patient and models behind a rehearsal (``run_started.simulation``);
+        #: None on a real line.
+        self.simulation: SimulationInfo | None = None
 
     def __repr__(self) -> str:
         return f"<Line {self.name}: {', '.join(self.equipment)}>"

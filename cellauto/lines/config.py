@@ -147,6 +147,12 @@ class SimulationConfig(BaseModel):
 
     serve: bool = Field(False, description="serve the simulated line on loopback in-process")
     seed: int | None = None
+    patient: Literal["drawn", "typical"] = Field(
+        "drawn",
+        description="whose cells a simulated run receives: drawn from the population of "
+        "the protocol's starting material by the seed, or its typical patient "
+        "(`cellauto run --patient` overrides it)",
+    )
     speed: float = Field(
         1.0, gt=0, le=1e6, description="process time per real second when served to others"
     )

@@ -246,13 +246,25 @@ class Run(Generic[ParamsT]):
         """Wait here while the run is held; stop here when a Stop was commanded."""
         await self._execution.hold_point()
 
-    def check(self, name: str, value: float, spec: Spec | None = None) -> CheckResult:
+    def check(
+        self,
+        name: str,
+        value: float,
+        spec: Spec | None = None,
+        *,
+        flags: Sequence[str] = (),
+    ) -> CheckResult:
         """Compare ``value`` with the step's declared spec ``name`` (or ``spec``).
+
+        ``flags``: what qualifies the value (it is recorded unchanged, with them), e.g.
+        "above 100 % within counting uncertainty"; they do not change the verdict.
 
         A failure records a Deviation, then holds (the run enters Held at its next
         hold point: the next instrument command or step), continues, or aborts, as
         the spec's policy says.
         """
+        if isinstance(flags, str):
+            raise TypeError(f"check {name!r}: flags is a list of strings, not {flags!r}")
         execution = self._execution
         step = execution.current_step
         step_name = step.name if step else "(no step)"
@@ -266,7 +278,12 @@ class Run(Generic[ParamsT]):
                     f"Declared: {', '.join(declared) or 'none'}"
                 )
         result = CheckResult(
-            step=step_name, check=name, value=float(value), spec=spec, passed=spec.accepts(value)
+            step=step_name,
+            check=name,
+            value=float(value),
+            spec=spec,
+            passed=spec.accepts(value),
+            flags=list(flags),
         )
         execution.record(result)
         if not result.passed:

@@ -271,6 +271,7 @@ class Runner:
             package_versions=package_versions(),
             operators=operators,
             operator_account=operator_account,
+            simulation=line.simulation,
         )
         checked = check_equipment(site, line, protocol, params, clock.now())  # refuses first
         plan = release_plan(protocol, params)  # a sample not among the containers: refused

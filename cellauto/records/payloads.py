@@ -22,6 +22,7 @@ from cellauto.records.material_payloads import MATERIAL_PAYLOADS
 from cellauto.records.payload_base import Payload, plain_json
 from cellauto.records.refs import SignatureShown, SiteRef
 from cellauto.records.release_plan import ReleasePlan
+from cellauto.records.simulation_info import SimulationInfo
 from cellauto.records.spec import CheckPolicy, Spec
 from cellauto.records.task_payloads import (
     TASK_PAYLOADS,
@@ -56,6 +57,7 @@ __all__ = [
     "RunEnded",
     "RunResumed",
     "RunStarted",
+    "SimulationInfo",
     "StateChange",
     "StepCompleted",
     "StepFailed",
@@ -154,6 +156,9 @@ class RunStarted(Payload):
     operator_account: SignatureShown | None = None
     """The signature of the person who started the run with ``--as`` (their account is
     ``operator``); None for a simulation nobody signed in to, and in older records."""
+    simulation: SimulationInfo | None = None
+    """The simulated patient and models of a run on a simulated line; None on a real
+    line, over the wire, and in older records."""
 
 
 class RunResumed(Payload):
@@ -336,6 +341,9 @@ class CheckResult(Payload):
     spec: Spec
     passed: bool
     """The verdict the runner acted on; readers recompute it (:attr:`recomputed`)."""
+    flags: list[str] = Field(default_factory=list)
+    """What qualifies the value, which is recorded unchanged: "above 100 % within
+    counting uncertainty", "count outside the counter's linear range"."""
 
     @property
     def recomputed(self) -> bool:

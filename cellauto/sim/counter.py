@@ -31,7 +31,9 @@ class SimCellCounter(SimInstrument, CellCounter):
         self.viability_sd_pct = viability_sd_pct
         self.seconds_per_sample = seconds_per_sample
 
-    async def count(self, sample: Sample, *, operator: str = "system") -> CellCount:
+    async def count(
+        self, sample: Sample, *, operator: str = "system", dilution: float = 1.0
+    ) -> CellCount:
         self.guard("count", command=True)
         content = self.world.sample(sample, where=self.where)
         await anyio.sleep(self.seconds_per_sample)
@@ -45,6 +47,7 @@ class SimCellCounter(SimInstrument, CellCounter):
             viable_cells_per_ml=total * viability / 100.0,
             viability_pct=viability,
             mean_diameter_um=float(self.rng.normal(9.5, 0.3)),
+            dilution=dilution,
             operator=operator,
             counted_at_process_time_s=self.world.clock.now_s(),
             instrument_serial=self.identity.serial,

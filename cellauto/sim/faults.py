@@ -19,7 +19,10 @@ fault it cannot suffer with a clear error.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -30,7 +33,11 @@ __all__ = [
     "Contamination",
     "Disconnect",
     "Fault",
+    "FaultEntry",
+    "FaultLedger",
+    "FaultOutcome",
     "FaultState",
+    "FiredEffect",
     "LN2LevelDrop",
     "MisprintLabel",
     "PowerLoss",
@@ -38,6 +45,7 @@ __all__ = [
     "SensorDrift",
     "ShipperLidOpen",
     "ShipperWarming",
+    "SimFaultWarning",
     "SmudgedLabel",
     "TemperatureExcursion",
     "WrongBagInView",
@@ -227,3 +235,130 @@ class FaultState:
     def drifted(self, field: str, value: float, now_h: float) -> float:
         start, rate = self.drifts.get(field, (0.0, 0.0))
         return value + rate * max(0.0, now_h - start) if rate else value
+
+
+# -- the ledger: what became of every armed fault -----------------------------------------
+# The API tracks build on (issue 14, §2 of its design). Faults still act through
+# FaultState and each instrument's own code; nothing arms a ledger yet.
+
+_F = TypeVar("_F", bound=_Fault)
+
+
+def fault_window_h(fault: _Fault, starts_h: float) -> tuple[float, float]:
+    """``(from_h, until_h)`` in which ``fault`` acts (until_h inf: it does not end)."""
+    if isinstance(fault, Disconnect | TemperatureExcursion):
+        return starts_h, starts_h + fault.duration_h
+    if isinstance(fault, PowerLoss):
+        return starts_h, starts_h + fault.duration_min / 60.0
+    if isinstance(fault, ShipperWarming) and fault.duration_h is not None:
+        return starts_h, starts_h + fault.duration_h
+    return starts_h, math.inf
+
+
+@dataclass
+class FaultEntry:
+    """One armed fault and what it did so far."""
+
+    fault: _Fault
+    armed_at_h: float
+    starts_h: float
+    """Its ``at_h``, or the hour it was armed (never the next culture's seeding)."""
+    fired: list[tuple[float, str]] = field(default_factory=list)
+    """``(process hour, effect)`` each time it acted, once per effect."""
+    never: str | None = None
+    """Why it never took effect (set when the ledger is closed)."""
+
+    def covers(self, at_h: float) -> bool:
+        start, until = fault_window_h(self.fault, self.starts_h)
+        return start <= at_h < until
+
+
+class FiredEffect(BaseModel):
+    """One effect of a fault, at a process hour."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    at_h: float
+    effect: str
+
+
+class FaultOutcome(BaseModel):
+    """What became of one armed fault: it fired (when, what) or never did (why)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    where: str = Field(description='the instrument: "Bioreactor BR-0001"')
+    fault: Fault
+    armed_at_h: float
+    starts_h: float
+    fired: list[FiredEffect] = Field(default_factory=list)
+    never: str | None = None
+
+    @property
+    def took_effect(self) -> bool:
+        return bool(self.fired)
+
+
+class SimFaultWarning(UserWarning):
+    """A fault armed on a simulated instrument never took effect (the message says why)."""
+
+
+class FaultLedger:
+    """Every fault armed on one simulated instrument, and what each did.
+
+    Process faults live on the instrument (a time window), not on the culture or
+    container it held when the fault was armed: each culture asks the ledger
+    (:meth:`active`) and marks what it suffered (:meth:`fired`). At the end of a run
+    :meth:`close` gives one :class:`FaultOutcome` per fault; an unfired one says why.
+    """
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.entries: list[FaultEntry] = []
+
+    def arm(self, fault: _Fault, now_h: float) -> FaultEntry:
+        """Record ``fault`` armed at ``now_h``; it starts at its ``at_h`` or now."""
+        entry = FaultEntry(fault, now_h, now_h if fault.at_h is None else fault.at_h)
+        self.entries.append(entry)
+        return entry
+
+    def active(self, kind: type[_F], at_h: float) -> list[_F]:
+        """The faults of ``kind`` whose window covers ``at_h``, in arming order."""
+        return [e.fault for e in self.entries if isinstance(e.fault, kind) and e.covers(at_h)]
+
+    def entry_of(self, fault: _Fault) -> FaultEntry:
+        """The entry of an armed ``fault`` (the same object :meth:`active` returned)."""
+        for entry in self.entries:
+            if entry.fault is fault:
+                return entry
+        raise KeyError(f"{self.where}: {type(fault).__name__} was not armed here")
+
+    def fired(self, entry: FaultEntry, at_h: float, effect: str) -> None:
+        """Mark that ``entry`` acted at ``at_h``; the same effect is recorded once."""
+        if all(done != effect for _, done in entry.fired):
+            entry.fired.append((at_h, effect))
+
+    def close(self, end_h: float, why: Callable[[FaultEntry], str | None]) -> list[FaultOutcome]:
+        """One outcome per armed fault at the run's end (``end_h``). An unfired entry
+        gets ``why(entry)``, or a default reason when that says nothing."""
+        outcomes = []
+        for entry in self.entries:
+            if not entry.fired and entry.never is None:
+                entry.never = why(entry) or (
+                    f"starts at {entry.starts_h:.1f} h, after the run ended at {end_h:.1f} h"
+                    if entry.starts_h >= end_h
+                    else f"the {self.where} never met it"
+                )
+            outcomes.append(
+                FaultOutcome.model_validate(
+                    {
+                        "where": self.where,
+                        "fault": entry.fault,
+                        "armed_at_h": entry.armed_at_h,
+                        "starts_h": entry.starts_h,
+                        "fired": [FiredEffect(at_h=h, effect=e) for h, e in entry.fired],
+                        "never": None if entry.fired else entry.never,
+                    }
+                )
+            )
+        return outcomes

@@ -13,6 +13,7 @@ from cellauto.protocols.containers import batch_identities
 from cellauto.protocols.definition import Protocol
 from cellauto.protocols.params import Params
 from cellauto.protocols.runner import validate_request
+from cellauto.records.simulation_info import SimulationInfo
 from cellauto.sim.base import SimInstrument
 from cellauto.sim.bioreactor import SimBioreactor
 from cellauto.sim.counter import SimCellCounter
@@ -21,6 +22,14 @@ from cellauto.sim.dry_shipper import SimDryShipper
 from cellauto.sim.faults import Fault
 from cellauto.sim.freezer import SimControlledRateFreezer
 from cellauto.sim.material import Container
+from cellauto.sim.patients import (
+    MODEL_VERSION,
+    PatientChoice,
+    PatientProfile,
+    Population,
+    population_for_material,
+    resolve_patient,
+)
 from cellauto.sim.printer import SimZplPrinter
 from cellauto.sim.processor import SimCellProcessor
 from cellauto.sim.scanner import SimBarcodeScanner
@@ -28,7 +37,13 @@ from cellauto.sim.starting_material import starting_materials
 from cellauto.sim.storage import SimCryoStorage
 from cellauto.sim.world import SimWorld
 
-__all__ = ["SIMULATORS", "SimLine", "build_sim_line", "sim_line_for_protocol"]
+__all__ = [
+    "SIMULATORS",
+    "SimLine",
+    "build_sim_line",
+    "protocol_population",
+    "sim_line_for_protocol",
+]
 
 Factory = Callable[[SimWorld, str], SimInstrument]
 
@@ -59,6 +74,11 @@ class SimLine:
     ``line_for(protocol.equipment())`` gives the :class:`Line` a protocol runs on;
     ``inject("bioreactor", Contamination(at_h=120))`` arms a fault on the instrument
     behind an equipment name.
+
+    ``patient``: the patient whose cells the line receives (:mod:`cellauto.sim.patients`):
+    ``"drawn"`` (default) from ``population`` on the world's ``"patient"`` stream,
+    ``"typical"`` (the population's median patient) or a :class:`PatientProfile`.
+    Without a population and a profile the line has no patient (``self.patient`` None).
     """
 
     def __init__(
@@ -68,9 +88,16 @@ class SimLine:
         seed: int | None = None,
         materials: list[Container] | None = None,
         name: str = "sim",
+        patient: PatientChoice = "drawn",
+        population: Population | None = None,
     ) -> None:
         self.world = SimWorld(clock, seed=seed)
         self.name = name
+        self.patient_choice = "given" if isinstance(patient, PatientProfile) else patient
+        self.population = population
+        rng = self.world.stream("patient") if patient == "drawn" else None
+        #: The patient the line's starting material came from (None: no population).
+        self.patient: PatientProfile | None = resolve_patient(patient, population, rng)
         self.equipment: dict[str, SimInstrument] = {}
         self.line: Line | None = None
         for container in materials or []:
@@ -95,7 +122,18 @@ class SimLine:
             if key not in self.equipment:
                 self.equipment[key] = self._create(key, interface, index)
         self.line = Line(self.name, dict(self.equipment), simulated=True)
+        self.line.simulation = self.simulation_info()
         return self.line
+
+    def simulation_info(self) -> SimulationInfo:
+        """What ``run_started.simulation`` records of this line's patient."""
+        patient = self.patient
+        return SimulationInfo(
+            population=patient.population if patient is not None else None,
+            patient=patient.as_record() if patient is not None else None,
+            patient_choice=self.patient_choice,
+            model_versions={"patients": MODEL_VERSION},
+        )
 
     def inject(self, equipment: str, fault: Fault) -> None:
         """Arm ``fault`` on the instrument behind ``equipment``."""
@@ -114,9 +152,18 @@ def build_sim_line(
     seed: int | None = None,
     materials: list[Container] | None = None,
     name: str = "sim",
+    patient: PatientChoice = "drawn",
+    population: Population | None = None,
 ) -> tuple[Line, SimLine]:
     """A simulated line for ``needed``; returns the Line and the SimLine behind it."""
-    sim = SimLine(clock=clock, seed=seed, materials=materials, name=name)
+    sim = SimLine(
+        clock=clock,
+        seed=seed,
+        materials=materials,
+        name=name,
+        patient=patient,
+        population=population,
+    )
     return sim.line_for(needed), sim
 
 
@@ -127,15 +174,34 @@ def sim_line_for_protocol(
     clock: Clock,
     seed: int | None = None,
     name: str = "sim",
+    patient: PatientChoice = "drawn",
 ) -> SimLine:
     """The simulated line a protocol runs on, with its labelled starting materials.
 
-    The run request is validated against it (parameters, equipment, estimates), so
-    nothing needs to be opened or written before a request is known to be good.
+    Its patient (``"drawn"``, ``"typical"`` or a profile) comes from the population of
+    the protocol's starting material (:func:`protocol_population`). The run request
+    is validated against it (parameters, equipment, estimates), so nothing needs to
+    be opened or written before a request is known to be good.
     """
     batch = batch_identities(protocol, params)
-    materials = starting_materials(protocol.inputs, params, batch)
-    sim = SimLine(clock=clock, seed=seed, materials=materials, name=name)
+    sim = SimLine(
+        clock=clock,
+        seed=seed,
+        name=name,
+        patient=patient,
+        population=protocol_population(protocol),
+    )
+    for container in starting_materials(protocol.inputs, params, batch, patient=sim.patient):
+        sim.world.add_container(container)
     sim.world.identities.update(batch)
     validate_request(protocol, sim.line_for(protocol.equipment()), params)
     return sim
+
+
+def protocol_population(protocol: Protocol) -> Population | None:
+    """The population of the first of the protocol's inputs that has one (None: none)."""
+    for material in protocol.inputs:
+        found = population_for_material(material.material)
+        if found is not None:
+            return found
+    return None

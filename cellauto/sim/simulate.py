@@ -30,9 +30,10 @@ from cellauto.records import payloads as rec
 from cellauto.records.refs import SignatureShown
 from cellauto.records.site_payload_base import SitePayload
 from cellauto.records.wording import signatures_of
-from cellauto.sim.faults import Fault, QcFault
+from cellauto.sim.faults import Fault, FaultOutcome, QcFault
 from cellauto.sim.line import SimLine, sim_line_for_protocol
 from cellauto.sim.operators import Script, SimulatedOperators, simulated_operators
+from cellauto.sim.patients import PatientChoice, PatientProfile
 from cellauto.sim.site_for_run import simulated_site
 
 _P = TypeVar("_P", bound=rec.Payload)
@@ -63,6 +64,17 @@ class SimulatedRun:
     @property
     def exit_status(self) -> str:
         return self.outcome.exit_status
+
+    @property
+    def patient(self) -> PatientProfile | None:
+        """The patient whose starting material the run received (None: none)."""
+        return self.sim.patient
+
+    @property
+    def faults(self) -> list[FaultOutcome]:
+        """What became of every fault armed on the line: fired (when, what) or never
+        (why). Not implemented yet: always empty."""
+        return []
 
     def of_kind(self, kind: type[_P]) -> list[_P]:
         """Every payload of one record kind, in order: ``run.of_kind(Alarm)``."""
@@ -183,6 +195,7 @@ async def simulate_async(
     downtime_h: float = 1.0,
     operators: Script | SimulatedOperators | None = None,
     site_records: Sequence[SitePayload] = (),
+    patient: PatientChoice = "drawn",
 ) -> SimulatedRun:
     """:func:`simulate` for code already running on a (virtual-time) event loop."""
     if not isinstance(protocol, Protocol):
@@ -195,7 +208,7 @@ async def simulate_async(
             f"crash times must be > 0 h and downtime_h >= 0, not {crash_times_h}, {downtime_h}"
         )
     clock = Clock(start)
-    sim = sim_line_for_protocol(protocol, params, clock=clock, seed=seed)
+    sim = sim_line_for_protocol(protocol, params, clock=clock, seed=seed, patient=patient)
     for equipment, armed in (faults or {}).items():
         for fault in armed:
             sim.inject(equipment, fault)
@@ -293,7 +306,11 @@ def simulate(protocol: Protocol | str | Path, **options: Any) -> SimulatedRun:
     ``{task name: Answer(...) | Silent() | [...]}`` or a
     :class:`~cellauto.sim.operators.SimulatedOperators` makes them answer otherwise),
     ``site_records`` (site records appended to the simulation's own site after it is
-    seeded: a lot rejected, an instrument out of service; see :mod:`cellauto.sim.site`).
+    seeded: a lot rejected, an instrument out of service; see :mod:`cellauto.sim.site`),
+    ``patient`` (whose cells arrive: ``"drawn"`` (default) from the population of the
+    protocol's starting material on the seed's ``"patient"`` stream, ``"typical"``, the
+    population's median patient, or a :class:`~cellauto.sim.patients.PatientProfile`;
+    recorded in ``run_started.simulation``).
     """
 
     async def main() -> SimulatedRun:

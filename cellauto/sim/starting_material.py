@@ -9,8 +9,9 @@ from cellauto.identity.isbt128 import din_barcode
 from cellauto.protocols.definition import MaterialInput
 from cellauto.protocols.params import Params
 from cellauto.sim.material import Container
+from cellauto.sim.patients import PatientProfile, StartingMaterial
 
-__all__ = ["MATERIAL_PRESETS", "material_container", "starting_materials"]
+__all__ = ["MATERIAL_PRESETS", "material_container", "patient_container", "starting_materials"]
 
 
 #: What arrives at the line, by kind of starting material (PROCESS.md figures).
@@ -53,17 +54,24 @@ MATERIAL_PRESETS: dict[str, dict[str, float]] = {
 
 def material_container(container_id: str, material: str, label: str = "") -> Container:
     """A container of ``material`` (a MATERIAL_PRESETS kind) as it arrives, labelled."""
-    preset = MATERIAL_PRESETS[material]
-    viable = preset["viable_cells"]
-    viability = preset["viability_pct"]
+    return patient_container(
+        container_id, StartingMaterial(material=material, **MATERIAL_PRESETS[material]), label
+    )
+
+
+def patient_container(container_id: str, material: StartingMaterial, label: str = "") -> Container:
+    """A container of one patient's starting ``material`` as it arrives, labelled."""
+    viable = material.viable_cells
+    viability = material.viability_pct
     return Container(
         container_id=container_id,
         viable_cells=viable,
         dead_cells=viable * (100.0 - viability) / viability,
-        volume_ml=preset["volume_ml"],
-        t_cell_fraction=preset["t_cell_fraction"],
-        nk_fraction=preset["nk_fraction"],
-        cd4_fraction=preset["cd4_fraction"],
+        volume_ml=material.volume_ml,
+        t_cell_fraction=material.t_cell_fraction,
+        nk_fraction=material.nk_fraction,
+        cd4_fraction=material.cd4_fraction,
+        monocyte_fraction=material.monocyte_fraction,
         label=label,
     )
 
@@ -72,8 +80,13 @@ def starting_materials(
     inputs: list[MaterialInput],
     params: Params,
     identities: Mapping[str, ContainerIdentity] | None = None,
+    *,
+    patient: PatientProfile | None = None,
 ) -> list[Container]:
     """A labelled container for each declared input, as it would arrive at the line.
+
+    An input of the material ``patient`` gives is that patient's (its
+    ``starting_material``); any other input is the material's preset.
 
     An input with a ``din_param`` carries the DIN (with its flag) and product code of
     its declared identity in ``identities`` (flag 00 and no product code if it has
@@ -82,7 +95,10 @@ def starting_materials(
     made = []
     for material in inputs:
         label = material.label_data(str(getattr(params, material.identity_param)))
-        container = material_container(material.name, material.material, label)
+        if patient is not None and patient.starting_material.material == material.material:
+            container = patient_container(material.name, patient.starting_material, label)
+        else:
+            container = material_container(material.name, material.material, label)
         if material.din_param is not None:
             identity = (identities or {}).get(material.name)
             if identity is not None:

@@ -3,7 +3,8 @@
 Simulated instruments act on this shared material state, so the sample a
 bioreactor draws is the sample a counter counts. One seeded numpy generator per
 instrument (spawned from the world's seed) drives all noise: the same seed gives
-the same run, whatever order concurrent instruments are used in.
+the same run, whatever order concurrent instruments are used in. Models that are not
+instruments (the patient, ...) draw from named streams (:meth:`SimWorld.stream`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from cellauto.identity.containers import ContainerIdentity
 from cellauto.instruments.materials import Sample
 from cellauto.sim.label_printer import SimLabelPrinter, decode_label
 from cellauto.sim.material import Container
+from cellauto.sim.streams import named_stream
 
 __all__ = ["Container", "SimWorld"]
 
@@ -43,6 +45,14 @@ class SimWorld:
     def spawn_rng(self) -> np.random.Generator:
         """An independent generator for one instrument (deterministic given the seed)."""
         return np.random.default_rng(self._seed_sequence.spawn(1)[0])
+
+    def stream(self, name: str) -> np.random.Generator:
+        """A new generator on the stream named ``name`` (:mod:`cellauto.sim.streams`):
+        it depends on the world's seed and the name only, so adding a model or an
+        instrument never shifts another's draws. Each call starts the stream afresh."""
+        entropy = self._seed_sequence.entropy
+        assert entropy is None or isinstance(entropy, int)
+        return named_stream(entropy, name)
 
     def now_h(self) -> float:
         """Process hours on the loop clock."""

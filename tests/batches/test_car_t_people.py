@@ -86,7 +86,7 @@ def test_car_t_answered_from_another_terminal_by_two_people(people: People, tmp_
     _staff(people)
     controller = subprocess.Popen(
         [sys.executable, "-m", "cellauto", "run", str(CAR_T), "--sim", "--seed", "3",
-         "--param", "expansion_days=7", "--as", "alice", "--password-stdin",
+         "--patient", "typical", "--param", "expansion_days=7", "--as", "alice", "--password-stdin",
          "--on-hold", "stop", "--db", str(people.db)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env=dict(os.environ),

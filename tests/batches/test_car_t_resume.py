@@ -20,7 +20,9 @@ SEED = 3
 def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> SimulatedRun:
     from cellauto.sim import simulate
 
-    return simulate(CAR_T, seed=SEED, db=tmp_path_factory.mktemp("car-t") / "j.db")
+    return simulate(
+        CAR_T, seed=SEED, db=tmp_path_factory.mktemp("car-t") / "j.db", patient="typical"
+    )
 
 
 def _commands(run: SimulatedRun, method: str) -> list[dict]:
@@ -40,7 +42,9 @@ def _commands(run: SimulatedRun, method: str) -> list[dict]:
 def test_the_batch_completes_after_controller_crashes_with_the_same_product(
     cellauto_sim: Sim, uninterrupted: SimulatedRun, crashes: list[float], interrupted: list[str]
 ) -> None:
-    run = cellauto_sim(CAR_T, seed=SEED, crashes=crashes, downtime_h=2, on_hold="restart")
+    run = cellauto_sim(
+        CAR_T, seed=SEED, crashes=crashes, downtime_h=2, on_hold="restart", patient="typical"
+    )
     assert run.exit_status == "complete", run.outcome.reason
     resumed = run.of_kind(rec.RunResumed)
     assert [r.interrupted_step for r in resumed] == interrupted

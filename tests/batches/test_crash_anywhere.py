@@ -75,7 +75,7 @@ def _just_after_each_action(run: SimulatedRun) -> list[tuple[str | None, float]]
 def _cases() -> list[tuple[str, str | None, float]]:
     cases: list[tuple[str, str | None, float]] = []
     for name in ("car_t_autologous.py", "nk_expansion.py", "demo_expansion.py"):
-        baseline = simulate(PROTOCOLS / name, seed=SEED)
+        baseline = simulate(PROTOCOLS / name, seed=SEED, patient="typical")
         moments = [*_step_midpoints(baseline), *_just_after_each_action(baseline)]
         cases += [(name, step, at_h) for step, at_h in sorted(moments, key=lambda m: m[1])]
     return cases
@@ -85,8 +85,15 @@ def _cases() -> list[tuple[str, str | None, float]]:
 def test_a_crash_in_the_middle_of_any_step_or_after_any_action_is_survived(
     protocol: str, step: str | None, at_h: float
 ) -> None:
-    baseline = simulate(PROTOCOLS / protocol, seed=SEED)
-    run = simulate(PROTOCOLS / protocol, seed=SEED, crashes=[at_h], downtime_h=1, on_hold="restart")
+    baseline = simulate(PROTOCOLS / protocol, seed=SEED, patient="typical")
+    run = simulate(
+        PROTOCOLS / protocol,
+        seed=SEED,
+        crashes=[at_h],
+        downtime_h=1,
+        on_hold="restart",
+        patient="typical",
+    )
     assert run.exit_status == "complete", run.outcome.reason
     resumed = [r.interrupted_step for r in run.of_kind(rec.RunResumed)]
     if step is not None:  # halfway through a step

@@ -23,7 +23,7 @@ TASKS = [
 
 
 def test_nk_batch_signs_its_manual_acts(cellauto_sim: Callable[..., SimulatedRun]) -> None:
-    run = cellauto_sim(NK, seed=2)
+    run = cellauto_sim(NK, seed=2, patient="typical")
     assert run.exit_status == "complete", run.outcome.reason
     assert [t.name for t in run.tasks] == TASKS
     steps = [t.step for t in run.tasks]
@@ -48,7 +48,12 @@ def test_nk_batch_signs_its_manual_acts(cellauto_sim: Callable[..., SimulatedRun
 
 
 def test_wrong_label_read_aborts_before_freezing(cellauto_sim: Callable[..., SimulatedRun]) -> None:
-    run = cellauto_sim(NK, seed=2, operators={"final product label": Answer(value="N000000000000")})
+    run = cellauto_sim(
+        NK,
+        seed=2,
+        operators={"final product label": Answer(value="N000000000000")},
+        patient="typical",
+    )
     assert run.exit_status == "aborted"
     assert not any(c.method == "run_profile" for c in run.of_kind(rec.InstrumentCommand))
     assert "final product label mismatch" in run.outcome.reason
@@ -57,7 +62,7 @@ def test_wrong_label_read_aborts_before_freezing(cellauto_sim: Callable[..., Sim
 def test_label_not_read_within_half_an_hour_holds_the_batch(
     cellauto_sim: Callable[..., SimulatedRun],
 ) -> None:
-    run = cellauto_sim(NK, seed=2, operators={"final product label": Silent()})
+    run = cellauto_sim(NK, seed=2, operators={"final product label": Silent()}, patient="typical")
     assert run.exit_status == "stopped"  # held, answered by on_hold="stop"
     assert [d.check for d in run.deviations] == ["final product label: no answer within 0.5 h"]
     assert [w.task_id for w in run.of_kind(rec.TaskWithdrawn)] == [
@@ -68,20 +73,20 @@ def test_label_not_read_within_half_an_hour_holds_the_batch(
 def test_controller_killed_while_the_label_task_is_open(
     cellauto_sim: Callable[..., SimulatedRun],
 ) -> None:
-    baseline = cellauto_sim(NK, seed=2)
+    baseline = cellauto_sim(NK, seed=2, patient="typical")
     opened = next(
         r
         for r in baseline.records
         if isinstance(r.payload, rec.TaskOpened) and r.payload.name == "final product label"
     )
     crash_h = (opened.process_time_s + 120 - baseline.records[0].process_time_s) / 3600
-    run = cellauto_sim(NK, seed=2, crashes=[crash_h], downtime_h=0.1)
+    run = cellauto_sim(NK, seed=2, crashes=[crash_h], downtime_h=0.1, patient="typical")
     assert run.exit_status == "complete", run.outcome.reason
     assert len(run.of_kind(rec.RunResumed)) == 1
     assert [t.name for t in run.tasks] == TASKS  # each asked once: the open one re-offered
     assert len(run.of_kind(rec.TaskAnswered)) == len(TASKS)
     assert not run.deviations
     # down for longer than the task's half hour: its timeout applies on resume
-    late = cellauto_sim(NK, seed=2, crashes=[crash_h], downtime_h=1.0)
+    late = cellauto_sim(NK, seed=2, crashes=[crash_h], downtime_h=1.0, patient="typical")
     assert [d.check for d in late.deviations] == ["final product label: no answer within 0.5 h"]
     assert late.exit_status == "stopped"

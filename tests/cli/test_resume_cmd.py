@@ -160,7 +160,7 @@ def test_a_resumed_run_reads_back_in_show_verify_and_export(cli: Cli, tmp_path: 
 
     db = tmp_path / "j.db"
     car_t = Path(__file__).resolve().parents[2] / "protocols" / "car_t_autologous.py"
-    run = simulate(car_t, seed=3, crashes=[100.0], downtime_h=2, db=db)
+    run = simulate(car_t, seed=3, crashes=[100.0], downtime_h=2, db=db, patient="typical")
     run_id = run.outcome.run_id
     shown = cli("show", run_id[:10], "--db", db)
     assert shown.code == 0

@@ -35,7 +35,7 @@ def _protocol() -> Protocol:
 
 def _run(tmp_path: Path) -> tuple[Path, str]:
     db = tmp_path / "signed.db"
-    result = simulate(_protocol(), db=db, seed=2)
+    result = simulate(_protocol(), db=db, seed=2, patient="typical")
     assert result.exit_status == "complete"
     return db, result.outcome.run_id
 
@@ -97,7 +97,7 @@ def test_run_without_operator_tasks_exports_no_signatures(cli: Cli, tmp_path: Pa
     async def nothing(run: Run) -> None:
         await run.sleep(minutes=1)
 
-    run_id = simulate(protocol, db=db).outcome.run_id
+    run_id = simulate(protocol, db=db, patient="typical").outcome.run_id
     out = tmp_path / "export"
     assert cli("export", run_id, "--out", out, "--db", db).code == 0
     assert not (out / "signatures.csv").exists()

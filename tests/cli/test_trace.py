@@ -16,8 +16,8 @@ CAR_T = REPO / "protocols" / "car_t_autologous.py"
 
 
 def _car_t(cli: Cli, db: Path, *extra: object) -> str:
-    done = cli("run", CAR_T, "--sim", "--seed", "3", "--param", "expansion_days=7",
-               "--param", "bags=3", "--db", db, *extra)  # fmt: skip
+    done = cli("run", CAR_T, "--sim", "--seed", "3", "--patient", "typical",
+               "--param", "expansion_days=7", "--param", "bags=3", "--db", db, *extra)  # fmt: skip
     assert done.code == 0, done.err
     return run_id_of(done)
 

@@ -24,7 +24,7 @@ VECTOR = "CAR lentiviral vector"
 @pytest.fixture(scope="module")
 def sim_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("trace") / "journal.db"
-    simulate("protocols/car_t_autologous.py", db=path)
+    simulate("protocols/car_t_autologous.py", db=path, patient="typical")
     return path
 
 
@@ -87,7 +87,19 @@ def test_run_lot_assigns_a_lot_and_bad_assignments_are_refused_unwritten(
 ) -> None:
     db = tmp_path / "journal.db"
     vector_lot = sim_lot_id("car-t-autologous", VECTOR)
-    done = cli("run", CAR_T, "--sim", "--seed", "1", "--db", db, "--lot", f"{VECTOR}={vector_lot}")
+    done = cli(
+        "run",
+        CAR_T,
+        "--sim",
+        "--seed",
+        "1",
+        "--patient",
+        "typical",
+        "--db",
+        db,
+        "--lot",
+        f"{VECTOR}={vector_lot}",
+    )
     assert done.code == 0, done.err
     for bad, message in [
         ("no-equals-sign", "give MATERIAL=LOT"),

@@ -36,10 +36,10 @@ def test_car_t_over_the_wire_matches_the_in_process_run(
     cli: Cli, tmp_path: Path, line: Path
 ) -> None:
     wire_db, local_db = tmp_path / "wire.db", tmp_path / "local.db"
-    wire = cli("run", CAR_T, "--line", line, "--db", wire_db)
+    wire = cli("run", CAR_T, "--line", line, "--patient", "typical", "--db", wire_db)
     assert wire.code == 0, wire.err
     assert "serving counter at TCPIP0::127.0.0.1::" in wire.out
-    local = cli("run", CAR_T, "--sim", "--seed", "7", "--db", local_db)
+    local = cli("run", CAR_T, "--sim", "--seed", "7", "--patient", "typical", "--db", local_db)
     assert local.code == 0
     over_wire, in_process = (
         _values(wire_db, run_id_of_line(wire)),

@@ -23,7 +23,7 @@ CAR_T = Path(__file__).resolve().parents[2] / "protocols" / "car_t_autologous.py
 
 def test_every_declared_container_is_created_once(tmp_path: Path) -> None:
     db = tmp_path / "j.db"
-    run = simulate(protocol, params={"bags": 2}, db=db)
+    run = simulate(protocol, params={"bags": 2}, db=db, patient="typical")
     assert run.exit_status == "complete", run.outcome.reason
     created = run.of_kind(ContainerCreated)
     assert [c.key for c in created] == ["apheresis bag", "final product 1", "final product 2"]
@@ -43,7 +43,7 @@ def test_every_declared_container_is_created_once(tmp_path: Path) -> None:
 
 
 def test_transfer_recorded_from_program_inputs() -> None:
-    run = simulate(protocol, params={"bags": 2})
+    run = simulate(protocol, params={"bags": 2}, patient="typical")
     transfers = run.of_kind(Transfer)
     assert [(t.source, t.destination, t.by) for t in transfers] == [
         ("apheresis bag", "final product 1", "processor"),
@@ -58,7 +58,7 @@ def test_an_undeclared_container_fails_the_step_naming_the_declared() -> None:
     broken = Protocol("broken", version="1", params=protocol.params, inputs=protocol.inputs,
                       containers=protocol.containers)  # fmt: skip
     broken.step(make)
-    run = simulate(broken)
+    run = simulate(broken, patient="typical")
     assert run.exit_status == "failed"
     assert "container 'culture bag' is not declared; declared: apheresis bag" in run.outcome.reason
 
@@ -73,7 +73,11 @@ def test_containers_without_a_din_parameter_are_refused() -> None:
 def car_t_crashed():  # type: ignore[no-untyped-def]
     """A CAR-T batch (3 bags) whose controller dies mid-expansion and in the label step."""
     return simulate(
-        CAR_T, params={"expansion_days": 7, "bags": 3}, crashes=[30.0, 176.66], downtime_h=0.1
+        CAR_T,
+        params={"expansion_days": 7, "bags": 3},
+        crashes=[30.0, 176.66],
+        downtime_h=0.1,
+        patient="typical",
     )
 
 

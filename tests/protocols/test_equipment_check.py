@@ -77,14 +77,14 @@ def _calibrated(due: date, result: str = "pass") -> CalibrationRecorded:
 def _refused(tmp_path: Path, records: Sequence[SitePayload], protocol: Protocol[Any]) -> str:
     db = tmp_path / "journal.db"
     with pytest.raises(EquipmentRefusedError) as refused:
-        simulate(protocol, db=db, site_records=records)
+        simulate(protocol, db=db, site_records=records, patient="typical")
     with Journal(db) as journal:
         assert journal.run_count() == 0  # nothing written
     return str(refused.value)
 
 
 def test_each_instrument_checked_right_after_run_started_the_plan_and_the_claim() -> None:
-    run = simulate(_protocol(), seed=1)
+    run = simulate(_protocol(), seed=1, patient="typical")
     assert run.exit_status == "complete"
     assert isinstance(run.records[0].payload, rec.RunStarted)
     assert isinstance(run.records[1].payload, ReleasePlan)  # none declared: an empty plan
@@ -100,7 +100,10 @@ def test_each_instrument_checked_right_after_run_started_the_plan_and_the_claim(
 
 
 def test_seeded_runs_stay_reproducible() -> None:
-    one, two = simulate(_protocol(), seed=3), simulate(_protocol(), seed=3)
+    one, two = (
+        simulate(_protocol(), seed=3, patient="typical"),
+        simulate(_protocol(), seed=3, patient="typical"),
+    )
     assert [r.hash for r in one.records] == [r.hash for r in two.records]
 
 
@@ -125,7 +128,7 @@ def test_calibration_due_before_the_end_of_its_last_step_refused(tmp_path: Path)
 
 
 def test_calibrated_through_the_last_day_of_use_passes() -> None:
-    run = simulate(_protocol(), site_records=[_calibrated(date(2026, 1, 7))])
+    run = simulate(_protocol(), site_records=[_calibrated(date(2026, 1, 7))], patient="typical")
     assert run.exit_status == "complete"
 
 
@@ -214,7 +217,7 @@ def _at(now_s: float) -> datetime:
 def test_calibration_lapsing_mid_run_holds_the_step_with_a_deviation() -> None:
     # `first` is expected to take 1 h but takes 3 days: `second` would run past the 7th
     protocol = _protocol(first_h=1, first_actual_h=72, second_h=1)
-    run = simulate(protocol, site_records=[_calibrated(date(2026, 1, 7))])
+    run = simulate(protocol, site_records=[_calibrated(date(2026, 1, 7))], patient="typical")
     assert run.exit_status == "stopped"
     failed = [c for c in run.of_kind(EquipmentChecked) if not c.passed]
     assert [(c.step, c.calibration_due) for c in failed] == [("second", date(2026, 1, 7))]
@@ -240,7 +243,7 @@ def test_taken_out_of_service_during_a_run_holds_the_next_step(
         if isinstance(payload, rec.StepCompleted) and payload.step == "first":
             sites[0].at(_at(now_s)).append([_status(EquipmentStatus.OUT_OF_SERVICE)])
 
-    run = simulate(_protocol(), observers=[out_after_first])
+    run = simulate(_protocol(), observers=[out_after_first], patient="typical")
     assert run.exit_status == "stopped"
     (failed,) = [c for c in run.of_kind(EquipmentChecked) if not c.passed]
     assert (failed.step, failed.status) == ("second", "out_of_service")
@@ -262,6 +265,7 @@ def test_restart_after_recalibration_proceeds(monkeypatch: pytest.MonkeyPatch) -
         site_records=[_calibrated(date(2026, 1, 7))],
         observers=[recalibrate],
         on_hold="restart",
+        patient="typical",
     )
     assert run.exit_status == "complete"
     second = [
@@ -289,7 +293,10 @@ def test_restart_while_still_out_of_service_holds_again(monkeypatch: pytest.Monk
             sites[0].at(_at(now_s)).append([_status(EquipmentStatus.OUT_OF_SERVICE)])
 
     run = simulate(
-        _protocol(), observers=[out_after_first, fix_on_second_deviation], on_hold="restart"
+        _protocol(),
+        observers=[out_after_first, fix_on_second_deviation],
+        on_hold="restart",
+        patient="typical",
     )
     assert run.exit_status == "complete"
     assert [c.passed for c in run.of_kind(EquipmentChecked) if c.step == "second"] == [
@@ -300,7 +307,7 @@ def test_restart_while_still_out_of_service_holds_again(monkeypatch: pytest.Monk
 
 
 def test_resume_checks_again() -> None:
-    run = simulate(_protocol(), crashes=[10.0], downtime_h=1, on_hold="restart")
+    run = simulate(_protocol(), crashes=[10.0], downtime_h=1, on_hold="restart", patient="typical")
     assert run.exit_status == "complete"
     assert [c.step for c in run.of_kind(EquipmentChecked)] == [None, "first", "first", "second"]
 
@@ -321,7 +328,7 @@ def test_an_instrument_swapped_behind_its_endpoint_holds_the_next_step(
         nonlocal swapped
         swapped = swapped or (isinstance(payload, rec.StepCompleted) and payload.step == "first")
 
-    run = simulate(_protocol(), observers=[swap_after_first])
+    run = simulate(_protocol(), observers=[swap_after_first], patient="typical")
     assert run.exit_status == "stopped"
     (failed,) = [c for c in run.of_kind(EquipmentChecked) if not c.passed]
     assert (failed.step, failed.serial_read) == ("second", "CC-SWAPPED")
@@ -346,7 +353,9 @@ def test_after_a_resume_the_instrument_is_still_held_to_its_asset(
         nonlocal swapped
         swapped = swapped or isinstance(payload, rec.RunResumed)
 
-    run = simulate(_protocol(), crashes=[10.0], downtime_h=1, observers=[swap_at_resume])
+    run = simulate(
+        _protocol(), crashes=[10.0], downtime_h=1, observers=[swap_at_resume], patient="typical"
+    )
     assert run.exit_status == "stopped"
     (failed,) = [c for c in run.of_kind(EquipmentChecked) if not c.passed]
     assert (failed.step, failed.asset) == ("first", ASSET)
@@ -366,7 +375,7 @@ def test_an_unattended_restart_policy_stops_a_run_that_no_restart_can_clear(
         if isinstance(payload, rec.StepCompleted) and payload.step == "first":
             sites[0].at(_at(now_s)).append([_status(EquipmentStatus.OUT_OF_SERVICE)])
 
-    run = simulate(_protocol(), observers=[out_after_first], on_hold="restart")
+    run = simulate(_protocol(), observers=[out_after_first], on_hold="restart", patient="typical")
     assert run.exit_status == "stopped"
     commands = [(c.command, c.reason) for c in run.of_kind(rec.Command) if c.accepted]
     assert [c for c, _ in commands].count("Restart") == 3

@@ -23,7 +23,7 @@ PRODUCT = handoff_data(IDS["final product"])
 
 
 def test_a_good_batch_records_each_hand_off_scan_and_move() -> None:
-    run = simulate(protocol)
+    run = simulate(protocol, patient="typical")
     assert run.exit_status == "complete", run.outcome.reason
     handoffs = [c for c in run.identity_checks if c.check.startswith("hand-off")]
     assert [(c.check, c.observed, c.passed) for c in handoffs] == [
@@ -42,7 +42,7 @@ def test_a_good_batch_records_each_hand_off_scan_and_move() -> None:
 
 def test_wrong_bag_at_freezer_aborts() -> None:
     """The operator's scanner reads the bag beside the one to be carried into LN2."""
-    good = simulate(protocol)
+    good = simulate(protocol, patient="typical")
     opened = next(
         r
         for r in good.records
@@ -50,7 +50,7 @@ def test_wrong_bag_at_freezer_aborts() -> None:
     )
     at_h = (opened.process_time_s - good.records[0].process_time_s) / 3600  # once labelled
     fault = WrongBagInView(container="final product", shows="apheresis bag", at_h=at_h)
-    run = simulate(protocol, faults={"scanner": [fault]})
+    run = simulate(protocol, faults={"scanner": [fault]}, patient="typical")
     assert run.exit_status == "aborted"
     check = run.identity_checks[-1]
     assert (check.observed, check.expected, check.passed) == (BAG, PRODUCT, False)
@@ -63,7 +63,9 @@ def test_wrong_bag_at_freezer_aborts() -> None:
 def test_scanned_din_bad_flag_check_aborts() -> None:
     """Flag 60-96 carries the DIN's check character: a misread DIN is caught by it."""
     misread = "=" + DIN[:-1] + "9" + BAG[14:]
-    run = simulate(protocol, operators={"scan apheresis bag": Answer(value=misread)})
+    run = simulate(
+        protocol, operators={"scan apheresis bag": Answer(value=misread)}, patient="typical"
+    )
     assert run.exit_status == "aborted"
     check = run.identity_checks[-1]
     assert not check.passed and check.identifier is None
@@ -73,13 +75,19 @@ def test_scanned_din_bad_flag_check_aborts() -> None:
 
 
 def test_another_product_code_of_the_same_batch_aborts() -> None:
-    run = simulate(protocol, operators={"scan apheresis bag": Answer(value=PRODUCT)})
+    run = simulate(
+        protocol, operators={"scan apheresis bag": Answer(value=PRODUCT)}, patient="typical"
+    )
     assert run.exit_status == "aborted"
     assert run.identity_checks[-1].observed == PRODUCT
 
 
 def test_a_scan_of_only_the_din_aborts_naming_what_is_missing() -> None:
-    run = simulate(protocol, operators={"scan apheresis bag": Answer(value=BAG.split("<")[0])})
+    run = simulate(
+        protocol,
+        operators={"scan apheresis bag": Answer(value=BAG.split("<")[0])},
+        patient="typical",
+    )
     assert run.exit_status == "aborted"
     assert "scan both barcodes" in (run.identity_checks[-1].problem or "")
 
@@ -111,7 +119,7 @@ def test_storage_position_mismatch_aborts(monkeypatch: pytest.MonkeyPatch) -> No
         _ShiftedStorage if s is SimCryoStorage else s
         for s in __import__("cellauto.sim.line", fromlist=["SIMULATORS"]).SIMULATORS
     ])  # fmt: skip
-    run = simulate(protocol)
+    run = simulate(protocol, patient="typical")
     assert run.exit_status == "aborted"
     deviation = run.deviations[-1]
     assert deviation.check == "storage position of final product" and deviation.policy == "abort"
@@ -120,7 +128,7 @@ def test_storage_position_mismatch_aborts(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_retrieval_checks_the_recorded_position() -> None:
-    run = simulate(protocol, params={"retrieve": True})
+    run = simulate(protocol, params={"retrieve": True}, patient="typical")
     assert run.exit_status == "complete", run.outcome.reason
     last = run.of_kind(CustodyMoved)[-1]
     assert last.from_place is not None and last.from_place.position == POSITION
@@ -144,7 +152,7 @@ def test_retrieval_position_mismatch_aborts(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(
         line, "SIMULATORS", [_MovedInStorage if s is SimCryoStorage else s for s in line.SIMULATORS]
     )
-    run = simulate(protocol, params={"retrieve": True})
+    run = simulate(protocol, params={"retrieve": True}, patient="typical")
     assert run.exit_status == "aborted"
     deviation = run.deviations[-1]
     assert deviation.check == "retrieval position of final product"
@@ -152,7 +160,7 @@ def test_retrieval_position_mismatch_aborts(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_a_hand_off_read_by_the_lines_scanner_asks_no_one() -> None:
-    run = simulate(protocol, params={"receipt_scanner": True})
+    run = simulate(protocol, params={"receipt_scanner": True}, patient="typical")
     assert run.exit_status == "complete", run.outcome.reason
     first = run.of_kind(CustodyMoved)[0]
     assert (first.container, first.scanned, first.task_id) == ("apheresis bag", BAG, None)
@@ -162,6 +170,8 @@ def test_a_hand_off_read_by_the_lines_scanner_asks_no_one() -> None:
 
 def test_the_lines_scanner_seeing_another_bag_aborts_the_hand_off() -> None:
     fault = WrongBagInView(container="apheresis bag", shows="final product")
-    run = simulate(protocol, params={"receipt_scanner": True}, faults={"scanner": [fault]})
+    run = simulate(
+        protocol, params={"receipt_scanner": True}, faults={"scanner": [fault]}, patient="typical"
+    )
     assert run.exit_status == "aborted"
     assert run.identity_checks[-1].check == "hand-off: apheresis bag to cleanroom bench"

@@ -12,7 +12,7 @@ from tests.protocols.bagging import protocol
 
 
 def test_each_bag_label_is_printed_and_verified_by_a_person_scanning_it() -> None:
-    run = simulate(protocol, params={"bags": 3})
+    run = simulate(protocol, params={"bags": 3}, patient="typical")
     assert run.exit_status == "complete", run.outcome.reason
     printed, verified = run.of_kind(LabelPrinted), run.of_kind(LabelVerified)
     assert [p.container for p in printed] == [
@@ -31,7 +31,7 @@ def test_each_bag_label_is_printed_and_verified_by_a_person_scanning_it() -> Non
 
 
 def test_label_verified_by_the_lines_scanner() -> None:
-    run = simulate(protocol, params={"label_scanner": True})
+    run = simulate(protocol, params={"label_scanner": True}, patient="typical")
     assert run.exit_status == "complete", run.outcome.reason
     assert run.of_kind(LabelVerified)[0].matches
     assert not [t for t in run.tasks if t.name == "scan the printed label"]
@@ -39,7 +39,7 @@ def test_label_verified_by_the_lines_scanner() -> None:
 
 def test_misprinted_label_held() -> None:
     fault = MisprintLabel(symbol="din", data="=G12349865432102")
-    run = simulate(protocol, faults={"printer": [fault]})
+    run = simulate(protocol, faults={"printer": [fault]}, patient="typical")
     assert run.exit_status == "stopped"  # held, then stopped by the unattended policy
     (check,) = run.of_kind(LabelVerified)
     assert not check.matches and check.scanned["din"] == "=G12349865432102"
@@ -51,7 +51,7 @@ def test_misprinted_label_held() -> None:
 
 def test_misprinted_label_is_printed_again_after_restart() -> None:
     fault = MisprintLabel(symbol="product", data="<S12341Z0")
-    run = simulate(protocol, faults={"printer": [fault]}, on_hold="restart")
+    run = simulate(protocol, faults={"printer": [fault]}, on_hold="restart", patient="typical")
     assert run.exit_status == "complete", run.outcome.reason
     assert [v.matches for v in run.of_kind(LabelVerified)] == [False, True]
     assert len(run.of_kind(LabelPrinted)) == 2
@@ -61,7 +61,10 @@ def test_misprinted_label_is_printed_again_after_restart() -> None:
 
 def test_smudged_label_unreadable_held() -> None:
     run = simulate(
-        protocol, faults={"printer": [SmudgedLabel(symbol="din")]}, params={"label_scanner": True}
+        protocol,
+        faults={"printer": [SmudgedLabel(symbol="din")]},
+        params={"label_scanner": True},
+        patient="typical",
     )
     assert run.exit_status == "stopped"
     (check,) = run.of_kind(LabelVerified)
@@ -70,7 +73,9 @@ def test_smudged_label_unreadable_held() -> None:
 
 
 def test_smudged_identity_symbol_held() -> None:
-    run = simulate(protocol, faults={"printer": [SmudgedLabel(symbol="identity")]})
+    run = simulate(
+        protocol, faults={"printer": [SmudgedLabel(symbol="identity")]}, patient="typical"
+    )
     assert run.exit_status == "stopped"
     (check,) = run.of_kind(LabelVerified)
     assert not check.matches and "identity" not in check.scanned
@@ -78,7 +83,9 @@ def test_smudged_identity_symbol_held() -> None:
 
 def test_wrong_bag_in_view_at_the_label_scan_held() -> None:
     fault = WrongBagInView(container="final product", shows="apheresis bag")
-    run = simulate(protocol, faults={"scanner": [fault]}, params={"label_scanner": True})
+    run = simulate(
+        protocol, faults={"scanner": [fault]}, params={"label_scanner": True}, patient="typical"
+    )
     assert run.exit_status == "stopped"
     (check,) = run.of_kind(LabelVerified)
     assert not check.matches and "should not" in (check.problem or "")

@@ -22,6 +22,7 @@ def test_crash_between_consume_and_add_decrements_once(tmp_path: Path) -> None:
         downtime_h=0.5,
         db=path,
         on_hold="restart",
+        patient="typical",
     )
     assert result.outcome.exit_status == "complete", result.outcome.reason
     uses = [
@@ -64,7 +65,7 @@ def test_crash_between_consume_and_add_decrements_once(tmp_path: Path) -> None:
 
 
 def test_every_addition_carries_its_lot() -> None:
-    result = simulate("protocols/car_t_autologous.py")
+    result = simulate("protocols/car_t_autologous.py", patient="typical")
     adds = [
         r.payload.arguments["reagent"]
         for r in result.records

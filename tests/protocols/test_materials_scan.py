@@ -222,6 +222,7 @@ def test_a_scan_answered_before_a_crash_is_not_asked_again(
         db=tmp_path / "journal.db",
         site_records=[*other],
         operators={"scan IL-2 lot": Answer(value="il2/L2")},
+        patient="typical",
     )
     assert result.outcome.exit_status == "complete", result.outcome.reason
     assert [r.kind for r in result.records].count("run_resumed") == 1

@@ -51,14 +51,18 @@ def _commands(run: Any) -> list[str]:
 
 
 def test_a_crash_between_the_draw_and_the_count_counts_the_sample_already_drawn() -> None:
-    run = simulate(_protocol(pause_h=2, after_h=0), seed=1, crashes=[1.0], downtime_h=1)
+    run = simulate(
+        _protocol(pause_h=2, after_h=0), seed=1, crashes=[1.0], downtime_h=1, patient="typical"
+    )
     assert run.outcome.state.value == "Complete"
     assert _commands(run) == ["draw_sample", "count"]  # drawn once, counted once
 
 
 def test_a_crash_after_the_count_takes_the_recorded_result() -> None:
-    uninterrupted = simulate(_protocol(pause_h=1, after_h=2), seed=1)
-    run = simulate(_protocol(pause_h=1, after_h=2), seed=1, crashes=[2.0], downtime_h=1)
+    uninterrupted = simulate(_protocol(pause_h=1, after_h=2), seed=1, patient="typical")
+    run = simulate(
+        _protocol(pause_h=1, after_h=2), seed=1, crashes=[2.0], downtime_h=1, patient="typical"
+    )
     assert run.outcome.state.value == "Complete"
     assert _commands(run) == ["draw_sample", "count"]
     assert run.values["viable cells per mL"] == uninterrupted.values["viable cells per mL"]

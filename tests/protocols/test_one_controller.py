@@ -77,7 +77,7 @@ async def test_a_run_taken_over_midway_stops_driving_its_instruments(tmp_path: P
 
 
 def test_each_resume_after_a_simulated_crash_takes_the_run_over_with_the_next_epoch() -> None:
-    run = simulate(DEMO, seed=2, crashes=[30.0, 80.0], downtime_h=1)
+    run = simulate(DEMO, seed=2, crashes=[30.0, 80.0], downtime_h=1, patient="typical")
     assert run.exit_status == "complete"
     claims = run.of_kind(rec.ControllerClaimed)
     assert [c.epoch for c in claims] == [1, 2, 3]

@@ -46,7 +46,7 @@ async def _confirm_and_weigh(run: Run) -> None:
 
 
 def test_confirm_is_signed_by_the_performer_and_recorded() -> None:
-    result = simulate(one_step(_confirm_and_weigh))
+    result = simulate(one_step(_confirm_and_weigh), patient="typical")
     assert result.exit_status == "complete"
     opened = result.task("connect bag")
     assert opened.summary.what == "confirm"
@@ -62,7 +62,7 @@ def test_confirm_is_signed_by_the_performer_and_recorded() -> None:
 
 
 def test_entry_in_spec_is_verified_checked_and_a_batch_value() -> None:
-    result = simulate(one_step(_confirm_and_weigh))
+    result = simulate(one_step(_confirm_and_weigh), patient="typical")
     assert result.check("bag weight").passed and result.check("bag weight").value == 80.0
     assert result.values["bag weight"] == 80.0
     verified = result.of_kind(rec.TaskVerified)
@@ -75,7 +75,11 @@ def test_entry_in_spec_is_verified_checked_and_a_batch_value() -> None:
 
 
 def test_entry_out_of_spec_is_recorded_as_seen_and_is_a_deviation() -> None:
-    result = simulate(one_step(_confirm_and_weigh), operators={"bag weight": Answer(value=95.0)})
+    result = simulate(
+        one_step(_confirm_and_weigh),
+        operators={"bag weight": Answer(value=95.0)},
+        patient="typical",
+    )
     assert result.of_kind(rec.TaskAnswered)[-1].value == 95.0  # never refused at entry
     assert result.values["bag weight"] == 95.0
     assert not result.check("bag weight").passed
@@ -99,7 +103,7 @@ def test_entries_of_each_type_are_taken_as_that_type(
     async def ask(run: Run) -> None:
         run.set_checkpoint("got", await run.enter("entry", instruction="Enter it.", **options))
 
-    result = simulate(one_step(ask), operators={"entry": Answer(value=given)})
+    result = simulate(one_step(ask), operators={"entry": Answer(value=given)}, patient="typical")
     assert result.exit_status == "complete"
     assert result.checkpoints["got"] == taken
     assert result.values["entry"] == taken
@@ -109,9 +113,9 @@ def test_yes_no_with_expect_is_a_check() -> None:
     async def ask(run: Run) -> None:
         await run.enter("bag intact", type=bool, expect=True, instruction="Is the bag intact?")
 
-    good = simulate(one_step(ask))
+    good = simulate(one_step(ask), patient="typical")
     assert good.check("bag intact").passed
-    bad = simulate(one_step(ask), operators={"bag intact": Answer(value=False)})
+    bad = simulate(one_step(ask), operators={"bag intact": Answer(value=False)}, patient="typical")
     assert not bad.check("bag intact").passed and bad.exit_status == "stopped"
 
 
@@ -121,11 +125,13 @@ def test_label_mismatch_is_an_identity_deviation_and_aborts() -> None:
             "final product label", expected="W123", instruction="Read the bag's label."
         )
 
-    good = simulate(one_step(label))
+    good = simulate(one_step(label), patient="typical")
     assert good.exit_status == "complete"
     assert [c.passed for c in good.identity_checks] == [True]
     assert len(good.of_kind(rec.TaskVerified)) == 1  # two people read it
-    bad = simulate(one_step(label), operators={"final product label": Answer(value="W999")})
+    bad = simulate(
+        one_step(label), operators={"final product label": Answer(value="W999")}, patient="typical"
+    )
     assert bad.exit_status == "aborted"
     assert [c.observed for c in bad.identity_checks] == ["W999"]
     assert "mismatch" in bad.deviations[0].description
@@ -139,7 +145,7 @@ def test_verifier_rejects_the_entry_and_a_second_attempt_opens() -> None:
             Answer(value=75.0),
         ]
     }
-    result = simulate(one_step(_confirm_and_weigh), operators=script)
+    result = simulate(one_step(_confirm_and_weigh), operators=script, patient="typical")
     assert result.exit_status == "complete"
     attempts = [t for t in result.tasks if t.name == "bag weight"]
     assert [t.attempt for t in attempts] == [1, 2]
@@ -167,7 +173,7 @@ def test_scripted_self_verification_is_rejected() -> None:
         )
 
     script = {"bag weight": Answer(by="sim:operator-a", verify_by="sim:operator-a")}
-    result = simulate(one_step(weigh), operators=script)
+    result = simulate(one_step(weigh), operators=script, patient="typical")
     rejected = result.of_kind(rec.TaskRejected)
     assert [r.cause for r in rejected] == ["self_verification"]
     assert rejected[0].by is not None and rejected[0].by.signer == "sim:operator-a"
@@ -182,7 +188,9 @@ def test_timeout_hold_raises_an_alarm_and_a_deviation_and_holds() -> None:
     async def connect(run: Run) -> None:
         await run.confirm("connect bag", instruction="Weld.", timeout_h=2)
 
-    result = simulate(one_step(connect), operators={"connect bag": Silent()}, on_hold="stop")
+    result = simulate(
+        one_step(connect), operators={"connect bag": Silent()}, on_hold="stop", patient="typical"
+    )
     assert result.exit_status == "stopped"
     assert result.deviations[0].policy.value == "hold"
     assert any(
@@ -199,7 +207,7 @@ def test_late_answer_after_a_hold_timeout_is_taken_and_marked_late() -> None:
         await run.confirm("connect bag", instruction="Weld.", timeout_h=1)
 
     script = {"connect bag": Answer(after_min=90)}
-    result = simulate(one_step(connect), operators=script, on_hold="restart")
+    result = simulate(one_step(connect), operators=script, on_hold="restart", patient="typical")
     # Held at the timeout (1 h), restarted at once; the answer came at 1.5 h
     assert result.exit_status == "complete"
     assert result.states[-4:] == ["Held", "Restarting", "Running", "Complete"]
@@ -212,7 +220,7 @@ def test_timeout_abort_expires_the_task_and_aborts() -> None:
     async def connect(run: Run) -> None:
         await run.confirm("connect bag", instruction="Weld.", timeout_h=0.5, on_timeout="abort")
 
-    result = simulate(one_step(connect), operators={"connect bag": Silent()})
+    result = simulate(one_step(connect), operators={"connect bag": Silent()}, patient="typical")
     assert result.exit_status == "aborted"
     assert [e.policy for e in result.of_kind(rec.TaskExpired)] == ["abort"]
     assert result.deviations[0].policy.value == "abort"
@@ -493,7 +501,9 @@ async def _connect_then_culture(run: Run) -> None:
 
 
 def test_resume_answered_task_is_not_asked_again() -> None:
-    result = simulate(one_step(_connect_then_culture, resume="rerun"), crashes=[1.0])
+    result = simulate(
+        one_step(_connect_then_culture, resume="rerun"), crashes=[1.0], patient="typical"
+    )
     assert result.exit_status == "complete"
     assert len(result.tasks) == 1  # opened once, never asked again
     assert len(result.of_kind(rec.TaskAnswered)) == 1
@@ -502,7 +512,9 @@ def test_resume_answered_task_is_not_asked_again() -> None:
 
 def test_resume_open_task_is_offered_again() -> None:
     # the controller dies 3 min after the task opened, before the 5-min answer
-    result = simulate(one_step(_connect_then_culture, resume="rerun"), crashes=[0.05])
+    result = simulate(
+        one_step(_connect_then_culture, resume="rerun"), crashes=[0.05], patient="typical"
+    )
     assert result.exit_status == "complete"
     assert len(result.tasks) == 1  # re-attached, not opened again
     answered = result.of_kind(rec.TaskAnswered)
@@ -520,7 +532,7 @@ def test_resume_entry_gets_its_value_back_and_is_checked_once() -> None:
         run.set_checkpoint("weight seen", weight)
         await run.sleep(hours=2)
 
-    result = simulate(one_step(weigh_then_wait, resume="rerun"), crashes=[1.0])
+    result = simulate(one_step(weigh_then_wait, resume="rerun"), crashes=[1.0], patient="typical")
     assert result.exit_status == "complete"
     assert len(result.checks("w")) == 1 and len(result.tasks) == 1
     assert result.checkpoints["weight seen"] == 80.0
@@ -539,7 +551,10 @@ def test_task_ids_are_deterministic_crockford_base32() -> None:
         task_id_for("run-1", "formulate", "bag weight", None, 2),
     }
     assert first not in others and len(others) == 5
-    a, b = simulate(one_step(_confirm_and_weigh)), simulate(one_step(_confirm_and_weigh))
+    a, b = (
+        simulate(one_step(_confirm_and_weigh), patient="typical"),
+        simulate(one_step(_confirm_and_weigh), patient="typical"),
+    )
     assert [t.task_id for t in a.tasks] == [t.task_id for t in b.tasks]
 
 
@@ -548,7 +563,7 @@ def test_duplicate_task_name_in_a_step_is_a_definition_error() -> None:
         await run.confirm("connect bag", instruction="Weld.")
         await run.confirm("connect bag", instruction="Weld again.")
 
-    result = simulate(one_step(twice))
+    result = simulate(one_step(twice), patient="typical")
     assert result.exit_status == "failed"
     assert "ProtocolDefinitionError" in result.outcome.reason
     assert "asks task 'connect bag' twice" in result.outcome.reason
@@ -559,7 +574,7 @@ def test_same_name_with_distinct_keys_is_allowed() -> None:
         for day in (1, 2):
             await run.confirm("inspect bag", key=f"day {day}", instruction="Look at the bag.")
 
-    result = simulate(one_step(daily))
+    result = simulate(one_step(daily), patient="typical")
     assert result.exit_status == "complete"
     assert [t.key for t in result.tasks] == ["day 1", "day 2"]
 
@@ -568,7 +583,7 @@ def test_bad_entry_definitions_are_refused_naming_the_step() -> None:
     async def bad(run: Run) -> None:
         await run.enter("w", type=str, instruction="x", spec=SPEC)  # type: ignore[arg-type]
 
-    result = simulate(one_step(bad))
+    result = simulate(one_step(bad), patient="typical")
     assert result.exit_status == "failed"
     assert result.outcome.reason.startswith("ProtocolDefinitionError: step 'bad': entry 'w'")
     assert "spec= is for numbers" in result.outcome.reason

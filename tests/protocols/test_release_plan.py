@@ -96,7 +96,7 @@ def test_a_sample_of_containers_by_params_is_checked_when_the_run_starts(tmp_pat
         wrong.steps.append(step)
     db = tmp_path / "j.db"
     with pytest.raises(ProtocolDefinitionError, match="'retained vial', which is not a declared"):
-        simulate(wrong, db=db)
+        simulate(wrong, db=db, patient="typical")
 
 
 def test_sample_matches_a_set_of_containers() -> None:
@@ -146,7 +146,7 @@ def _plans(run_records: list[object]) -> list[ReleasePlan]:
 
 
 def test_the_plan_follows_run_started_and_the_reservation() -> None:
-    run = simulate(ROOT / "protocols" / "car_t_autologous.py", seed=3)
+    run = simulate(ROOT / "protocols" / "car_t_autologous.py", seed=3, patient="typical")
     kinds = [r.kind for r in run.records[:4]]
     assert kinds[:3] == ["run_started", "materials_reserved", "release_plan"]
     (plan,) = run.of_kind(ReleasePlan)
@@ -157,7 +157,7 @@ def test_the_plan_follows_run_started_and_the_reservation() -> None:
 
 
 def test_a_protocol_without_release_tests_writes_an_empty_plan() -> None:
-    run = simulate(bagging.protocol)
+    run = simulate(bagging.protocol, patient="typical")
     assert [r.kind for r in run.records[:2]] == ["run_started", "release_plan"]
     (plan,) = run.of_kind(ReleasePlan)
     assert (plan.product, plan.coi, plan.tests) == ("bagging", bagging.COI, [])
@@ -172,7 +172,7 @@ async def wait(run: Run[_Params]) -> None:
 
 
 def test_never_written_again_on_resume() -> None:
-    run = simulate(_crashing, crashes=[1.0, 2.0], downtime_h=0.1)
+    run = simulate(_crashing, crashes=[1.0, 2.0], downtime_h=0.1, patient="typical")
     assert run.exit_status == "complete", run.outcome.reason
     kinds = [r.kind for r in run.records]
     assert kinds.count("run_resumed") == 2

@@ -114,7 +114,7 @@ def test_in_simulation_the_simulated_supervisor_approves() -> None:
         run.check("pressure", 9.0, Spec(max=5, unit="bar"))
         await run.hold_point()
 
-    result = simulate(protocol, on_hold="restart")
+    result = simulate(protocol, on_hold="restart", patient="typical")
     assert result.exit_status == "complete"
     (restart,) = [c for c in result.of_kind(rec.Command) if c.command == "Restart"]
     assert restart.signature is not None

@@ -45,7 +45,7 @@ def shipments(result: SimulatedRun, event: str) -> list[ShipmentRecorded]:
 def test_ship_product_runs_end_to_end_on_the_simulated_line(tmp_path: Path) -> None:
     db = tmp_path / "ship.db"
     params = {"containers": ["final product 1", "final product 2"], "transit_h": 30.0}
-    result = simulate(SHIP, params=params, seed=3, db=db)
+    result = simulate(SHIP, params=params, seed=3, db=db, patient="typical")
     assert result.exit_status == "complete"
     (sent,) = shipments(result, "dispatched")
     (got,) = shipments(result, "received")
@@ -112,7 +112,9 @@ def test_cellauto_run_rehearses_it_with_sim_or_a_line_file(
 
 def test_excursion_in_transit_is_an_alarm_and_a_deviation_that_holds() -> None:
     warming = ShipperWarming(at_h=10.0, rate_c_per_h=30.0, duration_h=2.0)
-    result = simulate(SHIP, params={"transit_h": 24.0}, faults={"dry_shipper": [warming]})
+    result = simulate(
+        SHIP, params={"transit_h": 24.0}, faults={"dry_shipper": [warming]}, patient="typical"
+    )
     (got,) = shipments(result, "received")
     (excursion,) = got.excursions
     above = [r for r in got.readings if r.temperature_c > -150]
@@ -141,10 +143,15 @@ def test_excursion_in_transit_is_an_alarm_and_a_deviation_that_holds() -> None:
 
 def test_the_excursion_limit_is_the_callers() -> None:
     warming = ShipperWarming(at_h=1.0, rate_c_per_h=30.0, duration_h=0.5)  # peaks ~ -175
-    quiet = simulate(SHIP, params={"transit_h": 4.0}, faults={"dry_shipper": [warming]})
+    quiet = simulate(
+        SHIP, params={"transit_h": 4.0}, faults={"dry_shipper": [warming]}, patient="typical"
+    )
     assert quiet.exit_status == "complete" and quiet.deviations == []
     strict = simulate(
-        SHIP, params={"transit_h": 4.0, "limit_c": -180.0}, faults={"dry_shipper": [warming]}
+        SHIP,
+        params={"transit_h": 4.0, "limit_c": -180.0},
+        faults={"dry_shipper": [warming]},
+        patient="typical",
     )
     (got,) = shipments(strict, "received")
     assert got.limit_c == -180.0 and len(got.excursions) == 1
@@ -152,7 +159,7 @@ def test_the_excursion_limit_is_the_callers() -> None:
 
 
 def test_ship_product_resumes_after_crashes_in_loading_and_in_transit() -> None:
-    result = simulate(SHIP, params={"transit_h": 12.0}, crashes=[0.5 / 60, 6.0])
+    result = simulate(SHIP, params={"transit_h": 12.0}, crashes=[0.5 / 60, 6.0], patient="typical")
     assert result.exit_status == "complete" and result.deviations == []
     (sent,) = shipments(result, "dispatched")
     (got,) = shipments(result, "received")
@@ -161,7 +168,7 @@ def test_ship_product_resumes_after_crashes_in_loading_and_in_transit() -> None:
 
 
 def test_a_shipper_without_charge_for_the_trip_deviates_before_anything_is_loaded() -> None:
-    result = simulate(SHIP, params={"transit_h": 230.0, "hold_margin_h": 24.0})
+    result = simulate(SHIP, params={"transit_h": 230.0, "hold_margin_h": 24.0}, patient="typical")
     (deviation,) = result.deviations
     assert deviation.check == "shipment 'SHP-SIM-0001': shipper fit"
     assert "its charge holds 240.0 h, less than the 254 h needed" in deviation.description
@@ -176,7 +183,7 @@ def test_a_shipper_holding_another_container_deviates_before_loading() -> None:
         await shipper.load("stray bag")
         await dispatch(run, shipper, ["final product 1"], shipment_id="S1")
 
-    result = simulate(_one_step(body))
+    result = simulate(_one_step(body), patient="typical")
     (deviation,) = result.deviations
     assert deviation.description == (
         "shipment 'S1': the shipper is not fit: it already holds other containers (stray bag); "
@@ -192,7 +199,7 @@ def test_a_swapped_logger_and_a_logger_without_readings_are_deviations() -> None
         shipper.identity._logger_serial = "LOG-OTHER"  # type: ignore[misc]
         await receive(run, shipper, shipment_id="S1", policy="continue", unload=False)
 
-    result = simulate(_one_step(body))
+    result = simulate(_one_step(body), patient="typical")
     assert result.exit_status == "complete"
     (deviation,) = result.deviations
     assert deviation.description == (
@@ -243,7 +250,7 @@ def test_bad_arguments_fail_the_step_with_nothing_recorded() -> None:
         not_sent: "shipment 'S9': no dispatch of it is recorded in this run; dispatch() it first",
     }
     for body, message in cases.items():
-        result = simulate(_one_step(body))
+        result = simulate(_one_step(body), patient="typical")
         (failed,) = result.of_kind(rec.StepFailed)
         assert message in failed.error, failed.error
         assert result.of_kind(ShipmentRecorded) == [] and result.of_kind(CustodyMoved) == []
@@ -259,7 +266,7 @@ def test_crashes_mid_step_do_not_dispatch_receive_load_or_unload_twice() -> None
     # 1.5 min: "b" is being loaded (dispatched at 18.5 min after a 15 min downtime);
     # 1 h: in transit (the step runs again); 2 h 20 min: "b" is being unloaded
     crashes = [1.5 / 60, 1.0, 2 + 20 / 60]
-    result = simulate(_one_step(body), crashes=crashes, downtime_h=0.25)
+    result = simulate(_one_step(body), crashes=crashes, downtime_h=0.25, patient="typical")
     assert result.exit_status == "complete"
     assert len(result.of_kind(rec.RunResumed)) == 3
     (sent,) = shipments(result, "dispatched")
@@ -294,7 +301,7 @@ def test_a_carry_records_custody_via_the_shipper_with_its_readings() -> None:
         )
         assert check.passed and check.readings == 2
 
-    result = simulate(_one_step(body))
+    result = simulate(_one_step(body), patient="typical")
     assert result.exit_status == "complete"
     (move,) = result.of_kind(CustodyMoved)
     assert move.via == "dry shipper DS-0001" and move.by == "dry_shipper"
@@ -312,7 +319,7 @@ def test_a_carry_cut_by_a_crash_is_finished_once_with_every_reading() -> None:
 
     # at 10 min: in the walk; at 30.5 min: in the unload (30 to 31 min); 30 min downtime
     for crash_h, minutes in ((10 / 60, 40), (30.5 / 60, 60)):
-        result = simulate(_one_step(body), crashes=[crash_h], downtime_h=0.5)
+        result = simulate(_one_step(body), crashes=[crash_h], downtime_h=0.5, patient="typical")
         assert result.exit_status == "complete"
         (move,) = result.of_kind(CustodyMoved)
         assert move.readings[-1].time == START + timedelta(minutes=minutes)
@@ -339,7 +346,7 @@ def test_an_excursion_during_a_carry_is_a_deviation_with_the_policy_given() -> N
         )
 
     lid = ShipperLidOpen(at_h=0.05, duration_min=30)  # +60 °C
-    result = simulate(_one_step(body), faults={"dry_shipper": [lid]})
+    result = simulate(_one_step(body), faults={"dry_shipper": [lid]}, patient="typical")
     assert result.exit_status == "complete"  # continue: recorded, not held
     (move,) = result.of_kind(CustodyMoved)
     (excursion,) = move.excursions
@@ -355,7 +362,11 @@ def test_an_excursion_during_a_carry_aborts_when_the_policy_says_so() -> None:
         here, there = Place(kind="bench", name="lab"), Place(kind="storage", name="storage")
         await carry(run, shipper, "bag", here, there, transit_min=40, policy=CheckPolicy.ABORT)
 
-    result = simulate(_one_step(body), faults={"dry_shipper": [ShipperLidOpen(duration_min=30)]})
+    result = simulate(
+        _one_step(body),
+        faults={"dry_shipper": [ShipperLidOpen(duration_min=30)]},
+        patient="typical",
+    )
     assert result.exit_status == "aborted"
     assert [d.policy for d in result.deviations] == [CheckPolicy.ABORT]
 
@@ -374,7 +385,7 @@ def test_find_excursions_splits_runs_and_keeps_one_still_open() -> None:
 def _sweep_moments() -> list[float]:
     """Process hours at which to crash ship_product: inside each load and unload, a
     second after each, and mid-transit."""
-    baseline = simulate(SHIP, params=SWEEP, seed=2)
+    baseline = simulate(SHIP, params=SWEEP, seed=2, patient="typical")
     t0 = baseline.records[0].process_time_s
     moments = [SWEEP["transit_h"] / 2]
     for record in baseline.records:
@@ -390,8 +401,8 @@ SWEEP = {"containers": ["final product 1", "final product 2"], "transit_h": 6.0}
 
 @pytest.mark.parametrize("at_h", _sweep_moments())
 def test_ship_product_survives_a_crash_anywhere(at_h: float) -> None:
-    baseline = simulate(SHIP, params=SWEEP, seed=2)
-    run = simulate(SHIP, params=SWEEP, seed=2, crashes=[at_h], downtime_h=0.5)
+    baseline = simulate(SHIP, params=SWEEP, seed=2, patient="typical")
+    run = simulate(SHIP, params=SWEEP, seed=2, crashes=[at_h], downtime_h=0.5, patient="typical")
     assert run.exit_status == "complete", run.outcome.reason
     assert len(run.of_kind(rec.RunResumed)) <= 1  # 0: it had ended by then
     for event in ("dispatched", "received"):
@@ -416,7 +427,7 @@ def test_car_t_carries_its_bags_to_ln2_in_the_dry_shipper_with_its_logger(
     """Each bag is carried from the freezer to LN2 in the dry shipper, the logger's
     readings on the custody record; a shipper whose charge would not last (12 days of
     culture outlast its 10-day hold time) is charged with LN2 first."""
-    result = simulate(CAR_T, params={"expansion_days": days, "bags": 2})
+    result = simulate(CAR_T, params={"expansion_days": days, "bags": 2}, patient="typical")
     assert result.exit_status == "complete", result.outcome.reason
     charges = [c for c in result.of_kind(rec.InstrumentCommand) if c.method == "charge"]
     assert len(charges) == (1 if charged else 0)
@@ -432,7 +443,7 @@ def test_car_t_carries_its_bags_to_ln2_in_the_dry_shipper_with_its_logger(
 def test_show_tells_a_shipment_with_its_logger() -> None:
     from cellauto.records.wording import describe
 
-    result = simulate(SHIP, params={"transit_h": 12.0})
+    result = simulate(SHIP, params={"transit_h": 12.0}, patient="typical")
     lines = [describe(r) or "" for r in result.records if isinstance(r.payload, ShipmentRecorded)]
     assert lines[0].startswith("shipment SHP-SIM-0001 dispatched:")
     assert "received:" in lines[1] and "readings -1" in lines[1] and "EXCURSION" not in lines[1]

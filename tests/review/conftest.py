@@ -58,6 +58,7 @@ def batch_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]
         faults={"bioreactor": [EXCURSION]},
         on_hold="restart",
         db=path,
+        patient="typical",
     )
     assert run.exit_status == "complete", run.outcome
     with open_site_store(path) as store:

@@ -224,7 +224,7 @@ def test_a_run_without_culture_or_freezer_says_so_on_its_plots(tmp_path: Path) -
     from cellauto.sim import simulate
 
     path = tmp_path / "demo.db"
-    run = simulate("protocols/demo_expansion.py", seed=3, db=path)
+    run = simulate("protocols/demo_expansion.py", seed=3, db=path, patient="typical")
     with Journal(path, create=False) as journal:
         html_path, pdf_path = write_report(journal, run.outcome.run_id, tmp_path / "out")
     html = html_path.read_text("utf-8")

@@ -22,7 +22,7 @@ CAR_T = ROOT / "protocols" / "car_t_autologous.py"
 
 @pytest.fixture(scope="module")
 def car_t() -> SimulatedRun:
-    return simulate(CAR_T, seed=2)
+    return simulate(CAR_T, seed=2, patient="typical")
 
 
 def _judged(run: SimulatedRun, path: Path, schema: LimsSchema = SIM_LIMS_SCHEMA) -> dict[str, str]:
@@ -105,7 +105,11 @@ def test_fail_and_borderline_faults_judge_so(car_t: SimulatedRun, tmp_path: Path
 
 def test_contamination_grows() -> None:
     run = simulate(
-        CAR_T, seed=2, faults={"bioreactor": [Contamination(at_h=100)]}, on_hold="restart"
+        CAR_T,
+        seed=2,
+        faults={"bioreactor": [Contamination(at_h=100)]},
+        on_hold="restart",
+        patient="typical",
     )
     rows = {r["ANALYSIS"]: r for r in simulated_results(run.records, seed=1)}
     assert rows["STER"]["RESULT"] == "G"

@@ -41,7 +41,7 @@ async def _steps(run: Run) -> None:
 
 
 def test_by_default_simulated_operators_answer_everything() -> None:
-    result = simulate(_protocol(_steps))
+    result = simulate(_protocol(_steps), patient="typical")
     assert result.exit_status == "complete"
     assert [t.name for t in result.tasks] == ["connect bag", "bag weight"]
     assert [s.signer for s in result.signatures] == [
@@ -55,7 +55,7 @@ def test_by_default_simulated_operators_answer_everything() -> None:
 
 def test_a_seeded_run_with_operator_tasks_is_byte_identical(tmp_path: Path) -> None:
     def bodies(db: Path) -> list[tuple[str, str]]:
-        simulate(_protocol(_steps), seed=5, db=db)
+        simulate(_protocol(_steps), seed=5, db=db, patient="typical")
         with Journal(db, create=False) as journal:
             (summary,) = journal.runs()
             return [(r.hash, r.payload.model_dump_json()) for r in journal.records(summary.run_id)]
@@ -85,7 +85,9 @@ def test_value_comes_from_script_then_sim_then_expect_then_spec_midpoint() -> No
         ]
         run.set_checkpoint("values", values)
 
-    result = simulate(_protocol(entries), seed=7, operators={"scripted": Answer(value=9.5)})
+    result = simulate(
+        _protocol(entries), seed=7, operators={"scripted": Answer(value=9.5)}, patient="typical"
+    )
     assert result.exit_status == "complete"
     assert result.checkpoints["values"] == [9.5, 7.0, "LOT-1", 3, 70.0]
 
@@ -94,7 +96,7 @@ def test_no_value_to_enter_raises_an_alarm_naming_the_script_and_the_timeout_app
     async def free_text(run: Run) -> None:
         await run.enter("remark", type=str, instruction="Any remark?", timeout_h=1)
 
-    result = simulate(_protocol(free_text))
+    result = simulate(_protocol(free_text), patient="typical")
     assert result.exit_status == "stopped"
     (alarm,) = [a for a in result.alarms if "simulated operators" in a.message]
     assert "simulate(operators={'remark': Answer(value=...)})" in alarm.message
@@ -107,7 +109,7 @@ def test_keyed_script_entries_and_delays() -> None:
             await run.confirm("inspect", key=f"day {day}", instruction="Look.")
 
     script = {"inspect[day 2]": Answer(by="sim:operator-b", after_min=30)}
-    result = simulate(_protocol(daily), operators=script)
+    result = simulate(_protocol(daily), operators=script, patient="typical")
     assert [s.signer for s in result.signatures] == ["sim:operator-a", "sim:operator-b"]
     assert result.duration_h == pytest.approx((5 + 30) / 60)
 

@@ -52,7 +52,7 @@ def test_a_resumed_runs_site_sees_the_same_remaining(tmp_path: Path) -> None:
     from cellauto.sim import simulate
 
     path = tmp_path / "journal.db"
-    result = simulate("protocols/car_t_autologous.py", db=path)
+    result = simulate("protocols/car_t_autologous.py", db=path, patient="typical")
     records = [r for r in result.records if r.kind != "run_ended"]
     cut = next(i for i, r in enumerate(records) if r.payload.kind.value == "material_consumed")
     protocol = load_protocol("protocols/car_t_autologous.py")

@@ -37,7 +37,7 @@ async def watch(run: Run) -> None:
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     path = tmp_path_factory.mktemp("alarms") / "line.db"
-    run = simulate(protocol, db=path)
+    run = simulate(protocol, db=path, patient="typical")
     with open_site_store(path) as store:
         bootstrap(store, "root", "Rita Admin", ROOT_PASSWORD, policy=POLICY, terminal=TERMINAL)
         site = Site(store)

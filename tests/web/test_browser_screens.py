@@ -30,8 +30,8 @@ def test_screenshots_of_the_overview_and_the_run_page(
 ) -> None:
     db = tmp_path / "line.db"
     shutil.copyfile(staffed_template, db)
-    simulate(PROTOCOLS / "car_t_autologous.py", seed=1, db=db)
-    simulate(PROTOCOLS / "nk_expansion.py", seed=2, db=db)
+    simulate(PROTOCOLS / "car_t_autologous.py", seed=1, db=db, patient="typical")
+    simulate(PROTOCOLS / "nk_expansion.py", seed=2, db=db, patient="typical")
     run = LiveRun(db, tmp_path / "controller.log")
     server = Server(db, tmp_path / "server.log")
     shots = {"web-overview.png": tmp_path / "overview.png", "web-run.png": tmp_path / "run.png"}

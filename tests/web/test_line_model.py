@@ -23,8 +23,8 @@ HOUR_NS = 3600 * 10**9
 def car_t(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A journal with one complete simulated CAR-T run and one NK run."""
     db = tmp_path_factory.mktemp("line") / "line.db"
-    simulate(REPO / "protocols" / "car_t_autologous.py", db=db, seed=7)
-    simulate(REPO / "protocols" / "nk_expansion.py", db=db, seed=3)
+    simulate(REPO / "protocols" / "car_t_autologous.py", db=db, seed=7, patient="typical")
+    simulate(REPO / "protocols" / "nk_expansion.py", db=db, seed=3, patient="typical")
     return db
 
 

@@ -55,6 +55,7 @@ def cart_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
         faults={"bioreactor": [TemperatureExcursion(at_h=72, delta_c=2.9, duration_h=3)]},
         on_hold="restart",
         db=path,
+        patient="typical",
     )
     with open_site_store(path) as store:
         bootstrap(store, "root", "Rita Admin", ROOT_PASSWORD, policy=POLICY, terminal=TERMINAL)

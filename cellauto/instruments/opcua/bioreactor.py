@@ -39,6 +39,7 @@ from typing import Any, Unpack
 import anyio
 from asyncua import ua
 
+from cellauto.errors import InstrumentError
 from cellauto.instruments.base import require_range
 from cellauto.instruments.bioreactor import (
     SETPOINT_LIMITS,
@@ -188,6 +189,11 @@ class OpcUaBioreactor(OpcUaAdapter, Bioreactor):
         return result
 
     async def set_setpoints(self, setpoints: Setpoints) -> Setpoints:
+        if setpoints.co2_pct is not None:
+            raise InstrumentError(
+                f"{self.interface_name} {self.identity.serial}: the OPC UA bioreactor has no "
+                "CO2 set point; nothing was sent"
+            )
         for field, value in setpoints.model_dump(exclude_none=True).items():
             low, high, unit = SETPOINT_LIMITS[field]
             require_range(self, field, value, low=low, high=high, unit=unit)
@@ -206,6 +212,11 @@ class OpcUaBioreactor(OpcUaAdapter, Bioreactor):
         return CultureVolume.model_validate(await self._run("Seed", args, "seed"))
 
     async def add_reagent(self, reagent: Reagent) -> CultureVolume:
+        if reagent.agents or reagent.to_medium_supply:
+            raise InstrumentError(
+                f"{self.interface_name} {self.identity.serial}: the OPC UA bioreactor does not "
+                f"carry a reagent's agents or medium supply ({reagent.name!r}); nothing was sent"
+            )
         args = [
             _ua.text(reagent.name), _ua.text(reagent.kind), _ua.double(reagent.volume_ml),
             _ua.text(reagent.lot), _ua.text(reagent.target_cells), _ua.double(reagent.moi),

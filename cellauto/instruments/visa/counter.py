@@ -10,7 +10,7 @@ from cellauto.instruments.cell_counter import CellCount, CellCounter
 from cellauto.instruments.materials import Sample
 from cellauto.instruments.visa._adapter import VisaAdapter, reply_model
 from cellauto.instruments.visa.overdue import Overdue
-from cellauto.instruments.visa.scpi_format import quote
+from cellauto.instruments.visa.scpi_format import format_real, quote
 from cellauto.instruments.visa.scpi_reply import parse_int, parse_real, parse_record, parse_string
 from cellauto.instruments.visa.session import VisaSession
 
@@ -29,11 +29,12 @@ _COUNT_FIELDS = (
     parse_string,  # operator
     parse_real,  # counted at, process time s
     parse_string,  # instrument serial
+    parse_string,  # range flag: in_range, below_range, above_range
 )
 
 
 def parse_count(text: str) -> CellCount:
-    """The ``FETCh?`` record of docs/scpi.md (nine fields) as a :class:`CellCount`."""
+    """The ``FETCh?`` record of docs/scpi.md (ten fields) as a :class:`CellCount`."""
     values = parse_record(text, _COUNT_FIELDS)
     names = (
         "sample_id",
@@ -45,6 +46,7 @@ def parse_count(text: str) -> CellCount:
         "operator",
         "counted_at_process_time_s",
         "instrument_serial",
+        "range_flag",
     )
     return reply_model(CellCount, text, dict(zip(names, values, strict=True)))
 
@@ -72,10 +74,13 @@ class VisaCellCounter(VisaAdapter, CellCounter):
         self.poll_interval_s = poll_interval_s
         self.max_count_s = max_count_s
 
-    async def count(self, sample: Sample, *, operator: str = "system") -> CellCount:
+    async def count(
+        self, sample: Sample, *, operator: str = "system", dilution: float = 1.0
+    ) -> CellCount:
         commands = [
             f"SAMP:ID {quote(sample.sample_id, field='sample_id')}",
             f"SAMP:OPER {quote(operator, field='operator')}",
+            f"SAMP:DIL {format_real(dilution, field='dilution')}",
             "INIT",
         ]
         for command in commands:

@@ -27,6 +27,7 @@ from cellauto.instruments.visa.scpi_reply import (
     parse_real,
     parse_record,
     parse_string,
+    split_fields,
 )
 
 __all__ = ["VisaControlledRateFreezer", "parse_reading", "parse_result", "parse_status"]
@@ -105,10 +106,30 @@ _RESULT_NAMES = (
 )
 
 
+_FLAG_FIELDS = (parse_string, parse_real, parse_real, parse_string, parse_string)
+_FLAG_NAMES = ("quantity", "value", "limit", "unit", "message")
+
+
 def parse_result(text: str) -> FreezeResult:
-    """``FETCh?``: ten fixed fields, then ``<n>`` and n container ids (docs/scpi.md)."""
-    head, ids = parse_counted(text, _RESULT_HEAD, parse_string)
-    fields = dict(zip(_RESULT_NAMES, head, strict=True))
+    """``FETCh?``: ten fixed fields, ``<n>`` and n container ids, then the chamber load,
+    ``<m>`` and m limit flags of five fields (docs/scpi.md); a freezer that states no
+    load ends after the container ids (no load, no flags)."""
+    fields_in = split_fields(text)
+    n_ids = parse_int(fields_in[len(_RESULT_HEAD)]) if len(fields_in) > len(_RESULT_HEAD) else 0
+    end_ids = len(_RESULT_HEAD) + 1 + max(n_ids, 0)
+    head, ids = parse_counted(",".join(fields_in[:end_ids]), _RESULT_HEAD, parse_string)
+    fields: dict[str, object] = dict(zip(_RESULT_NAMES, head, strict=True))
+    rest = fields_in[end_ids:]
+    if rest:
+        size = len(_FLAG_FIELDS)
+        n_flags = parse_int(rest[1]) if len(rest) > 1 else -1
+        if n_flags < 0 or len(rest) != 2 + size * n_flags:
+            raise ScpiReplyError("the chamber load and limit flags after the containers", text)
+        fields["load_ml"] = parse_optional_real(rest[0])
+        fields["limit_flags"] = [
+            dict(zip(_FLAG_NAMES, parse_record(",".join(group), _FLAG_FIELDS), strict=True))
+            for group in (rest[2 + i : 2 + i + size] for i in range(0, size * n_flags, size))
+        ]
     return reply_model(FreezeResult, text, {**fields, "container_ids": ids})
 
 

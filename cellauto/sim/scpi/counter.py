@@ -34,7 +34,7 @@ MAX_DRAW_ML = 10.0
 
 
 def format_count(count: CellCount) -> str:
-    """The nine-field ``FETCh?`` record."""
+    """The ten-field ``FETCh?`` record."""
     return ",".join(
         [
             quote(count.sample_id),
@@ -46,6 +46,7 @@ def format_count(count: CellCount) -> str:
             quote(count.operator),
             format_real(count.counted_at_process_time_s),
             quote(count.instrument_serial),
+            quote(count.range_flag),
         ]
     )
 
@@ -57,6 +58,7 @@ class CounterScpi(ScpiDevice):
         self.counter = counter
         self._sample_id: str | None = None
         self._operator = "system"
+        self._dilution = 1.0
         self._result: CellCount | None = None
         self._running: anyio.CancelScope | None = None
         self._finished = anyio.Event()
@@ -70,6 +72,8 @@ class CounterScpi(ScpiDevice):
         table.add("SAMPle:DRAW?", self._draw_query)
         table.add("SAMPle:OPERator", self._set_operator)
         table.add("SAMPle:OPERator?", self._get_operator)
+        table.add("SAMPle:DILution", self._set_dilution)
+        table.add("SAMPle:DILution?", self._get_dilution)
         table.add("INITiate", self._initiate)
         table.add("INITiate:IMMediate", self._initiate)
         table.add("ABORt", self._abort)
@@ -87,6 +91,7 @@ class CounterScpi(ScpiDevice):
     def reset(self) -> None:
         self._stop()
         self._sample_id, self._operator, self._result = None, "system", None
+        self._dilution = 1.0
 
     async def _select(self, args: Args) -> None:
         args.expect(1)
@@ -144,6 +149,17 @@ class CounterScpi(ScpiDevice):
         args.expect(0)
         return quote(self._operator)
 
+    async def _set_dilution(self, args: Args) -> None:
+        args.expect(1)
+        dilution = args.real(0, "dilution")
+        if not 1.0 <= dilution <= 1000.0:
+            raise ScpiError(-222, f"SAMP:DIL: {dilution:g} outside 1..1000")
+        self._dilution = dilution
+
+    async def _get_dilution(self, args: Args) -> str:
+        args.expect(0)
+        return format_real(self._dilution)
+
     async def _initiate(self, args: Args) -> None:
         args.expect(0)
         if self._running is not None:
@@ -154,12 +170,18 @@ class CounterScpi(ScpiDevice):
         self._result = None
         self._running, self._finished = anyio.CancelScope(), anyio.Event()
         self.operation_started(MEASURING)
-        self.task_group.start_soon(self._count, sample, self._operator, self._running)
+        self.task_group.start_soon(
+            self._count, sample, self._operator, self._dilution, self._running
+        )
 
-    async def _count(self, sample: Sample, operator: str, scope: anyio.CancelScope) -> None:
+    async def _count(
+        self, sample: Sample, operator: str, dilution: float, scope: anyio.CancelScope
+    ) -> None:
         try:
             with scope:
-                self._result = await self.counter.count(sample, operator=operator)
+                self._result = await self.counter.count(
+                    sample, operator=operator, dilution=dilution
+                )
         except InstrumentError as exc:
             self.push_error(112, str(exc))
         except Exception as exc:  # a simulator bug must not take the server down

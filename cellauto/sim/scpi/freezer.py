@@ -68,7 +68,8 @@ def format_reading(reading: FreezerReading) -> str:
 
 
 def format_result(result: FreezeResult) -> str:
-    """Ten fixed fields, then the count of container ids and the ids."""
+    """Ten fixed fields, the count of container ids and the ids, then the chamber load
+    and the count of limit flags and theirs (five fields each)."""
     head = [
         result.end_state.upper(),
         quote(result.profile_name),
@@ -81,7 +82,17 @@ def format_result(result: FreezeResult) -> str:
         str(result.power_interruptions),
         quote(result.message),
     ]
-    return ",".join(head + _ids(result.container_ids))
+    flags = [str(len(result.limit_flags))]
+    for flag in result.limit_flags:
+        flags += [
+            quote(flag.quantity),
+            format_real(flag.value),
+            format_real(flag.limit),
+            quote(flag.unit),
+            quote(flag.message),
+        ]
+    load = [format_optional_real(result.load_ml)]
+    return ",".join(head + _ids(result.container_ids) + load + flags)
 
 
 class FreezerScpi(ScpiDevice):

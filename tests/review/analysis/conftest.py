@@ -36,10 +36,13 @@ def trend_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list
             start=DEFAULT_SIM_START + timedelta(days=14 * i),
             faults={"bioreactor": [EXCURSION]} if i == EXCURSION_AT else None,
             on_hold="restart",
+            patient="typical",
         )
         assert run.exit_status == "complete", run.outcome
         run_ids.append(run.outcome.run_id)
-    nk = simulate(NK, seed=1, db=path, start=DEFAULT_SIM_START + timedelta(days=3))
+    nk = simulate(
+        NK, seed=1, db=path, start=DEFAULT_SIM_START + timedelta(days=3), patient="typical"
+    )
     assert nk.exit_status == "complete"
     return path, run_ids
 

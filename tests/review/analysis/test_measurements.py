@@ -38,7 +38,7 @@ from tests.review.conftest import Batch
 
 @pytest.fixture(scope="module")
 def nk() -> SimulatedRun:
-    return simulate("protocols/nk_expansion.py", seed=3)
+    return simulate("protocols/nk_expansion.py", seed=3, patient="typical")
 
 
 def _records(batch: Batch) -> list[Record]:
