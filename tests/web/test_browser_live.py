@@ -21,7 +21,7 @@ from tests.web.harness import password, sign_in, wait_for
 
 sync_api = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium")
-TIMEOUT_MS = 15_000
+TIMEOUT_MS = 60_000  # a hang deadline: the machine may be loaded
 
 
 def _open_task(db: Path, run_id: str, name: str) -> str | None:

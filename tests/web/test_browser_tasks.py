@@ -32,7 +32,7 @@ from tests.web.harness import password, sign_in, wait_for
 sync_api = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium")
 expect = sync_api.expect
-WAIT_MS = 15_000
+WAIT_MS = 60_000  # a hang deadline: the machine may be loaded
 
 
 def _task(db: Path, run_id: str, name: str, phase: str = "perform") -> TaskRow:
