@@ -8,7 +8,6 @@ input (nothing written).
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any, Literal
 import orjson
 
 from cellauto.errors import BadInputError
+from cellauto.records.backend import Conn
 from cellauto.records.site_payloads import SitePolicy
 from cellauto.records.site_store import SiteStore
 from cellauto.site import accounts, password_changes
@@ -262,7 +262,7 @@ def print_table(rows: list[list[str]]) -> None:
         )
 
 
-def policy_or_none(conn: sqlite3.Connection) -> SitePolicy | None:
+def policy_or_none(conn: Conn) -> SitePolicy | None:
     has = conn.execute("SELECT 1 FROM meta WHERE key = 'site_policy'").fetchone()
     return current_policy(conn)[0] if has else None
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from cellauto.records import _sqlite
+from cellauto.records.backend import Conn
 from cellauto.records.site_payloads import (
     AccountChanged,
     AccountChangeRefused,
@@ -38,7 +38,7 @@ __all__ = [
 
 
 @contextmanager
-def reading_journal(path: Path) -> Iterator[sqlite3.Connection]:
+def reading_journal(path: Path) -> Iterator[Conn]:
     """A read-only view of an existing journal (no signing key needed, nothing written)."""
     conn = _sqlite.connect(path, create=False, timeout_s=5.0)
     try:
@@ -49,7 +49,7 @@ def reading_journal(path: Path) -> Iterator[sqlite3.Connection]:
         conn.close()
 
 
-def has_site_tables(conn: sqlite3.Connection) -> bool:
+def has_site_tables(conn: Conn) -> bool:
     row = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'accounts'").fetchone()
     return row is not None
 
@@ -70,7 +70,7 @@ def about(payload: SitePayload) -> set[str]:
     return names
 
 
-def account_history(conn: sqlite3.Connection, name: str) -> list[StoredSiteRecord]:
+def account_history(conn: Conn, name: str) -> list[StoredSiteRecord]:
     return [r for r in stored_site_records(conn, mentioning=name) if name in about(r.payload)]
 
 

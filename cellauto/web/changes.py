@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Protocol
 
 from cellauto.errors import JournalOpenError
+from cellauto.records.backend import Conn
 
 __all__ = [
     "OVERVIEW_KINDS",
@@ -92,7 +93,7 @@ class ChangeSource(Protocol):
     def close(self) -> None: ...
 
 
-def open_reader(path: Path, *, any_thread: bool = False) -> sqlite3.Connection:
+def open_reader(path: Path, *, any_thread: bool = False) -> Conn:
     """A plain read-only connection to the journal at ``path`` (no file checks: the
     server's pools checked it when they opened it)."""
     if not path.is_file():
@@ -116,13 +117,13 @@ _AFTER = (
 )
 
 
-def rows_after(conn: sqlite3.Connection, rowid: int, limit: int) -> list[NewRow]:
+def rows_after(conn: Conn, rowid: int, limit: int) -> list[NewRow]:
     """At most ``limit`` run records stored after ``rowid``, in append order (bodies
     of :data:`OVERVIEW_KINDS` only)."""
     return [NewRow(*r) for r in conn.execute(_AFTER, (rowid, limit))]
 
 
-def _site_head(conn: sqlite3.Connection) -> int | None:
+def _site_head(conn: Conn) -> int | None:
     try:
         row = conn.execute("SELECT max(seq) FROM site_records").fetchone()
     except sqlite3.OperationalError:  # a file older than the site chain
@@ -137,13 +138,13 @@ class SqliteChanges:
     def __init__(self, path: Path, *, poll_s: float = 0.1) -> None:
         self.path = path
         self.poll_s = poll_s
-        self._conn: sqlite3.Connection | None = None
+        self._conn: Conn | None = None
         self._rowid = 0
         self._site: int | None = None
         self._version: int | None = None
         self._stop = threading.Event()
 
-    def _connection(self) -> sqlite3.Connection:
+    def _connection(self) -> Conn:
         if self._conn is None:
             conn = open_reader(self.path, any_thread=True)
             sql = conn.execute(
