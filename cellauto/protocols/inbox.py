@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -53,6 +52,7 @@ from cellauto.protocols.remote_requests import (
 from cellauto.protocols.states import ACTIVE_STATES, State
 from cellauto.protocols.tasks import Authority, OfferedTask, TaskAnswer, TaskBoard, TaskEvent
 from cellauto.records import Journal
+from cellauto.records import backend as db
 from cellauto.records._txops import ConnOp
 from cellauto.records.backend import Conn
 from cellauto.records.site_payloads import Signature
@@ -196,7 +196,7 @@ class PeopleInbox:
         with contextlib.closing(_read_connection(self.journal.path)) as conn:
             last: int | None = None
             while True:
-                version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+                version = db.change_counter(conn)
                 if version != last or self._wake.is_set():
                     last = version
                     self._wake = anyio.Event()
@@ -334,14 +334,12 @@ _ENDINGS: dict[str, Literal["closed", "expired", "withdrawn"]] = {
 
 
 def _read_connection(path: Path) -> Conn:
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
-    conn.isolation_level = None
-    return conn
+    return db.open_backend(path).connect_read_only(any_thread=True)
 
 
 @contextlib.contextmanager
 def _snapshot(conn: Conn) -> Iterator[None]:
-    conn.execute("BEGIN")
+    db.begin_read(conn)
     try:
         yield
     finally:

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from cellauto.errors import JournalError
+from cellauto.records import backend as db
 from cellauto.records._schema import REVIEW_STATEMENTS, is_missing_table, site_row_filter
 from cellauto.records.backend import Conn
 from cellauto.records.canonical import canonical_bytes
@@ -384,7 +385,7 @@ def _rows_of(conn: Conn, table: str, key: str, run_id: str) -> dict[str, str]:
 def confirm_run_review(conn: Conn, run_id: str) -> None:
     """Replay the run's review records and compare with its stored rows; JournalError
     naming the first row that differs (nothing may rely on an edited row)."""
-    if not _select(conn, "SELECT 1 FROM sqlite_master WHERE name = 'deviations'"):
+    if not db.has_table(conn, "deviations"):
         return  # a file of schema version 5 or older: no review rows to confirm
     records = review_records(conn, run_id)
     scratch = sqlite3.connect(":memory:", isolation_level=None)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
-from cellauto.records import _sqlite
-from cellauto.records.backend import Conn
+from cellauto.records import backend as db
+from cellauto.records.backend import Conn, Location
 from cellauto.records.site_payloads import (
     AccountChanged,
     AccountChangeRefused,
@@ -38,20 +38,18 @@ __all__ = [
 
 
 @contextmanager
-def reading_journal(path: Path) -> Iterator[Conn]:
+def reading_journal(path: str | os.PathLike[str] | Location) -> Iterator[Conn]:
     """A read-only view of an existing journal (no signing key needed, nothing written)."""
-    conn = _sqlite.connect(path, create=False, timeout_s=5.0)
+    conn = db.open_backend(path).connect(create=False, timeout_s=5.0)
     try:
-        conn.execute("PRAGMA query_only=ON")
-        conn.execute("BEGIN")
+        db.begin_read(conn, query_only=True)
         yield conn
     finally:
         conn.close()
 
 
 def has_site_tables(conn: Conn) -> bool:
-    row = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'accounts'").fetchone()
-    return row is not None
+    return db.has_table(conn, "accounts")
 
 
 def about(payload: SitePayload) -> set[str]:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from cellauto.errors import JournalError
+from cellauto.records import backend as db
 from cellauto.records._schema import ALARM_STATEMENTS, MATERIAL_STATEMENTS, REVIEW_STATEMENTS
 from cellauto.records.backend import Conn
 from cellauto.records.refs import SiteRef
@@ -62,9 +63,7 @@ class SiteRecordLike(Protocol):
 
 def _scratch(conn: Conn) -> Conn:
     """An in-memory database with the stored projection tables' own DDL."""
-    ddl = conn.execute(
-        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name IN (?, ?, ?)", _PROJECTED
-    ).fetchall()
+    ddl = [(sql,) for sql in db.table_sql(conn, _PROJECTED)]
     if len(ddl) != len(_PROJECTED):
         raise JournalError("the journal has no site tables (schema older than version 4)")
     scratch = sqlite3.connect(":memory:", isolation_level=None)

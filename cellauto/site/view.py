@@ -11,11 +11,11 @@ snapshot, read through :mod:`cellauto.site.materials_read`.
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal, Protocol
 
+from cellauto.records import backend as db
 from cellauto.records.backend import Conn
 
 __all__ = ["FileSite", "SiteView"]
@@ -43,11 +43,9 @@ class FileSite:
     def reading(self) -> Iterator[Conn]:
         """A consistent snapshot of the file (the connection opens on first use)."""
         if self._conn is None:
-            uri = f"{self.path.resolve().as_uri()}?mode=ro"
-            self._conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
-            self._conn.isolation_level = None
+            self._conn = db.open_backend(self.path).connect_read_only(any_thread=True)
         conn = self._conn
-        conn.execute("BEGIN")
+        db.begin_read(conn)
         try:
             yield conn
         finally:

@@ -36,8 +36,10 @@ __all__ = [
     "acquire",
     "begin_read",
     "begin_write",
+    "change_counter",
     "describe",
     "end_read",
+    "has_table",
     "insert_records",
     "open_backend",
     "reading",
@@ -184,9 +186,14 @@ class SqliteBackend:
         """The writer thread's connection to an opened journal (no checks)."""
         return _sqlite_backend.connect_writer(self.path, timeout_s=timeout_s)
 
-    def connect_read_only(self, *, any_thread: bool = True) -> Conn:
-        """A connection that cannot write, to a journal opened and checked elsewhere."""
-        return _sqlite_backend.connect_read_only(self.path, any_thread=any_thread)
+    def connect_read_only(
+        self, *, any_thread: bool = True, query_only: bool = False, timeout_s: float = 5.0
+    ) -> Conn:
+        """A connection that does not write, to a journal opened and checked elsewhere
+        (see :func:`cellauto.records.backend.sqlite.connect_read_only`)."""
+        return _sqlite_backend.connect_read_only(
+            self.path, any_thread=any_thread, query_only=query_only, timeout_s=timeout_s
+        )
 
     def sync(self) -> bool:
         """Make every earlier commit durable; False when there was nothing to sync."""
@@ -264,6 +271,17 @@ def insert_records(conn: Conn, rows: Iterable[Sequence[object]]) -> None:
 def tables(conn: Conn) -> set[str]:
     """The names of the journal's tables and indexes."""
     return _sqlite_backend.tables(_sqlite(conn))
+
+
+def has_table(conn: Conn, name: str) -> bool:
+    """Whether the journal has the table (or index) ``name`` (older schemas lack some)."""
+    return _sqlite_backend.has_table(_sqlite(conn), name)
+
+
+def change_counter(conn: Conn) -> int:
+    """A number that changes when another connection commits to the journal (SQLite:
+    ``PRAGMA data_version``, a few microseconds): pollers read again only then."""
+    return _sqlite_backend.change_counter(_sqlite(conn))
 
 
 def table_sql(conn: Conn, names: Sequence[str]) -> list[str]:

@@ -126,12 +126,23 @@ def connect_writer(path: Path, *, timeout_s: float) -> sqlite3.Connection:
     return conn
 
 
-def connect_read_only(path: Path, *, any_thread: bool = True) -> sqlite3.Connection:
-    """A connection that cannot write, without the checks of :func:`connect` (pollers and
-    views of a journal another object opened and checked)."""
-    return sqlite3.connect(
-        f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=not any_thread
+def connect_read_only(
+    path: Path, *, any_thread: bool = True, query_only: bool = False, timeout_s: float = 5.0
+) -> sqlite3.Connection:
+    """A connection that does not write, without the checks of :func:`connect` (pollers
+    and views of a journal another object opened and checked). The file is opened
+    read-only; with ``query_only`` it is opened read-write and the connection refuses to
+    write (``PRAGMA query_only``)."""
+    conn = sqlite3.connect(
+        f"{path.resolve().as_uri()}?mode={'rw' if query_only else 'ro'}",
+        uri=True,
+        timeout=timeout_s,
+        isolation_level=None,
+        check_same_thread=not any_thread,
     )
+    if query_only:
+        conn.execute("PRAGMA query_only=ON")
+    return conn
 
 
 def _check_intact(conn: sqlite3.Connection, path: Path) -> None:
@@ -230,6 +241,16 @@ def insert_records(conn: sqlite3.Connection, rows: Iterable[Sequence[object]]) -
 
 def tables(conn: sqlite3.Connection) -> set[str]:
     return {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+
+
+def has_table(conn: sqlite3.Connection, name: str) -> bool:
+    return (
+        conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)).fetchone() is not None
+    )
+
+
+def change_counter(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA data_version").fetchone()[0])
 
 
 def table_sql(conn: sqlite3.Connection, names: Sequence[str]) -> list[str]:
