@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import orjson
 
+from cellauto.cli._db import add_db_argument
 from cellauto.errors import BadInputError
 from cellauto.records.backend import Conn
 from cellauto.records.site_payloads import SitePolicy
@@ -33,7 +34,6 @@ from cellauto.site.store import open_site_store, this_terminal
 
 from .prompt import Passwords
 
-DEFAULT_DB = "cellauto.db"
 STDIN_ORDER = (
     "--password-stdin: one password per line of stdin, in this order: the --as person's "
     "password first (when --as is given), then the new password (when one is set)"
@@ -41,7 +41,7 @@ STDIN_ORDER = (
 
 
 def common_options(p: argparse.ArgumentParser, *, acting: bool = True) -> None:
-    p.add_argument("--db", default=DEFAULT_DB, help=f"journal file (default ./{DEFAULT_DB})")
+    add_db_argument(p)
     if acting:
         p.add_argument("--password-stdin", action="store_true", help=STDIN_ORDER)
 
