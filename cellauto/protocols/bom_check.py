@@ -74,7 +74,7 @@ class BomPlan:
             conn.execute(
                 "INSERT INTO lot_reservations (run_id, lot_id, reserved_milli, used_milli, open)"
                 " VALUES (?, ?, ?, 0, 1) ON CONFLICT (run_id, lot_id) DO UPDATE SET"
-                " reserved_milli = reserved_milli + excluded.reserved_milli",
+                " reserved_milli = lot_reservations.reserved_milli + excluded.reserved_milli",
                 (run_id, lot, quantity),
             )
 

@@ -99,7 +99,7 @@ def reserve_more(
     conn.execute(
         "INSERT INTO lot_reservations (run_id, lot_id, reserved_milli, used_milli, open)"
         " VALUES (?, ?, ?, 0, 1) ON CONFLICT (run_id, lot_id) DO UPDATE SET"
-        " reserved_milli = reserved_milli + excluded.reserved_milli, open = 1",
+        " reserved_milli = lot_reservations.reserved_milli + excluded.reserved_milli, open = 1",
         (run_id, lot_id, quantity_milli),
     )
     return True
@@ -169,7 +169,7 @@ class ConsumeLot:
                 "INSERT INTO lot_uses (run_id, use_key, lot_id, quantity_milli, run_seq)"
                 " VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, use_key) DO UPDATE SET"
                 " lot_id = excluded.lot_id, quantity_milli = excluded.quantity_milli,"
-                " run_seq = excluded.run_seq, voided = 0 WHERE voided = 1",
+                " run_seq = excluded.run_seq, voided = 0 WHERE lot_uses.voided = 1",
                 (self.run_id, self.use_key, self.lot_id, self.quantity_milli, self.run_seq),
             ).rowcount
             == 1
