@@ -12,7 +12,6 @@ Exit 0 done; 2 a refusal (journaled first) or bad input (nothing written); 1 oth
 from __future__ import annotations
 
 import argparse
-import sqlite3
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import orjson
 from cellauto.errors import BadInputError, RunNotFoundError
 from cellauto.records import Journal
 from cellauto.records._schema import site_row_filter
+from cellauto.records.backend import Conn
 from cellauto.records.kinds import RecordKind
 from cellauto.records.refs import SITE_CHAIN
 from cellauto.records.site_payloads import Signature, SiteKind
@@ -146,7 +146,7 @@ def add_parsers(sub: Any) -> None:
 
 
 # -- reading ------------------------------------------------------------------------------
-def _opened(conn: sqlite3.Connection, wall_ns: int | None) -> str:
+def _opened(conn: Conn, wall_ns: int | None) -> str:
     if wall_ns is None:
         return ""
     return datetime.fromtimestamp(wall_ns / 1e9, site_zone(conn)).strftime("%Y-%m-%d %H:%M")
@@ -196,9 +196,7 @@ def list_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _signatures(
-    conn: sqlite3.Connection, record: StoredSiteRecord
-) -> list[tuple[StoredSiteRecord, Signature]]:
+def _signatures(conn: Conn, record: StoredSiteRecord) -> list[tuple[StoredSiteRecord, Signature]]:
     """The signatures of ``record`` in its own transaction (the records right after it)."""
     found: list[tuple[StoredSiteRecord, Signature]] = []
     seq = record.seq + 1
@@ -213,7 +211,7 @@ def _signatures(
 
 
 def _run_record_text(
-    journal: Journal, conn: sqlite3.Connection, row: DeviationRow
+    journal: Journal, conn: Conn, row: DeviationRow
 ) -> tuple[list[str], dict[str, Any]] | None:
     """The run's record of a runner deviation in words, and the site signatures of it
     (a supervisor's approval of the restart: it lets the run go on, it closes nothing)."""

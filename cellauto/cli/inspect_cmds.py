@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cellauto.cli._db import add_db_argument
 from cellauto.errors import BadInputError
 from cellauto.records import Journal, export_run, verify_journal, verify_run
 from cellauto.records.container_replay import containers_problem
@@ -23,12 +24,10 @@ from cellauto.records.wording import (
     iso,
 )
 
-DEFAULT_DB = "cellauto.db"
-
 
 def add_parsers(sub: Any) -> None:
     def db(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--db", default=DEFAULT_DB, help=f"journal file (default ./{DEFAULT_DB})")
+        add_db_argument(p)
 
     p = sub.add_parser("runs", help="list runs", description="One line per run.")
     db(p)

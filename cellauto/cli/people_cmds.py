@@ -8,7 +8,6 @@ input (nothing written).
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +15,9 @@ from typing import Any, Literal
 
 import orjson
 
+from cellauto.cli._db import add_db_argument
 from cellauto.errors import BadInputError
+from cellauto.records.backend import Conn
 from cellauto.records.site_payloads import SitePolicy
 from cellauto.records.site_store import SiteStore
 from cellauto.site import accounts, password_changes
@@ -33,7 +34,6 @@ from cellauto.site.store import open_site_store, this_terminal
 
 from .prompt import Passwords
 
-DEFAULT_DB = "cellauto.db"
 STDIN_ORDER = (
     "--password-stdin: one password per line of stdin, in this order: the --as person's "
     "password first (when --as is given), then the new password (when one is set)"
@@ -41,7 +41,7 @@ STDIN_ORDER = (
 
 
 def common_options(p: argparse.ArgumentParser, *, acting: bool = True) -> None:
-    p.add_argument("--db", default=DEFAULT_DB, help=f"journal file (default ./{DEFAULT_DB})")
+    add_db_argument(p)
     if acting:
         p.add_argument("--password-stdin", action="store_true", help=STDIN_ORDER)
 
@@ -262,7 +262,7 @@ def print_table(rows: list[list[str]]) -> None:
         )
 
 
-def policy_or_none(conn: sqlite3.Connection) -> SitePolicy | None:
+def policy_or_none(conn: Conn) -> SitePolicy | None:
     has = conn.execute("SELECT 1 FROM meta WHERE key = 'site_policy'").fetchone()
     return current_policy(conn)[0] if has else None
 

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from cellauto.errors import BadInputError
+from cellauto.records.backend import Conn
 from cellauto.records.release_plan import ReleasePlan, ReleaseTest
 from cellauto.review.ids import run_for_key
 from cellauto.review.lims import check_import, define_schema, import_results, schema_of
@@ -128,7 +129,7 @@ def add_parsers(sub: Any) -> None:
     p.set_defaults(handler=schema_show_command)
 
 
-def run_id_of(conn: sqlite3.Connection, text: str) -> str:
+def run_id_of(conn: Conn, text: str) -> str:
     text = text.strip().lower()
     if conn.execute("SELECT 1 FROM records WHERE run_id = ? LIMIT 1", (text,)).fetchone():
         return text

@@ -12,9 +12,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from cellauto.cli._db import add_db_argument
 from cellauto.records import Journal
-
-from .inspect_cmds import DEFAULT_DB
 
 __all__ = ["add_parser", "report_command"]
 
@@ -45,7 +44,7 @@ def add_parser(sub: Any) -> None:
         metavar="ISO",
         help="the report's generation time (default now); the same time gives the same bytes",
     )
-    p.add_argument("--db", default=DEFAULT_DB, help=f"journal file (default ./{DEFAULT_DB})")
+    add_db_argument(p)
     p.set_defaults(handler=report_command)
 
 

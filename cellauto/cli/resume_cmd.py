@@ -9,9 +9,9 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
+from cellauto.cli._db import add_db_argument
 from cellauto.cli.console import RunConsole
 from cellauto.cli.run_cmd import (
-    DEFAULT_DB,
     add_people_options,
     attend,
     execute_attended,
@@ -48,7 +48,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--line", type=Path, required=True, metavar="LINE.toml", help="the line the run is on"
     )
-    p.add_argument("--db", default=DEFAULT_DB, help=f"journal file (default ./{DEFAULT_DB})")
+    add_db_argument(p)
     add_people_options(p, "resumes")
     p.add_argument(
         "--on-hold",

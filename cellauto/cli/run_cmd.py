@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import anyio
 
+from cellauto.cli._db import add_db_argument
 from cellauto.cli.console import RunConsole, abort_on_signal
 from cellauto.cli.progress import Progress, format_duration
 from cellauto.cli.prompt import Passwords
@@ -40,8 +41,6 @@ from cellauto.sim import SimLine, sim_line_for_protocol, starting_materials
 from cellauto.sim.line import protocol_population
 from cellauto.sim.simulate import DEFAULT_SIM_START
 from cellauto.sim.world import SimWorld
-
-DEFAULT_DB = "cellauto.db"
 
 
 def _parse_start(text: str) -> datetime:
@@ -80,7 +79,7 @@ def add_parser(sub: Any) -> None:
         help="use this lot for a material of the protocol's bill of materials (repeatable; "
         "by default the first to expire among the usable lots)",
     )
-    p.add_argument("--db", default=DEFAULT_DB, help=f"journal file (default ./{DEFAULT_DB})")
+    add_db_argument(p)
     p.add_argument(
         "--seed",
         type=int,

@@ -21,16 +21,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cellauto.cli._db import add_db_argument
 from cellauto.errors import BadInputError
 
 __all__ = ["add_parser", "serve_command"]
 
-DEFAULT_DB = "cellauto.db"
-
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("serve", help="the operator and QA web app", description=__doc__)
-    p.add_argument("--db", default=DEFAULT_DB, help=f"journal file (default ./{DEFAULT_DB})")
+    add_db_argument(p)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (0: a free one; default 8000)")
     p.add_argument("--cert", type=Path, metavar="PEM", help="TLS certificate (HTTPS)")

@@ -13,6 +13,7 @@ from typing import Any
 
 import anyio
 
+from cellauto.cli._db import add_db_argument
 from cellauto.clock import Clock, real_seconds, scaled_loop_factory
 from cellauto.errors import BadInputError
 from cellauto.lines import LineConfig, load_line_config
@@ -78,7 +79,7 @@ def add_parser(sub: Any) -> None:
         metavar="TEST:EFFECT[=VALUE]",
         help="fail, missing, wrong_din, unauthorised or borderline (repeatable)",
     )
-    p.add_argument("--db", default="cellauto.db", help="journal file (default ./cellauto.db)")
+    add_db_argument(p)
     p.set_defaults(handler=qc_command)
 
 

@@ -13,7 +13,6 @@ or bad input (nothing written).
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import orjson
 
 from cellauto.errors import BadInputError
 from cellauto.records import payloads as rec
+from cellauto.records.backend import Conn
 from cellauto.records.refs import Meaning
 from cellauto.records.task_rows import TaskRow, read_task
 from cellauto.site.history import has_site_tables, reading_journal
@@ -55,7 +55,7 @@ def add_parsers(sub: Any) -> None:
 
 
 # -- tasks --------------------------------------------------------------------------------
-def _rows(conn: sqlite3.Connection, run_id: str | None, everything: bool) -> list[TaskRow]:
+def _rows(conn: Conn, run_id: str | None, everything: bool) -> list[TaskRow]:
     query = f"SELECT {', '.join(TaskRow._fields)} FROM tasks"
     where, args = [], []
     if not everything:

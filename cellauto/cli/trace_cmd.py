@@ -7,12 +7,11 @@ from typing import Any
 
 import orjson
 
+from cellauto.cli._db import add_db_argument
 from cellauto.errors import BadInputError
 from cellauto.records import Journal
 from cellauto.records.trace import ContainerTrace, RunTrace, trace_run
 from cellauto.records.wording import iso
-
-DEFAULT_DB = "cellauto.db"
 
 
 def add_parser(sub: Any) -> None:
@@ -29,7 +28,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("run_id", metavar="RUN_ID", nargs="?", help="run id or a unique prefix of it")
     p.add_argument("--lot", metavar="LOT", help="every batch that used this lot (lot id)")
     p.add_argument("--json", action="store_true", help="one JSON object")
-    p.add_argument("--db", default=DEFAULT_DB, help=f"journal file (default ./{DEFAULT_DB})")
+    add_db_argument(p)
     p.set_defaults(handler=trace_command)
 
 

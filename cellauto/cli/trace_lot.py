@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from cellauto.errors import RunNotFoundError
 from cellauto.records import Journal, RecordKind
 from cellauto.records._schema import is_missing_table
+from cellauto.records.backend import Conn
 from cellauto.records.material_payloads import MaterialConsumed, MaterialUseVoided
 from cellauto.records.payloads import RunEnded, RunStarted
 from cellauto.site.materials_read import LotRow, lot_state, read_lot
@@ -84,7 +85,7 @@ class LotTrace(BaseModel):
         return all(use.confirmed for use in self.uses)
 
 
-def _uses(conn: sqlite3.Connection, lot_id: str) -> list[tuple[str, str, int, int, int]]:
+def _uses(conn: Conn, lot_id: str) -> list[tuple[str, str, int, int, int]]:
     try:
         return conn.execute(
             "SELECT run_id, use_key, run_seq, quantity_milli, voided FROM lot_uses"
@@ -164,7 +165,7 @@ def _confirm(journal: Journal, lot_id: str, row: tuple[str, str, int, int, int])
     )
 
 
-def trace_lot(journal: Journal, conn: sqlite3.Connection, lot_id: str) -> LotTrace:
+def trace_lot(journal: Journal, conn: Conn, lot_id: str) -> LotTrace:
     """The lot's uses in the journal, each confirmed against its run record."""
     uses = [_confirm(journal, lot_id, row) for row in _uses(conn, lot_id)]
     try:

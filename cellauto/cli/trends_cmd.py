@@ -7,10 +7,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cellauto.cli._db import add_db_argument
 from cellauto.errors import BadInputError
 from cellauto.records import Journal
-
-DEFAULT_DB = "cellauto.db"
 
 
 def add_parser(sub: Any) -> None:
@@ -38,7 +37,7 @@ def add_parser(sub: Any) -> None:
         help="mix simulated batches with real ones (marked); by default a protocol's"
         " trends use its real batches, or its simulated ones when it has no real batch",
     )
-    p.add_argument("--db", default=DEFAULT_DB, help=f"journal file (default ./{DEFAULT_DB})")
+    add_db_argument(p)
     p.set_defaults(handler=trends_command)
 
 

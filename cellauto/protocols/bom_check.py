@@ -16,7 +16,6 @@ what a run reserved and did not use, when it ends.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from cellauto.protocols.bom import Material, to_milli
 from cellauto.protocols.definition import Protocol
 from cellauto.protocols.params import Params
 from cellauto.records._owners import orphaned, stale_interval_s
+from cellauto.records.backend import Conn
 from cellauto.records.material_payloads import Reservation
 from cellauto.site.materials_read import (
     LotRow,
@@ -53,7 +53,7 @@ class BomPlan:
     through: date | None = None
     """The last day the lots must last, in the site's time zone."""
 
-    def reserve(self, conn: sqlite3.Connection, run_id: str) -> None:
+    def reserve(self, conn: Conn, run_id: str) -> None:
         """Reserve every lot in ``conn``'s open write transaction; MaterialRefusedError
         (the caller rolls the transaction back) if one is no longer usable."""
         through = (self.through or self.planned_end.date()).isoformat()
@@ -74,12 +74,12 @@ class BomPlan:
             conn.execute(
                 "INSERT INTO lot_reservations (run_id, lot_id, reserved_milli, used_milli, open)"
                 " VALUES (?, ?, ?, 0, 1) ON CONFLICT (run_id, lot_id) DO UPDATE SET"
-                " reserved_milli = reserved_milli + excluded.reserved_milli",
+                " reserved_milli = lot_reservations.reserved_milli + excluded.reserved_milli",
                 (run_id, lot, quantity),
             )
 
 
-def close_reservations(conn: sqlite3.Connection, run_id: str) -> None:
+def close_reservations(conn: Conn, run_id: str) -> None:
     """Close the run's open reservations: what it did not use is free again."""
     rows = conn.execute(
         "SELECT lot_id, reserved_milli, used_milli FROM lot_reservations"
@@ -119,9 +119,7 @@ def _why_unusable(lot: LotRow, unit: str, need: int, *, on: date, through: date)
     return None
 
 
-def _less_orphans(
-    conn: sqlite3.Connection, lot: LotRow, gone: Callable[[str], bool] | None
-) -> LotRow:
+def _less_orphans(conn: Conn, lot: LotRow, gone: Callable[[str], bool] | None) -> LotRow:
     """The lot with what orphaned reservations hold counted free again."""
     if gone is None or not lot.reserved_milli:
         return lot
@@ -157,7 +155,7 @@ def _need(material: Material, params: Params, lot: LotRow) -> int:
 
 
 def _plan_one(
-    conn: sqlite3.Connection,
+    conn: Conn,
     material: Material,
     params: Params,
     assigned: str | None,
@@ -218,7 +216,7 @@ def _plan_one(
 def plan_materials(
     protocol: Protocol[Any],
     params: Params,
-    conn: sqlite3.Connection,
+    conn: Conn,
     *,
     start: datetime,
     planned_end: datetime,
@@ -292,7 +290,7 @@ def check_bom(
 
 def reserver(
     plan: BomPlan | None, site: SiteView | None, run_id: str
-) -> Callable[[sqlite3.Connection], None] | None:
+) -> Callable[[Conn], None] | None:
     """What the claim transaction runs to reserve the plan's lots on a journal file's site.
 
     A simulation's own site is reserved here at once, on its own tables (None returned).

@@ -30,6 +30,7 @@ from cellauto.instruments.base import Instrument
 from cellauto.instruments.line import Line
 from cellauto.protocols.definition import Protocol, StepDefinition
 from cellauto.protocols.params import Params
+from cellauto.records.backend import Conn
 from cellauto.records.material_payloads import EquipmentChecked
 from cellauto.records.refs import SiteRef
 from cellauto.records.spec import CheckPolicy
@@ -59,9 +60,7 @@ _REGISTER = (
 )
 
 
-def _registry_row(
-    conn: sqlite3.Connection, instrument: Instrument, asset: str | None
-) -> EquipmentRow | None:
+def _registry_row(conn: Conn, instrument: Instrument, asset: str | None) -> EquipmentRow | None:
     if asset is not None:
         return read_equipment(conn, asset=asset)
     ident = instrument.identity
@@ -108,7 +107,7 @@ def _problem(
 
 
 def _check(
-    conn: sqlite3.Connection,
+    conn: Conn,
     zone: tzinfo,
     name: str,
     instrument: Instrument,

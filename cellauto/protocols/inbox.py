@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -53,7 +52,9 @@ from cellauto.protocols.remote_requests import (
 from cellauto.protocols.states import ACTIVE_STATES, State
 from cellauto.protocols.tasks import Authority, OfferedTask, TaskAnswer, TaskBoard, TaskEvent
 from cellauto.records import Journal
+from cellauto.records import backend as db
 from cellauto.records._txops import ConnOp
+from cellauto.records.backend import Conn
 from cellauto.records.site_payloads import Signature
 from cellauto.records.site_payloads import TaskAnswer as Given
 from cellauto.records.site_store import SiteStore
@@ -165,9 +166,7 @@ class PeopleInbox:
             updated_wall_ns=time.time_ns(),
         )
 
-    def _queue(
-        self, change: Callable[[sqlite3.Connection], object], run_id: str, what: str
-    ) -> None:
+    def _queue(self, change: Callable[[Conn], object], run_id: str, what: str) -> None:
         self._ops.append(ConnOp(change, run_id=run_id, what=what))
         self._ops_ready.set()
 
@@ -197,14 +196,14 @@ class PeopleInbox:
         with contextlib.closing(_read_connection(self.journal.path)) as conn:
             last: int | None = None
             while True:
-                version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+                version = db.change_counter(conn)
                 if version != last or self._wake.is_set():
                     last = version
                     self._wake = anyio.Event()
                     self.take_up(conn)
                 await self._pause()
 
-    def take_up(self, conn: sqlite3.Connection) -> None:
+    def take_up(self, conn: Conn) -> None:
         """Read what other terminals wrote for the registered runs, and deliver it."""
         runs = [run_id for run_id, e in self._runs.items() if e.state not in _ENDED]
         if not runs:
@@ -220,7 +219,7 @@ class PeopleInbox:
         for request_row, request in commands:
             self._apply(request_row, request)
 
-    def _answer(self, conn: sqlite3.Connection, row: TaskRow) -> TaskAnswer | str | None:
+    def _answer(self, conn: Conn, row: TaskRow) -> TaskAnswer | str | None:
         """The answer a row names (None: delivered already; str: why it is unreadable)."""
         if row.answer_site_seq is None or (row.task_id, row.answer_site_seq) in self._seen:
             return None
@@ -300,7 +299,7 @@ class PeopleInbox:
         self._settle(row, *apply_request(self._runs[row.run_id], row, request))
 
     def _settle(self, row: RequestRow, status: str, outcome: str, run_seq: int | None) -> None:
-        def settle(conn: sqlite3.Connection) -> object:
+        def settle(conn: Conn) -> object:
             return settle_request(conn, row.request_id, status, outcome=outcome, run_seq=run_seq)  # type: ignore[arg-type]
 
         self._queue(settle, row.run_id, f"{status} request {row.request_id}")
@@ -334,15 +333,13 @@ _ENDINGS: dict[str, Literal["closed", "expired", "withdrawn"]] = {
 }
 
 
-def _read_connection(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
-    conn.isolation_level = None
-    return conn
+def _read_connection(path: Path) -> Conn:
+    return db.open_backend(path).connect_read_only(any_thread=True)
 
 
 @contextlib.contextmanager
-def _snapshot(conn: sqlite3.Connection) -> Iterator[None]:
-    conn.execute("BEGIN")
+def _snapshot(conn: Conn) -> Iterator[None]:
+    db.begin_read(conn)
     try:
         yield
     finally:

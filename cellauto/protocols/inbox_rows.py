@@ -6,7 +6,6 @@ Each is a function of the write connection, run by the writer thread in a commit
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable
 from typing import Literal
@@ -14,18 +13,19 @@ from typing import Literal
 import orjson
 
 from cellauto.errors import CellautoError
+from cellauto.records.backend import Conn
 from cellauto.records.task_rows import TaskRow, close_task, put_task, read_task, reopen_task
 
 __all__ = ["answer_seq", "closing", "put_row", "reopening"]
 
-Change = Callable[[sqlite3.Connection], object]
+Change = Callable[[Conn], object]
 
 
-def put_row(row: TaskRow, look_up_target: bool) -> Callable[[sqlite3.Connection], object]:
+def put_row(row: TaskRow, look_up_target: bool) -> Callable[[Conn], object]:
     """Open the row; an answer already given to this phase (while the controller was
     down) is kept. A task taken up again after a crash finds its target in the chain."""
 
-    def put(conn: sqlite3.Connection) -> object:
+    def put(conn: Conn) -> object:
         nonlocal row
         if look_up_target:
             found = _target_of(conn, row)
@@ -58,7 +58,7 @@ def put_row(row: TaskRow, look_up_target: bool) -> Callable[[sqlite3.Connection]
     return put
 
 
-def _target_of(conn: sqlite3.Connection, row: TaskRow) -> tuple[int, str] | None:
+def _target_of(conn: Conn, row: TaskRow) -> tuple[int, str] | None:
     """(seq, hash) of the phase's record: the task's task_opened, or its task_answered."""
     kind = "task_opened" if row.phase == "perform" else "task_answered"
     found = None
@@ -75,7 +75,7 @@ def reopening(task_id: str, answer_site_seq: int | None = None) -> Change:
     """Open the phase again after an answer was refused (another may come); with
     ``answer_site_seq``: only if that answer is still the row's."""
 
-    def reopen(conn: sqlite3.Connection) -> object:
+    def reopen(conn: Conn) -> object:
         query = (
             "UPDATE tasks SET status = 'open', answer_site_seq = NULL, updated_wall_ns = ?"
             " WHERE task_id = ? AND status = 'answered'"
@@ -90,7 +90,7 @@ def reopening(task_id: str, answer_site_seq: int | None = None) -> Change:
 
 
 def closing(task_id: str, status: Literal["closed", "expired", "withdrawn"]) -> Change:
-    def close(conn: sqlite3.Connection) -> object:
+    def close(conn: Conn) -> object:
         return close_task(conn, task_id, status, wall_time_ns=time.time_ns())
 
     return close

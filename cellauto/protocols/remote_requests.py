@@ -13,7 +13,6 @@ supervisor's approval (:mod:`cellauto.protocols.approval`).
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Literal, NamedTuple
 
 from cellauto.errors import CellautoError
@@ -21,6 +20,7 @@ from cellauto.protocols.execution import Execution
 from cellauto.protocols.states import Command
 from cellauto.protocols.tasks import TaskAnswer
 from cellauto.records import payloads as rec
+from cellauto.records.backend import Conn
 from cellauto.records.refs import RecordRef, SignatureShown, SiteRef
 from cellauto.records.site_payloads import RunCommandRequested, Signature, TrainingSubject
 from cellauto.records.task_rows import RequestRow
@@ -47,7 +47,7 @@ class RemoteRequest(NamedTuple):
     approval: SignatureShown | None
 
 
-def read_remote_request(conn: sqlite3.Connection, row: RequestRow) -> RemoteRequest | str:
+def read_remote_request(conn: Conn, row: RequestRow) -> RemoteRequest | str:
     """The request a row names, its signature and an approval (checked against hashes);
     a text saying why it cannot be read."""
     try:

@@ -19,7 +19,6 @@ writer is idle, in a transaction of its own.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -32,6 +31,7 @@ from cellauto.records._owners import (
     Claim,
     Owner,
 )
+from cellauto.records.backend import Conn
 from cellauto.records.ledger import LedgerEvent
 
 __all__ = ["Fence", "fenced_message"]
@@ -83,7 +83,7 @@ class Fence:
         self._next_beat = time.monotonic() + self.heartbeat_s
 
     def admit(
-        self, conn: sqlite3.Connection, rows: list[_R], events: list[LedgerEvent]
+        self, conn: Conn, rows: list[_R], events: list[LedgerEvent]
     ) -> tuple[list[_R], list[LedgerEvent]]:
         """Inside the commit's write transaction: leave out the rows of runs taken over."""
         generation = conn.execute(GENERATION_QUERY).fetchone()
@@ -96,7 +96,7 @@ class Fence:
             events = [event for event in events if event.run_id not in lost]
         return rows, events
 
-    def _recheck(self, conn: sqlite3.Connection, held: Iterable[Claim]) -> None:
+    def _recheck(self, conn: Conn, held: Iterable[Claim]) -> None:
         for claim in held:
             if claim.run_id in self.lost:
                 continue
@@ -111,7 +111,7 @@ class Fence:
             return None
         return self._next_beat - time.monotonic()
 
-    def beat(self, conn: sqlite3.Connection) -> None:
+    def beat(self, conn: Conn) -> None:
         """If due, refresh the heartbeat of every run held (inside a write transaction)."""
         if not self.owned or time.monotonic() < self._next_beat:
             return

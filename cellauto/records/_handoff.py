@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from asyncio import AbstractEventLoop
 from asyncio import _get_running_loop as _running_loop
 from pathlib import Path
@@ -23,6 +22,7 @@ from cellauto.records._fence import Fence
 from cellauto.records._txops import TxOp
 from cellauto.records._writer import AsyncWaiter, SyncWaiter, Waiter, Writer
 from cellauto.records.anchors import AnchorSchedule
+from cellauto.records.backend import Conn
 from cellauto.records.ledger import LedgerEvent, LedgerWriter
 from cellauto.records.run_journal import FLUSH_THRESHOLD, RunJournal
 
@@ -37,7 +37,7 @@ class WriterHandoff:
     """Buffering, the writer thread and the hand-off to it (a base of ``Journal``)."""
 
     _path: Path
-    _conn: sqlite3.Connection | None
+    _conn: Conn | None
     _timeout_s: float
     _window_s: float
     _stale_s: float
@@ -51,7 +51,7 @@ class WriterHandoff:
     _owned: dict[str, _owners.Claim]  # runs this journal controls
     _lost: dict[str, str]  # runs taken over from it: why (set by the writer)
 
-    def _connection(self) -> sqlite3.Connection:
+    def _connection(self) -> Conn:
         conn = self._conn
         if conn is None:
             raise JournalError(f"journal {self._path} is closed")

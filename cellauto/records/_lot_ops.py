@@ -19,12 +19,12 @@ the commit (:func:`decrement` on its connection).
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from typing import NamedTuple
 
 from cellauto.records._schema import upgrade
 from cellauto.records._txops import TxOutcome
+from cellauto.records.backend import Conn
 
 __all__ = [
     "ConsumeLot",
@@ -48,7 +48,7 @@ class LotAfter(NamedTuple):
     remaining_milli: int | None
 
 
-def decrement(conn: sqlite3.Connection, run_id: str, lot_id: str, quantity_milli: int) -> None:
+def decrement(conn: Conn, run_id: str, lot_id: str, quantity_milli: int) -> None:
     """Take a use off a lot and count it against the run's reservation."""
     conn.execute(
         "UPDATE lots SET remaining_milli = remaining_milli - ?,"
@@ -63,7 +63,7 @@ def decrement(conn: sqlite3.Connection, run_id: str, lot_id: str, quantity_milli
     )
 
 
-def give_back(conn: sqlite3.Connection, run_id: str, lot_id: str, quantity_milli: int) -> None:
+def give_back(conn: Conn, run_id: str, lot_id: str, quantity_milli: int) -> None:
     """Undo :func:`decrement` (a use voided): the quantity is the lot's again."""
     conn.execute(
         "UPDATE lots SET remaining_milli = remaining_milli + ? WHERE lot_id = ?",
@@ -77,7 +77,7 @@ def give_back(conn: sqlite3.Connection, run_id: str, lot_id: str, quantity_milli
 
 
 def reserve_more(
-    conn: sqlite3.Connection,
+    conn: Conn,
     run_id: str,
     lot_id: str,
     material: str,
@@ -99,7 +99,7 @@ def reserve_more(
     conn.execute(
         "INSERT INTO lot_reservations (run_id, lot_id, reserved_milli, used_milli, open)"
         " VALUES (?, ?, ?, 0, 1) ON CONFLICT (run_id, lot_id) DO UPDATE SET"
-        " reserved_milli = reserved_milli + excluded.reserved_milli, open = 1",
+        " reserved_milli = lot_reservations.reserved_milli + excluded.reserved_milli, open = 1",
         (run_id, lot_id, quantity_milli),
     )
     return True
@@ -118,7 +118,7 @@ class ReserveMore:
         self.quantity_milli = quantity_milli
         self.on = on
 
-    def apply(self, conn: sqlite3.Connection) -> TxOutcome:
+    def apply(self, conn: Conn) -> TxOutcome:
         upgrade(conn)
         reserved = reserve_more(
             conn, self.run_id, self.lot_id, self.material, self.quantity_milli, self.on
@@ -129,7 +129,7 @@ class ReserveMore:
         return f"ReserveMore({self.run_id} {self.lot_id} {self.quantity_milli})"
 
 
-def _after(conn: sqlite3.Connection, lot_id: str, inserted: bool) -> LotAfter:
+def _after(conn: Conn, lot_id: str, inserted: bool) -> LotAfter:
     row = conn.execute(
         "SELECT status, expires_on, remaining_milli FROM lots WHERE lot_id = ?", (lot_id,)
     ).fetchone()
@@ -162,14 +162,14 @@ class ConsumeLot:
         self.run_seq = run_seq
         self.site_side = site_side
 
-    def apply(self, conn: sqlite3.Connection) -> TxOutcome:
+    def apply(self, conn: Conn) -> TxOutcome:
         upgrade(conn)
         inserted = (
             conn.execute(
                 "INSERT INTO lot_uses (run_id, use_key, lot_id, quantity_milli, run_seq)"
                 " VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, use_key) DO UPDATE SET"
                 " lot_id = excluded.lot_id, quantity_milli = excluded.quantity_milli,"
-                " run_seq = excluded.run_seq, voided = 0 WHERE voided = 1",
+                " run_seq = excluded.run_seq, voided = 0 WHERE lot_uses.voided = 1",
                 (self.run_id, self.use_key, self.lot_id, self.quantity_milli, self.run_seq),
             ).rowcount
             == 1
@@ -197,7 +197,7 @@ class VoidUse:
         self.quantity_milli = quantity_milli
         self.site_side = site_side
 
-    def apply(self, conn: sqlite3.Connection) -> TxOutcome:
+    def apply(self, conn: Conn) -> TxOutcome:
         upgrade(conn)
         changed = conn.execute(
             "UPDATE lot_uses SET voided = 1 WHERE run_id = ? AND use_key = ? AND voided = 0",
@@ -211,7 +211,7 @@ class VoidUse:
         return f"VoidUse({self.run_id}:{self.use_key} {self.lot_id})"
 
 
-def release_orphans(conn: sqlite3.Connection, gone: Callable[[str], bool]) -> list[str]:
+def release_orphans(conn: Conn, gone: Callable[[str], bool]) -> list[str]:
     """Close the open reservations of runs prepared but never started (no records) whose
     controller is ``gone(run_id)``: a process that died between its claim and its first
     record. Runs with records keep theirs (they may be resumed). The runs released."""

@@ -37,8 +37,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 from cellauto.errors import JournalError, JournalOpenError, RunOwnedError
+from cellauto.records import backend as db
 from cellauto.records._lot_ops import release_orphans
 from cellauto.records._schema import CREATE_OWNERS, upgrade
+from cellauto.records.backend import Conn
 
 __all__ = [
     "CREATE_OWNERS",
@@ -189,13 +191,13 @@ def _gone(owner: Owner, path: str, now_ns: int, stale_s: float) -> str | None:
     return None
 
 
-def orphaned(conn: sqlite3.Connection, run_id: str, path: str, now_ns: int, stale_s: float) -> bool:
+def orphaned(conn: Conn, run_id: str, path: str, now_ns: int, stale_s: float) -> bool:
     """Whether nobody holds ``run_id`` any more (no owner row, or one released/gone/stale)."""
     owner = owner_of(conn, run_id)
     return owner is None or _gone(owner, path, now_ns, stale_s) is not None
 
 
-def owner_of(conn: sqlite3.Connection, run_id: str) -> Owner | None:
+def owner_of(conn: Conn, run_id: str) -> Owner | None:
     """The run's ``run_owners`` row, or None (also for a journal without the table)."""
     try:
         row = conn.execute(
@@ -221,16 +223,14 @@ def _refusal(owner: Owner, path: Path, now_ns: int, stale_s: float) -> RunOwnedE
     )
 
 
-def check_unowned(
-    conn: sqlite3.Connection, path: Path, run_id: str, *, stale_s: float, now_ns: int
-) -> None:
+def check_unowned(conn: Conn, path: Path, run_id: str, *, stale_s: float, now_ns: int) -> None:
     """Refuse at once (RunOwnedError) if ``run_id`` has a live owner; reads only."""
     owner = owner_of(conn, run_id)
     if owner is not None and _gone(owner, str(path), now_ns, stale_s) is None:
         raise _refusal(owner, path, now_ns, stale_s)
 
 
-def _refuse_shared_key(conn: sqlite3.Connection, run_id: str, path: Path) -> None:
+def _refuse_shared_key(conn: Conn, run_id: str, path: Path) -> None:
     """A new run's first 12 hex digits name its deviations and QC results
     (:mod:`cellauto.review.ids`): refuse a run id whose key another run has (about 1 in
     5e4 at 100,000 runs), so that an id never names two batches."""
@@ -249,14 +249,14 @@ def _refuse_shared_key(conn: sqlite3.Connection, run_id: str, path: Path) -> Non
 
 
 def claim(
-    conn: sqlite3.Connection,
+    conn: Conn,
     path: Path,
     run_id: str,
     *,
     new_run: bool,
     stale_s: float,
     now_ns: int | None = None,
-    reserve: Callable[[sqlite3.Connection], None] | None = None,
+    reserve: Callable[[Conn], None] | None = None,
 ) -> Claim:
     """Claim ``run_id`` for this controller in one ``BEGIN IMMEDIATE`` transaction.
 
@@ -269,7 +269,10 @@ def claim(
     me = this_controller()
     key = str(path)
     try:
-        conn.execute("BEGIN IMMEDIATE")
+        # FENCE: the run's epoch; MATERIALS: its lot reservations (track A decides when a
+        # PostgreSQL claim takes FENCE exclusively: one that replaces an owner)
+        locks = (db.Lock.FENCE, db.Lock.MATERIALS) if reserve is not None else (db.Lock.FENCE,)
+        db.begin_write(conn, *locks)
     except sqlite3.Error as exc:
         raise JournalError(f"cannot claim run {run_id} in {path}: {exc}") from exc
     try:
@@ -296,14 +299,17 @@ def claim(
             reserve(conn)
         epoch = 1 if owner is None else owner.epoch + 1
         conn.execute(
-            f"INSERT OR REPLACE INTO run_owners ({_OWNER_COLUMNS})"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
+            f"INSERT INTO run_owners ({_OWNER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)"
+            " ON CONFLICT (run_id) DO UPDATE SET epoch = excluded.epoch, host = excluded.host,"
+            " pid = excluded.pid, process_start = excluded.process_start,"
+            " started_wall_ns = excluded.started_wall_ns,"
+            " heartbeat_wall_ns = excluded.heartbeat_wall_ns, released_wall_ns = NULL",
             (run_id, epoch, me.host, me.pid, me.process_start, now, now),
         )
         if owner is not None:  # a claim replaced: every writer re-reads its epochs
             conn.execute(
                 "INSERT INTO meta (key, value) VALUES ('owner_generation', '1') ON CONFLICT (key)"
-                " DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
+                " DO UPDATE SET value = CAST(CAST(meta.value AS INTEGER) + 1 AS TEXT)"
             )
         conn.execute("COMMIT")
     except BaseException:

@@ -9,7 +9,6 @@ with a run's seal, by :meth:`RunOwnership.release_run` and on close.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 from cellauto.errors import JournalError
 from cellauto.records import _owners
 from cellauto.records._handoff import WriterHandoff
+from cellauto.records.backend import Conn
 from cellauto.records.run_journal import RunJournal
 
 __all__ = ["RunOwnership"]
@@ -53,11 +53,11 @@ class RunOwnership(WriterHandoff):
 
     def _claim(
         self,
-        conn: sqlite3.Connection,
+        conn: Conn,
         run_id: str,
         *,
         new_run: bool,
-        reserve: Callable[[sqlite3.Connection], None] | None = None,
+        reserve: Callable[[Conn], None] | None = None,
     ) -> _owners.Claim:
         """Claim the run for this controller (refused if another one is live); keep it.
         ``reserve``: run in the claim's transaction (see :func:`_owners.claim`)."""

@@ -7,11 +7,10 @@ base class of :class:`~cellauto.records.Journal`.
 
 from __future__ import annotations
 
-import sqlite3
-
 from cellauto.errors import JournalError, RunNotFoundError
 from cellauto.records import _sqlite, _summary
 from cellauto.records._handoff import WriterHandoff
+from cellauto.records.backend import Conn
 from cellauto.records.kinds import RecordKind, kind_value
 from cellauto.records.models import Record, RunSummary
 
@@ -23,7 +22,7 @@ class JournalReading(WriterHandoff):
 
     _run_count: int | None  # counted once, then kept by begin_run
 
-    def _read(self) -> sqlite3.Connection:
+    def _read(self) -> Conn:
         """Flush, then return the connection for a read (package-internal)."""
         self.flush()
         conn = self._conn
@@ -31,7 +30,7 @@ class JournalReading(WriterHandoff):
             raise JournalError(f"journal {self._path} is closed")
         return conn
 
-    def read_connection(self) -> sqlite3.Connection:
+    def read_connection(self) -> Conn:
         """The journal's own connection, for a read-only query of its tables (an index
         such as ``containers``); never write through it."""
         return self._read()

@@ -28,6 +28,10 @@ This module imports nothing else of :mod:`cellauto.records`.
 from __future__ import annotations
 
 import sqlite3
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cellauto.records.backend import Conn
 
 __all__ = [
     "ALARM_STATEMENTS",
@@ -313,7 +317,7 @@ _SITE_STATEMENTS = (
 )
 
 
-def upgrade(conn: sqlite3.Connection) -> None:
+def upgrade(conn: Conn) -> None:
     """Bring the file to :data:`SCHEMA_VERSION` inside the caller's write transaction.
 
     Creates ``run_owners`` (version 3) and every version 4 to 7 table and index that

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 from typing import TypeVar
 
 from cellauto.errors import JournalError
 from cellauto.records import _sqlite
+from cellauto.records.backend import Conn
 from cellauto.records.kinds import RecordKind
 from cellauto.records.models import Record, RunSummary
 from cellauto.records.payloads import Payload, RunEnded, RunStarted, StateChange
@@ -28,7 +28,7 @@ def _payload(row: _sqlite.StoredRow | None, run_id: str, kind: type[_P]) -> _P |
     return payload if isinstance(payload, kind) else None
 
 
-def summarize(conn: sqlite3.Connection, run_id: str) -> RunSummary | None:
+def summarize(conn: Conn, run_id: str) -> RunSummary | None:
     """Summarize one run, or return None if it has no records."""
     first = _sqlite.edge_row(conn, run_id, last=False)
     last = _sqlite.edge_row(conn, run_id, last=True)
@@ -53,7 +53,7 @@ def summarize(conn: sqlite3.Connection, run_id: str) -> RunSummary | None:
     )
 
 
-def summarize_all(conn: sqlite3.Connection) -> list[RunSummary]:
+def summarize_all(conn: Conn) -> list[RunSummary]:
     """Summaries of every run in the journal, ordered by start (wall time, then id)."""
     summaries = [s for run_id in _sqlite.run_ids(conn) if (s := summarize(conn, run_id))]
     summaries.sort(key=lambda s: (s.started_wall_time_ns, s.run_id))

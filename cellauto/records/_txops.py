@@ -15,13 +15,13 @@ op of a run this controller has lost (:mod:`cellauto.records._fence`) is skipped
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple, Protocol
 
 from cellauto.errors import FencedError
 from cellauto.records._schema import upgrade
+from cellauto.records.backend import Conn
 from cellauto.records.ledger import LedgerEvent
 from cellauto.records.refs import SiteRef
 from cellauto.records.site_chain import Projector, append_in_tx, next_wall_time_ns
@@ -45,7 +45,7 @@ class TxOp(Protocol):
         """The run it belongs to (fenced with the run's rows); None: site-level."""
         ...
 
-    def apply(self, conn: sqlite3.Connection) -> TxOutcome:
+    def apply(self, conn: Conn) -> TxOutcome:
         """Do the work with ``conn``, inside the commit's write transaction."""
         ...
 
@@ -76,7 +76,7 @@ class SiteAppend:
         self.process_time_s = process_time_s
         self.run_id = run_id
 
-    def apply(self, conn: sqlite3.Connection) -> TxOutcome:
+    def apply(self, conn: Conn) -> TxOutcome:
         upgrade(conn)
         refs, event = append_in_tx(
             conn,
@@ -100,14 +100,12 @@ class ConnOp:
 
     ``run_id``: the run it belongs to (skipped with FencedError once the run is lost)."""
 
-    def __init__(
-        self, change: Callable[[sqlite3.Connection], object], *, run_id: str | None, what: str
-    ) -> None:
+    def __init__(self, change: Callable[[Conn], object], *, run_id: str | None, what: str) -> None:
         self.change = change
         self.run_id = run_id
         self.what = what
 
-    def apply(self, conn: sqlite3.Connection) -> TxOutcome:
+    def apply(self, conn: Conn) -> TxOutcome:
         upgrade(conn)
         return TxOutcome([], self.change(conn))
 
@@ -116,7 +114,7 @@ class ConnOp:
 
 
 def apply_ops(
-    conn: sqlite3.Connection, ops: Sequence[TxOp], lost: Mapping[str, str]
+    conn: Conn, ops: Sequence[TxOp], lost: Mapping[str, str]
 ) -> tuple[list[LedgerEvent], list[object]]:
     """Run ``ops`` in order, each in its own savepoint; return their events and results.
 

@@ -40,7 +40,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import sqlite3
 import threading
 import time
@@ -49,9 +48,11 @@ from pathlib import Path
 
 from cellauto.errors import JournalError
 from cellauto.records import _sqlite
+from cellauto.records import backend as db
 from cellauto.records._fence import Fence
 from cellauto.records._owners import RELEASE, Claim
 from cellauto.records._txops import TxOp, apply_ops
+from cellauto.records.backend import Conn, Lock
 from cellauto.records.ledger import LedgerEvent, LedgerWriter
 
 __all__ = ["AsyncWaiter", "SyncWaiter", "Writer"]
@@ -126,12 +127,13 @@ class Writer:
         *,
         timeout_s: float,
         window_s: float,
-        connect: Callable[[], sqlite3.Connection] | None = None,
+        connect: Callable[[], Conn] | None = None,
         fence: Fence | None = None,
     ) -> None:
         self._path = path
         self._fence = fence
         self._window_s = window_s
+        self._backend = db.open_backend(path)
         self._connect = connect or (lambda: _sqlite.connect_writer(path, timeout_s=timeout_s))
         self._cond = threading.Condition()
         self._pending: list[_Batch] = []
@@ -141,7 +143,7 @@ class Writer:
         self._busy = False  # a commit is under way
         self._stopping = False
         self._abandoned = False
-        self._conn: sqlite3.Connection | None = None
+        self._conn: Conn | None = None
         self._open_error: JournalError | None = None
         self.commits = 0
         """Transactions committed (for benchmarks and tests)."""
@@ -297,14 +299,16 @@ class Writer:
             prepared = None
             results: list[object] = []
             if durable:
-                conn.execute("PRAGMA synchronous=FULL")
+                db.set_durable(conn, True)
             try:
                 # with ledger entries to write, take the write lock first and chain them
                 # after the ledger as stored now: other writers may share the file; with
                 # runs held, take it first too, so that the fence reads the owners as
                 # they are when the rows go in
-                immediate = events or ops or fence is not None
-                conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+                locks: tuple[Lock, ...] = (Lock.FENCE,) if fence is not None else ()
+                locks += (Lock.SITE, Lock.MATERIALS) if ops else ()
+                locks += (Lock.LEDGER,) if events or ops else ()
+                db.begin_write(conn, *locks)  # none: a plain BEGIN
                 if fence is not None:
                     rows, events = fence.admit(conn, rows, events)
                 if ops:
@@ -312,7 +316,7 @@ class Writer:
                 if ledger is not None and events:
                     ledger.follow(_sqlite.last_ledger_row(conn))
                     prepared = ledger.prepare(events)
-                conn.executemany(_sqlite.INSERT_RECORD, rows)
+                db.insert_records(conn, rows)
                 if prepared is not None and ledger is not None:
                     conn.executemany(_sqlite.INSERT_LEDGER, prepared.rows)
                     conn.execute(_sqlite.PUT_LEDGER_HEAD, prepared.head)
@@ -349,7 +353,7 @@ class Writer:
 
     def _apply(
         self,
-        conn: sqlite3.Connection,
+        conn: Conn,
         ops: list[TxOp],
         events: list[LedgerEvent],
         ledger: LedgerWriter | None,
@@ -361,29 +365,21 @@ class Writer:
             raise JournalError(f"journal {self._path}: ledger entries due but no signing key")
         return events + op_events, results
 
-    def _normal_sync(self, conn: sqlite3.Connection) -> None:
+    def _normal_sync(self, conn: Conn) -> None:
         """Back to synchronous=NORMAL; if that fails, stay FULL (slower, never less safe):
         the commit itself must not be reported as failed, or it would be written twice."""
         try:
-            conn.execute("PRAGMA synchronous=NORMAL")
+            db.set_durable(conn, False)
         except sqlite3.Error:
             _log.warning("journal %s: stays synchronous=FULL", self._path, exc_info=True)
 
     def _fsync_wal(self) -> JournalError | None:
         """Make earlier commits (written without fsync) durable: fsync the WAL file."""
-        wal = self._path.with_name(self._path.name + "-wal")
         try:
-            fd = os.open(wal, os.O_RDONLY)
-        except FileNotFoundError:  # checkpointed and removed: all in the database file
-            return None
+            if not self._backend.sync():  # no WAL file: all in the database file
+                return None
         except OSError as exc:
             return JournalError(f"cannot fsync journal {self._path}: {exc}")
-        try:
-            os.fsync(fd)
-        except OSError as exc:
-            return JournalError(f"cannot fsync journal {self._path}: {exc}")
-        finally:
-            os.close(fd)
         self.fsyncs += 1
         return None
 

@@ -9,7 +9,6 @@ first record that was changed, removed or added, and why.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple, Protocol
 
@@ -18,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from cellauto.records import _sqlite
 from cellauto.records._sqlite import StoredRow
+from cellauto.records.backend import Conn
 from cellauto.records.canonical import record_hash
 from cellauto.records.kinds import GENESIS_HASH, KIND_VALUES, RecordKind
 from cellauto.records.payloads import PAYLOAD_TYPES
@@ -70,7 +70,7 @@ class RowSource(Protocol):
 class RunRows:
     """The rows of one run in ``records``."""
 
-    def __init__(self, conn: sqlite3.Connection, run_id: str) -> None:
+    def __init__(self, conn: Conn, run_id: str) -> None:
         self._conn = conn
         self.chain = run_id
 

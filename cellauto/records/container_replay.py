@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from cellauto.records.backend import Conn
 from cellauto.records.container_rows import ContainerRow
 from cellauto.records.material_payloads import ContainerCreated, CustodyMoved
 
@@ -21,7 +22,7 @@ __all__ = ["containers_problem"]
 _KINDS = ("container_created", "custody_moved")
 
 
-def _replayed(conn: sqlite3.Connection) -> dict[tuple[str, str], ContainerRow]:
+def _replayed(conn: Conn) -> dict[tuple[str, str], ContainerRow]:
     rows: dict[tuple[str, str], ContainerRow] = {}
     cursor = conn.execute(
         "SELECT run_id, seq, kind, wall_time_ns, body FROM records WHERE kind IN (?, ?)"
@@ -55,7 +56,7 @@ def _replayed(conn: sqlite3.Connection) -> dict[tuple[str, str], ContainerRow]:
     return rows
 
 
-def containers_problem(conn: sqlite3.Connection) -> tuple[int, str | None]:
+def containers_problem(conn: Conn) -> tuple[int, str | None]:
     """(rows checked, the first difference or None) between the table and the records."""
     try:
         stored = {

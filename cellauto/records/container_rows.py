@@ -19,11 +19,12 @@ from typing import NamedTuple
 import orjson
 
 from cellauto.records._schema import is_missing_table
+from cellauto.records.backend import Conn
 from cellauto.records.material_payloads import ContainerCreated, Place
 
 __all__ = ["ContainerRow", "moving", "putting", "read_containers"]
 
-Change = Callable[[sqlite3.Connection], object]
+Change = Callable[[Conn], object]
 
 
 class ContainerRow(NamedTuple):
@@ -49,7 +50,7 @@ class ContainerRow(NamedTuple):
 def putting(run_id: str, seq: int, wall_ns: int | None, created: ContainerCreated) -> Change:
     """Insert the row of a created container (kept if already there: a resumed run)."""
 
-    def put(conn: sqlite3.Connection) -> object:
+    def put(conn: Conn) -> object:
         identity = created.identity
         return conn.execute(
             "INSERT INTO containers (run_id, key, din, flag, product_code, coi, container_type,"
@@ -77,7 +78,7 @@ def putting(run_id: str, seq: int, wall_ns: int | None, created: ContainerCreate
 def moving(run_id: str, seq: int, wall_ns: int | None, key: str, place: Place) -> Change:
     """Set the row's place to ``place``, since the record ``seq`` (a ``custody_moved``)."""
 
-    def move(conn: sqlite3.Connection) -> object:
+    def move(conn: Conn) -> object:
         position = None if place.position is None else str(place.position)
         return conn.execute(
             "UPDATE containers SET place_kind = ?, place_name = ?, position = ?,"
@@ -97,7 +98,7 @@ def moving(run_id: str, seq: int, wall_ns: int | None, key: str, place: Place) -
     return move
 
 
-def read_containers(conn: sqlite3.Connection, run_id: str) -> list[ContainerRow]:
+def read_containers(conn: Conn, run_id: str) -> list[ContainerRow]:
     """The rows of a run, in the order they were created (none in an older file)."""
     try:
         rows = conn.execute(

@@ -32,6 +32,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import orjson
 
 from cellauto.errors import BadInputError, JournalError
+from cellauto.records import backend as db
+from cellauto.records.backend import Conn
 from cellauto.records.ledger_check import check_ledger
 from cellauto.records.site_chain import SiteRecord, parse_row, site_rows
 from cellauto.records.site_payloads import SiteKind, SitePolicy
@@ -62,7 +64,7 @@ def export_site(journal: Journal, out_dir: Path) -> tuple[list[Path], SiteReport
             f"--out {str(out_dir)!r} is a file, not a folder; name a new or existing folder"
         )
     conn = journal._read()
-    conn.execute("BEGIN")
+    db.begin_read(conn)
     try:
         zone = _zone(conn)
         records, unreadable = _records(conn)
@@ -93,7 +95,7 @@ def export_site(journal: Journal, out_dir: Path) -> tuple[list[Path], SiteReport
     return paths, report
 
 
-def _zone(conn: sqlite3.Connection) -> ZoneInfo:
+def _zone(conn: Conn) -> ZoneInfo:
     """The site policy's time zone (UTC without a policy, or one this machine lacks)."""
     try:
         found = conn.execute("SELECT value FROM meta WHERE key = 'site_policy'").fetchone()
@@ -103,7 +105,7 @@ def _zone(conn: sqlite3.Connection) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
-def _records(conn: sqlite3.Connection) -> tuple[list[SiteRecord], list[dict[str, Any]]]:
+def _records(conn: Conn) -> tuple[list[SiteRecord], list[dict[str, Any]]]:
     records, unreadable = [], []
     for row in site_rows(conn):
         try:

@@ -103,7 +103,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sqlite3
 import time
 from asyncio import AbstractEventLoop
 from collections.abc import Callable, Sequence
@@ -118,6 +117,7 @@ from cellauto.records._reading import JournalReading
 from cellauto.records._txops import OpFailed, SiteAppend, TxOp
 from cellauto.records._writer import AsyncWaiter, Writer
 from cellauto.records.anchors import AnchorSchedule
+from cellauto.records.backend import Conn, Location, open_backend
 from cellauto.records.kinds import GENESIS_HASH
 from cellauto.records.ledger import AnchorPolicy, LedgerEvent, LedgerKind, LedgerWriter
 from cellauto.records.refs import SITE_CHAIN, SiteRef
@@ -147,7 +147,7 @@ class Journal(RunOwnership, JournalReading):
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | Location,
         *,
         create: bool = True,
         timeout_s: float = 5.0,
@@ -157,10 +157,12 @@ class Journal(RunOwnership, JournalReading):
         owner_stale_s: float | None = None,
         any_thread: bool = False,
     ) -> None:
-        self._path = Path(path)
+        self._location = Location.parse(path)
+        self._backend = open_backend(self._location)
+        self._path = self._backend.path
         self._stale_s = _owners.stale_interval_s(owner_stale_s)  # refused before opening
-        self._conn: sqlite3.Connection | None = _sqlite.connect(
-            self._path, create=create, timeout_s=timeout_s, any_thread=any_thread
+        self._conn: Conn | None = self._backend.connect(
+            create=create, timeout_s=timeout_s, any_thread=any_thread
         )
         self._timeout_s = timeout_s
         self._window_s = window_s
@@ -179,7 +181,13 @@ class Journal(RunOwnership, JournalReading):
 
     @property
     def path(self) -> Path:
+        """The journal's SQLite file."""
         return self._path
+
+    @property
+    def location(self) -> Location:
+        """Where the journal is (its file, or a database URL)."""
+        return self._location
 
     # -- writing ---------------------------------------------------------------
 
@@ -189,7 +197,7 @@ class Journal(RunOwnership, JournalReading):
         process_clock: Callable[[], float],
         wall_clock_ns: Callable[[], int] | None = None,
         *,
-        reserve: Callable[[sqlite3.Connection], None] | None = None,
+        reserve: Callable[[Conn], None] | None = None,
     ) -> RunJournal:
         """Start the record of a new run; its first record gets seq 0.
 
@@ -309,7 +317,7 @@ class Journal(RunOwnership, JournalReading):
         (value,) = await self.run_ops([op])
         return op.refs(value)
 
-    def _ledger_writer(self, conn: sqlite3.Connection) -> LedgerWriter:
+    def _ledger_writer(self, conn: Conn) -> LedgerWriter:
         """The ledger writer, loading the signing key on first use (before any write)."""
         if self._ledger is not None:
             return self._ledger

@@ -13,7 +13,6 @@ site chain (``"site"``), is a ledger problem.
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -23,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from cellauto.records import _sqlite
 from cellauto.records._sqlite import LedgerRow
+from cellauto.records.backend import Conn
 from cellauto.records.canonical import canonical_bytes
 from cellauto.records.kinds import GENESIS_HASH
 from cellauto.records.ledger import ENTRY_DOMAIN, LedgerEntryBody, LedgerKind, head_message
@@ -142,7 +142,7 @@ class LedgerCheck(BaseModel):
         return [p for p in self.problems if p.run_id == run_id]
 
 
-def trusted_key(conn: sqlite3.Connection, public_key: Path | None) -> tuple[PublicKey | None, str]:
+def trusted_key(conn: Conn, public_key: Path | None) -> tuple[PublicKey | None, str]:
     """The key to check against: ``public_key``, the default ``.pub``, else the journal's copy."""
     if public_key is not None:
         return load_public_key(public_key), ""
@@ -156,7 +156,7 @@ def trusted_key(conn: sqlite3.Connection, public_key: Path | None) -> tuple[Publ
 
 
 def check_ledger(
-    conn: sqlite3.Connection, public_key: Path | None = None, head: str | None = None
+    conn: Conn, public_key: Path | None = None, head: str | None = None
 ) -> LedgerCheck:
     """Check the whole ledger; ``head`` is an externally kept ledger head hash."""
     key, missing = trusted_key(conn, public_key)
@@ -336,9 +336,7 @@ def _misnamed(row: LedgerRow) -> str:
     )
 
 
-def _check_head(
-    conn: sqlite3.Connection, walker: _Walker, key: PublicKey | None
-) -> list[LedgerProblem]:
+def _check_head(conn: Conn, walker: _Walker, key: PublicKey | None) -> list[LedgerProblem]:
     head = _sqlite.ledger_head(conn)
     last = walker.last_seq
     if head is None:

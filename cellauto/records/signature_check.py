@@ -43,8 +43,10 @@ from pydantic import ValidationError
 
 from cellauto.errors import JournalError
 from cellauto.records import _sqlite
+from cellauto.records import backend as db
 from cellauto.records._schema import is_missing_table
 from cellauto.records._sqlite import StoredRow
+from cellauto.records.backend import Conn
 from cellauto.records.canonical import record_hash
 from cellauto.records.kinds import RecordKind
 from cellauto.records.payloads import PAYLOAD_TYPES, Payload
@@ -117,7 +119,7 @@ def journal_signatures(journal: Journal, run_id: str) -> list[SignatureFinding]:
     conn = journal._read()
     if conn.in_transaction:
         return check_run_signatures(conn, run_id)
-    conn.execute("BEGIN")
+    db.begin_read(conn)
     try:
         return check_run_signatures(conn, run_id)
     finally:
@@ -125,7 +127,7 @@ def journal_signatures(journal: Journal, run_id: str) -> list[SignatureFinding]:
 
 
 def check_run_signatures(
-    conn: sqlite3.Connection, run_id: str, operators: str | None = None
+    conn: Conn, run_id: str, operators: str | None = None
 ) -> list[SignatureFinding]:
     """Every signature the run's stored records embed, with its verdict, in seq order.
 
@@ -143,7 +145,7 @@ def check_run_signatures(
 
 
 def check_signature(
-    conn: sqlite3.Connection,
+    conn: Conn,
     run_id: str,
     row: StoredRow,
     payload: Payload,
@@ -220,7 +222,7 @@ def _differences(shown: SignatureShown, signature: Signature) -> str:
 
 
 def _backlink_problem(
-    conn: sqlite3.Connection, run_id: str, row: StoredRow, payload: Payload, signed: RecordRef
+    conn: Conn, run_id: str, row: StoredRow, payload: Payload, signed: RecordRef
 ) -> str | None:
     """Why the site signature does not sign the record of this run it should; None if it does."""
     what = f"signs {signed.chain} record {signed.seq} ({signed.kind})"
@@ -253,7 +255,7 @@ def _run_targets(row: StoredRow, payload: Payload) -> set[str]:
 
 
 def _signed_site_problem(
-    conn: sqlite3.Connection,
+    conn: Conn,
     run_id: str,
     row: StoredRow,
     payload: Payload,
@@ -279,7 +281,7 @@ def _signed_site_problem(
     return None
 
 
-def _site_row(conn: sqlite3.Connection, seq: int) -> StoredRow | None:
+def _site_row(conn: Conn, seq: int) -> StoredRow | None:
     try:
         found = conn.execute(
             "SELECT seq, kind, process_time_s, wall_time_ns, body, prev_hash, hash"
@@ -313,7 +315,7 @@ def _parsed(rows: Iterable[StoredRow]) -> Iterator[tuple[StoredRow, Payload]]:
             continue
 
 
-def _operators(conn: sqlite3.Connection, run_id: str) -> str:
+def _operators(conn: Conn, run_id: str) -> str:
     first = _sqlite.edge_row(conn, run_id, last=False)
     if first is None or first.kind != RecordKind.RUN_STARTED:
         return "simulated"

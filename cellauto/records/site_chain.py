@@ -29,6 +29,7 @@ from pydantic import ValidationError
 from cellauto.errors import JournalError
 from cellauto.records._schema import is_missing_table
 from cellauto.records._sqlite import StoredRow
+from cellauto.records.backend import Conn
 from cellauto.records.canonical import record_body, record_hash
 from cellauto.records.kinds import GENESIS_HASH
 from cellauto.records.ledger import LedgerEvent, LedgerKind
@@ -55,7 +56,7 @@ INSERT_SITE_RECORD = (
 )
 _COLUMNS = "seq, kind, process_time_s, wall_time_ns, body, prev_hash, hash"
 
-Projector = Callable[[sqlite3.Connection, SitePayload, SiteRef, int], None]
+Projector = Callable[[Conn, SitePayload, SiteRef, int], None]
 """``(conn, payload, its ref, wall_time_ns)``: updates the projection tables (accounts,
 credentials, training, ...) for one appended site record, in the same transaction."""
 
@@ -79,7 +80,7 @@ class SiteRecord(NamedTuple):
         return SiteRef(seq=self.seq, hash=self.hash)
 
 
-def _select(conn: sqlite3.Connection, query: str, args: Sequence[Any]) -> list[Any]:
+def _select(conn: Conn, query: str, args: Sequence[Any]) -> list[Any]:
     """Run a read of ``site_records``; a file without the table has no site records."""
     try:
         return conn.execute(query, args).fetchall()
@@ -89,18 +90,18 @@ def _select(conn: sqlite3.Connection, query: str, args: Sequence[Any]) -> list[A
         raise
 
 
-def site_head(conn: sqlite3.Connection) -> tuple[int, str]:
+def site_head(conn: Conn) -> tuple[int, str]:
     """The last site record's (seq, hash); ``(-1, GENESIS_HASH)`` when there is none."""
     rows = _select(conn, "SELECT seq, hash FROM site_records ORDER BY seq DESC LIMIT 1", ())
     return (-1, GENESIS_HASH) if not rows else (int(rows[0][0]), str(rows[0][1]))
 
 
-def _head_wall_ns(conn: sqlite3.Connection) -> int:
+def _head_wall_ns(conn: Conn) -> int:
     rows = _select(conn, "SELECT wall_time_ns FROM site_records ORDER BY seq DESC LIMIT 1", ())
     return int(rows[0][0]) if rows else 0
 
 
-def site_rows(conn: sqlite3.Connection, *, start_seq: int = 0) -> Iterator[StoredSiteRow]:
+def site_rows(conn: Conn, *, start_seq: int = 0) -> Iterator[StoredSiteRow]:
     """The stored rows from ``start_seq`` on, in seq order (nothing checked)."""
     try:
         cursor = conn.execute(
@@ -127,14 +128,14 @@ def parse_row(row: StoredSiteRow) -> SiteRecord:
     return SiteRecord(row.seq, kind, row.wall_time_ns, payload, row.prev_hash, row.hash)
 
 
-def read_site_record(conn: sqlite3.Connection, seq: int) -> SiteRecord | None:
+def read_site_record(conn: Conn, seq: int) -> SiteRecord | None:
     """Site record ``seq``, parsed but not verified; None if there is none."""
     rows = _select(conn, f"SELECT {_COLUMNS} FROM site_records WHERE seq = ?", (seq,))
     return parse_row(StoredSiteRow(*rows[0])) if rows else None
 
 
 def read_site_records(
-    conn: sqlite3.Connection,
+    conn: Conn,
     *,
     start_seq: int = 0,
     kinds: Collection[SiteKind] | None = None,
@@ -147,7 +148,7 @@ def read_site_records(
 
 
 def append_in_tx(
-    conn: sqlite3.Connection,
+    conn: Conn,
     payloads: Sequence[SitePayload],
     *,
     wall_time_ns: int,
@@ -192,6 +193,6 @@ def append_in_tx(
     return refs, LedgerEvent(LedgerKind.SITE_ANCHOR, SITE_CHAIN, seq, prev)
 
 
-def next_wall_time_ns(conn: sqlite3.Connection, now_ns: int) -> int:
+def next_wall_time_ns(conn: Conn, now_ns: int) -> int:
     """``now_ns``, or the head's wall time if the clock is behind it (never decreasing)."""
     return max(now_ns, _head_wall_ns(conn))

@@ -27,7 +27,9 @@ from types import TracebackType
 
 from cellauto.errors import JournalError
 from cellauto.records import _sqlite
+from cellauto.records import backend as db
 from cellauto.records._schema import upgrade
+from cellauto.records.backend import Conn, Location, Lock
 from cellauto.records.ledger import LedgerEvent, LedgerWriter, PreparedEntries
 from cellauto.records.refs import SiteRef
 from cellauto.records.signing import Signer, signer_for_journal
@@ -40,9 +42,7 @@ __all__ = ["SiteStore", "SiteTx"]
 class SiteTx:
     """One site write transaction (see :meth:`SiteStore.transaction`)."""
 
-    def __init__(
-        self, conn: sqlite3.Connection, wall_time_ns: int, project: Projector | None
-    ) -> None:
+    def __init__(self, conn: Conn, wall_time_ns: int, project: Projector | None) -> None:
         self.conn = conn
         """The write connection: other tables (``credentials``) change through it."""
         self.wall_time_ns = wall_time_ns
@@ -96,7 +96,7 @@ class SiteStore:
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | Location,
         *,
         project: Projector | None = None,
         signing_key: Signer | str | os.PathLike[str] | None = None,
@@ -104,10 +104,12 @@ class SiteStore:
         timeout_s: float = 5.0,
         any_thread: bool = False,
     ) -> None:
-        self._path = Path(path)
+        self._location = Location.parse(path)
+        opened = db.open_backend(self._location)
+        self._path = opened.path
         self._project = project
-        self._conn: sqlite3.Connection | None = _sqlite.connect(
-            self._path, create=create, timeout_s=timeout_s, any_thread=any_thread
+        self._conn: Conn | None = opened.connect(
+            create=create, timeout_s=timeout_s, any_thread=any_thread
         )
         self._in_tx = False
         try:
@@ -120,9 +122,15 @@ class SiteStore:
 
     @property
     def path(self) -> Path:
+        """The journal's SQLite file."""
         return self._path
 
-    def _connection(self) -> sqlite3.Connection:
+    @property
+    def location(self) -> Location:
+        """Where the journal is (its file, or a database URL)."""
+        return self._location
+
+    def _connection(self) -> Conn:
         if self._conn is None:
             raise JournalError(f"site store of journal {self._path} is closed")
         return self._conn
@@ -139,8 +147,8 @@ class SiteStore:
         self._in_tx = True
         try:
             with self._writing():
-                conn.execute("PRAGMA synchronous=FULL")
-                conn.execute("BEGIN IMMEDIATE")
+                db.set_durable(conn, True)
+                db.begin_write(conn, Lock.SITE, Lock.MATERIALS)
             try:
                 with self._writing():
                     upgrade(conn)
@@ -161,11 +169,12 @@ class SiteStore:
         finally:
             self._in_tx = False
             with contextlib.suppress(sqlite3.Error):  # else stays FULL: slower, never less safe
-                conn.execute("PRAGMA synchronous=NORMAL")
+                db.set_durable(conn, False)
 
-    def _write_anchor(self, conn: sqlite3.Connection, event: LedgerEvent) -> PreparedEntries:
+    def _write_anchor(self, conn: Conn, event: LedgerEvent) -> PreparedEntries:
         """The signed ``site_anchor`` entry and the new ledger head, in the transaction."""
         ledger = self._ledger
+        db.acquire(conn, Lock.LEDGER)
         ledger.follow(_sqlite.last_ledger_row(conn))
         prepared = ledger.prepare([event])
         conn.executemany(_sqlite.INSERT_LEDGER, prepared.rows)
@@ -186,21 +195,13 @@ class SiteStore:
             ) from exc
 
     @contextmanager
-    def reading(self) -> Iterator[sqlite3.Connection]:
+    def reading(self) -> Iterator[Conn]:
         """A consistent read-only view of the file (no write lock is taken)."""
         conn = self._connection()
         if self._in_tx:
             raise JournalError("read through the open site transaction's connection (a bug)")
-        conn.execute("PRAGMA query_only=ON")
-        try:
-            conn.execute("BEGIN")
-            try:
-                yield conn
-            finally:
-                if conn.in_transaction:
-                    conn.execute("COMMIT")
-        finally:
-            conn.execute("PRAGMA query_only=OFF")
+        with db.reading(conn):
+            yield conn
 
     def close(self) -> None:
         conn, self._conn = self._conn, None

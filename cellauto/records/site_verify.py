@@ -47,6 +47,7 @@ from pydantic import BaseModel, ConfigDict
 from cellauto.records import _sqlite
 from cellauto.records._schema import is_missing_table
 from cellauto.records._sqlite import StoredRow
+from cellauto.records.backend import Conn
 from cellauto.records.canonical import record_hash
 from cellauto.records.chain_check import check_rows, record_name
 from cellauto.records.ledger_check import LedgerCheck, Mark, marks_problem
@@ -63,7 +64,7 @@ from cellauto.records.site_payloads import (
 
 __all__ = ["SiteReplay", "SiteReport", "SiteRows", "verify_site"]
 
-SiteReplay = Callable[[sqlite3.Connection, Sequence[SiteRecord]], str | None]
+SiteReplay = Callable[[Conn, Sequence[SiteRecord]], str | None]
 """``(conn, every site record)`` -> the first difference between the stored projections
 and those the records give (in words), or None when they agree."""
 
@@ -104,7 +105,7 @@ class SiteRows:
 
     chain = SITE_CHAIN
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: Conn) -> None:
         self._conn = conn
 
     def stored_rows(self) -> Iterator[StoredRow]:
@@ -145,7 +146,7 @@ class SiteRows:
 
 
 def verify_site(
-    conn: sqlite3.Connection, ledger: LedgerCheck, *, site_replay: SiteReplay | None = None
+    conn: Conn, ledger: LedgerCheck, *, site_replay: SiteReplay | None = None
 ) -> SiteReport:
     """Check the site chain against the checked ledger (one read transaction: the caller's)."""
     source = SiteRows(conn)
@@ -224,9 +225,7 @@ def _check_anchors(source: SiteRows, last: StoredRow | None, marks: list[Mark]) 
     return None
 
 
-def _check_signatures(
-    conn: sqlite3.Connection, source: SiteRows, records: list[SiteRecord]
-) -> _Problem | None:
+def _check_signatures(conn: Conn, source: SiteRows, records: list[SiteRecord]) -> _Problem | None:
     """Rule 4: every signature's reference resolves to the record it signed, unchanged."""
     for record in records:
         if isinstance(record.payload, Signature):
@@ -236,9 +235,7 @@ def _check_signatures(
     return None
 
 
-def _unresolved(
-    conn: sqlite3.Connection, source: SiteRows, ref: RecordRef, signed_at_seq: int
-) -> str | None:
+def _unresolved(conn: Conn, source: SiteRows, ref: RecordRef, signed_at_seq: int) -> str | None:
     """Why ``ref`` does not name a stored record with its hash; None when it does."""
     if ref.chain == "site":
         what = f"site record {ref.seq} ({ref.kind})"
@@ -262,7 +259,7 @@ def _unresolved(
     return None
 
 
-def _check_answer_rows(conn: sqlite3.Connection, records: list[SiteRecord]) -> _Problem | None:
+def _check_answer_rows(conn: Conn, records: list[SiteRecord]) -> _Problem | None:
     """Rule 7: the ``tasks`` and ``run_requests`` rows point at matching site records."""
     by_seq = {record.seq: record for record in records}
     tasks = "SELECT task_id, run_id, answer_site_seq FROM tasks WHERE answer_site_seq IS NOT NULL"
@@ -305,7 +302,7 @@ def _described(record: SiteRecord) -> str:
     return record.kind.value
 
 
-def _rows(conn: sqlite3.Connection, query: str) -> list[Any]:
+def _rows(conn: Conn, query: str) -> list[Any]:
     try:
         return conn.execute(query).fetchall()
     except sqlite3.OperationalError as exc:

@@ -30,6 +30,7 @@ from collections.abc import Collection
 from typing import Literal, NamedTuple
 
 from cellauto.records._schema import is_missing_table
+from cellauto.records.backend import Conn
 
 __all__ = [
     "RequestRow",
@@ -93,9 +94,7 @@ _TASK_COLUMNS = ", ".join(TaskRow._fields)
 _REQUEST_COLUMNS = ", ".join(RequestRow._fields)
 
 
-def _rows(
-    conn: sqlite3.Connection, query: str, args: tuple[object, ...]
-) -> list[tuple[object, ...]]:
+def _rows(conn: Conn, query: str, args: tuple[object, ...]) -> list[tuple[object, ...]]:
     try:
         return conn.execute(query, args).fetchall()
     except sqlite3.OperationalError as exc:
@@ -109,19 +108,24 @@ def _in(values: Collection[str]) -> str:
 
 
 # -- tasks --------------------------------------------------------------------------------
-def put_task(conn: sqlite3.Connection, row: TaskRow) -> None:
+def put_task(conn: Conn, row: TaskRow) -> None:
     """Insert or replace a task's row (a resumed run opens its open tasks again)."""
-    conn.execute(
-        f"INSERT OR REPLACE INTO tasks ({_TASK_COLUMNS}) VALUES ({_in(TaskRow._fields)})", row
-    )
+    conn.execute(_PUT_TASK, row)
 
 
-def read_task(conn: sqlite3.Connection, task_id: str) -> TaskRow | None:
+_PUT_TASK = (
+    f"INSERT INTO tasks ({_TASK_COLUMNS}) VALUES ({_in(TaskRow._fields)}) ON CONFLICT (task_id)"
+    " DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in TaskRow._fields if name != "task_id")
+)
+
+
+def read_task(conn: Conn, task_id: str) -> TaskRow | None:
     rows = _rows(conn, f"SELECT {_TASK_COLUMNS} FROM tasks WHERE task_id = ?", (task_id,))
     return TaskRow(*rows[0]) if rows else None  # type: ignore[arg-type]
 
 
-def open_tasks(conn: sqlite3.Connection, run_id: str | None = None) -> list[TaskRow]:
+def open_tasks(conn: Conn, run_id: str | None = None) -> list[TaskRow]:
     """Tasks waiting for a person (all runs, or one), oldest first."""
     query = f"SELECT {_TASK_COLUMNS} FROM tasks WHERE status = 'open'"
     args: tuple[object, ...] = ()
@@ -131,7 +135,7 @@ def open_tasks(conn: sqlite3.Connection, run_id: str | None = None) -> list[Task
     return [TaskRow(*r) for r in _rows(conn, query + " ORDER BY opened_wall_ns, task_id", args)]  # type: ignore[arg-type]
 
 
-def answered_tasks(conn: sqlite3.Connection, run_ids: Collection[str]) -> list[TaskRow]:
+def answered_tasks(conn: Conn, run_ids: Collection[str]) -> list[TaskRow]:
     """Tasks of ``run_ids`` answered by a person and not yet taken up by the controller."""
     if not run_ids:
         return []
@@ -143,7 +147,7 @@ def answered_tasks(conn: sqlite3.Connection, run_ids: Collection[str]) -> list[T
 
 
 def mark_answered(
-    conn: sqlite3.Connection,
+    conn: Conn,
     task_id: str,
     *,
     phase: TaskPhase,
@@ -164,7 +168,7 @@ def mark_answered(
 
 
 def reopen_task(
-    conn: sqlite3.Connection,
+    conn: Conn,
     task_id: str,
     *,
     phase: TaskPhase,
@@ -182,7 +186,7 @@ def reopen_task(
 
 
 def close_task(
-    conn: sqlite3.Connection,
+    conn: Conn,
     task_id: str,
     status: Literal["closed", "expired", "withdrawn"],
     *,
@@ -197,20 +201,20 @@ def close_task(
 
 
 # -- run requests -----------------------------------------------------------------------
-def put_request(conn: sqlite3.Connection, row: RequestRow) -> None:
+def put_request(conn: Conn, row: RequestRow) -> None:
     conn.execute(
         f"INSERT INTO run_requests ({_REQUEST_COLUMNS}) VALUES ({_in(RequestRow._fields)})", row
     )
 
 
-def read_request(conn: sqlite3.Connection, request_id: str) -> RequestRow | None:
+def read_request(conn: Conn, request_id: str) -> RequestRow | None:
     rows = _rows(
         conn, f"SELECT {_REQUEST_COLUMNS} FROM run_requests WHERE request_id = ?", (request_id,)
     )
     return RequestRow(*rows[0]) if rows else None  # type: ignore[arg-type]
 
 
-def pending_requests(conn: sqlite3.Connection, run_ids: Collection[str]) -> list[RequestRow]:
+def pending_requests(conn: Conn, run_ids: Collection[str]) -> list[RequestRow]:
     if not run_ids:
         return []
     query = (
@@ -221,7 +225,7 @@ def pending_requests(conn: sqlite3.Connection, run_ids: Collection[str]) -> list
 
 
 def settle_request(
-    conn: sqlite3.Connection,
+    conn: Conn,
     request_id: str,
     status: Literal["applied", "refused", "expired"],
     *,
@@ -237,7 +241,7 @@ def settle_request(
     return cursor.rowcount == 1
 
 
-def expire_requests(conn: sqlite3.Connection, now_wall_ns: int) -> int:
+def expire_requests(conn: Conn, now_wall_ns: int) -> int:
     """Settle as expired every pending request past its time; returns how many."""
     cursor = conn.execute(
         "UPDATE run_requests SET status = 'expired', outcome = 'no controller took it up in time'"

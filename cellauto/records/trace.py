@@ -10,13 +10,13 @@ declare them) is named as missing, never guessed.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from cellauto.identity.isbt128 import check_character
+from cellauto.records.backend import Conn
 from cellauto.records.container_rows import read_containers
 from cellauto.records.material_payloads import (
     ContainerCreated,
@@ -77,7 +77,7 @@ def _place(value: Any) -> str:
     return "(unknown)" if value is None else str(value)
 
 
-def trace_run(records: Sequence[Record], conn: sqlite3.Connection | None = None) -> RunTrace:
+def trace_run(records: Sequence[Record], conn: Conn | None = None) -> RunTrace:
     """The trace of one run's ``records`` (``conn``: the journal, for its table rows)."""
     started = next((r.payload for r in records if isinstance(r.payload, RunStarted)), None)
     run_id = records[0].run_id if records else ""
@@ -207,7 +207,7 @@ def _instrument(
     return entry
 
 
-def _rows(found: dict[str, ContainerTrace], conn: sqlite3.Connection | None, run_id: str) -> None:
+def _rows(found: dict[str, ContainerTrace], conn: Conn | None, run_id: str) -> None:
     if conn is None:
         return
     for row in read_containers(conn, run_id):

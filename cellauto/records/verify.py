@@ -45,7 +45,6 @@ minutes), or put back an older copy of the whole file (``--head`` catches that).
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -54,7 +53,9 @@ from pydantic import BaseModel, ConfigDict
 
 from cellauto.errors import RunNotFoundError
 from cellauto.records import _sqlite
+from cellauto.records import backend as db
 from cellauto.records._sqlite import StoredRow
+from cellauto.records.backend import Conn
 from cellauto.records.chain_check import RunRows, check_rows, record_name
 from cellauto.records.ledger_check import LedgerCheck, Mark, RunMarks, check_ledger, marks_problem
 from cellauto.records.refs import SITE_CHAIN
@@ -133,7 +134,7 @@ def verify_run(
 
 def _verify_run(
     journal: Journal,
-    conn: sqlite3.Connection,
+    conn: Conn,
     run_id: str,
     public_key: Path | None,
     ledger: LedgerCheck | None,
@@ -199,13 +200,13 @@ def verify_journal(
 
 
 @contextmanager
-def _snapshot(conn: sqlite3.Connection) -> Iterator[None]:
+def _snapshot(conn: Conn) -> Iterator[None]:
     """Read everything in one transaction: one consistent state of the file (WAL), so
     that a run being written meanwhile is never taken for a tampered one."""
     if conn.in_transaction:  # already inside one (verify_journal → verify_run)
         yield
         return
-    conn.execute("BEGIN")
+    db.begin_read(conn)
     try:
         yield
     finally:
@@ -220,9 +221,7 @@ def verify_all(journal: Journal, *, public_key: Path | None = None) -> list[Chai
 _name = record_name
 
 
-def _with_signatures(
-    conn: sqlite3.Connection, run_id: str, problem: _Problem | None
-) -> _Problem | None:
+def _with_signatures(conn: Conn, run_id: str, problem: _Problem | None) -> _Problem | None:
     """Rule 10: each signature the run's records embed is its site record's, signing this
     run's record (:mod:`cellauto.records.signature_check`). When the chain is already
     broken at a record whose signature disagrees too, the reason says so."""
@@ -265,7 +264,7 @@ def _marked(mark: Mark) -> str:
 
 
 def _check_marks(
-    conn: sqlite3.Connection, run_id: str, last: StoredRow | None, marks: RunMarks
+    conn: Conn, run_id: str, last: StoredRow | None, marks: RunMarks
 ) -> _Problem | None:
     """Hold the run's records against its verified ledger entries (begun, anchors, seal)."""
     if marks.begun is None:

@@ -26,7 +26,6 @@ points at its record.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ import orjson
 from cellauto import __version__
 from cellauto.records import Journal, Record
 from cellauto.records import payloads as rec
+from cellauto.records.backend import Conn
 from cellauto.records.kinds import RecordKind
 from cellauto.records.models import utc_from_epoch_s
 from cellauto.review.measurements import run_records
@@ -169,7 +169,7 @@ def cell_counting_document(records: Iterable[Record]) -> dict[str, Any]:
 _KINDS = [RecordKind.RUN_STARTED.value, RecordKind.INSTRUMENT_RESPONSE.value]
 
 
-def write_cell_counts(source: Journal | sqlite3.Connection, run_id: str, path: Path) -> Path:
+def write_cell_counts(source: Journal | Conn, run_id: str, path: Path) -> Path:
     """Write the run's cell counts to ``path`` as ASM cell-counting JSON."""
     document = cell_counting_document(run_records(source, run_id, _KINDS))
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,6 @@ One pass over the run's records (:func:`batch_facts`) gives the facts the releas
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,6 +16,7 @@ from typing import Any
 from cellauto.errors import RunNotFoundError
 from cellauto.records import Journal
 from cellauto.records._sqlite import stored_rows
+from cellauto.records.backend import Conn
 from cellauto.records.models import Record
 from cellauto.records.payloads import BatchValue, RunEnded, RunStarted
 from cellauto.records.release_plan import ReleasePlan
@@ -75,7 +75,7 @@ def batch_facts(journal: Journal, run_id: str) -> BatchFacts:
     return facts_of(run_id, journal.records(run_id), where=str(journal.path))
 
 
-def batch_facts_in(conn: sqlite3.Connection, run_id: str) -> BatchFacts:
+def batch_facts_in(conn: Conn, run_id: str) -> BatchFacts:
     """:func:`batch_facts` through a bare connection to the journal file (``verify``)."""
     records = [Record.from_row(run_id, row) for row in stored_rows(conn, run_id)]
     return facts_of(run_id, records, where="this journal")

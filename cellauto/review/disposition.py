@@ -16,13 +16,13 @@ without a reason (a running batch is stopped or aborted first).
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Literal, NamedTuple
 
 from cellauto.errors import BadInputError, ReleaseRefusedError, RunNotFoundError
 from cellauto.records import Journal
+from cellauto.records.backend import Conn
 from cellauto.records.refs import Meaning, RecordRef, SiteRef
 from cellauto.records.site_payloads_review import (
     BatchDisposed,
@@ -70,7 +70,7 @@ class Disposition(NamedTuple):
     coa: CertificateOfAnalysis
 
 
-def _heads(conn: sqlite3.Connection, run_id: str) -> tuple[object, ...]:
+def _heads(conn: Conn, run_id: str) -> tuple[object, ...]:
     """The site chain's and the run's last records: what a verification was of."""
     site = conn.execute("SELECT seq, hash FROM site_records ORDER BY seq DESC LIMIT 1").fetchone()
     run = conn.execute(
@@ -104,7 +104,7 @@ def refusal_text(run_id: str, problems: Sequence[ReleaseProblem]) -> str:
     return "\n".join(lines)
 
 
-def _site_head(conn: sqlite3.Connection) -> SiteRef | None:
+def _site_head(conn: Conn) -> SiteRef | None:
     row = conn.execute("SELECT seq, hash FROM site_records ORDER BY seq DESC LIMIT 1").fetchone()
     return None if row is None else SiteRef(seq=row[0], hash=row[1])
 

@@ -15,6 +15,7 @@ import sqlite3
 from typing import Literal, NamedTuple
 
 from cellauto.errors import BadInputError
+from cellauto.records.backend import Conn
 from cellauto.records.release_plan import test_slug
 
 __all__ = [
@@ -68,7 +69,7 @@ def qc_result_id(run_id: str, test: str, number: int) -> str:
     return f"QC-{run_key(run_id)}-{test_slug(test)}-{number:02d}"
 
 
-def next_site_deviation_id(conn: sqlite3.Connection, run_id: str) -> str:
+def next_site_deviation_id(conn: Conn, run_id: str) -> str:
     """The id the next deviation raised on the site for the run gets (inside the act's
     write transaction: one more than those raised so far, by a person or by QC)."""
     try:
@@ -80,7 +81,7 @@ def next_site_deviation_id(conn: sqlite3.Connection, run_id: str) -> str:
     return site_deviation_id(run_id, int(count) + 1)
 
 
-def next_qc_result_id(conn: sqlite3.Connection, run_id: str, test: str) -> str:
+def next_qc_result_id(conn: Conn, run_id: str, test: str) -> str:
     """The id the next result of ``test`` for the run gets (inside the write transaction)."""
     try:
         (count,) = conn.execute(
@@ -104,7 +105,7 @@ def parse_deviation_id(text: str) -> ParsedDeviationId:
     return ParsedDeviationId(match["run"], origin, int(match["n"]))
 
 
-def run_for_key(conn: sqlite3.Connection, key: str) -> str | None:
+def run_for_key(conn: Conn, key: str) -> str | None:
     """The run whose id starts with ``key`` (12 hex), or None; several: BadInputError.
 
     Looks in ``run_owners`` (every run claimed since schema version 3) and, for older

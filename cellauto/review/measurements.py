@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import math
-import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -32,6 +31,7 @@ from cellauto.errors import RunNotFoundError
 from cellauto.records import Journal, Record
 from cellauto.records import payloads as rec
 from cellauto.records._sqlite import has_run, stored_rows
+from cellauto.records.backend import Conn
 from cellauto.records.kinds import RecordKind
 from cellauto.records.models import utc_from_epoch_s
 from cellauto.review.units import NOT_QUANTITIES, UnknownUnitError, is_timestamp, unit_of
@@ -48,7 +48,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Source = Journal | sqlite3.Connection
+Source = Journal | Conn
 
 
 class Measurement(NamedTuple):

@@ -13,12 +13,12 @@ refused part), then raised.
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import date
 from typing import NamedTuple, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cellauto.records.backend import Conn
 from cellauto.records.refs import Meaning, SiteRef
 from cellauto.records.site_payloads_review import (
     DeviationRaised,
@@ -114,7 +114,7 @@ def ended_run(tx: SiteTx, acting: Refuses, run_id: str) -> RunFacts:
     return facts
 
 
-def _valid_result(conn: sqlite3.Connection, run_id: str, test: str) -> str | None:
+def _valid_result(conn: Conn, run_id: str, test: str) -> str | None:
     row = conn.execute(
         "SELECT result_id FROM qc_results WHERE run_id = ? AND test = ? AND status = 'valid'",
         (run_id, test),

@@ -8,13 +8,13 @@ Shared by hand entry (:mod:`cellauto.review.qc`), LIMS import
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 import orjson
 
+from cellauto.records.backend import Conn
 from cellauto.records.container_rows import read_containers
 from cellauto.records.release_plan import ReleasePlan, ReleaseTest
 from cellauto.records.site_payloads import SitePolicy
@@ -54,7 +54,7 @@ def _payload(body: bytes | str) -> dict[str, Any]:
     return payload
 
 
-def run_facts(conn: sqlite3.Connection, run_id: str) -> RunFacts | None:
+def run_facts(conn: Conn, run_id: str) -> RunFacts | None:
     """The run's facts from its records (None: no such run)."""
     rows = conn.execute(
         "SELECT kind, body, wall_time_ns FROM records WHERE run_id = ? AND kind IN"

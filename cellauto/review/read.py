@@ -19,7 +19,9 @@ from typing import Any, NamedTuple
 import orjson
 
 from cellauto.errors import JournalError
+from cellauto.records import backend as db
 from cellauto.records._schema import REVIEW_STATEMENTS, is_missing_table, site_row_filter
+from cellauto.records.backend import Conn
 from cellauto.records.canonical import canonical_bytes
 from cellauto.records.lims_schema import LimsSchema
 from cellauto.records.refs import SiteRef
@@ -60,7 +62,7 @@ __all__ = [
 TERMINAL_STATUSES = frozenset({"closed", "withdrawn"})
 
 
-def _select(conn: sqlite3.Connection, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+def _select(conn: Conn, sql: str, args: Sequence[Any] = ()) -> list[Any]:
     try:
         return conn.execute(sql, tuple(args)).fetchall()
     except sqlite3.OperationalError as exc:
@@ -85,7 +87,7 @@ class RunnerDeviation(NamedTuple):
     wall_time_ns: int
 
 
-def runner_deviations(conn: sqlite3.Connection, run_id: str | None = None) -> list[RunnerDeviation]:
+def runner_deviations(conn: Conn, run_id: str | None = None) -> list[RunnerDeviation]:
     """The runs' ``deviation`` records (of one run, or of all), numbered per run."""
     where, args = (
         ("run_id = ? AND kind = 'deviation'", (run_id,))
@@ -156,11 +158,11 @@ _DEVIATION_COLUMNS = (
 
 
 def read_deviations(
-    conn: sqlite3.Connection,
+    conn: Conn,
     *,
     run_id: str | None = None,
     open_only: bool = False,
-    rows_from: sqlite3.Connection | None = None,
+    rows_from: Conn | None = None,
 ) -> list[DeviationRow]:
     """Every deviation (of one run, or of the site), runner ones first by run and place;
     ``rows_from``: where the ``deviations`` rows are read (a replay's scratch database;
@@ -201,7 +203,7 @@ def read_deviations(
     return [row for row in merged if not (open_only and row.terminal)]
 
 
-def deviation_investigators(conn: sqlite3.Connection, deviation_id: str) -> set[str]:
+def deviation_investigators(conn: Conn, deviation_id: str) -> set[str]:
     """Everyone who recorded an investigation of the deviation (its ``deviation_investigated``
     site records, found through the ``deviations`` row index, each checked by its hash)."""
     try:
@@ -217,7 +219,7 @@ def deviation_investigators(conn: sqlite3.Connection, deviation_id: str) -> set[
         raise
 
 
-def read_deviation(conn: sqlite3.Connection, deviation_id: str) -> DeviationRow | None:
+def read_deviation(conn: Conn, deviation_id: str) -> DeviationRow | None:
     """One deviation, or None; its run's review rows confirmed first."""
     found = _select(
         conn, f"SELECT {_DEVIATION_COLUMNS} FROM deviations WHERE deviation_id = ?", (deviation_id,)
@@ -256,9 +258,7 @@ class QcRow(NamedTuple):
     source_hash: str
 
 
-def read_qc_results(
-    conn: sqlite3.Connection, run_id: str, *, valid_only: bool = False
-) -> list[QcRow]:
+def read_qc_results(conn: Conn, run_id: str, *, valid_only: bool = False) -> list[QcRow]:
     """The run's QC results in the order they were recorded."""
     rows = _select(
         conn,
@@ -271,7 +271,7 @@ def read_qc_results(
     return [r for r in results if r.status == "valid"] if valid_only else results
 
 
-def qc_result_bodies(conn: sqlite3.Connection, run_id: str) -> dict[str, QcResultBody]:
+def qc_result_bodies(conn: Conn, run_id: str) -> dict[str, QcResultBody]:
     """Each QC result of the run as recorded (analyst, tested_on, sample, ...): its body
     in the entry or import record at its row's ``entry_seq``, that record checked
     against its hash; JournalError when the row names a record without it."""
@@ -313,7 +313,7 @@ class DispositionRow(NamedTuple):
         return SiteRef(seq=self.source_seq, hash=self.source_hash)
 
 
-def read_disposition(conn: sqlite3.Connection, run_id: str) -> DispositionRow | None:
+def read_disposition(conn: Conn, run_id: str) -> DispositionRow | None:
     rows = _select(
         conn,
         "SELECT run_id, decision, decided_wall_ns, by_name, coa_sha256, source_seq, source_hash"
@@ -323,7 +323,7 @@ def read_disposition(conn: sqlite3.Connection, run_id: str) -> DispositionRow | 
     return DispositionRow(*rows[0]) if rows else None
 
 
-def read_release_plan(conn: sqlite3.Connection, run_id: str) -> ReleasePlan | None:
+def read_release_plan(conn: Conn, run_id: str) -> ReleasePlan | None:
     """The run's ``release_plan`` record (None: a run from before release plans)."""
     row = conn.execute(
         "SELECT body FROM records WHERE run_id = ? AND kind = 'release_plan' ORDER BY seq LIMIT 1",
@@ -334,7 +334,7 @@ def read_release_plan(conn: sqlite3.Connection, run_id: str) -> ReleasePlan | No
     return ReleasePlan.model_validate(orjson.loads(row[0])["payload"])
 
 
-def lims_schema(conn: sqlite3.Connection, name: str) -> tuple[int, LimsSchema, SiteRef] | None:
+def lims_schema(conn: Conn, name: str) -> tuple[int, LimsSchema, SiteRef] | None:
     """The newest version of the LIMS schema ``name``: (version, schema, its record)."""
     rows = _select(
         conn,
@@ -355,7 +355,7 @@ def lims_schema(conn: sqlite3.Connection, name: str) -> tuple[int, LimsSchema, S
     return version, stored, SiteRef(seq=seq, hash=hash_)
 
 
-def review_records(conn: sqlite3.Connection, run_id: str) -> list[StoredSiteRecord]:
+def review_records(conn: Conn, run_id: str) -> list[StoredSiteRecord]:
     """Every review site record of the run, in chain order, each checked against its hash."""
     try:
         return list(stored_site_records_where(conn, site_row_filter("run_review"), (run_id,)))
@@ -373,7 +373,7 @@ _RUN_TABLES = {
 }
 
 
-def _rows_of(conn: sqlite3.Connection, table: str, key: str, run_id: str) -> dict[str, str]:
+def _rows_of(conn: Conn, table: str, key: str, run_id: str) -> dict[str, str]:
     cursor = conn.execute(f"SELECT * FROM {table} WHERE run_id = ?", (run_id,))
     names = [d[0] for d in cursor.description]
     return {
@@ -382,10 +382,10 @@ def _rows_of(conn: sqlite3.Connection, table: str, key: str, run_id: str) -> dic
     }
 
 
-def confirm_run_review(conn: sqlite3.Connection, run_id: str) -> None:
+def confirm_run_review(conn: Conn, run_id: str) -> None:
     """Replay the run's review records and compare with its stored rows; JournalError
     naming the first row that differs (nothing may rely on an edited row)."""
-    if not _select(conn, "SELECT 1 FROM sqlite_master WHERE name = 'deviations'"):
+    if not db.has_table(conn, "deviations"):
         return  # a file of schema version 5 or older: no review rows to confirm
     records = review_records(conn, run_id)
     scratch = sqlite3.connect(":memory:", isolation_level=None)

@@ -22,13 +22,13 @@ collects **every** reason (it never stops at the first), each a
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import NamedTuple
 
 from cellauto.errors import JournalError
 from cellauto.records import Journal, verify_run
+from cellauto.records.backend import Conn
 from cellauto.records.ledger_check import check_ledger
 from cellauto.records.signature_check import Confirmation, check_run_signatures
 from cellauto.records.site_payloads_review import ReleaseProblem
@@ -63,7 +63,7 @@ class RuleContext(NamedTuple):
     the person who would release (None: anyone)."""
 
     journal: Journal
-    conn: sqlite3.Connection
+    conn: Conn
     facts: BatchFacts
     releaser: str | None
 
@@ -267,7 +267,7 @@ RELEASE_RULES: dict[str, Callable[[RuleContext], list[ReleaseProblem]]] = {
 
 def release_problems(
     journal: Journal,
-    conn: sqlite3.Connection,
+    conn: Conn,
     run_id: str,
     *,
     releaser: str | None = None,

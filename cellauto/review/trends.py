@@ -31,7 +31,6 @@ HTML outputs are in :mod:`cellauto.review.trends_out`.
 from __future__ import annotations
 
 import math
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -41,6 +40,7 @@ import orjson
 
 from cellauto.errors import BadInputError, RunNotFoundError
 from cellauto.records import Journal, _summary
+from cellauto.records.backend import Conn
 from cellauto.records.models import RunSummary, utc_from_epoch_s
 from cellauto.review.read import read_deviations, read_disposition
 
@@ -161,7 +161,7 @@ METRICS: tuple[Metric, ...] = (
 )
 
 
-def _conn(source: Journal | sqlite3.Connection) -> sqlite3.Connection:
+def _conn(source: Journal | Conn) -> Conn:
     return source.read_connection() if isinstance(source, Journal) else source
 
 
@@ -171,7 +171,7 @@ def _number(value: object) -> float | None:
     return None
 
 
-def _payloads(conn: sqlite3.Connection, run_id: str) -> dict[str, list[dict[str, Any]]]:
+def _payloads(conn: Conn, run_id: str) -> dict[str, list[dict[str, Any]]]:
     """The run's ``run_started`` (seq 0), ``batch_value`` and ``check_result`` payloads by
     kind, in seq order: one pass over the run's rows (the ``(run_id, seq)`` index)."""
     found: dict[str, list[dict[str, Any]]] = {"run_started": [], _VALUE: [], _CHECK: []}
@@ -189,7 +189,7 @@ def _payloads(conn: sqlite3.Connection, run_id: str) -> dict[str, list[dict[str,
 _VALUE, _CHECK = "batch_value", "check_result"
 
 
-def _metrics(conn: sqlite3.Connection, summary: RunSummary) -> BatchMetrics:
+def _metrics(conn: Conn, summary: RunSummary) -> BatchMetrics:
     run_id = summary.run_id
     payloads = _payloads(conn, run_id)
     values: dict[str, object] = {}
@@ -239,7 +239,7 @@ def _metrics(conn: sqlite3.Connection, summary: RunSummary) -> BatchMetrics:
     )
 
 
-def batch_metrics(source: Journal | sqlite3.Connection, run_id: str) -> BatchMetrics:
+def batch_metrics(source: Journal | Conn, run_id: str) -> BatchMetrics:
     """The trended figures of one run."""
     conn = _conn(source)
     summary = _summary.summarize(conn, run_id)
@@ -249,7 +249,7 @@ def batch_metrics(source: Journal | sqlite3.Connection, run_id: str) -> BatchMet
 
 
 def trend_selections(
-    source: Journal | sqlite3.Connection,
+    source: Journal | Conn,
     protocol: str | None = None,
     *,
     include_simulated: bool = False,
@@ -274,7 +274,7 @@ def trend_selections(
 
 
 def trend_tables(
-    source: Journal | sqlite3.Connection,
+    source: Journal | Conn,
     protocol: str | None = None,
     *,
     include_simulated: bool = False,
@@ -288,7 +288,7 @@ def trend_tables(
     }
 
 
-def trend_table(source: Journal | sqlite3.Connection, protocol: str) -> list[BatchMetrics]:
+def trend_table(source: Journal | Conn, protocol: str) -> list[BatchMetrics]:
     """The metrics of every finished run of ``protocol``, in start order."""
     return trend_tables(source, protocol).get(protocol, [])
 

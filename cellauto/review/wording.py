@@ -4,11 +4,11 @@ record show them (``DEVIATION RAISED DEV-3f9a1c2e7b10-S01 by op.ann: bag label s
 
 from __future__ import annotations
 
-import sqlite3
 from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
+from cellauto.records.backend import Conn
 from cellauto.records.site_payload_base import SitePayload
 from cellauto.records.site_payloads_review import (
     BatchDisposed,
@@ -155,7 +155,7 @@ def describe_review(payload: SitePayload) -> str:
     return words(payload)
 
 
-def review_summary(conn: sqlite3.Connection, run_id: str) -> str | None:
+def review_summary(conn: Conn, run_id: str) -> str | None:
     """One line of where the batch's review stands (``cellauto verify``): its deviations
     by status, its valid QC results against the release plan, and QA's decision; None
     for a run with neither a release plan, a deviation nor a result."""

@@ -3,7 +3,6 @@ confirmed under the write lock, and refusals journaled in a transaction of their
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 from typing import TypeVar
@@ -16,6 +15,7 @@ from cellauto.errors import (
     PeopleError,
     PermissionRefusedError,
 )
+from cellauto.records.backend import Conn
 from cellauto.records.refs import SiteRef
 from cellauto.records.site_payloads import (
     AccountChangeRefused,
@@ -75,7 +75,7 @@ def expires_on(policy: SitePolicy, now_ns: int) -> date | None:
     return site_date(policy, now_ns) + timedelta(days=policy.password_expiry_days)
 
 
-def history(conn: sqlite3.Connection, name: str) -> list[str]:
+def history(conn: Conn, name: str) -> list[str]:
     rows = conn.execute(
         "SELECT argon2 FROM credentials WHERE name = ? ORDER BY set_seq DESC", (name,)
     )
@@ -86,7 +86,7 @@ def store_credential(tx: SiteTx, name: str, ref: SiteRef, argon2: str, policy: S
     write_credential(tx.conn, name, ref.seq, argon2, keep=policy.password_history)
 
 
-def active_administrators(conn: sqlite3.Connection) -> set[str]:
+def active_administrators(conn: Conn) -> set[str]:
     rows = conn.execute("SELECT name, roles FROM accounts WHERE status = 'active'")
     return {name for name, roles in rows if Role.ADMINISTRATOR in orjson.loads(roles)}
 

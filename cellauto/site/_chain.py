@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
@@ -18,6 +17,7 @@ import orjson
 from pydantic import ValidationError
 
 from cellauto.errors import JournalError
+from cellauto.records.backend import Conn
 from cellauto.records.refs import SiteRef
 from cellauto.records.site_payloads import SITE_PAYLOAD_TYPES, SiteKind, SitePayload
 
@@ -64,14 +64,14 @@ def _parse(row: tuple[int, str, int, str, str]) -> StoredSiteRecord:
     return StoredSiteRecord(seq, kind, wall_time_ns, payload, stored_hash)
 
 
-def stored_site_record(conn: sqlite3.Connection, seq: int) -> StoredSiteRecord | None:
+def stored_site_record(conn: Conn, seq: int) -> StoredSiteRecord | None:
     """The site record at ``seq`` (None when there is none), checked against its hash."""
     row = conn.execute(f"SELECT {_COLUMNS} FROM site_records WHERE seq = ?", (seq,)).fetchone()
     return None if row is None else _parse(row)
 
 
 def stored_site_records(
-    conn: sqlite3.Connection,
+    conn: Conn,
     *,
     kinds: tuple[SiteKind, ...] | None = None,
     mentioning: str | None = None,
@@ -93,7 +93,7 @@ def stored_site_records(
 
 
 def stored_site_records_where(
-    conn: sqlite3.Connection, where: str, args: Sequence[object]
+    conn: Conn, where: str, args: Sequence[object]
 ) -> Iterator[StoredSiteRecord]:
     """Site records in chain order matching ``where`` (SQL over ``site_records``, written
     by the caller from fixed text so that SQLite can use an index), parsed and checked."""
@@ -102,9 +102,7 @@ def stored_site_records_where(
         yield _parse(row)
 
 
-def rows_about(
-    conn: sqlite3.Connection, name: str
-) -> Iterator[tuple[str, Callable[[], StoredSiteRecord]]]:
+def rows_about(conn: Conn, name: str) -> Iterator[tuple[str, Callable[[], StoredSiteRecord]]]:
     """In chain order, every ``policy_set`` record and every record whose body holds
     ``name`` as a JSON string: its kind, and a function that parses (and checks) it,
     so a caller may skip the parsing of records it does not need."""

@@ -21,6 +21,7 @@ import orjson
 
 from cellauto.errors import BadInputError, PermissionRefusedError
 from cellauto.records._schema import is_missing_table
+from cellauto.records.backend import Conn
 from cellauto.records.refs import RecordRef, SiteRef
 from cellauto.records.site_payloads import AlarmAcknowledged, SignatureRefused
 from cellauto.records.site_store import SiteStore, SiteTx
@@ -51,7 +52,7 @@ class AlarmRow(NamedTuple):
     comment: str | None
 
 
-def _select(conn: sqlite3.Connection, sql: str, args: tuple[object, ...] = ()) -> list[Any]:
+def _select(conn: Conn, sql: str, args: tuple[object, ...] = ()) -> list[Any]:
     try:
         return conn.execute(sql, args).fetchall()
     except sqlite3.OperationalError as exc:
@@ -61,7 +62,7 @@ def _select(conn: sqlite3.Connection, sql: str, args: tuple[object, ...] = ()) -
 
 
 def open_alarms(
-    conn: sqlite3.Connection, *, run_id: str | None = None, include_acknowledged: bool = False
+    conn: Conn, *, run_id: str | None = None, include_acknowledged: bool = False
 ) -> list[AlarmRow]:
     """The alarms of one run or of every run, oldest first; unacknowledged only unless
     ``include_acknowledged``. (Through the ``records_alarms`` index on a version 7 file.)"""

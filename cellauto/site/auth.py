@@ -12,7 +12,6 @@ itself: the act that follows is a record of the person, which ends their failure
 from __future__ import annotations
 
 import secrets
-import sqlite3
 from typing import Literal, NamedTuple
 
 from cellauto.errors import (
@@ -23,6 +22,7 @@ from cellauto.errors import (
     PasswordExpiredError,
     PeopleError,
 )
+from cellauto.records.backend import Conn
 from cellauto.records.refs import SiteRef
 from cellauto.records.site_payloads import (
     AccountChanged,
@@ -106,7 +106,7 @@ def _error(cause: SignInCause, name: str) -> PeopleError:
     )
 
 
-def _read(conn: sqlite3.Connection, name: str) -> Account | None:
+def _read(conn: Conn, name: str) -> Account | None:
     row = conn.execute(
         "SELECT name, full_name, roles, status, failures, password_seq, password_expires_ns,"
         " must_change, source_seq, source_hash FROM accounts WHERE name = ?",

@@ -12,12 +12,12 @@ It is typed structurally, so this layer imports nothing of the runner.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol
 
+from cellauto.records.backend import Conn
 from cellauto.records.refs import Meaning, RecordRef, SiteRef
 from cellauto.records.site_payloads import Signature, TrainingSubject
 from cellauto.site._chain import stored_site_record
@@ -72,7 +72,7 @@ class SiteAuthority:
 
     def __init__(
         self,
-        reading: Callable[[], AbstractContextManager[sqlite3.Connection]],
+        reading: Callable[[], AbstractContextManager[Conn]],
         *,
         now_ns: Callable[[], int] = time.time_ns,
     ) -> None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
-from cellauto.records import _sqlite
+from cellauto.records import backend as db
+from cellauto.records.backend import Conn, Location
 from cellauto.records.site_payloads import (
     AccountChanged,
     AccountChangeRefused,
@@ -38,20 +38,18 @@ __all__ = [
 
 
 @contextmanager
-def reading_journal(path: Path) -> Iterator[sqlite3.Connection]:
+def reading_journal(path: str | os.PathLike[str] | Location) -> Iterator[Conn]:
     """A read-only view of an existing journal (no signing key needed, nothing written)."""
-    conn = _sqlite.connect(path, create=False, timeout_s=5.0)
+    conn = db.open_backend(path).connect(create=False, timeout_s=5.0)
     try:
-        conn.execute("PRAGMA query_only=ON")
-        conn.execute("BEGIN")
+        db.begin_read(conn, query_only=True)
         yield conn
     finally:
         conn.close()
 
 
-def has_site_tables(conn: sqlite3.Connection) -> bool:
-    row = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'accounts'").fetchone()
-    return row is not None
+def has_site_tables(conn: Conn) -> bool:
+    return db.has_table(conn, "accounts")
 
 
 def about(payload: SitePayload) -> set[str]:
@@ -70,7 +68,7 @@ def about(payload: SitePayload) -> set[str]:
     return names
 
 
-def account_history(conn: sqlite3.Connection, name: str) -> list[StoredSiteRecord]:
+def account_history(conn: Conn, name: str) -> list[StoredSiteRecord]:
     return [r for r in stored_site_records(conn, mentioning=name) if name in about(r.payload)]
 
 

@@ -23,6 +23,7 @@ import orjson
 
 from cellauto.errors import JournalError
 from cellauto.records._schema import MATERIAL_STATEMENTS, is_missing_table, site_row_filter
+from cellauto.records.backend import Conn
 from cellauto.records.material_payloads import LotSnapshot
 from cellauto.records.refs import SiteRef
 from cellauto.records.site_payloads_mat import (
@@ -163,7 +164,7 @@ def snapshot(row: LotRow) -> LotSnapshot:
     )
 
 
-def _select(conn: sqlite3.Connection, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+def _select(conn: Conn, sql: str, args: Sequence[Any] = ()) -> list[Any]:
     try:
         return conn.execute(sql, args).fetchall()
     except sqlite3.OperationalError as exc:
@@ -191,11 +192,11 @@ _RUN_SIDE = {"lots": {"remaining_milli", "reserved_milli"}}
 _scratch = threading.local()
 
 
-def _scratch_db() -> sqlite3.Connection:
+def _scratch_db() -> Conn:
     """This thread's scratch database with the materials tables, always empty between
     replays (each replay runs in a transaction rolled back): creating the tables anew for
     every confirmation was most of its cost (a CAR-T simulation confirms ~50 rows)."""
-    scratch: sqlite3.Connection | None = getattr(_scratch, "conn", None)
+    scratch: Conn | None = getattr(_scratch, "conn", None)
     if scratch is None:
         scratch = sqlite3.connect(":memory:", isolation_level=None)
         for statement in MATERIAL_STATEMENTS:
@@ -204,7 +205,7 @@ def _scratch_db() -> sqlite3.Connection:
     return scratch
 
 
-def _confirm(conn: sqlite3.Connection, table: str, key: str) -> None:
+def _confirm(conn: Conn, table: str, key: str) -> None:
     """Replay the site records of this one row and compare (the run-side columns aside)."""
     scratch = _scratch_db()
     scratch.execute("BEGIN")
@@ -232,14 +233,14 @@ def _confirm(conn: sqlite3.Connection, table: str, key: str) -> None:
             )
 
 
-def _stored_row(conn: sqlite3.Connection, table: str, key: str) -> Sequence[Any]:
+def _stored_row(conn: Conn, table: str, key: str) -> Sequence[Any]:
     row: Sequence[Any] = conn.execute(
         f"SELECT * FROM {table} WHERE {_KEYS[table]} = ?", (key,)
     ).fetchone()
     return row
 
 
-def read_material(conn: sqlite3.Connection, material: str) -> MaterialRow | None:
+def read_material(conn: Conn, material: str) -> MaterialRow | None:
     rows = _select(
         conn, f"SELECT {MATERIAL_COLUMNS} FROM materials WHERE material = ?", (material,)
     )
@@ -250,13 +251,13 @@ def read_material(conn: sqlite3.Connection, material: str) -> MaterialRow | None
     return row
 
 
-def list_materials(conn: sqlite3.Connection) -> list[MaterialRow]:
+def list_materials(conn: Conn) -> list[MaterialRow]:
     """Every material, by name (as stored: for listing)."""
     rows = _select(conn, f"SELECT {MATERIAL_COLUMNS} FROM materials ORDER BY material")
     return [MaterialRow.from_row(row) for row in rows]
 
 
-def read_lot(conn: sqlite3.Connection, lot_id: str) -> LotRow | None:
+def read_lot(conn: Conn, lot_id: str) -> LotRow | None:
     """The lot ``lot_id``, confirmed against its site record; None if there is none."""
     rows = _select(conn, f"SELECT {LOT_COLUMNS} FROM lots WHERE lot_id = ?", (lot_id,))
     if not rows:
@@ -266,7 +267,7 @@ def read_lot(conn: sqlite3.Connection, lot_id: str) -> LotRow | None:
     return row
 
 
-def list_lots(conn: sqlite3.Connection, material: str | None = None) -> list[LotRow]:
+def list_lots(conn: Conn, material: str | None = None) -> list[LotRow]:
     """The lots of ``material`` (every lot when None), first expiry first (as stored)."""
     where, args = ("WHERE material = ?", (material,)) if material is not None else ("", ())
     rows = _select(
@@ -275,9 +276,7 @@ def list_lots(conn: sqlite3.Connection, material: str | None = None) -> list[Lot
     return [LotRow.from_row(row) for row in rows]
 
 
-def usable_lots(
-    conn: sqlite3.Connection, material: str, *, through: date, need_milli: int
-) -> list[LotRow]:
+def usable_lots(conn: Conn, material: str, *, through: date, need_milli: int) -> list[LotRow]:
     """Released lots of ``material`` unexpired through ``through`` with ``need_milli`` free,
     first expiry first (FEFO), each confirmed against its site record."""
     rows = _select(
@@ -294,7 +293,7 @@ def usable_lots(
 
 
 def read_equipment(
-    conn: sqlite3.Connection,
+    conn: Conn,
     *,
     asset: str | None = None,
     serial: tuple[str, str, str] | None = None,
@@ -319,7 +318,7 @@ def read_equipment(
     return row
 
 
-def list_equipment(conn: sqlite3.Connection) -> list[EquipmentRow]:
+def list_equipment(conn: Conn) -> list[EquipmentRow]:
     """Every instrument in the registry, by asset tag (as stored: for listing)."""
     rows = _select(conn, f"SELECT {EQUIPMENT_COLUMNS} FROM equipment ORDER BY asset")
     return [EquipmentRow.from_row(row) for row in rows]

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import ValidationError
 
 from cellauto.errors import BadInputError, JournalError
+from cellauto.records.backend import Conn
 from cellauto.records.refs import SiteRef
 from cellauto.records.site_payloads import PolicySet, SitePolicy
 from cellauto.site._chain import VERIFY_HINT, stored_site_record
@@ -73,7 +74,7 @@ def end_of_day_ns(policy: SitePolicy, day: date) -> int:
     return start_of_day_ns(policy, day + timedelta(days=1))
 
 
-def current_policy(conn: sqlite3.Connection) -> tuple[SitePolicy, SiteRef]:
+def current_policy(conn: Conn) -> tuple[SitePolicy, SiteRef]:
     """The policy in force and the ``policy_set`` record it comes from, confirmed."""
     rows = dict(
         conn.execute(
@@ -113,7 +114,7 @@ def load_policy_file(path: Path) -> SitePolicy:
     return policy
 
 
-def site_zone(conn: sqlite3.Connection) -> tzinfo:
+def site_zone(conn: Conn) -> tzinfo:
     """The site's time zone, in which a lot's expiry day and an instrument's calibration
     day are read (UTC for a site without a policy: a simulated one)."""
     try:

@@ -21,6 +21,7 @@ from typing import NamedTuple
 import orjson
 
 from cellauto.errors import JournalError
+from cellauto.records.backend import Conn
 from cellauto.records.refs import SiteRef
 from cellauto.records.site_payloads import (
     AccountChanged,
@@ -106,22 +107,20 @@ def json_list(values: Iterable[str]) -> str:
     return orjson.dumps(list(values)).decode("utf-8")
 
 
-def _policy_in_tx(conn: sqlite3.Connection) -> SitePolicy:
+def _policy_in_tx(conn: Conn) -> SitePolicy:
     row = conn.execute("SELECT value FROM meta WHERE key = 'site_policy'").fetchone()
     if row is None:
         raise JournalError("a password record comes before any policy_set record")
     return SitePolicy.model_validate_json(row[0])
 
 
-def _expires_ns(conn: sqlite3.Connection, expires_on: date | None) -> int | None:
+def _expires_ns(conn: Conn, expires_on: date | None) -> int | None:
     if expires_on is None:
         return None
     return end_of_day_ns(_policy_in_tx(conn), expires_on)
 
 
-def _update(
-    conn: sqlite3.Connection, name: str, ref: SiteRef, sets: str, args: tuple[object, ...]
-) -> None:
+def _update(conn: Conn, name: str, ref: SiteRef, sets: str, args: tuple[object, ...]) -> None:
     cur = conn.execute(
         f"UPDATE accounts SET {sets}, source_seq = ?, source_hash = ? WHERE name = ?",
         (*args, ref.seq, ref.hash, name),
@@ -130,9 +129,7 @@ def _update(
         raise JournalError(f"site record {ref.seq} changes account {name!r}, which does not exist")
 
 
-def apply_projection(
-    conn: sqlite3.Connection, payload: SitePayload, ref: SiteRef, wall_time_ns: int
-) -> None:
+def apply_projection(conn: Conn, payload: SitePayload, ref: SiteRef, wall_time_ns: int) -> None:
     """Update the projections for one site record (inside the appending transaction)."""
     _apply(conn, payload, ref, training=True)
     apply_material_projection(conn, payload, ref)
@@ -141,12 +138,12 @@ def apply_projection(
     apply_alarm_projection(conn, payload, ref, wall_time_ns)
 
 
-def apply_account_effects(conn: sqlite3.Connection, payload: SitePayload, ref: SiteRef) -> None:
+def apply_account_effects(conn: Conn, payload: SitePayload, ref: SiteRef) -> None:
     """The policy and ``accounts`` effects of one record only (to confirm one account)."""
     _apply(conn, payload, ref, training=False)
 
 
-def _apply(conn: sqlite3.Connection, payload: SitePayload, ref: SiteRef, *, training: bool) -> None:
+def _apply(conn: Conn, payload: SitePayload, ref: SiteRef, *, training: bool) -> None:
     """``training=False``: the policy and the accounts only (to confirm one account)."""
     if isinstance(payload, PolicySet):
         conn.executemany(
@@ -197,8 +194,10 @@ def _apply(conn: sqlite3.Connection, payload: SitePayload, ref: SiteRef, *, trai
     elif isinstance(payload, TrainingRecorded) and training:
         subject = payload.subject
         conn.execute(
-            f"INSERT OR REPLACE INTO training ({TRAINING_COLUMNS})"
-            " VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)",
+            f"INSERT INTO training ({TRAINING_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)"
+            " ON CONFLICT (trainee, subject_kind, subject, version) DO UPDATE SET"
+            " trained_on = excluded.trained_on, expires_on = excluded.expires_on,"
+            " revoked = 0, source_seq = excluded.source_seq, source_hash = excluded.source_hash",
             (
                 payload.trainee,
                 subject.kind,
@@ -238,9 +237,7 @@ def _actor(payload: SitePayload) -> str | None:
     return payload.by
 
 
-def write_credential(
-    conn: sqlite3.Connection, name: str, set_seq: int, argon2: str, *, keep: int
-) -> None:
+def write_credential(conn: Conn, name: str, set_seq: int, argon2: str, *, keep: int) -> None:
     """Store the argon2 string of the password set by site record ``set_seq`` (in its
     transaction) and keep the newest ``keep`` (at least the current one)."""
     conn.execute("INSERT INTO credentials VALUES (?, ?, ?)", (name, set_seq, argon2))
@@ -251,7 +248,7 @@ def write_credential(
     )
 
 
-def password_expiry(conn: sqlite3.Connection, account: Account) -> date | None:
+def password_expiry(conn: Conn, account: Account) -> date | None:
     """The expiry date the record that set the account's password gave it."""
     record = (
         None if account.password_seq is None else stored_site_record(conn, account.password_seq)
@@ -285,13 +282,13 @@ def concerns(payload: SitePayload) -> dict[str, tuple[str, ...]]:
     return changed
 
 
-def accounts_by_name(conn: sqlite3.Connection, name: str | None = None) -> dict[str, Account]:
+def accounts_by_name(conn: Conn, name: str | None = None) -> dict[str, Account]:
     where, args = ("WHERE name = ?", (name,)) if name is not None else ("", ())
     rows = conn.execute(f"SELECT {ACCOUNT_COLUMNS} FROM accounts {where}", args)
     return {row[0]: Account.from_row(row) for row in rows}
 
 
-def read_accounts(conn: sqlite3.Connection) -> list[Account]:
+def read_accounts(conn: Conn) -> list[Account]:
     """Every ``accounts`` row, by name (as stored: for listing, not for granting)."""
     return sorted(accounts_by_name(conn).values())
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from cellauto.errors import JournalError
 from cellauto.records._schema import is_missing_table
+from cellauto.records.backend import Conn
 from cellauto.records.refs import SiteRef
 from cellauto.records.site_payload_base import SitePayload
 from cellauto.records.site_payloads import AlarmAcknowledged
@@ -18,7 +19,7 @@ from cellauto.records.site_payloads import AlarmAcknowledged
 __all__ = ["alarms_problem", "apply_alarm_projection"]
 
 
-def _select(conn: sqlite3.Connection, sql: str) -> list[Any]:
+def _select(conn: Conn, sql: str) -> list[Any]:
     try:
         return conn.execute(sql).fetchall()
     except sqlite3.OperationalError as exc:
@@ -28,7 +29,7 @@ def _select(conn: sqlite3.Connection, sql: str) -> list[Any]:
 
 
 def apply_alarm_projection(
-    conn: sqlite3.Connection, payload: SitePayload, ref: SiteRef, wall_time_ns: int
+    conn: Conn, payload: SitePayload, ref: SiteRef, wall_time_ns: int
 ) -> None:
     """The ``alarm_acks`` row of an ``alarm_acknowledged`` record (no-op for others)."""
     if not isinstance(payload, AlarmAcknowledged):
@@ -54,14 +55,14 @@ def apply_alarm_projection(
         ) from exc
 
 
-def _acks(conn: sqlite3.Connection) -> dict[tuple[str, int], tuple[Any, ...]]:
+def _acks(conn: Conn) -> dict[tuple[str, int], tuple[Any, ...]]:
     return {
         (row[0], row[1]): tuple(row)
         for row in _select(conn, "SELECT * FROM alarm_acks ORDER BY run_id, run_seq")
     }
 
 
-def alarms_problem(conn: sqlite3.Connection, scratch: sqlite3.Connection) -> str | None:
+def alarms_problem(conn: Conn, scratch: Conn) -> str | None:
     """The first difference between the stored ``alarm_acks`` and the replay, or an
     acknowledgement of a record that is no alarm of its run (its hash differs); None."""
     have, want = _acks(conn), _acks(scratch)

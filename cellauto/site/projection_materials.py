@@ -19,6 +19,7 @@ import sqlite3
 import orjson
 
 from cellauto.errors import JournalError
+from cellauto.records.backend import Conn
 from cellauto.records.refs import SiteRef
 from cellauto.records.site_payload_base import SitePayload
 from cellauto.records.site_payloads_mat import (
@@ -55,19 +56,19 @@ def _json(value: object) -> str:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
-def _insert(conn: sqlite3.Connection, sql: str, args: tuple[object, ...], what: str) -> None:
+def _insert(conn: Conn, sql: str, args: tuple[object, ...], what: str) -> None:
     try:
         conn.execute(sql, args)
     except sqlite3.IntegrityError as exc:
         raise JournalError(f"{what}, which exists") from exc
 
 
-def _update(conn: sqlite3.Connection, sql: str, args: tuple[object, ...], what: str) -> None:
+def _update(conn: Conn, sql: str, args: tuple[object, ...], what: str) -> None:
     if conn.execute(sql, args).rowcount != 1:
         raise JournalError(f"{what}, which was never recorded")
 
 
-def apply_material_projection(conn: sqlite3.Connection, payload: SitePayload, ref: SiteRef) -> None:
+def apply_material_projection(conn: Conn, payload: SitePayload, ref: SiteRef) -> None:
     """Update ``materials``, ``lots`` or ``equipment`` for one site record (no-op for others)."""
     source = (ref.seq, ref.hash)
     if isinstance(payload, MaterialDefined):
@@ -124,7 +125,7 @@ def apply_material_projection(conn: sqlite3.Connection, payload: SitePayload, re
         _apply_equipment(conn, payload, ref)
 
 
-def _apply_equipment(conn: sqlite3.Connection, payload: SitePayload, ref: SiteRef) -> None:
+def _apply_equipment(conn: Conn, payload: SitePayload, ref: SiteRef) -> None:
     source = (ref.seq, ref.hash)
     if isinstance(payload, EquipmentAdded):
         q = payload.qualification

@@ -18,6 +18,7 @@ import orjson
 
 from cellauto.errors import JournalError
 from cellauto.records._schema import is_missing_table
+from cellauto.records.backend import Conn
 from cellauto.records.canonical import canonical_bytes
 from cellauto.records.refs import SiteRef
 from cellauto.records.site_payload_base import SitePayload
@@ -58,20 +59,20 @@ def _observed(value: float | str) -> str:
     return orjson.dumps(value).decode()
 
 
-def _insert(conn: sqlite3.Connection, sql: str, args: Sequence[object], what: str) -> None:
+def _insert(conn: Conn, sql: str, args: Sequence[object], what: str) -> None:
     try:
         conn.execute(sql, args)
     except sqlite3.IntegrityError as exc:
         raise JournalError(f"{what}, which exists") from exc
 
 
-def _update(conn: sqlite3.Connection, sql: str, args: Sequence[object], what: str) -> None:
+def _update(conn: Conn, sql: str, args: Sequence[object], what: str) -> None:
     if conn.execute(sql, args).rowcount != 1:
         raise JournalError(f"{what}, which was never recorded")
 
 
 def _result_row(
-    conn: sqlite3.Connection,
+    conn: Conn,
     run_id: str,
     body: QcResultBody,
     observed: float | str,
@@ -104,9 +105,7 @@ def _result_row(
     )
 
 
-def _apply_deviation(
-    conn: sqlite3.Connection, payload: SitePayload, ref: SiteRef, wall_time_ns: int
-) -> bool:
+def _apply_deviation(conn: Conn, payload: SitePayload, ref: SiteRef, wall_time_ns: int) -> bool:
     what = f"site record {ref.seq} acts on deviation"
     if isinstance(payload, DeviationRaised):
         _insert(
@@ -182,7 +181,7 @@ def _apply_deviation(
     return True
 
 
-def _apply_qc(conn: sqlite3.Connection, payload: SitePayload, ref: SiteRef) -> bool:
+def _apply_qc(conn: Conn, payload: SitePayload, ref: SiteRef) -> bool:
     if isinstance(payload, QcResultEntered):
         _result_row(
             conn,
@@ -241,7 +240,7 @@ def _apply_qc(conn: sqlite3.Connection, payload: SitePayload, ref: SiteRef) -> b
 
 
 def apply_review_projection(
-    conn: sqlite3.Connection, payload: SitePayload, ref: SiteRef, wall_time_ns: int
+    conn: Conn, payload: SitePayload, ref: SiteRef, wall_time_ns: int
 ) -> None:
     """Update the review projections for one site record (no-op for other kinds)."""
     if _apply_deviation(conn, payload, ref, wall_time_ns) or _apply_qc(conn, payload, ref):
@@ -264,7 +263,7 @@ def apply_review_projection(
         )
 
 
-def _table(conn: sqlite3.Connection, table: str, key: str) -> tuple[list[str], dict[str, Any]]:
+def _table(conn: Conn, table: str, key: str) -> tuple[list[str], dict[str, Any]]:
     try:
         cursor = conn.execute(f"SELECT {key} AS row_key, * FROM {table}")
     except sqlite3.OperationalError as exc:
@@ -275,7 +274,7 @@ def _table(conn: sqlite3.Connection, table: str, key: str) -> tuple[list[str], d
     return names, {row[0]: dict(zip(names, row[1:], strict=True)) for row in cursor}
 
 
-def review_problem(conn: sqlite3.Connection, scratch: sqlite3.Connection) -> str | None:
+def review_problem(conn: Conn, scratch: Conn) -> str | None:
     """The first difference between the stored review tables and the replay
     (``scratch``: the site chain replayed), or None when they agree."""
     for table, key in REVIEW_TABLES.items():

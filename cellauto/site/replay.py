@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from cellauto.errors import JournalError
+from cellauto.records import backend as db
 from cellauto.records._schema import ALARM_STATEMENTS, MATERIAL_STATEMENTS, REVIEW_STATEMENTS
+from cellauto.records.backend import Conn
 from cellauto.records.refs import SiteRef
 from cellauto.records.site_payloads import (
     Signature,
@@ -59,11 +61,9 @@ class SiteRecordLike(Protocol):
     def payload(self) -> SitePayload: ...
 
 
-def _scratch(conn: sqlite3.Connection) -> sqlite3.Connection:
+def _scratch(conn: Conn) -> Conn:
     """An in-memory database with the stored projection tables' own DDL."""
-    ddl = conn.execute(
-        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name IN (?, ?, ?)", _PROJECTED
-    ).fetchall()
+    ddl = [(sql,) for sql in db.table_sql(conn, _PROJECTED)]
     if len(ddl) != len(_PROJECTED):
         raise JournalError("the journal has no site tables (schema older than version 4)")
     scratch = sqlite3.connect(":memory:", isolation_level=None)
@@ -115,7 +115,7 @@ def _account_problem(
     return None
 
 
-def _table_problem(conn: sqlite3.Connection, scratch: sqlite3.Connection) -> str | None:
+def _table_problem(conn: Conn, scratch: Conn) -> str | None:
     sql = (
         f"SELECT {TRAINING_COLUMNS} FROM training ORDER BY trainee, subject_kind, subject, version"
     )
@@ -143,7 +143,7 @@ def _table_problem(conn: sqlite3.Connection, scratch: sqlite3.Connection) -> str
 
 
 def _credential_problem(
-    conn: sqlite3.Connection, accounts: dict[str, Account], commitments: dict[int, tuple[str, str]]
+    conn: Conn, accounts: dict[str, Account], commitments: dict[int, tuple[str, str]]
 ) -> str | None:
     """``commitments``: seq -> (account name, commitment) of every password record."""
     stored = conn.execute("SELECT name, set_seq, argon2 FROM credentials ORDER BY name, set_seq")
@@ -166,7 +166,7 @@ def _credential_problem(
     return None
 
 
-def replay_problem(conn: sqlite3.Connection, records: Sequence[SiteRecordLike]) -> str | None:
+def replay_problem(conn: Conn, records: Sequence[SiteRecordLike]) -> str | None:
     """Replay the whole site chain into a scratch database through
     :func:`apply_projection` and compare with the stored projections; the first
     difference, or None when they agree."""
@@ -220,12 +220,12 @@ _ACCOUNT_KINDS = frozenset(
 """The kinds that set ``accounts`` columns other than by ending a run of failures."""
 
 
-def _failures(scratch: sqlite3.Connection, name: str) -> int:
+def _failures(scratch: Conn, name: str) -> int:
     row = scratch.execute("SELECT failures FROM accounts WHERE name = ?", (name,)).fetchone()
     return 0 if row is None else int(row[0])
 
 
-def confirm_account(conn: sqlite3.Connection, name: str) -> tuple[Account, str] | None:
+def confirm_account(conn: Conn, name: str) -> tuple[Account, str] | None:
     """The account ``name`` and its current argon2 string, confirmed against the chain
     (its records replayed, the credential against its commitment); None when no
     account has that name. An edited row or credential raises :class:`JournalError`."""
@@ -251,7 +251,7 @@ def confirm_account(conn: sqlite3.Connection, name: str) -> tuple[Account, str] 
     return account, _confirmed_credential(conn, account)
 
 
-def _confirmed_credential(conn: sqlite3.Connection, account: Account) -> str:
+def _confirmed_credential(conn: Conn, account: Account) -> str:
     row = conn.execute(
         "SELECT argon2 FROM credentials WHERE name = ? AND set_seq = ?",
         (account.name, account.password_seq),

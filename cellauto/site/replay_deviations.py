@@ -13,11 +13,11 @@ site-raised id that is not the next one of its run, a runner deviation whose
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from cellauto.records.backend import Conn
 from cellauto.records.refs import Meaning, RecordRef
 from cellauto.records.site_payload_base import SitePayload
 from cellauto.records.site_payloads_review import (
@@ -79,7 +79,7 @@ class _State:
     investigators: set[str] = field(default_factory=set)
 
 
-def _run_deviation(conn: sqlite3.Connection, run_id: str, ordinal: int) -> tuple[int, str] | None:
+def _run_deviation(conn: Conn, run_id: str, ordinal: int) -> tuple[int, str] | None:
     """(seq, hash) of the run's ``ordinal``-th ``deviation`` record (1-based)."""
     row = conn.execute(
         "SELECT seq, hash FROM records WHERE run_id = ? AND kind = 'deviation'"
@@ -90,7 +90,7 @@ def _run_deviation(conn: sqlite3.Connection, run_id: str, ordinal: int) -> tuple
 
 
 class _Replay:
-    def __init__(self, conn: sqlite3.Connection, records: Sequence[_Record]) -> None:
+    def __init__(self, conn: Conn, records: Sequence[_Record]) -> None:
         self.conn = conn
         self.states: dict[str, _State] = {}
         self.raised: dict[str, int] = {}
@@ -197,7 +197,7 @@ class _Replay:
         return self.signatures.missing(record, meaning, p.by, f"{p.kind.value} of {p.deviation_id}")
 
 
-def deviations_problem(conn: sqlite3.Connection, records: Sequence[_Record]) -> str | None:
+def deviations_problem(conn: Conn, records: Sequence[_Record]) -> str | None:
     """The first deviation record, in chain order, that breaks the workflow's rules or
     is not signed as it must be (see the module doc); None when all hold."""
     replay = _Replay(conn, records)

@@ -33,6 +33,7 @@ import orjson
 
 from cellauto.errors import RunNotFoundError
 from cellauto.records._schema import REVIEW_STATEMENTS
+from cellauto.records.backend import Conn
 from cellauto.records.refs import SITE_CHAIN, Meaning, SiteRef
 from cellauto.records.site_payload_base import SitePayload
 from cellauto.records.site_payloads import Signature
@@ -65,7 +66,7 @@ class _Record(Protocol):
 _REVIEW_KINDS = frozenset(SITE_REVIEW_PAYLOADS)
 
 
-def _review_as_of(records: Sequence[_Record], run_id: str, seq: int) -> sqlite3.Connection:
+def _review_as_of(records: Sequence[_Record], run_id: str, seq: int) -> Conn:
     """The run's review tables as its site records before ``seq`` made them."""
     scratch = sqlite3.connect(":memory:", isolation_level=None)
     for statement in REVIEW_STATEMENTS:
@@ -123,7 +124,7 @@ def _release_reasons(
 
 
 def _decision_problem(
-    conn: sqlite3.Connection, records: Sequence[_Record], record: _Record, p: BatchDisposed
+    conn: Conn, records: Sequence[_Record], record: _Record, p: BatchDisposed
 ) -> str | None:
     """The certificate rebuilt, and a release's rules rechecked, as of the decision."""
     seq = record.seq
@@ -159,7 +160,7 @@ def _decision_problem(
     return None
 
 
-def _run_problem(conn: sqlite3.Connection, seq: int, disposed: BatchDisposed) -> str | None:
+def _run_problem(conn: Conn, seq: int, disposed: BatchDisposed) -> str | None:
     head = disposed.run_head
     row = conn.execute(
         "SELECT hash FROM records WHERE run_id = ? AND seq = ?", (disposed.run_id, head.seq)
@@ -188,7 +189,7 @@ def _run_problem(conn: sqlite3.Connection, seq: int, disposed: BatchDisposed) ->
     return None
 
 
-def disposition_problem(conn: sqlite3.Connection, records: Sequence[_Record]) -> str | None:
+def disposition_problem(conn: Conn, records: Sequence[_Record]) -> str | None:
     """The first disposition the records contradict, or None."""
     decided: dict[str, int] = {}
     signatures: dict[int, list[Signature]] = {}

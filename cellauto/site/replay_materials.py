@@ -31,6 +31,7 @@ import orjson
 from pydantic import ValidationError
 
 from cellauto.records._schema import is_missing_table
+from cellauto.records.backend import Conn
 from cellauto.records.kinds import RecordKind
 from cellauto.records.material_payloads import MaterialConsumed, MaterialUseVoided
 
@@ -41,7 +42,7 @@ _RUN_SIDE = {"lots": frozenset({"remaining_milli", "reserved_milli"})}
 """Columns the run side changes (uses, reservations): compared below, or not at all."""
 
 
-def _rows(conn: sqlite3.Connection, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+def _rows(conn: Conn, sql: str, args: Sequence[Any] = ()) -> list[Any]:
     """The rows, or none when a file of schema version 4 has no such table."""
     try:
         return conn.execute(sql, args).fetchall()
@@ -51,7 +52,7 @@ def _rows(conn: sqlite3.Connection, sql: str, args: Sequence[Any] = ()) -> list[
         raise
 
 
-def _table(conn: sqlite3.Connection, table: str, key: str) -> tuple[list[str], dict[str, Any]]:
+def _table(conn: Conn, table: str, key: str) -> tuple[list[str], dict[str, Any]]:
     try:
         cursor = conn.execute(f"SELECT * FROM {table} ORDER BY {key}")
     except sqlite3.OperationalError as exc:
@@ -62,9 +63,7 @@ def _table(conn: sqlite3.Connection, table: str, key: str) -> tuple[list[str], d
     return names, {row[0]: dict(zip(names, row, strict=True)) for row in cursor}
 
 
-def _table_problem(
-    conn: sqlite3.Connection, scratch: sqlite3.Connection, table: str, key: str
-) -> str | None:
+def _table_problem(conn: Conn, scratch: Conn, table: str, key: str) -> str | None:
     _, have = _table(conn, table, key)
     names, want = _table(scratch, table, key)
     skip = _RUN_SIDE.get(table, frozenset())
@@ -95,9 +94,7 @@ class _Use(NamedTuple):
     voided: int
 
 
-def _payloads(
-    conn: sqlite3.Connection, known: set[str]
-) -> tuple[dict[tuple[str, str], _Use], str | None]:
+def _payloads(conn: Conn, known: set[str]) -> tuple[dict[tuple[str, str], _Use], str | None]:
     """The uses the runs' records make of lots the site knows, keyed (run, use key)."""
     uses: dict[tuple[str, str], _Use] = {}
     voids: list[tuple[str, int, MaterialUseVoided]] = []
@@ -139,9 +136,7 @@ def _payloads(
     return uses, None
 
 
-def _uses_problem(
-    conn: sqlite3.Connection, known: set[str], recorded: dict[tuple[str, str], _Use]
-) -> str | None:
+def _uses_problem(conn: Conn, known: set[str], recorded: dict[tuple[str, str], _Use]) -> str | None:
     stored = {
         (run_id, use_key): _Use(lot_id, quantity, run_seq, voided)
         for run_id, use_key, lot_id, quantity, run_seq, voided in _rows(
@@ -168,9 +163,7 @@ def _uses_problem(
     return None
 
 
-def _remaining_problem(
-    conn: sqlite3.Connection, scratch: sqlite3.Connection, uses: Iterable[_Use]
-) -> str | None:
+def _remaining_problem(conn: Conn, scratch: Conn, uses: Iterable[_Use]) -> str | None:
     used: dict[str, tuple[int, int]] = {}
     for use in uses:
         if not use.voided:
@@ -193,7 +186,7 @@ def _remaining_problem(
     return None
 
 
-def materials_problem(conn: sqlite3.Connection, scratch: sqlite3.Connection) -> str | None:
+def materials_problem(conn: Conn, scratch: Conn) -> str | None:
     """The first difference between the stored materials, lots, equipment and lot uses
     and the replay (``scratch``: the site chain replayed), or None when they agree."""
     for table, key in _TABLES:

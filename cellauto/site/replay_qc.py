@@ -19,11 +19,11 @@ On the replay of the whole site chain (:func:`cellauto.site.replay.replay_proble
 from __future__ import annotations
 
 import math
-import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
 from cellauto.errors import ReviewRefusedError
+from cellauto.records.backend import Conn
 from cellauto.records.refs import Meaning
 from cellauto.records.site_payload_base import SitePayload
 from cellauto.records.site_payloads import Signature
@@ -65,7 +65,7 @@ def _same(stored: float | str, recomputed: float | str) -> bool:
 
 
 class _Replay:
-    def __init__(self, conn: sqlite3.Connection, records: Sequence[Any]) -> None:
+    def __init__(self, conn: Conn, records: Sequence[Any]) -> None:
         self.conn = conn
         self.records = records
         self.facts: dict[str, RunFacts | None] = {}
@@ -237,6 +237,6 @@ class _Replay:
         return self.signatures.missing(record, meaning, payload.by, payload.kind.value)
 
 
-def qc_problem(conn: sqlite3.Connection, records: Sequence[Any]) -> str | None:
+def qc_problem(conn: Conn, records: Sequence[Any]) -> str | None:
     """The first QC result on the site chain that the acts would have refused, or None."""
     return _Replay(conn, records).problem()

@@ -8,12 +8,12 @@ stored records, each checked against its hash.
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from typing import Any, NamedTuple
 
 import orjson
 
 from cellauto.errors import JournalError
+from cellauto.records.backend import Conn
 
 __all__ = ["RunFacts", "run_facts", "stored_run_record"]
 
@@ -28,9 +28,7 @@ class RunFacts(NamedTuple):
     ended: bool
 
 
-def stored_run_record(
-    conn: sqlite3.Connection, run_id: str, seq: int
-) -> tuple[str, dict[str, Any], str] | None:
+def stored_run_record(conn: Conn, run_id: str, seq: int) -> tuple[str, dict[str, Any], str] | None:
     """(kind, payload, hash) of record ``seq`` of ``run_id``; JournalError if its body
     does not match its stored hash; None if there is no such record."""
     row = conn.execute(
@@ -46,7 +44,7 @@ def stored_run_record(
     return str(kind), dict(orjson.loads(body)["payload"]), str(stored)
 
 
-def run_facts(conn: sqlite3.Connection, run_id: str) -> RunFacts | None:
+def run_facts(conn: Conn, run_id: str) -> RunFacts | None:
     """The run's protocol, version, chain-of-identity id and whether it ended; None if no
     such run is in the journal."""
     first = stored_run_record(conn, run_id, 0)

@@ -14,11 +14,11 @@ settles it ``expired`` (:func:`expire_request`) and it is never applied late.
 from __future__ import annotations
 
 import secrets
-import sqlite3
 from datetime import timedelta
 from typing import Literal, NamedTuple
 
 from cellauto.errors import BadInputError, JournalError, SignatureRefusedError
+from cellauto.records.backend import Conn
 from cellauto.records.refs import Meaning, RecordRef, SiteRef
 from cellauto.records.site_payloads import RunCommandRequested, SignatureRefused
 from cellauto.records.site_store import SiteStore, SiteTx
@@ -53,7 +53,7 @@ class RequestGiven(NamedTuple):
     approval: SiteRef | None
 
 
-def hold_deviation(conn: sqlite3.Connection, run_id: str) -> RecordRef | None:
+def hold_deviation(conn: Conn, run_id: str) -> RecordRef | None:
     """The deviation (hold policy) the run holds for, if no Restart was accepted since."""
     rows = conn.execute(
         "SELECT seq FROM records WHERE run_id = ? AND kind IN ('deviation', 'command')"
@@ -72,7 +72,7 @@ def hold_deviation(conn: sqlite3.Connection, run_id: str) -> RecordRef | None:
     return None
 
 
-def _may(conn: sqlite3.Connection, name: str, permission: Permission) -> bool:
+def _may(conn: Conn, name: str, permission: Permission) -> bool:
     account = accounts_by_name(conn, name).get(name)
     return (
         account is not None
@@ -198,7 +198,7 @@ def expire_request(store: SiteStore, request_id: str) -> RequestRow:
     return row
 
 
-def request_signatures(conn: sqlite3.Connection, row: RequestRow) -> list[SiteRef]:
+def request_signatures(conn: Conn, row: RequestRow) -> list[SiteRef]:
     """The signature records of the request's transaction (its own, then an approval)."""
     head = stored_site_record(conn, row.site_seq)
     refs: list[SiteRef] = []

@@ -14,7 +14,6 @@ journals ``refusal.record`` in a transaction of its own and raises ``refusal.err
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 from typing import NamedTuple, NoReturn
@@ -25,6 +24,7 @@ from cellauto.errors import (
     SignatureRefusedError,
     TrainingRequiredError,
 )
+from cellauto.records.backend import Conn
 from cellauto.records.refs import SITE_CHAIN, Meaning, RecordRef, SignatureShown, SiteRef
 from cellauto.records.site_payloads import Signature, SignatureRefused, TrainingSubject
 from cellauto.records.site_store import SiteStore, SiteTx
@@ -101,7 +101,7 @@ class _Problem(NamedTuple):
 
 
 def _signer_check(
-    conn: sqlite3.Connection,
+    conn: Conn,
     name: str,
     meaning: Meaning | None,
     permission: Permission,
@@ -137,7 +137,7 @@ def _signer_check(
 
 
 def signer_refusal(
-    conn: sqlite3.Connection,
+    conn: Conn,
     name: str,
     permission: Permission,
     needed_training: Sequence[TrainingSubject] = (),

@@ -12,10 +12,10 @@ day of signing. A signature written around :func:`cellauto.site.signatures.sign`
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping
 from datetime import date
 
+from cellauto.records.backend import Conn
 from cellauto.records.refs import SITE_CHAIN, Meaning, RecordRef
 from cellauto.records.site_payloads import (
     RunCommandRequested,
@@ -105,13 +105,13 @@ def needed_permission(
     return MEANING_PERMISSION[meaning]
 
 
-def _policy(scratch: sqlite3.Connection) -> SitePolicy | None:
+def _policy(scratch: Conn) -> SitePolicy | None:
     row = scratch.execute("SELECT value FROM meta WHERE key = 'site_policy'").fetchone()
     return None if row is None else SitePolicy.model_validate_json(row[0])
 
 
 def _training_problem(
-    scratch: sqlite3.Connection,
+    scratch: Conn,
     signature: Signature,
     day: date | None,
     earlier: Mapping[int, tuple[str, SitePayload]],
@@ -136,7 +136,7 @@ def _training_problem(
 
 
 def authority_problem(
-    scratch: sqlite3.Connection,
+    scratch: Conn,
     seq: int,
     wall_time_ns: int,
     signature: Signature,

@@ -14,7 +14,6 @@ takes the answer up from the row (:mod:`cellauto.protocols.inbox`).
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from typing import Any, Literal, NamedTuple
 
@@ -28,6 +27,7 @@ from cellauto.errors import (
 )
 from cellauto.protocols.task_entry import coerced
 from cellauto.records import payloads as rec
+from cellauto.records.backend import Conn
 from cellauto.records.refs import Meaning, RecordRef, SiteRef
 from cellauto.records.site_payloads import SignatureRefused, TaskAnswer, TrainingSubject
 from cellauto.records.site_store import SiteStore, SiteTx
@@ -67,7 +67,7 @@ class Outcome(NamedTuple):
     detail: str
 
 
-def controller_outcome(conn: sqlite3.Connection, given: AnswerGiven) -> Outcome | None:
+def controller_outcome(conn: Conn, given: AnswerGiven) -> Outcome | None:
     """What the run's controller did with ``given`` (an answer this face recorded), or
     None while it has not taken it up yet. Read from the run chain (the run record that
     names the answer's signature) and the task's row; shared by ``cellauto answer`` and

@@ -9,12 +9,12 @@ for each SOP the step names, valid today in the site's time zone
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Literal, NamedTuple
 
 from cellauto.errors import BadInputError, JournalError, PeopleError, PermissionRefusedError
+from cellauto.records.backend import Conn
 from cellauto.records.refs import SiteRef
 from cellauto.records.site_payloads import (
     AccountChangeRefused,
@@ -72,7 +72,7 @@ class _Row(NamedTuple):
     source_hash: str
 
 
-def _rows(conn: sqlite3.Connection, trainee: str, subject: TrainingSubject) -> list[_Row]:
+def _rows(conn: Conn, trainee: str, subject: TrainingSubject) -> list[_Row]:
     rows = conn.execute(
         "SELECT version, trained_on, expires_on, revoked, source_seq, source_hash FROM training"
         " WHERE trainee = ? AND subject_kind = ? AND subject = ? ORDER BY version",
@@ -81,7 +81,7 @@ def _rows(conn: sqlite3.Connection, trainee: str, subject: TrainingSubject) -> l
     return [_Row(*row) for row in rows]
 
 
-def _confirm(conn: sqlite3.Connection, trainee: str, subject: TrainingSubject, row: _Row) -> None:
+def _confirm(conn: Conn, trainee: str, subject: TrainingSubject, row: _Row) -> None:
     """The row says what its source record says (else the table was edited)."""
     record = stored_site_record(conn, row.source_seq)
     payload = None if record is None or record.hash != row.source_hash else record.payload
@@ -114,7 +114,7 @@ class TrainingCheck(NamedTuple):
 
 
 def check_training(
-    conn: sqlite3.Connection, account: str, needed: Sequence[TrainingSubject], *, now_ns: int
+    conn: Conn, account: str, needed: Sequence[TrainingSubject], *, now_ns: int
 ) -> TrainingCheck:
     """Whether ``account`` holds valid training for every subject in ``needed``."""
     if not needed:
@@ -165,7 +165,7 @@ def _gap_message(account: str, subject: TrainingSubject, rows: list[_Row], today
 
 
 def training_gap(
-    conn: sqlite3.Connection, account: str, needed: Sequence[TrainingSubject], *, now_ns: int
+    conn: Conn, account: str, needed: Sequence[TrainingSubject], *, now_ns: int
 ) -> str | None:
     """What training ``account`` lacks for ``needed`` (and how to fix it), or None."""
     return check_training(conn, account, needed, now_ns=now_ns).gap

@@ -4,17 +4,19 @@ A run checks its bill of materials against lots and its instruments against the
 equipment registry before it starts and at each use. Where those come from is a
 :class:`SiteView`: :class:`FileSite` reads the journal file's site tables (a plant's
 line; many controllers share them), a :class:`~cellauto.sim.site.SimSite` a
-simulation's private site. Both yield a ``sqlite3.Connection`` holding a consistent
+simulation's private site. Both yield a ``Conn`` holding a consistent
 snapshot, read through :mod:`cellauto.site.materials_read`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal, Protocol
+
+from cellauto.records import backend as db
+from cellauto.records.backend import Conn
 
 __all__ = ["FileSite", "SiteView"]
 
@@ -25,7 +27,7 @@ class SiteView(Protocol):
     @property
     def kind(self) -> Literal["file", "simulated"]: ...
 
-    def reading(self) -> contextlib.AbstractContextManager[sqlite3.Connection]: ...
+    def reading(self) -> contextlib.AbstractContextManager[Conn]: ...
 
 
 class FileSite:
@@ -35,17 +37,15 @@ class FileSite:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._conn: sqlite3.Connection | None = None
+        self._conn: Conn | None = None
 
     @contextlib.contextmanager
-    def reading(self) -> Iterator[sqlite3.Connection]:
+    def reading(self) -> Iterator[Conn]:
         """A consistent snapshot of the file (the connection opens on first use)."""
         if self._conn is None:
-            uri = f"{self.path.resolve().as_uri()}?mode=ro"
-            self._conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
-            self._conn.isolation_level = None
+            self._conn = db.open_backend(self.path).connect_read_only(any_thread=True)
         conn = self._conn
-        conn.execute("BEGIN")
+        db.begin_read(conn)
         try:
             yield conn
         finally:

@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Protocol
 
 from cellauto.errors import JournalOpenError
+from cellauto.records import backend as db
+from cellauto.records.backend import Conn
 
 __all__ = [
     "OVERVIEW_KINDS",
@@ -92,20 +94,12 @@ class ChangeSource(Protocol):
     def close(self) -> None: ...
 
 
-def open_reader(path: Path, *, any_thread: bool = False) -> sqlite3.Connection:
+def open_reader(path: Path, *, any_thread: bool = False) -> Conn:
     """A plain read-only connection to the journal at ``path`` (no file checks: the
     server's pools checked it when they opened it)."""
     if not path.is_file():
         raise JournalOpenError(f"no journal at {path}; give --db PATH")
-    conn = sqlite3.connect(
-        f"{path.resolve().as_uri()}?mode=rw",
-        uri=True,
-        timeout=5.0,
-        isolation_level=None,
-        check_same_thread=not any_thread,
-    )
-    conn.execute("PRAGMA query_only=ON")
-    return conn
+    return db.open_backend(path).connect_read_only(any_thread=any_thread, query_only=True)
 
 
 _MARKS = ", ".join(f"'{k}'" for k in OVERVIEW_KINDS)
@@ -116,13 +110,13 @@ _AFTER = (
 )
 
 
-def rows_after(conn: sqlite3.Connection, rowid: int, limit: int) -> list[NewRow]:
+def rows_after(conn: Conn, rowid: int, limit: int) -> list[NewRow]:
     """At most ``limit`` run records stored after ``rowid``, in append order (bodies
     of :data:`OVERVIEW_KINDS` only)."""
     return [NewRow(*r) for r in conn.execute(_AFTER, (rowid, limit))]
 
 
-def _site_head(conn: sqlite3.Connection) -> int | None:
+def _site_head(conn: Conn) -> int | None:
     try:
         row = conn.execute("SELECT max(seq) FROM site_records").fetchone()
     except sqlite3.OperationalError:  # a file older than the site chain
@@ -137,19 +131,17 @@ class SqliteChanges:
     def __init__(self, path: Path, *, poll_s: float = 0.1) -> None:
         self.path = path
         self.poll_s = poll_s
-        self._conn: sqlite3.Connection | None = None
+        self._conn: Conn | None = None
         self._rowid = 0
         self._site: int | None = None
         self._version: int | None = None
         self._stop = threading.Event()
 
-    def _connection(self) -> sqlite3.Connection:
+    def _connection(self) -> Conn:
         if self._conn is None:
             conn = open_reader(self.path, any_thread=True)
-            sql = conn.execute(
-                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'records'"
-            ).fetchone()
-            if sql is not None and "WITHOUT ROWID" in str(sql[0]).upper():
+            sql = db.table_sql(conn, ("records",))
+            if sql and "WITHOUT ROWID" in str(sql[0]).upper():
                 conn.close()
                 raise JournalOpenError(
                     f"journal {self.path} stores its records WITHOUT ROWID (an earlier "
@@ -160,11 +152,11 @@ class SqliteChanges:
         return self._conn
 
     def _data_version(self) -> int:
-        return int(self._connection().execute("PRAGMA data_version").fetchone()[0])
+        return db.change_counter(self._connection())
 
     def start(self) -> Position:
         conn = self._connection()
-        conn.execute("BEGIN")
+        db.begin_read(conn)
         try:
             row = conn.execute("SELECT max(rowid) FROM records").fetchone()
             self._rowid = int(row[0]) if row and row[0] is not None else 0
@@ -178,7 +170,7 @@ class SqliteChanges:
         """Everything committed after the last position, now (one snapshot)."""
         conn = self._connection()
         rows: list[NewRow] = []
-        conn.execute("BEGIN")
+        db.begin_read(conn)
         try:
             while True:
                 page = rows_after(conn, self._rowid, PAGE_ROWS)

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse
 
 from cellauto.records import Journal
+from cellauto.records import backend as db
 from cellauto.records.site_payload_base import Terminal
 from cellauto.records.site_store import SiteStore
 from cellauto.web.security import web_terminal
@@ -72,7 +73,7 @@ def nav_counts(journal: Journal) -> NavCounts:
     """Open tasks and unacknowledged alarms of the whole journal (two indexed counts;
     a file older than those tables counts none)."""
     conn = journal.read_connection()
-    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    tables = db.tables(conn)
     tasks = (
         conn.execute("SELECT count(*) FROM tasks WHERE status = 'open'").fetchone()[0]
         if "tasks" in tables

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from pathlib import Path
 import anyio
 import orjson
 
+from cellauto.records.backend import Conn
 from cellauto.web.changes import SqliteChanges, open_reader
 from cellauto.web.line_model import Dirty, LineModel, RunView
 
@@ -185,7 +185,7 @@ class ChangeHub:
         again on a fresh connection, waiting longer each time (up to 5 s)."""
         source = self._source
         assert source is not None
-        conn: sqlite3.Connection | None = None
+        conn: Conn | None = None
         wait_s = self.poll_s
         try:
             while not self._stopping.is_set():
@@ -213,7 +213,7 @@ class ChangeHub:
                 conn.close()
             source.close()
 
-    def _step(self, source: SqliteChanges, conn: sqlite3.Connection) -> None:
+    def _step(self, source: SqliteChanges, conn: Conn) -> None:
         """Wait for one change (or a second), bring the model up to date, tell the loop."""
         change = source.wait(1.0)
         if self._stopping.is_set():

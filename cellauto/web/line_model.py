@@ -23,6 +23,7 @@ import orjson
 
 from cellauto.records._owners import stale_interval_s
 from cellauto.records._schema import is_missing_table
+from cellauto.records.backend import Conn
 from cellauto.web.changes import OVERVIEW_KINDS, NewRow
 
 __all__ = ["RECENT_S", "Dirty", "LineModel", "RunRow", "RunView", "state_class"]
@@ -137,7 +138,7 @@ class Dirty:
         self.new_tasks += [t for t in other.new_tasks if t not in self.new_tasks]
 
 
-def _select(conn: sqlite3.Connection, sql: str) -> list[Any]:
+def _select(conn: Conn, sql: str) -> list[Any]:
     try:
         return conn.execute(sql).fetchall()
     except sqlite3.OperationalError as exc:
@@ -172,7 +173,7 @@ class LineModel:
         self.stale_ns = int(stale_interval_s(stale_s) * 1e9)
 
     # -- building and updating ----------------------------------------------------------
-    def scan(self, conn: sqlite3.Connection, upto_rowid: int) -> None:
+    def scan(self, conn: Conn, upto_rowid: int) -> None:
         """Read every overview record up to ``upto_rowid`` and the small tables."""
         marks = ", ".join("?" * len(OVERVIEW_KINDS))
         rows = conn.execute(
@@ -244,7 +245,7 @@ class LineModel:
         elif new.kind == "deviation":
             row.deviations.add(new.seq)
 
-    def refresh(self, conn: sqlite3.Connection, *, site_moved: bool, now_ns: int) -> Dirty:
+    def refresh(self, conn: Conn, *, site_moved: bool, now_ns: int) -> Dirty:
         """Re-read open tasks (always), acknowledgements and deviations (when the site
         chain moved) and owners' heartbeats; what changed."""
         dirty = Dirty()
@@ -279,7 +280,7 @@ class LineModel:
         dirty.merge(self.owners(conn, now_ns))
         return dirty
 
-    def owners(self, conn: sqlite3.Connection, now_ns: int) -> Dirty:
+    def owners(self, conn: Conn, now_ns: int) -> Dirty:
         """Which active runs' controllers stopped beating (read now; nothing else need
         change for a controller to be lost)."""
         self.heartbeats = {

@@ -20,6 +20,7 @@ from cellauto.protocols.states import Command, State, allowed_commands
 from cellauto.records import Journal
 from cellauto.records import payloads as rec
 from cellauto.records._sqlite import last_row_of_kind
+from cellauto.records.backend import Conn
 from cellauto.records.kinds import RecordKind
 from cellauto.records.models import Record, utc_from_epoch_s
 from cellauto.records.site_payloads import RunCommandRequested
@@ -170,7 +171,7 @@ def state_of(records: Sequence[Record]) -> str:
     return State.IDLE.value
 
 
-def current_state(conn: sqlite3.Connection, run_id: str) -> str:
+def current_state(conn: Conn, run_id: str) -> str:
     """The run's ISA-88 state now, from its last state change (Idle before any)."""
     row = last_row_of_kind(conn, run_id, RecordKind.STATE_CHANGE.value)
     payload = None if row is None else Record.from_row(run_id, row).payload
@@ -253,7 +254,7 @@ def command_buttons(
     ]
 
 
-def read_requests(conn: sqlite3.Connection, run_id: str, limit: int = 5) -> list[RequestShown]:
+def read_requests(conn: Conn, run_id: str, limit: int = 5) -> list[RequestShown]:
     """The run's latest command requests (newest first), with who asked and why."""
     columns = ", ".join(RequestRow._fields)
     try:

@@ -25,6 +25,7 @@ import orjson
 
 from cellauto.records import payloads as rec
 from cellauto.records._schema import is_missing_table
+from cellauto.records.backend import Conn
 from cellauto.records.refs import Meaning
 from cellauto.records.site_payloads import SitePolicy, TrainingSubject
 from cellauto.records.spec import Spec
@@ -144,7 +145,7 @@ def _spec_text(spec: Spec | None) -> str | None:
     return None
 
 
-def _din(conn: sqlite3.Connection, run_id: str) -> str | None:
+def _din(conn: Conn, run_id: str) -> str | None:
     """The batch's DIN: its containers' (ISBT 128), else the run's ``din`` parameter."""
     try:
         row = conn.execute("SELECT din FROM containers WHERE run_id = ? LIMIT 1", (run_id,))
@@ -161,7 +162,7 @@ def _din(conn: sqlite3.Connection, run_id: str) -> str | None:
     return None if din is None else str(din)
 
 
-def _entered(conn: sqlite3.Connection, row: TaskRow, unit: str) -> str | None:
+def _entered(conn: Conn, row: TaskRow, unit: str) -> str | None:
     """The value the verifier is shown: the run's ``task_answered`` record's."""
     if row.phase != "verify":
         return None
@@ -181,7 +182,7 @@ def _when(policy: SitePolicy, wall_ns: int) -> str:
 class _Person:
     """The signed-in person as the site knows them now (roles, training)."""
 
-    def __init__(self, conn: sqlite3.Connection, name: str) -> None:
+    def __init__(self, conn: Conn, name: str) -> None:
         self.conn = conn
         self.name = name
         confirmed = confirm_account(conn, name)
@@ -220,7 +221,7 @@ def _statement(row: TaskRow, run: RunFacts | None) -> str:
     return statement_for(row, run, meaning, None)
 
 
-def _signed_by(conn: sqlite3.Connection, row: TaskRow) -> str:
+def _signed_by(conn: Conn, row: TaskRow) -> str:
     if row.answer_site_seq is None:
         return "someone"
     found = conn.execute(
@@ -229,7 +230,7 @@ def _signed_by(conn: sqlite3.Connection, row: TaskRow) -> str:
     return "someone" if found is None else str(orjson.loads(found[0])["payload"]["by"])
 
 
-def _answered_rows(conn: sqlite3.Connection) -> list[TaskRow]:
+def _answered_rows(conn: Conn) -> list[TaskRow]:
     """Tasks answered by a person that the run's controller has not taken up yet."""
     try:
         rows = conn.execute(
@@ -243,9 +244,7 @@ def _answered_rows(conn: sqlite3.Connection) -> list[TaskRow]:
     return [TaskRow(*r) for r in rows]
 
 
-def read_inbox(
-    conn: sqlite3.Connection, name: str, answers: SessionAnswers, session_id: str
-) -> Inbox:
+def read_inbox(conn: Conn, name: str, answers: SessionAnswers, session_id: str) -> Inbox:
     """The inbox of ``name`` (signed in as web session ``session_id``)."""
     policy, _ = current_policy(conn)
     person = _Person(conn, name)

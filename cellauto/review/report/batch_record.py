@@ -9,7 +9,6 @@ give the same tree (and so byte-identical HTML and PDF).
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -17,6 +16,7 @@ import orjson
 
 from cellauto.errors import JournalError
 from cellauto.records import payloads as rec
+from cellauto.records.backend import Conn
 from cellauto.records.journal import Journal
 from cellauto.records.ledger_check import check_ledger
 from cellauto.records.material_payloads import (
@@ -98,7 +98,7 @@ def _header(
     )
 
 
-def _site_signatures(conn: sqlite3.Connection, seqs: Sequence[int]) -> dict[int, list[Signature]]:
+def _site_signatures(conn: Conn, seqs: Sequence[int]) -> dict[int, list[Signature]]:
     """The signature site records that sign the site records at ``seqs``."""
     found: dict[int, list[Signature]] = {}
     if not seqs:
@@ -116,7 +116,7 @@ def _site_signatures(conn: sqlite3.Connection, seqs: Sequence[int]) -> dict[int,
 
 
 def _deviations(
-    conn: sqlite3.Connection, run_id: str, reviewed: Sequence[StoredSiteRecord]
+    conn: Conn, run_id: str, reviewed: Sequence[StoredSiteRecord]
 ) -> list[DeviationEntry]:
     times = dict(
         conn.execute(
@@ -149,7 +149,7 @@ def _deviations(
     ]
 
 
-def _qc(conn: sqlite3.Connection, run_id: str) -> list[QcEntry]:
+def _qc(conn: Conn, run_id: str) -> list[QcEntry]:
     return [
         QcEntry(
             result_id=q.result_id,
@@ -167,7 +167,7 @@ def _qc(conn: sqlite3.Connection, run_id: str) -> list[QcEntry]:
     ]
 
 
-def _plan(conn: sqlite3.Connection, run_id: str) -> tuple[list[PlanTest] | None, str | None]:
+def _plan(conn: Conn, run_id: str) -> tuple[list[PlanTest] | None, str | None]:
     plan = read_release_plan(conn, run_id)
     if plan is None:
         return None, None
@@ -182,7 +182,7 @@ def _plan(conn: sqlite3.Connection, run_id: str) -> tuple[list[PlanTest] | None,
     return tests, plan.product
 
 
-def _disposition(conn: sqlite3.Connection, run_id: str) -> Disposition | None:
+def _disposition(conn: Conn, run_id: str) -> Disposition | None:
     row = read_disposition(conn, run_id)
     if row is None:
         return None
@@ -216,7 +216,7 @@ def _review_rows(
 
 
 def _corrections(
-    conn: sqlite3.Connection, records: Sequence[Record], reviewed: Sequence[StoredSiteRecord]
+    conn: Conn, records: Sequence[Record], reviewed: Sequence[StoredSiteRecord]
 ) -> list[Correction]:
     found: list[Correction] = []
     used_lots: set[str] = set()
@@ -248,7 +248,7 @@ def _corrections(
     return found
 
 
-def _verification(journal: Journal, conn: sqlite3.Connection, run_id: str) -> Verification:
+def _verification(journal: Journal, conn: Conn, run_id: str) -> Verification:
     ledger = check_ledger(conn)
     run = verify_run(journal, run_id, ledger=ledger)
     site = verify_site(conn, ledger, site_replay=replay_problem)

@@ -7,6 +7,7 @@ import sqlite3
 from collections.abc import Sequence
 
 from cellauto.records._schema import is_missing_table
+from cellauto.records.backend import Conn
 from cellauto.records.models import utc_from_epoch_ns
 from cellauto.records.refs import SignatureShown
 from cellauto.records.site_payload_base import SiteKind, SitePayload
@@ -91,7 +92,7 @@ def correction_text(p: SitePayload) -> str | None:
     return None
 
 
-def lot_adjustments(conn: sqlite3.Connection, lot_ids: Sequence[str]) -> list[Correction]:
+def lot_adjustments(conn: Conn, lot_ids: Sequence[str]) -> list[Correction]:
     """Quantity corrections of the lots the batch used."""
     found: list[Correction] = []
     try:

@@ -5,10 +5,10 @@ order), and which acts its state allows now (the workflow's own rules,
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from typing import cast
 
+from cellauto.records.backend import Conn
 from cellauto.records.site_payload_base import SiteKind, SitePayload
 from cellauto.records.site_payloads import Signature, SignatureRefused
 from cellauto.records.site_payloads_review import (
@@ -48,7 +48,7 @@ class DeviationLine:
     closed_by: str
 
 
-def _people(conn: sqlite3.Connection) -> tuple[dict[str, str], dict[str, str]]:
+def _people(conn: Conn) -> tuple[dict[str, str], dict[str, str]]:
     """Who raised, and who closed or withdrew, each deviation (by its site records)."""
     opened: dict[str, str] = {}
     closed: dict[str, str] = {}
@@ -62,7 +62,7 @@ def _people(conn: sqlite3.Connection) -> tuple[dict[str, str], dict[str, str]]:
     return opened, closed
 
 
-def deviation_lines(conn: sqlite3.Connection, run_id: str | None = None) -> list[DeviationLine]:
+def deviation_lines(conn: Conn, run_id: str | None = None) -> list[DeviationLine]:
     """Every deviation of the site (or of one run), newest runs' last."""
     opened, closed = _people(conn)
     return [
@@ -131,7 +131,7 @@ def _described(payload: SitePayload) -> tuple[str, str, str, bool] | None:
     return None
 
 
-def _with_signatures(conn: sqlite3.Connection, deviation_id: str) -> list[StoredSiteRecord]:
+def _with_signatures(conn: Conn, deviation_id: str) -> list[StoredSiteRecord]:
     """The site records naming the deviation, each act's signature after it (a signature
     is written right after what it signs, in the act's transaction)."""
     found: list[StoredSiteRecord] = []
@@ -149,7 +149,7 @@ def _with_signatures(conn: sqlite3.Connection, deviation_id: str) -> list[Stored
     return found
 
 
-def history(conn: sqlite3.Connection, row: DeviationRow) -> list[HistoryLine]:
+def history(conn: Conn, row: DeviationRow) -> list[HistoryLine]:
     """The deviation's run record (one the runner recorded) and every site record that
     names it, in chain order."""
     lines: list[HistoryLine] = []
@@ -208,13 +208,13 @@ def allowed_acts(row: DeviationRow) -> dict[str, bool]:
     return allowed
 
 
-def plan_steps(conn: sqlite3.Connection, run_id: str) -> list[str]:
+def plan_steps(conn: Conn, run_id: str) -> list[str]:
     """The steps of the run's plan (a deviation names one, or the whole batch)."""
     first = stored_run_record(conn, run_id, 0)
     steps = [] if first is None else first[1].get("steps") or []
     return [str(step["name"]) for step in steps]
 
 
-def run_header(conn: sqlite3.Connection, run_id: str) -> RunFacts | None:
+def run_header(conn: Conn, run_id: str) -> RunFacts | None:
     """The run's protocol, version, COI and whether it ended (None: no such run)."""
     return run_facts(conn, run_id)

@@ -20,6 +20,7 @@ from starlette.responses import Response
 
 from cellauto.errors import BadInputError, CellautoError
 from cellauto.records import Journal
+from cellauto.records.backend import Conn
 from cellauto.records.release_plan import ReleaseTest
 from cellauto.records.site_store import SiteStore
 from cellauto.review.coa import shown_result
@@ -61,7 +62,7 @@ class InvalidateForm(BaseModel):
     deviation_id: str | None = None
 
 
-def _plan_lines(conn: sqlite3.Connection, run_id: str) -> list[PlanLine] | None:
+def _plan_lines(conn: Conn, run_id: str) -> list[PlanLine] | None:
     plan = read_release_plan(conn, run_id)
     if plan is None:
         return None
@@ -77,7 +78,7 @@ def _plan_lines(conn: sqlite3.Connection, run_id: str) -> list[PlanLine] | None:
     ]
 
 
-def _runs_with_plans(conn: sqlite3.Connection) -> list[RunFacts]:
+def _runs_with_plans(conn: Conn) -> list[RunFacts]:
     ids = [
         row[0]
         for row in conn.execute(

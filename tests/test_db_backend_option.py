@@ -1,0 +1,69 @@
+"""``pytest --db-backend=postgresql`` (issue 15): until the backend is built, the tests that
+ask for it are skipped — loudly, saying how to enable them — and the rest run on SQLite."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from cellauto.testing import POSTGRESQL_SKIP
+
+SUITE = """
+import pytest
+
+def test_on_the_backend(db_location):
+    assert db_location is not None
+
+@pytest.mark.sqlite_only
+def test_of_the_file():
+    pass
+
+def test_plain():
+    pass
+"""
+
+
+def _pytest(
+    tmp_path: Path, *args: str, env_backend: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "test_x.py").write_text(SUITE, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k != "CELLAUTO_TEST_DB"}
+    if env_backend is not None:
+        env["CELLAUTO_TEST_DB"] = env_backend
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-rs",
+            *args,
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
+
+
+def test_postgresql_skips_loudly_with_how_to_enable_it(tmp_path: Path) -> None:
+    result = _pytest(tmp_path, "--db-backend=postgresql")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed, 2 skipped" in result.stdout
+    assert "not built yet" in result.stdout and "apt-get install postgresql" in result.stdout
+    assert "cellauto: PostgreSQL backend" in result.stdout  # the terminal summary
+    assert "cellauto: --db-backend=postgresql" in result.stdout  # the header
+    assert POSTGRESQL_SKIP.split(":")[0] in result.stdout
+
+
+def test_the_environment_chooses_too_and_sqlite_runs_everything(tmp_path: Path) -> None:
+    assert "2 skipped" in _pytest(tmp_path, env_backend="postgresql").stdout
+    result = _pytest(tmp_path, "--db-backend=sqlite")
+    assert "3 passed" in result.stdout and "skipped" not in result.stdout
+    refused = _pytest(tmp_path, env_backend="oracle")
+    assert refused.returncode != 0 and "CELLAUTO_TEST_DB" in refused.stderr + refused.stdout
