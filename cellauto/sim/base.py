@@ -107,6 +107,14 @@ class SimInstrument(Instrument):
                     self.ledger.fired(entry, now_h, f"{field} drifted")
         return drifted
 
+    def mark_fired(self, fault: Fault, at_h: float, effect: str) -> None:
+        """Mark that ``fault`` acted (a fault armed past :meth:`inject`, straight through
+        ``inject_process_fault``, has no ledger entry and is not marked)."""
+        for entry in self.ledger.entries:
+            if entry.fault is fault:
+                self.ledger.fired(entry, at_h, effect)
+                return
+
     def why_never(self, entry: FaultEntry) -> str | None:
         """Why ``entry`` never took effect (instruments override; None: the default)."""
         return None

@@ -123,3 +123,30 @@ def test_generic_faults_are_marked_when_met(clean: SimulatedRun) -> None:
     assert outcomes["command_failure"].took_effect
     assert "failed (1 of 1)" in outcomes["command_failure"].fired[0].effect
     assert outcomes["disconnect"].never is not None
+
+
+def test_a_label_fault_is_marked_per_label_it_spoils() -> None:
+    from datetime import UTC, datetime
+
+    import anyio
+
+    from cellauto.clock import Clock, virtual_loop_factory
+    from cellauto.sim.faults import MisprintLabel
+    from cellauto.sim.printer import SimZplPrinter
+    from cellauto.sim.world import SimWorld
+    from tests.sim.test_printer import LABEL, to_zpl
+
+    async def main() -> list[str]:
+        world = SimWorld(Clock(datetime(2026, 1, 5, tzinfo=UTC)), seed=1)
+        printer = SimZplPrinter(world)
+        printer.inject(MisprintLabel(data="=G12349865432102", count=2))
+        printer.inject(MisprintLabel(at_h=50.0, data="=G12349865432102"))
+        zpl = to_zpl(LABEL)
+        for index in range(3):
+            await printer.print_label(zpl, f"bag {index}")
+        outcomes = printer.close_faults(world.elapsed_h())
+        assert outcomes[1].never is not None and "starts at 50.0 h" in outcomes[1].never
+        return [e.effect for e in outcomes[0].fired]
+
+    effects = anyio.run(main, backend_options={"loop_factory": virtual_loop_factory})
+    assert effects == ["misprinted din label (1 of 2)", "misprinted din label (2 of 2)"]
