@@ -150,3 +150,27 @@ def test_a_label_fault_is_marked_per_label_it_spoils() -> None:
 
     effects = anyio.run(main, backend_options={"loop_factory": virtual_loop_factory})
     assert effects == ["misprinted din label (1 of 2)", "misprinted din label (2 of 2)"]
+
+
+def test_an_ln2_level_drop_is_marked_when_due_even_unlooked_at() -> None:
+    from datetime import UTC, datetime
+
+    import anyio
+
+    from cellauto.clock import Clock, virtual_loop_factory
+    from cellauto.sim.faults import LN2LevelDrop
+    from cellauto.sim.storage import SimCryoStorage
+    from cellauto.sim.world import SimWorld
+
+    async def main() -> tuple[list[str], str | None]:
+        world = SimWorld(Clock(datetime(2026, 1, 5, tzinfo=UTC)), seed=1)
+        storage = SimCryoStorage(world)
+        storage.inject(LN2LevelDrop(at_h=2.0, drop_pct=30.0))
+        storage.inject(LN2LevelDrop(at_h=9.0, drop_pct=30.0))
+        await anyio.sleep(3 * 3600)  # nobody reads the storage
+        due, late = storage.close_faults(world.elapsed_h())
+        return [f"{e.at_h:.1f} {e.effect}" for e in due.fired], late.never
+
+    fired, never = anyio.run(main, backend_options={"loop_factory": virtual_loop_factory})
+    assert fired == ["2.0 LN2 level -30 points"]
+    assert never is not None and "starts at 9.0 h" in never
