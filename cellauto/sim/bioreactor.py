@@ -23,7 +23,13 @@ from cellauto.instruments.bioreactor import (
 from cellauto.instruments.materials import Sample
 from cellauto.sim.base import SimInstrument, sim_identity
 from cellauto.sim.culture import Culture, CultureModel
-from cellauto.sim.faults import Contamination, Fault, TemperatureExcursion
+from cellauto.sim.faults import (
+    Contamination,
+    Fault,
+    FaultEntry,
+    TemperatureExcursion,
+    fault_window_h,
+)
 from cellauto.sim.world import SimWorld
 
 __all__ = ["SimBioreactor", "TransductionModel"]
@@ -69,34 +75,68 @@ class SimBioreactor(SimInstrument, Bioreactor):
             rocking_angle_deg=0.0,
             perfusion_rate_ml_per_day=0.0,
         )
-        self._pending: list[Fault] = []
+        self._held: list[tuple[float, float | None]] = []  # (seeded_h, harvested_h) elapsed
 
     # -- faults ----------------------------------------------------------------------
+    # Process faults live in the instrument's ledger (issue 14, §2), not on the culture
+    # held when they were armed: every culture this bag ever holds gets every one.
+    MARKED_FAULTS = (TemperatureExcursion, Contamination)
+
     def inject_process_fault(self, fault: Fault) -> None:
         if not isinstance(fault, TemperatureExcursion | Contamination):
             super().inject_process_fault(fault)
-        self._pending.append(fault)
-        self._apply_pending()
+        if self.culture is not None:  # armed in the ledger right after this returns
+            self._apply_fault(self.culture, fault, self.world.elapsed_h())
 
-    def _apply_pending(self) -> None:
-        if self.culture is None:
+    def _apply_fault(self, culture: Culture, fault: Fault, armed_h: float) -> None:
+        start = self.world.start_h + (fault.at_h if fault.at_h is not None else armed_h)
+        if isinstance(fault, TemperatureExcursion):
+            culture.temperature_offset_c.append((start, start + fault.duration_h, fault.delta_c))
+        elif isinstance(fault, Contamination):
+            if culture.contaminated_from_h is None or start < culture.contaminated_from_h:
+                culture.contaminated_from_h = start
+            culture.contamination_death_rate_per_h = max(
+                culture.contamination_death_rate_per_h, fault.death_rate_per_h
+            )
+            culture.cells.contaminated = True
+
+    def _apply_ledger(self, culture: Culture) -> None:
+        for entry in self.ledger.entries:
+            if isinstance(entry.fault, TemperatureExcursion | Contamination):
+                self._apply_fault(culture, entry.fault, entry.armed_at_h)
+
+    def _mark_faults(self) -> None:
+        """Mark the faults whose window met the culture held, up to now."""
+        if self.culture is None or not self._held:
             return
-        start_h = self.world.start_h
-        for fault in self._pending:
-            at = start_h + (fault.at_h if fault.at_h is not None else self.world.elapsed_h())
-            if isinstance(fault, TemperatureExcursion):
-                self.culture.temperature_offset_c.append((at, at + fault.duration_h, fault.delta_c))
-            elif isinstance(fault, Contamination):
-                self.culture.contaminated_from_h = at
-                self.culture.contamination_death_rate_per_h = fault.death_rate_per_h
-                self.culture.cells.contaminated = True
-        self._pending.clear()
+        held_from = self._held[-1][0]
+        now_h = self.world.elapsed_h()
+        for entry in self.ledger.entries:
+            fault = entry.fault
+            if not isinstance(fault, TemperatureExcursion | Contamination):
+                continue
+            start, until = fault_window_h(fault, entry.starts_h)
+            if start <= now_h and until > held_from:
+                effect = (
+                    f"culture {fault.delta_c:+.1f} °C"
+                    if isinstance(fault, TemperatureExcursion)
+                    else "culture contaminated"
+                )
+                self.ledger.fired(entry, max(start, held_from), effect)
+
+    def why_never(self, entry: FaultEntry) -> str | None:
+        start, until = fault_window_h(entry.fault, entry.starts_h)
+        if start >= self.world.elapsed_h():
+            return None  # the default: it starts after the run ended
+        end = min(until, self.world.elapsed_h())
+        return f"the bag held no culture from {start:.1f} h to {end:.1f} h"
 
     # -- helpers ---------------------------------------------------------------------
     def _culture(self) -> Culture:
         if self.culture is None:
             raise InstrumentError(f"{self.where}: no culture; seed the bag first")
         self.culture.advance_to(self.world.now_h())
+        self._mark_faults()
         return self.culture
 
     def _room_ml(self) -> float:
@@ -137,7 +177,8 @@ class SimBioreactor(SimInstrument, Bioreactor):
         cells.volume_ml += medium_ml
         self.culture = Culture(cells, self.world.now_h(), self.model)
         self._apply_setpoints(self.culture)
-        self._apply_pending()
+        self._apply_ledger(self.culture)
+        self._held.append((self.world.elapsed_h(), None))
         return CultureVolume(culture_volume_ml=cells.volume_ml)
 
     async def add_reagent(self, reagent: Reagent) -> CultureVolume:
@@ -195,6 +236,8 @@ class SimBioreactor(SimInstrument, Bioreactor):
             raise InstrumentError(f"{self.where}: container {target_container_id!r} exists")
         await anyio.sleep(1800.0)
         culture.advance_to(self.world.now_h())
+        self._mark_faults()
+        self._held[-1] = (self._held[-1][0], self.world.elapsed_h())
         cells = culture.cells.take(culture.cells.volume_ml, target_container_id)
         self.world.add_container(cells)
         self.culture = None
@@ -205,6 +248,7 @@ class SimBioreactor(SimInstrument, Bioreactor):
         culture = self.culture
         if culture is not None:
             culture.advance_to(self.world.now_h())
+            self._mark_faults()
         return self._values(culture, self.rng.normal(0.0, 1.0, size=5).tolist())
 
     def snapshot_values(self) -> ProcessValues:

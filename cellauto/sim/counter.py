@@ -1,10 +1,23 @@
-"""Simulated image-based cell counter: ~90 s a sample, ~5 % RSD on concentrations."""
+"""Simulated image-based cell counter: ~90 s a sample, ~5 % RSD on concentrations.
+
+Its linear range (issue 14, design §3.6; docs/simulation-sources.md, "Faults and
+instrument limits"): 5e4-1e7 cells/mL counted (Vi-CELL BLU specification), i.e. of the
+sample as diluted. The counting noise is sqrt(0.05² + 1/N) with N = the diluted
+concentration x 0.0002 mL imaged (*assumed*): Poisson at low counts. Above the range
+coincidence hides cells: the excess over 1e7/mL is seen as e/(1 + e/5e8) (*assumed*),
+when ``coincidence_cells_per_ml`` is given: OFF by default until the shipped protocols
+dilute dense samples (CAR-T/NK 1.3.0 call :func:`cellauto.protocols.measures.count_in_range`),
+since CAR-T 1.2 counts its washed product undiluted at ~1.5e8/mL and would under-dose.
+Every count says where it lay (``range_flag``); a dilution brings a dense sample in.
+"""
 
 from __future__ import annotations
 
+import math
+
 import anyio
 
-from cellauto.instruments.cell_counter import CellCount, CellCounter
+from cellauto.instruments.cell_counter import CellCount, CellCounter, RangeFlag
 from cellauto.instruments.materials import Sample
 from cellauto.sim.base import SimInstrument, sim_identity
 from cellauto.sim.world import SimWorld
@@ -17,6 +30,13 @@ class SimCellCounter(SimInstrument, CellCounter):
 
     DRIFT_FIELDS = frozenset({"viability_pct", "total_cells_per_ml"})
 
+    #: The linear range of the counted (diluted) concentration, cells/mL.
+    LINEAR_RANGE_CELLS_PER_ML = (5e4, 1e7)
+    #: The volume imaged per count (mL): the Poisson part of the noise (*assumed*).
+    IMAGED_ML = 0.0002
+    #: The coincidence figure of the model (*assumed*), for ``coincidence_cells_per_ml``.
+    COINCIDENCE_CELLS_PER_ML = 5e8
+
     def __init__(
         self,
         world: SimWorld,
@@ -25,11 +45,15 @@ class SimCellCounter(SimInstrument, CellCounter):
         count_rsd: float = 0.05,
         viability_sd_pct: float = 1.0,
         seconds_per_sample: float = 90.0,
+        coincidence_cells_per_ml: float | None = None,
     ) -> None:
+        """``coincidence_cells_per_ml``: above the range the excess e is seen as
+        e / (1 + e / this) (the model's figure: COINCIDENCE_CELLS_PER_ML); None: off."""
         super().__init__(world, sim_identity("SimCount BLU", serial))
         self.count_rsd = count_rsd
         self.viability_sd_pct = viability_sd_pct
         self.seconds_per_sample = seconds_per_sample
+        self.coincidence_cells_per_ml = coincidence_cells_per_ml
 
     async def count(
         self, sample: Sample, *, operator: str = "system", dilution: float = 1.0
@@ -37,8 +61,8 @@ class SimCellCounter(SimInstrument, CellCounter):
         self.guard("count", command=True)
         content = self.world.sample(sample, where=self.where)
         await anyio.sleep(self.seconds_per_sample)
-        noise = max(0.0, float(self.rng.normal(1.0, self.count_rsd)))
-        total = self.measured("total_cells_per_ml", content.total_cells_per_ml * noise)
+        counted, range_flag = self._counted(content.total_cells_per_ml / dilution)
+        total = self.measured("total_cells_per_ml", counted * dilution)
         viability = content.viability_pct + float(self.rng.normal(0.0, self.viability_sd_pct))
         viability = min(100.0, max(0.0, self.measured("viability_pct", viability)))
         return CellCount(
@@ -48,7 +72,24 @@ class SimCellCounter(SimInstrument, CellCounter):
             viability_pct=viability,
             mean_diameter_um=float(self.rng.normal(9.5, 0.3)),
             dilution=dilution,
+            range_flag=range_flag,
             operator=operator,
             counted_at_process_time_s=self.world.clock.now_s(),
             instrument_serial=self.identity.serial,
         )
+
+    def _counted(self, diluted_per_ml: float) -> tuple[float, RangeFlag]:
+        """The concentration counted in the diluted sample, and where it lay."""
+        low, high = self.LINEAR_RANGE_CELLS_PER_ML
+        seen = diluted_per_ml
+        coincidence = self.coincidence_cells_per_ml
+        if coincidence is not None and seen > high:  # cells overlap in the image
+            excess = seen - high
+            seen = high + excess / (1.0 + excess / coincidence)
+        imaged = seen * self.IMAGED_ML
+        rsd = math.sqrt(self.count_rsd**2 + (1.0 / imaged if imaged > 0 else 0.0))
+        counted = max(0.0, seen * float(self.rng.normal(1.0, rsd)))
+        flag: RangeFlag = (
+            "below_range" if counted < low else "above_range" if counted > high else "in_range"
+        )
+        return counted, flag

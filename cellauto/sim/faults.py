@@ -238,8 +238,9 @@ class FaultState:
 
 
 # -- the ledger: what became of every armed fault -----------------------------------------
-# The API tracks build on (issue 14, §2 of its design). Faults still act through
-# FaultState and each instrument's own code; nothing arms a ledger yet.
+# Issue 14, §2 of its design. Every SimInstrument arms each fault in its ledger;
+# generic faults still act through FaultState and are marked by SimInstrument, process
+# faults act through the instrument's own code (the bioreactor's through ProcessFaults).
 
 _F = TypeVar("_F", bound=_Fault)
 
@@ -338,12 +339,21 @@ class FaultLedger:
         if all(done != effect for _, done in entry.fired):
             entry.fired.append((at_h, effect))
 
-    def close(self, end_h: float, why: Callable[[FaultEntry], str | None]) -> list[FaultOutcome]:
+    def close(
+        self,
+        end_h: float,
+        why: Callable[[FaultEntry], str | None],
+        *,
+        tracked: Callable[[FaultEntry], bool] | None = None,
+    ) -> list[FaultOutcome]:
         """One outcome per armed fault at the run's end (``end_h``). An unfired entry
-        gets ``why(entry)``, or a default reason when that says nothing."""
+        gets ``why(entry)``, or a default reason when that says nothing. An entry that
+        ``tracked`` says is not marked by its instrument keeps ``never`` None: its
+        outcome is unknown, never reported as unfired."""
         outcomes = []
         for entry in self.entries:
-            if not entry.fired and entry.never is None:
+            known = tracked is None or tracked(entry)
+            if known and not entry.fired and entry.never is None:
                 entry.never = why(entry) or (
                     f"starts at {entry.starts_h:.1f} h, after the run ended at {end_h:.1f} h"
                     if entry.starts_h >= end_h

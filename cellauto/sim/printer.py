@@ -36,6 +36,8 @@ class _Armed:
 class SimZplPrinter(SimInstrument, LabelPrinter):
     """A thermal-transfer label printer on the simulated line."""
 
+    MARKED_FAULTS = (MisprintLabel, SmudgedLabel)
+
     def __init__(self, world: SimWorld, serial: str = "LP-0001") -> None:
         super().__init__(world, sim_identity("SimZebra ZT411", serial))
         self._faults: list[_Armed] = []
@@ -52,6 +54,10 @@ class SimZplPrinter(SimInstrument, LabelPrinter):
         for armed in self._faults:
             if armed.from_h <= now and armed.remaining > 0:
                 armed.remaining -= 1
+                fault, done = armed.fault, fault_count(armed)
+                what = "misprinted" if isinstance(fault, MisprintLabel) else "smudged"
+                effect = f"{what} {fault.symbol} label ({done} of {fault.count})"
+                self.mark_fired(fault, now, effect)
                 return armed.fault
         return None
 
@@ -74,6 +80,11 @@ class SimZplPrinter(SimInstrument, LabelPrinter):
                 box = (symbol.x, symbol.y, symbol.x + 4 * band, symbol.y + band + symbol.height)
                 self.world.labels.smudge(container, box)
         return job
+
+
+def fault_count(armed: _Armed) -> int:
+    """How many labels ``armed`` has acted on so far."""
+    return armed.fault.count - armed.remaining
 
 
 def _misprinted(printed: PrintedLabel, fault: MisprintLabel) -> PrintedLabel:

@@ -5,109 +5,45 @@ random outcome at once, so the same seed gives the same batch however often it i
 polled. Progress is computed lazily from process time; the output container(s) enter
 the world at the scheduled end (a loop timer, so other instruments find them even if
 nobody polls). Aborting returns the unprocessed input to the source container.
-Figures: PROCESS.md (enrichment recovery 55 ± 6 %, purity CD4/CD8 98 ± 4 %, CD3
-89 ± 10 %; wash/concentrate up to 4e9 cells, recovery ~88 %).
+The programs and their models (figures, the wash over capacity):
+:mod:`cellauto.sim.processor_models`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 
 import anyio
-import numpy as np
 
 from cellauto.errors import InstrumentError, OutOfRangeError
 from cellauto.instruments.base import require_range
 from cellauto.instruments.cell_processor import (
     CellProcessor,
     ProgramInputs,
-    ProgramParameter,
     ProgramResult,
     ProgramState,
     ProgramStatus,
     ProgramTemplate,
 )
+from cellauto.instruments.limits import LimitFlag
 from cellauto.instruments.materials import Sample
 from cellauto.sim.action_log import note_repeat
 from cellauto.sim.base import SimInstrument, sim_identity
 from cellauto.sim.material import Container
+from cellauto.sim.processor_models import (
+    PHASES,
+    PROGRAM_TEMPLATES,
+    WASH_CAPACITY_CELLS,
+    Processed,
+    process,
+)
 from cellauto.sim.world import SimWorld
 
 __all__ = ["PROGRAM_TEMPLATES", "WASH_CAPACITY_CELLS", "SimCellProcessor"]
 
 logger = logging.getLogger(__name__)
-
-WASH_CAPACITY_CELLS = 4e9
-
-
-def _p(
-    name: str, unit: str, default: float | None, low: float, high: float | None, text: str = ""
-) -> ProgramParameter:
-    return ProgramParameter(
-        name=name, unit=unit, default=default, low=low, high=high, description=text
-    )
-
-
-_VOLUME = _p("output_volume_ml", "mL", 100.0, 20.0, 300.0)
-_WASH = [
-    _p("final_volume_ml", "mL", 20.0, 10.0, 200.0),
-    _p("input_volume_ml", "mL", None, 1.0, None, text="default: all of the source"),
-]
-_FILL = [
-    _p("product_volume_ml", "mL", None, 0.1, None, text="default: all of the source"),
-    _p("final_volume_ml", "mL", None, 10.0, 500.0, text="default: least reaching dmso_pct"),
-    _p("dmso_pct", "%", 7.5, 5.0, 10.0),
-    _p("bag_count", "", 1.0, 1.0, 4.0),
-]
-_ENRICH_TEXT = "Magnetic enrichment of {} T cells; non-target and most dead cells go to waste."
-_CATALOG = {  # template id: name, typical hours, parameters, description
-    "CD4CD8_ENRICHMENT": ("CD4/CD8 enrichment", 4.5, [_VOLUME], _ENRICH_TEXT.format("CD4+/CD8+")),
-    "CD3_ENRICHMENT": ("CD3 enrichment", 4.0, [_VOLUME], _ENRICH_TEXT.format("CD3+")),
-    "WASH_CONCENTRATE": ("Wash and concentrate", 1.5, _WASH, "Up to 4e9 cells, into ~20 mL."),
-    "FORMULATE_FILL": ("Formulate and fill", 0.75, _FILL, "Cryoprotectant to DMSO %; 1-4 bags."),
-}
-PROGRAM_TEMPLATES: dict[str, ProgramTemplate] = {
-    tid: ProgramTemplate.model_validate(
-        {"template_id": tid, "name": n, "typical_duration_h": h, "parameters": p, "description": d}
-    )
-    for tid, (n, h, p, d) in _CATALOG.items()
-}
-_PHASES = {  # each phase an equal share of the duration
-    "CD4CD8_ENRICHMENT": ("priming", "cell preparation", "labelling", "separation", "elution"),
-    "CD3_ENRICHMENT": ("priming", "cell preparation", "labelling", "separation", "elution"),
-    "WASH_CONCENTRATE": ("priming", "washing", "concentration"),
-    "FORMULATE_FILL": ("priming", "mixing", "filling"),
-}
-_PURITY = {  # mean, sd, low, high of the target-cell share of the output
-    "CD4CD8_ENRICHMENT": (0.98, 0.04, 0.85, 0.995),
-    "CD3_ENRICHMENT": (0.89, 0.10, 0.6, 0.995),
-}
-
-
-def _normal(rng: np.random.Generator, mean: float, sd: float, low: float, high: float) -> float:
-    return float(np.clip(rng.normal(mean, sd), low, high))
-
-
-def _enrich(
-    m: Container, volume_ml: float, purity: tuple[float, ...], rng: np.random.Generator
-) -> Container:
-    """T-cell recovery 55 ± 6 % at the purity drawn; 5 % of the dead cells stay."""
-    t_in = m.viable_cells * m.t_cell_fraction
-    t_out = t_in * _normal(rng, 0.55, 0.06, 0.30, 0.75)
-    share = _normal(rng, *purity)
-    non_t = min(t_out * (1.0 / share - 1.0), 0.5 * (m.viable_cells - t_in))
-    viable = t_out + non_t
-    nk_of_non_t = min(1.0, m.nk_fraction / (1.0 - m.t_cell_fraction)) if non_t > 0 else 0.0
-    return replace(
-        m,
-        viable_cells=viable,
-        dead_cells=0.05 * m.dead_cells,
-        volume_ml=volume_ml,
-        t_cell_fraction=t_out / viable if viable > 0 else share,
-        nk_fraction=nk_of_non_t * non_t / viable if viable > 0 else 0.0,
-    )
 
 
 @dataclass
@@ -125,6 +61,8 @@ class _Run:
     ended_mono_s: float | None = None
     result: ProgramResult | None = None
     timer: asyncio.TimerHandle | None = None
+    limit_flags: list[LimitFlag] = field(default_factory=list)
+    failure: str | None = None  # the program fails at its end, the input returned
 
     @property
     def duration_s(self) -> float:
@@ -188,9 +126,10 @@ class SimCellProcessor(SimInstrument, CellProcessor):
                 f"{self.where}: output container {', '.join(taken)} already exists on the line; "
                 "name a new output container"
             )
-        material, outputs = self._process(template_id, source, params, out_ids)
+        material, outputs, done = self._process(template_id, source, params, out_ids)
         run_id = f"{self.identity.serial}-RUN{len(self._runs) + 1:04d}"
         run = _Run(run_id, supervisory_task_id, template, inputs, source, material, outputs)
+        run.limit_flags, run.failure = done.limit_flags, done.failure
         run.started_mono_s, run.started_s = self._mono(), self.world.clock.now_s()
         run.timer = asyncio.get_running_loop().call_at(
             run.started_mono_s + run.duration_s, self._end, run, "complete"
@@ -207,12 +146,10 @@ class SimCellProcessor(SimInstrument, CellProcessor):
     ) -> dict[str, float]:
         """Fixed limits from the template, then the limits that depend on the source."""
         params = template.resolve_parameters(self, inputs.parameters)
-        cells = source.viable_cells + source.dead_cells
         if template.template_id == "WASH_CONCENTRATE":
             taken = params.setdefault("input_volume_ml", source.volume_ml)
             require_range(self, "input_volume_ml", taken, low=1.0, high=source.volume_ml, unit="mL")
-            cells *= taken / source.volume_ml if source.volume_ml > 0 else 0.0
-            require_range(self, "input cells", cells, low=0, high=WASH_CAPACITY_CELLS, unit="cells")
+            # no check of the cells: a washer cannot count them (over capacity: flagged)
         if template.template_id == "FORMULATE_FILL":
             if params["bag_count"] != int(params["bag_count"]):
                 raise OutOfRangeError(f"{self.where}: bag_count must be a whole number 1..4")
@@ -234,41 +171,17 @@ class SimCellProcessor(SimInstrument, CellProcessor):
 
     def _process(
         self, tid: str, source: Container, params: dict[str, float], out_ids: list[str]
-    ) -> tuple[Container, list[Container]]:
+    ) -> tuple[Container, list[Container], Processed]:
         """Take the input and draw the outcome (the outputs enter the world at the end)."""
         volume = params.get("product_volume_ml", params.get("input_volume_ml", source.volume_ml))
         material = source.take(volume, f"{self.identity.serial} in-process")
-        m, rng = material, self.rng
-        if tid in _PURITY:
-            out = _enrich(m, params["output_volume_ml"], _PURITY[tid], rng)
-        elif tid == "WASH_CONCENTRATE":  # ~88 % of the viable, half the dead cells recovered
-            recovery = _normal(rng, 0.88, 0.02, 0.80, 0.95)
-            out = replace(
-                m,
-                viable_cells=recovery * m.viable_cells,
-                dead_cells=0.5 * m.dead_cells,
-                volume_ml=params["final_volume_ml"],
-            )
-        else:  # FORMULATE_FILL: a hold-up of 1-2 % of the mix stays in the tubing set
-            keep = 1.0 - _normal(rng, 0.015, 0.003, 0.01, 0.02)
-            out = replace(
-                m,
-                viable_cells=keep * m.viable_cells,
-                dead_cells=keep * m.dead_cells,
-                volume_ml=keep * params["final_volume_ml"],
-                dmso_pct=params["dmso_pct"],
-            )
-        # Cells that died in processing are carried into the output as dead cells; they
-        # come from the input cells that were not recovered, so cells are conserved:
-        # viable recovery stays the published figure, viability drops by drop_pct points.
-        drop_pct, viability = _normal(rng, 2.0, 0.5, 1.0, 3.0), out.viability_pct
-        if out.viable_cells > 0 and viability > drop_pct:
-            out.dead_cells = out.viable_cells * 100.0 / (viability - drop_pct) - out.viable_cells
+        done = process(tid, material, params, self.rng)
+        out = done.out
         per_bag_ml = out.volume_ml / len(out_ids)
         outputs = [out.take(per_bag_ml, bag) for bag in out_ids]
         for bag in outputs:  # the product keeps its chain-of-identity label
-            bag.label, bag.history = source.label, [*m.history, f"{tid} on {self.where}"]
-        return material, outputs
+            bag.label, bag.history = source.label, [*material.history, f"{tid} on {self.where}"]
+        return material, outputs, done
 
     def _end(self, run: _Run, state: ProgramState) -> None:
         """End ``run``: complete (outputs enter the world) or aborted (input back to source)."""
@@ -282,6 +195,10 @@ class SimCellProcessor(SimInstrument, CellProcessor):
             o.container_id for o in run.outputs if o.container_id in self.world.containers
         ]:
             state, message = "failed", f"output {clash[0]!r} appeared meanwhile; product held"
+        elif complete and run.failure is not None:
+            run.source.add(run.material)
+            state = "failed"
+            message = f"{run.failure}; the input was returned to {run.source.container_id!r}"
         elif complete:
             for output in run.outputs:
                 self.world.add_container(output)
@@ -307,6 +224,7 @@ class SimCellProcessor(SimInstrument, CellProcessor):
             total_cells=total,
             viability_pct=100.0 * viable / total if total > 0 else 0.0,
             message=message,
+            limit_flags=run.limit_flags,
         )
         logger.info("%s: %s %s: %s", self.where, run.run_id, state, message)
 
@@ -328,7 +246,7 @@ class SimCellProcessor(SimInstrument, CellProcessor):
     def _status(self, run: _Run) -> ProgramStatus:
         now = self._mono() if run.ended_mono_s is None else run.ended_mono_s
         fraction = min(max((now - run.started_mono_s) / run.duration_s, 0.0), 1.0)
-        phases = _PHASES[run.template.template_id]
+        phases = PHASES[run.template.template_id]
         phase = phases[min(int(fraction * len(phases)), len(phases) - 1)]
         ended_s = None if run.ended_mono_s is None else run.started_s + now - run.started_mono_s
         return ProgramStatus(

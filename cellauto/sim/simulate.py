@@ -9,6 +9,7 @@ checks by name, deviations, states and batch values, and the simulated world.
 from __future__ import annotations
 
 import tempfile
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,7 +31,7 @@ from cellauto.records import payloads as rec
 from cellauto.records.refs import SignatureShown
 from cellauto.records.site_payload_base import SitePayload
 from cellauto.records.wording import signatures_of
-from cellauto.sim.faults import Fault, FaultOutcome, QcFault
+from cellauto.sim.faults import Fault, FaultOutcome, QcFault, SimFaultWarning
 from cellauto.sim.line import SimLine, sim_line_for_protocol
 from cellauto.sim.operators import Script, SimulatedOperators, simulated_operators
 from cellauto.sim.patients import PatientChoice, PatientProfile
@@ -38,7 +39,7 @@ from cellauto.sim.site_for_run import simulated_site
 
 _P = TypeVar("_P", bound=rec.Payload)
 
-__all__ = ["DEFAULT_SIM_START", "SimulatedRun", "simulate", "simulate_async"]
+__all__ = ["DEFAULT_SIM_START", "SimulatedRun", "close_faults", "simulate", "simulate_async"]
 
 #: Where simulated process time starts for a reproducible (seeded) run.
 DEFAULT_SIM_START = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
@@ -56,6 +57,7 @@ class SimulatedRun:
     journal_path: Path
     params: Params
     _by_kind: dict[type[rec.Payload], list[rec.Payload]] = field(default_factory=dict, repr=False)
+    fault_outcomes: list[FaultOutcome] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         for record in self.records:
@@ -73,8 +75,9 @@ class SimulatedRun:
     @property
     def faults(self) -> list[FaultOutcome]:
         """What became of every fault armed on the line: fired (when, what) or never
-        (why). Not implemented yet: always empty."""
-        return []
+        (why), closed when the run ended. Not journaled (design §12.4): the journal
+        records what the line did, not what the simulation planned."""
+        return list(self.fault_outcomes)
 
     def of_kind(self, kind: type[_P]) -> list[_P]:
         """Every payload of one record kind, in order: ``run.of_kind(Alarm)``."""
@@ -258,7 +261,22 @@ async def simulate_async(
         finally:
             journal.close()
             site.close()
-    return SimulatedRun(outcome, records, sim, path, params)
+    return SimulatedRun(outcome, records, sim, path, params, fault_outcomes=close_faults(sim))
+
+
+def close_faults(sim: SimLine) -> list[FaultOutcome]:
+    """Every fault armed on ``sim``'s instruments, closed now; a
+    :class:`SimFaultWarning` for each that never took effect (with why)."""
+    end_h = sim.world.elapsed_h()
+    outcomes = [o for inst in sim.equipment.values() for o in inst.close_faults(end_h)]
+    for o in outcomes:
+        if o.never is not None:
+            warnings.warn(
+                f"{o.where}: {o.fault.kind} never took effect: {o.never}",
+                SimFaultWarning,
+                stacklevel=3,
+            )
+    return outcomes
 
 
 async def _execute(

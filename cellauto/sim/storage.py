@@ -34,7 +34,7 @@ from cellauto.instruments.cryo_storage import (
     StoredItem,
 )
 from cellauto.sim.base import SimInstrument, sim_identity
-from cellauto.sim.faults import Fault, LN2LevelDrop
+from cellauto.sim.faults import Fault, FaultOutcome, LN2LevelDrop
 from cellauto.sim.world import SimWorld
 
 __all__ = [
@@ -90,6 +90,7 @@ class SimCryoStorage(SimInstrument, CryoStorage):
     """A vapour-phase LN2 freezer with autofill (see the module for the model)."""
 
     DRIFT_FIELDS = frozenset({"temperature_c", "ln2_level_pct"})
+    MARKED_FAULTS = (LN2LevelDrop,)
 
     def __init__(
         self, world: SimWorld, serial: str = "LN2-0001", *, model: StorageModel | None = None
@@ -258,7 +259,17 @@ class SimCryoStorage(SimInstrument, CryoStorage):
         relax = math.exp(-dt_h / m.temperature_time_constant_h)
         self._temperature_c = target + (self._temperature_c - target) * relax
 
+    def close_faults(self, end_h: float) -> list[FaultOutcome]:
+        self._advance()  # a drop due before the end acts even if nobody looked since
+        return super().close_faults(end_h)
+
     def _apply(self, drop: LN2LevelDrop) -> None:
+        for entry in self.ledger.entries:  # ``drop`` is the armed fault with its hour set
+            fault = entry.fault
+            same = isinstance(fault, LN2LevelDrop) and fault.drop_pct == drop.drop_pct
+            if same and not entry.fired and entry.starts_h == drop.at_h:
+                self.ledger.fired(entry, self._t_h, f"LN2 level -{drop.drop_pct:g} points")
+                break
         self._level_pct = max(0.0, self._level_pct - drop.drop_pct)
         if drop.disable_autofill:
             self._autofill_on = self._filling = False

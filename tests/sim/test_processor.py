@@ -90,13 +90,43 @@ async def test_wash_concentrate_recovery_and_viability_loss_over_200_seeds() -> 
     assert min(recovery) >= 0.80 - 1e-9
 
 
-async def test_wash_concentrate_refuses_more_than_capacity() -> None:
-    _, proc, source = make(viable_cells=5e9)
-    with pytest.raises(
-        OutOfRangeError, match=r"input cells 5\.3e\+09 cells is above the limit 4e\+09"
-    ):
-        await proc.start_program("WASH_CONCENTRATE", inputs(), "T1")
-    assert source.volume_ml == 250.0 and await proc.active_program() is None
+async def test_wash_over_capacity_completes_flagged_with_reduced_recovery() -> None:
+    # 4.4e9 + 3e8 = 4.7e9 cells: the 0.7e9 above 4e9 are recovered at 30 %
+    world, proc, _ = make(viable_cells=4.4e9)
+    result = await run(proc, "WASH_CONCENTRATE", output="washed")
+    assert result.success and "washed" in world.containers
+    (flag,) = result.limit_flags
+    assert (flag.quantity, flag.value, flag.limit, flag.unit) == (
+        "input cells",
+        pytest.approx(4.7e9),
+        4e9,
+        "cells",
+    )
+    assert "recovery reduced" in flag.message
+    recovery = world.containers["washed"].viable_cells / 4.4e9
+    within = 4e9 / 4.7e9
+    assert within * 0.80 + (1 - within) * 0.30 <= recovery <= within * 0.95 + (1 - within) * 0.30
+    clean_world, clean_proc, _ = make(viable_cells=3.6e9)  # the same draws, within capacity
+    await run(clean_proc, "WASH_CONCENTRATE", output="washed")
+    drawn = clean_world.containers["washed"].viable_cells / 3.6e9
+    assert recovery == pytest.approx(within * drawn + (1 - within) * 0.30)
+
+
+async def test_wash_within_capacity_has_no_flag() -> None:
+    _, proc, _ = make(viable_cells=3e9)
+    result = await run(proc, "WASH_CONCENTRATE", output="washed")
+    assert result.success and result.limit_flags == []
+
+
+async def test_wash_far_over_capacity_fails_and_returns_the_input() -> None:
+    world, proc, source = make(viable_cells=6.5e9)  # 6.8e9 > 1.5 x 4e9
+    result = await run(proc, "WASH_CONCENTRATE", output="washed")
+    assert not result.success and "membrane pressure alarm" in result.message
+    assert "returned to 'apheresis bag'" in result.message
+    assert "washed" not in world.containers
+    assert source.volume_ml == 250.0 and source.viable_cells == pytest.approx(6.5e9)
+    (flag,) = result.limit_flags
+    assert "program failed" in flag.message
 
 
 async def test_progress_rises_with_process_time_and_output_appears_at_completion() -> None:

@@ -47,11 +47,8 @@ def _adding(model: type[Any], **extra: Any) -> Any:
 async def test_a_diluted_count_out_of_range_reads_back_over_scpi(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(
-        sim_counter,
-        "CellCount",
-        _adding(CellCount, range_flag="above_range"),
-    )
+    # a linear range the sample is above (the model flags it; the record carries it)
+    monkeypatch.setattr(sim_counter.SimCellCounter, "LINEAR_RANGE_CELLS_PER_ML", (1.0, 10.0))
     local, local_sample = make_counter(seed=11)
     want = await local.count(local_sample, operator="alice", dilution=2.0)
     remote, sample = make_counter(seed=11)
@@ -135,11 +132,15 @@ async def test_cytometer_flags_gates_and_cd16_read_back_over_opcua(
 
 
 async def test_processor_limit_flags_read_back_over_lads(monkeypatch: pytest.MonkeyPatch) -> None:
-    from cellauto.instruments.cell_processor import ProgramResult
 
-    monkeypatch.setattr(
-        sim_processor, "ProgramResult", _adding(ProgramResult, limit_flags=[WASH_FLAG])
-    )
+    real = sim_processor.process
+
+    def flagged(*args: Any) -> Any:  # every program flagged, as an over-capacity wash is
+        done = real(*args)
+        done.limit_flags = [WASH_FLAG]
+        return done
+
+    monkeypatch.setattr(sim_processor, "process", flagged)
     local, remote = make_processor(seed=5), make_processor(seed=5)
     async with serve_processor(remote) as server:
         adapter = await OpcUaCellProcessor.connect(server.url, clock=remote.world.clock)

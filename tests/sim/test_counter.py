@@ -1,0 +1,79 @@
+"""SimCellCounter's linear range: range_flag, dilution, coincidence (issue 14, §3.6)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from cellauto.clock import Clock
+from cellauto.instruments.cell_counter import CellCount
+from cellauto.sim.counter import SimCellCounter
+from cellauto.sim.material import Container
+from cellauto.sim.world import SimWorld
+
+pytestmark = pytest.mark.anyio
+
+ORIGIN = datetime(2025, 3, 3, 8, 0, tzinfo=UTC)
+
+
+async def counts(
+    per_ml: float, *, dilution: float = 1.0, n: int = 40, coincidence: bool = True
+) -> list[CellCount]:
+    """``n`` counts of a bag at ``per_ml`` total cells/mL (90 % viable), one world."""
+    world = SimWorld(Clock(ORIGIN), seed=3)
+    bag = world.add_container(
+        Container(
+            "bag", viable_cells=0.9 * per_ml * 100, dead_cells=0.1 * per_ml * 100, volume_ml=100.0
+        )
+    )
+    figure = SimCellCounter.COINCIDENCE_CELLS_PER_ML if coincidence else None
+    counter = SimCellCounter(world, coincidence_cells_per_ml=figure)
+    out = []
+    for _ in range(n):
+        sample = world.draw_sample(bag, 0.5, prefix="S")
+        out.append(await counter.count(sample, dilution=dilution))
+    return out
+
+
+def _mean(results: list[CellCount]) -> float:
+    return float(np.mean([c.total_cells_per_ml for c in results]))
+
+
+async def test_a_count_in_the_linear_range_is_unbiased_and_says_so() -> None:
+    results = await counts(2e6)
+    assert {c.range_flag for c in results} == {"in_range"}
+    assert _mean(results) == pytest.approx(2e6, rel=0.03)
+
+
+async def test_a_dense_sample_undiluted_is_above_range_and_counted_low() -> None:
+    results = await counts(1.5e8)
+    assert {c.range_flag for c in results} == {"above_range"}
+    # coincidence: 1e7 + 1.4e8 / (1 + 1.4e8 / 5e8) = 1.19e8
+    assert _mean(results) == pytest.approx(1.19e8, rel=0.03)
+
+
+async def test_coincidence_is_off_by_default_until_the_protocols_dilute() -> None:
+    results = await counts(1.5e8, coincidence=False)
+    assert {c.range_flag for c in results} == {"above_range"}
+    assert _mean(results) == pytest.approx(1.5e8, rel=0.03)
+
+
+async def test_a_dilution_brings_a_dense_sample_into_range() -> None:
+    results = await counts(1.5e8, dilution=20.0)
+    assert {c.range_flag for c in results} == {"in_range"}
+    assert {c.dilution for c in results} == {20.0}
+    assert _mean(results) == pytest.approx(1.5e8, rel=0.03)  # of the undiluted sample
+
+
+async def test_a_sparse_sample_is_below_range_and_noisier() -> None:
+    sparse, dense = await counts(2e4), await counts(2e6)
+    assert {c.range_flag for c in sparse} == {"below_range"}
+
+    def rsd(results: list[CellCount]) -> float:
+        values = [c.total_cells_per_ml for c in results]
+        return float(np.std(values) / np.mean(values))
+
+    # Poisson: 2e4/mL x 0.0002 mL = 4 cells imaged -> about 50 % RSD; 2e6/mL: about 9 %
+    assert rsd(sparse) > 0.3 > 0.15 > rsd(dense)
