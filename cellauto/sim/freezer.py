@@ -49,6 +49,7 @@ from cellauto.sim.freezer_model import (
     FreezeRun,
     bag_time_constant_min,
 )
+from cellauto.sim.material import FrozenState
 from cellauto.sim.world import SimWorld
 
 __all__ = ["FreezeQuality", "FreezerModel", "SimControlledRateFreezer"]
@@ -237,6 +238,13 @@ class SimControlledRateFreezer(SimInstrument, ControlledRateFreezer):
             )
             if (container := self.world.containers.get(cid)) is not None:
                 container.history.append(f"frozen in {self.where}: {message}")
+                container.frozen = FrozenState(
+                    frozen_at_h=end_h,
+                    cooling_rate_c_per_min=curve.rate_c_per_min,
+                    latent_heat_rise_c=curve.rise_c,
+                    profile_name=run.profile.name,
+                    rewarming_c=curve.max_rewarming_c,
+                )
 
     def _limit_flags(self, run: FreezeRun) -> list[LimitFlag]:
         m, flags = self.model, []
