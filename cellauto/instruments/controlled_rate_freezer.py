@@ -10,6 +10,7 @@ freezes), then at -10 °C/min to -90 °C.
 
 from __future__ import annotations
 
+import math
 from abc import abstractmethod
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
@@ -182,27 +183,51 @@ class ControlledRateFreezer(Instrument):
         return await self.result()
 
 
+#: Heat-of-fusion compensation per fill: (largest fill mL, drop to °C, return to °C), tuned on
+#: the simulated freezer (thickness model, 150 cm² bag face) so the sample cools at about
+#: -1 °C/min from nucleation to -20 °C (docs/simulation-sources.md, "Freezing and thawing").
+COMPENSATION_BY_FILL: tuple[tuple[float, float, float], ...] = (
+    (35.0, -40.0, -20.0),
+    (60.0, -50.0, -20.0),
+    (85.0, -60.0, -25.0),
+    (math.inf, -60.0, -35.0),
+)
+#: Up to this fill a container is a cryovial: a plain -1 °C/min ramp, no compensation.
+VIAL_MAX_FILL_ML = 5.0
+
+
 def standard_freeze_profile(
-    *, heat_of_fusion_compensation: bool = True, final_hold_min: float = 30.0
+    *,
+    heat_of_fusion_compensation: bool = True,
+    final_hold_min: float = 30.0,
+    fill_ml: float = 70.0,
 ) -> FreezeProfile:
-    """PROCESS.md's curve for a product bag in 5-10 % DMSO.
+    """PROCESS.md's curve for a product bag (or cryovial) filled with ``fill_ml`` in 5-10 % DMSO.
 
     -1 °C/min from +4 °C. With compensation, when the chamber reaches -10 °C (the sample,
-    lagging ~5 °C behind, is then supercooled and about to freeze) it drops at -25 °C/min
-    to -60 °C and comes back at +10 °C/min to -40 °C, pulling out the latent heat. Then
-    -1 °C/min to -45 °C, -10 °C/min to -90 °C and a hold so the sample reaches -90 °C.
+    lagging a few °C behind, is then supercooled and about to freeze) it drops at -25 °C/min
+    and comes back at +10 °C/min, pulling out the latent heat; the thicker the fill, the
+    deeper the drop and the colder the return (:data:`COMPENSATION_BY_FILL`). Then -1 °C/min
+    for 5 °C, -10 °C/min to -90 °C and a hold so the sample reaches -90 °C. A cryovial
+    (up to 5 mL) gets no compensation.
     """
     segments: list[Ramp | Hold] = []
-    if heat_of_fusion_compensation:
+    compensate = heat_of_fusion_compensation and fill_ml > VIAL_MAX_FILL_ML
+    if compensate:
+        _, drop_c, return_c = next(row for row in COMPENSATION_BY_FILL if fill_ml <= row[0])
         segments += [
             Ramp(rate_c_per_min=-1.0, end_temperature_c=-10.0),
-            Ramp(rate_c_per_min=-25.0, end_temperature_c=-60.0),
-            Ramp(rate_c_per_min=10.0, end_temperature_c=-40.0),
+            Ramp(rate_c_per_min=-25.0, end_temperature_c=drop_c),
+            Ramp(rate_c_per_min=10.0, end_temperature_c=return_c),
+            Ramp(rate_c_per_min=-1.0, end_temperature_c=return_c - 5.0),
         ]
+    else:
+        segments.append(Ramp(rate_c_per_min=-1.0, end_temperature_c=-45.0))
     segments += [
-        Ramp(rate_c_per_min=-1.0, end_temperature_c=-45.0),
         Ramp(rate_c_per_min=-10.0, end_temperature_c=-90.0),
         Hold(duration_min=final_hold_min),
     ]
-    name = "standard -1 °C/min" + (" with compensation" if heat_of_fusion_compensation else "")
+    name = "standard -1 °C/min" + (" with compensation" if compensate else "")
+    if compensate and fill_ml != 70.0:
+        name += f" for {fill_ml:g} mL"
     return FreezeProfile(name=name, segments=segments)

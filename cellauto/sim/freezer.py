@@ -1,19 +1,21 @@
-"""Simulated controlled-rate freezer: a lumped thermal model of chamber and product bag.
+"""Simulated controlled-rate freezer: a chamber energy balance and every container in it.
 
 Integrated lazily (no background task) in fixed 5 s steps from the run's start whenever
-the instrument is looked at. The setpoint follows the profile, the chamber follows it with
-a first-order lag; without power (:class:`PowerLoss`) the profile stops and the chamber
-warms towards ambient. The probe is in the first container, a bag pre-equilibrated at the
-start temperature, lagging the chamber by ``sample_time_constant_min`` x (volume /
-``reference_volume_ml``) ** ``volume_exponent``. It supercools to a seeded nucleation
-temperature, then ice grows towards T = freezing_point / (1 - freezable_fraction x
-released), releasing latent heat (J/mL: proportional to volume) within about
-``ice_growth_time_constant_min`` while the chamber pulls heat out in proportion to the
-chamber-sample difference: the sample warms towards the freezing point and plateaus; a
-colder chamber then (heat-of-fusion compensation) lowers the rise and shortens the
-plateau. At the end each container gets a :class:`FreezeQuality` in ``frozen``: a
-post-thaw viability factor (0.74 for a good curve) lowered by the deviation of the rate
-from nucleation to -20 °C from -1 °C/min, a rise above 1 °C, outages and rewarming.
+the instrument is looked at (model: :mod:`.freezer_model`). The setpoint follows the
+profile; the LN2 valve's controller pulls the chamber to it with finite power, and every
+container's sensible and latent heat warms the chamber (a full chamber cools slower than
+one bag; past the rated load, or when the valve is fully open and the chamber stays above
+the setpoint, :attr:`FreezeResult.limit_flags` says so). Without power (:class:`PowerLoss`)
+the profile stops and the chamber warms towards ambient. The probe is in the first
+container. Each container lags the chamber by its own time constant (a cryovial's, or a
+bag's from its fill thickness), supercools to a seeded nucleation temperature, then ice
+grows towards T = freezing_point / (1 - freezable_fraction x released), releasing latent
+heat within about ``ice_growth_time_constant_min``: the sample warms towards the freezing
+point and plateaus; a colder chamber then (heat-of-fusion compensation) lowers the rise
+and shortens the plateau. At the end each container gets a :class:`FreezeQuality` in
+``frozen``: a post-thaw viability factor (0.74 for a good curve) lowered by the deviation
+of the rate from nucleation to -20 °C from -1 °C/min, a rise above 1 °C, outages and
+rewarming.
 """
 
 from __future__ import annotations
@@ -35,9 +37,19 @@ from cellauto.instruments.controlled_rate_freezer import (
     FreezerStatus,
     Ramp,
 )
+from cellauto.instruments.limits import LimitFlag
 from cellauto.sim.base import SimInstrument, sim_identity
 from cellauto.sim.faults import Fault, PowerLoss
-from cellauto.sim.freezer_model import STEP_MIN, FreezeCurve, FreezeQuality, FreezerModel, FreezeRun
+from cellauto.sim.freezer_model import (
+    STEP_MIN,
+    Bag,
+    FreezeCurve,
+    FreezeQuality,
+    FreezerModel,
+    FreezeRun,
+    bag_time_constant_min,
+)
+from cellauto.sim.material import FrozenState
 from cellauto.sim.world import SimWorld
 
 __all__ = ["FreezeQuality", "FreezerModel", "SimControlledRateFreezer"]
@@ -106,23 +118,33 @@ class SimControlledRateFreezer(SimInstrument, ControlledRateFreezer):
             raise InstrumentError(
                 f"{self.where}: container_ids {container_ids} must name each container once"
             )
-        probe, *_ = [self.world.container(cid, where=self.where) for cid in container_ids]
-        if probe.volume_ml <= 0:
-            raise InstrumentError(f"{self.where}: container {probe.container_id!r} is empty")
+        containers = [self.world.container(cid, where=self.where) for cid in container_ids]
+        for container in containers:
+            if container.volume_ml <= 0:
+                raise InstrumentError(
+                    f"{self.where}: container {container.container_id!r} is empty"
+                )
         await anyio.sleep(2.0)
         m, profile = self.model, self._profile
-        scale = (probe.volume_ml / m.reference_volume_ml) ** m.volume_exponent
         t0 = profile.start_temperature_c
+        bags = [
+            Bag(
+                container_id=c.container_id,
+                volume_ml=c.volume_ml,
+                tau_min=bag_time_constant_min(m, c.volume_ml),
+                nucleation_at_c=float(self.rng.uniform(m.nucleation_min_c, m.nucleation_max_c)),
+                sample_c=t0,
+            )
+            for c in containers
+        ]
         self._run = FreezeRun(
             profile=profile,
             container_ids=list(container_ids),
             start_h=self.world.elapsed_h(),
             start_s=self.world.clock.now_s(),
-            sample_tau_min=m.sample_time_constant_min * scale,
-            nucleation_at_c=float(self.rng.uniform(m.nucleation_min_c, m.nucleation_max_c)),
+            bags=bags,
             setpoint_c=t0,
             chamber_c=t0,
-            sample_c=t0,
         )
         self._result, self._state = None, "running"
         log.info("%s: run of %r started with %s", self.where, profile.name, container_ids)
@@ -198,6 +220,8 @@ class SimControlledRateFreezer(SimInstrument, ControlledRateFreezer):
             cooling_rate_through_phase_change_c_per_min=curve.rate_c_per_min,
             power_interruptions=curve.interruptions,
             message=message,
+            load_ml=run.load_ml,
+            limit_flags=self._limit_flags(run),
         )
         self._state = self._result.end_state
         log.log(logging.WARNING if failed else logging.INFO, "%s: %s", self.where, message)
@@ -214,6 +238,40 @@ class SimControlledRateFreezer(SimInstrument, ControlledRateFreezer):
             )
             if (container := self.world.containers.get(cid)) is not None:
                 container.history.append(f"frozen in {self.where}: {message}")
+                container.frozen = FrozenState(
+                    frozen_at_h=end_h,
+                    cooling_rate_c_per_min=curve.rate_c_per_min,
+                    latent_heat_rise_c=curve.rise_c,
+                    profile_name=run.profile.name,
+                    rewarming_c=curve.max_rewarming_c,
+                )
+
+    def _limit_flags(self, run: FreezeRun) -> list[LimitFlag]:
+        m, flags = self.model, []
+        if run.load_ml > m.rated_load_ml:
+            flags.append(
+                LimitFlag(
+                    quantity="chamber load",
+                    value=run.load_ml,
+                    limit=m.rated_load_ml,
+                    unit="mL",
+                    message="load above the rated load: the chamber may not follow the profile",
+                )
+            )
+        if run.saturated_min > 0:
+            flags.append(
+                LimitFlag(
+                    quantity="chamber above setpoint",
+                    value=round(run.max_setpoint_error_c, 2),
+                    limit=1.0,
+                    unit="°C",
+                    message=(
+                        f"LN2 cooling at its maximum for {run.saturated_min:.1f} min: the chamber "
+                        "could not follow the profile"
+                    ),
+                )
+            )
+        return flags
 
     def _viability_factor(self, curve: FreezeCurve) -> float:
         m, rate = self.model, curve.rate_c_per_min

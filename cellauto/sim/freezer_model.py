@@ -1,4 +1,18 @@
-"""The thermal model behind the simulated controlled-rate freezer (see :mod:`.freezer`)."""
+"""The thermal model behind the simulated controlled-rate freezer (see :mod:`.freezer`).
+
+The chamber is an energy balance (design §3.8; sources in docs/simulation-sources.md,
+"Freezing and thawing")::
+
+    C_ch dT_ch/dt = -P_LN2 + sum_i UA_i (T_i - T_ch) + UA_amb (T_amb - T_ch)
+    P_LN2 = clip(K_p (T_ch - T_set) + P_ff, 0, P_max)
+
+``P_ff`` is the controller's feed-forward for the empty chamber (its heat capacity times the
+programmed rate, and the ambient leak): the controller does not know the load, so every bag's
+sensible and latent heat warms the chamber by ``load / K_p`` and, when ``P_max`` is reached,
+the chamber cannot follow the profile at all. Each bag has its own time constant from its
+fill thickness, ``tau = tau_ref (L / L_ref)^2`` (a slab's conduction time scales with the
+square of its thickness), its own nucleation temperature and its own latent heat.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +23,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cellauto.instruments.controlled_rate_freezer import FreezeProfile, FreezeResult, Ramp
 
-__all__ = ["STEP_MIN", "FreezeCurve", "FreezeQuality", "FreezeRun", "FreezerModel"]
+__all__ = [
+    "STEP_MIN",
+    "Bag",
+    "FreezeCurve",
+    "FreezeQuality",
+    "FreezeRun",
+    "FreezerModel",
+    "bag_time_constant_min",
+]
 
 STEP_MIN = 5.0 / 60.0
 
@@ -20,9 +42,23 @@ class FreezerModel(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     chamber_time_constant_min: float = Field(1.0, gt=0)
-    sample_time_constant_min: float = Field(6.0, gt=0)
-    reference_volume_ml: float = Field(20.0, gt=0)
-    volume_exponent: float = Field(0.5, ge=0)
+    """C_ch / K_p: how fast the controller pulls the chamber to its setpoint."""
+    chamber_heat_capacity_j_per_c: float = Field(1000.0, gt=0)
+    """C_ch: chamber wall, rack and air (*assumed*)."""
+    max_cooling_w: float = Field(800.0, gt=0)
+    """P_max of the LN2 valve (*assumed*: about -48 °C/min with the chamber empty)."""
+    ambient_ua_w_per_c: float = Field(0.5, ge=0)
+    """Heat leak of the insulated chamber (*assumed*)."""
+    rated_load_ml: float = Field(1000.0, gt=0)
+    """Liquid the freezer is rated to freeze in one run (*assumed*)."""
+    reference_thickness_mm: float = Field(4.0, gt=0)
+    sample_time_constant_min: float = Field(4.0, gt=0)
+    """tau_ref: a bag's time constant at ``reference_thickness_mm`` of fill."""
+    bag_face_area_cm2: float = Field(150.0, gt=0)
+    """One face of a CryoMACS-type 250 mL freezing bag (?): 70 mL fill is 4.7 mm thick."""
+    vial_max_volume_ml: float = Field(5.0, gt=0)
+    """Containers up to this volume are cryovials, with ``vial_time_constant_min``."""
+    vial_time_constant_min: float = Field(2.0, gt=0)
     freezing_point_c: float = Field(-3.0, lt=0)
     nucleation_min_c: float = -8.0
     nucleation_max_c: float = -5.0
@@ -104,24 +140,87 @@ class FreezeCurve:
 
 
 @dataclass
+class Bag:
+    """One container in the chamber: its own lag, nucleation and latent heat."""
+
+    container_id: str
+    volume_ml: float
+    tau_min: float
+    nucleation_at_c: float
+    sample_c: float
+    phase: str = "liquid"  # liquid, freezing, solid
+    released: float = 0.0  # share of the latent heat released
+
+    def heat_capacity_j_per_c(self, m: FreezerModel) -> float:
+        return self.volume_ml * m.heat_capacity_j_per_ml_c
+
+    def step(self, m: FreezerModel, chamber_c: float) -> float:
+        """Advance one step against ``chamber_c``; the heat (J) it gave the chamber."""
+        before = self.sample_c
+        solid_below_c = m.freezing_point_c / (1 - m.freezable_fraction)
+        latent_c = m.latent_heat_j_per_ml / m.heat_capacity_j_per_ml_c
+        if self.phase != "freezing":
+            lag = -math.expm1(-STEP_MIN / self.tau_min)
+            self.sample_c += (chamber_c - self.sample_c) * lag
+            if self.phase == "liquid" and self.sample_c <= self.nucleation_at_c:
+                self.phase = "freezing"
+            elif self.phase == "solid" and self.sample_c > solid_below_c:
+                self.phase = "freezing"  # melting back
+            return (before - self.sample_c) * self.heat_capacity_j_per_c(m)
+        equilibrium_c = m.freezing_point_c / (1 - m.freezable_fraction * self.released)
+        release = (equilibrium_c - self.sample_c) / m.ice_growth_time_constant_min
+        pull = (chamber_c - self.sample_c) / self.tau_min
+        self.sample_c += (release + pull) * STEP_MIN
+        released = min(1.0, max(0.0, self.released + release * STEP_MIN / latent_c))
+        latent_j = (released - self.released) * latent_c * self.heat_capacity_j_per_c(m)
+        self.released = released
+        if self.released >= 1.0:
+            self.phase = "solid"
+        return (before - self.sample_c) * self.heat_capacity_j_per_c(m) + latent_j
+
+
+def bag_time_constant_min(m: FreezerModel, volume_ml: float) -> float:
+    """A container's time constant: a cryovial's, or a bag's from its fill thickness.
+
+    A filled freezing bag is a thin slab (Biot number h L / k ~ 0.1 in a forced-air chamber):
+    the air film, not conduction inside, limits it, so its lag is lumped, rho c V / (h A),
+    proportional to the fill thickness V / A (not to volume^0.5).
+    """
+    if volume_ml <= m.vial_max_volume_ml:
+        return m.vial_time_constant_min
+    thickness_mm = 10.0 * volume_ml / m.bag_face_area_cm2
+    return m.sample_time_constant_min * thickness_mm / m.reference_thickness_mm
+
+
+@dataclass
 class FreezeRun:
-    """One run: the profile position and the chamber and sample temperatures."""
+    """One run: the profile position, the chamber and every container; the probe is bag 0."""
 
     profile: FreezeProfile
     container_ids: list[str]
     start_h: float
     start_s: float
-    sample_tau_min: float
-    nucleation_at_c: float
+    bags: list[Bag]
     setpoint_c: float
     chamber_c: float
-    sample_c: float
     steps: int = 0
     segment: int = 0
     hold_min: float = 0.0
-    phase: str = "liquid"  # liquid, freezing, solid
-    released: float = 0.0  # share of the latent heat released
+    saturated_min: float = 0.0  # minutes the LN2 valve was fully open and short of the setpoint
+    max_setpoint_error_c: float = 0.0
     curve: FreezeCurve = field(default_factory=FreezeCurve)
+
+    @property
+    def sample_c(self) -> float:
+        return self.bags[0].sample_c
+
+    @property
+    def phase(self) -> str:
+        return self.bags[0].phase
+
+    @property
+    def load_ml(self) -> float:
+        return sum(bag.volume_ml for bag in self.bags)
 
     @property
     def t_min(self) -> float:
@@ -140,14 +239,27 @@ class FreezeRun:
         return f"{self.profile.name!r}, segment {self.segment_index + 1}/{n}, {self.t_min:.0f} min"
 
     def step(self, m: FreezerModel, powered: bool) -> None:
+        chamber_c = self.chamber_c
+        heat_j = sum(bag.step(m, chamber_c) for bag in self.bags)
         if powered:
+            before = self.setpoint_c
             self._follow_profile(STEP_MIN)
-            lag = -math.expm1(-STEP_MIN / m.chamber_time_constant_min)
-            self.chamber_c += (self.setpoint_c - self.chamber_c) * lag
+            c_ch = m.chamber_heat_capacity_j_per_c
+            leak = m.ambient_ua_w_per_c * 60.0 * (m.ambient_c - chamber_c)  # J/min
+            feed_forward = c_ch * (before - self.setpoint_c) / STEP_MIN + leak
+            k_p = c_ch / m.chamber_time_constant_min
+            wanted = k_p * (chamber_c - self.setpoint_c) + feed_forward
+            p_max = m.max_cooling_w * 60.0
+            power = min(p_max, max(0.0, wanted))
+            self.chamber_c += (heat_j + (leak - power) * STEP_MIN) / c_ch
+            if wanted > p_max and self.chamber_c > self.setpoint_c + 1.0:
+                self.saturated_min += STEP_MIN
+            if self.profile.segments and self.steps * STEP_MIN > 5.0:
+                error = self.chamber_c - self.setpoint_c
+                self.max_setpoint_error_c = max(self.max_setpoint_error_c, error)
         elif self.chamber_c < m.ambient_c:
             warmed = self.chamber_c + m.power_loss_warming_c_per_min * STEP_MIN
             self.chamber_c = min(m.ambient_c, warmed)
-        self._sample_step(m)
         self.steps += 1
         self.curve.observe(self.t_min, self.sample_c, self.phase, powered, m)
 
@@ -168,22 +280,3 @@ class FreezeRun:
                 if isinstance(segment, Ramp):
                     self.setpoint_c = segment.end_temperature_c
                 self.segment, self.hold_min = self.segment + 1, 0.0
-
-    def _sample_step(self, m: FreezerModel) -> None:
-        solid_below_c = m.freezing_point_c / (1 - m.freezable_fraction)
-        if self.phase != "freezing":
-            lag = -math.expm1(-STEP_MIN / self.sample_tau_min)
-            self.sample_c += (self.chamber_c - self.sample_c) * lag
-            if self.phase == "liquid" and self.sample_c <= self.nucleation_at_c:
-                self.phase = "freezing"
-            elif self.phase == "solid" and self.sample_c > solid_below_c:
-                self.phase = "freezing"  # melting back
-            return
-        latent_c = m.latent_heat_j_per_ml / m.heat_capacity_j_per_ml_c
-        equilibrium_c = m.freezing_point_c / (1 - m.freezable_fraction * self.released)
-        release = (equilibrium_c - self.sample_c) / m.ice_growth_time_constant_min
-        pull = (self.chamber_c - self.sample_c) / self.sample_tau_min
-        self.sample_c += (release + pull) * STEP_MIN
-        self.released = min(1.0, max(0.0, self.released + release * STEP_MIN / latent_c))
-        if self.released >= 1.0:
-            self.phase = "solid"

@@ -35,6 +35,7 @@ from cellauto.sim.processor import SimCellProcessor
 from cellauto.sim.scanner import SimBarcodeScanner
 from cellauto.sim.starting_material import starting_materials
 from cellauto.sim.storage import SimCryoStorage
+from cellauto.sim.thaw import SimThawer
 from cellauto.sim.world import SimWorld
 
 __all__ = [
@@ -58,6 +59,7 @@ SIMULATORS: list[type[SimInstrument]] = [
     SimCryoStorage,
     SimDryShipper,
     SimZplPrinter,
+    SimThawer,
 ]
 
 

@@ -54,6 +54,7 @@ class FrozenState:
     dmso_exposure_h: float = 0.0
     """Hours between DMSO addition and the start of the freeze."""
     profile_name: str = ""
+    rewarming_c: float = 0.0  # after the phase change (an outage); read by sim/thaw.py
     thawed: bool = False
 
 

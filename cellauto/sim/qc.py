@@ -6,8 +6,10 @@ would export them, from the run's own records with deterministic noise.
 
 - viability: the ``viability at release`` check, 2 % RSD; CAR+: ``CAR+ at release``, 5 %;
 - vector copy number: lognormal around 2 copies, 0.5 more per MOI unit above 5;
-- post-thaw viability: the release viability x N(0.88, 0.03), 10 points less when the
-  freezing step recorded a deviation;
+- post-thaw viability: the run's own ``post-thaw viability`` batch value (its retained vial)
+  with 2 % RSD (the second vial); without one, the release viability x the survival
+  :func:`cellauto.sim.thaw.post_thaw` gives the curve the freezer reported (cooling rate
+  and latent-heat rise) and the simulated patient's cryo-sensitivity (no factor of its own);
 - endotoxin: U(0.05, 0.5) EU/mL; cell count: the ``dose`` batch value, 5 % RSD;
 - sterility: "no growth", or "growth" when the run shows a contamination's signature (a
   viability falling more than 30 points within 24 h); mycoplasma: "not detected".
@@ -39,6 +41,8 @@ from cellauto.records.models import utc_from_epoch_s
 from cellauto.records.release_plan import PercentOf, PerKg, Qualitative, ReleasePlan, ReleaseTest
 from cellauto.records.spec import Spec
 from cellauto.sim.faults import QcFault
+from cellauto.sim.material import FrozenState
+from cellauto.sim.thaw import post_thaw
 
 __all__ = [
     "SIM_LIMS_JSON_SCHEMA",
@@ -124,6 +128,33 @@ def _check(records: Sequence[Record], name: str, default: float) -> float:
     return float(named[-1]) if named else default
 
 
+def _frozen_state(records: Sequence[Record]) -> FrozenState:
+    """The product's freeze as the freezer reported it (its last run's result)."""
+    for record in reversed(records):
+        payload = record.payload
+        result: Any = None
+        if isinstance(payload, rec.InstrumentResponse):
+            result = payload.result
+        elif isinstance(payload, rec.Reading):  # a query's answer
+            result = payload.value
+        if isinstance(result, dict) and "cooling_rate_through_phase_change_c_per_min" in result:
+            rate = result["cooling_rate_through_phase_change_c_per_min"]
+            return FrozenState(
+                frozen_at_h=record.process_time_s / 3600.0,
+                cooling_rate_c_per_min=float(rate) if rate is not None else None,
+                latent_heat_rise_c=float(result.get("max_latent_heat_rise_c") or 0.0),
+                profile_name=str(result.get("profile_name", "")),
+            )
+    return FrozenState(frozen_at_h=0.0, cooling_rate_c_per_min=None)
+
+
+def _cryo_sensitivity(started: rec.RunStarted) -> float:
+    simulation = started.simulation
+    patient = simulation.patient if simulation is not None else None
+    value = (patient or {}).get("cryo_sensitivity", 1.0)
+    return float(value) if isinstance(value, int | float) else 1.0
+
+
 class _Run:
     """What the simulated lab reads of a run."""
 
@@ -150,6 +181,8 @@ class _Run:
             for r in records
         )
         self.contaminated = _contaminated(records)
+        self.frozen_state = _frozen_state(records)
+        self.cryo_sensitivity = _cryo_sensitivity(started)
         self.records = records
 
     def factor(self, test: ReleaseTest) -> float:
@@ -180,8 +213,12 @@ def _simulated_value(run: _Run, test: ReleaseTest, rng: np.random.Generator) -> 
     if test.name == "viability":
         return min(100.0, release_viability * float(rng.normal(1.0, 0.02)))
     if test.name == "post-thaw viability":
-        drop = 10.0 if run.freeze_deviation else 0.0
-        return release_viability * float(rng.normal(0.88, 0.03)) - drop
+        noise = float(rng.normal(1.0, 0.02))
+        measured = run.values.get("post-thaw viability")
+        if isinstance(measured, int | float):
+            return min(100.0, float(measured) * noise)
+        survival = post_thaw(run.frozen_state, cryo_sensitivity=run.cryo_sensitivity).survival
+        return min(100.0, release_viability * survival * noise)
     if test.name == "cell count":
         return float(run.values.get("dose", 1.0e8)) * float(rng.normal(1.0, 0.05))
     if isinstance(test.spec, Qualitative):

@@ -13,8 +13,10 @@ from cellauto.review.lims_parse import parse_export
 from cellauto.review.qc_eval import observe, verdict
 from cellauto.sim import simulate
 from cellauto.sim.faults import Contamination, QcFault
+from cellauto.sim.material import FrozenState
 from cellauto.sim.qc import SIM_LIMS_JSON_SCHEMA, SIM_LIMS_SCHEMA, simulated_results
 from cellauto.sim.simulate import SimulatedRun
+from cellauto.sim.thaw import post_thaw
 
 ROOT = Path(__file__).resolve().parents[2]
 CAR_T = ROOT / "protocols" / "car_t_autologous.py"
@@ -113,3 +115,31 @@ def test_contamination_grows() -> None:
     )
     rows = {r["ANALYSIS"]: r for r in simulated_results(run.records, seed=1)}
     assert rows["STER"]["RESULT"] == "G"
+
+
+def _with_freeze(run: SimulatedRun, **update: float) -> list:  # type: ignore[type-arg]
+    """The run's records with the freezer's reported result changed by ``update``."""
+    out = []
+    for record in run.records:
+        payload = record.payload
+        value = getattr(payload, "value", None)
+        if isinstance(value, dict) and "cooling_rate_through_phase_change_c_per_min" in value:
+            payload = payload.model_copy(update={"value": {**value, **update}})
+            record = record.model_copy(update={"payload": payload})
+        out.append(record)
+    return out
+
+
+def _ptv(records: list) -> float:  # type: ignore[type-arg]
+    rows = simulated_results(records, seed=3)
+    return float(next(r["RESULT"] for r in rows if r["ANALYSIS"] == "PTV"))
+
+
+def test_post_thaw_viability_follows_the_reported_freeze_curve(car_t: SimulatedRun) -> None:
+    good = _ptv(_with_freeze(car_t, cooling_rate_through_phase_change_c_per_min=-1.0))
+    release = car_t.check("viability at release").value
+    expected = release * post_thaw(FrozenState(1.0, -1.0, 0.5)).survival
+    assert good == pytest.approx(expected, rel=0.08) and 65.0 <= good <= 80.0
+    slow = _ptv(_with_freeze(car_t, cooling_rate_through_phase_change_c_per_min=-0.3))
+    risen = _ptv(_with_freeze(car_t, max_latent_heat_rise_c=6.0))
+    assert slow < good - 10 and risen < good - 5
