@@ -40,19 +40,11 @@ if TYPE_CHECKING:  # imported where used: the raw server process stays bare Star
     from cellauto.records import payloads as rec
 
 ROOT_PW = "the first keeper secret"
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 HERE = Path(__file__).resolve()
 REPO = HERE.parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.browser import CHROMIUM, FLAGS  # noqa: E402  (the flags the browser tests use)
 
 
 # -- the journal --------------------------------------------------------------------------

@@ -11,6 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_answer_latency
 import bench_batches
 import bench_crash_drill
+import bench_fidelity
 import bench_journal
 import bench_journal_load
 import bench_materials
@@ -84,6 +85,7 @@ def main() -> int:
     rows.extend(bench_report.run(quick=args.quick))
     rows.extend(bench_release.run(quick=args.quick))
     rows.extend(bench_web.run(quick=args.quick))
+    rows.extend(bench_fidelity.run(quick=args.quick))
     width = max(len(str(r.get("case", ""))) for r in rows)
     print(f"{'benchmark':<{width}}  {'result':>16}  {'target':<20} met  detail")
     print("-" * (width + 60))

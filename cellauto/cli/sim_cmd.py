@@ -14,6 +14,7 @@ from typing import Any
 import anyio
 
 from cellauto.cli._db import add_db_argument
+from cellauto.cli.fidelity_cmd import add_sim_parser as add_fidelity_parser
 from cellauto.clock import Clock, real_seconds, scaled_loop_factory
 from cellauto.errors import BadInputError
 from cellauto.lines import LineConfig, load_line_config
@@ -81,6 +82,7 @@ def add_parser(sub: Any) -> None:
     )
     add_db_argument(p)
     p.set_defaults(handler=qc_command)
+    add_fidelity_parser(sim_sub)
 
 
 _QC_EFFECTS = ("fail", "missing", "wrong_din", "unauthorised", "borderline")

@@ -17,21 +17,15 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from cellauto.errors import AccountDisabledError, AccountLockedError, AuthenticationError
-from cellauto.records.site_payloads import SignatureRefused
 from cellauto.records.site_store import SiteStore
 from cellauto.site.auth import Authenticated, authenticate
 from cellauto.web.context import Ctx
-from cellauto.web.guard import account_problem
+from cellauto.web.guard import account_problem, journal_refusal
 from cellauto.web.session_sweep import close_web_session
 
 __all__ = ["SignFormError", "signed_act"]
 
 T = TypeVar("T")
-
-
-def _journal(store: SiteStore, record: SignatureRefused) -> None:
-    with store.transaction() as tx:
-        tx.append(record)
 
 
 class SignFormError(AuthenticationError):
@@ -59,17 +53,13 @@ async def signed_act(ctx: Ctx, purpose: str, act: Callable[[SiteStore, Authentic
         )
     if problem is not None:  # an identified person's refused signature: journaled
         cause, message = problem
-        record = SignatureRefused(
-            by=web.account,
-            terminal=terminal,
-            name=web.account,
-            meaning=None,
-            target=None,
-            run_id=ctx.request.path_params.get("run_id"),
-            cause=cause,
-            detail=f"web: {purpose}: {message}",
+        run_id = ctx.request.path_params.get("run_id")
+        detail = f"web: {purpose}: {message}"
+        await ctx.write(
+            lambda store: journal_refusal(
+                store, web.account, terminal, cause, detail, run_id=run_id
+            )
         )
-        await ctx.write(lambda store: _journal(store, record))
         raise SignFormError(message)
 
     def run(store: SiteStore) -> T:

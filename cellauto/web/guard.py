@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 
 from cellauto.records import Journal
+from cellauto.records.refs import Meaning
+from cellauto.records.site_payload_base import Terminal
 from cellauto.records.site_payloads import SignatureRefused
 from cellauto.records.site_store import SiteStore
 from cellauto.site.auth import account_refusal
@@ -58,6 +60,35 @@ def account_problem(store: SiteStore, name: str) -> str | None:
     return account_refusal(confirmed[0], 0)
 
 
+def journal_refusal(
+    store: SiteStore,
+    account: str,
+    terminal: Terminal,
+    cause: str,
+    detail: str,
+    *,
+    run_id: str | None = None,
+    task_id: str | None = None,
+    meaning: Meaning | None = None,
+) -> None:
+    """Journal the refusal of a signature the signed-in person ``account`` asked for
+    (``signature_refused``, by and of that person), in a transaction of its own."""
+    with store.transaction() as tx:
+        tx.append(
+            SignatureRefused(
+                by=account,
+                terminal=terminal,
+                name=account,
+                meaning=meaning,
+                target=None,
+                run_id=run_id,
+                task_id=task_id,
+                cause=cause,
+                detail=detail,
+            )
+        )
+
+
 def account_gone(journal: Journal, name: str) -> bool:
     """The account ``name`` no longer exists, or is locked or disabled."""
     confirmed = confirm_account(journal.read_connection(), name)
@@ -84,19 +115,14 @@ async def permission_refusal(ctx: Ctx, permission: Permission, doing: str) -> st
             f"{name} ({', '.join(roles) or 'no roles'}) may not {doing}: it needs"
             f" {permission.value} ({holders(permission)})"
         )
-        with store.transaction() as tx:
-            tx.append(
-                SignatureRefused(
-                    by=name,
-                    terminal=terminal,
-                    name=name,
-                    meaning=None,
-                    target=None,
-                    run_id=None if run_id is None else str(run_id),
-                    cause="permission",
-                    detail=f"{where}: {message}",
-                )
-            )
+        journal_refusal(
+            store,
+            name,
+            terminal,
+            "permission",
+            f"{where}: {message}",
+            run_id=None if run_id is None else str(run_id),
+        )
         return message
 
     return await ctx.write(check)

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from cellauto.records import payloads as rec
+from cellauto.sim.fidelity.derived import derive
 from cellauto.sim.simulate import SimulatedRun, simulate
 
 __all__ = ["SeedSummary", "run_population", "run_seed", "summarise"]
@@ -41,6 +42,9 @@ class SeedSummary(BaseModel):
         default_factory=dict, description="the last value of each check, by name"
     )
     values: dict[str, Any] = Field(default_factory=dict, description="batch values, by name")
+    derived: dict[str, float] = Field(
+        default_factory=dict, description="quantities read from the records (derived.py)"
+    )
     patient: dict[str, float | str] | None = None
     population: str | None = None
 
@@ -60,6 +64,7 @@ def summarise(run: SimulatedRun, *, protocol: str, seed: int) -> SeedSummary:
         failed_policies=[c.spec.policy.value for c in failed],
         checks={c.check: c.value for c in results},
         values=run.values,
+        derived=derive(run),
         patient=simulation.patient if simulation else None,
         population=simulation.population if simulation else None,
     )

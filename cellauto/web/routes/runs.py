@@ -27,7 +27,6 @@ from cellauto.errors import BadInputError, RunNotFoundError, StateCommandError
 from cellauto.protocols.states import State, allowed_commands
 from cellauto.records import Journal
 from cellauto.records.refs import Meaning
-from cellauto.records.site_payloads import SignatureRefused
 from cellauto.records.site_store import SiteStore
 from cellauto.site.auth import Authenticated
 from cellauto.site.roles import Permission
@@ -35,6 +34,7 @@ from cellauto.site.run_facts import run_facts
 from cellauto.site.run_requests import RequestGiven, hold_deviation, request_command
 from cellauto.web.acts import signed_act
 from cellauto.web.context import Ctx
+from cellauto.web.guard import journal_refusal
 from cellauto.web.routes_table import RouteSpec
 from cellauto.web.run_cache import RunRecordsCache
 from cellauto.web.run_series import series_json
@@ -186,20 +186,11 @@ async def command(ctx: Ctx) -> Response:
         except ValueError:
             allowed = []
         refusal = StateCommandError(name.capitalize(), state, [] if facts.ended else allowed)
-        with store.transaction() as tx:
-            tx.append(
-                SignatureRefused(
-                    by=me,
-                    terminal=terminal,
-                    name=me,
-                    meaning=Meaning.PERFORMED,
-                    target=None,
-                    run_id=run_id,
-                    cause="run_state",
-                    detail=f"web: POST {ctx.request.url.path}: {refusal}"
-                    + (" (the run has ended)" if facts.ended else ""),
-                )
-            )
+        ended = " (the run has ended)" if facts.ended else ""
+        detail = f"web: POST {ctx.request.url.path}: {refusal}{ended}"
+        journal_refusal(
+            store, me, terminal, "run_state", detail, run_id=run_id, meaning=Meaning.PERFORMED
+        )
         return refusal
 
     refused = await ctx.write(state_refusal)

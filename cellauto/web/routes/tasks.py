@@ -18,7 +18,6 @@ from starlette.responses import HTMLResponse, Response
 
 from cellauto.errors import CellautoError, RunNotFoundError
 from cellauto.records import Journal
-from cellauto.records.site_payloads import SignatureRefused
 from cellauto.records.site_store import SiteStore
 from cellauto.records.task_rows import read_task
 from cellauto.site.auth import Authenticated
@@ -27,6 +26,7 @@ from cellauto.site.task_answers import AnswerGiven, answer_task
 from cellauto.web.acts import signed_act
 from cellauto.web.context import Ctx
 from cellauto.web.errors import status_of
+from cellauto.web.guard import journal_refusal
 from cellauto.web.routes_table import RouteSpec
 from cellauto.web.task_cards import Inbox, SessionAnswers, read_inbox, task_permission
 
@@ -83,22 +83,12 @@ async def answer_permission(ctx: Ctx) -> Permission:
         name, terminal = ctx.me.account, ctx.terminal
         detail = f"no task {task_id} in this journal"
 
-        def journal_it(store: SiteStore) -> None:
-            with store.transaction() as tx:
-                tx.append(
-                    SignatureRefused(
-                        by=name,
-                        terminal=terminal,
-                        name=name,
-                        meaning=None,
-                        target=None,
-                        task_id=task_id,
-                        cause="task_missing",
-                        detail=f"web: POST {ctx.request.url.path}: {detail}",
-                    )
-                )
-
-        await ctx.write(journal_it)
+        where = f"web: POST {ctx.request.url.path}"
+        await ctx.write(
+            lambda store: journal_refusal(
+                store, name, terminal, "task_missing", f"{where}: {detail}", task_id=task_id
+            )
+        )
         raise TaskNotFoundError(f"{detail}; the inbox (/tasks) lists the open ones")
     shown = ctx.form.get("phase")
     return task_permission(row, shown if shown in ("perform", "verify") else None)
