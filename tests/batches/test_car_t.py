@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from cellauto.records import payloads as rec
+from cellauto.records.material_payloads import CustodyMoved
+from cellauto.records.wording_containers import describe_container
 from cellauto.sim import (
     CommandFailure,
     Contamination,
@@ -149,3 +151,51 @@ def test_an_ln2_drop_stops_the_bag_going_into_warm_storage(cellauto_sim: Sim) ->
     deviation = run.deviations[0]
     assert deviation.check == "storage temperature"
     assert not any(r.method == "store" for r in run.of_kind(rec.InstrumentCommand))
+
+
+def test_counts_are_diluted_into_the_linear_range(cellauto_sim: Sim) -> None:
+    """1.3.0: dense samples are counted diluted (or recounted), never out of range."""
+    run = cellauto_sim(CAR_T, seed=1, patient="typical")
+    counts = [
+        r.result
+        for r in run.of_kind(rec.InstrumentResponse)
+        if r.instrument == "counter" and r.method == "count" and r.ok
+    ]
+    assert counts and all(c["range_flag"] == "in_range" for c in counts[-3:])
+    assert max(c["dilution"] for c in counts) >= 10  # the washed product at ~1e8/mL
+    assert "count in linear range" not in {d.check for d in run.deviations}
+
+
+def test_the_wash_takes_what_the_dose_needs_and_the_rest_goes_to_waste(cellauto_sim: Sim):
+    run = cellauto_sim(CAR_T, seed=1, patient="typical")
+    values = run.values
+    assert values["washed harvest volume"] < values["harvest volume"] - 1.0
+    assert values["harvest cells not washed"] > 1e9
+    assert run.check("wash within capacity").value == 0
+    assert run.check("minimum harvest").passed
+    (waste,) = [m for m in run.of_kind(CustodyMoved) if m.to_place.name == "waste"]
+    assert waste.container == "harvest bag" and "unwashed rest of the harvest" in waste.reason
+    assert "-> waste by operator: unwashed rest of the harvest" in str(describe_container(waste))
+
+
+def test_freeze_rate_is_checked_and_release_specs_continue(cellauto_sim: Sim) -> None:
+    run = cellauto_sim(CAR_T, seed=1, patient="typical")
+    rate = run.check("cooling rate through phase change")
+    assert rate.spec.min == -2.0 and rate.spec.max == -0.5 and rate.spec.policy == "continue"
+    for name in ("dose", "viability at release", "CD3+ at release", "CAR+ at release"):
+        assert run.check(name).spec.policy == "continue", name
+
+
+def test_too_small_a_harvest_is_extended_then_aborted_before_the_wash(cellauto_sim: Sim):
+    """A dose far beyond what the culture gives: the culture runs to its last day, then
+    the harvest is a manufacturing failure (abort), never an exception."""
+    params = {"patient_weight_kg": 250, "dose_car_t_per_kg": 1e8, "max_dose_car_t": 1e11}
+    run = cellauto_sim(CAR_T, seed=1, patient="typical", params=params)
+    assert run.exit_status == "aborted", run.outcome.reason
+    assert run.values["culture days"] == 12
+    assert not run.check("projected dose").passed
+    assert [d.check for d in run.deviations] == ["projected dose", "minimum harvest"]
+    assert not any(
+        c.method == "run_program" and c.arguments["template_id"] == "WASH_CONCENTRATE"
+        for c in run.of_kind(rec.InstrumentCommand)
+    )
