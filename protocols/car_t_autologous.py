@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from datetime import UTC, timedelta
-from typing import Annotated, cast
+from functools import partial
+from typing import Annotated, Any, cast
 
 import anyio
 
@@ -48,7 +49,9 @@ from cellauto.instruments.cryo_storage import CryoStorage, StoragePosition
 from cellauto.instruments.dry_shipper import DryShipper
 from cellauto.instruments.flow_cytometer import FlowCytometer, Immunophenotype
 from cellauto.instruments.label_printer import LabelPrinter
+from cellauto.instruments.liquid_handler import LiquidHandler
 from cellauto.instruments.materials import Sample
+from cellauto.instruments.thawer import Thawer
 from cellauto.protocols import ReleaseTest
 from cellauto.protocols.compendial import dose_count, endotoxin, mycoplasma, sterility, viability
 from cellauto.protocols.handoff import handoff, store_checked
@@ -126,6 +129,22 @@ def car_t_containers(p: CarTParams) -> list[ContainerPlan]:
             count=p.bags,
         ),
         ContainerPlan(key="QC sample", container_type="QC sample", parents=(final_bags(p)[0],)),
+        ContainerPlan(
+            key="count",
+            container_type="QC sample",
+            product_code="S9020",
+            parents=("QC sample",),
+            count=2,
+        ),
+        ContainerPlan(
+            key="release plate",
+            container_type="QC sample",
+            product_code="S9021",
+            parents=("QC sample",),
+        ),
+        ContainerPlan(
+            key="QC retain", container_type="retained sample", parents=("QC sample",), count=2
+        ),
     ]
 
 
@@ -154,10 +173,10 @@ RELEASE_TESTS = [
     viability("final product", min_pct=80.0),
     ReleaseTest(
         name="post-thaw viability",
-        method="trypan blue (automated counter), thawed QC sample",
+        method="trypan blue (automated counter), thawed retained QC vial",
         unit="%",
         spec=Spec(min=70.0, unit="%"),
-        sample="QC sample",
+        sample="QC retain 2",  # the second retained vial, frozen with the bags
         days_to_result=2,
     ),
     dose_count(
@@ -233,7 +252,13 @@ WASH_MARGIN = 3.0  # cells washed: 3 x what the dose and QC need (losses, counti
 WASH_RECOVERY = 0.85  # expected viable recovery of the wash (PROCESS.md: > 86-88 %)
 PROJECTED_DOSE_MIN_PCT = 150.0  # below it at the planned harvest, the culture is extended
 CRYOPROTECTANT_DMSO_PCT = 10.0  # CryoStor CS10
-QC_VOLUME_ML = 2.0  # drawn from the filled bag for release testing
+QC_VOLUME_ML = 2.5  # the liquid handler draws it from the first bag for release testing
+COUNT_TUBES = ["count 1", "count 2"]
+COUNT_TUBE_UL = 200.0
+RELEASE_WELLS = [f"release plate:{well}" for well in ("A1", "A2", "A3", "A4")]
+WELL_UL = 100.0
+RETAINS = ["QC retain 1", "QC retain 2"]  # frozen with the bags; 1 thawed here, 2 for QC
+RETAIN_UL = 500.0
 SHIPPER_MARGIN_H = 24.0  # the dry shipper's charge must outlast the carries by a day
 FACILITY = "Cellauto Pilot Plant, 1 Example Way, Springfield"
 STORAGE_RACK = "A"  # the batch's bags go in rack A, box 1, slots 1..n
@@ -669,14 +694,7 @@ async def _plan_wash(run: Run[CarTParams], processor: CellProcessor, counter: Ce
     max_duration_h=3,
     max_hold_h=1,  # cells in DMSO wait at most an hour for the freezer
     expected_duration_h=1.5,
-    checks={
-        # release specifications continue: the product is frozen and QA disposes of it
-        "dose available": Spec(min=100, unit="% of target dose", policy="continue"),
-        "dose": Spec(min=80, max=120, unit="% of target dose", policy="continue"),
-        "viability at release": Spec(min=80, unit="%", policy="continue"),
-        "CD3+ at release": Spec(min=80, unit="%", policy="continue"),
-        "CAR+ at release": Spec(min=10, unit="% of CD3+", policy="continue"),
-    },
+    checks={"dose available": Spec(min=100, unit="% of target dose", policy="continue")},
 )
 async def formulate(
     run: Run[CarTParams], processor: CellProcessor, counter: CellCounter, cytometer: FlowCytometer
@@ -705,31 +723,100 @@ async def formulate(
         ),
         supervisory_task_id=f"{run.run_id}:formulate",
     )
-    qc_bag = final_bags(p)[0]
-    final = await counted(
-        run,
-        "release count",
-        lambda: processor.draw_sample(qc_bag, QC_VOLUME_ML / 2),
-        counter,
-        expected_per_ml=run.value("expected release cells per mL"),
+    run.set_value("filled volume", filled.output_volume_ml, unit="mL")
+
+
+def tube_sample(run: Run[Any], tube: str, volume_ml: float) -> Sample:
+    """A tube (or well) the liquid handler filled, as a sample the analysers take whole."""
+    return Sample(
+        sample_id=tube,
+        source_container_id=tube,
+        volume_ml=volume_ml,
+        drawn_at_process_time_s=run.now().timestamp(),
     )
+
+
+@protocol.step(
+    unit_procedure="Formulation",
+    resume="operator",
+    max_hold_h=1,  # cells in DMSO wait at most an hour for the freezer
+    expected_duration_h=0.4,
+    checks={
+        # release specifications continue: the product is frozen and QA disposes of it
+        "dose": Spec(min=80, max=120, unit="% of target dose", policy="continue"),
+        "viability at release": Spec(min=80, unit="%", policy="continue"),
+        "CD3+ at release": Spec(min=80, unit="%", policy="continue"),
+        "CAR+ at release": Spec(min=10, unit="% of CD3+", policy="continue"),
+    },
+)
+async def prepare_release_samples(
+    run: Run[CarTParams],
+    liquid_handler: LiquidHandler,
+    counter: CellCounter,
+    cytometer: FlowCytometer,
+) -> None:
+    """Aliquot the QC sample on the liquid handler: two counting tubes, four staining wells
+    of the release plate, two retain cryovials (frozen with the bags); count and phenotype
+    the aliquots, and compute the dose from the mean of the two counts."""
+    p = run.params
+    qc_bag = final_bags(p)[0]
+    if not run.checkpoint_or("release samples aliquoted", False):
+        # from the first bag's sampling port; a tip per destination
+        await liquid_handler.transfer(qc_bag, "QC sample", QC_VOLUME_ML * 1000)
+        await liquid_handler.aliquot("QC sample", COUNT_TUBES, COUNT_TUBE_UL)
+        await liquid_handler.aliquot("QC sample", RELEASE_WELLS, WELL_UL)
+        await liquid_handler.aliquot("QC sample", RETAINS, RETAIN_UL)
+        run.set_checkpoint("release samples aliquoted", True)
+    await _record_release_samples(run, qc_bag)
+    expected = run.value("expected release cells per mL")
+    counts = [
+        await counted(
+            run,
+            f"release count {n}",
+            partial(_tube, run, tube, COUNT_TUBE_UL),
+            counter,
+            expected_per_ml=expected,
+        )
+        for n, tube in enumerate(COUNT_TUBES, start=1)
+    ]
     release = await measure_once(
-        run, "release phenotype", lambda: processor.draw_sample(qc_bag, QC_VOLUME_ML / 2),
+        run, "release phenotype", lambda: _tube(run, RELEASE_WELLS[0], WELL_UL),
         lambda sample: cytometer.immunophenotype(sample, panel="CAR-T release"), Immunophenotype,
     )  # fmt: skip
-    # the release samples drawn from the first bag: one QC sample of its own identity
-    await run.containers.transfer(qc_bag, "QC sample", volume_ml=QC_VOLUME_ML, by="processor")
-    bag_ml = filled.output_volume_ml - QC_VOLUME_ML
+    viable_per_ml = sum(c.viable_cells_per_ml for c in counts) / len(counts)
+    viability = sum(c.viability_pct for c in counts) / len(counts)
+    run.set_value("release viable cells per mL", viable_per_ml, unit="cells/mL")
+    run.set_value(
+        "retained vial pre-freeze viable cells", viable_per_ml * RETAIN_UL / 1000, unit="cells"
+    )
+    bag_ml = run.value("filled volume") - QC_VOLUME_ML
     run.set_value("infusion volume", bag_ml, unit="mL")
-    dose = car_t_per_ml(final.viable_cells_per_ml, release.cd3_pct, release.car_pct) * bag_ml
+    dose = car_t_per_ml(viable_per_ml, release.cd3_pct, release.car_pct) * bag_ml
     run.set_value("dose", dose, unit="CAR+ viable T cells")
     # what the release tests normalise by: endotoxin per kg, the count as % of target
     run.set_value("final volume ml", bag_ml, unit="mL")
+    target = target_dose(p)
     run.set_value("target dose cells", target, unit="CAR+ viable T cells")
-    run.check("dose", 100.0 * dose / target, flags=count_flags(final))
-    run.check("viability at release", final.viability_pct, flags=count_flags(final))
+    run.check("dose", 100.0 * dose / target, flags=count_flags(*counts))
+    run.check("viability at release", viability, flags=count_flags(*counts))
     run.check("CD3+ at release", release.cd3_pct)
     run.check("CAR+ at release", release.car_pct)
+
+
+async def _tube(run: Run[CarTParams], tube: str, volume_ul: float) -> Sample:
+    return tube_sample(run, tube, volume_ul / 1000)
+
+
+async def _record_release_samples(run: Run[CarTParams], qc_bag: str) -> None:
+    """The QC sample and its aliquots in the container record (each transfer once)."""
+    by = "liquid_handler"
+    await run.containers.transfer(qc_bag, "QC sample", volume_ml=QC_VOLUME_ML, by=by)
+    for tube in COUNT_TUBES:
+        await run.containers.transfer("QC sample", tube, volume_ml=COUNT_TUBE_UL / 1000, by=by)
+    wells_ml = len(RELEASE_WELLS) * WELL_UL / 1000
+    await run.containers.transfer("QC sample", "release plate", volume_ml=wells_ml, by=by)
+    for vial in RETAINS:
+        await run.containers.transfer("QC sample", vial, volume_ml=RETAIN_UL / 1000, by=by)
 
 
 async def _decide_product_volume(
@@ -830,8 +917,8 @@ def freeze_profile(p: CarTParams) -> FreezeProfile:
     },
 )
 async def freeze(run: Run[CarTParams], freezer: ControlledRateFreezer) -> None:
-    """An operator loads the bag; freeze it at -1 °C/min with heat-of-fusion compensation,
-    then to -90 °C.
+    """An operator loads the bag and the two retained QC vials; freeze them at -1 °C/min
+    with heat-of-fusion compensation for the bag's fill, then to -90 °C.
 
     Chamber and sample temperatures are recorded every minute for the batch record.
     """
@@ -850,7 +937,7 @@ async def freeze(run: Run[CarTParams], freezer: ControlledRateFreezer) -> None:
                 timeout_h=0.5,
             )
         await freezer.load_profile(freeze_profile(run.params))
-        await freezer.start(bags)
+        await freezer.start([*bags, *RETAINS])  # the probe on the first bag; vials beside
     async for _reading in freezer.temperatures(interval_s=60):
         pass  # every reading is recorded at the instrument boundary; the stream ends with the run
     result = await freezer.result()
@@ -921,3 +1008,35 @@ async def store(run: Run[CarTParams], storage: CryoStorage, dry_shipper: DryShip
     stored = {item.container_id for item in await storage.inventory()}
     in_inventory = all(bag in stored for bag in bags)
     run.check("bag in inventory", 1.0 if in_inventory else 0.0, Spec(min=1))
+
+
+# -- QC ----------------------------------------------------------------------------------------
+@protocol.step(
+    unit_procedure="QC",
+    resume="operator",
+    expected_duration_h=0.3,
+    checks={
+        "post-thaw viability": Spec(min=70, unit="%", policy="continue"),
+        "post-thaw viable recovery": Spec(min=50, unit="%", policy="continue"),
+    },
+)
+async def test_retained_vial(run: Run[CarTParams], thawer: Thawer, counter: CellCounter) -> None:
+    """Thaw the first retained QC vial (frozen with the bags) and count it: the post-thaw
+    viability and the viable cells recovered against the vial's pre-freeze count. Out of
+    specification is a deviation for QA's disposition (the product stays frozen)."""
+    if not run.checkpoint_or("QC retain 1 thawed", False):
+        await thawer.thaw(RETAINS[0])
+        run.set_checkpoint("QC retain 1 thawed", True)
+    count = await counted(
+        run,
+        "post-thaw count",
+        partial(_tube, run, RETAINS[0], RETAIN_UL),
+        counter,
+        expected_per_ml=run.value("release viable cells per mL"),
+    )
+    before = run.value("retained vial pre-freeze viable cells")
+    recovered = 100.0 * count.viable_cells_per_ml * RETAIN_UL / 1000 / max(before, 1.0)
+    run.set_value("post-thaw viability", count.viability_pct, unit="%")
+    run.set_value("post-thaw viable recovery", recovered, unit="%")
+    run.check("post-thaw viability", count.viability_pct, flags=count_flags(count))
+    run.check("post-thaw viable recovery", recovered, flags=count_flags(count))

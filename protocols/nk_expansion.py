@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, timedelta
+from functools import partial
 from typing import Annotated, Any
 
 from cellauto import (
@@ -44,7 +45,9 @@ from cellauto.instruments.controlled_rate_freezer import (
 )
 from cellauto.instruments.cryo_storage import CryoStorage, StoragePosition
 from cellauto.instruments.label_printer import LabelPrinter
+from cellauto.instruments.liquid_handler import LiquidHandler
 from cellauto.instruments.materials import Sample
+from cellauto.instruments.thawer import Thawer
 from cellauto.protocols.compendial import dose_count, endotoxin, mycoplasma, sterility, viability
 from cellauto.protocols.handoff import handoff, store_checked
 from cellauto.protocols.labels import print_label
@@ -105,9 +108,25 @@ def nk_containers(p: NkParams) -> list[ContainerPlan]:
             final=True,
             count=p.bags,
         ),
+        ContainerPlan(key="QC sample", container_type="QC sample", parents=(final_bags(p)[0],)),
+        ContainerPlan(
+            key="count",
+            container_type="QC sample",
+            product_code="S9020",
+            parents=("QC sample",),
+            count=2,
+        ),
+        ContainerPlan(
+            key="QC retain", container_type="retained sample", parents=("QC sample",), count=2
+        ),
     ]
 
 
+QC_VOLUME_ML = 1.5  # the liquid handler draws it from the first bag for release testing
+COUNT_TUBES = ["count 1", "count 2"]
+COUNT_TUBE_UL = 200.0
+RETAINS = ["QC retain 1", "QC retain 2"]  # frozen with the bags; 1 thawed here, 2 for QC
+RETAIN_UL = 500.0
 STORAGE_RACK = "B"  # the batch's bags go in rack B, box 1, slots 1..n
 #: Washer capacity (PROCESS.md) and the margin on what the dose and QC need.
 WASH_CAPACITY_CELLS = 4e9
@@ -271,8 +290,6 @@ async def expand(run: Run[NkParams], bioreactor: Bioreactor, counter: CellCounte
         # release specifications continue: the product is frozen and QA disposes of it
         "NK cells (CD56+CD3-)": Spec(min=80, unit="% of viable", policy="continue"),
         "residual T cells (CD3+)": Spec(max=5, unit="% of viable", policy="continue"),
-        "viability at release": Spec(min=70, unit="%", policy="continue"),
-        "dose": Spec(min=80, max=120, unit="% of target dose", policy="continue"),
     },
 )
 async def harvest_and_formulate(
@@ -314,6 +331,7 @@ async def harvest_and_formulate(
         await processor.draw_sample("NK washed", 0.5), panel="NK phenotype"
     )
     run.check("NK cells (CD56+CD3-)", phenotype.cd56_pct)
+    run.set_value("NK share at release", phenotype.cd56_pct, unit="% of viable")
     run.check("residual T cells (CD3+)", phenotype.cd3_pct)
     target = p.dose_nk_per_kg * p.patient_weight_kg
     if run.value_or("product volume", None) is None:
@@ -336,7 +354,6 @@ async def harvest_and_formulate(
         )
         run.set_value("product volume", product_ml, unit="mL")
     product_ml = run.value("product volume")
-    bags = final_bags(p)
     await run.materials.use("cryobag 250 mL", into="NK final product")
     await run.materials.use("CryoStor CS10", into="NK final product")
     await processor.run_program(
@@ -353,20 +370,78 @@ async def harvest_and_formulate(
         ),
         supervisory_task_id=f"{run.run_id}:formulate",
     )
-    final = await counted(
-        run,
-        "release count",
-        lambda: processor.draw_sample(bags[0], 1.0),
-        counter,
-        expected_per_ml=run.value("expected release cells per mL"),
+
+
+def tube_sample(run: Run[Any], tube: str, volume_ul: float) -> Sample:
+    """A tube the liquid handler filled, as a sample the analysers take whole."""
+    return Sample(
+        sample_id=tube,
+        source_container_id=tube,
+        volume_ml=volume_ul / 1000,
+        drawn_at_process_time_s=run.now().timestamp(),
     )
-    run.check("viability at release", final.viability_pct, flags=count_flags(final))
-    dose = final.viable_cells_per_ml * phenotype.cd56_pct / 100 * (p.final_volume_ml - 1.0)
+
+
+async def _tube(run: Run[NkParams], tube: str, volume_ul: float) -> Sample:
+    return tube_sample(run, tube, volume_ul)
+
+
+@protocol.step(
+    unit_procedure="Harvest",
+    resume="operator",
+    max_hold_h=1,
+    expected_duration_h=0.4,
+    checks={
+        # release specifications continue: the product is frozen and QA disposes of it
+        "viability at release": Spec(min=70, unit="%", policy="continue"),
+        "dose": Spec(min=80, max=120, unit="% of target dose", policy="continue"),
+    },
+)
+async def prepare_release_samples(
+    run: Run[NkParams], liquid_handler: LiquidHandler, counter: CellCounter
+) -> None:
+    """Aliquot the QC sample on the liquid handler: two counting tubes and two retain
+    cryovials (frozen with the bags); count the tubes and compute the dose from their mean."""
+    p = run.params
+    qc_bag = final_bags(p)[0]
+    if not run.checkpoint_or("release samples aliquoted", False):
+        await liquid_handler.transfer(qc_bag, "QC sample", QC_VOLUME_ML * 1000)
+        await liquid_handler.aliquot("QC sample", COUNT_TUBES, COUNT_TUBE_UL)
+        await liquid_handler.aliquot("QC sample", RETAINS, RETAIN_UL)
+        run.set_checkpoint("release samples aliquoted", True)
+    by = "liquid_handler"
+    await run.containers.transfer(qc_bag, "QC sample", volume_ml=QC_VOLUME_ML, by=by)
+    for key, volume_ul in [(t, COUNT_TUBE_UL) for t in COUNT_TUBES] + [
+        (v, RETAIN_UL) for v in RETAINS
+    ]:
+        await run.containers.transfer("QC sample", key, volume_ml=volume_ul / 1000, by=by)
+    expected = run.value("expected release cells per mL")
+    counts = [
+        await counted(
+            run,
+            f"release count {n}",
+            partial(_tube, run, tube, COUNT_TUBE_UL),
+            counter,
+            expected_per_ml=expected,
+        )
+        for n, tube in enumerate(COUNT_TUBES, start=1)
+    ]
+    viable_per_ml = sum(c.viable_cells_per_ml for c in counts) / len(counts)
+    viability = sum(c.viability_pct for c in counts) / len(counts)
+    run.set_value("release viable cells per mL", viable_per_ml, unit="cells/mL")
+    run.set_value(
+        "retained vial pre-freeze viable cells", viable_per_ml * RETAIN_UL / 1000, unit="cells"
+    )
+    run.check("viability at release", viability, flags=count_flags(*counts))
+    nk_pct = run.value("NK share at release")
+    infused_ml = p.final_volume_ml - QC_VOLUME_ML
+    dose = viable_per_ml * nk_pct / 100 * infused_ml
     run.set_value("dose", dose, unit="viable NK cells")
     # what the release tests normalise by: endotoxin per kg, the count as % of target
-    run.set_value("final volume ml", p.final_volume_ml - 1.0, unit="mL")
+    run.set_value("final volume ml", infused_ml, unit="mL")
+    target = p.dose_nk_per_kg * p.patient_weight_kg
     run.set_value("target dose cells", target, unit="viable NK cells")
-    run.check("dose", 100 * dose / target, flags=count_flags(final))
+    run.check("dose", 100 * dose / target, flags=count_flags(*counts))
 
 
 @protocol.step(unit_procedure="Harvest", resume="rerun", max_hold_h=1, expected_duration_h=0.2)
@@ -385,7 +460,7 @@ async def check_label(run: Run[NkParams], printer: LabelPrinter) -> None:
             bag,
             product="NK cells, allogeneic",
             expires=now + timedelta(days=p.shelf_life_days),
-            volume_ml=round((p.final_volume_ml - 1.0) / len(bags), 1),
+            volume_ml=round((p.final_volume_ml - QC_VOLUME_ML) / len(bags), 1),
             cells=f"{run.value('dose') / len(bags):.2e} viable NK cells",
             facility="Cellauto Pilot Plant, 1 Example Way, Springfield",
         )
@@ -440,7 +515,7 @@ async def freeze_and_store(
                 "probe on the first bag and close the door.",
                 timeout_h=0.5,
             )
-        result = await freezer.run_profile(freeze_profile(run.params), bags)
+        result = await freezer.run_profile(freeze_profile(run.params), [*bags, *RETAINS])
     if result.cooling_rate_through_phase_change_c_per_min is not None:
         run.check(
             "cooling rate through phase change",
@@ -495,3 +570,34 @@ async def _harvest_and_decide_wash(
     input_ml = min(harvest_ml, plan.input_volume_ml, WASH_MARGIN * target / viable_per_ml)
     run.set_value("harvest cells not washed", viable_per_ml * (harvest_ml - input_ml), unit="cells")
     run.set_value("washed harvest volume", input_ml, unit="mL")
+
+
+@protocol.step(
+    unit_procedure="QC",
+    resume="operator",
+    expected_duration_h=0.3,
+    checks={
+        "post-thaw viability": Spec(min=60, unit="%", policy="continue"),
+        "post-thaw viable recovery": Spec(min=50, unit="%", policy="continue"),
+    },
+)
+async def test_retained_vial(run: Run[NkParams], thawer: Thawer, counter: CellCounter) -> None:
+    """Thaw the first retained QC vial (frozen with the bags) and count it: the post-thaw
+    viability and the viable cells recovered against the vial's pre-freeze count. Out of
+    specification is a deviation for QA's disposition (the product stays frozen)."""
+    if not run.checkpoint_or("QC retain 1 thawed", False):
+        await thawer.thaw(RETAINS[0])
+        run.set_checkpoint("QC retain 1 thawed", True)
+    count = await counted(
+        run,
+        "post-thaw count",
+        partial(_tube, run, RETAINS[0], RETAIN_UL),
+        counter,
+        expected_per_ml=run.value("release viable cells per mL"),
+    )
+    before = run.value("retained vial pre-freeze viable cells")
+    recovered = 100.0 * count.viable_cells_per_ml * RETAIN_UL / 1000 / max(before, 1.0)
+    run.set_value("post-thaw viability", count.viability_pct, unit="%")
+    run.set_value("post-thaw viable recovery", recovered, unit="%")
+    run.check("post-thaw viability", count.viability_pct, flags=count_flags(count))
+    run.check("post-thaw viable recovery", recovered, flags=count_flags(count))

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from cellauto.records import payloads as rec
-from cellauto.records.material_payloads import CustodyMoved
+from cellauto.records.material_payloads import CustodyMoved, Transfer
 from cellauto.records.wording_containers import describe_container
 from cellauto.sim import (
     CommandFailure,
@@ -199,3 +199,56 @@ def test_too_small_a_harvest_is_extended_then_aborted_before_the_wash(cellauto_s
         c.method == "run_program" and c.arguments["template_id"] == "WASH_CONCENTRATE"
         for c in run.of_kind(rec.InstrumentCommand)
     )
+
+
+def test_release_samples_on_the_liquid_handler(cellauto_sim: Sim) -> None:
+    """1.3.0: the QC sample is drawn and aliquoted by the liquid handler (tips and volumes
+    tracked); the release count is the mean of the two counting tubes, the phenotype from
+    a well; the retained vials freeze with the bag."""
+    run = cellauto_sim(CAR_T, seed=1, patient="typical")
+    assert run.exit_status == "complete", run.outcome.reason
+    moves = [
+        r.result
+        for r in run.of_kind(rec.InstrumentResponse)
+        if r.instrument == "liquid_handler" and r.ok and r.method in ("transfer", "aliquot")
+    ]
+    transfers = [t for m in moves for t in (m if isinstance(m, list) else [m])]
+    assert [t["destination_container_id"] for t in transfers] == [
+        "QC sample",
+        "count 1",
+        "count 2",
+        *[f"release plate:{w}" for w in ("A1", "A2", "A3", "A4")],
+        "QC retain 1",
+        "QC retain 2",
+    ]
+    tips = [tip for t in transfers for tip in t["tips_used"]]
+    assert len(tips) == len(set(tips)) == 9  # a fresh tip per destination
+    handler = run.sim.equipment["liquid_handler"]
+    world = run.sim.world
+    for container_id, resource in handler.layout.containers.items():
+        if container_id in world.containers:  # the trackers and the world agree
+            assert resource.tracker.get_used_volume() == pytest.approx(
+                world.containers[container_id].volume_ml * 1000, abs=1e-6
+            ), container_id
+    assert world.containers["QC sample"].volume_ml == pytest.approx(2.5 - 0.4 - 0.4 - 1.0)
+    counted = [
+        r.arguments["sample"]["sample_id"]
+        for r in run.of_kind(rec.InstrumentCommand)
+        if r.instrument in ("counter", "cytometer") and r.step == "prepare_release_samples"
+    ]
+    assert counted == ["count 1", "count 2", "release plate:A1"]
+    recorded = {(t.source, t.destination) for t in run.of_kind(Transfer)}
+    assert ("final product", "QC sample") in recorded
+    assert ("QC sample", "QC retain 2") in recorded
+    started = [c for c in run.of_kind(rec.InstrumentCommand) if c.method == "start"]
+    assert started[-1].arguments["container_ids"] == ["final product", "QC retain 1", "QC retain 2"]
+
+
+def test_a_retained_vial_is_thawed_and_counted(cellauto_sim: Sim) -> None:
+    run = cellauto_sim(CAR_T, seed=1, patient="typical")
+    assert 60 <= run.values["post-thaw viability"] <= 85
+    assert 40 <= run.values["post-thaw viable recovery"] <= 100
+    assert run.check("post-thaw viability").spec.policy == "continue"
+    (thaw,) = [r for r in run.of_kind(rec.InstrumentResponse) if r.method == "thaw"]
+    assert thaw.ok and thaw.result["container_id"] == "QC retain 1"
+    assert run.sim.world.containers["QC retain 2"].frozen is not None

@@ -43,3 +43,17 @@ def test_nk_1_3_freezes_two_bags_and_checks_the_rate(
     assert all("autologous" not in label.text.product for label in labels)
     assert run.values["harvest cells not washed"] > 0
     assert any(m.to_place.name == "waste" for m in run.of_kind(CustodyMoved))
+
+
+def test_nk_release_samples_and_retained_vial(cellauto_sim: Callable[..., SimulatedRun]) -> None:
+    run = cellauto_sim(NK, seed=2, patient="typical")
+    counted = [
+        r.arguments["sample"]["sample_id"]
+        for r in run.of_kind(rec.InstrumentCommand)
+        if r.instrument == "counter" and r.step == "prepare_release_samples"
+    ]
+    assert counted == ["count 1", "count 2"]
+    started = [c for c in run.of_kind(rec.InstrumentCommand) if c.method == "start"]
+    assert started[-1].arguments["container_ids"][2:] == ["QC retain 1", "QC retain 2"]
+    assert 55 <= run.values["post-thaw viability"] <= 85
+    assert run.check("post-thaw viability").spec.min == 60
