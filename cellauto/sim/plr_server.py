@@ -72,6 +72,8 @@ class PlrServer:
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
+        except asyncio.CancelledError:  # the server closing under an open connection
+            pass
         finally:
             writer.close()
 
