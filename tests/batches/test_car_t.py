@@ -41,12 +41,13 @@ def test_a_batch_completes_within_published_ranges(cellauto_sim: Sim, seed: int)
     assert run.check("viability at release").value >= 80
     assert 20 <= run.check("CAR+ at release").value <= 80  # 20-80 % CAR+
     assert run.check("CD3+ at release").value >= 80
-    assert -1.6 <= run.check("cooling rate through phase change").value <= -0.6
+    assert -2.0 <= run.check("cooling rate through phase change").value <= -0.5
     assert run.check("final sample temperature").value <= -80
     assert run.check("storage temperature").value <= -150
     assert 9 <= run.duration_h / 24 <= 10
     freezer = run.sim.equipment["freezer"]
     assert 0.65 <= freezer.frozen["final product"].viability_factor <= 0.76  # post-thaw ~70-75 %
+    assert 65 <= values["post-thaw viability"] <= 80  # the retained vial, thawed and counted
     stored = run.sim.equipment["storage"]
     assert "final product" in {item.container_id for item in stored._items.values()}
 
