@@ -124,6 +124,9 @@ async def serve_simulated(
     endpoints: dict[str, str] = {}
     for name in needed:
         equipment = config.equipment.get(name)
+        if equipment is not None and _plr_over_tcp(equipment):
+            endpoints[name] = await _serve_plr(config, name, sim, equipment, stack, servers)
+            continue
         if equipment is None or equipment.adapter not in ("visa", "opcua", "tcp"):
             continue
         tcp = equipment.adapter == "tcp"
@@ -153,6 +156,39 @@ async def serve_simulated(
         if servers is not None:
             servers[name] = server
     return endpoints
+
+
+def _plr_over_tcp(equipment: EquipmentConfig) -> bool:
+    """A PyLabRobot liquid handler with a tcp:// endpoint: reached over JSON lines."""
+    return equipment.adapter == "pylabrobot" and (equipment.endpoint or "").startswith("tcp://")
+
+
+async def _serve_plr(
+    config: LineConfig,
+    name: str,
+    sim: SimLine,
+    equipment: EquipmentConfig,
+    stack: AsyncExitStack,
+    servers: dict[str, object] | None,
+) -> str:
+    """Serve the simulated liquid handler ``name`` (sim/plr_server.py); its endpoint."""
+    from cellauto.sim.liquid_handler import SimLiquidHandler
+    from cellauto.sim.plr_server import serve_plr
+
+    handler = sim.equipment[name]
+    if not isinstance(handler, SimLiquidHandler):
+        raise EquipmentError(f"equipment {name!r}: only a liquid handler is served for PyLabRobot")
+    port = served_tcp_port(equipment, name)
+    try:
+        server = await stack.enter_async_context(serve_plr(handler, port=port))
+    except OSError as exc:
+        raise BadInputError(
+            f"line {config.name!r}: cannot serve {name!r} on 127.0.0.1 port {port}: "
+            f"{exc.strerror or exc}; give another port (0 picks a free one)"
+        ) from None
+    if servers is not None:
+        servers[name] = server
+    return server.endpoint
 
 
 async def _serve_opcua(instrument: Instrument, port: int, stack: AsyncExitStack) -> DeviceServer:
@@ -316,7 +352,10 @@ async def open_line(
         item = config.equipment[name]
         _check_declared_interface(config, name, item, interface)
         endpoint = (endpoints or {}).get(name, item.endpoint)
-        if item.adapter == "sim" or (item.adapter == "pylabrobot" and sim is not None):
+        over_tcp = item.adapter == "pylabrobot" and (endpoint or "").startswith("tcp://")
+        if item.adapter == "sim" or (
+            item.adapter == "pylabrobot" and sim is not None and not over_tcp
+        ):
             if sim is None and config.is_simulation and clock is not None:
                 # a rehearsal reaching a line served elsewhere: e.g. its label printer
                 local = local or SimLine(clock=clock, name=config.name)
@@ -351,6 +390,8 @@ async def open_line(
                 simulated=sim is not None,
                 clock=clock or (sim.world.clock if sim is not None else None),
             )
+        elif over_tcp:  # pylabrobot over JSON lines (a served simulated one, or a device)
+            equipment[name] = await _connect_plr(name, endpoint or "", item, stack)
         else:  # pylabrobot on its own simulation backend
             from cellauto.instruments.plr import PlrLiquidHandler
 
@@ -363,3 +404,18 @@ async def open_line(
         rehearsal=config.is_simulation,
         assets={name: asset for name, asset in assets.items() if asset is not None},
     )
+
+
+async def _connect_plr(
+    name: str, endpoint: str, item: EquipmentConfig, stack: AsyncExitStack
+) -> Instrument:
+    """The PyLabRobot adapter on a :class:`TcpSerializingBackend` to ``endpoint``."""
+    from cellauto.instruments.plr import TcpPlrLiquidHandler, TcpSerializingBackend
+    from cellauto.instruments.tcp import parse_tcp_endpoint
+
+    host, port = parse_tcp_endpoint(endpoint)
+    backend = TcpSerializingBackend(host, port, timeout_s=item.timeout_s or 30.0)
+    serial = (await backend.hello()).get("serial", name)
+    adapter = TcpPlrLiquidHandler(backend, serial=serial)
+    stack.push_async_callback(adapter.stop)
+    return adapter

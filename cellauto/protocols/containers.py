@@ -31,7 +31,10 @@ if TYPE_CHECKING:
     from cellauto.protocols.execution import Execution
     from cellauto.protocols.params import Params
 
-__all__ = ["CULTURE_BAG", "RunContainers", "batch_identities"]
+__all__ = ["CULTURE_BAG", "WASTE", "RunContainers", "batch_identities"]
+
+WASTE = Place(kind="bench", name="waste")
+"""Where a disposed-of container goes (:meth:`RunContainers.dispose`)."""
 
 CULTURE_BAG = "culture bag"
 """The key of the bioreactor's bag: what ``seed`` fills and ``harvest`` drains."""
@@ -235,6 +238,25 @@ class RunContainers:
             task_id=task_id,
             scanned=scanned,
             via=via,
+        )
+        await self.record_move(payload)
+
+    async def dispose(self, key: str, reason: str, *, by: str = "operator") -> None:
+        """Record that the container and what is left in it went to waste, and why (once:
+        a container already at :data:`WASTE` is not moved again)."""
+        self._require(key)
+        if self.place(key) == WASTE:
+            return
+        if not self.created(key):
+            await self.create(key)
+        execution = self._execution
+        payload = CustodyMoved(
+            step=execution.current_step_name,
+            container=key,
+            from_place=self.place(key),
+            to_place=WASTE,
+            by=by,
+            reason=reason,
         )
         await self.record_move(payload)
 

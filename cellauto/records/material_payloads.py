@@ -227,6 +227,8 @@ class CustodyMoved(Payload):
     scanned: str | None = None
     via: str | None = None
     """A carrier on the way (``"dry shipper DS-01"``)."""
+    reason: str | None = None
+    """Why (a container disposed of to waste: ``run.containers.dispose``)."""
     readings: list[LoggerReading] = []
     """The carrier's logger readings over the move (a carry in a dry shipper)."""
     excursions: list[Excursion] = []

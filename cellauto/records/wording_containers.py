@@ -41,7 +41,8 @@ def describe_container(p: Payload) -> str | None:
                 peak = max(r.temperature_c for r in p.readings)
                 excursions = f"{len(p.excursions)} excursion(s)" if p.excursions else "none"
                 logger = f" (logger: {len(p.readings)} readings, max {peak:.1f} °C, {excursions})"
-            return f"custody {p.container}: {was} -> {p.to_place}{via} by {p.by}{scan}{logger}"
+            why = f": {p.reason}" if p.reason else ""
+            return f"custody {p.container}: {was} -> {p.to_place}{via} by {p.by}{scan}{logger}{why}"
         case LabelPrinted():
             return (
                 f"label printed for {p.container} on {p.printer}: ZPL sha256 "

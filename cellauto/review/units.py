@@ -79,6 +79,7 @@ NAMED_UNITS: dict[str, str] = {
     "total_cells": "cells",
     "viable_cells": "cells",
     "symbols": "count",
+    "cycles": "count",  # a liquid handler's aspirate/dispense cycles of a transfer
 }
 """Whole field names → unit, for fields with no unit suffix ("1": dimensionless)."""
 

@@ -5,9 +5,8 @@ instrument limits"): 5e4-1e7 cells/mL counted (Vi-CELL BLU specification), i.e. 
 sample as diluted. The counting noise is sqrt(0.05² + 1/N) with N = the diluted
 concentration x 0.0002 mL imaged (*assumed*): Poisson at low counts. Above the range
 coincidence hides cells: the excess over 1e7/mL is seen as e/(1 + e/5e8) (*assumed*),
-when ``coincidence_cells_per_ml`` is given: OFF by default until the shipped protocols
-dilute dense samples (CAR-T/NK 1.3.0 call :func:`cellauto.protocols.measures.count_in_range`),
-since CAR-T 1.2 counts its washed product undiluted at ~1.5e8/mL and would under-dose.
+on by default (``coincidence_cells_per_ml=None`` turns it off): the shipped protocols
+dilute dense samples (CAR-T/NK 1.3.0 call :func:`cellauto.protocols.measures.count_in_range`).
 Every count says where it lay (``range_flag``); a dilution brings a dense sample in.
 """
 
@@ -45,7 +44,7 @@ class SimCellCounter(SimInstrument, CellCounter):
         count_rsd: float = 0.05,
         viability_sd_pct: float = 1.0,
         seconds_per_sample: float = 90.0,
-        coincidence_cells_per_ml: float | None = None,
+        coincidence_cells_per_ml: float | None = COINCIDENCE_CELLS_PER_ML,
     ) -> None:
         """``coincidence_cells_per_ml``: above the range the excess e is seen as
         e / (1 + e / this) (the model's figure: COINCIDENCE_CELLS_PER_ML); None: off."""

@@ -90,8 +90,9 @@ class SimWorld:
         )
 
     def sample(self, sample: Sample, *, where: str) -> Container:
+        """The drawn sample, or the tube a liquid handler filled (a container id): whole."""
         try:
-            return self.samples[sample.sample_id]
+            return self.samples.get(sample.sample_id) or self.containers[sample.sample_id]
         except KeyError:
             raise InstrumentError(
                 f"{where}: sample {sample.sample_id!r} is not on the line; "

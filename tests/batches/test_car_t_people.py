@@ -58,7 +58,7 @@ def _staff(people: People) -> None:
         people.add(name, role)
     for name, trainer in (("alice", "carol"), ("bob", "carol")):
         done = people(
-            "training", "add", name, "--for", "car-t-autologous@1.2.0", "--as", trainer,
+            "training", "add", name, "--for", "car-t-autologous@1.3.0", "--as", trainer,
             stdin=[own(trainer)],
         )  # fmt: skip
         assert done.code == 0, done.err

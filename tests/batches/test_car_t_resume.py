@@ -34,7 +34,7 @@ def _commands(run: SimulatedRun, method: str) -> list[dict]:
     [
         ([2.0], ["enrich_cd4_cd8"]),  # reconcile: the processor's program is re-attached
         ([15.0], ["transduce"]),  # operator: held, restarted, the vector added once
-        ([101.0], ["expand"]),  # reconcile: days done are not repeated, nor a feed
+        ([102.0], ["expand"]),  # reconcile: days done are not repeated, nor a feed
         ([225.0], ["freeze"]),  # reconcile: the running freeze is followed, not restarted
         ([15.0, 100.0, 225.0], ["transduce", "expand", "freeze"]),
     ],

@@ -13,11 +13,15 @@ from cellauto.sim import SimulatedRun
 from cellauto.sim.operators import Answer, Silent
 
 NK = Path(__file__).resolve().parents[2] / "protocols" / "nk_expansion.py"
+#: NK 1.3.0 fills two 50 mL bags: each is labelled, loaded and carried into LN2.
 TASKS = [
     "connect NK cell product bag",
     "scan the printed label",
+    "scan the printed label",
     "final product label",
     "load the freezer",
+    "load the freezer",
+    "transfer into LN2",
     "transfer into LN2",
 ]
 
@@ -27,23 +31,19 @@ def test_nk_batch_signs_its_manual_acts(cellauto_sim: Callable[..., SimulatedRun
     assert run.exit_status == "complete", run.outcome.reason
     assert [t.name for t in run.tasks] == TASKS
     steps = [t.step for t in run.tasks]
-    assert steps == [
-        "seed_and_stimulate",
-        "check_label",
-        "check_label",
-        "freeze_and_store",
-        "freeze_and_store",
-    ]
+    assert steps == ["seed_and_stimulate", *["check_label"] * 3, *["freeze_and_store"] * 4]
     label = next(c for c in run.identity_checks if c.check == "final product label")
     assert label.passed
     assert all(c.passed for c in run.identity_checks)
     assert [c.check for c in run.identity_checks if c.check.startswith("hand-off")] == [
         "hand-off: NK cell product to bioreactor",
-        "hand-off: NK final product to freezer",
-        "hand-off: NK final product to storage rack B box 1 slot 1",
+        "hand-off: NK final product 1 to freezer",
+        "hand-off: NK final product 2 to freezer",
+        "hand-off: NK final product 1 to storage rack B box 1 slot 1",
+        "hand-off: NK final product 2 to storage rack B box 1 slot 2",
     ]
     verified = [s for s in run.signatures if s.meaning is Meaning.VERIFIED]
-    assert len(verified) == 2  # the label and the transfer, each by a second person
+    assert len(verified) == 3  # the label and each transfer, each by a second person
     assert all(s.signer == "sim:operator-b" for s in verified)
 
 

@@ -40,6 +40,11 @@ def test_trace_shows_the_genealogy_from_apheresis_bag_to_ln2(cli: Cli, tmp_path:
         "washed product",
         "final product 1",
         "QC sample",
+        "count 1",  # 1.3.0: the liquid handler's aliquots of the QC sample
+        "count 2",
+        "release plate",
+        "QC retain 1",
+        "QC retain 2",
         "final product 2",
         "final product 3",
     ]
@@ -175,7 +180,7 @@ def test_verify_replays_the_containers_table_from_the_records(cli: Cli, tmp_path
     run_id = _car_t(cli, db)
     clean = cli("verify", "--db", db)
     assert clean.code == 0, clean.out
-    assert "containers: intact, 9 rows" in clean.out
+    assert "containers: intact, 14 rows" in clean.out
     with closing(sqlite3.connect(db)) as conn, conn:
         conn.execute(
             "UPDATE containers SET position = 'rack Z box 9 slot 9'"

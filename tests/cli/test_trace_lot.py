@@ -37,7 +37,7 @@ def test_a_simulated_runs_lot_is_found_and_confirmed(
     assert f"lot {lot_id}" in text
     assert "not on this file's site" in text
     assert f"transduce: '{VECTOR}' 5 mL into culture bag at 2026-01-" in text
-    assert "car-t-autologous 1.2.0 DIN W123426000042 COI W123426A1B2C3 #" in text
+    assert "car-t-autologous 1.3.0 DIN W123426000042 COI W123426A1B2C3 #" in text
     assert "(consumed; run Complete)" in text
     assert trace_lot_command(sim_db, lot_id, output="json") == 0
     shown = json.loads(capsys.readouterr().out)

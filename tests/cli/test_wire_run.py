@@ -138,3 +138,32 @@ def test_the_wire_line_gives_a_protocol_its_liquid_handler(cli: Cli, tmp_path: P
         started = journal.records(run_id)[0].payload
     assert started.instruments["liquid_handler"].adapter == "pylabrobot"
     assert started.instruments["scanner"].adapter == "tcp"
+
+
+def test_car_t_over_the_wire_uses_the_plr_server(cli: Cli, tmp_path: Path) -> None:
+    """CAR-T 1.3.0's release samples on lines/sim-wire.toml: the liquid handler is
+    PyLabRobot over TCP (sim/plr_server.py), its aliquots counted as in process."""
+    wire_db, local_db = tmp_path / "wire.db", tmp_path / "local.db"
+    wire = cli("run", CAR_T, "--line", WIRE_LINE, "--patient", "typical", "--db", wire_db)
+    assert wire.code == 0, wire.err
+    assert "serving liquid_handler at tcp://127.0.0.1:" in wire.out
+    run_id = run_id_of_line(wire)
+    with Journal(wire_db, create=False) as journal:
+        records = journal.records(run_id)
+    started = records[0].payload
+    assert started.instruments["liquid_handler"].adapter == "pylabrobot"
+    assert started.instruments["liquid_handler"].model == "SerializingBackend"
+    moved = [
+        r.payload
+        for r in records
+        if r.kind == "instrument_response"
+        and r.payload.instrument == "liquid_handler"
+        and r.payload.ok
+        and r.payload.method in ("transfer", "aliquot")
+    ]
+    assert len(moved) == 4  # the QC sample, then the tubes, the wells, the retains
+    local = cli("run", CAR_T, "--sim", "--seed", "7", "--patient", "typical", "--db", local_db)
+    assert local.code == 0
+    over_wire, in_process = _values(wire_db, run_id), _values(local_db, run_id_of(local))
+    for name in ("release viable cells per mL", "dose", "post-thaw viability"):
+        assert over_wire[name] == pytest.approx(in_process[name], rel=1e-5), name

@@ -75,7 +75,7 @@ def car_t_crashed():  # type: ignore[no-untyped-def]
     return simulate(
         CAR_T,
         params={"expansion_days": 7, "bags": 3},
-        crashes=[30.0, 176.66],
+        crashes=[30.0, 176.85],
         downtime_h=0.1,
         patient="typical",
     )
@@ -96,10 +96,15 @@ def test_car_t_containers_are_not_created_twice_across_crashes(car_t_crashed) ->
         "final product 2",
         "final product 3",
         "QC sample",
+        "count 1",  # 1.3.0: the liquid handler's aliquots
+        "count 2",
+        "release plate",
+        "QC retain 1",
+        "QC retain 2",
     ]
     pairs = [(t.source, t.destination) for t in run.of_kind(Transfer)]
-    assert len(pairs) == len(set(pairs)) == 8
-    qc = run.of_kind(ContainerCreated)[-1]
+    assert len(pairs) == len(set(pairs)) == 13
+    qc = run.of_kind(ContainerCreated)[-6]
     assert qc.parent_keys == ["final product 1"] and qc.identity.product_code == "S9004100"
     last = {m.container: m for m in run.of_kind(CustodyMoved)}
     assert [str(last[f"final product {n}"].to_place) for n in (1, 2, 3)] == [

@@ -10,8 +10,8 @@ from cellauto.sim import simulate
 from tests.protocols.materials_kit import rows
 
 VECTOR = "CAR lentiviral vector"
-#: The vector's use is committed at 28.7592 h; its add_reagent runs until 28.7925 h.
-CRASH_H = 28.77
+#: The vector's use is committed at 28.8425 h; its add_reagent runs until 28.8758 h.
+CRASH_H = 28.86
 
 
 def test_crash_between_consume_and_add_decrements_once(tmp_path: Path) -> None:

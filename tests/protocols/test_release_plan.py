@@ -119,7 +119,7 @@ def test_qualitative_tests_are_not_normalised() -> None:
 def test_car_t_and_nk_declare_their_release_tests() -> None:
     car_t = load_protocol(ROOT / "protocols" / "car_t_autologous.py")
     nk = load_protocol(ROOT / "protocols" / "nk_expansion.py")
-    assert car_t.version == nk.version == "1.2.0"
+    assert car_t.version == nk.version == "1.3.0"
     assert [t.name for t in car_t.release_tests] == [
         "sterility",
         "endotoxin",

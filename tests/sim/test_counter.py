@@ -28,8 +28,11 @@ async def counts(
             "bag", viable_cells=0.9 * per_ml * 100, dead_cells=0.1 * per_ml * 100, volume_ml=100.0
         )
     )
-    figure = SimCellCounter.COINCIDENCE_CELLS_PER_ML if coincidence else None
-    counter = SimCellCounter(world, coincidence_cells_per_ml=figure)
+    counter = (
+        SimCellCounter(world)
+        if coincidence
+        else SimCellCounter(world, coincidence_cells_per_ml=None)
+    )
     out = []
     for _ in range(n):
         sample = world.draw_sample(bag, 0.5, prefix="S")
@@ -54,7 +57,8 @@ async def test_a_dense_sample_undiluted_is_above_range_and_counted_low() -> None
     assert _mean(results) == pytest.approx(1.19e8, rel=0.03)
 
 
-async def test_coincidence_is_off_by_default_until_the_protocols_dilute() -> None:
+async def test_coincidence_is_on_by_default_and_can_be_turned_off() -> None:
+    assert SimCellCounter(SimWorld(Clock(ORIGIN), seed=3)).coincidence_cells_per_ml == 5e8
     results = await counts(1.5e8, coincidence=False)
     assert {c.range_flag for c in results} == {"above_range"}
     assert _mean(results) == pytest.approx(1.5e8, rel=0.03)

@@ -40,9 +40,11 @@ STEPS = [
     "harvest",
     "wash_concentrate",
     "formulate",
+    "prepare_release_samples",  # CAR-T 1.3.0: the liquid handler's release samples
     "check_label",
     "freeze",
     "store",
+    "test_retained_vial",  # CAR-T 1.3.0: the retained vial's post-thaw count
 ]
 
 

@@ -3,7 +3,8 @@
 :class:`PlrLiquidHandler` implements :class:`~cellauto.instruments.LiquidHandler` on a
 ``pylabrobot.liquid_handling.LiquidHandler``; by default on PyLabRobot's chatterbox
 simulation backend (:class:`LoggingChatterboxBackend`, which logs instead of printing).
-Creating one switches PyLabRobot's volume and tip tracking on for the whole process
+Over a wire: :class:`TcpPlrLiquidHandler` on a :class:`TcpSerializingBackend` (JSON
+lines over TCP). Creating one switches PyLabRobot's volume and tip tracking on for the whole process
 and forwards PyLabRobot's log records to the ``cellauto.plr`` logger.
 """
 
@@ -15,6 +16,7 @@ from cellauto.instruments.plr._globals import (
     require_tracking,
     route_pylabrobot_logging,
 )
+from cellauto.instruments.plr._tcp import TcpPlrLiquidHandler, TcpSerializingBackend
 from cellauto.instruments.plr._transaction import TrackerSnapshot
 from cellauto.instruments.plr._volumes import require_volume, split_volume
 from cellauto.instruments.plr.liquid_handler import PlrLiquidHandler, plr_identity
@@ -25,6 +27,8 @@ __all__ = [
     "DeckLayout",
     "LoggingChatterboxBackend",
     "PlrLiquidHandler",
+    "TcpPlrLiquidHandler",
+    "TcpSerializingBackend",
     "TrackerSnapshot",
     "enable_tracking",
     "plr_identity",

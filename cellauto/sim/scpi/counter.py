@@ -96,7 +96,8 @@ class CounterScpi(ScpiDevice):
     async def _select(self, args: Args) -> None:
         args.expect(1)
         sample_id = args.string(0, "sample id")
-        if sample_id not in self.counter.world.samples:
+        world = self.counter.world
+        if sample_id not in world.samples and sample_id not in world.containers:  # or a tube
             raise ScpiError(110, f"{sample_id!r} is not on the line")
         self._sample_id = sample_id
 
@@ -214,7 +215,7 @@ class CounterScpi(ScpiDevice):
 
     def _sample(self, sample_id: str) -> Sample:
         world = self.counter.world
-        tube = world.samples[sample_id]
+        tube = world.samples.get(sample_id) or world.containers[sample_id]
         origin = tube.history[-1].removeprefix("from ") if tube.history else "unknown"
         return Sample(
             sample_id=sample_id,
