@@ -30,6 +30,7 @@ from cellauto.sim.faults import (
     TemperatureExcursion,
     fault_window_h,
 )
+from cellauto.sim.kinetics import model_for_patient
 from cellauto.sim.world import SimWorld
 
 __all__ = ["SimBioreactor", "TransductionModel"]
@@ -61,7 +62,8 @@ class SimBioreactor(SimInstrument, Bioreactor):
         transduction: TransductionModel | None = None,
     ) -> None:
         super().__init__(world, sim_identity("SimWave 1L", serial))
-        self.model = model or CultureModel()
+        # the culture model: the patient's kinetics (world.patient) unless one is given
+        self.model = model or model_for_patient(world.patient)
         self.transduction = transduction or TransductionModel()
         self.culture: Culture | None = None
         # the process's own randomness (vector lot, transduction) is a stream of its own,
@@ -208,6 +210,7 @@ class SimBioreactor(SimInstrument, Bioreactor):
         t = self.transduction
         efficiency = t.max_efficiency * (1 - math.exp(-moi / t.moi_scale))
         efficiency *= float(self.process_rng.lognormal(0.0, t.efficiency_rsd))
+        efficiency *= culture.model.transduction_factor  # the patient's
         activated = culture.activated_at_h
         if activated is None or now_h - activated < t.min_activation_h:
             efficiency *= t.unactivated_factor

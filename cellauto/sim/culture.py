@@ -18,35 +18,10 @@ from __future__ import annotations
 
 import math
 
-from pydantic import BaseModel, Field
-
+from cellauto.sim.kinetics import CultureModel, monocyte_factor
 from cellauto.sim.material import Container
 
 __all__ = ["Culture", "CultureModel"]
-
-
-class CultureModel(BaseModel):
-    """Kinetic and metabolic parameters (defaults: PROCESS.md, assumed where marked)."""
-
-    lag_h: float = Field(28.0, ge=0, description="after activation (1-2 days)")
-    doubling_time_h: float = Field(24.0, gt=0, description="at full glucose, no lactate")
-    max_viable_cells_per_ml: float = Field(1.0e7, gt=0, description="rocking bag")
-    death_rate_per_h: float = Field(0.0008, ge=0)
-    starvation_death_rate_per_h: float = Field(0.01, ge=0, description="k_d when starved")
-    starvation_glucose_mmol_per_l: float = Field(0.5, ge=0)
-    overgrowth_death_rate_per_h: float = Field(0.02, ge=0, description="at carrying capacity")
-    crowding_from_fraction: float = Field(
-        0.85, gt=0, lt=1, description="death rises from this share of the carrying capacity"
-    )
-    other_cells_death_rate_per_h: float = Field(0.008, ge=0, description="non-expanding cells")
-    glucose_ks_mmol_per_l: float = Field(0.8, gt=0, description="assumed")
-    lactate_ki_mmol_per_l: float = Field(35.0, gt=0, description="assumed")
-    yield_cells_per_mmol_glucose: float = Field(3.5e8, gt=0, description="assumed")
-    maintenance_mmol_per_cell_h: float = Field(1.0e-11, ge=0, description="assumed")
-    lactate_per_glucose: float = Field(1.8, ge=0, le=2.0)
-    medium_glucose_mmol_per_l: float = Field(17.5, gt=0, description="assumed medium")
-    optimum_temperature_c: float = 37.0
-    step_h: float = Field(0.25, gt=0, le=1.0, description="integration step")
 
 
 class Culture:
@@ -106,6 +81,7 @@ class Culture:
         mu /= m.lactate_ki_mmol_per_l + lac
         # no growth below 30 °C, full at the optimum
         warmth = (temperature_c - 30.0) / (m.optimum_temperature_c - 30.0)
+        mu *= monocyte_factor(self.cells.monocyte_fraction, m)
         return mu * min(max(warmth, 0.0), 1.0)
 
     def _step(self, at_h: float, dt: float) -> None:

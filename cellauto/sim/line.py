@@ -100,6 +100,7 @@ class SimLine:
         rng = self.world.stream("patient") if patient == "drawn" else None
         #: The patient the line's starting material came from (None: no population).
         self.patient: PatientProfile | None = resolve_patient(patient, population, rng)
+        self.world.patient = self.patient  # the bag's kinetics, the thawer's cryo-sensitivity
         self.equipment: dict[str, SimInstrument] = {}
         self.line: Line | None = None
         for container in materials or []:
