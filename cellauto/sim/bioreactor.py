@@ -196,8 +196,13 @@ class SimBioreactor(SimInstrument, Bioreactor):
         culture.advance_to(now_h)
         cells = culture.cells
         cells.volume_ml += reagent.volume_ml
+        if reagent.agents:  # cytokines: their concentrations in the culture (sim/cytokines.py)
+            agents = {str(a): float(v) for a, v in reagent.agents.items()}
+            culture.add_agents(agents, reagent.volume_ml, now_h, to_supply=reagent.to_medium_supply)
         if reagent.kind == "activation":
-            culture.activate(now_h, reagent.target_cells)
+            culture.activate(now_h, reagent.target_cells, full_support=not reagent.agents)
+        elif reagent.kind == "cytokine" and reagent.target_cells == "NK":
+            culture.activate(now_h, "NK", full_support=False)  # IL-2/IL-15 stimulate NK
         elif reagent.kind == "vector":
             efficiency = self._transduction_efficiency(culture, float(reagent.moi or 0), now_h)
             cells.car_fraction = 1 - (1 - cells.car_fraction) * (1 - efficiency)

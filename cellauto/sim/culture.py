@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 
+from cellauto.sim.cytokines import Cytokines
 from cellauto.sim.kinetics import CultureModel, monocyte_factor
 from cellauto.sim.material import Container
 
@@ -40,14 +41,33 @@ class Culture:
         self.temperature_offset_c: list[tuple[float, float, float]] = []  # (from, to, delta)
         self.contaminated_from_h: float | None = None
         self.contamination_death_rate_per_h = 0.0
+        self.cytokines = Cytokines()
+        #: An activation reagent with no agents: full support of the expanding cells
+        #: (how protocols before issue 14 stimulate NK with a cytokine cocktail).
+        self.full_support = False
         self._now_h = now_h
 
     # -- inputs --------------------------------------------------------------------------
-    def activate(self, now_h: float, target: str) -> None:
+    def activate(self, now_h: float, target: str, *, full_support: bool = True) -> None:
+        """A stimulus for ``target`` cells: growth starts after the lag. ``full_support``:
+        the stimulus carries its own support (CD3/CD28 beads; a cytokine cocktail of
+        unknown make-up); False: the culture's cytokines give it (:mod:`.cytokines`)."""
         self.advance_to(now_h)
         if self.activated_at_h is None:
             self.activated_at_h = now_h
             self.expanding = target
+        if target == self.expanding:
+            self.full_support = self.full_support or full_support
+
+    def add_agents(
+        self, agents: dict[str, float], reagent_ml: float, now_h: float, *, to_supply: bool
+    ) -> None:
+        """Cytokines of a reagent whose ``reagent_ml`` is already in the culture volume."""
+        self.advance_to(now_h)
+        volume = self.cells.volume_ml
+        for agent in self.cytokines.concentration:  # the reagent's volume dilutes
+            self.cytokines.concentration[agent] *= (volume - reagent_ml) / volume
+        self.cytokines.add(agents, reagent_ml, volume, to_medium_supply=to_supply)
 
     def add_medium(self, volume_ml: float, now_h: float) -> None:
         self.advance_to(now_h)
@@ -57,6 +77,7 @@ class Culture:
             self.glucose_mmol_per_l * c.volume_ml + self.model.medium_glucose_mmol_per_l * volume_ml
         ) / total
         self.lactate_mmol_per_l = self.lactate_mmol_per_l * c.volume_ml / total
+        self.cytokines.dilute(c.volume_ml, total)
         c.volume_ml = total
 
     def actual_temperature_c(self, at_h: float) -> float:
@@ -71,12 +92,26 @@ class Culture:
             self._step(self._now_h, dt)
             self._now_h += dt
 
+    def _support(self, at_h: float) -> float:
+        """Stimulus and cytokine support of the expanding cells' growth (0: none)."""
+        m, cyt = self.model, self.cytokines
+        if self.activated_at_h is None:  # resting T cells: IL-2 alone hardly divides them
+            if self.expanding != "T":
+                return 0.0
+            return cyt.model.resting_t_factor * cyt.effect("T", m.il2_sensitivity)
+        if at_h < self.activated_at_h + m.lag_h:
+            return 0.0
+        if self.expanding == "NK":
+            return 1.0 if self.full_support else cyt.effect("NK", m.il2_sensitivity)
+        return 1.0 + cyt.model.activated_t_gain * cyt.effect("T", m.il2_sensitivity)
+
     def _growth_rate(self, at_h: float, temperature_c: float) -> float:
         m = self.model
-        if self.activated_at_h is None or at_h < self.activated_at_h + m.lag_h:
+        support = self._support(at_h)
+        if support <= 0.0:
             return 0.0
         glc, lac = max(self.glucose_mmol_per_l, 0.0), self.lactate_mmol_per_l
-        mu = math.log(2) / m.doubling_time_h
+        mu = math.log(2) / m.doubling_time_h * support
         mu *= glc / (m.glucose_ks_mmol_per_l + glc) * m.lactate_ki_mmol_per_l
         mu /= m.lactate_ki_mmol_per_l + lac
         # no growth below 30 °C, full at the optimum
@@ -107,7 +142,12 @@ class Culture:
             kd += 0.02 * (temperature - 39.0)
         if self.contaminated_from_h is not None and at_h >= self.contaminated_from_h:
             kd += self.contamination_death_rate_per_h
-        dying_expanding = expanding * (1 - math.exp(-kd * dt))
+        kd_expanding = kd
+        if self.expanding == "NK" and self.activated_at_h is not None and not self.full_support:
+            withdrawal = self.cytokines.model.nk_withdrawal_death_rate_per_h
+            kd_expanding += withdrawal * (1.0 - self.cytokines.effect("NK", m.il2_sensitivity))
+        self.cytokines.decay(dt)
+        dying_expanding = expanding * (1 - math.exp(-kd_expanding * dt))
         dying_others = others * (1 - math.exp(-(kd + m.other_cells_death_rate_per_h) * dt))
         expanding += grown - dying_expanding
         others -= dying_others
@@ -124,6 +164,7 @@ class Culture:
                 m.medium_glucose_mmol_per_l - self.glucose_mmol_per_l
             )
             self.lactate_mmol_per_l -= share * self.lactate_mmol_per_l
+            self.cytokines.exchange(share)
         # write back; phenotype shares follow who grew and who died
         other_attr = "t_cell_fraction" if attr == "nk_fraction" else "nk_fraction"
         others_before = c.viable_cells - c.viable_cells * getattr(c, attr)
