@@ -19,8 +19,15 @@ from __future__ import annotations
 import math
 
 from cellauto.sim.cytokines import Cytokines
+from cellauto.sim.feeders import (
+    NK_FEEDER_MIN_SUPPORT,
+    feeder_death,
+    feeder_stimulus,
+    feeder_target,
+)
 from cellauto.sim.kinetics import CultureModel, monocyte_factor
 from cellauto.sim.material import Container
+from cellauto.sim.medium import MediumModel, co2_for_setpoint, medium_ph, ph_growth_factor
 
 __all__ = ["Culture", "CultureModel"]
 
@@ -45,7 +52,25 @@ class Culture:
         #: An activation reagent with no agents: full support of the expanding cells
         #: (how protocols before issue 14 stimulate NK with a cytokine cocktail).
         self.full_support = False
+        #: Strength of a stimulus that is not full (feeders, tumour antigen): 0..1.
+        self.stimulus = 1.0
+        self.nk_feeders = False
+        self.medium = MediumModel()
+        #: pH set point a controller holds by lowering CO2 (None: no controller).
+        self.ph_setpoint: float | None = None
+        self.co2_pct = self.medium.reference_co2_pct
+        """The gas: the controller's highest CO2 with a set point, else the CO2 itself."""
         self._now_h = now_h
+        feeders = cells.feeders
+        if feeders is not None and feeders.viable > 0:  # irradiated feeders stimulate
+            target = feeder_target(feeders)
+            share = cells.nk_fraction if target == "NK" else cells.t_cell_fraction
+            self.activate(now_h, target, full_support=False)
+            self.stimulus = feeder_stimulus(feeders, cells.viable_cells * share)
+            self.nk_feeders = target == "NK"
+        elif cells.antigen_stimulus > 0:  # a tumour digest: TIL see their antigen
+            self.activate(now_h, "T", full_support=False)
+            self.stimulus = cells.antigen_stimulus
 
     # -- inputs --------------------------------------------------------------------------
     def activate(self, now_h: float, target: str, *, full_support: bool = True) -> None:
@@ -102,8 +127,36 @@ class Culture:
         if at_h < self.activated_at_h + m.lag_h:
             return 0.0
         if self.expanding == "NK":
-            return 1.0 if self.full_support else cyt.effect("NK", m.il2_sensitivity)
-        return 1.0 + cyt.model.activated_t_gain * cyt.effect("T", m.il2_sensitivity)
+            if self.full_support:
+                return 1.0
+            return self.stimulus * self._nk_effect()
+        effect = cyt.effect("T", m.il2_sensitivity)
+        if self.full_support:  # CD3/CD28: the cells' own IL-2 carries them
+            return 1.0 + cyt.model.activated_t_gain * effect
+        # feeders or antigen: autocrine support 0.35, the rest from cytokines (design §3.3)
+        return self.stimulus * (0.35 + (1.0 + cyt.model.activated_t_gain - 0.35) * effect)
+
+    def _nk_effect(self) -> float:
+        """Cytokine support of NK cells; K562 feeders' membrane IL-21 gives at least 0.7."""
+        effect = self.cytokines.effect("NK", self.model.il2_sensitivity)
+        if self.nk_feeders and self.cells.feeders is not None and self.cells.feeders.viable > 0:
+            effect = max(effect, NK_FEEDER_MIN_SUPPORT)
+        return effect
+
+    def ph(self) -> float:
+        """The medium's pH now (bicarbonate buffer, lactic acid, CO2: :mod:`.medium`)."""
+        acid = max(self.lactate_mmol_per_l, 0.0)
+        co2 = self.co2_pct
+        if self.ph_setpoint is not None:
+            co2 = co2_for_setpoint(acid, self.ph_setpoint, self.co2_pct, self.medium)
+        return medium_ph(acid, co2, self.medium)
+
+    def capacity_per_ml(self) -> float:
+        """Carrying capacity in viable cells per mL (a G-Rex's is per membrane area)."""
+        m = self.model
+        if m.max_viable_cells is not None and self.cells.volume_ml > 0:
+            return m.max_viable_cells / self.cells.volume_ml
+        return m.max_viable_cells_per_ml
 
     def _growth_rate(self, at_h: float, temperature_c: float) -> float:
         m = self.model
@@ -117,6 +170,7 @@ class Culture:
         # no growth below 30 °C, full at the optimum
         warmth = (temperature_c - 30.0) / (m.optimum_temperature_c - 30.0)
         mu *= monocyte_factor(self.cells.monocyte_fraction, m)
+        mu *= ph_growth_factor(self.ph(), self.medium)
         return mu * min(max(warmth, 0.0), 1.0)
 
     def _step(self, at_h: float, dt: float) -> None:
@@ -129,12 +183,13 @@ class Culture:
         density = (c.viable_cells) / c.volume_ml
         temperature = self.actual_temperature_c(at_h)
         mu = self._growth_rate(at_h, temperature)
-        room = 1.0 - density / m.max_viable_cells_per_ml
+        capacity = self.capacity_per_ml()
+        room = 1.0 - density / capacity
         grown = mu * expanding * max(room, 0.0) * dt
         kd = m.death_rate_per_h + self.extra_death_rate_per_h
         if self.glucose_mmol_per_l < m.starvation_glucose_mmol_per_l:
             kd += m.starvation_death_rate_per_h
-        crowding = density / m.max_viable_cells_per_ml
+        crowding = density / capacity
         if crowding > m.crowding_from_fraction:  # overgrown: death rises towards capacity
             excess = (crowding - m.crowding_from_fraction) / (1 - m.crowding_from_fraction)
             kd += m.overgrowth_death_rate_per_h * min(excess, 2.0)
@@ -145,8 +200,11 @@ class Culture:
         kd_expanding = kd
         if self.expanding == "NK" and self.activated_at_h is not None and not self.full_support:
             withdrawal = self.cytokines.model.nk_withdrawal_death_rate_per_h
-            kd_expanding += withdrawal * (1.0 - self.cytokines.effect("NK", m.il2_sensitivity))
+            kd_expanding += withdrawal * (1.0 - self._nk_effect())
         self.cytokines.decay(dt)
+        feeders = c.feeders.viable if c.feeders is not None else 0.0
+        if c.feeders is not None:
+            feeder_death(c.feeders, dt)
         dying_expanding = expanding * (1 - math.exp(-kd_expanding * dt))
         dying_others = others * (1 - math.exp(-(kd + m.other_cells_death_rate_per_h) * dt))
         expanding += grown - dying_expanding
@@ -154,7 +212,7 @@ class Culture:
         # metabolism (mmol/L): uptake by every viable cell, growth-linked for expanding ones
         per_ml = 1000.0 / c.volume_ml  # cells in the bag -> per litre
         used = (grown / m.yield_cells_per_mmol_glucose) * per_ml
-        used += m.maintenance_mmol_per_cell_h * (expanding + others) * dt * per_ml
+        used += m.maintenance_mmol_per_cell_h * (expanding + others + feeders) * dt * per_ml
         used = min(used, max(self.glucose_mmol_per_l, 0.0))
         self.glucose_mmol_per_l -= used
         self.lactate_mmol_per_l += m.lactate_per_glucose * used

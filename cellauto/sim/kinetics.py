@@ -43,6 +43,9 @@ class CultureModel(BaseModel):
     medium_glucose_mmol_per_l: float = Field(17.5, gt=0, description="assumed medium")
     optimum_temperature_c: float = 37.0
     step_h: float = Field(0.25, gt=0, le=1.0, description="integration step")
+    max_viable_cells: float | None = Field(
+        None, gt=0, description="total capacity of a vessel whose capacity is per area (G-Rex)"
+    )
     monocyte_inhibition_from: float = Field(
         0.4, ge=0, le=1, description="monocyte share above which growth slows (Stroncek 2016)"
     )
@@ -77,6 +80,9 @@ def model_for_patient(
             "lag_h": kinetics.lag_h,
             "doubling_time_h": kinetics.doubling_time_h,
             "max_viable_cells_per_ml": base.max_viable_cells_per_ml * capacity,
+            "max_viable_cells": (
+                base.max_viable_cells * capacity if base.max_viable_cells is not None else None
+            ),
             "death_rate_per_h": kinetics.death_rate_per_h,
             "other_cells_death_rate_per_h": kinetics.other_cells_death_rate_per_h,
             "transduction_factor": kinetics.transduction_factor,

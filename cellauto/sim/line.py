@@ -21,6 +21,7 @@ from cellauto.sim.cytometer import SimFlowCytometer
 from cellauto.sim.dry_shipper import SimDryShipper
 from cellauto.sim.faults import Fault
 from cellauto.sim.freezer import SimControlledRateFreezer
+from cellauto.sim.grex import SimGRex
 from cellauto.sim.material import Container
 from cellauto.sim.patients import (
     MODEL_VERSION,
@@ -53,6 +54,7 @@ SIMULATORS: list[type[SimInstrument]] = [
     SimBarcodeScanner,
     SimCellCounter,
     SimBioreactor,
+    SimGRex,  # after the bag: a Bioreactor gets the bag, a StaticCultureVessel the G-Rex
     SimCellProcessor,
     SimFlowCytometer,
     SimControlledRateFreezer,

@@ -80,6 +80,8 @@ class Container:
     nk_cd8_fraction: float = 0.35
     """CD8alpha+ share of NK cells."""
     feeders: FeederCells | None = None
+    antigen_stimulus: float = 0.0
+    """TCR stimulus the material carries itself (a tumour digest's antigen: 0.6)."""
     frozen: FrozenState | None = None
     dmso_pct: float = 0.0
     vector_copies_per_cell: float = 0.0
@@ -154,6 +156,7 @@ class Container:
             if self.feeders is None:
                 self.feeders = other.feeders.split(0.0)
             self.feeders.merge(other.feeders.split(1.0))
+        self.antigen_stimulus = max(self.antigen_stimulus, other.antigen_stimulus)
         self.frozen = self.frozen or other.frozen
         self.dmso_pct = mix(self.dmso_pct, other.dmso_pct, self.volume_ml, other.volume_ml)
         self.viable_cells = total_viable

@@ -8,6 +8,7 @@ from cellauto.identity.containers import ContainerIdentity
 from cellauto.identity.isbt128 import din_barcode
 from cellauto.protocols.definition import MaterialInput
 from cellauto.protocols.params import Params
+from cellauto.sim.feeders import TUMOUR_ANTIGEN_STIMULUS
 from cellauto.sim.material import Container
 from cellauto.sim.patients import POPULATIONS, PatientProfile, StartingMaterial
 
@@ -44,6 +45,7 @@ def patient_container(container_id: str, material: StartingMaterial, label: str 
         monocyte_fraction=material.monocyte_fraction,
         nk_cd16_fraction=material.nk_cd16_fraction,
         nk_cd8_fraction=material.nk_cd8_fraction,
+        antigen_stimulus=TUMOUR_ANTIGEN_STIMULUS if material.material == "tumour_digest" else 0.0,
         label=label,
     )
 

@@ -23,7 +23,7 @@ def _culture(
     feed: bool = True,
     days: int = 9,
 ) -> Culture:
-    """1e8 cells in 300 mL, fed 100 mL a day from day 3 to 900 mL, for ``days``."""
+    """1e8 cells in 300 mL at pH 7.2, fed 100 mL a day from day 3 to 900 mL, for ``days``."""
     cells = Container(
         "bag",
         viable_cells=1e8,
@@ -33,6 +33,7 @@ def _culture(
         nk_fraction=0.95 if kind == "NK" else 0.02,
     )
     culture = Culture(cells, 0.0)
+    culture.ph_setpoint, culture.co2_pct = 7.2, 10.0  # a rocking bag's pH control
     if activate:
         culture.activate(0.0, kind, full_support=full_support)
     if agents:
@@ -54,10 +55,22 @@ IL2_100 = {"IL-2": 30_000.0}  # IU per mL of reagent: 1 mL in 301 mL is ~100 IU/
 
 
 def test_il2_raises_the_fold_of_activated_t_cells() -> None:
-    none, il2 = _fold(_culture()), _fold(_culture(agents=IL2_100))
-    assert 1.2 < il2 / none < 2.0
-    il7_15 = _fold(_culture(agents={"IL-7": 3000.0, "IL-15": 3000.0}))
-    assert 1.15 < il7_15 / none < 2.0
+    # perfused with IL-2 (or IL-7/IL-15) in the medium supply: day-9 fold 1.3-2x over none
+    none = _fold(_culture(perfusion_ml_per_h=20))
+    il2 = _fold(_culture(agents=IL2_100, to_supply=True, perfusion_ml_per_h=20))
+    assert 1.3 < il2 / none < 2.0
+    il7_15 = {"IL-7": 3000.0, "IL-15": 3000.0}
+    assert 1.3 < _fold(_culture(agents=il7_15, to_supply=True, perfusion_ml_per_h=20)) / none < 2
+    # one dose, fed only: it acts while it lasts (day 7), then acid limits both (day 9)
+    assert 1.3 < _fold(_culture(agents=IL2_100, days=7)) / _fold(_culture(days=7)) < 2.0
+
+
+def test_acid_from_lactate_lowers_ph_and_slows_growth() -> None:
+    fed = _culture(days=9)  # fed only: lactate above 20 mM outruns the CO2 control
+    perfused = _culture(perfusion_ml_per_h=20, days=9)
+    assert fed.lactate_mmol_per_l > 18 and fed.ph() < 7.15
+    assert perfused.ph() == pytest.approx(7.2, abs=0.01)
+    assert _fold(perfused) > 1.2 * _fold(fed)
 
 
 def test_il2_alone_hardly_divides_resting_t_cells() -> None:
