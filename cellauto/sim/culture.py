@@ -61,6 +61,9 @@ class Culture:
         self.co2_pct = self.medium.reference_co2_pct
         """The gas: the controller's highest CO2 with a set point, else the CO2 itself."""
         self._now_h = now_h
+        if cells.contamination_death_rate_per_h > 0:  # contaminated cells stay contaminated
+            self.contaminated_from_h = now_h
+            self.contamination_death_rate_per_h = cells.contamination_death_rate_per_h
         feeders = cells.feeders
         if feeders is not None and feeders.viable > 0:  # irradiated feeders stimulate
             target = feeder_target(feeders)
@@ -197,6 +200,10 @@ class Culture:
             kd += 0.02 * (temperature - 39.0)
         if self.contaminated_from_h is not None and at_h >= self.contaminated_from_h:
             kd += self.contamination_death_rate_per_h
+            c.contaminated = True  # the contamination is in the cells: it goes where they go
+            c.contamination_death_rate_per_h = max(
+                c.contamination_death_rate_per_h, self.contamination_death_rate_per_h
+            )
         kd_expanding = kd
         if self.expanding == "NK" and self.activated_at_h is not None and not self.full_support:
             withdrawal = self.cytokines.model.nk_withdrawal_death_rate_per_h

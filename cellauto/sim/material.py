@@ -86,6 +86,8 @@ class Container:
     dmso_pct: float = 0.0
     vector_copies_per_cell: float = 0.0
     contaminated: bool = False
+    contamination_death_rate_per_h: float = 0.0
+    """The death rate a growing contamination adds; it follows the cells (harvest, re-seed)."""
     history: list[str] = field(default_factory=list)
 
     @property
@@ -163,6 +165,9 @@ class Container:
         self.dead_cells += other.dead_cells
         self.volume_ml += other.volume_ml
         self.contaminated = self.contaminated or other.contaminated
+        self.contamination_death_rate_per_h = max(
+            self.contamination_death_rate_per_h, other.contamination_death_rate_per_h
+        )
         other.viable_cells = other.dead_cells = other.volume_ml = 0.0
 
     def kill(self, fraction: float) -> None:

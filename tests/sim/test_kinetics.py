@@ -155,3 +155,44 @@ def test_a_cytokine_reagent_acts_through_its_agents_in_the_bag() -> None:
     assert with_il2.exit_status == without.exit_status == "complete"
     ratio = with_il2.values["viable cells per mL"] / without.values["viable cells per mL"]
     assert ratio > 5.0
+
+
+def test_contamination_follows_the_cells_into_the_harvest_and_the_next_culture() -> None:
+    culture = _culture(days=3)
+    culture.contaminated_from_h, culture.contamination_death_rate_per_h = 24.0, 0.15
+    culture.advance_to(4 * 24.0)
+    cells = culture.cells
+    assert cells.contaminated and cells.contamination_death_rate_per_h == 0.15
+    harvest = cells.take(cells.volume_ml, "harvest")
+    assert harvest.contamination_death_rate_per_h == 0.15
+    reseeded = Culture(harvest.take(100.0, "seed"), 96.0)
+    viability = reseeded.cells.viability_pct
+    reseeded.activate(96.0, "T")
+    reseeded.advance_to(96.0 + 72.0)
+    assert reseeded.cells.viability_pct < viability / 2  # it keeps dying of it
+
+
+@pytest.mark.anyio
+async def test_a_contaminated_harvest_contaminates_the_next_vessel() -> None:
+    from cellauto.clock import Clock
+    from cellauto.sim.bioreactor import SimBioreactor
+    from cellauto.sim.faults import Contamination
+    from cellauto.sim.grex import SimGRex
+    from cellauto.sim.simulate import DEFAULT_SIM_START
+    from cellauto.sim.starting_material import material_container
+    from cellauto.sim.world import SimWorld
+
+    world = SimWorld(Clock(DEFAULT_SIM_START), seed=1)
+    world.add_container(material_container("cells", "t_cells"))
+    bag, grex = SimBioreactor(world), SimGRex(world, "GR-0001")
+    await bag.set_setpoints(Setpoints(temperature_c=37.0))
+    await grex.set_setpoints(Setpoints(temperature_c=37.0))
+    await bag.seed("cells", 20.0, 300.0)
+    bag.inject(Contamination(at_h=0.3))
+    await bag.harvest("harvest")  # 30 min later: the contamination is in the cells
+    assert world.containers["harvest"].contamination_death_rate_per_h > 0
+    await grex.seed("harvest", 100.0, 300.0)
+    assert grex.culture is not None
+    before = grex.culture.cells.viability_pct
+    grex.culture.advance_to(world.now_h() + 48.0)  # no fault armed on the G-Rex
+    assert grex.culture.cells.viability_pct < before / 3
