@@ -114,11 +114,16 @@ class Culture:
 
     # -- dynamics ------------------------------------------------------------------------
     def advance_to(self, now_h: float) -> None:
-        """Integrate from the last time looked at to ``now_h``."""
-        while self._now_h < now_h - 1e-12:
-            dt = min(self.model.step_h, now_h - self._now_h)
-            self._step(self._now_h, dt)
-            self._now_h += dt
+        """Integrate whole steps on the fixed grid anchored at seeding, up to ``now_h``.
+
+        A step is never split: the state between grid points is the last grid point's
+        (at most one step old), so how often a protocol looks (a temperature watch
+        every 5 or 15 min) never changes what happens to the cells (design §6.1).
+        """
+        step = self.model.step_h
+        while self._now_h + step <= now_h + 1e-9:
+            self._step(self._now_h, step)
+            self._now_h += step
 
     def _support(self, at_h: float) -> float:
         """Stimulus and cytokine support of the expanding cells' growth (0: none)."""
