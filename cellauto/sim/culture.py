@@ -157,6 +157,8 @@ class Culture:
         co2 = self.co2_pct
         if self.ph_setpoint is not None:
             co2 = co2_for_setpoint(acid, self.ph_setpoint, self.co2_pct, self.medium)
+            if self.medium.min_co2_pct < co2 < self.co2_pct:
+                return self.ph_setpoint  # the controller holds it
         return medium_ph(acid, co2, self.medium)
 
     def capacity_per_ml(self) -> float:
