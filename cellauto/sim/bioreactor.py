@@ -30,6 +30,8 @@ from cellauto.sim.faults import (
     TemperatureExcursion,
     fault_window_h,
 )
+from cellauto.sim.kinetics import model_for_patient
+from cellauto.sim.vessels import ROCKING_BAG_1L, VesselModel
 from cellauto.sim.world import SimWorld
 
 __all__ = ["SimBioreactor", "TransductionModel"]
@@ -50,7 +52,8 @@ class SimBioreactor(SimInstrument, Bioreactor):
 
     DRIFT_FIELDS = frozenset({"temperature_c", "ph", "dissolved_oxygen_pct", "glucose_mmol_per_l"})
 
-    MAX_VOLUME_ML = 1000.0
+    VESSEL: VesselModel = ROCKING_BAG_1L
+    MODEL_NAME = "SimWave 1L"
 
     def __init__(
         self,
@@ -60,8 +63,9 @@ class SimBioreactor(SimInstrument, Bioreactor):
         model: CultureModel | None = None,
         transduction: TransductionModel | None = None,
     ) -> None:
-        super().__init__(world, sim_identity("SimWave 1L", serial))
-        self.model = model or CultureModel()
+        super().__init__(world, sim_identity(self.MODEL_NAME, serial))
+        # the culture model: the vessel's capacity and the patient's kinetics (world.patient)
+        self.model = model or model_for_patient(world.patient, self.VESSEL.culture_model())
         self.transduction = transduction or TransductionModel()
         self.culture: Culture | None = None
         # the process's own randomness (vector lot, transduction) is a stream of its own,
@@ -140,7 +144,7 @@ class SimBioreactor(SimInstrument, Bioreactor):
         return self.culture
 
     def _room_ml(self) -> float:
-        return self.MAX_VOLUME_ML - (self.culture.cells.volume_ml if self.culture else 0.0)
+        return self.VESSEL.max_volume_ml - (self.culture.cells.volume_ml if self.culture else 0.0)
 
     # -- interface -------------------------------------------------------------------
     async def set_setpoints(self, setpoints: Setpoints) -> Setpoints:
@@ -160,6 +164,12 @@ class SimBioreactor(SimInstrument, Bioreactor):
     def _apply_setpoints(self, culture: Culture) -> None:
         culture.temperature_c = float(self.setpoints.temperature_c or 20.0)
         culture.perfusion_ml_per_h = float(self.setpoints.perfusion_rate_ml_per_day or 0.0) / 24
+        sp = self.setpoints
+        if self.VESSEL.co2_control:  # the controller lowers CO2 (from at most this) to hold pH
+            culture.ph_setpoint = sp.ph
+            culture.co2_pct = float(sp.co2_pct if sp.co2_pct is not None else 10.0)
+        else:  # an incubator's CO2
+            culture.co2_pct = float(sp.co2_pct if sp.co2_pct is not None else 5.0)
 
     async def seed(
         self, source_container_id: str, volume_ml: float, medium_ml: float
@@ -170,7 +180,12 @@ class SimBioreactor(SimInstrument, Bioreactor):
             raise InstrumentError(f"{self.where}: the bag is already seeded; harvest it first")
         require_range(self, "volume_ml", volume_ml, low=0.1, high=source.volume_ml, unit="mL")
         require_range(
-            self, "medium_ml", medium_ml, low=0.0, high=self.MAX_VOLUME_ML - volume_ml, unit="mL"
+            self,
+            "medium_ml",
+            medium_ml,
+            low=0.0,
+            high=self.VESSEL.max_volume_ml - volume_ml,
+            unit="mL",
         )
         await anyio.sleep(600.0)
         cells = source.take(volume_ml, f"{self.identity.serial} culture")
@@ -194,8 +209,13 @@ class SimBioreactor(SimInstrument, Bioreactor):
         culture.advance_to(now_h)
         cells = culture.cells
         cells.volume_ml += reagent.volume_ml
+        if reagent.agents:  # cytokines: their concentrations in the culture (sim/cytokines.py)
+            agents = {str(a): float(v) for a, v in reagent.agents.items()}
+            culture.add_agents(agents, reagent.volume_ml, now_h, to_supply=reagent.to_medium_supply)
         if reagent.kind == "activation":
-            culture.activate(now_h, reagent.target_cells)
+            culture.activate(now_h, reagent.target_cells, full_support=not reagent.agents)
+        elif reagent.kind == "cytokine" and reagent.target_cells == "NK":
+            culture.activate(now_h, "NK", full_support=False)  # IL-2/IL-15 stimulate NK
         elif reagent.kind == "vector":
             efficiency = self._transduction_efficiency(culture, float(reagent.moi or 0), now_h)
             cells.car_fraction = 1 - (1 - cells.car_fraction) * (1 - efficiency)
@@ -208,6 +228,7 @@ class SimBioreactor(SimInstrument, Bioreactor):
         t = self.transduction
         efficiency = t.max_efficiency * (1 - math.exp(-moi / t.moi_scale))
         efficiency *= float(self.process_rng.lognormal(0.0, t.efficiency_rsd))
+        efficiency *= culture.model.transduction_factor  # the patient's
         activated = culture.activated_at_h
         if activated is None or now_h - activated < t.min_activation_h:
             efficiency *= t.unactivated_factor
@@ -270,9 +291,13 @@ class SimBioreactor(SimInstrument, Bioreactor):
         )
         return ProcessValues(
             temperature_c=self.measured("temperature_c", float(temperature or 0) + 0.05 * noise[0]),
-            ph=self.measured("ph", float(sp.ph or 7.2) + 0.01 * noise[1]),
-            dissolved_oxygen_pct=self.measured(
-                "dissolved_oxygen_pct", float(sp.dissolved_oxygen_pct or 0.0) + 0.5 * noise[2]
+            ph=self._ph(culture, noise[1]),
+            dissolved_oxygen_pct=(
+                self.measured(
+                    "dissolved_oxygen_pct", float(sp.dissolved_oxygen_pct or 0.0) + 0.5 * noise[2]
+                )
+                if self.VESSEL.ph_probe
+                else None
             ),
             culture_volume_ml=culture.cells.volume_ml if culture else 0.0,
             glucose_mmol_per_l=max(
@@ -289,6 +314,13 @@ class SimBioreactor(SimInstrument, Bioreactor):
             rocking_rate_rpm=float(sp.rocking_rate_rpm or 0.0),
             process_time_s=self.world.clock.now_s(),
         )
+
+    def _ph(self, culture: Culture | None, noise: float) -> float | None:
+        """The probe's pH (the medium's, :mod:`cellauto.sim.medium`); None: no probe."""
+        if not self.VESSEL.ph_probe:
+            return None
+        true_ph = culture.ph() if culture is not None else float(self.setpoints.ph or 7.2)
+        return self.measured("ph", true_ph + 0.02 * noise)
 
     async def process_values(self, interval_s: float) -> AsyncIterator[ProcessValues]:
         require_range(self, "interval_s", interval_s, low=1.0, unit="s")

@@ -21,6 +21,7 @@ from cellauto.sim.cytometer import SimFlowCytometer
 from cellauto.sim.dry_shipper import SimDryShipper
 from cellauto.sim.faults import Fault
 from cellauto.sim.freezer import SimControlledRateFreezer
+from cellauto.sim.grex import SimGRex
 from cellauto.sim.material import Container
 from cellauto.sim.patients import (
     MODEL_VERSION,
@@ -53,6 +54,7 @@ SIMULATORS: list[type[SimInstrument]] = [
     SimBarcodeScanner,
     SimCellCounter,
     SimBioreactor,
+    SimGRex,  # after the bag: a Bioreactor gets the bag, a StaticCultureVessel the G-Rex
     SimCellProcessor,
     SimFlowCytometer,
     SimControlledRateFreezer,
@@ -100,6 +102,7 @@ class SimLine:
         rng = self.world.stream("patient") if patient == "drawn" else None
         #: The patient the line's starting material came from (None: no population).
         self.patient: PatientProfile | None = resolve_patient(patient, population, rng)
+        self.world.patient = self.patient  # the bag's kinetics, the thawer's cryo-sensitivity
         self.equipment: dict[str, SimInstrument] = {}
         self.line: Line | None = None
         for container in materials or []:

@@ -80,10 +80,14 @@ class Container:
     nk_cd8_fraction: float = 0.35
     """CD8alpha+ share of NK cells."""
     feeders: FeederCells | None = None
+    antigen_stimulus: float = 0.0
+    """TCR stimulus the material carries itself (a tumour digest's antigen: 0.6)."""
     frozen: FrozenState | None = None
     dmso_pct: float = 0.0
     vector_copies_per_cell: float = 0.0
     contaminated: bool = False
+    contamination_death_rate_per_h: float = 0.0
+    """The death rate a growing contamination adds; it follows the cells (harvest, re-seed)."""
     history: list[str] = field(default_factory=list)
 
     @property
@@ -154,12 +158,16 @@ class Container:
             if self.feeders is None:
                 self.feeders = other.feeders.split(0.0)
             self.feeders.merge(other.feeders.split(1.0))
+        self.antigen_stimulus = max(self.antigen_stimulus, other.antigen_stimulus)
         self.frozen = self.frozen or other.frozen
         self.dmso_pct = mix(self.dmso_pct, other.dmso_pct, self.volume_ml, other.volume_ml)
         self.viable_cells = total_viable
         self.dead_cells += other.dead_cells
         self.volume_ml += other.volume_ml
         self.contaminated = self.contaminated or other.contaminated
+        self.contamination_death_rate_per_h = max(
+            self.contamination_death_rate_per_h, other.contamination_death_rate_per_h
+        )
         other.viable_cells = other.dead_cells = other.volume_ml = 0.0
 
     def kill(self, fraction: float) -> None:

@@ -8,47 +8,18 @@ from cellauto.identity.containers import ContainerIdentity
 from cellauto.identity.isbt128 import din_barcode
 from cellauto.protocols.definition import MaterialInput
 from cellauto.protocols.params import Params
+from cellauto.sim.feeders import TUMOUR_ANTIGEN_STIMULUS
 from cellauto.sim.material import Container
-from cellauto.sim.patients import PatientProfile, StartingMaterial
+from cellauto.sim.patients import POPULATIONS, PatientProfile, StartingMaterial
 
 __all__ = ["MATERIAL_PRESETS", "material_container", "patient_container", "starting_materials"]
 
 
-#: What arrives at the line, by kind of starting material (PROCESS.md figures).
+#: What arrives at the line, by kind of starting material: each population's typical
+#: patient (:mod:`cellauto.sim.patients`, where these values live once).
 MATERIAL_PRESETS: dict[str, dict[str, float]] = {
-    # leukapheresis: ~1e9-1e10 white cells, about half T cells
-    "apheresis": {
-        "viable_cells": 5.0e9,
-        "viability_pct": 97.0,
-        "volume_ml": 250.0,
-        "t_cell_fraction": 0.55,
-        "nk_fraction": 0.10,
-        "cd4_fraction": 0.62,
-    },
-    "pbmc": {
-        "viable_cells": 1.0e9,
-        "viability_pct": 95.0,
-        "volume_ml": 100.0,
-        "t_cell_fraction": 0.60,
-        "nk_fraction": 0.10,
-        "cd4_fraction": 0.60,
-    },
-    "nk_cells": {
-        "viable_cells": 2.0e8,
-        "viability_pct": 94.0,
-        "volume_ml": 50.0,
-        "t_cell_fraction": 0.02,
-        "nk_fraction": 0.92,
-        "cd4_fraction": 0.6,
-    },
-    "t_cells": {
-        "viable_cells": 1.0e9,
-        "viability_pct": 95.0,
-        "volume_ml": 100.0,
-        "t_cell_fraction": 0.60,
-        "nk_fraction": 0.10,
-        "cd4_fraction": 0.60,
-    },
+    population.material: population.typical.starting_material.model_dump(exclude={"material"})
+    for population in POPULATIONS.values()
 }
 
 
@@ -72,6 +43,9 @@ def patient_container(container_id: str, material: StartingMaterial, label: str 
         nk_fraction=material.nk_fraction,
         cd4_fraction=material.cd4_fraction,
         monocyte_fraction=material.monocyte_fraction,
+        nk_cd16_fraction=material.nk_cd16_fraction,
+        nk_cd8_fraction=material.nk_cd8_fraction,
+        antigen_stimulus=TUMOUR_ANTIGEN_STIMULUS if material.material == "tumour_digest" else 0.0,
         label=label,
     )
 

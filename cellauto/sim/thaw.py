@@ -109,12 +109,13 @@ class SimThawer(SimInstrument, Thawer):
         serial: str = "TH-0001",
         *,
         model: ThawModel | None = None,
-        cryo_sensitivity: float = 1.0,
+        cryo_sensitivity: float | None = None,
     ) -> None:
         super().__init__(world, sim_identity("SimThaw DT", serial))
         self.model = model or ThawModel()
-        #: The patient's cryo-sensitivity (PatientProfile.cryo_sensitivity).
-        self.cryo_sensitivity = cryo_sensitivity
+        #: The patient's cryo-sensitivity (PatientProfile.cryo_sensitivity; world.patient's).
+        patient = world.patient
+        self.cryo_sensitivity = cryo_sensitivity or (patient.cryo_sensitivity if patient else 1.0)
 
     async def thaw(self, container_id: str) -> ThawResult:
         self.guard("thaw", command=True)

@@ -17,6 +17,7 @@ from cellauto.identity.containers import ContainerIdentity
 from cellauto.instruments.materials import Sample
 from cellauto.sim.label_printer import SimLabelPrinter, decode_label
 from cellauto.sim.material import Container
+from cellauto.sim.patients import PatientProfile
 from cellauto.sim.streams import named_stream
 
 __all__ = ["Container", "SimWorld"]
@@ -41,6 +42,8 @@ class SimWorld:
         #: What a scanner pointed at a container reads instead, from which process hour
         #: (WrongBagInView).
         self.view: dict[str, tuple[str, float]] = {}
+        #: The patient whose cells the line received (set by SimLine; None: none).
+        self.patient: PatientProfile | None = None
 
     def spawn_rng(self) -> np.random.Generator:
         """An independent generator for one instrument (deterministic given the seed)."""

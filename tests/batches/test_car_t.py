@@ -31,7 +31,7 @@ Sim = Callable[..., SimulatedRun]
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_a_batch_completes_within_published_ranges(cellauto_sim: Sim, seed: int) -> None:
-    run = cellauto_sim(CAR_T, seed=seed)
+    run = cellauto_sim(CAR_T, seed=seed, patient="typical")  # drawn: the fidelity table
     assert run.exit_status == "complete", run.outcome.reason
     assert run.deviations == [] or all(d.policy == "continue" for d in run.deviations)
     values = run.values
@@ -111,7 +111,7 @@ def test_a_lasting_instrument_failure_fails_the_batch(cellauto_sim: Sim, fault) 
 
 @pytest.mark.parametrize(("days", "low", "high"), [(7, 12, 40), (12, 50, 200)])
 def test_expansion_length_sets_the_fold(cellauto_sim: Sim, days: int, low: float, high: float):
-    run = cellauto_sim(CAR_T, seed=2, params={"expansion_days": days})
+    run = cellauto_sim(CAR_T, seed=2, params={"expansion_days": days}, patient="typical")
     assert run.exit_status == "complete", run.outcome.reason
     assert low <= run.values["fold expansion"] <= high
     assert run.values["washed harvest volume"] <= run.values["harvest volume"]

@@ -66,9 +66,9 @@ def test_the_typical_patients_are_today_s_presets() -> None:
     for population in POPULATIONS.values():
         material = population.typical.starting_material
         preset = MATERIAL_PRESETS[population.material]
-        assert material.model_dump(exclude={"material", "monocyte_fraction"}) == preset
+        assert material.model_dump(exclude={"material"}) == preset
         assert population_for_material(population.material) is population
-    assert population_for_material("tumour_digest") is None
+    assert population_for_material("cord_blood") is None
     kinetics = TYPICAL.kinetics
     assert (kinetics.lag_h, kinetics.doubling_time_h) == (28.0, 24.0)
     assert kinetics.max_viable_cells_per_ml == 1.0e7
@@ -88,9 +88,9 @@ def test_a_profile_is_frozen_and_flattens_for_the_record() -> None:
 def test_drawing_and_resolving_a_patient() -> None:
     population = POPULATIONS["allogeneic_nk_donor"]
     rng = np.random.default_rng(0)
-    assert draw_patient(population, rng) == population.typical  # no distributions yet
+    assert draw_patient(population, rng) != population.typical  # drawn: tests/sim/test_patients
     assert resolve_patient("typical", population, None) is population.typical
-    assert resolve_patient("drawn", population, rng) == population.typical
+    assert resolve_patient("drawn", population, rng).population == population.name
     assert resolve_patient(TYPICAL, None, None) is TYPICAL
     assert resolve_patient("drawn", None, rng) is None
     with pytest.raises(ValueError, match="drawn"):
@@ -117,7 +117,7 @@ async def test_a_given_patient_fills_the_starting_material() -> None:
     assert StartingMaterial(material="pbmc", **MATERIAL_PRESETS["pbmc"]).monocyte_fraction == 0
 
 
-def test_a_simulated_run_records_its_patient_and_typical_equals_drawn_today() -> None:
+def test_a_simulated_run_records_its_patient_and_the_demo_donor_is_not_spread() -> None:
     drawn = simulate(DEMO, seed=4)
     typical = simulate(DEMO, seed=4, patient="typical")
     assert drawn.patient == typical.patient == POPULATIONS["healthy_donor_t_cells"].typical
@@ -125,7 +125,7 @@ def test_a_simulated_run_records_its_patient_and_typical_equals_drawn_today() ->
     assert started.simulation is not None
     assert started.simulation.population == "healthy_donor_t_cells"
     assert started.simulation.patient_choice == "drawn"
-    assert started.simulation.model_versions == {"patients": "0-typical"}
+    assert started.simulation.model_versions == {"patients": "1"}
     assert drawn.values == typical.values
     assert drawn.faults == []
     assert protocol_population(load_protocol(DEMO)) is POPULATIONS["healthy_donor_t_cells"]
