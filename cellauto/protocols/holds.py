@@ -46,6 +46,7 @@ from cellauto.records._txops import ConnOp
 from cellauto.records.backend import Conn
 
 if TYPE_CHECKING:
+    from cellauto.lines.config import LineConfig
     from cellauto.protocols.execution import Execution
 
 __all__ = [
@@ -59,6 +60,7 @@ __all__ = [
     "policy_of",
     "release",
     "share",
+    "share_line",
     "using",
 ]
 
@@ -92,6 +94,31 @@ _POLICIES: weakref.WeakKeyDictionary[object, SharedPolicy] = weakref.WeakKeyDict
 def share(instrument: object, policy: SharedPolicy) -> None:
     """Mark ``instrument`` as (one handle of) the shared asset ``policy.asset``."""
     _POLICIES[instrument] = policy
+
+
+def share_line(config: LineConfig, equipment: Mapping[str, object]) -> None:
+    """Share the instruments the line file marks ``shared`` (under their ``asset`` tag,
+    else ``LINE:NAME``), so every run of every controller on the line queues for them."""
+    for name, instrument in equipment.items():
+        item = config.equipment.get(name)
+        if item is None or item.shared is None:
+            continue
+        shared = item.shared
+        share(
+            instrument,
+            SharedPolicy(
+                asset=item.asset or f"{config.name}:{name}",
+                capacity=shared.capacity,
+                max_hold_s=None if shared.max_hold_min is None else shared.max_hold_min * 60,
+                patience_s=shared.patience_min * 60,
+                sample_stability_s=(
+                    None
+                    if shared.sample_stability_min is None
+                    else shared.sample_stability_min * 60
+                ),
+                poll_s=shared.poll_s,
+            ),
+        )
 
 
 def policy_of(instrument: object) -> SharedPolicy | None:
