@@ -17,10 +17,13 @@ Requests, grants and releases are rows of the journal's ``asset_holds`` table
 (:mod:`cellauto.records.asset_holds`), changed in the run's own commits (a run that lost
 its claim cannot acquire), in the order of :mod:`.holds_order` (earliest deadline first,
 with aging and priorities). A waiting run in this process is woken by the commit that
-grants it; one waiting for a run of another controller polls (``poll_s``, on the run's
-clock). The wait is journaled in the run's chain (``instrument_waited``: for how long,
-behind whom; ``instrument_released``: how long it held), and a hold past its declared
-maximum raises a major alarm on the holding run (a timer on the run's clock).
+grants it; every ``poll_s`` (on the run's clock) a waiting run also reads its ticket
+(another controller's commit may have granted it) and, when the queue holds tickets of
+other controllers or of runs this one no longer holds, settles it in a commit (dead
+holders' tickets ended, grants made). The wait is journaled in the run's chain
+(``instrument_waited``: for how long, behind whom; ``instrument_released``: how long it
+held), and a hold past its declared maximum raises a major alarm on the holding run (a
+timer on the run's clock).
 """
 
 from __future__ import annotations
@@ -323,13 +326,18 @@ async def acquire(
     try:
         while outcome.status == "waiting":
             event = wakeups.event(ticket)
-            if outcome.remote:
-                with anyio.move_on_after(policy.poll_s):
-                    await event.wait()
-            else:
+            with anyio.move_on_after(policy.poll_s):
                 await event.wait()
             if event.is_set():
                 break  # granted by a commit of this process
+            # granted by another controller's commit, or the queue has a dead ticket?
+            journal = _journal_of(execution)
+            status, unsettled = table.peek(
+                journal._connection(), ticket, controller, journal._owned
+            )
+            if status != "waiting" or not unsettled:
+                outcome.status = status
+                continue
             now_ns = _now_ns(execution)
             outcome = await _in_commit(
                 execution,

@@ -22,7 +22,7 @@ transaction of the first request.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -45,6 +45,7 @@ __all__ = [
     "ensure_table",
     "holds",
     "owner_liveness",
+    "peek",
     "poll",
     "release",
     "release_run",
@@ -154,7 +155,7 @@ class Outcome:
     woken: list[str] = field(default_factory=list)
     """Tickets granted in this transaction (to wake their waiters)."""
     remote: bool = False
-    """Whether a ticket before it belongs to another controller (wake-ups come by polling)."""
+    """Whether a ticket before it belongs to another controller."""
 
 
 def ensure_table(conn: Conn) -> None:
@@ -288,6 +289,28 @@ def poll(conn: Conn, ticket: str, now_ns: int, alive: Alive, controller: str) ->
         raise LookupError(f"no hold ticket {ticket!r}")
     woken = _settle(conn, row.asset, now_ns, alive) if row.status == "waiting" else []
     return _outcome(conn, ticket, woken, controller)
+
+
+def peek(conn: Conn, ticket: str, controller: str, local_runs: Collection[str]) -> tuple[str, bool]:
+    """Reads only: the ticket's status, and whether its asset's queue needs settling by a
+    write (:func:`poll`): a unit free while the ticket waits, an open ticket of another
+    controller (it may have died), or one of this controller's for a run it no longer
+    holds."""
+    row = _row(conn, ticket)
+    if row is None:
+        raise LookupError(f"no hold ticket {ticket!r}")
+    if row.status != "waiting":
+        return row.status, False
+    others = conn.execute(
+        "SELECT controller, run_id, status FROM asset_holds"
+        " WHERE asset = ? AND status IN ('waiting', 'granted') AND ticket != ?",
+        (row.asset, ticket),
+    ).fetchall()
+    granted = sum(1 for *_, status in others if status == "granted")
+    unsettled = granted < row.capacity or any(
+        c != controller or run_id not in local_runs for c, run_id, _ in others
+    )
+    return row.status, unsettled
 
 
 def release(conn: Conn, ticket: str, now_ns: int, alive: Alive) -> Outcome:

@@ -24,6 +24,7 @@ from cellauto.records.payloads import (
     InstrumentWaited,
     Payload,
 )
+from cellauto.records.wording import describe_io
 from tests.protocols.harness import ORIGIN
 
 pytestmark = pytest.mark.anyio
@@ -94,7 +95,16 @@ def _runs(
     return executions, meters
 
 
+LIMIT_S = 4 * 3600.0
+"""Virtual seconds after which a test's runs count as stuck (fail_after: no hang)."""
+
+
 async def _execute_all(executions: list[Execution]) -> None:
+    with anyio.fail_after(LIMIT_S):
+        await _execute_all_unbounded(executions)
+
+
+async def _execute_all_unbounded(executions: list[Execution]) -> None:
     async with anyio.create_task_group() as tg:
         for execution in executions:
             tg.start_soon(execution.execute)
@@ -211,8 +221,17 @@ async def test_an_explicit_hold_within_its_maximum_raises_no_alarm(journal: Jour
     assert not released.overdue and released.held_s == pytest.approx(200)
 
 
-def _foreign_hold(journal: Journal, *, host: str, released: bool, asset: str = "CNT-001") -> None:
-    """A run of another controller holding ``asset``: its owner row and its ticket."""
+def _foreign_hold(
+    journal: Journal,
+    *,
+    host: str,
+    released: bool,
+    asset: str = "CNT-001",
+    status: str = "granted",
+    deadline_ns: int | None = None,
+) -> None:
+    """A run of another controller holding (or waiting for) ``asset``: its owner row and
+    its ticket."""
     now = time.time_ns()
     with _conn(journal) as conn:
         conn.execute("BEGIN IMMEDIATE")
@@ -223,9 +242,10 @@ def _foreign_hold(journal: Journal, *, host: str, released: bool, asset: str = "
         )
         conn.execute(
             "INSERT INTO asset_holds (ticket, asset, run_id, epoch, controller, purpose,"
-            " priority, capacity, patience_ns, requested_wall_ns, granted_wall_ns, status)"
-            " VALUES ('other-run:1:1', ?, 'other-run', 1, ?, 'count', 0, 1, 1, 0, 0, 'granted')",
-            (asset, f"{host}:1"),
+            " priority, capacity, patience_ns, deadline_wall_ns, requested_wall_ns,"
+            " granted_wall_ns, status)"
+            " VALUES ('other-run:1:1', ?, 'other-run', 1, ?, 'count', 0, 1, 1, ?, 0, ?, ?)",
+            (asset, f"{host}:1", deadline_ns, 0 if status == "granted" else None, status),
         )
         conn.execute("COMMIT")
 
@@ -256,9 +276,10 @@ async def test_a_run_waiting_for_another_controller_polls_until_it_lets_go(
                 " WHERE ticket = 'other-run:1:1'"
             )
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(other_controller_releases)
-        tg.start_soon(run.execute)
+    with anyio.fail_after(LIMIT_S):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(other_controller_releases)
+            tg.start_soon(run.execute)
     [waited] = _payloads(journal, run.run_id, InstrumentWaited)
     assert waited.waited_s == pytest.approx(120)  # the first poll after 100 s
     assert [w.run_id for w in waited.waited_for] == ["other-run"]
@@ -277,3 +298,59 @@ async def test_a_request_cancelled_while_waiting_is_withdrawn(journal: Journal) 
     with _conn(journal) as conn:
         statuses = {r.run_id: r.status for r in table.holds(conn)}
     assert statuses == {holder.run_id: "released", waiter.run_id: "cancelled"}
+
+
+async def test_a_grant_made_by_another_controllers_commit_is_found_by_polling(
+    journal: Journal,
+) -> None:
+    """A waits behind a local holder; another controller's urgent request passes it, is
+    granted by the local release, and its own release grants A in its process: A learns
+    of it at its next poll, without anyone in this process waking it."""
+    policy = SharedPolicy("CNT-001", poll_s=30)
+    (holder, waiter), _ = _runs(journal, [counting(), counting(start_after_s=10)], policy)
+
+    async def other_controller() -> None:
+        await anyio.sleep(20)
+        urgent = round((ORIGIN.timestamp() + 60) * 1e9)
+        _foreign_hold(journal, host="other-host", released=False, status="waiting",
+                      deadline_ns=urgent)  # fmt: skip
+        await anyio.sleep(180)  # t = 200: it is done, and its release grants the waiter
+        with _conn(journal) as conn:
+            statuses = {r.run_id: r.status for r in table.holds(conn)}
+            assert statuses == {
+                holder.run_id: "released",
+                "other-run": "granted",
+                waiter.run_id: "waiting",
+            }
+            conn.execute(
+                "UPDATE asset_holds SET status = 'released' WHERE ticket = 'other-run:1:1'"
+            )
+            conn.execute(
+                "UPDATE asset_holds SET status = 'granted', granted_wall_ns = ? WHERE run_id = ?",
+                (round((ORIGIN.timestamp() + 200) * 1e9), waiter.run_id),
+            )
+
+    with anyio.fail_after(LIMIT_S):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(other_controller)
+            tg.start_soon(holder.execute)
+            tg.start_soon(waiter.execute)
+    assert waiter.state is State.COMPLETE
+    [waited] = _payloads(journal, waiter.run_id, InstrumentWaited)
+    assert waited.waited_s == pytest.approx(210)  # polls at 40, 70, ... 220 s
+    assert [w.run_id for w in waited.waited_for] == [holder.run_id]
+
+
+async def test_the_batch_record_io_lines_name_the_wait(journal: Journal) -> None:
+    policy = SharedPolicy("CNT-001")
+    (first, second), _ = _runs(journal, [counting(), counting(start_after_s=10)], policy)
+    await _execute_all([first, second])
+    lines = [
+        describe_io(r)
+        for r in journal.records(second.run_id)
+        if isinstance(r.payload, InstrumentWaited | InstrumentReleased)
+    ]
+    assert lines == [
+        f"  … waited 1m20s for meter (CNT-001) behind {first.run_id[:12]}",
+        "  … released meter (CNT-001) after 1m30s",
+    ]
