@@ -13,7 +13,10 @@ Printed per case: wall and CPU seconds, batches complete, the mean batch duratio
 line's makespan (first start to last end, simulated hours), and per shared instrument:
 holds, utilisation over the makespan, waits (all holds: median, p95, max; and of the holds
 that waited), samples counted past their expiry (a sample's stability: 1 h after the draw),
-max-hold alarms, and Jain's fairness index of the total wait per batch.
+max-hold alarms, and Jain's fairness index of the total wait per batch. A third case is
+*shared* again with one count of batch 2 stuck ``--stuck-min`` (20) minutes longer than
+the counter's maximum hold of 15 minutes allows: one max-hold alarm, and the batches
+queued behind it wait.
 
 ``--child CASE`` runs one case here and prints its figures as JSON.
 """
@@ -50,7 +53,25 @@ def _peak_rss_mb() -> float:
     return 0.0
 
 
-def _run_case(db: Path, shared: bool, batches: int, gap_h: float) -> dict[str, Any]:
+def _stick_once(counter: Any, extra_s: float) -> None:
+    """The counter's next count hangs ``extra_s`` longer (a stuck sample carousel)."""
+    import anyio
+
+    count = counter.count
+    stuck = [True]
+
+    async def count_once_stuck(*args: Any, **kwargs: Any) -> Any:
+        if stuck[0]:
+            stuck[0] = False
+            await anyio.sleep(extra_s)
+        return await count(*args, **kwargs)
+
+    counter.count = count_once_stuck
+
+
+def _run_case(
+    db: Path, shared: bool, batches: int, gap_h: float, stuck_s: float = 0.0
+) -> dict[str, Any]:
     import anyio
 
     from cellauto.clock import Clock, virtual_loop_factory
@@ -90,6 +111,8 @@ def _run_case(db: Path, shared: bool, batches: int, gap_h: float) -> dict[str, A
                 if shared:
                     for name, policy in policies.items():
                         share(sim.line.equipment[name], policy)
+                if stuck_s and index == 1:
+                    _stick_once(sim.line.equipment["counter"], stuck_s)
                 responder = HoldResponder("Stop", by="bench", reason="unattended bench")
                 people = simulated_operators(None, sim.world)
                 site = simulated_site(protocol, params, sim.line, origin)
@@ -121,7 +144,8 @@ def _run_case(db: Path, shared: bool, batches: int, gap_h: float) -> dict[str, A
     first, last = min(started.values()), max(ended.values())
     makespan_s = last - first
     result: dict[str, Any] = {
-        "case": "shared" if shared else "dedicated",
+        "case": ("shared" if shared else "dedicated")
+        + (f", one count stuck {stuck_s / 60:g} min" if stuck_s else ""),
         "batches": batches,
         "wall_s": wall,
         "cpu_s": cpu,
@@ -186,7 +210,7 @@ def _instrument(rows: list[tuple[Any, ...]], makespan_s: float) -> dict[str, Any
     }
 
 
-def _child(case: str, batches: int, gap_h: float) -> dict[str, Any]:
+def _child(case: str, batches: int, gap_h: float, stuck_min: float = 0.0) -> dict[str, Any]:
     out = subprocess.run(
         [
             sys.executable,
@@ -197,6 +221,8 @@ def _child(case: str, batches: int, gap_h: float) -> dict[str, Any]:
             str(batches),
             "--gap-h",
             str(gap_h),
+            "--stuck-min",
+            str(stuck_min),
         ],
         check=True,
         capture_output=True,
@@ -205,12 +231,12 @@ def _child(case: str, batches: int, gap_h: float) -> dict[str, Any]:
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
-def table(shared: dict[str, Any], dedicated: dict[str, Any]) -> str:
+def table(shared: dict[str, Any], dedicated: dict[str, Any], *more: dict[str, Any]) -> str:
     lines = [
         "| case | wall / CPU | batches | mean batch | makespan | records | max-hold alarms |",
         "|---|---|---|---|---|---|---|",
     ]
-    for r in (dedicated, shared):
+    for r in (dedicated, shared, *more):
         lines.append(
             f"| {r['case']} | {r['wall_s']:.1f} s / {r['cpu_s']:.1f} CPU-s | "
             f"{', '.join(f'{n} {s}' for s, n in r['statuses'].items())} | "
@@ -223,12 +249,16 @@ def table(shared: dict[str, Any], dedicated: dict[str, Any]) -> str:
         "| holds that waited (median) | past expiry | Jain (wait per batch) |",
         "|---|---|---|---|---|---|---|",
     ]
-    for name, i in shared["instruments"].items():
-        lines.append(
-            f"| {name} ({SHARED[name]}) | {i['holds']} | {100 * i['utilisation']:.1f} % | "
-            f"{i['wait_p50_s']:.0f} / {i['wait_p95_s']:.0f} / {i['wait_max_s']:.0f} s | "
-            f"{i['waited']} ({i['waited_p50_s']:.0f} s) | {i['past_expiry']} | {i['jain']:.2f} |"
-        )
+    for case in (shared, *more):
+        for name, i in case["instruments"].items():
+            which = "" if case is shared else ", " + case["case"]
+            lines.append(
+                f"| {name} ({SHARED[name]}){which} | {i['holds']} | "
+                f"{100 * i['utilisation']:.1f} % | "
+                f"{i['wait_p50_s']:.0f} / {i['wait_p95_s']:.0f} / {i['wait_max_s']:.0f} s | "
+                f"{i['waited']} ({i['waited_p50_s']:.0f} s) | {i['past_expiry']} | "
+                f"{i['jain']:.2f} |"
+            )
     delta = 60 * (shared["mean_batch_h"] - dedicated["mean_batch_h"])
     lines.append("")
     lines.append(
@@ -245,17 +275,25 @@ def main() -> None:
     parser.add_argument("--child", choices=["shared", "dedicated"])
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--gap-h", type=float, default=2.0)
+    parser.add_argument(
+        "--stuck-min", type=float, default=20.0, help="the stuck case: one count this much longer"
+    )
     args = parser.parse_args()
     if args.child:
         with tempfile.TemporaryDirectory() as tmp:
             result = _run_case(
-                Path(tmp) / "journal.db", args.child == "shared", args.batches, args.gap_h
+                Path(tmp) / "journal.db",
+                args.child == "shared",
+                args.batches,
+                args.gap_h,
+                args.stuck_min * 60,
             )
         print(json.dumps(result))
         return
     dedicated = _child("dedicated", args.batches, args.gap_h)
     shared = _child("shared", args.batches, args.gap_h)
-    print(table(shared, dedicated))
+    stuck = _child("shared", args.batches, args.gap_h, args.stuck_min) if args.stuck_min else None
+    print(table(shared, dedicated, *([stuck] if stuck else [])))
 
 
 if __name__ == "__main__":
