@@ -354,3 +354,31 @@ async def test_the_batch_record_io_lines_name_the_wait(journal: Journal) -> None
         f"  … waited 1m20s for meter (CNT-001) behind {first.run_id[:12]}",
         "  … released meter (CNT-001) after 1m30s",
     ]
+
+
+async def test_a_run_held_while_it_waits_lets_go_of_the_instrument_when_granted(
+    journal: Journal,
+) -> None:
+    """No instrument is kept by a held run: granted while Holding, the command lets go at
+    once, the run becomes Held, and on Restart it queues again."""
+    policy = SharedPolicy("CNT-001")
+    (holder, waiter), meters = _runs(journal, [counting(), counting(start_after_s=10)], policy)
+    with anyio.fail_after(LIMIT_S):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(holder.execute)
+            tg.start_soon(waiter.execute)
+            await anyio.sleep(30)  # the waiter waits for the counter since t = 10
+            waiter.command(Command.HOLD, by="test", reason="operator check")
+            await anyio.sleep(100)  # t = 130: the holder let go at 90
+            assert waiter.state is State.HELD
+            with _conn(journal) as conn:
+                statuses = [r.status for r in table.holds(conn, run_id=waiter.run_id)]
+            assert statuses == ["released"]  # granted at 90, let go at once
+            assert meters[1].counted == []  # nothing counted while held
+            waiter.command(Command.RESTART, by="test", reason="checked")
+    assert waiter.state is State.COMPLETE
+    assert len(meters[1].counted) == 1
+    with _conn(journal) as conn:
+        rows = table.holds(conn, run_id=waiter.run_id)
+    assert [r.status for r in rows] == ["released", "released"]
+    assert rows[1].requested_wall_ns == round((ORIGIN.timestamp() + 130) * 1e9)
