@@ -21,6 +21,7 @@ import bench_release
 import bench_report
 import bench_runner
 import bench_scpi
+import bench_shared_instruments
 import bench_sim_serve
 import bench_startup
 import bench_trends
@@ -86,6 +87,7 @@ def main() -> int:
     rows.extend(bench_release.run(quick=args.quick))
     rows.extend(bench_web.run(quick=args.quick))
     rows.extend(bench_fidelity.run(quick=args.quick))
+    rows.extend(bench_shared_instruments.run(quick=args.quick))
     width = max(len(str(r.get("case", ""))) for r in rows)
     print(f"{'benchmark':<{width}}  {'result':>16}  {'target':<20} met  detail")
     print("-" * (width + 60))

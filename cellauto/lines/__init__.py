@@ -4,6 +4,7 @@ from cellauto.lines.config import (
     EquipmentConfig,
     LineConfig,
     MaterialConfig,
+    SharedConfig,
     SimulationConfig,
     load_line_config,
 )
@@ -12,6 +13,7 @@ __all__ = [
     "EquipmentConfig",
     "LineConfig",
     "MaterialConfig",
+    "SharedConfig",
     "SimulationConfig",
     "load_line_config",
 ]

@@ -21,6 +21,7 @@ A line is described in TOML::
 
     [equipment.cytometer]
     adapter = "sim"                             # in-process simulated instrument
+    shared = { capacity = 1, max_hold_min = 30 }  # one cytometer for every batch (holds)
 
     [simulation]
     serve = true    # serve the simulated instruments on loopback, in this process
@@ -53,6 +54,7 @@ __all__ = [
     "LineConfig",
     "MaterialConfig",
     "SetpointPolicy",
+    "SharedConfig",
     "SimulationConfig",
     "load_line_config",
 ]
@@ -63,6 +65,27 @@ Adapter = Literal["sim", "visa", "opcua", "pylabrobot", "tcp"]
 #: goes on with the instrument's new value), ``restore``: the run's value is written
 #: back, ``hold``: the run is held for a person to decide.
 SetpointPolicy = Literal["alarm", "restore", "hold"]
+
+
+class SharedConfig(BaseModel):
+    """An instrument shared between batches: a step holds it while it uses it, in a fair
+    queue across every run and controller of the journal (:mod:`cellauto.protocols.holds`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    capacity: int = Field(1, ge=1, le=1000, description="holds at once")
+    max_hold_min: float | None = Field(
+        None, gt=0, description="a hold longer than this raises a major alarm"
+    )
+    patience_min: float = Field(
+        60.0, gt=0, description="a request without a deadline becomes this urgent after it"
+    )
+    sample_stability_min: float | None = Field(
+        60.0, gt=0, description="a drawn sample's deadline: drawn + this (None: no deadline)"
+    )
+    poll_s: float = Field(
+        30.0, gt=0, description="how often a run waiting behind another controller asks again"
+    )
 
 
 class EquipmentConfig(BaseModel):
@@ -91,6 +114,11 @@ class EquipmentConfig(BaseModel):
         None,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$",
         description="its equipment registry asset tag, e.g. BR-001 (else found by its serial)",
+    )
+    shared: SharedConfig | None = Field(
+        None,
+        description="shared between batches (its queue is keyed by `asset`, else by the "
+        "line's name and the equipment's)",
     )
 
     @field_validator("credentials")

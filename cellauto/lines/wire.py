@@ -397,6 +397,9 @@ async def open_line(
 
             equipment[name] = PlrLiquidHandler(serial=endpoint or name)
     assets = {name: config.equipment[name].asset for name in equipment}
+    from cellauto.protocols.holds import share_line  # the protocols build on the lines
+
+    share_line(config, equipment)  # `shared = {...}`: steps hold them (issue 15, §5)
     return Line(
         config.name,
         equipment,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractAsyncContextManager, contextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, cast, overload
 
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from cellauto.protocols.containers import RunContainers
     from cellauto.protocols.execution import Execution
+    from cellauto.protocols.holds import Hold
     from cellauto.protocols.materials import RunMaterials
     from cellauto.protocols.people import Confirmation, OnTimeout
     from cellauto.protocols.recording import RecordedInstrument
@@ -430,6 +431,31 @@ class Run(Generic[ParamsT]):
         from cellauto.protocols import people  # it builds on this module
 
         return await people.enter(self, name, type=type, instruction=instruction, **options)
+
+    def hold(
+        self,
+        instrument: Any,
+        *,
+        max_hold_s: float | None = None,
+        deadline_s: float | None = None,
+        priority: int = 0,
+        purpose: str | None = None,
+    ) -> AbstractAsyncContextManager[Hold | None]:
+        """Hold a shared instrument for a sequence of calls (``async with run.hold(counter,
+        max_hold_s=900): ...``): the run waits for it in its fair queue, the wait is
+        journaled, and holding it past ``max_hold_s`` (else the line's maximum) raises a
+        major alarm. Calls inside take no hold of their own. A dedicated instrument is the
+        run's already (the block gets None). See :mod:`cellauto.protocols.holds`."""
+        from cellauto.protocols import holds
+
+        return holds.hold_instrument(
+            self._execution,
+            instrument,
+            max_hold_s=max_hold_s,
+            deadline_s=deadline_s,
+            priority=priority,
+            purpose=purpose,
+        )
 
     def alarm(self, message: str, *, severity: str = "warning") -> None:
         """Raise an alarm for the operators; it is recorded."""

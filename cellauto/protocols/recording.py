@@ -9,6 +9,10 @@ logging code:
   touched, then journal the response (or the error) with its duration;
 * ``@query`` methods journal their result as a reading;
 * ``@stream`` methods journal every item they yield as a reading.
+
+A call of a *shared* instrument (:mod:`.holds`) is made in a hold of the instrument: the
+run waits for it in the asset's fair queue first, unless it holds it already
+(``run.hold``).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from cellauto.errors import OutcomeUnknownError
 from cellauto.instruments.base import CallKind, Instrument, call_kind
+from cellauto.protocols import holds
 from cellauto.protocols.jsonable import to_jsonable
 from cellauto.records import payloads as rec
 
@@ -91,8 +96,24 @@ class RecordedInstrument:
         name = self._name
         bind_arguments = self._binder(method)
 
+        shared = holds.policy_of(self._instrument)
+
         async def recorded(*args: Any, **kwargs: Any) -> Any:
-            if kind is CallKind.COMMAND:
+            if shared is not None:
+                return await holds.using(
+                    execution,
+                    name,
+                    shared,
+                    method_name,
+                    args,
+                    kwargs,
+                    lambda: call(args, kwargs, hold_point=False),
+                    command=kind is CallKind.COMMAND,
+                )
+            return await call(args, kwargs, hold_point=True)
+
+        async def call(args: Any, kwargs: Any, *, hold_point: bool) -> Any:
+            if kind is CallKind.COMMAND and hold_point:
                 await execution.hold_point()
             arguments = bind_arguments(args, kwargs)
             step = execution.current_step_name

@@ -53,6 +53,8 @@ class RecordKind(StrEnum):
     LABEL_VERIFIED = "label_verified"
     SHIPMENT_RECORDED = "shipment_recorded"
     RELEASE_PLAN = "release_plan"
+    INSTRUMENT_WAITED = "instrument_waited"
+    INSTRUMENT_RELEASED = "instrument_released"
 
 
 KIND_VALUES: Mapping[object, str] = MappingProxyType({kind: kind.value for kind in RecordKind})

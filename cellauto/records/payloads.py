@@ -49,7 +49,9 @@ __all__ = [
     "IdentityCheck",
     "InDoubtCommand",
     "InstrumentCommand",
+    "InstrumentReleased",
     "InstrumentResponse",
+    "InstrumentWaited",
     "OperatorAction",
     "Payload",
     "PreviousController",
@@ -70,6 +72,7 @@ __all__ = [
     "TaskSummary",
     "TaskVerified",
     "TaskWithdrawn",
+    "WaitedFor",
 ]
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
@@ -329,6 +332,54 @@ class Reading(Payload):
     value: Any
 
 
+# -- shared instruments (issue 15, §5) ----------------------------------------------------
+class WaitedFor(BaseModel):
+    """A run the waiting run waited for: holding the asset, or before it in the queue."""
+
+    model_config = _FROZEN
+
+    run_id: str
+    status: str = "granted"
+    """``granted`` (it held the asset) or ``waiting`` (it was before in the queue)."""
+    deadline_process_time_s: float | None = None
+    overdue: bool = False
+    """A holder past its declared maximum hold when the wait ended."""
+
+
+class InstrumentWaited(Payload):
+    """A step waited for a shared instrument: who it waited for, and how long."""
+
+    kind: ClassVar[RecordKind] = RecordKind.INSTRUMENT_WAITED
+
+    instrument: str
+    asset: str | None = None
+    step: str | None = None
+    purpose: str | None = None
+    ticket: str | None = None
+    requested_process_time_s: float | None = None
+    granted_process_time_s: float | None = None
+    waited_s: float | None = None
+    position: int | None = None
+    """How many tickets were before it when it asked (holders and earlier waiters)."""
+    waited_for: list[WaitedFor] = Field(default_factory=list)
+    deadline_process_time_s: float | None = None
+    priority: int | None = None
+
+
+class InstrumentReleased(Payload):
+    """A step let go of a shared instrument it had waited for or held past its maximum."""
+
+    kind: ClassVar[RecordKind] = RecordKind.INSTRUMENT_RELEASED
+
+    instrument: str
+    asset: str | None = None
+    step: str | None = None
+    ticket: str | None = None
+    held_s: float | None = None
+    max_hold_s: float | None = None
+    overdue: bool = False
+
+
 # -- checks and what follows them -------------------------------------------------------
 class CheckResult(Payload):
     """An in-process check of a value against its specification."""
@@ -474,6 +525,8 @@ _RUN_PAYLOADS: tuple[type[Payload], ...] = (
     *TASK_PAYLOADS,
     *MATERIAL_PAYLOADS,
     ReleasePlan,
+    InstrumentWaited,
+    InstrumentReleased,
 )
 PAYLOAD_TYPES: dict[RecordKind, type[Payload]] = {cls.kind: cls for cls in _RUN_PAYLOADS}
 """The payload model of each record kind."""

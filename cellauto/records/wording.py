@@ -304,4 +304,19 @@ def describe_io(record: Record) -> str:
             return f"  = {p.instrument}.{p.method}: {_json(p.value)}"
         case rec.Checkpoint():
             return f"  · checkpoint {p.name} = {_json(p.value)}"
+        case rec.InstrumentWaited():
+            behind = ", ".join(
+                w.run_id[:12] + (" (past its maximum hold)" if w.overdue else "")
+                for w in p.waited_for
+            )
+            return (
+                f"  … waited {format_duration(p.waited_s or 0.0)} for {p.instrument}"
+                f" ({p.asset})" + (f" behind {behind}" if behind else "")
+            )
+        case rec.InstrumentReleased():
+            overdue = f", PAST its maximum of {p.max_hold_s:g} s" if p.overdue else ""
+            return (
+                f"  … released {p.instrument} ({p.asset}) after "
+                f"{format_duration(p.held_s or 0.0)}{overdue}"
+            )
     return f"  {record.kind.value}"

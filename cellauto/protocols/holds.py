@@ -1,0 +1,550 @@
+"""Shared instruments: a step holds the instrument it uses, in a fair queue (issue 15, §5).
+
+A counter or a cytometer may serve many batches. The line marks it *shared* (the line
+file's ``shared = {capacity = 1, max_hold_min = 15, patience_min = 60}``, or
+:func:`share` in code) under an *asset* name: every instrument object registered under
+the same asset is one physical instrument, whichever run's line it belongs to.
+
+A step then holds the asset while it uses it:
+
+* implicitly, for one call: every ``@command``/``@query`` of a shared instrument made by a
+  step outside an explicit hold is wrapped by :class:`~.recording.RecordedInstrument` in a
+  hold of its own; a call given a drawn :class:`~cellauto.instruments.materials.Sample`
+  has that sample's expiry as its deadline, so a sample that expires sooner waits less;
+* explicitly, for a sequence: ``async with run.hold(counter, max_hold_s=900): ...``.
+
+Requests, grants and releases are rows of the journal's ``asset_holds`` table
+(:mod:`cellauto.records.asset_holds`), changed in the run's own commits (a run that lost
+its claim cannot acquire), in the order of :mod:`.holds_order` (earliest deadline first,
+with aging and priorities). A waiting run in this process is woken by the commit that
+grants it; every ``poll_s`` (on the run's clock) a waiting run also reads its ticket
+(another controller's commit may have granted it) and, when the queue holds tickets of
+other controllers or of runs this one no longer holds, settles it in a commit (dead
+holders' tickets ended, grants made). The wait is journaled in the run's chain
+(``instrument_waited``: for how long, behind whom; ``instrument_released``: how long it
+held), and a hold past its declared maximum raises a major alarm on the holding run (a
+timer on the run's clock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from cellauto.errors import EquipmentError
+from cellauto.instruments.materials import Sample
+from cellauto.protocols.states import State
+from cellauto.records import asset_holds as table
+from cellauto.records import payloads as rec
+from cellauto.records._owners import this_controller
+from cellauto.records._txops import ConnOp
+from cellauto.records.backend import Conn
+
+if TYPE_CHECKING:
+    from cellauto.lines.config import LineConfig
+    from cellauto.protocols.execution import Execution
+
+__all__ = [
+    "Hold",
+    "SharedPolicy",
+    "acquire",
+    "deadline_of",
+    "hold",
+    "hold_instrument",
+    "holding",
+    "policy_of",
+    "release",
+    "share",
+    "share_line",
+    "using",
+]
+
+NS = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class SharedPolicy:
+    """How one shared asset is shared (times in seconds on the line's clock)."""
+
+    asset: str
+    capacity: int = 1
+    """How many holds at once (units of the asset used as one)."""
+    max_hold_s: float | None = None
+    """A hold longer than this raises a major alarm on the holding run (None: never)."""
+    patience_s: float = 3600.0
+    """A request without a deadline is as urgent as a deadline this long after it asked."""
+    sample_stability_s: float | None = 3600.0
+    """A call given a drawn Sample has the deadline drawn + this (None: no deadline)."""
+    poll_s: float = 30.0
+    """How often a run waiting behind another controller's run asks again."""
+
+    def __post_init__(self) -> None:
+        if self.capacity < 1:
+            raise ValueError(f"shared asset {self.asset!r}: capacity must be >= 1")
+
+
+_POLICIES: weakref.WeakKeyDictionary[object, SharedPolicy] = weakref.WeakKeyDictionary()
+
+
+def share(instrument: object, policy: SharedPolicy) -> None:
+    """Mark ``instrument`` as (one handle of) the shared asset ``policy.asset``."""
+    _POLICIES[instrument] = policy
+
+
+def share_line(config: LineConfig, equipment: Mapping[str, object]) -> None:
+    """Share the instruments the line file marks ``shared`` (under their ``asset`` tag,
+    else ``LINE:NAME``), so every run of every controller on the line queues for them."""
+    for name, instrument in equipment.items():
+        item = config.equipment.get(name)
+        if item is None or item.shared is None:
+            continue
+        shared = item.shared
+        share(
+            instrument,
+            SharedPolicy(
+                asset=item.asset or f"{config.name}:{name}",
+                capacity=shared.capacity,
+                max_hold_s=None if shared.max_hold_min is None else shared.max_hold_min * 60,
+                patience_s=shared.patience_min * 60,
+                sample_stability_s=(
+                    None
+                    if shared.sample_stability_min is None
+                    else shared.sample_stability_min * 60
+                ),
+                poll_s=shared.poll_s,
+            ),
+        )
+
+
+def policy_of(instrument: object) -> SharedPolicy | None:
+    """The sharing policy of ``instrument``, None if it is dedicated to its run."""
+    try:
+        return _POLICIES.get(instrument)
+    except TypeError:  # not weakly referenceable: never registered
+        return None
+
+
+def deadline_of(
+    policy: SharedPolicy, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+) -> float | None:
+    """The earliest expiry of the drawn samples among a call's arguments (process time)."""
+    if policy.sample_stability_s is None:
+        return None
+    drawn = [
+        value.drawn_at_process_time_s
+        for value in (*args, *kwargs.values())
+        if isinstance(value, Sample)
+    ]
+    return min(drawn) + policy.sample_stability_s if drawn else None
+
+
+# -- in this process: who waits for which ticket, which run holds what --------------------
+
+
+class _Wakeups:
+    """The waiters of one journal in this process: granted tickets wake them."""
+
+    def __init__(self) -> None:
+        self.events: dict[str, anyio.Event] = {}
+
+    def event(self, ticket: str) -> anyio.Event:
+        event = self.events.get(ticket)
+        if event is None:
+            event = self.events[ticket] = anyio.Event()
+        return event
+
+    def wake(self, tickets: list[str]) -> None:
+        for ticket in tickets:
+            self.event(ticket).set()
+
+    def forget(self, ticket: str) -> None:
+        self.events.pop(ticket, None)
+
+
+@dataclass
+class _RunHolds:
+    tickets: int = 0
+    active: dict[str, Hold] = field(default_factory=dict)
+    """Explicit holds in force, by asset (calls inside them take no hold of their own)."""
+
+
+_WAKEUPS: weakref.WeakKeyDictionary[object, _Wakeups] = weakref.WeakKeyDictionary()
+_RUNS: weakref.WeakKeyDictionary[object, _RunHolds] = weakref.WeakKeyDictionary()
+
+
+def _journal_of(execution: Execution) -> Any:
+    return execution._journal._journal  # the Journal behind the run's RunJournal
+
+
+def _wakeups(execution: Execution) -> _Wakeups:
+    journal = _journal_of(execution)
+    found = _WAKEUPS.get(journal)
+    if found is None:
+        found = _WAKEUPS[journal] = _Wakeups()
+    return found
+
+
+def _run_holds(execution: Execution) -> _RunHolds:
+    found = _RUNS.get(execution)
+    if found is None:
+        found = _RUNS[execution] = _RunHolds()
+    return found
+
+
+def holding(execution: Execution, asset: str) -> bool:
+    """Whether the run holds ``asset`` explicitly now (``run.hold``)."""
+    return asset in _run_holds(execution).active
+
+
+def _controller() -> str:
+    me = this_controller()
+    return f"{me.host}:{me.pid}"
+
+
+def _now_ns(execution: Execution) -> int:
+    return round(execution.clock.now_s() * NS)
+
+
+def _alive(execution: Execution, conn: Conn) -> table.Alive:
+    journal = _journal_of(execution)
+    return table.owner_liveness(
+        conn, journal.path, stale_s=journal._stale_s, real_now_ns=time.time_ns()
+    )
+
+
+async def _in_commit(execution: Execution, what: str, change: Callable[[Conn], Any]) -> Any:
+    """Run ``change`` in the run's next commit (with its records so far); its value."""
+    op = ConnOp(change, run_id=execution.run_id, what=what)
+    [value] = await execution.run_ops([op])
+    return value
+
+
+# -- a hold ----------------------------------------------------------------------------
+
+
+@dataclass
+class Hold:
+    """A granted hold of a shared asset by a run (see :func:`acquire`)."""
+
+    execution: Execution
+    instrument: str
+    policy: SharedPolicy
+    ticket: str
+    granted_s: float
+    max_hold_s: float | None
+    waited: bool
+    explicit: bool
+    overdue: bool = False
+    released: bool = False
+    _timer: asyncio.TimerHandle | None = None
+
+    @property
+    def asset(self) -> str:
+        return self.policy.asset
+
+    def _start_timer(self) -> None:
+        if self.max_hold_s is None:
+            return
+        loop = asyncio.get_running_loop()
+        # loop seconds are process seconds on every clock (virtual, scaled, real)
+        self._timer = loop.call_later(self.max_hold_s, self._past_maximum)
+
+    def _past_maximum(self) -> None:
+        self._timer = None
+        if self.released:
+            return
+        self.overdue = True
+        step = self.execution.current_step_name
+        self.execution.alarm(
+            f"{self.instrument} ({self.asset}) held past its maximum of "
+            f"{self.max_hold_s:g} s by step {step!r}: runs waiting for it are delayed",
+            severity="major",
+            source=self.instrument,
+        )
+
+
+async def acquire(
+    execution: Execution,
+    instrument: str,
+    policy: SharedPolicy,
+    *,
+    purpose: str,
+    deadline_s: float | None = None,
+    priority: int = 0,
+    max_hold_s: float | None = None,
+    explicit: bool = False,
+) -> Hold:
+    """Wait for ``policy.asset`` in its queue and hold it; the wait is journaled.
+
+    ``deadline_s`` (process time): when what the hold serves expires (a drawn sample);
+    ``max_hold_s``: the declared maximum (else the asset's). Cancelled while waiting, the
+    request is withdrawn.
+    """
+    wakeups = _wakeups(execution)
+    run_holds = _run_holds(execution)
+    run_holds.tickets += 1
+    number = run_holds.tickets
+    controller = _controller()
+    run_id = execution.run_id
+    requested_s = execution.clock.now_s()
+    requested_ns = round(requested_s * NS)
+    limit = max_hold_s if max_hold_s is not None else policy.max_hold_s
+    deadline_ns = None if deadline_s is None else round(deadline_s * NS)
+    step = execution.current_step_name
+
+    def ask(conn: Conn) -> table.Outcome:
+        row = conn.execute("SELECT epoch FROM run_owners WHERE run_id = ?", (run_id,)).fetchone()
+        epoch = 1 if row is None else int(row[0])
+        request = table.HoldRequest(
+            ticket=f"{run_id}:{epoch}:{number}",
+            asset=policy.asset,
+            run_id=run_id,
+            controller=controller,
+            purpose=purpose,
+            now_ns=requested_ns,
+            step=step,
+            priority=priority,
+            capacity=policy.capacity,
+            patience_ns=round(policy.patience_s * NS),
+            deadline_ns=deadline_ns,
+            max_hold_s=limit,
+        )
+        return table.request(conn, request, _alive(execution, conn), epoch)
+
+    first: table.Outcome = await _in_commit(execution, f"hold {policy.asset}", ask)
+    wakeups.wake(first.woken)
+    ticket = first.ticket
+    outcome = first
+    try:
+        while outcome.status == "waiting":
+            event = wakeups.event(ticket)
+            with anyio.move_on_after(policy.poll_s):
+                await event.wait()
+            if event.is_set():
+                break  # granted by a commit of this process
+            # granted by another controller's commit, or the queue has a dead ticket?
+            journal = _journal_of(execution)
+            status, unsettled = table.peek(
+                journal._connection(), ticket, controller, journal._owned
+            )
+            if status != "waiting" or not unsettled:
+                outcome.status = status
+                continue
+            now_ns = _now_ns(execution)
+            outcome = await _in_commit(
+                execution,
+                f"hold {policy.asset}",
+                functools.partial(_poll, execution, ticket, now_ns, controller),
+            )
+            wakeups.wake(outcome.woken)
+        else:
+            if outcome.status != "granted":
+                raise EquipmentError(
+                    f"run {run_id}: the request {ticket} for {instrument} ({policy.asset}) "
+                    f"was {outcome.status}"
+                )
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await _end(execution, ticket)
+        raise
+    finally:
+        wakeups.forget(ticket)
+    granted_s = execution.clock.now_s()
+    waited = first.status == "waiting"
+    if waited:
+        execution.record(
+            rec.InstrumentWaited(
+                instrument=instrument,
+                asset=policy.asset,
+                step=step,
+                purpose=purpose,
+                ticket=ticket,
+                requested_process_time_s=requested_s,
+                granted_process_time_s=granted_s,
+                waited_s=granted_s - requested_s,
+                position=first.position,
+                waited_for=[
+                    rec.WaitedFor(
+                        run_id=ahead.run_id,
+                        status=ahead.status,
+                        deadline_process_time_s=(
+                            None if ahead.deadline_ns is None else ahead.deadline_ns / NS
+                        ),
+                        overdue=(
+                            ahead.granted_ns is not None
+                            and ahead.max_hold_s is not None
+                            and granted_s - ahead.granted_ns / NS > ahead.max_hold_s
+                        ),
+                    )
+                    for ahead in first.ahead
+                ],
+                deadline_process_time_s=deadline_s,
+                priority=priority,
+            )
+        )
+    held = Hold(
+        execution,
+        instrument,
+        policy,
+        ticket,
+        granted_s,
+        limit,
+        waited=waited,
+        explicit=explicit,
+    )
+    held._start_timer()
+    return held
+
+
+def _poll(
+    execution: Execution, ticket: str, now_ns: int, controller: str, conn: Conn
+) -> table.Outcome:
+    return table.poll(conn, ticket, now_ns, _alive(execution, conn), controller)
+
+
+async def _end(execution: Execution, ticket: str) -> table.Outcome:
+    now_ns = _now_ns(execution)
+    outcome: table.Outcome = await _in_commit(
+        execution,
+        "release hold",
+        lambda conn: table.release(conn, ticket, now_ns, _alive(execution, conn)),
+    )
+    _wakeups(execution).wake(outcome.woken)
+    return outcome
+
+
+async def release(held: Hold) -> None:
+    """Let go of ``held`` (once); the next in its queue is granted in the same commit."""
+    if held.released:
+        return
+    held.released = True
+    if held._timer is not None:
+        held._timer.cancel()
+        held._timer = None
+    execution = held.execution
+    with anyio.CancelScope(shield=True):
+        outcome = await _end(execution, held.ticket)
+    if held.waited or held.explicit or held.overdue:
+        execution.record(
+            rec.InstrumentReleased(
+                instrument=held.instrument,
+                asset=held.asset,
+                step=execution.current_step_name,
+                ticket=held.ticket,
+                held_s=None if outcome.held_ns is None else outcome.held_ns / NS,
+                max_hold_s=held.max_hold_s,
+                overdue=held.overdue,
+            )
+        )
+
+
+@asynccontextmanager
+async def hold(
+    execution: Execution,
+    instrument: str,
+    policy: SharedPolicy,
+    *,
+    purpose: str,
+    deadline_s: float | None = None,
+    priority: int = 0,
+    max_hold_s: float | None = None,
+    explicit: bool = True,
+) -> AsyncIterator[Hold]:
+    """Hold the asset for the block (see :func:`acquire`); released at its end."""
+    run_holds = _run_holds(execution)
+    if explicit and policy.asset in run_holds.active:
+        raise EquipmentError(
+            f"run {execution.run_id}: {instrument} ({policy.asset}) is already held by this "
+            "run; holds of one asset do not nest"
+        )
+    held = await acquire(
+        execution,
+        instrument,
+        policy,
+        purpose=purpose,
+        deadline_s=deadline_s,
+        priority=priority,
+        max_hold_s=max_hold_s,
+        explicit=explicit,
+    )
+    if explicit:
+        run_holds.active[policy.asset] = held
+    try:
+        yield held
+    finally:
+        if explicit:
+            run_holds.active.pop(policy.asset, None)
+        await release(held)
+
+
+@asynccontextmanager
+async def hold_instrument(
+    execution: Execution,
+    instrument: Any,
+    *,
+    max_hold_s: float | None = None,
+    deadline_s: float | None = None,
+    priority: int = 0,
+    purpose: str | None = None,
+) -> AsyncIterator[Hold | None]:
+    """``run.hold(instrument)``: hold a step's (recorded) instrument for the block; a
+    dedicated (not shared) instrument is the run's already: None is yielded."""
+    name = getattr(instrument, "_name", None)
+    target = getattr(instrument, "unwrapped", instrument)
+    policy = policy_of(target)
+    if policy is None:
+        yield None
+        return
+    async with hold(
+        execution,
+        name or policy.asset,
+        policy,
+        purpose=purpose or execution.current_step_name or "hold",
+        deadline_s=deadline_s,
+        priority=priority,
+        max_hold_s=max_hold_s,
+    ) as held:
+        yield held
+
+
+async def using(
+    execution: Execution,
+    instrument: str,
+    policy: SharedPolicy,
+    method: str,
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+    call: Callable[[], Awaitable[Any]],
+    *,
+    command: bool,
+) -> Any:
+    """One call of a shared instrument, in a hold of its own unless the run holds it.
+
+    A command waits at the run's hold point before it asks for the instrument, and
+    again, having let go of it, if the run was held while it waited: no instrument is
+    kept by a held run, and no physical action starts while the run is holding.
+    """
+    if holding(execution, policy.asset):
+        return await call()
+    while True:
+        if command:
+            await execution.hold_point()
+        async with hold(
+            execution,
+            instrument,
+            policy,
+            purpose=method,
+            deadline_s=deadline_of(policy, args, kwargs),
+            explicit=False,
+        ):
+            if command and execution.state is not State.RUNNING:
+                continue  # held (or stopped) meanwhile: let go, then the hold point
+            return await call()
