@@ -33,6 +33,7 @@ from cellauto.instruments import (
 from cellauto.instruments.base import Instrument
 from cellauto.instruments.label_printer import LabelPrinter
 from cellauto.instruments.line import Line
+from cellauto.instruments.thawer import Thawer
 from cellauto.lines.config import EquipmentConfig, LineConfig, SetpointPolicy
 from cellauto.lines.setpoints import record_setpoint_change
 from cellauto.lines.tcp import connect_tcp, serve_tcp, served_tcp_port
@@ -65,6 +66,7 @@ INTERFACES: dict[str, type[Instrument]] = {
         FlowCytometer,
         LabelPrinter,
         LiquidHandler,
+        Thawer,
     )
 }
 
