@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
-from cellauto.clock import Clock
+from cellauto.clock import Clock, real_seconds
 from cellauto.errors import BadInputError, EquipmentError
 from cellauto.instruments import (
     BarcodeScanner,
@@ -416,7 +416,9 @@ async def _connect_plr(
     from cellauto.instruments.tcp import parse_tcp_endpoint
 
     host, port = parse_tcp_endpoint(endpoint)
-    backend = TcpSerializingBackend(host, port, timeout_s=item.timeout_s or 30.0)
+    # network timeouts are real time: on a sped-up line, 30 process seconds are a few ms
+    timeout_s = real_seconds(item.timeout_s or 30.0)
+    backend = TcpSerializingBackend(host, port, timeout_s=timeout_s)
     serial = (await backend.hello()).get("serial", name)
     adapter = TcpPlrLiquidHandler(backend, serial=serial)
     stack.push_async_callback(adapter.stop)
