@@ -2,9 +2,10 @@
 
 ``python bench/bench_crash_drill.py [--quick]``, or :func:`run` for ``bench/run.py``.
 
-* **Uninterrupted**: ``cellauto sim serve`` serves the CAR-T line's seven instruments
-  (OPC UA, SCPI, TCP), ``cellauto run`` drives a 9.5-day batch from another process at
-  ``--speed`` 3,600 and 36,000: wall and CPU seconds of the controller and the server.
+* **Uninterrupted**: ``cellauto sim serve`` serves the CAR-T line's ten instruments
+  (OPC UA, SCPI, TCP, PyLabRobot over TCP), ``cellauto run`` drives a 9.5-day batch from
+  another process at ``--speed`` 3,600 and 36,000: wall and CPU seconds of the controller
+  and the server.
 * **Crash drill**: the same at 7,200 (the line runs on while a controller is down, so
   20 controller lives of 0.2-4.5 s need a slower line), the controller SIGKILLed at 20
   seeded random moments and ``cellauto resume`` started each time: whether the batch completed, how

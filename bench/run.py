@@ -17,6 +17,7 @@ import bench_journal_load
 import bench_materials
 import bench_opcua
 import bench_people
+import bench_plr_wire
 import bench_release
 import bench_report
 import bench_runner
@@ -78,6 +79,7 @@ def main() -> int:
     rows.extend(bench_opcua.run(quick=args.quick))
     rows.extend(bench_startup.run(quick=args.quick))
     rows.extend(bench_sim_serve.run(quick=args.quick))
+    rows.extend(bench_plr_wire.run(quick=args.quick))
     rows.extend(bench_crash_drill.run(quick=args.quick))
     rows.extend(bench_people.run(quick=args.quick))
     rows.extend(bench_answer_latency.run(quick=args.quick))

@@ -27,8 +27,9 @@ from cellauto.sim.material import Container
 from cellauto.sim.starting_material import material_container
 
 DEFAULT_LINE = Path(__file__).resolve().parents[2] / "lines" / "sim-serve.toml"
-#: Adapters whose simulated instruments ``sim serve`` serves.
-_SERVED = ("visa", "opcua", "tcp")
+#: Adapters whose simulated instruments ``sim serve`` serves (``pylabrobot``: with a
+#: ``tcp://`` endpoint, PyLabRobot's operations as JSON lines, sim/plr_server.py).
+_SERVED = ("visa", "opcua", "tcp", "pylabrobot")
 
 
 def add_parser(sub: Any) -> None:
@@ -37,8 +38,8 @@ def add_parser(sub: Any) -> None:
     p = sim_sub.add_parser(
         "serve",
         help="serve simulated instruments on loopback",
-        description="Serve each wire-protocol instrument of LINE.toml (SCPI, OPC UA, TCP) on "
-        "127.0.0.1 for standard clients; prints the endpoints; runs until Ctrl-C.",
+        description="Serve each wire-protocol instrument of LINE.toml (SCPI, OPC UA, TCP, "
+        "PyLabRobot) on 127.0.0.1 for standard clients; prints the endpoints; runs until Ctrl-C.",
     )
     p.add_argument("line", nargs="?", type=Path, metavar="LINE.toml")
     p.add_argument("--seed", type=int, default=None)
@@ -137,6 +138,8 @@ def _needed(config: LineConfig) -> dict[str, Any]:
     for name, equipment in config.equipment.items():
         if equipment.adapter not in _SERVED:
             continue
+        if equipment.adapter == "pylabrobot" and not (equipment.endpoint or "").startswith("tcp:"):
+            continue  # PyLabRobot on its own simulation backend: nothing to serve
         if equipment.interface not in INTERFACES:
             raise BadInputError(
                 f"equipment {name!r}: interface {equipment.interface!r} is needed to serve it; "
@@ -152,6 +155,16 @@ def _materials(config: LineConfig) -> list[Container]:
     return [
         material_container(m.container_id, m.material, m.label) for m in config.simulation.materials
     ]
+
+
+def _log_served_dispenses(servers: dict[str, object], actions: ActionLog) -> None:
+    """A liquid handler served over PyLabRobot's wire logs its dispenses (the aliquots)."""
+    from cellauto.sim.plr_actions import log_dispenses
+    from cellauto.sim.plr_server import PlrServer
+
+    for name, server in servers.items():
+        if isinstance(server, PlrServer):
+            log_dispenses(server, actions, name)
 
 
 def serve_command(args: argparse.Namespace) -> int:
@@ -170,10 +183,14 @@ def serve_command(args: argparse.Namespace) -> int:
         clock = Clock(utc_from_epoch_s(now_s))
         sim = SimLine(clock=clock, seed=seed, materials=_materials(config), name=config.name)
         async with AsyncExitStack() as stack:
+            actions: ActionLog | None = None
             if args.actions is not None:  # watched before any server holds an instrument
                 sim.line_for(needed)
-                stack.enter_context(ActionLog(args.actions, clock).watch(sim.equipment))
-            endpoints = await serve_simulated(config, sim, needed, stack)
+                actions = stack.enter_context(ActionLog(args.actions, clock).watch(sim.equipment))
+            servers: dict[str, object] = {}
+            endpoints = await serve_simulated(config, sim, needed, stack, servers)
+            if actions is not None:
+                _log_served_dispenses(servers, actions)
             announced = {
                 "line": config.name,
                 "speed": speed,

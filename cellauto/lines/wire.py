@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
-from cellauto.clock import Clock
+from cellauto.clock import Clock, real_seconds
 from cellauto.errors import BadInputError, EquipmentError
 from cellauto.instruments import (
     BarcodeScanner,
@@ -33,6 +33,7 @@ from cellauto.instruments import (
 from cellauto.instruments.base import Instrument
 from cellauto.instruments.label_printer import LabelPrinter
 from cellauto.instruments.line import Line
+from cellauto.instruments.thawer import Thawer
 from cellauto.lines.config import EquipmentConfig, LineConfig, SetpointPolicy
 from cellauto.lines.setpoints import record_setpoint_change
 from cellauto.lines.tcp import connect_tcp, serve_tcp, served_tcp_port
@@ -65,6 +66,7 @@ INTERFACES: dict[str, type[Instrument]] = {
         FlowCytometer,
         LabelPrinter,
         LiquidHandler,
+        Thawer,
     )
 }
 
@@ -417,7 +419,9 @@ async def _connect_plr(
     from cellauto.instruments.tcp import parse_tcp_endpoint
 
     host, port = parse_tcp_endpoint(endpoint)
-    backend = TcpSerializingBackend(host, port, timeout_s=item.timeout_s or 30.0)
+    # network timeouts are real time: on a sped-up line, 30 process seconds are a few ms
+    timeout_s = real_seconds(item.timeout_s or 30.0)
+    backend = TcpSerializingBackend(host, port, timeout_s=timeout_s)
     serial = (await backend.hello()).get("serial", name)
     adapter = TcpPlrLiquidHandler(backend, serial=serial)
     stack.push_async_callback(adapter.stop)

@@ -130,6 +130,13 @@ class ActionLog:
 
         return acting
 
+    def record(
+        self, instrument: str, method: str, arguments: dict[str, Any], *, ok: bool = True
+    ) -> None:
+        """Log an action a served instrument did outside a watched command (a liquid
+        handler's dispense over PyLabRobot's wire: :mod:`cellauto.sim.plr_actions`)."""
+        self._write(instrument, method, arguments, ok, None)
+
     def _write(
         self,
         instrument: str,

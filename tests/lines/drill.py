@@ -41,13 +41,14 @@ from typing import Any
 from cellauto.identity import coi_barcode
 from cellauto.records import Journal
 from cellauto.records.payloads import InstrumentCommand, RunEnded, RunResumed
-from cellauto.sim.action_log import read_actions
+from cellauto.sim.action_log import PhysicalAction, read_actions
 
 ROOT = Path(__file__).resolve().parents[2]
 PROTOCOL = ROOT / "protocols" / "car_t_autologous.py"
 COI = "W123426A1B2C3"
 
-#: The CAR-T line's seven instruments and the wire each is served over.
+#: The CAR-T line's instruments and the wire each is served over (the label printer is
+#: in-process beside the controller).
 SERVED = {
     "scanner": ("tcp", "BarcodeScanner", "tcp://127.0.0.1:0"),
     "processor": ("opcua", "CellProcessor", "opc.tcp://127.0.0.1:0/cellauto/processor"),
@@ -57,7 +58,13 @@ SERVED = {
     "counter": ("visa", "CellCounter", "TCPIP0::127.0.0.1::0::SOCKET"),
     "freezer": ("visa", "ControlledRateFreezer", "TCPIP0::127.0.0.1::0::SOCKET"),
     "dry_shipper": ("visa", "DryShipper", "TCPIP0::127.0.0.1::0::SOCKET"),
+    "thawer": ("visa", "Thawer", "TCPIP0::127.0.0.1::0::SOCKET"),
+    "liquid_handler": ("pylabrobot", "LiquidHandler", "tcp://127.0.0.1:0"),
 }
+
+#: What a served liquid handler logs: each dispense into a container (sim/plr_actions.py).
+#: Its intents are the journaled ``transfer`` and ``aliquot`` naming that destination.
+DISPENSE = "dispense"
 
 
 #: Commands on a sample (drawn, counted, phenotyped): when the controller dies between
@@ -261,13 +268,13 @@ def audit(
             payload = record.payload
             if isinstance(payload, InstrumentCommand):
                 intents[(payload.instrument, payload.method)] += 1
+                for destination in _destinations(payload):
+                    intents[(payload.instrument, f"{DISPENSE} into {destination}")] += 1
             elif isinstance(payload, RunResumed):
                 in_doubt.update((c.instrument, c.method) for c in payload.in_doubt_commands)
             elif isinstance(payload, RunEnded):
                 report.final_state = payload.final_state
-    done = Counter(
-        (a.instrument, a.method) for a in read_actions(actions_file) if a.repeat_of is None
-    )
+    done = Counter(_action_key(a) for a in read_actions(actions_file) if a.repeat_of is None)
     report.actions = sum(done.values())
     report.done = done
     for key, n in sorted(done.items()):
@@ -282,5 +289,25 @@ def audit(
             report.repeated_actions.append(
                 f"{key[0]}.{key[1]}: done {n}, in an uninterrupted batch {reference[key]}"
             )
-        if n > intents[key]:
+        if key[1].startswith(f"{DISPENSE} into "):  # a transfer may take several dispenses
+            if not intents[key]:
+                report.lost_records.append(f"{key[0]}.{key[1]}: done {n}, never journaled")
+        elif n > intents[key]:
             report.lost_records.append(f"{key[0]}.{key[1]}: done {n}, journaled {intents[key]}")
+
+
+def _action_key(action: PhysicalAction) -> tuple[str, str]:
+    """(instrument, method); a served liquid handler's dispense keys by its destination."""
+    if action.method == DISPENSE:
+        return action.instrument, f"{DISPENSE} into {action.arguments.get('destination')}"
+    return action.instrument, action.method
+
+
+def _destinations(command: InstrumentCommand) -> list[str]:
+    """The containers a journaled liquid-handler ``transfer`` or ``aliquot`` delivers into."""
+    arguments = command.arguments
+    if command.method == "transfer":
+        return [str(arguments.get("destination_container_id"))]
+    if command.method == "aliquot":
+        return [str(d) for d in arguments.get("destination_container_ids") or []]
+    return []

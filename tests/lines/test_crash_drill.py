@@ -1,6 +1,8 @@
 """A whole CAR-T batch across processes, its controller SIGKILLed 20 times and resumed.
 
-``cellauto sim serve`` serves the seven instruments (OPC UA, SCPI, TCP) in one process;
+``cellauto sim serve`` serves the ten instruments (OPC UA, SCPI, TCP, PyLabRobot over TCP)
+in one process, CAR-T 1.3.0's liquid handler (the release samples) and thawer (the
+retained vial) among them;
 ``cellauto run`` / ``cellauto resume`` drive the batch from others (tests/lines/drill.py).
 The kills land at seeded random real-time moments; wherever they land, the batch must
 complete, with no physical action done more often than in an uninterrupted batch and
@@ -31,6 +33,20 @@ ONCE = {
     ("freezer", "load_profile"),
     ("freezer", "start"),
     ("storage", "store"),
+    ("thawer", "thaw"),  # the retained QC vial, thawed once (a thaw in doubt is found done)
+    # the release samples: each aliquot delivered once (sim/plr_actions.py); the QC sample
+    # is drawn from the bag in three tip loads
+    *(
+        ("liquid_handler", f"dispense into {destination}")
+        for destination in (
+            "QC sample",
+            "count 1",
+            "count 2",
+            *(f"release plate:A{n}" for n in range(1, 5)),
+            "QC retain 1",
+            "QC retain 2",
+        )
+    ),
 }
 
 
@@ -54,6 +70,8 @@ def test_a_car_t_batch_killed_20_times_across_processes_completes_with_nothing_t
     story = "\n".join(report.outputs)
     assert report.repeated_actions == [], f"{report.repeated_actions}\n{story}"
     assert report.lost_records == [], f"{report.lost_records}\n{story}"
+    assert reference.done[("thawer", "thaw")] == 1
+    assert reference.done[("liquid_handler", "dispense into QC sample")] == 3
     for key in ONCE:  # every action the batch needs once was done, and once only
         assert report.done[key] == reference.done[key], key
     with Journal(tmp_path / "drill" / "journal.db", create=False) as journal:

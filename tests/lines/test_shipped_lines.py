@@ -36,11 +36,10 @@ def test_the_remote_line_reaches_what_the_served_line_serves() -> None:
     remote = load_line_config(LINES / "car-t-remote.toml")
     needed = load_protocol(CAR_T).equipment()
     needed.pop("printer")  # in-process beside the controller: not served
-    for name in ("liquid_handler", "thawer"):  # not served yet (see car-t-remote.toml)
-        needed.pop(name)
-        assert remote.equipment[name].adapter == "sim"
     assert remote.equipment["printer"].adapter == "sim"
-    assert set(_needed(served)) == set(needed)  # sim serve serves all eight
+    assert set(_needed(served)) == set(needed)  # sim serve serves all ten
+    assert remote.equipment["thawer"].adapter == "visa"
+    assert remote.equipment["liquid_handler"].adapter == "pylabrobot"
     assert not remote.simulation.serve and remote.simulation.speed == served.simulation.speed
     for name in needed:
         assert remote.equipment[name].adapter == served.equipment[name].adapter

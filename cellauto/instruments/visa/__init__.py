@@ -25,6 +25,7 @@ from cellauto.instruments.visa.freezer import VisaControlledRateFreezer
 from cellauto.instruments.visa.registry import VISA_ADAPTERS, connect_visa
 from cellauto.instruments.visa.session import VisaSession
 from cellauto.instruments.visa.shipper import VisaDryShipper
+from cellauto.instruments.visa.thawer import VisaThawer
 
 __all__ = [
     "VISA_ADAPTERS",
@@ -37,5 +38,6 @@ __all__ = [
     "VisaControlledRateFreezer",
     "VisaDryShipper",
     "VisaSession",
+    "VisaThawer",
     "connect_visa",
 ]

@@ -9,10 +9,12 @@ from cellauto.instruments.base import Instrument
 from cellauto.instruments.cell_counter import CellCounter
 from cellauto.instruments.controlled_rate_freezer import ControlledRateFreezer
 from cellauto.instruments.dry_shipper import DryShipper
+from cellauto.instruments.thawer import Thawer
 from cellauto.instruments.visa._adapter import VisaAdapter
 from cellauto.instruments.visa.counter import VisaCellCounter
 from cellauto.instruments.visa.freezer import VisaControlledRateFreezer
 from cellauto.instruments.visa.shipper import VisaDryShipper
+from cellauto.instruments.visa.thawer import VisaThawer
 
 __all__ = ["VISA_ADAPTERS", "connect_visa"]
 
@@ -21,6 +23,7 @@ VISA_ADAPTERS: dict[type[Instrument], type[VisaAdapter]] = {
     CellCounter: VisaCellCounter,
     ControlledRateFreezer: VisaControlledRateFreezer,
     DryShipper: VisaDryShipper,
+    Thawer: VisaThawer,
 }
 
 

@@ -1,5 +1,5 @@
-"""Simulated SCPI instruments on TCP: the cell counter, the controlled-rate freezer and
-the dry shipper.
+"""Simulated SCPI instruments on TCP: the cell counter, the controlled-rate freezer,
+the dry shipper and the thawer.
 
 The command set is documented in ``docs/scpi.md`` (the dry shipper's in
 ``docs/shipment.md``). A device handler drives a given
@@ -27,6 +27,8 @@ from cellauto.sim.scpi.freezer import FreezerScpi
 from cellauto.sim.scpi.program import Args, HeaderTable
 from cellauto.sim.scpi.server import ScpiServer, serve_scpi
 from cellauto.sim.scpi.shipper import ShipperScpi
+from cellauto.sim.scpi.thawer import ThawerScpi
+from cellauto.sim.thaw import SimThawer
 
 #: pyvisa-sim definitions: a counter at port 5025 and a freezer at port 5026.
 PYVISA_SIM_DEFINITIONS = Path(__file__).with_name("pyvisa_sim.yaml")
@@ -40,9 +42,11 @@ def scpi_device(instrument: SimInstrument) -> ScpiDevice:
         return FreezerScpi(instrument)
     if isinstance(instrument, SimDryShipper):
         return ShipperScpi(instrument)
+    if isinstance(instrument, SimThawer):
+        return ThawerScpi(instrument)
     raise EquipmentError(
         f"{type(instrument).__name__} has no SCPI server; SCPI serves SimCellCounter, "
-        "SimControlledRateFreezer and SimDryShipper"
+        "SimControlledRateFreezer, SimDryShipper and SimThawer"
     )
 
 
@@ -58,6 +62,7 @@ __all__ = [
     "ScpiError",
     "ScpiServer",
     "ShipperScpi",
+    "ThawerScpi",
     "scpi_device",
     "serve_scpi",
 ]
