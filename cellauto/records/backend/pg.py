@@ -24,6 +24,7 @@ import contextlib
 import sqlite3
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from functools import lru_cache
@@ -59,6 +60,12 @@ MIGRATE_LOCK = 0
 
 POOL_MAX = 16
 """Connections at most per journal and process (a Journal holds two, a SiteStore one)."""
+
+POOL_IDLE_S = 60.0
+"""An idle pooled connection is closed after this long (a pool keeps none open)."""
+
+POOLS_KEPT = 16
+"""Pools (journals) a process keeps; beyond, the least recently used idle one is closed."""
 
 CLOCK_REFRESH_S = 60.0
 """How often the offset of the server's clock is measured again."""
@@ -298,7 +305,7 @@ def _lock_sql(locks: Sequence[Lock], shared: frozenset[Lock]) -> str:
 
 # -- the backend ------------------------------------------------------------------------------
 
-_POOLS: dict[tuple[str, str], ConnectionPool[Any]] = {}
+_POOLS: OrderedDict[tuple[str, str], ConnectionPool[Any]] = OrderedDict()
 _POOLS_LOCK = threading.Lock()
 _CREATED: set[tuple[str, str]] = set()  # schemas checked by this process
 
@@ -312,24 +319,36 @@ def pool_for(conninfo: str, schema: str) -> ConnectionPool[Any]:
     key = (conninfo, schema)
     with _POOLS_LOCK:
         pool = _POOLS.get(key)
-        if pool is None or pool.closed:
-            _probe(conninfo)
-            pool = ConnectionPool(
-                conninfo,
-                kwargs={
-                    "autocommit": True,
-                    "options": f"-c search_path={schema} -c synchronous_commit=off",
-                },
-                configure=_configure,
-                reset=_reset,
-                min_size=1,
-                max_size=POOL_MAX,
-                num_workers=1,
-                open=True,
-                name=f"cellauto {schema}",
-            )
-            _POOLS[key] = pool
+        if pool is not None and not pool.closed:
+            _POOLS.move_to_end(key)
+            return pool
+        _probe(conninfo)
+        pool = ConnectionPool(
+            conninfo,
+            kwargs={
+                "autocommit": True,
+                "options": f"-c search_path={schema} -c synchronous_commit=off",
+            },
+            configure=_configure,
+            reset=_reset,
+            min_size=0,
+            max_size=POOL_MAX,
+            max_idle=POOL_IDLE_S,
+            num_workers=1,
+            open=True,
+            name=f"cellauto {schema}",
+        )
+        _POOLS[key] = pool
+        _close_unused()
         return pool
+
+
+def _close_unused() -> None:
+    """Close the least recently used pools beyond :data:`POOLS_KEPT` that lend nothing."""
+    for key in list(_POOLS)[: max(len(_POOLS) - POOLS_KEPT, 0)]:
+        stats = _POOLS[key].get_stats()
+        if stats.get("pool_size", 0) == stats.get("pool_available", 0):
+            _POOLS.pop(key).close()
 
 
 def _probe(conninfo: str) -> None:

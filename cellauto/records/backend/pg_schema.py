@@ -5,11 +5,12 @@ made of :mod:`cellauto.records._schema`'s constants) into PostgreSQL's, mechanic
 (design of issue 15, §3.1): ``INTEGER`` → ``BIGINT`` (ns wall times need 64 bits),
 ``REAL`` → ``DOUBLE PRECISION`` (Python floats round-trip exactly), ``TEXT`` → ``TEXT
 COLLATE "C"`` (SQLite's byte order: run ids are compared as strings), ``WITHOUT ROWID``
-dropped; ``records`` gains ``id BIGINT GENERATED ALWAYS AS IDENTITY`` (the rowid: append
-order) and ``NOT NULL`` on its columns; ``ledger_head.id`` is a ``SMALLINT``. Partial and
-``json_extract`` indexes stay as written: ``json_extract`` and ``instr`` exist in the
-schema as compatibility functions, so that the SQL of cellauto is the same on both
-engines. A golden test compares the columns and indexes of both.
+dropped; ``records`` gains a last column ``id BIGINT GENERATED ALWAYS AS IDENTITY`` (the
+rowid: append order) and ``NOT NULL`` on its columns; ``ledger_head.id`` is a
+``SMALLINT``. Partial and ``json_extract`` indexes stay as written: ``json_extract``,
+``instr`` and the scalar ``max``/``min`` exist in the schema as compatibility functions,
+so that the SQL of cellauto is the same on both engines. A golden test compares the
+columns and indexes of both.
 """
 
 from __future__ import annotations
@@ -32,8 +33,16 @@ COMPAT_FUNCTIONS = (
     " AS $$SELECT ($1::jsonb) #>> string_to_array(substr($2, 3), '.')$$",
     "CREATE OR REPLACE FUNCTION instr(text, text) RETURNS integer LANGUAGE sql"
     " IMMUTABLE STRICT PARALLEL SAFE AS $$SELECT strpos($1, $2)$$",
+    "CREATE OR REPLACE FUNCTION max(bigint, bigint) RETURNS bigint LANGUAGE sql"
+    " IMMUTABLE PARALLEL SAFE AS $$SELECT CASE WHEN $1 IS NULL OR $2 IS NULL THEN NULL"
+    " ELSE GREATEST($1, $2) END$$",
+    "CREATE OR REPLACE FUNCTION min(bigint, bigint) RETURNS bigint LANGUAGE sql"
+    " IMMUTABLE PARALLEL SAFE AS $$SELECT CASE WHEN $1 IS NULL OR $2 IS NULL THEN NULL"
+    " ELSE LEAST($1, $2) END$$",
 )
-"""SQLite's ``json_extract(body, '$.a.b')`` (as text) and ``instr``, for the same SQL text."""
+"""SQLite's ``json_extract(body, '$.a.b')`` (as text), ``instr`` and the scalar (two
+argument) ``max``/``min`` of integers (``MAX(0, reserved_milli - ?)``), for the same SQL
+text on both engines (the one-argument ``max``/``min`` stay the aggregates)."""
 
 RECORD_COLUMNS = (
     "run_id",
@@ -71,8 +80,12 @@ def translate(statement: str) -> str:
     st = re.sub(r"\bREAL\b", "DOUBLE PRECISION", st)
     st = re.sub(r"\bTEXT\b", 'TEXT COLLATE "C"', st)
     if name == "records":
+        # the last column: an insert of the eight values without a column list, and
+        # SELECT * read by position, work as on SQLite
         st = st.replace(
-            "records (", "records (\n    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,", 1
+            "UNIQUE (run_id, seq)",
+            "id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n    UNIQUE (run_id, seq)",
+            1,
         )
         columns = "|".join(RECORD_COLUMNS)
         st = re.sub(

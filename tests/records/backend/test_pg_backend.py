@@ -212,11 +212,9 @@ def test_records_go_in_by_copy_in_append_order(conn: PgConn) -> None:
     db.begin_write(conn)
     db.insert_records(conn, rows)
     conn.execute("COMMIT")
-    stored = conn.execute(
-        "SELECT run_id, seq, kind, process_time_s, wall_time_ns, body, prev_hash, hash"
-        " FROM records ORDER BY id"
-    ).fetchall()
-    assert stored == rows
+    stored = conn.execute("SELECT * FROM records ORDER BY id").fetchall()
+    assert stored == [(*row, i + 1) for i, row in enumerate(rows)]
+    conn.execute("INSERT INTO records VALUES ('run-x', 0, 'reading', 0.0, 0, '{}', 'p', 'h')")
     db.begin_write(conn)
     with pytest.raises(sqlite3.IntegrityError):
         db.insert_records(conn, rows[:1])
