@@ -187,6 +187,8 @@ def _copy_tables(src: Conn, dst: Conn, report: CopyReport, batch_rows: int) -> N
         try:
             for table, columns in plan:
                 report.rows[table] = _copy_table(src, dst, table, columns, batch_rows)
+            if db.is_postgresql(dst):
+                _continue_numbering(dst)
             dst.execute("COMMIT")
         except BaseException:
             if dst.in_transaction:
@@ -227,6 +229,18 @@ _RECORD_COLUMNS = (
     "prev_hash",
     "hash",
 )
+
+
+def _continue_numbering(dst: Conn) -> None:
+    """PostgreSQL numbers the rows of ``run_queue`` and ``asset_holds`` from a sequence:
+    after copied numbers, on from the highest (as SQLite's rowid does)."""
+    from cellauto.records.backend.pg_schema import AUTO_KEYS
+
+    for table, column in sorted(AUTO_KEYS):
+        dst.execute(
+            f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'),"
+            f" coalesce(max({column}), 0) + 1, false) FROM {table}"
+        )
 
 
 def _append_order(src: Conn) -> str:

@@ -114,6 +114,25 @@ def test_a_copy_to_postgresql_and_back_reads_as_its_source(
     assert _append_order(pg_location) == _append_order(source_at) == _append_order(back_at)
 
 
+def test_numbered_rows_number_on_after_a_copy(source: Path, pg_location: Location) -> None:
+    hold = (
+        "INSERT INTO asset_holds (asset, run_id, epoch, priority, requested_wall_ns, status)"
+        " VALUES ('counter-1', 'r', 1, 0, 1, 'waiting')"
+    )
+    conn = db.open_backend(source).connect(create=False, timeout_s=5.0)
+    conn.execute(hold)
+    conn.execute(hold)
+    conn.close()
+    assert copy_journal(source, pg_location).rows["asset_holds"] == 2
+    conn = db.open_backend(pg_location).connect(create=False, timeout_s=5.0)
+    try:
+        conn.execute(hold)
+        tickets = conn.execute("SELECT ticket FROM asset_holds ORDER BY ticket").fetchall()
+    finally:
+        conn.close()
+    assert tickets == [(1,), (2,), (3,)]
+
+
 def test_the_cli_inits_copies_and_prints_both_heads(
     source: Path, pg_location: Location, capsys: pytest.CaptureFixture[str]
 ) -> None:
