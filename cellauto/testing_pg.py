@@ -187,6 +187,7 @@ def drop_schema(url: str, schema: str) -> None:
     from cellauto.records.backend.pg import forget_created
 
     with _connect(url) as conn:
+        conn.execute("SET lock_timeout = 5000")  # a test left it locked: abandoned instead
         conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
     forget_created(_conninfo(url), schema)
 
