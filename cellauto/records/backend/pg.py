@@ -21,14 +21,15 @@ This module imports psycopg; :mod:`cellauto.records.backend` imports it only for
 from __future__ import annotations
 
 import contextlib
+import re
 import sqlite3
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 import psycopg
@@ -72,6 +73,8 @@ CLOCK_REFRESH_S = 60.0
 
 RECORD_COLUMNS = "run_id, seq, kind, process_time_s, wall_time_ns, body, prev_hash, hash"
 COPY_RECORDS = f"COPY records ({RECORD_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+_T = TypeVar("_T")
+
 RECORD_TYPES = ("text", "int8", "text", "float8", "int8", "text", "text", "text")
 
 
@@ -186,7 +189,10 @@ class PgConn:
     """A :class:`~cellauto.records.backend.Conn` on a PostgreSQL connection (see module doc).
 
     One thread at a time (as an SQLite connection); :meth:`close` gives the connection
-    back to its pool."""
+    back to its pool. A connection the server or the network dropped is replaced from the
+    pool at the next statement outside a transaction (its session settings applied again);
+    inside a transaction, every statement but ``ROLLBACK`` is refused: the server rolled
+    it back, and nothing may run as if it were still open."""
 
     is_postgresql = True
 
@@ -195,18 +201,41 @@ class PgConn:
         self.raw = raw
         self.held: tuple[Lock, ...] = ()  # the named locks of the open write transaction
         self._closed = False
+        self._settings: dict[str, str] = {}  # SET statements of the session, by name
+        self._tx_open = False  # as of the last statement (a dropped connection cannot say)
+        self.reconnects = 0
+        """How often a dropped connection was replaced."""
 
     # the Conn protocol
     def execute(self, sql: str, parameters: Any = (), /) -> psycopg.Cursor[Any]:
+        if parameters:
+            text = translate(sql)
+            return self._attempt(sql, lambda raw: raw.execute(text, parameters))
+        text = sql.replace("%", "%%") if "%" in sql else sql
+        return self._attempt(sql, lambda raw: raw.execute(text))
+
+    def _attempt(self, sql: str, call: Callable[[psycopg.Connection[Any]], _T]) -> _T:
+        """``call`` on the connection; if the connection turns out dropped and the
+        statement is one that writes nothing outside a transaction (a read, a ``BEGIN``,
+        a setting), once more on a new one."""
+        raw = self._ready(sql)
         try:
-            if parameters:
-                return self.raw.execute(translate(sql), parameters)
-            return self.raw.execute(sql.replace("%", "%%") if "%" in sql else sql)
+            return call(raw)
+        except psycopg.Error as exc:
+            if not (_dropped(raw, exc) and not self._tx_open and _harmless(sql)):
+                raise map_error(exc) from exc
+        finally:
+            self._note(self.raw)
+        try:
+            return call(self._replace())
         except psycopg.Error as exc:
             raise map_error(exc) from exc
+        finally:
+            self._note(self.raw)
 
     def executemany(self, sql: str, parameters: Iterable[Any], /) -> psycopg.Cursor[Any]:
-        cursor = self.raw.cursor()
+        raw = self._ready(sql)
+        cursor = raw.cursor()
         rows = list(parameters)
         if not rows:
             return cursor
@@ -214,11 +243,50 @@ class PgConn:
             cursor.executemany(translate(sql), rows)
         except psycopg.Error as exc:
             raise map_error(exc) from exc
+        finally:
+            self._note(raw)
         return cursor
 
     @property
     def in_transaction(self) -> bool:
+        if self.raw.closed or self.raw.broken:
+            return self._tx_open
         return self.raw.info.transaction_status != pq.TransactionStatus.IDLE
+
+    def _note(self, raw: psycopg.Connection[Any]) -> None:
+        if not (raw.closed or raw.broken):
+            self._tx_open = raw.info.transaction_status != pq.TransactionStatus.IDLE
+
+    def _ready(self, sql: str) -> psycopg.Connection[Any]:
+        """The connection to run ``sql`` on: this one, or a new one if it was dropped."""
+        raw = self.raw
+        if not (raw.closed or raw.broken) or self._closed:
+            return raw
+        if self._tx_open:
+            words = sql.split()
+            if words[:1] == ["ROLLBACK"] and words[1:2] != ["TO"]:
+                self._tx_open = False
+                return self._replace()  # nothing to roll back: the server did
+            raise sqlite3.OperationalError(
+                f"the connection to journal {self.backend.where} was lost inside a "
+                "transaction: the server rolled it back; nothing of it was written"
+            )
+        return self._replace()
+
+    def _replace(self) -> psycopg.Connection[Any]:
+        with contextlib.suppress(psycopg.Error):
+            self.raw.close()  # dropped (perhaps not known to psycopg yet): never lent again
+        self.backend.give_back(self.raw)  # the pool discards a closed connection
+        self.raw = self.backend.take_raw(5.0)
+        self.reconnects += 1
+        self._tx_open = False
+        self.held = ()
+        if self._settings:
+            try:
+                self.raw.execute("; ".join(self._settings.values()))
+            except psycopg.Error as exc:
+                raise map_error(exc) from exc
+        return self.raw
 
     def close(self) -> None:
         if self._closed:
@@ -236,10 +304,9 @@ class PgConn:
     # what the backend does on it (called through cellauto.records.backend)
     def run(self, sql: str) -> None:
         """Statements without parameters, several at once (one round trip)."""
-        try:
-            self.raw.execute(sql)
-        except psycopg.Error as exc:
-            raise map_error(exc) from exc
+        self._attempt(sql, lambda raw: raw.execute(sql))
+        if sql.startswith("SET ") and ";" not in sql:  # a session setting: kept
+            self._settings[sql.split()[1]] = sql
 
     def begin_write(self, locks: Sequence[Lock], shared: Iterable[Lock]) -> None:
         check_order((), tuple(locks))
@@ -263,8 +330,9 @@ class PgConn:
         self.run(f"SET synchronous_commit = {'on' if durable else 'off'}")
 
     def insert_records(self, rows: Iterable[Sequence[object]]) -> None:
+        raw = self._ready("COPY")
         try:
-            with self.raw.cursor() as cursor, cursor.copy(COPY_RECORDS) as copy:
+            with raw.cursor() as cursor, cursor.copy(COPY_RECORDS) as copy:
                 copy.set_types(list(RECORD_TYPES))
                 for row in rows:
                     copy.write_row(row)
@@ -285,6 +353,25 @@ class PgConn:
 
     def server_now_ns(self) -> int:
         return time.time_ns() + self.backend.clock_offset_ns(self)
+
+
+def _dropped(raw: psycopg.Connection[Any], exc: psycopg.Error) -> bool:
+    """Whether ``exc`` says the connection itself is gone (the server ended the session,
+    or the network did), rather than the statement failing."""
+    state = getattr(exc, "sqlstate", None) or ""
+    return (
+        raw.broken
+        or raw.closed
+        or state.startswith(("57P", "08"))  # admin shutdown, crash, connection exception
+        or (isinstance(exc, psycopg.OperationalError) and not state)  # libpq: socket gone
+    )
+
+
+def _harmless(sql: str) -> bool:
+    """Whether ``sql`` may run again after its connection dropped (outside a transaction):
+    it began one, read, or set a session setting — it cannot have committed a write."""
+    first = re.match(r"\s*([A-Za-z]+)", sql)
+    return first is not None and first.group(1).upper() in ("BEGIN", "SELECT", "SET", "SHOW")
 
 
 def _one(conn: PgConn, sql: str) -> Any:
@@ -327,10 +414,12 @@ def pool_for(conninfo: str, schema: str) -> ConnectionPool[Any]:
             conninfo,
             kwargs={
                 "autocommit": True,
+                "application_name": f"cellauto:{schema}",
                 "options": f"-c search_path={schema} -c synchronous_commit=off",
             },
             configure=_configure,
             reset=_reset,
+            check=ConnectionPool.check_connection,  # an idle one the server dropped: not lent
             min_size=0,
             max_size=POOL_MAX,
             max_idle=POOL_IDLE_S,
@@ -389,15 +478,19 @@ class PgBackend:
         self._offset_at = 0.0
 
     # -- connections
-    def _get(self, timeout_s: float) -> PgConn:
+    def take_raw(self, timeout_s: float) -> psycopg.Connection[Any]:
+        """A connection from the pool (the caller gives it back)."""
         pool = pool_for(self.conninfo, self.schema)
         try:
-            raw = pool.getconn(timeout=max(timeout_s, 5.0))
+            raw: psycopg.Connection[Any] = pool.getconn(timeout=max(timeout_s, 5.0))
+            return raw
         except PoolTimeout as exc:
             raise JournalError(
                 f"cannot connect to journal {self.where}: {exc} (is the server running?)"
             ) from exc
-        conn = PgConn(self, raw)
+
+    def _get(self, timeout_s: float) -> PgConn:
+        conn = PgConn(self, self.take_raw(timeout_s))
         try:
             conn.run(f"SET lock_timeout = {max(int(timeout_s * 1000), 1)}")
         except BaseException:

@@ -267,3 +267,74 @@ def test_an_unreachable_server_is_refused_at_once() -> None:
             create=False, timeout_s=1.0
         )
     assert time.monotonic() - started < 30
+
+
+def _drop_connections(location: Location) -> int:
+    """Terminate, from the server, every connection of the journal's pool (a network cut,
+    a server restart, an operator's pg_terminate_backend)."""
+    assert location.url is not None
+    schema = split_url(location.url)[1]
+    killer = _other(location)
+    try:
+        killer.raw.execute("SET application_name = 'killer'")
+        rows = killer.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE application_name = ? AND pid <> pg_backend_pid()",
+            (f"cellauto:{schema}",),
+        ).fetchall()
+    finally:
+        killer.close()
+    return len(rows)
+
+
+def test_a_dropped_connection_is_replaced_outside_a_transaction(pg_location: Location) -> None:
+    conn = _make(pg_location)
+    try:
+        db.set_durable(conn, True)  # a session setting: applied again on the new one
+        assert _drop_connections(pg_location) >= 1
+        assert conn.execute("SELECT count(*) FROM meta").fetchone() == (1,)  # a read: again
+        assert conn.reconnects == 1
+        show = "SELECT current_setting('synchronous_commit'), current_setting('lock_timeout')"
+        assert conn.execute(show).fetchone() == ("on", "5s")
+        # a write outside a transaction is not run again: it may have been committed
+        _drop_connections(pg_location)
+        with pytest.raises(sqlite3.OperationalError):
+            conn.execute("INSERT INTO meta (key, value) VALUES ('w', '1')")
+        conn.execute("INSERT INTO meta (key, value) VALUES ('w', '1')")  # replaced now
+    finally:
+        conn.close()
+
+
+def test_a_connection_dropped_inside_a_transaction_refuses_all_but_rollback(
+    pg_location: Location,
+) -> None:
+    conn = _make(pg_location)
+    try:
+        db.begin_write(conn, Lock.SITE)
+        conn.execute("INSERT INTO meta (key, value) VALUES ('lost', '1')")
+        _drop_connections(pg_location)
+        with pytest.raises(sqlite3.OperationalError):
+            conn.execute("INSERT INTO meta (key, value) VALUES ('lost2', '1')")
+        assert conn.in_transaction
+        with pytest.raises(sqlite3.OperationalError, match="lost inside a transaction"):
+            conn.execute("COMMIT")  # never as if it were still open
+        conn.execute("ROLLBACK")
+        assert not conn.in_transaction
+        assert conn.execute("SELECT count(*) FROM meta WHERE key LIKE 'lost%'").fetchone() == (0,)
+    finally:
+        conn.close()
+
+
+def test_a_journal_writes_on_after_its_connections_dropped(pg_location: Location) -> None:
+    from cellauto.records import Journal, RecordKind, verify_journal
+    from tests.records.factory import payload_of
+
+    with Journal(pg_location) as journal:
+        run = journal.begin_run("run-cut", lambda: 0.0)
+        run.append(payload_of(RecordKind.READING, {"i": 0}))
+        journal.flush()
+        assert _drop_connections(pg_location) >= 2  # the journal's and its writer's
+        run.append(payload_of(RecordKind.READING, {"i": 1}))
+        journal.flush()  # the writer's BEGIN runs again on a new connection
+        assert [r.seq for r in journal.records("run-cut")] == [0, 1]
+        assert verify_journal(journal).intact
