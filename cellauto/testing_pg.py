@@ -26,6 +26,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "NO_SERVER",
@@ -190,6 +191,7 @@ def drop_schema(url: str, schema: str) -> None:
         conn.execute("SET lock_timeout = 5000")  # a test left it locked: abandoned instead
         conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
     forget_created(_conninfo(url), schema)
+    _RESETS.pop((url, schema), None)
 
 
 def _conninfo(url: str) -> str:
@@ -199,14 +201,16 @@ def _conninfo(url: str) -> str:
 
 
 def _empty(url: str, schema: str) -> bool:
-    """Reset the schema's journal to an empty one; False if it had to be dropped."""
+    """Reset the schema's journal to an empty one (one round trip once its tables are
+    known); False if it had to be dropped."""
     import psycopg
 
     from cellauto.records._schema import SCHEMA_VERSION
 
     try:
-        with _connect(url, schema) as conn:
-            conn.execute("SET lock_timeout = 2000")
+        conn = _admin(url)
+        reset = _RESETS.get((url, schema))
+        if reset is None:
             tables = [
                 name
                 for (name,) in conn.execute(
@@ -215,24 +219,44 @@ def _empty(url: str, schema: str) -> bool:
             ]
             if "meta" not in tables:
                 return True  # never used: it gets its journal on first open
-            with conn.transaction():
-                for table in tables:
-                    conn.execute(f"DELETE FROM {table}")
-                for table, column in conn.execute(
-                    "SELECT table_name, column_name FROM information_schema.columns"
-                    " WHERE table_schema = %s AND is_identity = 'YES'",
-                    (schema,),
-                ).fetchall():
-                    conn.execute(f"ALTER TABLE {table} ALTER COLUMN {column} RESTART")
-                conn.execute(
-                    "INSERT INTO meta (key, value) VALUES ('schema_version', %s)",
-                    (str(SCHEMA_VERSION),),
+            identities = conn.execute(
+                "SELECT table_name, column_name FROM information_schema.columns"
+                " WHERE table_schema = %s AND is_identity = 'YES'",
+                (schema,),
+            ).fetchall()
+            reset = _RESETS[(url, schema)] = (
+                "BEGIN; SET LOCAL lock_timeout = 2000; "
+                + "".join(f"DELETE FROM {schema}.{table}; " for table in tables)
+                + "".join(
+                    f"ALTER TABLE {schema}.{table} ALTER COLUMN {column} RESTART; "
+                    for table, column in identities
                 )
+                + f"INSERT INTO {schema}.meta (key, value) VALUES"
+                f" ('schema_version', '{SCHEMA_VERSION}'); COMMIT"
+            )
+        conn.execute(reset)
         return True
     except psycopg.Error:
+        _RESETS.pop((url, schema), None)
+        with contextlib.suppress(psycopg.Error):
+            _admin(url).execute("ROLLBACK")
         with contextlib.suppress(psycopg.Error):
             drop_schema(url, schema)
         return False
+
+
+_RESETS: dict[tuple[str, str], str] = {}
+"""The reset of each schema, by server and name (its tables do not change)."""
+
+_ADMIN: dict[str, Any] = {}
+
+
+def _admin(url: str) -> Any:
+    """One connection per server for the resets (kept for the session)."""
+    conn = _ADMIN.get(url)
+    if conn is None or conn.closed or conn.broken:
+        conn = _ADMIN[url] = _connect(url)
+    return conn
 
 
 @contextlib.contextmanager
