@@ -10,10 +10,14 @@ Fixtures:
   {"loop_factory": cellauto_virtual_loop})``;
 * ``cellauto_db_backend`` — the database backend the journal tests run on: ``sqlite``
   (the default), or ``postgresql`` with ``pytest --db-backend=postgresql`` (or
-  ``$CELLAUTO_TEST_DB``); not built yet (issue 15, track A): the tests asking for it
-  are skipped with a message saying so, never silently;
+  ``$CELLAUTO_TEST_DB``); PostgreSQL runs on a server the session starts
+  (:mod:`cellauto.testing_pg`); without its binaries the tests asking for it are skipped
+  with a message saying so, never silently;
 * ``db_location`` — a new journal's :class:`~cellauto.records.backend.Location` on that
-  backend (a file under ``tmp_path`` on SQLite);
+  backend (a file under ``tmp_path`` on SQLite, a schema from the session's pool on
+  PostgreSQL); ``db_location_factory()`` for a test that needs several;
+* ``pg_location`` — a journal on PostgreSQL whatever the backend of the pass (tests of
+  PostgreSQL itself, marked ``postgresql``: copies, the backend);
 * ``raw_db`` — ``raw_db(location)``: a plain connection to the journal's database, for
   tests that read or alter rows behind cellauto's back.
 
@@ -25,7 +29,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +38,7 @@ import pytest
 from cellauto.clock import virtual_loop_factory
 from cellauto.records.backend import Conn, Location
 from cellauto.sim.simulate import SimulatedRun, simulate
+from cellauto.testing_pg import NO_SERVER, PgServer, SchemaPool, start_server
 
 __all__ = ["cellauto_sim", "cellauto_virtual_loop"]
 
@@ -58,13 +63,7 @@ def cellauto_virtual_loop() -> Callable[[], Any]:
 
 DB_BACKENDS = ("sqlite", "postgresql")
 TEST_DB_ENV = "CELLAUTO_TEST_DB"
-POSTGRESQL_SKIP = (
-    "the PostgreSQL backend is not built yet (issue 15, track A): tests on "
-    "--db-backend=postgresql are skipped. Once it lands they need PostgreSQL's server "
-    "binaries (Debian: apt-get install postgresql; the suite starts its own server with "
-    "initdb/pg_ctl) and the [postgres] extra (pip install -e '.[test]'). Run the suite "
-    "without --db-backend (or with --db-backend=sqlite) for the SQLite pass"
-)
+POSTGRESQL_SKIP = NO_SERVER
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -99,7 +98,7 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     backend = _backend_of(config)
     if backend == "sqlite":
         return None
-    return f"cellauto: --db-backend={backend}: {POSTGRESQL_SKIP}"
+    return f"cellauto: --db-backend={backend} (journal tests on a PostgreSQL server)"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -108,42 +107,107 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("sqlite_only") is not None:
             item.add_marker(pytest.mark.skip(reason="a test of the SQLite journal file itself"))
-        elif item.get_closest_marker("postgresql") is not None or _asks_for_backend(item):
-            item.add_marker(pytest.mark.skip(reason=POSTGRESQL_SKIP))
-
-
-def _asks_for_backend(item: pytest.Item) -> bool:
-    names = getattr(item, "fixturenames", ())
-    return any(name in names for name in ("cellauto_db_backend", "db_location", "raw_db"))
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    if _backend_of(config) != "sqlite":
-        terminalreporter.write_sep("=", "cellauto: PostgreSQL backend", yellow=True)
+    if config.stash.get(_NO_SERVER_SEEN, False):
+        terminalreporter.write_sep("=", "cellauto: PostgreSQL tests skipped", yellow=True)
         terminalreporter.write_line(POSTGRESQL_SKIP)
+
+
+_NO_SERVER_SEEN = pytest.StashKey[bool]()
+
+
+@pytest.fixture(scope="session")
+def pg_server(request: pytest.FixtureRequest) -> Iterator[PgServer]:
+    """The session's PostgreSQL server (started at first need; skipped, loudly, when
+    PostgreSQL's binaries are missing)."""
+    try:
+        import psycopg  # noqa: F401
+
+        server = start_server()
+    except ImportError:
+        server = None
+    if server is None:
+        request.config.stash[_NO_SERVER_SEEN] = True
+        pytest.skip(POSTGRESQL_SKIP)
+    try:
+        yield server
+    finally:
+        from cellauto.records.backend.pg import close_pools
+
+        close_pools()
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_schemas(pg_server: PgServer) -> SchemaPool:
+    """The session's pool of journal schemas."""
+    return SchemaPool(pg_server)
+
+
+@pytest.fixture
+def pg_location_factory(pg_schemas: SchemaPool) -> Iterator[Callable[[], Location]]:
+    """``pg_location_factory()``: a new empty journal on PostgreSQL, each call."""
+    taken: list[str] = []
+
+    def make() -> Location:
+        taken.append(pg_schemas.take())
+        return Location.parse(taken[-1])
+
+    yield make
+    for url in taken:
+        pg_schemas.give_back(url)
+
+
+@pytest.fixture
+def pg_location(pg_location_factory: Callable[[], Location]) -> Location:
+    """A new empty journal on PostgreSQL (whatever the backend of the pass)."""
+    return pg_location_factory()
 
 
 @pytest.fixture(scope="session")
 def cellauto_db_backend(request: pytest.FixtureRequest) -> str:
-    """``sqlite`` or ``postgresql`` (the latter skips, loudly, until it is built)."""
+    """``sqlite`` or ``postgresql`` (the latter skips, loudly, without PostgreSQL)."""
     backend = _backend_of(request.config)
     if backend != "sqlite":
-        pytest.skip(POSTGRESQL_SKIP)
+        request.getfixturevalue("pg_server")
     return backend
 
 
 @pytest.fixture
-def db_location(cellauto_db_backend: str, tmp_path: Path) -> Location:
-    """Where a new journal of the test goes, on the backend the tests run on."""
-    return Location.parse(tmp_path / "journal.db")
+def db_location_factory(
+    cellauto_db_backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Callable[[], Location]:
+    """``db_location_factory()``: where another new journal of the test goes."""
+    if cellauto_db_backend == "sqlite":
+        counter = iter(range(1_000_000))
+
+        def make() -> Location:
+            number = next(counter)
+            return Location.parse(tmp_path / f"journal{number or ''}.db")
+
+        return make
+    factory: Callable[[], Location] = request.getfixturevalue("pg_location_factory")
+    return factory
 
 
 @pytest.fixture
-def raw_db(cellauto_db_backend: str) -> Callable[[Location], Conn]:
+def db_location(db_location_factory: Callable[[], Location]) -> Location:
+    """Where a new journal of the test goes, on the backend the tests run on."""
+    return db_location_factory()
+
+
+@pytest.fixture
+def raw_db() -> Callable[[Location], Conn]:
     """``raw_db(location)``: a plain connection to the journal's database (autocommit;
     nothing checked), closed by the caller."""
 
     def connect(location: Location) -> Conn:
+        if location.url is not None:
+            from cellauto.records.backend.pg import PgBackend
+
+            return PgBackend(location.url).connect_writer(timeout_s=5.0)
         return sqlite3.connect(location.sqlite_path(), isolation_level=None)
 
     return connect

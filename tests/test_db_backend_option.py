@@ -1,5 +1,6 @@
-"""``pytest --db-backend=postgresql`` (issue 15): until the backend is built, the tests that
-ask for it are skipped — loudly, saying how to enable them — and the rest run on SQLite."""
+"""``pytest --db-backend=postgresql`` (issue 15): the tests that ask for a journal run on
+the session's PostgreSQL server; without PostgreSQL they are skipped — loudly, saying how
+to enable them — and the rest run as on SQLite."""
 
 from __future__ import annotations
 
@@ -25,11 +26,21 @@ def test_plain():
 """
 
 
+NO_BINARIES = """
+import cellauto.testing_pg as t
+t.find_binaries = lambda: None
+"""
+
+
 def _pytest(
-    tmp_path: Path, *args: str, env_backend: str | None = None
+    tmp_path: Path, *args: str, env_backend: str | None = None, binaries: bool = True
 ) -> subprocess.CompletedProcess[str]:
     (tmp_path / "test_x.py").write_text(SUITE, encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if k != "CELLAUTO_TEST_DB"}
+    if not binaries:
+        (tmp_path / "conftest.py").write_text(NO_BINARIES, encoding="utf-8")
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("CELLAUTO_TEST_DB", "CELLAUTO_TEST_PG_URL")
+    }
     if env_backend is not None:
         env["CELLAUTO_TEST_DB"] = env_backend
     return subprocess.run(
@@ -51,18 +62,24 @@ def _pytest(
     )
 
 
-def test_postgresql_skips_loudly_with_how_to_enable_it(tmp_path: Path) -> None:
+def test_postgresql_runs_the_journal_tests_on_a_server(tmp_path: Path) -> None:
     result = _pytest(tmp_path, "--db-backend=postgresql")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "1 passed, 2 skipped" in result.stdout
-    assert "not built yet" in result.stdout and "apt-get install postgresql" in result.stdout
-    assert "cellauto: PostgreSQL backend" in result.stdout  # the terminal summary
+    assert "2 passed, 1 skipped" in result.stdout  # the SQLite file's own test skipped
     assert "cellauto: --db-backend=postgresql" in result.stdout  # the header
+
+
+def test_postgresql_skips_loudly_with_how_to_enable_it(tmp_path: Path) -> None:
+    result = _pytest(tmp_path, "--db-backend=postgresql", binaries=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed, 2 skipped" in result.stdout
+    assert "apt-get install postgresql" in result.stdout
+    assert "cellauto: PostgreSQL tests skipped" in result.stdout  # the terminal summary
     assert POSTGRESQL_SKIP.split(":")[0] in result.stdout
 
 
 def test_the_environment_chooses_too_and_sqlite_runs_everything(tmp_path: Path) -> None:
-    assert "2 skipped" in _pytest(tmp_path, env_backend="postgresql").stdout
+    assert "2 passed, 1 skipped" in _pytest(tmp_path, env_backend="postgresql").stdout
     result = _pytest(tmp_path, "--db-backend=sqlite")
     assert "3 passed" in result.stdout and "skipped" not in result.stdout
     refused = _pytest(tmp_path, env_backend="oracle")

@@ -6,6 +6,8 @@ import re
 import shlex
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -46,4 +48,26 @@ def test_the_cli_reference_row_of_run_names_every_option() -> None:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     (row,) = [line for line in text.splitlines() if line.startswith("| `cellauto run PROTOCOL")]
     missing = sorted(o for o in options if o.startswith("--") and o != "--help" and o not in row)
+    assert not missing, missing
+
+
+@pytest.mark.parametrize(
+    ("command", "row"), [("db init", "| `cellauto db init"), ("copy", "| `cellauto copy ")]
+)
+def test_the_cli_reference_rows_of_db_and_copy_name_every_option(command: str, row: str) -> None:
+    import argparse
+
+    from cellauto.cli import db_cmds
+
+    parser = argparse.ArgumentParser()
+    db_cmds.add_parsers(parser.add_subparsers())
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    chosen = sub.choices[command.split()[0]]
+    if " " in command:
+        (verbs,) = [a for a in chosen._actions if isinstance(a, argparse._SubParsersAction)]
+        chosen = verbs.choices[command.split()[1]]
+    options = {o for a in chosen._actions for o in a.option_strings}
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    (line,) = [line for line in text.splitlines() if line.startswith(row)]
+    missing = sorted(o for o in options if o.startswith("--") and o != "--help" and o not in line)
     assert not missing, missing

@@ -70,6 +70,14 @@ _COMMAND_MODULES: tuple[tuple[str, str, dict[str, str]], ...] = (
     ("task_cmds", "add_parsers", {"tasks": "operator tasks", "answer": "answer a task"}),
     ("alarm_cmds", "add_parsers", {"alarms": "the runs' alarms; acknowledge one"}),
     ("serve_cmd", "add_parser", {"serve": "the operator and QA web app"}),
+    (
+        "db_cmds",
+        "add_parsers",
+        {
+            "db": "a journal's database: init",
+            "copy": "copy a journal between SQLite and PostgreSQL",
+        },
+    ),
     ("report_cmd", "add_parser", {"report": "the batch record of a run (HTML and PDF)"}),
     (
         "command_cmds",

@@ -20,7 +20,6 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from cellauto.errors import MaterialRefusedError
@@ -28,7 +27,7 @@ from cellauto.protocols.bom import Material, to_milli
 from cellauto.protocols.definition import Protocol
 from cellauto.protocols.params import Params
 from cellauto.records._owners import orphaned, stale_interval_s
-from cellauto.records.backend import Conn
+from cellauto.records.backend import Conn, Location
 from cellauto.records.material_payloads import Reservation
 from cellauto.site.materials_read import (
     LotRow,
@@ -275,7 +274,10 @@ def check_bom(
     with site.reading() as conn:
         gone = None
         if path is not None:
-            key, now_ns, stale_s = str(Path(path).resolve()), time.time_ns(), stale_interval_s()
+            # the owner key as the journal's claims write it (a file's resolved path, or the
+            # URL of a PostgreSQL journal)
+            key = str(Location.parse(path).resolve())
+            now_ns, stale_s = time.time_ns(), stale_interval_s()
             gone = lambda run_id: orphaned(conn, run_id, key, now_ns, stale_s)  # noqa: E731
         return plan_materials(
             protocol,

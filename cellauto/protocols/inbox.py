@@ -107,7 +107,7 @@ class PeopleInbox:
         performer), read through a site store of the journal opened on first use (see
         :meth:`close`)."""
         if self._store is None:
-            self._store = open_site_store(self.journal.path)
+            self._store = open_site_store(self.journal.location)
         return RunsAuthority(SiteAuthority(self._store.reading), self._runs)
 
     def close(self) -> None:
@@ -193,7 +193,7 @@ class PeopleInbox:
 
     async def poll(self) -> None:
         """Take up what other terminals wrote, whenever the file changed, until cancelled."""
-        with contextlib.closing(_read_connection(self.journal.path)) as conn:
+        with contextlib.closing(_read_connection(self.journal.location)) as conn:
             last: int | None = None
             while True:
                 version = db.change_counter(conn)
@@ -333,7 +333,7 @@ _ENDINGS: dict[str, Literal["closed", "expired", "withdrawn"]] = {
 }
 
 
-def _read_connection(path: Path) -> Conn:
+def _read_connection(path: Path | db.Location) -> Conn:
     return db.open_backend(path).connect_read_only(any_thread=True)
 
 

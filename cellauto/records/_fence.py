@@ -31,7 +31,7 @@ from cellauto.records._owners import (
     Claim,
     Owner,
 )
-from cellauto.records.backend import Conn
+from cellauto.records.backend import Conn, Location
 from cellauto.records.ledger import LedgerEvent
 
 __all__ = ["Fence", "fenced_message"]
@@ -43,7 +43,7 @@ _R = TypeVar("_R", bound=tuple[object, ...])
 _UNSEEN = ("never read",)
 
 
-def fenced_message(path: Path, held: Claim, now: Owner | None) -> str:
+def fenced_message(path: Path | Location, held: Claim, now: Owner | None) -> str:
     """Why a controller may no longer write a run it had claimed."""
     me = held.controller
     who = "nobody (its claim was removed)" if now is None else now.describe()
@@ -69,7 +69,7 @@ class Fence:
 
     def __init__(
         self,
-        path: Path,
+        path: Path | Location,
         owned: dict[str, Claim],
         lost: dict[str, str],
         *,

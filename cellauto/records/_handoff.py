@@ -22,7 +22,7 @@ from cellauto.records._fence import Fence
 from cellauto.records._txops import TxOp
 from cellauto.records._writer import AsyncWaiter, SyncWaiter, Waiter, Writer
 from cellauto.records.anchors import AnchorSchedule
-from cellauto.records.backend import Conn
+from cellauto.records.backend import Conn, Location
 from cellauto.records.ledger import LedgerEvent, LedgerWriter
 from cellauto.records.run_journal import FLUSH_THRESHOLD, RunJournal
 
@@ -36,7 +36,7 @@ Row = tuple[str, int, str, float, int, str, str, str]
 class WriterHandoff:
     """Buffering, the writer thread and the hand-off to it (a base of ``Journal``)."""
 
-    _path: Path
+    _path: Path | Location
     _conn: Conn | None
     _timeout_s: float
     _window_s: float

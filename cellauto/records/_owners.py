@@ -40,7 +40,7 @@ from cellauto.errors import JournalError, JournalOpenError, RunOwnedError
 from cellauto.records import backend as db
 from cellauto.records._lot_ops import release_orphans
 from cellauto.records._schema import CREATE_OWNERS, upgrade
-from cellauto.records.backend import Conn
+from cellauto.records.backend import Conn, Location
 
 __all__ = [
     "CREATE_OWNERS",
@@ -210,7 +210,7 @@ def owner_of(conn: Conn, run_id: str) -> Owner | None:
     return None if row is None else Owner(*row)
 
 
-def _refusal(owner: Owner, path: Path, now_ns: int, stale_s: float) -> RunOwnedError:
+def _refusal(owner: Owner, path: Path | Location, now_ns: int, stale_s: float) -> RunOwnedError:
     since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(owner.started_wall_ns / 1e9))
     beat_s = max(0.0, (now_ns - owner.heartbeat_wall_ns) / 1e9)
     return RunOwnedError(
@@ -223,14 +223,16 @@ def _refusal(owner: Owner, path: Path, now_ns: int, stale_s: float) -> RunOwnedE
     )
 
 
-def check_unowned(conn: Conn, path: Path, run_id: str, *, stale_s: float, now_ns: int) -> None:
+def check_unowned(
+    conn: Conn, path: Path | Location, run_id: str, *, stale_s: float, now_ns: int
+) -> None:
     """Refuse at once (RunOwnedError) if ``run_id`` has a live owner; reads only."""
     owner = owner_of(conn, run_id)
     if owner is not None and _gone(owner, str(path), now_ns, stale_s) is None:
         raise _refusal(owner, path, now_ns, stale_s)
 
 
-def _refuse_shared_key(conn: Conn, run_id: str, path: Path) -> None:
+def _refuse_shared_key(conn: Conn, run_id: str, path: Path | Location) -> None:
     """A new run's first 12 hex digits name its deviations and QC results
     (:mod:`cellauto.review.ids`): refuse a run id whose key another run has (about 1 in
     5e4 at 100,000 runs), so that an id never names two batches."""
@@ -250,7 +252,7 @@ def _refuse_shared_key(conn: Conn, run_id: str, path: Path) -> None:
 
 def claim(
     conn: Conn,
-    path: Path,
+    path: Path | Location,
     run_id: str,
     *,
     new_run: bool,
@@ -272,7 +274,9 @@ def claim(
         # FENCE: the run's epoch; MATERIALS: its lot reservations (track A decides when a
         # PostgreSQL claim takes FENCE exclusively: one that replaces an owner)
         locks = (db.Lock.FENCE, db.Lock.MATERIALS) if reserve is not None else (db.Lock.FENCE,)
-        db.begin_write(conn, *locks)
+        # a new run's claim shares FENCE with the commits; one that may replace an owner
+        # takes it exclusively: no commit is under way meanwhile (design §2.3)
+        db.begin_write(conn, *locks, shared=(db.Lock.FENCE,) if new_run else ())
     except sqlite3.Error as exc:
         raise JournalError(f"cannot claim run {run_id} in {path}: {exc}") from exc
     try:
@@ -320,7 +324,7 @@ def claim(
     return Claim(run_id, epoch, me, owner, why)
 
 
-def let_go(path: Path, claims: Iterable[Claim]) -> None:
+def let_go(path: Path | Location, claims: Iterable[Claim]) -> None:
     """This process no longer holds these claims (released, lost, or a simulated crash)."""
     for held in claims:
         _HELD.discard((str(path), held.run_id, held.epoch))

@@ -16,7 +16,7 @@ from pathlib import Path
 from cellauto.errors import JournalError
 from cellauto.records import _owners
 from cellauto.records._handoff import WriterHandoff
-from cellauto.records.backend import Conn
+from cellauto.records.backend import Conn, Location
 from cellauto.records.run_journal import RunJournal
 
 __all__ = ["RunOwnership"]
@@ -74,7 +74,7 @@ class RunOwnership(WriterHandoff):
         self._writer_thread()  # its heartbeat keeps the claim alive from now on
         return held
 
-    def _owner_key(self) -> Path:
+    def _owner_key(self) -> Path | Location:
         return self._path.resolve()
 
     def _let_go(self, run_ids: list[str]) -> list[_owners.Claim]:

@@ -13,6 +13,9 @@ Versions
     (:data:`CREATE_REVIEW`), and an index of the runs' ``deviation`` records.
     7: alarm acknowledgements (:data:`CREATE_ALARMS`: ``alarm_acks``) and an index of the
     runs' ``alarm`` records.
+    8: several controllers on one journal (issue 15, :data:`CREATE_CONTROLLERS`): the
+    ``controllers`` that run batches, the ``run_queue`` of submitted runs, the
+    ``asset_holds`` of shared instruments, and ``run_owners.controller``.
 
 A file of an older version is read as it is and becomes the current version in the
 transaction of its next run claim (:func:`cellauto.records._owners.claim`) or its first site write
@@ -35,7 +38,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ALARM_STATEMENTS",
+    "CONTROLLER_STATEMENTS",
     "CREATE_ALARMS",
+    "CREATE_CONTROLLERS",
     "CREATE_MATERIALS",
     "CREATE_OWNERS",
     "CREATE_REVIEW",
@@ -52,16 +57,52 @@ __all__ = [
     "upgrade",
 ]
 
-SCHEMA_VERSION = 7
-READABLE_VERSIONS = ("2", "3", "4", "5", "6", "7")
+SCHEMA_VERSION = 8
+READABLE_VERSIONS = ("2", "3", "4", "5", "6", "7", "8")
 
 CREATE_OWNERS = """
 CREATE TABLE IF NOT EXISTS run_owners (
     run_id TEXT PRIMARY KEY, epoch INTEGER NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,
     process_start TEXT, started_wall_ns INTEGER NOT NULL, heartbeat_wall_ns INTEGER NOT NULL,
-    released_wall_ns INTEGER
+    released_wall_ns INTEGER, controller TEXT
 );
 """
+"""``controller`` (version 8): the name of the controller service holding the claim (NULL
+for a claim of ``cellauto run`` or ``resume``)."""
+
+CREATE_CONTROLLERS = """
+CREATE TABLE IF NOT EXISTS controllers (
+    name TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, process_start TEXT,
+    presence_key INTEGER NOT NULL, line TEXT NOT NULL, assets TEXT NOT NULL,
+    capacity INTEGER NOT NULL, started_wall_ns INTEGER NOT NULL,
+    heartbeat_wall_ns INTEGER NOT NULL, stopped_wall_ns INTEGER, status TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS run_queue (
+    queue_seq INTEGER PRIMARY KEY, run_id TEXT NOT NULL UNIQUE, protocol TEXT NOT NULL,
+    version TEXT NOT NULL, source_sha256 TEXT NOT NULL, params TEXT NOT NULL, line TEXT,
+    priority INTEGER NOT NULL, status TEXT NOT NULL, controller TEXT, reason TEXT,
+    submitted_wall_ns INTEGER NOT NULL, source_seq INTEGER NOT NULL, source_hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS run_queue_waiting ON run_queue (status, priority, queue_seq)
+    WHERE status = 'queued';
+CREATE TABLE IF NOT EXISTS asset_holds (
+    ticket INTEGER PRIMARY KEY, asset TEXT NOT NULL, run_id TEXT NOT NULL,
+    epoch INTEGER NOT NULL, controller TEXT, step TEXT, purpose TEXT,
+    priority INTEGER NOT NULL, deadline_wall_ns INTEGER, requested_wall_ns INTEGER NOT NULL,
+    granted_wall_ns INTEGER, released_wall_ns INTEGER, max_hold_s REAL, status TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS asset_holds_open ON asset_holds (asset, status)
+    WHERE status IN ('waiting', 'granted');
+"""
+"""The tables of version 8 (issue 15; not chained: operational state, or the projection
+of site records). ``controllers``: one row per controller service (``cellauto
+controller``), ``presence_key`` the advisory lock its control session holds, ``assets`` a
+JSON list of the asset tags its line reaches, ``status`` live | stopped | lost.
+``run_queue``: one row per ``run_submitted`` site record (``source_*``), ``queue_seq``
+numbered by the database, ``params`` JSON, ``status`` queued | taken | started | refused
+| cancelled, ``controller`` the one that took it. ``asset_holds``: one row per request
+to use a shared instrument (``ticket`` numbered by the database), ``status`` waiting |
+granted | released | cancelled; the run's chain journals the waits."""
 
 CREATE_SITE = """
 CREATE TABLE IF NOT EXISTS site_records (
@@ -317,11 +358,16 @@ _SITE_STATEMENTS = (
 )
 
 
+CONTROLLER_STATEMENTS = tuple(s.strip() for s in CREATE_CONTROLLERS.split(";") if s.strip())
+"""The version 8 statements one by one."""
+
+
 def upgrade(conn: Conn) -> None:
     """Bring the file to :data:`SCHEMA_VERSION` inside the caller's write transaction.
 
-    Creates ``run_owners`` (version 3) and every version 4 to 7 table and index that
-    is missing, and sets ``meta.schema_version``; a file already current is not changed.
+    Creates ``run_owners`` (version 3) and every version 4 to 8 table and index that
+    is missing, adds ``run_owners.controller`` (version 8), and sets
+    ``meta.schema_version``; a file already current is not changed.
     """
     if not conn.in_transaction:
         raise RuntimeError("schema upgrade outside a write transaction")  # a caller's bug
@@ -329,7 +375,12 @@ def upgrade(conn: Conn) -> None:
     if version is not None and version[0] == str(SCHEMA_VERSION):
         return
     conn.execute(CREATE_OWNERS)
+    owner_columns = conn.execute("SELECT * FROM run_owners LIMIT 0").description
+    if "controller" not in {column[0] for column in owner_columns}:
+        conn.execute("ALTER TABLE run_owners ADD COLUMN controller TEXT")
     for statement in _SITE_STATEMENTS:
+        conn.execute(statement)
+    for statement in CONTROLLER_STATEMENTS:
         conn.execute(statement)
     conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
 

@@ -123,7 +123,7 @@ class Writer:
 
     def __init__(
         self,
-        path: Path,
+        path: Path | db.Location,
         *,
         timeout_s: float,
         window_s: float,
@@ -134,7 +134,14 @@ class Writer:
         self._fence = fence
         self._window_s = window_s
         self._backend = db.open_backend(path)
-        self._connect = connect or (lambda: _sqlite.connect_writer(path, timeout_s=timeout_s))
+        backend = self._backend
+
+        def backend_connect() -> Conn:
+            if isinstance(backend, db.SqliteBackend):  # through _sqlite: tests wrap it
+                return _sqlite.connect_writer(backend.path, timeout_s=timeout_s)
+            return backend.connect_writer(timeout_s=timeout_s)
+
+        self._connect = connect or backend_connect
         self._cond = threading.Condition()
         self._pending: list[_Batch] = []
         self._first_at = 0.0  # monotonic time the oldest pending batch arrived
@@ -308,7 +315,7 @@ class Writer:
                 locks: tuple[Lock, ...] = (Lock.FENCE,) if fence is not None else ()
                 locks += (Lock.SITE, Lock.MATERIALS) if ops else ()
                 locks += (Lock.LEDGER,) if events or ops else ()
-                db.begin_write(conn, *locks)  # none: a plain BEGIN
+                db.begin_write(conn, *locks, shared=(Lock.FENCE,))  # none: a plain BEGIN
                 if fence is not None:
                     rows, events = fence.admit(conn, rows, events)
                 if ops:

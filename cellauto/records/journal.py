@@ -159,7 +159,7 @@ class Journal(RunOwnership, JournalReading):
     ) -> None:
         self._location = Location.parse(path)
         self._backend = open_backend(self._location)
-        self._path = self._backend.path
+        self._path: Path | Location = self._location.path or self._location
         self._stale_s = _owners.stale_interval_s(owner_stale_s)  # refused before opening
         self._conn: Conn | None = self._backend.connect(
             create=create, timeout_s=timeout_s, any_thread=any_thread
@@ -181,8 +181,8 @@ class Journal(RunOwnership, JournalReading):
 
     @property
     def path(self) -> Path:
-        """The journal's SQLite file."""
-        return self._path
+        """The journal's SQLite file (a PostgreSQL journal has none: see :attr:`location`)."""
+        return self._location.sqlite_path()
 
     @property
     def location(self) -> Location:

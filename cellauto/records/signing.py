@@ -29,6 +29,8 @@ if TYPE_CHECKING:
         Ed25519PublicKey,
     )
 
+    from cellauto.records.backend import Location
+
 __all__ = [
     "KEY_ENV",
     "PublicKey",
@@ -229,7 +231,7 @@ def _write_new(path: Path, data: bytes, *, mode: int) -> bool:
 
 
 def signer_for_journal(
-    journal: Path, key: Signer | str | os.PathLike[str] | None, stored_hex: str | None
+    journal: Path | Location, key: Signer | str | os.PathLike[str] | None, stored_hex: str | None
 ) -> Signer:
     """The signer that may write to ``journal``, whose stored public key is ``stored_hex``.
 

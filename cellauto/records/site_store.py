@@ -106,7 +106,7 @@ class SiteStore:
     ) -> None:
         self._location = Location.parse(path)
         opened = db.open_backend(self._location)
-        self._path = opened.path
+        self._path: Path | Location = self._location.path or self._location
         self._project = project
         self._conn: Conn | None = opened.connect(
             create=create, timeout_s=timeout_s, any_thread=any_thread
@@ -122,8 +122,8 @@ class SiteStore:
 
     @property
     def path(self) -> Path:
-        """The journal's SQLite file."""
-        return self._path
+        """The journal's SQLite file (a PostgreSQL journal has none: see :attr:`location`)."""
+        return self._location.sqlite_path()
 
     @property
     def location(self) -> Location:

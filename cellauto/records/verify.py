@@ -153,7 +153,7 @@ def _verify_run(
             ),
         )
     if count == 0 and marks.begun is None and not marks.anchors and not ledger.problems_of(run_id):
-        raise RunNotFoundError(f"no run {run_id!r} in {journal.path}")
+        raise RunNotFoundError(f"no run {run_id!r} in {journal.location}")
     if problem is None:
         problem = _check_ledger_of(ledger, run_id, marks)
     if problem is None:

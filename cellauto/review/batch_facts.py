@@ -72,7 +72,7 @@ def _at(wall_time_ns: int) -> datetime:
 
 def batch_facts(journal: Journal, run_id: str) -> BatchFacts:
     """Read the run once; RunNotFoundError when it has no records."""
-    return facts_of(run_id, journal.records(run_id), where=str(journal.path))
+    return facts_of(run_id, journal.records(run_id), where=str(journal.location))
 
 
 def batch_facts_in(conn: Conn, run_id: str) -> BatchFacts:

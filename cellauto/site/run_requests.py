@@ -194,7 +194,7 @@ def expire_request(store: SiteStore, request_id: str) -> RequestRow:
         settle_request(tx.conn, request_id, "expired", outcome="no controller took it up in time")
         row = read_request(tx.conn, request_id)
     if row is None:
-        raise JournalError(f"no request {request_id} in {store.path}")
+        raise JournalError(f"no request {request_id} in {store.location}")
     return row
 
 

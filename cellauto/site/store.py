@@ -6,8 +6,8 @@ import getpass
 import os
 import socket
 from collections.abc import Callable
-from pathlib import Path
 
+from cellauto.records.backend import Location
 from cellauto.records.signing import Signer
 from cellauto.records.site_payloads import Terminal
 from cellauto.records.site_store import SiteStore
@@ -17,7 +17,7 @@ __all__ = ["open_site_store", "this_terminal"]
 
 
 def open_site_store(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | Location,
     *,
     create: bool = False,
     signing_key: Signer | str | os.PathLike[str] | None = None,
@@ -26,7 +26,7 @@ def open_site_store(
     """The journal at ``path`` opened to write site records, projected by
     :func:`~cellauto.site.projection.apply_projection`."""
     return SiteStore(
-        Path(path),
+        path if isinstance(path, Location) else Location.parse(path),
         project=apply_projection,
         signing_key=signing_key,
         create=create,

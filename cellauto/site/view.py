@@ -35,8 +35,8 @@ class FileSite:
 
     kind: Literal["file"] = "file"
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+    def __init__(self, path: str | Path | db.Location) -> None:
+        self.path = db.Location.parse(path).resolve()  # a file, or a PostgreSQL journal
         self._conn: Conn | None = None
 
     @contextlib.contextmanager

@@ -59,7 +59,7 @@ class RunRecordsCache:
     def records(self, journal: Journal, run_id: str) -> list[Record]:
         """The run's records up to the last committed (RunNotFoundError: no such run)."""
         now = self._clock()
-        key = (str(journal.path), run_id)
+        key = (str(journal.location), run_id)
         with self._lock:
             for stale in [k for k, e in self._entries.items() if now - e.used > self._keep_s]:
                 del self._entries[stale]

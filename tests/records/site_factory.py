@@ -16,6 +16,7 @@ V4_TABLES = ("site_records", "accounts", "credentials", "training", "tasks", "ru
 V5_TABLES = ("materials", "lots", "lot_reservations", "lot_uses", "equipment", "containers")
 V6_TABLES = ("deviations", "qc_results", "lims_schemas", "qc_imports", "dispositions")
 V7_TABLES = ("alarm_acks",)
+V8_TABLES = ("controllers", "run_queue", "asset_holds")
 
 
 def policy(min_password_length: int = 12, by: str = "admin") -> PolicySet:
@@ -44,7 +45,7 @@ def sealed_run(journal: Journal, run_id: str, records: int = 3) -> None:
 
 
 def old_journal(path: Path, version: int) -> Path:
-    """A journal of schema version 2 to 6 holding one sealed run ``old``.
+    """A journal of schema version 2 to 7 holding one sealed run ``old``.
 
     Written by this cellauto, then its tables cut back to those of that version (the
     DDL of every other table is unchanged since), and its version set; checkpointed, so
@@ -56,13 +57,17 @@ def old_journal(path: Path, version: int) -> Path:
     try:
         conn.execute("BEGIN")
         dropped = {
-            6: V7_TABLES,
-            5: (*V6_TABLES, *V7_TABLES),
-            4: (*V5_TABLES, *V6_TABLES, *V7_TABLES),
-        }.get(version, (*V4_TABLES, *V5_TABLES, *V6_TABLES, *V7_TABLES))
+            7: V8_TABLES,
+            6: (*V7_TABLES, *V8_TABLES),
+            5: (*V6_TABLES, *V7_TABLES, *V8_TABLES),
+            4: (*V5_TABLES, *V6_TABLES, *V7_TABLES, *V8_TABLES),
+        }.get(version, (*V4_TABLES, *V5_TABLES, *V6_TABLES, *V7_TABLES, *V8_TABLES))
         for table in dropped:
             conn.execute(f"DROP TABLE {table}")
-        conn.execute("DROP INDEX records_alarms")
+        if version > 2:
+            conn.execute("ALTER TABLE run_owners DROP COLUMN controller")
+        if version < 7:
+            conn.execute("DROP INDEX records_alarms")
         if version < 6:
             conn.execute("DROP INDEX records_deviations")
         if version == 2:

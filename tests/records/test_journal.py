@@ -277,7 +277,7 @@ def test_journal_is_in_wal_mode(
     with sqlite3.connect(journal_path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         query = "SELECT value FROM meta WHERE key = 'schema_version'"
-        assert conn.execute(query).fetchone()[0] == "7"
+        assert conn.execute(query).fetchone()[0] == "8"
 
 
 def test_closed_journal_refuses_writes(journal_path: Path, make_clock: Callable[..., Any]) -> None:

@@ -266,7 +266,7 @@ def test_a_version_2_journal_is_read_as_is_and_upgraded_when_a_run_is_claimed(
     conn = sqlite3.connect(journal_path)
     version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     conn.close()
-    assert version == ("7",)
+    assert version == ("8",)
 
 
 def test_a_bad_stale_interval_is_refused(

@@ -20,6 +20,7 @@ from tests.records.site_factory import (
     V5_TABLES,
     V6_TABLES,
     V7_TABLES,
+    V8_TABLES,
     files_of,
     old_journal,
     policy,
@@ -29,16 +30,17 @@ from tests.records.site_factory import (
 )
 
 
-def test_a_new_journal_is_version_7_with_every_table(journal_path: Path) -> None:
+def test_a_new_journal_is_version_8_with_every_table(journal_path: Path) -> None:
     with Journal(journal_path):
         pass
-    assert SCHEMA_VERSION == 7 and READABLE_VERSIONS == ("2", "3", "4", "5", "6", "7")
-    assert schema_version(journal_path) == "7"
+    assert SCHEMA_VERSION == 8 and READABLE_VERSIONS == ("2", "3", "4", "5", "6", "7", "8")
+    assert schema_version(journal_path) == "8"
     assert {
         *V4_TABLES,
         *V5_TABLES,
         *V6_TABLES,
         *V7_TABLES,
+        *V8_TABLES,
         "run_owners",
         "records",
         "ledger",
@@ -47,7 +49,7 @@ def test_a_new_journal_is_version_7_with_every_table(journal_path: Path) -> None
     } <= tables_of(journal_path)
 
 
-@pytest.mark.parametrize("version", [2, 3, 4, 5, 6])
+@pytest.mark.parametrize("version", [2, 3, 4, 5, 6, 7])
 def test_an_old_journal_is_read_and_verified_without_a_write(tmp_path: Path, version: int) -> None:
     path = old_journal(tmp_path / "old.db", version)
     before = files_of(path)
@@ -64,28 +66,34 @@ def test_an_old_journal_is_read_and_verified_without_a_write(tmp_path: Path, ver
     assert files_of(path) == before
 
 
-@pytest.mark.parametrize("version", [2, 3, 4, 5, 6])
-def test_an_old_journal_becomes_version_7_on_its_first_site_write(
+@pytest.mark.parametrize("version", [2, 3, 4, 5, 6, 7])
+def test_an_old_journal_becomes_version_8_on_its_first_site_write(
     tmp_path: Path, version: int
 ) -> None:
     path = old_journal(tmp_path / "old.db", version)
     with SiteStore(path) as store, store.transaction() as tx:
         tx.append(policy())
-    assert schema_version(path) == "7"
-    assert {*V4_TABLES, *V5_TABLES, *V6_TABLES, *V7_TABLES, "run_owners"} <= tables_of(path)
+    assert schema_version(path) == "8"
+    assert {*V4_TABLES, *V5_TABLES, *V6_TABLES, *V7_TABLES, *V8_TABLES, "run_owners"} <= tables_of(
+        path
+    )
+    assert "controller" in owner_columns(path)
     with Journal(path, create=False) as journal:
         report = verify_journal(journal)
     assert report.intact, report
     assert report.site.records == 1
 
 
-@pytest.mark.parametrize("version", [2, 3, 4, 5, 6])
-def test_an_old_journal_becomes_version_7_on_its_next_claim(tmp_path: Path, version: int) -> None:
+@pytest.mark.parametrize("version", [2, 3, 4, 5, 6, 7])
+def test_an_old_journal_becomes_version_8_on_its_next_claim(tmp_path: Path, version: int) -> None:
     path = old_journal(tmp_path / "old.db", version)
     with Journal(path) as journal:
         sealed_run(journal, "new")
-    assert schema_version(path) == "7"
-    assert {*V4_TABLES, *V5_TABLES, *V6_TABLES, *V7_TABLES, "run_owners"} <= tables_of(path)
+    assert schema_version(path) == "8"
+    assert {*V4_TABLES, *V5_TABLES, *V6_TABLES, *V7_TABLES, *V8_TABLES, "run_owners"} <= tables_of(
+        path
+    )
+    assert "controller" in owner_columns(path)
     with SiteStore(path) as store, store.transaction() as tx:
         tx.append(policy())
     with Journal(path, create=False) as journal:
@@ -105,10 +113,47 @@ def test_a_newer_journal_is_refused(journal_path: Path) -> None:
     with Journal(journal_path):
         pass
     conn = sqlite3.connect(journal_path)
-    conn.execute("UPDATE meta SET value = '8' WHERE key = 'schema_version'")
+    conn.execute("UPDATE meta SET value = '9' WHERE key = 'schema_version'")
     conn.commit()
     conn.close()
-    with pytest.raises(JournalOpenError, match=r"schema version 8.*2, 3, 4, 5, 6, 7"):
+    with pytest.raises(JournalOpenError, match=r"schema version 9.*2, 3, 4, 5, 6, 7, 8"):
         SiteStore(journal_path)
-    with pytest.raises(JournalOpenError, match="schema version 8"):
+    with pytest.raises(JournalOpenError, match="schema version 9"):
         Journal(journal_path, create=False)
+
+
+def owner_columns(path: Path) -> list[str]:
+    conn = sqlite3.connect(path)
+    try:
+        return [row[1] for row in conn.execute("PRAGMA table_info(run_owners)")]
+    finally:
+        conn.close()
+
+
+def test_a_version_7_journal_becomes_version_8_keeping_its_owners(tmp_path: Path) -> None:
+    """The migration 7 → 8: the new tables, and run_owners.controller added to the rows
+    already there (NULL: claims of cellauto run), in the transaction of the next claim."""
+    path = old_journal(tmp_path / "old.db", 7)
+    assert schema_version(path) == "7" and "controller" not in owner_columns(path)
+    assert not set(V8_TABLES) & tables_of(path)
+    before = files_of(path)
+    with Journal(path, create=False) as journal:  # reading: nothing written
+        assert verify_journal(journal).intact
+    assert files_of(path) == before
+    with Journal(path) as journal:
+        sealed_run(journal, "new")
+    assert schema_version(path) == "8"
+    assert set(V8_TABLES) <= tables_of(path)
+    conn = sqlite3.connect(path)
+    try:
+        owners = conn.execute("SELECT run_id, controller FROM run_owners ORDER BY run_id")
+        assert owners.fetchall() == [("new", None), ("old", None)]
+        conn.execute(
+            "INSERT INTO asset_holds (asset, run_id, epoch, priority, requested_wall_ns, status)"
+            " VALUES ('counter-1', 'new', 1, 0, 1, 'waiting')"
+        )
+        assert conn.execute("SELECT ticket FROM asset_holds").fetchall() == [(1,)]
+    finally:
+        conn.close()
+    with Journal(path, create=False) as journal:
+        assert verify_journal(journal).intact

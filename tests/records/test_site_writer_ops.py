@@ -148,4 +148,4 @@ async def test_a_site_append_upgrades_an_old_journal(tmp_path: Path) -> None:
     with Journal(path, create=False, owner_stale_s=QUIET) as journal:
         await journal.site_append([policy()])
         assert verify_journal(journal).intact
-    assert schema_version(path) == "7"
+    assert schema_version(path) == "8"

@@ -23,6 +23,7 @@ from cellauto.errors import (
 )
 from cellauto.records._schema import (
     CREATE_ALARMS,
+    CREATE_CONTROLLERS,
     CREATE_MATERIALS,
     CREATE_OWNERS,
     CREATE_REVIEW,
@@ -69,6 +70,7 @@ CREATE TABLE IF NOT EXISTS ledger_head (
     + CREATE_REVIEW
     + CREATE_ALARMS
     + CREATE_SITE_ROW_INDEXES
+    + CREATE_CONTROLLERS
 )
 
 INSERT_RECORD = (

@@ -94,7 +94,7 @@ def _header(
         simulated=s.simulated,
         disposition=decided,
         generated_at=generated_at,
-        journal=journal.path.name,
+        journal=journal.location.name,
     )
 
 
