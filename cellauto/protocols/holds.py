@@ -215,8 +215,10 @@ def _now_ns(execution: Execution) -> int:
 
 def _alive(execution: Execution, conn: Conn) -> table.Alive:
     journal = _journal_of(execution)
+    # the owner key as the journal's claims write it (a file's resolved path, or the URL
+    # of a PostgreSQL journal)
     return table.owner_liveness(
-        conn, journal.path, stale_s=journal._stale_s, real_now_ns=time.time_ns()
+        conn, journal._owner_key(), stale_s=journal._stale_s, real_now_ns=time.time_ns()
     )
 
 

@@ -86,13 +86,15 @@ CREATE TABLE IF NOT EXISTS run_queue (
 CREATE INDEX IF NOT EXISTS run_queue_waiting ON run_queue (status, priority, queue_seq)
     WHERE status = 'queued';
 CREATE TABLE IF NOT EXISTS asset_holds (
-    ticket INTEGER PRIMARY KEY, asset TEXT NOT NULL, run_id TEXT NOT NULL,
-    epoch INTEGER NOT NULL, controller TEXT, step TEXT, purpose TEXT,
-    priority INTEGER NOT NULL, deadline_wall_ns INTEGER, requested_wall_ns INTEGER NOT NULL,
-    granted_wall_ns INTEGER, released_wall_ns INTEGER, max_hold_s REAL, status TEXT NOT NULL
+    ticket TEXT PRIMARY KEY, asset TEXT NOT NULL, run_id TEXT NOT NULL,
+    epoch INTEGER NOT NULL, controller TEXT NOT NULL, step TEXT, purpose TEXT NOT NULL,
+    priority INTEGER NOT NULL, capacity INTEGER NOT NULL, patience_ns INTEGER NOT NULL,
+    deadline_wall_ns INTEGER, requested_wall_ns INTEGER NOT NULL, granted_wall_ns INTEGER,
+    released_wall_ns INTEGER, max_hold_s REAL, status TEXT NOT NULL, note TEXT
 );
 CREATE INDEX IF NOT EXISTS asset_holds_open ON asset_holds (asset, status)
     WHERE status IN ('waiting', 'granted');
+CREATE INDEX IF NOT EXISTS asset_holds_by_run ON asset_holds (run_id, status);
 """
 """The tables of version 8 (issue 15; not chained: operational state, or the projection
 of site records). ``controllers``: one row per controller service (``cellauto
@@ -101,7 +103,7 @@ JSON list of the asset tags its line reaches, ``status`` live | stopped | lost.
 ``run_queue``: one row per ``run_submitted`` site record (``source_*``), ``queue_seq``
 numbered by the database, ``params`` JSON, ``status`` queued | taken | started | refused
 | cancelled, ``controller`` the one that took it. ``asset_holds``: one row per request
-to use a shared instrument (``ticket`` numbered by the database), ``status`` waiting |
+to use a shared instrument (``ticket`` named by the run: ``RUN:EPOCH:N``), ``status`` waiting |
 granted | released | cancelled; the run's chain journals the waits."""
 
 CREATE_SITE = """

@@ -36,13 +36,11 @@ if TYPE_CHECKING:
     from cellauto.protocols.holds_order import Waiting
 
 __all__ = [
-    "CREATE_ASSET_HOLDS",
     "Ahead",
     "Alive",
     "HoldRequest",
     "HoldRow",
     "Outcome",
-    "ensure_table",
     "holds",
     "owner_liveness",
     "peek",
@@ -51,22 +49,6 @@ __all__ = [
     "release_run",
     "request",
 ]
-
-CREATE_ASSET_HOLDS = """
-CREATE TABLE IF NOT EXISTS asset_holds (
-    ticket TEXT PRIMARY KEY, asset TEXT NOT NULL, run_id TEXT NOT NULL,
-    epoch INTEGER NOT NULL, controller TEXT NOT NULL, step TEXT, purpose TEXT NOT NULL,
-    priority INTEGER NOT NULL, capacity INTEGER NOT NULL, patience_ns INTEGER NOT NULL,
-    deadline_wall_ns INTEGER, requested_wall_ns INTEGER NOT NULL, granted_wall_ns INTEGER,
-    released_wall_ns INTEGER, max_hold_s REAL, status TEXT NOT NULL, note TEXT
-);
-CREATE INDEX IF NOT EXISTS asset_holds_open ON asset_holds (asset, status)
-    WHERE status IN ('waiting', 'granted');
-CREATE INDEX IF NOT EXISTS asset_holds_by_run ON asset_holds (run_id, status);
-"""
-"""Schema v8 (issue 15, §3.1, §5.1); to move to ``records/_schema.py`` with the v8 tables."""
-
-_STATEMENTS = tuple(s.strip() for s in CREATE_ASSET_HOLDS.split(";") if s.strip())
 
 _COLUMNS = (
     "ticket, asset, run_id, epoch, controller, step, purpose, priority, capacity, patience_ns,"
@@ -158,13 +140,9 @@ class Outcome:
     """Whether a ticket before it belongs to another controller."""
 
 
-def ensure_table(conn: Conn) -> None:
-    """Create the table and its indexes if missing (inside the caller's write transaction)."""
-    for statement in _STATEMENTS:
-        conn.execute(statement)
-
-
-def owner_liveness(conn: Conn, path: Path | str, *, stale_s: float, real_now_ns: int) -> Alive:
+def owner_liveness(
+    conn: Conn, path: Path | str | db.Location, *, stale_s: float, real_now_ns: int
+) -> Alive:
     """``alive(run_id, epoch)`` from ``run_owners`` (see :mod:`cellauto.records._owners`):
     the run's owner is live and its epoch is the ticket's."""
     key = str(path)
@@ -256,7 +234,6 @@ def _outcome(conn: Conn, ticket: str, woken: list[str], controller: str) -> Outc
 
 def request(conn: Conn, hold: HoldRequest, alive: Alive, epoch: int) -> Outcome:
     """Queue ``hold`` under the run's ``epoch`` and grant what can be granted."""
-    ensure_table(conn)
     db.acquire(conn, db.Lock.ASSET)
     conn.execute(
         f"INSERT INTO asset_holds ({_COLUMNS}) VALUES"
@@ -283,7 +260,6 @@ def request(conn: Conn, hold: HoldRequest, alive: Alive, epoch: int) -> Outcome:
 
 def poll(conn: Conn, ticket: str, now_ns: int, alive: Alive, controller: str) -> Outcome:
     """Settle the ticket's asset again (dead holders ended) and tell where it stands."""
-    ensure_table(conn)
     row = _row(conn, ticket)
     if row is None:
         raise LookupError(f"no hold ticket {ticket!r}")
@@ -315,7 +291,6 @@ def peek(conn: Conn, ticket: str, controller: str, local_runs: Collection[str]) 
 
 def release(conn: Conn, ticket: str, now_ns: int, alive: Alive) -> Outcome:
     """End the ticket (granted: released; waiting: cancelled) and grant the next."""
-    ensure_table(conn)
     row = _row(conn, ticket)
     if row is None:
         raise LookupError(f"no hold ticket {ticket!r}")

@@ -232,7 +232,7 @@ _RECORD_COLUMNS = (
 
 
 def _continue_numbering(dst: Conn) -> None:
-    """PostgreSQL numbers the rows of ``run_queue`` and ``asset_holds`` from a sequence:
+    """PostgreSQL numbers the rows of ``run_queue`` from a sequence:
     after copied numbers, on from the highest (as SQLite's rowid does)."""
     from cellauto.records.backend.pg_schema import AUTO_KEYS
 

@@ -235,9 +235,8 @@ def _foreign_hold(
     now = time.time_ns()
     with _conn(journal) as conn:
         conn.execute("BEGIN IMMEDIATE")
-        table.ensure_table(conn)
         conn.execute(
-            "INSERT INTO run_owners VALUES ('other-run', 1, ?, 1, NULL, ?, ?, ?)",
+            "INSERT INTO run_owners VALUES ('other-run', 1, ?, 1, NULL, ?, ?, ?, NULL)",
             (host, now, now, now if released else None),
         )
         conn.execute(

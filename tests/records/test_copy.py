@@ -115,22 +115,26 @@ def test_a_copy_to_postgresql_and_back_reads_as_its_source(
 
 
 def test_numbered_rows_number_on_after_a_copy(source: Path, pg_location: Location) -> None:
-    hold = (
-        "INSERT INTO asset_holds (asset, run_id, epoch, priority, requested_wall_ns, status)"
-        " VALUES ('counter-1', 'r', 1, 0, 1, 'waiting')"
-    )
+    def queue(conn: db.Conn, run_id: str) -> None:
+        conn.execute(
+            "INSERT INTO run_queue (run_id, protocol, version, source_sha256, params,"
+            " priority, status, submitted_wall_ns, source_seq, source_hash)"
+            " VALUES (?, 'p.py', '1', 'x', '{}', 0, 'queued', 1, 1, 'h')",
+            (run_id,),
+        )
+
     conn = db.open_backend(source).connect(create=False, timeout_s=5.0)
-    conn.execute(hold)
-    conn.execute(hold)
+    queue(conn, "r1")
+    queue(conn, "r2")
     conn.close()
-    assert copy_journal(source, pg_location).rows["asset_holds"] == 2
+    assert copy_journal(source, pg_location).rows["run_queue"] == 2
     conn = db.open_backend(pg_location).connect(create=False, timeout_s=5.0)
     try:
-        conn.execute(hold)
-        tickets = conn.execute("SELECT ticket FROM asset_holds ORDER BY ticket").fetchall()
+        queue(conn, "r3")
+        numbers = conn.execute("SELECT queue_seq FROM run_queue ORDER BY queue_seq").fetchall()
     finally:
         conn.close()
-    assert tickets == [(1,), (2,), (3,)]
+    assert numbers == [(1,), (2,), (3,)]
 
 
 def test_the_cli_inits_copies_and_prints_both_heads(

@@ -149,10 +149,11 @@ def test_a_version_7_journal_becomes_version_8_keeping_its_owners(tmp_path: Path
         owners = conn.execute("SELECT run_id, controller FROM run_owners ORDER BY run_id")
         assert owners.fetchall() == [("new", None), ("old", None)]
         conn.execute(
-            "INSERT INTO asset_holds (asset, run_id, epoch, priority, requested_wall_ns, status)"
-            " VALUES ('counter-1', 'new', 1, 0, 1, 'waiting')"
+            "INSERT INTO run_queue (run_id, protocol, version, source_sha256, params,"
+            " priority, status, submitted_wall_ns, source_seq, source_hash)"
+            " VALUES ('queued-run', 'p.py', '1', 'x', '{}', 0, 'queued', 1, 1, 'h')"
         )
-        assert conn.execute("SELECT ticket FROM asset_holds").fetchall() == [(1,)]
+        assert conn.execute("SELECT queue_seq FROM run_queue").fetchall() == [(1,)]
     finally:
         conn.close()
     with Journal(path, create=False) as journal:

@@ -55,7 +55,7 @@ RECORD_COLUMNS = (
     "hash",
 )
 
-AUTO_KEYS = {("run_queue", "queue_seq"), ("asset_holds", "ticket")}
+AUTO_KEYS = {("run_queue", "queue_seq")}
 """``INTEGER PRIMARY KEY`` columns SQLite numbers itself when the insert gives none (the
 chained ``seq`` of ``ledger`` and ``site_records`` are always given)."""
 
