@@ -8,6 +8,15 @@ coincidence hides cells: the excess over 1e7/mL is seen as e/(1 + e/5e8) (*assum
 on by default (``coincidence_cells_per_ml=None`` turns it off): the shipped protocols
 dilute dense samples (CAR-T/NK 1.3.0 call :func:`cellauto.protocols.measures.count_in_range`).
 Every count says where it lay (``range_flag``); a dilution brings a dense sample in.
+
+Viability is counted too (issue 14 calibration): of the N cells imaged, the dead ones
+(trypan-blue stained) are a binomial draw with the culture's dead share, and the
+classification of a cell as stained varies from count to count (the dead share x
+lognormal(0, 0.1), *assumed*). Near 100 % the reading is binomial-like: a culture with
+dead cells reads 100.0 % only when none of its few imaged cells was dead (Poisson: with
+2 % dead and 800 cells imaged, e^-16), never from clipping a normal noise at 100
+(Louis KS, Siegel AC 2011 *Methods Mol Biol* 740:7-12, trypan blue exclusion; Vi-CELL
+BLU counts the cells it images).
 """
 
 from __future__ import annotations
@@ -42,15 +51,16 @@ class SimCellCounter(SimInstrument, CellCounter):
         serial: str = "CC-0001",
         *,
         count_rsd: float = 0.05,
-        viability_sd_pct: float = 1.0,
+        dead_share_rsd: float = 0.1,
         seconds_per_sample: float = 90.0,
         coincidence_cells_per_ml: float | None = COINCIDENCE_CELLS_PER_ML,
     ) -> None:
         """``coincidence_cells_per_ml``: above the range the excess e is seen as
-        e / (1 + e / this) (the model's figure: COINCIDENCE_CELLS_PER_ML); None: off."""
+        e / (1 + e / this) (the model's figure: COINCIDENCE_CELLS_PER_ML); None: off.
+        ``dead_share_rsd``: count-to-count variation of classifying a cell as dead."""
         super().__init__(world, sim_identity("SimCount BLU", serial))
         self.count_rsd = count_rsd
-        self.viability_sd_pct = viability_sd_pct
+        self.dead_share_rsd = dead_share_rsd
         self.seconds_per_sample = seconds_per_sample
         self.coincidence_cells_per_ml = coincidence_cells_per_ml
 
@@ -62,7 +72,7 @@ class SimCellCounter(SimInstrument, CellCounter):
         await anyio.sleep(self.seconds_per_sample)
         counted, range_flag = self._counted(content.total_cells_per_ml / dilution)
         total = self.measured("total_cells_per_ml", counted * dilution)
-        viability = content.viability_pct + float(self.rng.normal(0.0, self.viability_sd_pct))
+        viability = self._viability(content.viability_pct, counted * self.IMAGED_ML)
         viability = min(100.0, max(0.0, self.measured("viability_pct", viability)))
         return CellCount(
             sample_id=sample.sample_id,
@@ -76,6 +86,15 @@ class SimCellCounter(SimInstrument, CellCounter):
             counted_at_process_time_s=self.world.clock.now_s(),
             instrument_serial=self.identity.serial,
         )
+
+    def _viability(self, true_pct: float, imaged_cells: float) -> float:
+        """The viability counted among ``imaged_cells``: dead cells a binomial draw."""
+        dead_share = min(max(1.0 - true_pct / 100.0, 0.0), 1.0)
+        if dead_share > 0:
+            dead_share *= float(self.rng.lognormal(0.0, self.dead_share_rsd))
+        imaged = max(1, round(imaged_cells))
+        dead = int(self.rng.binomial(imaged, min(dead_share, 1.0)))
+        return 100.0 * (1.0 - dead / imaged)
 
     def _counted(self, diluted_per_ml: float) -> tuple[float, RangeFlag]:
         """The concentration counted in the diluted sample, and where it lay."""

@@ -129,3 +129,19 @@ def test_a_drawn_car_t_patient_changes_the_batch_and_typical_does_not() -> None:
     key = "fold expansion"
     assert key in typical.values and key in drawn.values
     assert drawn.values[key] != pytest.approx(typical.values[key], rel=1e-6)
+
+
+def test_transduction_factor_spread_keeps_car_plus_below_85_percent() -> None:
+    factors = _quantiles([p.kinetics.transduction_factor for p in _draws("autologous_lymphoma")])
+    # lognormal(0, 0.25) (x0.85 if heavy): 37 % typical CAR+ stays below 85 % at p99.9
+    assert factors[2] == pytest.approx(1.45, rel=0.07)
+    assert max(p.kinetics.transduction_factor for p in _draws("autologous_lymphoma")) < 2.4
+
+
+def test_nk_donors_grow_slower_than_t_cells_and_die_less_spread() -> None:
+    donors = _draws("allogeneic_nk_donor", 4000)
+    td = _quantiles([d.kinetics.doubling_time_h for d in donors])
+    assert td[1] == pytest.approx(30.0, rel=0.05)
+    assert float(np.median([d.kinetics.lag_h for d in donors])) == pytest.approx(36.0, rel=0.05)
+    death = _quantiles([d.kinetics.death_rate_per_h for d in donors])
+    assert death[2] == pytest.approx(0.0008 * 2.1, rel=0.1)  # lognormal sigma 0.45
