@@ -10,9 +10,9 @@ dilute dense samples (CAR-T/NK 1.3.0 call :func:`cellauto.protocols.measures.cou
 Every count says where it lay (``range_flag``); a dilution brings a dense sample in.
 
 Viability is counted too (issue 14 calibration): of the N cells imaged, the dead ones
-(trypan-blue stained) are a binomial draw with the culture's dead share, and the
-classification of a cell as stained varies from count to count (the dead share x
-lognormal(0, 0.1), *assumed*). Near 100 % the reading is binomial-like: a culture with
+(trypan-blue stained) are a binomial draw with the culture's dead share (one normal
+draw of the counter's stream, as before, inverted through the binomial distribution:
+the other models' draws do not move). Near 100 % the reading is binomial-like: a culture with
 dead cells reads 100.0 % only when none of its few imaged cells was dead (Poisson: with
 2 % dead and 800 cells imaged, e^-16), never from clipping a normal noise at 100
 (Louis KS, Siegel AC 2011 *Methods Mol Biol* 740:7-12, trypan blue exclusion; Vi-CELL
@@ -22,6 +22,7 @@ BLU counts the cells it images).
 from __future__ import annotations
 
 import math
+import statistics
 
 import anyio
 
@@ -51,16 +52,13 @@ class SimCellCounter(SimInstrument, CellCounter):
         serial: str = "CC-0001",
         *,
         count_rsd: float = 0.05,
-        dead_share_rsd: float = 0.1,
         seconds_per_sample: float = 90.0,
         coincidence_cells_per_ml: float | None = COINCIDENCE_CELLS_PER_ML,
     ) -> None:
         """``coincidence_cells_per_ml``: above the range the excess e is seen as
-        e / (1 + e / this) (the model's figure: COINCIDENCE_CELLS_PER_ML); None: off.
-        ``dead_share_rsd``: count-to-count variation of classifying a cell as dead."""
+        e / (1 + e / this) (the model's figure: COINCIDENCE_CELLS_PER_ML); None: off."""
         super().__init__(world, sim_identity("SimCount BLU", serial))
         self.count_rsd = count_rsd
-        self.dead_share_rsd = dead_share_rsd
         self.seconds_per_sample = seconds_per_sample
         self.coincidence_cells_per_ml = coincidence_cells_per_ml
 
@@ -88,12 +86,12 @@ class SimCellCounter(SimInstrument, CellCounter):
         )
 
     def _viability(self, true_pct: float, imaged_cells: float) -> float:
-        """The viability counted among ``imaged_cells``: dead cells a binomial draw."""
+        """The viability counted among ``imaged_cells``: the dead ones a binomial draw
+        (by inverting its distribution at one normal draw of the counter's stream)."""
         dead_share = min(max(1.0 - true_pct / 100.0, 0.0), 1.0)
-        if dead_share > 0:
-            dead_share *= float(self.rng.lognormal(0.0, self.dead_share_rsd))
         imaged = max(1, round(imaged_cells))
-        dead = int(self.rng.binomial(imaged, min(dead_share, 1.0)))
+        u = 0.5 * (1.0 + math.erf(float(self.rng.normal(0.0, 1.0)) / math.sqrt(2.0)))
+        dead = _binomial_quantile(u, imaged, dead_share)
         return 100.0 * (1.0 - dead / imaged)
 
     def _counted(self, diluted_per_ml: float) -> tuple[float, RangeFlag]:
@@ -111,3 +109,23 @@ class SimCellCounter(SimInstrument, CellCounter):
             "below_range" if counted < low else "above_range" if counted > high else "in_range"
         )
         return counted, flag
+
+
+def _binomial_quantile(u: float, n: int, p: float) -> int:
+    """The smallest k with P(Binomial(n, p) <= k) >= u (normal with continuity
+    correction when n·p·(1-p) > 25, where it is exact enough and the sum would be long)."""
+    if p <= 0.0 or p >= 1.0:
+        return 0 if p <= 0.0 else n
+    if p > 0.5:  # count the other kind: no underflow of (1-p)^n
+        return n - _binomial_quantile(1.0 - u, n, 1.0 - p)
+    variance = n * p * (1.0 - p)
+    if variance > 25.0:
+        z = statistics.NormalDist().inv_cdf(min(max(u, 1e-12), 1.0 - 1e-12))
+        return min(n, max(0, math.floor(n * p + z * math.sqrt(variance) + 0.5)))
+    pmf = (1.0 - p) ** n
+    cdf, k = pmf, 0
+    while cdf < u and k < n:
+        pmf *= (n - k) / (k + 1) * p / (1.0 - p)
+        k += 1
+        cdf += pmf
+    return k
