@@ -30,9 +30,10 @@ implementation design of issue 14, §3.1-§3.2):
 * ``tumour_digest`` (TIL): viable lognormal(ln 5e7, 0.8), viability uniform(40, 80),
   CD3+ beta(0.15, 0.10), the rest tumour and stroma that die in culture; 5-day lag
   (Dudley 2003 *J Immunother*; Sarnaik 2021 *J Clin Oncol*).
-* Kinetics per patient: lag normal(28, 8) h in [16, 60]; doubling time
-  lognormal(ln 24 h, 0.25) (PROCESS.md 21 h-2.4 d; Levine 2017 *Mol Ther Methods Clin
-  Dev*); capacity x lognormal(0, 0.15); base death rate x lognormal(0, 0.9);
+* Kinetics per patient: lag normal(28, 8) h in [16, 60] (NK: 36, 10); doubling time
+  lognormal(ln 23.7 h, 0.25) (NK: 30 h) (PROCESS.md 21 h-2.4 d; Levine 2017 *Mol Ther
+  Methods Clin Dev*); capacity x lognormal(0, 0.15); base death rate 0.1 %/h (NK 0.08)
+  x lognormal(0, 0.5) (NK 0.45; calibrated against the fidelity table, issue 14);
   transduction x lognormal(0, 0.25) (calibrated); IL-2 EC50 x lognormal(0, 0.5); cryo-sensitivity
   lognormal(0, 0.04) (assumed; calibrated against design §1.11).
 * ``healthy_donor_pbmc`` and ``healthy_donor_t_cells`` (the demo's materials) are
@@ -221,6 +222,7 @@ def _draw_apheresis(population: Population, rng: np.random.Generator) -> Patient
         population.typical.kinetics,
         doubling_factor=1.25 if heavy else 1.0,
         transduction_factor=0.85 if heavy else 1.0,
+        death_sigma=T_DEATH_SIGMA,
     )
     return PatientProfile(
         population=population.name,
@@ -294,6 +296,16 @@ def _population(
     )
 
 
+#: A patient's T cells after CD3/CD28 activation: they divide every 23.7 h at full
+#: support and die at 0.1 %/h (apoptosis of activated T cells in IL-2 culture): a net
+#: population doubling of about a day (PROCESS.md 21 h-2.4 d) and 90-97 % viable cells at
+#: harvest (calibrated against the fidelity table, issue 14; the split between division
+#: and death *assumed*; before calibration 24 h and 0.08 %/h left 95-100 %).
+T_KINETICS = CultureKinetics(doubling_time_h=23.7, death_rate_per_h=0.001)
+#: Spread of a patient's T-cell death rate (lognormal sigma; 0.9 before calibration put
+#: harvest viability from 69 to 100 %: *assumed*, calibrated to 85-99 % at harvest).
+T_DEATH_SIGMA = 0.5
+
 #: A healthy donor's NK cells in IL-2/IL-15 (design §3.2): lag 36 h after the
 #: cytokines (normal sd 10 h), doubling 30 h at full support (lognormal sigma 0.25):
 #: slower than activated T cells (Granzin 2017 *Front Immunol*; PROCESS.md).
@@ -315,6 +327,7 @@ POPULATIONS: dict[str, Population] = {
                 "nk_fraction": 0.10,
                 "cd4_fraction": 0.62,
             },
+            T_KINETICS,
         ),
         _population(
             "allogeneic_nk_donor",
