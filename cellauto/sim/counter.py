@@ -3,7 +3,9 @@
 Its linear range (issue 14, design §3.6; docs/simulation-sources.md, "Faults and
 instrument limits"): 5e4-1e7 cells/mL counted (Vi-CELL BLU specification), i.e. of the
 sample as diluted. The counting noise is sqrt(0.05² + 1/N) with N = the diluted
-concentration x 0.0002 mL imaged (*assumed*): Poisson at low counts. Above the range
+concentration x 0.0005 mL imaged (*assumed*, about the four large squares of a
+haemocytometer, 0.4 µL; calibrated, issue 14: 0.0002 mL made an in-range count 7-9 %
+RSD and a recovery from two counts read up to 117 %): Poisson at low counts. Above the range
 coincidence hides cells: the excess over 1e7/mL is seen as e/(1 + e/5e8) (*assumed*),
 on by default (``coincidence_cells_per_ml=None`` turns it off): the shipped protocols
 dilute dense samples (CAR-T/NK 1.3.0 call :func:`cellauto.protocols.measures.count_in_range`).
@@ -14,7 +16,7 @@ Viability is counted too (issue 14 calibration): of the N cells imaged, the dead
 draw of the counter's stream, as before, inverted through the binomial distribution:
 the other models' draws do not move). Near 100 % the reading is binomial-like: a culture with
 dead cells reads 100.0 % only when none of its few imaged cells was dead (Poisson: with
-2 % dead and 800 cells imaged, e^-16), never from clipping a normal noise at 100
+2 % dead and 1,000 cells imaged, e^-20), never from clipping a normal noise at 100
 (Louis KS, Siegel AC 2011 *Methods Mol Biol* 740:7-12, trypan blue exclusion; Vi-CELL
 BLU counts the cells it images).
 """
@@ -42,7 +44,7 @@ class SimCellCounter(SimInstrument, CellCounter):
     #: The linear range of the counted (diluted) concentration, cells/mL.
     LINEAR_RANGE_CELLS_PER_ML = (5e4, 1e7)
     #: The volume imaged per count (mL): the Poisson part of the noise (*assumed*).
-    IMAGED_ML = 0.0002
+    IMAGED_ML = 0.0005
     #: The coincidence figure of the model (*assumed*), for ``coincidence_cells_per_ml``.
     COINCIDENCE_CELLS_PER_ML = 5e8
 
