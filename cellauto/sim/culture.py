@@ -9,9 +9,13 @@ and logistic saturation at the bag's carrying capacity (PROCESS.md):
     q_glc = mu_growth / Y + m          (mmol per cell per hour)
     dLac  = 1.8 * glucose used
 
-Other cells decline slowly. Viable cells die at a base rate, faster when starved of
-glucose, overgrown, too warm, or contaminated. Perfusion exchanges medium (cells are
-retained). All rates are per hour; all figures are :class:`CultureModel` parameters.
+Other cells decline slowly; the residual T cells of an NK culture grow in its
+IL-2/IL-15 at ``nk_culture_t_growth_factor`` of the NK cells' rate (homeostatic
+proliferation of memory T and NKT cells, without TCR stimulus: Zhang X et al. 1998
+*Immunity*; the share *assumed*) and die at the base rate. Viable cells die at a base
+rate, faster when starved of glucose, overgrown, too warm, or contaminated. Perfusion
+exchanges medium (cells are retained). All rates are per hour; all figures are
+:class:`CultureModel` parameters.
 """
 
 from __future__ import annotations
@@ -189,13 +193,19 @@ class Culture:
             return
         attr = "nk_fraction" if self.expanding == "NK" else "t_cell_fraction"
         expanding = c.viable_cells * getattr(c, attr)
-        others = c.viable_cells - expanding
+        # residual T cells of an NK culture: IL-2/IL-15 drive their homeostatic growth
+        bystanders = 0.0
+        if self.expanding == "NK" and self.activated_at_h is not None:
+            bystanders = c.viable_cells * c.t_cell_fraction
+        others = max(c.viable_cells - expanding - bystanders, 0.0)
+        bystanders_before = bystanders
         density = (c.viable_cells) / c.volume_ml
         temperature = self.actual_temperature_c(at_h)
         mu = self._growth_rate(at_h, temperature)
         capacity = self.capacity_per_ml()
         room = 1.0 - density / capacity
         grown = mu * expanding * max(room, 0.0) * dt
+        grown_bystanders = m.nk_culture_t_growth_factor * mu * bystanders * max(room, 0.0) * dt
         kd = m.death_rate_per_h + self.extra_death_rate_per_h
         if self.glucose_mmol_per_l < m.starvation_glucose_mmol_per_l:
             kd += m.starvation_death_rate_per_h
@@ -221,12 +231,20 @@ class Culture:
             feeder_death(c.feeders, dt)
         dying_expanding = expanding * (1 - math.exp(-kd_expanding * dt))
         dying_others = others * (1 - math.exp(-(kd + m.other_cells_death_rate_per_h) * dt))
+        dying_bystanders = bystanders * (1 - math.exp(-kd * dt))
         expanding += grown - dying_expanding
         others -= dying_others
+        bystanders += grown_bystanders - dying_bystanders
+        grown += grown_bystanders  # for the glucose they use
         # metabolism (mmol/L): uptake by every viable cell, growth-linked for expanding ones
         per_ml = 1000.0 / c.volume_ml  # cells in the bag -> per litre
         used = (grown / m.yield_cells_per_mmol_glucose) * per_ml
-        used += m.maintenance_mmol_per_cell_h * (expanding + others + feeders) * dt * per_ml
+        used += (
+            m.maintenance_mmol_per_cell_h
+            * (expanding + others + bystanders + feeders)
+            * dt
+            * per_ml
+        )
         used = min(used, max(self.glucose_mmol_per_l, 0.0))
         self.glucose_mmol_per_l -= used
         self.lactate_mmol_per_l += m.lactate_per_glucose * used
@@ -239,12 +257,13 @@ class Culture:
             self.cytokines.exchange(share)
         # write back; phenotype shares follow who grew and who died
         other_attr = "t_cell_fraction" if attr == "nk_fraction" else "nk_fraction"
-        others_before = c.viable_cells - c.viable_cells * getattr(c, attr)
-        other_kind_cells = c.viable_cells * getattr(c, other_attr)
+        others_before = c.viable_cells - c.viable_cells * getattr(c, attr) - bystanders_before
+        other_kind_cells = c.viable_cells * getattr(c, other_attr) - bystanders_before
         if others_before > 0:
             other_kind_cells *= others / others_before
-        total = expanding + others
-        c.dead_cells += dying_expanding + dying_others
+        other_kind_cells += bystanders
+        total = expanding + others + bystanders
+        c.dead_cells += dying_expanding + dying_others + dying_bystanders
         c.viable_cells = total
         if total > 0:
             setattr(c, attr, expanding / total)

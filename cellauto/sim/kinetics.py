@@ -49,6 +49,13 @@ class CultureModel(BaseModel):
     monocyte_inhibition_from: float = Field(
         0.4, ge=0, le=1, description="monocyte share above which growth slows (Stroncek 2016)"
     )
+    nk_culture_t_growth_factor: float = Field(
+        0.7,
+        ge=0,
+        le=1,
+        description="residual T cells of an NK culture grow at this share of the NK rate "
+        "(IL-2/IL-15 homeostatic proliferation; Zhang 1998 Immunity; assumed figure)",
+    )
     transduction_factor: float = Field(1.0, gt=0, description="the patient's, on efficiency")
     il2_sensitivity: float = Field(1.0, gt=0, description="the patient's IL-2 EC50 multiplier")
 

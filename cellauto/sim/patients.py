@@ -30,10 +30,11 @@ implementation design of issue 14, §3.1-§3.2):
 * ``tumour_digest`` (TIL): viable lognormal(ln 5e7, 0.8), viability uniform(40, 80),
   CD3+ beta(0.15, 0.10), the rest tumour and stroma that die in culture; 5-day lag
   (Dudley 2003 *J Immunother*; Sarnaik 2021 *J Clin Oncol*).
-* Kinetics per patient: lag normal(28, 8) h in [16, 60]; doubling time
-  lognormal(ln 24 h, 0.25) (PROCESS.md 21 h-2.4 d; Levine 2017 *Mol Ther Methods Clin
-  Dev*); capacity x lognormal(0, 0.15); base death rate x lognormal(0, 0.9);
-  transduction x lognormal(0, 0.45); IL-2 EC50 x lognormal(0, 0.5); cryo-sensitivity
+* Kinetics per patient: lag normal(28, 8) h in [16, 60] (NK: 36, 10); doubling time
+  lognormal(ln 23.7 h, 0.25) (NK: 30 h) (PROCESS.md 21 h-2.4 d; Levine 2017 *Mol Ther
+  Methods Clin Dev*); capacity x lognormal(0, 0.15); base death rate 0.1 %/h (NK 0.08)
+  x lognormal(0, 0.5) (NK 0.45; calibrated against the fidelity table, issue 14);
+  transduction x lognormal(0, 0.25) (calibrated); IL-2 EC50 x lognormal(0, 0.5); cryo-sensitivity
   lognormal(0, 0.04) (assumed; calibrated against design §1.11).
 * ``healthy_donor_pbmc`` and ``healthy_donor_t_cells`` (the demo's materials) are
   not spread: a drawn donor is the typical one.
@@ -148,6 +149,17 @@ class Population(BaseModel):
 
 
 # -- distributions -----------------------------------------------------------------------
+#: Spread of the patient's transduction factor (lognormal sigma). With the vector's own
+#: lot-to-lot spread (sigma 0.15, ``sim/bioreactor.py``) CAR+ at release is 37 % typical,
+#: p5-p95 about 23-60 % and never above 85 % (PROCESS.md 20-80 %; calibrated against the
+#: fidelity table, issue 14: sigma 0.45 put 2 of 100 seeds at the 95 % clip).
+TRANSDUCTION_SIGMA = 0.25
+#: Spread of a healthy NK donor's base death rate (lognormal sigma; the patients' is
+#: 0.9): healthy donors' CD56-selected NK cells keep viability above about 85 % in
+#: IL-2/IL-15 after the first days (Granzin 2017 *Front Immunol*; *assumed* figure).
+NK_DEATH_SIGMA = 0.45
+
+
 def _beta(rng: np.random.Generator, mean: float, sd: float) -> float:
     """A share with this mean and standard deviation (beta distribution)."""
     k = mean * (1.0 - mean) / sd**2 - 1.0
@@ -170,6 +182,7 @@ def _kinetics(
     lag_range_h: tuple[float, float] = (16.0, 60.0),
     doubling_factor: float = 1.0,
     transduction_factor: float = 1.0,
+    death_sigma: float = 0.9,
 ) -> tuple[CultureKinetics, float]:
     """Per-patient kinetics around ``typical`` (§3.2), and the cryo-sensitivity."""
     lag = _clip(typical.lag_h + lag_sd_h * float(rng.standard_normal()), *lag_range_h)
@@ -178,8 +191,8 @@ def _kinetics(
             "lag_h": lag,
             "doubling_time_h": _lognormal(rng, typical.doubling_time_h, 0.25) * doubling_factor,
             "max_viable_cells_per_ml": _lognormal(rng, typical.max_viable_cells_per_ml, 0.15),
-            "death_rate_per_h": _lognormal(rng, typical.death_rate_per_h, 0.9),
-            "transduction_factor": _lognormal(rng, 1.0, 0.45) * transduction_factor,
+            "death_rate_per_h": _lognormal(rng, typical.death_rate_per_h, death_sigma),
+            "transduction_factor": _lognormal(rng, 1.0, TRANSDUCTION_SIGMA) * transduction_factor,
             "il2_sensitivity": _lognormal(rng, 1.0, 0.5),
         }
     )
@@ -209,6 +222,7 @@ def _draw_apheresis(population: Population, rng: np.random.Generator) -> Patient
         population.typical.kinetics,
         doubling_factor=1.25 if heavy else 1.0,
         transduction_factor=0.85 if heavy else 1.0,
+        death_sigma=T_DEATH_SIGMA,
     )
     return PatientProfile(
         population=population.name,
@@ -232,7 +246,9 @@ def _draw_nk_donor(population: Population, rng: np.random.Generator) -> PatientP
             "nk_cd8_fraction": _beta(rng, 0.35, 0.10),
         }
     )
-    kinetics, cryo = _kinetics(rng, population.typical.kinetics, lag_sd_h=10.0)
+    kinetics, cryo = _kinetics(
+        rng, population.typical.kinetics, lag_sd_h=10.0, death_sigma=NK_DEATH_SIGMA
+    )
     return PatientProfile(
         population=population.name,
         starting_material=material,
@@ -280,6 +296,21 @@ def _population(
     )
 
 
+#: A patient's T cells after CD3/CD28 activation: they divide every 23.7 h at full
+#: support and die at 0.1 %/h (apoptosis of activated T cells in IL-2 culture): a net
+#: population doubling of about a day (PROCESS.md 21 h-2.4 d) and 90-97 % viable cells at
+#: harvest (calibrated against the fidelity table, issue 14; the split between division
+#: and death *assumed*; before calibration 24 h and 0.08 %/h left 95-100 %).
+T_KINETICS = CultureKinetics(doubling_time_h=23.7, death_rate_per_h=0.001)
+#: Spread of a patient's T-cell death rate (lognormal sigma; 0.9 before calibration put
+#: harvest viability from 69 to 100 %: *assumed*, calibrated to 85-99 % at harvest).
+T_DEATH_SIGMA = 0.5
+
+#: A healthy donor's NK cells in IL-2/IL-15 (design §3.2): lag 36 h after the
+#: cytokines (normal sd 10 h), doubling 30 h at full support (lognormal sigma 0.25):
+#: slower than activated T cells (Granzin 2017 *Front Immunol*; PROCESS.md).
+NK_KINETICS = CultureKinetics(lag_h=36.0, doubling_time_h=30.0)
+
 #: The populations, by name; each gives one kind of starting material.
 POPULATIONS: dict[str, Population] = {
     p.name: p
@@ -296,6 +327,7 @@ POPULATIONS: dict[str, Population] = {
                 "nk_fraction": 0.10,
                 "cd4_fraction": 0.62,
             },
+            T_KINETICS,
         ),
         _population(
             "allogeneic_nk_donor",
@@ -309,6 +341,7 @@ POPULATIONS: dict[str, Population] = {
                 "nk_fraction": 0.92,
                 "cd4_fraction": 0.6,
             },
+            NK_KINETICS,
         ),
         _population(
             "healthy_donor_pbmc",

@@ -57,7 +57,9 @@ def test_dose_follows_patient_weight(cellauto_sim: Sim) -> None:
     heavy = cellauto_sim(CAR_T, seed=5, params={"patient_weight_kg": 150})
     assert light.values["target dose"] == pytest.approx(8e7)
     assert heavy.values["target dose"] == pytest.approx(2e8)  # capped at the label maximum
-    assert light.values["product volume"] < heavy.values["product volume"]
+    # the protocol washes what the dose needs (1.3.0): the volume washed and the dose follow
+    assert light.values["washed harvest volume"] < heavy.values["washed harvest volume"]
+    assert light.values["dose"] < heavy.values["dose"]
 
 
 def test_contamination_holds_the_batch_at_the_daily_count(cellauto_sim: Sim) -> None:

@@ -79,5 +79,38 @@ async def test_a_sparse_sample_is_below_range_and_noisier() -> None:
         values = [c.total_cells_per_ml for c in results]
         return float(np.std(values) / np.mean(values))
 
-    # Poisson: 2e4/mL x 0.0002 mL = 4 cells imaged -> about 50 % RSD; 2e6/mL: about 9 %
-    assert rsd(sparse) > 0.3 > 0.15 > rsd(dense)
+    # Poisson: 2e4/mL x 0.0005 mL = 10 cells imaged -> about 32 % RSD; 2e6/mL: about 6 %
+    assert rsd(sparse) > 0.2 > 0.1 > rsd(dense)
+
+
+async def viabilities(per_ml: float, dead_share: float, n: int = 200) -> list[float]:
+    """``n`` viabilities counted in a bag at ``per_ml`` cells/mL, ``dead_share`` dead."""
+    world = SimWorld(Clock(ORIGIN), seed=5)
+    bag = world.add_container(
+        Container(
+            "bag",
+            viable_cells=(1 - dead_share) * per_ml * 100,
+            dead_cells=dead_share * per_ml * 100,
+            volume_ml=100.0,
+        )
+    )
+    counter = SimCellCounter(world)
+    out = []
+    for _ in range(n):
+        count = await counter.count(world.draw_sample(bag, 0.5, prefix="S"))
+        out.append(count.viability_pct)
+    return out
+
+
+async def test_a_culture_with_dead_cells_never_reads_100_percent_viable() -> None:
+    values = await viabilities(2e6, 0.02)  # 98 % viable, 1,000 cells imaged
+    assert max(values) < 100.0
+    assert float(np.mean(values)) == pytest.approx(98.0, abs=0.3)
+    # binomial-like: the spread of a 2 % dead share in 400 cells, not a fixed 1 point
+    assert 0.25 < float(np.std(values)) < 0.8  # sqrt(0.02 x 0.98 / 1000) = 0.44 points
+
+
+async def test_viability_noise_is_binomial_wider_when_fewer_cells_are_imaged() -> None:
+    sparse, dense = await viabilities(2e5, 0.10), await viabilities(5e6, 0.10)
+    assert float(np.std(sparse)) > 2 * float(np.std(dense))
+    assert max(await viabilities(2e6, 0.0)) == 100.0  # no dead cells: 100 %

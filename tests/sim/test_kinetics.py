@@ -8,6 +8,7 @@ from cellauto import Field, MaterialInput, Params, Protocol, Run
 from cellauto.instruments import Bioreactor, CellCounter, Reagent, Setpoints
 from cellauto.sim.culture import Culture
 from cellauto.sim.cytokines import Cytokines
+from cellauto.sim.kinetics import CultureModel
 from cellauto.sim.material import Container
 from cellauto.sim.simulate import simulate
 
@@ -196,3 +197,31 @@ async def test_a_contaminated_harvest_contaminates_the_next_vessel() -> None:
     before = grex.culture.cells.viability_pct
     grex.culture.advance_to(world.now_h() + 48.0)  # no fault armed on the G-Rex
     assert grex.culture.cells.viability_pct < before / 3
+
+
+def _nk_culture(t_growth: float) -> Container:
+    """2e8 NK-product cells (92 % NK, 2 % T, 6 % others) in IL-2/IL-15 for 10 days."""
+    cells = Container(
+        "bag",
+        viable_cells=2e8,
+        dead_cells=1e7,
+        volume_ml=300.0,
+        t_cell_fraction=0.02,
+        nk_fraction=0.92,
+    )
+    culture = Culture(cells, 0.0, CultureModel(nk_culture_t_growth_factor=t_growth))
+    culture.activate(0.0, "NK")
+    for day in range(1, 11):
+        culture.advance_to(24.0 * day)
+        if cells.volume_ml < 900:
+            culture.add_medium(200.0, 24.0 * day)
+    return cells
+
+
+def test_residual_t_cells_of_an_nk_culture_grow_slowly_and_others_die() -> None:
+    grown = _nk_culture(0.7)
+    # T cells grow in IL-2/IL-15, slower than NK: their share falls but stays (0.1-2 %)
+    assert 0.001 < grown.t_cell_fraction < 0.02
+    assert grown.nk_fraction + grown.t_cell_fraction < 1.0  # non-lymphocytes remain a little
+    without = _nk_culture(0.0)  # before calibration: T cells only died
+    assert without.t_cell_fraction < 0.2 * grown.t_cell_fraction

@@ -54,11 +54,14 @@ def test_car_t_patients_follow_the_published_distributions() -> None:
     assert float(np.mean([m.cd4_fraction for m in material])) == pytest.approx(0.55, rel=0.05)
     for m in material:
         assert m.t_cell_fraction + m.nk_fraction + m.monocyte_fraction <= 1.0
-    td = _quantiles([p.kinetics.doubling_time_h for p in standard])  # 16-24-36 h
-    assert td[1] == pytest.approx(24.0, rel=0.05)
+    td = _quantiles([p.kinetics.doubling_time_h for p in standard])  # 16-23.7-36 h
+    assert td[1] == pytest.approx(23.7, rel=0.05)
     assert td[0] == pytest.approx(16.0, rel=0.1) and td[2] == pytest.approx(36.0, rel=0.1)
     td_heavy = np.median([p.kinetics.doubling_time_h for p in drawn if p.prior_therapy == "heavy"])
-    assert float(td_heavy) == pytest.approx(30.0, rel=0.07)
+    assert float(td_heavy) == pytest.approx(29.6, rel=0.07)
+    death = _quantiles([p.kinetics.death_rate_per_h for p in drawn])  # calibrated
+    assert death[1] == pytest.approx(0.001, rel=0.05)
+    assert death[2] == pytest.approx(0.001 * 2.28, rel=0.1)  # lognormal sigma 0.5
     lag = [p.kinetics.lag_h for p in drawn]
     assert float(np.median(lag)) == pytest.approx(28.0, rel=0.05)
     assert min(lag) >= 16.0 and max(lag) <= 60.0
@@ -92,7 +95,9 @@ def test_the_typical_patient_lies_inside_every_drawn_range() -> None:
         p5, _, p95 = _quantiles([getattr(p.starting_material, field) for p in drawn])
         assert p5 <= getattr(typical, field) <= p95, field
     assert MATERIAL_PRESETS["apheresis"]["viable_cells"] == typical.viable_cells  # one place
-    assert model_for_patient(TYPICAL) == CultureModel()  # typical kinetics are today's
+    # the typical patient's T cells: calibrated division and death (issue 14)
+    assert model_for_patient(TYPICAL) == CultureModel(doubling_time_h=23.7, death_rate_per_h=0.001)
+    assert model_for_patient(POPULATIONS["healthy_donor_pbmc"].typical) == CultureModel()
 
 
 @pytest.mark.anyio
@@ -129,3 +134,19 @@ def test_a_drawn_car_t_patient_changes_the_batch_and_typical_does_not() -> None:
     key = "fold expansion"
     assert key in typical.values and key in drawn.values
     assert drawn.values[key] != pytest.approx(typical.values[key], rel=1e-6)
+
+
+def test_transduction_factor_spread_keeps_car_plus_below_85_percent() -> None:
+    factors = _quantiles([p.kinetics.transduction_factor for p in _draws("autologous_lymphoma")])
+    # lognormal(0, 0.25) (x0.85 if heavy): 37 % typical CAR+ stays below 85 % at p99.9
+    assert factors[2] == pytest.approx(1.45, rel=0.07)
+    assert max(p.kinetics.transduction_factor for p in _draws("autologous_lymphoma")) < 2.4
+
+
+def test_nk_donors_grow_slower_than_t_cells_and_die_less_spread() -> None:
+    donors = _draws("allogeneic_nk_donor", 4000)
+    td = _quantiles([d.kinetics.doubling_time_h for d in donors])
+    assert td[1] == pytest.approx(30.0, rel=0.05)
+    assert float(np.median([d.kinetics.lag_h for d in donors])) == pytest.approx(36.0, rel=0.05)
+    death = _quantiles([d.kinetics.death_rate_per_h for d in donors])
+    assert death[2] == pytest.approx(0.0008 * 2.1, rel=0.1)  # lognormal sigma 0.45
