@@ -183,9 +183,9 @@ NK_ROWS: tuple[Row, ...] = (
         kind="check",
         key="NK cells (CD56+CD3-)",
         unit="%",
-        median_range=(85.0, 98.0),
+        median_range=(90.0, 99.5),
         all_range=(60.0, 100.0),
-        source="Granzin 2017; Koepsell 2013 (?)",
+        source="CD3-depleted, CD56-selected donor cells: Klöss 2017; Granzin 2017 (?)",
     ),
     Row(
         name="residual T cells (CD3+)",
@@ -230,8 +230,8 @@ NK_ROWS: tuple[Row, ...] = (
         key="dose|viability at release|NK cells (CD56+CD3-)|residual T cells (CD3+)"
         "|post-thaw viability|minimum harvest|viability",
         unit="% of seeds",
-        median_range=(2.0, 15.0),
-        source="issue 14 (assumed)",
+        median_range=(0.0, 10.0),
+        source="healthy donors, assumed (Klöss 2017: every run released (?))",
     ),
 )
 
