@@ -168,3 +168,21 @@ def test_the_command_refuses_an_unknown_protocol(
     demo = str(ROOT / "protocols" / "demo_expansion.py")
     assert main(["sim", "fidelity", demo, "--seeds", "1"]) == 2
     assert "no published ranges for demo_expansion.py" in capsys.readouterr().err
+
+
+def test_a_car_t_seed_has_the_quantities_the_table_derives() -> None:
+    from cellauto.sim.fidelity import run_seed
+
+    summary = run_seed(str(ROOT / "protocols" / "car_t_autologous.py"), 3, patient="typical")
+    derived = summary.derived
+    assert set(derived) == {
+        "starting material total cells",
+        "enrichment T-cell recovery",
+        "peak lactate",
+        "pH at peak lactate",
+        "latent-heat rise",
+    }
+    assert derived["starting material total cells"] == pytest.approx(5e9 * 100 / 97)
+    assert 30 < derived["enrichment T-cell recovery"] < 80  # the enrichment keeps 55 ± 6 %
+    assert 5 < derived["peak lactate"] < 30 and 6.8 < derived["pH at peak lactate"] < 7.5
+    assert 0 <= derived["latent-heat rise"] < 4

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cellauto.sim.fidelity.derived import (
+    ENRICHMENT_T_RECOVERY,
     LACTATE_PEAK,
     LATENT_HEAT_RISE,
     PH_AT_LACTATE_PEAK,
@@ -75,6 +76,15 @@ CAR_T_ROWS: tuple[Row, ...] = (
         median_range=(90.0, 99.5),
         all_range=(60.0, 100.0),
         source="PROCESS.md (98 ± 4)",
+    ),
+    Row(
+        name="enrichment T-cell recovery",
+        kind="derived",
+        key=ENRICHMENT_T_RECOVERY,
+        unit="%",
+        median_range=(45.0, 65.0),
+        all_range=(25.0, 80.0),
+        source="PROCESS.md (55 ± 6 %)",
     ),
     Row(
         name="fold expansion at harvest",
