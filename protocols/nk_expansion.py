@@ -10,10 +10,9 @@ and the same line: other materials, other activation, other release specificatio
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import UTC, timedelta
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated
 
 from cellauto import (
     Field,
@@ -31,7 +30,6 @@ from cellauto.identity import ContainerPlan, coi_barcode, parse_coi_barcode
 from cellauto.instruments import (
     BarcodeScanner,
     Bioreactor,
-    CellCount,
     CellCounter,
     CellProcessor,
     FlowCytometer,
@@ -49,17 +47,16 @@ from cellauto.instruments.liquid_handler import LiquidHandler
 from cellauto.instruments.materials import Sample
 from cellauto.instruments.thawer import Thawer
 from cellauto.protocols.compendial import dose_count, endotoxin, mycoplasma, sterility, viability
+from cellauto.protocols.counting import count_retained_vial, counted, tube_sample
 from cellauto.protocols.handoff import handoff, store_checked
 from cellauto.protocols.labels import print_label
 from cellauto.protocols.measures import (
-    OUT_OF_LINEAR_RANGE,
     count_flags,
-    dilution_for,
     recovery,
     wash_plan,
 )
 from cellauto.protocols.params import Din
-from cellauto.protocols.reconcile import feed_once, measure_once
+from cellauto.protocols.reconcile import feed_once
 from cellauto.records.material_payloads import Place
 
 NK_DMSO_PCT = 5.0  # final DMSO in the NK product (from CryoStor CS10)
@@ -131,39 +128,6 @@ STORAGE_RACK = "B"  # the batch's bags go in rack B, box 1, slots 1..n
 #: Washer capacity (PROCESS.md) and the margin on what the dose and QC need.
 WASH_CAPACITY_CELLS = 4e9
 WASH_MARGIN = 3.0
-#: Dilute a dense sample to at most this (design §5.1): high in the 5e4-1e7/mL linear range,
-#: so that many cells are imaged (counting noise), with room for the count's own noise.
-COUNT_AT = 5e6
-IN_LINEAR_RANGE = Spec(
-    min=1, description="1 = the count lay in the counter's linear range", policy="continue"
-)
-
-
-async def counted(
-    run: Run[Any],
-    name: str,
-    draw: Callable[[], Awaitable[Sample]],
-    counter: CellCounter,
-    *,
-    expected_per_ml: float | None = None,
-) -> CellCount:
-    """Count a sample once for ``name`` (resume-safe), diluted for ``expected_per_ml``;
-    a count above the counter's linear range is counted again diluted (``name
-    (recount)``), and one still outside it is a ``continue`` deviation with its flag."""
-    dilution = (
-        1.0 if expected_per_ml is None else dilution_for(expected_per_ml, target_per_ml=COUNT_AT)
-    )
-    count = await measure_once(
-        run, name, draw, lambda s: counter.count(s, dilution=dilution), CellCount
-    )
-    if count.range_flag == "above_range":
-        more = max(dilution_for(count.total_cells_per_ml, target_per_ml=COUNT_AT), 2 * dilution)
-        count = await measure_once(
-            run, f"{name} (recount)", draw, lambda s: counter.count(s, dilution=more), CellCount
-        )
-    if count.range_flag != "in_range":
-        run.check("count in linear range", 0.0, IN_LINEAR_RANGE, flags=[OUT_OF_LINEAR_RANGE, name])
-    return count
 
 
 #: The release tests of a batch (PROCESS.md specifications; viability as the NK
@@ -372,18 +336,8 @@ async def harvest_and_formulate(
     )
 
 
-def tube_sample(run: Run[Any], tube: str, volume_ul: float) -> Sample:
-    """A tube the liquid handler filled, as a sample the analysers take whole."""
-    return Sample(
-        sample_id=tube,
-        source_container_id=tube,
-        volume_ml=volume_ul / 1000,
-        drawn_at_process_time_s=run.now().timestamp(),
-    )
-
-
 async def _tube(run: Run[NkParams], tube: str, volume_ul: float) -> Sample:
-    return tube_sample(run, tube, volume_ul)
+    return tube_sample(run, tube, volume_ul / 1000)
 
 
 @protocol.step(
@@ -585,19 +539,4 @@ async def test_retained_vial(run: Run[NkParams], thawer: Thawer, counter: CellCo
     """Thaw the first retained QC vial (frozen with the bags) and count it: the post-thaw
     viability and the viable cells recovered against the vial's pre-freeze count. Out of
     specification is a deviation for QA's disposition (the product stays frozen)."""
-    if not run.checkpoint_or("QC retain 1 thawed", False):
-        await thawer.thaw(RETAINS[0])
-        run.set_checkpoint("QC retain 1 thawed", True)
-    count = await counted(
-        run,
-        "post-thaw count",
-        partial(_tube, run, RETAINS[0], RETAIN_UL),
-        counter,
-        expected_per_ml=run.value("release viable cells per mL"),
-    )
-    before = run.value("retained vial pre-freeze viable cells")
-    recovered = 100.0 * count.viable_cells_per_ml * RETAIN_UL / 1000 / max(before, 1.0)
-    run.set_value("post-thaw viability", count.viability_pct, unit="%")
-    run.set_value("post-thaw viable recovery", recovered, unit="%")
-    run.check("post-thaw viability", count.viability_pct, flags=count_flags(count))
-    run.check("post-thaw viable recovery", recovered, flags=count_flags(count))
+    await count_retained_vial(run, thawer, counter, RETAINS[0], RETAIN_UL)
