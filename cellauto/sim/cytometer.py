@@ -71,7 +71,8 @@ class SimFlowCytometer(SimInstrument, FlowCytometer):
         events = int(min(self.target_events, 0.5 * cells))
         viable = int(rng.binomial(events, content.viability_pct / 100.0))
         t_share = content.t_cell_fraction
-        nk_share = min(content.nk_fraction, 1.0 - t_share)
+        # CD56- NK cells fall outside the CD56+ gate, with the other CD3- CD56- cells
+        nk_share = min(content.nk_fraction, 1.0 - t_share) * (1 - content.nk_cd56_negative_fraction)
         cd3, nk, _ = rng.multinomial(viable, [t_share, nk_share, max(0.0, 1 - t_share - nk_share)])
         dn = self.double_negative_fraction
         cd4, cd8, _ = rng.multinomial(

@@ -79,6 +79,8 @@ class Container:
     """CD16+ share of NK cells."""
     nk_cd8_fraction: float = 0.35
     """CD8alpha+ share of NK cells."""
+    nk_cd56_negative_fraction: float = 0.0
+    """CD56- (CD16+) share of NK cells: outside a CD56+CD3- gate."""
     feeders: FeederCells | None = None
     antigen_stimulus: float = 0.0
     """TCR stimulus the material carries itself (a tumour digest's antigen: 0.6)."""
@@ -148,6 +150,9 @@ class Container:
             self.nk_cd16_fraction, other.nk_cd16_fraction, nk_mine, nk_theirs
         )
         self.nk_cd8_fraction = mix(self.nk_cd8_fraction, other.nk_cd8_fraction, nk_mine, nk_theirs)
+        self.nk_cd56_negative_fraction = mix(
+            self.nk_cd56_negative_fraction, other.nk_cd56_negative_fraction, nk_mine, nk_theirs
+        )
         self.nk_fraction = mix(
             self.nk_fraction, other.nk_fraction, self.viable_cells, other.viable_cells
         )

@@ -84,6 +84,9 @@ class StartingMaterial(BaseModel):
     monocyte_fraction: float = Field(0.0, ge=0, le=1, description="share of viable cells")
     nk_cd16_fraction: float = Field(0.85, ge=0, le=1, description="CD16+ share of NK cells")
     nk_cd8_fraction: float = Field(0.35, ge=0, le=1, description="CD8a+ share of NK cells")
+    nk_cd56_negative_fraction: float = Field(
+        0.0, ge=0, le=1, description="CD56- CD16+ share of NK cells (outside a CD56+CD3- gate)"
+    )
 
     @property
     def cd8_fraction(self) -> float:
@@ -244,6 +247,7 @@ def _draw_nk_donor(population: Population, rng: np.random.Generator) -> PatientP
             "t_cell_fraction": min(_beta(rng, 0.02, 0.012), 1.0 - nk),
             "nk_cd16_fraction": _beta(rng, 0.85, 0.07),
             "nk_cd8_fraction": _beta(rng, 0.35, 0.10),
+            "nk_cd56_negative_fraction": _beta(rng, NK_CD56_NEGATIVE, 0.02),
         }
     )
     kinetics, cryo = _kinetics(
@@ -311,6 +315,13 @@ T_DEATH_SIGMA = 0.5
 #: slower than activated T cells (Granzin 2017 *Front Immunol*; PROCESS.md).
 NK_KINETICS = CultureKinetics(lag_h=36.0, doubling_time_h=30.0)
 
+#: CD56- CD16+ NK cells, of a healthy donor's NK cells: a minor subset (a few per cent)
+#: that CD56 selection does not remove entirely (CD16 and NKp46 co-selected) and that
+#: expands with the rest; a CD56+CD3- gate misses it, so an NK product reads 95-98 %
+#: CD56+CD3- beside its residual T cells (Bjorkstrom NK et al. 2010 *Blood* (?);
+#: Milush JM et al. 2009 *Blood* (?); the share *assumed*, beta mean 4 %, sd 2 %).
+NK_CD56_NEGATIVE = 0.04
+
 #: The populations, by name; each gives one kind of starting material.
 POPULATIONS: dict[str, Population] = {
     p.name: p
@@ -340,6 +351,7 @@ POPULATIONS: dict[str, Population] = {
                 "t_cell_fraction": 0.02,
                 "nk_fraction": 0.92,
                 "cd4_fraction": 0.6,
+                "nk_cd56_negative_fraction": NK_CD56_NEGATIVE,
             },
             NK_KINETICS,
         ),

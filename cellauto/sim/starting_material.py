@@ -45,6 +45,7 @@ def patient_container(container_id: str, material: StartingMaterial, label: str 
         monocyte_fraction=material.monocyte_fraction,
         nk_cd16_fraction=material.nk_cd16_fraction,
         nk_cd8_fraction=material.nk_cd8_fraction,
+        nk_cd56_negative_fraction=material.nk_cd56_negative_fraction,
         antigen_stimulus=TUMOUR_ANTIGEN_STIMULUS if material.material == "tumour_digest" else 0.0,
         label=label,
     )

@@ -35,13 +35,18 @@ def test_every_row_of_the_fidelity_table_is_inside_its_published_range(
     assert table.inside, f"outside its published range:\n{table.markdown()}"
 
 
+def test_some_car_t_batches_miss_a_specification(car_t_population: list[SeedSummary]) -> None:
+    """Patients' cells differ: some batches of 100 miss a specification (the published
+    share is 5-15 %; healthy NK donors may all pass, as the NK row allows)."""
+    missed = [s for s in car_t_population if s.failed_checks]
+    assert missed, "no seed of 100 missed a specification: the simulated line is too kind"
+
+
 @pytest.mark.parametrize("name", ["car_t", "nk"])
-def test_some_batches_miss_a_specification_and_each_ends_as_its_protocol_declares(
+def test_every_batch_ends_as_its_protocol_declares(
     name: str, request: pytest.FixtureRequest
 ) -> None:
     population: list[SeedSummary] = request.getfixturevalue(f"{name}_population")
-    missed = [s for s in population if s.failed_checks]
-    assert missed, "no seed of 100 missed a specification: the simulated line is too kind"
     for summary in population:
         failed = list(zip(summary.failed_checks, summary.failed_policies, strict=True))
         assert summary.exit_status == _ending(summary), (

@@ -96,3 +96,14 @@ async def test_reads_the_purity_of_an_enriched_product() -> None:
     assert result.cd3_pct == pytest.approx(
         100 * world.containers["enriched"].t_cell_fraction, abs=2
     )
+
+
+async def test_cd56_negative_nk_cells_fall_outside_the_cd56_gate() -> None:
+    """An NK product's CD56- CD16+ NK cells are neither CD3+ nor CD56+: the CD56+CD3-
+    share is the NK share times their CD56+ part (a product reads below 100 %)."""
+    nk = {"t_cell_fraction": 0.01, "nk_fraction": 0.98, "car_fraction": 0.0}
+    plain = [await phenotype(seed, **nk) for seed in range(10)]
+    gated = [await phenotype(seed, **nk, nk_cd56_negative_fraction=0.05) for seed in range(10)]
+    assert np.mean([r.cd56_pct for r in plain]) == pytest.approx(98.0, abs=0.6)
+    assert np.mean([r.cd56_pct for r in gated]) == pytest.approx(98.0 * 0.95, abs=0.6)
+    assert np.mean([r.cd3_pct for r in gated]) == pytest.approx(1.0, abs=0.3)

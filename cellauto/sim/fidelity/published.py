@@ -193,9 +193,9 @@ NK_ROWS: tuple[Row, ...] = (
         kind="check",
         key="NK cells (CD56+CD3-)",
         unit="%",
-        median_range=(90.0, 99.5),
+        median_range=(85.0, 98.0),
         all_range=(60.0, 100.0),
-        source="CD3-depleted, CD56-selected donor cells: Klöss 2017; Granzin 2017 (?)",
+        source="Granzin 2017; Koepsell 2013 (?)",
     ),
     Row(
         name="residual T cells (CD3+)",
