@@ -17,6 +17,11 @@
   let source = null;
   let lost = false;
   let leaving = false;
+  // A re-read of the rows in flight, and the row events that came meanwhile: its listing
+  // may have been read before their changes, so it is read again (up to three times),
+  // then those events are applied over it: a row that appeared meanwhile is never lost.
+  let rereading = false;
+  let during = [];
 
   function dispatch(name, detail) {
     document.dispatchEvent(new CustomEvent("cellauto:" + name, { detail: detail }));
@@ -31,6 +36,9 @@
   }
 
   function replaceRow(data) {
+    if (rereading) {
+      during.push(data);
+    }
     const old = document.getElementById("run-" + data.run);
     if (old) {
       old.outerHTML = data.html;
@@ -44,12 +52,29 @@
 
   async function refetchRows() {
     const rows = document.getElementById("runs-body");
-    if (!rows) {
+    if (!rows || rereading) {
       return;
     }
-    const response = await fetch("/line/rows" + location.search, { headers: background });
-    if (response.ok) {
-      rows.innerHTML = await response.text();
+    rereading = true;
+    try {
+      for (let attempt = 1; ; attempt += 1) {
+        during = [];
+        const response = await fetch("/line/rows" + location.search, { headers: background });
+        if (!response.ok) {
+          return;
+        }
+        const html = await response.text();
+        if (during.length === 0 || attempt === 3) {
+          const missed = during;
+          rows.innerHTML = html;
+          rereading = false;
+          missed.forEach(replaceRow);
+          return;
+        }
+      }
+    } finally {
+      rereading = false;
+      during = [];
     }
   }
 
