@@ -225,21 +225,7 @@ class RunContainers:
         via: str | None = None,
     ) -> None:
         """Record that the container went to ``to`` (and update its row's place)."""
-        self._require(key)
-        if not self.created(key):
-            await self.create(key)
-        execution = self._execution
-        payload = CustodyMoved(
-            step=execution.current_step_name,
-            container=key,
-            from_place=self.place(key),
-            to_place=to,
-            by=by,
-            task_id=task_id,
-            scanned=scanned,
-            via=via,
-        )
-        await self.record_move(payload)
+        await self._custody(key, to, by=by, task_id=task_id, scanned=scanned, via=via)
 
     async def dispose(self, key: str, reason: str, *, by: str = "operator") -> None:
         """Record that the container and what is left in it went to waste, and why (once:
@@ -247,16 +233,21 @@ class RunContainers:
         self._require(key)
         if self.place(key) == WASTE:
             return
+        await self._custody(key, WASTE, by=by, reason=reason)
+
+    async def _custody(self, key: str, to: Place, *, by: str, **fields: str | None) -> None:
+        """Record a custody move of ``key`` to ``to`` (the container created first if it
+        was not yet), with the move's other fields (task, scan, via, reason)."""
+        self._require(key)
         if not self.created(key):
             await self.create(key)
-        execution = self._execution
         payload = CustodyMoved(
-            step=execution.current_step_name,
+            step=self._execution.current_step_name,
             container=key,
             from_place=self.place(key),
-            to_place=WASTE,
+            to_place=to,
             by=by,
-            reason=reason,
+            **fields,
         )
         await self.record_move(payload)
 
