@@ -23,6 +23,11 @@ Ownership (the fence)
     carries the releases of runs that ended and, every few real seconds, the
     heartbeat of the runs held (a transaction of its own when the writer is idle).
 
+Live changes
+    On PostgreSQL a commit that adds records (or runs ops) notifies ``cellauto_changes``
+    in its transaction with each run's first and last seq (:mod:`.backend.notify`), so
+    that readers read exactly those rows once the commit is visible.
+
 Transaction operations
     A batch may carry ops (:mod:`._txops`: site records, task rows) that run inside
     the commit after the fence, each in its own savepoint, before the ledger entries
@@ -53,6 +58,7 @@ from cellauto.records._fence import Fence
 from cellauto.records._owners import RELEASE, Claim
 from cellauto.records._txops import TxOp, apply_ops
 from cellauto.records.backend import Conn, Lock
+from cellauto.records.backend.notify import announce_changes, run_spans
 from cellauto.records.ledger import LedgerEvent, LedgerWriter
 
 __all__ = ["AsyncWaiter", "SyncWaiter", "Writer"]
@@ -335,6 +341,8 @@ class Writer:
                     )
                 if fence is not None:
                     fence.beat(conn)
+                if (rows or ops) and db.is_postgresql(conn):  # told to listeners at commit
+                    announce_changes(conn, run_spans(rows), site=bool(ops))
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
