@@ -97,18 +97,12 @@ RunSpan = tuple[str, int, int]
 """``(run_id, first_seq, last_seq)``: the records of one run a commit added."""
 
 
-def run_spans(rows: Iterable[Sequence[object]]) -> list[RunSpan]:
-    """The span of each run among record rows (``run_id`` first, ``seq`` second), in the
-    order the runs first appear."""
-    spans: dict[str, list[int]] = {}
-    for row in rows:
-        run_id, seq = str(row[0]), int(row[1])  # type: ignore[call-overload]
-        span = spans.get(run_id)
-        if span is None:
-            spans[run_id] = [seq, seq]
-        else:
-            span[0], span[1] = min(span[0], seq), max(span[1], seq)
-    return [(run_id, first, last) for run_id, (first, last) in spans.items()]
+def run_spans(rows: Sequence[Sequence[object]]) -> list[RunSpan]:
+    """The span of each run among record rows (``run_id`` first, ``seq`` second; each
+    run's rows in seq order, as a commit's are), in the order the runs first appear."""
+    last = {row[0]: row[1] for row in rows}  # comprehensions: ~40 ns a row, not ~1 us
+    first = {row[0]: row[1] for row in reversed(rows)}
+    return [(str(run), int(first[run]), int(seq)) for run, seq in last.items()]  # type: ignore[call-overload]
 
 
 def change_payloads(spans: Sequence[RunSpan], *, site: bool = False) -> list[str]:
