@@ -14,6 +14,7 @@ import bench_crash_drill
 import bench_fidelity
 import bench_journal
 import bench_journal_load
+import bench_journal_pg
 import bench_materials
 import bench_opcua
 import bench_people
@@ -67,6 +68,20 @@ def main() -> int:
         rows.append(
             {
                 "case": f"journal load: {row['case']} ({row['records']:,} records)",
+                "value": f"{row['records'] / row['seconds']:,.0f} rec/s",
+                "target": target,
+                "detail": detail,
+                "ok": ok,
+            }
+        )
+    for row in bench_journal_pg.run(quick=args.quick):  # [] without PostgreSQL
+        target, ok, detail = "", None, f"{row['commits']} commits"
+        if "ratio_copy" in row:
+            target, ok = "≥ 0.5x raw COPY", row["ratio_copy"] >= 0.5
+            detail = f"{row['ratio_copy']:.2f}x COPY, {row['ratio_many']:.2f}x executemany"
+        rows.append(
+            {
+                "case": f"journal on PostgreSQL: {row['case']}",
                 "value": f"{row['records'] / row['seconds']:,.0f} rec/s",
                 "target": target,
                 "detail": detail,
