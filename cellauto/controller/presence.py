@@ -188,10 +188,11 @@ class Presence:
 
     def heartbeat(self) -> None:
         with self.lock:
-            self.conn.execute(
-                "UPDATE controllers SET heartbeat_wall_ns = %s WHERE name = %s AND"
-                " presence_key = %s",
-                (time.time_ns(), self.name, self.key),
+            self.conn.execute(  # the server's clock: peers compare it with theirs
+                "UPDATE controllers SET heartbeat_wall_ns ="
+                " (extract(epoch FROM clock_timestamp()) * 1e9)::bigint"
+                " WHERE name = %s AND presence_key = %s",
+                (self.name, self.key),
             )
 
     def mark(self, peer: ControllerRow, status: str) -> bool:

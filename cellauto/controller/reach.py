@@ -59,8 +59,15 @@ def run_assets(started: rec.RunStarted) -> set[str]:
 
 
 def missing_assets(started: rec.RunStarted, reached: Iterable[str]) -> list[str]:
-    """The run's instruments this controller does not reach (sorted)."""
-    return sorted(run_assets(started) - set(reached))
+    """The run's instruments this controller does not reach, as ``name (vendor/model/
+    serial)``, sorted."""
+    have = set(reached)
+    missing = []
+    for name, identity in started.instruments.items():
+        key = asset_key(identity.vendor, identity.model, identity.serial)
+        if identity.adapter not in LOCAL_ADAPTERS and key not in have:
+            missing.append(f"{name} ({key})")
+    return sorted(missing)
 
 
 class ProtocolShelf:

@@ -37,7 +37,7 @@ from cellauto.cli.run_site import resume_site, run_site
 from cellauto.clock import Clock, real_seconds
 from cellauto.controller import queue, takeover
 from cellauto.controller.presence import ControllerRow, PeerWatch, Presence
-from cellauto.controller.reach import ProtocolShelf, line_assets, missing_assets
+from cellauto.controller.reach import ProtocolShelf, line_assets, missing_assets, run_assets
 from cellauto.errors import CellautoError, FencedError, RunOwnedError
 from cellauto.lines import LineConfig
 from cellauto.lines.wire import open_line
@@ -49,7 +49,8 @@ from cellauto.records import Journal, RecordKind, _owners
 from cellauto.records import backend as db
 from cellauto.records import payloads as rec
 from cellauto.records.backend import Conn, Location
-from cellauto.records.backend.notify import ChangeFeed, open_feed
+from cellauto.records.backend.notify import ChangeFeed, notify, open_feed
+from cellauto.records.run_journal import RunJournal
 from cellauto.records.site_payloads import RunSubmitted
 
 __all__ = ["ControllerService", "ControllerSettings"]
@@ -95,6 +96,7 @@ class ControllerService:
         self._wake = anyio.Event()
         self._running: dict[str, Execution] = {}
         self._watches: dict[str, PeerWatch] = {}
+        self._holding: dict[str, tuple[RunJournal, set[str]]] = {}
         self._resume_slots = anyio.Semaphore(settings.resume_at_once)
         self.taken_over: list[str] = []
 
@@ -116,8 +118,6 @@ class ControllerService:
             self.reached = reached
             _owners.set_controller_name(settings.name)
             stack.callback(_owners.set_controller_name, None)
-            self.journal = journal = Journal(self.url, owner_stale_s=settings.stale_s)
-            stack.callback(journal.close)
             self.conn: Conn = db.open_backend(self.url).connect(create=False, timeout_s=10.0)
             stack.callback(self.conn.close)
             self.presence = Presence(
@@ -128,6 +128,10 @@ class ControllerService:
                 capacity=settings.capacity,
             )
             stack.callback(self._stop_presence)
+            # closed before the presence ends: the claims are released before a peer,
+            # seeing this controller stopped, takes its runs over
+            self.journal = journal = Journal(self.url, owner_stale_s=settings.stale_s)
+            stack.callback(journal.close)
             feed = open_feed(self.url, [queue.QUEUE_CHANNEL, "cellauto_controllers"])
             stack.callback(feed.close)
             self.inbox = inbox = PeopleInbox(journal)
@@ -170,6 +174,7 @@ class ControllerService:
                 continue
             if "cellauto_controllers" in changed:
                 self._watch_peers()
+                self._hand_over()
             if queue.QUEUE_CHANNEL in changed:
                 self._wake.set()
 
@@ -186,9 +191,13 @@ class ControllerService:
                 self.conn, line=self.settings.line.name, controller=self.settings.name, free=free
             ):
                 self._start(entry, tg)
-            with anyio.move_on_after(real_seconds(self.settings.sweep_s)):
+            await self._adopt_released()
+            with anyio.move_on_after(real_seconds(self.settings.sweep_s)) as quiet:
                 await self._wake.wait()
             self._wake = anyio.Event()
+            if quiet.cancelled_caught:  # a missed notification, a takeover refused earlier
+                await self._sweep_lost()
+                self._hand_over()
         await self._stop_runs()
 
     async def _stop_runs(self) -> None:
@@ -282,6 +291,72 @@ class ControllerService:
                 self.url, peer, lambda gone: loop_call(self._peer_gone, gone)
             )
 
+    def _unreachable(
+        self, run_id: str, peer: str, first: rec.RunStarted, lacking: list[str]
+    ) -> None:
+        """A run this controller cannot drive: left to a live controller that reaches its
+        instruments; if none does, the lowest-named live controller claims and holds it."""
+        if run_id in self._holding:
+            return
+        peers = self.presence.peers()
+        needed = run_assets(first)
+        if takeover.reaching([(p.name, set(p.assets)) for p in peers], needed):
+            return  # a peer reaches it: that one takes it
+        if min([p.name for p in peers] + [self.settings.name]) != self.settings.name:
+            return  # the lowest-named survivor holds it
+        clock = Clock(line_origin(self.settings.line))
+        try:
+            run = takeover.hold_unreachable(
+                self.journal, run_id, me=self.settings.name, peer=peer, missing=lacking, clock=clock
+            )
+        except RunOwnedError:
+            return
+        except CellautoError as exc:
+            log.warning("run %s of controller %s not held: %s", run_id, peer, exc)
+            return
+        self._holding[run_id] = (run, needed)
+        self._say(f"run {run_id} held: {takeover.unreachable_message(lacking, peer)}")
+
+    def _hand_over(self) -> None:
+        """Held runs a live peer now reaches: ``controller_released``, claim released."""
+        if not self._holding:
+            return
+        peers = [(p.name, set(p.assets)) for p in self.presence.peers()]
+        for run_id, (run, needed) in list(self._holding.items()):
+            able = takeover.reaching(peers, needed)
+            if not able:
+                continue
+            takeover.release_to(
+                self.journal,
+                run,
+                me=self.settings.name,
+                to=able[0],
+                reason=f"controller {able[0]} reaches the run's instruments",
+            )
+            del self._holding[run_id]
+            self._announce(run_id)
+            self._say(f"run {run_id} handed over to controller {able[0]}")
+
+    def _announce(self, run_id: str) -> None:
+        """Wake the controllers: a run is free to take."""
+        db.begin_write(self.conn)
+        try:
+            notify(self.conn, queue.QUEUE_CHANNEL, f"released:{run_id}")
+            self.conn.execute("COMMIT")
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+
+    async def _adopt_released(self) -> None:
+        for run_id, by in takeover.released_unended(self.conn):
+            if self._stopping or len(self._running) >= self.settings.capacity:
+                break
+            if run_id in self._running or run_id in self._holding:
+                continue
+            async with self._resume_slots:
+                self._resume(run_id, by, released=True)
+
     def _peer_gone(self, peer: ControllerRow) -> None:
         if self._stopping:
             return
@@ -304,7 +379,15 @@ class ControllerService:
         return None if row is None else str(row[0])
 
     async def _sweep_lost(self) -> None:
-        """At start: runs of controllers already lost or stopped, nobody took over."""
+        """At start and every ``sweep_s``: a live peer whose heartbeat is older than
+        ``stale_s`` (on the server's clock: hung, or cut off with its session still open)
+        is marked lost; the runs of controllers lost or stopped that nobody took over
+        yet are taken over."""
+        now_ns = db.server_now_ns(self.conn)
+        for peer in await anyio.to_thread.run_sync(self.presence.peers):
+            stale = now_ns - peer.heartbeat_wall_ns >= self.settings.stale_s * 1e9
+            if stale and self.presence.mark(peer, "lost"):
+                self._say(f"controller {peer.name} lost (no heartbeat)")
         rows = self.conn.execute(
             "SELECT name FROM controllers WHERE status <> 'live' AND name <> ?",
             (self.settings.name,),
@@ -321,10 +404,12 @@ class ControllerService:
         ):
             if self._stopping or len(self._running) >= self.settings.capacity:
                 break
+            if run_id in self._running:
+                continue
             async with self._resume_slots:
                 self._resume(run_id, peer)
 
-    def _resume(self, run_id: str, peer: str) -> None:
+    def _resume(self, run_id: str, peer: str, *, released: bool = False) -> None:
         journal = self.journal
         started = journal.records(run_id, {RecordKind.RUN_STARTED})
         if not started or not isinstance(started[0].payload, rec.RunStarted):
@@ -332,12 +417,7 @@ class ControllerService:
         first: rec.RunStarted = started[0].payload
         lacking = missing_assets(first, self.reached)
         if lacking:
-            log.warning(
-                "run %s of lost controller %s: instruments %s not reached from here",
-                run_id,
-                peer,
-                ", ".join(lacking),
-            )
+            self._unreachable(run_id, peer, first, lacking)
             return
         protocol, why = self.shelf.find(first.protocol_name, first.protocol_source_sha256 or "")
         if protocol is None:
@@ -362,7 +442,8 @@ class ControllerService:
             log.warning("run %s of lost controller %s not resumed: %s", run_id, peer, exc)
             return
         self.taken_over.append(run_id)
-        self._say(f"run {run_id} taken over from controller {peer}")
+        how = f"(released by controller {peer})" if released else f"from controller {peer}"
+        self._say(f"run {run_id} taken over {how}")
         self._execute(execution, self._tg, by=first.operator)
 
 

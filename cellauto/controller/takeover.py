@@ -15,11 +15,27 @@ from __future__ import annotations
 import hashlib
 import logging
 
+from cellauto.clock import Clock
 from cellauto.controller.queue import requeue_taken
+from cellauto.protocols.resume import plan_resume
+from cellauto.protocols.runner import controller_claimed
+from cellauto.protocols.states import State
+from cellauto.records import Journal
 from cellauto.records import backend as db
+from cellauto.records import payloads as rec
 from cellauto.records.backend import Conn
+from cellauto.records.run_journal import RunJournal
 
-__all__ = ["orphans", "settle_lost_peer", "survivor_order"]
+__all__ = [
+    "hold_unreachable",
+    "orphans",
+    "reaching",
+    "release_to",
+    "released_unended",
+    "settle_lost_peer",
+    "survivor_order",
+    "unreachable_message",
+]
 
 log = logging.getLogger(__name__)
 
@@ -52,3 +68,85 @@ def orphans(conn: Conn, peer: str) -> list[str]:
 def survivor_order(me: str, run_ids: list[str]) -> list[str]:
     """``run_ids`` in this survivor's own order (survivors try different runs first)."""
     return sorted(run_ids, key=lambda run_id: hashlib.sha256(f"{me}:{run_id}".encode()).digest())
+
+
+def released_unended(conn: Conn) -> list[tuple[str, str]]:
+    """Runs a controller service released without ending them (it stopped, or handed a
+    held run over), with that controller: any controller that reaches their instruments
+    takes them."""
+    rows = conn.execute(
+        "SELECT o.run_id, o.controller FROM run_owners o WHERE o.released_wall_ns IS NOT NULL"
+        " AND o.controller IS NOT NULL AND NOT EXISTS"
+        " (SELECT 1 FROM records r WHERE r.run_id = o.run_id AND r.kind = 'run_ended')"
+        " ORDER BY o.run_id"
+    ).fetchall()
+    return [(str(run_id), str(controller)) for (run_id, controller) in rows]
+
+
+def reaching(controllers: list[tuple[str, set[str]]], needed: set[str]) -> list[str]:
+    """The names of the controllers (name, assets) that reach every one of ``needed``."""
+    return sorted(name for name, assets in controllers if needed <= assets)
+
+
+def unreachable_message(missing: list[str], peer: str) -> str:
+    return (
+        f"instruments {', '.join(missing)} were reachable only from controller {peer}, which "
+        "is gone; the run holds until a controller that reaches them takes it over"
+    )
+
+
+def hold_unreachable(
+    journal: Journal, run_id: str, *, me: str, peer: str, missing: list[str], clock: Clock
+) -> RunJournal:
+    """Claim a run no live controller can drive and hold it (design §4.4 step 4):
+    ``controller_claimed``, a critical alarm naming the instruments, and ``Running ->
+    Holding -> Held``; nothing is driven. Returns the open run (the claim kept alive)."""
+    plan = plan_resume(journal.records(run_id))
+    run = journal.resume_run(run_id, clock.now_s)
+    try:
+        claimed = controller_claimed(run, reproducible=False)
+        if claimed is not None:
+            run.append(claimed)
+        run.append(
+            rec.Alarm(
+                source=f"controller {me}",
+                severity="critical",
+                message=unreachable_message(missing, peer),
+            )
+        )
+        step = None
+        if plan.interrupted_step is not None:
+            step = plan.run_started.steps[plan.interrupted_step].name
+        cause = f"no live controller reaches {', '.join(missing)}"
+        if plan.state in (State.RUNNING, State.RESTARTING):
+            run.append(
+                rec.StateChange(
+                    from_state=plan.state.value, to_state="Holding", cause=cause, step=step
+                )
+            )
+            run.append(
+                rec.StateChange(from_state="Holding", to_state="Held", cause=cause, step=step)
+            )
+        elif plan.state is State.HOLDING:
+            run.append(
+                rec.StateChange(from_state="Holding", to_state="Held", cause=cause, step=step)
+            )
+        journal.flush()
+    except BaseException:
+        journal.release_run(run)
+        raise
+    return run
+
+
+def release_to(journal: Journal, run: RunJournal, *, me: str, to: str, reason: str) -> None:
+    """Hand a held run over: ``controller_released`` (durable), then the claim released."""
+    held = run.claim
+    run.append(
+        rec.ControllerReleased(
+            epoch=held.epoch if held is not None else 0,
+            controller=me,
+            to_controller=to,
+            reason=reason,
+        )
+    )
+    journal.release_run(run)

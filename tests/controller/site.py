@@ -39,6 +39,7 @@ def _equipment(endpoints: dict[str, str]) -> str:
         f'[equipment.{name}]\nadapter = "{adapter}"\ninterface = "{interface}"\n'
         f'endpoint = "{endpoints[name]}"\n'
         for name, (adapter, interface, _) in SERVED.items()
+        if name in endpoints
     )
 
 
@@ -74,6 +75,12 @@ def served_demo_line(workdir: Path, *, speed: float, seed: int = 7) -> Iterator[
         line.write_text(
             f'name = "site-demo"\n\n[simulation]\nspeed = {announced["speed"]}\n'
             f"epoch = {announced['epoch']}\n\n" + _equipment(announced["endpoints"])
+        )
+        partial = workdir / "site-b.toml"  # a line without the bioreactor
+        partial.write_text(
+            f'name = "site-b"\n\n[simulation]\nspeed = {announced["speed"]}\n'
+            f"epoch = {announced['epoch']}\n\n"
+            + _equipment({k: v for k, v in announced["endpoints"].items() if k != "bioreactor"})
         )
         yield line, actions
     finally:

@@ -134,7 +134,7 @@ def test_three_controllers_two_kills_the_batch_completes_once(
             every = {c.name: c for c in (alpha, beta, gamma)}
             for controller in every.values():
                 controller.wait_for(f"controller {controller.name} of line")
-            run_id = submit(url, "culture_days=3")
+            run_id = submit(url, "culture_days=7")  # long enough for two kills
             killed: list[str] = []
             epoch = 0
             for _ in range(2):
@@ -143,7 +143,7 @@ def test_three_controllers_two_kills_the_batch_completes_once(
                     60.0,
                     "the run's next claim",
                 )
-                _kill_after(every[owner], rng.uniform(0.5, 3.0))
+                _kill_after(every[owner], rng.uniform(0.5, 2.5))
                 killed.append(owner)
             last = wait_until(
                 lambda: (o := _owner(url, run_id)) and o[1] > epoch and o, 60.0, "a third claim"
@@ -154,4 +154,29 @@ def test_three_controllers_two_kills_the_batch_completes_once(
                 if controller.name not in killed:
                     assert controller.stop() == 0
         assert _claims_by(url, run_id) == sorted(killed)
+    _audit(url, run_id, actions)
+
+
+def test_a_controller_stopped_by_sigterm_leaves_its_batch_to_a_peer_at_once(
+    pg_location: Location, tmp_path: Path
+) -> None:
+    url = pg_location.describe()
+    SiteStore(url, create=True).close()
+    with served_demo_line(tmp_path, speed=SPEED) as (line, actions):
+        with (
+            # a grace no test waits out: the hand-over must not wait for it
+            Controller(url, line, "alpha", tmp_path, "--grace-s", "600") as alpha,
+            Controller(url, line, "beta", tmp_path, "--grace-s", "600") as beta,
+        ):
+            alpha.wait_for("controller alpha of line")
+            beta.wait_for("controller beta of line")
+            run_id = submit(url, "culture_days=3")
+            first, _ = wait_until(lambda: _owner(url, run_id), 60.0, "the run's claim")
+            leaving, staying = (alpha, beta) if first == "alpha" else (beta, alpha)
+            leaving.wait_for(f"run {run_id} started")
+            assert leaving.stop() == 0
+            staying.wait_for(f"run {run_id} taken over from controller {leaving.name}", 60.0)
+            staying.wait_for(f"run {run_id} ended Complete", 120.0)
+            assert staying.stop() == 0
+        assert _owner(url, run_id) == (staying.name, 2)
     _audit(url, run_id, actions)
