@@ -26,30 +26,29 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import anyio
 import anyio.to_thread
 from anyio.abc import TaskGroup
 
 from cellauto.cli.run_cmd import line_origin
-from cellauto.cli.run_site import resume_site, run_site
+from cellauto.cli.run_site import run_site
 from cellauto.clock import Clock, real_seconds
-from cellauto.controller import queue, takeover
-from cellauto.controller.presence import ControllerRow, PeerWatch, Presence
-from cellauto.controller.reach import ProtocolShelf, line_assets, missing_assets, run_assets
-from cellauto.errors import CellautoError, FencedError, RunOwnedError
+from cellauto.controller import queue
+from cellauto.controller.presence import PeerWatch, Presence
+from cellauto.controller.reach import ProtocolShelf, line_assets
+from cellauto.controller.takeover import Takeovers
+from cellauto.errors import CellautoError, FencedError
 from cellauto.lines import LineConfig
 from cellauto.lines.wire import open_line
 from cellauto.protocols import Runner
 from cellauto.protocols.execution import Execution
 from cellauto.protocols.inbox import PeopleInbox
 from cellauto.protocols.params import build_params
-from cellauto.records import Journal, RecordKind, _owners
+from cellauto.records import Journal, _owners
 from cellauto.records import backend as db
-from cellauto.records import payloads as rec
 from cellauto.records.backend import Conn, Location
-from cellauto.records.backend.notify import ChangeFeed, notify, open_feed
+from cellauto.records.backend.notify import ChangeFeed, open_feed
 from cellauto.records.run_journal import RunJournal
 from cellauto.records.site_payloads import RunSubmitted
 
@@ -76,7 +75,7 @@ class ControllerSettings:
     """Where the service says what it does (the command prints; default: the log)."""
 
 
-class ControllerService:
+class ControllerService(Takeovers):
     """One controller service (see the module doc)."""
 
     def __init__(self, settings: ControllerSettings) -> None:
@@ -281,179 +280,3 @@ class ControllerService:
             self._wake.set()
 
     # -- peers ----------------------------------------------------------------------------
-    def _watch_peers(self) -> None:
-        loop_call = _threadsafe_caller()
-        for peer in self.presence.peers():
-            known = self._watches.get(peer.name)
-            if known is not None and known.peer.presence_key == peer.presence_key:
-                continue
-            self._watches[peer.name] = PeerWatch(
-                self.url, peer, lambda gone: loop_call(self._peer_gone, gone)
-            )
-
-    def _unreachable(
-        self, run_id: str, peer: str, first: rec.RunStarted, lacking: list[str]
-    ) -> None:
-        """A run this controller cannot drive: left to a live controller that reaches its
-        instruments; if none does, the lowest-named live controller claims and holds it."""
-        if run_id in self._holding:
-            return
-        peers = self.presence.peers()
-        needed = run_assets(first)
-        if takeover.reaching([(p.name, set(p.assets)) for p in peers], needed):
-            return  # a peer reaches it: that one takes it
-        if min([p.name for p in peers] + [self.settings.name]) != self.settings.name:
-            return  # the lowest-named survivor holds it
-        clock = Clock(line_origin(self.settings.line))
-        try:
-            run = takeover.hold_unreachable(
-                self.journal, run_id, me=self.settings.name, peer=peer, missing=lacking, clock=clock
-            )
-        except RunOwnedError:
-            return
-        except CellautoError as exc:
-            log.warning("run %s of controller %s not held: %s", run_id, peer, exc)
-            return
-        self._holding[run_id] = (run, needed)
-        self._say(f"run {run_id} held: {takeover.unreachable_message(lacking, peer)}")
-
-    def _hand_over(self) -> None:
-        """Held runs a live peer now reaches: ``controller_released``, claim released."""
-        if not self._holding:
-            return
-        peers = [(p.name, set(p.assets)) for p in self.presence.peers()]
-        for run_id, (run, needed) in list(self._holding.items()):
-            able = takeover.reaching(peers, needed)
-            if not able:
-                continue
-            takeover.release_to(
-                self.journal,
-                run,
-                me=self.settings.name,
-                to=able[0],
-                reason=f"controller {able[0]} reaches the run's instruments",
-            )
-            del self._holding[run_id]
-            self._announce(run_id)
-            self._say(f"run {run_id} handed over to controller {able[0]}")
-
-    def _announce(self, run_id: str) -> None:
-        """Wake the controllers: a run is free to take."""
-        db.begin_write(self.conn)
-        try:
-            notify(self.conn, queue.QUEUE_CHANNEL, f"released:{run_id}")
-            self.conn.execute("COMMIT")
-        except BaseException:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            raise
-
-    async def _adopt_released(self) -> None:
-        for run_id, by in takeover.released_unended(self.conn):
-            if self._stopping or len(self._running) >= self.settings.capacity:
-                break
-            if run_id in self._running or run_id in self._holding:
-                continue
-            async with self._resume_slots:
-                self._resume(run_id, by, released=True)
-
-    def _peer_gone(self, peer: ControllerRow) -> None:
-        if self._stopping:
-            return
-        self._tg.start_soon(self._take_over, peer)
-
-    async def _take_over(self, peer: ControllerRow) -> None:
-        stopped = await anyio.to_thread.run_sync(self._peer_status, peer.name) == "stopped"
-        if not stopped:
-            await anyio.sleep(real_seconds(self.settings.grace_s))
-        if self.presence.mark(peer, "lost"):
-            log.warning("controller %s lost (its presence ended)", peer.name)
-            self._say(f"controller {peer.name} lost")
-        await self._adopt(peer.name)
-
-    def _peer_status(self, name: str) -> str | None:
-        with self.presence.lock:
-            row = self.presence.conn.execute(
-                "SELECT status FROM controllers WHERE name = %s", (name,)
-            ).fetchone()
-        return None if row is None else str(row[0])
-
-    async def _sweep_lost(self) -> None:
-        """At start and every ``sweep_s``: a live peer whose heartbeat is older than
-        ``stale_s`` (on the server's clock: hung, or cut off with its session still open)
-        is marked lost; the runs of controllers lost or stopped that nobody took over
-        yet are taken over."""
-        now_ns = db.server_now_ns(self.conn)
-        for peer in await anyio.to_thread.run_sync(self.presence.peers):
-            stale = now_ns - peer.heartbeat_wall_ns >= self.settings.stale_s * 1e9
-            if stale and self.presence.mark(peer, "lost"):
-                self._say(f"controller {peer.name} lost (no heartbeat)")
-        rows = self.conn.execute(
-            "SELECT name FROM controllers WHERE status <> 'live' AND name <> ?",
-            (self.settings.name,),
-        ).fetchall()
-        for (name,) in rows:
-            await self._adopt(str(name))
-
-    async def _adopt(self, peer: str) -> None:
-        back = takeover.settle_lost_peer(self.conn, peer)
-        if back:
-            self._wake.set()
-        for run_id in takeover.survivor_order(
-            self.settings.name, takeover.orphans(self.conn, peer)
-        ):
-            if self._stopping or len(self._running) >= self.settings.capacity:
-                break
-            if run_id in self._running:
-                continue
-            async with self._resume_slots:
-                self._resume(run_id, peer)
-
-    def _resume(self, run_id: str, peer: str, *, released: bool = False) -> None:
-        journal = self.journal
-        started = journal.records(run_id, {RecordKind.RUN_STARTED})
-        if not started or not isinstance(started[0].payload, rec.RunStarted):
-            return
-        first: rec.RunStarted = started[0].payload
-        lacking = missing_assets(first, self.reached)
-        if lacking:
-            self._unreachable(run_id, peer, first, lacking)
-            return
-        protocol, why = self.shelf.find(first.protocol_name, first.protocol_source_sha256 or "")
-        if protocol is None:
-            log.warning("run %s of lost controller %s not resumed here: %s", run_id, peer, why)
-            return
-        clock = Clock(line_origin(self.settings.line))
-        try:
-            site = resume_site(journal, run_id, protocol, self.line, clock, self.url)
-            people = not self.line.rehearsal and first.operators == "people"
-            execution = Runner(journal).resume(
-                protocol,
-                self.line,
-                run_id,
-                clock=clock,
-                answerers=[self.inbox] if people else [],
-                authority=self.inbox.authority() if people else None,
-                site=site,
-            )
-        except RunOwnedError:
-            return  # another survivor took it first
-        except CellautoError as exc:
-            log.warning("run %s of lost controller %s not resumed: %s", run_id, peer, exc)
-            return
-        self.taken_over.append(run_id)
-        how = f"(released by controller {peer})" if released else f"from controller {peer}"
-        self._say(f"run {run_id} taken over {how}")
-        self._execute(execution, self._tg, by=first.operator)
-
-
-def _threadsafe_caller() -> Any:
-    """A function that calls ``f(*args)`` on the running loop from any thread."""
-    import asyncio
-
-    loop = asyncio.get_running_loop()
-
-    def call(function: Any, *args: Any) -> None:
-        loop.call_soon_threadsafe(function, *args)
-
-    return call
