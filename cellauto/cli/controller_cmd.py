@@ -52,6 +52,13 @@ def add_parser(sub: Any) -> None:
         default=30.0,
         help="seconds without a heartbeat after which a run's claim counts as gone (default 30)",
     )
+    p.add_argument(
+        "--sweep-s",
+        type=float,
+        default=30.0,
+        help="seconds between looks at the queue and at hung peers without a "
+        "notification (default 30)",
+    )
     p.set_defaults(handler=controller_command)
 
 
@@ -68,6 +75,7 @@ def controller_command(args: argparse.Namespace) -> int:
             protocols=args.protocols,
             grace_s=args.grace_s,
             stale_s=args.stale_s,
+            sweep_s=args.sweep_s,
             announce=lambda text: print(text, flush=True),
         )
     )

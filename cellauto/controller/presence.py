@@ -186,14 +186,17 @@ class Presence:
         with self.lock:
             return [row for row in live_controllers(self.conn) if row.name != self.name]
 
-    def heartbeat(self) -> None:
+    def heartbeat(self) -> bool:
+        """Refresh this controller's heartbeat; False if its peers have marked it lost
+        meanwhile (it hung past their stale interval: its runs were taken over)."""
         with self.lock:
-            self.conn.execute(  # the server's clock: peers compare it with theirs
+            changed = self.conn.execute(  # the server's clock: peers compare it with theirs
                 "UPDATE controllers SET heartbeat_wall_ns ="
                 " (extract(epoch FROM clock_timestamp()) * 1e9)::bigint"
-                " WHERE name = %s AND presence_key = %s",
+                " WHERE name = %s AND presence_key = %s AND status = 'live'",
                 (self.name, self.key),
-            )
+            ).rowcount
+        return bool(changed)
 
     def mark(self, peer: ControllerRow, status: str) -> bool:
         """Mark a peer lost (or stopped) if it is still that peer's live row; whether this

@@ -98,6 +98,7 @@ class ControllerService(Takeovers):
         self._holding: dict[str, tuple[RunJournal, set[str]]] = {}
         self._resume_slots = anyio.Semaphore(settings.resume_at_once)
         self.taken_over: list[str] = []
+        self.exit_status = 0
 
     def _say(self, text: str) -> None:
         if self.settings.announce is not None:
@@ -149,7 +150,7 @@ class ControllerService(Takeovers):
                 await self._take_loop(tg)
                 tg.cancel_scope.cancel()
         self._say(f"controller {settings.name} stopped")
-        return 0
+        return self.exit_status
 
     def _stop_presence(self) -> None:
         for watch in self._watches.values():
@@ -178,9 +179,20 @@ class ControllerService(Takeovers):
                 self._wake.set()
 
     async def _heartbeats(self) -> None:
+        """Every ``stale_s / 4``; a controller its peers marked lost (it hung: its runs are
+        theirs now, and its own commits for them are fenced) stops, exit status 1, for
+        its supervisor to start it again."""
         while True:
-            await anyio.sleep(real_seconds(max(self.settings.stale_s / 4, 0.5)))
-            await anyio.to_thread.run_sync(self.presence.heartbeat)
+            await anyio.sleep(real_seconds(max(self.settings.stale_s / 4, 0.25)))
+            if not await anyio.to_thread.run_sync(self.presence.heartbeat):
+                self._say(
+                    f"controller {self.settings.name} was marked lost by its peers (no "
+                    f"heartbeat for {self.settings.stale_s:g} s): its runs are theirs; stopping"
+                )
+                self.exit_status = 1
+                self._stopping = True
+                self._wake.set()
+                return
 
     async def _take_loop(self, tg: TaskGroup) -> None:
         await self._sweep_lost()
