@@ -116,7 +116,13 @@ def cancel_command(args: argparse.Namespace) -> int:
     from cellauto.cli.run_cmd import operator_name
 
     with SiteStore(args.db) as store:
-        done = queue.cancel(store, args.run_id, by=operator_name(args.by), reason=args.reason)
+        done = queue.cancel(
+            store,
+            args.run_id,
+            by=operator_name(args.by),
+            reason=args.reason,
+            terminal=this_terminal(),
+        )
     print(f"run {done.run_id} cancelled: {done.reason}")
     return 0
 

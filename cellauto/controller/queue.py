@@ -11,7 +11,8 @@ submission order) with ``FOR UPDATE SKIP LOCKED``: two controllers never take on
 A taken row goes ``started`` once the run is claimed (:func:`settle`), ``refused`` with
 the reason when the controller cannot run it (another source, instruments it does not
 reach), back to ``queued`` when its controller is lost before the run began
-(:func:`requeue_taken`). A person cancels a queued row (:func:`cancel`).
+(:func:`requeue_taken`). A person cancels a queued row (:func:`cancel`: a
+``run_submission_cancelled`` site record).
 
 The queue needs PostgreSQL: on SQLite one process runs one batch (``cellauto run``).
 """
@@ -29,7 +30,7 @@ from cellauto.records import backend as db
 from cellauto.records.backend import Conn
 from cellauto.records.backend.notify import notify
 from cellauto.records.refs import SignatureShown
-from cellauto.records.site_payloads import RunSubmitted, Terminal
+from cellauto.records.site_payloads import RunSubmissionCancelled, RunSubmitted, Terminal
 from cellauto.records.site_store import SiteStore
 
 __all__ = [
@@ -165,8 +166,13 @@ def queue_rows(conn: Conn, *, statuses: Sequence[str] = ()) -> list[QueueEntry]:
     return [QueueEntry.from_row(row) for row in rows]
 
 
-def cancel(store: SiteStore, run_id: str, *, by: str, reason: str) -> QueueEntry:
-    """Cancel a queued run (not yet taken by a controller); JournalError otherwise."""
+def cancel(
+    store: SiteStore, run_id: str, *, by: str, reason: str, terminal: Terminal
+) -> QueueEntry:
+    """Cancel a queued run (not yet taken by a controller): a ``run_submission_cancelled``
+    site record and the row ``cancelled``; JournalError (nothing written) otherwise."""
+    if not reason.strip():
+        raise BadInputError("say why the run must not be run (--reason)")
     with store.transaction() as tx:
         _require_postgresql(tx.conn, store.location)
         found = tx.conn.execute(
@@ -182,6 +188,7 @@ def cancel(store: SiteStore, run_id: str, *, by: str, reason: str) -> QueueEntry
                 + ", not queued: only a queued run can be cancelled (stop a started run with"
                 " `cellauto stop`)"
             )
+        tx.append(RunSubmissionCancelled(by=by, reason=reason, terminal=terminal, run_id=run_id))
         tx.conn.execute(
             "UPDATE run_queue SET status = 'cancelled', reason = ? WHERE run_id = ?",
             (f"cancelled by {by}: {reason}", run_id),

@@ -59,6 +59,7 @@ class SiteKind(StrEnum):
     REVIEW_ACT_REFUSED = "review_act_refused"
     ALARM_ACKNOWLEDGED = "alarm_acknowledged"
     RUN_SUBMITTED = "run_submitted"
+    RUN_SUBMISSION_CANCELLED = "run_submission_cancelled"
 
 
 # -- parts ------------------------------------------------------------------------------

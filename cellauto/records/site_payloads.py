@@ -36,6 +36,7 @@ __all__ = [
     "PasswordChanged",
     "PolicySet",
     "RunCommandRequested",
+    "RunSubmissionCancelled",
     "RunSubmitted",
     "SessionClosed",
     "SessionOpened",
@@ -282,6 +283,14 @@ class RunSubmitted(SitePayload):
     """The submitter's signature (``--as``); None for a rehearsal submitted unsigned."""
 
 
+class RunSubmissionCancelled(SitePayload):
+    """A person took a queued run back before a controller took it (``cellauto queue
+    cancel``; ``reason`` says why); its ``run_queue`` row goes ``cancelled``."""
+
+    kind: ClassVar[SiteKind] = SiteKind.RUN_SUBMISSION_CANCELLED
+    run_id: str
+
+
 _PEOPLE_PAYLOADS: tuple[type[SitePayload], ...] = (
     PolicySet,
     AccountCreated,
@@ -300,6 +309,7 @@ _PEOPLE_PAYLOADS: tuple[type[SitePayload], ...] = (
     RunCommandRequested,
     AlarmAcknowledged,
     RunSubmitted,
+    RunSubmissionCancelled,
 )
 
 SITE_PAYLOAD_TYPES: dict[SiteKind, type[SitePayload]] = {

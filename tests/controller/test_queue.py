@@ -13,7 +13,7 @@ from cellauto.records import backend as db
 from cellauto.records.backend import Location
 from cellauto.records.backend.notify import open_feed
 from cellauto.records.site_chain import read_site_record
-from cellauto.records.site_payloads import RunSubmitted
+from cellauto.records.site_payloads import RunSubmissionCancelled, RunSubmitted
 from cellauto.records.site_store import SiteStore
 from cellauto.records.verify import verify_journal
 
@@ -140,3 +140,9 @@ def test_a_person_cancels_a_queued_run_not_a_taken_one(
     assert "donor withdrew" in listing
     assert main(["queue", "list", "--db", url]) == 0
     assert drop not in capsys.readouterr().out
+    with SiteStore(url) as store, store.reading() as conn:
+        kinds = [kind for (kind,) in conn.execute("SELECT kind FROM site_records ORDER BY seq")]
+        last = read_site_record(conn, len(kinds) - 1)
+    assert kinds == ["run_submitted", "run_submitted", "run_submission_cancelled"]
+    assert isinstance(last.payload, RunSubmissionCancelled)
+    assert (last.payload.run_id, last.payload.reason) == (drop, "donor withdrew")
