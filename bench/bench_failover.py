@@ -87,7 +87,7 @@ def one_kill(url: str, workdir: Path, rng: random.Random, grace_s: float) -> dic
 def run(*, quick: bool = False, kills: int | None = None, grace_s: float = 2.0) -> list[dict]:
     server = start_server()
     if server is None:
-        return [{"benchmark": "failover", "result": "skipped: no PostgreSQL binaries"}]
+        return [{"case": "failover", "detail": "skipped: no PostgreSQL binaries"}]
     rng = random.Random(2026)
     rounds = kills if kills is not None else (2 if quick else 10)
     results = []
@@ -105,13 +105,20 @@ def run(*, quick: bool = False, kills: int | None = None, grace_s: float = 2.0) 
     complete = sum(r["final_state"] == "Complete" for r in results)
     return [
         {
-            "benchmark": f"failover: {rounds} SIGKILLs of the controller driving a batch, "
-            f"2 controllers, grace {grace_s:g} s",
-            "result": f"kill -> claimed median {statistics.median(claimed):.2f} s, max "
-            f"{max(claimed):.2f} s; kill -> first record after resume median "
-            f"{statistics.median(first):.2f} s, max {max(first):.2f} s; "
-            f"{complete}/{rounds} batches complete",
-        }
+            "case": f"failover: SIGKILL -> survivor's claim ({rounds} kills, grace {grace_s:g} s)",
+            "value": f"{statistics.median(claimed):.2f} s",
+            "target": "max <= 60 s",
+            "ok": max(claimed) <= 60,
+            "detail": f"median; max {max(claimed):.2f} s; 2 controllers, demo batch served "
+            f"at speed 36,000; {complete}/{rounds} batches complete",
+        },
+        {
+            "case": "failover: SIGKILL -> first record of the resumed run",
+            "value": f"{statistics.median(first):.2f} s",
+            "target": "max <= 60 s",
+            "ok": max(first) <= 60,
+            "detail": f"median; max {max(first):.2f} s",
+        },
     ]
 
 
@@ -122,7 +129,7 @@ def main() -> int:
     parser.add_argument("--grace-s", type=float, default=2.0)
     args = parser.parse_args()
     for row in run(quick=args.quick, kills=args.kills, grace_s=args.grace_s):
-        print(f"{row['benchmark']}: {row['result']}")
+        print(f"{row['case']}: {row.get('value', '')} ({row.get('detail', '')})")
     return 0
 
 

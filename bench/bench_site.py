@@ -122,13 +122,14 @@ def _verified(db: str) -> bool:
 
 
 def run(*, quick: bool = False, batches: int | None = None) -> list[dict[str, Any]]:
+    """The two rows (see the module doc); ``quick``: 100 batches, else 1,000."""
     from cellauto.records.site_store import SiteStore
     from cellauto.testing_pg import start_server
 
     n = batches if batches is not None else (100 if quick else 1000)
     server = start_server()
     if server is None:
-        return [{"benchmark": "site", "result": "skipped: no PostgreSQL binaries"}]
+        return [{"case": "site", "detail": "skipped: no PostgreSQL binaries"}]
     try:
         url = server.location_url("site")
         SiteStore(url, create=True).close()
@@ -157,16 +158,18 @@ def run(*, quick: bool = False, batches: int | None = None) -> list[dict[str, An
             pg_states[state] = pg_states.get(state, 0) + count
     return [
         {
-            "benchmark": f"site: {n} CAR-T batches, 2 processes on one PostgreSQL journal",
-            "result": f"{pg_wall:.1f} s wall; CPU {pg[0]['cpu_s']:.1f} + {pg[1]['cpu_s']:.1f} s "
+            "case": f"site: {n} CAR-T batches, 2 processes on one PostgreSQL journal",
+            "value": f"{pg_wall:.1f} s",
+            "detail": f"wall; CPU {pg[0]['cpu_s']:.1f} + {pg[1]['cpu_s']:.1f} s "
             f"(processes) + {server_cpu:.1f} s (server); {pg_records:,} records = "
             f"{pg_records / pg_wall:,.0f} records/s; peak RSS {pg[0]['peak_rss_mb']:.0f} / "
             f"{pg[1]['peak_rss_mb']:.0f} MB; WAL {wal_mb:,.0f} MB; {pg_states}; "
             f"verify {'intact' if pg_ok else 'FAILED'}",
         },
         {
-            "benchmark": f"site: the same {n} batches, 1 process on an SQLite journal",
-            "result": f"{lite_wall:.1f} s wall; CPU {lite['cpu_s']:.1f} s; "
+            "case": f"site: the same {n} batches, 1 process on an SQLite journal",
+            "value": f"{lite_wall:.1f} s",
+            "detail": f"wall; CPU {lite['cpu_s']:.1f} s; "
             f"{lite['records']:,} records = {lite['records'] / lite_wall:,.0f} records/s; "
             f"peak RSS {lite['peak_rss_mb']:.0f} MB; file {lite_mb:,.0f} MB; "
             f"{lite['states']}; verify {'intact' if lite_ok else 'FAILED'}",
@@ -186,7 +189,7 @@ def main() -> int:
         worker(args.worker[0], int(args.worker[1]), int(args.worker[2]))
         return 0
     for row in run(quick=args.quick, batches=None if args.quick else args.batches):
-        print(f"{row['benchmark']}: {row['result']}")
+        print(f"{row['case']}: {row.get('value', '')} {row.get('detail', '')}")
     return 0
 
 
