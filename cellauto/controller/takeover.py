@@ -310,7 +310,8 @@ class Takeovers:
         """At start and every ``sweep_s``: a live peer whose heartbeat is older than
         ``stale_s`` (on the server's clock: hung, or cut off with its session still open)
         is marked lost; the runs of controllers lost or stopped that nobody took over
-        yet are taken over."""
+        yet are taken over, and so are the runs this controller's name held in an earlier
+        life (it crashed and was started again before a peer took them)."""
         now_ns = db.server_now_ns(self.conn)
         for peer in await anyio.to_thread.run_sync(self.presence.peers):
             stale = now_ns - peer.heartbeat_wall_ns >= self.settings.stale_s * 1e9
@@ -320,8 +321,8 @@ class Takeovers:
             "SELECT name FROM controllers WHERE status <> 'live' AND name <> ?",
             (self.settings.name,),
         ).fetchall()
-        for (name,) in rows:
-            await self._adopt(str(name))
+        for name in [self.settings.name, *(str(name) for (name,) in rows)]:
+            await self._adopt(name)
 
     async def _adopt(self, peer: str) -> None:
         back = settle_lost_peer(self.conn, peer)

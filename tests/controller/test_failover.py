@@ -180,3 +180,23 @@ def test_a_controller_stopped_by_sigterm_leaves_its_batch_to_a_peer_at_once(
             assert staying.stop() == 0
         assert _owner(url, run_id) == (staying.name, 2)
     _audit(url, run_id, actions)
+
+
+def test_a_controller_started_again_takes_back_the_batch_of_its_earlier_life(
+    pg_location: Location, tmp_path: Path
+) -> None:
+    url = pg_location.describe()
+    SiteStore(url, create=True).close()
+    with served_demo_line(tmp_path, speed=SPEED) as (line, actions):
+        with Controller(url, line, "alpha", tmp_path) as alpha:
+            alpha.wait_for("controller alpha of line")
+            run_id = submit(url, "culture_days=3")
+            alpha.wait_for(f"run {run_id} started")
+            alpha.kill()
+        # alone on the site, as systemd's Restart=on-failure starts it again
+        with Controller(url, line, "alpha", tmp_path) as again:
+            again.wait_for(f"run {run_id} taken over from controller alpha")
+            again.wait_for(f"run {run_id} ended Complete", 120.0)
+            assert again.stop() == 0
+        assert _owner(url, run_id) == ("alpha", 2)
+    _audit(url, run_id, actions)
