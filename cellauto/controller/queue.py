@@ -245,7 +245,13 @@ def settle(conn: Conn, run_id: str, status: QueueStatus, reason: str | None = No
 
 def requeue_taken(conn: Conn, controller: str) -> list[str]:
     """In the caller's transaction: the rows ``controller`` took but never started (it
-    was lost before the run's claim) go back to the queue; their run ids."""
+    was lost before the run's claim) go back to the queue; their run ids. Rows whose run
+    it claimed but did not mark ``started`` (lost in between) are marked so."""
+    conn.execute(
+        "UPDATE run_queue SET status = 'started' WHERE status = 'taken' AND controller = ?"
+        " AND EXISTS (SELECT 1 FROM run_owners o WHERE o.run_id = run_queue.run_id)",
+        (controller,),
+    )
     rows = conn.execute(
         "SELECT q.run_id FROM run_queue q WHERE q.status = 'taken' AND q.controller = ?"
         " AND NOT EXISTS (SELECT 1 FROM run_owners o WHERE o.run_id = q.run_id)",

@@ -222,15 +222,13 @@ class ControllerService(Takeovers):
         protocol, why = self.shelf.find(entry.protocol, entry.source_sha256)
         if protocol is None:
             queue.settle(self.conn, entry.run_id, "refused", why)
+            self._say(f"run {entry.run_id} refused: {why}")
             return
         lacking = sorted(set(protocol.equipment()) - set(self.line.equipment))
         if lacking:
-            queue.settle(
-                self.conn,
-                entry.run_id,
-                "refused",
-                f"line {self.settings.line.name} has no {', '.join(lacking)}",
-            )
+            why = f"line {self.settings.line.name} has no {', '.join(lacking)}"
+            queue.settle(self.conn, entry.run_id, "refused", why)
+            self._say(f"run {entry.run_id} refused: {why}")
             return
         submitted = self._submission(entry)
         try:
@@ -251,9 +249,11 @@ class ControllerService(Takeovers):
                 operator_account=submitted.signature if submitted is not None else None,
                 site=site,
             )
-        except CellautoError as exc:
-            queue.settle(self.conn, entry.run_id, "refused", str(exc))
-            log.warning("run %s refused: %s", entry.run_id, exc)
+        except Exception as exc:  # refused, never the service's end
+            if not isinstance(exc, CellautoError):
+                log.exception("run %s: preparing it failed", entry.run_id)
+            queue.settle(self.conn, entry.run_id, "refused", f"{type(exc).__name__}: {exc}")
+            self._say(f"run {entry.run_id} refused: {exc}")
             return
         queue.settle(self.conn, entry.run_id, "started")
         self._say(f"run {entry.run_id} started ({protocol.name})")

@@ -365,8 +365,10 @@ class Takeovers:
             )
         except RunOwnedError:
             return  # another survivor took it first
-        except CellautoError as exc:
-            log.warning("run %s of lost controller %s not resumed: %s", run_id, peer, exc)
+        except Exception as exc:  # not resumed here, never the service's end
+            if not isinstance(exc, CellautoError):
+                log.exception("run %s of controller %s: resuming it failed", run_id, peer)
+            self._say(f"run {run_id} of controller {peer} not resumed here: {exc}")
             return
         self.taken_over.append(run_id)
         how = f"(released by controller {peer})" if released else f"from controller {peer}"

@@ -162,9 +162,9 @@ def wait_until(check: Callable[[], T], timeout_s: float, what: str) -> T:
         time.sleep(0.05)
 
 
-def submit(url: str, *params: str, line: str = "site-demo") -> str:
+def submit(url: str, *params: str, line: str = "site-demo", protocol: Path = DEMO) -> str:
     """Queue a demo batch (``cellauto run --queue``); its run id."""
-    command = [sys.executable, "-m", "cellauto", "run", str(DEMO), "--queue", "--db", url]
+    command = [sys.executable, "-m", "cellauto", "run", str(protocol), "--queue", "--db", url]
     command += ["--line-name", line, "--param", f"coi={COI}"]
     for param in params:
         command += ["--param", param]

@@ -11,7 +11,7 @@ from cellauto.records import Journal, RecordKind, verify_run
 from cellauto.records import backend as db
 from cellauto.records.backend import Location
 from cellauto.records.site_store import SiteStore
-from tests.controller.site import Controller, served_demo_line, submit, wait_until
+from tests.controller.site import DEMO, Controller, served_demo_line, submit, wait_until
 
 pytestmark = pytest.mark.postgresql
 
@@ -31,6 +31,13 @@ def test_a_controller_runs_a_queued_batch_to_its_end_and_stops_on_sigterm(
     with served_demo_line(tmp_path, speed=SPEED) as (line, _actions):
         with Controller(url, line, "alpha", tmp_path) as alpha:
             alpha.wait_for("controller alpha of line site-demo")
+            # another version of the protocol file than the controller's: refused
+            edited = tmp_path / "edited" / DEMO.name
+            edited.parent.mkdir()
+            edited.write_text(DEMO.read_text() + "\n# edited\n")
+            other = submit(url, "culture_days=3", protocol=edited)
+            alpha.wait_for(f"run {other} refused: protocol 'demo-expansion' in ")
+            assert "another version of the file" in alpha.output()
             run_id = submit(url, "culture_days=3")
             alpha.wait_for(f"run {run_id} started")
             wait_until(lambda: _ended(url, run_id), 120.0, f"run {run_id} to end")
@@ -40,6 +47,10 @@ def test_a_controller_runs_a_queued_batch_to_its_end_and_stops_on_sigterm(
         try:
             status = conn.execute("SELECT status FROM run_queue WHERE run_id = ?", (run_id,))
             assert status.fetchone()[0] == "started"
+            refused = conn.execute(
+                "SELECT status, reason FROM run_queue WHERE run_id = ?", (other,)
+            ).fetchone()
+            assert refused[0] == "refused" and "source SHA-256" in refused[1]
             row = conn.execute("SELECT status, line FROM controllers WHERE name = 'alpha'")
             assert tuple(row.fetchone()) == ("stopped", "site-demo")
             owner = conn.execute(
