@@ -11,6 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_answer_latency
 import bench_batches
 import bench_crash_drill
+import bench_failover
 import bench_fidelity
 import bench_journal
 import bench_journal_load
@@ -25,6 +26,7 @@ import bench_runner
 import bench_scpi
 import bench_shared_instruments
 import bench_sim_serve
+import bench_site
 import bench_startup
 import bench_trends
 import bench_web
@@ -105,6 +107,8 @@ def main() -> int:
     rows.extend(bench_web.run(quick=args.quick))
     rows.extend(bench_fidelity.run(quick=args.quick))
     rows.extend(bench_shared_instruments.run(quick=args.quick))
+    rows.extend(bench_failover.run(quick=args.quick))  # PostgreSQL binaries: else skipped
+    rows.extend(bench_site.run(quick=args.quick))
     width = max(len(str(r.get("case", ""))) for r in rows)
     print(f"{'benchmark':<{width}}  {'result':>16}  {'target':<20} met  detail")
     print("-" * (width + 60))

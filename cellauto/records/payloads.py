@@ -43,6 +43,7 @@ __all__ = [
     "Checkpoint",
     "Command",
     "ControllerClaimed",
+    "ControllerReleased",
     "Deviation",
     "EquipmentIdentity",
     "ErrorInfo",
@@ -195,8 +196,9 @@ class PreviousController(BaseModel):
     heartbeat_age_s: float
     """Real seconds from its last heartbeat to the claim."""
     why: str
-    """``released`` (it ended cleanly), ``gone`` (its process is no more) or ``stale``
-    (no heartbeat within the stale interval)."""
+    """``released`` (it ended cleanly), ``gone`` (its process is no more), ``stale``
+    (no heartbeat within the stale interval), or ``controller lost`` / ``controller
+    stopped`` (the controller service holding it: its presence ended)."""
 
 
 class ControllerClaimed(Payload):
@@ -214,6 +216,21 @@ class ControllerClaimed(Payload):
     pid: int | None
     taken_over_from: PreviousController | None
     """The claim replaced (None at the run's start)."""
+
+
+class ControllerReleased(Payload):
+    """A controller service let go of the run without ending it, for another one: it held
+    the run because no live controller reached the run's instruments, and now one does
+    (issue 15). The controller named ``to_controller`` takes it over by its own claim."""
+
+    kind: ClassVar[RecordKind] = RecordKind.CONTROLLER_RELEASED
+
+    epoch: int
+    controller: str
+    """The controller service that releases its claim (of epoch ``epoch``)."""
+    to_controller: str | None
+    """The one that reaches the run's instruments (None: whichever takes it)."""
+    reason: str
 
 
 class RunEnded(Payload):
@@ -506,6 +523,7 @@ _RUN_PAYLOADS: tuple[type[Payload], ...] = (
     RunStarted,
     RunResumed,
     ControllerClaimed,
+    ControllerReleased,
     RunEnded,
     StateChange,
     Command,
