@@ -33,6 +33,7 @@ importable from here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -41,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from cellauto.clock import awaiting_outside
 from cellauto.errors import EquipmentError
 from cellauto.protocols import holds_local as local
 from cellauto.protocols.holds_journal import record_released, record_waited
@@ -168,50 +170,21 @@ async def acquire(
         )
         return table.request(conn, request, local.alive(execution, conn), epoch)
 
-    first: table.Outcome = await local.in_commit(execution, f"hold {policy.asset}", ask)
-    wakeups.wake(first.woken)
-    ticket = first.ticket
-    outcome = first
+    wakeups.asking[run_id] += 1  # grants heard for it now wake it (holds_feed)
     try:
-        while outcome.status == "waiting":
-            event = wakeups.event(ticket)
-            with anyio.move_on_after(policy.poll_s):
-                await event.wait()
-            if event.is_set():
-                break  # granted by a commit of this process
-            # granted by another controller's commit, or the queue has a dead ticket?
-            journal = local.journal_of(execution)
-            status, unsettled = table.peek(
-                journal._connection(), ticket, controller, journal._owned
-            )
-            if status != "waiting" or not unsettled:
-                outcome.status = status
-                continue
-            now_ns = local.now_ns(execution)
-            outcome = await local.in_commit(
-                execution,
-                f"hold {policy.asset}",
-                functools.partial(_poll, execution, ticket, now_ns, controller),
-            )
-            wakeups.wake(outcome.woken)
-        else:
-            if outcome.status != "granted":
-                raise EquipmentError(
-                    f"run {run_id}: the request {ticket} for {instrument} ({policy.asset}) "
-                    f"was {outcome.status}"
-                )
-    except BaseException:
-        with anyio.CancelScope(shield=True):
-            await _end(execution, ticket)
-        raise
+        heard = wakeups.heard()  # a grant after the request will wake it
+        first: table.Outcome = await local.in_commit(execution, f"hold {policy.asset}", ask)
+        await _wait(execution, wakeups, first, instrument, policy, controller, heard=heard)
     finally:
-        wakeups.forget(ticket)
+        wakeups.asking[run_id] -= 1
+        if wakeups.asking[run_id] <= 0:
+            del wakeups.asking[run_id]
     granted_s = execution.clock.now_s()
     held = Hold(
         execution,
         instrument,
         policy,
-        ticket,
+        first.ticket,
         granted_s,
         limit,
         waited=first.status == "waiting",
@@ -230,6 +203,68 @@ async def acquire(
         )
     held._start_timer()
     return held
+
+
+async def _wait(
+    execution: Execution,
+    wakeups: local.Wakeups,
+    first: table.Outcome,
+    instrument: str,
+    policy: SharedPolicy,
+    controller: str,
+    *,
+    heard: bool,
+) -> None:
+    """Wait until the request ``first`` is granted; cancelled, it is withdrawn.
+
+    Woken by the commit that grants it: in this process at once; in another (PostgreSQL)
+    by its notification (``heard``: a listener was in force before the request, else one
+    is started and the ticket read once more), and meanwhile virtual time follows real
+    time (another process holds the asset). Every ``poll_s`` the ticket is read again,
+    and the queue settled if it holds tickets of other controllers (they may have died).
+    """
+    wakeups.wake(first.woken)
+    ticket = first.ticket
+    outcome = first
+    try:
+        while outcome.status == "waiting":
+            event = wakeups.event(ticket)
+            heard_from_now = not heard and await wakeups.listening()
+            heard = heard or heard_from_now
+            if not heard_from_now:  # (else a grant may have come before: read the ticket)
+                remote = heard and outcome.remote
+                with awaiting_outside() if remote else contextlib.nullcontext():
+                    with anyio.move_on_after(policy.poll_s):
+                        await event.wait()
+            if event.is_set():
+                break  # granted by a commit of this process, or one heard of
+            # granted by another controller's commit, or the queue has a dead ticket?
+            journal = local.journal_of(execution)
+            status, unsettled = table.peek(
+                journal._connection(), ticket, controller, journal._owned
+            )
+            if status != "waiting" or not unsettled:
+                outcome.status = status
+                continue
+            now_ns = local.now_ns(execution)
+            outcome = await local.in_commit(
+                execution,
+                f"hold {policy.asset}",
+                functools.partial(_poll, execution, ticket, now_ns, controller),
+            )
+            wakeups.wake(outcome.woken)
+        else:
+            if outcome.status != "granted":
+                raise EquipmentError(
+                    f"run {execution.run_id}: the request {ticket} for {instrument} "
+                    f"({policy.asset}) was {outcome.status}"
+                )
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await _end(execution, ticket)
+        raise
+    finally:
+        wakeups.forget(ticket)
 
 
 def _poll(

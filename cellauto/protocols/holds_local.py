@@ -8,18 +8,23 @@ claim cannot acquire) and tell whose tickets are still alive.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import weakref
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.to_thread
 
+from cellauto.clock import time_paused
+from cellauto.protocols.holds_feed import AssetListener
 from cellauto.records import asset_holds as table
 from cellauto.records._owners import this_controller
 from cellauto.records._txops import ConnOp
-from cellauto.records.backend import Conn
+from cellauto.records.backend import Conn, Location
 
 if TYPE_CHECKING:
     from cellauto.protocols.execution import Execution
@@ -43,10 +48,19 @@ NS = 1_000_000_000
 
 
 class Wakeups:
-    """The waiters of one journal in this process: granted tickets wake them."""
+    """The waiters of one database in this process (every Journal on it): granted tickets
+    wake them, whichever Journal's commit granted them; on PostgreSQL a listener wakes them
+    for the grants of other processes (:mod:`.holds_feed`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, location: Location) -> None:
         self.events: dict[str, anyio.Event] = {}
+        self.asking: Counter[str] = Counter()
+        """Runs of this process asking for or waiting for an asset (by run id)."""
+        self.listener = (
+            AssetListener(location, lambda: bool(+self.asking), self._heard)
+            if location.url is not None
+            else None
+        )
 
     def event(self, ticket: str) -> anyio.Event:
         event = self.events.get(ticket)
@@ -61,6 +75,32 @@ class Wakeups:
     def forget(self, ticket: str) -> None:
         self.events.pop(ticket, None)
 
+    def _heard(self, tickets: list[str] | None) -> None:
+        """Grants heard from the database (None: perhaps any): wake the waiters here."""
+        if tickets is None:
+            self.wake(list(self.events))
+            return
+        self.wake([t for t in tickets if t in self.events or _run_of(t) in self.asking])
+
+    def heard(self) -> bool:
+        """Whether grants by other processes wake the waiters now (a LISTEN in force)."""
+        return self.listener is not None and self.listener.listening()
+
+    async def listening(self) -> bool:
+        """Make sure grants by other processes wake the waiters (PostgreSQL); whether a
+        listener is in force now."""
+        if self.listener is None:
+            return False
+        ready = self.listener.start(asyncio.get_running_loop())
+        if not ready.is_set():
+            with time_paused():
+                await anyio.to_thread.run_sync(ready.wait)
+        return self.listener.listening()
+
+
+def _run_of(ticket: str) -> str:
+    return ticket.rsplit(":", 2)[0]  # run_id:epoch:number
+
 
 @dataclass
 class RunHolds:
@@ -72,6 +112,7 @@ class RunHolds:
 
 
 _WAKEUPS: weakref.WeakKeyDictionary[object, Wakeups] = weakref.WeakKeyDictionary()
+_BY_DATABASE: weakref.WeakValueDictionary[str, Wakeups] = weakref.WeakValueDictionary()
 _RUNS: weakref.WeakKeyDictionary[object, RunHolds] = weakref.WeakKeyDictionary()
 
 
@@ -81,11 +122,15 @@ def journal_of(execution: Execution) -> Any:
 
 
 def wakeups(execution: Execution) -> Wakeups:
-    """The waiters of the run's journal in this process."""
+    """The waiters of the run's database in this process."""
     journal = journal_of(execution)
     found = _WAKEUPS.get(journal)
     if found is None:
-        found = _WAKEUPS[journal] = Wakeups()
+        key = str(journal._owner_key())  # its database: a file's path, a schema's URL
+        found = _BY_DATABASE.get(key)
+        if found is None:
+            found = _BY_DATABASE[key] = Wakeups(journal.location)
+        _WAKEUPS[journal] = found
     return found
 
 
