@@ -11,14 +11,18 @@ not by its next poll.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
 import anyio.to_thread
 import pytest
 
+from cellauto.clock import awaiting_outside
 from cellauto.protocols import State
 from cellauto.protocols import holds_local as local
 from cellauto.protocols.holds import SharedPolicy
@@ -42,6 +46,7 @@ from tests.protocols.test_holds import (
 pytestmark = [pytest.mark.anyio, pytest.mark.postgresql]
 
 RawDb = Callable[[Location], Conn]
+REPO = Path(__file__).resolve().parents[2]
 
 
 async def test_two_controllers_runs_queue_for_one_counter_in_the_database(
@@ -195,3 +200,75 @@ async def test_a_run_waiting_for_another_process_is_woken_by_its_release_not_by_
     finally:
         feed.close()
         conn.close()
+
+
+def _other_controller(url: str, asset: str) -> subprocess.Popen[str]:
+    """Another controller process whose run holds ``asset`` until told to let go."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.protocols.holds_other_controller", url, asset],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO,
+    )  # fmt: skip
+
+
+async def test_a_run_waits_for_another_controller_process_and_is_woken_by_its_release(
+    pg_location: Location, raw_db: RawDb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes, two controllers: the other process's run holds the counter; this
+    process's run waits for it (the wait journaled, naming that run) and is woken by the
+    NOTIFY of the other process's release (its own poll would come after an hour)."""
+    assert pg_location.url is not None
+    other = _other_controller(pg_location.url, "CNT-001")
+    assert other.stdin is not None and other.stdout is not None
+    try:
+        with awaiting_outside():  # a real process: virtual time follows real time
+            line = await anyio.to_thread.run_sync(other.stdout.readline)
+        assert line.startswith("holding "), line
+        _, other_run, other_ticket = line.split()
+        policy = SharedPolicy("CNT-001", poll_s=3600)
+        with Journal(pg_location) as journal:
+            (run,), _ = _runs(journal, [counting()], policy)
+            wakeups = local.wakeups(run)
+            assert wakeups.listener is not None
+            wakeups.asking["(the test)"] += 1  # listening before the run asks
+            ready = wakeups.listener.start(asyncio.get_running_loop())
+            await anyio.to_thread.run_sync(ready.wait)
+            asked = anyio.Event()
+            in_commit = local.in_commit
+
+            async def request_then_tell(*args: Any) -> Any:
+                value = await in_commit(*args)
+                asked.set()
+                return value
+
+            monkeypatch.setattr(local, "in_commit", request_then_tell)
+
+            async def tell_the_other_to_let_go() -> None:
+                await asked.wait()
+                assert other.stdin is not None
+                other.stdin.write("let go\n")
+                other.stdin.flush()
+
+            with anyio.fail_after(600):  # a hang guard only
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(tell_the_other_to_let_go)
+                    tg.start_soon(run.execute)
+            del wakeups.asking["(the test)"]
+            assert run.state is State.COMPLETE
+            [waited] = _payloads(journal, run.run_id, InstrumentWaited)
+            assert waited.waited_s < policy.poll_s
+            assert waited.position == 1 and [w.run_id for w in waited.waited_for] == [other_run]
+            assert waited.ticket in wakeups.listener.delivered
+        with awaiting_outside():
+            rest = await anyio.to_thread.run_sync(other.communicate)
+        assert rest[0].strip() == "released" and other.returncode == 0
+    finally:
+        if other.poll() is None:
+            other.kill()
+            other.wait()
+    conn = raw_db(pg_location)
+    try:
+        rows = {r.ticket: r for r in table.holds(conn, asset="CNT-001")}
+    finally:
+        conn.close()
+    assert rows[other_ticket].status == "released" and rows[waited.ticket].status == "released"
+    assert rows[waited.ticket].granted_wall_ns == rows[other_ticket].released_wall_ns
