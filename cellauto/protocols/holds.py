@@ -26,18 +26,16 @@ held), and a hold past its declared maximum raises a major alarm on the holding 
 timer on the run's clock).
 
 The policies live in :mod:`.holds_policy`, the waiters of this process in
-:mod:`.holds_local`, the journaled waits in :mod:`.holds_journal`; their public names are
-importable from here.
+:mod:`.holds_local` (woken from other processes by :mod:`.holds_feed`), a hold and its
+journaled waits in :mod:`.holds_journal`; their public names are importable from here.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -45,7 +43,7 @@ import anyio
 from cellauto.clock import awaiting_outside
 from cellauto.errors import EquipmentError
 from cellauto.protocols import holds_local as local
-from cellauto.protocols.holds_journal import record_released, record_waited
+from cellauto.protocols.holds_journal import Hold, record_released, record_waited
 from cellauto.protocols.holds_local import NS, holding
 from cellauto.protocols.holds_policy import (
     SharedPolicy,
@@ -79,47 +77,6 @@ __all__ = [
 
 
 # -- a hold ----------------------------------------------------------------------------
-
-
-@dataclass
-class Hold:
-    """A granted hold of a shared asset by a run (see :func:`acquire`)."""
-
-    execution: Execution
-    instrument: str
-    policy: SharedPolicy
-    ticket: str
-    granted_s: float
-    max_hold_s: float | None
-    waited: bool
-    explicit: bool
-    overdue: bool = False
-    released: bool = False
-    _timer: asyncio.TimerHandle | None = None
-
-    @property
-    def asset(self) -> str:
-        return self.policy.asset
-
-    def _start_timer(self) -> None:
-        if self.max_hold_s is None:
-            return
-        loop = asyncio.get_running_loop()
-        # loop seconds are process seconds on every clock (virtual, scaled, real)
-        self._timer = loop.call_later(self.max_hold_s, self._past_maximum)
-
-    def _past_maximum(self) -> None:
-        self._timer = None
-        if self.released:
-            return
-        self.overdue = True
-        step = self.execution.current_step_name
-        self.execution.alarm(
-            f"{self.instrument} ({self.asset}) held past its maximum of "
-            f"{self.max_hold_s:g} s by step {step!r}: runs waiting for it are delayed",
-            severity="major",
-            source=self.instrument,
-        )
 
 
 async def acquire(

@@ -1,4 +1,7 @@
-"""The journaled waits: what a run records in its chain about a shared instrument.
+"""A hold of a shared instrument, and what a run records in its chain about it.
+
+A :class:`Hold` past its declared maximum raises a major alarm on the holding run (a
+timer on the run's clock).
 
 ``instrument_waited``: a hold that had to wait — for how long, at which position, behind
 whom (the holders and the earlier waiters, with their deadlines and whether a holder was
@@ -8,17 +11,60 @@ explicit or went past its maximum held the instrument.
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from cellauto.protocols.holds_local import NS
+from cellauto.protocols.holds_policy import SharedPolicy
 from cellauto.records import asset_holds as table
 from cellauto.records import payloads as rec
 
 if TYPE_CHECKING:
     from cellauto.protocols.execution import Execution
-    from cellauto.protocols.holds import Hold
 
-__all__ = ["record_released", "record_waited"]
+__all__ = ["Hold", "record_released", "record_waited"]
+
+
+@dataclass
+class Hold:
+    """A granted hold of a shared asset by a run (see :func:`acquire`)."""
+
+    execution: Execution
+    instrument: str
+    policy: SharedPolicy
+    ticket: str
+    granted_s: float
+    max_hold_s: float | None
+    waited: bool
+    explicit: bool
+    overdue: bool = False
+    released: bool = False
+    _timer: asyncio.TimerHandle | None = None
+
+    @property
+    def asset(self) -> str:
+        return self.policy.asset
+
+    def _start_timer(self) -> None:
+        if self.max_hold_s is None:
+            return
+        loop = asyncio.get_running_loop()
+        # loop seconds are process seconds on every clock (virtual, scaled, real)
+        self._timer = loop.call_later(self.max_hold_s, self._past_maximum)
+
+    def _past_maximum(self) -> None:
+        self._timer = None
+        if self.released:
+            return
+        self.overdue = True
+        step = self.execution.current_step_name
+        self.execution.alarm(
+            f"{self.instrument} ({self.asset}) held past its maximum of "
+            f"{self.max_hold_s:g} s by step {step!r}: runs waiting for it are delayed",
+            severity="major",
+            source=self.instrument,
+        )
 
 
 def _waited_for(ahead: table.Ahead, granted_s: float) -> rec.WaitedFor:

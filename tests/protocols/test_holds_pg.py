@@ -25,6 +25,7 @@ import pytest
 from cellauto.clock import awaiting_outside
 from cellauto.protocols import State
 from cellauto.protocols import holds_local as local
+from cellauto.protocols.execution import Execution
 from cellauto.protocols.holds import SharedPolicy
 from cellauto.records import Journal
 from cellauto.records import asset_holds as table
@@ -143,6 +144,28 @@ def _other_controller_holds(conn: Conn, asset: str) -> None:
     conn.execute("COMMIT")
 
 
+async def _listening_before_it_asks(
+    run: Execution, monkeypatch: pytest.MonkeyPatch
+) -> tuple[local.Wakeups, anyio.Event]:
+    """This process listens before ``run`` asks (nothing but a notification can end its
+    wait before its poll); the event is set once its request is committed."""
+    wakeups = local.wakeups(run)
+    assert wakeups.listener is not None
+    wakeups.asking["(the test)"] += 1  # keeps the listener while nobody waits yet
+    ready = wakeups.listener.start(asyncio.get_running_loop())
+    await anyio.to_thread.run_sync(ready.wait)
+    asked = anyio.Event()
+    in_commit = local.in_commit
+
+    async def request_then_tell(*args: Any) -> Any:
+        value = await in_commit(*args)
+        asked.set()
+        return value
+
+    monkeypatch.setattr(local, "in_commit", request_then_tell)
+    return wakeups, asked
+
+
 async def test_a_run_waiting_for_another_process_is_woken_by_its_release_not_by_polling(
     pg_location: Location, raw_db: RawDb, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -155,23 +178,7 @@ async def test_a_run_waiting_for_another_process_is_woken_by_its_release_not_by_
         policy = SharedPolicy("CNT-001", poll_s=3600)
         with Journal(pg_location) as journal:
             (run,), _ = _runs(journal, [counting()], policy)
-            wakeups = local.wakeups(run)
-            assert wakeups.listener is not None
-            # this process listens before the run asks: nothing but the notification can
-            # end its wait before its poll
-            wakeups.asking["(the test)"] += 1
-            ready = wakeups.listener.start(asyncio.get_running_loop())
-            await anyio.to_thread.run_sync(ready.wait)
-
-            asked = anyio.Event()  # the run's request is committed
-            in_commit = local.in_commit
-
-            async def request_then_tell(*args: Any) -> Any:
-                value = await in_commit(*args)
-                asked.set()
-                return value
-
-            monkeypatch.setattr(local, "in_commit", request_then_tell)
+            wakeups, asked = await _listening_before_it_asks(run, monkeypatch)
 
             async def other_controller_releases() -> None:
                 await asked.wait()
@@ -227,20 +234,7 @@ async def test_a_run_waits_for_another_controller_process_and_is_woken_by_its_re
         policy = SharedPolicy("CNT-001", poll_s=3600)
         with Journal(pg_location) as journal:
             (run,), _ = _runs(journal, [counting()], policy)
-            wakeups = local.wakeups(run)
-            assert wakeups.listener is not None
-            wakeups.asking["(the test)"] += 1  # listening before the run asks
-            ready = wakeups.listener.start(asyncio.get_running_loop())
-            await anyio.to_thread.run_sync(ready.wait)
-            asked = anyio.Event()
-            in_commit = local.in_commit
-
-            async def request_then_tell(*args: Any) -> Any:
-                value = await in_commit(*args)
-                asked.set()
-                return value
-
-            monkeypatch.setattr(local, "in_commit", request_then_tell)
+            wakeups, asked = await _listening_before_it_asks(run, monkeypatch)
 
             async def tell_the_other_to_let_go() -> None:
                 await asked.wait()
