@@ -55,18 +55,24 @@ class AssetListener:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
+        self._listening = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self.delivered: collections.deque[str] = collections.deque(maxlen=1000)
         """The latest tickets whose grants it passed on (for tests and logs)."""
 
     def start(self, loop: asyncio.AbstractEventLoop) -> threading.Event:
-        """Listen (if not already); the event is set once the LISTEN is in force."""
+        """Listen (if not already); the event is set once the LISTEN is in force (or
+        could not be: then :meth:`listening` says no)."""
         with self._lock:
             self._loop = loop
             if self._thread is None:
-                self._ready = threading.Event()
+                ready = self._ready = threading.Event()
+                self._listening = False
                 self._thread = threading.Thread(
-                    target=self._listen, name="cellauto-assets-listener", daemon=True
+                    target=self._listen,
+                    args=(ready,),
+                    name="cellauto-assets-listener",
+                    daemon=True,
                 )
                 self._thread.start()
             return self._ready
@@ -74,13 +80,16 @@ class AssetListener:
     def listening(self) -> bool:
         """Whether its LISTEN is in force."""
         with self._lock:
-            return self._thread is not None and self._ready.is_set()
+            return self._thread is not None and self._listening
 
-    def _listen(self) -> None:
+    def _listen(self, ready: threading.Event) -> None:
+        me = threading.current_thread()
         feed = None
         try:
             feed = open_feed(self._location, [CHANNEL])
-            self._ready.set()
+            with self._lock:
+                self._listening = True
+            ready.set()
             self._serve(feed)
         except Exception as exc:  # the server gone (or going): the waiters poll
             log.warning(
@@ -91,8 +100,10 @@ class AssetListener:
             )
         finally:
             with self._lock:
-                self._thread = None
-            self._ready.set()
+                if self._thread is me:
+                    self._thread = None
+                    self._listening = False
+            ready.set()
             if feed is not None:
                 with contextlib.suppress(Exception):
                     feed.close()
@@ -103,6 +114,8 @@ class AssetListener:
             with self._lock:
                 loop = self._loop
                 if got is None and not self._waiting():
+                    self._thread = None  # the next waiter starts another listener
+                    self._listening = False
                     return
             if got is None or loop is None:
                 continue

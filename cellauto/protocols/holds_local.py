@@ -55,9 +55,10 @@ class Wakeups:
     def __init__(self, location: Location) -> None:
         self.events: dict[str, anyio.Event] = {}
         self.asking: Counter[str] = Counter()
-        """Runs of this process asking for or waiting for an asset (by run id)."""
+        """Runs of this process asking for or waiting for an asset (by run id; a run
+        that no longer asks has no entry: its listener reads only the length)."""
         self.listener = (
-            AssetListener(location, lambda: bool(+self.asking), self._heard)
+            AssetListener(location, lambda: len(self.asking) > 0, self._heard)
             if location.url is not None
             else None
         )

@@ -27,11 +27,12 @@ from cellauto.protocols import State
 from cellauto.protocols import holds_local as local
 from cellauto.protocols.execution import Execution
 from cellauto.protocols.holds import SharedPolicy
+from cellauto.protocols.holds_feed import AssetListener
 from cellauto.records import Journal
 from cellauto.records import asset_holds as table
 from cellauto.records import backend as db
 from cellauto.records.backend import Conn, Location
-from cellauto.records.backend.notify import open_feed
+from cellauto.records.backend.notify import notify, open_feed
 from cellauto.records.payloads import Alarm, InstrumentReleased, InstrumentWaited
 from tests.protocols.harness import ORIGIN
 from tests.protocols.test_holds import (
@@ -266,3 +267,41 @@ async def test_a_run_waits_for_another_controller_process_and_is_woken_by_its_re
         conn.close()
     assert rows[other_ticket].status == "released" and rows[waited.ticket].status == "released"
     assert rows[waited.ticket].granted_wall_ns == rows[other_ticket].released_wall_ns
+
+
+async def test_the_listener_passes_grants_on_ends_when_nobody_waits_and_starts_again(
+    pg_location: Location, raw_db: RawDb
+) -> None:
+    woken: list[list[str] | None] = []
+    heard = anyio.Event()
+    waiting = [True]
+
+    def wake(tickets: list[str] | None) -> None:
+        woken.append(tickets)
+        heard.set()
+
+    listener = AssetListener(pg_location, lambda: waiting[0], wake)
+    loop = asyncio.get_running_loop()
+    await anyio.to_thread.run_sync(listener.start(loop).wait)
+    assert listener.listening()
+    conn = raw_db(pg_location)
+    try:
+        db.begin_write(conn)
+        notify(conn, "cellauto_assets", "queued run-a:1:2")  # not a grant: not passed on
+        notify(conn, "cellauto_assets", table.granted_payload("run-a:1:1"))
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    with anyio.fail_after(60), awaiting_outside():  # a hang guard only
+        await heard.wait()
+    assert woken == [["run-a:1:1"]] and list(listener.delivered) == ["run-a:1:1"]
+    waiting[0] = False  # nobody waits: the thread ends at its next quiet wait
+    thread = listener._thread
+    assert thread is not None
+    with awaiting_outside():
+        await anyio.to_thread.run_sync(thread.join)
+    assert not listener.listening()
+    waiting[0] = True  # a run waits again: a new thread listens
+    await anyio.to_thread.run_sync(listener.start(loop).wait)
+    assert listener.listening() and listener._thread is not thread
+    waiting[0] = False
