@@ -216,6 +216,7 @@ class PgConn:
         self.held = tuple(locks)
 
     def acquire(self, locks: Sequence[Lock]) -> None:
+        locks = [lock for lock in locks if lock not in self.held]  # held till the end
         check_order(self.held, tuple(locks))
         if locks:
             self.run(_lock_sql(locks, frozenset()).lstrip("; "))
