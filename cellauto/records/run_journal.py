@@ -91,9 +91,11 @@ class RunJournal:
         """
         if self._lost:
             self.check_owned()
-        if not self._writable or not isinstance(payload, Payload):
-            self._refuse(payload)
-        kind_text = _KIND_TEXT.get(type(payload)) or _kind_text(payload)
+        kind_text = _KIND_TEXT.get(type(payload))  # known: a Payload model
+        if kind_text is None or not self._writable:
+            if not self._writable or not isinstance(payload, Payload):
+                self._refuse(payload)
+            kind_text = _kind_text(payload)
         seq = self._next_seq
         prev = self._head
         process_time_s = float(self._clock())

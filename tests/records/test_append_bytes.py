@@ -113,3 +113,20 @@ def test_the_fast_body_declines_values_it_would_write_otherwise() -> None:
     with pytest.raises(Exception, match="cannot be serialized"):
         record_body(*base, {"v": object()})
     assert record_body_fast(*base, {"v": object()}) is None
+
+
+def test_append_refuses_what_is_not_a_payload_and_a_sealed_run_even_of_a_known_model(
+    db_location: Location,
+) -> None:
+    from cellauto.errors import JournalError
+
+    clock = itertools.count(START_S, 0.5).__next__
+    with Journal(db_location) as journal:
+        run = journal.begin_run("20260101T000000-refusals", clock)
+        run.append(_payloads()[0])  # the model is known from here on
+        with pytest.raises(JournalError, match="one of the payload models"):
+            run.append({"instrument": "bioreactor"})  # type: ignore[arg-type]
+        run.seal()
+        with pytest.raises(JournalError, match="sealed or its journal is closed"):
+            run.append(_payloads()[0])
+        assert run.next_seq == 1
