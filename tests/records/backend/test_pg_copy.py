@@ -64,3 +64,31 @@ def test_a_failed_copy_sends_nothing_and_keeps_the_connection_usable(conn: PgCon
         db.insert_records(conn, [("run-0", 1, "reading", 0.0, 2, "{}", "p", "h"), (1, 2)])
     conn.execute("ROLLBACK")
     assert conn.execute("SELECT count(*) FROM records").fetchone() == (1,)
+
+
+def test_a_large_insert_is_sent_in_blocks_of_send_bytes(
+    conn: PgConn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A commit after an outage holds every record buffered meanwhile: its encoded rows
+    are sent every SEND_BYTES, not kept whole."""
+    monkeypatch.setattr("cellauto.records.backend.pg_copy.SEND_BYTES", 100_000)
+    body = '{"payload":"' + "y" * 380 + '"}'
+    rows = [
+        (f"run-{i % 5}", i // 5, "reading", 0.25 * i, 10**18 + i, body, "p" * 64, f"{i:064x}")
+        for i in range(1000)
+    ]
+    sent: list[int] = []
+    real_write = LibpqWriter.write
+
+    def counting_write(self: LibpqWriter, data: bytes) -> None:
+        sent.append(len(data))
+        real_write(self, data)
+
+    monkeypatch.setattr(LibpqWriter, "write", counting_write)
+    db.begin_write(conn)
+    db.insert_records(conn, rows)
+    conn.execute("COMMIT")
+    assert 3 <= len(sent) <= 6
+    assert all(size >= 100_000 for size in sent[:-1])
+    stored = conn.execute(f"SELECT {RECORD_COLUMNS} FROM records ORDER BY id").fetchall()
+    assert stored == rows
