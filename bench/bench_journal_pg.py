@@ -10,7 +10,9 @@ Cases (every figure from the same process, server and run as its baselines)
                              :class:`~cellauto.records.Journal` on PostgreSQL (writer thread,
                              group commit, fence, ledger, binary ``COPY``, ``NOTIFY``), timed
                              from the first append to the flush that commits the last
-                             (``begin_run`` of the R runs and ``close`` are reported apart).
+                             (``begin_run`` of the R runs and ``close`` are reported apart;
+                             so are the appends alone, with the CPU of the loop's thread,
+                             and the final flush's wait for the writer thread).
                              CPU: this process's (all threads) and, when the benchmark
                              started the server, the server's processes' (``/proc``).
     raw COPY                 the very same rows, read back in append order, into the same
@@ -149,12 +151,15 @@ def _real_shape(url: str, schema: str, runs: int, ticks: int, key: Path) -> dict
         writer = journal._writer
         before = writer.commits if writer is not None else 0
         cpu = time.process_time()
+        loop_cpu = time.thread_time()
         server_cpu = _server_cpu_s()
         start = time.perf_counter()
         for _ in range(ticks):
             for run in open_runs:
                 run.append(Reading(**FIELDS, value=VALUE))
             await asyncio.sleep(0)
+        times["loop"] = time.perf_counter() - start
+        times["loop_cpu"] = time.thread_time() - loop_cpu
         journal.flush()
         times["append"] = time.perf_counter() - start
         times["cpu"] = time.process_time() - cpu
@@ -171,6 +176,8 @@ def _real_shape(url: str, schema: str, runs: int, ticks: int, key: Path) -> dict
         "cpu_s": times["cpu"],
         "server_cpu_s": times["server_cpu"],
         "begin_s": times["begin"],
+        "loop_s": times["loop"],
+        "loop_cpu_s": times["loop_cpu"],
         "close_s": time.perf_counter() - start,
     }
 
@@ -279,7 +286,9 @@ def format_table(results: list[dict[str, Any]]) -> str:
         )
         if "begin_s" in r:
             lines.append(
-                f"{'':<40} begin_run of the runs {r['begin_s']:.2f} s, close {r['close_s']:.2f} s"
+                f"{'':<40} appends {r['loop_s']:.2f} s (the loop's thread {r['loop_cpu_s']:.2f}"
+                f" CPU-s), then the flush {r['seconds'] - r['loop_s']:.2f} s;"
+                f" begin_run of the runs {r['begin_s']:.2f} s, close {r['close_s']:.2f} s"
             )
     return "\n".join(lines)
 

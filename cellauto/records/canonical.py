@@ -66,7 +66,13 @@ import orjson
 
 from cellauto.errors import JournalError
 
-__all__ = ["canonical_bytes", "encode_non_finite", "record_body", "record_hash"]
+__all__ = [
+    "canonical_bytes",
+    "encode_non_finite",
+    "record_body",
+    "record_body_fast",
+    "record_hash",
+]
 
 _OPT = orjson.OPT_SORT_KEYS
 _dumps = orjson.dumps
@@ -160,6 +166,39 @@ def record_body(
         body["payload"] = encode_non_finite(payload)
         out = _dumps(body, default=_default, option=_OPT)
     return out
+
+
+def record_body_fast(
+    run_id: str,
+    seq: int,
+    kind: str,
+    process_time_s: float,
+    wall_time_ns: int,
+    prev_hash: str,
+    payload: dict[str, Any],
+) -> bytes | None:
+    """:func:`record_body` for the common case, or None: then call :func:`record_body`.
+
+    None when the body would hold ``null`` (a None, or a non-finite float to replace) or a
+    value orjson does not know (numpy, pydantic). The keys are given in sorted order and
+    without ``default``: the same bytes, ~0.5 µs less per record (``append``'s hot path).
+    """
+    try:
+        out = _dumps(
+            {
+                "kind": kind,
+                "payload": payload,
+                "prev_hash": prev_hash,
+                "process_time_s": process_time_s,
+                "run_id": run_id,
+                "seq": seq,
+                "wall_time_ns": wall_time_ns,
+            },
+            option=_OPT,
+        )
+    except TypeError:
+        return None
+    return None if b"null" in out else out
 
 
 def record_hash(body_bytes: bytes) -> str:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from cellauto.errors import FencedError, JournalError
 from cellauto.records._owners import Claim
-from cellauto.records.canonical import record_body
+from cellauto.records.canonical import record_body, record_body_fast
 from cellauto.records.payloads import Payload
 
 if TYPE_CHECKING:
@@ -24,6 +24,13 @@ FLUSH_THRESHOLD = 1000
 
 _sha256 = hashlib.sha256
 _time_ns = time.time_ns
+_KIND_TEXT: dict[type[Payload], str] = {}
+"""Each payload model's record kind as stored (``kind.value`` is an enum property, slower)."""
+
+
+def _kind_text(payload: Payload) -> str:
+    text = _KIND_TEXT[type(payload)] = payload.kind.value
+    return text
 
 
 class RunJournal:
@@ -84,16 +91,23 @@ class RunJournal:
         """
         if self._lost:
             self.check_owned()
-        if not self._writable or not isinstance(payload, Payload):
-            self._refuse(payload)
-        kind_text = payload.kind.value
+        kind_text = _KIND_TEXT.get(type(payload))  # known: a Payload model
+        if kind_text is None or not self._writable:
+            if not self._writable or not isinstance(payload, Payload):
+                self._refuse(payload)
+            kind_text = _kind_text(payload)
         seq = self._next_seq
         prev = self._head
         process_time_s = float(self._clock())
         wall_time_ns = _time_ns() if self._wall_clock_ns is None else self._wall_clock_ns()
-        body = record_body(
-            self._run_id, seq, kind_text, process_time_s, wall_time_ns, prev, payload.__dict__
+        fields = payload.__dict__
+        body = record_body_fast(
+            self._run_id, seq, kind_text, process_time_s, wall_time_ns, prev, fields
         )
+        if body is None:  # a None or a non-finite float somewhere, or a value to convert
+            body = record_body(
+                self._run_id, seq, kind_text, process_time_s, wall_time_ns, prev, fields
+            )
         digest = _sha256(body).hexdigest()
         buffer = self._buffer
         buffer.append(
@@ -113,10 +127,14 @@ class RunJournal:
         self.last_wall_time_ns = wall_time_ns
         if seq > self.anchor_watermark:  # record 0, first after an anchor, or an anchor due
             self._schedule.note(self, seq, digest)
-        if durable or len(buffer) >= FLUSH_THRESHOLD or _running_loop() is not None:
-            self._journal._after_append(durable, wait)  # now, or at the end of this tick
+        if durable or len(buffer) >= FLUSH_THRESHOLD:
+            self._journal._after_append(durable, wait)  # now
             if durable and wait and self._lost:
                 self.check_owned()  # taken over meanwhile: the record was refused
+        else:
+            loop = _running_loop()
+            if loop is not None and loop is not self._journal._tick_loop:
+                self._journal._after_append(durable, wait)  # at the end of this tick
         return seq, digest
 
     def check_owned(self) -> None:
