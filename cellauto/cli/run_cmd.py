@@ -345,7 +345,7 @@ def attend(
     if args.as_user is None:
         return None
     attendance = sign_in_to_run(
-        Path(args.db),
+        args.db,
         args.as_user,
         Passwords(args.password_stdin),
         protocol,

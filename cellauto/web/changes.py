@@ -6,8 +6,11 @@ the line overview reads), the site chain's new head, and whether the operator ta
 have changed. :class:`SqliteChanges` does it on an SQLite journal with its own read
 connection: ``PRAGMA data_version`` (a few microseconds) tells whether another
 connection committed since; only then are the new rows read, by ``rowid`` (the append
-order), in pages of :data:`PAGE_ROWS`. A PostgreSQL source (LISTEN/NOTIFY) can stand
-behind the same protocol.
+order), in pages of :data:`PAGE_ROWS`. A PostgreSQL source (LISTEN/NOTIFY) stands
+behind the same protocol: :func:`change_source` picks the one for a journal's location
+(``PgChanges`` of :data:`PG_CHANGES_MODULE`; until that module is installed,
+:func:`cannot_follow` says why a PostgreSQL journal cannot be followed live and
+``cellauto serve`` refuses it with that message).
 
 A journal whose ``records`` table has no rowid (``WITHOUT ROWID``, files created before
 the append-order layout) is refused with a message naming the fix (copy the journal
@@ -17,6 +20,8 @@ with a current release: ``cellauto`` reads it); the per-run fallback of the web 
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import sqlite3
 import threading
 import time
@@ -26,16 +31,19 @@ from typing import Protocol
 
 from cellauto.errors import JournalOpenError
 from cellauto.records import backend as db
-from cellauto.records.backend import Conn
+from cellauto.records.backend import Conn, Location
 
 __all__ = [
     "OVERVIEW_KINDS",
     "PAGE_ROWS",
+    "PG_CHANGES_MODULE",
     "Change",
     "ChangeSource",
     "NewRow",
     "Position",
     "SqliteChanges",
+    "cannot_follow",
+    "change_source",
     "open_reader",
     "rows_after",
 ]
@@ -91,15 +99,53 @@ class ChangeSource(Protocol):
         """Block until something changed (then return it) or ``timeout_s`` passed (None)."""
         ...
 
+    def reset(self) -> None:
+        """Drop the connection after a failed read (the next use opens a fresh one)."""
+        ...
+
+    def interrupt(self) -> None:
+        """Make a blocked :meth:`wait` return (at shutdown); callable from any thread."""
+        ...
+
     def close(self) -> None: ...
 
 
-def open_reader(path: Path, *, any_thread: bool = False) -> Conn:
-    """A plain read-only connection to the journal at ``path`` (no file checks: the
+PG_CHANGES_MODULE = "cellauto.web.changes_pg"
+"""The module whose ``PgChanges(location, *, poll_s)`` follows a PostgreSQL journal."""
+
+
+def cannot_follow(location: Location) -> str | None:
+    """Why the journal at ``location`` cannot be followed live (None: it can)."""
+    if location.is_postgresql and importlib.util.find_spec(PG_CHANGES_MODULE) is None:
+        return (
+            f"journal {location}: this cellauto cannot follow a PostgreSQL journal live yet "
+            f"({PG_CHANGES_MODULE} is missing); serve an SQLite journal, or install a "
+            "cellauto release that has it"
+        )
+    return None
+
+
+def change_source(location: Location, *, poll_s: float = 0.1) -> ChangeSource:
+    """The :class:`ChangeSource` of the journal at ``location``: :class:`SqliteChanges`
+    for a file, ``PgChanges`` (LISTEN/NOTIFY, :data:`PG_CHANGES_MODULE`) for PostgreSQL."""
+    if location.path is not None:
+        return SqliteChanges(location.path, poll_s=poll_s)
+    why = cannot_follow(location)
+    if why is not None:
+        raise JournalOpenError(why)
+    source: ChangeSource = importlib.import_module(PG_CHANGES_MODULE).PgChanges(
+        location, poll_s=poll_s
+    )
+    return source
+
+
+def open_reader(where: Path | Location, *, any_thread: bool = False) -> Conn:
+    """A plain read-only connection to the journal at ``where`` (no file checks: the
     server's pools checked it when they opened it)."""
-    if not path.is_file():
-        raise JournalOpenError(f"no journal at {path}; give --db PATH")
-    return db.open_backend(path).connect_read_only(any_thread=any_thread, query_only=True)
+    location = Location.parse(where)
+    if location.path is not None and not location.path.is_file():
+        raise JournalOpenError(f"no journal at {location}; give --db PATH")
+    return db.open_backend(location).connect_read_only(any_thread=any_thread, query_only=True)
 
 
 _MARKS = ", ".join(f"'{k}'" for k in OVERVIEW_KINDS)
