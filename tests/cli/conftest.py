@@ -16,6 +16,7 @@ import pytest
 
 from cellauto.cli import main
 from cellauto.records import Journal, Record
+from tests.raw_sql import close_pg_pools_after_test  # noqa: F401  (autouse)
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "protocols" / "demo_expansion.py"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
+from contextlib import closing
 from typing import Any
 
 import anyio
@@ -17,6 +17,7 @@ from cellauto.protocols.execution import Execution
 from cellauto.protocols.holds import SharedPolicy, share
 from cellauto.records import Journal
 from cellauto.records import asset_holds as table
+from cellauto.records.backend import Conn
 from cellauto.records.payloads import (
     Alarm,
     InstrumentCommand,
@@ -26,6 +27,7 @@ from cellauto.records.payloads import (
 )
 from cellauto.records.wording import describe_io
 from tests.protocols.harness import ORIGIN
+from tests.raw_sql import raw_connect
 
 pytestmark = pytest.mark.anyio
 
@@ -114,8 +116,8 @@ def _payloads(journal: Journal, run_id: str, kind: type[Payload]) -> list[Any]:
     return [r.payload for r in journal.records(run_id) if isinstance(r.payload, kind)]
 
 
-def _conn(journal: Journal) -> sqlite3.Connection:
-    return sqlite3.connect(journal.path, isolation_level=None)
+def _conn(journal: Journal) -> closing[Conn]:
+    return closing(raw_connect(journal.location))
 
 
 async def test_a_second_run_waits_for_the_shared_counter_and_the_wait_is_journaled(

@@ -22,6 +22,7 @@ from cellauto.sim import simulate
 from cellauto.sim.faults import TemperatureExcursion
 from cellauto.site.accounts import bootstrap
 from cellauto.site.store import open_site_store
+from tests.raw_sql import close_pg_pools_after_test  # noqa: F401  (autouse)
 from tests.site.chain import POLICY, TERMINAL
 from tests.site.conftest import ROOT_PASSWORD, Site
 

@@ -19,6 +19,7 @@ from cellauto.site.accounts import bootstrap
 from cellauto.site.store import open_site_store
 from cellauto.web.app import create_app
 from cellauto.web.config import WebConfig
+from tests.raw_sql import close_pg_pools_after_test  # noqa: F401  (autouse)
 from tests.site.chain import POLICY, TERMINAL
 from tests.site.conftest import ROOT_PASSWORD, Site, own_password
 
