@@ -12,6 +12,7 @@ from cellauto.clock import Clock, virtual_loop_factory
 from cellauto.protocols import Runner, load_protocol
 from cellauto.records import Journal, verify_run
 from cellauto.records import payloads as rec
+from cellauto.records.backend import Location
 from cellauto.sim import build_sim_line, starting_materials
 
 pytestmark = pytest.mark.anyio
@@ -51,13 +52,15 @@ async def test_demo_completes_with_results_in_range(tmp_path: Path) -> None:
         assert verify_run(journal, outcome.run_id).intact
 
 
-async def test_wrong_label_aborts_before_any_processing(tmp_path: Path) -> None:
+async def test_wrong_label_aborts_before_any_processing(
+    db_location: Location, tmp_path: Path
+) -> None:
     protocol = load_protocol(DEMO)
     values = protocol.params()
     materials = starting_materials(protocol.inputs, values)
     materials[0].label = "W999926ZZZZZZ"  # another patient's bag
     line, sim = build_sim_line(protocol.equipment(), clock=Clock(), seed=1, materials=materials)
-    with Journal(tmp_path / "j.db") as journal:
+    with Journal(db_location) as journal:
         outcome = await Runner(journal).run(protocol, line, values)
         assert outcome.exit_status == "aborted"
         commands = [r for r in journal.records(outcome.run_id) if r.kind == "instrument_command"]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -69,7 +68,7 @@ def list_command(args: argparse.Namespace) -> int:
     if args.run:
         with Journal(args.db, create=False) as journal:
             run_id = journal.resolve_run_id(args.run)
-    with reading_journal(Path(args.db)) as conn:
+    with reading_journal(args.db) as conn:
         found = open_alarms(conn, run_id=run_id, include_acknowledged=args.all)
     if args.json:
         print(orjson.dumps([_row(a) for a in found], option=orjson.OPT_INDENT_2).decode())

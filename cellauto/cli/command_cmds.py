@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 from typing import Any
 
+from cellauto.records.backend import Location
 from cellauto.records.task_rows import RequestRow, read_request
 from cellauto.site.history import reading_journal
 from cellauto.site.run_requests import COMMANDS, expire_request, request_command
@@ -38,7 +38,7 @@ def add_parsers(sub: Any) -> None:
         p.set_defaults(handler=request_cmd, command_name=command)
 
 
-def _settled(db: Path, request_id: str, wait_s: float) -> RequestRow | None:
+def _settled(db: Location, request_id: str, wait_s: float) -> RequestRow | None:
     deadline = time.monotonic() + wait_s
     while True:
         with reading_journal(db) as conn:
@@ -51,7 +51,7 @@ def _settled(db: Path, request_id: str, wait_s: float) -> RequestRow | None:
 
 
 def request_cmd(args: argparse.Namespace) -> int:
-    db = Path(args.db)
+    db = args.db
     command = args.command_name
     with store_of(args) as store:
         who = sign_in(

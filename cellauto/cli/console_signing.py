@@ -21,13 +21,13 @@ record) is journaled by the site layer and raised as a :class:`PeopleError`.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 import orjson
 
 from cellauto.errors import PeopleError, SignatureRefusedError
 from cellauto.protocols.tasks import OfferedTask
+from cellauto.records.backend import Location
 from cellauto.records.refs import Meaning, RecordRef, SignatureShown, SiteRef
 from cellauto.records.site_payloads import TaskAnswer, Terminal, TrainingSubject
 from cellauto.records.task_rows import read_task
@@ -65,7 +65,7 @@ _TARGET_WAIT_S = 10.0
 
 
 def task_target(
-    db: Path,
+    db: Location,
     run_id: str,
     task_id: str,
     kind: Literal["task_opened", "task_answered"],
@@ -105,7 +105,12 @@ def task_target(
 
 
 def _sign_in(
-    db: Path, name: str, password: str, session: Session | None, purpose: str, terminal: Terminal
+    db: Location,
+    name: str,
+    password: str,
+    session: Session | None,
+    purpose: str,
+    terminal: Terminal,
 ) -> Authenticated:
     with open_site_store(db) as store:
         own = session if session is not None and session.account == name else None
@@ -113,7 +118,7 @@ def _sign_in(
 
 
 def sign_task(
-    db: Path,
+    db: Location,
     *,
     name: str,
     password: str,
@@ -186,7 +191,7 @@ def sign_task(
 
 
 def sign_approval(
-    db: Path,
+    db: Location,
     *,
     name: str,
     password: str,

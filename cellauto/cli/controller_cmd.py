@@ -25,7 +25,7 @@ def add_parser(sub: Any) -> None:
         "within its capacity, and takes over the runs of a controller that dies. Stops on "
         "SIGTERM (its runs are left to the others).",
     )
-    add_db_argument(p, postgresql=True)
+    add_db_argument(p)
     p.add_argument("--line", type=Path, required=True, metavar="LINE.toml", help="its line")
     p.add_argument(
         "--name",
@@ -68,7 +68,7 @@ def controller_command(args: argparse.Namespace) -> int:
     config = load_line_config(args.line)
     service = ControllerService(
         ControllerSettings(
-            db=args.db,
+            db=args.db.url if args.db.url is not None else str(args.db.path),
             line=config,
             name=args.name or socket.gethostname(),
             capacity=args.capacity,

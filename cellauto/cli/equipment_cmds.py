@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import time
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -167,7 +166,7 @@ def _flag(row: EquipmentRow, today: date) -> str:
 
 
 def equipment_list_command(args: argparse.Namespace) -> int:
-    with reading_journal(Path(args.db)) as conn:
+    with reading_journal(args.db) as conn:
         policy = policy_or_none(conn)
         rows = list_equipment(conn)
     today = site_date(policy, time.time_ns()) if policy else date.today()

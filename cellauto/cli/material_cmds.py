@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import time
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -287,7 +286,7 @@ def _json_row(lot: LotRow, unit: str, state: str) -> dict[str, object]:
 
 
 def list_command(args: argparse.Namespace) -> int:
-    with reading_journal(Path(args.db)) as conn:
+    with reading_journal(args.db) as conn:
         policy = (policy_or_none(conn) if has_site_tables(conn) else None) or SitePolicy()
         units = {m.material: m.unit for m in list_materials(conn)}
         lots = list_lots(conn, args.material)

@@ -133,7 +133,7 @@ def add_parsers(sub: Any) -> None:
 
 
 def store_of(args: argparse.Namespace, *, create: bool = False) -> SiteStore:
-    return open_site_store(Path(args.db), create=create)
+    return open_site_store(args.db, create=create)
 
 
 def sign_in(
@@ -268,7 +268,7 @@ def policy_or_none(conn: Conn) -> SitePolicy | None:
 
 
 def list_command(args: argparse.Namespace) -> int:
-    with reading_journal(Path(args.db)) as conn:
+    with reading_journal(args.db) as conn:
         if not has_site_tables(conn) or policy_or_none(conn) is None:
             print(f"no accounts in {args.db}")
             return 0
@@ -311,7 +311,7 @@ def _by(body: str) -> str:
 
 
 def show_command(args: argparse.Namespace) -> int:
-    with reading_journal(Path(args.db)) as conn:
+    with reading_journal(args.db) as conn:
         if not has_site_tables(conn):
             raise BadInputError(f"no account {args.name!r} in {args.db}")
         policy = policy_or_none(conn)

@@ -161,7 +161,7 @@ def _observed(row: QcRow) -> str:
 
 
 def tests_command(args: argparse.Namespace) -> int:
-    with reading_journal(Path(args.db)) as conn:
+    with reading_journal(args.db) as conn:
         run_id = run_id_of(conn, args.run_id)
         plan: ReleasePlan | None = read_release_plan(conn, run_id)
         results = read_qc_results(conn, run_id)
@@ -338,7 +338,7 @@ def schema_define_command(args: argparse.Namespace) -> int:
 
 
 def schema_list_command(args: argparse.Namespace) -> int:
-    with reading_journal(Path(args.db)) as conn:
+    with reading_journal(args.db) as conn:
         try:
             rows = conn.execute(
                 "SELECT name, max(version), count(*) FROM lims_schemas GROUP BY name ORDER BY name"
@@ -359,7 +359,7 @@ def schema_list_command(args: argparse.Namespace) -> int:
 
 
 def schema_show_command(args: argparse.Namespace) -> int:
-    with reading_journal(Path(args.db)) as conn:
+    with reading_journal(args.db) as conn:
         found = lims_schema(conn, args.name)
     if found is None:
         raise BadInputError(f"no LIMS schema {args.name!r}; `cellauto qc schema list` shows them")

@@ -33,13 +33,13 @@ def add_parsers(sub: Any) -> None:
     listing.add_argument(
         "--all", action="store_true", help="also runs started, refused or cancelled"
     )
-    add_db_argument(listing, postgresql=True)
+    add_db_argument(listing)
     listing.set_defaults(handler=list_command)
     cancelling = queue_sub.add_parser("cancel", help="cancel a queued run")
     cancelling.add_argument("run_id", metavar="RUN_ID")
     cancelling.add_argument("--reason", required=True, help="why it must not run")
     cancelling.add_argument("--by", default=None, help="who cancels (default: login name)")
-    add_db_argument(cancelling, postgresql=True)
+    add_db_argument(cancelling)
     cancelling.set_defaults(handler=cancel_command)
 
 

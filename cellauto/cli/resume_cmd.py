@@ -9,7 +9,7 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
-from cellauto.cli._db import add_db_argument
+from cellauto.cli._db import add_db_argument, journal_exists
 from cellauto.cli.console import RunConsole
 from cellauto.cli.run_cmd import (
     add_people_options,
@@ -69,8 +69,8 @@ def resume_command(args: argparse.Namespace) -> int:
             "line apart (`cellauto sim serve LINE.toml`) to rehearse a crash over the wire, or "
             "use simulate(..., crashes=[...]) in a test"
         )
-    if not Path(args.db).exists():
-        raise BadInputError(f"no journal {args.db!r}: give the --db the run was recorded in")
+    if not journal_exists(args.db):
+        raise BadInputError(f"no journal {str(args.db)!r}: give the --db the run was recorded in")
     with Journal(args.db, create=False) as journal:  # a run in use: say so first
         journal.check_owner(journal.resolve_run_id(args.run_id))
     check_attended(

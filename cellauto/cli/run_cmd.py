@@ -80,7 +80,7 @@ def add_parser(sub: Any) -> None:
         help="use this lot for a material of the protocol's bill of materials (repeatable; "
         "by default the first to expire among the usable lots)",
     )
-    add_db_argument(p, postgresql=True)
+    add_db_argument(p)
     add_queue_options(p)
     p.add_argument(
         "--seed",
@@ -349,7 +349,7 @@ def attend(
     if args.as_user is None:
         return None
     attendance = sign_in_to_run(
-        Path(args.db),
+        args.db,
         args.as_user,
         Passwords(args.password_stdin),
         protocol,

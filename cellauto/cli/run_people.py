@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 import orjson
 
+from cellauto.cli._db import journal_exists
 from cellauto.errors import BadInputError, PeopleError
 from cellauto.lines import LineConfig
 from cellauto.protocols import Protocol
+from cellauto.records.backend import Location
 from cellauto.records.refs import Meaning, RecordRef, SignatureShown, SiteRef
 from cellauto.records.site_payloads import Signature, Terminal, TrainingSubject
 from cellauto.records.site_store import SiteStore
@@ -127,7 +128,7 @@ def _session_ref(store: SiteStore, session_id: str) -> RecordRef:
 class Attendance:
     """The person at this console: signed in, their session, their start signature."""
 
-    db: Path
+    db: Location
     who: Authenticated
     session: Session
     signature: SignatureShown
@@ -164,7 +165,7 @@ class Attendance:
 
 
 def sign_in_to_run(
-    db: Path,
+    db: Location,
     as_user: str,
     passwords: Passwords,
     protocol: Protocol,
@@ -177,7 +178,7 @@ def sign_in_to_run(
     Every refusal (wrong password, locked account, no permission, no training) is
     journaled by the site layer and raised (exit 2); the session is closed again when
     the signature is refused."""
-    if not db.exists():
+    if not journal_exists(db):
         raise BadInputError(
             f"no journal {str(db)!r}: --as signs in with an account of the journal's site; "
             "the first one is made with `cellauto users add NAME --role administrator`"

@@ -13,14 +13,15 @@ the same way, so its lots are found, and its reservation and uses are put back o
 from __future__ import annotations
 
 import sqlite3
-from pathlib import Path
 from typing import Any
 
+from cellauto.cli._db import journal_exists
 from cellauto.clock import Clock
 from cellauto.instruments.line import Line
 from cellauto.protocols.params import build_params
 from cellauto.records import Journal
 from cellauto.records import payloads as rec
+from cellauto.records.backend import Location
 from cellauto.records.material_payloads import MaterialsReserved
 from cellauto.sim.site import SimSite
 from cellauto.sim.site_for_run import simulated_site
@@ -31,9 +32,9 @@ from cellauto.site.view import FileSite
 __all__ = ["resume_site", "run_site"]
 
 
-def _file_defines(protocol: Any, db: str | Path) -> bool:
-    """Whether the journal file's site defines every material of the protocol."""
-    if not Path(db).exists():
+def _file_defines(protocol: Any, db: Location) -> bool:
+    """Whether the journal's site defines every material of the protocol."""
+    if not journal_exists(db):
         return False
     site = FileSite(db)
     try:
@@ -46,7 +47,7 @@ def _file_defines(protocol: Any, db: str | Path) -> bool:
 
 
 def run_site(
-    protocol: Any, params: Any, line: Line, clock: Clock, simulated: bool, db: str | Path
+    protocol: Any, params: Any, line: Line, clock: Clock, simulated: bool, db: Location
 ) -> SimSite | FileSite:
     """Where a new run's materials and instruments are checked (see the module doc)."""
     with_file_lots = bool(protocol.materials) and _file_defines(protocol, db)
@@ -56,7 +57,7 @@ def run_site(
 
 
 def resume_site(
-    journal: Journal, run_id: str, protocol: Any, line: Line, clock: Clock, db: str | Path
+    journal: Journal, run_id: str, protocol: Any, line: Line, clock: Clock, db: Location
 ) -> SimSite | FileSite:
     """The site a resumed run checks against: the one it started with."""
     records = journal.records(run_id)

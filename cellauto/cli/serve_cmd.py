@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cellauto.cli._db import add_db_argument
+from cellauto.cli._db import add_db_argument, journal_exists
 from cellauto.errors import BadInputError
 
 __all__ = ["add_parser", "serve_command"]
@@ -94,8 +94,8 @@ def _checked(args: argparse.Namespace) -> bool:
         raise BadInputError(f"--poll-ms {args.poll_ms} is out of range: give 10 to 5000 ms")
     if not 0 <= args.port <= 65535:
         raise BadInputError(f"--port {args.port} is not a port (0-65535)")
-    if not Path(args.db).is_file():
-        raise BadInputError(f"no journal at {args.db}; give --db PATH")
+    if not journal_exists(args.db):
+        raise BadInputError(f"no journal at {args.db}; give --db PATH or --db postgresql://…")
     return secure
 
 
@@ -111,7 +111,7 @@ def serve_command(args: argparse.Namespace) -> int:
 
     proxies = _proxies(args.behind_proxy)
     web_config = WebConfig(
-        db=Path(args.db),
+        db=args.db,
         secure=secure or bool(proxies),  # the proxy serves HTTPS to the browsers
         poll_s=args.poll_ms / 1000,
         behind_proxy=proxies,

@@ -13,7 +13,7 @@ from typing import Any
 
 import anyio
 
-from cellauto.cli._db import add_db_argument
+from cellauto.cli._db import add_db_argument, journal_exists
 from cellauto.cli.fidelity_cmd import add_sim_parser as add_fidelity_parser
 from cellauto.clock import Clock, real_seconds, scaled_loop_factory
 from cellauto.errors import BadInputError
@@ -113,9 +113,9 @@ def qc_command(args: argparse.Namespace) -> int:
 
     from .qc_cmds import run_id_of
 
-    path = Path(args.db)
-    if not path.is_file():
-        raise BadInputError(f"no journal {path}; give --db PATH")
+    path = args.db
+    if not journal_exists(path):
+        raise BadInputError(f"no journal {path}; give --db PATH or --db postgresql://…")
     with reading_journal(path) as conn:
         run_id = run_id_of(conn, args.run_id)
     with Journal(path, create=False) as journal:

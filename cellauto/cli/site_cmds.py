@@ -38,7 +38,7 @@ def add_parsers(sub: Any) -> None:
 
 
 def show_command(args: argparse.Namespace) -> int:
-    with reading_journal(Path(args.db)) as conn:
+    with reading_journal(args.db) as conn:
         if not has_site_tables(conn):
             raise NoSitePolicyError(f"no site policy in {args.db}: it has no accounts yet")
         policy, ref = current_policy(conn)

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 from typing import Any
 
 import orjson
 
 from cellauto.errors import BadInputError
 from cellauto.records import payloads as rec
-from cellauto.records.backend import Conn
+from cellauto.records.backend import Conn, Location
 from cellauto.records.refs import Meaning
 from cellauto.records.task_rows import TaskRow, read_task
 from cellauto.site.history import has_site_tables, reading_journal
@@ -93,7 +92,7 @@ def _what(row: TaskRow) -> str:
 
 
 def tasks_command(args: argparse.Namespace) -> int:
-    db = Path(args.db)
+    db = args.db
     with reading_journal(db) as conn:
         if not has_site_tables(conn):
             rows, policy, runs = [], None, {}
@@ -157,7 +156,7 @@ def _show(row: TaskRow, run: RunFacts | None) -> None:
         print(f"  performed by {row.performer}; you verify the entry as recorded")
 
 
-def wait_for_controller(db: Path, given: AnswerGiven, wait_s: float) -> Outcome | None:
+def wait_for_controller(db: Location, given: AnswerGiven, wait_s: float) -> Outcome | None:
     deadline = time.monotonic() + wait_s
     while True:
         with reading_journal(db) as conn:
@@ -168,7 +167,7 @@ def wait_for_controller(db: Path, given: AnswerGiven, wait_s: float) -> Outcome 
 
 
 def answer_command(args: argparse.Namespace) -> int:
-    db = Path(args.db)
+    db = args.db
     if args.reject and not args.reason.strip():
         raise BadInputError("--reject needs --reason (what is wrong with the entry)")
     task_id = args.task_id.strip().upper()

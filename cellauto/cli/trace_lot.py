@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from cellauto.errors import RunNotFoundError
 from cellauto.records import Journal, RecordKind
 from cellauto.records._schema import is_missing_table
-from cellauto.records.backend import Conn
+from cellauto.records.backend import Conn, Location
 from cellauto.records.material_payloads import MaterialConsumed, MaterialUseVoided
 from cellauto.records.payloads import RunEnded, RunStarted
 from cellauto.site.materials_read import LotRow, lot_state, read_lot
@@ -210,7 +210,7 @@ def render_lot_trace(trace: LotTrace) -> str:
 
 
 def trace_lot_command(
-    db: str | Path, lot_id: str, *, output: Literal["text", "json"] = "text"
+    db: str | Path | Location, lot_id: str, *, output: Literal["text", "json"] = "text"
 ) -> int:
     """Print the lot's trace; exit code 0, or 1 if a use could not be confirmed."""
     with Journal(db, create=False) as journal:

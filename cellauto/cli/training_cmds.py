@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import time
 from datetime import date
-from pathlib import Path
 from typing import Any, Literal
 
 from cellauto.errors import BadInputError
@@ -115,7 +114,7 @@ def training_revoke_command(args: argparse.Namespace) -> int:
 
 
 def training_list_command(args: argparse.Namespace) -> int:
-    with reading_journal(Path(args.db)) as conn:
+    with reading_journal(args.db) as conn:
         policy = policy_or_none(conn) if has_site_tables(conn) else None
         if policy is None:
             print(f"no training records in {args.db}")

@@ -234,7 +234,7 @@ class ControllerService(Takeovers):
         try:
             clock = Clock(line_origin(self.settings.line))
             params = build_params(protocol.params, entry.params, rehearsal=self.line.rehearsal)
-            site = run_site(protocol, params, self.line, clock, False, self.url)
+            site = run_site(protocol, params, self.line, clock, False, Location.parse(self.url))
             people = not self.line.rehearsal
             execution = Runner(self.journal).prepare(
                 protocol,

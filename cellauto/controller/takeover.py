@@ -44,7 +44,7 @@ from cellauto.protocols.states import State
 from cellauto.records import Journal, RecordKind
 from cellauto.records import backend as db
 from cellauto.records import payloads as rec
-from cellauto.records.backend import Conn
+from cellauto.records.backend import Conn, Location
 from cellauto.records.backend.notify import notify
 from cellauto.records.run_journal import RunJournal
 
@@ -352,7 +352,9 @@ class Takeovers:
             return
         clock = Clock(line_origin(self.settings.line))
         try:
-            site = resume_site(journal, run_id, protocol, self.line, clock, self.url)
+            site = resume_site(
+                journal, run_id, protocol, self.line, clock, Location.parse(self.url)
+            )
             people = not self.line.rehearsal and first.operators == "people"
             execution = Runner(journal).resume(
                 protocol,

@@ -143,7 +143,7 @@ def _review_records(journal: Journal, run_id: str) -> list[dict[str, Any]]:
     rows += conn.execute(
         "SELECT seq, kind, wall_time_ns, body, hash FROM site_records WHERE kind = 'signature'"
         f" AND json_extract(body, '$.payload.signed.chain') = 'site'"
-        f" AND json_extract(body, '$.payload.signed.seq') IN ({marks})",
+        f" AND CAST(json_extract(body, '$.payload.signed.seq') AS INTEGER) IN ({marks})",
         seqs,
     ).fetchall()
     return [

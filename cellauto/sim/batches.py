@@ -30,6 +30,7 @@ from cellauto.protocols.params import Params, build_params
 from cellauto.protocols.responder import HOLD_POLICIES, HoldAnswer, HoldResponder
 from cellauto.protocols.runner import Runner
 from cellauto.records import Journal
+from cellauto.records.backend import Location
 from cellauto.sim.line import sim_line_for_protocol
 from cellauto.sim.operators import Script, SimulatedOperators, simulated_operators
 from cellauto.sim.simulate import DEFAULT_SIM_START
@@ -172,7 +173,7 @@ def simulate_batches(
     protocol: Protocol | str | Path,
     seeds: Iterable[int],
     *,
-    db: str | Path,
+    db: str | Path | Location,
     on_hold: str = "stop",
     **options: Any,
 ) -> Batches:

@@ -28,6 +28,7 @@ from cellauto.protocols.responder import HoldResponder
 from cellauto.protocols.runner import Runner
 from cellauto.records import Journal, Record
 from cellauto.records import payloads as rec
+from cellauto.records.backend import Location
 from cellauto.records.refs import SignatureShown
 from cellauto.records.site_payload_base import SitePayload
 from cellauto.records.wording import signatures_of
@@ -54,7 +55,8 @@ class SimulatedRun:
     """Not in the repr: asyncio.run() in Python 3.11 reprs the finished main task (and so
     its result) when it restores the SIGINT handler, which cost ~20 ms per CAR-T run."""
     sim: SimLine
-    journal_path: Path
+    journal_path: Path | Location
+    """The journal's file, or where a PostgreSQL journal is."""
     params: Params
     _by_kind: dict[type[rec.Payload], list[rec.Payload]] = field(default_factory=dict, repr=False)
     fault_outcomes: list[FaultOutcome] = field(default_factory=list, repr=False)
@@ -191,7 +193,7 @@ async def simulate_async(
     seed: int = 0,
     faults: Mapping[str, Sequence[Fault]] | None = None,
     on_hold: str | None = "stop",
-    db: str | Path | None = None,
+    db: str | Path | Location | None = None,
     start: datetime = DEFAULT_SIM_START,
     observers: Sequence[Observer] = (),
     crashes: Sequence[float] = (),
@@ -230,7 +232,8 @@ async def simulate_async(
         return runner
 
     with tempfile.TemporaryDirectory(prefix="cellauto-sim-") as tmp:
-        path = Path(db) if db is not None else Path(tmp) / "journal.db"
+        where = Location.parse(db) if db is not None else Location(Path(tmp) / "journal.db")
+        path: Path | Location = where.path if where.path is not None else where
         journal = Journal(path)
         try:
             execution = runner_on(journal).prepare(

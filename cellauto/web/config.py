@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from cellauto.records.backend import Location
 
 __all__ = ["LOOPBACK", "WebConfig", "is_loopback"]
 
@@ -17,15 +19,16 @@ def is_loopback(host: str) -> bool:
 
 
 class WebConfig(BaseModel):
-    """``db``: the journal; ``secure``: served over HTTPS (cookies ``Secure`` with the
-    ``__Host-`` prefix, HSTS); ``poll_s``: how often the journal is looked at for new
-    records; ``max_session_h``: the longest a session lasts, used or not;
-    ``behind_proxy``: the reverse proxies whose forwarded client address is trusted
-    (none: the socket's peer is the journaled address)."""
+    """``db``: the journal (a file path or a ``postgresql://`` URL, as a Location);
+    ``secure``: served over HTTPS (cookies ``Secure`` with the ``__Host-`` prefix, HSTS);
+    ``poll_s``: how often the journal is looked at for new records; ``max_session_h``: the
+    longest a session lasts, used or not; ``behind_proxy``: the reverse proxies whose
+    forwarded client address is trusted (none: the socket's peer is the journaled
+    address)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
-    db: Path
+    db: Annotated[Location, BeforeValidator(Location.parse)]
     secure: bool = False
     poll_s: float = Field(0.1, gt=0, le=5)
     behind_proxy: tuple[str, ...] = ()

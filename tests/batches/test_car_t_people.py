@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import os
-import sqlite3
 import subprocess
 import sys
 from contextlib import closing
@@ -26,8 +25,10 @@ from cellauto.protocols import load_protocol
 from cellauto.protocols.containers import batch_identities
 from cellauto.protocols.handoff import handoff_data
 from cellauto.protocols.params import build_params
+from cellauto.records.backend import Location
 from tests.cli.conftest import REPO, cli
 from tests.cli.people import People, own, people
+from tests.raw_sql import raw_connect
 
 __all__ = ["cli", "people"]  # fixtures
 
@@ -64,12 +65,12 @@ def _staff(people: People) -> None:
         assert done.code == 0, done.err
 
 
-def _scan(db: Path, task: dict[str, str]) -> tuple[str, ...]:
+def _scan(db: Path | Location, task: dict[str, str]) -> tuple[str, ...]:
     """What alice's scanner reads for a scan task: the bag's barcodes, or the label just
     printed (its symbols, from the run's record of it)."""
     if task["name"] != "scan the printed label":
         return ("--value", SCANS[task["name"]])
-    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+    with closing(raw_connect(db)) as conn:
         (body,) = conn.execute(
             "SELECT body FROM records WHERE kind = 'label_printed' ORDER BY seq DESC LIMIT 1"
         ).fetchone()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,9 @@ import pytest
 from cellauto import Protocol, Run, Spec
 from cellauto.records import Journal
 from cellauto.records import payloads as rec
+from cellauto.records.backend import Location
 from cellauto.sim.batches import simulate_batches
+from tests.raw_sql import nothing_written
 
 protocol = Protocol("hold-on-check", version="0.1")
 
@@ -45,9 +48,9 @@ def _commands(db: Path) -> list[rec.Command]:
     ],
 )
 def test_held_batches_are_answered_by_the_policy_and_journaled(
-    tmp_path: Path, on_hold: str, held_status: str, command: str
+    db_location: Location, tmp_path: Path, on_hold: str, held_status: str, command: str
 ) -> None:
-    db = tmp_path / "j.db"
+    db = db_location
     batches = simulate_batches(protocol, range(3), db=db, on_hold=on_hold)
     assert [o.exit_status for o in batches.outcomes] == [held_status] * 3
     held_ids = [o.run_id for o in batches.outcomes]
@@ -65,23 +68,25 @@ def test_held_batches_are_answered_by_the_policy_and_journaled(
 
 @pytest.mark.parametrize("on_hold", [None, "prompt", "continue"])
 def test_leaving_held_batches_unanswered_is_refused_before_anything_is_written(
-    tmp_path: Path, on_hold: str | None
+    db_location: Location, tmp_path: Path, on_hold: str | None
 ) -> None:
-    db = tmp_path / "j.db"
+    db = db_location
     with pytest.raises(ValueError, match="never end"):
         simulate_batches(protocol, range(2), db=db, on_hold=on_hold)  # type: ignore[arg-type]
-    assert not db.exists()
+    assert nothing_written(db)
 
 
-def test_the_same_seeds_give_the_same_batches(tmp_path: Path) -> None:
-    first = simulate_batches(protocol, [1, 2], db=tmp_path / "a.db")
-    second = simulate_batches(protocol, [1, 2], db=tmp_path / "b.db")
+def test_the_same_seeds_give_the_same_batches(
+    db_location_factory: Callable[[], Location],
+) -> None:
+    first = simulate_batches(protocol, [1, 2], db=db_location_factory())
+    second = simulate_batches(protocol, [1, 2], db=db_location_factory())
     assert first.outcomes == second.outcomes
 
 
-def test_the_collector_threshold_is_restored(tmp_path: Path) -> None:
+def test_the_collector_threshold_is_restored(db_location: Location, tmp_path: Path) -> None:
     import gc
 
     before = gc.get_threshold()
-    simulate_batches(protocol, [1], db=tmp_path / "j.db")
+    simulate_batches(protocol, [1], db=db_location)
     assert gc.get_threshold() == before

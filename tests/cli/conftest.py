@@ -16,6 +16,11 @@ import pytest
 
 from cellauto.cli import main
 from cellauto.records import Journal, Record
+from cellauto.records.backend import Location
+from tests.raw_sql import (
+    close_pg_pools_after_test,  # noqa: F401  (autouse)
+    raw_connect,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "protocols" / "demo_expansion.py"
@@ -59,13 +64,13 @@ def run_id_of(result: Result) -> str:
     return match.group(1)
 
 
-def run_demo(cli: Cli, db: Path, *extra: object, seed: int = 3) -> str:
+def run_demo(cli: Cli, db: Path | Location | str, *extra: object, seed: int = 3) -> str:
     result = cli("run", DEMO, "--sim", "--seed", seed, "--db", db, "--operator", "tester", *extra)
     assert result.code == 0, result.err
     return run_id_of(result)
 
 
-def journal_records(db: Path, run_id: str) -> list[Record]:
+def journal_records(db: Path | Location, run_id: str) -> list[Record]:
     with Journal(db, create=False) as journal:
         return journal.records(run_id)
 
@@ -76,8 +81,13 @@ def write_protocol(directory: Path, name: str, source: str) -> Path:
     return path
 
 
-def db_files(db: Path) -> dict[str, bytes]:
-    """The bytes of the journal and of its WAL, if there is one."""
+def db_files(db: Path | Location) -> dict[str, bytes]:
+    """The bytes of the journal and of its WAL, if there is one (of a PostgreSQL journal:
+    its records and ledger rows, as text)."""
+    where = Location.parse(db)
+    if where.url is not None:
+        return {t: repr(rows).encode() for t, rows in db_rows(where, Path()).items()}
+    db = where.sqlite_path()
     files = {}
     for path in (db, db.with_name(db.name + "-wal")):
         if path.exists():
@@ -85,8 +95,17 @@ def db_files(db: Path) -> dict[str, bytes]:
     return files
 
 
-def db_rows(db: Path, scratch: Path) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of records and the ledger, read from a copy (reading must not touch ``db``)."""
+def db_rows(db: Path | Location, scratch: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of records and the ledger, read from a copy of an SQLite file (reading
+    must not touch ``db``), or from the PostgreSQL journal itself."""
+    where = Location.parse(db)
+    if where.url is not None:
+        with contextlib.closing(raw_connect(where)) as pg:
+            return {
+                table: [tuple(r) for r in pg.execute(f"SELECT * FROM {table} ORDER BY 1, 2")]
+                for table in ("records", "ledger", "ledger_head")
+            }
+    db = where.sqlite_path()
     scratch.mkdir(parents=True, exist_ok=True)
     copy = scratch / db.name
     for name, data in db_files(db).items():
@@ -113,7 +132,8 @@ def demo_db_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def demo_db(demo_db_template: Path, tmp_path: Path) -> Path:
-    """A private copy of the one-run journal."""
+    """A private copy of the one-run journal (an SQLite file, whatever the backend of the
+    pass: its users test the file)."""
     db = tmp_path / "journal.db"
     for path in demo_db_template.parent.iterdir():
         if path.name.startswith(demo_db_template.name):
@@ -121,7 +141,7 @@ def demo_db(demo_db_template: Path, tmp_path: Path) -> Path:
     return db
 
 
-def only_run_id(db: Path) -> str:
+def only_run_id(db: Path | Location) -> str:
     with Journal(db, create=False) as journal:
         (summary,) = journal.runs()
     return summary.run_id

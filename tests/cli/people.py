@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from cellauto.records.backend import Location
 from cellauto.records.site_payloads import Argon2Params, SitePolicy
 from tests.cli.conftest import Cli, Result
 
@@ -21,9 +22,11 @@ def own(name: str) -> str:
 class People:
     """``cellauto users|training`` with passwords fed on stdin."""
 
-    def __init__(self, cli: Cli, db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(
+        self, cli: Cli, db: Path | Location, monkeypatch: pytest.MonkeyPatch, folder: Path
+    ) -> None:
         self.cli, self.db, self._patch = cli, db, monkeypatch
-        self.policy = db.parent / "policy.json"
+        self.policy = folder / "policy.json"
         cheap = Argon2Params(time_cost=1, memory_kib=8, parallelism=1)
         self.policy.write_text(SitePolicy(argon2=cheap).model_dump_json())
 
@@ -68,8 +71,10 @@ class People:
 
 
 @pytest.fixture
-def people(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> People:
-    return People(cli, tmp_path / "journal.db", monkeypatch)
+def people(
+    cli: Cli, db_location: Location, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> People:
+    return People(cli, db_location, monkeypatch, tmp_path)
 
 
 @pytest.fixture

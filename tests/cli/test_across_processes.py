@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from cellauto.records import Journal
+from cellauto.records.backend import Location
 from tests.cli.conftest import Cli
 
 PAIR = Path(__file__).resolve().parent / "wire_pair"
@@ -61,10 +62,14 @@ def _connect_line(tmp_path: Path, endpoint: str, speed: float) -> Path:
     ("served_bioreactor", "hours"), [(600, 1), (3600, 4)], indirect=["served_bioreactor"]
 )
 def test_a_run_against_a_bioreactor_served_by_another_process_completes(
-    cli: Cli, tmp_path: Path, served_bioreactor: tuple[str, float], hours: int
+    cli: Cli,
+    db_location: Location,
+    tmp_path: Path,
+    served_bioreactor: tuple[str, float],
+    hours: int,
 ) -> None:
     endpoint, speed = served_bioreactor
-    db = tmp_path / "run.db"
+    db = db_location
     line = _connect_line(tmp_path, endpoint, speed)
     result = cli("run", PROTOCOL, "--line", line, "--db", db, "--param", f"hours={hours}")
     assert result.code == 0, result.out[-2000:] + result.err[-2000:]

@@ -5,6 +5,7 @@ every refusal of an identified person is journaled (``signature_refused``) and r
 from __future__ import annotations
 
 import threading
+from contextlib import closing
 from typing import Any
 
 import anyio
@@ -38,6 +39,7 @@ from tests.cli.across import (
     until,
 )
 from tests.cli.people import People, own, people
+from tests.raw_sql import raw_connect
 
 __all__ = ["people", "staffed_people"]  # fixtures
 
@@ -237,9 +239,8 @@ async def test_changed_target_refused(staffed_people: People) -> None:
         row = await c.open_task("perform", "connect bag")
         with reading_journal(db):
             pass
-        import sqlite3
 
-        with sqlite3.connect(db) as conn:  # the row points at another record now
+        with closing(raw_connect(db)) as conn:  # the row points at another record now
             conn.execute(
                 "UPDATE tasks SET target_hash = ? WHERE task_id = ?", ("0" * 64, row.task_id)
             )

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import builtins
 import io
-import sqlite3
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from cellauto.records import Journal
 from cellauto.records import payloads as rec
+from cellauto.records.backend import Location
 from tests.cli.conftest import DEMO, Cli, journal_records, run_id_of, write_protocol
+from tests.raw_sql import nothing_written, raw_connect
 
 WATCHED_HOLD = """
 from cellauto import Protocol, Run, Spec
@@ -34,7 +36,7 @@ class _Terminal(io.StringIO):
 
 
 def test_virtual_time_waits_for_the_operator(
-    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cli: Cli, db_location: Location, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """While the operator thinks, the step's 1 h watchdog must not fire."""
 
@@ -44,7 +46,7 @@ def test_virtual_time_waits_for_the_operator(
 
     monkeypatch.setattr(sys, "stdin", _Terminal(""))
     monkeypatch.setattr(builtins, "input", slow_operator)
-    db = tmp_path / "x.db"
+    db = db_location
     result = cli("run", write_protocol(tmp_path, "p.py", WATCHED_HOLD), "--sim", "--db", db)
     assert result.code == 0, result.err
     records = journal_records(db, run_id_of(result))
@@ -56,14 +58,14 @@ def test_virtual_time_waits_for_the_operator(
 
 
 def test_end_of_input_at_the_prompt_stops_the_run_in_order(
-    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cli: Cli, db_location: Location, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def no_input(prompt: str = "") -> str:
         raise EOFError
 
     monkeypatch.setattr(sys, "stdin", _Terminal(""))
     monkeypatch.setattr(builtins, "input", no_input)
-    db = tmp_path / "x.db"
+    db = db_location
     result = cli("run", write_protocol(tmp_path, "p.py", WATCHED_HOLD), "--sim", "--db", db)
     assert result.code == 1
     records = journal_records(db, run_id_of(result))
@@ -71,10 +73,12 @@ def test_end_of_input_at_the_prompt_stops_the_run_in_order(
     assert cli("verify", "--db", db).code == 0
 
 
-def test_export_of_a_tampered_run_warns_and_exits_1(cli: Cli, tmp_path: Path) -> None:
-    db = tmp_path / "x.db"
+def test_export_of_a_tampered_run_warns_and_exits_1(
+    cli: Cli, db_location: Location, tmp_path: Path
+) -> None:
+    db = db_location
     run_id = run_id_of(cli("run", DEMO, "--sim", "--seed", "1", "--db", db))
-    with sqlite3.connect(db) as conn:
+    with closing(raw_connect(db)) as conn:
         conn.execute(
             "UPDATE records SET body = replace(body, '\"passed\":true', '\"passed\":false') "
             "WHERE run_id = ? AND kind = 'check_result' AND seq = "
@@ -100,7 +104,7 @@ async def only(run: Run) -> None:
     db = tmp_path / "x.db"
     result = cli("run", write_protocol(tmp_path, "p.py", source), "--sim", "--db", db)
     assert result.code == 2 and "'only'" in result.err and "expected_duration_h" in result.err
-    assert not db.exists()
+    assert nothing_written(db)
 
 
 @pytest.mark.parametrize("where", ["missing folder", "not a journal"])
@@ -108,15 +112,17 @@ def test_an_unusable_db_is_bad_input(cli: Cli, tmp_path: Path, where: str) -> No
     if where == "missing folder":
         db = tmp_path / "nope" / "x.db"
     else:
-        db = tmp_path / "other.db"
-        with sqlite3.connect(db) as conn:
+        db = tmp_path / "x.db"
+        with closing(raw_connect(db)) as conn:
             conn.execute("CREATE TABLE t (x)")
     result = cli("run", DEMO, "--sim", "--db", db)
     assert result.code == 2 and str(db.name) in result.err
 
 
-def test_verify_flags_a_run_that_never_ended(cli: Cli, tmp_path: Path) -> None:
-    db = tmp_path / "x.db"
+def test_verify_flags_a_run_that_never_ended(
+    cli: Cli, db_location: Location, tmp_path: Path
+) -> None:
+    db = db_location
     with Journal(db) as journal:  # a controller that stopped mid-run (its tail anchored)
         run = journal.begin_run("stopped-run", lambda: 0.0)
         for i in range(5):

@@ -9,6 +9,7 @@ import pytest
 
 from cellauto.cli._db import DB_ENV, add_db_argument
 from cellauto.records import Journal
+from cellauto.records.backend import Location
 from tests.cli.conftest import DEMO, Cli, run_demo
 
 # every command that takes --db, with what else it needs to parse
@@ -55,17 +56,17 @@ def test_without_either_the_journal_is_cellauto_db_here(
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c[0])
-def test_a_postgresql_journal_is_refused_as_not_yet_supported(
+def test_an_unknown_scheme_is_refused_before_anything_is_written(
     cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: tuple[str, ...]
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv(DB_ENV, raising=False)
-    refused = cli(*command, "--db", "postgresql://qa:s3cret@db.site.example/cellauto")
+    refused = cli(*command, "--db", "mysql://qa:s3cret@db.site.example/cellauto")
     assert refused.code == 2
-    assert "not yet supported" in refused.err and "s3cret" not in refused.err
-    monkeypatch.setenv(DB_ENV, "postgresql://db.site.example/cellauto")
+    assert "unknown scheme 'mysql'" in refused.err and "postgresql://" in refused.err
+    monkeypatch.setenv(DB_ENV, "postgresql://")
     from_env = cli(*command)
-    assert from_env.code == 2 and "not yet supported" in from_env.err
+    assert from_env.code == 2 and "names no server or database" in from_env.err
     assert list(tmp_path.iterdir()) == []
 
 
@@ -88,7 +89,8 @@ def test_the_help_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     parser = argparse.ArgumentParser()
     add_db_argument(parser)
     assert "$CELLAUTO_DB, else ./cellauto.db" in parser.format_help()
-    assert parser.parse_args([]).db == "cellauto.db"
+    assert parser.parse_args([]).db == Location.parse("cellauto.db")
+    assert "postgresql:// URL" in parser.format_help()
     monkeypatch.setenv(DB_ENV, "/srv/cellauto/site.db")
     assert argparse_default(monkeypatch) == "/srv/cellauto/site.db"
 

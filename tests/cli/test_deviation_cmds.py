@@ -14,6 +14,7 @@ from cellauto.review.read import runner_deviations
 from cellauto.site.signatures import sign
 from tests.cli.conftest import Cli
 from tests.cli.people import People, own
+from tests.raw_sql import raw_connect
 from tests.review.conftest import Batch, batch, batch_template
 
 __all__ = ["batch", "batch_template"]  # fixtures
@@ -22,9 +23,9 @@ IMPACT = "culture above 38 °C for 3 h; potency may be reduced"
 
 
 @pytest.fixture
-def lab(cli: Cli, batch: Batch, monkeypatch: pytest.MonkeyPatch) -> People:
+def lab(cli: Cli, batch: Batch, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> People:
     """``cellauto`` on the batch's journal, passwords on stdin."""
-    return People(cli, batch.path, monkeypatch)
+    return People(cli, batch.path, monkeypatch, tmp_path)
 
 
 def _act(lab: People, who: str, *argv: object) -> object:
@@ -218,13 +219,12 @@ def test_evidence_file_missing(lab: People, batch: Batch, tmp_path: Path) -> Non
 
 
 def test_an_edited_status_is_never_listed(lab: People, batch: Batch) -> None:
-    import sqlite3
 
     assert (
         _act(lab, "qa.smith", "classify", _dev(batch), "--class", "minor", "--impact", IMPACT).code
         == 0
     )
-    conn = sqlite3.connect(batch.path, isolation_level=None)
+    conn = raw_connect(batch.path)
     conn.execute("UPDATE deviations SET status = 'closed'")
     conn.close()
     listed = lab("deviations")

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from cellauto.records.backend import Location
 from tests.cli.conftest import DEMO, Cli
+from tests.raw_sql import nothing_written
 
 
 @pytest.fixture
@@ -50,7 +52,7 @@ def test_serving_on_a_port_in_use_exits_2_naming_it(
 
 
 def test_a_line_file_interface_that_is_not_the_protocols_is_refused(
-    cli: Cli, tmp_path: Path
+    cli: Cli, db_location: Location, tmp_path: Path
 ) -> None:
     line = tmp_path / "mixed-up.toml"
     line.write_text(
@@ -60,11 +62,11 @@ def test_a_line_file_interface_that_is_not_the_protocols_is_refused(
         '[equipment.counter]\nadapter = "sim"\ninterface = "Bioreactor"\n',
         encoding="utf-8",
     )
-    db = tmp_path / "j.db"
+    db = db_location
     result = cli("run", DEMO, "--line", line, "--db", db)
     assert result.code == 2, result.err
     assert (
         "line 'mixed-up': equipment 'counter' is a Bioreactor in the line file, but the "
         "protocol needs a CellCounter there"
     ) in result.err
-    assert not db.exists()
+    assert nothing_written(db)

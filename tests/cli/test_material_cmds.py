@@ -4,11 +4,12 @@ and are journaled; ``list`` computes expired and depleted on the day asked."""
 from __future__ import annotations
 
 import json
-import sqlite3
+from contextlib import closing
 
 import pytest
 
 from tests.cli.people import People, own, people, staffed
+from tests.raw_sql import raw_connect
 
 __all__ = ["people", "staffed"]  # fixtures
 
@@ -78,7 +79,7 @@ def _receive(
 
 
 def _refusals(p: People) -> list[dict[str, object]]:
-    with sqlite3.connect(p.db) as conn:
+    with closing(raw_connect(p.db)) as conn:
         rows = conn.execute(
             "SELECT body FROM site_records WHERE kind = 'lot_act_refused' ORDER BY seq"
         )
@@ -273,7 +274,7 @@ def test_verify_is_intact_then_names_an_edited_lot(stocked: People) -> None:
     done = stocked.cli("verify", "--db", stocked.db)
     assert done.code == 0, done.out + done.err
     assert "site: intact" in done.out
-    with sqlite3.connect(stocked.db) as conn:
+    with closing(raw_connect(stocked.db)) as conn:
         conn.execute("UPDATE lots SET expires_on = '2199-12-31'")
     done = stocked.cli("verify", "--db", stocked.db)
     assert done.code == 1
@@ -301,7 +302,7 @@ def test_verify_names_an_edited_equipment_row(stocked: People) -> None:
             )
         )
     assert stocked.cli("verify", "--db", stocked.db).code == 0
-    with sqlite3.connect(stocked.db) as conn:
+    with closing(raw_connect(stocked.db)) as conn:
         conn.execute("UPDATE equipment SET status = 'in_service'")
     done = stocked.cli("verify", "--db", stocked.db)
     assert done.code == 1

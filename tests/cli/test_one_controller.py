@@ -16,9 +16,10 @@ from cellauto.protocols import Runner, load_protocol
 from cellauto.protocols.execution import RunOutcome
 from cellauto.protocols.params import build_params
 from cellauto.records import Journal, RecordKind
+from cellauto.records.backend import Location
 from cellauto.sim import sim_line_for_protocol
 from cellauto.sim.simulate import DEFAULT_SIM_START
-from tests.cli.conftest import DEMO, Cli, run_demo
+from tests.cli.conftest import DEMO, Cli, db_files, run_demo
 from tests.records.conftest import StepClock
 from tests.records.factory import payload_of
 
@@ -38,9 +39,8 @@ async def freeze(run: Run, freezer: ControlledRateFreezer) -> None:
 '''
 
 
-def _files(db: Path) -> dict[str, bytes]:
-    files = (db, db.with_name(db.name + "-wal"))
-    return {p.name: p.read_bytes() for p in files if p.exists()}
+def _files(db: Path | Location) -> dict[str, bytes]:
+    return db_files(db)
 
 
 def _names_this_process(message: str) -> None:
@@ -49,7 +49,7 @@ def _names_this_process(message: str) -> None:
 
 
 def test_a_second_resume_of_a_live_run_is_refused_at_once_with_exit_2(
-    cli: Cli, tmp_path: Path
+    cli: Cli, db_location: Location, tmp_path: Path
 ) -> None:
     protocol = tmp_path / "freeze_only.py"
     protocol.write_text(FREEZE_ONLY, encoding="utf-8")
@@ -59,7 +59,7 @@ def test_a_second_resume_of_a_live_run_is_refused_at_once_with_exit_2(
         'endpoint = "TCPIP0::127.0.0.1::9::SOCKET"\n',
         encoding="utf-8",
     )
-    db = tmp_path / "j.db"
+    db = db_location
     with Journal(db, owner_stale_s=QUIET) as owner:
         run = owner.begin_run("0123456789abcdef", StepClock())
         run.append(payload_of(RecordKind.RUN_STARTED, {"run_id": "0123456789abcdef"}))
@@ -73,13 +73,13 @@ def test_a_second_resume_of_a_live_run_is_refused_at_once_with_exit_2(
 
 
 def test_a_second_run_under_a_run_id_a_live_controller_holds_is_refused_with_exit_2(
-    cli: Cli, tmp_path: Path
+    cli: Cli, db_location: Location, tmp_path: Path
 ) -> None:
     """A seeded simulated run has a reproducible id: a second controller started with the
     same inputs at the same moment would take the same id."""
     protocol = load_protocol(DEMO)
     params = build_params(protocol.params, {})
-    db = tmp_path / "j.db"
+    db = db_location
 
     async def prepare(owner: Journal) -> str:
         clock = Clock(DEFAULT_SIM_START)
@@ -98,8 +98,8 @@ def test_a_second_run_under_a_run_id_a_live_controller_holds_is_refused_with_exi
         assert _files(db) == before
 
 
-def test_show_says_who_controlled_the_run(cli: Cli, tmp_path: Path) -> None:
-    db = tmp_path / "j.db"
+def test_show_says_who_controlled_the_run(cli: Cli, db_location: Location, tmp_path: Path) -> None:
+    db = db_location
     run_id = run_demo(cli, db)
     shown = cli("show", run_id, "--db", db)
     assert shown.code == 0
@@ -119,21 +119,21 @@ def test_a_controller_whose_run_was_taken_over_ends_with_the_fence_error() -> No
 
 
 def test_the_command_line_says_so_and_exits_1(
-    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cli: Cli, db_location: Location, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def fenced(*_args: object) -> int:
         raise FencedError("run r: taken over by pid 7 on host 'h' (epoch 2)")
 
     monkeypatch.setattr("cellauto.cli.run_cmd.run_and_report", fenced)
-    result = cli("run", DEMO, "--sim", "--db", tmp_path / "j.db")
+    result = cli("run", DEMO, "--sim", "--db", db_location)
     assert result.code == 1
     assert "cellauto: error: run r: taken over by pid 7" in result.err
 
 
 def test_after_a_takeover_the_old_owners_late_records_are_refused_and_verify_passes(
-    cli: Cli, tmp_path: Path
+    cli: Cli, db_location: Location, tmp_path: Path
 ) -> None:
-    db = tmp_path / "j.db"
+    db = db_location
     with Journal(db, owner_stale_s=QUIET) as old:
         old_run = old.begin_run("run-a", StepClock())
         old_run.append(payload_of(RecordKind.RUN_STARTED, {"run_id": "run-a"}))

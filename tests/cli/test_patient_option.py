@@ -6,6 +6,7 @@ from pathlib import Path
 
 from cellauto.records import Journal
 from cellauto.records import payloads as rec
+from cellauto.records.backend import Location
 from tests.cli.conftest import DEMO, Cli, run_id_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,11 +35,13 @@ def test_the_patient_option_is_recorded(cli: Cli, tmp_path: Path) -> None:
     assert refused.code == 2 and "--patient" in refused.err
 
 
-def test_a_served_line_file_names_the_patient(cli: Cli, tmp_path: Path) -> None:
+def test_a_served_line_file_names_the_patient(
+    cli: Cli, db_location: Location, tmp_path: Path
+) -> None:
     text = (ROOT / "lines" / "sim-wire.toml").read_text(encoding="utf-8")
     line = tmp_path / "line.toml"
     line.write_text(text.replace("seed = 7\n", 'seed = 7\npatient = "typical"\n', 1))
-    db = tmp_path / "wire.db"
+    db = db_location
     result = cli("run", ROOT / "protocols" / "car_t_autologous.py", "--line", line, "--db", db)
     assert result.code == 0, result.err
     info = _simulation(db)

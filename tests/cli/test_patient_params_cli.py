@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cellauto.records.backend import Location
 from tests.cli.conftest import REPO, Cli
+from tests.raw_sql import nothing_written
 
 CAR_T = REPO / "protocols" / "car_t_autologous.py"
 
 
 def test_run_on_a_real_line_without_the_patient_is_refused_before_anything(
-    cli: Cli, tmp_path: Path
+    cli: Cli, db_location: Location, tmp_path: Path
 ) -> None:
     line = tmp_path / "plant.toml"
     line.write_text(
@@ -18,14 +20,16 @@ def test_run_on_a_real_line_without_the_patient_is_refused_before_anything(
         'endpoint = "tcp://127.0.0.1:9"\n',
         encoding="utf-8",
     )
-    db = tmp_path / "plant.db"
+    db = db_location
     result = cli("run", CAR_T, "--line", line, "--db", db)
     assert result.code == 2, result.err
     assert "'coi', 'din', 'patient_weight_kg' are the patient's own" in result.err
-    assert not db.exists()
+    assert nothing_written(db)
 
 
-def test_the_simulated_line_still_runs_without_them(cli: Cli, tmp_path: Path) -> None:
+def test_the_simulated_line_still_runs_without_them(
+    cli: Cli, db_location: Location, tmp_path: Path
+) -> None:
     result = cli(
         "run",
         CAR_T,
@@ -33,7 +37,7 @@ def test_the_simulated_line_still_runs_without_them(cli: Cli, tmp_path: Path) ->
         "--seed",
         "1",
         "--db",
-        tmp_path / "j.db",
+        db_location,
         "--param",
         "expansion_days=7",
     )

@@ -4,25 +4,25 @@ lab's export to every test passed; refusals exit 2 and are journaled."""
 from __future__ import annotations
 
 import json
-import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from tests.cli.people import People, own
-from tests.records.site_factory import files_of
+from tests.raw_sql import journal_snapshot, raw_connect
 from tests.review.conftest import Batch, batch, batch_template
 
 __all__ = ["batch", "batch_template"]  # fixtures
 
 
 @pytest.fixture
-def lab(cli, batch: Batch, monkeypatch: pytest.MonkeyPatch) -> People:  # type: ignore[no-untyped-def]
-    return People(cli, batch.path, monkeypatch)
+def lab(cli, batch: Batch, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> People:  # type: ignore[no-untyped-def]
+    return People(cli, batch.path, monkeypatch, tmp_path)
 
 
 def _refusals(db: Path) -> list[str]:
-    with sqlite3.connect(db) as conn:
+    with closing(raw_connect(db)) as conn:
         return [
             cause
             for (cause,) in conn.execute(
@@ -66,14 +66,14 @@ def test_simulated_lab_to_every_test_passed(lab: People, batch: Batch, tmp_path:
     assert done.code == 0, done.err
     assert "7 results" in done.out
 
-    before = files_of(batch.path)
+    before = journal_snapshot(batch.path)
     dry = lab("qc", "import", run_id, export, "--schema", "sim-lims", "--dry-run")
     assert dry.code == 0, dry.err
     assert "dry run: 7 results would be imported" in dry.out
-    assert files_of(batch.path) == before  # no session_opened, no refusal: nothing at all
+    assert journal_snapshot(batch.path) == before  # no session_opened, no refusal: nothing at all
     unsigned = lab("qc", "import", run_id, export, "--schema", "sim-lims")
     assert unsigned.code != 0 and "give --as USER" in unsigned.err
-    assert files_of(batch.path) == before
+    assert journal_snapshot(batch.path) == before
 
     done = lab(
         "qc",
@@ -103,7 +103,7 @@ def test_simulated_lab_to_every_test_passed(lab: People, batch: Batch, tmp_path:
     assert states.pop("post-thaw viability") == "missing"
     assert set(states.values()) == {"pass"}
 
-    with sqlite3.connect(batch.path) as conn:
+    with closing(raw_connect(batch.path)) as conn:
         (din,) = conn.execute(
             "SELECT din || flag FROM containers WHERE run_id = ? AND key = 'QC sample'", (run_id,)
         ).fetchone()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cellauto.records.backend import Location
 from tests.cli.conftest import DEMO, Cli, run_id_of
 
 
@@ -33,7 +34,9 @@ def test_another_seed_or_start_gives_another_record(cli: Cli, tmp_path: Path) ->
     assert later_id != base_id and later["run.json"] != base["run.json"]
 
 
-def test_a_second_seeded_run_in_one_journal_gets_its_own_id(cli: Cli, tmp_path: Path) -> None:
-    db = tmp_path / "j.db"
+def test_a_second_seeded_run_in_one_journal_gets_its_own_id(
+    cli: Cli, db_location: Location, tmp_path: Path
+) -> None:
+    db = db_location
     ids = {run_id_of(cli("run", DEMO, "--sim", "--seed", "3", "--db", db)) for _ in range(2)}
     assert len(ids) == 2

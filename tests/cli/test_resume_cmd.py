@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from cellauto.records import Journal, RecordKind, verify_run
+from cellauto.records.backend import Location
 from tests.cli.conftest import Cli
 
 SPEED = 600  # ten process minutes per real second
@@ -62,7 +63,7 @@ def _serve(tmp_path: Path) -> tuple[subprocess.Popen[str], str, str]:
 
 
 def test_a_killed_controller_resumes_and_the_freeze_is_not_started_twice(
-    cli: Cli, tmp_path: Path
+    cli: Cli, db_location: Location, tmp_path: Path
 ) -> None:
     server, endpoint, epoch = _serve(tmp_path)
     try:
@@ -74,7 +75,7 @@ def test_a_killed_controller_resumes_and_the_freeze_is_not_started_twice(
             f'[equipment.freezer]\nadapter = "visa"\nendpoint = "{endpoint}"\n',
             encoding="utf-8",
         )
-        db = tmp_path / "j.db"
+        db = db_location
         controller = subprocess.Popen(
             [
                 *(sys.executable, "-m", "cellauto", "run", str(protocol), "--line", str(line)),
@@ -155,10 +156,12 @@ def test_a_resume_that_cannot_be_is_refused_with_exit_2(
     assert not (tmp_path / "none.db").exists()
 
 
-def test_a_resumed_run_reads_back_in_show_verify_and_export(cli: Cli, tmp_path: Path) -> None:
+def test_a_resumed_run_reads_back_in_show_verify_and_export(
+    cli: Cli, db_location: Location, tmp_path: Path
+) -> None:
     from cellauto.sim import simulate
 
-    db = tmp_path / "j.db"
+    db = db_location
     car_t = Path(__file__).resolve().parents[2] / "protocols" / "car_t_autologous.py"
     run = simulate(car_t, seed=3, crashes=[100.0], downtime_h=2, db=db, patient="typical")
     run_id = run.outcome.run_id

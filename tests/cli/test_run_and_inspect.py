@@ -10,6 +10,7 @@ from pathlib import Path
 
 from cellauto.records import Journal, RecordKind
 from cellauto.records import payloads as rec
+from cellauto.records.backend import Location
 from tests.cli.conftest import DEMO, Cli, journal_records, run_demo, run_id_of
 
 STEPS = ("receive_material", "seed_culture", "expand", "harvest")
@@ -17,8 +18,10 @@ STEPS = ("receive_material", "seed_culture", "expand", "harvest")
 IO_LINE = re.compile(r"^ *\d+  \d{4}-\d\d-\d\d \d\d:\d\d:\d\d    ([<>=] \w+\.\w+|· checkpoint )")
 
 
-def test_run_prints_its_id_first_and_completes(cli: Cli, tmp_path: Path) -> None:
-    db = tmp_path / "x.db"
+def test_run_prints_its_id_first_and_completes(
+    cli: Cli, db_location: Location, tmp_path: Path
+) -> None:
+    db = db_location
     result = cli("run", DEMO, "--sim", "--seed", 3, "--db", db, "--operator", "tester")
 
     assert result.code == 0, result.err
@@ -34,8 +37,8 @@ def test_run_prints_its_id_first_and_completes(cli: Cli, tmp_path: Path) -> None
     assert summary.sealed
 
 
-def test_runs_lists_the_run(cli: Cli, tmp_path: Path) -> None:
-    db = tmp_path / "x.db"
+def test_runs_lists_the_run(cli: Cli, db_location: Location, tmp_path: Path) -> None:
+    db = db_location
     run_id = run_demo(cli, db)
 
     result = cli("runs", "--db", db)
@@ -49,8 +52,8 @@ def test_runs_lists_the_run(cli: Cli, tmp_path: Path) -> None:
     assert fields[1:4] == ["demo-expansion", "1.0.0", "Complete"]
 
 
-def test_runs_on_an_empty_journal_says_so(cli: Cli, tmp_path: Path) -> None:
-    db = tmp_path / "empty.db"
+def test_runs_on_an_empty_journal_says_so(cli: Cli, db_location: Location, tmp_path: Path) -> None:
+    db = db_location
     Journal(db).close()
 
     result = cli("runs", "--db", db)
@@ -59,8 +62,8 @@ def test_runs_on_an_empty_journal_says_so(cli: Cli, tmp_path: Path) -> None:
     assert result.out.startswith("no runs in")
 
 
-def test_show_prints_the_timeline(cli: Cli, tmp_path: Path) -> None:
-    db = tmp_path / "x.db"
+def test_show_prints_the_timeline(cli: Cli, db_location: Location, tmp_path: Path) -> None:
+    db = db_location
     run_id = run_demo(cli, db)
     records = journal_records(db, run_id)
 
@@ -85,8 +88,8 @@ def test_show_prints_the_timeline(cli: Cli, tmp_path: Path) -> None:
     assert "bioreactor.seed" not in text
 
 
-def test_show_all_adds_instrument_calls(cli: Cli, tmp_path: Path) -> None:
-    db = tmp_path / "x.db"
+def test_show_all_adds_instrument_calls(cli: Cli, db_location: Location, tmp_path: Path) -> None:
+    db = db_location
     run_id = run_demo(cli, db)
     records = journal_records(db, run_id)
 
@@ -112,8 +115,8 @@ def test_show_all_adds_instrument_calls(cli: Cli, tmp_path: Path) -> None:
     assert printed_seqs == [r.seq for r in records]
 
 
-def test_verify_says_intact(cli: Cli, tmp_path: Path) -> None:
-    db = tmp_path / "x.db"
+def test_verify_says_intact(cli: Cli, db_location: Location, tmp_path: Path) -> None:
+    db = db_location
     run_id = run_demo(cli, db)
     count = len(journal_records(db, run_id))
 
@@ -136,8 +139,10 @@ def test_verify_says_intact(cli: Cli, tmp_path: Path) -> None:
     assert everything.lines[0].endswith(f"head {head}")
 
 
-def test_export_writes_a_csv_per_kind_and_run_json(cli: Cli, tmp_path: Path) -> None:
-    db = tmp_path / "x.db"
+def test_export_writes_a_csv_per_kind_and_run_json(
+    cli: Cli, db_location: Location, tmp_path: Path
+) -> None:
+    db = db_location
     run_id = run_demo(cli, db)
     records = journal_records(db, run_id)
     out = tmp_path / "export" / "nested"
@@ -168,8 +173,10 @@ def test_export_writes_a_csv_per_kind_and_run_json(cli: Cli, tmp_path: Path) -> 
         assert {key: exported[key] for key in expected} == expected
 
 
-def test_same_seed_gives_the_same_check_values(cli: Cli, tmp_path: Path) -> None:
-    db = tmp_path / "x.db"
+def test_same_seed_gives_the_same_check_values(
+    cli: Cli, db_location: Location, tmp_path: Path
+) -> None:
+    db = db_location
     first = run_demo(cli, db, seed=3)
     second = run_demo(cli, db, seed=3)
     other = run_demo(cli, db, seed=4)

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from cellauto import Protocol, Run, Spec
+from cellauto.records.backend import Location
 from cellauto.records.export import SIGNATURE_COLUMNS
 from cellauto.sim import simulate
 from tests.cli.conftest import Cli
@@ -89,8 +90,10 @@ def test_export_writes_signatures_csv_and_run_json(cli: Cli, tmp_path: Path) -> 
     assert (out / "task_opened.csv").is_file() and (out / "task_verified.csv").is_file()
 
 
-def test_run_without_operator_tasks_exports_no_signatures(cli: Cli, tmp_path: Path) -> None:
-    db = tmp_path / "plain.db"
+def test_run_without_operator_tasks_exports_no_signatures(
+    cli: Cli, db_location: Location, tmp_path: Path
+) -> None:
+    db = db_location
     protocol = Protocol("plain", version="1")
 
     @protocol.step

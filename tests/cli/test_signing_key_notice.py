@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cellauto.records.backend import Location
 from tests.cli.conftest import DEMO
 
 
@@ -19,15 +20,15 @@ def _run(db: Path, key: Path, seed: int) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_a_new_signing_key_is_announced_once(tmp_path: Path) -> None:
+def test_a_new_signing_key_is_announced_once(db_location: Location, tmp_path: Path) -> None:
     key = tmp_path / "keys" / "signing.key"
-    first = _run(tmp_path / "j.db", key, seed=3)
+    first = _run(db_location, key, seed=3)
     assert first.returncode == 0, first.stderr
     assert f"created a new journal signing key {key}" in first.stderr
     assert "cellauto verify --public-key" in first.stderr
     assert key.is_file() and (key.stat().st_mode & 0o777) == 0o600
     assert Path(f"{key}.pub").is_file()
 
-    second = _run(tmp_path / "j.db", key, seed=4)
+    second = _run(db_location, key, seed=4)
     assert second.returncode == 0, second.stderr
     assert "signing key" not in second.stderr

@@ -3,14 +3,15 @@ the ``din`` parameter refused with a wrong check character, nothing written."""
 
 from __future__ import annotations
 
-import sqlite3
 from contextlib import closing
 from pathlib import Path
 
 import orjson
 
 from cellauto.records import Journal
+from cellauto.records.backend import Location
 from tests.cli.conftest import REPO, Cli, db_files, run_demo, run_id_of
+from tests.raw_sql import nothing_written, raw_connect
 
 CAR_T = REPO / "protocols" / "car_t_autologous.py"
 
@@ -22,8 +23,10 @@ def _car_t(cli: Cli, db: Path, *extra: object) -> str:
     return run_id_of(done)
 
 
-def test_trace_shows_the_genealogy_from_apheresis_bag_to_ln2(cli: Cli, tmp_path: Path) -> None:
-    db = tmp_path / "j.db"
+def test_trace_shows_the_genealogy_from_apheresis_bag_to_ln2(
+    cli: Cli, db_location: Location, tmp_path: Path
+) -> None:
+    db = db_location
     run_id = _car_t(cli, db)
     shown = cli("trace", run_id[:8], "--db", db)
     assert shown.code == 0, shown.err
@@ -64,8 +67,10 @@ def test_trace_shows_the_genealogy_from_apheresis_bag_to_ln2(cli: Cli, tmp_path:
     assert "missing: lots" not in text
 
 
-def test_trace_lot_finds_the_batches_of_a_lot(cli: Cli, tmp_path: Path) -> None:
-    db = tmp_path / "j.db"
+def test_trace_lot_finds_the_batches_of_a_lot(
+    cli: Cli, db_location: Location, tmp_path: Path
+) -> None:
+    db = db_location
     runs = [_car_t(cli, db), _car_t(cli, db, "--seed", "4")]
     trace = orjson.loads(cli("trace", runs[0], "--json", "--db", db).out)
     vector = next(
@@ -85,9 +90,9 @@ def test_trace_lot_finds_the_batches_of_a_lot(cli: Cli, tmp_path: Path) -> None:
 
 
 def test_trace_json_has_every_container_and_reads_nothing_it_writes(
-    cli: Cli, tmp_path: Path
+    cli: Cli, db_location: Location, tmp_path: Path
 ) -> None:
-    db = tmp_path / "j.db"
+    db = db_location
     run_id = _car_t(cli, db)
     before = db_files(db)
     shown = cli("trace", run_id, "--json", "--db", db)
@@ -110,32 +115,40 @@ def test_trace_json_has_every_container_and_reads_nothing_it_writes(
     assert {i["name"] for i in bag["instruments"]} == {"processor", "freezer"}
 
 
-def test_trace_of_a_run_without_containers_names_what_is_missing(cli: Cli, tmp_path: Path) -> None:
-    db = tmp_path / "j.db"
+def test_trace_of_a_run_without_containers_names_what_is_missing(
+    cli: Cli, db_location: Location, tmp_path: Path
+) -> None:
+    db = db_location
     run_id = run_demo(cli, db)
     shown = cli("trace", run_id, "--db", db)
     assert shown.code == 0, shown.err
     assert "missing: containers: the run recorded none" in shown.out
 
 
-def test_trace_of_an_unknown_run_is_refused(cli: Cli, tmp_path: Path) -> None:
-    db = tmp_path / "j.db"
+def test_trace_of_an_unknown_run_is_refused(
+    cli: Cli, db_location: Location, tmp_path: Path
+) -> None:
+    db = db_location
     run_demo(cli, db)
     shown = cli("trace", "ffffffff", "--db", db)
     assert shown.code == 2
     assert "ffffffff" in shown.err
 
 
-def test_din_param_wrong_check_refused_nothing_written(cli: Cli, tmp_path: Path) -> None:
-    db = tmp_path / "j.db"
+def test_din_param_wrong_check_refused_nothing_written(
+    cli: Cli, db_location: Location, tmp_path: Path
+) -> None:
+    db = db_location
     refused = cli("run", CAR_T, "--sim", "--param", "din=W123426000042X", "--db", db)
     assert refused.code == 2
     assert "check character 'X' is wrong, the DIN's check character is '5'" in refused.err
-    assert not db.exists()
+    assert nothing_written(db)
 
 
-def test_din_param_read_by_eye_with_its_check_character_is_taken(cli: Cli, tmp_path: Path) -> None:
-    db = tmp_path / "j.db"
+def test_din_param_read_by_eye_with_its_check_character_is_taken(
+    cli: Cli, db_location: Location, tmp_path: Path
+) -> None:
+    db = db_location
     run_id = _car_t(cli, db, "--param", "din=W1234 26 000042 5")
     with Journal(db, create=False) as journal:
         started = journal.records(run_id)[0].payload
@@ -143,11 +156,11 @@ def test_din_param_read_by_eye_with_its_check_character_is_taken(cli: Cli, tmp_p
 
 
 def test_trace_names_a_containers_row_that_disagrees_with_the_records(
-    cli: Cli, tmp_path: Path
+    cli: Cli, db_location: Location, tmp_path: Path
 ) -> None:
-    db = tmp_path / "j.db"
+    db = db_location
     run_id = _car_t(cli, db)
-    with closing(sqlite3.connect(db)) as conn, conn:
+    with closing(raw_connect(db)) as conn:
         conn.execute(
             "UPDATE containers SET place_name = 'bench', position = NULL"
             " WHERE run_id = ? AND key = 'final product 2'",
@@ -161,8 +174,10 @@ def test_trace_names_a_containers_row_that_disagrees_with_the_records(
     ) in shown.out
 
 
-def test_show_tells_containers_transfers_custody_and_labels(cli: Cli, tmp_path: Path) -> None:
-    db = tmp_path / "j.db"
+def test_show_tells_containers_transfers_custody_and_labels(
+    cli: Cli, db_location: Location, tmp_path: Path
+) -> None:
+    db = db_location
     run_id = _car_t(cli, db)
     shown = cli("show", run_id, "--db", db)
     assert shown.code == 0, shown.err
@@ -175,13 +190,15 @@ def test_show_tells_containers_transfers_custody_and_labels(cli: Cli, tmp_path: 
     assert "label of final product 2 scanned: matches the print" in text
 
 
-def test_verify_replays_the_containers_table_from_the_records(cli: Cli, tmp_path: Path) -> None:
-    db = tmp_path / "j.db"
+def test_verify_replays_the_containers_table_from_the_records(
+    cli: Cli, db_location: Location, tmp_path: Path
+) -> None:
+    db = db_location
     run_id = _car_t(cli, db)
     clean = cli("verify", "--db", db)
     assert clean.code == 0, clean.out
     assert "containers: intact, 14 rows" in clean.out
-    with closing(sqlite3.connect(db)) as conn, conn:
+    with closing(raw_connect(db)) as conn:
         conn.execute(
             "UPDATE containers SET position = 'rack Z box 9 slot 9'"
             " WHERE run_id = ? AND key = 'final product 3'",
@@ -193,13 +210,15 @@ def test_verify_replays_the_containers_table_from_the_records(cli: Cli, tmp_path
         f"containers: BROKEN: run {run_id} container 'final product 3': containers table "
         "edited: position 'rack Z box 9 slot 9' but the records say 'rack A box 1 slot 3'"
     ) in edited.out
-    with closing(sqlite3.connect(db)) as conn, conn:
+    with closing(raw_connect(db)) as conn:
         conn.execute("DELETE FROM containers WHERE run_id = ? AND key = 'QC sample'", (run_id,))
     assert "container 'QC sample': no containers row" in cli("verify", "--db", db).out
 
 
-def test_show_tells_the_lots_reserved_and_used(cli: Cli, tmp_path: Path) -> None:
-    db = tmp_path / "j.db"
+def test_show_tells_the_lots_reserved_and_used(
+    cli: Cli, db_location: Location, tmp_path: Path
+) -> None:
+    db = db_location
     run_id = _car_t(cli, db)
     text = cli("show", run_id, "--db", db).out
     assert "materials reserved (simulated site):" in text

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from contextlib import closing
 from pathlib import Path
 
@@ -12,11 +11,13 @@ import pytest
 from cellauto.cli.trace_lot import trace_lot_command
 from cellauto.protocols import Runner
 from cellauto.records import Journal
+from cellauto.records.backend import Location
 from cellauto.sim import simulate
 from cellauto.sim.site_materials import sim_lot_id
 from cellauto.site.view import FileSite
 from tests.cli.conftest import Cli
 from tests.protocols.materials_kit import LINE, START, define, file_site, il2_protocol, lot, rows
+from tests.raw_sql import raw_connect
 
 VECTOR = "CAR lentiviral vector"
 
@@ -54,10 +55,10 @@ def test_an_unknown_lot_has_no_uses(sim_db: Path, capsys: pytest.CaptureFixture[
 def test_an_edited_index_row_is_not_confirmed(
     tmp_path: Path, sim_db: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = tmp_path / "copy.db"
+    path = tmp_path / "j.db"
     path.write_bytes(sim_db.read_bytes())
     lot_id = sim_lot_id("car-t-autologous", VECTOR)
-    with closing(sqlite3.connect(path)) as conn, conn:
+    with closing(raw_connect(path)) as conn:
         conn.execute("UPDATE lot_uses SET run_seq = 3 WHERE lot_id = ?", (lot_id,))
     assert trace_lot_command(path, lot_id) == 1
     assert "NOT CONFIRMED: run" in capsys.readouterr().out
@@ -65,9 +66,9 @@ def test_an_edited_index_row_is_not_confirmed(
 
 @pytest.mark.anyio
 async def test_a_file_sites_lot_has_its_header(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    db_location: Location, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = tmp_path / "journal.db"
+    path = db_location
     file_site(path, [define(), *lot("il2/L1", quantity_ml=10.0)])
     with Journal(path) as journal, closing(FileSite(path)) as site:
         execution = Runner(journal, clock_origin=START).prepare(il2_protocol(), LINE, site=site)

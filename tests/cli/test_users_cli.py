@@ -12,6 +12,7 @@ from cellauto.records.site_chain import read_site_records
 from cellauto.records.site_payloads import AccountChangeRefused, SignInFailed, SitePayload
 from cellauto.site.history import reading_journal
 from tests.cli.people import INITIAL, ROOT_PW, People, own, people, staffed
+from tests.raw_sql import nothing_written
 
 __all__ = ["people", "staffed"]  # fixtures
 
@@ -24,7 +25,7 @@ def _records(people: People) -> list[SitePayload]:
 def test_bootstrap_only_once_and_only_admin(people: People) -> None:
     done = people("users", "add", "alice", "--role", "operator", stdin=["operator secret 1"])
     assert done.code == 2 and "the first account is the administrator" in done.err
-    assert not people.db.exists()
+    assert nothing_written(people.db)
     people.bootstrap()
     again = people(
         "users",
@@ -44,7 +45,7 @@ def test_bootstrap_only_once_and_only_admin(people: People) -> None:
 def test_no_terminal_and_no_password_stdin_writes_nothing(people: People) -> None:
     done = people("users", "add", "root", "--role", "administrator")
     assert done.code == 2 and "--password-stdin" in done.err
-    assert not people.db.exists()
+    assert nothing_written(people.db)
 
 
 def test_add_list_show(staffed: People) -> None:
@@ -168,7 +169,7 @@ def test_stdin_lines_in_order_and_running_out() -> None:
 def test_site_policy_show_and_set(staffed: People) -> None:
     shown = staffed("site", "policy", "show")
     assert shown.code == 0 and '"max_failures": 3' in shown.out
-    new = staffed.db.parent / "new.json"
+    new = staffed.policy.parent / "new.json"
     new.write_text(staffed.policy.read_text().replace('"max_failures":3', '"max_failures":5'))
     done = staffed(
         "site", "policy", "set", new, "--as", "alice", "--reason", "x", stdin=[own("alice")]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
+from contextlib import closing
 
 from tests.cli.people import People, people, staffed
+from tests.raw_sql import raw_connect
 
 __all__ = ["people", "staffed"]  # fixtures
 
@@ -16,7 +17,7 @@ def test_a_staffed_site_verifies_intact(staffed: People) -> None:
 
 
 def test_roles_edited_in_the_file_are_reported(staffed: People) -> None:
-    with sqlite3.connect(staffed.db) as conn:
+    with closing(raw_connect(staffed.db)) as conn:
         conn.execute("UPDATE accounts SET roles = '[\"operator\", \"qa\"]' WHERE name = 'alice'")
     result = staffed.cli("verify", "--db", staffed.db)
     assert result.code == 1
@@ -25,7 +26,7 @@ def test_roles_edited_in_the_file_are_reported(staffed: People) -> None:
 
 
 def test_a_swapped_credential_is_reported(staffed: People) -> None:
-    with sqlite3.connect(staffed.db) as conn:
+    with closing(raw_connect(staffed.db)) as conn:
         conn.execute(
             "UPDATE credentials SET argon2 = (SELECT argon2 FROM credentials c2"
             " WHERE c2.name = 'carol' ORDER BY set_seq DESC LIMIT 1) WHERE name = 'alice'"

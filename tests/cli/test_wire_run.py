@@ -11,6 +11,7 @@ import pytest
 import pyvisa
 
 from cellauto.records import Journal
+from cellauto.records.backend import Location
 from tests.cli.conftest import Cli, run_id_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -125,11 +126,13 @@ async def aliquot_retains(run: Run[RetainParams], liquid_handler: LiquidHandler)
 '''
 
 
-def test_the_wire_line_gives_a_protocol_its_liquid_handler(cli: Cli, tmp_path: Path) -> None:
+def test_the_wire_line_gives_a_protocol_its_liquid_handler(
+    cli: Cli, db_location: Location, tmp_path: Path
+) -> None:
     """lines/sim-wire.toml has a PyLabRobot liquid handler (and its scanner over TCP)."""
     protocol = tmp_path / "qc_retains.py"
     protocol.write_text(QC_RETAINS, encoding="utf-8")
-    db = tmp_path / "wire.db"
+    db = db_location
     result = cli("run", protocol, "--line", WIRE_LINE, "--db", db)
     assert result.code == 0, result.err
     run_id = run_id_of_line(result)

@@ -16,6 +16,7 @@ from cellauto.protocols import Runner, load_protocol
 from cellauto.protocols.params import build_params
 from cellauto.records import Journal
 from cellauto.records import payloads as rec
+from cellauto.records.backend import Location
 from cellauto.sim import SimLine, starting_materials
 from cellauto.sim.opcua import BioreactorServer
 from cellauto.sim.simulate import DEFAULT_SIM_START
@@ -26,7 +27,9 @@ ROOT = Path(__file__).resolve().parents[2]
 OUTAGE_S = 1800.0
 
 
-async def test_a_server_restart_mid_batch_is_a_journaled_gap(tmp_path: Path) -> None:
+async def test_a_server_restart_mid_batch_is_a_journaled_gap(
+    db_location: Location, tmp_path: Path
+) -> None:
     config = load_line_config(ROOT / "lines" / "sim-opcua.toml")
     protocol = load_protocol(ROOT / "protocols" / "car_t_autologous.py")
     params = build_params(protocol.params, {}, rehearsal=True)
@@ -41,7 +44,7 @@ async def test_a_server_restart_mid_batch_is_a_journaled_gap(tmp_path: Path) -> 
         needed = protocol.equipment()
         endpoints = await serve_simulated(config, sim, needed, stack, servers)
         line = await open_line(config, needed, stack, sim=sim, endpoints=endpoints, gaps=gaps)
-        with Journal(tmp_path / "j.db") as journal:
+        with Journal(db_location) as journal:
             runner = Runner(journal, clock_origin=DEFAULT_SIM_START, reproducible=True)
             site = stack.enter_context(
                 closing(simulated_site(protocol, params, line, DEFAULT_SIM_START))

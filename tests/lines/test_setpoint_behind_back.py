@@ -25,6 +25,7 @@ from cellauto.protocols.params import build_params
 from cellauto.protocols.states import State
 from cellauto.records import Journal
 from cellauto.records import payloads as rec
+from cellauto.records.backend import Location
 from cellauto.records.spec import CheckPolicy
 from cellauto.sim import SimLine, starting_materials
 from cellauto.sim.simulate import DEFAULT_SIM_START
@@ -106,8 +107,8 @@ def _names_the_change(message: str) -> None:
     assert "from the run's 37 to 39" in message
 
 
-async def test_restore_writes_the_runs_setpoint_back(tmp_path: Path) -> None:
-    outcome, records, seen = await _run_with_a_write_on_day_three("restore", tmp_path / "j.db")
+async def test_restore_writes_the_runs_setpoint_back(db_location: Location, tmp_path: Path) -> None:
+    outcome, records, seen = await _run_with_a_write_on_day_three("restore", db_location)
     assert outcome.exit_status == "complete", outcome.reason
     assert "held" not in seen  # 39 °C for long would fail the culture temperature check
     assert seen["before"] == 37.0
@@ -122,8 +123,8 @@ async def test_restore_writes_the_runs_setpoint_back(tmp_path: Path) -> None:
     assert deviation.step == "expand"
 
 
-async def test_hold_holds_the_run(tmp_path: Path) -> None:
-    outcome, records, seen = await _run_with_a_write_on_day_three("hold", tmp_path / "j.db")
+async def test_hold_holds_the_run(db_location: Location, tmp_path: Path) -> None:
+    outcome, records, seen = await _run_with_a_write_on_day_three("hold", db_location)
     assert outcome.exit_status == "stopped", outcome.reason
     assert seen["held"]
     assert seen["after_10_min"] == 39.0  # the device keeps what the other client set

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from cellauto import Material, Protocol, Run, per_batch
 from cellauto.instruments import Line
+from cellauto.records.backend import Location
 from cellauto.records.site_payloads_mat import (
     LotAdjusted,
     LotReceived,
@@ -22,6 +23,7 @@ from cellauto.records.site_payloads_mat import (
 from cellauto.records.site_store import SiteStore
 from cellauto.sim.site import SIM_TERMINAL, SimSite
 from cellauto.site.projection import apply_projection
+from tests.raw_sql import raw_connect
 
 START = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 TODAY = START.date()
@@ -64,10 +66,10 @@ def sim_site(records: SitePayloads, now: datetime = START) -> SimSite:
     return site.at(now)
 
 
-def file_site(path: Path, records: SitePayloads) -> None:
+def file_site(path: Path | Location, records: SitePayloads) -> None:
     """Append ``records`` to the journal file's site chain (projected)."""
     with (
-        SiteStore(path, project=apply_projection, create=True) as store,
+        SiteStore(Location.parse(path), project=apply_projection, create=True) as store,
         store.transaction() as tx,
     ):
         for payload in records:
@@ -91,8 +93,10 @@ def il2_protocol(
     return protocol
 
 
-def rows(path: Path, sql: str) -> list[tuple[object, ...]]:
-    conn = sqlite3.connect(path)
+def rows(path: Path | Location, sql: str) -> list[tuple[object, ...]]:
+    """The rows of ``sql`` on the journal at ``path`` (either backend); none when the
+    table is missing."""
+    conn = raw_connect(path)
     try:
         return [tuple(row) for row in conn.execute(sql)]
     except sqlite3.OperationalError:

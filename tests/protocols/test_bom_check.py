@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from contextlib import closing
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -13,6 +12,7 @@ from cellauto.protocols import Runner
 from cellauto.protocols.bom_check import check_bom
 from cellauto.protocols.params import Params
 from cellauto.records import Journal
+from cellauto.records.backend import Location
 from cellauto.records.site_payloads_mat import LotAdjusted, Unit
 from cellauto.site.view import FileSite
 from tests.protocols.materials_kit import (
@@ -33,9 +33,11 @@ from tests.protocols.materials_kit import (
 pytestmark = pytest.mark.anyio
 
 
-async def _refused(tmp_path: Path, records: SitePayloads, message: str, **prepare: object) -> str:
+async def _refused(
+    db_location: Location, records: SitePayloads, message: str, **prepare: object
+) -> str:
     """Preparing a run against a file site holding ``records`` is refused: nothing written."""
-    path = tmp_path / "journal.db"
+    path = db_location
     file_site(path, records)
     before = rows(path, "SELECT seq FROM site_records")
     with Journal(path) as journal, closing(FileSite(path)) as site:
@@ -50,9 +52,9 @@ async def _refused(tmp_path: Path, records: SitePayloads, message: str, **prepar
     return str(refused.value)
 
 
-async def test_expired_lot_refused_nothing_written(tmp_path: Path) -> None:
+async def test_expired_lot_refused_nothing_written(db_location: Location) -> None:
     message = await _refused(
-        tmp_path,
+        db_location,
         [define(), *lot("il2/L1", expires_on=TODAY - timedelta(days=1))],
         "material 'IL-2': no released lot unexpired through",
     )
@@ -66,77 +68,79 @@ async def test_lot_expiring_before_the_planned_end_refused() -> None:
     assert check_bom(il2_protocol(duration_h=12), Params(), site, start=START) is not None
 
 
-async def test_quarantined_lot_refused(tmp_path: Path) -> None:
-    message = await _refused(tmp_path, [define(), *lot("il2/L1", release=False)], "IL-2")
+async def test_quarantined_lot_refused(db_location: Location) -> None:
+    message = await _refused(db_location, [define(), *lot("il2/L1", release=False)], "IL-2")
     assert "lot il2/L1 quarantine" in message
 
 
-async def test_rejected_lot_refused(tmp_path: Path) -> None:
-    message = await _refused(tmp_path, [define(), *lot("il2/L1"), reject("il2/L1")], "IL-2")
+async def test_rejected_lot_refused(db_location: Location) -> None:
+    message = await _refused(db_location, [define(), *lot("il2/L1"), reject("il2/L1")], "IL-2")
     assert "lot il2/L1 rejected" in message
 
 
-async def test_depleted_lot_refused(tmp_path: Path) -> None:
+async def test_depleted_lot_refused(db_location: Location) -> None:
     used_up = LotAdjusted(**WHO, lot_id="il2/L1", delta_milli=-10_000, cause="spilled")
-    message = await _refused(tmp_path, [define(), *lot("il2/L1"), used_up], "IL-2")
+    message = await _refused(db_location, [define(), *lot("il2/L1"), used_up], "IL-2")
     assert "lot il2/L1 depleted" in message
 
 
-async def test_not_enough_quantity_names_free_and_needed(tmp_path: Path) -> None:
-    message = await _refused(tmp_path, [define(), *lot("il2/L1", quantity_ml=1.5)], "IL-2")
+async def test_not_enough_quantity_names_free_and_needed(db_location: Location) -> None:
+    message = await _refused(db_location, [define(), *lot("il2/L1", quantity_ml=1.5)], "IL-2")
     assert "with 2 mL free" in message
     assert "lot il2/L1 1.5 mL free" in message
 
 
-async def test_unknown_lot_refused(tmp_path: Path) -> None:
+async def test_unknown_lot_refused(db_location: Location) -> None:
     await _refused(
-        tmp_path,
+        db_location,
         [define(), *lot("il2/L1")],
         "lot 'il2/L9999': no such lot on this site",
         lots={"IL-2": "il2/L9999"},
     )
 
 
-async def test_an_assigned_lot_of_another_material_refused(tmp_path: Path) -> None:
+async def test_an_assigned_lot_of_another_material_refused(db_location: Location) -> None:
     records = [define(), *lot("il2/L1"), define("IL-15"), *lot("il15/L1", material="IL-15")]
     await _refused(
-        tmp_path,
+        db_location,
         records,
         "lot 'il15/L1' is a lot of 'IL-15', not of 'IL-2'",
         lots={"IL-2": "il15/L1"},
     )
 
 
-async def test_an_assigned_rejected_lot_refused_naming_it(tmp_path: Path) -> None:
+async def test_an_assigned_rejected_lot_refused_naming_it(db_location: Location) -> None:
     records = [define(), *lot("il2/L1"), *lot("il2/L2"), reject("il2/L2")]
-    await _refused(tmp_path, records, r"lot 'il2/L2' \(IL-2\): rejected", lots={"IL-2": "il2/L2"})
-
-
-async def test_a_lot_for_a_material_not_in_the_bom_refused(tmp_path: Path) -> None:
     await _refused(
-        tmp_path, [define(), *lot("il2/L1")], "declares no material 'IL-7'", lots={"IL-7": "x"}
+        db_location, records, r"lot 'il2/L2' \(IL-2\): rejected", lots={"IL-2": "il2/L2"}
     )
 
 
-async def test_material_not_defined_refused(tmp_path: Path) -> None:
-    await _refused(tmp_path, [define("IL-15")], r"material 'IL-2': not defined on this site")
-
-
-async def test_unit_mismatch_refused(tmp_path: Path) -> None:
+async def test_a_lot_for_a_material_not_in_the_bom_refused(db_location: Location) -> None:
     await _refused(
-        tmp_path,
+        db_location, [define(), *lot("il2/L1")], "declares no material 'IL-7'", lots={"IL-7": "x"}
+    )
+
+
+async def test_material_not_defined_refused(db_location: Location) -> None:
+    await _refused(db_location, [define("IL-15")], r"material 'IL-2': not defined on this site")
+
+
+async def test_unit_mismatch_refused(db_location: Location) -> None:
+    await _refused(
+        db_location,
         [define(unit=Unit.IU)],
         "material 'IL-2': the protocol counts mL, the site defines IU",
     )
 
 
-async def test_no_site_refused(tmp_path: Path) -> None:
+async def test_no_site_refused(db_location: Location) -> None:
     with (
-        Journal(tmp_path / "j.db") as journal,
+        Journal(db_location) as journal,
         pytest.raises(MaterialRefusedError, match="declares 1 material; no site"),
     ):
         Runner(journal, clock_origin=START).prepare(il2_protocol(), LINE)
-    assert rows(tmp_path / "j.db", "SELECT run_id FROM records") == []
+    assert rows(db_location, "SELECT run_id FROM records") == []
 
 
 async def test_first_expiry_first_and_an_assigned_lot_wins() -> None:
@@ -152,8 +156,8 @@ async def test_first_expiry_first_and_an_assigned_lot_wins() -> None:
     assert plan is not None and plan.reservations[0].lot.lot_id == "il2/L2"
 
 
-async def test_a_lot_reserved_by_another_run_is_not_free(tmp_path: Path) -> None:
-    path = tmp_path / "journal.db"
+async def test_a_lot_reserved_by_another_run_is_not_free(db_location: Location) -> None:
+    path = db_location
     file_site(path, [define(), *lot("il2/L1", quantity_ml=3.0)])
     with Journal(path) as journal, closing(FileSite(path)) as site:
         runner = Runner(journal, clock_origin=START)

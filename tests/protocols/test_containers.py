@@ -3,7 +3,6 @@ instrument boundary, the containers table written with the records, resume-safe.
 
 from __future__ import annotations
 
-import sqlite3
 from contextlib import closing
 from pathlib import Path
 
@@ -12,17 +11,19 @@ import pytest
 from cellauto import Protocol, Run
 from cellauto.errors import ProtocolDefinitionError
 from cellauto.identity import ContainerPlan
+from cellauto.records.backend import Location
 from cellauto.records.container_rows import read_containers
 from cellauto.records.material_payloads import ContainerCreated, CustodyMoved, Transfer
 from cellauto.records.payloads import RunResumed
 from cellauto.sim import simulate
 from tests.protocols.bagging import DIN, POSITION, protocol
+from tests.raw_sql import raw_connect
 
 CAR_T = Path(__file__).resolve().parents[2] / "protocols" / "car_t_autologous.py"
 
 
-def test_every_declared_container_is_created_once(tmp_path: Path) -> None:
-    db = tmp_path / "j.db"
+def test_every_declared_container_is_created_once(db_location: Location, tmp_path: Path) -> None:
+    db = db_location
     run = simulate(protocol, params={"bags": 2}, db=db, patient="typical")
     assert run.exit_status == "complete", run.outcome.reason
     created = run.of_kind(ContainerCreated)
@@ -30,7 +31,7 @@ def test_every_declared_container_is_created_once(tmp_path: Path) -> None:
     assert {c.identity.din for c in created} == {DIN}
     assert [c.identity.flag for c in created] == ["77", "01", "02"]
     assert created[1].parent_keys == ["apheresis bag"]
-    with closing(sqlite3.connect(db)) as conn:
+    with closing(raw_connect(db)) as conn:
         rows = read_containers(conn, run.outcome.run_id)
     assert [(r.key, r.place_name, r.position) for r in rows] == [
         ("apheresis bag", "cleanroom bench", None),

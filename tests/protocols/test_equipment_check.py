@@ -19,6 +19,7 @@ from cellauto.instruments.base import Instrument, InstrumentIdentity
 from cellauto.protocols.runner import Runner
 from cellauto.records import Journal
 from cellauto.records import payloads as rec
+from cellauto.records.backend import Location
 from cellauto.records.material_payloads import EquipmentChecked
 from cellauto.records.release_plan import ReleasePlan
 from cellauto.records.site_payload_base import SitePayload
@@ -74,8 +75,8 @@ def _calibrated(due: date, result: str = "pass") -> CalibrationRecorded:
     )
 
 
-def _refused(tmp_path: Path, records: Sequence[SitePayload], protocol: Protocol[Any]) -> str:
-    db = tmp_path / "journal.db"
+def _refused(db_location: Location, records: Sequence[SitePayload], protocol: Protocol[Any]) -> str:
+    db = db_location
     with pytest.raises(EquipmentRefusedError) as refused:
         simulate(protocol, db=db, site_records=records, patient="typical")
     with Journal(db) as journal:
@@ -107,19 +108,19 @@ def test_seeded_runs_stay_reproducible() -> None:
     assert [r.hash for r in one.records] == [r.hash for r in two.records]
 
 
-def test_out_of_service_refused_nothing_written(tmp_path: Path) -> None:
-    message = _refused(tmp_path, [_status(EquipmentStatus.OUT_OF_SERVICE)], _protocol())
+def test_out_of_service_refused_nothing_written(db_location: Location) -> None:
+    message = _refused(db_location, [_status(EquipmentStatus.OUT_OF_SERVICE)], _protocol())
     assert "counter: registry asset SIM-counter is out_of_service, not in_service" in message
 
 
-def test_failed_calibration_takes_it_out_of_service(tmp_path: Path) -> None:
-    message = _refused(tmp_path, [_calibrated(date(2027, 1, 1), "fail")], _protocol())
+def test_failed_calibration_takes_it_out_of_service(db_location: Location) -> None:
+    message = _refused(db_location, [_calibrated(date(2027, 1, 1), "fail")], _protocol())
     assert "is out_of_service" in message
 
 
-def test_calibration_due_before_the_end_of_its_last_step_refused(tmp_path: Path) -> None:
+def test_calibration_due_before_the_end_of_its_last_step_refused(db_location: Location) -> None:
     # `second` is planned to end 2026-01-07 08:00; calibrated through the 6th only
-    message = _refused(tmp_path, [_calibrated(date(2026, 1, 6))], _protocol())
+    message = _refused(db_location, [_calibrated(date(2026, 1, 6))], _protocol())
     assert (
         "counter: registry asset SIM-counter is calibrated through 2026-01-06, not through"
         " 2026-01-07 (the planned end of step 'second')"
@@ -133,7 +134,7 @@ def test_calibrated_through_the_last_day_of_use_passes() -> None:
 
 
 async def _prepare_on(
-    tmp_path: Path, site_of: Callable[[Protocol[Any], Any], Any], assets: dict[str, str]
+    db: Path | Location, site_of: Callable[[Protocol[Any], Any], Any], assets: dict[str, str]
 ) -> None:
     protocol = _protocol()
     clock = Clock(START)
@@ -141,7 +142,7 @@ async def _prepare_on(
     assert sim.line is not None
     site = site_of(protocol, sim.line)
     sim.line.assets = assets  # the line file ties the counter to an asset
-    with Journal(tmp_path / "journal.db") as journal:
+    with Journal(db) as journal:
         try:
             Runner(journal, clock_origin=START).prepare(protocol, sim.line, site=site)
         finally:
@@ -150,7 +151,9 @@ async def _prepare_on(
 
 
 @pytest.mark.anyio
-async def test_serial_read_at_connect_differs_from_the_registry_refused(tmp_path: Path) -> None:
+async def test_serial_read_at_connect_differs_from_the_registry_refused(
+    db_location: Location,
+) -> None:
     def site_of(protocol: Protocol[Any], line: Any) -> SimSite:
         ident = line.equipment["counter"].identity
         other = EquipmentAdded(
@@ -167,7 +170,7 @@ async def test_serial_read_at_connect_differs_from_the_registry_refused(tmp_path
         return simulated_site(protocol, protocol.params(), line, START, records=records)
 
     with pytest.raises(EquipmentRefusedError) as refused:
-        await _prepare_on(tmp_path, site_of, {"counter": "CC-100"})
+        await _prepare_on(db_location, site_of, {"counter": "CC-100"})
     assert (
         "counter: serial read at connect 'CC-0002' differs from registry asset CC-100"
         " serial 'CC-9999'"
@@ -182,20 +185,22 @@ async def _serial_of_counter() -> str:
 
 
 @pytest.mark.anyio
-async def test_a_plant_line_whose_registry_lacks_the_instrument_refused(tmp_path: Path) -> None:
-    Journal(tmp_path / "journal.db").close()
+async def test_a_plant_line_whose_registry_lacks_the_instrument_refused(
+    db_location: Location, tmp_path: Path
+) -> None:
+    Journal(db_location).close()
     with pytest.raises(
         EquipmentRefusedError,
         match=r"registry knows none of the line's instruments \(counter\).*cellauto equipment add",
     ):
-        await _prepare_on(tmp_path, lambda protocol, line: FileSite(tmp_path / "journal.db"), {})
+        await _prepare_on(db_location, lambda protocol, line: FileSite(db_location), {})
 
 
 @pytest.mark.anyio
 async def test_a_plant_line_with_no_journal_yet_refused(tmp_path: Path) -> None:
     missing = tmp_path / "none" / "journal.db"
     with pytest.raises(EquipmentRefusedError, match=r"cannot be read.*cellauto equipment add"):
-        await _prepare_on(tmp_path, lambda protocol, line: FileSite(missing), {})
+        await _prepare_on(tmp_path / "journal.db", lambda protocol, line: FileSite(missing), {})
 
 
 def _capture_site(monkeypatch: pytest.MonkeyPatch) -> list[SimSite]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cellauto.records.backend import Location
 from cellauto.records.material_payloads import MaterialConsumed
 from cellauto.records.payloads import Deviation, InstrumentCommand, InstrumentResponse
 from cellauto.sim import simulate
@@ -14,8 +15,10 @@ VECTOR = "CAR lentiviral vector"
 CRASH_H = 28.86
 
 
-def test_crash_between_consume_and_add_decrements_once(tmp_path: Path) -> None:
-    path = tmp_path / "journal.db"
+def test_crash_between_consume_and_add_decrements_once(
+    db_location: Location, tmp_path: Path
+) -> None:
+    path = db_location
     result = simulate(
         "protocols/car_t_autologous.py",
         crashes=[CRASH_H],

@@ -22,6 +22,7 @@ from cellauto.instruments.barcode_scanner import Scan
 from cellauto.protocols import Runner, State, material_lots
 from cellauto.protocols.execution import Execution
 from cellauto.records import Journal
+from cellauto.records.backend import Location
 from cellauto.records.material_payloads import MaterialConsumed
 from cellauto.records.payloads import Alarm, Deviation, TaskOpened
 from cellauto.sim import simulate
@@ -199,7 +200,7 @@ async def test_after_restart_the_scan_is_asked_again(journal: Journal) -> None:
 
 
 def test_a_scan_answered_before_a_crash_is_not_asked_again(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    db_location: Location, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The scan is answered at 5 min; the controller dies before the use is recorded
     (held up 10 min here); the resumed run takes the recorded answer, asks nothing."""
@@ -218,7 +219,7 @@ def test_a_scan_answered_before_a_crash_is_not_asked_again(
         on_hold="restart",
         crashes=[0.15],
         downtime_h=0.1,
-        db=tmp_path / "journal.db",
+        db=db_location,
         site_records=[*other],
         operators={"scan IL-2 lot": Answer(value="il2/L2")},
         patient="typical",
@@ -315,9 +316,11 @@ async def test_a_bad_scan_option_is_a_protocol_error(journal: Journal) -> None:
     assert "scan='person'" in outcome.reason
 
 
-async def test_another_lot_scanned_on_a_journal_files_site(tmp_path: Path) -> None:
+async def test_another_lot_scanned_on_a_journal_files_site(
+    db_location: Location, tmp_path: Path
+) -> None:
     """On a real site the extra reservation is its own commit before the use's."""
-    path = tmp_path / "journal.db"
+    path = db_location
     file_site(path, [define(), *lot("il2/L1"), *lot("il2/L2", quantity_ml=5.0)])
     with Journal(path) as journal, closing(FileSite(path)) as site:
         execution = Runner(journal, clock_origin=START).prepare(

@@ -15,6 +15,7 @@ from cellauto.instruments import Line
 from cellauto.protocols import Runner, State
 from cellauto.protocols.execution import Execution
 from cellauto.records import Journal
+from cellauto.records.backend import Location
 from cellauto.records.material_payloads import MaterialConsumed, MaterialUseVoided
 from cellauto.records.payloads import Deviation
 from cellauto.records.site_payloads_mat import LotAdjusted
@@ -59,8 +60,10 @@ def _lot(site: SimSite) -> tuple[int, int]:
     return row[0], row[1]
 
 
-async def test_a_use_is_recorded_and_counted_once_in_one_commit(tmp_path: Path) -> None:
-    path = tmp_path / "journal.db"
+async def test_a_use_is_recorded_and_counted_once_in_one_commit(
+    db_location: Location, tmp_path: Path
+) -> None:
+    path = db_location
     file_site(path, [define(), *lot("il2/L1", quantity_ml=10.0)])
     with Journal(path) as journal, closing(FileSite(path)) as site:
         execution = Runner(journal, clock_origin=START).prepare(

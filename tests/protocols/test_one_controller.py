@@ -15,6 +15,7 @@ from cellauto.protocols import Runner
 from cellauto.protocols.runner import controller_claimed
 from cellauto.records import Journal, RecordKind, _owners, verify_run
 from cellauto.records import payloads as rec
+from cellauto.records.backend import Location
 from cellauto.sim import simulate
 from tests.protocols.harness import ORIGIN, Valve
 
@@ -22,8 +23,10 @@ DEMO = Path(__file__).resolve().parents[2] / "protocols" / "demo_expansion.py"
 
 
 @pytest.mark.anyio
-async def test_a_run_taken_over_midway_stops_driving_its_instruments(tmp_path: Path) -> None:
-    path = tmp_path / "j.db"
+async def test_a_run_taken_over_midway_stops_driving_its_instruments(
+    db_location: Location, tmp_path: Path
+) -> None:
+    path = db_location
     protocol = Protocol("pulses", version="1")
 
     third = anyio.Event()
@@ -96,9 +99,9 @@ def test_each_resume_after_a_simulated_crash_takes_the_run_over_with_the_next_ep
 
 @pytest.mark.anyio
 async def test_a_resume_plans_again_when_the_stale_owner_wrote_on_before_the_claim(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    db_location: Location, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = tmp_path / "j.db"
+    path = db_location
     protocol = Protocol("one", version="1")
 
     @protocol.step(resume="rerun")

@@ -14,6 +14,7 @@ from cellauto.identity import ContainerPlan
 from cellauto.protocols import PercentOf, PerKg, Qualitative, ReleaseTest
 from cellauto.protocols.loader import load_protocol
 from cellauto.protocols.release_tests import sample_matches
+from cellauto.records.backend import Location
 from cellauto.records.release_plan import ReleasePlan
 from cellauto.sim import simulate
 from tests.protocols import bagging
@@ -83,7 +84,9 @@ def test_sample_must_be_a_declared_container() -> None:
         )
 
 
-def test_a_sample_of_containers_by_params_is_checked_when_the_run_starts(tmp_path: Path) -> None:
+def test_a_sample_of_containers_by_params_is_checked_when_the_run_starts(
+    db_location: Location, tmp_path: Path
+) -> None:
     wrong = Protocol(
         "bagging-qc",
         version="1",
@@ -94,7 +97,7 @@ def test_a_sample_of_containers_by_params_is_checked_when_the_run_starts(tmp_pat
     )
     for step in bagging.protocol.steps:
         wrong.steps.append(step)
-    db = tmp_path / "j.db"
+    db = db_location
     with pytest.raises(ProtocolDefinitionError, match="'retained vial', which is not a declared"):
         simulate(wrong, db=db, patient="typical")
 

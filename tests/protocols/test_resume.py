@@ -14,6 +14,7 @@ from cellauto.instruments import Instrument, InstrumentIdentity, Line, command, 
 from cellauto.protocols import Command, Runner, State
 from cellauto.protocols.execution import Execution, RunOutcome
 from cellauto.records import Journal, RecordKind, verify_run
+from cellauto.records.backend import Location
 from tests.protocols.harness import ORIGIN
 
 pytestmark = pytest.mark.anyio
@@ -124,9 +125,11 @@ def kinds(journal: Journal, run_id: str, kind: RecordKind) -> list[Any]:
     return [r.payload for r in journal.records(run_id, {kind})]
 
 
-async def test_a_run_crashed_mid_step_resumes_where_its_journal_says(tmp_path: Path) -> None:
+async def test_a_run_crashed_mid_step_resumes_where_its_journal_says(
+    db_location: Location, tmp_path: Path
+) -> None:
     pump = Pump()
-    controller = Controller(tmp_path / "j.db", pump)
+    controller = Controller(db_location, pump)
     first = controller.runner.prepare(make_protocol(), controller.line)
     # prime (10 min), then two portions of transfer and the third under way
     await controller.crash_after(first, 3.5 * PORTION_S)
@@ -163,9 +166,10 @@ async def test_a_run_crashed_mid_step_resumes_where_its_journal_says(tmp_path: P
 
 
 async def test_the_tail_lost_in_a_crash_is_only_what_was_not_yet_committed(
+    db_location: Location,
     tmp_path: Path,
 ) -> None:
-    controller = Controller(tmp_path / "j.db", Pump())
+    controller = Controller(db_location, Pump())
     first = controller.runner.prepare(make_protocol(), controller.line)
     await controller.crash_after(first, 1.5 * PORTION_S)
     controller.restart()
@@ -176,9 +180,11 @@ async def test_the_tail_lost_in_a_crash_is_only_what_was_not_yet_committed(
     assert not verify_run(controller.journal, first.run_id).sealed
 
 
-async def test_an_operator_step_resumes_held_and_runs_again_on_restart(tmp_path: Path) -> None:
+async def test_an_operator_step_resumes_held_and_runs_again_on_restart(
+    db_location: Location, tmp_path: Path
+) -> None:
     pump = Pump()
-    controller = Controller(tmp_path / "j.db", pump)
+    controller = Controller(db_location, pump)
     first = controller.runner.prepare(make_protocol("operator"), controller.line)
     await controller.crash_after(first, 2.5 * PORTION_S)
     commands_at_crash = pump.commands
@@ -204,9 +210,11 @@ async def test_an_operator_step_resumes_held_and_runs_again_on_restart(tmp_path:
     assert "in doubt: pump.pump" in holds[-1].reason
 
 
-async def test_a_crash_between_steps_resumes_at_the_next_step(tmp_path: Path) -> None:
+async def test_a_crash_between_steps_resumes_at_the_next_step(
+    db_location: Location, tmp_path: Path
+) -> None:
     pump = Pump()
-    controller = Controller(tmp_path / "j.db", pump)
+    controller = Controller(db_location, pump)
     first = controller.runner.prepare(make_protocol(), controller.line)
 
     async def hold_during_prime() -> None:
@@ -230,8 +238,8 @@ async def test_a_crash_between_steps_resumes_at_the_next_step(tmp_path: Path) ->
     assert ended.exit_status == "complete"
 
 
-async def test_a_run_held_at_the_crash_stays_held(tmp_path: Path) -> None:
-    controller = Controller(tmp_path / "j.db", Pump())
+async def test_a_run_held_at_the_crash_stays_held(db_location: Location, tmp_path: Path) -> None:
+    controller = Controller(db_location, Pump())
     first = controller.runner.prepare(make_protocol(), controller.line)
 
     async def hold_then_crash() -> None:
@@ -253,9 +261,11 @@ async def test_a_run_held_at_the_crash_stays_held(tmp_path: Path) -> None:
     )
 
 
-async def test_a_run_stopping_at_the_crash_is_ended_on_resume(tmp_path: Path) -> None:
+async def test_a_run_stopping_at_the_crash_is_ended_on_resume(
+    db_location: Location, tmp_path: Path
+) -> None:
     pump = Pump()
-    controller = Controller(tmp_path / "j.db", pump)
+    controller = Controller(db_location, pump)
     first = controller.runner.prepare(make_protocol(), controller.line)
 
     async def stop_then_crash() -> None:
@@ -295,9 +305,9 @@ def _ended_run(path: Path) -> tuple[str, Pump]:
     ],
 )
 async def test_a_resume_under_another_protocol_or_instrument_is_refused_unwritten(
-    tmp_path: Path, change: str, message: str
+    db_location: Location, tmp_path: Path, change: str, message: str
 ) -> None:
-    controller = Controller(tmp_path / "j.db", Pump())
+    controller = Controller(db_location, Pump())
     first = controller.runner.prepare(make_protocol(), controller.line)
     await controller.crash_after(first, 1.5 * PORTION_S)
     controller.restart()
@@ -309,9 +319,9 @@ async def test_a_resume_under_another_protocol_or_instrument_is_refused_unwritte
     assert len(controller.journal.records(first.run_id)) == before
 
 
-def test_an_ended_or_unknown_run_is_not_resumed(tmp_path: Path) -> None:
-    run_id, pump = _ended_run(tmp_path / "j.db")
-    with Journal(tmp_path / "j.db") as journal:
+def test_an_ended_or_unknown_run_is_not_resumed(db_location: Location, tmp_path: Path) -> None:
+    run_id, pump = _ended_run(db_location)
+    with Journal(db_location) as journal:
         runner = Runner(journal, clock_origin=ORIGIN)
         line = Line("test", {"pump": pump})
         with pytest.raises(ResumeError, match="has ended \\(complete, Complete\\)"):
@@ -321,6 +331,7 @@ def test_an_ended_or_unknown_run_is_not_resumed(tmp_path: Path) -> None:
 
 
 async def test_a_resumed_step_s_maximum_duration_counts_from_its_first_start(
+    db_location: Location,
     tmp_path: Path,
 ) -> None:
     protocol = Protocol("limited", version="1")
@@ -330,7 +341,7 @@ async def test_a_resumed_step_s_maximum_duration_counts_from_its_first_start(
         await pump.pump(1.0)  # 10 minutes
         await run.sleep(minutes=40)
 
-    controller = Controller(tmp_path / "j.db", Pump())
+    controller = Controller(db_location, Pump())
     first = controller.runner.prepare(protocol, controller.line)
     await controller.crash_after(first, 30 * 60)
     await anyio.sleep(20 * 60)
@@ -362,10 +373,10 @@ def failing_protocol() -> Protocol:
 
 @pytest.mark.parametrize("dies_in", ["_abort_from_inside", "_complete_acting_state"])
 async def test_a_run_whose_step_failed_just_before_the_crash_ends_failed_on_resume(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dies_in: str
+    db_location: Location, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dies_in: str
 ) -> None:
     pump = Pump()
-    controller = Controller(tmp_path / "j.db", pump)
+    controller = Controller(db_location, pump)
     first = controller.runner.prepare(failing_protocol(), controller.line)
     original = getattr(Execution, dies_in)
 
@@ -390,7 +401,9 @@ async def test_a_run_whose_step_failed_just_before_the_crash_ends_failed_on_resu
     assert [s.step for s in started] == ["prime", "dose"]
 
 
-async def test_a_maximum_hold_between_steps_still_runs_after_a_resume(tmp_path: Path) -> None:
+async def test_a_maximum_hold_between_steps_still_runs_after_a_resume(
+    db_location: Location, tmp_path: Path
+) -> None:
     protocol = Protocol("hold-limited", version="1")
 
     @protocol.step(resume="rerun", max_hold_h=1)
@@ -401,7 +414,7 @@ async def test_a_maximum_hold_between_steps_still_runs_after_a_resume(tmp_path: 
     async def seal(run: Run, pump: Pump) -> None:
         await pump.total_ml()
 
-    controller = Controller(tmp_path / "j.db", Pump())
+    controller = Controller(db_location, Pump())
     first = controller.runner.prepare(protocol, controller.line)
 
     async def hold_during_fill() -> None:
@@ -423,8 +436,10 @@ async def test_a_maximum_hold_between_steps_still_runs_after_a_resume(tmp_path: 
     assert deviation.process_time_s - completed.process_time_s == pytest.approx(3600)
 
 
-async def test_an_operator_step_resumed_while_held_needs_one_restart(tmp_path: Path) -> None:
-    controller = Controller(tmp_path / "j.db", Pump())
+async def test_an_operator_step_resumed_while_held_needs_one_restart(
+    db_location: Location, tmp_path: Path
+) -> None:
+    controller = Controller(db_location, Pump())
     first = controller.runner.prepare(make_protocol("operator"), controller.line)
 
     async def hold_during_transfer() -> None:
@@ -445,6 +460,7 @@ async def test_an_operator_step_resumed_while_held_needs_one_restart(tmp_path: P
 
 
 async def test_every_keeps_its_schedule_across_a_crash_and_skips_what_was_missed(
+    db_location: Location,
     tmp_path: Path,
 ) -> None:
     ran: list[tuple[int, float]] = []
@@ -460,7 +476,7 @@ async def test_every_keeps_its_schedule_across_a_crash_and_skips_what_was_missed
 
         return protocol
 
-    controller = Controller(tmp_path / "j.db", Pump())
+    controller = Controller(db_location, Pump())
     first = controller.runner.prepare(hourly_protocol(), controller.line)
     await controller.crash_after(first, 1.5 * 3600)  # after sample 1
     await anyio.sleep(3 * 3600)  # down until 4.5 h: samples 2 and 3 are missed
@@ -481,6 +497,7 @@ async def test_every_keeps_its_schedule_across_a_crash_and_skips_what_was_missed
 
 
 async def test_a_command_whose_outcome_was_unknown_stays_in_doubt_after_a_crash(
+    db_location: Location,
     tmp_path: Path,
 ) -> None:
     protocol = Protocol("shaky", version="1")
@@ -494,7 +511,7 @@ async def test_a_command_whose_outcome_was_unknown_stays_in_doubt_after_a_crash(
         await pump.pump(10.0)
 
     pump = ShakyPump()
-    controller = Controller(tmp_path / "j.db", pump)
+    controller = Controller(db_location, pump)
     first = controller.runner.prepare(protocol, controller.line)
     await controller.crash_after(first, PORTION_S / 2)  # during the pump
     controller.restart()

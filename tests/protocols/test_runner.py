@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import AsyncIterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,9 @@ from cellauto.instruments import Instrument, InstrumentIdentity, Line, command, 
 from cellauto.protocols import Runner, State
 from cellauto.records import Journal, verify_run
 from cellauto.records import payloads as rec
+from cellauto.records.backend import Location
 from tests.protocols.harness import ORIGIN, Valve, supervisor_approval
+from tests.raw_sql import raw_connect
 
 pytestmark = pytest.mark.anyio
 
@@ -359,22 +361,24 @@ class Witness(Instrument):
 
     interface_name = "Witness"
 
-    def __init__(self, db: Path) -> None:
+    def __init__(self, db: Location) -> None:
         super().__init__(InstrumentIdentity(vendor="t", model="W", serial="W-1", firmware="1"))
         self.db = db
         self.seen: list[tuple[str, str]] = []
 
     @command
     async def dispense(self, volume_ml: float) -> float:
-        with sqlite3.connect(self.db) as other:
+        with closing(raw_connect(self.db)) as other:  # committed: what a crash would leave
             self.seen = other.execute(
                 "SELECT kind, body FROM records ORDER BY seq DESC LIMIT 1"
             ).fetchall()
         return volume_ml
 
 
-async def test_intent_is_on_disk_before_the_instrument_acts(tmp_path: Path) -> None:
-    db = tmp_path / "j.db"
+async def test_intent_is_on_disk_before_the_instrument_acts(
+    db_location: Location, tmp_path: Path
+) -> None:
+    db = db_location
     witness = Witness(db)
 
     async def only(run: Run, witness: Witness) -> None:

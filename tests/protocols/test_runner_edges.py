@@ -16,6 +16,7 @@ from cellauto.instruments import Line, command
 from cellauto.protocols import Runner, State
 from cellauto.records import Journal, RecordKind, _sqlite
 from tests.protocols.harness import ORIGIN, Valve
+from tests.raw_sql import raw_connect
 from tests.records.factory import payload_of
 
 pytestmark = pytest.mark.anyio
@@ -98,6 +99,7 @@ async def test_a_command_before_the_run_starts_writes_nothing(journal: Journal) 
     assert outcome.exit_status == "complete"
 
 
+@pytest.mark.sqlite_only
 async def test_durable_records_are_committed_with_fsync(
     journal: Journal, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -139,7 +141,7 @@ async def test_a_command_is_sent_only_once_its_intent_is_on_disk(
     class CheckingValve(Valve):
         @command
         async def open(self) -> int:
-            conn = sqlite3.connect(journal.path)  # what a crash now would leave
+            conn = raw_connect(journal.location)  # what a crash now would leave
             try:
                 (intents,) = conn.execute(
                     "SELECT count(*) FROM records WHERE kind = 'instrument_command'"

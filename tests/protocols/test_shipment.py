@@ -16,6 +16,7 @@ from cellauto.protocols.params import build_params
 from cellauto.protocols.shipment import carry, dispatch, find_excursions, receive
 from cellauto.records import Journal, verify_run
 from cellauto.records import payloads as rec
+from cellauto.records.backend import Location
 from cellauto.records.material_payloads import (
     CustodyMoved,
     LoggerReading,
@@ -42,8 +43,10 @@ def shipments(result: SimulatedRun, event: str) -> list[ShipmentRecorded]:
     return [s for s in result.of_kind(ShipmentRecorded) if s.event == event]
 
 
-def test_ship_product_runs_end_to_end_on_the_simulated_line(tmp_path: Path) -> None:
-    db = tmp_path / "ship.db"
+def test_ship_product_runs_end_to_end_on_the_simulated_line(
+    db_location: Location, tmp_path: Path
+) -> None:
+    db = db_location
     params = {"containers": ["final product 1", "final product 2"], "transit_h": 30.0}
     result = simulate(SHIP, params=params, seed=3, db=db, patient="typical")
     assert result.exit_status == "complete"
@@ -76,9 +79,9 @@ def test_ship_product_runs_end_to_end_on_the_simulated_line(tmp_path: Path) -> N
 
 
 def test_cellauto_run_rehearses_it_with_sim_or_a_line_file(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    db_location: Location, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    db = tmp_path / "cli.db"
+    db = db_location
     containers = '["final product 1", "final product 2"]'
     base = ["run", str(SHIP), "--db", str(db), "--param", f"containers={containers}"]
     assert main([*base, "--sim", "--param", "transit_h=6"]) == 0

@@ -17,11 +17,14 @@ from pathlib import Path
 
 import pytest
 
+from cellauto.records.backend import Location
+from cellauto.records.copy import copy_journal
 from cellauto.records.site_store import SiteStore
 from cellauto.sim import simulate
 from cellauto.sim.faults import TemperatureExcursion
 from cellauto.site.accounts import bootstrap
 from cellauto.site.store import open_site_store
+from tests.raw_sql import close_pg_pools_after_test  # noqa: F401  (autouse)
 from tests.site.chain import POLICY, TERMINAL
 from tests.site.conftest import ROOT_PASSWORD, Site
 
@@ -40,7 +43,8 @@ EXCURSION = TemperatureExcursion(at_h=72, delta_c=2.9, duration_h=3)
 class Batch:
     """A finished simulated batch and the site that reviews it."""
 
-    path: Path
+    path: Path | Location
+    """The journal: an SQLite file, or a PostgreSQL schema in the PostgreSQL pass."""
     run_id: str
     site: Site
 
@@ -70,9 +74,18 @@ def batch_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]
 
 
 @pytest.fixture
-def batch(batch_template: tuple[Path, str], tmp_path: Path) -> Iterator[Batch]:
+def batch(
+    batch_template: tuple[Path, str], db_location: Location, tmp_path: Path
+) -> Iterator[Batch]:
+    """A copy of the batch's journal of the test's own (on PostgreSQL: copied into the
+    test's schema by ``cellauto copy``)."""
     source, run_id = batch_template
-    path = tmp_path / "batch.db"
-    shutil.copyfile(source, path)
+    path: Path | Location
+    if db_location.url is not None:
+        copy_journal(source, db_location, unverified=True)
+        path = db_location
+    else:
+        path = tmp_path / "batch.db"
+        shutil.copyfile(source, path)
     with open_site_store(path) as store:
         yield Batch(path, run_id, Site(store))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 from cellauto.records.site_payloads import SignatureRefused
 from cellauto.records.site_payloads_review import ReviewActRefused
 from cellauto.review.deviations import (
@@ -15,6 +13,7 @@ from cellauto.review.deviations import (
     withdraw_deviation,
 )
 from cellauto.review.read import DeviationRow, read_deviation
+from tests.raw_sql import raw_connect
 
 from .conftest import Batch
 
@@ -117,7 +116,7 @@ def causes(batch: Batch, since: int) -> list[str]:
 def make_active(batch: Batch) -> None:
     """The batch as if still running: its ``run_ended`` record taken out behind the
     chain's back (the acts read only whether a run ended)."""
-    conn = sqlite3.connect(batch.path, isolation_level=None)
+    conn = raw_connect(batch.path)
     try:
         conn.execute("DELETE FROM records WHERE run_id = ? AND kind = 'run_ended'", (batch.run_id,))
     finally:

@@ -4,7 +4,6 @@ always possible, one decision per batch, the certificate of analysis in the reco
 from __future__ import annotations
 
 import io
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -33,6 +32,7 @@ from cellauto.review.coa import coa_sha256
 from cellauto.review.disposition import dispose_batch, release_problems
 from cellauto.review.ids import qc_result_id
 from cellauto.review.read import read_disposition
+from tests.raw_sql import journal_snapshot, raw_connect
 from tests.site.chain import TERMINAL
 from tests.site.conftest import own_password
 
@@ -168,12 +168,11 @@ def test_qc_rules_name_missing_out_of_spec_and_unverified_results(batch: Batch) 
 
 
 def test_an_edited_run_record_stops_the_release(batch: Batch) -> None:
-    conn = sqlite3.connect(batch.path)
+    conn = raw_connect(batch.path)
     conn.execute(
         "UPDATE records SET body = body || ' ' WHERE run_id = ? AND seq = 5",
         (batch.run_id,),
     )
-    conn.commit()
     conn.close()
     with pytest.raises(ReleaseRefusedError) as refused:
         _release(batch)
@@ -190,11 +189,11 @@ def _cli(batch: Batch, monkeypatch: pytest.MonkeyPatch, *argv: str, who: str | N
 def test_the_cli_checks_refuses_and_rejects(
     batch: Batch, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    before = batch.path.read_bytes()
+    before = journal_snapshot(batch.path)
     assert _cli(batch, monkeypatch, "--check") == 3
     out = capsys.readouterr().out
     assert "deviation_open" in out and "qc_missing" in out
-    assert batch.path.read_bytes() == before
+    assert journal_snapshot(batch.path) == before
     assert _cli(batch, monkeypatch, "--decision", "release", who="qa.smith") == 2
     assert "release refused" in capsys.readouterr().out
     assert (
@@ -208,9 +207,8 @@ def test_the_cli_checks_refuses_and_rejects(
 
 def test_a_qc_row_edited_to_pass_stops_the_release(batch: Batch) -> None:
     _entered(batch, "viability", "lab.chen", value=72.0, verdict="fail")
-    conn = sqlite3.connect(batch.path)
+    conn = raw_connect(batch.path)
     conn.execute("UPDATE qc_results SET verdict = 'pass' WHERE run_id = ?", (batch.run_id,))
-    conn.commit()
     conn.close()
     with pytest.raises(ReleaseRefusedError) as refused:
         _release(batch)
@@ -231,9 +229,8 @@ def _verify(batch: Batch) -> str:
 def test_verify_finds_a_decisions_signature_removed(batch: Batch) -> None:
     outcome = _release(batch, decision="reject", reason="excursion")
     assert _verify(batch) == ""
-    conn = sqlite3.connect(batch.path)
+    conn = raw_connect(batch.path)
     conn.execute("DELETE FROM site_records WHERE seq = ?", (outcome.signature.seq,))
-    conn.commit()
     conn.close()
     assert _verify(batch) != ""  # the chain itself breaks first: a record is missing
 
@@ -247,9 +244,8 @@ def test_verify_refuses_a_second_decision_written_around_the_act(batch: Batch) -
     import orjson
 
     again = BatchDisposed.model_validate(orjson.loads(body)["payload"])
-    conn = sqlite3.connect(batch.path)
+    conn = raw_connect(batch.path)
     conn.execute("DELETE FROM dispositions")  # so the projection accepts the second row
-    conn.commit()
     conn.close()
     with batch.store.transaction() as tx:
         tx.append(again)
@@ -320,9 +316,8 @@ def test_a_review_act_on_an_edited_row_is_refused_and_journaled(batch: Batch) ->
 
     dev = runner_id(batch)
     classify(batch, dev)
-    conn = sqlite3.connect(batch.path)
+    conn = raw_connect(batch.path)
     conn.execute("UPDATE deviations SET classification = 'minor'")
-    conn.commit()
     conn.close()
     head = batch.site.head()
     with pytest.raises(ReviewRefusedError, match="not what its site records say"):
@@ -387,9 +382,8 @@ def test_a_qc_act_on_an_edited_row_is_refused_and_journaled(batch: Batch) -> Non
         tested_on="2026-01-20", instrument="FLOW-02", value=91.0, unit="%",
     )  # fmt: skip
     done = add_result(batch.store, batch.site.sign_in("lab.chen"), batch.run_id, entry)
-    conn = sqlite3.connect(batch.path)
+    conn = raw_connect(batch.path)
     conn.execute("UPDATE qc_results SET value = 95.0")
-    conn.commit()
     conn.close()
     head = batch.site.head()
     with pytest.raises(ReviewRefusedError, match="not what its site records say"):

@@ -34,7 +34,7 @@ from cellauto.sim.qc import (
     write_lims_export,
 )
 from cellauto.site.replay import replay_problem
-from tests.records.site_factory import files_of
+from tests.raw_sql import journal_snapshot
 from tests.site.chain import TERMINAL
 
 from .conftest import Batch
@@ -179,12 +179,12 @@ def test_oos_rows_open_deviations_in_the_same_commit(schema: Batch, tmp_path: Pa
 def test_dry_run_writes_nothing(schema: Batch, tmp_path: Path) -> None:
     batch = schema
     path = write(tmp_path / "results.csv", rows_of(batch))
-    before = files_of(batch.path)
+    before = journal_snapshot(batch.path)
     outcome = check_import(batch.store, batch.run_id, path, schema_name="sim-lims")
     assert outcome.ref is None and len(outcome.results) == 8
     with pytest.raises(ReviewRefusedError, match="no LIMS schema"):
         check_import(batch.store, batch.run_id, path, schema_name="nope")
-    assert files_of(batch.path) == before  # a refused dry run is not journaled either
+    assert journal_snapshot(batch.path) == before  # a refused dry run is not journaled either
 
 
 def _bad(rows: list[dict[str, str]], column: str, value: str, row: int = 0) -> list[dict[str, str]]:

@@ -88,7 +88,7 @@ def test_endotoxin_is_normalised_per_kg(batch: Batch) -> None:
     )
     with batch.store.reading() as conn:
         values = {
-            row[0]: row[1]
+            row[0]: float(row[1])  # PostgreSQL's json_extract gives text
             for row in conn.execute(
                 "SELECT json_extract(body, '$.payload.name'), json_extract(body,"
                 " '$.payload.value') FROM records WHERE run_id = ? AND kind = 'batch_value'",

@@ -16,7 +16,7 @@ import json
 import os
 import re
 import shutil
-import sqlite3
+from contextlib import closing
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from cellauto.review.report.model import SECTIONS
 from cellauto.site.replay import replay_problem
 from tests.browser import CHROMIUM
 from tests.cli.people import People, own
+from tests.raw_sql import raw_connect
 from tests.review.conftest import Batch, batch, batch_template
 from tests.site.conftest import cli
 
@@ -49,8 +50,8 @@ QC_TESTS = {
 
 
 @pytest.fixture
-def people(cli, batch: Batch, monkeypatch: pytest.MonkeyPatch) -> People:  # type: ignore[no-untyped-def]
-    return People(cli, batch.path, monkeypatch)
+def people(cli, batch: Batch, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> People:  # type: ignore[no-untyped-def]
+    return People(cli, batch.path, monkeypatch, tmp_path)
 
 
 def _as(people: People, who: str, *argv: object) -> tuple[int, str, str]:
@@ -165,7 +166,7 @@ def test_car_t_excursion_to_release(people: People, batch: Batch, tmp_path: Path
     assert _left(people, run_id) == [("qc_missing", "post-thaw viability")]
 
     # the missing result entered by hand: not counted until another person verifies it
-    with sqlite3.connect(batch.path) as conn:
+    with closing(raw_connect(batch.path)) as conn:
         (din,) = conn.execute(
             "SELECT din || flag FROM containers WHERE run_id = ? AND key = 'QC sample'", (run_id,)
         ).fetchone()

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from cellauto.records import Journal
+from cellauto.records.backend import Location
 from cellauto.records.refs import Meaning, RecordRef
 from cellauto.records.site_payloads_review import Classification, DeviationClassified
 from cellauto.records.wording import signatures_of
@@ -220,10 +221,12 @@ def test_a_signed_review_record_fills_in_the_deviation(batch: Batch) -> None:
     assert set(page.hrefs) <= set(page.ids)
 
 
-def test_a_run_without_culture_or_freezer_says_so_on_its_plots(tmp_path: Path) -> None:
+def test_a_run_without_culture_or_freezer_says_so_on_its_plots(
+    db_location: Location, tmp_path: Path
+) -> None:
     from cellauto.sim import simulate
 
-    path = tmp_path / "demo.db"
+    path = db_location
     run = simulate("protocols/demo_expansion.py", seed=3, db=path, patient="typical")
     with Journal(path, create=False) as journal:
         html_path, pdf_path = write_report(journal, run.outcome.run_id, tmp_path / "out")

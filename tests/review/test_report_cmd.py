@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from cellauto.cli import main
+from tests.raw_sql import nothing_written
 
 from .conftest import Batch
 
@@ -89,4 +90,4 @@ def test_without_the_report_extra_it_names_the_install(
     code, _, err = _report(capsys, batch.run_id, "--out", out_dir, "--db", batch.path)
     assert code == 2
     assert "matplotlib and reportlab" in err and 'pip install "cellauto[report]"' in err
-    assert not out_dir.exists()
+    assert nothing_written(out_dir)

@@ -3,7 +3,6 @@ a journal that does not verify listed first, collapsed readings keeping their an
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime
 
 import pytest
@@ -15,6 +14,7 @@ from cellauto.review.report.exceptions import borderline
 from cellauto.review.report.html import render_html
 from cellauto.review.report.series import profile_curve
 from cellauto.review.report.steps import appendix_rows
+from tests.raw_sql import raw_connect
 
 from .conftest import Batch
 
@@ -54,7 +54,7 @@ def test_profile_curve_follows_ramps_and_holds() -> None:
 
 
 def test_a_journal_that_does_not_verify_comes_first(batch: Batch) -> None:
-    edit = sqlite3.connect(batch.path)
+    edit = raw_connect(batch.path)
     (seq,) = edit.execute(
         "SELECT seq FROM records WHERE run_id = ? AND kind = 'check_result' ORDER BY seq LIMIT 1",
         (batch.run_id,),
@@ -64,7 +64,6 @@ def test_a_journal_that_does_not_verify_comes_first(batch: Batch) -> None:
         " WHERE run_id = ? AND seq = ?",
         (batch.run_id, seq),
     )
-    edit.commit()
     edit.close()
     with Journal(batch.path, create=False) as journal:
         record = build_batch_record(journal, batch.run_id, generated_at=AT)

@@ -3,8 +3,6 @@ rows read back merged with the runner's deviations, and an edited row refused.""
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
 
 from cellauto.errors import BadInputError, JournalError
@@ -26,6 +24,7 @@ from cellauto.review.read import (
     runner_deviations,
 )
 from cellauto.site.replay import replay_problem
+from tests.raw_sql import raw_connect
 from tests.site.chain import TERMINAL
 
 from .conftest import Batch
@@ -77,9 +76,8 @@ def test_a_transition_sets_the_row_and_an_edit_is_refused(batch: Batch) -> None:
     with batch.store.reading() as conn:
         row = read_deviation(conn, deviation_id)
     assert row is not None and (row.status, row.classification) == ("classified", "major")
-    edit = sqlite3.connect(batch.path)
+    edit = raw_connect(batch.path)
     edit.execute("UPDATE deviations SET status = 'closed' WHERE deviation_id = ?", (deviation_id,))
-    edit.commit()
     edit.close()
     with batch.store.reading() as conn, pytest.raises(JournalError, match="deviations row"):
         confirm_run_review(conn, batch.run_id)

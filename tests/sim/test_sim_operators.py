@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from cellauto.protocols import Runner
 from cellauto.protocols.tasks import OfferedTask, TaskAnswer, TaskBoard
 from cellauto.records import Journal
 from cellauto.records import payloads as rec
+from cellauto.records.backend import Location
 from cellauto.records.refs import Meaning, SignatureShown
 from cellauto.sim import simulate
 from cellauto.sim.batches import simulate_batches
@@ -53,14 +55,16 @@ def test_by_default_simulated_operators_answer_everything() -> None:
     assert result.of_kind(rec.RunStarted)[0].operators == "simulated"
 
 
-def test_a_seeded_run_with_operator_tasks_is_byte_identical(tmp_path: Path) -> None:
-    def bodies(db: Path) -> list[tuple[str, str]]:
+def test_a_seeded_run_with_operator_tasks_is_byte_identical(
+    db_location_factory: Callable[[], Location],
+) -> None:
+    def bodies(db: Location) -> list[tuple[str, str]]:
         simulate(_protocol(_steps), seed=5, db=db, patient="typical")
         with Journal(db, create=False) as journal:
             (summary,) = journal.runs()
             return [(r.hash, r.payload.model_dump_json()) for r in journal.records(summary.run_id)]
 
-    assert bodies(tmp_path / "a.db") == bodies(tmp_path / "b.db")
+    assert bodies(db_location_factory()) == bodies(db_location_factory())
 
 
 def test_value_comes_from_script_then_sim_then_expect_then_spec_midpoint() -> None:
@@ -122,8 +126,8 @@ def test_simulated_people_must_have_reserved_names() -> None:
 
 
 @pytest.mark.anyio
-async def test_refused_on_real_line(tmp_path: Path) -> None:
-    with Journal(tmp_path / "j.db") as journal:
+async def test_refused_on_real_line(db_location: Location, tmp_path: Path) -> None:
+    with Journal(db_location) as journal:
         runner = Runner(journal, clock_origin=ORIGIN)
         line = Line("plant", {"valve": Valve()})  # not simulated
         protocol = Protocol("real", version="1")
@@ -143,8 +147,10 @@ async def test_refused_on_real_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.anyio
-async def test_a_rehearsal_served_by_another_process_takes_them(tmp_path: Path) -> None:
-    with Journal(tmp_path / "j.db") as journal:
+async def test_a_rehearsal_served_by_another_process_takes_them(
+    db_location: Location, tmp_path: Path
+) -> None:
+    with Journal(db_location) as journal:
         runner = Runner(journal, clock_origin=ORIGIN)
         # instruments reached over the wire from `cellauto sim serve`: not in-process, but
         # a simulation all the same (a line file with a [simulation] table)
@@ -160,19 +166,21 @@ async def test_a_rehearsal_served_by_another_process_takes_them(tmp_path: Path) 
         assert runner.prepare(protocol, line).tasks.operators == "simulated"
 
 
-def test_simulate_batches_passes_operators_through(tmp_path: Path) -> None:
+def test_simulate_batches_passes_operators_through(db_location: Location, tmp_path: Path) -> None:
     script = {"bag weight": Answer(value=95.0)}
-    batches = simulate_batches(_protocol(_steps), range(2), db=tmp_path / "b.db", operators=script)
+    batches = simulate_batches(_protocol(_steps), range(2), db=db_location, operators=script)
     assert batches.statuses == {"stopped": 2}  # out of spec: deviation, hold, on_hold=stop
-    with Journal(tmp_path / "b.db", create=False) as journal:
+    with Journal(db_location, create=False) as journal:
         for summary in journal.runs():
             answered = journal.records(summary.run_id, {rec.TaskAnswered.kind})
             assert [r.payload.value for r in answered][-1] == 95.0
 
 
 @pytest.mark.anyio
-async def test_a_simulated_line_without_answerers_gets_simulated_operators(tmp_path: Path) -> None:
-    with Journal(tmp_path / "j.db") as journal:
+async def test_a_simulated_line_without_answerers_gets_simulated_operators(
+    db_location: Location, tmp_path: Path
+) -> None:
+    with Journal(db_location) as journal:
         runner = Runner(journal, clock_origin=ORIGIN)
         protocol = Protocol("cli-like", version="1")
 
@@ -225,8 +233,10 @@ class Slow:
 
 
 @pytest.mark.anyio
-async def test_an_answer_under_way_for_a_phase_ends_with_that_phase(tmp_path: Path) -> None:
-    with Journal(tmp_path / "j.db") as journal:
+async def test_an_answer_under_way_for_a_phase_ends_with_that_phase(
+    db_location: Location, tmp_path: Path
+) -> None:
+    with Journal(db_location) as journal:
         runner = Runner(journal, clock_origin=ORIGIN)
         protocol = Protocol("two answerers", version="1")
 

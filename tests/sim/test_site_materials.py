@@ -9,6 +9,7 @@ import pytest
 
 from cellauto.protocols.loader import load_protocol
 from cellauto.protocols.params import build_params
+from cellauto.records.backend import Location
 from cellauto.sim.line import sim_line_for_protocol
 from cellauto.sim.site_for_run import simulated_site
 from cellauto.sim.site_materials import replay_run, sim_lot_id
@@ -46,12 +47,12 @@ async def test_each_material_gets_a_released_lot_three_times_what_is_planned() -
     second.close()
 
 
-def test_a_resumed_runs_site_sees_the_same_remaining(tmp_path: Path) -> None:
+def test_a_resumed_runs_site_sees_the_same_remaining(db_location: Location, tmp_path: Path) -> None:
     """A simulated site seeded afresh for a resume gets the run's reservation and uses
     back (cli/run_site.resume_site): the quantities it checks are those before the crash."""
     from cellauto.sim import simulate
 
-    path = tmp_path / "journal.db"
+    path = db_location
     result = simulate("protocols/car_t_autologous.py", db=path, patient="typical")
     records = [r for r in result.records if r.kind != "run_ended"]
     cut = next(i for i, r in enumerate(records) if r.payload.kind.value == "material_consumed")

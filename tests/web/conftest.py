@@ -13,12 +13,14 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
+from cellauto.records.backend import Location
 from cellauto.records.site_chain import read_site_records
 from cellauto.records.site_payloads import SitePayload
 from cellauto.site.accounts import bootstrap
 from cellauto.site.store import open_site_store
 from cellauto.web.app import create_app
 from cellauto.web.config import WebConfig
+from tests.raw_sql import close_pg_pools_after_test  # noqa: F401  (autouse)
 from tests.site.chain import POLICY, TERMINAL
 from tests.site.conftest import ROOT_PASSWORD, Site, own_password
 
@@ -59,15 +61,16 @@ class Browser:
         return self.client.post(path, data=form, headers=ORIGIN, follow_redirects=False, **kw)
 
 
-def site_records(path: Path) -> list[SitePayload]:
+def site_records(path: Path | Location) -> list[SitePayload]:
     with open_site_store(path) as store, store.reading() as conn:
         return [r.payload for r in read_site_records(conn)]
 
 
 @pytest.fixture
-def journal(tmp_path: Path) -> Path:
-    """A journal whose site has root and :data:`STAFF` (own passwords set)."""
-    path = tmp_path / "line.db"
+def journal(db_location: Location) -> Path | Location:
+    """A journal whose site has root and :data:`STAFF` (own passwords set) (in the
+    PostgreSQL pass, a schema)."""
+    path: Path | Location = db_location.path or db_location
     with open_site_store(path, create=True) as store:
         bootstrap(store, "root", "Rita Admin", ROOT_PASSWORD, policy=POLICY, terminal=TERMINAL)
         site = Site(store)
@@ -77,7 +80,7 @@ def journal(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def client(journal: Path) -> Iterator[TestClient]:
+def client(journal: Path | Location) -> Iterator[TestClient]:
     with TestClient(create_app(WebConfig(db=journal))) as opened:
         yield opened
 

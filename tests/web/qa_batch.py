@@ -20,6 +20,8 @@ from typing import NamedTuple
 import pytest
 
 from cellauto.records import Journal
+from cellauto.records.backend import Location
+from cellauto.records.copy import copy_journal
 from cellauto.review.lims import define_schema, import_results
 from cellauto.sim.qc import SIM_LIMS_SCHEMA, simulated_results, write_lims_export
 from cellauto.site.store import open_site_store
@@ -35,7 +37,7 @@ WEB_STAFF = (("alice", "operator"), ("carol", "supervisor"), ("quinn", "qa"), ("
 class Ready(NamedTuple):
     """A copy of the release-ready batch's journal and its run."""
 
-    path: Path
+    path: Path | Location
     run_id: str
 
 
@@ -73,7 +75,12 @@ def ready_template(
 
 
 @pytest.fixture
-def ready(ready_template: Ready, tmp_path: Path) -> Iterator[Ready]:
+def ready(ready_template: Ready, db_location: Location, tmp_path: Path) -> Iterator[Ready]:
+    """The test's own copy (on PostgreSQL: copied into its schema)."""
+    if db_location.url is not None:
+        copy_journal(ready_template.path, db_location, unverified=True)
+        yield Ready(db_location, ready_template.run_id)
+        return
     path = tmp_path / "line.db"
     shutil.copyfile(ready_template.path, path)
     yield Ready(path, ready_template.run_id)

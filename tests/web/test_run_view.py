@@ -285,6 +285,7 @@ def test_the_records_cache_reads_only_what_is_new(journal: Path) -> None:
         assert len(cache) == 0  # the run's page was left more than a minute ago
 
 
+@pytest.mark.sqlite_only  # copies the journal file
 def test_the_records_cache_keeps_a_bounded_number_of_runs(journal: Path) -> None:
     import shutil
 

@@ -17,6 +17,7 @@ from cellauto.instruments.liquid_handler import LiquidHandler, TransferOutcomeUn
 from cellauto.instruments.plr import ContainerSpec, TrackerSnapshot
 from cellauto.protocols import Runner
 from cellauto.records import Journal
+from cellauto.records.backend import Location
 from cellauto.sim.base import SimInstrument
 from cellauto.sim.counter import SimCellCounter
 from cellauto.sim.faults import CommandFailure, Disconnect
@@ -166,7 +167,9 @@ async def test_disconnect_fails_queries_too() -> None:
         await lh.volume("culture")
 
 
-async def test_the_journal_records_source_and_destination_ids(tmp_path: Path) -> None:
+async def test_the_journal_records_source_and_destination_ids(
+    db_location: Location, tmp_path: Path
+) -> None:
     world = line_world()
 
     async def only(run: Run, liquid_handler: LiquidHandler) -> None:
@@ -175,7 +178,7 @@ async def test_the_journal_records_source_and_destination_ids(tmp_path: Path) ->
 
     protocol = Protocol("sampling", version="1")
     protocol.step(name="only")(only)
-    with Journal(tmp_path / "journal.db") as journal:
+    with Journal(db_location) as journal:
         outcome = await Runner(journal, clock_origin=ORIGIN).run(
             protocol, Line("t", {"liquid_handler": SimLiquidHandler(world)}, simulated=True)
         )
@@ -195,6 +198,7 @@ async def test_the_journal_records_source_and_destination_ids(tmp_path: Path) ->
 
 
 async def test_the_runner_records_a_transfer_of_unknown_outcome_as_in_doubt(
+    db_location: Location,
     tmp_path: Path,
 ) -> None:
     world = line_world()
@@ -205,7 +209,7 @@ async def test_the_runner_records_a_transfer_of_unknown_outcome_as_in_doubt(
 
     protocol = Protocol("sampling", version="1")
     protocol.step(name="sample")(sample)
-    with Journal(tmp_path / "journal.db") as journal:
+    with Journal(db_location) as journal:
         outcome = await Runner(journal, clock_origin=ORIGIN).run(
             protocol, Line("t", {"liquid_handler": lh}, simulated=True)
         )

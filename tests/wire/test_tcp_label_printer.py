@@ -34,6 +34,7 @@ from cellauto.lines import EquipmentConfig, LineConfig
 from cellauto.lines.tcp import connect_tcp
 from cellauto.lines.wire import open_line, serve_simulated
 from cellauto.records import Journal
+from cellauto.records.backend import Location
 from cellauto.records.material_payloads import LabelPrinted, LabelVerified
 from cellauto.sim import SimLine
 from cellauto.sim.faults import MisprintLabel
@@ -381,9 +382,9 @@ adapter = "sim"
 
 
 def test_a_protocol_prints_its_label_through_the_tcp_printer_of_its_line(
-    cli: Cli, tmp_path: Path
+    cli: Cli, db_location: Location, tmp_path: Path
 ) -> None:
-    line, db = tmp_path / "line.toml", tmp_path / "run.db"
+    line, db = tmp_path / "line.toml", db_location
     line.write_text(BAGGING_LINE)
     bagging = ROOT / "tests" / "protocols" / "bagging.py"
     result = cli("run", bagging, "--line", line, "--db", db)

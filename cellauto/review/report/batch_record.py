@@ -106,7 +106,7 @@ def _site_signatures(conn: Conn, seqs: Sequence[int]) -> dict[int, list[Signatur
     marks = ", ".join("?" * len(seqs))
     where = (
         "kind = 'signature' AND json_extract(body, '$.payload.signed.chain') = 'site'"
-        f" AND json_extract(body, '$.payload.signed.seq') IN ({marks})"
+        f" AND CAST(json_extract(body, '$.payload.signed.seq') AS INTEGER) IN ({marks})"
     )
     for record in stored_site_records_where(conn, where, list(seqs)):
         p = record.payload

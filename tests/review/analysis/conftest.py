@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from cellauto.records.backend import Location
+from cellauto.records.copy import copy_journal
 from cellauto.sim import simulate
 from cellauto.sim.simulate import DEFAULT_SIM_START
 from tests.review.conftest import EXCURSION
@@ -48,8 +50,14 @@ def trend_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list
 
 
 @pytest.fixture
-def trend_db(trend_template: tuple[Path, list[str]], tmp_path: Path) -> tuple[Path, list[str]]:
+def trend_db(
+    trend_template: tuple[Path, list[str]], db_location: Location, tmp_path: Path
+) -> tuple[Path | Location, list[str]]:
+    """The batches' journal, the test's own copy (on PostgreSQL: copied into its schema)."""
     source, run_ids = trend_template
+    if db_location.url is not None:
+        copy_journal(source, db_location, unverified=True)
+        return db_location, run_ids
     path = tmp_path / "trends.db"
     shutil.copyfile(source, path)
     return path, run_ids

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import csv
-import sqlite3
 from pathlib import Path
 
 import orjson
 import pytest
 
 from cellauto.cli import main
+from cellauto.records.backend import Location
 from cellauto.review import _optional
+from tests.raw_sql import nothing_written, raw_connect
 
 from .conftest import EXCURSION_AT
 
@@ -59,16 +60,17 @@ def test_trends_writes_csv_and_html(
     assert {r["baseline_batches"] for r in rows if r["protocol"] == "car-t-autologous"} == {"3"}
 
 
-def _as_real(path: Path, run_ids: list[str]) -> None:
+def _as_real(path: Path | Location, run_ids: list[str]) -> None:
     """Mark runs as real batches (their run_started says simulated: false). Trends read
     the tables as indexes, so this stands in for real runs of the same protocol."""
-    conn = sqlite3.connect(path, isolation_level=None)
+    conn = raw_connect(path)
     for run_id in run_ids:
-        conn.execute(
-            "UPDATE records SET body = json_set(body, '$.payload.simulated', json('false'))"
+        done = conn.execute(
+            "UPDATE records SET body = replace(body, '\"simulated\":true', '\"simulated\":false')"
             " WHERE run_id = ? AND seq = 0",
             (run_id,),
         )
+        assert done.rowcount == 1
     conn.close()
 
 
@@ -111,6 +113,7 @@ def test_trends_keep_simulated_batches_apart(
 
 def test_trends_refusals_exit_2_and_write_nothing(
     trend_db: tuple[Path, list[str]],
+    db_location: Location,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
@@ -127,7 +130,7 @@ def test_trends_refusals_exit_2_and_write_nothing(
     _no_analysis_libraries(monkeypatch)
     code, _, err = _cli(capsys, "trends", "--out", out, "--db", path)
     assert code == 2 and "cellauto[analysis]" in err
-    assert not out.exists()
+    assert nothing_written(out)
 
 
 def test_export_for_analysis(
@@ -184,4 +187,4 @@ def test_export_refusals(
     _no_analysis_libraries(monkeypatch)
     code, _, err = _cli(capsys, "export", run_ids[0], "--parquet", "--out", out, "--db", path)
     assert code == 2 and "cellauto[analysis]" in err
-    assert not out.exists()
+    assert nothing_written(out)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import re
-import sqlite3
+from contextlib import closing
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
@@ -33,6 +33,7 @@ from cellauto.review.trends_out import (
     write_trends_csv,
     write_trends_html,
 )
+from tests.raw_sql import raw_connect
 
 from .conftest import BATCHES, EXCURSION_AT
 
@@ -63,7 +64,7 @@ def test_a_batchs_metrics_come_from_its_records(trend_db: tuple[Path, list[str]]
 
 
 def _dispose(path: Path, run_id: str, decision: str) -> None:
-    with sqlite3.connect(path) as conn:
+    with closing(raw_connect(path)) as conn:
         conn.execute(
             "INSERT INTO dispositions VALUES (?, ?, 0, 'qa.smith', '', 1, 'x')", (run_id, decision)
         )
