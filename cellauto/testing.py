@@ -36,6 +36,7 @@ from typing import Any
 import pytest
 
 from cellauto.clock import virtual_loop_factory
+from cellauto.records import backend as db
 from cellauto.records.backend import Conn, Location
 from cellauto.sim.simulate import SimulatedRun, simulate
 from cellauto.testing_pg import NO_SERVER, PgServer, SchemaPool, start_server
@@ -85,9 +86,29 @@ def pytest_configure(config: pytest.Config) -> None:
             f"${TEST_DB_ENV}={backend!r}: the database backend is one of {', '.join(DB_BACKENDS)}"
         )
     config.stash[_BACKEND] = backend
+    if backend != "sqlite":
+        config.stash[_REFUSED_BEFORE] = db.sqlite_refused
+        db.sqlite_refused = SQLITE_REFUSED
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _REFUSED_BEFORE in config.stash:
+        db.sqlite_refused = config.stash[_REFUSED_BEFORE]
 
 
 _BACKEND = pytest.StashKey[str]()
+_REFUSED_BEFORE = pytest.StashKey["str | None"]()
+_DESELECTED = pytest.StashKey[int]()
+
+SQLITE_REFUSED = (
+    "an SQLite journal opened during the PostgreSQL test pass (--db-backend=postgresql); "
+    "give the test the db_location (or db_location_factory) fixture instead of a file path, "
+    "or mark it sqlite_only if it tests the SQLite file itself"
+)
+"""Why an SQLite journal cannot be opened during the pass on PostgreSQL."""
+
+JOURNAL_FIXTURES = frozenset({"db_location", "db_location_factory", "cellauto_db_backend"})
+"""A test using one of these runs in each backend's pass (the others only on SQLite)."""
 
 
 def _backend_of(config: pytest.Config) -> str:
@@ -104,9 +125,39 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if _backend_of(config) == "sqlite":
         return
+    kept, deselected = [], []
     for item in items:
+        if JOURNAL_FIXTURES.isdisjoint(getattr(item, "fixturenames", ())):
+            deselected.append(item)
+            continue
+        kept.append(item)
         if item.get_closest_marker("sqlite_only") is not None:
             item.add_marker(pytest.mark.skip(reason="a test of the SQLite journal file itself"))
+    config.stash[_DESELECTED] = len(deselected)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = kept
+
+
+def pytest_report_collectionfinish(config: pytest.Config) -> str | None:
+    if _DESELECTED not in config.stash:
+        return None
+    return (
+        f"cellauto: --db-backend={_backend_of(config)}: {config.stash[_DESELECTED]} tests "
+        "without a journal deselected (db_location: they ran in the SQLite pass)"
+    )
+
+
+@pytest.fixture(autouse=True)
+def _sqlite_on_postgresql(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Tests marked ``postgresql`` may open SQLite journals in the PostgreSQL pass too
+    (copies between the backends); the others may not (see the module's doc)."""
+    if db.sqlite_refused is None or request.node.get_closest_marker("postgresql") is None:
+        yield
+        return
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(db, "sqlite_refused", None)
+        yield
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
