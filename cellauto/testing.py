@@ -30,6 +30,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -249,16 +250,46 @@ def db_location(db_location_factory: Callable[[], Location]) -> Location:
     return db_location_factory()
 
 
+@contextmanager
+def sqlite_allowed() -> Iterator[None]:
+    """A block that may open SQLite journals during the PostgreSQL pass: a template a
+    fixture makes on a file (``simulate`` writes files) for :func:`journal_from`."""
+    before = db.sqlite_refused
+    db.sqlite_refused = None
+    try:
+        yield
+    finally:
+        db.sqlite_refused = before
+
+
+def journal_from(template: Path, location: Location) -> Location:
+    """A journal at ``location`` holding what the SQLite file ``template`` holds: the file
+    copied (SQLite), or the journal copied as ``cellauto copy`` does (PostgreSQL)."""
+    if not location.is_postgresql:
+        location.sqlite_path().write_bytes(template.read_bytes())
+        return location
+    from cellauto.records.copy import copy_journal
+
+    with sqlite_allowed():
+        report = copy_journal(template, location)
+    if not report.same:
+        raise AssertionError(f"{template} copied to {location} differs: {report.differences}")
+    return location
+
+
+def raw_connection(location: str | os.PathLike[str] | Location, *, timeout_s: float = 5.0) -> Conn:
+    """A plain connection to the journal's database (autocommit; nothing checked, nothing
+    created), closed by the caller: for tests that read or alter rows behind cellauto's
+    back, in SQL both engines accept."""
+    where = Location.parse(location)
+    if where.url is not None:
+        from cellauto.records.backend.pg import PgBackend
+
+        return PgBackend(where.url).connect_writer(timeout_s=timeout_s)
+    return sqlite3.connect(where.sqlite_path(), isolation_level=None, timeout=timeout_s)
+
+
 @pytest.fixture
 def raw_db() -> Callable[[Location], Conn]:
-    """``raw_db(location)``: a plain connection to the journal's database (autocommit;
-    nothing checked), closed by the caller."""
-
-    def connect(location: Location) -> Conn:
-        if location.url is not None:
-            from cellauto.records.backend.pg import PgBackend
-
-            return PgBackend(location.url).connect_writer(timeout_s=5.0)
-        return sqlite3.connect(location.sqlite_path(), isolation_level=None)
-
-    return connect
+    """``raw_db(location)``: :func:`raw_connection`."""
+    return raw_connection

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 from cellauto.records._lot_ops import ConsumeLot, LotAfter, VoidUse
+from cellauto.testing import raw_connection
 from tests.protocols.materials_kit import define, file_site, lot, reject, rows
 
 
 def _apply(path: Path, op: ConsumeLot | VoidUse) -> object:
-    conn = sqlite3.connect(path, isolation_level=None)
+    conn = raw_connection(path)
     try:
         conn.execute("BEGIN IMMEDIATE")
         value = op.apply(conn).value
