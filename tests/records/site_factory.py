@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cellauto.records import Journal, RecordKind
+from cellauto.records import backend as db
 from cellauto.records.backend import Location
 from cellauto.records.copy import journal_tables
 from cellauto.records.site_payloads import PolicySet, SitePolicy, Terminal
@@ -36,6 +37,15 @@ def files_of(path: Path) -> dict[str, bytes]:
     """The journal's database and WAL bytes (the shared-memory index is not data)."""
     files = (path, path.with_name(path.name + "-wal"))
     return {p.name: p.read_bytes() for p in files if p.exists()}
+
+
+def rows(location: Location, sql: str) -> list[tuple[object, ...]]:
+    """The rows ``sql`` reads from the journal at ``location`` (either backend)."""
+    conn = raw_connection(location)
+    try:
+        return [tuple(row) for row in conn.execute(sql)]
+    finally:
+        conn.close()
 
 
 def stored_state(location: Location) -> dict[str, object]:
@@ -97,10 +107,11 @@ def old_journal(path: Path, version: int) -> Path:
     return path
 
 
-def tables_of(path: Path) -> set[str]:
+def tables_of(path: Path | Location) -> set[str]:
+    """The journal's tables and indexes."""
     conn = raw_connection(path)
     try:
-        return {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+        return db.tables(conn)
     finally:
         conn.close()
 

@@ -272,6 +272,7 @@ def test_open_refuses_a_foreign_sqlite_file(tmp_path: Path) -> None:
         Journal(other, create=False)
 
 
+@pytest.mark.sqlite_only
 def test_journal_is_in_wal_mode(
     journal: Journal, journal_path: Location, make_clock: Callable[..., Any]
 ) -> None:

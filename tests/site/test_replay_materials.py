@@ -36,7 +36,7 @@ LOT = "car-lentiviral-vector/L1"
 
 
 def _verify(site: Site) -> tuple[bool, str | None]:
-    with Journal(site.store.path, create=False) as journal:
+    with Journal(site.store.location, create=False) as journal:
         report = verify_journal(journal, site_replay=replay_problem)
     return report.site.intact, report.site.reason
 
@@ -44,7 +44,7 @@ def _verify(site: Site) -> tuple[bool, str | None]:
 @contextmanager
 def _file(site: Site) -> Iterator[Conn]:
     """The journal file opened behind the store's back (as an editor would)."""
-    conn = raw_connection(site.store.path)
+    conn = raw_connection(site.store.location)
     try:
         yield conn
     finally:
