@@ -116,3 +116,11 @@ def test_the_environment_chooses_too_and_sqlite_runs_everything(tmp_path: Path) 
     assert "3 passed" in result.stdout and "skipped" not in result.stdout
     refused = _pytest(tmp_path, env_backend="oracle")
     assert refused.returncode != 0 and "CELLAUTO_TEST_DB" in refused.stderr + refused.stdout
+
+
+def test_ci_and_the_readme_run_the_postgresql_pass() -> None:
+    root = Path(__file__).resolve().parents[1]
+    command = ".venv/bin/python -m pytest -q --db-backend=postgresql"
+    assert command in (root / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    readme = " ".join((root / "README.md").read_text(encoding="utf-8").split())
+    assert f"`{command}`" in readme
