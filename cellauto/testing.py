@@ -23,6 +23,16 @@ Fixtures:
 
 Markers: ``sqlite_only`` (a test of the SQLite file itself: skipped on another backend),
 ``postgresql`` (needs a PostgreSQL server).
+
+The pass on PostgreSQL (``--db-backend=postgresql``) runs only the tests whose fixtures
+include ``db_location`` or ``db_location_factory`` (the journal tests): the others do not
+depend on the backend and ran in the SQLite pass; the line after "collected" counts them.
+Once they are collected, opening an SQLite journal (``Journal``, ``SiteStore``,
+``reading_journal``… on a file path) fails, saying so
+(:data:`cellauto.records.backend.sqlite_refused`): a test not yet given ``db_location``
+fails loudly rather than testing SQLite twice. Tests marked ``postgresql`` (copies between
+the two) may still open SQLite files, and so may a fixture's block under
+:func:`sqlite_allowed` (a template made on a file, copied by :func:`journal_from`).
 """
 
 from __future__ import annotations
@@ -87,8 +97,13 @@ def pytest_configure(config: pytest.Config) -> None:
             f"${TEST_DB_ENV}={backend!r}: the database backend is one of {', '.join(DB_BACKENDS)}"
         )
     config.stash[_BACKEND] = backend
-    if backend != "sqlite":
-        config.stash[_REFUSED_BEFORE] = db.sqlite_refused
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # from now on, not during collection: a test module may simulate a batch on a file at
+    # import (its tests, without db_location, are deselected)
+    if _backend_of(session.config) != "sqlite":
+        session.config.stash[_REFUSED_BEFORE] = db.sqlite_refused
         db.sqlite_refused = SQLITE_REFUSED
 
 

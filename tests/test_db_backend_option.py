@@ -26,8 +26,12 @@ def test_plain():
 """
 
 GUARDED = """
+from pathlib import Path
+
 import pytest
 from cellauto.records import Journal
+
+Journal(Path(__file__).with_name("at-import.db")).close()  # as a module simulating a batch
 
 def test_still_on_a_file(db_location, tmp_path):
     Journal(tmp_path / "forgotten.db").close()
