@@ -313,7 +313,7 @@ class Writer:
                 # runs held, take it first too, so that the fence reads the owners as
                 # they are when the rows go in
                 locks: tuple[Lock, ...] = (Lock.FENCE,) if fence is not None else ()
-                locks += (Lock.SITE, Lock.MATERIALS) if ops else ()
+                locks += (Lock.SITE, Lock.MATERIALS, Lock.ASSET) if ops else ()  # before LEDGER
                 locks += (Lock.LEDGER,) if events or ops else ()
                 db.begin_write(conn, *locks, shared=(Lock.FENCE,))  # none: a plain BEGIN
                 if fence is not None:

@@ -10,8 +10,10 @@ import pytest
 
 from cellauto.errors import JournalError
 from cellauto.records import Journal, RecordKind, verify_run
+from cellauto.records import backend as db
+from cellauto.records._txops import ConnOp
 from cellauto.records._writer import Writer
-from cellauto.records.backend import Location
+from cellauto.records.backend import Conn, Location, Lock
 from tests.records.conftest import stored_records as _stored
 from tests.records.conftest import write_lock as _write_lock
 from tests.records.factory import payload_of
@@ -172,3 +174,18 @@ def test_a_state_change_in_a_loop_is_fsyncd_at_once_without_stalling_the_loop(
 
     asyncio.run(main())
     assert writer.fsyncs >= before[1] + 1 and writer.commits >= before[0] + 1
+
+
+def test_an_op_in_the_writers_commit_may_take_the_asset_lock(journal: Journal) -> None:
+    """A hold request (an op) takes the ASSET lock inside the writer's commit, which holds
+    the ledger's already: the commit takes ASSET before LEDGER (PostgreSQL refuses locks
+    asked out of their order) and the op's own ask is a no-op."""
+
+    def change(conn: Conn) -> str:
+        db.acquire(conn, Lock.ASSET)
+        return "held"
+
+    async def main() -> list[object]:
+        return await journal.run_ops([ConnOp(change, run_id=None, what="hold")])
+
+    assert asyncio.run(main()) == ["held"]
