@@ -11,9 +11,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_answer_latency
 import bench_batches
 import bench_crash_drill
+import bench_failover
 import bench_fidelity
 import bench_journal
 import bench_journal_load
+import bench_journal_pg
 import bench_materials
 import bench_opcua
 import bench_people
@@ -24,6 +26,7 @@ import bench_runner
 import bench_scpi
 import bench_shared_instruments
 import bench_sim_serve
+import bench_site
 import bench_startup
 import bench_trends
 import bench_web
@@ -73,6 +76,20 @@ def main() -> int:
                 "ok": ok,
             }
         )
+    for row in bench_journal_pg.run(quick=args.quick):  # [] without PostgreSQL
+        target, ok, detail = "", None, f"{row['commits']} commits"
+        if "ratio_copy" in row:
+            target, ok = "≥ 0.5x raw COPY", row["ratio_copy"] >= 0.5
+            detail = f"{row['ratio_copy']:.2f}x COPY, {row['ratio_many']:.2f}x executemany"
+        rows.append(
+            {
+                "case": f"journal on PostgreSQL: {row['case']}",
+                "value": f"{row['records'] / row['seconds']:,.0f} rec/s",
+                "target": target,
+                "detail": detail,
+                "ok": ok,
+            }
+        )
     rows.extend(bench_runner.run(quick=args.quick))
     rows.extend(bench_batches.run(quick=args.quick))
     rows.extend(bench_scpi.run(quick=args.quick))
@@ -90,6 +107,8 @@ def main() -> int:
     rows.extend(bench_web.run(quick=args.quick))
     rows.extend(bench_fidelity.run(quick=args.quick))
     rows.extend(bench_shared_instruments.run(quick=args.quick))
+    rows.extend(bench_failover.run(quick=args.quick))  # PostgreSQL binaries: else skipped
+    rows.extend(bench_site.run(quick=args.quick))
     width = max(len(str(r.get("case", ""))) for r in rows)
     print(f"{'benchmark':<{width}}  {'result':>16}  {'target':<20} met  detail")
     print("-" * (width + 60))

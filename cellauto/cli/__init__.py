@@ -33,6 +33,12 @@ class _Parser(argparse.ArgumentParser):
 _COMMAND_MODULES: tuple[tuple[str, str, dict[str, str]], ...] = (
     ("run_cmd", "add_parser", {"run": "run a protocol"}),
     ("resume_cmd", "add_parser", {"resume": "resume a run after a controller crash"}),
+    ("queue_cmds", "add_parsers", {"queue": "the run queue of the site's controllers"}),
+    (
+        "controller_cmd",
+        "add_parser",
+        {"controller": "a controller service: runs the queued batches of its line"},
+    ),
     (
         "inspect_cmds",
         "add_parsers",

@@ -31,11 +31,24 @@ def db_value(value: str) -> str:
     return value
 
 
-def add_db_argument(p: argparse.ArgumentParser) -> None:
-    """Add ``--db`` (default: ``$CELLAUTO_DB``, else ``./cellauto.db``, read now)."""
+def any_db_value(value: str) -> str:
+    """``--db``'s value for a command that works on either backend: an SQLite path or a
+    ``postgresql://`` URL (anything else refused, exit 2)."""
+    try:
+        Location.parse(value)
+    except JournalOpenError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
+
+
+def add_db_argument(p: argparse.ArgumentParser, *, postgresql: bool = False) -> None:
+    """Add ``--db`` (default: ``$CELLAUTO_DB``, else ``./cellauto.db``, read now).
+    ``postgresql``: the command also takes a ``postgresql://`` URL."""
     p.add_argument(
         "--db",
         default=default_db(),
-        type=db_value,
-        help=f"journal file (default ${DB_ENV}, else ./{DEFAULT_DB})",
+        type=any_db_value if postgresql else db_value,
+        help=f"journal file or postgresql:// URL (default ${DB_ENV}, else ./{DEFAULT_DB})"
+        if postgresql
+        else f"journal file (default ${DB_ENV}, else ./{DEFAULT_DB})",
     )

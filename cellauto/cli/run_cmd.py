@@ -20,6 +20,7 @@ from cellauto.cli._db import add_db_argument
 from cellauto.cli.console import RunConsole, abort_on_signal
 from cellauto.cli.progress import Progress, format_duration
 from cellauto.cli.prompt import Passwords
+from cellauto.cli.queue_cmds import add_queue_options, queue_run
 from cellauto.cli.run_people import Attendance, check_attended, sign_in_to_run
 from cellauto.cli.run_site import run_site
 from cellauto.clock import Clock, scaled_loop_factory, virtual_loop_factory
@@ -79,7 +80,8 @@ def add_parser(sub: Any) -> None:
         help="use this lot for a material of the protocol's bill of materials (repeatable; "
         "by default the first to expire among the usable lots)",
     )
-    add_db_argument(p)
+    add_db_argument(p, postgresql=True)
+    add_queue_options(p)
     p.add_argument(
         "--seed",
         type=int,
@@ -187,6 +189,8 @@ def run_command(args: argparse.Namespace) -> int:
         values.update(load_params_file(args.params))
     values.update(parse_param_assignments(args.param, protocol.params))
     lots = parse_lot_assignments(args.lot)
+    if args.queue:  # validated here, run by a controller of the line
+        return queue_run(args, protocol, values)
     line_config = load_line_config(args.line) if args.line else None
     if args.sim and line_config is not None:
         raise BadInputError("give either --sim or --line LINE.toml, not both")

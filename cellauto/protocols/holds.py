@@ -24,35 +24,43 @@ holders' tickets ended, grants made). The wait is journaled in the run's chain
 (``instrument_waited``: for how long, behind whom; ``instrument_released``: how long it
 held), and a hold past its declared maximum raises a major alarm on the holding run (a
 timer on the run's clock).
+
+The policies live in :mod:`.holds_policy`, the waiters of this process in
+:mod:`.holds_local` (woken from other processes by :mod:`.holds_feed`), a hold and its
+journaled waits in :mod:`.holds_journal`; their public names are importable from here.
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import functools
-import time
-import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from cellauto.clock import awaiting_outside
 from cellauto.errors import EquipmentError
-from cellauto.instruments.materials import Sample
+from cellauto.protocols import holds_local as local
+from cellauto.protocols.holds_journal import Hold, record_released, record_waited
+from cellauto.protocols.holds_local import NS, holding
+from cellauto.protocols.holds_policy import (
+    SharedPolicy,
+    deadline_of,
+    policy_of,
+    share,
+    share_line,
+)
 from cellauto.protocols.states import State
 from cellauto.records import asset_holds as table
-from cellauto.records import payloads as rec
-from cellauto.records._owners import this_controller
-from cellauto.records._txops import ConnOp
 from cellauto.records.backend import Conn
 
 if TYPE_CHECKING:
-    from cellauto.lines.config import LineConfig
     from cellauto.protocols.execution import Execution
 
 __all__ = [
+    "NS",
     "Hold",
     "SharedPolicy",
     "acquire",
@@ -67,210 +75,8 @@ __all__ = [
     "using",
 ]
 
-NS = 1_000_000_000
-
-
-@dataclass(frozen=True)
-class SharedPolicy:
-    """How one shared asset is shared (times in seconds on the line's clock)."""
-
-    asset: str
-    capacity: int = 1
-    """How many holds at once (units of the asset used as one)."""
-    max_hold_s: float | None = None
-    """A hold longer than this raises a major alarm on the holding run (None: never)."""
-    patience_s: float = 3600.0
-    """A request without a deadline is as urgent as a deadline this long after it asked."""
-    sample_stability_s: float | None = 3600.0
-    """A call given a drawn Sample has the deadline drawn + this (None: no deadline)."""
-    poll_s: float = 30.0
-    """How often a run waiting behind another controller's run asks again."""
-
-    def __post_init__(self) -> None:
-        if self.capacity < 1:
-            raise ValueError(f"shared asset {self.asset!r}: capacity must be >= 1")
-
-
-_POLICIES: weakref.WeakKeyDictionary[object, SharedPolicy] = weakref.WeakKeyDictionary()
-
-
-def share(instrument: object, policy: SharedPolicy) -> None:
-    """Mark ``instrument`` as (one handle of) the shared asset ``policy.asset``."""
-    _POLICIES[instrument] = policy
-
-
-def share_line(config: LineConfig, equipment: Mapping[str, object]) -> None:
-    """Share the instruments the line file marks ``shared`` (under their ``asset`` tag,
-    else ``LINE:NAME``), so every run of every controller on the line queues for them."""
-    for name, instrument in equipment.items():
-        item = config.equipment.get(name)
-        if item is None or item.shared is None:
-            continue
-        shared = item.shared
-        share(
-            instrument,
-            SharedPolicy(
-                asset=item.asset or f"{config.name}:{name}",
-                capacity=shared.capacity,
-                max_hold_s=None if shared.max_hold_min is None else shared.max_hold_min * 60,
-                patience_s=shared.patience_min * 60,
-                sample_stability_s=(
-                    None
-                    if shared.sample_stability_min is None
-                    else shared.sample_stability_min * 60
-                ),
-                poll_s=shared.poll_s,
-            ),
-        )
-
-
-def policy_of(instrument: object) -> SharedPolicy | None:
-    """The sharing policy of ``instrument``, None if it is dedicated to its run."""
-    try:
-        return _POLICIES.get(instrument)
-    except TypeError:  # not weakly referenceable: never registered
-        return None
-
-
-def deadline_of(
-    policy: SharedPolicy, args: tuple[Any, ...], kwargs: Mapping[str, Any]
-) -> float | None:
-    """The earliest expiry of the drawn samples among a call's arguments (process time)."""
-    if policy.sample_stability_s is None:
-        return None
-    drawn = [
-        value.drawn_at_process_time_s
-        for value in (*args, *kwargs.values())
-        if isinstance(value, Sample)
-    ]
-    return min(drawn) + policy.sample_stability_s if drawn else None
-
-
-# -- in this process: who waits for which ticket, which run holds what --------------------
-
-
-class _Wakeups:
-    """The waiters of one journal in this process: granted tickets wake them."""
-
-    def __init__(self) -> None:
-        self.events: dict[str, anyio.Event] = {}
-
-    def event(self, ticket: str) -> anyio.Event:
-        event = self.events.get(ticket)
-        if event is None:
-            event = self.events[ticket] = anyio.Event()
-        return event
-
-    def wake(self, tickets: list[str]) -> None:
-        for ticket in tickets:
-            self.event(ticket).set()
-
-    def forget(self, ticket: str) -> None:
-        self.events.pop(ticket, None)
-
-
-@dataclass
-class _RunHolds:
-    tickets: int = 0
-    active: dict[str, Hold] = field(default_factory=dict)
-    """Explicit holds in force, by asset (calls inside them take no hold of their own)."""
-
-
-_WAKEUPS: weakref.WeakKeyDictionary[object, _Wakeups] = weakref.WeakKeyDictionary()
-_RUNS: weakref.WeakKeyDictionary[object, _RunHolds] = weakref.WeakKeyDictionary()
-
-
-def _journal_of(execution: Execution) -> Any:
-    return execution._journal._journal  # the Journal behind the run's RunJournal
-
-
-def _wakeups(execution: Execution) -> _Wakeups:
-    journal = _journal_of(execution)
-    found = _WAKEUPS.get(journal)
-    if found is None:
-        found = _WAKEUPS[journal] = _Wakeups()
-    return found
-
-
-def _run_holds(execution: Execution) -> _RunHolds:
-    found = _RUNS.get(execution)
-    if found is None:
-        found = _RUNS[execution] = _RunHolds()
-    return found
-
-
-def holding(execution: Execution, asset: str) -> bool:
-    """Whether the run holds ``asset`` explicitly now (``run.hold``)."""
-    return asset in _run_holds(execution).active
-
-
-def _controller() -> str:
-    me = this_controller()
-    return f"{me.host}:{me.pid}"
-
-
-def _now_ns(execution: Execution) -> int:
-    return round(execution.clock.now_s() * NS)
-
-
-def _alive(execution: Execution, conn: Conn) -> table.Alive:
-    journal = _journal_of(execution)
-    # the owner key as the journal's claims write it (a file's resolved path, or the URL
-    # of a PostgreSQL journal)
-    return table.owner_liveness(
-        conn, journal._owner_key(), stale_s=journal._stale_s, real_now_ns=time.time_ns()
-    )
-
-
-async def _in_commit(execution: Execution, what: str, change: Callable[[Conn], Any]) -> Any:
-    """Run ``change`` in the run's next commit (with its records so far); its value."""
-    op = ConnOp(change, run_id=execution.run_id, what=what)
-    [value] = await execution.run_ops([op])
-    return value
-
 
 # -- a hold ----------------------------------------------------------------------------
-
-
-@dataclass
-class Hold:
-    """A granted hold of a shared asset by a run (see :func:`acquire`)."""
-
-    execution: Execution
-    instrument: str
-    policy: SharedPolicy
-    ticket: str
-    granted_s: float
-    max_hold_s: float | None
-    waited: bool
-    explicit: bool
-    overdue: bool = False
-    released: bool = False
-    _timer: asyncio.TimerHandle | None = None
-
-    @property
-    def asset(self) -> str:
-        return self.policy.asset
-
-    def _start_timer(self) -> None:
-        if self.max_hold_s is None:
-            return
-        loop = asyncio.get_running_loop()
-        # loop seconds are process seconds on every clock (virtual, scaled, real)
-        self._timer = loop.call_later(self.max_hold_s, self._past_maximum)
-
-    def _past_maximum(self) -> None:
-        self._timer = None
-        if self.released:
-            return
-        self.overdue = True
-        step = self.execution.current_step_name
-        self.execution.alarm(
-            f"{self.instrument} ({self.asset}) held past its maximum of "
-            f"{self.max_hold_s:g} s by step {step!r}: runs waiting for it are delayed",
-            severity="major",
-            source=self.instrument,
-        )
 
 
 async def acquire(
@@ -290,11 +96,11 @@ async def acquire(
     ``max_hold_s``: the declared maximum (else the asset's). Cancelled while waiting, the
     request is withdrawn.
     """
-    wakeups = _wakeups(execution)
-    run_holds = _run_holds(execution)
+    wakeups = local.wakeups(execution)
+    run_holds = local.run_holds(execution)
     run_holds.tickets += 1
     number = run_holds.tickets
-    controller = _controller()
+    controller = local.controller()
     run_id = execution.run_id
     requested_s = execution.clock.now_s()
     requested_ns = round(requested_s * NS)
@@ -319,29 +125,86 @@ async def acquire(
             deadline_ns=deadline_ns,
             max_hold_s=limit,
         )
-        return table.request(conn, request, _alive(execution, conn), epoch)
+        return table.request(conn, request, local.alive(execution, conn), epoch)
 
-    first: table.Outcome = await _in_commit(execution, f"hold {policy.asset}", ask)
+    wakeups.asking[run_id] += 1  # grants heard for it now wake it (holds_feed)
+    try:
+        heard = wakeups.heard()  # a grant after the request will wake it
+        first: table.Outcome = await local.in_commit(execution, f"hold {policy.asset}", ask)
+        await _wait(execution, wakeups, first, instrument, policy, controller, heard=heard)
+    finally:
+        wakeups.asking[run_id] -= 1
+        if wakeups.asking[run_id] <= 0:
+            del wakeups.asking[run_id]
+    granted_s = execution.clock.now_s()
+    held = Hold(
+        execution,
+        instrument,
+        policy,
+        first.ticket,
+        granted_s,
+        limit,
+        waited=first.status == "waiting",
+        explicit=explicit,
+    )
+    if held.waited:
+        record_waited(
+            execution,
+            held,
+            first,
+            purpose=purpose,
+            step=step,
+            requested_s=requested_s,
+            deadline_s=deadline_s,
+            priority=priority,
+        )
+    held._start_timer()
+    return held
+
+
+async def _wait(
+    execution: Execution,
+    wakeups: local.Wakeups,
+    first: table.Outcome,
+    instrument: str,
+    policy: SharedPolicy,
+    controller: str,
+    *,
+    heard: bool,
+) -> None:
+    """Wait until the request ``first`` is granted; cancelled, it is withdrawn.
+
+    Woken by the commit that grants it: in this process at once; in another (PostgreSQL)
+    by its notification (``heard``: a listener was in force before the request, else one
+    is started and the ticket read once more), and meanwhile virtual time follows real
+    time (another process holds the asset). Every ``poll_s`` the ticket is read again,
+    and the queue settled if it holds tickets of other controllers (they may have died).
+    """
     wakeups.wake(first.woken)
     ticket = first.ticket
     outcome = first
     try:
         while outcome.status == "waiting":
             event = wakeups.event(ticket)
-            with anyio.move_on_after(policy.poll_s):
-                await event.wait()
+            heard_from_now = not heard and await wakeups.listening()
+            heard = heard or heard_from_now
+            if not heard_from_now:  # (else a grant may have come before: read the ticket)
+                remote = heard and outcome.remote
+                with awaiting_outside() if remote else contextlib.nullcontext():
+                    with anyio.move_on_after(policy.poll_s):
+                        await event.wait()
             if event.is_set():
-                break  # granted by a commit of this process
+                break  # granted by a commit of this process, or one heard of
             # granted by another controller's commit, or the queue has a dead ticket?
-            journal = _journal_of(execution)
+            journal = local.journal_of(execution)
             status, unsettled = table.peek(
                 journal._connection(), ticket, controller, journal._owned
             )
             if status != "waiting" or not unsettled:
                 outcome.status = status
                 continue
-            now_ns = _now_ns(execution)
-            outcome = await _in_commit(
+            now_ns = local.now_ns(execution)
+            outcome = await local.in_commit(
                 execution,
                 f"hold {policy.asset}",
                 functools.partial(_poll, execution, ticket, now_ns, controller),
@@ -350,8 +213,8 @@ async def acquire(
         else:
             if outcome.status != "granted":
                 raise EquipmentError(
-                    f"run {run_id}: the request {ticket} for {instrument} ({policy.asset}) "
-                    f"was {outcome.status}"
+                    f"run {execution.run_id}: the request {ticket} for {instrument} "
+                    f"({policy.asset}) was {outcome.status}"
                 )
     except BaseException:
         with anyio.CancelScope(shield=True):
@@ -359,67 +222,22 @@ async def acquire(
         raise
     finally:
         wakeups.forget(ticket)
-    granted_s = execution.clock.now_s()
-    waited = first.status == "waiting"
-    if waited:
-        execution.record(
-            rec.InstrumentWaited(
-                instrument=instrument,
-                asset=policy.asset,
-                step=step,
-                purpose=purpose,
-                ticket=ticket,
-                requested_process_time_s=requested_s,
-                granted_process_time_s=granted_s,
-                waited_s=granted_s - requested_s,
-                position=first.position,
-                waited_for=[
-                    rec.WaitedFor(
-                        run_id=ahead.run_id,
-                        status=ahead.status,
-                        deadline_process_time_s=(
-                            None if ahead.deadline_ns is None else ahead.deadline_ns / NS
-                        ),
-                        overdue=(
-                            ahead.granted_ns is not None
-                            and ahead.max_hold_s is not None
-                            and granted_s - ahead.granted_ns / NS > ahead.max_hold_s
-                        ),
-                    )
-                    for ahead in first.ahead
-                ],
-                deadline_process_time_s=deadline_s,
-                priority=priority,
-            )
-        )
-    held = Hold(
-        execution,
-        instrument,
-        policy,
-        ticket,
-        granted_s,
-        limit,
-        waited=waited,
-        explicit=explicit,
-    )
-    held._start_timer()
-    return held
 
 
 def _poll(
     execution: Execution, ticket: str, now_ns: int, controller: str, conn: Conn
 ) -> table.Outcome:
-    return table.poll(conn, ticket, now_ns, _alive(execution, conn), controller)
+    return table.poll(conn, ticket, now_ns, local.alive(execution, conn), controller)
 
 
 async def _end(execution: Execution, ticket: str) -> table.Outcome:
-    now_ns = _now_ns(execution)
-    outcome: table.Outcome = await _in_commit(
+    now_ns = local.now_ns(execution)
+    outcome: table.Outcome = await local.in_commit(
         execution,
         "release hold",
-        lambda conn: table.release(conn, ticket, now_ns, _alive(execution, conn)),
+        lambda conn: table.release(conn, ticket, now_ns, local.alive(execution, conn)),
     )
-    _wakeups(execution).wake(outcome.woken)
+    local.wakeups(execution).wake(outcome.woken)
     return outcome
 
 
@@ -434,18 +252,7 @@ async def release(held: Hold) -> None:
     execution = held.execution
     with anyio.CancelScope(shield=True):
         outcome = await _end(execution, held.ticket)
-    if held.waited or held.explicit or held.overdue:
-        execution.record(
-            rec.InstrumentReleased(
-                instrument=held.instrument,
-                asset=held.asset,
-                step=execution.current_step_name,
-                ticket=held.ticket,
-                held_s=None if outcome.held_ns is None else outcome.held_ns / NS,
-                max_hold_s=held.max_hold_s,
-                overdue=held.overdue,
-            )
-        )
+    record_released(held, outcome)
 
 
 @asynccontextmanager
@@ -461,7 +268,7 @@ async def hold(
     explicit: bool = True,
 ) -> AsyncIterator[Hold]:
     """Hold the asset for the block (see :func:`acquire`); released at its end."""
-    run_holds = _run_holds(execution)
+    run_holds = local.run_holds(execution)
     if explicit and policy.asset in run_holds.active:
         raise EquipmentError(
             f"run {execution.run_id}: {instrument} ({policy.asset}) is already held by this "

@@ -33,28 +33,18 @@ from cellauto.clock import time_paused
 from cellauto.errors import ProtocolDefinitionError
 from cellauto.identity.lot_barcode import LotBarcodeError, parse_lot_barcode
 from cellauto.instruments.bioreactor import Bioreactor, Reagent
+from cellauto.protocols import material_lots as lots
 from cellauto.protocols.bom import Material, to_milli
 from cellauto.protocols.bom_check import close_reservations
 from cellauto.protocols.lot_scan import check_scan_option, read_lot_scan
-from cellauto.records._lot_ops import (
-    ConsumeLot,
-    LotAfter,
-    ReserveMore,
-    VoidUse,
-    decrement,
-    give_back,
-    reserve_more,
-)
+from cellauto.protocols.material_lots import quantity
 from cellauto.records._txops import ConnOp
 from cellauto.records.material_payloads import (
-    LotSnapshot,
-    MaterialConsumed,
     MaterialsReserved,
-    MaterialUseVoided,
     Reservation,
 )
 from cellauto.records.spec import CheckPolicy
-from cellauto.site.materials_read import LotRow, lot_state, read_lot, snapshot
+from cellauto.site.materials_read import LotRow, lot_state, read_lot
 from cellauto.site.policy import site_zone
 
 if TYPE_CHECKING:
@@ -115,10 +105,6 @@ async def end_materials(execution: Execution) -> None:
         await execution.journal_run_ops([op])
 
 
-def _quantity(milli: int, unit: str) -> str:
-    return f"{milli / 1000:g} {unit}"
-
-
 class RunMaterials:
     """``run.materials``: use a material of the protocol's bill of materials."""
 
@@ -165,12 +151,12 @@ class RunMaterials:
             )
         if state in ("rejected", "quarantine"):
             return f"lot {lot_id!r} ({material}) is {state} on the site: not used"
-        mine = self._outstanding(lot_id)
+        mine = lots.outstanding(self._execution, lot_id)
         free = lot.remaining_milli - max(0, lot.reserved_milli - mine)
         if free < need:
             return (
-                f"lot {lot_id!r} ({material}) needs {_quantity(need, unit)}, "
-                f"{_quantity(max(0, free), unit)} free: not used"
+                f"lot {lot_id!r} ({material}) needs {quantity(need, unit)}, "
+                f"{quantity(max(0, free), unit)} free: not used"
             )
         return None
 
@@ -182,18 +168,6 @@ class RunMaterials:
             with site.reading() as conn:
                 self._site_zone = site_zone(conn)
         return self._site_zone
-
-    def _outstanding(self, lot_id: str) -> int:
-        """What this run still has reserved of the lot (reserved less used)."""
-        site = self._execution.site
-        assert site is not None
-        with site.reading() as conn:
-            row = conn.execute(
-                "SELECT reserved_milli - used_milli FROM lot_reservations"
-                " WHERE run_id = ? AND lot_id = ? AND open = 1",
-                (self._execution.run_id, lot_id),
-            ).fetchone()
-        return max(0, row[0]) if row else 0
 
     def _hold(self, check: str, problem: str) -> None:
         execution = self._execution
@@ -297,15 +271,16 @@ class RunMaterials:
         if problem is not None:
             return problem, None
         if lot_id != reservation.lot.lot_id:
-            problem = await self._reserve_more(material, lot, need)
+            on = self._run.now().astimezone(self._zone()).date().isoformat()
+            problem = await lots.reserve_extra(self._execution, material, lot, need, on)
             if problem is not None:
                 return problem, None
-        after = await self._consume(material, key, into, lot, need, scanned)
+        after = await lots.consume(self._execution, material, key, into, lot, need, scanned)
         if after.status != "released" or (after.remaining_milli or 0) < 0:
-            await self._void(key, lot_id, need, after)
+            await lots.void_use(self._execution, key, lot_id, need, after)
             why = "rejected" if after.status == "rejected" else f"status {after.status}"
             if after.status == "released":
-                left = _quantity(after.remaining_milli or 0, material.amount.unit.value)
+                left = quantity(after.remaining_milli or 0, material.amount.unit.value)
                 why = f"overdrawn ({left} left)"
             return (
                 f"lot {lot_id!r} ({material.name}) was {why} as it was used: the use is voided, "
@@ -313,97 +288,6 @@ class RunMaterials:
             ), None
         unit = material.amount.unit.value
         return None, MaterialUse(key, material.name, lot_id, lot.supplier_lot, need / 1000, unit)
-
-    async def _reserve_more(self, material: Material, lot: LotRow, need: int) -> str | None:
-        """Reserve what this run still lacks of a scanned lot it had not reserved (its
-        own commit, before the use's record); the problem if it could not be."""
-        execution = self._execution
-        site = execution.site
-        assert site is not None
-        more = need - self._outstanding(lot.lot_id)
-        if more <= 0:  # reserved already (a scan retried after a crash)
-            return None
-        on = self._run.now().astimezone(self._zone()).date().isoformat()
-        args = (execution.run_id, lot.lot_id, material.name, more, on)
-        with time_paused():
-            if site.kind == "file":
-                (reserved,) = await execution.journal_run_ops([ReserveMore(*args)])
-            else:
-                with _writing(site) as conn:
-                    reserved = reserve_more(conn, *args)
-        if reserved is True:
-            return None
-        unit = material.amount.unit.value
-        return (
-            f"lot {lot.lot_id!r} ({material.name}) could not be reserved ({_quantity(more, unit)}"
-            f" on {on}): another run reserved it, or it was rejected, since the check: not used"
-        )
-
-    async def _consume(
-        self,
-        material: Material,
-        key: str,
-        into: str,
-        lot: LotRow,
-        need: int,
-        scanned: str | None = None,
-    ) -> LotAfter:
-        """The material_consumed record and the lot's decrement, in one commit."""
-        execution = self._execution
-        site = execution.site
-        assert site is not None
-        snap: LotSnapshot = snapshot(lot)
-        ref = execution.record_ref(
-            MaterialConsumed(
-                step=execution.current_step_name or "",
-                use_key=key,
-                material=material.name,
-                lot=snap,
-                quantity_milli=need,
-                unit=material.amount.unit.value,
-                how_chosen="assigned" if scanned is None else "scanned",
-                scanned=scanned,
-                into=into,
-                amount_basis=material.amount.describe(need / 1000),
-            )
-        )
-        on_file = site.kind == "file"
-        op = ConsumeLot(execution.run_id, key, lot.lot_id, need, ref.seq, site_side=on_file)
-        with time_paused():
-            (after,) = await execution.journal_run_ops([op])
-        assert isinstance(after, LotAfter)
-        if on_file:
-            return after
-        with _writing(site) as conn:  # a simulation's own site: its lot, after the commit
-            if after.inserted:
-                decrement(conn, execution.run_id, lot.lot_id, need)
-            row = conn.execute(
-                "SELECT status, expires_on, remaining_milli FROM lots WHERE lot_id = ?",
-                (lot.lot_id,),
-            ).fetchone()
-        return LotAfter(after.inserted, row[0], row[1], row[2])
-
-    async def _void(self, key: str, lot_id: str, need: int, after: LotAfter) -> None:
-        execution = self._execution
-        site = execution.site
-        assert site is not None
-        cause = f"lot {lot_id} {after.status}, {after.remaining_milli} milli-units left at use"
-        execution.record(
-            MaterialUseVoided(
-                step=execution.current_step_name or "",
-                use_key=key,
-                lot_id=lot_id,
-                quantity_milli=need,
-                cause=cause,
-            )
-        )
-        on_file = site.kind == "file"
-        op = VoidUse(execution.run_id, key, lot_id, need, site_side=on_file)
-        with time_paused():
-            (voided,) = await execution.journal_run_ops([op])
-        if not on_file and voided:
-            with _writing(site) as conn:
-                give_back(conn, execution.run_id, lot_id, need)
 
     async def add(
         self,
@@ -447,10 +331,3 @@ class RunMaterials:
         )
         await add_once(self._run, bioreactor, added, key=used.use_key)
         return used
-
-
-def _writing(site: object) -> Any:
-    writing = getattr(site, "writing", None)
-    if writing is None:
-        raise TypeError(f"{site!r} takes no writes (a simulation's own site does)")
-    return writing()

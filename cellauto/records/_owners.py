@@ -50,8 +50,10 @@ __all__ = [
     "Owner",
     "check_unowned",
     "claim",
+    "controller_name",
     "let_go",
     "owner_of",
+    "set_controller_name",
     "stale_interval_s",
     "this_controller",
 ]
@@ -66,6 +68,35 @@ _OWNER_COLUMNS = (
 
 # (journal file, run id, epoch) of every claim a Journal of this process holds
 _HELD: set[tuple[str, str, int]] = set()
+
+_SERVICE: list[str] = []  # the name of the controller service this process is, if any
+
+
+def set_controller_name(name: str | None) -> None:
+    """This process is the controller service ``name`` (``cellauto controller``): its
+    claims name it in ``run_owners.controller``, and a peer takes them over once that
+    controller is marked lost or stopped. None: a process of ``run`` or ``resume``."""
+    _SERVICE[:] = [] if name is None else [name]
+
+
+def controller_name() -> str | None:
+    """The controller service this process is (see :func:`set_controller_name`)."""
+    return _SERVICE[0] if _SERVICE else None
+
+
+def _controller_gone(conn: Conn, run_id: str) -> str | None:
+    """PostgreSQL: "controller lost"/"controller stopped" when the run's claim is held by
+    a controller service no longer live (its presence ended: ``controllers.status``)."""
+    if not db.is_postgresql(conn):
+        return None
+    row = conn.execute(
+        "SELECT c.status, c.name FROM run_owners o JOIN controllers c ON c.name = o.controller"
+        " WHERE o.run_id = ? AND o.released_wall_ns IS NULL",
+        (run_id,),
+    ).fetchone()
+    if row is None or row[0] == "live":
+        return None
+    return f"controller {row[0]}"
 
 
 class Controller(NamedTuple):
@@ -228,7 +259,11 @@ def check_unowned(
 ) -> None:
     """Refuse at once (RunOwnedError) if ``run_id`` has a live owner; reads only."""
     owner = owner_of(conn, run_id)
-    if owner is not None and _gone(owner, str(path), now_ns, stale_s) is None:
+    if (
+        owner is not None
+        and _gone(owner, str(path), now_ns, stale_s) is None
+        and _controller_gone(conn, run_id) is None
+    ):
         raise _refusal(owner, path, now_ns, stale_s)
 
 
@@ -284,7 +319,7 @@ def claim(
         owner = owner_of(conn, run_id)
         why = None
         if owner is not None:
-            why = _gone(owner, key, now, stale_s)
+            why = _gone(owner, key, now, stale_s) or _controller_gone(conn, run_id)
             if why is None:
                 raise _refusal(owner, path, now, stale_s)
         if (
@@ -302,14 +337,30 @@ def claim(
             release_orphans(conn, lambda run: orphaned(conn, run, key, now, stale_s))
             reserve(conn)
         epoch = 1 if owner is None else owner.epoch + 1
-        conn.execute(
-            f"INSERT INTO run_owners ({_OWNER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)"
-            " ON CONFLICT (run_id) DO UPDATE SET epoch = excluded.epoch, host = excluded.host,"
-            " pid = excluded.pid, process_start = excluded.process_start,"
-            " started_wall_ns = excluded.started_wall_ns,"
-            " heartbeat_wall_ns = excluded.heartbeat_wall_ns, released_wall_ns = NULL",
-            (run_id, epoch, me.host, me.pid, me.process_start, now, now),
-        )
+        service = controller_name()
+        if service is None:  # a schema before version 8 has no column controller
+            conn.execute(
+                f"INSERT INTO run_owners ({_OWNER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)"
+                " ON CONFLICT (run_id) DO UPDATE SET epoch = excluded.epoch,"
+                " host = excluded.host, pid = excluded.pid,"
+                " process_start = excluded.process_start,"
+                " started_wall_ns = excluded.started_wall_ns,"
+                " heartbeat_wall_ns = excluded.heartbeat_wall_ns, released_wall_ns = NULL"
+                + (", controller = NULL" if owner is not None and db.is_postgresql(conn) else ""),
+                (run_id, epoch, me.host, me.pid, me.process_start, now, now),
+            )
+        else:
+            conn.execute(
+                f"INSERT INTO run_owners ({_OWNER_COLUMNS}, controller)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?)"
+                " ON CONFLICT (run_id) DO UPDATE SET epoch = excluded.epoch,"
+                " host = excluded.host, pid = excluded.pid,"
+                " process_start = excluded.process_start,"
+                " started_wall_ns = excluded.started_wall_ns,"
+                " heartbeat_wall_ns = excluded.heartbeat_wall_ns, released_wall_ns = NULL,"
+                " controller = excluded.controller",
+                (run_id, epoch, me.host, me.pid, me.process_start, now, now, service),
+            )
         if owner is not None:  # a claim replaced: every writer re-reads its epochs
             conn.execute(
                 "INSERT INTO meta (key, value) VALUES ('owner_generation', '1') ON CONFLICT (key)"

@@ -23,6 +23,11 @@ Ownership (the fence)
     carries the releases of runs that ended and, every few real seconds, the
     heartbeat of the runs held (a transaction of its own when the writer is idle).
 
+Live changes
+    On PostgreSQL a commit that adds records (or runs ops) notifies ``cellauto_changes``
+    in its transaction with each run's first and last seq (:mod:`.backend.notify`), so
+    that readers read exactly those rows once the commit is visible.
+
 Transaction operations
     A batch may carry ops (:mod:`._txops`: site records, task rows) that run inside
     the commit after the fence, each in its own savepoint, before the ledger entries
@@ -32,7 +37,13 @@ Failures
     A failed commit keeps its batches, in order, at the head of the queue; every
     waiter of those batches is told (:class:`~cellauto.errors.JournalError`); the
     next submit (or flush) tries again. Nothing handed over is dropped, except by
-    :meth:`Writer.abandon` (crash tests).
+    :meth:`Writer.abandon` (crash tests). Until a commit works again, the attempts
+    nobody waits for (a heartbeat, a batch without a waiter) back off: the first
+    after :data:`RETRY_FIRST_S`, each next one twice as late, at most
+    :data:`RETRY_MAX_S` apart (a journal whose server is gone, or whose pool was
+    closed, is not hammered); a durable append, a flush or a read still tries at
+    once. The first failure of a streak is logged as an error saying what is retried
+    and how often; the rest at debug level; the first commit that works again says so.
 """
 
 from __future__ import annotations
@@ -53,11 +64,18 @@ from cellauto.records._fence import Fence
 from cellauto.records._owners import RELEASE, Claim
 from cellauto.records._txops import TxOp, apply_ops
 from cellauto.records.backend import Conn, Lock
+from cellauto.records.backend.notify import announce_changes, run_spans
 from cellauto.records.ledger import LedgerEvent, LedgerWriter
 
 __all__ = ["AsyncWaiter", "SyncWaiter", "Writer"]
 
 _log = logging.getLogger("cellauto.records.journal")
+
+RETRY_FIRST_S = 0.05
+"""Real seconds before the first retry of a failed commit that nobody waits for."""
+RETRY_MAX_S = 5.0
+"""Real seconds at most between retries of failed commits that nobody waits for."""
+
 Row = tuple[str, int, str, float, int, str, str, str]
 
 
@@ -129,8 +147,17 @@ class Writer:
         window_s: float,
         connect: Callable[[], Conn] | None = None,
         fence: Fence | None = None,
+        retry_first_s: float = RETRY_FIRST_S,
+        retry_max_s: float = RETRY_MAX_S,
     ) -> None:
         self._path = path
+        self._retry_first_s = retry_first_s
+        self._retry_max_s = max(retry_max_s, retry_first_s)
+        self._retry_s = 0.0  # the back-off now (0: the last commit worked)
+        self._retry_at = 0.0  # monotonic time before which no unwaited attempt is made
+        self.failures = 0
+        """Failed commits in a row (0 once one works)."""
+        self._streak_logged = False  # this streak's first unwaited failure was logged
         self._fence = fence
         self._window_s = window_s
         self._backend = db.open_backend(path)
@@ -235,12 +262,15 @@ class Writer:
                 if self._pending and not self._stalled:
                     break
                 beat_in_s = None if self._fence is None else self._fence.until_beat_s()
+                if beat_in_s is not None:
+                    beat_in_s = max(beat_in_s, self._retry_at - time.monotonic())
                 if beat_in_s is not None and beat_in_s <= 0:
                     self._busy = True
                     return []
                 self._cond.wait(beat_in_s)
             while not (self._urgent or self._stopping):
-                remaining = self._first_at + self._window_s - time.monotonic()
+                due = max(self._first_at + self._window_s, self._retry_at)  # backed off
+                remaining = due - time.monotonic()
                 if remaining <= 0:
                     break
                 self._cond.wait(remaining)
@@ -267,9 +297,8 @@ class Writer:
                         f"{type(exc).__name__}: {exc}; the records are kept in memory and "
                         "retried by the next flush (report this as a bug)"
                     )
-                if error is not None and not any(b.durable or b.waiter for b in batches):
-                    # nobody will be told: log it before the batches count as tried
-                    _log.error("%s", error)
+                waited = any(b.durable or b.waiter for b in batches)
+                self._note_outcome(error, told=waited)  # before the batches count as tried
                 with self._cond:
                     self._busy = False
                     if error is not None:
@@ -285,6 +314,33 @@ class Writer:
         finally:
             if self._conn is not None:
                 self._conn.close()
+
+    def _note_outcome(self, error: JournalError | None, *, told: bool) -> None:
+        """Back off after a failed commit (see module doc), reset once one works."""
+        if error is None:
+            if self.failures:
+                _log.warning(
+                    "journal %s: commits work again after %d failed attempts",
+                    self._path,
+                    self.failures,
+                )
+            self.failures, self._retry_s, self._retry_at = 0, 0.0, 0.0
+            self._streak_logged = False
+            return
+        self.failures += 1
+        self._retry_s = min(max(self._retry_s * 2, self._retry_first_s), self._retry_max_s)
+        self._retry_at = time.monotonic() + self._retry_s
+        if not (told or self._streak_logged):  # nobody will be told otherwise
+            self._streak_logged = True
+            _log.error(
+                "%s; retrying in %.2g s, then less and less often (at most every %.3g s)"
+                " until a commit works",
+                error,
+                self._retry_s,
+                self._retry_max_s,
+            )
+        else:
+            _log.debug("%s (failure %d in a row)", error, self.failures)
 
     def _commit(self, batches: list[_Batch]) -> JournalError | None:
         rows = [row for batch in batches for row in batch.rows]
@@ -313,7 +369,8 @@ class Writer:
                 # runs held, take it first too, so that the fence reads the owners as
                 # they are when the rows go in
                 locks: tuple[Lock, ...] = (Lock.FENCE,) if fence is not None else ()
-                locks += (Lock.SITE, Lock.MATERIALS, Lock.ASSET) if ops else ()  # before LEDGER
+                # ops may change sites, lots and shared instruments' queues
+                locks += (Lock.SITE, Lock.MATERIALS, Lock.ASSET) if ops else ()
                 locks += (Lock.LEDGER,) if events or ops else ()
                 db.begin_write(conn, *locks, shared=(Lock.FENCE,))  # none: a plain BEGIN
                 if fence is not None:
@@ -335,6 +392,8 @@ class Writer:
                     )
                 if fence is not None:
                     fence.beat(conn)
+                if (rows or ops) and db.is_postgresql(conn):  # told to listeners at commit
+                    announce_changes(conn, run_spans(rows), site=bool(ops))
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -344,6 +403,11 @@ class Writer:
                 if durable:
                     self._normal_sync(conn)
         except sqlite3.Error as exc:
+            if beat:
+                return JournalError(
+                    f"cannot write the heartbeat of the runs held to journal {self._path}: "
+                    f"{exc} (is the database reachable?)"
+                )
             return JournalError(
                 f"cannot write {len(rows)} records to journal {self._path}: {exc}; they are "
                 "kept in memory and written by the next flush (check disk space and locks)"

@@ -13,6 +13,10 @@ released the run, its process is gone, its heartbeat is stale, or the run was ta
 under a newer epoch: :mod:`cellauto.records._owners`) are ended (``released`` /
 ``cancelled``, with a note): a dead holder does not keep an instrument.
 
+On PostgreSQL each grant is announced on the ``cellauto_assets`` channel
+(:func:`granted_payload`), delivered at the commit: a waiting controller is woken by it
+(:mod:`cellauto.protocols.holds_feed`); SQLite's waiters poll.
+
 The table is not chained (the waits are journaled in each run's chain: the run records
 ``instrument_waited`` and ``instrument_released``). Its DDL lives here until schema v8
 (``records/_schema.py``) declares it; it is created, if missing, inside the write
@@ -31,16 +35,20 @@ from cellauto.records import backend as db
 from cellauto.records._owners import orphaned as _orphaned
 from cellauto.records._owners import owner_of
 from cellauto.records.backend import Conn
+from cellauto.records.backend.notify import notify
 
 if TYPE_CHECKING:
     from cellauto.protocols.holds_order import Waiting
 
 __all__ = [
+    "CHANNEL",
     "Ahead",
     "Alive",
     "HoldRequest",
     "HoldRow",
     "Outcome",
+    "granted_payload",
+    "granted_tickets",
     "holds",
     "owner_liveness",
     "peek",
@@ -55,6 +63,26 @@ _COLUMNS = (
     " deadline_wall_ns, requested_wall_ns, granted_wall_ns, released_wall_ns, max_hold_s,"
     " status, note"
 )
+
+CHANNEL = "cellauto_assets"
+"""The change channel of grants (PostgreSQL: NOTIFY at the granting commit)."""
+_GRANTED = "granted"
+
+
+def granted_payload(ticket: str) -> str:
+    """The notification of a grant of ``ticket``."""
+    return f"{_GRANTED} {ticket}"
+
+
+def granted_tickets(payloads: list[tuple[str, str]]) -> list[str]:
+    """The tickets granted, from a feed's ``(channel, payload)`` notifications."""
+    found = []
+    for channel, payload in payloads:
+        what, _, ticket = payload.partition(" ")
+        if channel == CHANNEL and what == _GRANTED and ticket:
+            found.append(ticket)
+    return found
+
 
 Alive = Callable[[str, int], bool]
 """``alive(run_id, epoch)``: whether the ticket's run is still held under that epoch."""
@@ -205,6 +233,7 @@ def _settle(conn: Conn, asset: str, now_ns: int, alive: Alive) -> list[str]:
             "UPDATE asset_holds SET status = 'granted', granted_wall_ns = ? WHERE ticket = ?",
             (now_ns, ticket),
         )
+        notify(conn, CHANNEL, granted_payload(ticket))  # to waiters of other processes
     return grants
 
 

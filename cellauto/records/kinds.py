@@ -35,6 +35,7 @@ class RecordKind(StrEnum):
     ALARM = "alarm"
     RUN_RESUMED = "run_resumed"
     CONTROLLER_CLAIMED = "controller_claimed"
+    CONTROLLER_RELEASED = "controller_released"
     RUN_ENDED = "run_ended"
     TASK_OPENED = "task_opened"
     TASK_ANSWERED = "task_answered"

@@ -17,6 +17,16 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from cellauto.records.check_payloads import CheckResult, IdentityCheck
+from cellauto.records.instrument_payloads import (
+    ErrorInfo,
+    InstrumentCommand,
+    InstrumentReleased,
+    InstrumentResponse,
+    InstrumentWaited,
+    Reading,
+    WaitedFor,
+)
 from cellauto.records.kinds import RecordKind
 from cellauto.records.material_payloads import MATERIAL_PAYLOADS
 from cellauto.records.payload_base import Payload, plain_json
@@ -43,6 +53,7 @@ __all__ = [
     "Checkpoint",
     "Command",
     "ControllerClaimed",
+    "ControllerReleased",
     "Deviation",
     "EquipmentIdentity",
     "ErrorInfo",
@@ -105,15 +116,6 @@ class StepPlan(BaseModel):
     max_hold_h: float | None
     expected_duration_h: float
     checks: dict[str, Spec]
-
-
-class ErrorInfo(BaseModel):
-    """An exception, for the record."""
-
-    model_config = _FROZEN
-
-    type: str
-    message: str
 
 
 class InDoubtCommand(BaseModel):
@@ -195,8 +197,9 @@ class PreviousController(BaseModel):
     heartbeat_age_s: float
     """Real seconds from its last heartbeat to the claim."""
     why: str
-    """``released`` (it ended cleanly), ``gone`` (its process is no more) or ``stale``
-    (no heartbeat within the stale interval)."""
+    """``released`` (it ended cleanly), ``gone`` (its process is no more), ``stale``
+    (no heartbeat within the stale interval), or ``controller lost`` / ``controller
+    stopped`` (the controller service holding it: its presence ended)."""
 
 
 class ControllerClaimed(Payload):
@@ -214,6 +217,21 @@ class ControllerClaimed(Payload):
     pid: int | None
     taken_over_from: PreviousController | None
     """The claim replaced (None at the run's start)."""
+
+
+class ControllerReleased(Payload):
+    """A controller service let go of the run without ending it, for another one: it held
+    the run because no live controller reached the run's instruments, and now one does
+    (issue 15). The controller named ``to_controller`` takes it over by its own claim."""
+
+    kind: ClassVar[RecordKind] = RecordKind.CONTROLLER_RELEASED
+
+    epoch: int
+    controller: str
+    """The controller service that releases its claim (of epoch ``epoch``)."""
+    to_controller: str | None
+    """The one that reaches the run's instruments (None: whichever takes it)."""
+    reason: str
 
 
 class RunEnded(Payload):
@@ -288,159 +306,8 @@ class StepFailed(Payload):
     duration_s: float
 
 
-# -- instruments ------------------------------------------------------------------------
-class InstrumentCommand(Payload):
-    """The intent of a physical action, written durably before the instrument is told."""
-
-    kind: ClassVar[RecordKind] = RecordKind.INSTRUMENT_COMMAND
-
-    instrument: str
-    method: str
-    arguments: dict[str, Any]
-    step: str | None
-
-
-class InstrumentResponse(Payload):
-    """How a command ended (or how a query or stream failed)."""
-
-    kind: ClassVar[RecordKind] = RecordKind.INSTRUMENT_RESPONSE
-
-    instrument: str
-    method: str
-    command_seq: int | None
-    """The seq of the command record it answers; None for a failed query or stream."""
-    step: str | None
-    ok: bool
-    result: Any = None
-    error: ErrorInfo | None = None
-    outcome_unknown: bool = False
-    """Sent, but whether it was carried out is unknown: the command stays in doubt."""
-    arguments: dict[str, Any] | None = None
-    """With a failure: the arguments of the failed call."""
-    duration_s: float
-
-
-class Reading(Payload):
-    """What a query returned, or one item of a stream."""
-
-    kind: ClassVar[RecordKind] = RecordKind.READING
-
-    instrument: str
-    method: str
-    arguments: dict[str, Any]
-    step: str | None
-    value: Any
-
-
-# -- shared instruments (issue 15, §5) ----------------------------------------------------
-class WaitedFor(BaseModel):
-    """A run the waiting run waited for: holding the asset, or before it in the queue."""
-
-    model_config = _FROZEN
-
-    run_id: str
-    status: str = "granted"
-    """``granted`` (it held the asset) or ``waiting`` (it was before in the queue)."""
-    deadline_process_time_s: float | None = None
-    overdue: bool = False
-    """A holder past its declared maximum hold when the wait ended."""
-
-
-class InstrumentWaited(Payload):
-    """A step waited for a shared instrument: who it waited for, and how long."""
-
-    kind: ClassVar[RecordKind] = RecordKind.INSTRUMENT_WAITED
-
-    instrument: str
-    asset: str | None = None
-    step: str | None = None
-    purpose: str | None = None
-    ticket: str | None = None
-    requested_process_time_s: float | None = None
-    granted_process_time_s: float | None = None
-    waited_s: float | None = None
-    position: int | None = None
-    """How many tickets were before it when it asked (holders and earlier waiters)."""
-    waited_for: list[WaitedFor] = Field(default_factory=list)
-    deadline_process_time_s: float | None = None
-    priority: int | None = None
-
-
-class InstrumentReleased(Payload):
-    """A step let go of a shared instrument it had waited for or held past its maximum."""
-
-    kind: ClassVar[RecordKind] = RecordKind.INSTRUMENT_RELEASED
-
-    instrument: str
-    asset: str | None = None
-    step: str | None = None
-    ticket: str | None = None
-    held_s: float | None = None
-    max_hold_s: float | None = None
-    overdue: bool = False
-
-
-# -- checks and what follows them -------------------------------------------------------
-class CheckResult(Payload):
-    """An in-process check of a value against its specification."""
-
-    kind: ClassVar[RecordKind] = RecordKind.CHECK_RESULT
-
-    step: str
-    check: str
-    value: float
-    spec: Spec
-    passed: bool
-    """The verdict the runner acted on; readers recompute it (:attr:`recomputed`)."""
-    flags: list[str] = Field(default_factory=list)
-    """What qualifies the value, which is recorded unchanged: "above 100 % within
-    counting uncertainty", "count outside the counter's linear range"."""
-
-    @property
-    def recomputed(self) -> bool:
-        """The verdict recomputed from ``value`` and ``spec``."""
-        return self.spec.accepts(self.value)
-
-    def verdict_problem(self) -> str | None:
-        if self.passed == self.recomputed:
-            return None
-        stored = "pass" if self.passed else "fail"
-        actual = "passes" if self.recomputed else "fails"
-        return (
-            f"the stored verdict says {stored} but {self.value:g} {actual} {self.spec.describe()}"
-        )
-
-
-class IdentityCheck(Payload):
-    """A chain-of-identity check: what was scanned against what was ordered."""
-
-    kind: ClassVar[RecordKind] = RecordKind.IDENTITY_CHECK
-
-    step: str | None
-    check: str
-    observed: str
-    """The label data as scanned."""
-    identifier: str | None
-    """The identifier decoded from it; None if it could not be decoded."""
-    expected: str
-    passed: bool
-    problem: str | None = None
-    """Why the label could not be decoded (e.g. a wrong check character)."""
-
-    @property
-    def recomputed(self) -> bool:
-        return self.problem is None and self.identifier == self.expected
-
-    def verdict_problem(self) -> str | None:
-        if self.passed == self.recomputed:
-            return None
-        stored = "match" if self.passed else "mismatch"
-        return (
-            f"the stored verdict says {stored} but identifier {self.identifier!r} "
-            f"{'matches' if self.recomputed else 'does not match'} {self.expected!r}"
-        )
-
-
+# -- deviations, alarms, operators (instrument records: instrument_payloads.py; checks:
+# check_payloads.py) ---------------------------------------------------------------------
 class Deviation(Payload):
     """A departure from the procedure or a specification, and the policy applied."""
 
@@ -506,6 +373,7 @@ _RUN_PAYLOADS: tuple[type[Payload], ...] = (
     RunStarted,
     RunResumed,
     ControllerClaimed,
+    ControllerReleased,
     RunEnded,
     StateChange,
     Command,

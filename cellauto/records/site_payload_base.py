@@ -58,6 +58,8 @@ class SiteKind(StrEnum):
     BATCH_DISPOSED = "batch_disposed"
     REVIEW_ACT_REFUSED = "review_act_refused"
     ALARM_ACKNOWLEDGED = "alarm_acknowledged"
+    RUN_SUBMITTED = "run_submitted"
+    RUN_SUBMISSION_CANCELLED = "run_submission_cancelled"
 
 
 # -- parts ------------------------------------------------------------------------------

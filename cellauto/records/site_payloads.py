@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cellauto.records.refs import HASH_PATTERN, Meaning, RecordRef, SiteRef
+from cellauto.records.refs import HASH_PATTERN, Meaning, RecordRef, SignatureShown, SiteRef
 from cellauto.records.site_payload_base import SiteKind, SitePayload, Terminal
 from cellauto.records.site_payloads_mat import SITE_MATERIAL_PAYLOADS
 from cellauto.records.site_payloads_review import SITE_REVIEW_PAYLOADS
@@ -36,6 +36,8 @@ __all__ = [
     "PasswordChanged",
     "PolicySet",
     "RunCommandRequested",
+    "RunSubmissionCancelled",
+    "RunSubmitted",
     "SessionClosed",
     "SessionOpened",
     "SignInFailed",
@@ -264,6 +266,31 @@ class RunCommandRequested(SitePayload):
     expires_at: datetime
 
 
+class RunSubmitted(SitePayload):
+    """A person put a batch in the run queue (``cellauto run --queue``): a controller of
+    ``line`` runs it under ``run_id`` (its projection: a ``run_queue`` row)."""
+
+    kind: ClassVar[SiteKind] = SiteKind.RUN_SUBMITTED
+    run_id: str
+    protocol_name: str
+    protocol_version: str
+    protocol_source_sha256: str
+    parameters: dict[str, Any]
+    line: str | None
+    """The line that runs it (a controller's ``--line``); None: any."""
+    priority: int = 0
+    signature: SignatureShown | None = None
+    """The submitter's signature (``--as``); None for a rehearsal submitted unsigned."""
+
+
+class RunSubmissionCancelled(SitePayload):
+    """A person took a queued run back before a controller took it (``cellauto queue
+    cancel``; ``reason`` says why); its ``run_queue`` row goes ``cancelled``."""
+
+    kind: ClassVar[SiteKind] = SiteKind.RUN_SUBMISSION_CANCELLED
+    run_id: str
+
+
 _PEOPLE_PAYLOADS: tuple[type[SitePayload], ...] = (
     PolicySet,
     AccountCreated,
@@ -281,6 +308,8 @@ _PEOPLE_PAYLOADS: tuple[type[SitePayload], ...] = (
     TaskAnswer,
     RunCommandRequested,
     AlarmAcknowledged,
+    RunSubmitted,
+    RunSubmissionCancelled,
 )
 
 SITE_PAYLOAD_TYPES: dict[SiteKind, type[SitePayload]] = {

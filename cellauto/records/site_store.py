@@ -30,6 +30,7 @@ from cellauto.records import _sqlite
 from cellauto.records import backend as db
 from cellauto.records._schema import upgrade
 from cellauto.records.backend import Conn, Location, Lock
+from cellauto.records.backend.notify import announce_changes
 from cellauto.records.ledger import LedgerEvent, LedgerWriter, PreparedEntries
 from cellauto.records.refs import SiteRef
 from cellauto.records.signing import Signer, signer_for_journal
@@ -159,6 +160,7 @@ class SiteStore:
                 with self._writing():
                     if tx.event is not None:
                         prepared = self._write_anchor(conn, tx.event)
+                    announce_changes(conn, (), site=tx.event is not None)  # PostgreSQL
                     conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:

@@ -130,6 +130,9 @@ def describe(record: Record) -> str | None:
             return _describe_resume(p)
         case rec.ControllerClaimed():
             return _describe_claim(p)
+        case rec.ControllerReleased():
+            to = f" for controller {p.to_controller}" if p.to_controller else ""
+            return f"CONTROLLER {p.controller} (epoch {p.epoch}) released the run{to}: {p.reason}"
         case rec.RunEnded():
             return f"run ended {p.final_state} ({p.exit_status}): {p.reason}"
     task = _describe_task(p)

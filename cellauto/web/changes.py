@@ -6,8 +6,9 @@ the line overview reads), the site chain's new head, and whether the operator ta
 have changed. :class:`SqliteChanges` does it on an SQLite journal with its own read
 connection: ``PRAGMA data_version`` (a few microseconds) tells whether another
 connection committed since; only then are the new rows read, by ``rowid`` (the append
-order), in pages of :data:`PAGE_ROWS`. A PostgreSQL source (LISTEN/NOTIFY) can stand
-behind the same protocol.
+order), in pages of :data:`PAGE_ROWS`. On a PostgreSQL journal
+:class:`~cellauto.web.changes_pg.PgChanges` stands behind the same protocol (LISTEN/NOTIFY,
+rows read by run and seq); :func:`change_source_for` picks the one of a journal's location.
 
 A journal whose ``records`` table has no rowid (``WITHOUT ROWID``, files created before
 the append-order layout) is refused with a message naming the fix (copy the journal
@@ -26,7 +27,7 @@ from typing import Protocol
 
 from cellauto.errors import JournalOpenError
 from cellauto.records import backend as db
-from cellauto.records.backend import Conn
+from cellauto.records.backend import Conn, Location
 
 __all__ = [
     "OVERVIEW_KINDS",
@@ -36,6 +37,7 @@ __all__ = [
     "NewRow",
     "Position",
     "SqliteChanges",
+    "change_source_for",
     "open_reader",
     "rows_after",
 ]
@@ -91,12 +93,36 @@ class ChangeSource(Protocol):
         """Block until something changed (then return it) or ``timeout_s`` passed (None)."""
         ...
 
+    def reset(self) -> None:
+        """Drop the connections after a failed read (the next use opens fresh ones)."""
+        ...
+
+    def interrupt(self) -> None:
+        """Make a blocked :meth:`wait` return (at shutdown); callable from any thread."""
+        ...
+
     def close(self) -> None: ...
 
 
-def open_reader(path: Path, *, any_thread: bool = False) -> Conn:
-    """A plain read-only connection to the journal at ``path`` (no file checks: the
-    server's pools checked it when they opened it)."""
+def change_source_for(location: Path | Location, *, poll_s: float = 0.1) -> ChangeSource:
+    """The change source of the journal at ``location``: :class:`SqliteChanges` for a
+    file (``data_version`` polled every ``poll_s``), :class:`~cellauto.web.changes_pg.PgChanges`
+    for a PostgreSQL URL (LISTEN/NOTIFY)."""
+    where = Location.parse(location)
+    if where.url is not None:
+        from cellauto.web.changes_pg import PgChanges
+
+        return PgChanges(where)
+    return SqliteChanges(where.sqlite_path(), poll_s=poll_s)
+
+
+def open_reader(path: Path | Location, *, any_thread: bool = False) -> Conn:
+    """A plain read-only connection to the journal at ``path`` (a file, or a PostgreSQL
+    location; no file checks: the server's pools checked it when they opened it)."""
+    where = Location.parse(path)
+    if where.url is not None:
+        return db.open_backend(where).connect_read_only(any_thread=any_thread, query_only=True)
+    path = where.sqlite_path()
     if not path.is_file():
         raise JournalOpenError(f"no journal at {path}; give --db PATH")
     return db.open_backend(path).connect_read_only(any_thread=any_thread, query_only=True)

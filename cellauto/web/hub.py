@@ -29,8 +29,8 @@ from pathlib import Path
 import anyio
 import orjson
 
-from cellauto.records.backend import Conn
-from cellauto.web.changes import SqliteChanges, open_reader
+from cellauto.records.backend import Conn, Location
+from cellauto.web.changes import ChangeSource, change_source_for, open_reader
 from cellauto.web.line_model import Dirty, LineModel, RunView
 
 __all__ = ["QUEUE_EVENTS", "TOPICS", "ChangeHub", "Event", "Subscription", "parse_topics"]
@@ -118,7 +118,7 @@ class ChangeHub:
 
     def __init__(
         self,
-        db: Path,
+        db: Path | Location,
         *,
         poll_s: float = 0.1,
         coalesce_s: float = 0.25,
@@ -132,7 +132,7 @@ class ChangeHub:
         self.lock = threading.Lock()
         self._subs: set[Subscription] = set()
         self._wanted: dict[str, int] = {}
-        self._source: SqliteChanges | None = None
+        self._source: ChangeSource | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: dict[str, Dirty] = {}
@@ -148,7 +148,7 @@ class ChangeHub:
     async def start(self) -> None:
         """Read the line once (the overview's startup scan), then follow the journal."""
         self._loop = asyncio.get_running_loop()
-        source = SqliteChanges(self.db, poll_s=self.poll_s)
+        source = change_source_for(self.db, poll_s=self.poll_s)
 
         def scan() -> None:
             position = source.start()
@@ -213,7 +213,7 @@ class ChangeHub:
                 conn.close()
             source.close()
 
-    def _step(self, source: SqliteChanges, conn: Conn) -> None:
+    def _step(self, source: ChangeSource, conn: Conn) -> None:
         """Wait for one change (or a second), bring the model up to date, tell the loop."""
         change = source.wait(1.0)
         if self._stopping.is_set():

@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from cellauto.records import backend as db
 from cellauto.records._owners import stale_interval_s
 from cellauto.records._schema import is_missing_table
 from cellauto.records.backend import Conn
@@ -176,9 +177,10 @@ class LineModel:
     def scan(self, conn: Conn, upto_rowid: int) -> None:
         """Read every overview record up to ``upto_rowid`` and the small tables."""
         marks = ", ".join("?" * len(OVERVIEW_KINDS))
+        order = "id" if db.is_postgresql(conn) else "rowid"  # the append order
         rows = conn.execute(
-            "SELECT rowid, run_id, seq, kind, process_time_s, wall_time_ns, body FROM records"
-            f" WHERE kind IN ({marks}) AND rowid <= ? ORDER BY rowid",
+            f"SELECT {order}, run_id, seq, kind, process_time_s, wall_time_ns, body FROM records"
+            f" WHERE kind IN ({marks}) AND {order} <= ? ORDER BY {order}",
             (*OVERVIEW_KINDS, upto_rowid),
         ).fetchall()
         self.apply(NewRow(*r) for r in rows)

@@ -21,9 +21,9 @@ COMMANDS = [
     ("trends", "--out", "OUT"),
     ("report", "RUN", "--out", "OUT"),
     ("users", "list"),
-    ("run", str(DEMO), "--sim"),
     ("serve",),
 ]
+# `run` takes a PostgreSQL journal (issue 15: `run --queue`), see below
 
 
 def test_cellauto_db_names_the_journal_when_db_is_not_given(
@@ -66,6 +66,20 @@ def test_a_postgresql_journal_is_refused_as_not_yet_supported(
     monkeypatch.setenv(DB_ENV, "postgresql://db.site.example/cellauto")
     from_env = cli(*command)
     assert from_env.code == 2 and "not yet supported" in from_env.err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_run_takes_a_postgresql_journal_and_says_when_it_cannot_reach_it(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(DB_ENV, raising=False)
+    url = "postgresql://qa:s3cret@db.site.example/cellauto"
+    for extra in (("--sim",), ("--queue", "--line-name", "site")):
+        refused = cli("run", str(DEMO), *extra, "--db", url)
+        assert refused.code == 2, refused.err
+        assert "cannot connect to journal postgresql://qa:***@db.site.example" in refused.err
+        assert "s3cret" not in refused.err
     assert list(tmp_path.iterdir()) == []
 
 

@@ -45,3 +45,10 @@ def test_the_remote_line_reaches_what_the_served_line_serves() -> None:
         assert remote.equipment[name].adapter == served.equipment[name].adapter
         assert remote.equipment[name].endpoint == served.equipment[name].endpoint
         assert ":0" not in (served.equipment[name].endpoint or ""), "fixed ports"
+
+
+def test_the_site_rehearsal_line_serves_every_demo_instrument() -> None:
+    served = load_line_config(LINES / "site-sim.toml")
+    demo = load_protocol(LINES.parent / "protocols" / "demo_expansion.py").equipment()
+    assert set(_needed(served)) == set(demo)
+    assert served.simulation.materials[0].label == "W123426A1B2C3"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import anyio
@@ -17,6 +19,9 @@ from cellauto.protocols.execution import Execution
 from cellauto.protocols.holds import SharedPolicy, share
 from cellauto.records import Journal
 from cellauto.records import asset_holds as table
+from cellauto.records import backend as db
+from cellauto.records.backend import Conn, Location
+from cellauto.records.backend.pg import PgBackend
 from cellauto.records.payloads import (
     Alarm,
     InstrumentCommand,
@@ -114,8 +119,26 @@ def _payloads(journal: Journal, run_id: str, kind: type[Payload]) -> list[Any]:
     return [r.payload for r in journal.records(run_id) if isinstance(r.payload, kind)]
 
 
-def _conn(journal: Journal) -> sqlite3.Connection:
-    return sqlite3.connect(journal.path, isolation_level=None)
+@pytest.fixture
+def journal(db_location: Location) -> Iterator[Journal]:
+    """A journal on the backend of the pass (``--db-backend``)."""
+    with Journal(db_location) as opened:
+        yield opened
+
+
+@contextmanager
+def _conn(journal: Journal) -> Iterator[Conn]:
+    """A plain connection to the journal's database (autocommit), closed after the block."""
+    location = journal.location
+    conn: Conn
+    if location.url is not None:
+        conn = PgBackend(location.url).connect_writer(timeout_s=5.0)
+    else:
+        conn = sqlite3.connect(location.sqlite_path(), isolation_level=None)
+    try:
+        yield conn
+    finally:
+        conn.close()
 
 
 async def test_a_second_run_waits_for_the_shared_counter_and_the_wait_is_journaled(
@@ -234,7 +257,7 @@ def _foreign_hold(
     its ticket."""
     now = time.time_ns()
     with _conn(journal) as conn:
-        conn.execute("BEGIN IMMEDIATE")
+        db.begin_write(conn, db.Lock.ASSET)
         conn.execute(
             "INSERT INTO run_owners VALUES ('other-run', 1, ?, 1, NULL, ?, ?, ?, NULL)",
             (host, now, now, now if released else None),
@@ -260,6 +283,7 @@ async def test_a_dead_holders_hold_is_released_at_the_next_request(journal: Jour
     assert dead.status == "released" and dead.note is not None
 
 
+@pytest.mark.sqlite_only  # on PostgreSQL the release is notified: test_holds_pg
 async def test_a_run_waiting_for_another_controller_polls_until_it_lets_go(
     journal: Journal,
 ) -> None:
@@ -299,6 +323,7 @@ async def test_a_request_cancelled_while_waiting_is_withdrawn(journal: Journal) 
     assert statuses == {holder.run_id: "released", waiter.run_id: "cancelled"}
 
 
+@pytest.mark.sqlite_only  # on PostgreSQL the grant is notified: test_holds_pg
 async def test_a_grant_made_by_another_controllers_commit_is_found_by_polling(
     journal: Journal,
 ) -> None:

@@ -19,9 +19,8 @@ from cellauto.identity.lot_barcode import (
 )
 from cellauto.instruments import Line
 from cellauto.instruments.barcode_scanner import Scan
-from cellauto.protocols import Runner, State
+from cellauto.protocols import Runner, State, material_lots
 from cellauto.protocols.execution import Execution
-from cellauto.protocols.materials import RunMaterials
 from cellauto.records import Journal
 from cellauto.records.material_payloads import MaterialConsumed
 from cellauto.records.payloads import Alarm, Deviation, TaskOpened
@@ -204,13 +203,13 @@ def test_a_scan_answered_before_a_crash_is_not_asked_again(
 ) -> None:
     """The scan is answered at 5 min; the controller dies before the use is recorded
     (held up 10 min here); the resumed run takes the recorded answer, asks nothing."""
-    real = RunMaterials._consume
+    real = material_lots.consume
 
-    async def slow(self: RunMaterials, *args: Any, **kwargs: Any) -> Any:
+    async def slow(*args: Any, **kwargs: Any) -> Any:
         await anyio.sleep(600)
-        return await real(self, *args, **kwargs)
+        return await real(*args, **kwargs)
 
-    monkeypatch.setattr(RunMaterials, "_consume", slow)
+    monkeypatch.setattr(material_lots, "consume", slow)
     protocol = scan_protocol(wait_h=1.0)
     other = lot("il2/L2", expires_on=TODAY + timedelta(days=300))  # not the one reserved
     result = simulate(
@@ -345,7 +344,7 @@ async def test_a_lot_taken_before_its_reservation_holds_and_writes_no_use(
 ) -> None:
     """Another run reserves the scanned lot's last free quantity between the check and
     the reservation: the conditional update refuses, nothing is consumed, the run holds."""
-    from cellauto.protocols import materials
+    from cellauto.protocols import material_lots as materials
 
     site = sim_site([define(), *lot("il2/L1"), *lot("il2/L2", quantity_ml=2.0)])
     real = materials.reserve_more

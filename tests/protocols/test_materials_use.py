@@ -120,7 +120,7 @@ async def test_rejected_between_check_and_commit_voids_the_use(
 ) -> None:
     """QA's rejection lands after the controller's check, before its decrement: the
     post-state shows it, the use is voided (quantity given back) and held, nothing added."""
-    from cellauto.protocols import materials
+    from cellauto.protocols import material_lots as materials
 
     site = sim_site([define(), *lot("il2/L1")])
     real = materials.decrement

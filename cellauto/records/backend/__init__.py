@@ -264,13 +264,11 @@ def begin_write(conn: Conn, *locks: Lock, shared: Sequence[Lock] = ()) -> None:
 
 
 def acquire(conn: Conn, *locks: Lock) -> None:
-    """Take ``locks`` (in their order, after those held; one held already is not asked
-    again) inside the open write transaction, until it ends (SQLite: held already, by
-    ``BEGIN IMMEDIATE``)."""
+    """Take ``locks`` (in their order, after those held) inside the open write
+    transaction, until it ends (SQLite: held already, by ``BEGIN IMMEDIATE``)."""
     check_order((), locks)
     if not _is_sqlite(conn):
-        pg = _pg(conn)
-        pg.acquire(tuple(lock for lock in locks if lock not in pg.held))
+        _pg(conn).acquire(locks)
 
 
 def begin_read(conn: Conn, *, query_only: bool = False) -> None:

@@ -111,3 +111,23 @@ def test_unknown_channels_and_oversized_payloads_are_refused(tmp_path: Path) -> 
             notify(writer, "cellauto_changes", "x" * 8_000)
     finally:
         writer.close()
+
+
+def test_a_commits_rows_give_each_runs_first_and_last_seq() -> None:
+    from cellauto.records.backend.notify import run_spans
+
+    rows = [("b", 4, "x"), ("a", 0, "x"), ("b", 5, "x"), ("a", 1, "x"), ("b", 6, "x")]
+    assert run_spans(rows) == [("b", 4, 6), ("a", 0, 1)]
+    assert run_spans([]) == []
+
+
+def test_announcing_changes_on_sqlite_sends_nothing(tmp_path: Path) -> None:
+    from cellauto.records.backend.notify import announce_changes
+
+    Journal(tmp_path / "j.db").close()
+    conn = db.open_backend(tmp_path / "j.db").connect(create=False, timeout_s=1.0)
+    try:
+        announce_changes(conn, [("a", 0, 1)], site=True)  # no error, no statement
+        assert not conn.in_transaction
+    finally:
+        conn.close()

@@ -1,0 +1,294 @@
+"""``cellauto controller``: a service that runs the queued batches of its line.
+
+One process, one asyncio loop (at the line's speed), one :class:`~cellauto.records.Journal`
+(one writer thread), one :class:`~cellauto.instruments.line.Line` opened once and
+shared by its runs, one :class:`~cellauto.protocols.inbox.PeopleInbox`. It:
+
+* registers in ``controllers`` and holds its presence lock
+  (:class:`~cellauto.controller.presence.Presence`);
+* takes queued runs of its line (:func:`~cellauto.controller.queue.take`, ``SKIP
+  LOCKED``, within ``capacity``) when ``cellauto_queue`` is notified, when a run of its
+  ends, and every ``sweep_s`` real seconds; runs each with the existing
+  :class:`~cellauto.protocols.Runner`;
+* watches each peer's presence; when one ends, after ``grace_s`` it takes the peer's
+  runs it reaches over and resumes them (:mod:`cellauto.controller.takeover`), at most
+  ``resume_at_once`` resumes being prepared at a time;
+* on SIGTERM or SIGINT stops taking, stops its runs where they are (their claims
+  released: a peer resumes them at once, without grace) and exits 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+from anyio.abc import TaskGroup
+
+from cellauto.cli.run_cmd import line_origin
+from cellauto.cli.run_site import run_site
+from cellauto.clock import Clock, real_seconds
+from cellauto.controller import queue
+from cellauto.controller.presence import PeerWatch, Presence
+from cellauto.controller.reach import ProtocolShelf, line_assets
+from cellauto.controller.takeover import Takeovers
+from cellauto.errors import CellautoError, FencedError
+from cellauto.lines import LineConfig
+from cellauto.lines.wire import open_line
+from cellauto.protocols import Runner
+from cellauto.protocols.execution import Execution
+from cellauto.protocols.inbox import PeopleInbox
+from cellauto.protocols.params import build_params
+from cellauto.records import Journal, _owners
+from cellauto.records import backend as db
+from cellauto.records.backend import Conn, Location
+from cellauto.records.backend.notify import ChangeFeed, open_feed
+from cellauto.records.run_journal import RunJournal
+from cellauto.records.site_payloads import RunSubmitted
+
+__all__ = ["ControllerService", "ControllerSettings"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ControllerSettings:
+    """What ``cellauto controller`` was given."""
+
+    db: str
+    line: LineConfig
+    name: str = field(default_factory=socket.gethostname)
+    capacity: int = 200
+    protocols: Path = Path("protocols")
+    grace_s: float = 2.0
+    stale_s: float = 30.0
+    sweep_s: float = 30.0
+    """Real seconds between two looks at the queue without a notification."""
+    resume_at_once: int = 16
+    announce: Callable[[str], None] | None = None
+    """Where the service says what it does (the command prints; default: the log)."""
+
+
+class ControllerService(Takeovers):
+    """One controller service (see the module doc)."""
+
+    def __init__(self, settings: ControllerSettings) -> None:
+        location = Location.parse(settings.db)
+        if not location.is_postgresql:
+            raise CellautoError(
+                f"cellauto controller needs a PostgreSQL journal (--db postgresql://...), not "
+                f"{settings.db!r}: on an SQLite journal one process runs a batch "
+                "(`cellauto run`)"
+            )
+        if settings.capacity < 1:
+            raise CellautoError(f"--capacity must be at least 1, not {settings.capacity}")
+        self.settings = settings
+        self.url = settings.db
+        self.shelf = ProtocolShelf(settings.protocols)
+        self._stopping = False
+        self._wake = anyio.Event()
+        self._running: dict[str, Execution] = {}
+        self._watches: dict[str, PeerWatch] = {}
+        self._holding: dict[str, tuple[RunJournal, set[str]]] = {}
+        self._resume_slots = anyio.Semaphore(settings.resume_at_once)
+        self.taken_over: list[str] = []
+        self.exit_status = 0
+
+    def _say(self, text: str) -> None:
+        if self.settings.announce is not None:
+            self.settings.announce(text)
+        else:
+            log.info("%s", text)
+
+    # -- the service ----------------------------------------------------------------------
+    async def run(self) -> int:
+        settings = self.settings
+        config = settings.line
+        async with AsyncExitStack() as stack:
+            clock = Clock(line_origin(config))
+            needed = self.shelf.equipment(config.equipment)
+            self.line = line = await open_line(config, needed, stack, clock=clock)
+            reached = line_assets(line.equipment)
+            self.reached = reached
+            _owners.set_controller_name(settings.name)
+            stack.callback(_owners.set_controller_name, None)
+            self.conn: Conn = db.open_backend(self.url).connect(create=False, timeout_s=10.0)
+            stack.callback(self.conn.close)
+            self.presence = Presence(
+                self.url,
+                name=settings.name,
+                line=config.name,
+                assets=reached,
+                capacity=settings.capacity,
+            )
+            stack.callback(self._stop_presence)
+            # closed before the presence ends: the claims are released before a peer,
+            # seeing this controller stopped, takes its runs over
+            self.journal = journal = Journal(self.url, owner_stale_s=settings.stale_s)
+            stack.callback(journal.close)
+            feed = open_feed(self.url, [queue.QUEUE_CHANNEL, "cellauto_controllers"])
+            stack.callback(feed.close)
+            self.inbox = inbox = PeopleInbox(journal)
+            stack.callback(inbox.close)
+            self._say(
+                f"controller {settings.name} of line {config.name}: {len(needed)} instruments, "
+                f"protocols {', '.join(self.shelf.names())}, capacity {settings.capacity}",
+            )
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                tg.start_soon(self._on_signals, tg)
+                tg.start_soon(inbox.run)
+                tg.start_soon(self._listen, feed)
+                tg.start_soon(self._heartbeats)
+                self._watch_peers()
+                await self._take_loop(tg)
+                tg.cancel_scope.cancel()
+        self._say(f"controller {settings.name} stopped")
+        return self.exit_status
+
+    def _stop_presence(self) -> None:
+        for watch in self._watches.values():
+            watch.stop()
+        self.presence.stop()
+
+    async def _on_signals(self, tg: TaskGroup) -> None:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for signum in signals:
+                log.info("controller %s: signal %s, stopping", self.settings.name, signum)
+                self._say(f"controller {self.settings.name}: stopping (signal {signum})")
+                self._stopping = True
+                self._wake.set()
+                return
+
+    async def _listen(self, feed: ChangeFeed) -> None:
+        """Wake the take loop on a queue notification; watch controllers that register."""
+        while True:
+            changed = await anyio.to_thread.run_sync(feed.wait, 1.0, abandon_on_cancel=True)
+            if not changed:
+                continue
+            if "cellauto_controllers" in changed:
+                self._watch_peers()
+                self._hand_over()
+            if queue.QUEUE_CHANNEL in changed:
+                self._wake.set()
+
+    async def _heartbeats(self) -> None:
+        """Every ``stale_s / 4``; a controller its peers marked lost (it hung: its runs are
+        theirs now, and its own commits for them are fenced) stops, exit status 1, for
+        its supervisor to start it again."""
+        while True:
+            await anyio.sleep(real_seconds(max(self.settings.stale_s / 4, 0.25)))
+            if not await anyio.to_thread.run_sync(self.presence.heartbeat):
+                self._say(
+                    f"controller {self.settings.name} was marked lost by its peers (no "
+                    f"heartbeat for {self.settings.stale_s:g} s): its runs are theirs; stopping"
+                )
+                self.exit_status = 1
+                self._stopping = True
+                self._wake.set()
+                return
+
+    async def _take_loop(self, tg: TaskGroup) -> None:
+        await self._sweep_lost()
+        while not self._stopping:
+            free = self.settings.capacity - len(self._running)
+            for entry in queue.take(
+                self.conn, line=self.settings.line.name, controller=self.settings.name, free=free
+            ):
+                self._start(entry, tg)
+            await self._adopt_released()
+            with anyio.move_on_after(real_seconds(self.settings.sweep_s)) as quiet:
+                await self._wake.wait()
+            self._wake = anyio.Event()
+            if quiet.cancelled_caught:  # a missed notification, a takeover refused earlier
+                await self._sweep_lost()
+                self._hand_over()
+        await self._stop_runs()
+
+    async def _stop_runs(self) -> None:
+        """SIGTERM: the runs stop where they are; the journal's close releases their
+        claims (unended: a peer resumes them)."""
+        for execution in list(self._running.values()):
+            log.info("run %s: left to a peer (this controller stops)", execution.run_id)
+
+    # -- runs -----------------------------------------------------------------------------
+    def _start(self, entry: queue.QueueEntry, tg: TaskGroup) -> None:
+        protocol, why = self.shelf.find(entry.protocol, entry.source_sha256)
+        if protocol is None:
+            queue.settle(self.conn, entry.run_id, "refused", why)
+            self._say(f"run {entry.run_id} refused: {why}")
+            return
+        lacking = sorted(set(protocol.equipment()) - set(self.line.equipment))
+        if lacking:
+            why = f"line {self.settings.line.name} has no {', '.join(lacking)}"
+            queue.settle(self.conn, entry.run_id, "refused", why)
+            self._say(f"run {entry.run_id} refused: {why}")
+            return
+        submitted = self._submission(entry)
+        try:
+            clock = Clock(line_origin(self.settings.line))
+            params = build_params(protocol.params, entry.params, rehearsal=self.line.rehearsal)
+            site = run_site(protocol, params, self.line, clock, False, self.url)
+            people = not self.line.rehearsal
+            execution = Runner(self.journal).prepare(
+                protocol,
+                self.line,
+                params,
+                run_id=entry.run_id,
+                operator=submitted.by if submitted is not None else "queue",
+                clock=clock,
+                operators="people" if people else "simulated",
+                answerers=[self.inbox] if people else [],
+                authority=self.inbox.authority() if people else None,
+                operator_account=submitted.signature if submitted is not None else None,
+                site=site,
+            )
+        except Exception as exc:  # refused, never the service's end
+            if not isinstance(exc, CellautoError):
+                log.exception("run %s: preparing it failed", entry.run_id)
+            queue.settle(self.conn, entry.run_id, "refused", f"{type(exc).__name__}: {exc}")
+            self._say(f"run {entry.run_id} refused: {exc}")
+            return
+        queue.settle(self.conn, entry.run_id, "started")
+        self._say(f"run {entry.run_id} started ({protocol.name})")
+        self._execute(execution, tg, by=submitted.by if submitted is not None else "queue")
+
+    def _submission(self, entry: queue.QueueEntry) -> RunSubmitted | None:
+        from cellauto.records.site_chain import read_site_record
+
+        row = self.conn.execute(
+            "SELECT source_seq FROM run_queue WHERE run_id = ?", (entry.run_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        found = read_site_record(self.conn, int(row[0]))
+        payload = getattr(found, "payload", None)
+        return payload if isinstance(payload, RunSubmitted) else None
+
+    def _execute(self, execution: Execution, tg: TaskGroup, *, by: str) -> None:
+        self._running[execution.run_id] = execution
+        self.inbox.register(execution)
+        tg.start_soon(self._drive, execution, by)
+
+    async def _drive(self, execution: Execution, by: str) -> None:
+        run_id = execution.run_id
+        try:
+            outcome = await execution.execute(by=by)
+            execution.close()
+            self._say(f"run {run_id} ended {outcome.state.value}: {outcome.reason}")
+        except FencedError as exc:
+            log.warning("run %s taken over by another controller: %s", run_id, exc)
+        except Exception:
+            log.exception("run %s failed in controller %s", run_id, self.settings.name)
+        finally:
+            self.inbox.unregister(execution)
+            self._running.pop(run_id, None)
+            self._wake.set()
+
+    # -- peers ----------------------------------------------------------------------------
