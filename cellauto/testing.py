@@ -23,6 +23,16 @@ Fixtures:
 
 Markers: ``sqlite_only`` (a test of the SQLite file itself: skipped on another backend),
 ``postgresql`` (needs a PostgreSQL server).
+
+The pass on PostgreSQL (``--db-backend=postgresql``) runs only the tests whose fixtures
+include ``db_location`` or ``db_location_factory`` (the journal tests): the others do not
+depend on the backend and ran in the SQLite pass; the line after "collected" counts them.
+Once they are collected, opening an SQLite journal (``Journal``, ``SiteStore``,
+``reading_journal``… on a file path) fails, saying so
+(:data:`cellauto.records.backend.sqlite_refused`): a test not yet given ``db_location``
+fails loudly rather than testing SQLite twice. Tests marked ``postgresql`` (copies between
+the two) may still open SQLite files, and so may a fixture's block under
+:func:`sqlite_allowed` (a template made on a file, copied by :func:`journal_from`).
 """
 
 from __future__ import annotations
@@ -30,12 +40,14 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cellauto.clock import virtual_loop_factory
+from cellauto.records import backend as db
 from cellauto.records.backend import Conn, Location
 from cellauto.sim.simulate import SimulatedRun, simulate
 from cellauto.testing_pg import NO_SERVER, PgServer, SchemaPool, start_server
@@ -87,7 +99,32 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_BACKEND] = backend
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # from now on, not during collection: a test module may simulate a batch on a file at
+    # import (its tests, without db_location, are deselected)
+    if _backend_of(session.config) != "sqlite":
+        session.config.stash[_REFUSED_BEFORE] = db.sqlite_refused
+        db.sqlite_refused = SQLITE_REFUSED
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _REFUSED_BEFORE in config.stash:
+        db.sqlite_refused = config.stash[_REFUSED_BEFORE]
+
+
 _BACKEND = pytest.StashKey[str]()
+_REFUSED_BEFORE = pytest.StashKey["str | None"]()
+_DESELECTED = pytest.StashKey[int]()
+
+SQLITE_REFUSED = (
+    "an SQLite journal opened during the PostgreSQL test pass (--db-backend=postgresql); "
+    "give the test the db_location (or db_location_factory) fixture instead of a file path, "
+    "or mark it sqlite_only if it tests the SQLite file itself"
+)
+"""Why an SQLite journal cannot be opened during the pass on PostgreSQL."""
+
+JOURNAL_FIXTURES = frozenset({"db_location", "db_location_factory", "cellauto_db_backend"})
+"""A test using one of these runs in each backend's pass (the others only on SQLite)."""
 
 
 def _backend_of(config: pytest.Config) -> str:
@@ -104,9 +141,39 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if _backend_of(config) == "sqlite":
         return
+    kept, deselected = [], []
     for item in items:
+        if JOURNAL_FIXTURES.isdisjoint(getattr(item, "fixturenames", ())):
+            deselected.append(item)
+            continue
+        kept.append(item)
         if item.get_closest_marker("sqlite_only") is not None:
             item.add_marker(pytest.mark.skip(reason="a test of the SQLite journal file itself"))
+    config.stash[_DESELECTED] = len(deselected)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = kept
+
+
+def pytest_report_collectionfinish(config: pytest.Config) -> str | None:
+    if _DESELECTED not in config.stash:
+        return None
+    return (
+        f"cellauto: --db-backend={_backend_of(config)}: {config.stash[_DESELECTED]} tests "
+        "without a journal deselected (db_location: they ran in the SQLite pass)"
+    )
+
+
+@pytest.fixture(autouse=True)
+def _sqlite_on_postgresql(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Tests marked ``postgresql`` may open SQLite journals in the PostgreSQL pass too
+    (copies between the backends); the others may not (see the module's doc)."""
+    if db.sqlite_refused is None or request.node.get_closest_marker("postgresql") is None:
+        yield
+        return
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(db, "sqlite_refused", None)
+        yield
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -198,16 +265,46 @@ def db_location(db_location_factory: Callable[[], Location]) -> Location:
     return db_location_factory()
 
 
+@contextmanager
+def sqlite_allowed() -> Iterator[None]:
+    """A block that may open SQLite journals during the PostgreSQL pass: a template a
+    fixture makes on a file (``simulate`` writes files) for :func:`journal_from`."""
+    before = db.sqlite_refused
+    db.sqlite_refused = None
+    try:
+        yield
+    finally:
+        db.sqlite_refused = before
+
+
+def journal_from(template: Path, location: Location) -> Location:
+    """A journal at ``location`` holding what the SQLite file ``template`` holds: the file
+    copied (SQLite), or the journal copied as ``cellauto copy`` does (PostgreSQL)."""
+    if not location.is_postgresql:
+        location.sqlite_path().write_bytes(template.read_bytes())
+        return location
+    from cellauto.records.copy import copy_journal
+
+    with sqlite_allowed():
+        report = copy_journal(template, location)
+    if not report.same:
+        raise AssertionError(f"{template} copied to {location} differs: {report.differences}")
+    return location
+
+
+def raw_connection(location: str | os.PathLike[str] | Location, *, timeout_s: float = 5.0) -> Conn:
+    """A plain connection to the journal's database (autocommit; nothing checked, nothing
+    created), closed by the caller: for tests that read or alter rows behind cellauto's
+    back, in SQL both engines accept."""
+    where = Location.parse(location)
+    if where.url is not None:
+        from cellauto.records.backend.pg import PgBackend
+
+        return PgBackend(where.url).connect_writer(timeout_s=timeout_s)
+    return sqlite3.connect(where.sqlite_path(), isolation_level=None, timeout=timeout_s)
+
+
 @pytest.fixture
 def raw_db() -> Callable[[Location], Conn]:
-    """``raw_db(location)``: a plain connection to the journal's database (autocommit;
-    nothing checked), closed by the caller."""
-
-    def connect(location: Location) -> Conn:
-        if location.url is not None:
-            from cellauto.records.backend.pg import PgBackend
-
-            return PgBackend(location.url).connect_writer(timeout_s=5.0)
-        return sqlite3.connect(location.sqlite_path(), isolation_level=None)
-
-    return connect
+    """``raw_db(location)``: :func:`raw_connection`."""
+    return raw_connection

@@ -9,6 +9,7 @@ import pytest
 
 from cellauto.clock import virtual_loop_factory
 from cellauto.records import Journal
+from cellauto.records.backend import Location
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -31,6 +32,7 @@ def anyio_backend() -> tuple[str, dict[str, object]]:
 
 
 @pytest.fixture
-def journal(tmp_path: Path) -> Iterator[Journal]:
-    with Journal(tmp_path / "journal.db") as opened:
+def journal(db_location: Location) -> Iterator[Journal]:
+    """A new journal on the backend the tests run on (``--db-backend``)."""
+    with Journal(db_location) as opened:
         yield opened

@@ -1,16 +1,19 @@
-"""Fixtures for the run-journal tests: deterministic clocks and a journal file."""
+"""Fixtures for the run-journal tests: deterministic clocks and a journal (a file on
+SQLite, a schema on PostgreSQL: ``--db-backend``)."""
 
 from __future__ import annotations
 
 import itertools
-import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 
 from cellauto.records import Journal
+from cellauto.records import backend as db
+from cellauto.records.backend import Location
+from cellauto.records.backend.locks import ALL
+from cellauto.testing import raw_connection
 
 START_S = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
@@ -51,19 +54,20 @@ def fixed_wall_clock(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def journal_path(tmp_path: Path) -> Path:
-    return tmp_path / "journal.db"
+def journal_path(db_location: Location) -> Location:
+    """Where the test's journal is (a file on SQLite)."""
+    return db_location
 
 
 @pytest.fixture
-def journal(journal_path: Path) -> Iterator[Journal]:
+def journal(journal_path: Location) -> Iterator[Journal]:
     with Journal(journal_path) as opened:
         yield opened
 
 
-def stored_records(path: Path) -> int:
+def stored_records(location: Location) -> int:
     """Records visible to an independent connection (what survives a crash)."""
-    conn = sqlite3.connect(path)
+    conn = raw_connection(location)
     try:
         return int(conn.execute("SELECT count(*) FROM records").fetchone()[0])
     finally:
@@ -71,10 +75,10 @@ def stored_records(path: Path) -> int:
 
 
 @contextmanager
-def write_lock(path: Path) -> Iterator[None]:
-    """Hold the database's write lock from another connection."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("BEGIN IMMEDIATE")
+def write_lock(location: Location) -> Iterator[None]:
+    """Hold the journal's write locks from another connection (SQLite: its one lock)."""
+    conn = raw_connection(location)
+    db.begin_write(conn, *ALL)
     try:
         yield
     finally:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 from cellauto.records import Journal, RecordKind
+from cellauto.records import backend as db
+from cellauto.records.backend import Location
+from cellauto.records.copy import journal_tables
 from cellauto.records.site_payloads import PolicySet, SitePolicy, Terminal
+from cellauto.testing import raw_connection
 from tests.records.conftest import StepClock
 from tests.records.factory import payload_of
 
@@ -36,6 +39,30 @@ def files_of(path: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in files if p.exists()}
 
 
+def rows(location: Location, sql: str) -> list[tuple[object, ...]]:
+    """The rows ``sql`` reads from the journal at ``location`` (either backend)."""
+    conn = raw_connection(location)
+    try:
+        return [tuple(row) for row in conn.execute(sql)]
+    finally:
+        conn.close()
+
+
+def stored_state(location: Location) -> dict[str, object]:
+    """What the journal holds, to compare before and after something that must not write:
+    on SQLite the files' bytes, on PostgreSQL every row of every table."""
+    if not location.is_postgresql:
+        return dict(files_of(location.sqlite_path()))
+    conn = raw_connection(location)
+    try:
+        return {
+            table: sorted(map(tuple, conn.execute(f"SELECT * FROM {table}").fetchall()), key=repr)
+            for table in journal_tables()
+        }
+    finally:
+        conn.close()
+
+
 def sealed_run(journal: Journal, run_id: str, records: int = 3) -> None:
     run = journal.begin_run(run_id, StepClock())
     run.append(payload_of(RecordKind.RUN_STARTED, {"run_id": run_id}))
@@ -53,7 +80,7 @@ def old_journal(path: Path, version: int) -> Path:
     """
     with Journal(path) as journal:
         sealed_run(journal, "old")
-    conn = sqlite3.connect(path, isolation_level=None)
+    conn = raw_connection(path)
     try:
         conn.execute("BEGIN")
         dropped = {
@@ -80,16 +107,17 @@ def old_journal(path: Path, version: int) -> Path:
     return path
 
 
-def tables_of(path: Path) -> set[str]:
-    conn = sqlite3.connect(path)
+def tables_of(path: Path | Location) -> set[str]:
+    """The journal's tables and indexes."""
+    conn = raw_connection(path)
     try:
-        return {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+        return db.tables(conn)
     finally:
         conn.close()
 
 
 def schema_version(path: Path) -> str:
-    conn = sqlite3.connect(path)
+    conn = raw_connection(path)
     try:
         return str(
             conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]

@@ -112,7 +112,7 @@ def test_the_sqlite_backend_begins_as_before(tmp_path: Path) -> None:
     backend = open_backend(tmp_path / "x.db")
     conn = backend.connect(create=True, timeout_s=1.0)
     statements: list[str] = []
-    assert isinstance(conn, sqlite3.Connection)
+    assert isinstance(conn, Conn)
     conn.set_trace_callback(statements.append)
     try:
         db.begin_write(conn, Lock.FENCE, Lock.LEDGER)

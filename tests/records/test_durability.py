@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -13,6 +12,7 @@ import pytest
 
 from cellauto.errors import JournalError
 from cellauto.records import FLUSH_THRESHOLD, Journal, RecordKind, verify_run
+from cellauto.records.backend import Location
 from tests.records.conftest import stored_records as _stored
 from tests.records.conftest import write_lock as _write_lock
 from tests.records.factory import payload_of
@@ -21,7 +21,7 @@ MakeClock = Callable[..., Any]
 
 
 def test_durable_append_is_on_disk_when_it_returns(
-    journal: Journal, journal_path: Path, make_clock: MakeClock
+    journal: Journal, journal_path: Location, make_clock: MakeClock
 ) -> None:
     run = journal.begin_run("run-a", make_clock())
     run.append(payload_of(RecordKind.READING, {"v": 1}))
@@ -31,7 +31,7 @@ def test_durable_append_is_on_disk_when_it_returns(
 
 
 def test_buffer_is_flushed_at_the_threshold(
-    journal: Journal, journal_path: Path, make_clock: MakeClock
+    journal: Journal, journal_path: Location, make_clock: MakeClock
 ) -> None:
     run = journal.begin_run("run-a", make_clock())
     for i in range(FLUSH_THRESHOLD - 1):
@@ -41,7 +41,7 @@ def test_buffer_is_flushed_at_the_threshold(
     assert _stored(journal_path) == FLUSH_THRESHOLD
 
 
-def test_reads_and_close_flush(journal_path: Path, make_clock: MakeClock) -> None:
+def test_reads_and_close_flush(journal_path: Location, make_clock: MakeClock) -> None:
     journal = Journal(journal_path)
     run = journal.begin_run("run-a", make_clock())
     run.append(payload_of(RecordKind.READING, {"v": 1}))
@@ -58,7 +58,7 @@ def _written(journal: Journal) -> None:
 
 
 def test_append_in_a_loop_tick_is_handed_to_the_writer_after_one_yield(
-    journal: Journal, journal_path: Path, make_clock: MakeClock
+    journal: Journal, journal_path: Location, make_clock: MakeClock
 ) -> None:
     run = journal.begin_run("run-a", make_clock())
 
@@ -90,7 +90,7 @@ def test_append_in_a_loop_tick_is_handed_to_the_writer_after_one_yield(
 
 
 def test_each_event_loop_gets_its_own_tick_flush(
-    journal: Journal, journal_path: Path, make_clock: MakeClock
+    journal: Journal, journal_path: Location, make_clock: MakeClock
 ) -> None:
     run = journal.begin_run("run-a", make_clock())
     dying = asyncio.new_event_loop()
@@ -114,7 +114,7 @@ def test_each_event_loop_gets_its_own_tick_flush(
 
 
 def test_failed_flush_raises_and_keeps_the_records(
-    journal_path: Path, make_clock: MakeClock
+    journal_path: Location, make_clock: MakeClock
 ) -> None:
     with Journal(journal_path, timeout_s=0.05) as journal:
         run = journal.begin_run("run-a", make_clock())
@@ -135,7 +135,7 @@ def test_failed_flush_raises_and_keeps_the_records(
 
 
 def test_failed_commit_nobody_waits_for_is_logged_and_retried(
-    journal_path: Path, make_clock: MakeClock, caplog: pytest.LogCaptureFixture
+    journal_path: Location, make_clock: MakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def main(journal: Journal) -> None:
         run = journal.begin_run("run-a", make_clock())
@@ -154,7 +154,7 @@ def test_failed_commit_nobody_waits_for_is_logged_and_retried(
         asyncio.run(main(journal))
 
 
-def test_failed_close_keeps_the_journal_open(journal_path: Path, make_clock: MakeClock) -> None:
+def test_failed_close_keeps_the_journal_open(journal_path: Location, make_clock: MakeClock) -> None:
     journal = Journal(journal_path, timeout_s=0.05)
     run = journal.begin_run("run-a", make_clock())
     run.append(payload_of(RecordKind.READING, {"v": 1}))

@@ -15,10 +15,11 @@ import pytest
 from cellauto.errors import RunNotFoundError
 from cellauto.records import Journal, RecordKind, export_run
 from cellauto.records import payloads as rec
+from cellauto.records.backend import Location
 from tests.records.factory import payload_of
 
 
-def _write_run(path: Path, make_clock: Callable[..., Any]) -> None:
+def _write_run(path: Location, make_clock: Callable[..., Any]) -> None:
     with Journal(path) as journal:
         run = journal.begin_run("run-x", make_clock())
         run.append(
@@ -51,9 +52,9 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 
 def test_export_writes_csv_per_kind_and_run_json(
-    tmp_path: Path, make_clock: Callable[..., Any], fixed_wall_clock: None
+    tmp_path: Path, db_location: Location, make_clock: Callable[..., Any], fixed_wall_clock: None
 ) -> None:
-    db = tmp_path / "j.db"
+    db = db_location
     _write_run(db, make_clock)
     out = tmp_path / "out" / "nested"
     with Journal(db, create=False) as journal:
@@ -110,7 +111,10 @@ def test_export_writes_csv_per_kind_and_run_json(
 
 
 def test_export_is_byte_identical_for_identical_journals(
-    tmp_path: Path, make_clock: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    db_location_factory: Callable[[], Location],
+    make_clock: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     outputs = []
     for name in ("a", "b"):
@@ -118,8 +122,9 @@ def test_export_is_byte_identical_for_identical_journals(
         monkeypatch.setattr(
             "cellauto.records.run_journal._time_ns", iter(range(10**18, 10**18 + 100)).__next__
         )
-        _write_run(tmp_path / f"{name}.db", make_clock)
-        with Journal(tmp_path / f"{name}.db", create=False) as journal:
+        where = db_location_factory()
+        _write_run(where, make_clock)
+        with Journal(where, create=False) as journal:
             paths = export_run(journal, "run-x", tmp_path / f"out-{name}")
         outputs.append({p.name: p.read_bytes() for p in paths})
     assert outputs[0] == outputs[1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ from cellauto.records import (
     verify_run,
 )
 from cellauto.records import payloads as rec
+from cellauto.records.backend import Location
+from cellauto.testing import raw_connection
 from tests.records.factory import payload_of
 
 START_S = 1_767_225_600.0  # conftest's start: 2026-01-01T00:00:00Z
@@ -83,14 +86,13 @@ def test_hash_chain_covers_the_canonical_body(
 
 
 def test_body_column_holds_the_exact_hashed_text(
-    journal: Journal, journal_path: Path, make_clock: Callable[..., Any]
+    journal: Journal, journal_path: Location, make_clock: Callable[..., Any]
 ) -> None:
     run = journal.begin_run("run-a", make_clock())
     run.append(payload_of(RecordKind.COMMAND, {"command": "start", "by": "operator é"}))
     journal.flush()
-    import sqlite3
 
-    with sqlite3.connect(journal_path) as conn:
+    with closing(raw_connection(journal_path)) as conn:
         body, stored_hash = conn.execute("SELECT body, hash FROM records").fetchone()
     assert hashlib.sha256(body.encode()).hexdigest() == stored_hash
     assert orjson.loads(body)["payload"]["by"] == "operator é"
@@ -170,7 +172,9 @@ def test_begin_run_refuses_an_existing_run(
         journal.begin_run("run-a", make_clock())
 
 
-def test_resume_run_continues_the_chain(journal_path: Path, make_clock: Callable[..., Any]) -> None:
+def test_resume_run_continues_the_chain(
+    journal_path: Location, make_clock: Callable[..., Any]
+) -> None:
     with Journal(journal_path) as journal:
         run = journal.begin_run("run-a", make_clock())
         run.append(payload_of(RecordKind.RUN_STARTED, _started()))
@@ -260,27 +264,28 @@ def test_open_without_create_on_missing_file(tmp_path: Path) -> None:
 
 
 def test_open_refuses_a_foreign_sqlite_file(tmp_path: Path) -> None:
-    import sqlite3
 
     other = tmp_path / "other.db"
-    with sqlite3.connect(other) as conn:
+    with closing(raw_connection(other)) as conn:
         conn.execute("CREATE TABLE t (x)")
     with pytest.raises(JournalError, match="not a cellauto journal"):
         Journal(other, create=False)
 
 
+@pytest.mark.sqlite_only
 def test_journal_is_in_wal_mode(
-    journal: Journal, journal_path: Path, make_clock: Callable[..., Any]
+    journal: Journal, journal_path: Location, make_clock: Callable[..., Any]
 ) -> None:
-    import sqlite3
 
-    with sqlite3.connect(journal_path) as conn:
+    with closing(raw_connection(journal_path)) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         query = "SELECT value FROM meta WHERE key = 'schema_version'"
         assert conn.execute(query).fetchone()[0] == "8"
 
 
-def test_closed_journal_refuses_writes(journal_path: Path, make_clock: Callable[..., Any]) -> None:
+def test_closed_journal_refuses_writes(
+    journal_path: Location, make_clock: Callable[..., Any]
+) -> None:
     journal = Journal(journal_path)
     run = journal.begin_run("run-a", make_clock())
     run.append(payload_of(RecordKind.RUN_STARTED, _started()))

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
-
 import pytest
 
 from cellauto.records._lot_ops import ConsumeLot, LotAfter, VoidUse
-from tests.protocols.materials_kit import define, file_site, lot, reject, rows
+from cellauto.records.backend import Location
+from cellauto.testing import raw_connection
+from tests.protocols.materials_kit import define, file_site, lot, reject
+from tests.records.site_factory import rows
 
 
-def _apply(path: Path, op: ConsumeLot | VoidUse) -> object:
-    conn = sqlite3.connect(path, isolation_level=None)
+def _apply(path: Location, op: ConsumeLot | VoidUse) -> object:
+    conn = raw_connection(path)
     try:
-        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("BEGIN")
         value = op.apply(conn).value
         conn.execute("COMMIT")
         return value
@@ -23,13 +23,13 @@ def _apply(path: Path, op: ConsumeLot | VoidUse) -> object:
 
 
 @pytest.fixture
-def path(tmp_path: Path) -> Path:
-    path = tmp_path / "journal.db"
+def path(db_location: Location) -> Location:
+    path = db_location
     file_site(path, [define(), *lot("il2/L1", quantity_ml=10.0)])
     return path
 
 
-def test_a_use_counted_twice_decrements_once(path: Path) -> None:
+def test_a_use_counted_twice_decrements_once(path: Location) -> None:
     first = _apply(path, ConsumeLot("run-1", "dose 1", "il2/L1", 2000, 7))
     again = _apply(path, ConsumeLot("run-1", "dose 1", "il2/L1", 2000, 9))
     assert first == LotAfter(True, "released", first.expires_on, 8000)  # type: ignore[union-attr]
@@ -38,14 +38,14 @@ def test_a_use_counted_twice_decrements_once(path: Path) -> None:
     assert rows(path, "SELECT remaining_milli FROM lots") == [(8000,)]
 
 
-def test_consume_never_refuses_and_shows_the_rejection(path: Path) -> None:
+def test_consume_never_refuses_and_shows_the_rejection(path: Location) -> None:
     file_site(path, [reject("il2/L1")])
     after = _apply(path, ConsumeLot("run-1", "dose 1", "il2/L1", 12_000, 3))
     assert isinstance(after, LotAfter)
     assert (after.inserted, after.status, after.remaining_milli) == (True, "rejected", -2000)
 
 
-def test_void_gives_back_once_and_a_retried_use_counts_again(path: Path) -> None:
+def test_void_gives_back_once_and_a_retried_use_counts_again(path: Location) -> None:
     _apply(path, ConsumeLot("run-1", "dose 1", "il2/L1", 2000, 3))
     assert _apply(path, VoidUse("run-1", "dose 1", "il2/L1", 2000)) is True
     assert _apply(path, VoidUse("run-1", "dose 1", "il2/L1", 2000)) is False
@@ -57,7 +57,7 @@ def test_void_gives_back_once_and_a_retried_use_counts_again(path: Path) -> None
     assert rows(path, "SELECT remaining_milli FROM lots") == [(8000,)]
 
 
-def test_a_simulated_runs_use_writes_only_the_files_row(path: Path) -> None:
+def test_a_simulated_runs_use_writes_only_the_files_row(path: Location) -> None:
     after = _apply(path, ConsumeLot("run-1", "dose 1", "SIM-il-2-1", 2000, 3, site_side=False))
     assert after == LotAfter(True, None, None, None)
     assert rows(path, "SELECT lot_id FROM lot_uses") == [("SIM-il-2-1",)]

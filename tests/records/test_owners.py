@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -18,25 +17,22 @@ from cellauto.errors import FencedError, JournalOpenError, RunOwnedError
 from cellauto.records import Journal, RecordKind, _owners, verify_run
 from cellauto.records._owners import Owner, owner_of, process_start, this_controller
 from cellauto.records._owners import _process_alive as process_alive
+from cellauto.records.backend import Location
+from cellauto.testing import raw_connection
 from tests.records.conftest import START_S, StepClock
 from tests.records.factory import payload_of
+from tests.records.site_factory import stored_state
 
 INTENT = payload_of(RecordKind.INSTRUMENT_COMMAND, {"method": "start"})
 QUIET = 3600.0  # a stale interval whose heartbeat (a quarter of it) never comes in a test
 
 
-def _owner(path: Path, run_id: str = "run-a") -> Owner | None:
-    conn = sqlite3.connect(path)
+def _owner(path: Location, run_id: str = "run-a") -> Owner | None:
+    conn = raw_connection(path)
     try:
         return owner_of(conn, run_id)
     finally:
         conn.close()
-
-
-def _files(path: Path) -> dict[str, bytes]:
-    """The journal's database and WAL bytes (the shared-memory index is not data)."""
-    files = (path, path.with_name(path.name + "-wal"))
-    return {p.name: p.read_bytes() for p in files if p.exists()}
 
 
 def _begin(journal: Journal, run_id: str = "run-a", readings: int = 2) -> None:
@@ -48,7 +44,7 @@ def _begin(journal: Journal, run_id: str = "run-a", readings: int = 2) -> None:
 
 
 def test_a_run_is_claimed_when_it_begins_and_released_when_it_is_sealed(
-    journal_path: Path,
+    journal_path: Location,
 ) -> None:
     with Journal(journal_path, owner_stale_s=QUIET) as journal:
         run = journal.begin_run("run-a", StepClock())
@@ -66,7 +62,7 @@ def test_a_run_is_claimed_when_it_begins_and_released_when_it_is_sealed(
 
 
 def test_a_clean_close_releases_an_unended_run_which_resumes_with_the_next_epoch(
-    journal_path: Path,
+    journal_path: Location,
 ) -> None:
     with Journal(journal_path, owner_stale_s=QUIET) as journal:
         _begin(journal)
@@ -81,11 +77,11 @@ def test_a_clean_close_releases_an_unended_run_which_resumes_with_the_next_epoch
 
 
 def test_a_live_owner_is_refused_at_once_naming_it_and_nothing_is_written(
-    journal_path: Path,
+    journal_path: Location,
 ) -> None:
     with Journal(journal_path, owner_stale_s=QUIET) as first:
         _begin(first)
-        before = _files(journal_path)
+        before = stored_state(journal_path)
         with Journal(journal_path, create=False, owner_stale_s=QUIET) as second:
             with pytest.raises(RunOwnedError) as refused:
                 second.resume_run("run-a", StepClock(START_S + 10))
@@ -95,12 +91,12 @@ def test_a_live_owner_is_refused_at_once_naming_it_and_nothing_is_written(
         assert f"pid {os.getpid()}" in message and socket.gethostname() in message
         assert "run-a" in message and "since " in message and "epoch 1" in message
         assert "CELLAUTO_OWNER_STALE_S" in message
-        assert _files(journal_path) == before
+        assert stored_state(journal_path) == before
         owner = _owner(journal_path)
         assert owner is not None and owner.epoch == 1
 
 
-def test_a_second_journal_cannot_begin_a_run_another_one_holds(journal_path: Path) -> None:
+def test_a_second_journal_cannot_begin_a_run_another_one_holds(journal_path: Location) -> None:
     with Journal(journal_path, owner_stale_s=QUIET) as first:
         first.begin_run("run-a", StepClock())  # claimed; nothing recorded yet
         with (
@@ -115,6 +111,7 @@ import sys, time
 from cellauto.records import Journal, RecordKind
 from tests.records.conftest import StepClock
 from tests.records.factory import payload_of
+from tests.records.site_factory import stored_state
 
 journal = Journal(sys.argv[1], owner_stale_s=3600)
 run = journal.begin_run("run-a", StepClock())
@@ -125,7 +122,7 @@ time.sleep(600)
 """
 
 
-def test_a_run_whose_controller_was_killed_is_taken_over_at_once(journal_path: Path) -> None:
+def test_a_run_whose_controller_was_killed_is_taken_over_at_once(journal_path: Location) -> None:
     repo = Path(__file__).resolve().parents[2]
     child = subprocess.Popen(
         [sys.executable, "-c", _CONTROLLER, str(journal_path)],
@@ -155,7 +152,7 @@ def test_a_run_whose_controller_was_killed_is_taken_over_at_once(journal_path: P
 
 
 def test_a_stale_owner_is_taken_over_and_its_late_records_are_refused(
-    journal_path: Path,
+    journal_path: Location,
 ) -> None:
     old = Journal(journal_path, owner_stale_s=QUIET)
     try:
@@ -195,7 +192,7 @@ def test_a_stale_owner_is_taken_over_and_its_late_records_are_refused(
 
 @pytest.mark.anyio
 async def test_a_durable_intent_after_a_takeover_raises_so_the_action_is_not_taken(
-    journal_path: Path,
+    journal_path: Location,
 ) -> None:
     with Journal(journal_path, owner_stale_s=QUIET) as old:
         old_run = old.begin_run("run-a", StepClock())
@@ -208,7 +205,7 @@ async def test_a_durable_intent_after_a_takeover_raises_so_the_action_is_not_tak
         assert len(old.records("run-a")) == 1
 
 
-def test_a_takeover_fences_only_the_run_taken_over(journal_path: Path) -> None:
+def test_a_takeover_fences_only_the_run_taken_over(journal_path: Location) -> None:
     with Journal(journal_path, owner_stale_s=QUIET) as old:
         _begin(old, "run-a", readings=0)
         _begin(old, "run-b", readings=0)
@@ -223,7 +220,7 @@ def test_a_takeover_fences_only_the_run_taken_over(journal_path: Path) -> None:
             assert b_owner is not None and b_owner.epoch == 1
 
 
-def test_the_heartbeat_is_refreshed_in_real_time_by_the_writer(journal_path: Path) -> None:
+def test_the_heartbeat_is_refreshed_in_real_time_by_the_writer(journal_path: Location) -> None:
     with Journal(journal_path, owner_stale_s=0.2) as journal:  # a heartbeat every 50 ms
         journal.begin_run("run-a", StepClock())
         first = _owner(journal_path)
@@ -244,33 +241,33 @@ def test_a_reused_pid_is_not_taken_for_the_owner() -> None:
     assert not process_alive(os.getpid(), "another boot:0")
 
 
+@pytest.mark.sqlite_only  # older schema versions exist only as SQLite files
 def test_a_version_2_journal_is_read_as_is_and_upgraded_when_a_run_is_claimed(
-    journal_path: Path,
+    journal_path: Location,
 ) -> None:
     with Journal(journal_path) as journal:
         run = journal.begin_run("old", StepClock())
         run.append(payload_of(RecordKind.RUN_STARTED, {"run_id": "old"}))
         run.seal()
-    conn = sqlite3.connect(journal_path)
+    conn = raw_connection(journal_path)
     conn.execute("DROP TABLE run_owners")
     conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
-    conn.commit()
     conn.close()
-    before = _files(journal_path)
+    before = stored_state(journal_path)
     with Journal(journal_path, create=False) as journal:
         assert len(journal.records("old")) == 1
         assert verify_run(journal, "old").intact
-    assert _files(journal_path) == before  # reading writes nothing
+    assert stored_state(journal_path) == before  # reading writes nothing
     with Journal(journal_path) as journal:
         _begin(journal, "new")
-    conn = sqlite3.connect(journal_path)
+    conn = raw_connection(journal_path)
     version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     conn.close()
     assert version == ("8",)
 
 
 def test_a_bad_stale_interval_is_refused(
-    journal_path: Path, monkeypatch: pytest.MonkeyPatch
+    journal_path: Location, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CELLAUTO_OWNER_STALE_S", "soon")
     with pytest.raises(JournalOpenError, match="CELLAUTO_OWNER_STALE_S"):
@@ -278,7 +275,7 @@ def test_a_bad_stale_interval_is_refused(
 
 
 def test_records_a_stale_owner_commits_just_before_the_takeover_are_continued(
-    journal_path: Path, monkeypatch: pytest.MonkeyPatch
+    journal_path: Location, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with Journal(journal_path, owner_stale_s=QUIET) as old:
         _begin(old, readings=0)

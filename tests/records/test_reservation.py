@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from contextlib import closing
-from pathlib import Path
 
 import pytest
 
@@ -12,6 +11,7 @@ from cellauto.protocols import Runner
 from cellauto.protocols.bom_check import check_bom, close_reservations
 from cellauto.protocols.params import Params
 from cellauto.records import Journal
+from cellauto.records.backend import Location
 from cellauto.records.material_payloads import MaterialsReserved
 from cellauto.site.view import FileSite
 from tests.protocols.materials_kit import (
@@ -21,17 +21,19 @@ from tests.protocols.materials_kit import (
     file_site,
     il2_protocol,
     lot,
-    rows,
     sim_site,
 )
+from tests.records.site_factory import rows
 
 pytestmark = pytest.mark.anyio
 
 
-async def test_two_controllers_one_lot_second_refused_nothing_written(tmp_path: Path) -> None:
+async def test_two_controllers_one_lot_second_refused_nothing_written(
+    db_location: Location,
+) -> None:
     """Both runs pass the check (neither has reserved yet); the second claim finds the lot
     taken and rolls back whole: no owner row, no record, no reservation."""
-    path = tmp_path / "journal.db"
+    path = db_location
     file_site(path, [define(), *lot("il2/L1", quantity_ml=3.0)])
     protocol = il2_protocol()
     with closing(FileSite(path)) as site:
@@ -49,9 +51,9 @@ async def test_two_controllers_one_lot_second_refused_nothing_written(tmp_path: 
 
 
 async def test_a_run_records_its_reservation_then_gives_back_what_it_did_not_use(
-    tmp_path: Path,
+    db_location: Location,
 ) -> None:
-    path = tmp_path / "journal.db"
+    path = db_location
     file_site(path, [define(), *lot("il2/L1", quantity_ml=10.0)])
     with Journal(path) as journal, closing(FileSite(path)) as site:
         execution = Runner(journal, clock_origin=START).prepare(
@@ -71,15 +73,15 @@ async def test_a_run_records_its_reservation_then_gives_back_what_it_did_not_use
     assert rows(path, "SELECT open, used_milli FROM lot_reservations") == [(0, 0)]
 
 
-async def test_a_simulated_site_takes_the_reservation_not_the_file(tmp_path: Path) -> None:
+async def test_a_simulated_site_takes_the_reservation_not_the_file(db_location: Location) -> None:
     site = sim_site([define(), *lot("il2/L1", quantity_ml=10.0)])
-    with Journal(tmp_path / "j.db") as journal:
+    with Journal(db_location) as journal:
         execution = Runner(journal, clock_origin=START).prepare(il2_protocol(), LINE, site=site)
         with site.reading() as conn:
             assert conn.execute("SELECT reserved_milli FROM lots").fetchall() == [(2000,)]
         await execution.execute()
         execution.close()
-    assert rows(tmp_path / "j.db", "SELECT run_id FROM lot_reservations") == []
+    assert rows(db_location, "SELECT run_id FROM lot_reservations") == []
     with site.reading() as conn:
         assert conn.execute("SELECT reserved_milli, remaining_milli FROM lots").fetchall() == [
             (0, 8000)
@@ -87,10 +89,10 @@ async def test_a_simulated_site_takes_the_reservation_not_the_file(tmp_path: Pat
         close_reservations(conn, "no such run")  # closing nothing changes nothing
 
 
-async def test_orphan_reservation_released_by_next_claim(tmp_path: Path) -> None:
+async def test_orphan_reservation_released_by_next_claim(db_location: Location) -> None:
     """A controller that died between its claim and its first record leaves a reservation
     no run will use: the next run's check counts it free and its claim gives it back."""
-    path = tmp_path / "journal.db"
+    path = db_location
     file_site(path, [define(), *lot("il2/L1", quantity_ml=3.0)])
     with closing(FileSite(path)) as site:
         dead = Journal(path)

@@ -4,7 +4,6 @@ site write."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -13,8 +12,10 @@ from cellauto.cli import main
 from cellauto.errors import JournalOpenError
 from cellauto.records import Journal, verify_journal
 from cellauto.records._schema import READABLE_VERSIONS, SCHEMA_VERSION
+from cellauto.records.backend import Location
 from cellauto.records.site_chain import read_site_records
 from cellauto.records.site_store import SiteStore
+from cellauto.testing import raw_connection
 from tests.records.site_factory import (
     V4_TABLES,
     V5_TABLES,
@@ -30,7 +31,7 @@ from tests.records.site_factory import (
 )
 
 
-def test_a_new_journal_is_version_8_with_every_table(journal_path: Path) -> None:
+def test_a_new_journal_is_version_8_with_every_table(journal_path: Location) -> None:
     with Journal(journal_path):
         pass
     assert SCHEMA_VERSION == 8 and READABLE_VERSIONS == ("2", "3", "4", "5", "6", "7", "8")
@@ -109,12 +110,11 @@ def test_a_failed_site_write_leaves_an_old_journal_at_its_version(tmp_path: Path
     assert not {*V4_TABLES, *V5_TABLES} & tables_of(path)
 
 
-def test_a_newer_journal_is_refused(journal_path: Path) -> None:
+def test_a_newer_journal_is_refused(journal_path: Location) -> None:
     with Journal(journal_path):
         pass
-    conn = sqlite3.connect(journal_path)
+    conn = raw_connection(journal_path)
     conn.execute("UPDATE meta SET value = '9' WHERE key = 'schema_version'")
-    conn.commit()
     conn.close()
     with pytest.raises(JournalOpenError, match=r"schema version 9.*2, 3, 4, 5, 6, 7, 8"):
         SiteStore(journal_path)
@@ -123,7 +123,7 @@ def test_a_newer_journal_is_refused(journal_path: Path) -> None:
 
 
 def owner_columns(path: Path) -> list[str]:
-    conn = sqlite3.connect(path)
+    conn = raw_connection(path)
     try:
         return [row[1] for row in conn.execute("PRAGMA table_info(run_owners)")]
     finally:
@@ -144,7 +144,7 @@ def test_a_version_7_journal_becomes_version_8_keeping_its_owners(tmp_path: Path
         sealed_run(journal, "new")
     assert schema_version(path) == "8"
     assert set(V8_TABLES) <= tables_of(path)
-    conn = sqlite3.connect(path)
+    conn = raw_connection(path)
     try:
         owners = conn.execute("SELECT run_id, controller FROM run_owners ORDER BY run_id")
         assert owners.fetchall() == [("new", None), ("old", None)]

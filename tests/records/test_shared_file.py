@@ -15,6 +15,7 @@ import pytest
 from cellauto.errors import JournalError, SigningKeyError
 from cellauto.records import Journal, RecordKind, _sqlite, verify_journal
 from cellauto.records import ledger_check as ledger_check_module
+from cellauto.records.backend import Location
 from tests.records.conftest import MakeClock
 from tests.records.factory import payload_of
 
@@ -24,7 +25,7 @@ def _reading(i: int) -> object:
 
 
 def test_two_writers_on_one_file_chain_their_ledger_entries(
-    journal_path: Path, make_clock: MakeClock
+    journal_path: Location, make_clock: MakeClock
 ) -> None:
     first = Journal(journal_path)
     a = first.begin_run("run-a", make_clock())
@@ -48,7 +49,7 @@ def test_two_writers_on_one_file_chain_their_ledger_entries(
 
 
 def test_an_unexpected_writer_error_is_reported_not_hung(
-    journal_path: Path, make_clock: MakeClock
+    journal_path: Location, make_clock: MakeClock
 ) -> None:
     with Journal(journal_path) as journal:
         run = journal.begin_run("run-a", make_clock(), wall_clock_ns=lambda: 2**63 + 5)
@@ -62,7 +63,7 @@ def test_an_unexpected_writer_error_is_reported_not_hung(
 
 
 def test_verify_reads_one_state_of_a_file_being_written(
-    journal_path: Path, make_clock: MakeClock, monkeypatch: pytest.MonkeyPatch
+    journal_path: Location, make_clock: MakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with Journal(journal_path) as journal:
         run = journal.begin_run("run-a", make_clock())
@@ -86,7 +87,7 @@ def test_verify_reads_one_state_of_a_file_being_written(
 
 
 def test_a_journal_signed_by_another_key_makes_no_key_before_refusing(
-    journal_path: Path, make_clock: MakeClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    journal_path: Location, make_clock: MakeClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with Journal(journal_path) as journal:
         journal.begin_run("run-a", make_clock()).append(

@@ -14,6 +14,7 @@ import pytest
 from cellauto.errors import JournalError, JournalNotFoundError, JournalOpenError, SigningKeyError
 from cellauto.records import GENESIS_HASH, Journal, record_body, record_hash, verify_journal
 from cellauto.records._sqlite import ledger_run_ids
+from cellauto.records.backend import Conn, Location
 from cellauto.records.ledger_check import check_ledger
 from cellauto.records.refs import SiteRef
 from cellauto.records.signing import Signer
@@ -25,11 +26,12 @@ from cellauto.records.site_chain import (
 )
 from cellauto.records.site_payloads import SiteKind, SitePayload
 from cellauto.records.site_store import SiteStore
+from cellauto.testing import raw_connection
 from tests.records.site_factory import TERMINAL, old_journal, policy, sealed_run
 
 
 def _ledger_kinds(path: Path) -> list[tuple[str, str, int, str]]:
-    conn = sqlite3.connect(path)
+    conn = raw_connection(path)
     try:
         query = "SELECT kind, run_id, run_seq, run_hash FROM ledger ORDER BY seq"
         return [tuple(row) for row in conn.execute(query)]
@@ -41,7 +43,7 @@ def _site_anchors(path: Path) -> list[tuple[int, str]]:
     return [(seq, h) for kind, _, seq, h in _ledger_kinds(path) if kind == "site_anchor"]
 
 
-def test_a_transaction_appends_chained_records_and_one_site_anchor(journal_path: Path) -> None:
+def test_a_transaction_appends_chained_records_and_one_site_anchor(journal_path: Location) -> None:
     with SiteStore(journal_path, create=True) as store:
         with store.transaction() as tx:
             first = tx.append(policy(12))
@@ -57,7 +59,7 @@ def test_a_transaction_appends_chained_records_and_one_site_anchor(journal_path:
     assert _ledger_kinds(journal_path) == [("site_anchor", "site", 1, second.hash)]
 
 
-def test_the_body_is_a_run_record_body_of_the_chain_site(journal_path: Path) -> None:
+def test_the_body_is_a_run_record_body_of_the_chain_site(journal_path: Location) -> None:
     with SiteStore(journal_path, create=True) as store:
         with store.transaction() as tx:
             ref = tx.append(policy())
@@ -74,13 +76,13 @@ def test_the_body_is_a_run_record_body_of_the_chain_site(journal_path: Path) -> 
     assert process_time_s == wall_ns / 1e9
 
 
-def test_a_transaction_that_appends_nothing_writes_no_ledger_entry(journal_path: Path) -> None:
+def test_a_transaction_that_appends_nothing_writes_no_ledger_entry(journal_path: Location) -> None:
     with SiteStore(journal_path, create=True) as store, store.transaction() as tx:
         assert tx.appended() == []
     assert _ledger_kinds(journal_path) == []
 
 
-def test_an_exception_rolls_everything_back_and_propagates(journal_path: Path) -> None:
+def test_an_exception_rolls_everything_back_and_propagates(journal_path: Location) -> None:
     class Boom(Exception):
         pass
 
@@ -97,10 +99,10 @@ def test_an_exception_rolls_everything_back_and_propagates(journal_path: Path) -
     assert [seq for seq, _ in _site_anchors(journal_path)] == [0]
 
 
-def test_each_record_is_projected_in_the_same_transaction(journal_path: Path) -> None:
+def test_each_record_is_projected_in_the_same_transaction(journal_path: Location) -> None:
     seen: list[tuple[int, int, bool]] = []
 
-    def project(conn: sqlite3.Connection, payload: SitePayload, ref: SiteRef, wall_ns: int) -> None:
+    def project(conn: Conn, payload: SitePayload, ref: SiteRef, wall_ns: int) -> None:
         stored = conn.execute("SELECT hash FROM site_records WHERE seq = ?", (ref.seq,)).fetchone()
         seen.append((ref.seq, wall_ns, stored == (ref.hash,)))
         if payload.by == "mallory":
@@ -119,8 +121,10 @@ def test_each_record_is_projected_in_the_same_transaction(journal_path: Path) ->
             assert site_head(conn)[0] == 0
 
 
-def test_a_refused_append_leaves_nothing_and_the_transaction_goes_on(journal_path: Path) -> None:
-    def project(conn: sqlite3.Connection, payload: SitePayload, ref: SiteRef, wall_ns: int) -> None:
+def test_a_refused_append_leaves_nothing_and_the_transaction_goes_on(
+    journal_path: Location,
+) -> None:
+    def project(conn: Conn, payload: SitePayload, ref: SiteRef, wall_ns: int) -> None:
         conn.execute("INSERT INTO credentials VALUES (?, ?, 'x')", (payload.by, ref.seq))
         if payload.by == "mallory":
             raise JournalError("refused by the projection")
@@ -138,7 +142,7 @@ def test_a_refused_append_leaves_nothing_and_the_transaction_goes_on(journal_pat
 
 
 def test_append_in_tx_refuses_outside_a_transaction_and_non_site_payloads(
-    journal_path: Path,
+    journal_path: Location,
 ) -> None:
     with SiteStore(journal_path, create=True) as store:
         with store.reading() as conn:
@@ -150,7 +154,7 @@ def test_append_in_tx_refuses_outside_a_transaction_and_non_site_payloads(
             tx.append(SitePayload(by="x", terminal=TERMINAL))
 
 
-def test_two_connections_interleaved_keep_one_contiguous_chain(journal_path: Path) -> None:
+def test_two_connections_interleaved_keep_one_contiguous_chain(journal_path: Location) -> None:
     with (
         SiteStore(journal_path, create=True) as one,
         SiteStore(journal_path) as other,
@@ -169,7 +173,7 @@ def test_two_connections_interleaved_keep_one_contiguous_chain(journal_path: Pat
     assert [ref.seq for ref in refs] == list(range(7))
     # every commit anchored its last record
     assert _site_anchors(journal_path) == [(r.seq, r.hash) for r in refs if r.seq != 3]
-    conn = sqlite3.connect(journal_path)
+    conn = raw_connection(journal_path)
     try:
         assert check_ledger(conn).intact
     finally:
@@ -189,7 +193,7 @@ with SiteStore(sys.argv[1]) as store:
 
 
 def test_two_processes_appending_at_once_keep_one_contiguous_anchored_chain(
-    journal_path: Path,
+    journal_path: Location,
 ) -> None:
     with Journal(journal_path) as journal:
         sealed_run(journal, "run-a")  # the ledger is shared with the runs
@@ -212,7 +216,7 @@ def test_two_processes_appending_at_once_keep_one_contiguous_anchored_chain(
     assert set(ledger.marks) == {"run-a"}
 
 
-def test_read_site_record_and_kinds(journal_path: Path) -> None:
+def test_read_site_record_and_kinds(journal_path: Location) -> None:
     with SiteStore(journal_path, create=True) as store:
         with store.transaction() as tx:
             tx.append(policy(12))
@@ -225,12 +229,11 @@ def test_read_site_record_and_kinds(journal_path: Path) -> None:
             assert list(read_site_records(conn, kinds={SiteKind.SIGNATURE})) == []
 
 
-def test_an_unreadable_site_record_says_to_verify(journal_path: Path) -> None:
+def test_an_unreadable_site_record_says_to_verify(journal_path: Location) -> None:
     with SiteStore(journal_path, create=True) as store, store.transaction() as tx:
         tx.append(policy())
-    conn = sqlite3.connect(journal_path)
+    conn = raw_connection(journal_path)
     conn.execute("UPDATE site_records SET body = '{}' WHERE seq = 0")
-    conn.commit()
     try:
         with pytest.raises(JournalError, match=r"site record 0 .*cellauto verify"):
             read_site_record(conn, 0)
@@ -240,7 +243,7 @@ def test_an_unreadable_site_record_says_to_verify(journal_path: Path) -> None:
 
 def test_a_journal_without_the_site_table_has_no_site_records(tmp_path: Path) -> None:
     path = old_journal(tmp_path / "v3.db", 3)
-    conn = sqlite3.connect(path)
+    conn = raw_connection(path)
     try:
         assert site_head(conn) == (-1, GENESIS_HASH)
         assert list(read_site_records(conn)) == []
@@ -254,19 +257,19 @@ def test_the_store_refuses_what_journal_refuses(tmp_path: Path) -> None:
         SiteStore(tmp_path / "missing.db")
     assert not (tmp_path / "missing.db").exists()
     other = tmp_path / "other.db"
-    sqlite3.connect(other).execute("CREATE TABLE x (a)").connection.close()
+    raw_connection(other).execute("CREATE TABLE x (a)").connection.close()
     with pytest.raises(JournalOpenError, match="not a cellauto journal"):
         SiteStore(other)
 
 
-def test_the_store_refuses_a_journal_signed_by_another_key(journal_path: Path) -> None:
+def test_the_store_refuses_a_journal_signed_by_another_key(journal_path: Location) -> None:
     with SiteStore(journal_path, create=True) as store, store.transaction() as tx:
         tx.append(policy())
     with pytest.raises(SigningKeyError, match="signed by the key"):
         SiteStore(journal_path, signing_key=Signer.generate())
 
 
-def test_a_new_store_journal_is_a_journal(journal_path: Path) -> None:
+def test_a_new_store_journal_is_a_journal(journal_path: Location) -> None:
     with SiteStore(journal_path, create=True) as store, store.transaction() as tx:
         tx.append(policy())
     with Journal(journal_path, create=False) as journal:
@@ -274,7 +277,7 @@ def test_a_new_store_journal_is_a_journal(journal_path: Path) -> None:
         assert [s.run_id for s in journal.runs()] == ["run-b"]
 
 
-def test_reading_is_read_only(journal_path: Path) -> None:
+def test_reading_is_read_only(journal_path: Location) -> None:
     with SiteStore(journal_path, create=True) as store:
         with store.reading() as conn, pytest.raises(sqlite3.OperationalError, match="readonly"):
             conn.execute("INSERT INTO credentials VALUES ('alice', 0, 'x')")
@@ -282,7 +285,7 @@ def test_reading_is_read_only(journal_path: Path) -> None:
             tx.append(policy())
 
 
-def test_nested_transactions_are_refused(journal_path: Path) -> None:
+def test_nested_transactions_are_refused(journal_path: Location) -> None:
     with (
         SiteStore(journal_path, create=True) as store,
         store.transaction(),
@@ -292,7 +295,7 @@ def test_nested_transactions_are_refused(journal_path: Path) -> None:
         pass
 
 
-def test_the_site_chain_is_no_run(journal_path: Path) -> None:
+def test_the_site_chain_is_no_run(journal_path: Location) -> None:
     with Journal(journal_path) as journal:
         sealed_run(journal, "run-a")
         count = journal.run_count()

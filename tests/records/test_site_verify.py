@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -15,6 +14,7 @@ import pytest
 from cellauto.cli import main
 from cellauto.records import Journal, record_body, record_hash, verify_journal
 from cellauto.records._sqlite import last_ledger_row
+from cellauto.records.backend import Conn, Location
 from cellauto.records.ledger import LedgerEvent, LedgerKind, LedgerWriter
 from cellauto.records.refs import Meaning, RecordRef, SiteRef
 from cellauto.records.signing import Signer, default_key_path
@@ -23,6 +23,7 @@ from cellauto.records.site_payloads import RunCommandRequested, Signature, TaskA
 from cellauto.records.site_store import SiteStore
 from cellauto.records.verify import JournalReport
 from cellauto.site.projection import apply_projection
+from cellauto.testing import raw_connection
 from tests.records.site_factory import TERMINAL, policy, sealed_run
 
 
@@ -45,10 +46,10 @@ def _verify(path: Path, **kwargs: Any) -> JournalReport:
 
 
 @contextmanager
-def _raw(path: Path) -> Iterator[sqlite3.Connection]:
-    conn = sqlite3.connect(path, isolation_level=None)
+def _raw(path: Path) -> Iterator[Conn]:
+    conn = raw_connection(path)
     try:
-        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("BEGIN")
         yield conn
         conn.execute("COMMIT")
     finally:
@@ -87,10 +88,14 @@ def _forge_entry(path: Path, event: LedgerEvent) -> None:
         conn.executemany(
             "INSERT INTO ledger VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", prepared.rows
         )
-        conn.execute("INSERT OR REPLACE INTO ledger_head VALUES (1, ?, ?, ?)", prepared.head)
+        conn.execute(
+            "INSERT INTO ledger_head VALUES (1, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+            " seq = excluded.seq, hash = excluded.hash, signature = excluded.signature",
+            prepared.head,
+        )
 
 
-def test_an_intact_site_chain(journal_path: Path) -> None:
+def test_an_intact_site_chain(journal_path: Location) -> None:
     refs = _site(journal_path)
     report = _verify(journal_path)
     assert report.intact, report.site
@@ -100,7 +105,7 @@ def test_an_intact_site_chain(journal_path: Path) -> None:
     assert [r.run_id for r in report.runs] == ["run-a"]
 
 
-def test_a_journal_without_site_records(journal_path: Path) -> None:
+def test_a_journal_without_site_records(journal_path: Location) -> None:
     with Journal(journal_path) as journal:
         sealed_run(journal, "run-a")
     report = _verify(journal_path)
@@ -115,7 +120,7 @@ def _broken(path: Path) -> tuple[int | None, str]:
     return report.site.first_broken_seq, report.site.reason
 
 
-def test_an_edited_site_record(journal_path: Path) -> None:
+def test_an_edited_site_record(journal_path: Location) -> None:
     _site(journal_path)
     with _raw(journal_path) as conn:
         conn.execute(
@@ -128,7 +133,7 @@ def test_an_edited_site_record(journal_path: Path) -> None:
     )
 
 
-def test_an_edited_column(journal_path: Path) -> None:
+def test_an_edited_column(journal_path: Location) -> None:
     _site(journal_path)
     with _raw(journal_path) as conn:
         conn.execute("UPDATE site_records SET kind = 'signature' WHERE seq = 1")
@@ -136,7 +141,7 @@ def test_an_edited_column(journal_path: Path) -> None:
     assert seq == 1 and "column kind is 'signature'" in reason
 
 
-def test_a_site_record_edited_and_the_chain_recomputed(journal_path: Path) -> None:
+def test_a_site_record_edited_and_the_chain_recomputed(journal_path: Location) -> None:
     _site(journal_path)
 
     def grant(payload: dict[str, Any]) -> None:
@@ -147,7 +152,7 @@ def test_a_site_record_edited_and_the_chain_recomputed(journal_path: Path) -> No
     assert seq == 0 and "record 1's hash is not the one anchored" in reason
 
 
-def test_a_deleted_site_record(journal_path: Path) -> None:
+def test_a_deleted_site_record(journal_path: Location) -> None:
     _site(journal_path)
     with _raw(journal_path) as conn:
         conn.execute("DELETE FROM site_records WHERE seq = 2")
@@ -157,7 +162,7 @@ def test_a_deleted_site_record(journal_path: Path) -> None:
     )
 
 
-def test_a_cut_tail(journal_path: Path) -> None:
+def test_a_cut_tail(journal_path: Location) -> None:
     _site(journal_path)
     with _raw(journal_path) as conn:
         conn.execute("DELETE FROM site_records WHERE seq >= 3")
@@ -166,7 +171,7 @@ def test_a_cut_tail(journal_path: Path) -> None:
     assert reason.startswith("records 3 to 4 are missing: the site chain was anchored at record 4")
 
 
-def test_a_record_added_at_the_end(journal_path: Path) -> None:
+def test_a_record_added_at_the_end(journal_path: Location) -> None:
     refs = _site(journal_path)
     body = record_body("site", 5, "policy_set", 1.0, 1, refs[-1].hash, policy().__dict__)
     with _raw(journal_path) as conn:
@@ -178,7 +183,7 @@ def test_a_record_added_at_the_end(journal_path: Path) -> None:
     assert seq == 5 and reason.startswith("site record 5 is not covered by any signed site anchor")
 
 
-def test_a_record_inserted_in_the_middle(journal_path: Path) -> None:
+def test_a_record_inserted_in_the_middle(journal_path: Location) -> None:
     refs = _site(journal_path)
     body = record_body("site", 2, "policy_set", 1.0, 1, refs[1].hash, policy(99).__dict__)
     with _raw(journal_path) as conn:
@@ -195,7 +200,7 @@ def test_a_record_inserted_in_the_middle(journal_path: Path) -> None:
     )
 
 
-def test_a_site_anchor_naming_a_run_is_a_ledger_problem(journal_path: Path) -> None:
+def test_a_site_anchor_naming_a_run_is_a_ledger_problem(journal_path: Location) -> None:
     refs = _site(journal_path)
     _forge_entry(journal_path, LedgerEvent(LedgerKind.SITE_ANCHOR, "run-a", 4, refs[-1].hash))
     report = _verify(journal_path)
@@ -207,7 +212,7 @@ def test_a_site_anchor_naming_a_run_is_a_ledger_problem(journal_path: Path) -> N
     assert report.site.intact  # the site chain itself is still covered
 
 
-def test_a_run_entry_naming_the_site_chain_is_a_site_problem(journal_path: Path) -> None:
+def test_a_run_entry_naming_the_site_chain_is_a_site_problem(journal_path: Location) -> None:
     refs = _site(journal_path)
     _forge_entry(journal_path, LedgerEvent(LedgerKind.RUN_BEGUN, "site", 0, refs[0].hash))
     report = _verify(journal_path)
@@ -218,7 +223,7 @@ def test_a_run_entry_naming_the_site_chain_is_a_site_problem(journal_path: Path)
     assert "'site' is the site chain's name and no run may be called so" in report.site.reason
 
 
-def test_a_run_called_site_is_reported(journal_path: Path) -> None:
+def test_a_run_called_site_is_reported(journal_path: Location) -> None:
     _site(journal_path)
     body = record_body("site", 0, "alarm", 1.0, 1, "0" * 64, {"x": 1})
     with _raw(journal_path) as conn:
@@ -256,7 +261,7 @@ def _run_ref(path: Path, seq: int = 1) -> RecordRef:
     return RecordRef(chain="run", run_id="run-a", seq=seq, hash=record.hash, kind=record.kind)
 
 
-def test_signatures_resolve_to_the_records_they_sign(journal_path: Path) -> None:
+def test_signatures_resolve_to_the_records_they_sign(journal_path: Location) -> None:
     refs = _site(journal_path, commits=(1,))
     run_ref = _run_ref(journal_path)
     site_ref = RecordRef(chain="site", seq=0, hash=refs[0].hash, kind="policy_set")
@@ -279,7 +284,7 @@ def test_signatures_resolve_to_the_records_they_sign(journal_path: Path) -> None
     ],
 )
 def test_a_signature_that_does_not_resolve(
-    journal_path: Path, change: dict[str, Any], why: str
+    journal_path: Location, change: dict[str, Any], why: str
 ) -> None:
     _site(journal_path, commits=(1,))
     ref = _run_ref(journal_path).model_copy(update=change)
@@ -289,7 +294,7 @@ def test_a_signature_that_does_not_resolve(
     assert seq == 1 and reason.startswith("record 1 (signature): ") and why in reason
 
 
-def test_a_signed_run_record_edited_later(journal_path: Path) -> None:
+def test_a_signed_run_record_edited_later(journal_path: Location) -> None:
     _site(journal_path, commits=(1,))
     with SiteStore(journal_path) as store, store.transaction() as tx:
         tx.append(_signature(_run_ref(journal_path)))
@@ -302,11 +307,11 @@ def test_a_signed_run_record_edited_later(journal_path: Path) -> None:
     assert seq == 1 and "the signed record was changed after it was signed" in reason
 
 
-def test_the_replay_hook_gets_every_record_and_its_verdict_counts(journal_path: Path) -> None:
+def test_the_replay_hook_gets_every_record_and_its_verdict_counts(journal_path: Location) -> None:
     refs = _site(journal_path)
     seen: list[list[int]] = []
 
-    def replay(conn: sqlite3.Connection, records: Sequence[SiteRecord]) -> str | None:
+    def replay(conn: Conn, records: Sequence[SiteRecord]) -> str | None:
         seen.append([r.seq for r in records])
         assert conn.execute("SELECT count(*) FROM accounts").fetchone() == (0,)
         return None
@@ -314,7 +319,7 @@ def test_the_replay_hook_gets_every_record_and_its_verdict_counts(journal_path: 
     assert _verify(journal_path, site_replay=replay).intact
     assert seen == [[r.seq for r in refs]]
 
-    def edited(conn: sqlite3.Connection, records: Sequence[SiteRecord]) -> str:
+    def edited(conn: Conn, records: Sequence[SiteRecord]) -> str:
         return "accounts table edited: row 'alice' roles ['qa'] but site record 3 says []"
 
     report = _verify(journal_path, site_replay=edited)
@@ -324,12 +329,12 @@ def test_the_replay_hook_gets_every_record_and_its_verdict_counts(journal_path: 
     )
 
 
-def test_the_replay_hook_is_not_asked_about_a_broken_chain(journal_path: Path) -> None:
+def test_the_replay_hook_is_not_asked_about_a_broken_chain(journal_path: Location) -> None:
     _site(journal_path)
     with _raw(journal_path) as conn:
         conn.execute("DELETE FROM site_records WHERE seq = 1")
 
-    def replay(conn: sqlite3.Connection, records: Sequence[SiteRecord]) -> str | None:
+    def replay(conn: Conn, records: Sequence[SiteRecord]) -> str | None:
         raise AssertionError("called")
 
     assert _broken_with(journal_path, replay)[0] == 1
@@ -347,7 +352,7 @@ def _cli(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, list[s
 
 
 def test_the_cli_prints_the_site_line(
-    journal_path: Path, capsys: pytest.CaptureFixture[str]
+    journal_path: Location, capsys: pytest.CaptureFixture[str]
 ) -> None:
     refs = _site(journal_path)
     code, lines = _cli(capsys, "verify", "--db", journal_path)
@@ -406,7 +411,7 @@ def _answer_and_request(path: Path) -> tuple[SiteRef, SiteRef]:
     return answer, request
 
 
-def test_task_and_request_rows_point_at_their_site_records(journal_path: Path) -> None:
+def test_task_and_request_rows_point_at_their_site_records(journal_path: Location) -> None:
     _answer_and_request(journal_path)
     assert _verify(journal_path).intact
 
@@ -441,7 +446,7 @@ def test_task_and_request_rows_point_at_their_site_records(journal_path: Path) -
         ),
     ],
 )
-def test_an_edited_task_or_request_row(journal_path: Path, edit: str, why: str) -> None:
+def test_an_edited_task_or_request_row(journal_path: Location, edit: str, why: str) -> None:
     _answer_and_request(journal_path)
     with _raw(journal_path) as conn:
         conn.execute(edit)

@@ -3,7 +3,6 @@ changes task rows in the same transaction as its run records."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -11,9 +10,11 @@ import pytest
 from cellauto.errors import FencedError, JournalError
 from cellauto.records import Journal, RecordKind, verify_journal
 from cellauto.records._txops import SiteAppend, TxOutcome
+from cellauto.records.backend import Conn, Location
 from cellauto.records.refs import SiteRef
 from cellauto.records.site_chain import read_site_records
 from cellauto.records.site_payloads import SitePayload
+from cellauto.testing import raw_connection
 from tests.records.conftest import START_S, StepClock, write_lock
 from tests.records.factory import payload_of
 from tests.records.site_factory import old_journal, policy, schema_version
@@ -27,7 +28,7 @@ class InsertTask:
     def __init__(self, task_id: str, run_id: str | None = None, fail: bool = False) -> None:
         self.task_id, self.run_id, self.fail = task_id, run_id, fail
 
-    def apply(self, conn: sqlite3.Connection) -> TxOutcome:
+    def apply(self, conn: Conn) -> TxOutcome:
         conn.execute(
             "INSERT INTO tasks VALUES (?, 'run-a', 'step', 'name', 'perform', 'open', 0, ?,"
             " '{}', NULL, 1, NULL, NULL, 1)",
@@ -39,7 +40,7 @@ class InsertTask:
 
 
 def _count(path: Path, query: str) -> int:
-    conn = sqlite3.connect(path)
+    conn = raw_connection(path)
     try:
         return int(conn.execute(query).fetchone()[0])
     finally:
@@ -47,7 +48,7 @@ def _count(path: Path, query: str) -> int:
 
 
 def _tasks(path: Path) -> list[str]:
-    conn = sqlite3.connect(path)
+    conn = raw_connection(path)
     try:
         return [task for (task,) in conn.execute("SELECT task_id FROM tasks ORDER BY task_id")]
     finally:
@@ -55,7 +56,7 @@ def _tasks(path: Path) -> list[str]:
 
 
 @pytest.mark.anyio
-async def test_site_records_commit_with_the_run_records_before_them(journal_path: Path) -> None:
+async def test_site_records_commit_with_the_run_records_before_them(journal_path: Location) -> None:
     with Journal(journal_path, owner_stale_s=QUIET) as journal:
         run = journal.begin_run("run-a", StepClock())
         run.append(payload_of(RecordKind.RUN_STARTED, {"run_id": "run-a"}))
@@ -74,7 +75,7 @@ async def test_site_records_commit_with_the_run_records_before_them(journal_path
 
 
 @pytest.mark.anyio
-async def test_a_controller_and_a_face_append_to_one_site_chain(journal_path: Path) -> None:
+async def test_a_controller_and_a_face_append_to_one_site_chain(journal_path: Location) -> None:
     from cellauto.records.site_store import SiteStore
 
     with Journal(journal_path, owner_stale_s=QUIET) as journal:
@@ -90,7 +91,7 @@ async def test_a_controller_and_a_face_append_to_one_site_chain(journal_path: Pa
 
 
 @pytest.mark.anyio
-async def test_an_op_that_raises_is_rolled_back_alone(journal_path: Path) -> None:
+async def test_an_op_that_raises_is_rolled_back_alone(journal_path: Location) -> None:
     with Journal(journal_path, owner_stale_s=QUIET) as journal:
         run = journal.begin_run("run-a", StepClock())
         run.append(payload_of(RecordKind.RUN_STARTED, {"run_id": "run-a"}))
@@ -102,10 +103,10 @@ async def test_an_op_that_raises_is_rolled_back_alone(journal_path: Path) -> Non
 
 
 @pytest.mark.anyio
-async def test_each_op_gets_its_own_value(journal_path: Path) -> None:
+async def test_each_op_gets_its_own_value(journal_path: Location) -> None:
     seen: list[int] = []
 
-    def project(conn: sqlite3.Connection, payload: SitePayload, ref: SiteRef, wall: int) -> None:
+    def project(conn: Conn, payload: SitePayload, ref: SiteRef, wall: int) -> None:
         seen.append(ref.seq)
 
     with Journal(journal_path, owner_stale_s=QUIET) as journal:
@@ -116,7 +117,7 @@ async def test_each_op_gets_its_own_value(journal_path: Path) -> None:
 
 
 @pytest.mark.anyio
-async def test_an_op_of_a_run_taken_over_is_fenced(journal_path: Path) -> None:
+async def test_an_op_of_a_run_taken_over_is_fenced(journal_path: Location) -> None:
     with Journal(journal_path, owner_stale_s=QUIET) as old:
         old_run = old.begin_run("run-a", StepClock())
         old_run.append(payload_of(RecordKind.RUN_STARTED, {"run_id": "run-a"}))
@@ -129,7 +130,7 @@ async def test_an_op_of_a_run_taken_over_is_fenced(journal_path: Path) -> None:
 
 
 @pytest.mark.anyio
-async def test_ops_of_a_failed_commit_are_not_done_later(journal_path: Path) -> None:
+async def test_ops_of_a_failed_commit_are_not_done_later(journal_path: Location) -> None:
     with Journal(journal_path, owner_stale_s=QUIET, timeout_s=0.05) as journal:
         journal.begin_run("run-a", StepClock()).append(
             payload_of(RecordKind.RUN_STARTED, {"run_id": "run-a"})

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from cellauto.records import task_rows as rows
 from cellauto.records._schema import CREATE_SITE
+from cellauto.records.backend import Conn
+from cellauto.testing import raw_connection
 from tests.records.site_factory import old_journal
 
 HASH = "a" * 64
 
 
 @pytest.fixture
-def conn() -> sqlite3.Connection:
-    db = sqlite3.connect(":memory:", isolation_level=None)
+def conn() -> Conn:
+    db = raw_connection(":memory:")
     db.executescript(CREATE_SITE)
     return db
 
@@ -41,7 +43,7 @@ def task(task_id: str = "7F3K2Q9A", run_id: str = "r1", **changes: object) -> ro
     return row._replace(**changes)  # type: ignore[arg-type]
 
 
-def test_of_two_answers_to_one_task_only_the_first_is_taken(conn: sqlite3.Connection) -> None:
+def test_of_two_answers_to_one_task_only_the_first_is_taken(conn: Conn) -> None:
     rows.put_task(conn, task())
     first = rows.mark_answered(
         conn, "7F3K2Q9A", phase="perform", target_seq=12, answer_site_seq=5, wall_time_ns=2
@@ -54,7 +56,7 @@ def test_of_two_answers_to_one_task_only_the_first_is_taken(conn: sqlite3.Connec
     assert stored is not None and stored.answer_site_seq == 5 and stored.status == "answered"
 
 
-def test_an_answer_for_another_phase_or_target_is_not_taken(conn: sqlite3.Connection) -> None:
+def test_an_answer_for_another_phase_or_target_is_not_taken(conn: Conn) -> None:
     rows.put_task(conn, task(phase="verify", target_seq=14, performer="alice"))
     args = {"answer_site_seq": 5, "wall_time_ns": 2}
     assert not rows.mark_answered(conn, "7F3K2Q9A", phase="perform", target_seq=14, **args)
@@ -62,7 +64,7 @@ def test_an_answer_for_another_phase_or_target_is_not_taken(conn: sqlite3.Connec
     assert rows.mark_answered(conn, "7F3K2Q9A", phase="verify", target_seq=14, **args)
 
 
-def test_a_timeout_loses_to_an_answer_that_got_there_first(conn: sqlite3.Connection) -> None:
+def test_a_timeout_loses_to_an_answer_that_got_there_first(conn: Conn) -> None:
     rows.put_task(conn, task())
     rows.mark_answered(
         conn, "7F3K2Q9A", phase="perform", target_seq=12, answer_site_seq=5, wall_time_ns=2
@@ -71,7 +73,7 @@ def test_a_timeout_loses_to_an_answer_that_got_there_first(conn: sqlite3.Connect
     assert rows.close_task(conn, "7F3K2Q9A", "closed", wall_time_ns=3)
 
 
-def test_open_and_answered_listings(conn: sqlite3.Connection) -> None:
+def test_open_and_answered_listings(conn: Conn) -> None:
     rows.put_task(conn, task("A", "r1", opened_wall_ns=5))
     rows.put_task(conn, task("B", "r2", opened_wall_ns=3))
     rows.put_task(conn, task("C", "r2", status="answered"))
@@ -81,7 +83,7 @@ def test_open_and_answered_listings(conn: sqlite3.Connection) -> None:
     assert rows.answered_tasks(conn, []) == []
 
 
-def test_verify_phase_reopens_with_the_new_target(conn: sqlite3.Connection) -> None:
+def test_verify_phase_reopens_with_the_new_target(conn: Conn) -> None:
     rows.put_task(conn, task(status="answered", answer_site_seq=5))
     rows.reopen_task(
         conn,
@@ -103,7 +105,7 @@ def test_verify_phase_reopens_with_the_new_target(conn: sqlite3.Connection) -> N
     assert stored.answer_site_seq is None
 
 
-def test_requests_are_settled_once_and_expire_unapplied(conn: sqlite3.Connection) -> None:
+def test_requests_are_settled_once_and_expire_unapplied(conn: Conn) -> None:
     for request_id, expires in (("q1", 100), ("q2", 10)):
         rows.put_request(
             conn,
@@ -119,7 +121,7 @@ def test_requests_are_settled_once_and_expire_unapplied(conn: sqlite3.Connection
 
 def test_a_version_3_file_has_nothing_waiting(tmp_path: Path) -> None:
     path = old_journal(tmp_path / "v3.db", 3)
-    with sqlite3.connect(path) as db:
+    with closing(raw_connection(path)) as db:
         assert rows.open_tasks(db) == []
         assert rows.read_task(db, "7F3K2Q9A") is None
         assert rows.pending_requests(db, ["r1"]) == []

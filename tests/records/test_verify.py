@@ -1,14 +1,13 @@
 """The verifier finds every kind of tampering, and names the first broken record.
 
-Each case tampers with the SQLite file through a plain sqlite3 connection, as an
-attacker with file access would.
+Each case tampers with the database through a plain connection (the SQLite file, or the
+PostgreSQL schema), as an attacker with access to it would.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterator
-from pathlib import Path
+from contextlib import closing
 from typing import Any
 
 import orjson
@@ -25,6 +24,8 @@ from cellauto.records import (
     verify_all,
     verify_run,
 )
+from cellauto.records.backend import Conn, Location
+from cellauto.testing import raw_connection
 from tests.records.factory import payload_of
 
 N = 10  # records per run; record 0 is run_started, 9 run_ended (sealed run)
@@ -32,7 +33,7 @@ SEALED, OPEN = "run-sealed", "run-open"
 
 
 @pytest.fixture
-def db(journal_path: Path, make_clock: Callable[..., Any]) -> Iterator[sqlite3.Connection]:
+def db(journal_path: Location, make_clock: Callable[..., Any]) -> Iterator[Conn]:
     """A journal with a sealed and an unsealed run; yields a raw connection to tamper."""
     with Journal(journal_path) as journal:
         sealed = journal.begin_run(SEALED, make_clock())
@@ -48,30 +49,28 @@ def db(journal_path: Path, make_clock: Callable[..., Any]) -> Iterator[sqlite3.C
         unsealed = journal.begin_run(OPEN, make_clock())
         for i in range(N):
             unsealed.append(payload_of(RecordKind.READING, {"i": i}))
-    conn = sqlite3.connect(journal_path, isolation_level=None)
+    conn = raw_connection(journal_path)
     yield conn
     conn.close()
 
 
-def _verify(path: Path, run_id: str) -> tuple[bool, int | None, str]:
+def _verify(path: Location, run_id: str) -> tuple[bool, int | None, str]:
     with Journal(path, create=False) as journal:
         report = verify_run(journal, run_id)
     return report.intact, report.first_broken_seq, report.reason or ""
 
 
-def _body(conn: sqlite3.Connection, run_id: str, seq: int) -> dict[str, Any]:
+def _body(conn: Conn, run_id: str, seq: int) -> dict[str, Any]:
     query = "SELECT body FROM records WHERE run_id = ? AND seq = ?"
     return orjson.loads(conn.execute(query, (run_id, seq)).fetchone()[0])
 
 
-def _hash(conn: sqlite3.Connection, run_id: str, seq: int) -> str:
+def _hash(conn: Conn, run_id: str, seq: int) -> str:
     query = "SELECT hash FROM records WHERE run_id = ? AND seq = ?"
     return conn.execute(query, (run_id, seq)).fetchone()[0]
 
 
-def _store_body(
-    conn: sqlite3.Connection, run_id: str, seq: int, body: dict[str, Any], *, rehash: bool
-) -> None:
+def _store_body(conn: Conn, run_id: str, seq: int, body: dict[str, Any], *, rehash: bool) -> None:
     """Replace the body of the row stored at ``seq`` (and its hash, with ``rehash``)."""
     text = canonical_bytes(body).decode()
     conn.execute("UPDATE records SET body = ? WHERE run_id = ? AND seq = ?", (text, run_id, seq))
@@ -86,13 +85,13 @@ def _with_payload(body: dict[str, Any], **fields: Any) -> dict[str, Any]:
     return {**body, "payload": {**body["payload"], **fields}}
 
 
-def _edit_payload(conn: sqlite3.Connection, run_id: str, seq: int, *, rehash: bool) -> None:
+def _edit_payload(conn: Conn, run_id: str, seq: int, *, rehash: bool) -> None:
     body = _body(conn, run_id, seq)
     body["payload"]["value"]["i"] = 999  # still a valid reading: only the chain tells
     _store_body(conn, run_id, seq, body, rehash=rehash)
 
 
-def _renumber(conn: sqlite3.Connection, run_id: str, from_seq: int, delta: int) -> None:
+def _renumber(conn: Conn, run_id: str, from_seq: int, delta: int) -> None:
     """Shift the seq column of records >= from_seq by delta (bodies untouched)."""
     conn.execute(
         "UPDATE records SET seq = seq + 1000000 WHERE run_id = ? AND seq >= ?", (run_id, from_seq)
@@ -103,7 +102,7 @@ def _renumber(conn: sqlite3.Connection, run_id: str, from_seq: int, delta: int) 
     )
 
 
-def _rewrite_seq_fields(conn: sqlite3.Connection, run_id: str, seqs: range) -> None:
+def _rewrite_seq_fields(conn: Conn, run_id: str, seqs: range) -> None:
     """Make each body's seq agree with its (renumbered) column, recomputing its hash."""
     for seq in seqs:
         body = _body(conn, run_id, seq)
@@ -111,18 +110,19 @@ def _rewrite_seq_fields(conn: sqlite3.Connection, run_id: str, seqs: range) -> N
         _store_body(conn, run_id, seq, body, rehash=True)
 
 
-def _insert_forged(conn: sqlite3.Connection, run_id: str, seq: int) -> None:
+def _insert_forged(conn: Conn, run_id: str, seq: int) -> None:
     """Insert a self-consistent record at ``seq`` chained to the record before it."""
     prev = _hash(conn, run_id, seq - 1)
     forged = payload_of(RecordKind.READING, {"forged": True}).model_dump(mode="json")
     body = record_body(run_id, seq, "reading", 1.0, 1, prev, forged)
     conn.execute(
-        "INSERT INTO records VALUES (?, ?, 'reading', 1.0, 1, ?, ?, ?)",
+        "INSERT INTO records (run_id, seq, kind, process_time_s, wall_time_ns, body, prev_hash,"
+        " hash) VALUES (?, ?, 'reading', 1.0, 1, ?, ?, ?)",
         (run_id, seq, body.decode(), prev, record_hash(body)),
     )
 
 
-def _swap(conn: sqlite3.Connection, run_id: str, a: int, b: int, *, bodies: bool) -> None:
+def _swap(conn: Conn, run_id: str, a: int, b: int, *, bodies: bool) -> None:
     """Swap the seqs of records a and b (columns; with ``bodies``, body seq and hash too)."""
     swap = "UPDATE records SET seq = ? WHERE run_id = ? AND seq = ?"
     conn.execute(swap, (-1, run_id, a))
@@ -133,11 +133,11 @@ def _swap(conn: sqlite3.Connection, run_id: str, a: int, b: int, *, bodies: bool
         _rewrite_seq_fields(conn, run_id, range(b, b + 1))
 
 
-def _delete(conn: sqlite3.Connection, run_id: str, seq: int) -> None:
+def _delete(conn: Conn, run_id: str, seq: int) -> None:
     conn.execute("DELETE FROM records WHERE run_id = ? AND seq = ?", (run_id, seq))
 
 
-def test_intact_chains_verify(db: sqlite3.Connection, journal_path: Path) -> None:
+def test_intact_chains_verify(db: Conn, journal_path: Location) -> None:
     with Journal(journal_path, create=False) as journal:
         reports = {r.run_id: r for r in verify_all(journal)}
     assert set(reports) == {SEALED, OPEN}
@@ -148,7 +148,7 @@ def test_intact_chains_verify(db: sqlite3.Connection, journal_path: Path) -> Non
     assert reports[SEALED].sealed and not reports[OPEN].sealed
 
 
-Tamper = Callable[[sqlite3.Connection], None]
+Tamper = Callable[[Conn], None]
 
 CASES: list[tuple[str, Tamper, str, int, str]] = [
     (
@@ -331,9 +331,7 @@ CASES: list[tuple[str, Tamper, str, int, str]] = [
 ]
 
 
-def _set_raw_body(
-    conn: sqlite3.Connection, run_id: str, seq: int, change: Callable[[str], str]
-) -> None:
+def _set_raw_body(conn: Conn, run_id: str, seq: int, change: Callable[[str], str]) -> None:
     query = "SELECT body FROM records WHERE run_id = ? AND seq = ?"
     text = change(conn.execute(query, (run_id, seq)).fetchone()[0])
     conn.execute(
@@ -348,8 +346,8 @@ def _set_raw_body(
     ids=[case[0] for case in CASES],
 )
 def test_tampering_is_detected(
-    db: sqlite3.Connection,
-    journal_path: Path,
+    db: Conn,
+    journal_path: Location,
     tamper: Tamper,
     run_id: str,
     broken_seq: int,
@@ -364,7 +362,7 @@ def test_tampering_is_detected(
     assert _verify(journal_path, other)[0], "the other run is untouched"
 
 
-def test_deleting_every_record_of_a_sealed_run(db: sqlite3.Connection, journal_path: Path) -> None:
+def test_deleting_every_record_of_a_sealed_run(db: Conn, journal_path: Location) -> None:
     db.execute("DELETE FROM records WHERE run_id = ?", (SEALED,))
     with Journal(journal_path, create=False) as journal:
         reports = {r.run_id: r for r in verify_all(journal)}
@@ -374,7 +372,7 @@ def test_deleting_every_record_of_a_sealed_run(db: sqlite3.Connection, journal_p
 
 
 def test_an_unsealed_tail_after_its_last_anchor_is_not_protected(
-    journal_path: Path, make_clock: Callable[..., Any]
+    journal_path: Location, make_clock: Callable[..., Any]
 ) -> None:
     """The window: records committed after a run's last anchor, its writer gone (crash)."""
     journal = Journal(journal_path, anchors=AnchorPolicy(every_records=4))
@@ -385,10 +383,10 @@ def test_an_unsealed_tail_after_its_last_anchor_is_not_protected(
             journal.flush()  # the anchor covers what is committed with it
     journal.flush()
     journal.abandon()
-    with sqlite3.connect(journal_path) as conn:
+    with closing(raw_connection(journal_path)) as conn:
         _delete(conn, "crashed", 6)
     assert _verify(journal_path, "crashed")[0]
-    with sqlite3.connect(journal_path) as conn:
+    with closing(raw_connection(journal_path)) as conn:
         _delete(conn, "crashed", 5)
         _delete(conn, "crashed", 4)
     intact, seq, reason = _verify(journal_path, "crashed")
@@ -400,9 +398,7 @@ def test_verify_unknown_run(journal: Journal) -> None:
         verify_run(journal, "ghost")
 
 
-def test_a_payload_that_is_not_its_kinds_model_is_named(
-    db: sqlite3.Connection, journal_path: Path
-) -> None:
+def test_a_payload_that_is_not_its_kinds_model_is_named(db: Conn, journal_path: Location) -> None:
     body = _body(db, SEALED, 3)
     body["payload"]["temperature_c"] = 37.0  # a field no reading has
     _store_body(db, SEALED, 3, body, rehash=True)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cellauto.errors import JournalError
 from cellauto.records import Journal, RecordKind, verify_run
+from cellauto.records import backend as db
+from cellauto.records._txops import ConnOp
 from cellauto.records._writer import Writer
+from cellauto.records.backend import Conn, Location, Lock
 from tests.records.conftest import stored_records as _stored
 from tests.records.conftest import write_lock as _write_lock
 from tests.records.factory import payload_of
@@ -25,7 +27,7 @@ def _writer(journal: Journal) -> Writer:
 
 
 def test_durable_appends_of_concurrent_runs_share_one_fsync(
-    journal: Journal, journal_path: Path, make_clock: MakeClock
+    journal: Journal, journal_path: Location, make_clock: MakeClock
 ) -> None:
     runs = [journal.begin_run(f"run-{i:03d}", make_clock()) for i in range(100)]
     for run in runs:
@@ -50,7 +52,7 @@ def test_durable_appends_of_concurrent_runs_share_one_fsync(
 
 
 def test_a_durable_append_covers_records_already_committed_without_fsync(
-    journal: Journal, journal_path: Path, make_clock: MakeClock
+    journal: Journal, journal_path: Location, make_clock: MakeClock
 ) -> None:
     run = journal.begin_run("run-a", make_clock())
 
@@ -65,7 +67,7 @@ def test_a_durable_append_covers_records_already_committed_without_fsync(
 
 
 def test_a_failed_durable_commit_is_reported_and_loses_nothing(
-    journal_path: Path, make_clock: MakeClock
+    journal_path: Location, make_clock: MakeClock
 ) -> None:
     async def main(journal: Journal) -> None:
         run = journal.begin_run("run-a", make_clock())
@@ -102,7 +104,7 @@ def test_reads_in_a_loop_see_every_record_appended_before_them(
 
 
 def test_closing_in_a_loop_writes_everything_and_stops_the_writer(
-    journal_path: Path, make_clock: MakeClock
+    journal_path: Location, make_clock: MakeClock
 ) -> None:
     journal = Journal(journal_path)
 
@@ -122,7 +124,9 @@ def test_closing_in_a_loop_writes_everything_and_stops_the_writer(
         assert verify_run(again, "run-a").intact
 
 
-def test_a_read_only_journal_starts_no_writer(journal_path: Path, make_clock: MakeClock) -> None:
+def test_a_read_only_journal_starts_no_writer(
+    journal_path: Location, make_clock: MakeClock
+) -> None:
     with Journal(journal_path) as journal:
         journal.begin_run("run-a", make_clock()).append(payload_of(RecordKind.READING, {}))
     with Journal(journal_path, create=False) as reader:
@@ -131,7 +135,7 @@ def test_a_read_only_journal_starts_no_writer(journal_path: Path, make_clock: Ma
 
 
 def test_a_seal_whose_commit_fails_is_kept_and_written_later(
-    journal_path: Path, make_clock: MakeClock
+    journal_path: Location, make_clock: MakeClock
 ) -> None:
     with Journal(journal_path, timeout_s=0.05) as journal:
         run = journal.begin_run("run-a", make_clock())
@@ -147,7 +151,7 @@ def test_a_seal_whose_commit_fails_is_kept_and_written_later(
 
 
 def test_a_state_change_in_a_loop_is_fsyncd_at_once_without_stalling_the_loop(
-    journal: Journal, journal_path: Path, make_clock: MakeClock
+    journal: Journal, journal_path: Location, make_clock: MakeClock
 ) -> None:
     """``append(durable=True, wait=False)``: handed over urgent, committed with an fsync
     by the writer while the loop runs on; a later durable append waits for it."""
@@ -170,3 +174,18 @@ def test_a_state_change_in_a_loop_is_fsyncd_at_once_without_stalling_the_loop(
 
     asyncio.run(main())
     assert writer.fsyncs >= before[1] + 1 and writer.commits >= before[0] + 1
+
+
+def test_an_op_in_the_writers_commit_may_take_the_asset_lock(journal: Journal) -> None:
+    """A hold request (an op) takes the ASSET lock inside the writer's commit, which holds
+    the ledger's already: the commit takes ASSET before LEDGER (PostgreSQL refuses locks
+    asked out of their order) and the op's own ask is a no-op."""
+
+    def change(conn: Conn) -> str:
+        db.acquire(conn, Lock.ASSET)
+        return "held"
+
+    async def main() -> list[object]:
+        return await journal.run_ops([ConnOp(change, run_id=None, what="hold")])
+
+    assert asyncio.run(main()) == ["held"]

@@ -1,17 +1,18 @@
-"""Test helpers: a site chain in a bare SQLite file, written without a store."""
+"""Test helpers: a site chain in an empty journal, written without a store."""
 
 from __future__ import annotations
 
 import getpass
 import os
 import socket
-import sqlite3
-from pathlib import Path
 
+from cellauto.records.backend import Conn, Location
 from cellauto.records.canonical import record_body, record_hash
 from cellauto.records.refs import SiteRef
 from cellauto.records.site_payloads import Argon2Params, SitePayload, SitePolicy, Terminal
+from cellauto.records.site_store import SiteStore
 from cellauto.site.projection import apply_projection
+from cellauto.testing import raw_connection
 
 CHEAP = Argon2Params(time_cost=1, memory_kib=8, parallelism=1)
 """argon2 parameters that cost well under a millisecond: for tests only."""
@@ -22,41 +23,16 @@ DAY_NS = 86_400 * 10**9
 T0_NS = 1_767_225_600 * 10**9
 """2026-01-01 00:00 UTC."""
 
-_DDL = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE site_records (
-    seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, process_time_s REAL NOT NULL,
-    wall_time_ns INTEGER NOT NULL, body TEXT NOT NULL, prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL
-);
-CREATE TABLE accounts (
-    name TEXT PRIMARY KEY, full_name TEXT NOT NULL, roles TEXT NOT NULL,
-    status TEXT NOT NULL, failures INTEGER NOT NULL,
-    password_seq INTEGER, password_expires_ns INTEGER, must_change INTEGER NOT NULL,
-    source_seq INTEGER NOT NULL, source_hash TEXT NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE credentials (
-    name TEXT NOT NULL, set_seq INTEGER NOT NULL, argon2 TEXT NOT NULL,
-    PRIMARY KEY (name, set_seq)
-) WITHOUT ROWID;
-CREATE TABLE training (
-    trainee TEXT NOT NULL, subject_kind TEXT NOT NULL,
-    subject TEXT NOT NULL, version TEXT NOT NULL,
-    trained_on TEXT NOT NULL, expires_on TEXT,
-    revoked INTEGER NOT NULL, source_seq INTEGER NOT NULL, source_hash TEXT NOT NULL,
-    PRIMARY KEY (trainee, subject_kind, subject, version)
-) WITHOUT ROWID;
-"""
+
+def site_db(location: Location) -> Conn:
+    """An empty journal at ``location`` (its site tables empty) and a plain connection to
+    it (autocommit; the caller closes it), for :func:`append` to write without a store."""
+    with SiteStore(location, create=True):
+        pass
+    return raw_connection(location)
 
 
-def site_db(path: Path) -> sqlite3.Connection:
-    """A file with the v4 site tables (the design's §1.2 DDL) and nothing else."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.executescript(_DDL)
-    return conn
-
-
-def append(conn: sqlite3.Connection, payload: SitePayload, wall_time_ns: int = T0_NS) -> SiteRef:
+def append(conn: Conn, payload: SitePayload, wall_time_ns: int = T0_NS) -> SiteRef:
     """Chain, insert and project one record, as the site store does."""
     row = conn.execute("SELECT seq, hash FROM site_records ORDER BY seq DESC LIMIT 1").fetchone()
     seq, prev = (0, GENESIS) if row is None else (row[0] + 1, row[1])

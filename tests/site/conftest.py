@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from cellauto.cli import main
+from cellauto.records.backend import Location
 from cellauto.records.site_chain import read_site_records
 from cellauto.records.site_payloads import SitePayload
 from cellauto.records.site_store import SiteStore
@@ -69,12 +69,13 @@ class Site:
 
 
 @pytest.fixture
-def journal_path(tmp_path: Path) -> Path:
-    return tmp_path / "journal.db"
+def journal_path(db_location: Location) -> Location:
+    """Where the test's journal is (a file on SQLite; ``--db-backend``)."""
+    return db_location
 
 
 @pytest.fixture
-def store(journal_path: Path) -> Iterator[SiteStore]:
+def store(journal_path: Location) -> Iterator[SiteStore]:
     with open_site_store(journal_path, create=True) as opened:
         yield opened
 

@@ -4,7 +4,6 @@ journaled; ``verify`` replays the acknowledgements and names an edited one."""
 from __future__ import annotations
 
 import io
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from cellauto import Protocol, Run
 from cellauto.cli import main
 from cellauto.errors import BadInputError, PermissionRefusedError
 from cellauto.records import Journal
+from cellauto.records.backend import Location
 from cellauto.records.site_payloads import AlarmAcknowledged, SignatureRefused
 from cellauto.records.verify import verify_journal
 from cellauto.sim import simulate
@@ -20,6 +20,7 @@ from cellauto.site.accounts import bootstrap
 from cellauto.site.alarms import acknowledge_alarm, open_alarms
 from cellauto.site.replay import replay_problem
 from cellauto.site.store import open_site_store
+from cellauto.testing import journal_from, raw_connection, sqlite_allowed
 
 from .chain import POLICY, TERMINAL
 from .conftest import ROOT_PASSWORD, Site, own_password
@@ -37,26 +38,26 @@ async def watch(run: Run) -> None:
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     path = tmp_path_factory.mktemp("alarms") / "line.db"
-    run = simulate(protocol, db=path, patient="typical")
-    with open_site_store(path) as store:
-        bootstrap(store, "root", "Rita Admin", ROOT_PASSWORD, policy=POLICY, terminal=TERMINAL)
-        site = Site(store)
-        site.add("op.ann", "operator")
-        site.add("qa.lee", "qa")
-        site.add("lab.ito", "qc")
+    with sqlite_allowed():  # a file, copied onto the backend of the pass by each test
+        run = simulate(protocol, db=path, patient="typical")
+        with open_site_store(path) as store:
+            bootstrap(store, "root", "Rita Admin", ROOT_PASSWORD, policy=POLICY, terminal=TERMINAL)
+            site = Site(store)
+            site.add("op.ann", "operator")
+            site.add("qa.lee", "qa")
+            site.add("lab.ito", "qc")
     return path, run.outcome.run_id
 
 
 @pytest.fixture
-def line(template: tuple[Path, str], tmp_path: Path):  # type: ignore[no-untyped-def]
+def line(template: tuple[Path, str], db_location: Location):  # type: ignore[no-untyped-def]
     source, run_id = template
-    path = tmp_path / "line.db"
-    path.write_bytes(source.read_bytes())
+    path = journal_from(source, db_location)
     with open_site_store(path) as store:
         yield path, run_id, Site(store)
 
 
-def _verify(path: Path) -> str:
+def _verify(path: Location) -> str:
     with Journal(path, create=False) as journal:
         report = verify_journal(journal, site_replay=replay_problem)
     return "" if report.intact else str(report.site.reason)
@@ -117,9 +118,8 @@ def test_verify_names_an_edited_acknowledgement(line) -> None:  # type: ignore[n
     with site.store.reading() as conn:
         seq = open_alarms(conn, run_id=run_id)[0].seq
     acknowledge_alarm(site.store, site.sign_in("op.ann"), run_id, seq, comment="probe replaced")
-    conn = sqlite3.connect(path)
+    conn = raw_connection(path)
     conn.execute("UPDATE alarm_acks SET by_name = 'qa.lee'")
-    conn.commit()
     conn.close()
     assert "alarm_acks table edited" in _verify(path)
 

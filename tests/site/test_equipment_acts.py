@@ -170,7 +170,7 @@ def test_in_service_with_pq_given_then_calibration(site: Site) -> None:
         due=TODAY + 365 * DAY,
     )
     assert _row(site).status == "out_of_service"  # type: ignore[union-attr]
-    with Journal(site.store.path, create=False) as journal:
+    with Journal(site.store.location, create=False) as journal:
         report = verify_journal(journal, site_replay=replay_problem)
     assert (report.site.intact, report.site.reason) == (True, None)
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import csv
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
 
+from cellauto.records.backend import Location
 from cellauto.records.site_payloads import SitePolicy
 from cellauto.site.accounts import set_site_policy
+from cellauto.testing import raw_connection
 from tests.cli.conftest import Cli
 from tests.site.chain import CHEAP
 from tests.site.conftest import ROOT_PASSWORD, Site, own_password
@@ -31,7 +32,7 @@ def _berlin(site: Site) -> None:
 
 
 async def test_signatures_csv_says_each_signature_is_confirmed(
-    site: Site, journal_path: Path, cli: Cli, tmp_path: Path
+    site: Site, journal_path: Location, cli: Cli, tmp_path: Path
 ) -> None:
     _berlin(site)
     run_id = await run_answered_by_people(site, journal_path)
@@ -49,7 +50,7 @@ async def test_signatures_csv_says_each_signature_is_confirmed(
     ]
     assert rows[0]["time_zone"] == "Europe/Berlin" and rows[0]["utc_offset"] == "+01:00"
     assert rows[0]["signed_at_local"].endswith("+01:00")
-    conn = sqlite3.connect(journal_path, isolation_level=None)
+    conn = raw_connection(journal_path)
     conn.execute("DELETE FROM site_records WHERE seq = ?", (int(rows[2]["site_seq"]),))
     conn.close()
     again = tmp_path / "again"
@@ -61,7 +62,7 @@ async def test_signatures_csv_says_each_signature_is_confirmed(
 
 
 async def test_export_site_writes_the_audit_trail_without_password_material(
-    site: Site, journal_path: Path, cli: Cli, tmp_path: Path
+    site: Site, journal_path: Location, cli: Cli, tmp_path: Path
 ) -> None:
     _berlin(site)
     await run_answered_by_people(site, journal_path)
@@ -96,9 +97,9 @@ async def test_export_site_writes_the_audit_trail_without_password_material(
 
 
 async def test_export_site_of_a_broken_chain_warns_and_exits_1(
-    site: Site, journal_path: Path, cli: Cli, tmp_path: Path
+    site: Site, journal_path: Location, cli: Cli, tmp_path: Path
 ) -> None:
-    conn = sqlite3.connect(journal_path, isolation_level=None)
+    conn = raw_connection(journal_path)
     conn.execute("UPDATE site_records SET body = replace(body, '\"hire\"', '\"fire\"')")
     conn.close()
     out = tmp_path / "site"

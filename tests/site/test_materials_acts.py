@@ -259,7 +259,7 @@ def test_a_refused_signature_is_journaled_beside_the_refusal(
     from cellauto.records import Journal, verify_journal
     from cellauto.site.replay import replay_problem
 
-    with Journal(site.store.path, create=False) as journal:
+    with Journal(site.store.location, create=False) as journal:
         report = verify_journal(journal, site_replay=replay_problem)
     assert report.site.intact, report.site.reason
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from contextlib import closing
 from datetime import date
 from pathlib import Path
 
 import pytest
 
 from cellauto.errors import BadInputError
+from cellauto.records.backend import Location
 from cellauto.records.site_payloads import PolicySet, SitePolicy
 from cellauto.site.policy import (
     NoSitePolicyError,
@@ -20,17 +22,20 @@ from cellauto.site.policy import (
 from .chain import POLICY, T0_NS, TERMINAL, append, site_db
 
 
-def test_no_policy_names_the_bootstrap(tmp_path: Path) -> None:
-    with pytest.raises(NoSitePolicyError, match="users add NAME --role administrator"):
-        current_policy(site_db(tmp_path / "s.db"))
+def test_no_policy_names_the_bootstrap(db_location: Location) -> None:
+    with (
+        closing(site_db(db_location)) as conn,
+        pytest.raises(NoSitePolicyError, match="users add NAME --role administrator"),
+    ):
+        current_policy(conn)
 
 
-def test_the_last_policy_set_is_in_force(tmp_path: Path) -> None:
-    conn = site_db(tmp_path / "s.db")
-    append(conn, PolicySet(by="bootstrap", old=None, new=POLICY, terminal=TERMINAL))
-    berlin = POLICY.model_copy(update={"time_zone": "Europe/Berlin"})
-    ref = append(conn, PolicySet(by="root", old=POLICY, new=berlin, terminal=TERMINAL))
-    assert current_policy(conn) == (berlin, ref)
+def test_the_last_policy_set_is_in_force(db_location: Location) -> None:
+    with closing(site_db(db_location)) as conn:
+        append(conn, PolicySet(by="bootstrap", old=None, new=POLICY, terminal=TERMINAL))
+        berlin = POLICY.model_copy(update={"time_zone": "Europe/Berlin"})
+        ref = append(conn, PolicySet(by="root", old=POLICY, new=berlin, terminal=TERMINAL))
+        assert current_policy(conn) == (berlin, ref)
 
 
 def test_policy_file(tmp_path: Path) -> None:

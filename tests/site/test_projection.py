@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
+from collections.abc import Iterator
 from datetime import date
-from pathlib import Path
 
 import pytest
 
 from cellauto.errors import JournalError
+from cellauto.records.backend import Conn, Location
 from cellauto.records.site_payloads import (
     AccountChanged,
     AccountCreated,
@@ -30,14 +30,14 @@ from .chain import CHEAP, DAY_NS, POLICY, T0_NS, TERMINAL, append, site_db
 CAR_T = TrainingSubject(kind="protocol", name="car-t-autologous", version="1.0.0")
 
 
-def _credential(conn: sqlite3.Connection, name: str, seq: int, argon2: str) -> None:
+def _credential(conn: Conn, name: str, seq: int, argon2: str) -> None:
     conn.execute("INSERT INTO credentials VALUES (?, ?, ?)", (name, seq, argon2))
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> sqlite3.Connection:
+def site(db_location: Location) -> Iterator[Conn]:
     """A policy, an administrator, alice (qa then qa+supervisor), a failure, training."""
-    conn = site_db(tmp_path / "site.db")
+    conn = site_db(db_location)
     hasher = Hasher(CHEAP)
     who = {"terminal": TERMINAL}
     append(conn, PolicySet(by="bootstrap", old=None, new=POLICY, **who))
@@ -116,10 +116,11 @@ def site(tmp_path: Path) -> sqlite3.Connection:
             **who,
         ),
     )
-    return conn
+    yield conn
+    conn.close()
 
 
-def test_rows_follow_the_records(site: sqlite3.Connection) -> None:
+def test_rows_follow_the_records(site: Conn) -> None:
     row = site.execute(
         "SELECT roles, status, failures, password_seq, must_change, password_expires_ns,"
         " source_seq FROM accounts WHERE name = 'alice'"
@@ -136,7 +137,7 @@ def test_rows_follow_the_records(site: sqlite3.Connection) -> None:
     assert row[5] == 1775088000 * 10**9  # 2026-04-02 00:00 UTC: the end of 2026-04-01
 
 
-def test_any_act_of_the_person_ends_their_failures(site: sqlite3.Connection) -> None:
+def test_any_act_of_the_person_ends_their_failures(site: Conn) -> None:
     ref = append(
         site,
         TrainingRecorded(
@@ -157,7 +158,7 @@ def test_any_act_of_the_person_ends_their_failures(site: sqlite3.Connection) -> 
         confirm_account(site, "alice")
 
 
-def test_a_successful_sign_in_resets_the_failures(site: sqlite3.Connection) -> None:
+def test_a_successful_sign_in_resets_the_failures(site: Conn) -> None:
     ref = append(
         site,
         SessionOpened(by="alice", session_id="s1", name="alice", purpose="run", terminal=TERMINAL),
@@ -170,7 +171,7 @@ def test_a_successful_sign_in_resets_the_failures(site: sqlite3.Connection) -> N
     )
 
 
-def test_unlock_resets_the_failures(site: sqlite3.Connection) -> None:
+def test_unlock_resets_the_failures(site: Conn) -> None:
     append(
         site,
         AccountChanged(
@@ -188,12 +189,12 @@ def test_unlock_resets_the_failures(site: sqlite3.Connection) -> None:
     ).fetchone() == ("active", 0)
 
 
-def test_replay_agrees_with_the_stored_projection(site: sqlite3.Connection) -> None:
+def test_replay_agrees_with_the_stored_projection(site: Conn) -> None:
     append(site, TrainingRevoked(by="root", trainee="alice", subject=CAR_T, terminal=TERMINAL))
     assert replay_problem(site, list(stored_site_records(site))) is None
 
 
-def test_edited_roles_are_named(site: sqlite3.Connection) -> None:
+def test_edited_roles_are_named(site: Conn) -> None:
     site.execute("UPDATE accounts SET roles = '[\"qa\",\"administrator\"]' WHERE name = 'alice'")
     problem = replay_problem(site, list(stored_site_records(site)))
     assert problem == (
@@ -204,7 +205,7 @@ def test_edited_roles_are_named(site: sqlite3.Connection) -> None:
         confirm_account(site, "alice")
 
 
-def test_an_added_account_row_is_named(site: sqlite3.Connection) -> None:
+def test_an_added_account_row_is_named(site: Conn) -> None:
     site.execute(
         "INSERT INTO accounts SELECT 'mallory', full_name, roles, status, failures,"
         " password_seq, password_expires_ns, must_change, source_seq, source_hash"
@@ -215,7 +216,7 @@ def test_an_added_account_row_is_named(site: sqlite3.Connection) -> None:
     )
 
 
-def test_a_swapped_credential_is_found(site: sqlite3.Connection) -> None:
+def test_a_swapped_credential_is_found(site: Conn) -> None:
     site.execute(
         "UPDATE credentials SET argon2 = ? WHERE name = 'alice' AND set_seq = 4",
         (Hasher(CHEAP).hash("attacker password"),),
@@ -227,14 +228,14 @@ def test_a_swapped_credential_is_found(site: sqlite3.Connection) -> None:
         confirm_account(site, "alice")
 
 
-def test_edited_training_is_named(site: sqlite3.Connection) -> None:
+def test_edited_training_is_named(site: Conn) -> None:
     site.execute("UPDATE training SET expires_on = '2099-01-01'")
     assert "training table edited: row alice/protocol/car-t-autologous/1.0.0" in str(
         replay_problem(site, list(stored_site_records(site)))
     )
 
 
-def test_an_edited_policy_is_refused_on_use(site: sqlite3.Connection) -> None:
+def test_an_edited_policy_is_refused_on_use(site: Conn) -> None:
     assert current_policy(site)[0] == POLICY
     site.execute(
         "UPDATE meta SET value = ? WHERE key = 'site_policy'",
@@ -245,7 +246,7 @@ def test_an_edited_policy_is_refused_on_use(site: sqlite3.Connection) -> None:
     assert "site policy edited" in str(replay_problem(site, list(stored_site_records(site))))
 
 
-def test_an_edited_record_body_is_refused(site: sqlite3.Connection) -> None:
+def test_an_edited_record_body_is_refused(site: Conn) -> None:
     site.execute(
         "UPDATE site_records SET body = replace(body, '\"qa\"', '\"operator\"') WHERE seq = 2"
     )
@@ -253,7 +254,7 @@ def test_an_edited_record_body_is_refused(site: sqlite3.Connection) -> None:
         confirm_account(site, "alice")
 
 
-def test_confirm_returns_the_account_and_its_current_password(site: sqlite3.Connection) -> None:
+def test_confirm_returns_the_account_and_its_current_password(site: Conn) -> None:
     confirmed = confirm_account(site, "alice")
     assert confirmed is not None
     account, argon2 = confirmed

@@ -8,7 +8,6 @@ themselves are not what these tests check: only the site report is read).
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -17,6 +16,7 @@ import orjson
 import pytest
 
 from cellauto.records import Journal, verify_journal
+from cellauto.records.backend import Conn
 from cellauto.records.material_payloads import LotSnapshot, MaterialConsumed, MaterialUseVoided
 from cellauto.records.refs import SiteRef
 from cellauto.records.site_payloads_mat import (
@@ -27,6 +27,7 @@ from cellauto.records.site_payloads_mat import (
 )
 from cellauto.site.materials import adjust_lot, define_material, receive_lot, release_lot
 from cellauto.site.replay import replay_problem
+from cellauto.testing import raw_connection
 
 from .conftest import Site
 
@@ -35,15 +36,15 @@ LOT = "car-lentiviral-vector/L1"
 
 
 def _verify(site: Site) -> tuple[bool, str | None]:
-    with Journal(site.store.path, create=False) as journal:
+    with Journal(site.store.location, create=False) as journal:
         report = verify_journal(journal, site_replay=replay_problem)
     return report.site.intact, report.site.reason
 
 
 @contextmanager
-def _file(site: Site) -> Iterator[sqlite3.Connection]:
+def _file(site: Site) -> Iterator[Conn]:
     """The journal file opened behind the store's back (as an editor would)."""
-    conn = sqlite3.connect(site.store.path, isolation_level=None)
+    conn = raw_connection(site.store.location)
     try:
         yield conn
     finally:
@@ -106,7 +107,7 @@ def _snapshot(site: Site, lot_id: str = LOT) -> LotSnapshot:
     )
 
 
-def _record(conn: sqlite3.Connection, run_id: str, seq: int, payload: object) -> None:
+def _record(conn: Conn, run_id: str, seq: int, payload: object) -> None:
     kind = payload.kind.value  # type: ignore[attr-defined]
     body = orjson.dumps({"payload": payload.model_dump(mode="json")}).decode()  # type: ignore[attr-defined]
     conn.execute(

@@ -3,7 +3,6 @@ signature a run record embeds against its site record (verify rule 6)."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from cellauto.errors import PermissionRefusedError
 from cellauto.instruments import Line
 from cellauto.protocols import Runner, State
 from cellauto.records import Journal
+from cellauto.records.backend import Location
 from cellauto.records.canonical import record_hash
 from cellauto.records.kinds import RecordKind
 from cellauto.records.refs import Meaning, RecordRef
@@ -25,6 +25,7 @@ from cellauto.records.site_payloads import Signature
 from cellauto.site.authority import SiteAuthority
 from cellauto.site.roles import Permission
 from cellauto.site.signatures import shown, sign_in_store
+from cellauto.testing import raw_connection
 from tests.cli.conftest import Cli
 from tests.protocols.harness import ORIGIN, Valve
 from tests.site.conftest import Site
@@ -42,7 +43,7 @@ def _site_of_first_answer(path: Path, run_id: str) -> tuple[int, int]:
 
 
 def _edit(path: Path, query: str, *args: object) -> None:
-    conn = sqlite3.connect(path, isolation_level=None)
+    conn = raw_connection(path)
     try:
         conn.execute(query, args)
     finally:
@@ -53,7 +54,7 @@ def _edit_body(
     path: Path, table: str, where: str, args: tuple[object, ...], change: Callable[[dict], None]
 ) -> None:
     """Change a stored body (its stored hash stays)."""
-    conn = sqlite3.connect(path, isolation_level=None)
+    conn = raw_connection(path)
     try:
         (body,) = conn.execute(f"SELECT body FROM {table} WHERE {where}", args).fetchone()
         data = orjson.loads(body)
@@ -65,7 +66,7 @@ def _edit_body(
 
 
 async def test_signatures_of_a_run_answered_by_people_are_confirmed(
-    site: Site, journal_path: Path, cli: Cli
+    site: Site, journal_path: Location, cli: Cli
 ) -> None:
     run_id = await run_answered_by_people(site, journal_path)
     with Journal(journal_path, create=False) as journal:
@@ -88,7 +89,7 @@ async def test_signatures_of_a_run_answered_by_people_are_confirmed(
 
 
 async def test_deleted_site_signature_is_missing_in_show_and_breaks_the_run(
-    site: Site, journal_path: Path, cli: Cli
+    site: Site, journal_path: Location, cli: Cli
 ) -> None:
     run_id = await run_answered_by_people(site, journal_path)
     run_seq, site_seq = _site_of_first_answer(journal_path, run_id)
@@ -109,7 +110,7 @@ async def test_deleted_site_signature_is_missing_in_show_and_breaks_the_run(
 
 @pytest.mark.parametrize("rehash", [False, True], ids=["edited", "edited-and-rehashed"])
 async def test_edited_site_signature_is_altered(
-    site: Site, journal_path: Path, cli: Cli, rehash: bool
+    site: Site, journal_path: Location, cli: Cli, rehash: bool
 ) -> None:
     run_id = await run_answered_by_people(site, journal_path)
     run_seq, site_seq = _site_of_first_answer(journal_path, run_id)
@@ -119,7 +120,7 @@ async def test_edited_site_signature_is_altered(
 
     _edit_body(journal_path, "site_records", "seq = ?", (site_seq,), renamed)
     if rehash:
-        conn = sqlite3.connect(journal_path, isolation_level=None)
+        conn = raw_connection(journal_path)
         query = "SELECT body FROM site_records WHERE seq = ?"
         (body,) = conn.execute(query, (site_seq,)).fetchone()
         conn.execute(
@@ -138,7 +139,7 @@ async def test_edited_site_signature_is_altered(
 
 
 async def test_signer_changed_in_the_run_record_names_the_signature(
-    site: Site, journal_path: Path, cli: Cli
+    site: Site, journal_path: Location, cli: Cli
 ) -> None:
     run_id = await run_answered_by_people(site, journal_path)
     run_seq, site_seq = _site_of_first_answer(journal_path, run_id)
@@ -161,7 +162,7 @@ async def test_signer_changed_in_the_run_record_names_the_signature(
 
 
 async def test_simulated_signature_in_a_run_answered_by_people(
-    site: Site, journal_path: Path, cli: Cli
+    site: Site, journal_path: Location, cli: Cli
 ) -> None:
     run_id = await run_answered_by_people(site, journal_path)
     run_seq, _ = _site_of_first_answer(journal_path, run_id)
@@ -182,7 +183,7 @@ async def test_simulated_signature_in_a_run_answered_by_people(
 
 
 async def test_signature_without_site_record_in_a_run_answered_by_people(
-    site: Site, journal_path: Path, cli: Cli
+    site: Site, journal_path: Location, cli: Cli
 ) -> None:
     run_id = await run_answered_by_people(site, journal_path)
     run_seq, _ = _site_of_first_answer(journal_path, run_id)
@@ -199,7 +200,7 @@ async def test_signature_without_site_record_in_a_run_answered_by_people(
 
 
 async def test_signature_of_another_record_does_not_confirm_an_answer(
-    site: Site, journal_path: Path, cli: Cli
+    site: Site, journal_path: Location, cli: Cli
 ) -> None:
     """alice's site signature is real and unchanged, but signs the run's first record, not
     the task: the run chain is intact, rule 6 is not."""
@@ -301,7 +302,7 @@ async def _restarted_with_approval(site: Site, path: Path, *, sign_first_record:
 
 
 async def test_a_restart_approved_in_the_site_chain_is_confirmed(
-    site: Site, journal_path: Path, cli: Cli
+    site: Site, journal_path: Location, cli: Cli
 ) -> None:
     run_id = await _restarted_with_approval(site, journal_path, sign_first_record=False)
     with Journal(journal_path, create=False) as journal:
@@ -314,7 +315,7 @@ async def test_a_restart_approved_in_the_site_chain_is_confirmed(
 
 
 async def test_an_approval_signing_another_record_is_refused_by_the_controller(
-    site: Site, journal_path: Path, cli: Cli
+    site: Site, journal_path: Location, cli: Cli
 ) -> None:
     run_id = await _restarted_with_approval(site, journal_path, sign_first_record=True)
     with Journal(journal_path, create=False) as journal:
@@ -330,7 +331,7 @@ async def test_an_approval_signing_another_record_is_refused_by_the_controller(
 
 
 async def test_a_refused_simulated_answer_is_evidence_not_a_broken_run(
-    site: Site, journal_path: Path, cli: Cli
+    site: Site, journal_path: Location, cli: Cli
 ) -> None:
     """A simulated operator's answer to a run answered by people is refused by the runner
     (task_rejected, simulated_in_real_run): the record shows the attempt, and the run

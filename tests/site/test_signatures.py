@@ -31,7 +31,7 @@ STATEMENT = "I connected apheresis bag AB-1 to the CliniMACS tubing set."
 @pytest.fixture
 def target(site: Site) -> RecordRef:
     """Record 1 of a sealed run in the same journal."""
-    with Journal(site.store.path) as journal:
+    with Journal(site.store.location) as journal:
         sealed_run(journal, "run-1")
     with site.store.reading() as conn:
         kind, digest = conn.execute(

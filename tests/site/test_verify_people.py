@@ -19,7 +19,7 @@ from .conftest import Site
 
 
 def _verify(site: Site) -> tuple[bool, str | None]:
-    with Journal(site.store.path, create=False) as journal:
+    with Journal(site.store.location, create=False) as journal:
         report = verify_journal(journal, site_replay=replay_problem)
     return report.site.intact, report.site.reason
 

@@ -64,6 +64,11 @@ DEFAULT_DB = "cellauto.db"
 
 PG_SCHEMES = ("postgresql", "postgres")
 
+sqlite_refused: str | None = None
+"""When set, opening an SQLite journal raises :class:`JournalOpenError` saying this (the
+test plugin sets it during a pass on PostgreSQL, so that a test still writing an SQLite
+file fails loudly instead of testing SQLite a second time)."""
+
 DbError = sqlite3.Error
 """The class every database error of either backend is (PostgreSQL errors are mapped onto
 the :mod:`sqlite3` classes, the original as ``__cause__``)."""
@@ -235,6 +240,8 @@ def open_backend(location: str | os.PathLike[str] | Location) -> SqliteBackend |
             ) from exc
         return PgBackend(where.url)
     assert where.path is not None
+    if sqlite_refused is not None:
+        raise JournalOpenError(f"journal {where.describe()}: {sqlite_refused}")
     return SqliteBackend(where.path)
 
 
