@@ -4,12 +4,13 @@ tasks, deviations and a lost controller are counted from the site's tables."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 from cellauto.records import Journal
+from cellauto.records import backend as db
+from cellauto.records.backend import Conn
 from cellauto.sim.simulate import simulate
 from cellauto.web.changes import NewRow, open_reader, rows_after
 from cellauto.web.line_model import LineModel, state_class
@@ -28,8 +29,9 @@ def car_t(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return db
 
 
-def _head(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("SELECT max(rowid) FROM records").fetchone()[0])
+def _head(conn: Conn) -> int:
+    order = "id" if db.is_postgresql(conn) else "rowid"  # the append order, as scan reads it
+    return int(conn.execute(f"SELECT max({order}) FROM records").fetchone()[0])
 
 
 def test_applying_the_rows_gives_what_a_scan_from_scratch_gives(car_t: Path) -> None:
