@@ -74,11 +74,14 @@ class Fence:
         lost: dict[str, str],
         *,
         stale_s: float,
+        heartbeat_s: float | None = None,
     ) -> None:
         self._path = path
         self.owned = owned
         self.lost = lost
-        self.heartbeat_s = max(stale_s / 4, MIN_HEARTBEAT_S)
+        # at least every stale_s / 4, or more often if asked (a controller's self-fence)
+        every_s = stale_s / 4 if heartbeat_s is None else min(stale_s / 4, heartbeat_s)
+        self.heartbeat_s = max(every_s, MIN_HEARTBEAT_S)
         self._seen: object = _UNSEEN
         self._next_beat = time.monotonic() + self.heartbeat_s
 
