@@ -223,9 +223,18 @@ class ControllerService(Takeovers):
             await anyio.sleep(real_seconds(max(every_s, 0.05)))
             try:
                 live = await anyio.to_thread.run_sync(self.presence.heartbeat)
-            except psycopg.Error as exc:  # the self-fence decides when to give up
+            except psycopg.Error as exc:  # the control connection dropped: take it again
                 log.warning("controller %s: heartbeat failed: %s", settings.name, exc)
-                continue
+                try:  # the self-fence decides when to give up
+                    live = await anyio.to_thread.run_sync(self.presence.retake)
+                except psycopg.Error as again:
+                    log.warning("controller %s: presence not taken again: %s", settings.name, again)
+                    continue
+                if live:
+                    self._say(
+                        f"controller {settings.name}: control connection dropped and made "
+                        "again within the grace; presence taken again, its runs kept"
+                    )
             self.fence.presence_ok()
             if not live:
                 self._say(
