@@ -22,6 +22,7 @@ shared by its runs, one :class:`~cellauto.protocols.inbox.PeopleInbox`. It:
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import socket
@@ -294,26 +295,29 @@ class ControllerService(Takeovers):
             params = build_params(protocol.params, entry.params, rehearsal=self.line.rehearsal)
             site = run_site(protocol, params, self.line, clock, False, self.url)
             people = not self.line.rehearsal
-            execution = Runner(self.journal).prepare(
-                protocol,
-                self.line,
-                params,
-                run_id=entry.run_id,
-                operator=submitted.by if submitted is not None else "queue",
-                clock=clock,
-                operators="people" if people else "simulated",
-                answerers=[self.inbox] if people else [],
-                authority=self.inbox.authority() if people else None,
-                operator_account=submitted.signature if submitted is not None else None,
-                site=site,
+            started = functools.partial(
+                queue.mark_started, run_id=entry.run_id, controller=self.settings.name
             )
+            with _owners.at_claim(entry.run_id, started):  # its row goes started with the claim
+                execution = Runner(self.journal).prepare(
+                    protocol,
+                    self.line,
+                    params,
+                    run_id=entry.run_id,
+                    operator=submitted.by if submitted is not None else "queue",
+                    clock=clock,
+                    operators="people" if people else "simulated",
+                    answerers=[self.inbox] if people else [],
+                    authority=self.inbox.authority() if people else None,
+                    operator_account=submitted.signature if submitted is not None else None,
+                    site=site,
+                )
         except Exception as exc:  # refused, never the service's end
             if not isinstance(exc, CellautoError):
                 log.exception("run %s: preparing it failed", entry.run_id)
             queue.settle(self.conn, entry.run_id, "refused", f"{type(exc).__name__}: {exc}")
             self._say(f"run {entry.run_id} refused: {exc}")
             return
-        queue.settle(self.conn, entry.run_id, "started")
         self._say(f"run {entry.run_id} started ({protocol.name})")
         self._execute(execution, tg, by=submitted.by if submitted is not None else "queue")
 

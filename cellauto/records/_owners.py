@@ -32,7 +32,8 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
@@ -48,6 +49,7 @@ __all__ = [
     "Claim",
     "Controller",
     "Owner",
+    "at_claim",
     "check_unowned",
     "claim",
     "controller_name",
@@ -77,6 +79,25 @@ def set_controller_name(name: str | None) -> None:
     claims name it in ``run_owners.controller``, and a peer takes them over once that
     controller is marked lost or stopped. None: a process of ``run`` or ``resume``."""
     _SERVICE[:] = [] if name is None else [name]
+
+
+_AT_CLAIM: dict[str, list[Callable[[Conn], None]]] = {}  # run id -> claim-time ops
+
+
+@contextmanager
+def at_claim(run_id: str, op: Callable[[Conn], None]) -> Iterator[None]:
+    """Within this block, every claim of ``run_id`` made in this process runs ``op(conn)``
+    inside its transaction, after the run's lot reservations (the controller's queue
+    row goes ``started`` with the run's claim: design §4.2). If ``op`` raises, the claim
+    is rolled back whole and nothing is written."""
+    ops = _AT_CLAIM.setdefault(run_id, [])
+    ops.append(op)
+    try:
+        yield
+    finally:
+        ops.remove(op)
+        if not ops:
+            del _AT_CLAIM[run_id]
 
 
 def controller_name() -> str | None:
@@ -300,8 +321,9 @@ def claim(
     A live owner is refused with :class:`RunOwnedError` and nothing is written. With
     ``new_run``, a run that already has records is refused (JournalError). A journal
     of schema version 2 or 3 gets the tables it lacks here (and becomes version 4).
-    ``reserve(conn)`` runs in the same transaction (a new run's lot reservations): if it
-    raises, the claim is rolled back whole and nothing is written.
+    ``reserve(conn)`` runs in the same transaction (a new run's lot reservations), then
+    the ops of :func:`at_claim`: if one raises, the claim is rolled back whole and
+    nothing is written.
     """
     me = this_controller()
     key = str(path)
@@ -336,6 +358,8 @@ def claim(
         if reserve is not None:  # first give back what runs that never started held
             release_orphans(conn, lambda run: orphaned(conn, run, key, now, stale_s))
             reserve(conn)
+        for op in list(_AT_CLAIM.get(run_id, ())):
+            op(conn)
         epoch = 1 if owner is None else owner.epoch + 1
         service = controller_name()
         if service is None:  # a schema before version 8 has no column controller
