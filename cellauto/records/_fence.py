@@ -27,9 +27,9 @@ from typing import TypeVar
 from cellauto.records._owners import (
     EPOCH_QUERY,
     GENERATION_QUERY,
-    HEARTBEAT,
     Claim,
     Owner,
+    beat,
 )
 from cellauto.records.backend import Conn, Location
 from cellauto.records.ledger import LedgerEvent
@@ -118,14 +118,7 @@ class Fence:
         """If due, refresh the heartbeat of every run held (inside a write transaction)."""
         if not self.owned or time.monotonic() < self._next_beat:
             return
-        now_ns = time.time_ns()
         lost = self.lost
-        conn.executemany(
-            HEARTBEAT,
-            [
-                (now_ns, run_id, claim.epoch)
-                for run_id, claim in self.owned.copy().items()
-                if run_id not in lost
-            ],
-        )
+        held = [(run_id, c.epoch) for run_id, c in self.owned.copy().items() if run_id not in lost]
+        beat(conn, time.time_ns(), held)  # on PostgreSQL: the server's clock
         self._next_beat = time.monotonic() + self.heartbeat_s

@@ -50,6 +50,7 @@ __all__ = [
     "Controller",
     "Owner",
     "at_claim",
+    "beat",
     "check_unowned",
     "claim",
     "controller_name",
@@ -58,6 +59,7 @@ __all__ = [
     "set_controller_name",
     "stale_interval_s",
     "this_controller",
+    "wall_now_ns",
 ]
 
 DEFAULT_STALE_S = 30.0
@@ -103,6 +105,18 @@ def at_claim(run_id: str, op: Callable[[Conn], None]) -> Iterator[None]:
 def controller_name() -> str | None:
     """The controller service this process is (see :func:`set_controller_name`)."""
     return _SERVICE[0] if _SERVICE else None
+
+
+local_now_ns = time.time_ns
+"""This machine's wall clock (ns): claims and heartbeats on an SQLite journal."""
+
+SERVER_NOW_SQL = "(extract(epoch FROM clock_timestamp()) * 1e9)::bigint"
+
+
+def wall_now_ns(conn: Conn) -> int:
+    """The wall clock claims and heartbeats are compared on: the server's on PostgreSQL
+    (controllers on several machines, whose clocks may differ), else this machine's."""
+    return db.server_now_ns(conn) if db.is_postgresql(conn) else local_now_ns()
 
 
 def _controller_gone(conn: Conn, run_id: str) -> str | None:
@@ -278,8 +292,11 @@ def _refusal(owner: Owner, path: Path | Location, now_ns: int, stale_s: float) -
 def check_unowned(
     conn: Conn, path: Path | Location, run_id: str, *, stale_s: float, now_ns: int
 ) -> None:
-    """Refuse at once (RunOwnedError) if ``run_id`` has a live owner; reads only."""
+    """Refuse at once (RunOwnedError) if ``run_id`` has a live owner; reads only. On
+    PostgreSQL ``now_ns`` is the server's clock whatever is given."""
     owner = owner_of(conn, run_id)
+    if owner is not None and db.is_postgresql(conn):
+        now_ns = db.server_now_ns(conn)
     if (
         owner is not None
         and _gone(owner, str(path), now_ns, stale_s) is None
@@ -337,7 +354,7 @@ def claim(
     except sqlite3.Error as exc:
         raise JournalError(f"cannot claim run {run_id} in {path}: {exc}") from exc
     try:
-        now = time.time_ns() if now_ns is None else now_ns
+        now = wall_now_ns(conn) if now_ns is None else now_ns
         owner = owner_of(conn, run_id)
         why = None
         if owner is not None:
@@ -413,4 +430,19 @@ HEARTBEAT = (
     "UPDATE run_owners SET heartbeat_wall_ns = ?"
     " WHERE run_id = ? AND epoch = ? AND released_wall_ns IS NULL"
 )
+HEARTBEAT_PG = (
+    f"UPDATE run_owners SET heartbeat_wall_ns = {SERVER_NOW_SQL}"
+    " WHERE run_id = ? AND epoch = ? AND released_wall_ns IS NULL"
+)
+
+
+def beat(conn: Conn, now_ns: int, held: Iterable[tuple[str, int]]) -> None:
+    """Refresh the heartbeat of the claims ``held`` (run id, epoch), in the caller's write
+    transaction: at ``now_ns`` on SQLite, on the server's clock on PostgreSQL."""
+    if db.is_postgresql(conn):
+        conn.executemany(HEARTBEAT_PG, list(held))
+    else:
+        conn.executemany(HEARTBEAT, [(now_ns, run_id, epoch) for run_id, epoch in held])
+
+
 EPOCH_QUERY = f"SELECT {_OWNER_COLUMNS} FROM run_owners WHERE run_id = ?"
