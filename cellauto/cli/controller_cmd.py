@@ -53,6 +53,14 @@ def add_parser(sub: Any) -> None:
         help="seconds without a heartbeat after which a run's claim counts as gone (default 30)",
     )
     p.add_argument(
+        "--self-fence-s",
+        type=float,
+        default=10.0,
+        help="seconds without a successful commit to the journal (a cut link) after which "
+        "the controller stops driving its runs and exits with status 3, for its supervisor "
+        "to restart it; less than 11 + --grace-s and than --stale-s (default 10)",
+    )
+    p.add_argument(
         "--sweep-s",
         type=float,
         default=30.0,
@@ -75,6 +83,7 @@ def controller_command(args: argparse.Namespace) -> int:
             protocols=args.protocols,
             grace_s=args.grace_s,
             stale_s=args.stale_s,
+            self_fence_s=args.self_fence_s,
             sweep_s=args.sweep_s,
             announce=lambda text: print(text, flush=True),
         )

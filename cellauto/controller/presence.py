@@ -85,13 +85,14 @@ class ControllerRow(NamedTuple):
         return cls(*values)
 
 
-def connect(url: str) -> psycopg.Connection[Any]:
-    """A connection of its own to the journal's schema (autocommit)."""
+def connect(url: str, role: str = "") -> psycopg.Connection[Any]:
+    """A connection of its own to the journal's schema (autocommit); ``role`` names it
+    among the controller's connections (``application_name``)."""
     conninfo, schema = split_url(url)
     return psycopg.connect(
         conninfo,
         autocommit=True,
-        application_name=f"cellauto-controller:{schema}",
+        application_name=f"cellauto-controller:{schema}" + (f":{role}" if role else ""),
         options=f"-c search_path={schema}",
     )
 
@@ -115,15 +116,57 @@ class Presence:
         self.url = url
         self.name = name
         self._schema = split_url(url)[1]
-        self.conn = connect(url)
+        self.conn = self._control_connection()
         self.lock = threading.Lock()  # one thread at a time on the control connection
+        self.retaken = 0
+        """How often the control connection dropped and the presence was taken again."""
         try:
-            self.conn.execute(SESSION_SETTINGS)
             self.key = self._take_key()
             self._register(line, assets, capacity)
         except BaseException:
             self.conn.close()
             raise
+
+    def _control_connection(self) -> psycopg.Connection[Any]:
+        conn = connect(self.url, "presence")
+        try:
+            conn.execute(SESSION_SETTINGS)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def retake(self) -> bool:
+        """The control connection dropped: a new one takes a fresh presence key, if this
+        controller is still ``live`` under its old key (the drop lasted less than its
+        peers' grace). False if they marked it lost meanwhile (its runs are theirs).
+        A database error if the server cannot be reached (tried again later)."""
+        with self.lock:
+            conn = self._control_connection()
+            try:
+                old, self.conn = self.conn, conn
+                with contextlib.suppress(psycopg.Error):
+                    old.close()
+                key = self._take_key()
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(%s, 0)", (PRESENCE_SPACE,))
+                    changed = conn.execute(
+                        "UPDATE controllers SET presence_key = %s, heartbeat_wall_ns ="
+                        " (extract(epoch FROM clock_timestamp()) * 1e9)::bigint"
+                        " WHERE name = %s AND presence_key = %s AND status = 'live'",
+                        (key, self.name, self.key),
+                    ).rowcount
+                    if changed:
+                        _notify(conn, self._schema, self.name, "live")
+            except BaseException:
+                with contextlib.suppress(psycopg.Error):
+                    conn.close()
+                raise
+            if not changed:
+                return False
+            self.key = key
+            self.retaken += 1
+            return True
 
     def _take_key(self) -> int:
         for _ in range(20):
@@ -229,7 +272,7 @@ class PeerWatch:
     def __init__(self, url: str, peer: ControllerRow, on_gone: Callable[[ControllerRow], None]):
         self.peer = peer
         self._on_gone = on_gone
-        self._conn = connect(url)
+        self._conn = connect(url, "watch")
         self._stopped = False
         self._thread = threading.Thread(
             target=self._watch, name=f"presence of {peer.name}", daemon=True

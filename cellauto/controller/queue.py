@@ -8,7 +8,9 @@ transaction that also notifies ``cellauto_queue`` (delivered at its commit).
 
 A controller :func:`take` s queued rows of its line (highest priority first, then in
 submission order) with ``FOR UPDATE SKIP LOCKED``: two controllers never take one row.
-A taken row goes ``started`` once the run is claimed (:func:`settle`), ``refused`` with
+A taken row goes ``started`` in the transaction that claims the run
+(:func:`mark_started`, a claim-time op of :func:`cellauto.records._owners.at_claim`:
+a run is never claimed with its row still ``taken``), ``refused`` with
 the reason when the controller cannot run it (another source, instruments it does not
 reach), back to ``queued`` when its controller is lost before the run began
 (:func:`requeue_taken`). A person cancels a queued row (:func:`cancel`: a
@@ -39,6 +41,7 @@ __all__ = [
     "QueueStatus",
     "cancel",
     "entry",
+    "mark_started",
     "queue_rows",
     "requeue_taken",
     "settle",
@@ -241,6 +244,25 @@ def settle(conn: Conn, run_id: str, status: QueueStatus, reason: str | None = No
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+def mark_started(conn: Conn, run_id: str, controller: str) -> None:
+    """In the run's claim transaction: its row, taken by ``controller``, goes ``started``;
+    JournalError (the claim is rolled back) if the row is not that controller's."""
+    changed = conn.execute(
+        "UPDATE run_queue SET status = 'started', reason = NULL"
+        " WHERE run_id = ? AND status = 'taken' AND controller = ?",
+        (run_id, controller),
+    ).rowcount
+    if changed != 1:
+        row = conn.execute(
+            "SELECT status, controller FROM run_queue WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        now = "no queue row" if row is None else f"status {row[0]}, controller {row[1]}"
+        raise JournalError(
+            f"run {run_id}: its queue row is not taken by controller {controller} ({now}); "
+            "the run was not claimed"
+        )
 
 
 def requeue_taken(conn: Conn, controller: str) -> list[str]:

@@ -13,15 +13,20 @@ shared by its runs, one :class:`~cellauto.protocols.inbox.PeopleInbox`. It:
 * watches each peer's presence; when one ends, after ``grace_s`` it takes the peer's
   runs it reaches over and resumes them (:mod:`cellauto.controller.takeover`), at most
   ``resume_at_once`` resumes being prepared at a time;
+* fences itself when it cannot commit to the journal for ``self_fence_s`` (its runs
+  stay where they are, for a peer to resume; exit status 3:
+  :mod:`cellauto.controller.fencing`);
 * on SIGTERM or SIGINT stops taking, stops its runs where they are (their claims
   released: a peer resumes them at once, without grace) and exits 0.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import socket
+import sqlite3
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -29,12 +34,20 @@ from pathlib import Path
 
 import anyio
 import anyio.to_thread
+import psycopg
 from anyio.abc import TaskGroup
 
 from cellauto.cli.run_cmd import line_origin
 from cellauto.cli.run_site import run_site
 from cellauto.clock import Clock, real_seconds
 from cellauto.controller import queue
+from cellauto.controller.fencing import (
+    EXIT_FENCED,
+    SelfFence,
+    check_self_fence,
+    exit_fenced,
+    with_user_timeout,
+)
 from cellauto.controller.presence import PeerWatch, Presence
 from cellauto.controller.reach import ProtocolShelf, line_assets
 from cellauto.controller.takeover import Takeovers
@@ -68,6 +81,8 @@ class ControllerSettings:
     protocols: Path = Path("protocols")
     grace_s: float = 2.0
     stale_s: float = 30.0
+    self_fence_s: float = 10.0
+    """Real seconds without a successful commit after which the controller fences itself."""
     sweep_s: float = 30.0
     """Real seconds between two looks at the queue without a notification."""
     resume_at_once: int = 16
@@ -88,8 +103,9 @@ class ControllerService(Takeovers):
             )
         if settings.capacity < 1:
             raise CellautoError(f"--capacity must be at least 1, not {settings.capacity}")
+        check_self_fence(settings.self_fence_s, grace_s=settings.grace_s, stale_s=settings.stale_s)
         self.settings = settings
-        self.url = settings.db
+        self.url = with_user_timeout(settings.db)  # a call on a dead link fails, never hangs
         self.shelf = ProtocolShelf(settings.protocols)
         self._stopping = False
         self._wake = anyio.Event()
@@ -130,7 +146,17 @@ class ControllerService(Takeovers):
             stack.callback(self._stop_presence)
             # closed before the presence ends: the claims are released before a peer,
             # seeing this controller stopped, takes its runs over
-            self.journal = journal = Journal(self.url, owner_stale_s=settings.stale_s)
+            self.journal = journal = Journal(
+                self.url,
+                owner_stale_s=settings.stale_s,
+                owner_heartbeat_s=settings.self_fence_s / 4,
+            )
+            self.fence = SelfFence(
+                settings.self_fence_s, commit_age_s=journal.commit_age_s, on_fence=self._fenced
+            )
+            self.fence.start()
+            # stopped after the journal's close: a close that cannot commit is fenced too
+            stack.callback(self.fence.stop)
             stack.callback(journal.close)
             feed = open_feed(self.url, [queue.QUEUE_CHANNEL, "cellauto_controllers"])
             stack.callback(feed.close)
@@ -151,6 +177,15 @@ class ControllerService(Takeovers):
                 tg.cancel_scope.cancel()
         self._say(f"controller {settings.name} stopped")
         return self.exit_status
+
+    def _fenced(self, why: str) -> None:
+        """The watchdog thread: this controller cannot reach the journal; it ends now."""
+        self._say(
+            f"controller {self.settings.name} fenced itself: {why} (--self-fence-s "
+            f"{self.settings.self_fence_s:g}); its runs stay where they are for a peer to "
+            f"resume; exiting with status {EXIT_FENCED}"
+        )
+        exit_fenced()
 
     def _stop_presence(self) -> None:
         for watch in self._watches.values():
@@ -179,12 +214,30 @@ class ControllerService(Takeovers):
                 self._wake.set()
 
     async def _heartbeats(self) -> None:
-        """Every ``stale_s / 4``; a controller its peers marked lost (it hung: its runs are
+        """Every ``self_fence_s / 4`` (the self-fence counts from the last that succeeded);
+        a controller its peers marked lost (it hung: its runs are
         theirs now, and its own commits for them are fenced) stops, exit status 1, for
         its supervisor to start it again."""
+        settings = self.settings
+        every_s = min(settings.stale_s, settings.self_fence_s) / 4
         while True:
-            await anyio.sleep(real_seconds(max(self.settings.stale_s / 4, 0.25)))
-            if not await anyio.to_thread.run_sync(self.presence.heartbeat):
+            await anyio.sleep(real_seconds(max(every_s, 0.05)))
+            try:
+                live = await anyio.to_thread.run_sync(self.presence.heartbeat)
+            except psycopg.Error as exc:  # the control connection dropped: take it again
+                log.warning("controller %s: heartbeat failed: %s", settings.name, exc)
+                try:  # the self-fence decides when to give up
+                    live = await anyio.to_thread.run_sync(self.presence.retake)
+                except psycopg.Error as again:
+                    log.warning("controller %s: presence not taken again: %s", settings.name, again)
+                    continue
+                if live:
+                    self._say(
+                        f"controller {settings.name}: control connection dropped and made "
+                        "again within the grace; presence taken again, its runs kept"
+                    )
+            self.fence.presence_ok()
+            if not live:
                 self._say(
                     f"controller {self.settings.name} was marked lost by its peers (no "
                     f"heartbeat for {self.settings.stale_s:g} s): its runs are theirs; stopping"
@@ -197,18 +250,24 @@ class ControllerService(Takeovers):
     async def _take_loop(self, tg: TaskGroup) -> None:
         await self._sweep_lost()
         while not self._stopping:
-            free = self.settings.capacity - len(self._running)
-            for entry in queue.take(
-                self.conn, line=self.settings.line.name, controller=self.settings.name, free=free
-            ):
-                self._start(entry, tg)
-            await self._adopt_released()
+            try:
+                settings = self.settings
+                free = settings.capacity - len(self._running)
+                line = settings.line.name
+                for entry in queue.take(self.conn, line=line, controller=settings.name, free=free):
+                    self._start(entry, tg)
+                await self._adopt_released()
+            except (sqlite3.Error, psycopg.Error) as exc:  # the self-fence decides when to stop
+                log.warning("controller %s: the journal: %s; tried again", self.settings.name, exc)
             with anyio.move_on_after(real_seconds(self.settings.sweep_s)) as quiet:
                 await self._wake.wait()
             self._wake = anyio.Event()
             if quiet.cancelled_caught:  # a missed notification, a takeover refused earlier
-                await self._sweep_lost()
-                self._hand_over()
+                try:
+                    await self._sweep_lost()
+                    self._hand_over()
+                except (sqlite3.Error, psycopg.Error) as exc:
+                    log.warning("controller %s: sweep: %s", self.settings.name, exc)
         await self._stop_runs()
 
     async def _stop_runs(self) -> None:
@@ -236,26 +295,29 @@ class ControllerService(Takeovers):
             params = build_params(protocol.params, entry.params, rehearsal=self.line.rehearsal)
             site = run_site(protocol, params, self.line, clock, False, Location.parse(self.url))
             people = not self.line.rehearsal
-            execution = Runner(self.journal).prepare(
-                protocol,
-                self.line,
-                params,
-                run_id=entry.run_id,
-                operator=submitted.by if submitted is not None else "queue",
-                clock=clock,
-                operators="people" if people else "simulated",
-                answerers=[self.inbox] if people else [],
-                authority=self.inbox.authority() if people else None,
-                operator_account=submitted.signature if submitted is not None else None,
-                site=site,
+            started = functools.partial(
+                queue.mark_started, run_id=entry.run_id, controller=self.settings.name
             )
+            with _owners.at_claim(entry.run_id, started):  # its row goes started with the claim
+                execution = Runner(self.journal).prepare(
+                    protocol,
+                    self.line,
+                    params,
+                    run_id=entry.run_id,
+                    operator=submitted.by if submitted is not None else "queue",
+                    clock=clock,
+                    operators="people" if people else "simulated",
+                    answerers=[self.inbox] if people else [],
+                    authority=self.inbox.authority() if people else None,
+                    operator_account=submitted.signature if submitted is not None else None,
+                    site=site,
+                )
         except Exception as exc:  # refused, never the service's end
             if not isinstance(exc, CellautoError):
                 log.exception("run %s: preparing it failed", entry.run_id)
             queue.settle(self.conn, entry.run_id, "refused", f"{type(exc).__name__}: {exc}")
             self._say(f"run {entry.run_id} refused: {exc}")
             return
-        queue.settle(self.conn, entry.run_id, "started")
         self._say(f"run {entry.run_id} started ({protocol.name})")
         self._execute(execution, tg, by=submitted.by if submitted is not None else "queue")
 

@@ -297,6 +297,11 @@ class Takeovers:
         if self.presence.mark(peer, "lost"):
             log.warning("controller %s lost (its presence ended)", peer.name)
             self._say(f"controller {peer.name} lost")
+        elif await anyio.to_thread.run_sync(self._peer_status, peer.name) == "live":
+            # its control connection came back within the grace: a fresh presence key
+            self._say(f"controller {peer.name} came back within the grace; its runs stay its own")
+            self._watch_peers()
+            return
         await self._adopt(peer.name)
 
     def _peer_status(self, name: str) -> str | None:

@@ -27,9 +27,9 @@ from typing import TypeVar
 from cellauto.records._owners import (
     EPOCH_QUERY,
     GENERATION_QUERY,
-    HEARTBEAT,
     Claim,
     Owner,
+    beat,
 )
 from cellauto.records.backend import Conn, Location
 from cellauto.records.ledger import LedgerEvent
@@ -79,11 +79,14 @@ class Fence:
         lost: dict[str, str],
         *,
         stale_s: float,
+        heartbeat_s: float | None = None,
     ) -> None:
         self._path = path
         self.owned = owned
         self.lost = lost
-        self.heartbeat_s = max(stale_s / 4, MIN_HEARTBEAT_S)
+        # at least every stale_s / 4, or more often if asked (a controller's self-fence)
+        every_s = stale_s / 4 if heartbeat_s is None else min(stale_s / 4, heartbeat_s)
+        self.heartbeat_s = max(every_s, MIN_HEARTBEAT_S)
         self._seen: object = _UNSEEN
         self._next_beat = time.monotonic() + self.heartbeat_s
 
@@ -128,14 +131,7 @@ class Fence:
         """If due, refresh the heartbeat of every run held (inside a write transaction)."""
         if not self.owned or time.monotonic() < self._next_beat:
             return
-        now_ns = time.time_ns()
         lost = self.lost
-        conn.executemany(
-            HEARTBEAT,
-            [
-                (now_ns, run_id, claim.epoch)
-                for run_id, claim in self.owned.copy().items()
-                if run_id not in lost
-            ],
-        )
+        held = [(run_id, c.epoch) for run_id, c in self.owned.copy().items() if run_id not in lost]
+        beat(conn, time.time_ns(), held)  # on PostgreSQL: the server's clock
         self._next_beat = time.monotonic() + self.heartbeat_s

@@ -41,6 +41,7 @@ class WriterHandoff:
     _timeout_s: float
     _window_s: float
     _stale_s: float
+    _heartbeat_s: float | None
     _writer: Writer | None  # started by the first write
     _buffer: list[Row]
     _tick_durable: asyncio.Future[None] | None  # durable waiters this tick
@@ -70,7 +71,13 @@ class WriterHandoff:
         if writer is None:
             if self._conn is None:
                 raise JournalError(f"journal {self._path} is closed")
-            fence = Fence(self._path, self._owned, self._lost, stale_s=self._stale_s)
+            fence = Fence(
+                self._path,
+                self._owned,
+                self._lost,
+                stale_s=self._stale_s,
+                heartbeat_s=self._heartbeat_s,
+            )
             writer = self._writer = Writer(
                 self._path, timeout_s=self._timeout_s, window_s=self._window_s, fence=fence
             )

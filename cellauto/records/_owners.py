@@ -32,7 +32,8 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
@@ -48,6 +49,8 @@ __all__ = [
     "Claim",
     "Controller",
     "Owner",
+    "at_claim",
+    "beat",
     "check_unowned",
     "claim",
     "controller_name",
@@ -56,6 +59,7 @@ __all__ = [
     "set_controller_name",
     "stale_interval_s",
     "this_controller",
+    "wall_now_ns",
 ]
 
 DEFAULT_STALE_S = 30.0
@@ -79,9 +83,40 @@ def set_controller_name(name: str | None) -> None:
     _SERVICE[:] = [] if name is None else [name]
 
 
+_AT_CLAIM: dict[str, list[Callable[[Conn], None]]] = {}  # run id -> claim-time ops
+
+
+@contextmanager
+def at_claim(run_id: str, op: Callable[[Conn], None]) -> Iterator[None]:
+    """Within this block, every claim of ``run_id`` made in this process runs ``op(conn)``
+    inside its transaction, after the run's lot reservations (the controller's queue
+    row goes ``started`` with the run's claim: design §4.2). If ``op`` raises, the claim
+    is rolled back whole and nothing is written."""
+    ops = _AT_CLAIM.setdefault(run_id, [])
+    ops.append(op)
+    try:
+        yield
+    finally:
+        ops.remove(op)
+        if not ops:
+            del _AT_CLAIM[run_id]
+
+
 def controller_name() -> str | None:
     """The controller service this process is (see :func:`set_controller_name`)."""
     return _SERVICE[0] if _SERVICE else None
+
+
+local_now_ns = time.time_ns
+"""This machine's wall clock (ns): claims and heartbeats on an SQLite journal."""
+
+SERVER_NOW_SQL = "(extract(epoch FROM clock_timestamp()) * 1e9)::bigint"
+
+
+def wall_now_ns(conn: Conn) -> int:
+    """The wall clock claims and heartbeats are compared on: the server's on PostgreSQL
+    (controllers on several machines, whose clocks may differ), else this machine's."""
+    return db.server_now_ns(conn) if db.is_postgresql(conn) else local_now_ns()
 
 
 def _controller_gone(conn: Conn, run_id: str) -> str | None:
@@ -257,8 +292,11 @@ def _refusal(owner: Owner, path: Path | Location, now_ns: int, stale_s: float) -
 def check_unowned(
     conn: Conn, path: Path | Location, run_id: str, *, stale_s: float, now_ns: int
 ) -> None:
-    """Refuse at once (RunOwnedError) if ``run_id`` has a live owner; reads only."""
+    """Refuse at once (RunOwnedError) if ``run_id`` has a live owner; reads only. On
+    PostgreSQL ``now_ns`` is the server's clock whatever is given."""
     owner = owner_of(conn, run_id)
+    if owner is not None and db.is_postgresql(conn):
+        now_ns = db.server_now_ns(conn)
     if (
         owner is not None
         and _gone(owner, str(path), now_ns, stale_s) is None
@@ -300,8 +338,9 @@ def claim(
     A live owner is refused with :class:`RunOwnedError` and nothing is written. With
     ``new_run``, a run that already has records is refused (JournalError). A journal
     of schema version 2 or 3 gets the tables it lacks here (and becomes version 4).
-    ``reserve(conn)`` runs in the same transaction (a new run's lot reservations): if it
-    raises, the claim is rolled back whole and nothing is written.
+    ``reserve(conn)`` runs in the same transaction (a new run's lot reservations), then
+    the ops of :func:`at_claim`: if one raises, the claim is rolled back whole and
+    nothing is written.
     """
     me = this_controller()
     key = str(path)
@@ -315,7 +354,7 @@ def claim(
     except sqlite3.Error as exc:
         raise JournalError(f"cannot claim run {run_id} in {path}: {exc}") from exc
     try:
-        now = time.time_ns() if now_ns is None else now_ns
+        now = wall_now_ns(conn) if now_ns is None else now_ns
         owner = owner_of(conn, run_id)
         why = None
         if owner is not None:
@@ -336,6 +375,8 @@ def claim(
         if reserve is not None:  # first give back what runs that never started held
             release_orphans(conn, lambda run: orphaned(conn, run, key, now, stale_s))
             reserve(conn)
+        for op in list(_AT_CLAIM.get(run_id, ())):
+            op(conn)
         epoch = 1 if owner is None else owner.epoch + 1
         service = controller_name()
         if service is None:  # a schema before version 8 has no column controller
@@ -389,4 +430,19 @@ HEARTBEAT = (
     "UPDATE run_owners SET heartbeat_wall_ns = ?"
     " WHERE run_id = ? AND epoch = ? AND released_wall_ns IS NULL"
 )
+HEARTBEAT_PG = (
+    f"UPDATE run_owners SET heartbeat_wall_ns = {SERVER_NOW_SQL}"
+    " WHERE run_id = ? AND epoch = ? AND released_wall_ns IS NULL"
+)
+
+
+def beat(conn: Conn, now_ns: int, held: Iterable[tuple[str, int]]) -> None:
+    """Refresh the heartbeat of the claims ``held`` (run id, epoch), in the caller's write
+    transaction: at ``now_ns`` on SQLite, on the server's clock on PostgreSQL."""
+    if db.is_postgresql(conn):
+        conn.executemany(HEARTBEAT_PG, list(held))
+    else:
+        conn.executemany(HEARTBEAT, [(now_ns, run_id, epoch) for run_id, epoch in held])
+
+
 EPOCH_QUERY = f"SELECT {_OWNER_COLUMNS} FROM run_owners WHERE run_id = ?"

@@ -174,6 +174,9 @@ class Writer:
         self._first_at = 0.0  # monotonic time the oldest pending batch arrived
         self._urgent = False
         self._stalled = False  # the last commit failed: wait for a submit before retrying
+        self.last_ok_monotonic = time.monotonic()
+        """When the last commit (or heartbeat) succeeded: a controller fences itself when it
+        is too long ago (:mod:`cellauto.controller.fencing`)."""
         self._busy = False  # a commit is under way
         self._stopping = False
         self._abandoned = False
@@ -299,6 +302,8 @@ class Writer:
                     )
                 waited = any(b.durable or b.waiter for b in batches)
                 self._note_outcome(error, told=waited)  # before the batches count as tried
+                if error is None:
+                    self.last_ok_monotonic = time.monotonic()
                 with self._cond:
                     self._busy = False
                     if error is not None:

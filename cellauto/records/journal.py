@@ -141,8 +141,10 @@ class Journal(RunOwnership, JournalReading):
     doc) signs the ledger; ``anchors`` sets how often running runs are anchored.
     ``owner_stale_s``: real seconds without a heartbeat after which another
     controller's claim on a run counts as gone (default ``$CELLAUTO_OWNER_STALE_S``,
-    else 30 s). ``any_thread``: the journal may be used from a thread other than the
-    one that opened it, one thread at a time (the web app's connection pools).
+    else 30 s); its claims' heartbeats are written every quarter of it, or every
+    ``owner_heartbeat_s`` if that is shorter (a controller's self-fence).
+    ``any_thread``: the journal may be used from a thread other than the one that
+    opened it, one thread at a time (the web app's connection pools).
     """
 
     def __init__(
@@ -156,11 +158,13 @@ class Journal(RunOwnership, JournalReading):
         window_s: float = COMMIT_WINDOW_S,
         owner_stale_s: float | None = None,
         any_thread: bool = False,
+        owner_heartbeat_s: float | None = None,
     ) -> None:
         self._location = Location.parse(path)
         self._backend = open_backend(self._location)
         self._path: Path | Location = self._location.path or self._location
         self._stale_s = _owners.stale_interval_s(owner_stale_s)  # refused before opening
+        self._heartbeat_s = owner_heartbeat_s
         self._conn: Conn | None = self._backend.connect(
             create=create, timeout_s=timeout_s, any_thread=any_thread
         )
@@ -364,6 +368,14 @@ class Journal(RunOwnership, JournalReading):
         for run in self._open_runs.values():
             run._writable = False
         self._open_runs.clear()
+
+    def commit_age_s(self) -> float | None:
+        """Real seconds since the writer last committed (a heartbeat counts), or None
+        while this journal holds no run (it need not reach the database then)."""
+        writer = self._writer
+        if writer is None or not any(run not in self._lost for run in self._owned):
+            return None
+        return time.monotonic() - writer.last_ok_monotonic
 
     def abandon(self) -> None:
         """Close as a crashing process would: records not yet handed over are lost.

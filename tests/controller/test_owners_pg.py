@@ -56,3 +56,28 @@ def test_a_claim_of_a_lost_controller_is_taken_over_and_names_why(
         finally:
             conn.close()
         assert tuple(owner) == (None, 2)  # a claim by `cellauto resume`: no service
+
+
+def test_claims_and_heartbeats_on_postgresql_are_on_the_servers_clock(
+    pg_location: Location,
+) -> None:
+    """Controllers on several machines compare claims on one clock: the server's. A
+    heartbeat written with this machine's clock far behind, and a look with it far ahead,
+    change nothing: the claim stays fresh and live."""
+    url = pg_location.describe()
+    Journal(url).close()  # created
+    with Journal(url) as journal:
+        journal.begin_run("run-c", lambda: 0.0)
+        conn = db.open_backend(url).connect(create=False, timeout_s=5.0)
+        try:
+            db.begin_write(conn)
+            _owners.beat(conn, 1, [("run-c", 1)])  # this machine's clock: 1 ns after 1970
+            conn.execute("COMMIT")
+            started, beat = conn.execute(
+                "SELECT started_wall_ns, heartbeat_wall_ns FROM run_owners WHERE run_id = 'run-c'"
+            ).fetchone()
+            assert started > 10**18 and beat >= started
+            with pytest.raises(RunOwnedError):  # a clock 1,000 years ahead: still live
+                _owners.check_unowned(conn, pg_location, "run-c", stale_s=30.0, now_ns=10**20)
+        finally:
+            conn.close()

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
 
 from cellauto.cli import main
 from cellauto.controller import queue
-from cellauto.records import Journal
+from cellauto.errors import JournalError
+from cellauto.records import Journal, _owners
 from cellauto.records import backend as db
 from cellauto.records.backend import Location
 from cellauto.records.backend.notify import open_feed
@@ -146,3 +148,32 @@ def test_a_person_cancels_a_queued_run_not_a_taken_one(
     assert kinds == ["run_submitted", "run_submitted", "run_submission_cancelled"]
     assert isinstance(last.payload, RunSubmissionCancelled)
     assert (last.payload.run_id, last.payload.reason) == (drop, "donor withdrew")
+
+
+def test_a_taken_row_goes_started_in_the_transaction_that_claims_its_run(
+    pg_location: Location, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = pg_location.describe()
+    SiteStore(url, create=True).close()
+    run_id = _queue(url, capsys=capsys)
+    conn = db.open_backend(url).connect(create=False, timeout_s=5.0)
+    try:
+        [entry] = queue.take(conn, line="site", controller="a", free=1)
+        with Journal(url, create=False) as journal:
+            # the row is another controller's: the claim is rolled back, nothing written
+            other = functools.partial(queue.mark_started, run_id=run_id, controller="b")
+            with (
+                _owners.at_claim(run_id, other),
+                pytest.raises(JournalError, match="not taken by controller b"),
+            ):
+                journal.begin_run(run_id, lambda: 0.0)
+            assert _owners.owner_of(conn, run_id) is None
+            assert queue.entry(conn, run_id).status == "taken"  # type: ignore[union-attr]
+            mine = functools.partial(queue.mark_started, run_id=run_id, controller="a")
+            with _owners.at_claim(run_id, mine):
+                journal.begin_run(run_id, lambda: 0.0)
+            assert queue.entry(conn, run_id).status == "started"  # type: ignore[union-attr]
+            assert _owners.owner_of(conn, run_id) is not None
+        assert entry.run_id == run_id
+    finally:
+        conn.close()
