@@ -176,6 +176,17 @@ def _sqlite_on_postgresql(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(fixturedef: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A fixture shared beyond one test (session, module, class) may make its template on
+    an SQLite file in the PostgreSQL pass (``simulate`` writes files); each test gets its
+    journal from it through :func:`journal_from` or ``copy_journal``, on the pass's backend."""
+    if fixturedef.scope == "function" or db.sqlite_refused is None:
+        return (yield)
+    with sqlite_allowed():
+        return (yield)
+
+
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     if config.stash.get(_NO_SERVER_SEEN, False):
         terminalreporter.write_sep("=", "cellauto: PostgreSQL tests skipped", yellow=True)

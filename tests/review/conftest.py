@@ -24,6 +24,7 @@ from cellauto.sim import simulate
 from cellauto.sim.faults import TemperatureExcursion
 from cellauto.site.accounts import bootstrap
 from cellauto.site.store import open_site_store
+from cellauto.testing import sqlite_allowed
 from tests.raw_sql import close_pg_pools_after_test  # noqa: F401  (autouse)
 from tests.site.chain import POLICY, TERMINAL
 from tests.site.conftest import ROOT_PASSWORD, Site
@@ -82,7 +83,8 @@ def batch(
     source, run_id = batch_template
     path: Path | Location
     if db_location.url is not None:
-        copy_journal(source, db_location, unverified=True)
+        with sqlite_allowed():  # the template is a file
+            copy_journal(source, db_location, unverified=True)
         path = db_location
     else:
         path = tmp_path / "batch.db"

@@ -25,6 +25,7 @@ from cellauto.records.copy import copy_journal
 from cellauto.review.lims import define_schema, import_results
 from cellauto.sim.qc import SIM_LIMS_SCHEMA, simulated_results, write_lims_export
 from cellauto.site.store import open_site_store
+from cellauto.testing import sqlite_allowed
 from tests.review import devs
 from tests.review.conftest import Batch, batch_template
 from tests.site.conftest import Site
@@ -78,7 +79,8 @@ def ready_template(
 def ready(ready_template: Ready, db_location: Location, tmp_path: Path) -> Iterator[Ready]:
     """The test's own copy (on PostgreSQL: copied into its schema)."""
     if db_location.url is not None:
-        copy_journal(ready_template.path, db_location, unverified=True)
+        with sqlite_allowed():  # the template is a file
+            copy_journal(ready_template.path, db_location, unverified=True)
         yield Ready(db_location, ready_template.run_id)
         return
     path = tmp_path / "line.db"

@@ -18,6 +18,7 @@ from cellauto.records.backend import Location
 from cellauto.records.copy import copy_journal
 from cellauto.sim import simulate
 from cellauto.sim.simulate import DEFAULT_SIM_START
+from cellauto.testing import sqlite_allowed
 from tests.review.conftest import EXCURSION
 
 CAR_T = "protocols/car_t_autologous.py"
@@ -56,7 +57,8 @@ def trend_db(
     """The batches' journal, the test's own copy (on PostgreSQL: copied into its schema)."""
     source, run_ids = trend_template
     if db_location.url is not None:
-        copy_journal(source, db_location, unverified=True)
+        with sqlite_allowed():  # the template is a file
+            copy_journal(source, db_location, unverified=True)
         return db_location, run_ids
     path = tmp_path / "trends.db"
     shutil.copyfile(source, path)
