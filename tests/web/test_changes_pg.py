@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from cellauto.clock import awaiting_outside
 from cellauto.records import Journal
 from cellauto.records import backend as db
 from cellauto.records.backend import Location
@@ -139,6 +140,56 @@ def test_a_dropped_listener_reads_everything_since(pg_location: Location) -> Non
         source.close()
 
 
+def test_a_lost_notification_costs_at_most_the_fallback_period(pg_location: Location) -> None:
+    """A commit whose notification never arrives (dropped on purpose: written without
+    one) is read by the next fallback, for a run already followed and a new one alike."""
+    Journal(pg_location).close()
+    other = writer(pg_location)
+    try:
+        db.begin_write(other)
+        other.execute(INSERT, ("run-known", 0))
+        announce_changes(other, [("run-known", 0, 0)])
+        other.execute("COMMIT")
+        source = PgChanges(pg_location, fallback_s=0.0)  # every quiet slice falls back
+        try:
+            source.start()
+            assert source.after == {"run-known": 0}
+            db.begin_write(other)  # no announce_changes: the notification is lost
+            other.execute(INSERT, ("run-known", 1))
+            other.execute(INSERT, ("run-new", 0))
+            other.execute("COMMIT")
+            change = source.wait(DEADLINE_S)
+            assert change is not None
+            assert [(r.run_id, r.seq) for r in change.rows] == [("run-known", 1), ("run-new", 0)]
+            assert source.after == {"run-known": 1, "run-new": 0}
+            again = source.wait(DEADLINE_S)
+            assert again is not None and again.rows == ()  # nothing twice
+        finally:
+            source.close()
+    finally:
+        other.close()
+
+
+def test_every_runs_head_is_read_by_the_skip_scan(pg_location: Location) -> None:
+    Journal(pg_location).close()
+    other = writer(pg_location)
+    try:
+        db.begin_write(other)
+        for run_id, seqs in (("b", 3), ("a", 2), ("c", 1)):
+            for seq in range(seqs):
+                other.execute(INSERT, (run_id, seq))
+        other.execute("COMMIT")
+        assert sorted(other.execute(changes_pg._HEADS).fetchall()) == [
+            ("a", 1),
+            ("b", 2),
+            ("c", 0),
+        ]
+        other.execute("DELETE FROM records")
+        assert other.execute(changes_pg._HEADS).fetchall() == []
+    finally:
+        other.close()
+
+
 def test_a_burst_is_read_in_pages(pg_location: Location, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(changes_pg, "PAGE_ROWS", 3)
     Journal(pg_location).close()
@@ -207,7 +258,10 @@ async def test_the_hub_follows_a_postgresql_journal(pg_location: Location) -> No
             run = begin(journal, "run-new", Clock())
             run.append(alarm("pH high"), durable=True)
         while True:  # until the alarm is in the model (events may come before it)
-            event = await sub.next(DEADLINE_S)
+            # the hub's poller thread works for us outside the loop: on the tests' virtual
+            # loop, time must follow real time meanwhile, not jump past the deadline
+            with awaiting_outside():
+                event = await sub.next(DEADLINE_S)
             assert event is not None, "no event within the deadline"
             row = hub.model.runs.get("run-new")
             if row is not None and row.alarms:
