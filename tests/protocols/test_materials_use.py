@@ -140,7 +140,7 @@ async def test_rejected_between_check_and_commit_voids_the_use(
     assert kinds.index("material_use_voided") < kinds.index("deviation")
     voided = _payloads(journal, execution.run_id, MaterialUseVoided)
     assert [(v.use_key, v.quantity_milli) for v in voided] == [("IL-2 dose 1", 2000)]
-    assert rows(journal.path, "SELECT voided FROM lot_uses") == [(1,)]
+    assert rows(journal.location, "SELECT voided FROM lot_uses") == [(1,)]
     assert _lot(site)[0] == 10_000  # given back
 
 
