@@ -138,6 +138,11 @@ def _record_step_failure(
     execution: Execution, index: int, step: StepDefinition, exc: BaseException, duration_s: float
 ) -> None:
     cancelled = anyio.get_cancelled_exc_class()
+    if isinstance(exc, cancelled) and execution.state not in (State.ABORTING, State.ABORTED):
+        # not an Abort: the controller itself is stopping (SIGTERM) and leaves the step in
+        # progress, as a crash does, for a peer's resume and the step's resume policy; a
+        # step failure recorded here would read as "aborted by command" to that resume
+        return
     if isinstance(exc, RunStopped):
         error_type, message = "stopped", "stopped by command"
     elif isinstance(exc, cancelled):

@@ -518,3 +518,30 @@ async def test_a_command_whose_outcome_was_unknown_stays_in_doubt_after_a_crash(
     resumed = controller.runner.resume(protocol, controller.line, first.run_id, clock=first.clock)
     assert resumed.resume_plan is not None
     assert [c.method for c in resumed.resume_plan.in_doubt] == ["prime_line", "pump"]
+
+
+async def test_a_controller_stopping_mid_step_leaves_the_step_to_the_resume(
+    db_location: Location,
+) -> None:
+    """A controller service stopping (SIGTERM) cancels its runs with the journal still
+    open: the step in progress is left as a crash leaves it, not recorded as failed by an
+    Abort (which a resume read as "aborted by command" and ended the run there)."""
+    pump = Pump()
+    controller = Controller(db_location, pump)
+    first = controller.runner.prepare(make_protocol(), controller.line)
+
+    async def execute() -> None:
+        await first.execute()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(execute)
+        await anyio.sleep(3.5 * PORTION_S)
+        tg.cancel_scope.cancel()  # no Abort: the journal stays open and can write
+    assert not kinds(controller.journal, first.run_id, RecordKind.STEP_FAILED)
+    controller.journal.close()
+    controller.restart()
+    outcome = await finish(controller.resume(first.run_id, first))
+    assert outcome.exit_status == "complete"
+    assert pump.pumped_ml == 41.0  # every portion once
+    started = kinds(controller.journal, first.run_id, RecordKind.STEP_STARTED)
+    assert [s.step for s in started] == ["prime", "transfer", "transfer", "finish"]
