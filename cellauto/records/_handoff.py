@@ -20,7 +20,8 @@ from cellauto.errors import JournalError
 from cellauto.records import _owners
 from cellauto.records._fence import Fence
 from cellauto.records._txops import TxOp
-from cellauto.records._writer import AsyncWaiter, SyncWaiter, Waiter, Writer
+from cellauto.records._waiters import AsyncWaiter, SyncWaiter, Waiter
+from cellauto.records._writer import Writer
 from cellauto.records.anchors import AnchorSchedule
 from cellauto.records.backend import Conn, Location
 from cellauto.records.ledger import LedgerEvent, LedgerWriter

@@ -48,8 +48,6 @@ Failures
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import sqlite3
 import threading
@@ -63,6 +61,7 @@ from cellauto.records import backend as db
 from cellauto.records._fence import Fence
 from cellauto.records._owners import RELEASE, Claim
 from cellauto.records._txops import TxOp, apply_ops
+from cellauto.records._waiters import AsyncWaiter, SyncWaiter, Waiter
 from cellauto.records.backend import Conn, Lock
 from cellauto.records.backend.notify import announce_changes, run_spans
 from cellauto.records.ledger import LedgerEvent, LedgerWriter
@@ -77,44 +76,6 @@ RETRY_MAX_S = 5.0
 """Real seconds at most between retries of failed commits that nobody waits for."""
 
 Row = tuple[str, int, str, float, int, str, str, str]
-
-
-class SyncWaiter:
-    """A thread that blocks until its batch is committed (or its commit failed)."""
-
-    __slots__ = ("done", "error")
-
-    def __init__(self) -> None:
-        self.done = False
-        self.error: JournalError | None = None
-
-    def settle(self, error: JournalError | None) -> None:  # under the writer's lock
-        self.done, self.error = True, error
-
-
-class AsyncWaiter:
-    """An asyncio future, settled from the writer thread through its loop."""
-
-    __slots__ = ("future", "loop")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> None:
-        self.loop, self.future = loop, future
-
-    def settle(self, error: JournalError | None) -> None:
-        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
-            self.loop.call_soon_threadsafe(_settle_future, self.future, error)
-
-
-def _settle_future(future: asyncio.Future[None], error: JournalError | None) -> None:
-    if future.done():
-        return
-    if error is None:
-        future.set_result(None)
-    else:
-        future.set_exception(error)
-
-
-Waiter = SyncWaiter | AsyncWaiter
 
 
 class _Batch:
