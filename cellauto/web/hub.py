@@ -141,6 +141,9 @@ class ChangeHub:
         self.changes_seen = 0
         self._stopping = threading.Event()
         self._owners_at = time.monotonic()
+        self._untold = Dirty()  # applied to the model, not yet told to the loop
+        self._refresh_due = False  # rows applied since the last refresh that worked
+        self._site_unread = False  # the site chain moved since that refresh
         self.failure: str | None = None
         """Why the journal's changes cannot be read now (None: the pages are live)."""
 
@@ -221,16 +224,21 @@ class ChangeHub:
         now_ns = time.time_ns()
         with self.lock:
             if change is not None:
+                # kept until told: a refresh that fails after the rows were applied (the
+                # source has moved past them) loses neither their events nor a site move
                 self.changes_seen += 1
-                dirty = self.model.apply(change.rows)
-                moved = change.site_seq is not None
-                dirty.merge(self.model.refresh(conn, site_moved=moved, now_ns=now_ns))
+                self._untold.merge(self.model.apply(change.rows))
+                self._site_unread |= change.site_seq is not None
+                self._refresh_due = True
+            if self._refresh_due:
+                moved = self._site_unread
+                self._untold.merge(self.model.refresh(conn, site_moved=moved, now_ns=now_ns))
+                self._refresh_due = self._site_unread = False
                 self._owners_at = time.monotonic()
             elif time.monotonic() - self._owners_at >= OWNERS_EVERY_S:
-                dirty = self.model.owners(conn, now_ns)
+                self._untold.merge(self.model.owners(conn, now_ns))
                 self._owners_at = time.monotonic()
-            else:
-                return
+            dirty, self._untold = self._untold, Dirty()
         if dirty and self._loop is not None:
             self._loop.call_soon_threadsafe(self._dirty, dirty)
 

@@ -23,6 +23,7 @@ import uvicorn
 from cellauto.cli import main
 from cellauto.records import Journal
 from cellauto.web.app import create_app
+from cellauto.web.changes import Change, NewRow
 from cellauto.web.config import WebConfig
 from cellauto.web.hub import QUEUE_EVENTS, ChangeHub, parse_topics
 from cellauto.web.line_model import Dirty
@@ -260,3 +261,53 @@ def test_the_poller_carries_on_after_any_failed_read(
     assert failures[2] == "DatabaseError: file is not a database"
     assert failures[3] is None and hub.failure is None
     assert "database is locked" in caplog.text and "not a database" in caplog.text
+
+
+def test_rows_applied_before_a_failed_refresh_are_told_once_a_read_works(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The source moves past the rows it hands over: a refresh failing after they were
+    applied must not lose their events, nor the site move that came with them."""
+    Journal(tmp_path / "line.db").close()
+    hub = ChangeHub(tmp_path / "line.db", poll_s=0.001)
+    told: list[Dirty] = []
+
+    class Loop:
+        def call_soon_threadsafe(self, callback: Any, dirty: Dirty) -> None:
+            told.append(dirty)
+
+    hub._loop = Loop()  # type: ignore[assignment]
+    refreshes: list[bool] = []
+    refresh = hub.model.refresh
+
+    def failing_once(conn: Any, *, site_moved: bool, now_ns: int) -> Dirty:
+        refreshes.append(site_moved)
+        if len(refreshes) == 1:
+            raise sqlite3.OperationalError("database is locked")
+        return refresh(conn, site_moved=site_moved, now_ns=now_ns)
+
+    monkeypatch.setattr(hub.model, "refresh", failing_once)
+    new = NewRow(1, "run-r", 1, "reading", 60.0, 1, None)
+
+    class Source:
+        calls = 0
+
+        def wait(self, timeout_s: float) -> Change | None:
+            self.calls += 1
+            if self.calls == 1:
+                return Change((new,), 7, True, 1)
+            if self.calls == 3:
+                hub._stopping.set()
+            return None  # nothing new: the rows above are not handed over again
+
+        def reset(self) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    hub._source = Source()  # type: ignore[assignment]
+    hub._poll()
+    assert refreshes == [True, True]  # the site move is read on the retry
+    assert [sorted(d.runs) for d in told] == [["run-r"]]
+    assert hub.failure is None
