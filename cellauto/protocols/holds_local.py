@@ -9,7 +9,6 @@ claim cannot acquire) and tell whose tickets are still alive.
 from __future__ import annotations
 
 import asyncio
-import time
 import weakref
 from collections import Counter
 from collections.abc import Callable
@@ -164,9 +163,7 @@ def alive(execution: Execution, conn: Conn) -> table.Alive:
     journal = journal_of(execution)
     # the owner key as the journal's claims write it (a file's resolved path, or the URL
     # of a PostgreSQL journal)
-    return table.owner_liveness(
-        conn, journal._owner_key(), stale_s=journal._stale_s, real_now_ns=time.time_ns()
-    )
+    return table.owner_liveness(conn, journal._owner_key(), stale_s=journal._stale_s)
 
 
 async def in_commit(execution: Execution, what: str, change: Callable[[Conn], Any]) -> Any:

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from cellauto.records import backend as db
 from cellauto.records._owners import orphaned as _orphaned
-from cellauto.records._owners import owner_of
+from cellauto.records._owners import owner_of, wall_now_ns
 from cellauto.records.backend import Conn
 from cellauto.records.backend.notify import notify
 
@@ -168,22 +168,25 @@ class Outcome:
     """Whether a ticket before it belongs to another controller."""
 
 
-def owner_liveness(
-    conn: Conn, path: Path | str | db.Location, *, stale_s: float, real_now_ns: int
-) -> Alive:
+def owner_liveness(conn: Conn, path: Path | str | db.Location, *, stale_s: float) -> Alive:
     """``alive(run_id, epoch)`` from ``run_owners`` (see :mod:`cellauto.records._owners`):
-    the run's owner is live and its epoch is the ticket's."""
+    the run's owner is live and its epoch is the ticket's. Heartbeats are compared on the
+    clock they are written on (the server's on PostgreSQL: a controller whose own clock
+    runs ahead must not find live runs stale), read once, when first needed."""
     key = str(path)
     cache: dict[tuple[str, int], bool] = {}
+    now: list[int] = []
 
     def alive(run_id: str, epoch: int) -> bool:
         known = cache.get((run_id, epoch))
         if known is None:
             owner = owner_of(conn, run_id)
+            if owner is not None and owner.epoch == epoch and not now:
+                now.append(wall_now_ns(conn))
             known = (
                 owner is not None
                 and owner.epoch == epoch
-                and not _orphaned(conn, run_id, key, real_now_ns, stale_s)
+                and not _orphaned(conn, run_id, key, now[0], stale_s)
             )
             cache[(run_id, epoch)] = known
         return known

@@ -90,6 +90,30 @@ async def test_two_controllers_runs_queue_for_one_counter_in_the_database(
     assert rows[1].granted_wall_ns == rows[0].released_wall_ns  # granted in the release
 
 
+async def test_a_controller_whose_clock_runs_ahead_does_not_take_a_live_runs_instrument(
+    pg_location: Location, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Heartbeats are written on the server's clock; whether a ticket's run is still
+    live is judged on it too, never on this machine's clock (an hour ahead here: a
+    live run would look stale and its counter be granted to another run)."""
+    ahead_ns = 3600 * 10**9
+    real_time_ns = time.time_ns
+    policy = SharedPolicy("CNT-001")
+    with Journal(pg_location) as a, Journal(pg_location) as b:
+        (first,), _ = _runs(a, [counting()], policy)
+        (second,), _ = _runs(b, [counting(start_after_s=10)], policy)
+        monkeypatch.setattr(time, "time_ns", lambda: real_time_ns() + ahead_ns)
+        with anyio.fail_after(LIMIT_S):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(first.execute)
+                tg.start_soon(second.execute)
+        monkeypatch.undo()
+        assert first.state is State.COMPLETE and second.state is State.COMPLETE
+        [waited] = _payloads(b, second.run_id, InstrumentWaited)
+        assert waited.waited_s == pytest.approx(COUNT_S - 10)
+        assert [w.run_id for w in waited.waited_for] == [first.run_id]
+
+
 async def test_a_sample_that_expires_sooner_passes_another_controllers_run(
     pg_location: Location,
 ) -> None:
@@ -185,9 +209,7 @@ async def test_a_run_waiting_for_another_process_is_woken_by_its_release_not_by_
                 await asked.wait()
                 assert [r.status for r in table.holds(conn, run_id=run.run_id)] == ["waiting"]
                 db.begin_write(conn, db.Lock.ASSET)
-                alive = table.owner_liveness(
-                    conn, pg_location, stale_s=30, real_now_ns=time.time_ns()
-                )
+                alive = table.owner_liveness(conn, pg_location, stale_s=30)
                 outcome = table.release(conn, "other-run:1:1", time.time_ns(), alive)
                 conn.execute("COMMIT")
                 assert len(outcome.woken) == 1
