@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -22,6 +23,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
+
+from cellauto.records import backend as db
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "protocols" / "demo_expansion.py"
@@ -216,3 +219,30 @@ def submit(
     done = subprocess.run(command, capture_output=True, text=True, env=env(), check=False)
     assert done.returncode == 0, done.stderr
     return done.stdout.splitlines()[0].removeprefix("run ")
+
+
+def kill_rng() -> random.Random:
+    """The seeded random source of kill moments (``$CELLAUTO_KILL_SEED``, printed)."""
+    seed = int(os.environ.get("CELLAUTO_KILL_SEED", "2026"))
+    print(f"kill seed {seed} (CELLAUTO_KILL_SEED)")
+    return random.Random(seed)
+
+
+def owner(url: str, run_id: str) -> tuple[str, int] | None:
+    """(controller, epoch) of the run's claim, None before its first."""
+    conn = db.open_backend(url).connect(create=False, timeout_s=5.0)
+    try:
+        row = conn.execute(
+            "SELECT controller, epoch FROM run_owners WHERE run_id = ?", (run_id,)
+        ).fetchone()
+    finally:
+        conn.close()
+    return None if row is None or row[0] is None else (str(row[0]), int(row[1]))
+
+
+def kill_after(controller: Controller, seconds: float) -> None:
+    """SIGKILL ``controller`` ``seconds`` real seconds from now (unless it ended)."""
+    try:
+        controller.process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        controller.kill()
