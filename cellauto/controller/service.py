@@ -27,6 +27,7 @@ import logging
 import signal
 import socket
 import sqlite3
+import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -61,6 +62,7 @@ from cellauto.protocols.execution import Execution
 from cellauto.protocols.inbox import PeopleInbox
 from cellauto.protocols.params import build_params
 from cellauto.records import Journal, _owners
+from cellauto.records import asset_holds as table
 from cellauto.records import backend as db
 from cellauto.records import payloads as rec
 from cellauto.records.backend import Conn, Location
@@ -332,8 +334,15 @@ class ControllerService(Takeovers):
 
     def _refuse(self, run_id: str, why: str) -> None:
         queue.settle(self.conn, run_id, "refused", why)
-        self.units.release(self.conn, run_id)  # the units it was bound to at its take
+        self.units.release(self.conn, run_id, self._owners_alive)  # the units bound at its take
         self._say(f"run {run_id} refused: {why}")
+
+    def _owners_alive(self, conn: Conn) -> table.Alive:
+        """Whether a shared instrument's ticket is of a run still held (its owner live)."""
+        journal = self.journal
+        return table.owner_liveness(
+            conn, journal._owner_key(), stale_s=journal._stale_s, real_now_ns=time.time_ns()
+        )
 
     def _admit(self, conn: Conn, entry: queue.QueueEntry) -> bool:
         """In the taking transaction: bind the run to a free unit of each pool its
@@ -387,8 +396,8 @@ class ControllerService(Takeovers):
     def _release_units(self, run_id: str) -> None:
         """A run that ended frees its units (one still going keeps them: taken over)."""
         try:
-            if self.line.pools and self.units.ended(self.conn, run_id):
-                self.units.release(self.conn, run_id)
+            if self.units.ended(self.conn, run_id):  # every ticket of it: asset_holds
+                self.units.release(self.conn, run_id, self._owners_alive)
         except (sqlite3.Error, psycopg.Error) as exc:  # freed by the next bind that looks
             log.warning("run %s: its units not released now: %s", run_id, exc)
 

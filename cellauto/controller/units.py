@@ -206,19 +206,30 @@ class RunUnits:
 
         return check
 
-    def release(self, conn: Conn, run_id: str) -> list[str]:
+    def release(
+        self, conn: Conn, run_id: str, shared_alive: Callable[[Conn], table.Alive] | None = None
+    ) -> list[str]:
         """The run ended (or was refused): its units are free again, and the controllers
-        are told (a queued run may take one). The units released."""
+        are told (a queued run may take one). Its other open tickets (a shared
+        instrument a step did not let go of) are ended too, their queues settled with
+        ``shared_alive`` (the owners' liveness). The units released."""
         assets = {tag for pool in self.line.pools for tag in self._assets(pool).values()}
-        if not assets:
-            return []
         freed: list[str] = []
+        if not any(
+            row.status in ("waiting", "granted") for row in table.holds(conn, run_id=run_id)
+        ):
+            return freed  # nothing held: no write
         db.begin_write(conn, db.Lock.ASSET)
         try:
             alive = unit_alive(conn)
+            others = shared_alive(conn) if shared_alive is not None else alive
             for row in table.holds(conn, run_id=run_id):
-                if row.asset in assets and row.status in ("waiting", "granted"):
-                    table.release(conn, row.ticket, self.now_ns(), alive)
+                if row.status not in ("waiting", "granted"):
+                    continue
+                table.release(
+                    conn, row.ticket, self.now_ns(), alive if row.asset in assets else others
+                )
+                if row.asset in assets:
                     freed.append(row.asset)
             if freed:
                 notify(conn, QUEUE_CHANNEL, f"unit free:{','.join(freed)}")

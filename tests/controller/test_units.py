@@ -168,3 +168,21 @@ def test_a_unit_of_an_ended_run_is_free_again(
         assert sorted(t["bioreactor"] for t in taken if t) == UNITS
     finally:
         conn.close()
+
+
+def test_the_end_of_a_run_ends_every_ticket_it_has(conn: Conn, units: RunUnits) -> None:
+    """Its unit, and a shared counter a step never let go of: the next in line gets it."""
+    _bind(conn, units, "run-s")
+    db.begin_write(conn)
+    for ticket, run_id in (("t-1", "run-s"), ("t-2", "run-w")):
+        hold = table.HoldRequest(ticket, "CNT-1", run_id, "c1", "count", 2_000)
+        table.request(conn, hold, lambda run, epoch: True, 1)
+    conn.execute("COMMIT")
+    assert units.release(conn, "run-s", lambda c: lambda run, epoch: run != "run-s") == ["BR-01"]
+    states = {(r.run_id, r.asset): r.status for r in table.holds(conn)}
+    assert states == {
+        ("run-s", "BR-01"): "released",
+        ("run-s", "CNT-1"): "released",
+        ("run-w", "CNT-1"): "granted",
+    }
+    assert units.release(conn, "run-s") == []  # nothing open: nothing written
