@@ -27,7 +27,6 @@ import logging
 import signal
 import socket
 import sqlite3
-import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -340,9 +339,7 @@ class ControllerService(Takeovers):
     def _owners_alive(self, conn: Conn) -> table.Alive:
         """Whether a shared instrument's ticket is of a run still held (its owner live)."""
         journal = self.journal
-        return table.owner_liveness(
-            conn, journal._owner_key(), stale_s=journal._stale_s, real_now_ns=time.time_ns()
-        )
+        return table.owner_liveness(conn, journal._owner_key(), stale_s=journal._stale_s)
 
     def _admit(self, conn: Conn, entry: queue.QueueEntry) -> bool:
         """In the taking transaction: bind the run to a free unit of each pool its
