@@ -49,9 +49,16 @@ _ENDED_QUEUE = ("refused", "cancelled")
 def unit_alive(conn: Conn) -> table.Alive:
     """``alive(run_id, epoch)`` for a unit's ticket: the run has not ended and its queue
     row (if any) was neither refused nor cancelled. Whether a controller drives the run
-    now does not matter: its culture is in the unit until the run ends."""
+    now does not matter: its culture is in the unit until the run ends. Each run is
+    read once (make one per transaction)."""
+    known: dict[str, bool] = {}
 
     def alive(run_id: str, epoch: int) -> bool:
+        if run_id not in known:
+            known[run_id] = _unended(run_id)
+        return known[run_id]
+
+    def _unended(run_id: str) -> bool:
         ended = conn.execute(
             "SELECT 1 FROM records WHERE run_id = ? AND kind = 'run_ended' LIMIT 1", (run_id,)
         ).fetchone()
@@ -213,6 +220,7 @@ class RunUnits:
         are told (a queued run may take one). Its other open tickets (a shared
         instrument a step did not let go of) are ended too, their queues settled with
         ``shared_alive`` (the owners' liveness). The units released."""
+        self._taken.pop(run_id, None)  # refused before its Line was made
         assets = {tag for pool in self.line.pools for tag in self._assets(pool).values()}
         freed: list[str] = []
         if not any(

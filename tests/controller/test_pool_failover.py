@@ -26,6 +26,7 @@ from cellauto.records import Journal, verify_run
 from cellauto.records import asset_holds as table
 from cellauto.records import backend as db
 from cellauto.records.backend import Location
+from cellauto.records.material_payloads import EquipmentChecked
 from cellauto.records.payloads import (
     ControllerClaimed,
     InstrumentCommand,
@@ -99,6 +100,12 @@ def _audit(url: str, run_ids: list[str], actions: Path) -> dict[str, str]:
                 if isinstance(r.payload, RunResumed)
             ]
             assert set(serials) == {f"B-{unit}"}, (run_id, serials)  # one unit, its life long
+            checked = {
+                (r.payload.asset, r.payload.serial_read)
+                for r in records
+                if isinstance(r.payload, EquipmentChecked) and r.payload.equipment == "bioreactor"
+            }
+            assert checked == {(unit, f"B-{unit}")}, (run_id, checked)  # the unit's tag
             for r in records:
                 if isinstance(r.payload, InstrumentCommand):
                     name = r.payload.instrument

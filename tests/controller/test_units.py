@@ -110,6 +110,20 @@ def test_a_run_is_bound_to_the_least_recently_used_free_unit_or_stays_unbound(
     assert _bind(conn, units, "run-late") == {"bioreactor": "BR-02"}  # asked again: its own
 
 
+def test_a_run_taken_again_after_its_controller_died_before_the_claim_keeps_its_unit(
+    conn: Conn, units: RunUnits
+) -> None:
+    """Bound at its take, its controller dead before the claim, the row back in the
+    queue: the next controller to take it binds it to the same unit."""
+    _bind(conn, units, "run-a")
+    assert _bind(conn, units, "run-b") == {"bioreactor": "BR-02"}
+    other = RunUnits(units.line, "c2", now_ns=lambda: 5_000_000)
+    assert _bind(conn, other, "run-c") == {"bioreactor": "BR-03"}
+    assert _bind(conn, other, "run-b") == {"bioreactor": "BR-02"}
+    _claim(conn, other.at_claim("run-b", {"bioreactor": "BR-02"}))
+    assert _open(conn) == {"run-a": "BR-01", "run-b": "BR-02", "run-c": "BR-03"}
+
+
 def test_a_resumed_run_gets_its_own_unit_back_never_another(conn: Conn, units: RunUnits) -> None:
     _bind(conn, units, "run-a")
     assert _bind(conn, units, "run-b") == {"bioreactor": "BR-02"}
