@@ -259,8 +259,9 @@ class ControllerService(Takeovers):
                 settings = self.settings
                 free = settings.capacity - len(self._running)
                 line = settings.line.name
+                admit = self._admit if self.line.pools else None  # a unit of each pool
                 taken = queue.take(
-                    self.conn, line=line, controller=settings.name, free=free, admit=self._admit
+                    self.conn, line=line, controller=settings.name, free=free, admit=admit
                 )
                 for entry in taken:
                     self._start(entry, tg)
