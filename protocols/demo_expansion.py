@@ -16,6 +16,12 @@ class ExpansionParams(Params):
         pattern=r"^[A-Z0-9]{13}$",
         description="chain-of-identity id printed on the starting-material bag",
     )
+    bag: str = Field(
+        "starting material bag",
+        min_length=1,
+        description="where the starting-material bag is on the line (its container id): "
+        "a line holding several batches' bags names each",
+    )
     seed_volume_ml: float = Field(50.0, gt=0, le=100, description="product volume seeded")
     medium_ml: float = Field(450.0, ge=0, le=900, description="medium added at seeding")
     culture_days: int = Field(7, ge=3, le=14, description="days of expansion")
@@ -28,14 +34,16 @@ protocol = Protocol(
     version="1.0.0",
     params=ExpansionParams,
     description="Receive, seed, expand and harvest T cells in a rocking-bag bioreactor.",
-    inputs=[MaterialInput(name="starting material bag", identity_param="coi")],
+    inputs=[
+        MaterialInput(name="starting material bag", identity_param="coi", container_param="bag")
+    ],
 )
 
 
 @protocol.step(unit_procedure="Receipt", resume="rerun", expected_duration_h=0.1)
 async def receive_material(run: Run[ExpansionParams], scanner: BarcodeScanner) -> None:
-    """Scan the starting-material bag; its chain-of-identity id must match the order."""
-    label = await scanner.scan("starting material bag")
+    """Scan the batch's starting-material bag; its chain-of-identity id must match the order."""
+    label = await scanner.scan(run.params.bag)
     run.identity.expect(label, run.params.coi)
 
 
@@ -59,9 +67,7 @@ async def seed_culture(run: Run[ExpansionParams], bioreactor: Bioreactor) -> Non
                 rocking_angle_deg=6.0,
             )
         )
-        await bioreactor.seed(
-            "starting material bag", run.params.seed_volume_ml, run.params.medium_ml
-        )
+        await bioreactor.seed(run.params.bag, run.params.seed_volume_ml, run.params.medium_ml)
     await add_once(run, bioreactor, Reagent(name="TransAct", kind="activation", volume_ml=10.0))
 
 

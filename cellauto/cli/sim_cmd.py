@@ -18,6 +18,7 @@ from cellauto.cli.fidelity_cmd import add_sim_parser as add_fidelity_parser
 from cellauto.clock import Clock, real_seconds, scaled_loop_factory
 from cellauto.errors import BadInputError
 from cellauto.lines import LineConfig, load_line_config
+from cellauto.lines.pools import expand_pools, nest_endpoints
 from cellauto.lines.wire import INTERFACES, serve_simulated
 from cellauto.records.models import utc_from_epoch_s
 from cellauto.sim import SimLine
@@ -185,7 +186,7 @@ def serve_command(args: argparse.Namespace) -> int:
         async with AsyncExitStack() as stack:
             actions: ActionLog | None = None
             if args.actions is not None:  # watched before any server holds an instrument
-                sim.line_for(needed)
+                sim.line_for(expand_pools(config, needed)[1])  # a pool's units by POOL@UNIT
                 actions = stack.enter_context(ActionLog(args.actions, clock).watch(sim.equipment))
             servers: dict[str, object] = {}
             endpoints = await serve_simulated(config, sim, needed, stack, servers)
@@ -195,7 +196,7 @@ def serve_command(args: argparse.Namespace) -> int:
                 "line": config.name,
                 "speed": speed,
                 "epoch": epoch.isoformat(),
-                "endpoints": endpoints,
+                "endpoints": nest_endpoints(endpoints, config),  # a pool's: {unit: endpoint}
             }
             print(json.dumps(announced), flush=True)  # at once: a client waits for this line
             print(f"serving {len(endpoints)} instruments; Ctrl-C to stop", flush=True)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, NamedTuple
 
 from cellauto.errors import BadInputError, JournalError
@@ -37,6 +37,7 @@ from cellauto.records.site_store import SiteStore
 
 __all__ = [
     "QUEUE_CHANNEL",
+    "Admit",
     "QueueEntry",
     "QueueStatus",
     "cancel",
@@ -202,9 +203,20 @@ def cancel(
     return done
 
 
-def take(conn: Conn, *, line: str, controller: str, free: int) -> list[QueueEntry]:
+Admit = Callable[[Conn, QueueEntry], bool]
+"""``admit(conn, entry)``, in the taking transaction: whether the run can be taken now
+(e.g. a free unit of each pool it needs was bound to it: :mod:`cellauto.controller.units`)."""
+
+_LOOK_AHEAD = 64
+"""Queued rows looked at beyond ``free`` when some are not admitted."""
+
+
+def take(
+    conn: Conn, *, line: str, controller: str, free: int, admit: Admit | None = None
+) -> list[QueueEntry]:
     """Take up to ``free`` queued runs of ``line`` (or of no line) for ``controller``, in
-    one transaction; rows another controller is taking meanwhile are skipped."""
+    one transaction; rows another controller is taking meanwhile are skipped, and so are
+    rows ``admit`` does not admit (they stay queued)."""
     if free <= 0:
         return []
     db.begin_write(conn)
@@ -213,9 +225,13 @@ def take(conn: Conn, *, line: str, controller: str, free: int) -> list[QueueEntr
             f"SELECT {_COLUMNS} FROM run_queue WHERE status = 'queued'"
             " AND (line = ? OR line IS NULL) ORDER BY priority DESC, queue_seq"
             " LIMIT ? FOR UPDATE SKIP LOCKED",
-            (line, free),
+            (line, free if admit is None else free + _LOOK_AHEAD),
         ).fetchall()
-        taken = [QueueEntry.from_row(row) for row in rows]
+        taken: list[QueueEntry] = []
+        for row in rows:
+            found = QueueEntry.from_row(row)
+            if len(taken) < free and (admit is None or admit(conn, found)):
+                taken.append(found)
         for found in taken:
             conn.execute(
                 "UPDATE run_queue SET status = 'taken', controller = ? WHERE run_id = ?",

@@ -51,7 +51,9 @@ from cellauto.controller.fencing import (
 from cellauto.controller.presence import PeerWatch, Presence
 from cellauto.controller.reach import ProtocolShelf, line_assets
 from cellauto.controller.takeover import Takeovers
+from cellauto.controller.units import RunUnits
 from cellauto.errors import CellautoError, FencedError
+from cellauto.instruments.line import Line
 from cellauto.lines import LineConfig
 from cellauto.lines.wire import open_line
 from cellauto.protocols import Runner
@@ -59,7 +61,9 @@ from cellauto.protocols.execution import Execution
 from cellauto.protocols.inbox import PeopleInbox
 from cellauto.protocols.params import build_params
 from cellauto.records import Journal, _owners
+from cellauto.records import asset_holds as table
 from cellauto.records import backend as db
+from cellauto.records import payloads as rec
 from cellauto.records.backend import Conn, Location
 from cellauto.records.backend.notify import ChangeFeed, open_feed
 from cellauto.records.run_journal import RunJournal
@@ -130,7 +134,8 @@ class ControllerService(Takeovers):
             clock = Clock(line_origin(config))
             needed = self.shelf.equipment(config.equipment)
             self.line = line = await open_line(config, needed, stack, clock=clock)
-            reached = line_assets(line.equipment)
+            self.units = RunUnits(line, settings.name, now_ns=lambda: round(clock.now_s() * 1e9))
+            reached = line_assets(line.instruments())  # a pool's units each
             self.reached = reached
             _owners.set_controller_name(settings.name)
             stack.callback(_owners.set_controller_name, None)
@@ -254,7 +259,11 @@ class ControllerService(Takeovers):
                 settings = self.settings
                 free = settings.capacity - len(self._running)
                 line = settings.line.name
-                for entry in queue.take(self.conn, line=line, controller=settings.name, free=free):
+                admit = self._admit if self.line.pools else None  # a unit of each pool
+                taken = queue.take(
+                    self.conn, line=line, controller=settings.name, free=free, admit=admit
+                )
+                for entry in taken:
                     self._start(entry, tg)
                 await self._adopt_released()
             except (sqlite3.Error, psycopg.Error) as exc:  # the self-fence decides when to stop
@@ -280,28 +289,31 @@ class ControllerService(Takeovers):
     def _start(self, entry: queue.QueueEntry, tg: TaskGroup) -> None:
         protocol, why = self.shelf.find(entry.protocol, entry.source_sha256)
         if protocol is None:
-            queue.settle(self.conn, entry.run_id, "refused", why)
-            self._say(f"run {entry.run_id} refused: {why}")
+            self._refuse(entry.run_id, why or "")
             return
-        lacking = sorted(set(protocol.equipment()) - set(self.line.equipment))
+        lacking = sorted(set(protocol.equipment()) - {*self.line.equipment, *self.line.pools})
         if lacking:
             why = f"line {self.settings.line.name} has no {', '.join(lacking)}"
-            queue.settle(self.conn, entry.run_id, "refused", why)
-            self._say(f"run {entry.run_id} refused: {why}")
+            self._refuse(entry.run_id, why)
             return
         submitted = self._submission(entry)
         try:
             clock = Clock(line_origin(self.settings.line))
-            params = build_params(protocol.params, entry.params, rehearsal=self.line.rehearsal)
-            site = run_site(protocol, params, self.line, clock, False, Location.parse(self.url))
-            people = not self.line.rehearsal
+            line, check_line = self._line_for_run(entry.run_id)
+            params = build_params(protocol.params, entry.params, rehearsal=line.rehearsal)
+            site = run_site(protocol, params, line, clock, False, Location.parse(self.url))
+            people = not line.rehearsal
             started = functools.partial(
                 queue.mark_started, run_id=entry.run_id, controller=self.settings.name
             )
-            with _owners.at_claim(entry.run_id, started):  # its row goes started with the claim
+            # its row goes started with the claim, which checks the run's units
+            with (
+                _owners.at_claim(entry.run_id, started),
+                _owners.at_claim(entry.run_id, check_line),
+            ):
                 execution = Runner(self.journal).prepare(
                     protocol,
-                    self.line,
+                    line,
                     params,
                     run_id=entry.run_id,
                     operator=submitted.by if submitted is not None else "queue",
@@ -315,11 +327,36 @@ class ControllerService(Takeovers):
         except Exception as exc:  # refused, never the service's end
             if not isinstance(exc, CellautoError):
                 log.exception("run %s: preparing it failed", entry.run_id)
-            queue.settle(self.conn, entry.run_id, "refused", f"{type(exc).__name__}: {exc}")
-            self._say(f"run {entry.run_id} refused: {exc}")
+            self._refuse(entry.run_id, f"{type(exc).__name__}: {exc}")
             return
         self._say(f"run {entry.run_id} started ({protocol.name})")
         self._execute(execution, tg, by=submitted.by if submitted is not None else "queue")
+
+    def _refuse(self, run_id: str, why: str) -> None:
+        queue.settle(self.conn, run_id, "refused", why)
+        self.units.release(self.conn, run_id, self._owners_alive)  # the units bound at its take
+        self._say(f"run {run_id} refused: {why}")
+
+    def _owners_alive(self, conn: Conn) -> table.Alive:
+        """Whether a shared instrument's ticket is of a run still held (its owner live)."""
+        journal = self.journal
+        return table.owner_liveness(conn, journal._owner_key(), stale_s=journal._stale_s)
+
+    def _admit(self, conn: Conn, entry: queue.QueueEntry) -> bool:
+        """In the taking transaction: bind the run to a free unit of each pool its
+        protocol needs; False (it stays queued) when a pool has none free."""
+        protocol, _ = self.shelf.find(entry.protocol, entry.source_sha256)
+        return self.units.bind(conn, entry.run_id, self.units.needs(protocol))
+
+    def _line_for_run(
+        self, run_id: str, started: rec.RunStarted | None = None
+    ) -> tuple[Line, Callable[[Conn], None]]:
+        """The one place a run's Line is chosen: the controller's line, each pool the
+        unit the run is bound to (a new run: at its take; a resumed one, ``started`` its
+        ``run_started``: the unit it holds); with the check its claim makes of it (an op
+        of :func:`cellauto.records._owners.at_claim`)."""
+        bound = self.units.of_run(self.conn, run_id, started)
+        return self.units.line_for(bound), self.units.at_claim(run_id, bound)
 
     def _submission(self, entry: queue.QueueEntry) -> RunSubmitted | None:
         from cellauto.records.site_chain import read_site_record
@@ -351,6 +388,15 @@ class ControllerService(Takeovers):
         finally:
             self.inbox.unregister(execution)
             self._running.pop(run_id, None)
+            self._release_units(run_id)
             self._wake.set()
+
+    def _release_units(self, run_id: str) -> None:
+        """A run that ended frees its units (one still going keeps them: taken over)."""
+        try:
+            if self.units.ended(self.conn, run_id):  # every ticket of it: asset_holds
+                self.units.release(self.conn, run_id, self._owners_alive)
+        except (sqlite3.Error, psycopg.Error) as exc:  # freed by the next bind that looks
+            log.warning("run %s: its units not released now: %s", run_id, exc)
 
     # -- peers ----------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -41,7 +42,7 @@ from cellauto.protocols.inbox import PeopleInbox
 from cellauto.protocols.resume import plan_resume
 from cellauto.protocols.runner import controller_claimed
 from cellauto.protocols.states import State
-from cellauto.records import Journal, RecordKind
+from cellauto.records import Journal, RecordKind, _owners
 from cellauto.records import backend as db
 from cellauto.records import payloads as rec
 from cellauto.records.backend import Conn, Location
@@ -209,6 +210,11 @@ class Takeovers:
     def _execute(self, execution: Execution, tg: TaskGroup, *, by: str) -> None:
         raise NotImplementedError
 
+    def _line_for_run(
+        self, run_id: str, started: rec.RunStarted | None = None
+    ) -> tuple[Line, Callable[[Conn], None]]:
+        raise NotImplementedError
+
     def _watch_peers(self) -> None:
         loop_call = _threadsafe_caller()
         for peer in self.presence.peers():
@@ -357,19 +363,19 @@ class Takeovers:
             return
         clock = Clock(line_origin(self.settings.line))
         try:
-            site = resume_site(
-                journal, run_id, protocol, self.line, clock, Location.parse(self.url)
-            )
-            people = not self.line.rehearsal and first.operators == "people"
-            execution = Runner(journal).resume(
-                protocol,
-                self.line,
-                run_id,
-                clock=clock,
-                answerers=[self.inbox] if people else [],
-                authority=self.inbox.authority() if people else None,
-                site=site,
-            )
+            line, check_line = self._line_for_run(run_id, first)  # its own unit of a pool
+            site = resume_site(journal, run_id, protocol, line, clock, Location.parse(self.url))
+            people = not line.rehearsal and first.operators == "people"
+            with _owners.at_claim(run_id, check_line):
+                execution = Runner(journal).resume(
+                    protocol,
+                    line,
+                    run_id,
+                    clock=clock,
+                    answerers=[self.inbox] if people else [],
+                    authority=self.inbox.authority() if people else None,
+                    site=site,
+                )
         except RunOwnedError:
             return  # another survivor took it first
         except Exception as exc:  # not resumed here, never the service's end

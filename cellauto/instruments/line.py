@@ -23,7 +23,10 @@ class Line:
     patient's cells are on it, so a run needs no person and simulated operators may
     answer its operator steps. A simulated line is always a rehearsal. ``assets``: the
     registry asset tag of an instrument (else the registry is searched by the vendor,
-    model and serial it reports).
+    model and serial it reports). ``pools``: equipment names given as pools of units
+    (pool -> unit -> instrument, :mod:`cellauto.lines.pools`), not in ``equipment``: a
+    run drives the view :meth:`with_units` gives, bound to one unit of each;
+    ``unit_assets`` their asset tags (pool -> unit -> tag).
     """
 
     def __init__(
@@ -34,6 +37,8 @@ class Line:
         simulated: bool = False,
         rehearsal: bool = False,
         assets: Mapping[str, str] | None = None,
+        pools: Mapping[str, Mapping[str, Instrument]] | None = None,
+        unit_assets: Mapping[str, Mapping[str, str]] | None = None,
     ):
         for key, instrument in equipment.items():
             if not isinstance(instrument, Instrument):
@@ -49,6 +54,40 @@ class Line:
         #: The simulated patient and models behind a rehearsal (``run_started.simulation``);
         #: None on a real line.
         self.simulation: SimulationInfo | None = None
+        self.pools = {pool: dict(units) for pool, units in (pools or {}).items()}
+        self.unit_assets = {pool: dict(tags) for pool, tags in (unit_assets or {}).items()}
+
+    def with_units(self, bound: Mapping[str, str]) -> Line:
+        """This line as a run bound to ``bound`` (pool -> unit) sees it: each pool's name
+        is that unit's instrument (the same object, its connection shared), its asset
+        tag the unit's. The other pools are left out."""
+        equipment = dict(self.equipment)
+        assets = dict(self.assets)
+        for pool, unit in bound.items():
+            units = self.pools.get(pool)
+            if units is None or unit not in units:
+                have = ", ".join(sorted(units or {})) or "none"
+                raise EquipmentError(
+                    f"line {self.name!r}: no unit {unit!r} in pool {pool!r} (units: {have})"
+                )
+            equipment[pool] = units[unit]
+            assets[pool] = self.unit_assets.get(pool, {}).get(unit, unit)
+        view = Line(
+            self.name,
+            equipment,
+            simulated=self.simulated,
+            rehearsal=self.rehearsal,
+            assets=assets,
+        )
+        view.simulation = self.simulation
+        return view
+
+    def instruments(self) -> dict[str, Instrument]:
+        """Every instrument of the line, a pool's units under ``POOL@UNIT``."""
+        found = dict(self.equipment)
+        for pool, units in self.pools.items():
+            found.update({f"{pool}@{unit}": instrument for unit, instrument in units.items()})
+        return found
 
     def __repr__(self) -> str:
         return f"<Line {self.name}: {', '.join(self.equipment)}>"
@@ -58,7 +97,13 @@ class Line:
         problems = []
         for key, interface in needed.items():
             instrument = self.equipment.get(key)
-            if instrument is None:
+            if instrument is None and key in self.pools:
+                problems.append(
+                    f"{key!r} is a pool of {len(self.pools[key])} units "
+                    f"({', '.join(self.pools[key])}): a controller binds each run to one "
+                    "(`cellauto run --queue` and `cellauto controller`)"
+                )
+            elif instrument is None:
                 problems.append(f"missing {key!r} ({interface.__name__})")
             elif not isinstance(instrument, interface):
                 problems.append(

@@ -23,6 +23,11 @@ A line is described in TOML::
     adapter = "sim"                             # in-process simulated instrument
     shared = { capacity = 1, max_hold_min = 30 }  # one cytometer for every batch (holds)
 
+    [equipment.bioreactor]                      # a pool: twenty bioreactors, one per run
+    adapter = "opcua"
+    interface = "Bioreactor"
+    units = { "BR-01" = "opc.tcp://10.0.3.11:4840/lads", "BR-02" = "opc.tcp://10.0.3.12:4840/lads" }
+
     [simulation]
     serve = true    # serve the simulated instruments on loopback, in this process
     seed = 1
@@ -34,6 +39,7 @@ connects; the journal records the reference's kind only, never its value.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -45,6 +51,7 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from cellauto.errors import BadInputError
@@ -56,6 +63,7 @@ __all__ = [
     "SetpointPolicy",
     "SharedConfig",
     "SimulationConfig",
+    "UnitConfig",
     "load_line_config",
 ]
 
@@ -88,6 +96,22 @@ class SharedConfig(BaseModel):
     )
 
 
+ASSET_TAG = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$"
+
+
+class UnitConfig(BaseModel):
+    """One unit of a pool (``units = { "BR-01" = "opc.tcp://..." }``, or
+    ``"BR-01" = { endpoint = "...", asset = "BR-0001" }``): a run is bound to one free
+    unit for its life (:mod:`cellauto.controller.units`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    endpoint: str | None = Field(None, description="this unit's endpoint (as `endpoint`)")
+    asset: str | None = Field(
+        None, pattern=ASSET_TAG, description="its registry asset tag (default: the unit's name)"
+    )
+
+
 class EquipmentConfig(BaseModel):
     """One piece of equipment: how it is reached."""
 
@@ -112,7 +136,7 @@ class EquipmentConfig(BaseModel):
     )
     asset: str | None = Field(
         None,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$",
+        pattern=ASSET_TAG,
         description="its equipment registry asset tag, e.g. BR-001 (else found by its serial)",
     )
     shared: SharedConfig | None = Field(
@@ -120,6 +144,66 @@ class EquipmentConfig(BaseModel):
         description="shared between batches (its queue is keyed by `asset`, else by the "
         "line's name and the equipment's)",
     )
+    units: dict[str, UnitConfig] | None = Field(
+        None,
+        description="a pool: unit name -> endpoint (or {endpoint, asset}); each run is "
+        "bound to one free unit for its life",
+    )
+
+    @field_validator("units", mode="before")
+    @classmethod
+    def _unit_shapes(cls, value: object) -> object:
+        if isinstance(value, list):  # ["BR-01", "BR-02"]: units without endpoints (sim)
+            return {str(name): {} for name in value}
+        if isinstance(value, dict):
+            return {k: {"endpoint": v} if isinstance(v, str) else v for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _a_pool_is_its_units(self) -> EquipmentConfig:
+        if self.units is None:
+            return self
+        where = "a pool (`units`)"
+        if not self.units:
+            raise ValueError(f"{where} needs at least one unit")
+        if self.endpoint is not None:
+            raise ValueError(
+                f"{where} has no `endpoint`: each unit has its own (units = {{ NAME = ENDPOINT }})"
+            )
+        if self.shared is not None:
+            raise ValueError(
+                f"{where} cannot be `shared`: each run has a unit of its own; share one "
+                "instrument between runs with `shared` and no `units`"
+            )
+        if self.asset is not None:
+            raise ValueError(f"{where} has no `asset`: give each unit its own (units.NAME.asset)")
+        bad = [name for name in self.units if not re.match(ASSET_TAG, name)]
+        if bad:
+            raise ValueError(
+                f"unit names {bad} must be tags such as BR-01 (letters, digits, '.', '_', '-')"
+            )
+        assets = [unit.asset or name for name, unit in self.units.items()]
+        twice = sorted({a for a in assets if assets.count(a) > 1})
+        if twice:
+            raise ValueError(f"units share the asset tag {', '.join(twice)}: each unit is one")
+        if self.adapter != "sim":
+            lacking = [name for name, unit in self.units.items() if not unit.endpoint]
+            if lacking:
+                raise ValueError(f"units {lacking} have no endpoint ({self.adapter} adapter)")
+            endpoints = [unit.endpoint for unit in self.units.values()]
+            same = sorted({e for e in endpoints if e is not None and endpoints.count(e) > 1})
+            if same and not all(_any_port(e) for e in same):
+                raise ValueError(f"units share the endpoint {', '.join(same)}: each unit is one")
+        return self
+
+    def unit_configs(self) -> dict[str, EquipmentConfig]:
+        """A pool's units, each as the equipment it is (its endpoint and asset tag)."""
+        return {
+            name: self.model_copy(
+                update={"units": None, "endpoint": unit.endpoint, "asset": unit.asset or name}
+            )
+            for name, unit in (self.units or {}).items()
+        }
 
     @field_validator("credentials")
     @classmethod
@@ -158,6 +242,11 @@ class EquipmentConfig(BaseModel):
             "security": self.security,
             "credentials": self.credentials.split(":", 1)[0] if self.credentials else None,
         }
+
+
+def _any_port(endpoint: str) -> bool:
+    """An endpoint on port 0 (served on any free port): several units may say so."""
+    return bool(re.search(r"(:|::)0(::|/|$)", endpoint))
 
 
 class MaterialConfig(BaseModel):
@@ -215,6 +304,11 @@ class LineConfig(BaseModel):
         (served in this process, or by ``cellauto sim serve`` in another), so a run on it
         is a rehearsal. A plant's line file has no ``[simulation]`` table."""
         return "simulation" in self.model_fields_set
+
+    @property
+    def pools(self) -> dict[str, EquipmentConfig]:
+        """The equipment given as pools of units (``units = {...}``)."""
+        return {name: item for name, item in self.equipment.items() if item.units is not None}
 
 
 def load_line_config(path: str | Path) -> LineConfig:

@@ -35,6 +35,7 @@ from cellauto.instruments.label_printer import LabelPrinter
 from cellauto.instruments.line import Line
 from cellauto.instruments.thawer import Thawer
 from cellauto.lines.config import EquipmentConfig, LineConfig, SetpointPolicy
+from cellauto.lines.pools import expand_pools, gather_pools
 from cellauto.lines.setpoints import record_setpoint_change
 from cellauto.lines.tcp import connect_tcp, serve_tcp, served_tcp_port
 from cellauto.protocols.execution import Execution
@@ -120,8 +121,10 @@ async def serve_simulated(
     """Serve each wire-protocol equipment of ``needed`` from ``sim``; name -> endpoint.
 
     ``servers``, when given, receives the server object of each equipment (tests use it
-    to cut or restart a connection).
+    to cut or restart a connection). A pool's units are served each as its own
+    instrument, keyed ``POOL@UNIT`` (:mod:`cellauto.lines.pools`).
     """
+    config, needed, _ = expand_pools(config, needed)
     sim.line_for(needed)
     endpoints: dict[str, str] = {}
     for name in needed:
@@ -340,7 +343,8 @@ async def open_line(
     gaps: GapRecorder | None = None,
     clock: Clock | None = None,
 ) -> Line:
-    """Connect an adapter for each piece of equipment ``needed``; refuse what is missing."""
+    """Connect an adapter for each piece of equipment ``needed`` (each unit of a pool:
+    ``line.pools``); refuse what is missing."""
     missing = [name for name in needed if name not in config.equipment]
     if missing:
         raise EquipmentError(
@@ -348,6 +352,7 @@ async def open_line(
             f"it has: {', '.join(config.equipment)}"
         )
     gaps = gaps or GapRecorder()
+    config, needed, pool_keys = expand_pools(config, needed)
     equipment: dict[str, Instrument] = {}
     local: SimLine | None = None  # a rehearsal's in-process instruments beside served ones
     for name, interface in needed.items():
@@ -402,12 +407,18 @@ async def open_line(
     from cellauto.protocols.holds import share_line  # the protocols build on the lines
 
     share_line(config, equipment)  # `shared = {...}`: steps hold them (issue 15, §5)
+    pools = gather_pools(equipment, pool_keys)
     return Line(
         config.name,
         equipment,
         simulated=sim is not None,
         rehearsal=config.is_simulation,
         assets={name: asset for name, asset in assets.items() if asset is not None},
+        pools=pools,
+        unit_assets={
+            pool: {unit: assets[key] or unit for unit, key in keys.items()}
+            for pool, keys in pool_keys.items()
+        },
     )
 
 

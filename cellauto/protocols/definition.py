@@ -81,8 +81,20 @@ class MaterialInput(BaseModel):
         None, exclude=True, description="prints the identifier as on the label (barcode data)"
     )
 
+    container_param: str | None = Field(
+        None,
+        description="the parameter giving the container's id on the line (where this "
+        "batch's bag is, on a line holding several batches' bags); default: ``name``",
+    )
+
     def label_data(self, identifier: str) -> str:
         return self.label(identifier) if self.label else identifier
+
+    def container_id(self, params: object) -> str:
+        """Where this batch's container is on the line: its id."""
+        if self.container_param is None:
+            return self.name
+        return str(getattr(params, self.container_param))
 
 
 class StepDefinition(BaseModel):
@@ -187,6 +199,7 @@ class Protocol(Generic[ParamsT]):
             for what, param in (
                 ("identity_param", material.identity_param),
                 ("din_param", material.din_param),
+                ("container_param", material.container_param),
             ):
                 if param is not None and param not in params.model_fields:
                     raise ProtocolDefinitionError(

@@ -114,7 +114,8 @@ class SimLine:
             if issubclass(simulator, interface):
                 prefix = "".join(ch for ch in simulator.__name__[3:] if ch.isupper())
                 make = cast(Factory, simulator)  # every simulator is Sim*(world, serial)
-                return make(self.world, f"{prefix}-{index:04d}")
+                unit = key.partition("@")[2]  # a unit of a pool (bioreactor@BR-01): its own
+                return make(self.world, f"{prefix}-{unit}" if unit else f"{prefix}-{index:04d}")
         supported = ", ".join(sorted(s.interface_name for s in simulators()))
         raise EquipmentError(
             f"no simulated instrument for {key!r} ({interface.__name__}); "

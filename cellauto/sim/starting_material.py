@@ -70,10 +70,11 @@ def starting_materials(
     made = []
     for material in inputs:
         label = material.label_data(str(getattr(params, material.identity_param)))
+        where = material.container_id(params)
         if patient is not None and patient.starting_material.material == material.material:
-            container = patient_container(material.name, patient.starting_material, label)
+            container = patient_container(where, patient.starting_material, label)
         else:
-            container = material_container(material.name, material.material, label)
+            container = material_container(where, material.material, label)
         if material.din_param is not None:
             identity = (identities or {}).get(material.name)
             if identity is not None:

@@ -3,14 +3,17 @@
 ``cellauto sim serve`` serves the demo line's instruments (scanner over TCP, bioreactor
 over OPC UA, cell counter over SCPI) with the starting bag, and logs what they
 physically do (``--actions``); controllers (``cellauto controller``) reach it through
-the line file it announces. Waits are bounded by real-time limits that fail the test;
-nothing sleeps to synchronise.
+the line file it announces. With ``units=N`` the bioreactor is a pool of N units
+(``BR-01``…, one served instrument each) and the counter is shared, and the served
+world holds N labelled bags (:func:`coi`, :func:`bag`): N batches at once. Waits are
+bounded by real-time limits that fail the test; nothing sleeps to synchronise.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -21,9 +24,26 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+from cellauto.records import backend as db
+
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "protocols" / "demo_expansion.py"
 COI = "W123426A1B2C3"
+
+
+def coi(batch: int) -> str:
+    """The chain-of-identity id on batch ``batch``'s bag (1: :data:`COI`)."""
+    return COI if batch == 1 else f"W12342600{batch:04d}"
+
+
+def bag(batch: int) -> str:
+    """Where batch ``batch``'s bag is on the served line (its container id)."""
+    return "starting material bag" if batch == 1 else f"starting material bag {batch}"
+
+
+def unit_names(units: int) -> list[str]:
+    return [f"BR-{n:02d}" for n in range(1, units + 1)]
+
 
 SERVED = {
     "scanner": ("tcp", "BarcodeScanner", "tcp://127.0.0.1:0"),
@@ -34,12 +54,30 @@ SERVED = {
 T = TypeVar("T")
 
 
-def _equipment(endpoints: dict[str, str]) -> str:
-    return "\n".join(
-        f'[equipment.{name}]\nadapter = "{adapter}"\ninterface = "{interface}"\n'
-        f'endpoint = "{endpoints[name]}"\n'
-        for name, (adapter, interface, _) in SERVED.items()
-        if name in endpoints
+def _equipment(endpoints: dict[str, Any], *, shared: bool = False) -> str:
+    """Equipment tables; a pool's endpoints as ``{unit: endpoint}``."""
+    tables = []
+    for name, (adapter, interface, _) in SERVED.items():
+        if name not in endpoints:
+            continue
+        where = endpoints[name]
+        if isinstance(where, dict):
+            units = ", ".join(f'"{unit}" = "{endpoint}"' for unit, endpoint in where.items())
+            reach = f"units = {{ {units} }}\n"
+        else:
+            reach = f'endpoint = "{where}"\n'
+        share = "shared = { capacity = 1 }\n" if shared and name == "counter" else ""
+        tables.append(
+            f'[equipment.{name}]\nadapter = "{adapter}"\ninterface = "{interface}"\n{reach}{share}'
+        )
+    return "\n".join(tables)
+
+
+def _bags(batches: int) -> str:
+    return "".join(
+        f'[[simulation.materials]]\ncontainer_id = "{bag(n)}"\n'
+        f'material = "t_cells"\nlabel = "{coi(n)}"\n\n'
+        for n in range(1, batches + 1)
     )
 
 
@@ -50,14 +88,19 @@ def env() -> dict[str, str]:
 
 
 @contextmanager
-def served_demo_line(workdir: Path, *, speed: float, seed: int = 7) -> Iterator[tuple[Path, Path]]:
-    """Serve the demo line; yields (the controllers' line file, the action log)."""
+def served_demo_line(
+    workdir: Path, *, speed: float, seed: int = 7, units: int = 0
+) -> Iterator[tuple[Path, Path]]:
+    """Serve the demo line (``units``: a pool of bioreactors, as many bags, a shared
+    counter); yields (the controllers' line file, the action log)."""
     serve = workdir / "serve.toml"
+    served: dict[str, Any] = {name: endpoint for name, (_, _, endpoint) in SERVED.items()}
+    if units:
+        served["bioreactor"] = {unit: served["bioreactor"] for unit in unit_names(units)}
     serve.write_text(
         f'name = "site-demo"\n\n[simulation]\nseed = {seed}\n\n'
-        '[[simulation.materials]]\ncontainer_id = "starting material bag"\n'
-        f'material = "t_cells"\nlabel = "{COI}"\n\n'
-        + _equipment({name: endpoint for name, (_, _, endpoint) in SERVED.items()})
+        + _bags(max(units, 1))
+        + _equipment(served)
     )
     actions = workdir / "actions.jsonl"
     command = [sys.executable, "-m", "cellauto", "sim", "serve", str(serve)]
@@ -74,7 +117,8 @@ def served_demo_line(workdir: Path, *, speed: float, seed: int = 7) -> Iterator[
         line = workdir / "site.toml"
         line.write_text(
             f'name = "site-demo"\n\n[simulation]\nspeed = {announced["speed"]}\n'
-            f"epoch = {announced['epoch']}\n\n" + _equipment(announced["endpoints"])
+            f"epoch = {announced['epoch']}\n\n"
+            + _equipment(announced["endpoints"], shared=units > 0)
         )
         partial = workdir / "site-b.toml"  # a line without the bioreactor
         partial.write_text(
@@ -162,12 +206,43 @@ def wait_until(check: Callable[[], T], timeout_s: float, what: str) -> T:
         time.sleep(0.05)
 
 
-def submit(url: str, *params: str, line: str = "site-demo", protocol: Path = DEMO) -> str:
-    """Queue a demo batch (``cellauto run --queue``); its run id."""
+def submit(
+    url: str, *params: str, line: str = "site-demo", protocol: Path = DEMO, batch: int = 1
+) -> str:
+    """Queue a demo batch (``cellauto run --queue``) with batch ``batch``'s bag; its run id."""
     command = [sys.executable, "-m", "cellauto", "run", str(protocol), "--queue", "--db", url]
-    command += ["--line-name", line, "--param", f"coi={COI}"]
+    command += ["--line-name", line, "--param", f"coi={coi(batch)}"]
+    if batch != 1:
+        command += ["--param", f"bag={bag(batch)}"]
     for param in params:
         command += ["--param", param]
     done = subprocess.run(command, capture_output=True, text=True, env=env(), check=False)
     assert done.returncode == 0, done.stderr
     return done.stdout.splitlines()[0].removeprefix("run ")
+
+
+def kill_rng() -> random.Random:
+    """The seeded random source of kill moments (``$CELLAUTO_KILL_SEED``, printed)."""
+    seed = int(os.environ.get("CELLAUTO_KILL_SEED", "2026"))
+    print(f"kill seed {seed} (CELLAUTO_KILL_SEED)")
+    return random.Random(seed)
+
+
+def owner(url: str, run_id: str) -> tuple[str, int] | None:
+    """(controller, epoch) of the run's claim, None before its first."""
+    conn = db.open_backend(url).connect(create=False, timeout_s=5.0)
+    try:
+        row = conn.execute(
+            "SELECT controller, epoch FROM run_owners WHERE run_id = ?", (run_id,)
+        ).fetchone()
+    finally:
+        conn.close()
+    return None if row is None or row[0] is None else (str(row[0]), int(row[1]))
+
+
+def kill_after(controller: Controller, seconds: float) -> None:
+    """SIGKILL ``controller`` ``seconds`` real seconds from now (unless it ended)."""
+    try:
+        controller.process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        controller.kill()

@@ -12,9 +12,6 @@ claims' epochs increase; the run verifies (chain, ledger, seal).
 
 from __future__ import annotations
 
-import os
-import random
-import subprocess
 from collections import Counter
 from pathlib import Path
 
@@ -26,38 +23,21 @@ from cellauto.records.backend import Location
 from cellauto.records.payloads import ControllerClaimed, InstrumentCommand, RunEnded
 from cellauto.records.site_store import SiteStore
 from cellauto.sim.action_log import read_actions
-from tests.controller.site import Controller, served_demo_line, submit, wait_until
+from tests.controller.site import (
+    Controller,
+    kill_after,
+    kill_rng,
+    owner,
+    served_demo_line,
+    submit,
+    wait_until,
+)
 
 pytestmark = pytest.mark.postgresql
 
 SPEED = 36_000.0
 ONCE = {("bioreactor", "seed"), ("bioreactor", "add_reagent")}
 """Physical actions the demo batch does exactly once, whatever the kills."""
-
-
-def _kill_rng() -> random.Random:
-    seed = int(os.environ.get("CELLAUTO_KILL_SEED", "2026"))
-    print(f"kill seed {seed} (CELLAUTO_KILL_SEED)")
-    return random.Random(seed)
-
-
-def _owner(url: str, run_id: str) -> tuple[str, int] | None:
-    conn = db.open_backend(url).connect(create=False, timeout_s=5.0)
-    try:
-        row = conn.execute(
-            "SELECT controller, epoch FROM run_owners WHERE run_id = ?", (run_id,)
-        ).fetchone()
-    finally:
-        conn.close()
-    return None if row is None or row[0] is None else (str(row[0]), int(row[1]))
-
-
-def _kill_after(controller: Controller, seconds: float) -> None:
-    """SIGKILL ``controller`` ``seconds`` real seconds from now (unless it ended)."""
-    try:
-        controller.process.wait(timeout=seconds)
-    except subprocess.TimeoutExpired:
-        controller.kill()
 
 
 def _audit(url: str, run_id: str, actions: Path) -> None:
@@ -97,7 +77,7 @@ def _claims_by(url: str, run_id: str) -> list[str]:
 def test_a_survivor_takes_over_the_batch_of_a_killed_controller(
     pg_location: Location, tmp_path: Path
 ) -> None:
-    rng = _kill_rng()
+    rng = kill_rng()
     url = pg_location.describe()
     SiteStore(url, create=True).close()
     with served_demo_line(tmp_path, speed=SPEED) as (line, actions):
@@ -108,21 +88,21 @@ def test_a_survivor_takes_over_the_batch_of_a_killed_controller(
             alpha.wait_for("controller alpha of line")
             beta.wait_for("controller beta of line")
             run_id = submit(url, "culture_days=3")
-            first, _ = wait_until(lambda: _owner(url, run_id), 60.0, "the run's claim")
+            first, _ = wait_until(lambda: owner(url, run_id), 60.0, "the run's claim")
             victim, survivor = (alpha, beta) if first == "alpha" else (beta, alpha)
-            _kill_after(victim, rng.uniform(0.5, 6.0))
+            kill_after(victim, rng.uniform(0.5, 6.0))
             survivor.wait_for(f"run {run_id} taken over from controller {victim.name}")
             survivor.wait_for(f"run {run_id} ended Complete", 120.0)
             assert survivor.stop() == 0
         assert _claims_by(url, run_id) == [victim.name]
-        assert _owner(url, run_id) == (survivor.name, 2)
+        assert owner(url, run_id) == (survivor.name, 2)
     _audit(url, run_id, actions)
 
 
 def test_three_controllers_two_kills_the_batch_completes_once(
     pg_location: Location, tmp_path: Path
 ) -> None:
-    rng = _kill_rng()
+    rng = kill_rng()
     url = pg_location.describe()
     SiteStore(url, create=True).close()
     with served_demo_line(tmp_path, speed=SPEED) as (line, actions):
@@ -138,15 +118,15 @@ def test_three_controllers_two_kills_the_batch_completes_once(
             killed: list[str] = []
             epoch = 0
             for _ in range(2):
-                owner, epoch = wait_until(
-                    lambda e=epoch: (o := _owner(url, run_id)) and o[1] > e and o,
+                holder, epoch = wait_until(
+                    lambda e=epoch: (o := owner(url, run_id)) and o[1] > e and o,
                     60.0,
                     "the run's next claim",
                 )
-                _kill_after(every[owner], rng.uniform(0.5, 2.5))
-                killed.append(owner)
+                kill_after(every[holder], rng.uniform(0.5, 2.5))
+                killed.append(holder)
             last = wait_until(
-                lambda: (o := _owner(url, run_id)) and o[1] > epoch and o, 60.0, "a third claim"
+                lambda: (o := owner(url, run_id)) and o[1] > epoch and o, 60.0, "a third claim"
             )
             final = every[last[0]]
             final.wait_for(f"run {run_id} ended Complete", 120.0)
@@ -171,14 +151,14 @@ def test_a_controller_stopped_by_sigterm_leaves_its_batch_to_a_peer_at_once(
             alpha.wait_for("controller alpha of line")
             beta.wait_for("controller beta of line")
             run_id = submit(url, "culture_days=3")
-            first, _ = wait_until(lambda: _owner(url, run_id), 60.0, "the run's claim")
+            first, _ = wait_until(lambda: owner(url, run_id), 60.0, "the run's claim")
             leaving, staying = (alpha, beta) if first == "alpha" else (beta, alpha)
             leaving.wait_for(f"run {run_id} started")
             assert leaving.stop() == 0
             staying.wait_for(f"run {run_id} taken over from controller {leaving.name}", 60.0)
             staying.wait_for(f"run {run_id} ended Complete", 120.0)
             assert staying.stop() == 0
-        assert _owner(url, run_id) == (staying.name, 2)
+        assert owner(url, run_id) == (staying.name, 2)
     _audit(url, run_id, actions)
 
 
@@ -198,5 +178,5 @@ def test_a_controller_started_again_takes_back_the_batch_of_its_earlier_life(
             again.wait_for(f"run {run_id} taken over from controller alpha")
             again.wait_for(f"run {run_id} ended Complete", 120.0)
             assert again.stop() == 0
-        assert _owner(url, run_id) == ("alpha", 2)
+        assert owner(url, run_id) == ("alpha", 2)
     _audit(url, run_id, actions)

@@ -31,8 +31,8 @@ from cellauto.records import backend as db
 from cellauto.records.backend import Location
 from cellauto.records.site_store import SiteStore
 from tests.controller.proxy import TcpProxy
-from tests.controller.site import Controller, served_demo_line, submit, wait_until
-from tests.controller.test_failover import _audit, _owner
+from tests.controller.site import Controller, owner, served_demo_line, submit, wait_until
+from tests.controller.test_failover import _audit
 
 pytestmark = pytest.mark.postgresql
 
@@ -52,14 +52,14 @@ def test_a_hung_controller_is_taken_over_when_its_heartbeat_is_stale_and_then_st
         alpha.wait_for("controller alpha of line")
         beta.wait_for("controller beta of line")
         run_id = submit(url, "culture_days=7")
-        first, _ = wait_until(lambda: _owner(url, run_id), 60.0, "the run's claim")
+        first, _ = wait_until(lambda: owner(url, run_id), 60.0, "the run's claim")
         hung, survivor = (alpha, beta) if first == "alpha" else (beta, alpha)
         hung.wait_for(f"run {run_id} started")
         hung.process.send_signal(signal.SIGSTOP)
         try:
             survivor.wait_for(f"controller {hung.name} lost (no heartbeat)")
             survivor.wait_for(f"run {run_id} taken over from controller {hung.name}")
-            assert _owner(url, run_id) == (survivor.name, 2)
+            assert owner(url, run_id) == (survivor.name, 2)
         finally:
             hung.process.send_signal(signal.SIGCONT)
         # awake, it stops: it fences itself (no commit for --self-fence-s: usually first)
@@ -96,7 +96,7 @@ def test_a_controller_cut_off_from_the_journal_fences_itself_and_a_peer_takes_ov
             alpha.wait_for("controller alpha fenced itself")
             assert alpha.process.wait(timeout=60) == EXIT_FENCED
             beta.wait_for(f"run {run_id} taken over from controller alpha")
-            assert _owner(url, run_id) == ("beta", 2)
+            assert owner(url, run_id) == ("beta", 2)
             beta.wait_for(f"run {run_id} ended Complete", 120.0)
             assert beta.stop() == 0
     _audit(url, run_id, actions)
@@ -152,7 +152,7 @@ def test_a_control_connection_back_within_the_grace_keeps_its_runs(
             assert beta.stop() == 0
         assert alpha.stop() == 0
     assert "taken over" not in beta.output()
-    assert _owner(url, run_id) == ("alpha", 1)
+    assert owner(url, run_id) == ("alpha", 1)
     with Journal(url, create=False) as journal:
         assert len(journal.records(run_id, {RecordKind.RUN_ENDED})) == 1
         report = verify_run(journal, run_id)

@@ -177,3 +177,35 @@ def test_a_taken_row_goes_started_in_the_transaction_that_claims_its_run(
         assert entry.run_id == run_id
     finally:
         conn.close()
+
+
+def test_a_row_not_admitted_stays_queued_and_one_behind_it_is_taken(
+    pg_location: Location, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``admit`` (a free unit bound, or not) decides in the taking transaction; a row it
+    refuses stays queued, and rows behind it are looked at within ``free``."""
+    url = pg_location.describe()
+    SiteStore(url, create=True).close()
+    first = _queue(url, "--priority", "9", capsys=capsys)
+    second = _queue(url, "--priority", "5", capsys=capsys)
+    third = _queue(url, capsys=capsys)
+    asked: list[str] = []
+
+    def admit(conn: db.Conn, entry: queue.QueueEntry) -> bool:
+        assert conn.in_transaction  # the taking transaction
+        asked.append(entry.run_id)
+        return entry.run_id != first
+
+    conn = db.open_backend(url).connect(create=False, timeout_s=5.0)
+    try:
+        taken = queue.take(conn, line="site", controller="a", free=1, admit=admit)
+        assert [entry.run_id for entry in taken] == [second]
+        assert asked == [first, second]  # none asked once `free` were taken
+        assert queue.entry(conn, first).status == "queued"  # type: ignore[union-attr]
+        assert queue.entry(conn, third).status == "queued"  # type: ignore[union-attr]
+        assert [e.run_id for e in queue.take(conn, line="site", controller="a", free=5)] == [
+            first,
+            third,
+        ]
+    finally:
+        conn.close()

@@ -17,8 +17,7 @@ from cellauto.records import Journal
 from cellauto.records.backend import Location
 from cellauto.records.payloads import Alarm, ControllerClaimed, ControllerReleased, StateChange
 from cellauto.records.site_store import SiteStore
-from tests.controller.site import Controller, served_demo_line, submit
-from tests.controller.test_failover import _owner
+from tests.controller.site import Controller, owner, served_demo_line, submit
 
 pytestmark = pytest.mark.postgresql
 
@@ -41,11 +40,11 @@ def test_a_run_nobody_reaches_is_held_with_an_alarm_and_handed_over_later(
             alpha.kill()
             beta.wait_for(f"run {run_id} held: instruments ")
             assert "reachable only from controller alpha" in beta.output()
-            assert _owner(url, run_id) == ("beta", 2)
+            assert owner(url, run_id) == ("beta", 2)
             with Controller(url, line, "gamma", tmp_path) as gamma:
                 beta.wait_for(f"run {run_id} handed over to controller gamma")
                 gamma.wait_for(f"run {run_id} taken over (released by controller beta)")
-                assert _owner(url, run_id) == ("gamma", 3)
+                assert owner(url, run_id) == ("gamma", 3)
                 assert beta.stop() == 0
                 assert gamma.stop() == 0
     with Journal(url, create=False) as journal:

@@ -52,3 +52,8 @@ def test_the_site_rehearsal_line_serves_every_demo_instrument() -> None:
     demo = load_protocol(LINES.parent / "protocols" / "demo_expansion.py").equipment()
     assert set(_needed(served)) == set(demo)
     assert served.simulation.materials[0].label == "W123426A1B2C3"
+    units = served.equipment["bioreactor"].unit_configs()
+    assert list(units) == [f"BR-{n:02d}" for n in range(1, 7)]  # a pool of six
+    bags = {m.container_id: m.label for m in served.simulation.materials}
+    assert len(bags) == len(set(bags.values())) == len(units)  # a labelled bag per batch
+    assert served.equipment["counter"].shared is not None  # one counter for every batch
