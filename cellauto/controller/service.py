@@ -38,8 +38,7 @@ import psycopg
 from anyio.abc import TaskGroup
 
 from cellauto.cli.run_cmd import line_origin
-from cellauto.cli.run_site import run_site
-from cellauto.clock import Clock, real_seconds
+from cellauto.clock import Clock, move_on_after_real, sleep_real
 from cellauto.controller import queue
 from cellauto.controller.fencing import (
     EXIT_FENCED,
@@ -50,14 +49,16 @@ from cellauto.controller.fencing import (
 )
 from cellauto.controller.presence import PeerWatch, Presence
 from cellauto.controller.reach import ProtocolShelf, line_assets
+from cellauto.controller.run_line import RunLine, line_for_run
 from cellauto.controller.takeover import Takeovers
 from cellauto.errors import CellautoError, FencedError
 from cellauto.lines import LineConfig
 from cellauto.lines.wire import open_line
 from cellauto.protocols import Runner
+from cellauto.protocols.definition import Protocol
 from cellauto.protocols.execution import Execution
 from cellauto.protocols.inbox import PeopleInbox
-from cellauto.protocols.params import build_params
+from cellauto.protocols.params import Params, build_params
 from cellauto.records import Journal, _owners
 from cellauto.records import backend as db
 from cellauto.records.backend import Conn, Location
@@ -221,7 +222,7 @@ class ControllerService(Takeovers):
         settings = self.settings
         every_s = min(settings.stale_s, settings.self_fence_s) / 4
         while True:
-            await anyio.sleep(real_seconds(max(every_s, 0.05)))
+            await sleep_real(max(every_s, 0.05))
             try:
                 live = await anyio.to_thread.run_sync(self.presence.heartbeat)
             except psycopg.Error as exc:  # the control connection dropped: take it again
@@ -259,7 +260,7 @@ class ControllerService(Takeovers):
                 await self._adopt_released()
             except (sqlite3.Error, psycopg.Error) as exc:  # the self-fence decides when to stop
                 log.warning("controller %s: the journal: %s; tried again", self.settings.name, exc)
-            with anyio.move_on_after(real_seconds(self.settings.sweep_s)) as quiet:
+            with move_on_after_real(self.settings.sweep_s) as quiet:
                 await self._wake.wait()
             self._wake = anyio.Event()
             if quiet.cancelled_caught:  # a missed notification, a takeover refused earlier
@@ -290,36 +291,61 @@ class ControllerService(Takeovers):
             self._say(f"run {entry.run_id} refused: {why}")
             return
         submitted = self._submission(entry)
+        run_line: RunLine | None = None
         try:
             clock = Clock(line_origin(self.settings.line))
             params = build_params(protocol.params, entry.params, rehearsal=self.line.rehearsal)
-            site = run_site(protocol, params, self.line, clock, False, Location.parse(self.url))
-            people = not self.line.rehearsal
+            run_line = self._line_for_run(protocol, params, clock, entry.run_id, submitted)
+            people = not run_line.line.rehearsal
             started = functools.partial(
                 queue.mark_started, run_id=entry.run_id, controller=self.settings.name
             )
             with _owners.at_claim(entry.run_id, started):  # its row goes started with the claim
                 execution = Runner(self.journal).prepare(
                     protocol,
-                    self.line,
+                    run_line.line,
                     params,
+                    seed=run_line.seed,
                     run_id=entry.run_id,
                     operator=submitted.by if submitted is not None else "queue",
                     clock=clock,
                     operators="people" if people else "simulated",
-                    answerers=[self.inbox] if people else [],
+                    answerers=[self.inbox] if people else run_line.answerers,
                     authority=self.inbox.authority() if people else None,
                     operator_account=submitted.signature if submitted is not None else None,
-                    site=site,
+                    site=run_line.site,
                 )
         except Exception as exc:  # refused, never the service's end
+            if run_line is not None:
+                run_line.close()
             if not isinstance(exc, CellautoError):
                 log.exception("run %s: preparing it failed", entry.run_id)
             queue.settle(self.conn, entry.run_id, "refused", f"{type(exc).__name__}: {exc}")
             self._say(f"run {entry.run_id} refused: {exc}")
             return
         self._say(f"run {entry.run_id} started ({protocol.name})")
-        self._execute(execution, tg, by=submitted.by if submitted is not None else "queue")
+        by = submitted.by if submitted is not None else "queue"
+        self._execute(execution, tg, by=by, closing=run_line.close)
+
+    def _line_for_run(
+        self,
+        protocol: Protocol,
+        params: Params,
+        clock: Clock,
+        run_id: str,
+        submitted: RunSubmitted | None,
+    ) -> RunLine:
+        """The one place a new run's line is chosen (:mod:`cellauto.controller.run_line`)."""
+        return line_for_run(
+            self.settings.line,
+            self.line,
+            protocol,
+            params,
+            clock,
+            Location.parse(self.url),
+            run_id=run_id,
+            seed=submitted.seed if submitted is not None else None,
+        )
 
     def _submission(self, entry: queue.QueueEntry) -> RunSubmitted | None:
         from cellauto.records.site_chain import read_site_record
@@ -333,12 +359,22 @@ class ControllerService(Takeovers):
         payload = getattr(found, "payload", None)
         return payload if isinstance(payload, RunSubmitted) else None
 
-    def _execute(self, execution: Execution, tg: TaskGroup, *, by: str) -> None:
+    def _execute(
+        self,
+        execution: Execution,
+        tg: TaskGroup,
+        *,
+        by: str,
+        closing: Callable[[], None] | None = None,
+    ) -> None:
+        """Drive the run; ``closing`` when it ends here (its line's site)."""
         self._running[execution.run_id] = execution
         self.inbox.register(execution)
-        tg.start_soon(self._drive, execution, by)
+        tg.start_soon(self._drive, execution, by, closing)
 
-    async def _drive(self, execution: Execution, by: str) -> None:
+    async def _drive(
+        self, execution: Execution, by: str, closing: Callable[[], None] | None
+    ) -> None:
         run_id = execution.run_id
         try:
             outcome = await execution.execute(by=by)
@@ -351,6 +387,8 @@ class ControllerService(Takeovers):
         finally:
             self.inbox.unregister(execution)
             self._running.pop(run_id, None)
+            if closing is not None:
+                closing()
             self._wake.set()
 
     # -- peers ----------------------------------------------------------------------------

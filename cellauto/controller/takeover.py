@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -28,7 +29,7 @@ import anyio.to_thread
 
 from cellauto.cli.run_cmd import line_origin
 from cellauto.cli.run_site import resume_site
-from cellauto.clock import Clock, real_seconds
+from cellauto.clock import Clock, sleep_real
 from cellauto.controller import queue
 from cellauto.controller.presence import ControllerRow, PeerWatch, Presence
 from cellauto.controller.queue import requeue_taken
@@ -47,6 +48,8 @@ from cellauto.records import payloads as rec
 from cellauto.records.backend import Conn, Location
 from cellauto.records.backend.notify import notify
 from cellauto.records.run_journal import RunJournal
+from cellauto.sim.site import SimSite
+from cellauto.site.view import FileSite
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
@@ -116,7 +119,14 @@ def reaching(controllers: list[tuple[str, set[str]]], needed: set[str]) -> list[
     return sorted(name for name, assets in controllers if needed <= assets)
 
 
-def unreachable_message(missing: list[str], peer: str) -> str:
+def unreachable_message(missing: list[str], peer: str, *, own_world: bool = False) -> str:
+    if own_world:  # a line_per_run controller's run: its simulated world ended with it
+        return (
+            f"instruments {', '.join(missing)} were reachable only from controller {peer}, "
+            "which is gone: the run's simulated world (its cells, its instruments) ended "
+            "with it, and no controller can take it over; the run holds for a person to "
+            "stop or abort it"
+        )
     return (
         f"instruments {', '.join(missing)} were reachable only from controller {peer}, which "
         "is gone; the run holds until a controller that reaches them takes it over"
@@ -139,7 +149,7 @@ def hold_unreachable(
             rec.Alarm(
                 source=f"controller {me}",
                 severity="critical",
-                message=unreachable_message(missing, peer),
+                message=unreachable_message(missing, peer, own_world=plan.run_started.simulated),
             )
         )
         step = None
@@ -206,7 +216,14 @@ class Takeovers:
     def _say(self, text: str) -> None:
         raise NotImplementedError
 
-    def _execute(self, execution: Execution, tg: TaskGroup, *, by: str) -> None:
+    def _execute(
+        self,
+        execution: Execution,
+        tg: TaskGroup,
+        *,
+        by: str,
+        closing: Callable[[], None] | None = None,
+    ) -> None:
         raise NotImplementedError
 
     def _watch_peers(self) -> None:
@@ -243,7 +260,8 @@ class Takeovers:
             log.warning("run %s of controller %s not held: %s", run_id, peer, exc)
             return
         self._holding[run_id] = (run, needed)
-        self._say(f"run {run_id} held: {unreachable_message(lacking, peer)}")
+        held = unreachable_message(lacking, peer, own_world=first.simulated)
+        self._say(f"run {run_id} held: {held}")
 
     def _hand_over(self) -> None:
         """Held runs a live peer now reaches: ``controller_released``, claim released."""
@@ -293,7 +311,7 @@ class Takeovers:
     async def _take_over(self, peer: ControllerRow) -> None:
         stopped = await anyio.to_thread.run_sync(self._peer_status, peer.name) == "stopped"
         if not stopped:
-            await anyio.sleep(real_seconds(self.settings.grace_s))
+            await sleep_real(self.settings.grace_s)
         if self.presence.mark(peer, "lost"):
             log.warning("controller %s lost (its presence ended)", peer.name)
             self._say(f"controller {peer.name} lost")
@@ -356,6 +374,7 @@ class Takeovers:
             log.warning("run %s of lost controller %s not resumed here: %s", run_id, peer, why)
             return
         clock = Clock(line_origin(self.settings.line))
+        site: SimSite | FileSite | None = None
         try:
             site = resume_site(
                 journal, run_id, protocol, self.line, clock, Location.parse(self.url)
@@ -371,8 +390,12 @@ class Takeovers:
                 site=site,
             )
         except RunOwnedError:
+            if site is not None:
+                site.close()
             return  # another survivor took it first
         except Exception as exc:  # not resumed here, never the service's end
+            if site is not None:
+                site.close()
             if not isinstance(exc, CellautoError):
                 log.exception("run %s of controller %s: resuming it failed", run_id, peer)
             self._say(f"run {run_id} of controller {peer} not resumed here: {exc}")
@@ -380,7 +403,7 @@ class Takeovers:
         self.taken_over.append(run_id)
         how = f"(released by controller {peer})" if released else f"from controller {peer}"
         self._say(f"run {run_id} taken over {how}")
-        self._execute(execution, self._tg, by=first.operator)
+        self._execute(execution, self._tg, by=first.operator, closing=site.close)
 
 
 def _threadsafe_caller() -> Any:
