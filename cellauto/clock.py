@@ -289,7 +289,10 @@ def move_on_after_real(seconds: float) -> Iterator[anyio.CancelScope]:
 async def sleep_real(seconds: float) -> None:
     """Sleep ``seconds`` of real time whatever the loop (see :func:`move_on_after_real`)."""
     with move_on_after_real(seconds):
-        await anyio.sleep_forever()
+        # an event nobody sets, not anyio.sleep_forever(): its timer at infinity would
+        # let a virtual loop jump a day per turn while idle, spinning, until its time is
+        # so large that a run's short timers no longer move it (float resolution)
+        await anyio.Event().wait()
 
 
 def is_virtual() -> bool:

@@ -161,7 +161,7 @@ class ControllerService(Takeovers):
             stack.callback(journal.close)
             feed = open_feed(self.url, [queue.QUEUE_CHANNEL, "cellauto_controllers"])
             stack.callback(feed.close)
-            self.inbox = inbox = PeopleInbox(journal)
+            self.inbox = inbox = PeopleInbox(journal, real_time_polls=True)
             stack.callback(inbox.close)
             self._say(
                 f"controller {settings.name} of line {config.name}: {len(needed)} instruments, "
