@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 import psycopg
 from anyio.abc import TaskGroup
@@ -257,6 +258,9 @@ class ControllerService(Takeovers):
                 line = settings.line.name
                 for entry in queue.take(self.conn, line=line, controller=settings.name, free=free):
                     self._start(entry, tg)
+                    # one run prepared at a time, the loop served between: starting hundreds
+                    # must not starve the heartbeats (the self-fence counts from them)
+                    await anyio.lowlevel.checkpoint()
                 await self._adopt_released()
             except (sqlite3.Error, psycopg.Error) as exc:  # the self-fence decides when to stop
                 log.warning("controller %s: the journal: %s; tried again", self.settings.name, exc)
