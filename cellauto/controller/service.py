@@ -111,6 +111,9 @@ class ControllerService(Takeovers):
         self.shelf = ProtocolShelf(settings.protocols)
         self._stopping = False
         self._wake = anyio.Event()
+        self._look_released = True
+        """Look for runs released unended at the take loop's next turn: at start, on a
+        queue notification, at a sweep, and until every one was looked at."""
         self._running: dict[str, Execution] = {}
         self._watches: dict[str, PeerWatch] = {}
         self._holding: dict[str, tuple[RunJournal, set[str]]] = {}
@@ -213,6 +216,7 @@ class ControllerService(Takeovers):
                 self._watch_peers()
                 self._hand_over()
             if queue.QUEUE_CHANNEL in changed:
+                self._look_released = True  # a held run handed over notifies it too
                 self._wake.set()
 
     async def _heartbeats(self) -> None:
@@ -261,13 +265,15 @@ class ControllerService(Takeovers):
                     # one run prepared at a time, the loop served between: starting hundreds
                     # must not starve the heartbeats (the self-fence counts from them)
                     await anyio.lowlevel.checkpoint()
-                await self._adopt_released()
+                if self._look_released:  # not after every run's end: it reads every owner row
+                    self._look_released = not await self._adopt_released()
             except (sqlite3.Error, psycopg.Error) as exc:  # the self-fence decides when to stop
                 log.warning("controller %s: the journal: %s; tried again", self.settings.name, exc)
             with move_on_after_real(self.settings.sweep_s) as quiet:
                 await self._wake.wait()
             self._wake = anyio.Event()
             if quiet.cancelled_caught:  # a missed notification, a takeover refused earlier
+                self._look_released = True
                 try:
                     await self._sweep_lost()
                     self._hand_over()

@@ -302,14 +302,17 @@ class Takeovers:
                 self.conn.execute("ROLLBACK")
             raise
 
-    async def _adopt_released(self) -> None:
+    async def _adopt_released(self) -> bool:
+        """Resume the runs released unended that this controller reaches, within its
+        capacity; whether every one was looked at (False: stopped at capacity)."""
         for run_id, by in released_unended(self.conn):
             if self._stopping or len(self._running) >= self.settings.capacity:
-                break
+                return False
             if run_id in self._running or run_id in self._holding:
                 continue
             async with self._resume_slots:
                 self._resume(run_id, by, released=True)
+        return True
 
     def _peer_gone(self, peer: ControllerRow) -> None:
         if self._stopping:
