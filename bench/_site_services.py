@@ -26,6 +26,13 @@ from bench_site import CAR_T, ServerCpu, _verified, _wal_lsn
 LINE = "bench-rehearsal"
 
 
+FENCE = ["--grace-s", "10", "--self-fence-s", "20", "--stale-s", "60"]
+"""Wider than the defaults (2 / 10 / 30 s): one virtual-time loop carrying 500 runs that
+tick together delays the control connection's heartbeat (every 2.5 s) by up to 6.6 s
+(measured at load average 5), and a run of this bench under heavier load met the 10 s
+self-fence once."""
+
+
 def _line_file(folder: Path) -> Path:
     """The rehearsal line: every piece of equipment CAR-T needs, simulated per run."""
     from cellauto.protocols import load_protocol
@@ -87,6 +94,7 @@ def _controller(
         command += ["-m", "cProfile", "-o", str(profile / f"{name}.prof")]
     command += ["-m", "cellauto", "controller", "--db", url, "--line", str(line)]
     command += ["--name", name, "--capacity", str(capacity), "--protocols", str(protocols)]
+    command += FENCE
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
     return process, log
