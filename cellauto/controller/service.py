@@ -2,7 +2,9 @@
 
 One process, one asyncio loop (at the line's speed), one :class:`~cellauto.records.Journal`
 (one writer thread), one :class:`~cellauto.instruments.line.Line` opened once and
-shared by its runs, one :class:`~cellauto.protocols.inbox.PeopleInbox`. It:
+shared by its runs, one :class:`~cellauto.protocols.inbox.PeopleInbox`. (A rehearsal
+line file with ``[simulation] line_per_run = true``: each run on a simulated line of
+its own, :mod:`cellauto.controller.run_line`, on a virtual-time loop.) It:
 
 * registers in ``controllers`` and holds its presence lock
   (:class:`~cellauto.controller.presence.Presence`);
