@@ -1,18 +1,31 @@
-"""A site's load: N CAR-T batches on 2 processes sharing one PostgreSQL journal vs the same N
-in 1 process on an SQLite journal file.
+"""A site's load: N CAR-T batches on PostgreSQL, in three shapes, vs the same N in 1
+process on an SQLite journal file, in the same run.
 
-``python bench/bench_site.py [--batches 1000]`` (``--batches 100`` for a quick run; needs
-the PostgreSQL binaries), or :func:`run` for ``bench/run.py``.
+``python bench/bench_site.py [--batches 1000] [--shapes controllers,sqlite]`` (``--batches
+100`` for a quick run; needs the PostgreSQL binaries), or :func:`run` for ``bench/run.py``.
 
-Each process is a controller's shape without its wire: one journal (one writer thread),
-the batches run concurrently in virtual time, each on its own in-process simulated line
-(:func:`~cellauto.sim.batches.simulate_batches`; a served simulated line carries one
-batch at a time, so the ``cellauto controller`` services themselves are measured by
-``bench_failover.py``). The PostgreSQL pair splits the seeds (0..N/2-1, N/2..N-1); the
-SQLite process runs all of them; same protocol, same seeds, same outcomes expected.
-Reported: wall, CPU seconds of each process (user + system), records per second, peak
-RSS of each process, the server's CPU (its backends, sampled from ``/proc`` while they
-live) and the bytes it wrote (WAL position moved), and whether both journals verify.
+Shapes (``--shapes``, comma-separated; default ``controllers,sqlite``):
+
+* ``controllers``: the issue's benchmark. ``cellauto db init``, N runs submitted to the
+  run queue (through :func:`cellauto.controller.queue.submit`, as ``cellauto run --queue``
+  does, with ``--seed`` i: 1,000 ``cellauto run`` processes would take ~1 s each), then 2
+  ``cellauto controller`` services (capacity N/2 each) on a line file with ``[simulation]
+  line_per_run = true``: each run on its own simulated line in its controller's process,
+  in virtual time. The bench polls the journal every second until every run is sealed.
+  Wall: first ``run_started`` to last ``run_ended`` (their wall times in the journal);
+  CPU seconds and peak RSS of each controller process (``wait4``'s rusage: the whole
+  process, its start and stop included).
+* ``processes``: two :func:`~cellauto.sim.batches.simulate_batches` processes on the
+  PostgreSQL journal (a controller's shape without its queue, claims and presence),
+  seeds split (0..N/2-1, N/2..N-1).
+* ``sqlite``: one ``simulate_batches`` process, seeds 0..N-1, on an SQLite file.
+
+Same protocol, same seeds (so the same patients), same outcomes expected. Reported per
+shape: wall, CPU seconds of each process (user + system), records per second, peak RSS
+of each process, the server's CPU (its backends, sampled from ``/proc`` while they live)
+and the bytes it wrote (WAL position moved), the runs' final states, and whether the
+journal verifies. ``--profile DIR``: each controller runs under cProfile, its stats in
+``DIR/<name>.prof``.
 """
 
 from __future__ import annotations
@@ -31,6 +44,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 CAR_T = ROOT / "protocols" / "car_t_autologous.py"
 
@@ -121,60 +135,93 @@ def _verified(db: str) -> bool:
         return bool(verify_journal(journal).intact)
 
 
-def run(*, quick: bool = False, batches: int | None = None) -> list[dict[str, Any]]:
-    """The two rows (see the module doc); ``quick``: 100 batches, else 1,000."""
-    from cellauto.records.site_store import SiteStore
-    from cellauto.testing_pg import start_server
+SHAPES = ("controllers", "processes", "sqlite")
 
-    n = batches if batches is not None else (100 if quick else 1000)
-    server = start_server()
-    if server is None:
-        return [{"case": "site", "detail": "skipped: no PostgreSQL binaries"}]
-    try:
-        url = server.location_url("site")
-        SiteStore(url, create=True).close()
-        cpu = ServerCpu(server.data_dir) if server.data_dir is not None else None
-        wal_before = _wal_lsn(url)
-        started = time.perf_counter()
-        pair = [_spawn(url, 0, n // 2), _spawn(url, n // 2, n - n // 2)]
-        pg = [_result(p) for p in pair]
-        pg_wall = time.perf_counter() - started
-        server_cpu = cpu.stop() if cpu is not None else float("nan")
-        wal_mb = (_wal_lsn(url) - wal_before) / 1e6
-        pg_ok = _verified(url)
-    finally:
-        server.stop()
+
+def _processes(server: Any, n: int) -> dict[str, Any]:
+    """Two simulate_batches processes on the PostgreSQL journal (schema ``pair``)."""
+    from cellauto.records.site_store import SiteStore
+
+    url = server.location_url("pair")
+    SiteStore(url, create=True).close()
+    cpu = ServerCpu(server.data_dir) if server.data_dir is not None else None
+    wal_before = _wal_lsn(url)
+    started = time.perf_counter()
+    pair = [_spawn(url, 0, n // 2), _spawn(url, n // 2, n - n // 2)]
+    pg = [_result(p) for p in pair]
+    wall = time.perf_counter() - started
+    server_cpu = cpu.stop() if cpu is not None else float("nan")
+    records = sum(p["records"] for p in pg)
+    states: dict[str, int] = {}
+    for p in pg:
+        for state, count in p["states"].items():
+            states[state] = states.get(state, 0) + count
+    return {
+        "case": f"site: {n} CAR-T batches, 2 simulate_batches processes on one PostgreSQL journal",
+        "value": f"{wall:.1f} s",
+        "detail": f"wall; CPU {pg[0]['cpu_s']:.1f} + {pg[1]['cpu_s']:.1f} s "
+        f"(processes) + {server_cpu:.1f} s (server); {records:,} records = "
+        f"{records / wall:,.0f} records/s; peak RSS {pg[0]['peak_rss_mb']:.0f} / "
+        f"{pg[1]['peak_rss_mb']:.0f} MB; WAL {(_wal_lsn(url) - wal_before) / 1e6:,.0f} MB; "
+        f"{states}; verify {'intact' if _verified(url) else 'FAILED'}",
+        "wall_s": wall,
+    }
+
+
+def _sqlite(n: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         db = str(Path(tmp) / "site.db")
         started = time.perf_counter()
         lite = _result(_spawn(db, 0, n))
-        lite_wall = time.perf_counter() - started
-        lite_ok = _verified(db)
-        lite_mb = sum(f.stat().st_size for f in Path(tmp).iterdir()) / 1e6
-    pg_records = sum(p["records"] for p in pg)
-    pg_states: dict[str, int] = {}
-    for p in pg:
-        for state, count in p["states"].items():
-            pg_states[state] = pg_states.get(state, 0) + count
-    return [
-        {
-            "case": f"site: {n} CAR-T batches, 2 processes on one PostgreSQL journal",
-            "value": f"{pg_wall:.1f} s",
-            "detail": f"wall; CPU {pg[0]['cpu_s']:.1f} + {pg[1]['cpu_s']:.1f} s "
-            f"(processes) + {server_cpu:.1f} s (server); {pg_records:,} records = "
-            f"{pg_records / pg_wall:,.0f} records/s; peak RSS {pg[0]['peak_rss_mb']:.0f} / "
-            f"{pg[1]['peak_rss_mb']:.0f} MB; WAL {wal_mb:,.0f} MB; {pg_states}; "
-            f"verify {'intact' if pg_ok else 'FAILED'}",
-        },
-        {
-            "case": f"site: the same {n} batches, 1 process on an SQLite journal",
-            "value": f"{lite_wall:.1f} s",
-            "detail": f"wall; CPU {lite['cpu_s']:.1f} s; "
-            f"{lite['records']:,} records = {lite['records'] / lite_wall:,.0f} records/s; "
-            f"peak RSS {lite['peak_rss_mb']:.0f} MB; file {lite_mb:,.0f} MB; "
-            f"{lite['states']}; verify {'intact' if lite_ok else 'FAILED'}",
-        },
-    ]
+        wall = time.perf_counter() - started
+        ok = _verified(db)
+        size_mb = sum(f.stat().st_size for f in Path(tmp).iterdir()) / 1e6
+    return {
+        "case": f"site: the same {n} batches, 1 simulate_batches process on an SQLite journal",
+        "value": f"{wall:.1f} s",
+        "detail": f"wall; CPU {lite['cpu_s']:.1f} s; "
+        f"{lite['records']:,} records = {lite['records'] / wall:,.0f} records/s; "
+        f"peak RSS {lite['peak_rss_mb']:.0f} MB; file {size_mb:,.0f} MB; "
+        f"{lite['states']}; verify {'intact' if ok else 'FAILED'}",
+        "wall_s": wall,
+    }
+
+
+def run(
+    *,
+    quick: bool = False,
+    batches: int | None = None,
+    shapes: tuple[str, ...] = ("controllers", "sqlite"),
+    profile: Path | None = None,
+) -> list[dict[str, Any]]:
+    """One row per shape (see the module doc); ``quick``: 100 batches, else 1,000."""
+    from _site_services import controllers
+
+    from cellauto.testing_pg import start_server
+
+    n = batches if batches is not None else (100 if quick else 1000)
+    rows: list[dict[str, Any]] = []
+    if "controllers" in shapes or "processes" in shapes:
+        server = start_server()
+        if server is None:
+            return [{"case": "site", "detail": "skipped: no PostgreSQL binaries"}]
+        try:
+            if "controllers" in shapes:
+                rows.append(controllers(server, n, profile=profile))
+            if "processes" in shapes:
+                rows.append(_processes(server, n))
+        finally:
+            from cellauto.records.backend.pg import close_pools
+
+            close_pools()  # before the server goes: no pool retries against it
+            server.stop()
+    if "sqlite" in shapes:
+        rows.append(_sqlite(n))
+    lite = next((r for r in rows if "SQLite" in r["case"]), None)
+    for row in rows:
+        if lite is not None and row is not lite and "wall_s" in row:
+            row["detail"] += f"; {row['wall_s'] / lite['wall_s']:.2f}x the SQLite wall"
+    return rows
 
 
 def main() -> int:
@@ -182,13 +229,24 @@ def main() -> int:
     parser.add_argument("--batches", type=int, default=1000)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument(
+        "--shapes",
+        default="controllers,sqlite",
+        help=f"comma-separated, of {', '.join(SHAPES)} (default controllers,sqlite)",
+    )
+    parser.add_argument("--profile", type=Path, default=None, metavar="DIR")
+    parser.add_argument(
         "--worker", nargs=3, metavar=("DB", "FIRST", "COUNT"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
     if args.worker:
         worker(args.worker[0], int(args.worker[1]), int(args.worker[2]))
         return 0
-    for row in run(quick=args.quick, batches=None if args.quick else args.batches):
+    shapes = tuple(shape.strip() for shape in args.shapes.split(",") if shape.strip())
+    unknown = sorted(set(shapes) - set(SHAPES))
+    if unknown:
+        parser.error(f"--shapes: unknown {', '.join(unknown)}; known: {', '.join(SHAPES)}")
+    batches = None if args.quick else args.batches
+    for row in run(quick=args.quick, batches=batches, shapes=shapes, profile=args.profile):
         print(f"{row['case']}: {row.get('value', '')} {row.get('detail', '')}")
     return 0
 

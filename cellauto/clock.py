@@ -42,11 +42,14 @@ from __future__ import annotations
 
 import asyncio
 import selectors
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
+
+import anyio
 
 from cellauto._compat import asyncio as _asyncio_compat  # noqa: F401  # checked at import
 
@@ -56,9 +59,11 @@ __all__ = [
     "VirtualTimeEventLoop",
     "awaiting_outside",
     "is_virtual",
+    "move_on_after_real",
     "real_seconds",
     "scaled_loop_factory",
     "serving_outside",
+    "sleep_real",
     "time_paused",
     "virtual_loop_factory",
 ]
@@ -259,6 +264,35 @@ def real_seconds(seconds: float, loop: asyncio.AbstractEventLoop | None = None) 
     if isinstance(loop, ScaledTimeEventLoop):
         return seconds * loop.scale
     return seconds
+
+
+@contextmanager
+def move_on_after_real(seconds: float) -> Iterator[anyio.CancelScope]:
+    """``anyio.move_on_after`` for ``seconds`` of real time, whatever the loop: a service's
+    own timers (heartbeats, sweeps, a grace) on a virtual loop, which would otherwise
+    jump them like the runs' process time. There a thread's timer cancels the scope."""
+    loop = asyncio.get_running_loop()
+    if not isinstance(loop, VirtualTimeEventLoop):
+        with anyio.move_on_after(real_seconds(seconds, loop)) as scope:
+            yield scope
+        return
+    with anyio.CancelScope() as scope:
+        timer = threading.Timer(seconds, loop.call_soon_threadsafe, (scope.cancel,))
+        timer.daemon = True
+        timer.start()
+        try:
+            yield scope
+        finally:
+            timer.cancel()
+
+
+async def sleep_real(seconds: float) -> None:
+    """Sleep ``seconds`` of real time whatever the loop (see :func:`move_on_after_real`)."""
+    with move_on_after_real(seconds):
+        # an event nobody sets, not anyio.sleep_forever(): its timer at infinity would
+        # let a virtual loop jump a day per turn while idle, spinning, until its time is
+        # so large that a run's short timers no longer move it (float resolution)
+        await anyio.Event().wait()
 
 
 def is_virtual() -> bool:

@@ -8,7 +8,14 @@ from datetime import UTC, datetime
 import anyio
 import pytest
 
-from cellauto.clock import Clock, VirtualTimeEventLoop, is_virtual, virtual_loop_factory
+from cellauto.clock import (
+    Clock,
+    VirtualTimeEventLoop,
+    is_virtual,
+    move_on_after_real,
+    sleep_real,
+    virtual_loop_factory,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -131,3 +138,25 @@ def test_a_scaled_clock_runs_faster_than_real_time() -> None:
     simulated, real = anyio.run(main, backend_options={"loop_factory": scaled_loop_factory(3600)})
     assert simulated >= 360
     assert real < 5  # not a speed test: it did not wait six real minutes
+
+
+async def test_a_real_time_wait_on_a_virtual_loop_neither_jumps_nor_spins() -> None:
+    """A service's timer (a heartbeat, a sweep) waits real time while the runs' process
+    time jumps; idle, the loop does not race virtual time ahead (it did, a day per turn,
+    waiting on a timer at infinity, until short timers no longer moved it)."""
+    started = anyio.current_time()
+    await sleep_real(0.05)
+    assert anyio.current_time() == started  # nothing else waited: no time jumped
+    ticks: list[float] = []
+
+    async def run() -> None:  # a run's process time meanwhile
+        for _ in range(3):
+            await anyio.sleep(3600)
+            ticks.append(anyio.current_time() - started)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run)
+        with move_on_after_real(0.05) as scope:
+            await anyio.Event().wait()
+    assert scope.cancelled_caught
+    assert ticks == [3600, 7200, 10800]

@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 
 from cellauto.cli._db import add_db_argument
-from cellauto.clock import scaled_loop_factory
+from cellauto.clock import scaled_loop_factory, virtual_loop_factory
 from cellauto.lines import load_line_config
 
 __all__ = ["add_parser"]
@@ -88,6 +88,14 @@ def controller_command(args: argparse.Namespace) -> int:
             announce=lambda text: print(text, flush=True),
         )
     )
+    if config.simulation.line_per_run:
+        # each run on a simulated line of its own, in virtual time, as simulate_batches
+        # runs its batches (the service's own timers stay real: clock.move_on_after_real)
+        from cellauto.sim.batches import fewer_collections
+
+        with fewer_collections():
+            options = {"loop_factory": virtual_loop_factory}
+            return int(anyio.run(service.run, backend_options=options))
     speed = config.simulation.speed
     options = {"loop_factory": scaled_loop_factory(speed)} if speed != 1.0 else {}
     return int(anyio.run(service.run, backend_options=options))

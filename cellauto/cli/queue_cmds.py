@@ -77,14 +77,16 @@ def queue_run(args: argparse.Namespace, protocol: Protocol, values: dict[str, An
                 by=args.as_user or operator_name(args.operator),
                 terminal=this_terminal(),
                 signature=attendance.signature if attendance is not None else None,
+                seed=args.seed,
             )
     finally:
         if attendance is not None:
             attendance.close()
     print(f"run {found.run_id}", flush=True)
+    seeded = f", seed {args.seed}" if args.seed is not None else ""
     print(
         f"queued as #{found.queue_seq} for line {found.line or '(any)'} "
-        f"(priority {found.priority})",
+        f"(priority {found.priority}{seeded})",
         flush=True,
     )
     return 0

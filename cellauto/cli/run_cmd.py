@@ -87,7 +87,8 @@ def add_parser(sub: Any) -> None:
         type=int,
         default=None,
         help="seed of the simulation; a seeded simulated run is reproducible: the same "
-        "inputs give the same run id and a byte-identical record in a fresh journal",
+        "inputs give the same run id and a byte-identical record in a fresh journal (with "
+        "--queue: kept in the submission, for a controller whose line has line_per_run)",
     )
     p.add_argument(
         "--patient",

@@ -105,6 +105,7 @@ def submit(
     terminal: Terminal,
     signature: SignatureShown | None = None,
     run_id: str | None = None,
+    seed: int | None = None,
 ) -> QueueEntry:
     """Queue a run (see the module doc); returns its row. Nothing is written if it fails."""
     run_id = run_id or uuid.uuid4().hex
@@ -123,6 +124,7 @@ def submit(
                 line=line,
                 priority=priority,
                 signature=signature,
+                seed=seed,
             )
         )
         tx.conn.execute(

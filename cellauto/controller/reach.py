@@ -4,7 +4,11 @@ A controller runs a queued batch only if it has the protocol the batch was submi
 with (same name, same source SHA-256) and its line has every piece of equipment the
 protocol needs; it takes a run over from a lost peer only if it reaches every
 instrument the run started with (:func:`run_assets`, by vendor, model and serial: an
-instrument in this process, such as a simulated label printer, is anyone's).
+instrument in this process, such as a simulated label printer, is anyone's). A run on
+a simulated line of its own (``run_started.simulated``: a ``line_per_run`` controller's
+run, its world in virtual time in that controller's process) is reached by nobody
+else: its cells and instruments ended with that process, and a fresh world would not
+be them.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ __all__ = [
     "asset_key",
     "line_assets",
     "missing_assets",
+    "own_world_key",
     "run_assets",
 ]
 
@@ -49,8 +54,17 @@ def line_assets(equipment: Mapping[str, Instrument]) -> set[str]:
     }
 
 
+def own_world_key(started: rec.RunStarted, name: str) -> str:
+    """How an instrument of a run's own simulated world is named: no controller's line
+    has it (see the module doc)."""
+    return f"simulated in its controller's process/{started.run_id}/{name}"
+
+
 def run_assets(started: rec.RunStarted) -> set[str]:
-    """The instruments a run started with (those outside its controller's process)."""
+    """The instruments a run started with (those outside its controller's process; all
+    of them for a run on a simulated world of its own, which nobody else reaches)."""
+    if started.simulated:
+        return {own_world_key(started, name) for name in started.instruments}
     return {
         asset_key(identity.vendor, identity.model, identity.serial)
         for identity in started.instruments.values()
@@ -63,6 +77,12 @@ def missing_assets(started: rec.RunStarted, reached: Iterable[str]) -> list[str]
     serial)``, sorted."""
     have = set(reached)
     missing = []
+    if started.simulated:  # its own world, in its controller's process: nobody reaches it
+        for name, identity in started.instruments.items():
+            if own_world_key(started, name) not in have:
+                key = asset_key(identity.vendor, identity.model, identity.serial)
+                missing.append(f"{name} ({key}, simulated in its controller's process)")
+        return sorted(missing)
     for name, identity in started.instruments.items():
         key = asset_key(identity.vendor, identity.model, identity.serial)
         if identity.adapter not in LOCAL_ADAPTERS and key not in have:

@@ -2,7 +2,9 @@
 
 One process, one asyncio loop (at the line's speed), one :class:`~cellauto.records.Journal`
 (one writer thread), one :class:`~cellauto.instruments.line.Line` opened once and
-shared by its runs, one :class:`~cellauto.protocols.inbox.PeopleInbox`. It:
+shared by its runs, one :class:`~cellauto.protocols.inbox.PeopleInbox`. (A rehearsal
+line file with ``[simulation] line_per_run = true``: each run on a simulated line of
+its own, :mod:`cellauto.controller.run_line`, on a virtual-time loop.) It:
 
 * registers in ``controllers`` and holds its presence lock
   (:class:`~cellauto.controller.presence.Presence`);
@@ -33,13 +35,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 import psycopg
 from anyio.abc import TaskGroup
 
 from cellauto.cli.run_cmd import line_origin
-from cellauto.cli.run_site import run_site
-from cellauto.clock import Clock, real_seconds
+from cellauto.clock import Clock, move_on_after_real, sleep_real
 from cellauto.controller import queue
 from cellauto.controller.fencing import (
     EXIT_FENCED,
@@ -50,6 +52,7 @@ from cellauto.controller.fencing import (
 )
 from cellauto.controller.presence import PeerWatch, Presence
 from cellauto.controller.reach import ProtocolShelf, line_assets
+from cellauto.controller.run_line import RunLine, line_for_run
 from cellauto.controller.takeover import Takeovers
 from cellauto.controller.units import RunUnits
 from cellauto.errors import CellautoError, FencedError
@@ -57,9 +60,10 @@ from cellauto.instruments.line import Line
 from cellauto.lines import LineConfig
 from cellauto.lines.wire import open_line
 from cellauto.protocols import Runner
+from cellauto.protocols.definition import Protocol
 from cellauto.protocols.execution import Execution
 from cellauto.protocols.inbox import PeopleInbox
-from cellauto.protocols.params import build_params
+from cellauto.protocols.params import Params, build_params
 from cellauto.records import Journal, _owners
 from cellauto.records import asset_holds as table
 from cellauto.records import backend as db
@@ -113,6 +117,9 @@ class ControllerService(Takeovers):
         self.shelf = ProtocolShelf(settings.protocols)
         self._stopping = False
         self._wake = anyio.Event()
+        self._look_released = True
+        """Look for runs released unended at the take loop's next turn: at start, on a
+        queue notification, at a sweep, and until every one was looked at."""
         self._running: dict[str, Execution] = {}
         self._watches: dict[str, PeerWatch] = {}
         self._holding: dict[str, tuple[RunJournal, set[str]]] = {}
@@ -165,7 +172,7 @@ class ControllerService(Takeovers):
             stack.callback(journal.close)
             feed = open_feed(self.url, [queue.QUEUE_CHANNEL, "cellauto_controllers"])
             stack.callback(feed.close)
-            self.inbox = inbox = PeopleInbox(journal)
+            self.inbox = inbox = PeopleInbox(journal, real_time_polls=True)
             stack.callback(inbox.close)
             self._say(
                 f"controller {settings.name} of line {config.name}: {len(needed)} instruments, "
@@ -216,6 +223,7 @@ class ControllerService(Takeovers):
                 self._watch_peers()
                 self._hand_over()
             if queue.QUEUE_CHANNEL in changed:
+                self._look_released = True  # a held run handed over notifies it too
                 self._wake.set()
 
     async def _heartbeats(self) -> None:
@@ -226,7 +234,7 @@ class ControllerService(Takeovers):
         settings = self.settings
         every_s = min(settings.stale_s, settings.self_fence_s) / 4
         while True:
-            await anyio.sleep(real_seconds(max(every_s, 0.05)))
+            await sleep_real(max(every_s, 0.05))
             try:
                 live = await anyio.to_thread.run_sync(self.presence.heartbeat)
             except psycopg.Error as exc:  # the control connection dropped: take it again
@@ -265,13 +273,18 @@ class ControllerService(Takeovers):
                 )
                 for entry in taken:
                     self._start(entry, tg)
-                await self._adopt_released()
+                    # one run prepared at a time, the loop served between: starting hundreds
+                    # must not starve the heartbeats (the self-fence counts from them)
+                    await anyio.lowlevel.checkpoint()
+                if self._look_released:  # not after every run's end: it reads every owner row
+                    self._look_released = not await self._adopt_released()
             except (sqlite3.Error, psycopg.Error) as exc:  # the self-fence decides when to stop
                 log.warning("controller %s: the journal: %s; tried again", self.settings.name, exc)
-            with anyio.move_on_after(real_seconds(self.settings.sweep_s)) as quiet:
+            with move_on_after_real(self.settings.sweep_s) as quiet:
                 await self._wake.wait()
             self._wake = anyio.Event()
             if quiet.cancelled_caught:  # a missed notification, a takeover refused earlier
+                self._look_released = True
                 try:
                     await self._sweep_lost()
                     self._hand_over()
@@ -297,12 +310,13 @@ class ControllerService(Takeovers):
             self._refuse(entry.run_id, why)
             return
         submitted = self._submission(entry)
+        run_line: RunLine | None = None
         try:
             clock = Clock(line_origin(self.settings.line))
-            line, check_line = self._line_for_run(entry.run_id)
+            line, check_line = self._pooled_line(entry.run_id)
             params = build_params(protocol.params, entry.params, rehearsal=line.rehearsal)
-            site = run_site(protocol, params, line, clock, False, Location.parse(self.url))
-            people = not line.rehearsal
+            run_line = self._line_for_run(line, protocol, params, clock, entry.run_id, submitted)
+            people = not run_line.line.rehearsal
             started = functools.partial(
                 queue.mark_started, run_id=entry.run_id, controller=self.settings.name
             )
@@ -313,24 +327,50 @@ class ControllerService(Takeovers):
             ):
                 execution = Runner(self.journal).prepare(
                     protocol,
-                    line,
+                    run_line.line,
                     params,
+                    seed=run_line.seed,
                     run_id=entry.run_id,
                     operator=submitted.by if submitted is not None else "queue",
                     clock=clock,
                     operators="people" if people else "simulated",
-                    answerers=[self.inbox] if people else [],
+                    answerers=[self.inbox] if people else run_line.answerers,
                     authority=self.inbox.authority() if people else None,
                     operator_account=submitted.signature if submitted is not None else None,
-                    site=site,
+                    site=run_line.site,
                 )
         except Exception as exc:  # refused, never the service's end
+            if run_line is not None:
+                run_line.close()
             if not isinstance(exc, CellautoError):
                 log.exception("run %s: preparing it failed", entry.run_id)
             self._refuse(entry.run_id, f"{type(exc).__name__}: {exc}")
             return
         self._say(f"run {entry.run_id} started ({protocol.name})")
-        self._execute(execution, tg, by=submitted.by if submitted is not None else "queue")
+        by = submitted.by if submitted is not None else "queue"
+        self._execute(execution, tg, by=by, closing=run_line.close)
+
+    def _line_for_run(
+        self,
+        line: Line,
+        protocol: Protocol,
+        params: Params,
+        clock: Clock,
+        run_id: str,
+        submitted: RunSubmitted | None,
+    ) -> RunLine:
+        """The one place a new run's line is chosen (:mod:`cellauto.controller.run_line`):
+        ``line`` (the controller's, with the run's units of its pools), or one of its own."""
+        return line_for_run(
+            self.settings.line,
+            line,
+            protocol,
+            params,
+            clock,
+            Location.parse(self.url),
+            run_id=run_id,
+            seed=submitted.seed if submitted is not None else None,
+        )
 
     def _refuse(self, run_id: str, why: str) -> None:
         queue.settle(self.conn, run_id, "refused", why)
@@ -348,10 +388,10 @@ class ControllerService(Takeovers):
         protocol, _ = self.shelf.find(entry.protocol, entry.source_sha256)
         return self.units.bind(conn, entry.run_id, self.units.needs(protocol))
 
-    def _line_for_run(
+    def _pooled_line(
         self, run_id: str, started: rec.RunStarted | None = None
     ) -> tuple[Line, Callable[[Conn], None]]:
-        """The one place a run's Line is chosen: the controller's line, each pool the
+        """The controller's line as a run sees it: each pool the
         unit the run is bound to (a new run: at its take; a resumed one, ``started`` its
         ``run_started``: the unit it holds); with the check its claim makes of it (an op
         of :func:`cellauto.records._owners.at_claim`)."""
@@ -370,12 +410,22 @@ class ControllerService(Takeovers):
         payload = getattr(found, "payload", None)
         return payload if isinstance(payload, RunSubmitted) else None
 
-    def _execute(self, execution: Execution, tg: TaskGroup, *, by: str) -> None:
+    def _execute(
+        self,
+        execution: Execution,
+        tg: TaskGroup,
+        *,
+        by: str,
+        closing: Callable[[], None] | None = None,
+    ) -> None:
+        """Drive the run; ``closing`` when it ends here (its line's site)."""
         self._running[execution.run_id] = execution
         self.inbox.register(execution)
-        tg.start_soon(self._drive, execution, by)
+        tg.start_soon(self._drive, execution, by, closing)
 
-    async def _drive(self, execution: Execution, by: str) -> None:
+    async def _drive(
+        self, execution: Execution, by: str, closing: Callable[[], None] | None
+    ) -> None:
         run_id = execution.run_id
         try:
             outcome = await execution.execute(by=by)
@@ -388,6 +438,8 @@ class ControllerService(Takeovers):
         finally:
             self.inbox.unregister(execution)
             self._running.pop(run_id, None)
+            if closing is not None:
+                closing()
             self._release_units(run_id)
             self._wake.set()
 

@@ -32,6 +32,17 @@ A line is described in TOML::
     serve = true    # serve the simulated instruments on loopback, in this process
     seed = 1
 
+A rehearsal controller whose instruments are all simulated in its own process gives
+each run it takes a simulated line of its own (its own seeded world: the patient drawn
+from the run's seed, the labelled starting material, the instruments), as
+``simulate_batches`` gives each batch, so that one controller carries many simulated
+batches at once, in virtual time::
+
+    [equipment.bioreactor]
+    adapter = "sim"
+    [simulation]
+    line_per_run = true
+
 Credentials are references (``env:VAR`` or ``file:PATH``) resolved when the adapter
 connects; the journal records the reference's kind only, never its value.
 """
@@ -280,6 +291,12 @@ class SimulationConfig(BaseModel):
         "same process time, epoch + (now - epoch) x speed; `cellauto sim serve` prints its own",
     )
     materials: list[MaterialConfig] = Field(default_factory=list)
+    line_per_run: bool = Field(
+        False,
+        description="every run a controller takes gets its own simulated line in the "
+        "controller's process (its own seeded world), in virtual time; only when every "
+        'equipment is adapter = "sim" (see LineConfig.check_line_per_run)',
+    )
 
     def process_time_s(self, wall_s: float) -> float | None:
         """The line's process time at ``wall_s`` (epoch seconds), if it has an epoch."""
@@ -310,6 +327,48 @@ class LineConfig(BaseModel):
         """The equipment given as pools of units (``units = {...}``)."""
         return {name: item for name, item in self.equipment.items() if item.units is not None}
 
+    @model_validator(mode="after")
+    def check_line_per_run(self) -> LineConfig:
+        """``line_per_run``: every instrument simulated in the controller's process, and
+        nothing that belongs to one line shared by every run (a seed, serving, a speed)."""
+        simulation = self.simulation
+        if not simulation.line_per_run:
+            return self
+        wired = [f"{n} ({e.adapter})" for n, e in self.equipment.items() if e.adapter != "sim"]
+        if wired:
+            raise ValueError(
+                "[simulation] line_per_run = true gives each run its own simulated "
+                'instruments, so every equipment must be adapter = "sim"; these are not: '
+                f"{', '.join(wired)} (drop line_per_run, or make them sim)"
+            )
+        pooled = [name for name, e in self.equipment.items() if e.units is not None]
+        if pooled:
+            raise ValueError(
+                f"[simulation] line_per_run = true: equipment {', '.join(pooled)} is a pool of "
+                "units, but each run has its own simulated instruments: drop `units`"
+            )
+        shared = [name for name, e in self.equipment.items() if e.shared is not None]
+        if shared:
+            raise ValueError(
+                f"[simulation] line_per_run = true: equipment {', '.join(shared)} is shared, "
+                "but each run has its own simulated instruments: drop `shared`"
+            )
+        clashing = {
+            "serve": "nothing is served: the runs' instruments live in the controller",
+            "seed": "each run's seed is its own (`cellauto run --queue --seed N`, else "
+            "drawn from its run id)",
+            "speed": "the runs go in virtual time, as fast as the controller computes",
+            "epoch": "the runs go in virtual time, as fast as the controller computes",
+            "materials": "each run's world gets its protocol's labelled starting material",
+        }
+        given = [k for k in clashing if k in simulation.model_fields_set]
+        if given:
+            raise ValueError(
+                "[simulation] line_per_run = true: drop "
+                + "; ".join(f"{k} ({clashing[k]})" for k in given)
+            )
+        return self
+
 
 def load_line_config(path: str | Path) -> LineConfig:
     """Read and validate a line TOML file; BadInputError names the file and the field."""
@@ -323,7 +382,11 @@ def load_line_config(path: str | Path) -> LineConfig:
     try:
         return LineConfig.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
+        problems = "; ".join(_problem(e["loc"], e["msg"]) for e in exc.errors())
         raise BadInputError(f"line file {str(file)!r}: {problems}") from None
+
+
+def _problem(loc: tuple[int | str, ...], message: str) -> str:
+    """``field.path: message`` (a check of the whole file: the message alone)."""
+    message = message.removeprefix("Value error, ")
+    return f"{'.'.join(str(p) for p in loc)}: {message}" if loc else message

@@ -24,6 +24,9 @@ waits for people (a task open, or Held) the poller waits inside ``loop.real_time
 so virtual time follows real time; otherwise it sleeps until a task is offered or a
 run's state changes (a 0.25 s timer would wake millions of times in a 9-day batch).
 Commands to a ``--sim`` run therefore take effect while it waits for people or is Held.
+A controller service polls every 0.25 s of real time on any loop (``real_time_polls``):
+on its virtual loop (``line_per_run``) many runs share one clock, and a Held one must
+not slow the others to real time.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from typing import Literal
 
 import anyio
 
-from cellauto.clock import VirtualTimeEventLoop, real_seconds
+from cellauto.clock import VirtualTimeEventLoop, move_on_after_real, real_seconds
 from cellauto.errors import CellautoError, TaskNotOpenError
 from cellauto.protocols._events import wait_any
 from cellauto.protocols.execution import Execution
@@ -87,9 +90,15 @@ class PeopleInbox:
 
     simulated = False
 
-    def __init__(self, journal: Journal, *, period_s: float = 0.25) -> None:
+    def __init__(
+        self, journal: Journal, *, period_s: float = 0.25, real_time_polls: bool = False
+    ) -> None:
         self.journal = journal
         self.period_s = period_s
+        #: Poll every ``period_s`` of real time on any loop, never holding virtual time
+        #: back: a controller service carrying many simulated runs on one virtual loop,
+        #: where one Held run must not slow the others to real time.
+        self.real_time_polls = real_time_polls
         self._runs: dict[str, Execution] = {}
         self._ops: list[ConnOp] = []
         self._ops_ready = anyio.Event()
@@ -306,6 +315,10 @@ class PeopleInbox:
 
     async def _pause(self) -> None:
         loop = asyncio.get_running_loop()
+        if self.real_time_polls:
+            with move_on_after_real(self.period_s):
+                await self._wake.wait()
+            return
         if not isinstance(loop, VirtualTimeEventLoop):
             with anyio.move_on_after(real_seconds(self.period_s, loop)):
                 await self._wake.wait()

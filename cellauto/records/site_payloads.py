@@ -281,6 +281,9 @@ class RunSubmitted(SitePayload):
     priority: int = 0
     signature: SignatureShown | None = None
     """The submitter's signature (``--as``); None for a rehearsal submitted unsigned."""
+    seed: int | None = None
+    """The simulation's seed (``--seed``): on a controller whose line gives each run its
+    own simulated line (``line_per_run``), it draws the run's patient and world."""
 
 
 class RunSubmissionCancelled(SitePayload):

@@ -36,7 +36,7 @@ from cellauto.sim.operators import Script, SimulatedOperators, simulated_operato
 from cellauto.sim.simulate import DEFAULT_SIM_START
 from cellauto.sim.site_for_run import simulated_site
 
-__all__ = ["Batches", "simulate_batches", "simulate_batches_async"]
+__all__ = ["Batches", "fewer_collections", "simulate_batches", "simulate_batches_async"]
 
 GC_YOUNG_THRESHOLD = 20_000
 """First threshold of the cyclic garbage collector while :func:`simulate_batches` runs.
@@ -52,7 +52,7 @@ collector's traversals (``gc.freeze``) until they end.
 
 
 @contextmanager
-def _fewer_collections() -> Iterator[None]:
+def fewer_collections() -> Iterator[None]:
     """Raise the collector's first threshold for the duration; restore it after."""
     thresholds = gc.get_threshold()
     gc.set_threshold(max(thresholds[0], GC_YOUNG_THRESHOLD), *thresholds[1:])
@@ -195,5 +195,5 @@ def simulate_batches(
                 protocol, seeds, journal=journal, on_hold=on_hold, **options
             )
 
-    with _fewer_collections():  # see GC_YOUNG_THRESHOLD; this call owns its event loop
+    with fewer_collections():  # see GC_YOUNG_THRESHOLD; this call owns its event loop
         return anyio.run(main, backend_options={"loop_factory": virtual_loop_factory})
