@@ -131,8 +131,9 @@ async def simulate_batches_async(
         params = build_params(protocol.params, dict(params or {}), rehearsal=True)
     seeds = list(seeds)
     result = Batches(on_hold=policy, by=by)
-    outcomes: dict[int, RunOutcome] = {}
-    responders: list[HoldResponder] = []
+    # What each batch leaves when it ends (index -> outcome, holds): nothing else of it
+    # is kept, so an ended batch's line, world, site and execution are freed at once.
+    ended: dict[int, tuple[RunOutcome, int, list[HoldAnswer]]] = {}
     runner = Runner(journal, clock_origin=start, reproducible=True)
 
     async def one(index: int, seed: int, tg: anyio.abc.TaskGroup) -> None:
@@ -153,19 +154,20 @@ async def simulate_batches_async(
             site=site,
         )
         responder.bind(execution, tg)
-        responders.append(responder)
-        outcomes[index] = await execution.execute()
+        outcome = await execution.execute()
         execution.close()
         site.close()
+        ended[index] = (outcome, responder.held, responder.answers)
 
     async with anyio.create_task_group() as tg:
         for index, seed in enumerate(seeds):
             tg.start_soon(one, index, seed, tg)
-    result.outcomes = [outcomes[i] for i in range(len(seeds))]
-    for responder in responders:
-        if responder.held and responder.execution is not None:
-            result.held[responder.execution.run_id] = responder.held
-        result.answers.extend(responder.answers)
+    for index in range(len(seeds)):  # in the seeds' order, as the batches started
+        outcome, held, answers = ended.pop(index)
+        result.outcomes.append(outcome)
+        if held:
+            result.held[outcome.run_id] = held
+        result.answers.extend(answers)
     return result
 
 

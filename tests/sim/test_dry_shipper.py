@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
@@ -10,6 +11,7 @@ import pytest
 
 from cellauto.clock import Clock
 from cellauto.errors import InstrumentError
+from cellauto.instruments.dry_shipper import LoggerReading
 from cellauto.sim.dry_shipper import ShipperModel, SimDryShipper
 from cellauto.sim.faults import LN2LevelDrop, SensorDrift, ShipperLidOpen, ShipperWarming
 from cellauto.sim.world import SimWorld
@@ -52,6 +54,28 @@ async def test_readings_since_a_time_are_those_after_it() -> None:
     assert await shipper.logger_readings(ORIGIN + timedelta(hours=3)) == []
     with pytest.raises(InstrumentError, match="timezone-aware"):
         await shipper.logger_readings(datetime(2026, 1, 5, 10, 0))
+
+
+def _readings_alive() -> int:
+    gc.collect()
+    return sum(isinstance(o, LoggerReading) for o in gc.get_objects())
+
+
+async def test_the_log_is_kept_as_numbers_and_readings_are_made_when_asked() -> None:
+    """A batch's shipper logs ~2,700 readings from the line's start: kept as LoggerReading
+    models they were 1.5 MB a batch, the most of a batch's memory (bench_batches.py)."""
+    _, shipper = make()
+    before = _readings_alive()
+    await anyio.sleep(48 * HOUR)
+    await shipper.status()  # the logger catches up: 577 readings taken
+    assert _readings_alive() == before  # none kept as models
+    page = await shipper.logger_readings(ORIGIN + timedelta(hours=47), most=3)
+    hour_47 = ORIGIN + timedelta(hours=47)
+    assert [r.time for r in page] == [hour_47 + timedelta(minutes=5 * k) for k in (1, 2, 3)]
+    every = await shipper.logger_readings(ORIGIN - timedelta(seconds=1))
+    assert len(every) == 577 and every[-12:-9] == page
+    del page, every
+    assert _readings_alive() == before
 
 
 async def test_it_warms_once_the_charge_is_spent() -> None:

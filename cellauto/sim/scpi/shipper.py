@@ -88,7 +88,7 @@ class ShipperScpi(ScpiDevice):
         if not 1 <= most <= MAX_READINGS_PER_QUERY:
             raise ScpiError(-222, f"LOG:DATA?: max {most} outside 1..{MAX_READINGS_PER_QUERY}")
         since = datetime.fromtimestamp(since_s, tz=UTC)
-        readings = (await self.shipper.logger_readings(since))[:most]
+        readings = await self.shipper.logger_readings(since, most=most)
         fields = [str(len(readings))]
         for reading in readings:
             fields += [format_real(reading.time.timestamp()), format_real(reading.temperature_c)]
