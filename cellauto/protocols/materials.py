@@ -239,10 +239,16 @@ class RunMaterials:
     ) -> tuple[str | None, MaterialUse | None]:
         execution = self._execution
         site = execution.site
-        if site is None or reservation is None:
+        if site is None:
             return (
                 f"material {material.name!r}: no lot reserved for this run "
                 "(it was started without a site to check its materials against): not used"
+            ), None
+        if reservation is None:
+            return (
+                f"material {material.name!r}: no lot reserved for this run (its journal has "
+                "no materials_reserved record naming one): not used; a restart cannot "
+                "change that: stop the run and start a new one"
             ), None
         lot_id = reservation.lot.lot_id
         scanned: str | None = None
