@@ -38,7 +38,7 @@ from cellauto.protocols.bom_check import BomPlan
 from cellauto.protocols.containers import RunContainers
 from cellauto.protocols.context import Run, RunAborted
 from cellauto.protocols.definition import Protocol, StepDefinition
-from cellauto.protocols.materials import end_materials, start_materials
+from cellauto.protocols.materials import end_materials, materials_reserved
 from cellauto.protocols.outcome import RunOutcome, RunStopped, fenced_error
 from cellauto.protocols.params import Params
 from cellauto.protocols.procedure import run_procedure
@@ -360,10 +360,13 @@ class Execution(RunRecords):
         self._started = True
         ended: tuple[str, str] | None = None
         if self.resume_plan is None:
-            await self.record_durable(self._run_started)
-            start_materials(self)
-            if self.release_plan is not None:
-                self.record(self.release_plan, durable=True)
+            # run_started with its lots and release plan in one commit: a controller
+            # killed as the run starts leaves all of them or none (a run started with no
+            # reservation on record would hold at every use of a material)
+            reserved = materials_reserved(self)
+            starting: list[rec.Payload] = [self._run_started]
+            starting += [p for p in (reserved, self.release_plan) if p is not None]
+            await self.record_durable_together(starting)
             self._record_claim()
             for checked in self.equipment_checked:  # the instruments prepare checked
                 self.record(checked)

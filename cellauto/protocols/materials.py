@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from cellauto.protocols.context import Run
     from cellauto.protocols.execution import Execution
 
-__all__ = ["MaterialUse", "RunMaterials", "end_materials", "start_materials"]
+__all__ = ["MaterialUse", "RunMaterials", "end_materials", "materials_reserved"]
 
 
 @dataclass(frozen=True)
@@ -78,14 +78,13 @@ def _reserved(execution: Execution) -> list[Reservation]:
     return []
 
 
-def start_materials(execution: Execution) -> None:
-    """Record the lots reserved for a new run (after run_started)."""
+def materials_reserved(execution: Execution) -> MaterialsReserved | None:
+    """The record of the lots reserved for a new run, journaled in ONE commit with its
+    ``run_started`` (a controller killed between the two would leave a run whose journal
+    names no lot: every use of it held, whatever the answer)."""
     if execution.bom is None or execution.site is None:
-        return
-    execution.record(
-        MaterialsReserved(reservations=execution.bom.reservations, site=execution.site.kind),
-        durable=True,
-    )
+        return None
+    return MaterialsReserved(reservations=execution.bom.reservations, site=execution.site.kind)
 
 
 async def end_materials(execution: Execution) -> None:
@@ -240,10 +239,16 @@ class RunMaterials:
     ) -> tuple[str | None, MaterialUse | None]:
         execution = self._execution
         site = execution.site
-        if site is None or reservation is None:
+        if site is None:
             return (
                 f"material {material.name!r}: no lot reserved for this run "
                 "(it was started without a site to check its materials against): not used"
+            ), None
+        if reservation is None:
+            return (
+                f"material {material.name!r}: no lot reserved for this run (its journal has "
+                "no materials_reserved record naming one): not used; a restart cannot "
+                "change that: stop the run and start a new one"
             ), None
         lot_id = reservation.lot.lot_id
         scanned: str | None = None

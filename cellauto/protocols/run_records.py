@@ -8,7 +8,7 @@ declared here.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from cellauto.clock import Clock, time_paused
 from cellauto.records import RunJournal
@@ -59,6 +59,15 @@ class RunRecords:
             seq, _ = await self._journal.append_durable(payload)
         self._observe(payload)
         return seq
+
+    async def record_durable_together(self, payloads: Sequence[rec.Payload]) -> list[int]:
+        """Journal records that a crash must keep all or none of, in one commit; their
+        seqs once they are on disk (see :meth:`RunJournal.append_durable_together`)."""
+        with time_paused():
+            appended = await self._journal.append_durable_together(payloads)
+        for payload in payloads:
+            self._observe(payload)
+        return [seq for seq, _ in appended]
 
     def _record_claim(self) -> None:
         if self._claimed is not None:

@@ -89,6 +89,20 @@ class RunJournal:
         flush and read waits for it (a state change, a deviation: nothing is done
         physically on the strength of it before a durable intent, which waits).
         """
+        seq, digest = self._chain(payload)
+        buffer = self._buffer
+        if durable or len(buffer) >= FLUSH_THRESHOLD:
+            self._journal._after_append(durable, wait)  # now
+            if durable and wait and self._lost:
+                self.check_owned()  # taken over meanwhile: the record was refused
+        else:
+            loop = _running_loop()
+            if loop is not None and loop is not self._journal._tick_loop:
+                self._journal._after_append(durable, wait)  # at the end of this tick
+        return seq, digest
+
+    def _chain(self, payload: Payload) -> tuple[int, str]:
+        """Number, chain and buffer one record (handed over later: see ``append``)."""
         if self._lost:
             self.check_owned()
         kind_text = _KIND_TEXT.get(type(payload))  # known: a Payload model
@@ -109,8 +123,7 @@ class RunJournal:
                 self._run_id, seq, kind_text, process_time_s, wall_time_ns, prev, fields
             )
         digest = _sha256(body).hexdigest()
-        buffer = self._buffer
-        buffer.append(
+        self._buffer.append(
             (
                 self._run_id,
                 seq,
@@ -127,14 +140,6 @@ class RunJournal:
         self.last_wall_time_ns = wall_time_ns
         if seq > self.anchor_watermark:  # record 0, first after an anchor, or an anchor due
             self._schedule.note(self, seq, digest)
-        if durable or len(buffer) >= FLUSH_THRESHOLD:
-            self._journal._after_append(durable, wait)  # now
-            if durable and wait and self._lost:
-                self.check_owned()  # taken over meanwhile: the record was refused
-        else:
-            loop = _running_loop()
-            if loop is not None and loop is not self._journal._tick_loop:
-                self._journal._after_append(durable, wait)  # at the end of this tick
         return seq, digest
 
     def check_owned(self) -> None:
@@ -157,6 +162,21 @@ class RunJournal:
         await self._journal.wait_durable()
         if self._lost:
             self.check_owned()  # taken over meanwhile: the record was refused
+        return appended
+
+    async def append_durable_together(self, payloads: Sequence[Payload]) -> list[tuple[int, str]]:
+        """Append records that a crash must keep all or none of; return each (seq, hash)
+        once they are on disk.
+
+        They are numbered, chained and buffered without a hand-over between them, so
+        that the writer gets them in one batch, committed in one transaction (a run's
+        ``run_started`` and the ``materials_reserved`` naming the lots its claim
+        reserved: a resumed run needs both). Errors as :meth:`append_durable`.
+        """
+        appended = [self._chain(payload) for payload in payloads]
+        await self._journal.wait_durable()
+        if self._lost:
+            self.check_owned()  # taken over meanwhile: the records were refused
         return appended
 
     async def run_ops(self, ops: Sequence[TxOp]) -> list[object]:

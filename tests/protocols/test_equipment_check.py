@@ -372,7 +372,7 @@ def test_after_a_resume_the_instrument_is_still_held_to_its_asset(
 def test_an_unattended_restart_policy_stops_a_run_that_no_restart_can_clear(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Out of service for good: restarted 3 times at the same process time, then stopped
+    """Out of service for good: restarted 3 times for the same cause, then stopped
     (the responder says why), instead of holding and restarting without end."""
     sites = _capture_site(monkeypatch)
 
@@ -385,5 +385,5 @@ def test_an_unattended_restart_policy_stops_a_run_that_no_restart_can_clear(
     commands = [(c.command, c.reason) for c in run.of_kind(rec.Command) if c.accepted]
     assert [c for c, _ in commands].count("Restart") == 3
     assert commands[-1][0] == "Stop"
-    assert "held 4 times at step 'second' with no process time passing" in commands[-1][1]
+    assert "held 4 times at step 'second' for the same cause after 3 automatic" in commands[-1][1]
     assert [c.passed for c in run.of_kind(EquipmentChecked) if c.step == "second"] == [False] * 4
