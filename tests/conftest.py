@@ -12,14 +12,6 @@ from cellauto.records import Journal
 from cellauto.records.backend import Location
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    # pytest-xdist registers it too; here so that a run without it (-p no:xdist) still
-    # accepts the mark under --strict-markers
-    config.addinivalue_line(
-        "markers", "xdist_group(name): under --dist loadgroup, tests of a group share a worker"
-    )
-
-
 @pytest.fixture(autouse=True, scope="session")
 def signing_key_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Every test signs with a key under a temp folder, never in the real home.

@@ -127,7 +127,7 @@ def test_the_environment_chooses_too_and_sqlite_runs_everything(tmp_path: Path) 
 
 def test_ci_and_the_readme_run_the_postgresql_pass() -> None:
     root = Path(__file__).resolve().parents[1]
-    command = ".venv/bin/python -m pytest -q --db-backend=postgresql"
+    command = ".venv/bin/python -m pytest -q -n auto --db-backend=postgresql"
     assert command in (root / ".ci" / "run").read_text(encoding="utf-8").splitlines()
     readme = " ".join((root / "README.md").read_text(encoding="utf-8").split())
     assert f"`{command}`" in readme
