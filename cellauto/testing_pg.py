@@ -184,7 +184,9 @@ class SchemaPool:
         name = f"{self.prefix}{self.made}"
         self.made += 1
         drop_schema(self.server.url, name)
-        return self.server.location_url(name)
+        url = self.server.location_url(name)
+        _create_journal(url)  # as a schema given back holds one (whatever the test order)
+        return url
 
     def give_back(self, url: str) -> None:
         """Empty the schema (``DELETE`` every table, identities restarted) for the next
@@ -192,6 +194,13 @@ class SchemaPool:
         schema = url.rsplit("#", 1)[1]
         if _empty(self.server.url, schema):
             self.free.append(schema)
+
+
+def _create_journal(url: str) -> None:
+    """An empty journal of the current version in the schema ``url`` names."""
+    from cellauto.records.backend import Location, open_backend
+
+    open_backend(Location.parse(url)).connect(create=True, timeout_s=10.0).close()
 
 
 def _connect(url: str, schema: str | None = None):  # type: ignore[no-untyped-def]

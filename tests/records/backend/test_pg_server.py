@@ -121,3 +121,23 @@ def test_a_port_taken_between_its_probe_and_the_start_is_left_for_another(
         finally:
             server.stop()
         assert not server.data_dir.exists()
+
+
+@pytest.mark.postgresql
+def test_a_new_schema_of_the_pool_holds_an_empty_journal_as_a_reused_one_does(
+    pg_server: testing_pg.PgServer,
+) -> None:
+    """Whichever schema a test gets (a new one: the first test of a session, or of each
+    xdist worker; or one given back), it holds an empty journal of the current version."""
+    from cellauto.cli._db import journal_exists
+    from cellauto.records import Journal
+
+    pool = SchemaPool(pg_server, prefix="cellauto_fresh_")
+    url = pool.take()
+    try:
+        assert journal_exists(Location.parse(url))
+        with Journal(Location.parse(url), create=False) as journal:
+            assert journal.runs() == []
+    finally:
+        pool.give_back(url)
+        testing_pg.drop_schema(pg_server.url, url.rsplit("#", 1)[1])
