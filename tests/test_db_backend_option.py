@@ -134,10 +134,10 @@ def test_ci_and_the_readme_run_the_postgresql_pass() -> None:
 
 
 SERVERS = """
-import os
-from pathlib import Path
 
 def test_each_worker_has_its_server(pg_server, db_location):
+    import os
+
     assert db_location.is_postgresql and db_location.url.startswith(pg_server.url)
     seen = Path(os.environ["CELLAUTO_SEEN"]) / os.environ["PYTEST_XDIST_WORKER"]
     seen.write_text(f"{pg_server.url}\\n{pg_server.data_dir}", encoding="utf-8")
@@ -147,21 +147,17 @@ def test_each_worker_has_its_server(pg_server, db_location):
 def test_under_xdist_each_worker_deselects_guards_and_has_its_own_server(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    workers = ("-n", "2")
-    guarded = _pytest(tmp_path / "guarded", "--db-backend=postgresql", *workers, suite=GUARDED)
-    assert "1 failed, 2 passed" in guarded.stdout, guarded.stdout
-    assert "forgotten.db: an SQLite journal opened during the PostgreSQL" in guarded.stdout
-    assert "1 tests without a journal deselected" in guarded.stdout  # from the workers
-    skipped = _pytest(tmp_path / "none", "--db-backend=postgresql", *workers, binaries=False)
-    assert "2 skipped" in skipped.stdout and "cellauto: PostgreSQL tests skipped" in skipped.stdout
-    # --dist each: every worker runs the test, each on a server of its own, stopped after
+    # --dist each: every worker runs every test, each on a server of its own, stopped after
     seen = tmp_path / "seen"
     seen.mkdir()
     monkeypatch.setenv("CELLAUTO_SEEN", str(seen))
-    each = _pytest(
-        tmp_path / "each", "--db-backend=postgresql", *workers, "--dist", "each", suite=SERVERS
-    )
-    assert "2 passed" in each.stdout, each.stdout + each.stderr
+    workers = ("--db-backend=postgresql", "-n", "2", "--dist", "each")
+    each = _pytest(tmp_path / "each", *workers, suite=GUARDED + SERVERS)
+    assert "2 failed, 6 passed" in each.stdout, each.stdout + each.stderr
+    assert "forgotten.db: an SQLite journal opened during the PostgreSQL" in each.stdout
+    assert "1 tests without a journal deselected" in each.stdout  # from the workers
     servers = [path.read_text(encoding="utf-8").split("\n") for path in seen.iterdir()]
     assert len(servers) == 2 and servers[0][0] != servers[1][0]  # two ports
     assert not any(Path(data_dir).exists() for _, data_dir in servers)  # stopped, removed
+    skipped = _pytest(tmp_path / "none", "--db-backend=postgresql", "-n", "2", binaries=False)
+    assert "2 skipped" in skipped.stdout and "cellauto: PostgreSQL tests skipped" in skipped.stdout
