@@ -12,10 +12,6 @@ from cellauto.sim.fidelity import CAR_T_ROWS, NK_ROWS, Row, SeedSummary, build_t
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "fidelity.md"
 
-#: Under pytest-xdist (``--dist loadgroup``) these tests go to one worker, so the two
-#: populations (session fixtures, 200 batches) are simulated once, not once per worker.
-pytestmark = pytest.mark.xdist_group("population")
-
 #: How a batch ends after a failed check of each policy, unattended (simulate's
 #: on_hold="stop"): continue carries on to the end, hold stops, abort aborts.
 ENDING = {"continue": "complete", "hold": "stopped", "abort": "aborted"}

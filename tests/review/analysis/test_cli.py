@@ -15,10 +15,6 @@ from tests.raw_sql import nothing_written, raw_connect
 
 from .conftest import EXCURSION_AT
 
-#: Under pytest-xdist the trend tests share a worker: their 13-batch template (a session
-#: fixture) is simulated once, not once per worker.
-pytestmark = pytest.mark.xdist_group("trends")
-
 
 def _cli(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
     capsys.readouterr()

@@ -37,10 +37,6 @@ from tests.raw_sql import raw_connect
 
 from .conftest import BATCHES, EXCURSION_AT
 
-#: Under pytest-xdist the trend tests share a worker: their 13-batch template (a session
-#: fixture) is simulated once, not once per worker.
-pytestmark = pytest.mark.xdist_group("trends")
-
 NAME = "car-t-autologous"
 WHEN = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
