@@ -26,7 +26,8 @@ Markers: ``sqlite_only`` (a test of the SQLite file itself: skipped on another b
 
 The pass on PostgreSQL (``--db-backend=postgresql``) runs only the tests whose fixtures
 include ``db_location`` or ``db_location_factory`` (the journal tests): the others do not
-depend on the backend and ran in the SQLite pass; the line after "collected" counts them.
+depend on the backend and ran in the SQLite pass; the line after "collected" counts them
+(under pytest-xdist, ``-n N``, a line of the terminal summary, from the workers).
 Once they are collected, opening an SQLite journal (``Journal``, ``SiteStore``,
 ``reading_journal``… on a file path) fails, saying so
 (:data:`cellauto.records.backend.sqlite_refused`): a test not yet given ``db_location``
@@ -150,6 +151,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if item.get_closest_marker("sqlite_only") is not None:
             item.add_marker(pytest.mark.skip(reason="a test of the SQLite journal file itself"))
     config.stash[_DESELECTED] = len(deselected)
+    _tell_controller(config, DESELECTED_KEY, len(deselected))
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = kept
@@ -158,10 +160,40 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_report_collectionfinish(config: pytest.Config) -> str | None:
     if _DESELECTED not in config.stash:
         return None
+    return _deselected_line(config, config.stash[_DESELECTED])
+
+
+def _deselected_line(config: pytest.Config, count: int) -> str:
     return (
-        f"cellauto: --db-backend={_backend_of(config)}: {config.stash[_DESELECTED]} tests "
+        f"cellauto: --db-backend={_backend_of(config)}: {count} tests "
         "without a journal deselected (db_location: they ran in the SQLite pass)"
     )
+
+
+# -- pytest-xdist: the workers collect, deselect and run; the controller reports ------------
+
+DESELECTED_KEY = "cellauto_deselected"
+NO_SERVER_KEY = "cellauto_no_server"
+
+
+def _tell_controller(config: pytest.Config, key: str, value: object) -> None:
+    """In an xdist worker, pass ``value`` to the controller process (``workeroutput`` goes
+    with the worker's end of session); elsewhere nothing."""
+    output = getattr(config, "workeroutput", None)
+    if output is not None:
+        output[key] = value
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object | None) -> None:
+    """xdist's controller: a worker ended; keep what it said (every worker collects the
+    same tests, so each deselects the same count)."""
+    output = getattr(node, "workeroutput", None) or {}
+    config = node.config
+    if DESELECTED_KEY in output:
+        config.stash[_WORKERS_DESELECTED] = int(output[DESELECTED_KEY])
+    if output.get(NO_SERVER_KEY):
+        config.stash[_NO_SERVER_SEEN] = True
 
 
 @pytest.fixture(autouse=True)
@@ -188,12 +220,16 @@ def pytest_fixture_setup(fixturedef: Any, request: pytest.FixtureRequest) -> Ite
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    if _WORKERS_DESELECTED in config.stash:
+        terminalreporter.write_sep("=", "cellauto", bold=True)
+        terminalreporter.write_line(_deselected_line(config, config.stash[_WORKERS_DESELECTED]))
     if config.stash.get(_NO_SERVER_SEEN, False):
         terminalreporter.write_sep("=", "cellauto: PostgreSQL tests skipped", yellow=True)
         terminalreporter.write_line(POSTGRESQL_SKIP)
 
 
 _NO_SERVER_SEEN = pytest.StashKey[bool]()
+_WORKERS_DESELECTED = pytest.StashKey[int]()
 
 
 @pytest.fixture(scope="session")
@@ -208,6 +244,7 @@ def pg_server(request: pytest.FixtureRequest) -> Iterator[PgServer]:
         server = None
     if server is None:
         request.config.stash[_NO_SERVER_SEEN] = True
+        _tell_controller(request.config, NO_SERVER_KEY, True)
         pytest.skip(POSTGRESQL_SKIP)
     try:
         yield server

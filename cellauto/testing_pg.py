@@ -5,7 +5,11 @@ The server is started once per session (design of issue 15, §6.1): ``initdb`` a
 temporary directory, listening on a free port of 127.0.0.1 and on a socket in that
 directory, ``fsync=off`` (a test server: nothing of it outlives the session); as root the
 ``postgres`` user runs them. ``$CELLAUTO_TEST_PG_URL`` names an existing server instead
-(its database is used; the schemas ``cellauto_t<N>`` in it are dropped and made again).
+(its database is used; the schemas ``cellauto_t<N>`` in it are dropped and made again;
+under pytest-xdist each worker's are ``cellauto_t<worker>_<N>``).
+
+Under pytest-xdist (``-n N``) each worker is a session: it starts a server of its own,
+on its own free port and under its own temporary directory, stopped when it ends.
 
 A test journal is a *schema* of that server, taken from a pool and given back emptied by
 ``DELETE`` (a few ms; a new schema costs 100-300 ms): the journal's URL names it
@@ -123,25 +127,11 @@ def start_server() -> PgServer | None:
         [str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"],
         user,
     )
-    port = _free_port()
     log = root / "server.log"
     if user is not None:
         log.touch()
         shutil.chown(log, user)
-    _run(
-        [
-            str(bin_dir / "pg_ctl"),
-            "-D",
-            str(data),
-            "-l",
-            str(log),
-            "-o",
-            f"{SERVER_SETTINGS} -p {port} -k {root}",
-            "-w",
-            "start",
-        ],
-        user,
-    )
+    port = _start(bin_dir, data, root, log, user)
     return PgServer(
         url=f"postgresql://postgres@127.0.0.1:{port}/postgres",
         data_dir=data,
@@ -151,12 +141,39 @@ def start_server() -> PgServer | None:
     )
 
 
+def schema_prefix() -> str:
+    """``cellauto_t``, and the pytest-xdist worker's name after it (``cellauto_tgw0_``):
+    workers sharing one server (``$CELLAUTO_TEST_PG_URL``) never take each other's schemas."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return f"cellauto_t{worker}_" if worker.isidentifier() else "cellauto_t"
+
+
+START_TRIES = 3
+"""Ports tried: a free port may be taken by another process (another xdist worker's
+server, a client's connection) between its probe and the server's bind."""
+
+
+def _start(bin_dir: Path, data: Path, root: Path, log: Path, user: str | None) -> int:
+    """Start the server on a free port; the port."""
+    for attempt in range(1, START_TRIES + 1):
+        port = _free_port()
+        argv = [str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(log)]
+        argv += ["-o", f"{SERVER_SETTINGS} -p {port} -k {root}", "-w", "start"]
+        try:
+            _run(argv, user)
+            return port
+        except RuntimeError:
+            if attempt == START_TRIES or "already in use" not in log.read_text(errors="replace"):
+                raise
+    raise AssertionError("unreachable")
+
+
 @dataclass
 class SchemaPool:
     """Journal schemas on ``server``: taken by a test, given back emptied."""
 
     server: PgServer
-    prefix: str = "cellauto_t"
+    prefix: str = field(default_factory=lambda: schema_prefix())
     free: list[str] = field(default_factory=list)
     made: int = 0
 
@@ -167,7 +184,9 @@ class SchemaPool:
         name = f"{self.prefix}{self.made}"
         self.made += 1
         drop_schema(self.server.url, name)
-        return self.server.location_url(name)
+        url = self.server.location_url(name)
+        _create_journal(url)  # as a schema given back holds one (whatever the test order)
+        return url
 
     def give_back(self, url: str) -> None:
         """Empty the schema (``DELETE`` every table, identities restarted) for the next
@@ -175,6 +194,13 @@ class SchemaPool:
         schema = url.rsplit("#", 1)[1]
         if _empty(self.server.url, schema):
             self.free.append(schema)
+
+
+def _create_journal(url: str) -> None:
+    """An empty journal of the current version in the schema ``url`` names."""
+    from cellauto.records.backend import Location, open_backend
+
+    open_backend(Location.parse(url)).connect(create=True, timeout_s=10.0).close()
 
 
 def _connect(url: str, schema: str | None = None):  # type: ignore[no-untyped-def]

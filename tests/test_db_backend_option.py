@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from cellauto.testing import POSTGRESQL_SKIP
 
 SUITE = """
@@ -61,6 +63,7 @@ def _pytest(
     binaries: bool = True,
     suite: str = SUITE,
 ) -> subprocess.CompletedProcess[str]:
+    tmp_path.mkdir(exist_ok=True)
     (tmp_path / "test_x.py").write_text(suite, encoding="utf-8")
     if not binaries:
         (tmp_path / "conftest.py").write_text(NO_BINARIES, encoding="utf-8")
@@ -124,7 +127,37 @@ def test_the_environment_chooses_too_and_sqlite_runs_everything(tmp_path: Path) 
 
 def test_ci_and_the_readme_run_the_postgresql_pass() -> None:
     root = Path(__file__).resolve().parents[1]
-    command = ".venv/bin/python -m pytest -q --db-backend=postgresql"
+    command = ".venv/bin/python -m pytest -q -n auto --db-backend=postgresql"
     assert command in (root / ".ci" / "run").read_text(encoding="utf-8").splitlines()
     readme = " ".join((root / "README.md").read_text(encoding="utf-8").split())
     assert f"`{command}`" in readme
+
+
+SERVERS = """
+
+def test_each_worker_has_its_server(pg_server, db_location):
+    import os
+
+    assert db_location.is_postgresql and db_location.url.startswith(pg_server.url)
+    seen = Path(os.environ["CELLAUTO_SEEN"]) / os.environ["PYTEST_XDIST_WORKER"]
+    seen.write_text(f"{pg_server.url}\\n{pg_server.data_dir}", encoding="utf-8")
+"""
+
+
+def test_under_xdist_each_worker_deselects_guards_and_has_its_own_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # --dist each: every worker runs every test, each on a server of its own, stopped after
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    monkeypatch.setenv("CELLAUTO_SEEN", str(seen))
+    workers = ("--db-backend=postgresql", "-n", "2", "--dist", "each")
+    each = _pytest(tmp_path / "each", *workers, suite=GUARDED + SERVERS)
+    assert "2 failed, 6 passed" in each.stdout, each.stdout + each.stderr
+    assert "forgotten.db: an SQLite journal opened during the PostgreSQL" in each.stdout
+    assert "1 tests without a journal deselected" in each.stdout  # from the workers
+    servers = [path.read_text(encoding="utf-8").split("\n") for path in seen.iterdir()]
+    assert len(servers) == 2 and servers[0][0] != servers[1][0]  # two ports
+    assert not any(Path(data_dir).exists() for _, data_dir in servers)  # stopped, removed
+    skipped = _pytest(tmp_path / "none", "--db-backend=postgresql", "-n", "2", binaries=False)
+    assert "2 skipped" in skipped.stdout and "cellauto: PostgreSQL tests skipped" in skipped.stdout

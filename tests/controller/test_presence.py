@@ -36,7 +36,12 @@ from tests.controller.test_failover import _audit
 
 pytestmark = pytest.mark.postgresql
 
-FAST = ("--stale-s", "3", "--self-fence-s", "2", "--sweep-s", "0.5")
+#: Short enough for a quick takeover, long enough for a loaded machine (two xdist workers
+#: on two cores): both controllers run with them (which one hangs is known only once one
+#: claims the run), and the survivor's heartbeat, a task of its event loop, waits while
+#: the loop resumes the batch it takes over; with --self-fence-s 2 a starved survivor
+#: once fenced itself there (2.2 s). --self-fence-s must stay below --stale-s.
+FAST = ("--stale-s", "6", "--self-fence-s", "4", "--sweep-s", "0.5")
 
 
 def test_a_hung_controller_is_taken_over_when_its_heartbeat_is_stale_and_then_stops(
@@ -135,7 +140,9 @@ def test_a_control_connection_back_within_the_grace_keeps_its_runs(
     proxy = TcpProxy((server.hostname, server.port))
     with (
         served_demo_line(tmp_path, speed=36_000.0) as (line, _actions),
-        Controller(proxy.url(url), line, "alpha", tmp_path, "--self-fence-s", "2") as alpha,
+        # its self-fence must not end it while its control connection is made again: 4 s
+        # leaves a loaded machine room (its heartbeat, a loop task, beats every 1 s)
+        Controller(proxy.url(url), line, "alpha", tmp_path, "--self-fence-s", "4") as alpha,
     ):
         alpha.wait_for("controller alpha of line")
         run_id = submit(url, "culture_days=7")

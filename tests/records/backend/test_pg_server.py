@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -91,3 +92,52 @@ def test_a_schema_given_back_is_empty_and_reused(pg_schemas: SchemaPool) -> None
             assert [r.seq for r in journal.records("r")] == [0]
     finally:
         pg_schemas.give_back(again)
+
+
+def test_a_port_taken_between_its_probe_and_the_start_is_left_for_another(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under pytest-xdist several workers start servers at once: a probed free port may be
+    taken before the server binds it (here a listener holds it); the next one is tried."""
+    if testing_pg.find_binaries() is None:
+        pytest.skip(NO_SERVER)
+    monkeypatch.delenv(PG_URL_ENV, raising=False)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = int(taken.getsockname()[1])
+        ports = iter([busy])
+        free_port = testing_pg._free_port
+        monkeypatch.setattr(testing_pg, "_free_port", lambda: next(ports, None) or free_port())
+        server = testing_pg.start_server()
+        assert server is not None and server.data_dir is not None
+        try:
+            assert f":{busy}/" not in server.url
+            assert "already in use" in (server.log.read_text() if server.log else "")
+            import psycopg
+
+            with psycopg.connect(server.url) as conn:
+                assert conn.execute("SELECT 1").fetchone() == (1,)
+        finally:
+            server.stop()
+        assert not server.data_dir.exists()
+
+
+@pytest.mark.postgresql
+def test_a_new_schema_of_the_pool_holds_an_empty_journal_as_a_reused_one_does(
+    pg_server: testing_pg.PgServer,
+) -> None:
+    """Whichever schema a test gets (a new one: the first test of a session, or of each
+    xdist worker; or one given back), it holds an empty journal of the current version."""
+    from cellauto.cli._db import journal_exists
+    from cellauto.records import Journal
+
+    pool = SchemaPool(pg_server, prefix="cellauto_fresh_")
+    url = pool.take()
+    try:
+        assert journal_exists(Location.parse(url))
+        with Journal(Location.parse(url), create=False) as journal:
+            assert journal.runs() == []
+    finally:
+        pool.give_back(url)
+        testing_pg.drop_schema(pg_server.url, url.rsplit("#", 1)[1])
