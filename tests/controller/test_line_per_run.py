@@ -15,8 +15,7 @@ from cellauto.records import Journal, RecordKind, verify_run
 from cellauto.records import payloads as rec
 from cellauto.records.backend import Location
 from cellauto.records.site_store import SiteStore
-from tests.controller.site import COI, DEMO, Controller, env, wait_until
-from tests.controller.test_failover import _owner
+from tests.controller.site import COI, DEMO, Controller, env, owner, wait_until
 
 pytestmark = pytest.mark.postgresql
 
@@ -141,7 +140,7 @@ def test_a_run_on_its_own_world_is_held_not_resumed_when_its_controller_dies(
     assert "simulated in its controller's process" in said
     assert "ended with it, and no controller can take it over" in said
     assert f"run {run_id} taken over" not in said
-    assert _owner(url, run_id) == ("beta", 2)
+    assert owner(url, run_id) == ("beta", 2)
     with Journal(url, create=False) as journal:
         payloads = [r.payload for r in journal.records(run_id)]
         assert verify_run(journal, run_id).intact
