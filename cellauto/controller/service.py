@@ -62,6 +62,7 @@ from cellauto.lines.wire import open_line
 from cellauto.protocols import Runner
 from cellauto.protocols.definition import Protocol
 from cellauto.protocols.execution import Execution
+from cellauto.protocols.holds_local import journal_alive
 from cellauto.protocols.inbox import PeopleInbox
 from cellauto.protocols.params import Params, build_params
 from cellauto.records import Journal, _owners
@@ -379,8 +380,7 @@ class ControllerService(Takeovers):
 
     def _owners_alive(self, conn: Conn) -> table.Alive:
         """Whether a shared instrument's ticket is of a run still held (its owner live)."""
-        journal = self.journal
-        return table.owner_liveness(conn, journal._owner_key(), stale_s=journal._stale_s)
+        return journal_alive(self.journal, conn)
 
     def _admit(self, conn: Conn, entry: queue.QueueEntry) -> bool:
         """In the taking transaction: bind the run to a free unit of each pool its
@@ -440,15 +440,7 @@ class ControllerService(Takeovers):
             self._running.pop(run_id, None)
             if closing is not None:
                 closing()
-            self._release_units(run_id)
+            self.units.release_ended(self.conn, run_id, self._owners_alive)
             self._wake.set()
-
-    def _release_units(self, run_id: str) -> None:
-        """A run that ended frees its units (one still going keeps them: taken over)."""
-        try:
-            if self.units.ended(self.conn, run_id):  # every ticket of it: asset_holds
-                self.units.release(self.conn, run_id, self._owners_alive)
-        except (sqlite3.Error, psycopg.Error) as exc:  # freed by the next bind that looks
-            log.warning("run %s: its units not released now: %s", run_id, exc)
 
     # -- peers ----------------------------------------------------------------------------

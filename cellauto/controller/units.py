@@ -27,6 +27,8 @@ import sqlite3
 import uuid
 from collections.abc import Callable, Mapping
 
+import psycopg
+
 from cellauto.controller.queue import QUEUE_CHANNEL
 from cellauto.errors import EquipmentError, JournalError
 from cellauto.instruments.base import Instrument
@@ -251,3 +253,14 @@ class RunUnits:
     def ended(self, conn: Conn, run_id: str) -> bool:
         """Whether the run has ended (its ``run_ended`` is in the journal)."""
         return not unit_alive(conn)(run_id, 0)
+
+    def release_ended(
+        self, conn: Conn, run_id: str, shared_alive: Callable[[Conn], table.Alive]
+    ) -> None:
+        """A run that left this controller frees its units if it ended (one still going
+        keeps them: taken over); a failure is left to the next bind that looks."""
+        try:
+            if self.ended(conn, run_id):
+                self.release(conn, run_id, shared_alive)
+        except (sqlite3.Error, psycopg.Error) as exc:
+            log.warning("run %s: its units not released now: %s", run_id, exc)

@@ -28,6 +28,7 @@ from cellauto.records.backend import Conn, Location
 if TYPE_CHECKING:
     from cellauto.protocols.execution import Execution
     from cellauto.protocols.holds import Hold
+    from cellauto.records import Journal
 
 __all__ = [
     "NS",
@@ -37,6 +38,7 @@ __all__ = [
     "controller",
     "holding",
     "in_commit",
+    "journal_alive",
     "journal_of",
     "now_ns",
     "run_holds",
@@ -160,7 +162,11 @@ def now_ns(execution: Execution) -> int:
 
 def alive(execution: Execution, conn: Conn) -> table.Alive:
     """Whether a ticket's run is still held under its epoch (read in ``conn``)."""
-    journal = journal_of(execution)
+    return journal_alive(journal_of(execution), conn)
+
+
+def journal_alive(journal: Journal, conn: Conn) -> table.Alive:
+    """Whether a ticket's run is still held under its epoch, by ``journal``'s claims."""
     # the owner key as the journal's claims write it (a file's resolved path, or the URL
     # of a PostgreSQL journal)
     return table.owner_liveness(conn, journal._owner_key(), stale_s=journal._stale_s)
